@@ -1,0 +1,172 @@
+//! Identifiers: [`NodeId`] (who a peer is) and [`ConnId`] (which transport
+//! connection a byte stream belongs to).
+
+use core::fmt;
+use core::str::FromStr;
+
+/// A node's identity on the network and its position on the ring.
+///
+/// `NodeId` is the first 16 bytes of BLAKE3(Ed25519 identity public key),
+/// read big-endian. In Noise mode the handshake proves that the peer holds
+/// the private key, so the id is authenticated; in plaintext mode it is only
+/// claimed. Ordering is numeric, which is also the ring order (2^128 points).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct NodeId(u128);
+
+impl NodeId {
+    /// Length of a `NodeId` on the wire.
+    pub const LEN: usize = 16;
+
+    /// Derives the id of an Ed25519 identity public key.
+    pub fn from_public_key(public_key: &[u8; 32]) -> Self {
+        let hash = blake3::hash(public_key);
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&hash.as_bytes()[..16]);
+        NodeId(u128::from_be_bytes(first))
+    }
+
+    /// An id from its numeric value (ring position).
+    pub const fn from_u128(value: u128) -> Self {
+        NodeId(value)
+    }
+
+    /// The numeric value (ring position).
+    pub const fn as_u128(self) -> u128 {
+        self.0
+    }
+
+    /// The 16 wire bytes, big-endian.
+    pub const fn to_bytes(self) -> [u8; 16] {
+        self.0.to_be_bytes()
+    }
+
+    /// An id from its 16 wire bytes.
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+        NodeId(u128::from_be_bytes(bytes))
+    }
+
+    /// The first 8 hex digits, for log lines.
+    pub fn short(self) -> ShortId {
+        ShortId(self)
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NodeId({:08x}…)", (self.0 >> 96) as u32)
+    }
+}
+
+/// Display helper printing the first 8 hex digits of a [`NodeId`].
+#[derive(Clone, Copy)]
+pub struct ShortId(NodeId);
+
+impl fmt::Display for ShortId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:08x}", (self.0.0 >> 96) as u32)
+    }
+}
+
+/// Why a string is not a [`NodeId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a NodeId is 32 hex digits, got {0:?}")]
+pub struct ParseNodeIdError(String);
+
+impl FromStr for NodeId {
+    type Err = ParseNodeIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ParseNodeIdError(s.to_owned()));
+        }
+        u128::from_str_radix(s, 16)
+            .map(NodeId)
+            .map_err(|_| ParseNodeIdError(s.to_owned()))
+    }
+}
+
+/// Names one transport connection between the driver and the node.
+///
+/// Two disjoint spaces keep the two sides from ever colliding: the node picks
+/// ids for the connections it dials ([`Output::Dial`](crate::Output::Dial)),
+/// always with the top bit set; the driver picks ids for the connections it
+/// accepts, always with the top bit clear, through [`ConnId::inbound`].
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(u64);
+
+impl ConnId {
+    const OUTBOUND_BIT: u64 = 1 << 63;
+
+    /// The id a driver gives to the `n`th connection it accepted.
+    ///
+    /// Only the low 63 bits of `n` are used; the top bit is reserved for
+    /// connections the node dials. A driver must not reuse an id while the
+    /// node still knows the connection (until it has seen `Closed` or sent
+    /// `Close` for it).
+    pub const fn inbound(n: u64) -> Self {
+        ConnId(n & !Self::OUTBOUND_BIT)
+    }
+
+    pub(crate) const fn outbound(n: u64) -> Self {
+        ConnId(n | Self::OUTBOUND_BIT)
+    }
+
+    /// Whether the node chose this id for one of its own dials.
+    pub const fn is_outbound(self) -> bool {
+        self.0 & Self::OUTBOUND_BIT != 0
+    }
+
+    /// The raw value, for drivers that index tables by it.
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_outbound() {
+            write!(f, "out#{}", self.0 & !Self::OUTBOUND_BIT)
+        } else {
+            write!(f, "in#{}", self.0)
+        }
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_id_is_blake3_prefix_big_endian() {
+        let key = [7u8; 32];
+        let hash = blake3::hash(&key);
+        let id = NodeId::from_public_key(&key);
+        assert_eq!(&id.to_bytes()[..], &hash.as_bytes()[..16]);
+        assert_eq!(id.to_string().parse::<NodeId>(), Ok(id));
+    }
+
+    #[test]
+    fn node_id_parse_rejects_wrong_length_and_non_hex() {
+        assert!("abc".parse::<NodeId>().is_err());
+        assert!("+0000000000000000000000000000000".parse::<NodeId>().is_err());
+        assert!("g0000000000000000000000000000000".parse::<NodeId>().is_err());
+    }
+
+    #[test]
+    fn conn_id_spaces_are_disjoint() {
+        assert!(!ConnId::inbound(u64::MAX).is_outbound());
+        assert!(ConnId::outbound(0).is_outbound());
+        assert_ne!(ConnId::inbound(5), ConnId::outbound(5));
+    }
+}

@@ -1,0 +1,144 @@
+//! Node identity: an Ed25519 key pair.
+//!
+//! Key *generation* happens outside the state machine (the adapters use the
+//! OS RNG and store the 32 secret bytes); the protocol only ever receives a
+//! finished [`Identity`]. The Noise static key (X25519) is derived from the
+//! identity secret, so one 32-byte secret is all a node has to keep.
+
+use core::fmt;
+
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+
+use crate::NodeId;
+
+/// Domain separation for the signature over the Noise static key.
+pub(crate) const NOISE_STATIC_SIGNATURE_CONTEXT: &[u8] = b"ringmesh noise static key v1:";
+/// BLAKE3 `derive_key` context for the X25519 static key.
+const NOISE_STATIC_KDF_CONTEXT: &str = "ringmesh 2026 noise static key v1";
+
+/// A node's long-term Ed25519 key pair. Its [`NodeId`] is derived from the
+/// public half.
+#[derive(Clone)]
+pub struct Identity {
+    signing: SigningKey,
+    public: PublicKey,
+}
+
+impl Identity {
+    /// The identity whose Ed25519 secret key is `secret` (32 bytes, as stored
+    /// by [`Identity::secret_bytes`]). Any 32 bytes are a valid secret.
+    pub fn from_secret_bytes(secret: [u8; 32]) -> Self {
+        let signing = SigningKey::from_bytes(&secret);
+        let public = PublicKey(signing.verifying_key().to_bytes());
+        Identity { signing, public }
+    }
+
+    /// The 32 secret bytes, for persisting the identity. Keep them private.
+    pub fn secret_bytes(&self) -> [u8; 32] {
+        self.signing.to_bytes()
+    }
+
+    /// The public key peers see.
+    pub fn public_key(&self) -> PublicKey {
+        self.public
+    }
+
+    /// This identity's [`NodeId`].
+    pub fn node_id(&self) -> NodeId {
+        self.public.node_id()
+    }
+
+    pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.signing.sign(message).to_bytes()
+    }
+
+    /// The X25519 private key for Noise, derived from the identity secret.
+    pub(crate) fn noise_static_secret(&self) -> [u8; 32] {
+        blake3::derive_key(NOISE_STATIC_KDF_CONTEXT, &self.signing.to_bytes())
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the secret.
+        f.debug_struct("Identity")
+            .field("node_id", &self.node_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An Ed25519 public key as sent in `Hello`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PublicKey(pub(crate) [u8; 32]);
+
+impl PublicKey {
+    /// The key from its 32 bytes. Whether it is a valid curve point is only
+    /// checked when a signature is verified.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        PublicKey(bytes)
+    }
+
+    /// The 32 bytes.
+    pub const fn to_bytes(self) -> [u8; 32] {
+        self.0
+    }
+
+    /// The [`NodeId`] this key stands for.
+    pub fn node_id(&self) -> NodeId {
+        NodeId::from_public_key(&self.0)
+    }
+
+    /// Strict Ed25519 verification (rejects small-order keys and
+    /// malleable signatures).
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8; 64]) -> Result<(), BadKeyOrSig> {
+        let key = VerifyingKey::from_bytes(&self.0).map_err(|_| BadKeyOrSig::Key)?;
+        let sig = ed25519_dalek::Signature::from_bytes(signature);
+        key.verify_strict(message, &sig)
+            .map_err(|_| BadKeyOrSig::Signature)
+    }
+}
+
+/// Which half of a signed claim failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadKeyOrSig {
+    Key,
+    Signature,
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey(")?;
+        for b in &self.0[..4] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "…)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_verifies_only_for_the_signed_message_and_key() {
+        let a = Identity::from_secret_bytes([1; 32]);
+        let b = Identity::from_secret_bytes([2; 32]);
+        let sig = a.sign(b"hello");
+        assert_eq!(a.public_key().verify(b"hello", &sig), Ok(()));
+        assert_eq!(
+            a.public_key().verify(b"hellO", &sig),
+            Err(BadKeyOrSig::Signature)
+        );
+        assert_eq!(
+            b.public_key().verify(b"hello", &sig),
+            Err(BadKeyOrSig::Signature)
+        );
+    }
+
+    #[test]
+    fn debug_does_not_leak_the_secret() {
+        let a = Identity::from_secret_bytes([0xab; 32]);
+        assert!(!format!("{a:?}").contains("ab, ab"));
+        assert!(!format!("{a:?}").to_lowercase().contains("abab"));
+    }
+}

@@ -1,0 +1,131 @@
+//! # ringmesh — a sans-IO peer-to-peer protocol
+//!
+//! `ringmesh` is a protocol state machine: it consumes network facts and
+//! application commands and emits what should be sent, dialled, closed and
+//! told. It does no I/O, reads no clock, starts no thread and draws no OS
+//! randomness, so the same code runs under the mio adapter
+//! (`ringmesh-mio`), the async adapter (`ringmesh-async-std`), the
+//! deterministic simulator (`ringmesh-sim`) or your own event loop.
+//!
+//! ## The driving contract
+//!
+//! One [`Node`] per peer. Two ways in, two ways out:
+//!
+//! | call | when |
+//! |---|---|
+//! | [`Node::handle_input`] | a transport fact ([`Input::Connected`], [`Input::Received`], [`Input::Closed`], [`Input::DialFailed`]) or a deadline passed ([`Input::Timeout`]) |
+//! | [`Node::command`] | the application wants something ([`Command`]) |
+//! | [`Node::poll_output`] | after **every** `handle_input` and `command`: call until it returns `None` |
+//! | [`Node::poll_timeout`] | after draining: the one instant at which to feed `Input::Timeout` |
+//!
+//! What a driver does with each [`Output`]:
+//!
+//! - [`Output::Dial`]: open a connection to `addr`; later report
+//!   `Input::Connected { conn, direction: Outbound, .. }` or
+//!   `Input::DialFailed { conn, .. }` with the same `conn`.
+//! - [`Output::Send`]: write the bytes to `conn` in order after what was
+//!   written before. The bytes are complete frames, already encrypted.
+//! - [`Output::Close`]: flush what was already sent on `conn`, then close it.
+//!   Do not report `Closed` for it afterwards.
+//! - [`Output::Event`]: hand to the application.
+//!
+//! Connections the driver *accepts* get ids from [`ConnId::inbound`]; the
+//! node's own dials have ids with the top bit set, so the two never collide.
+//!
+//! **Time** is [`Instant`]/[`Duration`], microseconds from an epoch the
+//! driver chooses, passed into every call. **Randomness** comes from the
+//! `seed` given to [`Node::new`]; each component draws from its own stream.
+//! Same config, identity, seed and inputs ⇒ byte-identical outputs.
+//!
+//! ## Example: two nodes joined by an in-memory pipe
+//!
+//! ```
+//! use bytes::Bytes;
+//! use ringmesh::{Command, Config, ConnId, Direction, Event, Identity, Input, Instant, Node, Output};
+//!
+//! /// Plays driver for one direction of the pipe: everything `from` wants
+//! /// sent is delivered to `to` as received on `to_conn`.
+//! fn pump(from: &mut Node, to: &mut Node, to_conn: ConnId, now: Instant, events: &mut Vec<Event>) -> bool {
+//!     let mut moved = false;
+//!     while let Some(output) = from.poll_output() {
+//!         match output {
+//!             Output::Send { bytes, .. } => {
+//!                 to.handle_input(now, Input::Received { conn: to_conn, bytes });
+//!                 moved = true;
+//!             }
+//!             Output::Event(event) => events.push(event),
+//!             // A real driver opens and closes sockets here.
+//!             Output::Dial { .. } | Output::Close { .. } => {}
+//!         }
+//!     }
+//!     moved
+//! }
+//!
+//! let now = Instant::ZERO;
+//! let mut alice = Node::new(Config::default(), Identity::from_secret_bytes([1; 32]), 1, now)?;
+//! let mut bob = Node::new(Config::default(), Identity::from_secret_bytes([2; 32]), 2, now)?;
+//! let (mut alice_events, mut bob_events) = (Vec::new(), Vec::new());
+//!
+//! // Alice dials Bob, insisting on Bob's id; the transport connects.
+//! let bob_addr = "127.0.0.2:4000".parse()?;
+//! alice.command(now, Command::Connect { addr: bob_addr, peer: Some(bob.node_id()) })?;
+//! let Some(Output::Dial { conn: alice_conn, .. }) = alice.poll_output() else { unreachable!() };
+//! let bob_conn = ConnId::inbound(0);
+//! alice.handle_input(now, Input::Connected { conn: alice_conn, remote: bob_addr, direction: Direction::Outbound });
+//! bob.handle_input(now, Input::Connected { conn: bob_conn, remote: "127.0.0.1:50000".parse()?, direction: Direction::Inbound });
+//!
+//! // Run the Noise XX handshake to completion.
+//! while pump(&mut alice, &mut bob, bob_conn, now, &mut alice_events)
+//!     | pump(&mut bob, &mut alice, alice_conn, now, &mut bob_events) {}
+//! assert!(alice.is_connected(bob.node_id()) && bob.is_connected(alice.node_id()));
+//!
+//! // An encrypted one-way message.
+//! alice.command(now, Command::Send { to: bob.node_id(), payload: Bytes::from_static(b"hi bob") })?;
+//! while pump(&mut alice, &mut bob, bob_conn, now, &mut alice_events)
+//!     | pump(&mut bob, &mut alice, alice_conn, now, &mut bob_events) {}
+//! assert!(bob_events.iter().any(|e| matches!(e, Event::Direct { payload, .. } if payload == "hi bob")));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! [`testing::Network`] is a ready-made driver of this kind for many nodes,
+//! with latency and virtual time.
+//!
+//! ## Robustness
+//!
+//! Bad bytes never panic: a malformed frame closes that connection with a
+//! [`ProtocolError`] in [`Event::ConnectionClosed`], and the node carries on.
+//! Frame lengths are checked against [`Config::max_frame_len`] before any
+//! buffering. Every table is capped (see [`Config`]).
+//!
+//! The wire format is specified language-neutrally in `spec/wire.md`, with
+//! test vectors in `spec/vectors/` that this crate's tests check byte for
+//! byte.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+mod command;
+mod config;
+mod id;
+mod identity;
+mod input;
+mod node;
+mod output;
+mod rng;
+mod session;
+mod time;
+pub mod testing;
+mod timer;
+pub mod wire;
+
+pub use command::{Accepted, Command, CommandError};
+pub use config::{Config, ConfigError, MIN_MAX_FRAME_LEN, Security};
+pub use id::{ConnId, NodeId, ParseNodeIdError, ShortId};
+pub use identity::{Identity, PublicKey};
+pub use input::{Direction, Input, TransportError};
+pub use node::{Node, Stats};
+pub use output::{CloseReason, Event, Output, ProtocolError};
+pub use time::{Duration, Instant};
+
+/// The Noise protocol name used in [`Security::Noise`] mode.
+pub const NOISE_PATTERN: &str = session::NOISE_PATTERN;

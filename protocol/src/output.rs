@@ -1,0 +1,177 @@
+//! What the node asks of its driver: [`Output`] and [`Event`].
+
+use core::net::SocketAddr;
+
+use bytes::Bytes;
+use smallvec::SmallVec;
+
+use crate::wire::{Capabilities, DecodeError, GoodbyeReason};
+use crate::{ConnId, Direction, NodeId, Security, TransportError};
+
+/// One thing the driver must do, drained with
+/// [`Node::poll_output`](crate::Node::poll_output) after every input and
+/// command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Open a transport connection to `addr` and report the outcome with
+    /// [`Input::Connected`](crate::Input::Connected) (direction `Outbound`)
+    /// or [`Input::DialFailed`](crate::Input::DialFailed) under this `conn`.
+    Dial {
+        /// The id the node gave this connection.
+        conn: ConnId,
+        /// Where to connect.
+        addr: SocketAddr,
+    },
+    /// Write `bytes` to `conn`, after everything sent before on it. Never
+    /// reorder, drop or merge across connections.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// Bytes ready for the wire (framed, and encrypted in Noise mode).
+        bytes: Bytes,
+    },
+    /// Finish writing what was already sent on `conn`, then close it. The node
+    /// has forgotten the connection: ignore its later reads, and do not report
+    /// `Closed` for it.
+    Close {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Something the application should know.
+    Event(Event),
+}
+
+/// What happened, for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A handshake completed: `peer` is who is on the other end (proven in
+    /// Noise mode, claimed in plaintext mode).
+    SessionEstablished {
+        /// The connection.
+        conn: ConnId,
+        /// The peer's id, derived from its identity key.
+        peer: NodeId,
+        /// The transport address of the connection.
+        remote: SocketAddr,
+        /// Who dialled.
+        direction: Direction,
+        /// How the session is secured.
+        security: Security,
+        /// Where the peer says it accepts connections.
+        listen_addrs: SmallVec<[SocketAddr; 2]>,
+        /// Features both sides offered (used on this connection).
+        capabilities: Capabilities,
+    },
+    /// A connection (dialling, handshaking or open) is gone, and why.
+    ConnectionClosed {
+        /// The connection.
+        conn: ConnId,
+        /// The peer, if the handshake had told us who it was.
+        peer: Option<NodeId>,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// A peer sent a one-way message.
+    Direct {
+        /// The sender.
+        from: NodeId,
+        /// Its bytes.
+        payload: Bytes,
+    },
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// This node's application closed it.
+    #[error("closed locally")]
+    Local,
+    /// This node is shutting down.
+    #[error("local shutdown")]
+    Shutdown,
+    /// This node was over its connection cap.
+    #[error("too many connections")]
+    TooManyConnections,
+    /// The transport reported an error or end of stream.
+    #[error("transport: {0:?}")]
+    Transport(TransportError),
+    /// The dial failed.
+    #[error("dial failed: {0:?}")]
+    DialFailed(TransportError),
+    /// The peer said goodbye.
+    #[error("peer said goodbye: {0:?}")]
+    Goodbye(GoodbyeReason),
+    /// The peer broke the protocol; the connection was closed by this node.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+}
+
+/// A peer's violation of the protocol, or a handshake that cannot succeed.
+/// The connection is closed; the node is otherwise unaffected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The stream does not start with `RMSH`.
+    #[error("not a ringmesh stream (bad preamble magic)")]
+    BadMagic,
+    /// The peer speaks another protocol version.
+    #[error("protocol version mismatch: ours {ours}, theirs {theirs}")]
+    VersionMismatch {
+        /// Our version.
+        ours: u8,
+        /// The peer's.
+        theirs: u8,
+    },
+    /// The peer uses another security mode (never silently downgraded).
+    #[error("security mode mismatch: ours {ours}, theirs {theirs}")]
+    SecurityMismatch {
+        /// Our preamble byte.
+        ours: u8,
+        /// The peer's.
+        theirs: u8,
+    },
+    /// A frame's length is over the cap (not buffered).
+    #[error("frame of {len} bytes over the {max}-byte cap")]
+    FrameTooLarge {
+        /// The claimed length.
+        len: u32,
+        /// The cap.
+        max: u32,
+    },
+    /// The handshake did not complete within `handshake_timeout`.
+    #[error("handshake timed out")]
+    HandshakeTimeout,
+    /// The Noise handshake failed (bad message or decryption).
+    #[error("noise handshake failed")]
+    HandshakeFailed,
+    /// A transport frame failed to decrypt (tampered or out of order).
+    #[error("frame failed to decrypt")]
+    DecryptFailed,
+    /// The identity key in the peer's hello is not a valid Ed25519 key.
+    #[error("peer's identity key is not a valid Ed25519 key")]
+    BadIdentityKey,
+    /// The peer's signature over its Noise static key does not verify under
+    /// the identity key it presented: it may be claiming another's identity.
+    #[error("peer's signature over its Noise static key does not verify")]
+    BadSignature,
+    /// The peer is not the node this connection was dialled for.
+    #[error("expected peer {expected}, got {actual}")]
+    IdentityMismatch {
+        /// The id the dial asked for.
+        expected: NodeId,
+        /// The id the peer proved.
+        actual: NodeId,
+    },
+    /// The connection leads back to this node.
+    #[error("connected to ourselves")]
+    SelfConnection,
+    /// A frame could not be decoded.
+    #[error("malformed frame: {0}")]
+    Decode(#[from] DecodeError),
+    /// A valid message arrived where it has no meaning (e.g. a `Hello` after
+    /// the handshake).
+    #[error("unexpected {0} message")]
+    UnexpectedMessage(&'static str),
+}

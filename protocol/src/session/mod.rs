@@ -1,0 +1,399 @@
+//! Sessions: the per-connection handshake and the framing, encryption and
+//! compression of everything after it.
+//!
+//! A [`Session`] is itself sans-IO: bytes in, [`SessionOutput`]s out. The
+//! node owns one per connection and decides what to do with a session that
+//! is established (check the expected id, refuse self-connections).
+//!
+//! ```text
+//! plaintext:  -> preamble, Hello frame          <- preamble, Hello frame
+//! noise XX:   -> preamble, [e]                  <- preamble
+//!             <- [e, ee, s, es, payload]        -> [s, se, payload]
+//! ```
+//!
+//! In both modes each side sends its preamble at once, and a side whose peer
+//! announces another version or security mode closes with a specific reason:
+//! a Noise node never continues in plaintext.
+
+mod noise;
+
+pub(crate) use noise::NOISE_PATTERN;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::config::Security;
+use crate::identity::Identity;
+use crate::rng::Rng;
+use crate::wire::{
+    Capabilities, FrameDecoder, Hello, LENGTH_PREFIX_LEN, Message, PREAMBLE_LEN, PROTOCOL_VERSION,
+    Preamble, decode_body, encode_body, put_frame_header,
+};
+use crate::{Config, Direction, NodeId, ProtocolError};
+
+/// What every session of a node shares: built once in `Node::new`.
+pub(crate) struct SessionContext {
+    pub(crate) security: Security,
+    pub(crate) hello: Hello,
+    /// Our signed handshake payload (Noise mode only).
+    noise_payload: Bytes,
+    noise_static_secret: [u8; 32],
+    pub(crate) max_frame_len: u32,
+    compression_threshold: usize,
+    preamble: [u8; PREAMBLE_LEN],
+}
+
+impl SessionContext {
+    pub(crate) fn new(config: &Config, identity: &Identity) -> Self {
+        let capabilities = if config.compression {
+            Capabilities::LZ4
+        } else {
+            Capabilities::NONE
+        };
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            identity: identity.public_key(),
+            capabilities,
+            max_frame_len: config.max_frame_len,
+            listen_addrs: config.listen_addrs.clone(),
+        };
+        let noise_payload = match config.security {
+            Security::Noise => noise::signed_payload(identity, &hello),
+            Security::Plaintext => Bytes::new(),
+        };
+        SessionContext {
+            security: config.security,
+            hello,
+            noise_payload,
+            noise_static_secret: identity.noise_static_secret(),
+            max_frame_len: config.max_frame_len,
+            compression_threshold: config.compression_threshold,
+            preamble: Preamble::new(PROTOCOL_VERSION, config.security).to_bytes(),
+        }
+    }
+
+    fn offers_compression(&self) -> bool {
+        self.hello.capabilities.contains(Capabilities::LZ4)
+    }
+}
+
+/// What a session produced from its input.
+#[derive(Debug)]
+pub(crate) enum SessionOutput {
+    /// Bytes for the wire (handshake messages).
+    Send(Bytes),
+    /// The handshake completed.
+    Established(Box<Established>),
+    /// A message arrived on the established session.
+    Message { message: Message, compressed: bool },
+}
+
+/// Who the peer turned out to be.
+#[derive(Debug)]
+pub(crate) struct Established {
+    pub(crate) peer: NodeId,
+    pub(crate) hello: Hello,
+    pub(crate) capabilities: Capabilities,
+}
+
+/// Why an outgoing message was not framed. The session is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EncodeError {
+    NotEstablished,
+    TooLarge { len: usize, max: u32 },
+    Crypto,
+}
+
+enum State {
+    Handshake(Handshake),
+    Established(Transport),
+}
+
+enum Handshake {
+    Plaintext,
+    Noise(Box<snow::HandshakeState>),
+}
+
+enum Transport {
+    Plaintext,
+    Noise(Box<snow::TransportState>),
+}
+
+/// One connection's protocol state, from preamble to close.
+pub(crate) struct Session {
+    state: State,
+    frames: FrameDecoder,
+    preamble: [u8; PREAMBLE_LEN],
+    preamble_len: usize,
+    /// Features both sides offered; known once established.
+    capabilities: Capabilities,
+    /// The peer's frame cap; known once established.
+    peer_max_frame_len: u32,
+}
+
+/// Cap on frames before the session is established: a handshake message is
+/// at most one Noise message, and an unauthenticated peer must not make us
+/// buffer more.
+const HANDSHAKE_MAX_FRAME_LEN: u32 = noise::NOISE_MAX_MESSAGE as u32;
+
+impl Session {
+    /// Opens a session on a fresh connection; returns it and the bytes to
+    /// send right away.
+    pub(crate) fn start(
+        ctx: &SessionContext,
+        direction: Direction,
+        rng: &mut Rng,
+    ) -> Result<(Session, Bytes), ProtocolError> {
+        let mut out = BytesMut::with_capacity(256);
+        out.put_slice(&ctx.preamble);
+        let handshake = match ctx.security {
+            Security::Plaintext => {
+                put_frame(&mut out, |body| {
+                    encode_body(&Message::Hello(ctx.hello.clone()), None, body);
+                });
+                Handshake::Plaintext
+            }
+            Security::Noise => {
+                let mut seed = [0u8; 32];
+                rng.fill(&mut seed);
+                let builder = snow::Builder::with_resolver(
+                    noise::params(),
+                    Box::new(noise::SeededResolver::new(seed)),
+                )
+                .local_private_key(&ctx.noise_static_secret)
+                .and_then(|b| b.prologue(&ctx.preamble))
+                .map_err(|_| ProtocolError::HandshakeFailed)?;
+                let mut state = match direction {
+                    Direction::Outbound => builder.build_initiator(),
+                    Direction::Inbound => builder.build_responder(),
+                }
+                .map_err(|_| ProtocolError::HandshakeFailed)?;
+                if direction == Direction::Outbound {
+                    write_handshake(&mut state, &[], &mut out)?;
+                }
+                Handshake::Noise(Box::new(state))
+            }
+        };
+        let session = Session {
+            state: State::Handshake(handshake),
+            frames: FrameDecoder::new(HANDSHAKE_MAX_FRAME_LEN.min(ctx.max_frame_len)),
+            preamble: [0; PREAMBLE_LEN],
+            preamble_len: 0,
+            capabilities: Capabilities::NONE,
+            peer_max_frame_len: 0,
+        };
+        Ok((session, out.freeze()))
+    }
+
+    /// Bytes buffered for an incomplete frame.
+    #[cfg(test)]
+    pub(crate) fn buffered(&self) -> usize {
+        self.frames.buffered()
+    }
+
+    /// Consumes bytes from the stream. On error the connection must close;
+    /// outputs pushed before the error are still valid.
+    pub(crate) fn on_bytes(
+        &mut self,
+        ctx: &SessionContext,
+        mut input: Bytes,
+        out: &mut Vec<SessionOutput>,
+    ) -> Result<(), ProtocolError> {
+        if self.preamble_len < PREAMBLE_LEN {
+            let take = (PREAMBLE_LEN - self.preamble_len).min(input.len());
+            self.preamble[self.preamble_len..self.preamble_len + take]
+                .copy_from_slice(&input.split_to(take));
+            self.preamble_len += take;
+            if self.preamble_len < PREAMBLE_LEN {
+                return Ok(());
+            }
+            check_preamble(ctx, self.preamble)?;
+        }
+        while let Some(frame) = self.frames.next_frame(&mut input).map_err(|e| {
+            ProtocolError::FrameTooLarge {
+                len: e.len,
+                max: e.max,
+            }
+        })? {
+            self.on_frame(ctx, frame, out)?;
+        }
+        Ok(())
+    }
+
+    fn on_frame(
+        &mut self,
+        ctx: &SessionContext,
+        frame: Bytes,
+        out: &mut Vec<SessionOutput>,
+    ) -> Result<(), ProtocolError> {
+        match &mut self.state {
+            State::Established(transport) => {
+                let body = match transport {
+                    Transport::Plaintext => frame,
+                    Transport::Noise(t) => noise::decrypt_chunks(t, &frame)?,
+                };
+                let (message, compressed) =
+                    decode_body(body, ctx.offers_compression(), ctx.max_frame_len)?;
+                if let Message::Hello(_) = message {
+                    return Err(ProtocolError::UnexpectedMessage("Hello"));
+                }
+                out.push(SessionOutput::Message {
+                    message,
+                    compressed,
+                });
+                Ok(())
+            }
+            State::Handshake(Handshake::Plaintext) => {
+                let (message, _) = decode_body(frame, false, ctx.max_frame_len)?;
+                let Message::Hello(hello) = message else {
+                    return Err(ProtocolError::UnexpectedMessage(message.name()));
+                };
+                noise::check_version(hello.version)?;
+                let peer = hello.identity.node_id();
+                self.establish(ctx, Transport::Plaintext, peer, hello, out);
+                Ok(())
+            }
+            State::Handshake(Handshake::Noise(state)) => {
+                let mut payload = vec![0u8; frame.len()];
+                let len = state
+                    .read_message(&frame, &mut payload)
+                    .map_err(|_| ProtocolError::HandshakeFailed)?;
+                payload.truncate(len);
+                if !state.is_handshake_finished() && !state.is_initiator() {
+                    // Responder read `-> e`; answer `<- e, ee, s, es`.
+                    if !payload.is_empty() {
+                        return Err(ProtocolError::HandshakeFailed);
+                    }
+                    let mut reply = BytesMut::new();
+                    write_handshake(state, &ctx.noise_payload, &mut reply)?;
+                    out.push(SessionOutput::Send(reply.freeze()));
+                    return Ok(());
+                }
+                let (peer, hello) =
+                    noise::verify_payload(Bytes::from(payload), state.get_remote_static())?;
+                if !state.is_handshake_finished() {
+                    // Initiator read `<- e, ee, s, es`; finish with `-> s, se`.
+                    let mut reply = BytesMut::new();
+                    write_handshake(state, &ctx.noise_payload, &mut reply)?;
+                    out.push(SessionOutput::Send(reply.freeze()));
+                }
+                let State::Handshake(Handshake::Noise(state)) =
+                    core::mem::replace(&mut self.state, State::Handshake(Handshake::Plaintext))
+                else {
+                    unreachable!("matched above")
+                };
+                let transport = state
+                    .into_transport_mode()
+                    .map_err(|_| ProtocolError::HandshakeFailed)?;
+                self.establish(ctx, Transport::Noise(Box::new(transport)), peer, hello, out);
+                Ok(())
+            }
+        }
+    }
+
+    fn establish(
+        &mut self,
+        ctx: &SessionContext,
+        transport: Transport,
+        peer: NodeId,
+        hello: Hello,
+        out: &mut Vec<SessionOutput>,
+    ) {
+        self.state = State::Established(transport);
+        self.frames.set_max_frame_len(ctx.max_frame_len);
+        self.capabilities = ctx.hello.capabilities.intersect(hello.capabilities);
+        self.peer_max_frame_len = hello.max_frame_len;
+        out.push(SessionOutput::Established(Box::new(Established {
+            peer,
+            capabilities: self.capabilities,
+            hello,
+        })));
+    }
+
+    /// Frames (compressing and encrypting as negotiated) a message for an
+    /// established session. Returns the wire bytes and whether the body was
+    /// compressed.
+    pub(crate) fn encode(
+        &mut self,
+        ctx: &SessionContext,
+        message: &Message,
+    ) -> Result<(Bytes, bool), EncodeError> {
+        let State::Established(transport) = &mut self.state else {
+            return Err(EncodeError::NotEstablished);
+        };
+        let compress = self
+            .capabilities
+            .contains(Capabilities::LZ4)
+            .then_some(ctx.compression_threshold);
+        match transport {
+            Transport::Plaintext => {
+                let mut out = BytesMut::new();
+                let mut compressed = false;
+                put_frame(&mut out, |body| {
+                    compressed = encode_body(message, compress, body);
+                });
+                let len = out.len() - LENGTH_PREFIX_LEN;
+                if len > self.peer_max_frame_len as usize {
+                    return Err(EncodeError::TooLarge {
+                        len,
+                        max: self.peer_max_frame_len,
+                    });
+                }
+                Ok((out.freeze(), compressed))
+            }
+            Transport::Noise(t) => {
+                let mut body = BytesMut::new();
+                let compressed = encode_body(message, compress, &mut body);
+                let len = noise::encrypted_len(body.len());
+                if len > self.peer_max_frame_len as usize {
+                    return Err(EncodeError::TooLarge {
+                        len,
+                        max: self.peer_max_frame_len,
+                    });
+                }
+                let mut out = BytesMut::with_capacity(LENGTH_PREFIX_LEN + len);
+                put_frame_header(&mut out, len as u32);
+                noise::encrypt_chunks(t, &body, &mut out).map_err(|_| EncodeError::Crypto)?;
+                Ok((out.freeze(), compressed))
+            }
+        }
+    }
+}
+
+fn check_preamble(ctx: &SessionContext, theirs: [u8; PREAMBLE_LEN]) -> Result<(), ProtocolError> {
+    let theirs = Preamble::from_bytes(theirs).ok_or(ProtocolError::BadMagic)?;
+    noise::check_version(theirs.version)?;
+    let ours = ctx.security.wire_code();
+    if theirs.security != ours {
+        return Err(ProtocolError::SecurityMismatch {
+            ours,
+            theirs: theirs.security,
+        });
+    }
+    Ok(())
+}
+
+/// Appends a frame whose body `fill` writes, then backfills the length.
+fn put_frame(out: &mut BytesMut, fill: impl FnOnce(&mut BytesMut)) {
+    let start = out.len();
+    put_frame_header(out, 0);
+    fill(out);
+    let len = (out.len() - start - LENGTH_PREFIX_LEN) as u32;
+    out[start..start + LENGTH_PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
+}
+
+fn write_handshake(
+    state: &mut snow::HandshakeState,
+    payload: &[u8],
+    out: &mut BytesMut,
+) -> Result<(), ProtocolError> {
+    let mut message = vec![0u8; noise::NOISE_MAX_MESSAGE];
+    let len = state
+        .write_message(payload, &mut message)
+        .map_err(|_| ProtocolError::HandshakeFailed)?;
+    put_frame_header(out, len as u32);
+    out.put_slice(&message[..len]);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

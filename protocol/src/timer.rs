@@ -1,0 +1,122 @@
+//! Per-request deadlines: a min-heap cancelled lazily.
+//!
+//! Components keep fixed timers in their own small tables; anything that
+//! exists once per connection or request (a handshake deadline, later a
+//! request timeout) goes here. Entries are never removed on cancel: the owner
+//! checks, when an entry fires, whether it still applies (by a serial number
+//! that changes when the thing it guards is replaced). [`DeadlineQueue::prune`]
+//! drops dead entries from the top so [`Node::poll_timeout`](crate::Node::poll_timeout)
+//! does not report a deadline that nobody waits for.
+
+use core::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use crate::time::Instant;
+
+struct Entry<K> {
+    at: Instant,
+    seq: u64,
+    key: K,
+}
+
+impl<K> PartialEq for Entry<K> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl<K> Eq for Entry<K> {}
+impl<K> PartialOrd for Entry<K> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<K> Ord for Entry<K> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // `seq` breaks ties in insertion order, so equal deadlines fire in a
+        // deterministic order.
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// Deadlines keyed by `K`, earliest first; ties in insertion order.
+pub(crate) struct DeadlineQueue<K> {
+    heap: BinaryHeap<Reverse<Entry<K>>>,
+    seq: u64,
+}
+
+impl<K> DeadlineQueue<K> {
+    pub(crate) fn new() -> Self {
+        DeadlineQueue {
+            heap: BinaryHeap::new(),
+            seq: 0,
+        }
+    }
+
+    pub(crate) fn push(&mut self, at: Instant, key: K) {
+        self.seq += 1;
+        self.heap.push(Reverse(Entry {
+            at,
+            seq: self.seq,
+            key,
+        }));
+    }
+
+    /// The earliest deadline, if any.
+    pub(crate) fn next(&self) -> Option<Instant> {
+        self.heap.peek().map(|e| e.0.at)
+    }
+
+    /// Removes and returns the earliest entry due at or before `now`.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<K> {
+        if self.heap.peek()?.0.at <= now {
+            self.heap.pop().map(|e| e.0.key)
+        } else {
+            None
+        }
+    }
+
+    /// Drops entries from the top while `live` says they no longer apply.
+    pub(crate) fn prune(&mut self, mut live: impl FnMut(&K) -> bool) {
+        while let Some(top) = self.heap.peek() {
+            if live(&top.0.key) {
+                return;
+            }
+            self.heap.pop();
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fires_in_deadline_then_insertion_order() {
+        let mut q = DeadlineQueue::new();
+        q.push(Instant::from_micros(20), "b");
+        q.push(Instant::from_micros(10), "a");
+        q.push(Instant::from_micros(20), "c");
+        assert_eq!(q.next(), Some(Instant::from_micros(10)));
+        assert_eq!(q.pop_due(Instant::from_micros(9)), None);
+        assert_eq!(q.pop_due(Instant::from_micros(25)), Some("a"));
+        assert_eq!(q.pop_due(Instant::from_micros(25)), Some("b"));
+        assert_eq!(q.pop_due(Instant::from_micros(25)), Some("c"));
+        assert_eq!(q.pop_due(Instant::from_micros(25)), None);
+    }
+
+    #[test]
+    fn prune_drops_only_dead_entries_at_the_top() {
+        let mut q = DeadlineQueue::new();
+        q.push(Instant::from_micros(1), 1);
+        q.push(Instant::from_micros(2), 2);
+        q.push(Instant::from_micros(3), 3);
+        q.prune(|k| *k != 1);
+        assert_eq!(q.next(), Some(Instant::from_micros(2)));
+        assert_eq!(q.len(), 2);
+    }
+}

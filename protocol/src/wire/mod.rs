@@ -1,0 +1,170 @@
+//! The wire format: preamble, length-prefixed frames, frame bodies, message
+//! codecs. `spec/wire.md` documents every byte; `spec/vectors/` holds test
+//! vectors that this crate's tests decode and re-encode byte for byte.
+//!
+//! Layers, outermost first:
+//!
+//! 1. **Preamble** ([`Preamble`]): 6 bytes each side sends once, first:
+//!    magic `RMSH`, protocol version, security mode.
+//! 2. **Frame** ([`FrameDecoder`], [`put_frame_header`]): a 4-byte big-endian
+//!    length, then that many bytes. The length is checked against the cap
+//!    before a single byte of the frame is buffered.
+//! 3. **Body** ([`encode_body`], [`decode_body`]): `flags` (bit 0 = LZ4
+//!    compressed), `tag` (the message type), the message. In Noise mode the
+//!    body is encrypted in chunks before framing (see `session`).
+//! 4. **Message** ([`Message`]): one codec per type, selected by tag.
+//!
+//! Adding a message type takes one line in the `messages!` list below and a
+//! [`WireMessage`] impl; framing does not change.
+
+mod frame;
+mod messages;
+mod preamble;
+mod reader;
+mod varint;
+
+pub use frame::{
+    FLAG_COMPRESSED, FrameDecoder, FrameError, LENGTH_PREFIX_LEN, decode_body, encode_body,
+    put_frame_header,
+};
+pub use messages::{
+    Capabilities, Direct, Goodbye, GoodbyeReason, Hello, MAX_LISTEN_ADDRS, NoiseHandshakePayload,
+};
+pub use preamble::{PREAMBLE_LEN, PREAMBLE_MAGIC, Preamble};
+pub use reader::Reader;
+pub use varint::{MAX_VARINT_LEN, get_varint, put_varint, varint_len};
+
+use bytes::BytesMut;
+
+/// The protocol version this crate speaks. Sent in the preamble and `Hello`.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Default cap on a frame's length field: 16 MiB.
+pub const DEFAULT_MAX_FRAME_LEN: u32 = 16 * 1024 * 1024;
+
+/// Why bytes are not a valid message. Decoding never panics; every malformed
+/// input maps to one of these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The input ended inside a field.
+    #[error("input ended inside a field")]
+    UnexpectedEnd,
+    /// A varint does not fit in 64 bits.
+    #[error("varint overflows 64 bits")]
+    VarintOverflow,
+    /// A varint used more bytes than its value needs.
+    #[error("varint is not in its shortest form")]
+    NonCanonicalVarint,
+    /// Bytes were left after the last field of a message.
+    #[error("{0} unexpected trailing bytes after the message")]
+    TrailingBytes(usize),
+    /// The tag names no known message.
+    #[error("unknown message tag {0:#04x}")]
+    UnknownTag(u8),
+    /// The frame body is shorter than its 2-byte header.
+    #[error("frame body shorter than its header")]
+    ShortBody,
+    /// Flag bits that this version does not define are set.
+    #[error("reserved frame flags set: {0:#04x}")]
+    ReservedFlags(u8),
+    /// A compressed body arrived although compression was not negotiated.
+    #[error("compressed frame received but compression was not negotiated")]
+    CompressionNotNegotiated,
+    /// A compressed body claims to expand beyond the frame cap.
+    #[error("compressed body claims {len} bytes, above the {max}-byte cap")]
+    DecompressedTooLarge {
+        /// Claimed decompressed length.
+        len: u64,
+        /// The cap.
+        max: u32,
+    },
+    /// The LZ4 block is corrupt or does not expand to its declared size.
+    #[error("corrupt LZ4 block")]
+    BadCompression,
+    /// An address family byte other than 4 or 6.
+    #[error("unknown address family {0}")]
+    BadAddressFamily(u8),
+    /// A list is longer than the protocol allows.
+    #[error("list of {len} items exceeds the limit of {max}")]
+    TooMany {
+        /// Items claimed.
+        len: u64,
+        /// The limit.
+        max: usize,
+    },
+    /// A numeric field is out of its allowed range.
+    #[error("field {field} out of range: {value}")]
+    OutOfRange {
+        /// The field's name in the spec.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+    },
+}
+
+/// A message type with its own codec.
+pub trait WireMessage: Sized {
+    /// The tag byte that selects this codec.
+    const TAG: u8;
+    /// Appends the message (without flags or tag).
+    fn encode(&self, out: &mut BytesMut);
+    /// Reads the message; must consume `input` exactly.
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError>;
+}
+
+macro_rules! messages {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Every message this version speaks, selected on the wire by its tag.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum Message {
+            $($(#[$doc])* $name($name),)*
+        }
+
+        impl Message {
+            /// The tag byte of this message.
+            pub fn tag(&self) -> u8 {
+                match self { $(Message::$name(_) => <$name as WireMessage>::TAG,)* }
+            }
+
+            /// The message's name as used in the spec.
+            pub fn name(&self) -> &'static str {
+                match self { $(Message::$name(_) => stringify!($name),)* }
+            }
+
+            /// Appends the message bytes (without flags or tag).
+            pub fn encode(&self, out: &mut BytesMut) {
+                match self { $(Message::$name(m) => m.encode(out),)* }
+            }
+
+            /// Decodes the message selected by `tag` from all of `input`.
+            pub fn decode(tag: u8, input: &mut Reader) -> Result<Message, DecodeError> {
+                let message = match tag {
+                    $(<$name as WireMessage>::TAG => Message::$name(<$name>::decode(input)?),)*
+                    other => return Err(DecodeError::UnknownTag(other)),
+                };
+                input.finish()?;
+                Ok(message)
+            }
+        }
+
+        $(impl From<$name> for Message {
+            fn from(m: $name) -> Message { Message::$name(m) }
+        })*
+    };
+}
+
+// Tag ranges by component (spec/wire.md, "Tags"): 0x00–0x0f session,
+// 0x10–0x1f peers and discovery, 0x20–0x2f liveness, 0x30–0x3f mesh,
+// 0x40–0x4f messaging, 0x50–0x5f chord, 0x60–0x6f dht, 0x70–0x7f sync,
+// 0x80–0x8f blobs.
+messages! {
+    /// `0x01` — a plaintext-mode session opener. In Noise mode the same
+    /// fields travel inside the handshake ([`NoiseHandshakePayload`]).
+    Hello,
+    /// `0x02` — the sender is closing the connection, and why.
+    Goodbye,
+    /// `0x40` — a one-way application message to the connected peer.
+    Direct,
+}
