@@ -39,8 +39,10 @@ pub const MIN_MAX_FRAME_LEN: u32 = 1024;
 /// Everything that tunes a [`Node`](crate::Node). Build one with
 /// [`Config::default`] and change fields; [`Node::new`](crate::Node::new)
 /// validates it.
+///
+/// Not `#[non_exhaustive]`, so that `Config { field, ..Config::default() }`
+/// works; always build it that way so new fields do not break you.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Config {
     /// Session security. Default: [`Security::Noise`].
     pub security: Security,

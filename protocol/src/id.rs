@@ -159,8 +159,16 @@ mod tests {
     #[test]
     fn node_id_parse_rejects_wrong_length_and_non_hex() {
         assert!("abc".parse::<NodeId>().is_err());
-        assert!("+0000000000000000000000000000000".parse::<NodeId>().is_err());
-        assert!("g0000000000000000000000000000000".parse::<NodeId>().is_err());
+        assert!(
+            "+0000000000000000000000000000000"
+                .parse::<NodeId>()
+                .is_err()
+        );
+        assert!(
+            "g0000000000000000000000000000000"
+                .parse::<NodeId>()
+                .is_err()
+        );
     }
 
     #[test]

@@ -113,8 +113,8 @@ mod node;
 mod output;
 mod rng;
 mod session;
-mod time;
 pub mod testing;
+mod time;
 mod timer;
 pub mod wire;
 

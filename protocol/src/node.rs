@@ -228,12 +228,7 @@ impl Node {
             match deadline {
                 Deadline::Handshake { conn, serial } => {
                     if self.handshake_pending(conn, serial) {
-                        self.forget(
-                            conn,
-                            ProtocolError::HandshakeTimeout.into(),
-                            None,
-                            true,
-                        );
+                        self.forget(conn, ProtocolError::HandshakeTimeout.into(), None, true);
                     }
                 }
             }
@@ -284,7 +279,9 @@ impl Node {
             return Err(CommandError::ShutDown);
         }
         if self.conns.len() >= self.config.max_connections {
-            return Err(CommandError::TooManyConnections(self.config.max_connections));
+            return Err(CommandError::TooManyConnections(
+                self.config.max_connections,
+            ));
         }
         let conn = ConnId::outbound(self.next_dial);
         self.next_dial += 1;
@@ -360,7 +357,12 @@ impl Node {
         }
         self.scratch = outputs;
         if let (true, Err(error)) = (open, result) {
-            self.forget(conn, error.into(), Some(GoodbyeReason::ProtocolViolation), true);
+            self.forget(
+                conn,
+                error.into(),
+                Some(GoodbyeReason::ProtocolViolation),
+                true,
+            );
         }
     }
 
@@ -388,7 +390,12 @@ impl Node {
                         })
                 };
                 if let Some(error) = refusal {
-                    self.forget(conn, error.into(), Some(GoodbyeReason::ProtocolViolation), true);
+                    self.forget(
+                        conn,
+                        error.into(),
+                        Some(GoodbyeReason::ProtocolViolation),
+                        true,
+                    );
                     return false;
                 }
                 c.peer = Some(peer);
@@ -490,7 +497,12 @@ impl Node {
         self.shut_down = true;
         info!(node = %self.id.short(), connections = self.conns.len(), "shutting down");
         for conn in self.sorted_conns(|_| true) {
-            self.forget(conn, CloseReason::Shutdown, Some(GoodbyeReason::Shutdown), true);
+            self.forget(
+                conn,
+                CloseReason::Shutdown,
+                Some(GoodbyeReason::Shutdown),
+                true,
+            );
         }
     }
 

@@ -207,7 +207,10 @@ impl Network {
                             self.links.insert((i, conn), (j, inbound));
                             self.links.insert((j, inbound), (i, conn));
                             let from = self.addrs[i];
-                            self.schedule(at, Delivery::Input(i, InputKind::Connected(conn, addr, true)));
+                            self.schedule(
+                                at,
+                                Delivery::Input(i, InputKind::Connected(conn, addr, true)),
+                            );
                             self.schedule(
                                 at,
                                 Delivery::Input(j, InputKind::Connected(inbound, from, false)),
@@ -225,7 +228,10 @@ impl Network {
                         });
                     }
                     if let Some(&(j, peer_conn)) = self.links.get(&(i, conn)) {
-                        self.schedule(at, Delivery::Input(j, InputKind::Received(peer_conn, bytes)));
+                        self.schedule(
+                            at,
+                            Delivery::Input(j, InputKind::Received(peer_conn, bytes)),
+                        );
                     }
                 }
                 Output::Close { conn } => {

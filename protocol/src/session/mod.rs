@@ -208,12 +208,14 @@ impl Session {
             }
             check_preamble(ctx, self.preamble)?;
         }
-        while let Some(frame) = self.frames.next_frame(&mut input).map_err(|e| {
-            ProtocolError::FrameTooLarge {
-                len: e.len,
-                max: e.max,
-            }
-        })? {
+        while let Some(frame) =
+            self.frames
+                .next_frame(&mut input)
+                .map_err(|e| ProtocolError::FrameTooLarge {
+                    len: e.len,
+                    max: e.max,
+                })?
+        {
             self.on_frame(ctx, frame, out)?;
         }
         Ok(())

@@ -80,7 +80,8 @@ impl FrameDecoder {
     pub fn next_frame(&mut self, input: &mut Bytes) -> Result<Option<Bytes>, FrameError> {
         if self.partial.is_empty() {
             if input.len() >= LENGTH_PREFIX_LEN {
-                let len = self.check(u32::from_be_bytes([input[0], input[1], input[2], input[3]]))?;
+                let len =
+                    self.check(u32::from_be_bytes([input[0], input[1], input[2], input[3]]))?;
                 if input.len() >= LENGTH_PREFIX_LEN + len {
                     let mut frame = input.split_to(LENGTH_PREFIX_LEN + len);
                     frame.advance(LENGTH_PREFIX_LEN);
@@ -242,7 +243,10 @@ mod tests {
         );
         // Header split across inputs: refused as soon as it is whole.
         let mut decoder = FrameDecoder::new(16);
-        assert_eq!(decoder.next_frame(&mut Bytes::from_static(&[0xff, 0xff])), Ok(None));
+        assert_eq!(
+            decoder.next_frame(&mut Bytes::from_static(&[0xff, 0xff])),
+            Ok(None)
+        );
         assert_eq!(
             decoder.next_frame(&mut Bytes::from_static(&[0xff, 0xff, 0])),
             Err(FrameError {

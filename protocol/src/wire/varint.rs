@@ -72,14 +72,21 @@ mod tests {
             let mut out = Vec::new();
             put_varint(&mut out, value);
             assert_eq!(out, bytes, "encode {value}");
-            assert_eq!(get_varint(bytes), Ok((value, bytes.len())), "decode {value}");
+            assert_eq!(
+                get_varint(bytes),
+                Ok((value, bytes.len())),
+                "decode {value}"
+            );
             assert_eq!(varint_len(value), bytes.len());
         }
     }
 
     #[test]
     fn rejects_overlong_overflowing_and_truncated() {
-        assert_eq!(get_varint(&[0x80, 0x00]), Err(DecodeError::NonCanonicalVarint));
+        assert_eq!(
+            get_varint(&[0x80, 0x00]),
+            Err(DecodeError::NonCanonicalVarint)
+        );
         assert_eq!(
             get_varint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]),
             Err(DecodeError::VarintOverflow)

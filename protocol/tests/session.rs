@@ -1,0 +1,419 @@
+//! Sessions end to end through the in-memory network: handshakes in both
+//! modes, authenticated ids, encrypted traffic, refusals with reasons.
+
+use bytes::Bytes;
+use ringmesh::testing::Network;
+use ringmesh::wire::{Capabilities, FLAG_COMPRESSED, LENGTH_PREFIX_LEN, PREAMBLE_LEN};
+use ringmesh::{
+    CloseReason, Command, CommandError, Config, Direction, Duration, Event, Identity, Instant,
+    NodeId, ProtocolError, Security,
+};
+
+const LATENCY: Duration = Duration::from_millis(5);
+
+fn secret(i: u8) -> [u8; 32] {
+    [i; 32]
+}
+
+fn pair(a: Config, b: Config) -> Network {
+    let mut net = Network::new(LATENCY);
+    net.add_node(a, secret(1), 11).expect("valid config");
+    net.add_node(b, secret(2), 22).expect("valid config");
+    net
+}
+
+fn established(net: &Network, i: usize) -> Vec<(NodeId, Direction, Security, Capabilities)> {
+    net.events_of(i)
+        .filter_map(|e| match e {
+            Event::SessionEstablished {
+                peer,
+                direction,
+                security,
+                capabilities,
+                ..
+            } => Some((*peer, *direction, *security, *capabilities)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn closed(net: &Network, i: usize) -> Vec<CloseReason> {
+    net.events_of(i)
+        .filter_map(|e| match e {
+            Event::ConnectionClosed { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn direct(net: &Network, i: usize) -> Vec<(NodeId, Bytes)> {
+    net.events_of(i)
+        .filter_map(|e| match e {
+            Event::Direct { from, payload } => Some((*from, payload.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn noise_handshake_authenticates_both_ids_and_carries_encrypted_frames() {
+    let mut net = pair(Config::default(), Config::default());
+    net.record_sent(true);
+    let (id_a, id_b) = (net.node(0).node_id(), net.node(1).node_id());
+    assert_eq!(id_a, Identity::from_secret_bytes(secret(1)).node_id());
+
+    net.connect(0, 1).expect("dial");
+    net.run(1_000);
+    assert_eq!(
+        established(&net, 0),
+        vec![(
+            id_b,
+            Direction::Outbound,
+            Security::Noise,
+            Capabilities::LZ4
+        )]
+    );
+    assert_eq!(
+        established(&net, 1),
+        vec![(id_a, Direction::Inbound, Security::Noise, Capabilities::LZ4)]
+    );
+    // XX takes 1.5 round trips; the initiator is done after reading message 2.
+    assert!(net.now() <= Instant::from_micros(4 * LATENCY.as_micros()));
+
+    let secret_text = b"attack at dawn, attack at dawn";
+    net.command(
+        0,
+        Command::Send {
+            to: id_b,
+            payload: Bytes::from_static(secret_text),
+        },
+    )
+    .expect("connected");
+    net.run(1_000);
+    assert_eq!(
+        direct(&net, 1),
+        vec![(id_a, Bytes::from_static(secret_text))]
+    );
+    // Nothing on the wire carries the plaintext.
+    for sent in net.sent() {
+        assert!(
+            !sent
+                .bytes
+                .windows(secret_text.len())
+                .any(|w| w == secret_text),
+            "plaintext leaked on the wire"
+        );
+    }
+}
+
+#[test]
+fn plaintext_mode_establishes_with_claimed_ids_when_both_choose_it() {
+    let mut net = pair(Config::plaintext(), Config::plaintext());
+    net.connect(1, 0).expect("dial");
+    net.run(1_000);
+    let (id_a, id_b) = (net.node(0).node_id(), net.node(1).node_id());
+    assert_eq!(
+        established(&net, 1),
+        vec![(
+            id_a,
+            Direction::Outbound,
+            Security::Plaintext,
+            Capabilities::LZ4
+        )]
+    );
+    assert_eq!(established(&net, 0)[0].0, id_b);
+    net.command(
+        1,
+        Command::Send {
+            to: id_a,
+            payload: Bytes::from_static(b"clear"),
+        },
+    )
+    .expect("connected");
+    net.run(1_000);
+    assert_eq!(direct(&net, 0), vec![(id_b, Bytes::from_static(b"clear"))]);
+}
+
+#[test]
+fn noise_never_falls_back_to_plaintext() {
+    for (a, b) in [
+        (Config::default(), Config::plaintext()),
+        (Config::plaintext(), Config::default()),
+    ] {
+        let (ours_a, ours_b) = (a.security.wire_code(), b.security.wire_code());
+        let mut net = pair(a, b);
+        net.connect(0, 1).expect("dial");
+        net.run(1_000);
+        assert!(established(&net, 0).is_empty() && established(&net, 1).is_empty());
+        assert_eq!(
+            closed(&net, 0),
+            vec![CloseReason::Protocol(ProtocolError::SecurityMismatch {
+                ours: ours_a,
+                theirs: ours_b
+            })]
+        );
+        assert_eq!(
+            closed(&net, 1),
+            vec![CloseReason::Protocol(ProtocolError::SecurityMismatch {
+                ours: ours_b,
+                theirs: ours_a
+            })]
+        );
+    }
+}
+
+#[test]
+fn dial_for_an_expected_id_refuses_anyone_else() {
+    let mut net = pair(Config::default(), Config::default());
+    let wrong = Identity::from_secret_bytes(secret(9)).node_id();
+    net.command(
+        0,
+        Command::Connect {
+            addr: Network::addr_of(1),
+            peer: Some(wrong),
+        },
+    )
+    .expect("dial");
+    net.run(1_000);
+    assert_eq!(
+        closed(&net, 0),
+        vec![CloseReason::Protocol(ProtocolError::IdentityMismatch {
+            expected: wrong,
+            actual: net.node(1).node_id()
+        })]
+    );
+    assert!(!net.node(0).is_connected(net.node(1).node_id()));
+}
+
+#[test]
+fn a_node_that_dials_itself_closes_the_connection() {
+    let mut net = Network::new(LATENCY);
+    net.add_node(Config::default(), secret(1), 1)
+        .expect("valid");
+    net.connect(0, 0).expect("dial");
+    net.run(1_000);
+    let reasons = closed(&net, 0);
+    assert_eq!(reasons.len(), 2, "both ends of the loop close: {reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| *r == CloseReason::Protocol(ProtocolError::SelfConnection))
+    );
+    assert_eq!(net.node(0).connection_count(), 0);
+}
+
+#[test]
+fn a_silent_peer_is_closed_at_the_handshake_timeout_and_not_before() {
+    let mut net = pair(Config::default(), Config::default());
+    let timeout = net.node(0).config().handshake_timeout;
+    // Node 1 vanishes after accepting: no byte ever comes back.
+    net.connect(0, 1).expect("dial");
+    net.crash(1);
+    net.run(1_000);
+    let closes: Vec<(Instant, CloseReason)> = net
+        .events()
+        .iter()
+        .filter_map(|(n, t, e)| match e {
+            Event::ConnectionClosed { reason, .. } if *n == 0 => Some((*t, reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        closes,
+        vec![(
+            Instant::ZERO + timeout,
+            CloseReason::Protocol(ProtocolError::HandshakeTimeout)
+        )]
+    );
+}
+
+#[test]
+fn a_dial_to_nowhere_reports_the_failure() {
+    let mut net = pair(Config::default(), Config::default());
+    net.command(
+        0,
+        Command::Connect {
+            addr: "10.9.9.9:1".parse().expect("addr"),
+            peer: None,
+        },
+    )
+    .expect("dial");
+    net.run(100);
+    assert!(matches!(closed(&net, 0)[..], [CloseReason::DialFailed(_)]));
+    assert_eq!(net.node(0).connection_count(), 0);
+}
+
+#[test]
+fn compressible_payloads_shrink_on_the_wire_and_incompressible_ones_do_not() {
+    let mut net = pair(Config::plaintext(), Config::plaintext());
+    net.record_sent(true);
+    net.connect(0, 1).expect("dial");
+    net.run(1_000);
+    let to = net.node(1).node_id();
+
+    let text = Bytes::from("the quick brown fox jumps over the lazy dog. ".repeat(100));
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: Bytes = (0..4500)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect::<Vec<u8>>()
+        .into();
+    for payload in [text.clone(), noise.clone()] {
+        net.command(0, Command::Send { to, payload })
+            .expect("connected");
+    }
+    net.run(1_000);
+    let wire: Vec<&Bytes> = net
+        .sent()
+        .iter()
+        .filter(|s| s.node == 0)
+        .map(|s| &s.bytes)
+        .collect();
+    let (text_frame, noise_frame) = (wire[wire.len() - 2], wire[wire.len() - 1]);
+    assert_eq!(text_frame[LENGTH_PREFIX_LEN], FLAG_COMPRESSED);
+    assert!(
+        text_frame.len() < text.len() / 4,
+        "{} bytes",
+        text_frame.len()
+    );
+    assert_eq!(noise_frame[LENGTH_PREFIX_LEN], 0);
+    assert_eq!(noise_frame.len(), LENGTH_PREFIX_LEN + 2 + noise.len());
+    // Both arrive intact.
+    let got: Vec<Bytes> = direct(&net, 1).into_iter().map(|(_, p)| p).collect();
+    assert_eq!(got, vec![text, noise]);
+    assert_eq!(net.node(1).stats().compressed_frames_received, 1);
+}
+
+#[test]
+fn a_peer_that_did_not_offer_compression_never_gets_compressed_frames() {
+    let no_lz4 = Config {
+        compression: false,
+        ..Config::plaintext()
+    };
+    for security in [Security::Plaintext, Security::Noise] {
+        let mut net = pair(
+            Config {
+                security,
+                ..Config::plaintext()
+            },
+            Config {
+                security,
+                ..no_lz4.clone()
+            },
+        );
+        net.record_sent(true);
+        net.connect(0, 1).expect("dial");
+        net.run(1_000);
+        assert_eq!(established(&net, 0)[0].3, Capabilities::NONE);
+        let to = net.node(1).node_id();
+        let text = Bytes::from("aaaaaaaaaaaaaaaa".repeat(1000));
+        net.command(
+            0,
+            Command::Send {
+                to,
+                payload: text.clone(),
+            },
+        )
+        .expect("connected");
+        net.run(1_000);
+        assert_eq!(net.node(0).stats().compressed_frames_sent, 0);
+        assert_eq!(net.node(1).stats().compressed_frames_received, 0);
+        assert_eq!(direct(&net, 1)[0].1, text);
+        if security == Security::Plaintext {
+            let last = &net
+                .sent()
+                .iter()
+                .rev()
+                .find(|s| s.node == 0)
+                .expect("sent")
+                .bytes;
+            assert_eq!(last[LENGTH_PREFIX_LEN], 0, "flags must be clear");
+            assert!(last.len() > text.len());
+        }
+    }
+}
+
+#[test]
+fn send_to_an_unknown_peer_or_over_the_peer_cap_is_refused_without_effect() {
+    let small = Config {
+        max_frame_len: 4096,
+        compression: false,
+        ..Config::default()
+    };
+    let mut net = pair(Config::default(), small);
+    net.connect(0, 1).expect("dial");
+    net.run(1_000);
+    let stranger = Identity::from_secret_bytes(secret(7)).node_id();
+    assert_eq!(
+        net.command(
+            0,
+            Command::Send {
+                to: stranger,
+                payload: Bytes::new()
+            }
+        ),
+        Err(CommandError::NotConnected(stranger))
+    );
+    let to = net.node(1).node_id();
+    let sent_before = net.node(0).stats().frames_sent;
+    let err = net
+        .command(
+            0,
+            Command::Send {
+                to,
+                payload: Bytes::from(vec![0u8; 5000]),
+            },
+        )
+        .expect_err("over the peer's cap");
+    assert!(matches!(
+        err,
+        CommandError::PayloadTooLarge { max: 4096, .. }
+    ));
+    assert_eq!(net.node(0).stats().frames_sent, sent_before);
+    // The session still works.
+    net.command(
+        0,
+        Command::Send {
+            to,
+            payload: Bytes::from_static(b"fits"),
+        },
+    )
+    .expect("fits");
+    net.run(1_000);
+    assert_eq!(direct(&net, 1).len(), 1);
+}
+
+#[test]
+fn disconnect_says_goodbye_and_both_sides_learn_why() {
+    let mut net = pair(Config::default(), Config::default());
+    net.connect(0, 1).expect("dial");
+    net.run(1_000);
+    let b = net.node(1).node_id();
+    net.command(0, Command::Disconnect { peer: b })
+        .expect("connected");
+    net.run(1_000);
+    assert_eq!(closed(&net, 0), vec![CloseReason::Local]);
+    assert_eq!(
+        closed(&net, 1),
+        vec![CloseReason::Goodbye(ringmesh::wire::GoodbyeReason::Normal)]
+    );
+    assert_eq!(net.node(0).connection_count(), 0);
+    assert_eq!(net.node(1).connection_count(), 0);
+}
+
+#[test]
+fn garbage_instead_of_a_preamble_closes_with_bad_magic() {
+    let mut net = pair(Config::default(), Config::default());
+    let conn = net.connect(0, 1).expect("dial");
+    net.run(1); // node 0 sees Connected
+    net.inject(0, conn, Bytes::from_static(b"GET / HTTP/1.1\r\n"));
+    assert_eq!(
+        closed(&net, 0),
+        vec![CloseReason::Protocol(ProtocolError::BadMagic)]
+    );
+    let _ = PREAMBLE_LEN;
+}
