@@ -76,7 +76,7 @@ pub(crate) fn static_public_key(secret: &[u8; 32]) -> [u8; 32] {
 }
 
 /// The bytes an identity signs to vouch for a Noise static key.
-fn signed_message(static_public: &[u8]) -> Vec<u8> {
+pub(crate) fn signed_message(static_public: &[u8]) -> Vec<u8> {
     let mut message = Vec::with_capacity(NOISE_STATIC_SIGNATURE_CONTEXT.len() + 32);
     message.extend_from_slice(NOISE_STATIC_SIGNATURE_CONTEXT);
     message.extend_from_slice(static_public);
