@@ -1,1 +1,11 @@
-//! placeholder
+//! `ringmesh-async-std`: an async driver for [`ringmesh::Node`] on
+//! `async-io`, for async-std and smol.
+//!
+//! Not built yet: this crate reserves its place in the workspace. Until it
+//! lands, drive a node yourself by following the contract in the
+//! [`ringmesh`] crate docs.
+
+#![forbid(unsafe_code)]
+
+/// The protocol crate this adapter drives.
+pub use ringmesh;

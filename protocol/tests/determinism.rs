@@ -11,8 +11,12 @@ fn scenario(seed: u64) -> (Vec<Sent>, Vec<(usize, Instant, Event)>) {
     let mut net = Network::new(Duration::from_millis(3));
     net.record_sent(true);
     for i in 0..3u8 {
-        net.add_node(Config::default(), [i + 1; 32], seed.wrapping_add(u64::from(i)))
-            .expect("valid");
+        net.add_node(
+            Config::default(),
+            [i + 1; 32],
+            seed.wrapping_add(u64::from(i)),
+        )
+        .expect("valid");
     }
     net.connect(0, 1).expect("dial");
     net.connect(2, 1).expect("dial");
@@ -21,10 +25,18 @@ fn scenario(seed: u64) -> (Vec<Sent>, Vec<(usize, Instant, Event)>) {
     let ids: Vec<_> = (0..3).map(|i| net.node(i).node_id()).collect();
     for (from, to) in [(0, 1), (1, 2), (2, 0), (1, 0)] {
         let payload = Bytes::from(format!("{from}->{to} ").repeat(100 * (from + 1)));
-        net.command(from, Command::Send { to: ids[to], payload }).expect("connected");
+        net.command(
+            from,
+            Command::Send {
+                to: ids[to],
+                payload,
+            },
+        )
+        .expect("connected");
     }
     net.run(10_000);
-    net.command(2, Command::Disconnect { peer: ids[1] }).expect("connected");
+    net.command(2, Command::Disconnect { peer: ids[1] })
+        .expect("connected");
     net.crash(1);
     net.connect(0, 1).expect("dial to a crashed node");
     net.run(10_000);
@@ -35,8 +47,16 @@ fn scenario(seed: u64) -> (Vec<Sent>, Vec<(usize, Instant, Event)>) {
 fn the_same_seed_gives_byte_identical_outputs() {
     let (sent_a, events_a) = scenario(42);
     let (sent_b, events_b) = scenario(42);
-    assert!(sent_a.len() >= 15, "the scenario does something: {} sends", sent_a.len());
-    assert!(events_a.iter().any(|(_, _, e)| matches!(e, Event::Direct { .. })));
+    assert!(
+        sent_a.len() >= 15,
+        "the scenario does something: {} sends",
+        sent_a.len()
+    );
+    assert!(
+        events_a
+            .iter()
+            .any(|(_, _, e)| matches!(e, Event::Direct { .. }))
+    );
     assert_eq!(sent_a, sent_b);
     assert_eq!(events_a, events_b);
 }

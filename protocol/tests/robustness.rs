@@ -46,14 +46,19 @@ fn hello() -> impl Strategy<Value = Hello> {
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
         hello().prop_map(Message::Hello),
-        prop_oneof![(0u8..=4).prop_map(GoodbyeReason::from_code), (5u8..).prop_map(GoodbyeReason::Other)]
-            .prop_map(|reason| Message::Goodbye(Goodbye { reason })),
+        prop_oneof![
+            (0u8..=4).prop_map(GoodbyeReason::from_code),
+            (5u8..).prop_map(GoodbyeReason::Other)
+        ]
+        .prop_map(|reason| Message::Goodbye(Goodbye { reason })),
         prop_oneof![
             proptest::collection::vec(any::<u8>(), 0..2048),
             // Compressible payloads, so the compressed path is exercised.
             (any::<u8>(), 0usize..4096).prop_map(|(b, n)| vec![b; n]),
         ]
-        .prop_map(|p| Message::Direct(Direct { payload: Bytes::from(p) })),
+        .prop_map(|p| Message::Direct(Direct {
+            payload: Bytes::from(p)
+        })),
     ]
 }
 
@@ -129,12 +134,20 @@ fn feed_node(config: Config, direction: Direction, chunks: Vec<Vec<u8>>) -> bool
         Direction::Inbound => ConnId::inbound(3),
         Direction::Outbound => ConnId::inbound(0), // replaced below
     };
-    let mut node = Node::new(config, Identity::from_secret_bytes([5; 32]), 1, Instant::ZERO)
-        .expect("valid config");
+    let mut node = Node::new(
+        config,
+        Identity::from_secret_bytes([5; 32]),
+        1,
+        Instant::ZERO,
+    )
+    .expect("valid config");
     let conn = if direction == Direction::Outbound {
         let Ok(ringmesh::Accepted::Dialing(c)) = node.command(
             Instant::ZERO,
-            ringmesh::Command::Connect { addr: "127.0.0.1:1".parse().expect("addr"), peer: None },
+            ringmesh::Command::Connect {
+                addr: "127.0.0.1:1".parse().expect("addr"),
+                peer: None,
+            },
         ) else {
             panic!("dial refused");
         };
@@ -144,19 +157,32 @@ fn feed_node(config: Config, direction: Direction, chunks: Vec<Vec<u8>>) -> bool
     };
     node.handle_input(
         Instant::ZERO,
-        Input::Connected { conn, remote: "127.0.0.1:1".parse().expect("addr"), direction },
+        Input::Connected {
+            conn,
+            remote: "127.0.0.1:1".parse().expect("addr"),
+            direction,
+        },
     );
     let mut closed = false;
     let mut t = 0;
     for chunk in chunks {
         t += 1_000;
-        node.handle_input(Instant::from_micros(t), Input::Received { conn, bytes: Bytes::from(chunk) });
+        node.handle_input(
+            Instant::from_micros(t),
+            Input::Received {
+                conn,
+                bytes: Bytes::from(chunk),
+            },
+        );
         while let Some(out) = node.poll_output() {
             match out {
                 Output::Close { .. } => closed = true,
                 Output::Send { .. } => assert!(!closed, "sent after close"),
                 Output::Event(Event::ConnectionClosed { reason, .. }) => {
-                    assert!(matches!(reason, CloseReason::Protocol(_) | CloseReason::Goodbye(_)));
+                    assert!(matches!(
+                        reason,
+                        CloseReason::Protocol(_) | CloseReason::Goodbye(_)
+                    ));
                 }
                 _ => {}
             }

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use ringmesh::testing::Network;
-use ringmesh::wire::{Capabilities, FLAG_COMPRESSED, LENGTH_PREFIX_LEN, PREAMBLE_LEN};
+use ringmesh::wire::{Capabilities, FLAG_COMPRESSED, LENGTH_PREFIX_LEN};
 use ringmesh::{
     CloseReason, Command, CommandError, Config, Direction, Duration, Event, Identity, Instant,
     NodeId, ProtocolError, Security,
@@ -194,11 +194,7 @@ fn a_node_that_dials_itself_closes_the_connection() {
     net.run(1_000);
     let reasons = closed(&net, 0);
     assert_eq!(reasons.len(), 2, "both ends of the loop close: {reasons:?}");
-    assert!(
-        reasons
-            .iter()
-            .any(|r| *r == CloseReason::Protocol(ProtocolError::SelfConnection))
-    );
+    assert!(reasons.contains(&CloseReason::Protocol(ProtocolError::SelfConnection)));
     assert_eq!(net.node(0).connection_count(), 0);
 }
 
@@ -415,5 +411,4 @@ fn garbage_instead_of_a_preamble_closes_with_bad_magic() {
         closed(&net, 0),
         vec![CloseReason::Protocol(ProtocolError::BadMagic)]
     );
-    let _ = PREAMBLE_LEN;
 }

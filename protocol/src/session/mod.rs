@@ -184,12 +184,6 @@ impl Session {
         Ok((session, out.freeze()))
     }
 
-    /// Bytes buffered for an incomplete frame.
-    #[cfg(test)]
-    pub(crate) fn buffered(&self) -> usize {
-        self.frames.buffered()
-    }
-
     /// Consumes bytes from the stream. On error the connection must close;
     /// outputs pushed before the error are still valid.
     pub(crate) fn on_bytes(

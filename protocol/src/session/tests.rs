@@ -4,7 +4,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::noise;
 use super::*;
-use crate::wire::{GoodbyeReason, NoiseHandshakePayload};
+use crate::wire::NoiseHandshakePayload;
 use crate::{CloseReason, ConnId, Event, Input, Instant, Node, Output};
 
 const CONN: ConnId = ConnId::inbound(0);
@@ -77,7 +77,13 @@ fn attack(forge: impl FnOnce(&[u8; 32]) -> NoiseHandshakePayload) -> Vec<CloseRe
     let n = hs.write_message(&[], &mut buf).expect("msg 1");
     let mut first = BytesMut::from(&preamble[..]);
     first.extend_from_slice(&frame(&buf[..n]));
-    node.handle_input(Instant::ZERO, Input::Received { conn: CONN, bytes: first.freeze() });
+    node.handle_input(
+        Instant::ZERO,
+        Input::Received {
+            conn: CONN,
+            bytes: first.freeze(),
+        },
+    );
 
     let reply = sends(&mut node);
     let mut payload = vec![0u8; reply.len()];
@@ -88,7 +94,13 @@ fn attack(forge: impl FnOnce(&[u8; 32]) -> NoiseHandshakePayload) -> Vec<CloseRe
     let mut body = BytesMut::new();
     forged.encode(&mut body);
     let n = hs.write_message(&body, &mut buf).expect("msg 3");
-    node.handle_input(Instant::ZERO, Input::Received { conn: CONN, bytes: frame(&buf[..n]) });
+    node.handle_input(
+        Instant::ZERO,
+        Input::Received {
+            conn: CONN,
+            bytes: frame(&buf[..n]),
+        },
+    );
     assert!(!node.is_connected(forged.hello.identity.node_id()));
     closes(&mut node)
 }
@@ -106,7 +118,10 @@ fn a_signature_by_a_different_key_is_rejected_as_bad_signature() {
         signature: attacker.sign(&noise::signed_message(static_pub)),
         hello: hello_of(&claimed),
     });
-    assert_eq!(reasons, vec![CloseReason::Protocol(ProtocolError::BadSignature)]);
+    assert_eq!(
+        reasons,
+        vec![CloseReason::Protocol(ProtocolError::BadSignature)]
+    );
 }
 
 #[test]
@@ -117,7 +132,10 @@ fn a_replayed_signature_over_another_static_key_is_rejected() {
     let real_payload = noise::signed_payload(&claimed, &hello_of(&claimed));
     let replayed = NoiseHandshakePayload::decode(real_payload).expect("own payload decodes");
     let reasons = attack(|_| replayed);
-    assert_eq!(reasons, vec![CloseReason::Protocol(ProtocolError::BadSignature)]);
+    assert_eq!(
+        reasons,
+        vec![CloseReason::Protocol(ProtocolError::BadSignature)]
+    );
 }
 
 #[test]
@@ -139,13 +157,26 @@ fn an_honest_hand_driven_peer_is_accepted() {
     let n = hs.write_message(&[], &mut buf).expect("msg 1");
     let mut first = BytesMut::from(&preamble[..]);
     first.extend_from_slice(&frame(&buf[..n]));
-    node.handle_input(Instant::ZERO, Input::Received { conn: CONN, bytes: first.freeze() });
+    node.handle_input(
+        Instant::ZERO,
+        Input::Received {
+            conn: CONN,
+            bytes: first.freeze(),
+        },
+    );
     let reply = sends(&mut node);
     let mut payload = vec![0u8; reply.len()];
-    hs.read_message(&reply[LENGTH_PREFIX_LEN..], &mut payload).expect("msg 2");
+    hs.read_message(&reply[LENGTH_PREFIX_LEN..], &mut payload)
+        .expect("msg 2");
     let body = noise::signed_payload(&honest, &hello_of(&honest));
     let n = hs.write_message(&body, &mut buf).expect("msg 3");
-    node.handle_input(Instant::ZERO, Input::Received { conn: CONN, bytes: frame(&buf[..n]) });
+    node.handle_input(
+        Instant::ZERO,
+        Input::Received {
+            conn: CONN,
+            bytes: frame(&buf[..n]),
+        },
+    );
     assert!(node.is_connected(honest.node_id()));
     assert!(closes(&mut node).is_empty());
 }
@@ -167,7 +198,9 @@ fn an_invalid_identity_key_is_rejected_as_such() {
     assert!(
         matches!(
             reasons[..],
-            [CloseReason::Protocol(ProtocolError::BadIdentityKey | ProtocolError::BadSignature)]
+            [CloseReason::Protocol(
+                ProtocolError::BadIdentityKey | ProtocolError::BadSignature
+            )]
         ),
         "{reasons:?}"
     );
@@ -179,13 +212,22 @@ fn a_preamble_of_another_version_is_refused_with_both_versions() {
     let mut other = Preamble::new(PROTOCOL_VERSION + 1, Security::Noise).to_bytes();
     node.handle_input(
         Instant::ZERO,
-        Input::Received { conn: CONN, bytes: Bytes::copy_from_slice(&other[..3]) },
+        Input::Received {
+            conn: CONN,
+            bytes: Bytes::copy_from_slice(&other[..3]),
+        },
     );
-    assert!(closes(&mut node).is_empty(), "half a preamble is no verdict");
+    assert!(
+        closes(&mut node).is_empty(),
+        "half a preamble is no verdict"
+    );
     other[..3].fill(0);
     node.handle_input(
         Instant::ZERO,
-        Input::Received { conn: CONN, bytes: Bytes::copy_from_slice(&other[3..]) },
+        Input::Received {
+            conn: CONN,
+            bytes: Bytes::copy_from_slice(&other[3..]),
+        },
     );
     assert_eq!(
         closes(&mut node),
@@ -210,7 +252,10 @@ fn a_plaintext_hello_of_another_version_is_refused() {
     let mut out = Vec::new();
     assert_eq!(
         session.on_bytes(&ctx, bytes.freeze(), &mut out),
-        Err(ProtocolError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: 9 })
+        Err(ProtocolError::VersionMismatch {
+            ours: PROTOCOL_VERSION,
+            theirs: 9
+        })
     );
     assert!(out.is_empty());
 }
@@ -221,10 +266,18 @@ fn a_handshake_frame_over_one_noise_message_is_refused_unbuffered() {
     let mut bytes = BytesMut::from(&preamble[..]);
     put_frame_header(&mut bytes, 65_536);
     bytes.extend_from_slice(&[0u8; 100]);
-    node.handle_input(Instant::ZERO, Input::Received { conn: CONN, bytes: bytes.freeze() });
+    node.handle_input(
+        Instant::ZERO,
+        Input::Received {
+            conn: CONN,
+            bytes: bytes.freeze(),
+        },
+    );
     assert_eq!(
         closes(&mut node),
-        vec![CloseReason::Protocol(ProtocolError::FrameTooLarge { len: 65_536, max: 65_535 })]
+        vec![CloseReason::Protocol(ProtocolError::FrameTooLarge {
+            len: 65_536,
+            max: 65_535
+        })]
     );
-    let _ = GoodbyeReason::Normal;
 }
