@@ -145,3 +145,46 @@ pub enum ConfigError {
     #[error("max_connections must be at least 1")]
     ZeroMaxConnections,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_each_bad_field_is_named() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        assert_eq!(Config::plaintext().validate(), Ok(()));
+        let bad = |c: Config| c.validate().expect_err("invalid");
+        assert!(matches!(
+            bad(Config {
+                max_frame_len: 10,
+                ..Config::default()
+            }),
+            ConfigError::MaxFrameLenTooSmall { value: 10, .. }
+        ));
+        let many: SmallVec<[SocketAddr; 2]> = (0..9)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect();
+        assert!(matches!(
+            bad(Config {
+                listen_addrs: many,
+                ..Config::default()
+            }),
+            ConfigError::TooManyListenAddrs { len: 9, max: 8 }
+        ));
+        assert_eq!(
+            bad(Config {
+                handshake_timeout: Duration::ZERO,
+                ..Config::default()
+            }),
+            ConfigError::ZeroHandshakeTimeout
+        );
+        assert_eq!(
+            bad(Config {
+                max_connections: 0,
+                ..Config::default()
+            }),
+            ConfigError::ZeroMaxConnections
+        );
+    }
+}

@@ -40,7 +40,8 @@ pub struct Stats {
     /// Connections closed because the peer broke the protocol or the
     /// handshake failed (including timeouts).
     pub protocol_errors: u64,
-    /// Inbound connections refused at the connection cap.
+    /// Inbound connections refused (at the connection cap, or after
+    /// shutdown).
     pub refused_connections: u64,
 }
 
@@ -312,15 +313,22 @@ impl Node {
                     debug!(%conn, "inbound connection with an id in use; ignored");
                     return;
                 }
-                if self.shut_down || self.conns.len() >= self.config.max_connections {
+                let refusal = if self.shut_down {
+                    Some(CloseReason::Shutdown)
+                } else if self.conns.len() >= self.config.max_connections {
+                    Some(CloseReason::TooManyConnections)
+                } else {
+                    None
+                };
+                if let Some(reason) = refusal {
                     self.stats.refused_connections += 1;
-                    info!(%conn, %remote, "refusing inbound connection: at the connection cap");
+                    info!(%conn, %remote, %reason, "refusing inbound connection");
                     self.outputs.push_back(Output::Close { conn });
                     self.outputs
                         .push_back(Output::Event(Event::ConnectionClosed {
                             conn,
                             peer: None,
-                            reason: CloseReason::TooManyConnections,
+                            reason,
                         }));
                     return;
                 }

@@ -30,9 +30,10 @@ pub enum Output {
         /// Bytes ready for the wire (framed, and encrypted in Noise mode).
         bytes: Bytes,
     },
-    /// Finish writing what was already sent on `conn`, then close it. The node
-    /// has forgotten the connection: ignore its later reads, and do not report
-    /// `Closed` for it.
+    /// Finish writing what was already sent on `conn`, then close it; for a
+    /// dial still in progress, abandon it. The node has forgotten the
+    /// connection: ignore its later reads, and do not report `Closed` or
+    /// `DialFailed` for it.
     Close {
         /// The connection.
         conn: ConnId,

@@ -412,3 +412,49 @@ fn garbage_instead_of_a_preamble_closes_with_bad_magic() {
         vec![CloseReason::Protocol(ProtocolError::BadMagic)]
     );
 }
+
+#[test]
+fn inbound_connections_over_the_cap_are_refused_and_counted() {
+    let capped = Config {
+        max_connections: 1,
+        ..Config::default()
+    };
+    let mut net = Network::new(LATENCY);
+    net.add_node(capped, secret(1), 1).expect("valid");
+    net.add_node(Config::default(), secret(2), 2)
+        .expect("valid");
+    net.add_node(Config::default(), secret(3), 3)
+        .expect("valid");
+    net.connect(1, 0).expect("dial");
+    net.run(1_000);
+    net.connect(2, 0).expect("dial");
+    net.run(1_000);
+    assert!(net.node(0).is_connected(net.node(1).node_id()));
+    assert!(!net.node(0).is_connected(net.node(2).node_id()));
+    assert!(closed(&net, 0).contains(&CloseReason::TooManyConnections));
+    assert_eq!(net.node(0).stats().refused_connections, 1);
+    // Its own dials are refused too, without side effects.
+    assert_eq!(net.connect(0, 2), Err(CommandError::TooManyConnections(1)));
+}
+
+#[test]
+fn shutdown_closes_everything_with_a_reason_and_refuses_new_work() {
+    let mut net = pair(Config::default(), Config::default());
+    net.connect(0, 1).expect("dial");
+    net.run(1_000);
+    net.command(0, Command::Shutdown).expect("shutdown");
+    net.run(1_000);
+    assert_eq!(closed(&net, 0), vec![CloseReason::Shutdown]);
+    assert_eq!(
+        closed(&net, 1),
+        vec![CloseReason::Goodbye(
+            ringmesh::wire::GoodbyeReason::Shutdown
+        )]
+    );
+    assert_eq!(net.connect(0, 1), Err(CommandError::ShutDown));
+    // Dials towards it are refused as well.
+    net.connect(1, 0).expect("dial");
+    net.run(1_000);
+    assert!(closed(&net, 0).contains(&CloseReason::Shutdown));
+    assert_eq!(net.node(0).connection_count(), 0);
+}

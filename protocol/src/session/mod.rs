@@ -21,12 +21,12 @@ pub(crate) use noise::NOISE_PATTERN;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::config::Security;
+use crate::config::{MIN_MAX_FRAME_LEN, Security};
 use crate::identity::Identity;
 use crate::rng::Rng;
 use crate::wire::{
-    Capabilities, FrameDecoder, Hello, LENGTH_PREFIX_LEN, Message, PREAMBLE_LEN, PROTOCOL_VERSION,
-    Preamble, decode_body, encode_body, put_frame_header,
+    Capabilities, DecodeError, FrameDecoder, Hello, LENGTH_PREFIX_LEN, Message, PREAMBLE_LEN,
+    PROTOCOL_VERSION, Preamble, decode_body, encode_body, put_frame_header,
 };
 use crate::{Config, Direction, NodeId, ProtocolError};
 
@@ -245,8 +245,7 @@ impl Session {
                 };
                 noise::check_version(hello.version)?;
                 let peer = hello.identity.node_id();
-                self.establish(ctx, Transport::Plaintext, peer, hello, out);
-                Ok(())
+                self.establish(ctx, Transport::Plaintext, peer, hello, out)
             }
             State::Handshake(Handshake::Noise(state)) => {
                 let mut payload = vec![0u8; frame.len()];
@@ -280,8 +279,7 @@ impl Session {
                 let transport = state
                     .into_transport_mode()
                     .map_err(|_| ProtocolError::HandshakeFailed)?;
-                self.establish(ctx, Transport::Noise(Box::new(transport)), peer, hello, out);
-                Ok(())
+                self.establish(ctx, Transport::Noise(Box::new(transport)), peer, hello, out)
             }
         }
     }
@@ -293,7 +291,16 @@ impl Session {
         peer: NodeId,
         hello: Hello,
         out: &mut Vec<SessionOutput>,
-    ) {
+    ) -> Result<(), ProtocolError> {
+        if hello.max_frame_len < MIN_MAX_FRAME_LEN {
+            // A peer that accepts almost nothing could not even be told
+            // goodbye; refuse it now rather than fail every send later.
+            return Err(DecodeError::OutOfRange {
+                field: "max_frame_len",
+                value: u64::from(hello.max_frame_len),
+            }
+            .into());
+        }
         self.state = State::Established(transport);
         self.frames.set_max_frame_len(ctx.max_frame_len);
         self.capabilities = ctx.hello.capabilities.intersect(hello.capabilities);
@@ -303,6 +310,7 @@ impl Session {
             capabilities: self.capabilities,
             hello,
         })));
+        Ok(())
     }
 
     /// Frames (compressing and encrypting as negotiated) a message for an
@@ -382,7 +390,9 @@ fn write_handshake(
     payload: &[u8],
     out: &mut BytesMut,
 ) -> Result<(), ProtocolError> {
-    let mut message = vec![0u8; noise::NOISE_MAX_MESSAGE];
+    // An XX message adds at most an ephemeral key (32), an encrypted static
+    // key (32 + 16) and the payload's tag (16).
+    let mut message = vec![0u8; (payload.len() + 128).min(noise::NOISE_MAX_MESSAGE)];
     let len = state
         .write_message(payload, &mut message)
         .map_err(|_| ProtocolError::HandshakeFailed)?;
