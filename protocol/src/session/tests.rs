@@ -58,12 +58,15 @@ fn frame(message: &[u8]) -> Bytes {
     out.freeze()
 }
 
-/// Plays the initiator up to message 3, whose payload `forge` builds from
-/// the attacker's Noise static public key. Returns what the victim did.
-fn attack(forge: impl FnOnce(&[u8; 32]) -> NoiseHandshakePayload) -> Vec<CloseReason> {
+/// Plays a Noise initiator with `static_secret` against a fresh victim;
+/// message 3 carries the payload `forge` builds from the initiator's static
+/// public key. Returns the victim and the close reasons it reported.
+fn play_initiator(
+    static_secret: [u8; 32],
+    forge: impl FnOnce(&[u8; 32]) -> NoiseHandshakePayload,
+) -> (Node, Vec<CloseReason>) {
     let (mut node, preamble) = victim();
     assert_eq!(preamble.len(), PREAMBLE_LEN);
-    let static_secret = [0x66u8; 32];
     let mut hs = snow::Builder::with_resolver(
         noise::params(),
         Box::new(noise::SeededResolver::new([0x77; 32])),
@@ -90,9 +93,8 @@ fn attack(forge: impl FnOnce(&[u8; 32]) -> NoiseHandshakePayload) -> Vec<CloseRe
     hs.read_message(&reply[LENGTH_PREFIX_LEN..], &mut payload)
         .expect("victim's message 2 is valid");
 
-    let forged = forge(&noise::static_public_key(&static_secret));
     let mut body = BytesMut::new();
-    forged.encode(&mut body);
+    forge(&noise::static_public_key(&static_secret)).encode(&mut body);
     let n = hs.write_message(&body, &mut buf).expect("msg 3");
     node.handle_input(
         Instant::ZERO,
@@ -101,8 +103,15 @@ fn attack(forge: impl FnOnce(&[u8; 32]) -> NoiseHandshakePayload) -> Vec<CloseRe
             bytes: frame(&buf[..n]),
         },
     );
-    assert!(!node.is_connected(forged.hello.identity.node_id()));
-    closes(&mut node)
+    let reasons = closes(&mut node);
+    (node, reasons)
+}
+
+/// An attacker with its own Noise static key.
+fn attack(forge: impl FnOnce(&[u8; 32]) -> NoiseHandshakePayload) -> Vec<CloseReason> {
+    let (node, reasons) = play_initiator([0x66; 32], forge);
+    assert_eq!(node.connection_count(), 0);
+    reasons
 }
 
 fn hello_of(identity: &Identity) -> Hello {
@@ -143,42 +152,12 @@ fn an_honest_hand_driven_peer_is_accepted() {
     // The same harness with a correct payload succeeds, so the rejections
     // above are caused by the forgeries and nothing else.
     let honest = Identity::from_secret_bytes([0xcc; 32]);
-    let (mut node, preamble) = victim();
-    let static_secret = honest.noise_static_secret();
-    let mut hs = snow::Builder::with_resolver(
-        noise::params(),
-        Box::new(noise::SeededResolver::new([1; 32])),
-    )
-    .local_private_key(&static_secret)
-    .and_then(|b| b.prologue(&preamble))
-    .and_then(|b| b.build_initiator())
-    .expect("builder");
-    let mut buf = vec![0u8; 65_535];
-    let n = hs.write_message(&[], &mut buf).expect("msg 1");
-    let mut first = BytesMut::from(&preamble[..]);
-    first.extend_from_slice(&frame(&buf[..n]));
-    node.handle_input(
-        Instant::ZERO,
-        Input::Received {
-            conn: CONN,
-            bytes: first.freeze(),
-        },
-    );
-    let reply = sends(&mut node);
-    let mut payload = vec![0u8; reply.len()];
-    hs.read_message(&reply[LENGTH_PREFIX_LEN..], &mut payload)
-        .expect("msg 2");
-    let body = noise::signed_payload(&honest, &hello_of(&honest));
-    let n = hs.write_message(&body, &mut buf).expect("msg 3");
-    node.handle_input(
-        Instant::ZERO,
-        Input::Received {
-            conn: CONN,
-            bytes: frame(&buf[..n]),
-        },
-    );
+    let (node, reasons) = play_initiator(honest.noise_static_secret(), |_| {
+        NoiseHandshakePayload::decode(noise::signed_payload(&honest, &hello_of(&honest)))
+            .expect("own payload decodes")
+    });
+    assert!(reasons.is_empty(), "{reasons:?}");
     assert!(node.is_connected(honest.node_id()));
-    assert!(closes(&mut node).is_empty());
 }
 
 #[test]
