@@ -26,7 +26,7 @@ use crate::identity::Identity;
 use crate::rng::Rng;
 use crate::wire::{
     Capabilities, DecodeError, FrameDecoder, Hello, LENGTH_PREFIX_LEN, Message, PREAMBLE_LEN,
-    PROTOCOL_VERSION, Preamble, decode_body, encode_body, put_frame_header,
+    PROTOCOL_VERSION, Preamble, decode_body, encode_body, frame_header, put_frame_header,
 };
 use crate::{Config, Direction, NodeId, ProtocolError};
 
@@ -382,7 +382,7 @@ fn put_frame(out: &mut BytesMut, fill: impl FnOnce(&mut BytesMut)) {
     put_frame_header(out, 0);
     fill(out);
     let len = (out.len() - start - LENGTH_PREFIX_LEN) as u32;
-    out[start..start + LENGTH_PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
+    out[start..start + LENGTH_PREFIX_LEN].copy_from_slice(&frame_header(len));
 }
 
 fn write_handshake(

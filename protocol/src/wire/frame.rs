@@ -25,9 +25,14 @@ pub struct FrameError {
     pub max: u32,
 }
 
+/// The header of a frame of `len` bytes: `len` as a big-endian `u32`.
+pub const fn frame_header(len: u32) -> [u8; LENGTH_PREFIX_LEN] {
+    len.to_be_bytes()
+}
+
 /// Appends a frame header for a frame of `len` bytes.
 pub fn put_frame_header(out: &mut BytesMut, len: u32) {
-    out.put_u32(len);
+    out.put_slice(&frame_header(len));
 }
 
 /// Splits a byte stream into frames.

@@ -1,0 +1,1356 @@
+//! Writes the test vectors in `spec/vectors/` from this implementation.
+//!
+//! ```text
+//! cargo run -p ringmesh --example gen_vectors
+//! ```
+//!
+//! The vectors are checked by `protocol/tests/vectors.rs`; rerun this only
+//! when the wire format changes on purpose, then review the diff by hand.
+//! Invalid inputs are written out byte by byte here, not generated.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+use ed25519_dalek::{Signer, SigningKey};
+use ringmesh::testing::Network;
+use ringmesh::wire::{
+    Capabilities, DEFAULT_MAX_FRAME_LEN, Direct, Goodbye, GoodbyeReason, Hello, Message,
+    NoiseHandshakePayload, PROTOCOL_VERSION, Preamble, encode_body, put_frame_header, put_varint,
+};
+use ringmesh::{Command, Config, Duration, Identity, NOISE_PATTERN, PublicKey, Security};
+use snow::params::{CipherChoice, DHChoice, HashChoice};
+use snow::resolvers::{CryptoResolver, DefaultResolver};
+
+// ---------------------------------------------------------------- JSON out
+
+/// A JSON value whose objects keep their keys in the order written.
+enum J {
+    Bool(bool),
+    Num(u64),
+    Str(String),
+    Arr(Vec<J>),
+    Obj(Vec<(&'static str, J)>),
+}
+
+fn s(text: impl Into<String>) -> J {
+    J::Str(text.into())
+}
+
+fn n(value: u64) -> J {
+    J::Num(value)
+}
+
+fn hx(bytes: impl AsRef<[u8]>) -> J {
+    J::Str(hex::encode(bytes))
+}
+
+fn inline(j: &J) -> Option<String> {
+    let mut out = String::new();
+    match j {
+        J::Bool(b) => write!(out, "{b}").ok()?,
+        J::Num(v) => write!(out, "{v}").ok()?,
+        J::Str(text) => out.push_str(&serde_json::to_string(text).ok()?),
+        J::Arr(items) => {
+            let parts: Option<Vec<String>> = items.iter().map(inline).collect();
+            write!(out, "[{}]", parts?.join(", ")).ok()?;
+        }
+        J::Obj(fields) => {
+            let parts: Option<Vec<String>> = fields
+                .iter()
+                .map(|(k, v)| inline(v).map(|v| format!("\"{k}\": {v}")))
+                .collect();
+            let parts = parts?;
+            if parts.is_empty() {
+                out.push_str("{}");
+            } else {
+                write!(out, "{{ {} }}", parts.join(", ")).ok()?;
+            }
+        }
+    }
+    // Long hex strings stay on their own line; short composites inline.
+    let composite = matches!(j, J::Arr(_) | J::Obj(_));
+    (!composite || out.len() <= 80).then_some(out)
+}
+
+fn render(j: &J, indent: usize, out: &mut String) {
+    if let Some(text) = inline(j) {
+        out.push_str(&text);
+        return;
+    }
+    let pad = "  ".repeat(indent + 1);
+    let end = "  ".repeat(indent);
+    match j {
+        J::Arr(items) => {
+            out.push_str("[\n");
+            for (i, item) in items.iter().enumerate() {
+                out.push_str(&pad);
+                render(item, indent + 1, out);
+                out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&end);
+            out.push(']');
+        }
+        J::Obj(fields) => {
+            out.push_str("{\n");
+            for (i, (k, v)) in fields.iter().enumerate() {
+                out.push_str(&pad);
+                write!(out, "\"{k}\": ").expect("write to String");
+                render(v, indent + 1, out);
+                out.push_str(if i + 1 < fields.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&end);
+            out.push('}');
+        }
+        // Scalars always render inline.
+        J::Bool(_) | J::Num(_) | J::Str(_) => {}
+    }
+}
+
+fn write_file(name: &str, j: &J) {
+    let mut text = String::new();
+    render(j, 0, &mut text);
+    text.push('\n');
+    let path = format!("{}/../spec/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::write(&path, text).expect("write vector file");
+    println!("wrote {path}");
+}
+
+// ------------------------------------------------------------- identities
+
+/// RFC 8032 §7.1 TEST 1 and TEST 2 secrets: their public keys can be checked
+/// against the RFC.
+const SECRET_A: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+const SECRET_B: &str = "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb";
+/// RFC 8032 §7.1 TEST 3.
+const SECRET_C: &str = "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7";
+const SECRET_ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+const NOISE_STATIC_KDF_CONTEXT: &str = "ringmesh 2026 noise static key v1";
+const NOISE_STATIC_SIGNATURE_CONTEXT: &[u8] = b"ringmesh noise static key v1:";
+
+fn secret(text: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out).expect("32-byte hex secret");
+    out
+}
+
+fn public_key(text: &str) -> PublicKey {
+    Identity::from_secret_bytes(secret(text)).public_key()
+}
+
+fn noise_static_secret(secret: &[u8; 32]) -> [u8; 32] {
+    blake3::derive_key(NOISE_STATIC_KDF_CONTEXT, secret)
+}
+
+fn noise_static_public(static_secret: &[u8; 32]) -> [u8; 32] {
+    curve25519_dalek::MontgomeryPoint::mul_base_clamped(*static_secret).to_bytes()
+}
+
+fn static_key_signature(secret: &[u8; 32]) -> [u8; 64] {
+    let mut message = NOISE_STATIC_SIGNATURE_CONTEXT.to_vec();
+    message.extend_from_slice(&noise_static_public(&noise_static_secret(secret)));
+    SigningKey::from_bytes(secret).sign(&message).to_bytes()
+}
+
+fn identities() -> J {
+    let entries = [
+        ("rfc8032_test1", SECRET_A),
+        ("rfc8032_test2", SECRET_B),
+        ("rfc8032_test3", SECRET_C),
+        ("all_zero_secret", SECRET_ZERO),
+    ]
+    .iter()
+    .map(|&(name, text)| {
+        let sk = secret(text);
+        let identity = Identity::from_secret_bytes(sk);
+        let static_secret = noise_static_secret(&sk);
+        J::Obj(vec![
+            ("name", s(name)),
+            ("secret", s(text)),
+            ("public_key", hx(identity.public_key().to_bytes())),
+            ("node_id", s(identity.node_id().to_string())),
+            ("noise_static_secret", hx(static_secret)),
+            (
+                "noise_static_public",
+                hx(noise_static_public(&static_secret)),
+            ),
+            ("static_key_signature", hx(static_key_signature(&sk))),
+        ])
+    })
+    .collect();
+    J::Arr(entries)
+}
+
+// ----------------------------------------------------------------- frames
+
+fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+    list.iter()
+        .map(|a| a.parse().expect("socket address"))
+        .collect()
+}
+
+fn hello(
+    version: u8,
+    identity: PublicKey,
+    capabilities: u64,
+    max_frame_len: u32,
+    listen: &[&str],
+) -> Message {
+    Message::Hello(Hello {
+        version,
+        identity,
+        capabilities: Capabilities::from_bits(capabilities),
+        max_frame_len,
+        listen_addrs: addrs(listen).into_iter().collect(),
+    })
+}
+
+fn message_json(message: &Message) -> J {
+    match message {
+        Message::Hello(h) => hello_json(h),
+        Message::Goodbye(g) => J::Obj(vec![
+            ("type", s("Goodbye")),
+            ("reason", n(g.reason.code().into())),
+        ]),
+        Message::Direct(d) => J::Obj(vec![("type", s("Direct")), ("payload", hx(&d.payload))]),
+        other => panic!("no JSON form for {other:?}"),
+    }
+}
+
+fn hello_json(h: &Hello) -> J {
+    J::Obj(vec![
+        ("type", s("Hello")),
+        ("version", n(h.version.into())),
+        ("identity", hx(h.identity.to_bytes())),
+        ("capabilities", n(h.capabilities.bits())),
+        ("max_frame_len", n(h.max_frame_len.into())),
+        (
+            "listen_addrs",
+            J::Arr(h.listen_addrs.iter().map(|a| s(a.to_string())).collect()),
+        ),
+    ])
+}
+
+/// A plaintext-mode frame: length prefix, then the body.
+fn frame_bytes(body: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    put_frame_header(&mut out, u32::try_from(body.len()).expect("small body"));
+    out.extend_from_slice(body);
+    out.to_vec()
+}
+
+fn encode_frame(message: &Message, compress_over: Option<usize>) -> (Vec<u8>, bool) {
+    let mut body = BytesMut::new();
+    let compressed = encode_body(message, compress_over, &mut body);
+    (frame_bytes(&body), compressed)
+}
+
+/// Bytes without repeats for LZ4 to find (xorshift64).
+fn noise_bytes(len: usize, mut x: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn direct(payload: impl Into<Bytes>) -> Message {
+    Message::Direct(Direct {
+        payload: payload.into(),
+    })
+}
+
+fn frames() -> J {
+    let a = public_key(SECRET_A);
+    let b = public_key(SECRET_B);
+    let max = DEFAULT_MAX_FRAME_LEN;
+    let mut cases: Vec<(&str, Message, Option<usize>, &str)> = vec![
+        (
+            "hello_no_addrs",
+            hello(1, a, 0, 1024, &[]),
+            None,
+            "no capabilities, the smallest allowed frame cap, no listen address",
+        ),
+        (
+            "hello_one_ipv4_addr",
+            hello(1, a, 1, max, &["127.0.0.1:7000"]),
+            None,
+            "LZ4 offered, default 16 MiB cap",
+        ),
+        (
+            "hello_several_addrs_ipv4_and_ipv6",
+            hello(
+                1,
+                b,
+                1,
+                max,
+                &[
+                    "10.1.2.3:65535",
+                    "[::1]:9",
+                    "[2001:db8::7]:443",
+                    "[::ffff:192.0.2.1]:80",
+                ],
+            ),
+            None,
+            "an IPv4-mapped IPv6 address stays family 6",
+        ),
+        (
+            "hello_eight_addrs_max_u32_frame_len",
+            hello(
+                1,
+                b,
+                1,
+                u32::MAX,
+                &[
+                    "0.0.0.0:0",
+                    "255.255.255.255:65535",
+                    "192.168.1.1:1",
+                    "[::]:0",
+                    "[fe80::1]:7000",
+                    "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535",
+                    "127.0.0.1:7000",
+                    "127.0.0.2:7001",
+                ],
+            ),
+            None,
+            "MAX_LISTEN_ADDRS = 8 addresses; max_frame_len = 2^32-1",
+        ),
+        (
+            "hello_unknown_capability_bits",
+            hello(1, a, (1 << 40) | 0x81, 65_536, &["127.0.0.1:7000"]),
+            None,
+            "unknown capability bits are carried as sent (ignored by the receiver)",
+        ),
+        (
+            "hello_version_2",
+            hello(2, a, 1, max, &[]),
+            None,
+            "the codec accepts any version; the session refuses it (VersionMismatch)",
+        ),
+    ];
+    for code in [0u8, 1, 2, 3, 4, 5, 255] {
+        let name = match GoodbyeReason::from_code(code) {
+            GoodbyeReason::Normal => "goodbye_normal",
+            GoodbyeReason::Shutdown => "goodbye_shutdown",
+            GoodbyeReason::ProtocolViolation => "goodbye_protocol_violation",
+            GoodbyeReason::TooManyConnections => "goodbye_too_many_connections",
+            GoodbyeReason::Duplicate => "goodbye_duplicate",
+            GoodbyeReason::Other(5) => "goodbye_unknown_code_5",
+            GoodbyeReason::Other(_) => "goodbye_unknown_code_255",
+        };
+        let note = if code > 4 {
+            "unknown codes decode and are kept as sent"
+        } else {
+            ""
+        };
+        cases.push((
+            name,
+            Message::Goodbye(Goodbye {
+                reason: GoodbyeReason::from_code(code),
+            }),
+            None,
+            note,
+        ));
+    }
+    cases.extend([
+        ("direct_empty", direct(Bytes::new()), None, ""),
+        ("direct_small", direct(&b"hello"[..]), None, ""),
+        (
+            "direct_binary",
+            direct(&[0x00u8, 0xff, 0x01, 0x80, 0x7f][..]),
+            None,
+            "",
+        ),
+        (
+            "direct_compressed",
+            direct("ringmesh ".repeat(100)),
+            Some(512),
+            "900 compressible bytes, threshold 512: sent compressed",
+        ),
+        (
+            "direct_at_threshold_compressed",
+            direct(vec![b'a'; 512]),
+            Some(512),
+            "a message of exactly the threshold is compressed",
+        ),
+        (
+            "direct_under_threshold_plain",
+            direct(vec![b'a'; 511]),
+            Some(512),
+            "one byte under the threshold: sent plain although compressible",
+        ),
+        (
+            "direct_incompressible_plain",
+            direct(noise_bytes(600, 0x2545_f491_4f6c_dd1d)),
+            Some(512),
+            "over the threshold but LZ4 does not make it smaller: sent plain",
+        ),
+    ]);
+    let mut out: Vec<J> = cases
+        .into_iter()
+        .map(|(name, message, compress_over, note)| {
+            let (bytes, compressed) = encode_frame(&message, compress_over);
+            let mut fields = vec![("name", s(name))];
+            if !note.is_empty() {
+                fields.push(("note", s(note)));
+            }
+            fields.extend([
+                ("hex", hx(&bytes)),
+                ("flags", n(u64::from(compressed))),
+                ("tag", n(message.tag().into())),
+            ]);
+            if let Some(threshold) = compress_over {
+                fields.push(("compress_threshold", n(threshold as u64)));
+            }
+            fields.push(("message", message_json(&message)));
+            J::Obj(fields)
+        })
+        .collect();
+    // A valid LZ4 block no sender would choose (it is not smaller): every
+    // receiver that offered LZ4 must still accept it.
+    let literal_block = [&[0x01u8, 0x40, 5, 0, 0, 0, 0x50][..], b"hello".as_slice()].concat();
+    out.push(J::Obj(vec![
+        ("name", s("direct_compressed_literals_only")),
+        (
+            "note",
+            s("decode only: an LZ4 block of one literal run; senders would not produce it"),
+        ),
+        ("hex", hx(frame_bytes(&literal_block))),
+        ("flags", n(1)),
+        ("tag", n(0x40)),
+        ("decode_only", J::Bool(true)),
+        ("message", message_json(&direct(&b"hello"[..]))),
+    ]));
+    J::Arr(out)
+}
+
+// ---------------------------------------------------------------- varints
+
+fn varints() -> J {
+    let values: [u64; 24] = [
+        0,
+        1,
+        127,
+        128,
+        255,
+        300,
+        16_383,
+        16_384,
+        (1 << 21) - 1,
+        1 << 21,
+        (1 << 28) - 1,
+        1 << 28,
+        u32::MAX as u64,
+        1 << 32,
+        1 << 35,
+        1 << 42,
+        1 << 49,
+        (1 << 56) - 1,
+        1 << 56,
+        (1 << 63) - 1,
+        1 << 63,
+        u64::MAX - 1,
+        u64::MAX,
+        0x0123_4567_89ab_cdef,
+    ];
+    let valid = values
+        .iter()
+        .map(|&v| {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            J::Obj(vec![("value", s(v.to_string())), ("hex", hx(out))])
+        })
+        .collect();
+    let invalid: Vec<(&str, &str, &str)> = vec![
+        ("empty", "", "UnexpectedEnd"),
+        ("truncated_after_continuation", "80", "UnexpectedEnd"),
+        ("truncated_two_bytes", "ffff", "UnexpectedEnd"),
+        (
+            "truncated_nine_bytes",
+            "808080808080808080",
+            "UnexpectedEnd",
+        ),
+        ("zero_in_two_bytes", "8000", "NonCanonicalVarint"),
+        ("127_in_two_bytes", "ff00", "NonCanonicalVarint"),
+        ("one_in_four_bytes", "81808000", "NonCanonicalVarint"),
+        (
+            "zero_in_ten_bytes",
+            "80808080808080808000",
+            "NonCanonicalVarint",
+        ),
+        ("tenth_byte_2", "ffffffffffffffffff02", "VarintOverflow"),
+        ("tenth_byte_7f", "ffffffffffffffffff7f", "VarintOverflow"),
+        (
+            "tenth_byte_has_continuation",
+            "ffffffffffffffffff81",
+            "VarintOverflow",
+        ),
+        (
+            "ten_continuation_bytes",
+            "80808080808080808080",
+            "VarintOverflow",
+        ),
+        ("eleven_bytes", "8080808080808080808001", "VarintOverflow"),
+    ];
+    let invalid = invalid
+        .into_iter()
+        .map(|(name, hex, error)| {
+            J::Obj(vec![
+                ("name", s(name)),
+                ("hex", s(hex)),
+                ("error", s(error)),
+            ])
+        })
+        .collect();
+    J::Obj(vec![("valid", J::Arr(valid)), ("invalid", J::Arr(invalid))])
+}
+
+// --------------------------------------------------------- invalid frames
+
+fn unhex(text: &str) -> Vec<u8> {
+    hex::decode(text.replace(' ', "")).expect("hex literal")
+}
+
+/// The hex of a plaintext frame around the body given in hex.
+fn fr(body: &str) -> String {
+    hex::encode(frame_bytes(&unhex(body)))
+}
+
+fn invalid_frames() -> J {
+    let a = hex::encode(public_key(SECRET_A).to_bytes());
+    // A valid Hello body: version 1, identity A, LZ4, 16 MiB cap, one address.
+    let hello_body = format!("00 01 01 {a} 01 80808008 01 04 7f000001 1b58");
+    let (compressed_direct, compressed) = encode_frame(&direct("ringmesh ".repeat(100)), Some(512));
+    assert!(compressed);
+    let max = DEFAULT_MAX_FRAME_LEN;
+    // (name, body hex, cap, accept_compressed, error, detail)
+    let body_cases: Vec<(&str, String, u32, bool, &str, J)> = vec![
+        (
+            "reserved_flag_bit_1",
+            "02 40".into(),
+            max,
+            true,
+            "ReservedFlags",
+            J::Obj(vec![("flags", n(0x02))]),
+        ),
+        (
+            "reserved_flag_bit_7_with_compressed",
+            "81 40 05000000 50 68656c6c6f".into(),
+            max,
+            true,
+            "ReservedFlags",
+            J::Obj(vec![("flags", n(0x80))]),
+        ),
+        (
+            "reserved_flags_checked_before_tag",
+            "fe ee".into(),
+            max,
+            true,
+            "ReservedFlags",
+            J::Obj(vec![("flags", n(0xfe))]),
+        ),
+        (
+            "unknown_tag_0x00",
+            "00 00".into(),
+            max,
+            true,
+            "UnknownTag",
+            J::Obj(vec![("tag", n(0x00))]),
+        ),
+        (
+            "unknown_tag_0xee",
+            "00 ee 0102".into(),
+            max,
+            true,
+            "UnknownTag",
+            J::Obj(vec![("tag", n(0xee))]),
+        ),
+        (
+            "empty_body",
+            "".into(),
+            max,
+            true,
+            "ShortBody",
+            J::Obj(vec![]),
+        ),
+        (
+            "one_byte_body",
+            "00".into(),
+            max,
+            true,
+            "ShortBody",
+            J::Obj(vec![]),
+        ),
+        (
+            "goodbye_missing_reason",
+            "00 02".into(),
+            max,
+            true,
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "goodbye_trailing_byte",
+            "00 02 00 00".into(),
+            max,
+            true,
+            "TrailingBytes",
+            J::Obj(vec![("count", n(1))]),
+        ),
+        (
+            "hello_trailing_bytes",
+            format!("{hello_body} 0000"),
+            max,
+            true,
+            "TrailingBytes",
+            J::Obj(vec![("count", n(2))]),
+        ),
+        (
+            "hello_missing_version",
+            "00 01".into(),
+            max,
+            true,
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "hello_truncated_identity",
+            format!("00 01 01 {}", &a[..32]),
+            max,
+            true,
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "hello_missing_listen_count",
+            format!("00 01 01 {a} 01 80808008"),
+            max,
+            true,
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "hello_missing_address",
+            format!("00 01 01 {a} 01 80808008 02 04 7f000001 1b58"),
+            max,
+            true,
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "hello_missing_port",
+            format!("00 01 01 {a} 01 80808008 01 04 7f000001"),
+            max,
+            true,
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "hello_truncated_ipv6_address",
+            format!("00 01 01 {a} 01 80808008 01 06 00000000000000000000"),
+            max,
+            true,
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "hello_address_family_0",
+            format!("00 01 01 {a} 01 80808008 01 00 7f000001 1b58"),
+            max,
+            true,
+            "BadAddressFamily",
+            J::Obj(vec![("family", n(0))]),
+        ),
+        (
+            "hello_address_family_5",
+            format!("00 01 01 {a} 01 80808008 01 05 7f000001 1b58"),
+            max,
+            true,
+            "BadAddressFamily",
+            J::Obj(vec![("family", n(5))]),
+        ),
+        (
+            "hello_nine_listen_addrs",
+            format!("00 01 01 {a} 01 80808008 09"),
+            max,
+            true,
+            "TooMany",
+            J::Obj(vec![("len", n(9)), ("max", n(8))]),
+        ),
+        (
+            "hello_huge_listen_count",
+            format!("00 01 01 {a} 01 80808008 c0843d"),
+            max,
+            true,
+            "TooMany",
+            J::Obj(vec![("len", n(1_000_000)), ("max", n(8))]),
+        ),
+        (
+            "hello_max_frame_len_over_u32",
+            format!("00 01 01 {a} 01 8080808010 00"),
+            max,
+            true,
+            "OutOfRange",
+            J::Obj(vec![("field", s("max_frame_len")), ("value", n(1 << 32))]),
+        ),
+        (
+            "hello_non_canonical_capabilities",
+            format!("00 01 01 {a} 8100 80808008 00"),
+            max,
+            true,
+            "NonCanonicalVarint",
+            J::Obj(vec![]),
+        ),
+        (
+            "hello_capabilities_overflow",
+            format!("00 01 01 {a} ffffffffffffffffff02 80808008 00"),
+            max,
+            true,
+            "VarintOverflow",
+            J::Obj(vec![]),
+        ),
+        (
+            "compressed_not_negotiated",
+            hex::encode(&compressed_direct[4..]),
+            max,
+            false,
+            "CompressionNotNegotiated",
+            J::Obj(vec![]),
+        ),
+        (
+            "compressed_claims_over_default_cap",
+            "01 40 01000001 00".into(),
+            max,
+            true,
+            "DecompressedTooLarge",
+            J::Obj(vec![("len", n(16_777_217)), ("max", n(max.into()))]),
+        ),
+        (
+            "compressed_claims_over_receiver_cap",
+            "01 40 01040000 50 68656c6c6f".into(),
+            1024,
+            true,
+            "DecompressedTooLarge",
+            J::Obj(vec![("len", n(1025)), ("max", n(1024))]),
+        ),
+        (
+            "compressed_size_truncated",
+            "01 40 0500".into(),
+            max,
+            true,
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "compressed_ratio_impossible",
+            "01 40 e8030000 00".into(),
+            max,
+            true,
+            "BadCompression",
+            J::Obj(vec![]),
+        ),
+        (
+            "compressed_expands_short",
+            "01 40 06000000 50 68656c6c6f".into(),
+            max,
+            true,
+            "BadCompression",
+            J::Obj(vec![]),
+        ),
+        (
+            "compressed_expands_long",
+            "01 40 04000000 50 68656c6c6f".into(),
+            max,
+            true,
+            "BadCompression",
+            J::Obj(vec![]),
+        ),
+        (
+            "compressed_literals_run_past_block",
+            "01 40 05000000 50 6865".into(),
+            max,
+            true,
+            "BadCompression",
+            J::Obj(vec![]),
+        ),
+        (
+            "compressed_goodbye_trailing_byte",
+            "01 02 02000000 20 0000".into(),
+            max,
+            true,
+            "TrailingBytes",
+            J::Obj(vec![("count", n(1))]),
+        ),
+        (
+            "compressed_unknown_tag",
+            "01 ee 05000000 50 68656c6c6f".into(),
+            max,
+            true,
+            "UnknownTag",
+            J::Obj(vec![("tag", n(0xee))]),
+        ),
+    ];
+    let mut out: Vec<J> = body_cases
+        .into_iter()
+        .map(|(name, body, cap, accept, error, detail)| {
+            J::Obj(vec![
+                ("name", s(name)),
+                ("hex", hx(frame_bytes(&unhex(&body)))),
+                ("max_frame_len", n(cap.into())),
+                ("accept_compressed", J::Bool(accept)),
+                ("error", s(error)),
+                ("error_detail", detail),
+            ])
+        })
+        .collect();
+    for (name, header, cap) in [
+        ("frame_over_default_cap", "01000001", max),
+        ("frame_over_handshake_cap", "00010000", 65_535),
+        ("frame_length_u32_max", "ffffffff", max),
+    ] {
+        let len = u32::from_str_radix(header, 16).expect("hex u32");
+        out.push(J::Obj(vec![
+            ("name", s(name)),
+            (
+                "note",
+                s("only the 4-byte header: refused before any of the frame arrives"),
+            ),
+            ("hex", s(header)),
+            ("max_frame_len", n(cap.into())),
+            ("accept_compressed", J::Bool(true)),
+            ("error", s("FrameTooLarge")),
+            (
+                "error_detail",
+                J::Obj(vec![("len", n(len.into())), ("max", n(cap.into()))]),
+            ),
+        ]));
+    }
+    J::Arr(out)
+}
+
+// ------------------------------------------------------ session refusals
+
+/// Name, security mode, compression offered, input hex, error, error detail,
+/// Goodbye code the node sends (if any).
+type SessionCase = (
+    &'static str,
+    &'static str,
+    bool,
+    String,
+    &'static str,
+    J,
+    Option<u64>,
+);
+
+fn session_errors() -> J {
+    let a = hex::encode(public_key(SECRET_A).to_bytes());
+    let plain = "524d5348 01 00";
+    let noise = "524d5348 01 01";
+    let hello = fr(&format!("00 01 01 {a} 01 80808008 01 04 7f000001 1b58"));
+    let hello_v2 = fr(&format!("00 01 02 {a} 01 80808008 01 04 7f000001 1b58"));
+    // (name, security, compression, input hex, error, detail, goodbye code)
+    let cases: Vec<SessionCase> = vec![
+        (
+            "bad_magic",
+            "plaintext",
+            true,
+            "524d5349 01 00".into(),
+            "BadMagic",
+            J::Obj(vec![]),
+            None,
+        ),
+        (
+            "preamble_version_2",
+            "plaintext",
+            true,
+            "524d5348 02 00".into(),
+            "VersionMismatch",
+            J::Obj(vec![("ours", n(1)), ("theirs", n(2))]),
+            None,
+        ),
+        (
+            "plaintext_node_gets_noise_preamble",
+            "plaintext",
+            true,
+            noise.into(),
+            "SecurityMismatch",
+            J::Obj(vec![("ours", n(0)), ("theirs", n(1))]),
+            None,
+        ),
+        (
+            "noise_node_gets_plaintext_preamble",
+            "noise",
+            true,
+            format!("{plain} {hello}"),
+            "SecurityMismatch",
+            J::Obj(vec![("ours", n(1)), ("theirs", n(0))]),
+            None,
+        ),
+        (
+            "unknown_security_byte",
+            "plaintext",
+            true,
+            "524d5348 01 02".into(),
+            "SecurityMismatch",
+            J::Obj(vec![("ours", n(0)), ("theirs", n(2))]),
+            None,
+        ),
+        (
+            "handshake_frame_over_65535",
+            "plaintext",
+            true,
+            format!("{plain} 00010000"),
+            "FrameTooLarge",
+            J::Obj(vec![("len", n(65_536)), ("max", n(65_535))]),
+            None,
+        ),
+        (
+            "first_frame_not_hello",
+            "plaintext",
+            true,
+            format!("{plain} {}", fr("00 02 00")),
+            "UnexpectedMessage",
+            J::Obj(vec![("message", s("Goodbye"))]),
+            None,
+        ),
+        (
+            "hello_version_2",
+            "plaintext",
+            true,
+            format!("{plain} {hello_v2}"),
+            "VersionMismatch",
+            J::Obj(vec![("ours", n(1)), ("theirs", n(2))]),
+            None,
+        ),
+        (
+            "hello_max_frame_len_below_minimum",
+            "plaintext",
+            true,
+            format!(
+                "{plain} {}",
+                fr(&format!("00 01 01 {a} 01 ff07 01 04 7f000001 1b58"))
+            ),
+            "Decode",
+            J::Obj(vec![("decode_error", s("OutOfRange"))]),
+            None,
+        ),
+        (
+            "compressed_hello",
+            "plaintext",
+            true,
+            format!("{plain} {}", fr("01 01 05000000 50 68656c6c6f")),
+            "Decode",
+            J::Obj(vec![("decode_error", s("CompressionNotNegotiated"))]),
+            None,
+        ),
+        (
+            "malformed_hello",
+            "plaintext",
+            true,
+            format!("{plain} {}", fr("00 01 01")),
+            "Decode",
+            J::Obj(vec![("decode_error", s("UnexpectedEnd"))]),
+            None,
+        ),
+        (
+            "second_hello",
+            "plaintext",
+            true,
+            format!("{plain} {hello} {hello}"),
+            "UnexpectedMessage",
+            J::Obj(vec![("message", s("Hello"))]),
+            Some(2),
+        ),
+        (
+            "established_frame_over_cap",
+            "plaintext",
+            true,
+            format!("{plain} {hello} 01000001"),
+            "FrameTooLarge",
+            J::Obj(vec![("len", n(16_777_217)), ("max", n(16_777_216))]),
+            Some(2),
+        ),
+        (
+            "established_reserved_flag",
+            "plaintext",
+            true,
+            format!("{plain} {hello} {}", fr("02 40")),
+            "Decode",
+            J::Obj(vec![("decode_error", s("ReservedFlags"))]),
+            Some(2),
+        ),
+        (
+            "compressed_direct_to_node_without_lz4",
+            "plaintext",
+            false,
+            format!("{plain} {hello} {}", fr("01 40 05000000 50 68656c6c6f")),
+            "Decode",
+            J::Obj(vec![("decode_error", s("CompressionNotNegotiated"))]),
+            Some(2),
+        ),
+        (
+            "noise_message_1_with_payload",
+            "noise",
+            true,
+            format!("{noise} {}", fr(&"09".repeat(33))),
+            "HandshakeFailed",
+            J::Obj(vec![]),
+            None,
+        ),
+        (
+            "noise_message_1_too_short",
+            "noise",
+            true,
+            format!("{noise} {}", fr(&"09".repeat(16))),
+            "HandshakeFailed",
+            J::Obj(vec![]),
+            None,
+        ),
+    ];
+    let entries = cases
+        .into_iter()
+        .map(
+            |(name, security, compression, input, error, detail, goodbye)| {
+                let mut fields = vec![
+                    ("name", s(name)),
+                    ("security", s(security)),
+                    ("compression", J::Bool(compression)),
+                    ("input", hx(unhex(&input))),
+                    ("error", s(error)),
+                    ("error_detail", detail),
+                ];
+                fields.push(("goodbye", goodbye.map_or(J::Str("none".into()), J::Num)));
+                J::Obj(fields)
+            },
+        )
+        .collect();
+    J::Arr(entries)
+}
+
+// ------------------------------------------------- plaintext handshake
+
+fn hex_payload(text: &str) -> J {
+    hx(text.as_bytes())
+}
+
+fn handshake_plaintext() -> J {
+    let listen_a = ["127.0.0.1:7000"];
+    let listen_b = ["127.0.0.2:7000", "[2001:db8::2]:7000"];
+    let (seed_a, seed_b) = (1u64, 2u64);
+    let config = |listen: &[&str]| Config {
+        listen_addrs: addrs(listen).into_iter().collect(),
+        ..Config::plaintext()
+    };
+    let mut net = Network::new(Duration::from_millis(5));
+    net.record_sent(true);
+    let ia = net
+        .add_node(config(&listen_a), secret(SECRET_A), seed_a)
+        .expect("valid config");
+    let ib = net
+        .add_node(config(&listen_b), secret(SECRET_B), seed_b)
+        .expect("valid config");
+    let (id_a, id_b) = (net.node(ia).node_id(), net.node(ib).node_id());
+    let steps = vec![
+        J::Obj(vec![("action", s("connect")), ("from", s("initiator"))]),
+        J::Obj(vec![
+            ("action", s("send")),
+            ("from", s("initiator")),
+            ("payload", hex_payload("hello from the initiator")),
+        ]),
+        J::Obj(vec![
+            ("action", s("send")),
+            ("from", s("responder")),
+            ("payload", hex_payload("hello from the responder")),
+        ]),
+        J::Obj(vec![("action", s("disconnect")), ("from", s("initiator"))]),
+    ];
+    net.connect(ia, ib).expect("dial");
+    net.run(1_000);
+    for (from, to, text) in [
+        (ia, id_b, "hello from the initiator"),
+        (ib, id_a, "hello from the responder"),
+    ] {
+        net.command(
+            from,
+            Command::Send {
+                to,
+                payload: Bytes::from(text),
+            },
+        )
+        .expect("connected");
+        net.run(1_000);
+    }
+    net.command(ia, Command::Disconnect { peer: id_b })
+        .expect("connected");
+    net.run(1_000);
+    let contents = [
+        "preamble 524d5348 01 00, then the initiator's Hello frame",
+        "preamble 524d5348 01 00, then the responder's Hello frame",
+        "Direct frame",
+        "Direct frame",
+        "Goodbye frame, reason 0 (Normal)",
+    ];
+    assert_eq!(net.sent().len(), contents.len());
+    let sent = net
+        .sent()
+        .iter()
+        .zip(contents)
+        .map(|(sent, what)| {
+            J::Obj(vec![
+                (
+                    "from",
+                    s(if sent.node == ia {
+                        "initiator"
+                    } else {
+                        "responder"
+                    }),
+                ),
+                ("contents", s(what)),
+                ("hex", hx(&sent.bytes)),
+            ])
+        })
+        .collect();
+    let side = |name: &str, text: &str, seed: u64, listen: &[&str]| {
+        let identity = Identity::from_secret_bytes(secret(text));
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            identity: identity.public_key(),
+            capabilities: Capabilities::LZ4,
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            listen_addrs: addrs(listen).into_iter().collect(),
+        };
+        J::Obj(vec![
+            ("name", s(name)),
+            ("secret", s(text)),
+            ("public_key", hx(identity.public_key().to_bytes())),
+            ("node_id", s(identity.node_id().to_string())),
+            ("seed", n(seed)),
+            (
+                "listen_addrs",
+                J::Arr(listen.iter().map(|a| s(*a)).collect()),
+            ),
+            ("hello", hello_json(&hello)),
+        ])
+    };
+    J::Obj(vec![
+        (
+            "description",
+            s(
+                "Two nodes in plaintext mode (Config::plaintext(): LZ4 offered, threshold 512, \
+               max_frame_len 16777216) with the listen addresses below. The initiator dials \
+               the responder; both send their preamble and Hello at once; then one Direct \
+               each way; then the initiator disconnects. `sent` lists every Output::Send in \
+               order: each entry is exactly the bytes one side wrote.",
+            ),
+        ),
+        ("initiator", side("initiator", SECRET_A, seed_a, &listen_a)),
+        ("responder", side("responder", SECRET_B, seed_b, &listen_b)),
+        ("steps", J::Arr(steps)),
+        ("sent", J::Arr(sent)),
+    ])
+}
+
+// ---------------------------------------------------- noise handshake
+
+const EPHEMERAL_A: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const EPHEMERAL_B: &str = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
+
+fn noise_frame(message: &[u8]) -> Vec<u8> {
+    frame_bytes(message)
+}
+
+/// snow's default resolver with an RNG that must never be asked for bytes:
+/// both ephemeral keys are fixed.
+struct FixedResolver;
+
+struct NoRandom;
+
+impl snow::types::Random for NoRandom {
+    fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), snow::Error> {
+        panic!("the vectors use fixed ephemeral keys")
+    }
+}
+
+impl CryptoResolver for FixedResolver {
+    fn resolve_rng(&self) -> Option<Box<dyn snow::types::Random>> {
+        Some(Box::new(NoRandom))
+    }
+    fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn snow::types::Dh>> {
+        DefaultResolver.resolve_dh(choice)
+    }
+    fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn snow::types::Hash>> {
+        DefaultResolver.resolve_hash(choice)
+    }
+    fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn snow::types::Cipher>> {
+        DefaultResolver.resolve_cipher(choice)
+    }
+}
+
+fn handshake_noise() -> J {
+    let preamble = Preamble::new(PROTOCOL_VERSION, Security::Noise).to_bytes();
+    let params: snow::params::NoiseParams = NOISE_PATTERN.parse().expect("pattern");
+    let (sa, sb) = (secret(SECRET_A), secret(SECRET_B));
+    let (ea, eb) = (secret(EPHEMERAL_A), secret(EPHEMERAL_B));
+    let (nsa, nsb) = (noise_static_secret(&sa), noise_static_secret(&sb));
+    let listen_a = ["127.0.0.1:7000"];
+    let listen_b = ["127.0.0.2:7000"];
+    let hello_of = |sk: &[u8; 32], listen: &[&str]| Hello {
+        version: PROTOCOL_VERSION,
+        identity: Identity::from_secret_bytes(*sk).public_key(),
+        capabilities: Capabilities::LZ4,
+        max_frame_len: DEFAULT_MAX_FRAME_LEN,
+        listen_addrs: addrs(listen).into_iter().collect(),
+    };
+    let payload_of = |sk: &[u8; 32], listen: &[&str]| {
+        let mut out = BytesMut::new();
+        NoiseHandshakePayload {
+            signature: static_key_signature(sk),
+            hello: hello_of(sk, listen),
+        }
+        .encode(&mut out);
+        out.to_vec()
+    };
+    let (payload_a, payload_b) = (payload_of(&sa, &listen_a), payload_of(&sb, &listen_b));
+    let mut init = snow::Builder::with_resolver(params.clone(), Box::new(FixedResolver))
+        .local_private_key(&nsa)
+        .and_then(|b| b.prologue(&preamble))
+        .expect("builder")
+        .fixed_ephemeral_key_for_testing_only(&ea)
+        .build_initiator()
+        .expect("initiator");
+    let mut resp = snow::Builder::with_resolver(params, Box::new(FixedResolver))
+        .local_private_key(&nsb)
+        .and_then(|b| b.prologue(&preamble))
+        .expect("builder")
+        .fixed_ephemeral_key_for_testing_only(&eb)
+        .build_responder()
+        .expect("responder");
+    let mut buf = vec![0u8; 65_535];
+    let mut scratch = vec![0u8; 65_535];
+    let len = init.write_message(&[], &mut buf).expect("m1");
+    let m1 = buf[..len].to_vec();
+    assert_eq!(resp.read_message(&m1, &mut scratch).expect("m1"), 0);
+    let len = resp.write_message(&payload_b, &mut buf).expect("m2");
+    let m2 = buf[..len].to_vec();
+    let got = init.read_message(&m2, &mut scratch).expect("m2");
+    assert_eq!(scratch[..got], payload_b[..]);
+    let len = init.write_message(&payload_a, &mut buf).expect("m3");
+    let m3 = buf[..len].to_vec();
+    let got = resp.read_message(&m3, &mut scratch).expect("m3");
+    assert_eq!(scratch[..got], payload_a[..]);
+    let hash = init.get_handshake_hash().to_vec();
+    assert_eq!(hash, resp.get_handshake_hash());
+    let mut init = init.into_transport_mode().expect("transport");
+    let mut resp = resp.into_transport_mode().expect("transport");
+
+    let mut transport = Vec::new();
+    for (from, text) in [
+        ("initiator", "hello from the initiator"),
+        ("responder", "hello from the responder"),
+    ] {
+        let mut body = BytesMut::new();
+        encode_body(&direct(Bytes::from(text)), Some(512), &mut body);
+        let state = if from == "initiator" {
+            &mut init
+        } else {
+            &mut resp
+        };
+        let len = state.write_message(&body, &mut buf).expect("transport");
+        transport.push(J::Obj(vec![
+            ("from", s(from)),
+            ("body", hx(&body)),
+            ("hex", hx(noise_frame(&buf[..len]))),
+        ]));
+    }
+
+    let side = |name: &str, sk_text: &str, e_text: &str, listen: &[&str], payload: &[u8]| {
+        let sk = secret(sk_text);
+        let ns = noise_static_secret(&sk);
+        J::Obj(vec![
+            ("name", s(name)),
+            ("secret", s(sk_text)),
+            (
+                "public_key",
+                hx(Identity::from_secret_bytes(sk).public_key().to_bytes()),
+            ),
+            (
+                "node_id",
+                s(Identity::from_secret_bytes(sk).node_id().to_string()),
+            ),
+            ("noise_static_secret", hx(ns)),
+            ("noise_static_public", hx(noise_static_public(&ns))),
+            ("ephemeral_secret", s(e_text)),
+            ("hello", hello_json(&hello_of(&sk, listen))),
+            ("handshake_payload", hx(payload)),
+        ])
+    };
+    J::Obj(vec![
+        (
+            "description",
+            s(
+                "A Noise_XX_25519_ChaChaPoly_BLAKE2s handshake between two Security::Noise nodes \
+               with fixed ephemeral keys (real nodes draw them from their seeded stream, so a \
+               live handshake differs after message 1's key). Prologue = the 6-byte preamble. \
+               `sent` lists each side's writes in order; then one Direct each way in transport \
+               mode (one chunk each).",
+            ),
+        ),
+        ("protocol_name", s(NOISE_PATTERN)),
+        ("prologue", hx(preamble)),
+        (
+            "initiator",
+            side("initiator", SECRET_A, EPHEMERAL_A, &listen_a, &payload_a),
+        ),
+        (
+            "responder",
+            side("responder", SECRET_B, EPHEMERAL_B, &listen_b, &payload_b),
+        ),
+        (
+            "sent",
+            J::Arr(vec![
+                J::Obj(vec![
+                    ("from", s("initiator")),
+                    ("contents", s("preamble, then message 1 (-> e) framed")),
+                    ("hex", hx([&preamble[..], &noise_frame(&m1)].concat())),
+                ]),
+                J::Obj(vec![
+                    ("from", s("responder")),
+                    ("contents", s("preamble")),
+                    ("hex", hx(preamble)),
+                ]),
+                J::Obj(vec![
+                    ("from", s("responder")),
+                    (
+                        "contents",
+                        s("message 2 (<- e, ee, s, es + responder payload) framed"),
+                    ),
+                    ("hex", hx(noise_frame(&m2))),
+                ]),
+                J::Obj(vec![
+                    ("from", s("initiator")),
+                    (
+                        "contents",
+                        s("message 3 (-> s, se + initiator payload) framed"),
+                    ),
+                    ("hex", hx(noise_frame(&m3))),
+                ]),
+            ]),
+        ),
+        ("handshake_hash", hx(hash)),
+        ("transport", J::Arr(transport)),
+    ])
+}
+
+fn main() {
+    write_file("identities.json", &identities());
+    write_file("frames.json", &frames());
+    write_file("varints.json", &varints());
+    write_file("invalid_frames.json", &invalid_frames());
+    write_file("session_errors.json", &session_errors());
+    write_file("handshake_plaintext.json", &handshake_plaintext());
+    write_file("handshake_noise.json", &handshake_noise());
+}

@@ -1,0 +1,1110 @@
+//! Checks every test vector in `spec/vectors/` against this implementation:
+//! valid frames decode to the value their JSON fields describe and re-encode
+//! byte for byte; invalid ones fail with the named error; the handshake
+//! transcripts are reproduced by real nodes (plaintext) or by a from-the-spec
+//! Noise peer talking to real nodes (Noise). `spec/wire.md` is the prose.
+
+use core::net::SocketAddr;
+use std::collections::BTreeSet;
+
+use bytes::{Bytes, BytesMut};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use ringmesh::testing::Network;
+use ringmesh::wire::{
+    Capabilities, DEFAULT_MAX_FRAME_LEN, DecodeError, Direct, FLAG_COMPRESSED, FrameDecoder,
+    FrameError, Goodbye, GoodbyeReason, Hello, Message, NoiseHandshakePayload, PREAMBLE_LEN,
+    Reader, decode_body, encode_body, get_varint, put_frame_header, put_varint, varint_len,
+};
+use ringmesh::{
+    CloseReason, Command, Config, ConnId, Direction, Duration, Event, Identity, Input, Instant,
+    NOISE_PATTERN, Node, Output, ProtocolError, PublicKey,
+};
+use serde_json::{Value, json};
+use snow::params::{CipherChoice, DHChoice, HashChoice};
+use snow::resolvers::{CryptoResolver, DefaultResolver};
+
+const VECTOR_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/vectors/");
+
+/// One test per vector file, and the list the coverage test compares with
+/// the directory: a vector file without a checker fails the build's tests.
+macro_rules! vector_files {
+    ($($test:ident: $file:literal => $check:ident,)*) => {
+        const CHECKED_FILES: &[&str] = &[$($file),*];
+        $(
+            #[test]
+            fn $test() {
+                $check(&load($file));
+            }
+        )*
+    };
+}
+
+vector_files! {
+    identities_json: "identities.json" => check_identities,
+    frames_json: "frames.json" => check_frames,
+    varints_json: "varints.json" => check_varints,
+    invalid_frames_json: "invalid_frames.json" => check_invalid_frames,
+    session_errors_json: "session_errors.json" => check_session_errors,
+    handshake_plaintext_json: "handshake_plaintext.json" => check_handshake_plaintext,
+    handshake_noise_json: "handshake_noise.json" => check_handshake_noise,
+}
+
+#[test]
+fn every_vector_file_is_checked() {
+    let on_disk: BTreeSet<String> = std::fs::read_dir(VECTOR_DIR)
+        .expect("spec/vectors exists")
+        .map(|entry| {
+            entry
+                .expect("readable dir entry")
+                .file_name()
+                .into_string()
+                .expect("UTF-8 file name")
+        })
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    let checked: BTreeSet<String> = CHECKED_FILES.iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        on_disk, checked,
+        "every spec/vectors/*.json needs a checker in protocol/tests/vectors.rs (and vice versa)"
+    );
+}
+
+// ------------------------------------------------------------- JSON access
+
+fn load(name: &str) -> Value {
+    let path = format!("{VECTOR_DIR}{name}");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn field<'a>(v: &'a Value, key: &str) -> &'a Value {
+    v.get(key)
+        .unwrap_or_else(|| panic!("missing field {key:?} in {v}"))
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    field(v, key)
+        .as_str()
+        .unwrap_or_else(|| panic!("{key:?} is not a string in {v}"))
+}
+
+fn num(v: &Value, key: &str) -> u64 {
+    field(v, key)
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key:?} is not an unsigned integer in {v}"))
+}
+
+fn flag(v: &Value, key: &str) -> bool {
+    field(v, key)
+        .as_bool()
+        .unwrap_or_else(|| panic!("{key:?} is not a boolean in {v}"))
+}
+
+fn bytes(v: &Value, key: &str) -> Vec<u8> {
+    hex::decode(text(v, key)).unwrap_or_else(|e| panic!("{key:?} is not hex ({e}) in {v}"))
+}
+
+fn array<const N: usize>(v: &Value, key: &str) -> [u8; N] {
+    bytes(v, key)
+        .try_into()
+        .unwrap_or_else(|b: Vec<u8>| panic!("{key:?} has {} bytes, expected {N}", b.len()))
+}
+
+fn items(v: &Value) -> &[Value] {
+    v.as_array()
+        .unwrap_or_else(|| panic!("expected an array, got {v}"))
+}
+
+fn names_are_unique(cases: &[Value]) {
+    let mut seen = BTreeSet::new();
+    for case in cases {
+        assert!(seen.insert(text(case, "name")), "duplicate vector name");
+    }
+}
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse()
+        .unwrap_or_else(|e| panic!("{text:?} is not a socket address: {e}"))
+}
+
+fn secret_of(side: &Value) -> [u8; 32] {
+    array(side, "secret")
+}
+
+// --------------------------------------------------- values from the JSON
+
+fn hello_from_json(v: &Value) -> Hello {
+    assert_eq!(text(v, "type"), "Hello");
+    Hello {
+        version: u8::try_from(num(v, "version")).expect("version is a u8"),
+        identity: PublicKey::from_bytes(array(v, "identity")),
+        capabilities: Capabilities::from_bits(num(v, "capabilities")),
+        max_frame_len: u32::try_from(num(v, "max_frame_len")).expect("max_frame_len is a u32"),
+        listen_addrs: items(field(v, "listen_addrs"))
+            .iter()
+            .map(|a| addr(a.as_str().expect("address string")))
+            .collect(),
+    }
+}
+
+fn message_from_json(v: &Value) -> Message {
+    match text(v, "type") {
+        "Hello" => Message::Hello(hello_from_json(v)),
+        "Goodbye" => {
+            let code = u8::try_from(num(v, "reason")).expect("reason is a u8");
+            let reason = GoodbyeReason::from_code(code);
+            let known = [
+                GoodbyeReason::Normal,
+                GoodbyeReason::Shutdown,
+                GoodbyeReason::ProtocolViolation,
+                GoodbyeReason::TooManyConnections,
+                GoodbyeReason::Duplicate,
+            ];
+            // Codes 0–4 have names (in this order); the rest are kept as sent.
+            match known.get(usize::from(code)) {
+                Some(&named) => assert_eq!(reason, named),
+                None => assert_eq!(reason, GoodbyeReason::Other(code)),
+            }
+            Message::Goodbye(Goodbye { reason })
+        }
+        "Direct" => Message::Direct(Direct {
+            payload: Bytes::from(bytes(v, "payload")),
+        }),
+        other => panic!("unknown message type {other:?}"),
+    }
+}
+
+// ------------------------------------------------------------- error names
+
+/// The variant name of an error, from its `Debug` form.
+fn variant_name(debug: &str) -> String {
+    debug
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
+
+fn decode_error_json(e: &DecodeError) -> (String, Value) {
+    let detail = match e {
+        DecodeError::UnknownTag(tag) => json!({ "tag": tag }),
+        DecodeError::ReservedFlags(flags) => json!({ "flags": flags }),
+        DecodeError::TrailingBytes(count) => json!({ "count": count }),
+        DecodeError::BadAddressFamily(family) => json!({ "family": family }),
+        DecodeError::TooMany { len, max } => json!({ "len": len, "max": max }),
+        DecodeError::DecompressedTooLarge { len, max } => json!({ "len": len, "max": max }),
+        DecodeError::OutOfRange { field, value } => json!({ "field": field, "value": value }),
+        _ => json!({}),
+    };
+    (variant_name(&format!("{e:?}")), detail)
+}
+
+fn protocol_error_json(e: &ProtocolError) -> (String, Value) {
+    let detail = match e {
+        ProtocolError::VersionMismatch { ours, theirs }
+        | ProtocolError::SecurityMismatch { ours, theirs } => {
+            json!({ "ours": ours, "theirs": theirs })
+        }
+        ProtocolError::FrameTooLarge { len, max } => json!({ "len": len, "max": max }),
+        ProtocolError::UnexpectedMessage(message) => json!({ "message": message }),
+        ProtocolError::Decode(inner) => json!({ "decode_error": decode_error_json(inner).0 }),
+        _ => json!({}),
+    };
+    (variant_name(&format!("{e:?}")), detail)
+}
+
+// ------------------------------------------------------------- identities
+
+const NOISE_STATIC_KDF_CONTEXT: &str = "ringmesh 2026 noise static key v1";
+const NOISE_STATIC_SIGNATURE_CONTEXT: &[u8] = b"ringmesh noise static key v1:";
+
+fn noise_static_secret(secret: &[u8; 32]) -> [u8; 32] {
+    blake3::derive_key(NOISE_STATIC_KDF_CONTEXT, secret)
+}
+
+fn x25519_public(secret: &[u8; 32]) -> [u8; 32] {
+    curve25519_dalek::MontgomeryPoint::mul_base_clamped(*secret).to_bytes()
+}
+
+fn signed_message(static_public: &[u8]) -> Vec<u8> {
+    [NOISE_STATIC_SIGNATURE_CONTEXT, static_public].concat()
+}
+
+fn check_identities(v: &Value) {
+    let cases = items(v);
+    assert!(cases.len() >= 3);
+    names_are_unique(cases);
+    for case in cases {
+        let name = text(case, "name");
+        let secret = secret_of(case);
+        let public: [u8; 32] = array(case, "public_key");
+        let identity = Identity::from_secret_bytes(secret);
+        assert_eq!(identity.public_key().to_bytes(), public, "{name}");
+        assert_eq!(identity.secret_bytes(), secret, "{name}");
+
+        // NodeId: the first 16 bytes of BLAKE3(public key), big-endian.
+        let node_id = text(case, "node_id");
+        assert_eq!(identity.node_id().to_string(), node_id, "{name}");
+        assert_eq!(
+            hex::encode(&blake3::hash(&public).as_bytes()[..16]),
+            node_id,
+            "{name}"
+        );
+        assert_eq!(
+            identity.node_id().as_u128(),
+            u128::from_str_radix(node_id, 16).expect("hex node id"),
+            "{name}"
+        );
+        assert_eq!(PublicKey::from_bytes(public).node_id(), identity.node_id());
+
+        // The Noise static key and the identity's signature over it.
+        let static_secret = array(case, "noise_static_secret");
+        assert_eq!(noise_static_secret(&secret), static_secret, "{name}");
+        let static_public: [u8; 32] = array(case, "noise_static_public");
+        assert_eq!(x25519_public(&static_secret), static_public, "{name}");
+        let signature: [u8; 64] = array(case, "static_key_signature");
+        let signing = SigningKey::from_bytes(&secret);
+        assert_eq!(
+            signing.sign(&signed_message(&static_public)).to_bytes(),
+            signature,
+            "{name}: Ed25519 signatures are deterministic"
+        );
+        VerifyingKey::from_bytes(&public)
+            .expect("valid key")
+            .verify_strict(
+                &signed_message(&static_public),
+                &ed25519_dalek::Signature::from_bytes(&signature),
+            )
+            .expect("signature verifies strictly");
+    }
+}
+
+// ----------------------------------------------------------------- frames
+
+fn plaintext_frame(body: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    put_frame_header(&mut out, u32::try_from(body.len()).expect("small body"));
+    out.extend_from_slice(body);
+    out.to_vec()
+}
+
+fn check_frames(v: &Value) {
+    let cases = items(v);
+    names_are_unique(cases);
+    let mut seen_types = BTreeSet::new();
+    let mut compressed_count = 0;
+    for case in cases {
+        let name = text(case, "name");
+        let wire = bytes(case, "hex");
+        let flags = u8::try_from(num(case, "flags")).expect("flags byte");
+        let tag = u8::try_from(num(case, "tag")).expect("tag byte");
+        let expected = message_from_json(field(case, "message"));
+        seen_types.insert(expected.name());
+        assert_eq!(expected.tag(), tag, "{name}: tag");
+
+        // Frame: a u32 big-endian length, then exactly that many bytes.
+        assert!(wire.len() >= 4, "{name}");
+        let len = u32::from_be_bytes([wire[0], wire[1], wire[2], wire[3]]) as usize;
+        assert_eq!(len, wire.len() - 4, "{name}: length prefix");
+        let mut input = Bytes::from(wire.clone());
+        let body = FrameDecoder::new(DEFAULT_MAX_FRAME_LEN)
+            .next_frame(&mut input)
+            .expect("under the cap")
+            .expect("one whole frame");
+        assert!(input.is_empty(), "{name}: one frame, nothing after it");
+        assert_eq!(body.first(), Some(&flags), "{name}: flags byte");
+        assert_eq!(body.get(1), Some(&tag), "{name}: tag byte");
+
+        // The same bytes one at a time give the same frame.
+        let mut decoder = FrameDecoder::new(DEFAULT_MAX_FRAME_LEN);
+        let mut frames = Vec::new();
+        for byte in &wire {
+            let mut piece = Bytes::copy_from_slice(&[*byte]);
+            if let Some(frame) = decoder.next_frame(&mut piece).expect("under the cap") {
+                frames.push(frame);
+            }
+        }
+        assert_eq!(frames, vec![body.clone()], "{name}: byte-at-a-time framing");
+
+        // Decode: the value the JSON fields describe.
+        let (message, was_compressed) =
+            decode_body(body.clone(), true, DEFAULT_MAX_FRAME_LEN).expect(name);
+        assert_eq!(message, expected, "{name}: decoded message");
+        assert_eq!(was_compressed, flags == FLAG_COMPRESSED, "{name}");
+        // A receiver that did not offer LZ4 refuses compressed bodies only.
+        let without_lz4 = decode_body(body, false, DEFAULT_MAX_FRAME_LEN);
+        if flags == FLAG_COMPRESSED {
+            compressed_count += 1;
+            assert_eq!(
+                without_lz4,
+                Err(DecodeError::CompressionNotNegotiated),
+                "{name}"
+            );
+        } else {
+            assert_eq!(without_lz4, Ok((expected.clone(), false)), "{name}");
+        }
+
+        // Encode: byte for byte, with the threshold the vector names.
+        if case.get("decode_only").and_then(Value::as_bool) == Some(true) {
+            continue;
+        }
+        let threshold = case
+            .get("compress_threshold")
+            .map(|t| usize::try_from(t.as_u64().expect("threshold")).expect("usize"));
+        let mut out = BytesMut::new();
+        let compressed = encode_body(&expected, threshold, &mut out);
+        assert_eq!(compressed, flags == FLAG_COMPRESSED, "{name}: compress?");
+        assert_eq!(
+            hex::encode(plaintext_frame(&out)),
+            hex::encode(&wire),
+            "{name}: re-encoding"
+        );
+    }
+    assert_eq!(
+        seen_types,
+        BTreeSet::from(["Hello", "Goodbye", "Direct"]),
+        "a vector for every message type"
+    );
+    assert!(compressed_count >= 2);
+}
+
+// ---------------------------------------------------------------- varints
+
+fn check_varints(v: &Value) {
+    let valid = items(field(v, "valid"));
+    let mut lengths = BTreeSet::new();
+    for case in valid {
+        let value: u64 = text(case, "value").parse().expect("decimal u64");
+        let wire = bytes(case, "hex");
+        lengths.insert(wire.len());
+        let mut out = Vec::new();
+        put_varint(&mut out, value);
+        assert_eq!(hex::encode(&out), hex::encode(&wire), "encode {value}");
+        assert_eq!(varint_len(value), wire.len(), "length of {value}");
+        assert_eq!(get_varint(&wire), Ok((value, wire.len())), "decode {value}");
+        // A varint is self-delimiting: what follows it is not read.
+        let mut longer = wire.clone();
+        longer.extend_from_slice(&[0xff, 0x00]);
+        assert_eq!(get_varint(&longer), Ok((value, wire.len())));
+        let mut reader = Reader::new(Bytes::from(longer));
+        assert_eq!(reader.varint(), Ok(value));
+        assert_eq!(reader.remaining(), 2);
+    }
+    assert_eq!(
+        lengths,
+        (1..=10).collect::<BTreeSet<_>>(),
+        "every length 1..=10 appears"
+    );
+
+    let invalid = items(field(v, "invalid"));
+    names_are_unique(invalid);
+    let mut errors = BTreeSet::new();
+    for case in invalid {
+        let name = text(case, "name");
+        let wire = bytes(case, "hex");
+        let expected = text(case, "error");
+        errors.insert(expected);
+        let error = get_varint(&wire).expect_err(name);
+        assert_eq!(decode_error_json(&error).0, expected, "{name}: {error:?}");
+        let error = Reader::new(Bytes::from(wire)).varint().expect_err(name);
+        assert_eq!(decode_error_json(&error).0, expected, "{name}: {error:?}");
+    }
+    assert_eq!(
+        errors,
+        BTreeSet::from(["UnexpectedEnd", "NonCanonicalVarint", "VarintOverflow"])
+    );
+}
+
+// --------------------------------------------------------- invalid frames
+
+fn check_invalid_frames(v: &Value) {
+    let cases = items(v);
+    names_are_unique(cases);
+    for case in cases {
+        let name = text(case, "name");
+        let wire = bytes(case, "hex");
+        let cap = u32::try_from(num(case, "max_frame_len")).expect("u32 cap");
+        let accept = flag(case, "accept_compressed");
+        let expected = (
+            text(case, "error").to_owned(),
+            field(case, "error_detail").clone(),
+        );
+
+        let mut input = Bytes::from(wire.clone());
+        let actual = match FrameDecoder::new(cap).next_frame(&mut input) {
+            Err(FrameError { len, max }) => {
+                // The cap is enforced as soon as the header is whole, even
+                // when it arrives a byte at a time: nothing more is buffered.
+                let mut decoder = FrameDecoder::new(cap);
+                let mut refused = false;
+                for (i, byte) in wire.iter().enumerate() {
+                    let result = decoder.next_frame(&mut Bytes::copy_from_slice(&[*byte]));
+                    if result.is_err() {
+                        assert_eq!(i, 3, "{name}: refused on the 4th byte");
+                        refused = true;
+                        break;
+                    }
+                    assert!(decoder.buffered() <= 4);
+                }
+                assert!(refused, "{name}");
+                protocol_error_json(&ProtocolError::FrameTooLarge { len, max })
+            }
+            Ok(Some(body)) => {
+                assert!(input.is_empty(), "{name}: exactly one frame");
+                match decode_body(body, accept, cap) {
+                    Err(error) => decode_error_json(&error),
+                    Ok(message) => panic!("{name}: decoded {message:?}"),
+                }
+            }
+            Ok(None) => panic!("{name}: not a whole frame"),
+        };
+        assert_eq!(actual, expected, "{name}");
+    }
+}
+
+// ------------------------------------------------------ session refusals
+
+/// Every `Output` the node has queued.
+fn drain(node: &mut Node) -> Vec<Output> {
+    core::iter::from_fn(|| node.poll_output()).collect()
+}
+
+fn sends(outputs: &[Output]) -> Vec<Bytes> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { bytes, .. } => Some(bytes.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn events(outputs: &[Output]) -> Vec<Event> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn config_for(security: &str) -> Config {
+    match security {
+        "plaintext" => Config::plaintext(),
+        "noise" => Config::default(),
+        other => panic!("unknown security mode {other:?}"),
+    }
+}
+
+/// Feeds `input` (in pieces of `chunk` bytes) to a fresh node on an inbound
+/// connection; returns what it did after its opening bytes.
+fn refuse(config: Config, input: &[u8], chunk: usize) -> Vec<Output> {
+    let conn = ConnId::inbound(0);
+    let identity = Identity::from_secret_bytes([0x42; 32]);
+    let mut node = Node::new(config, identity, 7, Instant::ZERO).expect("valid config");
+    node.handle_input(
+        Instant::ZERO,
+        Input::Connected {
+            conn,
+            remote: addr("192.0.2.7:40000"),
+            direction: Direction::Inbound,
+        },
+    );
+    let opening = drain(&mut node);
+    assert_eq!(sends(&opening).len(), 1, "the node speaks first");
+    let mut outputs = Vec::new();
+    for piece in input.chunks(chunk) {
+        node.handle_input(
+            Instant::ZERO,
+            Input::Received {
+                conn,
+                bytes: Bytes::copy_from_slice(piece),
+            },
+        );
+        outputs.extend(drain(&mut node));
+    }
+    outputs
+}
+
+fn check_session_errors(v: &Value) {
+    let cases = items(v);
+    names_are_unique(cases);
+    for case in cases {
+        let name = text(case, "name");
+        let config = Config {
+            compression: flag(case, "compression"),
+            ..config_for(text(case, "security"))
+        };
+        let input = bytes(case, "input");
+        let expected = (
+            text(case, "error").to_owned(),
+            field(case, "error_detail").clone(),
+        );
+        let goodbye = match field(case, "goodbye") {
+            Value::String(s) if s == "none" => None,
+            code => Some(u8::try_from(code.as_u64().expect("goodbye code")).expect("u8")),
+        };
+        for chunk in [input.len().max(1), 1] {
+            let outputs = refuse(config.clone(), &input, chunk);
+            let closes: Vec<CloseReason> = events(&outputs)
+                .into_iter()
+                .filter_map(|e| match e {
+                    Event::ConnectionClosed { reason, .. } => Some(reason),
+                    _ => None,
+                })
+                .collect();
+            let [CloseReason::Protocol(error)] = &closes[..] else {
+                panic!("{name}: expected one protocol-error close, got {closes:?}");
+            };
+            assert_eq!(protocol_error_json(error), expected, "{name}: {error:?}");
+            assert!(
+                outputs.iter().any(|o| matches!(o, Output::Close { .. })),
+                "{name}: the transport is closed"
+            );
+            // Only an established session says Goodbye before closing.
+            let sent_after: Vec<Bytes> = sends(&outputs)
+                .into_iter()
+                .filter(|b| !b.starts_with(b"RMSH"))
+                .collect();
+            let expected_sent: Vec<Bytes> = goodbye
+                .map(|code| Bytes::from(plaintext_frame(&[0x00, 0x02, code])))
+                .into_iter()
+                .collect();
+            assert_eq!(sent_after, expected_sent, "{name}: goodbye");
+        }
+    }
+}
+
+// ------------------------------------------------- plaintext handshake
+
+/// Splits one side's byte stream the way the spec says: an optional 6-byte
+/// preamble, then u32-big-endian-length frames.
+fn split_stream(mut stream: &[u8], with_preamble: bool) -> (Option<[u8; 6]>, Vec<Vec<u8>>) {
+    let preamble = with_preamble.then(|| {
+        let (head, rest) = stream.split_at(PREAMBLE_LEN);
+        stream = rest;
+        head.try_into().expect("6 bytes")
+    });
+    let mut frames = Vec::new();
+    while !stream.is_empty() {
+        let (len, rest) = stream.split_at(4);
+        let len = u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
+        let (frame, rest) = rest.split_at(len);
+        frames.push(frame.to_vec());
+        stream = rest;
+    }
+    (preamble, frames)
+}
+
+fn check_handshake_plaintext(v: &Value) {
+    let sides = [field(v, "initiator"), field(v, "responder")];
+    let mut net = Network::new(Duration::from_millis(5));
+    net.record_sent(true);
+    let mut ids = Vec::new();
+    for (index, side) in sides.iter().enumerate() {
+        let config = Config {
+            listen_addrs: items(field(side, "listen_addrs"))
+                .iter()
+                .map(|a| addr(a.as_str().expect("address")))
+                .collect(),
+            ..Config::plaintext()
+        };
+        let added = net
+            .add_node(config, secret_of(side), num(side, "seed"))
+            .expect("valid config");
+        assert_eq!(added, index);
+        let id = net.node(index).node_id();
+        assert_eq!(id.to_string(), text(side, "node_id"));
+        ids.push(id);
+    }
+    let index_of = |who: &str| match who {
+        "initiator" => 0,
+        "responder" => 1,
+        other => panic!("unknown side {other:?}"),
+    };
+
+    // What each side should say, in order, derived from the steps.
+    let mut expected: [Vec<Message>; 2] = [Vec::new(), Vec::new()];
+    for step in items(field(v, "steps")) {
+        let from = index_of(text(step, "from"));
+        let to = 1 - from;
+        match text(step, "action") {
+            "connect" => {
+                net.connect(from, to).expect("dial");
+                for (i, side) in sides.iter().enumerate() {
+                    expected[i].push(message_from_json(field(side, "hello")));
+                }
+            }
+            "send" => {
+                let payload = Bytes::from(bytes(step, "payload"));
+                net.command(
+                    from,
+                    Command::Send {
+                        to: ids[to],
+                        payload: payload.clone(),
+                    },
+                )
+                .expect("connected");
+                expected[from].push(Message::Direct(Direct { payload }));
+            }
+            "disconnect" => {
+                net.command(from, Command::Disconnect { peer: ids[to] })
+                    .expect("connected");
+                expected[from].push(Message::Goodbye(Goodbye {
+                    reason: GoodbyeReason::Normal,
+                }));
+            }
+            other => panic!("unknown action {other:?}"),
+        }
+        net.run(1_000);
+    }
+
+    // The nodes wrote exactly the transcript, write by write.
+    let transcript = items(field(v, "sent"));
+    let actual: Vec<(usize, String)> = net
+        .sent()
+        .iter()
+        .map(|s| (s.node, hex::encode(&s.bytes)))
+        .collect();
+    let wanted: Vec<(usize, String)> = transcript
+        .iter()
+        .map(|s| (index_of(text(s, "from")), text(s, "hex").to_owned()))
+        .collect();
+    assert_eq!(actual, wanted, "transcript");
+
+    // And the transcript says what the spec says: each side's stream is its
+    // preamble, then frames decoding to the expected messages.
+    for (i, expected) in expected.iter().enumerate() {
+        let stream: Vec<u8> = transcript
+            .iter()
+            .filter(|s| index_of(text(s, "from")) == i)
+            .flat_map(|s| bytes(s, "hex"))
+            .collect();
+        let (preamble, frames) = split_stream(&stream, true);
+        assert_eq!(preamble, Some(*b"RMSH\x01\x00"), "plaintext preamble");
+        let messages: Vec<Message> = frames
+            .into_iter()
+            .map(|f| {
+                decode_body(Bytes::from(f), true, DEFAULT_MAX_FRAME_LEN)
+                    .expect("valid frame")
+                    .0
+            })
+            .collect();
+        assert_eq!(&messages, expected, "side {i}");
+    }
+
+    // Both learnt the other's claimed id and listen addresses.
+    for (i, side) in sides.iter().enumerate() {
+        let other = sides[1 - i];
+        let established: Vec<_> = net
+            .events_of(i)
+            .filter_map(|e| match e {
+                Event::SessionEstablished {
+                    peer, listen_addrs, ..
+                } => Some((*peer, listen_addrs.to_vec())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            established,
+            vec![(
+                ids[1 - i],
+                hello_from_json(field(other, "hello")).listen_addrs.to_vec()
+            )],
+            "{}",
+            text(side, "name")
+        );
+    }
+}
+
+// ----------------------------------------------------- noise handshake
+
+/// snow's default primitives; the RNG is never used because every
+/// ephemeral key in these tests is fixed.
+struct FixedResolver;
+
+struct NoRandom;
+
+impl snow::types::Random for NoRandom {
+    fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), snow::Error> {
+        Err(snow::Error::Rng)
+    }
+}
+
+impl CryptoResolver for FixedResolver {
+    fn resolve_rng(&self) -> Option<Box<dyn snow::types::Random>> {
+        Some(Box::new(NoRandom))
+    }
+    fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn snow::types::Dh>> {
+        DefaultResolver.resolve_dh(choice)
+    }
+    fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn snow::types::Hash>> {
+        DefaultResolver.resolve_hash(choice)
+    }
+    fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn snow::types::Cipher>> {
+        DefaultResolver.resolve_cipher(choice)
+    }
+}
+
+const NOISE_MAX_MESSAGE: usize = 65_535;
+const NOISE_TAG_LEN: usize = 16;
+
+/// A handshake state built from the spec: pattern, prologue = preamble,
+/// static key derived from the identity secret, the given ephemeral key.
+fn spec_handshake(side: &Value, prologue: &[u8], initiator: bool) -> snow::HandshakeState {
+    let static_secret = noise_static_secret(&secret_of(side));
+    assert_eq!(
+        hex::encode(static_secret),
+        text(side, "noise_static_secret")
+    );
+    let ephemeral = bytes(side, "ephemeral_secret");
+    let builder = snow::Builder::with_resolver(
+        NOISE_PATTERN.parse().expect("pattern"),
+        Box::new(FixedResolver),
+    )
+    .local_private_key(&static_secret)
+    .and_then(|b| b.prologue(prologue))
+    .expect("builder")
+    .fixed_ephemeral_key_for_testing_only(&ephemeral);
+    if initiator {
+        builder.build_initiator().expect("initiator")
+    } else {
+        builder.build_responder().expect("responder")
+    }
+}
+
+/// The spec's handshake payload for a side: its signature over its Noise
+/// static key, then its Hello.
+fn spec_payload(side: &Value) -> Vec<u8> {
+    let secret = secret_of(side);
+    let static_public = x25519_public(&noise_static_secret(&secret));
+    assert_eq!(
+        hex::encode(static_public),
+        text(side, "noise_static_public")
+    );
+    let signature = SigningKey::from_bytes(&secret)
+        .sign(&signed_message(&static_public))
+        .to_bytes();
+    let mut out = BytesMut::new();
+    NoiseHandshakePayload {
+        signature,
+        hello: hello_from_json(field(side, "hello")),
+    }
+    .encode(&mut out);
+    let mut layout = signature.to_vec();
+    let mut hello = BytesMut::new();
+    Message::Hello(hello_from_json(field(side, "hello"))).encode(&mut hello);
+    layout.extend_from_slice(&hello);
+    assert_eq!(out[..], layout[..], "payload = signature ‖ Hello");
+    out.to_vec()
+}
+
+/// Checks a peer's handshake payload the way the spec says a receiver
+/// must; returns its hello.
+fn spec_verify_payload(payload: &[u8], remote_static: &[u8]) -> Hello {
+    let decoded = NoiseHandshakePayload::decode(Bytes::copy_from_slice(payload)).expect("payload");
+    VerifyingKey::from_bytes(&decoded.hello.identity.to_bytes())
+        .expect("identity key")
+        .verify_strict(
+            &signed_message(remote_static),
+            &ed25519_dalek::Signature::from_bytes(&decoded.signature),
+        )
+        .expect("signature over the Noise static key");
+    decoded.hello
+}
+
+fn handshake_write(state: &mut snow::HandshakeState, payload: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0u8; NOISE_MAX_MESSAGE];
+    let len = state.write_message(payload, &mut buf).expect("write");
+    plaintext_frame(&buf[..len])
+}
+
+fn handshake_read(state: &mut snow::HandshakeState, frame: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0u8; NOISE_MAX_MESSAGE];
+    let len = state.read_message(frame, &mut buf).expect("read");
+    buf.truncate(len);
+    buf
+}
+
+/// Transport encryption from the spec: the body in chunks of at most
+/// 65,519 bytes, each its own Noise message, under one length prefix.
+fn spec_encrypt(state: &mut snow::TransportState, body: &[u8]) -> Vec<u8> {
+    let mut ciphertext = Vec::new();
+    let mut chunks: Vec<&[u8]> = body.chunks(NOISE_MAX_MESSAGE - NOISE_TAG_LEN).collect();
+    if chunks.is_empty() {
+        chunks.push(&[]);
+    }
+    for chunk in chunks {
+        let mut buf = vec![0u8; chunk.len() + NOISE_TAG_LEN];
+        let len = state.write_message(chunk, &mut buf).expect("encrypt");
+        ciphertext.extend_from_slice(&buf[..len]);
+    }
+    plaintext_frame(&ciphertext)
+}
+
+fn spec_decrypt(state: &mut snow::TransportState, frame: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for chunk in frame.chunks(NOISE_MAX_MESSAGE) {
+        let mut buf = vec![0u8; chunk.len()];
+        let len = state.read_message(chunk, &mut buf).expect("decrypt");
+        body.extend_from_slice(&buf[..len]);
+    }
+    body
+}
+
+/// Bytes without repeats for LZ4 to find (xorshift64).
+fn noise_bytes(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn check_handshake_noise(v: &Value) {
+    assert_eq!(text(v, "protocol_name"), NOISE_PATTERN);
+    assert_eq!(NOISE_PATTERN, "Noise_XX_25519_ChaChaPoly_BLAKE2s");
+    let prologue = bytes(v, "prologue");
+    assert_eq!(
+        prologue, b"RMSH\x01\x01",
+        "prologue = the Noise-mode preamble"
+    );
+    let (a, b) = (field(v, "initiator"), field(v, "responder"));
+    for side in [a, b] {
+        let identity = Identity::from_secret_bytes(secret_of(side));
+        assert_eq!(
+            hex::encode(identity.public_key().to_bytes()),
+            text(side, "public_key")
+        );
+        assert_eq!(identity.node_id().to_string(), text(side, "node_id"));
+        assert_eq!(
+            hex::encode(spec_payload(side)),
+            text(side, "handshake_payload")
+        );
+    }
+    let sent = items(field(v, "sent"));
+    let sent_hex = |i: usize| bytes(&sent[i], "hex");
+
+    // 1. The transcript follows from the spec and the fixed keys.
+    let mut init = spec_handshake(a, &prologue, true);
+    let mut resp = spec_handshake(b, &prologue, false);
+    let m1 = handshake_write(&mut init, &[]);
+    assert_eq!(
+        [&prologue[..], &m1].concat(),
+        sent_hex(0),
+        "preamble + message 1"
+    );
+    assert_eq!(sent_hex(1), prologue, "the responder's preamble");
+    assert_eq!(m1.len(), 4 + 32, "message 1 is e with an empty payload");
+    assert!(handshake_read(&mut resp, &m1[4..]).is_empty());
+    let m2 = handshake_write(&mut resp, &spec_payload(b));
+    assert_eq!(m2, sent_hex(2), "message 2");
+    let payload = handshake_read(&mut init, &m2[4..]);
+    let remote = init.get_remote_static().expect("s").to_vec();
+    assert_eq!(hex::encode(&remote), text(b, "noise_static_public"));
+    assert_eq!(
+        spec_verify_payload(&payload, &remote),
+        hello_from_json(field(b, "hello"))
+    );
+    let m3 = handshake_write(&mut init, &spec_payload(a));
+    assert_eq!(m3, sent_hex(3), "message 3");
+    let payload = handshake_read(&mut resp, &m3[4..]);
+    let remote = resp.get_remote_static().expect("s").to_vec();
+    assert_eq!(
+        spec_verify_payload(&payload, &remote),
+        hello_from_json(field(a, "hello"))
+    );
+    assert_eq!(
+        hex::encode(init.get_handshake_hash()),
+        text(v, "handshake_hash")
+    );
+    let mut init = init.into_transport_mode().expect("transport");
+    let mut resp = resp.into_transport_mode().expect("transport");
+    for message in items(field(v, "transport")) {
+        let body = bytes(message, "body");
+        let (sender, receiver) = match text(message, "from") {
+            "initiator" => (&mut init, &mut resp),
+            _ => (&mut resp, &mut init),
+        };
+        let frame = spec_encrypt(sender, &body);
+        assert_eq!(hex::encode(&frame), text(message, "hex"));
+        assert_eq!(frame.len(), 4 + body.len() + NOISE_TAG_LEN);
+        assert_eq!(spec_decrypt(receiver, &frame[4..]), body);
+        assert!(matches!(
+            decode_body(Bytes::from(body), true, DEFAULT_MAX_FRAME_LEN),
+            Ok((Message::Direct(_), false))
+        ));
+    }
+
+    // 2. A real node completes the handshake with a from-the-spec peer, in
+    //    either role, and exchanges multi-chunk frames with it.
+    noise_interop(v, &prologue, true);
+    noise_interop(v, &prologue, false);
+}
+
+/// Runs the spec peer against a real `Node`: the node is the responder when
+/// `node_responds`, else the initiator.
+fn noise_interop(v: &Value, prologue: &[u8], node_responds: bool) {
+    let (spec_side, node_side) = if node_responds {
+        (field(v, "initiator"), field(v, "responder"))
+    } else {
+        (field(v, "responder"), field(v, "initiator"))
+    };
+    let node_hello = hello_from_json(field(node_side, "hello"));
+    let config = Config {
+        listen_addrs: node_hello.listen_addrs.clone(),
+        ..Config::default()
+    };
+    let now = Instant::ZERO;
+    let mut node = Node::new(
+        config,
+        Identity::from_secret_bytes(secret_of(node_side)),
+        9,
+        now,
+    )
+    .expect("valid config");
+    let remote = addr("192.0.2.9:5000");
+    let conn = if node_responds {
+        let conn = ConnId::inbound(0);
+        node.handle_input(
+            now,
+            Input::Connected {
+                conn,
+                remote,
+                direction: Direction::Inbound,
+            },
+        );
+        conn
+    } else {
+        let Ok(ringmesh::Accepted::Dialing(conn)) = node.command(
+            now,
+            Command::Connect {
+                addr: remote,
+                peer: Some(Identity::from_secret_bytes(secret_of(spec_side)).node_id()),
+            },
+        ) else {
+            panic!("dial refused");
+        };
+        drain(&mut node);
+        node.handle_input(
+            now,
+            Input::Connected {
+                conn,
+                remote,
+                direction: Direction::Outbound,
+            },
+        );
+        conn
+    };
+    let mut from_node: Vec<u8> = sends(&drain(&mut node)).concat();
+    let feed = |node: &mut Node, bytes: Vec<u8>| -> Vec<Output> {
+        node.handle_input(
+            now,
+            Input::Received {
+                conn,
+                bytes: Bytes::from(bytes),
+            },
+        );
+        drain(node)
+    };
+
+    let mut spec = spec_handshake(spec_side, prologue, node_responds);
+    let mut outputs;
+    assert_eq!(&from_node[..PREAMBLE_LEN], prologue, "the node's preamble");
+    from_node.drain(..PREAMBLE_LEN);
+    if node_responds {
+        assert!(from_node.is_empty(), "a responder sends only its preamble");
+        // -> preamble, e
+        let m1 = handshake_write(&mut spec, &[]);
+        outputs = feed(&mut node, [prologue, &m1].concat());
+        // <- e, ee, s, es, payload
+        let (_, frames) = split_stream(&sends(&outputs).concat(), false);
+        let [m2] = &frames[..] else {
+            panic!("expected message 2, got {} frames", frames.len())
+        };
+        let payload = handshake_read(&mut spec, m2);
+        let remote = spec.get_remote_static().expect("s").to_vec();
+        assert_eq!(hex::encode(&remote), text(node_side, "noise_static_public"));
+        assert_eq!(spec_verify_payload(&payload, &remote), node_hello);
+        // -> s, se, payload
+        let m3 = handshake_write(&mut spec, &spec_payload(spec_side));
+        outputs = feed(&mut node, m3);
+    } else {
+        // The node sent its preamble and message 1 together.
+        let (_, frames) = split_stream(&from_node, false);
+        let [m1] = &frames[..] else {
+            panic!("expected message 1")
+        };
+        assert_eq!(m1.len(), 32, "e, empty payload");
+        assert!(handshake_read(&mut spec, m1).is_empty());
+        let m2 = handshake_write(&mut spec, &spec_payload(spec_side));
+        outputs = feed(&mut node, [prologue, &m2].concat());
+        let (_, frames) = split_stream(&sends(&outputs).concat(), false);
+        let [m3] = &frames[..] else {
+            panic!("expected message 3")
+        };
+        let payload = handshake_read(&mut spec, m3);
+        let remote = spec.get_remote_static().expect("s").to_vec();
+        assert_eq!(hex::encode(&remote), text(node_side, "noise_static_public"));
+        assert_eq!(spec_verify_payload(&payload, &remote), node_hello);
+    }
+    let spec_id = Identity::from_secret_bytes(secret_of(spec_side)).node_id();
+    assert!(
+        events(&outputs).iter().any(|e| matches!(
+            e,
+            Event::SessionEstablished { peer, capabilities, .. }
+                if *peer == spec_id && *capabilities == Capabilities::LZ4
+        )),
+        "node established with the spec peer: {outputs:?}"
+    );
+    let mut spec = spec.into_transport_mode().expect("transport");
+
+    // Spec peer -> node: a small body and one spanning two chunks.
+    for payload in [b"hello, node".to_vec(), noise_bytes(70_000)] {
+        let mut body = BytesMut::new();
+        encode_body(
+            &Message::Direct(Direct {
+                payload: Bytes::from(payload.clone()),
+            }),
+            None,
+            &mut body,
+        );
+        outputs = feed(&mut node, spec_encrypt(&mut spec, &body));
+        assert_eq!(
+            events(&outputs),
+            vec![Event::Direct {
+                from: spec_id,
+                payload: Bytes::from(payload)
+            }]
+        );
+    }
+    // Node -> spec peer: incompressible, so sent plain, in two chunks.
+    let payload = noise_bytes(70_000);
+    node.command(
+        now,
+        Command::Send {
+            to: spec_id,
+            payload: Bytes::from(payload.clone()),
+        },
+    )
+    .expect("connected");
+    let (_, frames) = split_stream(&sends(&drain(&mut node)).concat(), false);
+    let [frame] = &frames[..] else {
+        panic!("expected one frame")
+    };
+    assert_eq!(frame.len(), 2 + 70_000 + 2 * NOISE_TAG_LEN, "two chunks");
+    let body = spec_decrypt(&mut spec, frame);
+    assert_eq!(
+        decode_body(Bytes::from(body), true, DEFAULT_MAX_FRAME_LEN),
+        Ok((
+            Message::Direct(Direct {
+                payload: Bytes::from(payload)
+            }),
+            false
+        ))
+    );
+}
