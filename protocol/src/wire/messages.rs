@@ -62,7 +62,8 @@ impl core::fmt::Debug for Capabilities {
 ///
 /// Layout: `version: u8`, `identity: [u8; 32]`, `capabilities: varint`,
 /// `max_frame_len: varint` (≤ 2^32−1), `listen_addrs: varint count ≤ 8`,
-/// then each address (see [`put_socket_addr`]).
+/// then each address (`family: u8` = 4 or 6, the IP bytes, `port: u16`
+/// big-endian; `spec/wire.md` §7.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
     /// The sender's protocol version; must equal the receiver's.
