@@ -1,1 +1,209 @@
-//! placeholder
+//! Shared helpers for the ringmesh criterion benches.
+//!
+//! The benches themselves live in `benches/benches/` (`frame`, `handshake`);
+//! see `benches/README.md` for what each one measures and the figures
+//! measured so far. This library only holds what more than one bench needs:
+//! deterministic payloads, a frame encoder/decoder that mirrors what a
+//! plaintext session does, and in-memory node pairs built on
+//! [`ringmesh::testing::Network`].
+//!
+//! Everything here panics on failure: a bench that silently measures a
+//! refused command or a failed handshake would report nonsense.
+
+use bytes::{Bytes, BytesMut};
+use ringmesh::testing::{Network, NodeIndex};
+use ringmesh::wire::{self, Direct, FrameDecoder, LENGTH_PREFIX_LEN, Message};
+use ringmesh::{Command, Config, Duration, Event};
+
+/// 64 bytes: a small control-sized message.
+pub const SMALL: usize = 64;
+/// 64 KiB: a bulk message (two Noise chunks once framed and encrypted).
+pub const LARGE: usize = 64 * 1024;
+
+/// Step budget for [`Network::run`]; a handshake or one delivery takes a
+/// handful of steps, so hitting it means something loops.
+const MAX_STEPS: usize = 10_000;
+
+/// `len` bytes that LZ4 cannot shrink (a xorshift64 stream), so that a node
+/// with compression on tries LZ4 and falls back to the plain body, exactly
+/// as it would for encrypted or already-compressed application data.
+pub fn incompressible(len: usize) -> Bytes {
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    Bytes::from(out)
+}
+
+/// `len` bytes of log-like text that LZ4 compresses well (about 3.5:1), but
+/// not trivially: every line carries a changing counter and a pseudo-random
+/// field.
+pub fn compressible(len: usize) -> Bytes {
+    let mut out = Vec::with_capacity(len + 128);
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut line = 0u64;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let level = ["INFO", "DEBUG", "WARN"][(x % 3) as usize];
+        let entry = format!(
+            "2025-01-01T00:00:{:02}Z {level} ringmesh::mesh: relayed message id={:016x} hops={} peers={}\n",
+            line % 60,
+            x,
+            x % 8,
+            line % 32
+        );
+        out.extend_from_slice(entry.as_bytes());
+        line += 1;
+    }
+    out.truncate(len);
+    Bytes::from(out)
+}
+
+/// A `Direct` message carrying `payload`.
+pub fn direct(payload: Bytes) -> Message {
+    Message::Direct(Direct { payload })
+}
+
+/// Frames `message` the way a plaintext session does: a 4-byte length
+/// written by [`wire::put_frame_header`], then [`wire::encode_body`]
+/// (compressing messages of at least `compress_over` bytes, if given), then
+/// the length backfilled. Returns the frame and whether the body was
+/// compressed.
+pub fn encode_frame(message: &Message, compress_over: Option<usize>) -> (Bytes, bool) {
+    let mut out = BytesMut::with_capacity(LENGTH_PREFIX_LEN + 2 + encoded_len_hint(message));
+    wire::put_frame_header(&mut out, 0);
+    let compressed = wire::encode_body(message, compress_over, &mut out);
+    let len = u32::try_from(out.len() - LENGTH_PREFIX_LEN).expect("frame fits a u32 length");
+    out[..LENGTH_PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
+    (out.freeze(), compressed)
+}
+
+fn encoded_len_hint(message: &Message) -> usize {
+    match message {
+        Message::Direct(d) => d.payload.len(),
+        _ => 64,
+    }
+}
+
+/// Splits `stream` into frames with a [`FrameDecoder`] capped at
+/// `max_frame_len`, feeding it `chunk`-byte reads (`None`: the whole stream
+/// in one read), and decodes every body with [`wire::decode_body`]
+/// (accepting compression). Returns the messages.
+pub fn decode_stream(stream: &Bytes, chunk: Option<usize>, max_frame_len: u32) -> Vec<Message> {
+    let mut decoder = FrameDecoder::new(max_frame_len);
+    let mut messages = Vec::new();
+    let chunk = chunk.unwrap_or(stream.len()).max(1);
+    let mut at = 0;
+    while at < stream.len() {
+        let end = (at + chunk).min(stream.len());
+        let mut input = stream.slice(at..end);
+        at = end;
+        while let Some(frame) = decoder.next_frame(&mut input).expect("frame within cap") {
+            let (message, _compressed) =
+                wire::decode_body(frame, true, max_frame_len).expect("valid body");
+            messages.push(message);
+        }
+    }
+    messages
+}
+
+/// A two-node [`Network`] with zero latency, nodes not yet connected. Node 0
+/// and node 1 both run `config`; their identities and seeds are fixed.
+pub fn pair(config: &Config) -> Network {
+    let mut net = Network::new(Duration::ZERO);
+    net.add_node(config.clone(), [1; 32], 1)
+        .expect("valid config");
+    net.add_node(config.clone(), [2; 32], 2)
+        .expect("valid config");
+    net
+}
+
+/// Node 0 dials node 1 and the network runs until idle. Panics unless both
+/// nodes reported `SessionEstablished`.
+pub fn handshake(net: &mut Network) {
+    net.connect(0, 1).expect("dial accepted");
+    net.run(MAX_STEPS);
+    assert!(
+        established(net, 0) && established(net, 1),
+        "handshake did not complete: {:?}",
+        net.events()
+    );
+}
+
+/// Whether node `i` has reported a `SessionEstablished` event.
+pub fn established(net: &Network, i: NodeIndex) -> bool {
+    net.events_of(i)
+        .any(|e| matches!(e, Event::SessionEstablished { .. }))
+}
+
+/// [`pair`] followed by [`handshake`]: two nodes with an open session.
+pub fn connected_pair(config: &Config) -> Network {
+    let mut net = pair(config);
+    handshake(&mut net);
+    net
+}
+
+/// Node 0 sends `payload` to node 1 with `Command::Send`, and the network
+/// runs until idle, so node 1 has framed-decoded (and decrypted, in Noise
+/// mode) it. Returns the number of steps taken; panics if the command is
+/// refused.
+pub fn send_and_deliver(net: &mut Network, payload: &Bytes) -> usize {
+    let to = net.node(1).node_id();
+    net.command(
+        0,
+        Command::Send {
+            to,
+            payload: payload.clone(),
+        },
+    )
+    .expect("send accepted");
+    net.run(MAX_STEPS)
+}
+
+/// How many `Direct` messages node 1 has received (to check that a bench
+/// delivered what it sent).
+pub fn delivered(net: &Network) -> usize {
+    net.events_of(1)
+        .filter(|e| matches!(e, Event::Direct { .. }))
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_plain_and_compressed() {
+        for (payload, compress) in [
+            (incompressible(SMALL), None),
+            (incompressible(LARGE), Some(512)),
+            (compressible(LARGE), Some(512)),
+        ] {
+            let message = direct(payload);
+            let (frame, compressed) = encode_frame(&message, compress);
+            assert_eq!(compressed, compress.is_some() && frame.len() < LARGE / 2);
+            for chunk in [None, Some(1460)] {
+                assert_eq!(
+                    decode_stream(&frame, chunk, wire::DEFAULT_MAX_FRAME_LEN),
+                    vec![message.clone()]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pairs_connect_and_deliver_in_both_modes() {
+        for config in [Config::default(), Config::plaintext()] {
+            let mut net = connected_pair(&config);
+            send_and_deliver(&mut net, &incompressible(LARGE));
+            assert_eq!(delivered(&net), 1);
+        }
+    }
+}

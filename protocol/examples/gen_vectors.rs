@@ -993,6 +993,19 @@ fn session_errors() -> J {
             Some(2),
         ),
         (
+            "compressed_direct_from_peer_that_did_not_offer_lz4",
+            "plaintext",
+            true,
+            format!(
+                "{plain} {} {}",
+                fr(&format!("00 01 01 {a} 00 80808008 01 04 7f000001 1b58")),
+                fr("01 40 05000000 50 68656c6c6f")
+            ),
+            "Decode",
+            J::Obj(vec![("decode_error", s("CompressionNotNegotiated"))]),
+            Some(2),
+        ),
+        (
             "noise_message_1_with_payload",
             "noise",
             true,

@@ -77,7 +77,9 @@ pub enum Event {
     Direct {
         /// The sender.
         from: NodeId,
-        /// Its bytes.
+        /// Its bytes. In plaintext mode this may be a slice of the buffer the
+        /// driver read it in, keeping that buffer alive; copy it
+        /// (`Bytes::copy_from_slice`) to hold a small payload for long.
         payload: Bytes,
     },
 }

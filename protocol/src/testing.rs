@@ -140,6 +140,12 @@ impl Network {
         &self.events
     }
 
+    /// Removes and returns every event so far. Long runs call this to keep
+    /// memory flat: received payloads share the buffers they arrived in.
+    pub fn take_events(&mut self) -> Vec<(NodeIndex, Instant, Event)> {
+        core::mem::take(&mut self.events)
+    }
+
     /// Events of node `i`.
     pub fn events_of(&self, i: NodeIndex) -> impl Iterator<Item = &Event> {
         self.events

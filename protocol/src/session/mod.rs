@@ -70,10 +70,6 @@ impl SessionContext {
             preamble: Preamble::new(PROTOCOL_VERSION, config.security).to_bytes(),
         }
     }
-
-    fn offers_compression(&self) -> bool {
-        self.hello.capabilities.contains(Capabilities::LZ4)
-    }
 }
 
 /// What a session produced from its input.
@@ -227,8 +223,10 @@ impl Session {
                     Transport::Plaintext => frame,
                     Transport::Noise(t) => noise::decrypt_chunks(t, &frame)?,
                 };
-                let (message, compressed) =
-                    decode_body(body, ctx.offers_compression(), ctx.max_frame_len)?;
+                // Only what was negotiated: a peer that did not offer LZ4
+                // must not send it either.
+                let lz4 = self.capabilities.contains(Capabilities::LZ4);
+                let (message, compressed) = decode_body(body, lz4, ctx.max_frame_len)?;
                 if let Message::Hello(_) = message {
                     return Err(ProtocolError::UnexpectedMessage("Hello"));
                 }
