@@ -85,7 +85,13 @@ impl<K> DeadlineQueue<K> {
         }
     }
 
-    #[cfg(test)]
+    /// Drops every entry `live` says no longer applies, wherever it is.
+    /// O(n); callers do it when dead entries outnumber live ones, so the
+    /// queue stays proportional to what is really pending.
+    pub(crate) fn retain(&mut self, mut live: impl FnMut(&K) -> bool) {
+        self.heap.retain(|e| live(&e.0.key));
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }
