@@ -10,7 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use snow::params::{CipherChoice, DHChoice, HashChoice, NoiseParams};
-use snow::resolvers::{CryptoResolver, DefaultResolver};
+use snow::resolvers::{CryptoResolver, DefaultResolver, RingResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
 
 use crate::identity::{BadKeyOrSig, Identity, NOISE_STATIC_SIGNATURE_CONTEXT, PublicKey};
@@ -35,7 +35,9 @@ pub(crate) fn params() -> NoiseParams {
 }
 
 /// Supplies snow with a per-handshake ChaCha20 stream instead of the OS RNG,
-/// so that handshakes are reproducible from the node seed.
+/// so that handshakes are reproducible from the node seed, and with ring's
+/// AEAD. (ring's own resolver would draw from the OS RNG; only its cipher is
+/// used.)
 pub(crate) struct SeededResolver {
     seed: [u8; 32],
 }
@@ -66,7 +68,12 @@ impl CryptoResolver for SeededResolver {
         DefaultResolver.resolve_hash(choice)
     }
     fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
-        DefaultResolver.resolve_cipher(choice)
+        // ring's assembly ChaCha20-Poly1305 is about 9x faster per small
+        // message than the portable one here (0.5 µs against 4.3 µs for a
+        // 64-byte encrypt + decrypt, `benches/README.md`); same bytes out.
+        RingResolver
+            .resolve_cipher(choice)
+            .or_else(|| DefaultResolver.resolve_cipher(choice))
     }
 }
 
