@@ -66,6 +66,14 @@ enum Deadline {
 
 type Map<K, V> = HashMap<K, V, FixedState>;
 
+/// Whether the handshake deadline `serial` still guards `conn`: the same
+/// connection, not yet established.
+fn handshake_pending(conns: &Map<ConnId, Connection>, conn: ConnId, serial: u64) -> bool {
+    conns
+        .get(&conn)
+        .is_some_and(|c| c.serial == serial && c.peer.is_none())
+}
+
 /// One ringmesh node: a sans-IO state machine. See the crate docs for the
 /// driving contract.
 pub struct Node {
@@ -228,7 +236,7 @@ impl Node {
         while let Some(deadline) = self.deadlines.pop_due(self.now) {
             match deadline {
                 Deadline::Handshake { conn, serial } => {
-                    if self.handshake_pending(conn, serial) {
+                    if handshake_pending(&self.conns, conn, serial) {
                         self.forget(conn, ProtocolError::HandshakeTimeout.into(), None, true);
                     }
                 }
@@ -236,9 +244,7 @@ impl Node {
         }
         let conns = &self.conns;
         let live = |d: &Deadline| match *d {
-            Deadline::Handshake { conn, serial } => conns
-                .get(&conn)
-                .is_some_and(|c| c.serial == serial && c.peer.is_none()),
+            Deadline::Handshake { conn, serial } => handshake_pending(conns, conn, serial),
         };
         self.deadlines.prune(live);
         // Cancelled deadlines below the top stay until they expire; under
@@ -248,12 +254,6 @@ impl Node {
         if self.deadlines.len() > 2 * self.config.max_connections + 16 {
             self.deadlines.retain(live);
         }
-    }
-
-    fn handshake_pending(&self, conn: ConnId, serial: u64) -> bool {
-        self.conns
-            .get(&conn)
-            .is_some_and(|c| c.serial == serial && c.peer.is_none())
     }
 
     fn new_connection(
@@ -561,9 +561,7 @@ impl Node {
         {
             self.peers.remove(&peer);
             // Another established connection to the same peer takes over.
-            let mut others = self.sorted_conns(|o| o.peer == Some(peer));
-            if let Some(&next) = others.first() {
-                others.clear();
+            if let Some(&next) = self.sorted_conns(|o| o.peer == Some(peer)).first() {
                 self.peers.insert(peer, next);
             }
         }

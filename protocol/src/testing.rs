@@ -10,12 +10,12 @@
 //! It is deliberately small; the `ringmesh-sim` crate is the full network
 //! model (jitter, crashes, partitions, churn).
 
-use core::cmp::Reverse;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
+use crate::timer::DeadlineQueue;
 use crate::{
     Command, Config, ConfigError, ConnId, Direction, Duration, Event, Identity, Input, Instant,
     Node, Output, TransportError,
@@ -24,17 +24,20 @@ use crate::{
 /// Index of a node in a [`Network`].
 pub type NodeIndex = usize;
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Delivery {
-    Input(NodeIndex, InputKind),
+/// The next thing that happens in a [`Network`].
+enum Next {
+    /// The earliest in-flight input arrives.
+    Delivery(Instant),
+    /// A node's deadline passes.
+    Timeout(Instant, NodeIndex),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum InputKind {
-    Connected(ConnId, SocketAddr, bool),
-    Received(ConnId, Bytes),
-    Closed(ConnId),
-    DialFailed(ConnId),
+impl Next {
+    fn at(&self) -> Instant {
+        match *self {
+            Next::Delivery(at) | Next::Timeout(at, _) => at,
+        }
+    }
 }
 
 /// What a node wrote on one of its connections, in order (for transcripts).
@@ -55,8 +58,9 @@ pub struct Network {
     up: Vec<bool>,
     now: Instant,
     latency: Duration,
-    queue: BinaryHeap<Reverse<(Instant, u64, Delivery)>>,
-    seq: u64,
+    /// Inputs in flight, by arrival time; ties in sending order, which is
+    /// what keeps each link FIFO.
+    in_flight: DeadlineQueue<(NodeIndex, Input)>,
     /// Both ends of every open link: (node, conn) → (peer node, peer conn).
     links: BTreeMap<(NodeIndex, ConnId), (NodeIndex, ConnId)>,
     next_inbound: Vec<u64>,
@@ -74,8 +78,7 @@ impl Network {
             up: Vec::new(),
             now: Instant::ZERO,
             latency,
-            queue: BinaryHeap::new(),
-            seq: 0,
+            in_flight: DeadlineQueue::new(),
             links: BTreeMap::new(),
             next_inbound: Vec::new(),
             events: Vec::new(),
@@ -195,9 +198,8 @@ impl Network {
         self.drain(i);
     }
 
-    fn schedule(&mut self, at: Instant, delivery: Delivery) {
-        self.seq += 1;
-        self.queue.push(Reverse((at, self.seq, delivery)));
+    fn schedule(&mut self, at: Instant, node: NodeIndex, input: Input) {
+        self.in_flight.push(at, (node, input));
     }
 
     fn drain(&mut self, i: NodeIndex) {
@@ -213,16 +215,25 @@ impl Network {
                             self.links.insert((i, conn), (j, inbound));
                             self.links.insert((j, inbound), (i, conn));
                             let from = self.addrs[i];
-                            self.schedule(
-                                at,
-                                Delivery::Input(i, InputKind::Connected(conn, addr, true)),
-                            );
-                            self.schedule(
-                                at,
-                                Delivery::Input(j, InputKind::Connected(inbound, from, false)),
-                            );
+                            let direction = Direction::Outbound;
+                            let dialled = Input::Connected {
+                                conn,
+                                remote: addr,
+                                direction,
+                            };
+                            self.schedule(at, i, dialled);
+                            let direction = Direction::Inbound;
+                            let accepted = Input::Connected {
+                                conn: inbound,
+                                remote: from,
+                                direction,
+                            };
+                            self.schedule(at, j, accepted);
                         }
-                        None => self.schedule(at, Delivery::Input(i, InputKind::DialFailed(conn))),
+                        None => {
+                            let reason = TransportError::Refused;
+                            self.schedule(at, i, Input::DialFailed { conn, reason });
+                        }
                     }
                 }
                 Output::Send { conn, bytes } => {
@@ -234,16 +245,15 @@ impl Network {
                         });
                     }
                     if let Some(&(j, peer_conn)) = self.links.get(&(i, conn)) {
-                        self.schedule(
-                            at,
-                            Delivery::Input(j, InputKind::Received(peer_conn, bytes)),
-                        );
+                        let conn = peer_conn;
+                        self.schedule(at, j, Input::Received { conn, bytes });
                     }
                 }
                 Output::Close { conn } => {
                     if let Some((j, peer_conn)) = self.links.remove(&(i, conn)) {
                         self.links.remove(&(j, peer_conn));
-                        self.schedule(at, Delivery::Input(j, InputKind::Closed(peer_conn)));
+                        let (conn, reason) = (peer_conn, TransportError::Eof);
+                        self.schedule(at, j, Input::Closed { conn, reason });
                     }
                 }
                 Output::Event(event) => self.events.push((i, self.now, event)),
@@ -251,82 +261,55 @@ impl Network {
         }
     }
 
+    /// What happens next, if anything: deliveries win ties with timeouts.
+    fn next(&self) -> Option<Next> {
+        let delivery = self.in_flight.next().map(Next::Delivery);
+        let timeout = (0..self.nodes.len())
+            .filter(|&i| self.up[i])
+            .filter_map(|i| self.nodes[i].poll_timeout().map(|t| (t, i)))
+            .min()
+            .map(|(t, i)| Next::Timeout(t, i));
+        match (delivery, timeout) {
+            (Some(d), Some(t)) => Some(if d.at() <= t.at() { d } else { t }),
+            (d, t) => d.or(t),
+        }
+    }
+
+    fn advance(&mut self, next: Next) {
+        self.now = self.now.max(next.at());
+        let now = self.now;
+        let (i, input) = match next {
+            Next::Timeout(_, i) => (i, Input::Timeout),
+            Next::Delivery(_) => match self.in_flight.pop_due(now) {
+                Some(delivery) => delivery,
+                None => return,
+            },
+        };
+        if self.up[i] {
+            self.nodes[i].handle_input(now, input);
+            self.drain(i);
+        }
+    }
+
     /// Does the next thing that happens (a delivery or a node's timeout),
     /// advancing virtual time to it. Returns `false` when nothing is left.
     pub fn step(&mut self) -> bool {
-        let next_delivery = self.queue.peek().map(|Reverse((at, _, _))| *at);
-        let next_timeout = (0..self.nodes.len())
-            .filter(|&i| self.up[i])
-            .filter_map(|i| self.nodes[i].poll_timeout().map(|t| (t, i)))
-            .min();
-        let deliver = match (next_delivery, next_timeout) {
-            (None, None) => return false,
-            (Some(at), Some((t, _))) => at <= t,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-        };
-        match next_timeout {
-            Some((t, i)) if !deliver => {
-                self.now = self.now.max(t);
-                let now = self.now;
-                self.nodes[i].handle_input(now, Input::Timeout);
-                self.drain(i);
+        match self.next() {
+            Some(next) => {
+                self.advance(next);
                 true
             }
-            _ => {
-                let Some(Reverse((at, _, Delivery::Input(i, kind)))) = self.queue.pop() else {
-                    return false;
-                };
-                self.now = self.now.max(at);
-                if !self.up[i] {
-                    return true;
-                }
-                let input = match kind {
-                    InputKind::Connected(conn, remote, outbound) => Input::Connected {
-                        conn,
-                        remote,
-                        direction: if outbound {
-                            Direction::Outbound
-                        } else {
-                            Direction::Inbound
-                        },
-                    },
-                    InputKind::Received(conn, bytes) => Input::Received { conn, bytes },
-                    InputKind::Closed(conn) => Input::Closed {
-                        conn,
-                        reason: TransportError::Eof,
-                    },
-                    InputKind::DialFailed(conn) => Input::DialFailed {
-                        conn,
-                        reason: TransportError::Refused,
-                    },
-                };
-                let now = self.now;
-                self.nodes[i].handle_input(now, input);
-                self.drain(i);
-                true
-            }
+            None => false,
         }
     }
 
     /// Steps until nothing is left to do or virtual time would pass
-    /// `deadline`. Returns the number of steps taken.
+    /// `deadline`, then moves time to `deadline`. Returns the number of
+    /// steps taken.
     pub fn run_until(&mut self, deadline: Instant) -> usize {
         let mut steps = 0;
-        loop {
-            let next_delivery = self.queue.peek().map(|Reverse((at, _, _))| *at);
-            let next_timeout = (0..self.nodes.len())
-                .filter(|&i| self.up[i])
-                .filter_map(|i| self.nodes[i].poll_timeout())
-                .min();
-            let next = match (next_delivery, next_timeout) {
-                (Some(a), Some(b)) => a.min(b),
-                (Some(a), None) | (None, Some(a)) => a,
-                (None, None) => break,
-            };
-            if next > deadline || !self.step() {
-                break;
-            }
+        while let Some(next) = self.next().filter(|n| n.at() <= deadline) {
+            self.advance(next);
             steps += 1;
         }
         self.now = self.now.max(deadline);

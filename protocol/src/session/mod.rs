@@ -36,6 +36,9 @@ pub(crate) struct SessionContext {
     pub(crate) hello: Hello,
     /// Our signed handshake payload (Noise mode only).
     noise_payload: Bytes,
+    /// Our preamble and `Hello` frame, the same on every connection
+    /// (plaintext mode only).
+    plaintext_opening: Bytes,
     noise_static_secret: [u8; 32],
     pub(crate) max_frame_len: u32,
     compression_threshold: usize,
@@ -56,18 +59,26 @@ impl SessionContext {
             max_frame_len: config.max_frame_len,
             listen_addrs: config.listen_addrs.clone(),
         };
-        let noise_payload = match config.security {
-            Security::Noise => noise::signed_payload(identity, &hello),
-            Security::Plaintext => Bytes::new(),
+        let preamble = Preamble::new(PROTOCOL_VERSION, config.security).to_bytes();
+        let (noise_payload, plaintext_opening) = match config.security {
+            Security::Noise => (noise::signed_payload(identity, &hello), Bytes::new()),
+            Security::Plaintext => {
+                let mut out = BytesMut::from(&preamble[..]);
+                put_frame(&mut out, |body| {
+                    encode_body(&Message::Hello(hello.clone()), None, body);
+                });
+                (Bytes::new(), out.freeze())
+            }
         };
         SessionContext {
             security: config.security,
             hello,
             noise_payload,
+            plaintext_opening,
             noise_static_secret: identity.noise_static_secret(),
             max_frame_len: config.max_frame_len,
             compression_threshold: config.compression_threshold,
-            preamble: Preamble::new(PROTOCOL_VERSION, config.security).to_bytes(),
+            preamble,
         }
     }
 }
@@ -139,15 +150,8 @@ impl Session {
         direction: Direction,
         rng: &mut Rng,
     ) -> Result<(Session, Bytes), ProtocolError> {
-        let mut out = BytesMut::with_capacity(256);
-        out.put_slice(&ctx.preamble);
-        let handshake = match ctx.security {
-            Security::Plaintext => {
-                put_frame(&mut out, |body| {
-                    encode_body(&Message::Hello(ctx.hello.clone()), None, body);
-                });
-                Handshake::Plaintext
-            }
+        let (handshake, opening) = match ctx.security {
+            Security::Plaintext => (Handshake::Plaintext, ctx.plaintext_opening.clone()),
             Security::Noise => {
                 let mut seed = [0u8; 32];
                 rng.fill(&mut seed);
@@ -163,10 +167,12 @@ impl Session {
                     Direction::Inbound => builder.build_responder(),
                 }
                 .map_err(|_| ProtocolError::HandshakeFailed)?;
+                let mut out = BytesMut::with_capacity(128);
+                out.put_slice(&ctx.preamble);
                 if direction == Direction::Outbound {
                     write_handshake(&mut state, &[], &mut out)?;
                 }
-                Handshake::Noise(Box::new(state))
+                (Handshake::Noise(Box::new(state)), out.freeze())
             }
         };
         let session = Session {
@@ -177,7 +183,7 @@ impl Session {
             capabilities: Capabilities::NONE,
             peer_max_frame_len: 0,
         };
-        Ok((session, out.freeze()))
+        Ok((session, opening))
     }
 
     /// Consumes bytes from the stream. On error the connection must close;
