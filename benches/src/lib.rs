@@ -71,17 +71,13 @@ pub fn direct(payload: Bytes) -> Message {
     Message::Direct(Direct { payload })
 }
 
-/// Frames `message` the way a plaintext session does: a 4-byte length
-/// written by [`wire::put_frame_header`], then [`wire::encode_body`]
-/// (compressing messages of at least `compress_over` bytes, if given), then
-/// the length backfilled. Returns the frame and whether the body was
-/// compressed.
+/// Frames `message` the way a plaintext session does ([`wire::encode_frame`]
+/// into a buffer sized for it), compressing messages of at least
+/// `compress_over` bytes, if given. Returns the frame and whether the body
+/// was compressed.
 pub fn encode_frame(message: &Message, compress_over: Option<usize>) -> (Bytes, bool) {
     let mut out = BytesMut::with_capacity(LENGTH_PREFIX_LEN + 2 + encoded_len_hint(message));
-    wire::put_frame_header(&mut out, 0);
-    let compressed = wire::encode_body(message, compress_over, &mut out);
-    let len = u32::try_from(out.len() - LENGTH_PREFIX_LEN).expect("frame fits a u32 length");
-    out[..LENGTH_PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
+    let compressed = wire::encode_frame(message, compress_over, &mut out);
     (out.freeze(), compressed)
 }
 

@@ -26,7 +26,7 @@ use crate::identity::Identity;
 use crate::rng::Rng;
 use crate::wire::{
     Capabilities, DecodeError, FrameDecoder, Hello, LENGTH_PREFIX_LEN, Message, PREAMBLE_LEN,
-    PROTOCOL_VERSION, Preamble, decode_body, encode_body, frame_header, put_frame_header,
+    PROTOCOL_VERSION, Preamble, decode_body, encode_body, encode_frame, put_frame_header,
 };
 use crate::{Config, Direction, NodeId, ProtocolError};
 
@@ -64,9 +64,7 @@ impl SessionContext {
             Security::Noise => (noise::signed_payload(identity, &hello), Bytes::new()),
             Security::Plaintext => {
                 let mut out = BytesMut::from(&preamble[..]);
-                put_frame(&mut out, |body| {
-                    encode_body(&Message::Hello(hello.clone()), None, body);
-                });
+                encode_frame(&Message::Hello(hello.clone()), None, &mut out);
                 (Bytes::new(), out.freeze())
             }
         };
@@ -335,10 +333,7 @@ impl Session {
         match transport {
             Transport::Plaintext => {
                 let mut out = BytesMut::new();
-                let mut compressed = false;
-                put_frame(&mut out, |body| {
-                    compressed = encode_body(message, compress, body);
-                });
+                let compressed = encode_frame(message, compress, &mut out);
                 let len = out.len() - LENGTH_PREFIX_LEN;
                 if len > self.peer_max_frame_len as usize {
                     return Err(EncodeError::TooLarge {
@@ -378,15 +373,6 @@ fn check_preamble(ctx: &SessionContext, theirs: [u8; PREAMBLE_LEN]) -> Result<()
         });
     }
     Ok(())
-}
-
-/// Appends a frame whose body `fill` writes, then backfills the length.
-fn put_frame(out: &mut BytesMut, fill: impl FnOnce(&mut BytesMut)) {
-    let start = out.len();
-    put_frame_header(out, 0);
-    fill(out);
-    let len = (out.len() - start - LENGTH_PREFIX_LEN) as u32;
-    out[start..start + LENGTH_PREFIX_LEN].copy_from_slice(&frame_header(len));
 }
 
 fn write_handshake(

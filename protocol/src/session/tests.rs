@@ -225,9 +225,7 @@ fn a_plaintext_hello_of_another_version_is_refused() {
     let mut hello = ctx.hello.clone();
     hello.version = 9;
     let mut bytes = BytesMut::from(&ctx.preamble[..]);
-    put_frame(&mut bytes, |b| {
-        encode_body(&Message::Hello(hello), None, b);
-    });
+    encode_frame(&Message::Hello(hello), None, &mut bytes);
     let mut out = Vec::new();
     assert_eq!(
         session.on_bytes(&ctx, bytes.freeze(), &mut out),

@@ -35,6 +35,18 @@ pub fn put_frame_header(out: &mut BytesMut, len: u32) {
     out.put_slice(&frame_header(len));
 }
 
+/// Appends a whole plaintext frame: header, then the body of `message`
+/// (see [`encode_body`] for `compress_over`), the length filled in last.
+/// Returns whether the body was compressed.
+pub fn encode_frame(message: &Message, compress_over: Option<usize>, out: &mut BytesMut) -> bool {
+    let start = out.len();
+    put_frame_header(out, 0);
+    let compressed = encode_body(message, compress_over, out);
+    let len = (out.len() - start - LENGTH_PREFIX_LEN) as u32;
+    out[start..start + LENGTH_PREFIX_LEN].copy_from_slice(&frame_header(len));
+    compressed
+}
+
 /// Splits a byte stream into frames.
 ///
 /// The length field is checked against the cap as soon as its 4 bytes are

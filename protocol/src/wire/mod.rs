@@ -25,7 +25,7 @@ mod varint;
 
 pub use frame::{
     FLAG_COMPRESSED, FrameDecoder, FrameError, LENGTH_PREFIX_LEN, decode_body, encode_body,
-    frame_header, put_frame_header,
+    encode_frame, frame_header, put_frame_header,
 };
 pub use messages::{
     Capabilities, Direct, Goodbye, GoodbyeReason, Hello, MAX_LISTEN_ADDRS, NoiseHandshakePayload,
