@@ -19,8 +19,10 @@ use ringmesh::wire::{
     NoiseHandshakePayload, PROTOCOL_VERSION, Preamble, encode_body, put_frame_header, put_varint,
 };
 use ringmesh::{Command, Config, Duration, Identity, NOISE_PATTERN, PublicKey, Security};
-use snow::params::{CipherChoice, DHChoice, HashChoice};
-use snow::resolvers::{CryptoResolver, DefaultResolver};
+
+#[path = "../tests/support/fixed_resolver.rs"]
+mod fixed_resolver;
+use fixed_resolver::FixedResolver;
 
 // ---------------------------------------------------------------- JSON out
 
@@ -1174,33 +1176,6 @@ const EPHEMERAL_B: &str = "202122232425262728292a2b2c2d2e2f303132333435363738393
 
 fn noise_frame(message: &[u8]) -> Vec<u8> {
     frame_bytes(message)
-}
-
-/// snow's default resolver with an RNG that must never be asked for bytes:
-/// both ephemeral keys are fixed.
-struct FixedResolver;
-
-struct NoRandom;
-
-impl snow::types::Random for NoRandom {
-    fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), snow::Error> {
-        panic!("the vectors use fixed ephemeral keys")
-    }
-}
-
-impl CryptoResolver for FixedResolver {
-    fn resolve_rng(&self) -> Option<Box<dyn snow::types::Random>> {
-        Some(Box::new(NoRandom))
-    }
-    fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn snow::types::Dh>> {
-        DefaultResolver.resolve_dh(choice)
-    }
-    fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn snow::types::Hash>> {
-        DefaultResolver.resolve_hash(choice)
-    }
-    fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn snow::types::Cipher>> {
-        DefaultResolver.resolve_cipher(choice)
-    }
 }
 
 fn handshake_noise() -> J {

@@ -20,8 +20,10 @@ use ringmesh::{
     NOISE_PATTERN, Node, Output, ProtocolError, PublicKey,
 };
 use serde_json::{Value, json};
-use snow::params::{CipherChoice, DHChoice, HashChoice};
-use snow::resolvers::{CryptoResolver, DefaultResolver};
+
+#[path = "support/fixed_resolver.rs"]
+mod fixed_resolver;
+use fixed_resolver::FixedResolver;
 
 const VECTOR_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/vectors/");
 
@@ -718,33 +720,6 @@ fn check_handshake_plaintext(v: &Value) {
 }
 
 // ----------------------------------------------------- noise handshake
-
-/// snow's default primitives; the RNG is never used because every
-/// ephemeral key in these tests is fixed.
-struct FixedResolver;
-
-struct NoRandom;
-
-impl snow::types::Random for NoRandom {
-    fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), snow::Error> {
-        Err(snow::Error::Rng)
-    }
-}
-
-impl CryptoResolver for FixedResolver {
-    fn resolve_rng(&self) -> Option<Box<dyn snow::types::Random>> {
-        Some(Box::new(NoRandom))
-    }
-    fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn snow::types::Dh>> {
-        DefaultResolver.resolve_dh(choice)
-    }
-    fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn snow::types::Hash>> {
-        DefaultResolver.resolve_hash(choice)
-    }
-    fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn snow::types::Cipher>> {
-        DefaultResolver.resolve_cipher(choice)
-    }
-}
 
 const NOISE_MAX_MESSAGE: usize = 65_535;
 const NOISE_TAG_LEN: usize = 16;
