@@ -19,6 +19,7 @@
 
 mod frame;
 mod messages;
+mod overlay;
 mod preamble;
 mod reader;
 mod varint;
@@ -29,6 +30,10 @@ pub use frame::{
 };
 pub use messages::{
     Capabilities, Direct, Goodbye, GoodbyeReason, Hello, MAX_LISTEN_ADDRS, NoiseHandshakePayload,
+};
+pub use overlay::{
+    Broadcast, FindPeer, MAX_PEER_LIST, PeerEntry, PeerList, PeerRequest, Ping, Pong, Request,
+    Response,
 };
 pub use preamble::{PREAMBLE_LEN, PREAMBLE_MAGIC, Preamble};
 pub use reader::Reader;
@@ -165,6 +170,22 @@ messages! {
     Hello,
     /// `0x02` — the sender is closing the connection, and why.
     Goodbye,
+    /// `0x10` — asks for a `PeerList`.
+    PeerRequest,
+    /// `0x11` — nodes the sender knows, with their addresses.
+    PeerList,
+    /// `0x12` — asks where one node can be reached.
+    FindPeer,
+    /// `0x20` — a liveness probe.
+    Ping,
+    /// `0x21` — the answer to a probe.
+    Pong,
+    /// `0x30` — a flooded message.
+    Broadcast,
     /// `0x40` — a one-way application message to the connected peer.
     Direct,
+    /// `0x41` — a request expecting a `Response`.
+    Request,
+    /// `0x42` — the answer to a `Request`.
+    Response,
 }

@@ -1,0 +1,255 @@
+//! Codecs of the overlay messages: discovery (`0x1_`), liveness (`0x2_`),
+//! mesh (`0x3_`) and messaging (`0x4_`). `spec/wire.md` §7 gives each layout.
+
+use core::net::SocketAddr;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use smallvec::SmallVec;
+
+use super::messages::{get_socket_addr, put_socket_addr};
+use super::{DecodeError, MAX_LISTEN_ADDRS, Reader, WireMessage, put_varint};
+use crate::NodeId;
+
+/// Most entries one `PeerList` may carry.
+pub const MAX_PEER_LIST: usize = 32;
+
+fn put_node_id(out: &mut BytesMut, id: NodeId) {
+    out.put_slice(&id.to_bytes());
+}
+
+fn get_node_id(input: &mut Reader) -> Result<NodeId, DecodeError> {
+    Ok(NodeId::from_bytes(input.array()?))
+}
+
+/// `0x10` — asks the receiver for a `PeerList`. Layout: empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PeerRequest;
+
+impl WireMessage for PeerRequest {
+    const TAG: u8 = 0x10;
+
+    fn encode(&self, _out: &mut BytesMut) {}
+
+    fn decode(_input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(PeerRequest)
+    }
+}
+
+/// One node the sender knows: its id and where it accepts connections.
+/// Addresses always travel with the id they belong to, so a dial can demand
+/// that id (a lying list costs a failed dial, never an impersonation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerEntry {
+    /// The node.
+    pub id: NodeId,
+    /// Its listen addresses (1 to [`MAX_LISTEN_ADDRS`]).
+    pub addrs: SmallVec<[SocketAddr; 2]>,
+}
+
+/// `0x11` — peers the sender knows, sent on connect and in answer to
+/// `PeerRequest` or `FindPeer`. Layout: `count: varint ≤ 32`, then each
+/// entry: `id: [u8; 16]`, `addr_count: varint` (1..=8), the addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PeerList {
+    /// The entries.
+    pub peers: Vec<PeerEntry>,
+}
+
+impl WireMessage for PeerList {
+    const TAG: u8 = 0x11;
+
+    fn encode(&self, out: &mut BytesMut) {
+        put_varint(out, self.peers.len() as u64);
+        for entry in &self.peers {
+            put_node_id(out, entry.id);
+            put_varint(out, entry.addrs.len() as u64);
+            for addr in &entry.addrs {
+                put_socket_addr(out, addr);
+            }
+        }
+    }
+
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        let count = input.list_len(MAX_PEER_LIST)?;
+        let mut peers = Vec::with_capacity(count);
+        for _ in 0..count {
+            let id = get_node_id(input)?;
+            let addr_count = input.list_len(MAX_LISTEN_ADDRS)?;
+            if addr_count == 0 {
+                return Err(DecodeError::OutOfRange {
+                    field: "addr_count",
+                    value: 0,
+                });
+            }
+            let mut addrs = SmallVec::with_capacity(addr_count);
+            for _ in 0..addr_count {
+                addrs.push(get_socket_addr(input)?);
+            }
+            peers.push(PeerEntry { id, addrs });
+        }
+        Ok(PeerList { peers })
+    }
+}
+
+/// `0x12` — asks the receiver where `target` accepts connections; answered
+/// with a `PeerList` holding `target`'s entry, or an empty one. Layout:
+/// `target: [u8; 16]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FindPeer {
+    /// The node sought.
+    pub target: NodeId,
+}
+
+impl WireMessage for FindPeer {
+    const TAG: u8 = 0x12;
+
+    fn encode(&self, out: &mut BytesMut) {
+        put_node_id(out, self.target);
+    }
+
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(FindPeer {
+            target: get_node_id(input)?,
+        })
+    }
+}
+
+/// `0x20` — a liveness probe; the receiver answers `Pong` with the same
+/// nonce. Layout: `nonce: u64` big-endian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ping {
+    /// Chosen by the sender, echoed in the pong.
+    pub nonce: u64,
+}
+
+/// `0x21` — the answer to a `Ping`. Layout: `nonce: u64` big-endian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pong {
+    /// The ping's nonce.
+    pub nonce: u64,
+}
+
+impl WireMessage for Ping {
+    const TAG: u8 = 0x20;
+
+    fn encode(&self, out: &mut BytesMut) {
+        out.put_u64(self.nonce);
+    }
+
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(Ping {
+            nonce: u64::from_be_bytes(input.array()?),
+        })
+    }
+}
+
+impl WireMessage for Pong {
+    const TAG: u8 = 0x21;
+
+    fn encode(&self, out: &mut BytesMut) {
+        out.put_u64(self.nonce);
+    }
+
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(Pong {
+            nonce: u64::from_be_bytes(input.array()?),
+        })
+    }
+}
+
+/// `0x30` — a flooded message. Layout: `origin: [u8; 16]`, `seq: varint`,
+/// `hops: u8` (links travelled, including the one it arrives on; ≥ 1), then
+/// the payload (the rest of the body). `(origin, seq)` identifies the
+/// message network-wide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broadcast {
+    /// The node that broadcast it.
+    pub origin: NodeId,
+    /// Unique per origin.
+    pub seq: u64,
+    /// Links travelled so far, counting the one it arrives on.
+    pub hops: u8,
+    /// Application bytes.
+    pub payload: Bytes,
+}
+
+impl WireMessage for Broadcast {
+    const TAG: u8 = 0x30;
+
+    fn encode(&self, out: &mut BytesMut) {
+        put_node_id(out, self.origin);
+        put_varint(out, self.seq);
+        out.put_u8(self.hops);
+        out.put_slice(&self.payload);
+    }
+
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        let origin = get_node_id(input)?;
+        let seq = input.varint()?;
+        let hops = input.u8()?;
+        if hops == 0 {
+            return Err(DecodeError::OutOfRange {
+                field: "hops",
+                value: 0,
+            });
+        }
+        Ok(Broadcast {
+            origin,
+            seq,
+            hops,
+            payload: input.rest(),
+        })
+    }
+}
+
+/// `0x41` — a request the receiver should answer with `Response` carrying
+/// the same id. Layout: `id: varint`, then the payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Chosen by the requester, unique among its pending requests.
+    pub id: u64,
+    /// Application bytes.
+    pub payload: Bytes,
+}
+
+/// `0x42` — the answer to a `Request`. Layout: `id: varint`, then the
+/// payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The request's id.
+    pub id: u64,
+    /// Application bytes.
+    pub payload: Bytes,
+}
+
+impl WireMessage for Request {
+    const TAG: u8 = 0x41;
+
+    fn encode(&self, out: &mut BytesMut) {
+        put_varint(out, self.id);
+        out.put_slice(&self.payload);
+    }
+
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(Request {
+            id: input.varint()?,
+            payload: input.rest(),
+        })
+    }
+}
+
+impl WireMessage for Response {
+    const TAG: u8 = 0x42;
+
+    fn encode(&self, out: &mut BytesMut) {
+        put_varint(out, self.id);
+        out.put_slice(&self.payload);
+    }
+
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(Response {
+            id: input.varint()?,
+            payload: input.rest(),
+        })
+    }
+}
