@@ -125,7 +125,7 @@ pub fn pair(config: &Config) -> Network {
 /// nodes reported `SessionEstablished`.
 pub fn handshake(net: &mut Network) {
     net.connect(0, 1).expect("dial accepted");
-    net.run(MAX_STEPS);
+    net.settle();
     assert!(
         established(net, 0) && established(net, 1),
         "handshake did not complete: {:?}",
@@ -160,7 +160,7 @@ pub fn send_and_deliver(net: &mut Network, payload: &Bytes) -> usize {
         },
     )
     .expect("send accepted");
-    net.run(MAX_STEPS)
+    net.settle()
 }
 
 /// How many `Direct` messages node 1 has received (to check that a bench

@@ -15,10 +15,12 @@ use bytes::{Bytes, BytesMut};
 use ed25519_dalek::{Signer, SigningKey};
 use ringmesh::testing::Network;
 use ringmesh::wire::{
-    Capabilities, DEFAULT_MAX_FRAME_LEN, Direct, Goodbye, GoodbyeReason, Hello, Message,
-    NoiseHandshakePayload, PROTOCOL_VERSION, Preamble, encode_body, put_frame_header, put_varint,
+    Broadcast, Capabilities, DEFAULT_MAX_FRAME_LEN, Direct, FindPeer, Goodbye, GoodbyeReason,
+    Hello, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, NoiseHandshakePayload, PROTOCOL_VERSION,
+    PeerEntry, PeerList, PeerRequest, Ping, Pong, Preamble, Request, Response, encode_body,
+    put_frame_header, put_varint,
 };
-use ringmesh::{Command, Config, Duration, Identity, NOISE_PATTERN, PublicKey, Security};
+use ringmesh::{Command, Config, Duration, Identity, NOISE_PATTERN, NodeId, PublicKey, Security};
 
 #[path = "../tests/support/fixed_resolver.rs"]
 mod fixed_resolver;
@@ -216,6 +218,51 @@ fn message_json(message: &Message) -> J {
             ("reason", n(g.reason.code().into())),
         ]),
         Message::Direct(d) => J::Obj(vec![("type", s("Direct")), ("payload", hx(&d.payload))]),
+        Message::PeerRequest(PeerRequest) => J::Obj(vec![("type", s("PeerRequest"))]),
+        Message::PeerList(list) => J::Obj(vec![
+            ("type", s("PeerList")),
+            (
+                "peers",
+                J::Arr(
+                    list.peers
+                        .iter()
+                        .map(|entry| {
+                            J::Obj(vec![
+                                ("id", s(entry.id.to_string())),
+                                (
+                                    "addrs",
+                                    J::Arr(entry.addrs.iter().map(|a| s(a.to_string())).collect()),
+                                ),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+        ]),
+        Message::FindPeer(f) => J::Obj(vec![
+            ("type", s("FindPeer")),
+            ("target", s(f.target.to_string())),
+        ]),
+        // u64 fields are decimal strings: JSON numbers lose precision above 2^53.
+        Message::Ping(p) => J::Obj(vec![("type", s("Ping")), ("nonce", s(p.nonce.to_string()))]),
+        Message::Pong(p) => J::Obj(vec![("type", s("Pong")), ("nonce", s(p.nonce.to_string()))]),
+        Message::Broadcast(b) => J::Obj(vec![
+            ("type", s("Broadcast")),
+            ("origin", s(b.origin.to_string())),
+            ("seq", s(b.seq.to_string())),
+            ("hops", n(b.hops.into())),
+            ("payload", hx(&b.payload)),
+        ]),
+        Message::Request(r) => J::Obj(vec![
+            ("type", s("Request")),
+            ("id", s(r.id.to_string())),
+            ("payload", hx(&r.payload)),
+        ]),
+        Message::Response(r) => J::Obj(vec![
+            ("type", s("Response")),
+            ("id", s(r.id.to_string())),
+            ("payload", hx(&r.payload)),
+        ]),
         other => panic!("no JSON form for {other:?}"),
     }
 }
@@ -264,6 +311,182 @@ fn direct(payload: impl Into<Bytes>) -> Message {
     Message::Direct(Direct {
         payload: payload.into(),
     })
+}
+
+fn node_id(secret_hex: &str) -> NodeId {
+    Identity::from_secret_bytes(secret(secret_hex)).node_id()
+}
+
+fn peer(id: NodeId, listen: &[&str]) -> PeerEntry {
+    PeerEntry {
+        id,
+        addrs: addrs(listen).into_iter().collect(),
+    }
+}
+
+fn peer_list(peers: Vec<PeerEntry>) -> Message {
+    Message::PeerList(PeerList { peers })
+}
+
+fn broadcast(origin: NodeId, seq: u64, hops: u8, payload: impl Into<Bytes>) -> Message {
+    Message::Broadcast(Broadcast {
+        origin,
+        seq,
+        hops,
+        payload: payload.into(),
+    })
+}
+
+fn request(id: u64, payload: impl Into<Bytes>) -> Message {
+    Message::Request(Request {
+        id,
+        payload: payload.into(),
+    })
+}
+
+fn response(id: u64, payload: impl Into<Bytes>) -> Message {
+    Message::Response(Response {
+        id,
+        payload: payload.into(),
+    })
+}
+
+/// Valid vectors of the overlay messages (tags `0x10`–`0x42` but `0x40`).
+fn overlay_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
+    let (a, b, c) = (node_id(SECRET_A), node_id(SECRET_B), node_id(SECRET_C));
+    let eight_addrs: Vec<String> = (0..MAX_LISTEN_ADDRS)
+        .map(|i| format!("10.0.0.{}:{}", i + 1, 7000 + i))
+        .collect();
+    let eight_addrs: Vec<&str> = eight_addrs.iter().map(String::as_str).collect();
+    let full_list = (0..MAX_PEER_LIST)
+        .map(|i| {
+            let id = NodeId::from_u128((i as u128 + 1) << 120 | 0xabcd);
+            peer(id, &[&format!("192.0.2.{}:{}", i + 1, 7000 + i)])
+        })
+        .collect();
+    vec![
+        (
+            "peer_request",
+            Message::PeerRequest(PeerRequest),
+            None,
+            "no message bytes",
+        ),
+        (
+            "peer_list_empty",
+            peer_list(vec![]),
+            None,
+            "count 0: the answer to a FindPeer for an unknown node",
+        ),
+        (
+            "peer_list_ipv4_and_ipv6",
+            peer_list(vec![
+                peer(a, &["127.0.0.1:7000"]),
+                peer(b, &["[2001:db8::2]:7000"]),
+            ]),
+            None,
+            "one entry with an IPv4 address, one with an IPv6 address",
+        ),
+        (
+            "peer_list_entry_with_eight_addrs",
+            peer_list(vec![
+                peer(c, &eight_addrs),
+                peer(a, &["[::ffff:192.0.2.1]:80", "10.1.2.3:65535"]),
+            ]),
+            None,
+            "MAX_LISTEN_ADDRS = 8 addresses in one entry; an IPv4-mapped IPv6 address stays family 6",
+        ),
+        (
+            "peer_list_32_entries",
+            peer_list(full_list),
+            None,
+            "MAX_PEER_LIST = 32 entries",
+        ),
+        (
+            "find_peer",
+            Message::FindPeer(FindPeer { target: b }),
+            None,
+            "",
+        ),
+        (
+            "find_peer_zero_id",
+            Message::FindPeer(FindPeer {
+                target: NodeId::from_u128(0),
+            }),
+            None,
+            "any 16 bytes are an id",
+        ),
+        (
+            "ping",
+            Message::Ping(Ping {
+                nonce: 0x0123_4567_89ab_cdef,
+            }),
+            None,
+            "nonce: u64 big-endian, not a varint",
+        ),
+        (
+            "ping_nonce_zero",
+            Message::Ping(Ping { nonce: 0 }),
+            None,
+            "",
+        ),
+        (
+            "pong",
+            Message::Pong(Pong {
+                nonce: 0x0123_4567_89ab_cdef,
+            }),
+            None,
+            "the answer to vector ping",
+        ),
+        (
+            "pong_nonce_max",
+            Message::Pong(Pong { nonce: u64::MAX }),
+            None,
+            "",
+        ),
+        (
+            "broadcast_small",
+            broadcast(a, 1, 1, &b"hello"[..]),
+            None,
+            "as its origin sends it: hops 1",
+        ),
+        (
+            "broadcast_empty_payload_max_hops",
+            broadcast(b, 300, 255, Bytes::new()),
+            None,
+            "seq 300 takes two varint bytes",
+        ),
+        (
+            "broadcast_large_seq",
+            broadcast(c, u64::MAX, 7, &[0x00u8, 0xff][..]),
+            None,
+            "seq 2^64-1 takes ten varint bytes",
+        ),
+        (
+            "broadcast_compressed",
+            broadcast(a, 2, 3, "ringmesh ".repeat(100)),
+            Some(512),
+            "any message may be compressed, not only Direct",
+        ),
+        (
+            "request_two_byte_id",
+            request(300, &b"get"[..]),
+            None,
+            "id 300 = ac 02",
+        ),
+        ("request_empty_payload", request(0, Bytes::new()), None, ""),
+        (
+            "response_two_byte_id",
+            response(300, &b"value"[..]),
+            None,
+            "the answer to vector request_two_byte_id",
+        ),
+        (
+            "response_large_id",
+            response(1 << 32, &[0x00u8, 0x01, 0x02][..]),
+            None,
+            "id 2^32 takes five varint bytes",
+        ),
+    ]
 }
 
 fn frames() -> J {
@@ -392,6 +615,7 @@ fn frames() -> J {
             "over the threshold but LZ4 does not make it smaller: sent plain",
         ),
     ]);
+    cases.extend(overlay_cases());
     let mut out: Vec<J> = cases
         .into_iter()
         .map(|(name, message, compress_over, note)| {
@@ -522,6 +746,142 @@ fn fr(body: &str) -> String {
     hex::encode(frame_bytes(&unhex(body)))
 }
 
+/// Name, body hex, the receiver's cap, whether it offered LZ4, error, detail.
+type InvalidBody = (&'static str, String, u32, bool, &'static str, J);
+
+/// Malformed overlay message bodies (flags 0, so the cap and LZ4 do not
+/// matter).
+fn overlay_invalid_cases() -> Vec<InvalidBody> {
+    let id = node_id(SECRET_A).to_string();
+    let max = DEFAULT_MAX_FRAME_LEN;
+    let cases: Vec<(&'static str, String, &'static str, J)> = vec![
+        (
+            "peer_request_trailing_byte",
+            "00 10 00".into(),
+            "TrailingBytes",
+            J::Obj(vec![("count", n(1))]),
+        ),
+        (
+            "peer_list_missing_count",
+            "00 11".into(),
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "peer_list_33_entries",
+            "00 11 21".into(),
+            "TooMany",
+            J::Obj(vec![("len", n(33)), ("max", n(32))]),
+        ),
+        (
+            "peer_list_huge_count",
+            "00 11 c0843d".into(),
+            "TooMany",
+            J::Obj(vec![("len", n(1_000_000)), ("max", n(32))]),
+        ),
+        (
+            "peer_list_entry_without_addrs",
+            format!("00 11 01 {id} 00"),
+            "OutOfRange",
+            J::Obj(vec![("field", s("addr_count")), ("value", n(0))]),
+        ),
+        (
+            "peer_list_entry_nine_addrs",
+            format!("00 11 01 {id} 09"),
+            "TooMany",
+            J::Obj(vec![("len", n(9)), ("max", n(8))]),
+        ),
+        (
+            "peer_list_address_family_5",
+            format!("00 11 01 {id} 01 05 7f000001 1b58"),
+            "BadAddressFamily",
+            J::Obj(vec![("family", n(5))]),
+        ),
+        (
+            "peer_list_truncated_id",
+            format!("00 11 01 {}", &id[..30]),
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "peer_list_missing_entry",
+            format!("00 11 02 {id} 01 04 7f000001 1b58"),
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "peer_list_trailing_byte",
+            format!("00 11 01 {id} 01 04 7f000001 1b58 00"),
+            "TrailingBytes",
+            J::Obj(vec![("count", n(1))]),
+        ),
+        (
+            "find_peer_truncated_target",
+            format!("00 12 {}", &id[..30]),
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "find_peer_trailing_bytes",
+            format!("00 12 {id} 0000"),
+            "TrailingBytes",
+            J::Obj(vec![("count", n(2))]),
+        ),
+        (
+            "ping_truncated_nonce",
+            "00 20 01234567 89abcd".into(),
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "pong_trailing_byte",
+            "00 21 01234567 89abcdef 00".into(),
+            "TrailingBytes",
+            J::Obj(vec![("count", n(1))]),
+        ),
+        (
+            "broadcast_zero_hops",
+            format!("00 30 {id} 01 00 68656c6c6f"),
+            "OutOfRange",
+            J::Obj(vec![("field", s("hops")), ("value", n(0))]),
+        ),
+        (
+            "broadcast_missing_hops",
+            format!("00 30 {id} 01"),
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "broadcast_non_canonical_seq",
+            format!("00 30 {id} 8100 01"),
+            "NonCanonicalVarint",
+            J::Obj(vec![]),
+        ),
+        (
+            "request_missing_id",
+            "00 41".into(),
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "request_id_overflow",
+            "00 41 ffffffffffffffffff02".into(),
+            "VarintOverflow",
+            J::Obj(vec![]),
+        ),
+        (
+            "response_non_canonical_id",
+            "00 42 ff00 68656c6c6f".into(),
+            "NonCanonicalVarint",
+            J::Obj(vec![]),
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, body, error, detail)| (name, body, max, true, error, detail))
+        .collect()
+}
+
 fn invalid_frames() -> J {
     let a = hex::encode(public_key(SECRET_A).to_bytes());
     // A valid Hello body: version 1, identity A, LZ4, 16 MiB cap, one address.
@@ -530,7 +890,7 @@ fn invalid_frames() -> J {
     assert!(compressed);
     let max = DEFAULT_MAX_FRAME_LEN;
     // (name, body hex, cap, accept_compressed, error, detail)
-    let body_cases: Vec<(&str, String, u32, bool, &str, J)> = vec![
+    let mut body_cases: Vec<InvalidBody> = vec![
         (
             "reserved_flag_bit_1",
             "02 40".into(),
@@ -796,6 +1156,7 @@ fn invalid_frames() -> J {
             J::Obj(vec![("tag", n(0xee))]),
         ),
     ];
+    body_cases.extend(overlay_invalid_cases());
     let mut out: Vec<J> = body_cases
         .into_iter()
         .map(|(name, body, cap, accept, error, detail)| {
@@ -1084,7 +1445,7 @@ fn handshake_plaintext() -> J {
         J::Obj(vec![("action", s("disconnect")), ("from", s("initiator"))]),
     ];
     net.connect(ia, ib).expect("dial");
-    net.run(1_000);
+    net.settle();
     for (from, to, text) in [
         (ia, id_b, "hello from the initiator"),
         (ib, id_a, "hello from the responder"),
@@ -1097,11 +1458,11 @@ fn handshake_plaintext() -> J {
             },
         )
         .expect("connected");
-        net.run(1_000);
+        net.settle();
     }
     net.command(ia, Command::Disconnect { peer: id_b })
         .expect("connected");
-    net.run(1_000);
+    net.settle();
     let contents = [
         "preamble 524d5348 01 00, then the initiator's Hello frame",
         "preamble 524d5348 01 00, then the responder's Hello frame",

@@ -5,7 +5,7 @@ use core::net::SocketAddr;
 use smallvec::SmallVec;
 
 use crate::time::Duration;
-use crate::wire::{DEFAULT_MAX_FRAME_LEN, MAX_LISTEN_ADDRS};
+use crate::wire::{DEFAULT_MAX_FRAME_LEN, MAX_LISTEN_ADDRS, MAX_PEER_LIST};
 
 /// How sessions are secured. Both sides must use the same mode: a node never
 /// falls back from one to the other. A mismatch closes the connection with
@@ -68,7 +68,76 @@ pub struct Config {
     /// Where this node accepts connections; announced in `Hello` so peers
     /// can redial it. At most [`MAX_LISTEN_ADDRS`]. Default: none.
     pub listen_addrs: SmallVec<[SocketAddr; 2]>,
+
+    // --- peers ---
+    /// Cap on inbound connections in any state; more are closed at once.
+    /// Default 128.
+    pub max_inbound: usize,
+    /// Cap on connections this node dials, in any state; dials over it are
+    /// refused. Default 64.
+    pub max_outbound: usize,
+    /// Cap on connections still dialling or handshaking, both directions.
+    /// Inbound ones over it are closed at once (a handshake flood costs
+    /// this many sessions, no more). Default 32.
+    pub max_half_open: usize,
+    /// The node keeps dialling peers it knows until it has this many
+    /// established peers (inbound ones count). Default 8.
+    pub target_peers: usize,
+    /// Cap on the peer cache ([`Node::known_peers`](crate::Node::known_peers)).
+    /// Default 1024.
+    pub max_known_peers: usize,
+    /// First redial delay after a peer is lost or a dial fails; doubles with
+    /// each failure up to `redial_backoff_max`, and each delay is jittered
+    /// down by up to half. Default 1 s.
+    pub redial_backoff_min: Duration,
+    /// Cap on the redial delay. Default 60 s.
+    pub redial_backoff_max: Duration,
+    /// How often the node checks its peer count, redials and expires
+    /// caches. Default 1 s.
+    pub maintenance_interval: Duration,
+
+    // --- discovery ---
+    /// Addresses dialled at start, and again whenever the node has no peer
+    /// and nothing else to dial. Any node can be one. At most
+    /// [`MAX_BOOTSTRAP`]. Default: none.
+    pub bootstrap: Vec<SocketAddr>,
+    /// Entries in the `PeerList` a node sends to each new peer and in
+    /// answer to `PeerRequest`. At most
+    /// [`MAX_PEER_LIST`](crate::wire::MAX_PEER_LIST). Default 16.
+    pub peer_exchange_size: usize,
+
+    // --- liveness ---
+    /// A `Ping` goes to every peer this often. Default (WAN) 5 s.
+    pub ping_interval: Duration,
+    /// A ping unanswered this long is a miss; one miss makes the peer
+    /// suspect. Default (WAN) 3 s.
+    pub ping_timeout: Duration,
+    /// Consecutive misses that make a peer dead: its connections close and
+    /// `PeerDown { reason: Unresponsive }` is emitted. Default (WAN) 4.
+    pub dead_after_misses: u32,
+
+    // --- mesh ---
+    /// Cap on remembered broadcast ids. Default 65,536 (about 3 MiB).
+    pub seen_cache_capacity: usize,
+    /// How long a broadcast id is remembered. Default 120 s.
+    pub seen_cache_ttl: Duration,
+    /// Links a broadcast may travel; a node that receives one with this many
+    /// hops delivers it but does not relay it. Default 32.
+    pub max_hops: u8,
+
+    // --- messaging ---
+    /// Cap on requests awaiting a response. Default 1024.
+    pub max_pending_requests: usize,
+    /// Cap on messages queued for peers that are being looked up or dialled.
+    /// Default 1024.
+    pub max_queued_messages: usize,
+    /// How long a message waits for its peer to be found and connected
+    /// before it fails. Default 10 s.
+    pub lookup_timeout: Duration,
 }
+
+/// Most bootstrap addresses a [`Config`] may hold.
+pub const MAX_BOOTSTRAP: usize = 64;
 
 impl Default for Config {
     fn default() -> Self {
@@ -80,6 +149,25 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             max_connections: 256,
             listen_addrs: SmallVec::new(),
+            max_inbound: 128,
+            max_outbound: 64,
+            max_half_open: 32,
+            target_peers: 8,
+            max_known_peers: 1024,
+            redial_backoff_min: Duration::from_secs(1),
+            redial_backoff_max: Duration::from_secs(60),
+            maintenance_interval: Duration::from_secs(1),
+            bootstrap: Vec::new(),
+            peer_exchange_size: 16,
+            ping_interval: Duration::from_secs(5),
+            ping_timeout: Duration::from_secs(3),
+            dead_after_misses: 4,
+            seen_cache_capacity: 65_536,
+            seen_cache_ttl: Duration::from_secs(120),
+            max_hops: 32,
+            max_pending_requests: 1024,
+            max_queued_messages: 1024,
+            lookup_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -91,6 +179,42 @@ impl Config {
             security: Security::Plaintext,
             ..Config::default()
         }
+    }
+
+    /// Timings for a local network (one data centre, RTTs under a few
+    /// milliseconds), after memberlist's LAN profile: ping every 1 s, a miss
+    /// after 500 ms, dead after 3 misses, so a crashed peer is declared dead
+    /// within [`Config::detection_time`] = 3.5 s. Redials start at 500 ms,
+    /// capped at 30 s.
+    pub fn lan() -> Self {
+        Config {
+            ping_interval: Duration::from_secs(1),
+            ping_timeout: Duration::from_millis(500),
+            dead_after_misses: 3,
+            redial_backoff_min: Duration::from_millis(500),
+            redial_backoff_max: Duration::from_secs(30),
+            ..Config::default()
+        }
+    }
+
+    /// Timings for the internet (RTTs up to a second, lossy paths), after
+    /// memberlist's WAN profile: ping every 5 s, a miss after 3 s, dead
+    /// after 4 misses (detection within 23 s); redials from 1 s to 60 s.
+    /// The same as [`Config::default`].
+    pub fn wan() -> Self {
+        Config::default()
+    }
+
+    /// The longest a crashed peer goes undetected: the first ping after the
+    /// crash leaves within `ping_interval`, and `dead_after_misses` misses
+    /// later (each `ping_timeout` after its ping, pings `ping_interval`
+    /// apart) the peer is dead: `dead_after_misses × ping_interval +
+    /// ping_timeout`. A live peer whose pongs arrive within `ping_timeout`
+    /// is never declared dead.
+    pub fn detection_time(&self) -> Duration {
+        self.ping_interval
+            .saturating_mul(u64::from(self.dead_after_misses))
+            + self.ping_timeout
     }
 
     /// Checks every field; [`Node::new`](crate::Node::new) calls this.
@@ -112,6 +236,47 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err(ConfigError::ZeroMaxConnections);
+        }
+        if self.bootstrap.len() > MAX_BOOTSTRAP {
+            return Err(ConfigError::TooManyBootstrapAddrs {
+                len: self.bootstrap.len(),
+                max: MAX_BOOTSTRAP,
+            });
+        }
+        if self.peer_exchange_size > MAX_PEER_LIST {
+            return Err(ConfigError::PeerExchangeTooLarge {
+                value: self.peer_exchange_size,
+                max: MAX_PEER_LIST,
+            });
+        }
+        let zero = [
+            ("ping_interval", self.ping_interval),
+            ("ping_timeout", self.ping_timeout),
+            ("maintenance_interval", self.maintenance_interval),
+            ("redial_backoff_min", self.redial_backoff_min),
+            ("seen_cache_ttl", self.seen_cache_ttl),
+            ("lookup_timeout", self.lookup_timeout),
+        ];
+        if let Some((field, _)) = zero.iter().find(|(_, d)| *d == Duration::ZERO) {
+            return Err(ConfigError::Zero(field));
+        }
+        let counts = [
+            ("max_inbound", self.max_inbound),
+            ("max_outbound", self.max_outbound),
+            ("max_half_open", self.max_half_open),
+            ("max_known_peers", self.max_known_peers),
+            ("seen_cache_capacity", self.seen_cache_capacity),
+            ("dead_after_misses", self.dead_after_misses as usize),
+            ("max_hops", usize::from(self.max_hops)),
+        ];
+        if let Some((field, _)) = counts.iter().find(|(_, n)| *n == 0) {
+            return Err(ConfigError::Zero(field));
+        }
+        if self.ping_timeout > self.ping_interval {
+            return Err(ConfigError::PingTimeoutAboveInterval);
+        }
+        if self.redial_backoff_max < self.redial_backoff_min {
+            return Err(ConfigError::BackoffMaxBelowMin);
         }
         Ok(())
     }
@@ -144,6 +309,32 @@ pub enum ConfigError {
     /// A node that may hold no connection can do nothing.
     #[error("max_connections must be at least 1")]
     ZeroMaxConnections,
+    /// More bootstrap addresses than [`MAX_BOOTSTRAP`].
+    #[error("{len} bootstrap addresses configured, at most {max} allowed")]
+    TooManyBootstrapAddrs {
+        /// How many were configured.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// `peer_exchange_size` is over what a `PeerList` can carry.
+    #[error("peer_exchange_size {value} is above the PeerList limit of {max}")]
+    PeerExchangeTooLarge {
+        /// The configured value.
+        value: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A field that must be positive is zero.
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+    /// Pings would overlap their own timeouts' meaning: a miss must be
+    /// decided before the next ping leaves.
+    #[error("ping_timeout must not exceed ping_interval")]
+    PingTimeoutAboveInterval,
+    /// The backoff cap is below its start.
+    #[error("redial_backoff_max must not be below redial_backoff_min")]
+    BackoffMaxBelowMin,
 }
 
 #[cfg(test)]
@@ -186,5 +377,40 @@ mod tests {
             }),
             ConfigError::ZeroMaxConnections
         );
+        assert_eq!(
+            bad(Config {
+                ping_interval: Duration::ZERO,
+                ..Config::default()
+            }),
+            ConfigError::Zero("ping_interval")
+        );
+        assert_eq!(
+            bad(Config {
+                ping_timeout: Duration::from_secs(9),
+                ..Config::lan()
+            }),
+            ConfigError::PingTimeoutAboveInterval
+        );
+        assert!(matches!(
+            bad(Config {
+                peer_exchange_size: 33,
+                ..Config::default()
+            }),
+            ConfigError::PeerExchangeTooLarge { value: 33, max: 32 }
+        ));
+        assert_eq!(
+            bad(Config {
+                max_hops: 0,
+                ..Config::default()
+            }),
+            ConfigError::Zero("max_hops")
+        );
+    }
+
+    #[test]
+    fn presets_state_their_detection_time() {
+        assert_eq!(Config::lan().detection_time(), Duration::from_millis(3_500));
+        assert_eq!(Config::wan().detection_time(), Duration::from_secs(23));
+        assert_eq!(Config::lan().validate(), Ok(()));
     }
 }

@@ -5,6 +5,8 @@ use core::net::SocketAddr;
 use bytes::Bytes;
 use smallvec::SmallVec;
 
+use crate::messaging::{DeliveryError, RequestId};
+use crate::time::Duration;
 use crate::wire::{Capabilities, DecodeError, GoodbyeReason};
 use crate::{ConnId, Direction, NodeId, Security, TransportError};
 
@@ -73,6 +75,83 @@ pub enum Event {
         /// Why.
         reason: CloseReason,
     },
+    /// `peer` has an established connection (its first); everything sent
+    /// to it now goes out at once.
+    PeerUp {
+        /// The peer.
+        peer: NodeId,
+        /// The connection's transport address.
+        remote: SocketAddr,
+        /// Who dialled.
+        direction: Direction,
+    },
+    /// The liveness checks on `peer` missed a ping: it may be gone. Purely
+    /// informative; `PeerDown` follows if it stays silent.
+    PeerSuspect {
+        /// The peer.
+        peer: NodeId,
+    },
+    /// `peer` has no connection any more (its last one closed, or liveness
+    /// declared it dead and closed it). Its addresses stay in the peer
+    /// cache for redial.
+    PeerDown {
+        /// The peer.
+        peer: NodeId,
+        /// Why the last connection ended.
+        reason: CloseReason,
+    },
+    /// A broadcast from another node, delivered once.
+    Message {
+        /// The node that broadcast it.
+        origin: NodeId,
+        /// Its sequence number, unique per origin.
+        seq: u64,
+        /// Links it travelled to get here (1 = from the origin directly).
+        hops: u8,
+        /// Its bytes (shared with every relay; copy to keep a small one
+        /// long, as for `Direct`).
+        payload: Bytes,
+    },
+    /// A peer asks something; answer with
+    /// [`Command::Respond`](crate::Command::Respond) and this `id`.
+    Request {
+        /// The requester.
+        from: NodeId,
+        /// The requester's id for it.
+        id: RequestId,
+        /// Its bytes.
+        payload: Bytes,
+    },
+    /// The answer to this node's request `id`.
+    Response {
+        /// Who answered.
+        from: NodeId,
+        /// The request.
+        id: RequestId,
+        /// Its bytes.
+        payload: Bytes,
+        /// From sending the request to this response.
+        rtt: Duration,
+    },
+    /// This node's request `id` will get no answer.
+    RequestFailed {
+        /// The peer it was for.
+        to: NodeId,
+        /// The request.
+        id: RequestId,
+        /// Why.
+        reason: DeliveryError,
+    },
+    /// A queued one-way message could not be sent; the payload is handed
+    /// back.
+    SendFailed {
+        /// The peer it was for.
+        to: NodeId,
+        /// Its bytes.
+        payload: Bytes,
+        /// Why.
+        reason: DeliveryError,
+    },
     /// A peer sent a one-way message.
     Direct {
         /// The sender.
@@ -106,6 +185,16 @@ pub enum CloseReason {
     /// The peer said goodbye.
     #[error("peer said goodbye: {0:?}")]
     Goodbye(GoodbyeReason),
+    /// Another connection to the same peer was kept (one connection per
+    /// peer; see `spec/peers.md`).
+    #[error("duplicate connection to the same peer")]
+    Duplicate,
+    /// A `ConnectAny` race was won by another of its dials.
+    #[error("lost a ConnectAny race")]
+    RaceLost,
+    /// Liveness declared the peer dead (`dead_after_misses` pings missed).
+    #[error("peer unresponsive")]
+    Unresponsive,
     /// The peer broke the protocol; the connection was closed by this node.
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),

@@ -19,6 +19,10 @@ pub(crate) enum Stream {
     Tables,
     /// Noise ephemeral keys (mixed with the identity secret).
     Session,
+    /// Dial choices and backoff jitter.
+    Peers,
+    /// Broadcast sequence numbers.
+    Mesh,
 }
 
 impl Stream {
@@ -26,6 +30,8 @@ impl Stream {
         match self {
             Stream::Tables => "ringmesh rng v1 tables",
             Stream::Session => "ringmesh rng v1 session",
+            Stream::Peers => "ringmesh rng v1 peers",
+            Stream::Mesh => "ringmesh rng v1 mesh",
         }
     }
 }
@@ -49,6 +55,20 @@ impl Rng {
 
     pub(crate) fn next_u64(&mut self) -> u64 {
         self.0.next_u64()
+    }
+
+    /// A uniform value in `0..n` (`n` > 0), without modulo bias worth
+    /// caring about for `n` far below 2^64.
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.0.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// Shuffles `items` in place (Fisher–Yates).
+    pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            items.swap(i, j);
+        }
     }
 
     pub(crate) fn fill(&mut self, dest: &mut [u8]) {

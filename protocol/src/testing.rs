@@ -1,9 +1,10 @@
 //! An in-memory, virtual-time driver for tests, examples and benches.
 //!
-//! [`Network`] runs several [`Node`]s joined by perfect in-memory links with a
-//! fixed latency: dials to a node's address connect, dials elsewhere are
-//! refused, bytes arrive in order after `latency`, closes arrive after the
-//! bytes sent before them. Time is virtual and only moves when nothing else
+//! [`Network`] runs several [`Node`]s joined by perfect in-memory links, each
+//! with its own latency (a default, overridable per pair of nodes): dials to
+//! a node's address connect, dials elsewhere are refused, bytes arrive in
+//! order after the link's latency, closes arrive after the bytes sent before
+//! them. Time is virtual and only moves when nothing else
 //! can happen, so a test runs as fast as the nodes compute. It is itself
 //! sans-IO and deterministic: the same calls give the same run.
 //!
@@ -58,6 +59,8 @@ pub struct Network {
     up: Vec<bool>,
     now: Instant,
     latency: Duration,
+    /// Per-pair latencies, keyed by (smaller index, larger index).
+    link_latency: BTreeMap<(NodeIndex, NodeIndex), Duration>,
     /// Inputs in flight, by arrival time; ties in sending order, which is
     /// what keeps each link FIFO.
     in_flight: DeadlineQueue<(NodeIndex, Input)>,
@@ -78,6 +81,7 @@ impl Network {
             up: Vec::new(),
             now: Instant::ZERO,
             latency,
+            link_latency: BTreeMap::new(),
             in_flight: DeadlineQueue::new(),
             links: BTreeMap::new(),
             next_inbound: Vec::new(),
@@ -85,6 +89,23 @@ impl Network {
             sent: Vec::new(),
             record_sent: false,
         }
+    }
+
+    /// Sets the latency between nodes `i` and `j` (both ways), for links
+    /// opened from now on and bytes sent from now on. Bytes already in
+    /// flight keep their arrival time; since a link's latency only matters
+    /// per direction and every send on it uses the current value, lowering
+    /// it mid-stream could reorder, so set latencies before traffic starts.
+    pub fn set_latency(&mut self, i: NodeIndex, j: NodeIndex, latency: Duration) {
+        self.link_latency.insert((i.min(j), i.max(j)), latency);
+    }
+
+    /// The latency between nodes `i` and `j`.
+    pub fn latency(&self, i: NodeIndex, j: NodeIndex) -> Duration {
+        self.link_latency
+            .get(&(i.min(j), i.max(j)))
+            .copied()
+            .unwrap_or(self.latency)
     }
 
     /// Keeps a copy of every `Output::Send` (see [`Network::sent`]).
@@ -190,6 +211,52 @@ impl Network {
         self.links.retain(|&(a, _), &mut (b, _)| a != i && b != i);
     }
 
+    /// Whether node `i` is up (not crashed).
+    pub fn is_up(&self, i: NodeIndex) -> bool {
+        self.up[i]
+    }
+
+    /// Resets every open link of node `i`: both ends are told
+    /// (`Input::Closed` with `Reset`) after the link's latency.
+    pub fn disconnect_node(&mut self, i: NodeIndex) {
+        let ends: Vec<((NodeIndex, ConnId), (NodeIndex, ConnId))> = self
+            .links
+            .iter()
+            .filter(|&(&(a, _), _)| a == i)
+            .map(|(&a, &b)| (a, b))
+            .collect();
+        for ((a, a_conn), (b, b_conn)) in ends {
+            self.links.remove(&(a, a_conn));
+            self.links.remove(&(b, b_conn));
+            let at = self.now + self.latency(a, b);
+            let reason = TransportError::Reset;
+            self.schedule(
+                at,
+                a,
+                Input::Closed {
+                    conn: a_conn,
+                    reason,
+                },
+            );
+            self.schedule(
+                at,
+                b,
+                Input::Closed {
+                    conn: b_conn,
+                    reason,
+                },
+            );
+        }
+    }
+
+    /// Resets every open link in the network (see
+    /// [`Network::disconnect_node`]).
+    pub fn disconnect_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.disconnect_node(i);
+        }
+    }
+
     /// Feeds node `i` raw bytes on connection `conn` as if its peer sent
     /// them (for robustness tests).
     pub fn inject(&mut self, i: NodeIndex, conn: ConnId, bytes: Bytes) {
@@ -210,6 +277,7 @@ impl Network {
                     let target = self.addrs.iter().position(|&a| a == addr);
                     match target.filter(|&j| self.up[j]) {
                         Some(j) => {
+                            let at = self.now + self.latency(i, j);
                             let inbound = ConnId::inbound(self.next_inbound[j]);
                             self.next_inbound[j] += 1;
                             self.links.insert((i, conn), (j, inbound));
@@ -245,6 +313,7 @@ impl Network {
                         });
                     }
                     if let Some(&(j, peer_conn)) = self.links.get(&(i, conn)) {
+                        let at = self.now + self.latency(i, j);
                         let conn = peer_conn;
                         self.schedule(at, j, Input::Received { conn, bytes });
                     }
@@ -252,6 +321,7 @@ impl Network {
                 Output::Close { conn } => {
                     if let Some((j, peer_conn)) = self.links.remove(&(i, conn)) {
                         self.links.remove(&(j, peer_conn));
+                        let at = self.now + self.latency(i, j);
                         let (conn, reason) = (peer_conn, TransportError::Eof);
                         self.schedule(at, j, Input::Closed { conn, reason });
                     }
@@ -316,8 +386,34 @@ impl Network {
         steps
     }
 
+    /// Delivers everything in flight, and whatever that causes, firing the
+    /// timeouts that come due meanwhile; stops when nothing is in flight.
+    /// Timers of an idle network (pings, maintenance) do not keep it going:
+    /// use [`Network::run_for`] to let time pass. Returns the steps taken.
+    pub fn settle(&mut self) -> usize {
+        let mut steps = 0;
+        while let Some(next) = self.next() {
+            let due = next.at() <= self.now;
+            if !due && self.in_flight.next().is_none() {
+                break;
+            }
+            self.advance(next);
+            steps += 1;
+        }
+        steps
+    }
+
+    /// Runs everything that happens in the next `duration` of virtual time
+    /// (see [`Network::run_until`]).
+    pub fn run_for(&mut self, duration: Duration) -> usize {
+        self.run_until(self.now + duration)
+    }
+
     /// Steps until nothing is left to do (no deliveries, no timeouts) or
-    /// `max_steps` were taken. Returns the number of steps taken.
+    /// `max_steps` were taken. Running nodes always have a maintenance
+    /// round ahead, so this takes `max_steps` unless every node is shut
+    /// down or crashed; prefer [`Network::settle`] or
+    /// [`Network::run_for`]. Returns the number of steps taken.
     pub fn run(&mut self, max_steps: usize) -> usize {
         let mut steps = 0;
         while steps < max_steps && self.step() {

@@ -42,13 +42,19 @@ impl<K> Ord for Entry<K> {
 pub(crate) struct DeadlineQueue<K> {
     heap: BinaryHeap<Reverse<Entry<K>>>,
     seq: u64,
+    /// Size past which [`DeadlineQueue::compact`] sweeps dead entries.
+    compact_at: usize,
 }
+
+/// The queue is never swept below this size.
+const MIN_COMPACT_AT: usize = 64;
 
 impl<K> DeadlineQueue<K> {
     pub(crate) fn new() -> Self {
         DeadlineQueue {
             heap: BinaryHeap::new(),
             seq: 0,
+            compact_at: MIN_COMPACT_AT,
         }
     }
 
@@ -90,6 +96,16 @@ impl<K> DeadlineQueue<K> {
     /// queue stays proportional to what is really pending.
     pub(crate) fn retain(&mut self, mut live: impl FnMut(&K) -> bool) {
         self.heap.retain(|e| live(&e.0.key));
+    }
+
+    /// Sweeps dead entries once the queue has doubled since the last
+    /// sweep: amortised O(1) per push, and the queue stays within twice what
+    /// is really pending (plus a constant), however much gets cancelled.
+    pub(crate) fn compact(&mut self, live: impl FnMut(&K) -> bool) {
+        if self.heap.len() > self.compact_at {
+            self.retain(live);
+            self.compact_at = (2 * self.heap.len()).max(MIN_COMPACT_AT);
+        }
     }
 
     pub(crate) fn len(&self) -> usize {

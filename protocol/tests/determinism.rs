@@ -21,7 +21,7 @@ fn scenario(seed: u64) -> (Vec<Sent>, Vec<(usize, Instant, Event)>) {
     net.connect(0, 1).expect("dial");
     net.connect(2, 1).expect("dial");
     net.connect(0, 2).expect("dial");
-    net.run(10_000);
+    net.settle();
     let ids: Vec<_> = (0..3).map(|i| net.node(i).node_id()).collect();
     for (from, to) in [(0, 1), (1, 2), (2, 0), (1, 0)] {
         let payload = Bytes::from(format!("{from}->{to} ").repeat(100 * (from + 1)));
@@ -34,12 +34,12 @@ fn scenario(seed: u64) -> (Vec<Sent>, Vec<(usize, Instant, Event)>) {
         )
         .expect("connected");
     }
-    net.run(10_000);
+    net.settle();
     net.command(2, Command::Disconnect { peer: ids[1] })
         .expect("connected");
     net.crash(1);
     net.connect(0, 1).expect("dial to a crashed node");
-    net.run(10_000);
+    net.settle();
     (net.sent().to_vec(), net.events().to_vec())
 }
 

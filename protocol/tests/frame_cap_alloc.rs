@@ -44,7 +44,7 @@ fn a_frame_claiming_4_gib_closes_the_connection_without_allocating_it() {
         net.add_node(config.clone(), [1; 32], 1).expect("valid");
         net.add_node(config, [2; 32], 2).expect("valid");
         net.connect(0, 1).expect("dial");
-        net.run(100);
+        net.settle();
         let a = net.node(0).node_id();
         assert!(net.node(1).is_connected(a));
 

@@ -225,7 +225,7 @@ proptest! {
         net.add_node(Config::plaintext(), [1; 32], 1).expect("valid");
         net.add_node(Config::plaintext(), [2; 32], 2).expect("valid");
         net.connect(0, 1).expect("dial");
-        net.run(100);
+        net.settle();
         prop_assert!(net.node(1).is_connected(net.node(0).node_id()));
         let mut bytes = BytesMut::new();
         for (flags, tag, body) in &frames {
@@ -234,7 +234,7 @@ proptest! {
             bytes.extend_from_slice(body);
         }
         net.inject(1, ConnId::inbound(0), bytes.freeze());
-        net.run(100);
+        net.settle();
         let closed = net.events_of(1).any(|e| matches!(e, Event::ConnectionClosed { .. }));
         prop_assert_eq!(closed, !net.node(1).is_connected(net.node(0).node_id()));
     }

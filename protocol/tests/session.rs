@@ -63,7 +63,7 @@ fn noise_handshake_authenticates_both_ids_and_carries_encrypted_frames() {
     assert_eq!(id_a, Identity::from_secret_bytes(secret(1)).node_id());
 
     net.connect(0, 1).expect("dial");
-    net.run(1_000);
+    net.settle();
     assert_eq!(
         established(&net, 0),
         vec![(
@@ -89,7 +89,7 @@ fn noise_handshake_authenticates_both_ids_and_carries_encrypted_frames() {
         },
     )
     .expect("connected");
-    net.run(1_000);
+    net.settle();
     assert_eq!(
         direct(&net, 1),
         vec![(id_a, Bytes::from_static(secret_text))]
@@ -110,7 +110,7 @@ fn noise_handshake_authenticates_both_ids_and_carries_encrypted_frames() {
 fn plaintext_mode_establishes_with_claimed_ids_when_both_choose_it() {
     let mut net = pair(Config::plaintext(), Config::plaintext());
     net.connect(1, 0).expect("dial");
-    net.run(1_000);
+    net.settle();
     let (id_a, id_b) = (net.node(0).node_id(), net.node(1).node_id());
     assert_eq!(
         established(&net, 1),
@@ -130,7 +130,7 @@ fn plaintext_mode_establishes_with_claimed_ids_when_both_choose_it() {
         },
     )
     .expect("connected");
-    net.run(1_000);
+    net.settle();
     assert_eq!(direct(&net, 0), vec![(id_b, Bytes::from_static(b"clear"))]);
 }
 
@@ -143,7 +143,7 @@ fn noise_never_falls_back_to_plaintext() {
         let (ours_a, ours_b) = (a.security.wire_code(), b.security.wire_code());
         let mut net = pair(a, b);
         net.connect(0, 1).expect("dial");
-        net.run(1_000);
+        net.settle();
         assert!(established(&net, 0).is_empty() && established(&net, 1).is_empty());
         assert_eq!(
             closed(&net, 0),
@@ -174,7 +174,7 @@ fn dial_for_an_expected_id_refuses_anyone_else() {
         },
     )
     .expect("dial");
-    net.run(1_000);
+    net.settle();
     assert_eq!(
         closed(&net, 0),
         vec![CloseReason::Protocol(ProtocolError::IdentityMismatch {
@@ -191,7 +191,7 @@ fn a_node_that_dials_itself_closes_the_connection() {
     net.add_node(Config::default(), secret(1), 1)
         .expect("valid");
     net.connect(0, 0).expect("dial");
-    net.run(1_000);
+    net.settle();
     let reasons = closed(&net, 0);
     assert_eq!(reasons.len(), 2, "both ends of the loop close: {reasons:?}");
     assert!(reasons.contains(&CloseReason::Protocol(ProtocolError::SelfConnection)));
@@ -205,7 +205,7 @@ fn a_silent_peer_is_closed_at_the_handshake_timeout_and_not_before() {
     // Node 1 vanishes after accepting: no byte ever comes back.
     net.connect(0, 1).expect("dial");
     net.crash(1);
-    net.run(1_000);
+    net.run_for(timeout + timeout);
     let closes: Vec<(Instant, CloseReason)> = net
         .events()
         .iter()
@@ -234,7 +234,7 @@ fn a_dial_to_nowhere_reports_the_failure() {
         },
     )
     .expect("dial");
-    net.run(100);
+    net.settle();
     assert!(matches!(closed(&net, 0)[..], [CloseReason::DialFailed(_)]));
     assert_eq!(net.node(0).connection_count(), 0);
 }
@@ -244,7 +244,7 @@ fn compressible_payloads_shrink_on_the_wire_and_incompressible_ones_do_not() {
     let mut net = pair(Config::plaintext(), Config::plaintext());
     net.record_sent(true);
     net.connect(0, 1).expect("dial");
-    net.run(1_000);
+    net.settle();
     let to = net.node(1).node_id();
 
     let text = Bytes::from("the quick brown fox jumps over the lazy dog. ".repeat(100));
@@ -262,7 +262,7 @@ fn compressible_payloads_shrink_on_the_wire_and_incompressible_ones_do_not() {
         net.command(0, Command::Send { to, payload })
             .expect("connected");
     }
-    net.run(1_000);
+    net.settle();
     let wire: Vec<&Bytes> = net
         .sent()
         .iter()
@@ -303,7 +303,7 @@ fn a_peer_that_did_not_offer_compression_never_gets_compressed_frames() {
         );
         net.record_sent(true);
         net.connect(0, 1).expect("dial");
-        net.run(1_000);
+        net.settle();
         assert_eq!(established(&net, 0)[0].3, Capabilities::NONE);
         let to = net.node(1).node_id();
         let text = Bytes::from("aaaaaaaaaaaaaaaa".repeat(1000));
@@ -315,7 +315,7 @@ fn a_peer_that_did_not_offer_compression_never_gets_compressed_frames() {
             },
         )
         .expect("connected");
-        net.run(1_000);
+        net.settle();
         assert_eq!(net.node(0).stats().compressed_frames_sent, 0);
         assert_eq!(net.node(1).stats().compressed_frames_received, 0);
         assert_eq!(direct(&net, 1)[0].1, text);
@@ -342,17 +342,21 @@ fn send_to_an_unknown_peer_or_over_the_peer_cap_is_refused_without_effect() {
     };
     let mut net = pair(Config::default(), small);
     net.connect(0, 1).expect("dial");
-    net.run(1_000);
+    net.settle();
     let stranger = Identity::from_secret_bytes(secret(7)).node_id();
+    // A node with no neighbour to ask and no address for it.
+    let lonely = net
+        .add_node(Config::default(), secret(3), 33)
+        .expect("valid");
     assert_eq!(
         net.command(
-            0,
+            lonely,
             Command::Send {
                 to: stranger,
                 payload: Bytes::new()
             }
         ),
-        Err(CommandError::NotConnected(stranger))
+        Err(CommandError::NoRoute(stranger))
     );
     let to = net.node(1).node_id();
     let sent_before = net.node(0).stats().frames_sent;
@@ -379,7 +383,7 @@ fn send_to_an_unknown_peer_or_over_the_peer_cap_is_refused_without_effect() {
         },
     )
     .expect("fits");
-    net.run(1_000);
+    net.settle();
     assert_eq!(direct(&net, 1).len(), 1);
 }
 
@@ -387,11 +391,11 @@ fn send_to_an_unknown_peer_or_over_the_peer_cap_is_refused_without_effect() {
 fn disconnect_says_goodbye_and_both_sides_learn_why() {
     let mut net = pair(Config::default(), Config::default());
     net.connect(0, 1).expect("dial");
-    net.run(1_000);
+    net.settle();
     let b = net.node(1).node_id();
     net.command(0, Command::Disconnect { peer: b })
         .expect("connected");
-    net.run(1_000);
+    net.settle();
     assert_eq!(closed(&net, 0), vec![CloseReason::Local]);
     assert_eq!(
         closed(&net, 1),
@@ -405,7 +409,7 @@ fn disconnect_says_goodbye_and_both_sides_learn_why() {
 fn garbage_instead_of_a_preamble_closes_with_bad_magic() {
     let mut net = pair(Config::default(), Config::default());
     let conn = net.connect(0, 1).expect("dial");
-    net.run(1); // node 0 sees Connected
+    net.run_for(LATENCY); // both ends see Connected
     net.inject(0, conn, Bytes::from_static(b"GET / HTTP/1.1\r\n"));
     assert_eq!(
         closed(&net, 0),
@@ -426,9 +430,9 @@ fn inbound_connections_over_the_cap_are_refused_and_counted() {
     net.add_node(Config::default(), secret(3), 3)
         .expect("valid");
     net.connect(1, 0).expect("dial");
-    net.run(1_000);
+    net.settle();
     net.connect(2, 0).expect("dial");
-    net.run(1_000);
+    net.settle();
     assert!(net.node(0).is_connected(net.node(1).node_id()));
     assert!(!net.node(0).is_connected(net.node(2).node_id()));
     assert!(closed(&net, 0).contains(&CloseReason::TooManyConnections));
@@ -441,9 +445,9 @@ fn inbound_connections_over_the_cap_are_refused_and_counted() {
 fn shutdown_closes_everything_with_a_reason_and_refuses_new_work() {
     let mut net = pair(Config::default(), Config::default());
     net.connect(0, 1).expect("dial");
-    net.run(1_000);
+    net.settle();
     net.command(0, Command::Shutdown).expect("shutdown");
-    net.run(1_000);
+    net.settle();
     assert_eq!(closed(&net, 0), vec![CloseReason::Shutdown]);
     assert_eq!(
         closed(&net, 1),
@@ -454,7 +458,7 @@ fn shutdown_closes_everything_with_a_reason_and_refuses_new_work() {
     assert_eq!(net.connect(0, 1), Err(CommandError::ShutDown));
     // Dials towards it are refused as well.
     net.connect(1, 0).expect("dial");
-    net.run(1_000);
+    net.settle();
     assert!(closed(&net, 0).contains(&CloseReason::Shutdown));
     assert_eq!(net.node(0).connection_count(), 0);
 }

@@ -11,13 +11,15 @@ use bytes::{Bytes, BytesMut};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use ringmesh::testing::Network;
 use ringmesh::wire::{
-    Capabilities, DEFAULT_MAX_FRAME_LEN, DecodeError, Direct, FLAG_COMPRESSED, FrameDecoder,
-    FrameError, Goodbye, GoodbyeReason, Hello, Message, NoiseHandshakePayload, PREAMBLE_LEN,
-    Reader, decode_body, encode_body, get_varint, put_frame_header, put_varint, varint_len,
+    Broadcast, Capabilities, DEFAULT_MAX_FRAME_LEN, DecodeError, Direct, FLAG_COMPRESSED, FindPeer,
+    FrameDecoder, FrameError, Goodbye, GoodbyeReason, Hello, MAX_LISTEN_ADDRS, MAX_PEER_LIST,
+    Message, NoiseHandshakePayload, PREAMBLE_LEN, PeerEntry, PeerList, PeerRequest, Ping, Pong,
+    Reader, Request, Response, decode_body, encode_body, get_varint, put_frame_header, put_varint,
+    varint_len,
 };
 use ringmesh::{
     CloseReason, Command, Config, ConnId, Direction, Duration, Event, Identity, Input, Instant,
-    NOISE_PATTERN, Node, Output, ProtocolError, PublicKey,
+    NOISE_PATTERN, Node, NodeId, Output, ProtocolError, PublicKey,
 };
 use serde_json::{Value, json};
 
@@ -124,6 +126,25 @@ fn names_are_unique(cases: &[Value]) {
     }
 }
 
+/// A `u64` written as a decimal string (JSON numbers stop at 2^53).
+fn decimal(v: &Value, key: &str) -> u64 {
+    text(v, key)
+        .parse()
+        .unwrap_or_else(|e| panic!("{key:?} is not a decimal u64 ({e}) in {v}"))
+}
+
+/// A `NodeId` written as its 16 wire bytes in hex.
+fn node_id(v: &Value, key: &str) -> NodeId {
+    NodeId::from_bytes(array(v, key))
+}
+
+fn addr_list(v: &Value, key: &str) -> Vec<SocketAddr> {
+    items(field(v, key))
+        .iter()
+        .map(|a| addr(a.as_str().expect("address string")))
+        .collect()
+}
+
 fn addr(text: &str) -> SocketAddr {
     text.parse()
         .unwrap_or_else(|e| panic!("{text:?} is not a socket address: {e}"))
@@ -142,10 +163,7 @@ fn hello_from_json(v: &Value) -> Hello {
         identity: PublicKey::from_bytes(array(v, "identity")),
         capabilities: Capabilities::from_bits(num(v, "capabilities")),
         max_frame_len: u32::try_from(num(v, "max_frame_len")).expect("max_frame_len is a u32"),
-        listen_addrs: items(field(v, "listen_addrs"))
-            .iter()
-            .map(|a| addr(a.as_str().expect("address string")))
-            .collect(),
+        listen_addrs: addr_list(v, "listen_addrs").into_iter().collect(),
     }
 }
 
@@ -172,7 +190,129 @@ fn message_from_json(v: &Value) -> Message {
         "Direct" => Message::Direct(Direct {
             payload: Bytes::from(bytes(v, "payload")),
         }),
+        "PeerRequest" => Message::PeerRequest(PeerRequest),
+        "PeerList" => Message::PeerList(PeerList {
+            peers: items(field(v, "peers"))
+                .iter()
+                .map(|entry| PeerEntry {
+                    id: node_id(entry, "id"),
+                    addrs: addr_list(entry, "addrs").into_iter().collect(),
+                })
+                .collect(),
+        }),
+        "FindPeer" => Message::FindPeer(FindPeer {
+            target: node_id(v, "target"),
+        }),
+        "Ping" => Message::Ping(Ping {
+            nonce: decimal(v, "nonce"),
+        }),
+        "Pong" => Message::Pong(Pong {
+            nonce: decimal(v, "nonce"),
+        }),
+        "Broadcast" => Message::Broadcast(Broadcast {
+            origin: node_id(v, "origin"),
+            seq: decimal(v, "seq"),
+            hops: u8::try_from(num(v, "hops")).expect("hops is a u8"),
+            payload: Bytes::from(bytes(v, "payload")),
+        }),
+        "Request" => Message::Request(Request {
+            id: decimal(v, "id"),
+            payload: Bytes::from(bytes(v, "payload")),
+        }),
+        "Response" => Message::Response(Response {
+            id: decimal(v, "id"),
+            payload: Bytes::from(bytes(v, "payload")),
+        }),
         other => panic!("unknown message type {other:?}"),
+    }
+}
+
+// ------------------------------------------------ layouts from the spec
+
+/// A socket address as `spec/wire.md` §7.1 lays it out.
+fn spec_addr(out: &mut Vec<u8>, text: &str) {
+    match addr(text) {
+        SocketAddr::V4(a) => {
+            out.push(4);
+            out.extend_from_slice(&a.ip().octets());
+        }
+        SocketAddr::V6(a) => {
+            out.push(6);
+            out.extend_from_slice(&a.ip().octets());
+        }
+    }
+    out.extend_from_slice(&addr(text).port().to_be_bytes());
+}
+
+fn spec_addrs(out: &mut Vec<u8>, v: &Value, key: &str) {
+    let list = items(field(v, key));
+    put_varint(out, list.len() as u64);
+    for a in list {
+        spec_addr(out, a.as_str().expect("address string"));
+    }
+}
+
+/// The message bytes (after the tag) of a JSON message, written field by
+/// field from the layouts of `spec/wire.md` §7 — not by the codecs — so a
+/// codec change fails here even if the vectors were regenerated with it.
+fn spec_message_bytes(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    match text(v, "type") {
+        "Hello" => {
+            out.push(u8::try_from(num(v, "version")).expect("u8"));
+            out.extend_from_slice(&bytes(v, "identity"));
+            put_varint(&mut out, num(v, "capabilities"));
+            put_varint(&mut out, num(v, "max_frame_len"));
+            spec_addrs(&mut out, v, "listen_addrs");
+        }
+        "Goodbye" => out.push(u8::try_from(num(v, "reason")).expect("u8")),
+        "Direct" => out.extend_from_slice(&bytes(v, "payload")),
+        "PeerRequest" => {}
+        "PeerList" => {
+            let peers = items(field(v, "peers"));
+            assert!(peers.len() <= MAX_PEER_LIST);
+            put_varint(&mut out, peers.len() as u64);
+            for entry in peers {
+                out.extend_from_slice(&array::<16>(entry, "id"));
+                let count = items(field(entry, "addrs")).len();
+                assert!((1..=MAX_LISTEN_ADDRS).contains(&count));
+                spec_addrs(&mut out, entry, "addrs");
+            }
+        }
+        "FindPeer" => out.extend_from_slice(&array::<16>(v, "target")),
+        "Ping" | "Pong" => out.extend_from_slice(&decimal(v, "nonce").to_be_bytes()),
+        "Broadcast" => {
+            out.extend_from_slice(&array::<16>(v, "origin"));
+            put_varint(&mut out, decimal(v, "seq"));
+            let hops = u8::try_from(num(v, "hops")).expect("u8");
+            assert!(hops >= 1);
+            out.push(hops);
+            out.extend_from_slice(&bytes(v, "payload"));
+        }
+        "Request" | "Response" => {
+            put_varint(&mut out, decimal(v, "id"));
+            out.extend_from_slice(&bytes(v, "payload"));
+        }
+        other => panic!("no spec layout for {other:?}"),
+    }
+    out
+}
+
+/// The tags of `spec/wire.md` §6.
+fn spec_tag(message_type: &str) -> u8 {
+    match message_type {
+        "Hello" => 0x01,
+        "Goodbye" => 0x02,
+        "PeerRequest" => 0x10,
+        "PeerList" => 0x11,
+        "FindPeer" => 0x12,
+        "Ping" => 0x20,
+        "Pong" => 0x21,
+        "Broadcast" => 0x30,
+        "Direct" => 0x40,
+        "Request" => 0x41,
+        "Response" => 0x42,
+        other => panic!("no tag for {other:?}"),
     }
 }
 
@@ -302,6 +442,24 @@ fn check_frames(v: &Value) {
         let expected = message_from_json(field(case, "message"));
         seen_types.insert(expected.name());
         assert_eq!(expected.tag(), tag, "{name}: tag");
+        assert_eq!(spec_tag(expected.name()), tag, "{name}: tag in the spec");
+
+        // The codec writes the layout the spec gives.
+        let layout = spec_message_bytes(field(case, "message"));
+        let mut encoded = BytesMut::new();
+        expected.encode(&mut encoded);
+        assert_eq!(
+            hex::encode(&encoded),
+            hex::encode(&layout),
+            "{name}: spec layout"
+        );
+        if flags == 0 {
+            assert_eq!(
+                hex::encode(&wire[4..]),
+                hex::encode([&[0, tag][..], &layout].concat()),
+                "{name}: frame = length, flags, tag, message"
+            );
+        }
 
         // Frame: a u32 big-endian length, then exactly that many bytes.
         assert!(wire.len() >= 4, "{name}");
@@ -363,10 +521,22 @@ fn check_frames(v: &Value) {
     }
     assert_eq!(
         seen_types,
-        BTreeSet::from(["Hello", "Goodbye", "Direct"]),
+        BTreeSet::from([
+            "Hello",
+            "Goodbye",
+            "PeerRequest",
+            "PeerList",
+            "FindPeer",
+            "Ping",
+            "Pong",
+            "Broadcast",
+            "Direct",
+            "Request",
+            "Response",
+        ]),
         "a vector for every message type"
     );
-    assert!(compressed_count >= 2);
+    assert!(compressed_count >= 3);
 }
 
 // ---------------------------------------------------------------- varints
@@ -421,6 +591,9 @@ fn check_varints(v: &Value) {
 fn check_invalid_frames(v: &Value) {
     let cases = items(v);
     names_are_unique(cases);
+    let mut errors = BTreeSet::new();
+    let mut out_of_range_fields = BTreeSet::new();
+    let mut failing_tags = BTreeSet::new();
     for case in cases {
         let name = text(case, "name");
         let wire = bytes(case, "hex");
@@ -430,6 +603,18 @@ fn check_invalid_frames(v: &Value) {
             text(case, "error").to_owned(),
             field(case, "error_detail").clone(),
         );
+        errors.insert(expected.0.clone());
+        if expected.0 == "OutOfRange" {
+            out_of_range_fields.insert(text(&expected.1, "field").to_owned());
+        }
+        // A plain body whose message codec refused it: note the tag.
+        if wire.len() >= 6
+            && wire[4] == 0
+            && !["UnknownTag", "ShortBody", "ReservedFlags", "FrameTooLarge"]
+                .contains(&expected.0.as_str())
+        {
+            failing_tags.insert(wire[5]);
+        }
 
         let mut input = Bytes::from(wire.clone());
         let actual = match FrameDecoder::new(cap).next_frame(&mut input) {
@@ -461,6 +646,41 @@ fn check_invalid_frames(v: &Value) {
         };
         assert_eq!(actual, expected, "{name}");
     }
+    assert_eq!(
+        errors,
+        BTreeSet::from(
+            [
+                "UnexpectedEnd",
+                "VarintOverflow",
+                "NonCanonicalVarint",
+                "TrailingBytes",
+                "UnknownTag",
+                "ShortBody",
+                "ReservedFlags",
+                "CompressionNotNegotiated",
+                "DecompressedTooLarge",
+                "BadCompression",
+                "BadAddressFamily",
+                "TooMany",
+                "OutOfRange",
+                "FrameTooLarge",
+            ]
+            .map(String::from)
+        ),
+        "a vector for every error"
+    );
+    assert_eq!(
+        out_of_range_fields,
+        BTreeSet::from(["max_frame_len", "addr_count", "hops"].map(String::from)),
+        "a vector for every range check"
+    );
+    // Every message whose decoding can fail (all but `Direct`) has an
+    // invalid vector.
+    assert_eq!(
+        failing_tags,
+        BTreeSet::from([0x01, 0x02, 0x10, 0x11, 0x12, 0x20, 0x21, 0x30, 0x41, 0x42]),
+        "an invalid vector for every message that can be malformed"
+    );
 }
 
 // ------------------------------------------------------ session refusals
@@ -658,7 +878,7 @@ fn check_handshake_plaintext(v: &Value) {
             }
             other => panic!("unknown action {other:?}"),
         }
-        net.run(1_000);
+        net.settle();
     }
 
     // The nodes wrote exactly the transcript, write by write.

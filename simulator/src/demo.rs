@@ -69,7 +69,7 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport, Box<dyn std::error::Error>
     for i in 0..config.nodes.saturating_sub(1) {
         net.connect(i, i + 1)?;
     }
-    net.run(100_000);
+    net.settle();
     let mut sessions = 0;
     for (node, at, event) in net.events() {
         if let Event::SessionEstablished { peer, security, .. } = event {
@@ -97,7 +97,7 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport, Box<dyn std::error::Error>
         }
     }
     let events_before = net.events().len();
-    net.run(100_000);
+    net.settle();
     let mut delivered = 0;
     for (node, at, event) in &net.events()[events_before..] {
         if let Event::Direct { from, payload } = event {

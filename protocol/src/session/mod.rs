@@ -316,12 +316,14 @@ impl Session {
     }
 
     /// Frames (compressing and encrypting as negotiated) a message for an
-    /// established session. Returns the wire bytes and whether the body was
-    /// compressed.
-    pub(crate) fn encode(
+    /// established session; returns the wire bytes and whether the body was
+    /// compressed. The encoding work is cached in `prepared`: the body is encoded (and compressed) once however many
+    /// sessions send it; in plaintext mode the whole frame is built once and
+    /// every session sends the same buffer.
+    pub(crate) fn encode_prepared(
         &mut self,
         ctx: &SessionContext,
-        message: &Message,
+        prepared: &mut Prepared<'_>,
     ) -> Result<(Bytes, bool), EncodeError> {
         let State::Established(transport) = &mut self.state else {
             return Err(EncodeError::NotEstablished);
@@ -330,22 +332,20 @@ impl Session {
             .capabilities
             .contains(Capabilities::LZ4)
             .then_some(ctx.compression_threshold);
+        let variant = usize::from(compress.is_some());
+        let (body, compressed) = prepared.body(variant, compress);
         match transport {
             Transport::Plaintext => {
-                let mut out = BytesMut::new();
-                let compressed = encode_frame(message, compress, &mut out);
-                let len = out.len() - LENGTH_PREFIX_LEN;
+                let len = body.len();
                 if len > self.peer_max_frame_len as usize {
                     return Err(EncodeError::TooLarge {
                         len,
                         max: self.peer_max_frame_len,
                     });
                 }
-                Ok((out.freeze(), compressed))
+                Ok((prepared.frame(variant), compressed))
             }
             Transport::Noise(t) => {
-                let mut body = BytesMut::new();
-                let compressed = encode_body(message, compress, &mut body);
                 let len = noise::encrypted_len(body.len());
                 if len > self.peer_max_frame_len as usize {
                     return Err(EncodeError::TooLarge {
@@ -359,6 +359,50 @@ impl Session {
                 Ok((out.freeze(), compressed))
             }
         }
+    }
+}
+
+/// A message on its way to one or more sessions, with the encodings made so
+/// far. Variant 0 is the body without compression, variant 1 the body for
+/// sessions that negotiated LZ4 (compressed if that pays).
+pub(crate) struct Prepared<'a> {
+    message: &'a Message,
+    bodies: [Option<(Bytes, bool)>; 2],
+    frames: [Option<Bytes>; 2],
+}
+
+impl<'a> Prepared<'a> {
+    pub(crate) fn new(message: &'a Message) -> Self {
+        Prepared {
+            message,
+            bodies: [None, None],
+            frames: [None, None],
+        }
+    }
+
+    fn body(&mut self, variant: usize, compress: Option<usize>) -> (Bytes, bool) {
+        let message = self.message;
+        self.bodies[variant]
+            .get_or_insert_with(|| {
+                let mut body = BytesMut::new();
+                let compressed = encode_body(message, compress, &mut body);
+                (body.freeze(), compressed)
+            })
+            .clone()
+    }
+
+    /// The plaintext frame of a variant whose body is already made.
+    fn frame(&mut self, variant: usize) -> Bytes {
+        let body = self.bodies[variant].as_ref().map(|(b, _)| b.clone());
+        self.frames[variant]
+            .get_or_insert_with(|| {
+                let body = body.unwrap_or_default();
+                let mut out = BytesMut::with_capacity(LENGTH_PREFIX_LEN + body.len());
+                put_frame_header(&mut out, body.len() as u32);
+                out.extend_from_slice(&body);
+                out.freeze()
+            })
+            .clone()
     }
 }
 

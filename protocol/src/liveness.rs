@@ -1,0 +1,121 @@
+//! The `liveness` component: ping/pong per peer, an RTT estimate, and the
+//! suspect → dead progression (SWIM's direct probe, without indirect
+//! probes: every peer here is a direct neighbour with its own connection).
+//!
+//! Timing (all from `Config`): a `Ping` leaves every `ping_interval`; one
+//! unanswered after `ping_timeout` is a miss; the first miss makes the peer
+//! suspect, `dead_after_misses` consecutive misses make it dead. A pong
+//! clears the misses. So a crashed peer is declared dead at most
+//! [`Config::detection_time`](crate::Config::detection_time) after it
+//! crashed, and a peer whose pongs arrive within `ping_timeout` never is.
+
+use smallvec::SmallVec;
+
+use crate::time::{Duration, Instant};
+
+/// What a pong or a miss changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Nothing worth telling.
+    Unchanged,
+    /// The first miss: the peer is suspect.
+    Suspect,
+    /// A pong from a suspect peer.
+    Recovered,
+    /// Too many misses: the peer is dead.
+    Dead,
+}
+
+/// Liveness of one peer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Liveness {
+    /// Pings in flight: nonce and when each left. At most
+    /// `dead_after_misses + 1` (older ones have been counted as misses).
+    outstanding: SmallVec<[(u64, Instant); 2]>,
+    misses: u32,
+    srtt: Option<Duration>,
+}
+
+impl Liveness {
+    /// Records a ping sent now.
+    pub(crate) fn ping_sent(&mut self, nonce: u64, now: Instant) {
+        self.outstanding.push((nonce, now));
+    }
+
+    /// Whether `nonce` is still awaited.
+    pub(crate) fn awaits(&self, nonce: u64) -> bool {
+        self.outstanding.iter().any(|&(n, _)| n == nonce)
+    }
+
+    /// A pong arrived. Late pongs (already counted as misses) are ignored:
+    /// the peer answered too slowly to count as alive.
+    pub(crate) fn pong(&mut self, nonce: u64, now: Instant) -> Verdict {
+        let Some(i) = self.outstanding.iter().position(|&(n, _)| n == nonce) else {
+            return Verdict::Unchanged;
+        };
+        let (_, sent) = self.outstanding.remove(i);
+        let sample = now - sent;
+        // RFC 6298's smoothing: srtt = 7/8 srtt + 1/8 sample.
+        self.srtt = Some(match self.srtt {
+            None => sample,
+            Some(srtt) => Duration::from_micros((srtt.as_micros() * 7 + sample.as_micros()) / 8),
+        });
+        let was_suspect = self.misses > 0;
+        self.misses = 0;
+        if was_suspect {
+            Verdict::Recovered
+        } else {
+            Verdict::Unchanged
+        }
+    }
+
+    /// The ping `nonce` reached its timeout.
+    pub(crate) fn timed_out(&mut self, nonce: u64, dead_after: u32) -> Verdict {
+        let Some(i) = self.outstanding.iter().position(|&(n, _)| n == nonce) else {
+            return Verdict::Unchanged;
+        };
+        self.outstanding.remove(i);
+        self.misses += 1;
+        if self.misses >= dead_after {
+            Verdict::Dead
+        } else if self.misses == 1 {
+            Verdict::Suspect
+        } else {
+            Verdict::Unchanged
+        }
+    }
+
+    /// The smoothed round-trip time, once a pong has arrived.
+    pub(crate) fn rtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+
+    /// Whether the last ping (at least) went unanswered.
+    pub(crate) fn is_suspect(&self) -> bool {
+        self.misses > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misses_make_a_peer_suspect_then_dead_and_a_pong_clears_them() {
+        let mut l = Liveness::default();
+        let t = Instant::from_micros;
+        l.ping_sent(1, t(0));
+        assert_eq!(l.timed_out(1, 3), Verdict::Suspect);
+        l.ping_sent(2, t(10));
+        assert_eq!(l.pong(2, t(30)), Verdict::Recovered);
+        assert_eq!(l.rtt(), Some(Duration::from_micros(20)));
+        for n in 3..5 {
+            l.ping_sent(n, t(n * 100));
+            assert_ne!(l.timed_out(n, 3), Verdict::Dead);
+        }
+        l.ping_sent(5, t(500));
+        assert_eq!(l.pong(4, t(501)), Verdict::Unchanged, "late pong ignored");
+        assert_eq!(l.timed_out(5, 3), Verdict::Dead);
+        assert_eq!(l.timed_out(5, 3), Verdict::Unchanged, "counted once");
+    }
+}
