@@ -211,6 +211,13 @@ impl Network {
         self.links.retain(|&(a, _), &mut (b, _)| a != i && b != i);
     }
 
+    /// Brings a crashed node back, as after a partition heals: it keeps its
+    /// state (its old links are gone; its peers may still hold theirs until
+    /// liveness closes them) and is reachable again.
+    pub fn recover(&mut self, i: NodeIndex) {
+        self.up[i] = true;
+    }
+
     /// Whether node `i` is up (not crashed).
     pub fn is_up(&self, i: NodeIndex) -> bool {
         self.up[i]
