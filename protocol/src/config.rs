@@ -117,7 +117,8 @@ pub struct Config {
     pub dead_after_misses: u32,
 
     // --- mesh ---
-    /// Cap on remembered broadcast ids. Default 65,536 (about 3 MiB).
+    /// Cap on remembered broadcast ids. Default 65,536 (about 7 MiB when
+    /// full: a hash set entry and an expiry-queue entry per id).
     pub seen_cache_capacity: usize,
     /// How long a broadcast id is remembered. Default 120 s.
     pub seen_cache_ttl: Duration,

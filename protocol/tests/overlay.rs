@@ -260,10 +260,10 @@ fn nothing_sent_during_a_duplicate_resolution_is_lost() {
         // the duplicate is being drained.
         let mut sent = [0u64; 2];
         for _ in 0..200 {
-            for i in 0..2 {
+            for (i, sent) in sent.iter_mut().enumerate() {
                 if net.node(i).peer_count() == 1 {
                     broadcast(&mut net, i, b"x");
-                    sent[i] += 1;
+                    *sent += 1;
                 }
             }
             if !net.step() {
