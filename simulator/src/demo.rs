@@ -1,16 +1,20 @@
-//! A small, narrated run: a few nodes, Noise handshakes, encrypted messages.
+//! A small, narrated run of the overlay: nodes join through one bootstrap
+//! node over Noise, fill up to their target peer count, flood a broadcast
+//! from every node, and detect a crashed node.
 
 use std::fmt::Write as _;
 
 use bytes::Bytes;
 use ringmesh::testing::Network;
-use ringmesh::{Command, Config, Duration, Event, Security};
+use ringmesh::{CloseReason, Command, Config, Duration, Event, Security};
 
 /// What the demo does.
 #[derive(Debug, Clone)]
 pub struct DemoConfig {
-    /// Number of nodes; each dials the next, in a line.
+    /// Number of nodes; all bootstrap from node 0.
     pub nodes: usize,
+    /// Peers each node keeps.
+    pub target_peers: usize,
     /// One-way link latency.
     pub latency: Duration,
     /// Seed for identities and node randomness.
@@ -22,7 +26,8 @@ pub struct DemoConfig {
 impl Default for DemoConfig {
     fn default() -> Self {
         DemoConfig {
-            nodes: 4,
+            nodes: 16,
+            target_peers: 4,
             latency: Duration::from_millis(20),
             seed: 1,
             security: Security::Noise,
@@ -33,96 +38,149 @@ impl Default for DemoConfig {
 /// What the demo saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DemoReport {
-    /// Sessions established (counted once per side).
-    pub sessions: usize,
-    /// Direct messages delivered.
-    pub delivered: usize,
-    /// Direct messages sent.
-    pub sent: usize,
+    /// The fewest peers any node had after joining.
+    pub min_peers: usize,
+    /// Broadcast deliveries expected: every node's broadcast at every other
+    /// node.
+    pub expected_deliveries: usize,
+    /// Broadcast deliveries seen.
+    pub deliveries: usize,
+    /// Deliveries of a broadcast a node had already delivered (must be 0).
+    pub duplicate_deliveries: usize,
+    /// Neighbours of the crashed node that declared it down within the
+    /// detection time, and how many neighbours it had.
+    pub detected: (usize, usize),
     /// Virtual time at the end, in microseconds.
     pub virtual_micros: u64,
     /// A human-readable account of the run.
     pub log: String,
 }
 
-/// Runs the demo: node `i` dials node `i + 1`; once every handshake is
-/// done, each node greets its neighbours.
+impl DemoReport {
+    /// Whether everything the demo checks held.
+    pub fn ok(&self) -> bool {
+        self.deliveries == self.expected_deliveries
+            && self.duplicate_deliveries == 0
+            && self.detected.0 == self.detected.1
+    }
+}
+
+fn ms(micros: u64) -> f64 {
+    micros as f64 / 1e3
+}
+
+/// Runs the demo (see the module docs).
 pub fn run(config: &DemoConfig) -> Result<DemoReport, Box<dyn std::error::Error>> {
     let mut log = String::new();
     let mut net = Network::new(config.latency);
     let node_config = Config {
         security: config.security,
-        ..Config::default()
+        target_peers: config.target_peers,
+        bootstrap: vec![Network::addr_of(0)],
+        ..Config::lan()
     };
     for i in 0..config.nodes {
         let mut secret = [0u8; 32];
         secret[..8].copy_from_slice(&config.seed.to_le_bytes());
         secret[8..16].copy_from_slice(&(i as u64).to_le_bytes());
-        let index = net.add_node(node_config.clone(), secret, config.seed ^ i as u64)?;
-        writeln!(
-            log,
-            "node {index}: id {} at {}",
-            net.node(index).node_id(),
-            Network::addr_of(index)
-        )?;
+        net.add_node(node_config.clone(), secret, config.seed ^ i as u64)?;
     }
-    for i in 0..config.nodes.saturating_sub(1) {
-        net.connect(i, i + 1)?;
-    }
-    net.settle();
-    let mut sessions = 0;
-    for (node, at, event) in net.events() {
-        if let Event::SessionEstablished { peer, security, .. } = event {
-            sessions += 1;
-            writeln!(
-                log,
-                "{:>8.1} ms  node {node}: {security:?} session with {} (authenticated id)",
-                at.as_micros() as f64 / 1e3,
-                peer.short()
-            )?;
-        }
-    }
-    let mut sent = 0;
+    writeln!(
+        log,
+        "{} nodes ({:?}) join through node 0, each aiming for {} peers",
+        config.nodes, config.security, config.target_peers
+    )?;
+
+    // 1. Join.
+    net.run_for(Duration::from_secs(20));
+    let peers: Vec<usize> = (0..config.nodes)
+        .map(|i| net.node(i).peer_count())
+        .collect();
+    let min_peers = peers.iter().copied().min().unwrap_or(0);
+    writeln!(
+        log,
+        "{:>9.1} ms  joined: peers per node min {min_peers}, max {}, {} sessions",
+        ms(net.now().as_micros()),
+        peers.iter().max().unwrap_or(&0),
+        net.events()
+            .iter()
+            .filter(|(_, _, e)| matches!(e, Event::SessionEstablished { .. }))
+            .count()
+    )?;
+
+    // 2. Flood: every node broadcasts once.
+    let start = net.events().len();
     for i in 0..config.nodes {
-        for peer in net.node(i).connected_peers() {
-            let text = format!("hello from node {i}");
-            net.command(
-                i,
-                Command::Send {
-                    to: peer,
-                    payload: Bytes::from(text),
-                },
-            )?;
-            sent += 1;
-        }
+        let payload = Bytes::from(format!("hello from node {i}"));
+        net.command(i, Command::Broadcast { payload })?;
     }
-    let events_before = net.events().len();
     net.settle();
-    let mut delivered = 0;
-    for (node, at, event) in &net.events()[events_before..] {
-        if let Event::Direct { from, payload } = event {
-            delivered += 1;
-            writeln!(
-                log,
-                "{:>8.1} ms  node {node}: from {}: {:?}",
-                at.as_micros() as f64 / 1e3,
-                from.short(),
-                String::from_utf8_lossy(payload)
-            )?;
+    let mut seen = std::collections::BTreeSet::new();
+    let (mut deliveries, mut duplicate_deliveries, mut hops) = (0, 0, 0u64);
+    for (node, _, event) in &net.events()[start..] {
+        if let Event::Message {
+            origin,
+            seq,
+            hops: h,
+            ..
+        } = event
+        {
+            deliveries += 1;
+            hops += u64::from(*h);
+            if !seen.insert((*node, *origin, *seq)) {
+                duplicate_deliveries += 1;
+            }
         }
     }
-    let bytes: u64 = (0..config.nodes)
-        .map(|i| net.node(i).stats().bytes_sent)
+    let expected_deliveries = config.nodes * (config.nodes - 1);
+    let dropped: u64 = (0..config.nodes)
+        .map(|i| net.node(i).stats().broadcasts_duplicate)
         .sum();
     writeln!(
         log,
-        "{sessions} session ends established, {delivered}/{sent} messages delivered, {bytes} bytes on the wire, {:.1} ms virtual time",
-        net.now().as_micros() as f64 / 1e3
+        "{:>9.1} ms  flood: {deliveries}/{expected_deliveries} deliveries, mean {:.2} hops, {dropped} redundant copies dropped, {duplicate_deliveries} delivered twice",
+        ms(net.now().as_micros()),
+        hops as f64 / deliveries.max(1) as f64
+    )?;
+
+    // 3. Crash the last node silently; its neighbours must notice.
+    let victim = config.nodes - 1;
+    let victim_id = net.node(victim).node_id();
+    let neighbours = (0..config.nodes)
+        .filter(|&i| net.node(i).is_connected(victim_id))
+        .count();
+    let crash_at = net.now();
+    let detection = node_config.detection_time();
+    net.crash(victim);
+    net.run_for(detection + Duration::from_secs(1));
+    let mut detected = 0;
+    for (node, at, event) in net.events() {
+        if let Event::PeerDown { peer, reason } = event
+            && *peer == victim_id
+        {
+            let after = *at - crash_at;
+            if *reason == CloseReason::Unresponsive && after <= detection {
+                detected += 1;
+            }
+            writeln!(
+                log,
+                "{:>9.1} ms  node {node}: node {victim} down ({reason}) {:.0} ms after the crash",
+                ms(at.as_micros()),
+                ms(after.as_micros())
+            )?;
+        }
+    }
+    writeln!(
+        log,
+        "crash of node {victim}: {detected}/{neighbours} neighbours detected it within {:.1} s",
+        detection.as_secs_f64()
     )?;
     Ok(DemoReport {
-        sessions,
-        delivered,
-        sent,
+        min_peers,
+        expected_deliveries,
+        deliveries,
+        duplicate_deliveries,
+        detected: (detected, neighbours),
         virtual_micros: net.now().as_micros(),
         log,
     })
@@ -133,16 +191,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn demo_establishes_every_link_and_delivers_every_greeting() {
+    fn demo_joins_floods_once_everywhere_and_detects_the_crash() {
         for security in [Security::Noise, Security::Plaintext] {
             let report = run(&DemoConfig {
                 security,
+                nodes: 8,
                 ..DemoConfig::default()
             })
             .expect("demo runs");
-            assert_eq!(report.sessions, 2 * 3, "{}", report.log);
-            assert_eq!(report.sent, 2 * 3);
-            assert_eq!(report.delivered, report.sent, "{}", report.log);
+            assert!(report.ok(), "{}", report.log);
+            assert!(report.min_peers >= 4, "{}", report.log);
+            assert_eq!(report.deliveries, 8 * 7);
+            assert!(report.detected.1 > 0, "{}", report.log);
         }
     }
 }
