@@ -90,6 +90,40 @@
 //! [`testing::Network`] is a ready-made driver of this kind for many nodes,
 //! with latency and virtual time.
 //!
+//! ## What a node does by itself
+//!
+//! Once created, a node keeps a network together without being told:
+//!
+//! - **Peers** (`spec/peers.md`): one connection per peer — when two nodes
+//!   dial each other at once, both keep the connection dialled by the
+//!   smaller [`NodeId`] and drain the other without losing what is in
+//!   flight on it. [`Command::ConnectAny`] races several addresses. Wanted
+//!   peers are redialled with exponential backoff and jitter; the node
+//!   dials from its peer cache until it has [`Config::target_peers`]. Caps
+//!   on inbound, outbound and half-open connections.
+//! - **Discovery** (`spec/discovery.md`): [`Config::bootstrap`] is dialled
+//!   at start and whenever the node is alone; peers exchange `PeerList`s
+//!   (ids with addresses) on connect and on request. [`Node::known_peers`]
+//!   and [`Command::AddPeers`] persist the cache across restarts.
+//! - **Liveness** (`spec/liveness.md`): pings every
+//!   [`Config::ping_interval`]; a miss makes a peer suspect
+//!   ([`Event::PeerSuspect`]); [`Config::dead_after_misses`] misses close it
+//!   ([`Event::PeerDown`]) within [`Config::detection_time`]. Presets:
+//!   [`Config::lan`], [`Config::wan`].
+//! - **Mesh** (`spec/mesh.md`): [`Command::Broadcast`] floods a payload;
+//!   every other node delivers it once ([`Event::Message`]) and relays it to
+//!   its peers but the sender, within [`Config::max_hops`]; the seen-cache
+//!   is capped in entries and age.
+//! - **Messaging** (`spec/messaging.md`): [`Command::Send`] and
+//!   [`Command::Request`] → [`Event::Response`] or [`Event::RequestFailed`];
+//!   a peer that is not connected is looked up (peer cache, then
+//!   neighbours) and dialled; nothing waits past its timeout.
+//!
+//! The node always has a deadline ahead (its maintenance round every
+//! [`Config::maintenance_interval`], pings), so a driver's loop never idles
+//! for good; [`testing::Network::settle`] runs a test network until nothing
+//! is in flight instead.
+//!
 //! ## Robustness
 //!
 //! Bad bytes never panic: a malformed frame closes that connection with a
