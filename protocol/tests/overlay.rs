@@ -753,3 +753,72 @@ fn disconnect_unwants_a_peer_and_peer_down_reports_why() {
         .collect();
     assert_eq!(downs.get(&0), Some(&CloseReason::Local));
 }
+
+#[test]
+fn request_and_queue_caps_refuse_without_effect() {
+    let mut net = network(2, |_| Config {
+        max_pending_requests: 2,
+        max_queued_messages: 3,
+        ..lan()
+    });
+    net.connect(0, 1).expect("dial");
+    net.settle();
+    let b = id(&net, 1);
+    let request = |to| Command::Request {
+        to,
+        payload: Bytes::new(),
+        timeout: Duration::from_secs(5),
+    };
+    net.command(0, request(b)).expect("first");
+    net.command(0, request(b)).expect("second");
+    assert_eq!(
+        net.command(0, request(b)),
+        Err(CommandError::TooManyRequests(2))
+    );
+    let stranger = NodeId::from_u128(7);
+    let send = |to| Command::Send {
+        to,
+        payload: Bytes::new(),
+    };
+    for _ in 0..3 {
+        assert_eq!(net.command(0, send(stranger)), Ok(Accepted::Queued));
+    }
+    assert_eq!(
+        net.command(0, send(stranger)),
+        Err(CommandError::QueueFull(3))
+    );
+    assert_eq!(net.node(0).pending_counts(), (2, 3));
+    assert_eq!(
+        net.command(
+            0,
+            Command::Request {
+                to: b,
+                payload: Bytes::new(),
+                timeout: Duration::ZERO
+            }
+        ),
+        Err(CommandError::ZeroTimeout)
+    );
+}
+
+#[test]
+fn the_peer_cache_stays_at_its_cap_however_much_is_gossiped() {
+    let cap = 50;
+    let mut net = network(1, |_| Config {
+        max_known_peers: cap,
+        ..lan()
+    });
+    for batch in 0..40u128 {
+        let peers = (0..32u128)
+            .map(|k| ringmesh::wire::PeerEntry {
+                id: NodeId::from_u128(1 + batch * 32 + k),
+                addrs: [std::net::SocketAddr::from(([10, 1, 0, k as u8], 7000))]
+                    .into_iter()
+                    .collect(),
+            })
+            .collect();
+        net.command(0, Command::AddPeers { peers })
+            .expect("imported");
+    }
+    assert_eq!(net.node(0).known_peers().len(), cap);
+}

@@ -17,6 +17,9 @@ use crate::{
     Accepted, CloseReason, CommandError, ConnId, Direction, Event, NodeId, Output, ProtocolError,
 };
 
+/// Maintenance rounds between two `PeerRequest`s that brought nothing new.
+const PEER_REQUEST_ROUNDS: u64 = 10;
+
 /// Connections by kind, for the caps.
 struct Counts {
     inbound: usize,
@@ -614,7 +617,18 @@ impl Node {
             return;
         }
         if !self.links.is_empty() {
+            if self.next_peer_request > now {
+                return;
+            }
             // The cache has nobody left to try: ask a random peer for more.
+            // Again next round if the answer brings news, else after
+            // PEER_REQUEST_ROUNDS rounds (a network smaller than the target
+            // has nothing more to tell).
+            self.next_peer_request = now
+                + self
+                    .config
+                    .maintenance_interval
+                    .saturating_mul(PEER_REQUEST_ROUNDS);
             let peers = self.connected_peers();
             let pick = peers[self.peers_rng.below(peers.len() as u64) as usize];
             if let Some(link) = self.links.get(&pick) {

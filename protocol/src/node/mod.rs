@@ -216,6 +216,8 @@ pub struct Node {
     next_serial: u64,
     next_nonce: u64,
     next_race: u64,
+    /// No `PeerRequest` before this, unless the last one brought news.
+    next_peer_request: Instant,
     shut_down: bool,
     stats: Stats,
     scratch: Vec<SessionOutput>,
@@ -295,6 +297,7 @@ impl Node {
             next_serial: 0,
             next_nonce: 0,
             next_race: 0,
+            next_peer_request: now,
             shut_down: false,
             stats: Stats::default(),
             scratch: Vec::new(),

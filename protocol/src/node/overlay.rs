@@ -203,7 +203,10 @@ impl Node {
 
     fn on_peer_list(&mut self, list: PeerList) {
         for entry in &list.peers {
-            self.cache.learn(entry, self.now);
+            if self.cache.learn(entry, self.now) {
+                // News: worth asking again at the next round.
+                self.next_peer_request = self.now;
+            }
             // A lookup was waiting for exactly this.
             if self.messaging.waiting.contains_key(&entry.id)
                 && !self.links.contains_key(&entry.id)
