@@ -14,9 +14,9 @@ use crate::{ConnId, NodeId};
 #[non_exhaustive]
 pub enum Command {
     /// Dial `addr`. With `peer`, the handshake must prove that exact id or
-    /// the connection closes with `IdentityMismatch`, and the peer becomes
-    /// *wanted*: redialled with backoff whenever it is lost, until
-    /// [`Command::Disconnect`].
+    /// the connection closes with `IdentityMismatch`. The peer the
+    /// handshake proves becomes *wanted*: redialled with backoff whenever it
+    /// is lost, until [`Command::Disconnect`].
     Connect {
         /// Where to dial.
         addr: SocketAddr,
@@ -82,8 +82,9 @@ pub enum Command {
         /// The entries.
         peers: Vec<PeerEntry>,
     },
-    /// Close every connection to `peer` with a `Goodbye`; the peer is no
-    /// longer wanted.
+    /// Close every connection to `peer` with a `Goodbye`, and stop
+    /// redialling it (it is no longer wanted). `Err(NotConnected)` only if
+    /// there was neither a connection nor a wish to redial.
     Disconnect {
         /// The peer.
         peer: NodeId,

@@ -235,12 +235,6 @@ impl Node {
             c.peer = Some(peer);
             c.race = None;
         }
-        if let Some(race) = race {
-            // First handshake of a ConnectAny wins; the rest are abandoned.
-            for other in self.sorted_conns(|o| o.race == Some(race)) {
-                self.forget(other, CloseReason::RaceLost, None, true);
-            }
-        }
         let listen_addrs = established.hello.listen_addrs;
         self.cache.confirm(peer, &listen_addrs, self.now);
         if wanted && let Some(known) = self.cache.get_mut(&peer) {
@@ -262,6 +256,14 @@ impl Node {
             capabilities: established.capabilities,
         });
         self.settle_duplicates(peer, conn);
+        if let Some(race) = race {
+            // First handshake of a ConnectAny wins; the rest are abandoned
+            // (after the peer is up, so their ends do not look like a
+            // failed lookup).
+            for other in self.sorted_conns(|o| o.race == Some(race) && o.peer.is_none()) {
+                self.forget(other, CloseReason::RaceLost, None, true);
+            }
+        }
         self.conns.contains_key(&conn)
     }
 
@@ -433,11 +435,12 @@ impl Node {
     }
 
     pub(super) fn disconnect(&mut self, peer: NodeId) -> Result<Accepted, CommandError> {
-        if let Some(known) = self.cache.get_mut(&peer) {
-            known.wanted = false;
-        }
         let conns = self.sorted_conns(|c| c.peer == Some(peer) || c.expected == Some(peer));
-        if conns.is_empty() {
+        let was_wanted = self
+            .cache
+            .get_mut(&peer)
+            .is_some_and(|known| core::mem::replace(&mut known.wanted, false));
+        if conns.is_empty() && !was_wanted {
             return Err(CommandError::NotConnected(peer));
         }
         for conn in conns {

@@ -73,6 +73,8 @@ pub struct Stats {
     pub broadcasts_duplicate: u64,
     /// Broadcasts delivered but not relayed: they had `max_hops` hops.
     pub broadcasts_hop_limited: u64,
+    /// Broadcast copies not sent because they exceed a peer's frame cap.
+    pub broadcasts_oversized: u64,
     /// Responses for requests that had already completed or failed.
     pub late_responses: u64,
 }

@@ -242,21 +242,29 @@ impl Node {
     pub(super) fn ping(&mut self, peer: NodeId) {
         let nonce = self.next_nonce;
         self.next_nonce += 1;
-        let Some(link) = self.links.get_mut(&peer) else {
+        let Some(link) = self.links.get(&peer) else {
             return;
         };
         let (conn, generation) = (link.conn, link.generation);
-        link.liveness.ping_sent(nonce, self.now);
-        self.stats.pings_sent += 1;
-        let _ = self.send_message(conn, &Message::Ping(Ping { nonce }));
-        self.deadlines.push(
-            self.now + self.config.ping_timeout,
-            Deadline::PongDue {
-                peer,
-                generation,
-                nonce,
-            },
-        );
+        // A connection the peer is retiring as a duplicate carries no pong
+        // back (the peer sends nothing more on it); it lasts at most
+        // `handshake_timeout`, then the peer is up on the kept one or down.
+        let retiring = self.conns.get(&conn).is_some_and(|c| c.peer_draining);
+        if !retiring {
+            if let Some(link) = self.links.get_mut(&peer) {
+                link.liveness.ping_sent(nonce, self.now);
+            }
+            self.stats.pings_sent += 1;
+            let _ = self.send_message(conn, &Message::Ping(Ping { nonce }));
+            self.deadlines.push(
+                self.now + self.config.ping_timeout,
+                Deadline::PongDue {
+                    peer,
+                    generation,
+                    nonce,
+                },
+            );
+        }
         self.deadlines.push(
             self.now + self.config.ping_interval,
             Deadline::Ping { peer, generation },
@@ -353,8 +361,10 @@ impl Node {
         let message = Message::Broadcast(broadcast);
         let mut prepared = Prepared::new(&message);
         for conn in targets {
-            if self.send_prepared(conn, &mut prepared).is_ok() && relaying {
-                self.stats.broadcasts_relayed += 1;
+            match self.send_prepared(conn, &mut prepared) {
+                Ok(()) => self.stats.broadcasts_relayed += u64::from(relaying),
+                Err(EncodeError::TooLarge { .. }) => self.stats.broadcasts_oversized += 1,
+                Err(_) => {}
             }
         }
     }

@@ -65,14 +65,15 @@ impl PeerCache {
         self.entries.iter()
     }
 
-    /// Records addresses a node announced itself (its `Hello`). Always kept:
-    /// evicts the worst entry if the cache is full.
+    /// Records addresses a node announced itself (its `Hello`). Kept even
+    /// when the cache is full, at the cost of its worst unwanted entry.
     pub(crate) fn confirm(&mut self, id: NodeId, addrs: &[SocketAddr], now: Instant) {
         if id == self.me {
             return;
         }
-        if !self.entries.contains_key(&id) && self.entries.len() >= self.cap {
-            self.evict(true);
+        if !self.entries.contains_key(&id) && self.entries.len() >= self.cap && !self.evict(true) {
+            // Every entry is wanted: the application's choices stand.
+            return;
         }
         let entry = self.entries.entry(id).or_insert_with(|| KnownPeer {
             addrs: SmallVec::new(),

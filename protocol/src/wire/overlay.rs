@@ -92,7 +92,8 @@ impl WireMessage for PeerList {
 }
 
 /// `0x12` — asks the receiver where `target` accepts connections; answered
-/// with a `PeerList` holding `target`'s entry, or an empty one. Layout:
+/// with a `PeerList` holding `target`'s entry (no answer if the receiver
+/// does not know it). Layout:
 /// `target: [u8; 16]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FindPeer {
