@@ -1,10 +1,11 @@
 //! Shared helpers for the ringmesh criterion benches.
 //!
-//! The benches themselves live in `benches/benches/` (`frame`, `handshake`);
+//! The benches themselves live in `benches/benches/` (`frame`, `handshake`,
+//! `relay`);
 //! see `benches/README.md` for what each one measures and the figures
 //! measured so far. This library only holds what more than one bench needs:
 //! deterministic payloads, a frame encoder/decoder that mirrors what a
-//! plaintext session does, and in-memory node pairs built on
+//! plaintext session does, and in-memory node pairs and stars built on
 //! [`ringmesh::testing::Network`].
 //!
 //! Everything here panics on failure: a bench that silently measures a
@@ -12,17 +13,13 @@
 
 use bytes::{Bytes, BytesMut};
 use ringmesh::testing::{Network, NodeIndex};
-use ringmesh::wire::{self, Direct, FrameDecoder, LENGTH_PREFIX_LEN, Message};
-use ringmesh::{Command, Config, Duration, Event};
+use ringmesh::wire::{self, Broadcast, Direct, FrameDecoder, LENGTH_PREFIX_LEN, Message};
+use ringmesh::{Command, Config, ConnId, Duration, Event, Input, Instant, Node, NodeId, Output};
 
 /// 64 bytes: a small control-sized message.
 pub const SMALL: usize = 64;
 /// 64 KiB: a bulk message (two Noise chunks once framed and encrypted).
 pub const LARGE: usize = 64 * 1024;
-
-/// Step budget for [`Network::run`]; a handshake or one delivery takes a
-/// handful of steps, so hitting it means something loops.
-const MAX_STEPS: usize = 10_000;
 
 /// `len` bytes that LZ4 cannot shrink (a xorshift64 stream), so that a node
 /// with compression on tries LZ4 and falls back to the plain body, exactly
@@ -84,8 +81,24 @@ pub fn encode_frame(message: &Message, compress_over: Option<usize>) -> (Bytes, 
 fn encoded_len_hint(message: &Message) -> usize {
     match message {
         Message::Direct(d) => d.payload.len(),
+        Message::Broadcast(b) => 16 + wire::MAX_VARINT_LEN + 1 + b.payload.len(),
         _ => 64,
     }
+}
+
+/// The plaintext frame of a `Broadcast` from `origin` with sequence number
+/// `seq` that has travelled one link (`hops` = 1), i.e. what `origin` itself
+/// sends its neighbours, uncompressed. (For an incompressible payload this
+/// is byte for byte what a plaintext node sends for `Command::Broadcast`,
+/// LZ4 negotiated or not.)
+pub fn broadcast_frame(origin: NodeId, seq: u64, payload: Bytes) -> Bytes {
+    let message = Message::Broadcast(Broadcast {
+        origin,
+        seq,
+        hops: 1,
+        payload,
+    });
+    encode_frame(&message, None).0
 }
 
 /// Splits `stream` into frames with a [`FrameDecoder`] capped at
@@ -119,6 +132,93 @@ pub fn pair(config: &Config) -> Network {
     net.add_node(config.clone(), [2; 32], 2)
         .expect("valid config");
     net
+}
+
+/// A zero-latency star: node 0 (the hub) has dialled nodes `1..=leaves` and
+/// the network ran until idle, so the hub has an established session with
+/// each leaf. Every node runs `config`; node `i` has identity secret
+/// `[i + 1; 32]` and seed `i + 1` (as in [`pair`]). Panics unless the hub
+/// ended with exactly `leaves` peers.
+pub fn star(config: &Config, leaves: usize) -> Network {
+    let mut net = Network::new(Duration::ZERO);
+    for i in 0..=leaves {
+        let secret = [u8::try_from(i + 1).expect("at most 254 leaves"); 32];
+        net.add_node(config.clone(), secret, i as u64 + 1)
+            .expect("valid config");
+    }
+    for leaf in 1..=leaves {
+        net.connect(0, leaf).expect("dial accepted");
+    }
+    net.settle();
+    assert_eq!(
+        (net.node(0).peer_count(), net.node(0).connection_count()),
+        (leaves, leaves),
+        "the hub did not connect to every leaf: {:?}",
+        net.events()
+    );
+    net
+}
+
+/// The connection node `i` uses for its session with node `j`, from its
+/// `SessionEstablished` events. Panics if there is none.
+pub fn conn_to(net: &Network, i: NodeIndex, j: NodeIndex) -> ConnId {
+    let peer = net.node(j).node_id();
+    net.events_of(i)
+        .find_map(|e| match e {
+            Event::SessionEstablished { conn, peer: p, .. } if *p == peer => Some(*conn),
+            _ => None,
+        })
+        .expect("a session between the two nodes")
+}
+
+/// Node `i` broadcasts `payload` `count` times (`Command::Broadcast`, given
+/// to the node directly, not through the network) and returns the bytes it
+/// wrote on its connection `conn`, one `Output::Send` per broadcast, in
+/// order. Nothing is delivered: in Noise mode these are the next frames of
+/// that session's cipher stream, to be fed to the peer in order, once.
+/// Panics unless every broadcast produced exactly one send on `conn`.
+pub fn own_broadcasts(
+    net: &mut Network,
+    i: NodeIndex,
+    conn: ConnId,
+    payload: &Bytes,
+    count: usize,
+) -> Vec<Bytes> {
+    let now = net.now();
+    let node = net.node_mut(i);
+    let mut frames = Vec::with_capacity(count);
+    for _ in 0..count {
+        let payload = payload.clone();
+        node.command(now, Command::Broadcast { payload })
+            .expect("broadcast accepted");
+        while let Some(output) = node.poll_output() {
+            if let Output::Send { conn: c, bytes } = output
+                && c == conn
+            {
+                frames.push(bytes);
+            }
+        }
+    }
+    assert_eq!(frames.len(), count, "one frame per broadcast on `conn`");
+    frames
+}
+
+/// Feeds `node` the bytes `bytes` received on `conn` and drains its outputs,
+/// dropping them as a driver would after writing them. Returns the number of
+/// `Output::Send`s. Panics on any output other than a send or an
+/// `Event::Message` (a closed connection or a refused frame must not pass
+/// for a cheap relay).
+pub fn receive(node: &mut Node, now: Instant, conn: ConnId, bytes: Bytes) -> usize {
+    node.handle_input(now, Input::Received { conn, bytes });
+    let mut sends = 0;
+    while let Some(output) = node.poll_output() {
+        match output {
+            Output::Send { .. } => sends += 1,
+            Output::Event(Event::Message { .. }) => {}
+            other => panic!("unexpected output while relaying: {other:?}"),
+        }
+    }
+    sends
 }
 
 /// Node 0 dials node 1 and the network runs until idle. Panics unless both
@@ -192,6 +292,42 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn hub_relays_crafted_and_own_broadcasts() {
+        let payload = incompressible(1024);
+        // Plaintext: the crafted frame is what node 1 sends itself, and the
+        // hub relays it to every other leaf.
+        let mut net = star(&Config::plaintext(), 9);
+        let (hub_conn, leaf_conn) = (conn_to(&net, 0, 1), conn_to(&net, 1, 0));
+        let origin = net.node(1).node_id();
+        let own = own_broadcasts(&mut net, 1, leaf_conn, &payload, 2);
+        for frame in &own {
+            let [Message::Broadcast(b)] = &decode_stream(frame, None, u32::MAX)[..] else {
+                panic!("one broadcast per frame");
+            };
+            assert_eq!((b.origin, b.hops), (origin, 1));
+            assert_eq!(*frame, broadcast_frame(origin, b.seq, payload.clone()));
+        }
+        let now = net.now();
+        for seq in [2, 3] {
+            let frame = broadcast_frame(origin, seq, payload.clone());
+            assert_eq!(receive(net.node_mut(0), now, hub_conn, frame), 8);
+        }
+        // A duplicate is dropped.
+        let frame = broadcast_frame(origin, 3, payload.clone());
+        assert_eq!(receive(net.node_mut(0), now, hub_conn, frame), 0);
+        assert_eq!(net.node(0).stats().broadcasts_relayed, 16);
+
+        // Noise: node 1's own frames, fed in order.
+        let mut net = star(&Config::default(), 9);
+        let (hub_conn, leaf_conn) = (conn_to(&net, 0, 1), conn_to(&net, 1, 0));
+        let now = net.now();
+        for frame in own_broadcasts(&mut net, 1, leaf_conn, &payload, 3) {
+            assert_eq!(receive(net.node_mut(0), now, hub_conn, frame), 8);
+        }
+        assert_eq!(net.node(0).stats().broadcasts_relayed, 24);
     }
 
     #[test]
