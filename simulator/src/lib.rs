@@ -1,11 +1,13 @@
 //! `ringmesh-sim`: drive real [`ringmesh::Node`]s through a simulated
 //! network in virtual time.
 //!
-//! Today this crate holds the [`demo`] that the README's run command shows:
-//! nodes on the in-memory network of [`ringmesh::testing`] joining through a
-//! bootstrap node over Noise, flooding broadcasts, detecting a crash. The discrete-event engine
-//! with its fault model, scenarios and invariant checkers grows here next.
+//! - [`engine`]: the discrete-event engine and network model ([`Sim`]).
+//! - [`demo`]: the narrated run the README shows, on the in-memory network
+//!   of [`ringmesh::testing`].
 
 #![forbid(unsafe_code)]
 
 pub mod demo;
+pub mod engine;
+
+pub use engine::{NetModel, NodeIdx, Observer, Recorder, Sim, SimConfig, addr_of};

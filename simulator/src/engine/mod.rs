@@ -1,0 +1,733 @@
+//! The discrete-event engine: real [`ringmesh::Node`]s on a simulated
+//! network, in virtual time, reproducible from one seed.
+//!
+//! One binary heap of `(time, seq, event)`; ties fire in scheduling order.
+//! Nodes live in a `Vec` indexed by a compact [`NodeIdx`]; node `i` listens
+//! on [`addr_of`]`(i)`, a virtual address in 127.0.0.0/8 that is never
+//! dialled for real.
+//!
+//! The network model ([`NetModel`]) follows the transport model of
+//! DESIGN.md: reliable ordered connections (per-connection FIFO even with
+//! jitter), dials that connect or fail, and these faults:
+//!
+//! | fault | what the peers see |
+//! |---|---|
+//! | [`Sim::kill`] (process killed) | their connections reset (`Input::Closed { Reset }`) one latency later; dials refused |
+//! | [`Sim::crash`] (silent crash) | nothing: bytes to it vanish, dials time out; only liveness reveals it |
+//! | [`Sim::restart`] | the node comes back with the same identity and a fresh seed and state, and rejoins through its bootstrap list |
+//! | [`Sim::partition`] | bytes across groups vanish (those connections stay broken after the heal, as TCP's would); dials across groups time out |
+//!
+//! Every random choice (latency jitter, identities, node seeds, churn) is
+//! drawn from streams derived from [`SimConfig::seed`], and a trace hash
+//! covers every input delivered to every node, so equal seeds give equal
+//! hashes and a changed run shows in the hash.
+
+mod trace;
+
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use bytes::Bytes;
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use ringmesh::{
+    Accepted, Command, CommandError, Config, ConnId, Direction, Duration, Event, Identity, Input,
+    Instant, Node, NodeId, Output, TransportError,
+};
+
+pub use trace::TraceHash;
+
+/// A node's index in a [`Sim`].
+pub type NodeIdx = u32;
+
+/// The listen address of node `i`: `127.a.b.c:7000` with `a.b.c` = `i + 1`
+/// (up to 16,777,214 nodes).
+pub fn addr_of(i: NodeIdx) -> SocketAddr {
+    let n = i + 1;
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(127, (n >> 16) as u8, (n >> 8) as u8, n as u8)),
+        7000,
+    )
+}
+
+/// The node listening on `addr`, if it is a simulator address.
+pub fn index_of(addr: SocketAddr) -> Option<NodeIdx> {
+    match addr {
+        SocketAddr::V4(v4) if v4.port() == 7000 => {
+            let [a, b, c, d] = v4.ip().octets();
+            let n = (u32::from(b) << 16) | (u32::from(c) << 8) | u32::from(d);
+            (a == 127 && n > 0).then(|| n - 1)
+        }
+        _ => None,
+    }
+}
+
+/// The network's behaviour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetModel {
+    /// One-way latency of every link.
+    pub latency: Duration,
+    /// Extra one-way delay, uniform in `0..=jitter`, drawn per send; a
+    /// connection never reorders (a later send never overtakes).
+    pub jitter: Duration,
+    /// How long a dial to a crashed or partitioned node takes to fail
+    /// (`TransportError::TimedOut`).
+    pub dial_timeout: Duration,
+}
+
+impl Default for NetModel {
+    fn default() -> Self {
+        NetModel {
+            latency: Duration::from_millis(20),
+            jitter: Duration::from_millis(5),
+            dial_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// What a simulation is built from.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The one seed every random choice derives from.
+    pub seed: u64,
+    /// The network model.
+    pub net: NetModel,
+    /// Answer every `Event::Request` with a `Response` echoing its payload
+    /// (so request scenarios need no application).
+    pub echo_requests: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 1,
+            net: NetModel::default(),
+            echo_requests: true,
+        }
+    }
+}
+
+/// Sees every event the nodes emit, in order.
+pub trait Observer {
+    /// `node` emitted `event` at `at`.
+    fn on_event(&mut self, at: Instant, node: NodeIdx, event: &Event);
+}
+
+impl Observer for () {
+    fn on_event(&mut self, _: Instant, _: NodeIdx, _: &Event) {}
+}
+
+/// Keeps every event (for tests and small runs).
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// Every event: time, node, event.
+    pub events: Vec<(Instant, NodeIdx, Event)>,
+}
+
+impl Observer for Recorder {
+    fn on_event(&mut self, at: Instant, node: NodeIdx, event: &Event) {
+        self.events.push((at, node, event.clone()));
+    }
+}
+
+/// A node's state in the simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    /// Running.
+    Up,
+    /// Crashed silently; may restart.
+    Crashed,
+    /// Killed (its connections were reset); may restart.
+    Killed,
+}
+
+struct SimNode {
+    node: Option<Node>,
+    state: NodeState,
+    config: Config,
+    secret: [u8; 32],
+    id: NodeId,
+    /// The `Timer` event scheduled for it, if any.
+    timer_at: Option<Instant>,
+    /// Next id for connections it accepts.
+    next_inbound: u64,
+    /// Incremented at each restart: its seed and its connections change.
+    incarnation: u32,
+    /// Partition group.
+    group: u16,
+}
+
+/// One end of a simulated connection, keyed by (node, its `ConnId`).
+#[derive(Debug, Clone, Copy)]
+struct ConnEnd {
+    peer: NodeIdx,
+    peer_conn: ConnId,
+    /// The incarnation of `peer` this connection reaches.
+    peer_incarnation: u32,
+    /// Arrival time of the last bytes sent this way (per-connection FIFO).
+    last_arrival: Instant,
+    /// Bytes sent this way vanish (partitioned or crashed peer).
+    broken: bool,
+}
+
+enum Ev {
+    /// An input arrives at a node (if it is still the same incarnation).
+    Deliver {
+        node: NodeIdx,
+        incarnation: u32,
+        input: Input,
+    },
+    /// A node's deadline.
+    Timer { node: NodeIdx },
+}
+
+struct Scheduled {
+    at: Instant,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// Counters of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Events processed (deliveries and timers).
+    pub events: u64,
+    /// Inputs delivered to nodes.
+    pub deliveries: u64,
+    /// Sends that vanished (crashed or partitioned peers, broken links).
+    pub lost_sends: u64,
+    /// Bytes delivered.
+    pub bytes: u64,
+}
+
+/// The simulation. See the module docs.
+pub struct Sim<O: Observer = ()> {
+    config: SimConfig,
+    now: Instant,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    seq: u64,
+    nodes: Vec<SimNode>,
+    conns: HashMap<(NodeIdx, ConnId), ConnEnd, FixedState>,
+    net_rng: ChaCha8Rng,
+    trace: TraceHash,
+    stats: SimStats,
+    /// Deliveries in the queue (timers excluded), for [`Sim::settle`].
+    in_flight: u64,
+    observer: O,
+}
+
+fn stream(seed: u64, name: &str) -> ChaCha8Rng {
+    ChaCha8Rng::from_seed(blake3::derive_key(
+        &format!("ringmesh-sim v1 {name}"),
+        &seed.to_le_bytes(),
+    ))
+}
+
+impl Sim<()> {
+    /// An empty simulation without an observer.
+    pub fn new(config: SimConfig) -> Self {
+        Sim::with_observer(config, ())
+    }
+}
+
+impl<O: Observer> Sim<O> {
+    /// An empty simulation whose events go to `observer`.
+    pub fn with_observer(config: SimConfig, observer: O) -> Self {
+        Sim {
+            net_rng: stream(config.seed, "network"),
+            config,
+            now: Instant::ZERO,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            nodes: Vec::new(),
+            conns: HashMap::with_hasher(FixedState::with_seed(0x5eed)),
+            trace: TraceHash::new(),
+            stats: SimStats::default(),
+            in_flight: 0,
+            observer,
+        }
+    }
+
+    /// Virtual time now.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SimStats {
+        self.stats
+    }
+
+    /// The trace hash so far (see [`TraceHash`]).
+    pub fn trace_hash(&self) -> String {
+        self.trace.hex()
+    }
+
+    /// The observer.
+    pub fn observer(&self) -> &O {
+        &self.observer
+    }
+
+    /// The observer, to read or reset what it gathered.
+    pub fn observer_mut(&mut self) -> &mut O {
+        &mut self.observer
+    }
+
+    /// Nodes ever added (any state).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether no node was added.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Node `i`'s state.
+    pub fn state(&self, i: NodeIdx) -> NodeState {
+        self.nodes[i as usize].state
+    }
+
+    /// Node `i`'s id (stable across restarts).
+    pub fn id(&self, i: NodeIdx) -> NodeId {
+        self.nodes[i as usize].id
+    }
+
+    /// Node `i`, if it is up.
+    pub fn node(&self, i: NodeIdx) -> Option<&Node> {
+        self.nodes[i as usize].node.as_ref()
+    }
+
+    /// Indices of the nodes that are up.
+    pub fn live_nodes(&self) -> Vec<NodeIdx> {
+        (0..self.nodes.len() as NodeIdx)
+            .filter(|&i| self.nodes[i as usize].state == NodeState::Up)
+            .collect()
+    }
+
+    /// Adds a node running `config` (its listen address is set to
+    /// [`addr_of`] its index). Its identity and seed derive from the
+    /// simulation seed and its index.
+    pub fn add_node(&mut self, mut config: Config) -> Result<NodeIdx, ringmesh::ConfigError> {
+        let i = self.nodes.len() as NodeIdx;
+        config.listen_addrs.clear();
+        config.listen_addrs.push(addr_of(i));
+        let mut material = [0u8; 12];
+        material[..8].copy_from_slice(&self.config.seed.to_le_bytes());
+        material[8..].copy_from_slice(&i.to_le_bytes());
+        let secret = blake3::derive_key("ringmesh-sim v1 identity", &material);
+        let identity = Identity::from_secret_bytes(secret);
+        let id = identity.node_id();
+        let node = Node::new(config.clone(), identity, self.node_seed(i, 0), self.now)?;
+        self.nodes.push(SimNode {
+            node: Some(node),
+            state: NodeState::Up,
+            config,
+            secret,
+            id,
+            timer_at: None,
+            next_inbound: 0,
+            incarnation: 0,
+            group: 0,
+        });
+        self.after_node_call(i);
+        Ok(i)
+    }
+
+    fn node_seed(&self, i: NodeIdx, incarnation: u32) -> u64 {
+        let mut material = [0u8; 16];
+        material[..8].copy_from_slice(&self.config.seed.to_le_bytes());
+        material[8..12].copy_from_slice(&i.to_le_bytes());
+        material[12..].copy_from_slice(&incarnation.to_le_bytes());
+        let key = blake3::derive_key("ringmesh-sim v1 node seed", &material);
+        u64::from_le_bytes(key[..8].try_into().unwrap_or_default())
+    }
+
+    /// Gives node `i` a command now. `Err(ShutDown)` if the node is not up.
+    pub fn command(&mut self, i: NodeIdx, command: Command) -> Result<Accepted, CommandError> {
+        let now = self.now;
+        let Some(node) = self.nodes[i as usize].node.as_mut() else {
+            return Err(CommandError::ShutDown);
+        };
+        let result = node.command(now, command);
+        self.after_node_call(i);
+        result
+    }
+
+    /// Node `a` dials node `b`, demanding `b`'s id.
+    pub fn connect(&mut self, a: NodeIdx, b: NodeIdx) -> Result<Accepted, CommandError> {
+        let peer = Some(self.id(b));
+        self.command(
+            a,
+            Command::Connect {
+                addr: addr_of(b),
+                peer,
+            },
+        )
+    }
+
+    /// Crashes node `i` silently: it stops; nobody is told.
+    pub fn crash(&mut self, i: NodeIdx) {
+        self.stop(i, NodeState::Crashed);
+    }
+
+    /// Kills node `i`: it stops and every connection it had resets.
+    pub fn kill(&mut self, i: NodeIdx) {
+        self.stop(i, NodeState::Killed);
+    }
+
+    fn stop(&mut self, i: NodeIdx, state: NodeState) {
+        let n = &mut self.nodes[i as usize];
+        if n.state != NodeState::Up {
+            return;
+        }
+        n.state = state;
+        n.node = None;
+        n.timer_at = None;
+        let mut ends: Vec<(ConnId, ConnEnd)> = self
+            .conns
+            .iter()
+            .filter(|((node, _), _)| *node == i)
+            .map(|((_, conn), end)| (*conn, *end))
+            .collect();
+        ends.sort_unstable_by_key(|(conn, _)| *conn);
+        for (conn, end) in ends {
+            self.conns.remove(&(i, conn));
+            match state {
+                NodeState::Killed => {
+                    self.conns.remove(&(end.peer, end.peer_conn));
+                    let at = self.arrival(i, conn, end.peer);
+                    let input = Input::Closed {
+                        conn: end.peer_conn,
+                        reason: TransportError::Reset,
+                    };
+                    self.deliver_at(at, end.peer, end.peer_incarnation, input);
+                }
+                _ => {
+                    // The peer's end stays, writing into the void.
+                    if let Some(other) = self.conns.get_mut(&(end.peer, end.peer_conn)) {
+                        other.broken = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Restarts a crashed or killed node with the same identity, a fresh
+    /// seed and empty state; it rejoins through its bootstrap list.
+    pub fn restart(&mut self, i: NodeIdx) -> Result<(), ringmesh::ConfigError> {
+        let n = &mut self.nodes[i as usize];
+        if n.state == NodeState::Up {
+            return Ok(());
+        }
+        n.incarnation += 1;
+        let seed = self.node_seed(i, self.nodes[i as usize].incarnation);
+        let n = &mut self.nodes[i as usize];
+        let node = Node::new(
+            n.config.clone(),
+            Identity::from_secret_bytes(n.secret),
+            seed,
+            self.now,
+        )?;
+        n.node = Some(node);
+        n.state = NodeState::Up;
+        n.next_inbound = 0;
+        self.after_node_call(i);
+        Ok(())
+    }
+
+    /// Splits the network: node `i` goes to group `groups[i]` (nodes past
+    /// the end stay in group 0). Bytes and dials across groups vanish.
+    pub fn partition(&mut self, groups: &[u16]) {
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            n.group = groups.get(i).copied().unwrap_or(0);
+        }
+    }
+
+    /// Ends every partition. Connections broken by it stay broken.
+    pub fn heal(&mut self) {
+        for n in &mut self.nodes {
+            n.group = 0;
+        }
+    }
+
+    fn push(&mut self, at: Instant, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled {
+            at,
+            seq: self.seq,
+            ev,
+        }));
+    }
+
+    fn deliver_at(&mut self, at: Instant, node: NodeIdx, incarnation: u32, input: Input) {
+        self.in_flight += 1;
+        self.push(
+            at,
+            Ev::Deliver {
+                node,
+                incarnation,
+                input,
+            },
+        );
+    }
+
+    /// When bytes sent now from `from` on `conn` to `to` arrive: latency
+    /// plus jitter, never before what was sent earlier on that connection.
+    fn arrival(&mut self, from: NodeIdx, conn: ConnId, _to: NodeIdx) -> Instant {
+        let net = &self.config.net;
+        let jitter = match net.jitter.as_micros() {
+            0 => 0,
+            j => self.net_rng.next_u64() % (j + 1),
+        };
+        let mut at = self.now + net.latency + Duration::from_micros(jitter);
+        if let Some(end) = self.conns.get_mut(&(from, conn)) {
+            at = at.max(end.last_arrival);
+            end.last_arrival = at;
+        }
+        at
+    }
+
+    fn reachable(&self, from: NodeIdx, to: NodeIdx) -> bool {
+        let (a, b) = (&self.nodes[from as usize], &self.nodes[to as usize]);
+        b.state == NodeState::Up && a.group == b.group
+    }
+
+    /// Re-reads node `i`'s outputs and deadline after a call.
+    fn after_node_call(&mut self, i: NodeIdx) {
+        loop {
+            let Some(output) = self.nodes[i as usize]
+                .node
+                .as_mut()
+                .and_then(|n| n.poll_output())
+            else {
+                break;
+            };
+            self.on_output(i, output);
+        }
+        let n = &mut self.nodes[i as usize];
+        let next = n.node.as_ref().and_then(|node| node.poll_timeout());
+        if let Some(at) = next
+            && n.timer_at.is_none_or(|t| at < t)
+        {
+            n.timer_at = Some(at);
+            self.push(at.max(self.now), Ev::Timer { node: i });
+        }
+    }
+
+    fn on_output(&mut self, i: NodeIdx, output: Output) {
+        let incarnation = self.nodes[i as usize].incarnation;
+        match output {
+            Output::Dial { conn, addr } => {
+                let target = index_of(addr).filter(|&j| (j as usize) < self.nodes.len());
+                match target {
+                    Some(j) if self.reachable(i, j) => {
+                        let inbound = ConnId::inbound(self.nodes[j as usize].next_inbound);
+                        self.nodes[j as usize].next_inbound += 1;
+                        let j_incarnation = self.nodes[j as usize].incarnation;
+                        let end = |peer, peer_conn, peer_incarnation| ConnEnd {
+                            peer,
+                            peer_conn,
+                            peer_incarnation,
+                            last_arrival: Instant::ZERO,
+                            broken: false,
+                        };
+                        self.conns.insert((i, conn), end(j, inbound, j_incarnation));
+                        self.conns.insert((j, inbound), end(i, conn, incarnation));
+                        let at = self.arrival(i, conn, j);
+                        let connected = Input::Connected {
+                            conn,
+                            remote: addr,
+                            direction: Direction::Outbound,
+                        };
+                        self.deliver_at(at, i, incarnation, connected);
+                        let accepted = Input::Connected {
+                            conn: inbound,
+                            remote: addr_of(i),
+                            direction: Direction::Inbound,
+                        };
+                        self.deliver_at(at, j, j_incarnation, accepted);
+                    }
+                    Some(j) if self.nodes[j as usize].state == NodeState::Killed => {
+                        let at = self.now + self.config.net.latency;
+                        let failed = Input::DialFailed {
+                            conn,
+                            reason: TransportError::Refused,
+                        };
+                        self.deliver_at(at, i, incarnation, failed);
+                    }
+                    Some(_) => {
+                        // Crashed or partitioned: nobody answers.
+                        let at = self.now + self.config.net.dial_timeout;
+                        let failed = Input::DialFailed {
+                            conn,
+                            reason: TransportError::TimedOut,
+                        };
+                        self.deliver_at(at, i, incarnation, failed);
+                    }
+                    None => {
+                        let at = self.now + self.config.net.latency;
+                        let failed = Input::DialFailed {
+                            conn,
+                            reason: TransportError::Unreachable,
+                        };
+                        self.deliver_at(at, i, incarnation, failed);
+                    }
+                }
+            }
+            Output::Send { conn, bytes } => self.send(i, conn, bytes),
+            Output::Close { conn } => {
+                if let Some(end) = self.conns.remove(&(i, conn)) {
+                    self.conns.remove(&(end.peer, end.peer_conn));
+                    if !end.broken && self.reachable(i, end.peer) {
+                        let at = self.arrival_after(end);
+                        let closed = Input::Closed {
+                            conn: end.peer_conn,
+                            reason: TransportError::Eof,
+                        };
+                        self.deliver_at(at, end.peer, end.peer_incarnation, closed);
+                    }
+                }
+            }
+            Output::Event(event) => {
+                self.observer.on_event(self.now, i, &event);
+                if self.config.echo_requests
+                    && let Event::Request { from, id, payload } = event
+                {
+                    let respond = Command::Respond {
+                        to: from,
+                        id,
+                        payload,
+                    };
+                    if let Some(node) = self.nodes[i as usize].node.as_mut() {
+                        // Queued outputs are drained by the caller's loop.
+                        let _ = node.command(self.now, respond);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The arrival time of a close after everything sent before it.
+    fn arrival_after(&mut self, end: ConnEnd) -> Instant {
+        (self.now + self.config.net.latency).max(end.last_arrival)
+    }
+
+    fn send(&mut self, i: NodeIdx, conn: ConnId, bytes: Bytes) {
+        let Some(&end) = self.conns.get(&(i, conn)) else {
+            self.stats.lost_sends += 1;
+            return;
+        };
+        if end.broken || !self.reachable(i, end.peer) {
+            if let Some(e) = self.conns.get_mut(&(i, conn)) {
+                e.broken = true;
+            }
+            self.stats.lost_sends += 1;
+            return;
+        }
+        let at = self.arrival(i, conn, end.peer);
+        let input = Input::Received {
+            conn: end.peer_conn,
+            bytes,
+        };
+        self.deliver_at(at, end.peer, end.peer_incarnation, input);
+    }
+
+    /// Processes the next event; `false` when nothing is left.
+    pub fn step(&mut self) -> bool {
+        let Some(Reverse(Scheduled { at, ev, .. })) = self.queue.pop() else {
+            return false;
+        };
+        self.now = self.now.max(at);
+        self.stats.events += 1;
+        match ev {
+            Ev::Deliver {
+                node,
+                incarnation,
+                input,
+            } => {
+                self.in_flight -= 1;
+                let n = &mut self.nodes[node as usize];
+                if n.incarnation != incarnation {
+                    return true;
+                }
+                let Some(target) = n.node.as_mut() else {
+                    return true;
+                };
+                self.trace.input(self.now, node, &input);
+                self.stats.deliveries += 1;
+                if let Input::Received { bytes, .. } = &input {
+                    self.stats.bytes += bytes.len() as u64;
+                }
+                target.handle_input(self.now, input);
+                self.after_node_call(node);
+            }
+            Ev::Timer { node } => {
+                let n = &mut self.nodes[node as usize];
+                if n.timer_at != Some(at) {
+                    return true; // superseded by an earlier deadline
+                }
+                n.timer_at = None;
+                if let Some(target) = n.node.as_mut() {
+                    target.handle_input(self.now, Input::Timeout);
+                    self.after_node_call(node);
+                }
+            }
+        }
+        true
+    }
+
+    /// Runs every event up to `deadline`, then sets the clock to it.
+    pub fn run_until(&mut self, deadline: Instant) {
+        while self
+            .queue
+            .peek()
+            .is_some_and(|Reverse(next)| next.at <= deadline)
+        {
+            self.step();
+        }
+        self.now = self.now.max(deadline);
+    }
+
+    /// Runs for `duration` of virtual time.
+    pub fn run_for(&mut self, duration: Duration) {
+        self.run_until(self.now + duration);
+    }
+
+    /// Runs until no input is in flight (timers of an idle network do not
+    /// keep it going), or until `limit` of virtual time has passed.
+    pub fn settle(&mut self, limit: Duration) {
+        let deadline = self.now + limit;
+        while self.in_flight > 0
+            && self
+                .queue
+                .peek()
+                .is_some_and(|Reverse(next)| next.at <= deadline)
+        {
+            self.step();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

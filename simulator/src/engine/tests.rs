@@ -1,0 +1,201 @@
+//! Engine tests: the network model and its faults, with real nodes.
+
+use super::*;
+
+fn lan() -> Config {
+    Config {
+        security: ringmesh::Security::Plaintext,
+        ..Config::lan()
+    }
+}
+
+fn sim(seed: u64) -> Sim<Recorder> {
+    Sim::with_observer(
+        SimConfig {
+            seed,
+            ..SimConfig::default()
+        },
+        Recorder::default(),
+    )
+}
+
+fn downs(sim: &Sim<Recorder>, peer: NodeId) -> Vec<(Instant, NodeIdx, ringmesh::CloseReason)> {
+    sim.observer()
+        .events
+        .iter()
+        .filter_map(|(at, i, e)| match e {
+            Event::PeerDown { peer: p, reason } if *p == peer => Some((*at, *i, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn addresses_map_to_indices_and_back() {
+    for i in [0, 1, 255, 256, 65_535, 1_000_000, 16_777_213] {
+        assert_eq!(index_of(addr_of(i)), Some(i));
+    }
+    assert_eq!(index_of("10.0.0.1:7000".parse().expect("addr")), None);
+    assert_eq!(index_of("127.0.0.0:7000".parse().expect("addr")), None);
+}
+
+#[test]
+fn jitter_never_reorders_a_connection() {
+    let mut sim = Sim::with_observer(
+        SimConfig {
+            net: NetModel {
+                jitter: Duration::from_millis(50),
+                ..NetModel::default()
+            },
+            ..SimConfig::default()
+        },
+        Recorder::default(),
+    );
+    let (a, b) = (
+        sim.add_node(lan()).expect("valid"),
+        sim.add_node(lan()).expect("valid"),
+    );
+    sim.connect(a, b).expect("dial");
+    sim.settle(Duration::from_secs(5));
+    let to = sim.id(b);
+    for k in 0..200u32 {
+        sim.command(
+            a,
+            Command::Send {
+                to,
+                payload: Bytes::from(k.to_be_bytes().to_vec()),
+            },
+        )
+        .expect("connected");
+    }
+    sim.settle(Duration::from_secs(5));
+    let got: Vec<u32> = sim
+        .observer()
+        .events
+        .iter()
+        .filter_map(|(_, i, e)| match e {
+            Event::Direct { payload, .. } if *i == b => {
+                Some(u32::from_be_bytes(payload[..].try_into().expect("4 bytes")))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, (0..200).collect::<Vec<_>>());
+}
+
+fn trio(seed: u64) -> (String, u64) {
+    let mut sim = Sim::new(SimConfig {
+        seed,
+        ..SimConfig::default()
+    });
+    for _ in 0..3 {
+        sim.add_node(Config {
+            bootstrap: vec![addr_of(0)],
+            ..lan()
+        })
+        .expect("valid");
+    }
+    sim.run_for(Duration::from_secs(5));
+    sim.command(
+        1,
+        Command::Broadcast {
+            payload: Bytes::from_static(b"x"),
+        },
+    )
+    .expect("up");
+    sim.run_for(Duration::from_secs(5));
+    (sim.trace_hash(), sim.stats().deliveries)
+}
+
+#[test]
+fn the_trace_hash_is_a_function_of_the_seed() {
+    let (a, n) = trio(1);
+    assert!(n > 10, "the run did something");
+    assert_eq!(a, trio(1).0);
+    assert_ne!(a, trio(2).0);
+}
+
+#[test]
+fn a_killed_node_is_down_at_once_and_a_crashed_one_after_the_detection_time() {
+    let mut sim = sim(3);
+    for _ in 0..3 {
+        sim.add_node(lan()).expect("valid");
+    }
+    for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+        sim.connect(a, b).expect("dial");
+    }
+    sim.run_for(Duration::from_secs(3));
+    let (killed, crashed) = (sim.id(1), sim.id(2));
+    let at = sim.now();
+    sim.kill(1);
+    sim.run_for(Duration::from_secs(1));
+    let kill_downs = downs(&sim, killed);
+    assert_eq!(kill_downs.len(), 2, "both neighbours: {kill_downs:?}");
+    assert!(
+        kill_downs
+            .iter()
+            .all(|(t, _, _)| *t - at <= Duration::from_millis(100))
+    );
+    let at = sim.now();
+    sim.crash(2);
+    sim.run_for(Duration::from_secs(10));
+    let crash_downs = downs(&sim, crashed);
+    assert_eq!(crash_downs.len(), 1);
+    let (t, node, reason) = &crash_downs[0];
+    assert_eq!((*node, reason), (0, &ringmesh::CloseReason::Unresponsive));
+    assert!(*t - at <= lan().detection_time() + Duration::from_millis(100));
+}
+
+#[test]
+fn a_partition_splits_the_network_and_a_heal_lets_it_reconnect() {
+    let mut sim = sim(4);
+    for _ in 0..4 {
+        sim.add_node(Config {
+            target_peers: 3,
+            bootstrap: vec![addr_of(0)],
+            ..lan()
+        })
+        .expect("valid");
+    }
+    sim.run_for(Duration::from_secs(10));
+    assert!((0..4).all(|i| sim.node(i).expect("up").peer_count() == 3));
+    sim.partition(&[0, 0, 1, 1]);
+    sim.run_for(Duration::from_secs(10));
+    for i in 0..4 {
+        assert_eq!(
+            sim.node(i).expect("up").peer_count(),
+            1,
+            "node {i} sees only its side"
+        );
+    }
+    sim.heal();
+    sim.run_for(Duration::from_secs(60));
+    for i in 0..4 {
+        assert_eq!(
+            sim.node(i).expect("up").peer_count(),
+            3,
+            "node {i} after the heal"
+        );
+    }
+}
+
+#[test]
+fn a_restarted_node_keeps_its_identity_and_rejoins() {
+    let mut sim = sim(5);
+    for _ in 0..3 {
+        sim.add_node(Config {
+            bootstrap: vec![addr_of(0)],
+            ..lan()
+        })
+        .expect("valid");
+    }
+    sim.run_for(Duration::from_secs(5));
+    let id = sim.id(2);
+    sim.kill(2);
+    sim.run_for(Duration::from_secs(1));
+    assert!(sim.node(2).is_none());
+    sim.restart(2).expect("valid");
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(sim.node(2).expect("up").node_id(), id);
+    assert!(sim.node(0).expect("up").is_connected(id));
+}
