@@ -2,6 +2,7 @@
 //! network in virtual time.
 //!
 //! - [`engine`]: the discrete-event engine and network model ([`Sim`]).
+//! - [`scenario`]: flood, liveness and scripted runs with their reports.
 //! - [`demo`]: the narrated run the README shows, on the in-memory network
 //!   of [`ringmesh::testing`].
 
@@ -9,5 +10,6 @@
 
 pub mod demo;
 pub mod engine;
+pub mod scenario;
 
 pub use engine::{NetModel, NodeIdx, Observer, Recorder, Sim, SimConfig, addr_of};

@@ -1,0 +1,3 @@
+//! Scenarios: whole runs with a report, as the CLI offers them.
+
+pub mod flood;
