@@ -184,27 +184,13 @@ enum Ev {
     Timer { node: NodeIdx },
 }
 
+/// A heap entry: 24 bytes, so sifting is cheap; the event itself waits in
+/// a slab.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Scheduled {
     at: Instant,
     seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
+    slot: u32,
 }
 
 /// Counters of a run.
@@ -225,6 +211,9 @@ pub struct Sim<O: Observer = ()> {
     config: SimConfig,
     now: Instant,
     queue: BinaryHeap<Reverse<Scheduled>>,
+    /// Events by slot; `free` lists the empty slots.
+    slab: Vec<Option<Ev>>,
+    free: Vec<u32>,
     seq: u64,
     nodes: Vec<SimNode>,
     conns: HashMap<(NodeIdx, ConnId), ConnEnd, FixedState>,
@@ -258,6 +247,8 @@ impl<O: Observer> Sim<O> {
             config,
             now: Instant::ZERO,
             queue: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
             seq: 0,
             nodes: Vec::new(),
             conns: HashMap::with_hasher(FixedState::with_seed(0x5eed)),
@@ -473,10 +464,20 @@ impl<O: Observer> Sim<O> {
 
     fn push(&mut self, at: Instant, ev: Ev) {
         self.seq += 1;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slab[slot as usize] = Some(ev);
+                slot
+            }
+            None => {
+                self.slab.push(Some(ev));
+                (self.slab.len() - 1) as u32
+            }
+        };
         self.queue.push(Reverse(Scheduled {
             at,
             seq: self.seq,
-            ev,
+            slot,
         }));
     }
 
@@ -655,9 +656,13 @@ impl<O: Observer> Sim<O> {
 
     /// Processes the next event; `false` when nothing is left.
     pub fn step(&mut self) -> bool {
-        let Some(Reverse(Scheduled { at, ev, .. })) = self.queue.pop() else {
+        let Some(Reverse(Scheduled { at, slot, .. })) = self.queue.pop() else {
             return false;
         };
+        let Some(ev) = self.slab[slot as usize].take() else {
+            return true;
+        };
+        self.free.push(slot);
         self.now = self.now.max(at);
         self.stats.events += 1;
         match ev {

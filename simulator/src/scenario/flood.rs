@@ -199,14 +199,16 @@ pub fn run(
         max_hops: params.max_hops,
         // Large runs: keep per-node tables small.
         seen_cache_capacity: 1024,
-        max_known_peers: 64,
+        max_known_peers: 32,
         ..Config::wan()
     };
     let start = sim.now();
     match params.topology {
         Topology::Random { degree } => {
+            // Wired by hand: no dialling, no peer exchange.
             let config = Config {
                 target_peers: 0,
+                peer_exchange_size: 0,
                 ..base
             };
             for i in 0..n {

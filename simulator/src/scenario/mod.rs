@@ -1,3 +1,4 @@
 //! Scenarios: whole runs with a report, as the CLI offers them.
 
 pub mod flood;
+pub mod script;
