@@ -104,7 +104,7 @@ impl Node {
             connection.race = race;
             connection.wanted = wanted;
             connection.bootstrap = bootstrap;
-            self.conns.insert(conn, connection);
+            self.conns.insert(conn, Box::new(connection));
             self.stats.dials += 1;
             debug!(%conn, %addr, peer = ?expected, "dialling");
             self.outputs.push_back(Output::Dial { conn, addr });
@@ -183,7 +183,7 @@ impl Node {
                     return;
                 }
                 let connection = self.new_connection(conn, direction, remote, None);
-                self.conns.insert(conn, connection);
+                self.conns.insert(conn, Box::new(connection));
             }
         }
         match Session::start(&self.ctx, direction, &mut self.session_rng) {

@@ -161,18 +161,19 @@ enum Deadline {
 
 type Map<K, V> = HashMap<K, V, FixedState>;
 
+/// Output-queue capacity an idle node keeps.
+const OUTPUTS_KEPT: usize = 16;
+
 /// Whether deadline `d` still guards something. Cancelled deadlines are not
 /// removed from the queue; they are recognised here when they surface.
 fn is_live(
-    conns: &Map<ConnId, Connection>,
+    conns: &Map<ConnId, Box<Connection>>,
     links: &Map<NodeId, PeerLink>,
     messaging: &Messaging,
     d: &Deadline,
 ) -> bool {
     let conn_is = |conn, serial, f: fn(&Connection) -> bool| {
-        conns
-            .get(&conn)
-            .is_some_and(|c: &Connection| c.serial == serial && f(c))
+        conns.get(&conn).is_some_and(|c| c.serial == serial && f(c))
     };
     match *d {
         Deadline::Handshake { conn, serial } => conn_is(conn, serial, |c| c.peer.is_none()),
@@ -204,7 +205,8 @@ pub struct Node {
     now: Instant,
     session_rng: Rng,
     peers_rng: Rng,
-    conns: Map<ConnId, Connection>,
+    /// Boxed: a table slot stays small, and a node holds many slots.
+    conns: Map<ConnId, Box<Connection>>,
     /// Established peers and the connection that reaches each.
     links: Map<NodeId, PeerLink>,
     cache: PeerCache,
@@ -455,7 +457,13 @@ impl Node {
     /// every [`handle_input`](Node::handle_input) and
     /// [`command`](Node::command).
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        let output = self.outputs.pop_front();
+        if output.is_none() && self.outputs.capacity() > OUTPUTS_KEPT {
+            // A burst (a relay to many peers) left a big queue behind; an
+            // idle node should not keep it (simulations hold millions).
+            self.outputs.shrink_to(OUTPUTS_KEPT);
+        }
+        output
     }
 
     /// When the driver must next call `handle_input(_, Input::Timeout)`;

@@ -259,6 +259,14 @@ impl<O: Observer> Sim<O> {
         }
     }
 
+    /// Reserves room for `nodes` more nodes and `connections` more
+    /// connections, so large runs do not pay for (and peak at) the
+    /// doubling of big tables.
+    pub fn reserve(&mut self, nodes: usize, connections: usize) {
+        self.nodes.reserve_exact(nodes);
+        self.conns.reserve(2 * connections);
+    }
+
     /// Virtual time now.
     pub fn now(&self) -> Instant {
         self.now

@@ -211,6 +211,7 @@ pub fn run(
                 peer_exchange_size: 0,
                 ..base
             };
+            sim.reserve(n as usize, n as usize * (degree / 2).max(1) as usize);
             for i in 0..n {
                 sim.add_node(config.clone())?;
                 if i % 4096 == 0 {
@@ -241,6 +242,7 @@ pub fn run(
             target_peers,
             join_interval,
         } => {
+            sim.reserve(n as usize, n as usize * target_peers as usize);
             for i in 0..n {
                 let bootstrap = (0..3.min(i))
                     .map(|_| addr_of((rng.next_u64() % u64::from(i)) as NodeIdx))
