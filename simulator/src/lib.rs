@@ -3,6 +3,7 @@
 //!
 //! - [`engine`]: the discrete-event engine and network model ([`Sim`]).
 //! - [`scenario`]: flood, liveness and scripted runs with their reports.
+//! - [`plot`]: SVG figures of a run (`--plot FILE.svg`).
 //! - [`demo`]: the narrated run the README shows, on the in-memory network
 //!   of [`ringmesh::testing`].
 
@@ -10,6 +11,7 @@
 
 pub mod demo;
 pub mod engine;
+pub mod plot;
 pub mod scenario;
 
 pub use engine::{NetModel, NodeIdx, Observer, Recorder, Sim, SimConfig, addr_of};

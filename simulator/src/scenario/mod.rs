@@ -1,4 +1,5 @@
 //! Scenarios: whole runs with a report, as the CLI offers them.
 
 pub mod flood;
+pub mod liveness;
 pub mod script;
