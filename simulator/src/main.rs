@@ -1,7 +1,7 @@
 //! `ringmesh-sim`: run ringmesh networks in virtual time.
 //!
-//! - `ringmesh-sim` alone: a 2,000-node flood and a 500-node liveness run
-//!   with 5 crashes, in a few seconds.
+//! - `ringmesh-sim` alone: a 10,000-node flood and a 2,000-node liveness run
+//!   with 20 crashes, in a few seconds.
 //! - `ringmesh-sim flood|liveness [options]`: one scenario, a short summary
 //!   or one JSON object (`--json`), an SVG figure (`--plot FILE.svg`).
 //! - `ringmesh-sim run FILE`: a scenario file.
@@ -34,8 +34,8 @@ type Error = Box<dyn std::error::Error>;
     version,
     about = "Deterministic simulator for ringmesh networks: real nodes, virtual time, one seed",
     long_about = "Deterministic simulator for ringmesh networks: real nodes, virtual time, one \
-                  seed.\n\nWithout a subcommand, runs a 2,000-node flood and a 500-node liveness \
-                  run with 5 crashes."
+                  seed.\n\nWithout a subcommand, runs a 10,000-node flood and a 2,000-node liveness \
+                  run with 20 crashes."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -584,8 +584,8 @@ fn demo(args: &DemoArgs) -> ExitCode {
 
 /// The bare command: a flood and a liveness run of a few seconds each.
 fn default_run() -> Result<ExitCode, Error> {
-    let flood_args = FloodArgs::parse_default(&["--nodes", "2000", "--degree", "8"])?;
-    let liveness_args = LivenessArgs::parse_default(&["--nodes", "500", "--crash", "5"])?;
+    let flood_args = FloodArgs::parse_default(&["--nodes", "10000", "--degree", "8"])?;
+    let liveness_args = LivenessArgs::parse_default(&["--nodes", "2000", "--crash", "20"])?;
     let mut code = flood(&flood_args)?;
     println!();
     let liveness_code = liveness(&liveness_args)?;
