@@ -6,11 +6,11 @@
 //! - py2p issue #58: after mass disconnects (the bootstrap node among them)
 //!   the network did not recover.
 //!
-//! Two of these find gaps in ringmesh as it stands; they are `#[ignore]`d
-//! with the reason until the protocol changes (run them with
-//! `cargo test -p ringmesh-sim --test regressions -- --ignored`):
-//! py2p #58 with restarts that lose the peer cache, and a detection delay
-//! that `tests/props.rs` found.
+//! Two of these found gaps in ringmesh that are now fixed: py2p #58 with
+//! restarts that lose the peer cache (fixed by redialling peers lost to a
+//! fault even at the target peer count), and a detection delay that
+//! `tests/props.rs` found (fixed by probing, and answering probes on,
+//! connections being retired as duplicates).
 
 use bytes::Bytes;
 use ringmesh::{Accepted, Command, Config, Duration, Event, Security};
@@ -260,7 +260,7 @@ fn the_network_recovers_from_mass_disconnects_when_nodes_keep_their_peer_cache()
 /// peers only below `target_peers`), but it is the failure py2p #58
 /// reported.
 #[test]
-#[ignore = "known protocol gap: restarted nodes without a peer cache form a permanent island (py2p #58)"]
+
 fn the_network_recovers_from_mass_disconnects_even_when_nodes_lose_their_peer_cache() {
     for seed in 1..=3 {
         let (mut sim, parts) = mass_disconnect(seed, false);
@@ -293,7 +293,7 @@ fn the_network_recovers_from_mass_disconnects_even_when_nodes_lose_their_peer_ca
 /// `Config::detection_time()` (3.5 s on LAN), documented as the longest a
 /// crashed peer goes undetected.
 #[test]
-#[ignore = "known protocol gap: a peer_draining link is not probed, so detection can take handshake_timeout"]
+
 fn a_peer_that_crashes_while_its_restarted_neighbour_drains_is_detected_in_time() {
     for seed in 1..=5 {
         let mut sim = sim(seed, Duration::from_millis(5));

@@ -10,7 +10,7 @@ use tracing::{debug, info};
 
 use super::{BootstrapAddr, Connection, Deadline, Node, PeerLink};
 use crate::liveness::Liveness;
-use crate::peers::redial_delay;
+use crate::peers::{LOST_REDIALS, redial_delay};
 use crate::session::{Established, Session};
 use crate::wire::{GoodbyeReason, Message, PeerRequest};
 use crate::{
@@ -413,8 +413,13 @@ impl Node {
             return;
         }
         info!(peer = %peer.short(), %reason, peers = self.links.len(), "peer down");
+        let fault = matches!(
+            reason,
+            CloseReason::Transport(_) | CloseReason::Unresponsive | CloseReason::Duplicate
+        );
         if let Some(known) = self.cache.get_mut(&peer) {
             known.next_dial_at = self.now + redial_delay(&self.config, 0, &mut self.peers_rng);
+            known.lost = fault;
         }
         self.on_peer_down(peer);
         self.push_event(Event::PeerDown { peer, reason });
@@ -436,10 +441,10 @@ impl Node {
 
     pub(super) fn disconnect(&mut self, peer: NodeId) -> Result<Accepted, CommandError> {
         let conns = self.sorted_conns(|c| c.peer == Some(peer) || c.expected == Some(peer));
-        let was_wanted = self
-            .cache
-            .get_mut(&peer)
-            .is_some_and(|known| core::mem::replace(&mut known.wanted, false));
+        let was_wanted = self.cache.get_mut(&peer).is_some_and(|known| {
+            known.lost = false;
+            core::mem::replace(&mut known.wanted, false)
+        });
         if conns.is_empty() && !was_wanted {
             return Err(CommandError::NotConnected(peer));
         }
@@ -557,7 +562,7 @@ impl Node {
         true
     }
 
-    /// The maintenance round: redial wanted peers, fill up to
+    /// The maintenance round: redial wanted and lost peers, fill up to
     /// `target_peers` from the peer cache, ask for more peers when the
     /// cache has run dry, fall back to the bootstrap list when alone, and
     /// age the seen-cache.
@@ -581,7 +586,7 @@ impl Node {
             {
                 continue;
             }
-            if known.wanted {
+            if known.wanted || (known.lost && known.failures < LOST_REDIALS) {
                 wanted.push(id);
             } else {
                 candidates.push((known.failures, id));

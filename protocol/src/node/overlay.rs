@@ -55,7 +55,12 @@ impl Node {
                 }
             }
             Message::Ping(Ping { nonce }) => {
-                let _ = self.send_message(conn, &Message::Pong(Pong { nonce }));
+                // Answered even on a connection this node is draining: the
+                // peer may still rely on it while the connection we kept
+                // comes up (or never does, if it was stale), and its
+                // liveness must see that we are alive.
+                let pong = Message::Pong(Pong { nonce });
+                let _ = self.send_on(conn, &mut Prepared::new(&pong), true);
             }
             Message::Pong(Pong { nonce }) => self.on_pong(from, nonce),
             Message::Broadcast(broadcast) => self.on_broadcast(from, broadcast),
@@ -92,10 +97,21 @@ impl Node {
         conn: ConnId,
         prepared: &mut Prepared<'_>,
     ) -> Result<(), EncodeError> {
+        self.send_on(conn, prepared, false)
+    }
+
+    /// Sends on `conn`; a draining connection only carries what
+    /// `even_draining` allows (pongs).
+    fn send_on(
+        &mut self,
+        conn: ConnId,
+        prepared: &mut Prepared<'_>,
+        even_draining: bool,
+    ) -> Result<(), EncodeError> {
         let session = self
             .conns
             .get_mut(&conn)
-            .filter(|c| !c.draining)
+            .filter(|c| even_draining || !c.draining)
             .and_then(|c| c.session.as_mut())
             .ok_or(EncodeError::NotEstablished)?;
         let (bytes, compressed) = session.encode_prepared(&self.ctx, prepared)?;
@@ -246,25 +262,22 @@ impl Node {
             return;
         };
         let (conn, generation) = (link.conn, link.generation);
-        // A connection the peer is retiring as a duplicate carries no pong
-        // back (the peer sends nothing more on it); it lasts at most
-        // `handshake_timeout`, then the peer is up on the kept one or down.
-        let retiring = self.conns.get(&conn).is_some_and(|c| c.peer_draining);
-        if !retiring {
-            if let Some(link) = self.links.get_mut(&peer) {
-                link.liveness.ping_sent(nonce, self.now);
-            }
-            self.stats.pings_sent += 1;
-            let _ = self.send_message(conn, &Message::Ping(Ping { nonce }));
-            self.deadlines.push(
-                self.now + self.config.ping_timeout,
-                Deadline::PongDue {
-                    peer,
-                    generation,
-                    nonce,
-                },
-            );
+        // Also on a connection the peer is retiring as a duplicate: it
+        // still answers pings there, so a peer that dies meanwhile is
+        // detected in time.
+        if let Some(link) = self.links.get_mut(&peer) {
+            link.liveness.ping_sent(nonce, self.now);
         }
+        self.stats.pings_sent += 1;
+        let _ = self.send_message(conn, &Message::Ping(Ping { nonce }));
+        self.deadlines.push(
+            self.now + self.config.ping_timeout,
+            Deadline::PongDue {
+                peer,
+                generation,
+                nonce,
+            },
+        );
         self.deadlines.push(
             self.now + self.config.ping_interval,
             Deadline::Ping { peer, generation },

@@ -28,7 +28,16 @@ pub(crate) struct KnownPeer {
     pub(crate) wanted: bool,
     /// When a session with it was last established.
     pub(crate) last_connected: Option<Instant>,
+    /// It was up and was lost to a fault (reset, silence): it is redialled
+    /// even when the node is at its target, until it is back or
+    /// [`LOST_REDIALS`] dials have failed. This is what reconnects two
+    /// halves of a network that each filled up on their own side (py2p
+    /// issue #58).
+    pub(crate) lost: bool,
 }
+
+/// Redials of a peer lost to a fault, whatever the peer count.
+pub(crate) const LOST_REDIALS: u32 = 8;
 
 /// Known nodes by id. Gossip never displaces an entry that has worked:
 /// when the cache is full, a gossiped newcomer only replaces an entry whose
@@ -82,6 +91,7 @@ impl PeerCache {
             next_dial_at: now,
             wanted: false,
             last_connected: None,
+            lost: false,
         });
         if !addrs.is_empty() {
             entry.addrs = addrs.iter().take(MAX_LISTEN_ADDRS).copied().collect();
@@ -89,6 +99,7 @@ impl PeerCache {
         }
         entry.failures = 0;
         entry.last_connected = Some(now);
+        entry.lost = false;
     }
 
     /// Records a gossiped entry (a `PeerList`, or `Command::AddPeers`).
@@ -117,6 +128,7 @@ impl PeerCache {
                 next_dial_at: now,
                 wanted: false,
                 last_connected: None,
+                lost: false,
             },
         );
         true

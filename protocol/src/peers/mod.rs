@@ -4,7 +4,7 @@
 
 mod cache;
 
-pub(crate) use cache::PeerCache;
+pub(crate) use cache::{LOST_REDIALS, PeerCache};
 
 use crate::Config;
 use crate::rng::Rng;
