@@ -16,12 +16,14 @@
 //! | [`Sim::crash`] (silent crash) | nothing: bytes to it vanish, dials time out; only liveness reveals it |
 //! | [`Sim::restart`] | the node comes back with the same identity and a fresh seed and state, and rejoins through its bootstrap list |
 //! | [`Sim::partition`] | bytes across groups vanish (those connections stay broken after the heal, as TCP's would); dials across groups time out |
+//! | [`Sim::run_churn`] | Poisson joins and leaves (crashes or kills) for a while |
 //!
 //! Every random choice (latency jitter, identities, node seeds, churn) is
 //! drawn from streams derived from [`SimConfig::seed`], and a trace hash
 //! covers every input delivered to every node, so equal seeds give equal
 //! hashes and a changed run shows in the hash.
 
+mod churn;
 mod trace;
 
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -38,6 +40,7 @@ use ringmesh::{
     Instant, Node, NodeId, Output, TransportError,
 };
 
+pub use churn::{Churn, ChurnLog};
 pub use trace::TraceHash;
 
 /// A node's index in a [`Sim`].

@@ -199,3 +199,64 @@ fn a_restarted_node_keeps_its_identity_and_rejoins() {
     assert_eq!(sim.node(2).expect("up").node_id(), id);
     assert!(sim.node(0).expect("up").is_connected(id));
 }
+
+#[test]
+fn churn_joins_and_leaves_at_its_rates_and_the_survivors_still_flood() {
+    let mut sim = sim(6);
+    let join = Config {
+        target_peers: 4,
+        bootstrap: vec![addr_of(0), addr_of(1)],
+        ..lan()
+    };
+    for _ in 0..20 {
+        sim.add_node(join.clone()).expect("valid");
+    }
+    sim.run_for(Duration::from_secs(20));
+    let churn = Churn {
+        joins_per_sec: 1.0,
+        leaves_per_sec: 0.5,
+        crash_share: 0.5,
+        protected: 2,
+    };
+    let log = sim
+        .run_churn(&churn, &join, Duration::from_secs(60))
+        .expect("valid");
+    // Poisson counts over 60 s: means 60 and 30.
+    assert!(
+        (40..=80).contains(&log.joined.len()),
+        "{} joins",
+        log.joined.len()
+    );
+    let leaves = log.crashed.len() + log.killed.len();
+    assert!((15..=45).contains(&leaves), "{leaves} leaves");
+    assert!(!log.crashed.is_empty() && !log.killed.is_empty());
+    // Quiet again: after detection and redials, one broadcast reaches every
+    // live node exactly once.
+    sim.run_for(Duration::from_secs(60));
+    let live = sim.live_nodes();
+    let before = sim.observer().events.len();
+    let Ok(Accepted::Broadcast { seq }) = sim.command(
+        0,
+        Command::Broadcast {
+            payload: Bytes::from_static(b"after churn"),
+        },
+    ) else {
+        panic!("broadcast refused")
+    };
+    sim.settle(Duration::from_secs(10));
+    let origin = sim.id(0);
+    let mut got = vec![0u32; sim.len()];
+    for (_, i, e) in &sim.observer().events[before..] {
+        if let Event::Message {
+            origin: o, seq: s, ..
+        } = e
+            && *o == origin
+            && *s == seq
+        {
+            got[*i as usize] += 1;
+        }
+    }
+    for &i in live.iter().filter(|&&i| i != 0) {
+        assert_eq!(got[i as usize], 1, "node {i}");
+    }
+}
