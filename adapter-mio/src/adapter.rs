@@ -1,0 +1,518 @@
+//! The adapter: one [`Node`], its TCP listener and connections, on a `mio`
+//! registry that either the adapter owns ([`crate::spawn`]) or the caller
+//! does (embedding).
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use bytes::Bytes;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token, Waker};
+use ringmesh::{Command, ConnId, Direction, Event, Input, Instant, Node, Output, TransportError};
+use tracing::{debug, info, warn};
+
+use crate::{AdapterConfig, Handle, PeerInfo, Request};
+
+/// Tokens an adapter uses: `base` (listener), `base + 1` (waker), then one
+/// per connection, up to `base + TOKEN_SPAN`.
+pub const TOKEN_SPAN: usize = 1 << 24;
+
+/// Bytes read per `read` call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// How long a closing connection may take to flush before it is dropped.
+const CLOSE_GRACE: StdDuration = StdDuration::from_secs(5);
+
+struct Conn {
+    id: ConnId,
+    stream: TcpStream,
+    token: Token,
+    /// Dialling: not yet reported `Connected`.
+    connecting: bool,
+    out: VecDeque<Bytes>,
+    /// Bytes of `out.front()` already written.
+    written: usize,
+    /// Bytes waiting in `out`.
+    backlog: usize,
+    /// The node has let go of it: flush, then drop.
+    closing_since: Option<StdInstant>,
+}
+
+/// Drives one [`Node`] over TCP. See the crate docs for the two ways to
+/// run it.
+pub struct Adapter {
+    node: Node,
+    registry: Registry,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    base: usize,
+    conns: HashMap<ConnId, Conn>,
+    by_token: HashMap<Token, ConnId>,
+    next_token: usize,
+    free_tokens: Vec<Token>,
+    next_inbound: u64,
+    epoch: StdInstant,
+    requests: Receiver<Request>,
+    events: SyncSender<Event>,
+    max_backlog: usize,
+    scratch: Vec<u8>,
+    shutting_down: bool,
+    dropped_events: u64,
+}
+
+impl Adapter {
+    /// An adapter whose sources are registered with `registry` under tokens
+    /// `token_base .. token_base + TOKEN_SPAN`. Returns it, a [`Handle`]
+    /// for other threads, and the event receiver.
+    pub fn new(
+        registry: &Registry,
+        token_base: usize,
+        config: AdapterConfig,
+    ) -> io::Result<(Adapter, Handle, Receiver<Event>)> {
+        let mut listener = TcpListener::bind(config.listen)?;
+        let local_addr = listener.local_addr()?;
+        registry.register(&mut listener, Token(token_base), Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(registry, Token(token_base + 1))?);
+        let mut node_config = config.node;
+        if node_config.listen_addrs.is_empty() {
+            node_config.listen_addrs.push(local_addr);
+        }
+        let epoch = StdInstant::now();
+        let node = Node::new(node_config, config.identity, config.seed, Instant::ZERO)
+            .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
+        info!(node = %node.node_id(), %local_addr, "listening");
+        let (request_tx, requests) = mpsc::channel();
+        let (events, event_rx) = mpsc::sync_channel(config.event_capacity);
+        let handle = Handle {
+            requests: request_tx,
+            waker,
+            node_id: node.node_id(),
+            local_addr,
+        };
+        let adapter = Adapter {
+            node,
+            registry: registry.try_clone()?,
+            listener,
+            local_addr,
+            base: token_base,
+            conns: HashMap::new(),
+            by_token: HashMap::new(),
+            next_token: token_base + 2,
+            free_tokens: Vec::new(),
+            next_inbound: 0,
+            epoch,
+            requests,
+            events,
+            max_backlog: config.max_backlog_bytes,
+            scratch: vec![0; READ_CHUNK],
+            shutting_down: false,
+            dropped_events: 0,
+        };
+        Ok((adapter, handle, event_rx))
+    }
+
+    /// Where the adapter accepts connections.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The node (read-only: ask for changes through the [`Handle`]).
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Whether `token` is one of the adapter's.
+    pub fn owns(&self, token: Token) -> bool {
+        (self.base..self.base + TOKEN_SPAN).contains(&token.0)
+    }
+
+    /// Whether the node has shut down and every connection is flushed:
+    /// the loop can stop.
+    pub fn is_finished(&self) -> bool {
+        self.shutting_down && self.conns.is_empty()
+    }
+
+    /// Events dropped because the event receiver was full.
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
+    }
+
+    /// How long the caller's `poll` may sleep: until the node's next
+    /// deadline (or a closing connection's grace period ends).
+    pub fn timeout(&self) -> Option<StdDuration> {
+        let node = self.node.poll_timeout().map(|at| {
+            let now = self.now();
+            StdDuration::from_micros((at - now).as_micros())
+        });
+        let closing = self
+            .conns
+            .values()
+            .filter_map(|c| c.closing_since)
+            .map(|since| (since + CLOSE_GRACE).saturating_duration_since(StdInstant::now()))
+            .min();
+        match (node, closing) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Acts on one readiness event for a token the adapter owns.
+    pub fn handle_event(&mut self, event: &mio::event::Event) {
+        let token = event.token();
+        if token.0 == self.base {
+            self.accept();
+        } else if token.0 == self.base + 1 {
+            self.serve_requests();
+        } else if let Some(&conn) = self.by_token.get(&token) {
+            if event.is_writable() || event.is_error() || event.is_write_closed() {
+                self.on_writable(conn);
+            }
+            if event.is_readable() || event.is_read_closed() {
+                self.on_readable(conn);
+            }
+        }
+        self.pump();
+    }
+
+    /// Call after every `poll` returns: feeds due deadlines to the node,
+    /// serves queued requests and drops closing connections past their
+    /// grace period.
+    pub fn handle_timeout(&mut self) {
+        let now = self.now();
+        if self.node.poll_timeout().is_some_and(|at| at <= now) {
+            self.node.handle_input(now, Input::Timeout);
+        }
+        self.serve_requests();
+        let expired: Vec<ConnId> = self
+            .conns
+            .values()
+            .filter(|c| c.closing_since.is_some_and(|s| s.elapsed() >= CLOSE_GRACE))
+            .map(|c| c.id)
+            .collect();
+        for conn in expired {
+            debug!(%conn, "closing connection did not flush in time; dropping it");
+            self.drop_conn(conn);
+        }
+        self.pump();
+    }
+
+    fn serve_requests(&mut self) {
+        loop {
+            match self.requests.try_recv() {
+                Ok(request) => self.serve(request),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => break,
+            }
+        }
+    }
+
+    fn serve(&mut self, request: Request) {
+        let now = self.now();
+        match request {
+            Request::Command(command, reply) => {
+                if command == Command::Shutdown {
+                    self.shutting_down = true;
+                }
+                let result = self.node.command(now, command);
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+            Request::Peers(reply) => {
+                let peers = self
+                    .node
+                    .connected_peers()
+                    .into_iter()
+                    .map(|id| PeerInfo {
+                        id,
+                        rtt: self
+                            .node
+                            .rtt(id)
+                            .map(|d| StdDuration::from_micros(d.as_micros())),
+                        suspect: self.node.is_suspect(id),
+                    })
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Request::KnownPeers(reply) => {
+                let _ = reply.send(self.node.known_peers());
+            }
+        }
+        self.pump();
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, remote)) => {
+                    let conn = ConnId::inbound(self.next_inbound);
+                    self.next_inbound += 1;
+                    if self.add_conn(conn, stream, false).is_err() {
+                        continue;
+                    }
+                    let now = self.now();
+                    self.node.handle_input(
+                        now,
+                        Input::Connected {
+                            conn,
+                            remote,
+                            direction: Direction::Inbound,
+                        },
+                    );
+                    self.pump();
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn add_conn(
+        &mut self,
+        conn: ConnId,
+        mut stream: TcpStream,
+        connecting: bool,
+    ) -> io::Result<()> {
+        let token = match self.free_tokens.pop() {
+            Some(token) => token,
+            None => {
+                if self.next_token >= self.base + TOKEN_SPAN {
+                    return Err(io::Error::other("out of tokens"));
+                }
+                self.next_token += 1;
+                Token(self.next_token - 1)
+            }
+        };
+        self.registry
+            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+        let _ = stream.set_nodelay(true);
+        self.by_token.insert(token, conn);
+        self.conns.insert(
+            conn,
+            Conn {
+                id: conn,
+                stream,
+                token,
+                connecting,
+                out: VecDeque::new(),
+                written: 0,
+                backlog: 0,
+                closing_since: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn drop_conn(&mut self, conn: ConnId) {
+        if let Some(mut c) = self.conns.remove(&conn) {
+            let _ = self.registry.deregister(&mut c.stream);
+            self.by_token.remove(&c.token);
+            self.free_tokens.push(c.token);
+        }
+    }
+
+    /// The transport failed: tell the node (unless it already let go).
+    fn transport_closed(&mut self, conn: ConnId, reason: TransportError) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let (closing, connecting) = (c.closing_since.is_some(), c.connecting);
+        self.drop_conn(conn);
+        if closing {
+            return;
+        }
+        let now = self.now();
+        let input = if connecting {
+            Input::DialFailed { conn, reason }
+        } else {
+            Input::Closed { conn, reason }
+        };
+        self.node.handle_input(now, input);
+    }
+
+    fn on_writable(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.connecting {
+            match c.stream.take_error() {
+                Ok(Some(_)) | Err(_) => {
+                    self.transport_closed(conn, TransportError::Refused);
+                    return;
+                }
+                Ok(None) => {}
+            }
+            match c.stream.peer_addr() {
+                Ok(remote) => {
+                    c.connecting = false;
+                    let now = self.now();
+                    self.node.handle_input(
+                        now,
+                        Input::Connected {
+                            conn,
+                            remote,
+                            direction: Direction::Outbound,
+                        },
+                    );
+                    self.pump();
+                }
+                Err(e) if e.kind() == ErrorKind::NotConnected => return,
+                Err(_) => {
+                    self.transport_closed(conn, TransportError::Refused);
+                    return;
+                }
+            }
+        }
+        self.flush(conn);
+    }
+
+    /// Writes queued bytes until the socket would block.
+    fn flush(&mut self, conn: ConnId) {
+        enum Outcome {
+            Blocked,
+            Flushed,
+            Failed,
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.connecting {
+            return;
+        }
+        let outcome = loop {
+            let Some(front) = c.out.front() else {
+                break Outcome::Flushed;
+            };
+            match c.stream.write(&front[c.written..]) {
+                Ok(0) => break Outcome::Failed,
+                Ok(n) => {
+                    c.written += n;
+                    c.backlog -= n;
+                    if c.written == front.len() {
+                        c.out.pop_front();
+                        c.written = 0;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break Outcome::Blocked,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break Outcome::Failed,
+            }
+        };
+        match outcome {
+            Outcome::Blocked => {}
+            Outcome::Failed => self.transport_closed(conn, TransportError::Reset),
+            Outcome::Flushed => {
+                if c.closing_since.is_some() {
+                    let _ = c.stream.shutdown(std::net::Shutdown::Write);
+                    self.drop_conn(conn);
+                }
+            }
+        }
+    }
+
+    fn on_readable(&mut self, conn: ConnId) {
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            if c.connecting {
+                return;
+            }
+            match c.stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    self.transport_closed(conn, TransportError::Eof);
+                    return;
+                }
+                Ok(n) => {
+                    if c.closing_since.is_some() {
+                        continue; // the node has let go: discard
+                    }
+                    let bytes = Bytes::copy_from_slice(&self.scratch[..n]);
+                    let now = self.now();
+                    self.node.handle_input(now, Input::Received { conn, bytes });
+                    self.pump();
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.transport_closed(conn, TransportError::Reset);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Carries out everything the node asked for.
+    fn pump(&mut self) {
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                Output::Dial { conn, addr } => self.dial(conn, addr),
+                Output::Send { conn, bytes } => self.send(conn, bytes),
+                Output::Close { conn } => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.closing_since = Some(StdInstant::now());
+                        if c.connecting {
+                            self.drop_conn(conn);
+                        } else {
+                            self.flush(conn);
+                        }
+                    }
+                }
+                Output::Event(event) => match self.events.try_send(event) {
+                    Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                    Err(TrySendError::Full(_)) => {
+                        self.dropped_events += 1;
+                        if self.dropped_events.is_power_of_two() {
+                            warn!(
+                                dropped = self.dropped_events,
+                                "event receiver full: events dropped (read them faster or raise event_capacity)"
+                            );
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    fn dial(&mut self, conn: ConnId, addr: SocketAddr) {
+        match TcpStream::connect(addr).and_then(|stream| self.add_conn(conn, stream, true)) {
+            Ok(()) => debug!(%conn, %addr, "dialling"),
+            Err(e) => {
+                debug!(%conn, %addr, error = %e, "dial failed at once");
+                let now = self.now();
+                let reason = match e.kind() {
+                    ErrorKind::ConnectionRefused => TransportError::Refused,
+                    _ => TransportError::Unreachable,
+                };
+                self.node
+                    .handle_input(now, Input::DialFailed { conn, reason });
+            }
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, bytes: Bytes) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.backlog += bytes.len();
+        c.out.push_back(bytes);
+        if c.backlog > self.max_backlog {
+            // A peer that does not read must not make our memory grow.
+            warn!(%conn, backlog = c.backlog, cap = self.max_backlog, "write backlog over the cap: closing the connection");
+            self.transport_closed(conn, TransportError::Other);
+            return;
+        }
+        self.flush(conn);
+    }
+}
