@@ -61,6 +61,8 @@ pub struct Adapter {
     max_backlog: usize,
     scratch: Vec<u8>,
     shutting_down: bool,
+    /// Stopped by `Handle::abort`: nothing more happens.
+    aborted: bool,
     dropped_events: u64,
 }
 
@@ -110,6 +112,7 @@ impl Adapter {
             max_backlog: config.max_backlog_bytes,
             scratch: vec![0; READ_CHUNK],
             shutting_down: false,
+            aborted: false,
             dropped_events: 0,
         };
         Ok((adapter, handle, event_rx))
@@ -186,6 +189,9 @@ impl Adapter {
     /// serves queued requests and drops closing connections past their
     /// grace period.
     pub fn handle_timeout(&mut self) {
+        if self.aborted {
+            return;
+        }
         let now = self.now();
         if self.node.poll_timeout().is_some_and(|at| at <= now) {
             self.node.handle_input(now, Input::Timeout);
@@ -244,6 +250,17 @@ impl Adapter {
             }
             Request::KnownPeers(reply) => {
                 let _ = reply.send(self.node.known_peers());
+            }
+            Request::Abort => {
+                info!(node = %self.node.node_id(), "aborting: dropping every connection");
+                let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+                for conn in conns {
+                    self.drop_conn(conn);
+                }
+                let _ = self.registry.deregister(&mut self.listener);
+                self.shutting_down = true;
+                self.aborted = true;
+                return;
             }
         }
         self.pump();
@@ -455,6 +472,9 @@ impl Adapter {
 
     /// Carries out everything the node asked for.
     fn pump(&mut self) {
+        if self.aborted {
+            return;
+        }
         while let Some(output) = self.node.poll_output() {
             match output {
                 Output::Dial { conn, addr } => self.dial(conn, addr),

@@ -106,6 +106,7 @@ pub(crate) enum Request {
     Command(Command, Option<Sender<Result<Accepted, CommandError>>>),
     Peers(Sender<Vec<PeerInfo>>),
     KnownPeers(Sender<Vec<PeerEntry>>),
+    Abort,
 }
 
 /// Talks to a running adapter from any thread.
@@ -172,6 +173,13 @@ impl Handle {
             return Vec::new();
         }
         rx.recv().unwrap_or_default()
+    }
+
+    /// Stops at once, as if the process died: every socket is dropped
+    /// (peers see the connections close), nobody is told goodbye. For
+    /// tests and fault drills.
+    pub fn abort(&self) {
+        self.request(Request::Abort);
     }
 
     /// Shuts the node down gracefully (every peer gets a `Goodbye`); the

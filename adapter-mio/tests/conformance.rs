@@ -1,0 +1,58 @@
+//! The shared conformance suite, run against the mio adapter.
+
+use std::net::SocketAddr;
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use ringmesh::{Accepted, Command, CommandError, Config, Event, Identity, NodeId};
+use ringmesh_conformance::TestNode;
+use ringmesh_mio::{AdapterConfig, Running, spawn};
+
+struct MioNode(Running);
+
+impl TestNode for MioNode {
+    fn start(config: Config, secret: [u8; 32], seed: u64, listen: SocketAddr) -> Self {
+        MioNode(
+            spawn(AdapterConfig::new(
+                listen,
+                config,
+                Identity::from_secret_bytes(secret),
+                seed,
+            ))
+            .expect("adapter starts"),
+        )
+    }
+
+    fn id(&self) -> NodeId {
+        self.0.handle.node_id()
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.0.handle.local_addr()
+    }
+
+    fn command(&self, command: Command) -> Result<Accepted, CommandError> {
+        self.0.handle.command(command)
+    }
+
+    fn next_event(&self, timeout: Duration) -> Option<Event> {
+        let events: &Receiver<Event> = &self.0.events;
+        if timeout.is_zero() {
+            events.try_recv().ok()
+        } else {
+            events.recv_timeout(timeout).ok()
+        }
+    }
+
+    fn kill(self) {
+        self.0.handle.abort();
+        self.0.thread.join().expect("thread").expect("stopped");
+    }
+
+    fn shutdown(self) {
+        self.0.handle.shutdown();
+        self.0.thread.join().expect("thread").expect("stopped");
+    }
+}
+
+ringmesh_conformance::conformance_suite!(MioNode);

@@ -1,0 +1,433 @@
+//! The conformance suite every ringmesh adapter passes, over real sockets
+//! on 127.0.0.1.
+//!
+//! An adapter implements [`TestNode`] (start a node, command it, read its
+//! events, kill it, shut it down) and instantiates the suite with
+//! [`conformance_suite!`], which writes one `#[test]` per check:
+//!
+//! ```ignore
+//! ringmesh_conformance::conformance_suite!(MyAdapterNode);
+//! ```
+//!
+//! The checks: Noise handshake with authenticated ids; a broadcast across
+//! five nodes; request/response; a killed peer reported down within the
+//! liveness timing; the killed peer, restarted with the same identity,
+//! reconnected by redials; `ConnectAny` with dead addresses and one live
+//! one; an 8 MiB message; a frame over the cap closing only its own
+//! connection; a peer that stops reading not growing the sender's memory
+//! (its connection is closed at the backlog cap); graceful shutdown seen
+//! by peers with its reason.
+
+#![forbid(unsafe_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use ringmesh::wire::{
+    Capabilities, GoodbyeReason, Hello, Message, PROTOCOL_VERSION, Preamble, encode_frame,
+};
+use ringmesh::{
+    Accepted, CloseReason, Command, CommandError, Config, Event, Identity, NodeId, ProtocolError,
+    Security,
+};
+
+/// How long any one expected event may take.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A node run by the adapter under test.
+pub trait TestNode: Sized {
+    /// Starts a node listening on `listen` (port 0: any free port).
+    fn start(config: Config, secret: [u8; 32], seed: u64, listen: SocketAddr) -> Self;
+    /// Its id.
+    fn id(&self) -> NodeId;
+    /// Where it listens.
+    fn addr(&self) -> SocketAddr;
+    /// Runs a command and returns its answer.
+    fn command(&self, command: Command) -> Result<Accepted, CommandError>;
+    /// The next event, waiting up to `timeout`.
+    fn next_event(&self, timeout: Duration) -> Option<Event>;
+    /// Stops abruptly, as if the process died: sockets close, no goodbye.
+    fn kill(self);
+    /// Shuts down gracefully and waits until it has stopped.
+    fn shutdown(self);
+}
+
+/// The config the suite runs nodes with: LAN timings, Noise.
+pub fn config() -> Config {
+    Config::lan()
+}
+
+fn secret(i: u8) -> [u8; 32] {
+    let mut s = [0x5a; 32];
+    s[0] = i;
+    s
+}
+
+fn any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// Waits for an event `f` picks, failing the test after [`EVENT_TIMEOUT`].
+pub fn wait_for<N: TestNode, T>(node: &N, what: &str, mut f: impl FnMut(&Event) -> Option<T>) -> T {
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match node.next_event(left) {
+            Some(event) => {
+                if let Some(t) = f(&event) {
+                    return t;
+                }
+            }
+            None => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+fn wait_up<N: TestNode>(node: &N, peer: NodeId) {
+    wait_for(node, "PeerUp", |e| {
+        matches!(e, Event::PeerUp { peer: p, .. } if *p == peer).then_some(())
+    });
+}
+
+fn connect<N: TestNode>(from: &N, to: &N) {
+    from.command(Command::Connect {
+        addr: to.addr(),
+        peer: Some(to.id()),
+    })
+    .expect("dial accepted");
+}
+
+/// Two nodes connect over Noise; each learns the other's proven id; a dial
+/// that demands the wrong id is refused with `IdentityMismatch`.
+pub fn noise_handshake_authenticates_ids<N: TestNode>() {
+    let a = N::start(config(), secret(1), 1, any_port());
+    let b = N::start(config(), secret(2), 2, any_port());
+    assert_eq!(b.id(), Identity::from_secret_bytes(secret(2)).node_id());
+    connect(&a, &b);
+    wait_up(&a, b.id());
+    wait_up(&b, a.id());
+    let c = N::start(config(), secret(3), 3, any_port());
+    a.command(Command::Connect {
+        addr: c.addr(),
+        peer: Some(b.id()),
+    })
+    .expect("dial accepted");
+    let reason = wait_for(&a, "the mismatched dial to close", |e| match e {
+        Event::ConnectionClosed {
+            reason: r @ CloseReason::Protocol(ProtocolError::IdentityMismatch { .. }),
+            ..
+        } => Some(r.clone()),
+        _ => None,
+    });
+    assert!(matches!(
+        reason,
+        CloseReason::Protocol(ProtocolError::IdentityMismatch { expected, actual })
+            if expected == b.id() && actual == c.id()
+    ));
+    for n in [a, b, c] {
+        n.shutdown();
+    }
+}
+
+/// A broadcast from one end of a five-node line reaches the four others
+/// exactly once.
+pub fn broadcast_reaches_five_nodes<N: TestNode>() {
+    let nodes: Vec<N> = (0..5)
+        .map(|i| N::start(config(), secret(10 + i), u64::from(i), any_port()))
+        .collect();
+    for w in nodes.windows(2) {
+        connect(&w[0], &w[1]);
+        wait_up(&w[1], w[0].id());
+    }
+    let Ok(Accepted::Broadcast { seq }) = nodes[0].command(Command::Broadcast {
+        payload: Bytes::from_static(b"to everyone"),
+    }) else {
+        panic!("broadcast refused")
+    };
+    for (i, node) in nodes.iter().enumerate().skip(1) {
+        let (payload, hops) = wait_for(node, "the broadcast", |e| match e {
+            Event::Message {
+                origin,
+                seq: s,
+                payload,
+                hops,
+            } if *origin == nodes[0].id() && *s == seq => Some((payload.clone(), *hops)),
+            _ => None,
+        });
+        assert_eq!(payload, Bytes::from_static(b"to everyone"));
+        assert_eq!(usize::from(hops), i, "node {i} is {i} hops down the line");
+    }
+    for n in nodes {
+        n.shutdown();
+    }
+}
+
+/// A request gets the response its peer sends.
+pub fn request_gets_its_response<N: TestNode>() {
+    let a = N::start(config(), secret(20), 20, any_port());
+    let b = N::start(config(), secret(21), 21, any_port());
+    connect(&a, &b);
+    wait_up(&a, b.id());
+    let Ok(Accepted::Request(id)) = a.command(Command::Request {
+        to: b.id(),
+        payload: Bytes::from_static(b"question"),
+        timeout: ringmesh::Duration::from_secs(10),
+    }) else {
+        panic!("request refused")
+    };
+    let (from, rid, payload) = wait_for(&b, "the request", |e| match e {
+        Event::Request { from, id, payload } => Some((*from, *id, payload.clone())),
+        _ => None,
+    });
+    assert_eq!((from, payload), (a.id(), Bytes::from_static(b"question")));
+    b.command(Command::Respond {
+        to: from,
+        id: rid,
+        payload: Bytes::from_static(b"answer"),
+    })
+    .expect("respond");
+    let answer = wait_for(&a, "the response", |e| match e {
+        Event::Response { id: i, payload, .. } if *i == id => Some(payload.clone()),
+        _ => None,
+    });
+    assert_eq!(answer, Bytes::from_static(b"answer"));
+    a.shutdown();
+    b.shutdown();
+}
+
+/// A killed peer is reported down within the liveness timing; restarted
+/// with the same identity at the same address, it is reconnected by the
+/// survivor's redials.
+pub fn killed_peer_goes_down_and_is_redialled_after_restart<N: TestNode>() {
+    let a = N::start(config(), secret(30), 30, any_port());
+    let b = N::start(config(), secret(31), 31, any_port());
+    let (b_id, b_addr) = (b.id(), b.addr());
+    connect(&a, &b);
+    wait_up(&a, b_id);
+    let killed_at = Instant::now();
+    b.kill();
+    wait_for(&a, "PeerDown", |e| {
+        matches!(e, Event::PeerDown { peer, .. } if *peer == b_id).then_some(())
+    });
+    let bound = Duration::from_micros(config().detection_time().as_micros());
+    assert!(
+        killed_at.elapsed() <= bound,
+        "down after {:?}",
+        killed_at.elapsed()
+    );
+    let b = N::start(config(), secret(31), 32, b_addr);
+    assert_eq!(b.id(), b_id);
+    wait_up(&a, b_id);
+    a.shutdown();
+    b.shutdown();
+}
+
+/// `ConnectAny` with dead addresses and one live one connects to the live
+/// one.
+pub fn connect_any_finds_the_live_address<N: TestNode>() {
+    let a = N::start(config(), secret(40), 40, any_port());
+    let b = N::start(config(), secret(41), 41, any_port());
+    let dead = || {
+        // A port nobody listens on: bind, note it, close.
+        let l = TcpListener::bind(any_port()).expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let addrs = vec![dead(), dead(), b.addr(), dead()];
+    let accepted = a
+        .command(Command::ConnectAny {
+            addrs,
+            peer: Some(b.id()),
+        })
+        .expect("dials");
+    assert!(matches!(accepted, Accepted::Racing { count: 4, .. }));
+    wait_up(&a, b.id());
+    a.shutdown();
+    b.shutdown();
+}
+
+/// An 8 MiB message arrives intact.
+pub fn eight_mib_message_arrives_intact<N: TestNode>() {
+    let a = N::start(config(), secret(50), 50, any_port());
+    let b = N::start(config(), secret(51), 51, any_port());
+    connect(&a, &b);
+    wait_up(&a, b.id());
+    let payload: Bytes = (0..8 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    a.command(Command::Send {
+        to: b.id(),
+        payload: payload.clone(),
+    })
+    .expect("sent");
+    let got = wait_for(&b, "the 8 MiB message", |e| match e {
+        Event::Direct { payload, .. } => Some(payload.clone()),
+        _ => None,
+    });
+    assert!(got == payload, "payload differs");
+    a.shutdown();
+    b.shutdown();
+}
+
+/// Opens a raw TCP connection to `node` and completes a plaintext
+/// handshake by hand, as node `secret`; returns the stream.
+fn raw_plaintext_peer(addr: SocketAddr, secret: [u8; 32]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    let mut out = BytesMut::new();
+    out.extend_from_slice(&Preamble::new(PROTOCOL_VERSION, Security::Plaintext).to_bytes());
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        identity: Identity::from_secret_bytes(secret).public_key(),
+        capabilities: Capabilities::NONE,
+        max_frame_len: ringmesh::wire::DEFAULT_MAX_FRAME_LEN,
+        listen_addrs: Default::default(),
+    };
+    encode_frame(&Message::Hello(hello), None, &mut out);
+    stream.write_all(&out).expect("write hello");
+    stream
+}
+
+/// A frame over the cap closes that connection and no other.
+pub fn oversized_frame_closes_only_its_connection<N: TestNode>() {
+    let plain = || Config {
+        security: Security::Plaintext,
+        max_frame_len: 64 * 1024,
+        ..config()
+    };
+    let a = N::start(plain(), secret(60), 60, any_port());
+    let b = N::start(plain(), secret(61), 61, any_port());
+    connect(&b, &a);
+    wait_up(&a, b.id());
+    let rogue_secret = secret(62);
+    let rogue_id = Identity::from_secret_bytes(rogue_secret).node_id();
+    let mut rogue = raw_plaintext_peer(a.addr(), rogue_secret);
+    wait_up(&a, rogue_id);
+    // A frame header claiming 1 MiB, over the 64 KiB cap.
+    rogue
+        .write_all(&(1024 * 1024u32).to_be_bytes())
+        .expect("write header");
+    let reason = wait_for(&a, "the rogue's connection to close", |e| match e {
+        Event::ConnectionClosed {
+            peer: Some(p),
+            reason,
+            ..
+        } if *p == rogue_id => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(matches!(
+        reason,
+        CloseReason::Protocol(ProtocolError::FrameTooLarge { .. })
+    ));
+    // The other peer is unaffected.
+    a.command(Command::Send {
+        to: b.id(),
+        payload: Bytes::from_static(b"still here"),
+    })
+    .expect("b still connected");
+    wait_for(&b, "a message after the rogue left", |e| {
+        matches!(e, Event::Direct { payload, .. } if payload == "still here").then_some(())
+    });
+    a.shutdown();
+    b.shutdown();
+}
+
+/// A peer that stops reading gets its connection closed at the sender's
+/// backlog cap; the sender keeps working.
+pub fn a_peer_that_stops_reading_is_cut_off<N: TestNode>() {
+    let plain = Config {
+        security: Security::Plaintext,
+        compression: false,
+        ..config()
+    };
+    let a = N::start(plain, secret(70), 70, any_port());
+    let sloth_secret = secret(71);
+    let sloth_id = Identity::from_secret_bytes(sloth_secret).node_id();
+    let mut sloth = raw_plaintext_peer(a.addr(), sloth_secret);
+    wait_up(&a, sloth_id);
+    // Read only the node's opening, then never again.
+    let mut opening = [0u8; 64];
+    let _ = sloth.read(&mut opening);
+    let chunk = Bytes::from(vec![7u8; 1024 * 1024]);
+    let mut sent = 0usize;
+    let mut down = None;
+    // Far more than any sane backlog cap plus socket buffers.
+    while sent < 2 * 1024 * 1024 * 1024 {
+        match a.command(Command::Send {
+            to: sloth_id,
+            payload: chunk.clone(),
+        }) {
+            Ok(_) => sent += chunk.len(),
+            Err(CommandError::NotConnected(_)) => break,
+            Err(CommandError::NoRoute(_)) => break,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        while let Some(event) = a.next_event(Duration::ZERO) {
+            if let Event::PeerDown { peer, reason } = event
+                && peer == sloth_id
+            {
+                down = Some(reason);
+            }
+        }
+        if down.is_some() {
+            break;
+        }
+    }
+    let reason = down.unwrap_or_else(|| {
+        wait_for(&a, "the sloth to be cut off", |e| match e {
+            Event::PeerDown { peer, reason } if *peer == sloth_id => Some(reason.clone()),
+            _ => None,
+        })
+    });
+    assert!(
+        matches!(reason, CloseReason::Transport(_)),
+        "cut off by the transport: {reason:?}"
+    );
+    assert!(sent < 1024 * 1024 * 1024, "cut off after {sent} bytes");
+    drop(sloth);
+    a.shutdown();
+}
+
+/// Graceful shutdown: peers see the connection close with
+/// `Goodbye(Shutdown)`.
+pub fn graceful_shutdown_says_why<N: TestNode>() {
+    let a = N::start(config(), secret(80), 80, any_port());
+    let b = N::start(config(), secret(81), 81, any_port());
+    connect(&a, &b);
+    wait_up(&a, b.id());
+    let b_id = b.id();
+    b.shutdown();
+    let reason = wait_for(&a, "PeerDown", |e| match e {
+        Event::PeerDown { peer, reason } if *peer == b_id => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(reason, CloseReason::Goodbye(GoodbyeReason::Shutdown));
+    a.shutdown();
+}
+
+/// Writes one `#[test]` per conformance check for `$node: TestNode`.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($node:ty) => {
+        $crate::conformance_suite!(@tests $node;
+            noise_handshake_authenticates_ids,
+            broadcast_reaches_five_nodes,
+            request_gets_its_response,
+            killed_peer_goes_down_and_is_redialled_after_restart,
+            connect_any_finds_the_live_address,
+            eight_mib_message_arrives_intact,
+            oversized_frame_closes_only_its_connection,
+            a_peer_that_stops_reading_is_cut_off,
+            graceful_shutdown_says_why,
+        );
+    };
+    (@tests $node:ty; $($check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                $crate::$check::<$node>();
+            }
+        )*
+    };
+}
