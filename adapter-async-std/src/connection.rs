@@ -1,0 +1,324 @@
+//! The transport side: accepting, dialling, and one future per open
+//! connection that reads into `Bytes` chunks for the node and writes what
+//! the node sends.
+//!
+//! Every future here runs on the driver's own executor (see the crate docs)
+//! and talks to the node loop only through the [`Transport`] channel, so the
+//! node loop is the one place that touches the [`ringmesh::Node`].
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use async_executor::{Executor, Task};
+use async_io::{Async, Timer};
+use bytes::{Buf, Bytes};
+use futures_lite::future;
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use ringmesh::{ConnId, TransportError};
+use tracing::{debug, warn};
+
+/// Bytes asked of the socket per read. Each chunk is copied into a `Bytes`
+/// of exactly the size read, so a small frame does not pin a big buffer.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Most queued sends handed to one vectored write.
+const WRITE_BATCH: usize = 64;
+
+/// After the last byte of a closed connection is written and our side is
+/// shut down, how long to keep reading (and discarding) for the peer's own
+/// close. Closing a socket with unread bytes makes the kernel send a reset,
+/// and a reset can destroy the `Goodbye` the peer has not read yet.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// How long a connection the node closed may take to flush what was sent
+/// on it and linger; after that it is dropped as it stands.
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the acceptor waits after a failed `accept` (e.g. out of file
+/// descriptors) before trying again, so that it does not spin.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// What the transport futures tell the node loop.
+pub(crate) enum Transport {
+    /// The listener accepted a connection.
+    Accepted {
+        stream: Async<TcpStream>,
+        remote: SocketAddr,
+    },
+    /// A dial the node asked for finished.
+    Dialed {
+        conn: ConnId,
+        addr: SocketAddr,
+        result: io::Result<Async<TcpStream>>,
+    },
+    /// Bytes read from an open connection.
+    Received { conn: ConnId, bytes: Bytes },
+    /// An open connection ended on its own (EOF, reset, failed write).
+    Closed {
+        conn: ConnId,
+        reason: TransportError,
+    },
+}
+
+/// The node loop's end of one open connection.
+pub(crate) struct Link {
+    /// Where the node's `Output::Send` bytes go, in order. Unbounded: the
+    /// bound is `backlog`, checked by the node loop before each send.
+    writes: Sender<Bytes>,
+    /// Bytes handed to `writes` and not yet accepted by the socket.
+    backlog: Arc<AtomicUsize>,
+    /// The connection's future. Dropping it cancels the I/O and closes the
+    /// socket at once.
+    task: Task<()>,
+    /// The peer's address, for log lines.
+    pub(crate) remote: SocketAddr,
+}
+
+impl Link {
+    /// Starts the I/O future of a freshly opened connection.
+    pub(crate) fn open(
+        executor: &Executor<'static>,
+        conn: ConnId,
+        stream: Async<TcpStream>,
+        remote: SocketAddr,
+        transport: Sender<Transport>,
+    ) -> Link {
+        // Frames are whole messages already; waiting to coalesce them only
+        // delays pings and small requests.
+        if let Err(error) = stream.get_ref().set_nodelay(true) {
+            debug!(%conn, %remote, %error, "could not set TCP_NODELAY");
+        }
+        let (writes, queue) = async_channel::unbounded();
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let task = executor.spawn(run_connection(
+            conn,
+            stream,
+            queue,
+            Arc::clone(&backlog),
+            transport,
+        ));
+        Link {
+            writes,
+            backlog,
+            task,
+            remote,
+        }
+    }
+
+    /// Queues `bytes` behind what was sent before, unless that would put
+    /// more than `cap` bytes in the backlog: then nothing is queued and the
+    /// backlog that would have been is returned.
+    pub(crate) fn send(&self, bytes: Bytes, cap: usize) -> Result<(), usize> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let len = bytes.len();
+        let backlog = self.backlog.fetch_add(len, Ordering::Relaxed) + len;
+        if backlog > cap {
+            return Err(backlog);
+        }
+        // Fails only if the connection's future has already ended; its
+        // `Closed` report is on its way to the node loop.
+        let _ = self.writes.try_send(bytes);
+        Ok(())
+    }
+
+    /// Bytes queued and not yet written.
+    pub(crate) fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
+    /// Closes gracefully: what was queued is written, our side is shut
+    /// down, and the peer gets [`LINGER`] to close its own. The returned
+    /// task finishes when that is done or after [`CLOSE_TIMEOUT`], whichever
+    /// comes first.
+    pub(crate) fn close(self, executor: &Executor<'static>) -> Task<()> {
+        // With its only sender gone, the write queue ends once drained.
+        drop(self.writes);
+        let task = self.task;
+        executor.spawn(future::or(task, async {
+            Timer::after(CLOSE_TIMEOUT).await;
+        }))
+    }
+}
+
+/// How a connection's I/O ended.
+enum End {
+    /// The node closed it and everything queued was written.
+    Flushed,
+    /// The peer closed it, or reading or writing failed.
+    Failed(TransportError),
+}
+
+async fn run_connection(
+    conn: ConnId,
+    stream: Async<TcpStream>,
+    queue: Receiver<Bytes>,
+    backlog: Arc<AtomicUsize>,
+    transport: Sender<Transport>,
+) {
+    let end = future::or(
+        read_until_end(conn, &stream, &transport),
+        write_until_end(&stream, &queue, &backlog),
+    )
+    .await;
+    match end {
+        End::Flushed => {
+            // FIN after the last byte; then wait for the peer to close, so
+            // that our close does not turn into a reset (see `LINGER`).
+            let _ = stream.get_ref().shutdown(Shutdown::Write);
+            future::or(discard_until_eof(&stream), async {
+                Timer::after(LINGER).await;
+            })
+            .await;
+        }
+        End::Failed(reason) => {
+            // Ignored by the node loop if the node closed the connection
+            // meanwhile.
+            let _ = transport.send(Transport::Closed { conn, reason }).await;
+        }
+    }
+}
+
+async fn read_until_end(
+    conn: ConnId,
+    stream: &Async<TcpStream>,
+    transport: &Sender<Transport>,
+) -> End {
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut reader = stream;
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) => return End::Failed(TransportError::Eof),
+            Ok(n) => n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => {
+                debug!(%conn, %error, "read failed");
+                return End::Failed(transport_error(&error));
+            }
+        };
+        let bytes = Bytes::copy_from_slice(&buf[..n]);
+        // Waits while the node loop is behind: reading stops, TCP flow
+        // control pushes back on the peer, and memory stays bounded.
+        if transport
+            .send(Transport::Received { conn, bytes })
+            .await
+            .is_err()
+        {
+            return End::Failed(TransportError::Other);
+        }
+        // A socket that always has data would otherwise keep this future
+        // (and the writer beside it) from ever yielding.
+        future::yield_now().await;
+    }
+}
+
+async fn write_until_end(
+    stream: &Async<TcpStream>,
+    queue: &Receiver<Bytes>,
+    backlog: &AtomicUsize,
+) -> End {
+    let mut batch: VecDeque<Bytes> = VecDeque::new();
+    let mut writer = stream;
+    loop {
+        if batch.is_empty() {
+            match queue.recv().await {
+                Ok(bytes) => batch.push_back(bytes),
+                // The node closed the connection and all it sent is out.
+                Err(_) => return End::Flushed,
+            }
+        }
+        while batch.len() < WRITE_BATCH {
+            match queue.try_recv() {
+                Ok(bytes) => batch.push_back(bytes),
+                Err(_) => break,
+            }
+        }
+        let slices: Vec<IoSlice<'_>> = batch.iter().map(|b| IoSlice::new(b)).collect();
+        let written = match writer.write_vectored(&slices).await {
+            Ok(0) => return End::Failed(TransportError::Other),
+            Ok(n) => n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => {
+                debug!(%error, "write failed");
+                return End::Failed(transport_error(&error));
+            }
+        };
+        backlog.fetch_sub(written, Ordering::Relaxed);
+        let mut left = written;
+        while left > 0 {
+            let Some(front) = batch.front_mut() else {
+                break;
+            };
+            if front.len() <= left {
+                left -= front.len();
+                batch.pop_front();
+            } else {
+                front.advance(left);
+                left = 0;
+            }
+        }
+        future::yield_now().await;
+    }
+}
+
+async fn discard_until_eof(stream: &Async<TcpStream>) {
+    let mut buf = [0u8; 4096];
+    let mut reader = stream;
+    while let Ok(n) = reader.read(&mut buf).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+/// Accepts connections for as long as the node loop holds its task.
+pub(crate) async fn accept_loop(listener: Async<TcpListener>, transport: Sender<Transport>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                if transport
+                    .send(Transport::Accepted { stream, remote })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(error) => {
+                warn!(%error, "accepting a connection failed; retrying shortly");
+                Timer::after(ACCEPT_RETRY).await;
+            }
+        }
+    }
+}
+
+/// Opens a connection for the node's `Output::Dial`. The node's
+/// `handshake_timeout` bounds it: past that the node closes the dial and the
+/// node loop drops this future.
+pub(crate) async fn dial(conn: ConnId, addr: SocketAddr, transport: Sender<Transport>) {
+    let result = Async::<TcpStream>::connect(addr).await;
+    let _ = transport
+        .send(Transport::Dialed { conn, addr, result })
+        .await;
+}
+
+/// The protocol's view of an I/O error.
+pub(crate) fn transport_error(error: &io::Error) -> TransportError {
+    use io::ErrorKind::*;
+    match error.kind() {
+        ConnectionReset | ConnectionAborted | BrokenPipe => TransportError::Reset,
+        ConnectionRefused => TransportError::Refused,
+        TimedOut => TransportError::TimedOut,
+        HostUnreachable | NetworkUnreachable | AddrNotAvailable | NetworkDown => {
+            TransportError::Unreachable
+        }
+        UnexpectedEof => TransportError::Eof,
+        _ => TransportError::Other,
+    }
+}

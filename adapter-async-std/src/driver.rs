@@ -1,0 +1,543 @@
+//! The node loop: the one task that owns the [`Node`], and the [`Driver`]
+//! future that runs it with every connection's I/O.
+
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+
+use async_channel::{Receiver, Sender};
+use async_executor::{Executor, Task};
+use async_io::{Async, Timer};
+use bytes::Bytes;
+use futures_lite::future;
+use ringmesh::{
+    Accepted, CloseReason, Command, ConnId, Direction, Event, Input, Instant, Node, NodeId, Output,
+    RequestId, TransportError,
+};
+use tracing::{debug, info, warn};
+
+use crate::connection::{self, Link, Transport};
+use crate::events::EventSender;
+use crate::handle::{Call, Error, PeerInfo};
+
+/// Transport reports buffered between the connection futures and the node
+/// loop. When it is full, readers wait (and so stop reading their sockets):
+/// this is what bounds memory when the node cannot keep up.
+pub(crate) const TRANSPORT_CAPACITY: usize = 256;
+
+/// Inputs handled in one go before the node loop yields to the connection
+/// futures.
+const BATCH: usize = 64;
+
+/// The future that runs a node: its state machine, listener, dials and
+/// connections. Returned by [`start`](crate::start); spawn it on any
+/// executor (or `block_on` it). It completes once the node has shut down.
+///
+/// Everything runs inside this one future: the connections' I/O futures run
+/// on a small executor of its own (`async-executor`), polled whenever the
+/// driver is. It needs no spawner and assumes no runtime; the sockets and
+/// timers are `async-io`'s, whose reactor works under async-std, smol or
+/// plain `futures_lite::future::block_on`.
+///
+/// Dropping it stops the node abruptly: sockets close without a `Goodbye`.
+/// Prefer [`NodeHandle::shutdown`](crate::NodeHandle::shutdown).
+#[must_use = "the node does nothing until its driver is spawned or awaited"]
+pub struct Driver {
+    future: Pin<Box<dyn Future<Output = ()> + Send + 'static>>,
+}
+
+impl Driver {
+    pub(crate) fn new(node_loop: NodeLoop) -> Self {
+        Driver {
+            future: Box::pin(async move {
+                let executor = Executor::new();
+                executor.run(node_loop.run(&executor)).await;
+            }),
+        }
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.future.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver").finish_non_exhaustive()
+    }
+}
+
+/// Maps `std::time::Instant` onto protocol time: microseconds since the
+/// moment the node was created.
+#[derive(Clone, Copy)]
+pub(crate) struct Clock {
+    epoch: std::time::Instant,
+}
+
+impl Clock {
+    pub(crate) fn start() -> Self {
+        Clock {
+            epoch: std::time::Instant::now(),
+        }
+    }
+
+    fn now(self) -> Instant {
+        let micros = self.epoch.elapsed().as_micros();
+        Instant::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
+    }
+
+    /// When `at` falls on the wall clock; `None` if it is too far to
+    /// represent (as good as never).
+    fn to_std(self, at: Instant) -> Option<std::time::Instant> {
+        self.epoch
+            .checked_add(std::time::Duration::from_micros(at.as_micros()))
+    }
+}
+
+/// A `connect`/`connect_any` call waiting for one of its dials' handshake.
+struct ConnectWaiter {
+    /// The raw id of the first dial; the others follow consecutively
+    /// ([`Accepted::Racing`]).
+    first: u64,
+    count: u64,
+    /// Dials not ended yet.
+    open: u64,
+    reply: Sender<Result<NodeId, Error>>,
+}
+
+impl ConnectWaiter {
+    fn covers(&self, conn: ConnId) -> bool {
+        conn.as_u64().wrapping_sub(self.first) < self.count
+    }
+}
+
+/// What woke the node loop.
+enum Wake {
+    Call(Option<Call>),
+    Transport(Option<Transport>),
+    Timer,
+}
+
+/// Everything the node task owns.
+pub(crate) struct NodeLoop {
+    pub(crate) node: Node,
+    pub(crate) clock: Clock,
+    pub(crate) listener: Async<TcpListener>,
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) calls: Receiver<Call>,
+    pub(crate) events: EventSender,
+    pub(crate) max_backlog_bytes: usize,
+}
+
+impl NodeLoop {
+    async fn run(self, executor: &Executor<'static>) {
+        let (transport_tx, transport_rx) = async_channel::bounded(TRANSPORT_CAPACITY);
+        let acceptor = executor.spawn(connection::accept_loop(self.listener, transport_tx.clone()));
+        let mut state = State {
+            node: self.node,
+            clock: self.clock,
+            executor,
+            local_addr: self.local_addr,
+            events: self.events,
+            max_backlog_bytes: self.max_backlog_bytes,
+            transport_tx,
+            links: HashMap::new(),
+            dialing: HashMap::new(),
+            closing: Vec::new(),
+            acceptor: Some(acceptor),
+            next_inbound: 0,
+            requests: HashMap::new(),
+            connects: Vec::new(),
+            overflowed: Vec::new(),
+            shutdown_replies: Vec::new(),
+            stopping: false,
+        };
+        info!(node = %state.node.node_id(), listen = %state.local_addr, "ringmesh node listening");
+        state.drain();
+        let mut timer = Timer::never();
+        let mut armed: Option<Instant> = None;
+        while !state.stopping {
+            let deadline = state.node.poll_timeout();
+            if deadline != armed {
+                timer = match deadline.and_then(|at| state.clock.to_std(at)) {
+                    Some(at) => Timer::at(at),
+                    None => Timer::never(),
+                };
+                armed = deadline;
+            }
+            let wake = future::or(
+                async { Wake::Call(self.calls.recv().await.ok()) },
+                future::or(
+                    async { Wake::Transport(transport_rx.recv().await.ok()) },
+                    async {
+                        (&mut timer).await;
+                        Wake::Timer
+                    },
+                ),
+            )
+            .await;
+            match wake {
+                // Every handle is gone: nobody can command the node again.
+                Wake::Call(None) => state.begin_shutdown(),
+                Wake::Call(Some(call)) => state.on_call(call),
+                Wake::Transport(Some(report)) => state.on_transport(report),
+                Wake::Transport(None) => {}
+                Wake::Timer => {
+                    // A fired timer does not fire again: re-arm next round.
+                    armed = None;
+                    state.timeout();
+                }
+            }
+            // Take what else is ready in one go, then let the connections
+            // run.
+            for _ in 0..BATCH {
+                match transport_rx.try_recv() {
+                    Ok(report) => state.on_transport(report),
+                    Err(_) => break,
+                }
+            }
+            // A busy loop must not starve the deadline.
+            if state
+                .node
+                .poll_timeout()
+                .is_some_and(|at| at <= state.clock.now())
+            {
+                state.timeout();
+            }
+            future::yield_now().await;
+        }
+        state.finish(transport_rx).await;
+        // Calls still queued hold their reply channels, and the handles keep
+        // the queue alive: drop them so that their callers see `Stopped`.
+        self.calls.close();
+        while self.calls.try_recv().is_ok() {}
+    }
+}
+
+/// The node task's state while it runs.
+struct State<'ex> {
+    node: Node,
+    clock: Clock,
+    executor: &'ex Executor<'static>,
+    local_addr: SocketAddr,
+    events: EventSender,
+    max_backlog_bytes: usize,
+    transport_tx: Sender<Transport>,
+    /// Open connections.
+    links: HashMap<ConnId, Link>,
+    /// Dials in progress; dropping one abandons it.
+    dialing: HashMap<ConnId, Task<()>>,
+    /// Connections the node closed that are still flushing.
+    closing: Vec<Task<()>>,
+    /// The listener's accept loop; dropped at shutdown.
+    acceptor: Option<Task<()>>,
+    next_inbound: u64,
+    /// `request` calls waiting for their response.
+    requests: HashMap<RequestId, Sender<Result<Bytes, Error>>>,
+    /// `connect` calls waiting for a handshake.
+    connects: Vec<ConnectWaiter>,
+    /// Connections cut for exceeding the write backlog, to report to the
+    /// node once the current output is handled.
+    overflowed: Vec<ConnId>,
+    shutdown_replies: Vec<Sender<()>>,
+    stopping: bool,
+}
+
+impl State<'_> {
+    fn timeout(&mut self) {
+        self.node.handle_input(self.clock.now(), Input::Timeout);
+        self.drain();
+    }
+
+    fn input(&mut self, input: Input) {
+        self.node.handle_input(self.clock.now(), input);
+        self.drain();
+    }
+
+    fn on_transport(&mut self, report: Transport) {
+        match report {
+            Transport::Accepted { stream, remote } => {
+                if self.stopping {
+                    return;
+                }
+                let conn = ConnId::inbound(self.next_inbound);
+                self.next_inbound += 1;
+                debug!(%conn, %remote, "accepted connection");
+                let link = Link::open(
+                    self.executor,
+                    conn,
+                    stream,
+                    remote,
+                    self.transport_tx.clone(),
+                );
+                self.links.insert(conn, link);
+                self.input(Input::Connected {
+                    conn,
+                    remote,
+                    direction: Direction::Inbound,
+                });
+            }
+            Transport::Dialed { conn, addr, result } => {
+                // Not there: the node closed the dial meanwhile.
+                if self.dialing.remove(&conn).is_none() {
+                    return;
+                }
+                match result {
+                    Ok(stream) => {
+                        debug!(%conn, %addr, "dialled");
+                        let link = Link::open(
+                            self.executor,
+                            conn,
+                            stream,
+                            addr,
+                            self.transport_tx.clone(),
+                        );
+                        self.links.insert(conn, link);
+                        self.input(Input::Connected {
+                            conn,
+                            remote: addr,
+                            direction: Direction::Outbound,
+                        });
+                    }
+                    Err(error) => {
+                        info!(%conn, %addr, %error, "dial failed");
+                        let reason = connection::transport_error(&error);
+                        self.input(Input::DialFailed { conn, reason });
+                    }
+                }
+            }
+            Transport::Received { conn, bytes } => {
+                // Reads after the node closed a connection are ignored.
+                if self.links.contains_key(&conn) {
+                    self.input(Input::Received { conn, bytes });
+                }
+            }
+            Transport::Closed { conn, reason } => {
+                if let Some(link) = self.links.remove(&conn) {
+                    debug!(%conn, remote = %link.remote, ?reason, "connection ended");
+                    self.input(Input::Closed { conn, reason });
+                }
+            }
+        }
+    }
+
+    fn on_call(&mut self, call: Call) {
+        let now = self.clock.now();
+        match call {
+            Call::Command { command, reply } => {
+                let result = self.node.command(now, command);
+                let _ = reply.try_send(result);
+            }
+            Call::Connect { command, reply } => match self.node.command(now, command) {
+                Ok(Accepted::Dialing(conn)) => self.connects.push(ConnectWaiter {
+                    first: conn.as_u64(),
+                    count: 1,
+                    open: 1,
+                    reply,
+                }),
+                Ok(Accepted::Racing { first, count }) => self.connects.push(ConnectWaiter {
+                    first: first.as_u64(),
+                    count: count as u64,
+                    open: count as u64,
+                    reply,
+                }),
+                // Connect commands always start dials; were one not to,
+                // there would be nothing to wait for.
+                Ok(_) => {
+                    let _ = reply.try_send(Err(Error::ConnectFailed(CloseReason::Local)));
+                }
+                Err(error) => {
+                    let _ = reply.try_send(Err(Error::Command(error)));
+                }
+            },
+            Call::Request {
+                to,
+                payload,
+                timeout,
+                reply,
+            } => {
+                let timeout = timeout.into();
+                let command = Command::Request {
+                    to,
+                    payload,
+                    timeout,
+                };
+                match self.node.command(now, command) {
+                    // Registered before the outputs are drained, so even an
+                    // immediate answer finds its caller.
+                    Ok(Accepted::Request(id)) => {
+                        self.requests.insert(id, reply);
+                    }
+                    // `Request` is always answered with its id; were it
+                    // not, no answer could be matched to this call.
+                    Ok(_) => {
+                        let _ = reply.try_send(Err(Error::Stopped));
+                    }
+                    Err(error) => {
+                        let _ = reply.try_send(Err(Error::Command(error)));
+                    }
+                }
+            }
+            Call::KnownPeers(reply) => {
+                let _ = reply.try_send(self.node.known_peers());
+            }
+            Call::Peers(reply) => {
+                let peers = self
+                    .node
+                    .connected_peers()
+                    .into_iter()
+                    .map(|id| PeerInfo {
+                        id,
+                        rtt: self.node.rtt(id).map(Into::into),
+                    })
+                    .collect();
+                let _ = reply.try_send(peers);
+            }
+            Call::Stats(reply) => {
+                let _ = reply.try_send(self.node.stats().clone());
+            }
+            Call::Shutdown(reply) => {
+                self.shutdown_replies.push(reply);
+                self.begin_shutdown();
+            }
+        }
+        self.drain();
+    }
+
+    /// Carries out everything the node asked for, until it asks nothing.
+    fn drain(&mut self) {
+        loop {
+            while let Some(output) = self.node.poll_output() {
+                match output {
+                    Output::Dial { conn, addr } => {
+                        let dial = connection::dial(conn, addr, self.transport_tx.clone());
+                        self.dialing.insert(conn, self.executor.spawn(dial));
+                    }
+                    Output::Send { conn, bytes } => self.send(conn, bytes),
+                    Output::Close { conn } => self.close(conn),
+                    Output::Event(event) => self.on_event(event),
+                }
+            }
+            let Some(conn) = self.overflowed.pop() else {
+                return;
+            };
+            let now = self.clock.now();
+            self.node.handle_input(
+                now,
+                Input::Closed {
+                    conn,
+                    reason: TransportError::TimedOut,
+                },
+            );
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, bytes: Bytes) {
+        let Some(link) = self.links.get(&conn) else {
+            return;
+        };
+        if let Err(backlog) = link.send(bytes, self.max_backlog_bytes) {
+            warn!(
+                %conn,
+                remote = %link.remote,
+                backlog,
+                cap = self.max_backlog_bytes,
+                "peer is not reading: write backlog over the cap, closing the connection"
+            );
+            // Dropping the link drops its I/O future: the socket closes now,
+            // and what was queued for it is freed.
+            self.links.remove(&conn);
+            self.overflowed.push(conn);
+        }
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        if let Some(link) = self.links.remove(&conn) {
+            debug!(%conn, remote = %link.remote, backlog = link.backlog(), "closing connection");
+            self.closing.retain(|task| !task.is_finished());
+            self.closing.push(link.close(self.executor));
+        } else {
+            // A dial in progress is abandoned by dropping it.
+            self.dialing.remove(&conn);
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match &event {
+            Event::Response { id, payload, .. } => {
+                if let Some(reply) = self.requests.remove(id) {
+                    let _ = reply.try_send(Ok(payload.clone()));
+                    return;
+                }
+            }
+            Event::RequestFailed { id, reason, .. } => {
+                if let Some(reply) = self.requests.remove(id) {
+                    let _ = reply.try_send(Err(Error::RequestFailed(*reason)));
+                    return;
+                }
+            }
+            Event::SessionEstablished { conn, peer, .. } => {
+                if let Some(i) = self.connects.iter().position(|w| w.covers(*conn)) {
+                    let waiter = self.connects.swap_remove(i);
+                    let _ = waiter.reply.try_send(Ok(*peer));
+                }
+            }
+            Event::ConnectionClosed { conn, reason, .. } => {
+                if let Some(i) = self.connects.iter().position(|w| w.covers(*conn)) {
+                    let waiter = &mut self.connects[i];
+                    waiter.open -= 1;
+                    if waiter.open == 0 {
+                        let waiter = self.connects.swap_remove(i);
+                        let _ = waiter
+                            .reply
+                            .try_send(Err(Error::ConnectFailed(reason.clone())));
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.events.emit(event);
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.stopping {
+            return;
+        }
+        info!(node = %self.node.node_id(), connections = self.links.len(), "shutting down");
+        self.stopping = true;
+        self.acceptor = None;
+        let now = self.clock.now();
+        // `Shutdown` is never refused.
+        let _ = self.node.command(now, Command::Shutdown);
+        self.drain();
+    }
+
+    /// After shutdown: waits for the closed connections to flush, then
+    /// answers the `shutdown` calls.
+    async fn finish(mut self, transport_rx: Receiver<Transport>) {
+        // The node closed every connection and dial; what is left is their
+        // flushing, each bounded by `CLOSE_TIMEOUT`.
+        self.dialing.clear();
+        self.links.clear();
+        let closing = std::mem::take(&mut self.closing);
+        let flushed = async {
+            for task in closing {
+                task.await;
+            }
+        };
+        // Reads still arriving on closing connections mean nothing now.
+        let discard = async { while transport_rx.recv().await.is_ok() {} };
+        future::or(flushed, discard).await;
+        info!(node = %self.node.node_id(), "stopped");
+        for reply in self.shutdown_replies.drain(..) {
+            let _ = reply.try_send(());
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! [`NodeHandle`]: the application's way to talk to the node task.
+
+use core::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_channel::Sender;
+use bytes::Bytes;
+use ringmesh::wire::PeerEntry;
+use ringmesh::{
+    Accepted, CloseReason, Command, CommandError, DeliveryError, NodeId, RequestId, Stats,
+};
+
+/// Why a [`NodeHandle`] call did not do what it asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The node refused the command; its state is unchanged (see
+    /// [`CommandError`]).
+    #[error("command refused: {0}")]
+    Command(#[from] CommandError),
+    /// [`NodeHandle::connect`] / [`NodeHandle::connect_any`]: every dial
+    /// ended before a handshake completed; this is why the last one did.
+    #[error("connection failed: {0}")]
+    ConnectFailed(CloseReason),
+    /// [`NodeHandle::request`]: no response will come.
+    #[error("request failed: {0}")]
+    RequestFailed(DeliveryError),
+    /// The node task is not running: it was shut down, or its driver future
+    /// was dropped.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// A peer with an established session, as [`NodeHandle::peers`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The peer's authenticated id.
+    pub id: NodeId,
+    /// Smoothed ping round-trip time, once a pong has come back.
+    pub rtt: Option<Duration>,
+}
+
+/// A call from a handle to the node loop, with where to send the answer
+/// (a `bounded(1)` channel used as a oneshot).
+pub(crate) enum Call {
+    Command {
+        command: Command,
+        reply: Sender<Result<Accepted, CommandError>>,
+    },
+    Connect {
+        command: Command,
+        reply: Sender<Result<NodeId, Error>>,
+    },
+    Request {
+        to: NodeId,
+        payload: Bytes,
+        timeout: Duration,
+        reply: Sender<Result<Bytes, Error>>,
+    },
+    KnownPeers(Sender<Vec<PeerEntry>>),
+    Peers(Sender<Vec<PeerInfo>>),
+    Stats(Sender<Stats>),
+    Shutdown(Sender<()>),
+}
+
+/// The application's handle on a running node: cheap to clone, `Send`, and
+/// usable from any task or executor.
+///
+/// Every call is a message to the node task and an answer back; none holds
+/// a lock on the node. Calls fail with [`Error::Stopped`] once the node task
+/// has ended.
+///
+/// Dropping the last handle shuts the node down gracefully, as
+/// [`NodeHandle::shutdown`] does (the node can take no more commands, so
+/// it could not even answer requests).
+#[derive(Clone)]
+pub struct NodeHandle {
+    calls: Sender<Call>,
+    node_id: NodeId,
+    local_addr: SocketAddr,
+}
+
+impl fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("node_id", &self.node_id)
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeHandle {
+    pub(crate) fn new(calls: Sender<Call>, node_id: NodeId, local_addr: SocketAddr) -> Self {
+        NodeHandle {
+            calls,
+            node_id,
+            local_addr,
+        }
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// The address the node's listener is bound to (with the real port when
+    /// the configuration asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Dials `addr` and waits for the handshake; returns the peer's
+    /// authenticated id. With `peer`, the handshake must prove that id or
+    /// the connection closes (`ConnectFailed(Protocol(IdentityMismatch))`).
+    /// The peer becomes *wanted*: the node redials it whenever it is lost
+    /// (see [`Command::Connect`]).
+    ///
+    /// The node's `handshake_timeout` bounds the wait, dial included.
+    pub async fn connect(&self, addr: SocketAddr, peer: Option<NodeId>) -> Result<NodeId, Error> {
+        let command = Command::Connect { addr, peer };
+        self.call(|reply| Call::Connect { command, reply })
+            .await
+            .and_then(|r| r)
+    }
+
+    /// Dials every address at once (1 to 8) and returns the id proven by
+    /// the first handshake that completes; the other dials are closed (see
+    /// [`Command::ConnectAny`]). Fails with the last dial's reason if none
+    /// completes.
+    pub async fn connect_any(
+        &self,
+        addrs: Vec<SocketAddr>,
+        peer: Option<NodeId>,
+    ) -> Result<NodeId, Error> {
+        let command = Command::ConnectAny { addrs, peer };
+        self.call(|reply| Call::Connect { command, reply })
+            .await
+            .and_then(|r| r)
+    }
+
+    /// Closes every connection to `peer` with a `Goodbye` and stops
+    /// redialling it (see [`Command::Disconnect`]).
+    pub async fn disconnect(&self, peer: NodeId) -> Result<(), Error> {
+        self.command(Command::Disconnect { peer }).await.map(drop)
+    }
+
+    /// Floods `payload` to every node of the network; returns its sequence
+    /// number. Every other node delivers it once as
+    /// [`Event::Message`](ringmesh::Event::Message); this one does not.
+    pub async fn broadcast(&self, payload: impl Into<Bytes>) -> Result<u64, Error> {
+        let payload = payload.into();
+        match self.command(Command::Broadcast { payload }).await? {
+            Accepted::Broadcast { seq } => Ok(seq),
+            // `Broadcast` is always answered with its sequence number.
+            _ => Err(Error::Stopped),
+        }
+    }
+
+    /// Sends a one-way message, delivered as
+    /// [`Event::Direct`](ringmesh::Event::Direct). Returns once the node has
+    /// taken it: sent, or queued while an unconnected peer is looked up and
+    /// dialled (if that fails, [`Event::SendFailed`](ringmesh::Event::SendFailed)
+    /// hands the payload back on the event stream).
+    pub async fn send(&self, to: NodeId, payload: impl Into<Bytes>) -> Result<(), Error> {
+        let payload = payload.into();
+        self.command(Command::Send { to, payload }).await.map(drop)
+    }
+
+    /// Sends a request and waits for the answer's payload. Fails with
+    /// [`Error::RequestFailed`] when no answer comes within `timeout`
+    /// (lookup and dial of an unconnected peer included) or the peer is
+    /// lost first.
+    ///
+    /// The matching [`Event::Response`](ringmesh::Event::Response) or
+    /// [`Event::RequestFailed`](ringmesh::Event::RequestFailed) is consumed
+    /// here and does not appear on the event stream.
+    pub async fn request(
+        &self,
+        to: NodeId,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Bytes, Error> {
+        let payload = payload.into();
+        self.call(|reply| Call::Request {
+            to,
+            payload,
+            timeout,
+            reply,
+        })
+        .await
+        .and_then(|r| r)
+    }
+
+    /// Answers a peer's [`Event::Request`](ringmesh::Event::Request) with
+    /// its `from` and `id`.
+    pub async fn respond(
+        &self,
+        to: NodeId,
+        id: RequestId,
+        payload: impl Into<Bytes>,
+    ) -> Result<(), Error> {
+        let payload = payload.into();
+        self.command(Command::Respond { to, id, payload })
+            .await
+            .map(drop)
+    }
+
+    /// Imports peer-cache entries, e.g. the previous run's
+    /// [`NodeHandle::known_peers`].
+    pub async fn add_peers(&self, peers: Vec<PeerEntry>) -> Result<(), Error> {
+        self.command(Command::AddPeers { peers }).await.map(drop)
+    }
+
+    /// The peer cache: every node known, with its listen addresses. Save it
+    /// to rejoin without a bootstrap node next time.
+    pub async fn known_peers(&self) -> Result<Vec<PeerEntry>, Error> {
+        self.call(Call::KnownPeers).await
+    }
+
+    /// The peers with an established session, in id order, with their
+    /// round-trip times.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, Error> {
+        self.call(Call::Peers).await
+    }
+
+    /// The node's counters.
+    pub async fn stats(&self) -> Result<Stats, Error> {
+        self.call(Call::Stats).await
+    }
+
+    /// Gives the node any [`Command`]; returns what it started. The typed
+    /// methods above cover every command; this is for code that already
+    /// speaks `Command`.
+    pub async fn command(&self, command: Command) -> Result<Accepted, Error> {
+        self.call(|reply| Call::Command { command, reply })
+            .await?
+            .map_err(Error::Command)
+    }
+
+    /// Shuts the node down gracefully and waits until it has stopped: every
+    /// connection gets a `Goodbye(Shutdown)` (peers see
+    /// `CloseReason::Goodbye(Shutdown)`), pending requests fail, what was
+    /// sent is flushed (each connection gets at most a few seconds), the
+    /// listener closes, the driver future completes and the event stream
+    /// ends. Returns at once if the node has already stopped.
+    pub async fn shutdown(&self) {
+        // `Stopped` means it is already done.
+        let _ = self.call(Call::Shutdown).await;
+    }
+
+    async fn call<T>(&self, call: impl FnOnce(Sender<T>) -> Call) -> Result<T, Error> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.calls
+            .send(call(reply))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        answer.recv().await.map_err(|_| Error::Stopped)
+    }
+}
