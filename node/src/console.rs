@@ -1,0 +1,252 @@
+//! The console's language: one command per line of stdin.
+
+use std::net::SocketAddr;
+
+use ringmesh::NodeId;
+
+/// Shortest id prefix `send` accepts: 8 hex digits, as printed in
+/// `<1a2b3c4d>`. Shorter ones would collide in any sizeable network.
+pub(crate) const MIN_ID_PREFIX: usize = 8;
+
+/// What `help` prints.
+pub(crate) const HELP: &str = "\
+commands:
+  msg TEXT        broadcast TEXT to every node
+  send ID TEXT    send TEXT to one node; ID is its id or a prefix of at
+                  least 8 hex digits of a connected or known peer
+  peers           list peers: id, address, round-trip time, state
+  connect ADDR    dial a node, e.g. connect 127.0.0.1:4000
+  debug           turn debug logs (stderr) on or off
+  help            this text
+  exit            leave the network and quit (end of input does the same)";
+
+/// A parsed console line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConsoleCommand<'a> {
+    /// A blank line.
+    Nothing,
+    /// `msg TEXT`.
+    Msg(&'a str),
+    /// `send ID TEXT`.
+    Send {
+        /// The id or id prefix, as typed.
+        to: &'a str,
+        /// The text.
+        text: &'a str,
+    },
+    /// `peers`.
+    Peers,
+    /// `connect ADDR`.
+    Connect(SocketAddr),
+    /// `debug`.
+    Debug,
+    /// `help`.
+    Help,
+    /// `exit` (or `quit`).
+    Exit,
+}
+
+/// Why a line is not a command; the message is for the person typing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ParseError(pub(crate) String);
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parses one line (without its line ending). Message text is kept as
+/// typed after the single space that follows the command word.
+pub(crate) fn parse(line: &str) -> Result<ConsoleCommand<'_>, ParseError> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let trimmed = line.trim_start();
+    let (word, rest) = match trimmed.split_once(char::is_whitespace) {
+        Some((word, rest)) => (word, rest),
+        None => (trimmed, ""),
+    };
+    let usage = |text: &str| Err(ParseError(format!("usage: {text}")));
+    match word {
+        "" => Ok(ConsoleCommand::Nothing),
+        "msg" => {
+            if rest.trim().is_empty() {
+                return usage("msg TEXT");
+            }
+            Ok(ConsoleCommand::Msg(rest))
+        }
+        "send" => {
+            let rest = rest.trim_start();
+            match rest.split_once(char::is_whitespace) {
+                Some((to, text)) if !text.trim().is_empty() => {
+                    Ok(ConsoleCommand::Send { to, text })
+                }
+                _ => usage("send ID TEXT"),
+            }
+        }
+        "peers" => no_args(rest, ConsoleCommand::Peers, "peers"),
+        "connect" => match rest.trim().parse() {
+            Ok(addr) => Ok(ConsoleCommand::Connect(addr)),
+            Err(_) => usage("connect ADDR (an IP address and port, e.g. 127.0.0.1:4000)"),
+        },
+        "debug" => no_args(rest, ConsoleCommand::Debug, "debug"),
+        "help" | "?" => Ok(ConsoleCommand::Help),
+        "exit" | "quit" => no_args(rest, ConsoleCommand::Exit, "exit"),
+        other => Err(ParseError(format!(
+            "unknown command `{other}`; type `help`"
+        ))),
+    }
+}
+
+fn no_args<'a>(
+    rest: &str,
+    command: ConsoleCommand<'a>,
+    name: &str,
+) -> Result<ConsoleCommand<'a>, ParseError> {
+    if rest.trim().is_empty() {
+        Ok(command)
+    } else {
+        Err(ParseError(format!("usage: {name} (no arguments)")))
+    }
+}
+
+/// The one peer whose id starts with `prefix` (hex, any case, at least
+/// [`MIN_ID_PREFIX`] digits) among `candidates`. A full 32-digit id is
+/// taken as is, known or not: the node can look it up.
+pub(crate) fn resolve_peer(
+    prefix: &str,
+    candidates: impl IntoIterator<Item = NodeId>,
+) -> Result<NodeId, ParseError> {
+    if !prefix.bytes().all(|b| b.is_ascii_hexdigit()) || prefix.len() > 32 {
+        return Err(ParseError(format!(
+            "`{prefix}` is not a node id (up to 32 hex digits)"
+        )));
+    }
+    if prefix.len() < MIN_ID_PREFIX {
+        return Err(ParseError(format!(
+            "id prefix `{prefix}` is too short: give at least {MIN_ID_PREFIX} hex digits"
+        )));
+    }
+    let prefix = prefix.to_ascii_lowercase();
+    if prefix.len() == 32 {
+        return prefix
+            .parse()
+            .map_err(|e: ringmesh::ParseNodeIdError| ParseError(e.to_string()));
+    }
+    let mut matches: Vec<NodeId> = candidates
+        .into_iter()
+        .filter(|id| id.to_string().starts_with(&prefix))
+        .collect();
+    matches.sort();
+    matches.dedup();
+    match matches.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(ParseError(format!(
+            "no connected or known peer has an id starting with {prefix}"
+        ))),
+        many => Err(ParseError(format!(
+            "{} peers have ids starting with {prefix}; give more digits",
+            many.len()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_with_their_text_kept_as_typed() {
+        assert_eq!(parse(""), Ok(ConsoleCommand::Nothing));
+        assert_eq!(parse("   \r\n"), Ok(ConsoleCommand::Nothing));
+        assert_eq!(
+            parse("msg hello  mesh\n"),
+            Ok(ConsoleCommand::Msg("hello  mesh"))
+        );
+        assert_eq!(
+            parse("send 1a2b3c4d hi there"),
+            Ok(ConsoleCommand::Send {
+                to: "1a2b3c4d",
+                text: "hi there"
+            })
+        );
+        assert_eq!(parse("peers"), Ok(ConsoleCommand::Peers));
+        assert_eq!(
+            parse("connect 127.0.0.1:4000"),
+            Ok(ConsoleCommand::Connect(
+                "127.0.0.1:4000".parse().expect("addr")
+            ))
+        );
+        assert_eq!(parse("debug"), Ok(ConsoleCommand::Debug));
+        assert_eq!(parse("help"), Ok(ConsoleCommand::Help));
+        assert_eq!(parse("exit"), Ok(ConsoleCommand::Exit));
+    }
+
+    #[test]
+    fn malformed_commands_say_how_to_use_them() {
+        assert!(parse("msg").expect_err("no text").0.contains("usage: msg"));
+        assert!(parse("msg   ").is_err());
+        assert!(
+            parse("send 1a2b3c4d")
+                .expect_err("no text")
+                .0
+                .contains("usage: send")
+        );
+        assert!(
+            parse("connect localhost")
+                .expect_err("not an ip")
+                .0
+                .contains("usage: connect")
+        );
+        assert!(parse("peers now").is_err());
+        assert!(
+            parse("fly")
+                .expect_err("unknown")
+                .0
+                .contains("unknown command `fly`")
+        );
+    }
+
+    #[test]
+    fn an_id_prefix_must_name_exactly_one_peer() {
+        let a = "1a2b3c4d000000000000000000000001"
+            .parse::<NodeId>()
+            .expect("id");
+        let b = "1a2b3c4d000000000000000000000002"
+            .parse::<NodeId>()
+            .expect("id");
+        let c = "ffffffff000000000000000000000003"
+            .parse::<NodeId>()
+            .expect("id");
+        let all = [a, b, c, a];
+        assert_eq!(resolve_peer("FFFFFFFF", all), Ok(c));
+        assert_eq!(
+            resolve_peer("1a2b3c4d0000000000000000000000", all),
+            Err(ParseError(
+                "2 peers have ids starting with 1a2b3c4d0000000000000000000000; give more digits"
+                    .into()
+            ))
+        );
+        assert_eq!(resolve_peer("1a2b3c4d000000000000000000000002", all), Ok(b));
+        assert!(
+            resolve_peer("1a2b3c4", all)
+                .expect_err("short")
+                .0
+                .contains("too short")
+        );
+        assert!(
+            resolve_peer("12345678", all)
+                .expect_err("none")
+                .0
+                .contains("no connected")
+        );
+        assert!(
+            resolve_peer("1a2b3c4z", all)
+                .expect_err("not hex")
+                .0
+                .contains("not a node id")
+        );
+        // A full id needs no candidate: the node looks it up.
+        let unknown = "00000000000000000000000000000009";
+        assert_eq!(resolve_peer(unknown, []), Ok(NodeId::from_u128(9)));
+    }
+}

@@ -1,0 +1,314 @@
+//! Real `ringmesh` processes on 127.0.0.1, driven through their consoles
+//! (stdin) and watched through what they print (stdout).
+//!
+//! Every wait is for a line, with a deadline; nothing sleeps. Each process
+//! is killed when its guard drops, so a failing test leaves none behind,
+//! and prints what the process wrote to help find out why.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any one expected line may take.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// One `ringmesh` process.
+struct Proc {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// Stdout lines as the reader thread gets them; disconnected at EOF.
+    stdout: Receiver<String>,
+    /// Every stdout line so far.
+    lines: Vec<String>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    /// The full node id from the start line.
+    id: String,
+    /// The listen address from the start line.
+    addr: String,
+}
+
+impl Proc {
+    fn spawn(name: &str, args: &[&str]) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringmesh"))
+            .args(args)
+            .args(["--preset", "lan", "--log-level", "info"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ringmesh starts");
+        let (tx, stdout) = mpsc::channel();
+        let out = child.stdout.take().expect("stdout piped");
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let err = child.stderr.take().expect("stderr piped");
+        let sink = Arc::clone(&stderr);
+        thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().expect("stderr lock").push(line);
+            }
+        });
+        let mut proc = Proc {
+            name: name.to_owned(),
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            lines: Vec::new(),
+            stderr,
+            id: String::new(),
+            addr: String::new(),
+        };
+        let start = proc.wait_for("the start line", |l| l.starts_with("node "));
+        // `node <id> listening on <addr>`
+        let words: Vec<&str> = proc.lines[start].split(' ').collect();
+        assert_eq!(words.len(), 5, "start line: {}", proc.lines[start]);
+        assert_eq!(&words[2..4], ["listening", "on"]);
+        proc.id = words[1].to_owned();
+        proc.addr = words[4].to_owned();
+        assert_eq!(proc.id.len(), 32, "full id: {}", proc.id);
+        proc
+    }
+
+    /// The id as printed beside messages.
+    fn short(&self) -> &str {
+        &self.id[..8]
+    }
+
+    fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to console");
+        stdin.flush().expect("flush console");
+    }
+
+    /// The index of the first stdout line (seen before or arriving within
+    /// [`WAIT`]) that matches.
+    fn wait_for(&mut self, what: &str, mut matches: impl FnMut(&str) -> bool) -> usize {
+        if let Some(i) = self.lines.iter().position(|l| matches(l)) {
+            return i;
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => {
+                    self.lines.push(line);
+                    if matches(self.lines.last().expect("just pushed")) {
+                        return self.lines.len() - 1;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("{}: no {what} within {WAIT:?}", self.name)
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("{}: stdout closed while waiting for {what}", self.name)
+                }
+            }
+        }
+    }
+
+    /// Waits for the exact line `line`.
+    fn wait_line(&mut self, line: &str) -> usize {
+        self.wait_for(&format!("line {line:?}"), |l| l == line)
+    }
+
+    /// Waits until there are `count` stdout lines.
+    fn wait_count(&mut self, count: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.lines.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => self.lines.push(line),
+                Err(_) => panic!("{}: only {} of {count} lines", self.name, self.lines.len()),
+            }
+        }
+    }
+
+    fn wait_peer_up(&mut self, peer: &str) {
+        let prefix = format!("peer up <{peer}> ");
+        self.wait_for(&prefix, |l| l.starts_with(&prefix));
+    }
+
+    /// How many times `line` was printed so far (including lines no wait
+    /// has looked at yet).
+    fn count(&mut self, line: &str) -> usize {
+        while let Ok(more) = self.stdout.try_recv() {
+            self.lines.push(more);
+        }
+        self.lines.iter().filter(|l| *l == line).count()
+    }
+
+    /// Waits for the process to end on its own (stdout closes), and returns
+    /// how it ended.
+    fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => self.lines.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!("{}: did not exit in time", self.name),
+            }
+        }
+        self.child.wait().expect("wait for exit")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!("----- {} stdout:", self.name);
+            for line in &self.lines {
+                eprintln!("{line}");
+            }
+            eprintln!("----- {} stderr:", self.name);
+            if let Ok(lines) = self.stderr.lock() {
+                for line in lines.iter() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
+/// A fresh directory under cargo's temp dir for tests, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos();
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("{name}-{}-{nanos}", std::process::id()));
+        TempDir(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn nodes_chat_list_peers_and_rejoin_through_their_peer_cache() {
+    let started = Instant::now();
+    let data = TempDir::new("ringmesh-node-rejoin");
+    let mut boot = Proc::spawn("bootstrap", &["bootstrap", "--listen", "127.0.0.1:0"]);
+    let boot_addr = boot.addr.clone();
+    let node = |name: &str, data_dir: Option<&str>| {
+        let mut args = vec!["node", "--listen", "127.0.0.1:0", "--bootstrap", &boot_addr];
+        if let Some(dir) = data_dir {
+            args.extend(["--data-dir", dir]);
+        }
+        Proc::spawn(name, &args)
+    };
+
+    // n1 joins first, so the bootstrap node hands it to everyone after.
+    let mut n1 = node("n1", Some(data.path()));
+    n1.wait_peer_up(boot.short());
+    let mut others: Vec<Proc> = ["n2", "n3", "n4"].iter().map(|n| node(n, None)).collect();
+    let ids: Vec<String> = others.iter().map(|p| p.short().to_owned()).collect();
+    for p in &mut others {
+        p.wait_peer_up(boot.short());
+        p.wait_peer_up(n1.short());
+    }
+    for id in &ids {
+        n1.wait_peer_up(id);
+    }
+
+    // A broadcast reaches every other node (the bootstrap node too).
+    others[0].type_line("msg hello from n2");
+    let hello = format!("<{}> hello from n2", ids[0]);
+    for p in [&mut n1, &mut boot]
+        .into_iter()
+        .chain(others[1..].iter_mut())
+    {
+        p.wait_line(&hello);
+    }
+
+    // `peers` lists all four peers, up, the bootstrap node at its address.
+    n1.type_line("peers");
+    let header = n1.wait_for("the peers header", |l| l.starts_with("peers: "));
+    assert_eq!(n1.lines[header], "peers: 4 connected, 0 more known");
+    n1.wait_count(header + 5);
+    let rows = n1.lines[header + 1..header + 5].to_vec();
+    for p in [&boot].into_iter().chain(others.iter()) {
+        let row = rows
+            .iter()
+            .find(|r| r.starts_with(&p.id))
+            .unwrap_or_else(|| panic!("{} missing from {rows:#?}", p.name));
+        assert!(row.ends_with(" up") || row.ends_with(" suspect"), "{row}");
+        assert!(row.contains(" rtt "), "{row}");
+    }
+    let boot_row = rows.iter().find(|r| r.starts_with(&boot.id)).expect("row");
+    assert!(boot_row.contains(&format!(" {} ", boot.addr)), "{boot_row}");
+
+    // A one-way message addressed by an 8-digit id prefix.
+    others[1].type_line(&format!("send {} psst", n1.short()));
+    n1.wait_line(&format!("(direct) <{}> psst", ids[1]));
+
+    // n1 leaves gracefully: its peers hear the goodbye, and its cache is on
+    // disk.
+    n1.type_line("exit");
+    assert!(n1.wait_exit().success());
+    others[0].wait_line(&format!(
+        "peer down <{}> (peer said goodbye: Shutdown)",
+        n1.short()
+    ));
+    let cache = std::fs::read_to_string(data.0.join("peers.json")).expect("peer cache saved");
+    for p in [&boot].into_iter().chain(others.iter()) {
+        assert!(cache.contains(&p.id), "{} not in {cache}", p.name);
+    }
+
+    // With the bootstrap node gone, n1 restarts from its data dir alone: the
+    // same id, and back in the mesh through its peer cache.
+    drop(boot);
+    let old_id = n1.id.clone();
+    drop(n1);
+    let mut n1 = Proc::spawn(
+        "n1 (restarted)",
+        &["node", "--listen", "127.0.0.1:0", "--data-dir", data.path()],
+    );
+    assert_eq!(n1.id, old_id);
+    for id in &ids {
+        n1.wait_peer_up(id);
+    }
+    others[1].type_line("msg after restart");
+    n1.wait_line(&format!("<{}> after restart", ids[1]));
+
+    // Each broadcast was printed exactly once, even with every node relaying
+    // it (the later steps gave duplicates ample time to show).
+    for p in &mut others[1..] {
+        assert_eq!(p.count(&hello), 1, "{}", p.name);
+    }
+
+    // `exit` and end of input both shut a node down cleanly.
+    others[0].type_line("exit");
+    assert!(others[0].wait_exit().success());
+    others[2].stdin = None;
+    assert!(others[2].wait_exit().success());
+    n1.type_line("exit");
+    assert!(n1.wait_exit().success());
+    eprintln!("multi-process test took {:?}", started.elapsed());
+}
