@@ -7,7 +7,7 @@
 //! node loop is the one place that touches the [`ringmesh::Node`].
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,6 +39,11 @@ const LINGER: Duration = Duration::from_secs(1);
 /// on it and linger; after that it is dropped as it stands.
 pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Most chunks one connection reads when the node loop asks it to take in
+/// what its socket already holds ([`Link::sync`]): the bound keeps a peer
+/// that never stops sending from holding up a shutdown.
+const SYNC_READS: usize = 64;
+
 /// How long the acceptor waits after a failed `accept` (e.g. out of file
 /// descriptors) before trying again, so that it does not spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -63,15 +68,25 @@ pub(crate) enum Transport {
         conn: ConnId,
         reason: TransportError,
     },
+    /// An open connection has reported every byte its socket held when the
+    /// node loop asked ([`Link::sync`]).
+    Synced { conn: ConnId },
 }
 
 /// The node loop's end of one open connection.
 pub(crate) struct Link {
-    /// Where the node's `Output::Send` bytes go, in order. Unbounded: the
-    /// bound is `backlog`, checked by the node loop before each send.
+    /// The socket, shared with the connection's future: when nothing is
+    /// queued, [`Link::send`] writes to it at once.
+    stream: Arc<Async<TcpStream>>,
+    /// Where the node's `Output::Send` bytes go, in order, when the socket
+    /// does not take them at once. Unbounded: the bound is `backlog`,
+    /// checked by the node loop before each send.
     writes: Sender<Bytes>,
-    /// Bytes handed to `writes` and not yet accepted by the socket.
+    /// Bytes handed to `send` and not yet accepted by the socket.
     backlog: Arc<AtomicUsize>,
+    /// Asks the reader to take in what the socket holds now; see
+    /// [`Link::sync`].
+    sync: Sender<()>,
     /// The connection's future. Dropping it cancels the I/O and closes the
     /// socket at once.
     task: Task<()>,
@@ -93,39 +108,82 @@ impl Link {
         if let Err(error) = stream.get_ref().set_nodelay(true) {
             debug!(%conn, %remote, %error, "could not set TCP_NODELAY");
         }
+        let stream = Arc::new(stream);
         let (writes, queue) = async_channel::unbounded();
+        let (sync, sync_requests) = async_channel::bounded(1);
         let backlog = Arc::new(AtomicUsize::new(0));
         let task = executor.spawn(run_connection(
             conn,
-            stream,
+            Arc::clone(&stream),
             queue,
             Arc::clone(&backlog),
+            sync_requests,
             transport,
         ));
         Link {
+            stream,
             writes,
             backlog,
+            sync,
             task,
             remote,
         }
     }
 
-    /// Queues `bytes` behind what was sent before, unless that would put
-    /// more than `cap` bytes in the backlog: then nothing is queued and the
+    /// Sends `bytes` after what was sent before, unless that would put more
+    /// than `cap` bytes in the backlog: then nothing is sent and the
     /// backlog that would have been is returned.
-    pub(crate) fn send(&self, bytes: Bytes, cap: usize) -> Result<(), usize> {
+    ///
+    /// When nothing is queued ahead, the bytes go to the socket right here,
+    /// as the mio adapter does: what the node sent is then on the wire
+    /// before the events that follow it reach the application. (A dialler
+    /// reports `PeerUp` as it sends the handshake's last message; the
+    /// responder must have that message to say `Goodbye` if it shuts down
+    /// in response.) What the socket does not take is queued for the
+    /// connection's future.
+    pub(crate) fn send(&self, mut bytes: Bytes, cap: usize) -> Result<(), usize> {
         if bytes.is_empty() {
             return Ok(());
         }
         let len = bytes.len();
-        let backlog = self.backlog.fetch_add(len, Ordering::Relaxed) + len;
+        let queued = self.backlog.fetch_add(len, Ordering::Relaxed);
+        let backlog = queued + len;
         if backlog > cap {
             return Err(backlog);
+        }
+        // A zero backlog means the writer holds nothing either (it counts
+        // bytes down only once the socket took them): writing now keeps
+        // the order.
+        if queued == 0 {
+            let mut socket: &TcpStream = self.stream.get_ref();
+            // On an error (`WouldBlock`, or one the writer meets again and
+            // reports), everything is queued for the writer.
+            if let Ok(written) = socket.write(&bytes) {
+                self.backlog.fetch_sub(written, Ordering::Relaxed);
+                if written == len {
+                    return Ok(());
+                }
+                bytes.advance(written);
+            }
         }
         // Fails only if the connection's future has already ended; its
         // `Closed` report is on its way to the node loop.
         let _ = self.writes.try_send(bytes);
         Ok(())
+    }
+
+    /// Asks the connection to read what its socket holds now (without
+    /// waiting for more) and report it, followed by
+    /// [`Transport::Synced`]. Returns whether the request was taken; if
+    /// not, the connection is ending and its `Closed` report follows.
+    ///
+    /// Readers otherwise read when the reactor tells them the socket is
+    /// readable, which may come after the node loop has moved on: before
+    /// the node shuts down, this makes sure it has seen what its peers sent
+    /// it (such as the last handshake message, without which it cannot say
+    /// `Goodbye`).
+    pub(crate) fn sync(&self) -> bool {
+        self.sync.try_send(()).is_ok()
     }
 
     /// Bytes queued and not yet written.
@@ -139,8 +197,8 @@ impl Link {
     /// comes first.
     pub(crate) fn close(self, executor: &Executor<'static>) -> Task<()> {
         // With its only sender gone, the write queue ends once drained.
-        drop(self.writes);
-        let task = self.task;
+        let Link { writes, task, .. } = self;
+        drop(writes);
         executor.spawn(future::or(task, async {
             Timer::after(CLOSE_TIMEOUT).await;
         }))
@@ -157,13 +215,14 @@ enum End {
 
 async fn run_connection(
     conn: ConnId,
-    stream: Async<TcpStream>,
+    stream: Arc<Async<TcpStream>>,
     queue: Receiver<Bytes>,
     backlog: Arc<AtomicUsize>,
+    sync: Receiver<()>,
     transport: Sender<Transport>,
 ) {
     let end = future::or(
-        read_until_end(conn, &stream, &transport),
+        read_until_end(conn, &stream, &sync, &transport),
         write_until_end(&stream, &queue, &backlog),
     )
     .await;
@@ -185,37 +244,86 @@ async fn run_connection(
     }
 }
 
+/// What woke a reader.
+enum ReadStep {
+    Read(io::Result<usize>),
+    /// A [`Link::sync`] request; `false` once the link is gone and no more
+    /// can come.
+    Sync(bool),
+}
+
 async fn read_until_end(
     conn: ConnId,
     stream: &Async<TcpStream>,
+    sync: &Receiver<()>,
     transport: &Sender<Transport>,
 ) -> End {
     let mut buf = vec![0u8; READ_CHUNK];
     let mut reader = stream;
+    let mut sync_open = true;
     loop {
-        let n = match reader.read(&mut buf).await {
-            Ok(0) => return End::Failed(TransportError::Eof),
-            Ok(n) => n,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => {
-                debug!(%conn, %error, "read failed");
-                return End::Failed(transport_error(&error));
-            }
-        };
-        let bytes = Bytes::copy_from_slice(&buf[..n]);
-        // Waits while the node loop is behind: reading stops, TCP flow
-        // control pushes back on the peer, and memory stays bounded.
-        if transport
-            .send(Transport::Received { conn, bytes })
+        let step = if sync_open {
+            future::or(
+                async { ReadStep::Read(reader.read(&mut buf).await) },
+                async { ReadStep::Sync(sync.recv().await.is_ok()) },
+            )
             .await
-            .is_err()
-        {
-            return End::Failed(TransportError::Other);
+        } else {
+            ReadStep::Read(reader.read(&mut buf).await)
+        };
+        match step {
+            ReadStep::Read(result) => {
+                if let Err(end) = deliver(conn, result, &buf, transport).await {
+                    return end;
+                }
+            }
+            ReadStep::Sync(true) => {
+                // Reading an `Async` socket tries the read first and only
+                // then waits: a single poll takes what is there now.
+                for _ in 0..SYNC_READS {
+                    let Some(result) = future::poll_once(reader.read(&mut buf)).await else {
+                        break;
+                    };
+                    if let Err(end) = deliver(conn, result, &buf, transport).await {
+                        return end;
+                    }
+                }
+                if transport.send(Transport::Synced { conn }).await.is_err() {
+                    return End::Failed(TransportError::Other);
+                }
+            }
+            ReadStep::Sync(false) => sync_open = false,
         }
         // A socket that always has data would otherwise keep this future
         // (and the writer beside it) from ever yielding.
         future::yield_now().await;
     }
+}
+
+/// Hands what one read got to the node loop; `Err` if the connection has
+/// ended.
+async fn deliver(
+    conn: ConnId,
+    result: io::Result<usize>,
+    buf: &[u8],
+    transport: &Sender<Transport>,
+) -> Result<(), End> {
+    let n = match result {
+        Ok(0) => return Err(End::Failed(TransportError::Eof)),
+        Ok(n) => n,
+        Err(error) if error.kind() == io::ErrorKind::Interrupted => return Ok(()),
+        Err(error) => {
+            debug!(%conn, %error, "read failed");
+            return Err(End::Failed(transport_error(&error)));
+        }
+    };
+    let bytes = Bytes::copy_from_slice(&buf[..n]);
+    // Waits while the node loop is behind: reading stops, TCP flow control
+    // pushes back on the peer, and memory stays bounded.
+    transport
+        .send(Transport::Received { conn, bytes })
+        .await
+        .map_err(|_| End::Failed(TransportError::Other))
 }
 
 async fn write_until_end(

@@ -5,8 +5,9 @@ use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use async_executor::{Executor, Task};
@@ -31,6 +32,11 @@ pub(crate) const TRANSPORT_CAPACITY: usize = 256;
 /// Inputs handled in one go before the node loop yields to the connection
 /// futures.
 const BATCH: usize = 64;
+
+/// At shutdown, how long the node loop waits for its connections to report
+/// what their sockets already hold (see [`State::take_in_reads`]) before it
+/// shuts the node down regardless.
+const SYNC_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The future that runs a node: its state machine, listener, dials and
 /// connections. Returned by [`start`](crate::start); spawn it on any
@@ -213,6 +219,11 @@ impl NodeLoop {
             }
             future::yield_now().await;
         }
+        // Before the node says goodbye: what peers have sent it already is
+        // taken in, so that a handshake whose last message is waiting in a
+        // socket completes and gets its `Goodbye` too.
+        state.take_in_reads(&transport_rx).await;
+        state.shut_down_node();
         state.finish(transport_rx).await;
         // Calls still queued hold their reply channels, and the handles keep
         // the queue alive: drop them so that their callers see `Stopped`.
@@ -325,6 +336,9 @@ impl State<'_> {
                     self.input(Input::Closed { conn, reason });
                 }
             }
+            // Only `take_in_reads` waits for these; a late one means
+            // nothing.
+            Transport::Synced { .. } => {}
         }
     }
 
@@ -506,6 +520,8 @@ impl State<'_> {
         self.events.emit(event);
     }
 
+    /// Stops taking calls and connections; the node loop then takes in
+    /// what the open connections already hold and shuts the node down.
     fn begin_shutdown(&mut self) {
         if self.stopping {
             return;
@@ -513,6 +529,49 @@ impl State<'_> {
         info!(node = %self.node.node_id(), connections = self.links.len(), "shutting down");
         self.stopping = true;
         self.acceptor = None;
+    }
+
+    /// Has every open connection read what its socket holds now, and feeds
+    /// it to the node, before the node shuts down.
+    ///
+    /// A reader reads when the reactor reports its socket readable, and the
+    /// node loop may take a `shutdown` call before that. A dialler reports
+    /// its peer up as it sends the handshake's last message; had this node
+    /// not read that message yet, its side of the handshake would still be
+    /// open, and a connection without a session cannot carry a `Goodbye`:
+    /// the peer would see a bare EOF instead of `Goodbye(Shutdown)`.
+    async fn take_in_reads(&mut self, transport_rx: &Receiver<Transport>) {
+        let mut pending: HashSet<ConnId> = self
+            .links
+            .iter()
+            .filter(|(_, link)| link.sync())
+            .map(|(conn, _)| *conn)
+            .collect();
+        let take = async {
+            while !pending.is_empty() {
+                let Ok(report) = transport_rx.recv().await else {
+                    return;
+                };
+                if let Transport::Synced { conn } = report {
+                    pending.remove(&conn);
+                } else {
+                    self.on_transport(report);
+                }
+                // Connections that ended or were closed meanwhile report
+                // nothing more.
+                let links = &self.links;
+                pending.retain(|conn| links.contains_key(conn));
+            }
+        };
+        future::or(take, async {
+            Timer::after(SYNC_TIMEOUT).await;
+        })
+        .await;
+    }
+
+    /// Shuts the node down: it says `Goodbye` on every connection and
+    /// closes them all.
+    fn shut_down_node(&mut self) {
         let now = self.clock.now();
         // `Shutdown` is never refused.
         let _ = self.node.command(now, Command::Shutdown);

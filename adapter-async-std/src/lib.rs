@@ -69,11 +69,20 @@
 //!   `CloseReason::Transport(TransportError::TimedOut)` and a warning in
 //!   the log). The event stream is bounded too; see [`Events`]. Each open
 //!   connection also holds a 64 KiB read buffer.
+//! - **Writes go out at once when they can.** When nothing is queued for a
+//!   connection, the node loop hands the node's bytes to the socket itself
+//!   (the connection's future writes only what the socket does not take at
+//!   once), so what the node sent is on the wire before the events that
+//!   follow it reach the application.
 //! - **Graceful close.** When the node closes a connection, what was sent
 //!   on it is written first, then the socket is shut down and the peer
 //!   given a moment to close its side, so that its last reads (a
 //!   `Goodbye`) are not lost to a reset. [`NodeHandle::shutdown`] does that
-//!   for every connection and waits until it is done.
+//!   for every connection and waits until it is done. Before the node
+//!   shuts down, every connection reads what its socket already holds and
+//!   the node takes it in: a handshake whose last message has arrived
+//!   completes, and its peer gets a `Goodbye` too (a connection without a
+//!   session cannot carry one).
 //!
 //! ## Stopping
 //!

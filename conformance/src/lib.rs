@@ -396,6 +396,8 @@ pub fn graceful_shutdown_says_why<N: TestNode>() {
     let b = N::start(config(), secret(81), 81, any_port());
     connect(&a, &b);
     wait_up(&a, b.id());
+    // Both ends established: a goodbye needs a session to travel in.
+    wait_up(&b, a.id());
     let b_id = b.id();
     b.shutdown();
     let reason = wait_for(&a, "PeerDown", |e| match e {
