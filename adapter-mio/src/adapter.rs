@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
@@ -21,8 +22,14 @@ use crate::{AdapterConfig, Handle, PeerInfo, Request};
 /// per connection, up to `base + TOKEN_SPAN`.
 pub const TOKEN_SPAN: usize = 1 << 24;
 
-/// Bytes read per `read` call.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read per `read` call: more than a 64 KiB frame, so a big frame
+/// usually arrives whole.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Requests served per turn of the loop: a thread that keeps submitting
+/// must not keep the adapter from reading its sockets and running its
+/// timers.
+const REQUESTS_PER_TURN: usize = 256;
 
 /// How long a closing connection may take to flush before it is dropped.
 const CLOSE_GRACE: StdDuration = StdDuration::from_secs(5);
@@ -57,6 +64,11 @@ pub struct Adapter {
     next_inbound: u64,
     epoch: StdInstant,
     requests: Receiver<Request>,
+    /// Set by a `Handle` that woke us; cleared when requests are served,
+    /// so a burst of requests costs one wake-up.
+    wake_pending: Arc<AtomicBool>,
+    /// Requests were left for the next turn.
+    more_requests: bool,
     events: SyncSender<Event>,
     max_backlog: usize,
     scratch: Vec<u8>,
@@ -89,8 +101,10 @@ impl Adapter {
         info!(node = %node.node_id(), %local_addr, "listening");
         let (request_tx, requests) = mpsc::channel();
         let (events, event_rx) = mpsc::sync_channel(config.event_capacity);
+        let wake_pending = Arc::new(AtomicBool::new(false));
         let handle = Handle {
             requests: request_tx,
+            wake_pending: wake_pending.clone(),
             waker,
             node_id: node.node_id(),
             local_addr,
@@ -108,6 +122,8 @@ impl Adapter {
             next_inbound: 0,
             epoch,
             requests,
+            wake_pending,
+            more_requests: false,
             events,
             max_backlog: config.max_backlog_bytes,
             scratch: vec![0; READ_CHUNK],
@@ -151,6 +167,9 @@ impl Adapter {
     /// How long the caller's `poll` may sleep: until the node's next
     /// deadline (or a closing connection's grace period ends).
     pub fn timeout(&self) -> Option<StdDuration> {
+        if self.more_requests {
+            return Some(StdDuration::ZERO);
+        }
         let node = self.node.poll_timeout().map(|at| {
             let now = self.now();
             StdDuration::from_micros((at - now).as_micros())
@@ -211,13 +230,17 @@ impl Adapter {
     }
 
     fn serve_requests(&mut self) {
-        loop {
+        // Cleared first: a request sent from now on wakes the loop again.
+        self.wake_pending.store(false, Ordering::Release);
+        self.more_requests = false;
+        for _ in 0..REQUESTS_PER_TURN {
             match self.requests.try_recv() {
                 Ok(request) => self.serve(request),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return,
             }
         }
+        // More are waiting: come back right after the next poll.
+        self.more_requests = true;
     }
 
     fn serve(&mut self, request: Request) {

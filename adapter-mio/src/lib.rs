@@ -114,6 +114,7 @@ pub(crate) enum Request {
 pub struct Handle {
     requests: Sender<Request>,
     waker: Arc<Waker>,
+    wake_pending: Arc<std::sync::atomic::AtomicBool>,
     node_id: NodeId,
     local_addr: SocketAddr,
 }
@@ -139,7 +140,18 @@ impl Handle {
     }
 
     fn request(&self, request: Request) -> bool {
-        self.requests.send(request).is_ok() && self.waker.wake().is_ok()
+        if self.requests.send(request).is_err() {
+            return false;
+        }
+        // One wake-up per burst: the adapter clears the flag before it
+        // drains the queue.
+        if !self
+            .wake_pending
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return self.waker.wake().is_ok();
+        }
+        true
     }
 
     /// Runs `command` on the node and waits for its answer.

@@ -1,0 +1,1321 @@
+//! Two nodes over 127.0.0.1 through each adapter, against a raw-TCP
+//! baseline measured in the same run. See `benches/README.md`, section
+//! "Loopback (adapters vs raw TCP)", for the figures and what limits them.
+//!
+//! ```sh
+//! cargo bench -p ringmesh-benches --bench loopback               # ~1 min
+//! cargo bench -p ringmesh-benches --bench loopback -- --quick    # ~10 s
+//! cargo bench -p ringmesh-benches --bench loopback -- mio/Noise  # a filter
+//! ```
+//!
+//! A filter is a substring of case names `adapter/security/case/size`, e.g.
+//! `raw`, `one-way/1KiB`, `mio-embedded`, `async-std/Noise`. `-- --test`,
+//! or running without cargo bench's `--bench` (`cargo test --all-targets`),
+//! runs every case once with a few messages, as a smoke test.
+//!
+//! Not criterion: a one-way stream is timed from its first send to its last
+//! delivery, which does not fit criterion's model of repeated independent
+//! iterations. This is a plain `main` timing with `std::time::Instant` that
+//! prints one Markdown table (ratios are to the raw-TCP rows of the same
+//! run; a filter that skips them prints `-`).
+//!
+//! | case | what is timed |
+//! |---|---|
+//! | `one-way` | node A sends `count` messages of `size` bytes to node B (`Command::Send`) with at most `WINDOW_BYTES` of payload undelivered (far below the adapters' 32 MiB backlog cap); from the first send to B's last `Event::Direct`. Median of `reps` runs after a warm-up |
+//! | `request/response` | A sends a 64-byte `Request` to B, B answers each with a `Respond` of the same payload as soon as its application code sees the `Event::Request`; one round trip at a time, each timed from the request to A seeing the response |
+//!
+//! The adapters, each driven as its API is meant to be used:
+//!
+//! - `mio`: `ringmesh_mio::spawn` (the adapter on its own thread).
+//!   `Handle::submit` (no answer awaited) for sends, requests and responses;
+//!   events from its `Receiver`. One-way: the bench's thread submits and
+//!   counts B's events. Request/response: a thread answers for B.
+//! - `mio embedded`: `ringmesh_mio::Adapter` in a `mio::Poll` loop the bench
+//!   runs, one thread per node, application code in the same loop (commands
+//!   still go through the `Handle`, then `handle_timeout` serves them at
+//!   once). One-way: B acknowledges every quarter window with an 8-byte
+//!   `Send` back, since A's thread cannot see B's count otherwise.
+//! - `async-std`: `ringmesh_async_std::start`, the driver spawned on
+//!   async-std's executor; `NodeHandle::send(..).await` per message (returns
+//!   once the node task has taken it), `NodeHandle::request(..).await` and
+//!   `respond(..).await`, events from its `Events` stream.
+//! - `raw TCP`: a `std::net::TcpStream` pair (`TCP_NODELAY` as the adapters
+//!   set it); a frame is a 4-byte big-endian length and the payload, written
+//!   with one `write_all`, read through a 64 KiB `BufReader` into a reused
+//!   buffer by a second thread; ping-pong echoes the frame back.
+//!   `raw TCP batched` (1 KiB only) writes through a 64 KiB `BufWriter`.
+//!
+//! Both nodes use `Config::lan()` with `compression: false` (the payloads
+//! are incompressible anyway; this keeps LZ4 out of it), in plaintext mode
+//! and in Noise mode (the default). MB/s counts payload bytes, 1 MB =
+//! 10^6 bytes.
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Barrier;
+use std::sync::mpsc::Receiver;
+use std::thread;
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use bytes::Bytes;
+use futures_lite::StreamExt;
+use mio::{Events, Poll};
+use ringmesh::{Command, Config, Event, Identity, NodeId, Security};
+use ringmesh_async_std::NodeHandle;
+use ringmesh_benches::{SMALL, incompressible};
+use ringmesh_mio::{Adapter, AdapterConfig, Running};
+
+const KIB: usize = 1024;
+const LARGE: usize = 64 * KIB;
+/// Payload in flight at most in a one-way run: far below the adapter's
+/// 32 MiB per-connection backlog cap (which would close the connection), and
+/// below B's 65,536-event channel for 1 KiB messages (a full channel drops
+/// events).
+const WINDOW_BYTES: usize = 8 * 1024 * 1024;
+/// How long any one expected event may take before the bench gives up.
+const EVENT_TIMEOUT: StdDuration = StdDuration::from_secs(10);
+
+/// How much to run (the default, `--quick`, or a smoke test), and which
+/// cases.
+#[derive(Debug, Clone)]
+struct Plan {
+    /// One-way runs per case; the median is reported.
+    reps: usize,
+    /// One-way messages of 64 KiB per run.
+    large_count: usize,
+    /// One-way messages of 1 KiB per run.
+    small_count: usize,
+    /// Untimed round trips before the timed ones.
+    rtt_warmup: usize,
+    /// Timed round trips.
+    rtt_count: usize,
+    /// Substrings of case names to run (all cases if empty), e.g.
+    /// `mio/Noise` or `one-way/1KiB`.
+    filters: Vec<String>,
+}
+
+impl Plan {
+    /// `cargo bench` passes `--bench`; without it (`cargo test
+    /// --all-targets`), or with `--test` as criterion takes it, every case
+    /// runs once, small, as a smoke test.
+    fn from_args() -> Plan {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let has = |flag: &str| args.iter().any(|a| a == flag);
+        let filters = args
+            .iter()
+            .filter(|a| !a.starts_with('-'))
+            .cloned()
+            .collect();
+        let (reps, large_count, small_count, rtt_warmup, rtt_count) =
+            if has("--test") || !has("--bench") {
+                (1, 64, 2_000, 10, 100)
+            } else if has("--quick") {
+                (1, 1024, 50_000, 200, 2_000)
+            } else {
+                // 256 MiB and 195 MiB of payload per run.
+                (3, 4096, 200_000, 1_000, 10_000)
+            };
+        Plan {
+            reps,
+            large_count,
+            small_count,
+            rtt_warmup,
+            rtt_count,
+            filters,
+        }
+    }
+
+    fn count(&self, size: usize) -> usize {
+        if size == LARGE {
+            self.large_count
+        } else {
+            self.small_count
+        }
+    }
+
+    /// Whether case `name` (`adapter/security/case/size`) is to run.
+    fn wants(&self, name: &str) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str()))
+    }
+}
+
+/// One measured stream.
+#[derive(Debug, Clone, Copy)]
+struct Throughput {
+    messages: usize,
+    bytes: usize,
+    elapsed: StdDuration,
+}
+
+impl Throughput {
+    fn mb_per_s(&self) -> f64 {
+        self.bytes as f64 / self.elapsed.as_secs_f64() / 1e6
+    }
+
+    fn msg_per_s(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Sequential round trips: each one's time, and the time for all of them.
+#[derive(Debug, Clone)]
+struct Rtts {
+    /// Sorted.
+    samples: Vec<StdDuration>,
+    /// From the first timed request to the last timed response.
+    elapsed: StdDuration,
+}
+
+impl Rtts {
+    fn new(mut samples: Vec<StdDuration>, elapsed: StdDuration) -> Rtts {
+        assert!(!samples.is_empty(), "no round trips measured");
+        samples.sort_unstable();
+        Rtts { samples, elapsed }
+    }
+
+    fn percentile(&self, p: usize) -> StdDuration {
+        self.samples[(self.samples.len() * p / 100).min(self.samples.len() - 1)]
+    }
+
+    /// Round trips per second, one at a time.
+    fn per_s(&self) -> f64 {
+        self.samples.len() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// The run whose time is the median of `runs` (they all moved the same
+/// payload).
+fn median(mut runs: Vec<Throughput>) -> Throughput {
+    runs.sort_by_key(|r| r.elapsed);
+    runs[runs.len() / 2]
+}
+
+fn secret(i: u8) -> [u8; 32] {
+    let mut s = [0x42; 32];
+    s[0] = i;
+    s
+}
+
+fn bench_config(security: Security) -> Config {
+    Config {
+        security,
+        compression: false,
+        ..Config::lan()
+    }
+}
+
+/// Counts one event at B during a one-way run; anything that means a lost
+/// message stops the bench.
+fn count_direct(event: Event, from: NodeId, size: usize) -> usize {
+    match event {
+        Event::Direct { from: f, payload } => {
+            assert_eq!(f, from, "Direct from an unexpected peer");
+            assert_eq!(payload.len(), size, "Direct payload of the wrong size");
+            1
+        }
+        Event::PeerDown { .. } | Event::ConnectionClosed { .. } | Event::SendFailed { .. } => {
+            panic!("one-way run broken: {event:?}")
+        }
+        _ => 0,
+    }
+}
+
+// --- mio, the adapter on its own thread ---
+
+/// The mio adapter on its own thread.
+struct MioNode(Running);
+
+impl MioNode {
+    /// The table's name for this adapter.
+    const ADAPTER: &'static str = "mio";
+
+    fn start(config: Config, secret: [u8; 32], seed: u64) -> MioNode {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let config = AdapterConfig::new(listen, config, Identity::from_secret_bytes(secret), seed);
+        MioNode(ringmesh_mio::spawn(config).expect("mio adapter starts"))
+    }
+
+    fn id(&self) -> NodeId {
+        self.0.handle.node_id()
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.0.handle.local_addr()
+    }
+
+    /// Queues `command` without waiting for its answer: the fast path.
+    fn submit(&self, command: Command) {
+        self.0.handle.submit(command);
+    }
+
+    /// The next event, waiting up to `timeout`.
+    fn next_event(&self, timeout: StdDuration) -> Option<Event> {
+        self.0.events.recv_timeout(timeout).ok()
+    }
+
+    /// The next event if one is ready.
+    fn try_event(&self) -> Option<Event> {
+        self.0.events.try_recv().ok()
+    }
+
+    /// The next event `f` picks; panics after [`EVENT_TIMEOUT`].
+    fn wait_for<T>(&self, what: &str, mut f: impl FnMut(Event) -> Option<T>) -> T {
+        let deadline = StdInstant::now() + EVENT_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(StdInstant::now());
+            let event = self
+                .next_event(left)
+                .unwrap_or_else(|| panic!("timed out waiting for {what}"));
+            if let Some(t) = f(event) {
+                return t;
+            }
+        }
+    }
+
+    fn shutdown(self) {
+        self.0.handle.shutdown();
+        self.0
+            .thread
+            .join()
+            .expect("adapter thread")
+            .expect("adapter stopped cleanly");
+    }
+}
+
+/// Two nodes, A dialled B, both report the other up.
+fn mio_pair(security: Security, seed: u64) -> (MioNode, MioNode) {
+    let a = MioNode::start(bench_config(security), secret(1), seed);
+    let b = MioNode::start(bench_config(security), secret(2), seed + 1);
+    a.0.handle
+        .command(Command::Connect {
+            addr: b.addr(),
+            peer: Some(b.id()),
+        })
+        .expect("dial accepted");
+    let (a_id, b_id) = (a.id(), b.id());
+    a.wait_for("PeerUp at A", |e| {
+        matches!(e, Event::PeerUp { peer, .. } if peer == b_id).then_some(())
+    });
+    b.wait_for("PeerUp at B", |e| {
+        matches!(e, Event::PeerUp { peer, .. } if peer == a_id).then_some(())
+    });
+    (a, b)
+}
+
+/// A sends `count` messages of `size` bytes to B, keeping at most
+/// `WINDOW_BYTES` of payload undelivered. One thread submits and counts.
+///
+/// Sends go out in bursts: once half the window is delivered, the window
+/// is refilled with `Handle::submit`, except for the burst's last message,
+/// sent with `Handle::command`, which waits until the adapter has served
+/// it and so everything before it. That empties A's request queue once per
+/// burst. Without it, this loop kept the queue non-empty, and the adapter,
+/// which serves its queue until it is empty before it polls its sockets or
+/// runs the node's timers, stayed there for seconds, until the node
+/// declared B unresponsive and dropped the connection (see the README).
+fn mio_one_way(a: &MioNode, b: &MioNode, size: usize, count: usize) -> Throughput {
+    let payload = incompressible(size);
+    let window = (WINDOW_BYTES / size).max(2);
+    let (a_id, b_id) = (a.id(), b.id());
+    let (mut sent, mut delivered) = (0, 0);
+    let start = StdInstant::now();
+    while delivered < count {
+        if sent < count && sent - delivered <= window / 2 {
+            let burst_end = (delivered + window).min(count);
+            while sent + 1 < burst_end {
+                a.submit(Command::Send {
+                    to: b_id,
+                    payload: payload.clone(),
+                });
+                sent += 1;
+            }
+            a.0.handle
+                .command(Command::Send {
+                    to: b_id,
+                    payload: payload.clone(),
+                })
+                .expect("send accepted");
+            sent += 1;
+        }
+        let event = b.next_event(EVENT_TIMEOUT).unwrap_or_else(|| {
+            panic!("one-way {size} B stalled: {delivered} of {count} delivered, {sent} sent")
+        });
+        delivered += count_direct(event, a_id, size);
+        while let Some(event) = b.try_event() {
+            delivered += count_direct(event, a_id, size);
+        }
+    }
+    let elapsed = start.elapsed();
+    Throughput {
+        messages: count,
+        bytes: count * size,
+        elapsed,
+    }
+}
+
+/// Sequential request/response round trips from A to B; a thread answers
+/// on B. Returns B (for shutdown) and the timed samples.
+fn mio_request_response(a: &MioNode, b: MioNode, warmup: usize, count: usize) -> (MioNode, Rtts) {
+    let total = warmup + count;
+    let b_id = b.id();
+    let responder = thread::spawn(move || {
+        for _ in 0..total {
+            let (from, id, payload) = b.wait_for("Request at B", |e| match e {
+                Event::Request { from, id, payload } => Some((from, id, payload)),
+                _ => None,
+            });
+            b.submit(Command::Respond {
+                to: from,
+                id,
+                payload,
+            });
+        }
+        b
+    });
+    let payload = incompressible(SMALL);
+    let mut samples = Vec::with_capacity(count);
+    let mut timed_from = StdInstant::now();
+    for i in 0..total {
+        let start = StdInstant::now();
+        if i == warmup {
+            timed_from = start;
+        }
+        a.submit(Command::Request {
+            to: b_id,
+            payload: payload.clone(),
+            timeout: ringmesh::Duration::from_secs(5),
+        });
+        let answer = a.wait_for("Response at A", |e| match e {
+            Event::Response { payload, .. } => Some(payload),
+            Event::RequestFailed { reason, .. } => panic!("request failed: {reason:?}"),
+            _ => None,
+        });
+        let rtt = start.elapsed();
+        assert_eq!(answer.len(), SMALL, "response of the wrong size");
+        if i >= warmup {
+            samples.push(rtt);
+        }
+    }
+    let elapsed = timed_from.elapsed();
+    let b = responder.join().expect("responder thread");
+    (b, Rtts::new(samples, elapsed))
+}
+
+/// Every wanted case on one connected pair of mio nodes.
+fn bench_mio(plan: &Plan, security: Security, seed: u64, rows: &mut Vec<Row>) {
+    let name = security_name(security);
+    let one_way_sizes: Vec<usize> = [LARGE, KIB]
+        .into_iter()
+        .filter(|&size| plan.wants(&case_name(MioNode::ADAPTER, name, "one-way", size)))
+        .collect();
+    let rtt = plan.wants(&case_name(
+        MioNode::ADAPTER,
+        name,
+        "request-response",
+        SMALL,
+    ));
+    if one_way_sizes.is_empty() && !rtt {
+        return;
+    }
+    let (a, b) = mio_pair(security, seed);
+    for size in one_way_sizes {
+        eprintln!("{} {name}: one-way {}", MioNode::ADAPTER, size_label(size));
+        let measured = median_one_way(plan, size, |count| mio_one_way(&a, &b, size, count));
+        rows.push(Row {
+            adapter: MioNode::ADAPTER,
+            security: name,
+            size,
+            measured: Measured::OneWay(measured),
+        });
+    }
+    let mut b = b;
+    if rtt {
+        eprintln!("{} {name}: request/response", MioNode::ADAPTER);
+        let rtts;
+        (b, rtts) = mio_request_response(&a, b, plan.rtt_warmup, plan.rtt_count);
+        rows.push(Row {
+            adapter: MioNode::ADAPTER,
+            security: name,
+            size: SMALL,
+            measured: Measured::RoundTrip(rtts),
+        });
+    }
+    a.shutdown();
+    b.shutdown();
+}
+
+// --- mio embedded in the bench's own loop ---
+
+/// The mio adapter embedded in a loop the bench runs itself
+/// ([`ringmesh_mio::Adapter`] on the bench's own `mio::Poll`): the
+/// application and the adapter share one thread, so a command and the
+/// event it leads to cost no hand-off between threads.
+struct Embedded {
+    poll: Poll,
+    readiness: Events,
+    adapter: Adapter,
+    handle: ringmesh_mio::Handle,
+    events: Receiver<Event>,
+}
+
+impl Embedded {
+    /// The table's name for this way of running the mio adapter.
+    const ADAPTER: &'static str = "mio embedded";
+
+    fn start(config: Config, secret: [u8; 32], seed: u64) -> Embedded {
+        let poll = Poll::new().expect("poll");
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let config = AdapterConfig::new(listen, config, Identity::from_secret_bytes(secret), seed);
+        let (adapter, handle, events) =
+            Adapter::new(poll.registry(), 0, config).expect("embedded adapter starts");
+        Embedded {
+            poll,
+            readiness: Events::with_capacity(1024),
+            adapter,
+            handle,
+            events,
+        }
+    }
+
+    /// Waits for readiness (at most `max`, and no later than the node's
+    /// next deadline) and lets the adapter act on it.
+    fn turn(&mut self, max: StdDuration) {
+        let timeout = self.adapter.timeout().map_or(max, |t| t.min(max));
+        match self.poll.poll(&mut self.readiness, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("poll failed: {e}"),
+        }
+        for event in self.readiness.iter() {
+            self.adapter.handle_event(event);
+        }
+        self.adapter.handle_timeout();
+    }
+
+    /// Queues `command` on the handle (the embedding API has no other
+    /// way in); [`Embedded::serve`] runs it.
+    fn submit(&self, command: Command) {
+        self.handle.submit(command);
+    }
+
+    /// Runs the commands submitted so far now, without waiting for the
+    /// next poll (`handle_timeout` serves the handle's queue).
+    fn serve(&mut self) {
+        self.adapter.handle_timeout();
+    }
+
+    /// The next event, turning the loop until one comes or `deadline`.
+    fn next_event(&mut self, deadline: StdInstant) -> Option<Event> {
+        loop {
+            if let Ok(event) = self.events.try_recv() {
+                return Some(event);
+            }
+            let left = deadline.saturating_duration_since(StdInstant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.turn(left);
+        }
+    }
+
+    /// The next event `f` picks; panics after [`EVENT_TIMEOUT`].
+    fn wait_for<T>(&mut self, what: &str, mut f: impl FnMut(Event) -> Option<T>) -> T {
+        let deadline = StdInstant::now() + EVENT_TIMEOUT;
+        loop {
+            let event = self
+                .next_event(deadline)
+                .unwrap_or_else(|| panic!("timed out waiting for {what}"));
+            if let Some(t) = f(event) {
+                return t;
+            }
+        }
+    }
+}
+
+/// Two embedded nodes, A dialled B, both up; set up on this thread by
+/// turning both loops in alternation.
+fn embedded_pair(security: Security, seed: u64) -> (Embedded, Embedded) {
+    let mut a = Embedded::start(bench_config(security), secret(1), seed);
+    let mut b = Embedded::start(bench_config(security), secret(2), seed + 1);
+    a.submit(Command::Connect {
+        addr: b.adapter.local_addr(),
+        peer: Some(b.handle.node_id()),
+    });
+    let (mut a_up, mut b_up) = (false, false);
+    let deadline = StdInstant::now() + EVENT_TIMEOUT;
+    while !(a_up && b_up) {
+        assert!(
+            StdInstant::now() < deadline,
+            "embedded pair did not connect"
+        );
+        a.turn(StdDuration::from_millis(1));
+        b.turn(StdDuration::from_millis(1));
+        a_up |= a
+            .events
+            .try_iter()
+            .any(|e| matches!(e, Event::PeerUp { .. }));
+        b_up |= b
+            .events
+            .try_iter()
+            .any(|e| matches!(e, Event::PeerUp { .. }));
+    }
+    (a, b)
+}
+
+/// Both nodes say goodbye; their loops turn until flushed.
+fn embedded_shutdown(mut a: Embedded, mut b: Embedded) {
+    a.submit(Command::Shutdown);
+    b.submit(Command::Shutdown);
+    let deadline = StdInstant::now() + EVENT_TIMEOUT;
+    while !(a.adapter.is_finished() && b.adapter.is_finished()) {
+        assert!(StdInstant::now() < deadline, "embedded nodes did not stop");
+        a.turn(StdDuration::from_millis(1));
+        b.turn(StdDuration::from_millis(1));
+    }
+}
+
+/// One-way with embedded nodes, each loop on its own thread. The sender
+/// cannot see the receiver's count, so B acknowledges with a small `Send`
+/// back (its count, 8 bytes) every quarter window, and A keeps at most
+/// `WINDOW_BYTES` unacknowledged. Timed from A's first send to B's last
+/// delivery.
+fn embedded_one_way(a: &mut Embedded, b: &mut Embedded, size: usize, count: usize) -> Throughput {
+    let payload = incompressible(size);
+    let window = (WINDOW_BYTES / size).max(1);
+    let ack_every = (window / 4).max(1);
+    let (a_id, b_id) = (a.handle.node_id(), b.handle.node_id());
+    let elapsed = thread::scope(|s| {
+        let sender = s.spawn(|| {
+            let start = StdInstant::now();
+            let (mut sent, mut acked) = (0, 0);
+            while acked < count {
+                while sent < count && sent - acked < window {
+                    a.submit(Command::Send {
+                        to: b_id,
+                        payload: payload.clone(),
+                    });
+                    sent += 1;
+                }
+                a.serve();
+                acked = a.wait_for("an ack at A", |e| match e {
+                    Event::Direct { payload, .. } => {
+                        let count: [u8; 8] = payload[..].try_into().expect("8-byte ack");
+                        Some(u64::from_le_bytes(count) as usize)
+                    }
+                    Event::PeerDown { .. } | Event::ConnectionClosed { .. } => {
+                        panic!("one-way run broken at A: {e:?}")
+                    }
+                    _ => None,
+                });
+            }
+            start
+        });
+        let mut delivered = 0;
+        while delivered < count {
+            let event = b
+                .next_event(StdInstant::now() + EVENT_TIMEOUT)
+                .unwrap_or_else(|| {
+                    panic!("embedded one-way {size} B stalled: {delivered} of {count} delivered")
+                });
+            let got = count_direct(event, a_id, size);
+            delivered += got;
+            if got > 0 && (delivered % ack_every == 0 || delivered == count) {
+                b.submit(Command::Send {
+                    to: a_id,
+                    payload: Bytes::copy_from_slice(&(delivered as u64).to_le_bytes()),
+                });
+                b.serve();
+            }
+        }
+        let end = StdInstant::now();
+        let start = sender.join().expect("sender thread");
+        end - start
+    });
+    Throughput {
+        messages: count,
+        bytes: count * size,
+        elapsed,
+    }
+}
+
+/// Request/response with embedded nodes: B's loop answers on its own
+/// thread, A's loop times each round trip.
+fn embedded_request_response(
+    a: &mut Embedded,
+    b: &mut Embedded,
+    warmup: usize,
+    count: usize,
+) -> Rtts {
+    let total = warmup + count;
+    let b_id = b.handle.node_id();
+    thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..total {
+                let (from, id, payload) = b.wait_for("Request at B", |e| match e {
+                    Event::Request { from, id, payload } => Some((from, id, payload)),
+                    _ => None,
+                });
+                b.submit(Command::Respond {
+                    to: from,
+                    id,
+                    payload,
+                });
+                b.serve();
+            }
+        });
+        let payload = incompressible(SMALL);
+        let mut samples = Vec::with_capacity(count);
+        let mut timed_from = StdInstant::now();
+        for i in 0..total {
+            let start = StdInstant::now();
+            if i == warmup {
+                timed_from = start;
+            }
+            a.submit(Command::Request {
+                to: b_id,
+                payload: payload.clone(),
+                timeout: ringmesh::Duration::from_secs(5),
+            });
+            a.serve();
+            let answer = a.wait_for("Response at A", |e| match e {
+                Event::Response { payload, .. } => Some(payload),
+                Event::RequestFailed { reason, .. } => panic!("request failed: {reason:?}"),
+                _ => None,
+            });
+            let rtt = start.elapsed();
+            assert_eq!(answer.len(), SMALL, "response of the wrong size");
+            if i >= warmup {
+                samples.push(rtt);
+            }
+        }
+        Rtts::new(samples, timed_from.elapsed())
+    })
+}
+
+/// Every wanted case on one pair of embedded mio nodes.
+fn bench_embedded(plan: &Plan, security: Security, seed: u64, rows: &mut Vec<Row>) {
+    let name = security_name(security);
+    let adapter = Embedded::ADAPTER;
+    let one_way_sizes: Vec<usize> = [LARGE, KIB]
+        .into_iter()
+        .filter(|&size| plan.wants(&case_name(adapter, name, "one-way", size)))
+        .collect();
+    let rtt = plan.wants(&case_name(adapter, name, "request-response", SMALL));
+    if one_way_sizes.is_empty() && !rtt {
+        return;
+    }
+    let (mut a, mut b) = embedded_pair(security, seed);
+    for size in one_way_sizes {
+        eprintln!("{adapter} {name}: one-way {}", size_label(size));
+        let measured = median_one_way(plan, size, |count| {
+            embedded_one_way(&mut a, &mut b, size, count)
+        });
+        rows.push(Row {
+            adapter,
+            security: name,
+            size,
+            measured: Measured::OneWay(measured),
+        });
+    }
+    if rtt {
+        eprintln!("{adapter} {name}: request/response");
+        let rtts = embedded_request_response(&mut a, &mut b, plan.rtt_warmup, plan.rtt_count);
+        rows.push(Row {
+            adapter,
+            security: name,
+            size: SMALL,
+            measured: Measured::RoundTrip(rtts),
+        });
+    }
+    embedded_shutdown(a, b);
+}
+
+// --- async-std ---
+
+/// A node of the async-std adapter: its driver future spawned on
+/// async-std's executor, the bench talking to it through its async
+/// `NodeHandle` and `Events` stream (from `block_on` on the bench's
+/// threads).
+struct AsyncNode {
+    handle: NodeHandle,
+    events: ringmesh_async_std::Events,
+    driver: async_std::task::JoinHandle<()>,
+}
+
+impl AsyncNode {
+    /// The table's name for this adapter.
+    const ADAPTER: &'static str = "async-std";
+
+    fn start(config: Config, secret: [u8; 32], seed: u64) -> AsyncNode {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut config = ringmesh_async_std::AdapterConfig::new(
+            listen,
+            config,
+            Identity::from_secret_bytes(secret),
+            seed,
+        );
+        // Room for a whole one-way window of 1 KiB `Direct`s (8,192): a
+        // full stream drops events, which would stall the run.
+        config.event_capacity = 65_536;
+        let (handle, events, driver) =
+            ringmesh_async_std::start(config).expect("async-std adapter starts");
+        AsyncNode {
+            handle,
+            events,
+            driver: async_std::task::spawn(driver),
+        }
+    }
+
+    /// The next event, or `None` after [`EVENT_TIMEOUT`] or at the
+    /// stream's end.
+    async fn next_event(&mut self) -> Option<Event> {
+        async_std::future::timeout(EVENT_TIMEOUT, self.events.next())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// The next event if one is ready.
+    async fn ready_event(&mut self) -> Option<Event> {
+        futures_lite::future::poll_once(self.events.next())
+            .await
+            .flatten()
+    }
+
+    async fn wait_for<T>(&mut self, what: &str, mut f: impl FnMut(Event) -> Option<T>) -> T {
+        loop {
+            let event = self
+                .next_event()
+                .await
+                .unwrap_or_else(|| panic!("timed out waiting for {what}"));
+            if let Some(t) = f(event) {
+                return t;
+            }
+        }
+    }
+
+    async fn shutdown(self) {
+        self.handle.shutdown().await;
+        self.driver.await;
+    }
+}
+
+/// Two async-std nodes, A dialled B (`connect` returns once the handshake
+/// is done), B reports A up.
+async fn async_pair(security: Security, seed: u64) -> (AsyncNode, AsyncNode) {
+    let a = AsyncNode::start(bench_config(security), secret(1), seed);
+    let mut b = AsyncNode::start(bench_config(security), secret(2), seed + 1);
+    let (a_id, b_id) = (a.handle.node_id(), b.handle.node_id());
+    let peer = a
+        .handle
+        .connect(b.handle.local_addr(), Some(b_id))
+        .await
+        .expect("A connects to B");
+    assert_eq!(peer, b_id);
+    b.wait_for("PeerUp at B", |e| {
+        matches!(e, Event::PeerUp { peer, .. } if peer == a_id).then_some(())
+    })
+    .await;
+    (a, b)
+}
+
+/// One-way through the async API: one task awaits `NodeHandle::send` for
+/// each message (it returns once the node task has taken it), keeping at
+/// most `WINDOW_BYTES` undelivered, and counts B's `Direct`s between sends.
+async fn async_one_way(a: &AsyncNode, b: &mut AsyncNode, size: usize, count: usize) -> Throughput {
+    let payload = incompressible(size);
+    let window = (WINDOW_BYTES / size).max(1);
+    let (a_id, b_id) = (a.handle.node_id(), b.handle.node_id());
+    let (mut sent, mut delivered) = (0, 0);
+    let start = StdInstant::now();
+    while delivered < count {
+        if sent < count && sent - delivered < window {
+            a.handle
+                .send(b_id, payload.clone())
+                .await
+                .expect("send accepted");
+            sent += 1;
+        } else {
+            let event = b.next_event().await.unwrap_or_else(|| {
+                panic!("async one-way {size} B stalled: {delivered} of {count} delivered")
+            });
+            delivered += count_direct(event, a_id, size);
+        }
+        while let Some(event) = b.ready_event().await {
+            delivered += count_direct(event, a_id, size);
+        }
+    }
+    Throughput {
+        messages: count,
+        bytes: count * size,
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Request/response through the async API: `NodeHandle::request` on A
+/// (returns the response's payload), a task on the executor answers each
+/// `Event::Request` on B with `NodeHandle::respond`.
+async fn async_request_response(
+    a: &AsyncNode,
+    mut b: AsyncNode,
+    warmup: usize,
+    count: usize,
+) -> (AsyncNode, Rtts) {
+    let total = warmup + count;
+    let b_id = b.handle.node_id();
+    let responder = async_std::task::spawn(async move {
+        for _ in 0..total {
+            let (from, id, payload) = b
+                .wait_for("Request at B", |e| match e {
+                    Event::Request { from, id, payload } => Some((from, id, payload)),
+                    _ => None,
+                })
+                .await;
+            b.handle
+                .respond(from, id, payload)
+                .await
+                .expect("respond accepted");
+        }
+        b
+    });
+    let payload = incompressible(SMALL);
+    let mut samples = Vec::with_capacity(count);
+    let mut timed_from = StdInstant::now();
+    for i in 0..total {
+        let start = StdInstant::now();
+        if i == warmup {
+            timed_from = start;
+        }
+        let answer = a
+            .handle
+            .request(b_id, payload.clone(), StdDuration::from_secs(5))
+            .await
+            .expect("request answered");
+        let rtt = start.elapsed();
+        assert_eq!(answer.len(), SMALL, "response of the wrong size");
+        if i >= warmup {
+            samples.push(rtt);
+        }
+    }
+    let elapsed = timed_from.elapsed();
+    (responder.await, Rtts::new(samples, elapsed))
+}
+
+/// One-way messages per async-std run: a quarter of the others' for
+/// 1 KiB, whose sends are slow enough (one call round trip to the node
+/// task each) to take most of the bench's time otherwise.
+fn async_count(plan: &Plan, size: usize) -> usize {
+    if size == LARGE {
+        plan.count(size)
+    } else {
+        plan.count(size) / 4
+    }
+}
+
+/// Every wanted case on one pair of async-std nodes.
+fn bench_async_std(plan: &Plan, security: Security, seed: u64, rows: &mut Vec<Row>) {
+    let name = security_name(security);
+    let adapter = AsyncNode::ADAPTER;
+    let one_way_sizes: Vec<usize> = [LARGE, KIB]
+        .into_iter()
+        .filter(|&size| plan.wants(&case_name(adapter, name, "one-way", size)))
+        .collect();
+    let rtt = plan.wants(&case_name(adapter, name, "request-response", SMALL));
+    if one_way_sizes.is_empty() && !rtt {
+        return;
+    }
+    async_std::task::block_on(async {
+        let (a, mut b) = async_pair(security, seed).await;
+        for size in one_way_sizes {
+            eprintln!("{adapter} {name}: one-way {}", size_label(size));
+            let count = async_count(plan, size);
+            async_one_way(&a, &mut b, size, (count / 8).max(1)).await;
+            let mut runs = Vec::new();
+            for _ in 0..plan.reps {
+                runs.push(async_one_way(&a, &mut b, size, count).await);
+            }
+            rows.push(Row {
+                adapter,
+                security: name,
+                size,
+                measured: Measured::OneWay(median(runs)),
+            });
+        }
+        if rtt {
+            eprintln!("{adapter} {name}: request/response");
+            let rtts;
+            (b, rtts) = async_request_response(&a, b, plan.rtt_warmup, plan.rtt_count).await;
+            rows.push(Row {
+                adapter,
+                security: name,
+                size: SMALL,
+                measured: Measured::RoundTrip(rtts),
+            });
+        }
+        a.shutdown().await;
+        b.shutdown().await;
+    });
+}
+
+// --- raw TCP ---
+
+/// A connected `TcpStream` pair on 127.0.0.1, Nagle off on both ends (as
+/// the adapter sets it).
+fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let (server, _) = listener.accept().expect("accept");
+    client.set_nodelay(true).expect("nodelay");
+    server.set_nodelay(true).expect("nodelay");
+    (client, server)
+}
+
+/// A 4-byte big-endian length, then the payload.
+fn raw_frame(payload: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Reads one frame's payload into `buf` (resized to it).
+fn read_raw_frame(reader: &mut impl Read, buf: &mut Vec<u8>) {
+    let mut len = [0; 4];
+    reader.read_exact(&mut len).expect("frame length");
+    buf.resize(u32::from_be_bytes(len) as usize, 0);
+    reader.read_exact(buf).expect("frame payload");
+}
+
+/// Raw TCP, one way: a writer thread writes `count` frames, the timing
+/// thread reads them. Each frame is one `write_all` (one `write(2)`), or,
+/// `batched`, goes through a 64 KiB `BufWriter` (one `write(2)` per 64 KiB:
+/// what coalescing small frames would give).
+fn raw_one_way(size: usize, count: usize, batched: bool) -> Throughput {
+    let (writer, reader) = tcp_pair();
+    let mut frame = Vec::new();
+    raw_frame(&incompressible(size), &mut frame);
+    let go = Barrier::new(2);
+    let elapsed = thread::scope(|s| {
+        s.spawn(|| {
+            go.wait();
+            if batched {
+                let mut writer = BufWriter::with_capacity(64 * KIB, writer);
+                for _ in 0..count {
+                    writer.write_all(&frame).expect("write");
+                }
+                writer.flush().expect("flush");
+            } else {
+                let mut writer = writer;
+                for _ in 0..count {
+                    writer.write_all(&frame).expect("write");
+                }
+            }
+        });
+        let mut reader = BufReader::with_capacity(64 * KIB, reader);
+        let mut buf = Vec::with_capacity(size);
+        go.wait();
+        let start = StdInstant::now();
+        for _ in 0..count {
+            read_raw_frame(&mut reader, &mut buf);
+            assert_eq!(buf.len(), size, "raw frame of the wrong size");
+        }
+        start.elapsed()
+    });
+    Throughput {
+        messages: count,
+        bytes: count * size,
+        elapsed,
+    }
+}
+
+/// Raw TCP ping-pong: the client writes a 64-byte frame, a thread echoes
+/// it, the client reads it back.
+fn raw_request_response(warmup: usize, count: usize) -> Rtts {
+    let total = warmup + count;
+    let (mut client, server) = tcp_pair();
+    thread::scope(|s| {
+        s.spawn(move || {
+            let mut reader = BufReader::with_capacity(64 * KIB, server.try_clone().expect("clone"));
+            let mut writer = server;
+            let (mut buf, mut out) = (Vec::new(), Vec::new());
+            for _ in 0..total {
+                read_raw_frame(&mut reader, &mut buf);
+                raw_frame(&buf, &mut out);
+                writer.write_all(&out).expect("echo");
+            }
+        });
+        let mut reader = BufReader::with_capacity(64 * KIB, client.try_clone().expect("clone"));
+        let mut frame = Vec::new();
+        raw_frame(&incompressible(SMALL), &mut frame);
+        let mut buf = Vec::new();
+        let mut samples = Vec::with_capacity(count);
+        let mut timed_from = StdInstant::now();
+        for i in 0..total {
+            let start = StdInstant::now();
+            if i == warmup {
+                timed_from = start;
+            }
+            client.write_all(&frame).expect("request");
+            read_raw_frame(&mut reader, &mut buf);
+            let rtt = start.elapsed();
+            assert_eq!(buf.len(), SMALL, "echo of the wrong size");
+            if i >= warmup {
+                samples.push(rtt);
+            }
+        }
+        Rtts::new(samples, timed_from.elapsed())
+    })
+}
+
+/// The raw TCP cases.
+fn bench_raw(plan: &Plan, rows: &mut Vec<Row>) -> Baseline {
+    let mut baseline = Baseline::default();
+    for size in [LARGE, KIB] {
+        if plan.wants(&case_name(RAW, "-", "one-way", size)) {
+            eprintln!("{RAW}: one-way {}", size_label(size));
+            let t = median_one_way(plan, size, |count| raw_one_way(size, count, false));
+            if size == LARGE {
+                baseline.large = Some(t);
+            } else {
+                baseline.small = Some(t);
+            }
+            rows.push(Row {
+                adapter: RAW,
+                security: "-",
+                size,
+                measured: Measured::OneWay(t),
+            });
+        }
+    }
+    if plan.wants(&case_name(RAW_BATCHED, "-", "one-way", KIB)) {
+        eprintln!("{RAW_BATCHED}: one-way {}", size_label(KIB));
+        let t = median_one_way(plan, KIB, |count| raw_one_way(KIB, count, true));
+        rows.push(Row {
+            adapter: RAW_BATCHED,
+            security: "-",
+            size: KIB,
+            measured: Measured::OneWay(t),
+        });
+    }
+    if plan.wants(&case_name(RAW, "-", "request-response", SMALL)) {
+        eprintln!("{RAW}: request/response");
+        let rtts = raw_request_response(plan.rtt_warmup, plan.rtt_count);
+        baseline.rtt = Some(rtts.clone());
+        rows.push(Row {
+            adapter: RAW,
+            security: "-",
+            size: SMALL,
+            measured: Measured::RoundTrip(rtts),
+        });
+    }
+    baseline
+}
+
+// --- the table ---
+
+/// What a row measured.
+enum Measured {
+    OneWay(Throughput),
+    RoundTrip(Rtts),
+}
+
+/// One line of the table.
+struct Row {
+    adapter: &'static str,
+    security: &'static str,
+    size: usize,
+    measured: Measured,
+}
+
+impl Row {
+    fn case(&self) -> &'static str {
+        match self.measured {
+            Measured::OneWay(_) => "one-way",
+            Measured::RoundTrip(_) => "request/response",
+        }
+    }
+}
+
+/// A case's name for filters: `adapter/security/case/size`.
+fn case_name(adapter: &str, security: &str, case: &str, size: usize) -> String {
+    format!(
+        "{}/{security}/{case}/{}",
+        adapter.replace(' ', "-"),
+        size_label(size).replace(' ', "")
+    )
+}
+
+/// The raw-TCP figures the other rows are divided by (those run).
+#[derive(Default)]
+struct Baseline {
+    large: Option<Throughput>,
+    small: Option<Throughput>,
+    rtt: Option<Rtts>,
+}
+
+impl Baseline {
+    fn one_way(&self, size: usize) -> Option<Throughput> {
+        if size == LARGE {
+            self.large
+        } else {
+            self.small
+        }
+    }
+}
+
+/// `reps` timed one-way runs after an untimed warm-up of an eighth of one.
+fn median_one_way(
+    plan: &Plan,
+    size: usize,
+    mut run: impl FnMut(usize) -> Throughput,
+) -> Throughput {
+    let count = plan.count(size);
+    run((count / 8).max(1));
+    median((0..plan.reps).map(|_| run(count)).collect())
+}
+
+fn security_name(security: Security) -> &'static str {
+    match security {
+        Security::Noise => "Noise",
+        Security::Plaintext => "plaintext",
+    }
+}
+
+fn size_label(size: usize) -> String {
+    if size >= KIB {
+        format!("{} KiB", size / KIB)
+    } else {
+        format!("{size} B")
+    }
+}
+
+/// `1234567.8` as `1,234,568`.
+fn grouped(x: f64) -> String {
+    let digits = format!("{x:.0}");
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn micros(d: StdDuration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn ratio(ours: f64, raw: f64) -> String {
+    format!("{:.2}", ours / raw)
+}
+
+fn print_table(rows: &[Row], baseline: &Baseline) {
+    println!(
+        "| case | adapter | security | size | MB/s | msg/s | RTT p50 | RTT p99 | ratio to raw TCP |"
+    );
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        let (mb_s, msg_s, p50, p99, vs_raw) = match &row.measured {
+            Measured::OneWay(t) => (
+                grouped(t.mb_per_s()),
+                grouped(t.msg_per_s()),
+                String::new(),
+                String::new(),
+                baseline
+                    .one_way(row.size)
+                    .map_or("-".to_string(), |raw| ratio(t.mb_per_s(), raw.mb_per_s())),
+            ),
+            Measured::RoundTrip(r) => {
+                let (p50, p99) = (r.percentile(50), r.percentile(99));
+                let vs_raw = baseline.rtt.as_ref().map_or("-".to_string(), |raw| {
+                    format!(
+                        "p50 {}, p99 {}",
+                        ratio(p50.as_secs_f64(), raw.percentile(50).as_secs_f64()),
+                        ratio(p99.as_secs_f64(), raw.percentile(99).as_secs_f64())
+                    )
+                });
+                (
+                    String::new(),
+                    grouped(r.per_s()),
+                    micros(p50),
+                    micros(p99),
+                    vs_raw,
+                )
+            }
+        };
+        println!(
+            "| {} | {} | {} | {} | {mb_s} | {msg_s} | {p50} | {p99} | {vs_raw} |",
+            row.case(),
+            row.adapter,
+            row.security,
+            size_label(row.size),
+        );
+    }
+}
+
+/// The issue's targets, met or not, per adapter row.
+fn print_targets(rows: &[Row]) {
+    println!();
+    println!("Targets:");
+    for row in rows.iter().filter(|r| !r.adapter.starts_with(RAW)) {
+        let (what, met) = match (&row.measured, row.security, row.size) {
+            (Measured::OneWay(t), "plaintext", LARGE) => (
+                format!("{:.0} MB/s (target ≥ 1000)", t.mb_per_s()),
+                t.mb_per_s() >= 1000.0,
+            ),
+            (Measured::OneWay(t), _, LARGE) => (
+                format!("{:.0} MB/s (target ≥ 700)", t.mb_per_s()),
+                t.mb_per_s() >= 700.0,
+            ),
+            (Measured::OneWay(t), _, _) => (
+                format!("{} msg/s (target ≥ 300,000)", grouped(t.msg_per_s())),
+                t.msg_per_s() >= 300_000.0,
+            ),
+            (Measured::RoundTrip(r), _, _) => (
+                format!("p50 {} (target ≤ 50 µs)", micros(r.percentile(50))),
+                r.percentile(50) <= StdDuration::from_micros(50),
+            ),
+        };
+        println!(
+            "- {} {} {} {}: {what}: {}",
+            row.adapter,
+            row.security,
+            row.case(),
+            size_label(row.size),
+            if met { "met" } else { "NOT met" }
+        );
+    }
+}
+
+/// The baseline's name in the table.
+const RAW: &str = "raw TCP";
+/// Raw TCP with small frames coalesced into 64 KiB writes: not the
+/// baseline, a reference for what batching writes is worth.
+const RAW_BATCHED: &str = "raw TCP batched";
+
+fn main() {
+    let plan = Plan::from_args();
+    let started = StdInstant::now();
+    let mut rows = Vec::new();
+    let baseline = bench_raw(&plan, &mut rows);
+    bench_mio(&plan, Security::Plaintext, 10, &mut rows);
+    bench_mio(&plan, Security::Noise, 20, &mut rows);
+    bench_embedded(&plan, Security::Plaintext, 30, &mut rows);
+    bench_embedded(&plan, Security::Noise, 40, &mut rows);
+    bench_async_std(&plan, Security::Plaintext, 50, &mut rows);
+    bench_async_std(&plan, Security::Noise, 60, &mut rows);
+
+    print_table(&rows, &baseline);
+    print_targets(&rows);
+    println!();
+    println!(
+        "reps {}, one-way {} × 64 KiB and {} × 1 KiB per run ({} × 1 KiB for async-std), window {} MiB, {} timed round trips; whole run {:.1} s",
+        plan.reps,
+        plan.large_count,
+        plan.small_count,
+        async_count(&plan, KIB),
+        WINDOW_BYTES >> 20,
+        plan.rtt_count,
+        started.elapsed().as_secs_f64()
+    );
+}
