@@ -3,12 +3,15 @@
 //!
 //! - [`engine`]: the discrete-event engine and network model ([`Sim`]).
 //! - [`scenario`]: flood, liveness and scripted runs with their reports.
+//! - [`chord_check`]: Zave's Chord ring invariants over ground truth, for
+//!   the coming `chord` component's simulations.
 //! - [`plot`]: SVG figures of a run (`--plot FILE.svg`).
 //! - [`demo`]: the narrated run the README shows, on the in-memory network
 //!   of [`ringmesh::testing`].
 
 #![forbid(unsafe_code)]
 
+pub mod chord_check;
 pub mod demo;
 pub mod engine;
 pub mod plot;
