@@ -15,10 +15,14 @@ use bytes::{Bytes, BytesMut};
 use ed25519_dalek::{Signer, SigningKey};
 use ringmesh::testing::Network;
 use ringmesh::wire::{
-    Broadcast, Capabilities, DEFAULT_MAX_FRAME_LEN, Direct, FindPeer, Goodbye, GoodbyeReason,
-    Hello, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, NoiseHandshakePayload, PROTOCOL_VERSION,
-    PeerEntry, PeerList, PeerRequest, Ping, Pong, Preamble, Request, Response, encode_body,
-    put_frame_header, put_varint,
+    Broadcast, Capabilities, ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState,
+    ChordNotify, ChordReplyKind, ChordState, DEFAULT_MAX_FRAME_LEN, DhtBody, DhtEntry, DhtGet,
+    DhtGetReply, DhtGetStatus, DhtOp, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate,
+    DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply, DhtValue, Direct,
+    FindPeer, Goodbye, GoodbyeReason, Hello, MAX_CHORD_LIST, MAX_DHT_KEY, MAX_LISTEN_ADDRS,
+    MAX_PEER_LIST, Message, NoiseHandshakePayload, PROTOCOL_VERSION, PeerEntry, PeerList,
+    PeerRequest, Ping, Pong, Preamble, Request, Response, encode_body, put_frame_header,
+    put_varint,
 };
 use ringmesh::{Command, Config, Duration, Identity, NOISE_PATTERN, NodeId, PublicKey, Security};
 
@@ -221,23 +225,7 @@ fn message_json(message: &Message) -> J {
         Message::PeerRequest(PeerRequest) => J::Obj(vec![("type", s("PeerRequest"))]),
         Message::PeerList(list) => J::Obj(vec![
             ("type", s("PeerList")),
-            (
-                "peers",
-                J::Arr(
-                    list.peers
-                        .iter()
-                        .map(|entry| {
-                            J::Obj(vec![
-                                ("id", s(entry.id.to_string())),
-                                (
-                                    "addrs",
-                                    J::Arr(entry.addrs.iter().map(|a| s(a.to_string())).collect()),
-                                ),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ),
+            ("peers", entries_json(&list.peers)),
         ]),
         Message::FindPeer(f) => J::Obj(vec![
             ("type", s("FindPeer")),
@@ -262,6 +250,168 @@ fn message_json(message: &Message) -> J {
             ("type", s("Response")),
             ("id", s(r.id.to_string())),
             ("payload", hx(&r.payload)),
+        ]),
+        other => chord_json(other).unwrap_or_else(|| dht_json(other)),
+    }
+}
+
+/// A `PeerList` entry, also a chord pointer: `{ id, addrs }`.
+fn entry_json(entry: &PeerEntry) -> J {
+    J::Obj(vec![
+        ("id", s(entry.id.to_string())),
+        (
+            "addrs",
+            J::Arr(entry.addrs.iter().map(|a| s(a.to_string())).collect()),
+        ),
+    ])
+}
+
+fn entries_json(entries: &[PeerEntry]) -> J {
+    J::Arr(entries.iter().map(entry_json).collect())
+}
+
+/// The chord messages (`spec/chord.md` §8); `None` for any other.
+fn chord_json(message: &Message) -> Option<J> {
+    Some(match message {
+        Message::ChordGetState(m) => J::Obj(vec![
+            ("type", s("ChordGetState")),
+            ("req", s(m.req.to_string())),
+        ]),
+        Message::ChordState(m) => {
+            let mut fields = vec![
+                ("type", s("ChordState")),
+                ("req", s(m.req.to_string())),
+                ("member", n(m.member.into())),
+            ];
+            // `pred` is absent when `has_pred` = 0.
+            if let Some(pred) = &m.pred {
+                fields.push(("pred", entry_json(pred)));
+            }
+            fields.push(("succs", entries_json(&m.succs)));
+            J::Obj(fields)
+        }
+        Message::ChordNotify(ChordNotify) => J::Obj(vec![("type", s("ChordNotify"))]),
+        Message::ChordFindSuccessor(m) => J::Obj(vec![
+            ("type", s("ChordFindSuccessor")),
+            ("req", s(m.req.to_string())),
+            ("key", hx(m.key.to_be_bytes())),
+        ]),
+        Message::ChordFindSuccessorReply(m) => J::Obj(vec![
+            ("type", s("ChordFindSuccessorReply")),
+            ("req", s(m.req.to_string())),
+            ("kind", n(m.kind.code().into())),
+            ("entries", entries_json(&m.entries)),
+        ]),
+        _ => return None,
+    })
+}
+
+/// `version`, `writer`, `kind` and (for kind 0) `value` of a dht body.
+fn body_fields(body: &DhtBody) -> Vec<(&'static str, J)> {
+    let mut fields = vec![
+        ("version", s(body.version.to_string())),
+        ("writer", s(body.writer.to_string())),
+        ("kind", n(body.value.kind().into())),
+    ];
+    if let DhtValue::Value(value) = &body.value {
+        fields.push(("value", hx(value)));
+    }
+    fields
+}
+
+/// The dht messages (`spec/chord.md` §10.6).
+fn dht_json(message: &Message) -> J {
+    match message {
+        Message::DhtPut(m) => {
+            let mut fields = vec![
+                ("type", s("DhtPut")),
+                ("req", s(m.req.to_string())),
+                (
+                    "op",
+                    n(match m.op {
+                        DhtOp::Put { .. } => 0,
+                        DhtOp::Delete => 1,
+                    }),
+                ),
+                ("key", hx(&m.key)),
+            ];
+            if let DhtOp::Put { value } = &m.op {
+                fields.push(("value", hx(value)));
+            }
+            J::Obj(fields)
+        }
+        Message::DhtPutReply(m) => J::Obj(vec![
+            ("type", s("DhtPutReply")),
+            ("req", s(m.req.to_string())),
+            ("status", n(m.status.code().into())),
+            ("version", s(m.version.to_string())),
+            ("holders", n(m.holders.into())),
+        ]),
+        Message::DhtGet(m) => J::Obj(vec![
+            ("type", s("DhtGet")),
+            ("req", s(m.req.to_string())),
+            ("key", hx(&m.key)),
+        ]),
+        Message::DhtGetReply(m) => {
+            let mut fields = vec![
+                ("type", s("DhtGetReply")),
+                ("req", s(m.req.to_string())),
+                ("status", n(m.status.code().into())),
+            ];
+            if let DhtGetStatus::Found(body) = &m.status {
+                fields.push(("body", J::Obj(body_fields(body))));
+            }
+            J::Obj(fields)
+        }
+        Message::DhtReplicate(m) => J::Obj(vec![
+            ("type", s("DhtReplicate")),
+            ("req", s(m.req.to_string())),
+            (
+                "entries",
+                J::Arr(
+                    m.entries
+                        .iter()
+                        .map(|e| {
+                            let mut fields = vec![("key", hx(&e.key))];
+                            fields.extend(body_fields(&e.body));
+                            J::Obj(fields)
+                        })
+                        .collect(),
+                ),
+            ),
+        ]),
+        Message::DhtReplicateAck(m) => J::Obj(vec![
+            ("type", s("DhtReplicateAck")),
+            ("req", s(m.req.to_string())),
+            ("status", n(m.status.code().into())),
+        ]),
+        Message::DhtSync(m) => J::Obj(vec![
+            ("type", s("DhtSync")),
+            ("req", s(m.req.to_string())),
+            (
+                "items",
+                J::Arr(
+                    m.items
+                        .iter()
+                        .map(|item| {
+                            J::Obj(vec![
+                                ("kh", hx(item.kh)),
+                                ("version", s(item.version.to_string())),
+                                ("writer", s(item.writer.to_string())),
+                                ("tag", s(item.tag.to_string())),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+        ]),
+        Message::DhtSyncReply(m) => J::Obj(vec![
+            ("type", s("DhtSyncReply")),
+            ("req", s(m.req.to_string())),
+            (
+                "indices",
+                J::Arr(m.indices.iter().map(|i| s(i.to_string())).collect()),
+            ),
         ]),
         other => panic!("no JSON form for {other:?}"),
     }
@@ -489,6 +639,338 @@ fn overlay_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> 
     ]
 }
 
+fn chord_state(req: u64, member: bool, pred: Option<PeerEntry>, succs: Vec<PeerEntry>) -> Message {
+    Message::ChordState(ChordState {
+        req,
+        member,
+        pred,
+        succs,
+    })
+}
+
+fn find_successor_reply(req: u64, kind: ChordReplyKind, entries: Vec<PeerEntry>) -> Message {
+    Message::ChordFindSuccessorReply(ChordFindSuccessorReply { req, kind, entries })
+}
+
+/// Valid vectors of the chord messages (tags `0x50`–`0x54`).
+fn chord_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
+    let (a, b, c) = (node_id(SECRET_A), node_id(SECRET_B), node_id(SECRET_C));
+    let full_list = (0..MAX_CHORD_LIST)
+        .map(|i| {
+            let id = NodeId::from_u128((i as u128 + 1) << 120 | 0x5151);
+            peer(id, &[&format!("198.51.100.{}:{}", i + 1, 7000 + i)])
+        })
+        .collect();
+    vec![
+        (
+            "chord_get_state",
+            Message::ChordGetState(ChordGetState { req: 1 }),
+            None,
+            "",
+        ),
+        (
+            "chord_get_state_max_req",
+            Message::ChordGetState(ChordGetState { req: u64::MAX }),
+            None,
+            "req 2^64-1 takes ten varint bytes",
+        ),
+        (
+            "chord_state_member_with_pred",
+            chord_state(
+                7,
+                true,
+                Some(peer(a, &["127.0.0.1:7000"])),
+                vec![
+                    peer(b, &["127.0.0.2:7000", "[2001:db8::2]:7000"]),
+                    peer(c, &["[2001:db8::3]:7000"]),
+                ],
+            ),
+            None,
+            "member 1, has_pred 1, two successors (entries as in PeerList)",
+        ),
+        (
+            "chord_state_member_no_pred_32_succs",
+            chord_state(300, true, None, full_list),
+            None,
+            "has_pred 0 (no pred entry follows); MAX_CHORD_LIST = 32 successors",
+        ),
+        (
+            "chord_state_not_member",
+            chord_state(2, false, None, vec![]),
+            None,
+            "what a non-member answers: member 0, no pred, no successors",
+        ),
+        (
+            "chord_notify",
+            Message::ChordNotify(ChordNotify),
+            None,
+            "no message bytes: the notifier is the session's peer",
+        ),
+        (
+            "chord_find_successor",
+            Message::ChordFindSuccessor(ChordFindSuccessor {
+                req: 300,
+                key: 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+            }),
+            None,
+            "key: 16 bytes, big-endian",
+        ),
+        (
+            "chord_find_successor_key_max",
+            Message::ChordFindSuccessor(ChordFindSuccessor {
+                req: 0,
+                key: u128::MAX,
+            }),
+            None,
+            "",
+        ),
+        (
+            "chord_find_successor_reply_done",
+            find_successor_reply(
+                300,
+                ChordReplyKind::Done,
+                vec![peer(b, &["127.0.0.2:7000"]), peer(c, &["127.0.0.3:7000"])],
+            ),
+            None,
+            "kind 0 (Done): entries = the responder's successor list",
+        ),
+        (
+            "chord_find_successor_reply_done_empty",
+            find_successor_reply(1, ChordReplyKind::Done, vec![]),
+            None,
+            "kind 0 with no entries: the responder owns every key",
+        ),
+        (
+            "chord_find_successor_reply_next",
+            find_successor_reply(
+                301,
+                ChordReplyKind::Next,
+                vec![
+                    peer(c, &["[2001:db8::3]:7000", "10.0.0.3:7000"]),
+                    peer(a, &["127.0.0.1:7000"]),
+                ],
+            ),
+            None,
+            "kind 1 (Next): closer candidates, closest to key first",
+        ),
+        (
+            "chord_find_successor_reply_not_in_ring",
+            find_successor_reply(302, ChordReplyKind::NotInRing, vec![]),
+            None,
+            "kind 2 (NotInRing), no entries",
+        ),
+    ]
+}
+
+fn body(version: u64, writer: NodeId, value: Option<&[u8]>) -> DhtBody {
+    DhtBody {
+        version,
+        writer,
+        value: value.map_or(DhtValue::Tombstone, |v| {
+            DhtValue::Value(Bytes::copy_from_slice(v))
+        }),
+    }
+}
+
+fn dht_put(req: u64, key: &[u8], value: Option<&[u8]>) -> Message {
+    Message::DhtPut(DhtPut {
+        req,
+        op: value.map_or(DhtOp::Delete, |v| DhtOp::Put {
+            value: Bytes::copy_from_slice(v),
+        }),
+        key: Bytes::copy_from_slice(key),
+    })
+}
+
+fn dht_put_reply(req: u64, status: DhtPutStatus, version: u64, holders: u8) -> Message {
+    Message::DhtPutReply(DhtPutReply {
+        req,
+        status,
+        version,
+        holders,
+    })
+}
+
+fn dht_get_reply(req: u64, status: DhtGetStatus) -> Message {
+    Message::DhtGetReply(DhtGetReply { req, status })
+}
+
+fn dht_entry(key: &[u8], body: DhtBody) -> DhtEntry {
+    DhtEntry {
+        key: Bytes::copy_from_slice(key),
+        body,
+    }
+}
+
+/// Valid vectors of the dht messages (tags `0x60`–`0x67`).
+fn dht_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
+    let (a, b) = (node_id(SECRET_A), node_id(SECRET_B));
+    let long_key: Vec<u8> = (0..MAX_DHT_KEY).map(|i| i as u8).collect();
+    let repeated = "ringmesh ".repeat(100);
+    vec![
+        (
+            "dht_put",
+            dht_put(1, b"color", Some(b"blue")),
+            None,
+            "op 0: key_len, key, value_len, value",
+        ),
+        (
+            "dht_put_empty_value",
+            dht_put(2, b"k", Some(b"")),
+            None,
+            "an empty value is a value (kind 0), not a delete",
+        ),
+        (
+            "dht_put_max_key",
+            dht_put(3, &long_key, Some(&[0xff])),
+            None,
+            "MAX_DHT_KEY = 256 bytes: key_len 80 02",
+        ),
+        (
+            "dht_delete",
+            dht_put(4, b"color", None),
+            None,
+            "op 1: no value_len or value",
+        ),
+        (
+            "dht_put_reply_ok",
+            dht_put_reply(1, DhtPutStatus::Ok, 7, 2),
+            None,
+            "status 0 (Ok) carries the version written",
+        ),
+        (
+            "dht_put_reply_incomplete",
+            dht_put_reply(1, DhtPutStatus::Incomplete, 300, 1),
+            None,
+            "status 3 (Incomplete) carries the version; holders 1",
+        ),
+        (
+            "dht_put_reply_not_owner",
+            dht_put_reply(4, DhtPutStatus::NotOwner, 0, 0),
+            None,
+            "status 1: version 0",
+        ),
+        (
+            "dht_put_reply_too_large",
+            dht_put_reply(5, DhtPutStatus::TooLarge, 0, 0),
+            None,
+            "status 5, the largest",
+        ),
+        (
+            "dht_get",
+            Message::DhtGet(DhtGet {
+                req: 9,
+                key: Bytes::from_static(b"color"),
+            }),
+            None,
+            "",
+        ),
+        (
+            "dht_get_reply_found_value",
+            dht_get_reply(9, DhtGetStatus::Found(body(7, b, Some(b"blue")))),
+            None,
+            "status 0 then a body: version, writer, kind 0, value_len, value",
+        ),
+        (
+            "dht_get_reply_found_tombstone",
+            dht_get_reply(10, DhtGetStatus::Found(body(8, a, None))),
+            None,
+            "kind 1 (tombstone): no value_len or value",
+        ),
+        (
+            "dht_get_reply_not_found",
+            dht_get_reply(11, DhtGetStatus::NotFound),
+            None,
+            "status 1: no body",
+        ),
+        (
+            "dht_get_reply_not_in_ring",
+            dht_get_reply(12, DhtGetStatus::NotInRing),
+            None,
+            "status 2: no body",
+        ),
+        (
+            "dht_replicate",
+            Message::DhtReplicate(DhtReplicate {
+                req: 20,
+                entries: vec![
+                    dht_entry(b"color", body(7, b, Some(b"blue"))),
+                    dht_entry(b"shape", body(u64::MAX, a, None)),
+                ],
+            }),
+            None,
+            "a value and a tombstone (version 2^64-1)",
+        ),
+        (
+            "dht_replicate_compressed",
+            Message::DhtReplicate(DhtReplicate {
+                req: 21,
+                entries: vec![dht_entry(b"text", body(1, a, Some(repeated.as_bytes())))],
+            }),
+            Some(512),
+            "compressed like any other message",
+        ),
+        (
+            "dht_replicate_ack_ok",
+            Message::DhtReplicateAck(DhtReplicateAck {
+                req: 20,
+                status: DhtReplicateStatus::Ok,
+            }),
+            None,
+            "",
+        ),
+        (
+            "dht_replicate_ack_not_in_ring",
+            Message::DhtReplicateAck(DhtReplicateAck {
+                req: 21,
+                status: DhtReplicateStatus::NotInRing,
+            }),
+            None,
+            "status 2",
+        ),
+        (
+            "dht_sync",
+            Message::DhtSync(DhtSync {
+                req: 30,
+                items: vec![
+                    DhtSyncItem {
+                        kh: *blake3::hash(b"color").as_bytes(),
+                        version: 7,
+                        writer: b,
+                        tag: 0x0123_4567_89ab_cdef,
+                    },
+                    DhtSyncItem {
+                        kh: *blake3::hash(b"shape").as_bytes(),
+                        version: 300,
+                        writer: a,
+                        tag: u64::MAX,
+                    },
+                ],
+            }),
+            None,
+            "items: kh (32 bytes), version varint, writer, tag u64 big-endian",
+        ),
+        (
+            "dht_sync_reply",
+            Message::DhtSyncReply(DhtSyncReply {
+                req: 30,
+                indices: vec![0, 1, 300],
+            }),
+            None,
+            "index 300 is past the sync's items: valid on the wire, ignored by the receiver",
+        ),
+        (
+            "dht_sync_reply_empty",
+            Message::DhtSyncReply(DhtSyncReply {
+                req: 31,
+                indices: vec![],
+            }),
+            None,
+            "count 0: the receiver lacks nothing",
+        ),
+    ]
+}
+
 fn frames() -> J {
     let a = public_key(SECRET_A);
     let b = public_key(SECRET_B);
@@ -616,6 +1098,8 @@ fn frames() -> J {
         ),
     ]);
     cases.extend(overlay_cases());
+    cases.extend(chord_cases());
+    cases.extend(dht_cases());
     let mut out: Vec<J> = cases
         .into_iter()
         .map(|(name, message, compress_over, note)| {
@@ -874,6 +1358,404 @@ fn overlay_invalid_cases() -> Vec<InvalidBody> {
             "00 42 ff00 68656c6c6f".into(),
             "NonCanonicalVarint",
             J::Obj(vec![]),
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, body, error, detail)| (name, body, max, true, error, detail))
+        .collect()
+}
+
+/// Malformed chord and dht message bodies (`spec/chord.md` §8, §10.6).
+fn chord_dht_invalid_cases() -> Vec<InvalidBody> {
+    let id = node_id(SECRET_A).to_string();
+    let entry = format!("{id} 01 04 7f000001 1b58");
+    let kh = "ab".repeat(32);
+    let max = DEFAULT_MAX_FRAME_LEN;
+    let none = || J::Obj(vec![]);
+    let range = |field: &str, value: u64| J::Obj(vec![("field", s(field)), ("value", n(value))]);
+    let too_many = |len: u64, max: u64| J::Obj(vec![("len", n(len)), ("max", n(max))]);
+    let trailing = |count: u64| J::Obj(vec![("count", n(count))]);
+    let cases: Vec<(&'static str, String, &'static str, J)> = vec![
+        // ------------------------------------------------------- chord
+        (
+            "chord_get_state_missing_req",
+            "00 50".into(),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "chord_get_state_trailing_byte",
+            "00 50 01 00".into(),
+            "TrailingBytes",
+            trailing(1),
+        ),
+        (
+            "chord_state_member_2",
+            "00 51 01 02 00 00".into(),
+            "OutOfRange",
+            range("member", 2),
+        ),
+        (
+            "chord_state_has_pred_2",
+            format!("00 51 01 01 02 {entry} 00"),
+            "OutOfRange",
+            range("has_pred", 2),
+        ),
+        (
+            "chord_state_missing_has_pred",
+            "00 51 01 01".into(),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "chord_state_33_succs",
+            "00 51 01 01 00 21".into(),
+            "TooMany",
+            too_many(33, 32),
+        ),
+        (
+            "chord_state_huge_succ_count",
+            "00 51 01 01 00 c0843d".into(),
+            "TooMany",
+            too_many(1_000_000, 32),
+        ),
+        (
+            "chord_state_pred_without_addrs",
+            format!("00 51 01 01 01 {id} 00 00"),
+            "OutOfRange",
+            range("addr_count", 0),
+        ),
+        (
+            "chord_state_pred_nine_addrs",
+            format!("00 51 01 01 01 {id} 09"),
+            "TooMany",
+            too_many(9, 8),
+        ),
+        (
+            "chord_state_missing_pred",
+            "00 51 01 01 01".into(),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "chord_state_succ_address_family_5",
+            format!("00 51 01 01 00 01 {id} 01 05 7f000001 1b58"),
+            "BadAddressFamily",
+            J::Obj(vec![("family", n(5))]),
+        ),
+        (
+            "chord_state_missing_succ_count",
+            "00 51 01 01 00".into(),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "chord_state_missing_succ",
+            format!("00 51 01 01 00 02 {entry}"),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "chord_state_trailing_byte",
+            format!("00 51 01 01 00 01 {entry} 00"),
+            "TrailingBytes",
+            trailing(1),
+        ),
+        (
+            "chord_notify_trailing_byte",
+            "00 52 00".into(),
+            "TrailingBytes",
+            trailing(1),
+        ),
+        (
+            "chord_find_successor_truncated_key",
+            format!("00 53 01 {}", &id[..30]),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "chord_find_successor_non_canonical_req",
+            format!("00 53 8000 {id}"),
+            "NonCanonicalVarint",
+            none(),
+        ),
+        (
+            "chord_find_successor_trailing_byte",
+            format!("00 53 01 {id} 00"),
+            "TrailingBytes",
+            trailing(1),
+        ),
+        (
+            "chord_find_successor_reply_kind_3",
+            "00 54 01 03 00".into(),
+            "OutOfRange",
+            range("kind", 3),
+        ),
+        (
+            "chord_find_successor_reply_missing_kind",
+            "00 54 01".into(),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "chord_find_successor_reply_33_entries",
+            "00 54 01 01 21".into(),
+            "TooMany",
+            too_many(33, 32),
+        ),
+        (
+            "chord_find_successor_reply_address_family_0",
+            format!("00 54 01 00 01 {id} 01 00 7f000001 1b58"),
+            "BadAddressFamily",
+            J::Obj(vec![("family", n(0))]),
+        ),
+        (
+            "chord_find_successor_reply_truncated_ipv6",
+            format!("00 54 01 01 01 {id} 01 06 20010db8"),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "chord_find_successor_reply_trailing_bytes",
+            "00 54 01 02 00 0000".into(),
+            "TrailingBytes",
+            trailing(2),
+        ),
+        // --------------------------------------------------------- dht
+        (
+            "dht_put_op_2",
+            "00 60 01 02 01 61".into(),
+            "OutOfRange",
+            range("op", 2),
+        ),
+        (
+            "dht_put_empty_key",
+            "00 60 01 00 00 00".into(),
+            "OutOfRange",
+            range("key_len", 0),
+        ),
+        (
+            "dht_put_key_257_bytes",
+            "00 60 01 00 8102".into(),
+            "OutOfRange",
+            range("key_len", 257),
+        ),
+        (
+            "dht_put_truncated_key",
+            "00 60 01 00 05 6869".into(),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "dht_put_value_over_1_mib",
+            "00 60 01 00 01 61 818040".into(),
+            "OutOfRange",
+            range("value_len", 1_048_577),
+        ),
+        (
+            "dht_put_truncated_value",
+            "00 60 01 00 01 61 05 6869".into(),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "dht_put_missing_value_len",
+            "00 60 01 00 01 61".into(),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "dht_delete_with_value",
+            "00 60 01 01 01 61 00".into(),
+            "TrailingBytes",
+            trailing(1),
+        ),
+        (
+            "dht_put_reply_status_6",
+            "00 61 01 06 00 00".into(),
+            "OutOfRange",
+            range("status", 6),
+        ),
+        (
+            "dht_put_reply_ok_version_0",
+            "00 61 01 00 00 02".into(),
+            "OutOfRange",
+            range("version", 0),
+        ),
+        (
+            "dht_put_reply_not_owner_with_version",
+            "00 61 01 01 05 00".into(),
+            "OutOfRange",
+            range("version", 5),
+        ),
+        (
+            "dht_put_reply_missing_holders",
+            "00 61 01 00 07".into(),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "dht_get_missing_key",
+            "00 62 01".into(),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "dht_get_key_huge",
+            "00 62 01 ffffffffffffffffff01".into(),
+            "OutOfRange",
+            range("key_len", u64::MAX),
+        ),
+        (
+            "dht_get_trailing_byte",
+            "00 62 01 01 61 00".into(),
+            "TrailingBytes",
+            trailing(1),
+        ),
+        (
+            "dht_get_reply_status_3",
+            "00 63 01 03".into(),
+            "OutOfRange",
+            range("status", 3),
+        ),
+        (
+            "dht_get_reply_found_missing_body",
+            "00 63 01 00".into(),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "dht_get_reply_found_version_0",
+            format!("00 63 01 00 00 {id} 01"),
+            "OutOfRange",
+            range("version", 0),
+        ),
+        (
+            "dht_get_reply_found_kind_2",
+            format!("00 63 01 00 01 {id} 02"),
+            "OutOfRange",
+            range("kind", 2),
+        ),
+        (
+            "dht_get_reply_found_truncated_writer",
+            format!("00 63 01 00 01 {}", &id[..30]),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "dht_get_reply_not_found_with_body",
+            format!("00 63 01 01 01 {id} 01"),
+            "TrailingBytes",
+            trailing(18),
+        ),
+        (
+            "dht_replicate_count_0",
+            "00 64 01 00".into(),
+            "OutOfRange",
+            range("count", 0),
+        ),
+        (
+            "dht_replicate_65_entries",
+            "00 64 01 41".into(),
+            "TooMany",
+            too_many(65, 64),
+        ),
+        (
+            "dht_replicate_huge_count",
+            "00 64 01 ffffffff0f".into(),
+            "TooMany",
+            too_many(u32::MAX.into(), 64),
+        ),
+        (
+            "dht_replicate_missing_entry",
+            format!("00 64 01 02 01 61 01 {id} 01"),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "dht_replicate_entry_value_over_1_mib",
+            format!("00 64 01 01 01 61 01 {id} 00 818040"),
+            "OutOfRange",
+            range("value_len", 1_048_577),
+        ),
+        (
+            "dht_replicate_entry_empty_key",
+            format!("00 64 01 01 00 01 {id} 01"),
+            "OutOfRange",
+            range("key_len", 0),
+        ),
+        (
+            "dht_replicate_trailing_byte",
+            format!("00 64 01 01 01 61 01 {id} 01 00"),
+            "TrailingBytes",
+            trailing(1),
+        ),
+        (
+            "dht_replicate_ack_status_3",
+            "00 65 01 03".into(),
+            "OutOfRange",
+            range("status", 3),
+        ),
+        (
+            "dht_replicate_ack_missing_status",
+            "00 65 01".into(),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "dht_sync_count_0",
+            "00 66 01 00".into(),
+            "OutOfRange",
+            range("count", 0),
+        ),
+        (
+            "dht_sync_257_items",
+            "00 66 01 8102".into(),
+            "TooMany",
+            too_many(257, 256),
+        ),
+        (
+            "dht_sync_item_version_0",
+            format!("00 66 01 01 {kh} 00 {id} 0000000000000001"),
+            "OutOfRange",
+            range("version", 0),
+        ),
+        (
+            "dht_sync_truncated_tag",
+            format!("00 66 01 01 {kh} 01 {id} 00000000000000"),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "dht_sync_trailing_byte",
+            format!("00 66 01 01 {kh} 01 {id} 0000000000000001 00"),
+            "TrailingBytes",
+            trailing(1),
+        ),
+        (
+            "dht_sync_reply_257_indices",
+            "00 67 01 8102".into(),
+            "TooMany",
+            too_many(257, 256),
+        ),
+        (
+            "dht_sync_reply_missing_index",
+            "00 67 01 02 00".into(),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "dht_sync_reply_index_overflow",
+            "00 67 01 01 ffffffffffffffffff02".into(),
+            "VarintOverflow",
+            none(),
+        ),
+        (
+            "dht_sync_reply_trailing_byte",
+            "00 67 01 01 00 00".into(),
+            "TrailingBytes",
+            trailing(1),
         ),
     ];
     cases
@@ -1157,6 +2039,7 @@ fn invalid_frames() -> J {
         ),
     ];
     body_cases.extend(overlay_invalid_cases());
+    body_cases.extend(chord_dht_invalid_cases());
     let mut out: Vec<J> = body_cases
         .into_iter()
         .map(|(name, body, cap, accept, error, detail)| {

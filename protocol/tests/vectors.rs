@@ -11,11 +11,14 @@ use bytes::{Bytes, BytesMut};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use ringmesh::testing::Network;
 use ringmesh::wire::{
-    Broadcast, Capabilities, DEFAULT_MAX_FRAME_LEN, DecodeError, Direct, FLAG_COMPRESSED, FindPeer,
-    FrameDecoder, FrameError, Goodbye, GoodbyeReason, Hello, MAX_LISTEN_ADDRS, MAX_PEER_LIST,
-    Message, NoiseHandshakePayload, PREAMBLE_LEN, PeerEntry, PeerList, PeerRequest, Ping, Pong,
-    Reader, Request, Response, decode_body, encode_body, get_varint, put_frame_header, put_varint,
-    varint_len,
+    Broadcast, Capabilities, ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState,
+    ChordNotify, ChordReplyKind, ChordState, DEFAULT_MAX_FRAME_LEN, DecodeError, DhtBody, DhtEntry,
+    DhtGet, DhtGetReply, DhtGetStatus, DhtOp, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate,
+    DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply, DhtValue, Direct,
+    FLAG_COMPRESSED, FindPeer, FrameDecoder, FrameError, Goodbye, GoodbyeReason, Hello,
+    MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, NoiseHandshakePayload, PREAMBLE_LEN, PeerEntry,
+    PeerList, PeerRequest, Ping, Pong, Reader, Request, Response, decode_body, encode_body,
+    get_varint, put_frame_header, put_varint, varint_len,
 };
 use ringmesh::{
     CloseReason, Command, Config, ConnId, Direction, Duration, Event, Identity, Input, Instant,
@@ -192,13 +195,7 @@ fn message_from_json(v: &Value) -> Message {
         }),
         "PeerRequest" => Message::PeerRequest(PeerRequest),
         "PeerList" => Message::PeerList(PeerList {
-            peers: items(field(v, "peers"))
-                .iter()
-                .map(|entry| PeerEntry {
-                    id: node_id(entry, "id"),
-                    addrs: addr_list(entry, "addrs").into_iter().collect(),
-                })
-                .collect(),
+            peers: entries_from_json(v, "peers"),
         }),
         "FindPeer" => Message::FindPeer(FindPeer {
             target: node_id(v, "target"),
@@ -222,6 +219,159 @@ fn message_from_json(v: &Value) -> Message {
         "Response" => Message::Response(Response {
             id: decimal(v, "id"),
             payload: Bytes::from(bytes(v, "payload")),
+        }),
+        other => chord_from_json(other, v).unwrap_or_else(|| dht_from_json(other, v)),
+    }
+}
+
+fn entry_from_json(entry: &Value) -> PeerEntry {
+    PeerEntry {
+        id: node_id(entry, "id"),
+        addrs: addr_list(entry, "addrs").into_iter().collect(),
+    }
+}
+
+fn entries_from_json(v: &Value, key: &str) -> Vec<PeerEntry> {
+    items(field(v, key)).iter().map(entry_from_json).collect()
+}
+
+fn code(v: &Value, key: &str) -> u8 {
+    u8::try_from(num(v, key)).unwrap_or_else(|_| panic!("{key:?} is not a u8 in {v}"))
+}
+
+/// The chord messages of `spec/chord.md` §8; `None` for another type.
+fn chord_from_json(message_type: &str, v: &Value) -> Option<Message> {
+    Some(match message_type {
+        "ChordGetState" => Message::ChordGetState(ChordGetState {
+            req: decimal(v, "req"),
+        }),
+        "ChordState" => Message::ChordState(ChordState {
+            req: decimal(v, "req"),
+            member: match code(v, "member") {
+                0 => false,
+                1 => true,
+                other => panic!("member {other}"),
+            },
+            pred: v.get("pred").map(entry_from_json),
+            succs: entries_from_json(v, "succs"),
+        }),
+        "ChordNotify" => Message::ChordNotify(ChordNotify),
+        "ChordFindSuccessor" => Message::ChordFindSuccessor(ChordFindSuccessor {
+            req: decimal(v, "req"),
+            key: u128::from_be_bytes(array(v, "key")),
+        }),
+        "ChordFindSuccessorReply" => Message::ChordFindSuccessorReply(ChordFindSuccessorReply {
+            req: decimal(v, "req"),
+            kind: match code(v, "kind") {
+                0 => ChordReplyKind::Done,
+                1 => ChordReplyKind::Next,
+                2 => ChordReplyKind::NotInRing,
+                other => panic!("kind {other}"),
+            },
+            entries: entries_from_json(v, "entries"),
+        }),
+        _ => return None,
+    })
+}
+
+/// A dht body: `version`, `writer`, `kind` and (kind 0) `value`.
+fn body_from_json(v: &Value) -> DhtBody {
+    DhtBody {
+        version: decimal(v, "version"),
+        writer: node_id(v, "writer"),
+        value: match code(v, "kind") {
+            0 => DhtValue::Value(Bytes::from(bytes(v, "value"))),
+            1 => {
+                assert!(v.get("value").is_none(), "a tombstone has no value: {v}");
+                DhtValue::Tombstone
+            }
+            other => panic!("kind {other}"),
+        },
+    }
+}
+
+/// The dht messages of `spec/chord.md` §10.6.
+fn dht_from_json(message_type: &str, v: &Value) -> Message {
+    let req = decimal(v, "req");
+    match message_type {
+        "DhtPut" => Message::DhtPut(DhtPut {
+            req,
+            op: match code(v, "op") {
+                0 => DhtOp::Put {
+                    value: Bytes::from(bytes(v, "value")),
+                },
+                1 => {
+                    assert!(v.get("value").is_none(), "a delete has no value: {v}");
+                    DhtOp::Delete
+                }
+                other => panic!("op {other}"),
+            },
+            key: Bytes::from(bytes(v, "key")),
+        }),
+        "DhtPutReply" => Message::DhtPutReply(DhtPutReply {
+            req,
+            status: match code(v, "status") {
+                0 => DhtPutStatus::Ok,
+                1 => DhtPutStatus::NotOwner,
+                2 => DhtPutStatus::Full,
+                3 => DhtPutStatus::Incomplete,
+                4 => DhtPutStatus::NotInRing,
+                5 => DhtPutStatus::TooLarge,
+                other => panic!("status {other}"),
+            },
+            version: decimal(v, "version"),
+            holders: code(v, "holders"),
+        }),
+        "DhtGet" => Message::DhtGet(DhtGet {
+            req,
+            key: Bytes::from(bytes(v, "key")),
+        }),
+        "DhtGetReply" => Message::DhtGetReply(DhtGetReply {
+            req,
+            status: match code(v, "status") {
+                0 => DhtGetStatus::Found(body_from_json(field(v, "body"))),
+                1 => DhtGetStatus::NotFound,
+                2 => DhtGetStatus::NotInRing,
+                other => panic!("status {other}"),
+            },
+        }),
+        "DhtReplicate" => Message::DhtReplicate(DhtReplicate {
+            req,
+            entries: items(field(v, "entries"))
+                .iter()
+                .map(|e| DhtEntry {
+                    key: Bytes::from(bytes(e, "key")),
+                    body: body_from_json(e),
+                })
+                .collect(),
+        }),
+        "DhtReplicateAck" => Message::DhtReplicateAck(DhtReplicateAck {
+            req,
+            status: match code(v, "status") {
+                0 => DhtReplicateStatus::Ok,
+                1 => DhtReplicateStatus::Full,
+                2 => DhtReplicateStatus::NotInRing,
+                other => panic!("status {other}"),
+            },
+        }),
+        "DhtSync" => Message::DhtSync(DhtSync {
+            req,
+            items: items(field(v, "items"))
+                .iter()
+                .map(|item| DhtSyncItem {
+                    kh: array(item, "kh"),
+                    version: decimal(item, "version"),
+                    writer: node_id(item, "writer"),
+                    tag: decimal(item, "tag"),
+                })
+                .collect(),
+        }),
+        "DhtSyncReply" => Message::DhtSyncReply(DhtSyncReply {
+            req,
+            indices: items(field(v, "indices"))
+                .iter()
+                .map(|i| i.as_str().expect("index").parse().expect("decimal u64"))
+                .collect(),
         }),
         other => panic!("unknown message type {other:?}"),
     }
@@ -252,11 +402,174 @@ fn spec_addrs(out: &mut Vec<u8>, v: &Value, key: &str) {
     }
 }
 
+/// A `PeerList` entry (`spec/wire.md` §7.5), also a chord pointer
+/// (`spec/chord.md` §8): `id`, `addr_count` (1..=8), the addresses.
+fn spec_entry(out: &mut Vec<u8>, entry: &Value) {
+    out.extend_from_slice(&array::<16>(entry, "id"));
+    let count = items(field(entry, "addrs")).len();
+    assert!((1..=MAX_LISTEN_ADDRS).contains(&count));
+    spec_addrs(out, entry, "addrs");
+}
+
+/// A list of entries: `count` varint (at most `max`), then the entries.
+fn spec_entry_list(out: &mut Vec<u8>, v: &Value, key: &str, max: usize) {
+    let list = items(field(v, key));
+    assert!(list.len() <= max);
+    put_varint(out, list.len() as u64);
+    for entry in list {
+        spec_entry(out, entry);
+    }
+}
+
+/// A dht key: `key_len` varint (1..=256), `key`.
+fn spec_dht_key(out: &mut Vec<u8>, v: &Value) {
+    let key = bytes(v, "key");
+    assert!((1..=256).contains(&key.len()));
+    put_varint(out, key.len() as u64);
+    out.extend_from_slice(&key);
+}
+
+/// A dht value: `value_len` varint (≤ 1 048 576), `value`.
+fn spec_dht_value(out: &mut Vec<u8>, v: &Value) {
+    let value = bytes(v, "value");
+    assert!(value.len() <= 1_048_576);
+    put_varint(out, value.len() as u64);
+    out.extend_from_slice(&value);
+}
+
+/// A dht body (`spec/chord.md` §10.6): `version` varint ≥ 1, `writer`,
+/// `kind` u8, for kind 0 `value_len` and `value`.
+fn spec_dht_body(out: &mut Vec<u8>, v: &Value) {
+    let version = decimal(v, "version");
+    assert!(version >= 1);
+    put_varint(out, version);
+    out.extend_from_slice(&array::<16>(v, "writer"));
+    let kind = code(v, "kind");
+    out.push(kind);
+    match kind {
+        0 => spec_dht_value(out, v),
+        1 => {}
+        other => panic!("kind {other}"),
+    }
+}
+
+/// The message bytes of the chord (`spec/chord.md` §8) and dht (§10.6)
+/// messages, field by field from those tables; `false` for another type.
+fn spec_chord_dht_bytes(out: &mut Vec<u8>, v: &Value) -> bool {
+    const MAX_CHORD_LIST: usize = 32;
+    let message_type = text(v, "type");
+    if message_type == "ChordNotify" {
+        return true;
+    }
+    if !message_type.starts_with("Chord") && !message_type.starts_with("Dht") {
+        return false;
+    }
+    put_varint(out, decimal(v, "req"));
+    match message_type {
+        "ChordGetState" => {}
+        "ChordState" => {
+            let member = code(v, "member");
+            assert!(member <= 1);
+            out.push(member);
+            match v.get("pred") {
+                Some(pred) => {
+                    out.push(1);
+                    spec_entry(out, pred);
+                }
+                None => out.push(0),
+            }
+            spec_entry_list(out, v, "succs", MAX_CHORD_LIST);
+        }
+        "ChordFindSuccessor" => out.extend_from_slice(&array::<16>(v, "key")),
+        "ChordFindSuccessorReply" => {
+            let kind = code(v, "kind");
+            assert!(kind <= 2);
+            out.push(kind);
+            spec_entry_list(out, v, "entries", MAX_CHORD_LIST);
+        }
+        "DhtPut" => {
+            let op = code(v, "op");
+            out.push(op);
+            spec_dht_key(out, v);
+            match op {
+                0 => spec_dht_value(out, v),
+                1 => {}
+                other => panic!("op {other}"),
+            }
+        }
+        "DhtPutReply" => {
+            let status = code(v, "status");
+            assert!(status <= 5);
+            out.push(status);
+            let version = decimal(v, "version");
+            // ≥ 1 for Ok (0) and Incomplete (3), else 0.
+            assert_eq!(version >= 1, status == 0 || status == 3);
+            put_varint(out, version);
+            out.push(code(v, "holders"));
+        }
+        "DhtGet" => spec_dht_key(out, v),
+        "DhtGetReply" => {
+            let status = code(v, "status");
+            assert!(status <= 2);
+            out.push(status);
+            match v.get("body") {
+                Some(body) => {
+                    assert_eq!(status, 0, "a body only if Found");
+                    spec_dht_body(out, body);
+                }
+                None => assert_ne!(status, 0, "Found carries a body"),
+            }
+        }
+        "DhtReplicate" => {
+            let entries = items(field(v, "entries"));
+            assert!((1..=64).contains(&entries.len()));
+            put_varint(out, entries.len() as u64);
+            for entry in entries {
+                spec_dht_key(out, entry);
+                spec_dht_body(out, entry);
+            }
+        }
+        "DhtReplicateAck" => {
+            let status = code(v, "status");
+            assert!(status <= 2);
+            out.push(status);
+        }
+        "DhtSync" => {
+            let list = items(field(v, "items"));
+            assert!((1..=256).contains(&list.len()));
+            put_varint(out, list.len() as u64);
+            for item in list {
+                out.extend_from_slice(&array::<32>(item, "kh"));
+                let version = decimal(item, "version");
+                assert!(version >= 1);
+                put_varint(out, version);
+                out.extend_from_slice(&array::<16>(item, "writer"));
+                out.extend_from_slice(&decimal(item, "tag").to_be_bytes());
+            }
+        }
+        "DhtSyncReply" => {
+            let indices = items(field(v, "indices"));
+            assert!(indices.len() <= 256);
+            put_varint(out, indices.len() as u64);
+            for index in indices {
+                put_varint(out, index.as_str().expect("index").parse().expect("u64"));
+            }
+        }
+        other => panic!("no spec layout for {other:?}"),
+    }
+    true
+}
+
 /// The message bytes (after the tag) of a JSON message, written field by
-/// field from the layouts of `spec/wire.md` §7 — not by the codecs — so a
-/// codec change fails here even if the vectors were regenerated with it.
+/// field from the layouts of `spec/wire.md` §7 (and, for chord and dht,
+/// `spec/chord.md` §8 and §10.6, where those layouts live) — not by the
+/// codecs — so a codec change fails here even if the vectors were
+/// regenerated with it.
 fn spec_message_bytes(v: &Value) -> Vec<u8> {
     let mut out = Vec::new();
+    if spec_chord_dht_bytes(&mut out, v) {
+        return out;
+    }
     match text(v, "type") {
         "Hello" => {
             out.push(u8::try_from(num(v, "version")).expect("u8"));
@@ -273,10 +586,7 @@ fn spec_message_bytes(v: &Value) -> Vec<u8> {
             assert!(peers.len() <= MAX_PEER_LIST);
             put_varint(&mut out, peers.len() as u64);
             for entry in peers {
-                out.extend_from_slice(&array::<16>(entry, "id"));
-                let count = items(field(entry, "addrs")).len();
-                assert!((1..=MAX_LISTEN_ADDRS).contains(&count));
-                spec_addrs(&mut out, entry, "addrs");
+                spec_entry(&mut out, entry);
             }
         }
         "FindPeer" => out.extend_from_slice(&array::<16>(v, "target")),
@@ -298,7 +608,7 @@ fn spec_message_bytes(v: &Value) -> Vec<u8> {
     out
 }
 
-/// The tags of `spec/wire.md` §6.
+/// The tags of `spec/wire.md` §6 (chord and dht: `spec/chord.md` §8, §10.6).
 fn spec_tag(message_type: &str) -> u8 {
     match message_type {
         "Hello" => 0x01,
@@ -312,6 +622,19 @@ fn spec_tag(message_type: &str) -> u8 {
         "Direct" => 0x40,
         "Request" => 0x41,
         "Response" => 0x42,
+        "ChordGetState" => 0x50,
+        "ChordState" => 0x51,
+        "ChordNotify" => 0x52,
+        "ChordFindSuccessor" => 0x53,
+        "ChordFindSuccessorReply" => 0x54,
+        "DhtPut" => 0x60,
+        "DhtPutReply" => 0x61,
+        "DhtGet" => 0x62,
+        "DhtGetReply" => 0x63,
+        "DhtReplicate" => 0x64,
+        "DhtReplicateAck" => 0x65,
+        "DhtSync" => 0x66,
+        "DhtSyncReply" => 0x67,
         other => panic!("no tag for {other:?}"),
     }
 }
@@ -533,10 +856,23 @@ fn check_frames(v: &Value) {
             "Direct",
             "Request",
             "Response",
+            "ChordGetState",
+            "ChordState",
+            "ChordNotify",
+            "ChordFindSuccessor",
+            "ChordFindSuccessorReply",
+            "DhtPut",
+            "DhtPutReply",
+            "DhtGet",
+            "DhtGetReply",
+            "DhtReplicate",
+            "DhtReplicateAck",
+            "DhtSync",
+            "DhtSyncReply",
         ]),
         "a vector for every message type"
     );
-    assert!(compressed_count >= 3);
+    assert!(compressed_count >= 4);
 }
 
 // ---------------------------------------------------------------- varints
@@ -671,14 +1007,33 @@ fn check_invalid_frames(v: &Value) {
     );
     assert_eq!(
         out_of_range_fields,
-        BTreeSet::from(["max_frame_len", "addr_count", "hops"].map(String::from)),
+        BTreeSet::from(
+            [
+                "max_frame_len",
+                "addr_count",
+                "hops",
+                "member",
+                "has_pred",
+                "kind",
+                "op",
+                "key_len",
+                "value_len",
+                "version",
+                "status",
+                "count",
+            ]
+            .map(String::from)
+        ),
         "a vector for every range check"
     );
     // Every message whose decoding can fail (all but `Direct`) has an
     // invalid vector.
     assert_eq!(
         failing_tags,
-        BTreeSet::from([0x01, 0x02, 0x10, 0x11, 0x12, 0x20, 0x21, 0x30, 0x41, 0x42]),
+        BTreeSet::from([
+            0x01, 0x02, 0x10, 0x11, 0x12, 0x20, 0x21, 0x30, 0x41, 0x42, 0x50, 0x51, 0x52, 0x53,
+            0x54, 0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67,
+        ]),
         "an invalid vector for every message that can be malformed"
     );
 }

@@ -17,6 +17,8 @@
 //! Adding a message type takes one line in the `messages!` list below and a
 //! [`WireMessage`] impl; framing does not change.
 
+mod chord;
+mod dht;
 mod frame;
 mod messages;
 mod overlay;
@@ -24,6 +26,15 @@ mod preamble;
 mod reader;
 mod varint;
 
+pub use chord::{
+    ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState, ChordNotify, ChordReplyKind,
+    ChordState, MAX_CHORD_LIST,
+};
+pub use dht::{
+    DhtBody, DhtEntry, DhtGet, DhtGetReply, DhtGetStatus, DhtOp, DhtPut, DhtPutReply, DhtPutStatus,
+    DhtReplicate, DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply,
+    DhtValue, MAX_DHT_BATCH, MAX_DHT_DIGEST, MAX_DHT_KEY, MAX_DHT_VALUE,
+};
 pub use frame::{
     FLAG_COMPRESSED, FrameDecoder, FrameError, LENGTH_PREFIX_LEN, decode_body, encode_body,
     encode_frame, frame_header, put_frame_header,
@@ -188,4 +199,31 @@ messages! {
     Request,
     /// `0x42` — the answer to a `Request`.
     Response,
+    /// `0x50` — asks for the receiver's chord state (`spec/chord.md` §8).
+    ChordGetState,
+    /// `0x51` — a node's ring membership, predecessor and successor list.
+    ChordState,
+    /// `0x52` — "I may be your predecessor".
+    ChordNotify,
+    /// `0x53` — one hop of an iterative lookup.
+    ChordFindSuccessor,
+    /// `0x54` — the answer to a lookup hop: done, closer nodes, or not a member.
+    ChordFindSuccessorReply,
+    /// `0x60` — writes (puts or deletes) a dht key at its coordinator
+    /// (`spec/chord.md` §10.6).
+    DhtPut,
+    /// `0x61` — the coordinator's answer to a `DhtPut`.
+    DhtPutReply,
+    /// `0x62` — reads a dht key from a holder.
+    DhtGet,
+    /// `0x63` — a holder's answer to a `DhtGet`.
+    DhtGetReply,
+    /// `0x64` — dht entries for the receiver to merge and keep.
+    DhtReplicate,
+    /// `0x65` — the answer to a `DhtReplicate`.
+    DhtReplicateAck,
+    /// `0x66` — a digest of the owner's range (anti-entropy).
+    DhtSync,
+    /// `0x67` — the digest items the receiver lacks or holds smaller.
+    DhtSyncReply,
 }

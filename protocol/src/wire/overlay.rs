@@ -13,12 +13,39 @@ use crate::NodeId;
 /// Most entries one `PeerList` may carry.
 pub const MAX_PEER_LIST: usize = 32;
 
-fn put_node_id(out: &mut BytesMut, id: NodeId) {
+pub(super) fn put_node_id(out: &mut BytesMut, id: NodeId) {
     out.put_slice(&id.to_bytes());
 }
 
-fn get_node_id(input: &mut Reader) -> Result<NodeId, DecodeError> {
+pub(super) fn get_node_id(input: &mut Reader) -> Result<NodeId, DecodeError> {
     Ok(NodeId::from_bytes(input.array()?))
+}
+
+/// A `PeerList` entry (`spec/wire.md` §7.5): `id`, `addr_count`, addresses.
+/// Also the chord pointer (`spec/chord.md` §8).
+pub(super) fn put_peer_entry(out: &mut BytesMut, entry: &PeerEntry) {
+    put_node_id(out, entry.id);
+    put_varint(out, entry.addrs.len() as u64);
+    for addr in &entry.addrs {
+        put_socket_addr(out, addr);
+    }
+}
+
+/// Reads one entry; `addr_count` is checked (1..=8) before any address.
+pub(super) fn get_peer_entry(input: &mut Reader) -> Result<PeerEntry, DecodeError> {
+    let id = get_node_id(input)?;
+    let addr_count = input.list_len(MAX_LISTEN_ADDRS)?;
+    if addr_count == 0 {
+        return Err(DecodeError::OutOfRange {
+            field: "addr_count",
+            value: 0,
+        });
+    }
+    let mut addrs = SmallVec::with_capacity(addr_count);
+    for _ in 0..addr_count {
+        addrs.push(get_socket_addr(input)?);
+    }
+    Ok(PeerEntry { id, addrs })
 }
 
 /// `0x10` — asks the receiver for a `PeerList`. Layout: empty.
@@ -61,11 +88,7 @@ impl WireMessage for PeerList {
     fn encode(&self, out: &mut BytesMut) {
         put_varint(out, self.peers.len() as u64);
         for entry in &self.peers {
-            put_node_id(out, entry.id);
-            put_varint(out, entry.addrs.len() as u64);
-            for addr in &entry.addrs {
-                put_socket_addr(out, addr);
-            }
+            put_peer_entry(out, entry);
         }
     }
 
@@ -73,19 +96,7 @@ impl WireMessage for PeerList {
         let count = input.list_len(MAX_PEER_LIST)?;
         let mut peers = Vec::with_capacity(count);
         for _ in 0..count {
-            let id = get_node_id(input)?;
-            let addr_count = input.list_len(MAX_LISTEN_ADDRS)?;
-            if addr_count == 0 {
-                return Err(DecodeError::OutOfRange {
-                    field: "addr_count",
-                    value: 0,
-                });
-            }
-            let mut addrs = SmallVec::with_capacity(addr_count);
-            for _ in 0..addr_count {
-                addrs.push(get_socket_addr(input)?);
-            }
-            peers.push(PeerEntry { id, addrs });
+            peers.push(get_peer_entry(input)?);
         }
         Ok(PeerList { peers })
     }

@@ -1,0 +1,217 @@
+//! Codecs of the chord messages (`0x50`–`0x54`). `spec/chord.md` §8 gives
+//! each layout; the node does not run chord yet, so a peer that sends one is
+//! closed with `UnexpectedMessage` (`spec/wire.md` §6).
+
+use bytes::{BufMut, BytesMut};
+
+use super::overlay::{get_peer_entry, put_peer_entry};
+use super::{DecodeError, PeerEntry, Reader, WireMessage, put_varint};
+
+/// Most pointers one entry list (`succs`, `entries`) may carry; also the
+/// largest successor list length `r`.
+pub const MAX_CHORD_LIST: usize = 32;
+
+/// An entry list: `count: varint ≤ 32`, checked before any entry is read,
+/// then `count` entries.
+fn put_entry_list(out: &mut BytesMut, entries: &[PeerEntry]) {
+    put_varint(out, entries.len() as u64);
+    for entry in entries {
+        put_peer_entry(out, entry);
+    }
+}
+
+fn get_entry_list(input: &mut Reader) -> Result<Vec<PeerEntry>, DecodeError> {
+    let count = input.list_len(MAX_CHORD_LIST)?;
+    let mut entries = Vec::with_capacity(count);
+    for _ in 0..count {
+        entries.push(get_peer_entry(input)?);
+    }
+    Ok(entries)
+}
+
+/// A `u8` flag that must be 0 or 1.
+fn get_flag(input: &mut Reader, field: &'static str) -> Result<bool, DecodeError> {
+    match input.u8()? {
+        0 => Ok(false),
+        1 => Ok(true),
+        value => Err(DecodeError::OutOfRange {
+            field,
+            value: value.into(),
+        }),
+    }
+}
+
+/// `0x50` — asks for the receiver's chord state; always answered with
+/// `ChordState`. Layout: `req: varint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChordGetState {
+    /// Unique among the requester's pending chord and dht requests.
+    pub req: u64,
+}
+
+impl WireMessage for ChordGetState {
+    const TAG: u8 = 0x50;
+
+    fn encode(&self, out: &mut BytesMut) {
+        put_varint(out, self.req);
+    }
+
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(ChordGetState {
+            req: input.varint()?,
+        })
+    }
+}
+
+/// `0x51` — the answer to `ChordGetState`. Layout: `req: varint`,
+/// `member: u8` (0/1), `has_pred: u8` (0/1), `pred` entry if `has_pred` = 1,
+/// `succs` entry list (≤ 32).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChordState {
+    /// The `ChordGetState`'s `req`.
+    pub req: u64,
+    /// Whether the sender is a ring member (`member` = 1).
+    pub member: bool,
+    /// The sender's predecessor (`has_pred` = 1), if it has one.
+    pub pred: Option<PeerEntry>,
+    /// The sender's successor list.
+    pub succs: Vec<PeerEntry>,
+}
+
+impl WireMessage for ChordState {
+    const TAG: u8 = 0x51;
+
+    fn encode(&self, out: &mut BytesMut) {
+        put_varint(out, self.req);
+        out.put_u8(self.member.into());
+        out.put_u8(self.pred.is_some().into());
+        if let Some(pred) = &self.pred {
+            put_peer_entry(out, pred);
+        }
+        put_entry_list(out, &self.succs);
+    }
+
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        let req = input.varint()?;
+        let member = get_flag(input, "member")?;
+        let pred = if get_flag(input, "has_pred")? {
+            Some(get_peer_entry(input)?)
+        } else {
+            None
+        };
+        let succs = get_entry_list(input)?;
+        Ok(ChordState {
+            req,
+            member,
+            pred,
+            succs,
+        })
+    }
+}
+
+/// `0x52` — "I may be your predecessor": the notifier is the session's peer,
+/// at its `Hello` addresses. Layout: empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChordNotify;
+
+impl WireMessage for ChordNotify {
+    const TAG: u8 = 0x52;
+
+    fn encode(&self, _out: &mut BytesMut) {}
+
+    fn decode(_input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(ChordNotify)
+    }
+}
+
+/// `0x53` — one hop of an iterative lookup. Layout: `req: varint`,
+/// `key: [u8; 16]` (the ring position, big-endian).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChordFindSuccessor {
+    /// Unique among the requester's pending chord and dht requests.
+    pub req: u64,
+    /// The position looked up.
+    pub key: u128,
+}
+
+impl WireMessage for ChordFindSuccessor {
+    const TAG: u8 = 0x53;
+
+    fn encode(&self, out: &mut BytesMut) {
+        put_varint(out, self.req);
+        out.put_u128(self.key);
+    }
+
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        let req = input.varint()?;
+        let key = u128::from_be_bytes(input.array()?);
+        Ok(ChordFindSuccessor { req, key })
+    }
+}
+
+/// The `kind` of a `ChordFindSuccessorReply`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChordReplyKind {
+    /// `0`: the key lies between the responder and its first successor;
+    /// `entries` is the responder's successor list.
+    Done,
+    /// `1`: `entries` are closer candidates.
+    Next,
+    /// `2`: the responder is not a ring member (no entries).
+    NotInRing,
+}
+
+impl ChordReplyKind {
+    /// The wire code.
+    pub const fn code(self) -> u8 {
+        match self {
+            ChordReplyKind::Done => 0,
+            ChordReplyKind::Next => 1,
+            ChordReplyKind::NotInRing => 2,
+        }
+    }
+
+    /// The kind of a wire code, if it names one.
+    pub const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(ChordReplyKind::Done),
+            1 => Some(ChordReplyKind::Next),
+            2 => Some(ChordReplyKind::NotInRing),
+            _ => None,
+        }
+    }
+}
+
+/// `0x54` — the answer to `ChordFindSuccessor`. Layout: `req: varint`,
+/// `kind: u8` (0 `Done`, 1 `Next`, 2 `NotInRing`), `entries` entry list
+/// (≤ 32).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChordFindSuccessorReply {
+    /// The `ChordFindSuccessor`'s `req`.
+    pub req: u64,
+    /// What `entries` means.
+    pub kind: ChordReplyKind,
+    /// Pointers, as `kind` says.
+    pub entries: Vec<PeerEntry>,
+}
+
+impl WireMessage for ChordFindSuccessorReply {
+    const TAG: u8 = 0x54;
+
+    fn encode(&self, out: &mut BytesMut) {
+        put_varint(out, self.req);
+        out.put_u8(self.kind.code());
+        put_entry_list(out, &self.entries);
+    }
+
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        let req = input.varint()?;
+        let code = input.u8()?;
+        let kind = ChordReplyKind::from_code(code).ok_or(DecodeError::OutOfRange {
+            field: "kind",
+            value: code.into(),
+        })?;
+        let entries = get_entry_list(input)?;
+        Ok(ChordFindSuccessorReply { req, kind, entries })
+    }
+}

@@ -1,0 +1,320 @@
+//! The chord (`0x50`–`0x54`) and dht (`0x60`–`0x67`) codecs: every message
+//! round-trips byte for byte, arbitrary bytes after their tags never panic,
+//! and a node (which does not run chord yet) closes a peer that sends one
+//! with `UnexpectedMessage` without disturbing its other connections.
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use bytes::{Bytes, BytesMut};
+use proptest::prelude::*;
+use ringmesh::testing::Network;
+use ringmesh::wire::{
+    ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState, ChordNotify, ChordReplyKind,
+    ChordState, DhtBody, DhtEntry, DhtGet, DhtGetReply, DhtGetStatus, DhtOp, DhtPut, DhtPutReply,
+    DhtPutStatus, DhtReplicate, DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem,
+    DhtSyncReply, DhtValue, GoodbyeReason, MAX_CHORD_LIST, MAX_DHT_BATCH, MAX_DHT_DIGEST,
+    MAX_DHT_KEY, MAX_LISTEN_ADDRS, Message, PeerEntry, decode_body, encode_body, put_frame_header,
+};
+use ringmesh::{CloseReason, Command, Config, ConnId, Duration, Event, NodeId, ProtocolError};
+use smallvec::SmallVec;
+
+fn socket_addr() -> impl Strategy<Value = SocketAddr> {
+    prop_oneof![
+        (any::<[u8; 4]>(), any::<u16>())
+            .prop_map(|(ip, port)| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port)),
+        (any::<[u8; 16]>(), any::<u16>())
+            .prop_map(|(ip, port)| SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port)),
+    ]
+}
+
+fn node_id() -> impl Strategy<Value = NodeId> {
+    any::<u128>().prop_map(NodeId::from_u128)
+}
+
+fn entry() -> impl Strategy<Value = PeerEntry> {
+    (
+        node_id(),
+        proptest::collection::vec(socket_addr(), 1..=MAX_LISTEN_ADDRS),
+    )
+        .prop_map(|(id, addrs)| PeerEntry {
+            id,
+            addrs: SmallVec::from_vec(addrs),
+        })
+}
+
+fn entries(max: usize) -> impl Strategy<Value = Vec<PeerEntry>> {
+    proptest::collection::vec(entry(), 0..=max)
+}
+
+fn bytes_up_to(min: usize, max: usize) -> impl Strategy<Value = Bytes> {
+    proptest::collection::vec(any::<u8>(), min..=max).prop_map(Bytes::from)
+}
+
+fn key() -> impl Strategy<Value = Bytes> {
+    bytes_up_to(1, MAX_DHT_KEY)
+}
+
+fn value() -> impl Strategy<Value = DhtValue> {
+    prop_oneof![
+        bytes_up_to(0, 600).prop_map(DhtValue::Value),
+        Just(DhtValue::Tombstone),
+    ]
+}
+
+fn body() -> impl Strategy<Value = DhtBody> {
+    (1u64.., node_id(), value()).prop_map(|(version, writer, value)| DhtBody {
+        version,
+        writer,
+        value,
+    })
+}
+
+fn chord_message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        any::<u64>().prop_map(|req| Message::ChordGetState(ChordGetState { req })),
+        (
+            any::<u64>(),
+            any::<bool>(),
+            proptest::option::of(entry()),
+            entries(MAX_CHORD_LIST)
+        )
+            .prop_map(
+                |(req, member, pred, succs)| Message::ChordState(ChordState {
+                    req,
+                    member,
+                    pred,
+                    succs
+                })
+            ),
+        Just(Message::ChordNotify(ChordNotify)),
+        (any::<u64>(), any::<u128>())
+            .prop_map(|(req, key)| Message::ChordFindSuccessor(ChordFindSuccessor { req, key })),
+        (
+            any::<u64>(),
+            prop_oneof![
+                Just(ChordReplyKind::Done),
+                Just(ChordReplyKind::Next),
+                Just(ChordReplyKind::NotInRing)
+            ],
+            entries(MAX_CHORD_LIST)
+        )
+            .prop_map(|(req, kind, entries)| Message::ChordFindSuccessorReply(
+                ChordFindSuccessorReply { req, kind, entries }
+            )),
+    ]
+}
+
+fn dht_message() -> impl Strategy<Value = Message> {
+    let put_status = (0u8..=5).prop_map(|c| DhtPutStatus::from_code(c).expect("0..=5"));
+    prop_oneof![
+        (
+            any::<u64>(),
+            proptest::option::of(bytes_up_to(0, 600)),
+            key()
+        )
+            .prop_map(|(req, value, key)| Message::DhtPut(DhtPut {
+                req,
+                op: value.map_or(DhtOp::Delete, |value| DhtOp::Put { value }),
+                key,
+            })),
+        (any::<u64>(), put_status, 1u64.., any::<u8>()).prop_map(
+            |(req, status, version, holders)| Message::DhtPutReply(DhtPutReply {
+                req,
+                status,
+                version: if status.has_version() { version } else { 0 },
+                holders,
+            })
+        ),
+        (any::<u64>(), key()).prop_map(|(req, key)| Message::DhtGet(DhtGet { req, key })),
+        (
+            any::<u64>(),
+            prop_oneof![
+                body().prop_map(DhtGetStatus::Found),
+                Just(DhtGetStatus::NotFound),
+                Just(DhtGetStatus::NotInRing)
+            ]
+        )
+            .prop_map(|(req, status)| Message::DhtGetReply(DhtGetReply { req, status })),
+        (
+            any::<u64>(),
+            proptest::collection::vec(
+                (key(), body()).prop_map(|(key, body)| DhtEntry { key, body }),
+                1..=8
+            )
+        )
+            .prop_map(|(req, entries)| Message::DhtReplicate(DhtReplicate { req, entries })),
+        (any::<u64>(), 0u8..=2).prop_map(|(req, code)| Message::DhtReplicateAck(DhtReplicateAck {
+            req,
+            status: DhtReplicateStatus::from_code(code).expect("0..=2"),
+        })),
+        (
+            any::<u64>(),
+            proptest::collection::vec(
+                (any::<[u8; 32]>(), 1u64.., node_id(), any::<u64>()).prop_map(
+                    |(kh, version, writer, tag)| DhtSyncItem {
+                        kh,
+                        version,
+                        writer,
+                        tag,
+                    }
+                ),
+                1..=MAX_DHT_DIGEST
+            )
+        )
+            .prop_map(|(req, items)| Message::DhtSync(DhtSync { req, items })),
+        (
+            any::<u64>(),
+            proptest::collection::vec(any::<u64>(), 0..=MAX_DHT_DIGEST)
+        )
+            .prop_map(|(req, indices)| Message::DhtSyncReply(DhtSyncReply { req, indices })),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn chord_and_dht_messages_round_trip_byte_for_byte(
+        msg in prop_oneof![chord_message(), dht_message()],
+        compress in proptest::option::of(0usize..1024),
+    ) {
+        let mut body = BytesMut::new();
+        let compressed = encode_body(&msg, compress, &mut body);
+        let body = body.freeze();
+        let (back, was_compressed) = decode_body(body.clone(), true, u32::MAX)
+            .expect("own encoding decodes");
+        prop_assert_eq!(&back, &msg);
+        prop_assert_eq!(was_compressed, compressed);
+        let mut again = BytesMut::new();
+        encode_body(&back, compress, &mut again);
+        prop_assert_eq!(&again[..], &body[..]);
+        // Every strict prefix of the message bytes is refused, not a panic.
+        if !compressed {
+            for cut in 2..body.len() {
+                prop_assert!(decode_body(body.slice(..cut), true, u32::MAX).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_after_a_chord_or_dht_tag_never_panic(
+        tag in prop_oneof![0x50u8..=0x54, 0x60u8..=0x67],
+        rest in proptest::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let body = [&[0u8, tag][..], &rest].concat();
+        let _ = decode_body(Bytes::from(body), true, 1 << 20);
+    }
+}
+
+#[test]
+fn caps_are_checked_before_items_are_read() {
+    // count fields one over their cap, with no items behind them.
+    for (tag, body, len, max) in [
+        (0x51u8, vec![1, 1, 0, 33], 33, MAX_CHORD_LIST),
+        (0x54, vec![1, 0, 33], 33, MAX_CHORD_LIST),
+        (0x64, vec![1, 65], 65, MAX_DHT_BATCH),
+        (0x66, vec![1, 0x81, 0x02], 257, MAX_DHT_DIGEST),
+        (0x67, vec![1, 0x81, 0x02], 257, MAX_DHT_DIGEST),
+    ] {
+        let frame = [&[0u8, tag][..], &body].concat();
+        assert_eq!(
+            decode_body(Bytes::from(frame), true, 1 << 20),
+            Err(ringmesh::wire::DecodeError::TooMany { len, max }),
+            "tag {tag:#04x}"
+        );
+    }
+}
+
+fn frame_of(message: &Message) -> Bytes {
+    let mut body = BytesMut::new();
+    encode_body(message, None, &mut body);
+    let mut frame = BytesMut::new();
+    put_frame_header(&mut frame, u32::try_from(body.len()).expect("small"));
+    frame.extend_from_slice(&body);
+    frame.freeze()
+}
+
+fn closes(net: &Network, i: usize) -> Vec<(Option<NodeId>, CloseReason)> {
+    net.events_of(i)
+        .filter_map(|e| match e {
+            Event::ConnectionClosed { peer, reason, .. } => Some((*peer, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The node does not run chord or the dht: a peer that sends one of their
+/// messages is closed with `UnexpectedMessage` (and `Goodbye(2)`), and the
+/// node's other connections carry on.
+#[test]
+fn a_chord_or_dht_message_closes_only_that_connection_with_unexpected_message() {
+    let samples = [
+        Message::ChordGetState(ChordGetState { req: 1 }),
+        Message::ChordNotify(ChordNotify),
+        Message::ChordFindSuccessor(ChordFindSuccessor { req: 2, key: 7 }),
+        Message::DhtGet(DhtGet {
+            req: 3,
+            key: Bytes::from_static(b"k"),
+        }),
+        Message::DhtSyncReply(DhtSyncReply {
+            req: 4,
+            indices: vec![0],
+        }),
+    ];
+    for message in samples {
+        let mut net = Network::new(Duration::from_millis(1));
+        for i in 0..3u8 {
+            net.add_node(Config::plaintext(), [i + 1; 32], u64::from(i))
+                .expect("valid config");
+        }
+        let ids: Vec<NodeId> = (0..3).map(|i| net.node(i).node_id()).collect();
+        // Node 0 dials node 1 first: on node 1 that is inbound connection 0.
+        net.connect(0, 1).expect("dial");
+        net.settle();
+        net.connect(2, 1).expect("dial");
+        net.settle();
+        assert!(net.node(1).is_connected(ids[0]) && net.node(1).is_connected(ids[2]));
+
+        net.inject(1, ConnId::inbound(0), frame_of(&message));
+        net.settle();
+
+        assert_eq!(
+            closes(&net, 1),
+            vec![(
+                Some(ids[0]),
+                CloseReason::Protocol(ProtocolError::UnexpectedMessage(message.name()))
+            )],
+            "{}",
+            message.name()
+        );
+        assert!(
+            closes(&net, 0).contains(&(
+                Some(ids[1]),
+                CloseReason::Goodbye(GoodbyeReason::ProtocolViolation)
+            )),
+            "{}: the sender hears Goodbye(ProtocolViolation): {:?}",
+            message.name(),
+            closes(&net, 0)
+        );
+        // The other connection is untouched and still carries traffic.
+        assert!(net.node(1).is_connected(ids[2]), "{}", message.name());
+        assert!(closes(&net, 2).is_empty());
+        net.command(
+            2,
+            Command::Send {
+                to: ids[1],
+                payload: Bytes::from_static(b"still here"),
+            },
+        )
+        .expect("connected");
+        net.settle();
+        assert!(
+            net.events_of(1).any(|e| matches!(
+                e,
+                Event::Direct { from, payload } if *from == ids[2] && payload[..] == b"still here"[..]
+            )),
+            "{}",
+            message.name()
+        );
+    }
+}
