@@ -138,6 +138,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod chord;
 mod command;
 mod config;
 mod id;
