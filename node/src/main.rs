@@ -45,8 +45,8 @@ enum Mode {
     /// End of stdin shuts the node down, as `exit` does.
     Node(NodeArgs),
     /// A node others join through: no console, stdin is never read; runs
-    /// until killed (its peer cache is saved within a second of each
-    /// change, so killing it loses nothing that matters).
+    /// until Ctrl-C or SIGTERM, which shut it down gracefully (peers get a
+    /// goodbye, the peer cache is saved).
     Bootstrap(NodeArgs),
 }
 

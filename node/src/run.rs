@@ -40,6 +40,9 @@ enum Input {
     Line(String),
     /// Stdin is closed: treated as `exit`.
     StdinClosed,
+    /// Ctrl-C (SIGINT) or SIGTERM: treated as `exit`, so peers get a
+    /// goodbye and the peer cache is saved.
+    Interrupted,
     /// The adapter's thread has ended (its event channel closed).
     AdapterStopped,
 }
@@ -51,8 +54,8 @@ enum Flow {
     Exit,
 }
 
-/// Runs a node until `exit`, end of stdin (with `console`), or for ever
-/// (without: the bootstrap form).
+/// Runs a node until `exit`, end of stdin (with `console`), Ctrl-C or
+/// SIGTERM (both forms).
 pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(), Box<dyn Error>> {
     let data_dir = args.data_dir.as_deref().map(DataDir::open).transpose()?;
     let identity = match &data_dir {
@@ -97,6 +100,11 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     // growing our memory.
     let (tx, rx) = mpsc::sync_channel(INPUT_BACKLOG);
     forward_events(events, tx.clone())?;
+    let interrupt = tx.clone();
+    ctrlc::set_handler(move || {
+        let _ = interrupt.try_send(Input::Interrupted);
+    })
+    .map_err(|e| format!("cannot install the signal handler: {e}"))?;
     if console {
         read_console(tx)?;
     } else {
@@ -216,6 +224,10 @@ impl Session {
                 Some(Input::Line(line)) => self.on_line(&line),
                 Some(Input::StdinClosed) => {
                     info!("end of input: shutting down");
+                    Flow::Exit
+                }
+                Some(Input::Interrupted) => {
+                    info!("interrupted: shutting down");
                     Flow::Exit
                 }
                 Some(Input::AdapterStopped) => return false,
