@@ -3,7 +3,7 @@
 //! does (embedding).
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +14,7 @@ use bytes::Bytes;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token, Waker};
 use ringmesh::{Command, ConnId, Direction, Event, Input, Instant, Node, Output, TransportError};
+use smallvec::SmallVec;
 use tracing::{debug, info, warn};
 
 use crate::{AdapterConfig, Handle, PeerInfo, Request};
@@ -73,6 +74,9 @@ pub struct Adapter {
     max_backlog: usize,
     scratch: Vec<u8>,
     shutting_down: bool,
+    /// Connections with bytes queued since the last flush: written once per
+    /// turn, many frames per system call.
+    dirty: Vec<ConnId>,
     /// Stopped by `Handle::abort`: nothing more happens.
     aborted: bool,
     dropped_events: u64,
@@ -128,6 +132,7 @@ impl Adapter {
             max_backlog: config.max_backlog_bytes,
             scratch: vec![0; READ_CHUNK],
             shutting_down: false,
+            dirty: Vec::new(),
             aborted: false,
             dropped_events: 0,
         };
@@ -202,6 +207,18 @@ impl Adapter {
             }
         }
         self.pump();
+        self.flush_dirty();
+    }
+
+    /// Writes what this turn queued, each connection once.
+    fn flush_dirty(&mut self) {
+        let mut dirty = core::mem::take(&mut self.dirty);
+        for conn in dirty.drain(..) {
+            self.flush(conn);
+        }
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
     }
 
     /// Call after every `poll` returns: feeds due deadlines to the node,
@@ -227,6 +244,7 @@ impl Adapter {
             self.drop_conn(conn);
         }
         self.pump();
+        self.flush_dirty();
     }
 
     fn serve_requests(&mut self) {
@@ -431,17 +449,32 @@ impl Adapter {
             return;
         }
         let outcome = loop {
-            let Some(front) = c.out.front() else {
+            if c.out.is_empty() {
                 break Outcome::Flushed;
-            };
-            match c.stream.write(&front[c.written..]) {
+            }
+            // Up to 64 queued frames in one system call.
+            let mut slices: SmallVec<[IoSlice<'_>; 64]> = SmallVec::new();
+            for (i, bytes) in c.out.iter().take(64).enumerate() {
+                let from = if i == 0 { c.written } else { 0 };
+                slices.push(IoSlice::new(&bytes[from..]));
+            }
+            let written = c.stream.write_vectored(&slices);
+            drop(slices);
+            match written {
                 Ok(0) => break Outcome::Failed,
-                Ok(n) => {
-                    c.written += n;
+                Ok(mut n) => {
                     c.backlog -= n;
-                    if c.written == front.len() {
-                        c.out.pop_front();
-                        c.written = 0;
+                    while n > 0 {
+                        let Some(front) = c.out.front() else { break };
+                        let left = front.len() - c.written;
+                        if n >= left {
+                            n -= left;
+                            c.out.pop_front();
+                            c.written = 0;
+                        } else {
+                            c.written += n;
+                            n = 0;
+                        }
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break Outcome::Blocked,
@@ -556,6 +589,8 @@ impl Adapter {
             self.transport_closed(conn, TransportError::Other);
             return;
         }
-        self.flush(conn);
+        if !self.dirty.contains(&conn) {
+            self.dirty.push(conn);
+        }
     }
 }
