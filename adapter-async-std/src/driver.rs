@@ -349,6 +349,11 @@ impl State<'_> {
                 let result = self.node.command(now, command);
                 let _ = reply.try_send(result);
             }
+            Call::Post(command) => {
+                if let Err(error) = self.node.command(now, command) {
+                    debug!(%error, "posted command refused");
+                }
+            }
             Call::Connect { command, reply } => match self.node.command(now, command) {
                 Ok(Accepted::Dialing(conn)) => self.connects.push(ConnectWaiter {
                     first: conn.as_u64(),

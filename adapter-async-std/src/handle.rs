@@ -62,6 +62,8 @@ pub(crate) enum Call {
     Peers(Sender<Vec<PeerInfo>>),
     Stats(Sender<Stats>),
     Shutdown(Sender<()>),
+    /// A command whose answer nobody waits for.
+    Post(Command),
 }
 
 /// The application's handle on a running node: cheap to clone, `Send`, and
@@ -165,6 +167,19 @@ impl NodeHandle {
     pub async fn send(&self, to: NodeId, payload: impl Into<Bytes>) -> Result<(), Error> {
         let payload = payload.into();
         self.command(Command::Send { to, payload }).await.map(drop)
+    }
+
+    /// Hands `command` to the node without waiting for its answer: returns
+    /// once the node task's queue has taken it (so a fast sender is paced
+    /// by the queue, not by a round trip per command). A refusal is logged
+    /// at debug level, not returned; failures that come later arrive on the
+    /// event stream as usual. For streams of messages:
+    /// `handle.post(Command::Send { to, payload }).await`.
+    pub async fn post(&self, command: Command) -> Result<(), Error> {
+        self.calls
+            .send(Call::Post(command))
+            .await
+            .map_err(|_| Error::Stopped)
     }
 
     /// Sends a request and waits for the answer's payload. Fails with

@@ -52,6 +52,7 @@ on_both_runtimes!(
     shutdown_says_goodbye_to_peers_and_ends_the_node,
     dropping_every_handle_stops_the_node,
     full_event_stream_drops_and_counts_events,
+    posted_sends_all_arrive_in_order,
 );
 
 async fn noise_handshake_authenticates_both_ids(rt: Runtime) {
@@ -388,4 +389,35 @@ async fn full_event_stream_drops_and_counts_events(rt: Runtime) {
     );
     within("shutdown", a.handle.shutdown()).await;
     within("shutdown", b.handle.shutdown()).await;
+}
+
+async fn posted_sends_all_arrive_in_order(rt: Runtime) {
+    let a = start_node(rt, config(31));
+    let mut b = start_node(rt, config(32));
+    let b_id = b.id();
+    within("a connects b", a.handle.connect(b.addr(), Some(b_id)))
+        .await
+        .expect("a connects b");
+    // Below the event stream's capacity (1024): b reads only after a has
+    // posted them all.
+    const COUNT: u32 = 1_000;
+    for k in 0..COUNT {
+        a.handle
+            .post(ringmesh::Command::Send {
+                to: b_id,
+                payload: bytes::Bytes::from(k.to_be_bytes().to_vec()),
+            })
+            .await
+            .expect("posted");
+    }
+    for k in 0..COUNT {
+        let event = next_event(&mut b.events, "a posted message", |e| {
+            matches!(e, Event::Direct { .. })
+        })
+        .await;
+        let Event::Direct { payload, .. } = event else {
+            unreachable!("filtered above")
+        };
+        assert_eq!(payload[..], k.to_be_bytes(), "message {k} out of order");
+    }
 }

@@ -819,8 +819,9 @@ async fn async_pair(security: Security, seed: u64) -> (AsyncNode, AsyncNode) {
     (a, b)
 }
 
-/// One-way through the async API: one task awaits `NodeHandle::send` for
-/// each message (it returns once the node task has taken it), keeping at
+/// One-way through the async API: one task awaits `NodeHandle::post` of a
+/// `Command::Send` for each message (it returns once the node task's queue
+/// has taken it, without waiting for the node's answer), keeping at
 /// most `WINDOW_BYTES` undelivered, and counts B's `Direct`s between sends.
 async fn async_one_way(a: &AsyncNode, b: &mut AsyncNode, size: usize, count: usize) -> Throughput {
     let payload = incompressible(size);
@@ -831,9 +832,12 @@ async fn async_one_way(a: &AsyncNode, b: &mut AsyncNode, size: usize, count: usi
     while delivered < count {
         if sent < count && sent - delivered < window {
             a.handle
-                .send(b_id, payload.clone())
+                .post(ringmesh::Command::Send {
+                    to: b_id,
+                    payload: payload.clone(),
+                })
                 .await
-                .expect("send accepted");
+                .expect("send posted");
             sent += 1;
         } else {
             let event = b.next_event().await.unwrap_or_else(|| {
