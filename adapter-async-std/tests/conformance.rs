@@ -2,27 +2,34 @@
 //! async-std and smol.
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-use futures_lite::{FutureExt, StreamExt, future};
+use futures_lite::{StreamExt, future};
 use ringmesh::{Accepted, Command, CommandError, Config, Event, Identity, NodeId};
 use ringmesh_async_std::{AdapterConfig, Error, Events, NodeHandle, start};
 use ringmesh_conformance::TestNode;
 
-/// What both runtimes share: the handle and the event stream.
+/// What both runtimes share: the handle, and the node's events forwarded
+/// into a channel the suite waits on (as it does with the mio adapter).
 struct Common {
     handle: NodeHandle,
-    events: Mutex<Events>,
+    events: Receiver<Event>,
 }
 
 impl Common {
+    /// Starts a node; returns it, its driver and the task that forwards its
+    /// events, both for the caller to spawn on its runtime.
     fn new(
         config: Config,
         secret: [u8; 32],
         seed: u64,
         listen: SocketAddr,
-    ) -> (Common, ringmesh_async_std::Driver) {
+    ) -> (
+        Common,
+        ringmesh_async_std::Driver,
+        impl Future<Output = ()> + Send + 'static,
+    ) {
         let (handle, events, driver) = start(AdapterConfig::new(
             listen,
             config,
@@ -30,13 +37,8 @@ impl Common {
             seed,
         ))
         .expect("adapter starts");
-        (
-            Common {
-                handle,
-                events: Mutex::new(events),
-            },
-            driver,
-        )
+        let (tx, rx) = mpsc::channel();
+        (Common { handle, events: rx }, driver, forward(events, tx))
     }
 
     fn command(&self, command: Command) -> Result<Accepted, CommandError> {
@@ -46,15 +48,23 @@ impl Common {
         })
     }
 
+    /// Wakes as soon as the event arrives; `timeout` only bounds a wait
+    /// for one that never comes.
     fn next_event(&self, timeout: Duration) -> Option<Event> {
-        let mut events = self.events.lock().expect("not poisoned");
         if timeout.is_zero() {
-            return future::block_on(future::poll_once(events.next())).flatten();
+            self.events.try_recv().ok()
+        } else {
+            self.events.recv_timeout(timeout).ok()
         }
-        future::block_on(events.next().or(async {
-            async_io::Timer::after(timeout).await;
-            None
-        }))
+    }
+}
+
+/// Moves every event of the stream into `tx`, until either side ends.
+async fn forward(mut events: Events, tx: mpsc::Sender<Event>) {
+    while let Some(event) = events.next().await {
+        if tx.send(event).is_err() {
+            return;
+        }
     }
 }
 
@@ -63,7 +73,8 @@ struct AsyncStdNode(Common, async_std::task::JoinHandle<()>);
 
 impl TestNode for AsyncStdNode {
     fn start(config: Config, secret: [u8; 32], seed: u64, listen: SocketAddr) -> Self {
-        let (common, driver) = Common::new(config, secret, seed, listen);
+        let (common, driver, forward) = Common::new(config, secret, seed, listen);
+        drop(async_std::task::spawn(forward));
         AsyncStdNode(common, async_std::task::spawn(driver))
     }
     fn id(&self) -> NodeId {
@@ -95,7 +106,8 @@ struct SmolNode(Common, smol::Task<()>);
 
 impl TestNode for SmolNode {
     fn start(config: Config, secret: [u8; 32], seed: u64, listen: SocketAddr) -> Self {
-        let (common, driver) = Common::new(config, secret, seed, listen);
+        let (common, driver, forward) = Common::new(config, secret, seed, listen);
+        smol::spawn(forward).detach();
         SmolNode(common, smol::spawn(driver))
     }
     fn id(&self) -> NodeId {

@@ -1,6 +1,7 @@
 //! The adapter over real sockets on 127.0.0.1, every scenario under both
-//! async-std and smol. Nothing sleeps to synchronise: each step awaits the
-//! event or answer it needs, with a deadline that fails the test.
+//! async-std and smol. Nothing sleeps or polls a clock to synchronise:
+//! each step awaits the event or answer it needs; one watchdog per
+//! scenario fails a run that hangs.
 
 mod common;
 
@@ -16,13 +17,13 @@ use ringmesh::{
 use ringmesh_async_std::Error;
 
 use common::{
-    Runtime, StalledPeer, await_peers_up, config, incompressible, next_event, start_node, within,
-    within_for,
+    Runtime, StalledPeer, await_peers_up, config, incompressible, next_event, start_node,
+    with_watchdog, within,
 };
 
 fn run<F: Future<Output = ()>>(rt: Runtime, name: &str, scenario: fn(Runtime) -> F) {
     let started = std::time::Instant::now();
-    rt.block_on(scenario(rt));
+    with_watchdog(name, || rt.block_on(scenario(rt)));
     eprintln!("{name} under {rt:?}: {:?}", started.elapsed());
 }
 
@@ -234,13 +235,9 @@ async fn eight_mib_message_arrives_intact(rt: Runtime) {
     within("send", a.handle.send(b_id, payload.clone()))
         .await
         .expect("send");
-    let delivered = within_for(
-        Duration::from_secs(60),
-        "the 8 MiB message",
-        next_event(&mut b.events, "the 8 MiB message", |e| {
-            matches!(e, Event::Direct { .. })
-        }),
-    )
+    let delivered = next_event(&mut b.events, "the 8 MiB message", |e| {
+        matches!(e, Event::Direct { .. })
+    })
     .await;
     eprintln!("8 MiB delivered in {:?}", started.elapsed());
     let Event::Direct { from, payload: got } = delivered else {

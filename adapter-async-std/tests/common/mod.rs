@@ -2,20 +2,54 @@
 //! waiting for events against a deadline, and a hand-driven peer that
 //! completes its handshake and then never reads again.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use async_io::Timer;
 use bytes::Bytes;
-use futures_lite::{StreamExt, future};
+use futures_lite::StreamExt;
 use ringmesh::{Command, Config, Direction, Event, Identity, Input, Instant, Node, NodeId, Output};
 use ringmesh_async_std::{AdapterConfig, Events, NodeHandle, start};
 
-/// How long any single expected thing may take before the test fails.
-pub(crate) const WAIT: Duration = Duration::from_secs(10);
+/// How long a whole scenario may take before the watchdog fails it.
+pub(crate) const SCENARIO_LIMIT: Duration = Duration::from_secs(60);
+
+thread_local! {
+    /// What the scenario running on this thread is waiting for, shared with
+    /// its watchdog.
+    static WAITING_FOR: RefCell<Option<Arc<Mutex<String>>>> = const { RefCell::new(None) };
+}
+
+/// Runs `scenario` to completion on this thread. Waits inside it await the
+/// event or answer itself; a watchdog thread, woken by the scenario's end,
+/// fails the whole test binary (naming what was awaited) if it takes longer
+/// than [`SCENARIO_LIMIT`], so a hang cannot pass for a slow run.
+pub(crate) fn with_watchdog<T>(name: &str, scenario: impl FnOnce() -> T) -> T {
+    let waiting = Arc::new(Mutex::new(String::from("the start")));
+    WAITING_FOR.with(|w| *w.borrow_mut() = Some(waiting.clone()));
+    let (done, finished) = mpsc::channel::<()>();
+    let name = name.to_owned();
+    let watchdog = std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(SCENARIO_LIMIT) {
+            let what = waiting.lock().map(|w| w.clone()).unwrap_or_default();
+            // Straight to stderr: the test harness's capture would be lost
+            // with the process.
+            let _ = writeln!(
+                std::io::stderr(),
+                "{name}: no progress after {SCENARIO_LIMIT:?}, waiting for {what}"
+            );
+            std::process::exit(101);
+        }
+    });
+    let out = scenario();
+    drop(done);
+    let _ = watchdog.join();
+    WAITING_FOR.with(|w| *w.borrow_mut() = None);
+    out
+}
 
 /// The executor a scenario runs under.
 #[derive(Clone, Copy, Debug)]
@@ -75,28 +109,22 @@ pub(crate) fn start_node(rt: Runtime, config: AdapterConfig) -> TestNode {
     TestNode { handle, events }
 }
 
-/// `future`'s output, or a test failure naming `what` after `limit`.
-pub(crate) async fn within_for<T>(
-    limit: Duration,
-    what: &str,
-    future: impl Future<Output = T>,
-) -> T {
-    let timed_out = async {
-        Timer::after(limit).await;
-        None
-    };
-    future::or(async { Some(future.await) }, timed_out)
-        .await
-        .unwrap_or_else(|| panic!("timed out after {limit:?} waiting for {what}"))
-}
-
-/// [`within_for`] with the default limit.
+/// Awaits `future`, telling the scenario's watchdog that `what` is what
+/// it waits for (see [`with_watchdog`]).
 pub(crate) async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    within_for(WAIT, what, future).await
+    WAITING_FOR.with(|w| {
+        if let Some(waiting) = w.borrow().as_ref()
+            && let Ok(mut label) = waiting.lock()
+        {
+            label.clear();
+            label.push_str(what);
+        }
+    });
+    future.await
 }
 
 /// The next event that `wanted` picks, skipping others; fails the test if
-/// none comes within [`WAIT`] or the stream ends.
+/// the stream ends first.
 pub(crate) async fn next_event(
     events: &mut Events,
     what: &str,
@@ -189,7 +217,6 @@ fn handshake(identity: Identity, target: SocketAddr, target_id: NodeId) -> TcpSt
         })
         .expect("a dial");
     let mut stream = TcpStream::connect(target).expect("stalled peer connects");
-    stream.set_read_timeout(Some(WAIT)).expect("read timeout");
     node.handle_input(
         now(),
         Input::Connected {
