@@ -68,47 +68,61 @@ async fn forward(mut events: Events, tx: mpsc::Sender<Event>) {
     }
 }
 
-/// Runs the driver on async-std's executor.
-struct AsyncStdNode(Common, async_std::task::JoinHandle<()>);
+/// The executor a node's driver runs on.
+trait Executor {
+    type Task: Future<Output = ()>;
+    fn spawn(future: impl Future<Output = ()> + Send + 'static) -> Self::Task;
+    fn detach(future: impl Future<Output = ()> + Send + 'static);
+    fn block_on<T>(future: impl Future<Output = T>) -> T;
+    /// Drops the task's future: for a driver, every socket closes at once,
+    /// without goodbye.
+    fn cancel(task: Self::Task);
+}
 
-impl TestNode for AsyncStdNode {
-    fn start(config: Config, secret: [u8; 32], seed: u64, listen: SocketAddr) -> Self {
-        let (common, driver, forward) = Common::new(config, secret, seed, listen);
-        drop(async_std::task::spawn(forward));
-        AsyncStdNode(common, async_std::task::spawn(driver))
+struct AsyncStd;
+
+impl Executor for AsyncStd {
+    type Task = async_std::task::JoinHandle<()>;
+    fn spawn(future: impl Future<Output = ()> + Send + 'static) -> Self::Task {
+        async_std::task::spawn(future)
     }
-    fn id(&self) -> NodeId {
-        self.0.handle.node_id()
+    fn detach(future: impl Future<Output = ()> + Send + 'static) {
+        drop(async_std::task::spawn(future));
     }
-    fn addr(&self) -> SocketAddr {
-        self.0.handle.local_addr()
+    fn block_on<T>(future: impl Future<Output = T>) -> T {
+        async_std::task::block_on(future)
     }
-    fn command(&self, command: Command) -> Result<Accepted, CommandError> {
-        self.0.command(command)
-    }
-    fn next_event(&self, timeout: Duration) -> Option<Event> {
-        self.0.next_event(timeout)
-    }
-    fn kill(self) {
-        // Dropping the driver closes every socket at once, without goodbye.
-        async_std::task::block_on(self.1.cancel());
-    }
-    fn shutdown(self) {
-        async_std::task::block_on(async {
-            self.0.handle.shutdown().await;
-            self.1.await;
-        });
+    fn cancel(task: Self::Task) {
+        async_std::task::block_on(task.cancel());
     }
 }
 
-/// Runs the driver on smol's executor.
-struct SmolNode(Common, smol::Task<()>);
+struct Smol;
 
-impl TestNode for SmolNode {
+impl Executor for Smol {
+    type Task = smol::Task<()>;
+    fn spawn(future: impl Future<Output = ()> + Send + 'static) -> Self::Task {
+        smol::spawn(future)
+    }
+    fn detach(future: impl Future<Output = ()> + Send + 'static) {
+        smol::spawn(future).detach();
+    }
+    fn block_on<T>(future: impl Future<Output = T>) -> T {
+        smol::block_on(future)
+    }
+    fn cancel(task: Self::Task) {
+        smol::block_on(task.cancel());
+    }
+}
+
+/// A node whose driver runs on `E`.
+struct AsyncNode<E: Executor>(Common, E::Task);
+
+impl<E: Executor> TestNode for AsyncNode<E> {
     fn start(config: Config, secret: [u8; 32], seed: u64, listen: SocketAddr) -> Self {
         let (common, driver, forward) = Common::new(config, secret, seed, listen);
-        smol::spawn(forward).detach();
-        SmolNode(common, smol::spawn(driver))
+        E::detach(forward);
+        AsyncNode(common, E::spawn(driver))
     }
     fn id(&self) -> NodeId {
         self.0.handle.node_id()
@@ -123,10 +137,10 @@ impl TestNode for SmolNode {
         self.0.next_event(timeout)
     }
     fn kill(self) {
-        smol::block_on(self.1.cancel());
+        E::cancel(self.1);
     }
     fn shutdown(self) {
-        smol::block_on(async {
+        E::block_on(async {
             self.0.handle.shutdown().await;
             self.1.await;
         });
@@ -134,9 +148,9 @@ impl TestNode for SmolNode {
 }
 
 mod async_std_runtime {
-    ringmesh_conformance::conformance_suite!(super::AsyncStdNode);
+    ringmesh_conformance::conformance_suite!(super::AsyncNode<super::AsyncStd>);
 }
 
 mod smol_runtime {
-    ringmesh_conformance::conformance_suite!(super::SmolNode);
+    ringmesh_conformance::conformance_suite!(super::AsyncNode<super::Smol>);
 }
