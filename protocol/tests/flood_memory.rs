@@ -1,39 +1,16 @@
 //! A node flooded with 1,000,000 distinct broadcasts keeps its memory
 //! bounded: the seen-cache stops at its capacity, nothing else grows.
 //!
-//! This binary counts every allocation (its own global allocator), so it
-//! holds exactly one test. The allocator forwards to `System` unchanged.
-
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! This binary counts every allocation (`support/counting_alloc.rs`), so it
+//! holds exactly one test.
 
 use bytes::{Bytes, BytesMut};
 use ringmesh::testing::Network;
 use ringmesh::wire::{Broadcast, Message, encode_frame};
 use ringmesh::{Config, ConnId, Duration, Event, Input, NodeId, Output};
 
-struct Counting;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: delegates every call to the system allocator; it only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        CURRENT.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: same layout contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `ptr` came from `alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 const MESSAGES: u64 = 1_000_000;
 
@@ -91,10 +68,10 @@ fn a_million_distinct_broadcasts_leave_memory_bounded() {
             }
         }
         if k == 2 * capacity as u64 {
-            baseline = CURRENT.load(Ordering::Relaxed);
+            baseline = counting_alloc::live();
         }
     }
-    let end = CURRENT.load(Ordering::Relaxed);
+    let end = counting_alloc::live();
     eprintln!(
         "seen-cache {} entries; live heap after {} messages {baseline} B, after {MESSAGES} {end} B",
         node.seen_cache_len(),

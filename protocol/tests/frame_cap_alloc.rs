@@ -1,41 +1,14 @@
 //! A frame that claims 4 GiB closes the connection without allocating it.
 //!
-//! This binary counts every allocation (its own global allocator), so it
-//! holds exactly one test: parallel tests would pollute the count. The
-//! allocator is the only unsafe code in the workspace: it forwards to
-//! `System` unchanged.
-
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! This binary counts every allocation (`support/counting_alloc.rs`), so it
+//! holds exactly one test.
 
 use bytes::{BufMut, BytesMut};
 use ringmesh::testing::Network;
 use ringmesh::{CloseReason, Config, ConnId, Duration, Event, ProtocolError};
 
-struct Counting;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: delegates every call to the system allocator; it only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        // SAFETY: same layout contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `ptr` came from `alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 #[test]
 fn a_frame_claiming_4_gib_closes_the_connection_without_allocating_it() {
@@ -53,10 +26,9 @@ fn a_frame_claiming_4_gib_closes_the_connection_without_allocating_it() {
         bytes.put_slice(&[0xab; 1024]);
         let bytes = bytes.freeze();
 
-        let before = CURRENT.load(Ordering::Relaxed);
-        PEAK.store(before, Ordering::Relaxed);
+        let before = counting_alloc::reset_peak();
         net.inject(1, ConnId::inbound(0), bytes);
-        let grew = PEAK.load(Ordering::Relaxed) - before;
+        let grew = counting_alloc::peak() - before;
 
         assert!(!net.node(1).is_connected(a));
         assert!(net.events_of(1).any(|e| matches!(
