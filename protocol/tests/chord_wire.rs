@@ -3,6 +3,10 @@
 //! and a node (which does not run chord yet) closes a peer that sends one
 //! with `UnexpectedMessage` without disturbing its other connections.
 
+#[path = "support/round_trip.rs"]
+mod support_round_trip;
+use support_round_trip::round_trip;
+
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::{Bytes, BytesMut};
@@ -178,16 +182,7 @@ proptest! {
         msg in prop_oneof![chord_message(), dht_message()],
         compress in proptest::option::of(0usize..1024),
     ) {
-        let mut body = BytesMut::new();
-        let compressed = encode_body(&msg, compress, &mut body);
-        let body = body.freeze();
-        let (back, was_compressed) = decode_body(body.clone(), true, u32::MAX)
-            .expect("own encoding decodes");
-        prop_assert_eq!(&back, &msg);
-        prop_assert_eq!(was_compressed, compressed);
-        let mut again = BytesMut::new();
-        encode_body(&back, compress, &mut again);
-        prop_assert_eq!(&again[..], &body[..]);
+        let (body, compressed) = round_trip(&msg, compress)?;
         // Every strict prefix of the message bytes is refused, not a panic.
         if !compressed {
             for cut in 2..body.len() {

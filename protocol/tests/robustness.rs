@@ -1,6 +1,10 @@
 //! Property tests: every message round-trips; no input makes decoding or a
 //! node panic, or buffer more than the frame cap.
 
+#[path = "support/round_trip.rs"]
+mod support_round_trip;
+use support_round_trip::round_trip;
+
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::{Bytes, BytesMut};
@@ -8,7 +12,7 @@ use proptest::prelude::*;
 use ringmesh::testing::Network;
 use ringmesh::wire::{
     Capabilities, Direct, FrameDecoder, Goodbye, GoodbyeReason, Hello, LENGTH_PREFIX_LEN,
-    MAX_LISTEN_ADDRS, Message, NoiseHandshakePayload, PROTOCOL_VERSION, decode_body, encode_body,
+    MAX_LISTEN_ADDRS, Message, NoiseHandshakePayload, PROTOCOL_VERSION, decode_body,
     put_frame_header,
 };
 use ringmesh::{
@@ -70,16 +74,7 @@ proptest! {
         msg in message(),
         compress in proptest::option::of(0usize..1024),
     ) {
-        let mut body = BytesMut::new();
-        let compressed = encode_body(&msg, compress, &mut body);
-        let body = body.freeze();
-        let (back, was_compressed) = decode_body(body.clone(), true, u32::MAX)
-            .expect("own encoding decodes");
-        prop_assert_eq!(&back, &msg);
-        prop_assert_eq!(was_compressed, compressed);
-        let mut again = BytesMut::new();
-        encode_body(&back, compress, &mut again);
-        prop_assert_eq!(&again[..], &body[..]);
+        round_trip(&msg, compress)?;
     }
 
     #[test]
