@@ -48,6 +48,8 @@ struct Conn {
     backlog: usize,
     /// The node has let go of it: flush, then drop.
     closing_since: Option<StdInstant>,
+    /// Listed in `Adapter::dirty` (so a connection is listed once).
+    dirty: bool,
 }
 
 /// Drives one [`Node`] over TCP. See the crate docs for the two ways to
@@ -214,6 +216,9 @@ impl Adapter {
     fn flush_dirty(&mut self) {
         let mut dirty = core::mem::take(&mut self.dirty);
         for conn in dirty.drain(..) {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.dirty = false;
+            }
             self.flush(conn);
         }
         if self.dirty.is_empty() {
@@ -367,6 +372,7 @@ impl Adapter {
                 written: 0,
                 backlog: 0,
                 closing_since: None,
+                dirty: false,
             },
         );
         Ok(())
@@ -589,7 +595,8 @@ impl Adapter {
             self.transport_closed(conn, TransportError::Other);
             return;
         }
-        if !self.dirty.contains(&conn) {
+        if !c.dirty {
+            c.dirty = true;
             self.dirty.push(conn);
         }
     }

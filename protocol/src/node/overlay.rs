@@ -143,11 +143,10 @@ impl Node {
         for queued in self.messaging.take_waiting(peer) {
             match queued {
                 Queued::Send(payload) => {
-                    let message = Message::Direct(Direct { payload });
+                    let message = Message::Direct(Direct {
+                        payload: payload.clone(),
+                    });
                     if self.send_to_peer(peer, &message).is_err() {
-                        let Message::Direct(Direct { payload }) = message else {
-                            unreachable!()
-                        };
                         self.push_event(Event::SendFailed {
                             to: peer,
                             payload,

@@ -418,7 +418,7 @@ impl<O: Observer> Sim<O> {
             match state {
                 NodeState::Killed => {
                     self.conns.remove(&(end.peer, end.peer_conn));
-                    let at = self.arrival(i, conn, end.peer);
+                    let at = self.arrival(i, conn);
                     let input = Input::Closed {
                         conn: end.peer_conn,
                         reason: TransportError::Reset,
@@ -504,9 +504,9 @@ impl<O: Observer> Sim<O> {
         );
     }
 
-    /// When bytes sent now from `from` on `conn` to `to` arrive: latency
+    /// When bytes sent now from `from` on `conn` arrive: latency
     /// plus jitter, never before what was sent earlier on that connection.
-    fn arrival(&mut self, from: NodeIdx, conn: ConnId, _to: NodeIdx) -> Instant {
+    fn arrival(&mut self, from: NodeIdx, conn: ConnId) -> Instant {
         let net = &self.config.net;
         let jitter = match net.jitter.as_micros() {
             0 => 0,
@@ -566,7 +566,7 @@ impl<O: Observer> Sim<O> {
                         };
                         self.conns.insert((i, conn), end(j, inbound, j_incarnation));
                         self.conns.insert((j, inbound), end(i, conn, incarnation));
-                        let at = self.arrival(i, conn, j);
+                        let at = self.arrival(i, conn);
                         let connected = Input::Connected {
                             conn,
                             remote: addr,
@@ -657,7 +657,7 @@ impl<O: Observer> Sim<O> {
             self.stats.lost_sends += 1;
             return;
         }
-        let at = self.arrival(i, conn, end.peer);
+        let at = self.arrival(i, conn);
         let input = Input::Received {
             conn: end.peer_conn,
             bytes,
