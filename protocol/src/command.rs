@@ -4,6 +4,7 @@ use core::net::SocketAddr;
 
 use bytes::Bytes;
 
+use crate::chord::OpId;
 use crate::messaging::RequestId;
 use crate::time::Duration;
 use crate::wire::PeerEntry;
@@ -92,6 +93,55 @@ pub enum Command {
     /// Close every connection with a `Goodbye`, fail everything pending;
     /// the node then refuses new work. Idempotent.
     Shutdown,
+    /// Found a ring with Zave's initialization (spec/chord.md §5.1): every
+    /// founder gets the same `founders` list, itself included, of at least
+    /// `chord_successors + 1` distinct nodes with addresses. Each computes
+    /// its place in the ideal ring; no message is needed.
+    ChordFound {
+        /// All founders, this node included.
+        founders: Vec<PeerEntry>,
+    },
+    /// Start a ring of one (spec/chord.md §5.2); others join it with
+    /// [`Command::ChordJoin`]. Failure tolerance holds once the ring has
+    /// grown past `chord_successors` members and settled.
+    ChordCreate,
+    /// Join the ring through `via` (a connected ring member), or through any
+    /// connected chord peer (spec/chord.md §5.3). Ends in
+    /// [`Event::ChordJoined`](crate::Event::ChordJoined) or
+    /// [`Event::ChordJoinFailed`](crate::Event::ChordJoinFailed).
+    ChordJoin {
+        /// The member to start from.
+        via: Option<NodeId>,
+    },
+    /// Find the owner of ring position `key` (spec/chord.md §7): ends in
+    /// [`Event::LookupDone`](crate::Event::LookupDone) or
+    /// [`Event::LookupFailed`](crate::Event::LookupFailed).
+    Lookup {
+        /// The position.
+        key: NodeId,
+    },
+    /// Store `value` under `key` in the Chord table (spec/chord.md §10.2):
+    /// ends in [`Event::DhtPutAcked`](crate::Event::DhtPutAcked) once every
+    /// replica holds it, or [`Event::DhtFailed`](crate::Event::DhtFailed).
+    Put {
+        /// 1 to 256 bytes.
+        key: Bytes,
+        /// At most 1 MiB.
+        value: Bytes,
+    },
+    /// Read `key` (spec/chord.md §10.3): ends in
+    /// [`Event::DhtGetResult`](crate::Event::DhtGetResult) or
+    /// [`Event::DhtFailed`](crate::Event::DhtFailed).
+    Get {
+        /// 1 to 256 bytes.
+        key: Bytes,
+    },
+    /// Delete `key`: a put of a tombstone, acknowledged like
+    /// [`Command::Put`].
+    Delete {
+        /// 1 to 256 bytes.
+        key: Bytes,
+    },
 }
 
 /// What an accepted command started.
@@ -121,6 +171,9 @@ pub enum Accepted {
         /// Unique among this node's broadcasts.
         seq: u64,
     },
+    /// A lookup, join or table operation is under way; its event carries
+    /// this id.
+    Op(OpId),
 }
 
 /// Why a command was refused. The node's state is unchanged: nothing was
@@ -167,4 +220,31 @@ pub enum CommandError {
     /// The node is shut down.
     #[error("the node is shut down")]
     ShutDown,
+    /// `Config::chord` is off.
+    #[error("chord is not enabled in this node's config")]
+    ChordOff,
+    /// The founders list is too short, repeats an id, lacks this node, or
+    /// has an entry without addresses.
+    #[error("bad founders list: {0}")]
+    BadFounders(&'static str),
+    /// The node is a ring member already.
+    #[error("already a ring member")]
+    AlreadyInRing,
+    /// The node is not a ring member and has no chord peer to ask.
+    #[error("not in the ring and no chord peer is connected")]
+    NoChordPeer,
+    /// `chord_max_lookups` lookups are in flight.
+    #[error("{0} lookups already in flight")]
+    TooManyLookups(usize),
+    /// A table key is empty or longer than 256 bytes.
+    #[error("key of {0} bytes; keys have 1 to 256")]
+    BadKey(usize),
+    /// A table value is over 1 MiB.
+    #[error("value of {len} bytes over the {max}-byte limit")]
+    ValueTooLarge {
+        /// The value's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }

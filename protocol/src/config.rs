@@ -135,7 +135,42 @@ pub struct Config {
     /// How long a message waits for its peer to be found and connected
     /// before it fails. Default 10 s.
     pub lookup_timeout: Duration,
+
+    // --- chord and dht (spec/chord.md §2) ---
+    /// Run the Chord ring and the Chord table: offer their capability bits
+    /// and answer their messages. Needs `listen_addrs` (ring pointers must
+    /// be diallable). Default: off.
+    pub chord: bool,
+    /// Successor list length *r*, 1..=32. A member keeps working while one
+    /// of its *r* successors lives; see
+    /// [`Config::chord_successors_for`] to size it. Default 8.
+    pub chord_successors: usize,
+    /// Period of stabilization (2 s; 500 ms in [`Config::lan`]).
+    pub chord_stabilize_interval: Duration,
+    /// Timeout of one chord or dht request, dial time included; a peer that
+    /// misses it is taken as dead (4 s; 1 s in [`Config::lan`]).
+    pub chord_request_timeout: Duration,
+    /// One finger is refreshed per tick (10 s; 2 s in [`Config::lan`]).
+    pub chord_fix_fingers_interval: Duration,
+    /// Requests one lookup may send, retries included. Default 64.
+    pub chord_max_hops: u32,
+    /// Lookups in flight (commands and internal). Default 256.
+    pub chord_max_lookups: usize,
+    /// Holders per key *r_d*, 1..=*r*. Default 3.
+    pub dht_replicas: usize,
+    /// Entries (values and tombstones) one node stores. Default 65,536.
+    pub dht_max_entries: usize,
+    /// Bytes of keys and values one node stores. Default 64 MiB.
+    pub dht_max_bytes: usize,
+    /// Anti-entropy period (60 s; 10 s in [`Config::lan`]).
+    pub dht_repair_interval: Duration,
+    /// How long a delete is remembered. Default 1 h.
+    pub dht_tombstone_ttl: Duration,
 }
+
+/// Smallest `max_frame_len` with `chord` on: a full `ChordState` (33
+/// entries of 8 addresses) takes about 5.5 KiB.
+pub const CHORD_MIN_FRAME_LEN: u32 = 16 * 1024;
 
 /// Most bootstrap addresses a [`Config`] may hold.
 pub const MAX_BOOTSTRAP: usize = 64;
@@ -169,6 +204,18 @@ impl Default for Config {
             max_pending_requests: 1024,
             max_queued_messages: 1024,
             lookup_timeout: Duration::from_secs(10),
+            chord: false,
+            chord_successors: 8,
+            chord_stabilize_interval: Duration::from_secs(2),
+            chord_request_timeout: Duration::from_secs(4),
+            chord_fix_fingers_interval: Duration::from_secs(10),
+            chord_max_hops: 64,
+            chord_max_lookups: 256,
+            dht_replicas: 3,
+            dht_max_entries: 65_536,
+            dht_max_bytes: 64 << 20,
+            dht_repair_interval: Duration::from_secs(60),
+            dht_tombstone_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -194,6 +241,10 @@ impl Config {
             dead_after_misses: 3,
             redial_backoff_min: Duration::from_millis(500),
             redial_backoff_max: Duration::from_secs(30),
+            chord_stabilize_interval: Duration::from_millis(500),
+            chord_request_timeout: Duration::from_secs(1),
+            chord_fix_fingers_interval: Duration::from_secs(2),
+            dht_repair_interval: Duration::from_secs(10),
             ..Config::default()
         }
     }
@@ -216,6 +267,15 @@ impl Config {
         self.ping_interval
             .saturating_mul(u64::from(self.dead_after_misses))
             + self.ping_timeout
+    }
+
+    /// A successor list length for a ring of about `n` nodes:
+    /// clamp(⌈log2 n⌉, 4, 32). If half the ring fails at once, about
+    /// n / 2^r members lose their whole list, so this keeps the expected
+    /// loss at one node; add 3 or 4 for margin (spec/chord.md §2).
+    pub fn chord_successors_for(n: u64) -> usize {
+        let log = 64 - n.saturating_sub(1).leading_zeros() as usize;
+        log.clamp(4, crate::wire::MAX_CHORD_LIST)
     }
 
     /// Checks every field; [`Node::new`](crate::Node::new) calls this.
@@ -257,6 +317,11 @@ impl Config {
             ("redial_backoff_min", self.redial_backoff_min),
             ("seen_cache_ttl", self.seen_cache_ttl),
             ("lookup_timeout", self.lookup_timeout),
+            ("chord_stabilize_interval", self.chord_stabilize_interval),
+            ("chord_request_timeout", self.chord_request_timeout),
+            ("chord_fix_fingers_interval", self.chord_fix_fingers_interval),
+            ("dht_repair_interval", self.dht_repair_interval),
+            ("dht_tombstone_ttl", self.dht_tombstone_ttl),
         ];
         if let Some((field, _)) = zero.iter().find(|(_, d)| *d == Duration::ZERO) {
             return Err(ConfigError::Zero(field));
@@ -269,6 +334,10 @@ impl Config {
             ("seen_cache_capacity", self.seen_cache_capacity),
             ("dead_after_misses", self.dead_after_misses as usize),
             ("max_hops", usize::from(self.max_hops)),
+            ("chord_max_hops", self.chord_max_hops as usize),
+            ("chord_max_lookups", self.chord_max_lookups),
+            ("dht_max_entries", self.dht_max_entries),
+            ("dht_max_bytes", self.dht_max_bytes),
         ];
         if let Some((field, _)) = counts.iter().find(|(_, n)| *n == 0) {
             return Err(ConfigError::Zero(field));
@@ -278,6 +347,21 @@ impl Config {
         }
         if self.redial_backoff_max < self.redial_backoff_min {
             return Err(ConfigError::BackoffMaxBelowMin);
+        }
+        if !(1..=crate::wire::MAX_CHORD_LIST).contains(&self.chord_successors) {
+            return Err(ConfigError::ChordSuccessors(self.chord_successors));
+        }
+        if !(1..=self.chord_successors).contains(&self.dht_replicas) {
+            return Err(ConfigError::DhtReplicas(self.dht_replicas));
+        }
+        if self.chord && self.listen_addrs.is_empty() {
+            return Err(ConfigError::ChordWithoutListenAddr);
+        }
+        if self.chord && self.max_frame_len < CHORD_MIN_FRAME_LEN {
+            return Err(ConfigError::ChordFrameTooSmall {
+                value: self.max_frame_len,
+                min: CHORD_MIN_FRAME_LEN,
+            });
         }
         Ok(())
     }
@@ -336,6 +420,23 @@ pub enum ConfigError {
     /// The backoff cap is below its start.
     #[error("redial_backoff_max must not be below redial_backoff_min")]
     BackoffMaxBelowMin,
+    /// `chord_successors` is outside 1..=32.
+    #[error("chord_successors {0} is outside 1..=32")]
+    ChordSuccessors(usize),
+    /// `dht_replicas` is outside 1..=`chord_successors`.
+    #[error("dht_replicas {0} is outside 1..=chord_successors")]
+    DhtReplicas(usize),
+    /// A ring member must be diallable: `chord` needs `listen_addrs`.
+    #[error("chord is on but no listen_addrs are configured")]
+    ChordWithoutListenAddr,
+    /// `max_frame_len` cannot carry a full `ChordState`.
+    #[error("max_frame_len {value} is below the {min} bytes chord needs")]
+    ChordFrameTooSmall {
+        /// The configured value.
+        value: u32,
+        /// What chord needs.
+        min: u32,
+    },
 }
 
 #[cfg(test)]

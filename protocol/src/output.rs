@@ -5,6 +5,7 @@ use core::net::SocketAddr;
 use bytes::Bytes;
 use smallvec::SmallVec;
 
+use crate::chord::{DhtError, LookupError, OpId};
 use crate::messaging::{DeliveryError, RequestId};
 use crate::time::Duration;
 use crate::wire::{Capabilities, DecodeError, GoodbyeReason};
@@ -151,6 +152,71 @@ pub enum Event {
         payload: Bytes,
         /// Why.
         reason: DeliveryError,
+    },
+    /// This node joined the ring (spec/chord.md §5.3).
+    ChordJoined {
+        /// Its first successor.
+        successor: NodeId,
+        /// Its predecessor: the member it joined after.
+        predecessor: NodeId,
+        /// Hops the join lookup took.
+        hops: u32,
+    },
+    /// `Command::ChordJoin` failed; the node is still out of the ring.
+    ChordJoinFailed {
+        /// Why its lookup failed.
+        reason: LookupError,
+    },
+    /// Failures emptied this member's successor list: more of the ring
+    /// failed than the failure constraint allows (spec/chord.md §6.4, §11).
+    /// The node stays a member and recovers on a best-effort basis.
+    ChordOrphaned,
+    /// A `Command::Lookup` found the owner of `key`.
+    LookupDone {
+        /// The command's id.
+        id: OpId,
+        /// The position looked up.
+        key: NodeId,
+        /// The first member at or after `key`.
+        owner: NodeId,
+        /// The owner and the members after it, as the last hop knew them.
+        successors: Vec<NodeId>,
+        /// Nodes asked that answered (0: answered locally).
+        hops: u32,
+    },
+    /// A `Command::Lookup` failed.
+    LookupFailed {
+        /// The command's id.
+        id: OpId,
+        /// The position looked up.
+        key: NodeId,
+        /// Why.
+        reason: LookupError,
+    },
+    /// A `Command::Put` or `Delete` is held by every replica.
+    DhtPutAcked {
+        /// The command's id.
+        id: OpId,
+        /// The version the owner gave it.
+        version: u64,
+    },
+    /// The answer to a `Command::Get`: the greatest entry the holders had.
+    DhtGetResult {
+        /// The command's id.
+        id: OpId,
+        /// The key.
+        key: Bytes,
+        /// The value; `None` if the key was never written or was deleted.
+        value: Option<Bytes>,
+        /// The entry's version (0 if never written).
+        version: u64,
+    },
+    /// A table operation failed.
+    DhtFailed {
+        /// The command's id.
+        id: OpId,
+        /// Why.
+        reason: DhtError,
     },
     /// A peer sent a one-way message.
     Direct {

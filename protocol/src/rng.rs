@@ -23,6 +23,8 @@ pub(crate) enum Stream {
     Peers,
     /// Broadcast sequence numbers.
     Mesh,
+    /// Chord timer jitter and start-peer order.
+    Chord,
 }
 
 impl Stream {
@@ -32,6 +34,7 @@ impl Stream {
             Stream::Session => "ringmesh rng v1 session",
             Stream::Peers => "ringmesh rng v1 peers",
             Stream::Mesh => "ringmesh rng v1 mesh",
+            Stream::Chord => "ringmesh rng v1 chord",
         }
     }
 }

@@ -1,6 +1,5 @@
 //! Ring arithmetic and the pure rules of spec/chord.md: intervals (§1),
-//! `clip` (§3), join adoption (§5.3), stabilization's list update (§6.2),
-//! rectify (§6.3) and the lookup responder (§7.1). Ids are `u128`
+//! `clip` (§3, used by join and stabilization), rectify (§6.3) and the lookup responder (§7.1). Ids are `u128`
 //! positions, clockwise modulo 2^128.
 
 use smallvec::SmallVec;
@@ -51,39 +50,6 @@ pub(crate) fn clip(me: u128, list: impl IntoIterator<Item = u128>, r: usize) -> 
         out.push(e);
     }
     out
-}
-
-/// §5.3: the list a joiner `me` adopts from the member `m` whose list is
-/// `l`: `clip(l without me)`, or `[m]` if that is empty. Never appends `m`.
-pub(crate) fn join_list(me: u128, m: u128, l: &[u128], r: usize) -> Succs {
-    let list = clip(me, l.iter().copied().filter(|&e| e != me), r);
-    if list.is_empty() {
-        let mut only = Succs::new();
-        only.push(m);
-        only
-    } else {
-        list
-    }
-}
-
-/// §6.2 step 3: `s1` answered with its predecessor `pred` and list `l1`.
-/// Returns the new list and, if `pred` lies in (me, s1), the predecessor
-/// to ask next (step 4); otherwise the node notifies `s1`.
-pub(crate) fn after_successor_state(
-    me: u128,
-    s1: u128,
-    pred: Option<u128>,
-    l1: &[u128],
-    r: usize,
-) -> (Succs, Option<u128>) {
-    let list = clip(me, core::iter::once(s1).chain(l1.iter().copied()), r);
-    let next = pred.filter(|&p| in_open(me, p, s1));
-    (list, next)
-}
-
-/// §6.2 step 4: the predecessor `p` answered as a member with list `lp`.
-pub(crate) fn after_predecessor_state(me: u128, p: u128, lp: &[u128], r: usize) -> Succs {
-    clip(me, core::iter::once(p).chain(lp.iter().copied()), r)
 }
 
 /// What §6.3 does with a `ChordNotify` from `n`.
@@ -187,29 +153,6 @@ mod tests {
         // Out of order: stops.
         assert_eq!(clip(0, [10, 30, 20], 8).as_slice(), &[10, 30]);
         assert!(clip(5, [5, 6], 8).is_empty());
-    }
-
-    #[test]
-    fn a_joiner_never_appends_the_member_it_joined_through() {
-        // m = 10 with list [20, 30]; joiner 15 adopts [20, 30] only.
-        assert_eq!(join_list(15, 10, &[20, 30], 4).as_slice(), &[20, 30]);
-        // m alone: its list is empty (or just the joiner's old id).
-        assert_eq!(join_list(15, 10, &[], 4).as_slice(), &[10]);
-        assert_eq!(join_list(15, 10, &[15], 4).as_slice(), &[10]);
-    }
-
-    #[test]
-    fn stabilization_adopts_a_closer_predecessor_of_the_successor() {
-        let (list, ask) = after_successor_state(10, 30, Some(20), &[40, 50], 3);
-        assert_eq!(list.as_slice(), &[30, 40, 50]);
-        assert_eq!(ask, Some(20));
-        assert_eq!(
-            after_predecessor_state(10, 20, &[30, 40], 3).as_slice(),
-            &[20, 30, 40]
-        );
-        // The successor's predecessor is us, or behind us: notify s1.
-        assert_eq!(after_successor_state(10, 30, Some(10), &[40], 3).1, None);
-        assert_eq!(after_successor_state(10, 30, Some(5), &[40], 3).1, None);
     }
 
     #[test]

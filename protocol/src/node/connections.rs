@@ -45,7 +45,7 @@ impl Node {
     }
 
     /// Why `n` more dials cannot start now, if they cannot.
-    fn dial_refusal(&self, n: usize) -> Option<CommandError> {
+    pub(super) fn dial_refusal(&self, n: usize) -> Option<CommandError> {
         let counts = self.counts();
         let config = &self.config;
         if self.conns.len() + n > config.max_connections {
@@ -85,7 +85,7 @@ impl Node {
 
     /// Dials every address (as one race if there are several); returns the
     /// first connection id. Caps must have been checked.
-    fn dial_all(
+    pub(super) fn dial_all(
         &mut self,
         addrs: &[SocketAddr],
         expected: Option<NodeId>,
@@ -421,7 +421,7 @@ impl Node {
             known.next_dial_at = self.now + redial_delay(&self.config, 0, &mut self.peers_rng);
             known.lost = fault;
         }
-        self.on_peer_down(peer);
+        self.on_peer_down(peer, &reason);
         self.push_event(Event::PeerDown { peer, reason });
     }
 

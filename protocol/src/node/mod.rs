@@ -5,8 +5,13 @@
 //! one-connection-per-peer rule, closing); `overlay.rs` acts on the overlay
 //! messages (discovery, liveness, mesh, messaging).
 
+mod chord;
 mod connections;
+mod dht;
+mod lookup;
 mod overlay;
+
+pub(crate) use chord::EarlyFailure;
 
 use core::net::SocketAddr;
 use std::collections::VecDeque;
@@ -16,6 +21,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 use tracing::info;
 
+use crate::chord::{Chord, ChordRole};
 use crate::liveness::Liveness;
 use crate::mesh::SeenCache;
 use crate::messaging::{Messaging, RequestId};
@@ -77,6 +83,15 @@ pub struct Stats {
     pub broadcasts_oversized: u64,
     /// Responses for requests that had already completed or failed.
     pub late_responses: u64,
+    /// Chord and dht replies that matched no pending request (late, or
+    /// from the wrong peer).
+    pub chord_late_replies: u64,
+    /// Dead ring pointers removed (spec/chord.md §4 Flush).
+    pub chord_flushes: u64,
+    /// Lookups that found an owner (commands and internal).
+    pub chord_lookups: u64,
+    /// Lookups that failed.
+    pub chord_lookups_failed: u64,
 }
 
 struct Connection {
@@ -157,6 +172,16 @@ enum Deadline {
         serial: u64,
     },
     Maintenance,
+    ChordStabilize {
+        generation: u64,
+    },
+    ChordFixFingers,
+    ChordRequest {
+        req: u64,
+    },
+    ChordLookup {
+        id: u64,
+    },
 }
 
 type Map<K, V> = HashMap<K, V, FixedState>;
@@ -170,6 +195,7 @@ fn is_live(
     conns: &Map<ConnId, Box<Connection>>,
     links: &Map<NodeId, PeerLink>,
     messaging: &Messaging,
+    chord: &Chord,
     d: &Deadline,
 ) -> bool {
     let conn_is = |conn, serial, f: fn(&Connection) -> bool| {
@@ -192,7 +218,10 @@ fn is_live(
             .is_some_and(|l| l.generation == generation && l.liveness.awaits(nonce)),
         Deadline::Request { id } => messaging.pending.contains_key(&id),
         Deadline::Waiting { peer, serial } => messaging.is_waiting(peer, serial),
-        Deadline::Maintenance => true,
+        Deadline::Maintenance | Deadline::ChordFixFingers => true,
+        Deadline::ChordStabilize { generation } => generation == chord.stabilize_generation,
+        Deadline::ChordRequest { req } => chord.requests.contains_key(&req),
+        Deadline::ChordLookup { id } => chord.lookups.contains_key(&id),
     }
 }
 
@@ -214,6 +243,8 @@ pub struct Node {
     seen: SeenCache,
     next_broadcast: u64,
     messaging: Messaging,
+    chord: Chord,
+    chord_rng: Rng,
     outputs: VecDeque<Output>,
     deadlines: DeadlineQueue<Deadline>,
     next_dial: u64,
@@ -294,7 +325,9 @@ impl Node {
             // for the ones its previous run sent (48 bits keep the varint
             // at 7 bytes).
             next_broadcast: mesh_rng.next_u64() >> 16,
-            messaging: Messaging::new(hasher),
+            messaging: Messaging::new(hasher.clone()),
+            chord: Chord::new(config.chord, config.chord_successors, hasher),
+            chord_rng: Rng::derive(seed, Stream::Chord, None),
             outputs: VecDeque::new(),
             deadlines,
             next_dial: 0,
@@ -396,6 +429,34 @@ impl Node {
         (self.messaging.pending.len(), self.messaging.queued)
     }
 
+    /// Where this node stands towards the ring.
+    pub fn chord_role(&self) -> ChordRole {
+        self.chord.role
+    }
+
+    /// The successor list, nearest first (empty unless a member).
+    pub fn chord_successors(&self) -> Vec<NodeId> {
+        self.chord.succs.iter().map(|p| p.id).collect()
+    }
+
+    /// The predecessor, if known.
+    pub fn chord_predecessor(&self) -> Option<NodeId> {
+        self.chord.pred.as_ref().map(|p| p.id)
+    }
+
+    /// Distinct finger targets, by finger index (fingers the successor list
+    /// covers are not kept).
+    pub fn chord_fingers(&self) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> = self.chord.fingers.iter().map(|(_, p)| p.id).collect();
+        ids.dedup();
+        ids
+    }
+
+    /// Chord and dht requests awaiting replies, and lookups in flight.
+    pub fn chord_pending(&self) -> (usize, usize) {
+        (self.chord.requests.len(), self.chord.lookups.len())
+    }
+
     /// Feeds a network fact or a timeout. Drain [`Node::poll_output`]
     /// afterwards, then re-read [`Node::poll_timeout`].
     pub fn handle_input(&mut self, now: Instant, input: Input) {
@@ -447,6 +508,13 @@ impl Node {
                     self.shutdown();
                     Ok(Accepted::Done)
                 }
+                Command::ChordFound { founders } => self.chord_found(founders),
+                Command::ChordCreate => self.chord_create(),
+                Command::ChordJoin { via } => self.chord_join(via),
+                Command::Lookup { key } => self.lookup_command(key).map(Accepted::Op),
+                Command::Put { key, value } => self.dht_put(key, Some(value)),
+                Command::Delete { key } => self.dht_put(key, None),
+                Command::Get { key } => self.dht_get(key),
             }
         };
         self.after_call();
@@ -481,12 +549,19 @@ impl Node {
 
     fn after_call(&mut self) {
         while let Some(deadline) = self.deadlines.pop_due(self.now) {
-            if is_live(&self.conns, &self.links, &self.messaging, &deadline) {
+            if is_live(
+                &self.conns,
+                &self.links,
+                &self.messaging,
+                &self.chord,
+                &deadline,
+            ) {
                 self.fire(deadline);
             }
         }
-        let (conns, links, messaging) = (&self.conns, &self.links, &self.messaging);
-        let live = |d: &Deadline| is_live(conns, links, messaging, d);
+        let (conns, links, messaging, chord) =
+            (&self.conns, &self.links, &self.messaging, &self.chord);
+        let live = |d: &Deadline| is_live(conns, links, messaging, chord, d);
         self.deadlines.prune(live);
         self.deadlines.compact(live);
     }
@@ -509,6 +584,10 @@ impl Node {
             Deadline::PongDue { peer, nonce, .. } => self.pong_missed(peer, nonce),
             Deadline::Request { id } => self.request_timed_out(id),
             Deadline::Waiting { peer, .. } => self.waiting_expired(peer),
+            Deadline::ChordStabilize { generation } => self.stabilize_tick(generation),
+            Deadline::ChordFixFingers => self.fix_fingers_tick(),
+            Deadline::ChordRequest { req } => self.chord_request_expired(req),
+            Deadline::ChordLookup { id } => self.lookup_timed_out(id),
             Deadline::Maintenance => {
                 if !self.shut_down {
                     self.maintain();
@@ -572,6 +651,10 @@ impl Node {
         self.shut_down = true;
         info!(node = %self.id.short(), connections = self.conns.len(), "shutting down");
         self.fail_everything_pending();
+        self.fail_all_lookups();
+        if self.chord.role == ChordRole::Member {
+            self.chord.role = ChordRole::Out;
+        }
         for conn in self.sorted_conns(|_| true) {
             self.forget(
                 conn,

@@ -69,6 +69,23 @@ impl Node {
                 self.push_event(Event::Request { from, id, payload });
             }
             Message::Response(Response { id, payload }) => self.on_response(from, id, payload),
+            message @ (Message::ChordGetState(_)
+            | Message::ChordState(_)
+            | Message::ChordNotify(_)
+            | Message::ChordFindSuccessor(_)
+            | Message::ChordFindSuccessorReply(_)
+            | Message::DhtPut(_)
+            | Message::DhtPutReply(_)
+            | Message::DhtGet(_)
+            | Message::DhtGetReply(_)
+            | Message::DhtReplicate(_)
+            | Message::DhtReplicateAck(_)
+            | Message::DhtSync(_)
+            | Message::DhtSyncReply(_))
+                if self.conn_runs_chord(conn) =>
+            {
+                return self.on_chord_message(conn, from, message);
+            }
             other => {
                 // `Hello` is refused inside the session; a message of a later
                 // component that this node does not run lands here.
@@ -136,6 +153,7 @@ impl Node {
 
     /// Peer exchange on connect, and whatever was waiting for this peer.
     pub(super) fn on_peer_up(&mut self, peer: NodeId, conn: ConnId) {
+        self.chord_peer_up(peer);
         let list = self.peer_sample(peer);
         if !list.peers.is_empty() {
             let _ = self.send_message(conn, &Message::PeerList(list));
@@ -172,7 +190,8 @@ impl Node {
         }
     }
 
-    pub(super) fn on_peer_down(&mut self, peer: NodeId) {
+    pub(super) fn on_peer_down(&mut self, peer: NodeId, reason: &crate::CloseReason) {
+        self.chord_peer_down(peer, reason);
         for id in self.messaging.pending_to(peer) {
             self.messaging.pending.remove(&id);
             self.push_event(Event::RequestFailed {
@@ -233,7 +252,7 @@ impl Node {
     }
 
     /// Asks up to [`LOOKUP_FANOUT`] neighbours where `peer` is.
-    fn find_peer(&mut self, peer: NodeId) {
+    pub(super) fn find_peer(&mut self, peer: NodeId) {
         let mut neighbours = self.connected_peers();
         self.peers_rng.shuffle(&mut neighbours);
         let message = Message::FindPeer(FindPeer { target: peer });
@@ -247,6 +266,7 @@ impl Node {
 
     /// Every dial to `peer` failed; if messages wait for it, ask around.
     pub(super) fn dial_to_waiting_peer_failed(&mut self, peer: NodeId) {
+        self.chord_dial_failed(peer);
         if self.messaging.waiting.contains_key(&peer) {
             self.find_peer(peer);
         }
@@ -479,7 +499,7 @@ impl Node {
             if self.is_dialling(to) {
                 return Ok(());
             }
-            if !(known && self.dial_known(to)) {
+            if !(known && self.dial_known(to)) && !self.route_through_ring(to) {
                 self.find_peer(to);
             }
         }
@@ -501,7 +521,7 @@ impl Node {
         self.fail_waiting(peer, DeliveryError::Unreachable);
     }
 
-    fn fail_waiting(&mut self, peer: NodeId, reason: DeliveryError) {
+    pub(super) fn fail_waiting(&mut self, peer: NodeId, reason: DeliveryError) {
         for queued in self.messaging.take_waiting(peer) {
             match queued {
                 Queued::Send(payload) => self.push_event(Event::SendFailed {

@@ -47,11 +47,16 @@ pub(crate) struct SessionContext {
 
 impl SessionContext {
     pub(crate) fn new(config: &Config, identity: &Identity) -> Self {
-        let capabilities = if config.compression {
+        let mut capabilities = if config.compression {
             Capabilities::LZ4
         } else {
             Capabilities::NONE
         };
+        if config.chord {
+            capabilities = capabilities
+                .union(Capabilities::CHORD)
+                .union(Capabilities::DHT);
+        }
         let hello = Hello {
             version: PROTOCOL_VERSION,
             identity: identity.public_key(),
@@ -130,7 +135,7 @@ pub(crate) struct Session {
     preamble: [u8; PREAMBLE_LEN],
     preamble_len: usize,
     /// Features both sides offered; known once established.
-    capabilities: Capabilities,
+    pub(crate) capabilities: Capabilities,
     /// The peer's frame cap; known once established.
     peer_max_frame_len: u32,
 }

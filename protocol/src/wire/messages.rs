@@ -22,6 +22,10 @@ impl Capabilities {
     pub const NONE: Capabilities = Capabilities(0);
     /// Bit 0: the node accepts LZ4-compressed frame bodies.
     pub const LZ4: Capabilities = Capabilities(1);
+    /// Bit 1: the node runs the Chord ring (`spec/chord.md` §4).
+    pub const CHORD: Capabilities = Capabilities(1 << 1);
+    /// Bit 2: the node runs the Chord table (dht).
+    pub const DHT: Capabilities = Capabilities(1 << 2);
 
     /// Capabilities from their wire bits.
     pub const fn from_bits(bits: u64) -> Self {
@@ -36,6 +40,11 @@ impl Capabilities {
     /// Whether every bit of `other` is set.
     pub const fn contains(self, other: Capabilities) -> bool {
         self.0 & other.0 == other.0
+    }
+
+    /// Every bit of either.
+    pub const fn union(self, other: Capabilities) -> Capabilities {
+        Capabilities(self.0 | other.0)
     }
 
     /// The features both sides offer.

@@ -1,0 +1,400 @@
+//! The Chord ring driven through the in-memory harness (spec/chord.md):
+//! founding, growing by joins, stabilization to the ideal ring, lookups
+//! against the true owner, repair after failures, and routing messages
+//! through the ring.
+
+use bytes::Bytes;
+use ringmesh::testing::{Network, NodeIndex};
+use ringmesh::wire::PeerEntry;
+use ringmesh::{
+    Accepted, ChordRole, Command, CommandError, Config, ConfigError, DeliveryError, Duration,
+    Event, LookupError, NodeId, Security,
+};
+
+const LATENCY: Duration = Duration::from_millis(5);
+
+fn config(r: usize) -> Config {
+    Config {
+        security: Security::Plaintext,
+        chord: true,
+        chord_successors: r,
+        dht_replicas: r.min(3),
+        ..Config::lan()
+    }
+}
+
+fn secret(i: usize) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    s[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+    s[8] = 0xc4;
+    s
+}
+
+fn network(n: usize, config: impl Fn(NodeIndex) -> Config) -> Network {
+    let mut net = Network::new(LATENCY);
+    for i in 0..n {
+        net.add_node(config(i), secret(i), 7000 + i as u64)
+            .expect("valid config");
+    }
+    net
+}
+
+fn entry(i: NodeIndex, net: &Network) -> PeerEntry {
+    PeerEntry {
+        id: net.node(i).node_id(),
+        addrs: [Network::addr_of(i)].into_iter().collect(),
+    }
+}
+
+/// The ideal state of node `i` among the `live` nodes: its next `r`
+/// members clockwise (fewer in a small ring) and the one before it.
+fn ideal(net: &Network, live: &[NodeIndex], i: NodeIndex, r: usize) -> (Vec<NodeId>, NodeId) {
+    let mut ids: Vec<NodeId> = live.iter().map(|&j| net.node(j).node_id()).collect();
+    ids.sort_unstable();
+    let me = net.node(i).node_id();
+    let at = ids.binary_search(&me).expect("i is live");
+    let n = ids.len();
+    let succs = (1..n.min(r + 1)).map(|k| ids[(at + k) % n]).collect();
+    (succs, ids[(at + n - 1) % n])
+}
+
+/// Nodes whose successor list or predecessor is not ideal.
+fn not_ideal(net: &Network, live: &[NodeIndex], r: usize) -> Vec<NodeIndex> {
+    live.iter()
+        .copied()
+        .filter(|&i| {
+            let (succs, pred) = ideal(net, live, i, r);
+            let node = net.node(i);
+            node.chord_role() != ChordRole::Member
+                || node.chord_successors() != succs
+                || node.chord_predecessor() != Some(pred)
+        })
+        .collect()
+}
+
+/// The true owner of `key` among `live`: the first member at or after it.
+fn owner(net: &Network, live: &[NodeIndex], key: NodeId) -> NodeId {
+    let mut ids: Vec<NodeId> = live.iter().map(|&j| net.node(j).node_id()).collect();
+    ids.sort_unstable();
+    ids.iter().copied().find(|&id| id >= key).unwrap_or(ids[0])
+}
+
+/// Node 0 creates a ring; the others connect to it and join through it,
+/// `spacing` apart.
+fn grown_ring(n: usize, r: usize, spacing: Duration) -> Network {
+    let mut net = network(n, |_| config(r));
+    net.command(0, Command::ChordCreate).expect("create");
+    for i in 1..n {
+        net.connect(i, 0).expect("dial");
+        net.settle();
+        net.command(
+            i,
+            Command::ChordJoin {
+                via: Some(net.node(0).node_id()),
+            },
+        )
+        .expect("join");
+        net.run_for(spacing);
+    }
+    net
+}
+
+fn lookup(net: &mut Network, from: NodeIndex, key: NodeId) -> Result<(NodeId, u32), LookupError> {
+    let Ok(Accepted::Op(op)) = net.command(from, Command::Lookup { key }) else {
+        panic!("lookup refused");
+    };
+    net.settle();
+    net.run_for(Duration::from_secs(11));
+    let result = net.events_of(from).find_map(|e| match e {
+        Event::LookupDone {
+            id, owner, hops, ..
+        } if *id == op => Some(Ok((*owner, *hops))),
+        Event::LookupFailed { id, reason, .. } if *id == op => Some(Err(*reason)),
+        _ => None,
+    });
+    result.expect("the lookup ended")
+}
+
+fn key(n: u64) -> NodeId {
+    NodeId::from_u128(u128::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))
+}
+
+#[test]
+fn founders_start_in_the_ideal_ring_without_a_message() {
+    let (n, r) = (6, 4);
+    let mut net = network(n, |_| config(r));
+    let founders: Vec<PeerEntry> = (0..n).map(|i| entry(i, &net)).collect();
+    for i in 0..n {
+        net.command(
+            i,
+            Command::ChordFound {
+                founders: founders.clone(),
+            },
+        )
+        .expect("found");
+    }
+    let live: Vec<NodeIndex> = (0..n).collect();
+    assert_eq!(not_ideal(&net, &live, r), Vec::<NodeIndex>::new());
+    // And it stays ideal as the nodes stabilize with each other.
+    net.run_for(Duration::from_secs(20));
+    assert_eq!(not_ideal(&net, &live, r), Vec::<NodeIndex>::new());
+}
+
+#[test]
+fn a_ring_grown_by_joins_through_one_node_becomes_ideal() {
+    for (n, r, spacing) in [(3, 4, 2000), (12, 4, 300), (20, 3, 0)] {
+        let mut net = grown_ring(n, r, Duration::from_millis(spacing));
+        let live: Vec<NodeIndex> = (0..n).collect();
+        net.run_for(Duration::from_secs(30));
+        assert_eq!(
+            not_ideal(&net, &live, r),
+            Vec::<NodeIndex>::new(),
+            "{n} nodes, r = {r}, joins {spacing} ms apart"
+        );
+        let joined = net
+            .events()
+            .iter()
+            .filter(|(_, _, e)| matches!(e, Event::ChordJoined { .. }))
+            .count();
+        assert_eq!(joined, n - 1);
+    }
+}
+
+#[test]
+fn every_lookup_finds_the_true_owner() {
+    let (n, r) = (24, 4);
+    let mut net = grown_ring(n, r, Duration::from_millis(100));
+    net.run_for(Duration::from_secs(60)); // fingers settle too
+    let live: Vec<NodeIndex> = (0..n).collect();
+    assert!(not_ideal(&net, &live, r).is_empty());
+    let mut hops = 0;
+    for k in 0..48 {
+        let from = (k as usize * 7) % n;
+        let key = key(k);
+        let (found, h) = lookup(&mut net, from, key).expect("lookup");
+        assert_eq!(found, owner(&net, &live, key), "key {k} from node {from}");
+        hops += h;
+    }
+    // Fingers make paths short: well under the n / r of successor lists.
+    let mean = f64::from(hops) / 48.0;
+    assert!(mean < 4.0, "mean hops {mean}");
+    // A member's own id is owned by itself.
+    let me = net.node(3).node_id();
+    assert_eq!(lookup(&mut net, 5, me).expect("lookup").0, me);
+}
+
+#[test]
+fn crashed_members_are_flushed_and_the_ring_repairs() {
+    let (n, r) = (16, 4);
+    let mut net = grown_ring(n, r, Duration::from_millis(100));
+    net.run_for(Duration::from_secs(30));
+    let all: Vec<NodeIndex> = (0..n).collect();
+    assert!(not_ideal(&net, &all, r).is_empty());
+    // Two neighbours on the ring fail at once (fewer than r consecutive).
+    let mut by_id = all.clone();
+    by_id.sort_by_key(|&i| net.node(i).node_id());
+    let dead = [by_id[5], by_id[6]];
+    for &d in &dead {
+        net.crash(d);
+    }
+    net.run_for(Duration::from_secs(40));
+    let live: Vec<NodeIndex> = all.iter().copied().filter(|i| !dead.contains(i)).collect();
+    assert_eq!(not_ideal(&net, &live, r), Vec::<NodeIndex>::new());
+    for k in 0..16 {
+        let key = key(k + 100);
+        let (found, _) = lookup(&mut net, live[k as usize % live.len()], key).expect("lookup");
+        assert_eq!(found, owner(&net, &live, key));
+    }
+    assert!(
+        !net.events()
+            .iter()
+            .any(|(_, _, e)| matches!(e, Event::ChordOrphaned))
+    );
+}
+
+#[test]
+fn a_shut_down_member_is_flushed_at_once() {
+    let (n, r) = (8, 3);
+    let mut net = grown_ring(n, r, Duration::from_millis(100));
+    net.run_for(Duration::from_secs(20));
+    net.command(4, Command::Shutdown).expect("shutdown");
+    net.settle();
+    let gone = net.node(4).node_id();
+    for i in (0..n).filter(|&i| i != 4) {
+        let node = net.node(i);
+        assert!(!node.chord_successors().contains(&gone), "node {i}");
+        assert_ne!(node.chord_predecessor(), Some(gone), "node {i}");
+    }
+    net.run_for(Duration::from_secs(10));
+    let live: Vec<NodeIndex> = (0..n).filter(|&i| i != 4).collect();
+    assert!(not_ideal(&net, &live, r).is_empty());
+}
+
+#[test]
+fn a_message_to_a_node_outside_the_ring_fails_at_once_as_unreachable() {
+    let (n, r) = (6, 3);
+    let mut net = grown_ring(n, r, Duration::from_millis(100));
+    net.run_for(Duration::from_secs(10));
+    let stranger = NodeId::from_u128(0x1234);
+    let at = net.now();
+    net.command(
+        2,
+        Command::Send {
+            to: stranger,
+            payload: Bytes::from_static(b"hi"),
+        },
+    )
+    .expect("queued");
+    net.settle();
+    let failed = net.events().iter().find_map(|(i, t, e)| match e {
+        Event::SendFailed { to, reason, .. } if *i == 2 && *to == stranger => Some((*t, *reason)),
+        _ => None,
+    });
+    let (t, reason) = failed.expect("the send failed");
+    assert_eq!(reason, DeliveryError::Unreachable);
+    // Not at lookup_timeout (10 s): as soon as the ring said so.
+    assert!(t - at < Duration::from_secs(1), "took {:?}", t - at);
+}
+
+#[test]
+fn a_message_to_a_member_missing_from_the_peer_cache_is_routed_by_the_ring() {
+    // Tiny peer caches: most members do not know most others.
+    let (n, r) = (24, 3);
+    let mut net = network(n, |_| Config {
+        max_known_peers: 4,
+        peer_exchange_size: 2,
+        target_peers: 2,
+        ..config(r)
+    });
+    net.command(0, Command::ChordCreate).expect("create");
+    for i in 1..n {
+        net.connect(i, 0).expect("dial");
+        net.settle();
+        let via = Some(net.node(0).node_id());
+        net.command(i, Command::ChordJoin { via }).expect("join");
+        net.run_for(Duration::from_millis(300));
+    }
+    net.run_for(Duration::from_secs(30));
+    let live: Vec<NodeIndex> = (0..n).collect();
+    assert!(not_ideal(&net, &live, r).is_empty());
+    let from = 7;
+    let unknown: Vec<NodeIndex> = (0..n)
+        .filter(|&j| {
+            j != from
+                && !net
+                    .node(from)
+                    .known_peers()
+                    .iter()
+                    .any(|e| e.id == net.node(j).node_id())
+        })
+        .collect();
+    assert!(!unknown.is_empty());
+    for &j in &unknown {
+        let to = net.node(j).node_id();
+        net.command(
+            from,
+            Command::Send {
+                to,
+                payload: Bytes::from_static(b"through the ring"),
+            },
+        )
+        .expect("queued");
+    }
+    net.settle();
+    net.run_for(Duration::from_secs(5));
+    for &j in &unknown {
+        let got = net
+            .events_of(j)
+            .any(|e| matches!(e, Event::Direct { payload, .. } if &payload[..] == b"through the ring"));
+        assert!(got, "node {j} got the message");
+    }
+}
+
+#[test]
+fn chord_commands_refuse_bad_input_without_effect() {
+    let mut net = network(5, |i| if i == 4 { Config::plaintext() } else { config(3) });
+    let off = net.command(4, Command::ChordCreate);
+    assert_eq!(off, Err(CommandError::ChordOff));
+    assert_eq!(
+        net.command(4, Command::Lookup { key: key(1) }),
+        Err(CommandError::ChordOff)
+    );
+    let founders: Vec<PeerEntry> = (0..3).map(|i| entry(i, &net)).collect();
+    assert!(matches!(
+        net.command(0, Command::ChordFound { founders }),
+        Err(CommandError::BadFounders(_))
+    ));
+    let others: Vec<PeerEntry> = (1..5).map(|i| entry(i, &net)).collect();
+    assert!(matches!(
+        net.command(0, Command::ChordFound { founders: others }),
+        Err(CommandError::BadFounders(_))
+    ));
+    assert_eq!(
+        net.command(1, Command::ChordJoin { via: None }),
+        Err(CommandError::NoChordPeer)
+    );
+    let stranger = net.node(2).node_id();
+    assert_eq!(
+        net.command(1, Command::ChordJoin { via: Some(stranger) }),
+        Err(CommandError::NotConnected(stranger))
+    );
+    assert_eq!(net.node(1).chord_role(), ChordRole::Out);
+    net.command(0, Command::ChordCreate).expect("create");
+    assert_eq!(
+        net.command(0, Command::ChordCreate),
+        Err(CommandError::AlreadyInRing)
+    );
+    // A node without chord closes a peer that sends it chord messages: it
+    // never offered the capability, so a chord node never sends one.
+    net.connect(4, 0).expect("dial");
+    net.settle();
+    assert!(net.node(0).is_connected(net.node(4).node_id()));
+}
+
+#[test]
+fn chord_config_is_validated() {
+    let bad = [
+        (
+            Config {
+                chord_successors: 0,
+                ..Config::default()
+            },
+            ConfigError::ChordSuccessors(0),
+        ),
+        (
+            Config {
+                chord_successors: 33,
+                ..Config::default()
+            },
+            ConfigError::ChordSuccessors(33),
+        ),
+        (
+            Config {
+                dht_replicas: 9,
+                ..Config::default()
+            },
+            ConfigError::DhtReplicas(9),
+        ),
+        (
+            Config {
+                chord: true,
+                ..Config::default()
+            },
+            ConfigError::ChordWithoutListenAddr,
+        ),
+        (
+            Config {
+                chord_request_timeout: Duration::ZERO,
+                ..Config::default()
+            },
+            ConfigError::Zero("chord_request_timeout"),
+        ),
+    ];
+    for (config, error) in bad {
+        assert_eq!(config.validate(), Err(error));
+    }
+    assert_eq!(Config::chord_successors_for(1), 4);
+    assert_eq!(Config::chord_successors_for(1000), 10);
+    assert_eq!(Config::chord_successors_for(1 << 20), 20);
+    assert_eq!(Config::chord_successors_for(u64::MAX), 32);
+}
