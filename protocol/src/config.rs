@@ -319,7 +319,10 @@ impl Config {
             ("lookup_timeout", self.lookup_timeout),
             ("chord_stabilize_interval", self.chord_stabilize_interval),
             ("chord_request_timeout", self.chord_request_timeout),
-            ("chord_fix_fingers_interval", self.chord_fix_fingers_interval),
+            (
+                "chord_fix_fingers_interval",
+                self.chord_fix_fingers_interval,
+            ),
             ("dht_repair_interval", self.dht_repair_interval),
             ("dht_tombstone_ttl", self.dht_tombstone_ttl),
         ];

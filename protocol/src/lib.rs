@@ -141,6 +141,7 @@
 mod chord;
 mod command;
 mod config;
+mod dht;
 mod id;
 mod identity;
 mod input;
@@ -157,8 +158,11 @@ mod time;
 mod timer;
 pub mod wire;
 
+pub use chord::{ChordRole, DhtError, LookupError, OpId};
 pub use command::{Accepted, Command, CommandError};
-pub use config::{Config, ConfigError, MAX_BOOTSTRAP, MIN_MAX_FRAME_LEN, Security};
+pub use config::{
+    CHORD_MIN_FRAME_LEN, Config, ConfigError, MAX_BOOTSTRAP, MIN_MAX_FRAME_LEN, Security,
+};
 pub use id::{ConnId, NodeId, ParseNodeIdError, ShortId};
 pub use identity::{Identity, PublicKey};
 pub use input::{Direction, Input, TransportError};

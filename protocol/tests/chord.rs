@@ -303,16 +303,22 @@ fn a_message_to_a_member_missing_from_the_peer_cache_is_routed_by_the_ring() {
     net.settle();
     net.run_for(Duration::from_secs(5));
     for &j in &unknown {
-        let got = net
-            .events_of(j)
-            .any(|e| matches!(e, Event::Direct { payload, .. } if &payload[..] == b"through the ring"));
+        let got = net.events_of(j).any(
+            |e| matches!(e, Event::Direct { payload, .. } if &payload[..] == b"through the ring"),
+        );
         assert!(got, "node {j} got the message");
     }
 }
 
 #[test]
 fn chord_commands_refuse_bad_input_without_effect() {
-    let mut net = network(5, |i| if i == 4 { Config::plaintext() } else { config(3) });
+    let mut net = network(5, |i| {
+        if i == 4 {
+            Config::plaintext()
+        } else {
+            config(3)
+        }
+    });
     let off = net.command(4, Command::ChordCreate);
     assert_eq!(off, Err(CommandError::ChordOff));
     assert_eq!(
@@ -335,7 +341,12 @@ fn chord_commands_refuse_bad_input_without_effect() {
     );
     let stranger = net.node(2).node_id();
     assert_eq!(
-        net.command(1, Command::ChordJoin { via: Some(stranger) }),
+        net.command(
+            1,
+            Command::ChordJoin {
+                via: Some(stranger)
+            }
+        ),
         Err(CommandError::NotConnected(stranger))
     );
     assert_eq!(net.node(1).chord_role(), ChordRole::Out);
@@ -397,4 +408,237 @@ fn chord_config_is_validated() {
     assert_eq!(Config::chord_successors_for(1000), 10);
     assert_eq!(Config::chord_successors_for(1 << 20), 20);
     assert_eq!(Config::chord_successors_for(u64::MAX), 32);
+}
+
+// ----- the Chord table -----
+
+fn op(result: Result<Accepted, CommandError>) -> ringmesh::OpId {
+    match result {
+        Ok(Accepted::Op(op)) => op,
+        other => panic!("expected an op, got {other:?}"),
+    }
+}
+
+fn put(net: &mut Network, from: NodeIndex, key: &str, value: Option<&str>) -> Result<u64, String> {
+    let key = Bytes::copy_from_slice(key.as_bytes());
+    let command = match value {
+        Some(v) => Command::Put {
+            key,
+            value: Bytes::copy_from_slice(v.as_bytes()),
+        },
+        None => Command::Delete { key },
+    };
+    let id = op(net.command(from, command));
+    // Settled first: an acknowledged put is held by its replicas at once,
+    // before any repair round could have spread it.
+    net.settle();
+    let ended = |net: &Network| {
+        net.events_of(from).find_map(|e| match e {
+            Event::DhtPutAcked { id: i, version } if *i == id => Some(Ok(*version)),
+            Event::DhtFailed { id: i, reason } if *i == id => Some(Err(reason.to_string())),
+            _ => None,
+        })
+    };
+    if let Some(result) = ended(net) {
+        return result;
+    }
+    net.run_for(Duration::from_secs(11));
+    ended(net).expect("the put ended")
+}
+
+fn get(net: &mut Network, from: NodeIndex, key: &str) -> (Option<Bytes>, u64) {
+    let key = Bytes::copy_from_slice(key.as_bytes());
+    let id = op(net.command(from, Command::Get { key }));
+    net.settle();
+    net.run_for(Duration::from_secs(11));
+    net.events_of(from)
+        .find_map(|e| match e {
+            Event::DhtGetResult {
+                id: i,
+                value,
+                version,
+                ..
+            } if *i == id => Some((value.clone(), *version)),
+            Event::DhtFailed { id: i, reason } if *i == id => panic!("get failed: {reason}"),
+            _ => None,
+        })
+        .expect("the get ended")
+}
+
+fn holders(net: &Network, live: &[NodeIndex], key: &str) -> Vec<NodeIndex> {
+    live.iter()
+        .copied()
+        .filter(|&i| net.node(i).dht_holds(key.as_bytes()).is_some())
+        .collect()
+}
+
+/// The `r_d` true holders of `key` among `live`: its owner and the next
+/// members after it.
+fn true_holders(net: &Network, live: &[NodeIndex], key: &str, rd: usize) -> Vec<NodeIndex> {
+    let hash = blake3::hash(key.as_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&hash.as_bytes()[..16]);
+    let position = NodeId::from_bytes(first);
+    let mut by_id: Vec<NodeIndex> = live.to_vec();
+    by_id.sort_by_key(|&i| net.node(i).node_id());
+    let owner = owner(net, live, position);
+    let at = by_id
+        .iter()
+        .position(|&i| net.node(i).node_id() == owner)
+        .expect("owner is live");
+    let mut out: Vec<NodeIndex> = (0..rd).map(|k| by_id[(at + k) % by_id.len()]).collect();
+    out.sort_unstable();
+    out
+}
+
+#[test]
+fn a_put_is_acknowledged_once_its_replicas_hold_it_and_any_node_reads_it() {
+    let (n, r) = (10, 4);
+    let mut net = grown_ring(n, r, Duration::from_millis(100));
+    net.run_for(Duration::from_secs(20));
+    let live: Vec<NodeIndex> = (0..n).collect();
+    for k in 0..12 {
+        let key = format!("key-{k}");
+        assert_eq!(put(&mut net, k % n, &key, Some(&format!("v{k}"))), Ok(1));
+        // Exactly the owner and the next r_d − 1 members hold it.
+        assert_eq!(
+            holders(&net, &live, &key),
+            true_holders(&net, &live, &key, 3)
+        );
+        for from in [0, 5, 9] {
+            let (value, version) = get(&mut net, from, &key);
+            assert_eq!(value.as_deref(), Some(format!("v{k}").as_bytes()));
+            assert_eq!(version, 1);
+        }
+    }
+    // Overwrite, then delete: versions grow; a deleted key reads as absent.
+    assert_eq!(put(&mut net, 3, "key-1", Some("again")), Ok(2));
+    assert_eq!(
+        get(&mut net, 7, "key-1"),
+        (Some(Bytes::from_static(b"again")), 2)
+    );
+    assert_eq!(put(&mut net, 8, "key-1", None), Ok(3));
+    assert_eq!(get(&mut net, 2, "key-1"), (None, 3));
+    assert_eq!(get(&mut net, 2, "never-written"), (None, 0));
+}
+
+#[test]
+fn keys_survive_the_failure_of_their_holders_and_are_re_replicated() {
+    let (n, r) = (12, 4);
+    let mut net = network(n, |_| Config {
+        dht_repair_interval: Duration::from_secs(2),
+        ..config(r)
+    });
+    let founders: Vec<PeerEntry> = (0..n).map(|i| entry(i, &net)).collect();
+    for i in 0..n {
+        let founders = founders.clone();
+        net.command(i, Command::ChordFound { founders })
+            .expect("found");
+    }
+    net.run_for(Duration::from_secs(5));
+    let keys: Vec<String> = (0..30).map(|k| format!("k{k}")).collect();
+    for (k, key) in keys.iter().enumerate() {
+        assert_eq!(put(&mut net, k % n, key, Some(key)), Ok(1));
+    }
+    // Two adjacent members fail: every key keeps at least one holder.
+    let all: Vec<NodeIndex> = (0..n).collect();
+    let mut by_id = all.clone();
+    by_id.sort_by_key(|&i| net.node(i).node_id());
+    let dead = [by_id[3], by_id[4]];
+    for &d in &dead {
+        net.crash(d);
+    }
+    net.run_for(Duration::from_secs(30));
+    let live: Vec<NodeIndex> = all.iter().copied().filter(|i| !dead.contains(i)).collect();
+    assert!(not_ideal(&net, &live, r).is_empty());
+    for key in &keys {
+        assert_eq!(
+            get(&mut net, live[0], key).0.as_deref(),
+            Some(key.as_bytes())
+        );
+        // Repair brought every key back to r_d live holders.
+        let held = holders(&net, &live, key);
+        for h in true_holders(&net, &live, key, 3) {
+            assert!(held.contains(&h), "{key}: holder {h} lacks it");
+        }
+    }
+}
+
+#[test]
+fn a_joining_node_is_handed_the_keys_it_now_owns() {
+    let (n, r) = (8, 3);
+    let mut net = grown_ring(n, r, Duration::from_millis(100));
+    net.run_for(Duration::from_secs(10));
+    let keys: Vec<String> = (0..40).map(|k| format!("h{k}")).collect();
+    for (k, key) in keys.iter().enumerate() {
+        assert_eq!(put(&mut net, k % n, key, Some("x")), Ok(1));
+    }
+    let newcomer = net.add_node(config(r), secret(99), 99).expect("node");
+    net.connect(newcomer, 0).expect("dial");
+    net.settle();
+    let via = Some(net.node(0).node_id());
+    net.command(newcomer, Command::ChordJoin { via })
+        .expect("join");
+    net.run_for(Duration::from_secs(20));
+    let live: Vec<NodeIndex> = (0..=newcomer).collect();
+    assert!(not_ideal(&net, &live, r).is_empty());
+    let owned: Vec<&String> = keys
+        .iter()
+        .filter(|k| true_holders(&net, &live, k, 3).contains(&newcomer))
+        .collect();
+    assert!(!owned.is_empty(), "the newcomer holds some keys");
+    for key in owned {
+        assert!(
+            net.node(newcomer).dht_holds(key.as_bytes()).is_some(),
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn table_commands_refuse_bad_input_and_a_full_store_says_so() {
+    let (n, r) = (4, 3);
+    let mut net = network(n, |_| Config {
+        dht_max_entries: 2,
+        ..config(r)
+    });
+    let founders: Vec<PeerEntry> = (0..n).map(|i| entry(i, &net)).collect();
+    for i in 0..n {
+        let founders = founders.clone();
+        net.command(i, Command::ChordFound { founders })
+            .expect("found");
+    }
+    let empty = net.command(0, Command::Get { key: Bytes::new() });
+    assert_eq!(empty, Err(CommandError::BadKey(0)));
+    let long = Bytes::from(vec![b'k'; 257]);
+    assert_eq!(
+        net.command(0, Command::Delete { key: long }),
+        Err(CommandError::BadKey(257))
+    );
+    let huge = Bytes::from(vec![0u8; (1 << 20) + 1]);
+    assert!(matches!(
+        net.command(
+            0,
+            Command::Put {
+                key: Bytes::from_static(b"k"),
+                value: huge
+            }
+        ),
+        Err(CommandError::ValueTooLarge { .. })
+    ));
+    // Each node holds at most 2 entries, and 3 holders per key with 4
+    // nodes: the table fills quickly, and a full store answers Full.
+    let results: Vec<Result<u64, String>> = (0..8)
+        .map(|k| put(&mut net, k % n, &format!("f{k}"), Some("v")))
+        .collect();
+    assert!(results.iter().any(|r| r.is_ok()));
+    assert!(
+        results.iter().any(|r| r
+            .as_ref()
+            .is_err_and(|e| e.contains("full") || e.contains("holders"))),
+        "{results:?}"
+    );
+    for i in 0..n {
+        assert!(net.node(i).dht_usage().0 <= 2);
+    }
 }

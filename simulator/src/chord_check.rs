@@ -89,6 +89,25 @@ pub struct RingSnapshot {
 }
 
 impl RingSnapshot {
+    /// The ring a simulation holds now: every node that is up and a ring
+    /// member, with its successor list and predecessor. Nodes that are down
+    /// or not (yet) members are left out, so their ids count as dead
+    /// entries wherever they appear.
+    pub fn of_sim<O: crate::Observer>(sim: &crate::Sim<O>, r: usize) -> Self {
+        let members = (0..sim.len() as crate::NodeIdx)
+            .filter(|&i| sim.state(i) == crate::engine::NodeState::Up)
+            .filter_map(|i| sim.node(i))
+            .filter(|node| node.chord_role() == ringmesh::ChordRole::Member)
+            .map(|node| MemberState {
+                id: node.node_id(),
+                live: true,
+                succ_list: node.chord_successors(),
+                prdc: node.chord_predecessor(),
+            })
+            .collect();
+        RingSnapshot { r, members }
+    }
+
     /// The ideal ring over `ids` (duplicates dropped): every node live, its
     /// successor list the next `r` nodes in identifier order, its
     /// predecessor the previous one. With `r >= ids.len()` the lists wrap

@@ -126,8 +126,11 @@ pub(crate) enum Purpose {
 pub(crate) struct Request {
     pub(crate) peer: Pointer,
     pub(crate) purpose: Purpose,
+    /// What it sends (kept to send again when the connection it went out
+    /// on closes before the reply; values are shared, not copied).
+    pub(crate) message: Message,
     /// Not sent yet: its peer is being dialled.
-    pub(crate) unsent: Option<Message>,
+    pub(crate) unsent: bool,
     /// Failed before its timeout; handled at its next deadline.
     pub(crate) failed: Option<crate::node::EarlyFailure>,
 }

@@ -143,6 +143,10 @@ impl Node {
             self.now + self.config.chord_fix_fingers_interval,
             Deadline::ChordFixFingers,
         );
+        self.deadlines.push(
+            self.now + self.config.dht_repair_interval,
+            Deadline::DhtRepair,
+        );
         self.member_changed();
     }
 
@@ -196,7 +200,8 @@ impl Node {
             Request {
                 peer: to,
                 purpose,
-                unsent: None,
+                message,
+                unsent: true,
                 failed: None,
             },
         );
@@ -204,16 +209,18 @@ impl Node {
             self.now + self.config.chord_request_timeout,
             Deadline::ChordRequest { req },
         );
-        self.chord_deliver(req, message);
+        self.chord_deliver(req);
         req
     }
 
     /// Sends request `req`'s message now if its peer is up, or dials it.
-    fn chord_deliver(&mut self, req: u64, message: Message) {
-        let Some(request) = self.chord.requests.get(&req) else {
+    fn chord_deliver(&mut self, req: u64) {
+        let Some(request) = self.chord.requests.get_mut(&req) else {
             return;
         };
+        request.unsent = true;
         let (to, purpose) = (request.peer.id, request.purpose);
+        let message = request.message.clone();
         if let Some(conn) = self.links.get(&to).map(|l| l.conn) {
             let failure = if !self.chord_peer(to) {
                 // Not a chord node: it cannot be a ring member.
@@ -228,14 +235,15 @@ impl Node {
                 None if purpose == Purpose::Notify => {
                     self.chord.requests.remove(&req);
                 }
-                None => {}
+                None => {
+                    if let Some(request) = self.chord.requests.get_mut(&req) {
+                        request.unsent = false;
+                    }
+                }
             }
             return;
         }
         let peer = request.peer.clone();
-        if let Some(request) = self.chord.requests.get_mut(&req) {
-            request.unsent = Some(message);
-        }
         if !self.is_dialling(to) && !self.dial_pointer(&peer) {
             self.fail_early(req, EarlyFailure::Refused);
         }
@@ -259,7 +267,8 @@ impl Node {
     fn fail_early(&mut self, req: u64, failure: EarlyFailure) {
         if let Some(request) = self.chord.requests.get_mut(&req) {
             request.failed = Some(failure);
-            self.deadlines.push(self.now, Deadline::ChordRequest { req });
+            self.deadlines
+                .push(self.now, Deadline::ChordRequest { req });
         }
     }
 
@@ -296,21 +305,14 @@ impl Node {
         if self.chord.requests.is_empty() {
             return;
         }
-        for req in self.requests_to(peer, |r| r.unsent.is_some()) {
-            let message = self
-                .chord
-                .requests
-                .get_mut(&req)
-                .and_then(|r| r.unsent.take());
-            if let Some(message) = message {
-                self.chord_deliver(req, message);
-            }
+        for req in self.requests_to(peer, |r| r.unsent) {
+            self.chord_deliver(req);
         }
     }
 
     /// Every dial to `peer` ended without a session: it is dead to chord.
     pub(super) fn chord_dial_failed(&mut self, peer: NodeId) {
-        if !self.requests_to(peer, |r| r.unsent.is_some()).is_empty() {
+        if !self.requests_to(peer, |r| r.unsent).is_empty() {
             self.chord_peer_dead(peer);
         }
     }
@@ -330,31 +332,8 @@ impl Node {
             self.chord_peer_dead(peer);
             return;
         }
-        for req in self.requests_to(peer, |r| r.unsent.is_none()) {
-            let Some(request) = self.chord.requests.get(&req) else {
-                continue;
-            };
-            let message = self.rebuild(req, request.purpose);
-            if let Some(message) = message {
-                self.chord_deliver(req, message);
-            }
-        }
-    }
-
-    /// The message of request `req`, to send it again.
-    fn rebuild(&self, req: u64, purpose: Purpose) -> Option<Message> {
-        match purpose {
-            Purpose::Stabilize | Purpose::StabilizePred | Purpose::Probe => {
-                Some(Message::ChordGetState(ChordGetState { req }))
-            }
-            Purpose::Hop(lookup) => self.chord.lookups.get(&lookup).map(|l| {
-                Message::ChordFindSuccessor(ChordFindSuccessor {
-                    req,
-                    key: l.key,
-                })
-            }),
-            Purpose::Notify => Some(Message::ChordNotify(ChordNotify)),
-            Purpose::Dht(_) => self.dht_rebuild(req),
+        for req in self.requests_to(peer, |r| !r.unsent) {
+            self.chord_deliver(req);
         }
     }
 
@@ -383,7 +362,7 @@ impl Node {
     /// A chord or dht reply arrived from `from`.
     pub(super) fn on_chord_reply(&mut self, from: NodeId, req: u64, message: Message) {
         match self.chord.requests.get(&req) {
-            Some(r) if r.peer.id == from && r.unsent.is_none() => {
+            Some(r) if r.peer.id == from && !r.unsent => {
                 self.chord_request_done(req, Outcome::Reply(message));
             }
             _ => self.stats.chord_late_replies += 1,
@@ -547,9 +526,11 @@ impl Node {
             Rectify::Nothing => {}
             Rectify::CheckOld => {
                 if self.chord.probing.is_some() {
-                    let closer = self.chord.waiting_notifier.as_ref().is_none_or(|w| {
-                        ring::in_open(w.id.as_u128(), n.id.as_u128(), me)
-                    });
+                    let closer = self
+                        .chord
+                        .waiting_notifier
+                        .as_ref()
+                        .is_none_or(|w| ring::in_open(w.id.as_u128(), n.id.as_u128(), me));
                     if closer {
                         self.chord.waiting_notifier = Some(n);
                     }

@@ -93,7 +93,11 @@ impl Node {
             return self.lookup_failed(id, LookupError::HopLimit);
         }
         let tried = &lookup.tried;
-        let Some(i) = lookup.candidates.iter().position(|c| !tried.contains(&c.id)) else {
+        let Some(i) = lookup
+            .candidates
+            .iter()
+            .position(|c| !tried.contains(&c.id))
+        else {
             return self.lookup_failed(id, LookupError::NoCandidate);
         };
         let next = lookup.candidates.remove(i);
@@ -227,9 +231,7 @@ impl Node {
             }
         };
         let me = self.id;
-        let mut succs = self
-            .chord
-            .clip(me, list.into_iter().filter(|p| p.id != me));
+        let mut succs = self.chord.clip(me, list.into_iter().filter(|p| p.id != me));
         if succs.is_empty() {
             succs.push(m.clone());
         }

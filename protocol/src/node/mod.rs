@@ -182,6 +182,13 @@ enum Deadline {
     ChordLookup {
         id: u64,
     },
+    DhtOp {
+        id: u64,
+    },
+    DhtRetry {
+        id: u64,
+    },
+    DhtRepair,
 }
 
 type Map<K, V> = HashMap<K, V, FixedState>;
@@ -196,6 +203,7 @@ fn is_live(
     links: &Map<NodeId, PeerLink>,
     messaging: &Messaging,
     chord: &Chord,
+    dht: &dht::DhtState,
     d: &Deadline,
 ) -> bool {
     let conn_is = |conn, serial, f: fn(&Connection) -> bool| {
@@ -222,6 +230,8 @@ fn is_live(
         Deadline::ChordStabilize { generation } => generation == chord.stabilize_generation,
         Deadline::ChordRequest { req } => chord.requests.contains_key(&req),
         Deadline::ChordLookup { id } => chord.lookups.contains_key(&id),
+        Deadline::DhtOp { id } | Deadline::DhtRetry { id } => dht.has_task(id),
+        Deadline::DhtRepair => chord.is_member(),
     }
 }
 
@@ -245,6 +255,7 @@ pub struct Node {
     messaging: Messaging,
     chord: Chord,
     chord_rng: Rng,
+    dht: dht::DhtState,
     outputs: VecDeque<Output>,
     deadlines: DeadlineQueue<Deadline>,
     next_dial: u64,
@@ -326,7 +337,8 @@ impl Node {
             // at 7 bytes).
             next_broadcast: mesh_rng.next_u64() >> 16,
             messaging: Messaging::new(hasher.clone()),
-            chord: Chord::new(config.chord, config.chord_successors, hasher),
+            chord: Chord::new(config.chord, config.chord_successors, hasher.clone()),
+            dht: dht::DhtState::new(&config, hasher),
             chord_rng: Rng::derive(seed, Stream::Chord, None),
             outputs: VecDeque::new(),
             deadlines,
@@ -554,14 +566,20 @@ impl Node {
                 &self.links,
                 &self.messaging,
                 &self.chord,
+                &self.dht,
                 &deadline,
             ) {
                 self.fire(deadline);
             }
         }
-        let (conns, links, messaging, chord) =
-            (&self.conns, &self.links, &self.messaging, &self.chord);
-        let live = |d: &Deadline| is_live(conns, links, messaging, chord, d);
+        let (conns, links, messaging, chord, dht) = (
+            &self.conns,
+            &self.links,
+            &self.messaging,
+            &self.chord,
+            &self.dht,
+        );
+        let live = |d: &Deadline| is_live(conns, links, messaging, chord, dht, d);
         self.deadlines.prune(live);
         self.deadlines.compact(live);
     }
@@ -588,6 +606,9 @@ impl Node {
             Deadline::ChordFixFingers => self.fix_fingers_tick(),
             Deadline::ChordRequest { req } => self.chord_request_expired(req),
             Deadline::ChordLookup { id } => self.lookup_timed_out(id),
+            Deadline::DhtOp { id } => self.dht_deadline(id),
+            Deadline::DhtRetry { id } => self.dht_retry(id),
+            Deadline::DhtRepair => self.dht_repair_tick(),
             Deadline::Maintenance => {
                 if !self.shut_down {
                     self.maintain();
@@ -652,6 +673,7 @@ impl Node {
         info!(node = %self.id.short(), connections = self.conns.len(), "shutting down");
         self.fail_everything_pending();
         self.fail_all_lookups();
+        self.fail_all_dht();
         if self.chord.role == ChordRole::Member {
             self.chord.role = ChordRole::Out;
         }

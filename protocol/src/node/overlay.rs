@@ -499,7 +499,9 @@ impl Node {
             if self.is_dialling(to) {
                 return Ok(());
             }
-            if !(known && self.dial_known(to)) && !self.route_through_ring(to) {
+            // Cached addresses first, then the ring, then the neighbours.
+            let dialled = known && self.dial_known(to);
+            if !dialled && !self.route_through_ring(to) {
                 self.find_peer(to);
             }
         }
