@@ -223,7 +223,9 @@ impl Store {
         self.get(kh).map_or(1, |s| s.body.version.saturating_add(1))
     }
 
-    /// Marks kh's entry as sent or listed by its owner at `now`.
+    /// Marks kh's entry as sent or listed by its owner at `now` (the node
+    /// does this through [`Store::missing`]; tests set it directly).
+    #[cfg(test)]
     pub(crate) fn confirm(&mut self, kh: &[u8; 32], now: Instant) {
         if let Some(s) = self.entries.get_mut(kh) {
             s.confirmed_at = now;
