@@ -1,7 +1,9 @@
 //! The chord (`0x50`–`0x54`) and dht (`0x60`–`0x67`) codecs: every message
-//! round-trips byte for byte, arbitrary bytes after their tags never panic,
-//! and a node (which does not run chord yet) closes a peer that sends one
-//! with `UnexpectedMessage` without disturbing its other connections.
+//! round-trips byte for byte, and arbitrary bytes after their tags never
+//! panic. A node that does not run chord closes a peer that sends one with
+//! `UnexpectedMessage` without disturbing its other connections; a ring
+//! member takes any sequence of them from a peer without panicking, closing
+//! or outgrowing its caps.
 
 #[path = "support/round_trip.rs"]
 mod support_round_trip;
@@ -236,6 +238,68 @@ fn closes(net: &Network, i: usize) -> Vec<(Option<NodeId>, CloseReason)> {
             _ => None,
         })
         .collect()
+}
+
+fn chord_config() -> Config {
+    Config {
+        chord: true,
+        chord_successors: 2,
+        dht_replicas: 2,
+        dht_max_entries: 16,
+        dht_max_bytes: 4096,
+        chord_max_lookups: 4,
+        ..Config::plaintext()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever valid chord and dht messages a peer sends (replies to
+    /// requests never made, lists of strangers, entries for any key), a
+    /// member neither panics nor closes the peer, its store stays within
+    /// its caps, and the ring it belongs to still answers lookups.
+    #[test]
+    fn a_ring_member_takes_arbitrary_chord_and_dht_messages_in_its_stride(
+        messages in proptest::collection::vec(prop_oneof![chord_message(), dht_message()], 1..24),
+    ) {
+        let mut net = Network::new(Duration::from_millis(1));
+        for i in 0..4u8 {
+            net.add_node(chord_config(), [i + 1; 32], u64::from(i)).expect("valid config");
+        }
+        let founders: Vec<PeerEntry> = (0..3)
+            .map(|i| PeerEntry {
+                id: net.node(i).node_id(),
+                addrs: [Network::addr_of(i)].into_iter().collect(),
+            })
+            .collect();
+        for i in 0..3 {
+            let founders = founders.clone();
+            net.command(i, Command::ChordFound { founders }).expect("found");
+        }
+        // Node 3 (chord on, not a member) dials node 1: inbound 0 there.
+        net.connect(3, 1).expect("dial");
+        net.settle();
+        let attacker = net.node(3).node_id();
+        prop_assert!(net.node(1).is_connected(attacker));
+        for message in &messages {
+            net.inject(1, ConnId::inbound(0), frame_of(message));
+        }
+        net.settle();
+        net.run_for(Duration::from_secs(30));
+        prop_assert!(closes(&net, 1).iter().all(|(peer, _)| *peer != Some(attacker)));
+        let (entries, bytes) = net.node(1).dht_usage();
+        prop_assert!(entries <= 16 && bytes <= 4096);
+        let (requests, lookups) = net.node(1).chord_pending();
+        prop_assert!(lookups <= 4 && requests <= 64, "{requests} requests, {lookups} lookups");
+        // The ring still works: a lookup from node 1 ends with a member.
+        let key = NodeId::from_u128(1 << 100);
+        net.command(1, Command::Lookup { key }).expect("lookup");
+        net.settle();
+        let members: Vec<NodeId> = (0..3).map(|i| net.node(i).node_id()).collect();
+        let done = net.events_of(1).any(|e| matches!(e, Event::LookupDone { owner, .. } if members.contains(owner)));
+        prop_assert!(done);
+    }
 }
 
 /// The node does not run chord or the dht: a peer that sends one of their
