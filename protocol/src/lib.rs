@@ -116,8 +116,52 @@
 //!   is capped in entries and age.
 //! - **Messaging** (`spec/messaging.md`): [`Command::Send`] and
 //!   [`Command::Request`] → [`Event::Response`] or [`Event::RequestFailed`];
-//!   a peer that is not connected is looked up (peer cache, then
-//!   neighbours) and dialled; nothing waits past its timeout.
+//!   a peer that is not connected is looked up (peer cache, the ring when
+//!   the node is a member, then neighbours) and dialled; nothing waits past
+//!   its timeout.
+//! - **Chord ring** (`spec/chord.md`, with [`Config::chord`] on): Pamela
+//!   Zave's corrected Chord. Start a ring with [`Command::ChordFound`]
+//!   (r + 1 founders in the ideal ring at once) or [`Command::ChordCreate`];
+//!   grow it with [`Command::ChordJoin`] ([`Event::ChordJoined`]). Members
+//!   stabilize and rectify on their own; successor lists of
+//!   [`Config::chord_successors`] entries keep the ring whole while fewer
+//!   than that many consecutive members fail per repair window.
+//!   [`Command::Lookup`] finds the owner of a position iteratively
+//!   ([`Event::LookupDone`], with the hops it took; fingers make it
+//!   O(log n)).
+//! - **Chord table** (`spec/chord.md` §10): [`Command::Put`],
+//!   [`Command::Get`], [`Command::Delete`] on byte keys. Each key lives on
+//!   its owner and the next [`Config::dht_replicas`] − 1 members; a put is
+//!   acknowledged ([`Event::DhtPutAcked`]) once they hold it; holders hand
+//!   keys to a joining owner and repair each other; deletes are tombstones
+//!   that expire; stores are capped ([`DhtError::Full`]).
+//!
+//! ```
+//! # use bytes::Bytes;
+//! # use ringmesh::{Accepted, Command, Config, Event, Security};
+//! use ringmesh::testing::Network;
+//! use ringmesh::wire::PeerEntry;
+//!
+//! // Four nodes found a ring (r = 3), then one stores a key another reads.
+//! let mut net = Network::new(ringmesh::Duration::from_millis(5));
+//! let config = Config { chord: true, chord_successors: 3, security: Security::Plaintext, ..Config::lan() };
+//! for i in 0..4u8 {
+//!     net.add_node(config.clone(), [i + 1; 32], u64::from(i))?;
+//! }
+//! let founders: Vec<PeerEntry> = (0..4)
+//!     .map(|i| PeerEntry { id: net.node(i).node_id(), addrs: [Network::addr_of(i)].into_iter().collect() })
+//!     .collect();
+//! for i in 0..4 {
+//!     net.command(i, Command::ChordFound { founders: founders.clone() })?;
+//! }
+//! net.command(0, Command::Put { key: Bytes::from_static(b"colour"), value: Bytes::from_static(b"teal") })?;
+//! net.settle();
+//! let Accepted::Op(get) = net.command(3, Command::Get { key: Bytes::from_static(b"colour") })? else { unreachable!() };
+//! net.settle();
+//! assert!(net.events_of(3).any(|e| matches!(e,
+//!     Event::DhtGetResult { id, value: Some(v), .. } if *id == get && v == "teal")));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! The node always has a deadline ahead (its maintenance round every
 //! [`Config::maintenance_interval`], pings), so a driver's loop never idles

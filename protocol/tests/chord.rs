@@ -642,3 +642,35 @@ fn table_commands_refuse_bad_input_and_a_full_store_says_so() {
         assert!(net.node(i).dht_usage().0 <= 2);
     }
 }
+
+/// Founders dial each other at once, so duplicate connections are retired
+/// while the first requests are in flight: replies must go out on the
+/// connection each side keeps, not the one the request came on.
+#[test]
+fn requests_sent_while_duplicate_connections_resolve_are_answered() {
+    let (n, r) = (5, 3);
+    let mut net = network(n, |_| config(r));
+    let founders: Vec<PeerEntry> = (0..n).map(|i| entry(i, &net)).collect();
+    for i in 0..n {
+        let founders = founders.clone();
+        net.command(i, Command::ChordFound { founders }).expect("found");
+    }
+    for i in 0..n {
+        let key = format!("early-{i}");
+        // Only what is in flight is run: no timer, no retry can help.
+        let id = op(net.command(
+            i,
+            Command::Put {
+                key: Bytes::from(key),
+                value: Bytes::from_static(b"v"),
+            },
+        ));
+        net.settle();
+        assert!(
+            net.events_of(i)
+                .any(|e| matches!(e, Event::DhtPutAcked { id: a, .. } if *a == id)),
+            "node {i}'s put was acknowledged without a retry"
+        );
+    }
+    assert!(net.node(0).stats().duplicate_connections > 0);
+}

@@ -579,14 +579,8 @@ impl Node {
 
     // ----- responders -----
 
-    /// Acts on a chord or dht message from `from` on `conn`; returns
-    /// whether the connection is still open.
-    pub(super) fn on_chord_message(
-        &mut self,
-        conn: ConnId,
-        from: NodeId,
-        message: Message,
-    ) -> bool {
+    /// Acts on a chord or dht message from `from`.
+    pub(super) fn on_chord_message(&mut self, from: NodeId, message: Message) {
         match message {
             Message::ChordGetState(ChordGetState { req }) => {
                 let state = ChordState {
@@ -599,21 +593,28 @@ impl Node {
                         Vec::new()
                     },
                 };
-                let _ = self.send_message(conn, &Message::ChordState(state));
+                self.chord_reply(from, &Message::ChordState(state));
             }
             Message::ChordNotify(_) => self.on_chord_notify(from),
             Message::ChordFindSuccessor(ChordFindSuccessor { req, key }) => {
                 let (kind, entries) = self.answer_find_successor(key, from);
                 let reply = ChordFindSuccessorReply { req, kind, entries };
-                let _ = self.send_message(conn, &Message::ChordFindSuccessorReply(reply));
+                self.chord_reply(from, &Message::ChordFindSuccessorReply(reply));
             }
             Message::ChordState(ChordState { req, .. })
             | Message::ChordFindSuccessorReply(ChordFindSuccessorReply { req, .. }) => {
                 self.on_chord_reply(from, req, message);
             }
-            other => return self.on_dht_message(conn, from, other),
+            other => self.on_dht_message(from, other),
         }
-        true
+    }
+
+    /// Sends a reply to `to` on its current connection: not necessarily the
+    /// one the request came on, which may be a duplicate being retired.
+    pub(super) fn chord_reply(&mut self, to: NodeId, message: &Message) {
+        if let Some(conn) = self.links.get(&to).map(|l| l.conn) {
+            let _ = self.send_message(conn, message);
+        }
     }
 
     /// §7.1, over pointers.

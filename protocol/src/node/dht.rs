@@ -20,7 +20,7 @@ use crate::wire::{
     DhtReplicate, DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply,
     DhtValue, MAX_DHT_BATCH, MAX_DHT_DIGEST, MAX_DHT_KEY, MAX_DHT_VALUE, Message,
 };
-use crate::{Accepted, CommandError, ConnId, Event, NodeId};
+use crate::{Accepted, CommandError, Event, NodeId};
 
 /// A lookup's result: the list L, the node that answered, hops.
 type Found = (Vec<Pointer>, Pointer, u32);
@@ -34,8 +34,8 @@ const BATCH_BYTES: usize = 1 << 20;
 enum Client {
     /// This node's own command `OpId`.
     Local(u64),
-    /// A peer's `DhtPut` with its `req`, answered on `conn`.
-    Remote { conn: ConnId, req: u64 },
+    /// A peer's `DhtPut` with its `req`.
+    Remote { peer: NodeId, req: u64 },
 }
 
 /// Work in progress, by task id (command ops share the id space).
@@ -611,14 +611,14 @@ impl Node {
     fn answer_client(&mut self, client: Client, status: DhtPutStatus, version: u64, holders: u8) {
         let version = if status.has_version() { version } else { 0 };
         match client {
-            Client::Remote { conn, req } => {
+            Client::Remote { peer, req } => {
                 let reply = DhtPutReply {
                     req,
                     status,
                     version,
                     holders,
                 };
-                let _ = self.send_message(conn, &Message::DhtPutReply(reply));
+                self.chord_reply(peer, &Message::DhtPutReply(reply));
             }
             Client::Local(id) => match status {
                 DhtPutStatus::Ok => self.finish_op(
@@ -636,20 +636,20 @@ impl Node {
 
     // ----- holder: messages -----
 
-    /// Acts on a dht message; returns whether the connection stays open.
-    pub(super) fn on_dht_message(&mut self, conn: ConnId, from: NodeId, message: Message) -> bool {
+    /// Acts on a dht message from `from`.
+    pub(super) fn on_dht_message(&mut self, from: NodeId, message: Message) {
         match message {
             Message::DhtPut(DhtPut { req, op, key }) => {
-                self.coordinate(Client::Remote { conn, req }, from, key, op);
+                self.coordinate(Client::Remote { peer: from, req }, from, key, op);
             }
             Message::DhtGet(DhtGet { req, key }) => {
                 let status = self.get_status(&key);
-                let _ = self.send_message(conn, &Message::DhtGetReply(DhtGetReply { req, status }));
+                self.chord_reply(from, &Message::DhtGetReply(DhtGetReply { req, status }));
             }
             Message::DhtReplicate(DhtReplicate { req, entries }) => {
                 let status = self.merge_replicas(entries);
                 let ack = DhtReplicateAck { req, status };
-                let _ = self.send_message(conn, &Message::DhtReplicateAck(ack));
+                self.chord_reply(from, &Message::DhtReplicateAck(ack));
             }
             Message::DhtSync(DhtSync { req, items }) => {
                 let indices = if self.chord.is_member() {
@@ -658,7 +658,7 @@ impl Node {
                     Vec::new()
                 };
                 let reply = DhtSyncReply { req, indices };
-                let _ = self.send_message(conn, &Message::DhtSyncReply(reply));
+                self.chord_reply(from, &Message::DhtSyncReply(reply));
             }
             Message::DhtPutReply(DhtPutReply { req, .. })
             | Message::DhtGetReply(DhtGetReply { req, .. })
@@ -668,7 +668,6 @@ impl Node {
             }
             _ => {}
         }
-        true
     }
 
     fn merge_replicas(&mut self, entries: Vec<DhtEntry>) -> DhtReplicateStatus {

@@ -84,7 +84,7 @@ impl Node {
             | Message::DhtSyncReply(_))
                 if self.conn_runs_chord(conn) =>
             {
-                return self.on_chord_message(conn, from, message);
+                self.on_chord_message(from, message);
             }
             other => {
                 // `Hello` is refused inside the session; a message of a later
