@@ -16,6 +16,12 @@ commands:
                   least 8 hex digits of a connected or known peer
   peers           list peers: id, address, round-trip time, state
   connect ADDR    dial a node, e.g. connect 127.0.0.1:4000
+  put KEY VALUE   store VALUE under KEY in the network's table (KEY is
+                  one word of 1 to 256 bytes; VALUE the rest of the line)
+  get KEY         read KEY from the table: its value and version
+  del KEY         delete KEY from the table
+  ring            this node's place in the ring: successors, predecessor,
+                  and what it stores of the table
   debug           turn debug logs (stderr) on or off
   help            this text
   exit            leave the network and quit (end of input does the same)";
@@ -38,6 +44,19 @@ pub(crate) enum ConsoleCommand<'a> {
     Peers,
     /// `connect ADDR`.
     Connect(SocketAddr),
+    /// `put KEY VALUE`.
+    Put {
+        /// The key: one word, as typed.
+        key: &'a str,
+        /// The value: the rest of the line, as typed.
+        value: &'a str,
+    },
+    /// `get KEY`.
+    Get(&'a str),
+    /// `del KEY` (or `delete`).
+    Del(&'a str),
+    /// `ring`.
+    Ring,
     /// `debug`.
     Debug,
     /// `help`.
@@ -88,6 +107,22 @@ pub(crate) fn parse(line: &str) -> Result<ConsoleCommand<'_>, ParseError> {
             Ok(addr) => Ok(ConsoleCommand::Connect(addr)),
             Err(_) => usage("connect ADDR (an IP address and port, e.g. 127.0.0.1:4000)"),
         },
+        "put" => {
+            let rest = rest.trim_start();
+            match rest.split_once(char::is_whitespace) {
+                Some((key, value)) if !value.trim().is_empty() => {
+                    Ok(ConsoleCommand::Put { key, value })
+                }
+                _ => usage("put KEY VALUE (KEY is one word, VALUE the rest of the line)"),
+            }
+        }
+        "get" => one_key(rest)
+            .map(ConsoleCommand::Get)
+            .ok_or_else(|| ParseError("usage: get KEY (one word)".into())),
+        "del" | "delete" => one_key(rest)
+            .map(ConsoleCommand::Del)
+            .ok_or_else(|| ParseError("usage: del KEY (one word)".into())),
+        "ring" => no_args(rest, ConsoleCommand::Ring, "ring"),
         "debug" => no_args(rest, ConsoleCommand::Debug, "debug"),
         "help" | "?" => Ok(ConsoleCommand::Help),
         "exit" | "quit" => no_args(rest, ConsoleCommand::Exit, "exit"),
@@ -95,6 +130,14 @@ pub(crate) fn parse(line: &str) -> Result<ConsoleCommand<'_>, ParseError> {
             "unknown command `{other}`; type `help`"
         ))),
     }
+}
+
+/// The single word in `rest`, if it holds exactly one. Keys are words so
+/// that `put KEY VALUE` can tell where the key ends; an empty key never
+/// gets this far.
+fn one_key(rest: &str) -> Option<&str> {
+    let key = rest.trim();
+    (!key.is_empty() && !key.contains(char::is_whitespace)).then_some(key)
 }
 
 fn no_args<'a>(
@@ -177,6 +220,17 @@ mod tests {
             ))
         );
         assert_eq!(parse("debug"), Ok(ConsoleCommand::Debug));
+        assert_eq!(
+            parse("put colour deep  blue \n"),
+            Ok(ConsoleCommand::Put {
+                key: "colour",
+                value: "deep  blue "
+            })
+        );
+        assert_eq!(parse("get  colour "), Ok(ConsoleCommand::Get("colour")));
+        assert_eq!(parse("del colour"), Ok(ConsoleCommand::Del("colour")));
+        assert_eq!(parse("delete colour"), Ok(ConsoleCommand::Del("colour")));
+        assert_eq!(parse("ring"), Ok(ConsoleCommand::Ring));
         assert_eq!(parse("help"), Ok(ConsoleCommand::Help));
         assert_eq!(parse("exit"), Ok(ConsoleCommand::Exit));
     }
@@ -198,6 +252,26 @@ mod tests {
                 .contains("usage: connect")
         );
         assert!(parse("peers now").is_err());
+        // No key, or a key without a value: nothing empty reaches the table.
+        for line in ["put", "put   ", "put colour", "put colour   "] {
+            assert!(
+                parse(line)
+                    .expect_err(line)
+                    .0
+                    .contains("usage: put KEY VALUE"),
+                "{line}"
+            );
+        }
+        for line in ["get", "get  ", "get two words"] {
+            assert!(parse(line).expect_err(line).0.contains("usage: get KEY"));
+        }
+        assert!(
+            parse("del")
+                .expect_err("no key")
+                .0
+                .contains("usage: del KEY")
+        );
+        assert!(parse("ring now").is_err());
         assert!(
             parse("fly")
                 .expect_err("unknown")

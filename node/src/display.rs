@@ -2,7 +2,9 @@
 //!
 //! Every line starts with a fixed word or sigil, so a script can tell them
 //! apart: `<1a2b3c4d> text` is a broadcast, `(direct) <1a2b3c4d> text` a
-//! one-way message, `peer up` / `peer down` a peer change. Text from the
+//! one-way message, `peer up` / `peer down` a peer change, `ring:` the
+//! node's place in the ring, `KEY = VALUE (version N)` a table read. Text
+//! from the
 //! network is made printable first: a peer must not be able to forge a
 //! second line, or drive the terminal with escape sequences.
 
@@ -10,7 +12,9 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ringmesh::{CloseReason, Direction, NodeId};
+use ringmesh::{ChordRole, CloseReason, Direction, NodeId};
+
+use crate::network::RingView;
 
 /// The most characters of one message printed; the rest is summarised.
 const MAX_PRINTED_CHARS: usize = 2048;
@@ -68,6 +72,65 @@ pub(crate) fn peer_up(peer: NodeId, remote: SocketAddr, direction: Direction) ->
 /// `peer` is no longer connected.
 pub(crate) fn peer_down(peer: NodeId, reason: &CloseReason) -> String {
     format!("peer down <{}> ({reason})", peer.short())
+}
+
+/// This node joined the ring.
+pub(crate) fn joined(successor: NodeId, predecessor: NodeId, hops: u32) -> String {
+    let s = if hops == 1 { "" } else { "s" };
+    format!(
+        "joined the ring (successor <{}>, predecessor <{}>, {hops} hop{s})",
+        successor.short(),
+        predecessor.short()
+    )
+}
+
+/// The node's place in the ring: printed by `ring`, and whenever it
+/// changes while the node is a member.
+pub(crate) fn ring(view: &RingView) -> String {
+    match view.role {
+        ChordRole::Off => "ring: off (this node runs with --no-chord)".to_owned(),
+        ChordRole::Out => "ring: not a member (yet)".to_owned(),
+        ChordRole::Member => {
+            let successors = if view.successors.is_empty() {
+                "none".to_owned()
+            } else {
+                view.successors
+                    .iter()
+                    .map(|id| format!("<{}>", id.short()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let predecessor = match view.predecessor {
+                Some(id) => format!("<{}>", id.short()),
+                None => "none".to_owned(),
+            };
+            format!("ring: member, successors {successors}, predecessor {predecessor}")
+        }
+    }
+}
+
+/// What this node stores of the table (the second line of `ring`).
+pub(crate) fn stored(view: &RingView) -> String {
+    let (entries, bytes) = view.stored;
+    let s = if entries == 1 { "y" } else { "ies" };
+    format!("table: {entries} entr{s} ({bytes} bytes) stored on this node")
+}
+
+/// A `put` or `del` every replica acknowledged.
+pub(crate) fn put_acked(key: &str, deleted: bool, version: u64) -> String {
+    let done = if deleted { "deleted" } else { "stored" };
+    format!("{done} {} (version {version})", printable(key.as_bytes()))
+}
+
+/// The answer to a `get`. Version 0 means the key was never written; a
+/// missing value with a version is a delete.
+pub(crate) fn got(key: &str, value: Option<&[u8]>, version: u64) -> String {
+    let key = printable(key.as_bytes());
+    match value {
+        Some(value) => format!("{key} = {} (version {version})", printable(value)),
+        None if version == 0 => format!("{key}: not found"),
+        None => format!("{key}: not found (deleted, version {version})"),
+    }
 }
 
 /// One line of the `peers` listing.
@@ -130,10 +193,60 @@ mod tests {
             peer_up(id, addr, Direction::Inbound),
             "peer up <1a2b3c4d> 127.0.0.1:4000 (inbound)"
         );
+        assert_eq!(
+            joined(id, NodeId::from_u128(7 << 96), 1),
+            "joined the ring (successor <1a2b3c4d>, predecessor <00000007>, 1 hop)"
+        );
         let row = peer_row(id, &[addr], Some(Duration::from_micros(1500)), "up");
         assert_eq!(
             row,
             "1a2b3c4d00000000000000000000ffff  127.0.0.1:4000         rtt 1.5ms     up"
         );
+    }
+
+    #[test]
+    fn ring_lines_name_successors_nearest_first() {
+        let a = NodeId::from_u128(0xaaaa_aaaa << 96);
+        let b = NodeId::from_u128(0xbbbb_bbbb << 96);
+        let c = NodeId::from_u128(0xcccc_cccc << 96);
+        let mut view = RingView {
+            role: ChordRole::Member,
+            successors: vec![b, c],
+            predecessor: Some(a),
+            stored: (1, 12),
+        };
+        assert_eq!(
+            ring(&view),
+            "ring: member, successors <bbbbbbbb> <cccccccc>, predecessor <aaaaaaaa>"
+        );
+        assert_eq!(
+            stored(&view),
+            "table: 1 entry (12 bytes) stored on this node"
+        );
+        view.successors.clear();
+        view.predecessor = None;
+        assert_eq!(
+            ring(&view),
+            "ring: member, successors none, predecessor none"
+        );
+        view.role = ChordRole::Out;
+        assert_eq!(ring(&view), "ring: not a member (yet)");
+    }
+
+    #[test]
+    fn table_answers_tell_values_deletes_and_absence_apart() {
+        assert_eq!(put_acked("colour", false, 1), "stored colour (version 1)");
+        assert_eq!(put_acked("colour", true, 2), "deleted colour (version 2)");
+        assert_eq!(
+            got("colour", Some(b"deep blue"), 1),
+            "colour = deep blue (version 1)"
+        );
+        assert_eq!(
+            got("colour", None, 2),
+            "colour: not found (deleted, version 2)"
+        );
+        assert_eq!(got("shape", None, 0), "shape: not found");
+        // A value from the network cannot forge a line either.
+        assert_eq!(got("k", Some(b"v\n<x> y"), 3), "k = v\\n<x> y (version 3)");
     }
 }

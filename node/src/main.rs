@@ -1,9 +1,11 @@
 //! `ringmesh`: a ringmesh node on the mio adapter.
 //!
 //! - `ringmesh node` joins (or starts) a network and reads console commands
-//!   from stdin (`msg`, `send`, `peers`, `connect`, `debug`, `help`,
-//!   `exit`). End of stdin means `exit`, so the node can be scripted:
-//!   `ringmesh node ... < /dev/null` starts and shuts down at once.
+//!   from stdin (`msg`, `send`, `peers`, `connect`, `put`, `get`, `del`,
+//!   `ring`, `debug`, `help`, `exit`). End of stdin means `exit`, so the
+//!   node can be scripted: `ringmesh node ... < /dev/null` starts and shuts
+//!   down at once. It first waits for the table commands under way
+//!   (`put`, `get`, `del`) to print their outcome.
 //! - `ringmesh bootstrap` is the daemon form: no console, it never reads
 //!   stdin and runs until it is killed. Others join through it.
 //!
@@ -14,6 +16,36 @@
 //! With `--data-dir` the node keeps its identity key and its peer cache
 //! there, so a restarted node has the same id and rejoins through the peers
 //! it knew, without `--bootstrap`.
+//!
+//! **The ring and the table are on by default** (spec/chord.md): every
+//! node of this program has a listen address, so every node can be a ring
+//! member and hold part of the table. `--no-chord` turns both off (the
+//! node only chats).
+//!
+//! - A node with nobody to join through (no `--bootstrap`, no saved peers)
+//!   starts a new ring: `started a new ring: this node is its first
+//!   member`. Any other node joins through the first ring member it
+//!   connects to, retrying with backoff after a failure (`could not join
+//!   the ring: …; retrying in 0.5s`), and prints `joined the ring
+//!   (successor <…>, predecessor <…>, N hops)`.
+//! - Rings never merge (spec/chord.md §12), so one node starts each
+//!   network's ring. A node started alone that later `connect`s to another
+//!   network keeps its own ring; start it with `--bootstrap` instead. After
+//!   restarting a whole network from saved peer caches (where every node
+//!   would wait to join), give one node `--create-ring`.
+//! - A member prints `ring: member, successors <…> <…>, predecessor <…>`
+//!   whenever its place in the ring changes; `ring` prints it on demand,
+//!   with what the node stores of the table.
+//! - `put KEY VALUE` prints `stored KEY (version N)` once every replica
+//!   holds it; `get KEY` prints `KEY = VALUE (version N)`, `KEY: not
+//!   found`, or `KEY: not found (deleted, version N)`; `del KEY` prints
+//!   `deleted KEY (version N)`. Failures print `error: …`. Keys are one
+//!   word (1 to 256 bytes); values the rest of the line (up to 1 MiB).
+//! - `--successors R` (default 8) is the successor list length. Failure
+//!   tolerance holds once the ring has more than R members and has settled
+//!   (spec/chord.md §5.2): a test network of four nodes uses
+//!   `--successors 2`. `--replicas N` (default 3, at most R) is how many
+//!   nodes hold each key.
 
 #![forbid(unsafe_code)]
 
@@ -21,6 +53,7 @@ mod console;
 mod data_dir;
 mod display;
 mod logging;
+mod network;
 mod run;
 
 use std::net::SocketAddr;
@@ -76,6 +109,25 @@ pub(crate) struct NodeArgs {
     /// (the internet).
     #[arg(long, value_enum, default_value_t = Preset::Wan)]
     pub(crate) preset: Preset,
+    /// Run without the ring and the table (`put`, `get`, `del`, `ring`):
+    /// the node only chats.
+    #[arg(long)]
+    pub(crate) no_chord: bool,
+    /// Start a new ring even though there are peers to join through. A
+    /// node without --bootstrap and saved peers does so by itself; this is
+    /// for restarting a whole network from saved peer caches (one node
+    /// only: rings never merge).
+    #[arg(long, conflicts_with = "no_chord")]
+    pub(crate) create_ring: bool,
+    /// Successor list length (1 to 32; default 8): a member keeps working
+    /// while one of its R successors lives. Failure tolerance starts once
+    /// the ring has R + 1 members.
+    #[arg(long, value_name = "R", conflicts_with = "no_chord", value_parser = clap::value_parser!(u8).range(1..=32))]
+    pub(crate) successors: Option<u8>,
+    /// Nodes that hold each key of the table (1 to R; default 3, or R if
+    /// that is smaller).
+    #[arg(long, value_name = "N", conflicts_with = "no_chord", value_parser = clap::value_parser!(u8).range(1..=32))]
+    pub(crate) replicas: Option<u8>,
 }
 
 /// A [`Config`] preset ([`Config::lan`] or [`Config::wan`]).

@@ -1,9 +1,10 @@
 //! Running a node: start the adapter, print what happens, serve the
-//! console, keep the peer cache.
+//! console, keep the peer cache, bring the node into the ring.
 //!
 //! One loop on the main thread owns everything the program decides. Two
-//! helper threads only feed it: one forwards the adapter's events, one
-//! reads stdin (`node` mode only). Both send into one channel, so the loop
+//! other threads only feed it: the adapter's (its events, and a nudge when
+//! the node's place in the ring changes; `network.rs`) and one that reads
+//! stdin (`node` mode only). Both send into one channel, so the loop
 //! handles console lines and network events in the order they came.
 
 use std::collections::HashMap;
@@ -16,8 +17,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ringmesh::wire::PeerEntry;
-use ringmesh::{Accepted, Command, Event, Identity, NodeId};
-use ringmesh_mio::{AdapterConfig, Handle, Running, spawn};
+use ringmesh::{
+    Accepted, ChordRole, Command, CommandError, DhtError, Event, Identity, NodeId, OpId,
+};
+use ringmesh_mio::{AdapterConfig, Handle};
 use tracing::{debug, info, warn};
 
 use crate::NodeArgs;
@@ -25,26 +28,58 @@ use crate::console::{self, ConsoleCommand};
 use crate::data_dir::{DataDir, os_random};
 use crate::display;
 use crate::logging::LogControl;
+use crate::network::{self, Fed, Network, RingView, SharedView};
 
 /// How often the peer cache is compared with the saved one (and saved if
 /// it changed): often enough that a killed node loses at most a second of
 /// peers, rarely enough to cost nothing.
 const PEER_CACHE_CHECK: Duration = Duration::from_secs(1);
 
-/// Inputs waiting for the loop before the helper threads block.
+/// Inputs waiting for the loop. Beyond it the stdin thread blocks, and the
+/// adapter's thread leaves events in the adapter's own channel.
 const INPUT_BACKLOG: usize = 1024;
+
+/// The longest wait between two attempts to join the ring. The first wait
+/// is one stabilization interval (the pace at which the ring changes),
+/// doubled after each failure up to this.
+const JOIN_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// What the loop reacts to.
 enum Input {
-    Event(Event),
+    /// From the adapter's thread.
+    Network(Fed),
     Line(String),
-    /// Stdin is closed: treated as `exit`.
+    /// Stdin is closed: treated as `exit`, once the table commands under
+    /// way have printed their outcome.
     StdinClosed,
     /// Ctrl-C (SIGINT) or SIGTERM: treated as `exit`, so peers get a
     /// goodbye and the peer cache is saved.
     Interrupted,
-    /// The adapter's thread has ended (its event channel closed).
-    AdapterStopped,
+}
+
+/// Where the program stands in bringing the node into the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Membership {
+    /// `--no-chord`.
+    Off,
+    /// Not a member: waiting for a chord peer to come up, or until
+    /// `retry_at` after a failed join.
+    Out {
+        retry_at: Option<Instant>,
+        /// The wait after the next failure.
+        backoff: Duration,
+    },
+    /// A `ChordJoin` is under way.
+    Joining { backoff: Duration },
+    /// Created the ring or joined it.
+    Member,
+}
+
+/// A table command waiting for its event, by [`OpId`]: the key as typed.
+enum TableOp {
+    Put(String),
+    Delete(String),
+    Get(String),
 }
 
 /// Whether the loop goes on after a console line.
@@ -77,12 +112,43 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     if args.listen.ip().is_unspecified() && args.announce.is_empty() {
         warn!(listen = %args.listen, "listening on an unspecified address: peers will be told an address they cannot dial; pass --announce");
     }
-    let Running {
+    if !args.no_chord {
+        // The adapter announces the listen address when there is no
+        // --announce, so the ring's pointers are always diallable.
+        config.chord = true;
+        if let Some(r) = args.successors {
+            config.chord_successors = r.into();
+        }
+        config.dht_replicas = match args.replicas {
+            Some(n) => n.into(),
+            None => config.dht_replicas.min(config.chord_successors),
+        };
+        if config.dht_replicas > config.chord_successors {
+            return Err(format!(
+                "--replicas {} is more than the {} successors a node keeps (--successors)",
+                config.dht_replicas, config.chord_successors
+            )
+            .into());
+        }
+    }
+    let join_backoff = Duration::from_micros(config.chord_stabilize_interval.as_micros());
+    let chord = config.chord;
+
+    // Bounded, so that a flood of messages the console cannot print fast
+    // enough (a paused terminal, an unread pipe) backs up into the
+    // adapter's own bounded channel, which drops and counts, instead of
+    // growing our memory.
+    let (tx, rx) = mpsc::sync_channel(INPUT_BACKLOG);
+    let Network {
         handle,
-        events,
+        view,
         thread: adapter_thread,
-    } = spawn(AdapterConfig::new(args.listen, config, identity, seed))
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    } = network::spawn(
+        AdapterConfig::new(args.listen, config, identity, seed),
+        tx.clone(),
+        Input::Network,
+    )
+    .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     if !cached.is_empty() {
         info!(
             peers = cached.len(),
@@ -94,12 +160,25 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     }
     say(&display::started(handle.node_id(), handle.local_addr()));
 
-    // Bounded, so that a flood of messages the console cannot print fast
-    // enough (a paused terminal, an unread pipe) backs up into the
-    // adapter's own bounded channel, which drops and counts, instead of
-    // growing our memory.
-    let (tx, rx) = mpsc::sync_channel(INPUT_BACKLOG);
-    forward_events(events, tx.clone())?;
+    // Rings never merge (spec/chord.md §12): only a node with nobody to
+    // join through starts one, unless told to.
+    let anyone_to_join =
+        !args.bootstrap.is_empty() || cached.iter().any(|peer| peer.id != handle.node_id());
+    let membership = if !chord {
+        Membership::Off
+    } else if args.create_ring || !anyone_to_join {
+        handle
+            .command(Command::ChordCreate)
+            .map_err(|e| format!("cannot start a ring: {e}"))?;
+        say("started a new ring: this node is its first member");
+        Membership::Member
+    } else {
+        Membership::Out {
+            retry_at: None,
+            backoff: join_backoff,
+        }
+    };
+
     let interrupt = tx.clone();
     ctrlc::set_handler(move || {
         let _ = interrupt.try_send(Input::Interrupted);
@@ -118,8 +197,20 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         saved_peers: cached,
         next_cache_check: Instant::now() + PEER_CACHE_CHECK,
         remotes: HashMap::new(),
+        view,
+        shown_view: None,
+        membership,
+        table_ops: HashMap::new(),
+        input_ended: false,
+        join_hinted: false,
     };
+    // Joins now if a chord peer is somehow up already; otherwise at the
+    // first `PeerUp`.
+    session.try_join();
     let exit = session.serve(&rx);
+    // The adapter's thread feeds its last events with blocking sends: with
+    // the receiver gone they fail at once instead of waiting for a reader.
+    drop(rx);
     if exit {
         // Save before shutting down: a stopped adapter has no peers to give.
         session.check_peer_cache(true);
@@ -138,20 +229,6 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
 fn say(line: &str) {
     let mut out = io::stdout().lock();
     let _ = writeln!(out, "{line}");
-}
-
-fn forward_events(events: Receiver<Event>, tx: SyncSender<Input>) -> io::Result<()> {
-    thread::Builder::new()
-        .name("events".into())
-        .spawn(move || {
-            for event in events.iter() {
-                if tx.send(Input::Event(event)).is_err() {
-                    return;
-                }
-            }
-            let _ = tx.send(Input::AdapterStopped);
-        })
-        .map(drop)
 }
 
 fn read_console(tx: SyncSender<Input>) -> io::Result<()> {
@@ -193,6 +270,18 @@ struct Session {
     /// Each connected peer's transport address, for `peers` when the peer
     /// cache has no listen address for it.
     remotes: HashMap<NodeId, SocketAddr>,
+    /// The node's place in the ring, as the adapter last saw it.
+    view: SharedView,
+    /// The view the last `ring:` line showed.
+    shown_view: Option<RingView>,
+    membership: Membership,
+    /// Table commands waiting for their events.
+    table_ops: HashMap<OpId, TableOp>,
+    /// Stdin closed while table commands were under way: exit when they
+    /// have ended.
+    input_ended: bool,
+    /// The hint that follows the first failed join was printed.
+    join_hinted: bool,
 }
 
 impl Session {
@@ -200,11 +289,9 @@ impl Session {
     /// stops on its own (false).
     fn serve(&mut self, rx: &Receiver<Input>) -> bool {
         loop {
-            let input = if self.data_dir.is_some() {
-                let wait = self
-                    .next_cache_check
-                    .saturating_duration_since(Instant::now());
-                match rx.recv_timeout(wait) {
+            self.show_ring_change();
+            let input = if let Some(at) = self.next_wakeup() {
+                match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                     Ok(input) => Some(input),
                     Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => return false,
@@ -216,26 +303,122 @@ impl Session {
                 }
             };
             let flow = match input {
-                None => Flow::Continue,
-                Some(Input::Event(event)) => {
+                None | Some(Input::Network(Fed::RingChanged)) => Flow::Continue,
+                Some(Input::Network(Fed::Event(event))) => {
                     self.on_event(event);
                     Flow::Continue
                 }
                 Some(Input::Line(line)) => self.on_line(&line),
-                Some(Input::StdinClosed) => {
+                Some(Input::StdinClosed) if self.table_ops.is_empty() => {
                     info!("end of input: shutting down");
                     Flow::Exit
+                }
+                // A script's last `get` should print its answer. Every
+                // table command ends within `lookup_timeout`.
+                Some(Input::StdinClosed) => {
+                    info!(
+                        pending = self.table_ops.len(),
+                        "end of input: shutting down once the table commands under way end"
+                    );
+                    self.input_ended = true;
+                    Flow::Continue
                 }
                 Some(Input::Interrupted) => {
                     info!("interrupted: shutting down");
                     Flow::Exit
                 }
-                Some(Input::AdapterStopped) => return false,
+                Some(Input::Network(Fed::Stopped)) => return false,
             };
-            if flow == Flow::Exit {
+            if flow == Flow::Exit || (self.input_ended && self.table_ops.is_empty()) {
                 return true;
             }
             self.check_peer_cache(false);
+            if let Membership::Out {
+                retry_at: Some(at), ..
+            } = self.membership
+                && at <= Instant::now()
+            {
+                self.try_join();
+            }
+        }
+    }
+
+    /// When the loop must wake up without an input: the next peer-cache
+    /// check (with a data dir), the next join attempt.
+    fn next_wakeup(&self) -> Option<Instant> {
+        let cache = self.data_dir.as_ref().map(|_| self.next_cache_check);
+        let join = match self.membership {
+            Membership::Out { retry_at, .. } => retry_at,
+            _ => None,
+        };
+        cache.into_iter().chain(join).min()
+    }
+
+    /// Asks the node to join the ring through any connected chord peer, if
+    /// it is out and no join is under way. Without a chord peer it waits
+    /// for the next `PeerUp`.
+    fn try_join(&mut self) {
+        let Membership::Out { backoff, .. } = self.membership else {
+            return;
+        };
+        match self.handle.command(Command::ChordJoin { via: None }) {
+            Ok(_) => self.membership = Membership::Joining { backoff },
+            Err(CommandError::NoChordPeer) => {
+                debug!("no chord peer is up yet: joining the ring at the next one");
+                self.membership = Membership::Out {
+                    retry_at: None,
+                    backoff,
+                };
+            }
+            // A join the program lost track of is under way (or done):
+            // its event says which.
+            Err(CommandError::AlreadyInRing) => self.membership = Membership::Joining { backoff },
+            Err(e) => {
+                warn!(error = %e, "cannot join the ring");
+                self.join_failed(&e.to_string());
+            }
+        }
+    }
+
+    /// Schedules the next join attempt, with a doubled wait after it.
+    fn join_failed(&mut self, reason: &str) {
+        let backoff = match self.membership {
+            Membership::Out { backoff, .. } | Membership::Joining { backoff } => backoff,
+            Membership::Off | Membership::Member => return,
+        };
+        say(&format!(
+            "could not join the ring: {reason}; retrying in {:.1}s",
+            backoff.as_secs_f64()
+        ));
+        if !self.join_hinted {
+            self.join_hinted = true;
+            say(
+                "(a node joins through a ring member; if no node of this network is one, \
+                 restart one node with --create-ring)",
+            );
+        }
+        self.membership = Membership::Out {
+            retry_at: Some(Instant::now() + backoff),
+            backoff: (backoff * 2).min(JOIN_BACKOFF_MAX),
+        };
+    }
+
+    /// Prints a `ring:` line if the node's successors, predecessor or role
+    /// changed since the last one, once it is a member (so the line comes
+    /// after the one saying it joined).
+    fn show_ring_change(&mut self) {
+        if self.membership != Membership::Member {
+            return;
+        }
+        let view = self.view.get();
+        if view.role == ChordRole::Member
+            && self
+                .shown_view
+                .as_ref()
+                .is_none_or(|shown| shown.ring_differs(&view))
+        {
+            say(&display::ring(&view));
+            self.shown_view = Some(view);
         }
     }
 
@@ -271,6 +454,15 @@ impl Session {
             } => {
                 self.remotes.insert(peer, remote);
                 say(&display::peer_up(peer, remote, direction));
+                // Maybe a chord peer to join through: a new fact, so no
+                // need to wait out a backoff.
+                if let Membership::Out { backoff, .. } = self.membership {
+                    self.membership = Membership::Out {
+                        retry_at: None,
+                        backoff,
+                    };
+                    self.try_join();
+                }
             }
             Event::PeerDown { peer, reason } => {
                 self.remotes.remove(&peer);
@@ -287,7 +479,64 @@ impl Session {
             Event::Request { from, .. } => {
                 debug!(peer = %from.short(), "request ignored: this program answers none");
             }
+            Event::ChordJoined {
+                successor,
+                predecessor,
+                hops,
+            } => {
+                self.membership = Membership::Member;
+                say(&display::joined(successor, predecessor, hops));
+            }
+            Event::ChordJoinFailed { reason } => self.join_failed(&reason.to_string()),
+            Event::ChordOrphaned => say(
+                "ring: every successor of this node failed (more of the ring failed than \
+                 it tolerates); recovering as it can",
+            ),
+            Event::DhtPutAcked { id, version } => match self.table_ops.remove(&id) {
+                Some(TableOp::Put(key)) => say(&display::put_acked(&key, false, version)),
+                Some(TableOp::Delete(key)) => say(&display::put_acked(&key, true, version)),
+                Some(TableOp::Get(key)) => {
+                    warn!(op = id.0, %key, "a get was answered as a put; ignored");
+                }
+                None => debug!(op = id.0, "put acknowledged for an unknown operation"),
+            },
+            Event::DhtGetResult {
+                id, value, version, ..
+            } => match self.table_ops.remove(&id) {
+                Some(TableOp::Get(key)) => say(&display::got(&key, value.as_deref(), version)),
+                Some(other) => {
+                    warn!(
+                        op = id.0,
+                        key = other.key(),
+                        "a put was answered as a get; ignored"
+                    );
+                }
+                None => debug!(op = id.0, "get result for an unknown operation"),
+            },
+            Event::DhtFailed { id, reason } => match self.table_ops.remove(&id) {
+                Some(op) => say(&table_failure(&op, &reason)),
+                None => debug!(op = id.0, %reason, "failure of an unknown table operation"),
+            },
             _ => {}
+        }
+    }
+
+    /// Starts a table command (`command` is `op`'s); its event prints the
+    /// outcome.
+    fn start_table_op(&mut self, command: Command, op: TableOp) {
+        match self.handle.command(command) {
+            Ok(Accepted::Op(id)) => {
+                self.table_ops.insert(id, op);
+            }
+            Ok(other) => warn!(?other, "table command accepted without an operation id"),
+            Err(CommandError::ChordOff) => {
+                say("error: the table needs the ring, and this node runs with --no-chord");
+            }
+            Err(e) => say(&format!(
+                "error: cannot {} {}: {e}",
+                op.verb(),
+                display::printable(op.key().as_bytes())
+            )),
         }
     }
 
@@ -309,6 +558,30 @@ impl Session {
                     Ok(_) => say(&format!("dialling {addr}")),
                     Err(e) => say(&format!("error: cannot dial {addr}: {e}")),
                 }
+            }
+            ConsoleCommand::Put { key, value } => {
+                let command = Command::Put {
+                    key: Bytes::copy_from_slice(key.as_bytes()),
+                    value: Bytes::copy_from_slice(value.as_bytes()),
+                };
+                self.start_table_op(command, TableOp::Put(key.to_owned()));
+            }
+            ConsoleCommand::Get(key) => {
+                let command = Command::Get {
+                    key: Bytes::copy_from_slice(key.as_bytes()),
+                };
+                self.start_table_op(command, TableOp::Get(key.to_owned()));
+            }
+            ConsoleCommand::Del(key) => {
+                let command = Command::Delete {
+                    key: Bytes::copy_from_slice(key.as_bytes()),
+                };
+                self.start_table_op(command, TableOp::Delete(key.to_owned()));
+            }
+            ConsoleCommand::Ring => {
+                let view = self.view.get();
+                say(&display::ring(&view));
+                say(&display::stored(&view));
             }
             ConsoleCommand::Debug => match self.log.toggle_debug() {
                 Ok(true) => say("debug logs on (stderr)"),
@@ -394,5 +667,33 @@ impl Session {
         for entry in others {
             say(&display::peer_row(entry.id, &entry.addrs, None, "known"));
         }
+    }
+}
+
+impl TableOp {
+    fn key(&self) -> &str {
+        match self {
+            TableOp::Put(key) | TableOp::Delete(key) | TableOp::Get(key) => key,
+        }
+    }
+
+    fn verb(&self) -> &'static str {
+        match self {
+            TableOp::Put(_) => "store",
+            TableOp::Delete(_) => "delete",
+            TableOp::Get(_) => "read",
+        }
+    }
+}
+
+/// The line for a failed table command. An incomplete write is stored,
+/// only on fewer holders than asked: repair copies it to the rest.
+fn table_failure(op: &TableOp, reason: &DhtError) -> String {
+    let key = display::printable(op.key().as_bytes());
+    match reason {
+        DhtError::Incomplete { .. } => {
+            format!("warning: {key}: {reason}; repair will copy it to the rest")
+        }
+        _ => format!("error: cannot {} {key}: {reason}", op.verb()),
     }
 }

@@ -95,9 +95,19 @@ impl Proc {
 
     /// The index of the first stdout line (seen before or arriving within
     /// [`WAIT`]) that matches.
-    fn wait_for(&mut self, what: &str, mut matches: impl FnMut(&str) -> bool) -> usize {
-        if let Some(i) = self.lines.iter().position(|l| matches(l)) {
-            return i;
+    fn wait_for(&mut self, what: &str, matches: impl FnMut(&str) -> bool) -> usize {
+        self.wait_for_after(0, what, matches)
+    }
+
+    /// As [`Proc::wait_for`], among the lines from index `from` on.
+    fn wait_for_after(
+        &mut self,
+        from: usize,
+        what: &str,
+        mut matches: impl FnMut(&str) -> bool,
+    ) -> usize {
+        if let Some(i) = self.lines[from..].iter().position(|l| matches(l)) {
+            return from + i;
         }
         let deadline = Instant::now() + WAIT;
         loop {
@@ -117,6 +127,18 @@ impl Proc {
                 }
             }
         }
+    }
+
+    /// Types `command` and returns the first line that matches among those
+    /// printed after it (or at least not received before it).
+    fn answer(&mut self, command: &str, matches: impl FnMut(&str) -> bool) -> String {
+        while let Ok(line) = self.stdout.try_recv() {
+            self.lines.push(line);
+        }
+        let from = self.lines.len();
+        self.type_line(command);
+        let at = self.wait_for_after(from, &format!("an answer to {command:?}"), matches);
+        self.lines[at].clone()
     }
 
     /// Waits for the exact line `line`.
@@ -311,4 +333,156 @@ fn nodes_chat_list_peers_and_rejoin_through_their_peer_cache() {
     n1.type_line("exit");
     assert!(n1.wait_exit().success());
     eprintln!("multi-process test took {:?}", started.elapsed());
+}
+
+/// The ring member that owns table key `key` among `ids` (full hex ids):
+/// the first at or clockwise after the key's position, which is the first
+/// 16 bytes of BLAKE3(key) read big-endian (spec/chord.md §1, §10.1).
+fn owner_of<'a>(key: &str, ids: &[&'a str]) -> &'a str {
+    let hash = blake3::hash(key.as_bytes());
+    let position = u128::from_be_bytes(hash.as_bytes()[..16].try_into().expect("16 bytes"));
+    let as_u128 = |id: &str| u128::from_str_radix(id, 16).expect("hex id");
+    let mut sorted = ids.to_vec();
+    sorted.sort_by_key(|id| as_u128(id));
+    sorted
+        .iter()
+        .copied()
+        .find(|id| as_u128(id) >= position)
+        .unwrap_or(sorted[0])
+}
+
+#[test]
+fn the_table_serves_a_key_from_every_node_also_after_its_owner_exits() {
+    let started = Instant::now();
+    // Four members and two successors each: once the ring has settled (it
+    // has more than r = 2 members), one node may leave (spec/chord.md §5.2).
+    // Each key then has two holders (--replicas defaults to r when r < 3).
+    let mut boot = Proc::spawn(
+        "bootstrap",
+        &["bootstrap", "--listen", "127.0.0.1:0", "--successors", "2"],
+    );
+    boot.wait_line("started a new ring: this node is its first member");
+    let boot_addr = boot.addr.clone();
+    let mut nodes: Vec<Proc> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|name| {
+            Proc::spawn(
+                name,
+                &[
+                    "node",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--bootstrap",
+                    &boot_addr,
+                    "--successors",
+                    "2",
+                ],
+            )
+        })
+        .collect();
+    for p in &mut nodes {
+        p.wait_for("the join line", |l| l.starts_with("joined the ring ("));
+    }
+
+    // The ring settles into the ideal one: each node's successors are the
+    // next two ids clockwise, its predecessor the one before.
+    let mut ids: Vec<String> = nodes.iter().map(|p| p.id.clone()).collect();
+    ids.push(boot.id.clone());
+    ids.sort();
+    let ideal = |id: &str| {
+        let i = ids.iter().position(|x| x == id).expect("a member");
+        let short = |k: usize| ids[k % ids.len()][..8].to_owned();
+        format!(
+            "ring: member, successors <{}> <{}>, predecessor <{}>",
+            short(i + 1),
+            short(i + 2),
+            short(i + ids.len() - 1)
+        )
+    };
+    boot.wait_line(&ideal(&boot.id));
+    for p in &mut nodes {
+        let line = ideal(&p.id);
+        p.wait_line(&line);
+        // `ring` shows the same, now.
+        assert_eq!(p.answer("ring", |l| l.starts_with("ring: ")), line);
+        p.wait_for("the table line", |l| {
+            l.starts_with("table: ") && l.ends_with(" stored on this node")
+        });
+    }
+
+    // A key owned by a console node, so that the node that stores it can
+    // also be the one that exits.
+    let members: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let (key, owner) = (0..)
+        .map(|i| format!("colour-{i}"))
+        .find_map(|key| {
+            let owner = owner_of(&key, &members);
+            let at = nodes.iter().position(|p| p.id == owner)?;
+            Some((key, at))
+        })
+        .expect("some key is owned by a console node");
+    let mut a = nodes.remove(owner);
+    let (mut b, mut c) = (nodes.remove(0), nodes.remove(0));
+
+    // Stored on one node, read on another.
+    assert_eq!(
+        a.answer(&format!("put {key} deep  blue"), |l| l.contains(&key)),
+        format!("stored {key} (version 1)")
+    );
+    // The owner coordinated the write, so it holds the entry itself.
+    let bytes = key.len() + "deep  blue".len();
+    assert_eq!(
+        a.answer("ring", |l| l.starts_with("table: ")),
+        format!("table: 1 entry ({bytes} bytes) stored on this node")
+    );
+    assert_eq!(
+        b.answer(&format!("get {key}"), |l| l.contains(&key)),
+        format!("{key} = deep  blue (version 1)")
+    );
+    assert_eq!(
+        b.answer("get never-written", |l| l.contains("never-written")),
+        "never-written: not found"
+    );
+    // Keys the table refuses are refused before anything is sent.
+    assert!(
+        b.answer("put lonely-key", |l| l.starts_with("error: "))
+            .starts_with("error: usage: put KEY VALUE")
+    );
+    let long_key = "k".repeat(257);
+    assert_eq!(
+        b.answer(&format!("get {long_key}"), |l| l.starts_with("error: ")),
+        format!("error: cannot read {long_key}: key of 257 bytes; keys have 1 to 256")
+    );
+
+    // The owner, which stored it, leaves; the key is still there.
+    a.type_line("exit");
+    assert!(a.wait_exit().success());
+    let goodbye = format!("peer down <{}> (peer said goodbye: Shutdown)", a.short());
+    c.wait_line(&goodbye);
+    assert_eq!(
+        c.answer(&format!("get {key}"), |l| l.contains(&key)),
+        format!("{key} = deep  blue (version 1)")
+    );
+
+    // A delete is a newer version that reads as absent everywhere.
+    assert_eq!(
+        c.answer(&format!("del {key}"), |l| l.contains(&key)),
+        format!("deleted {key} (version 2)")
+    );
+    b.wait_line(&goodbye);
+    assert_eq!(
+        b.answer(&format!("get {key}"), |l| l.contains(&key)),
+        format!("{key}: not found (deleted, version 2)")
+    );
+
+    // End of input waits for the table command under way: a script's last
+    // `get` prints its answer.
+    c.type_line(&format!("get {key}"));
+    c.stdin = None;
+    assert!(c.wait_exit().success());
+    let gone = format!("{key}: not found (deleted, version 2)");
+    assert!(c.lines.contains(&gone), "{:#?}", c.lines);
+    b.type_line("exit");
+    assert!(b.wait_exit().success());
+    eprintln!("table multi-process test took {:?}", started.elapsed());
 }

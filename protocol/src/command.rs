@@ -227,8 +227,8 @@ pub enum CommandError {
     /// has an entry without addresses.
     #[error("bad founders list: {0}")]
     BadFounders(&'static str),
-    /// The node is a ring member already.
-    #[error("already a ring member")]
+    /// The node is a ring member already, or its join is under way.
+    #[error("already a ring member, or joining")]
     AlreadyInRing,
     /// The node is not a ring member and has no chord peer to ask.
     #[error("not in the ring and no chord peer is connected")]
