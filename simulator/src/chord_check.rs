@@ -253,6 +253,131 @@ pub fn true_successor(live_ids_sorted: &[u128], key: u128) -> u128 {
     }
 }
 
+/// Whether Zave's `Fail` precondition lets member `victim` fail now: the
+/// ring without it still satisfies the invariant, also counting the lists
+/// that replies still on their way may carry (spec/chord.md §12.1, as
+/// verdi-chord does). `in_flight` holds such lists as (member, its list)
+/// pairs, for instance the lists members held until a moment ago; the
+/// victim's own list is always counted. A member that adopts one in
+/// stabilization holds the replying member followed by its list, cut to
+/// `r` entries; a node that joins holds the list itself. Both must keep a
+/// live entry, and the pairs of the replying member's extended list may
+/// skip members.
+///
+/// `Err` names the property that would break.
+pub fn may_fail(
+    snapshot: &RingSnapshot,
+    victim: NodeId,
+    in_flight: &[(NodeId, Vec<NodeId>)],
+) -> Result<(), String> {
+    let r = snapshot.r;
+    let mut without = snapshot.clone();
+    let own = without
+        .members
+        .iter()
+        .find(|m| m.live && m.id == victim)
+        .map(|m| m.succ_list.clone());
+    without.members.retain(|m| m.id != victim);
+    let report = check(&without);
+    if !report.safe() {
+        let mut broken = Vec::new();
+        if !report.one_live_successor {
+            broken.push("one_live_successor");
+        }
+        if !report.sufficient_principals {
+            broken.push("sufficient_principals");
+        }
+        return Err(broken.join(", "));
+    }
+    let live = without.live_ids_sorted();
+    // Each list in flight as the replying member's extended list.
+    let extra: Vec<Vec<u128>> = in_flight
+        .iter()
+        .map(|(s, list)| (*s, list.as_slice()))
+        .chain(own.as_deref().map(|list| (victim, list)))
+        .map(|(s, list)| {
+            std::iter::once(s)
+                .chain(list.iter().copied())
+                .map(NodeId::as_u128)
+                .collect()
+        })
+        .collect();
+    let is_live = |id: &u128| live.binary_search(id).is_ok();
+    for esl in &extra {
+        // Stabilization adopts the head and its list, cut to r; a join
+        // adopts the list.
+        let stabilized = &esl[..esl.len().min(r)];
+        let joined = &esl[1..];
+        if !stabilized.iter().any(is_live) || (!joined.is_empty() && !joined.iter().any(is_live)) {
+            return Err(format!(
+                "one_live_successor, counting a list in flight from {}",
+                id(esl[0])
+            ));
+        }
+    }
+    let esls: Vec<Vec<u128>> = without
+        .members
+        .iter()
+        .filter(|m| m.live)
+        .map(|m| {
+            std::iter::once(m.id)
+                .chain(m.succ_list.iter().copied())
+                .map(NodeId::as_u128)
+                .collect()
+        })
+        .chain(extra)
+        .collect();
+    let principals = live
+        .iter()
+        .filter(|&&p| {
+            esls.iter()
+                .all(|e| e.windows(2).all(|w| !between(w[0], p, w[1])))
+        })
+        .count();
+    if principals <= r {
+        return Err(format!(
+            "sufficient_principals, counting lists in flight ({principals} principals)"
+        ));
+    }
+    Ok(())
+}
+
+/// How many members in a row would be down if `victim` failed now: the
+/// longest run of consecutive ids, in identifier order over `members` and
+/// `recently_failed` together, that contains `victim` and holds only it
+/// and ids that failed recently (and are not `members` again).
+///
+/// spec/chord.md §11 asks that no `r` consecutive members fail within one
+/// repair window, the time it takes the lists that name a failed member to
+/// drop it. [`may_fail`] judges the lists as they are now; this rule also
+/// covers the lists that still name members that failed a moment ago.
+pub fn failed_run(members: &[NodeId], recently_failed: &[NodeId], victim: NodeId) -> usize {
+    let failed: Vec<u128> = recently_failed
+        .iter()
+        .chain([&victim])
+        .filter(|id| **id == victim || !members.contains(id))
+        .map(|id| id.as_u128())
+        .collect();
+    let mut ids: Vec<u128> = members
+        .iter()
+        .map(|id| id.as_u128())
+        .chain(failed.iter().copied())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let n = ids.len();
+    let Ok(at) = ids.binary_search(&victim.as_u128()) else {
+        return 0;
+    };
+    let down = |k: usize| failed.contains(&ids[k % n]);
+    let forward = (1..n).take_while(|&k| down(at + k)).count();
+    if forward == n - 1 {
+        return n;
+    }
+    let backward = (1..n).take_while(|&k| down(at + n - k)).count();
+    1 + forward + backward
+}
+
 /// Where a key sits on the ring: the first 16 bytes of BLAKE3(`key`), read
 /// big-endian, the same derivation as [`NodeId`].
 pub fn key_position(key: &[u8]) -> NodeId {
@@ -1126,6 +1251,65 @@ mod tests {
             text.contains("ordered_successor_lists: 1000 violations in all"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn may_fail_counts_the_victims_list_and_lists_in_flight() {
+        // r = 3, ring 0, 10, ..., 90, ideal: any single member may fail.
+        let mut snapshot = ring_of_ten(3);
+        assert_eq!(may_fail(&snapshot, node(30), &[]), Ok(()));
+        // 50 has failed and 40 lost its other entries a moment ago: a
+        // reply from 40 carrying [50] may still be on its way, so 40 may
+        // not fail, though every current list keeps a live entry without
+        // it.
+        for m in &mut snapshot.members {
+            if m.id == node(50) {
+                m.live = false;
+            }
+        }
+        assert_eq!(may_fail(&snapshot, node(40), &[]), Ok(()));
+        let in_flight = [(node(40), vec![node(50)])];
+        let err = may_fail(&snapshot, node(40), &in_flight).expect_err("in flight");
+        assert!(err.starts_with("one_live_successor"), "{err}");
+        // r = 3: 25 has just joined after 20, and only 10's list [20, 30,
+        // 40] still skips it (20's and 40's name it). Without 10 the current lists leave four
+        // principals, but 10's last reply may still make a member skip 25.
+        let mut small = RingSnapshot::ideal([10, 20, 30, 40].map(node), 3);
+        small.members.push(member(25, &[30, 40, 10], 20));
+        for m in &mut small.members {
+            if m.id == node(20) {
+                m.succ_list = [25, 30, 40].map(node).to_vec();
+            } else if m.id == node(40) {
+                m.succ_list = [10, 20, 25].map(node).to_vec();
+            }
+        }
+        assert!(check(&small).safe());
+        let mut without = small.clone();
+        without.members.retain(|m| m.id != node(10));
+        assert!(check(&without).safe());
+        let err = may_fail(&small, node(10), &[]).expect_err("own list");
+        assert!(err.starts_with("sufficient_principals"), "{err}");
+        // 40's failure leaves 10's list skipping 25: three principals.
+        assert_eq!(
+            may_fail(&small, node(40), &[]),
+            Err("sufficient_principals".to_owned())
+        );
+    }
+
+    #[test]
+    fn failed_run_counts_consecutive_failures_round_the_ring() {
+        let ids = |v: &[u128]| v.iter().map(|&k| node(k)).collect::<Vec<_>>();
+        let members = ids(&[10, 30, 50, 70]);
+        // 20 and 40 failed a moment ago; 30 between them would make three.
+        assert_eq!(failed_run(&members, &ids(&[20, 40]), node(30)), 3);
+        assert_eq!(failed_run(&members, &ids(&[20]), node(50)), 1);
+        assert_eq!(failed_run(&members, &ids(&[20]), node(10)), 2);
+        // Round the top of the identifier space.
+        assert_eq!(failed_run(&members, &ids(&[80, 5]), node(70)), 3);
+        // A failed id that is a member again does not count.
+        assert_eq!(failed_run(&members, &ids(&[30]), node(10)), 1);
+        // Everything down.
+        assert_eq!(failed_run(&ids(&[10]), &ids(&[20, 30]), node(10)), 3);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ringmesh_sim::scenario::script::{Script, run_file};
+use ringmesh_sim::scenario::script::{Script, ScriptOutcome, run_file};
 
 fn scenarios_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
@@ -55,7 +55,90 @@ fn every_example_scenario_passes() {
         let checks = outcome.json["checks"].as_array().expect("checks");
         assert_eq!(checks.len(), outcome.summary.lines().count());
         assert!(checks.iter().any(|c| c["kind"] == "no_double_delivery"));
+        // Ring files: the invariant was watched, held, and every failure
+        // they apply is within the constraint.
+        if is_ring_file(path) {
+            let ring = &outcome.json["ring"];
+            assert!(ring["checks"].as_u64().expect("checks") > 0, "{ring}");
+            assert_eq!(ring["failing_checks"], 0, "{ring}");
+            assert_eq!(ring["notes"], serde_json::json!([]), "{ring}");
+            assert!(checks.iter().any(|c| c["kind"] == "ring_invariant"));
+        }
     }
+}
+
+fn is_ring_file(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("chord_"))
+}
+
+/// The lines of `outcome`'s summary that contain `needle`.
+fn lines<'a>(outcome: &'a ScriptOutcome, needle: &str) -> Vec<&'a str> {
+    outcome
+        .summary
+        .lines()
+        .filter(|l| l.contains(needle))
+        .collect()
+}
+
+#[test]
+fn the_counterexample_scenarios_reach_each_stage_and_end_with_one_ideal_ring() {
+    for name in [
+        "chord_ring_gap.toml",
+        "chord_appendage.toml",
+        "chord_two_rings.toml",
+        "chord_disordered.toml",
+    ] {
+        let outcome = run_file(&scenarios_dir().join(name), None).expect("valid");
+        assert!(outcome.passed, "{name}:\n{}", outcome.summary);
+        // The intermediate states of the figure were reached (each file
+        // checks them before its failures)...
+        let stages = lines(&outcome, "chord_state");
+        assert!(!stages.is_empty(), "{name}");
+        assert!(stages.iter().all(|l| l.starts_with('✓')), "{stages:?}");
+        // ...the invariant was checked every millisecond of the run...
+        let ring = &outcome.json["ring"];
+        assert_eq!(ring["check_every_ms"], 1, "{name}");
+        let virtual_ms = outcome.json["virtual_ms"].as_u64().expect("ms");
+        assert!(
+            ring["checks"].as_u64().expect("checks") + 10 >= virtual_ms,
+            "{name}: {ring}"
+        );
+        // ...and the ring ends ideal, one ring, every member a principal.
+        let last = *lines(&outcome, "check_ring").last().expect("a check_ring");
+        assert!(
+            last.starts_with('✓') && last.contains("1 ring(s)") && last.contains("ideal hold"),
+            "{name}: {last}"
+        );
+        assert_eq!(ring["at_end"]["rings"], 1, "{name}");
+        assert_eq!(
+            ring["at_end"]["principals"], ring["at_end"]["live_members"],
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn another_seed_breaks_a_counterexample_shape_and_the_run_says_so() {
+    let outcome = run_file(&scenarios_dir().join("chord_ring_gap.toml"), Some(3)).expect("valid");
+    assert!(!outcome.passed);
+    let order = lines(&outcome, "ring_order");
+    assert_eq!(order.len(), 1, "{}", outcome.summary);
+    assert!(
+        order[0].starts_with('✗') && order[0].contains("needs its own seed"),
+        "{}",
+        order[0]
+    );
+}
+
+#[test]
+fn a_ring_file_is_a_function_of_its_seed() {
+    let path = scenarios_dir().join("chord_dht.toml");
+    let a = run_file(&path, None).expect("valid");
+    let b = run_file(&path, None).expect("valid");
+    assert_eq!(a.json, b.json);
+    assert_eq!(a.json["nodes"][0]["chord"]["role"], "Member");
 }
 
 #[test]
@@ -199,6 +282,83 @@ fn malformed_files_are_errors_that_name_the_step_and_the_problem() {
             "[[step]]\nat_ms = 0\nadd_nodes = { count = 3, bootstrap = [5] }\n",
             "step #0 (at_ms = 0): `bootstrap`: node 5 is out of range (the file adds 3 nodes)",
         ),
+        // Ring actions.
+        (
+            "[[step]]\nat_ms = 0\nadd_nodes = 3\n[[step]]\nat_ms = 1\nchord_create = 0\n",
+            "step #1 (at_ms = 1): `chord_create` needs a [chord] section",
+        ),
+        (
+            "[[step]]\nat_ms = 0\nadd_nodes = 3\n[[step]]\nat_ms = 1\ncheck = { kind = \"chord_state\", node = 0, predecessor = 1 }\n",
+            "check `chord_state` needs a [chord] section",
+        ),
+        (
+            "[chord]\nsuccessors = 2\n[[step]]\nat_ms = 0\nadd_nodes = 3\n[[step]]\nat_ms = 1\nchord_found = [0, 1]\n",
+            "step #1 (at_ms = 1): `chord_found`: 2 founders; a ring needs at least successors + 1 = 3",
+        ),
+        (
+            "[chord]\n[[step]]\nat_ms = 0\nadd_nodes = 4\n[[step]]\nat_ms = 1\nchord_found = [0, 1, 2, 2]\n",
+            "`chord_found` names a node twice",
+        ),
+        (
+            "[chord]\n[[step]]\nat_ms = 0\nadd_nodes = 4\n[[step]]\nat_ms = 1\njoin = { node = 2, via = 2 }\n",
+            "step #1 (at_ms = 1): `join`: node 2 cannot join through itself",
+        ),
+        (
+            "[chord]\n[[step]]\nat_ms = 0\nadd_nodes = 4\n[[step]]\nat_ms = 1\njoin = { node = 2 }\n",
+            "`join`: missing field `via`",
+        ),
+        (
+            "[chord]\n[[step]]\nat_ms = 0\nadd_nodes = 4\n[[step]]\nat_ms = 1\njoin = { node = 7, via = 0 }\n",
+            "step #1 (at_ms = 1): `node`: node 7 is out of range (4 nodes exist by then)",
+        ),
+        (
+            "[chord]\n[[step]]\nat_ms = 0\nadd_nodes = 4\n[[step]]\nat_ms = 1\nlookup = { from = 0, key = 1, dht_key = \"k\" }\n",
+            "`lookup`: give `key` or `dht_key`, not both",
+        ),
+        (
+            "[chord]\n[[step]]\nat_ms = 0\nadd_nodes = 4\n[[step]]\nat_ms = 1\nlookup = { from = 0, key = \"12ab\" }\n",
+            "`lookup`: `key`: a NodeId is 32 hex digits",
+        ),
+        (
+            "[chord]\n[[step]]\nat_ms = 0\nadd_nodes = 4\n[[step]]\nat_ms = 1\nlookup = { from = 0 }\n",
+            "`lookup`: give `key` or `dht_key`",
+        ),
+        (
+            "[chord]\n[[step]]\nat_ms = 0\nadd_nodes = 4\n[[step]]\nat_ms = 1\nget = { from = 0, key = \"k\", expect = \"v\", expect_none = true }\n",
+            "`get`: give `expect` or `expect_none`, not both",
+        ),
+        (
+            "[chord]\n[[step]]\nat_ms = 0\nadd_nodes = 4\n[[step]]\nat_ms = 1\nput = { from = 0, key = \"\", value = \"v\" }\n",
+            "`put`: `key` of 0 bytes; it takes 1 to 256",
+        ),
+        (
+            "[chord]\n[[step]]\nat_ms = 0\nadd_nodes = 4\n[[step]]\nat_ms = 1\ndelete = { from = 0, key = \"k\", value = \"v\" }\n",
+            "`delete`: unknown field `value`",
+        ),
+        (
+            "[chord]\n[[step]]\nat_ms = 0\nadd_nodes = 4\n[[step]]\nat_ms = 1\ncheck_ring = { ideal = \"yes\" }\n",
+            "`check_ring`: `ideal`",
+        ),
+        (
+            "[chord]\n[[step]]\nat_ms = 0\nadd_nodes = 4\n[[step]]\nat_ms = 1\ncheck_ring = false\n",
+            "write `check_ring = true` or `check_ring = { ideal = true, members = N }`",
+        ),
+        (
+            "[[step]]\nat_ms = 0\nadd_nodes = 4\n[[step]]\nat_ms = 1\ncheck = { kind = \"ring_order\", node = [0, 1] }\n",
+            "check `ring_order`: list at least three distinct nodes",
+        ),
+        (
+            "[chord]\ncheck_every_ms = 0\n[[step]]\nat_ms = 0\nadd_nodes = 4\n",
+            "[chord]: `check_every_ms` must be above 0",
+        ),
+        (
+            "[chord]\nsuccessors = 2\ndht_replicas = 3\n[[step]]\nat_ms = 0\nadd_nodes = 4\n",
+            "[node] or [chord]: dht_replicas 3 is outside 1..=chord_successors",
+        ),
+        (
+            "[chord]\nsucessors = 2\n[[step]]\nat_ms = 0\nadd_nodes = 4\n",
+            "unknown field `sucessors`",
+        ),
     ];
     for (text, expected) in cases {
         let e = parse_error(text);
@@ -337,4 +497,305 @@ fn refused_commands_and_unanswered_requests_fail_the_run() {
     assert!(line("received node 1's message").starts_with('✓'));
     assert!(line("\"from-the-dead\" never left").starts_with('✗'));
     assert!(line("peer_down").starts_with('✓'));
+}
+
+/// Runs an inline scenario file with its own seed.
+fn run_inline(text: &str) -> ScriptOutcome {
+    Script::parse(text)
+        .unwrap_or_else(|e| panic!("invalid scenario: {e}\n{text}"))
+        .run("inline.toml", None)
+}
+
+/// The one line of the summary that contains `needle`.
+fn line<'a>(outcome: &'a ScriptOutcome, needle: &str) -> &'a str {
+    match lines(outcome, needle)[..] {
+        [one] => one,
+        ref found => panic!(
+            "{} lines with {needle:?} in\n{}",
+            found.len(),
+            outcome.summary
+        ),
+    }
+}
+
+#[test]
+fn ring_operations_pass_or_fail_on_their_answers() {
+    // Seed 5 puts six nodes in the order 3, 1, 0, 5, 2, 4.
+    let outcome = run_inline(
+        r#"
+        seed = 5
+        [chord]
+        successors = 2
+        [[step]]
+        at_ms = 0
+        add_nodes = 7
+        [[step]]
+        at_ms = 0
+        chord_found = [0, 1, 2, 3, 4, 5]
+        [[step]]
+        at_ms = 2000
+        label = "owner-right"
+        lookup = { from = 3, key = 5, expect_owner = 5 }
+        [[step]]
+        at_ms = 2000
+        label = "owner-wrong"
+        lookup = { from = 3, key = 5, expect_owner = 2 }
+        [[step]]
+        at_ms = 2000
+        label = "owner-true"
+        lookup = { from = 4, key = "00000000000000000000000000000001" }
+        [[step]]
+        at_ms = 2000
+        put = { from = 1, key = "k", value = "v" }
+        [[step]]
+        at_ms = 3000
+        label = "read-right"
+        get = { from = 4, key = "k", expect = "v" }
+        [[step]]
+        at_ms = 3000
+        label = "read-wrong"
+        get = { from = 4, key = "k", expect = "w" }
+        [[step]]
+        at_ms = 3000
+        label = "read-none"
+        get = { from = 4, key = "other", expect_none = true }
+        [[step]]
+        at_ms = 3000
+        label = "state-wrong"
+        check = { kind = "chord_state", node = 1, successors = [3, 0] }
+        [[step]]
+        at_ms = 3000
+        label = "state-right"
+        check = { kind = "chord_state", node = 1, successors = [0, 5], predecessor = 3 }
+        [[step]]
+        at_ms = 3000
+        crash = 2
+        [[step]]
+        at_ms = 3000
+        label = "join-dead"
+        join = { node = 6, via = 2 }
+        [[step]]
+        at_ms = 9000
+        label = "too-late"
+        lookup = { from = 0, key = 4 }
+        "#,
+    );
+    assert!(!outcome.passed);
+    assert!(line(&outcome, "\"owner-right\"").starts_with('✓'));
+    let wrong = line(&outcome, "\"owner-wrong\"");
+    assert!(
+        wrong.starts_with('✗') && wrong.contains("node 2 was expected"),
+        "{wrong}"
+    );
+    let truth = line(&outcome, "\"owner-true\"");
+    assert!(
+        truth.starts_with('✓') && truth.contains("the true owner"),
+        "{truth}"
+    );
+    assert!(line(&outcome, "stored \"k\"").starts_with('✓'));
+    assert!(line(&outcome, "\"read-right\"").starts_with('✓'));
+    let read = line(&outcome, "\"read-wrong\"");
+    assert!(
+        read.starts_with('✗') && read.contains("\"w\" was expected"),
+        "{read}"
+    );
+    assert!(line(&outcome, "\"read-none\"").starts_with('✓'));
+    let state = line(&outcome, "\"state-wrong\"");
+    assert!(
+        state.starts_with('✗') && state.contains("successors [0, 5]"),
+        "{state}"
+    );
+    assert!(line(&outcome, "\"state-right\"").starts_with('✓'));
+    let join = line(&outcome, "\"join-dead\"");
+    assert!(
+        join.starts_with('✗') && join.contains("never asked to join"),
+        "{join}"
+    );
+    let late = line(&outcome, "\"too-late\"");
+    assert!(
+        late.starts_with('✗') && late.contains("no answer when the run ended"),
+        "{late}"
+    );
+    // The crash was within the constraint: the watch held throughout.
+    assert!(line(&outcome, "ring_invariant").starts_with('✓'));
+}
+
+#[test]
+fn failures_outside_the_constraint_pause_the_watch_and_say_why() {
+    // Three founders with r = 2: any crash leaves too few principals.
+    let outcome = run_inline(
+        r#"
+        seed = 3
+        [chord]
+        successors = 2
+        [[step]]
+        at_ms = 0
+        add_nodes = 3
+        [[step]]
+        at_ms = 0
+        chord_found = [0, 1, 2]
+        [[step]]
+        at_ms = 2000
+        crash = 1
+        [[step]]
+        at_ms = 6000
+        check_ring = { ideal = true, members = 2 }
+        "#,
+    );
+    assert!(outcome.passed, "{}", outcome.summary);
+    let watch = line(&outcome, "ring_invariant");
+    assert!(
+        watch.contains("crash of member 1 at 2000 ms is outside the failure constraint")
+            && watch.contains("sufficient_principals would fail"),
+        "{watch}"
+    );
+    assert!(line(&outcome, "check_ring").contains("n ≤ r"));
+
+    // With r = 3 and seven founders (seed 7: 2, 5, 1, 3, 6, 4, 0), 1 and 3
+    // leave; 5 refills its list with 6, 4, 0, so the ring without 6 would
+    // still satisfy the invariant, but 1, 3, 6 are three consecutive
+    // members down within one repair window (lists in flight may still
+    // name 1 and 3).
+    let outcome = run_inline(
+        r#"
+        seed = 7
+        [chord]
+        successors = 3
+        [[step]]
+        at_ms = 0
+        add_nodes = 7
+        [[step]]
+        at_ms = 0
+        check = { kind = "ring_order", node = [2, 5, 1, 3, 6, 4, 0] }
+        [[step]]
+        at_ms = 0
+        chord_found = [0, 1, 2, 3, 4, 5, 6]
+        [[step]]
+        at_ms = 2000
+        leave = 1
+        [[step]]
+        at_ms = 2010
+        leave = 3
+        [[step]]
+        at_ms = 3000
+        check = { kind = "chord_state", node = 5, successors = [6, 4, 0] }
+        [[step]]
+        at_ms = 3000
+        crash = 6
+        [[step]]
+        at_ms = 12000
+        check_ring = { ideal = true, members = 4 }
+        "#,
+    );
+    assert!(outcome.passed, "{}", outcome.summary);
+    let watch = line(&outcome, "ring_invariant");
+    assert!(
+        watch.contains("crash of member 6 at 3000 ms is outside the failure constraint")
+            && watch.contains("3 consecutive members down within the 4500 ms repair window")
+            && !watch.contains("leave of member"),
+        "{watch}"
+    );
+    // Ideal again, so watched again.
+    assert_eq!(
+        outcome.json["ring"]["armed_at_ms"].as_array().map(Vec::len),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_partition_splits_the_ring_and_the_watch_reports_it() {
+    // A partition counts as the failure of the other side (spec/chord.md
+    // §11): each half flushes the other and forms its own ring, and rings
+    // are never merged.
+    let outcome = run_inline(
+        r#"
+        seed = 3
+        [chord]
+        successors = 2
+        [[step]]
+        at_ms = 0
+        add_nodes = 6
+        [[step]]
+        at_ms = 0
+        chord_found = [0, 1, 2, 3, 4, 5]
+        [[step]]
+        at_ms = 2000
+        partition = [[0, 1, 2], [3, 4, 5]]
+        [[step]]
+        at_ms = 12000
+        heal = true
+        [[step]]
+        at_ms = 14000
+        check_ring = true
+        "#,
+    );
+    assert!(!outcome.passed);
+    let watch = line(&outcome, "ring_invariant");
+    assert!(
+        watch.starts_with('✗')
+            && watch.contains("first at")
+            && watch.contains("members in ring order"),
+        "{watch}"
+    );
+    let ring = line(&outcome, "check_ring");
+    assert!(
+        ring.starts_with('✗') && ring.contains("2 ring(s)") && ring.contains("at_most_one_ring"),
+        "{ring}"
+    );
+    assert!(outcome.replay.ends_with("--seed 3"));
+}
+
+/// Known protocol issue (found by `tests/chord_props.rs`, reduced to this
+/// file). Member 5 crashes and restarts at once, and joins again through a
+/// node that never knew its previous run. Its successors 2 and 4 still hold
+/// the connections of its previous run; by the one-connection-per-peer rule
+/// (spec/peers.md: both dialled by 5, the first stays 5's connection until
+/// 5's `Goodbye(Duplicate)`, which the new run never sends) they keep them
+/// and answer the new run's requests on them, into the void. After
+/// `chord_request_timeout` the restarted node declares both successors dead
+/// (spec/chord.md §4), is orphaned and falls back to its predecessor 0:
+/// two rings, 0 ⇄ 5 and the rest, from 5220 ms until liveness closes the
+/// old connections. Zave's model assumes a timeout means death (§11,
+/// §12.3); here live members are declared dead. A restarted node's join
+/// through a member that knew its previous run fails the same way, with
+/// `NoCandidate`. The engine's `Close` bug (see `rejoin_after` in
+/// `tests/chord_props.rs`) plays no part: with it fixed the run is the same.
+#[test]
+#[ignore = "protocol issue: a restarted member's peers answer on its previous run's connections"]
+fn a_member_restarted_at_once_is_answered_on_its_old_connections() {
+    let outcome = run_inline(
+        r#"
+        seed = 5
+        [net]
+        latency_ms = 10
+        jitter_ms = 0
+        [chord]
+        successors = 2
+        [[step]]
+        at_ms = 0
+        add_nodes = 6
+        [[step]]
+        at_ms = 0
+        check = { kind = "ring_order", node = [3, 1, 0, 5, 2, 4] }
+        [[step]]
+        at_ms = 0
+        chord_found = [1, 2, 3, 4, 5]
+        [[step]]
+        at_ms = 3000
+        crash = 5
+        [[step]]
+        at_ms = 3000
+        restart = 5
+        [[step]]
+        at_ms = 3000
+        join = { node = 0, via = 1 }
+        [[step]]
+        at_ms = 3200
+        join = { node = 5, via = 0 }
+        [[step]]
+        at_ms = 12000
+        check_ring = { ideal = true, members = 6 }
+        "#,
+    );
+    assert!(outcome.passed, "{}", outcome.summary);
 }

@@ -417,7 +417,7 @@ impl<O: Observer> Sim<O> {
             self.conns.remove(&(i, conn));
             match state {
                 NodeState::Killed => {
-                    self.conns.remove(&(end.peer, end.peer_conn));
+                    self.remove_peer_end(end);
                     let at = self.arrival(i, conn);
                     let input = Input::Closed {
                         conn: end.peer_conn,
@@ -432,6 +432,15 @@ impl<O: Observer> Sim<O> {
                     }
                 }
             }
+        }
+    }
+
+    /// Removes the far end of a connection, but only while it belongs to the
+    /// incarnation this end reached: a restarted peer may reuse the same
+    /// connection id for a new connection, which must survive.
+    fn remove_peer_end(&mut self, end: ConnEnd) {
+        if self.nodes[end.peer as usize].incarnation == end.peer_incarnation {
+            self.conns.remove(&(end.peer, end.peer_conn));
         }
     }
 
@@ -610,7 +619,7 @@ impl<O: Observer> Sim<O> {
             Output::Send { conn, bytes } => self.send(i, conn, bytes),
             Output::Close { conn } => {
                 if let Some(end) = self.conns.remove(&(i, conn)) {
-                    self.conns.remove(&(end.peer, end.peer_conn));
+                    self.remove_peer_end(end);
                     if !end.broken && self.reachable(i, end.peer) {
                         let at = self.arrival_after(end);
                         let closed = Input::Closed {

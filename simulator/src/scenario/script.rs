@@ -20,6 +20,13 @@
 //! target_peers = 4              # Config::target_peers (preset default: 8)
 //! bootstrap = [0]               # node indices, dialled as engine::addr_of(i)
 //!
+//! [chord]                       # optional: every node runs the ring and table
+//! successors = 2                # r, Config::chord_successors (3)
+//! dht_replicas = 2              # Config::dht_replicas (min(r, 3))
+//! stabilize_ms = 500            # Config::chord_stabilize_interval (preset's)
+//! request_timeout_ms = 1000     # Config::chord_request_timeout (preset's)
+//! check_every_ms = 10           # how often the invariant is watched (10)
+//!
 //! [[step]]
 //! at_ms = 0
 //! add_nodes = 8                 # or { count = 8, target_peers = 2, bootstrap = [1] }
@@ -54,6 +61,37 @@
 //! | `request = { from, to, payload, timeout_ms }` | `Command::Request`; the engine echoes the payload back |
 //! | `check = { kind = "...", ... }` | a check, below |
 //!
+//! With `[chord]`, the ring and table actions (spec/chord.md). Each one
+//! that waits for an answer reports when the answer comes (a `✓`/`✗` line
+//! under its step); one still waiting when the run ends fails.
+//!
+//! | action | effect |
+//! |---|---|
+//! | `chord_create = i` or `{ node }` | `Command::ChordCreate`: a ring of one |
+//! | `chord_found = [..]` or `{ nodes }` | `Command::ChordFound` at each node, all with the same list (at least r + 1 nodes) |
+//! | `join = { node, via }` | `node` dials `via` unless connected, then `Command::ChordJoin { via }` once the session is up; passes at `ChordJoined` |
+//! | `leave = i` or `{ node }` | `Command::Shutdown`: a graceful leave (the node stays shut down) |
+//! | `lookup = { from, key, expect_owner }` | `Command::Lookup`; `key` is a node index (that node's id) or 32 hex digits, or `dht_key = "k"` for a table key's position; the owner found must be `expect_owner`, or else the first member at or after the key when the answer comes |
+//! | `put = { from, key, value }` | `Command::Put`; passes at `DhtPutAcked` |
+//! | `delete = { from, key }` | `Command::Delete`; passes at `DhtPutAcked` |
+//! | `get = { from, key, expect }` | `Command::Get`; the value read must be `expect`, or none with `expect_none = true` |
+//! | `check_ring = true` or `{ ideal, members }` | Zave's invariant and every property it implies hold now (only the implied ones while the ring has r members or fewer); with `ideal = true` the ring is ideal; with `members`, it has that many |
+//!
+//! **The ring watch.** A `[chord]` run checks the invariant and the
+//! properties it implies every `check_every_ms` ([`chord_check`]), once the
+//! ring has been ideal with at least r + 1 members (Zave's initial
+//! condition, spec/chord.md §5.2). Every crash, kill and leave of a member
+//! is first checked against the failure constraint of spec/chord.md §11:
+//! if the ring without it would break the invariant (Zave's `Fail`
+//! precondition, also counting the lists that replies still on their way
+//! may carry: the member's own, and lists replaced a moment ago), or it
+//! would make r consecutive members fail within one repair window, the
+//! watch pauses until the ring is ideal again, and the report says so. A partition is not checked: it counts as the
+//! failure of the other side (§11), and the watch reports what it breaks.
+//! An automatic `ring_invariant` check ends
+//! the run: it fails on any violation while watched (naming the first, with
+//! every member's state), and if the ring was never watched at all.
+//!
 //! A command a node refuses (say, a broadcast from a crashed node) fails the
 //! run with a `✗ action` line; it is not a file error.
 //!
@@ -72,6 +110,8 @@
 //! | `received`, `send` | the one-way message arrived at its peer |
 //! | `no_false_positives` | no node declared a peer dead (`Unresponsive`) unless, within the declarer's `detection_time` + 1 s + two latencies before, the peer was down or partitioned from it |
 //! | `no_double_delivery` | no node delivered any broadcast twice in one run of the process |
+//! | `ring_order`, `node` | the listed nodes' ids (at least three) lie clockwise in that order: a ring scenario's shape depends on the ids, which the seed picks |
+//! | `chord_state`, `node`, `successors`, `predecessor` | with `[chord]`: the node's successor list and/or predecessor are these node indices (`predecessor = "none"` for none) |
 //!
 //! `node` and `peer` take an index, a list of indices or `"all"` (as `node`,
 //! every node up at the time of the check; as `peer_down`'s `peer`, every
@@ -89,14 +129,16 @@
 //! runs.
 //!
 //! Inside: `format` validates a file into steps, `run` drives a [`Sim`]
-//! through them and judges the checks, and [`Ledger`] is the observer that
-//! records events and checks broadcast safety as deliveries happen (the
-//! property tests use it too).
+//! through them and judges the checks, `ring` does the ring actions and the
+//! watch, and [`Ledger`] is the observer that records events and checks
+//! broadcast safety as deliveries happen (the property tests use it too).
 //!
 //! [`Sim`]: crate::engine::Sim
+//! [`chord_check`]: crate::chord_check
 
 mod format;
 mod ledger;
+mod ring;
 mod run;
 
 use std::fmt;
@@ -167,6 +209,8 @@ impl std::error::Error for ScriptError {}
 pub struct Script {
     seed: u64,
     net: NetModel,
+    /// The `[chord]` settings, if any.
+    ring: Option<format::RingSettings>,
     /// In run order: by `at_ms`, then file order.
     steps: Vec<Step>,
 }
@@ -181,10 +225,9 @@ impl Script {
     /// the replay command names.
     pub fn run(&self, source: &str, seed: Option<u64>) -> ScriptOutcome {
         let seed = seed.unwrap_or(self.seed);
-        let mut run = Run::new(seed, self.net.clone(), &self.steps);
+        let mut run = Run::new(seed, self.net.clone(), self.ring, &self.steps);
         for step in &self.steps {
-            run.sim
-                .run_until(Instant::ZERO + Duration::from_millis(step.at_ms));
+            run.advance_to(Instant::ZERO + Duration::from_millis(step.at_ms));
             run.apply(step);
         }
         run.finish(seed, source)

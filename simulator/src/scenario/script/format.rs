@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use ringmesh::{Config, Duration, Security};
+use ringmesh::{Config, Duration, NodeId, Security};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -17,9 +17,41 @@ struct FileTop {
     seed: Option<u64>,
     net: Option<NetSection>,
     node: Option<NodeSection>,
+    chord: Option<ChordSection>,
     #[serde(default)]
     step: Vec<toml::Table>,
 }
+
+/// `[chord]`: every node runs the ring and the table with these settings,
+/// and the run watches Zave's invariant.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChordSection {
+    successors: Option<usize>,
+    dht_replicas: Option<usize>,
+    stabilize_ms: Option<u64>,
+    request_timeout_ms: Option<u64>,
+    check_every_ms: Option<u64>,
+}
+
+/// The ring settings of a `[chord]` file.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RingSettings {
+    /// `Config::chord_successors` of every node.
+    pub(super) r: usize,
+    dht_replicas: usize,
+    stabilize: Option<Duration>,
+    request_timeout: Option<Duration>,
+    /// How often the run checks the invariant.
+    pub(super) check_every: Duration,
+}
+
+/// Largest DHT key and value (spec/chord.md §10.1).
+const MAX_DHT_KEY: usize = 256;
+const MAX_DHT_VALUE: usize = 1 << 20;
+
+/// How often a ring run checks the invariant unless `check_every_ms` says.
+const DEFAULT_CHECK_EVERY: Duration = Duration::from_millis(10);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +96,15 @@ const ACTIONS: &[&str] = &[
     "broadcast",
     "send",
     "request",
+    "chord_create",
+    "chord_found",
+    "join",
+    "leave",
+    "lookup",
+    "put",
+    "get",
+    "delete",
+    "check_ring",
     "check",
 ];
 
@@ -77,6 +118,8 @@ const CHECKS: &[&str] = &[
     "received",
     "no_false_positives",
     "no_double_delivery",
+    "ring_order",
+    "chord_state",
 ];
 
 /// Nodes a check is about.
@@ -89,16 +132,45 @@ pub(super) enum Nodes {
 
 #[derive(Debug, Clone)]
 pub(super) enum Check {
-    DeliveredEverywhere { broadcast: usize },
-    Delivered { broadcast: usize, nodes: Nodes },
-    Connected { min_peers: usize },
-    Linked { node: NodeIdx, peer: NodeIdx },
-    PeerDown { nodes: Nodes, peers: Nodes },
-    PeersAtLeast { nodes: Nodes, n: usize },
-    Response { request: usize },
-    Received { send: usize },
+    DeliveredEverywhere {
+        broadcast: usize,
+    },
+    Delivered {
+        broadcast: usize,
+        nodes: Nodes,
+    },
+    Connected {
+        min_peers: usize,
+    },
+    Linked {
+        node: NodeIdx,
+        peer: NodeIdx,
+    },
+    PeerDown {
+        nodes: Nodes,
+        peers: Nodes,
+    },
+    PeersAtLeast {
+        nodes: Nodes,
+        n: usize,
+    },
+    Response {
+        request: usize,
+    },
+    Received {
+        send: usize,
+    },
     NoFalsePositives,
     NoDoubleDelivery,
+    /// The nodes' ids lie clockwise in this order.
+    RingOrder(Vec<NodeIdx>),
+    /// A node's successor list and/or predecessor are these.
+    ChordState {
+        node: NodeIdx,
+        successors: Option<Vec<NodeIdx>>,
+        /// `Some(None)`: no predecessor.
+        predecessor: Option<Option<NodeIdx>>,
+    },
 }
 
 impl Check {
@@ -113,6 +185,8 @@ impl Check {
             Check::Received { .. } => "received",
             Check::NoFalsePositives => "no_false_positives",
             Check::NoDoubleDelivery => "no_double_delivery",
+            Check::RingOrder(_) => "ring_order",
+            Check::ChordState { .. } => "chord_state",
         }
     }
 }
@@ -146,11 +220,50 @@ pub(super) enum Action {
         payload: Bytes,
         timeout: Duration,
     },
+    ChordCreate(NodeIdx),
+    ChordFound(Vec<NodeIdx>),
+    Join {
+        node: NodeIdx,
+        via: NodeIdx,
+    },
+    Leave(NodeIdx),
+    Lookup {
+        from: NodeIdx,
+        key: LookupKey,
+        expect_owner: Option<NodeIdx>,
+    },
+    Put {
+        from: NodeIdx,
+        key: Bytes,
+        /// `None`: a delete.
+        value: Option<Bytes>,
+    },
+    Get {
+        from: NodeIdx,
+        key: Bytes,
+        /// `Some(None)`: the key must have no value.
+        expect: Option<Option<Bytes>>,
+    },
+    CheckRing {
+        ideal: bool,
+        members: Option<usize>,
+    },
     Check(Check),
 }
 
+/// What a `lookup` step looks up.
+#[derive(Debug, Clone)]
+pub(super) enum LookupKey {
+    /// A node's own id.
+    Node(NodeIdx),
+    /// An id written in hex.
+    Id(NodeId),
+    /// The ring position of a table key.
+    Dht(Bytes),
+}
+
 impl Action {
-    fn name(&self) -> &'static str {
+    pub(super) fn name(&self) -> &'static str {
         match self {
             Action::AddNodes { .. } => "add_nodes",
             Action::Connect(..) => "connect",
@@ -163,6 +276,15 @@ impl Action {
             Action::Broadcast { .. } => "broadcast",
             Action::Send { .. } => "send",
             Action::Request { .. } => "request",
+            Action::ChordCreate(_) => "chord_create",
+            Action::ChordFound(_) => "chord_found",
+            Action::Join { .. } => "join",
+            Action::Leave(_) => "leave",
+            Action::Lookup { .. } => "lookup",
+            Action::Put { value: Some(_), .. } => "put",
+            Action::Put { value: None, .. } => "delete",
+            Action::Get { .. } => "get",
+            Action::CheckRing { .. } => "check_ring",
             Action::Check(_) => "check",
         }
     }
@@ -290,6 +412,36 @@ struct Validator {
     /// (step, highest bootstrap index it names), checked once every node
     /// is counted.
     bootstrap_refs: Vec<(String, NodeIdx)>,
+    /// The `[chord]` settings, if the file has them.
+    ring: Option<RingSettings>,
+}
+
+/// A node given as `i` or as `{ node = i }`.
+fn one_node(value: toml::Value, key: &str) -> Result<NodeIdx, String> {
+    let value = match value {
+        toml::Value::Table(table) => {
+            let mut f = Fields::new(toml::Value::Table(table), format!("`{key}`"))?;
+            let node = f.value("node")?;
+            f.finish(&["node"])?;
+            node
+        }
+        other => other,
+    };
+    value
+        .try_into::<NodeIdx>()
+        .map_err(|_| format!("`{key}` must be a node index or {{ node = i }}"))
+}
+
+/// A table key or value as written: a string of bytes.
+fn dht_bytes(text: String, what: &str, max: usize, empty_ok: bool) -> Result<Bytes, String> {
+    if text.len() > max || (!empty_ok && text.is_empty()) {
+        let least = if empty_ok { 0 } else { 1 };
+        return Err(format!(
+            "{what} of {} bytes; it takes {least} to {max}",
+            text.len()
+        ));
+    }
+    Ok(Bytes::from(text))
 }
 
 impl Validator {
@@ -380,6 +532,20 @@ impl Validator {
             self.bootstrap_refs.push((self.current.clone(), top));
         }
         config.bootstrap = bootstrap.into_iter().map(addr_of).collect();
+        if let Some(ring) = self.ring {
+            config.chord = true;
+            config.chord_successors = ring.r;
+            config.dht_replicas = ring.dht_replicas;
+            if let Some(d) = ring.stabilize {
+                config.chord_stabilize_interval = d;
+            }
+            if let Some(d) = ring.request_timeout {
+                config.chord_request_timeout = d;
+            }
+            // The engine sets each node's own address; validation only
+            // needs to see that there is one.
+            config.listen_addrs = [addr_of(0)].into_iter().collect();
+        }
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }
@@ -499,6 +665,8 @@ impl Validator {
                     }
                 }
             }
+            "chord_create" | "chord_found" | "join" | "leave" | "lookup" | "put" | "get"
+            | "delete" | "check_ring" => self.ring_action(key, value)?,
             "check" => Action::Check(self.check(value)?),
             _ => {
                 return Err(format!(
@@ -506,6 +674,176 @@ impl Validator {
                     list(ACTIONS)
                 ));
             }
+        })
+    }
+
+    /// The ring and table actions; they need `[chord]`.
+    fn ring_action(&mut self, key: &str, value: toml::Value) -> Result<Action, String> {
+        let Some(ring) = self.ring else {
+            return Err(format!(
+                "`{key}` needs a [chord] section (the nodes must run the ring)"
+            ));
+        };
+        Ok(match key {
+            "chord_create" => Action::ChordCreate(self.node(one_node(value, key)?, key)?),
+            "leave" => Action::Leave(self.node(one_node(value, key)?, key)?),
+            "chord_found" => {
+                let value = match value {
+                    toml::Value::Table(table) => {
+                        let mut f = Fields::new(toml::Value::Table(table), "`chord_found`")?;
+                        let nodes = f.value("nodes")?;
+                        f.finish(&["nodes"])?;
+                        nodes
+                    }
+                    other => other,
+                };
+                let mut nodes: Vec<NodeIdx> = value.try_into().map_err(|_| {
+                    "`chord_found` must be a list of node indices, or { nodes = [...] }".to_owned()
+                })?;
+                for &i in &nodes {
+                    self.node(i, key)?;
+                }
+                let listed = nodes.len();
+                nodes.sort_unstable();
+                nodes.dedup();
+                if nodes.len() != listed {
+                    return Err("`chord_found` names a node twice".into());
+                }
+                if nodes.len() <= ring.r {
+                    return Err(format!(
+                        "`chord_found`: {} founders; a ring needs at least successors + 1 = {} \
+                         (spec/chord.md §5.1)",
+                        nodes.len(),
+                        ring.r + 1
+                    ));
+                }
+                Action::ChordFound(nodes)
+            }
+            "join" => {
+                let mut f = Fields::new(value, "`join`")?;
+                let node = self.node(f.req("node")?, "node")?;
+                let via = self.node(f.req("via")?, "via")?;
+                f.finish(&["node", "via"])?;
+                if node == via {
+                    return Err(format!("`join`: node {node} cannot join through itself"));
+                }
+                Action::Join { node, via }
+            }
+            "lookup" => {
+                let mut f = Fields::new(value, "`lookup`")?;
+                let from = self.node(f.req("from")?, "from")?;
+                let key_value = f.table.remove("key");
+                let dht_key = f.opt::<String>("dht_key")?;
+                let expect_owner = f.opt::<NodeIdx>("expect_owner")?;
+                f.finish(&["from", "key", "dht_key", "expect_owner"])?;
+                let key = match (key_value, dht_key) {
+                    (Some(toml::Value::Integer(i)), None) => {
+                        let i = NodeIdx::try_from(i)
+                            .map_err(|_| format!("`lookup`: `key` = {i} is not a node index"))?;
+                        LookupKey::Node(self.node(i, "key")?)
+                    }
+                    (Some(toml::Value::String(hex)), None) => LookupKey::Id(
+                        hex.parse::<NodeId>()
+                            .map_err(|e| format!("`lookup`: `key`: {e}"))?,
+                    ),
+                    (Some(other), None) => {
+                        return Err(format!(
+                            "`lookup`: `key` must be a node index or 32 hex digits, not {other}"
+                        ));
+                    }
+                    (None, Some(text)) => {
+                        LookupKey::Dht(dht_bytes(text, "`dht_key`", MAX_DHT_KEY, false)?)
+                    }
+                    (None, None) => {
+                        return Err("`lookup`: give `key` or `dht_key`".into());
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err("`lookup`: give `key` or `dht_key`, not both".into());
+                    }
+                };
+                let expect_owner = expect_owner
+                    .map(|i| self.node(i, "expect_owner"))
+                    .transpose()?;
+                Action::Lookup {
+                    from,
+                    key,
+                    expect_owner,
+                }
+            }
+            "put" | "delete" | "get" => {
+                let mut f = Fields::new(value, format!("`{key}`"))?;
+                let from = self.node(f.req("from")?, "from")?;
+                let table_key = dht_bytes(
+                    f.req("key")?,
+                    &format!("`{key}`: `key`"),
+                    MAX_DHT_KEY,
+                    false,
+                )?;
+                match key {
+                    "put" => {
+                        let value = f.req::<String>("value")?;
+                        f.finish(&["from", "key", "value"])?;
+                        Action::Put {
+                            from,
+                            key: table_key,
+                            value: Some(dht_bytes(value, "`put`: `value`", MAX_DHT_VALUE, true)?),
+                        }
+                    }
+                    "delete" => {
+                        f.finish(&["from", "key"])?;
+                        Action::Put {
+                            from,
+                            key: table_key,
+                            value: None,
+                        }
+                    }
+                    _ => {
+                        let expect = f.opt::<String>("expect")?;
+                        let expect_none = f.opt::<bool>("expect_none")?;
+                        f.finish(&["from", "key", "expect", "expect_none"])?;
+                        let expect = match (expect, expect_none) {
+                            (Some(_), Some(_)) => {
+                                return Err(
+                                    "`get`: give `expect` or `expect_none`, not both".into()
+                                );
+                            }
+                            (Some(v), None) => Some(Some(Bytes::from(v))),
+                            (None, Some(true)) => Some(None),
+                            (None, Some(false)) => {
+                                return Err(
+                                    "`get`: write `expect_none = true`, or leave it out".into()
+                                );
+                            }
+                            (None, None) => None,
+                        };
+                        Action::Get {
+                            from,
+                            key: table_key,
+                            expect,
+                        }
+                    }
+                }
+            }
+            "check_ring" => {
+                let (ideal, members) = match value {
+                    toml::Value::Boolean(true) => (false, None),
+                    table @ toml::Value::Table(_) => {
+                        let mut f = Fields::new(table, "`check_ring`")?;
+                        let ideal = f.opt::<bool>("ideal")?.unwrap_or(false);
+                        let members = f.opt::<usize>("members")?;
+                        f.finish(&["ideal", "members"])?;
+                        (ideal, members)
+                    }
+                    _ => {
+                        return Err(
+                            "write `check_ring = true` or `check_ring = { ideal = true, members = N }`"
+                                .into(),
+                        );
+                    }
+                };
+                Action::CheckRing { ideal, members }
+            }
+            _ => unreachable!("ring_action is called for ring actions only"),
         })
     }
 
@@ -599,6 +937,55 @@ impl Validator {
                 f.finish(&["kind"])?;
                 Check::NoDoubleDelivery
             }
+            "ring_order" => {
+                let nodes = node_set(f.value("node")?, "node")?;
+                f.finish(&["kind", "node"])?;
+                let Nodes::List(nodes) = self.nodes(nodes, "node")? else {
+                    return Err("check `ring_order`: `node` must list the nodes in order".into());
+                };
+                let mut distinct = nodes.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                if distinct.len() != nodes.len() || nodes.len() < 3 {
+                    return Err(
+                        "check `ring_order`: list at least three distinct nodes (any two are in order)"
+                            .into(),
+                    );
+                }
+                Check::RingOrder(nodes)
+            }
+            "chord_state" => {
+                if self.ring.is_none() {
+                    return Err("check `chord_state` needs a [chord] section".into());
+                }
+                let node = self.node(f.req("node")?, "node")?;
+                let successors = f.opt::<Vec<NodeIdx>>("successors")?;
+                let predecessor = match f.table.remove("predecessor") {
+                    None => None,
+                    Some(toml::Value::String(s)) if s == "none" => Some(None),
+                    Some(v) => Some(Some(self.node(
+                        v.try_into::<NodeIdx>().map_err(|_| {
+                            "check `chord_state`: `predecessor` must be a node index or \"none\""
+                                .to_owned()
+                        })?,
+                        "predecessor",
+                    )?)),
+                };
+                f.finish(&["kind", "node", "successors", "predecessor"])?;
+                for &i in successors.iter().flatten() {
+                    self.node(i, "successors")?;
+                }
+                if successors.is_none() && predecessor.is_none() {
+                    return Err(
+                        "check `chord_state`: give `successors`, `predecessor` or both".into(),
+                    );
+                }
+                Check::ChordState {
+                    node,
+                    successors,
+                    predecessor,
+                }
+            }
             other => {
                 return Err(format!(
                     "unknown check kind `{other}` (expected one of {})",
@@ -629,6 +1016,26 @@ impl Script {
         if top.step.is_empty() {
             return Err(ScriptError::new("the file has no [[step]]"));
         }
+        let ring = top
+            .chord
+            .map(|section| {
+                let r = section.successors.unwrap_or(3);
+                let ms = |field: &str, value: Option<u64>| match value {
+                    Some(0) => Err(ScriptError::new(format!(
+                        "[chord]: `{field}` must be above 0"
+                    ))),
+                    other => Ok(other.map(Duration::from_millis)),
+                };
+                Ok(RingSettings {
+                    r,
+                    dht_replicas: section.dht_replicas.unwrap_or(r.min(3)),
+                    stabilize: ms("stabilize_ms", section.stabilize_ms)?,
+                    request_timeout: ms("request_timeout_ms", section.request_timeout_ms)?,
+                    check_every: ms("check_every_ms", section.check_every_ms)?
+                        .unwrap_or(DEFAULT_CHECK_EVERY),
+                })
+            })
+            .transpose()?;
 
         // First pass, file order: times and labels.
         let mut raw = Vec::with_capacity(top.step.len());
@@ -676,6 +1083,7 @@ impl Script {
             at_ms: Vec::new(),
             current: "[node]".into(),
             bootstrap_refs: Vec::new(),
+            ring,
         };
         validator.at_ms = {
             let mut at = vec![0; raw.len()];
@@ -686,9 +1094,14 @@ impl Script {
         };
         // Defaults are checked once up front, so that a bad `[node]` is
         // reported as such (bootstrap indices are checked per batch).
-        validator
-            .config(NodeSection::default())
-            .map_err(|e| ScriptError::new(format!("[node]: {e}")))?;
+        validator.config(NodeSection::default()).map_err(|e| {
+            let section = if ring.is_some() {
+                "[node] or [chord]"
+            } else {
+                "[node]"
+            };
+            ScriptError::new(format!("{section}: {e}"))
+        })?;
         validator.bootstrap_refs.clear();
         let mut steps = Vec::with_capacity(raw.len());
         for (index, at_ms, label, table) in raw {
@@ -740,6 +1153,7 @@ impl Script {
         Ok(Script {
             seed: top.seed.unwrap_or(1),
             net,
+            ring,
             steps,
         })
     }

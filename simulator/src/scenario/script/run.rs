@@ -7,8 +7,9 @@ use ringmesh::{Accepted, CloseReason, Command, Config, Duration, Event, Instant,
 use serde_json::json;
 
 use super::ScriptOutcome;
-use super::format::{Action, Check, Nodes, Step};
+use super::format::{Action, Check, Nodes, RingSettings, Step};
 use super::ledger::Ledger;
+use super::ring::Ring;
 use crate::engine::{NetModel, NodeIdx, NodeState, Sim, SimConfig};
 
 /// What became of a broadcast step.
@@ -35,13 +36,14 @@ struct SentMessage {
 }
 
 /// One line of the report.
-struct Verdict {
-    step: Option<usize>,
-    at_ms: u64,
-    kind: &'static str,
-    label: Option<String>,
-    passed: bool,
-    detail: String,
+pub(super) struct Verdict {
+    /// The step it judges; `None` for the checks every run ends with.
+    pub(super) step: Option<usize>,
+    pub(super) at_ms: u64,
+    pub(super) kind: &'static str,
+    pub(super) label: Option<String>,
+    pub(super) passed: bool,
+    pub(super) detail: String,
 }
 
 /// A partition while it lasts: each node's group.
@@ -65,6 +67,8 @@ pub(super) struct Run {
     verdicts: Vec<Verdict>,
     /// Step labels by file index, to name references in reports.
     labels: HashMap<usize, String>,
+    /// The ring side of a file with `[chord]`.
+    ring: Option<Ring>,
 }
 
 fn ms(at: Instant) -> f64 {
@@ -86,8 +90,14 @@ fn node_list(nodes: &[NodeIdx]) -> String {
 }
 
 impl Run {
-    pub(super) fn new(seed: u64, net: NetModel, steps: &[Step]) -> Self {
+    pub(super) fn new(
+        seed: u64,
+        net: NetModel,
+        ring: Option<RingSettings>,
+        steps: &[Step],
+    ) -> Self {
         Run {
+            ring: ring.map(|settings| Ring::new(settings, &net)),
             sim: Sim::with_observer(
                 SimConfig {
                     seed,
@@ -114,6 +124,22 @@ impl Run {
 
     fn now(&self) -> Instant {
         self.sim.now()
+    }
+
+    /// Runs every event up to `until`. A ring run stops on the way to
+    /// collect outcomes and to check the invariant.
+    pub(super) fn advance_to(&mut self, until: Instant) {
+        let Some(ring) = self.ring.as_mut() else {
+            return self.sim.run_until(until);
+        };
+        loop {
+            let stop = ring.next_stop(self.sim.now(), until);
+            self.sim.run_until(stop);
+            ring.after_slice(&mut self.sim, &mut self.verdicts);
+            if stop >= until {
+                return;
+            }
+        }
     }
 
     /// How a report names step `index`: its label, else its number.
@@ -150,6 +176,10 @@ impl Run {
     fn stop(&mut self, i: NodeIdx, killed: bool) {
         if !self.up(i) {
             return;
+        }
+        if let Some(ring) = self.ring.as_mut() {
+            let window = super::ring::repair_window(&self.sim, i, ring.r());
+            ring.before_failure(&self.sim, i, if killed { "kill" } else { "crash" }, window);
         }
         if killed {
             self.sim.kill(i);
@@ -294,6 +324,18 @@ impl Run {
                 let result = self.check(check);
                 self.verdict(step, check.kind(), result);
             }
+            Action::ChordCreate(_)
+            | Action::ChordFound(_)
+            | Action::Join { .. }
+            | Action::Leave(_)
+            | Action::Lookup { .. }
+            | Action::Put { .. }
+            | Action::Get { .. }
+            | Action::CheckRing { .. } => match self.ring.as_mut() {
+                Some(ring) => ring.apply(&mut self.sim, step, &mut self.verdicts),
+                // The format accepts these only with `[chord]`.
+                None => self.refused(step, format!("{} needs [chord]", step.action.name())),
+            },
         }
     }
 
@@ -325,7 +367,86 @@ impl Run {
             Check::Received { send } => self.received(*send),
             Check::NoFalsePositives => self.no_false_positives(),
             Check::NoDoubleDelivery => self.no_double_delivery(),
+            Check::RingOrder(nodes) => self.ring_order(nodes),
+            Check::ChordState {
+                node,
+                successors,
+                predecessor,
+            } => self.chord_state(*node, successors.as_deref(), *predecessor),
         }
+    }
+
+    /// How a report names a ring pointer: the node's index, or its short
+    /// id if no node has it.
+    fn pointer_name(&self, id: NodeId) -> String {
+        match self.index_of.get(&id) {
+            Some(i) => i.to_string(),
+            None => id.short().to_string(),
+        }
+    }
+
+    fn chord_state(
+        &self,
+        i: NodeIdx,
+        successors: Option<&[NodeIdx]>,
+        predecessor: Option<Option<NodeIdx>>,
+    ) -> Result<String, String> {
+        let Some(node) = self.sim.node(i) else {
+            return Err(format!("node {i} is {}", state_name(self.sim.state(i))));
+        };
+        let actual_succs = node.chord_successors();
+        let actual_pred = node.chord_predecessor();
+        let shown = format!(
+            "node {i} ({:?}): successors [{}], predecessor {}",
+            node.chord_role(),
+            actual_succs
+                .iter()
+                .map(|&id| self.pointer_name(id))
+                .collect::<Vec<_>>()
+                .join(", "),
+            actual_pred.map_or_else(|| "none".to_owned(), |p| self.pointer_name(p))
+        );
+        let succs_ok = successors.is_none_or(|want| {
+            want.iter().map(|&j| self.sim.id(j)).collect::<Vec<_>>() == actual_succs
+        });
+        let pred_ok = predecessor.is_none_or(|want| want.map(|j| self.sim.id(j)) == actual_pred);
+        if succs_ok && pred_ok {
+            Ok(shown)
+        } else {
+            let mut want = Vec::new();
+            if let Some(s) = successors {
+                want.push(format!("successors [{}]", node_list(s)));
+            }
+            if let Some(p) = predecessor {
+                want.push(format!(
+                    "predecessor {}",
+                    p.map_or_else(|| "none".to_owned(), |p| p.to_string())
+                ));
+            }
+            Err(format!("{shown}; expected {}", want.join(", ")))
+        }
+    }
+
+    /// Whether the nodes' ids lie clockwise in the order given: a ring
+    /// scenario's shape depends on the ids, which the seed picks.
+    fn ring_order(&self, nodes: &[NodeIdx]) -> Result<String, String> {
+        let ids: Vec<u128> = nodes.iter().map(|&i| self.sim.id(i).as_u128()).collect();
+        // Clockwise from the first: distances from it strictly increase.
+        let from = ids[0];
+        let clockwise = ids
+            .windows(2)
+            .all(|w| w[0].wrapping_sub(from) < w[1].wrapping_sub(from));
+        let listed = node_list(nodes);
+        if clockwise {
+            return Ok(format!("nodes {listed} lie clockwise in that order"));
+        }
+        let mut actual = nodes.to_vec();
+        actual.sort_by_key(|&i| self.sim.id(i).as_u128().wrapping_sub(from));
+        Err(format!(
+            "nodes {listed} are not in that order on the ring: clockwise they are {}. \
+             The ids come from the seed; this scenario's shape needs its own seed",
+            node_list(&actual)
+        ))
     }
 
     fn broadcast(&self, step: usize) -> Result<&SentBroadcast, String> {
@@ -751,6 +872,9 @@ impl Run {
 
     pub(super) fn finish(mut self, seed: u64, source: &str) -> ScriptOutcome {
         let end_ms = self.now().as_micros() / 1000;
+        if let Some(ring) = self.ring.as_mut() {
+            ring.finish(&self.sim, &mut self.verdicts);
+        }
         let automatic: [(&'static str, Result<String, String>); 2] = [
             ("no_double_delivery", self.no_double_delivery()),
             (
@@ -795,14 +919,32 @@ impl Run {
         let nodes: Vec<serde_json::Value> = (0..self.sim.len() as NodeIdx)
             .map(|i| {
                 let node = self.sim.node(i);
-                json!({
+                let mut entry = json!({
                     "index": i,
                     "id": self.sim.id(i).short().to_string(),
                     "state": state_name(self.sim.state(i)),
                     "incarnation": ledger.incarnation(i),
                     "peers": node.map(|n| n.peer_count()),
                     "broadcasts_delivered": node.map(|n| n.stats().broadcasts_delivered),
-                })
+                });
+                if self.ring.is_some()
+                    && let Some(node) = node
+                {
+                    let index = |id: NodeId| self.index_of.get(&id).copied();
+                    entry["chord"] = json!({
+                        "role": format!("{:?}", node.chord_role()),
+                        "successors": node
+                            .chord_successors()
+                            .into_iter()
+                            .map(index)
+                            .collect::<Vec<_>>(),
+                        "predecessor": node.chord_predecessor().map(index),
+                        "flushes": node.stats().chord_flushes,
+                        "lookups": node.stats().chord_lookups,
+                        "lookups_failed": node.stats().chord_lookups_failed,
+                    });
+                }
+                entry
             })
             .collect();
         let checks: Vec<serde_json::Value> = self
@@ -839,6 +981,10 @@ impl Run {
             },
             "replay": replay,
         });
+        let mut json = json;
+        if let Some(ring) = &self.ring {
+            json["ring"] = ring.json(&self.sim);
+        }
         ScriptOutcome {
             passed,
             summary,
