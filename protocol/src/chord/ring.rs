@@ -117,9 +117,13 @@ pub(crate) fn respond(
     candidates.sort_unstable_by_key(|&c| dist(c, key));
     candidates.dedup();
     candidates.truncate(NEXT_CANDIDATES);
-    if candidates.is_empty() {
-        // s1 always qualifies unless it is the asker or dead; offer it
-        // anyway so the asker can judge (it knows whom it asked).
+    // The first successor always goes last: fingers may be dead (they are
+    // refreshed lazily), and s1 is what the ring keeps live, so the asker
+    // can always fall back to walking the successor lists.
+    if !candidates.contains(&s1) {
+        if candidates.len() == NEXT_CANDIDATES {
+            candidates.pop();
+        }
         candidates.push(s1);
     }
     Reply::Next(candidates)
@@ -224,9 +228,11 @@ mod tests {
                 for &c in &next {
                     prop_assert!(in_open(me, c, key) || c == succs[0]);
                 }
+                // Closest first, and the first successor always offered.
                 for w in next.windows(2) {
                     prop_assert!(dist(w[0], key) < dist(w[1], key));
                 }
+                prop_assert!(next.contains(&succs[0]));
             }
         }
     }
