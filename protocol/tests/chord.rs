@@ -653,7 +653,8 @@ fn requests_sent_while_duplicate_connections_resolve_are_answered() {
     let founders: Vec<PeerEntry> = (0..n).map(|i| entry(i, &net)).collect();
     for i in 0..n {
         let founders = founders.clone();
-        net.command(i, Command::ChordFound { founders }).expect("found");
+        net.command(i, Command::ChordFound { founders })
+            .expect("found");
     }
     for i in 0..n {
         let key = format!("early-{i}");

@@ -2,8 +2,8 @@
 //!
 //! - `ringmesh-sim` alone: a 10,000-node flood and a 2,000-node liveness run
 //!   with 20 crashes, in a few seconds.
-//! - `ringmesh-sim flood|liveness [options]`: one scenario, a short summary
-//!   or one JSON object (`--json`), an SVG figure (`--plot FILE.svg`).
+//! - `ringmesh-sim flood|liveness|chord [options]`: one scenario, a short
+//!   summary or one JSON object (`--json`), an SVG figure (`--plot FILE.svg`).
 //! - `ringmesh-sim run FILE`: a scenario file.
 //! - `ringmesh-sim demo`: the narrated demo.
 //!
@@ -18,6 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use ringmesh::Duration;
 use ringmesh_sim::NetModel;
+use ringmesh_sim::scenario::chord::{self, ChordParams, ChordReport};
 use ringmesh_sim::scenario::flood::{self, FloodParams, FloodReport, Topology};
 use ringmesh_sim::scenario::liveness::{self, LivenessParams, LivenessReport, Preset};
 use ringmesh_sim::{demo, plot};
@@ -48,6 +49,9 @@ enum Cmd {
     Flood(FloodArgs),
     /// Crash or kill nodes and measure how fast their neighbours notice.
     Liveness(LivenessArgs),
+    /// Grow a Chord ring, fail part of it, run lookups (and a table) against
+    /// ground truth, checking Zave's invariants throughout.
+    Chord(ChordArgs),
     /// Run a scenario file (TOML: timed actions and checks).
     Run(RunArgs),
     /// The narrated demo: nodes join over Noise, flood, detect a crash.
@@ -148,6 +152,34 @@ struct LivenessArgs {
     /// Extra one-way delay, uniform in 0..=jitter, milliseconds.
     #[arg(long, default_value_t = 5)]
     jitter_ms: u64,
+    #[command(flatten)]
+    output: Output,
+}
+
+#[derive(Debug, Args)]
+struct ChordArgs {
+    /// The simulation seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Nodes in the ring.
+    #[arg(long, default_value_t = 1000)]
+    nodes: u32,
+    /// Successor list length (chord_successors).
+    #[arg(long, default_value_t = 8)]
+    r: usize,
+    /// Lookups of random keys from random members.
+    #[arg(long, default_value_t = 10_000)]
+    lookups: u32,
+    /// Fraction of the members crashed at once before the lookups.
+    #[arg(long, default_value_t = 0.0, value_name = "F")]
+    fail_fraction: f64,
+    /// Churn during the lookups, events per second of virtual time (half
+    /// joins, half failures that keep Zave's failure precondition).
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    churn: f64,
+    /// Keys put into the table after the build and read back at the end.
+    #[arg(long, default_value_t = 0)]
+    keys: u32,
     #[command(flatten)]
     output: Output,
 }
@@ -255,6 +287,30 @@ impl LivenessArgs {
             if self.partition { " --partition" } else { "" },
             self.latency_ms,
             self.jitter_ms
+        )
+    }
+}
+
+impl ChordArgs {
+    fn params(&self) -> ChordParams {
+        ChordParams {
+            nodes: self.nodes,
+            r: self.r,
+            lookups: self.lookups,
+            fail_fraction: self.fail_fraction,
+            churn: self.churn,
+            keys: self.keys,
+            seed: self.seed,
+            ..ChordParams::default()
+        }
+    }
+
+    /// The command that replays this run.
+    fn replay(&self) -> String {
+        format!(
+            "ringmesh-sim chord --seed {} --nodes {} --r {} --lookups {} --fail-fraction {} \
+             --churn {} --keys {}",
+            self.seed, self.nodes, self.r, self.lookups, self.fail_fraction, self.churn, self.keys
         )
     }
 }
@@ -413,6 +469,110 @@ fn liveness_summary(report: &LivenessReport, degree: u32) -> String {
     out
 }
 
+fn chord_json(report: &ChordReport, args: &ChordArgs) -> Result<serde_json::Value, Error> {
+    let mut value = serde_json::to_value(report)?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert("scenario".into(), json!("chord"));
+        object.insert("ok".into(), json!(report.ok()));
+        object.insert("replay".into(), json!(args.replay()));
+    }
+    Ok(value)
+}
+
+fn chord_summary(report: &ChordReport) -> String {
+    let ms = |v: Option<f64>| v.map_or("never".to_owned(), |v| format!("{v:.0} ms"));
+    let mut out = format!(
+        "chord: {} nodes, r = {}, seed {}\n  \
+         built in {:.0} ms virtual (formed at {}, {} join retries), ideal after the build: {}\n  \
+         fingers: {:.0}% of a sample ideal, {:.1} each, after {:.0} ms\n",
+        report.nodes,
+        report.r,
+        report.seed,
+        report.build_ms,
+        ms(report.formed_ms),
+        report.join_retries,
+        report.ideal_after_build,
+        report.fingers_ideal_fraction * 100.0,
+        report.mean_fingers,
+        report.fingers_ms,
+    );
+    if report.failed > 0 {
+        out += &format!(
+            "  failure: {} crashed at once ({} redraws, within the contract: {}), \
+             ideal again after {}\n",
+            report.failed,
+            report.fail_redraws,
+            report.failures_within_constraint,
+            ms(report.repair_ms),
+        );
+    }
+    if report.churn_joins + report.churn_failures + report.churn_failures_skipped > 0 {
+        out += &format!(
+            "  churn: {} joins ({} unfinished), {} failures, {} failures skipped\n",
+            report.churn_joins,
+            report.churn_joins_unfinished,
+            report.churn_failures,
+            report.churn_failures_skipped,
+        );
+    }
+    out += &format!(
+        "  lookups {}: {} correct ({} transitional), {} incorrect, {} failed, {} lost \
+         (success {:.4})\n  \
+         hops mean {:.2} (½·log2 N = {:.2}), p50 {}, p99 {}, max {}; {:.0} ms mean\n  \
+         invariants: {} checks, {} violations ({} while forming, {} outside the contract)\n",
+        report.lookups,
+        report.lookup_correct,
+        report.lookup_correct_transitional,
+        report.lookup_incorrect,
+        report.lookup_failed,
+        report.lookup_lost,
+        report.lookup_success_rate,
+        report.mean_hops,
+        report.expected_hops,
+        report.p50_hops,
+        report.p99_hops,
+        report.max_hops,
+        report.lookup_ms_mean,
+        report.invariant_checks,
+        report.invariant_violations,
+        report.forming_violations,
+        report.violations_outside_constraint,
+    );
+    if report.keys > 0 {
+        out += &format!(
+            "  keys {}: {} acked, {} puts failed, {} at risk, {} lost, {} under-replicated\n",
+            report.keys,
+            report.puts_acked,
+            report.puts_failed,
+            report.keys_at_risk,
+            report.keys_lost,
+            report.under_replicated,
+        );
+    }
+    out += &format!(
+        "  ideal at the end: {} ({} members, {} orphaned events)\n  \
+         {} events in {:.0} ms wall ({:.0} ms virtual), peak RSS {:.0} MiB\n  \
+         trace {}\n",
+        report.ideal,
+        report.final_members,
+        report.orphaned,
+        report.events,
+        report.wall_ms,
+        report.virtual_ms,
+        report.peak_rss_mib,
+        report.trace_hash,
+    );
+    for line in report
+        .violation_examples
+        .iter()
+        .chain(&report.examples)
+        .chain(&report.lookup_failure_examples)
+    {
+        out += &format!("  {line}\n");
+    }
+    out
+}
+
 /// Prints the failure line and the replay command on stderr.
 fn report_failure(what: &str, replay: &str) -> ExitCode {
     eprintln!("ringmesh-sim: {what}");
@@ -506,6 +666,42 @@ fn liveness(args: &LivenessArgs) -> Result<ExitCode, Error> {
                 report.killed,
                 report.false_positives
             ),
+            &args.replay(),
+        )
+    })
+}
+
+fn chord(args: &ChordArgs) -> Result<ExitCode, Error> {
+    let progress = Progress::new(args.nodes);
+    let report = chord::run(&args.params(), |phase, done, total| {
+        progress.update(phase, done, total);
+    });
+    drop(progress);
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            return Ok(report_failure(
+                &format!("chord failed: {e}"),
+                &args.replay(),
+            ));
+        }
+    };
+    if let Some(path) = &args.output.plot {
+        write_plot(path, |p| plot::hops_histogram(p, &report))?;
+    }
+    if args.output.json {
+        println!("{}", chord_json(&report, args)?);
+    } else {
+        print!("{}", chord_summary(&report));
+        if let Some(path) = &args.output.plot {
+            println!("  plot: {}", path.display());
+        }
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        report_failure(
+            &format!("chord broke an invariant: {}", report.problems().join("; ")),
             &args.replay(),
         )
     })
@@ -619,6 +815,7 @@ macro_rules! parse_default {
 
 parse_default!(FloodArgs);
 parse_default!(LivenessArgs);
+parse_default!(ChordArgs);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -626,6 +823,7 @@ fn main() -> ExitCode {
         None => default_run(),
         Some(Cmd::Flood(args)) => flood(args),
         Some(Cmd::Liveness(args)) => liveness(args),
+        Some(Cmd::Chord(args)) => chord(args),
         Some(Cmd::Run(args)) => Ok(run_script(args)),
         Some(Cmd::Demo(args)) => Ok(demo(args)),
     };
@@ -694,5 +892,19 @@ mod tests {
             format!("{:?}", again.params()),
             format!("{:?}", flood.params())
         );
+
+        let chord = ChordArgs::parse_default(&["--nodes", "300", "--fail-fraction", "0.25"])
+            .expect("parses");
+        let replay = chord.replay();
+        assert_eq!(
+            replay,
+            "ringmesh-sim chord --seed 1 --nodes 300 --r 8 --lookups 10000 --fail-fraction 0.25 \
+             --churn 0 --keys 0"
+        );
+        let again = Cli::try_parse_from(replay.split(' ')).expect("replay parses");
+        let Some(Cmd::Chord(again)) = again.command else {
+            panic!("not chord");
+        };
+        assert_eq!(again.params(), chord.params());
     }
 }

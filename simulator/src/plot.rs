@@ -1,12 +1,14 @@
 //! SVG figures of a run (`--plot FILE.svg`): a flood's deliveries over
-//! virtual time, and the distribution of liveness detection times against
-//! the configured bound.
+//! virtual time, the distribution of liveness detection times against the
+//! configured bound, and the path lengths of chord lookups against
+//! ½·log2 N.
 
 use std::error::Error;
 use std::path::Path;
 
 use plotters::prelude::*;
 
+use crate::scenario::chord::ChordReport;
 use crate::scenario::flood::FloodReport;
 use crate::scenario::liveness::LivenessReport;
 
@@ -150,10 +152,70 @@ pub fn detection_cdf(path: &Path, report: &LivenessReport) -> Result<(), Box<dyn
     Ok(())
 }
 
+/// Writes the histogram of `report`'s lookup path lengths (hops), with a
+/// vertical line at ½·log2 N (Stoica et al. §6.3), to the SVG file `path`.
+pub fn hops_histogram(path: &Path, report: &ChordReport) -> Result<(), Box<dyn Error>> {
+    let histogram = &report.hops_histogram;
+    let total = histogram.iter().sum::<u64>().max(1) as f64;
+    let x_max = (histogram.len() as f64).max(report.expected_hops + 1.0) + 0.5;
+    let y_max = histogram.iter().copied().max().unwrap_or(0) as f64 / total * 1.15 + 0.01;
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let caption = format!(
+        "chord: {} nodes, r = {}, {} lookups, seed {}: path lengths",
+        report.nodes, report.r, report.lookups, report.seed
+    );
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5..x_max, 0.0..y_max)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc("hops (nodes that answered)")
+        .y_desc("fraction of lookups")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.2}"))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(histogram.iter().enumerate().map(|(h, &count)| {
+            let h = h as f64;
+            Rectangle::new(
+                [(h - 0.4, 0.0), (h + 0.4, count as f64 / total)],
+                BLUE.mix(0.6).filled(),
+            )
+        }))
+        .map_err(|e| e.to_string())?
+        .label(format!("mean {:.2} hops", report.mean_hops))
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE.mix(0.6).filled()));
+    let expected = report.expected_hops;
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(expected, 0.0), (expected, y_max)],
+            RED.stroke_width(2),
+        )))
+        .map_err(|e| e.to_string())?
+        .label(format!("½·log2 N = {expected:.2}"))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{flood, liveness};
+    use crate::scenario::{chord, flood, liveness};
 
     fn temp_svg(name: &str) -> std::path::PathBuf {
         std::env::temp_dir().join(format!("ringmesh-sim-{}-{name}.svg", std::process::id()))
@@ -196,6 +258,26 @@ mod tests {
         detection_cdf(&path, &report).expect("plots");
         let svg = std::fs::read_to_string(&path).expect("written");
         assert!(svg.contains("bound 3500 ms"), "{svg}");
+        assert_svg(&path);
+    }
+
+    #[test]
+    fn a_chord_plot_is_an_svg_file_with_the_expected_path_length() {
+        let report = chord::run(
+            &chord::ChordParams {
+                nodes: 16,
+                r: 3,
+                lookups: 100,
+                ..chord::ChordParams::default()
+            },
+            |_, _, _| {},
+        )
+        .expect("runs");
+        let path = temp_svg("chord");
+        hops_histogram(&path, &report).expect("plots");
+        let svg = std::fs::read_to_string(&path).expect("written");
+        assert!(svg.contains("log2 N = 2.00"), "{svg}");
+        assert!(svg.contains("<rect"), "{svg}");
         assert_svg(&path);
     }
 

@@ -1,0 +1,219 @@
+//! The chord scenario's report.
+
+use serde::Serialize;
+
+/// What a chord run measured. Field names are the JSON names; times are
+/// virtual milliseconds unless they say `wall`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ChordReport {
+    /// Nodes in the ring after the build.
+    pub nodes: u32,
+    /// Successor list length.
+    pub r: usize,
+    /// Holders per key (`dht_replicas`).
+    pub dht_replicas: usize,
+    /// Lookups issued.
+    pub lookups: u64,
+    /// Lookups that named the true owner (transitional ones included).
+    pub lookup_correct: u64,
+    /// Of those, lookups that named the owner at issue, or the owner the
+    /// ring routes to (its first ring member at or after the key, at issue
+    /// or at completion), but not the first live member at completion
+    /// (churn only).
+    pub lookup_correct_transitional: u64,
+    /// Lookups that completed with a wrong owner (must be 0).
+    pub lookup_incorrect: u64,
+    /// Lookups that ended in `LookupFailed`.
+    pub lookup_failed: u64,
+    /// Lookups whose issuer crashed before they ended (churn).
+    pub lookup_lost: u64,
+    /// Lookups that never ended (must be 0: every lookup has a deadline).
+    pub lookup_unanswered: u64,
+    /// `lookup_correct / (lookups − lookup_lost)`.
+    pub lookup_success_rate: f64,
+    /// Mean path length of the completed lookups (nodes that answered).
+    pub mean_hops: f64,
+    /// Median path length (nearest rank).
+    pub p50_hops: u32,
+    /// 99th percentile path length (nearest rank).
+    pub p99_hops: u32,
+    /// Longest path.
+    pub max_hops: u32,
+    /// ½·log2 N, the mean path Stoica et al. §6.3 predict with full finger
+    /// tables.
+    pub expected_hops: f64,
+    /// Completed lookups by path length: `hops_histogram[h]` took `h` hops.
+    pub hops_histogram: Vec<u64>,
+    /// Mean time from issue to completion of the completed lookups.
+    pub lookup_ms_mean: f64,
+    /// Invariant checks made.
+    pub invariant_checks: u64,
+    /// Checks, once the ring had formed, where Zave's invariant or a
+    /// property it implies failed (must be 0).
+    pub invariant_violations: u64,
+    /// Checks that failed before the ring had formed (informational: [Z]
+    /// makes no claim then, and a ring of `≤ r` members is never safe).
+    pub forming_violations: u64,
+    /// Checks that failed after a failure outside Zave's precondition
+    /// (informational: the contract was broken on purpose).
+    pub violations_outside_constraint: u64,
+    /// The first few violations, described.
+    pub violation_examples: Vec<String>,
+    /// When the ring first had `r + 1` members and was ideal.
+    pub formed_ms: Option<f64>,
+    /// From the start until every node had joined and the ring was ideal.
+    pub build_ms: f64,
+    /// Joins retried through another member (a failed or stuck join).
+    pub join_retries: u64,
+    /// Whether the ring was ideal after the build.
+    pub ideal_after_build: bool,
+    /// Time spent letting the fingers settle after the build.
+    pub fingers_ms: f64,
+    /// Fraction of the sampled nodes whose fingers were exactly the ideal
+    /// ones when the lookups began.
+    pub fingers_ideal_fraction: f64,
+    /// Mean number of distinct fingers of the sampled nodes.
+    pub mean_fingers: f64,
+    /// Members crashed at once by `--fail-fraction`.
+    pub failed: u32,
+    /// Mass-failure draws rejected because they broke Zave's precondition.
+    pub fail_redraws: u32,
+    /// Whether every failure stayed within Zave's precondition.
+    pub failures_within_constraint: bool,
+    /// From the mass failure until the ring was ideal again (`None` without
+    /// a mass failure, or if it never was within the cap).
+    pub repair_ms: Option<f64>,
+    /// Nodes that joined during the lookups.
+    pub churn_joins: u64,
+    /// Members that crashed during the lookups.
+    pub churn_failures: u64,
+    /// Churn failures skipped: they would have broken Zave's precondition
+    /// or left fewer than `r + 1` members.
+    pub churn_failures_skipped: u64,
+    /// Churn joins still not done at the end.
+    pub churn_joins_unfinished: u64,
+    /// `ChordOrphaned` events.
+    pub orphaned: u64,
+    /// Keys stored.
+    pub keys: u32,
+    /// Puts acknowledged by every holder.
+    pub puts_acked: u64,
+    /// Puts that ended in `DhtFailed` (must be 0: they run on an ideal ring).
+    pub puts_failed: u64,
+    /// Keys whose every holder was in the mass failure.
+    pub keys_at_risk: u64,
+    /// Keys not at risk whose final get did not return their value (must
+    /// be 0).
+    pub keys_lost: u64,
+    /// Keys not at risk held (as a live value) by fewer than `dht_replicas`
+    /// of their true holders at the end.
+    pub under_replicated: u64,
+    /// The first few problems with keys and lookups, described.
+    pub examples: Vec<String>,
+    /// The first few failed lookups, described (informational).
+    pub lookup_failure_examples: Vec<String>,
+    /// Live ring members at the end.
+    pub final_members: usize,
+    /// Whether the ring was ideal at the end.
+    pub ideal: bool,
+    /// Virtual time of the whole run.
+    pub virtual_ms: f64,
+    /// Simulator events processed (whole run).
+    pub events: u64,
+    /// Wall-clock time of the whole run.
+    pub wall_ms: f64,
+    /// Peak resident memory of the process, MiB (Linux; 0 elsewhere).
+    pub peak_rss_mib: f64,
+    /// The run's trace hash.
+    pub trace_hash: String,
+    /// The seed.
+    pub seed: u64,
+}
+
+impl ChordReport {
+    /// Whether the run kept its invariants: the ring formed, every lookup
+    /// that completed was right, no invariant broke within the contract,
+    /// the ring ended ideal, every put was acknowledged and no key was lost.
+    pub fn ok(&self) -> bool {
+        self.formed_ms.is_some()
+            && self.lookup_incorrect == 0
+            && self.lookup_unanswered == 0
+            && self.invariant_violations == 0
+            && self.ideal
+            && self.puts_failed == 0
+            && self.keys_lost == 0
+    }
+
+    /// What broke, for the failure line of a run that is not
+    /// [`ChordReport::ok`], led by a note when a failure broke the contract.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.failures_within_constraint {
+            out.push(format!(
+                "(the failure of {} members broke Zave's precondition in every draw: \
+                 the ring is outside its contract)",
+                self.failed
+            ));
+        }
+        if self.formed_ms.is_none() {
+            out.push("the ring never formed (r + 1 members, ideal)".to_owned());
+        }
+        if self.lookup_incorrect > 0 {
+            out.push(format!(
+                "{} lookups named a wrong owner",
+                self.lookup_incorrect
+            ));
+        }
+        if self.lookup_unanswered > 0 {
+            out.push(format!("{} lookups never ended", self.lookup_unanswered));
+        }
+        if self.invariant_violations > 0 {
+            out.push(format!(
+                "{} of {} invariant checks failed",
+                self.invariant_violations, self.invariant_checks
+            ));
+        }
+        if !self.ideal {
+            out.push("the ring was not ideal at the end".to_owned());
+        }
+        if self.puts_failed > 0 {
+            out.push(format!("{} puts failed", self.puts_failed));
+        }
+        if self.keys_lost > 0 {
+            out.push(format!("{} keys lost", self.keys_lost));
+        }
+        out
+    }
+}
+
+/// The nearest-rank percentile `q` of the values counted in `histogram`
+/// (`histogram[v]` values equal to `v`).
+pub(super) fn percentile(histogram: &[u64], q: f64) -> u32 {
+    let total: u64 = histogram.iter().sum();
+    if total == 0 {
+        return 0;
+    }
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    for (v, &c) in histogram.iter().enumerate() {
+        seen += c;
+        if seen >= rank {
+            return v as u32;
+        }
+    }
+    histogram.len().saturating_sub(1) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_reads_the_histogram_by_nearest_rank() {
+        let histogram = [0, 10, 80, 9, 1];
+        assert_eq!(percentile(&histogram, 0.5), 2);
+        assert_eq!(percentile(&histogram, 0.99), 3);
+        assert_eq!(percentile(&histogram, 1.0), 4);
+        assert_eq!(percentile(&[], 0.5), 0);
+    }
+}
