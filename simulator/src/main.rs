@@ -584,47 +584,84 @@ fn write_plot(path: &Path, draw: impl FnOnce(&Path) -> Result<(), Error>) -> Res
     draw(path).map_err(|e| format!("writing the plot {}: {e}", path.display()).into())
 }
 
+/// What the flood, liveness and chord subcommands do with their run: a run
+/// that could not be made fails with the replay line; otherwise the plot
+/// is drawn, the JSON or the summary printed, and a failed check exits 1
+/// with the replay line.
+struct Shown<'a, R> {
+    name: &'a str,
+    output: &'a Output,
+    replay: String,
+    plot: fn(&Path, &R) -> Result<(), Error>,
+}
+
+impl<R> Shown<'_, R> {
+    fn finish<E: std::fmt::Display>(
+        self,
+        report: Result<R, E>,
+        json: impl FnOnce(&R) -> Result<serde_json::Value, Error>,
+        summary: impl FnOnce(&R) -> String,
+        problem: impl FnOnce(&R) -> Option<String>,
+    ) -> Result<ExitCode, Error> {
+        let report = match report {
+            Ok(report) => report,
+            Err(e) => {
+                let what = format!("{} failed: {e}", self.name);
+                return Ok(report_failure(&what, &self.replay));
+            }
+        };
+        if let Some(path) = &self.output.plot {
+            write_plot(path, |p| (self.plot)(p, &report))?;
+        }
+        if self.output.json {
+            println!("{}", json(&report)?);
+        } else {
+            print!("{}", summary(&report));
+            if let Some(path) = &self.output.plot {
+                println!("  plot: {}", path.display());
+            }
+        }
+        Ok(match problem(&report) {
+            None => ExitCode::SUCCESS,
+            Some(problem) => {
+                let what = format!("{} broke an invariant: {problem}", self.name);
+                report_failure(&what, &self.replay)
+            }
+        })
+    }
+}
+
 fn flood(args: &FloodArgs) -> Result<ExitCode, Error> {
     let progress = Progress::new(args.nodes);
     let report = flood::run(&args.params(), |phase, done, total| {
         progress.update(phase, done, total);
     });
     drop(progress);
-    let report = match report {
-        Ok(report) => report,
-        Err(e) => {
-            return Ok(report_failure(
-                &format!("flood failed: {e}"),
-                &args.replay(),
-            ));
-        }
+    let shown = Shown {
+        name: "flood",
+        output: &args.output,
+        replay: args.replay(),
+        plot: plot::delivery_curve,
     };
-    if let Some(path) = &args.output.plot {
-        write_plot(path, |p| plot::delivery_curve(p, &report))?;
-    }
-    if args.output.json {
-        println!("{}", flood_json(&report, args));
-    } else {
-        let topology = match args.topology {
-            TopologyArg::Random => format!("random, degree {}", args.degree),
-            TopologyArg::Organic => format!("organic, target {} peers", args.target_peers),
-        };
-        print!("{}", flood_summary(&report, &topology));
-        if let Some(path) = &args.output.plot {
-            println!("  plot: {}", path.display());
-        }
-    }
-    Ok(if flood_ok(&report) {
-        ExitCode::SUCCESS
-    } else {
-        report_failure(
-            &format!(
-                "flood broke an invariant: delivery ratio {}, {} double deliveries",
-                report.delivery_ratio, report.double_deliveries
-            ),
-            &args.replay(),
-        )
-    })
+    shown.finish(
+        report,
+        |report| Ok(flood_json(report, args)),
+        |report| {
+            let topology = match args.topology {
+                TopologyArg::Random => format!("random, degree {}", args.degree),
+                TopologyArg::Organic => format!("organic, target {} peers", args.target_peers),
+            };
+            flood_summary(report, &topology)
+        },
+        |report| {
+            (!flood_ok(report)).then(|| {
+                format!(
+                    "delivery ratio {}, {} double deliveries",
+                    report.delivery_ratio, report.double_deliveries
+                )
+            })
+        },
+    )
 }
 
 fn liveness(args: &LivenessArgs) -> Result<ExitCode, Error> {
@@ -633,42 +670,29 @@ fn liveness(args: &LivenessArgs) -> Result<ExitCode, Error> {
         progress.update(phase, done, total);
     });
     drop(progress);
-    let report = match report {
-        Ok(report) => report,
-        Err(e) => {
-            return Ok(report_failure(
-                &format!("liveness failed: {e}"),
-                &args.replay(),
-            ));
-        }
+    let shown = Shown {
+        name: "liveness",
+        output: &args.output,
+        replay: args.replay(),
+        plot: plot::detection_cdf,
     };
-    if let Some(path) = &args.output.plot {
-        write_plot(path, |p| plot::detection_cdf(p, &report))?;
-    }
-    if args.output.json {
-        println!("{}", liveness_json(&report, args)?);
-    } else {
-        print!("{}", liveness_summary(&report, args.degree));
-        if let Some(path) = &args.output.plot {
-            println!("  plot: {}", path.display());
-        }
-    }
-    Ok(if report.ok() {
-        ExitCode::SUCCESS
-    } else {
-        report_failure(
-            &format!(
-                "liveness broke an invariant: {}/{} crashes and {}/{} kills detected, \
-                 {} false positives",
-                report.detected,
-                report.crashed,
-                report.kills_detected,
-                report.killed,
-                report.false_positives
-            ),
-            &args.replay(),
-        )
-    })
+    shown.finish(
+        report,
+        |report| liveness_json(report, args),
+        |report| liveness_summary(report, args.degree),
+        |report| {
+            (!report.ok()).then(|| {
+                format!(
+                    "{}/{} crashes and {}/{} kills detected, {} false positives",
+                    report.detected,
+                    report.crashed,
+                    report.kills_detected,
+                    report.killed,
+                    report.false_positives
+                )
+            })
+        },
+    )
 }
 
 fn chord(args: &ChordArgs) -> Result<ExitCode, Error> {
@@ -677,34 +701,18 @@ fn chord(args: &ChordArgs) -> Result<ExitCode, Error> {
         progress.update(phase, done, total);
     });
     drop(progress);
-    let report = match report {
-        Ok(report) => report,
-        Err(e) => {
-            return Ok(report_failure(
-                &format!("chord failed: {e}"),
-                &args.replay(),
-            ));
-        }
+    let shown = Shown {
+        name: "chord",
+        output: &args.output,
+        replay: args.replay(),
+        plot: plot::hops_histogram,
     };
-    if let Some(path) = &args.output.plot {
-        write_plot(path, |p| plot::hops_histogram(p, &report))?;
-    }
-    if args.output.json {
-        println!("{}", chord_json(&report, args)?);
-    } else {
-        print!("{}", chord_summary(&report));
-        if let Some(path) = &args.output.plot {
-            println!("  plot: {}", path.display());
-        }
-    }
-    Ok(if report.ok() {
-        ExitCode::SUCCESS
-    } else {
-        report_failure(
-            &format!("chord broke an invariant: {}", report.problems().join("; ")),
-            &args.replay(),
-        )
-    })
+    shown.finish(
+        report,
+        |report| chord_json(report, args),
+        chord_summary,
+        |report| (!report.ok()).then(|| report.problems().join("; ")),
+    )
 }
 
 fn run_script(args: &RunArgs) -> ExitCode {
