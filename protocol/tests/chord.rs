@@ -46,6 +46,16 @@ fn entry(i: NodeIndex, net: &Network) -> PeerEntry {
     }
 }
 
+/// Every node of `net` founds one ring with all of them (§5.1).
+fn found(net: &mut Network, n: usize) {
+    let founders: Vec<PeerEntry> = (0..n).map(|i| entry(i, net)).collect();
+    for i in 0..n {
+        let founders = founders.clone();
+        net.command(i, Command::ChordFound { founders })
+            .expect("found");
+    }
+}
+
 /// The ideal state of node `i` among the `live` nodes: its next `r`
 /// members clockwise (fewer in a small ring) and the one before it.
 fn ideal(net: &Network, live: &[NodeIndex], i: NodeIndex, r: usize) -> (Vec<NodeId>, NodeId) {
@@ -123,16 +133,7 @@ fn key(n: u64) -> NodeId {
 fn founders_start_in_the_ideal_ring_without_a_message() {
     let (n, r) = (6, 4);
     let mut net = network(n, |_| config(r));
-    let founders: Vec<PeerEntry> = (0..n).map(|i| entry(i, &net)).collect();
-    for i in 0..n {
-        net.command(
-            i,
-            Command::ChordFound {
-                founders: founders.clone(),
-            },
-        )
-        .expect("found");
-    }
+    found(&mut net, n);
     let live: Vec<NodeIndex> = (0..n).collect();
     assert_eq!(not_ideal(&net, &live, r), Vec::<NodeIndex>::new());
     // And it stays ideal as the nodes stabilize with each other.
@@ -529,12 +530,7 @@ fn keys_survive_the_failure_of_their_holders_and_are_re_replicated() {
         dht_repair_interval: Duration::from_secs(2),
         ..config(r)
     });
-    let founders: Vec<PeerEntry> = (0..n).map(|i| entry(i, &net)).collect();
-    for i in 0..n {
-        let founders = founders.clone();
-        net.command(i, Command::ChordFound { founders })
-            .expect("found");
-    }
+    found(&mut net, n);
     net.run_for(Duration::from_secs(5));
     let keys: Vec<String> = (0..30).map(|k| format!("k{k}")).collect();
     for (k, key) in keys.iter().enumerate() {
@@ -602,12 +598,7 @@ fn table_commands_refuse_bad_input_and_a_full_store_says_so() {
         dht_max_entries: 2,
         ..config(r)
     });
-    let founders: Vec<PeerEntry> = (0..n).map(|i| entry(i, &net)).collect();
-    for i in 0..n {
-        let founders = founders.clone();
-        net.command(i, Command::ChordFound { founders })
-            .expect("found");
-    }
+    found(&mut net, n);
     let empty = net.command(0, Command::Get { key: Bytes::new() });
     assert_eq!(empty, Err(CommandError::BadKey(0)));
     let long = Bytes::from(vec![b'k'; 257]);
@@ -650,12 +641,7 @@ fn table_commands_refuse_bad_input_and_a_full_store_says_so() {
 fn requests_sent_while_duplicate_connections_resolve_are_answered() {
     let (n, r) = (5, 3);
     let mut net = network(n, |_| config(r));
-    let founders: Vec<PeerEntry> = (0..n).map(|i| entry(i, &net)).collect();
-    for i in 0..n {
-        let founders = founders.clone();
-        net.command(i, Command::ChordFound { founders })
-            .expect("found");
-    }
+    found(&mut net, n);
     for i in 0..n {
         let key = format!("early-{i}");
         // Only what is in flight is run: no timer, no retry can help.
