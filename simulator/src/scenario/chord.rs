@@ -36,22 +36,22 @@
 //!
 //! 1. **Build.** Node 0 creates the ring; every other node dials a random
 //!    member (not always node 0: no hub) and joins through it. After the
-//!    forming phase, joins start at [`JOIN_RATE_PER_MEMBER`]: a member
+//!    forming phase, joins start at `JOIN_RATE_PER_MEMBER`: a member
 //!    learns the joiners in its gap one stabilization round at a time, so
 //!    a burst of joins into few gaps would take the ring many rounds to
 //!    absorb. A failed or stuck join is retried through another member.
 //!    Then the run waits until the ring is ideal.
-//! 2. **Fingers.** It runs until [`FINGERS_SETTLED`] of a sample of
+//! 2. **Fingers.** It runs until `FINGERS_SETTLED` of a sample of
 //!    members hold exactly the fingers the ideal ring gives them. One
 //!    finger is refreshed per `chord_fix_fingers_interval`, a member needs
 //!    about log2(N / r) of them, and those found while the ring grew point
 //!    short, so this takes about one pass (20 s of virtual time at 10,000
 //!    nodes); it is capped at four.
 //! 3. **Keys** (`--keys`): `key-{i}` → `value-{i}` put from random members
-//!    at [`DHT_RATE`].
+//!    at `DHT_RATE`.
 //! 4. **Mass failure** (`--fail-fraction`): crash, then run until ideal.
 //! 5. **Lookups** of random keys from random members at
-//!    [`LOOKUP_RATE_PER_MEMBER`], with Poisson churn events meanwhile
+//!    `LOOKUP_RATE_PER_MEMBER`, with Poisson churn events meanwhile
 //!    (`--churn`).
 //! 6. **Quiet**: no more faults; joins under way finish and the ring must
 //!    become ideal. With keys, once a repair round (`dht_repair_interval`)

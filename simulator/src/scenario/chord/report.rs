@@ -51,7 +51,7 @@ pub struct ChordReport {
     /// Checks, once the ring had formed, where Zave's invariant or a
     /// property it implies failed (must be 0).
     pub invariant_violations: u64,
-    /// Checks that failed before the ring had formed (informational: [Z]
+    /// Checks that failed before the ring had formed (informational: \[Z\]
     /// makes no claim then, and a ring of `≤ r` members is never safe).
     pub forming_violations: u64,
     /// Checks that failed after a failure outside Zave's precondition
