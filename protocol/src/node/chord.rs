@@ -428,7 +428,6 @@ impl Node {
             }
             return;
         };
-        self.chord.stabilizing = Some(0);
         let req = self.chord_request(s1, Purpose::Stabilize, |req| {
             Message::ChordGetState(ChordGetState { req })
         });
@@ -453,7 +452,6 @@ impl Node {
                     .filter(|p| ring::in_open(me, p.id.as_u128(), s1.id.as_u128()));
                 match pred {
                     Some(p) => {
-                        self.chord.stabilizing = Some(0);
                         let req = self.chord_request(p, Purpose::StabilizePred, |req| {
                             Message::ChordGetState(ChordGetState { req })
                         });
@@ -543,7 +541,6 @@ impl Node {
                     return;
                 }
                 self.chord.waiting_notifier = Some(n);
-                self.chord.probing = Some(0);
                 let req = self.chord_request(old, Purpose::Probe, |req| {
                     Message::ChordGetState(ChordGetState { req })
                 });
