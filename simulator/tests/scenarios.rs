@@ -506,6 +506,13 @@ fn run_inline(text: &str) -> ScriptOutcome {
         .run("inline.toml", None)
 }
 
+/// Asserts that the one line with `needle` is a failed check that says
+/// `why`.
+fn fails_saying(outcome: &ScriptOutcome, needle: &str, why: &str) {
+    let found = line(outcome, needle);
+    assert!(found.starts_with('✗') && found.contains(why), "{found}");
+}
+
 /// The one line of the summary that contains `needle`.
 fn line<'a>(outcome: &'a ScriptOutcome, needle: &str) -> &'a str {
     match lines(outcome, needle)[..] {
@@ -582,11 +589,7 @@ fn ring_operations_pass_or_fail_on_their_answers() {
     );
     assert!(!outcome.passed);
     assert!(line(&outcome, "\"owner-right\"").starts_with('✓'));
-    let wrong = line(&outcome, "\"owner-wrong\"");
-    assert!(
-        wrong.starts_with('✗') && wrong.contains("node 2 was expected"),
-        "{wrong}"
-    );
+    fails_saying(&outcome, "\"owner-wrong\"", "node 2 was expected");
     let truth = line(&outcome, "\"owner-true\"");
     assert!(
         truth.starts_with('✓') && truth.contains("the true owner"),
@@ -594,28 +597,12 @@ fn ring_operations_pass_or_fail_on_their_answers() {
     );
     assert!(line(&outcome, "stored \"k\"").starts_with('✓'));
     assert!(line(&outcome, "\"read-right\"").starts_with('✓'));
-    let read = line(&outcome, "\"read-wrong\"");
-    assert!(
-        read.starts_with('✗') && read.contains("\"w\" was expected"),
-        "{read}"
-    );
+    fails_saying(&outcome, "\"read-wrong\"", "\"w\" was expected");
     assert!(line(&outcome, "\"read-none\"").starts_with('✓'));
-    let state = line(&outcome, "\"state-wrong\"");
-    assert!(
-        state.starts_with('✗') && state.contains("successors [0, 5]"),
-        "{state}"
-    );
+    fails_saying(&outcome, "\"state-wrong\"", "successors [0, 5]");
     assert!(line(&outcome, "\"state-right\"").starts_with('✓'));
-    let join = line(&outcome, "\"join-dead\"");
-    assert!(
-        join.starts_with('✗') && join.contains("never asked to join"),
-        "{join}"
-    );
-    let late = line(&outcome, "\"too-late\"");
-    assert!(
-        late.starts_with('✗') && late.contains("no answer when the run ended"),
-        "{late}"
-    );
+    fails_saying(&outcome, "\"join-dead\"", "never asked to join");
+    fails_saying(&outcome, "\"too-late\"", "no answer when the run ended");
     // The crash was within the constraint: the watch held throughout.
     assert!(line(&outcome, "ring_invariant").starts_with('✓'));
 }

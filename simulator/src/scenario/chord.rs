@@ -61,7 +61,7 @@
 //! Nodes run [`Config::lan`] timings in plaintext, with no random overlay
 //! (`target_peers` 0): the ring keeps the links it needs itself.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Instant as WallClock;
 
 use bytes::Bytes;
@@ -1026,13 +1026,16 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             .saturating_mul(r as u64);
         let now = self.sim.now();
         self.recent_failures.retain(|_, &mut at| now - at < window);
-        let recent: BTreeSet<u128> = self.recent_failures.keys().copied().collect();
+        let recent: Vec<NodeId> = self
+            .recent_failures
+            .keys()
+            .map(|&k| NodeId::from_u128(k))
+            .collect();
+        let members: Vec<NodeId> = self.truth.ids().map(NodeId::from_u128).collect();
+        let run = chord_check::failed_run(&members, &recent, NodeId::from_u128(id));
         let mut ids: HashSet<u128, FixedState> = HashSet::with_hasher(FixedState::with_seed(5));
         ids.insert(id);
-        if self.truth.len() <= r + 1
-            || self.truth.failed_run(id, &recent) >= r
-            || !self.check_without(&ids).safe()
-        {
+        if self.truth.len() <= r + 1 || run >= r || !self.check_without(&ids).safe() {
             self.report.churn_failures_skipped += 1;
             return Ok(());
         }

@@ -13,8 +13,7 @@ use crate::engine::NodeIdx;
 
 /// `x ∈ (a, b]` on the ring (spec/chord.md §1); `(a, a]` is every id.
 pub(super) fn in_half_open(a: u128, x: u128, b: u128) -> bool {
-    let dx = x.wrapping_sub(a);
-    a == b || (dx > 0 && dx <= b.wrapping_sub(a))
+    x == b || crate::chord_check::between(a, x, b)
 }
 
 /// The ground truth: who is a live ring member, kept up to date on every
@@ -85,30 +84,9 @@ impl Truth {
             .collect()
     }
 
-    /// The length of the run of consecutive failed ids that the failure of
-    /// member `victim` would make, counting it and the ids in `recent`
-    /// (members that failed a moment ago) next to it in ring order.
-    pub(super) fn failed_run(&self, victim: u128, recent: &BTreeSet<u128>) -> usize {
-        let near = |forward: bool| {
-            let mut ids: Vec<(u128, bool)> = self
-                .successors(victim, recent.len() + 1)
-                .into_iter()
-                .chain(self.predecessors(victim, recent.len() + 1))
-                .map(|id| (id, false))
-                .chain(recent.iter().map(|&id| (id, true)))
-                .filter(|&(id, _)| id != victim)
-                .collect();
-            let away = |id: u128| {
-                if forward {
-                    id.wrapping_sub(victim)
-                } else {
-                    victim.wrapping_sub(id)
-                }
-            };
-            ids.sort_unstable_by_key(|&(id, _)| away(id));
-            ids.iter().take_while(|&&(_, failed)| failed).count()
-        };
-        (1 + near(true) + near(false)).min(self.len() + recent.len())
+    /// Live members' ids, in ring order.
+    pub(super) fn ids(&self) -> impl Iterator<Item = u128> + '_ {
+        self.ids.iter().copied()
     }
 
     /// The `k` members before `id`, nearest first.
@@ -213,22 +191,6 @@ mod tests {
         assert_eq!(truth.owner(150), Some(250));
         assert_eq!(truth.len(), 3);
         assert!(!truth.is_member(200));
-    }
-
-    #[test]
-    fn failed_run_counts_recent_failures_next_to_the_victim() {
-        let mut truth = Truth::default();
-        for (i, id) in [(0, 10u128), (1, 30), (2, 50), (3, 70)] {
-            truth.add(i, id);
-        }
-        let recent = |ids: &[u128]| ids.iter().copied().collect::<BTreeSet<u128>>();
-        // 20 and 40 failed a moment ago: 30 between them would make three.
-        assert_eq!(truth.failed_run(30, &recent(&[20, 40])), 3);
-        assert_eq!(truth.failed_run(50, &recent(&[20])), 1);
-        assert_eq!(truth.failed_run(10, &recent(&[20, 5])), 3);
-        // Round the top of the identifier space.
-        assert_eq!(truth.failed_run(70, &recent(&[u128::MAX, 1])), 3);
-        assert_eq!(truth.failed_run(70, &recent(&[])), 1);
     }
 
     #[test]

@@ -140,6 +140,19 @@ fn ms(at: Instant) -> u64 {
     at.as_micros() / 1000
 }
 
+/// Removes and returns the join node `node` (in run `incarnation`) is
+/// waiting on, if any.
+fn take_joining(
+    joins: &mut Vec<PendingJoin>,
+    node: NodeIdx,
+    incarnation: u32,
+) -> Option<PendingJoin> {
+    let k = joins.iter().position(|j| {
+        j.node == node && j.incarnation == incarnation && matches!(j.state, JoinState::Joining)
+    })?;
+    Some(joins.remove(k))
+}
+
 /// Node `id`'s index, or its short id if no node has it.
 fn name(sim: &Sim<Ledger>, id: NodeId) -> String {
     match (0..sim.len() as NodeIdx).find(|&i| sim.id(i) == id) {
@@ -259,12 +272,7 @@ impl Ring {
                     predecessor,
                     hops,
                 } => {
-                    if let Some(k) = self.joins.iter().position(|j| {
-                        j.node == e.node
-                            && j.incarnation == e.incarnation
-                            && matches!(j.state, JoinState::Joining)
-                    }) {
-                        let j = self.joins.remove(k);
+                    if let Some(j) = take_joining(&mut self.joins, e.node, e.incarnation) {
                         verdicts.push(j.origin.verdict(
                             true,
                             format!(
@@ -281,12 +289,7 @@ impl Ring {
                     }
                 }
                 Event::ChordJoinFailed { reason } => {
-                    if let Some(k) = self.joins.iter().position(|j| {
-                        j.node == e.node
-                            && j.incarnation == e.incarnation
-                            && matches!(j.state, JoinState::Joining)
-                    }) {
-                        let j = self.joins.remove(k);
+                    if let Some(j) = take_joining(&mut self.joins, e.node, e.incarnation) {
                         verdicts.push(j.origin.verdict(
                             false,
                             format!(
