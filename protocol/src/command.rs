@@ -4,7 +4,7 @@ use core::net::SocketAddr;
 
 use bytes::Bytes;
 
-use crate::chord::OpId;
+use crate::OpId;
 use crate::messaging::RequestId;
 use crate::time::Duration;
 use crate::wire::PeerEntry;

@@ -90,6 +90,13 @@ impl FromStr for NodeId {
     }
 }
 
+/// Identifies one operation a command started (a lookup, a table
+/// operation): the id of its [`Event::LookupDone`](crate::Event::LookupDone),
+/// [`Event::DhtGetResult`](crate::Event::DhtGetResult) and the like. Unique
+/// within a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpId(pub u64);
+
 /// Names one transport connection between the driver and the node.
 ///
 /// Two disjoint spaces keep the two sides from ever colliding: the node picks

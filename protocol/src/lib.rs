@@ -185,6 +185,7 @@
 mod chord;
 mod command;
 mod config;
+mod cx;
 mod dht;
 mod id;
 mod identity;
@@ -196,18 +197,20 @@ mod node;
 mod output;
 mod peers;
 mod rng;
+mod rpc;
 mod session;
 pub mod testing;
 mod time;
 mod timer;
 pub mod wire;
 
-pub use chord::{ChordRole, DhtError, LookupError, OpId};
+pub use chord::{ChordRole, LookupError};
 pub use command::{Accepted, Command, CommandError};
 pub use config::{
     CHORD_MIN_FRAME_LEN, Config, ConfigError, MAX_BOOTSTRAP, MIN_MAX_FRAME_LEN, Security,
 };
-pub use id::{ConnId, NodeId, ParseNodeIdError, ShortId};
+pub use dht::DhtError;
+pub use id::{ConnId, NodeId, OpId, ParseNodeIdError, ShortId};
 pub use identity::{Identity, PublicKey};
 pub use input::{Direction, Input, TransportError};
 pub use messaging::{DeliveryError, RequestId};

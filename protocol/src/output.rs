@@ -5,7 +5,9 @@ use core::net::SocketAddr;
 use bytes::Bytes;
 use smallvec::SmallVec;
 
-use crate::chord::{DhtError, LookupError, OpId};
+use crate::OpId;
+use crate::chord::LookupError;
+use crate::dht::DhtError;
 use crate::messaging::{DeliveryError, RequestId};
 use crate::time::Duration;
 use crate::wire::{Capabilities, DecodeError, GoodbyeReason};

@@ -1,12 +1,15 @@
-//! Per-request deadlines: a min-heap cancelled lazily.
+//! Deadlines: a min-heap cancelled lazily.
 //!
-//! Components keep fixed timers in their own small tables; anything that
-//! exists once per connection or request (a handshake deadline, later a
-//! request timeout) goes here. Entries are never removed on cancel: the owner
-//! checks, when an entry fires, whether it still applies (by a serial number
-//! that changes when the thing it guards is replaced). [`DeadlineQueue::prune`]
-//! drops dead entries from the top so [`Node::poll_timeout`](crate::Node::poll_timeout)
-//! does not report a deadline that nobody waits for.
+//! Every component keeps its own queue of its own timer kinds (a
+//! [`DeadlineQueue`] of its `Timer` enum); the node fires them all in one
+//! order, earliest first, ties in the order they were armed across the whole
+//! node (the components draw their sequence numbers from one counter, see
+//! [`Cx::timer_seq`](crate::cx::Cx::timer_seq)). Entries are never removed
+//! on cancel: the owner checks, when an entry fires, whether it still
+//! applies (by a serial number that changes when the thing it guards is
+//! replaced). [`DeadlineQueue::prune`] drops dead entries from the top so
+//! [`Node::poll_timeout`](crate::Node::poll_timeout) does not report a
+//! deadline that nobody waits for.
 
 use core::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -49,6 +52,12 @@ pub(crate) struct DeadlineQueue<K> {
 /// The queue is never swept below this size.
 const MIN_COMPACT_AT: usize = 64;
 
+impl<K> Default for DeadlineQueue<K> {
+    fn default() -> Self {
+        DeadlineQueue::new()
+    }
+}
+
 impl<K> DeadlineQueue<K> {
     pub(crate) fn new() -> Self {
         DeadlineQueue {
@@ -58,18 +67,33 @@ impl<K> DeadlineQueue<K> {
         }
     }
 
+    /// Queues `key` at `at`, after every entry queued before at the same
+    /// instant.
     pub(crate) fn push(&mut self, at: Instant, key: K) {
         self.seq += 1;
-        self.heap.push(Reverse(Entry {
-            at,
-            seq: self.seq,
-            key,
-        }));
+        self.push_seq(at, self.seq, key);
+    }
+
+    /// Queues `key` at `at` with a sequence number drawn by the caller from
+    /// a counter shared with other queues, so that entries of several queues
+    /// can be merged in one order (see the module docs).
+    pub(crate) fn push_seq(&mut self, at: Instant, seq: u64, key: K) {
+        self.heap.push(Reverse(Entry { at, seq, key }));
     }
 
     /// The earliest deadline, if any.
     pub(crate) fn next(&self) -> Option<Instant> {
         self.heap.peek().map(|e| e.0.at)
+    }
+
+    /// The earliest entry's deadline and sequence number, if any.
+    pub(crate) fn peek(&self) -> Option<(Instant, u64)> {
+        self.heap.peek().map(|e| (e.0.at, e.0.seq))
+    }
+
+    /// Removes and returns the earliest entry, due or not.
+    pub(crate) fn pop(&mut self) -> Option<K> {
+        self.heap.pop().map(|e| e.0.key)
     }
 
     /// Removes and returns the earliest entry due at or before `now`.
@@ -106,6 +130,13 @@ impl<K> DeadlineQueue<K> {
             self.retain(live);
             self.compact_at = (2 * self.heap.len()).max(MIN_COMPACT_AT);
         }
+    }
+
+    /// Prunes and, when due, compacts (what a queue's owner does after
+    /// every call).
+    pub(crate) fn tidy(&mut self, mut live: impl FnMut(&K) -> bool) {
+        self.prune(&mut live);
+        self.compact(&mut live);
     }
 
     pub(crate) fn len(&self) -> usize {

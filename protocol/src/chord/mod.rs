@@ -1,9 +1,23 @@
 //! The `chord` component (spec/chord.md): the ring of Zave's corrected
-//! Chord, its lookups and fingers. `ring.rs` holds the pure rules; this
-//! module the public vocabulary and the component's state; the node acts
-//! on it in `node/chord.rs` (ring maintenance) and `node/lookup.rs`
-//! (lookups, fingers, routing).
+//! Chord, its lookups and fingers.
+//!
+//! - `ring.rs`: the pure rules (intervals, `clip`, rectify, the lookup
+//!   responder).
+//! - `maintain.rs`: starting or joining a ring, stabilization, rectify, and
+//!   what a dead peer does to the pointers (§4–§6).
+//! - `lookup.rs`: iterative lookups, lazy fingers, routing to a node (§7, §9).
+//! - `respond.rs`: answering the chord messages, and their replies.
+//!
+//! The ring's requests (chord's own and its clients', the table's) share
+//! one table of the request layer ([`Rpc`]): a member that fails one is
+//! dead to all of them. The component knows nothing of its clients: a
+//! client's lookups and requests carry an opaque `u64` that comes back with
+//! their end, and the client hears of ring changes through
+//! [`RingObserver`].
 
+mod lookup;
+mod maintain;
+mod respond;
 pub(crate) mod ring;
 
 use core::net::SocketAddr;
@@ -12,15 +26,13 @@ use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 use smallvec::SmallVec;
 
-use crate::NodeId;
-use crate::time::Instant;
-use crate::wire::{Message, PeerEntry};
-
-/// Identifies one lookup or table operation a command started: the id of
-/// its [`Event::LookupDone`](crate::Event::LookupDone),
-/// [`Event::DhtGetResult`](crate::Event::DhtGetResult) and the like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OpId(pub u64);
+use crate::cx::Cx;
+use crate::rng::{Rng, Stream};
+use crate::rpc::{Done, OnLost, Rpc};
+use crate::time::{Duration, Instant};
+use crate::timer::DeadlineQueue;
+use crate::wire::{Capabilities, Message, PeerEntry};
+use crate::{Config, NodeId, OpId};
 
 /// Where a node stands towards the ring (spec/chord.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,43 +64,6 @@ pub enum LookupError {
     ShutDown,
 }
 
-/// Why a table operation failed (spec/chord.md §10.5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DhtError {
-    /// The node asked is not a ring member.
-    #[error("not in the ring")]
-    NotInRing,
-    /// The coordinator does not own the key (the ring is changing); the
-    /// client retried until its time ran out.
-    #[error("the coordinator does not own the key")]
-    NotOwner,
-    /// A holder's store is at its cap.
-    #[error("a holder's store is full")]
-    Full,
-    /// The entry does not fit a peer's frame cap.
-    #[error("too large for a peer's frame cap")]
-    TooLarge,
-    /// The owner stored the entry but fewer than `dht_replicas` holders
-    /// acknowledged it in time; repair will spread it.
-    #[error("stored as version {version} on {holders} holders only")]
-    Incomplete {
-        /// The version it was given.
-        version: u64,
-        /// Holders that acknowledged, the owner included.
-        holders: u8,
-    },
-    /// No holder answered.
-    #[error("no holder answered")]
-    Unreachable,
-    /// `lookup_timeout` passed.
-    #[error("timed out")]
-    Timeout,
-    /// The node shut down.
-    #[error("the node shut down")]
-    ShutDown,
-}
-
 /// A pointer: a ring node and where to dial it.
 pub(crate) type Pointer = PeerEntry;
 
@@ -105,9 +80,9 @@ pub(crate) fn positions(list: &[Pointer]) -> SmallVec<[u128; 8]> {
     list.iter().map(|p| p.id.as_u128()).collect()
 }
 
-/// What a chord request is for; its reply or failure continues it.
+/// What a ring request is for; its reply or failure continues it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Purpose {
+pub(crate) enum RingCall {
     /// §6.2 step 1: `ChordGetState` to the first successor.
     Stabilize,
     /// §6.2 step 4: `ChordGetState` to the successor's predecessor.
@@ -118,25 +93,12 @@ pub(crate) enum Purpose {
     Notify,
     /// One hop of lookup `u64`.
     Hop(u64),
-    /// A dht exchange (`node/dht.rs`).
-    Dht(u64),
-}
-
-/// A chord or dht request awaiting its reply (spec/chord.md §4).
-pub(crate) struct Request {
-    pub(crate) peer: Pointer,
-    pub(crate) purpose: Purpose,
-    /// What it sends (kept to send again when the connection it went out
-    /// on closes before the reply; values are shared, not copied).
-    pub(crate) message: Message,
-    /// Not sent yet: its peer is being dialled.
-    pub(crate) unsent: bool,
-    /// Failed before its timeout; handled at its next deadline.
-    pub(crate) failed: Option<crate::node::EarlyFailure>,
+    /// A client's request, with the client's own token.
+    Client(u64),
 }
 
 /// What started a lookup, and so where its result goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LookupFor {
     /// `Command::Lookup`.
     Command(OpId),
@@ -146,64 +108,137 @@ pub(crate) enum LookupFor {
     Finger(u8),
     /// A message waits for node `T` (spec/chord.md §9).
     Route(NodeId),
-    /// A dht operation.
-    Dht(OpId),
+    /// A client's lookup, with the client's own token.
+    Client(u64),
 }
 
-/// One iterative `find_successor` (spec/chord.md §7.2).
-pub(crate) struct Lookup {
+/// A lookup's result: the list L the last hop gave, the node that answered
+/// `Done`, and the hops it took.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    pub(crate) list: Vec<Pointer>,
+    pub(crate) by: Pointer,
+    pub(crate) hops: u32,
+}
+
+/// A lookup that ended, for whatever started it. The peers it dialled
+/// only for itself may be closed first, if nothing else needs them.
+#[derive(Debug)]
+pub(crate) struct Finished {
     pub(crate) key: u128,
     pub(crate) purpose: LookupFor,
-    /// The closest node that answered `Next`.
-    pub(crate) closest: Option<u128>,
-    /// Still to ask, closest to the key first.
-    pub(crate) candidates: Vec<Pointer>,
-    pub(crate) tried: SmallVec<[NodeId; 8]>,
-    pub(crate) sent: u32,
-    pub(crate) hops: u32,
-    /// Peers dialled only for this lookup: closed when it ends unless they
-    /// became pointers.
+    pub(crate) result: Result<Found, LookupError>,
     pub(crate) dialled: SmallVec<[NodeId; 8]>,
 }
 
-/// The component's state (spec/chord.md §3).
+/// What [`Chord::route`] did.
+#[derive(Debug)]
+pub(crate) enum RouteStart {
+    /// Not a member: the ring cannot help.
+    Unavailable,
+    /// A lookup is under way; its end comes as [`LookupFor::Route`].
+    Started,
+    /// The node knew at once.
+    Found(Result<Found, LookupError>),
+}
+
+/// One iterative `find_successor` (spec/chord.md §7.2).
+struct Lookup {
+    key: u128,
+    purpose: LookupFor,
+    /// The closest node that answered `Next`.
+    closest: Option<u128>,
+    /// Still to ask, closest to the key first.
+    candidates: Vec<Pointer>,
+    tried: SmallVec<[NodeId; 8]>,
+    sent: u32,
+    hops: u32,
+    /// Peers dialled only for this lookup: closed when it ends unless they
+    /// became pointers.
+    dialled: SmallVec<[NodeId; 8]>,
+}
+
+/// Told of ring changes, synchronously, by the component that keeps the
+/// ring (the table: hand-off and repair follow the ring).
+pub(crate) trait RingObserver {
+    /// The node became a member.
+    fn joined(&mut self, cx: &mut dyn Cx);
+    /// The successor list or the predecessor changed.
+    fn ring_changed(&mut self, cx: &mut dyn Cx, ring: &mut Chord);
+    /// The predecessor changed from `old`.
+    fn predecessor_changed(&mut self, cx: &mut dyn Cx, ring: &mut Chord, old: Option<NodeId>);
+}
+
+/// The component's timers (its requests' deadlines are the request
+/// layer's).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Timer {
+    /// Stabilize (this generation of the timer).
+    Stabilize { generation: u64 },
+    /// Refresh one finger.
+    FixFingers,
+    /// Lookup `id`'s deadline.
+    Lookup { id: u64 },
+}
+
+/// Counters of the component.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ChordStats {
+    pub(crate) flushes: u64,
+    pub(crate) lookups: u64,
+    pub(crate) lookups_failed: u64,
+}
+
+/// The component's settings, from `Config`.
+struct Settings {
+    stabilize_interval: Duration,
+    request_timeout: Duration,
+    fix_fingers_interval: Duration,
+    max_hops: u32,
+    max_lookups: usize,
+    lookup_timeout: Duration,
+    listen_addrs: SmallVec<[SocketAddr; 2]>,
+}
+
+/// The component (spec/chord.md §3).
 pub(crate) struct Chord {
-    pub(crate) role: ChordRole,
-    pub(crate) r: usize,
-    pub(crate) succs: Vec<Pointer>,
-    pub(crate) pred: Option<Pointer>,
+    role: ChordRole,
+    r: usize,
+    succs: Vec<Pointer>,
+    pred: Option<Pointer>,
     /// Finger index → pointer, sorted by index; only fingers outside the
     /// successor list are kept.
-    pub(crate) fingers: Vec<(u8, Pointer)>,
+    fingers: Vec<(u8, Pointer)>,
     /// The request of the stabilization in flight.
-    pub(crate) stabilizing: Option<u64>,
+    stabilizing: Option<u64>,
     /// Stabilizations started at once in a row after dropping a dead first
     /// successor (at most `r`).
-    pub(crate) quick_restabilize: usize,
+    quick_restabilize: usize,
     /// Bumped whenever a stabilize timer is set, so older ones lapse.
-    pub(crate) stabilize_generation: u64,
+    stabilize_generation: u64,
     /// The rectify probe in flight, and the notifier waiting on it.
-    pub(crate) probing: Option<u64>,
-    pub(crate) waiting_notifier: Option<Pointer>,
+    probing: Option<u64>,
+    waiting_notifier: Option<Pointer>,
     /// The finger index the next fix-fingers tick starts from.
-    pub(crate) next_finger: u8,
-    pub(crate) requests: HashMap<u64, Request, FixedState>,
-    pub(crate) lookups: HashMap<u64, Lookup, FixedState>,
-    pub(crate) next_req: u64,
-    pub(crate) next_op: u64,
-    /// When this node became a member (for the status line).
-    pub(crate) member_since: Option<Instant>,
+    next_finger: u8,
+    lookups: HashMap<u64, Lookup, FixedState>,
+    /// The ring's requests (chord's and its clients').
+    pub(crate) rpc: Rpc<RingCall>,
+    rng: Rng,
+    settings: Settings,
+    pub(crate) timers: DeadlineQueue<Timer>,
+    pub(crate) stats: ChordStats,
 }
 
 impl Chord {
-    pub(crate) fn new(enabled: bool, r: usize, hasher: FixedState) -> Self {
+    pub(crate) fn new(config: &Config, seed: u64, hasher: FixedState) -> Self {
         Chord {
-            role: if enabled {
+            role: if config.chord {
                 ChordRole::Out
             } else {
                 ChordRole::Off
             },
-            r,
+            r: config.chord_successors,
             succs: Vec::new(),
             pred: None,
             fingers: Vec::new(),
@@ -213,22 +248,54 @@ impl Chord {
             probing: None,
             waiting_notifier: None,
             next_finger: 127,
-            requests: HashMap::with_hasher(hasher.clone()),
-            lookups: HashMap::with_hasher(hasher),
-            next_req: 0,
-            next_op: 0,
-            member_since: None,
+            lookups: HashMap::with_hasher(hasher.clone()),
+            rpc: Rpc::new(1, OnLost::Resend, hasher),
+            rng: Rng::derive(seed, Stream::Chord, None),
+            settings: Settings {
+                stabilize_interval: config.chord_stabilize_interval,
+                request_timeout: config.chord_request_timeout,
+                fix_fingers_interval: config.chord_fix_fingers_interval,
+                max_hops: config.chord_max_hops,
+                max_lookups: config.chord_max_lookups,
+                lookup_timeout: config.lookup_timeout,
+                listen_addrs: config.listen_addrs.clone(),
+            },
+            timers: DeadlineQueue::new(),
+            stats: ChordStats::default(),
         }
+    }
+
+    // ----- the view other components read -----
+
+    /// Where this node stands towards the ring.
+    pub(crate) fn role(&self) -> ChordRole {
+        self.role
     }
 
     pub(crate) fn is_member(&self) -> bool {
         self.role == ChordRole::Member
     }
 
-    /// A fresh request id.
-    pub(crate) fn next_req(&mut self) -> u64 {
-        self.next_req += 1;
-        self.next_req
+    /// The successor list, nearest first.
+    pub(crate) fn successors(&self) -> &[Pointer] {
+        &self.succs
+    }
+
+    /// The predecessor, if known.
+    pub(crate) fn predecessor(&self) -> Option<&Pointer> {
+        self.pred.as_ref()
+    }
+
+    /// Distinct finger targets, by finger index.
+    pub(crate) fn finger_ids(&self) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> = self.fingers.iter().map(|(_, p)| p.id).collect();
+        ids.dedup();
+        ids
+    }
+
+    /// Lookups in flight.
+    pub(crate) fn lookups_in_flight(&self) -> usize {
+        self.lookups.len()
     }
 
     /// Whether `id` is a pointer: predecessor, successor or finger.
@@ -238,18 +305,113 @@ impl Chord {
             || self.fingers.iter().any(|(_, p)| p.id == id)
     }
 
-    /// The pointer entry for `id`, if `id` is one.
-    pub(crate) fn pointer(&self, id: NodeId) -> Option<&Pointer> {
-        self.succs
-            .iter()
-            .chain(self.pred.as_ref())
-            .chain(self.fingers.iter().map(|(_, p)| p))
-            .find(|p| p.id == id)
+    /// Whether this node needs its connection to `peer`: a pointer, or a
+    /// ring request to it is in flight.
+    pub(crate) fn needs(&self, peer: NodeId) -> bool {
+        self.is_pointer(peer) || self.rpc.has_call_to(peer)
+    }
+
+    /// A client's request to a ring member: `build(req)` goes to `to`
+    /// (dialled if needed), needing `needs` on its session; its end comes
+    /// back as [`RingCall::Client`] with `token`.
+    pub(crate) fn client_call(
+        &mut self,
+        cx: &mut dyn Cx,
+        to: Pointer,
+        token: u64,
+        needs: Capabilities,
+        build: impl FnOnce(u64) -> Message,
+    ) -> u64 {
+        let timeout = self.settings.request_timeout;
+        self.rpc
+            .call(cx, to, RingCall::Client(token), needs, true, timeout, build)
+    }
+
+    /// A chord request of chord's own.
+    fn call(
+        &mut self,
+        cx: &mut dyn Cx,
+        to: Pointer,
+        call: RingCall,
+        build: impl FnOnce(u64) -> Message,
+    ) -> u64 {
+        let timeout = self.settings.request_timeout;
+        let expects_reply = call != RingCall::Notify;
+        self.rpc.call(
+            cx,
+            to,
+            call,
+            Capabilities::CHORD,
+            expects_reply,
+            timeout,
+            build,
+        )
+    }
+
+    fn arm(&mut self, cx: &mut dyn Cx, at: Instant, timer: Timer) {
+        let seq = cx.timer_seq();
+        self.timers.push_seq(at, seq, timer);
+    }
+
+    /// Whether `timer` still guards something.
+    pub(crate) fn is_live(&self, timer: &Timer) -> bool {
+        match *timer {
+            Timer::Stabilize { generation } => generation == self.stabilize_generation,
+            Timer::FixFingers => true,
+            Timer::Lookup { id } => self.lookups.contains_key(&id),
+        }
+    }
+
+    /// Drops cancelled timers, its own and its requests'.
+    pub(crate) fn tidy_timers(&mut self) {
+        let (generation, lookups) = (self.stabilize_generation, &self.lookups);
+        self.timers.tidy(|timer| match *timer {
+            Timer::Stabilize { generation: g } => g == generation,
+            Timer::FixFingers => true,
+            Timer::Lookup { id } => lookups.contains_key(&id),
+        });
+        self.rpc.tidy_timers();
+    }
+
+    /// A timer fired. A lookup that ended is handed back.
+    pub(crate) fn fire(
+        &mut self,
+        cx: &mut dyn Cx,
+        obs: &mut dyn RingObserver,
+        timer: Timer,
+    ) -> Option<Finished> {
+        match timer {
+            Timer::Stabilize { generation } => {
+                self.stabilize_tick(cx, obs, generation);
+                None
+            }
+            Timer::FixFingers => {
+                self.fix_fingers_tick(cx);
+                None
+            }
+            Timer::Lookup { id } => self.lookup_failed(id, LookupError::Timeout),
+        }
+    }
+
+    /// Whether a ring request that ended means its peer is dead (§4):
+    /// timeout, failed dials, or a non-member answer.
+    pub(crate) fn is_death(done: &Done<RingCall>) -> bool {
+        use crate::rpc::{Failure, Outcome};
+        use crate::wire::ChordReplyKind;
+        match &done.outcome {
+            Outcome::Failed(Failure::TimedOut | Failure::Dead | Failure::Lost) => true,
+            Outcome::Failed(Failure::Refused) => false,
+            Outcome::Reply(Message::ChordState(s)) => !s.member,
+            Outcome::Reply(Message::ChordFindSuccessorReply(r)) => {
+                r.kind == ChordReplyKind::NotInRing
+            }
+            Outcome::Reply(_) => false,
+        }
     }
 
     /// §4 Flush(X): forget `id` wherever it is a pointer. Returns whether
     /// this emptied the successor list of a member (an orphan, §6.4).
-    pub(crate) fn flush(&mut self, id: NodeId) -> bool {
+    fn flush(&mut self, id: NodeId) -> bool {
         let had = !self.succs.is_empty();
         self.succs.retain(|p| p.id != id);
         self.fingers.retain(|(_, p)| p.id != id);
@@ -261,7 +423,7 @@ impl Chord {
 
     /// Adopts `list` (already clipped) as the successor list, and drops
     /// fingers the list now covers.
-    pub(crate) fn set_succs(&mut self, list: Vec<Pointer>) {
+    fn set_succs(&mut self, list: Vec<Pointer>) {
         self.succs = list;
         let succs = &self.succs;
         self.fingers
@@ -269,14 +431,28 @@ impl Chord {
     }
 
     /// Finger positions, for the responder.
-    pub(crate) fn finger_positions(&self) -> SmallVec<[u128; 16]> {
+    fn finger_positions(&self) -> SmallVec<[u128; 16]> {
         self.fingers.iter().map(|(_, p)| p.id.as_u128()).collect()
     }
 
+    /// The pointer entry for `id`, if `id` is one.
+    fn pointer(&self, id: NodeId) -> Option<&Pointer> {
+        self.succs
+            .iter()
+            .chain(self.pred.as_ref())
+            .chain(self.fingers.iter().map(|(_, p)| p))
+            .find(|p| p.id == id)
+    }
+
     /// `clip` over pointers: keeps the entries `ring::clip` keeps.
-    pub(crate) fn clip(&self, me: NodeId, list: impl IntoIterator<Item = Pointer>) -> Vec<Pointer> {
+    fn clip(&self, me: NodeId, list: impl IntoIterator<Item = Pointer>) -> Vec<Pointer> {
         let list: Vec<Pointer> = list.into_iter().collect();
         let kept = ring::clip(me.as_u128(), list.iter().map(|p| p.id.as_u128()), self.r);
         list.into_iter().take(kept.len()).collect()
+    }
+
+    /// This node as a pointer.
+    fn self_pointer(&self, cx: &dyn Cx) -> Pointer {
+        pointer(cx.me(), &self.settings.listen_addrs)
     }
 }

@@ -1,40 +1,33 @@
 //! [`Node`]: the state machine every driver runs.
 //!
-//! This file holds the node's state, its public surface and the timer
-//! dispatch. `connections.rs` owns the connection table (dials, caps, the
-//! one-connection-per-peer rule, closing); `overlay.rs` acts on the overlay
-//! messages (discovery, liveness, mesh, messaging).
+//! This module holds the driving contract (`handle_input`, `command`,
+//! `poll_output`, `poll_timeout`) and the node's accessors. A node is the
+//! connection layer ([`Net`], which also implements the components'
+//! context) and the components above it; `route.rs` is the router: it
+//! hands each message, timer, command and peer change to the component
+//! that owns it, and holds no component's rules.
 
-mod chord;
-mod connections;
-mod dht;
-mod lookup;
-mod overlay;
+mod route;
 
-pub(crate) use chord::EarlyFailure;
-
-use core::net::SocketAddr;
-use std::collections::VecDeque;
-
-use bytes::Bytes;
 use foldhash::fast::FixedState;
-use hashbrown::HashMap;
 use tracing::info;
 
 use crate::chord::{Chord, ChordRole};
+use crate::cx::Cx;
+use crate::dht::Dht;
 use crate::liveness::Liveness;
-use crate::mesh::SeenCache;
-use crate::messaging::{Messaging, RequestId};
-use crate::peers::PeerCache;
+use crate::mesh::Mesh;
+use crate::messaging::Messaging;
+use crate::peers::Net;
 use crate::rng::{Rng, Stream};
-use crate::session::{Session, SessionContext, SessionOutput};
 use crate::time::{Duration, Instant};
-use crate::timer::DeadlineQueue;
 use crate::wire::PeerEntry;
 use crate::{
-    Accepted, Command, CommandError, Config, ConfigError, ConnId, Direction, Identity, Input,
-    NodeId, Output,
+    Accepted, CloseReason, Command, CommandError, Config, ConfigError, Identity, Input, NodeId,
+    Output,
 };
+
+use route::Parts;
 
 /// Counters an operator reads to see what a node has been doing. They only
 /// grow.
@@ -94,189 +87,23 @@ pub struct Stats {
     pub chord_lookups_failed: u64,
 }
 
-struct Connection {
-    /// Distinguishes this connection from an earlier one that had the same
-    /// driver-chosen id, for lazily cancelled deadlines.
-    serial: u64,
-    direction: Direction,
-    remote: SocketAddr,
-    /// The id the dial demanded.
-    expected: Option<NodeId>,
-    /// Known once the session is established.
-    peer: Option<NodeId>,
-    /// `None` while the dial is in flight.
-    session: Option<Session>,
-    /// The `ConnectAny` race this dial belongs to.
-    race: Option<u64>,
-    /// The application asked for this dial: its peer becomes wanted.
-    wanted: bool,
-    /// The bootstrap entry this dial is for.
-    bootstrap: Option<usize>,
-    /// We sent `Goodbye(Duplicate)`: nothing more is sent, and reads go on
-    /// until the peer's own goodbye says it has sent everything.
-    draining: bool,
-    /// The peer sent `Goodbye(Duplicate)` on it while it was our only
-    /// connection to that peer: we keep sending on it (the peer reads until
-    /// our goodbye) until the connection the peer kept comes up.
-    peer_draining: bool,
-}
-
-impl Connection {
-    /// Established, and usable for sending.
-    fn usable(&self) -> bool {
-        self.peer.is_some() && !self.draining
-    }
-}
-
-/// An established peer: the connection used to reach it, and its liveness.
-struct PeerLink {
-    conn: ConnId,
-    /// Changes each time the peer comes up, for lazily cancelled timers.
-    generation: u64,
-    liveness: Liveness,
-}
-
-/// A bootstrap address and its redial state.
-struct BootstrapAddr {
-    addr: SocketAddr,
-    /// Who answered there last time.
-    id: Option<NodeId>,
-    failures: u32,
-    next_dial_at: Instant,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Deadline {
-    Handshake {
-        conn: ConnId,
-        serial: u64,
-    },
-    Drain {
-        conn: ConnId,
-        serial: u64,
-    },
-    Ping {
-        peer: NodeId,
-        generation: u64,
-    },
-    PongDue {
-        peer: NodeId,
-        generation: u64,
-        nonce: u64,
-    },
-    Request {
-        id: RequestId,
-    },
-    Waiting {
-        peer: NodeId,
-        serial: u64,
-    },
-    Maintenance,
-    ChordStabilize {
-        generation: u64,
-    },
-    ChordFixFingers,
-    ChordRequest {
-        req: u64,
-    },
-    ChordLookup {
-        id: u64,
-    },
-    DhtOp {
-        id: u64,
-    },
-    DhtRetry {
-        id: u64,
-    },
-    DhtRepair,
-}
-
-type Map<K, V> = HashMap<K, V, FixedState>;
-
-/// Output-queue capacity an idle node keeps.
-const OUTPUTS_KEPT: usize = 16;
-
-/// Whether deadline `d` still guards something. Cancelled deadlines are not
-/// removed from the queue; they are recognised here when they surface.
-fn is_live(
-    conns: &Map<ConnId, Box<Connection>>,
-    links: &Map<NodeId, PeerLink>,
-    messaging: &Messaging,
-    chord: &Chord,
-    dht: &dht::DhtState,
-    d: &Deadline,
-) -> bool {
-    let conn_is = |conn, serial, f: fn(&Connection) -> bool| {
-        conns.get(&conn).is_some_and(|c| c.serial == serial && f(c))
-    };
-    match *d {
-        Deadline::Handshake { conn, serial } => conn_is(conn, serial, |c| c.peer.is_none()),
-        Deadline::Drain { conn, serial } => {
-            conn_is(conn, serial, |c| c.draining || c.peer_draining)
-        }
-        Deadline::Ping { peer, generation } => {
-            links.get(&peer).is_some_and(|l| l.generation == generation)
-        }
-        Deadline::PongDue {
-            peer,
-            generation,
-            nonce,
-        } => links
-            .get(&peer)
-            .is_some_and(|l| l.generation == generation && l.liveness.awaits(nonce)),
-        Deadline::Request { id } => messaging.pending.contains_key(&id),
-        Deadline::Waiting { peer, serial } => messaging.is_waiting(peer, serial),
-        Deadline::Maintenance | Deadline::ChordFixFingers => true,
-        Deadline::ChordStabilize { generation } => generation == chord.stabilize_generation,
-        Deadline::ChordRequest { req } => chord.requests.contains_key(&req),
-        Deadline::ChordLookup { id } => chord.lookups.contains_key(&id),
-        Deadline::DhtOp { id } | Deadline::DhtRetry { id } => dht.has_task(id),
-        Deadline::DhtRepair => chord.is_member(),
-    }
-}
-
 /// One ringmesh node: a sans-IO state machine. See the crate docs for the
 /// driving contract.
 pub struct Node {
-    config: Config,
-    id: NodeId,
-    ctx: SessionContext,
-    now: Instant,
-    session_rng: Rng,
-    peers_rng: Rng,
-    /// Boxed: a table slot stays small, and a node holds many slots.
-    conns: Map<ConnId, Box<Connection>>,
-    /// Established peers and the connection that reaches each.
-    links: Map<NodeId, PeerLink>,
-    cache: PeerCache,
-    bootstrap: Vec<BootstrapAddr>,
-    seen: SeenCache,
-    next_broadcast: u64,
-    messaging: Messaging,
-    chord: Chord,
-    chord_rng: Rng,
-    dht: dht::DhtState,
-    outputs: VecDeque<Output>,
-    deadlines: DeadlineQueue<Deadline>,
-    next_dial: u64,
-    next_serial: u64,
-    next_nonce: u64,
-    next_race: u64,
-    /// No `PeerRequest` before this, unless the last one brought news.
-    next_peer_request: Instant,
-    shut_down: bool,
-    stats: Stats,
-    scratch: Vec<SessionOutput>,
+    /// The connection layer: connections, peers, discovery, outputs.
+    net: Net,
+    /// The components above it.
+    parts: Parts,
 }
 
 impl core::fmt::Debug for Node {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Node")
-            .field("id", &self.id)
-            .field("now", &self.now)
-            .field("connections", &self.conns.len())
-            .field("peers", &self.links.len())
-            .field("known_peers", &self.cache.len())
+            .field("id", &self.net.me())
+            .field("now", &self.net.now())
+            .field("connections", &self.net.connection_count())
+            .field("peers", &self.net.peer_count())
+            .field("known_peers", &self.net.known_count())
             .finish_non_exhaustive()
     }
 }
@@ -303,188 +130,184 @@ impl Node {
         // Seeded from the node seed: deterministic, yet not predictable by a
         // peer that would grind ids to collide in our tables.
         let hasher = FixedState::with_seed(tables.next_u64());
-        let id = identity.node_id();
-        let ctx = SessionContext::new(&config, &identity);
-        let mut mesh_rng = Rng::derive(seed, Stream::Mesh, None);
-        let mut deadlines = DeadlineQueue::new();
-        deadlines.push(now, Deadline::Maintenance);
-        Ok(Node {
-            id,
-            session_rng: Rng::derive(seed, Stream::Session, Some(&identity.secret_bytes())),
-            peers_rng: Rng::derive(seed, Stream::Peers, None),
-            ctx,
-            now,
-            conns: HashMap::with_hasher(hasher.clone()),
-            links: HashMap::with_hasher(hasher.clone()),
-            cache: PeerCache::new(id, config.max_known_peers, hasher.clone()),
-            bootstrap: config
-                .bootstrap
-                .iter()
-                .map(|&addr| BootstrapAddr {
-                    addr,
-                    id: None,
-                    failures: 0,
-                    next_dial_at: now,
-                })
-                .collect(),
-            seen: SeenCache::new(
-                config.seen_cache_capacity,
-                config.seen_cache_ttl,
-                hasher.clone(),
-            ),
-            // A random start, so a restarted node's broadcasts are not taken
-            // for the ones its previous run sent (48 bits keep the varint
-            // at 7 bytes).
-            next_broadcast: mesh_rng.next_u64() >> 16,
-            messaging: Messaging::new(hasher.clone()),
-            chord: Chord::new(config.chord, config.chord_successors, hasher.clone()),
-            dht: dht::DhtState::new(&config, hasher),
-            chord_rng: Rng::derive(seed, Stream::Chord, None),
-            outputs: VecDeque::new(),
-            deadlines,
-            next_dial: 0,
-            next_serial: 0,
-            next_nonce: 0,
-            next_race: 0,
-            next_peer_request: now,
-            shut_down: false,
-            stats: Stats::default(),
-            scratch: Vec::new(),
-            config,
-        })
+        let parts = Parts {
+            liveness: Liveness::new(&config),
+            mesh: Mesh::new(&config, seed, hasher.clone()),
+            messaging: Messaging::new(&config, hasher.clone()),
+            chord: Chord::new(&config, seed, hasher.clone()),
+            dht: Dht::new(&config, hasher.clone()),
+        };
+        let net = Net::new(config, &identity, seed, hasher, now);
+        Ok(Node { net, parts })
     }
 
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
-        self.id
+        self.net.me()
     }
 
     /// The configuration the node runs with.
     pub fn config(&self) -> &Config {
-        &self.config
+        self.net.config()
     }
 
     /// Counters since the node was created.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    pub fn stats(&self) -> Stats {
+        let (net, p) = (&self.net.stats, &self.parts);
+        let (liveness, mesh, chord) = (&p.liveness.stats, &p.mesh.stats, &p.chord.stats);
+        Stats {
+            frames_sent: net.frames_sent,
+            frames_received: net.frames_received,
+            bytes_sent: net.bytes_sent,
+            bytes_received: net.bytes_received,
+            compressed_frames_sent: net.compressed_frames_sent,
+            compressed_frames_received: net.compressed_frames_received,
+            sessions_established: net.sessions_established,
+            protocol_errors: net.protocol_errors,
+            refused_connections: net.refused_connections,
+            dials: net.dials,
+            duplicate_connections: net.duplicate_connections,
+            peers_declared_dead: liveness.peers_declared_dead,
+            pings_sent: liveness.pings_sent,
+            broadcasts_sent: mesh.broadcasts_sent,
+            broadcasts_delivered: mesh.broadcasts_delivered,
+            broadcasts_relayed: mesh.broadcasts_relayed,
+            broadcasts_duplicate: mesh.broadcasts_duplicate,
+            broadcasts_hop_limited: mesh.broadcasts_hop_limited,
+            broadcasts_oversized: mesh.broadcasts_oversized,
+            late_responses: p.messaging.requests.late_replies,
+            chord_late_replies: p.chord.rpc.late_replies,
+            chord_flushes: chord.flushes,
+            chord_lookups: chord.lookups,
+            chord_lookups_failed: chord.lookups_failed,
+        }
     }
 
     /// Connections in any state (dialling, handshaking, established,
     /// closing as a duplicate).
     pub fn connection_count(&self) -> usize {
-        self.conns.len()
+        self.net.connection_count()
     }
 
     /// Connections this node dialled, in any state.
     pub fn outbound_count(&self) -> usize {
-        self.conns
-            .values()
-            .filter(|c| c.direction == Direction::Outbound)
-            .count()
+        self.net.outbound_count()
     }
 
     /// Whether `peer` is up (an established session exists).
     pub fn is_connected(&self, peer: NodeId) -> bool {
-        self.links.contains_key(&peer)
+        self.net.is_up(peer)
     }
 
     /// Peers that are up, in id order.
     pub fn connected_peers(&self) -> Vec<NodeId> {
-        let mut peers: Vec<NodeId> = self.links.keys().copied().collect();
-        peers.sort_unstable();
-        peers
+        self.net.connected_peers()
     }
 
     /// How many peers are up.
     pub fn peer_count(&self) -> usize {
-        self.links.len()
+        self.net.peer_count()
     }
 
     /// The smoothed ping round-trip time to `peer`, once a pong came back.
     pub fn rtt(&self, peer: NodeId) -> Option<Duration> {
-        self.links.get(&peer).and_then(|l| l.liveness.rtt())
+        self.net.rtt(peer)
     }
 
     /// Whether `peer` missed its last ping.
     pub fn is_suspect(&self, peer: NodeId) -> bool {
-        self.links
-            .get(&peer)
-            .is_some_and(|l| l.liveness.is_suspect())
+        self.net.is_suspect(peer)
     }
 
     /// The peer cache, in id order: every node known with its listen
     /// addresses. Save it and hand it to [`Command::AddPeers`] at the next
     /// start to rejoin without a bootstrap node.
     pub fn known_peers(&self) -> Vec<PeerEntry> {
-        self.cache.export()
+        self.net.known_peers()
     }
 
     /// Broadcast ids remembered (at most `seen_cache_capacity`).
     pub fn seen_cache_len(&self) -> usize {
-        self.seen.len()
+        self.parts.mesh.seen_len()
     }
 
     /// Broadcast ids forgotten early because the seen-cache was full (raise
     /// `seen_cache_capacity` if this grows).
     pub fn seen_cache_evicted_early(&self) -> u64 {
-        self.seen.evicted_early
+        self.parts.mesh.seen_evicted_early()
     }
 
     /// Deadlines queued, live or cancelled (stays within a constant factor
     /// of what is really pending).
     pub fn deadline_count(&self) -> usize {
-        self.deadlines.len()
+        self.parts.deadline_count() + self.net.timers.len()
     }
 
     /// Requests awaiting responses, and messages waiting for their peers.
     pub fn pending_counts(&self) -> (usize, usize) {
-        (self.messaging.pending.len(), self.messaging.queued)
+        (
+            self.parts.messaging.pending(),
+            self.parts.messaging.queued(),
+        )
     }
 
     /// Where this node stands towards the ring.
     pub fn chord_role(&self) -> ChordRole {
-        self.chord.role
+        self.parts.chord.role()
     }
 
     /// The successor list, nearest first (empty unless a member).
     pub fn chord_successors(&self) -> Vec<NodeId> {
-        self.chord.succs.iter().map(|p| p.id).collect()
+        self.parts.chord.successors().iter().map(|p| p.id).collect()
     }
 
     /// The predecessor, if known.
     pub fn chord_predecessor(&self) -> Option<NodeId> {
-        self.chord.pred.as_ref().map(|p| p.id)
+        self.parts.chord.predecessor().map(|p| p.id)
     }
 
     /// Distinct finger targets, by finger index (fingers the successor list
     /// covers are not kept).
     pub fn chord_fingers(&self) -> Vec<NodeId> {
-        let mut ids: Vec<NodeId> = self.chord.fingers.iter().map(|(_, p)| p.id).collect();
-        ids.dedup();
-        ids
+        self.parts.chord.finger_ids()
     }
 
     /// Chord and dht requests awaiting replies, and lookups in flight.
     pub fn chord_pending(&self) -> (usize, usize) {
-        (self.chord.requests.len(), self.chord.lookups.len())
+        (
+            self.parts.chord.rpc.len(),
+            self.parts.chord.lookups_in_flight(),
+        )
+    }
+
+    /// The version of `key` this node stores (tombstones included), and
+    /// whether it is a live value; `None` if it stores nothing for it.
+    pub fn dht_holds(&self, key: &[u8]) -> Option<(u64, bool)> {
+        self.parts.dht.holds(key)
+    }
+
+    /// Entries (values and tombstones) this node stores, and their bytes.
+    pub fn dht_usage(&self) -> (usize, usize) {
+        self.parts.dht.usage()
     }
 
     /// Feeds a network fact or a timeout. Drain [`Node::poll_output`]
     /// afterwards, then re-read [`Node::poll_timeout`].
     pub fn handle_input(&mut self, now: Instant, input: Input) {
-        self.advance(now);
+        self.net.advance(now);
+        let (net, parts) = (&mut self.net, &mut self.parts);
         match input {
             Input::Connected {
                 conn,
                 remote,
                 direction,
-            } => self.on_connected(conn, remote, direction),
-            Input::Received { conn, bytes } => self.on_received(conn, bytes),
+            } => net.on_connected(conn, remote, direction, parts),
+            Input::Received { conn, bytes } => net.on_received(conn, bytes, parts),
             Input::Closed { conn, reason } => {
-                self.forget(conn, crate::CloseReason::Transport(reason), None, false)
+                net.forget(conn, CloseReason::Transport(reason), None, false, parts)
             }
             Input::DialFailed { conn, reason } => {
-                self.forget(conn, crate::CloseReason::DialFailed(reason), None, false)
+                net.forget(conn, CloseReason::DialFailed(reason), None, false, parts)
             }
             Input::Timeout => {}
         }
@@ -494,40 +317,11 @@ impl Node {
     /// Asks the node to do something. On `Err` nothing changed. Drain
     /// [`Node::poll_output`] afterwards, then re-read [`Node::poll_timeout`].
     pub fn command(&mut self, now: Instant, command: Command) -> Result<Accepted, CommandError> {
-        self.advance(now);
-        let result = if self.shut_down && command != Command::Shutdown {
+        self.net.advance(now);
+        let result = if self.net.is_shut_down() && command != Command::Shutdown {
             Err(CommandError::ShutDown)
         } else {
-            match command {
-                Command::Connect { addr, peer } => self.connect(&[addr], peer),
-                Command::ConnectAny { addrs, peer } => self.connect(&addrs, peer),
-                Command::Send { to, payload } => self.send_direct(to, payload),
-                Command::Request {
-                    to,
-                    payload,
-                    timeout,
-                } => self.request(to, payload, timeout),
-                Command::Respond { to, id, payload } => self.respond(to, id, payload),
-                Command::Broadcast { payload } => Ok(self.broadcast(payload)),
-                Command::AddPeers { peers } => {
-                    for entry in &peers {
-                        self.cache.learn(entry, self.now);
-                    }
-                    Ok(Accepted::Done)
-                }
-                Command::Disconnect { peer } => self.disconnect(peer),
-                Command::Shutdown => {
-                    self.shutdown();
-                    Ok(Accepted::Done)
-                }
-                Command::ChordFound { founders } => self.chord_found(founders),
-                Command::ChordCreate => self.chord_create(),
-                Command::ChordJoin { via } => self.chord_join(via),
-                Command::Lookup { key } => self.lookup_command(key).map(Accepted::Op),
-                Command::Put { key, value } => self.dht_put(key, Some(value)),
-                Command::Delete { key } => self.dht_put(key, None),
-                Command::Get { key } => self.dht_get(key),
-            }
+            self.parts.command(&mut self.net, command)
         };
         self.after_call();
         result
@@ -537,13 +331,7 @@ impl Node {
     /// every [`handle_input`](Node::handle_input) and
     /// [`command`](Node::command).
     pub fn poll_output(&mut self) -> Option<Output> {
-        let output = self.outputs.pop_front();
-        if output.is_none() && self.outputs.capacity() > OUTPUTS_KEPT {
-            // A burst (a relay to many peers) left a big queue behind; an
-            // idle node should not keep it (simulations hold millions).
-            self.outputs.shrink_to(OUTPUTS_KEPT);
-        }
-        output
+        self.net.poll_output()
     }
 
     /// When the driver must next call `handle_input(_, Input::Timeout)`;
@@ -551,156 +339,26 @@ impl Node {
     /// always has its maintenance round ahead). O(1). Re-read after every
     /// call.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.next()
+        let net = self.net.timers.next();
+        match (net, self.parts.next_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    fn advance(&mut self, now: Instant) {
-        // Time never runs backwards inside the node, whatever the driver says.
-        self.now = self.now.max(now);
-    }
-
+    /// Fires every deadline that is due, in order, then drops cancelled
+    /// ones from the tops of the queues.
     fn after_call(&mut self) {
-        while let Some(deadline) = self.deadlines.pop_due(self.now) {
-            if is_live(
-                &self.conns,
-                &self.links,
-                &self.messaging,
-                &self.chord,
-                &self.dht,
-                &deadline,
-            ) {
-                self.fire(deadline);
-            }
-        }
-        let (conns, links, messaging, chord, dht) = (
-            &self.conns,
-            &self.links,
-            &self.messaging,
-            &self.chord,
-            &self.dht,
-        );
-        let live = |d: &Deadline| is_live(conns, links, messaging, chord, dht, d);
-        self.deadlines.prune(live);
-        self.deadlines.compact(live);
+        let now = self.net.now();
+        while self.parts.fire_next_due(&mut self.net, now) {}
+        self.parts.tidy_timers(&mut self.net);
     }
+}
 
-    fn fire(&mut self, deadline: Deadline) {
-        match deadline {
-            Deadline::Handshake { conn, .. } => self.forget(
-                conn,
-                crate::ProtocolError::HandshakeTimeout.into(),
-                None,
-                true,
-            ),
-            Deadline::Drain { conn, .. } => self.forget(
-                conn,
-                crate::CloseReason::Duplicate,
-                Some(crate::wire::GoodbyeReason::Duplicate),
-                true,
-            ),
-            Deadline::Ping { peer, .. } => self.ping(peer),
-            Deadline::PongDue { peer, nonce, .. } => self.pong_missed(peer, nonce),
-            Deadline::Request { id } => self.request_timed_out(id),
-            Deadline::Waiting { peer, .. } => self.waiting_expired(peer),
-            Deadline::ChordStabilize { generation } => self.stabilize_tick(generation),
-            Deadline::ChordFixFingers => self.fix_fingers_tick(),
-            Deadline::ChordRequest { req } => self.chord_request_expired(req),
-            Deadline::ChordLookup { id } => self.lookup_timed_out(id),
-            Deadline::DhtOp { id } => self.dht_deadline(id),
-            Deadline::DhtRetry { id } => self.dht_retry(id),
-            Deadline::DhtRepair => self.dht_repair_tick(),
-            Deadline::Maintenance => {
-                if !self.shut_down {
-                    self.maintain();
-                    let next = self.now + self.config.maintenance_interval;
-                    self.deadlines.push(next, Deadline::Maintenance);
-                }
-            }
-        }
-    }
-
-    fn on_received(&mut self, conn: ConnId, bytes: Bytes) {
-        self.stats.bytes_received += bytes.len() as u64;
-        let Some(session) = self.conns.get_mut(&conn).and_then(|c| c.session.as_mut()) else {
-            // Closed by us already, or a driver that reports reads before
-            // `Connected`: nothing to do with these bytes.
-            return;
-        };
-        let mut outputs = core::mem::take(&mut self.scratch);
-        let result = session.on_bytes(&self.ctx, bytes, &mut outputs);
-        let mut open = true;
-        for output in outputs.drain(..) {
-            if open {
-                open = self.on_session_output(conn, output);
-            }
-        }
-        self.scratch = outputs;
-        if let (true, Err(error)) = (open, result) {
-            self.forget(
-                conn,
-                error.into(),
-                Some(crate::wire::GoodbyeReason::ProtocolViolation),
-                true,
-            );
-        }
-    }
-
-    /// Acts on one session output; returns whether the connection is still
-    /// open.
-    fn on_session_output(&mut self, conn: ConnId, output: SessionOutput) -> bool {
-        match output {
-            SessionOutput::Send(bytes) => {
-                self.push_send(conn, bytes);
-                true
-            }
-            SessionOutput::Established(established) => self.on_established(conn, *established),
-            SessionOutput::Message {
-                message,
-                compressed,
-            } => {
-                self.stats.frames_received += 1;
-                self.stats.compressed_frames_received += u64::from(compressed);
-                self.on_message(conn, message)
-            }
-        }
-    }
-
-    fn shutdown(&mut self) {
-        if self.shut_down {
-            return;
-        }
-        self.shut_down = true;
-        info!(node = %self.id.short(), connections = self.conns.len(), "shutting down");
-        self.fail_everything_pending();
-        self.fail_all_lookups();
-        self.fail_all_dht();
-        if self.chord.role == ChordRole::Member {
-            self.chord.role = ChordRole::Out;
-        }
-        for conn in self.sorted_conns(|_| true) {
-            self.forget(
-                conn,
-                crate::CloseReason::Shutdown,
-                Some(crate::wire::GoodbyeReason::Shutdown),
-                true,
-            );
-        }
-    }
-
-    fn push_send(&mut self, conn: ConnId, bytes: Bytes) {
-        self.stats.frames_sent += 1;
-        self.stats.bytes_sent += bytes.len() as u64;
-        self.outputs.push_back(Output::Send { conn, bytes });
-    }
-
-    fn push_event(&mut self, event: crate::Event) {
-        self.outputs.push_back(Output::Event(event));
-    }
-
-    fn next_serial(&mut self) -> u64 {
-        self.next_serial += 1;
-        self.next_serial
-    }
+/// Logs the start of a shutdown (kept here: it is the node's, not a
+/// component's, event).
+fn log_shutdown(net: &Net) {
+    info!(node = %net.me().short(), connections = net.connection_count(), "shutting down");
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Unit tests of the node internals.
 
+use core::net::SocketAddr;
+
 use super::*;
-use crate::TransportError;
+use crate::{ConnId, Direction, TransportError};
 
 #[test]
 fn cancelled_handshake_deadlines_do_not_pile_up_under_connection_churn() {
@@ -45,9 +47,9 @@ fn cancelled_handshake_deadlines_do_not_pile_up_under_connection_churn() {
         );
         while node.poll_output().is_some() {}
         assert!(
-            node.deadlines.len() <= max,
+            node.deadline_count() <= max,
             "{} deadlines at {n}",
-            node.deadlines.len()
+            node.deadline_count()
         );
     }
     assert_eq!(node.connection_count(), 1);

@@ -1,14 +1,42 @@
-//! The `peers` component's state: the peer cache (who exists and where) and
-//! the redial backoff. The connection table and the one-connection-per-peer
-//! rule live in `Node` (`node/connections.rs`), which owns the connections.
+//! The `peers` component (spec/peers.md, spec/discovery.md): the
+//! connection layer every other component stands on.
+//!
+//! [`Net`] owns the connection table (dials and races, caps, sessions, the
+//! one-connection-per-peer rule, closing), the peer table of established
+//! peers, the peer cache and the bootstrap list, discovery (peer exchange,
+//! `FindPeer`, the maintenance round that keeps the node at its target peer
+//! count) and the output queue. It implements [`Cx`], the context the
+//! other components act through, and tells them of peers coming and going
+//! and of their messages through [`Upcalls`], which the node's router
+//! implements.
+//!
+//! - `connections.rs`: the connection table and the peer table.
+//! - `maintain.rs`: the maintenance round and the bootstrap list.
+//! - `discovery.rs`: peer exchange and `FindPeer`.
+//! - `cache.rs`: the peer cache.
 
 mod cache;
+mod connections;
+mod discovery;
+mod maintain;
 
-pub(crate) use cache::{LOST_REDIALS, PeerCache};
+use core::net::SocketAddr;
+use std::collections::VecDeque;
 
-use crate::Config;
-use crate::rng::Rng;
-use crate::time::Duration;
+use bytes::Bytes;
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
+
+pub(crate) use cache::PeerCache;
+
+use crate::cx::{Cx, LinkView, SendError};
+use crate::liveness::PeerLiveness;
+use crate::rng::{Rng, Stream};
+use crate::session::{EncodeError, Prepared, Session, SessionContext, SessionOutput};
+use crate::time::{Duration, Instant};
+use crate::timer::DeadlineQueue;
+use crate::wire::{Capabilities, Message, PeerEntry};
+use crate::{CloseReason, Config, ConnId, Direction, Event, Identity, NodeId, OpId, Output};
 
 /// The delay before redial attempt number `failures + 1`: `min × 2^failures`
 /// capped at `max`, then jittered down by up to half so that nodes which
@@ -21,10 +49,496 @@ pub(crate) fn redial_delay(config: &Config, failures: u32, rng: &mut Rng) -> Dur
     Duration::from_micros(half + rng.below(full - half + 1))
 }
 
+/// What the connection layer tells the components (the node's router
+/// implements it). Each call happens at the point of the layer's own work
+/// where it matters, so the order of outputs is the order of the rules.
+pub(crate) trait Upcalls {
+    /// `peer` is up on `conn` (its link has `generation`). The layer has
+    /// emitted `PeerUp`.
+    fn peer_up(&mut self, net: &mut Net, peer: NodeId, conn: ConnId, generation: u64);
+    /// `peer` has no usable connection left; the layer emits `PeerDown`
+    /// after this returns.
+    fn peer_down(&mut self, net: &mut Net, peer: NodeId, reason: &CloseReason);
+    /// Every dial to `peer` ended without a session.
+    fn dial_failed(&mut self, net: &mut Net, peer: NodeId);
+    /// A message of another component's tags arrived on `conn` from `from`.
+    /// `Err` names a message this node does not take there: the layer
+    /// closes the connection with `UnexpectedMessage`.
+    fn message(
+        &mut self,
+        net: &mut Net,
+        conn: ConnId,
+        from: NodeId,
+        message: Message,
+    ) -> Result<(), &'static str>;
+    /// Whether messages wait for `peer` (discovery dials it as soon as it
+    /// learns where it is).
+    fn waiting_for(&self, peer: NodeId) -> bool;
+    /// The maintenance round begins.
+    fn maintenance(&mut self, net: &mut Net);
+}
+
+/// The layer's timers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Timer {
+    /// The handshake on `conn` (this one, by serial) is over time.
+    Handshake { conn: ConnId, serial: u64 },
+    /// The duplicate `conn` has drained long enough.
+    Drain { conn: ConnId, serial: u64 },
+    /// The maintenance round.
+    Maintenance,
+}
+
+/// Counters of the layer.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NetStats {
+    pub(crate) frames_sent: u64,
+    pub(crate) frames_received: u64,
+    pub(crate) bytes_sent: u64,
+    pub(crate) bytes_received: u64,
+    pub(crate) compressed_frames_sent: u64,
+    pub(crate) compressed_frames_received: u64,
+    pub(crate) sessions_established: u64,
+    pub(crate) protocol_errors: u64,
+    pub(crate) refused_connections: u64,
+    pub(crate) dials: u64,
+    pub(crate) duplicate_connections: u64,
+}
+
+struct Connection {
+    /// Distinguishes this connection from an earlier one that had the same
+    /// driver-chosen id, for lazily cancelled deadlines.
+    serial: u64,
+    direction: Direction,
+    remote: SocketAddr,
+    /// The id the dial demanded.
+    expected: Option<NodeId>,
+    /// Known once the session is established.
+    peer: Option<NodeId>,
+    /// `None` while the dial is in flight.
+    session: Option<Session>,
+    /// The `ConnectAny` race this dial belongs to.
+    race: Option<u64>,
+    /// The application asked for this dial: its peer becomes wanted.
+    wanted: bool,
+    /// The bootstrap entry this dial is for.
+    bootstrap: Option<usize>,
+    /// We sent `Goodbye(Duplicate)`: nothing more is sent, and reads go on
+    /// until the peer's own goodbye says it has sent everything.
+    draining: bool,
+    /// The peer sent `Goodbye(Duplicate)` on it while it was our only
+    /// connection to that peer: we keep sending on it (the peer reads until
+    /// our goodbye) until the connection the peer kept comes up.
+    peer_draining: bool,
+}
+
+impl Connection {
+    /// Established, and usable for sending.
+    fn usable(&self) -> bool {
+        self.peer.is_some() && !self.draining
+    }
+}
+
+/// An established peer: the connection used to reach it, and its liveness.
+struct PeerLink {
+    conn: ConnId,
+    /// Changes each time the peer comes up, for lazily cancelled timers.
+    generation: u64,
+    liveness: PeerLiveness,
+}
+
+/// A bootstrap address and its redial state.
+struct BootstrapAddr {
+    addr: SocketAddr,
+    /// Who answered there last time.
+    id: Option<NodeId>,
+    failures: u32,
+    next_dial_at: Instant,
+}
+
+type Map<K, V> = HashMap<K, V, FixedState>;
+
+/// Output-queue capacity an idle node keeps.
+const OUTPUTS_KEPT: usize = 16;
+
+/// The connection layer. See the module docs.
+pub(crate) struct Net {
+    config: Config,
+    id: NodeId,
+    ctx: SessionContext,
+    now: Instant,
+    session_rng: Rng,
+    /// Dial choices, backoff jitter and peer-exchange samples.
+    rng: Rng,
+    /// Boxed: a table slot stays small, and a node holds many slots.
+    conns: Map<ConnId, Box<Connection>>,
+    /// Established peers and the connection that reaches each.
+    links: Map<NodeId, PeerLink>,
+    cache: PeerCache,
+    bootstrap: Vec<BootstrapAddr>,
+    outputs: VecDeque<Output>,
+    pub(crate) timers: DeadlineQueue<Timer>,
+    /// Sequence numbers of every component's timers.
+    timer_seq: u64,
+    next_op: u64,
+    next_dial: u64,
+    next_serial: u64,
+    next_race: u64,
+    /// No `PeerRequest` before this, unless the last one brought news.
+    next_peer_request: Instant,
+    shut_down: bool,
+    pub(crate) stats: NetStats,
+    scratch: Vec<SessionOutput>,
+}
+
+impl Net {
+    /// The layer of a node with `identity` and `config` (validated), drawing
+    /// from `seed`, at `now`; its first deadline is the maintenance round,
+    /// at once.
+    pub(crate) fn new(
+        config: Config,
+        identity: &Identity,
+        seed: u64,
+        hasher: FixedState,
+        now: Instant,
+    ) -> Self {
+        let id = identity.node_id();
+        let mut net = Net {
+            id,
+            ctx: SessionContext::new(&config, identity),
+            now,
+            session_rng: Rng::derive(seed, Stream::Session, Some(&identity.secret_bytes())),
+            rng: Rng::derive(seed, Stream::Peers, None),
+            conns: HashMap::with_hasher(hasher.clone()),
+            links: HashMap::with_hasher(hasher.clone()),
+            cache: PeerCache::new(id, config.max_known_peers, hasher),
+            bootstrap: config
+                .bootstrap
+                .iter()
+                .map(|&addr| BootstrapAddr {
+                    addr,
+                    id: None,
+                    failures: 0,
+                    next_dial_at: now,
+                })
+                .collect(),
+            outputs: VecDeque::new(),
+            timers: DeadlineQueue::new(),
+            timer_seq: 0,
+            next_op: 0,
+            next_dial: 0,
+            next_serial: 0,
+            next_race: 0,
+            next_peer_request: now,
+            shut_down: false,
+            stats: NetStats::default(),
+            scratch: Vec::new(),
+            config,
+        };
+        net.arm(now, Timer::Maintenance);
+        net
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Moves the clock; time never runs backwards inside the node,
+    /// whatever the driver says.
+    pub(crate) fn advance(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shut_down
+    }
+
+    /// Marks the node shut down (it then refuses new connections and work).
+    pub(crate) fn set_shut_down(&mut self) {
+        self.shut_down = true;
+    }
+
+    /// The next output for the driver.
+    pub(crate) fn poll_output(&mut self) -> Option<Output> {
+        let output = self.outputs.pop_front();
+        if output.is_none() && self.outputs.capacity() > OUTPUTS_KEPT {
+            // A burst (a relay to many peers) left a big queue behind; an
+            // idle node should not keep it (simulations hold millions).
+            self.outputs.shrink_to(OUTPUTS_KEPT);
+        }
+        output
+    }
+
+    fn arm(&mut self, at: Instant, timer: Timer) {
+        self.timer_seq += 1;
+        self.timers.push_seq(at, self.timer_seq, timer);
+    }
+
+    fn next_serial(&mut self) -> u64 {
+        self.next_serial += 1;
+        self.next_serial
+    }
+
+    // ----- reading the tables (for the node's accessors) -----
+
+    pub(crate) fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub(crate) fn outbound_count(&self) -> usize {
+        self.conns
+            .values()
+            .filter(|c| c.direction == Direction::Outbound)
+            .count()
+    }
+
+    pub(crate) fn peer_count(&self) -> usize {
+        self.links.len()
+    }
+
+    pub(crate) fn rtt(&self, peer: NodeId) -> Option<Duration> {
+        self.links.get(&peer).and_then(|l| l.liveness.rtt())
+    }
+
+    pub(crate) fn is_suspect(&self, peer: NodeId) -> bool {
+        self.links
+            .get(&peer)
+            .is_some_and(|l| l.liveness.is_suspect())
+    }
+
+    /// Entries in the peer cache.
+    pub(crate) fn known_count(&self) -> usize {
+        self.cache.len()
+    }
+
+    pub(crate) fn known_peers(&self) -> Vec<PeerEntry> {
+        self.cache.export()
+    }
+
+    /// Imports peer-cache entries (`Command::AddPeers`).
+    pub(crate) fn add_peers(&mut self, peers: &[PeerEntry]) {
+        for entry in peers {
+            self.cache.learn(entry, self.now);
+        }
+    }
+
+    /// Whether the application asked for `peer` (it is redialled whatever
+    /// the peer count).
+    pub(crate) fn is_wanted(&self, peer: NodeId) -> bool {
+        self.cache.get(&peer).is_some_and(|k| k.wanted)
+    }
+
+    /// The features negotiated on `conn`, once established.
+    pub(crate) fn conn_caps(&self, conn: ConnId) -> Option<Capabilities> {
+        self.conns
+            .get(&conn)
+            .and_then(|c| c.session.as_ref())
+            .map(|s| s.capabilities)
+    }
+
+    // ----- timers -----
+
+    /// Whether `timer` still guards something.
+    pub(crate) fn is_live(&self, timer: &Timer) -> bool {
+        let conn_is = |conn, serial, f: fn(&Connection) -> bool| {
+            self.conns
+                .get(&conn)
+                .is_some_and(|c| c.serial == serial && f(c))
+        };
+        match *timer {
+            Timer::Handshake { conn, serial } => conn_is(conn, serial, |c| c.peer.is_none()),
+            Timer::Drain { conn, serial } => {
+                conn_is(conn, serial, |c| c.draining || c.peer_draining)
+            }
+            Timer::Maintenance => true,
+        }
+    }
+
+    /// Drops cancelled timers (see [`DeadlineQueue::tidy`]).
+    pub(crate) fn tidy_timers(&mut self) {
+        let mut timers = core::mem::take(&mut self.timers);
+        timers.tidy(|timer| self.is_live(timer));
+        self.timers = timers;
+    }
+
+    /// A timer fired.
+    pub(crate) fn fire(&mut self, timer: Timer, up: &mut dyn Upcalls) {
+        match timer {
+            Timer::Handshake { conn, .. } => self.forget(
+                conn,
+                crate::ProtocolError::HandshakeTimeout.into(),
+                None,
+                true,
+                up,
+            ),
+            Timer::Drain { conn, .. } => self.forget(
+                conn,
+                CloseReason::Duplicate,
+                Some(crate::wire::GoodbyeReason::Duplicate),
+                true,
+                up,
+            ),
+            Timer::Maintenance => {
+                if !self.shut_down {
+                    up.maintenance(self);
+                    self.maintain();
+                    let next = self.now + self.config.maintenance_interval;
+                    self.arm(next, Timer::Maintenance);
+                }
+            }
+        }
+    }
+
+    // ----- sending -----
+
+    fn push_send(&mut self, conn: ConnId, bytes: Bytes) {
+        self.stats.frames_sent += 1;
+        self.stats.bytes_sent += bytes.len() as u64;
+        self.outputs.push_back(Output::Send { conn, bytes });
+    }
+
+    fn push_event(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    fn send_message(&mut self, conn: ConnId, message: &Message) -> Result<(), EncodeError> {
+        self.send_on(conn, &mut Prepared::new(message), false)
+    }
+
+    /// Sends on `conn`; a draining connection only carries what
+    /// `even_draining` allows (pongs).
+    fn send_on(
+        &mut self,
+        conn: ConnId,
+        prepared: &mut Prepared<'_>,
+        even_draining: bool,
+    ) -> Result<(), EncodeError> {
+        let session = self
+            .conns
+            .get_mut(&conn)
+            .filter(|c| even_draining || !c.draining)
+            .and_then(|c| c.session.as_mut())
+            .ok_or(EncodeError::NotEstablished)?;
+        let (bytes, compressed) = session.encode_prepared(&self.ctx, prepared)?;
+        self.stats.compressed_frames_sent += u64::from(compressed);
+        self.push_send(conn, bytes);
+        Ok(())
+    }
+}
+
+impl Cx for Net {
+    fn now(&self) -> Instant {
+        self.now
+    }
+
+    fn me(&self) -> NodeId {
+        self.id
+    }
+
+    fn timer_seq(&mut self) -> u64 {
+        self.timer_seq += 1;
+        self.timer_seq
+    }
+
+    fn next_op(&mut self) -> OpId {
+        self.next_op += 1;
+        OpId(self.next_op)
+    }
+
+    fn is_shut_down(&self) -> bool {
+        self.shut_down
+    }
+
+    fn is_up(&self, peer: NodeId) -> bool {
+        self.links.contains_key(&peer)
+    }
+
+    fn peers_up(&self) -> Vec<NodeId> {
+        self.connected_peers()
+    }
+
+    fn has_peers(&self) -> bool {
+        !self.links.is_empty()
+    }
+
+    fn for_each_link(&self, f: &mut dyn FnMut(NodeId, ConnId)) {
+        for (&id, link) in &self.links {
+            f(id, link.conn);
+        }
+    }
+
+    fn link(&self, peer: NodeId) -> Option<LinkView<'_>> {
+        self.links.get(&peer).map(|l| LinkView {
+            generation: l.generation,
+            liveness: &l.liveness,
+        })
+    }
+
+    fn liveness_mut(&mut self, peer: NodeId) -> Option<&mut PeerLiveness> {
+        self.links.get_mut(&peer).map(|l| &mut l.liveness)
+    }
+
+    fn peer_caps(&self, peer: NodeId) -> Option<Capabilities> {
+        self.links.get(&peer).and_then(|l| self.conn_caps(l.conn))
+    }
+
+    fn is_dialling(&self, peer: NodeId) -> bool {
+        Net::is_dialling(self, peer)
+    }
+
+    fn knows(&self, peer: NodeId) -> bool {
+        self.cache.get(&peer).is_some_and(|k| !k.addrs.is_empty())
+    }
+
+    fn entry(&self, peer: NodeId) -> Option<PeerEntry> {
+        self.cache.entry(peer)
+    }
+
+    fn learn(&mut self, entry: &PeerEntry) {
+        self.cache.learn(entry, self.now);
+    }
+
+    fn send(&mut self, peer: NodeId, message: &Message) -> Result<(), SendError> {
+        let conn = self
+            .links
+            .get(&peer)
+            .map(|l| l.conn)
+            .ok_or(SendError::NotConnected)?;
+        Ok(self.send_message(conn, message)?)
+    }
+
+    fn send_prepared(
+        &mut self,
+        conn: ConnId,
+        prepared: &mut Prepared<'_>,
+    ) -> Result<(), EncodeError> {
+        self.send_on(conn, prepared, false)
+    }
+
+    fn send_even_draining(&mut self, conn: ConnId, message: &Message) -> Result<(), EncodeError> {
+        self.send_on(conn, &mut Prepared::new(message), true)
+    }
+
+    fn dial_known(&mut self, peer: NodeId) -> bool {
+        Net::dial_known(self, peer)
+    }
+
+    fn dial_pointer(&mut self, entry: &PeerEntry) -> bool {
+        Net::dial_pointer(self, entry)
+    }
+
+    fn find_peer(&mut self, peer: NodeId) {
+        Net::find_peer(self, peer);
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.push_event(event);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::Stream;
 
     #[test]
     fn redial_delay_doubles_to_its_cap_and_stays_within_jitter_bounds() {

@@ -1,24 +1,20 @@
-//! The connection table: dials and races, caps, the one-connection-per-peer
-//! rule, closing, peers coming up and going down, and the maintenance round
-//! that keeps the node at its target peer count. `spec/peers.md` describes
-//! the behaviour language-neutrally.
+//! The connection table: dials and races, caps, sessions, the
+//! one-connection-per-peer rule, closing, and peers coming up and going
+//! down. `spec/peers.md` describes the behaviour language-neutrally.
 
 use core::net::SocketAddr;
 
+use bytes::Bytes;
 use smallvec::SmallVec;
 use tracing::{debug, info};
 
-use super::{BootstrapAddr, Connection, Deadline, Node, PeerLink};
-use crate::liveness::Liveness;
-use crate::peers::{LOST_REDIALS, redial_delay};
-use crate::session::{Established, Session};
-use crate::wire::{GoodbyeReason, Message, PeerRequest};
+use super::{Connection, Net, PeerLink, Timer, Upcalls, redial_delay};
+use crate::liveness::PeerLiveness;
+use crate::session::{Established, Session, SessionOutput};
+use crate::wire::{FindPeer, Goodbye, GoodbyeReason, Message, PeerList};
 use crate::{
     Accepted, CloseReason, CommandError, ConnId, Direction, Event, NodeId, Output, ProtocolError,
 };
-
-/// Maintenance rounds between two `PeerRequest`s that brought nothing new.
-const PEER_REQUEST_ROUNDS: u64 = 10;
 
 /// Connections by kind, for the caps.
 struct Counts {
@@ -27,7 +23,7 @@ struct Counts {
     half_open: usize,
 }
 
-impl Node {
+impl Net {
     fn counts(&self) -> Counts {
         let mut counts = Counts {
             inbound: 0,
@@ -45,7 +41,7 @@ impl Node {
     }
 
     /// Why `n` more dials cannot start now, if they cannot.
-    pub(super) fn dial_refusal(&self, n: usize) -> Option<CommandError> {
+    pub(crate) fn dial_refusal(&self, n: usize) -> Option<CommandError> {
         let counts = self.counts();
         let config = &self.config;
         if self.conns.len() + n > config.max_connections {
@@ -60,7 +56,7 @@ impl Node {
     }
 
     /// `Connect` and `ConnectAny`: all the dials start, or none.
-    pub(super) fn connect(
+    pub(crate) fn connect(
         &mut self,
         addrs: &[SocketAddr],
         peer: Option<NodeId>,
@@ -85,7 +81,7 @@ impl Node {
 
     /// Dials every address (as one race if there are several); returns the
     /// first connection id. Caps must have been checked.
-    pub(super) fn dial_all(
+    pub(crate) fn dial_all(
         &mut self,
         addrs: &[SocketAddr],
         expected: Option<NodeId>,
@@ -120,9 +116,9 @@ impl Node {
         expected: Option<NodeId>,
     ) -> Connection {
         let serial = self.next_serial();
-        self.deadlines.push(
+        self.arm(
             self.now + self.config.handshake_timeout,
-            Deadline::Handshake { conn, serial },
+            Timer::Handshake { conn, serial },
         );
         Connection {
             serial,
@@ -139,7 +135,15 @@ impl Node {
         }
     }
 
-    pub(super) fn on_connected(&mut self, conn: ConnId, remote: SocketAddr, direction: Direction) {
+    /// The transport connected `conn` (a dial of ours, or an accepted
+    /// connection).
+    pub(crate) fn on_connected(
+        &mut self,
+        conn: ConnId,
+        remote: SocketAddr,
+        direction: Direction,
+        up: &mut dyn Upcalls,
+    ) {
         match direction {
             Direction::Outbound => {
                 let dialling = self
@@ -194,12 +198,17 @@ impl Node {
                 }
                 self.push_send(conn, bytes);
             }
-            Err(e) => self.forget(conn, e.into(), None, true),
+            Err(e) => self.forget(conn, e.into(), None, true, up),
         }
     }
 
     /// A handshake completed. Returns whether the connection stays open.
-    pub(super) fn on_established(&mut self, conn: ConnId, established: Established) -> bool {
+    fn on_established(
+        &mut self,
+        conn: ConnId,
+        established: Established,
+        up: &mut dyn Upcalls,
+    ) -> bool {
         let Some(c) = self.conns.get(&conn) else {
             return false;
         };
@@ -226,6 +235,7 @@ impl Node {
                 error.into(),
                 Some(GoodbyeReason::ProtocolViolation),
                 true,
+                up,
             );
             return false;
         }
@@ -255,13 +265,13 @@ impl Node {
             listen_addrs,
             capabilities: established.capabilities,
         });
-        self.settle_duplicates(peer, conn);
+        self.settle_duplicates(peer, conn, up);
         if let Some(race) = race {
             // First handshake of a ConnectAny wins; the rest are abandoned
             // (after the peer is up, so their ends do not look like a
             // failed lookup).
             for other in self.sorted_conns(|o| o.race == Some(race) && o.peer.is_none()) {
-                self.forget(other, CloseReason::RaceLost, None, true);
+                self.forget(other, CloseReason::RaceLost, None, true, up);
             }
         }
         self.conns.contains_key(&conn)
@@ -274,10 +284,10 @@ impl Node {
     /// never leave both or neither. Of two dialled by the same side, only
     /// that side chooses (it keeps the one it established first); the
     /// accepting side keeps both until it is told. The loser is drained,
-    /// not cut: see [`Node::drain`].
-    fn settle_duplicates(&mut self, peer: NodeId, conn: ConnId) {
+    /// not cut: see [`Net::drain`].
+    fn settle_duplicates(&mut self, peer: NodeId, conn: ConnId, up: &mut dyn Upcalls) {
         let Some(link) = self.links.get(&peer) else {
-            self.peer_up(peer, conn);
+            self.peer_up(peer, conn, up);
             return;
         };
         let existing = link.conn;
@@ -303,9 +313,9 @@ impl Node {
             if let Some(link) = self.links.get_mut(&peer) {
                 link.conn = conn;
             }
-            self.drain(existing);
+            self.drain(existing, up);
         } else {
-            self.drain(conn);
+            self.drain(conn, up);
         }
     }
 
@@ -313,7 +323,7 @@ impl Node {
     /// `Goodbye(Duplicate)`, send nothing more, and keep reading until the
     /// peer's own goodbye (written after everything it sent) arrives, or
     /// `handshake_timeout` passes.
-    fn drain(&mut self, conn: ConnId) {
+    fn drain(&mut self, conn: ConnId, up: &mut dyn Upcalls) {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
@@ -324,12 +334,13 @@ impl Node {
                 CloseReason::Duplicate,
                 Some(GoodbyeReason::Duplicate),
                 true,
+                up,
             );
             return;
         }
         let _ = self.send_message(
             conn,
-            &Message::Goodbye(crate::wire::Goodbye {
+            &Message::Goodbye(Goodbye {
                 reason: GoodbyeReason::Duplicate,
             }),
         );
@@ -341,14 +352,14 @@ impl Node {
             None => return,
         };
         debug!(%conn, "draining duplicate connection");
-        self.deadlines.push(
+        self.arm(
             self.now + self.config.handshake_timeout,
-            Deadline::Drain { conn, serial },
+            Timer::Drain { conn, serial },
         );
     }
 
     /// The peer said `Goodbye(Duplicate)` on `conn`.
-    pub(super) fn on_duplicate_goodbye(&mut self, conn: ConnId, peer: NodeId) {
+    fn on_duplicate_goodbye(&mut self, conn: ConnId, peer: NodeId, up: &mut dyn Upcalls) {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
@@ -358,7 +369,7 @@ impl Node {
             .into_iter()
             .any(|o| o != conn);
         if c.draining {
-            self.forget(conn, CloseReason::Duplicate, None, true);
+            self.forget(conn, CloseReason::Duplicate, None, true, up);
         } else if mapped && !other {
             // The connection the peer kept is not up on our side yet: keep
             // using this one (the peer reads it until our goodbye) rather
@@ -367,9 +378,9 @@ impl Node {
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.peer_draining = true;
             }
-            self.deadlines.push(
+            self.arm(
                 self.now + self.config.handshake_timeout,
-                Deadline::Drain { conn, serial },
+                Timer::Drain { conn, serial },
             );
         } else {
             self.forget(
@@ -377,23 +388,20 @@ impl Node {
                 CloseReason::Duplicate,
                 Some(GoodbyeReason::Duplicate),
                 true,
+                up,
             );
         }
     }
 
-    fn peer_up(&mut self, peer: NodeId, conn: ConnId) {
+    fn peer_up(&mut self, peer: NodeId, conn: ConnId, up: &mut dyn Upcalls) {
         let generation = self.next_serial();
         self.links.insert(
             peer,
             PeerLink {
                 conn,
                 generation,
-                liveness: Liveness::default(),
+                liveness: PeerLiveness::default(),
             },
-        );
-        self.deadlines.push(
-            self.now + self.config.ping_interval,
-            Deadline::Ping { peer, generation },
         );
         let c = &self.conns[&conn];
         let (remote, direction) = (c.remote, c.direction);
@@ -403,12 +411,12 @@ impl Node {
             remote,
             direction,
         });
-        self.on_peer_up(peer, conn);
+        up.peer_up(self, peer, conn, generation);
     }
 
     /// `peer` has no usable connection left: tell the application, fail its
     /// requests, and schedule a redial.
-    fn peer_down(&mut self, peer: NodeId, reason: CloseReason) {
+    fn peer_down(&mut self, peer: NodeId, reason: CloseReason, up: &mut dyn Upcalls) {
         if self.links.remove(&peer).is_none() {
             return;
         }
@@ -418,28 +426,33 @@ impl Node {
             CloseReason::Transport(_) | CloseReason::Unresponsive | CloseReason::Duplicate
         );
         if let Some(known) = self.cache.get_mut(&peer) {
-            known.next_dial_at = self.now + redial_delay(&self.config, 0, &mut self.peers_rng);
+            known.next_dial_at = self.now + redial_delay(&self.config, 0, &mut self.rng);
             known.lost = fault;
         }
-        self.on_peer_down(peer, &reason);
+        up.peer_down(self, peer, &reason);
         self.push_event(Event::PeerDown { peer, reason });
     }
 
     /// Liveness declared `peer` dead: close everything to it.
-    pub(super) fn declare_dead(&mut self, peer: NodeId) {
-        self.stats.peers_declared_dead += 1;
-        self.peer_down(peer, CloseReason::Unresponsive);
+    pub(crate) fn declare_dead(&mut self, peer: NodeId, up: &mut dyn Upcalls) {
+        self.peer_down(peer, CloseReason::Unresponsive, up);
         for conn in self.sorted_conns(|c| c.peer == Some(peer)) {
             self.forget(
                 conn,
                 CloseReason::Unresponsive,
                 Some(GoodbyeReason::Normal),
                 true,
+                up,
             );
         }
     }
 
-    pub(super) fn disconnect(&mut self, peer: NodeId) -> Result<Accepted, CommandError> {
+    /// `Command::Disconnect`.
+    pub(crate) fn disconnect(
+        &mut self,
+        peer: NodeId,
+        up: &mut dyn Upcalls,
+    ) -> Result<Accepted, CommandError> {
         let conns = self.sorted_conns(|c| c.peer == Some(peer) || c.expected == Some(peer));
         let was_wanted = self.cache.get_mut(&peer).is_some_and(|known| {
             known.lost = false;
@@ -449,12 +462,18 @@ impl Node {
             return Err(CommandError::NotConnected(peer));
         }
         for conn in conns {
-            self.forget(conn, CloseReason::Local, Some(GoodbyeReason::Normal), true);
+            self.forget(
+                conn,
+                CloseReason::Local,
+                Some(GoodbyeReason::Normal),
+                true,
+                up,
+            );
         }
         Ok(Accepted::Done)
     }
 
-    pub(super) fn sorted_conns(&self, keep: impl Fn(&Connection) -> bool) -> Vec<ConnId> {
+    fn sorted_conns(&self, keep: impl Fn(&Connection) -> bool) -> Vec<ConnId> {
         let mut conns: Vec<ConnId> = self
             .conns
             .iter()
@@ -469,19 +488,17 @@ impl Node {
     /// driver to close it (unless the transport already did) and tells the
     /// application why. If it was the connection that reached its peer,
     /// another usable one takes over, or the peer goes down.
-    pub(super) fn forget(
+    pub(crate) fn forget(
         &mut self,
         conn: ConnId,
         reason: CloseReason,
         goodbye: Option<GoodbyeReason>,
         close_transport: bool,
+        up: &mut dyn Upcalls,
     ) {
         if let (Some(goodbye), true) = (goodbye, close_transport) {
             // Best effort: a session that cannot frame it just closes.
-            let _ = self.send_message(
-                conn,
-                &Message::Goodbye(crate::wire::Goodbye { reason: goodbye }),
-            );
+            let _ = self.send_message(conn, &Message::Goodbye(Goodbye { reason: goodbye }));
         }
         let Some(c) = self.conns.remove(&conn) else {
             return;
@@ -511,32 +528,32 @@ impl Node {
                             link.conn = next;
                         }
                     }
-                    None => self.peer_down(peer, reason),
+                    None => self.peer_down(peer, reason, up),
                 }
             }
         } else if c.direction == Direction::Outbound {
-            self.dial_ended(&c);
+            self.dial_ended(&c, up);
         }
     }
 
     /// A dial that never reached a session ended.
-    fn dial_ended(&mut self, c: &Connection) {
+    fn dial_ended(&mut self, c: &Connection, up: &mut dyn Upcalls) {
         if let Some(i) = c.bootstrap
             && let Some(entry) = self.bootstrap.get_mut(i)
         {
             entry.failures += 1;
             entry.next_dial_at =
-                self.now + redial_delay(&self.config, entry.failures, &mut self.peers_rng);
+                self.now + redial_delay(&self.config, entry.failures, &mut self.rng);
         }
         if let Some(peer) = c.expected
             && !self.is_dialling(peer)
         {
-            self.dial_to_waiting_peer_failed(peer);
+            up.dial_failed(self, peer);
         }
     }
 
     /// Whether a dial to `peer` is in flight.
-    pub(super) fn is_dialling(&self, peer: NodeId) -> bool {
+    pub(crate) fn is_dialling(&self, peer: NodeId) -> bool {
         self.conns
             .values()
             .any(|c| c.expected == Some(peer) && c.peer.is_none())
@@ -545,7 +562,7 @@ impl Node {
     /// Dials a known peer at all its addresses, if the caps allow. The
     /// redial backoff advances at every attempt and resets when a session
     /// is established.
-    pub(super) fn dial_known(&mut self, peer: NodeId) -> bool {
+    pub(crate) fn dial_known(&mut self, peer: NodeId) -> bool {
         let Some(known) = self.cache.get(&peer) else {
             return false;
         };
@@ -553,7 +570,7 @@ impl Node {
         if addrs.is_empty() || self.dial_refusal(addrs.len()).is_some() {
             return false;
         }
-        let delay = redial_delay(&self.config, known.failures, &mut self.peers_rng);
+        let delay = redial_delay(&self.config, known.failures, &mut self.rng);
         if let Some(known) = self.cache.get_mut(&peer) {
             known.failures = known.failures.saturating_add(1);
             known.next_dial_at = self.now + delay;
@@ -562,120 +579,142 @@ impl Node {
         true
     }
 
-    /// The maintenance round: redial wanted and lost peers, fill up to
-    /// `target_peers` from the peer cache, ask for more peers when the
-    /// cache has run dry, fall back to the bootstrap list when alone, and
-    /// age the seen-cache.
-    pub(super) fn maintain(&mut self) {
-        self.seen.expire(self.now);
-        let now = self.now;
-        let mut dialling: Vec<NodeId> = self
-            .conns
-            .values()
-            .filter(|c| c.peer.is_none())
-            .filter_map(|c| c.expected)
-            .collect();
-        dialling.sort_unstable();
-        let mut wanted = Vec::new();
-        let mut candidates = Vec::new();
-        for (&id, known) in self.cache.iter() {
-            if self.links.contains_key(&id)
-                || known.addrs.is_empty()
-                || known.next_dial_at > now
-                || dialling.binary_search(&id).is_ok()
-            {
-                continue;
-            }
-            if known.wanted || (known.lost && known.failures < LOST_REDIALS) {
-                wanted.push(id);
-            } else {
-                candidates.push((known.failures, id));
-            }
+    /// Dials a pointer (demanding its id), through the peer cache when it
+    /// has room for it.
+    pub(crate) fn dial_pointer(&mut self, p: &crate::wire::PeerEntry) -> bool {
+        self.cache.learn(p, self.now);
+        if self.cache.get(&p.id).is_some() {
+            return self.dial_known(p.id);
         }
-        wanted.sort_unstable();
-        for peer in wanted {
-            self.dial_known(peer);
+        if p.addrs.is_empty() || self.dial_refusal(p.addrs.len()).is_some() {
+            return false;
         }
-        let outbound_pending = self
-            .conns
-            .values()
-            .filter(|c| c.direction == Direction::Outbound && c.peer.is_none())
-            .count();
-        let mut need = self
-            .config
-            .target_peers
-            .saturating_sub(self.links.len() + outbound_pending);
-        if need == 0 {
-            return;
-        }
-        // Random among the peers with the fewest failures: sort by id first
-        // so the shuffle's input does not depend on hash order.
-        candidates.sort_unstable_by_key(|&(_, id)| id);
-        self.peers_rng.shuffle(&mut candidates);
-        candidates.sort_by_key(|&(failures, _)| failures);
-        for (_, peer) in candidates {
-            if need == 0 {
-                break;
-            }
-            if self.dial_known(peer) {
-                need -= 1;
-            }
-        }
-        if need == 0 {
-            return;
-        }
-        if !self.links.is_empty() {
-            if self.next_peer_request > now {
-                return;
-            }
-            // The cache has nobody left to try: ask a random peer for more.
-            // Again next round if the answer brings news, else after
-            // PEER_REQUEST_ROUNDS rounds (a network smaller than the target
-            // has nothing more to tell).
-            self.next_peer_request = now
-                + self
-                    .config
-                    .maintenance_interval
-                    .saturating_mul(PEER_REQUEST_ROUNDS);
-            let peers = self.connected_peers();
-            let pick = peers[self.peers_rng.below(peers.len() as u64) as usize];
-            if let Some(link) = self.links.get(&pick) {
-                let conn = link.conn;
-                let _ = self.send_message(conn, &Message::PeerRequest(PeerRequest));
-            }
-        } else if outbound_pending == 0 {
-            self.dial_bootstrap();
+        self.dial_all(&p.addrs, Some(p.id), false, None);
+        true
+    }
+
+    /// Closes the connection to `peer` that something dialled for itself
+    /// (a lookup), now that nothing needs it (`needed` says whether
+    /// anything does), if the node has more peers than its target.
+    pub(crate) fn release(&mut self, peer: NodeId, needed: bool, up: &mut dyn Upcalls) {
+        let needed = needed || self.is_wanted(peer);
+        if !needed && self.links.len() > self.config.target_peers {
+            let _ = self.disconnect(peer, up);
         }
     }
 
-    /// Alone and with nothing else to dial: try the bootstrap addresses
-    /// whose backoff has passed.
-    fn dial_bootstrap(&mut self) {
-        let now = self.now;
-        let due: Vec<usize> = self
-            .bootstrap
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.next_dial_at <= now)
-            .map(|(i, _)| i)
-            .collect();
-        for i in due {
-            if self.dial_refusal(1).is_some() {
-                return;
-            }
-            let BootstrapAddr { addr, id, .. } = self.bootstrap[i];
-            if id == Some(self.id) {
-                // Our own address in the list: every node can share one list.
-                continue;
-            }
-            let delay = redial_delay(
-                &self.config,
-                self.bootstrap[i].failures,
-                &mut self.peers_rng,
+    /// Closes every connection with `Goodbye(Shutdown)`.
+    pub(crate) fn close_all(&mut self, up: &mut dyn Upcalls) {
+        for conn in self.sorted_conns(|_| true) {
+            self.forget(
+                conn,
+                CloseReason::Shutdown,
+                Some(GoodbyeReason::Shutdown),
+                true,
+                up,
             );
-            self.bootstrap[i].next_dial_at = now + delay;
-            info!(%addr, "dialling bootstrap node");
-            self.dial_all(&[addr], None, false, Some(i));
         }
+    }
+
+    // ----- reading -----
+
+    /// Bytes arrived on `conn`.
+    pub(crate) fn on_received(&mut self, conn: ConnId, bytes: Bytes, up: &mut dyn Upcalls) {
+        self.stats.bytes_received += bytes.len() as u64;
+        let Some(session) = self.conns.get_mut(&conn).and_then(|c| c.session.as_mut()) else {
+            // Closed by us already, or a driver that reports reads before
+            // `Connected`: nothing to do with these bytes.
+            return;
+        };
+        let mut outputs = core::mem::take(&mut self.scratch);
+        let result = session.on_bytes(&self.ctx, bytes, &mut outputs);
+        let mut open = true;
+        for output in outputs.drain(..) {
+            if open {
+                open = self.on_session_output(conn, output, up);
+            }
+        }
+        self.scratch = outputs;
+        if let (true, Err(error)) = (open, result) {
+            self.forget(
+                conn,
+                error.into(),
+                Some(GoodbyeReason::ProtocolViolation),
+                true,
+                up,
+            );
+        }
+    }
+
+    /// Acts on one session output; returns whether the connection is still
+    /// open.
+    fn on_session_output(
+        &mut self,
+        conn: ConnId,
+        output: SessionOutput,
+        up: &mut dyn Upcalls,
+    ) -> bool {
+        match output {
+            SessionOutput::Send(bytes) => {
+                self.push_send(conn, bytes);
+                true
+            }
+            SessionOutput::Established(established) => self.on_established(conn, *established, up),
+            SessionOutput::Message {
+                message,
+                compressed,
+            } => {
+                self.stats.frames_received += 1;
+                self.stats.compressed_frames_received += u64::from(compressed);
+                self.on_message(conn, message, up)
+            }
+        }
+    }
+
+    /// Acts on a message from an established session: the layer's own
+    /// (goodbyes, discovery), or another component's through `up`. Returns
+    /// whether the connection is still open.
+    fn on_message(&mut self, conn: ConnId, message: Message, up: &mut dyn Upcalls) -> bool {
+        let Some(from) = self.conns.get(&conn).and_then(|c| c.peer) else {
+            return false;
+        };
+        match message {
+            Message::Goodbye(Goodbye {
+                reason: GoodbyeReason::Duplicate,
+            }) => {
+                self.on_duplicate_goodbye(conn, from, up);
+                return self.conns.contains_key(&conn);
+            }
+            Message::Goodbye(Goodbye { reason }) => {
+                self.forget(conn, CloseReason::Goodbye(reason), None, true, up);
+                return false;
+            }
+            Message::PeerRequest(_) => {
+                let list = self.peer_sample(from);
+                let _ = self.send_message(conn, &Message::PeerList(list));
+            }
+            Message::PeerList(list) => self.on_peer_list(list, up),
+            Message::FindPeer(FindPeer { target }) => {
+                if let Some(entry) = self.cache.entry(target) {
+                    let list = PeerList { peers: vec![entry] };
+                    let _ = self.send_message(conn, &Message::PeerList(list));
+                }
+            }
+            other => {
+                if let Err(name) = up.message(self, conn, from, other) {
+                    // `Hello` is refused inside the session; a message of a
+                    // component this node does not run lands here.
+                    self.forget(
+                        conn,
+                        ProtocolError::UnexpectedMessage(name).into(),
+                        Some(GoodbyeReason::ProtocolViolation),
+                        true,
+                        up,
+                    );
+                    return false;
+                }
+            }
+        }
+        true
     }
 }

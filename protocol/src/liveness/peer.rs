@@ -1,13 +1,5 @@
-//! The `liveness` component: ping/pong per peer, an RTT estimate, and the
-//! suspect → dead progression (SWIM's direct probe, without indirect
-//! probes: every peer here is a direct neighbour with its own connection).
-//!
-//! Timing (all from `Config`): a `Ping` leaves every `ping_interval`; one
-//! unanswered after `ping_timeout` is a miss; the first miss makes the peer
-//! suspect, `dead_after_misses` consecutive misses make it dead. A pong
-//! clears the misses. So a crashed peer is declared dead at most
-//! [`Config::detection_time`](crate::Config::detection_time) after it
-//! crashed, and a peer whose pongs arrive within `ping_timeout` never is.
+//! One peer's liveness: pings in flight, misses, the RTT estimate, and the
+//! suspect → dead progression. Pure rules; `mod.rs` schedules the pings.
 
 use smallvec::SmallVec;
 
@@ -28,7 +20,7 @@ pub(crate) enum Verdict {
 
 /// Liveness of one peer.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Liveness {
+pub(crate) struct PeerLiveness {
     /// Pings in flight: nonce and when each left. At most
     /// `dead_after_misses + 1` (older ones have been counted as misses).
     outstanding: SmallVec<[(u64, Instant); 2]>,
@@ -36,7 +28,7 @@ pub(crate) struct Liveness {
     srtt: Option<Duration>,
 }
 
-impl Liveness {
+impl PeerLiveness {
     /// Records a ping sent now.
     pub(crate) fn ping_sent(&mut self, nonce: u64, now: Instant) {
         self.outstanding.push((nonce, now));
@@ -102,7 +94,7 @@ mod tests {
 
     #[test]
     fn misses_make_a_peer_suspect_then_dead_and_a_pong_clears_them() {
-        let mut l = Liveness::default();
+        let mut l = PeerLiveness::default();
         let t = Instant::from_micros;
         l.ping_sent(1, t(0));
         assert_eq!(l.timed_out(1, 3), Verdict::Suspect);

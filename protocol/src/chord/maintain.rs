@@ -1,0 +1,474 @@
+//! Ring membership and maintenance (spec/chord.md §4–§6): founding,
+//! creating and joining a ring, stabilization, rectify, and what a dead
+//! peer does to the pointers.
+
+use tracing::{debug, info, warn};
+
+use super::ring::{self, Rectify};
+use super::{Chord, ChordRole, Found, LookupFor, Pointer, RingCall, RingObserver, Timer};
+use crate::cx::Cx;
+use crate::rpc::{Done, Failure, Outcome};
+use crate::time::Duration;
+use crate::wire::{Capabilities, ChordGetState, ChordNotify, GoodbyeReason, Message, PeerEntry};
+use crate::{Accepted, CloseReason, CommandError, Event, NodeId};
+
+impl Chord {
+    // ----- commands -----
+
+    fn check_can_start(&self) -> Result<(), CommandError> {
+        match self.role {
+            ChordRole::Off => Err(CommandError::ChordOff),
+            ChordRole::Member => Err(CommandError::AlreadyInRing),
+            ChordRole::Out => Ok(()),
+        }
+    }
+
+    /// `Command::ChordFound`: Zave's initialization from a shared founders
+    /// list (§5.1).
+    pub(crate) fn found(
+        &mut self,
+        cx: &mut dyn Cx,
+        obs: &mut dyn RingObserver,
+        mut founders: Vec<PeerEntry>,
+    ) -> Result<Accepted, CommandError> {
+        self.check_can_start()?;
+        if founders.len() <= self.r {
+            return Err(CommandError::BadFounders(
+                "fewer than chord_successors + 1 founders",
+            ));
+        }
+        if founders.iter().any(|f| f.addrs.is_empty()) {
+            return Err(CommandError::BadFounders("a founder has no address"));
+        }
+        founders.sort_unstable_by_key(|f| f.id);
+        if founders.windows(2).any(|w| w[0].id == w[1].id) {
+            return Err(CommandError::BadFounders("a founder appears twice"));
+        }
+        let Ok(i) = founders.binary_search_by_key(&cx.me(), |f| f.id) else {
+            return Err(CommandError::BadFounders("this node is not a founder"));
+        };
+        let n = founders.len();
+        for f in &founders {
+            cx.learn(f);
+        }
+        let succs = (1..=self.r)
+            .map(|k| founders[(i + k) % n].clone())
+            .collect();
+        self.set_succs(succs);
+        self.pred = Some(founders[(i + n - 1) % n].clone());
+        self.become_member(cx, obs, false);
+        Ok(Accepted::Done)
+    }
+
+    /// `Command::ChordCreate`: a ring of one (§5.2).
+    pub(crate) fn create(
+        &mut self,
+        cx: &mut dyn Cx,
+        obs: &mut dyn RingObserver,
+    ) -> Result<Accepted, CommandError> {
+        self.check_can_start()?;
+        self.become_member(cx, obs, false);
+        Ok(Accepted::Done)
+    }
+
+    /// `Command::ChordJoin` (§5.3): look up our own id, then adopt the list
+    /// of the member found.
+    pub(crate) fn join(
+        &mut self,
+        cx: &mut dyn Cx,
+        via: Option<NodeId>,
+    ) -> Result<Accepted, CommandError> {
+        self.check_can_start()?;
+        if self.lookups.values().any(|l| l.purpose == LookupFor::Join) {
+            return Err(CommandError::AlreadyInRing);
+        }
+        let start: Vec<Pointer> = match via {
+            Some(via) => {
+                if !runs_chord(cx, via) {
+                    return Err(CommandError::NotConnected(via));
+                }
+                cx.entry(via).into_iter().collect()
+            }
+            None => {
+                let mut peers: Vec<NodeId> = cx
+                    .peers_up()
+                    .into_iter()
+                    .filter(|&p| runs_chord(cx, p))
+                    .collect();
+                self.rng.shuffle(&mut peers);
+                peers.into_iter().filter_map(|p| cx.entry(p)).collect()
+            }
+        };
+        if start.is_empty() {
+            return Err(CommandError::NoChordPeer);
+        }
+        info!(node = %cx.me().short(), "joining the ring");
+        // A join lookup is never answered locally (the node is no member).
+        let me = cx.me().as_u128();
+        self.start_lookup(cx, me, LookupFor::Join, start)?;
+        Ok(Accepted::Done)
+    }
+
+    /// §5.3: adopt the list of the member the join lookup found.
+    pub(super) fn join_found(
+        &mut self,
+        cx: &mut dyn Cx,
+        obs: &mut dyn RingObserver,
+        result: Result<Found, super::LookupError>,
+    ) {
+        if self.role != ChordRole::Out {
+            return;
+        }
+        let Found { list, by: m, hops } = match result {
+            Ok(found) => found,
+            Err(reason) => {
+                info!(node = %cx.me().short(), %reason, "ring join failed");
+                cx.emit(Event::ChordJoinFailed { reason });
+                return;
+            }
+        };
+        let me = cx.me();
+        let mut succs = self.clip(me, list.into_iter().filter(|p| p.id != me));
+        if succs.is_empty() {
+            succs.push(m.clone());
+        }
+        for p in succs.iter().chain([&m]) {
+            cx.learn(p);
+        }
+        let successor = succs[0].id;
+        self.set_succs(succs);
+        self.pred = Some(m.clone());
+        info!(node = %me.short(), successor = %successor.short(), predecessor = %m.id.short(), hops, "joined the ring");
+        cx.emit(Event::ChordJoined {
+            successor,
+            predecessor: m.id,
+            hops,
+        });
+        self.become_member(cx, obs, true);
+        obs.predecessor_changed(cx, self, None);
+    }
+
+    /// The node became a member: start its timers. A joiner stabilizes at
+    /// once, a founder or creator at a random point of its first interval.
+    fn become_member(&mut self, cx: &mut dyn Cx, obs: &mut dyn RingObserver, joined: bool) {
+        self.role = ChordRole::Member;
+        let interval = self.settings.stabilize_interval;
+        let first = if joined {
+            Duration::ZERO
+        } else {
+            Duration::from_micros(self.rng.below(interval.as_micros().max(1)))
+        };
+        self.schedule_stabilize(cx, first);
+        let at = cx.now() + self.settings.fix_fingers_interval;
+        self.arm(cx, at, Timer::FixFingers);
+        obs.joined(cx);
+        obs.ring_changed(cx, self);
+    }
+
+    /// Leaves the ring without a word (shutdown: the goodbyes say it).
+    pub(crate) fn leave(&mut self) {
+        if self.role == ChordRole::Member {
+            self.role = ChordRole::Out;
+        }
+    }
+
+    fn schedule_stabilize(&mut self, cx: &mut dyn Cx, after: Duration) {
+        self.stabilize_generation += 1;
+        let generation = self.stabilize_generation;
+        let at = cx.now() + after;
+        self.arm(cx, at, Timer::Stabilize { generation });
+    }
+
+    // ----- peers coming and going (§4) -----
+
+    /// `peer` came up: send the ring requests that waited for it.
+    pub(crate) fn peer_up(&mut self, cx: &mut dyn Cx, peer: NodeId) {
+        self.rpc.peer_up(cx, peer);
+    }
+
+    /// `peer`'s last connection closed. Returns whether that makes it dead
+    /// to the ring (declared dead by liveness, or shut down): the caller
+    /// then ends every ring request to it ([`Chord::flush_dead`]).
+    /// Otherwise (a reset, a normal goodbye) the replies in flight are
+    /// lost: the requests go again, and the dial decides.
+    pub(crate) fn peer_down(
+        &mut self,
+        cx: &mut dyn Cx,
+        peer: NodeId,
+        reason: &CloseReason,
+    ) -> bool {
+        if self.role == ChordRole::Off {
+            return false;
+        }
+        if matches!(
+            reason,
+            CloseReason::Unresponsive | CloseReason::Goodbye(GoodbyeReason::Shutdown)
+        ) {
+            return true;
+        }
+        let resent = self.rpc.peer_down(cx, peer);
+        debug_assert!(resent.is_empty(), "ring requests are resent, never failed");
+        false
+    }
+
+    /// Every dial to `peer` ended without a session: whether that makes it
+    /// dead to the ring (a request was waiting for it).
+    pub(crate) fn dial_failed(&self, peer: NodeId) -> bool {
+        self.rpc.waits_for(peer)
+    }
+
+    /// §4: `peer` is dead for every pointer: Flush it. The caller then ends
+    /// every ring request to it, in id order ([`crate::rpc::Rpc::all_to`]).
+    pub(crate) fn flush_dead(&mut self, cx: &mut dyn Cx, peer: NodeId) {
+        if self.is_pointer(peer) {
+            self.stats.flushes += 1;
+            debug!(node = %cx.me().short(), peer = %peer.short(), "flushing dead pointer");
+        }
+        // A dead predecessor is simply forgotten: the next notifier is
+        // adopted (nothing is handed over to nobody).
+        if self.flush(peer) {
+            warn!(node = %cx.me().short(), "successor list emptied: orphaned (too many failures)");
+            cx.emit(Event::ChordOrphaned);
+        }
+    }
+
+    // ----- requests ending -----
+
+    /// One of chord's own requests ended (`dead`: [`Chord::is_death`]). A
+    /// lookup that ended is handed back.
+    pub(crate) fn call_done(
+        &mut self,
+        cx: &mut dyn Cx,
+        obs: &mut dyn RingObserver,
+        done: Done<RingCall>,
+        dead: bool,
+    ) -> Option<super::Finished> {
+        let Done {
+            id,
+            peer,
+            client,
+            outcome,
+            ..
+        } = done;
+        match client {
+            RingCall::Stabilize => self.on_stabilize_outcome(cx, obs, id, peer, outcome, dead),
+            RingCall::StabilizePred => {
+                self.on_stabilize_pred_outcome(cx, obs, id, peer, outcome, dead)
+            }
+            RingCall::Probe => self.on_probe_outcome(cx, obs, id, dead),
+            RingCall::Notify | RingCall::Client(_) => {}
+            RingCall::Hop(lookup) => return self.on_hop_outcome(cx, lookup, peer, outcome, dead),
+        }
+        None
+    }
+
+    // ----- stabilization (§6.2) -----
+
+    /// The stabilize timer.
+    pub(super) fn stabilize_tick(
+        &mut self,
+        cx: &mut dyn Cx,
+        obs: &mut dyn RingObserver,
+        generation: u64,
+    ) {
+        if generation != self.stabilize_generation || !self.is_member() {
+            return;
+        }
+        let interval = self.settings.stabilize_interval;
+        let jitter = self.rng.below(interval.as_micros() / 10 + 1);
+        self.schedule_stabilize(cx, Duration::from_micros(interval.as_micros() - jitter));
+        self.quick_restabilize = 0;
+        self.stabilize(cx, obs);
+    }
+
+    /// `StabilizeFromSuccessor`, step 1.
+    fn stabilize(&mut self, cx: &mut dyn Cx, obs: &mut dyn RingObserver) {
+        if !self.is_member() || self.stabilizing.is_some() {
+            return;
+        }
+        let Some(s1) = self.succs.first().cloned() else {
+            if let Some(p) = self.pred.clone() {
+                // §5.2: a ring of one adopts its first joiner.
+                self.set_succs(vec![p]);
+                obs.ring_changed(cx, self);
+            }
+            return;
+        };
+        let req = self.call(cx, s1, RingCall::Stabilize, |req| {
+            Message::ChordGetState(ChordGetState { req })
+        });
+        self.stabilizing = Some(req);
+    }
+
+    /// Steps 2 and 3.
+    fn on_stabilize_outcome(
+        &mut self,
+        cx: &mut dyn Cx,
+        obs: &mut dyn RingObserver,
+        req: u64,
+        s1: Pointer,
+        outcome: Outcome,
+        dead: bool,
+    ) {
+        if self.stabilizing != Some(req) {
+            return;
+        }
+        self.stabilizing = None;
+        match outcome {
+            Outcome::Reply(Message::ChordState(state)) if !dead => {
+                let me = cx.me();
+                let list = self.clip(me, core::iter::once(s1.clone()).chain(state.succs));
+                self.set_succs(list);
+                let pred = state
+                    .pred
+                    .filter(|p| ring::in_open(me.as_u128(), p.id.as_u128(), s1.id.as_u128()));
+                match pred {
+                    Some(p) => {
+                        let req = self.call(cx, p, RingCall::StabilizePred, |req| {
+                            Message::ChordGetState(ChordGetState { req })
+                        });
+                        self.stabilizing = Some(req);
+                    }
+                    None => self.notify(cx, s1),
+                }
+                obs.ring_changed(cx, self);
+            }
+            Outcome::Failed(Failure::Refused) => {}
+            _ => {
+                // Step 2: s1 was flushed; notify the new first entry and
+                // go on at once, at most r times in a row.
+                if let Some(first) = self.succs.first().cloned() {
+                    self.notify(cx, first);
+                }
+                obs.ring_changed(cx, self);
+                if self.quick_restabilize < self.r {
+                    self.quick_restabilize += 1;
+                    self.stabilize(cx, obs);
+                }
+            }
+        }
+    }
+
+    /// Step 4.
+    fn on_stabilize_pred_outcome(
+        &mut self,
+        cx: &mut dyn Cx,
+        obs: &mut dyn RingObserver,
+        req: u64,
+        p: Pointer,
+        outcome: Outcome,
+        dead: bool,
+    ) {
+        if self.stabilizing != Some(req) {
+            return;
+        }
+        self.stabilizing = None;
+        match outcome {
+            Outcome::Reply(Message::ChordState(state)) if !dead => {
+                let list = self.clip(cx.me(), core::iter::once(p.clone()).chain(state.succs));
+                self.set_succs(list);
+                self.notify(cx, p);
+            }
+            _ => {
+                if let Some(first) = self.succs.first().cloned() {
+                    self.notify(cx, first);
+                }
+            }
+        }
+        obs.ring_changed(cx, self);
+    }
+
+    fn notify(&mut self, cx: &mut dyn Cx, to: Pointer) {
+        self.call(cx, to, RingCall::Notify, |_| {
+            Message::ChordNotify(ChordNotify)
+        });
+    }
+
+    // ----- rectify (§6.3) -----
+
+    /// A `ChordNotify` from `from`.
+    pub(super) fn on_notify(&mut self, cx: &mut dyn Cx, obs: &mut dyn RingObserver, from: NodeId) {
+        if !self.is_member() || from == cx.me() {
+            return;
+        }
+        let Some(n) = cx.entry(from) else {
+            return;
+        };
+        self.rectify(cx, obs, n);
+    }
+
+    fn rectify(&mut self, cx: &mut dyn Cx, obs: &mut dyn RingObserver, n: Pointer) {
+        let me = cx.me().as_u128();
+        let pred = self.pred.as_ref().map(|p| p.id.as_u128());
+        match ring::rectify(me, pred, n.id.as_u128()) {
+            Rectify::Adopt => self.set_pred(cx, obs, n),
+            Rectify::Nothing => {}
+            Rectify::CheckOld => {
+                if self.probing.is_some() {
+                    let closer = self
+                        .waiting_notifier
+                        .as_ref()
+                        .is_none_or(|w| ring::in_open(w.id.as_u128(), n.id.as_u128(), me));
+                    if closer {
+                        self.waiting_notifier = Some(n);
+                    }
+                    return;
+                }
+                let Some(old) = self.pred.clone() else {
+                    return;
+                };
+                if cx.link(old.id).is_some_and(|l| !l.liveness.is_suspect()) {
+                    return;
+                }
+                self.waiting_notifier = Some(n);
+                let req = self.call(cx, old, RingCall::Probe, |req| {
+                    Message::ChordGetState(ChordGetState { req })
+                });
+                self.probing = Some(req);
+            }
+        }
+    }
+
+    fn on_probe_outcome(
+        &mut self,
+        cx: &mut dyn Cx,
+        obs: &mut dyn RingObserver,
+        req: u64,
+        dead: bool,
+    ) {
+        if self.probing != Some(req) {
+            return;
+        }
+        self.probing = None;
+        let Some(waiting) = self.waiting_notifier.take() else {
+            return;
+        };
+        // Dead: the flush already cleared the predecessor, so the waiting
+        // notifier is adopted. Alive: only a notifier closer than it wins.
+        let me = cx.me().as_u128();
+        let pred = self.pred.as_ref().map(|p| p.id.as_u128());
+        if dead || ring::rectify(me, pred, waiting.id.as_u128()) == Rectify::Adopt {
+            self.set_pred(cx, obs, waiting);
+        }
+    }
+
+    fn set_pred(&mut self, cx: &mut dyn Cx, obs: &mut dyn RingObserver, p: Pointer) {
+        let old = self.pred.replace(p.clone()).map(|o| o.id);
+        cx.learn(&p);
+        debug!(node = %cx.me().short(), pred = %p.id.short(), "new predecessor");
+        obs.predecessor_changed(cx, self, old);
+        obs.ring_changed(cx, self);
+    }
+
+    /// Drops every lookup and request (shutdown), after the caller failed
+    /// the lookups one by one.
+    pub(crate) fn clear_requests(&mut self) {
+        self.rpc.clear();
+    }
+}
+
+/// Whether `peer` is up on a session that negotiated chord.
+fn runs_chord(cx: &dyn Cx, peer: NodeId) -> bool {
+    cx.peer_caps(peer)
+        .is_some_and(|c| c.contains(Capabilities::CHORD))
+}

@@ -1,0 +1,135 @@
+//! [`Cx`]: what a component may see of the node and do through it.
+//!
+//! A component (liveness, mesh, messaging, chord, dht) is a state machine of
+//! its own: the node hands it what concerns it (a message of its tags, a
+//! timer of its kind, a command of its kind, a peer up or down) together
+//! with a `&mut dyn Cx`. Through it the component reads the time and the
+//! peer table, and emits its effects: send a message to a peer, dial, emit
+//! an event, draw a timer sequence number. The connection layer
+//! ([`crate::peers::Net`]) implements it and applies each effect at once, in
+//! the order the component asks: the outputs a node produces are exactly
+//! the order its components' rules produce them in, which is what keeps a
+//! run reproducible byte for byte. The few effects that can fail (a frame
+//! over the peer's cap, a dial over a connection cap) answer at once.
+//!
+//! Nothing here lets a component reach another component: those meet in
+//! the router (`node/`), or through a narrow view one hands the other (the
+//! table reads the ring through [`crate::chord::Chord`]'s public methods).
+
+use smallvec::SmallVec;
+
+use crate::OpId;
+use crate::liveness::PeerLiveness;
+use crate::session::{EncodeError, Prepared};
+use crate::time::Instant;
+use crate::wire::{Capabilities, Message, PeerEntry};
+use crate::{ConnId, Event, NodeId};
+
+/// Why [`Cx::send`] did not send. Nothing was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendError {
+    /// The peer has no usable connection.
+    NotConnected,
+    /// The frame would exceed the peer's frame cap.
+    TooLarge {
+        /// The frame length it would need.
+        len: usize,
+        /// The peer's cap.
+        max: u32,
+    },
+}
+
+impl From<EncodeError> for SendError {
+    fn from(e: EncodeError) -> Self {
+        match e {
+            EncodeError::TooLarge { len, max } => SendError::TooLarge { len, max },
+            EncodeError::NotEstablished | EncodeError::Crypto => SendError::NotConnected,
+        }
+    }
+}
+
+/// One established peer as the peer table holds it.
+pub(crate) struct LinkView<'a> {
+    /// Changes each time the peer comes up, for lazily cancelled timers.
+    pub(crate) generation: u64,
+    /// Its liveness state (owned by the liveness component, kept here so a
+    /// peer costs one table slot).
+    pub(crate) liveness: &'a PeerLiveness,
+}
+
+/// The narrow context of a component. See the module docs.
+pub(crate) trait Cx {
+    // ----- time, identity, ordering -----
+
+    /// The node's current time.
+    fn now(&self) -> Instant;
+    /// This node's id.
+    fn me(&self) -> NodeId;
+    /// A sequence number for a timer armed now: components' timers fire
+    /// in one order, earliest first, then in the order they were armed.
+    fn timer_seq(&mut self) -> u64;
+    /// A fresh operation id (commands that end in an event, and the
+    /// components' own tasks), unique within the node.
+    fn next_op(&mut self) -> OpId;
+    /// Whether the node has shut down.
+    fn is_shut_down(&self) -> bool;
+
+    // ----- the peer table -----
+
+    /// Whether `peer` is up (an established session exists).
+    fn is_up(&self, peer: NodeId) -> bool;
+    /// Peers that are up, in id order.
+    fn peers_up(&self) -> Vec<NodeId>;
+    /// Whether any peer is up.
+    fn has_peers(&self) -> bool;
+    /// Calls `f` with every peer that is up and the connection that reaches
+    /// it, in no particular order.
+    fn for_each_link(&self, f: &mut dyn FnMut(NodeId, ConnId));
+    /// `peer`'s link, if it is up.
+    fn link(&self, peer: NodeId) -> Option<LinkView<'_>>;
+    /// `peer`'s liveness state, if it is up.
+    fn liveness_mut(&mut self, peer: NodeId) -> Option<&mut PeerLiveness>;
+    /// The features negotiated on `peer`'s connection, if it is up.
+    fn peer_caps(&self, peer: NodeId) -> Option<Capabilities>;
+    /// Whether a dial to `peer` is in flight.
+    fn is_dialling(&self, peer: NodeId) -> bool;
+
+    // ----- the peer cache -----
+
+    /// Whether the peer cache has addresses for `peer`.
+    fn knows(&self, peer: NodeId) -> bool;
+    /// `peer`'s peer-cache entry.
+    fn entry(&self, peer: NodeId) -> Option<PeerEntry>;
+    /// Adds or refreshes a peer-cache entry (gossip rules apply).
+    fn learn(&mut self, entry: &PeerEntry);
+
+    // ----- effects -----
+
+    /// Sends `message` to `peer` on its current connection (replies go this
+    /// way too: the connection a request came on may be a duplicate being
+    /// retired).
+    fn send(&mut self, peer: NodeId, message: &Message) -> Result<(), SendError>;
+    /// Sends a message prepared once for several connections on `conn`; a
+    /// connection this node is draining carries nothing.
+    fn send_prepared(
+        &mut self,
+        conn: ConnId,
+        prepared: &mut Prepared<'_>,
+    ) -> Result<(), EncodeError>;
+    /// Sends `message` on `conn` even if this node is draining it (pongs:
+    /// the peer may still rely on that connection).
+    fn send_even_draining(&mut self, conn: ConnId, message: &Message) -> Result<(), EncodeError>;
+    /// Dials a peer-cache entry at all its addresses if the caps allow;
+    /// whether a dial started.
+    fn dial_known(&mut self, peer: NodeId) -> bool;
+    /// Dials `entry` (demanding its id), through the peer cache when it has
+    /// room for it; whether a dial started.
+    fn dial_pointer(&mut self, entry: &PeerEntry) -> bool;
+    /// Asks neighbours where `peer` is (discovery's `FindPeer`).
+    fn find_peer(&mut self, peer: NodeId);
+    /// Hands `event` to the application.
+    fn emit(&mut self, event: Event);
+}
+
+/// The up-to-16 connections a relay usually goes to, without allocating.
+pub(crate) type Conns = SmallVec<[ConnId; 16]>;

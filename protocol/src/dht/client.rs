@@ -1,0 +1,398 @@
+//! The client side of the table (spec/chord.md §10.2, §10.3): `Put`,
+//! `Get` and `Delete`.
+
+use bytes::Bytes;
+use tracing::debug;
+
+use super::coordinator::status_error;
+use super::store::{key_hash, order_key, position};
+use super::{Client, Dht, DhtError, Task, Timer};
+use crate::chord::{Chord, ChordRole, Found, LookupError, Pointer};
+use crate::cx::Cx;
+use crate::wire::{
+    Capabilities, DhtBody, DhtGet, DhtGetStatus, DhtOp, DhtPut, DhtPutStatus, DhtReplicateAck,
+    DhtReplicateStatus, DhtValue, MAX_DHT_KEY, MAX_DHT_VALUE, Message,
+};
+use crate::{Accepted, CommandError, Event, OpId};
+
+impl Dht {
+    fn check_key(ring: &Chord, key: &[u8]) -> Result<(), CommandError> {
+        if ring.role() == ChordRole::Off {
+            return Err(CommandError::ChordOff);
+        }
+        if key.is_empty() || key.len() > MAX_DHT_KEY {
+            return Err(CommandError::BadKey(key.len()));
+        }
+        Ok(())
+    }
+
+    /// `Command::Put` (`value` some) and `Command::Delete` (none).
+    pub(crate) fn put(
+        &mut self,
+        cx: &mut dyn Cx,
+        ring: &mut Chord,
+        key: Bytes,
+        value: Option<Bytes>,
+    ) -> Result<Accepted, CommandError> {
+        Self::check_key(ring, &key)?;
+        if let Some(value) = &value
+            && value.len() > MAX_DHT_VALUE
+        {
+            return Err(CommandError::ValueTooLarge {
+                len: value.len(),
+                max: MAX_DHT_VALUE,
+            });
+        }
+        let position = position(&key_hash(&key));
+        self.start_op(cx, ring, position, Task::Put { key, value })
+    }
+
+    /// `Command::Get`.
+    pub(crate) fn get(
+        &mut self,
+        cx: &mut dyn Cx,
+        ring: &mut Chord,
+        key: Bytes,
+    ) -> Result<Accepted, CommandError> {
+        Self::check_key(ring, &key)?;
+        let position = position(&key_hash(&key));
+        let task = Task::Get {
+            key,
+            list: Vec::new(),
+            next: 0,
+            in_flight: 0,
+            answers: 0,
+            best: None,
+        };
+        self.start_op(cx, ring, position, task)
+    }
+
+    fn start_op(
+        &mut self,
+        cx: &mut dyn Cx,
+        ring: &mut Chord,
+        position: u128,
+        task: Task,
+    ) -> Result<Accepted, CommandError> {
+        let op = cx.next_op();
+        self.tasks.insert(op.0, task);
+        match ring.lookup(cx, position, op.0) {
+            Err(e) => {
+                self.tasks.remove(&op.0);
+                return Err(e);
+            }
+            Ok(Some(result)) => self.found(cx, ring, op.0, result),
+            Ok(None) => {}
+        }
+        let at = cx.now() + self.settings.lookup_timeout;
+        self.arm(cx, at, Timer::Op { id: op.0 });
+        Ok(Accepted::Op(op))
+    }
+
+    /// Ends command `id` with `event`.
+    pub(super) fn finish_op(&mut self, cx: &mut dyn Cx, id: u64, event: Event) {
+        if self.tasks.remove(&id).is_some() {
+            cx.emit(event);
+        }
+    }
+
+    pub(super) fn fail_op(&mut self, cx: &mut dyn Cx, id: u64, reason: DhtError) {
+        debug!(op = id, %reason, "table operation failed");
+        self.finish_op(
+            cx,
+            id,
+            Event::DhtFailed {
+                id: OpId(id),
+                reason,
+            },
+        );
+    }
+
+    /// Operation `id`'s lookup ended.
+    pub(crate) fn found(
+        &mut self,
+        cx: &mut dyn Cx,
+        ring: &mut Chord,
+        id: u64,
+        result: Result<Found, LookupError>,
+    ) {
+        let list = match result {
+            Ok(found) => found.list,
+            Err(LookupError::ShutDown) => return self.fail_op(cx, id, DhtError::ShutDown),
+            Err(_) => return self.retry_later(cx, id),
+        };
+        match self.tasks.get_mut(&id) {
+            Some(Task::Put { key, value }) => {
+                let (key, value) = (key.clone(), value.clone());
+                self.send_put(cx, ring, id, list, key, value);
+            }
+            Some(Task::Get { list: l, next, .. }) => {
+                *l = list;
+                *next = 0;
+                for _ in 0..self.settings.replicas {
+                    self.ask_next_holder(cx, ring, id);
+                }
+                self.maybe_finish_get(cx, id);
+            }
+            _ => {}
+        }
+    }
+
+    /// §10.2 step 1: the coordinator is the first entry of L (this node
+    /// itself, when it owns the key).
+    fn send_put(
+        &mut self,
+        cx: &mut dyn Cx,
+        ring: &mut Chord,
+        id: u64,
+        list: Vec<Pointer>,
+        key: Bytes,
+        value: Option<Bytes>,
+    ) {
+        let Some(coordinator) = list.into_iter().next() else {
+            return self.retry_later(cx, id);
+        };
+        let op = match value {
+            Some(value) => DhtOp::Put { value },
+            None => DhtOp::Delete,
+        };
+        if coordinator.id == cx.me() {
+            let me = cx.me();
+            return self.coordinate(cx, ring, Client::Local(id), me, key, op);
+        }
+        ring.client_call(cx, coordinator, id, Capabilities::DHT, |req| {
+            Message::DhtPut(DhtPut { req, op, key })
+        });
+    }
+
+    /// A put whose coordinator was not the owner, or died: look up again
+    /// after a stabilization interval (§10.2 step 4).
+    pub(super) fn retry_later(&mut self, cx: &mut dyn Cx, id: u64) {
+        if self.tasks.contains_key(&id) {
+            let at = cx.now() + self.settings.stabilize_interval;
+            self.arm(cx, at, Timer::Retry { id });
+        }
+    }
+
+    pub(super) fn retry(&mut self, cx: &mut dyn Cx, ring: &mut Chord, id: u64) {
+        let position = match self.tasks.get(&id) {
+            Some(Task::Put { key, .. } | Task::Get { key, .. }) => position(&key_hash(key)),
+            _ => return,
+        };
+        match ring.lookup(cx, position, id) {
+            Err(_) => self.retry_later(cx, id),
+            Ok(Some(result)) => self.found(cx, ring, id, result),
+            Ok(None) => {}
+        }
+    }
+
+    /// The op's `lookup_timeout`, or a coordination's deadline.
+    pub(super) fn op_deadline(&mut self, cx: &mut dyn Cx, id: u64) {
+        match self.tasks.get(&id) {
+            Some(Task::Put { .. }) => self.fail_op(cx, id, DhtError::Timeout),
+            Some(Task::Get { answers, .. }) => {
+                if *answers > 0 {
+                    self.finish_get(cx, id);
+                } else {
+                    self.fail_op(cx, id, DhtError::Timeout);
+                }
+            }
+            Some(Task::Coordinate { .. }) => self.finish_coordination(cx, id),
+            _ => {}
+        }
+    }
+
+    /// §10.3: asks the next unused entry of L.
+    fn ask_next_holder(&mut self, cx: &mut dyn Cx, ring: &mut Chord, id: u64) {
+        let Some(Task::Get {
+            key,
+            list,
+            next,
+            in_flight,
+            ..
+        }) = self.tasks.get_mut(&id)
+        else {
+            return;
+        };
+        let Some(holder) = list.get(*next).cloned() else {
+            return;
+        };
+        *next += 1;
+        *in_flight += 1;
+        let key = key.clone();
+        if holder.id == cx.me() {
+            let status = self.get_status(ring, &key);
+            return self.on_get_answer(cx, ring, id, status);
+        }
+        ring.client_call(cx, holder, id, Capabilities::DHT, |req| {
+            Message::DhtGet(DhtGet { req, key })
+        });
+    }
+
+    pub(super) fn get_status(&self, ring: &Chord, key: &[u8]) -> DhtGetStatus {
+        if !ring.is_member() {
+            return DhtGetStatus::NotInRing;
+        }
+        match self.store.get_key(key) {
+            Some(stored) => DhtGetStatus::Found(stored.body.clone()),
+            None => DhtGetStatus::NotFound,
+        }
+    }
+
+    fn on_get_answer(&mut self, cx: &mut dyn Cx, ring: &mut Chord, id: u64, status: DhtGetStatus) {
+        let Some(Task::Get {
+            in_flight,
+            answers,
+            best,
+            ..
+        }) = self.tasks.get_mut(&id)
+        else {
+            return;
+        };
+        *in_flight -= 1;
+        match status {
+            DhtGetStatus::Found(body) => {
+                *answers += 1;
+                let greater = best
+                    .as_ref()
+                    .is_none_or(|b| order_key(&body) > order_key(b));
+                if greater {
+                    *best = Some(body);
+                }
+            }
+            DhtGetStatus::NotFound => *answers += 1,
+            DhtGetStatus::NotInRing => return self.ask_next_then_finish(cx, ring, id),
+        }
+        self.maybe_finish_get(cx, id);
+    }
+
+    fn ask_next_then_finish(&mut self, cx: &mut dyn Cx, ring: &mut Chord, id: u64) {
+        self.ask_next_holder(cx, ring, id);
+        self.maybe_finish_get(cx, id);
+    }
+
+    /// Ends a get once `r_d` holders answered, or when L ran out.
+    fn maybe_finish_get(&mut self, cx: &mut dyn Cx, id: u64) {
+        let Some(Task::Get {
+            list,
+            next,
+            in_flight,
+            answers,
+            ..
+        }) = self.tasks.get(&id)
+        else {
+            return;
+        };
+        let done = *answers >= self.settings.replicas || (*in_flight == 0 && *next >= list.len());
+        if !done {
+            return;
+        }
+        if *answers == 0 {
+            self.fail_op(cx, id, DhtError::Unreachable);
+        } else {
+            self.finish_get(cx, id);
+        }
+    }
+
+    fn finish_get(&mut self, cx: &mut dyn Cx, id: u64) {
+        let Some(Task::Get { key, best, .. }) = self.tasks.get(&id) else {
+            return;
+        };
+        let (value, version) = match best {
+            Some(DhtBody {
+                version,
+                value: DhtValue::Value(value),
+                ..
+            }) => (Some(value.clone()), *version),
+            Some(body) => (None, body.version),
+            None => (None, 0),
+        };
+        let key = key.clone();
+        self.finish_op(
+            cx,
+            id,
+            Event::DhtGetResult {
+                id: OpId(id),
+                key,
+                value,
+                version,
+            },
+        );
+    }
+
+    // ----- replies and failures -----
+
+    /// A request of task `id` to `peer` ended, with the peer's `reply` (or
+    /// none: dead, refused).
+    pub(super) fn on_answer(
+        &mut self,
+        cx: &mut dyn Cx,
+        ring: &mut Chord,
+        id: u64,
+        peer: Pointer,
+        reply: Option<Message>,
+    ) {
+        match (self.tasks.get_mut(&id), reply) {
+            (Some(Task::Put { .. }), Some(Message::DhtPutReply(r))) => match r.status {
+                DhtPutStatus::Ok => self.finish_op(
+                    cx,
+                    id,
+                    Event::DhtPutAcked {
+                        id: OpId(id),
+                        version: r.version,
+                    },
+                ),
+                DhtPutStatus::NotOwner | DhtPutStatus::NotInRing => self.retry_later(cx, id),
+                status => self.fail_op(cx, id, status_error(status, r.version, r.holders)),
+            },
+            (Some(Task::Put { .. }), _) => self.retry_later(cx, id),
+            (Some(Task::Get { .. }), Some(Message::DhtGetReply(r))) => {
+                self.on_get_answer(cx, ring, id, r.status)
+            }
+            (Some(Task::Get { in_flight, .. }), _) => {
+                *in_flight -= 1;
+                self.ask_next_then_finish(cx, ring, id);
+            }
+            (Some(Task::Coordinate { .. }), reply) => {
+                let ok = matches!(
+                    reply,
+                    Some(Message::DhtReplicateAck(DhtReplicateAck {
+                        status: DhtReplicateStatus::Ok,
+                        ..
+                    }))
+                );
+                self.on_replica_answer(cx, ring, id, ok);
+            }
+            (Some(Task::Sync { khs }), Some(Message::DhtSyncReply(r))) => {
+                let khs = core::mem::take(khs);
+                self.tasks.remove(&id);
+                self.send_missing(cx, ring, peer, &khs, &r.indices);
+            }
+            (Some(Task::Sync { .. }), _) => {
+                self.tasks.remove(&id);
+            }
+            (Some(Task::Push { in_flight }), _) => {
+                *in_flight -= 1;
+                if *in_flight == 0 {
+                    self.tasks.remove(&id);
+                }
+            }
+            (None, _) => {}
+        }
+    }
+
+    /// Fails every command (shutdown).
+    pub(crate) fn shutdown(&mut self, cx: &mut dyn Cx) {
+        let mut ids: Vec<u64> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| matches!(t, Task::Put { .. } | Task::Get { .. }))
+            .map(|(&id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.fail_op(cx, id, DhtError::ShutDown);
+        }
+        self.tasks.clear();
+    }
+}

@@ -1,0 +1,178 @@
+//! The `liveness` component (spec/liveness.md): ping/pong per peer, an RTT
+//! estimate, and the suspect → dead progression (SWIM's direct probe,
+//! without indirect probes: every peer here is a direct neighbour with its
+//! own connection).
+//!
+//! Timing (all from `Config`): a `Ping` leaves every `ping_interval`; one
+//! unanswered after `ping_timeout` is a miss; the first miss makes the peer
+//! suspect, `dead_after_misses` consecutive misses make it dead. A pong
+//! clears the misses. So a crashed peer is declared dead at most
+//! [`Config::detection_time`](crate::Config::detection_time) after it
+//! crashed, and a peer whose pongs arrive within `ping_timeout` never is.
+//!
+//! Each peer's state ([`PeerLiveness`]) lives in the peer table's slot for
+//! that peer; this module schedules the pings and judges the answers. A
+//! verdict of death goes back to the node, which closes the peer's
+//! connections.
+
+mod peer;
+
+pub(crate) use peer::{PeerLiveness, Verdict};
+
+use tracing::info;
+
+use crate::cx::Cx;
+use crate::time::{Duration, Instant};
+use crate::timer::DeadlineQueue;
+use crate::wire::{Message, Ping, Pong};
+use crate::{Config, ConnId, Event, NodeId};
+
+/// The component's timers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Timer {
+    /// Time to ping `peer` (its link of this generation).
+    Ping { peer: NodeId, generation: u64 },
+    /// Ping `nonce` to `peer` is answered by now or missed.
+    PongDue {
+        peer: NodeId,
+        generation: u64,
+        nonce: u64,
+    },
+}
+
+/// Counters of the component.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LivenessStats {
+    pub(crate) pings_sent: u64,
+    pub(crate) peers_declared_dead: u64,
+}
+
+/// The liveness component.
+pub(crate) struct Liveness {
+    ping_interval: Duration,
+    ping_timeout: Duration,
+    dead_after_misses: u32,
+    next_nonce: u64,
+    pub(crate) timers: DeadlineQueue<Timer>,
+    pub(crate) stats: LivenessStats,
+}
+
+impl Liveness {
+    pub(crate) fn new(config: &Config) -> Self {
+        Liveness {
+            ping_interval: config.ping_interval,
+            ping_timeout: config.ping_timeout,
+            dead_after_misses: config.dead_after_misses,
+            next_nonce: 0,
+            timers: DeadlineQueue::new(),
+            stats: LivenessStats::default(),
+        }
+    }
+
+    fn arm(&mut self, cx: &mut dyn Cx, at: Instant, timer: Timer) {
+        let seq = cx.timer_seq();
+        self.timers.push_seq(at, seq, timer);
+    }
+
+    /// `peer` came up (its link has `generation`): its first ping leaves
+    /// one interval from now.
+    pub(crate) fn peer_up(&mut self, cx: &mut dyn Cx, peer: NodeId, generation: u64) {
+        let at = cx.now() + self.ping_interval;
+        self.arm(cx, at, Timer::Ping { peer, generation });
+    }
+
+    /// Whether `timer` still guards something (cancelled timers stay queued
+    /// until they surface).
+    pub(crate) fn is_live(cx: &dyn Cx, timer: &Timer) -> bool {
+        match *timer {
+            Timer::Ping { peer, generation } => {
+                cx.link(peer).is_some_and(|l| l.generation == generation)
+            }
+            Timer::PongDue {
+                peer,
+                generation,
+                nonce,
+            } => cx
+                .link(peer)
+                .is_some_and(|l| l.generation == generation && l.liveness.awaits(nonce)),
+        }
+    }
+
+    /// A timer fired. Returns the peer to declare dead, if it now is.
+    pub(crate) fn fire(&mut self, cx: &mut dyn Cx, timer: Timer) -> Option<NodeId> {
+        match timer {
+            Timer::Ping { peer, .. } => {
+                self.ping(cx, peer);
+                None
+            }
+            Timer::PongDue { peer, nonce, .. } => self.pong_missed(cx, peer, nonce),
+        }
+    }
+
+    fn ping(&mut self, cx: &mut dyn Cx, peer: NodeId) {
+        let nonce = self.next_nonce;
+        self.next_nonce += 1;
+        let Some(generation) = cx.link(peer).map(|l| l.generation) else {
+            return;
+        };
+        let now = cx.now();
+        if let Some(liveness) = cx.liveness_mut(peer) {
+            liveness.ping_sent(nonce, now);
+        }
+        self.stats.pings_sent += 1;
+        // Also on a connection the peer is retiring as a duplicate: it
+        // still answers pings there, so a peer that dies meanwhile is
+        // detected in time.
+        let _ = cx.send(peer, &Message::Ping(Ping { nonce }));
+        self.arm(
+            cx,
+            now + self.ping_timeout,
+            Timer::PongDue {
+                peer,
+                generation,
+                nonce,
+            },
+        );
+        self.arm(
+            cx,
+            now + self.ping_interval,
+            Timer::Ping { peer, generation },
+        );
+    }
+
+    fn pong_missed(&mut self, cx: &mut dyn Cx, peer: NodeId, nonce: u64) -> Option<NodeId> {
+        let dead_after = self.dead_after_misses;
+        match cx.liveness_mut(peer)?.timed_out(nonce, dead_after) {
+            Verdict::Suspect => {
+                info!(peer = %peer.short(), "peer missed a ping: suspect");
+                cx.emit(Event::PeerSuspect { peer });
+                None
+            }
+            Verdict::Dead => {
+                info!(peer = %peer.short(), misses = dead_after, "peer unresponsive: dead");
+                self.stats.peers_declared_dead += 1;
+                Some(peer)
+            }
+            Verdict::Unchanged | Verdict::Recovered => None,
+        }
+    }
+
+    /// A `Ping` arrived on `conn`.
+    pub(crate) fn on_ping(cx: &mut dyn Cx, conn: ConnId, nonce: u64) {
+        // Answered on the connection it came on, even one this node is
+        // draining: the peer may still rely on it while the connection we
+        // kept comes up (or never does, if it was stale), and its liveness
+        // must see that we are alive.
+        let _ = cx.send_even_draining(conn, &Message::Pong(Pong { nonce }));
+    }
+
+    /// A `Pong` arrived from `from`.
+    pub(crate) fn on_pong(cx: &mut dyn Cx, from: NodeId, nonce: u64) {
+        let now = cx.now();
+        if let Some(liveness) = cx.liveness_mut(from)
+            && liveness.pong(nonce, now) == Verdict::Recovered
+        {
+            info!(peer = %from.short(), "suspect peer answered again");
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! The router: which component a command, a message, a timer and a peer
+//! change go to, and in which order when several care. It holds no
+//! component's rules; where one fact concerns several components (a peer
+//! came up, a ring member died, a lookup ended) it tells each in turn, in
+//! the order written here.
+
+use tracing::debug;
+
+use crate::chord::{Chord, ChordRole, Finished, LookupError, LookupFor, RingCall};
+use crate::dht::Dht;
+use crate::liveness::Liveness;
+use crate::mesh::Mesh;
+use crate::messaging::Messaging;
+use crate::peers::{Net, Upcalls};
+use crate::rpc::{Done, Failure, Outcome};
+use crate::time::Instant;
+use crate::wire::{Capabilities, Message, Ping, Pong};
+use crate::{Accepted, CloseReason, Command, CommandError, ConnId, NodeId};
+
+/// The components above the connection layer.
+pub(super) struct Parts {
+    pub(super) liveness: Liveness,
+    pub(super) mesh: Mesh,
+    pub(super) messaging: Messaging,
+    pub(super) chord: Chord,
+    pub(super) dht: Dht,
+}
+
+/// The deadline queues, one per timer owner.
+#[derive(Debug, Clone, Copy)]
+enum Queue {
+    Net,
+    Liveness,
+    Messaging,
+    Requests,
+    Chord,
+    RingCalls,
+    Dht,
+}
+
+impl Parts {
+    // ----- commands -----
+
+    /// Hands `command` to the component that owns it.
+    pub(super) fn command(
+        &mut self,
+        net: &mut Net,
+        command: Command,
+    ) -> Result<Accepted, CommandError> {
+        match command {
+            Command::Connect { addr, peer } => net.connect(&[addr], peer),
+            Command::ConnectAny { addrs, peer } => net.connect(&addrs, peer),
+            Command::AddPeers { peers } => {
+                net.add_peers(&peers);
+                Ok(Accepted::Done)
+            }
+            Command::Disconnect { peer } => net.disconnect(peer, self),
+            Command::Shutdown => {
+                self.shutdown(net);
+                Ok(Accepted::Done)
+            }
+            Command::Broadcast { payload } => Ok(self.mesh.broadcast(net, payload)),
+            Command::Send { to, payload } => self.messaging.send(net, &mut self.chord, to, payload),
+            Command::Request {
+                to,
+                payload,
+                timeout,
+            } => self
+                .messaging
+                .request(net, &mut self.chord, to, payload, timeout),
+            Command::Respond { to, id, payload } => Messaging::respond(net, to, id, payload),
+            Command::ChordFound { founders } => self.chord.found(net, &mut self.dht, founders),
+            Command::ChordCreate => self.chord.create(net, &mut self.dht),
+            Command::ChordJoin { via } => self.chord.join(net, via),
+            Command::Lookup { key } => self.chord.lookup_command(net, key).map(Accepted::Op),
+            Command::Put { key, value } => self.dht.put(net, &mut self.chord, key, Some(value)),
+            Command::Delete { key } => self.dht.put(net, &mut self.chord, key, None),
+            Command::Get { key } => self.dht.get(net, &mut self.chord, key),
+        }
+    }
+
+    /// Fails everything pending, leaves the ring and closes every
+    /// connection with a goodbye. Idempotent.
+    fn shutdown(&mut self, net: &mut Net) {
+        if net.is_shut_down() {
+            return;
+        }
+        net.set_shut_down();
+        super::log_shutdown(net);
+        self.messaging.shutdown(net);
+        for id in self.chord.lookup_ids() {
+            if let Some(finished) = self.chord.lookup_failed(id, LookupError::ShutDown) {
+                self.lookup_finished(net, finished);
+            }
+        }
+        self.chord.clear_requests();
+        self.dht.shutdown(net);
+        self.chord.leave();
+        net.close_all(self);
+    }
+
+    // ----- the ring's requests and lookups -----
+
+    /// A ring request ended: if that shows its peer dead, every pointer
+    /// and request to it goes first (§4), then its own continuation.
+    fn ring_done(&mut self, net: &mut Net, done: Done<RingCall>) {
+        let dead = Chord::is_death(&done);
+        if dead {
+            self.ring_peer_dead(net, done.peer.id);
+        }
+        self.ring_continue(net, done, dead);
+    }
+
+    /// `peer` is dead to the ring: flush it, then end every request to it,
+    /// in id order.
+    fn ring_peer_dead(&mut self, net: &mut Net, peer: NodeId) {
+        self.chord.flush_dead(net, peer);
+        for id in self.chord.rpc.all_to(peer) {
+            if let Some(done) = self.chord.rpc.take(id, Outcome::Failed(Failure::Dead)) {
+                self.ring_continue(net, done, true);
+            }
+        }
+    }
+
+    /// Hands an ended ring request to whoever made it.
+    fn ring_continue(&mut self, net: &mut Net, done: Done<RingCall>, dead: bool) {
+        match done.client {
+            RingCall::Client(task) => self.dht.call_done(net, &mut self.chord, task, done),
+            _ => {
+                if let Some(finished) = self.chord.call_done(net, &mut self.dht, done, dead) {
+                    self.lookup_finished(net, finished);
+                }
+            }
+        }
+    }
+
+    /// A lookup ended: close the connections it opened that nothing needs,
+    /// then hand its result to whatever started it.
+    fn lookup_finished(&mut self, net: &mut Net, finished: Finished) {
+        for &peer in &finished.dialled {
+            let needed = self.chord.needs(peer) || self.messaging.is_waiting_for(peer);
+            net.release(peer, needed, self);
+        }
+        let Some(finished) = self.chord.deliver(net, &mut self.dht, finished) else {
+            return;
+        };
+        match finished.purpose {
+            LookupFor::Route(target) => self.messaging.route_found(net, target, finished.result),
+            LookupFor::Client(task) => self.dht.found(net, &mut self.chord, task, finished.result),
+            LookupFor::Command(_) | LookupFor::Join | LookupFor::Finger(_) => {}
+        }
+    }
+
+    // ----- timers -----
+
+    /// Fires the earliest deadline of all queues if it is due at `now`;
+    /// whether there was one.
+    pub(super) fn fire_next_due(&mut self, net: &mut Net, now: Instant) -> bool {
+        let Some(queue) = self.next_due(net, now) else {
+            return false;
+        };
+        match queue {
+            Queue::Net => {
+                if let Some(timer) = net.timers.pop()
+                    && net.is_live(&timer)
+                {
+                    net.fire(timer, self);
+                }
+            }
+            Queue::Liveness => {
+                if let Some(timer) = self.liveness.timers.pop()
+                    && Liveness::is_live(net, &timer)
+                    && let Some(dead) = self.liveness.fire(net, timer)
+                {
+                    net.declare_dead(dead, self);
+                }
+            }
+            Queue::Messaging => {
+                if let Some(timer) = self.messaging.timers.pop()
+                    && self.messaging.is_live(&timer)
+                {
+                    self.messaging.fire(net, timer);
+                }
+            }
+            Queue::Requests => {
+                if let Some(timer) = self.messaging.requests.timers.pop()
+                    && self.messaging.requests.is_live(&timer)
+                    && let Some(done) = self.messaging.requests.fire(timer)
+                {
+                    self.messaging.request_done(net, done);
+                }
+            }
+            Queue::Chord => {
+                if let Some(timer) = self.chord.timers.pop()
+                    && self.chord.is_live(&timer)
+                    && let Some(finished) = self.chord.fire(net, &mut self.dht, timer)
+                {
+                    self.lookup_finished(net, finished);
+                }
+            }
+            Queue::RingCalls => {
+                if let Some(timer) = self.chord.rpc.timers.pop()
+                    && self.chord.rpc.is_live(&timer)
+                    && let Some(done) = self.chord.rpc.fire(timer)
+                {
+                    if matches!(done.outcome, Outcome::Failed(Failure::TimedOut)) {
+                        debug!(peer = %done.peer.id.short(), req = done.id, "chord request timed out");
+                    }
+                    self.ring_done(net, done);
+                }
+            }
+            Queue::Dht => {
+                if let Some(timer) = self.dht.timers.pop()
+                    && self.dht.is_live(&timer, self.chord.is_member())
+                {
+                    self.dht.fire(net, &mut self.chord, timer);
+                }
+            }
+        }
+        true
+    }
+
+    /// The queue whose earliest deadline comes first (ties: the one armed
+    /// first, across all queues), if it is due.
+    fn next_due(&self, net: &Net, now: Instant) -> Option<Queue> {
+        [
+            (Queue::Net, net.timers.peek()),
+            (Queue::Liveness, self.liveness.timers.peek()),
+            (Queue::Messaging, self.messaging.timers.peek()),
+            (Queue::Requests, self.messaging.requests.timers.peek()),
+            (Queue::Chord, self.chord.timers.peek()),
+            (Queue::RingCalls, self.chord.rpc.timers.peek()),
+            (Queue::Dht, self.dht.timers.peek()),
+        ]
+        .into_iter()
+        .filter_map(|(queue, top)| top.map(|top| (top, queue)))
+        .min_by_key(|&(top, _)| top)
+        .filter(|&((at, _), _)| at <= now)
+        .map(|(_, queue)| queue)
+    }
+
+    /// The earliest deadline of the components' queues.
+    pub(super) fn next_timeout(&self) -> Option<Instant> {
+        [
+            self.liveness.timers.next(),
+            self.messaging.timers.next(),
+            self.messaging.requests.timers.next(),
+            self.chord.timers.next(),
+            self.chord.rpc.timers.next(),
+            self.dht.timers.next(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Deadlines queued in the components' queues.
+    pub(super) fn deadline_count(&self) -> usize {
+        self.liveness.timers.len()
+            + self.messaging.timers.len()
+            + self.messaging.requests.timers.len()
+            + self.chord.timers.len()
+            + self.chord.rpc.timers.len()
+            + self.dht.timers.len()
+    }
+
+    /// Drops cancelled deadlines from the tops of every queue (so that
+    /// `poll_timeout` names one somebody waits for), and sweeps a queue
+    /// that has doubled.
+    pub(super) fn tidy_timers(&mut self, net: &mut Net) {
+        net.tidy_timers();
+        self.liveness
+            .timers
+            .tidy(|timer| Liveness::is_live(net, timer));
+        self.messaging.tidy_timers();
+        let member = self.chord.is_member();
+        self.chord.tidy_timers();
+        self.dht.tidy_timers(member);
+    }
+}
+
+/// The request id a reply message answers, for the ring's replies.
+fn reply_req(message: &Message) -> Option<u64> {
+    Some(match message {
+        Message::ChordState(m) => m.req,
+        Message::ChordFindSuccessorReply(m) => m.req,
+        Message::DhtPutReply(m) => m.req,
+        Message::DhtGetReply(m) => m.req,
+        Message::DhtReplicateAck(m) => m.req,
+        Message::DhtSyncReply(m) => m.req,
+        _ => return None,
+    })
+}
+
+impl Upcalls for Parts {
+    fn peer_up(&mut self, net: &mut Net, peer: NodeId, conn: ConnId, generation: u64) {
+        self.liveness.peer_up(net, peer, generation);
+        self.chord.peer_up(net, peer);
+        net.exchange_peers(peer, conn);
+        self.messaging.peer_up(net, peer);
+    }
+
+    fn peer_down(&mut self, net: &mut Net, peer: NodeId, reason: &CloseReason) {
+        if self.chord.peer_down(net, peer, reason) {
+            self.ring_peer_dead(net, peer);
+        }
+        self.messaging.peer_down(net, peer);
+    }
+
+    fn dial_failed(&mut self, net: &mut Net, peer: NodeId) {
+        if self.chord.dial_failed(peer) {
+            self.ring_peer_dead(net, peer);
+        }
+        self.messaging.dial_failed(net, peer);
+    }
+
+    fn message(
+        &mut self,
+        net: &mut Net,
+        conn: ConnId,
+        from: NodeId,
+        message: Message,
+    ) -> Result<(), &'static str> {
+        // Chord and the table speak only where both sides negotiated them
+        // (spec/chord.md §4).
+        let runs = |caps| {
+            self.chord.role() != ChordRole::Off
+                && net.conn_caps(conn).is_some_and(|c| c.contains(caps))
+        };
+        match message {
+            Message::Ping(Ping { nonce }) => Liveness::on_ping(net, conn, nonce),
+            Message::Pong(Pong { nonce }) => Liveness::on_pong(net, from, nonce),
+            Message::Broadcast(broadcast) => self.mesh.on_broadcast(net, from, broadcast),
+            Message::Direct(_) | Message::Request(_) | Message::Response(_) => {
+                self.messaging.on_message(net, from, message)
+            }
+            Message::ChordGetState(_)
+            | Message::ChordNotify(_)
+            | Message::ChordFindSuccessor(_)
+                if runs(Capabilities::CHORD) =>
+            {
+                self.chord.on_request(net, &mut self.dht, from, message)
+            }
+            Message::DhtPut(_)
+            | Message::DhtGet(_)
+            | Message::DhtReplicate(_)
+            | Message::DhtSync(_)
+                if runs(Capabilities::DHT) =>
+            {
+                self.dht.on_request(net, &mut self.chord, from, message)
+            }
+            Message::ChordState(_) | Message::ChordFindSuccessorReply(_)
+                if runs(Capabilities::CHORD) =>
+            {
+                self.ring_reply(net, from, message)
+            }
+            Message::DhtPutReply(_)
+            | Message::DhtGetReply(_)
+            | Message::DhtReplicateAck(_)
+            | Message::DhtSyncReply(_)
+                if runs(Capabilities::DHT) =>
+            {
+                self.ring_reply(net, from, message)
+            }
+            other => return Err(other.name()),
+        }
+        Ok(())
+    }
+
+    fn waiting_for(&self, peer: NodeId) -> bool {
+        self.messaging.is_waiting_for(peer)
+    }
+
+    fn maintenance(&mut self, net: &mut Net) {
+        self.mesh.expire(net);
+    }
+}
+
+impl Parts {
+    /// A reply to one of the ring's requests.
+    fn ring_reply(&mut self, net: &mut Net, from: NodeId, message: Message) {
+        if let Some(req) = reply_req(&message)
+            && let Some(done) = self.chord.on_reply(from, req, message)
+        {
+            self.ring_done(net, done);
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Discovery (spec/discovery.md): peer exchange on connect and on request,
+//! and `FindPeer` for a node whose address is unknown.
+
+use super::{Net, Upcalls};
+use crate::session::Prepared;
+use crate::wire::{FindPeer, Message, PeerList};
+use crate::{ConnId, NodeId};
+
+/// Neighbours asked at once when a peer's address is unknown.
+const LOOKUP_FANOUT: usize = 8;
+
+impl Net {
+    /// Peers that are up, in id order.
+    pub(crate) fn connected_peers(&self) -> Vec<NodeId> {
+        let mut peers: Vec<NodeId> = self.links.keys().copied().collect();
+        peers.sort_unstable();
+        peers
+    }
+
+    /// Peer exchange with a peer that just came up on `conn`.
+    pub(crate) fn exchange_peers(&mut self, peer: NodeId, conn: ConnId) {
+        let list = self.peer_sample(peer);
+        if !list.peers.is_empty() {
+            let _ = self.send_message(conn, &Message::PeerList(list));
+        }
+    }
+
+    /// Up to `peer_exchange_size` entries for `to`: peers that are up first
+    /// (they are known to work), then the rest of the cache, each group in
+    /// random order. Never `to` itself, never entries without addresses.
+    pub(super) fn peer_sample(&mut self, to: NodeId) -> PeerList {
+        let mut up = Vec::new();
+        let mut rest = Vec::new();
+        for (&id, known) in self.cache.iter() {
+            if id == to || known.addrs.is_empty() {
+                continue;
+            }
+            if self.links.contains_key(&id) {
+                up.push(id);
+            } else {
+                rest.push(id);
+            }
+        }
+        let mut ids = Vec::with_capacity(self.config.peer_exchange_size);
+        for mut group in [up, rest] {
+            group.sort_unstable();
+            self.rng.shuffle(&mut group);
+            let room = self.config.peer_exchange_size - ids.len();
+            ids.extend(group.into_iter().take(room));
+        }
+        PeerList {
+            peers: ids
+                .into_iter()
+                .filter_map(|id| self.cache.entry(id))
+                .collect(),
+        }
+    }
+
+    pub(super) fn on_peer_list(&mut self, list: PeerList, up: &mut dyn Upcalls) {
+        for entry in &list.peers {
+            if self.cache.learn(entry, self.now) {
+                // News: worth asking again at the next round.
+                self.next_peer_request = self.now;
+            }
+            // A message was waiting for exactly this.
+            if up.waiting_for(entry.id)
+                && !self.links.contains_key(&entry.id)
+                && !self.is_dialling(entry.id)
+            {
+                self.dial_known(entry.id);
+            }
+        }
+    }
+
+    /// Asks up to [`LOOKUP_FANOUT`] neighbours where `peer` is.
+    pub(crate) fn find_peer(&mut self, peer: NodeId) {
+        let mut neighbours = self.connected_peers();
+        self.rng.shuffle(&mut neighbours);
+        let message = Message::FindPeer(FindPeer { target: peer });
+        let mut prepared = Prepared::new(&message);
+        for neighbour in neighbours.into_iter().take(LOOKUP_FANOUT) {
+            if let Some(conn) = self.links.get(&neighbour).map(|l| l.conn) {
+                let _ = self.send_on(conn, &mut prepared, false);
+            }
+        }
+    }
+}
