@@ -19,7 +19,7 @@
 use smallvec::SmallVec;
 
 use crate::OpId;
-use crate::liveness::PeerLiveness;
+use crate::liveness::peer::PeerLiveness;
 use crate::session::{EncodeError, Prepared};
 use crate::time::Instant;
 use crate::wire::{Capabilities, Message, PeerEntry};

@@ -10,14 +10,14 @@
 //! [`Config::detection_time`](crate::Config::detection_time) after it
 //! crashed, and a peer whose pongs arrive within `ping_timeout` never is.
 //!
-//! Each peer's state ([`PeerLiveness`]) lives in the peer table's slot for
+//! Each peer's state ([`peer::PeerLiveness`]) lives in the peer table's slot for
 //! that peer; this module schedules the pings and judges the answers. A
 //! verdict of death goes back to the node, which closes the peer's
 //! connections.
 
-mod peer;
+pub(crate) mod peer;
 
-pub(crate) use peer::{PeerLiveness, Verdict};
+pub(crate) use peer::Verdict;
 
 use tracing::info;
 

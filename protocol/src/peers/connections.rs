@@ -9,7 +9,7 @@ use smallvec::SmallVec;
 use tracing::{debug, info};
 
 use super::{Connection, Net, PeerLink, Timer, Upcalls, redial_delay};
-use crate::liveness::PeerLiveness;
+use crate::liveness::peer::PeerLiveness;
 use crate::session::{Established, Session, SessionOutput};
 use crate::wire::{FindPeer, Goodbye, GoodbyeReason, Message, PeerList};
 use crate::{

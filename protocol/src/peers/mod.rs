@@ -30,7 +30,7 @@ use hashbrown::HashMap;
 pub(crate) use cache::PeerCache;
 
 use crate::cx::{Cx, LinkView, SendError};
-use crate::liveness::PeerLiveness;
+use crate::liveness::peer::PeerLiveness;
 use crate::rng::{Rng, Stream};
 use crate::session::{EncodeError, Prepared, Session, SessionContext, SessionOutput};
 use crate::time::{Duration, Instant};
