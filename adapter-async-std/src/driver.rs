@@ -21,8 +21,8 @@ use ringmesh::{
 use ringmesh_driver::{BACKLOG_OVERFLOW, Clock, transport_error};
 use tracing::{debug, info, warn};
 
-use crate::connection::{Link, Transport};
 use crate::connection;
+use crate::connection::{Link, Transport};
 use crate::events::EventSender;
 use crate::handle::{Call, Error};
 

@@ -5,10 +5,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::net::SocketAddr;
-use std::thread::ThreadId;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::{Arc, OnceLock};
+use std::thread::ThreadId;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use bytes::Bytes;
@@ -179,8 +179,7 @@ impl Adapter {
     /// Records the calling thread as the one that runs the loop (once): the
     /// handle's waiting calls panic there instead of waiting forever.
     pub(crate) fn claim_loop_thread(&self) {
-        self.loop_thread
-            .get_or_init(|| std::thread::current().id());
+        self.loop_thread.get_or_init(|| std::thread::current().id());
     }
 
     /// After [`spawn_with`](crate::spawn_with)'s loop: the handles stop

@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use ringmesh::wire::{
-    Capabilities, GoodbyeReason, Hello, LENGTH_PREFIX_LEN, Message, PREAMBLE_LEN,
-    PROTOCOL_VERSION, Preamble, decode_body, encode_frame,
+    Capabilities, GoodbyeReason, Hello, LENGTH_PREFIX_LEN, Message, PREAMBLE_LEN, PROTOCOL_VERSION,
+    Preamble, decode_body, encode_frame,
 };
 use ringmesh::{
     Accepted, CloseReason, Command, CommandError, Config, Event, Identity, NodeId, ProtocolError,
@@ -434,9 +434,13 @@ fn read_hello(stream: &mut TcpStream) -> Hello {
         .set_read_timeout(Some(EVENT_TIMEOUT))
         .expect("read timeout");
     let mut preamble = [0u8; PREAMBLE_LEN];
-    stream.read_exact(&mut preamble).expect("the node's preamble");
+    stream
+        .read_exact(&mut preamble)
+        .expect("the node's preamble");
     let mut header = [0u8; LENGTH_PREFIX_LEN];
-    stream.read_exact(&mut header).expect("the Hello's frame header");
+    stream
+        .read_exact(&mut header)
+        .expect("the Hello's frame header");
     let len = u32::from_be_bytes(header);
     assert!(len <= 64 * 1024, "a Hello of {len} bytes");
     let mut body = vec![0u8; len as usize];

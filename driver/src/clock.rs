@@ -90,7 +90,11 @@ mod tests {
         // "Never" is half a million years away, or not representable at
         // all (the platform decides): no panic either way.
         let century = StdDuration::from_secs(100 * 365 * 24 * 3600);
-        assert!(clock.to_std(Instant::MAX).is_none_or(|at| at > epoch + century));
+        assert!(
+            clock
+                .to_std(Instant::MAX)
+                .is_none_or(|at| at > epoch + century)
+        );
         assert!(clock.until(Instant::MAX).is_none_or(|wait| wait > century));
     }
 

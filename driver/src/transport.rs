@@ -84,7 +84,11 @@ mod tests {
             (InvalidInput, TransportError::Other),
         ];
         for (kind, expected) in cases {
-            assert_eq!(transport_error(&io::Error::from(kind)), expected, "{kind:?}");
+            assert_eq!(
+                transport_error(&io::Error::from(kind)),
+                expected,
+                "{kind:?}"
+            );
         }
     }
 
@@ -116,8 +120,17 @@ mod tests {
     #[test]
     fn the_backlog_sum_never_wraps_past_a_huge_cap() {
         // A wrapping add would make this total tiny and let it through.
-        assert_eq!(admit_to_backlog(usize::MAX - 1, 2, usize::MAX), Err(usize::MAX));
-        assert_eq!(admit_to_backlog(usize::MAX, usize::MAX, usize::MAX), Err(usize::MAX));
-        assert_eq!(admit_to_backlog(usize::MAX - 1, 1, usize::MAX), Ok(usize::MAX));
+        assert_eq!(
+            admit_to_backlog(usize::MAX - 1, 2, usize::MAX),
+            Err(usize::MAX)
+        );
+        assert_eq!(
+            admit_to_backlog(usize::MAX, usize::MAX, usize::MAX),
+            Err(usize::MAX)
+        );
+        assert_eq!(
+            admit_to_backlog(usize::MAX - 1, 1, usize::MAX),
+            Ok(usize::MAX)
+        );
     }
 }
