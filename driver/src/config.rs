@@ -18,10 +18,12 @@ pub const DEFAULT_MAX_BACKLOG_BYTES: usize = 32 << 20;
 ///
 /// The buffer is a hand-off between the node and an application that
 /// reads it promptly, not storage: both adapters' channels allocate every
-/// slot up front (an [`Event`](ringmesh::Event) slot is about a hundred
-/// bytes, so 1,024 cost about 100 KiB per node, where 65,536 would cost
-/// 6 MiB per node before a single event). An application that reads in
+/// slot up front (an [`Event`](ringmesh::Event) is 144 bytes on x86-64, so
+/// 1,024 slots cost about 150 KiB per node, where 65,536 would cost about
+/// 10 MiB per node before a single event). An application that reads in
 /// bursts (a bench with a window of 8,192 messages in flight) raises it.
+/// The cap is a count: each event's payload is the node's (bounded by
+/// `max_frame_len`), held until read.
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 
 /// Largest [`AdapterConfig::event_capacity`]: 1,048,576 (2^20). The slots
