@@ -20,6 +20,7 @@ use bytes::{Buf, Bytes};
 use futures_lite::future;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use ringmesh::{ConnId, TransportError};
+use ringmesh_driver::{admit_to_backlog, transport_error};
 use tracing::{debug, warn};
 
 /// Bytes asked of the socket per read. Each chunk is copied into a `Bytes`
@@ -146,11 +147,11 @@ impl Link {
             return Ok(());
         }
         let len = bytes.len();
+        // Only this (the node loop) adds to the backlog; the writer only
+        // takes away. So what was admitted here stays within the cap, and
+        // the counter never wraps.
+        admit_to_backlog(self.backlog.load(Ordering::Relaxed), len, cap)?;
         let queued = self.backlog.fetch_add(len, Ordering::Relaxed);
-        let backlog = queued + len;
-        if backlog > cap {
-            return Err(backlog);
-        }
         // A zero backlog means the writer holds nothing either (it counts
         // bytes down only once the socket took them): writing now keeps
         // the order.
@@ -349,7 +350,7 @@ async fn write_until_end(
         }
         let slices: Vec<IoSlice<'_>> = batch.iter().map(|b| IoSlice::new(b)).collect();
         let written = match writer.write_vectored(&slices).await {
-            Ok(0) => return End::Failed(TransportError::Other),
+            Ok(0) => return End::Failed(transport_error(&io::ErrorKind::WriteZero.into())),
             Ok(n) => n,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => {
@@ -414,19 +415,4 @@ pub(crate) async fn dial(conn: ConnId, addr: SocketAddr, transport: Sender<Trans
     let _ = transport
         .send(Transport::Dialed { conn, addr, result })
         .await;
-}
-
-/// The protocol's view of an I/O error.
-pub(crate) fn transport_error(error: &io::Error) -> TransportError {
-    use io::ErrorKind::*;
-    match error.kind() {
-        ConnectionReset | ConnectionAborted | BrokenPipe => TransportError::Reset,
-        ConnectionRefused => TransportError::Refused,
-        TimedOut => TransportError::TimedOut,
-        HostUnreachable | NetworkUnreachable | AddrNotAvailable | NetworkDown => {
-            TransportError::Unreachable
-        }
-        UnexpectedEof => TransportError::Eof,
-        _ => TransportError::Other,
-    }
 }

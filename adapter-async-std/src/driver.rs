@@ -16,13 +16,15 @@ use bytes::Bytes;
 use futures_lite::future;
 use ringmesh::{
     Accepted, CloseReason, Command, ConnId, Direction, Event, Input, Instant, Node, NodeId, Output,
-    RequestId, TransportError,
+    RequestId,
 };
+use ringmesh_driver::{BACKLOG_OVERFLOW, Clock, transport_error};
 use tracing::{debug, info, warn};
 
-use crate::connection::{self, Link, Transport};
+use crate::connection;
+use crate::connection::{Link, Transport};
 use crate::events::EventSender;
-use crate::handle::{Call, Error, PeerInfo};
+use crate::handle::{Call, Error};
 
 /// Transport reports buffered between the connection futures and the node
 /// loop. When it is full, readers wait (and so stop reading their sockets):
@@ -77,33 +79,6 @@ impl Future for Driver {
 impl fmt::Debug for Driver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Driver").finish_non_exhaustive()
-    }
-}
-
-/// Maps `std::time::Instant` onto protocol time: microseconds since the
-/// moment the node was created.
-#[derive(Clone, Copy)]
-pub(crate) struct Clock {
-    epoch: std::time::Instant,
-}
-
-impl Clock {
-    pub(crate) fn start() -> Self {
-        Clock {
-            epoch: std::time::Instant::now(),
-        }
-    }
-
-    fn now(self) -> Instant {
-        let micros = self.epoch.elapsed().as_micros();
-        Instant::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
-    }
-
-    /// When `at` falls on the wall clock; `None` if it is too far to
-    /// represent (as good as never).
-    fn to_std(self, at: Instant) -> Option<std::time::Instant> {
-        self.epoch
-            .checked_add(std::time::Duration::from_micros(at.as_micros()))
     }
 }
 
@@ -319,7 +294,7 @@ impl State<'_> {
                     }
                     Err(error) => {
                         info!(%conn, %addr, %error, "dial failed");
-                        let reason = connection::transport_error(&error);
+                        let reason = transport_error(&error);
                         self.input(Input::DialFailed { conn, reason });
                     }
                 }
@@ -404,24 +379,9 @@ impl State<'_> {
                     }
                 }
             }
-            Call::KnownPeers(reply) => {
-                let _ = reply.try_send(self.node.known_peers());
-            }
-            Call::Peers(reply) => {
-                let peers = self
-                    .node
-                    .connected_peers()
-                    .into_iter()
-                    .map(|id| PeerInfo {
-                        id,
-                        rtt: self.node.rtt(id).map(Into::into),
-                    })
-                    .collect();
-                let _ = reply.try_send(peers);
-            }
-            Call::Stats(reply) => {
-                let _ = reply.try_send(self.node.stats().clone());
-            }
+            // Outputs are drained after every input, so the node has
+            // nothing pending: `inspect` sees it as the events left it.
+            Call::Inspect(inspection) => inspection(&self.node),
             Call::Shutdown(reply) => {
                 self.shutdown_replies.push(reply);
                 self.begin_shutdown();
@@ -452,7 +412,7 @@ impl State<'_> {
                 now,
                 Input::Closed {
                     conn,
-                    reason: TransportError::TimedOut,
+                    reason: BACKLOG_OVERFLOW,
                 },
             );
         }

@@ -8,8 +8,10 @@ use async_channel::Sender;
 use bytes::Bytes;
 use ringmesh::wire::PeerEntry;
 use ringmesh::{
-    Accepted, CloseReason, Command, CommandError, DeliveryError, NodeId, RequestId, Stats,
+    Accepted, CloseReason, Command, CommandError, DeliveryError, Node, NodeId, RequestId, Stats,
 };
+
+use crate::PeerInfo;
 
 /// Why a [`NodeHandle`] call did not do what it asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,14 +34,8 @@ pub enum Error {
     Stopped,
 }
 
-/// A peer with an established session, as [`NodeHandle::peers`] lists it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerInfo {
-    /// The peer's authenticated id.
-    pub id: NodeId,
-    /// Smoothed ping round-trip time, once a pong has come back.
-    pub rtt: Option<Duration>,
-}
+/// A closure to run on the node, in the node loop.
+pub(crate) type Inspection = Box<dyn FnOnce(&Node) + Send>;
 
 /// A call from a handle to the node loop, with where to send the answer
 /// (a `bounded(1)` channel used as a oneshot).
@@ -58,9 +54,7 @@ pub(crate) enum Call {
         timeout: Duration,
         reply: Sender<Result<Bytes, Error>>,
     },
-    KnownPeers(Sender<Vec<PeerEntry>>),
-    Peers(Sender<Vec<PeerInfo>>),
-    Stats(Sender<Stats>),
+    Inspect(Inspection),
     Shutdown(Sender<()>),
     /// A command whose answer nobody waits for.
     Post(Command),
@@ -230,18 +224,39 @@ impl NodeHandle {
     /// The peer cache: every node known, with its listen addresses. Save it
     /// to rejoin without a bootstrap node next time.
     pub async fn known_peers(&self) -> Result<Vec<PeerEntry>, Error> {
-        self.call(Call::KnownPeers).await
+        self.inspect(Node::known_peers).await
     }
 
     /// The peers with an established session, in id order, with their
-    /// round-trip times.
+    /// round-trip times and whether they are suspect.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, Error> {
-        self.call(Call::Peers).await
+        self.inspect(PeerInfo::list).await
     }
 
     /// The node's counters.
     pub async fn stats(&self) -> Result<Stats, Error> {
-        self.call(Call::Stats).await
+        self.inspect(|node| node.stats().clone()).await
+    }
+
+    /// Runs `f` on the node, in the node loop between two inputs, and
+    /// returns what it returns. For state the other calls do not cover:
+    /// `handle.inspect(|node| node.chord_successors()).await`.
+    ///
+    /// `f` sees the node after everything the node loop did before it took
+    /// the call: every event that came out before is already on the
+    /// [`Events`](crate::Events) stream (unless dropped as the stream was
+    /// full). It holds up the node while it runs, so keep it short.
+    pub async fn inspect<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        F: FnOnce(&Node) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.call(|reply: Sender<T>| {
+            Call::Inspect(Box::new(move |node| {
+                let _ = reply.try_send(f(node));
+            }))
+        })
+        .await
     }
 
     /// Gives the node any [`Command`]; returns what it started. The typed

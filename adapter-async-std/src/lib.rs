@@ -1,6 +1,14 @@
 //! `ringmesh-async-std`: runs a [`ringmesh::Node`] over TCP in async Rust,
-//! under **async-std** or **smol** (or any executor: it is built on
-//! `async-io` and `futures-lite` and spawns nothing itself).
+//! under **async-std**, **smol** or **tokio** (multi-thread or
+//! current-thread runtime), or any other executor: it is built on
+//! `async-io` and `futures-lite`, spawns nothing itself, and its sockets
+//! and timers run on `async-io`'s own reactor thread, so the executor only
+//! has to poll the [`Driver`] future. The conformance suite runs it under
+//! all three.
+//!
+//! async-std is discontinued upstream (its authors point to smol); the
+//! crate keeps its name and keeps working under it, because users still
+//! run it, and nothing in it depends on async-std.
 //!
 //! [`start`] binds the listener and returns three things:
 //!
@@ -27,7 +35,8 @@
 //!
 //! // async-std:
 //! async_std::task::spawn(alice_driver);
-//! // smol (either works; here the two nodes even run on different ones):
+//! // smol (any works; here the two nodes even run on different ones; under
+//! // tokio it is `tokio::spawn(driver)`):
 //! smol::spawn(bob_driver).detach();
 //!
 //! smol::block_on(async {
@@ -66,8 +75,8 @@
 //!   pushes back on the senders. Each connection's write backlog is capped
 //!   at [`AdapterConfig::max_backlog_bytes`]: a peer that stops reading is
 //!   cut off when its backlog passes the cap (its connection closes with
-//!   `CloseReason::Transport(TransportError::TimedOut)` and a warning in
-//!   the log). The event stream is bounded too; see [`Events`]. Each open
+//!   `CloseReason::Transport(`[`BACKLOG_OVERFLOW`]`)` and a warning in the
+//!   log). The event stream is bounded too; see [`Events`]. Each open
 //!   connection also holds a 64 KiB read buffer.
 //! - **Writes go out at once when they can.** When nothing is queued for a
 //!   connection, the node loop hands the node's bytes to the socket itself
@@ -83,6 +92,14 @@
 //!   the node takes it in: a handshake whose last message has arrived
 //!   completes, and its peer gets a `Goodbye` too (a connection without a
 //!   session cannot carry one).
+//!
+//! ## Shared with the mio adapter
+//!
+//! The configuration ([`AdapterConfig`], its defaults and validation), the
+//! address the node announces ([`announced_addrs`]: never an unspecified
+//! one such as `0.0.0.0`, never port 0), the clock, the io-error mapping
+//! and [`PeerInfo`] are the driver core's (`ringmesh-driver`), written once
+//! for both adapters and re-exported here.
 //!
 //! ## Stopping
 //!
@@ -105,112 +122,47 @@ mod events;
 mod handle;
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 
 use async_io::Async;
-use ringmesh::{Config, Identity, Instant, Node};
-use tracing::warn;
+use ringmesh_driver::Startup;
 
 pub use driver::Driver;
 pub use events::Events;
-pub use handle::{Error, NodeHandle, PeerInfo};
+pub use handle::{Error, NodeHandle};
 /// The protocol crate this adapter drives.
 pub use ringmesh;
-
-/// Default [`AdapterConfig::max_backlog_bytes`]: 32 MiB.
-pub const DEFAULT_MAX_BACKLOG_BYTES: usize = 32 << 20;
-
-/// Default [`AdapterConfig::event_capacity`].
-pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
+pub use ringmesh_driver::{
+    AdapterConfig, AdapterConfigError, BACKLOG_OVERFLOW, DEFAULT_EVENT_CAPACITY,
+    DEFAULT_MAX_BACKLOG_BYTES, MAX_EVENT_CAPACITY, PeerInfo, announced_addrs,
+};
 
 /// Calls from handles that may wait for the node loop at once; more wait
 /// to be sent.
 const CALL_CAPACITY: usize = 64;
 
-/// What [`start`] needs. Build it with [`AdapterConfig::new`], then change
-/// fields.
-#[derive(Debug, Clone)]
-pub struct AdapterConfig {
-    /// Where to listen. Port 0 picks a free port: read it back with
-    /// [`NodeHandle::local_addr`].
-    pub listen: SocketAddr,
-    /// The node's configuration. If its `listen_addrs` is empty, the bound
-    /// address is announced (unless it is unspecified, like `0.0.0.0`:
-    /// then set `listen_addrs` to the address peers should dial).
-    pub node: Config,
-    /// The node's long-term identity; its 32 secret bytes are what to
-    /// persist between runs.
-    pub identity: Identity,
-    /// The node's randomness seed ([`Node::new`]). In Noise mode it keys the
-    /// handshake's ephemeral keys: **pass a fresh random value at every
-    /// start** (e.g. from `getrandom`). Fixed seeds are for tests.
-    pub seed: u64,
-    /// Cap on the bytes queued for one connection and not yet accepted by
-    /// its socket. A peer that reads too slowly for it is disconnected.
-    /// At least the node's `max_frame_len`. Default
-    /// [`DEFAULT_MAX_BACKLOG_BYTES`].
-    pub max_backlog_bytes: usize,
-    /// Events held for the application before new ones are dropped (see
-    /// [`Events`]). Default [`DEFAULT_EVENT_CAPACITY`].
-    pub event_capacity: usize,
-}
-
-impl AdapterConfig {
-    /// A configuration with the default caps.
-    pub fn new(listen: SocketAddr, node: Config, identity: Identity, seed: u64) -> Self {
-        AdapterConfig {
-            listen,
-            node,
-            identity,
-            seed,
-            max_backlog_bytes: DEFAULT_MAX_BACKLOG_BYTES,
-            event_capacity: DEFAULT_EVENT_CAPACITY,
-        }
-    }
-}
-
 /// Binds the listener and creates the node; returns its handle, its event
 /// stream, and the [`Driver`] future that runs it.
 ///
-/// Nothing happens until the driver is spawned: `async_std::task::spawn(driver)`
-/// or `smol::spawn(driver).detach()` (or awaited in a task of your own).
+/// Nothing happens until the driver is spawned: `async_std::task::spawn(driver)`,
+/// `smol::spawn(driver).detach()` or `tokio::spawn(driver)` (or awaited in
+/// a task of your own).
 ///
-/// Fails if the listener cannot be bound, or (as `InvalidInput`) if the
-/// node configuration is invalid, `max_backlog_bytes` is below the node's
-/// `max_frame_len`, or `event_capacity` is zero.
+/// Fails if the listener cannot be bound, or (as `InvalidInput`, carrying
+/// an [`AdapterConfigError`]) if the configuration is refused: an invalid
+/// node configuration, `max_backlog_bytes` below one frame, an
+/// `event_capacity` out of range, or no address to announce for a ring
+/// member.
 pub fn start(config: AdapterConfig) -> io::Result<(NodeHandle, Events, Driver)> {
-    let AdapterConfig {
-        listen,
-        node: mut node_config,
-        identity,
-        seed,
+    config.validate()?;
+    let listener = Async::<TcpListener>::bind(config.listen)?;
+    let local_addr = listener.get_ref().local_addr()?;
+    let Startup {
+        node,
+        clock,
         max_backlog_bytes,
         event_capacity,
-    } = config;
-    if max_backlog_bytes < node_config.max_frame_len as usize {
-        return Err(invalid(format!(
-            "max_backlog_bytes {max_backlog_bytes} is below max_frame_len {}",
-            node_config.max_frame_len
-        )));
-    }
-    if event_capacity == 0 {
-        return Err(invalid("event_capacity must be at least 1".to_owned()));
-    }
-    let listener = Async::<TcpListener>::bind(listen)?;
-    let local_addr = listener.get_ref().local_addr()?;
-    if node_config.listen_addrs.is_empty() {
-        if local_addr.ip().is_unspecified() {
-            warn!(
-                %local_addr,
-                "listening on an unspecified address: set listen_addrs so peers can redial this node"
-            );
-        } else {
-            node_config.listen_addrs.push(local_addr);
-        }
-    }
-    let clock = driver::Clock::start();
-    let node = Node::new(node_config, identity, seed, Instant::ZERO)
-        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+    } = config.into_node(local_addr)?;
     let (calls_tx, calls) = async_channel::bounded(CALL_CAPACITY);
     let (events_tx, events) = events::EventSender::channel(event_capacity);
     let handle = NodeHandle::new(calls_tx, node.node_id(), local_addr);
@@ -224,8 +176,4 @@ pub fn start(config: AdapterConfig) -> io::Result<(NodeHandle, Events, Driver)> 
         max_backlog_bytes,
     });
     Ok((handle, events, driver))
-}
-
-fn invalid(message: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, message)
 }

@@ -5,19 +5,24 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::{Arc, OnceLock};
+use std::thread::ThreadId;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use bytes::Bytes;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token, Waker};
-use ringmesh::{Command, ConnId, Direction, Event, Input, Instant, Node, Output, TransportError};
+use ringmesh::{Command, ConnId, Direction, Event, Input, Node, Output, TransportError};
+use ringmesh_driver::{
+    AdapterConfig, BACKLOG_OVERFLOW, Clock, Startup, admit_to_backlog, transport_error,
+};
 use smallvec::SmallVec;
 use tracing::{debug, info, warn};
 
-use crate::{AdapterConfig, Handle, PeerInfo, Request};
+use crate::observer::{ChannelObserver, Observer};
+use crate::{Handle, Request};
 
 /// Tokens an adapter uses: `base` (listener), `base + 1` (waker), then one
 /// per connection, up to `base + TOKEN_SPAN`.
@@ -65,14 +70,17 @@ pub struct Adapter {
     next_token: usize,
     free_tokens: Vec<Token>,
     next_inbound: u64,
-    epoch: StdInstant,
+    clock: Clock,
     requests: Receiver<Request>,
+    /// The thread that runs the loop, shared with the handles: the calls
+    /// that wait for the loop refuse to run there.
+    loop_thread: Arc<OnceLock<ThreadId>>,
     /// Set by a `Handle` that woke us; cleared when requests are served,
     /// so a burst of requests costs one wake-up.
     wake_pending: Arc<AtomicBool>,
     /// Requests were left for the next turn.
     more_requests: bool,
-    events: SyncSender<Event>,
+    observer: Box<dyn Observer>,
     max_backlog: usize,
     scratch: Vec<u8>,
     shutting_down: bool,
@@ -87,31 +95,57 @@ pub struct Adapter {
 impl Adapter {
     /// An adapter whose sources are registered with `registry` under tokens
     /// `token_base .. token_base + TOKEN_SPAN`. Returns it, a [`Handle`]
-    /// for other threads, and the event receiver.
+    /// for other threads, and the event receiver (bounded by
+    /// [`AdapterConfig::event_capacity`]).
+    ///
+    /// Fails if the listener cannot be bound or registered, or (as
+    /// `InvalidInput`, carrying an
+    /// [`AdapterConfigError`](crate::AdapterConfigError)) if the
+    /// configuration is refused.
     pub fn new(
         registry: &Registry,
         token_base: usize,
         config: AdapterConfig,
     ) -> io::Result<(Adapter, Handle, Receiver<Event>)> {
+        // Checked here too, so that a bad capacity is refused before the
+        // channel is allocated (the rest is checked again at start).
+        config.validate()?;
+        let (events, event_rx) = mpsc::sync_channel(config.event_capacity);
+        let (adapter, handle) =
+            Adapter::with_observer(registry, token_base, config, ChannelObserver(events))?;
+        Ok((adapter, handle, event_rx))
+    }
+
+    /// As [`Adapter::new`], but the events go to `observer` (on the thread
+    /// that runs the loop), which also sees the node at the end of every
+    /// [`handle_timeout`](Adapter::handle_timeout).
+    /// [`AdapterConfig::event_capacity`] does not apply.
+    pub fn with_observer(
+        registry: &Registry,
+        token_base: usize,
+        config: AdapterConfig,
+        observer: impl Observer,
+    ) -> io::Result<(Adapter, Handle)> {
+        config.validate()?;
         let mut listener = TcpListener::bind(config.listen)?;
         let local_addr = listener.local_addr()?;
+        let Startup {
+            node,
+            clock,
+            max_backlog_bytes,
+            ..
+        } = config.into_node(local_addr)?;
         registry.register(&mut listener, Token(token_base), Interest::READABLE)?;
         let waker = Arc::new(Waker::new(registry, Token(token_base + 1))?);
-        let mut node_config = config.node;
-        if node_config.listen_addrs.is_empty() {
-            node_config.listen_addrs.push(local_addr);
-        }
-        let epoch = StdInstant::now();
-        let node = Node::new(node_config, config.identity, config.seed, Instant::ZERO)
-            .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
-        info!(node = %node.node_id(), %local_addr, "listening");
+        info!(node = %node.node_id(), %local_addr, announced = ?node.config().listen_addrs, "listening");
         let (request_tx, requests) = mpsc::channel();
-        let (events, event_rx) = mpsc::sync_channel(config.event_capacity);
         let wake_pending = Arc::new(AtomicBool::new(false));
+        let loop_thread = Arc::new(OnceLock::new());
         let handle = Handle {
             requests: request_tx,
             wake_pending: wake_pending.clone(),
             waker,
+            loop_thread: loop_thread.clone(),
             node_id: node.node_id(),
             local_addr,
         };
@@ -126,19 +160,37 @@ impl Adapter {
             next_token: token_base + 2,
             free_tokens: Vec::new(),
             next_inbound: 0,
-            epoch,
+            clock,
             requests,
+            loop_thread,
             wake_pending,
             more_requests: false,
-            events,
-            max_backlog: config.max_backlog_bytes,
+            observer: Box::new(observer),
+            max_backlog: max_backlog_bytes,
             scratch: vec![0; READ_CHUNK],
             shutting_down: false,
             dirty: Vec::new(),
             aborted: false,
             dropped_events: 0,
         };
-        Ok((adapter, handle, event_rx))
+        Ok((adapter, handle))
+    }
+
+    /// Records the calling thread as the one that runs the loop (once): the
+    /// handle's waiting calls panic there instead of waiting forever.
+    pub(crate) fn claim_loop_thread(&self) {
+        self.loop_thread.get_or_init(|| std::thread::current().id());
+    }
+
+    /// After [`spawn_with`](crate::spawn_with)'s loop: the handles stop
+    /// waiting (requests queued or to come are refused), then the observer
+    /// is told.
+    pub(crate) fn stop(&mut self) {
+        // A fresh receiver whose sender is gone: dropping the old one
+        // drops the queued requests' reply channels, so their callers
+        // return, and later requests fail at once.
+        self.requests = mpsc::channel().1;
+        self.observer.stopped();
     }
 
     /// Where the adapter accepts connections.
@@ -167,20 +219,14 @@ impl Adapter {
         self.dropped_events
     }
 
-    fn now(&self) -> Instant {
-        Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
-    }
-
     /// How long the caller's `poll` may sleep: until the node's next
     /// deadline (or a closing connection's grace period ends).
     pub fn timeout(&self) -> Option<StdDuration> {
         if self.more_requests {
             return Some(StdDuration::ZERO);
         }
-        let node = self.node.poll_timeout().map(|at| {
-            let now = self.now();
-            StdDuration::from_micros((at - now).as_micros())
-        });
+        // A deadline too far to represent is no deadline.
+        let node = self.node.poll_timeout().and_then(|at| self.clock.until(at));
         let closing = self
             .conns
             .values()
@@ -195,6 +241,7 @@ impl Adapter {
 
     /// Acts on one readiness event for a token the adapter owns.
     pub fn handle_event(&mut self, event: &mio::event::Event) {
+        self.claim_loop_thread();
         let token = event.token();
         if token.0 == self.base {
             self.accept();
@@ -226,14 +273,16 @@ impl Adapter {
         }
     }
 
-    /// Call after every `poll` returns: feeds due deadlines to the node,
-    /// serves queued requests and drops closing connections past their
-    /// grace period.
+    /// Call after every `poll` returns (it ends the turn): feeds due
+    /// deadlines to the node, serves queued requests, drops closing
+    /// connections past their grace period, then shows the node to the
+    /// observer ([`Observer::after_turn`]).
     pub fn handle_timeout(&mut self) {
         if self.aborted {
             return;
         }
-        let now = self.now();
+        self.claim_loop_thread();
+        let now = self.clock.now();
         if self.node.poll_timeout().is_some_and(|at| at <= now) {
             self.node.handle_input(now, Input::Timeout);
         }
@@ -250,6 +299,7 @@ impl Adapter {
         }
         self.pump();
         self.flush_dirty();
+        self.observer.after_turn(&self.node);
     }
 
     fn serve_requests(&mut self) {
@@ -267,7 +317,7 @@ impl Adapter {
     }
 
     fn serve(&mut self, request: Request) {
-        let now = self.now();
+        let now = self.clock.now();
         match request {
             Request::Command(command, reply) => {
                 if command == Command::Shutdown {
@@ -278,25 +328,9 @@ impl Adapter {
                     let _ = reply.send(result);
                 }
             }
-            Request::Peers(reply) => {
-                let peers = self
-                    .node
-                    .connected_peers()
-                    .into_iter()
-                    .map(|id| PeerInfo {
-                        id,
-                        rtt: self
-                            .node
-                            .rtt(id)
-                            .map(|d| StdDuration::from_micros(d.as_micros())),
-                        suspect: self.node.is_suspect(id),
-                    })
-                    .collect();
-                let _ = reply.send(peers);
-            }
-            Request::KnownPeers(reply) => {
-                let _ = reply.send(self.node.known_peers());
-            }
+            // Outputs are drained after every input, so the node has
+            // nothing pending: `inspect` sees it as the events left it.
+            Request::Inspect(inspection) => inspection(&self.node),
             Request::Abort => {
                 info!(node = %self.node.node_id(), "aborting: dropping every connection");
                 let conns: Vec<ConnId> = self.conns.keys().copied().collect();
@@ -321,7 +355,7 @@ impl Adapter {
                     if self.add_conn(conn, stream, false).is_err() {
                         continue;
                     }
-                    let now = self.now();
+                    let now = self.clock.now();
                     self.node.handle_input(
                         now,
                         Input::Connected {
@@ -396,7 +430,7 @@ impl Adapter {
         if closing {
             return;
         }
-        let now = self.now();
+        let now = self.clock.now();
         let input = if connecting {
             Input::DialFailed { conn, reason }
         } else {
@@ -411,8 +445,9 @@ impl Adapter {
         };
         if c.connecting {
             match c.stream.take_error() {
-                Ok(Some(_)) | Err(_) => {
-                    self.transport_closed(conn, TransportError::Refused);
+                Ok(Some(error)) | Err(error) => {
+                    debug!(%conn, %error, "dial failed");
+                    self.transport_closed(conn, transport_error(&error));
                     return;
                 }
                 Ok(None) => {}
@@ -420,7 +455,7 @@ impl Adapter {
             match c.stream.peer_addr() {
                 Ok(remote) => {
                     c.connecting = false;
-                    let now = self.now();
+                    let now = self.clock.now();
                     self.node.handle_input(
                         now,
                         Input::Connected {
@@ -432,8 +467,8 @@ impl Adapter {
                     self.pump();
                 }
                 Err(e) if e.kind() == ErrorKind::NotConnected => return,
-                Err(_) => {
-                    self.transport_closed(conn, TransportError::Refused);
+                Err(error) => {
+                    self.transport_closed(conn, transport_error(&error));
                     return;
                 }
             }
@@ -446,7 +481,7 @@ impl Adapter {
         enum Outcome {
             Blocked,
             Flushed,
-            Failed,
+            Failed(TransportError),
         }
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -467,7 +502,7 @@ impl Adapter {
             let written = c.stream.write_vectored(&slices);
             drop(slices);
             match written {
-                Ok(0) => break Outcome::Failed,
+                Ok(0) => break Outcome::Failed(transport_error(&ErrorKind::WriteZero.into())),
                 Ok(mut n) => {
                     c.backlog -= n;
                     while n > 0 {
@@ -485,12 +520,12 @@ impl Adapter {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break Outcome::Blocked,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => break Outcome::Failed,
+                Err(error) => break Outcome::Failed(transport_error(&error)),
             }
         };
         match outcome {
             Outcome::Blocked => {}
-            Outcome::Failed => self.transport_closed(conn, TransportError::Reset),
+            Outcome::Failed(reason) => self.transport_closed(conn, reason),
             Outcome::Flushed => {
                 if c.closing_since.is_some() {
                     let _ = c.stream.shutdown(std::net::Shutdown::Write);
@@ -518,14 +553,14 @@ impl Adapter {
                         continue; // the node has let go: discard
                     }
                     let bytes = Bytes::copy_from_slice(&self.scratch[..n]);
-                    let now = self.now();
+                    let now = self.clock.now();
                     self.node.handle_input(now, Input::Received { conn, bytes });
                     self.pump();
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => {
-                    self.transport_closed(conn, TransportError::Reset);
+                Err(error) => {
+                    self.transport_closed(conn, transport_error(&error));
                     return;
                 }
             }
@@ -551,9 +586,8 @@ impl Adapter {
                         }
                     }
                 }
-                Output::Event(event) => match self.events.try_send(event) {
-                    Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-                    Err(TrySendError::Full(_)) => {
+                Output::Event(event) => {
+                    if !self.observer.on_event(event) {
                         self.dropped_events += 1;
                         if self.dropped_events.is_power_of_two() {
                             warn!(
@@ -562,7 +596,7 @@ impl Adapter {
                             );
                         }
                     }
-                },
+                }
             }
         }
     }
@@ -572,11 +606,8 @@ impl Adapter {
             Ok(()) => debug!(%conn, %addr, "dialling"),
             Err(e) => {
                 debug!(%conn, %addr, error = %e, "dial failed at once");
-                let now = self.now();
-                let reason = match e.kind() {
-                    ErrorKind::ConnectionRefused => TransportError::Refused,
-                    _ => TransportError::Unreachable,
-                };
+                let now = self.clock.now();
+                let reason = transport_error(&e);
                 self.node
                     .handle_input(now, Input::DialFailed { conn, reason });
             }
@@ -587,13 +618,17 @@ impl Adapter {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        c.backlog += bytes.len();
-        c.out.push_back(bytes);
-        if c.backlog > self.max_backlog {
-            // A peer that does not read must not make our memory grow.
-            warn!(%conn, backlog = c.backlog, cap = self.max_backlog, "write backlog over the cap: closing the connection");
-            self.transport_closed(conn, TransportError::Other);
-            return;
+        match admit_to_backlog(c.backlog, bytes.len(), self.max_backlog) {
+            Ok(backlog) => {
+                c.backlog = backlog;
+                c.out.push_back(bytes);
+            }
+            Err(backlog) => {
+                // A peer that does not read must not make our memory grow.
+                warn!(%conn, backlog, cap = self.max_backlog, "peer is not reading: write backlog over the cap, closing the connection");
+                self.transport_closed(conn, BACKLOG_OVERFLOW);
+                return;
+            }
         }
         if !c.dirty {
             c.dirty = true;

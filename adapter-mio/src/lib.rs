@@ -18,9 +18,22 @@
 //! `std::sync::mpsc::Receiver` (if the application stops reading and it
 //! fills, events are dropped and counted, with a warning in the log).
 //!
+//! To merge the node's events with inputs of your own in one channel, or
+//! to watch the node's state as it changes, give [`spawn_with`] (or
+//! [`Adapter::with_observer`]) an [`Observer`]: it receives the events on
+//! the adapter's thread, and looks at the node after every turn.
+//! [`Handle::inspect`] runs a closure on the node from any other thread
+//! and returns its result.
+//!
 //! Each connection's write backlog is capped
 //! ([`AdapterConfig::max_backlog_bytes`]): a peer that stops reading gets
-//! its connection closed instead of growing our memory.
+//! its connection closed (reported as [`BACKLOG_OVERFLOW`]) instead of
+//! growing our memory.
+//!
+//! The configuration, its defaults and validation, the address the node
+//! announces ([`announced_addrs`]), the clock, the io-error mapping and
+//! [`PeerInfo`] are the driver core's (`ringmesh-driver`), shared with the
+//! async adapter, and re-exported here.
 //!
 //! ```no_run
 //! use ringmesh::{Config, Identity};
@@ -40,81 +53,56 @@
 //! ```
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod adapter;
+mod observer;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::thread::JoinHandle;
-use std::time::Duration as StdDuration;
+use std::sync::{Arc, OnceLock};
+use std::thread::{JoinHandle, ThreadId};
 
 use mio::{Events, Poll, Waker};
 use ringmesh::wire::PeerEntry;
-use ringmesh::{Accepted, Command, CommandError, Config, Event, Identity, NodeId};
+use ringmesh::{Accepted, Command, CommandError, Event, Node, NodeId};
 
 pub use adapter::{Adapter, TOKEN_SPAN};
+pub use observer::Observer;
 /// The protocol crate this adapter drives.
 pub use ringmesh;
+pub use ringmesh_driver::{
+    AdapterConfig, AdapterConfigError, BACKLOG_OVERFLOW, DEFAULT_EVENT_CAPACITY,
+    DEFAULT_MAX_BACKLOG_BYTES, MAX_EVENT_CAPACITY, PeerInfo, announced_addrs,
+};
 
-/// How to run a node.
-#[derive(Debug, Clone)]
-pub struct AdapterConfig {
-    /// Where to accept connections (port 0 picks a free one). Announced to
-    /// peers unless `node.listen_addrs` is set.
-    pub listen: SocketAddr,
-    /// The node's configuration.
-    pub node: Config,
-    /// The node's identity.
-    pub identity: Identity,
-    /// The node's randomness seed: draw a fresh random one at every start.
-    pub seed: u64,
-    /// Cap on bytes queued for one connection; over it the connection is
-    /// closed. Default 32 MiB (two full-size frames).
-    pub max_backlog_bytes: usize,
-    /// Events buffered for the application. Default 65,536.
-    pub event_capacity: usize,
-}
-
-impl AdapterConfig {
-    /// A config with the default caps.
-    pub fn new(listen: SocketAddr, node: Config, identity: Identity, seed: u64) -> Self {
-        AdapterConfig {
-            listen,
-            node,
-            identity,
-            seed,
-            max_backlog_bytes: 32 * 1024 * 1024,
-            event_capacity: 65_536,
-        }
-    }
-}
-
-/// A connected peer, as [`Handle::peers`] reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerInfo {
-    /// The peer.
-    pub id: NodeId,
-    /// Smoothed ping round-trip time, once measured.
-    pub rtt: Option<StdDuration>,
-    /// It missed its last ping.
-    pub suspect: bool,
-}
+/// A closure to run on the node, on the adapter's thread.
+type Inspection = Box<dyn FnOnce(&Node) + Send>;
 
 pub(crate) enum Request {
     Command(Command, Option<Sender<Result<Accepted, CommandError>>>),
-    Peers(Sender<Vec<PeerInfo>>),
-    KnownPeers(Sender<Vec<PeerEntry>>),
+    Inspect(Inspection),
     Abort,
 }
 
 /// Talks to a running adapter from any thread.
+///
+/// The calls that wait for an answer ([`command`](Handle::command),
+/// [`inspect`](Handle::inspect), [`peers`](Handle::peers),
+/// [`known_peers`](Handle::known_peers), [`shutdown`](Handle::shutdown))
+/// are served by the adapter's loop, so they must not be made on the
+/// thread that runs it (an [`Observer`], or an embedding loop): there they
+/// would wait for themselves forever, so they panic instead.
+/// [`submit`](Handle::submit) and [`abort`](Handle::abort) never wait.
 #[derive(Clone)]
 pub struct Handle {
     requests: Sender<Request>,
     waker: Arc<Waker>,
-    wake_pending: Arc<std::sync::atomic::AtomicBool>,
+    wake_pending: Arc<AtomicBool>,
+    /// The thread that runs the adapter's loop, once known.
+    loop_thread: Arc<OnceLock<ThreadId>>,
     node_id: NodeId,
     local_addr: SocketAddr,
 }
@@ -134,7 +122,8 @@ impl Handle {
         self.node_id
     }
 
-    /// Where the node accepts connections.
+    /// Where the node accepts connections (with the real port when the
+    /// configuration asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -145,18 +134,31 @@ impl Handle {
         }
         // One wake-up per burst: the adapter clears the flag before it
         // drains the queue.
-        if !self
-            .wake_pending
-            .swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
             return self.waker.wake().is_ok();
         }
         true
     }
 
+    /// Panics on the adapter's own thread, where a call that waits for the
+    /// loop would wait forever.
+    fn check_not_on_loop_thread(&self, call: &str) {
+        if self.loop_thread.get() == Some(&std::thread::current().id()) {
+            panic!(
+                "ringmesh_mio::Handle::{call} called on the adapter's own thread: it waits for \
+                 that thread, so it would wait forever (read Adapter::node, or use submit)"
+            );
+        }
+    }
+
     /// Runs `command` on the node and waits for its answer.
     /// `Err(ShutDown)` if the adapter has stopped.
+    ///
+    /// # Panics
+    ///
+    /// On the adapter's own thread (see [`Handle`]).
     pub fn command(&self, command: Command) -> Result<Accepted, CommandError> {
+        self.check_not_on_loop_thread("command");
         let (tx, rx) = mpsc::channel();
         if !self.request(Request::Command(command, Some(tx))) {
             return Err(CommandError::ShutDown);
@@ -169,22 +171,53 @@ impl Handle {
         self.request(Request::Command(command, None));
     }
 
-    /// The peers that are up, in id order.
-    pub fn peers(&self) -> Vec<PeerInfo> {
-        let (tx, rx) = mpsc::channel();
-        if !self.request(Request::Peers(tx)) {
-            return Vec::new();
+    /// Runs `f` on the node, on the adapter's thread between two inputs,
+    /// and returns what it returns; `None` if the adapter has stopped.
+    /// For state the other calls do not cover:
+    /// `handle.inspect(|node| node.chord_successors())`.
+    ///
+    /// `f` sees the node after everything the adapter did before it took
+    /// the request: every event that came out before is already delivered.
+    /// It holds up the adapter while it runs, so keep it short.
+    ///
+    /// # Panics
+    ///
+    /// On the adapter's own thread (see [`Handle`]). A panic in `f`
+    /// unwinds the adapter's thread.
+    pub fn inspect<T, F>(&self, f: F) -> Option<T>
+    where
+        F: FnOnce(&Node) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.check_not_on_loop_thread("inspect");
+        let (tx, rx) = mpsc::sync_channel(1);
+        let inspection: Inspection = Box::new(move |node| {
+            let _ = tx.send(f(node));
+        });
+        if !self.request(Request::Inspect(inspection)) {
+            return None;
         }
-        rx.recv().unwrap_or_default()
+        rx.recv().ok()
     }
 
-    /// The node's peer cache (to save; see [`Command::AddPeers`]).
+    /// The peers that are up, in id order (empty once the adapter has
+    /// stopped).
+    ///
+    /// # Panics
+    ///
+    /// On the adapter's own thread (see [`Handle`]).
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.inspect(PeerInfo::list).unwrap_or_default()
+    }
+
+    /// The node's peer cache (to save; see [`Command::AddPeers`]); empty
+    /// once the adapter has stopped.
+    ///
+    /// # Panics
+    ///
+    /// On the adapter's own thread (see [`Handle`]).
     pub fn known_peers(&self) -> Vec<PeerEntry> {
-        let (tx, rx) = mpsc::channel();
-        if !self.request(Request::KnownPeers(tx)) {
-            return Vec::new();
-        }
-        rx.recv().unwrap_or_default()
+        self.inspect(Node::known_peers).unwrap_or_default()
     }
 
     /// Stops at once, as if the process died: every socket is dropped
@@ -196,33 +229,80 @@ impl Handle {
 
     /// Shuts the node down gracefully (every peer gets a `Goodbye`); the
     /// adapter stops once its connections are flushed.
+    ///
+    /// # Panics
+    ///
+    /// On the adapter's own thread (see [`Handle`]).
     pub fn shutdown(&self) {
         let _ = self.command(Command::Shutdown);
     }
 }
 
-/// An adapter running on its own thread.
+/// An adapter running on its own thread, its events in a channel
+/// ([`spawn`]).
+#[derive(Debug)]
 pub struct Running {
     /// Talks to it.
     pub handle: Handle,
-    /// Its events.
+    /// Its events (bounded by
+    /// [`AdapterConfig::event_capacity`]: when full, new events are
+    /// dropped and counted).
     pub events: Receiver<Event>,
     /// The thread; it ends after [`Handle::shutdown`].
     pub thread: JoinHandle<io::Result<()>>,
 }
 
-/// Starts an adapter on its own thread with its own `mio::Poll`.
+/// An adapter running on its own thread, its events given to an
+/// [`Observer`] ([`spawn_with`]).
+#[derive(Debug)]
+pub struct Spawned {
+    /// Talks to it.
+    pub handle: Handle,
+    /// The thread; it ends after [`Handle::shutdown`].
+    pub thread: JoinHandle<io::Result<()>>,
+}
+
+/// Starts an adapter on its own thread with its own `mio::Poll`; its
+/// events come out of [`Running::events`].
+///
+/// Fails if the listener cannot be bound, or (as `InvalidInput`, carrying
+/// an [`AdapterConfigError`]) if the configuration is refused.
 pub fn spawn(config: AdapterConfig) -> io::Result<Running> {
     let poll = Poll::new()?;
-    let (mut adapter, handle, events) = Adapter::new(poll.registry(), 0, config)?;
-    let thread = std::thread::Builder::new()
-        .name(format!("ringmesh-{}", handle.node_id().short()))
-        .spawn(move || run(poll, &mut adapter))?;
+    let (adapter, handle, events) = Adapter::new(poll.registry(), 0, config)?;
+    let thread = start_thread(poll, adapter, &handle)?;
     Ok(Running {
         handle,
         events,
         thread,
     })
+}
+
+/// As [`spawn`], but the events go to `observer`, on the adapter's thread,
+/// which also sees the node after every turn of the loop
+/// ([`Observer::after_turn`]) and is told when the loop has ended
+/// ([`Observer::stopped`]). `config.event_capacity` does not apply: the
+/// observer holds what it takes.
+pub fn spawn_with(config: AdapterConfig, observer: impl Observer) -> io::Result<Spawned> {
+    let poll = Poll::new()?;
+    let (adapter, handle) = Adapter::with_observer(poll.registry(), 0, config, observer)?;
+    let thread = start_thread(poll, adapter, &handle)?;
+    Ok(Spawned { handle, thread })
+}
+
+fn start_thread(
+    poll: Poll,
+    mut adapter: Adapter,
+    handle: &Handle,
+) -> io::Result<JoinHandle<io::Result<()>>> {
+    std::thread::Builder::new()
+        .name(format!("ringmesh-{}", handle.node_id().short()))
+        .spawn(move || {
+            adapter.claim_loop_thread();
+            let result = run(poll, &mut adapter);
+            adapter.stop();
+            result
+        })
 }
 
 /// The adapter's own loop: poll, dispatch, feed deadlines, until shut

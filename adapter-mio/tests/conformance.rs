@@ -1,26 +1,23 @@
 //! The shared conformance suite, run against the mio adapter.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
-use ringmesh::{Accepted, Command, CommandError, Config, Event, Identity, NodeId};
+use ringmesh::{Accepted, Command, CommandError, Event, NodeId};
 use ringmesh_conformance::TestNode;
-use ringmesh_mio::{AdapterConfig, Running, spawn};
+use ringmesh_mio::{AdapterConfig, PeerInfo, Running, spawn};
 
 struct MioNode(Running);
 
 impl TestNode for MioNode {
-    fn start(config: Config, secret: [u8; 32], seed: u64, listen: SocketAddr) -> Self {
-        MioNode(
-            spawn(AdapterConfig::new(
-                listen,
-                config,
-                Identity::from_secret_bytes(secret),
-                seed,
-            ))
-            .expect("adapter starts"),
-        )
+    fn try_start(config: AdapterConfig) -> io::Result<Self> {
+        spawn(config).map(MioNode)
+    }
+
+    fn peers(&self) -> Vec<PeerInfo> {
+        self.0.handle.peers()
     }
 
     fn id(&self) -> NodeId {

@@ -69,9 +69,14 @@ const KIB: usize = 1024;
 const LARGE: usize = 64 * KIB;
 /// Payload in flight at most in a one-way run: far below the adapter's
 /// 32 MiB per-connection backlog cap (which would close the connection), and
-/// below B's 65,536-event channel for 1 KiB messages (a full channel drops
+/// below B's event buffer for 1 KiB messages (8,192 events; every adapter
+/// here raises its buffer to [`EVENT_CAPACITY`], since a full one drops
 /// events).
 const WINDOW_BYTES: usize = 8 * 1024 * 1024;
+/// The adapters' event buffer in this bench: room for a whole one-way
+/// window of 1 KiB `Direct`s (8,192) with margin, above the default 1,024
+/// (the application here reads in bursts).
+const EVENT_CAPACITY: usize = 65_536;
 /// How long any one expected event may take before the bench gives up.
 const EVENT_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 
@@ -228,7 +233,9 @@ struct MioNode(Running);
 impl MioNode {
     fn start(config: Config, secret: [u8; 32], seed: u64) -> MioNode {
         let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        let config = AdapterConfig::new(listen, config, Identity::from_secret_bytes(secret), seed);
+        let mut config =
+            AdapterConfig::new(listen, config, Identity::from_secret_bytes(secret), seed);
+        config.event_capacity = EVENT_CAPACITY;
         MioNode(ringmesh_mio::spawn(config).expect("mio adapter starts"))
     }
 
@@ -322,7 +329,9 @@ impl Embedded {
     fn start(config: Config, secret: [u8; 32], seed: u64) -> Embedded {
         let poll = Poll::new().expect("poll");
         let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        let config = AdapterConfig::new(listen, config, Identity::from_secret_bytes(secret), seed);
+        let mut config =
+            AdapterConfig::new(listen, config, Identity::from_secret_bytes(secret), seed);
+        config.event_capacity = EVENT_CAPACITY;
         let (adapter, handle, events) =
             Adapter::new(poll.registry(), 0, config).expect("embedded adapter starts");
         Embedded {
@@ -702,9 +711,8 @@ impl AsyncNode {
             Identity::from_secret_bytes(secret),
             seed,
         );
-        // Room for a whole one-way window of 1 KiB `Direct`s (8,192): a
-        // full stream drops events, which would stall the run.
-        config.event_capacity = 65_536;
+        // A full stream drops events, which would stall the run.
+        config.event_capacity = EVENT_CAPACITY;
         let (handle, events, driver) =
             ringmesh_async_std::start(config).expect("async-std adapter starts");
         AsyncNode {

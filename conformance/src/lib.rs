@@ -1,9 +1,10 @@
 //! The conformance suite every ringmesh adapter passes, over real sockets
 //! on 127.0.0.1.
 //!
-//! An adapter implements [`TestNode`] (start a node, command it, read its
-//! events, kill it, shut it down) and instantiates the suite with
-//! [`conformance_suite!`], which writes one `#[test]` per check:
+//! An adapter implements [`TestNode`] (start a node from an
+//! [`AdapterConfig`], command it, list its peers, read its events, kill it,
+//! shut it down) and instantiates the suite with [`conformance_suite!`],
+//! which writes one `#[test]` per check:
 //!
 //! ```ignore
 //! ringmesh_conformance::conformance_suite!(MyAdapterNode);
@@ -15,31 +16,48 @@
 //! reconnected by redials; `ConnectAny` with dead addresses and one live
 //! one; an 8 MiB message; a frame over the cap closing only its own
 //! connection; a peer that stops reading not growing the sender's memory
-//! (its connection is closed at the backlog cap); graceful shutdown seen
-//! by peers with its reason.
+//! (its connection is closed at the backlog cap, reported as
+//! [`BACKLOG_OVERFLOW`]); graceful shutdown seen by peers with its reason;
+//! the peer list's rtt and suspicion; and the driver core's rules as each
+//! adapter applies them: the address announced in `Hello` (the bound one
+//! with its real port; none for `0.0.0.0`; refused for a ring member) and
+//! the configuration checks (a backlog that cannot hold a frame, an event
+//! capacity out of range, an undiallable `listen_addrs`).
 
 #![forbid(unsafe_code)]
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use ringmesh::wire::{
-    Capabilities, GoodbyeReason, Hello, Message, PROTOCOL_VERSION, Preamble, encode_frame,
+    Capabilities, GoodbyeReason, Hello, LENGTH_PREFIX_LEN, Message, PREAMBLE_LEN, PROTOCOL_VERSION,
+    Preamble, decode_body, encode_frame,
 };
 use ringmesh::{
     Accepted, CloseReason, Command, CommandError, Config, Event, Identity, NodeId, ProtocolError,
     Security,
 };
+pub use ringmesh_driver::{AdapterConfig, AdapterConfigError, PeerInfo};
+use ringmesh_driver::{BACKLOG_OVERFLOW, MAX_EVENT_CAPACITY};
 
 /// How long any one expected event may take.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A node run by the adapter under test.
 pub trait TestNode: Sized {
-    /// Starts a node listening on `listen` (port 0: any free port).
-    fn start(config: Config, secret: [u8; 32], seed: u64, listen: SocketAddr) -> Self;
+    /// Starts a node as the adapter's own start function does with
+    /// `config` (its error included), and gets it running.
+    fn try_start(config: AdapterConfig) -> io::Result<Self>;
+    /// Starts a node listening on `listen` (port 0: any free port), with
+    /// the default caps.
+    fn start(config: Config, secret: [u8; 32], seed: u64, listen: SocketAddr) -> Self {
+        let identity = Identity::from_secret_bytes(secret);
+        Self::try_start(AdapterConfig::new(listen, config, identity, seed)).expect("adapter starts")
+    }
+    /// The peers it lists.
+    fn peers(&self) -> Vec<PeerInfo>;
     /// Its id.
     fn id(&self) -> NodeId;
     /// Where it listens.
@@ -380,9 +398,10 @@ pub fn a_peer_that_stops_reading_is_cut_off<N: TestNode>() {
             _ => None,
         })
     });
-    assert!(
-        matches!(reason, CloseReason::Transport(_)),
-        "cut off by the transport: {reason:?}"
+    assert_eq!(
+        reason,
+        CloseReason::Transport(BACKLOG_OVERFLOW),
+        "cut off by the transport for its backlog"
     );
     assert!(sent < 1024 * 1024 * 1024, "cut off after {sent} bytes");
     drop(sloth);
@@ -408,6 +427,208 @@ pub fn graceful_shutdown_says_why<N: TestNode>() {
     a.shutdown();
 }
 
+/// Reads what a node says first on a plaintext connection: its preamble,
+/// then its `Hello` frame.
+fn read_hello(stream: &mut TcpStream) -> Hello {
+    stream
+        .set_read_timeout(Some(EVENT_TIMEOUT))
+        .expect("read timeout");
+    let mut preamble = [0u8; PREAMBLE_LEN];
+    stream
+        .read_exact(&mut preamble)
+        .expect("the node's preamble");
+    let mut header = [0u8; LENGTH_PREFIX_LEN];
+    stream
+        .read_exact(&mut header)
+        .expect("the Hello's frame header");
+    let len = u32::from_be_bytes(header);
+    assert!(len <= 64 * 1024, "a Hello of {len} bytes");
+    let mut body = vec![0u8; len as usize];
+    stream.read_exact(&mut body).expect("the Hello frame");
+    match decode_body(body.into(), false, len) {
+        Ok((Message::Hello(hello), _)) => hello,
+        other => panic!("expected a Hello, got {other:?}"),
+    }
+}
+
+fn plaintext() -> Config {
+    Config {
+        security: Security::Plaintext,
+        ..config()
+    }
+}
+
+/// Bound to port 0 of 127.0.0.1, a node announces the address the system
+/// gave it, real port included.
+pub fn announces_its_bound_address_with_the_real_port<N: TestNode>() {
+    let a = N::start(plaintext(), secret(90), 90, any_port());
+    assert_ne!(a.addr().port(), 0);
+    let mut peer = raw_plaintext_peer(a.addr(), secret(91));
+    let hello = read_hello(&mut peer);
+    assert_eq!(&hello.listen_addrs[..], &[a.addr()]);
+    drop(peer);
+    a.shutdown();
+}
+
+/// Bound to `0.0.0.0`, a node announces nothing (no peer can dial an
+/// unspecified address), and still takes connections; configured
+/// `listen_addrs` are announced as given. A ring member, which must be
+/// diallable, is refused such a bind.
+pub fn announces_no_unspecified_address<N: TestNode>() {
+    let everywhere = SocketAddr::from(([0, 0, 0, 0], 0));
+    let a = N::start(plaintext(), secret(92), 92, everywhere);
+    let port = a.addr().port();
+    assert_ne!(port, 0);
+    let mut peer = raw_plaintext_peer(SocketAddr::from(([127, 0, 0, 1], port)), secret(93));
+    assert!(read_hello(&mut peer).listen_addrs.is_empty());
+    drop(peer);
+    a.shutdown();
+
+    let public = SocketAddr::from(([192, 0, 2, 7], 4000));
+    let mut told = plaintext();
+    told.listen_addrs.push(public);
+    let b = N::start(told, secret(94), 94, everywhere);
+    let local = SocketAddr::from(([127, 0, 0, 1], b.addr().port()));
+    let mut peer = raw_plaintext_peer(local, secret(95));
+    assert_eq!(&read_hello(&mut peer).listen_addrs[..], &[public]);
+    drop(peer);
+    b.shutdown();
+
+    let member = Config {
+        chord: true,
+        ..plaintext()
+    };
+    let refused = refusal::<N>(AdapterConfig::new(
+        everywhere,
+        member,
+        Identity::from_secret_bytes(secret(96)),
+        96,
+    ));
+    assert!(
+        matches!(refused, AdapterConfigError::NothingToAnnounce { bound } if bound.ip().is_unspecified()),
+        "{refused:?}"
+    );
+}
+
+/// The configuration checks of the driver core, as the adapter's start
+/// applies them: each refusal is `InvalidInput` carrying the
+/// [`AdapterConfigError`], and the boundary values start.
+pub fn refuses_configurations_it_cannot_honour<N: TestNode>() {
+    let base = |seed: u8| {
+        AdapterConfig::new(
+            any_port(),
+            Config {
+                max_frame_len: 64 * 1024,
+                ..config()
+            },
+            Identity::from_secret_bytes(secret(seed)),
+            u64::from(seed),
+        )
+    };
+    // A backlog one byte short of a whole frame with its header.
+    let mut c = base(100);
+    c.max_backlog_bytes = 64 * 1024 + LENGTH_PREFIX_LEN - 1;
+    assert_eq!(
+        refusal::<N>(c),
+        AdapterConfigError::BacklogBelowFrame {
+            value: 64 * 1024 + LENGTH_PREFIX_LEN - 1,
+            max_frame_len: 64 * 1024,
+            min: 64 * 1024 + LENGTH_PREFIX_LEN,
+        }
+    );
+    // An event buffer that could hold nothing, or would be gigabytes.
+    for value in [0, MAX_EVENT_CAPACITY + 1] {
+        let mut c = base(101);
+        c.event_capacity = value;
+        assert_eq!(
+            refusal::<N>(c),
+            AdapterConfigError::EventCapacity {
+                value,
+                max: MAX_EVENT_CAPACITY
+            }
+        );
+    }
+    // An address no peer can dial, announced on purpose.
+    for bad in [
+        SocketAddr::from(([0, 0, 0, 0], 4000)),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    ] {
+        let mut c = base(102);
+        c.node.listen_addrs.push(bad);
+        assert_eq!(
+            refusal::<N>(c),
+            AdapterConfigError::UndialableListenAddr { addr: bad }
+        );
+    }
+    // The smallest backlog allowed runs a node that works.
+    let mut c = base(103);
+    c.max_backlog_bytes = 64 * 1024 + LENGTH_PREFIX_LEN;
+    let a = N::try_start(c).expect("the smallest backlog starts");
+    let b = N::start(config(), secret(104), 104, any_port());
+    connect(&a, &b);
+    wait_up(&a, b.id());
+    a.command(Command::Send {
+        to: b.id(),
+        payload: Bytes::from(vec![5u8; 1024]),
+    })
+    .expect("sent");
+    wait_for(&b, "a message from the smallest backlog", |e| {
+        matches!(e, Event::Direct { from, payload } if *from == a.id() && payload.len() == 1024)
+            .then_some(())
+    });
+    a.shutdown();
+    b.shutdown();
+    // And the smallest event buffer.
+    let mut c = base(105);
+    c.event_capacity = 1;
+    N::try_start(c).expect("one event slot starts").shutdown();
+}
+
+/// What `try_start` refused `config` with.
+fn refusal<N: TestNode>(config: AdapterConfig) -> AdapterConfigError {
+    let Err(error) = N::try_start(config) else {
+        panic!("started with a configuration it should refuse")
+    };
+    assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{error}");
+    error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<AdapterConfigError>())
+        .unwrap_or_else(|| panic!("not an AdapterConfigError: {error}"))
+        .clone()
+}
+
+/// The peer list: a peer that answers pings has an rtt; one that stops
+/// answering is listed as suspect once it missed a ping (and has none).
+pub fn peers_show_rtt_and_suspicion<N: TestNode>() {
+    let a = N::start(plaintext(), secret(110), 110, any_port());
+    let b = N::start(plaintext(), secret(111), 111, any_port());
+    connect(&b, &a);
+    wait_up(&a, b.id());
+    // Up after b, so pinged after b: b's first pong (on loopback) is back
+    // long before this peer's first ping times out.
+    let silent_secret = secret(112);
+    let silent_id = Identity::from_secret_bytes(silent_secret).node_id();
+    let silent = raw_plaintext_peer(a.addr(), silent_secret);
+    wait_up(&a, silent_id);
+    wait_for(&a, "the silent peer's suspicion", |e| {
+        matches!(e, Event::PeerSuspect { peer } if *peer == silent_id).then_some(())
+    });
+    let peers = a.peers();
+    let ids: Vec<NodeId> = peers.iter().map(|p| p.id).collect();
+    let mut expected = vec![b.id(), silent_id];
+    expected.sort();
+    assert_eq!(ids, expected, "connected peers in id order");
+    let of = |id: NodeId| peers.iter().find(|p| p.id == id).expect("listed");
+    assert!(of(silent_id).suspect, "{peers:?}");
+    assert_eq!(of(silent_id).rtt, None, "{peers:?}");
+    assert!(!of(b.id()).suspect, "{peers:?}");
+    let rtt = of(b.id()).rtt.expect("b answered a ping");
+    assert!(rtt < Duration::from_millis(500), "{rtt:?} on loopback");
+    drop(silent);
+    a.shutdown();
+    b.shutdown();
+}
+
 /// Writes one `#[test]` per conformance check for `$node: TestNode`.
 #[macro_export]
 macro_rules! conformance_suite {
@@ -422,6 +643,10 @@ macro_rules! conformance_suite {
             oversized_frame_closes_only_its_connection,
             a_peer_that_stops_reading_is_cut_off,
             graceful_shutdown_says_why,
+            peers_show_rtt_and_suspicion,
+            announces_its_bound_address_with_the_real_port,
+            announces_no_unspecified_address,
+            refuses_configurations_it_cannot_honour,
         );
     };
     (@tests $node:ty; $($check:ident),* $(,)?) => {

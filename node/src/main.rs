@@ -94,7 +94,9 @@ pub(crate) struct NodeArgs {
     #[arg(long = "bootstrap", value_name = "ADDR")]
     pub(crate) bootstrap: Vec<SocketAddr>,
     /// Where peers should dial this node, if not the listen address (e.g.
-    /// the public address when listening on 0.0.0.0); repeat for several.
+    /// the public address when listening on 0.0.0.0, which is never
+    /// announced: with the ring on, such a node needs this); repeat for
+    /// several.
     #[arg(long = "announce", value_name = "ADDR")]
     pub(crate) announce: Vec<SocketAddr>,
     /// Keep the identity key and the peer cache here (created if missing).

@@ -2,10 +2,11 @@
 //! console, keep the peer cache, bring the node into the ring.
 //!
 //! One loop on the main thread owns everything the program decides. Two
-//! other threads only feed it: the adapter's (its events, and a nudge when
-//! the node's place in the ring changes; `network.rs`) and one that reads
-//! stdin (`node` mode only). Both send into one channel, so the loop
-//! handles console lines and network events in the order they came.
+//! other threads only feed it: the adapter's (its events, and the node's
+//! place in the ring when it changes; `network.rs`), which runs
+//! `ringmesh_mio`'s own loop, and one that reads stdin (`node` mode only).
+//! Both send into one channel, so the loop handles console lines and
+//! network events in the order they came.
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -20,7 +21,7 @@ use ringmesh::wire::PeerEntry;
 use ringmesh::{
     Accepted, ChordRole, Command, CommandError, DhtError, Event, Identity, NodeId, OpId,
 };
-use ringmesh_mio::{AdapterConfig, Handle};
+use ringmesh_mio::{AdapterConfig, AdapterConfigError, Handle, Spawned};
 use tracing::{debug, info, warn};
 
 use crate::NodeArgs;
@@ -28,16 +29,18 @@ use crate::console::{self, ConsoleCommand};
 use crate::data_dir::{DataDir, os_random};
 use crate::display;
 use crate::logging::LogControl;
-use crate::network::{self, Fed, Network, RingView, SharedView};
+use crate::network::{self, Fed, RingView};
 
 /// How often the peer cache is compared with the saved one (and saved if
 /// it changed): often enough that a killed node loses at most a second of
 /// peers, rarely enough to cost nothing.
 const PEER_CACHE_CHECK: Duration = Duration::from_secs(1);
 
-/// Inputs waiting for the loop. Beyond it the stdin thread blocks, and the
-/// adapter's thread leaves events in the adapter's own channel.
-const INPUT_BACKLOG: usize = 1024;
+/// Inputs waiting for the loop: this channel is the node's event buffer,
+/// so it is as large as the adapters' default one. Beyond it the stdin
+/// thread blocks, and the adapter drops events (counted, with a warning in
+/// the log) rather than stall the network or grow our memory.
+const INPUT_BACKLOG: usize = ringmesh_mio::DEFAULT_EVENT_CAPACITY;
 
 /// The longest wait between two attempts to join the ring. The first wait
 /// is one stabilization interval (the pace at which the ring changes),
@@ -109,12 +112,18 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     let mut config = args.preset.config();
     config.bootstrap.clone_from(&args.bootstrap);
     config.listen_addrs = args.announce.iter().copied().collect();
-    if args.listen.ip().is_unspecified() && args.announce.is_empty() {
-        warn!(listen = %args.listen, "listening on an unspecified address: peers will be told an address they cannot dial; pass --announce");
-    }
     if !args.no_chord {
         // The adapter announces the listen address when there is no
-        // --announce, so the ring's pointers are always diallable.
+        // --announce, unless it is unspecified (0.0.0.0): a ring member
+        // must be diallable, so that is refused.
+        if args.listen.ip().is_unspecified() && args.announce.is_empty() {
+            return Err(format!(
+                "--listen {}: no peer can dial an unspecified address, and a ring member \
+                 must tell peers where to dial it: pass --announce ADDR (or run with --no-chord)",
+                args.listen
+            )
+            .into());
+        }
         config.chord = true;
         if let Some(r) = args.successors {
             config.chord_successors = r.into();
@@ -139,16 +148,20 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     // adapter's own bounded channel, which drops and counts, instead of
     // growing our memory.
     let (tx, rx) = mpsc::sync_channel(INPUT_BACKLOG);
-    let Network {
+    let Spawned {
         handle,
-        view,
         thread: adapter_thread,
     } = network::spawn(
         AdapterConfig::new(args.listen, config, identity, seed),
         tx.clone(),
         Input::Network,
     )
-    .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    .map_err(|e| match refusal(&e) {
+        Some(AdapterConfigError::UndialableListenAddr { addr }) => {
+            format!("--announce {addr}: no peer can dial it (unspecified address or port 0)")
+        }
+        _ => format!("cannot listen on {}: {e}", args.listen),
+    })?;
     if !cached.is_empty() {
         info!(
             peers = cached.len(),
@@ -197,7 +210,7 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         saved_peers: cached,
         next_cache_check: Instant::now() + PEER_CACHE_CHECK,
         remotes: HashMap::new(),
-        view,
+        view: None,
         shown_view: None,
         membership,
         table_ops: HashMap::new(),
@@ -222,6 +235,11 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         Ok(Err(e)) => Err(format!("the adapter failed: {e}").into()),
         Err(_) => Err("the adapter thread panicked".into()),
     }
+}
+
+/// The adapter's refusal of its configuration, if that is what `error` is.
+fn refusal(error: &io::Error) -> Option<&AdapterConfigError> {
+    error.get_ref()?.downcast_ref()
 }
 
 /// Prints one line on stdout. A closed stdout is not worth dying for: the
@@ -270,8 +288,9 @@ struct Session {
     /// Each connected peer's transport address, for `peers` when the peer
     /// cache has no listen address for it.
     remotes: HashMap<NodeId, SocketAddr>,
-    /// The node's place in the ring, as the adapter last saw it.
-    view: SharedView,
+    /// The node's place in the ring, as last fed (it follows the events
+    /// fed before it).
+    view: Option<RingView>,
     /// The view the last `ring:` line showed.
     shown_view: Option<RingView>,
     membership: Membership,
@@ -303,7 +322,11 @@ impl Session {
                 }
             };
             let flow = match input {
-                None | Some(Input::Network(Fed::RingChanged)) => Flow::Continue,
+                None => Flow::Continue,
+                Some(Input::Network(Fed::Ring(view))) => {
+                    self.view = Some(view);
+                    Flow::Continue
+                }
                 Some(Input::Network(Fed::Event(event))) => {
                     self.on_event(event);
                     Flow::Continue
@@ -410,15 +433,17 @@ impl Session {
         if self.membership != Membership::Member {
             return;
         }
-        let view = self.view.get();
+        let Some(view) = &self.view else {
+            return;
+        };
         if view.role == ChordRole::Member
             && self
                 .shown_view
                 .as_ref()
-                .is_none_or(|shown| shown.ring_differs(&view))
+                .is_none_or(|shown| shown.ring_differs(view))
         {
-            say(&display::ring(&view));
-            self.shown_view = Some(view);
+            say(&display::ring(view));
+            self.shown_view = Some(view.clone());
         }
     }
 
@@ -578,11 +603,13 @@ impl Session {
                 };
                 self.start_table_op(command, TableOp::Delete(key.to_owned()));
             }
-            ConsoleCommand::Ring => {
-                let view = self.view.get();
-                say(&display::ring(&view));
-                say(&display::stored(&view));
-            }
+            ConsoleCommand::Ring => match self.handle.inspect(RingView::of) {
+                Some(view) => {
+                    say(&display::ring(&view));
+                    say(&display::stored(&view));
+                }
+                None => say("error: the node has stopped"),
+            },
             ConsoleCommand::Debug => match self.log.toggle_debug() {
                 Ok(true) => say("debug logs on (stderr)"),
                 Ok(false) => say("debug logs off"),

@@ -486,3 +486,47 @@ fn the_table_serves_a_key_from_every_node_also_after_its_owner_exits() {
     assert!(b.wait_exit().success());
     eprintln!("table multi-process test took {:?}", started.elapsed());
 }
+
+#[test]
+fn an_unspecified_listen_address_needs_announce_to_run_the_ring() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ringmesh"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ringmesh runs")
+    };
+    // No peer can dial 0.0.0.0, and a ring member must announce an address.
+    let refused = run(&["node", "--listen", "0.0.0.0:0"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("pass --announce"), "{stderr}");
+    assert!(refused.stdout.is_empty(), "started anyway");
+    // Told where peers dial it, it starts (and, stdin closed, stops).
+    let announced = run(&[
+        "node",
+        "--listen",
+        "0.0.0.0:0",
+        "--announce",
+        "127.0.0.1:4999",
+    ]);
+    assert!(announced.status.success(), "{announced:?}");
+    assert!(String::from_utf8_lossy(&announced.stdout).starts_with("node "));
+    // Without the ring it runs, announcing nothing.
+    let chat_only = run(&["node", "--listen", "0.0.0.0:0", "--no-chord"]);
+    assert!(chat_only.status.success(), "{chat_only:?}");
+    // An address no peer can dial is refused as an announcement.
+    let bad = run(&[
+        "node",
+        "--listen",
+        "127.0.0.1:0",
+        "--announce",
+        "0.0.0.0:4000",
+    ]);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("--announce 0.0.0.0:4000: no peer can dial it"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,47 @@
+//! `ringmesh-driver`: the driver core every ringmesh adapter is built on,
+//! written once.
+//!
+//! The mio adapter (`ringmesh-mio`) and the async adapter
+//! (`ringmesh-async-std`) differ in how they wait for sockets and
+//! deadlines. Everything a user can see besides that is decided here, so
+//! the two cannot drift apart:
+//!
+//! - [`AdapterConfig`]: how to run a node, with one set of defaults
+//!   ([`DEFAULT_MAX_BACKLOG_BYTES`], [`DEFAULT_EVENT_CAPACITY`]) and one
+//!   validation ([`AdapterConfig::validate`]: the write backlog must hold
+//!   a whole frame, the event buffer must be usable).
+//! - The **listen-address policy** ([`announced_addrs`]): what a node
+//!   announces in its `Hello` when its listener is bound to port 0 or to
+//!   an unspecified address such as `0.0.0.0`.
+//! - [`Clock`]: `std::time::Instant` ↔ [`ringmesh::Instant`].
+//! - [`transport_error`]: the one mapping from `std::io::Error` to
+//!   [`ringmesh::TransportError`], and [`BACKLOG_OVERFLOW`], what a write
+//!   backlog over its cap is reported as ([`admit_to_backlog`] is the
+//!   rule).
+//! - [`PeerInfo`]: a connected peer as the adapters' `peers()` list it.
+//!
+//! Both adapters re-export the public items (`ringmesh_mio::AdapterConfig`
+//! is `ringmesh_async_std::AdapterConfig` is this crate's), so
+//! applications never need to name this crate.
+//!
+//! An adapter starts a node in three steps: [`AdapterConfig::validate`]
+//! before binding anything, bind the listener, then
+//! [`AdapterConfig::into_node`] with the address the listener reports.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+mod announce;
+mod clock;
+mod config;
+mod peers;
+mod transport;
+
+pub use announce::{announced_addrs, is_dialable};
+pub use clock::Clock;
+pub use config::{
+    AdapterConfig, AdapterConfigError, DEFAULT_EVENT_CAPACITY, DEFAULT_MAX_BACKLOG_BYTES,
+    MAX_EVENT_CAPACITY, Startup,
+};
+pub use peers::PeerInfo;
+pub use transport::{BACKLOG_OVERFLOW, admit_to_backlog, transport_error};
