@@ -78,7 +78,7 @@
 //! | `check_ring = true` or `{ ideal, members }` | Zave's invariant and every property it implies hold now (only the implied ones while the ring has r members or fewer); with `ideal = true` the ring is ideal; with `members`, it has that many |
 //!
 //! **The ring watch.** A `[chord]` run checks the invariant and the
-//! properties it implies every `check_every_ms` ([`chord_check`]), once the
+//! properties it implies every `check_every_ms` ([`chord_oracle`]), once the
 //! ring has been ideal with at least r + 1 members (Zave's initial
 //! condition, spec/chord.md §5.2). Every crash, kill and leave of a member
 //! is first checked against the failure constraint of spec/chord.md §11:
@@ -134,7 +134,7 @@
 //! broadcast safety as deliveries happen (the property tests use it too).
 //!
 //! [`Sim`]: crate::engine::Sim
-//! [`chord_check`]: crate::chord_check
+//! [`chord_oracle`]: crate::chord_oracle
 
 mod format;
 mod ledger;

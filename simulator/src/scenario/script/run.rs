@@ -178,8 +178,7 @@ impl Run {
             return;
         }
         if let Some(ring) = self.ring.as_mut() {
-            let window = super::ring::repair_window(&self.sim, i, ring.r());
-            ring.before_failure(&self.sim, i, if killed { "kill" } else { "crash" }, window);
+            ring.before_failure(&self.sim, i, if killed { "kill" } else { "crash" });
         }
         if killed {
             self.sim.kill(i);
