@@ -2,11 +2,14 @@
 //! node over Noise, fill up to their target peer count, flood a broadcast
 //! from every node, and detect a crashed node.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
 use bytes::Bytes;
 use ringmesh::testing::Network;
 use ringmesh::{CloseReason, Command, Config, Duration, Event, Security};
+use serde::Serialize;
+
+use crate::show::Report;
 
 /// What the demo does.
 #[derive(Debug, Clone)]
@@ -23,6 +26,16 @@ pub struct DemoConfig {
     pub security: Security,
 }
 
+impl DemoConfig {
+    /// The command that replays this demo.
+    pub fn replay(&self) -> String {
+        format!(
+            "ringmesh-sim demo --seed {} --nodes {}",
+            self.seed, self.nodes
+        )
+    }
+}
+
 impl Default for DemoConfig {
     fn default() -> Self {
         DemoConfig {
@@ -35,9 +48,15 @@ impl Default for DemoConfig {
     }
 }
 
-/// What the demo saw.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the demo saw. Field names are the JSON names, and
+/// `"scenario": "demo"` leads the JSON object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "scenario", rename = "demo")]
 pub struct DemoReport {
+    /// Number of nodes.
+    pub nodes: usize,
+    /// The seed.
+    pub seed: u64,
     /// The fewest peers any node had after joining.
     pub min_peers: usize,
     /// Broadcast deliveries expected: every node's broadcast at every other
@@ -48,20 +67,39 @@ pub struct DemoReport {
     /// Deliveries of a broadcast a node had already delivered (must be 0).
     pub duplicate_deliveries: usize,
     /// Neighbours of the crashed node that declared it down within the
-    /// detection time, and how many neighbours it had.
-    pub detected: (usize, usize),
-    /// Virtual time at the end, in microseconds.
-    pub virtual_micros: u64,
-    /// A human-readable account of the run.
+    /// detection time.
+    pub crash_detected_by: usize,
+    /// Neighbours the crashed node had.
+    pub crash_neighbours: usize,
+    /// Virtual time at the end, in milliseconds.
+    pub virtual_ms: f64,
+    /// Whether everything the demo checks held ([`Report::ok`]).
+    ok: bool,
+    /// The command that replays the demo.
+    #[serde(skip)]
+    pub replay: String,
+    /// A human-readable account of the run: the summary.
+    #[serde(skip)]
     pub log: String,
 }
 
-impl DemoReport {
-    /// Whether everything the demo checks held.
-    pub fn ok(&self) -> bool {
-        self.deliveries == self.expected_deliveries
-            && self.duplicate_deliveries == 0
-            && self.detected.0 == self.detected.1
+impl Report for DemoReport {
+    fn ok(&self) -> bool {
+        self.ok
+    }
+
+    fn failure(&self) -> String {
+        "the demo broke an invariant".to_owned()
+    }
+
+    fn replay(&self) -> &str {
+        &self.replay
+    }
+}
+
+impl fmt::Display for DemoReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.log)
     }
 }
 
@@ -71,7 +109,10 @@ fn ms(micros: u64) -> f64 {
 
 /// Runs the demo (see the module docs).
 pub fn run(config: &DemoConfig) -> Result<DemoReport, Box<dyn std::error::Error>> {
-    let mut log = String::new();
+    let mut log = format!(
+        "ringmesh demo: {} nodes, {:?} links, seed {}\n",
+        config.nodes, config.latency, config.seed
+    );
     let mut net = Network::new(config.latency);
     let node_config = Config {
         security: config.security,
@@ -176,12 +217,19 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport, Box<dyn std::error::Error>
         detection.as_secs_f64()
     )?;
     Ok(DemoReport {
+        nodes: config.nodes,
+        seed: config.seed,
         min_peers,
         expected_deliveries,
         deliveries,
         duplicate_deliveries,
-        detected: (detected, neighbours),
-        virtual_micros: net.now().as_micros(),
+        crash_detected_by: detected,
+        crash_neighbours: neighbours,
+        virtual_ms: net.now().as_micros() as f64 / 1e3,
+        ok: deliveries == expected_deliveries
+            && duplicate_deliveries == 0
+            && detected == neighbours,
+        replay: config.replay(),
         log,
     })
 }
@@ -202,7 +250,7 @@ mod tests {
             assert!(report.ok(), "{}", report.log);
             assert!(report.min_peers >= 4, "{}", report.log);
             assert_eq!(report.deliveries, 8 * 7);
-            assert!(report.detected.1 > 0, "{}", report.log);
+            assert!(report.crash_neighbours > 0, "{}", report.log);
         }
     }
 }

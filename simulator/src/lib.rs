@@ -6,6 +6,8 @@
 //! - [`chord_oracle`]: the judge of a Chord ring: Zave's invariants over
 //!   ground truth, the failure constraint, and the ground truth of a run.
 //! - [`plot`]: SVG figures of a run (`--plot FILE.svg`).
+//! - [`show`]: how the command line shows a run: progress, the summary or
+//!   the JSON of its [`show::Report`], the failure line and replay command.
 //! - [`demo`]: the narrated run the README shows, on the in-memory network
 //!   of [`ringmesh::testing`].
 
@@ -16,5 +18,6 @@ pub mod demo;
 pub mod engine;
 pub mod plot;
 pub mod scenario;
+pub mod show;
 
 pub use engine::{NetModel, NodeIdx, Observer, Recorder, Sim, SimConfig, addr_of};

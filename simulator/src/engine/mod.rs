@@ -196,8 +196,8 @@ struct Scheduled {
     slot: u32,
 }
 
-/// Counters of a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Counters of a run (the `sim` object of a scenario file's JSON report).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SimStats {
     /// Events processed (deliveries and timers).
     pub events: u64,

@@ -150,6 +150,17 @@ pub struct ChordParams {
     pub net: NetModel,
 }
 
+impl ChordParams {
+    /// The command that replays this run.
+    pub fn replay(&self) -> String {
+        format!(
+            "ringmesh-sim chord --seed {} --nodes {} --r {} --lookups {} --fail-fraction {} \
+             --churn {} --keys {}",
+            self.seed, self.nodes, self.r, self.lookups, self.fail_fraction, self.churn, self.keys
+        )
+    }
+}
+
 impl Default for ChordParams {
     fn default() -> Self {
         ChordParams {
@@ -392,6 +403,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             failures_within_constraint: true,
             keys: params.keys,
             seed: params.seed,
+            replay: params.replay(),
             ..ChordReport::default()
         };
         Driver {
@@ -1290,13 +1302,14 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
         r.wall_ms = self.wall.elapsed().as_secs_f64() * 1e3;
         r.peak_rss_mib = peak_rss_mib();
         r.trace_hash = self.sim.trace_hash();
-        self.report
+        self.report.judged()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::show::Report;
 
     fn quiet(params: &ChordParams) -> ChordReport {
         run(params, |_, _, _| {}).expect("runs")

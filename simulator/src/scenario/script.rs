@@ -138,6 +138,7 @@
 
 mod format;
 mod ledger;
+mod report;
 mod ring;
 mod run;
 
@@ -149,22 +150,10 @@ use ringmesh::{Duration, Instant};
 use crate::engine::NetModel;
 
 pub use ledger::{BadDelivery, Ledger, Logged};
+pub use report::{ChordNodeReport, EventCounts, NodeReport, RingReport, ScriptReport, Verdict};
 
 use format::Step;
 use run::Run;
-
-/// The outcome of a scenario file.
-#[derive(Debug, Clone)]
-pub struct ScriptOutcome {
-    /// Whether every check held.
-    pub passed: bool,
-    /// A short human summary, one line per check.
-    pub summary: String,
-    /// The same as one JSON object.
-    pub json: serde_json::Value,
-    /// The exact command that replays this run.
-    pub replay: String,
-}
 
 /// Runs the scenario file at `path`; `seed` overrides the file's seed.
 ///
@@ -174,7 +163,7 @@ pub struct ScriptOutcome {
 pub fn run_file(
     path: &Path,
     seed: Option<u64>,
-) -> Result<ScriptOutcome, Box<dyn std::error::Error>> {
+) -> Result<ScriptReport, Box<dyn std::error::Error>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let script = Script::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -223,7 +212,7 @@ impl Script {
 
     /// Runs the scenario with `seed`, or the file's. `source` is the path
     /// the replay command names.
-    pub fn run(&self, source: &str, seed: Option<u64>) -> ScriptOutcome {
+    pub fn run(&self, source: &str, seed: Option<u64>) -> ScriptReport {
         let seed = seed.unwrap_or(self.seed);
         let mut run = Run::new(seed, self.net.clone(), self.ring, &self.steps);
         for step in &self.steps {

@@ -14,11 +14,10 @@
 use bytes::Bytes;
 use ringmesh::wire::PeerEntry;
 use ringmesh::{Accepted, ChordRole, Command, Duration, Event, Instant, NodeId, OpId};
-use serde_json::json;
 
 use super::format::{Action, LookupKey, RingSettings, Step};
 use super::ledger::Ledger;
-use super::run::Verdict;
+use super::report::{RingReport, Verdict};
 use crate::chord_oracle::{
     FailureConstraint, InvariantReport, RingSnapshot, check, key_position, repair_window,
     reply_in_flight, true_successor,
@@ -738,20 +737,19 @@ impl Ring {
         });
     }
 
-    /// The ring part of the JSON report.
-    pub(super) fn json(&self, sim: &Sim<Ledger>) -> serde_json::Value {
-        let report = check(&RingSnapshot::of_sim(sim, self.settings.r));
-        json!({
-            "r": self.settings.r,
-            "check_every_ms": self.settings.check_every.as_millis(),
-            "checks": self.watch.checks,
-            "failing_checks": self.watch.failing,
-            "first_violation": self.watch.first,
-            "armed_at_ms": self.watch.armed_at.iter().map(|&at| ms(at)).collect::<Vec<_>>(),
-            "notes": self.watch.notes,
-            "orphaned": self.watch.orphaned.len(),
-            "at_end": report,
-        })
+    /// The ring part of the report.
+    pub(super) fn report(&self, sim: &Sim<Ledger>) -> RingReport {
+        RingReport {
+            r: self.settings.r,
+            check_every_ms: self.settings.check_every.as_millis(),
+            checks: self.watch.checks,
+            failing_checks: self.watch.failing,
+            first_violation: self.watch.first.clone(),
+            armed_at_ms: self.watch.armed_at.iter().map(|&at| ms(at)).collect(),
+            notes: self.watch.notes.clone(),
+            orphaned: self.watch.orphaned.len(),
+            at_end: check(&RingSnapshot::of_sim(sim, self.settings.r)),
+        }
     }
 }
 

@@ -1,16 +1,14 @@
 //! Running a validated script: the actions, the checks, the report.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use bytes::Bytes;
-use ringmesh::{Accepted, CloseReason, Command, Config, Duration, Event, Instant, NodeId};
-use serde_json::json;
-
-use super::ScriptOutcome;
 use super::format::{Action, Check, Nodes, RingSettings, Step};
 use super::ledger::Ledger;
+use super::report::{ChordNodeReport, EventCounts, NodeReport, ScriptReport, Verdict};
 use super::ring::Ring;
 use crate::engine::{NetModel, NodeIdx, NodeState, Sim, SimConfig};
+use bytes::Bytes;
+use ringmesh::{Accepted, CloseReason, Command, Config, Duration, Event, Instant, NodeId};
 
 /// What became of a broadcast step.
 struct SentBroadcast {
@@ -33,17 +31,6 @@ struct SentMessage {
     to: NodeIdx,
     at: Instant,
     payload: Bytes,
-}
-
-/// One line of the report.
-pub(super) struct Verdict {
-    /// The step it judges; `None` for the checks every run ends with.
-    pub(super) step: Option<usize>,
-    pub(super) at_ms: u64,
-    pub(super) kind: &'static str,
-    pub(super) label: Option<String>,
-    pub(super) passed: bool,
-    pub(super) detail: String,
 }
 
 /// A partition while it lasts: each node's group.
@@ -869,7 +856,7 @@ impl Run {
         }
     }
 
-    pub(super) fn finish(mut self, seed: u64, source: &str) -> ScriptOutcome {
+    pub(super) fn finish(mut self, seed: u64, source: &str) -> ScriptReport {
         let end_ms = self.now().as_micros() / 1000;
         if let Some(ring) = self.ring.as_mut() {
             ring.finish(&self.sim, &mut self.verdicts);
@@ -895,100 +882,55 @@ impl Run {
                 detail,
             });
         }
-        let passed = self.verdicts.iter().all(|v| v.passed);
-        let mut summary = String::new();
-        for v in &self.verdicts {
-            let mark = if v.passed { '✓' } else { '✗' };
-            let place = match (v.step, &v.label) {
-                (Some(i), Some(label)) => format!("#{i} \"{label}\""),
-                (Some(i), None) => format!("#{i}"),
-                (None, _) => "end".into(),
-            };
-            summary.push_str(&format!(
-                "{mark} {place} @ {} ms {}: {}\n",
-                v.at_ms, v.kind, v.detail
-            ));
-        }
-        let replay = format!("ringmesh-sim run {source} --seed {seed}");
         let ledger = self.sim.observer();
-        let mut kinds: std::collections::BTreeMap<&'static str, u64> = Default::default();
+        let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
         for e in ledger.events() {
-            *kinds.entry(event_name(&e.event)).or_default() += 1;
+            *by_kind.entry(event_name(&e.event)).or_default() += 1;
         }
-        let nodes: Vec<serde_json::Value> = (0..self.sim.len() as NodeIdx)
-            .map(|i| {
-                let node = self.sim.node(i);
-                let mut entry = json!({
-                    "index": i,
-                    "id": self.sim.id(i).short().to_string(),
-                    "state": state_name(self.sim.state(i)),
-                    "incarnation": ledger.incarnation(i),
-                    "peers": node.map(|n| n.peer_count()),
-                    "broadcasts_delivered": node.map(|n| n.stats().broadcasts_delivered),
-                });
-                if self.ring.is_some()
-                    && let Some(node) = node
-                {
-                    let index = |id: NodeId| self.index_of.get(&id).copied();
-                    entry["chord"] = json!({
-                        "role": format!("{:?}", node.chord_role()),
-                        "successors": node
-                            .chord_successors()
-                            .into_iter()
-                            .map(index)
-                            .collect::<Vec<_>>(),
-                        "predecessor": node.chord_predecessor().map(index),
-                        "flushes": node.stats().chord_flushes,
-                        "lookups": node.stats().chord_lookups,
-                        "lookups_failed": node.stats().chord_lookups_failed,
-                    });
-                }
-                entry
-            })
+        let events = EventCounts {
+            total: ledger.events().len(),
+            by_kind,
+        };
+        let nodes = (0..self.sim.len() as NodeIdx)
+            .map(|i| self.node_report(i))
             .collect();
-        let checks: Vec<serde_json::Value> = self
-            .verdicts
-            .iter()
-            .map(|v| {
-                json!({
-                    "step": v.step,
-                    "label": v.label,
-                    "at_ms": v.at_ms,
-                    "kind": v.kind,
-                    "passed": v.passed,
-                    "detail": v.detail,
-                })
-            })
-            .collect();
-        let stats = self.sim.stats();
-        let json = json!({
-            "seed": seed,
-            "trace_hash": self.sim.trace_hash(),
-            "passed": passed,
-            "checks": checks,
-            "events": {
-                "total": ledger.events().len(),
-                "by_kind": kinds,
-            },
-            "nodes": nodes,
-            "virtual_ms": end_ms,
-            "sim": {
-                "events": stats.events,
-                "deliveries": stats.deliveries,
-                "lost_sends": stats.lost_sends,
-                "bytes": stats.bytes,
-            },
-            "replay": replay,
+        let ring = self.ring.as_ref().map(|ring| ring.report(&self.sim));
+        ScriptReport {
+            seed,
+            trace_hash: self.sim.trace_hash(),
+            passed: self.verdicts.iter().all(|v| v.passed),
+            checks: self.verdicts,
+            events,
+            nodes,
+            virtual_ms: end_ms,
+            sim: self.sim.stats(),
+            replay: format!("ringmesh-sim run {source} --seed {seed}"),
+            ring,
+        }
+    }
+
+    /// Node `i` at the end of the run.
+    fn node_report(&self, i: NodeIdx) -> NodeReport {
+        let node = self.sim.node(i);
+        let chord = node.filter(|_| self.ring.is_some()).map(|node| {
+            let index = |id: NodeId| self.index_of.get(&id).copied();
+            ChordNodeReport {
+                role: format!("{:?}", node.chord_role()),
+                successors: node.chord_successors().into_iter().map(index).collect(),
+                predecessor: node.chord_predecessor().map(index),
+                flushes: node.stats().chord_flushes,
+                lookups: node.stats().chord_lookups,
+                lookups_failed: node.stats().chord_lookups_failed,
+            }
         });
-        let mut json = json;
-        if let Some(ring) = &self.ring {
-            json["ring"] = ring.json(&self.sim);
-        }
-        ScriptOutcome {
-            passed,
-            summary,
-            json,
-            replay,
+        NodeReport {
+            index: i,
+            id: self.sim.id(i).short().to_string(),
+            state: state_name(self.sim.state(i)),
+            incarnation: self.sim.observer().incarnation(i),
+            peers: node.map(|n| n.peer_count()),
+            broadcasts_delivered: node.map(|n| n.stats().broadcasts_delivered),
+            chord,
         }
     }
 }
