@@ -149,7 +149,34 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport, Box<dyn std::error::Error>
             .count()
     )?;
 
-    // 2. Flood: every node broadcasts once.
+    let (deliveries, duplicate_deliveries) = flood_from_everyone(&mut net, config, &mut log)?;
+    let expected_deliveries = config.nodes * (config.nodes - 1);
+    let (detected, neighbours) = crash_the_last(&mut net, config, &node_config, &mut log)?;
+    Ok(DemoReport {
+        nodes: config.nodes,
+        seed: config.seed,
+        min_peers,
+        expected_deliveries,
+        deliveries,
+        duplicate_deliveries,
+        crash_detected_by: detected,
+        crash_neighbours: neighbours,
+        virtual_ms: net.now().as_micros() as f64 / 1e3,
+        ok: deliveries == expected_deliveries
+            && duplicate_deliveries == 0
+            && detected == neighbours,
+        replay: config.replay(),
+        log,
+    })
+}
+
+/// Every node broadcasts once; (deliveries, deliveries of a broadcast
+/// already delivered).
+fn flood_from_everyone(
+    net: &mut Network,
+    config: &DemoConfig,
+    log: &mut String,
+) -> Result<(usize, usize), Box<dyn std::error::Error>> {
     let start = net.events().len();
     for i in 0..config.nodes {
         let payload = Bytes::from(format!("hello from node {i}"));
@@ -184,7 +211,17 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport, Box<dyn std::error::Error>
         hops as f64 / deliveries.max(1) as f64
     )?;
 
-    // 3. Crash the last node silently; its neighbours must notice.
+    Ok((deliveries, duplicate_deliveries))
+}
+
+/// Crashes the last node silently; its neighbours must notice within the
+/// detection time. (Neighbours that did, neighbours it had.)
+fn crash_the_last(
+    net: &mut Network,
+    config: &DemoConfig,
+    node_config: &Config,
+    log: &mut String,
+) -> Result<(usize, usize), Box<dyn std::error::Error>> {
     let victim = config.nodes - 1;
     let victim_id = net.node(victim).node_id();
     let neighbours = (0..config.nodes)
@@ -216,22 +253,7 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport, Box<dyn std::error::Error>
         "crash of node {victim}: {detected}/{neighbours} neighbours detected it within {:.1} s",
         detection.as_secs_f64()
     )?;
-    Ok(DemoReport {
-        nodes: config.nodes,
-        seed: config.seed,
-        min_peers,
-        expected_deliveries,
-        deliveries,
-        duplicate_deliveries,
-        crash_detected_by: detected,
-        crash_neighbours: neighbours,
-        virtual_ms: net.now().as_micros() as f64 / 1e3,
-        ok: deliveries == expected_deliveries
-            && duplicate_deliveries == 0
-            && detected == neighbours,
-        replay: config.replay(),
-        log,
-    })
+    Ok((detected, neighbours))
 }
 
 #[cfg(test)]

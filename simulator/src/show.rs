@@ -59,7 +59,7 @@ pub fn print<R: Report>(
 
 /// What the flood, liveness and chord subcommands do with their run: a
 /// run that could not be made (`Err`) fails with the replay line; else the
-/// figure is drawn to `plot` and the report printed ([`print`]).
+/// figure is drawn to `plot` and the report printed ([`print()`]).
 pub fn scenario<R: Report + Figure>(
     name: &str,
     report: Result<R, Box<dyn Error>>,

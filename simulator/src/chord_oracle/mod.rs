@@ -30,7 +30,7 @@
 //!
 //! # Vocabulary (Zave 2017 and `correctChord.als`)
 //!
-//! - **Identifier space**: the 2^128 points of [`NodeId`], in numeric order,
+//! - **Identifier space**: the 2^128 points of [`NodeId`](ringmesh::NodeId), in numeric order,
 //!   wrapping from the largest to 0. [`between`]`(a, x, b)` is Zave's
 //!   `between`: `x` lies strictly inside the interval that goes clockwise
 //!   from `a` to `b`; when `a == b` that is every point but `a`.

@@ -6,9 +6,10 @@
 //! on [`addr_of`]`(i)`, a virtual address in 127.0.0.0/8 that is never
 //! dialled for real.
 //!
-//! The network model ([`NetModel`]) follows the transport model of
-//! DESIGN.md: reliable ordered connections (per-connection FIFO even with
-//! jitter), dials that connect or fail, and these faults:
+//! The network model ([`NetModel`]) gives the transport the protocol
+//! assumes (spec/wire.md §1: reliable, ordered, connection-oriented byte
+//! streams): per-connection FIFO even with jitter, dials that connect or
+//! fail, and these faults:
 //!
 //! | fault | what the peers see |
 //! |---|---|

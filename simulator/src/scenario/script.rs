@@ -128,10 +128,14 @@
 //! adds), or a step that is not there, is an error naming the step; nothing
 //! runs.
 //!
-//! Inside: `format` validates a file into steps, `run` drives a [`Sim`]
-//! through them and judges the checks, `ring` does the ring actions and the
-//! watch, and [`Ledger`] is the observer that records events and checks
-//! broadcast safety as deliveries happen (the property tests use it too).
+//! Inside: `format` reads a file with serde (each step's action a variant
+//! of one enum, each check a variant of another, unknown fields refused)
+//! and validates it into steps, `run` drives a [`Sim`] through them and
+//! judges the checks, `ring` does the ring actions and the watch, `report`
+//! is the outcome ([`ScriptReport`]: the summary is its `Display`, the
+//! JSON its `Serialize`), and [`Ledger`] is the observer that records
+//! events and checks broadcast safety as deliveries happen (the property
+//! tests use it too).
 //!
 //! [`Sim`]: crate::engine::Sim
 //! [`chord_oracle`]: crate::chord_oracle

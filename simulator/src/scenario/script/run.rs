@@ -232,80 +232,14 @@ impl Run {
                 self.end_epoch();
                 self.sim.heal();
             }
-            Action::Broadcast { from, payload } => {
-                let up = (0..self.sim.len() as NodeIdx)
-                    .map(|i| self.up(i).then(|| self.sim.observer().incarnation(i)))
-                    .collect();
-                let result = self.sim.command(
-                    *from,
-                    Command::Broadcast {
-                        payload: payload.clone(),
-                    },
-                );
-                let sent = match result {
-                    Ok(Accepted::Broadcast { seq }) => {
-                        let origin = self.sim.id(*from);
-                        self.sim.observer_mut().broadcast_sent(origin, seq);
-                        Ok(SentBroadcast {
-                            origin: *from,
-                            seq,
-                            up,
-                        })
-                    }
-                    Ok(other) => Err(format!("broadcast from {from}: unexpected {other:?}")),
-                    Err(e) => Err(format!("broadcast from {from} refused: {e}")),
-                };
-                if let Err(e) = &sent {
-                    self.refused(step, e.clone());
-                }
-                self.broadcasts.insert(step.index, sent);
-            }
-            Action::Send { from, to, payload } => {
-                let command = Command::Send {
-                    to: self.sim.id(*to),
-                    payload: payload.clone(),
-                };
-                let sent = match self.sim.command(*from, command) {
-                    Ok(_) => Ok(SentMessage {
-                        from: *from,
-                        to: *to,
-                        at: self.now(),
-                        payload: payload.clone(),
-                    }),
-                    Err(e) => Err(format!("send {from} → {to} refused: {e}")),
-                };
-                if let Err(e) = &sent {
-                    self.refused(step, e.clone());
-                }
-                self.sends.insert(step.index, sent);
-            }
+            Action::Broadcast { from, payload } => self.send_broadcast(step, *from, payload),
+            Action::Send { from, to, payload } => self.send_message(step, *from, *to, payload),
             Action::Request {
                 from,
                 to,
                 payload,
                 timeout,
-            } => {
-                let command = Command::Request {
-                    to: self.sim.id(*to),
-                    payload: payload.clone(),
-                    timeout: *timeout,
-                };
-                let sent = match self.sim.command(*from, command) {
-                    Ok(Accepted::Request(id)) => Ok(SentRequest {
-                        from: *from,
-                        to: *to,
-                        incarnation: self.sim.observer().incarnation(*from),
-                        id,
-                        payload: payload.clone(),
-                    }),
-                    Ok(other) => Err(format!("request {from} → {to}: unexpected {other:?}")),
-                    Err(e) => Err(format!("request {from} → {to} refused: {e}")),
-                };
-                if let Err(e) = &sent {
-                    self.refused(step, e.clone());
-                }
-                self.requests.insert(step.index, sent);
-            }
+            } => self.send_request(step, *from, *to, payload, *timeout),
             Action::Check(check) => {
                 let result = self.check(check);
                 self.verdict(step, check.kind(), result);
@@ -323,6 +257,85 @@ impl Run {
                 None => self.refused(step, format!("{} needs [chord]", step.action.name())),
             },
         }
+    }
+
+    fn send_broadcast(&mut self, step: &Step, from: NodeIdx, payload: &Bytes) {
+        let up = (0..self.sim.len() as NodeIdx)
+            .map(|i| self.up(i).then(|| self.sim.observer().incarnation(i)))
+            .collect();
+        let result = self.sim.command(
+            from,
+            Command::Broadcast {
+                payload: payload.clone(),
+            },
+        );
+        let sent = match result {
+            Ok(Accepted::Broadcast { seq }) => {
+                let origin = self.sim.id(from);
+                self.sim.observer_mut().broadcast_sent(origin, seq);
+                Ok(SentBroadcast {
+                    origin: from,
+                    seq,
+                    up,
+                })
+            }
+            Ok(other) => Err(format!("broadcast from {from}: unexpected {other:?}")),
+            Err(e) => Err(format!("broadcast from {from} refused: {e}")),
+        };
+        if let Err(e) = &sent {
+            self.refused(step, e.clone());
+        }
+        self.broadcasts.insert(step.index, sent);
+    }
+
+    fn send_message(&mut self, step: &Step, from: NodeIdx, to: NodeIdx, payload: &Bytes) {
+        let command = Command::Send {
+            to: self.sim.id(to),
+            payload: payload.clone(),
+        };
+        let sent = match self.sim.command(from, command) {
+            Ok(_) => Ok(SentMessage {
+                from,
+                to,
+                at: self.now(),
+                payload: payload.clone(),
+            }),
+            Err(e) => Err(format!("send {from} → {to} refused: {e}")),
+        };
+        if let Err(e) = &sent {
+            self.refused(step, e.clone());
+        }
+        self.sends.insert(step.index, sent);
+    }
+
+    fn send_request(
+        &mut self,
+        step: &Step,
+        from: NodeIdx,
+        to: NodeIdx,
+        payload: &Bytes,
+        timeout: Duration,
+    ) {
+        let command = Command::Request {
+            to: self.sim.id(to),
+            payload: payload.clone(),
+            timeout,
+        };
+        let sent = match self.sim.command(from, command) {
+            Ok(Accepted::Request(id)) => Ok(SentRequest {
+                from,
+                to,
+                incarnation: self.sim.observer().incarnation(from),
+                id,
+                payload: payload.clone(),
+            }),
+            Ok(other) => Err(format!("request {from} → {to}: unexpected {other:?}")),
+            Err(e) => Err(format!("request {from} → {to} refused: {e}")),
+        };
+        if let Err(e) = &sent {
+            self.refused(step, e.clone());
+        }
+        self.requests.insert(step.index, sent);
     }
 
     fn end_epoch(&mut self) {

@@ -173,12 +173,12 @@ impl Validator {
                 payload: Bytes::from(spec.payload.unwrap_or_default()),
             },
             ActionSpec::Send(spec) => {
-                let (from, to) = self.from_to(spec.from, spec.to, "send")?;
+                let (from, to) = self.message_ends(spec.from, spec.to, "send")?;
                 let payload = Bytes::from(spec.payload.unwrap_or_default());
                 Action::Send { from, to, payload }
             }
             ActionSpec::Request(spec) => {
-                let (from, to) = self.from_to(spec.from, spec.to, "request")?;
+                let (from, to) = self.message_ends(spec.from, spec.to, "request")?;
                 let timeout_ms = spec.timeout_ms.unwrap_or(5_000);
                 if timeout_ms == 0 {
                     return Err("`request`: `timeout_ms` must be above 0".into());
@@ -300,7 +300,12 @@ impl Validator {
     }
 
     /// The two ends of a message (`send`, `request`).
-    fn from_to(&self, from: NodeIdx, to: NodeIdx, key: &str) -> Result<(NodeIdx, NodeIdx), String> {
+    fn message_ends(
+        &self,
+        from: NodeIdx,
+        to: NodeIdx,
+        key: &str,
+    ) -> Result<(NodeIdx, NodeIdx), String> {
         let (from, to) = (self.node(from, "from")?, self.node(to, "to")?);
         if from == to {
             return Err(format!("`{key}`: `from` and `to` are both node {from}"));
