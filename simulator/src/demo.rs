@@ -2,11 +2,14 @@
 //! node over Noise, fill up to their target peer count, flood a broadcast
 //! from every node, and detect a crashed node.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
 use bytes::Bytes;
 use ringmesh::testing::Network;
 use ringmesh::{CloseReason, Command, Config, Duration, Event, Security};
+use serde::Serialize;
+
+use crate::show::Report;
 
 /// What the demo does.
 #[derive(Debug, Clone)]
@@ -23,6 +26,16 @@ pub struct DemoConfig {
     pub security: Security,
 }
 
+impl DemoConfig {
+    /// The command that replays this demo.
+    pub fn replay(&self) -> String {
+        format!(
+            "ringmesh-sim demo --seed {} --nodes {}",
+            self.seed, self.nodes
+        )
+    }
+}
+
 impl Default for DemoConfig {
     fn default() -> Self {
         DemoConfig {
@@ -35,9 +48,15 @@ impl Default for DemoConfig {
     }
 }
 
-/// What the demo saw.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the demo saw. Field names are the JSON names, and
+/// `"scenario": "demo"` leads the JSON object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "scenario", rename = "demo")]
 pub struct DemoReport {
+    /// Number of nodes.
+    pub nodes: usize,
+    /// The seed.
+    pub seed: u64,
     /// The fewest peers any node had after joining.
     pub min_peers: usize,
     /// Broadcast deliveries expected: every node's broadcast at every other
@@ -48,20 +67,39 @@ pub struct DemoReport {
     /// Deliveries of a broadcast a node had already delivered (must be 0).
     pub duplicate_deliveries: usize,
     /// Neighbours of the crashed node that declared it down within the
-    /// detection time, and how many neighbours it had.
-    pub detected: (usize, usize),
-    /// Virtual time at the end, in microseconds.
-    pub virtual_micros: u64,
-    /// A human-readable account of the run.
+    /// detection time.
+    pub crash_detected_by: usize,
+    /// Neighbours the crashed node had.
+    pub crash_neighbours: usize,
+    /// Virtual time at the end, in milliseconds.
+    pub virtual_ms: f64,
+    /// Whether everything the demo checks held ([`Report::ok`]).
+    ok: bool,
+    /// The command that replays the demo.
+    #[serde(skip)]
+    pub replay: String,
+    /// A human-readable account of the run: the summary.
+    #[serde(skip)]
     pub log: String,
 }
 
-impl DemoReport {
-    /// Whether everything the demo checks held.
-    pub fn ok(&self) -> bool {
-        self.deliveries == self.expected_deliveries
-            && self.duplicate_deliveries == 0
-            && self.detected.0 == self.detected.1
+impl Report for DemoReport {
+    fn ok(&self) -> bool {
+        self.ok
+    }
+
+    fn failure(&self) -> String {
+        "the demo broke an invariant".to_owned()
+    }
+
+    fn replay(&self) -> &str {
+        &self.replay
+    }
+}
+
+impl fmt::Display for DemoReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.log)
     }
 }
 
@@ -71,7 +109,10 @@ fn ms(micros: u64) -> f64 {
 
 /// Runs the demo (see the module docs).
 pub fn run(config: &DemoConfig) -> Result<DemoReport, Box<dyn std::error::Error>> {
-    let mut log = String::new();
+    let mut log = format!(
+        "ringmesh demo: {} nodes, {:?} links, seed {}\n",
+        config.nodes, config.latency, config.seed
+    );
     let mut net = Network::new(config.latency);
     let node_config = Config {
         security: config.security,
@@ -108,7 +149,34 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport, Box<dyn std::error::Error>
             .count()
     )?;
 
-    // 2. Flood: every node broadcasts once.
+    let (deliveries, duplicate_deliveries) = flood_from_everyone(&mut net, config, &mut log)?;
+    let expected_deliveries = config.nodes * (config.nodes - 1);
+    let (detected, neighbours) = crash_the_last(&mut net, config, &node_config, &mut log)?;
+    Ok(DemoReport {
+        nodes: config.nodes,
+        seed: config.seed,
+        min_peers,
+        expected_deliveries,
+        deliveries,
+        duplicate_deliveries,
+        crash_detected_by: detected,
+        crash_neighbours: neighbours,
+        virtual_ms: net.now().as_micros() as f64 / 1e3,
+        ok: deliveries == expected_deliveries
+            && duplicate_deliveries == 0
+            && detected == neighbours,
+        replay: config.replay(),
+        log,
+    })
+}
+
+/// Every node broadcasts once; (deliveries, deliveries of a broadcast
+/// already delivered).
+fn flood_from_everyone(
+    net: &mut Network,
+    config: &DemoConfig,
+    log: &mut String,
+) -> Result<(usize, usize), Box<dyn std::error::Error>> {
     let start = net.events().len();
     for i in 0..config.nodes {
         let payload = Bytes::from(format!("hello from node {i}"));
@@ -143,7 +211,17 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport, Box<dyn std::error::Error>
         hops as f64 / deliveries.max(1) as f64
     )?;
 
-    // 3. Crash the last node silently; its neighbours must notice.
+    Ok((deliveries, duplicate_deliveries))
+}
+
+/// Crashes the last node silently; its neighbours must notice within the
+/// detection time. (Neighbours that did, neighbours it had.)
+fn crash_the_last(
+    net: &mut Network,
+    config: &DemoConfig,
+    node_config: &Config,
+    log: &mut String,
+) -> Result<(usize, usize), Box<dyn std::error::Error>> {
     let victim = config.nodes - 1;
     let victim_id = net.node(victim).node_id();
     let neighbours = (0..config.nodes)
@@ -175,15 +253,7 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport, Box<dyn std::error::Error>
         "crash of node {victim}: {detected}/{neighbours} neighbours detected it within {:.1} s",
         detection.as_secs_f64()
     )?;
-    Ok(DemoReport {
-        min_peers,
-        expected_deliveries,
-        deliveries,
-        duplicate_deliveries,
-        detected: (detected, neighbours),
-        virtual_micros: net.now().as_micros(),
-        log,
-    })
+    Ok((detected, neighbours))
 }
 
 #[cfg(test)]
@@ -202,7 +272,7 @@ mod tests {
             assert!(report.ok(), "{}", report.log);
             assert!(report.min_peers >= 4, "{}", report.log);
             assert_eq!(report.deliveries, 8 * 7);
-            assert!(report.detected.1 > 0, "{}", report.log);
+            assert!(report.crash_neighbours > 0, "{}", report.log);
         }
     }
 }

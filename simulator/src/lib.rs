@@ -3,18 +3,21 @@
 //!
 //! - [`engine`]: the discrete-event engine and network model ([`Sim`]).
 //! - [`scenario`]: flood, liveness and scripted runs with their reports.
-//! - [`chord_check`]: Zave's Chord ring invariants over ground truth, for
-//!   the coming `chord` component's simulations.
+//! - [`chord_oracle`]: the judge of a Chord ring: Zave's invariants over
+//!   ground truth, the failure constraint, and the ground truth of a run.
 //! - [`plot`]: SVG figures of a run (`--plot FILE.svg`).
+//! - [`show`]: how the command line shows a run: progress, the summary or
+//!   the JSON of its [`show::Report`], the failure line and replay command.
 //! - [`demo`]: the narrated run the README shows, on the in-memory network
 //!   of [`ringmesh::testing`].
 
 #![forbid(unsafe_code)]
 
-pub mod chord_check;
+pub mod chord_oracle;
 pub mod demo;
 pub mod engine;
 pub mod plot;
 pub mod scenario;
+pub mod show;
 
 pub use engine::{NetModel, NodeIdx, Observer, Recorder, Sim, SimConfig, addr_of};

@@ -14,6 +14,30 @@ use crate::scenario::liveness::LivenessReport;
 
 const SIZE: (u32, u32) = (900, 560);
 
+/// A report that has a figure (`--plot FILE.svg`).
+pub trait Figure {
+    /// Writes the figure to the SVG file `path`.
+    fn draw(&self, path: &Path) -> Result<(), Box<dyn Error>>;
+}
+
+impl Figure for FloodReport {
+    fn draw(&self, path: &Path) -> Result<(), Box<dyn Error>> {
+        delivery_curve(path, self)
+    }
+}
+
+impl Figure for LivenessReport {
+    fn draw(&self, path: &Path) -> Result<(), Box<dyn Error>> {
+        detection_cdf(path, self)
+    }
+}
+
+impl Figure for ChordReport {
+    fn draw(&self, path: &Path) -> Result<(), Box<dyn Error>> {
+        hops_histogram(path, self)
+    }
+}
+
 /// Writes the cumulative deliveries of `report`'s broadcast over virtual
 /// time (milliseconds since the broadcast) to the SVG file `path`.
 pub fn delivery_curve(path: &Path, report: &FloodReport) -> Result<(), Box<dyn Error>> {

@@ -23,7 +23,8 @@
 //! lets through, each a member (or a joining node) adopting a list from a
 //! reply sent just before the replying member failed: the list named only
 //! members that had failed, or skipped a member that had just joined,
-//! leaving r principals (see `chord_check::may_fail`).
+//! leaving r principals (see `chord_oracle::may_fail`). The rule is
+//! `chord_oracle::FailureConstraint`, the one the scenario files apply.
 //!
 //! Links have a random latency and a jitter up to twice as large, so
 //! messages on different connections arrive in random orders.
@@ -45,7 +46,9 @@ use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use ringmesh::wire::PeerEntry;
 use ringmesh::{ChordRole, Command, Config, Duration, Event, Instant, NodeId, Security};
-use ringmesh_sim::chord_check::{InvariantReport, RingSnapshot, check, failed_run, may_fail};
+use ringmesh_sim::chord_oracle::{
+    FailureConstraint, InvariantReport, RingSnapshot, check, repair_window, reply_in_flight,
+};
 use ringmesh_sim::engine::NodeState;
 use ringmesh_sim::scenario::script::Ledger;
 use ringmesh_sim::{NetModel, NodeIdx, Sim, SimConfig, addr_of};
@@ -216,13 +219,10 @@ struct Run<'a> {
     left: Vec<NodeIdx>,
     /// When each stopped node stopped.
     stopped: Vec<(NodeIdx, Instant)>,
-    /// Every failure (crash, kill, leave): the member's id and when.
-    failures: Vec<(NodeId, Instant)>,
-    /// Each member's successor list when last looked at.
-    lists: Vec<(NodeId, Vec<NodeId>)>,
-    /// Lists members held until a moment ago: (when replaced, member,
-    /// list). A reply sent then may still be on its way.
-    replaced: Vec<(Instant, NodeId, Vec<NodeId>)>,
+    /// The failure constraint: every failure (crash, kill, leave), and the
+    /// lists members held until a moment ago (a reply sent with one may
+    /// still be on its way).
+    constraint: FailureConstraint,
     /// What the run did, for the failure report.
     log: Vec<String>,
     /// Whether the invariant is watched (the ring was ideal once).
@@ -237,14 +237,16 @@ fn ms(at: Instant) -> u64 {
 
 impl<'a> Run<'a> {
     fn new(schedule: &'a Schedule) -> Self {
+        let net = NetModel {
+            latency: Duration::from_millis(schedule.latency_ms),
+            jitter: Duration::from_millis(schedule.jitter_ms),
+            ..NetModel::default()
+        };
+        let constraint = FailureConstraint::new(schedule.r, reply_in_flight(&net, CHECK));
         let sim = Sim::with_observer(
             SimConfig {
                 seed: schedule.seed,
-                net: NetModel {
-                    latency: Duration::from_millis(schedule.latency_ms),
-                    jitter: Duration::from_millis(schedule.jitter_ms),
-                    ..NetModel::default()
-                },
+                net,
                 echo_requests: false,
             },
             Ledger::new(),
@@ -255,9 +257,7 @@ impl<'a> Run<'a> {
             joins: Vec::new(),
             left: Vec::new(),
             stopped: Vec::new(),
-            failures: Vec::new(),
-            lists: Vec::new(),
-            replaced: Vec::new(),
+            constraint,
             log: Vec::new(),
             armed: false,
             checks: 0,
@@ -350,9 +350,10 @@ impl<'a> Run<'a> {
             self.sim.run_until(stop);
             self.take_events();
             self.start_joins();
-            self.record_lists();
+            let snapshot = self.snapshot();
+            self.constraint.look(&snapshot, self.sim.now());
             if self.armed {
-                let report = check(&self.snapshot());
+                let report = check(&snapshot);
                 self.checks += 1;
                 if !(report.safe() && report.all_implied()) {
                     return Err(self.failure("invariant broken".into(), Some(&report)));
@@ -360,29 +361,6 @@ impl<'a> Run<'a> {
             }
         }
         Ok(())
-    }
-
-    /// How long a reply can be on its way: a link's latency and jitter
-    /// (a connection never reorders), plus the time between two looks.
-    fn in_flight(&self) -> Duration {
-        Duration::from_millis(self.schedule.latency_ms + self.schedule.jitter_ms + 1) + CHECK
-    }
-
-    /// Notes which members changed their list since the last look.
-    fn record_lists(&mut self) {
-        let now = self.sim.now();
-        let current: Vec<(NodeId, Vec<NodeId>)> = self
-            .members()
-            .into_iter()
-            .filter_map(|i| Some((self.sim.id(i), self.sim.node(i)?.chord_successors())))
-            .collect();
-        for (id, list) in std::mem::replace(&mut self.lists, current) {
-            if !self.lists.contains(&(id, list.clone())) {
-                self.replaced.push((now, id, list));
-            }
-        }
-        let keep = self.in_flight();
-        self.replaced.retain(|&(at, ..)| at + keep > now);
     }
 
     fn take_events(&mut self) {
@@ -471,47 +449,19 @@ impl<'a> Run<'a> {
         self.start_joins();
     }
 
-    /// Whether member `victim` may fail now (spec/chord.md §11): Zave's
-    /// `Fail` precondition, counting the lists replies may still carry
-    /// ([`may_fail`]; it also keeps r + 1 members), and not `r`
-    /// consecutive members failing within one repair window.
+    /// Whether member `victim` may fail now: the failure constraint of
+    /// spec/chord.md §11 ([`FailureConstraint`]), with the repair window of
+    /// the nodes' configuration.
     fn may_fail(&self, victim: NodeIdx) -> Result<(), String> {
-        let r = self.r();
-        let snapshot = self.snapshot();
-        if snapshot.members.len() <= r + 1 {
-            return Err(format!("only {} members", snapshot.members.len()));
-        }
-        let id = self.sim.id(victim);
-        let in_flight: Vec<(NodeId, Vec<NodeId>)> = self
-            .replaced
-            .iter()
-            .map(|(_, s, list)| (*s, list.clone()))
-            .collect();
-        may_fail(&snapshot, id, &in_flight).map_err(|broken| format!("it would break {broken}"))?;
-        let lan = Config::lan();
-        let window =
-            (lan.chord_stabilize_interval + lan.chord_request_timeout).saturating_mul(r as u64);
-        let now = self.sim.now();
-        let recent: Vec<NodeId> = self
-            .failures
-            .iter()
-            .filter(|&&(_, at)| at + window > now)
-            .map(|&(id, _)| id)
-            .collect();
-        let members: Vec<NodeId> = snapshot
-            .members
-            .iter()
-            .map(|m| m.id)
-            .filter(|&m| m != id)
-            .collect();
-        let run = failed_run(&members, &recent, id);
-        if run >= r {
-            return Err(format!(
-                "{run} consecutive members would fail within {} ms",
-                window.as_millis()
-            ));
-        }
-        Ok(())
+        let window = repair_window(&config(self.r()));
+        self.constraint
+            .allows(
+                &self.snapshot(),
+                self.sim.id(victim),
+                self.sim.now(),
+                window,
+            )
+            .map_err(|breach| breach.to_string())
     }
 
     fn build(&mut self) -> Result<(), TestCaseError> {
@@ -601,7 +551,7 @@ impl<'a> Run<'a> {
                     return;
                 }
                 let now = self.sim.now();
-                self.failures.push((self.sim.id(victim), now));
+                self.constraint.failed(self.sim.id(victim), now);
                 self.note(format!("{what} {victim}"));
                 match op {
                     Op::Crash(_) => self.sim.crash(victim),

@@ -5,7 +5,28 @@
 
 use std::path::{Path, PathBuf};
 
-use ringmesh_sim::scenario::script::{Script, ScriptOutcome, run_file};
+use ringmesh_sim::scenario::script::{Script, ScriptReport, run_file};
+use ringmesh_sim::show::Report;
+
+/// A run's report as these tests read it: its summary (`Display`), its
+/// JSON (`Serialize`), its verdict and its replay command.
+struct ScriptOutcome {
+    passed: bool,
+    summary: String,
+    json: serde_json::Value,
+    replay: String,
+}
+
+impl From<ScriptReport> for ScriptOutcome {
+    fn from(report: ScriptReport) -> Self {
+        ScriptOutcome {
+            passed: report.ok(),
+            summary: report.to_string(),
+            json: serde_json::to_value(&report).expect("a report serializes"),
+            replay: report.replay().to_owned(),
+        }
+    }
+}
 
 fn scenarios_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
@@ -42,7 +63,7 @@ fn every_example_scenario_passes() {
         "expected the example scenarios, found {files:?}"
     );
     for path in files.iter().filter(|p| !is_failing_example(p)) {
-        let outcome = run_file(path, None).expect("a valid scenario file");
+        let outcome = ScriptOutcome::from(run_file(path, None).expect("a valid scenario file"));
         assert!(
             outcome.passed,
             "{} failed:\n{}replay: {}",
@@ -90,7 +111,8 @@ fn the_counterexample_scenarios_reach_each_stage_and_end_with_one_ideal_ring() {
         "chord_two_rings.toml",
         "chord_disordered.toml",
     ] {
-        let outcome = run_file(&scenarios_dir().join(name), None).expect("valid");
+        let outcome =
+            ScriptOutcome::from(run_file(&scenarios_dir().join(name), None).expect("valid"));
         assert!(outcome.passed, "{name}:\n{}", outcome.summary);
         // The intermediate states of the figure were reached (each file
         // checks them before its failures)...
@@ -121,7 +143,9 @@ fn the_counterexample_scenarios_reach_each_stage_and_end_with_one_ideal_ring() {
 
 #[test]
 fn another_seed_breaks_a_counterexample_shape_and_the_run_says_so() {
-    let outcome = run_file(&scenarios_dir().join("chord_ring_gap.toml"), Some(3)).expect("valid");
+    let outcome = ScriptOutcome::from(
+        run_file(&scenarios_dir().join("chord_ring_gap.toml"), Some(3)).expect("valid"),
+    );
     assert!(!outcome.passed);
     let order = lines(&outcome, "ring_order");
     assert_eq!(order.len(), 1, "{}", outcome.summary);
@@ -135,8 +159,8 @@ fn another_seed_breaks_a_counterexample_shape_and_the_run_says_so() {
 #[test]
 fn a_ring_file_is_a_function_of_its_seed() {
     let path = scenarios_dir().join("chord_dht.toml");
-    let a = run_file(&path, None).expect("valid");
-    let b = run_file(&path, None).expect("valid");
+    let a = ScriptOutcome::from(run_file(&path, None).expect("valid"));
+    let b = ScriptOutcome::from(run_file(&path, None).expect("valid"));
     assert_eq!(a.json, b.json);
     assert_eq!(a.json["nodes"][0]["chord"]["role"], "Member");
 }
@@ -144,7 +168,7 @@ fn a_ring_file_is_a_function_of_its_seed() {
 #[test]
 fn a_failing_check_fails_the_run_and_gives_the_replay_command() {
     let path = scenarios_dir().join("failing_example.toml");
-    let outcome = run_file(&path, None).expect("a valid scenario file");
+    let outcome = ScriptOutcome::from(run_file(&path, None).expect("a valid scenario file"));
     assert!(!outcome.passed, "{}", outcome.summary);
     assert!(outcome.replay.contains("--seed 3"), "{}", outcome.replay);
     assert!(
@@ -173,12 +197,10 @@ fn a_failing_check_fails_the_run_and_gives_the_replay_command() {
 #[test]
 fn the_seed_option_overrides_the_file_and_the_trace_is_a_function_of_the_seed() {
     let path = scenarios_dir().join("churn.toml");
-    let a = run_file(&path, None).expect("valid");
-    let b = run_file(&path, None).expect("valid");
-    let c = run_file(&path, Some(12)).expect("valid");
-    let hash = |o: &ringmesh_sim::scenario::script::ScriptOutcome| {
-        o.json["trace_hash"].as_str().expect("hash").to_owned()
-    };
+    let a = ScriptOutcome::from(run_file(&path, None).expect("valid"));
+    let b = ScriptOutcome::from(run_file(&path, None).expect("valid"));
+    let c = ScriptOutcome::from(run_file(&path, Some(12)).expect("valid"));
+    let hash = |o: &ScriptOutcome| o.json["trace_hash"].as_str().expect("hash").to_owned();
     assert_eq!(hash(&a), hash(&b));
     assert_eq!(a.json, b.json);
     assert_ne!(hash(&a), hash(&c));
@@ -396,7 +418,7 @@ fn no_false_positives_fails_when_pongs_cannot_arrive_in_time() {
         "#,
     )
     .expect("valid");
-    let outcome = script.run("inline.toml", None);
+    let outcome = ScriptOutcome::from(script.run("inline.toml", None));
     assert!(!outcome.passed, "{}", outcome.summary);
     assert!(
         outcome
@@ -432,7 +454,7 @@ fn no_false_positives_fails_when_pongs_cannot_arrive_in_time() {
         "#,
     )
     .expect("valid");
-    let outcome = script.run("inline.toml", None);
+    let outcome = ScriptOutcome::from(script.run("inline.toml", None));
     assert!(outcome.passed, "{}", outcome.summary);
 }
 
@@ -480,7 +502,7 @@ fn refused_commands_and_unanswered_requests_fail_the_run() {
         "#,
     )
     .expect("valid");
-    let outcome = script.run("inline.toml", None);
+    let outcome = ScriptOutcome::from(script.run("inline.toml", None));
     assert!(!outcome.passed);
     let line = |needle: &str| {
         outcome
@@ -501,9 +523,8 @@ fn refused_commands_and_unanswered_requests_fail_the_run() {
 
 /// Runs an inline scenario file with its own seed.
 fn run_inline(text: &str) -> ScriptOutcome {
-    Script::parse(text)
-        .unwrap_or_else(|e| panic!("invalid scenario: {e}\n{text}"))
-        .run("inline.toml", None)
+    let script = Script::parse(text).unwrap_or_else(|e| panic!("invalid scenario: {e}\n{text}"));
+    ScriptOutcome::from(script.run("inline.toml", None))
 }
 
 /// Asserts that the one line with `needle` is a failed check that says

@@ -6,9 +6,10 @@
 //! on [`addr_of`]`(i)`, a virtual address in 127.0.0.0/8 that is never
 //! dialled for real.
 //!
-//! The network model ([`NetModel`]) follows the transport model of
-//! DESIGN.md: reliable ordered connections (per-connection FIFO even with
-//! jitter), dials that connect or fail, and these faults:
+//! The network model ([`NetModel`]) gives the transport the protocol
+//! assumes (spec/wire.md §1: reliable, ordered, connection-oriented byte
+//! streams): per-connection FIFO even with jitter, dials that connect or
+//! fail, and these faults:
 //!
 //! | fault | what the peers see |
 //! |---|---|
@@ -196,8 +197,8 @@ struct Scheduled {
     slot: u32,
 }
 
-/// Counters of a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Counters of a run (the `sim` object of a scenario file's JSON report).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SimStats {
     /// Events processed (deliveries and timers).
     pub events: u64,

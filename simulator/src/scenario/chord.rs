@@ -5,7 +5,7 @@
 //! # What is checked, and when
 //!
 //! - **Safety throughout** (spec/chord.md §11): Zave's invariant and the
-//!   properties it implies ([`chord_check::check`] on
+//!   properties it implies ([`chord_oracle::check`] on
 //!   [`RingSnapshot::of_sim`]) every [`CHECK_EVERY`] of virtual time and
 //!   right after every failure. Zave's theory covers a ring only once it has
 //!   `r + 1` members and has been ideal (§5.2), so the run grows the ring to
@@ -75,15 +75,16 @@ use ringmesh::{
 };
 
 use super::flood::peak_rss_mib;
-use crate::chord_check::{self, InvariantReport, RingSnapshot, key_position};
+use crate::chord_oracle::truth::{BestHistory, Truth};
+use crate::chord_oracle::{
+    self, FailureConstraint, RingSnapshot, in_half_open, key_position, precondition, repair_window,
+};
 use crate::engine::{NetModel, NodeIdx, NodeState, Observer, Sim, SimConfig};
 
 mod report;
-mod truth;
 
 pub use report::ChordReport;
 use report::percentile;
-use truth::{BestHistory, Truth, in_half_open};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -147,6 +148,17 @@ pub struct ChordParams {
     pub seed: u64,
     /// The network model.
     pub net: NetModel,
+}
+
+impl ChordParams {
+    /// The command that replays this run.
+    pub fn replay(&self) -> String {
+        format!(
+            "ringmesh-sim chord --seed {} --nodes {} --r {} --lookups {} --fail-fraction {} \
+             --churn {} --keys {}",
+            self.seed, self.nodes, self.r, self.lookups, self.fail_fraction, self.churn, self.keys
+        )
+    }
 }
 
 impl Default for ChordParams {
@@ -327,8 +339,9 @@ struct Driver<'a, P> {
     config: Config,
     truth: Truth,
     joiners: BTreeMap<NodeIdx, Joiner>,
-    /// Churn failures within the last repair window, by id.
-    recent_failures: BTreeMap<u128, Instant>,
+    /// The failure constraint churn failures keep, on the lists as they
+    /// are now (mass failures are judged at once, by their draw).
+    constraint: FailureConstraint,
     /// Best successors over the last few seconds, kept while lookups run
     /// under churn (without churn the ring does not change under them, and
     /// keeping it costs O(N) a slice).
@@ -390,6 +403,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             failures_within_constraint: true,
             keys: params.keys,
             seed: params.seed,
+            replay: params.replay(),
             ..ChordReport::default()
         };
         Driver {
@@ -401,7 +415,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             config,
             truth: Truth::default(),
             joiners: BTreeMap::new(),
-            recent_failures: BTreeMap::new(),
+            constraint: FailureConstraint::on_current_lists(r),
             history: None,
             lookups: HashMap::with_hasher(FixedState::with_seed(1)),
             load: HashMap::with_hasher(FixedState::with_seed(2)),
@@ -550,7 +564,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
     /// has formed, and while every failure kept the contract.
     fn check(&mut self) {
         let snapshot = RingSnapshot::of_sim(&self.sim, self.params.r);
-        let report = chord_check::check(&snapshot);
+        let report = chord_oracle::check(&snapshot);
         self.next_check = self.sim.now() + CHECK_EVERY;
         self.report.invariant_checks += 1;
         self.last_ideal = report.ideal;
@@ -910,18 +924,6 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
 
     // ----- failures -----
 
-    /// The invariant report of the ring as it would be with `victims`
-    /// failed (their entries dead wherever they appear).
-    fn check_without(&self, victims: &HashSet<u128, FixedState>) -> InvariantReport {
-        let mut snapshot = RingSnapshot::of_sim(&self.sim, self.params.r);
-        for m in &mut snapshot.members {
-            if victims.contains(&m.id.as_u128()) {
-                m.live = false;
-            }
-        }
-        chord_check::check(&snapshot)
-    }
-
     fn crash(&mut self, i: NodeIdx) {
         let id = self.id(i);
         self.sim.crash(i);
@@ -975,7 +977,8 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             pool.truncate(count);
             victims = pool;
             ids = victims.iter().map(|&v| self.id(v)).collect();
-            if self.check_without(&ids).safe() {
+            let snapshot = RingSnapshot::of_sim(&self.sim, self.params.r);
+            if precondition(&snapshot, |id| ids.contains(&id.as_u128())).is_ok() {
                 break;
             }
             self.report.fail_redraws = draw + 1;
@@ -1006,8 +1009,9 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
     }
 
     /// One churn event: a join or, half the time, the failure of a random
-    /// member if that keeps Zave's precondition, `r + 1` members, and fewer
-    /// than `r` consecutive failures within a repair window.
+    /// member if that keeps the failure constraint (on the lists as they
+    /// are now: Zave's precondition, which keeps `r + 1` members, and
+    /// fewer than `r` consecutive failures within a repair window).
     fn churn_event(&mut self) -> Result<(), Error> {
         if self.rng.next_u64() & 1 == 0 {
             let i = self.add_node()?;
@@ -1016,30 +1020,15 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             return Ok(());
         }
         let victim = self.truth.pick(&mut self.rng);
-        let id = self.id(victim);
-        // spec/chord.md §11: no r consecutive members may fail within one
-        // repair window. Zave's precondition on the lists as they are now
-        // does not see lists still travelling in replies, which may name a
-        // member that failed a moment ago; this rule covers them.
-        let r = self.params.r;
-        let window = (self.config.chord_request_timeout + self.config.chord_stabilize_interval)
-            .saturating_mul(r as u64);
+        let id = self.sim.id(victim);
         let now = self.sim.now();
-        self.recent_failures.retain(|_, &mut at| now - at < window);
-        let recent: Vec<NodeId> = self
-            .recent_failures
-            .keys()
-            .map(|&k| NodeId::from_u128(k))
-            .collect();
-        let members: Vec<NodeId> = self.truth.ids().map(NodeId::from_u128).collect();
-        let run = chord_check::failed_run(&members, &recent, NodeId::from_u128(id));
-        let mut ids: HashSet<u128, FixedState> = HashSet::with_hasher(FixedState::with_seed(5));
-        ids.insert(id);
-        if self.truth.len() <= r + 1 || run >= r || !self.check_without(&ids).safe() {
+        let snapshot = RingSnapshot::of_sim(&self.sim, self.params.r);
+        let window = repair_window(&self.config);
+        if self.constraint.allows(&snapshot, id, now, window).is_err() {
             self.report.churn_failures_skipped += 1;
             return Ok(());
         }
-        self.recent_failures.insert(id, now);
+        self.constraint.failed(id, now);
         self.crash(victim);
         self.report.churn_failures += 1;
         // The state right after a fault is checked too.
@@ -1313,13 +1302,14 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
         r.wall_ms = self.wall.elapsed().as_secs_f64() * 1e3;
         r.peak_rss_mib = peak_rss_mib();
         r.trace_hash = self.sim.trace_hash();
-        self.report
+        self.report.judged()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::show::Report;
 
     fn quiet(params: &ChordParams) -> ChordReport {
         run(params, |_, _, _| {}).expect("runs")

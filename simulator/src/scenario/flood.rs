@@ -2,14 +2,17 @@
 //! message spread (delivery ratio, redundancy, hops, time) and how fast the
 //! simulator ran.
 
+use std::fmt;
 use std::time::Instant as WallClock;
 
 use bytes::Bytes;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use ringmesh::{Command, Config, Duration, Event, Instant, NodeId, Security};
+use serde::Serialize;
 
 use crate::engine::{NetModel, NodeIdx, Observer, Sim, SimConfig, addr_of};
+use crate::show::Report;
 
 /// How the overlay is built before the broadcast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +57,33 @@ pub struct FloodParams {
     pub max_hops: u8,
 }
 
+impl FloodParams {
+    /// The command that replays this run (every option spelled out, so a
+    /// change of defaults cannot change the replay).
+    pub fn replay(&self) -> String {
+        let topology = match self.topology {
+            Topology::Random { degree } => format!("--topology random --degree {degree}"),
+            Topology::Organic {
+                target_peers,
+                join_interval,
+            } => format!(
+                "--topology organic --target-peers {target_peers} --join-interval-ms {}",
+                join_interval.as_millis()
+            ),
+        };
+        format!(
+            "ringmesh-sim flood --seed {} --nodes {} {topology} --crash {} --payload {} \
+             --latency-ms {} --jitter-ms {}",
+            self.seed,
+            self.nodes,
+            self.crash,
+            self.payload_len,
+            self.net.latency.as_millis(),
+            self.net.jitter.as_millis()
+        )
+    }
+}
+
 impl Default for FloodParams {
     fn default() -> Self {
         FloodParams {
@@ -69,11 +99,16 @@ impl Default for FloodParams {
     }
 }
 
-/// What a flood run measured. Field names are the JSON names.
-#[derive(Debug, Clone, PartialEq)]
+/// What a flood run measured. Field names are the JSON names, and
+/// `"scenario": "flood"` leads the JSON object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "scenario", rename = "flood")]
 pub struct FloodReport {
     /// Nodes in the network.
     pub nodes: u32,
+    /// How the overlay was built (in the summary, not the JSON).
+    #[serde(skip)]
+    pub topology: Topology,
     /// Nodes up at the broadcast.
     pub live_nodes: u32,
     /// Live nodes other than the origin that delivered the broadcast.
@@ -108,9 +143,77 @@ pub struct FloodReport {
     pub trace_hash: String,
     /// The seed.
     pub seed: u64,
+    /// Whether the run held its invariants ([`Report::ok`]).
+    ok: bool,
+    /// The command that replays this run.
+    pub replay: String,
     /// Deliveries over virtual time since the broadcast: (ms, cumulative
     /// count), one point per delivery-count change, at most ~1000 points.
+    #[serde(skip)]
     pub curve: Vec<(f64, u32)>,
+}
+
+impl FloodReport {
+    /// Every live node other than the origin delivered the broadcast, and
+    /// none twice.
+    fn holds(&self) -> bool {
+        self.delivery_ratio >= 1.0 && self.double_deliveries == 0
+    }
+}
+
+impl Report for FloodReport {
+    fn ok(&self) -> bool {
+        self.ok
+    }
+
+    fn failure(&self) -> String {
+        format!(
+            "flood broke an invariant: delivery ratio {}, {} double deliveries",
+            self.delivery_ratio, self.double_deliveries
+        )
+    }
+
+    fn replay(&self) -> &str {
+        &self.replay
+    }
+}
+
+impl fmt::Display for FloodReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let topology = match self.topology {
+            Topology::Random { degree } => format!("random, degree {degree}"),
+            Topology::Organic { target_peers, .. } => {
+                format!("organic, target {target_peers} peers")
+            }
+        };
+        write!(
+            f,
+            "flood: {} nodes ({topology}), seed {}\n  \
+             delivered {}/{} live nodes (ratio {:.4}), {} double deliveries\n  \
+             hops mean {:.2}, max {}; last delivery {:.1} ms after the broadcast\n  \
+             redundancy: rmr {:.2}, {} duplicate copies\n  \
+             {} events in {:.0} ms wall ({:.2} M events/s), overlay built in {:.0} ms virtual, \
+             peak RSS {:.0} MiB\n  \
+             trace {}\n",
+            self.nodes,
+            self.seed,
+            self.delivered,
+            self.live_nodes.saturating_sub(1),
+            self.delivery_ratio,
+            self.double_deliveries,
+            self.mean_hops,
+            self.max_hops,
+            self.last_delivery_ms,
+            self.rmr,
+            self.duplicates,
+            self.events,
+            self.wall_ms,
+            self.events_per_sec / 1e6,
+            self.build_ms,
+            self.peak_rss_mib,
+            self.trace_hash,
+        )
+    }
 }
 
 /// Watches the one broadcast.
@@ -205,60 +308,20 @@ pub fn run(
     let start = sim.now();
     match params.topology {
         Topology::Random { degree } => {
-            // Wired by hand: no dialling, no peer exchange.
-            let config = Config {
-                target_peers: 0,
-                peer_exchange_size: 0,
-                ..base
-            };
-            sim.reserve(n as usize, n as usize * (degree / 2).max(1) as usize);
-            for i in 0..n {
-                sim.add_node(config.clone())?;
-                if i % 4096 == 0 {
-                    progress("nodes", u64::from(i), u64::from(n));
-                }
-            }
-            let dials = (degree / 2).max(1);
-            for i in 0..n {
-                let mut picked = Vec::with_capacity(dials as usize);
-                while picked.len() < dials.min(n - 1) as usize {
-                    let j = (rng.next_u64() % u64::from(n)) as NodeIdx;
-                    if j != i && !picked.contains(&j) {
-                        picked.push(j);
-                    }
-                }
-                for j in picked {
-                    sim.connect(i, j)?;
-                }
-                if i % 1024 == 0 {
-                    // Keep the queue short: let these handshakes run.
-                    sim.run_for(Duration::from_micros(1));
-                    progress("wiring", u64::from(i), u64::from(n));
-                }
-            }
-            sim.settle(Duration::from_secs(60));
+            build_random(&mut sim, &mut rng, n, degree, base, &mut progress)?
         }
         Topology::Organic {
             target_peers,
             join_interval,
-        } => {
-            sim.reserve(n as usize, n as usize * target_peers as usize);
-            for i in 0..n {
-                let bootstrap = (0..3.min(i))
-                    .map(|_| addr_of((rng.next_u64() % u64::from(i)) as NodeIdx))
-                    .collect();
-                sim.add_node(Config {
-                    target_peers: target_peers as usize,
-                    bootstrap,
-                    ..base.clone()
-                })?;
-                sim.run_for(join_interval);
-                if i % 256 == 0 {
-                    progress("joining", u64::from(i), u64::from(n));
-                }
-            }
-            sim.run_for(Duration::from_secs(10));
-        }
+        } => build_organic(
+            &mut sim,
+            &mut rng,
+            n,
+            target_peers,
+            join_interval,
+            &base,
+            &mut progress,
+        )?,
     }
     let build_ms = (sim.now() - start).as_micros() as f64 / 1e3;
 
@@ -295,8 +358,9 @@ pub fn run(
     let last_delivery_ms = (watch.last.max(sent_at) - sent_at).as_micros() as f64 / 1e3;
     let wall_ms = wall.elapsed().as_secs_f64() * 1e3;
     let events = sim.stats().events;
-    Ok(FloodReport {
+    let mut report = FloodReport {
         nodes: n,
+        topology: params.topology,
         live_nodes: live,
         delivered,
         delivery_ratio: f64::from(delivered) / others,
@@ -313,8 +377,86 @@ pub fn run(
         peak_rss_mib: peak_rss_mib(),
         trace_hash: sim.trace_hash(),
         seed: params.seed,
+        ok: false,
+        replay: params.replay(),
         curve,
-    })
+    };
+    report.ok = report.holds();
+    Ok(report)
+}
+
+/// Every node dials `degree / 2` random others (wired by hand: no
+/// dialling, no peer exchange), then the handshakes settle.
+fn build_random(
+    sim: &mut Sim<FloodWatch>,
+    rng: &mut ChaCha8Rng,
+    n: u32,
+    degree: u32,
+    base: Config,
+    progress: &mut impl FnMut(&str, u64, u64),
+) -> Result<(), Box<dyn std::error::Error>> {
+    let config = Config {
+        target_peers: 0,
+        peer_exchange_size: 0,
+        ..base
+    };
+    sim.reserve(n as usize, n as usize * (degree / 2).max(1) as usize);
+    for i in 0..n {
+        sim.add_node(config.clone())?;
+        if i % 4096 == 0 {
+            progress("nodes", u64::from(i), u64::from(n));
+        }
+    }
+    let dials = (degree / 2).max(1);
+    for i in 0..n {
+        let mut picked = Vec::with_capacity(dials as usize);
+        while picked.len() < dials.min(n - 1) as usize {
+            let j = (rng.next_u64() % u64::from(n)) as NodeIdx;
+            if j != i && !picked.contains(&j) {
+                picked.push(j);
+            }
+        }
+        for j in picked {
+            sim.connect(i, j)?;
+        }
+        if i % 1024 == 0 {
+            // Keep the queue short: let these handshakes run.
+            sim.run_for(Duration::from_micros(1));
+            progress("wiring", u64::from(i), u64::from(n));
+        }
+    }
+    sim.settle(Duration::from_secs(60));
+    Ok(())
+}
+
+/// Nodes join one every `join_interval`, each with a bootstrap list of up
+/// to three earlier nodes, and grow to `target_peers` on their own.
+fn build_organic(
+    sim: &mut Sim<FloodWatch>,
+    rng: &mut ChaCha8Rng,
+    n: u32,
+    target_peers: u32,
+    join_interval: Duration,
+    base: &Config,
+    progress: &mut impl FnMut(&str, u64, u64),
+) -> Result<(), Box<dyn std::error::Error>> {
+    sim.reserve(n as usize, n as usize * target_peers as usize);
+    for i in 0..n {
+        let bootstrap = (0..3.min(i))
+            .map(|_| addr_of((rng.next_u64() % u64::from(i)) as NodeIdx))
+            .collect();
+        sim.add_node(Config {
+            target_peers: target_peers as usize,
+            bootstrap,
+            ..base.clone()
+        })?;
+        sim.run_for(join_interval);
+        if i % 256 == 0 {
+            progress("joining", u64::from(i), u64::from(n));
+        }
+    }
+    sim.run_for(Duration::from_secs(10));
+    Ok(())
 }
 
 fn duplicates<O: Observer>(sim: &Sim<O>) -> u64 {

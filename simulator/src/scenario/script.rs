@@ -78,7 +78,7 @@
 //! | `check_ring = true` or `{ ideal, members }` | Zave's invariant and every property it implies hold now (only the implied ones while the ring has r members or fewer); with `ideal = true` the ring is ideal; with `members`, it has that many |
 //!
 //! **The ring watch.** A `[chord]` run checks the invariant and the
-//! properties it implies every `check_every_ms` ([`chord_check`]), once the
+//! properties it implies every `check_every_ms` ([`chord_oracle`]), once the
 //! ring has been ideal with at least r + 1 members (Zave's initial
 //! condition, spec/chord.md §5.2). Every crash, kill and leave of a member
 //! is first checked against the failure constraint of spec/chord.md §11:
@@ -128,16 +128,21 @@
 //! adds), or a step that is not there, is an error naming the step; nothing
 //! runs.
 //!
-//! Inside: `format` validates a file into steps, `run` drives a [`Sim`]
-//! through them and judges the checks, `ring` does the ring actions and the
-//! watch, and [`Ledger`] is the observer that records events and checks
-//! broadcast safety as deliveries happen (the property tests use it too).
+//! Inside: `format` reads a file with serde (each step's action a variant
+//! of one enum, each check a variant of another, unknown fields refused)
+//! and validates it into steps, `run` drives a [`Sim`] through them and
+//! judges the checks, `ring` does the ring actions and the watch, `report`
+//! is the outcome ([`ScriptReport`]: the summary is its `Display`, the
+//! JSON its `Serialize`), and [`Ledger`] is the observer that records
+//! events and checks broadcast safety as deliveries happen (the property
+//! tests use it too).
 //!
 //! [`Sim`]: crate::engine::Sim
-//! [`chord_check`]: crate::chord_check
+//! [`chord_oracle`]: crate::chord_oracle
 
 mod format;
 mod ledger;
+mod report;
 mod ring;
 mod run;
 
@@ -149,22 +154,10 @@ use ringmesh::{Duration, Instant};
 use crate::engine::NetModel;
 
 pub use ledger::{BadDelivery, Ledger, Logged};
+pub use report::{ChordNodeReport, EventCounts, NodeReport, RingReport, ScriptReport, Verdict};
 
 use format::Step;
 use run::Run;
-
-/// The outcome of a scenario file.
-#[derive(Debug, Clone)]
-pub struct ScriptOutcome {
-    /// Whether every check held.
-    pub passed: bool,
-    /// A short human summary, one line per check.
-    pub summary: String,
-    /// The same as one JSON object.
-    pub json: serde_json::Value,
-    /// The exact command that replays this run.
-    pub replay: String,
-}
 
 /// Runs the scenario file at `path`; `seed` overrides the file's seed.
 ///
@@ -174,7 +167,7 @@ pub struct ScriptOutcome {
 pub fn run_file(
     path: &Path,
     seed: Option<u64>,
-) -> Result<ScriptOutcome, Box<dyn std::error::Error>> {
+) -> Result<ScriptReport, Box<dyn std::error::Error>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let script = Script::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -223,7 +216,7 @@ impl Script {
 
     /// Runs the scenario with `seed`, or the file's. `source` is the path
     /// the replay command names.
-    pub fn run(&self, source: &str, seed: Option<u64>) -> ScriptOutcome {
+    pub fn run(&self, source: &str, seed: Option<u64>) -> ScriptReport {
         let seed = seed.unwrap_or(self.seed);
         let mut run = Run::new(seed, self.net.clone(), self.ring, &self.steps);
         for step in &self.steps {

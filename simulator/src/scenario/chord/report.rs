@@ -1,10 +1,16 @@
 //! The chord scenario's report.
 
+use std::fmt;
+
 use serde::Serialize;
 
-/// What a chord run measured. Field names are the JSON names; times are
-/// virtual milliseconds unless they say `wall`.
+use crate::show::Report;
+
+/// What a chord run measured. Field names are the JSON names, and
+/// `"scenario": "chord"` leads the JSON object; times are virtual
+/// milliseconds unless they say `wall`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(tag = "scenario", rename = "chord")]
 pub struct ChordReport {
     /// Nodes in the ring after the build.
     pub nodes: u32,
@@ -128,20 +134,25 @@ pub struct ChordReport {
     pub trace_hash: String,
     /// The seed.
     pub seed: u64,
+    /// Whether the run held its invariants ([`Report::ok`]).
+    pub(super) ok: bool,
+    /// The command that replays this run.
+    pub replay: String,
 }
 
 impl ChordReport {
-    /// Whether the run kept its invariants: the ring formed, every lookup
-    /// that completed was right, no invariant broke within the contract,
-    /// the ring ended ideal, every put was acknowledged and no key was lost.
-    pub fn ok(&self) -> bool {
-        self.formed_ms.is_some()
+    /// The report with its verdict: the ring formed, every lookup that
+    /// completed was right, no invariant broke within the contract, the
+    /// ring ended ideal, every put was acknowledged and no key was lost.
+    pub(super) fn judged(mut self) -> Self {
+        self.ok = self.formed_ms.is_some()
             && self.lookup_incorrect == 0
             && self.lookup_unanswered == 0
             && self.invariant_violations == 0
             && self.ideal
             && self.puts_failed == 0
-            && self.keys_lost == 0
+            && self.keys_lost == 0;
+        self
     }
 
     /// What broke, for the failure line of a run that is not
@@ -183,6 +194,122 @@ impl ChordReport {
             out.push(format!("{} keys lost", self.keys_lost));
         }
         out
+    }
+}
+
+impl Report for ChordReport {
+    fn ok(&self) -> bool {
+        self.ok
+    }
+
+    fn failure(&self) -> String {
+        format!("chord broke an invariant: {}", self.problems().join("; "))
+    }
+
+    fn replay(&self) -> &str {
+        &self.replay
+    }
+}
+
+impl fmt::Display for ChordReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |v: Option<f64>| v.map_or("never".to_owned(), |v| format!("{v:.0} ms"));
+        write!(
+            f,
+            "chord: {} nodes, r = {}, seed {}\n  \
+             built in {:.0} ms virtual (formed at {}, {} join retries), ideal after the build: {}\n  \
+             fingers: {:.0}% of a sample ideal, {:.1} each, after {:.0} ms\n",
+            self.nodes,
+            self.r,
+            self.seed,
+            self.build_ms,
+            ms(self.formed_ms),
+            self.join_retries,
+            self.ideal_after_build,
+            self.fingers_ideal_fraction * 100.0,
+            self.mean_fingers,
+            self.fingers_ms,
+        )?;
+        if self.failed > 0 {
+            writeln!(
+                f,
+                "  failure: {} crashed at once ({} redraws, within the contract: {}), \
+                 ideal again after {}",
+                self.failed,
+                self.fail_redraws,
+                self.failures_within_constraint,
+                ms(self.repair_ms),
+            )?;
+        }
+        if self.churn_joins + self.churn_failures + self.churn_failures_skipped > 0 {
+            writeln!(
+                f,
+                "  churn: {} joins ({} unfinished), {} failures, {} failures skipped",
+                self.churn_joins,
+                self.churn_joins_unfinished,
+                self.churn_failures,
+                self.churn_failures_skipped,
+            )?;
+        }
+        write!(
+            f,
+            "  lookups {}: {} correct ({} transitional), {} incorrect, {} failed, {} lost \
+             (success {:.4})\n  \
+             hops mean {:.2} (½·log2 N = {:.2}), p50 {}, p99 {}, max {}; {:.0} ms mean\n  \
+             invariants: {} checks, {} violations ({} while forming, {} outside the contract)\n",
+            self.lookups,
+            self.lookup_correct,
+            self.lookup_correct_transitional,
+            self.lookup_incorrect,
+            self.lookup_failed,
+            self.lookup_lost,
+            self.lookup_success_rate,
+            self.mean_hops,
+            self.expected_hops,
+            self.p50_hops,
+            self.p99_hops,
+            self.max_hops,
+            self.lookup_ms_mean,
+            self.invariant_checks,
+            self.invariant_violations,
+            self.forming_violations,
+            self.violations_outside_constraint,
+        )?;
+        if self.keys > 0 {
+            writeln!(
+                f,
+                "  keys {}: {} acked, {} puts failed, {} at risk, {} lost, {} under-replicated",
+                self.keys,
+                self.puts_acked,
+                self.puts_failed,
+                self.keys_at_risk,
+                self.keys_lost,
+                self.under_replicated,
+            )?;
+        }
+        write!(
+            f,
+            "  ideal at the end: {} ({} members, {} orphaned events)\n  \
+             {} events in {:.0} ms wall ({:.0} ms virtual), peak RSS {:.0} MiB\n  \
+             trace {}\n",
+            self.ideal,
+            self.final_members,
+            self.orphaned,
+            self.events,
+            self.wall_ms,
+            self.virtual_ms,
+            self.peak_rss_mib,
+            self.trace_hash,
+        )?;
+        for line in self
+            .violation_examples
+            .iter()
+            .chain(&self.examples)
+            .chain(&self.lookup_failure_examples)
+        {
+            writeln!(f, "  {line}")?;
+        }
+        Ok(())
     }
 }
 

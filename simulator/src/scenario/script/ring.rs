@@ -7,20 +7,20 @@
 //! members: from then on the state satisfies Zave's initial condition
 //! (spec/chord.md §5.2), and every failure the file applies is checked
 //! against the failure constraint of §11 before it happens (see
-//! [`Ring::before_failure`]). A failure outside it pauses the watch until
+//! [`Ring::before_failure`] and [`FailureConstraint`]). A failure outside it pauses the watch until
 //! the ring is ideal again, and says so in the report; a violation while
 //! armed fails the run.
 
 use bytes::Bytes;
 use ringmesh::wire::PeerEntry;
 use ringmesh::{Accepted, ChordRole, Command, Duration, Event, Instant, NodeId, OpId};
-use serde_json::json;
 
 use super::format::{Action, LookupKey, RingSettings, Step};
 use super::ledger::Ledger;
-use super::run::Verdict;
-use crate::chord_check::{
-    InvariantReport, RingSnapshot, check, failed_run, key_position, may_fail, true_successor,
+use super::report::{RingReport, Verdict};
+use crate::chord_oracle::{
+    FailureConstraint, InvariantReport, RingSnapshot, check, key_position, repair_window,
+    reply_in_flight, true_successor,
 };
 use crate::engine::{NetModel, NodeIdx, NodeState, Sim, addr_of};
 
@@ -125,15 +125,9 @@ pub(super) struct Ring {
     joins: Vec<PendingJoin>,
     ops: Vec<PendingOp>,
     watch: Watch,
-    /// Every member's failure: its id and when.
-    failures: Vec<(NodeId, Instant)>,
-    /// How long a reply can be on its way: a link's latency and jitter,
-    /// plus the time between two looks.
-    in_flight: Duration,
-    /// Each member's successor list at the last look.
-    lists: Vec<(NodeId, Vec<NodeId>)>,
-    /// Lists members replaced within `in_flight`: (when, member, list).
-    replaced: Vec<(Instant, NodeId, Vec<NodeId>)>,
+    /// The failure constraint every failure is judged by, counting the
+    /// lists replies may still carry.
+    constraint: FailureConstraint,
 }
 
 fn ms(at: Instant) -> u64 {
@@ -223,16 +217,11 @@ impl Ring {
             joins: Vec::new(),
             ops: Vec::new(),
             watch: Watch::default(),
-            failures: Vec::new(),
-            in_flight: net.latency + net.jitter + settings.check_every + Duration::from_millis(1),
-            lists: Vec::new(),
-            replaced: Vec::new(),
+            constraint: FailureConstraint::new(
+                settings.r,
+                reply_in_flight(net, settings.check_every),
+            ),
         }
-    }
-
-    /// The successor list length of the ring's nodes.
-    pub(super) fn r(&self) -> usize {
-        self.settings.r
     }
 
     /// Where the run should pause next on its way to `until`: at the next
@@ -402,7 +391,7 @@ impl Ring {
     fn check_now(&mut self, sim: &Sim<Ledger>) {
         let r = self.settings.r;
         let snapshot = RingSnapshot::of_sim(sim, r);
-        self.record_lists(&snapshot, sim.now());
+        self.constraint.look(&snapshot, sim.now());
         let report = check(&snapshot);
         let watch = &mut self.watch;
         if !watch.armed {
@@ -428,82 +417,37 @@ impl Ring {
         }
     }
 
-    /// Notes the lists members replaced since the last look: a reply sent
-    /// with one may still be on its way.
-    fn record_lists(&mut self, snapshot: &RingSnapshot, now: Instant) {
-        let current: Vec<(NodeId, Vec<NodeId>)> = snapshot
-            .members
-            .iter()
-            .map(|m| (m.id, m.succ_list.clone()))
-            .collect();
-        for (id, list) in std::mem::replace(&mut self.lists, current) {
-            if !self.lists.iter().any(|(i, l)| *i == id && *l == list) {
-                self.replaced.push((now, id, list));
-            }
-        }
-        let keep = self.in_flight;
-        self.replaced.retain(|&(at, ..)| at + keep > now);
-    }
-
     /// Node `i` is about to crash, be killed or leave: whether the failure
-    /// constraint of spec/chord.md §11 allows it. Zave's `Fail` precondition
-    /// (the ring without `i` still satisfies the invariant), counting the
-    /// lists that replies still on their way may carry ([`may_fail`]), and
-    /// no `r` consecutive members failing within one repair window,
-    /// `window`. If not, the watch pauses until the ring is ideal again.
-    pub(super) fn before_failure(
-        &mut self,
-        sim: &Sim<Ledger>,
-        i: NodeIdx,
-        what: &str,
-        window: Duration,
-    ) {
+    /// constraint of spec/chord.md §11 allows it ([`FailureConstraint`]).
+    /// If not, the watch pauses until the ring is ideal again.
+    pub(super) fn before_failure(&mut self, sim: &Sim<Ledger>, i: NodeIdx, what: &str) {
         let id = sim.id(i);
         let now = sim.now();
         let snapshot = RingSnapshot::of_sim(sim, self.settings.r);
         if !snapshot.members.iter().any(|m| m.id == id) {
             return; // not a member: the ring does not notice
         }
-        let recent: Vec<NodeId> = self
-            .failures
-            .iter()
-            .filter(|&&(_, at)| at + window > now)
-            .map(|&(id, _)| id)
-            .collect();
-        self.failures.push((id, now));
         let at = ms(now);
         if !self.watch.armed {
+            self.constraint.failed(id, now);
             self.watch.notes.push(format!(
                 "{what} of member {i} at {at} ms before the ring was ideal with r + 1 members \
                  (outside the failure constraint, spec/chord.md §5.2)"
             ));
             return;
         }
-        let in_flight: Vec<(NodeId, Vec<NodeId>)> = self
-            .replaced
-            .iter()
-            .map(|(_, s, list)| (*s, list.clone()))
-            .collect();
-        let members: Vec<NodeId> = snapshot
-            .members
-            .iter()
-            .map(|m| m.id)
-            .filter(|&m| m != id)
-            .collect();
-        let run = failed_run(&members, &recent, id);
-        let why = match may_fail(&snapshot, id, &in_flight) {
-            Err(broken) => format!("{broken} would fail"),
-            Ok(()) if run >= self.settings.r => format!(
-                "{run} consecutive members down within the {} ms repair window",
-                window.as_millis()
-            ),
-            Ok(()) => return,
-        };
-        self.watch.armed = false;
-        self.watch.notes.push(format!(
-            "{what} of member {i} at {at} ms is outside the failure constraint ({why}); \
-             not watched until the ring is ideal again"
-        ));
+        let window = sim
+            .node(i)
+            .map_or(Duration::ZERO, |node| repair_window(node.config()));
+        let verdict = self.constraint.allows(&snapshot, id, now, window);
+        self.constraint.failed(id, now);
+        if let Err(why) = verdict {
+            self.watch.armed = false;
+            self.watch.notes.push(format!(
+                "{what} of member {i} at {at} ms is outside the failure constraint ({why}); \
+                 not watched until the ring is ideal again"
+            ));
+        }
     }
 
     /// A ring action of `step`.
@@ -561,8 +505,7 @@ impl Ring {
                 self.start_joins(sim, verdicts);
             }
             Action::Leave(i) => {
-                let window = repair_window(sim, *i, self.settings.r);
-                self.before_failure(sim, *i, "leave", window);
+                self.before_failure(sim, *i, "leave");
                 if let Err(e) = sim.command(*i, Command::Shutdown) {
                     refused(verdicts, format!("leave of node {i} refused: {e}"));
                 }
@@ -794,30 +737,20 @@ impl Ring {
         });
     }
 
-    /// The ring part of the JSON report.
-    pub(super) fn json(&self, sim: &Sim<Ledger>) -> serde_json::Value {
-        let report = check(&RingSnapshot::of_sim(sim, self.settings.r));
-        json!({
-            "r": self.settings.r,
-            "check_every_ms": self.settings.check_every.as_millis(),
-            "checks": self.watch.checks,
-            "failing_checks": self.watch.failing,
-            "first_violation": self.watch.first,
-            "armed_at_ms": self.watch.armed_at.iter().map(|&at| ms(at)).collect::<Vec<_>>(),
-            "notes": self.watch.notes,
-            "orphaned": self.watch.orphaned.len(),
-            "at_end": report,
-        })
+    /// The ring part of the report.
+    pub(super) fn report(&self, sim: &Sim<Ledger>) -> RingReport {
+        RingReport {
+            r: self.settings.r,
+            check_every_ms: self.settings.check_every.as_millis(),
+            checks: self.watch.checks,
+            failing_checks: self.watch.failing,
+            first_violation: self.watch.first.clone(),
+            armed_at_ms: self.watch.armed_at.iter().map(|&at| ms(at)).collect(),
+            notes: self.watch.notes.clone(),
+            orphaned: self.watch.orphaned.len(),
+            at_end: check(&RingSnapshot::of_sim(sim, self.settings.r)),
+        }
     }
-}
-
-/// spec/chord.md §11's repair window for node `i`'s ring:
-/// r × (`chord_stabilize_interval` + `chord_request_timeout`).
-pub(super) fn repair_window(sim: &Sim<Ledger>, i: NodeIdx, r: usize) -> Duration {
-    sim.node(i).map_or(Duration::ZERO, |node| {
-        let config = node.config();
-        (config.chord_stabilize_interval + config.chord_request_timeout).saturating_mul(r as u64)
-    })
 }
 
 /// Whether an operation's outcome is what the step asked for.

@@ -1,16 +1,14 @@
 //! Running a validated script: the actions, the checks, the report.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use bytes::Bytes;
-use ringmesh::{Accepted, CloseReason, Command, Config, Duration, Event, Instant, NodeId};
-use serde_json::json;
-
-use super::ScriptOutcome;
 use super::format::{Action, Check, Nodes, RingSettings, Step};
 use super::ledger::Ledger;
+use super::report::{ChordNodeReport, EventCounts, NodeReport, ScriptReport, Verdict};
 use super::ring::Ring;
 use crate::engine::{NetModel, NodeIdx, NodeState, Sim, SimConfig};
+use bytes::Bytes;
+use ringmesh::{Accepted, CloseReason, Command, Config, Duration, Event, Instant, NodeId};
 
 /// What became of a broadcast step.
 struct SentBroadcast {
@@ -33,17 +31,6 @@ struct SentMessage {
     to: NodeIdx,
     at: Instant,
     payload: Bytes,
-}
-
-/// One line of the report.
-pub(super) struct Verdict {
-    /// The step it judges; `None` for the checks every run ends with.
-    pub(super) step: Option<usize>,
-    pub(super) at_ms: u64,
-    pub(super) kind: &'static str,
-    pub(super) label: Option<String>,
-    pub(super) passed: bool,
-    pub(super) detail: String,
 }
 
 /// A partition while it lasts: each node's group.
@@ -178,8 +165,7 @@ impl Run {
             return;
         }
         if let Some(ring) = self.ring.as_mut() {
-            let window = super::ring::repair_window(&self.sim, i, ring.r());
-            ring.before_failure(&self.sim, i, if killed { "kill" } else { "crash" }, window);
+            ring.before_failure(&self.sim, i, if killed { "kill" } else { "crash" });
         }
         if killed {
             self.sim.kill(i);
@@ -246,80 +232,14 @@ impl Run {
                 self.end_epoch();
                 self.sim.heal();
             }
-            Action::Broadcast { from, payload } => {
-                let up = (0..self.sim.len() as NodeIdx)
-                    .map(|i| self.up(i).then(|| self.sim.observer().incarnation(i)))
-                    .collect();
-                let result = self.sim.command(
-                    *from,
-                    Command::Broadcast {
-                        payload: payload.clone(),
-                    },
-                );
-                let sent = match result {
-                    Ok(Accepted::Broadcast { seq }) => {
-                        let origin = self.sim.id(*from);
-                        self.sim.observer_mut().broadcast_sent(origin, seq);
-                        Ok(SentBroadcast {
-                            origin: *from,
-                            seq,
-                            up,
-                        })
-                    }
-                    Ok(other) => Err(format!("broadcast from {from}: unexpected {other:?}")),
-                    Err(e) => Err(format!("broadcast from {from} refused: {e}")),
-                };
-                if let Err(e) = &sent {
-                    self.refused(step, e.clone());
-                }
-                self.broadcasts.insert(step.index, sent);
-            }
-            Action::Send { from, to, payload } => {
-                let command = Command::Send {
-                    to: self.sim.id(*to),
-                    payload: payload.clone(),
-                };
-                let sent = match self.sim.command(*from, command) {
-                    Ok(_) => Ok(SentMessage {
-                        from: *from,
-                        to: *to,
-                        at: self.now(),
-                        payload: payload.clone(),
-                    }),
-                    Err(e) => Err(format!("send {from} → {to} refused: {e}")),
-                };
-                if let Err(e) = &sent {
-                    self.refused(step, e.clone());
-                }
-                self.sends.insert(step.index, sent);
-            }
+            Action::Broadcast { from, payload } => self.send_broadcast(step, *from, payload),
+            Action::Send { from, to, payload } => self.send_message(step, *from, *to, payload),
             Action::Request {
                 from,
                 to,
                 payload,
                 timeout,
-            } => {
-                let command = Command::Request {
-                    to: self.sim.id(*to),
-                    payload: payload.clone(),
-                    timeout: *timeout,
-                };
-                let sent = match self.sim.command(*from, command) {
-                    Ok(Accepted::Request(id)) => Ok(SentRequest {
-                        from: *from,
-                        to: *to,
-                        incarnation: self.sim.observer().incarnation(*from),
-                        id,
-                        payload: payload.clone(),
-                    }),
-                    Ok(other) => Err(format!("request {from} → {to}: unexpected {other:?}")),
-                    Err(e) => Err(format!("request {from} → {to} refused: {e}")),
-                };
-                if let Err(e) = &sent {
-                    self.refused(step, e.clone());
-                }
-                self.requests.insert(step.index, sent);
-            }
+            } => self.send_request(step, *from, *to, payload, *timeout),
             Action::Check(check) => {
                 let result = self.check(check);
                 self.verdict(step, check.kind(), result);
@@ -337,6 +257,85 @@ impl Run {
                 None => self.refused(step, format!("{} needs [chord]", step.action.name())),
             },
         }
+    }
+
+    fn send_broadcast(&mut self, step: &Step, from: NodeIdx, payload: &Bytes) {
+        let up = (0..self.sim.len() as NodeIdx)
+            .map(|i| self.up(i).then(|| self.sim.observer().incarnation(i)))
+            .collect();
+        let result = self.sim.command(
+            from,
+            Command::Broadcast {
+                payload: payload.clone(),
+            },
+        );
+        let sent = match result {
+            Ok(Accepted::Broadcast { seq }) => {
+                let origin = self.sim.id(from);
+                self.sim.observer_mut().broadcast_sent(origin, seq);
+                Ok(SentBroadcast {
+                    origin: from,
+                    seq,
+                    up,
+                })
+            }
+            Ok(other) => Err(format!("broadcast from {from}: unexpected {other:?}")),
+            Err(e) => Err(format!("broadcast from {from} refused: {e}")),
+        };
+        if let Err(e) = &sent {
+            self.refused(step, e.clone());
+        }
+        self.broadcasts.insert(step.index, sent);
+    }
+
+    fn send_message(&mut self, step: &Step, from: NodeIdx, to: NodeIdx, payload: &Bytes) {
+        let command = Command::Send {
+            to: self.sim.id(to),
+            payload: payload.clone(),
+        };
+        let sent = match self.sim.command(from, command) {
+            Ok(_) => Ok(SentMessage {
+                from,
+                to,
+                at: self.now(),
+                payload: payload.clone(),
+            }),
+            Err(e) => Err(format!("send {from} → {to} refused: {e}")),
+        };
+        if let Err(e) = &sent {
+            self.refused(step, e.clone());
+        }
+        self.sends.insert(step.index, sent);
+    }
+
+    fn send_request(
+        &mut self,
+        step: &Step,
+        from: NodeIdx,
+        to: NodeIdx,
+        payload: &Bytes,
+        timeout: Duration,
+    ) {
+        let command = Command::Request {
+            to: self.sim.id(to),
+            payload: payload.clone(),
+            timeout,
+        };
+        let sent = match self.sim.command(from, command) {
+            Ok(Accepted::Request(id)) => Ok(SentRequest {
+                from,
+                to,
+                incarnation: self.sim.observer().incarnation(from),
+                id,
+                payload: payload.clone(),
+            }),
+            Ok(other) => Err(format!("request {from} → {to}: unexpected {other:?}")),
+            Err(e) => Err(format!("request {from} → {to} refused: {e}")),
+        };
+        if let Err(e) = &sent {
+            self.refused(step, e.clone());
+        }
+        self.requests.insert(step.index, sent);
     }
 
     fn end_epoch(&mut self) {
@@ -870,7 +869,7 @@ impl Run {
         }
     }
 
-    pub(super) fn finish(mut self, seed: u64, source: &str) -> ScriptOutcome {
+    pub(super) fn finish(mut self, seed: u64, source: &str) -> ScriptReport {
         let end_ms = self.now().as_micros() / 1000;
         if let Some(ring) = self.ring.as_mut() {
             ring.finish(&self.sim, &mut self.verdicts);
@@ -896,100 +895,55 @@ impl Run {
                 detail,
             });
         }
-        let passed = self.verdicts.iter().all(|v| v.passed);
-        let mut summary = String::new();
-        for v in &self.verdicts {
-            let mark = if v.passed { '✓' } else { '✗' };
-            let place = match (v.step, &v.label) {
-                (Some(i), Some(label)) => format!("#{i} \"{label}\""),
-                (Some(i), None) => format!("#{i}"),
-                (None, _) => "end".into(),
-            };
-            summary.push_str(&format!(
-                "{mark} {place} @ {} ms {}: {}\n",
-                v.at_ms, v.kind, v.detail
-            ));
-        }
-        let replay = format!("ringmesh-sim run {source} --seed {seed}");
         let ledger = self.sim.observer();
-        let mut kinds: std::collections::BTreeMap<&'static str, u64> = Default::default();
+        let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
         for e in ledger.events() {
-            *kinds.entry(event_name(&e.event)).or_default() += 1;
+            *by_kind.entry(event_name(&e.event)).or_default() += 1;
         }
-        let nodes: Vec<serde_json::Value> = (0..self.sim.len() as NodeIdx)
-            .map(|i| {
-                let node = self.sim.node(i);
-                let mut entry = json!({
-                    "index": i,
-                    "id": self.sim.id(i).short().to_string(),
-                    "state": state_name(self.sim.state(i)),
-                    "incarnation": ledger.incarnation(i),
-                    "peers": node.map(|n| n.peer_count()),
-                    "broadcasts_delivered": node.map(|n| n.stats().broadcasts_delivered),
-                });
-                if self.ring.is_some()
-                    && let Some(node) = node
-                {
-                    let index = |id: NodeId| self.index_of.get(&id).copied();
-                    entry["chord"] = json!({
-                        "role": format!("{:?}", node.chord_role()),
-                        "successors": node
-                            .chord_successors()
-                            .into_iter()
-                            .map(index)
-                            .collect::<Vec<_>>(),
-                        "predecessor": node.chord_predecessor().map(index),
-                        "flushes": node.stats().chord_flushes,
-                        "lookups": node.stats().chord_lookups,
-                        "lookups_failed": node.stats().chord_lookups_failed,
-                    });
-                }
-                entry
-            })
+        let events = EventCounts {
+            total: ledger.events().len(),
+            by_kind,
+        };
+        let nodes = (0..self.sim.len() as NodeIdx)
+            .map(|i| self.node_report(i))
             .collect();
-        let checks: Vec<serde_json::Value> = self
-            .verdicts
-            .iter()
-            .map(|v| {
-                json!({
-                    "step": v.step,
-                    "label": v.label,
-                    "at_ms": v.at_ms,
-                    "kind": v.kind,
-                    "passed": v.passed,
-                    "detail": v.detail,
-                })
-            })
-            .collect();
-        let stats = self.sim.stats();
-        let json = json!({
-            "seed": seed,
-            "trace_hash": self.sim.trace_hash(),
-            "passed": passed,
-            "checks": checks,
-            "events": {
-                "total": ledger.events().len(),
-                "by_kind": kinds,
-            },
-            "nodes": nodes,
-            "virtual_ms": end_ms,
-            "sim": {
-                "events": stats.events,
-                "deliveries": stats.deliveries,
-                "lost_sends": stats.lost_sends,
-                "bytes": stats.bytes,
-            },
-            "replay": replay,
+        let ring = self.ring.as_ref().map(|ring| ring.report(&self.sim));
+        ScriptReport {
+            seed,
+            trace_hash: self.sim.trace_hash(),
+            passed: self.verdicts.iter().all(|v| v.passed),
+            checks: self.verdicts,
+            events,
+            nodes,
+            virtual_ms: end_ms,
+            sim: self.sim.stats(),
+            replay: format!("ringmesh-sim run {source} --seed {seed}"),
+            ring,
+        }
+    }
+
+    /// Node `i` at the end of the run.
+    fn node_report(&self, i: NodeIdx) -> NodeReport {
+        let node = self.sim.node(i);
+        let chord = node.filter(|_| self.ring.is_some()).map(|node| {
+            let index = |id: NodeId| self.index_of.get(&id).copied();
+            ChordNodeReport {
+                role: format!("{:?}", node.chord_role()),
+                successors: node.chord_successors().into_iter().map(index).collect(),
+                predecessor: node.chord_predecessor().map(index),
+                flushes: node.stats().chord_flushes,
+                lookups: node.stats().chord_lookups,
+                lookups_failed: node.stats().chord_lookups_failed,
+            }
         });
-        let mut json = json;
-        if let Some(ring) = &self.ring {
-            json["ring"] = ring.json(&self.sim);
-        }
-        ScriptOutcome {
-            passed,
-            summary,
-            json,
-            replay,
+        NodeReport {
+            index: i,
+            id: self.sim.id(i).short().to_string(),
+            state: state_name(self.sim.state(i)),
+            incarnation: self.sim.observer().incarnation(i),
+            peers: node.map(|n| n.peer_count()),
+            broadcasts_delivered: node.map(|n| n.stats().broadcasts_delivered),
+            chord,
         }
     }
 }

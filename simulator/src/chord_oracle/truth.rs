@@ -1,4 +1,5 @@
-//! The ground truth of a chord run: the live ring members, in ring order.
+//! The ground truth of a chord run, kept up to date as it goes: the live
+//! ring members in ring order, and every member's recent best successors.
 
 use std::collections::BTreeSet;
 use std::ops::Bound;
@@ -9,37 +10,33 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::RngCore;
 use ringmesh::Instant;
 
+use super::ids::in_half_open;
 use crate::engine::NodeIdx;
-
-/// `x ∈ (a, b]` on the ring (spec/chord.md §1); `(a, a]` is every id.
-pub(super) fn in_half_open(a: u128, x: u128, b: u128) -> bool {
-    x == b || crate::chord_check::between(a, x, b)
-}
 
 /// The ground truth: who is a live ring member, kept up to date on every
 /// join and failure, so no question about it costs O(N).
 #[derive(Default)]
-pub(super) struct Truth {
+pub(crate) struct Truth {
     /// Live members' ids, in ring order.
     ids: BTreeSet<u128>,
     /// Member id → its node.
-    pub(super) by_id: HashMap<u128, NodeIdx, FixedState>,
+    pub(crate) by_id: HashMap<u128, NodeIdx, FixedState>,
     /// Live members, in no order (for random picks).
-    pub(super) members: Vec<NodeIdx>,
+    pub(crate) members: Vec<NodeIdx>,
     /// Each node's position in `members`.
     slot: HashMap<NodeIdx, usize, FixedState>,
 }
 
 impl Truth {
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.members.len()
     }
 
-    pub(super) fn is_member(&self, id: u128) -> bool {
+    pub(crate) fn is_member(&self, id: u128) -> bool {
         self.ids.contains(&id)
     }
 
-    pub(super) fn add(&mut self, i: NodeIdx, id: u128) {
+    pub(crate) fn add(&mut self, i: NodeIdx, id: u128) {
         if self.ids.insert(id) {
             self.by_id.insert(id, i);
             self.slot.insert(i, self.members.len());
@@ -47,7 +44,7 @@ impl Truth {
         }
     }
 
-    pub(super) fn remove(&mut self, i: NodeIdx, id: u128) {
+    pub(crate) fn remove(&mut self, i: NodeIdx, id: u128) {
         if self.ids.remove(&id) {
             self.by_id.remove(&id);
             if let Some(at) = self.slot.remove(&i) {
@@ -60,7 +57,7 @@ impl Truth {
     }
 
     /// A random member (the ring never shrinks below `r + 1`).
-    pub(super) fn pick(&self, rng: &mut ChaCha8Rng) -> NodeIdx {
+    pub(crate) fn pick(&self, rng: &mut ChaCha8Rng) -> NodeIdx {
         self.members[(rng.next_u64() % self.members.len() as u64) as usize]
     }
 
@@ -70,12 +67,12 @@ impl Truth {
     }
 
     /// The first live member at or after `key`.
-    pub(super) fn owner(&self, key: u128) -> Option<u128> {
+    pub(crate) fn owner(&self, key: u128) -> Option<u128> {
         self.from(key).next()
     }
 
     /// The `k` members after `id`, nearest first.
-    pub(super) fn successors(&self, id: u128, k: usize) -> Vec<u128> {
+    pub(crate) fn successors(&self, id: u128, k: usize) -> Vec<u128> {
         self.ids
             .range((Bound::Excluded(id), Bound::Unbounded))
             .chain(self.ids.range(..id))
@@ -84,13 +81,8 @@ impl Truth {
             .collect()
     }
 
-    /// Live members' ids, in ring order.
-    pub(super) fn ids(&self) -> impl Iterator<Item = u128> + '_ {
-        self.ids.iter().copied()
-    }
-
     /// The `k` members before `id`, nearest first.
-    pub(super) fn predecessors(&self, id: u128, k: usize) -> Vec<u128> {
+    pub(crate) fn predecessors(&self, id: u128, k: usize) -> Vec<u128> {
         self.ids
             .range(..id)
             .rev()
@@ -107,7 +99,7 @@ impl Truth {
     /// The fingers member `id` keeps in the ideal ring (spec/chord.md
     /// §7.3): the owners of `id + 2^i` for targets beyond its last
     /// successor, other than itself and its successors, distinct, sorted.
-    pub(super) fn ideal_fingers(&self, id: u128, r: usize) -> Vec<u128> {
+    pub(crate) fn ideal_fingers(&self, id: u128, r: usize) -> Vec<u128> {
         let succs = self.successors(id, r);
         let Some(&last) = succs.last() else {
             return Vec::new();
@@ -128,7 +120,7 @@ impl Truth {
 /// seconds, as seen at the end of each slice: lookups are judged against
 /// the ring as it was when their answer left, a little before it arrived.
 #[derive(Default)]
-pub(super) struct BestHistory {
+pub(crate) struct BestHistory {
     /// The best successor each node had at the last look (`None`: none, or
     /// not a live member).
     now: HashMap<u128, Option<u128>, FixedState>,
@@ -139,7 +131,7 @@ pub(super) struct BestHistory {
 
 impl BestHistory {
     /// Node `id` has best successor `best` at `now`.
-    pub(super) fn record(&mut self, id: u128, best: Option<u128>, now: Instant) {
+    pub(crate) fn record(&mut self, id: u128, best: Option<u128>, now: Instant) {
         let before = self.now.insert(id, best).flatten();
         if before != best {
             self.changes.entry(id).or_default().push((now, before));
@@ -147,7 +139,7 @@ impl BestHistory {
     }
 
     /// Forgets changes made before `before`.
-    pub(super) fn prune(&mut self, before: Instant) {
+    pub(crate) fn prune(&mut self, before: Instant) {
         self.changes.retain(|_, changes| {
             changes.retain(|&(at, _)| at >= before);
             !changes.is_empty()
@@ -155,7 +147,7 @@ impl BestHistory {
     }
 
     /// The best successor node `id` had at `t`, if known.
-    pub(super) fn best_at(&self, id: u128, t: Instant) -> Option<u128> {
+    pub(crate) fn best_at(&self, id: u128, t: Instant) -> Option<u128> {
         let later = self
             .changes
             .get(&id)
@@ -221,12 +213,5 @@ mod tests {
         // r = 2 covers the next two members; the fingers reach 4, 8 ahead.
         let fingers = truth.ideal_fingers(0, 2);
         assert_eq!(fingers, vec![4 * step, 8 * step]);
-    }
-
-    #[test]
-    fn in_half_open_wraps() {
-        assert!(in_half_open(10, 20, 20) && !in_half_open(10, 10, 20));
-        assert!(in_half_open(u128::MAX - 1, 3, 5));
-        assert!(in_half_open(7, 7, 7));
     }
 }

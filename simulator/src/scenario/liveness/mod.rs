@@ -9,17 +9,23 @@
 //! declared down then; those verdicts are counted apart
 //! ([`LivenessReport::partition_downs`]), never as false positives.
 
+mod report;
+mod watch;
+
 use std::time::Instant as WallClock;
 
-use foldhash::fast::FixedState;
-use hashbrown::HashMap;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
-use ringmesh::{Config, Duration, Event, Instant, NodeId, Security};
+use ringmesh::{Config, Duration, Instant, Security};
 use serde::Serialize;
 
 use super::flood::peak_rss_mib;
 use crate::engine::{NetModel, NodeIdx, Observer, Sim, SimConfig};
+
+pub use report::LivenessReport;
+use watch::{Failure, FailureKind, LivenessWatch};
+
+type Error = Box<dyn std::error::Error>;
 
 /// Which timing profile the nodes run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,6 +84,25 @@ pub struct LivenessParams {
     pub net: NetModel,
 }
 
+impl LivenessParams {
+    /// The command that replays this run.
+    pub fn replay(&self) -> String {
+        format!(
+            "ringmesh-sim liveness --seed {} --nodes {} --crash {} --kill {} --degree {} \
+             --preset {}{} --latency-ms {} --jitter-ms {}",
+            self.seed,
+            self.nodes,
+            self.crash,
+            self.kill,
+            self.degree,
+            self.preset.name(),
+            if self.partition { " --partition" } else { "" },
+            self.net.latency.as_millis(),
+            self.net.jitter.as_millis()
+        )
+    }
+}
+
 impl Default for LivenessParams {
     fn default() -> Self {
         LivenessParams {
@@ -89,213 +114,6 @@ impl Default for LivenessParams {
             preset: Preset::Lan,
             partition: false,
             net: NetModel::default(),
-        }
-    }
-}
-
-/// What a liveness run measured. Field names are the JSON names.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LivenessReport {
-    /// Nodes in the network.
-    pub nodes: u32,
-    /// The timing profile.
-    pub preset: Preset,
-    /// Nodes crashed silently.
-    pub crashed: u32,
-    /// Crashed nodes that every neighbour they had at the crash declared
-    /// down. (A crashed node whose neighbours all stopped before deciding
-    /// counts as detected: nobody alive is left to be wrong about it.)
-    pub detected: u32,
-    /// Nodes killed.
-    pub killed: u32,
-    /// Killed nodes that every neighbour declared down.
-    pub kills_detected: u32,
-    /// Mean time from a crash until its last neighbour declared the node
-    /// down, virtual milliseconds.
-    pub detection_ms_mean: f64,
-    /// The 99th percentile (nearest rank) of the same.
-    pub detection_ms_p99: f64,
-    /// The longest of the same.
-    pub detection_ms_max: f64,
-    /// The earliest any single neighbour declared a crashed node down,
-    /// milliseconds after the crash.
-    pub neighbour_detection_ms_min: f64,
-    /// The bound the configuration promises: [`Config::detection_time`].
-    pub bound_ms: f64,
-    /// The earliest a neighbour can decide, from the same formula:
-    /// `(dead_after_misses − 1) × ping_interval + ping_timeout −
-    /// (latency + jitter)` (a ping that left up to one trip before the
-    /// crash was already doomed).
-    pub floor_ms: f64,
-    /// The longest a killed node's last neighbour took to declare it down,
-    /// milliseconds (resets arrive after one latency plus jitter).
-    pub kill_detection_ms_max: f64,
-    /// `PeerDown` events about a node that was up, over a connection no
-    /// fault touched (must be 0).
-    pub false_positives: u64,
-    /// The first few false positives, described (empty when there are
-    /// none).
-    pub false_positive_examples: Vec<String>,
-    /// `PeerSuspect` events about such peers (informative: a suspect that
-    /// answers again is no error).
-    pub false_suspicions: u64,
-    /// `PeerDown` events across the partition while it lasted and for a
-    /// detection time after the heal (expected when partitioned).
-    pub partition_downs: u64,
-    /// Simulator events processed (whole run).
-    pub events: u64,
-    /// Wall-clock time of the whole run, milliseconds.
-    pub wall_ms: f64,
-    /// Peak resident memory of the process, MiB (Linux; 0 elsewhere).
-    pub peak_rss_mib: f64,
-    /// The run's trace hash.
-    pub trace_hash: String,
-    /// The seed.
-    pub seed: u64,
-    /// Per crashed node, the time until its last neighbour declared it
-    /// down, milliseconds, ascending.
-    pub detection_times_ms: Vec<f64>,
-    /// Per (crashed node, neighbour), the time until that neighbour
-    /// declared it down, milliseconds, ascending (the CDF's points).
-    #[serde(skip)]
-    pub neighbour_detection_times_ms: Vec<f64>,
-}
-
-impl LivenessReport {
-    /// Whether the run kept its invariants: every failed node detected by
-    /// every neighbour, no false positive.
-    pub fn ok(&self) -> bool {
-        self.detected == self.crashed
-            && self.kills_detected == self.killed
-            && self.false_positives == 0
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FailureKind {
-    Crash,
-    Kill,
-}
-
-/// A stopped node and the neighbours yet to declare it down.
-#[derive(Debug)]
-struct Failure {
-    kind: FailureKind,
-    at: Instant,
-    waiting: Vec<NodeIdx>,
-    /// Each neighbour's verdict, after the failure.
-    verdicts: Vec<Duration>,
-    /// When the last neighbour decided.
-    done: Option<Instant>,
-}
-
-impl Failure {
-    fn settle(&mut self, now: Instant) {
-        if self.waiting.is_empty() && self.done.is_none() {
-            let last = self.verdicts.iter().max().map_or(self.at, |d| self.at + *d);
-            self.done = Some(last.min(now));
-        }
-    }
-}
-
-/// Follows who is connected to whom, and judges every `PeerDown`.
-#[derive(Default)]
-struct LivenessWatch {
-    index: HashMap<NodeId, NodeIdx, FixedState>,
-    /// `holders[p]`: the nodes that have `p` as an up peer.
-    holders: Vec<Vec<NodeIdx>>,
-    /// Partition group per node (empty: never partitioned).
-    group: Vec<u16>,
-    /// Verdicts across groups are expected until then.
-    partition_until: Option<Instant>,
-    stopped_at: Vec<Option<Instant>>,
-    failures: HashMap<NodeIdx, Failure, FixedState>,
-    false_positives: u64,
-    false_suspicions: u64,
-    partition_downs: u64,
-    /// The first few false positives, for the error message.
-    examples: Vec<String>,
-}
-
-impl LivenessWatch {
-    fn crosses_partition(&self, at: Instant, a: NodeIdx, b: NodeIdx) -> bool {
-        self.partition_until.is_some_and(|until| at <= until)
-            && self.group.get(a as usize) != self.group.get(b as usize)
-    }
-
-    fn is_up(&self, at: Instant, p: NodeIdx) -> bool {
-        self.stopped_at[p as usize].is_none_or(|stop| at < stop)
-    }
-
-    /// Node `victim` stops now: remember who must notice.
-    fn stop(&mut self, at: Instant, victim: NodeIdx, kind: FailureKind) {
-        let waiting: Vec<NodeIdx> = self.holders[victim as usize]
-            .iter()
-            .copied()
-            .filter(|&h| self.is_up(at, h))
-            .collect();
-        self.stopped_at[victim as usize] = Some(at);
-        // A neighbour that stops before deciding has nothing left to say.
-        for failure in self.failures.values_mut() {
-            failure.waiting.retain(|&h| h != victim);
-            failure.settle(at);
-        }
-        let mut failure = Failure {
-            kind,
-            at,
-            waiting,
-            verdicts: Vec::new(),
-            done: None,
-        };
-        failure.settle(at);
-        self.failures.insert(victim, failure);
-    }
-}
-
-impl Observer for LivenessWatch {
-    fn on_event(&mut self, at: Instant, node: NodeIdx, event: &Event) {
-        match event {
-            Event::PeerUp { peer, .. } => {
-                if let Some(&p) = self.index.get(peer) {
-                    let holders = &mut self.holders[p as usize];
-                    if !holders.contains(&node) {
-                        holders.push(node);
-                    }
-                }
-            }
-            Event::PeerDown { peer, reason } => {
-                let Some(&p) = self.index.get(peer) else {
-                    return;
-                };
-                self.holders[p as usize].retain(|&h| h != node);
-                if !self.is_up(at, p) {
-                    if let Some(failure) = self.failures.get_mut(&p)
-                        && let Some(k) = failure.waiting.iter().position(|&h| h == node)
-                    {
-                        failure.waiting.swap_remove(k);
-                        failure.verdicts.push(at - failure.at);
-                        failure.settle(at);
-                    }
-                } else if self.crosses_partition(at, node, p) {
-                    self.partition_downs += 1;
-                } else {
-                    self.false_positives += 1;
-                    if self.examples.len() < 3 {
-                        self.examples.push(format!(
-                            "node {node} declared live node {p} down at {at:?} ({reason})"
-                        ));
-                    }
-                }
-            }
-            Event::PeerSuspect { peer } => {
-                if let Some(&p) = self.index.get(peer)
-                    && self.is_up(at, p)
-                    && !self.crosses_partition(at, node, p)
-                {
-                    self.false_suspicions += 1;
-                }
-            }
-            _ => {}
         }
     }
 }
@@ -337,7 +155,7 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 pub fn run(
     params: &LivenessParams,
     mut progress: impl FnMut(&str, u64, u64),
-) -> Result<LivenessReport, Box<dyn std::error::Error>> {
+) -> Result<LivenessReport, Error> {
     let wall = WallClock::now();
     let n = params.nodes;
     let failing = params.crash.saturating_add(params.kill);
@@ -350,7 +168,6 @@ pub fn run(
     if params.degree < 2 {
         return Err("--degree must be at least 2".into());
     }
-    let preset = params.preset.config();
     let config = Config {
         // Wired by hand: no dialling, no peer exchange.
         target_peers: 0,
@@ -358,15 +175,10 @@ pub fn run(
         // Large runs: keep per-node tables small.
         seen_cache_capacity: 1024,
         max_known_peers: 32,
-        ..preset
+        ..params.preset.config()
     };
     let interval = config.ping_interval;
     let bound = config.detection_time();
-    let doomed = params.net.latency + params.net.jitter;
-    let floor = (interval.saturating_mul(u64::from(config.dead_after_misses.saturating_sub(1)))
-        + config.ping_timeout)
-        - doomed;
-
     let mut sim = Sim::with_observer(
         SimConfig {
             seed: params.seed,
@@ -379,24 +191,63 @@ pub fn run(
         "ringmesh-sim v1 liveness",
         &params.seed.to_le_bytes(),
     ));
+    add_nodes(&mut sim, &config, n, &mut progress)?;
+    wire(&mut sim, &mut rng, params, interval, &mut progress)?;
+    // Handshakes, then two rounds of pings: every link has a liveness
+    // history before anything fails.
+    let stable = sim.now() + interval.saturating_mul(2) + Duration::from_secs(1);
+    advance(&mut sim, stable, "stabilising", &mut progress);
+    if params.partition {
+        partition_and_heal(&mut sim, &mut rng, bound + interval, &mut progress);
+    }
+    let victims = pick_victims(&sim, &mut rng, n, failing)?;
+    fail(
+        &mut sim,
+        &mut rng,
+        &victims,
+        params.crash,
+        interval,
+        &mut progress,
+    );
+    let doomed = params.net.latency + params.net.jitter;
+    let end = sim.now() + bound + interval + doomed;
+    advance(&mut sim, end, "detecting", &mut progress);
+    Ok(tally(&sim, params, &config, wall))
+}
 
+/// Adds the `n` nodes, and tells the watch who is who.
+fn add_nodes(
+    sim: &mut Sim<LivenessWatch>,
+    config: &Config,
+    n: u32,
+    progress: &mut impl FnMut(&str, u64, u64),
+) -> Result<(), Error> {
     for i in 0..n {
         sim.add_node(config.clone())?;
         if i % 4096 == 0 {
             progress("nodes", u64::from(i), u64::from(n));
         }
     }
-    {
-        let index = (0..n).map(|i| (sim.id(i), i)).collect();
-        let watch = sim.observer_mut();
-        watch.index = index;
-        watch.holders = vec![Vec::new(); n as usize];
-        watch.stopped_at = vec![None; n as usize];
-    }
-    // Each node dials at a random moment of the first ping interval, so
-    // links (and their ping cycles) start at every phase, as in a network
-    // that grew over time; wired all at once, every neighbour of a crashed
-    // node would decide at the same instant.
+    let index = (0..n).map(|i| (sim.id(i), i)).collect();
+    let watch = sim.observer_mut();
+    watch.index = index;
+    watch.holders = vec![Vec::new(); n as usize];
+    watch.stopped_at = vec![None; n as usize];
+    Ok(())
+}
+
+/// Each node dials `degree / 2` random others at a random moment of the
+/// first ping interval, so links (and their ping cycles) start at every
+/// phase, as in a network that grew over time; wired all at once, every
+/// neighbour of a crashed node would decide at the same instant.
+fn wire(
+    sim: &mut Sim<LivenessWatch>,
+    rng: &mut ChaCha8Rng,
+    params: &LivenessParams,
+    interval: Duration,
+    progress: &mut impl FnMut(&str, u64, u64),
+) -> Result<(), Error> {
+    let n = params.nodes;
     let dials = (params.degree / 2).min(n - 1);
     let wiring_start = sim.now();
     let mut wiring: Vec<(Duration, NodeIdx)> = (0..n)
@@ -422,31 +273,42 @@ pub fn run(
             progress("wiring", k as u64, u64::from(n));
         }
     }
-    // Handshakes, then two rounds of pings: every link has a liveness
-    // history before anything fails.
-    let stable = sim.now() + interval.saturating_mul(2) + Duration::from_secs(1);
-    advance(&mut sim, stable, "stabilising", &mut progress);
+    Ok(())
+}
 
-    if params.partition {
-        let groups: Vec<u16> = (0..n).map(|_| (rng.next_u64() & 1) as u16).collect();
-        sim.partition(&groups);
-        let watch = sim.observer_mut();
-        watch.group = groups;
-        watch.partition_until = Some(Instant::MAX);
-        // Long enough for every link across to be declared dead.
-        let heal_at = sim.now() + bound + interval;
-        advance(&mut sim, heal_at, "partitioned", &mut progress);
-        sim.heal();
-        // Connections broken by the split stay broken; the last of them is
-        // declared dead within a detection time of the heal.
-        let settled = sim.now() + bound + interval;
-        sim.observer_mut().partition_until = Some(settled);
-        advance(&mut sim, settled, "healing", &mut progress);
-    }
+/// Splits the network in two random halves for `long` (long enough for
+/// every link across to be declared dead), heals it, and waits `long`
+/// again: connections broken by the split stay broken, and the last of
+/// them is declared dead within a detection time of the heal.
+fn partition_and_heal(
+    sim: &mut Sim<LivenessWatch>,
+    rng: &mut ChaCha8Rng,
+    long: Duration,
+    progress: &mut impl FnMut(&str, u64, u64),
+) {
+    let groups: Vec<u16> = (0..sim.len())
+        .map(|_| (rng.next_u64() & 1) as u16)
+        .collect();
+    sim.partition(&groups);
+    let watch = sim.observer_mut();
+    watch.group = groups;
+    watch.partition_until = Some(Instant::MAX);
+    let heal_at = sim.now() + long;
+    advance(sim, heal_at, "partitioned", progress);
+    sim.heal();
+    let settled = sim.now() + long;
+    sim.observer_mut().partition_until = Some(settled);
+    advance(sim, settled, "healing", progress);
+}
 
-    // Pick the victims: each with a live neighbour, and, while that is
-    // possible, none next to another (so every neighbour stays up to
-    // decide).
+/// Picks `failing` victims: each with a live neighbour, and, while that is
+/// possible, none next to another (so every neighbour stays up to decide).
+fn pick_victims(
+    sim: &Sim<LivenessWatch>,
+    rng: &mut ChaCha8Rng,
+    n: u32,
+    failing: u32,
+) -> Result<Vec<NodeIdx>, Error> {
     let mut victims: Vec<NodeIdx> = Vec::with_capacity(failing as usize);
     let mut attempts = 0u64;
     while victims.len() < failing as usize {
@@ -466,15 +328,27 @@ pub fn run(
         }
         victims.push(v);
     }
-    // Fail them at random phases within one ping interval, so crashes
-    // land at every point of the neighbours' ping cycles.
+    Ok(victims)
+}
+
+/// Fails the victims (the first `crash` crash, the rest are killed) at
+/// random phases within one ping `interval`, so failures land at every
+/// point of the neighbours' ping cycles.
+fn fail(
+    sim: &mut Sim<LivenessWatch>,
+    rng: &mut ChaCha8Rng,
+    victims: &[NodeIdx],
+    crash: u32,
+    interval: Duration,
+    progress: &mut impl FnMut(&str, u64, u64),
+) {
     let first = sim.now();
     let mut schedule: Vec<(Duration, NodeIdx, FailureKind)> = victims
         .iter()
         .enumerate()
         .map(|(k, &v)| {
             let offset = Duration::from_micros(rng.next_u64() % interval.as_micros().max(1));
-            let kind = if (k as u32) < params.crash {
+            let kind = if (k as u32) < crash {
                 FailureKind::Crash
             } else {
                 FailureKind::Kill
@@ -493,9 +367,16 @@ pub fn run(
         }
         progress("failing", k as u64 + 1, schedule.len() as u64);
     }
-    let end = sim.now() + bound + interval + doomed;
-    advance(&mut sim, end, "detecting", &mut progress);
+}
 
+/// The report: each failure's verdicts, against the bound `config`
+/// promises and the earliest a neighbour can decide.
+fn tally(
+    sim: &Sim<LivenessWatch>,
+    params: &LivenessParams,
+    config: &Config,
+    wall: WallClock,
+) -> LivenessReport {
     let watch = sim.observer();
     let mut victims_sorted: Vec<(&NodeIdx, &Failure)> = watch.failures.iter().collect();
     victims_sorted.sort_by_key(|(v, _)| **v);
@@ -524,10 +405,17 @@ pub fn run(
     }
     times.sort_by(f64::total_cmp);
     neighbour_times.sort_by(f64::total_cmp);
-    let wall_ms = wall.elapsed().as_secs_f64() * 1e3;
-    Ok(LivenessReport {
-        nodes: n,
+    // A ping that left up to one trip before the crash was already doomed.
+    let doomed = params.net.latency + params.net.jitter;
+    let floor = (config
+        .ping_interval
+        .saturating_mul(u64::from(config.dead_after_misses.saturating_sub(1)))
+        + config.ping_timeout)
+        - doomed;
+    LivenessReport {
+        nodes: params.nodes,
         preset: params.preset,
+        degree: params.degree,
         crashed,
         detected,
         killed,
@@ -540,7 +428,7 @@ pub fn run(
         detection_ms_p99: percentile(&times, 0.99),
         detection_ms_max: times.last().copied().unwrap_or(0.0),
         neighbour_detection_ms_min: neighbour_times.first().copied().unwrap_or(0.0),
-        bound_ms: ms(bound),
+        bound_ms: ms(config.detection_time()),
         floor_ms: ms(floor),
         kill_detection_ms_max: ms(kill_max),
         false_positives: watch.false_positives,
@@ -548,18 +436,22 @@ pub fn run(
         false_suspicions: watch.false_suspicions,
         partition_downs: watch.partition_downs,
         events: sim.stats().events,
-        wall_ms,
+        wall_ms: wall.elapsed().as_secs_f64() * 1e3,
         peak_rss_mib: peak_rss_mib(),
         trace_hash: sim.trace_hash(),
         seed: params.seed,
+        ok: false,
+        replay: params.replay(),
         detection_times_ms: times,
         neighbour_detection_times_ms: neighbour_times,
-    })
+    }
+    .judged()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::show::Report;
 
     fn quiet(params: &LivenessParams) -> LivenessReport {
         run(params, |_, _, _| {}).expect("runs")

@@ -1,0 +1,354 @@
+//! The command line's options (clap), and the scenario parameters they
+//! stand for.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ringmesh::Duration;
+use ringmesh_sim::NetModel;
+use ringmesh_sim::scenario::chord::ChordParams;
+use ringmesh_sim::scenario::flood::{FloodParams, Topology};
+use ringmesh_sim::scenario::liveness::{LivenessParams, Preset};
+use std::path::PathBuf;
+
+use crate::Error;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ringmesh-sim",
+    version,
+    about = "Deterministic simulator for ringmesh networks: real nodes, virtual time, one seed",
+    long_about = "Deterministic simulator for ringmesh networks: real nodes, virtual time, one \
+                  seed.\n\nWithout a subcommand, runs a 10,000-node flood and a 2,000-node liveness \
+                  run with 20 crashes."
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Cmd {
+    /// Build an overlay, broadcast once, and measure how the message spread.
+    Flood(FloodArgs),
+    /// Crash or kill nodes and measure how fast their neighbours notice.
+    Liveness(LivenessArgs),
+    /// Grow a Chord ring, fail part of it, run lookups (and a table) against
+    /// ground truth, checking Zave's invariants throughout.
+    Chord(ChordArgs),
+    /// Run a scenario file (TOML: timed actions and checks).
+    Run(RunArgs),
+    /// The narrated demo: nodes join over Noise, flood, detect a crash.
+    Demo(DemoArgs),
+}
+
+/// Options every scenario takes.
+#[derive(Debug, Args)]
+pub(crate) struct Output {
+    /// Print exactly one JSON object on stdout instead of the summary.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Write a figure of the run to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub(crate) plot: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TopologyArg {
+    /// Every node dials degree/2 random others (wired by hand).
+    Random,
+    /// Nodes join one by one through bootstrap nodes and grow to
+    /// --target-peers on their own.
+    Organic,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FloodArgs {
+    /// The simulation seed.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Nodes in the network.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) nodes: u32,
+    /// How the overlay is built.
+    #[arg(long, value_enum, default_value_t = TopologyArg::Random)]
+    pub(crate) topology: TopologyArg,
+    /// Mean degree of the random topology.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) degree: u32,
+    /// Each node's target peer count in the organic topology.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) target_peers: u32,
+    /// Milliseconds between two joins in the organic topology.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) join_interval_ms: u64,
+    /// Nodes crashed silently after the build, before the broadcast.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) crash: u32,
+    /// Broadcast payload size in bytes.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) payload: usize,
+    /// One-way link latency, milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) latency_ms: u64,
+    /// Extra one-way delay, uniform in 0..=jitter, milliseconds.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) jitter_ms: u64,
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PresetArg {
+    /// Ping every 1 s, miss after 500 ms, dead after 3 misses (3.5 s).
+    Lan,
+    /// Ping every 5 s, miss after 3 s, dead after 4 misses (23 s).
+    Wan,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LivenessArgs {
+    /// The simulation seed.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Nodes in the network.
+    #[arg(long, default_value_t = 500)]
+    pub(crate) nodes: u32,
+    /// Nodes crashed silently (only liveness reveals them).
+    #[arg(long, default_value_t = 5)]
+    pub(crate) crash: u32,
+    /// Nodes killed (their connections reset).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) kill: u32,
+    /// Mean degree of the random topology.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) degree: u32,
+    /// The liveness timing profile.
+    #[arg(long, value_enum, default_value_t = PresetArg::Lan)]
+    pub(crate) preset: PresetArg,
+    /// Split the network in two for longer than the detection time and
+    /// heal it before the failures.
+    #[arg(long)]
+    pub(crate) partition: bool,
+    /// One-way link latency, milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) latency_ms: u64,
+    /// Extra one-way delay, uniform in 0..=jitter, milliseconds.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) jitter_ms: u64,
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ChordArgs {
+    /// The simulation seed.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Nodes in the ring.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) nodes: u32,
+    /// Successor list length (chord_successors).
+    #[arg(long, default_value_t = 8)]
+    pub(crate) r: usize,
+    /// Lookups of random keys from random members.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) lookups: u32,
+    /// Fraction of the members crashed at once before the lookups.
+    #[arg(long, default_value_t = 0.0, value_name = "F")]
+    pub(crate) fail_fraction: f64,
+    /// Churn during the lookups, events per second of virtual time (half
+    /// joins, half failures that keep Zave's failure precondition).
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub(crate) churn: f64,
+    /// Keys put into the table after the build and read back at the end.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) keys: u32,
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The scenario file.
+    pub(crate) file: PathBuf,
+    /// Overrides the file's seed.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Print exactly one JSON object on stdout instead of the summary.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Seed for identities and node randomness.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Nodes in the demo network.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) nodes: usize,
+    /// Print exactly one JSON object on stdout instead of the narration.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+fn net(latency_ms: u64, jitter_ms: u64) -> NetModel {
+    NetModel {
+        latency: Duration::from_millis(latency_ms),
+        jitter: Duration::from_millis(jitter_ms),
+        ..NetModel::default()
+    }
+}
+
+impl FloodArgs {
+    pub(crate) fn params(&self) -> FloodParams {
+        FloodParams {
+            nodes: self.nodes,
+            seed: self.seed,
+            topology: match self.topology {
+                TopologyArg::Random => Topology::Random {
+                    degree: self.degree,
+                },
+                TopologyArg::Organic => Topology::Organic {
+                    target_peers: self.target_peers,
+                    join_interval: Duration::from_millis(self.join_interval_ms),
+                },
+            },
+            net: net(self.latency_ms, self.jitter_ms),
+            crash: self.crash,
+            payload_len: self.payload,
+            ..FloodParams::default()
+        }
+    }
+}
+
+impl LivenessArgs {
+    pub(crate) fn params(&self) -> LivenessParams {
+        LivenessParams {
+            nodes: self.nodes,
+            seed: self.seed,
+            crash: self.crash,
+            kill: self.kill,
+            degree: self.degree,
+            preset: match self.preset {
+                PresetArg::Lan => Preset::Lan,
+                PresetArg::Wan => Preset::Wan,
+            },
+            partition: self.partition,
+            net: net(self.latency_ms, self.jitter_ms),
+        }
+    }
+}
+
+impl ChordArgs {
+    pub(crate) fn params(&self) -> ChordParams {
+        ChordParams {
+            nodes: self.nodes,
+            r: self.r,
+            lookups: self.lookups,
+            fail_fraction: self.fail_fraction,
+            churn: self.churn,
+            keys: self.keys,
+            seed: self.seed,
+            ..ChordParams::default()
+        }
+    }
+}
+
+/// Parses a subcommand's options from `args` (for the bare default run,
+/// so it shares the subcommands' defaults and replay lines).
+pub(crate) trait ParseDefault: Sized {
+    fn parse_default(args: &[&str]) -> Result<Self, Error>;
+}
+
+macro_rules! parse_default {
+    ($args:ty) => {
+        impl ParseDefault for $args {
+            fn parse_default(args: &[&str]) -> Result<Self, Error> {
+                #[derive(Parser)]
+                struct Wrapper {
+                    #[command(flatten)]
+                    inner: $args,
+                }
+                let argv = std::iter::once("ringmesh-sim").chain(args.iter().copied());
+                Ok(Wrapper::try_parse_from(argv)?.inner)
+            }
+        }
+    };
+}
+
+parse_default!(FloodArgs);
+parse_default!(LivenessArgs);
+parse_default!(ChordArgs);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_replay_line_parses_back_to_the_same_run() {
+        let cli = Cli::try_parse_from([
+            "ringmesh-sim",
+            "liveness",
+            "--seed",
+            "7",
+            "--nodes",
+            "300",
+            "--kill",
+            "2",
+            "--preset",
+            "wan",
+            "--partition",
+            "--json",
+        ])
+        .expect("parses");
+        let Some(Cmd::Liveness(args)) = cli.command else {
+            panic!("not liveness");
+        };
+        let replay = args.params().replay();
+        assert_eq!(
+            replay,
+            "ringmesh-sim liveness --seed 7 --nodes 300 --crash 5 --kill 2 --degree 8 \
+             --preset wan --partition --latency-ms 20 --jitter-ms 5"
+        );
+        let again = Cli::try_parse_from(replay.split(' ')).expect("replay parses");
+        let Some(Cmd::Liveness(again)) = again.command else {
+            panic!("not liveness");
+        };
+        assert_eq!(
+            format!("{:?}", again.params()),
+            format!("{:?}", args.params())
+        );
+
+        let flood =
+            FloodArgs::parse_default(&["--topology", "organic", "--crash", "3"]).expect("parses");
+        let replay = flood.params().replay();
+        let again = Cli::try_parse_from(replay.split(' ')).expect("replay parses");
+        let Some(Cmd::Flood(again)) = again.command else {
+            panic!("not flood");
+        };
+        assert_eq!(
+            format!("{:?}", again.params()),
+            format!("{:?}", flood.params())
+        );
+
+        let chord = ChordArgs::parse_default(&["--nodes", "300", "--fail-fraction", "0.25"])
+            .expect("parses");
+        let replay = chord.params().replay();
+        assert_eq!(
+            replay,
+            "ringmesh-sim chord --seed 1 --nodes 300 --r 8 --lookups 10000 --fail-fraction 0.25 \
+             --churn 0 --keys 0"
+        );
+        let again = Cli::try_parse_from(replay.split(' ')).expect("replay parses");
+        let Some(Cmd::Chord(again)) = again.command else {
+            panic!("not chord");
+        };
+        assert_eq!(again.params(), chord.params());
+    }
+}
