@@ -15,8 +15,8 @@ use async_io::{Async, Timer};
 use bytes::Bytes;
 use futures_lite::future;
 use ringmesh::{
-    Accepted, CloseReason, Command, ConnId, Direction, Event, Input, Instant, Node, NodeId, Output,
-    RequestId,
+    Accepted, CloseReason, Command, ConnId, Direction, Event, Input, Instant, MessagingCommand,
+    MessagingEvent, Node, NodeId, Output, PeersEvent, RequestId,
 };
 use ringmesh_driver::{BACKLOG_OVERFLOW, Clock, transport_error};
 use tracing::{debug, info, warn};
@@ -357,8 +357,7 @@ impl State<'_> {
                 timeout,
                 reply,
             } => {
-                let timeout = timeout.into();
-                let command = Command::Request {
+                let command = MessagingCommand::Request {
                     to,
                     payload,
                     timeout,
@@ -450,25 +449,25 @@ impl State<'_> {
 
     fn on_event(&mut self, event: Event) {
         match &event {
-            Event::Response { id, payload, .. } => {
+            Event::Messaging(MessagingEvent::Response { id, payload, .. }) => {
                 if let Some(reply) = self.requests.remove(id) {
                     let _ = reply.try_send(Ok(payload.clone()));
                     return;
                 }
             }
-            Event::RequestFailed { id, reason, .. } => {
+            Event::Messaging(MessagingEvent::RequestFailed { id, reason, .. }) => {
                 if let Some(reply) = self.requests.remove(id) {
                     let _ = reply.try_send(Err(Error::RequestFailed(*reason)));
                     return;
                 }
             }
-            Event::SessionEstablished { conn, peer, .. } => {
+            Event::Peers(PeersEvent::Established { conn, peer, .. }) => {
                 if let Some(i) = self.connects.iter().position(|w| w.covers(*conn)) {
                     let waiter = self.connects.swap_remove(i);
                     let _ = waiter.reply.try_send(Ok(*peer));
                 }
             }
-            Event::ConnectionClosed { conn, reason, .. } => {
+            Event::Peers(PeersEvent::Closed { conn, reason, .. }) => {
                 if let Some(i) = self.connects.iter().position(|w| w.covers(*conn)) {
                     let waiter = &mut self.connects[i];
                     waiter.open -= 1;

@@ -2,13 +2,13 @@
 
 use core::fmt;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use async_channel::Sender;
 use bytes::Bytes;
 use ringmesh::wire::PeerEntry;
 use ringmesh::{
-    Accepted, CloseReason, Command, CommandError, DeliveryError, Node, NodeId, RequestId, Stats,
+    Accepted, CloseReason, Command, CommandError, DeliveryError, MeshCommand, MessagingCommand,
+    Node, NodeId, PeersCommand, RequestId, Stats,
 };
 
 use crate::PeerInfo;
@@ -51,7 +51,7 @@ pub(crate) enum Call {
     Request {
         to: NodeId,
         payload: Bytes,
-        timeout: Duration,
+        timeout: ringmesh::Duration,
         reply: Sender<Result<Bytes, Error>>,
     },
     Inspect(Inspection),
@@ -110,11 +110,11 @@ impl NodeHandle {
     /// authenticated id. With `peer`, the handshake must prove that id or
     /// the connection closes (`ConnectFailed(Protocol(IdentityMismatch))`).
     /// The peer becomes *wanted*: the node redials it whenever it is lost
-    /// (see [`Command::Connect`]).
+    /// (see [`PeersCommand::Connect`](ringmesh::PeersCommand::Connect)).
     ///
     /// The node's `handshake_timeout` bounds the wait, dial included.
     pub async fn connect(&self, addr: SocketAddr, peer: Option<NodeId>) -> Result<NodeId, Error> {
-        let command = Command::Connect { addr, peer };
+        let command = PeersCommand::Connect { addr, peer }.into();
         self.call(|reply| Call::Connect { command, reply })
             .await
             .and_then(|r| r)
@@ -122,31 +122,33 @@ impl NodeHandle {
 
     /// Dials every address at once (1 to 8) and returns the id proven by
     /// the first handshake that completes; the other dials are closed (see
-    /// [`Command::ConnectAny`]). Fails with the last dial's reason if none
+    /// [`PeersCommand::ConnectAny`](ringmesh::PeersCommand::ConnectAny)). Fails with the last dial's reason if none
     /// completes.
     pub async fn connect_any(
         &self,
         addrs: Vec<SocketAddr>,
         peer: Option<NodeId>,
     ) -> Result<NodeId, Error> {
-        let command = Command::ConnectAny { addrs, peer };
+        let command = PeersCommand::ConnectAny { addrs, peer }.into();
         self.call(|reply| Call::Connect { command, reply })
             .await
             .and_then(|r| r)
     }
 
     /// Closes every connection to `peer` with a `Goodbye` and stops
-    /// redialling it (see [`Command::Disconnect`]).
+    /// redialling it (see [`PeersCommand::Disconnect`](ringmesh::PeersCommand::Disconnect)).
     pub async fn disconnect(&self, peer: NodeId) -> Result<(), Error> {
-        self.command(Command::Disconnect { peer }).await.map(drop)
+        self.command(PeersCommand::Disconnect { peer })
+            .await
+            .map(drop)
     }
 
     /// Floods `payload` to every node of the network; returns its sequence
     /// number. Every other node delivers it once as
-    /// [`Event::Message`](ringmesh::Event::Message); this one does not.
+    /// [`Event::Mesh(MeshEvent::Broadcast)`](ringmesh::MeshEvent::Broadcast); this one does not.
     pub async fn broadcast(&self, payload: impl Into<Bytes>) -> Result<u64, Error> {
         let payload = payload.into();
-        match self.command(Command::Broadcast { payload }).await? {
+        match self.command(MeshCommand::Broadcast { payload }).await? {
             Accepted::Broadcast { seq } => Ok(seq),
             // `Broadcast` is always answered with its sequence number.
             _ => Err(Error::Stopped),
@@ -154,13 +156,15 @@ impl NodeHandle {
     }
 
     /// Sends a one-way message, delivered as
-    /// [`Event::Direct`](ringmesh::Event::Direct). Returns once the node has
+    /// [`Event::Messaging(MessagingEvent::Direct)`](ringmesh::MessagingEvent::Direct). Returns once the node has
     /// taken it: sent, or queued while an unconnected peer is looked up and
-    /// dialled (if that fails, [`Event::SendFailed`](ringmesh::Event::SendFailed)
+    /// dialled (if that fails, [`Event::Messaging(MessagingEvent::SendFailed)`](ringmesh::MessagingEvent::SendFailed)
     /// hands the payload back on the event stream).
     pub async fn send(&self, to: NodeId, payload: impl Into<Bytes>) -> Result<(), Error> {
         let payload = payload.into();
-        self.command(Command::Send { to, payload }).await.map(drop)
+        self.command(MessagingCommand::Send { to, payload })
+            .await
+            .map(drop)
     }
 
     /// Hands `command` to the node without waiting for its answer: returns
@@ -168,8 +172,9 @@ impl NodeHandle {
     /// by the queue, not by a round trip per command). A refusal is logged
     /// at debug level, not returned; failures that come later arrive on the
     /// event stream as usual. For streams of messages:
-    /// `handle.post(Command::Send { to, payload }).await`.
-    pub async fn post(&self, command: Command) -> Result<(), Error> {
+    /// `handle.post(MessagingCommand::Send { to, payload }).await`.
+    pub async fn post(&self, command: impl Into<Command>) -> Result<(), Error> {
+        let command = command.into();
         self.calls
             .send(Call::Post(command))
             .await
@@ -179,18 +184,19 @@ impl NodeHandle {
     /// Sends a request and waits for the answer's payload. Fails with
     /// [`Error::RequestFailed`] when no answer comes within `timeout`
     /// (lookup and dial of an unconnected peer included) or the peer is
-    /// lost first.
+    /// lost first. `timeout` is a [`ringmesh::Duration`], or anything that
+    /// converts into one (a `std::time::Duration`).
     ///
-    /// The matching [`Event::Response`](ringmesh::Event::Response) or
-    /// [`Event::RequestFailed`](ringmesh::Event::RequestFailed) is consumed
+    /// The matching [`Event::Messaging(MessagingEvent::Response)`](ringmesh::MessagingEvent::Response) or
+    /// [`Event::Messaging(MessagingEvent::RequestFailed)`](ringmesh::MessagingEvent::RequestFailed) is consumed
     /// here and does not appear on the event stream.
     pub async fn request(
         &self,
         to: NodeId,
         payload: impl Into<Bytes>,
-        timeout: Duration,
+        timeout: impl Into<ringmesh::Duration>,
     ) -> Result<Bytes, Error> {
-        let payload = payload.into();
+        let (payload, timeout) = (payload.into(), timeout.into());
         self.call(|reply| Call::Request {
             to,
             payload,
@@ -201,7 +207,7 @@ impl NodeHandle {
         .and_then(|r| r)
     }
 
-    /// Answers a peer's [`Event::Request`](ringmesh::Event::Request) with
+    /// Answers a peer's [`Event::Messaging(MessagingEvent::Request)`](ringmesh::MessagingEvent::Request) with
     /// its `from` and `id`.
     pub async fn respond(
         &self,
@@ -210,7 +216,7 @@ impl NodeHandle {
         payload: impl Into<Bytes>,
     ) -> Result<(), Error> {
         let payload = payload.into();
-        self.command(Command::Respond { to, id, payload })
+        self.command(MessagingCommand::Respond { to, id, payload })
             .await
             .map(drop)
     }
@@ -218,7 +224,9 @@ impl NodeHandle {
     /// Imports peer-cache entries, e.g. the previous run's
     /// [`NodeHandle::known_peers`].
     pub async fn add_peers(&self, peers: Vec<PeerEntry>) -> Result<(), Error> {
-        self.command(Command::AddPeers { peers }).await.map(drop)
+        self.command(PeersCommand::AddPeers { peers })
+            .await
+            .map(drop)
     }
 
     /// The peer cache: every node known, with its listen addresses. Save it
@@ -262,7 +270,8 @@ impl NodeHandle {
     /// Gives the node any [`Command`]; returns what it started. The typed
     /// methods above cover every command; this is for code that already
     /// speaks `Command`.
-    pub async fn command(&self, command: Command) -> Result<Accepted, Error> {
+    pub async fn command(&self, command: impl Into<Command>) -> Result<Accepted, Error> {
+        let command = command.into();
         self.call(|reply| Call::Command { command, reply })
             .await?
             .map_err(Error::Command)

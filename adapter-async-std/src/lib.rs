@@ -21,7 +21,7 @@
 //! ```
 //! use std::time::Duration;
 //! use futures_lite::StreamExt;
-//! use ringmesh::{Config, Event, Identity};
+//! use ringmesh::{Config, Event, Identity, MessagingEvent};
 //! use ringmesh_async_std::{start, AdapterConfig};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -44,7 +44,7 @@
 //!     assert_eq!(peer, bob.node_id());
 //!     alice.send(bob.node_id(), "hello").await?;
 //!     while let Some(event) = bob_events.next().await {
-//!         if let Event::Direct { from, payload } = event {
+//!         if let Event::Messaging(MessagingEvent::Direct { from, payload }) = event {
 //!             assert_eq!((from, &payload[..]), (alice.node_id(), &b"hello"[..]));
 //!             break;
 //!         }

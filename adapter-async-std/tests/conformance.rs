@@ -38,7 +38,7 @@ impl Common {
         Ok((Common { handle, events: rx }, Futures { driver, forward }))
     }
 
-    fn command(&self, command: Command) -> Result<Accepted, CommandError> {
+    fn command(&self, command: impl Into<Command>) -> Result<Accepted, CommandError> {
         future::block_on(self.handle.command(command)).map_err(|e| match e {
             Error::Command(e) => e,
             _ => CommandError::ShutDown,
@@ -200,7 +200,7 @@ impl<R: Runtime> TestNode for AsyncNode<R> {
     fn addr(&self) -> SocketAddr {
         self.0.handle.local_addr()
     }
-    fn command(&self, command: Command) -> Result<Accepted, CommandError> {
+    fn command(&self, command: impl Into<Command>) -> Result<Accepted, CommandError> {
         self.0.command(command)
     }
     fn next_event(&self, timeout: Duration) -> Option<Event> {

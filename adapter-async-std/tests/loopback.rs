@@ -11,8 +11,8 @@ use std::time::Duration;
 use futures_lite::StreamExt;
 use ringmesh::wire::GoodbyeReason;
 use ringmesh::{
-    CloseReason, Config, DeliveryError, Direction, Event, NodeId, ProtocolError, Security,
-    TransportError,
+    CloseReason, Config, DeliveryError, Direction, Event, MeshEvent, MessagingEvent, NodeId,
+    PeersEvent, ProtocolError, Security, SessionConfig, TransportError,
 };
 use ringmesh_async_std::Error;
 
@@ -66,16 +66,16 @@ async fn noise_handshake_authenticates_both_ids(rt: Runtime) {
     assert_eq!(proven, Ok(b_id));
 
     let established = next_event(&mut b.events, "session on b", |e| {
-        matches!(e, Event::SessionEstablished { .. })
+        matches!(e, Event::Peers(PeersEvent::Established { .. }))
     })
     .await;
-    let Event::SessionEstablished {
+    let Event::Peers(PeersEvent::Established {
         peer,
         direction,
         security,
         listen_addrs,
         ..
-    } = established
+    }) = established
     else {
         unreachable!()
     };
@@ -89,19 +89,19 @@ async fn noise_handshake_authenticates_both_ids(rt: Runtime) {
     );
 
     let up = next_event(&mut a.events, "PeerUp on a", |e| {
-        matches!(e, Event::PeerUp { .. })
+        matches!(e, Event::Peers(PeersEvent::Up { .. }))
     })
     .await;
     assert!(
-        matches!(up, Event::PeerUp { peer, direction: Direction::Outbound, remote } if peer == b_id && remote == b.addr()),
+        matches!(up, Event::Peers(PeersEvent::Up { peer, direction: Direction::Outbound, remote }) if peer == b_id && remote == b.addr()),
         "{up:?}"
     );
     let up = next_event(&mut b.events, "PeerUp on b", |e| {
-        matches!(e, Event::PeerUp { .. })
+        matches!(e, Event::Peers(PeersEvent::Up { .. }))
     })
     .await;
     assert!(
-        matches!(up, Event::PeerUp { peer, direction: Direction::Inbound, .. } if peer == a_id),
+        matches!(up, Event::Peers(PeersEvent::Up { peer, direction: Direction::Inbound, .. }) if peer == a_id),
         "{up:?}"
     );
     let peers = within("peers", a.handle.peers()).await.expect("peers");
@@ -155,11 +155,11 @@ async fn broadcast_reaches_each_of_three_nodes_once(rt: Runtime) {
             // The next message each node delivers is this one: the previous
             // one was not delivered twice.
             let message = next_event(&mut node.events, payload, |e| {
-                matches!(e, Event::Message { .. })
+                matches!(e, Event::Mesh(MeshEvent::Broadcast { .. }))
             })
             .await;
             assert!(
-                matches!(&message, Event::Message { origin, seq: s, payload: p, .. }
+                matches!(&message, Event::Mesh(MeshEvent::Broadcast { origin, seq: s, payload: p, .. })
                     if *origin == a_id && *s == seq && p == payload),
                 "expected {payload:?} from a, got {message:?}"
             );
@@ -168,7 +168,7 @@ async fn broadcast_reaches_each_of_three_nodes_once(rt: Runtime) {
     assert_ne!(seqs[0], seqs[1]);
     for (node, delivered) in [(&a, 0), (&b, 2), (&c, 2)] {
         let stats = within("stats", node.handle.stats()).await.expect("stats");
-        assert_eq!(stats.broadcasts_delivered, delivered);
+        assert_eq!(stats.mesh.delivered, delivered);
     }
     for node in [&a, &b, &c] {
         within("shutdown", node.handle.shutdown()).await;
@@ -188,7 +188,7 @@ async fn request_is_answered_and_unanswered_request_times_out(rt: Runtime) {
     let mut b_events = b.events;
     rt.spawn(async move {
         while let Some(event) = b_events.next().await {
-            if let Event::Request { from, id, payload } = event
+            if let Event::Messaging(MessagingEvent::Request { from, id, payload }) = event
                 && payload.starts_with(b"ask")
             {
                 let answer = [b"answer to ".as_slice(), &payload].concat();
@@ -236,11 +236,11 @@ async fn eight_mib_message_arrives_intact(rt: Runtime) {
         .await
         .expect("send");
     let delivered = next_event(&mut b.events, "the 8 MiB message", |e| {
-        matches!(e, Event::Direct { .. })
+        matches!(e, Event::Messaging(MessagingEvent::Direct { .. }))
     })
     .await;
     eprintln!("8 MiB delivered in {:?}", started.elapsed());
-    let Event::Direct { from, payload: got } = delivered else {
+    let Event::Messaging(MessagingEvent::Direct { from, payload: got }) = delivered else {
         unreachable!()
     };
     assert_eq!(from, a_id);
@@ -255,7 +255,10 @@ async fn peer_that_stops_reading_is_cut_off_at_the_backlog_cap(rt: Runtime) {
     const CAP: usize = 2 << 20;
     let mut a_config = config(41);
     a_config.node = Config {
-        max_frame_len: 1 << 20,
+        session: SessionConfig {
+            max_frame_len: 1 << 20,
+            ..Config::lan().session
+        },
         ..Config::lan()
     };
     a_config.max_backlog_bytes = CAP;
@@ -277,10 +280,10 @@ async fn peer_that_stops_reading_is_cut_off_at_the_backlog_cap(rt: Runtime) {
     let closed = next_event(
         &mut a.events,
         "the stalled connection to close",
-        |e| matches!(e, Event::ConnectionClosed { peer: Some(p), .. } if *p == stalled.id),
+        |e| matches!(e, Event::Peers(PeersEvent::Closed { peer: Some(p), .. }) if *p == stalled.id),
     )
     .await;
-    let Event::ConnectionClosed { reason, .. } = closed else {
+    let Event::Peers(PeersEvent::Closed { reason, .. }) = closed else {
         unreachable!()
     };
     assert_eq!(
@@ -313,15 +316,15 @@ async fn shutdown_says_goodbye_to_peers_and_ends_the_node(rt: Runtime) {
     within("shutdown", a.handle.shutdown()).await;
 
     let down = next_event(&mut b.events, "PeerDown on b", |e| {
-        matches!(e, Event::PeerDown { .. })
+        matches!(e, Event::Peers(PeersEvent::Down { .. }))
     })
     .await;
     assert_eq!(
         down,
-        Event::PeerDown {
+        Event::Peers(PeersEvent::Down {
             peer: a_id,
             reason: CloseReason::Goodbye(GoodbyeReason::Shutdown)
-        }
+        })
     );
 
     // a's own view: its peer went down for the shutdown, then the stream
@@ -330,10 +333,10 @@ async fn shutdown_says_goodbye_to_peers_and_ends_the_node(rt: Runtime) {
     within("a's event stream to end", async {
         while let Some(event) = a.events.next().await {
             if event
-                == (Event::PeerDown {
+                == (Event::Peers(PeersEvent::Down {
                     peer: b_id,
                     reason: CloseReason::Shutdown,
-                })
+                }))
             {
                 saw_own_peer_down = true;
             }
@@ -381,7 +384,7 @@ async fn full_event_stream_drops_and_counts_events(rt: Runtime) {
     assert!(a.events.dropped() >= 1, "dropped {}", a.events.dropped());
     let first = within("first event", a.events.next()).await;
     assert!(
-        matches!(first, Some(Event::SessionEstablished { .. })),
+        matches!(first, Some(Event::Peers(PeersEvent::Established { .. }))),
         "{first:?}"
     );
     within("shutdown", a.handle.shutdown()).await;
@@ -400,7 +403,7 @@ async fn posted_sends_all_arrive_in_order(rt: Runtime) {
     const COUNT: u32 = 1_000;
     for k in 0..COUNT {
         a.handle
-            .post(ringmesh::Command::Send {
+            .post(ringmesh::MessagingCommand::Send {
                 to: b_id,
                 payload: bytes::Bytes::from(k.to_be_bytes().to_vec()),
             })
@@ -409,10 +412,10 @@ async fn posted_sends_all_arrive_in_order(rt: Runtime) {
     }
     for k in 0..COUNT {
         let event = next_event(&mut b.events, "a posted message", |e| {
-            matches!(e, Event::Direct { .. })
+            matches!(e, Event::Messaging(MessagingEvent::Direct { .. }))
         })
         .await;
-        let Event::Direct { payload, .. } = event else {
+        let Event::Messaging(MessagingEvent::Direct { payload, .. }) = event else {
             unreachable!("filtered above")
         };
         assert_eq!(payload[..], k.to_be_bytes(), "message {k} out of order");

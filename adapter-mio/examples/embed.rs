@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
-use ringmesh::{Command, Config, Event, Identity};
+use ringmesh::{
+    Command, Config, Event, Identity, MeshCommand, MeshEvent, PeersCommand, PeersEvent,
+};
 use ringmesh_mio::{Adapter, AdapterConfig, spawn};
 
 const ECHO: Token = Token(0);
@@ -46,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Identity::from_secret_bytes([2; 32]),
         2,
     ))?;
-    other.handle.command(Command::Connect {
+    other.handle.command(PeersCommand::Connect {
         addr: node.local_addr(),
         peer: Some(handle.node_id()),
     })?;
@@ -81,15 +83,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         node.handle_timeout();
         while let Ok(event) = events.try_recv() {
             match event {
-                Event::PeerUp { peer, .. } => {
+                Event::Peers(PeersEvent::Up { peer, .. }) => {
                     println!("ringmesh: peer {} up; broadcasting", peer.short());
-                    other.handle.submit(Command::Broadcast {
+                    other.handle.submit(MeshCommand::Broadcast {
                         payload: Bytes::from_static(b"hello, embedded node"),
                     });
                 }
-                Event::Message {
+                Event::Mesh(MeshEvent::Broadcast {
                     origin, payload, ..
-                } => {
+                }) => {
                     println!(
                         "ringmesh: broadcast from {}: {}",
                         origin.short(),

@@ -157,7 +157,8 @@ impl Handle {
     /// # Panics
     ///
     /// On the adapter's own thread (see [`Handle`]).
-    pub fn command(&self, command: Command) -> Result<Accepted, CommandError> {
+    pub fn command(&self, command: impl Into<Command>) -> Result<Accepted, CommandError> {
+        let command = command.into();
         self.check_not_on_loop_thread("command");
         let (tx, rx) = mpsc::channel();
         if !self.request(Request::Command(command, Some(tx))) {
@@ -167,7 +168,8 @@ impl Handle {
     }
 
     /// Queues `command` without waiting for its answer.
-    pub fn submit(&self, command: Command) {
+    pub fn submit(&self, command: impl Into<Command>) {
+        let command = command.into();
         self.request(Request::Command(command, None));
     }
 
@@ -210,7 +212,7 @@ impl Handle {
         self.inspect(PeerInfo::list).unwrap_or_default()
     }
 
-    /// The node's peer cache (to save; see [`Command::AddPeers`]); empty
+    /// The node's peer cache (to save; see [`PeersCommand::AddPeers`](ringmesh::PeersCommand::AddPeers)); empty
     /// once the adapter has stopped.
     ///
     /// # Panics

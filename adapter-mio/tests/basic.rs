@@ -4,7 +4,10 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ringmesh::{Accepted, Command, Config, Event, Identity, NodeId};
+use ringmesh::{
+    Accepted, Config, Event, Identity, MeshCommand, MeshEvent, MessagingCommand, MessagingEvent,
+    NodeId, PeersCommand, PeersEvent,
+};
 use ringmesh_mio::{AdapterConfig, Running, spawn};
 
 fn node(i: u8) -> Running {
@@ -31,7 +34,7 @@ fn wait_for<T>(events: &Receiver<Event>, mut f: impl FnMut(&Event) -> Option<T>)
 
 fn up(events: &Receiver<Event>, peer: NodeId) {
     wait_for(events, |e| {
-        matches!(e, Event::PeerUp { peer: p, .. } if *p == peer).then_some(())
+        matches!(e, Event::Peers(PeersEvent::Up { peer: p, .. }) if *p == peer).then_some(())
     });
 }
 
@@ -40,7 +43,7 @@ fn noise_handshake_broadcast_request_and_shutdown() {
     let (a, b, c) = (node(1), node(2), node(3));
     for (from, to) in [(&a, &b), (&b, &c)] {
         from.handle
-            .command(Command::Connect {
+            .command(PeersCommand::Connect {
                 addr: to.handle.local_addr(),
                 peer: Some(to.handle.node_id()),
             })
@@ -53,18 +56,18 @@ fn noise_handshake_broadcast_request_and_shutdown() {
         vec![b.handle.node_id()]
     );
 
-    let Ok(Accepted::Broadcast { seq }) = a.handle.command(Command::Broadcast {
+    let Ok(Accepted::Broadcast { seq }) = a.handle.command(MeshCommand::Broadcast {
         payload: Bytes::from_static(b"hello mesh"),
     }) else {
         panic!("broadcast refused")
     };
     let got = wait_for(&c.events, |e| match e {
-        Event::Message {
+        Event::Mesh(MeshEvent::Broadcast {
             origin,
             seq: s,
             payload,
             hops,
-        } if *s == seq => Some((*origin, payload.clone(), *hops)),
+        }) if *s == seq => Some((*origin, payload.clone(), *hops)),
         _ => None,
     });
     assert_eq!(
@@ -72,7 +75,7 @@ fn noise_handshake_broadcast_request_and_shutdown() {
         (a.handle.node_id(), Bytes::from_static(b"hello mesh"), 2)
     );
 
-    let Ok(Accepted::Request(id)) = a.handle.command(Command::Request {
+    let Ok(Accepted::Request(id)) = a.handle.command(MessagingCommand::Request {
         to: b.handle.node_id(),
         payload: Bytes::from_static(b"ping?"),
         timeout: ringmesh::Duration::from_secs(5),
@@ -80,25 +83,29 @@ fn noise_handshake_broadcast_request_and_shutdown() {
         panic!("request refused")
     };
     let (from, rid) = wait_for(&b.events, |e| match e {
-        Event::Request { from, id, .. } => Some((*from, *id)),
+        Event::Messaging(MessagingEvent::Request { from, id, .. }) => Some((*from, *id)),
         _ => None,
     });
     b.handle
-        .command(Command::Respond {
+        .command(MessagingCommand::Respond {
             to: from,
             id: rid,
             payload: Bytes::from_static(b"pong!"),
         })
         .expect("respond");
     let answer = wait_for(&a.events, |e| match e {
-        Event::Response { id: i, payload, .. } if *i == id => Some(payload.clone()),
+        Event::Messaging(MessagingEvent::Response { id: i, payload, .. }) if *i == id => {
+            Some(payload.clone())
+        }
         _ => None,
     });
     assert_eq!(answer, Bytes::from_static(b"pong!"));
 
     b.handle.shutdown();
     let reason = wait_for(&a.events, |e| match e {
-        Event::PeerDown { peer, reason } if *peer == b.handle.node_id() => Some(reason.clone()),
+        Event::Peers(PeersEvent::Down { peer, reason }) if *peer == b.handle.node_id() => {
+            Some(reason.clone())
+        }
         _ => None,
     });
     assert_eq!(

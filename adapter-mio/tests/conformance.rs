@@ -28,7 +28,7 @@ impl TestNode for MioNode {
         self.0.handle.local_addr()
     }
 
-    fn command(&self, command: Command) -> Result<Accepted, CommandError> {
+    fn command(&self, command: impl Into<Command>) -> Result<Accepted, CommandError> {
         self.0.handle.command(command)
     }
 

@@ -6,7 +6,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use mio::Poll;
-use ringmesh::{Command, Config, Event, Identity, Node, NodeId};
+use ringmesh::{Command, Config, Event, Identity, Node, NodeId, PeersCommand, PeersEvent};
 use ringmesh_mio::{Adapter, AdapterConfig, Observer, Running, Spawned, spawn, spawn_with};
 
 fn config(i: u8) -> AdapterConfig {
@@ -34,7 +34,7 @@ fn wait_for<E, T>(items: &Receiver<E>, what: &str, mut f: impl FnMut(&E) -> Opti
 
 fn connect(from: &Running, to_addr: std::net::SocketAddr, to: NodeId) {
     from.handle
-        .command(Command::Connect {
+        .command(PeersCommand::Connect {
             addr: to_addr,
             peer: Some(to),
         })
@@ -47,7 +47,7 @@ fn inspect_answers_from_the_node_and_none_once_it_stopped() {
     let b_id = b.handle.node_id();
     connect(&a, b.handle.local_addr(), b_id);
     wait_for(&a.events, "PeerUp", |e| {
-        matches!(e, Event::PeerUp { peer, .. } if *peer == b_id).then_some(())
+        matches!(e, Event::Peers(PeersEvent::Up { peer, .. }) if *peer == b_id).then_some(())
     });
     // Every event that came out before the inspection is delivered, so the
     // node it sees has the peer that PeerUp announced.
@@ -117,7 +117,7 @@ fn an_observer_gets_a_turns_events_before_the_node_as_the_turn_left_it() {
     // The first turn that leaves b connected comes after b's PeerUp.
     let mut peer_up_seen = false;
     wait_for(&seen, "a turn with b connected", |s| match s {
-        Seen::Event(Event::PeerUp { peer, .. }) if *peer == b_id => {
+        Seen::Event(Event::Peers(PeersEvent::Up { peer, .. })) if *peer == b_id => {
             peer_up_seen = true;
             None
         }

@@ -22,7 +22,10 @@ use ringmesh::wire::{
     ChordFindSuccessor, ChordGetState, DhtBody, DhtEntry, DhtGet, DhtReplicate, DhtValue, Message,
     PeerEntry,
 };
-use ringmesh::{Command, Config, ConnId, Event, Input, Instant, Node, NodeId, Output};
+use ringmesh::{
+    ChordCommand, ChordConfig, Config, ConnId, DhtConfig, Event, Input, Instant, Node, NodeId,
+    Output, PeersEvent,
+};
 use ringmesh_benches::{conn_to, encode_frame, incompressible};
 
 const RING: usize = 16;
@@ -33,9 +36,12 @@ const VALUE: usize = 100;
 /// carries the frames under test.
 fn ring() -> (Network, ConnId) {
     let config = Config {
-        chord: true,
-        dht_max_entries: 1 << 24,
-        dht_max_bytes: 1 << 32,
+        chord: Some(ChordConfig::wan()),
+        dht: Some(DhtConfig {
+            max_entries: 1 << 24,
+            max_bytes: 1 << 32,
+            ..DhtConfig::wan()
+        }),
         ..Config::plaintext()
     };
     let mut net = Network::new(ringmesh::Duration::from_millis(1));
@@ -51,7 +57,7 @@ fn ring() -> (Network, ConnId) {
         .collect();
     for i in 0..RING {
         let founders = founders.clone();
-        net.command(i, Command::ChordFound { founders })
+        net.command(i, ChordCommand::Found { founders })
             .expect("found");
     }
     net.connect(1, 0).expect("dial");
@@ -71,7 +77,7 @@ fn feed(node: &mut Node, now: Instant, conn: ConnId, frames: &mut Vec<Bytes>) ->
         while let Some(output) = node.poll_output() {
             match output {
                 Output::Send { .. } => sends += 1,
-                Output::Event(Event::ConnectionClosed { reason, .. }) => {
+                Output::Event(Event::Peers(PeersEvent::Closed { reason, .. })) => {
                     panic!("closed: {reason}")
                 }
                 _ => {}
@@ -151,7 +157,7 @@ fn chord(c: &mut Criterion) {
             .collect();
         Message::DhtReplicate(DhtReplicate { req: b, entries })
     });
-    assert!(net.node(0).dht_usage().0 >= 9_984);
+    assert!(net.node(0).dht_usage().entries >= 9_984);
     let mut group = c.benchmark_group("dht");
     group.throughput(Throughput::Elements(1));
     group.bench_function("get", |b| {

@@ -6,7 +6,7 @@
 //! | `frame/decode/{64B,64KiB}` | `FrameDecoder::next_frame` + `decode_body` on one whole frame (zero-copy) |
 //! | `frame/decode_mss/64KiB` | the same frame fed in 1460-byte reads, so the decoder reassembles it |
 //! | `frame/encode_lz4/64KiB`, `frame/decode_lz4/64KiB` | the same with LZ4 on a compressible payload |
-//! | `frame/noise_send/{64B,64KiB}` | `Command::Send` on a Noise session until the receiver emitted `Event::Direct` |
+//! | `frame/noise_send/{64B,64KiB}` | `MessagingCommand::Send` on a Noise session until the receiver emitted `Event::Messaging(MessagingEvent::Direct)` |
 //! | `frame/noise_send_nolz4/64KiB` | the same with `compression: false` on both nodes |
 //! | `frame/plain_send/{64B,64KiB}` | the same path in plaintext mode (framework cost without crypto) |
 //!
@@ -20,8 +20,8 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ringmesh::Config;
 use ringmesh::wire::DEFAULT_MAX_FRAME_LEN;
+use ringmesh::{Config, SessionConfig};
 use ringmesh_benches::{
     LARGE, SMALL, compressible, connected_pair, decode_stream, delivered, direct, encode_frame,
     incompressible, send_and_deliver,
@@ -109,7 +109,10 @@ fn time_sends(config: &Config, payload: &Bytes, iters: u64) -> StdDuration {
 fn node_send(c: &mut Criterion) {
     let mut group = c.benchmark_group("frame");
     let no_lz4 = Config {
-        compression: false,
+        session: SessionConfig {
+            compression: false,
+            ..Config::default().session
+        },
         ..Config::default()
     };
     let cases = [

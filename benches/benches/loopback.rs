@@ -21,8 +21,8 @@
 //!
 //! | case | what is timed |
 //! |---|---|
-//! | `one-way` | node A sends `count` messages of `size` bytes to node B (`Command::Send`) with at most `WINDOW_BYTES` of payload undelivered (far below the adapters' 32 MiB backlog cap); from the first send to B's last `Event::Direct`. Median of `reps` runs after a warm-up |
-//! | `request/response` | A sends a 64-byte `Request` to B, B answers each with a `Respond` of the same payload as soon as its application code sees the `Event::Request`; one round trip at a time, each timed from the request to A seeing the response |
+//! | `one-way` | node A sends `count` messages of `size` bytes to node B (`MessagingCommand::Send`) with at most `WINDOW_BYTES` of payload undelivered (far below the adapters' 32 MiB backlog cap); from the first send to B's last `Event::Messaging(MessagingEvent::Direct)`. Median of `reps` runs after a warm-up |
+//! | `request/response` | A sends a 64-byte `Request` to B, B answers each with a `Respond` of the same payload as soon as its application code sees the `Event::Messaging(MessagingEvent::Request)`; one round trip at a time, each timed from the request to A seeing the response |
 //!
 //! The adapters, each driven as its API is meant to be used:
 //!
@@ -60,7 +60,10 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use bytes::Bytes;
 use futures_lite::StreamExt;
 use mio::{Events, Poll};
-use ringmesh::{Command, Config, Event, Identity, NodeId, Security};
+use ringmesh::{
+    Command, Config, Event, Identity, MessagingCommand, MessagingEvent, NodeId, PeersCommand,
+    PeersEvent, Security, SessionConfig,
+};
 use ringmesh_async_std::NodeHandle;
 use ringmesh_benches::{SMALL, incompressible};
 use ringmesh_mio::{Adapter, AdapterConfig, Running};
@@ -204,7 +207,10 @@ fn secret(i: u8) -> [u8; 32] {
 fn bench_config(security: Security) -> Config {
     Config {
         security,
-        compression: false,
+        session: SessionConfig {
+            compression: false,
+            ..Config::lan().session
+        },
         ..Config::lan()
     }
 }
@@ -213,12 +219,14 @@ fn bench_config(security: Security) -> Config {
 /// message stops the bench.
 fn count_direct(event: Event, from: NodeId, size: usize) -> usize {
     match event {
-        Event::Direct { from: f, payload } => {
+        Event::Messaging(MessagingEvent::Direct { from: f, payload }) => {
             assert_eq!(f, from, "Direct from an unexpected peer");
             assert_eq!(payload.len(), size, "Direct payload of the wrong size");
             1
         }
-        Event::PeerDown { .. } | Event::ConnectionClosed { .. } | Event::SendFailed { .. } => {
+        Event::Peers(PeersEvent::Down { .. })
+        | Event::Peers(PeersEvent::Closed { .. })
+        | Event::Messaging(MessagingEvent::SendFailed { .. }) => {
             panic!("one-way run broken: {event:?}")
         }
         _ => 0,
@@ -244,7 +252,7 @@ impl MioNode {
     }
 
     /// Queues `command` without waiting for its answer: the fast path.
-    fn submit(&self, command: Command) {
+    fn submit(&self, command: impl Into<Command>) {
         self.0.handle.submit(command);
     }
 
@@ -281,14 +289,14 @@ fn mio_one_way(a: &MioNode, b: &MioNode, size: usize, count: usize) -> Throughpu
         if sent < count && sent - delivered <= window / 2 {
             let burst_end = (delivered + window).min(count);
             while sent + 1 < burst_end {
-                a.submit(Command::Send {
+                a.submit(MessagingCommand::Send {
                     to: b_id,
                     payload: payload.clone(),
                 });
                 sent += 1;
             }
             a.0.handle
-                .command(Command::Send {
+                .command(MessagingCommand::Send {
                     to: b_id,
                     payload: payload.clone(),
                 })
@@ -360,7 +368,7 @@ impl Embedded {
 
     /// Queues `command` on the handle (the embedding API has no other
     /// way in); [`Embedded::serve`] runs it.
-    fn submit(&self, command: Command) {
+    fn submit(&self, command: impl Into<Command>) {
         self.handle.submit(command);
     }
 
@@ -390,7 +398,7 @@ impl Embedded {
 fn embedded_pair(security: Security, seed: u64) -> (Embedded, Embedded) {
     let mut a = Embedded::start(bench_config(security), secret(1), seed);
     let mut b = Embedded::start(bench_config(security), secret(2), seed + 1);
-    a.submit(Command::Connect {
+    a.submit(PeersCommand::Connect {
         addr: b.adapter.local_addr(),
         peer: Some(b.handle.node_id()),
     });
@@ -406,11 +414,11 @@ fn embedded_pair(security: Security, seed: u64) -> (Embedded, Embedded) {
         a_up |= a
             .events
             .try_iter()
-            .any(|e| matches!(e, Event::PeerUp { .. }));
+            .any(|e| matches!(e, Event::Peers(PeersEvent::Up { .. })));
         b_up |= b
             .events
             .try_iter()
-            .any(|e| matches!(e, Event::PeerUp { .. }));
+            .any(|e| matches!(e, Event::Peers(PeersEvent::Up { .. })));
     }
     (a, b)
 }
@@ -443,7 +451,7 @@ fn embedded_one_way(a: &mut Embedded, b: &mut Embedded, size: usize, count: usiz
             let (mut sent, mut acked) = (0, 0);
             while acked < count {
                 while sent < count && sent - acked < window {
-                    a.submit(Command::Send {
+                    a.submit(MessagingCommand::Send {
                         to: b_id,
                         payload: payload.clone(),
                     });
@@ -451,11 +459,12 @@ fn embedded_one_way(a: &mut Embedded, b: &mut Embedded, size: usize, count: usiz
                 }
                 a.serve();
                 acked = a.wait_for("an ack at A", |e| match e {
-                    Event::Direct { payload, .. } => {
+                    Event::Messaging(MessagingEvent::Direct { payload, .. }) => {
                         let count: [u8; 8] = payload[..].try_into().expect("8-byte ack");
                         Some(u64::from_le_bytes(count) as usize)
                     }
-                    Event::PeerDown { .. } | Event::ConnectionClosed { .. } => {
+                    Event::Peers(PeersEvent::Down { .. })
+                    | Event::Peers(PeersEvent::Closed { .. }) => {
                         panic!("one-way run broken at A: {e:?}")
                     }
                     _ => None,
@@ -473,7 +482,7 @@ fn embedded_one_way(a: &mut Embedded, b: &mut Embedded, size: usize, count: usiz
             let got = count_direct(event, a_id, size);
             delivered += got;
             if got > 0 && (delivered % ack_every == 0 || delivered == count) {
-                b.submit(Command::Send {
+                b.submit(MessagingCommand::Send {
                     to: a_id,
                     payload: Bytes::copy_from_slice(&(delivered as u64).to_le_bytes()),
                 });
@@ -502,7 +511,7 @@ trait SyncNode: Send + Sized {
     fn pair(security: Security, seed: u64) -> (Self, Self);
     fn id(&self) -> NodeId;
     /// Hands `command` over and gets it run, without waiting for its answer.
-    fn run(&mut self, command: Command);
+    fn run(&mut self, command: impl Into<Command>);
     /// The next event, waiting until `deadline`.
     fn next_event_by(&mut self, deadline: StdInstant) -> Option<Event>;
     /// A sends `count` messages of `size` bytes to B.
@@ -531,17 +540,17 @@ impl SyncNode for MioNode {
         let mut a = MioNode::start(bench_config(security), secret(1), seed);
         let mut b = MioNode::start(bench_config(security), secret(2), seed + 1);
         a.0.handle
-            .command(Command::Connect {
+            .command(PeersCommand::Connect {
                 addr: b.addr(),
                 peer: Some(b.id()),
             })
             .expect("dial accepted");
         let (a_id, b_id) = (a.id(), b.id());
         a.wait_for("PeerUp at A", |e| {
-            matches!(e, Event::PeerUp { peer, .. } if peer == b_id).then_some(())
+            matches!(e, Event::Peers(PeersEvent::Up { peer, .. }) if peer == b_id).then_some(())
         });
         b.wait_for("PeerUp at B", |e| {
-            matches!(e, Event::PeerUp { peer, .. } if peer == a_id).then_some(())
+            matches!(e, Event::Peers(PeersEvent::Up { peer, .. }) if peer == a_id).then_some(())
         });
         (a, b)
     }
@@ -550,7 +559,7 @@ impl SyncNode for MioNode {
         self.0.handle.node_id()
     }
 
-    fn run(&mut self, command: Command) {
+    fn run(&mut self, command: impl Into<Command>) {
         self.submit(command);
     }
 
@@ -586,7 +595,7 @@ impl SyncNode for Embedded {
     }
 
     /// Queues `command` on the handle and runs it at once.
-    fn run(&mut self, command: Command) {
+    fn run(&mut self, command: impl Into<Command>) {
         self.submit(command);
         self.serve();
     }
@@ -613,10 +622,12 @@ fn request_response<N: SyncNode>(a: &mut N, b: &mut N, warmup: usize, count: usi
         s.spawn(|| {
             for _ in 0..total {
                 let (from, id, payload) = b.wait_for("Request at B", |e| match e {
-                    Event::Request { from, id, payload } => Some((from, id, payload)),
+                    Event::Messaging(MessagingEvent::Request { from, id, payload }) => {
+                        Some((from, id, payload))
+                    }
                     _ => None,
                 });
-                b.run(Command::Respond {
+                b.run(MessagingCommand::Respond {
                     to: from,
                     id,
                     payload,
@@ -631,14 +642,16 @@ fn request_response<N: SyncNode>(a: &mut N, b: &mut N, warmup: usize, count: usi
             if i == warmup {
                 timed_from = start;
             }
-            a.run(Command::Request {
+            a.run(MessagingCommand::Request {
                 to: b_id,
                 payload: payload.clone(),
                 timeout: ringmesh::Duration::from_secs(5),
             });
             let answer = a.wait_for("Response at A", |e| match e {
-                Event::Response { payload, .. } => Some(payload),
-                Event::RequestFailed { reason, .. } => panic!("request failed: {reason:?}"),
+                Event::Messaging(MessagingEvent::Response { payload, .. }) => Some(payload),
+                Event::Messaging(MessagingEvent::RequestFailed { reason, .. }) => {
+                    panic!("request failed: {reason:?}")
+                }
                 _ => None,
             });
             let rtt = start.elapsed();
@@ -769,14 +782,14 @@ async fn async_pair(security: Security, seed: u64) -> (AsyncNode, AsyncNode) {
         .expect("A connects to B");
     assert_eq!(peer, b_id);
     b.wait_for("PeerUp at B", |e| {
-        matches!(e, Event::PeerUp { peer, .. } if peer == a_id).then_some(())
+        matches!(e, Event::Peers(PeersEvent::Up { peer, .. }) if peer == a_id).then_some(())
     })
     .await;
     (a, b)
 }
 
 /// One-way through the async API: one task awaits `NodeHandle::post` of a
-/// `Command::Send` for each message (it returns once the node task's queue
+/// `MessagingCommand::Send` for each message (it returns once the node task's queue
 /// has taken it, without waiting for the node's answer), keeping at
 /// most `WINDOW_BYTES` undelivered, and counts B's `Direct`s between sends.
 async fn async_one_way(a: &AsyncNode, b: &mut AsyncNode, size: usize, count: usize) -> Throughput {
@@ -788,7 +801,7 @@ async fn async_one_way(a: &AsyncNode, b: &mut AsyncNode, size: usize, count: usi
     while delivered < count {
         if sent < count && sent - delivered < window {
             a.handle
-                .post(ringmesh::Command::Send {
+                .post(ringmesh::MessagingCommand::Send {
                     to: b_id,
                     payload: payload.clone(),
                 })
@@ -814,7 +827,7 @@ async fn async_one_way(a: &AsyncNode, b: &mut AsyncNode, size: usize, count: usi
 
 /// Request/response through the async API: `NodeHandle::request` on A
 /// (returns the response's payload), a task on the executor answers each
-/// `Event::Request` on B with `NodeHandle::respond`.
+/// `Event::Messaging(MessagingEvent::Request)` on B with `NodeHandle::respond`.
 async fn async_request_response(
     a: &AsyncNode,
     mut b: AsyncNode,
@@ -827,7 +840,9 @@ async fn async_request_response(
         for _ in 0..total {
             let (from, id, payload) = b
                 .wait_for("Request at B", |e| match e {
-                    Event::Request { from, id, payload } => Some((from, id, payload)),
+                    Event::Messaging(MessagingEvent::Request { from, id, payload }) => {
+                        Some((from, id, payload))
+                    }
                     _ => None,
                 })
                 .await;

@@ -2,8 +2,8 @@
 //!
 //! | bench | what is timed |
 //! |---|---|
-//! | `relay/plaintext/{64B,1KiB}` | node 0, with plaintext sessions to 9 peers, gets one `Broadcast` frame (origin node 1, `hops` 1, a fresh `seq`) on its connection from node 1: `handle_input(Received)`, then draining `poll_output` (one `Event::Message`, 8 `Send`s, dropped) |
-//! | `relay/noise/{64B,1KiB}` | the same on Noise sessions; the frames are node 1's own `Command::Broadcast` output, made untimed and fed in order |
+//! | `relay/plaintext/{64B,1KiB}` | node 0, with plaintext sessions to 9 peers, gets one `Broadcast` frame (origin node 1, `hops` 1, a fresh `seq`) on its connection from node 1: `handle_input(Received)`, then draining `poll_output` (one `Event::Mesh(MeshEvent::Broadcast)`, 8 `Send`s, dropped) |
+//! | `relay/noise/{64B,1KiB}` | the same on Noise sessions; the frames are node 1's own `MeshCommand::Broadcast` output, made untimed and fed in order |
 //! | `relay/plaintext_nolz4/1KiB` | `relay/plaintext/1KiB` with `compression: false` on every node (no LZ4 attempt) |
 //!
 //! Throughput is counted in inputs (received broadcasts), each relayed to 8
@@ -17,7 +17,7 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ringmesh::testing::Network;
-use ringmesh::{Config, ConnId, NodeId};
+use ringmesh::{Config, ConnId, NodeId, SessionConfig};
 use ringmesh_benches::{
     SMALL, broadcast_frame, conn_to, incompressible, own_broadcasts, receive, star,
 };
@@ -117,7 +117,10 @@ fn relay(c: &mut Criterion) {
     let mut group = c.benchmark_group("relay");
     group.throughput(Throughput::Elements(1));
     let no_lz4 = Config {
-        compression: false,
+        session: SessionConfig {
+            compression: false,
+            ..Config::plaintext().session
+        },
         ..Config::plaintext()
     };
     let cases = [
@@ -134,19 +137,19 @@ fn relay(c: &mut Criterion) {
         relay.time(1);
         let stats = relay.net.node(0).stats();
         assert_eq!(
-            (stats.broadcasts_delivered, stats.broadcasts_relayed),
+            (stats.mesh.delivered, stats.mesh.relayed),
             (1, FANOUT as u64)
         );
         let id = format!("{name}/{}", size_name(len));
         group.bench_function(&id, |b| b.iter_custom(|iters| relay.time(iters)));
         let node = relay.net.node(0);
-        assert_eq!(node.stats().broadcasts_duplicate, 0);
-        if node.stats().broadcasts_delivered > 1 {
+        assert_eq!(node.stats().mesh.duplicate, 0);
+        if node.stats().mesh.delivered > 1 {
             eprintln!(
                 "relay/{id}: {} broadcasts relayed, seen-cache {} entries ({} evicted)",
-                node.stats().broadcasts_delivered,
+                node.stats().mesh.delivered,
                 node.seen_cache_len(),
-                node.seen_cache_evicted_early()
+                node.stats().mesh.seen_evicted_early
             );
         }
     }

@@ -14,7 +14,10 @@
 use bytes::{Bytes, BytesMut};
 use ringmesh::testing::{Network, NodeIndex};
 use ringmesh::wire::{self, Broadcast, Direct, FrameDecoder, LENGTH_PREFIX_LEN, Message};
-use ringmesh::{Command, Config, ConnId, Duration, Event, Input, Instant, Node, NodeId, Output};
+use ringmesh::{
+    Config, ConnId, Duration, Event, Input, Instant, MeshCommand, MeshEvent, MessagingCommand,
+    MessagingEvent, Node, NodeId, Output, PeersEvent,
+};
 
 /// 64 bytes: a small control-sized message.
 pub const SMALL: usize = 64;
@@ -89,7 +92,7 @@ fn encoded_len_hint(message: &Message) -> usize {
 /// The plaintext frame of a `Broadcast` from `origin` with sequence number
 /// `seq` that has travelled one link (`hops` = 1), i.e. what `origin` itself
 /// sends its neighbours, uncompressed. (For an incompressible payload this
-/// is byte for byte what a plaintext node sends for `Command::Broadcast`,
+/// is byte for byte what a plaintext node sends for `MeshCommand::Broadcast`,
 /// LZ4 negotiated or not.)
 pub fn broadcast_frame(origin: NodeId, seq: u64, payload: Bytes) -> Bytes {
     let message = Message::Broadcast(Broadcast {
@@ -165,13 +168,15 @@ pub fn conn_to(net: &Network, i: NodeIndex, j: NodeIndex) -> ConnId {
     let peer = net.node(j).node_id();
     net.events_of(i)
         .find_map(|e| match e {
-            Event::SessionEstablished { conn, peer: p, .. } if *p == peer => Some(*conn),
+            Event::Peers(PeersEvent::Established { conn, peer: p, .. }) if *p == peer => {
+                Some(*conn)
+            }
             _ => None,
         })
         .expect("a session between the two nodes")
 }
 
-/// Node `i` broadcasts `payload` `count` times (`Command::Broadcast`, given
+/// Node `i` broadcasts `payload` `count` times (`MeshCommand::Broadcast`, given
 /// to the node directly, not through the network) and returns the bytes it
 /// wrote on its connection `conn`, one `Output::Send` per broadcast, in
 /// order. Nothing is delivered: in Noise mode these are the next frames of
@@ -189,7 +194,7 @@ pub fn own_broadcasts(
     let mut frames = Vec::with_capacity(count);
     for _ in 0..count {
         let payload = payload.clone();
-        node.command(now, Command::Broadcast { payload })
+        node.command(now, MeshCommand::Broadcast { payload })
             .expect("broadcast accepted");
         while let Some(output) = node.poll_output() {
             if let Output::Send { conn: c, bytes } = output
@@ -206,7 +211,7 @@ pub fn own_broadcasts(
 /// Feeds `node` the bytes `bytes` received on `conn` and drains its outputs,
 /// dropping them as a driver would after writing them. Returns the number of
 /// `Output::Send`s. Panics on any output other than a send or an
-/// `Event::Message` (a closed connection or a refused frame must not pass
+/// `Event::Mesh(MeshEvent::Broadcast)` (a closed connection or a refused frame must not pass
 /// for a cheap relay).
 pub fn receive(node: &mut Node, now: Instant, conn: ConnId, bytes: Bytes) -> usize {
     node.handle_input(now, Input::Received { conn, bytes });
@@ -214,7 +219,7 @@ pub fn receive(node: &mut Node, now: Instant, conn: ConnId, bytes: Bytes) -> usi
     while let Some(output) = node.poll_output() {
         match output {
             Output::Send { .. } => sends += 1,
-            Output::Event(Event::Message { .. }) => {}
+            Output::Event(Event::Mesh(MeshEvent::Broadcast { .. })) => {}
             other => panic!("unexpected output while relaying: {other:?}"),
         }
     }
@@ -236,7 +241,7 @@ pub fn handshake(net: &mut Network) {
 /// Whether node `i` has reported a `SessionEstablished` event.
 pub fn established(net: &Network, i: NodeIndex) -> bool {
     net.events_of(i)
-        .any(|e| matches!(e, Event::SessionEstablished { .. }))
+        .any(|e| matches!(e, Event::Peers(PeersEvent::Established { .. })))
 }
 
 /// [`pair`] followed by [`handshake`]: two nodes with an open session.
@@ -246,7 +251,7 @@ pub fn connected_pair(config: &Config) -> Network {
     net
 }
 
-/// Node 0 sends `payload` to node 1 with `Command::Send`, and the network
+/// Node 0 sends `payload` to node 1 with `MessagingCommand::Send`, and the network
 /// runs until idle, so node 1 has framed-decoded (and decrypted, in Noise
 /// mode) it. Returns the number of steps taken; panics if the command is
 /// refused.
@@ -254,7 +259,7 @@ pub fn send_and_deliver(net: &mut Network, payload: &Bytes) -> usize {
     let to = net.node(1).node_id();
     net.command(
         0,
-        Command::Send {
+        MessagingCommand::Send {
             to,
             payload: payload.clone(),
         },
@@ -267,7 +272,7 @@ pub fn send_and_deliver(net: &mut Network, payload: &Bytes) -> usize {
 /// delivered what it sent).
 pub fn delivered(net: &Network) -> usize {
     net.events_of(1)
-        .filter(|e| matches!(e, Event::Direct { .. }))
+        .filter(|e| matches!(e, Event::Messaging(MessagingEvent::Direct { .. })))
         .count()
 }
 
@@ -318,7 +323,7 @@ mod tests {
         // A duplicate is dropped.
         let frame = broadcast_frame(origin, 3, payload.clone());
         assert_eq!(receive(net.node_mut(0), now, hub_conn, frame), 0);
-        assert_eq!(net.node(0).stats().broadcasts_relayed, 16);
+        assert_eq!(net.node(0).stats().mesh.relayed, 16);
 
         // Noise: node 1's own frames, fed in order.
         let mut net = star(&Config::default(), 9);
@@ -327,7 +332,7 @@ mod tests {
         for frame in own_broadcasts(&mut net, 1, leaf_conn, &payload, 3) {
             assert_eq!(receive(net.node_mut(0), now, hub_conn, frame), 8);
         }
-        assert_eq!(net.node(0).stats().broadcasts_relayed, 24);
+        assert_eq!(net.node(0).stats().mesh.relayed, 24);
     }
 
     #[test]

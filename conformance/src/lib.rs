@@ -36,8 +36,9 @@ use ringmesh::wire::{
     Preamble, decode_body, encode_frame,
 };
 use ringmesh::{
-    Accepted, CloseReason, Command, CommandError, Config, Event, Identity, NodeId, ProtocolError,
-    Security,
+    Accepted, ChordConfig, CloseReason, Command, CommandError, Config, DhtConfig, Event, Identity,
+    LivenessEvent, MeshCommand, MeshEvent, MessagingCommand, MessagingError, MessagingEvent,
+    NodeId, PeersCommand, PeersEvent, ProtocolError, Security, SessionConfig,
 };
 pub use ringmesh_driver::{AdapterConfig, AdapterConfigError, PeerInfo};
 use ringmesh_driver::{BACKLOG_OVERFLOW, MAX_EVENT_CAPACITY};
@@ -63,7 +64,7 @@ pub trait TestNode: Sized {
     /// Where it listens.
     fn addr(&self) -> SocketAddr;
     /// Runs a command and returns its answer.
-    fn command(&self, command: Command) -> Result<Accepted, CommandError>;
+    fn command(&self, command: impl Into<Command>) -> Result<Accepted, CommandError>;
     /// The next event, waiting up to `timeout`.
     fn next_event(&self, timeout: Duration) -> Option<Event>;
     /// Stops abruptly, as if the process died: sockets close, no goodbye.
@@ -105,12 +106,12 @@ pub fn wait_for<N: TestNode, T>(node: &N, what: &str, mut f: impl FnMut(&Event) 
 
 fn wait_up<N: TestNode>(node: &N, peer: NodeId) {
     wait_for(node, "PeerUp", |e| {
-        matches!(e, Event::PeerUp { peer: p, .. } if *p == peer).then_some(())
+        matches!(e, Event::Peers(PeersEvent::Up { peer: p, .. }) if *p == peer).then_some(())
     });
 }
 
 fn connect<N: TestNode>(from: &N, to: &N) {
-    from.command(Command::Connect {
+    from.command(PeersCommand::Connect {
         addr: to.addr(),
         peer: Some(to.id()),
     })
@@ -127,16 +128,16 @@ pub fn noise_handshake_authenticates_ids<N: TestNode>() {
     wait_up(&a, b.id());
     wait_up(&b, a.id());
     let c = N::start(config(), secret(3), 3, any_port());
-    a.command(Command::Connect {
+    a.command(PeersCommand::Connect {
         addr: c.addr(),
         peer: Some(b.id()),
     })
     .expect("dial accepted");
     let reason = wait_for(&a, "the mismatched dial to close", |e| match e {
-        Event::ConnectionClosed {
+        Event::Peers(PeersEvent::Closed {
             reason: r @ CloseReason::Protocol(ProtocolError::IdentityMismatch { .. }),
             ..
-        } => Some(r.clone()),
+        }) => Some(r.clone()),
         _ => None,
     });
     assert!(matches!(
@@ -159,19 +160,19 @@ pub fn broadcast_reaches_five_nodes<N: TestNode>() {
         connect(&w[0], &w[1]);
         wait_up(&w[1], w[0].id());
     }
-    let Ok(Accepted::Broadcast { seq }) = nodes[0].command(Command::Broadcast {
+    let Ok(Accepted::Broadcast { seq }) = nodes[0].command(MeshCommand::Broadcast {
         payload: Bytes::from_static(b"to everyone"),
     }) else {
         panic!("broadcast refused")
     };
     for (i, node) in nodes.iter().enumerate().skip(1) {
         let (payload, hops) = wait_for(node, "the broadcast", |e| match e {
-            Event::Message {
+            Event::Mesh(MeshEvent::Broadcast {
                 origin,
                 seq: s,
                 payload,
                 hops,
-            } if *origin == nodes[0].id() && *s == seq => Some((payload.clone(), *hops)),
+            }) if *origin == nodes[0].id() && *s == seq => Some((payload.clone(), *hops)),
             _ => None,
         });
         assert_eq!(payload, Bytes::from_static(b"to everyone"));
@@ -188,7 +189,7 @@ pub fn request_gets_its_response<N: TestNode>() {
     let b = N::start(config(), secret(21), 21, any_port());
     connect(&a, &b);
     wait_up(&a, b.id());
-    let Ok(Accepted::Request(id)) = a.command(Command::Request {
+    let Ok(Accepted::Request(id)) = a.command(MessagingCommand::Request {
         to: b.id(),
         payload: Bytes::from_static(b"question"),
         timeout: ringmesh::Duration::from_secs(10),
@@ -196,18 +197,22 @@ pub fn request_gets_its_response<N: TestNode>() {
         panic!("request refused")
     };
     let (from, rid, payload) = wait_for(&b, "the request", |e| match e {
-        Event::Request { from, id, payload } => Some((*from, *id, payload.clone())),
+        Event::Messaging(MessagingEvent::Request { from, id, payload }) => {
+            Some((*from, *id, payload.clone()))
+        }
         _ => None,
     });
     assert_eq!((from, payload), (a.id(), Bytes::from_static(b"question")));
-    b.command(Command::Respond {
+    b.command(MessagingCommand::Respond {
         to: from,
         id: rid,
         payload: Bytes::from_static(b"answer"),
     })
     .expect("respond");
     let answer = wait_for(&a, "the response", |e| match e {
-        Event::Response { id: i, payload, .. } if *i == id => Some(payload.clone()),
+        Event::Messaging(MessagingEvent::Response { id: i, payload, .. }) if *i == id => {
+            Some(payload.clone())
+        }
         _ => None,
     });
     assert_eq!(answer, Bytes::from_static(b"answer"));
@@ -227,7 +232,7 @@ pub fn killed_peer_goes_down_and_is_redialled_after_restart<N: TestNode>() {
     let killed_at = Instant::now();
     b.kill();
     wait_for(&a, "PeerDown", |e| {
-        matches!(e, Event::PeerDown { peer, .. } if *peer == b_id).then_some(())
+        matches!(e, Event::Peers(PeersEvent::Down { peer, .. }) if *peer == b_id).then_some(())
     });
     let bound = Duration::from_micros(config().detection_time().as_micros());
     assert!(
@@ -254,7 +259,7 @@ pub fn connect_any_finds_the_live_address<N: TestNode>() {
     };
     let addrs = vec![dead(), dead(), b.addr(), dead()];
     let accepted = a
-        .command(Command::ConnectAny {
+        .command(PeersCommand::ConnectAny {
             addrs,
             peer: Some(b.id()),
         })
@@ -275,13 +280,13 @@ pub fn eight_mib_message_arrives_intact<N: TestNode>() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect::<Vec<u8>>()
         .into();
-    a.command(Command::Send {
+    a.command(MessagingCommand::Send {
         to: b.id(),
         payload: payload.clone(),
     })
     .expect("sent");
     let got = wait_for(&b, "the 8 MiB message", |e| match e {
-        Event::Direct { payload, .. } => Some(payload.clone()),
+        Event::Messaging(MessagingEvent::Direct { payload, .. }) => Some(payload.clone()),
         _ => None,
     });
     assert!(got == payload, "payload differs");
@@ -311,7 +316,10 @@ fn raw_plaintext_peer(addr: SocketAddr, secret: [u8; 32]) -> TcpStream {
 pub fn oversized_frame_closes_only_its_connection<N: TestNode>() {
     let plain = || Config {
         security: Security::Plaintext,
-        max_frame_len: 64 * 1024,
+        session: SessionConfig {
+            max_frame_len: 64 * 1024,
+            ..config().session
+        },
         ..config()
     };
     let a = N::start(plain(), secret(60), 60, any_port());
@@ -327,11 +335,11 @@ pub fn oversized_frame_closes_only_its_connection<N: TestNode>() {
         .write_all(&(1024 * 1024u32).to_be_bytes())
         .expect("write header");
     let reason = wait_for(&a, "the rogue's connection to close", |e| match e {
-        Event::ConnectionClosed {
+        Event::Peers(PeersEvent::Closed {
             peer: Some(p),
             reason,
             ..
-        } if *p == rogue_id => Some(reason.clone()),
+        }) if *p == rogue_id => Some(reason.clone()),
         _ => None,
     });
     assert!(matches!(
@@ -339,13 +347,13 @@ pub fn oversized_frame_closes_only_its_connection<N: TestNode>() {
         CloseReason::Protocol(ProtocolError::FrameTooLarge { .. })
     ));
     // The other peer is unaffected.
-    a.command(Command::Send {
+    a.command(MessagingCommand::Send {
         to: b.id(),
         payload: Bytes::from_static(b"still here"),
     })
     .expect("b still connected");
     wait_for(&b, "a message after the rogue left", |e| {
-        matches!(e, Event::Direct { payload, .. } if payload == "still here").then_some(())
+        matches!(e, Event::Messaging(MessagingEvent::Direct { payload, .. }) if payload == "still here").then_some(())
     });
     a.shutdown();
     b.shutdown();
@@ -356,7 +364,10 @@ pub fn oversized_frame_closes_only_its_connection<N: TestNode>() {
 pub fn a_peer_that_stops_reading_is_cut_off<N: TestNode>() {
     let plain = Config {
         security: Security::Plaintext,
-        compression: false,
+        session: SessionConfig {
+            compression: false,
+            ..config().session
+        },
         ..config()
     };
     let a = N::start(plain, secret(70), 70, any_port());
@@ -372,17 +383,17 @@ pub fn a_peer_that_stops_reading_is_cut_off<N: TestNode>() {
     let mut down = None;
     // Far more than any sane backlog cap plus socket buffers.
     while sent < 2 * 1024 * 1024 * 1024 {
-        match a.command(Command::Send {
+        match a.command(MessagingCommand::Send {
             to: sloth_id,
             payload: chunk.clone(),
         }) {
             Ok(_) => sent += chunk.len(),
-            Err(CommandError::NotConnected(_)) => break,
-            Err(CommandError::NoRoute(_)) => break,
+            Err(CommandError::Messaging(MessagingError::NotConnected(_))) => break,
+            Err(CommandError::Messaging(MessagingError::NoRoute(_))) => break,
             Err(other) => panic!("unexpected {other:?}"),
         }
         while let Some(event) = a.next_event(Duration::ZERO) {
-            if let Event::PeerDown { peer, reason } = event
+            if let Event::Peers(PeersEvent::Down { peer, reason }) = event
                 && peer == sloth_id
             {
                 down = Some(reason);
@@ -394,7 +405,9 @@ pub fn a_peer_that_stops_reading_is_cut_off<N: TestNode>() {
     }
     let reason = down.unwrap_or_else(|| {
         wait_for(&a, "the sloth to be cut off", |e| match e {
-            Event::PeerDown { peer, reason } if *peer == sloth_id => Some(reason.clone()),
+            Event::Peers(PeersEvent::Down { peer, reason }) if *peer == sloth_id => {
+                Some(reason.clone())
+            }
             _ => None,
         })
     });
@@ -420,7 +433,7 @@ pub fn graceful_shutdown_says_why<N: TestNode>() {
     let b_id = b.id();
     b.shutdown();
     let reason = wait_for(&a, "PeerDown", |e| match e {
-        Event::PeerDown { peer, reason } if *peer == b_id => Some(reason.clone()),
+        Event::Peers(PeersEvent::Down { peer, reason }) if *peer == b_id => Some(reason.clone()),
         _ => None,
     });
     assert_eq!(reason, CloseReason::Goodbye(GoodbyeReason::Shutdown));
@@ -495,7 +508,8 @@ pub fn announces_no_unspecified_address<N: TestNode>() {
     b.shutdown();
 
     let member = Config {
-        chord: true,
+        chord: Some(ChordConfig::default()),
+        dht: Some(DhtConfig::default()),
         ..plaintext()
     };
     let refused = refusal::<N>(AdapterConfig::new(
@@ -518,7 +532,10 @@ pub fn refuses_configurations_it_cannot_honour<N: TestNode>() {
         AdapterConfig::new(
             any_port(),
             Config {
-                max_frame_len: 64 * 1024,
+                session: SessionConfig {
+                    max_frame_len: 64 * 1024,
+                    ..config().session
+                },
                 ..config()
             },
             Identity::from_secret_bytes(secret(seed)),
@@ -567,13 +584,13 @@ pub fn refuses_configurations_it_cannot_honour<N: TestNode>() {
     let b = N::start(config(), secret(104), 104, any_port());
     connect(&a, &b);
     wait_up(&a, b.id());
-    a.command(Command::Send {
+    a.command(MessagingCommand::Send {
         to: b.id(),
         payload: Bytes::from(vec![5u8; 1024]),
     })
     .expect("sent");
     wait_for(&b, "a message from the smallest backlog", |e| {
-        matches!(e, Event::Direct { from, payload } if *from == a.id() && payload.len() == 1024)
+        matches!(e, Event::Messaging(MessagingEvent::Direct { from, payload }) if *from == a.id() && payload.len() == 1024)
             .then_some(())
     });
     a.shutdown();
@@ -611,7 +628,8 @@ pub fn peers_show_rtt_and_suspicion<N: TestNode>() {
     let silent = raw_plaintext_peer(a.addr(), silent_secret);
     wait_up(&a, silent_id);
     wait_for(&a, "the silent peer's suspicion", |e| {
-        matches!(e, Event::PeerSuspect { peer } if *peer == silent_id).then_some(())
+        matches!(e, Event::Liveness(LivenessEvent::Suspect { peer }) if *peer == silent_id)
+            .then_some(())
     });
     let peers = a.peers();
     let ids: Vec<NodeId> = peers.iter().map(|p| p.id).collect();
@@ -623,7 +641,10 @@ pub fn peers_show_rtt_and_suspicion<N: TestNode>() {
     assert_eq!(of(silent_id).rtt, None, "{peers:?}");
     assert!(!of(b.id()).suspect, "{peers:?}");
     let rtt = of(b.id()).rtt.expect("b answered a ping");
-    assert!(rtt < Duration::from_millis(500), "{rtt:?} on loopback");
+    assert!(
+        rtt < ringmesh::Duration::from_millis(500),
+        "{rtt:?} on loopback"
+    );
     drop(silent);
     a.shutdown();
     b.shutdown();

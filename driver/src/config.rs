@@ -55,7 +55,7 @@ pub struct AdapterConfig {
     /// socket. Sending past it closes that connection, reported to the node
     /// as [`BACKLOG_OVERFLOW`](crate::BACKLOG_OVERFLOW): a peer that stops
     /// reading costs at most this much memory. At least one whole frame of
-    /// `node.max_frame_len` with its header
+    /// `node.session.max_frame_len` with its header
     /// ([`AdapterConfig::min_backlog_bytes`]), or the node could not relay
     /// a frame it accepted. Default [`DEFAULT_MAX_BACKLOG_BYTES`].
     pub max_backlog_bytes: usize,
@@ -156,10 +156,10 @@ impl AdapterConfig {
     }
 
     /// The smallest `max_backlog_bytes` this configuration allows: one frame
-    /// of `node.max_frame_len` plus its length prefix, as the adapters count
+    /// of `node.session.max_frame_len` plus its length prefix, as the adapters count
     /// backlog in bytes on the wire.
     pub fn min_backlog_bytes(&self) -> usize {
-        usize::try_from(self.node.max_frame_len)
+        usize::try_from(self.node.session.max_frame_len)
             .unwrap_or(usize::MAX)
             .saturating_add(LENGTH_PREFIX_LEN)
     }
@@ -173,7 +173,7 @@ impl AdapterConfig {
         if self.max_backlog_bytes < min {
             return Err(AdapterConfigError::BacklogBelowFrame {
                 value: self.max_backlog_bytes,
-                max_frame_len: self.node.max_frame_len,
+                max_frame_len: self.node.session.max_frame_len,
                 min,
             });
         }
@@ -210,7 +210,7 @@ impl AdapterConfig {
             ..
         } = self;
         let announced = announced_addrs(bound, &config.listen_addrs)?;
-        if announced.is_empty() && config.chord {
+        if announced.is_empty() && config.chord.is_some() {
             return Err(AdapterConfigError::NothingToAnnounce { bound });
         }
         config.listen_addrs = announced.into_iter().collect();
@@ -253,7 +253,7 @@ mod tests {
     #[test]
     fn backlog_must_hold_one_whole_frame_with_its_header() {
         let mut c = config("127.0.0.1:0");
-        c.node.max_frame_len = 64 * 1024;
+        c.node.session.max_frame_len = 64 * 1024;
         c.max_backlog_bytes = 64 * 1024 + LENGTH_PREFIX_LEN;
         assert_eq!(c.validate(), Ok(()));
         c.max_backlog_bytes -= 1;
@@ -272,7 +272,7 @@ mod tests {
         // u32::MAX + 4 fits a 64-bit usize; the sum saturates instead of
         // wrapping to a tiny minimum on a 32-bit one.
         let mut c = config("127.0.0.1:0");
-        c.node.max_frame_len = u32::MAX;
+        c.node.session.max_frame_len = u32::MAX;
         assert!(c.min_backlog_bytes() > u32::MAX as usize || c.min_backlog_bytes() == usize::MAX);
         c.max_backlog_bytes = u32::MAX as usize;
         assert!(matches!(
@@ -329,7 +329,7 @@ mod tests {
     fn into_node_with_the_ring_on_refuses_an_unspecified_bind_with_nothing_configured() {
         let bound: SocketAddr = "0.0.0.0:40124".parse().expect("addr");
         let mut c = config("0.0.0.0:0");
-        c.node.chord = true;
+        c.node.chord = Some(ringmesh::ChordConfig::default());
         assert_eq!(
             c.clone().into_node(bound).map(drop),
             Err(AdapterConfigError::NothingToAnnounce { bound })
@@ -344,7 +344,7 @@ mod tests {
     #[test]
     fn into_node_reports_an_invalid_node_config_as_such() {
         let mut c = config("127.0.0.1:0");
-        c.node.max_connections = 0;
+        c.node.peers.max_connections = 0;
         let bound: SocketAddr = "127.0.0.1:40125".parse().expect("addr");
         assert_eq!(
             c.into_node(bound).map(drop),

@@ -1,8 +1,6 @@
 //! [`PeerInfo`]: a connected peer as the adapters list it.
 
-use std::time::Duration as StdDuration;
-
-use ringmesh::{Node, NodeId};
+use ringmesh::{Duration, Node, NodeId};
 
 /// A peer with an established session, as the adapters' `peers()` list it
 /// (`ringmesh_mio::Handle::peers`, `ringmesh_async_std::NodeHandle::peers`).
@@ -12,8 +10,8 @@ pub struct PeerInfo {
     /// The peer's authenticated id.
     pub id: NodeId,
     /// Smoothed ping round-trip time, once a pong has come back.
-    pub rtt: Option<StdDuration>,
-    /// It missed its last ping (`Event::PeerSuspect` was reported, no pong
+    pub rtt: Option<Duration>,
+    /// It missed its last ping (`Event::Liveness(LivenessEvent::Suspect)` was reported, no pong
     /// since): it may be gone, and is declared down if it stays silent.
     pub suspect: bool,
 }
@@ -24,7 +22,7 @@ impl PeerInfo {
     pub fn of(node: &Node, peer: NodeId) -> PeerInfo {
         PeerInfo {
             id: peer,
-            rtt: node.rtt(peer).map(StdDuration::from),
+            rtt: node.rtt(peer),
             suspect: node.is_suspect(peer),
         }
     }

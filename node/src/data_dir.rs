@@ -5,7 +5,7 @@
 //!   readable by the owner only.
 //! - `peers.json`: the peer cache ([`Handle::known_peers`]) as a JSON list
 //!   of `{"id": "<32 hex digits>", "addrs": ["127.0.0.1:4000"]}`, fed back
-//!   with `Command::AddPeers` at the next start.
+//!   with `PeersCommand::AddPeers` at the next start.
 //!
 //! Both are written atomically (a temporary file, synced, then renamed over
 //! the old one), so a crash leaves either the old file or the new one,

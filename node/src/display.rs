@@ -10,9 +10,8 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use ringmesh::{ChordRole, CloseReason, Direction, NodeId};
+use ringmesh::{ChordRole, CloseReason, Direction, Duration, NodeId};
 
 use crate::network::RingView;
 

@@ -61,7 +61,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ringmesh::Config;
+use ringmesh::{ChordConfig, Config, DhtConfig};
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -147,6 +147,14 @@ impl Preset {
         match self {
             Preset::Lan => Config::lan(),
             Preset::Wan => Config::wan(),
+        }
+    }
+
+    /// The ring's and the table's settings at this preset's pace.
+    pub(crate) fn ring(self) -> (ChordConfig, DhtConfig) {
+        match self {
+            Preset::Lan => (ChordConfig::lan(), DhtConfig::lan()),
+            Preset::Wan => (ChordConfig::wan(), DhtConfig::wan()),
         }
     }
 }

@@ -51,7 +51,10 @@ impl RingView {
             role: node.chord_role(),
             successors: node.chord_successors(),
             predecessor: node.chord_predecessor(),
-            stored: node.dht_usage(),
+            stored: {
+                let usage = node.dht_usage();
+                (usage.entries, usage.bytes)
+            },
         }
     }
 

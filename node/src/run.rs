@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ringmesh::wire::PeerEntry;
 use ringmesh::{
-    Accepted, ChordRole, Command, CommandError, DhtError, Event, Identity, NodeId, OpId,
+    Accepted, ChordCommand, ChordError, ChordEvent, ChordRole, CommandError, DhtCommand, DhtError,
+    DhtEvent, DhtFailure, Event, Identity, MeshCommand, MeshEvent, MessagingCommand,
+    MessagingEvent, NodeId, OpId, PeersCommand, PeersEvent,
 };
 use ringmesh_mio::{AdapterConfig, AdapterConfigError, Handle, Spawned};
 use tracing::{debug, info, warn};
@@ -110,7 +112,7 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     let seed = u64::from_le_bytes(os_random()?);
 
     let mut config = args.preset.config();
-    config.bootstrap.clone_from(&args.bootstrap);
+    config.peers.bootstrap.clone_from(&args.bootstrap);
     config.listen_addrs = args.announce.iter().copied().collect();
     if !args.no_chord {
         // The adapter announces the listen address when there is no
@@ -124,24 +126,28 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
             )
             .into());
         }
-        config.chord = true;
+        let (mut chord, mut dht) = args.preset.ring();
         if let Some(r) = args.successors {
-            config.chord_successors = r.into();
+            chord.successors = r.into();
         }
-        config.dht_replicas = match args.replicas {
+        dht.replicas = match args.replicas {
             Some(n) => n.into(),
-            None => config.dht_replicas.min(config.chord_successors),
+            None => dht.replicas.min(chord.successors),
         };
-        if config.dht_replicas > config.chord_successors {
+        if dht.replicas > chord.successors {
             return Err(format!(
                 "--replicas {} is more than the {} successors a node keeps (--successors)",
-                config.dht_replicas, config.chord_successors
+                dht.replicas, chord.successors
             )
             .into());
         }
+        config.chord = Some(chord);
+        config.dht = Some(dht);
     }
-    let join_backoff = Duration::from_micros(config.chord_stabilize_interval.as_micros());
-    let chord = config.chord;
+    let join_backoff = config.chord.as_ref().map_or(Duration::ZERO, |c| {
+        Duration::from_micros(c.stabilize_interval.as_micros())
+    });
+    let chord = config.chord.is_some();
 
     // Bounded, so that a flood of messages the console cannot print fast
     // enough (a paused terminal, an unread pipe) backs up into the
@@ -167,7 +173,7 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
             peers = cached.len(),
             "rejoining through the saved peer cache"
         );
-        handle.command(Command::AddPeers {
+        handle.command(PeersCommand::AddPeers {
             peers: cached.clone(),
         })?;
     }
@@ -181,7 +187,7 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         Membership::Off
     } else if args.create_ring || !anyone_to_join {
         handle
-            .command(Command::ChordCreate)
+            .command(ChordCommand::Create)
             .map_err(|e| format!("cannot start a ring: {e}"))?;
         say("started a new ring: this node is its first member");
         Membership::Member
@@ -384,9 +390,9 @@ impl Session {
         let Membership::Out { backoff, .. } = self.membership else {
             return;
         };
-        match self.handle.command(Command::ChordJoin { via: None }) {
+        match self.handle.command(ChordCommand::Join { via: None }) {
             Ok(_) => self.membership = Membership::Joining { backoff },
-            Err(CommandError::NoChordPeer) => {
+            Err(CommandError::Chord(ChordError::NoChordPeer)) => {
                 debug!("no chord peer is up yet: joining the ring at the next one");
                 self.membership = Membership::Out {
                     retry_at: None,
@@ -395,7 +401,9 @@ impl Session {
             }
             // A join the program lost track of is under way (or done):
             // its event says which.
-            Err(CommandError::AlreadyInRing) => self.membership = Membership::Joining { backoff },
+            Err(CommandError::Chord(ChordError::AlreadyInRing)) => {
+                self.membership = Membership::Joining { backoff }
+            }
             Err(e) => {
                 warn!(error = %e, "cannot join the ring");
                 self.join_failed(&e.to_string());
@@ -472,11 +480,11 @@ impl Session {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::PeerUp {
+            Event::Peers(PeersEvent::Up {
                 peer,
                 remote,
                 direction,
-            } => {
+            }) => {
                 self.remotes.insert(peer, remote);
                 say(&display::peer_up(peer, remote, direction));
                 // Maybe a chord peer to join through: a new fact, so no
@@ -489,35 +497,41 @@ impl Session {
                     self.try_join();
                 }
             }
-            Event::PeerDown { peer, reason } => {
+            Event::Peers(PeersEvent::Down { peer, reason }) => {
                 self.remotes.remove(&peer);
                 say(&display::peer_down(peer, &reason));
             }
-            Event::Message {
+            Event::Mesh(MeshEvent::Broadcast {
                 origin, payload, ..
-            } => say(&display::broadcast(origin, &payload)),
-            Event::Direct { from, payload } => say(&display::direct(from, &payload)),
-            Event::SendFailed { to, reason, .. } => say(&format!(
+            }) => say(&display::broadcast(origin, &payload)),
+            Event::Messaging(MessagingEvent::Direct { from, payload }) => {
+                say(&display::direct(from, &payload))
+            }
+            Event::Messaging(MessagingEvent::SendFailed { to, reason, .. }) => say(&format!(
                 "error: message to <{}> not delivered: {reason}",
                 to.short()
             )),
-            Event::Request { from, .. } => {
+            Event::Messaging(MessagingEvent::Request { from, .. }) => {
                 debug!(peer = %from.short(), "request ignored: this program answers none");
             }
-            Event::ChordJoined {
+            Event::Chord(ChordEvent::Joined {
                 successor,
                 predecessor,
                 hops,
-            } => {
+            }) => {
                 self.membership = Membership::Member;
                 say(&display::joined(successor, predecessor, hops));
             }
-            Event::ChordJoinFailed { reason } => self.join_failed(&reason.to_string()),
-            Event::ChordOrphaned => say(
+            Event::Chord(ChordEvent::JoinFailed { reason }) => {
+                self.join_failed(&reason.to_string())
+            }
+            Event::Chord(ChordEvent::Orphaned) => say(
                 "ring: every successor of this node failed (more of the ring failed than \
                  it tolerates); recovering as it can",
             ),
-            Event::DhtPutAcked { id, version } => match self.table_ops.remove(&id) {
+            Event::Dht(
+                DhtEvent::PutDone { id, version } | DhtEvent::DeleteDone { id, version },
+            ) => match self.table_ops.remove(&id) {
                 Some(TableOp::Put(key)) => say(&display::put_acked(&key, false, version)),
                 Some(TableOp::Delete(key)) => say(&display::put_acked(&key, true, version)),
                 Some(TableOp::Get(key)) => {
@@ -525,9 +539,9 @@ impl Session {
                 }
                 None => debug!(op = id.0, "put acknowledged for an unknown operation"),
             },
-            Event::DhtGetResult {
+            Event::Dht(DhtEvent::GetDone {
                 id, value, version, ..
-            } => match self.table_ops.remove(&id) {
+            }) => match self.table_ops.remove(&id) {
                 Some(TableOp::Get(key)) => say(&display::got(&key, value.as_deref(), version)),
                 Some(other) => {
                     warn!(
@@ -538,7 +552,7 @@ impl Session {
                 }
                 None => debug!(op = id.0, "get result for an unknown operation"),
             },
-            Event::DhtFailed { id, reason } => match self.table_ops.remove(&id) {
+            Event::Dht(DhtEvent::Failed { id, reason }) => match self.table_ops.remove(&id) {
                 Some(op) => say(&table_failure(&op, &reason)),
                 None => debug!(op = id.0, %reason, "failure of an unknown table operation"),
             },
@@ -548,13 +562,13 @@ impl Session {
 
     /// Starts a table command (`command` is `op`'s); its event prints the
     /// outcome.
-    fn start_table_op(&mut self, command: Command, op: TableOp) {
+    fn start_table_op(&mut self, command: DhtCommand, op: TableOp) {
         match self.handle.command(command) {
             Ok(Accepted::Op(id)) => {
                 self.table_ops.insert(id, op);
             }
             Ok(other) => warn!(?other, "table command accepted without an operation id"),
-            Err(CommandError::ChordOff) => {
+            Err(CommandError::Dht(DhtError::Off)) => {
                 say("error: the table needs the ring, and this node runs with --no-chord");
             }
             Err(e) => say(&format!(
@@ -579,26 +593,29 @@ impl Session {
             ConsoleCommand::Send { to, text } => self.send(to, text),
             ConsoleCommand::Peers => self.list_peers(),
             ConsoleCommand::Connect(addr) => {
-                match self.handle.command(Command::Connect { addr, peer: None }) {
+                match self
+                    .handle
+                    .command(PeersCommand::Connect { addr, peer: None })
+                {
                     Ok(_) => say(&format!("dialling {addr}")),
                     Err(e) => say(&format!("error: cannot dial {addr}: {e}")),
                 }
             }
             ConsoleCommand::Put { key, value } => {
-                let command = Command::Put {
+                let command = DhtCommand::Put {
                     key: Bytes::copy_from_slice(key.as_bytes()),
                     value: Bytes::copy_from_slice(value.as_bytes()),
                 };
                 self.start_table_op(command, TableOp::Put(key.to_owned()));
             }
             ConsoleCommand::Get(key) => {
-                let command = Command::Get {
+                let command = DhtCommand::Get {
                     key: Bytes::copy_from_slice(key.as_bytes()),
                 };
                 self.start_table_op(command, TableOp::Get(key.to_owned()));
             }
             ConsoleCommand::Del(key) => {
-                let command = Command::Delete {
+                let command = DhtCommand::Delete {
                     key: Bytes::copy_from_slice(key.as_bytes()),
                 };
                 self.start_table_op(command, TableOp::Delete(key.to_owned()));
@@ -623,7 +640,7 @@ impl Session {
 
     fn broadcast(&self, text: &str) {
         let payload = Bytes::copy_from_slice(text.as_bytes());
-        match self.handle.command(Command::Broadcast { payload }) {
+        match self.handle.command(MeshCommand::Broadcast { payload }) {
             Ok(_) if self.handle.peers().is_empty() => {
                 say("(no peer is connected: nobody got that)");
             }
@@ -651,7 +668,7 @@ impl Session {
             }
         };
         let payload = Bytes::copy_from_slice(text.as_bytes());
-        match self.handle.command(Command::Send { to, payload }) {
+        match self.handle.command(MessagingCommand::Send { to, payload }) {
             Ok(Accepted::Queued) => say(&format!(
                 "(<{}> is not connected: finding and dialling it)",
                 to.short()
@@ -715,10 +732,10 @@ impl TableOp {
 
 /// The line for a failed table command. An incomplete write is stored,
 /// only on fewer holders than asked: repair copies it to the rest.
-fn table_failure(op: &TableOp, reason: &DhtError) -> String {
+fn table_failure(op: &TableOp, reason: &DhtFailure) -> String {
     let key = display::printable(op.key().as_bytes());
     match reason {
-        DhtError::Incomplete { .. } => {
+        DhtFailure::Incomplete { .. } => {
             format!("warning: {key}: {reason}; repair will copy it to the rest")
         }
         _ => format!("error: cannot {} {key}: {reason}", op.verb()),

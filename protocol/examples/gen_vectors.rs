@@ -24,7 +24,10 @@ use ringmesh::wire::{
     PeerRequest, Ping, Pong, Preamble, Request, Response, encode_body, put_frame_header,
     put_varint,
 };
-use ringmesh::{Command, Config, Duration, Identity, NOISE_PATTERN, NodeId, PublicKey, Security};
+use ringmesh::{
+    Config, Duration, Identity, MessagingCommand, NOISE_PATTERN, NodeId, PeersCommand, PublicKey,
+    Security,
+};
 
 #[path = "../tests/support/fixed_resolver.rs"]
 mod fixed_resolver;
@@ -2335,7 +2338,7 @@ fn handshake_plaintext() -> J {
     ] {
         net.command(
             from,
-            Command::Send {
+            MessagingCommand::Send {
                 to,
                 payload: Bytes::from(text),
             },
@@ -2343,7 +2346,7 @@ fn handshake_plaintext() -> J {
         .expect("connected");
         net.settle();
     }
-    net.command(ia, Command::Disconnect { peer: id_b })
+    net.command(ia, PeersCommand::Disconnect { peer: id_b })
         .expect("connected");
     net.settle();
     let contents = [

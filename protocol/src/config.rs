@@ -4,8 +4,15 @@ use core::net::SocketAddr;
 
 use smallvec::SmallVec;
 
+use crate::chord::ChordConfig;
+use crate::dht::DhtConfig;
+use crate::liveness::LivenessConfig;
+use crate::mesh::MeshConfig;
+use crate::messaging::MessagingConfig;
+use crate::peers::PeersConfig;
+use crate::session::SessionConfig;
 use crate::time::Duration;
-use crate::wire::{DEFAULT_MAX_FRAME_LEN, MAX_LISTEN_ADDRS, MAX_PEER_LIST};
+use crate::wire::{MAX_LISTEN_ADDRS, MAX_PEER_LIST};
 
 /// How sessions are secured. Both sides must use the same mode: a node never
 /// falls back from one to the other. A mismatch closes the connection with
@@ -36,139 +43,56 @@ impl Security {
 /// Smallest frame cap a node accepts: room for a `Hello` with every address.
 pub const MIN_MAX_FRAME_LEN: u32 = 1024;
 
-/// Everything that tunes a [`Node`](crate::Node). Build one with
-/// [`Config::default`] and change fields; [`Node::new`](crate::Node::new)
-/// validates it.
+/// Everything that tunes a [`Node`](crate::Node): the node's own settings,
+/// and one sub-configuration per component, each field documented with its
+/// effect and default. Build one from a preset and change what you need;
+/// [`Node::new`](crate::Node::new) validates it.
 ///
-/// Not `#[non_exhaustive]`, so that `Config { field, ..Config::default() }`
+/// ```
+/// use ringmesh::{ChordConfig, Config, DhtConfig, Security};
+///
+/// // A node of a local network of about 5,000 nodes that runs the ring
+/// // and the table.
+/// let config = Config {
+///     listen_addrs: ["10.0.0.7:7000".parse()?].into_iter().collect(),
+///     ..Config::lan_ring(5_000)
+/// };
+/// assert_eq!(config.chord.as_ref().map(|c| c.successors), Some(13));
+/// assert_eq!(config.validate(), Ok(()));
+///
+/// // Simulations and tests skip the cryptography.
+/// let mut config = Config { security: Security::Plaintext, ..Config::lan() };
+/// config.peers.target_peers = 4;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Not `#[non_exhaustive]`, so that `Config { field, ..Config::lan() }`
 /// works; always build it that way so new fields do not break you.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Session security. Default: [`Security::Noise`].
     pub security: Security,
-    /// Largest frame this node accepts, counted as the frame's length field
-    /// (after compression and encryption). A peer's larger frame closes the
-    /// connection; it is never buffered. Default 16 MiB; at least
-    /// [`MIN_MAX_FRAME_LEN`].
-    pub max_frame_len: u32,
-    /// Offer LZ4 compression in `Hello`, and compress towards peers that
-    /// offer it too. Default: on. (As with any compress-then-encrypt scheme,
-    /// an application that mixes secrets and attacker-chosen bytes in one
-    /// payload should turn it off.)
-    pub compression: bool,
-    /// Messages shorter than this are never compressed. Default 512 bytes.
-    pub compression_threshold: usize,
-    /// A connection that has not completed its handshake this long after it
-    /// opened is closed with `HandshakeTimeout`. Default 10 s.
-    pub handshake_timeout: Duration,
-    /// Cap on connections in any state (dialling, handshaking, open).
-    /// Inbound connections over the cap are closed at once; dials over it
-    /// are refused. Default 256.
-    pub max_connections: usize,
     /// Where this node accepts connections; announced in `Hello` so peers
     /// can redial it. At most [`MAX_LISTEN_ADDRS`]. Default: none.
     pub listen_addrs: SmallVec<[SocketAddr; 2]>,
-
-    // --- peers ---
-    /// Cap on inbound connections in any state; more are closed at once.
-    /// Default 128.
-    pub max_inbound: usize,
-    /// Cap on connections this node dials, in any state; dials over it are
-    /// refused. Default 64.
-    pub max_outbound: usize,
-    /// Cap on connections still dialling or handshaking, both directions.
-    /// Inbound ones over it are closed at once (a handshake flood costs
-    /// this many sessions, no more). Default 32.
-    pub max_half_open: usize,
-    /// The node keeps dialling peers it knows until it has this many
-    /// established peers (inbound ones count). Default 8.
-    pub target_peers: usize,
-    /// Cap on the peer cache ([`Node::known_peers`](crate::Node::known_peers)).
-    /// Default 1024.
-    pub max_known_peers: usize,
-    /// First redial delay after a peer is lost or a dial fails; doubles with
-    /// each failure up to `redial_backoff_max`, and each delay is jittered
-    /// down by up to half. Default 1 s.
-    pub redial_backoff_min: Duration,
-    /// Cap on the redial delay. Default 60 s.
-    pub redial_backoff_max: Duration,
-    /// How often the node checks its peer count, redials and expires
-    /// caches. Default 1 s.
-    pub maintenance_interval: Duration,
-
-    // --- discovery ---
-    /// Addresses dialled at start, and again whenever the node has no peer
-    /// and nothing else to dial. Any node can be one. At most
-    /// [`MAX_BOOTSTRAP`]. Default: none.
-    pub bootstrap: Vec<SocketAddr>,
-    /// Entries in the `PeerList` a node sends to each new peer and in
-    /// answer to `PeerRequest`. At most
-    /// [`MAX_PEER_LIST`](crate::wire::MAX_PEER_LIST). Default 16.
-    pub peer_exchange_size: usize,
-
-    // --- liveness ---
-    /// A `Ping` goes to every peer this often. Default (WAN) 5 s.
-    pub ping_interval: Duration,
-    /// A ping unanswered this long is a miss; one miss makes the peer
-    /// suspect. Default (WAN) 3 s.
-    pub ping_timeout: Duration,
-    /// Consecutive misses that make a peer dead: its connections close and
-    /// `PeerDown { reason: Unresponsive }` is emitted. Default (WAN) 4.
-    pub dead_after_misses: u32,
-
-    // --- mesh ---
-    /// Cap on remembered broadcast ids. Default 65,536 (about 7 MiB when
-    /// full: a hash set entry and an expiry-queue entry per id).
-    pub seen_cache_capacity: usize,
-    /// How long a broadcast id is remembered. Default 120 s.
-    pub seen_cache_ttl: Duration,
-    /// Links a broadcast may travel; a node that receives one with this many
-    /// hops delivers it but does not relay it. Default 32.
-    pub max_hops: u8,
-
-    // --- messaging ---
-    /// Cap on requests awaiting a response. Default 1024.
-    pub max_pending_requests: usize,
-    /// Cap on messages queued for peers that are being looked up or dialled.
-    /// Default 1024.
-    pub max_queued_messages: usize,
-    /// How long a message waits for its peer to be found and connected
-    /// before it fails. Default 10 s.
-    pub lookup_timeout: Duration,
-
-    // --- chord and dht (spec/chord.md §2) ---
-    /// Run the Chord ring and the Chord table: offer their capability bits
-    /// and answer their messages. Needs `listen_addrs` (ring pointers must
-    /// be diallable). Default: off.
-    pub chord: bool,
-    /// Successor list length *r*, 1..=32. A member keeps working while one
-    /// of its *r* successors lives; see
-    /// [`Config::chord_successors_for`] to size it. Default 8.
-    pub chord_successors: usize,
-    /// Period of stabilization (2 s; 500 ms in [`Config::lan`]).
-    pub chord_stabilize_interval: Duration,
-    /// Timeout of one chord or dht request, dial time included; a peer that
-    /// misses it is taken as dead (4 s; 1 s in [`Config::lan`]).
-    pub chord_request_timeout: Duration,
-    /// One finger is refreshed per tick (10 s; 2 s in [`Config::lan`]).
-    pub chord_fix_fingers_interval: Duration,
-    /// Requests one lookup may send, retries included. Default 64.
-    pub chord_max_hops: u32,
-    /// Lookups in flight (commands and internal). Default 256.
-    pub chord_max_lookups: usize,
-    /// Holders per key *r_d*, 1..=*r*. Default 3.
-    pub dht_replicas: usize,
-    /// Entries (values and tombstones) one node stores. Default 65,536.
-    pub dht_max_entries: usize,
-    /// Bytes of keys and values one node stores. Default 64 MiB.
-    pub dht_max_bytes: usize,
-    /// Anti-entropy period (60 s; 10 s in [`Config::lan`]).
-    pub dht_repair_interval: Duration,
-    /// How long a delete is remembered. Default 1 h.
-    pub dht_tombstone_ttl: Duration,
+    /// Frames, compression, handshakes.
+    pub session: SessionConfig,
+    /// Connection caps, redials, the peer cache and discovery.
+    pub peers: PeersConfig,
+    /// Pings and the failure detector.
+    pub liveness: LivenessConfig,
+    /// Flooding.
+    pub mesh: MeshConfig,
+    /// Requests and messages for unconnected peers.
+    pub messaging: MessagingConfig,
+    /// The Chord ring; `None` (the default) does not run it.
+    pub chord: Option<ChordConfig>,
+    /// The Chord table; `None` (the default) does not run it. Needs the
+    /// ring.
+    pub dht: Option<DhtConfig>,
 }
 
-/// Smallest `max_frame_len` with `chord` on: a full `ChordState` (33
+/// Smallest `max_frame_len` with the ring on: a full `ChordState` (33
 /// entries of 8 addresses) takes about 5.5 KiB.
 pub const CHORD_MIN_FRAME_LEN: u32 = 16 * 1024;
 
@@ -177,46 +101,7 @@ pub const MAX_BOOTSTRAP: usize = 64;
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            security: Security::Noise,
-            max_frame_len: DEFAULT_MAX_FRAME_LEN,
-            compression: true,
-            compression_threshold: 512,
-            handshake_timeout: Duration::from_secs(10),
-            max_connections: 256,
-            listen_addrs: SmallVec::new(),
-            max_inbound: 128,
-            max_outbound: 64,
-            max_half_open: 32,
-            target_peers: 8,
-            max_known_peers: 1024,
-            redial_backoff_min: Duration::from_secs(1),
-            redial_backoff_max: Duration::from_secs(60),
-            maintenance_interval: Duration::from_secs(1),
-            bootstrap: Vec::new(),
-            peer_exchange_size: 16,
-            ping_interval: Duration::from_secs(5),
-            ping_timeout: Duration::from_secs(3),
-            dead_after_misses: 4,
-            seen_cache_capacity: 65_536,
-            seen_cache_ttl: Duration::from_secs(120),
-            max_hops: 32,
-            max_pending_requests: 1024,
-            max_queued_messages: 1024,
-            lookup_timeout: Duration::from_secs(10),
-            chord: false,
-            chord_successors: 8,
-            chord_stabilize_interval: Duration::from_secs(2),
-            chord_request_timeout: Duration::from_secs(4),
-            chord_fix_fingers_interval: Duration::from_secs(10),
-            chord_max_hops: 64,
-            chord_max_lookups: 256,
-            dht_replicas: 3,
-            dht_max_entries: 65_536,
-            dht_max_bytes: 64 << 20,
-            dht_repair_interval: Duration::from_secs(60),
-            dht_tombstone_ttl: Duration::from_secs(3600),
-        }
+        Config::wan()
     }
 }
 
@@ -233,56 +118,67 @@ impl Config {
     /// milliseconds), after memberlist's LAN profile: ping every 1 s, a miss
     /// after 500 ms, dead after 3 misses, so a crashed peer is declared dead
     /// within [`Config::detection_time`] = 3.5 s. Redials start at 500 ms,
-    /// capped at 30 s.
+    /// capped at 30 s. No ring.
     pub fn lan() -> Self {
         Config {
-            ping_interval: Duration::from_secs(1),
-            ping_timeout: Duration::from_millis(500),
-            dead_after_misses: 3,
-            redial_backoff_min: Duration::from_millis(500),
-            redial_backoff_max: Duration::from_secs(30),
-            chord_stabilize_interval: Duration::from_millis(500),
-            chord_request_timeout: Duration::from_secs(1),
-            chord_fix_fingers_interval: Duration::from_secs(2),
-            dht_repair_interval: Duration::from_secs(10),
-            ..Config::default()
+            peers: PeersConfig::lan(),
+            liveness: LivenessConfig::lan(),
+            ..Config::wan()
         }
     }
 
     /// Timings for the internet (RTTs up to a second, lossy paths), after
     /// memberlist's WAN profile: ping every 5 s, a miss after 3 s, dead
     /// after 4 misses (detection within 23 s); redials from 1 s to 60 s.
-    /// The same as [`Config::default`].
+    /// No ring. The same as [`Config::default`].
     pub fn wan() -> Self {
-        Config::default()
+        Config {
+            security: Security::Noise,
+            listen_addrs: SmallVec::new(),
+            session: SessionConfig::default(),
+            peers: PeersConfig::wan(),
+            liveness: LivenessConfig::wan(),
+            mesh: MeshConfig::default(),
+            messaging: MessagingConfig::default(),
+            chord: None,
+            dht: None,
+        }
     }
 
-    /// The longest a crashed peer goes undetected: the first ping after the
-    /// crash leaves within `ping_interval`, and `dead_after_misses` misses
-    /// later (each `ping_timeout` after its ping, pings `ping_interval`
-    /// apart) the peer is dead: `dead_after_misses × ping_interval +
-    /// ping_timeout`. A live peer whose pongs arrive within `ping_timeout`
-    /// is never declared dead.
+    /// [`Config::lan`] with the ring and the table on, their timings for a
+    /// local network and the successor list sized for a ring of about `n`
+    /// members ([`ChordConfig::sized_for`]). Set `listen_addrs`: ring
+    /// members must be diallable.
+    pub fn lan_ring(n: u64) -> Self {
+        Config {
+            chord: Some(ChordConfig::lan().sized_for(n)),
+            dht: Some(DhtConfig::lan()),
+            ..Config::lan()
+        }
+    }
+
+    /// [`Config::wan`] with the ring and the table on, sized for a ring of
+    /// about `n` members. Set `listen_addrs`.
+    pub fn wan_ring(n: u64) -> Self {
+        Config {
+            chord: Some(ChordConfig::wan().sized_for(n)),
+            dht: Some(DhtConfig::wan()),
+            ..Config::wan()
+        }
+    }
+
+    /// The longest a crashed peer goes undetected
+    /// ([`LivenessConfig::detection_time`]).
     pub fn detection_time(&self) -> Duration {
-        self.ping_interval
-            .saturating_mul(u64::from(self.dead_after_misses))
-            + self.ping_timeout
-    }
-
-    /// A successor list length for a ring of about `n` nodes:
-    /// clamp(⌈log2 n⌉, 4, 32). If half the ring fails at once, about
-    /// n / 2^r members lose their whole list, so this keeps the expected
-    /// loss at one node; add 3 or 4 for margin (spec/chord.md §2).
-    pub fn chord_successors_for(n: u64) -> usize {
-        let log = 64 - n.saturating_sub(1).leading_zeros() as usize;
-        log.clamp(4, crate::wire::MAX_CHORD_LIST)
+        self.liveness.detection_time()
     }
 
     /// Checks every field; [`Node::new`](crate::Node::new) calls this.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_frame_len < MIN_MAX_FRAME_LEN {
+        let (session, peers, liveness) = (&self.session, &self.peers, &self.liveness);
+        if session.max_frame_len < MIN_MAX_FRAME_LEN {
             return Err(ConfigError::MaxFrameLenTooSmall {
-                value: self.max_frame_len,
+                value: session.max_frame_len,
                 min: MIN_MAX_FRAME_LEN,
             });
         }
@@ -292,77 +188,98 @@ impl Config {
                 max: MAX_LISTEN_ADDRS,
             });
         }
-        if self.handshake_timeout == Duration::ZERO {
+        if session.handshake_timeout == Duration::ZERO {
             return Err(ConfigError::ZeroHandshakeTimeout);
         }
-        if self.max_connections == 0 {
+        if peers.max_connections == 0 {
             return Err(ConfigError::ZeroMaxConnections);
         }
-        if self.bootstrap.len() > MAX_BOOTSTRAP {
+        if peers.bootstrap.len() > MAX_BOOTSTRAP {
             return Err(ConfigError::TooManyBootstrapAddrs {
-                len: self.bootstrap.len(),
+                len: peers.bootstrap.len(),
                 max: MAX_BOOTSTRAP,
             });
         }
-        if self.peer_exchange_size > MAX_PEER_LIST {
+        if peers.peer_exchange_size > MAX_PEER_LIST {
             return Err(ConfigError::PeerExchangeTooLarge {
-                value: self.peer_exchange_size,
+                value: peers.peer_exchange_size,
                 max: MAX_PEER_LIST,
             });
         }
-        let zero = [
-            ("ping_interval", self.ping_interval),
-            ("ping_timeout", self.ping_timeout),
-            ("maintenance_interval", self.maintenance_interval),
-            ("redial_backoff_min", self.redial_backoff_min),
-            ("seen_cache_ttl", self.seen_cache_ttl),
-            ("lookup_timeout", self.lookup_timeout),
-            ("chord_stabilize_interval", self.chord_stabilize_interval),
-            ("chord_request_timeout", self.chord_request_timeout),
-            (
-                "chord_fix_fingers_interval",
-                self.chord_fix_fingers_interval,
-            ),
-            ("dht_repair_interval", self.dht_repair_interval),
-            ("dht_tombstone_ttl", self.dht_tombstone_ttl),
+        let mut zero = vec![
+            ("liveness.ping_interval", liveness.ping_interval),
+            ("liveness.ping_timeout", liveness.ping_timeout),
+            ("peers.maintenance_interval", peers.maintenance_interval),
+            ("peers.redial_backoff_min", peers.redial_backoff_min),
+            ("mesh.seen_cache_ttl", self.mesh.seen_cache_ttl),
+            ("messaging.lookup_timeout", self.messaging.lookup_timeout),
         ];
+        let mut counts = vec![
+            ("peers.max_inbound", peers.max_inbound),
+            ("peers.max_outbound", peers.max_outbound),
+            ("peers.max_half_open", peers.max_half_open),
+            ("peers.max_known_peers", peers.max_known_peers),
+            ("mesh.seen_cache_capacity", self.mesh.seen_cache_capacity),
+            (
+                "liveness.dead_after_misses",
+                liveness.dead_after_misses as usize,
+            ),
+            ("mesh.max_hops", usize::from(self.mesh.max_hops)),
+        ];
+        if let Some(chord) = &self.chord {
+            zero.extend([
+                ("chord.stabilize_interval", chord.stabilize_interval),
+                ("chord.request_timeout", chord.request_timeout),
+                ("chord.fix_fingers_interval", chord.fix_fingers_interval),
+                ("chord.lookup_timeout", chord.lookup_timeout),
+            ]);
+            counts.extend([
+                ("chord.max_hops", chord.max_hops as usize),
+                ("chord.max_lookups", chord.max_lookups),
+            ]);
+        }
+        if let Some(dht) = &self.dht {
+            zero.extend([
+                ("dht.repair_interval", dht.repair_interval),
+                ("dht.tombstone_ttl", dht.tombstone_ttl),
+            ]);
+            counts.extend([
+                ("dht.max_entries", dht.max_entries),
+                ("dht.max_bytes", dht.max_bytes),
+            ]);
+        }
         if let Some((field, _)) = zero.iter().find(|(_, d)| *d == Duration::ZERO) {
             return Err(ConfigError::Zero(field));
         }
-        let counts = [
-            ("max_inbound", self.max_inbound),
-            ("max_outbound", self.max_outbound),
-            ("max_half_open", self.max_half_open),
-            ("max_known_peers", self.max_known_peers),
-            ("seen_cache_capacity", self.seen_cache_capacity),
-            ("dead_after_misses", self.dead_after_misses as usize),
-            ("max_hops", usize::from(self.max_hops)),
-            ("chord_max_hops", self.chord_max_hops as usize),
-            ("chord_max_lookups", self.chord_max_lookups),
-            ("dht_max_entries", self.dht_max_entries),
-            ("dht_max_bytes", self.dht_max_bytes),
-        ];
         if let Some((field, _)) = counts.iter().find(|(_, n)| *n == 0) {
             return Err(ConfigError::Zero(field));
         }
-        if self.ping_timeout > self.ping_interval {
+        if liveness.ping_timeout > liveness.ping_interval {
             return Err(ConfigError::PingTimeoutAboveInterval);
         }
-        if self.redial_backoff_max < self.redial_backoff_min {
+        if peers.redial_backoff_max < peers.redial_backoff_min {
             return Err(ConfigError::BackoffMaxBelowMin);
         }
-        if !(1..=crate::wire::MAX_CHORD_LIST).contains(&self.chord_successors) {
-            return Err(ConfigError::ChordSuccessors(self.chord_successors));
+        match (&self.chord, &self.dht) {
+            (None, Some(_)) => return Err(ConfigError::DhtWithoutChord),
+            (None, None) => return Ok(()),
+            (Some(chord), dht) => {
+                if !(1..=crate::wire::MAX_CHORD_LIST).contains(&chord.successors) {
+                    return Err(ConfigError::ChordSuccessors(chord.successors));
+                }
+                if let Some(dht) = dht
+                    && !(1..=chord.successors).contains(&dht.replicas)
+                {
+                    return Err(ConfigError::DhtReplicas(dht.replicas));
+                }
+            }
         }
-        if !(1..=self.chord_successors).contains(&self.dht_replicas) {
-            return Err(ConfigError::DhtReplicas(self.dht_replicas));
-        }
-        if self.chord && self.listen_addrs.is_empty() {
+        if self.listen_addrs.is_empty() {
             return Err(ConfigError::ChordWithoutListenAddr);
         }
-        if self.chord && self.max_frame_len < CHORD_MIN_FRAME_LEN {
+        if session.max_frame_len < CHORD_MIN_FRAME_LEN {
             return Err(ConfigError::ChordFrameTooSmall {
-                value: self.max_frame_len,
+                value: session.max_frame_len,
                 min: CHORD_MIN_FRAME_LEN,
             });
         }
@@ -423,15 +340,18 @@ pub enum ConfigError {
     /// The backoff cap is below its start.
     #[error("redial_backoff_max must not be below redial_backoff_min")]
     BackoffMaxBelowMin,
-    /// `chord_successors` is outside 1..=32.
-    #[error("chord_successors {0} is outside 1..=32")]
+    /// `chord.successors` is outside 1..=32.
+    #[error("chord.successors {0} is outside 1..=32")]
     ChordSuccessors(usize),
-    /// `dht_replicas` is outside 1..=`chord_successors`.
-    #[error("dht_replicas {0} is outside 1..=chord_successors")]
+    /// `dht.replicas` is outside 1..=`chord.successors`.
+    #[error("dht.replicas {0} is outside 1..=chord.successors")]
     DhtReplicas(usize),
     /// A ring member must be diallable: `chord` needs `listen_addrs`.
     #[error("chord is on but no listen_addrs are configured")]
     ChordWithoutListenAddr,
+    /// The table lives on the ring: `dht` needs `chord`.
+    #[error("dht is on but chord is off")]
+    DhtWithoutChord,
     /// `max_frame_len` cannot carry a full `ChordState`.
     #[error("max_frame_len {value} is below the {min} bytes chord needs")]
     ChordFrameTooSmall {
@@ -451,11 +371,10 @@ mod tests {
         assert_eq!(Config::default().validate(), Ok(()));
         assert_eq!(Config::plaintext().validate(), Ok(()));
         let bad = |c: Config| c.validate().expect_err("invalid");
+        let mut c = Config::default();
+        c.session.max_frame_len = 10;
         assert!(matches!(
-            bad(Config {
-                max_frame_len: 10,
-                ..Config::default()
-            }),
+            bad(c),
             ConfigError::MaxFrameLenTooSmall { value: 10, .. }
         ));
         let many: SmallVec<[SocketAddr; 2]> = (0..9)
@@ -468,54 +387,78 @@ mod tests {
             }),
             ConfigError::TooManyListenAddrs { len: 9, max: 8 }
         ));
-        assert_eq!(
-            bad(Config {
-                handshake_timeout: Duration::ZERO,
-                ..Config::default()
-            }),
-            ConfigError::ZeroHandshakeTimeout
-        );
-        assert_eq!(
-            bad(Config {
-                max_connections: 0,
-                ..Config::default()
-            }),
-            ConfigError::ZeroMaxConnections
-        );
-        assert_eq!(
-            bad(Config {
-                ping_interval: Duration::ZERO,
-                ..Config::default()
-            }),
-            ConfigError::Zero("ping_interval")
-        );
-        assert_eq!(
-            bad(Config {
-                ping_timeout: Duration::from_secs(9),
-                ..Config::lan()
-            }),
-            ConfigError::PingTimeoutAboveInterval
-        );
+        let mut c = Config::default();
+        c.session.handshake_timeout = Duration::ZERO;
+        assert_eq!(bad(c), ConfigError::ZeroHandshakeTimeout);
+        let mut c = Config::default();
+        c.peers.max_connections = 0;
+        assert_eq!(bad(c), ConfigError::ZeroMaxConnections);
+        let mut c = Config::default();
+        c.liveness.ping_interval = Duration::ZERO;
+        assert_eq!(bad(c), ConfigError::Zero("liveness.ping_interval"));
+        let mut c = Config::lan();
+        c.liveness.ping_timeout = Duration::from_secs(9);
+        assert_eq!(bad(c), ConfigError::PingTimeoutAboveInterval);
+        let mut c = Config::default();
+        c.peers.peer_exchange_size = 33;
         assert!(matches!(
-            bad(Config {
-                peer_exchange_size: 33,
-                ..Config::default()
-            }),
+            bad(c),
             ConfigError::PeerExchangeTooLarge { value: 33, max: 32 }
         ));
-        assert_eq!(
-            bad(Config {
-                max_hops: 0,
-                ..Config::default()
-            }),
-            ConfigError::Zero("max_hops")
-        );
+        let mut c = Config::default();
+        c.mesh.max_hops = 0;
+        assert_eq!(bad(c), ConfigError::Zero("mesh.max_hops"));
     }
 
     #[test]
-    fn presets_state_their_detection_time() {
+    fn the_ring_and_the_table_are_checked_only_when_on() {
+        let addr = SocketAddr::from(([10, 0, 0, 1], 7000));
+        let ring = |n| Config {
+            listen_addrs: [addr].into_iter().collect(),
+            ..Config::lan_ring(n)
+        };
+        assert_eq!(ring(1000).validate(), Ok(()));
+        let bad = |c: Config| c.validate().expect_err("invalid");
+        assert_eq!(
+            bad(Config::lan_ring(1000)),
+            ConfigError::ChordWithoutListenAddr
+        );
+        let mut c = ring(1000);
+        c.chord = None;
+        assert_eq!(bad(c), ConfigError::DhtWithoutChord);
+        let mut c = ring(1000);
+        c.dht = Some(DhtConfig {
+            replicas: 11,
+            ..DhtConfig::lan()
+        });
+        assert_eq!(bad(c), ConfigError::DhtReplicas(11));
+        let mut c = ring(1000);
+        c.session.max_frame_len = 4096;
+        assert!(matches!(bad(c), ConfigError::ChordFrameTooSmall { .. }));
+        let mut c = ring(1000);
+        if let Some(chord) = c.chord.as_mut() {
+            chord.stabilize_interval = Duration::ZERO;
+        }
+        assert_eq!(bad(c), ConfigError::Zero("chord.stabilize_interval"));
+        // Off, the ring's fields are not looked at.
+        let mut c = Config::lan();
+        c.session.max_frame_len = 4096;
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn presets_state_their_detection_time_and_size_the_ring() {
         assert_eq!(Config::lan().detection_time(), Duration::from_millis(3_500));
         assert_eq!(Config::wan().detection_time(), Duration::from_secs(23));
         assert_eq!(Config::lan().validate(), Ok(()));
+        let successors = |n| Config::wan_ring(n).chord.map(|c| c.successors);
+        assert_eq!(successors(2), Some(4));
+        assert_eq!(successors(1_000), Some(10));
+        assert_eq!(successors(1 << 20), Some(20));
+        assert_eq!(successors(u64::MAX), Some(32));
+        assert_eq!(
+            Config::lan_ring(10).chord.map(|c| c.stabilize_interval),
+            Some(Duration::from_millis(500))
+        );
     }
 }

@@ -127,8 +127,16 @@ pub(crate) trait Cx {
     fn dial_pointer(&mut self, entry: &PeerEntry) -> bool;
     /// Asks neighbours where `peer` is (discovery's `FindPeer`).
     fn find_peer(&mut self, peer: NodeId);
-    /// Hands `event` to the application.
-    fn emit(&mut self, event: Event);
+    /// Hands `event` to the application (components call
+    /// [`emit`](#method.emit), which takes any component's event).
+    fn push_event(&mut self, event: Event);
+}
+
+impl dyn Cx + '_ {
+    /// Hands a component's event to the application.
+    pub(crate) fn emit(&mut self, event: impl Into<Event>) {
+        self.push_event(event.into());
+    }
 }
 
 /// The up-to-16 connections a relay usually goes to, without allocating.

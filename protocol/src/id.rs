@@ -91,8 +91,8 @@ impl FromStr for NodeId {
 }
 
 /// Identifies one operation a command started (a lookup, a table
-/// operation): the id of its [`Event::LookupDone`](crate::Event::LookupDone),
-/// [`Event::DhtGetResult`](crate::Event::DhtGetResult) and the like. Unique
+/// operation): the id of its [`ChordEvent::LookupDone`](crate::ChordEvent::LookupDone),
+/// [`DhtEvent::GetDone`](crate::DhtEvent::GetDone) and the like. Unique
 /// within a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OpId(pub u64);

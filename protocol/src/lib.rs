@@ -14,7 +14,7 @@
 //! | call | when |
 //! |---|---|
 //! | [`Node::handle_input`] | a transport fact ([`Input::Connected`], [`Input::Received`], [`Input::Closed`], [`Input::DialFailed`]) or a deadline passed ([`Input::Timeout`]) |
-//! | [`Node::command`] | the application wants something ([`Command`]) |
+//! | [`Node::command`] | the application wants something: a [`Command`], or any component's command (`MeshCommand::Broadcast { .. }`) |
 //! | [`Node::poll_output`] | after **every** `handle_input` and `command`: call until it returns `None` |
 //! | [`Node::poll_timeout`] | after draining: the one instant at which to feed `Input::Timeout` |
 //!
@@ -27,7 +27,8 @@
 //!   written before. The bytes are complete frames, already encrypted.
 //! - [`Output::Close`]: flush what was already sent on `conn`, then close it.
 //!   Do not report `Closed` for it afterwards.
-//! - [`Output::Event`]: hand to the application.
+//! - [`Output::Event`]: hand to the application. An [`Event`] names its
+//!   component: `Event::Messaging(MessagingEvent::Direct { .. })`.
 //!
 //! Connections the driver *accepts* get ids from [`ConnId::inbound`]; the
 //! node's own dials have ids with the top bit set, so the two never collide.
@@ -41,7 +42,10 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use ringmesh::{Command, Config, ConnId, Direction, Event, Identity, Input, Instant, Node, Output};
+//! use ringmesh::{
+//!     Config, ConnId, Direction, Event, Identity, Input, Instant, MessagingCommand, MessagingEvent,
+//!     Node, Output, PeersCommand,
+//! };
 //!
 //! /// Plays driver for one direction of the pipe: everything `from` wants
 //! /// sent is delivered to `to` as received on `to_conn`.
@@ -68,7 +72,7 @@
 //!
 //! // Alice dials Bob, insisting on Bob's id; the transport connects.
 //! let bob_addr = "127.0.0.2:4000".parse()?;
-//! alice.command(now, Command::Connect { addr: bob_addr, peer: Some(bob.node_id()) })?;
+//! alice.command(now, PeersCommand::Connect { addr: bob_addr, peer: Some(bob.node_id()) })?;
 //! let Some(Output::Dial { conn: alice_conn, .. }) = alice.poll_output() else { unreachable!() };
 //! let bob_conn = ConnId::inbound(0);
 //! alice.handle_input(now, Input::Connected { conn: alice_conn, remote: bob_addr, direction: Direction::Outbound });
@@ -80,10 +84,11 @@
 //! assert!(alice.is_connected(bob.node_id()) && bob.is_connected(alice.node_id()));
 //!
 //! // An encrypted one-way message.
-//! alice.command(now, Command::Send { to: bob.node_id(), payload: Bytes::from_static(b"hi bob") })?;
+//! alice.command(now, MessagingCommand::Send { to: bob.node_id(), payload: Bytes::from_static(b"hi bob") })?;
 //! while pump(&mut alice, &mut bob, bob_conn, now, &mut alice_events)
 //!     | pump(&mut bob, &mut alice, alice_conn, now, &mut bob_events) {}
-//! assert!(bob_events.iter().any(|e| matches!(e, Event::Direct { payload, .. } if payload == "hi bob")));
+//! assert!(bob_events.iter().any(|e| matches!(e,
+//!     Event::Messaging(MessagingEvent::Direct { payload, .. }) if payload == "hi bob")));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -92,59 +97,70 @@
 //!
 //! ## What a node does by itself
 //!
-//! Once created, a node keeps a network together without being told:
+//! A node is a connection layer and components above it, each a small
+//! state machine in its own module with its own sub-configuration
+//! ([`Config`] holds one per component), commands, events and counters
+//! ([`Stats`]). Once created, a node keeps a network together without being
+//! told:
 //!
-//! - **Peers** (`spec/peers.md`): one connection per peer — when two nodes
-//!   dial each other at once, both keep the connection dialled by the
-//!   smaller [`NodeId`] and drain the other without losing what is in
-//!   flight on it. [`Command::ConnectAny`] races several addresses. Wanted
-//!   peers are redialled with exponential backoff and jitter; the node
-//!   dials from its peer cache until it has [`Config::target_peers`]. Caps
-//!   on inbound, outbound and half-open connections.
-//! - **Discovery** (`spec/discovery.md`): [`Config::bootstrap`] is dialled
-//!   at start and whenever the node is alone; peers exchange `PeerList`s
-//!   (ids with addresses) on connect and on request. [`Node::known_peers`]
-//!   and [`Command::AddPeers`] persist the cache across restarts.
-//! - **Liveness** (`spec/liveness.md`): pings every
-//!   [`Config::ping_interval`]; a miss makes a peer suspect
-//!   ([`Event::PeerSuspect`]); [`Config::dead_after_misses`] misses close it
-//!   ([`Event::PeerDown`]) within [`Config::detection_time`]. Presets:
-//!   [`Config::lan`], [`Config::wan`].
-//! - **Mesh** (`spec/mesh.md`): [`Command::Broadcast`] floods a payload;
-//!   every other node delivers it once ([`Event::Message`]) and relays it to
-//!   its peers but the sender, within [`Config::max_hops`]; the seen-cache
-//!   is capped in entries and age.
-//! - **Messaging** (`spec/messaging.md`): [`Command::Send`] and
-//!   [`Command::Request`] → [`Event::Response`] or [`Event::RequestFailed`];
-//!   a peer that is not connected is looked up (peer cache, the ring when
-//!   the node is a member, then neighbours) and dialled; nothing waits past
-//!   its timeout.
-//! - **Chord ring** (`spec/chord.md`, with [`Config::chord`] on): Pamela
-//!   Zave's corrected Chord. Start a ring with [`Command::ChordFound`]
-//!   (r + 1 founders in the ideal ring at once) or [`Command::ChordCreate`];
-//!   grow it with [`Command::ChordJoin`] ([`Event::ChordJoined`]). Members
+//! - **Peers** (`spec/peers.md`, [`PeersConfig`]): one connection per peer —
+//!   when two nodes dial each other at once, both keep the connection
+//!   dialled by the smaller [`NodeId`] and drain the other without losing
+//!   what is in flight on it. [`PeersCommand::ConnectAny`] races several
+//!   addresses. Wanted peers are redialled with exponential backoff and
+//!   jitter; the node dials from its peer cache until it has
+//!   [`PeersConfig::target_peers`]. Caps on inbound, outbound and
+//!   half-open connections.
+//! - **Discovery** (`spec/discovery.md`): [`PeersConfig::bootstrap`] is
+//!   dialled at start and whenever the node is alone; peers exchange
+//!   `PeerList`s (ids with addresses) on connect and on request.
+//!   [`Node::known_peers`] and [`PeersCommand::AddPeers`] persist the cache
+//!   across restarts.
+//! - **Liveness** (`spec/liveness.md`, [`LivenessConfig`]): pings every
+//!   [`LivenessConfig::ping_interval`]; a miss makes a peer suspect
+//!   ([`LivenessEvent::Suspect`]); [`LivenessConfig::dead_after_misses`]
+//!   misses close it ([`PeersEvent::Down`]) within
+//!   [`Config::detection_time`]. Presets: [`Config::lan`], [`Config::wan`].
+//! - **Mesh** (`spec/mesh.md`, [`MeshConfig`]): [`MeshCommand::Broadcast`]
+//!   floods a payload; every other node delivers it once
+//!   ([`MeshEvent::Broadcast`]) and relays it to its peers but the sender,
+//!   within [`MeshConfig::max_hops`]; the seen-cache is capped in entries
+//!   and age.
+//! - **Messaging** (`spec/messaging.md`, [`MessagingConfig`]):
+//!   [`MessagingCommand::Send`] and [`MessagingCommand::Request`] →
+//!   [`MessagingEvent::Response`] or [`MessagingEvent::RequestFailed`]; a
+//!   peer that is not connected is looked up (peer cache, the ring when the
+//!   node is a member, then neighbours) and dialled; nothing waits past its
+//!   timeout.
+//! - **Chord ring** (`spec/chord.md`, with [`Config::chord`] set): Pamela
+//!   Zave's corrected Chord. Start a ring with [`ChordCommand::Found`]
+//!   (r + 1 founders in the ideal ring at once) or [`ChordCommand::Create`];
+//!   grow it with [`ChordCommand::Join`] ([`ChordEvent::Joined`]). Members
 //!   stabilize and rectify on their own; successor lists of
-//!   [`Config::chord_successors`] entries keep the ring whole while fewer
+//!   [`ChordConfig::successors`] entries keep the ring whole while fewer
 //!   than that many consecutive members fail per repair window.
-//!   [`Command::Lookup`] finds the owner of a position iteratively
-//!   ([`Event::LookupDone`], with the hops it took; fingers make it
-//!   O(log n)).
-//! - **Chord table** (`spec/chord.md` §10): [`Command::Put`],
-//!   [`Command::Get`], [`Command::Delete`] on byte keys. Each key lives on
-//!   its owner and the next [`Config::dht_replicas`] − 1 members; a put is
-//!   acknowledged ([`Event::DhtPutAcked`]) once they hold it; holders hand
-//!   keys to a joining owner and repair each other; deletes are tombstones
-//!   that expire; stores are capped ([`DhtError::Full`]).
+//!   [`ChordCommand::Lookup`] finds the owner of a position iteratively
+//!   ([`ChordEvent::LookupDone`], with the hops it took; fingers make it
+//!   O(log n)). [`Config::lan_ring`] and [`Config::wan_ring`] turn it on,
+//!   sized for the expected ring.
+//! - **Chord table** (`spec/chord.md` §10, with [`Config::dht`] set):
+//!   [`DhtCommand::Put`], [`DhtCommand::Get`], [`DhtCommand::Delete`] on
+//!   byte keys. Each key lives on its owner and the next
+//!   [`DhtConfig::replicas`] − 1 members; a put is acknowledged
+//!   ([`DhtEvent::PutDone`]) once they hold it; holders hand keys to a
+//!   joining owner and repair each other; deletes are tombstones that
+//!   expire; stores are capped ([`DhtFailure::Full`]).
 //!
 //! ```
 //! # use bytes::Bytes;
-//! # use ringmesh::{Accepted, Command, Config, Event, Security};
+//! # use ringmesh::{Accepted, ChordCommand, ChordConfig, Config, DhtCommand, DhtEvent, Event, Security};
 //! use ringmesh::testing::Network;
 //! use ringmesh::wire::PeerEntry;
 //!
 //! // Four nodes found a ring (r = 3), then one stores a key another reads.
 //! let mut net = Network::new(ringmesh::Duration::from_millis(5));
-//! let config = Config { chord: true, chord_successors: 3, security: Security::Plaintext, ..Config::lan() };
+//! let mut config = Config { security: Security::Plaintext, ..Config::lan_ring(4) };
+//! config.chord = Some(ChordConfig { successors: 3, ..ChordConfig::lan() });
 //! for i in 0..4u8 {
 //!     net.add_node(config.clone(), [i + 1; 32], u64::from(i))?;
 //! }
@@ -152,27 +168,27 @@
 //!     .map(|i| PeerEntry { id: net.node(i).node_id(), addrs: [Network::addr_of(i)].into_iter().collect() })
 //!     .collect();
 //! for i in 0..4 {
-//!     net.command(i, Command::ChordFound { founders: founders.clone() })?;
+//!     net.command(i, ChordCommand::Found { founders: founders.clone() })?;
 //! }
-//! net.command(0, Command::Put { key: Bytes::from_static(b"colour"), value: Bytes::from_static(b"teal") })?;
+//! net.command(0, DhtCommand::Put { key: Bytes::from_static(b"colour"), value: Bytes::from_static(b"teal") })?;
 //! net.settle();
-//! let Accepted::Op(get) = net.command(3, Command::Get { key: Bytes::from_static(b"colour") })? else { unreachable!() };
+//! let Accepted::Op(get) = net.command(3, DhtCommand::Get { key: Bytes::from_static(b"colour") })? else { unreachable!() };
 //! net.settle();
 //! assert!(net.events_of(3).any(|e| matches!(e,
-//!     Event::DhtGetResult { id, value: Some(v), .. } if *id == get && v == "teal")));
+//!     Event::Dht(DhtEvent::GetDone { id, value: Some(v), .. }) if *id == get && v == "teal")));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! The node always has a deadline ahead (its maintenance round every
-//! [`Config::maintenance_interval`], pings), so a driver's loop never idles
+//! [`PeersConfig::maintenance_interval`], pings), so a driver's loop never idles
 //! for good; [`testing::Network::settle`] runs a test network until nothing
 //! is in flight instead.
 //!
 //! ## Robustness
 //!
 //! Bad bytes never panic: a malformed frame closes that connection with a
-//! [`ProtocolError`] in [`Event::ConnectionClosed`], and the node carries on.
-//! Frame lengths are checked against [`Config::max_frame_len`] before any
+//! [`ProtocolError`] in [`PeersEvent::Closed`], and the node carries on.
+//! Frame lengths are checked against [`SessionConfig::max_frame_len`] before any
 //! buffering. Every table is capped (see [`Config`]).
 //!
 //! The wire format is specified language-neutrally in `spec/wire.md`, with
@@ -204,18 +220,28 @@ mod time;
 mod timer;
 pub mod wire;
 
-pub use chord::{ChordRole, LookupError};
+pub use chord::{
+    ChordCommand, ChordConfig, ChordError, ChordEvent, ChordPending, ChordRole, ChordStats,
+    LookupError,
+};
 pub use command::{Accepted, Command, CommandError};
 pub use config::{
     CHORD_MIN_FRAME_LEN, Config, ConfigError, MAX_BOOTSTRAP, MIN_MAX_FRAME_LEN, Security,
 };
-pub use dht::DhtError;
+pub use dht::{DhtCommand, DhtConfig, DhtError, DhtEvent, DhtFailure, DhtHeld, DhtUsage};
 pub use id::{ConnId, NodeId, OpId, ParseNodeIdError, ShortId};
 pub use identity::{Identity, PublicKey};
 pub use input::{Direction, Input, TransportError};
-pub use messaging::{DeliveryError, RequestId};
+pub use liveness::{LivenessConfig, LivenessEvent, LivenessStats};
+pub use mesh::{MeshCommand, MeshConfig, MeshEvent, MeshStats};
+pub use messaging::{
+    DeliveryError, MessagingCommand, MessagingConfig, MessagingError, MessagingEvent,
+    MessagingPending, MessagingStats, RequestId,
+};
 pub use node::{Node, Stats};
 pub use output::{CloseReason, Event, Output, ProtocolError};
+pub use peers::{PeersCommand, PeersConfig, PeersError, PeersEvent, PeersStats};
+pub use session::SessionConfig;
 pub use time::{Duration, Instant};
 
 /// The Noise protocol name used in [`Security::Noise`] mode.

@@ -3,15 +3,15 @@
 use core::net::SocketAddr;
 
 use bytes::Bytes;
-use smallvec::SmallVec;
 
-use crate::OpId;
-use crate::chord::LookupError;
-use crate::dht::DhtError;
-use crate::messaging::{DeliveryError, RequestId};
-use crate::time::Duration;
-use crate::wire::{Capabilities, DecodeError, GoodbyeReason};
-use crate::{ConnId, Direction, NodeId, Security, TransportError};
+use crate::chord::ChordEvent;
+use crate::dht::DhtEvent;
+use crate::liveness::LivenessEvent;
+use crate::mesh::MeshEvent;
+use crate::messaging::MessagingEvent;
+use crate::peers::PeersEvent;
+use crate::wire::{DecodeError, GoodbyeReason};
+use crate::{ConnId, NodeId, TransportError};
 
 /// One thing the driver must do, drained with
 /// [`Node::poll_output`](crate::Node::poll_output) after every input and
@@ -47,189 +47,42 @@ pub enum Output {
     Event(Event),
 }
 
-/// What happened, for the application.
+/// What happened, for the application: one event enum per component.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
-    /// A handshake completed: `peer` is who is on the other end (proven in
-    /// Noise mode, claimed in plaintext mode).
-    SessionEstablished {
-        /// The connection.
-        conn: ConnId,
-        /// The peer's id, derived from its identity key.
-        peer: NodeId,
-        /// The transport address of the connection.
-        remote: SocketAddr,
-        /// Who dialled.
-        direction: Direction,
-        /// How the session is secured.
-        security: Security,
-        /// Where the peer says it accepts connections.
-        listen_addrs: SmallVec<[SocketAddr; 2]>,
-        /// Features both sides offered (used on this connection).
-        capabilities: Capabilities,
-    },
-    /// A connection (dialling, handshaking or open) is gone, and why.
-    ConnectionClosed {
-        /// The connection.
-        conn: ConnId,
-        /// The peer, if the handshake had told us who it was.
-        peer: Option<NodeId>,
-        /// Why.
-        reason: CloseReason,
-    },
-    /// `peer` has an established connection (its first); everything sent
-    /// to it now goes out at once.
-    PeerUp {
-        /// The peer.
-        peer: NodeId,
-        /// The connection's transport address.
-        remote: SocketAddr,
-        /// Who dialled.
-        direction: Direction,
-    },
-    /// The liveness checks on `peer` missed a ping: it may be gone. Purely
-    /// informative; `PeerDown` follows if it stays silent.
-    PeerSuspect {
-        /// The peer.
-        peer: NodeId,
-    },
-    /// `peer` has no connection any more (its last one closed, or liveness
-    /// declared it dead and closed it). Its addresses stay in the peer
-    /// cache for redial.
-    PeerDown {
-        /// The peer.
-        peer: NodeId,
-        /// Why the last connection ended.
-        reason: CloseReason,
-    },
-    /// A broadcast from another node, delivered once.
-    Message {
-        /// The node that broadcast it.
-        origin: NodeId,
-        /// Its sequence number, unique per origin.
-        seq: u64,
-        /// Links it travelled to get here (1 = from the origin directly).
-        hops: u8,
-        /// Its bytes (shared with every relay; copy to keep a small one
-        /// long, as for `Direct`).
-        payload: Bytes,
-    },
-    /// A peer asks something; answer with
-    /// [`Command::Respond`](crate::Command::Respond) and this `id`.
-    Request {
-        /// The requester.
-        from: NodeId,
-        /// The requester's id for it.
-        id: RequestId,
-        /// Its bytes.
-        payload: Bytes,
-    },
-    /// The answer to this node's request `id`.
-    Response {
-        /// Who answered.
-        from: NodeId,
-        /// The request.
-        id: RequestId,
-        /// Its bytes.
-        payload: Bytes,
-        /// From sending the request to this response.
-        rtt: Duration,
-    },
-    /// This node's request `id` will get no answer.
-    RequestFailed {
-        /// The peer it was for.
-        to: NodeId,
-        /// The request.
-        id: RequestId,
-        /// Why.
-        reason: DeliveryError,
-    },
-    /// A queued one-way message could not be sent; the payload is handed
-    /// back.
-    SendFailed {
-        /// The peer it was for.
-        to: NodeId,
-        /// Its bytes.
-        payload: Bytes,
-        /// Why.
-        reason: DeliveryError,
-    },
-    /// This node joined the ring (spec/chord.md §5.3).
-    ChordJoined {
-        /// Its first successor.
-        successor: NodeId,
-        /// Its predecessor: the member it joined after.
-        predecessor: NodeId,
-        /// Hops the join lookup took.
-        hops: u32,
-    },
-    /// `Command::ChordJoin` failed; the node is still out of the ring.
-    ChordJoinFailed {
-        /// Why its lookup failed.
-        reason: LookupError,
-    },
-    /// Failures emptied this member's successor list: more of the ring
-    /// failed than the failure constraint allows (spec/chord.md §6.4, §11).
-    /// The node stays a member and recovers on a best-effort basis.
-    ChordOrphaned,
-    /// A `Command::Lookup` found the owner of `key`.
-    LookupDone {
-        /// The command's id.
-        id: OpId,
-        /// The position looked up.
-        key: NodeId,
-        /// The first member at or after `key`.
-        owner: NodeId,
-        /// The owner and the members after it, as the last hop knew them.
-        successors: Vec<NodeId>,
-        /// Nodes asked that answered (0: answered locally).
-        hops: u32,
-    },
-    /// A `Command::Lookup` failed.
-    LookupFailed {
-        /// The command's id.
-        id: OpId,
-        /// The position looked up.
-        key: NodeId,
-        /// Why.
-        reason: LookupError,
-    },
-    /// A `Command::Put` or `Delete` is held by every replica.
-    DhtPutAcked {
-        /// The command's id.
-        id: OpId,
-        /// The version the owner gave it.
-        version: u64,
-    },
-    /// The answer to a `Command::Get`: the greatest entry the holders had.
-    DhtGetResult {
-        /// The command's id.
-        id: OpId,
-        /// The key.
-        key: Bytes,
-        /// The value; `None` if the key was never written or was deleted.
-        value: Option<Bytes>,
-        /// The entry's version (0 if never written).
-        version: u64,
-    },
-    /// A table operation failed.
-    DhtFailed {
-        /// The command's id.
-        id: OpId,
-        /// Why.
-        reason: DhtError,
-    },
-    /// A peer sent a one-way message.
-    Direct {
-        /// The sender.
-        from: NodeId,
-        /// Its bytes. In plaintext mode this may be a slice of the buffer the
-        /// driver read it in, keeping that buffer alive; copy it
-        /// (`Bytes::copy_from_slice`) to hold a small payload for long.
-        payload: Bytes,
-    },
+    /// Connections and peers coming and going.
+    Peers(PeersEvent),
+    /// The failure detector.
+    Liveness(LivenessEvent),
+    /// A flood arrived.
+    Mesh(MeshEvent),
+    /// Messages from one peer, and how this node's fared.
+    Messaging(MessagingEvent),
+    /// The Chord ring.
+    Chord(ChordEvent),
+    /// The Chord table.
+    Dht(DhtEvent),
 }
+
+macro_rules! event_from {
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        $(impl From<$ty> for Event {
+            fn from(event: $ty) -> Event {
+                Event::$variant(event)
+            }
+        })*
+    };
+}
+
+event_from!(
+    Peers(PeersEvent),
+    Liveness(LivenessEvent),
+    Mesh(MeshEvent),
+    Messaging(MessagingEvent),
+    Chord(ChordEvent),
+    Dht(DhtEvent),
+);
 
 /// Why a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use crate::timer::DeadlineQueue;
 use crate::{
     Command, Config, ConfigError, ConnId, Direction, Duration, Event, Identity, Input, Instant,
-    Node, Output, TransportError,
+    Node, Output, PeersCommand, TransportError,
 };
 
 /// Index of a node in a [`Network`].
@@ -187,7 +187,7 @@ impl Network {
     pub fn command(
         &mut self,
         i: NodeIndex,
-        command: Command,
+        command: impl Into<Command>,
     ) -> Result<crate::Accepted, crate::CommandError> {
         let now = self.now;
         let result = self.nodes[i].command(now, command);
@@ -198,7 +198,7 @@ impl Network {
     /// Node `i` dials node `j`.
     pub fn connect(&mut self, i: NodeIndex, j: NodeIndex) -> Result<ConnId, crate::CommandError> {
         let addr = self.addrs[j];
-        match self.command(i, Command::Connect { addr, peer: None })? {
+        match self.command(i, PeersCommand::Connect { addr, peer: None })? {
             crate::Accepted::Dialing(conn) => Ok(conn),
             _ => unreachable!("Connect answers Dialing"),
         }

@@ -7,8 +7,9 @@ use bytes::Bytes;
 use ringmesh::testing::{Network, NodeIndex};
 use ringmesh::wire::PeerEntry;
 use ringmesh::{
-    Accepted, ChordRole, Command, CommandError, Config, ConfigError, DeliveryError, Duration,
-    Event, LookupError, NodeId, Security,
+    Accepted, ChordCommand, ChordConfig, ChordError, ChordEvent, ChordRole, Command, CommandError,
+    Config, ConfigError, DeliveryError, DhtCommand, DhtConfig, DhtError, DhtEvent, Duration, Event,
+    LookupError, MessagingCommand, MessagingEvent, NodeId, PeersConfig, Security,
 };
 
 const LATENCY: Duration = Duration::from_millis(5);
@@ -16,9 +17,14 @@ const LATENCY: Duration = Duration::from_millis(5);
 fn config(r: usize) -> Config {
     Config {
         security: Security::Plaintext,
-        chord: true,
-        chord_successors: r,
-        dht_replicas: r.min(3),
+        chord: Some(ChordConfig {
+            successors: r,
+            ..ChordConfig::lan()
+        }),
+        dht: Some(DhtConfig {
+            replicas: r.min(3),
+            ..DhtConfig::lan()
+        }),
         ..Config::lan()
     }
 }
@@ -51,7 +57,7 @@ fn found(net: &mut Network, n: usize) {
     let founders: Vec<PeerEntry> = (0..n).map(|i| entry(i, net)).collect();
     for i in 0..n {
         let founders = founders.clone();
-        net.command(i, Command::ChordFound { founders })
+        net.command(i, ChordCommand::Found { founders })
             .expect("found");
     }
 }
@@ -93,13 +99,13 @@ fn owner(net: &Network, live: &[NodeIndex], key: NodeId) -> NodeId {
 /// `spacing` apart.
 fn grown_ring(n: usize, r: usize, spacing: Duration) -> Network {
     let mut net = network(n, |_| config(r));
-    net.command(0, Command::ChordCreate).expect("create");
+    net.command(0, ChordCommand::Create).expect("create");
     for i in 1..n {
         net.connect(i, 0).expect("dial");
         net.settle();
         net.command(
             i,
-            Command::ChordJoin {
+            ChordCommand::Join {
                 via: Some(net.node(0).node_id()),
             },
         )
@@ -110,16 +116,18 @@ fn grown_ring(n: usize, r: usize, spacing: Duration) -> Network {
 }
 
 fn lookup(net: &mut Network, from: NodeIndex, key: NodeId) -> Result<(NodeId, u32), LookupError> {
-    let Ok(Accepted::Op(op)) = net.command(from, Command::Lookup { key }) else {
+    let Ok(Accepted::Op(op)) = net.command(from, ChordCommand::Lookup { key }) else {
         panic!("lookup refused");
     };
     net.settle();
     net.run_for(Duration::from_secs(11));
     let result = net.events_of(from).find_map(|e| match e {
-        Event::LookupDone {
+        Event::Chord(ChordEvent::LookupDone {
             id, owner, hops, ..
-        } if *id == op => Some(Ok((*owner, *hops))),
-        Event::LookupFailed { id, reason, .. } if *id == op => Some(Err(*reason)),
+        }) if *id == op => Some(Ok((*owner, *hops))),
+        Event::Chord(ChordEvent::LookupFailed { id, reason, .. }) if *id == op => {
+            Some(Err(*reason))
+        }
         _ => None,
     });
     result.expect("the lookup ended")
@@ -155,7 +163,7 @@ fn a_ring_grown_by_joins_through_one_node_becomes_ideal() {
         let joined = net
             .events()
             .iter()
-            .filter(|(_, _, e)| matches!(e, Event::ChordJoined { .. }))
+            .filter(|(_, _, e)| matches!(e, Event::Chord(ChordEvent::Joined { .. })))
             .count();
         assert_eq!(joined, n - 1);
     }
@@ -209,7 +217,7 @@ fn crashed_members_are_flushed_and_the_ring_repairs() {
     assert!(
         !net.events()
             .iter()
-            .any(|(_, _, e)| matches!(e, Event::ChordOrphaned))
+            .any(|(_, _, e)| matches!(e, Event::Chord(ChordEvent::Orphaned)))
     );
 }
 
@@ -240,7 +248,7 @@ fn a_message_to_a_node_outside_the_ring_fails_at_once_as_unreachable() {
     let at = net.now();
     net.command(
         2,
-        Command::Send {
+        MessagingCommand::Send {
             to: stranger,
             payload: Bytes::from_static(b"hi"),
         },
@@ -248,7 +256,11 @@ fn a_message_to_a_node_outside_the_ring_fails_at_once_as_unreachable() {
     .expect("queued");
     net.settle();
     let failed = net.events().iter().find_map(|(i, t, e)| match e {
-        Event::SendFailed { to, reason, .. } if *i == 2 && *to == stranger => Some((*t, *reason)),
+        Event::Messaging(MessagingEvent::SendFailed { to, reason, .. })
+            if *i == 2 && *to == stranger =>
+        {
+            Some((*t, *reason))
+        }
         _ => None,
     });
     let (t, reason) = failed.expect("the send failed");
@@ -262,17 +274,20 @@ fn a_message_to_a_member_missing_from_the_peer_cache_is_routed_by_the_ring() {
     // Tiny peer caches: most members do not know most others.
     let (n, r) = (24, 3);
     let mut net = network(n, |_| Config {
-        max_known_peers: 4,
-        peer_exchange_size: 2,
-        target_peers: 2,
+        peers: PeersConfig {
+            max_known_peers: 4,
+            peer_exchange_size: 2,
+            target_peers: 2,
+            ..config(r).peers
+        },
         ..config(r)
     });
-    net.command(0, Command::ChordCreate).expect("create");
+    net.command(0, ChordCommand::Create).expect("create");
     for i in 1..n {
         net.connect(i, 0).expect("dial");
         net.settle();
         let via = Some(net.node(0).node_id());
-        net.command(i, Command::ChordJoin { via }).expect("join");
+        net.command(i, ChordCommand::Join { via }).expect("join");
         net.run_for(Duration::from_millis(300));
     }
     net.run_for(Duration::from_secs(30));
@@ -294,7 +309,7 @@ fn a_message_to_a_member_missing_from_the_peer_cache_is_routed_by_the_ring() {
         let to = net.node(j).node_id();
         net.command(
             from,
-            Command::Send {
+            MessagingCommand::Send {
                 to,
                 payload: Bytes::from_static(b"through the ring"),
             },
@@ -305,7 +320,7 @@ fn a_message_to_a_member_missing_from_the_peer_cache_is_routed_by_the_ring() {
     net.run_for(Duration::from_secs(5));
     for &j in &unknown {
         let got = net.events_of(j).any(
-            |e| matches!(e, Event::Direct { payload, .. } if &payload[..] == b"through the ring"),
+            |e| matches!(e, Event::Messaging(MessagingEvent::Direct { payload, .. }) if &payload[..] == b"through the ring"),
         );
         assert!(got, "node {j} got the message");
     }
@@ -320,41 +335,41 @@ fn chord_commands_refuse_bad_input_without_effect() {
             config(3)
         }
     });
-    let off = net.command(4, Command::ChordCreate);
-    assert_eq!(off, Err(CommandError::ChordOff));
+    let off = net.command(4, ChordCommand::Create);
+    assert_eq!(off, Err(CommandError::Chord(ChordError::Off)));
     assert_eq!(
-        net.command(4, Command::Lookup { key: key(1) }),
-        Err(CommandError::ChordOff)
+        net.command(4, ChordCommand::Lookup { key: key(1) }),
+        Err(CommandError::Chord(ChordError::Off))
     );
     let founders: Vec<PeerEntry> = (0..3).map(|i| entry(i, &net)).collect();
     assert!(matches!(
-        net.command(0, Command::ChordFound { founders }),
-        Err(CommandError::BadFounders(_))
+        net.command(0, ChordCommand::Found { founders }),
+        Err(CommandError::Chord(ChordError::BadFounders(_)))
     ));
     let others: Vec<PeerEntry> = (1..5).map(|i| entry(i, &net)).collect();
     assert!(matches!(
-        net.command(0, Command::ChordFound { founders: others }),
-        Err(CommandError::BadFounders(_))
+        net.command(0, ChordCommand::Found { founders: others }),
+        Err(CommandError::Chord(ChordError::BadFounders(_)))
     ));
     assert_eq!(
-        net.command(1, Command::ChordJoin { via: None }),
-        Err(CommandError::NoChordPeer)
+        net.command(1, ChordCommand::Join { via: None }),
+        Err(CommandError::Chord(ChordError::NoChordPeer))
     );
     let stranger = net.node(2).node_id();
     assert_eq!(
         net.command(
             1,
-            Command::ChordJoin {
+            ChordCommand::Join {
                 via: Some(stranger)
             }
         ),
-        Err(CommandError::NotConnected(stranger))
+        Err(CommandError::Chord(ChordError::NotConnected(stranger)))
     );
     assert_eq!(net.node(1).chord_role(), ChordRole::Out);
-    net.command(0, Command::ChordCreate).expect("create");
+    net.command(0, ChordCommand::Create).expect("create");
     assert_eq!(
-        net.command(0, Command::ChordCreate),
-        Err(CommandError::AlreadyInRing)
+        net.command(0, ChordCommand::Create),
+        Err(CommandError::Chord(ChordError::AlreadyInRing))
     );
     // A node without chord closes a peer that sends it chord messages: it
     // never offered the capability, so a chord node never sends one.
@@ -368,47 +383,64 @@ fn chord_config_is_validated() {
     let bad = [
         (
             Config {
-                chord_successors: 0,
+                chord: Some(ChordConfig {
+                    successors: 0,
+                    ..ChordConfig::wan()
+                }),
+                dht: Some(DhtConfig::wan()),
                 ..Config::default()
             },
             ConfigError::ChordSuccessors(0),
         ),
         (
             Config {
-                chord_successors: 33,
+                chord: Some(ChordConfig {
+                    successors: 33,
+                    ..ChordConfig::wan()
+                }),
+                dht: Some(DhtConfig::wan()),
                 ..Config::default()
             },
             ConfigError::ChordSuccessors(33),
         ),
         (
             Config {
-                dht_replicas: 9,
+                chord: Some(ChordConfig::wan()),
+                dht: Some(DhtConfig {
+                    replicas: 9,
+                    ..DhtConfig::wan()
+                }),
                 ..Config::default()
             },
             ConfigError::DhtReplicas(9),
         ),
         (
             Config {
-                chord: true,
+                chord: Some(ChordConfig::wan()),
+                dht: Some(DhtConfig::wan()),
                 ..Config::default()
             },
             ConfigError::ChordWithoutListenAddr,
         ),
         (
             Config {
-                chord_request_timeout: Duration::ZERO,
+                chord: Some(ChordConfig {
+                    request_timeout: Duration::ZERO,
+                    ..ChordConfig::wan()
+                }),
+                dht: Some(DhtConfig::wan()),
                 ..Config::default()
             },
-            ConfigError::Zero("chord_request_timeout"),
+            ConfigError::Zero("chord.request_timeout"),
         ),
     ];
     for (config, error) in bad {
         assert_eq!(config.validate(), Err(error));
     }
-    assert_eq!(Config::chord_successors_for(1), 4);
-    assert_eq!(Config::chord_successors_for(1000), 10);
-    assert_eq!(Config::chord_successors_for(1 << 20), 20);
-    assert_eq!(Config::chord_successors_for(u64::MAX), 32);
+    assert_eq!(ChordConfig::successors_for(1), 4);
+    assert_eq!(ChordConfig::successors_for(1000), 10);
+    assert_eq!(ChordConfig::successors_for(1 << 20), 20);
+    assert_eq!(ChordConfig::successors_for(u64::MAX), 32);
 }
 
 // ----- the Chord table -----
@@ -423,11 +455,11 @@ fn op(result: Result<Accepted, CommandError>) -> ringmesh::OpId {
 fn put(net: &mut Network, from: NodeIndex, key: &str, value: Option<&str>) -> Result<u64, String> {
     let key = Bytes::copy_from_slice(key.as_bytes());
     let command = match value {
-        Some(v) => Command::Put {
+        Some(v) => DhtCommand::Put {
             key,
             value: Bytes::copy_from_slice(v.as_bytes()),
         },
-        None => Command::Delete { key },
+        None => DhtCommand::Delete { key },
     };
     let id = op(net.command(from, command));
     // Settled first: an acknowledged put is held by its replicas at once,
@@ -435,8 +467,16 @@ fn put(net: &mut Network, from: NodeIndex, key: &str, value: Option<&str>) -> Re
     net.settle();
     let ended = |net: &Network| {
         net.events_of(from).find_map(|e| match e {
-            Event::DhtPutAcked { id: i, version } if *i == id => Some(Ok(*version)),
-            Event::DhtFailed { id: i, reason } if *i == id => Some(Err(reason.to_string())),
+            // A put ends in `PutDone`, a delete in `DeleteDone`.
+            Event::Dht(DhtEvent::PutDone { id: i, version }) if *i == id && value.is_some() => {
+                Some(Ok(*version))
+            }
+            Event::Dht(DhtEvent::DeleteDone { id: i, version }) if *i == id && value.is_none() => {
+                Some(Ok(*version))
+            }
+            Event::Dht(DhtEvent::Failed { id: i, reason }) if *i == id => {
+                Some(Err(reason.to_string()))
+            }
             _ => None,
         })
     };
@@ -449,18 +489,20 @@ fn put(net: &mut Network, from: NodeIndex, key: &str, value: Option<&str>) -> Re
 
 fn get(net: &mut Network, from: NodeIndex, key: &str) -> (Option<Bytes>, u64) {
     let key = Bytes::copy_from_slice(key.as_bytes());
-    let id = op(net.command(from, Command::Get { key }));
+    let id = op(net.command(from, DhtCommand::Get { key }));
     net.settle();
     net.run_for(Duration::from_secs(11));
     net.events_of(from)
         .find_map(|e| match e {
-            Event::DhtGetResult {
+            Event::Dht(DhtEvent::GetDone {
                 id: i,
                 value,
                 version,
                 ..
-            } if *i == id => Some((value.clone(), *version)),
-            Event::DhtFailed { id: i, reason } if *i == id => panic!("get failed: {reason}"),
+            }) if *i == id => Some((value.clone(), *version)),
+            Event::Dht(DhtEvent::Failed { id: i, reason }) if *i == id => {
+                panic!("get failed: {reason}")
+            }
             _ => None,
         })
         .expect("the get ended")
@@ -526,9 +568,12 @@ fn a_put_is_acknowledged_once_its_replicas_hold_it_and_any_node_reads_it() {
 #[test]
 fn keys_survive_the_failure_of_their_holders_and_are_re_replicated() {
     let (n, r) = (12, 4);
-    let mut net = network(n, |_| Config {
-        dht_repair_interval: Duration::from_secs(2),
-        ..config(r)
+    let mut net = network(n, |_| {
+        let mut config = config(r);
+        if let Some(dht) = config.dht.as_mut() {
+            dht.repair_interval = Duration::from_secs(2);
+        }
+        config
     });
     found(&mut net, n);
     net.run_for(Duration::from_secs(5));
@@ -573,7 +618,7 @@ fn a_joining_node_is_handed_the_keys_it_now_owns() {
     net.connect(newcomer, 0).expect("dial");
     net.settle();
     let via = Some(net.node(0).node_id());
-    net.command(newcomer, Command::ChordJoin { via })
+    net.command(newcomer, ChordCommand::Join { via })
         .expect("join");
     net.run_for(Duration::from_secs(20));
     let live: Vec<NodeIndex> = (0..=newcomer).collect();
@@ -594,28 +639,31 @@ fn a_joining_node_is_handed_the_keys_it_now_owns() {
 #[test]
 fn table_commands_refuse_bad_input_and_a_full_store_says_so() {
     let (n, r) = (4, 3);
-    let mut net = network(n, |_| Config {
-        dht_max_entries: 2,
-        ..config(r)
+    let mut net = network(n, |_| {
+        let mut config = config(r);
+        if let Some(dht) = config.dht.as_mut() {
+            dht.max_entries = 2;
+        }
+        config
     });
     found(&mut net, n);
-    let empty = net.command(0, Command::Get { key: Bytes::new() });
-    assert_eq!(empty, Err(CommandError::BadKey(0)));
+    let empty = net.command(0, DhtCommand::Get { key: Bytes::new() });
+    assert_eq!(empty, Err(CommandError::Dht(DhtError::BadKey(0))));
     let long = Bytes::from(vec![b'k'; 257]);
     assert_eq!(
-        net.command(0, Command::Delete { key: long }),
-        Err(CommandError::BadKey(257))
+        net.command(0, DhtCommand::Delete { key: long }),
+        Err(CommandError::Dht(DhtError::BadKey(257)))
     );
     let huge = Bytes::from(vec![0u8; (1 << 20) + 1]);
     assert!(matches!(
         net.command(
             0,
-            Command::Put {
+            DhtCommand::Put {
                 key: Bytes::from_static(b"k"),
                 value: huge
             }
         ),
-        Err(CommandError::ValueTooLarge { .. })
+        Err(CommandError::Dht(DhtError::ValueTooLarge { .. }))
     ));
     // Each node holds at most 2 entries, and 3 holders per key with 4
     // nodes: the table fills quickly, and a full store answers Full.
@@ -630,7 +678,7 @@ fn table_commands_refuse_bad_input_and_a_full_store_says_so() {
         "{results:?}"
     );
     for i in 0..n {
-        assert!(net.node(i).dht_usage().0 <= 2);
+        assert!(net.node(i).dht_usage().entries <= 2);
     }
 }
 
@@ -647,7 +695,7 @@ fn requests_sent_while_duplicate_connections_resolve_are_answered() {
         // Only what is in flight is run: no timer, no retry can help.
         let id = op(net.command(
             i,
-            Command::Put {
+            DhtCommand::Put {
                 key: Bytes::from(key),
                 value: Bytes::from_static(b"v"),
             },
@@ -655,9 +703,9 @@ fn requests_sent_while_duplicate_connections_resolve_are_answered() {
         net.settle();
         assert!(
             net.events_of(i)
-                .any(|e| matches!(e, Event::DhtPutAcked { id: a, .. } if *a == id)),
+                .any(|e| matches!(e, Event::Dht(DhtEvent::PutDone { id: a, .. }) if *a == id)),
             "node {i}'s put was acknowledged without a retry"
         );
     }
-    assert!(net.node(0).stats().duplicate_connections > 0);
+    assert!(net.node(0).stats().peers.duplicate_connections > 0);
 }

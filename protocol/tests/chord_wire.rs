@@ -21,7 +21,10 @@ use ringmesh::wire::{
     DhtSyncReply, DhtValue, GoodbyeReason, MAX_CHORD_LIST, MAX_DHT_BATCH, MAX_DHT_DIGEST,
     MAX_DHT_KEY, MAX_LISTEN_ADDRS, Message, PeerEntry, decode_body, encode_body, put_frame_header,
 };
-use ringmesh::{CloseReason, Command, Config, ConnId, Duration, Event, NodeId, ProtocolError};
+use ringmesh::{
+    ChordCommand, ChordConfig, ChordEvent, CloseReason, Config, ConnId, DhtConfig, Duration, Event,
+    MessagingCommand, MessagingEvent, NodeId, PeersEvent, ProtocolError,
+};
 use smallvec::SmallVec;
 
 fn socket_addr() -> impl Strategy<Value = SocketAddr> {
@@ -234,7 +237,7 @@ fn frame_of(message: &Message) -> Bytes {
 fn closes(net: &Network, i: usize) -> Vec<(Option<NodeId>, CloseReason)> {
     net.events_of(i)
         .filter_map(|e| match e {
-            Event::ConnectionClosed { peer, reason, .. } => Some((*peer, reason.clone())),
+            Event::Peers(PeersEvent::Closed { peer, reason, .. }) => Some((*peer, reason.clone())),
             _ => None,
         })
         .collect()
@@ -242,12 +245,17 @@ fn closes(net: &Network, i: usize) -> Vec<(Option<NodeId>, CloseReason)> {
 
 fn chord_config() -> Config {
     Config {
-        chord: true,
-        chord_successors: 2,
-        dht_replicas: 2,
-        dht_max_entries: 16,
-        dht_max_bytes: 4096,
-        chord_max_lookups: 4,
+        chord: Some(ChordConfig {
+            successors: 2,
+            max_lookups: 4,
+            ..ChordConfig::wan()
+        }),
+        dht: Some(DhtConfig {
+            replicas: 2,
+            max_entries: 16,
+            max_bytes: 4096,
+            ..DhtConfig::wan()
+        }),
         ..Config::plaintext()
     }
 }
@@ -275,7 +283,7 @@ proptest! {
             .collect();
         for i in 0..3 {
             let founders = founders.clone();
-            net.command(i, Command::ChordFound { founders }).expect("found");
+            net.command(i, ChordCommand::Found { founders }).expect("found");
         }
         // Node 3 (chord on, not a member) dials node 1: inbound 0 there.
         net.connect(3, 1).expect("dial");
@@ -288,16 +296,18 @@ proptest! {
         net.settle();
         net.run_for(Duration::from_secs(30));
         prop_assert!(closes(&net, 1).iter().all(|(peer, _)| *peer != Some(attacker)));
-        let (entries, bytes) = net.node(1).dht_usage();
+        let usage = net.node(1).dht_usage();
+        let (entries, bytes) = (usage.entries, usage.bytes);
         prop_assert!(entries <= 16 && bytes <= 4096);
-        let (requests, lookups) = net.node(1).chord_pending();
+        let pending = net.node(1).chord_pending();
+        let (requests, lookups) = (pending.requests, pending.lookups);
         prop_assert!(lookups <= 4 && requests <= 64, "{requests} requests, {lookups} lookups");
         // The ring still works: a lookup from node 1 ends with a member.
         let key = NodeId::from_u128(1 << 100);
-        net.command(1, Command::Lookup { key }).expect("lookup");
+        net.command(1, ChordCommand::Lookup { key }).expect("lookup");
         net.settle();
         let members: Vec<NodeId> = (0..3).map(|i| net.node(i).node_id()).collect();
-        let done = net.events_of(1).any(|e| matches!(e, Event::LookupDone { owner, .. } if members.contains(owner)));
+        let done = net.events_of(1).any(|e| matches!(e, Event::Chord(ChordEvent::LookupDone { owner, .. }) if members.contains(owner)));
         prop_assert!(done);
     }
 }
@@ -360,7 +370,7 @@ fn a_chord_or_dht_message_closes_only_that_connection_with_unexpected_message() 
         assert!(closes(&net, 2).is_empty());
         net.command(
             2,
-            Command::Send {
+            MessagingCommand::Send {
                 to: ids[1],
                 payload: Bytes::from_static(b"still here"),
             },
@@ -370,7 +380,7 @@ fn a_chord_or_dht_message_closes_only_that_connection_with_unexpected_message() 
         assert!(
             net.events_of(1).any(|e| matches!(
                 e,
-                Event::Direct { from, payload } if *from == ids[2] && payload[..] == b"still here"[..]
+                Event::Messaging(MessagingEvent::Direct { from, payload }) if *from == ids[2] && payload[..] == b"still here"[..]
             )),
             "{}",
             message.name()

@@ -3,7 +3,11 @@
 
 use bytes::Bytes;
 use ringmesh::testing::{Network, Sent};
-use ringmesh::{Command, Config, Duration, Event, Instant};
+use ringmesh::{
+    ChordCommand, ChordConfig, ChordEvent, Config, DhtCommand, DhtConfig, DhtEvent, Duration,
+    Event, Instant, MeshCommand, MeshEvent, MessagingCommand, MessagingEvent, PeersCommand,
+    PeersConfig,
+};
 
 /// Three Noise nodes: handshakes, messages both ways (one compressible),
 /// a disconnect, a dial that times out.
@@ -27,7 +31,7 @@ fn scenario(seed: u64) -> (Vec<Sent>, Vec<(usize, Instant, Event)>) {
         let payload = Bytes::from(format!("{from}->{to} ").repeat(100 * (from + 1)));
         net.command(
             from,
-            Command::Send {
+            MessagingCommand::Send {
                 to: ids[to],
                 payload,
             },
@@ -35,7 +39,7 @@ fn scenario(seed: u64) -> (Vec<Sent>, Vec<(usize, Instant, Event)>) {
         .expect("connected");
     }
     net.settle();
-    net.command(2, Command::Disconnect { peer: ids[1] })
+    net.command(2, PeersCommand::Disconnect { peer: ids[1] })
         .expect("connected");
     net.crash(1);
     net.connect(0, 1).expect("dial to a crashed node");
@@ -55,7 +59,7 @@ fn the_same_seed_gives_byte_identical_outputs() {
     assert!(
         events_a
             .iter()
-            .any(|(_, _, e)| matches!(e, Event::Direct { .. }))
+            .any(|(_, _, e)| matches!(e, Event::Messaging(MessagingEvent::Direct { .. })))
     );
     assert_eq!(sent_a, sent_b);
     assert_eq!(events_a, events_b);
@@ -83,8 +87,11 @@ fn overlay_scenario(seed: u64) -> (Vec<Sent>, Vec<(usize, Instant, Event)>) {
     net.record_sent(true);
     for i in 0..12u8 {
         let config = Config {
-            target_peers: 3,
-            bootstrap: vec![Network::addr_of(0)],
+            peers: PeersConfig {
+                target_peers: 3,
+                bootstrap: vec![Network::addr_of(0)],
+                ..Config::plaintext().peers
+            },
             ..Config::plaintext()
         };
         net.add_node(config, [i + 1; 32], seed.wrapping_add(u64::from(i)))
@@ -94,7 +101,7 @@ fn overlay_scenario(seed: u64) -> (Vec<Sent>, Vec<(usize, Instant, Event)>) {
     for i in 0..12 {
         net.command(
             i,
-            Command::Broadcast {
+            MeshCommand::Broadcast {
                 payload: Bytes::from_static(b"b"),
             },
         )
@@ -112,7 +119,7 @@ fn an_overlay_run_replays_exactly_from_its_seed() {
     let (sent_b, events_b) = overlay_scenario(7);
     let messages = events_a
         .iter()
-        .filter(|(_, _, e)| matches!(e, Event::Message { .. }))
+        .filter(|(_, _, e)| matches!(e, Event::Mesh(MeshEvent::Broadcast { .. })))
         .count();
     assert_eq!(
         messages,
@@ -132,29 +139,32 @@ fn chord_scenario(seed: u64) -> (Vec<Sent>, Vec<(usize, Instant, Event)>) {
     net.record_sent(true);
     for i in 0..10u8 {
         let config = Config {
-            chord: true,
-            chord_successors: 3,
+            chord: Some(ChordConfig {
+                successors: 3,
+                ..ChordConfig::lan()
+            }),
+            dht: Some(DhtConfig::lan()),
             ..Config::lan()
         };
         net.add_node(config, [i + 1; 32], seed.wrapping_add(u64::from(i)))
             .expect("valid");
     }
-    net.command(0, Command::ChordCreate).expect("create");
+    net.command(0, ChordCommand::Create).expect("create");
     for i in 1..10 {
         net.connect(i, 0).expect("dial");
         net.settle();
-        net.command(i, Command::ChordJoin { via: None })
+        net.command(i, ChordCommand::Join { via: None })
             .expect("join");
         net.run_for(Duration::from_millis(200));
     }
     net.run_for(Duration::from_secs(10));
     for k in 0..10u64 {
         let key = ringmesh::NodeId::from_u128(u128::from(k) << 124);
-        net.command(k as usize, Command::Lookup { key })
+        net.command(k as usize, ChordCommand::Lookup { key })
             .expect("lookup");
         net.command(
             k as usize,
-            Command::Put {
+            DhtCommand::Put {
                 key: Bytes::from(format!("k{k}")),
                 value: Bytes::from_static(b"v"),
             },
@@ -166,7 +176,7 @@ fn chord_scenario(seed: u64) -> (Vec<Sent>, Vec<(usize, Instant, Event)>) {
     net.run_for(Duration::from_secs(10));
     net.command(
         1,
-        Command::Get {
+        DhtCommand::Get {
             key: Bytes::from_static(b"k4"),
         },
     )
@@ -180,11 +190,20 @@ fn a_chord_run_replays_exactly_from_its_seed() {
     let (sent_a, events_a) = chord_scenario(11);
     let (sent_b, events_b) = chord_scenario(11);
     let count = |f: fn(&Event) -> bool| events_a.iter().filter(|(_, _, e)| f(e)).count();
-    assert_eq!(count(|e| matches!(e, Event::ChordJoined { .. })), 9);
-    assert_eq!(count(|e| matches!(e, Event::LookupDone { .. })), 10);
-    assert_eq!(count(|e| matches!(e, Event::DhtPutAcked { .. })), 10);
     assert_eq!(
-        count(|e| matches!(e, Event::DhtGetResult { value: Some(_), .. })),
+        count(|e| matches!(e, Event::Chord(ChordEvent::Joined { .. }))),
+        9
+    );
+    assert_eq!(
+        count(|e| matches!(e, Event::Chord(ChordEvent::LookupDone { .. }))),
+        10
+    );
+    assert_eq!(
+        count(|e| matches!(e, Event::Dht(DhtEvent::PutDone { .. }))),
+        10
+    );
+    assert_eq!(
+        count(|e| matches!(e, Event::Dht(DhtEvent::GetDone { value: Some(_), .. }))),
         1
     );
     assert_eq!(sent_a, sent_b);

@@ -7,7 +7,9 @@
 use bytes::{Bytes, BytesMut};
 use ringmesh::testing::Network;
 use ringmesh::wire::{Broadcast, Message, encode_frame};
-use ringmesh::{Config, ConnId, Duration, Event, Input, NodeId, Output};
+use ringmesh::{
+    Config, ConnId, Duration, Event, Input, MeshConfig, MeshEvent, NodeId, Output, PeersEvent,
+};
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
@@ -17,10 +19,13 @@ const MESSAGES: u64 = 1_000_000;
 #[test]
 fn a_million_distinct_broadcasts_leave_memory_bounded() {
     let config = Config {
-        seen_cache_capacity: 100_000,
+        mesh: MeshConfig {
+            seen_cache_capacity: 100_000,
+            ..Config::plaintext().mesh
+        },
         ..Config::plaintext()
     };
-    let capacity = config.seen_cache_capacity;
+    let capacity = config.mesh.seen_cache_capacity;
     let mut net = Network::new(Duration::from_millis(1));
     for i in 0..4u8 {
         net.add_node(config.clone(), [i + 1; 32], u64::from(i))
@@ -35,7 +40,11 @@ fn a_million_distinct_broadcasts_leave_memory_bounded() {
         .events()
         .iter()
         .find_map(|(i, _, e)| match e {
-            Event::SessionEstablished { conn, peer, .. } if *i == 0 && *peer == from => Some(*conn),
+            Event::Peers(PeersEvent::Established { conn, peer, .. })
+                if *i == 0 && *peer == from =>
+            {
+                Some(*conn)
+            }
             _ => None,
         })
         .expect("node 0 is connected to node 1");
@@ -63,7 +72,7 @@ fn a_million_distinct_broadcasts_leave_memory_bounded() {
         while let Some(output) = node.poll_output() {
             match output {
                 Output::Send { .. } => relayed += 1,
-                Output::Event(Event::Message { .. }) => delivered += 1,
+                Output::Event(Event::Mesh(MeshEvent::Broadcast { .. })) => delivered += 1,
                 _ => {}
             }
         }
@@ -83,7 +92,10 @@ fn a_million_distinct_broadcasts_leave_memory_bounded() {
     );
     assert!(relayed >= 2 * MESSAGES, "relayed to the two other peers");
     assert_eq!(node.seen_cache_len(), capacity);
-    assert_eq!(node.seen_cache_evicted_early(), MESSAGES - capacity as u64);
+    assert_eq!(
+        node.stats().mesh.seen_evicted_early,
+        MESSAGES - capacity as u64
+    );
     // Flat after the cache filled: no growth beyond noise.
     assert!(
         end <= baseline + 64 * 1024,

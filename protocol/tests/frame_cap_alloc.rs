@@ -5,7 +5,7 @@
 
 use bytes::{BufMut, BytesMut};
 use ringmesh::testing::Network;
-use ringmesh::{CloseReason, Config, ConnId, Duration, Event, ProtocolError};
+use ringmesh::{CloseReason, Config, ConnId, Duration, Event, PeersEvent, ProtocolError};
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
@@ -33,10 +33,10 @@ fn a_frame_claiming_4_gib_closes_the_connection_without_allocating_it() {
         assert!(!net.node(1).is_connected(a));
         assert!(net.events_of(1).any(|e| matches!(
             e,
-            Event::ConnectionClosed {
+            Event::Peers(PeersEvent::Closed {
                 reason: CloseReason::Protocol(ProtocolError::FrameTooLarge { len: u32::MAX, .. }),
                 ..
-            }
+            })
         )));
         // Closing costs a Goodbye frame and an event, nothing near the claim.
         assert!(grew < 64 * 1024, "peak grew by {grew} bytes");

@@ -7,7 +7,9 @@ use bytes::Bytes;
 use ringmesh::testing::{Network, NodeIndex};
 use ringmesh::{
     Accepted, CloseReason, Command, CommandError, Config, DeliveryError, Direction, Duration,
-    Event, Instant, NodeId, Security,
+    Event, Instant, LivenessEvent, MeshCommand, MeshEvent, MessagingCommand, MessagingConfig,
+    MessagingError, MessagingEvent, NodeId, PeersCommand, PeersConfig, PeersError, PeersEvent,
+    Security,
 };
 
 const LATENCY: Duration = Duration::from_millis(5);
@@ -42,9 +44,9 @@ fn id(net: &Network, i: NodeIndex) -> NodeId {
 fn delivered(net: &Network, i: NodeIndex) -> Vec<(NodeId, u64, u8)> {
     net.events_of(i)
         .filter_map(|e| match e {
-            Event::Message {
+            Event::Mesh(MeshEvent::Broadcast {
                 origin, seq, hops, ..
-            } => Some((*origin, *seq, *hops)),
+            }) => Some((*origin, *seq, *hops)),
             _ => None,
         })
         .collect()
@@ -53,7 +55,7 @@ fn delivered(net: &Network, i: NodeIndex) -> Vec<(NodeId, u64, u8)> {
 fn broadcast(net: &mut Network, i: NodeIndex, payload: &'static [u8]) -> u64 {
     match net.command(
         i,
-        Command::Broadcast {
+        MeshCommand::Broadcast {
             payload: Bytes::from_static(payload),
         },
     ) {
@@ -83,8 +85,11 @@ fn assert_delivered_once_everywhere(
 
 fn bootstrapped(n: usize, target: usize) -> Network {
     let mut net = network(n, |_| Config {
-        target_peers: target,
-        bootstrap: vec![Network::addr_of(0)],
+        peers: PeersConfig {
+            target_peers: target,
+            bootstrap: vec![Network::addr_of(0)],
+            ..lan().peers
+        },
         ..lan()
     });
     net.run_for(Duration::from_secs(30));
@@ -127,7 +132,7 @@ fn a_broadcast_from_any_node_is_delivered_exactly_once_at_every_node() {
     }
     let duplicates: u64 = all
         .iter()
-        .map(|&i| net.node(i).stats().broadcasts_duplicate)
+        .map(|&i| net.node(i).stats().mesh.duplicate)
         .sum();
     assert!(
         duplicates > 0,
@@ -137,7 +142,10 @@ fn a_broadcast_from_any_node_is_delivered_exactly_once_at_every_node() {
 
 fn ring(n: usize) -> Network {
     let mut net = network(n, |_| Config {
-        target_peers: 2,
+        peers: PeersConfig {
+            target_peers: 2,
+            ..lan().peers
+        },
         ..lan()
     });
     for i in 0..n {
@@ -173,7 +181,10 @@ fn a_broadcast_on_a_ring_travels_both_ways() {
 fn a_slow_link_on_a_ring_is_overtaken_by_the_long_way_round() {
     let n = 6;
     let mut net = network(n, |_| Config {
-        target_peers: 2,
+        peers: PeersConfig {
+            target_peers: 2,
+            ..lan().peers
+        },
         ..lan()
     });
     // The direct link 0–1 is slower than going round the other five links.
@@ -217,7 +228,7 @@ fn simultaneous_dials_leave_exactly_one_connection_on_both_sides() {
             assert_eq!(net.node(i).connection_count(), 1, "case {case}: node {i}");
             let downs = net
                 .events_of(i)
-                .filter(|e| matches!(e, Event::PeerDown { .. }))
+                .filter(|e| matches!(e, Event::Peers(PeersEvent::Down { .. })))
                 .count();
             assert_eq!(downs, 0, "case {case}: node {i} flapped");
         }
@@ -226,14 +237,14 @@ fn simultaneous_dials_leave_exactly_one_connection_on_both_sides() {
             let survivor: Vec<Direction> = net
                 .events_of(i)
                 .filter_map(|e| match e {
-                    Event::SessionEstablished {
+                    Event::Peers(PeersEvent::Established {
                         conn, direction, ..
-                    } => Some((*conn, *direction)),
+                    }) => Some((*conn, *direction)),
                     _ => None,
                 })
                 .filter(|(conn, _)| {
                     !net.events_of(i)
-                        .any(|e| matches!(e, Event::ConnectionClosed { conn: c, .. } if c == conn))
+                        .any(|e| matches!(e, Event::Peers(PeersEvent::Closed { conn: c, .. }) if c == conn))
                 })
                 .map(|(_, d)| d)
                 .collect();
@@ -285,7 +296,7 @@ fn connect_any_with_three_dead_addresses_and_one_live_one_connects_to_the_live_o
     let dead = |n: u8| std::net::SocketAddr::from(([10, 0, 0, n], 7000));
     let addrs = vec![dead(1), Network::addr_of(1), dead(2), dead(3)];
     let accepted = net
-        .command(0, Command::ConnectAny { addrs, peer: None })
+        .command(0, PeersCommand::ConnectAny { addrs, peer: None })
         .expect("dials");
     assert!(matches!(accepted, Accepted::Racing { count: 4, .. }));
     net.settle();
@@ -296,10 +307,10 @@ fn connect_any_with_three_dead_addresses_and_one_live_one_connects_to_the_live_o
         .filter(|e| {
             matches!(
                 e,
-                Event::ConnectionClosed {
+                Event::Peers(PeersEvent::Closed {
                     reason: CloseReason::DialFailed(_),
                     ..
-                }
+                })
             )
         })
         .count();
@@ -312,17 +323,17 @@ fn connect_any_keeps_the_first_handshake_and_closes_the_rest() {
     net.set_latency(0, 1, Duration::from_millis(50));
     net.set_latency(0, 2, Duration::from_millis(5));
     let addrs = vec![Network::addr_of(1), Network::addr_of(2)];
-    net.command(0, Command::ConnectAny { addrs, peer: None })
+    net.command(0, PeersCommand::ConnectAny { addrs, peer: None })
         .expect("dials");
     net.settle();
     assert!(net.node(0).is_connected(id(&net, 2)), "the faster one wins");
     assert!(!net.node(0).is_connected(id(&net, 1)));
     assert!(net.events_of(0).any(|e| matches!(
         e,
-        Event::ConnectionClosed {
+        Event::Peers(PeersEvent::Closed {
             reason: CloseReason::RaceLost,
             ..
-        }
+        })
     )));
     assert_eq!(
         net.node(1).connection_count(),
@@ -337,8 +348,8 @@ fn connect_any_refuses_empty_and_oversized_address_sets() {
     for addrs in [vec![], vec![Network::addr_of(5); 9]] {
         let n = addrs.len();
         assert_eq!(
-            net.command(0, Command::ConnectAny { addrs, peer: None }),
-            Err(CommandError::BadAddressCount(n))
+            net.command(0, PeersCommand::ConnectAny { addrs, peer: None }),
+            Err(CommandError::Peers(PeersError::BadAddressCount(n)))
         );
     }
     assert_eq!(net.node(0).connection_count(), 0);
@@ -349,7 +360,9 @@ fn downs_of(net: &Network, peer: NodeId) -> Vec<(NodeIndex, Instant, CloseReason
     net.events()
         .iter()
         .filter_map(|(i, t, e)| match e {
-            Event::PeerDown { peer: p, reason } if *p == peer => Some((*i, *t, reason.clone())),
+            Event::Peers(PeersEvent::Down { peer: p, reason }) if *p == peer => {
+                Some((*i, *t, reason.clone()))
+            }
             _ => None,
         })
         .collect()
@@ -358,8 +371,8 @@ fn downs_of(net: &Network, peer: NodeId) -> Vec<(NodeIndex, Instant, CloseReason
 #[test]
 fn a_crashed_peer_is_declared_down_at_each_neighbour_within_the_detection_time_and_never_before() {
     let config = lan();
-    let (interval, timeout) = (config.ping_interval, config.ping_timeout);
-    let misses = u64::from(config.dead_after_misses);
+    let (interval, timeout) = (config.liveness.ping_interval, config.liveness.ping_timeout);
+    let misses = u64::from(config.liveness.dead_after_misses);
     let detection = config.detection_time();
     // Crash at several phases relative to the ping schedule.
     for offset_ms in [0u64, 130, 470, 900] {
@@ -387,7 +400,7 @@ fn a_crashed_peer_is_declared_down_at_each_neighbour_within_the_detection_time_a
         for i in 0..3 {
             assert_eq!(
                 net.events_of(i)
-                    .filter(|e| matches!(e, Event::PeerDown { peer, .. } if *peer != crashed))
+                    .filter(|e| matches!(e, Event::Peers(PeersEvent::Down { peer, .. }) if *peer != crashed))
                     .count(),
                 0
             );
@@ -402,11 +415,10 @@ fn live_peers_are_never_declared_down_and_their_rtt_is_measured() {
     net.connect(0, 1).expect("dial");
     net.connect(0, 2).expect("dial");
     net.run_for(Duration::from_secs(120));
-    assert!(
-        net.events()
-            .iter()
-            .all(|(_, _, e)| !matches!(e, Event::PeerDown { .. } | Event::PeerSuspect { .. }))
-    );
+    assert!(net.events().iter().all(|(_, _, e)| !matches!(
+        e,
+        Event::Peers(PeersEvent::Down { .. }) | Event::Liveness(LivenessEvent::Suspect { .. })
+    )));
     assert_eq!(
         net.node(0).rtt(id(&net, 1)),
         Some(LATENCY.saturating_mul(2))
@@ -421,7 +433,9 @@ fn answer_requests(net: &mut Network, i: NodeIndex, seen: &mut usize) {
     let requests: Vec<(NodeId, ringmesh::RequestId, Bytes)> = net
         .events_of(i)
         .filter_map(|e| match e {
-            Event::Request { from, id, payload } => Some((*from, *id, payload.clone())),
+            Event::Messaging(MessagingEvent::Request { from, id, payload }) => {
+                Some((*from, *id, payload.clone()))
+            }
             _ => None,
         })
         .skip(*seen)
@@ -432,7 +446,7 @@ fn answer_requests(net: &mut Network, i: NodeIndex, seen: &mut usize) {
         answer.extend_from_slice(&payload);
         net.command(
             i,
-            Command::Respond {
+            MessagingCommand::Respond {
                 to: from,
                 id,
                 payload: answer.into(),
@@ -452,7 +466,7 @@ fn a_request_gets_its_response_and_one_to_a_silent_node_fails_at_its_timeout() {
     let asked_at = net.now();
     let Ok(Accepted::Request(rid)) = net.command(
         0,
-        Command::Request {
+        MessagingCommand::Request {
             to: b,
             payload: Bytes::from_static(b"time?"),
             timeout: Duration::from_secs(1),
@@ -464,12 +478,12 @@ fn a_request_gets_its_response_and_one_to_a_silent_node_fails_at_its_timeout() {
     answer_requests(&mut net, 1, &mut 0);
     net.settle();
     let response = net.events_of(0).find_map(|e| match e {
-        Event::Response {
+        Event::Messaging(MessagingEvent::Response {
             from,
             id,
             payload,
             rtt,
-        } => Some((*from, *id, payload.clone(), *rtt)),
+        }) => Some((*from, *id, payload.clone(), *rtt)),
         _ => None,
     });
     assert_eq!(
@@ -489,7 +503,7 @@ fn a_request_gets_its_response_and_one_to_a_silent_node_fails_at_its_timeout() {
     let asked_at = net.now();
     let Ok(Accepted::Request(rid)) = net.command(
         0,
-        Command::Request {
+        MessagingCommand::Request {
             to: c,
             payload: Bytes::from_static(b"anyone?"),
             timeout,
@@ -502,13 +516,17 @@ fn a_request_gets_its_response_and_one_to_a_silent_node_fails_at_its_timeout() {
         .events()
         .iter()
         .filter_map(|(i, t, e)| match e {
-            Event::RequestFailed { id, reason, .. } if *i == 0 && *id == rid => Some((*t, *reason)),
+            Event::Messaging(MessagingEvent::RequestFailed { id, reason, .. })
+                if *i == 0 && *id == rid =>
+            {
+                Some((*t, *reason))
+            }
             _ => None,
         })
         .collect();
     assert_eq!(failed, vec![(asked_at + timeout, DeliveryError::Timeout)]);
     // No response was invented, and the failed request is forgotten.
-    assert_eq!(net.node(0).pending_counts(), (0, 0));
+    assert_eq!(pending(net.node(0)), (0, 0));
 }
 
 #[test]
@@ -519,7 +537,7 @@ fn a_request_to_a_peer_that_goes_down_fails_as_disconnected() {
     let b = id(&net, 1);
     net.command(
         0,
-        Command::Request {
+        MessagingCommand::Request {
             to: b,
             payload: Bytes::new(),
             timeout: Duration::from_secs(60),
@@ -530,17 +548,20 @@ fn a_request_to_a_peer_that_goes_down_fails_as_disconnected() {
     net.settle();
     assert!(net.events_of(0).any(|e| matches!(
         e,
-        Event::RequestFailed {
+        Event::Messaging(MessagingEvent::RequestFailed {
             reason: DeliveryError::Disconnected,
             ..
-        }
+        })
     )));
 }
 
 #[test]
 fn a_message_to_an_unconnected_node_is_delivered_after_looking_it_up_through_a_neighbour() {
     let mut net = network(3, |_| Config {
-        target_peers: 1,
+        peers: PeersConfig {
+            target_peers: 1,
+            ..lan().peers
+        },
         ..lan()
     });
     net.connect(0, 1).expect("dial");
@@ -554,7 +575,7 @@ fn a_message_to_an_unconnected_node_is_delivered_after_looking_it_up_through_a_n
     );
     let accepted = net.command(
         0,
-        Command::Send {
+        MessagingCommand::Send {
             to: c,
             payload: Bytes::from_static(b"found you"),
         },
@@ -565,7 +586,7 @@ fn a_message_to_an_unconnected_node_is_delivered_after_looking_it_up_through_a_n
     let got: Vec<Bytes> = net
         .events_of(2)
         .filter_map(|e| match e {
-            Event::Direct { payload, .. } => Some(payload.clone()),
+            Event::Messaging(MessagingEvent::Direct { payload, .. }) => Some(payload.clone()),
             _ => None,
         })
         .collect();
@@ -583,33 +604,35 @@ fn a_message_to_a_node_nobody_knows_comes_back_at_the_lookup_timeout() {
     assert_eq!(
         net.command(
             0,
-            Command::Send {
+            MessagingCommand::Send {
                 to: nobody,
                 payload: payload.clone()
             }
         ),
         Ok(Accepted::Queued)
     );
-    let timeout = net.node(0).config().lookup_timeout;
+    let timeout = net.node(0).config().messaging.lookup_timeout;
     net.run_for(timeout + timeout);
     let failed: Vec<(Instant, Event)> = net
         .events()
         .iter()
-        .filter(|(i, _, e)| *i == 0 && matches!(e, Event::SendFailed { .. }))
+        .filter(|(i, _, e)| {
+            *i == 0 && matches!(e, Event::Messaging(MessagingEvent::SendFailed { .. }))
+        })
         .map(|(_, t, e)| (*t, e.clone()))
         .collect();
     assert_eq!(
         failed,
         vec![(
             at + timeout,
-            Event::SendFailed {
+            Event::Messaging(MessagingEvent::SendFailed {
                 to: nobody,
                 payload,
                 reason: DeliveryError::Unreachable
-            }
+            })
         )]
     );
-    assert_eq!(net.node(0).pending_counts(), (0, 0));
+    assert_eq!(pending(net.node(0)), (0, 0));
 }
 
 #[test]
@@ -644,14 +667,17 @@ fn an_exported_peer_cache_lets_a_new_node_join_without_bootstrap() {
     let newcomer = net
         .add_node(
             Config {
-                target_peers: 3,
+                peers: PeersConfig {
+                    target_peers: 3,
+                    ..lan().peers
+                },
                 ..lan()
             },
             secret(99),
             99,
         )
         .expect("valid");
-    net.command(newcomer, Command::AddPeers { peers: cache })
+    net.command(newcomer, PeersCommand::AddPeers { peers: cache })
         .expect("imported");
     net.run_for(Duration::from_secs(10));
     assert!(net.node(newcomer).peer_count() >= 3);
@@ -663,7 +689,7 @@ fn a_wanted_peer_is_redialled_with_growing_backoff_until_it_returns() {
     let b = id(&net, 1);
     net.command(
         0,
-        Command::Connect {
+        PeersCommand::Connect {
             addr: Network::addr_of(1),
             peer: Some(b),
         },
@@ -680,10 +706,10 @@ fn a_wanted_peer_is_redialled_with_growing_backoff_until_it_returns() {
             *i == 0
                 && matches!(
                     e,
-                    Event::ConnectionClosed {
+                    Event::Peers(PeersEvent::Closed {
                         reason: CloseReason::DialFailed(_),
                         ..
-                    }
+                    })
                 )
         })
         .map(|(_, t, _)| *t)
@@ -697,9 +723,12 @@ fn a_wanted_peer_is_redialled_with_growing_backoff_until_it_returns() {
     for (k, gap) in gaps.iter().enumerate() {
         // After k failed redials the next waits between half and all of
         // min·2^k (capped), rounded up to a maintenance round.
-        let full =
-            (config.redial_backoff_min.as_micros() << k).min(config.redial_backoff_max.as_micros());
-        let (low, high) = (full / 2, full + config.maintenance_interval.as_micros());
+        let full = (config.peers.redial_backoff_min.as_micros() << k)
+            .min(config.peers.redial_backoff_max.as_micros());
+        let (low, high) = (
+            full / 2,
+            full + config.peers.maintenance_interval.as_micros(),
+        );
         assert!(
             *gap >= low && *gap <= high,
             "gap {k}: {gap} not in {low}..={high}"
@@ -713,37 +742,46 @@ fn a_wanted_peer_is_redialled_with_growing_backoff_until_it_returns() {
 #[test]
 fn connection_caps_refuse_dials_and_inbound_connections() {
     let mut net = network(4, |i| Config {
-        max_outbound: 1,
-        max_inbound: if i == 3 { 1 } else { 128 },
+        peers: PeersConfig {
+            max_outbound: 1,
+            max_inbound: if i == 3 { 1 } else { 128 },
+            ..lan().peers
+        },
         ..lan()
     });
     net.connect(0, 3).expect("first dial");
-    assert_eq!(net.connect(0, 1), Err(CommandError::TooManyOutbound(1)));
+    assert_eq!(
+        net.connect(0, 1),
+        Err(CommandError::Peers(PeersError::TooManyOutbound(1)))
+    );
     net.settle();
     net.connect(1, 3).expect("dial");
     net.settle();
     assert_eq!(net.node(3).connection_count(), 1);
     assert!(!net.node(1).is_connected(id(&net, 3)));
-    assert_eq!(net.node(3).stats().refused_connections, 1);
+    assert_eq!(net.node(3).stats().peers.refused_connections, 1);
 }
 
 #[test]
 fn disconnect_unwants_a_peer_and_peer_down_reports_why() {
     let mut net = network(2, |_| Config {
-        target_peers: 0,
+        peers: PeersConfig {
+            target_peers: 0,
+            ..lan().peers
+        },
         ..lan()
     });
     let b = id(&net, 1);
     net.command(
         0,
-        Command::Connect {
+        PeersCommand::Connect {
             addr: Network::addr_of(1),
             peer: Some(b),
         },
     )
     .expect("dial");
     net.settle();
-    net.command(0, Command::Disconnect { peer: b })
+    net.command(0, PeersCommand::Disconnect { peer: b })
         .expect("connected");
     net.run_for(Duration::from_secs(30));
     assert!(!net.node(0).is_connected(b), "not redialled");
@@ -757,14 +795,17 @@ fn disconnect_unwants_a_peer_and_peer_down_reports_why() {
 #[test]
 fn request_and_queue_caps_refuse_without_effect() {
     let mut net = network(2, |_| Config {
-        max_pending_requests: 2,
-        max_queued_messages: 3,
+        messaging: MessagingConfig {
+            max_pending_requests: 2,
+            max_queued_messages: 3,
+            ..lan().messaging
+        },
         ..lan()
     });
     net.connect(0, 1).expect("dial");
     net.settle();
     let b = id(&net, 1);
-    let request = |to| Command::Request {
+    let request = |to| MessagingCommand::Request {
         to,
         payload: Bytes::new(),
         timeout: Duration::from_secs(5),
@@ -773,10 +814,10 @@ fn request_and_queue_caps_refuse_without_effect() {
     net.command(0, request(b)).expect("second");
     assert_eq!(
         net.command(0, request(b)),
-        Err(CommandError::TooManyRequests(2))
+        Err(CommandError::Messaging(MessagingError::TooManyRequests(2)))
     );
     let stranger = NodeId::from_u128(7);
-    let send = |to| Command::Send {
+    let send = |to| MessagingCommand::Send {
         to,
         payload: Bytes::new(),
     };
@@ -785,19 +826,19 @@ fn request_and_queue_caps_refuse_without_effect() {
     }
     assert_eq!(
         net.command(0, send(stranger)),
-        Err(CommandError::QueueFull(3))
+        Err(CommandError::Messaging(MessagingError::QueueFull(3)))
     );
-    assert_eq!(net.node(0).pending_counts(), (2, 3));
+    assert_eq!(pending(net.node(0)), (2, 3));
     assert_eq!(
         net.command(
             0,
-            Command::Request {
+            MessagingCommand::Request {
                 to: b,
                 payload: Bytes::new(),
                 timeout: Duration::ZERO
             }
         ),
-        Err(CommandError::ZeroTimeout)
+        Err(CommandError::Messaging(MessagingError::ZeroTimeout))
     );
 }
 
@@ -805,7 +846,10 @@ fn request_and_queue_caps_refuse_without_effect() {
 fn the_peer_cache_stays_at_its_cap_however_much_is_gossiped() {
     let cap = 50;
     let mut net = network(1, |_| Config {
-        max_known_peers: cap,
+        peers: PeersConfig {
+            max_known_peers: cap,
+            ..lan().peers
+        },
         ..lan()
     });
     for batch in 0..40u128 {
@@ -817,8 +861,14 @@ fn the_peer_cache_stays_at_its_cap_however_much_is_gossiped() {
                     .collect(),
             })
             .collect();
-        net.command(0, Command::AddPeers { peers })
+        net.command(0, PeersCommand::AddPeers { peers })
             .expect("imported");
     }
     assert_eq!(net.node(0).known_peers().len(), cap);
+}
+
+/// Requests pending and messages queued at `node`.
+fn pending(node: &ringmesh::Node) -> (usize, usize) {
+    let pending = node.messaging_pending();
+    (pending.requests, pending.queued)
 }

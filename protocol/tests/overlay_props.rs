@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use proptest::prelude::*;
 use ringmesh::testing::Network;
-use ringmesh::{Accepted, Command, Config, Duration, Event, NodeId, Security};
+use ringmesh::{
+    Accepted, Config, Duration, Event, MeshCommand, MeshEvent, NodeId, PeersCommand, PeersConfig,
+    Security,
+};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -40,7 +43,7 @@ fn scenario() -> impl Strategy<Value = (usize, usize, u64, Vec<Op>)> {
 fn deliveries(net: &Network) -> BTreeMap<(usize, NodeId, u64), usize> {
     let mut counts = BTreeMap::new();
     for (i, _, e) in net.events() {
-        if let Event::Message { origin, seq, .. } = e {
+        if let Event::Mesh(MeshEvent::Broadcast { origin, seq, .. }) = e {
             *counts.entry((*i, *origin, *seq)).or_default() += 1;
         }
     }
@@ -58,7 +61,7 @@ proptest! {
         for i in 0..n {
             let config = Config {
                 security: Security::Plaintext,
-                target_peers: target,
+                peers: PeersConfig { target_peers: target, ..Config::lan().peers },
                 ..Config::lan()
             };
             let mut secret = [0u8; 32];
@@ -73,10 +76,10 @@ proptest! {
                     let _ = net.connect(a, b);
                 }
                 Op::Disconnect(a, b) => {
-                    let _ = net.command(a, Command::Disconnect { peer: ids[b] });
+                    let _ = net.command(a, PeersCommand::Disconnect { peer: ids[b] });
                 }
                 Op::Broadcast(a) => {
-                    let _ = net.command(a, Command::Broadcast { payload: Bytes::from_static(b"p") });
+                    let _ = net.command(a, MeshCommand::Broadcast { payload: Bytes::from_static(b"p") });
                 }
                 Op::Wait(ms) => {
                     net.run_for(Duration::from_millis(ms));
@@ -97,7 +100,7 @@ proptest! {
             prop_assert!(net.node(i - 1).is_connected(id), "line link {}–{} down", i - 1, i);
         }
         for (origin, &origin_id) in ids.iter().enumerate() {
-            let seq = match net.command(origin, Command::Broadcast { payload: Bytes::from_static(b"late") }) {
+            let seq = match net.command(origin, MeshCommand::Broadcast { payload: Bytes::from_static(b"late") }) {
                 Ok(Accepted::Broadcast { seq }) => seq,
                 other => panic!("broadcast refused: {other:?}"),
             };

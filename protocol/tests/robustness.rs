@@ -17,7 +17,7 @@ use ringmesh::wire::{
 };
 use ringmesh::{
     CloseReason, Config, ConnId, Direction, Duration, Event, Identity, Input, Instant, Node,
-    Output, PublicKey,
+    Output, PeersEvent, PublicKey,
 };
 use smallvec::SmallVec;
 
@@ -139,7 +139,7 @@ fn feed_node(config: Config, direction: Direction, chunks: Vec<Vec<u8>>) -> bool
     let conn = if direction == Direction::Outbound {
         let Ok(ringmesh::Accepted::Dialing(c)) = node.command(
             Instant::ZERO,
-            ringmesh::Command::Connect {
+            ringmesh::PeersCommand::Connect {
                 addr: "127.0.0.1:1".parse().expect("addr"),
                 peer: None,
             },
@@ -173,7 +173,7 @@ fn feed_node(config: Config, direction: Direction, chunks: Vec<Vec<u8>>) -> bool
             match out {
                 Output::Close { .. } => closed = true,
                 Output::Send { .. } => assert!(!closed, "sent after close"),
-                Output::Event(Event::ConnectionClosed { reason, .. }) => {
+                Output::Event(Event::Peers(PeersEvent::Closed { reason, .. })) => {
                     assert!(matches!(
                         reason,
                         CloseReason::Protocol(_) | CloseReason::Goodbye(_)
@@ -230,7 +230,7 @@ proptest! {
         }
         net.inject(1, ConnId::inbound(0), bytes.freeze());
         net.settle();
-        let closed = net.events_of(1).any(|e| matches!(e, Event::ConnectionClosed { .. }));
+        let closed = net.events_of(1).any(|e| matches!(e, Event::Peers(PeersEvent::Closed { .. })));
         prop_assert_eq!(closed, !net.node(1).is_connected(net.node(0).node_id()));
     }
 }

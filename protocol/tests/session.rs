@@ -6,7 +6,8 @@ use ringmesh::testing::Network;
 use ringmesh::wire::{Capabilities, FLAG_COMPRESSED, LENGTH_PREFIX_LEN};
 use ringmesh::{
     CloseReason, Command, CommandError, Config, Direction, Duration, Event, Identity, Instant,
-    NodeId, ProtocolError, Security,
+    MessagingCommand, MessagingError, MessagingEvent, NodeId, PeersCommand, PeersConfig,
+    PeersError, PeersEvent, ProtocolError, Security, SessionConfig,
 };
 
 const LATENCY: Duration = Duration::from_millis(5);
@@ -25,13 +26,13 @@ fn pair(a: Config, b: Config) -> Network {
 fn established(net: &Network, i: usize) -> Vec<(NodeId, Direction, Security, Capabilities)> {
     net.events_of(i)
         .filter_map(|e| match e {
-            Event::SessionEstablished {
+            Event::Peers(PeersEvent::Established {
                 peer,
                 direction,
                 security,
                 capabilities,
                 ..
-            } => Some((*peer, *direction, *security, *capabilities)),
+            }) => Some((*peer, *direction, *security, *capabilities)),
             _ => None,
         })
         .collect()
@@ -40,7 +41,7 @@ fn established(net: &Network, i: usize) -> Vec<(NodeId, Direction, Security, Cap
 fn closed(net: &Network, i: usize) -> Vec<CloseReason> {
     net.events_of(i)
         .filter_map(|e| match e {
-            Event::ConnectionClosed { reason, .. } => Some(reason.clone()),
+            Event::Peers(PeersEvent::Closed { reason, .. }) => Some(reason.clone()),
             _ => None,
         })
         .collect()
@@ -49,7 +50,9 @@ fn closed(net: &Network, i: usize) -> Vec<CloseReason> {
 fn direct(net: &Network, i: usize) -> Vec<(NodeId, Bytes)> {
     net.events_of(i)
         .filter_map(|e| match e {
-            Event::Direct { from, payload } => Some((*from, payload.clone())),
+            Event::Messaging(MessagingEvent::Direct { from, payload }) => {
+                Some((*from, payload.clone()))
+            }
             _ => None,
         })
         .collect()
@@ -83,7 +86,7 @@ fn noise_handshake_authenticates_both_ids_and_carries_encrypted_frames() {
     let secret_text = b"attack at dawn, attack at dawn";
     net.command(
         0,
-        Command::Send {
+        MessagingCommand::Send {
             to: id_b,
             payload: Bytes::from_static(secret_text),
         },
@@ -124,7 +127,7 @@ fn plaintext_mode_establishes_with_claimed_ids_when_both_choose_it() {
     assert_eq!(established(&net, 0)[0].0, id_b);
     net.command(
         1,
-        Command::Send {
+        MessagingCommand::Send {
             to: id_a,
             payload: Bytes::from_static(b"clear"),
         },
@@ -168,7 +171,7 @@ fn dial_for_an_expected_id_refuses_anyone_else() {
     let wrong = Identity::from_secret_bytes(secret(9)).node_id();
     net.command(
         0,
-        Command::Connect {
+        PeersCommand::Connect {
             addr: Network::addr_of(1),
             peer: Some(wrong),
         },
@@ -201,7 +204,7 @@ fn a_node_that_dials_itself_closes_the_connection() {
 #[test]
 fn a_silent_peer_is_closed_at_the_handshake_timeout_and_not_before() {
     let mut net = pair(Config::default(), Config::default());
-    let timeout = net.node(0).config().handshake_timeout;
+    let timeout = net.node(0).config().session.handshake_timeout;
     // Node 1 vanishes after accepting: no byte ever comes back.
     net.connect(0, 1).expect("dial");
     net.crash(1);
@@ -210,7 +213,9 @@ fn a_silent_peer_is_closed_at_the_handshake_timeout_and_not_before() {
         .events()
         .iter()
         .filter_map(|(n, t, e)| match e {
-            Event::ConnectionClosed { reason, .. } if *n == 0 => Some((*t, reason.clone())),
+            Event::Peers(PeersEvent::Closed { reason, .. }) if *n == 0 => {
+                Some((*t, reason.clone()))
+            }
             _ => None,
         })
         .collect();
@@ -228,7 +233,7 @@ fn a_dial_to_nowhere_reports_the_failure() {
     let mut net = pair(Config::default(), Config::default());
     net.command(
         0,
-        Command::Connect {
+        PeersCommand::Connect {
             addr: "10.9.9.9:1".parse().expect("addr"),
             peer: None,
         },
@@ -259,7 +264,7 @@ fn compressible_payloads_shrink_on_the_wire_and_incompressible_ones_do_not() {
         .collect::<Vec<u8>>()
         .into();
     for payload in [text.clone(), noise.clone()] {
-        net.command(0, Command::Send { to, payload })
+        net.command(0, MessagingCommand::Send { to, payload })
             .expect("connected");
     }
     net.settle();
@@ -281,13 +286,16 @@ fn compressible_payloads_shrink_on_the_wire_and_incompressible_ones_do_not() {
     // Both arrive intact.
     let got: Vec<Bytes> = direct(&net, 1).into_iter().map(|(_, p)| p).collect();
     assert_eq!(got, vec![text, noise]);
-    assert_eq!(net.node(1).stats().compressed_frames_received, 1);
+    assert_eq!(net.node(1).stats().peers.compressed_frames_received, 1);
 }
 
 #[test]
 fn a_peer_that_did_not_offer_compression_never_gets_compressed_frames() {
     let no_lz4 = Config {
-        compression: false,
+        session: SessionConfig {
+            compression: false,
+            ..Config::plaintext().session
+        },
         ..Config::plaintext()
     };
     for security in [Security::Plaintext, Security::Noise] {
@@ -309,15 +317,15 @@ fn a_peer_that_did_not_offer_compression_never_gets_compressed_frames() {
         let text = Bytes::from("aaaaaaaaaaaaaaaa".repeat(1000));
         net.command(
             0,
-            Command::Send {
+            MessagingCommand::Send {
                 to,
                 payload: text.clone(),
             },
         )
         .expect("connected");
         net.settle();
-        assert_eq!(net.node(0).stats().compressed_frames_sent, 0);
-        assert_eq!(net.node(1).stats().compressed_frames_received, 0);
+        assert_eq!(net.node(0).stats().peers.compressed_frames_sent, 0);
+        assert_eq!(net.node(1).stats().peers.compressed_frames_received, 0);
         assert_eq!(direct(&net, 1)[0].1, text);
         if security == Security::Plaintext {
             let last = &net
@@ -336,8 +344,11 @@ fn a_peer_that_did_not_offer_compression_never_gets_compressed_frames() {
 #[test]
 fn send_to_an_unknown_peer_or_over_the_peer_cap_is_refused_without_effect() {
     let small = Config {
-        max_frame_len: 4096,
-        compression: false,
+        session: SessionConfig {
+            max_frame_len: 4096,
+            compression: false,
+            ..Config::default().session
+        },
         ..Config::default()
     };
     let mut net = pair(Config::default(), small);
@@ -351,19 +362,19 @@ fn send_to_an_unknown_peer_or_over_the_peer_cap_is_refused_without_effect() {
     assert_eq!(
         net.command(
             lonely,
-            Command::Send {
+            MessagingCommand::Send {
                 to: stranger,
                 payload: Bytes::new()
             }
         ),
-        Err(CommandError::NoRoute(stranger))
+        Err(CommandError::Messaging(MessagingError::NoRoute(stranger)))
     );
     let to = net.node(1).node_id();
-    let sent_before = net.node(0).stats().frames_sent;
+    let sent_before = net.node(0).stats().peers.frames_sent;
     let err = net
         .command(
             0,
-            Command::Send {
+            MessagingCommand::Send {
                 to,
                 payload: Bytes::from(vec![0u8; 5000]),
             },
@@ -371,13 +382,13 @@ fn send_to_an_unknown_peer_or_over_the_peer_cap_is_refused_without_effect() {
         .expect_err("over the peer's cap");
     assert!(matches!(
         err,
-        CommandError::PayloadTooLarge { max: 4096, .. }
+        CommandError::Messaging(MessagingError::PayloadTooLarge { max: 4096, .. })
     ));
-    assert_eq!(net.node(0).stats().frames_sent, sent_before);
+    assert_eq!(net.node(0).stats().peers.frames_sent, sent_before);
     // The session still works.
     net.command(
         0,
-        Command::Send {
+        MessagingCommand::Send {
             to,
             payload: Bytes::from_static(b"fits"),
         },
@@ -393,7 +404,7 @@ fn disconnect_says_goodbye_and_both_sides_learn_why() {
     net.connect(0, 1).expect("dial");
     net.settle();
     let b = net.node(1).node_id();
-    net.command(0, Command::Disconnect { peer: b })
+    net.command(0, PeersCommand::Disconnect { peer: b })
         .expect("connected");
     net.settle();
     assert_eq!(closed(&net, 0), vec![CloseReason::Local]);
@@ -420,7 +431,10 @@ fn garbage_instead_of_a_preamble_closes_with_bad_magic() {
 #[test]
 fn inbound_connections_over_the_cap_are_refused_and_counted() {
     let capped = Config {
-        max_connections: 1,
+        peers: PeersConfig {
+            max_connections: 1,
+            ..Config::default().peers
+        },
         ..Config::default()
     };
     let mut net = Network::new(LATENCY);
@@ -436,9 +450,12 @@ fn inbound_connections_over_the_cap_are_refused_and_counted() {
     assert!(net.node(0).is_connected(net.node(1).node_id()));
     assert!(!net.node(0).is_connected(net.node(2).node_id()));
     assert!(closed(&net, 0).contains(&CloseReason::TooManyConnections));
-    assert_eq!(net.node(0).stats().refused_connections, 1);
+    assert_eq!(net.node(0).stats().peers.refused_connections, 1);
     // Its own dials are refused too, without side effects.
-    assert_eq!(net.connect(0, 2), Err(CommandError::TooManyConnections(1)));
+    assert_eq!(
+        net.connect(0, 2),
+        Err(CommandError::Peers(PeersError::TooManyConnections(1)))
+    );
 }
 
 #[test]

@@ -21,8 +21,9 @@ use ringmesh::wire::{
     get_varint, put_frame_header, put_varint, varint_len,
 };
 use ringmesh::{
-    CloseReason, Command, Config, ConnId, Direction, Duration, Event, Identity, Input, Instant,
-    NOISE_PATTERN, Node, NodeId, Output, ProtocolError, PublicKey,
+    CloseReason, Config, ConnId, Direction, Duration, Event, Identity, Input, Instant,
+    MessagingCommand, MessagingEvent, NOISE_PATTERN, Node, NodeId, Output, PeersCommand,
+    PeersEvent, ProtocolError, PublicKey, SessionConfig,
 };
 use serde_json::{Value, json};
 
@@ -1109,7 +1110,10 @@ fn check_session_errors(v: &Value) {
     for case in cases {
         let name = text(case, "name");
         let config = Config {
-            compression: flag(case, "compression"),
+            session: SessionConfig {
+                compression: flag(case, "compression"),
+                ..config_for(text(case, "security")).session
+            },
             ..config_for(text(case, "security"))
         };
         let input = bytes(case, "input");
@@ -1126,7 +1130,7 @@ fn check_session_errors(v: &Value) {
             let closes: Vec<CloseReason> = events(&outputs)
                 .into_iter()
                 .filter_map(|e| match e {
-                    Event::ConnectionClosed { reason, .. } => Some(reason),
+                    Event::Peers(PeersEvent::Closed { reason, .. }) => Some(reason),
                     _ => None,
                 })
                 .collect();
@@ -1216,7 +1220,7 @@ fn check_handshake_plaintext(v: &Value) {
                 let payload = Bytes::from(bytes(step, "payload"));
                 net.command(
                     from,
-                    Command::Send {
+                    MessagingCommand::Send {
                         to: ids[to],
                         payload: payload.clone(),
                     },
@@ -1225,7 +1229,7 @@ fn check_handshake_plaintext(v: &Value) {
                 expected[from].push(Message::Direct(Direct { payload }));
             }
             "disconnect" => {
-                net.command(from, Command::Disconnect { peer: ids[to] })
+                net.command(from, PeersCommand::Disconnect { peer: ids[to] })
                     .expect("connected");
                 expected[from].push(Message::Goodbye(Goodbye {
                     reason: GoodbyeReason::Normal,
@@ -1276,9 +1280,9 @@ fn check_handshake_plaintext(v: &Value) {
         let established: Vec<_> = net
             .events_of(i)
             .filter_map(|e| match e {
-                Event::SessionEstablished {
+                Event::Peers(PeersEvent::Established {
                     peer, listen_addrs, ..
-                } => Some((*peer, listen_addrs.to_vec())),
+                }) => Some((*peer, listen_addrs.to_vec())),
                 _ => None,
             })
             .collect();
@@ -1532,7 +1536,7 @@ fn noise_interop(v: &Value, prologue: &[u8], node_responds: bool) {
     } else {
         let Ok(ringmesh::Accepted::Dialing(conn)) = node.command(
             now,
-            Command::Connect {
+            PeersCommand::Connect {
                 addr: remote,
                 peer: Some(Identity::from_secret_bytes(secret_of(spec_side)).node_id()),
             },
@@ -1606,7 +1610,7 @@ fn noise_interop(v: &Value, prologue: &[u8], node_responds: bool) {
     assert!(
         events(&outputs).iter().any(|e| matches!(
             e,
-            Event::SessionEstablished { peer, capabilities, .. }
+            Event::Peers(PeersEvent::Established { peer, capabilities, .. })
                 if *peer == spec_id && *capabilities == Capabilities::LZ4
         )),
         "node established with the spec peer: {outputs:?}"
@@ -1626,17 +1630,17 @@ fn noise_interop(v: &Value, prologue: &[u8], node_responds: bool) {
         outputs = feed(&mut node, spec_encrypt(&mut spec, &body));
         assert_eq!(
             events(&outputs),
-            vec![Event::Direct {
+            vec![Event::Messaging(MessagingEvent::Direct {
                 from: spec_id,
                 payload: Bytes::from(payload)
-            }]
+            })]
         );
     }
     // Node -> spec peer: incompressible, so sent plain, in two chunks.
     let payload = noise_bytes(70_000);
     node.command(
         now,
-        Command::Send {
+        MessagingCommand::Send {
             to: spec_id,
             payload: Bytes::from(payload.clone()),
         },

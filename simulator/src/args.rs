@@ -146,7 +146,7 @@ pub(crate) struct ChordArgs {
     /// Nodes in the ring.
     #[arg(long, default_value_t = 1000)]
     pub(crate) nodes: u32,
-    /// Successor list length (chord_successors).
+    /// Successor list length (chord.successors).
     #[arg(long, default_value_t = 8)]
     pub(crate) r: usize,
     /// Lookups of random keys from random members.

@@ -6,7 +6,9 @@ use std::fmt::{self, Write as _};
 
 use bytes::Bytes;
 use ringmesh::testing::Network;
-use ringmesh::{CloseReason, Command, Config, Duration, Event, Security};
+use ringmesh::{
+    CloseReason, Config, Duration, Event, MeshCommand, MeshEvent, PeersConfig, PeersEvent, Security,
+};
 use serde::Serialize;
 
 use crate::show::Report;
@@ -116,8 +118,11 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport, Box<dyn std::error::Error>
     let mut net = Network::new(config.latency);
     let node_config = Config {
         security: config.security,
-        target_peers: config.target_peers,
-        bootstrap: vec![Network::addr_of(0)],
+        peers: PeersConfig {
+            target_peers: config.target_peers,
+            bootstrap: vec![Network::addr_of(0)],
+            ..Config::lan().peers
+        },
         ..Config::lan()
     };
     for i in 0..config.nodes {
@@ -145,7 +150,7 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport, Box<dyn std::error::Error>
         peers.iter().max().unwrap_or(&0),
         net.events()
             .iter()
-            .filter(|(_, _, e)| matches!(e, Event::SessionEstablished { .. }))
+            .filter(|(_, _, e)| matches!(e, Event::Peers(PeersEvent::Established { .. })))
             .count()
     )?;
 
@@ -180,18 +185,18 @@ fn flood_from_everyone(
     let start = net.events().len();
     for i in 0..config.nodes {
         let payload = Bytes::from(format!("hello from node {i}"));
-        net.command(i, Command::Broadcast { payload })?;
+        net.command(i, MeshCommand::Broadcast { payload })?;
     }
     net.settle();
     let mut seen = std::collections::BTreeSet::new();
     let (mut deliveries, mut duplicate_deliveries, mut hops) = (0, 0, 0u64);
     for (node, _, event) in &net.events()[start..] {
-        if let Event::Message {
+        if let Event::Mesh(MeshEvent::Broadcast {
             origin,
             seq,
             hops: h,
             ..
-        } = event
+        }) = event
         {
             deliveries += 1;
             hops += u64::from(*h);
@@ -202,7 +207,7 @@ fn flood_from_everyone(
     }
     let expected_deliveries = config.nodes * (config.nodes - 1);
     let dropped: u64 = (0..config.nodes)
-        .map(|i| net.node(i).stats().broadcasts_duplicate)
+        .map(|i| net.node(i).stats().mesh.duplicate)
         .sum();
     writeln!(
         log,
@@ -233,7 +238,7 @@ fn crash_the_last(
     net.run_for(detection + Duration::from_secs(1));
     let mut detected = 0;
     for (node, at, event) in net.events() {
-        if let Event::PeerDown { peer, reason } = event
+        if let Event::Peers(PeersEvent::Down { peer, reason }) = event
             && *peer == victim_id
         {
             let after = *at - crash_at;

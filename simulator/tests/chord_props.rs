@@ -45,7 +45,10 @@ use std::fmt;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use ringmesh::wire::PeerEntry;
-use ringmesh::{ChordRole, Command, Config, Duration, Event, Instant, NodeId, Security};
+use ringmesh::{
+    ChordCommand, ChordConfig, ChordEvent, ChordRole, Command, Config, DhtConfig, Duration, Event,
+    Instant, NodeId, Security,
+};
 use ringmesh_sim::chord_oracle::{
     FailureConstraint, InvariantReport, RingSnapshot, check, repair_window, reply_in_flight,
 };
@@ -82,7 +85,7 @@ const CONNECT_WAIT: Duration = Duration::from_secs(2);
 /// Even then a restart can go wrong: see the ignored test at the end.
 fn rejoin_after() -> Duration {
     let lan = Config::lan();
-    lan.detection_time().max(lan.handshake_timeout) + Duration::from_secs(1)
+    lan.detection_time().max(lan.session.handshake_timeout) + Duration::from_secs(1)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,9 +198,14 @@ fn schedule() -> impl Strategy<Value = Schedule> {
 fn config(r: usize) -> Config {
     Config {
         security: Security::Plaintext,
-        chord: true,
-        chord_successors: r,
-        dht_replicas: r.min(3),
+        chord: Some(ChordConfig {
+            successors: r,
+            ..ChordConfig::lan()
+        }),
+        dht: Some(DhtConfig {
+            replicas: r.min(3),
+            ..DhtConfig::lan()
+        }),
         ..Config::lan()
     }
 }
@@ -368,11 +376,11 @@ impl<'a> Run<'a> {
             [self.events_seen..]
             .iter()
             .filter_map(|e| match &e.event {
-                Event::ChordJoined {
+                Event::Chord(ChordEvent::Joined {
                     successor,
                     predecessor,
                     ..
-                } => Some((
+                }) => Some((
                     e.at,
                     e.node,
                     format!(
@@ -382,10 +390,12 @@ impl<'a> Run<'a> {
                     ),
                     true,
                 )),
-                Event::ChordJoinFailed { reason } => {
+                Event::Chord(ChordEvent::JoinFailed { reason }) => {
                     Some((e.at, e.node, format!("join failed: {reason}"), true))
                 }
-                Event::ChordOrphaned => Some((e.at, e.node, "orphaned".to_owned(), false)),
+                Event::Chord(ChordEvent::Orphaned) => {
+                    Some((e.at, e.node, "orphaned".to_owned(), false))
+                }
                 _ => None,
             })
             .collect();
@@ -412,7 +422,7 @@ impl<'a> Run<'a> {
             if !asked && connected {
                 match self
                     .sim
-                    .command(node, Command::ChordJoin { via: Some(via_id) })
+                    .command(node, ChordCommand::Join { via: Some(via_id) })
                 {
                     Ok(_) => {
                         self.joins[k].asked = true;
@@ -481,14 +491,14 @@ impl<'a> Run<'a> {
                 for i in 0..n {
                     let founders = founders.clone();
                     self.sim
-                        .command(i, Command::ChordFound { founders })
+                        .command(i, ChordCommand::Found { founders })
                         .expect("a fresh node founds");
                 }
                 self.note(format!("nodes 0..{n} found the ring"));
             }
             Start::Grown { spacing_ms } => {
                 self.sim
-                    .command(0, Command::ChordCreate)
+                    .command(0, ChordCommand::Create)
                     .expect("a fresh node creates");
                 self.note("node 0 creates the ring".into());
                 for i in 1..n {

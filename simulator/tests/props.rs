@@ -8,7 +8,7 @@
 //! - **Safety, while faults happen:** no node delivers a broadcast twice
 //!   (within one incarnation: a restarted node has a fresh seen-cache), and
 //!   every delivered `(origin, seq)` was returned by an accepted
-//!   `Command::Broadcast` (the [`Ledger`] checks both at every delivery).
+//!   `MeshCommand::Broadcast` (the [`Ledger`] checks both at every delivery).
 //! - **Detection:** every node that had a crashed or killed peer up when it
 //!   went down, and stayed up itself, declared it down (`PeerDown`) within
 //!   the detection time + 1 s, provided the peer stayed down that long.
@@ -33,7 +33,9 @@ use std::fmt;
 use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
-use ringmesh::{Accepted, Command, Config, Duration, Event, Instant, Security};
+use ringmesh::{
+    Accepted, Config, Duration, Event, Instant, MeshCommand, PeersConfig, PeersEvent, Security,
+};
 use ringmesh_sim::engine::NodeState;
 use ringmesh_sim::scenario::script::Ledger;
 use ringmesh_sim::{NodeIdx, Sim, SimConfig, addr_of};
@@ -157,8 +159,11 @@ struct Stop {
 fn config(schedule: &Schedule, i: usize) -> Config {
     Config {
         security: Security::Plaintext,
-        target_peers: 3,
-        bootstrap: schedule.bootstrap[i].iter().map(|&b| addr_of(b)).collect(),
+        peers: PeersConfig {
+            target_peers: 3,
+            bootstrap: schedule.bootstrap[i].iter().map(|&b| addr_of(b)).collect(),
+            ..Config::lan().peers
+        },
         ..Config::lan()
     }
 }
@@ -172,7 +177,7 @@ fn restart(sim: &mut Sim<Ledger>, i: NodeIdx) {
 
 fn broadcast(sim: &mut Sim<Ledger>, i: NodeIdx, payload: &'static [u8]) -> Option<u64> {
     let payload = Bytes::from_static(payload);
-    match sim.command(i, Command::Broadcast { payload }) {
+    match sim.command(i, MeshCommand::Broadcast { payload }) {
         Ok(Accepted::Broadcast { seq }) => {
             let origin = sim.id(i);
             sim.observer_mut().broadcast_sent(origin, seq);
@@ -285,7 +290,7 @@ fn run(schedule: &Schedule) -> Result<(), TestCaseError> {
                     && e.incarnation == incarnation
                     && e.at >= stop.at
                     && e.at <= until
-                    && matches!(&e.event, Event::PeerDown { peer, .. } if *peer == victim)
+                    && matches!(&e.event, Event::Peers(PeersEvent::Down { peer, .. }) if *peer == victim)
             });
             prop_assert!(
                 declared,

@@ -13,7 +13,9 @@
 //! connections being retired as duplicates).
 
 use bytes::Bytes;
-use ringmesh::{Accepted, Command, Config, Duration, Event, Security};
+use ringmesh::{
+    Accepted, Config, Duration, Event, MeshCommand, PeersCommand, PeersConfig, PeersEvent, Security,
+};
 use ringmesh_sim::engine::NodeState;
 use ringmesh_sim::scenario::script::Ledger;
 use ringmesh_sim::{NetModel, NodeIdx, Sim, SimConfig, addr_of};
@@ -70,7 +72,7 @@ fn components(sim: &Sim<Ledger>) -> Vec<Vec<NodeIdx>> {
 /// not deliver it exactly once (in their current incarnation).
 fn broadcast_misses(sim: &mut Sim<Ledger>, origin: NodeIdx) -> Vec<NodeIdx> {
     let payload = Bytes::from_static(b"are you there");
-    let Ok(Accepted::Broadcast { seq }) = sim.command(origin, Command::Broadcast { payload })
+    let Ok(Accepted::Broadcast { seq }) = sim.command(origin, MeshCommand::Broadcast { payload })
     else {
         panic!("node {origin} refused to broadcast");
     };
@@ -89,7 +91,7 @@ fn peer_downs(sim: &Sim<Ledger>) -> usize {
     sim.observer()
         .events()
         .iter()
-        .filter(|e| matches!(e.event, Event::PeerDown { .. }))
+        .filter(|e| matches!(e.event, Event::Peers(PeersEvent::Down { .. })))
         .count()
 }
 
@@ -104,8 +106,11 @@ fn simultaneous_dials_leave_one_connection_per_pair(security: Security, jitter: 
         for _ in 0..N {
             sim.add_node(Config {
                 security,
-                // Only the dials below: no dialling towards a target.
-                target_peers: 0,
+                peers: PeersConfig {
+                    // Only the dials below: no dialling towards a target.
+                    target_peers: 0,
+                    ..Config::lan().peers
+                },
                 ..Config::lan()
             })
             .expect("valid");
@@ -121,7 +126,7 @@ fn simultaneous_dials_leave_one_connection_per_pair(security: Security, jitter: 
         sim.run_for(Duration::from_secs(12));
         let duplicates: u64 = (0..N)
             .filter_map(|i| sim.node(i))
-            .map(|n| n.stats().duplicate_connections)
+            .map(|n| n.stats().peers.duplicate_connections)
             .sum();
         assert!(duplicates > 0, "seed {seed}: the dials did not cross");
         for round in 0..2 {
@@ -183,8 +188,11 @@ fn mass_disconnect(seed: u64, keep_cache: bool) -> (Sim<Ledger>, Vec<Vec<NodeIdx
     for _ in 0..N {
         sim.add_node(Config {
             security: Security::Plaintext,
-            target_peers: 4,
-            bootstrap: vec![addr_of(0)],
+            peers: PeersConfig {
+                target_peers: 4,
+                bootstrap: vec![addr_of(0)],
+                ..Config::lan().peers
+            },
             ..Config::lan()
         })
         .expect("valid");
@@ -216,7 +224,8 @@ fn mass_disconnect(seed: u64, keep_cache: bool) -> (Sim<Ledger>, Vec<Vec<NodeIdx
         sim.observer_mut().restarting(v);
         sim.restart(v).expect("same config");
         if keep_cache {
-            sim.command(v, Command::AddPeers { peers }).expect("up");
+            sim.command(v, PeersCommand::AddPeers { peers })
+                .expect("up");
         }
     }
     sim.run_for(Duration::from_secs(60));
@@ -300,8 +309,11 @@ fn a_peer_that_crashes_while_its_restarted_neighbour_drains_is_detected_in_time(
         for other in [1, 0] {
             sim.add_node(Config {
                 security: Security::Plaintext,
-                target_peers: 1,
-                bootstrap: vec![addr_of(other)],
+                peers: PeersConfig {
+                    target_peers: 1,
+                    bootstrap: vec![addr_of(other)],
+                    ..Config::lan().peers
+                },
                 ..Config::lan()
             })
             .expect("valid");
@@ -333,7 +345,7 @@ fn a_peer_that_crashes_while_its_restarted_neighbour_drains_is_detected_in_time(
                 .find(|e| {
                     e.node == big
                         && e.at >= crashed_at
-                        && matches!(&e.event, Event::PeerDown { peer, .. } if *peer == s)
+                        && matches!(&e.event, Event::Peers(PeersEvent::Down { peer, .. }) if *peer == s)
                 })
                 .map(|e| (e.at - crashed_at, e.event.clone()))
         };

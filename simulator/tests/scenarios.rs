@@ -375,7 +375,7 @@ fn malformed_files_are_errors_that_name_the_step_and_the_problem() {
         ),
         (
             "[chord]\nsuccessors = 2\ndht_replicas = 3\n[[step]]\nat_ms = 0\nadd_nodes = 4\n",
-            "[node] or [chord]: dht_replicas 3 is outside 1..=chord_successors",
+            "[node] or [chord]: dht.replicas 3 is outside 1..=chord.successors",
         ),
         (
             "[chord]\nsucessors = 2\n[[step]]\nat_ms = 0\nadd_nodes = 4\n",
@@ -760,7 +760,7 @@ fn a_partition_splits_the_ring_and_the_watch_reports_it() {
 /// (spec/peers.md: both dialled by 5, the first stays 5's connection until
 /// 5's `Goodbye(Duplicate)`, which the new run never sends) they keep them
 /// and answer the new run's requests on them, into the void. After
-/// `chord_request_timeout` the restarted node declares both successors dead
+/// `chord.request_timeout` the restarted node declares both successors dead
 /// (spec/chord.md §4), is orphaned and falls back to its predecessor 0:
 /// two rings, 0 ⇄ 5 and the rest, from 5220 ms until liveness closes the
 /// old connections. Zave's model assumes a timeout means death (§11,

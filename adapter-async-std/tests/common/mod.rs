@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_lite::StreamExt;
-use ringmesh::{Command, Config, Direction, Event, Identity, Input, Instant, Node, NodeId, Output};
+use ringmesh::{
+    Config, Direction, Event, Identity, Input, Instant, Node, NodeId, Output, PeersCommand,
+    PeersEvent,
+};
 use ringmesh_async_std::{AdapterConfig, Events, NodeHandle, start};
 
 /// How long a whole scenario may take before the watchdog fails it.
@@ -149,10 +152,10 @@ pub(crate) async fn await_peers_up(node: &mut TestNode, peers: &[NodeId]) {
         let event = next_event(
             &mut node.events,
             "PeerUp",
-            |e| matches!(e, Event::PeerUp { peer, .. } if missing.contains(peer)),
+            |e| matches!(e, Event::Peers(PeersEvent::Up { peer, .. }) if missing.contains(peer)),
         )
         .await;
-        if let Event::PeerUp { peer, .. } = event {
+        if let Event::Peers(PeersEvent::Up { peer, .. }) = event {
             missing.retain(|p| *p != peer);
         }
     }
@@ -205,7 +208,7 @@ fn handshake(identity: Identity, target: SocketAddr, target_id: NodeId) -> TcpSt
     let epoch = std::time::Instant::now();
     let now = || Instant::from_micros(epoch.elapsed().as_micros() as u64);
     let mut node = Node::new(Config::lan(), identity, 0xee, now()).expect("stalled peer config");
-    let connect = Command::Connect {
+    let connect = PeersCommand::Connect {
         addr: target,
         peer: Some(target_id),
     };
@@ -231,8 +234,8 @@ fn handshake(identity: Identity, target: SocketAddr, target_id: NodeId) -> TcpSt
         while let Some(output) = node.poll_output() {
             match output {
                 Output::Send { bytes, .. } => stream.write_all(&bytes).expect("handshake write"),
-                Output::Event(Event::SessionEstablished { .. }) => established = true,
-                Output::Event(Event::ConnectionClosed { reason, .. }) => {
+                Output::Event(Event::Peers(PeersEvent::Established { .. })) => established = true,
+                Output::Event(Event::Peers(PeersEvent::Closed { reason, .. })) => {
                     panic!("stalled peer's handshake failed: {reason}")
                 }
                 _ => {}

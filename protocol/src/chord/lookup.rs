@@ -3,23 +3,23 @@
 
 use super::ring::{self, dist};
 use super::{
-    Chord, ChordRole, Finished, Found, Lookup, LookupError, LookupFor, Pointer, RingCall,
-    RingObserver, RouteStart, Timer,
+    Chord, ChordError, ChordEvent, ChordRole, Finished, Found, Lookup, LookupError, LookupFor,
+    Pointer, RingCall, RingObserver, RouteStart, Timer,
 };
 use crate::cx::Cx;
 use crate::rpc::Outcome;
 use crate::wire::{ChordFindSuccessor, ChordReplyKind, Message};
-use crate::{CommandError, Event, NodeId, OpId};
+use crate::{NodeId, OpId};
 
 impl Chord {
-    /// `Command::Lookup`.
+    /// `ChordCommand::Lookup`.
     pub(crate) fn lookup_command(
         &mut self,
         cx: &mut dyn Cx,
         key: NodeId,
-    ) -> Result<OpId, CommandError> {
+    ) -> Result<OpId, ChordError> {
         if self.role == ChordRole::Off {
-            return Err(CommandError::ChordOff);
+            return Err(ChordError::Off);
         }
         let op = cx.next_op();
         if let Some(finished) =
@@ -38,7 +38,7 @@ impl Chord {
         cx: &mut dyn Cx,
         key: u128,
         token: u64,
-    ) -> Result<Option<Result<Found, LookupError>>, CommandError> {
+    ) -> Result<Option<Result<Found, LookupError>>, ChordError> {
         let started = self.start_lookup(cx, key, LookupFor::Client(token), Vec::new())?;
         Ok(started.map(|f| f.result))
     }
@@ -66,9 +66,9 @@ impl Chord {
         key: u128,
         purpose: LookupFor,
         start: Vec<Pointer>,
-    ) -> Result<Option<Finished>, CommandError> {
+    ) -> Result<Option<Finished>, ChordError> {
         if self.lookups.len() >= self.settings.max_lookups {
-            return Err(CommandError::TooManyLookups(self.settings.max_lookups));
+            return Err(ChordError::TooManyLookups(self.settings.max_lookups));
         }
         let mut lookup = Lookup {
             key,
@@ -99,7 +99,7 @@ impl Chord {
                 }
             }
         } else if lookup.candidates.is_empty() {
-            return Err(CommandError::NoChordPeer);
+            return Err(ChordError::NoChordPeer);
         }
         let id = self.rpc.fresh_id();
         self.lookups.insert(id, lookup);
@@ -239,14 +239,14 @@ impl Chord {
         match finished.purpose {
             LookupFor::Command(id) => {
                 let event = match finished.result {
-                    Ok(found) => Event::LookupDone {
+                    Ok(found) => ChordEvent::LookupDone {
                         id,
                         key,
                         owner: found.list[0].id,
                         successors: found.list.iter().map(|p| p.id).collect(),
                         hops: found.hops,
                     },
-                    Err(reason) => Event::LookupFailed { id, key, reason },
+                    Err(reason) => ChordEvent::LookupFailed { id, key, reason },
                 };
                 cx.emit(event);
             }

@@ -5,47 +5,50 @@
 use tracing::{debug, info, warn};
 
 use super::ring::{self, Rectify};
-use super::{Chord, ChordRole, Found, LookupFor, Pointer, RingCall, RingObserver, Timer};
+use super::{
+    Chord, ChordError, ChordEvent, ChordRole, Found, LookupFor, Pointer, RingCall, RingObserver,
+    Timer,
+};
 use crate::cx::Cx;
 use crate::rpc::{Done, Failure, Outcome};
 use crate::time::Duration;
 use crate::wire::{Capabilities, ChordGetState, ChordNotify, GoodbyeReason, Message, PeerEntry};
-use crate::{Accepted, CloseReason, CommandError, Event, NodeId};
+use crate::{Accepted, CloseReason, NodeId};
 
 impl Chord {
     // ----- commands -----
 
-    fn check_can_start(&self) -> Result<(), CommandError> {
+    fn check_can_start(&self) -> Result<(), ChordError> {
         match self.role {
-            ChordRole::Off => Err(CommandError::ChordOff),
-            ChordRole::Member => Err(CommandError::AlreadyInRing),
+            ChordRole::Off => Err(ChordError::Off),
+            ChordRole::Member => Err(ChordError::AlreadyInRing),
             ChordRole::Out => Ok(()),
         }
     }
 
-    /// `Command::ChordFound`: Zave's initialization from a shared founders
+    /// `ChordCommand::Found`: Zave's initialization from a shared founders
     /// list (§5.1).
     pub(crate) fn found(
         &mut self,
         cx: &mut dyn Cx,
         obs: &mut dyn RingObserver,
         mut founders: Vec<PeerEntry>,
-    ) -> Result<Accepted, CommandError> {
+    ) -> Result<Accepted, ChordError> {
         self.check_can_start()?;
         if founders.len() <= self.r {
-            return Err(CommandError::BadFounders(
+            return Err(ChordError::BadFounders(
                 "fewer than chord_successors + 1 founders",
             ));
         }
         if founders.iter().any(|f| f.addrs.is_empty()) {
-            return Err(CommandError::BadFounders("a founder has no address"));
+            return Err(ChordError::BadFounders("a founder has no address"));
         }
         founders.sort_unstable_by_key(|f| f.id);
         if founders.windows(2).any(|w| w[0].id == w[1].id) {
-            return Err(CommandError::BadFounders("a founder appears twice"));
+            return Err(ChordError::BadFounders("a founder appears twice"));
         }
         let Ok(i) = founders.binary_search_by_key(&cx.me(), |f| f.id) else {
-            return Err(CommandError::BadFounders("this node is not a founder"));
+            return Err(ChordError::BadFounders("this node is not a founder"));
         };
         let n = founders.len();
         for f in &founders {
@@ -60,32 +63,32 @@ impl Chord {
         Ok(Accepted::Done)
     }
 
-    /// `Command::ChordCreate`: a ring of one (§5.2).
+    /// `ChordCommand::Create`: a ring of one (§5.2).
     pub(crate) fn create(
         &mut self,
         cx: &mut dyn Cx,
         obs: &mut dyn RingObserver,
-    ) -> Result<Accepted, CommandError> {
+    ) -> Result<Accepted, ChordError> {
         self.check_can_start()?;
         self.become_member(cx, obs, false);
         Ok(Accepted::Done)
     }
 
-    /// `Command::ChordJoin` (§5.3): look up our own id, then adopt the list
+    /// `ChordCommand::Join` (§5.3): look up our own id, then adopt the list
     /// of the member found.
     pub(crate) fn join(
         &mut self,
         cx: &mut dyn Cx,
         via: Option<NodeId>,
-    ) -> Result<Accepted, CommandError> {
+    ) -> Result<Accepted, ChordError> {
         self.check_can_start()?;
         if self.lookups.values().any(|l| l.purpose == LookupFor::Join) {
-            return Err(CommandError::AlreadyInRing);
+            return Err(ChordError::AlreadyInRing);
         }
         let start: Vec<Pointer> = match via {
             Some(via) => {
                 if !runs_chord(cx, via) {
-                    return Err(CommandError::NotConnected(via));
+                    return Err(ChordError::NotConnected(via));
                 }
                 cx.entry(via).into_iter().collect()
             }
@@ -100,7 +103,7 @@ impl Chord {
             }
         };
         if start.is_empty() {
-            return Err(CommandError::NoChordPeer);
+            return Err(ChordError::NoChordPeer);
         }
         info!(node = %cx.me().short(), "joining the ring");
         // A join lookup is never answered locally (the node is no member).
@@ -123,7 +126,7 @@ impl Chord {
             Ok(found) => found,
             Err(reason) => {
                 info!(node = %cx.me().short(), %reason, "ring join failed");
-                cx.emit(Event::ChordJoinFailed { reason });
+                cx.emit(ChordEvent::JoinFailed { reason });
                 return;
             }
         };
@@ -139,7 +142,7 @@ impl Chord {
         self.set_succs(succs);
         self.pred = Some(m.clone());
         info!(node = %me.short(), successor = %successor.short(), predecessor = %m.id.short(), hops, "joined the ring");
-        cx.emit(Event::ChordJoined {
+        cx.emit(ChordEvent::Joined {
             successor,
             predecessor: m.id,
             hops,
@@ -228,7 +231,7 @@ impl Chord {
         // adopted (nothing is handed over to nobody).
         if self.flush(peer) {
             warn!(node = %cx.me().short(), "successor list emptied: orphaned (too many failures)");
-            cx.emit(Event::ChordOrphaned);
+            cx.emit(ChordEvent::Orphaned);
         }
     }
 

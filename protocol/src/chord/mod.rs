@@ -15,10 +15,17 @@
 //! their end, and the client hears of ring changes through
 //! [`RingObserver`].
 
+mod api;
+mod config;
 mod lookup;
 mod maintain;
 mod respond;
 pub(crate) mod ring;
+
+pub use api::{
+    ChordCommand, ChordError, ChordEvent, ChordPending, ChordRole, ChordStats, LookupError,
+};
+pub use config::ChordConfig;
 
 use core::net::SocketAddr;
 
@@ -32,37 +39,7 @@ use crate::rpc::{Done, OnLost, Rpc};
 use crate::time::{Duration, Instant};
 use crate::timer::DeadlineQueue;
 use crate::wire::{Capabilities, Message, PeerEntry};
-use crate::{Config, NodeId, OpId};
-
-/// Where a node stands towards the ring (spec/chord.md §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChordRole {
-    /// `Config::chord` is off.
-    Off,
-    /// Chord runs, but the node is not a ring member (not joined yet, or its
-    /// join failed).
-    Out,
-    /// A ring member.
-    Member,
-}
-
-/// Why a lookup ended without an owner (spec/chord.md §7.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum LookupError {
-    /// `chord_max_hops` requests were sent.
-    #[error("hop limit reached")]
-    HopLimit,
-    /// Every candidate failed.
-    #[error("no candidate left to ask")]
-    NoCandidate,
-    /// `lookup_timeout` passed.
-    #[error("timed out")]
-    Timeout,
-    /// The node shut down.
-    #[error("the node shut down")]
-    ShutDown,
-}
+use crate::{NodeId, OpId};
 
 /// A pointer: a ring node and where to dial it.
 pub(crate) type Pointer = PeerEntry;
@@ -100,9 +77,9 @@ pub(crate) enum RingCall {
 /// What started a lookup, and so where its result goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LookupFor {
-    /// `Command::Lookup`.
+    /// `ChordCommand::Lookup`.
     Command(OpId),
-    /// `Command::ChordJoin`: the node's own id.
+    /// `ChordCommand::Join`: the node's own id.
     Join,
     /// Finger `i`.
     Finger(u8),
@@ -181,14 +158,6 @@ pub(crate) enum Timer {
     Lookup { id: u64 },
 }
 
-/// Counters of the component.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct ChordStats {
-    pub(crate) flushes: u64,
-    pub(crate) lookups: u64,
-    pub(crate) lookups_failed: u64,
-}
-
 /// The component's settings, from `Config`.
 struct Settings {
     stabilize_interval: Duration,
@@ -231,14 +200,23 @@ pub(crate) struct Chord {
 }
 
 impl Chord {
-    pub(crate) fn new(config: &Config, seed: u64, hasher: FixedState) -> Self {
+    /// The component; `config` is `None` when the node does not run the
+    /// ring.
+    pub(crate) fn new(
+        config: Option<&ChordConfig>,
+        listen_addrs: &[SocketAddr],
+        seed: u64,
+        hasher: FixedState,
+    ) -> Self {
+        let role = if config.is_some() {
+            ChordRole::Out
+        } else {
+            ChordRole::Off
+        };
+        let config = config.cloned().unwrap_or_default();
         Chord {
-            role: if config.chord {
-                ChordRole::Out
-            } else {
-                ChordRole::Off
-            },
-            r: config.chord_successors,
+            role,
+            r: config.successors,
             succs: Vec::new(),
             pred: None,
             fingers: Vec::new(),
@@ -252,13 +230,13 @@ impl Chord {
             rpc: Rpc::new(1, OnLost::Resend, hasher),
             rng: Rng::derive(seed, Stream::Chord, None),
             settings: Settings {
-                stabilize_interval: config.chord_stabilize_interval,
-                request_timeout: config.chord_request_timeout,
-                fix_fingers_interval: config.chord_fix_fingers_interval,
-                max_hops: config.chord_max_hops,
-                max_lookups: config.chord_max_lookups,
+                stabilize_interval: config.stabilize_interval,
+                request_timeout: config.request_timeout,
+                fix_fingers_interval: config.fix_fingers_interval,
+                max_hops: config.max_hops,
+                max_lookups: config.max_lookups,
                 lookup_timeout: config.lookup_timeout,
-                listen_addrs: config.listen_addrs.clone(),
+                listen_addrs: listen_addrs.iter().copied().collect(),
             },
             timers: DeadlineQueue::new(),
             stats: ChordStats::default(),

@@ -6,39 +6,39 @@ use tracing::debug;
 
 use super::coordinator::status_error;
 use super::store::{key_hash, order_key, position};
-use super::{Client, Dht, DhtError, Task, Timer};
+use super::{Client, Dht, DhtError, DhtEvent, DhtFailure, Task, Timer};
 use crate::chord::{Chord, ChordRole, Found, LookupError, Pointer};
 use crate::cx::Cx;
 use crate::wire::{
     Capabilities, DhtBody, DhtGet, DhtGetStatus, DhtOp, DhtPut, DhtPutStatus, DhtReplicateAck,
     DhtReplicateStatus, DhtValue, MAX_DHT_KEY, MAX_DHT_VALUE, Message,
 };
-use crate::{Accepted, CommandError, Event, OpId};
+use crate::{Accepted, OpId};
 
 impl Dht {
-    fn check_key(ring: &Chord, key: &[u8]) -> Result<(), CommandError> {
-        if ring.role() == ChordRole::Off {
-            return Err(CommandError::ChordOff);
+    fn check_key(&self, ring: &Chord, key: &[u8]) -> Result<(), DhtError> {
+        if !self.enabled || ring.role() == ChordRole::Off {
+            return Err(DhtError::Off);
         }
         if key.is_empty() || key.len() > MAX_DHT_KEY {
-            return Err(CommandError::BadKey(key.len()));
+            return Err(DhtError::BadKey(key.len()));
         }
         Ok(())
     }
 
-    /// `Command::Put` (`value` some) and `Command::Delete` (none).
+    /// `DhtCommand::Put` (`value` some) and `DhtCommand::Delete` (none).
     pub(crate) fn put(
         &mut self,
         cx: &mut dyn Cx,
         ring: &mut Chord,
         key: Bytes,
         value: Option<Bytes>,
-    ) -> Result<Accepted, CommandError> {
-        Self::check_key(ring, &key)?;
+    ) -> Result<Accepted, DhtError> {
+        self.check_key(ring, &key)?;
         if let Some(value) = &value
             && value.len() > MAX_DHT_VALUE
         {
-            return Err(CommandError::ValueTooLarge {
+            return Err(DhtError::ValueTooLarge {
                 len: value.len(),
                 max: MAX_DHT_VALUE,
             });
@@ -47,14 +47,14 @@ impl Dht {
         self.start_op(cx, ring, position, Task::Put { key, value })
     }
 
-    /// `Command::Get`.
+    /// `DhtCommand::Get`.
     pub(crate) fn get(
         &mut self,
         cx: &mut dyn Cx,
         ring: &mut Chord,
         key: Bytes,
-    ) -> Result<Accepted, CommandError> {
-        Self::check_key(ring, &key)?;
+    ) -> Result<Accepted, DhtError> {
+        self.check_key(ring, &key)?;
         let position = position(&key_hash(&key));
         let task = Task::Get {
             key,
@@ -73,13 +73,13 @@ impl Dht {
         ring: &mut Chord,
         position: u128,
         task: Task,
-    ) -> Result<Accepted, CommandError> {
+    ) -> Result<Accepted, DhtError> {
         let op = cx.next_op();
         self.tasks.insert(op.0, task);
         match ring.lookup(cx, position, op.0) {
             Err(e) => {
                 self.tasks.remove(&op.0);
-                return Err(e);
+                return Err(DhtError::Ring(e));
             }
             Ok(Some(result)) => self.found(cx, ring, op.0, result),
             Ok(None) => {}
@@ -90,18 +90,34 @@ impl Dht {
     }
 
     /// Ends command `id` with `event`.
-    pub(super) fn finish_op(&mut self, cx: &mut dyn Cx, id: u64, event: Event) {
+    pub(super) fn finish_op(&mut self, cx: &mut dyn Cx, id: u64, event: DhtEvent) {
         if self.tasks.remove(&id).is_some() {
             cx.emit(event);
         }
     }
 
-    pub(super) fn fail_op(&mut self, cx: &mut dyn Cx, id: u64, reason: DhtError) {
+    /// Ends write command `id`, acknowledged at `version`: a put's or a
+    /// delete's end, named after the command.
+    pub(super) fn write_done(&mut self, cx: &mut dyn Cx, id: u64, version: u64) {
+        let event = match self.tasks.get(&id) {
+            Some(Task::Put { value: None, .. }) => DhtEvent::DeleteDone {
+                id: OpId(id),
+                version,
+            },
+            _ => DhtEvent::PutDone {
+                id: OpId(id),
+                version,
+            },
+        };
+        self.finish_op(cx, id, event);
+    }
+
+    pub(super) fn fail_op(&mut self, cx: &mut dyn Cx, id: u64, reason: DhtFailure) {
         debug!(op = id, %reason, "table operation failed");
         self.finish_op(
             cx,
             id,
-            Event::DhtFailed {
+            DhtEvent::Failed {
                 id: OpId(id),
                 reason,
             },
@@ -118,7 +134,7 @@ impl Dht {
     ) {
         let list = match result {
             Ok(found) => found.list,
-            Err(LookupError::ShutDown) => return self.fail_op(cx, id, DhtError::ShutDown),
+            Err(LookupError::ShutDown) => return self.fail_op(cx, id, DhtFailure::ShutDown),
             Err(_) => return self.retry_later(cx, id),
         };
         match self.tasks.get_mut(&id) {
@@ -189,12 +205,12 @@ impl Dht {
     /// The op's `lookup_timeout`, or a coordination's deadline.
     pub(super) fn op_deadline(&mut self, cx: &mut dyn Cx, id: u64) {
         match self.tasks.get(&id) {
-            Some(Task::Put { .. }) => self.fail_op(cx, id, DhtError::Timeout),
+            Some(Task::Put { .. }) => self.fail_op(cx, id, DhtFailure::Timeout),
             Some(Task::Get { answers, .. }) => {
                 if *answers > 0 {
                     self.finish_get(cx, id);
                 } else {
-                    self.fail_op(cx, id, DhtError::Timeout);
+                    self.fail_op(cx, id, DhtFailure::Timeout);
                 }
             }
             Some(Task::Coordinate { .. }) => self.finish_coordination(cx, id),
@@ -288,7 +304,7 @@ impl Dht {
             return;
         }
         if *answers == 0 {
-            self.fail_op(cx, id, DhtError::Unreachable);
+            self.fail_op(cx, id, DhtFailure::Unreachable);
         } else {
             self.finish_get(cx, id);
         }
@@ -311,7 +327,7 @@ impl Dht {
         self.finish_op(
             cx,
             id,
-            Event::DhtGetResult {
+            DhtEvent::GetDone {
                 id: OpId(id),
                 key,
                 value,
@@ -334,14 +350,7 @@ impl Dht {
     ) {
         match (self.tasks.get_mut(&id), reply) {
             (Some(Task::Put { .. }), Some(Message::DhtPutReply(r))) => match r.status {
-                DhtPutStatus::Ok => self.finish_op(
-                    cx,
-                    id,
-                    Event::DhtPutAcked {
-                        id: OpId(id),
-                        version: r.version,
-                    },
-                ),
+                DhtPutStatus::Ok => self.write_done(cx, id, r.version),
                 DhtPutStatus::NotOwner | DhtPutStatus::NotInRing => self.retry_later(cx, id),
                 status => self.fail_op(cx, id, status_error(status, r.version, r.holders)),
             },
@@ -391,7 +400,7 @@ impl Dht {
             .collect();
         ids.sort_unstable();
         for id in ids {
-            self.fail_op(cx, id, DhtError::ShutDown);
+            self.fail_op(cx, id, DhtFailure::ShutDown);
         }
         self.tasks.clear();
     }

@@ -1,11 +1,12 @@
 //! The coordinator (spec/chord.md §10.2): the owner of a key versions a
-//! write, stores it, and replicates it to the next `dht_replicas − 1`
+//! write, stores it, and replicates it to the next `dht.replicas − 1`
 //! successors before it answers the client.
 
 use bytes::Bytes;
 
 use super::store::{Merge, key_hash, position};
-use super::{Client, Dht, DhtError, Task, Timer};
+use super::{Client, Dht, DhtFailure, Task, Timer};
+use crate::NodeId;
 use crate::chord::Chord;
 use crate::chord::ring::in_half_open;
 use crate::cx::Cx;
@@ -14,16 +15,15 @@ use crate::wire::{
     Capabilities, DhtBody, DhtEntry, DhtOp, DhtPutReply, DhtPutStatus, DhtReplicate, DhtValue,
     Message,
 };
-use crate::{Event, NodeId, OpId};
 
 /// The error a client reports for a coordinator's `status`.
-pub(super) fn status_error(status: DhtPutStatus, version: u64, holders: u8) -> DhtError {
+pub(super) fn status_error(status: DhtPutStatus, version: u64, holders: u8) -> DhtFailure {
     match status {
-        DhtPutStatus::Full => DhtError::Full,
-        DhtPutStatus::TooLarge => DhtError::TooLarge,
-        DhtPutStatus::NotInRing => DhtError::NotInRing,
-        DhtPutStatus::NotOwner => DhtError::NotOwner,
-        DhtPutStatus::Ok | DhtPutStatus::Incomplete => DhtError::Incomplete { version, holders },
+        DhtPutStatus::Full => DhtFailure::Full,
+        DhtPutStatus::TooLarge => DhtFailure::TooLarge,
+        DhtPutStatus::NotInRing => DhtFailure::NotInRing,
+        DhtPutStatus::NotOwner => DhtFailure::NotOwner,
+        DhtPutStatus::Ok | DhtPutStatus::Incomplete => DhtFailure::Incomplete { version, holders },
     }
 }
 
@@ -193,14 +193,7 @@ impl Dht {
                 let _ = cx.send(peer, &Message::DhtPutReply(reply));
             }
             Client::Local(id) => match status {
-                DhtPutStatus::Ok => self.finish_op(
-                    cx,
-                    id,
-                    Event::DhtPutAcked {
-                        id: OpId(id),
-                        version,
-                    },
-                ),
+                DhtPutStatus::Ok => self.write_done(cx, id, version),
                 DhtPutStatus::NotOwner | DhtPutStatus::NotInRing => self.retry_later(cx, id),
                 status => self.fail_op(cx, id, status_error(status, version, holders)),
             },

@@ -4,7 +4,7 @@
 //! - `client.rs`: `Put`, `Get` and `Delete` commands: look the key up,
 //!   write through its coordinator, read from its holders.
 //! - `coordinator.rs`: the owner versions a write and replicates it to the
-//!   next `dht_replicas − 1` successors before it answers.
+//!   next `dht.replicas − 1` successors before it answers.
 //! - `holder.rs`: answering the table's messages; hand-off to a new
 //!   predecessor, anti-entropy repair and garbage (§10.4).
 //! - `store.rs`: the holder's bounded store and its pure rules (conflict
@@ -14,62 +14,31 @@
 //! predecessor, successors, a lookup, a request to a member) and hears of
 //! its changes as a [`RingObserver`].
 
+mod api;
 mod client;
+mod config;
 mod coordinator;
 mod holder;
 pub(crate) mod store;
+
+pub use api::{DhtCommand, DhtError, DhtEvent, DhtFailure, DhtHeld, DhtUsage};
+pub use config::DhtConfig;
 
 use bytes::Bytes;
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 use smallvec::SmallVec;
 
+use crate::NodeId;
+use crate::chord::ChordConfig;
 use crate::chord::{Chord, Pointer, RingCall, RingObserver};
 use crate::cx::Cx;
 use crate::rpc::{Done, Outcome};
 use crate::time::{Duration, Instant};
 use crate::timer::DeadlineQueue;
 use crate::wire::{DhtBody, DhtEntry, DhtValue};
-use crate::{Config, NodeId};
 
 use store::Store;
-
-/// Why a table operation failed (spec/chord.md §10.5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DhtError {
-    /// The node asked is not a ring member.
-    #[error("not in the ring")]
-    NotInRing,
-    /// The coordinator does not own the key (the ring is changing); the
-    /// client retried until its time ran out.
-    #[error("the coordinator does not own the key")]
-    NotOwner,
-    /// A holder's store is at its cap.
-    #[error("a holder's store is full")]
-    Full,
-    /// The entry does not fit a peer's frame cap.
-    #[error("too large for a peer's frame cap")]
-    TooLarge,
-    /// The owner stored the entry but fewer than `dht_replicas` holders
-    /// acknowledged it in time; repair will spread it.
-    #[error("stored as version {version} on {holders} holders only")]
-    Incomplete {
-        /// The version it was given.
-        version: u64,
-        /// Holders that acknowledged, the owner included.
-        holders: u8,
-    },
-    /// No holder answered.
-    #[error("no holder answered")]
-    Unreachable,
-    /// `lookup_timeout` passed.
-    #[error("timed out")]
-    Timeout,
-    /// The node shut down.
-    #[error("the node shut down")]
-    ShutDown,
-}
 
 /// The component's timers (its requests' deadlines are the ring's request
 /// layer's).
@@ -135,6 +104,8 @@ struct Settings {
 
 /// The table's state in a node.
 pub(crate) struct Dht {
+    /// The node runs the table.
+    enabled: bool,
     store: Store,
     tasks: HashMap<u64, Task, FixedState>,
     /// The successors repair last synced with, to sync at once with a node
@@ -145,18 +116,30 @@ pub(crate) struct Dht {
 }
 
 impl Dht {
-    pub(crate) fn new(config: &Config, hasher: FixedState) -> Self {
+    /// The component; `config` is `None` when the node does not run the
+    /// table (`chord` then need not be `Some`).
+    pub(crate) fn new(
+        config: Option<&DhtConfig>,
+        chord: Option<&ChordConfig>,
+        hasher: FixedState,
+    ) -> Self {
+        let enabled = config.is_some();
+        let (config, chord) = (
+            config.cloned().unwrap_or_default(),
+            chord.cloned().unwrap_or_default(),
+        );
         Dht {
-            store: Store::new(config.dht_max_entries, config.dht_max_bytes, hasher.clone()),
+            enabled,
+            store: Store::new(config.max_entries, config.max_bytes, hasher.clone()),
             tasks: HashMap::with_hasher(hasher),
             synced: SmallVec::new(),
             settings: Settings {
-                replicas: config.dht_replicas,
-                lookup_timeout: config.lookup_timeout,
-                stabilize_interval: config.chord_stabilize_interval,
-                request_timeout: config.chord_request_timeout,
-                repair_interval: config.dht_repair_interval,
-                tombstone_ttl: config.dht_tombstone_ttl,
+                replicas: config.replicas,
+                lookup_timeout: chord.lookup_timeout,
+                stabilize_interval: chord.stabilize_interval,
+                request_timeout: chord.request_timeout,
+                repair_interval: config.repair_interval,
+                tombstone_ttl: config.tombstone_ttl,
             },
             timers: DeadlineQueue::new(),
         }
@@ -164,15 +147,19 @@ impl Dht {
 
     /// The version of `key` this node stores (tombstones included), and
     /// whether it is a live value; `None` if it stores nothing for it.
-    pub(crate) fn holds(&self, key: &[u8]) -> Option<(u64, bool)> {
-        self.store
-            .get_key(key)
-            .map(|s| (s.body.version, matches!(s.body.value, DhtValue::Value(_))))
+    pub(crate) fn holds(&self, key: &[u8]) -> Option<DhtHeld> {
+        self.store.get_key(key).map(|s| DhtHeld {
+            version: s.body.version,
+            live: matches!(s.body.value, DhtValue::Value(_)),
+        })
     }
 
     /// Entries (values and tombstones) stored, and their bytes.
-    pub(crate) fn usage(&self) -> (usize, usize) {
-        (self.store.len(), self.store.bytes())
+    pub(crate) fn usage(&self) -> DhtUsage {
+        DhtUsage {
+            entries: self.store.len(),
+            bytes: self.store.bytes(),
+        }
     }
 
     fn arm(&mut self, cx: &mut dyn Cx, at: Instant, timer: Timer) {
@@ -232,6 +219,9 @@ impl Dht {
 
 impl RingObserver for Dht {
     fn joined(&mut self, cx: &mut dyn Cx) {
+        if !self.enabled {
+            return;
+        }
         let at = cx.now() + self.settings.repair_interval;
         self.arm(cx, at, Timer::Repair);
     }

@@ -46,7 +46,7 @@ pub(crate) fn order_key(body: &DhtBody) -> (u64, NodeId, u64) {
     (body.version, body.writer, tag(&body.value))
 }
 
-/// What an entry counts against `dht_max_bytes` (§10.5): key and value
+/// What an entry counts against `dht.max_bytes` (§10.5): key and value
 /// bytes; a tombstone's value counts zero.
 fn cost_of(key: &[u8], body: &DhtBody) -> usize {
     let value = match &body.value {
@@ -74,7 +74,7 @@ pub(crate) struct Stored {
 }
 
 impl Stored {
-    /// Bytes this entry counts against `dht_max_bytes`.
+    /// Bytes this entry counts against `dht.max_bytes`.
     pub(crate) fn cost(&self) -> usize {
         cost_of(&self.key, &self.body)
     }
@@ -113,7 +113,7 @@ pub(crate) struct Store {
 
 impl Store {
     /// An empty store holding at most `max_entries` entries and `max_bytes`
-    /// of keys and values (`dht_max_entries`, `dht_max_bytes`).
+    /// of keys and values (`dht.max_entries`, `dht.max_bytes`).
     pub(crate) fn new(max_entries: usize, max_bytes: usize, hasher: FixedState) -> Self {
         Store {
             entries: HashMap::with_hasher(hasher),

@@ -15,7 +15,12 @@
 //! verdict of death goes back to the node, which closes the peer's
 //! connections.
 
+mod api;
+mod config;
 pub(crate) mod peer;
+
+pub use api::{LivenessEvent, LivenessStats};
+pub use config::LivenessConfig;
 
 pub(crate) use peer::Verdict;
 
@@ -25,7 +30,7 @@ use crate::cx::Cx;
 use crate::time::{Duration, Instant};
 use crate::timer::DeadlineQueue;
 use crate::wire::{Message, Ping, Pong};
-use crate::{Config, ConnId, Event, NodeId};
+use crate::{ConnId, NodeId};
 
 /// The component's timers.
 #[derive(Debug, Clone, Copy)]
@@ -40,13 +45,6 @@ pub(crate) enum Timer {
     },
 }
 
-/// Counters of the component.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct LivenessStats {
-    pub(crate) pings_sent: u64,
-    pub(crate) peers_declared_dead: u64,
-}
-
 /// The liveness component.
 pub(crate) struct Liveness {
     ping_interval: Duration,
@@ -58,7 +56,7 @@ pub(crate) struct Liveness {
 }
 
 impl Liveness {
-    pub(crate) fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &LivenessConfig) -> Self {
         Liveness {
             ping_interval: config.ping_interval,
             ping_timeout: config.ping_timeout,
@@ -145,7 +143,7 @@ impl Liveness {
         match cx.liveness_mut(peer)?.timed_out(nonce, dead_after) {
             Verdict::Suspect => {
                 info!(peer = %peer.short(), "peer missed a ping: suspect");
-                cx.emit(Event::PeerSuspect { peer });
+                cx.emit(LivenessEvent::Suspect { peer });
                 None
             }
             Verdict::Dead => {

@@ -2,7 +2,12 @@
 //! and a hop limit. A broadcast is relayed to every peer that is up except
 //! the one it came from and its origin, encoded once for all of them.
 
+mod api;
+mod config;
 mod seen_cache;
+
+pub use api::{MeshCommand, MeshEvent, MeshStats};
+pub use config::MeshConfig;
 
 use bytes::Bytes;
 
@@ -10,20 +15,9 @@ use crate::cx::{Conns, Cx};
 use crate::rng::{Rng, Stream};
 use crate::session::{EncodeError, Prepared};
 use crate::wire::{Broadcast, Message};
-use crate::{Accepted, Config, Event, NodeId};
+use crate::{Accepted, NodeId};
 
 use seen_cache::SeenCache;
-
-/// Counters of the component.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct MeshStats {
-    pub(crate) broadcasts_sent: u64,
-    pub(crate) broadcasts_delivered: u64,
-    pub(crate) broadcasts_relayed: u64,
-    pub(crate) broadcasts_duplicate: u64,
-    pub(crate) broadcasts_hop_limited: u64,
-    pub(crate) broadcasts_oversized: u64,
-}
 
 /// The mesh component.
 pub(crate) struct Mesh {
@@ -34,7 +28,7 @@ pub(crate) struct Mesh {
 }
 
 impl Mesh {
-    pub(crate) fn new(config: &Config, seed: u64, hasher: foldhash::fast::FixedState) -> Self {
+    pub(crate) fn new(config: &MeshConfig, seed: u64, hasher: foldhash::fast::FixedState) -> Self {
         let mut rng = Rng::derive(seed, Stream::Mesh, None);
         Mesh {
             seen: SeenCache::new(config.seen_cache_capacity, config.seen_cache_ttl, hasher),
@@ -62,12 +56,12 @@ impl Mesh {
         self.seen.expire(cx.now());
     }
 
-    /// `Command::Broadcast`.
+    /// `MeshCommand::Broadcast`.
     pub(crate) fn broadcast(&mut self, cx: &mut dyn Cx, payload: Bytes) -> Accepted {
         let seq = self.next_broadcast;
         self.next_broadcast += 1;
         self.seen.insert((cx.me(), seq), cx.now());
-        self.stats.broadcasts_sent += 1;
+        self.stats.sent += 1;
         let broadcast = Broadcast {
             origin: cx.me(),
             seq,
@@ -85,18 +79,18 @@ impl Mesh {
                 .seen
                 .insert((broadcast.origin, broadcast.seq), cx.now())
         {
-            self.stats.broadcasts_duplicate += 1;
+            self.stats.duplicate += 1;
             return;
         }
-        self.stats.broadcasts_delivered += 1;
-        cx.emit(Event::Message {
+        self.stats.delivered += 1;
+        cx.emit(MeshEvent::Broadcast {
             origin: broadcast.origin,
             seq: broadcast.seq,
             hops: broadcast.hops,
             payload: broadcast.payload.clone(),
         });
         if broadcast.hops >= self.max_hops {
-            self.stats.broadcasts_hop_limited += 1;
+            self.stats.hop_limited += 1;
             return;
         }
         let relayed = Broadcast {
@@ -126,8 +120,8 @@ impl Mesh {
         let mut prepared = Prepared::new(&message);
         for conn in targets {
             match cx.send_prepared(conn, &mut prepared) {
-                Ok(()) => self.stats.broadcasts_relayed += u64::from(relaying),
-                Err(EncodeError::TooLarge { .. }) => self.stats.broadcasts_oversized += 1,
+                Ok(()) => self.stats.relayed += u64::from(relaying),
+                Err(EncodeError::TooLarge { .. }) => self.stats.oversized += 1,
                 Err(_) => {}
             }
         }

@@ -10,6 +10,15 @@
 //! deadlines and the matching of responses live there; a lost connection
 //! fails them ([`DeliveryError::Disconnected`]).
 
+mod api;
+mod config;
+
+pub use api::{
+    DeliveryError, MessagingCommand, MessagingError, MessagingEvent, MessagingPending,
+    MessagingStats, RequestId,
+};
+pub use config::MessagingConfig;
+
 use std::collections::VecDeque;
 
 use bytes::Bytes;
@@ -23,45 +32,7 @@ use crate::rpc::{Done, Failure, OnLost, Outcome, Rpc};
 use crate::time::Duration;
 use crate::timer::DeadlineQueue;
 use crate::wire::{Direct, Message, Request, Response};
-use crate::{Accepted, CommandError, Config, Event, NodeId};
-
-/// Identifies a request this node sent, in [`Event::Response`] and
-/// [`Event::RequestFailed`](crate::Event::RequestFailed); and, in
-/// [`Event::Request`], a request a peer sent (ids are chosen by the
-/// requester, so only `(peer, id)` is unique on the receiving side).
-///
-/// [`Event::Response`]: crate::Event::Response
-/// [`Event::Request`]: crate::Event::Request
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RequestId(pub u64);
-
-impl core::fmt::Display for RequestId {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "#{}", self.0)
-    }
-}
-
-/// Why a message or request did not get through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DeliveryError {
-    /// No response within the request's timeout.
-    #[error("timed out")]
-    Timeout,
-    /// The peer could not be found or connected within `lookup_timeout`.
-    #[error("peer unreachable")]
-    Unreachable,
-    /// The connection to the peer was lost before the response came.
-    #[error("peer disconnected")]
-    Disconnected,
-    /// This node shut down.
-    #[error("node shut down")]
-    ShutDown,
-    /// The message is larger than the peer's frame cap (known only once
-    /// connected).
-    #[error("message larger than the peer's frame cap")]
-    TooLarge,
-}
+use crate::{Accepted, NodeId};
 
 /// The component's timers (its requests' deadlines are the request
 /// layer's).
@@ -102,7 +73,7 @@ pub(crate) struct Messaging {
 }
 
 impl Messaging {
-    pub(crate) fn new(config: &Config, hasher: FixedState) -> Self {
+    pub(crate) fn new(config: &MessagingConfig, hasher: FixedState) -> Self {
         Messaging {
             requests: Rpc::new(0, OnLost::Fail, hasher.clone()),
             waiting: HashMap::with_hasher(hasher),
@@ -160,14 +131,14 @@ impl Messaging {
 
     // ----- commands -----
 
-    /// `Command::Send`.
+    /// `MessagingCommand::Send`.
     pub(crate) fn send(
         &mut self,
         cx: &mut dyn Cx,
         chord: &mut Chord,
         to: NodeId,
         payload: Bytes,
-    ) -> Result<Accepted, CommandError> {
+    ) -> Result<Accepted, MessagingError> {
         if cx.is_up(to) {
             send_to_peer(cx, to, &Message::Direct(Direct { payload }))?;
             return Ok(Accepted::Done);
@@ -176,7 +147,7 @@ impl Messaging {
         Ok(Accepted::Queued)
     }
 
-    /// `Command::Request`.
+    /// `MessagingCommand::Request`.
     pub(crate) fn request(
         &mut self,
         cx: &mut dyn Cx,
@@ -184,12 +155,12 @@ impl Messaging {
         to: NodeId,
         payload: Bytes,
         timeout: Duration,
-    ) -> Result<Accepted, CommandError> {
+    ) -> Result<Accepted, MessagingError> {
         if timeout == Duration::ZERO {
-            return Err(CommandError::ZeroTimeout);
+            return Err(MessagingError::ZeroTimeout);
         }
         if self.requests.len() >= self.max_pending_requests {
-            return Err(CommandError::TooManyRequests(self.max_pending_requests));
+            return Err(MessagingError::TooManyRequests(self.max_pending_requests));
         }
         let id = RequestId(self.requests.peek_id());
         if cx.is_up(to) {
@@ -201,13 +172,13 @@ impl Messaging {
         Ok(Accepted::Request(id))
     }
 
-    /// `Command::Respond`.
+    /// `MessagingCommand::Respond`.
     pub(crate) fn respond(
         cx: &mut dyn Cx,
         to: NodeId,
         id: RequestId,
         payload: Bytes,
-    ) -> Result<Accepted, CommandError> {
+    ) -> Result<Accepted, MessagingError> {
         send_to_peer(cx, to, &Message::Response(Response { id: id.0, payload }))?;
         Ok(Accepted::Done)
     }
@@ -220,14 +191,14 @@ impl Messaging {
         chord: &mut Chord,
         to: NodeId,
         message: Queued,
-    ) -> Result<(), CommandError> {
+    ) -> Result<(), MessagingError> {
         if self.queued >= self.max_queued_messages {
-            return Err(CommandError::QueueFull(self.max_queued_messages));
+            return Err(MessagingError::QueueFull(self.max_queued_messages));
         }
         let known = cx.knows(to);
         let waiting = self.waiting.contains_key(&to);
         if !known && !waiting && !cx.has_peers() {
-            return Err(CommandError::NoRoute(to));
+            return Err(MessagingError::NoRoute(to));
         }
         let (new, serial) = self.wait_for(to, message);
         if new {
@@ -284,10 +255,12 @@ impl Messaging {
     /// A `Direct`, `Request` or `Response` arrived from `from`.
     pub(crate) fn on_message(&mut self, cx: &mut dyn Cx, from: NodeId, message: Message) {
         match message {
-            Message::Direct(Direct { payload }) => cx.emit(Event::Direct { from, payload }),
+            Message::Direct(Direct { payload }) => {
+                cx.emit(MessagingEvent::Direct { from, payload })
+            }
             Message::Request(Request { id, payload }) => {
                 let id = RequestId(id);
-                cx.emit(Event::Request { from, id, payload });
+                cx.emit(MessagingEvent::Request { from, id, payload });
             }
             Message::Response(Response { id, .. }) => {
                 if let Some(done) = self.requests.on_reply(from, id, message) {
@@ -302,14 +275,16 @@ impl Messaging {
     pub(crate) fn request_done(&mut self, cx: &mut dyn Cx, done: Done<()>) {
         let (to, id) = (done.peer.id, RequestId(done.id));
         let event = match done.outcome {
-            Outcome::Reply(Message::Response(Response { payload, .. })) => Event::Response {
-                from: to,
-                id,
-                payload,
-                rtt: cx.now() - done.sent_at,
-            },
+            Outcome::Reply(Message::Response(Response { payload, .. })) => {
+                MessagingEvent::Response {
+                    from: to,
+                    id,
+                    payload,
+                    rtt: cx.now() - done.sent_at,
+                }
+            }
             Outcome::Reply(_) => return,
-            Outcome::Failed(failure) => Event::RequestFailed {
+            Outcome::Failed(failure) => MessagingEvent::RequestFailed {
                 to,
                 id,
                 reason: match failure {
@@ -333,7 +308,7 @@ impl Messaging {
                         payload: payload.clone(),
                     });
                     if send_to_peer(cx, peer, &message).is_err() {
-                        cx.emit(Event::SendFailed {
+                        cx.emit(MessagingEvent::SendFailed {
                             to: peer,
                             payload,
                             reason: DeliveryError::TooLarge,
@@ -347,7 +322,7 @@ impl Messaging {
                     let message = Message::Request(Request { id: id.0, payload });
                     if send_to_peer(cx, peer, &message).is_err() {
                         self.requests.cancel(id.0);
-                        cx.emit(Event::RequestFailed {
+                        cx.emit(MessagingEvent::RequestFailed {
                             to: peer,
                             id,
                             reason: DeliveryError::TooLarge,
@@ -402,14 +377,14 @@ impl Messaging {
     fn fail_waiting(&mut self, cx: &mut dyn Cx, peer: NodeId, reason: DeliveryError) {
         for queued in self.take_waiting(peer) {
             match queued {
-                Queued::Send(payload) => cx.emit(Event::SendFailed {
+                Queued::Send(payload) => cx.emit(MessagingEvent::SendFailed {
                     to: peer,
                     payload,
                     reason,
                 }),
                 Queued::Request(id, _) => {
                     if self.requests.cancel(id.0) {
-                        cx.emit(Event::RequestFailed {
+                        cx.emit(MessagingEvent::RequestFailed {
                             to: peer,
                             id,
                             reason,
@@ -428,7 +403,7 @@ impl Messaging {
             self.fail_waiting(cx, peer, DeliveryError::ShutDown);
         }
         for done in self.requests.drain(Failure::Lost) {
-            cx.emit(Event::RequestFailed {
+            cx.emit(MessagingEvent::RequestFailed {
                 to: done.peer.id,
                 id: RequestId(done.id),
                 reason: DeliveryError::ShutDown,
@@ -438,9 +413,9 @@ impl Messaging {
 }
 
 /// Sends `message` to `to` on its current connection.
-fn send_to_peer(cx: &mut dyn Cx, to: NodeId, message: &Message) -> Result<(), CommandError> {
+fn send_to_peer(cx: &mut dyn Cx, to: NodeId, message: &Message) -> Result<(), MessagingError> {
     cx.send(to, message).map_err(|e| match e {
-        SendError::TooLarge { len, max } => CommandError::PayloadTooLarge { len, max },
-        SendError::NotConnected => CommandError::NotConnected(to),
+        SendError::TooLarge { len, max } => MessagingError::PayloadTooLarge { len, max },
+        SendError::NotConnected => MessagingError::NotConnected(to),
     })
 }

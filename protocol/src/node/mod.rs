@@ -23,68 +23,28 @@ use crate::rng::{Rng, Stream};
 use crate::time::{Duration, Instant};
 use crate::wire::PeerEntry;
 use crate::{
-    Accepted, CloseReason, Command, CommandError, Config, ConfigError, Identity, Input, NodeId,
-    Output,
+    Accepted, ChordPending, ChordStats, CloseReason, Command, CommandError, Config, ConfigError,
+    DhtHeld, DhtUsage, Identity, Input, LivenessStats, MeshStats, MessagingPending, MessagingStats,
+    NodeId, Output, PeersStats,
 };
 
 use route::Parts;
 
-/// Counters an operator reads to see what a node has been doing. They only
-/// grow.
+/// Counters an operator reads to see what a node has been doing, one
+/// struct per component. They only grow.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Frames written (handshake and transport).
-    pub frames_sent: u64,
-    /// Transport frames decoded.
-    pub frames_received: u64,
-    /// Bytes handed to the driver in `Output::Send`.
-    pub bytes_sent: u64,
-    /// Bytes received from the driver.
-    pub bytes_received: u64,
-    /// Transport frames sent with a compressed body.
-    pub compressed_frames_sent: u64,
-    /// Transport frames received with a compressed body.
-    pub compressed_frames_received: u64,
-    /// Handshakes that completed.
-    pub sessions_established: u64,
-    /// Connections closed because the peer broke the protocol or the
-    /// handshake failed (including timeouts).
-    pub protocol_errors: u64,
-    /// Inbound connections refused (at a connection cap, or after
-    /// shutdown).
-    pub refused_connections: u64,
-    /// Dials started (by commands, redials and bootstrap).
-    pub dials: u64,
-    /// Connections closed as duplicates of another to the same peer.
-    pub duplicate_connections: u64,
-    /// Peers declared dead by liveness.
-    pub peers_declared_dead: u64,
-    /// Pings sent.
-    pub pings_sent: u64,
-    /// Broadcasts this node originated.
-    pub broadcasts_sent: u64,
-    /// Broadcasts delivered to the application.
-    pub broadcasts_delivered: u64,
-    /// Broadcast frames sent on behalf of other nodes.
-    pub broadcasts_relayed: u64,
-    /// Broadcasts dropped as already seen.
-    pub broadcasts_duplicate: u64,
-    /// Broadcasts delivered but not relayed: they had `max_hops` hops.
-    pub broadcasts_hop_limited: u64,
-    /// Broadcast copies not sent because they exceed a peer's frame cap.
-    pub broadcasts_oversized: u64,
-    /// Responses for requests that had already completed or failed.
-    pub late_responses: u64,
-    /// Chord and dht replies that matched no pending request (late, or
-    /// from the wrong peer).
-    pub chord_late_replies: u64,
-    /// Dead ring pointers removed (spec/chord.md §4 Flush).
-    pub chord_flushes: u64,
-    /// Lookups that found an owner (commands and internal).
-    pub chord_lookups: u64,
-    /// Lookups that failed.
-    pub chord_lookups_failed: u64,
+    /// Connections, frames and bytes.
+    pub peers: PeersStats,
+    /// Pings and deaths.
+    pub liveness: LivenessStats,
+    /// Flooding.
+    pub mesh: MeshStats,
+    /// Requests.
+    pub messaging: MessagingStats,
+    /// The ring (and the table's requests, which are ring requests).
+    pub chord: ChordStats,
 }
 
 /// One ringmesh node: a sans-IO state machine. See the crate docs for the
@@ -131,11 +91,16 @@ impl Node {
         // peer that would grind ids to collide in our tables.
         let hasher = FixedState::with_seed(tables.next_u64());
         let parts = Parts {
-            liveness: Liveness::new(&config),
-            mesh: Mesh::new(&config, seed, hasher.clone()),
-            messaging: Messaging::new(&config, hasher.clone()),
-            chord: Chord::new(&config, seed, hasher.clone()),
-            dht: Dht::new(&config, hasher.clone()),
+            liveness: Liveness::new(&config.liveness),
+            mesh: Mesh::new(&config.mesh, seed, hasher.clone()),
+            messaging: Messaging::new(&config.messaging, hasher.clone()),
+            chord: Chord::new(
+                config.chord.as_ref(),
+                &config.listen_addrs,
+                seed,
+                hasher.clone(),
+            ),
+            dht: Dht::new(config.dht.as_ref(), config.chord.as_ref(), hasher.clone()),
         };
         let net = Net::new(config, &identity, seed, hasher, now);
         Ok(Node { net, parts })
@@ -153,33 +118,21 @@ impl Node {
 
     /// Counters since the node was created.
     pub fn stats(&self) -> Stats {
-        let (net, p) = (&self.net.stats, &self.parts);
-        let (liveness, mesh, chord) = (&p.liveness.stats, &p.mesh.stats, &p.chord.stats);
+        let p = &self.parts;
         Stats {
-            frames_sent: net.frames_sent,
-            frames_received: net.frames_received,
-            bytes_sent: net.bytes_sent,
-            bytes_received: net.bytes_received,
-            compressed_frames_sent: net.compressed_frames_sent,
-            compressed_frames_received: net.compressed_frames_received,
-            sessions_established: net.sessions_established,
-            protocol_errors: net.protocol_errors,
-            refused_connections: net.refused_connections,
-            dials: net.dials,
-            duplicate_connections: net.duplicate_connections,
-            peers_declared_dead: liveness.peers_declared_dead,
-            pings_sent: liveness.pings_sent,
-            broadcasts_sent: mesh.broadcasts_sent,
-            broadcasts_delivered: mesh.broadcasts_delivered,
-            broadcasts_relayed: mesh.broadcasts_relayed,
-            broadcasts_duplicate: mesh.broadcasts_duplicate,
-            broadcasts_hop_limited: mesh.broadcasts_hop_limited,
-            broadcasts_oversized: mesh.broadcasts_oversized,
-            late_responses: p.messaging.requests.late_replies,
-            chord_late_replies: p.chord.rpc.late_replies,
-            chord_flushes: chord.flushes,
-            chord_lookups: chord.lookups,
-            chord_lookups_failed: chord.lookups_failed,
+            peers: self.net.stats,
+            liveness: p.liveness.stats,
+            mesh: MeshStats {
+                seen_evicted_early: p.mesh.seen_evicted_early(),
+                ..p.mesh.stats
+            },
+            messaging: MessagingStats {
+                late_responses: p.messaging.requests.late_replies,
+            },
+            chord: ChordStats {
+                late_replies: p.chord.rpc.late_replies,
+                ..p.chord.stats
+            },
         }
     }
 
@@ -220,21 +173,16 @@ impl Node {
     }
 
     /// The peer cache, in id order: every node known with its listen
-    /// addresses. Save it and hand it to [`Command::AddPeers`] at the next
+    /// addresses. Save it and hand it to [`PeersCommand::AddPeers`](crate::PeersCommand::AddPeers) at the next
     /// start to rejoin without a bootstrap node.
     pub fn known_peers(&self) -> Vec<PeerEntry> {
         self.net.known_peers()
     }
 
-    /// Broadcast ids remembered (at most `seen_cache_capacity`).
+    /// Broadcast ids remembered (at most `mesh.seen_cache_capacity`;
+    /// [`MeshStats::seen_evicted_early`] counts those forgotten early).
     pub fn seen_cache_len(&self) -> usize {
         self.parts.mesh.seen_len()
-    }
-
-    /// Broadcast ids forgotten early because the seen-cache was full (raise
-    /// `seen_cache_capacity` if this grows).
-    pub fn seen_cache_evicted_early(&self) -> u64 {
-        self.parts.mesh.seen_evicted_early()
     }
 
     /// Deadlines queued, live or cancelled (stays within a constant factor
@@ -244,11 +192,11 @@ impl Node {
     }
 
     /// Requests awaiting responses, and messages waiting for their peers.
-    pub fn pending_counts(&self) -> (usize, usize) {
-        (
-            self.parts.messaging.pending(),
-            self.parts.messaging.queued(),
-        )
+    pub fn messaging_pending(&self) -> MessagingPending {
+        MessagingPending {
+            requests: self.parts.messaging.pending(),
+            queued: self.parts.messaging.queued(),
+        }
     }
 
     /// Where this node stands towards the ring.
@@ -272,22 +220,22 @@ impl Node {
         self.parts.chord.finger_ids()
     }
 
-    /// Chord and dht requests awaiting replies, and lookups in flight.
-    pub fn chord_pending(&self) -> (usize, usize) {
-        (
-            self.parts.chord.rpc.len(),
-            self.parts.chord.lookups_in_flight(),
-        )
+    /// Chord and table requests awaiting replies, and lookups in flight.
+    pub fn chord_pending(&self) -> ChordPending {
+        ChordPending {
+            requests: self.parts.chord.rpc.len(),
+            lookups: self.parts.chord.lookups_in_flight(),
+        }
     }
 
-    /// The version of `key` this node stores (tombstones included), and
-    /// whether it is a live value; `None` if it stores nothing for it.
-    pub fn dht_holds(&self, key: &[u8]) -> Option<(u64, bool)> {
+    /// What this node stores for `key` (a value or a tombstone, and its
+    /// version); `None` if it stores nothing for it.
+    pub fn dht_holds(&self, key: &[u8]) -> Option<DhtHeld> {
         self.parts.dht.holds(key)
     }
 
     /// Entries (values and tombstones) this node stores, and their bytes.
-    pub fn dht_usage(&self) -> (usize, usize) {
+    pub fn dht_usage(&self) -> DhtUsage {
         self.parts.dht.usage()
     }
 
@@ -314,9 +262,16 @@ impl Node {
         self.after_call();
     }
 
-    /// Asks the node to do something. On `Err` nothing changed. Drain
-    /// [`Node::poll_output`] afterwards, then re-read [`Node::poll_timeout`].
-    pub fn command(&mut self, now: Instant, command: Command) -> Result<Accepted, CommandError> {
+    /// Asks the node to do something: a [`Command`], or any component's
+    /// command (`MeshCommand::Broadcast { .. }`, …). On `Err` nothing
+    /// changed. Drain [`Node::poll_output`] afterwards, then re-read
+    /// [`Node::poll_timeout`].
+    pub fn command(
+        &mut self,
+        now: Instant,
+        command: impl Into<Command>,
+    ) -> Result<Accepted, CommandError> {
+        let command = command.into();
         self.net.advance(now);
         let result = if self.net.is_shut_down() && command != Command::Shutdown {
             Err(CommandError::ShutDown)

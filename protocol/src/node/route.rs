@@ -6,12 +6,14 @@
 
 use tracing::debug;
 
-use crate::chord::{Chord, ChordRole, Finished, LookupError, LookupFor, RingCall};
-use crate::dht::Dht;
+use crate::chord::{
+    Chord, ChordCommand, ChordError, ChordRole, Finished, LookupError, LookupFor, RingCall,
+};
+use crate::dht::{Dht, DhtCommand, DhtError};
 use crate::liveness::Liveness;
-use crate::mesh::Mesh;
-use crate::messaging::Messaging;
-use crate::peers::{Net, Upcalls};
+use crate::mesh::{Mesh, MeshCommand};
+use crate::messaging::{Messaging, MessagingCommand, MessagingError};
+use crate::peers::{Net, PeersCommand, PeersError, Upcalls};
 use crate::rpc::{Done, Failure, Outcome};
 use crate::time::Instant;
 use crate::wire::{Capabilities, Message, Ping, Pong};
@@ -48,34 +50,74 @@ impl Parts {
         command: Command,
     ) -> Result<Accepted, CommandError> {
         match command {
-            Command::Connect { addr, peer } => net.connect(&[addr], peer),
-            Command::ConnectAny { addrs, peer } => net.connect(&addrs, peer),
-            Command::AddPeers { peers } => {
-                net.add_peers(&peers);
-                Ok(Accepted::Done)
+            Command::Peers(command) => Ok(self.peers_command(net, command)?),
+            Command::Mesh(MeshCommand::Broadcast { payload }) => {
+                Ok(self.mesh.broadcast(net, payload))
             }
-            Command::Disconnect { peer } => net.disconnect(peer, self),
+            Command::Messaging(command) => Ok(self.messaging_command(net, command)?),
+            Command::Chord(command) => Ok(self.chord_command(net, command)?),
+            Command::Dht(command) => Ok(self.dht_command(net, command)?),
             Command::Shutdown => {
                 self.shutdown(net);
                 Ok(Accepted::Done)
             }
-            Command::Broadcast { payload } => Ok(self.mesh.broadcast(net, payload)),
-            Command::Send { to, payload } => self.messaging.send(net, &mut self.chord, to, payload),
-            Command::Request {
+        }
+    }
+
+    fn peers_command(
+        &mut self,
+        net: &mut Net,
+        command: PeersCommand,
+    ) -> Result<Accepted, PeersError> {
+        match command {
+            PeersCommand::Connect { addr, peer } => net.connect(&[addr], peer),
+            PeersCommand::ConnectAny { addrs, peer } => net.connect(&addrs, peer),
+            PeersCommand::AddPeers { peers } => {
+                net.add_peers(&peers);
+                Ok(Accepted::Done)
+            }
+            PeersCommand::Disconnect { peer } => net.disconnect(peer, self),
+        }
+    }
+
+    fn messaging_command(
+        &mut self,
+        net: &mut Net,
+        command: MessagingCommand,
+    ) -> Result<Accepted, MessagingError> {
+        let chord = &mut self.chord;
+        match command {
+            MessagingCommand::Send { to, payload } => self.messaging.send(net, chord, to, payload),
+            MessagingCommand::Request {
                 to,
                 payload,
                 timeout,
-            } => self
-                .messaging
-                .request(net, &mut self.chord, to, payload, timeout),
-            Command::Respond { to, id, payload } => Messaging::respond(net, to, id, payload),
-            Command::ChordFound { founders } => self.chord.found(net, &mut self.dht, founders),
-            Command::ChordCreate => self.chord.create(net, &mut self.dht),
-            Command::ChordJoin { via } => self.chord.join(net, via),
-            Command::Lookup { key } => self.chord.lookup_command(net, key).map(Accepted::Op),
-            Command::Put { key, value } => self.dht.put(net, &mut self.chord, key, Some(value)),
-            Command::Delete { key } => self.dht.put(net, &mut self.chord, key, None),
-            Command::Get { key } => self.dht.get(net, &mut self.chord, key),
+            } => self.messaging.request(net, chord, to, payload, timeout),
+            MessagingCommand::Respond { to, id, payload } => {
+                Messaging::respond(net, to, id, payload)
+            }
+        }
+    }
+
+    fn chord_command(
+        &mut self,
+        net: &mut Net,
+        command: ChordCommand,
+    ) -> Result<Accepted, ChordError> {
+        match command {
+            ChordCommand::Found { founders } => self.chord.found(net, &mut self.dht, founders),
+            ChordCommand::Create => self.chord.create(net, &mut self.dht),
+            ChordCommand::Join { via } => self.chord.join(net, via),
+            ChordCommand::Lookup { key } => self.chord.lookup_command(net, key).map(Accepted::Op),
+        }
+    }
+
+    fn dht_command(&mut self, net: &mut Net, command: DhtCommand) -> Result<Accepted, DhtError> {
+        let chord = &mut self.chord;
+        match command {
+            DhtCommand::Put { key, value } => self.dht.put(net, chord, key, Some(value)),
+            DhtCommand::Delete { key } => self.dht.put(net, chord, key, None),
+            DhtCommand::Get { key } => self.dht.get(net, chord, key),
         }
     }
 

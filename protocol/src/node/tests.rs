@@ -3,17 +3,20 @@
 use core::net::SocketAddr;
 
 use super::*;
-use crate::{ConnId, Direction, TransportError};
+use crate::{ConnId, Direction, PeersConfig, TransportError};
 
 #[test]
 fn cancelled_handshake_deadlines_do_not_pile_up_under_connection_churn() {
     let config = Config {
-        max_connections: 8,
+        peers: PeersConfig {
+            max_connections: 8,
+            ..Config::plaintext().peers
+        },
         ..Config::plaintext()
     };
     // Live deadlines: one per connection plus the maintenance round; the
     // queue may hold twice that plus the sweep floor.
-    let max = 2 * (config.max_connections + 1) + 64;
+    let max = 2 * (config.peers.max_connections + 1) + 64;
     let identity = Identity::from_secret_bytes([4; 32]);
     let mut node = Node::new(config, identity, 1, Instant::ZERO).expect("valid");
     let remote: SocketAddr = "127.0.0.1:1".parse().expect("addr");

@@ -1,5 +1,5 @@
 //! The peer cache: nodes this node has heard of, with their listen
-//! addresses, capped at `Config::max_known_peers`.
+//! addresses, capped at `PeersConfig::max_known_peers`.
 
 use core::net::SocketAddr;
 
@@ -102,7 +102,7 @@ impl PeerCache {
         entry.lost = false;
     }
 
-    /// Records a gossiped entry (a `PeerList`, or `Command::AddPeers`).
+    /// Records a gossiped entry (a `PeerList`, or `PeersCommand::AddPeers`).
     /// Returns whether the cache changed.
     pub(crate) fn learn(&mut self, entry: &PeerEntry, now: Instant) -> bool {
         if entry.id == self.me || entry.addrs.is_empty() {

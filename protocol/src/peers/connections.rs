@@ -8,13 +8,11 @@ use bytes::Bytes;
 use smallvec::SmallVec;
 use tracing::{debug, info};
 
-use super::{Connection, Net, PeerLink, Timer, Upcalls, redial_delay};
+use super::{Connection, Net, PeerLink, PeersError, PeersEvent, Timer, Upcalls, redial_delay};
 use crate::liveness::peer::PeerLiveness;
 use crate::session::{Established, Session, SessionOutput};
 use crate::wire::{FindPeer, Goodbye, GoodbyeReason, Message, PeerList};
-use crate::{
-    Accepted, CloseReason, CommandError, ConnId, Direction, Event, NodeId, Output, ProtocolError,
-};
+use crate::{Accepted, CloseReason, ConnId, Direction, NodeId, Output, ProtocolError};
 
 /// Connections by kind, for the caps.
 struct Counts {
@@ -41,15 +39,15 @@ impl Net {
     }
 
     /// Why `n` more dials cannot start now, if they cannot.
-    pub(crate) fn dial_refusal(&self, n: usize) -> Option<CommandError> {
+    pub(crate) fn dial_refusal(&self, n: usize) -> Option<PeersError> {
         let counts = self.counts();
         let config = &self.config;
-        if self.conns.len() + n > config.max_connections {
-            Some(CommandError::TooManyConnections(config.max_connections))
-        } else if counts.outbound + n > config.max_outbound {
-            Some(CommandError::TooManyOutbound(config.max_outbound))
-        } else if counts.half_open + n > config.max_half_open {
-            Some(CommandError::TooManyHalfOpen(config.max_half_open))
+        if self.conns.len() + n > config.peers.max_connections {
+            Some(PeersError::TooManyConnections(config.peers.max_connections))
+        } else if counts.outbound + n > config.peers.max_outbound {
+            Some(PeersError::TooManyOutbound(config.peers.max_outbound))
+        } else if counts.half_open + n > config.peers.max_half_open {
+            Some(PeersError::TooManyHalfOpen(config.peers.max_half_open))
         } else {
             None
         }
@@ -60,9 +58,9 @@ impl Net {
         &mut self,
         addrs: &[SocketAddr],
         peer: Option<NodeId>,
-    ) -> Result<Accepted, CommandError> {
+    ) -> Result<Accepted, PeersError> {
         if addrs.is_empty() || addrs.len() > crate::wire::MAX_LISTEN_ADDRS {
-            return Err(CommandError::BadAddressCount(addrs.len()));
+            return Err(PeersError::BadAddressCount(addrs.len()));
         }
         if let Some(error) = self.dial_refusal(addrs.len()) {
             return Err(error);
@@ -117,7 +115,7 @@ impl Net {
     ) -> Connection {
         let serial = self.next_serial();
         self.arm(
-            self.now + self.config.handshake_timeout,
+            self.now + self.config.session.handshake_timeout,
             Timer::Handshake { conn, serial },
         );
         Connection {
@@ -167,9 +165,9 @@ impl Net {
                 let config = &self.config;
                 let refusal = if self.shut_down {
                     Some(CloseReason::Shutdown)
-                } else if self.conns.len() >= config.max_connections
-                    || counts.inbound >= config.max_inbound
-                    || counts.half_open >= config.max_half_open
+                } else if self.conns.len() >= config.peers.max_connections
+                    || counts.inbound >= config.peers.max_inbound
+                    || counts.half_open >= config.peers.max_half_open
                 {
                     Some(CloseReason::TooManyConnections)
                 } else {
@@ -179,7 +177,7 @@ impl Net {
                     self.stats.refused_connections += 1;
                     info!(%conn, %remote, %reason, "refusing inbound connection");
                     self.outputs.push_back(Output::Close { conn });
-                    self.push_event(Event::ConnectionClosed {
+                    self.push_event(PeersEvent::Closed {
                         conn,
                         peer: None,
                         reason,
@@ -256,7 +254,7 @@ impl Net {
         }
         self.stats.sessions_established += 1;
         debug!(%conn, peer = %peer.short(), %remote, ?direction, "session established");
-        self.push_event(Event::SessionEstablished {
+        self.push_event(PeersEvent::Established {
             conn,
             peer,
             remote,
@@ -353,7 +351,7 @@ impl Net {
         };
         debug!(%conn, "draining duplicate connection");
         self.arm(
-            self.now + self.config.handshake_timeout,
+            self.now + self.config.session.handshake_timeout,
             Timer::Drain { conn, serial },
         );
     }
@@ -379,7 +377,7 @@ impl Net {
                 c.peer_draining = true;
             }
             self.arm(
-                self.now + self.config.handshake_timeout,
+                self.now + self.config.session.handshake_timeout,
                 Timer::Drain { conn, serial },
             );
         } else {
@@ -406,7 +404,7 @@ impl Net {
         let c = &self.conns[&conn];
         let (remote, direction) = (c.remote, c.direction);
         info!(peer = %peer.short(), %remote, ?direction, peers = self.links.len(), "peer up");
-        self.push_event(Event::PeerUp {
+        self.push_event(PeersEvent::Up {
             peer,
             remote,
             direction,
@@ -426,11 +424,11 @@ impl Net {
             CloseReason::Transport(_) | CloseReason::Unresponsive | CloseReason::Duplicate
         );
         if let Some(known) = self.cache.get_mut(&peer) {
-            known.next_dial_at = self.now + redial_delay(&self.config, 0, &mut self.rng);
+            known.next_dial_at = self.now + redial_delay(&self.config.peers, 0, &mut self.rng);
             known.lost = fault;
         }
         up.peer_down(self, peer, &reason);
-        self.push_event(Event::PeerDown { peer, reason });
+        self.push_event(PeersEvent::Down { peer, reason });
     }
 
     /// Liveness declared `peer` dead: close everything to it.
@@ -447,19 +445,19 @@ impl Net {
         }
     }
 
-    /// `Command::Disconnect`.
+    /// `PeersCommand::Disconnect`.
     pub(crate) fn disconnect(
         &mut self,
         peer: NodeId,
         up: &mut dyn Upcalls,
-    ) -> Result<Accepted, CommandError> {
+    ) -> Result<Accepted, PeersError> {
         let conns = self.sorted_conns(|c| c.peer == Some(peer) || c.expected == Some(peer));
         let was_wanted = self.cache.get_mut(&peer).is_some_and(|known| {
             known.lost = false;
             core::mem::replace(&mut known.wanted, false)
         });
         if conns.is_empty() && !was_wanted {
-            return Err(CommandError::NotConnected(peer));
+            return Err(PeersError::NotConnected(peer));
         }
         for conn in conns {
             self.forget(
@@ -512,7 +510,7 @@ impl Net {
         if close_transport {
             self.outputs.push_back(Output::Close { conn });
         }
-        self.push_event(Event::ConnectionClosed {
+        self.push_event(PeersEvent::Closed {
             conn,
             peer: c.peer,
             reason: reason.clone(),
@@ -543,7 +541,7 @@ impl Net {
         {
             entry.failures += 1;
             entry.next_dial_at =
-                self.now + redial_delay(&self.config, entry.failures, &mut self.rng);
+                self.now + redial_delay(&self.config.peers, entry.failures, &mut self.rng);
         }
         if let Some(peer) = c.expected
             && !self.is_dialling(peer)
@@ -570,7 +568,7 @@ impl Net {
         if addrs.is_empty() || self.dial_refusal(addrs.len()).is_some() {
             return false;
         }
-        let delay = redial_delay(&self.config, known.failures, &mut self.rng);
+        let delay = redial_delay(&self.config.peers, known.failures, &mut self.rng);
         if let Some(known) = self.cache.get_mut(&peer) {
             known.failures = known.failures.saturating_add(1);
             known.next_dial_at = self.now + delay;
@@ -598,7 +596,7 @@ impl Net {
     /// anything does), if the node has more peers than its target.
     pub(crate) fn release(&mut self, peer: NodeId, needed: bool, up: &mut dyn Upcalls) {
         let needed = needed || self.is_wanted(peer);
-        if !needed && self.links.len() > self.config.target_peers {
+        if !needed && self.links.len() > self.config.peers.target_peers {
             let _ = self.disconnect(peer, up);
         }
     }

@@ -41,11 +41,11 @@ impl Net {
                 rest.push(id);
             }
         }
-        let mut ids = Vec::with_capacity(self.config.peer_exchange_size);
+        let mut ids = Vec::with_capacity(self.config.peers.peer_exchange_size);
         for mut group in [up, rest] {
             group.sort_unstable();
             self.rng.shuffle(&mut group);
-            let room = self.config.peer_exchange_size - ids.len();
+            let room = self.config.peers.peer_exchange_size - ids.len();
             ids.extend(group.into_iter().take(room));
         }
         PeerList {

@@ -53,6 +53,7 @@ impl Net {
             .count();
         let mut need = self
             .config
+            .peers
             .target_peers
             .saturating_sub(self.links.len() + outbound_pending);
         if need == 0 {
@@ -85,6 +86,7 @@ impl Net {
             self.next_peer_request = now
                 + self
                     .config
+                    .peers
                     .maintenance_interval
                     .saturating_mul(PEER_REQUEST_ROUNDS);
             let peers = self.connected_peers();
@@ -118,7 +120,11 @@ impl Net {
                 // Our own address in the list: every node can share one list.
                 continue;
             }
-            let delay = redial_delay(&self.config, self.bootstrap[i].failures, &mut self.rng);
+            let delay = redial_delay(
+                &self.config.peers,
+                self.bootstrap[i].failures,
+                &mut self.rng,
+            );
             self.bootstrap[i].next_dial_at = now + delay;
             info!(%addr, "dialling bootstrap node");
             self.dial_all(&[addr], None, false, Some(i));

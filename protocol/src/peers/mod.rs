@@ -15,7 +15,9 @@
 //! - `discovery.rs`: peer exchange and `FindPeer`.
 //! - `cache.rs`: the peer cache.
 
+mod api;
 mod cache;
+mod config;
 mod connections;
 mod discovery;
 mod maintain;
@@ -27,7 +29,9 @@ use bytes::Bytes;
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 
+pub use api::{PeersCommand, PeersError, PeersEvent, PeersStats};
 pub(crate) use cache::PeerCache;
+pub use config::PeersConfig;
 
 use crate::cx::{Cx, LinkView, SendError};
 use crate::liveness::peer::PeerLiveness;
@@ -41,7 +45,7 @@ use crate::{CloseReason, Config, ConnId, Direction, Event, Identity, NodeId, OpI
 /// The delay before redial attempt number `failures + 1`: `min × 2^failures`
 /// capped at `max`, then jittered down by up to half so that nodes which
 /// lost the same peer at the same moment do not redial in lockstep.
-pub(crate) fn redial_delay(config: &Config, failures: u32, rng: &mut Rng) -> Duration {
+pub(crate) fn redial_delay(config: &PeersConfig, failures: u32, rng: &mut Rng) -> Duration {
     let min = config.redial_backoff_min.as_micros();
     let max = config.redial_backoff_max.as_micros();
     let full = min.saturating_mul(1u64 << failures.min(32)).min(max);
@@ -87,22 +91,6 @@ pub(crate) enum Timer {
     Drain { conn: ConnId, serial: u64 },
     /// The maintenance round.
     Maintenance,
-}
-
-/// Counters of the layer.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct NetStats {
-    pub(crate) frames_sent: u64,
-    pub(crate) frames_received: u64,
-    pub(crate) bytes_sent: u64,
-    pub(crate) bytes_received: u64,
-    pub(crate) compressed_frames_sent: u64,
-    pub(crate) compressed_frames_received: u64,
-    pub(crate) sessions_established: u64,
-    pub(crate) protocol_errors: u64,
-    pub(crate) refused_connections: u64,
-    pub(crate) dials: u64,
-    pub(crate) duplicate_connections: u64,
 }
 
 struct Connection {
@@ -187,7 +175,7 @@ pub(crate) struct Net {
     /// No `PeerRequest` before this, unless the last one brought news.
     next_peer_request: Instant,
     shut_down: bool,
-    pub(crate) stats: NetStats,
+    pub(crate) stats: PeersStats,
     scratch: Vec<SessionOutput>,
 }
 
@@ -211,8 +199,9 @@ impl Net {
             rng: Rng::derive(seed, Stream::Peers, None),
             conns: HashMap::with_hasher(hasher.clone()),
             links: HashMap::with_hasher(hasher.clone()),
-            cache: PeerCache::new(id, config.max_known_peers, hasher),
+            cache: PeerCache::new(id, config.peers.max_known_peers, hasher),
             bootstrap: config
+                .peers
                 .bootstrap
                 .iter()
                 .map(|&addr| BootstrapAddr {
@@ -231,7 +220,7 @@ impl Net {
             next_race: 0,
             next_peer_request: now,
             shut_down: false,
-            stats: NetStats::default(),
+            stats: PeersStats::default(),
             scratch: Vec::new(),
             config,
         };
@@ -315,7 +304,7 @@ impl Net {
         self.cache.export()
     }
 
-    /// Imports peer-cache entries (`Command::AddPeers`).
+    /// Imports peer-cache entries (`PeersCommand::AddPeers`).
     pub(crate) fn add_peers(&mut self, peers: &[PeerEntry]) {
         for entry in peers {
             self.cache.learn(entry, self.now);
@@ -382,7 +371,7 @@ impl Net {
                 if !self.shut_down {
                     up.maintenance(self);
                     self.maintain();
-                    let next = self.now + self.config.maintenance_interval;
+                    let next = self.now + self.config.peers.maintenance_interval;
                     self.arm(next, Timer::Maintenance);
                 }
             }
@@ -397,8 +386,8 @@ impl Net {
         self.outputs.push_back(Output::Send { conn, bytes });
     }
 
-    fn push_event(&mut self, event: Event) {
-        self.outputs.push_back(Output::Event(event));
+    fn push_event(&mut self, event: impl Into<Event>) {
+        self.outputs.push_back(Output::Event(event.into()));
     }
 
     fn send_message(&mut self, conn: ConnId, message: &Message) -> Result<(), EncodeError> {
@@ -531,8 +520,8 @@ impl Cx for Net {
         Net::find_peer(self, peer);
     }
 
-    fn emit(&mut self, event: Event) {
-        self.push_event(event);
+    fn push_event(&mut self, event: Event) {
+        Net::push_event(self, event);
     }
 }
 
@@ -542,7 +531,7 @@ mod tests {
 
     #[test]
     fn redial_delay_doubles_to_its_cap_and_stays_within_jitter_bounds() {
-        let config = Config::default();
+        let config = PeersConfig::default();
         let mut rng = Rng::derive(1, Stream::Peers, None);
         for failures in 0..40 {
             let full = (config.redial_backoff_min.as_micros() << failures.min(20))

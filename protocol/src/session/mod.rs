@@ -15,7 +15,10 @@
 //! announces another version or security mode closes with a specific reason:
 //! a Noise node never continues in plaintext.
 
+mod config;
 mod noise;
+
+pub use config::SessionConfig;
 
 pub(crate) use noise::NOISE_PATTERN;
 
@@ -47,21 +50,22 @@ pub(crate) struct SessionContext {
 
 impl SessionContext {
     pub(crate) fn new(config: &Config, identity: &Identity) -> Self {
-        let mut capabilities = if config.compression {
+        let mut capabilities = if config.session.compression {
             Capabilities::LZ4
         } else {
             Capabilities::NONE
         };
-        if config.chord {
-            capabilities = capabilities
-                .union(Capabilities::CHORD)
-                .union(Capabilities::DHT);
+        if config.chord.is_some() {
+            capabilities = capabilities.union(Capabilities::CHORD);
+        }
+        if config.dht.is_some() {
+            capabilities = capabilities.union(Capabilities::DHT);
         }
         let hello = Hello {
             version: PROTOCOL_VERSION,
             identity: identity.public_key(),
             capabilities,
-            max_frame_len: config.max_frame_len,
+            max_frame_len: config.session.max_frame_len,
             listen_addrs: config.listen_addrs.clone(),
         };
         let preamble = Preamble::new(PROTOCOL_VERSION, config.security).to_bytes();
@@ -79,8 +83,8 @@ impl SessionContext {
             noise_payload,
             plaintext_opening,
             noise_static_secret: identity.noise_static_secret(),
-            max_frame_len: config.max_frame_len,
-            compression_threshold: config.compression_threshold,
+            max_frame_len: config.session.max_frame_len,
+            compression_threshold: config.session.compression_threshold,
             preamble,
         }
     }

@@ -5,7 +5,7 @@ use bytes::{Bytes, BytesMut};
 use super::noise;
 use super::*;
 use crate::wire::NoiseHandshakePayload;
-use crate::{CloseReason, ConnId, Event, Input, Instant, Node, Output};
+use crate::{CloseReason, ConnId, Event, Input, Instant, Node, Output, PeersEvent};
 
 const CONN: ConnId = ConnId::inbound(0);
 
@@ -44,7 +44,7 @@ fn sends(node: &mut Node) -> Bytes {
 fn closes(node: &mut Node) -> Vec<CloseReason> {
     let mut reasons = Vec::new();
     while let Some(o) = node.poll_output() {
-        if let Output::Event(Event::ConnectionClosed { reason, .. }) = o {
+        if let Output::Event(Event::Peers(PeersEvent::Closed { reason, .. })) = o {
             reasons.push(reason);
         }
     }

@@ -162,11 +162,11 @@ impl FailureConstraint {
 }
 
 /// spec/chord.md §11's repair window of a ring whose members run `config`:
-/// r × (`chord_stabilize_interval` + `chord_request_timeout`), the time the
+/// r × (`chord.stabilize_interval` + `chord.request_timeout`), the time the
 /// lists that name a failed member take to drop it.
 pub fn repair_window(config: &Config) -> Duration {
-    (config.chord_stabilize_interval + config.chord_request_timeout)
-        .saturating_mul(config.chord_successors as u64)
+    let chord = config.chord.clone().unwrap_or_default();
+    (chord.stabilize_interval + chord.request_timeout).saturating_mul(chord.successors as u64)
 }
 
 /// How long a reply may be on its way on `net` when a run looks at the

@@ -38,7 +38,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use ringmesh::{
     Accepted, Command, CommandError, Config, ConnId, Direction, Duration, Event, Identity, Input,
-    Instant, Node, NodeId, Output, TransportError,
+    Instant, MessagingCommand, MessagingEvent, Node, NodeId, Output, PeersCommand, TransportError,
 };
 
 pub use churn::{Churn, ChurnLog};
@@ -99,7 +99,7 @@ pub struct SimConfig {
     pub seed: u64,
     /// The network model.
     pub net: NetModel,
-    /// Answer every `Event::Request` with a `Response` echoing its payload
+    /// Answer every `Event::Messaging(MessagingEvent::Request)` with a `Response` echoing its payload
     /// (so request scenarios need no application).
     pub echo_requests: bool,
 }
@@ -367,7 +367,11 @@ impl<O: Observer> Sim<O> {
     }
 
     /// Gives node `i` a command now. `Err(ShutDown)` if the node is not up.
-    pub fn command(&mut self, i: NodeIdx, command: Command) -> Result<Accepted, CommandError> {
+    pub fn command(
+        &mut self,
+        i: NodeIdx,
+        command: impl Into<Command>,
+    ) -> Result<Accepted, CommandError> {
         let now = self.now;
         let Some(node) = self.nodes[i as usize].node.as_mut() else {
             return Err(CommandError::ShutDown);
@@ -382,7 +386,7 @@ impl<O: Observer> Sim<O> {
         let peer = Some(self.id(b));
         self.command(
             a,
-            Command::Connect {
+            PeersCommand::Connect {
                 addr: addr_of(b),
                 peer,
             },
@@ -634,9 +638,9 @@ impl<O: Observer> Sim<O> {
             Output::Event(event) => {
                 self.observer.on_event(self.now, i, &event);
                 if self.config.echo_requests
-                    && let Event::Request { from, id, payload } = event
+                    && let Event::Messaging(MessagingEvent::Request { from, id, payload }) = event
                 {
-                    let respond = Command::Respond {
+                    let respond = MessagingCommand::Respond {
                         to: from,
                         id,
                         payload,

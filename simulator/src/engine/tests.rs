@@ -1,6 +1,7 @@
 //! Engine tests: the network model and its faults, with real nodes.
 
 use super::*;
+use ringmesh::{MeshCommand, MeshEvent, MessagingCommand, MessagingEvent, PeersConfig, PeersEvent};
 
 fn lan() -> Config {
     Config {
@@ -24,7 +25,9 @@ fn downs(sim: &Sim<Recorder>, peer: NodeId) -> Vec<(Instant, NodeIdx, ringmesh::
         .events
         .iter()
         .filter_map(|(at, i, e)| match e {
-            Event::PeerDown { peer: p, reason } if *p == peer => Some((*at, *i, reason.clone())),
+            Event::Peers(PeersEvent::Down { peer: p, reason }) if *p == peer => {
+                Some((*at, *i, reason.clone()))
+            }
             _ => None,
         })
         .collect()
@@ -61,7 +64,7 @@ fn jitter_never_reorders_a_connection() {
     for k in 0..200u32 {
         sim.command(
             a,
-            Command::Send {
+            MessagingCommand::Send {
                 to,
                 payload: Bytes::from(k.to_be_bytes().to_vec()),
             },
@@ -74,7 +77,7 @@ fn jitter_never_reorders_a_connection() {
         .events
         .iter()
         .filter_map(|(_, i, e)| match e {
-            Event::Direct { payload, .. } if *i == b => {
+            Event::Messaging(MessagingEvent::Direct { payload, .. }) if *i == b => {
                 Some(u32::from_be_bytes(payload[..].try_into().expect("4 bytes")))
             }
             _ => None,
@@ -90,7 +93,10 @@ fn trio(seed: u64) -> (String, u64) {
     });
     for _ in 0..3 {
         sim.add_node(Config {
-            bootstrap: vec![addr_of(0)],
+            peers: PeersConfig {
+                bootstrap: vec![addr_of(0)],
+                ..lan().peers
+            },
             ..lan()
         })
         .expect("valid");
@@ -98,7 +104,7 @@ fn trio(seed: u64) -> (String, u64) {
     sim.run_for(Duration::from_secs(5));
     sim.command(
         1,
-        Command::Broadcast {
+        MeshCommand::Broadcast {
             payload: Bytes::from_static(b"x"),
         },
     )
@@ -151,8 +157,11 @@ fn a_partition_splits_the_network_and_a_heal_lets_it_reconnect() {
     let mut sim = sim(4);
     for _ in 0..4 {
         sim.add_node(Config {
-            target_peers: 3,
-            bootstrap: vec![addr_of(0)],
+            peers: PeersConfig {
+                target_peers: 3,
+                bootstrap: vec![addr_of(0)],
+                ..lan().peers
+            },
             ..lan()
         })
         .expect("valid");
@@ -184,7 +193,10 @@ fn a_restarted_node_keeps_its_identity_and_rejoins() {
     let mut sim = sim(5);
     for _ in 0..3 {
         sim.add_node(Config {
-            bootstrap: vec![addr_of(0)],
+            peers: PeersConfig {
+                bootstrap: vec![addr_of(0)],
+                ..lan().peers
+            },
             ..lan()
         })
         .expect("valid");
@@ -204,8 +216,11 @@ fn a_restarted_node_keeps_its_identity_and_rejoins() {
 fn churn_joins_and_leaves_at_its_rates_and_the_survivors_still_flood() {
     let mut sim = sim(6);
     let join = Config {
-        target_peers: 4,
-        bootstrap: vec![addr_of(0), addr_of(1)],
+        peers: PeersConfig {
+            target_peers: 4,
+            bootstrap: vec![addr_of(0), addr_of(1)],
+            ..lan().peers
+        },
         ..lan()
     };
     for _ in 0..20 {
@@ -237,7 +252,7 @@ fn churn_joins_and_leaves_at_its_rates_and_the_survivors_still_flood() {
     let before = sim.observer().events.len();
     let Ok(Accepted::Broadcast { seq }) = sim.command(
         0,
-        Command::Broadcast {
+        MeshCommand::Broadcast {
             payload: Bytes::from_static(b"after churn"),
         },
     ) else {
@@ -247,9 +262,9 @@ fn churn_joins_and_leaves_at_its_rates_and_the_survivors_still_flood() {
     let origin = sim.id(0);
     let mut got = vec![0u32; sim.len()];
     for (_, i, e) in &sim.observer().events[before..] {
-        if let Event::Message {
+        if let Event::Mesh(MeshEvent::Broadcast {
             origin: o, seq: s, ..
-        } = e
+        }) = e
             && *o == origin
             && *s == seq
         {

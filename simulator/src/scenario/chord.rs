@@ -43,7 +43,7 @@
 //!    Then the run waits until the ring is ideal.
 //! 2. **Fingers.** It runs until `FINGERS_SETTLED` of a sample of
 //!    members hold exactly the fingers the ideal ring gives them. One
-//!    finger is refreshed per `chord_fix_fingers_interval`, a member needs
+//!    finger is refreshed per `chord.fix_fingers_interval`, a member needs
 //!    about log2(N / r) of them, and those found while the ring grew point
 //!    short, so this takes about one pass (20 s of virtual time at 10,000
 //!    nodes); it is capped at four.
@@ -54,7 +54,7 @@
 //!    `LOOKUP_RATE_PER_MEMBER`, with Poisson churn events meanwhile
 //!    (`--churn`).
 //! 6. **Quiet**: no more faults; joins under way finish and the ring must
-//!    become ideal. With keys, once a repair round (`dht_repair_interval`)
+//!    become ideal. With keys, once a repair round (`dht.repair_interval`)
 //!    has passed since the last failure, every key is read back from a
 //!    random member, and its true holders are asked whether they hold it.
 //!
@@ -70,8 +70,9 @@ use hashbrown::{HashMap, HashSet};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use ringmesh::{
-    Accepted, Command, CommandError, Config, DhtError, Duration, Event, Instant, LookupError,
-    NodeId, OpId, Security,
+    Accepted, ChordCommand, ChordConfig, ChordError, ChordEvent, CommandError, Config, DhtCommand,
+    DhtConfig, DhtError, DhtEvent, DhtFailure, Duration, Event, Instant, LookupError, MeshConfig,
+    NodeId, OpId, PeersConfig, PeersEvent, Security,
 };
 
 use super::flood::peak_rss_mib;
@@ -98,7 +99,7 @@ const LOOKUP_RATE_PER_MEMBER: u64 = 2;
 /// The least lookup rate, per second of virtual time.
 const MIN_LOOKUP_RATE: u64 = 2000;
 /// A node is not given a new lookup while this many of ours are pending on
-/// it (well under `chord_max_lookups`).
+/// it (well under `chord.max_lookups`).
 const MAX_LOOKUPS_PER_NODE: u32 = 50;
 /// Puts and gets issued per second of virtual time.
 const DHT_RATE: u64 = 500;
@@ -133,7 +134,7 @@ const MAX_EXAMPLES: usize = 5;
 pub struct ChordParams {
     /// Nodes in the ring after the build.
     pub nodes: u32,
-    /// Successor list length `r` (`chord_successors`).
+    /// Successor list length `r` (`chord.successors`).
     pub r: usize,
     /// Lookups to run.
     pub lookups: u32,
@@ -203,7 +204,7 @@ enum Seen {
     },
     DhtFailed {
         id: OpId,
-        reason: DhtError,
+        reason: DhtFailure,
     },
 }
 
@@ -217,36 +218,38 @@ struct ChordWatch {
 impl Observer for ChordWatch {
     fn on_event(&mut self, at: Instant, node: NodeIdx, event: &Event) {
         let seen = match event {
-            Event::PeerUp { peer, .. } => {
+            Event::Peers(PeersEvent::Up { peer, .. }) => {
                 if self.awaiting.get(&node) != Some(peer) {
                     return;
                 }
                 self.awaiting.remove(&node);
                 Seen::PeerUp
             }
-            Event::ChordJoined { .. } => Seen::Joined,
-            Event::ChordJoinFailed { .. } => Seen::JoinFailed,
-            Event::ChordOrphaned => Seen::Orphaned,
-            Event::LookupDone {
+            Event::Chord(ChordEvent::Joined { .. }) => Seen::Joined,
+            Event::Chord(ChordEvent::JoinFailed { .. }) => Seen::JoinFailed,
+            Event::Chord(ChordEvent::Orphaned) => Seen::Orphaned,
+            Event::Chord(ChordEvent::LookupDone {
                 id,
                 successors,
                 hops,
                 ..
-            } => Seen::LookupDone {
+            }) => Seen::LookupDone {
                 id: *id,
                 successors: successors.clone(),
                 hops: *hops,
             },
-            Event::LookupFailed { id, reason, .. } => Seen::LookupFailed {
+            Event::Chord(ChordEvent::LookupFailed { id, reason, .. }) => Seen::LookupFailed {
                 id: *id,
                 reason: *reason,
             },
-            Event::DhtPutAcked { id, .. } => Seen::PutAcked { id: *id },
-            Event::DhtGetResult { id, value, .. } => Seen::GetResult {
+            Event::Dht(DhtEvent::PutDone { id, .. } | DhtEvent::DeleteDone { id, .. }) => {
+                Seen::PutAcked { id: *id }
+            }
+            Event::Dht(DhtEvent::GetDone { id, value, .. }) => Seen::GetResult {
                 id: *id,
                 value: value.clone(),
             },
-            Event::DhtFailed { id, reason } => Seen::DhtFailed {
+            Event::Dht(DhtEvent::Failed { id, reason }) => Seen::DhtFailed {
                 id: *id,
                 reason: *reason,
             },
@@ -337,6 +340,9 @@ struct Driver<'a, P> {
     sim: Sim<ChordWatch>,
     rng: ChaCha8Rng,
     config: Config,
+    /// The ring's and the table's settings (`config`'s, always on here).
+    chord: ChordConfig,
+    dht: DhtConfig,
     truth: Truth,
     joiners: BTreeMap<NodeIdx, Joiner>,
     /// The failure constraint churn failures keep, on the lists as they
@@ -367,19 +373,30 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
         let r = params.r;
         let config = Config {
             security: Security::Plaintext,
-            chord: true,
-            chord_successors: r,
-            dht_replicas: r.min(3),
-            max_inbound: 1024,
-            max_connections: 2048,
-            max_outbound: 512,
-            max_half_open: 128,
-            // The ring keeps its own links (pointers, lookup hops): no
-            // random overlay, no peer exchange.
-            target_peers: 0,
-            peer_exchange_size: 0,
-            // No broadcasts here: keep that table small in large runs.
-            seen_cache_capacity: 1024,
+            peers: PeersConfig {
+                max_inbound: 1024,
+                max_connections: 2048,
+                max_outbound: 512,
+                max_half_open: 128,
+                // The ring keeps its own links (pointers, lookup hops): no
+                // random overlay, no peer exchange.
+                target_peers: 0,
+                peer_exchange_size: 0,
+                ..Config::lan().peers
+            },
+            mesh: MeshConfig {
+                // No broadcasts here: keep that table small in large runs.
+                seen_cache_capacity: 1024,
+                ..Config::lan().mesh
+            },
+            chord: Some(ChordConfig {
+                successors: r,
+                ..ChordConfig::lan()
+            }),
+            dht: Some(DhtConfig {
+                replicas: r.min(3),
+                ..DhtConfig::lan()
+            }),
             ..Config::lan()
         };
         let sim = Sim::with_observer(
@@ -398,7 +415,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
         let report = ChordReport {
             nodes: n,
             r,
-            dht_replicas: config.dht_replicas,
+            dht_replicas: r.min(3),
             expected_hops: 0.5 * f64::from(n).log2(),
             failures_within_constraint: true,
             keys: params.keys,
@@ -412,6 +429,8 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             wall: WallClock::now(),
             sim,
             rng,
+            chord: config.chord.clone().unwrap_or_default(),
+            dht: config.dht.clone().unwrap_or_default(),
             config,
             truth: Truth::default(),
             joiners: BTreeMap::new(),
@@ -645,8 +664,8 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
         };
         joiner.connecting = false;
         let via = Some(self.sim.id(joiner.via));
-        match self.sim.command(i, Command::ChordJoin { via }) {
-            Ok(_) | Err(CommandError::AlreadyInRing) => {}
+        match self.sim.command(i, ChordCommand::Join { via }) {
+            Ok(_) | Err(CommandError::Chord(ChordError::AlreadyInRing)) => {}
             Err(_) => self.retry_join(i),
         }
     }
@@ -694,7 +713,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
         let r = self.params.r;
         self.sim.reserve(n as usize, n as usize * (2 * r + 16));
         let first = self.add_node()?;
-        self.sim.command(first, Command::ChordCreate)?;
+        self.sim.command(first, ChordCommand::Create)?;
         let id = self.id(first);
         self.truth.add(first, id);
         let deadline = self.sim.now()
@@ -739,7 +758,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
     // ----- fingers -----
 
     /// Runs until most of a sample of nodes hold exactly their ideal
-    /// fingers. One finger is refreshed per `chord_fix_fingers_interval`,
+    /// fingers. One finger is refreshed per `chord.fix_fingers_interval`,
     /// and a node needs about log2(N / r) of them, so a full pass takes
     /// that many intervals; the wait is capped at four passes.
     fn settle_fingers(&mut self) {
@@ -758,7 +777,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             .ceil()
             .max(1.0) as u64
             + 2;
-        let interval = self.config.chord_fix_fingers_interval;
+        let interval = self.chord.fix_fingers_interval;
         let cap = interval.saturating_mul(4 * per_pass);
         loop {
             let (ideal, total) = sample.iter().fold((0usize, 0usize), |(ideal, total), &i| {
@@ -798,7 +817,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
         &mut self,
         todo: Vec<usize>,
         phase: &str,
-        command: impl Fn(&Key) -> Command,
+        command: impl Fn(&Key) -> DhtCommand,
         op: impl Fn(usize) -> DhtOp,
     ) -> Result<(), Error> {
         let per_slice = (DHT_RATE * SLICE.as_micros() / 1_000_000).max(1) as usize;
@@ -814,7 +833,11 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
                         self.ops.insert((from, id), op(k));
                         queue.next();
                     }
-                    Err(CommandError::TooManyLookups(_)) if refused < 10_000 => refused += 1,
+                    Err(CommandError::Dht(DhtError::Ring(ChordError::TooManyLookups(_))))
+                        if refused < 10_000 =>
+                    {
+                        refused += 1
+                    }
                     Ok(other) => return Err(format!("node {from} answered {other:?}").into()),
                     Err(e) => return Err(format!("node {from} refused the {phase}: {e}").into()),
                 }
@@ -822,7 +845,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             self.advance_by(SLICE);
             (self.progress)(phase, total - queue.len() as u64, total);
         }
-        let deadline = self.sim.now() + self.config.lookup_timeout.saturating_mul(3);
+        let deadline = self.sim.now() + self.config.messaging.lookup_timeout.saturating_mul(3);
         while !self.ops.is_empty() && self.sim.now() < deadline {
             self.advance_by(SLICE.saturating_mul(10));
         }
@@ -848,7 +871,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
         self.dht_round(
             todo,
             "put",
-            |key| Command::Put {
+            |key| DhtCommand::Put {
                 key: key.name.clone(),
                 value: key.value.clone(),
             },
@@ -866,14 +889,13 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
     }
 
     /// Reads every stored key back from a random member, then counts the
-    /// keys that are lost and those held by fewer than `dht_replicas` of
+    /// keys that are lost and those held by fewer than `dht.replicas` of
     /// their true holders.
     fn get_keys(&mut self) -> Result<(), Error> {
         // A repair round since the last failure spreads what it left short.
         if let Some(fault) = self.last_fault {
-            let repaired = fault
-                + self.config.dht_repair_interval
-                + self.config.chord_request_timeout.saturating_mul(2);
+            let repaired =
+                fault + self.dht.repair_interval + self.chord.request_timeout.saturating_mul(2);
             self.advance(repaired);
         }
         let todo: Vec<usize> = (0..self.keys.len())
@@ -882,12 +904,12 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
         self.dht_round(
             todo,
             "get",
-            |key| Command::Get {
+            |key| DhtCommand::Get {
                 key: key.name.clone(),
             },
             DhtOp::Get,
         )?;
-        let replicas = self.config.dht_replicas;
+        let replicas = self.dht.replicas;
         for k in 0..self.keys.len() {
             let key = self.keys[k].clone();
             if key.put == Put::Failed || key.at_risk {
@@ -912,7 +934,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
                     self.sim
                         .node(i)
                         .and_then(|n| n.dht_holds(&key.name))
-                        .is_some_and(|(_, live)| live)
+                        .is_some_and(|held| held.live)
                 })
                 .count();
             if holding < replicas {
@@ -987,7 +1009,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
                 self.report.failures_within_constraint = false;
             }
         }
-        let replicas = self.config.dht_replicas;
+        let replicas = self.dht.replicas;
         for k in 0..self.keys.len() {
             let key = &self.keys[k];
             let holders = self
@@ -1220,7 +1242,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
                 let key = self.random_key();
                 match self.sim.command(
                     from,
-                    Command::Lookup {
+                    ChordCommand::Lookup {
                         key: NodeId::from_u128(key),
                     },
                 ) {
@@ -1238,7 +1260,9 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
                         *self.load.entry(from).or_default() += 1;
                         issued += 1;
                     }
-                    Err(CommandError::TooManyLookups(_)) if refused < total => refused += 1,
+                    Err(CommandError::Chord(ChordError::TooManyLookups(_))) if refused < total => {
+                        refused += 1
+                    }
                     Ok(other) => return Err(format!("node {from} answered {other:?}").into()),
                     Err(e) => return Err(format!("node {from} refused a lookup: {e}").into()),
                 }
@@ -1253,7 +1277,8 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             (self.progress)("lookups", issued, total);
         }
         self.report.lookups = issued;
-        let deadline = self.sim.now() + self.config.lookup_timeout + Duration::from_secs(5);
+        let deadline =
+            self.sim.now() + self.config.messaging.lookup_timeout + Duration::from_secs(5);
         while !self.lookups.is_empty() && self.sim.now() < deadline {
             self.advance_by(SLICE.saturating_mul(10));
         }

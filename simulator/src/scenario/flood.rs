@@ -8,7 +8,10 @@ use std::time::Instant as WallClock;
 use bytes::Bytes;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
-use ringmesh::{Command, Config, Duration, Event, Instant, NodeId, Security};
+use ringmesh::{
+    Config, Duration, Event, Instant, MeshCommand, MeshConfig, MeshEvent, NodeId, PeersConfig,
+    Security,
+};
 use serde::Serialize;
 
 use crate::engine::{NetModel, NodeIdx, Observer, Sim, SimConfig, addr_of};
@@ -53,7 +56,7 @@ pub struct FloodParams {
     pub crash: u32,
     /// Broadcast payload size.
     pub payload_len: usize,
-    /// `Config::max_hops` of every node.
+    /// `MeshConfig::max_hops` of every node.
     pub max_hops: u8,
 }
 
@@ -232,9 +235,9 @@ struct FloodWatch {
 
 impl Observer for FloodWatch {
     fn on_event(&mut self, at: Instant, node: NodeIdx, event: &Event) {
-        if let Event::Message {
+        if let Event::Mesh(MeshEvent::Broadcast {
             origin, seq, hops, ..
-        } = event
+        }) = event
             && Some(*origin) == self.origin
             && *seq == self.seq
         {
@@ -299,10 +302,16 @@ pub fn run(
     ));
     let base = Config {
         security: params.security,
-        max_hops: params.max_hops,
-        // Large runs: keep per-node tables small.
-        seen_cache_capacity: 1024,
-        max_known_peers: 32,
+        peers: PeersConfig {
+            max_known_peers: 32,
+            ..Config::wan().peers
+        },
+        mesh: MeshConfig {
+            max_hops: params.max_hops,
+            // Large runs: keep per-node tables small.
+            seen_cache_capacity: 1024,
+            ..Config::wan().mesh
+        },
         ..Config::wan()
     };
     let start = sim.now();
@@ -336,7 +345,7 @@ pub fn run(
     }
     let live = sim.live_nodes().len() as u32;
     let payload = Bytes::from(vec![0x42u8; params.payload_len]);
-    let seq = match sim.command(0, Command::Broadcast { payload })? {
+    let seq = match sim.command(0, MeshCommand::Broadcast { payload })? {
         ringmesh::Accepted::Broadcast { seq } => seq,
         other => return Err(format!("broadcast not accepted: {other:?}").into()),
     };
@@ -396,8 +405,11 @@ fn build_random(
     progress: &mut impl FnMut(&str, u64, u64),
 ) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config {
-        target_peers: 0,
-        peer_exchange_size: 0,
+        peers: PeersConfig {
+            target_peers: 0,
+            peer_exchange_size: 0,
+            ..base.peers
+        },
         ..base
     };
     sim.reserve(n as usize, n as usize * (degree / 2).max(1) as usize);
@@ -446,8 +458,11 @@ fn build_organic(
             .map(|_| addr_of((rng.next_u64() % u64::from(i)) as NodeIdx))
             .collect();
         sim.add_node(Config {
-            target_peers: target_peers as usize,
-            bootstrap,
+            peers: PeersConfig {
+                target_peers: target_peers as usize,
+                bootstrap,
+                ..base.clone().peers
+            },
             ..base.clone()
         })?;
         sim.run_for(join_interval);
@@ -462,7 +477,7 @@ fn build_organic(
 fn duplicates<O: Observer>(sim: &Sim<O>) -> u64 {
     (0..sim.len() as NodeIdx)
         .filter_map(|i| sim.node(i))
-        .map(|node| node.stats().broadcasts_duplicate)
+        .map(|node| node.stats().mesh.duplicate)
         .sum()
 }
 

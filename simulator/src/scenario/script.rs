@@ -17,14 +17,14 @@
 //! [node]                        # optional defaults for `add_nodes`
 //! preset = "lan"                # "lan" (default) or "wan": Config::lan()/wan()
 //! security = "plaintext"        # "plaintext" (default) or "noise"
-//! target_peers = 4              # Config::target_peers (preset default: 8)
+//! target_peers = 4              # PeersConfig::target_peers (preset default: 8)
 //! bootstrap = [0]               # node indices, dialled as engine::addr_of(i)
 //!
 //! [chord]                       # optional: every node runs the ring and table
-//! successors = 2                # r, Config::chord_successors (3)
-//! dht_replicas = 2              # Config::dht_replicas (min(r, 3))
-//! stabilize_ms = 500            # Config::chord_stabilize_interval (preset's)
-//! request_timeout_ms = 1000     # Config::chord_request_timeout (preset's)
+//! successors = 2                # r, ChordConfig::successors (3)
+//! dht.replicas = 2              # DhtConfig::replicas (min(r, 3))
+//! stabilize_ms = 500            # ChordConfig::stabilize_interval (preset's)
+//! request_timeout_ms = 1000     # ChordConfig::request_timeout (preset's)
 //! check_every_ms = 10           # how often the invariant is watched (10)
 //!
 //! [[step]]
@@ -49,16 +49,16 @@
 //! | action | effect |
 //! |---|---|
 //! | `add_nodes = N` or `{ count, preset, security, target_peers, bootstrap }` | adds N nodes (indices continue from the last), the table's fields overriding `[node]` |
-//! | `connect = [a, b]` | `a` dials `b`, demanding `b`'s id (`Command::Connect`; `b` becomes wanted by `a`) |
-//! | `disconnect = [a, b]` | `a` says goodbye to `b` and stops redialling it (`Command::Disconnect`) |
+//! | `connect = [a, b]` | `a` dials `b`, demanding `b`'s id (`PeersCommand::Connect`; `b` becomes wanted by `a`) |
+//! | `disconnect = [a, b]` | `a` says goodbye to `b` and stops redialling it (`PeersCommand::Disconnect`) |
 //! | `crash = i` | `i` stops silently (`Sim::crash`): only liveness reveals it |
 //! | `kill = i` | `i` stops and its connections reset (`Sim::kill`) |
 //! | `restart = i` | a crashed or killed `i` comes back, fresh, same identity (`Sim::restart`) |
 //! | `partition = [[0, 1], [2, 3]]` | each list is a group; nodes listed nowhere join the first group |
 //! | `heal = true` | ends the partition (connections it broke stay broken) |
-//! | `broadcast = { from, payload }` | `Command::Broadcast` |
-//! | `send = { from, to, payload }` | `Command::Send` (one-way) |
-//! | `request = { from, to, payload, timeout_ms }` | `Command::Request`; the engine echoes the payload back |
+//! | `broadcast = { from, payload }` | `MeshCommand::Broadcast` |
+//! | `send = { from, to, payload }` | `MessagingCommand::Send` (one-way) |
+//! | `request = { from, to, payload, timeout_ms }` | `MessagingCommand::Request`; the engine echoes the payload back |
 //! | `check = { kind = "...", ... }` | a check, below |
 //!
 //! With `[chord]`, the ring and table actions (spec/chord.md). Each one
@@ -67,14 +67,14 @@
 //!
 //! | action | effect |
 //! |---|---|
-//! | `chord_create = i` or `{ node }` | `Command::ChordCreate`: a ring of one |
-//! | `chord_found = [..]` or `{ nodes }` | `Command::ChordFound` at each node, all with the same list (at least r + 1 nodes) |
-//! | `join = { node, via }` | `node` dials `via` unless connected, then `Command::ChordJoin { via }` once the session is up; passes at `ChordJoined` |
+//! | `chord_create = i` or `{ node }` | `ChordCommand::Create`: a ring of one |
+//! | `chord_found = [..]` or `{ nodes }` | `ChordCommand::Found` at each node, all with the same list (at least r + 1 nodes) |
+//! | `join = { node, via }` | `node` dials `via` unless connected, then `ChordCommand::Join { via }` once the session is up; passes at `ChordJoined` |
 //! | `leave = i` or `{ node }` | `Command::Shutdown`: a graceful leave (the node stays shut down) |
-//! | `lookup = { from, key, expect_owner }` | `Command::Lookup`; `key` is a node index (that node's id) or 32 hex digits, or `dht_key = "k"` for a table key's position; the owner found must be `expect_owner`, or else the first member at or after the key when the answer comes |
-//! | `put = { from, key, value }` | `Command::Put`; passes at `DhtPutAcked` |
-//! | `delete = { from, key }` | `Command::Delete`; passes at `DhtPutAcked` |
-//! | `get = { from, key, expect }` | `Command::Get`; the value read must be `expect`, or none with `expect_none = true` |
+//! | `lookup = { from, key, expect_owner }` | `ChordCommand::Lookup`; `key` is a node index (that node's id) or 32 hex digits, or `dht_key = "k"` for a table key's position; the owner found must be `expect_owner`, or else the first member at or after the key when the answer comes |
+//! | `put = { from, key, value }` | `DhtCommand::Put`; passes at `DhtEvent::PutDone` |
+//! | `delete = { from, key }` | `DhtCommand::Delete`; passes at `DhtEvent::PutDone` |
+//! | `get = { from, key, expect }` | `DhtCommand::Get`; the value read must be `expect`, or none with `expect_none = true` |
 //! | `check_ring = true` or `{ ideal, members }` | Zave's invariant and every property it implies hold now (only the implied ones while the ring has r members or fewer); with `ideal = true` the ring is ideal; with `members`, it has that many |
 //!
 //! **The ring watch.** A `[chord]` run checks the invariant and the

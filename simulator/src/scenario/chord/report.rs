@@ -16,7 +16,7 @@ pub struct ChordReport {
     pub nodes: u32,
     /// Successor list length.
     pub r: usize,
-    /// Holders per key (`dht_replicas`).
+    /// Holders per key (`dht.replicas`).
     pub dht_replicas: usize,
     /// Lookups issued.
     pub lookups: u64,
@@ -111,7 +111,7 @@ pub struct ChordReport {
     /// Keys not at risk whose final get did not return their value (must
     /// be 0).
     pub keys_lost: u64,
-    /// Keys not at risk held (as a live value) by fewer than `dht_replicas`
+    /// Keys not at risk held (as a live value) by fewer than `dht.replicas`
     /// of their true holders at the end.
     pub under_replicated: u64,
     /// The first few problems with keys and lookups, described.

@@ -16,7 +16,7 @@ use std::time::Instant as WallClock;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
-use ringmesh::{Config, Duration, Instant, Security};
+use ringmesh::{Config, Duration, Instant, MeshConfig, PeersConfig, Security};
 use serde::Serialize;
 
 use super::flood::peak_rss_mib;
@@ -169,15 +169,21 @@ pub fn run(
         return Err("--degree must be at least 2".into());
     }
     let config = Config {
-        // Wired by hand: no dialling, no peer exchange.
-        target_peers: 0,
-        peer_exchange_size: 0,
-        // Large runs: keep per-node tables small.
-        seen_cache_capacity: 1024,
-        max_known_peers: 32,
+        peers: PeersConfig {
+            // Wired by hand: no dialling, no peer exchange.
+            target_peers: 0,
+            peer_exchange_size: 0,
+            max_known_peers: 32,
+            ..params.preset.config().peers
+        },
+        mesh: MeshConfig {
+            // Large runs: keep per-node tables small.
+            seen_cache_capacity: 1024,
+            ..params.preset.config().mesh
+        },
         ..params.preset.config()
     };
-    let interval = config.ping_interval;
+    let interval = config.liveness.ping_interval;
     let bound = config.detection_time();
     let mut sim = Sim::with_observer(
         SimConfig {
@@ -407,10 +413,9 @@ fn tally(
     neighbour_times.sort_by(f64::total_cmp);
     // A ping that left up to one trip before the crash was already doomed.
     let doomed = params.net.latency + params.net.jitter;
-    let floor = (config
-        .ping_interval
-        .saturating_mul(u64::from(config.dead_after_misses.saturating_sub(1)))
-        + config.ping_timeout)
+    let floor = (config.liveness.ping_interval.saturating_mul(u64::from(
+        config.liveness.dead_after_misses.saturating_sub(1),
+    )) + config.liveness.ping_timeout)
         - doomed;
     LivenessReport {
         nodes: params.nodes,

@@ -3,7 +3,7 @@
 
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
-use ringmesh::{Duration, Event, Instant, NodeId};
+use ringmesh::{Duration, Event, Instant, LivenessEvent, NodeId, PeersEvent};
 
 use crate::engine::{NodeIdx, Observer};
 
@@ -96,7 +96,7 @@ impl LivenessWatch {
 impl Observer for LivenessWatch {
     fn on_event(&mut self, at: Instant, node: NodeIdx, event: &Event) {
         match event {
-            Event::PeerUp { peer, .. } => {
+            Event::Peers(PeersEvent::Up { peer, .. }) => {
                 if let Some(&p) = self.index.get(peer) {
                     let holders = &mut self.holders[p as usize];
                     if !holders.contains(&node) {
@@ -104,7 +104,7 @@ impl Observer for LivenessWatch {
                     }
                 }
             }
-            Event::PeerDown { peer, reason } => {
+            Event::Peers(PeersEvent::Down { peer, reason }) => {
                 let Some(&p) = self.index.get(peer) else {
                     return;
                 };
@@ -128,7 +128,7 @@ impl Observer for LivenessWatch {
                     }
                 }
             }
-            Event::PeerSuspect { peer } => {
+            Event::Liveness(LivenessEvent::Suspect { peer }) => {
                 if let Some(&p) = self.index.get(peer)
                     && self.is_up(at, p)
                     && !self.crosses_partition(at, node, p)

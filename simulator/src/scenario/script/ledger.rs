@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ringmesh::{Event, Instant, NodeId};
+use ringmesh::{Event, Instant, MeshEvent, NodeId};
 
 use crate::engine::{NodeIdx, Observer};
 
@@ -37,7 +37,7 @@ pub struct BadDelivery {
 
 /// An [`Observer`] that keeps every event, tagged with the incarnation of
 /// the node that emitted it, and checks two safety invariants at each
-/// `Event::Message` as it happens: no node delivers a broadcast twice in
+/// `Event::Mesh(MeshEvent::Broadcast)` as it happens: no node delivers a broadcast twice in
 /// one incarnation, and every delivered `(origin, seq)` was announced with
 /// [`Ledger::broadcast_sent`].
 ///
@@ -120,7 +120,7 @@ impl Ledger {
 impl Observer for Ledger {
     fn on_event(&mut self, at: Instant, node: NodeIdx, event: &Event) {
         let incarnation = self.incarnation(node);
-        if let Event::Message { origin, seq, .. } = event {
+        if let Event::Mesh(MeshEvent::Broadcast { origin, seq, .. }) = event {
             let bad = BadDelivery {
                 at,
                 node,

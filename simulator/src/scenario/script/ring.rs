@@ -13,7 +13,10 @@
 
 use bytes::Bytes;
 use ringmesh::wire::PeerEntry;
-use ringmesh::{Accepted, ChordRole, Command, Duration, Event, Instant, NodeId, OpId};
+use ringmesh::{
+    Accepted, ChordCommand, ChordEvent, ChordRole, Command, DhtCommand, DhtEvent, Duration, Event,
+    Instant, NodeId, OpId,
+};
 
 use super::format::{Action, LookupKey, RingSettings, Step};
 use super::ledger::Ledger;
@@ -256,11 +259,11 @@ impl Ring {
         self.cursor = ledger.events().len();
         for e in events {
             match &e.event {
-                Event::ChordJoined {
+                Event::Chord(ChordEvent::Joined {
                     successor,
                     predecessor,
                     hops,
-                } => {
+                }) => {
                     if let Some(j) = take_joining(&mut self.joins, e.node, e.incarnation) {
                         verdicts.push(j.origin.verdict(
                             true,
@@ -277,7 +280,7 @@ impl Ring {
                         ));
                     }
                 }
-                Event::ChordJoinFailed { reason } => {
+                Event::Chord(ChordEvent::JoinFailed { reason }) => {
                     if let Some(j) = take_joining(&mut self.joins, e.node, e.incarnation) {
                         verdicts.push(j.origin.verdict(
                             false,
@@ -290,12 +293,13 @@ impl Ring {
                         ));
                     }
                 }
-                Event::ChordOrphaned => self.watch.orphaned.push((e.at, e.node)),
-                Event::LookupDone { id, .. }
-                | Event::LookupFailed { id, .. }
-                | Event::DhtPutAcked { id, .. }
-                | Event::DhtGetResult { id, .. }
-                | Event::DhtFailed { id, .. } => {
+                Event::Chord(ChordEvent::Orphaned) => self.watch.orphaned.push((e.at, e.node)),
+                Event::Chord(ChordEvent::LookupDone { id, .. })
+                | Event::Chord(ChordEvent::LookupFailed { id, .. })
+                | Event::Dht(DhtEvent::PutDone { id, .. })
+                | Event::Dht(DhtEvent::DeleteDone { id, .. })
+                | Event::Dht(DhtEvent::GetDone { id, .. })
+                | Event::Dht(DhtEvent::Failed { id, .. }) => {
                     if let Some(k) = self.ops.iter().position(|op| {
                         op.node == e.node && op.incarnation == e.incarnation && op.id == *id
                     }) {
@@ -350,13 +354,13 @@ impl Ring {
             let ready = sim.node(j.node).is_some_and(|n| n.is_connected(via));
             if ready {
                 let node = j.node;
-                match sim.command(node, Command::ChordJoin { via: Some(via) }) {
+                match sim.command(node, ChordCommand::Join { via: Some(via) }) {
                     Ok(_) => {
                         self.joins[k].state = JoinState::Joining;
                         k += 1;
                         continue;
                     }
-                    Err(ringmesh::CommandError::NotConnected(_)) => {}
+                    Err(ringmesh::CommandError::Chord(ringmesh::ChordError::NotConnected(_))) => {}
                     Err(e) => {
                         let j = self.joins.remove(k);
                         verdicts.push(j.origin.verdict(
@@ -462,7 +466,7 @@ impl Ring {
         };
         match &step.action {
             Action::ChordCreate(i) => {
-                if let Err(e) = sim.command(*i, Command::ChordCreate) {
+                if let Err(e) = sim.command(*i, ChordCommand::Create) {
                     refused(verdicts, format!("chord_create at node {i} refused: {e}"));
                 }
             }
@@ -476,7 +480,7 @@ impl Ring {
                     .collect();
                 for &i in nodes {
                     let founders = founders.clone();
-                    if let Err(e) = sim.command(i, Command::ChordFound { founders }) {
+                    if let Err(e) = sim.command(i, ChordCommand::Found { founders }) {
                         refused(verdicts, format!("chord_found at node {i} refused: {e}"));
                     }
                 }
@@ -525,15 +529,22 @@ impl Ring {
                     what,
                     expect_owner: *expect_owner,
                 };
-                self.issue(sim, step, *from, Command::Lookup { key }, kind, verdicts);
+                self.issue(
+                    sim,
+                    step,
+                    *from,
+                    ChordCommand::Lookup { key },
+                    kind,
+                    verdicts,
+                );
             }
             Action::Put { from, key, value } => {
                 let command = match value {
-                    Some(value) => Command::Put {
+                    Some(value) => DhtCommand::Put {
                         key: key.clone(),
                         value: value.clone(),
                     },
-                    None => Command::Delete { key: key.clone() },
+                    None => DhtCommand::Delete { key: key.clone() },
                 };
                 let kind = OpKind::Put {
                     key: key.clone(),
@@ -550,7 +561,7 @@ impl Ring {
                     sim,
                     step,
                     *from,
-                    Command::Get { key: key.clone() },
+                    DhtCommand::Get { key: key.clone() },
                     kind,
                     verdicts,
                 );
@@ -572,7 +583,7 @@ impl Ring {
         sim: &mut Sim<Ledger>,
         step: &Step,
         from: NodeIdx,
-        command: Command,
+        command: impl Into<Command>,
         kind: OpKind,
         verdicts: &mut Vec<Verdict>,
     ) {
@@ -764,7 +775,7 @@ fn judge(sim: &Sim<Ledger>, op: &PendingOp, event: &Event, at: Instant) -> (bool
                 what,
                 expect_owner,
             },
-            Event::LookupDone { owner, hops, .. },
+            Event::Chord(ChordEvent::LookupDone { owner, hops, .. }),
         ) => {
             let found = format!(
                 "node {from} found owner {} of {what} in {hops} hop(s), {took} ms",
@@ -793,11 +804,14 @@ fn judge(sim: &Sim<Ledger>, op: &PendingOp, event: &Event, at: Instant) -> (bool
                 }
             }
         }
-        (OpKind::Lookup { what, .. }, Event::LookupFailed { reason, .. }) => (
+        (OpKind::Lookup { what, .. }, Event::Chord(ChordEvent::LookupFailed { reason, .. })) => (
             false,
             format!("node {from}'s lookup of {what} failed after {took} ms: {reason}"),
         ),
-        (OpKind::Put { key, value }, Event::DhtPutAcked { version, .. }) => {
+        (
+            OpKind::Put { key, value },
+            Event::Dht(DhtEvent::PutDone { version, .. } | DhtEvent::DeleteDone { version, .. }),
+        ) => {
             let what = if value.is_some() { "stored" } else { "deleted" };
             (
                 true,
@@ -807,7 +821,7 @@ fn judge(sim: &Sim<Ledger>, op: &PendingOp, event: &Event, at: Instant) -> (bool
                 ),
             )
         }
-        (OpKind::Get { key, expect }, Event::DhtGetResult { value, version, .. }) => {
+        (OpKind::Get { key, expect }, Event::Dht(DhtEvent::GetDone { value, version, .. })) => {
             let got = match value {
                 Some(v) => format!("{} (version {version})", text(v)),
                 None if *version == 0 => "nothing".to_owned(),
@@ -821,7 +835,7 @@ fn judge(sim: &Sim<Ledger>, op: &PendingOp, event: &Event, at: Instant) -> (bool
                 Some(None) => (false, format!("{read}; no value was expected")),
             }
         }
-        (kind, Event::DhtFailed { reason, .. }) => {
+        (kind, Event::Dht(DhtEvent::Failed { reason, .. })) => {
             let what = match kind {
                 OpKind::Put { value: None, .. } => "delete",
                 OpKind::Put { .. } => "put",

@@ -8,7 +8,10 @@ use super::report::{ChordNodeReport, EventCounts, NodeReport, ScriptReport, Verd
 use super::ring::Ring;
 use crate::engine::{NetModel, NodeIdx, NodeState, Sim, SimConfig};
 use bytes::Bytes;
-use ringmesh::{Accepted, CloseReason, Command, Config, Duration, Event, Instant, NodeId};
+use ringmesh::{
+    Accepted, CloseReason, Config, Duration, Event, Instant, LivenessEvent, MeshCommand, MeshEvent,
+    MessagingCommand, MessagingEvent, NodeId, PeersCommand, PeersEvent,
+};
 
 /// What became of a broadcast step.
 struct SentBroadcast {
@@ -199,7 +202,7 @@ impl Run {
             }
             Action::Disconnect(a, b) => {
                 let peer = self.sim.id(*b);
-                if let Err(e) = self.sim.command(*a, Command::Disconnect { peer }) {
+                if let Err(e) = self.sim.command(*a, PeersCommand::Disconnect { peer }) {
                     self.refused(step, format!("disconnect {a} from {b} refused: {e}"));
                 }
             }
@@ -265,7 +268,7 @@ impl Run {
             .collect();
         let result = self.sim.command(
             from,
-            Command::Broadcast {
+            MeshCommand::Broadcast {
                 payload: payload.clone(),
             },
         );
@@ -289,7 +292,7 @@ impl Run {
     }
 
     fn send_message(&mut self, step: &Step, from: NodeIdx, to: NodeIdx, payload: &Bytes) {
-        let command = Command::Send {
+        let command = MessagingCommand::Send {
             to: self.sim.id(to),
             payload: payload.clone(),
         };
@@ -316,7 +319,7 @@ impl Run {
         payload: &Bytes,
         timeout: Duration,
     ) {
-        let command = Command::Request {
+        let command = MessagingCommand::Request {
             to: self.sim.id(to),
             payload: payload.clone(),
             timeout,
@@ -632,7 +635,8 @@ impl Run {
             .rev()
             .filter(|e| e.node == node && e.incarnation == incarnation)
             .find(|e| match &e.event {
-                Event::PeerUp { peer: p, .. } | Event::PeerDown { peer: p, .. } => *p == peer,
+                Event::Peers(PeersEvent::Up { peer: p, .. })
+                | Event::Peers(PeersEvent::Down { peer: p, .. }) => *p == peer,
                 _ => false,
             })
             .map(|e| (e.at, &e.event))
@@ -663,7 +667,7 @@ impl Run {
                 }
                 pairs += 1;
                 match word {
-                    Some((_, Event::PeerDown { .. })) => {}
+                    Some((_, Event::Peers(PeersEvent::Down { .. }))) => {}
                     Some((at, _)) => bad.push(format!("{a} has {b} up since {} ms", ms(at))),
                     None => bad.push(if self.sim.node(a).is_some_and(|n| n.is_connected(peer)) {
                         format!("{a} has {b} up")
@@ -723,10 +727,14 @@ impl Run {
             .iter()
             .filter(|e| e.node == sent.from && e.incarnation == sent.incarnation)
             .find_map(|e| match &e.event {
-                Event::Response {
+                Event::Messaging(MessagingEvent::Response {
                     id, payload, rtt, ..
-                } if *id == sent.id => Some(Ok((payload, *rtt))),
-                Event::RequestFailed { id, reason, .. } if *id == sent.id => Some(Err(*reason)),
+                }) if *id == sent.id => Some(Ok((payload, *rtt))),
+                Event::Messaging(MessagingEvent::RequestFailed { id, reason, .. })
+                    if *id == sent.id =>
+                {
+                    Some(Err(*reason))
+                }
                 _ => None,
             });
         match answer {
@@ -759,12 +767,12 @@ impl Run {
         let arrived = ledger.events().iter().find(|e| {
             e.node == sent.to
                 && e.at >= sent.at
-                && matches!(&e.event, Event::Direct { from: f, payload } if *f == from && *payload == sent.payload)
+                && matches!(&e.event, Event::Messaging(MessagingEvent::Direct { from: f, payload }) if *f == from && *payload == sent.payload)
         });
         let failed = ledger.events().iter().find_map(|e| match &e.event {
-            Event::SendFailed {
+            Event::Messaging(MessagingEvent::SendFailed {
                 payload, reason, ..
-            } if e.node == sent.from && e.at >= sent.at && *payload == sent.payload => {
+            }) if e.node == sent.from && e.at >= sent.at && *payload == sent.payload => {
                 Some(*reason)
             }
             _ => None,
@@ -810,10 +818,10 @@ impl Run {
         let mut declared = 0;
         let mut wrong = Vec::new();
         for e in self.sim.observer().events() {
-            let Event::PeerDown {
+            let Event::Peers(PeersEvent::Down {
                 peer,
                 reason: CloseReason::Unresponsive,
-            } = &e.event
+            }) = &e.event
             else {
                 continue;
             };
@@ -931,9 +939,9 @@ impl Run {
                 role: format!("{:?}", node.chord_role()),
                 successors: node.chord_successors().into_iter().map(index).collect(),
                 predecessor: node.chord_predecessor().map(index),
-                flushes: node.stats().chord_flushes,
-                lookups: node.stats().chord_lookups,
-                lookups_failed: node.stats().chord_lookups_failed,
+                flushes: node.stats().chord.flushes,
+                lookups: node.stats().chord.lookups,
+                lookups_failed: node.stats().chord.lookups_failed,
             }
         });
         NodeReport {
@@ -942,7 +950,7 @@ impl Run {
             state: state_name(self.sim.state(i)),
             incarnation: self.sim.observer().incarnation(i),
             peers: node.map(|n| n.peer_count()),
-            broadcasts_delivered: node.map(|n| n.stats().broadcasts_delivered),
+            broadcasts_delivered: node.map(|n| n.stats().mesh.delivered),
             chord,
         }
     }
@@ -958,17 +966,17 @@ fn state_name(state: NodeState) -> &'static str {
 
 fn event_name(event: &Event) -> &'static str {
     match event {
-        Event::SessionEstablished { .. } => "session_established",
-        Event::ConnectionClosed { .. } => "connection_closed",
-        Event::PeerUp { .. } => "peer_up",
-        Event::PeerSuspect { .. } => "peer_suspect",
-        Event::PeerDown { .. } => "peer_down",
-        Event::Message { .. } => "message",
-        Event::Request { .. } => "request",
-        Event::Response { .. } => "response",
-        Event::RequestFailed { .. } => "request_failed",
-        Event::SendFailed { .. } => "send_failed",
-        Event::Direct { .. } => "direct",
+        Event::Peers(PeersEvent::Established { .. }) => "session_established",
+        Event::Peers(PeersEvent::Closed { .. }) => "connection_closed",
+        Event::Peers(PeersEvent::Up { .. }) => "peer_up",
+        Event::Liveness(LivenessEvent::Suspect { .. }) => "peer_suspect",
+        Event::Peers(PeersEvent::Down { .. }) => "peer_down",
+        Event::Mesh(MeshEvent::Broadcast { .. }) => "message",
+        Event::Messaging(MessagingEvent::Request { .. }) => "request",
+        Event::Messaging(MessagingEvent::Response { .. }) => "response",
+        Event::Messaging(MessagingEvent::RequestFailed { .. }) => "request_failed",
+        Event::Messaging(MessagingEvent::SendFailed { .. }) => "send_failed",
+        Event::Messaging(MessagingEvent::Direct { .. }) => "direct",
         _ => "other",
     }
 }

@@ -10,7 +10,7 @@ use crate::engine::NodeIdx;
 /// The ring settings of a `[chord]` file.
 #[derive(Debug, Clone, Copy)]
 pub(in crate::scenario::script) struct RingSettings {
-    /// `Config::chord_successors` of every node.
+    /// `ChordConfig::successors` of every node.
     pub(in crate::scenario::script) r: usize,
     pub(super) dht_replicas: usize,
     pub(super) stabilize: Option<Duration>,

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use ringmesh::{Config, Duration, Security};
+use ringmesh::{ChordConfig, Config, DhtConfig, Duration, Security};
 
 use super::spec::{
     ActionSpec, AddNodesSpec, CheckRingSpec, CheckSpec, Founders, GetSpec, KeySpec, LookupSpec,
@@ -111,16 +111,16 @@ impl Validator {
 
     pub(super) fn config(&mut self, overrides: NodeSection) -> Result<Config, String> {
         let preset = overrides.preset.or(self.defaults.preset);
-        let mut config = match preset.unwrap_or(Preset::Lan) {
-            Preset::Lan => Config::lan(),
-            Preset::Wan => Config::wan(),
+        let (mut config, chord, dht) = match preset.unwrap_or(Preset::Lan) {
+            Preset::Lan => (Config::lan(), ChordConfig::lan(), DhtConfig::lan()),
+            Preset::Wan => (Config::wan(), ChordConfig::wan(), DhtConfig::wan()),
         };
         config.security = match overrides.security.or(self.defaults.security) {
             Some(SecurityName::Noise) => Security::Noise,
             Some(SecurityName::Plaintext) | None => Security::Plaintext,
         };
         if let Some(n) = overrides.target_peers.or(self.defaults.target_peers) {
-            config.target_peers = n;
+            config.peers.target_peers = n;
         }
         let bootstrap = overrides
             .bootstrap
@@ -131,17 +131,18 @@ impl Validator {
         if let Some(&top) = bootstrap.iter().max() {
             self.bootstrap_refs.push((self.current.clone(), top));
         }
-        config.bootstrap = bootstrap.into_iter().map(addr_of).collect();
+        config.peers.bootstrap = bootstrap.into_iter().map(addr_of).collect();
         if let Some(ring) = self.ring {
-            config.chord = true;
-            config.chord_successors = ring.r;
-            config.dht_replicas = ring.dht_replicas;
-            if let Some(d) = ring.stabilize {
-                config.chord_stabilize_interval = d;
-            }
-            if let Some(d) = ring.request_timeout {
-                config.chord_request_timeout = d;
-            }
+            config.chord = Some(ChordConfig {
+                successors: ring.r,
+                stabilize_interval: ring.stabilize.unwrap_or(chord.stabilize_interval),
+                request_timeout: ring.request_timeout.unwrap_or(chord.request_timeout),
+                ..chord
+            });
+            config.dht = Some(DhtConfig {
+                replicas: ring.dht_replicas,
+                ..dht
+            });
             // The engine sets each node's own address; validation only
             // needs to see that there is one.
             config.listen_addrs = [addr_of(0)].into_iter().collect();

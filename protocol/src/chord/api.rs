@@ -1,0 +1,161 @@
+//! The `chord` component's commands, events, refusals and counters.
+
+use crate::wire::PeerEntry;
+use crate::{NodeId, OpId};
+
+/// Where a node stands towards the ring (spec/chord.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChordRole {
+    /// `Config::chord` is `None`.
+    Off,
+    /// Chord runs, but the node is not a ring member (not joined yet, or its
+    /// join failed).
+    Out,
+    /// A ring member.
+    Member,
+}
+
+/// The ring: [`Command::Chord`](crate::Command::Chord).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChordCommand {
+    /// Found a ring with Zave's initialization (spec/chord.md §5.1): every
+    /// founder gets the same `founders` list, itself included, of at least
+    /// `chord.successors + 1` distinct nodes with addresses. Each computes
+    /// its place in the ideal ring; no message is needed.
+    Found {
+        /// All founders, this node included.
+        founders: Vec<PeerEntry>,
+    },
+    /// Start a ring of one (spec/chord.md §5.2); others join it with
+    /// [`ChordCommand::Join`]. Failure tolerance holds once the ring has
+    /// grown past `chord.successors` members and settled.
+    Create,
+    /// Join the ring through `via` (a connected ring member), or through any
+    /// connected chord peer (spec/chord.md §5.3). Ends in
+    /// [`ChordEvent::Joined`] or [`ChordEvent::JoinFailed`].
+    Join {
+        /// The member to start from.
+        via: Option<NodeId>,
+    },
+    /// Find the owner of ring position `key` (spec/chord.md §7): ends in
+    /// [`ChordEvent::LookupDone`] or [`ChordEvent::LookupFailed`].
+    Lookup {
+        /// The position.
+        key: NodeId,
+    },
+}
+
+/// What the ring did: [`Event::Chord`](crate::Event::Chord).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChordEvent {
+    /// This node joined the ring (spec/chord.md §5.3).
+    Joined {
+        /// Its first successor.
+        successor: NodeId,
+        /// Its predecessor: the member it joined after.
+        predecessor: NodeId,
+        /// Hops the join lookup took.
+        hops: u32,
+    },
+    /// [`ChordCommand::Join`] failed; the node is still out of the ring.
+    JoinFailed {
+        /// Why its lookup failed.
+        reason: LookupError,
+    },
+    /// Failures emptied this member's successor list: more of the ring
+    /// failed than the failure constraint allows (spec/chord.md §6.4, §11).
+    /// The node stays a member and recovers on a best-effort basis.
+    Orphaned,
+    /// A [`ChordCommand::Lookup`] found the owner of `key`.
+    LookupDone {
+        /// The command's id.
+        id: OpId,
+        /// The position looked up.
+        key: NodeId,
+        /// The first member at or after `key`.
+        owner: NodeId,
+        /// The owner and the members after it, as the last hop knew them.
+        successors: Vec<NodeId>,
+        /// Nodes asked that answered (0: answered locally).
+        hops: u32,
+    },
+    /// A [`ChordCommand::Lookup`] failed.
+    LookupFailed {
+        /// The command's id.
+        id: OpId,
+        /// The position looked up.
+        key: NodeId,
+        /// Why.
+        reason: LookupError,
+    },
+}
+
+/// Why a lookup ended without an owner (spec/chord.md §7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LookupError {
+    /// `chord.max_hops` requests were sent.
+    #[error("hop limit reached")]
+    HopLimit,
+    /// Every candidate failed.
+    #[error("no candidate left to ask")]
+    NoCandidate,
+    /// `chord.lookup_timeout` passed.
+    #[error("timed out")]
+    Timeout,
+    /// The node shut down.
+    #[error("the node shut down")]
+    ShutDown,
+}
+
+/// Why a [`ChordCommand`] was refused. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChordError {
+    /// `Config::chord` is `None`.
+    #[error("chord is not enabled in this node's config")]
+    Off,
+    /// The founders list is too short, repeats an id, lacks this node, or
+    /// has an entry without addresses.
+    #[error("bad founders list: {0}")]
+    BadFounders(&'static str),
+    /// The node is a ring member already, or its join is under way.
+    #[error("already a ring member, or joining")]
+    AlreadyInRing,
+    /// `via` is not a connected chord peer.
+    #[error("not connected to {0} (or it does not run chord)")]
+    NotConnected(NodeId),
+    /// The node is not a ring member and has no chord peer to ask.
+    #[error("not in the ring and no chord peer is connected")]
+    NoChordPeer,
+    /// `chord.max_lookups` lookups are in flight.
+    #[error("{0} lookups already in flight")]
+    TooManyLookups(usize),
+}
+
+/// What the ring has done. They only grow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChordStats {
+    /// Chord and table replies that matched no pending request (late, or
+    /// from the wrong peer).
+    pub late_replies: u64,
+    /// Dead ring pointers removed (spec/chord.md §4 Flush).
+    pub flushes: u64,
+    /// Lookups that found an owner (commands and internal).
+    pub lookups: u64,
+    /// Lookups that failed.
+    pub lookups_failed: u64,
+}
+
+/// The ring's work in flight ([`Node::chord_pending`](crate::Node::chord_pending)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChordPending {
+    /// Chord and table requests awaiting replies.
+    pub requests: usize,
+    /// Lookups in flight.
+    pub lookups: usize,
+}

@@ -1,0 +1,78 @@
+//! [`ChordConfig`]: the ring (spec/chord.md §2).
+
+use crate::time::Duration;
+use crate::wire::MAX_CHORD_LIST;
+
+/// The Chord ring. Part of [`Config`](crate::Config): `Some` runs the ring
+/// (the node offers the `CHORD` capability and answers chord messages),
+/// which needs `listen_addrs` (ring pointers must be diallable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChordConfig {
+    /// Successor list length *r*, 1..=32. A member keeps working while one
+    /// of its *r* successors lives; [`ChordConfig::sized_for`] sizes it for
+    /// a ring. Default 8.
+    pub successors: usize,
+    /// Period of stabilization (2 s; 500 ms in [`ChordConfig::lan`]).
+    pub stabilize_interval: Duration,
+    /// Timeout of one chord or table request, dial time included; a peer
+    /// that misses it is taken as dead (4 s; 1 s in [`ChordConfig::lan`]).
+    pub request_timeout: Duration,
+    /// One finger is refreshed per tick (10 s; 2 s in
+    /// [`ChordConfig::lan`]).
+    pub fix_fingers_interval: Duration,
+    /// Requests one lookup may send, retries included. Default 64.
+    pub max_hops: u32,
+    /// Lookups in flight (commands, the table's and internal). Default 256.
+    pub max_lookups: usize,
+    /// How long a lookup, and a table operation, may take. Default 10 s.
+    pub lookup_timeout: Duration,
+}
+
+impl Default for ChordConfig {
+    fn default() -> Self {
+        ChordConfig::wan()
+    }
+}
+
+impl ChordConfig {
+    /// Timings for a local network.
+    pub fn lan() -> Self {
+        ChordConfig {
+            stabilize_interval: Duration::from_millis(500),
+            request_timeout: Duration::from_secs(1),
+            fix_fingers_interval: Duration::from_secs(2),
+            ..ChordConfig::wan()
+        }
+    }
+
+    /// Timings for the internet. The default.
+    pub fn wan() -> Self {
+        ChordConfig {
+            successors: 8,
+            stabilize_interval: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(4),
+            fix_fingers_interval: Duration::from_secs(10),
+            max_hops: 64,
+            max_lookups: 256,
+            lookup_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The same, with a successor list sized for a ring of about `n`
+    /// members ([`ChordConfig::successors_for`]).
+    pub fn sized_for(self, n: u64) -> Self {
+        ChordConfig {
+            successors: Self::successors_for(n),
+            ..self
+        }
+    }
+
+    /// A successor list length for a ring of about `n` nodes:
+    /// clamp(⌈log2 n⌉, 4, 32). If half the ring fails at once, about
+    /// n / 2^r members lose their whole list, so this keeps the expected
+    /// loss at one node; add 3 or 4 for margin (spec/chord.md §2).
+    pub fn successors_for(n: u64) -> usize {
+        let log = 64 - n.saturating_sub(1).leading_zeros() as usize;
+        log.clamp(4, MAX_CHORD_LIST)
+    }
+}

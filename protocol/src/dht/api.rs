@@ -1,0 +1,151 @@
+//! The `dht` component's commands, events, refusals and views.
+
+use bytes::Bytes;
+
+use crate::OpId;
+
+/// The Chord table: [`Command::Dht`](crate::Command::Dht).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DhtCommand {
+    /// Store `value` under `key` (spec/chord.md §10.2): ends in
+    /// [`DhtEvent::PutDone`] once every replica holds it, or
+    /// [`DhtEvent::Failed`].
+    Put {
+        /// 1 to 256 bytes.
+        key: Bytes,
+        /// At most 1 MiB.
+        value: Bytes,
+    },
+    /// Read `key` (spec/chord.md §10.3): ends in [`DhtEvent::GetDone`] or
+    /// [`DhtEvent::Failed`].
+    Get {
+        /// 1 to 256 bytes.
+        key: Bytes,
+    },
+    /// Delete `key`: a put of a tombstone; ends in
+    /// [`DhtEvent::DeleteDone`] or [`DhtEvent::Failed`].
+    Delete {
+        /// 1 to 256 bytes.
+        key: Bytes,
+    },
+}
+
+/// How the table's operations ended: [`Event::Dht`](crate::Event::Dht).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DhtEvent {
+    /// A [`DhtCommand::Put`] is held by every replica.
+    PutDone {
+        /// The command's id.
+        id: OpId,
+        /// The version the owner gave it.
+        version: u64,
+    },
+    /// A [`DhtCommand::Delete`] is held by every replica.
+    DeleteDone {
+        /// The command's id.
+        id: OpId,
+        /// The version the owner gave the tombstone.
+        version: u64,
+    },
+    /// The answer to a [`DhtCommand::Get`]: the greatest entry the holders
+    /// had.
+    GetDone {
+        /// The command's id.
+        id: OpId,
+        /// The key.
+        key: Bytes,
+        /// The value; `None` if the key was never written or was deleted.
+        value: Option<Bytes>,
+        /// The entry's version (0 if never written).
+        version: u64,
+    },
+    /// A table operation failed.
+    Failed {
+        /// The command's id.
+        id: OpId,
+        /// Why.
+        reason: DhtFailure,
+    },
+}
+
+/// Why a table operation failed (spec/chord.md §10.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DhtFailure {
+    /// The node asked is not a ring member.
+    #[error("not in the ring")]
+    NotInRing,
+    /// The coordinator does not own the key (the ring is changing); the
+    /// client retried until its time ran out.
+    #[error("the coordinator does not own the key")]
+    NotOwner,
+    /// A holder's store is at its cap.
+    #[error("a holder's store is full")]
+    Full,
+    /// The entry does not fit a peer's frame cap.
+    #[error("too large for a peer's frame cap")]
+    TooLarge,
+    /// The owner stored the entry but fewer than `dht.replicas` holders
+    /// acknowledged it in time; repair will spread it.
+    #[error("stored as version {version} on {holders} holders only")]
+    Incomplete {
+        /// The version it was given.
+        version: u64,
+        /// Holders that acknowledged, the owner included.
+        holders: u8,
+    },
+    /// No holder answered.
+    #[error("no holder answered")]
+    Unreachable,
+    /// `chord.lookup_timeout` passed.
+    #[error("timed out")]
+    Timeout,
+    /// The node shut down.
+    #[error("the node shut down")]
+    ShutDown,
+}
+
+/// Why a [`DhtCommand`] was refused. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DhtError {
+    /// `Config::dht` is `None`.
+    #[error("the table is not enabled in this node's config")]
+    Off,
+    /// A key is empty or longer than 256 bytes.
+    #[error("key of {0} bytes; keys have 1 to 256")]
+    BadKey(usize),
+    /// A value is over 1 MiB.
+    #[error("value of {len} bytes over the {max}-byte limit")]
+    ValueTooLarge {
+        /// The value's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The key's lookup could not start.
+    #[error("the key's lookup could not start: {0}")]
+    Ring(crate::ChordError),
+}
+
+/// What a node stores for one key ([`Node::dht_holds`](crate::Node::dht_holds)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DhtHeld {
+    /// The entry's version.
+    pub version: u64,
+    /// A value (`true`) or a tombstone.
+    pub live: bool,
+}
+
+/// What a node's store holds ([`Node::dht_usage`](crate::Node::dht_usage)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DhtUsage {
+    /// Entries, values and tombstones (at most `dht.max_entries`).
+    pub entries: usize,
+    /// Bytes of keys and values (at most `dht.max_bytes`).
+    pub bytes: usize,
+}

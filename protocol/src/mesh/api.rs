@@ -1,0 +1,56 @@
+//! The `mesh` component's command, event and counters.
+
+use bytes::Bytes;
+
+use crate::NodeId;
+
+/// Flooding: [`Command::Mesh`](crate::Command::Mesh).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MeshCommand {
+    /// Flood `payload` to every node of the network. Every other node
+    /// delivers it once as [`MeshEvent::Broadcast`]; this node does not.
+    Broadcast {
+        /// The bytes.
+        payload: Bytes,
+    },
+}
+
+/// A flood arrived: [`Event::Mesh`](crate::Event::Mesh).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MeshEvent {
+    /// Another node's [`MeshCommand::Broadcast`], delivered once.
+    Broadcast {
+        /// The node that broadcast it.
+        origin: NodeId,
+        /// Its sequence number, unique per origin.
+        seq: u64,
+        /// Links it travelled to get here (1 = from the origin directly).
+        hops: u8,
+        /// Its bytes (shared with every relay; copy to keep a small one
+        /// long).
+        payload: Bytes,
+    },
+}
+
+/// What flooding has done. They only grow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MeshStats {
+    /// Broadcasts this node originated.
+    pub sent: u64,
+    /// Broadcasts delivered to the application.
+    pub delivered: u64,
+    /// Broadcast frames sent on behalf of other nodes.
+    pub relayed: u64,
+    /// Broadcasts dropped as already seen.
+    pub duplicate: u64,
+    /// Broadcasts delivered but not relayed: they had `mesh.max_hops` hops.
+    pub hop_limited: u64,
+    /// Broadcast copies not sent because they exceed a peer's frame cap.
+    pub oversized: u64,
+    /// Broadcast ids forgotten early because the seen-cache was full (raise
+    /// `mesh.seen_cache_capacity` if this grows).
+    pub seen_evicted_early: u64,
+}

@@ -1,0 +1,152 @@
+//! The `peers` component's commands, events, refusals and counters.
+
+use core::net::SocketAddr;
+
+use smallvec::SmallVec;
+
+use crate::wire::{Capabilities, PeerEntry};
+use crate::{CloseReason, ConnId, Direction, NodeId, Security};
+
+/// Connections and the peer cache: [`Command::Peers`](crate::Command::Peers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeersCommand {
+    /// Dial `addr`. With `peer`, the handshake must prove that exact id or
+    /// the connection closes with `IdentityMismatch`. The peer the
+    /// handshake proves becomes *wanted*: redialled with backoff whenever it
+    /// is lost, until [`PeersCommand::Disconnect`].
+    Connect {
+        /// Where to dial.
+        addr: SocketAddr,
+        /// The id the peer must have, if known.
+        peer: Option<NodeId>,
+    },
+    /// Dial every address at once (1 to 8); the first connection whose
+    /// handshake completes is kept and the others are closed. For a node
+    /// reachable at several addresses, some of which may be dead. With
+    /// `peer`, every dial demands that id, as in `Connect`.
+    ConnectAny {
+        /// Where to dial.
+        addrs: Vec<SocketAddr>,
+        /// The id the peer must have, if known.
+        peer: Option<NodeId>,
+    },
+    /// Import peer-cache entries (as exported by
+    /// [`Node::known_peers`](crate::Node::known_peers)), e.g. saved by the
+    /// previous run. Entries without addresses, and this node's own, are
+    /// skipped.
+    AddPeers {
+        /// The entries.
+        peers: Vec<PeerEntry>,
+    },
+    /// Close every connection to `peer` with a `Goodbye`, and stop
+    /// redialling it (it is no longer wanted). `Err(NotConnected)` only if
+    /// there was neither a connection nor a wish to redial.
+    Disconnect {
+        /// The peer.
+        peer: NodeId,
+    },
+}
+
+/// Connections and peers coming and going: [`Event::Peers`](crate::Event::Peers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeersEvent {
+    /// A handshake completed: `peer` is who is on the other end (proven in
+    /// Noise mode, claimed in plaintext mode).
+    Established {
+        /// The connection.
+        conn: ConnId,
+        /// The peer's id, derived from its identity key.
+        peer: NodeId,
+        /// The transport address of the connection.
+        remote: SocketAddr,
+        /// Who dialled.
+        direction: Direction,
+        /// How the session is secured.
+        security: Security,
+        /// Where the peer says it accepts connections.
+        listen_addrs: SmallVec<[SocketAddr; 2]>,
+        /// Features both sides offered (used on this connection).
+        capabilities: Capabilities,
+    },
+    /// A connection (dialling, handshaking or open) is gone, and why.
+    Closed {
+        /// The connection.
+        conn: ConnId,
+        /// The peer, if the handshake had told us who it was.
+        peer: Option<NodeId>,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// `peer` has an established connection (its first); everything sent
+    /// to it now goes out at once.
+    Up {
+        /// The peer.
+        peer: NodeId,
+        /// The connection's transport address.
+        remote: SocketAddr,
+        /// Who dialled.
+        direction: Direction,
+    },
+    /// `peer` has no connection any more (its last one closed, or liveness
+    /// declared it dead and closed it). Its addresses stay in the peer
+    /// cache for redial.
+    Down {
+        /// The peer.
+        peer: NodeId,
+        /// Why the last connection ended.
+        reason: CloseReason,
+    },
+}
+
+/// Why a [`PeersCommand`] was refused. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeersError {
+    /// No connection to that peer, and no wish to redial it.
+    #[error("not connected to {0}")]
+    NotConnected(NodeId),
+    /// The node is at `peers.max_connections`.
+    #[error("at the connection cap of {0}")]
+    TooManyConnections(usize),
+    /// The node is at `peers.max_outbound`.
+    #[error("at the outbound connection cap of {0}")]
+    TooManyOutbound(usize),
+    /// The node is at `peers.max_half_open`.
+    #[error("at the half-open connection cap of {0}")]
+    TooManyHalfOpen(usize),
+    /// `ConnectAny` needs 1 to 8 addresses.
+    #[error("{0} addresses given; ConnectAny takes 1 to 8")]
+    BadAddressCount(usize),
+}
+
+/// What the connection layer has done. They only grow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeersStats {
+    /// Frames written (handshake and transport).
+    pub frames_sent: u64,
+    /// Transport frames decoded.
+    pub frames_received: u64,
+    /// Bytes handed to the driver in `Output::Send`.
+    pub bytes_sent: u64,
+    /// Bytes received from the driver.
+    pub bytes_received: u64,
+    /// Transport frames sent with a compressed body.
+    pub compressed_frames_sent: u64,
+    /// Transport frames received with a compressed body.
+    pub compressed_frames_received: u64,
+    /// Handshakes that completed.
+    pub sessions_established: u64,
+    /// Connections closed because the peer broke the protocol or the
+    /// handshake failed (including timeouts).
+    pub protocol_errors: u64,
+    /// Inbound connections refused (at a connection cap, or after
+    /// shutdown).
+    pub refused_connections: u64,
+    /// Dials started (by commands, redials and bootstrap).
+    pub dials: u64,
+    /// Connections closed as duplicates of another to the same peer.
+    pub duplicate_connections: u64,
+}
