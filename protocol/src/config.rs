@@ -4,13 +4,15 @@ use core::net::SocketAddr;
 
 use smallvec::SmallVec;
 
-use crate::chord::ChordConfig;
-use crate::dht::DhtConfig;
-use crate::liveness::LivenessConfig;
-use crate::mesh::MeshConfig;
-use crate::messaging::MessagingConfig;
-use crate::peers::PeersConfig;
-use crate::session::SessionConfig;
+// Each sub-config from its own file, which imports nothing of its
+// component: the components read `Config`, not the other way round.
+use crate::chord::config::ChordConfig;
+use crate::dht::config::DhtConfig;
+use crate::liveness::config::LivenessConfig;
+use crate::mesh::config::MeshConfig;
+use crate::messaging::config::MessagingConfig;
+use crate::peers::config::PeersConfig;
+use crate::session::config::SessionConfig;
 use crate::time::Duration;
 use crate::wire::{MAX_LISTEN_ADDRS, MAX_PEER_LIST};
 

@@ -15,9 +15,9 @@ use std::process::ExitCode;
 mod args;
 
 use clap::Parser;
+use ringmesh_sim::demo;
 use ringmesh_sim::scenario::{chord, flood, liveness, script};
 use ringmesh_sim::show::{self, Progress, Report};
-use ringmesh_sim::{demo, plot};
 
 use args::{Cli, Cmd, DemoArgs, Output, ParseDefault, RunArgs};
 
@@ -25,7 +25,7 @@ type Error = Box<dyn std::error::Error>;
 
 /// Runs a flood, liveness or chord scenario with a progress bar, then shows
 /// its report (see [`show::scenario`]).
-fn scenario<R: Report + plot::Figure>(
+fn scenario<R: Report + show::Figure>(
     name: &str,
     nodes: u32,
     replay: &str,

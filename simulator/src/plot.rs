@@ -11,14 +11,9 @@ use plotters::prelude::*;
 use crate::scenario::chord::ChordReport;
 use crate::scenario::flood::FloodReport;
 use crate::scenario::liveness::LivenessReport;
+use crate::show::Figure;
 
 const SIZE: (u32, u32) = (900, 560);
-
-/// A report that has a figure (`--plot FILE.svg`).
-pub trait Figure {
-    /// Writes the figure to the SVG file `path`.
-    fn draw(&self, path: &Path) -> Result<(), Box<dyn Error>>;
-}
 
 impl Figure for FloodReport {
     fn draw(&self, path: &Path) -> Result<(), Box<dyn Error>> {

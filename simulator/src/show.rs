@@ -13,10 +13,14 @@ use std::process::ExitCode;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::plot::Figure;
-
 /// Below this many nodes a run is over before a progress bar helps.
 const PROGRESS_BAR_NODES: u32 = 20_000;
+
+/// A report that has a figure (`--plot FILE.svg`); `plot.rs` draws them.
+pub trait Figure {
+    /// Writes the figure to the SVG file `path`.
+    fn draw(&self, path: &Path) -> Result<(), Box<dyn Error>>;
+}
 
 /// What every report the command line prints offers: its JSON form
 /// (`Serialize`: exactly the object `--json` prints), its human summary

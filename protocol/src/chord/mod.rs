@@ -16,7 +16,7 @@
 //! [`RingObserver`].
 
 mod api;
-mod config;
+pub(crate) mod config;
 mod lookup;
 mod maintain;
 mod respond;

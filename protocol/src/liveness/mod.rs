@@ -16,7 +16,7 @@
 //! connections.
 
 mod api;
-mod config;
+pub(crate) mod config;
 pub(crate) mod peer;
 
 pub use api::{LivenessEvent, LivenessStats};

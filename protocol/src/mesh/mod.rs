@@ -3,7 +3,7 @@
 //! the one it came from and its origin, encoded once for all of them.
 
 mod api;
-mod config;
+pub(crate) mod config;
 mod seen_cache;
 
 pub use api::{MeshCommand, MeshEvent, MeshStats};

@@ -11,7 +11,7 @@
 //! fails them ([`DeliveryError::Disconnected`]).
 
 mod api;
-mod config;
+pub(crate) mod config;
 
 pub use api::{
     DeliveryError, MessagingCommand, MessagingError, MessagingEvent, MessagingPending,

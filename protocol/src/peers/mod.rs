@@ -17,7 +17,7 @@
 
 mod api;
 mod cache;
-mod config;
+pub(crate) mod config;
 mod connections;
 mod discovery;
 mod maintain;

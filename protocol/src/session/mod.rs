@@ -15,7 +15,7 @@
 //! announces another version or security mode closes with a specific reason:
 //! a Noise node never continues in plaintext.
 
-mod config;
+pub(crate) mod config;
 mod noise;
 
 pub use config::SessionConfig;
