@@ -258,6 +258,41 @@ fn simultaneous_dials_leave_exactly_one_connection_on_both_sides() {
 }
 
 #[test]
+fn a_peer_request_on_a_connection_being_retired_is_answered_on_the_one_kept() {
+    let mut net = network(2, |_| lan());
+    net.record_sent(true);
+    // Node 0 dials node 1 twice: it keeps the first connection up and
+    // retires the second (`Goodbye(Duplicate)`, then nothing more on it).
+    let first = net.connect(0, 1).expect("dial");
+    let second = net.connect(0, 1).expect("dial");
+    let established = |net: &Network| {
+        net.events_of(0)
+            .filter(|e| matches!(e, Event::Peers(PeersEvent::Established { .. })))
+            .count()
+    };
+    while established(&net) < 2 {
+        assert!(net.step(), "both dials complete");
+    }
+    assert!(net.node(0).is_connected(id(&net, 1)));
+    // Node 1 asks for peers on the connection being retired, before its
+    // goodbye there: the answer must not be lost with that connection.
+    let mut frame = bytes::BytesMut::new();
+    ringmesh::wire::encode_frame(
+        &ringmesh::wire::Message::PeerRequest(ringmesh::wire::PeerRequest),
+        None,
+        &mut frame,
+    );
+    let before = net.sent().len();
+    net.inject(0, second, frame.freeze());
+    let replies: Vec<_> = net.sent()[before..]
+        .iter()
+        .filter(|s| s.node == 0 && s.bytes.get(5) == Some(&0x11))
+        .map(|s| s.conn)
+        .collect();
+    assert_eq!(replies, [first], "one PeerList, on the kept connection");
+}
+
+#[test]
 fn nothing_sent_during_a_duplicate_resolution_is_lost() {
     for case in 0..12u64 {
         let mut net = Network::new(Duration::from_millis(2 + case % 3));

@@ -9,6 +9,7 @@ use smallvec::SmallVec;
 use tracing::{debug, info};
 
 use super::{Connection, Net, PeerLink, PeersError, PeersEvent, Timer, Upcalls, redial_delay};
+use crate::cx::Cx;
 use crate::liveness::peer::PeerLiveness;
 use crate::session::{Established, Session, SessionOutput};
 use crate::wire::{FindPeer, Goodbye, GoodbyeReason, Message, PeerList};
@@ -687,15 +688,18 @@ impl Net {
                 self.forget(conn, CloseReason::Goodbye(reason), None, true, up);
                 return false;
             }
+            // Replies go to the peer's current connection, not necessarily
+            // this one, which may be a duplicate this node is retiring (and
+            // then sends nothing more).
             Message::PeerRequest(_) => {
                 let list = self.peer_sample(from);
-                let _ = self.send_message(conn, &Message::PeerList(list));
+                let _ = Cx::send(self, from, &Message::PeerList(list));
             }
             Message::PeerList(list) => self.on_peer_list(list, up),
             Message::FindPeer(FindPeer { target }) => {
                 if let Some(entry) = self.cache.entry(target) {
                     let list = PeerList { peers: vec![entry] };
-                    let _ = self.send_message(conn, &Message::PeerList(list));
+                    let _ = Cx::send(self, from, &Message::PeerList(list));
                 }
             }
             other => {
