@@ -52,6 +52,17 @@ pub struct Sent {
     pub bytes: Bytes,
 }
 
+/// An event a node emitted, as [`Network::events`] records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The node that emitted it.
+    pub node: NodeIndex,
+    /// When.
+    pub at: Instant,
+    /// The event.
+    pub event: Event,
+}
+
 /// Several nodes on perfect in-memory links. See the module docs.
 pub struct Network {
     nodes: Vec<Node>,
@@ -67,7 +78,7 @@ pub struct Network {
     /// Both ends of every open link: (node, conn) → (peer node, peer conn).
     links: BTreeMap<(NodeIndex, ConnId), (NodeIndex, ConnId)>,
     next_inbound: Vec<u64>,
-    events: Vec<(NodeIndex, Instant, Event)>,
+    events: Vec<Recorded>,
     sent: Vec<Sent>,
     record_sent: bool,
 }
@@ -160,13 +171,13 @@ impl Network {
     }
 
     /// Every event so far: node, time, event.
-    pub fn events(&self) -> &[(NodeIndex, Instant, Event)] {
+    pub fn events(&self) -> &[Recorded] {
         &self.events
     }
 
     /// Removes and returns every event so far. Long runs call this to keep
     /// memory flat: received payloads share the buffers they arrived in.
-    pub fn take_events(&mut self) -> Vec<(NodeIndex, Instant, Event)> {
+    pub fn take_events(&mut self) -> Vec<Recorded> {
         core::mem::take(&mut self.events)
     }
 
@@ -174,8 +185,8 @@ impl Network {
     pub fn events_of(&self, i: NodeIndex) -> impl Iterator<Item = &Event> {
         self.events
             .iter()
-            .filter(move |(n, _, _)| *n == i)
-            .map(|(_, _, e)| e)
+            .filter(move |r| r.node == i)
+            .map(|r| &r.event)
     }
 
     /// Recorded sends (when [`Network::record_sent`] is on).
@@ -333,7 +344,11 @@ impl Network {
                         self.schedule(at, j, Input::Closed { conn, reason });
                     }
                 }
-                Output::Event(event) => self.events.push((i, self.now, event)),
+                Output::Event(event) => self.events.push(Recorded {
+                    node: i,
+                    at: self.now,
+                    event,
+                }),
             }
         }
     }

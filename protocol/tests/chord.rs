@@ -4,7 +4,7 @@
 //! through the ring.
 
 use bytes::Bytes;
-use ringmesh::testing::{Network, NodeIndex};
+use ringmesh::testing::{Network, NodeIndex, Recorded};
 use ringmesh::wire::PeerEntry;
 use ringmesh::{
     Accepted, ChordCommand, ChordConfig, ChordError, ChordEvent, ChordRole, Command, CommandError,
@@ -163,7 +163,9 @@ fn a_ring_grown_by_joins_through_one_node_becomes_ideal() {
         let joined = net
             .events()
             .iter()
-            .filter(|(_, _, e)| matches!(e, Event::Chord(ChordEvent::Joined { .. })))
+            .filter(|Recorded { event: e, .. }| {
+                matches!(e, Event::Chord(ChordEvent::Joined { .. }))
+            })
             .count();
         assert_eq!(joined, n - 1);
     }
@@ -217,7 +219,7 @@ fn crashed_members_are_flushed_and_the_ring_repairs() {
     assert!(
         !net.events()
             .iter()
-            .any(|(_, _, e)| matches!(e, Event::Chord(ChordEvent::Orphaned)))
+            .any(|Recorded { event: e, .. }| matches!(e, Event::Chord(ChordEvent::Orphaned)))
     );
 }
 
@@ -255,14 +257,20 @@ fn a_message_to_a_node_outside_the_ring_fails_at_once_as_unreachable() {
     )
     .expect("queued");
     net.settle();
-    let failed = net.events().iter().find_map(|(i, t, e)| match e {
-        Event::Messaging(MessagingEvent::SendFailed { to, reason, .. })
-            if *i == 2 && *to == stranger =>
-        {
-            Some((*t, *reason))
-        }
-        _ => None,
-    });
+    let failed = net.events().iter().find_map(
+        |Recorded {
+             node: i,
+             at: t,
+             event: e,
+         }| match e {
+            Event::Messaging(MessagingEvent::SendFailed { to, reason, .. })
+                if *i == 2 && *to == stranger =>
+            {
+                Some((*t, *reason))
+            }
+            _ => None,
+        },
+    );
     let (t, reason) = failed.expect("the send failed");
     assert_eq!(reason, DeliveryError::Unreachable);
     // Not at lookup_timeout (10 s): as soon as the ring said so.

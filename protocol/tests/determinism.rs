@@ -2,16 +2,15 @@
 //! byte; another seed changes the Noise bytes but not what happens.
 
 use bytes::Bytes;
-use ringmesh::testing::{Network, Sent};
+use ringmesh::testing::{Network, Recorded, Sent};
 use ringmesh::{
     ChordCommand, ChordConfig, ChordEvent, Config, DhtCommand, DhtConfig, DhtEvent, Duration,
-    Event, Instant, MeshCommand, MeshEvent, MessagingCommand, MessagingEvent, PeersCommand,
-    PeersConfig,
+    Event, MeshCommand, MeshEvent, MessagingCommand, MessagingEvent, PeersCommand, PeersConfig,
 };
 
 /// Three Noise nodes: handshakes, messages both ways (one compressible),
 /// a disconnect, a dial that times out.
-fn scenario(seed: u64) -> (Vec<Sent>, Vec<(usize, Instant, Event)>) {
+fn scenario(seed: u64) -> (Vec<Sent>, Vec<Recorded>) {
     let mut net = Network::new(Duration::from_millis(3));
     net.record_sent(true);
     for i in 0..3u8 {
@@ -59,7 +58,7 @@ fn the_same_seed_gives_byte_identical_outputs() {
     assert!(
         events_a
             .iter()
-            .any(|(_, _, e)| matches!(e, Event::Messaging(MessagingEvent::Direct { .. })))
+            .any(|r| matches!(r.event, Event::Messaging(MessagingEvent::Direct { .. })))
     );
     assert_eq!(sent_a, sent_b);
     assert_eq!(events_a, events_b);
@@ -82,7 +81,7 @@ fn another_seed_changes_the_noise_bytes_but_not_the_story() {
 /// Twelve nodes joining through a bootstrap node, broadcasting, one crash:
 /// every seeded choice (dial order, backoff jitter, peer samples, broadcast
 /// sequence numbers) is taken.
-fn overlay_scenario(seed: u64) -> (Vec<Sent>, Vec<(usize, Instant, Event)>) {
+fn overlay_scenario(seed: u64) -> (Vec<Sent>, Vec<Recorded>) {
     let mut net = Network::new(Duration::from_millis(2));
     net.record_sent(true);
     for i in 0..12u8 {
@@ -119,7 +118,7 @@ fn an_overlay_run_replays_exactly_from_its_seed() {
     let (sent_b, events_b) = overlay_scenario(7);
     let messages = events_a
         .iter()
-        .filter(|(_, _, e)| matches!(e, Event::Mesh(MeshEvent::Broadcast { .. })))
+        .filter(|r| matches!(r.event, Event::Mesh(MeshEvent::Broadcast { .. })))
         .count();
     assert_eq!(
         messages,
@@ -134,7 +133,7 @@ fn an_overlay_run_replays_exactly_from_its_seed() {
 
 /// A ring grown by joins, fingers, lookups, puts and gets, and a crash:
 /// every seeded choice of chord (timer jitter, join start order) is taken.
-fn chord_scenario(seed: u64) -> (Vec<Sent>, Vec<(usize, Instant, Event)>) {
+fn chord_scenario(seed: u64) -> (Vec<Sent>, Vec<Recorded>) {
     let mut net = Network::new(Duration::from_millis(2));
     net.record_sent(true);
     for i in 0..10u8 {
@@ -189,7 +188,7 @@ fn chord_scenario(seed: u64) -> (Vec<Sent>, Vec<(usize, Instant, Event)>) {
 fn a_chord_run_replays_exactly_from_its_seed() {
     let (sent_a, events_a) = chord_scenario(11);
     let (sent_b, events_b) = chord_scenario(11);
-    let count = |f: fn(&Event) -> bool| events_a.iter().filter(|(_, _, e)| f(e)).count();
+    let count = |f: fn(&Event) -> bool| events_a.iter().filter(|r| f(&r.event)).count();
     assert_eq!(
         count(|e| matches!(e, Event::Chord(ChordEvent::Joined { .. }))),
         9

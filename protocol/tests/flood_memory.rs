@@ -5,7 +5,7 @@
 //! holds exactly one test.
 
 use bytes::{Bytes, BytesMut};
-use ringmesh::testing::Network;
+use ringmesh::testing::{Network, Recorded};
 use ringmesh::wire::{Broadcast, Message, encode_frame};
 use ringmesh::{
     Config, ConnId, Duration, Event, Input, MeshConfig, MeshEvent, NodeId, Output, PeersEvent,
@@ -39,14 +39,18 @@ fn a_million_distinct_broadcasts_leave_memory_bounded() {
     let conn: ConnId = net
         .events()
         .iter()
-        .find_map(|(i, _, e)| match e {
-            Event::Peers(PeersEvent::Established { conn, peer, .. })
-                if *i == 0 && *peer == from =>
-            {
-                Some(*conn)
-            }
-            _ => None,
-        })
+        .find_map(
+            |Recorded {
+                 node: i, event: e, ..
+             }| match e {
+                Event::Peers(PeersEvent::Established { conn, peer, .. })
+                    if *i == 0 && *peer == from =>
+                {
+                    Some(*conn)
+                }
+                _ => None,
+            },
+        )
         .expect("node 0 is connected to node 1");
     drop(net.take_events());
     let mut now = net.now();

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use ringmesh::testing::{Network, NodeIndex};
+use ringmesh::testing::{Network, NodeIndex, Recorded};
 use ringmesh::{
     Accepted, CloseReason, Command, CommandError, Config, DeliveryError, Direction, Duration,
     Event, Instant, LivenessEvent, MeshCommand, MeshEvent, MessagingCommand, MessagingConfig,
@@ -394,12 +394,18 @@ fn connect_any_refuses_empty_and_oversized_address_sets() {
 fn downs_of(net: &Network, peer: NodeId) -> Vec<(NodeIndex, Instant, CloseReason)> {
     net.events()
         .iter()
-        .filter_map(|(i, t, e)| match e {
-            Event::Peers(PeersEvent::Down { peer: p, reason }) if *p == peer => {
-                Some((*i, *t, reason.clone()))
-            }
-            _ => None,
-        })
+        .filter_map(
+            |Recorded {
+                 node: i,
+                 at: t,
+                 event: e,
+             }| match e {
+                Event::Peers(PeersEvent::Down { peer: p, reason }) if *p == peer => {
+                    Some((*i, *t, reason.clone()))
+                }
+                _ => None,
+            },
+        )
         .collect()
 }
 
@@ -450,10 +456,15 @@ fn live_peers_are_never_declared_down_and_their_rtt_is_measured() {
     net.connect(0, 1).expect("dial");
     net.connect(0, 2).expect("dial");
     net.run_for(Duration::from_secs(120));
-    assert!(net.events().iter().all(|(_, _, e)| !matches!(
-        e,
-        Event::Peers(PeersEvent::Down { .. }) | Event::Liveness(LivenessEvent::Suspect { .. })
-    )));
+    assert!(
+        net.events()
+            .iter()
+            .all(|Recorded { event: e, .. }| !matches!(
+                e,
+                Event::Peers(PeersEvent::Down { .. })
+                    | Event::Liveness(LivenessEvent::Suspect { .. })
+            ))
+    );
     assert_eq!(
         net.node(0).rtt(id(&net, 1)),
         Some(LATENCY.saturating_mul(2))
@@ -550,14 +561,20 @@ fn a_request_gets_its_response_and_one_to_a_silent_node_fails_at_its_timeout() {
     let failed: Vec<(Instant, DeliveryError)> = net
         .events()
         .iter()
-        .filter_map(|(i, t, e)| match e {
-            Event::Messaging(MessagingEvent::RequestFailed { id, reason, .. })
-                if *i == 0 && *id == rid =>
-            {
-                Some((*t, *reason))
-            }
-            _ => None,
-        })
+        .filter_map(
+            |Recorded {
+                 node: i,
+                 at: t,
+                 event: e,
+             }| match e {
+                Event::Messaging(MessagingEvent::RequestFailed { id, reason, .. })
+                    if *i == 0 && *id == rid =>
+                {
+                    Some((*t, *reason))
+                }
+                _ => None,
+            },
+        )
         .collect();
     assert_eq!(failed, vec![(asked_at + timeout, DeliveryError::Timeout)]);
     // No response was invented, and the failed request is forgotten.
@@ -651,10 +668,14 @@ fn a_message_to_a_node_nobody_knows_comes_back_at_the_lookup_timeout() {
     let failed: Vec<(Instant, Event)> = net
         .events()
         .iter()
-        .filter(|(i, _, e)| {
-            *i == 0 && matches!(e, Event::Messaging(MessagingEvent::SendFailed { .. }))
-        })
-        .map(|(_, t, e)| (*t, e.clone()))
+        .filter(
+            |Recorded {
+                 node: i, event: e, ..
+             }| {
+                *i == 0 && matches!(e, Event::Messaging(MessagingEvent::SendFailed { .. }))
+            },
+        )
+        .map(|r| (r.at, r.event.clone()))
         .collect();
     assert_eq!(
         failed,
@@ -737,17 +758,21 @@ fn a_wanted_peer_is_redialled_with_growing_backoff_until_it_returns() {
     let failures: Vec<Instant> = net
         .events()
         .iter()
-        .filter(|(i, _, e)| {
-            *i == 0
-                && matches!(
-                    e,
-                    Event::Peers(PeersEvent::Closed {
-                        reason: CloseReason::DialFailed(_),
-                        ..
-                    })
-                )
-        })
-        .map(|(_, t, _)| *t)
+        .filter(
+            |Recorded {
+                 node: i, event: e, ..
+             }| {
+                *i == 0
+                    && matches!(
+                        e,
+                        Event::Peers(PeersEvent::Closed {
+                            reason: CloseReason::DialFailed(_),
+                            ..
+                        })
+                    )
+            },
+        )
+        .map(|r| r.at)
         .collect();
     assert!(failures.len() >= 4, "{failures:?}");
     let config = lan();

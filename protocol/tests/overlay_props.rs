@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use ringmesh::testing::Network;
+use ringmesh::testing::{Network, Recorded};
 use ringmesh::{
     Accepted, Config, Duration, Event, MeshCommand, MeshEvent, NodeId, PeersCommand, PeersConfig,
     Security,
@@ -42,7 +42,10 @@ fn scenario() -> impl Strategy<Value = (usize, usize, u64, Vec<Op>)> {
 /// How often each node delivered each broadcast.
 fn deliveries(net: &Network) -> BTreeMap<(usize, NodeId, u64), usize> {
     let mut counts = BTreeMap::new();
-    for (i, _, e) in net.events() {
+    for Recorded {
+        node: i, event: e, ..
+    } in net.events()
+    {
         if let Event::Mesh(MeshEvent::Broadcast { origin, seq, .. }) = e {
             *counts.entry((*i, *origin, *seq)).or_default() += 1;
         }

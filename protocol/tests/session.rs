@@ -2,7 +2,7 @@
 //! modes, authenticated ids, encrypted traffic, refusals with reasons.
 
 use bytes::Bytes;
-use ringmesh::testing::Network;
+use ringmesh::testing::{Network, Recorded};
 use ringmesh::wire::{Capabilities, FLAG_COMPRESSED, LENGTH_PREFIX_LEN};
 use ringmesh::{
     CloseReason, Command, CommandError, Config, Direction, Duration, Event, Identity, Instant,
@@ -212,12 +212,18 @@ fn a_silent_peer_is_closed_at_the_handshake_timeout_and_not_before() {
     let closes: Vec<(Instant, CloseReason)> = net
         .events()
         .iter()
-        .filter_map(|(n, t, e)| match e {
-            Event::Peers(PeersEvent::Closed { reason, .. }) if *n == 0 => {
-                Some((*t, reason.clone()))
-            }
-            _ => None,
-        })
+        .filter_map(
+            |Recorded {
+                 node: n,
+                 at: t,
+                 event: e,
+             }| match e {
+                Event::Peers(PeersEvent::Closed { reason, .. }) if *n == 0 => {
+                    Some((*t, reason.clone()))
+                }
+                _ => None,
+            },
+        )
         .collect();
     assert_eq!(
         closes,

@@ -5,7 +5,7 @@
 use std::fmt::{self, Write as _};
 
 use bytes::Bytes;
-use ringmesh::testing::Network;
+use ringmesh::testing::{Network, Recorded};
 use ringmesh::{
     CloseReason, Config, Duration, Event, MeshCommand, MeshEvent, PeersConfig, PeersEvent, Security,
 };
@@ -150,7 +150,10 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport, Box<dyn std::error::Error>
         peers.iter().max().unwrap_or(&0),
         net.events()
             .iter()
-            .filter(|(_, _, e)| matches!(e, Event::Peers(PeersEvent::Established { .. })))
+            .filter(|Recorded { event: e, .. }| matches!(
+                e,
+                Event::Peers(PeersEvent::Established { .. })
+            ))
             .count()
     )?;
 
@@ -190,7 +193,7 @@ fn flood_from_everyone(
     net.settle();
     let mut seen = std::collections::BTreeSet::new();
     let (mut deliveries, mut duplicate_deliveries, mut hops) = (0, 0, 0u64);
-    for (node, _, event) in &net.events()[start..] {
+    for Recorded { node, event, .. } in &net.events()[start..] {
         if let Event::Mesh(MeshEvent::Broadcast {
             origin,
             seq,
@@ -237,7 +240,7 @@ fn crash_the_last(
     net.crash(victim);
     net.run_for(detection + Duration::from_secs(1));
     let mut detected = 0;
-    for (node, at, event) in net.events() {
+    for Recorded { node, at, event } in net.events() {
         if let Event::Peers(PeersEvent::Down { peer, reason }) = event
             && *peer == victim_id
         {

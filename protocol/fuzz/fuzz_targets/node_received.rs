@@ -26,8 +26,8 @@ use std::sync::LazyLock;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use ringmesh::{
-    Command, Config, ConnId, Direction, Duration, Identity, Input, Instant, Node, Output,
-    TransportError,
+    Config, ConnId, Direction, Duration, Identity, Input, Instant, Node, Output,
+    PeersCommand, TransportError,
 };
 use ringmesh_fuzz::chunks;
 
@@ -69,9 +69,9 @@ fn config(mode: u8) -> Config {
         Config::plaintext()
     };
     if mode & 4 != 0 {
-        config.max_frame_len = ringmesh::MIN_MAX_FRAME_LEN;
+        config.session.max_frame_len = ringmesh::MIN_MAX_FRAME_LEN;
     }
-    config.compression = mode & 0x40 == 0;
+    config.session.compression = mode & 0x40 == 0;
     config
 }
 
@@ -84,7 +84,7 @@ fn open(node: &mut Node, direction: Direction, now: Instant) -> (ConnId, Vec<Byt
         Direction::Outbound => {
             node.command(
                 now,
-                Command::Connect {
+                PeersCommand::Connect {
                     addr: remote,
                     peer: None,
                 },

@@ -12,12 +12,8 @@ mod route;
 use foldhash::fast::FixedState;
 use tracing::info;
 
-use crate::chord::{Chord, ChordRole};
+use crate::chord::ChordRole;
 use crate::cx::Cx;
-use crate::dht::Dht;
-use crate::liveness::Liveness;
-use crate::mesh::Mesh;
-use crate::messaging::Messaging;
 use crate::peers::Net;
 use crate::rng::{Rng, Stream};
 use crate::time::{Duration, Instant};
@@ -90,18 +86,7 @@ impl Node {
         // Seeded from the node seed: deterministic, yet not predictable by a
         // peer that would grind ids to collide in our tables.
         let hasher = FixedState::with_seed(tables.next_u64());
-        let parts = Parts {
-            liveness: Liveness::new(&config.liveness),
-            mesh: Mesh::new(&config.mesh, seed, hasher.clone()),
-            messaging: Messaging::new(&config.messaging, hasher.clone()),
-            chord: Chord::new(
-                config.chord.as_ref(),
-                &config.listen_addrs,
-                seed,
-                hasher.clone(),
-            ),
-            dht: Dht::new(config.dht.as_ref(), config.chord.as_ref(), hasher.clone()),
-        };
+        let parts = Parts::new(&config, seed, &hasher);
         let net = Net::new(config, &identity, seed, hasher, now);
         Ok(Node { net, parts })
     }
@@ -118,22 +103,7 @@ impl Node {
 
     /// Counters since the node was created.
     pub fn stats(&self) -> Stats {
-        let p = &self.parts;
-        Stats {
-            peers: self.net.stats,
-            liveness: p.liveness.stats,
-            mesh: MeshStats {
-                seen_evicted_early: p.mesh.seen_evicted_early(),
-                ..p.mesh.stats
-            },
-            messaging: MessagingStats {
-                late_responses: p.messaging.requests.late_replies,
-            },
-            chord: ChordStats {
-                late_replies: p.chord.rpc.late_replies,
-                ..p.chord.stats
-            },
-        }
+        self.parts.stats(&self.net)
     }
 
     /// Connections in any state (dialling, handshaking, established,

@@ -17,7 +17,13 @@ use crate::peers::{Net, PeersCommand, PeersError, Upcalls};
 use crate::rpc::{Done, Failure, Outcome};
 use crate::time::Instant;
 use crate::wire::{Capabilities, Message, Ping, Pong};
-use crate::{Accepted, CloseReason, Command, CommandError, ConnId, NodeId};
+use foldhash::fast::FixedState;
+
+use super::Stats;
+use crate::{
+    Accepted, ChordStats, CloseReason, Command, CommandError, Config, ConnId, MeshStats,
+    MessagingStats, NodeId,
+};
 
 /// The components above the connection layer.
 pub(super) struct Parts {
@@ -41,6 +47,41 @@ enum Queue {
 }
 
 impl Parts {
+    /// The components of a node configured by `config` (validated).
+    pub(super) fn new(config: &Config, seed: u64, hasher: &FixedState) -> Self {
+        Parts {
+            liveness: Liveness::new(&config.liveness),
+            mesh: Mesh::new(&config.mesh, seed, hasher.clone()),
+            messaging: Messaging::new(&config.messaging, hasher.clone()),
+            chord: Chord::new(
+                config.chord.as_ref(),
+                &config.listen_addrs,
+                seed,
+                hasher.clone(),
+            ),
+            dht: Dht::new(config.dht.as_ref(), config.chord.as_ref(), hasher.clone()),
+        }
+    }
+
+    /// Every component's counters.
+    pub(super) fn stats(&self, net: &Net) -> Stats {
+        Stats {
+            peers: net.stats,
+            liveness: self.liveness.stats,
+            mesh: MeshStats {
+                seen_evicted_early: self.mesh.seen_evicted_early(),
+                ..self.mesh.stats
+            },
+            messaging: MessagingStats {
+                late_responses: self.messaging.requests.late_replies,
+            },
+            chord: ChordStats {
+                late_replies: self.chord.rpc.late_replies,
+                ..self.chord.stats
+            },
+        }
+    }
+
     // ----- commands -----
 
     /// Hands `command` to the component that owns it.
