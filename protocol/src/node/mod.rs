@@ -19,29 +19,12 @@ use crate::rng::{Rng, Stream};
 use crate::time::{Duration, Instant};
 use crate::wire::PeerEntry;
 use crate::{
-    Accepted, ChordPending, ChordStats, CloseReason, Command, CommandError, Config, ConfigError,
-    DhtHeld, DhtUsage, Identity, Input, LivenessStats, MeshStats, MessagingPending, MessagingStats,
-    NodeId, Output, PeersStats,
+    Accepted, ChordPending, CloseReason, Command, CommandError, Config, ConfigError, DhtHeld,
+    DhtUsage, Identity, Input, MessagingPending, NodeId, Output,
 };
 
 use route::Parts;
-
-/// Counters an operator reads to see what a node has been doing, one
-/// struct per component. They only grow.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Connections, frames and bytes.
-    pub peers: PeersStats,
-    /// Pings and deaths.
-    pub liveness: LivenessStats,
-    /// Flooding.
-    pub mesh: MeshStats,
-    /// Requests.
-    pub messaging: MessagingStats,
-    /// The ring (and the table's requests, which are ring requests).
-    pub chord: ChordStats,
-}
+pub use route::Stats;
 
 /// One ringmesh node: a sans-IO state machine. See the crate docs for the
 /// driving contract.
@@ -150,7 +133,7 @@ impl Node {
     }
 
     /// Broadcast ids remembered (at most `mesh.seen_cache_capacity`;
-    /// [`MeshStats::seen_evicted_early`] counts those forgotten early).
+    /// [`MeshStats::seen_evicted_early`](crate::MeshStats::seen_evicted_early) counts those forgotten early).
     pub fn seen_cache_len(&self) -> usize {
         self.parts.mesh.seen_len()
     }

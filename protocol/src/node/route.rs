@@ -19,11 +19,27 @@ use crate::time::Instant;
 use crate::wire::{Capabilities, Message, Ping, Pong};
 use foldhash::fast::FixedState;
 
-use super::Stats;
 use crate::{
-    Accepted, ChordStats, CloseReason, Command, CommandError, Config, ConnId, MeshStats,
-    MessagingStats, NodeId,
+    Accepted, ChordStats, CloseReason, Command, CommandError, Config, ConnId, LivenessStats,
+    MeshStats, MessagingStats, NodeId, PeersStats,
 };
+
+/// Counters an operator reads to see what a node has been doing, one
+/// struct per component. They only grow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Connections, frames and bytes.
+    pub peers: PeersStats,
+    /// Pings and deaths.
+    pub liveness: LivenessStats,
+    /// Flooding.
+    pub mesh: MeshStats,
+    /// Requests.
+    pub messaging: MessagingStats,
+    /// The ring (and the table's requests, which are ring requests).
+    pub chord: ChordStats,
+}
 
 /// The components above the connection layer.
 pub(super) struct Parts {
