@@ -297,9 +297,7 @@ impl Chord {
             }
             return;
         };
-        let req = self.call(cx, s1, RingCall::Stabilize, |req| {
-            Message::ChordGetState(ChordGetState { req })
-        });
+        let req = self.ask_state(cx, s1, RingCall::Stabilize);
         self.stabilizing = Some(req);
     }
 
@@ -327,9 +325,7 @@ impl Chord {
                     .filter(|p| ring::in_open(me.as_u128(), p.id.as_u128(), s1.id.as_u128()));
                 match pred {
                     Some(p) => {
-                        let req = self.call(cx, p, RingCall::StabilizePred, |req| {
-                            Message::ChordGetState(ChordGetState { req })
-                        });
+                        let req = self.ask_state(cx, p, RingCall::StabilizePred);
                         self.stabilizing = Some(req);
                     }
                     None => self.notify(cx, s1),
@@ -381,6 +377,13 @@ impl Chord {
         obs.ring_changed(cx, self);
     }
 
+    /// Asks `to` for its ring state (`ChordGetState`) for `call`.
+    fn ask_state(&mut self, cx: &mut dyn Cx, to: Pointer, call: RingCall) -> u64 {
+        self.call(cx, to, call, |req| {
+            Message::ChordGetState(ChordGetState { req })
+        })
+    }
+
     fn notify(&mut self, cx: &mut dyn Cx, to: Pointer) {
         self.call(cx, to, RingCall::Notify, |_| {
             Message::ChordNotify(ChordNotify)
@@ -424,9 +427,7 @@ impl Chord {
                     return;
                 }
                 self.waiting_notifier = Some(n);
-                let req = self.call(cx, old, RingCall::Probe, |req| {
-                    Message::ChordGetState(ChordGetState { req })
-                });
+                let req = self.ask_state(cx, old, RingCall::Probe);
                 self.probing = Some(req);
             }
         }
