@@ -284,6 +284,8 @@ impl Messaging {
                 }
             }
             Outcome::Reply(_) => return,
+            // Tracked calls end by their timeout or a lost connection; the
+            // other failures belong to calls the layer delivers itself.
             Outcome::Failed(failure) => MessagingEvent::RequestFailed {
                 to,
                 id,
