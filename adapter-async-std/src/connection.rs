@@ -138,7 +138,7 @@ impl Link {
     /// When nothing is queued ahead, the bytes go to the socket right here,
     /// as the mio adapter does: what the node sent is then on the wire
     /// before the events that follow it reach the application. (A dialler
-    /// reports `PeerUp` as it sends the handshake's last message; the
+    /// reports `PeersEvent::Up` as it sends the handshake's last message; the
     /// responder must have that message to say `Goodbye` if it shuts down
     /// in response.) What the socket does not take is queued for the
     /// connection's future.

@@ -3,7 +3,7 @@
 //!
 //! | bench | what is timed |
 //! |---|---|
-//! | `handshake/noise/connect` | `connect(0, 1)` + `run` until both nodes report `SessionEstablished`; the two nodes are built untimed |
+//! | `handshake/noise/connect` | `connect(0, 1)` + `run` until both nodes report `PeersEvent::Established`; the two nodes are built untimed |
 //! | `handshake/noise/full` | the same plus building the `Network` and both nodes (identity key derivation, signing the Noise static key) |
 //! | `handshake/plaintext/connect`, `handshake/plaintext/full` | the same in plaintext mode |
 

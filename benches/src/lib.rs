@@ -163,7 +163,7 @@ pub fn star(config: &Config, leaves: usize) -> Network {
 }
 
 /// The connection node `i` uses for its session with node `j`, from its
-/// `SessionEstablished` events. Panics if there is none.
+/// `PeersEvent::Established` events. Panics if there is none.
 pub fn conn_to(net: &Network, i: NodeIndex, j: NodeIndex) -> ConnId {
     let peer = net.node(j).node_id();
     net.events_of(i)
@@ -227,7 +227,7 @@ pub fn receive(node: &mut Node, now: Instant, conn: ConnId, bytes: Bytes) -> usi
 }
 
 /// Node 0 dials node 1 and the network runs until idle. Panics unless both
-/// nodes reported `SessionEstablished`.
+/// nodes reported `PeersEvent::Established`.
 pub fn handshake(net: &mut Network) {
     net.connect(0, 1).expect("dial accepted");
     net.settle();
@@ -238,7 +238,7 @@ pub fn handshake(net: &mut Network) {
     );
 }
 
-/// Whether node `i` has reported a `SessionEstablished` event.
+/// Whether node `i` has reported a `PeersEvent::Established` event.
 pub fn established(net: &Network, i: NodeIndex) -> bool {
     net.events_of(i)
         .any(|e| matches!(e, Event::Peers(PeersEvent::Established { .. })))

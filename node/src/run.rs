@@ -224,7 +224,7 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         join_hinted: false,
     };
     // Joins now if a chord peer is somehow up already; otherwise at the
-    // first `PeerUp`.
+    // first `PeersEvent::Up`.
     session.try_join();
     let exit = session.serve(&rx);
     // The adapter's thread feeds its last events with blocking sends: with
@@ -385,7 +385,7 @@ impl Session {
 
     /// Asks the node to join the ring through any connected chord peer, if
     /// it is out and no join is under way. Without a chord peer it waits
-    /// for the next `PeerUp`.
+    /// for the next `PeersEvent::Up`.
     fn try_join(&mut self) {
         let Membership::Out { backoff, .. } = self.membership else {
             return;

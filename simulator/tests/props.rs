@@ -10,7 +10,7 @@
 //!   every delivered `(origin, seq)` was returned by an accepted
 //!   `MeshCommand::Broadcast` (the [`Ledger`] checks both at every delivery).
 //! - **Detection:** every node that had a crashed or killed peer up when it
-//!   went down, and stayed up itself, declared it down (`PeerDown`) within
+//!   went down, and stayed up itself, declared it down (`PeersEvent::Down`) within
 //!   the detection time + 1 s, provided the peer stayed down that long.
 //! - **Liveness, after faults stop:** heal, restart every stopped node, let
 //!   redial backoff run out (LAN preset: at most 30 s between redials), then

@@ -145,7 +145,7 @@ pub(crate) async fn next_event(
     .await
 }
 
-/// Waits until `node` has seen `PeerUp` for every one of `peers`.
+/// Waits until `node` has seen `PeersEvent::Up` for every one of `peers`.
 pub(crate) async fn await_peers_up(node: &mut TestNode, peers: &[NodeId]) {
     let mut missing: Vec<NodeId> = peers.to_vec();
     while !missing.is_empty() {

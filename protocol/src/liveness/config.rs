@@ -14,7 +14,7 @@ pub struct LivenessConfig {
     /// [`LivenessConfig::lan`].
     pub ping_timeout: Duration,
     /// Consecutive misses that make a peer dead: its connections close and
-    /// `PeerDown { reason: Unresponsive }` is emitted. Default (WAN) 4; 3 in
+    /// `PeersEvent::Down { reason: Unresponsive }` is emitted. Default (WAN) 4; 3 in
     /// [`LivenessConfig::lan`].
     pub dead_after_misses: u32,
 }

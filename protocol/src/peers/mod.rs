@@ -58,9 +58,9 @@ pub(crate) fn redial_delay(config: &PeersConfig, failures: u32, rng: &mut Rng) -
 /// where it matters, so the order of outputs is the order of the rules.
 pub(crate) trait Upcalls {
     /// `peer` is up on `conn` (its link has `generation`). The layer has
-    /// emitted `PeerUp`.
+    /// emitted `PeersEvent::Up`.
     fn peer_up(&mut self, net: &mut Net, peer: NodeId, conn: ConnId, generation: u64);
-    /// `peer` has no usable connection left; the layer emits `PeerDown`
+    /// `peer` has no usable connection left; the layer emits `PeersEvent::Down`
     /// after this returns.
     fn peer_down(&mut self, net: &mut Net, peer: NodeId, reason: &CloseReason);
     /// Every dial to `peer` ended without a session.

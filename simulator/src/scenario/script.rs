@@ -69,7 +69,7 @@
 //! |---|---|
 //! | `chord_create = i` or `{ node }` | `ChordCommand::Create`: a ring of one |
 //! | `chord_found = [..]` or `{ nodes }` | `ChordCommand::Found` at each node, all with the same list (at least r + 1 nodes) |
-//! | `join = { node, via }` | `node` dials `via` unless connected, then `ChordCommand::Join { via }` once the session is up; passes at `ChordJoined` |
+//! | `join = { node, via }` | `node` dials `via` unless connected, then `ChordCommand::Join { via }` once the session is up; passes at `ChordEvent::Joined` |
 //! | `leave = i` or `{ node }` | `Command::Shutdown`: a graceful leave (the node stays shut down) |
 //! | `lookup = { from, key, expect_owner }` | `ChordCommand::Lookup`; `key` is a node index (that node's id) or 32 hex digits, or `dht_key = "k"` for a table key's position; the owner found must be `expect_owner`, or else the first member at or after the key when the answer comes |
 //! | `put = { from, key, value }` | `DhtCommand::Put`; passes at `DhtEvent::PutDone` |
@@ -104,7 +104,7 @@
 //! | `delivered`, `broadcast`, `node` | the node(s) delivered it (in any incarnation) |
 //! | `connected` | the live nodes form one component of up links (both ends see the link), each with at least `min_peers` (default 1) peers |
 //! | `connected`, `node`, `peer` | both see the link between `node` and `peer` as up |
-//! | `peer_down`, `node`, `peer` | each live `node` declared each `peer` down (its last `PeerUp`/`PeerDown` about it is a `PeerDown`); with `node = "all"`, only the nodes that had the peer up are asked |
+//! | `peer_down`, `node`, `peer` | each live `node` declared each `peer` down (its last `PeersEvent::Up`/`PeersEvent::Down` about it is a `PeersEvent::Down`); with `node = "all"`, only the nodes that had the peer up are asked |
 //! | `peers_at_least`, `node`, `n` | the node(s) have at least `n` peers up |
 //! | `response`, `request` | the request's echo came back with its payload |
 //! | `received`, `send` | the one-way message arrived at its peer |

@@ -98,13 +98,13 @@ pub struct ChordReport {
     pub churn_failures_skipped: u64,
     /// Churn joins still not done at the end.
     pub churn_joins_unfinished: u64,
-    /// `ChordOrphaned` events.
+    /// `ChordEvent::Orphaned` events.
     pub orphaned: u64,
     /// Keys stored.
     pub keys: u32,
     /// Puts acknowledged by every holder.
     pub puts_acked: u64,
-    /// Puts that ended in `DhtFailed` (must be 0: they run on an ideal ring).
+    /// Puts that ended in `DhtEvent::Failed` (must be 0: they run on an ideal ring).
     pub puts_failed: u64,
     /// Keys whose every holder was in the mass failure.
     pub keys_at_risk: u64,

@@ -52,16 +52,16 @@ pub struct LivenessReport {
     /// The longest a killed node's last neighbour took to declare it down,
     /// milliseconds (resets arrive after one latency plus jitter).
     pub kill_detection_ms_max: f64,
-    /// `PeerDown` events about a node that was up, over a connection no
+    /// `PeersEvent::Down` events about a node that was up, over a connection no
     /// fault touched (must be 0).
     pub false_positives: u64,
     /// The first few false positives, described (empty when there are
     /// none).
     pub false_positive_examples: Vec<String>,
-    /// `PeerSuspect` events about such peers (informative: a suspect that
+    /// `LivenessEvent::Suspect` events about such peers (informative: a suspect that
     /// answers again is no error).
     pub false_suspicions: u64,
-    /// `PeerDown` events across the partition while it lasted and for a
+    /// `PeersEvent::Down` events across the partition while it lasted and for a
     /// detection time after the heal (expected when partitioned).
     pub partition_downs: u64,
     /// Simulator events processed (whole run).

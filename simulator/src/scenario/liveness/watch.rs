@@ -1,5 +1,5 @@
 //! The observer of a liveness run: who is connected to whom, and a
-//! verdict on every `PeerDown` and `PeerSuspect`.
+//! verdict on every `PeersEvent::Down` and `LivenessEvent::Suspect`.
 
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
@@ -39,7 +39,7 @@ impl Failure {
     }
 }
 
-/// Follows who is connected to whom, and judges every `PeerDown`.
+/// Follows who is connected to whom, and judges every `PeersEvent::Down`.
 #[derive(Default)]
 pub(super) struct LivenessWatch {
     pub(super) index: HashMap<NodeId, NodeIdx, FixedState>,

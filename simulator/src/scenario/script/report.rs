@@ -120,7 +120,7 @@ pub struct RingReport {
     pub armed_at_ms: Vec<u64>,
     /// Failures outside the constraint, and members lost while forming.
     pub notes: Vec<String>,
-    /// `ChordOrphaned` events.
+    /// `ChordEvent::Orphaned` events.
     pub orphaned: usize,
     /// The checker's report on the ring at the end.
     pub at_end: InvariantReport,

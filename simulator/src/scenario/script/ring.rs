@@ -113,7 +113,7 @@ struct Watch {
     first: Option<String>,
     /// Failures outside the constraint, and members lost while forming.
     notes: Vec<String>,
-    /// `ChordOrphaned` events: (time, node).
+    /// `ChordEvent::Orphaned` events: (time, node).
     orphaned: Vec<(Instant, NodeIdx)>,
 }
 

@@ -624,7 +624,7 @@ impl Run {
         }
     }
 
-    /// The last `PeerUp`/`PeerDown` about `peer` at `node` in its current
+    /// The last `PeersEvent::Up`/`PeersEvent::Down` about `peer` at `node` in its current
     /// incarnation.
     fn last_word(&self, node: NodeIdx, peer: NodeId) -> Option<(Instant, &Event)> {
         let ledger = self.sim.observer();
