@@ -7,13 +7,33 @@ use crate::messaging::{MessagingCommand, MessagingError, RequestId};
 use crate::peers::{PeersCommand, PeersError};
 use crate::{ConnId, OpId};
 
-/// An application request, handed to [`Node::command`](crate::Node::command):
-/// one command enum per component, and the node's own `Shutdown`. Each
-/// component's command converts into it, so
-/// `node.command(now, MeshCommand::Broadcast { payload })` works.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Command {
+/// Writes the `Command` enum (the components' commands, then `Shutdown`)
+/// and a `From` for each component's command, from one list.
+macro_rules! commands {
+    ($($(#[$doc:meta])* $variant:ident($ty:ty),)*) => {
+        /// An application request, handed to
+        /// [`Node::command`](crate::Node::command): one command enum per
+        /// component, and the node's own `Shutdown`. Each component's command
+        /// converts into it, so
+        /// `node.command(now, MeshCommand::Broadcast { payload })` works.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum Command {
+            $($(#[$doc])* $variant($ty),)*
+            /// Close every connection with a `Goodbye`, fail everything
+            /// pending; the node then refuses new work. Idempotent.
+            Shutdown,
+        }
+
+        $(impl From<$ty> for Command {
+            fn from(command: $ty) -> Command {
+                Command::$variant(command)
+            }
+        })*
+    };
+}
+
+commands! {
     /// Connections and the peer cache.
     Peers(PeersCommand),
     /// Flooding.
@@ -24,28 +44,7 @@ pub enum Command {
     Chord(ChordCommand),
     /// The Chord table.
     Dht(DhtCommand),
-    /// Close every connection with a `Goodbye`, fail everything pending;
-    /// the node then refuses new work. Idempotent.
-    Shutdown,
 }
-
-macro_rules! command_from {
-    ($($variant:ident($ty:ty)),* $(,)?) => {
-        $(impl From<$ty> for Command {
-            fn from(command: $ty) -> Command {
-                Command::$variant(command)
-            }
-        })*
-    };
-}
-
-command_from!(
-    Peers(PeersCommand),
-    Mesh(MeshCommand),
-    Messaging(MessagingCommand),
-    Chord(ChordCommand),
-    Dht(DhtCommand),
-);
 
 /// What an accepted command started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -47,10 +47,26 @@ pub enum Output {
     Event(Event),
 }
 
-/// What happened, for the application: one event enum per component.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Event {
+/// Writes the `Event` enum and a `From` for each component's event, from
+/// one list.
+macro_rules! events {
+    ($($(#[$doc:meta])* $variant:ident($ty:ty),)*) => {
+        /// What happened, for the application: one event enum per component.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum Event {
+            $($(#[$doc])* $variant($ty),)*
+        }
+
+        $(impl From<$ty> for Event {
+            fn from(event: $ty) -> Event {
+                Event::$variant(event)
+            }
+        })*
+    };
+}
+
+events! {
     /// Connections and peers coming and going.
     Peers(PeersEvent),
     /// The failure detector.
@@ -64,25 +80,6 @@ pub enum Event {
     /// The Chord table.
     Dht(DhtEvent),
 }
-
-macro_rules! event_from {
-    ($($variant:ident($ty:ty)),* $(,)?) => {
-        $(impl From<$ty> for Event {
-            fn from(event: $ty) -> Event {
-                Event::$variant(event)
-            }
-        })*
-    };
-}
-
-event_from!(
-    Peers(PeersEvent),
-    Liveness(LivenessEvent),
-    Mesh(MeshEvent),
-    Messaging(MessagingEvent),
-    Chord(ChordEvent),
-    Dht(DhtEvent),
-);
 
 /// Why a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
