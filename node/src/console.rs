@@ -127,7 +127,8 @@ pub(crate) fn parse(line: &str) -> Result<ConsoleCommand<'_>, ParseError> {
         "help" | "?" => Ok(ConsoleCommand::Help),
         "exit" | "quit" => no_args(rest, ConsoleCommand::Exit, "exit"),
         other => Err(ParseError(format!(
-            "unknown command `{other}`; type `help`"
+            "unknown command `{}`; type `help`",
+            crate::display::echo(other)
         ))),
     }
 }
@@ -161,7 +162,8 @@ pub(crate) fn resolve_peer(
 ) -> Result<NodeId, ParseError> {
     if !prefix.bytes().all(|b| b.is_ascii_hexdigit()) || prefix.len() > 32 {
         return Err(ParseError(format!(
-            "`{prefix}` is not a node id (up to 32 hex digits)"
+            "`{}` is not a node id (up to 32 hex digits)",
+            crate::display::echo(prefix)
         )));
     }
     if prefix.len() < MIN_ID_PREFIX {
@@ -277,6 +279,11 @@ mod tests {
                 .expect_err("unknown")
                 .0
                 .contains("unknown command `fly`")
+        );
+        // What is echoed back cannot drive the terminal.
+        assert_eq!(
+            parse("\x1b[31mred").expect_err("unknown").0,
+            "unknown command `\\u{1b}[31mred`; type `help`"
         );
     }
 

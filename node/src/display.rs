@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use ringmesh::{ChordRole, CloseReason, Direction, Duration, NodeId};
+use ringmesh::{ChordRole, CloseReason, Direction, Duration, NodeId, TransportError};
 
 use crate::network::RingView;
 
@@ -36,6 +36,54 @@ pub(crate) fn printable(payload: &[u8]) -> String {
         }
     }
     out
+}
+
+/// The most characters of a console line echoed back in an error.
+const MAX_ECHOED_CHARS: usize = 40;
+
+/// What the person typed, echoed back in an error: escaped as
+/// [`printable`] does (a typed ESC must not drive the terminal), and cut
+/// short.
+pub(crate) fn echo(typed: &str) -> String {
+    let mut out = String::new();
+    for (count, (at, c)) in typed.char_indices().enumerate() {
+        if count == MAX_ECHOED_CHARS {
+            let _ = write!(out, "… (+{} bytes)", typed.len() - at);
+            break;
+        }
+        if c.is_control() || is_bidi_control(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Why a connection ended, in words (for `could not reach ADDR: …`).
+pub(crate) fn close_reason(reason: &CloseReason) -> String {
+    match reason {
+        CloseReason::DialFailed(e) => transport_error(*e).to_owned(),
+        CloseReason::Transport(e) => {
+            format!(
+                "connection lost before the handshake ended ({})",
+                transport_error(*e)
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A transport failure as the OS would word it.
+fn transport_error(error: TransportError) -> &'static str {
+    match error {
+        TransportError::Refused => "connection refused",
+        TransportError::TimedOut => "timed out",
+        TransportError::Unreachable => "address unreachable",
+        TransportError::Reset => "connection reset",
+        TransportError::Eof => "connection closed by the other side",
+        _ => "I/O error",
+    }
 }
 
 /// Unicode bidirectional embedding, override and isolate controls: they can
@@ -168,6 +216,20 @@ mod tests {
         assert_eq!(forged, "hi\\n<00000000> fake\\r\\u{1b}[2J");
         assert_eq!(printable("a\u{202e}b".as_bytes()), "a\\u{202e}b");
         assert_eq!(printable(b"bad \xff utf8"), "bad \u{fffd} utf8");
+    }
+
+    #[test]
+    fn echoes_are_escaped_and_short() {
+        assert_eq!(echo("fl\x1b[2Jy"), "fl\\u{1b}[2Jy");
+        let long = "y".repeat(MAX_ECHOED_CHARS + 5);
+        assert_eq!(
+            echo(&long),
+            format!("{}… (+5 bytes)", "y".repeat(MAX_ECHOED_CHARS))
+        );
+        assert_eq!(
+            close_reason(&CloseReason::DialFailed(TransportError::Refused)),
+            "connection refused"
+        );
     }
 
     #[test]

@@ -15,7 +15,17 @@
 //!
 //! With `--data-dir` the node keeps its identity key and its peer cache
 //! there, so a restarted node has the same id and rejoins through the peers
-//! it knew, without `--bootstrap`.
+//! it knew, without `--bootstrap`. The directory is locked while the node
+//! runs (a second process on it exits with an error); `identity.key` has a
+//! checksum (a damaged key is an error, never another id); a damaged
+//! `peers.json` is reported and its last good copy, `peers.json.bak`, used
+//! (`data_dir.rs` has the details).
+//!
+//! The console reads lines of up to 64 KiB (a longer one is read through
+//! and dropped with an error); what it echoes back is escaped. `connect`
+//! says how a dial ended (`could not reach 127.0.0.1:4999: connection
+//! refused`, `already connected to <…>`), and a `--bootstrap` that cannot
+//! be reached is said once on the console.
 //!
 //! **The ring and the table are on by default** (spec/chord.md): every
 //! node of this program has a listen address, so every node can be a ring
@@ -24,7 +34,12 @@
 //!
 //! - A node with nobody to join through (no `--bootstrap`, no saved peers)
 //!   starts a new ring: `started a new ring: this node is its first
-//!   member`. Any other node joins through the first ring member it
+//!   member`. Except a node that was a ring member and lost its peer cache
+//!   (`peers.json` missing or unreadable, no usable `peers.json.bak`, and
+//!   the data dir's `ring` file says it was a member): founding a ring
+//!   would split the table, so it prints `not starting a new ring: …` and
+//!   joins through the first ring member it reaches (a peer that redials
+//!   it, or `connect ADDR`). `--create-ring` founds one anyway. Any other node joins through the first ring member it
 //!   connects to, retrying with backoff after a failure (`could not join
 //!   the ring: …; retrying in 0.5s`), and prints `joined the ring
 //!   (successor <…>, predecessor <…>, N hops)`.
@@ -99,8 +114,9 @@ pub(crate) struct NodeArgs {
     /// several.
     #[arg(long = "announce", value_name = "ADDR")]
     pub(crate) announce: Vec<SocketAddr>,
-    /// Keep the identity key and the peer cache here (created if missing).
-    /// Without it the node has a fresh identity and forgets its peers.
+    /// Keep the identity key and the peer cache here (created if missing;
+    /// locked: one process per directory). Without it the node has a fresh
+    /// identity and forgets its peers.
     #[arg(long, value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
     /// Log filter for stderr, e.g. `info` or `ringmesh=debug`; overrides
@@ -116,9 +132,11 @@ pub(crate) struct NodeArgs {
     #[arg(long)]
     pub(crate) no_chord: bool,
     /// Start a new ring even though there are peers to join through. A
-    /// node without --bootstrap and saved peers does so by itself; this is
-    /// for restarting a whole network from saved peer caches (one node
-    /// only: rings never merge).
+    /// node without --bootstrap and saved peers does so by itself, unless
+    /// its data dir says it was a ring member and its peer cache is lost:
+    /// then it waits for ring peers. This is for restarting a whole network
+    /// from saved peer caches, or a lone member whose cache is gone (one
+    /// node only: rings never merge).
     #[arg(long, conflicts_with = "no_chord")]
     pub(crate) create_ring: bool,
     /// Successor list length (1 to 32; default 8): a member keeps working

@@ -8,7 +8,7 @@
 //! Both send into one channel, so the loop handles console lines and
 //! network events in the order they came.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::error::Error;
 use std::io::{self, BufRead, Write};
 use std::net::SocketAddr;
@@ -17,18 +17,18 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ringmesh::wire::PeerEntry;
+use ringmesh::wire::{GoodbyeReason, PeerEntry};
 use ringmesh::{
-    Accepted, ChordCommand, ChordError, ChordEvent, ChordRole, CommandError, DhtCommand, DhtError,
-    DhtEvent, DhtFailure, Event, Identity, MeshCommand, MeshEvent, MessagingCommand,
-    MessagingEvent, NodeId, OpId, PeersCommand, PeersEvent,
+    Accepted, ChordCommand, ChordError, ChordEvent, ChordRole, CloseReason, CommandError, ConnId,
+    DhtCommand, DhtError, DhtEvent, DhtFailure, Event, Identity, MeshCommand, MeshEvent,
+    MessagingCommand, MessagingEvent, NodeId, OpId, PeersCommand, PeersEvent,
 };
 use ringmesh_mio::{AdapterConfig, AdapterConfigError, Handle, Spawned};
 use tracing::{debug, info, warn};
 
 use crate::NodeArgs;
 use crate::console::{self, ConsoleCommand};
-use crate::data_dir::{DataDir, os_random};
+use crate::data_dir::{CacheState, DataDir, KeyOrigin, os_random};
 use crate::display;
 use crate::logging::LogControl;
 use crate::network::{self, Fed, RingView};
@@ -49,11 +49,26 @@ const INPUT_BACKLOG: usize = ringmesh_mio::DEFAULT_EVENT_CAPACITY;
 /// doubled after each failure up to this.
 const JOIN_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
+/// The longest console line: a longer one is read through and dropped
+/// (`error: line too long`), never buffered whole.
+pub(crate) const MAX_CONSOLE_LINE: usize = 64 * 1024;
+
+/// `connect` dials followed at once, to say how each ended. A further one
+/// is still dialled, its failure only logged.
+const MAX_CONSOLE_DIALS: usize = 64;
+
+/// Peers remembered as having left with a goodbye, to tell a ring notice
+/// about graceful exits from one about failures. Cleared when full.
+const MAX_REMEMBERED_EXITS: usize = 1024;
+
 /// What the loop reacts to.
 enum Input {
     /// From the adapter's thread.
     Network(Fed),
     Line(String),
+    /// A console line longer than [`MAX_CONSOLE_LINE`] was dropped: its
+    /// length in bytes.
+    LineTooLong(usize),
     /// Stdin is closed: treated as `exit`, once the table commands under
     /// way have printed their outcome.
     StdinClosed,
@@ -97,15 +112,22 @@ enum Flow {
 /// Runs a node until `exit`, end of stdin (with `console`), Ctrl-C or
 /// SIGTERM (both forms).
 pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(), Box<dyn Error>> {
+    // Locks the directory: a second process on it stops here.
     let data_dir = args.data_dir.as_deref().map(DataDir::open).transpose()?;
-    let identity = match &data_dir {
+    let (identity, key_origin) = match &data_dir {
         Some(dir) => dir.load_or_create_identity()?,
-        None => Identity::from_secret_bytes(os_random()?),
+        None => (
+            Identity::from_secret_bytes(os_random()?),
+            KeyOrigin::Created,
+        ),
     };
-    let cached = data_dir
-        .as_ref()
-        .map(DataDir::read_peer_cache)
-        .unwrap_or_default();
+    let (cached, cache_state) = match &data_dir {
+        Some(dir) => {
+            let read = dir.read_peer_cache();
+            (read.peers, read.state)
+        }
+        None => (Vec::new(), CacheState::Missing),
+    };
     // A fresh seed every start: determinism is for simulations. The seed
     // also feeds the Noise handshakes' ephemeral keys, which must never
     // repeat across runs.
@@ -178,13 +200,30 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         })?;
     }
     say(&display::started(handle.node_id(), handle.local_addr()));
+    if let Some(dir) = &data_dir {
+        report_data_dir(dir, &key_origin, &cache_state, cached.len());
+    }
 
     // Rings never merge (spec/chord.md §12): only a node with nobody to
-    // join through starts one, unless told to.
+    // join through starts one, unless told to. A node that was a ring
+    // member and lost its peer cache would split the table by doing so: it
+    // waits for ring peers instead.
     let anyone_to_join =
         !args.bootstrap.is_empty() || cached.iter().any(|peer| peer.id != handle.node_id());
+    let lost_its_ring = data_dir.as_ref().is_some_and(DataDir::was_ring_member)
+        && matches!(cache_state, CacheState::Missing | CacheState::Lost { .. });
     let membership = if !chord {
         Membership::Off
+    } else if !args.create_ring && !anyone_to_join && lost_its_ring {
+        say(
+            "not starting a new ring: this node was a ring member and its peer cache is lost; \
+             waiting for ring peers (`connect ADDR`, or restart with --create-ring to found a \
+             new ring)",
+        );
+        Membership::Out {
+            retry_at: None,
+            backoff: join_backoff,
+        }
     } else if args.create_ring || !anyone_to_join {
         handle
             .command(ChordCommand::Create)
@@ -213,7 +252,16 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         handle: handle.clone(),
         log,
         data_dir,
-        saved_peers: cached,
+        // Saved at the first check unless `peers.json` holds this already
+        // (a restored or missing cache is written anew, even if empty).
+        saved_peers: (cache_state == CacheState::Loaded).then_some(cached),
+        save_failing: false,
+        ring_marked: false,
+        console_dials: HashMap::new(),
+        bootstrap: args.bootstrap.clone(),
+        unreachable_reported: false,
+        graceful_exits: HashSet::new(),
+        orphaned: None,
         next_cache_check: Instant::now() + PEER_CACHE_CHECK,
         remotes: HashMap::new(),
         view: None,
@@ -223,6 +271,7 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         input_ended: false,
         join_hinted: false,
     };
+    session.mark_ring_member();
     // Joins now if a chord peer is somehow up already; otherwise at the
     // first `PeersEvent::Up`.
     session.try_join();
@@ -248,6 +297,38 @@ fn refusal(error: &io::Error) -> Option<&AdapterConfigError> {
     error.get_ref()?.downcast_ref()
 }
 
+/// Says on the console what the start found in the data dir, if it is
+/// worth saying: a rewritten key file, a peer cache that could not be read.
+fn report_data_dir(dir: &DataDir, key: &KeyOrigin, cache: &CacheState, peers: usize) {
+    match key {
+        KeyOrigin::Upgraded => {
+            info!(dir = %dir.path().display(), "identity.key rewritten in the checksummed format");
+            say(
+                "identity.key rewritten in the checksummed format (version 1); the id is unchanged",
+            );
+        }
+        KeyOrigin::NotUpgraded(e) => {
+            warn!(error = %e, "identity.key is in the old format (no checksum) and could not be rewritten");
+        }
+        KeyOrigin::Loaded | KeyOrigin::Created => {}
+    }
+    match cache {
+        CacheState::Restored { problem } if problem != "missing" => say(&format!(
+            "warning: the peer cache peers.json is unreadable: {problem}; using the last \
+             good copy, peers.json.bak ({peers} peers)"
+        )),
+        CacheState::Restored { .. } => say(&format!(
+            "warning: the peer cache peers.json is missing; using the last good copy, \
+             peers.json.bak ({peers} peers)"
+        )),
+        CacheState::Lost { problem } => say(&format!(
+            "warning: the peer cache peers.json is unreadable: {problem}; no good copy \
+             to use: starting without saved peers"
+        )),
+        CacheState::Missing | CacheState::Loaded => {}
+    }
+}
+
 /// Prints one line on stdout. A closed stdout is not worth dying for: the
 /// node keeps serving its peers.
 fn say(line: &str) {
@@ -260,22 +341,9 @@ fn read_console(tx: SyncSender<Input>) -> io::Result<()> {
         .name("console".into())
         .spawn(move || {
             let mut stdin = io::stdin().lock();
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match stdin.read_until(b'\n', &mut line) {
-                    Ok(0) => break,
-                    Ok(_) => {
-                        let text = String::from_utf8_lossy(&line).into_owned();
-                        if tx.send(Input::Line(text)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        warn!(error = %e, "cannot read stdin; treating it as closed");
-                        break;
-                    }
+            for input in ConsoleLines::new(&mut stdin, MAX_CONSOLE_LINE) {
+                if tx.send(input).is_err() {
+                    return;
                 }
             }
             let _ = tx.send(Input::StdinClosed);
@@ -283,13 +351,110 @@ fn read_console(tx: SyncSender<Input>) -> io::Result<()> {
         .map(drop)
 }
 
+/// The console's lines, read through a buffer of the reader's own size: a
+/// line longer than `max` bytes is skipped as it streams in (and reported
+/// as [`Input::LineTooLong`]), never held whole.
+struct ConsoleLines<R> {
+    reader: R,
+    max: usize,
+    line: Vec<u8>,
+    /// Bytes of a too-long line so far; `None` while the line fits.
+    skipped: Option<usize>,
+    done: bool,
+}
+
+impl<R: BufRead> ConsoleLines<R> {
+    fn new(reader: R, max: usize) -> Self {
+        ConsoleLines {
+            reader,
+            max,
+            line: Vec::new(),
+            skipped: None,
+            done: false,
+        }
+    }
+
+    /// The line read so far, as an input, and the reader ready for the next.
+    fn finish(&mut self) -> Input {
+        let input = match self.skipped.take() {
+            Some(len) => Input::LineTooLong(len),
+            None => Input::Line(String::from_utf8_lossy(&self.line).into_owned()),
+        };
+        self.line.clear();
+        input
+    }
+}
+
+impl<R: BufRead> Iterator for ConsoleLines<R> {
+    type Item = Input;
+
+    fn next(&mut self) -> Option<Input> {
+        while !self.done {
+            let buf = match self.reader.fill_buf() {
+                Ok(buf) => buf,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warn!(error = %e, "cannot read stdin; treating it as closed");
+                    self.done = true;
+                    break;
+                }
+            };
+            if buf.is_empty() {
+                self.done = true;
+                // A last line without its newline still counts.
+                if self.line.is_empty() && self.skipped.is_none() {
+                    return None;
+                }
+                return Some(self.finish());
+            }
+            let (take, ends) = match buf.iter().position(|&b| b == b'\n') {
+                Some(at) => (at + 1, true),
+                None => (buf.len(), false),
+            };
+            match &mut self.skipped {
+                Some(len) => *len += take,
+                None if self.line.len() + take > self.max => {
+                    self.skipped = Some(self.line.len() + take);
+                    self.line.clear();
+                }
+                None => self.line.extend_from_slice(&buf[..take]),
+            }
+            self.reader.consume(take);
+            if ends {
+                return Some(self.finish());
+            }
+        }
+        None
+    }
+}
+
 /// The state the loop keeps between inputs.
 struct Session {
     handle: Handle,
     log: LogControl,
     data_dir: Option<DataDir>,
-    /// What `peers.json` holds now (in id order, as the node exports it).
-    saved_peers: Vec<PeerEntry>,
+    /// What `peers.json` holds now (in id order, as the node exports it);
+    /// `None` before the first save if the start did not read it.
+    saved_peers: Option<Vec<PeerEntry>>,
+    /// The last save failed (and was reported: once, not at every retry).
+    save_failing: bool,
+    /// The data dir's `ring` marker is written (or its failure reported).
+    ring_marked: bool,
+    /// `connect` dials under way (or established but not yet up), to say
+    /// how each ended.
+    console_dials: HashMap<ConnId, ConsoleDial>,
+    /// `--bootstrap`.
+    bootstrap: Vec<SocketAddr>,
+    /// A failed dial while no peer is connected was reported; again only
+    /// once a peer has come up in between.
+    unreachable_reported: bool,
+    /// Peers whose last connection ended with a goodbye (they left, rather
+    /// than failed). At most [`MAX_REMEMBERED_EXITS`].
+    graceful_exits: HashSet<NodeId>,
+    /// `ChordEvent::Orphaned` came: the successors the node had before,
+    /// until the ring view that follows the event's turn says it is over
+    /// (the peers' `Down` events of that turn may come after it).
+    orphaned: Option<Vec<NodeId>>,
     next_cache_check: Instant,
     /// Each connected peer's transport address, for `peers` when the peer
     /// cache has no listen address for it.
@@ -331,6 +496,7 @@ impl Session {
                 None => Flow::Continue,
                 Some(Input::Network(Fed::Ring(view))) => {
                     self.view = Some(view);
+                    self.report_orphaned();
                     Flow::Continue
                 }
                 Some(Input::Network(Fed::Event(event))) => {
@@ -338,6 +504,13 @@ impl Session {
                     Flow::Continue
                 }
                 Some(Input::Line(line)) => self.on_line(&line),
+                Some(Input::LineTooLong(len)) => {
+                    say(&format!(
+                        "error: line too long ({len} bytes; a console line is at most \
+                         {MAX_CONSOLE_LINE}): ignored"
+                    ));
+                    Flow::Continue
+                }
                 Some(Input::StdinClosed) if self.table_ops.is_empty() => {
                     info!("end of input: shutting down");
                     Flow::Exit
@@ -402,7 +575,7 @@ impl Session {
             // A join the program lost track of is under way (or done):
             // its event says which.
             Err(CommandError::Chord(ChordError::AlreadyInRing)) => {
-                self.membership = Membership::Joining { backoff }
+                self.membership = Membership::Joining { backoff };
             }
             Err(e) => {
                 warn!(error = %e, "cannot join the ring");
@@ -466,15 +639,98 @@ impl Session {
         }
         self.next_cache_check = Instant::now() + PEER_CACHE_CHECK;
         let peers = self.handle.known_peers();
-        if peers == self.saved_peers {
+        if self.saved_peers.as_ref() == Some(&peers) {
             return;
         }
         match dir.write_peer_cache(&peers) {
             Ok(()) => {
                 debug!(peers = peers.len(), "peer cache saved");
-                self.saved_peers = peers;
+                if self.save_failing {
+                    self.save_failing = false;
+                    say("the peer cache is saved again");
+                }
+                self.saved_peers = Some(peers);
             }
-            Err(e) => warn!(error = %e, "peer cache not saved"),
+            // Retried every check; said once (a read-only data dir would
+            // otherwise fill the log).
+            Err(e) if self.save_failing => debug!(error = %e, "peer cache still not saved"),
+            Err(e) => {
+                self.save_failing = true;
+                warn!(error = %e, "peer cache not saved");
+                say(&format!(
+                    "warning: cannot save the peer cache: {e} (retrying quietly; the node runs on)"
+                ));
+            }
+        }
+    }
+
+    /// Writes the data dir's `ring` marker once the node is a member.
+    fn mark_ring_member(&mut self) {
+        if self.ring_marked || self.membership != Membership::Member {
+            return;
+        }
+        self.ring_marked = true;
+        if let Some(dir) = &self.data_dir
+            && let Err(e) = dir.mark_ring_member()
+        {
+            warn!(error = %e, "ring membership not recorded");
+            say(&format!(
+                "warning: {e}: if this node's peer cache is lost, it may found a ring of its own"
+            ));
+        }
+    }
+
+    /// Prints the notice for an `Orphaned` event once the ring view after
+    /// it came: whether the lost successors left (a goodbye) or failed.
+    fn report_orphaned(&mut self) {
+        let Some(lost) = self.orphaned.take() else {
+            return;
+        };
+        if !lost.is_empty() && lost.iter().all(|id| self.graceful_exits.contains(id)) {
+            say("ring: every successor of this node left the network; carrying on without them");
+        } else {
+            say(
+                "ring: every successor of this node failed (more than the ring tolerates); recovering",
+            );
+        }
+    }
+
+    /// A dial ended without a session (or a session ended before its peer
+    /// was up): what the console says, if it dialled, or if nobody is
+    /// connected and the node waits for its `--bootstrap`.
+    fn on_closed(&mut self, conn: ConnId, reason: &CloseReason) {
+        if let Some(dial) = self.console_dials.remove(&conn) {
+            match (reason, dial.peer) {
+                (CloseReason::Duplicate, Some(peer)) => say(&format!(
+                    "already connected to <{}> (dialled {})",
+                    peer.short(),
+                    dial.addr
+                )),
+                (CloseReason::Duplicate, None) => {
+                    say(&format!("already connected to {}", dial.addr))
+                }
+                // Its session ended after it was up: `peer down` says so.
+                (_, Some(peer)) if self.remotes.contains_key(&peer) => {}
+                _ => say(&format!(
+                    "could not reach {}: {}",
+                    dial.addr,
+                    display::close_reason(reason)
+                )),
+            }
+            return;
+        }
+        if let CloseReason::DialFailed(_) = reason
+            && self.remotes.is_empty()
+            && !self.bootstrap.is_empty()
+            && !self.unreachable_reported
+        {
+            self.unreachable_reported = true;
+            let addrs: Vec<String> = self.bootstrap.iter().map(ToString::to_string).collect();
+            say(&format!(
+                "could not reach {} (--bootstrap): {}; retrying with backoff",
+                addrs.join(", "),
+                display::close_reason(reason)
+            ));
         }
     }
 
@@ -486,6 +742,9 @@ impl Session {
                 direction,
             }) => {
                 self.remotes.insert(peer, remote);
+                self.graceful_exits.remove(&peer);
+                self.console_dials.retain(|_, dial| dial.peer != Some(peer));
+                self.unreachable_reported = false;
                 say(&display::peer_up(peer, remote, direction));
                 // Maybe a chord peer to join through: a new fact, so no
                 // need to wait out a backoff.
@@ -499,8 +758,22 @@ impl Session {
             }
             Event::Peers(PeersEvent::Down { peer, reason }) => {
                 self.remotes.remove(&peer);
+                if matches!(reason, CloseReason::Goodbye(GoodbyeReason::Shutdown)) {
+                    if self.graceful_exits.len() >= MAX_REMEMBERED_EXITS {
+                        self.graceful_exits.clear();
+                    }
+                    self.graceful_exits.insert(peer);
+                } else {
+                    self.graceful_exits.remove(&peer);
+                }
                 say(&display::peer_down(peer, &reason));
             }
+            Event::Peers(PeersEvent::Established { conn, peer, .. }) => {
+                if let Some(dial) = self.console_dials.get_mut(&conn) {
+                    dial.peer = Some(peer);
+                }
+            }
+            Event::Peers(PeersEvent::Closed { conn, reason, .. }) => self.on_closed(conn, &reason),
             Event::Mesh(MeshEvent::Broadcast {
                 origin, payload, ..
             }) => say(&display::broadcast(origin, &payload)),
@@ -521,14 +794,17 @@ impl Session {
             }) => {
                 self.membership = Membership::Member;
                 say(&display::joined(successor, predecessor, hops));
+                self.mark_ring_member();
             }
             Event::Chord(ChordEvent::JoinFailed { reason }) => {
                 self.join_failed(&reason.to_string())
             }
-            Event::Chord(ChordEvent::Orphaned) => say(
-                "ring: every successor of this node failed (more of the ring failed than \
-                 it tolerates); recovering as it can",
-            ),
+            // Said once the turn's `Down` events are in: they tell a
+            // graceful exit from a failure, which this event does not.
+            Event::Chord(ChordEvent::Orphaned) => {
+                let before = self.view.as_ref().map(|v| v.successors.clone());
+                self.orphaned = Some(before.unwrap_or_default());
+            }
             Event::Dht(
                 DhtEvent::PutDone { id, version } | DhtEvent::DeleteDone { id, version },
             ) => match self.table_ops.remove(&id) {
@@ -592,15 +868,7 @@ impl Session {
             ConsoleCommand::Msg(text) => self.broadcast(text),
             ConsoleCommand::Send { to, text } => self.send(to, text),
             ConsoleCommand::Peers => self.list_peers(),
-            ConsoleCommand::Connect(addr) => {
-                match self
-                    .handle
-                    .command(PeersCommand::Connect { addr, peer: None })
-                {
-                    Ok(_) => say(&format!("dialling {addr}")),
-                    Err(e) => say(&format!("error: cannot dial {addr}: {e}")),
-                }
-            }
+            ConsoleCommand::Connect(addr) => self.connect(addr),
             ConsoleCommand::Put { key, value } => {
                 let command = DhtCommand::Put {
                     key: Bytes::copy_from_slice(key.as_bytes()),
@@ -636,6 +904,43 @@ impl Session {
             ConsoleCommand::Exit => return Flow::Exit,
         }
         Flow::Continue
+    }
+
+    /// `connect ADDR`: dials, unless ADDR is this node's or a connected
+    /// peer's; the dial's end is said when it comes ([`Session::on_closed`]).
+    fn connect(&mut self, addr: SocketAddr) {
+        if addr == self.handle.local_addr() {
+            say(&format!("error: {addr} is this node's own address"));
+            return;
+        }
+        let known = self.handle.known_peers();
+        let connected = self.handle.peers().into_iter().find(|peer| {
+            self.remotes.get(&peer.id) == Some(&addr)
+                || known
+                    .iter()
+                    .any(|entry| entry.id == peer.id && entry.addrs.contains(&addr))
+        });
+        if let Some(peer) = connected {
+            say(&format!(
+                "already connected to <{}> at {addr}",
+                peer.id.short()
+            ));
+            return;
+        }
+        match self
+            .handle
+            .command(PeersCommand::Connect { addr, peer: None })
+        {
+            Ok(Accepted::Dialing(conn)) => {
+                if self.console_dials.len() < MAX_CONSOLE_DIALS {
+                    self.console_dials
+                        .insert(conn, ConsoleDial { addr, peer: None });
+                }
+                say(&format!("dialling {addr}"));
+            }
+            Ok(_) => say(&format!("dialling {addr}")),
+            Err(e) => say(&format!("error: cannot dial {addr}: {e}")),
+        }
     }
 
     fn broadcast(&self, text: &str) {
@@ -714,6 +1019,13 @@ impl Session {
     }
 }
 
+/// A `connect` dial the console waits on.
+struct ConsoleDial {
+    addr: SocketAddr,
+    /// Who answered, once the handshake is done.
+    peer: Option<NodeId>,
+}
+
 impl TableOp {
     fn key(&self) -> &str {
         match self {
@@ -739,5 +1051,42 @@ fn table_failure(op: &TableOp, reason: &DhtFailure) -> String {
             format!("warning: {key}: {reason}; repair will copy it to the rest")
         }
         _ => format!("error: cannot {} {key}: {reason}", op.verb()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8], max: usize) -> Vec<String> {
+        // A reader buffer smaller than a line: the skipping spans fills.
+        let reader = io::BufReader::with_capacity(4, input);
+        ConsoleLines::new(reader, max)
+            .map(|input| match input {
+                Input::Line(line) => format!("line {line:?}"),
+                Input::LineTooLong(len) => format!("too long {len}"),
+                _ => "other".to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn console_lines_longer_than_the_cap_are_skipped_and_counted() {
+        assert_eq!(
+            lines(b"peers\nxxxxxxxxxxxxxxxxxxxx\nring\nlast", 10),
+            [
+                "line \"peers\\n\"",
+                "too long 21",
+                "line \"ring\\n\"",
+                "line \"last\""
+            ]
+        );
+        // Exactly the cap fits; a too-long last line without a newline is
+        // reported too.
+        assert_eq!(
+            lines(b"123456789\nabcdefghijkl", 10),
+            ["line \"123456789\\n\"", "too long 12"]
+        );
+        assert!(lines(b"", 10).is_empty());
     }
 }
