@@ -95,6 +95,13 @@ impl Node {
         self.net.connection_count()
     }
 
+    /// Bytes the connections hold of partial frames, counted against
+    /// [`SessionConfig::receive_budget`](crate::SessionConfig::receive_budget)
+    /// (between inputs: what a read decompressed is handed on by then).
+    pub fn receive_budget_used(&self) -> usize {
+        self.net.receive_budget_used()
+    }
+
     /// Connections this node dialled, in any state.
     pub fn outbound_count(&self) -> usize {
         self.net.outbound_count()

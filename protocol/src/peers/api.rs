@@ -149,4 +149,7 @@ pub struct PeersStats {
     pub dials: u64,
     /// Connections closed as duplicates of another to the same peer.
     pub duplicate_connections: u64,
+    /// Connections closed because the receive budget had no room left and
+    /// they held the most ([`CloseReason::ReceiveBudget`]).
+    pub receive_budget_closes: u64,
 }

@@ -6,12 +6,12 @@ use core::net::SocketAddr;
 
 use bytes::Bytes;
 use smallvec::SmallVec;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::{Connection, Net, PeerLink, PeersError, PeersEvent, Timer, Upcalls, redial_delay};
 use crate::cx::Cx;
 use crate::liveness::peer::PeerLiveness;
-use crate::session::{Established, Session, SessionOutput};
+use crate::session::{Established, Grant, ReadError, Session, SessionOutput};
 use crate::wire::{FindPeer, Goodbye, GoodbyeReason, Message, PeerList};
 use crate::{Accepted, CloseReason, ConnId, Direction, NodeId, Output, ProtocolError};
 
@@ -502,6 +502,7 @@ impl Net {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
+        self.budget.release(conn);
         if let CloseReason::Protocol(error) = &reason {
             self.stats.protocol_errors += 1;
             info!(%conn, remote = %c.remote, peer = ?c.peer, %error, "closing connection: protocol error");
@@ -618,31 +619,94 @@ impl Net {
     // ----- reading -----
 
     /// Bytes arrived on `conn`.
+    ///
+    /// The session asks the receive budget before it holds a partial frame
+    /// or decompresses a payload. When the budget has no room, the
+    /// connection holding the most is closed (this one, if it does) and the
+    /// rest of the input is fed again. What the read decompressed is
+    /// counted until the read is handled (its messages are then in the
+    /// output queue, which the driver drains after every input); what stays
+    /// counted is the partial frame the session keeps.
     pub(crate) fn on_received(&mut self, conn: ConnId, bytes: Bytes, up: &mut dyn Upcalls) {
         self.stats.bytes_received += bytes.len() as u64;
-        let Some(session) = self.conns.get_mut(&conn).and_then(|c| c.session.as_mut()) else {
-            // Closed by us already, or a driver that reports reads before
-            // `Connected`: nothing to do with these bytes.
-            return;
-        };
-        let mut outputs = core::mem::take(&mut self.scratch);
-        let result = session.on_bytes(&self.ctx, bytes, &mut outputs);
-        let mut open = true;
-        for output in outputs.drain(..) {
-            if open {
-                open = self.on_session_output(conn, output, up);
+        let mut input = bytes;
+        loop {
+            let Some(session) = self.conns.get_mut(&conn).and_then(|c| c.session.as_mut()) else {
+                // Closed by us already, or a driver that reports reads
+                // before `Connected`: nothing to do with these bytes.
+                return;
+            };
+            let mut outputs = core::mem::take(&mut self.scratch);
+            let mut grant = ConnGrant {
+                budget: &mut self.budget,
+                conn,
+            };
+            let result = session.on_bytes(&self.ctx, input, &mut grant, &mut outputs);
+            let mut open = true;
+            for output in outputs.drain(..) {
+                if open {
+                    open = self.on_session_output(conn, output, up);
+                }
+            }
+            self.scratch = outputs;
+            if !open {
+                return;
+            }
+            match result {
+                Ok(()) => break,
+                Err(ReadError::Protocol(error)) => {
+                    self.forget(
+                        conn,
+                        error.into(),
+                        Some(GoodbyeReason::ProtocolViolation),
+                        true,
+                        up,
+                    );
+                    return;
+                }
+                Err(ReadError::OverBudget { rest }) => {
+                    let greediest = self.budget.greediest(conn);
+                    self.close_over_budget(greediest, up);
+                    if greediest == conn {
+                        return;
+                    }
+                    input = rest;
+                }
             }
         }
-        self.scratch = outputs;
-        if let (true, Err(error)) = (open, result) {
-            self.forget(
-                conn,
-                error.into(),
-                Some(GoodbyeReason::ProtocolViolation),
-                true,
-                up,
+        let holds = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.session.as_ref())
+            .map_or(0, Session::held);
+        self.budget.settle(conn, holds);
+    }
+
+    /// Closes `conn`, the connection holding the most of a receive budget
+    /// that has no room left.
+    fn close_over_budget(&mut self, conn: ConnId, up: &mut dyn Upcalls) {
+        let held = self.budget.held(conn);
+        let budget = self.config.session.receive_budget;
+        self.stats.receive_budget_closes += 1;
+        if let Some(c) = self.conns.get(&conn) {
+            warn!(
+                %conn,
+                remote = %c.remote,
+                peer = ?c.peer,
+                held,
+                budget,
+                used = self.budget.used(),
+                closes = self.stats.receive_budget_closes,
+                "receive budget full: closing the connection holding the most"
             );
         }
+        self.forget(
+            conn,
+            CloseReason::ReceiveBudget { held, budget },
+            None,
+            true,
+            up,
+        );
     }
 
     /// Acts on one session output; returns whether the connection is still
@@ -718,5 +782,17 @@ impl Net {
             }
         }
         true
+    }
+}
+
+/// The receive budget as one connection's session asks it.
+struct ConnGrant<'a> {
+    budget: &'a mut super::ReceiveBudget,
+    conn: ConnId,
+}
+
+impl Grant for ConnGrant<'_> {
+    fn try_grow(&mut self, bytes: usize) -> bool {
+        self.budget.try_grow(self.conn, bytes)
     }
 }

@@ -16,6 +16,7 @@
 //! - `cache.rs`: the peer cache.
 
 mod api;
+mod budget;
 mod cache;
 pub(crate) mod config;
 mod connections;
@@ -30,6 +31,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 
 pub use api::{PeersCommand, PeersError, PeersEvent, PeersStats};
+use budget::ReceiveBudget;
 pub(crate) use cache::PeerCache;
 pub use config::PeersConfig;
 
@@ -163,6 +165,8 @@ pub(crate) struct Net {
     /// Established peers and the connection that reaches each.
     links: Map<NodeId, PeerLink>,
     cache: PeerCache,
+    /// What connections hold while they receive (`session.receive_budget`).
+    budget: ReceiveBudget,
     bootstrap: Vec<BootstrapAddr>,
     outputs: VecDeque<Output>,
     pub(crate) timers: DeadlineQueue<Timer>,
@@ -199,6 +203,11 @@ impl Net {
             rng: Rng::derive(seed, Stream::Peers, None),
             conns: HashMap::with_hasher(hasher.clone()),
             links: HashMap::with_hasher(hasher.clone()),
+            budget: ReceiveBudget::new(
+                config.session.receive_budget,
+                config.peers.max_connections,
+                hasher.clone(),
+            ),
             cache: PeerCache::new(id, config.peers.max_known_peers, hasher),
             bootstrap: config
                 .peers
@@ -293,6 +302,12 @@ impl Net {
         self.links
             .get(&peer)
             .is_some_and(|l| l.liveness.is_suspect())
+    }
+
+    /// Bytes connections hold while they receive (see
+    /// [`SessionConfig::receive_budget`](crate::SessionConfig::receive_budget)).
+    pub(crate) fn receive_budget_used(&self) -> usize {
+        self.budget.used()
     }
 
     /// Entries in the peer cache.
@@ -502,6 +517,13 @@ impl Cx for Net {
         prepared: &mut Prepared<'_>,
     ) -> Result<(), EncodeError> {
         self.send_on(conn, prepared, false)
+    }
+
+    fn max_message_len(&self, conn: ConnId) -> Option<usize> {
+        self.conns
+            .get(&conn)
+            .and_then(|c| c.session.as_ref())
+            .and_then(Session::max_message_len)
     }
 
     fn send_even_draining(&mut self, conn: ConnId, message: &Message) -> Result<(), EncodeError> {
