@@ -1,6 +1,6 @@
 //! Two and three mio-driven nodes over 127.0.0.1.
 
-use std::sync::mpsc::Receiver;
+use ringmesh_mio::EventReceiver;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,7 +21,7 @@ fn node(i: u8) -> Running {
 }
 
 /// Waits (up to 10 s) for an event matching `f`.
-fn wait_for<T>(events: &Receiver<Event>, mut f: impl FnMut(&Event) -> Option<T>) -> T {
+fn wait_for<T>(events: &EventReceiver, mut f: impl FnMut(&Event) -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -32,7 +32,7 @@ fn wait_for<T>(events: &Receiver<Event>, mut f: impl FnMut(&Event) -> Option<T>)
     }
 }
 
-fn up(events: &Receiver<Event>, peer: NodeId) {
+fn up(events: &EventReceiver, peer: NodeId) {
     wait_for(events, |e| {
         matches!(e, Event::Peers(PeersEvent::Up { peer: p, .. }) if *p == peer).then_some(())
     });
