@@ -95,9 +95,11 @@ impl Node {
         self.net.connection_count()
     }
 
-    /// Bytes the connections hold of partial frames, counted against
-    /// [`SessionConfig::receive_budget`](crate::SessionConfig::receive_budget)
-    /// (between inputs: what a read decompressed is handed on by then).
+    /// Bytes counted against
+    /// [`SessionConfig::receive_budget`](crate::SessionConfig::receive_budget):
+    /// the connections' partial frames, and the payloads the last call
+    /// decompressed (released at the next call, when the driver has taken
+    /// them).
     pub fn receive_budget_used(&self) -> usize {
         self.net.receive_budget_used()
     }

@@ -152,4 +152,7 @@ pub struct PeersStats {
     /// Connections closed because the receive budget had no room left and
     /// they held the most ([`CloseReason::ReceiveBudget`]).
     pub receive_budget_closes: u64,
+    /// Reads that paused until the next turn for receive budget to
+    /// decompress a payload (a burst of compressed messages).
+    pub receive_budget_waits: u64,
 }

@@ -621,14 +621,26 @@ impl Net {
     /// Bytes arrived on `conn`.
     ///
     /// The session asks the receive budget before it holds a partial frame
-    /// or decompresses a payload. When the budget has no room, the
-    /// connection holding the most is closed (this one, if it does) and the
-    /// rest of the input is fed again. What the read decompressed is
-    /// counted until the read is handled (its messages are then in the
-    /// output queue, which the driver drains after every input); what stays
-    /// counted is the partial frame the session keeps.
+    /// or decompresses a payload. What a read decompressed stays counted
+    /// until the next call (the driver drains the outputs after every
+    /// call). When the budget has no room:
+    ///
+    /// - for a payload to decompress, on a connection that has decompressed
+    ///   others in this call, the read *waits*: the frame and the rest of
+    ///   the input are kept, and [`Timer::ResumeRead`](super::Timer) goes
+    ///   on right after this call, when this call's payloads are handed
+    ///   over. A burst of compressed messages costs at most the budget at
+    ///   a time and nobody is closed;
+    /// - otherwise (a partial frame, or a payload that does not fit even
+    ///   alone) the connection holding the most is closed (this one, if it
+    ///   does) and the rest of the input is fed again: the bytes have
+    ///   arrived and must be held or dropped, as the driver has no read
+    ///   backpressure.
     pub(crate) fn on_received(&mut self, conn: ConnId, bytes: Bytes, up: &mut dyn Upcalls) {
         self.stats.bytes_received += bytes.len() as u64;
+        if !self.reading.contains(&conn) {
+            self.reading.push(conn);
+        }
         let mut input = bytes;
         loop {
             let Some(session) = self.conns.get_mut(&conn).and_then(|c| c.session.as_mut()) else {
@@ -664,7 +676,28 @@ impl Net {
                     );
                     return;
                 }
-                Err(ReadError::OverBudget { rest }) => {
+                Err(ReadError::OverBudget {
+                    rest,
+                    decompressing,
+                }) => {
+                    let Some(c) = self.conns.get_mut(&conn) else {
+                        return;
+                    };
+                    let serial = c.serial;
+                    let session = c.session.as_mut().expect("read by its session");
+                    // Granted more than it holds: it decompressed payloads
+                    // in this call, which are handed over after it.
+                    let handed_over = self.budget.held(conn) > session.held();
+                    if decompressing && handed_over && self.budget.try_grow(conn, rest.len()) {
+                        session.keep_input(rest);
+                        self.stats.receive_budget_waits += 1;
+                        debug!(%conn, "receive budget full: reading resumes after this turn");
+                        self.arm(
+                            self.now + crate::time::Duration::from_micros(1),
+                            super::Timer::ResumeRead { conn, serial },
+                        );
+                        return;
+                    }
                     let greediest = self.budget.greediest(conn);
                     self.close_over_budget(greediest, up);
                     if greediest == conn {
@@ -674,12 +707,6 @@ impl Net {
                 }
             }
         }
-        let holds = self
-            .conns
-            .get(&conn)
-            .and_then(|c| c.session.as_ref())
-            .map_or(0, Session::held);
-        self.budget.settle(conn, holds);
     }
 
     /// Closes `conn`, the connection holding the most of a receive budget

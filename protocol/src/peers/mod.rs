@@ -93,6 +93,11 @@ pub(crate) enum Timer {
     Drain { conn: ConnId, serial: u64 },
     /// The maintenance round.
     Maintenance,
+    /// `conn` (this one, by serial) stopped reading to wait for receive
+    /// budget for a payload to decompress; armed just after the call that
+    /// stopped, so the driver has taken that call's outputs (and the
+    /// budget they held is free) when it fires.
+    ResumeRead { conn: ConnId, serial: u64 },
 }
 
 struct Connection {
@@ -181,6 +186,10 @@ pub(crate) struct Net {
     shut_down: bool,
     pub(crate) stats: PeersStats,
     scratch: Vec<SessionOutput>,
+    /// Connections that read in the current call: what they were granted
+    /// for decompressed payloads is released at the next call, when the
+    /// driver has taken the messages (`settle_reads`).
+    reading: Vec<ConnId>,
 }
 
 impl Net {
@@ -231,6 +240,7 @@ impl Net {
             shut_down: false,
             stats: PeersStats::default(),
             scratch: Vec::new(),
+            reading: Vec::new(),
             config,
         };
         net.arm(now, Timer::Maintenance);
@@ -245,6 +255,21 @@ impl Net {
     /// whatever the driver says.
     pub(crate) fn advance(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        self.settle_reads();
+    }
+
+    /// A new call began: the driver has drained the outputs of the last
+    /// one, so the payloads the connections decompressed there are no
+    /// longer ours to count; each keeps what its session still holds.
+    fn settle_reads(&mut self) {
+        for conn in core::mem::take(&mut self.reading) {
+            let holds = self
+                .conns
+                .get(&conn)
+                .and_then(|c| c.session.as_ref())
+                .map_or(0, Session::held);
+            self.budget.settle(conn, holds);
+        }
     }
 
     pub(crate) fn is_shut_down(&self) -> bool {
@@ -355,6 +380,9 @@ impl Net {
                 conn_is(conn, serial, |c| c.draining || c.peer_draining)
             }
             Timer::Maintenance => true,
+            Timer::ResumeRead { conn, serial } => conn_is(conn, serial, |c| {
+                c.session.as_ref().is_some_and(Session::is_waiting)
+            }),
         }
     }
 
@@ -382,6 +410,7 @@ impl Net {
                 true,
                 up,
             ),
+            Timer::ResumeRead { conn, .. } => self.on_received(conn, Bytes::new(), up),
             Timer::Maintenance => {
                 if !self.shut_down {
                     up.maintenance(self);

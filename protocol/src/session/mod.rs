@@ -131,9 +131,10 @@ pub(crate) enum ReadError {
     /// The peer broke the protocol: the connection must close.
     Protocol(ProtocolError),
     /// The receive budget has no room for what this read needs (a partial
-    /// frame's buffer, or a payload to decompress). `rest` is the input not
-    /// consumed yet; once room is made, call `on_bytes` again with it.
-    OverBudget { rest: Bytes },
+    /// frame's buffer, or, with `decompressing`, a payload to decompress:
+    /// the frame is kept in the session). `rest` is the input not consumed
+    /// yet; once room is made, call `on_bytes` again with it.
+    OverBudget { rest: Bytes, decompressing: bool },
 }
 
 impl<E: Into<ProtocolError>> From<E> for ReadError {
@@ -163,6 +164,9 @@ pub(crate) struct Session {
     frames: FrameReader,
     /// A decrypted frame body waiting for budget to decompress into.
     pending_body: Option<Bytes>,
+    /// Input that arrived while `pending_body` waited (see
+    /// [`Session::keep_input`]).
+    pending_input: Bytes,
     preamble: [u8; PREAMBLE_LEN],
     preamble_len: usize,
     /// Features both sides offered; known once established.
@@ -213,6 +217,7 @@ impl Session {
             state: State::Handshake(handshake),
             frames: FrameReader::new(HANDSHAKE_MAX_FRAME_LEN.min(ctx.max_frame_len)),
             pending_body: None,
+            pending_input: Bytes::new(),
             preamble: [0; PREAMBLE_LEN],
             preamble_len: 0,
             capabilities: Capabilities::NONE,
@@ -222,9 +227,22 @@ impl Session {
     }
 
     /// Bytes this session holds between reads: its partial frame's buffer,
-    /// and a frame body waiting for budget.
+    /// and a frame body and input waiting for budget.
     pub(crate) fn held(&self) -> usize {
-        self.frames.held() + self.pending_body.as_ref().map_or(0, Bytes::len)
+        self.frames.held()
+            + self.pending_body.as_ref().map_or(0, Bytes::len)
+            + self.pending_input.len()
+    }
+
+    /// Whether a frame waits for budget to be decompressed.
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.pending_body.is_some()
+    }
+
+    /// Keeps `rest` (input not consumed when the read stopped for budget)
+    /// to be read first at the next [`Session::on_bytes`].
+    pub(crate) fn keep_input(&mut self, rest: Bytes) {
+        self.pending_input = rest;
     }
 
     /// Consumes bytes from the stream, asking `grant` before it holds a
@@ -238,11 +256,25 @@ impl Session {
         grant: &mut dyn Grant,
         out: &mut Vec<SessionOutput>,
     ) -> Result<(), ReadError> {
+        if !self.pending_input.is_empty() {
+            let kept = core::mem::take(&mut self.pending_input);
+            input = if input.is_empty() {
+                kept
+            } else {
+                let mut joined = BytesMut::with_capacity(kept.len() + input.len());
+                joined.extend_from_slice(&kept);
+                joined.extend_from_slice(&input);
+                joined.freeze()
+            };
+        }
         if let Some(body) = self.pending_body.take() {
             match self.on_body(ctx, body, grant, out) {
                 Ok(()) => {}
                 Err(ReadError::OverBudget { .. }) => {
-                    return Err(ReadError::OverBudget { rest: input });
+                    return Err(ReadError::OverBudget {
+                        rest: input,
+                        decompressing: true,
+                    });
                 }
                 Err(error) => return Err(error),
             }
@@ -268,12 +300,20 @@ impl Session {
                 Next::Frame(frame) => match self.on_frame(ctx, frame, grant, out) {
                     Ok(()) => {}
                     Err(ReadError::OverBudget { .. }) => {
-                        return Err(ReadError::OverBudget { rest: input });
+                        return Err(ReadError::OverBudget {
+                            rest: input,
+                            decompressing: true,
+                        });
                     }
                     Err(error) => return Err(error),
                 },
                 Next::NeedMore => return Ok(()),
-                Next::OverBudget => return Err(ReadError::OverBudget { rest: input }),
+                Next::OverBudget => {
+                    return Err(ReadError::OverBudget {
+                        rest: input,
+                        decompressing: false,
+                    });
+                }
             }
         }
     }
@@ -303,7 +343,10 @@ impl Session {
             && !grant.try_grow(plain_len as usize)
         {
             self.pending_body = Some(body);
-            return Err(ReadError::OverBudget { rest: Bytes::new() });
+            return Err(ReadError::OverBudget {
+                rest: Bytes::new(),
+                decompressing: true,
+            });
         }
         let (message, compressed) = decode_body(body, lz4, ctx.max_frame_len)?;
         if let Message::Hello(_) = message {

@@ -358,7 +358,7 @@ fn stalled_partial_frames_stay_within_the_budget_and_the_greediest_is_closed() {
 }
 
 #[test]
-fn a_compression_bomb_beyond_the_budget_closes_its_sender_only() {
+fn a_burst_of_compressed_messages_waits_for_budget_and_nobody_is_closed() {
     let (mut node, config) = budgeted_node(2);
     // Peer 0 holds a partial frame of 62 KiB (its 8 KiB share and 54 KiB
     // of the 128 KiB pool).
@@ -370,21 +370,12 @@ fn a_compression_bomb_beyond_the_budget_closes_its_sender_only() {
         },
     );
     let _ = closes(&mut node);
-    // Peer 1 sends bombs: a few hundred bytes each, 60 KiB decompressed.
-    let message = Message::Direct(crate::wire::Direct {
-        payload: Bytes::from(vec![0u8; 60 * 1024]),
-    });
-    let mut body = BytesMut::new();
-    assert!(crate::wire::encode_body(&message, Some(0), &mut body));
-    assert!(body.len() < 1024);
-    let mut bytes = BytesMut::new();
-    put_frame_header(&mut bytes, body.len() as u32);
-    bytes.extend_from_slice(&body);
-    // Three in one read, each counted until the read is handled: the first
-    // fits; the second does not, and peer 0 holds the most, so peer 0 is
-    // closed and the second fits; at the third peer 1 holds the most and
-    // is closed.
-    let one = bytes.clone().freeze();
+    // Peer 1 sends three bombs in one read: a few hundred bytes each, 60
+    // KiB decompressed. The first fits; the second waits for the next turn
+    // (the first is handed over by then), and so on.
+    let mut one = BytesMut::new();
+    put_frame_header(&mut one, bomb().len() as u32);
+    one.extend_from_slice(&bomb());
     let mut three = BytesMut::new();
     for _ in 0..3 {
         three.extend_from_slice(&one);
@@ -396,8 +387,78 @@ fn a_compression_bomb_beyond_the_budget_closes_its_sender_only() {
             bytes: three.freeze(),
         },
     );
+    let mut delivered = delivered_and_closed(&mut node).0;
+    assert_eq!(delivered, 1);
+    let mut turns = 0;
+    while let Some(at) = node
+        .poll_timeout()
+        .filter(|&at| at < Instant::from_micros(1000))
+    {
+        node.handle_input(at, Input::Timeout);
+        let (n, closed) = delivered_and_closed(&mut node);
+        assert!(closed.is_empty(), "{closed:?}");
+        delivered += n;
+        turns += 1;
+        assert!(node.receive_budget_used() <= config.session.receive_budget);
+    }
+    assert_eq!(delivered, 3);
+    assert_eq!(turns, 2);
+    assert_eq!(node.stats().peers.receive_budget_waits, 2);
+    assert_eq!(node.peer_count(), 2);
+}
+
+#[test]
+fn a_bomb_that_cannot_fit_closes_the_greediest_connection() {
+    let (mut node, config) = budgeted_node(3);
+    // Peers 0 and 1 hold 62 KiB each: 108 KiB of the 128 KiB pool.
+    for i in 0..2 {
+        node.handle_input(
+            Instant::ZERO,
+            Input::Received {
+                conn: ConnId::inbound(i),
+                bytes: partial_frame(config.session.max_frame_len, 62 * 1024),
+            },
+        );
+    }
+    let _ = closes(&mut node);
+    // Peer 2's bomb (52 KiB beyond its share) fits only once one of them
+    // is gone: the greediest (a tie, so the newest, peer 1) is closed.
+    let mut bytes = BytesMut::new();
+    put_frame_header(&mut bytes, bomb().len() as u32);
+    bytes.extend_from_slice(&bomb());
+    node.handle_input(
+        Instant::ZERO,
+        Input::Received {
+            conn: ConnId::inbound(2),
+            bytes: bytes.freeze(),
+        },
+    );
+    let (delivered, closed) = delivered_and_closed(&mut node);
+    assert_eq!(delivered, 1);
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_eq!(closed[0].0, ConnId::inbound(1));
+    assert!(matches!(
+        closed[0].1,
+        CloseReason::ReceiveBudget { held, .. } if held == 62 * 1024
+    ));
+    assert_eq!(node.stats().peers.receive_budget_closes, 1);
+}
+
+/// A compressed `Direct` body of 60 KiB of zeros (a few hundred bytes).
+fn bomb() -> Bytes {
+    let message = Message::Direct(crate::wire::Direct {
+        payload: Bytes::from(vec![0u8; 60 * 1024]),
+    });
+    let mut body = BytesMut::new();
+    assert!(crate::wire::encode_body(&message, Some(0), &mut body));
+    assert!(body.len() < 1024);
+    body.freeze()
+}
+
+/// Messages of 60 KiB delivered, and connections closed (with why).
+fn delivered_and_closed(node: &mut Node) -> (usize, Vec<(ConnId, CloseReason)>) {
     let mut delivered = 0;
-    let mut reasons = Vec::new();
+    let mut closed = Vec::new();
     while let Some(o) = node.poll_output() {
         match o {
             Output::Event(Event::Messaging(crate::MessagingEvent::Direct { payload, .. })) => {
@@ -405,17 +466,12 @@ fn a_compression_bomb_beyond_the_budget_closes_its_sender_only() {
                 delivered += 1;
             }
             Output::Event(Event::Peers(PeersEvent::Closed { conn, reason, .. })) => {
-                reasons.push((conn, reason));
+                closed.push((conn, reason));
             }
             _ => {}
         }
     }
-    assert_eq!(delivered, 2);
-    assert_eq!(reasons.len(), 2, "{reasons:?}");
-    assert_eq!(reasons[0].0, ConnId::inbound(0));
-    assert_eq!(reasons[1].0, ConnId::inbound(1));
-    assert!(matches!(reasons[1].1, CloseReason::ReceiveBudget { .. }));
-    assert_eq!(node.receive_budget_used(), 0);
+    (delivered, closed)
 }
 
 #[test]
