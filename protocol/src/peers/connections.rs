@@ -499,10 +499,10 @@ impl Net {
             // Best effort: a session that cannot frame it just closes.
             let _ = self.send_message(conn, &Message::Goodbye(Goodbye { reason: goodbye }));
         }
+        self.budget.release(conn);
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
-        self.budget.release(conn);
         if let CloseReason::Protocol(error) = &reason {
             self.stats.protocol_errors += 1;
             info!(%conn, remote = %c.remote, peer = ?c.peer, %error, "closing connection: protocol error");
@@ -688,7 +688,11 @@ impl Net {
                     // Granted more than it holds: it decompressed payloads
                     // in this call, which are handed over after it.
                     let handed_over = self.budget.held(conn) > session.held();
-                    if decompressing && handed_over && self.budget.try_grow(conn, rest.len()) {
+                    // The rest of the read (at most one driver read) is
+                    // kept beside the payloads about to be handed over; at
+                    // the next call it is counted within what they were
+                    // granted.
+                    if decompressing && handed_over {
                         session.keep_input(rest);
                         self.stats.receive_budget_waits += 1;
                         debug!(%conn, "receive budget full: reading resumes after this turn");

@@ -410,7 +410,19 @@ impl Net {
                 true,
                 up,
             ),
-            Timer::ResumeRead { conn, .. } => self.on_received(conn, Bytes::new(), up),
+            Timer::ResumeRead { conn, serial } => {
+                if self.reading.is_empty() {
+                    self.on_received(conn, Bytes::new(), up);
+                } else {
+                    // Another connection read in this call: what it
+                    // decompressed is handed over only after it. Wait for
+                    // a call of our own.
+                    self.arm(
+                        self.now + Duration::from_micros(1),
+                        Timer::ResumeRead { conn, serial },
+                    );
+                }
+            }
             Timer::Maintenance => {
                 if !self.shut_down {
                     up.maintenance(self);

@@ -517,3 +517,73 @@ fn a_sender_refuses_what_the_receiver_would_refuse_decompressed() {
     assert!(net.node(a).is_connected(b_id));
     assert_eq!(net.node(b).stats().peers.protocol_errors, 0);
 }
+
+#[test]
+fn ten_maximal_bombs_in_one_read_are_all_delivered_turn_by_turn() {
+    let mut config = Config::plaintext();
+    config.peers.max_connections = 256;
+    let mut node = Node::new(
+        config.clone(),
+        Identity::from_secret_bytes([0x11; 32]),
+        7,
+        Instant::ZERO,
+    )
+    .expect("valid config");
+    let conn = ConnId::inbound(0);
+    node.handle_input(
+        Instant::ZERO,
+        Input::Connected {
+            conn,
+            remote: "127.0.0.9:9".parse().expect("addr"),
+            direction: Direction::Inbound,
+        },
+    );
+    let ctx = SessionContext::new(&config, &Identity::from_secret_bytes([0x42; 32]));
+    node.handle_input(
+        Instant::ZERO,
+        Input::Received {
+            conn,
+            bytes: ctx.plaintext_opening.clone(),
+        },
+    );
+    let message = Message::Direct(crate::wire::Direct {
+        payload: Bytes::from(vec![0u8; (16 << 20) - 64]),
+    });
+    let mut body = BytesMut::new();
+    assert!(crate::wire::encode_body(&message, Some(0), &mut body));
+    let mut bytes = BytesMut::new();
+    for _ in 0..10 {
+        put_frame_header(&mut bytes, body.len() as u32);
+        bytes.extend_from_slice(&body);
+    }
+    node.handle_input(
+        Instant::ZERO,
+        Input::Received {
+            conn,
+            bytes: bytes.freeze(),
+        },
+    );
+    let mut delivered = 0;
+    let mut turns = 0;
+    loop {
+        while let Some(o) = node.poll_output() {
+            match o {
+                Output::Event(Event::Messaging(crate::MessagingEvent::Direct { .. })) => {
+                    delivered += 1
+                }
+                Output::Event(Event::Peers(PeersEvent::Closed { reason, .. })) => {
+                    panic!("closed: {reason:?}")
+                }
+                _ => {}
+            }
+        }
+        match node.poll_timeout() {
+            Some(at) if at < Instant::from_micros(1000) && turns < 100 => {
+                node.handle_input(at, Input::Timeout);
+                turns += 1;
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(delivered, 10, "after {turns} turns");
+}
