@@ -523,7 +523,7 @@ fn a_node_whose_stdout_nobody_reads_holds_bounded_memory_and_counts_its_drops() 
     let pid = child.0.id();
     let idle = rss_bytes(pid);
 
-    // Four peers send 1,200 messages of 1 MiB (LZ4: 4 KiB on the wire),
+    // Four peers send 1,200 messages of 256 KiB (LZ4: 1 KiB on the wire),
     // more than the program's 1,024-input buffer holds once its stdout
     // pipe is full.
     let mut senders: Vec<Attacker> = (0..4)
@@ -534,7 +534,8 @@ fn a_node_whose_stdout_nobody_reads_holds_bounded_memory_and_counts_its_drops() 
             for sender in &mut senders {
                 s.spawn(move || {
                     for _ in 0..300 {
-                        sender.send_bomb(MIB);
+                        sender.send_bomb(MIB / 4);
+                        sender.service();
                     }
                 });
             }
@@ -556,6 +557,9 @@ fn a_node_whose_stdout_nobody_reads_holds_bounded_memory_and_counts_its_drops() 
             "no drop warning on stderr: {:?}",
             stderr.lock().expect("stderr")
         );
+        for sender in &mut senders {
+            sender.service();
+        }
         thread::sleep(StdDuration::from_millis(20));
     };
     let settled = rss_bytes(pid);
