@@ -9,14 +9,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_channel::{Receiver, Sender, TrySendError};
 use futures_lite::Stream;
 use ringmesh::Event;
-use tracing::warn;
+use ringmesh_driver::{DropLog, QueuedBytes, event_size};
 
 /// The node's [`Event`]s, in order, as a [`Stream`].
 ///
-/// The stream is bounded ([`AdapterConfig::event_capacity`](crate::AdapterConfig::event_capacity)).
+/// The stream is bounded by count ([`AdapterConfig::event_capacity`](crate::AdapterConfig::event_capacity))
+/// and by bytes ([`AdapterConfig::event_capacity_bytes`](crate::AdapterConfig::event_capacity_bytes),
+/// each event's payloads: [`event_size`](crate::event_size)).
 /// The node never waits for the application: when the stream is full, new
 /// events are **dropped**, counted in [`Events::dropped`], and a warning is
-/// logged. Read it promptly (or drop it if you do not want events: a
+/// logged (at most one per [`DROP_LOG_INTERVAL`](crate::DROP_LOG_INTERVAL),
+/// with the count). Read it promptly (or drop it if you do not want events: a
 /// dropped `Events` costs nothing).
 ///
 /// The stream ends when the node has stopped.
@@ -24,13 +27,20 @@ pub struct Events {
     // Boxed because the receiver is `!Unpin`; this way `Events` is `Unpin`
     // and `events.next().await` works without pinning.
     receiver: Pin<Box<Receiver<Event>>>,
+    bytes: QueuedBytes,
     dropped: Arc<AtomicU64>,
 }
 
 impl Events {
-    /// Events dropped so far because the stream was full.
+    /// Events dropped so far because the stream was full (by count or by
+    /// bytes).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of events waiting to be read.
+    pub fn queued_bytes(&self) -> usize {
+        self.bytes.queued()
     }
 }
 
@@ -47,7 +57,11 @@ impl Stream for Events {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.receiver.as_mut().poll_next(cx)
+        let next = self.receiver.as_mut().poll_next(cx);
+        if let Poll::Ready(Some(event)) = &next {
+            self.bytes.release(event_size(event));
+        }
+        next
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -58,46 +72,44 @@ impl Stream for Events {
 /// The node loop's end of [`Events`].
 pub(crate) struct EventSender {
     sender: Sender<Event>,
-    dropped: Arc<AtomicU64>,
-    /// Whether the drop in progress has been logged: one warning per run of
-    /// drops, not one per event.
-    warned: bool,
+    bytes: QueuedBytes,
+    drops: DropLog,
 }
 
 impl EventSender {
-    pub(crate) fn channel(capacity: usize) -> (EventSender, Events) {
+    pub(crate) fn channel(capacity: usize, capacity_bytes: usize) -> (EventSender, Events) {
         let (sender, receiver) = async_channel::bounded(capacity);
-        let dropped = Arc::new(AtomicU64::new(0));
+        let drops = DropLog::new();
+        let bytes = QueuedBytes::new(capacity_bytes);
         let events = Events {
             receiver: Box::pin(receiver),
-            dropped: Arc::clone(&dropped),
+            bytes: bytes.clone(),
+            dropped: drops.counter(),
         };
         let sender = EventSender {
             sender,
-            dropped,
-            warned: false,
+            bytes,
+            drops,
         };
         (sender, events)
     }
 
     /// Hands `event` to the application, or drops and counts it if the
-    /// stream is full.
+    /// stream is full (by count or by bytes).
     pub(crate) fn emit(&mut self, event: Event) {
+        let size = event_size(&event);
+        if !self.bytes.try_admit(size) {
+            self.drops.record(size);
+            return;
+        }
         match self.sender.try_send(event) {
-            Ok(()) => self.warned = false,
+            Ok(()) => {}
             Err(TrySendError::Full(_)) => {
-                let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                if !self.warned {
-                    self.warned = true;
-                    warn!(
-                        capacity = self.sender.capacity().unwrap_or(0),
-                        dropped_total = dropped,
-                        "event stream full: the application is not reading events; dropping them"
-                    );
-                }
+                self.bytes.release(size);
+                self.drops.record(size);
             }
             // Nobody listens; nothing to do.
-            Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Closed(_)) => self.bytes.release(size),
         }
     }
 }

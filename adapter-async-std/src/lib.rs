@@ -134,7 +134,8 @@ pub use handle::{Error, NodeHandle};
 pub use ringmesh;
 pub use ringmesh_driver::{
     AdapterConfig, AdapterConfigError, BACKLOG_OVERFLOW, DEFAULT_EVENT_CAPACITY,
-    DEFAULT_MAX_BACKLOG_BYTES, MAX_EVENT_CAPACITY, PeerInfo, announced_addrs,
+    DEFAULT_EVENT_CAPACITY_BYTES, DEFAULT_MAX_BACKLOG_BYTES, DROP_LOG_INTERVAL, MAX_EVENT_CAPACITY,
+    PeerInfo, announced_addrs, event_size,
 };
 
 /// Calls from handles that may wait for the node loop at once; more wait
@@ -151,7 +152,8 @@ const CALL_CAPACITY: usize = 64;
 /// Fails if the listener cannot be bound, or (as `InvalidInput`, carrying
 /// an [`AdapterConfigError`]) if the configuration is refused: an invalid
 /// node configuration, `max_backlog_bytes` below one frame, an
-/// `event_capacity` out of range, or no address to announce for a ring
+/// `event_capacity` out of range, `event_capacity_bytes` below one
+/// payload of `max_frame_len`, or no address to announce for a ring
 /// member.
 pub fn start(config: AdapterConfig) -> io::Result<(NodeHandle, Events, Driver)> {
     config.validate()?;
@@ -162,9 +164,10 @@ pub fn start(config: AdapterConfig) -> io::Result<(NodeHandle, Events, Driver)> 
         clock,
         max_backlog_bytes,
         event_capacity,
+        event_capacity_bytes,
     } = config.into_node(local_addr)?;
     let (calls_tx, calls) = async_channel::bounded(CALL_CAPACITY);
-    let (events_tx, events) = events::EventSender::channel(event_capacity);
+    let (events_tx, events) = events::EventSender::channel(event_capacity, event_capacity_bytes);
     let handle = NodeHandle::new(calls_tx, node.node_id(), local_addr);
     let driver = Driver::new(driver::NodeLoop {
         node,

@@ -14,14 +14,15 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use bytes::Bytes;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token, Waker};
-use ringmesh::{Command, ConnId, Direction, Event, Input, Node, Output, TransportError};
+use ringmesh::{Command, ConnId, Direction, Input, Node, Output, TransportError};
 use ringmesh_driver::{
-    AdapterConfig, BACKLOG_OVERFLOW, Clock, Startup, admit_to_backlog, transport_error,
+    AdapterConfig, BACKLOG_OVERFLOW, Clock, DropLog, Startup, admit_to_backlog, event_size,
+    transport_error,
 };
 use smallvec::SmallVec;
 use tracing::{debug, info, warn};
 
-use crate::observer::{ChannelObserver, Observer};
+use crate::observer::{ChannelObserver, EventReceiver, Observer};
 use crate::{Handle, Request};
 
 /// Tokens an adapter uses: `base` (listener), `base + 1` (waker), then one
@@ -89,7 +90,8 @@ pub struct Adapter {
     dirty: Vec<ConnId>,
     /// Stopped by `Handle::abort`: nothing more happens.
     aborted: bool,
-    dropped_events: u64,
+    /// Events the observer had no room for.
+    drops: DropLog,
 }
 
 impl Adapter {
@@ -106,13 +108,18 @@ impl Adapter {
         registry: &Registry,
         token_base: usize,
         config: AdapterConfig,
-    ) -> io::Result<(Adapter, Handle, Receiver<Event>)> {
+    ) -> io::Result<(Adapter, Handle, EventReceiver)> {
         // Checked here too, so that a bad capacity is refused before the
         // channel is allocated (the rest is checked again at start).
         config.validate()?;
-        let (events, event_rx) = mpsc::sync_channel(config.event_capacity);
+        let drops = DropLog::new();
+        let (observer, event_rx) = ChannelObserver::channel(
+            config.event_capacity,
+            config.event_capacity_bytes,
+            drops.counter(),
+        );
         let (adapter, handle) =
-            Adapter::with_observer(registry, token_base, config, ChannelObserver(events))?;
+            Adapter::with_observer_and_drops(registry, token_base, config, observer, drops)?;
         Ok((adapter, handle, event_rx))
     }
 
@@ -125,6 +132,16 @@ impl Adapter {
         token_base: usize,
         config: AdapterConfig,
         observer: impl Observer,
+    ) -> io::Result<(Adapter, Handle)> {
+        Adapter::with_observer_and_drops(registry, token_base, config, observer, DropLog::new())
+    }
+
+    fn with_observer_and_drops(
+        registry: &Registry,
+        token_base: usize,
+        config: AdapterConfig,
+        observer: impl Observer,
+        drops: DropLog,
     ) -> io::Result<(Adapter, Handle)> {
         config.validate()?;
         let mut listener = TcpListener::bind(config.listen)?;
@@ -148,6 +165,7 @@ impl Adapter {
             loop_thread: loop_thread.clone(),
             node_id: node.node_id(),
             local_addr,
+            dropped_events: drops.counter(),
         };
         let adapter = Adapter {
             node,
@@ -171,7 +189,7 @@ impl Adapter {
             shutting_down: false,
             dirty: Vec::new(),
             aborted: false,
-            dropped_events: 0,
+            drops,
         };
         Ok((adapter, handle))
     }
@@ -214,9 +232,10 @@ impl Adapter {
         self.shutting_down && self.conns.is_empty()
     }
 
-    /// Events dropped because the event receiver was full.
+    /// Events dropped because the observer (the event receiver) had no
+    /// room for them.
     pub fn dropped_events(&self) -> u64 {
-        self.dropped_events
+        self.drops.dropped()
     }
 
     /// How long the caller's `poll` may sleep: until the node's next
@@ -587,14 +606,9 @@ impl Adapter {
                     }
                 }
                 Output::Event(event) => {
+                    let size = event_size(&event);
                     if !self.observer.on_event(event) {
-                        self.dropped_events += 1;
-                        if self.dropped_events.is_power_of_two() {
-                            warn!(
-                                dropped = self.dropped_events,
-                                "event receiver full: events dropped (read them faster or raise event_capacity)"
-                            );
-                        }
+                        self.drops.record(size);
                     }
                 }
             }

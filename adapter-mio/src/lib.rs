@@ -60,22 +60,24 @@ mod observer;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
 
 use mio::{Events, Poll, Waker};
 use ringmesh::wire::PeerEntry;
-use ringmesh::{Accepted, Command, CommandError, Event, Node, NodeId};
+use ringmesh::{Accepted, Command, CommandError, Node, NodeId};
 
 pub use adapter::{Adapter, TOKEN_SPAN};
+pub use observer::EventReceiver;
 pub use observer::Observer;
 /// The protocol crate this adapter drives.
 pub use ringmesh;
 pub use ringmesh_driver::{
     AdapterConfig, AdapterConfigError, BACKLOG_OVERFLOW, DEFAULT_EVENT_CAPACITY,
-    DEFAULT_MAX_BACKLOG_BYTES, MAX_EVENT_CAPACITY, PeerInfo, announced_addrs,
+    DEFAULT_EVENT_CAPACITY_BYTES, DEFAULT_MAX_BACKLOG_BYTES, DROP_LOG_INTERVAL, MAX_EVENT_CAPACITY,
+    PeerInfo, QueuedBytes, announced_addrs, event_size,
 };
 
 /// A closure to run on the node, on the adapter's thread.
@@ -105,6 +107,8 @@ pub struct Handle {
     loop_thread: Arc<OnceLock<ThreadId>>,
     node_id: NodeId,
     local_addr: SocketAddr,
+    /// The adapter's count of dropped events.
+    dropped_events: Arc<AtomicU64>,
 }
 
 impl core::fmt::Debug for Handle {
@@ -126,6 +130,15 @@ impl Handle {
     /// configuration asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Events dropped so far because the application (the event receiver
+    /// or the observer) had no room for them: by count
+    /// ([`AdapterConfig::event_capacity`]) or by bytes
+    /// ([`AdapterConfig::event_capacity_bytes`]). Each run of drops is also
+    /// logged, at most once per [`DROP_LOG_INTERVAL`].
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events.load(Ordering::Relaxed)
     }
 
     fn request(&self, request: Request) -> bool {
@@ -246,10 +259,10 @@ impl Handle {
 pub struct Running {
     /// Talks to it.
     pub handle: Handle,
-    /// Its events (bounded by
-    /// [`AdapterConfig::event_capacity`]: when full, new events are
+    /// Its events (bounded by [`AdapterConfig::event_capacity`] and
+    /// [`AdapterConfig::event_capacity_bytes`]: when full, new events are
     /// dropped and counted).
-    pub events: Receiver<Event>,
+    pub events: EventReceiver,
     /// The thread; it ends after [`Handle::shutdown`].
     pub thread: JoinHandle<io::Result<()>>,
 }

@@ -1,8 +1,14 @@
 //! [`Observer`]: where an adapter's events go, on the adapter's thread.
 
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{
+    Receiver, RecvError, RecvTimeoutError, SyncSender, TryRecvError, TrySendError,
+};
+use std::time::Duration;
 
 use ringmesh::{Event, Node};
+use ringmesh_driver::{QueuedBytes, event_size};
 
 /// Receives an adapter's events on the adapter's own thread, and looks at
 /// the node after every turn of its loop. Give one to [`spawn_with`]
@@ -27,8 +33,13 @@ use ringmesh::{Event, Node};
 /// [`Handle`]: crate::Handle
 pub trait Observer: Send + 'static {
     /// Takes one event; `false` if it has no room for it. The adapter then
-    /// drops the event and counts it ([`Adapter::dropped_events`]), with a
-    /// warning in the log.
+    /// drops the event and counts it ([`Adapter::dropped_events`],
+    /// [`Handle::dropped_events`](crate::Handle::dropped_events)), with a
+    /// warning in the log (at most one per
+    /// [`DROP_LOG_INTERVAL`](ringmesh_driver::DROP_LOG_INTERVAL), with the
+    /// count). An observer that buffers events should bound them by bytes
+    /// as well as by count ([`event_size`](ringmesh_driver::event_size)):
+    /// payloads go up to `max_frame_len`.
     ///
     /// [`Adapter::dropped_events`]: crate::Adapter::dropped_events
     fn on_event(&mut self, event: Event) -> bool;
@@ -51,16 +62,112 @@ pub trait Observer: Send + 'static {
 }
 
 /// The observer of [`spawn`](crate::spawn) and
-/// [`Adapter::new`](crate::Adapter::new): a bounded channel.
-pub(crate) struct ChannelObserver(pub(crate) SyncSender<Event>);
+/// [`Adapter::new`](crate::Adapter::new): a channel bounded by count and
+/// by bytes.
+pub(crate) struct ChannelObserver {
+    sender: SyncSender<Event>,
+    bytes: QueuedBytes,
+}
+
+impl ChannelObserver {
+    /// The observer and its receiving end: at most `capacity` events and
+    /// `capacity_bytes` bytes of them; `dropped` is the adapter's count.
+    pub(crate) fn channel(
+        capacity: usize,
+        capacity_bytes: usize,
+        dropped: Arc<AtomicU64>,
+    ) -> (ChannelObserver, EventReceiver) {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(capacity);
+        let bytes = QueuedBytes::new(capacity_bytes);
+        let observer = ChannelObserver {
+            sender,
+            bytes: bytes.clone(),
+        };
+        let receiver = EventReceiver {
+            receiver,
+            bytes,
+            dropped,
+        };
+        (observer, receiver)
+    }
+}
 
 impl Observer for ChannelObserver {
     fn on_event(&mut self, event: Event) -> bool {
-        match self.0.try_send(event) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => false,
-            // Nobody listens: nothing to count.
-            Err(TrySendError::Disconnected(_)) => true,
+        let size = event_size(&event);
+        if !self.bytes.try_admit(size) {
+            return false;
         }
+        match self.sender.try_send(event) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.bytes.release(size);
+                false
+            }
+            // Nobody listens: nothing to count.
+            Err(TrySendError::Disconnected(_)) => {
+                self.bytes.release(size);
+                true
+            }
+        }
+    }
+}
+
+/// The node's events, as [`spawn`](crate::spawn) and
+/// [`Adapter::new`](crate::Adapter::new) hand them out: a channel bounded
+/// by count ([`AdapterConfig::event_capacity`](crate::AdapterConfig::event_capacity))
+/// and by bytes ([`AdapterConfig::event_capacity_bytes`](crate::AdapterConfig::event_capacity_bytes)).
+/// The node never waits for the application: when either bound is reached,
+/// new events are dropped and counted ([`EventReceiver::dropped`]), with a
+/// rate-limited warning in the log. Its methods are those of
+/// [`std::sync::mpsc::Receiver`].
+#[derive(Debug)]
+pub struct EventReceiver {
+    receiver: Receiver<Event>,
+    bytes: QueuedBytes,
+    dropped: Arc<AtomicU64>,
+}
+
+impl EventReceiver {
+    fn took(&self, event: Event) -> Event {
+        self.bytes.release(event_size(&event));
+        event
+    }
+
+    /// Waits for the next event; `Err` once the adapter has stopped and
+    /// every event was read.
+    pub fn recv(&self) -> Result<Event, RecvError> {
+        self.receiver.recv().map(|e| self.took(e))
+    }
+
+    /// The next event if there is one.
+    pub fn try_recv(&self) -> Result<Event, TryRecvError> {
+        self.receiver.try_recv().map(|e| self.took(e))
+    }
+
+    /// Waits at most `timeout` for the next event.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
+        self.receiver.recv_timeout(timeout).map(|e| self.took(e))
+    }
+
+    /// The events as they come, until the adapter stops.
+    pub fn iter(&self) -> impl Iterator<Item = Event> + '_ {
+        std::iter::from_fn(|| self.recv().ok())
+    }
+
+    /// The events waiting now.
+    pub fn try_iter(&self) -> impl Iterator<Item = Event> + '_ {
+        std::iter::from_fn(|| self.try_recv().ok())
+    }
+
+    /// Events dropped so far because the buffer was full (by count or by
+    /// bytes).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of events waiting to be read ([`event_size`](ringmesh_driver::event_size)).
+    pub fn queued_bytes(&self) -> usize {
+        self.bytes.queued()
     }
 }

@@ -1,6 +1,6 @@
 //! Two and three mio-driven nodes over 127.0.0.1.
 
-use std::sync::mpsc::Receiver;
+use ringmesh_mio::EventReceiver;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,7 +21,7 @@ fn node(i: u8) -> Running {
 }
 
 /// Waits (up to 10 s) for an event matching `f`.
-fn wait_for<T>(events: &Receiver<Event>, mut f: impl FnMut(&Event) -> Option<T>) -> T {
+fn wait_for<T>(events: &EventReceiver, mut f: impl FnMut(&Event) -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -32,7 +32,7 @@ fn wait_for<T>(events: &Receiver<Event>, mut f: impl FnMut(&Event) -> Option<T>)
     }
 }
 
-fn up(events: &Receiver<Event>, peer: NodeId) {
+fn up(events: &EventReceiver, peer: NodeId) {
     wait_for(events, |e| {
         matches!(e, Event::Peers(PeersEvent::Up { peer: p, .. }) if *p == peer).then_some(())
     });
@@ -115,4 +115,76 @@ fn noise_handshake_broadcast_request_and_shutdown() {
     b.thread.join().expect("thread").expect("clean stop");
     a.handle.shutdown();
     c.handle.shutdown();
+}
+
+/// An application that does not read its events costs at most
+/// `event_capacity_bytes` of them: the rest are dropped and counted.
+#[test]
+fn unread_events_are_bounded_by_bytes_and_drops_are_counted() {
+    let a = node(21);
+    let mut config = AdapterConfig::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        Config::lan(),
+        Identity::from_secret_bytes([22; 32]),
+        22,
+    );
+    config.node.session.max_frame_len = 64 * 1024;
+    config.event_capacity_bytes = config.min_event_capacity_bytes() + 1024;
+    let cap = config.event_capacity_bytes;
+    let b = spawn(config).expect("adapter starts");
+    a.handle
+        .command(PeersCommand::Connect {
+            addr: b.handle.local_addr(),
+            peer: Some(b.handle.node_id()),
+        })
+        .expect("dial");
+    up(&a.events, b.handle.node_id());
+    // 40 messages of 32 KiB: about two fit in b's buffer.
+    for _ in 0..40 {
+        a.handle
+            .command(MessagingCommand::Send {
+                to: b.handle.node_id(),
+                payload: Bytes::from(vec![7u8; 32 * 1024]),
+            })
+            .expect("sent");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.handle.dropped_events() < 35 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} dropped",
+            b.handle.dropped_events()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(b.events.queued_bytes() <= cap);
+    let mut held = 0;
+    let mut messages = 0;
+    while let Ok(event) = b.events.try_recv() {
+        held += ringmesh_mio::event_size(&event);
+        messages += usize::from(matches!(
+            event,
+            Event::Messaging(MessagingEvent::Direct { .. })
+        ));
+    }
+    assert!(held <= cap, "{held} bytes held, cap {cap}");
+    // Read from now on, the rest (if still on the way) is delivered: every
+    // message was either held or dropped.
+    while messages as u64 + b.events.dropped() < 40 {
+        let event = b
+            .events
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the rest in time");
+        messages += usize::from(matches!(
+            event,
+            Event::Messaging(MessagingEvent::Direct { .. })
+        ));
+    }
+    assert_eq!(messages as u64 + b.events.dropped(), 40);
+    assert_eq!(b.events.queued_bytes(), 0);
+    assert_eq!(b.events.dropped(), b.handle.dropped_events());
+    eprintln!(
+        "held {messages} messages ({held} bytes, cap {cap}), dropped {}",
+        b.events.dropped()
+    );
 }

@@ -1,8 +1,8 @@
 //! The shared conformance suite, run against the mio adapter.
 
+use ringmesh_mio::EventReceiver;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use ringmesh::{Accepted, Command, CommandError, Event, NodeId};
@@ -33,7 +33,7 @@ impl TestNode for MioNode {
     }
 
     fn next_event(&self, timeout: Duration) -> Option<Event> {
-        let events: &Receiver<Event> = &self.0.events;
+        let events: &EventReceiver = &self.0.events;
         if timeout.is_zero() {
             events.try_recv().ok()
         } else {

@@ -46,9 +46,14 @@ fn inspect_answers_from_the_node_and_none_once_it_stopped() {
     let (a, b) = (spawn(config(1)).expect("a"), spawn(config(2)).expect("b"));
     let b_id = b.handle.node_id();
     connect(&a, b.handle.local_addr(), b_id);
-    wait_for(&a.events, "PeerUp", |e| {
-        matches!(e, Event::Peers(PeersEvent::Up { peer, .. }) if *peer == b_id).then_some(())
-    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let e = a.events.recv_timeout(left).expect("PeerUp in time");
+        if matches!(e, Event::Peers(PeersEvent::Up { peer, .. }) if peer == b_id) {
+            break;
+        }
+    }
     // Every event that came out before the inspection is delivered, so the
     // node it sees has the peer that PeerUp announced.
     assert_eq!(a.handle.inspect(Node::connected_peers), Some(vec![b_id]));

@@ -53,7 +53,6 @@
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Barrier;
-use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
@@ -330,7 +329,7 @@ struct Embedded {
     readiness: Events,
     adapter: Adapter,
     handle: ringmesh_mio::Handle,
-    events: Receiver<Event>,
+    events: ringmesh_mio::EventReceiver,
 }
 
 impl Embedded {

@@ -9,6 +9,7 @@ use ringmesh::{Config, ConfigError, Identity, Instant, Node};
 
 use crate::announce::announced_addrs;
 use crate::clock::Clock;
+use crate::events::DEFAULT_EVENT_CAPACITY_BYTES;
 
 /// Default [`AdapterConfig::max_backlog_bytes`]: 32 MiB, two frames of the
 /// default 16 MiB `max_frame_len`.
@@ -22,8 +23,9 @@ pub const DEFAULT_MAX_BACKLOG_BYTES: usize = 32 << 20;
 /// 1,024 slots cost about 150 KiB per node, where 65,536 would cost about
 /// 10 MiB per node before a single event). An application that reads in
 /// bursts (a bench with a window of 8,192 messages in flight) raises it.
-/// The cap is a count: each event's payload is the node's (bounded by
-/// `max_frame_len`), held until read.
+/// The count is one of two caps: the bytes of the events waiting
+/// (their payloads) are capped too, by
+/// [`AdapterConfig::event_capacity_bytes`].
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 
 /// Largest [`AdapterConfig::event_capacity`]: 1,048,576 (2^20). The slots
@@ -64,6 +66,15 @@ pub struct AdapterConfig {
     /// application. 1 to [`MAX_EVENT_CAPACITY`]. Default
     /// [`DEFAULT_EVENT_CAPACITY`].
     pub event_capacity: usize,
+    /// Bytes of events held for the application (each event's payloads
+    /// plus the event itself: [`event_size`](crate::event_size)) before new
+    /// ones are dropped, counted and logged (at most one warning per
+    /// [`DROP_LOG_INTERVAL`](crate::DROP_LOG_INTERVAL), with the count):
+    /// an application that stops reading costs at most this much. At least
+    /// one payload of `node.session.max_frame_len` (plus the event), or a
+    /// message the node accepted could never be delivered. Default
+    /// [`DEFAULT_EVENT_CAPACITY_BYTES`](crate::DEFAULT_EVENT_CAPACITY_BYTES).
+    pub event_capacity_bytes: usize,
 }
 
 /// Why an [`AdapterConfig`] was refused. Nothing was started: no node
@@ -93,6 +104,18 @@ pub enum AdapterConfigError {
         value: usize,
         /// [`MAX_EVENT_CAPACITY`].
         max: usize,
+    },
+    /// `event_capacity_bytes` cannot hold one event with a payload of the
+    /// node's `max_frame_len`.
+    #[error(
+        "event_capacity_bytes {value} cannot hold one event with a payload of max_frame_len \
+         (at least {min} bytes)"
+    )]
+    EventCapacityBytes {
+        /// The configured value.
+        value: usize,
+        /// The smallest allowed.
+        min: usize,
     },
     /// `node.listen_addrs` lists an address no peer can dial
     /// ([`is_dialable`](crate::is_dialable)).
@@ -140,6 +163,8 @@ pub struct Startup {
     pub max_backlog_bytes: usize,
     /// [`AdapterConfig::event_capacity`], validated.
     pub event_capacity: usize,
+    /// [`AdapterConfig::event_capacity_bytes`], validated.
+    pub event_capacity_bytes: usize,
 }
 
 impl AdapterConfig {
@@ -152,7 +177,16 @@ impl AdapterConfig {
             seed,
             max_backlog_bytes: DEFAULT_MAX_BACKLOG_BYTES,
             event_capacity: DEFAULT_EVENT_CAPACITY,
+            event_capacity_bytes: DEFAULT_EVENT_CAPACITY_BYTES,
         }
+    }
+
+    /// The smallest `event_capacity_bytes` this configuration allows: one
+    /// event carrying a payload of `node.session.max_frame_len`.
+    pub fn min_event_capacity_bytes(&self) -> usize {
+        usize::try_from(self.node.session.max_frame_len)
+            .unwrap_or(usize::MAX)
+            .saturating_add(size_of::<ringmesh::Event>())
     }
 
     /// The smallest `max_backlog_bytes` this configuration allows: one frame
@@ -183,6 +217,13 @@ impl AdapterConfig {
                 max: MAX_EVENT_CAPACITY,
             });
         }
+        let min = self.min_event_capacity_bytes();
+        if self.event_capacity_bytes < min {
+            return Err(AdapterConfigError::EventCapacityBytes {
+                value: self.event_capacity_bytes,
+                min,
+            });
+        }
         if let Some(&addr) = self
             .node
             .listen_addrs
@@ -207,6 +248,7 @@ impl AdapterConfig {
             seed,
             max_backlog_bytes,
             event_capacity,
+            event_capacity_bytes,
             ..
         } = self;
         let announced = announced_addrs(bound, &config.listen_addrs)?;
@@ -221,6 +263,7 @@ impl AdapterConfig {
             clock,
             max_backlog_bytes,
             event_capacity,
+            event_capacity_bytes,
         })
     }
 }
@@ -280,6 +323,23 @@ mod tests {
             Err(AdapterConfigError::BacklogBelowFrame { .. })
         ));
         c.max_backlog_bytes = usize::MAX;
+        c.event_capacity_bytes = usize::MAX;
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn event_capacity_bytes_below_one_maximal_payload_is_refused() {
+        let mut c = config("127.0.0.1:0");
+        assert_eq!(c.event_capacity_bytes, DEFAULT_EVENT_CAPACITY_BYTES);
+        c.event_capacity_bytes = c.min_event_capacity_bytes() - 1;
+        assert_eq!(
+            c.validate(),
+            Err(AdapterConfigError::EventCapacityBytes {
+                value: c.event_capacity_bytes,
+                min: c.min_event_capacity_bytes(),
+            })
+        );
+        c.event_capacity_bytes += 1;
         assert_eq!(c.validate(), Ok(()));
     }
 

@@ -19,6 +19,8 @@
 //!   backlog over its cap is reported as ([`admit_to_backlog`] is the
 //!   rule).
 //! - [`PeerInfo`]: a connected peer as the adapters' `peers()` list it.
+//! - The event buffer's byte bound ([`event_size`], [`QueuedBytes`]) and
+//!   the rate-limited report of dropped events ([`DropLog`]).
 //!
 //! Both adapters re-export the public items (`ringmesh_mio::AdapterConfig`
 //! is `ringmesh_async_std::AdapterConfig` is this crate's), so
@@ -34,6 +36,7 @@
 mod announce;
 mod clock;
 mod config;
+mod events;
 mod peers;
 mod transport;
 
@@ -42,6 +45,9 @@ pub use clock::Clock;
 pub use config::{
     AdapterConfig, AdapterConfigError, DEFAULT_EVENT_CAPACITY, DEFAULT_MAX_BACKLOG_BYTES,
     MAX_EVENT_CAPACITY, Startup,
+};
+pub use events::{
+    DEFAULT_EVENT_CAPACITY_BYTES, DROP_LOG_INTERVAL, DropLog, QueuedBytes, event_size,
 };
 pub use peers::PeerInfo;
 pub use transport::{BACKLOG_OVERFLOW, admit_to_backlog, transport_error};

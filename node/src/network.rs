@@ -19,18 +19,34 @@
 use std::io;
 use std::sync::mpsc::{SyncSender, TrySendError};
 
-use ringmesh::{ChordRole, Event, Node, NodeId};
-use ringmesh_mio::{AdapterConfig, Observer, Spawned};
+use ringmesh::{ChordRole, Event, MeshEvent, MessagingEvent, Node, NodeId};
+use ringmesh_mio::{AdapterConfig, Observer, QueuedBytes, Spawned, event_size};
 
 /// What the adapter's thread feeds the main loop.
 #[derive(Debug)]
 pub(crate) enum Fed {
     Event(Event),
+    /// A line to print, made from an event on the adapter's thread: a
+    /// message or broadcast, whose payload (up to 16 MiB) is not kept
+    /// beyond the part [`display`](crate::display) shows.
+    Print(String),
     /// The node's role, successors or predecessor changed: this is where
     /// it stands now.
     Ring(RingView),
     /// The adapter has stopped.
     Stopped,
+}
+
+impl Fed {
+    /// What it costs while it waits for the main loop, as counted against
+    /// the program's bound on unprinted output.
+    pub(crate) fn size(&self) -> usize {
+        match self {
+            Fed::Event(event) => event_size(event),
+            Fed::Print(line) => size_of::<Event>() + line.len(),
+            Fed::Ring(_) | Fed::Stopped => 0,
+        }
+    }
 }
 
 /// The node's place in the ring.
@@ -66,11 +82,14 @@ impl RingView {
     }
 }
 
-/// Starts the adapter on its own thread, feeding `feed` through `wrap`.
+/// Starts the adapter on its own thread, feeding `feed` through `wrap`;
+/// the events fed and not yet handled may hold at most `unprinted`'s
+/// capacity in bytes (the main loop releases each event it handled).
 pub(crate) fn spawn<T: Send + 'static>(
     config: AdapterConfig,
     feed: SyncSender<T>,
     wrap: fn(Fed) -> T,
+    unprinted: QueuedBytes,
 ) -> io::Result<Spawned> {
     ringmesh_mio::spawn_with(
         config,
@@ -78,6 +97,7 @@ pub(crate) fn spawn<T: Send + 'static>(
             feed,
             wrap,
             fed_view: None,
+            unprinted,
         },
     )
 }
@@ -89,15 +109,36 @@ struct Feeder<T> {
     wrap: fn(Fed) -> T,
     /// The last view the main loop was fed.
     fed_view: Option<RingView>,
+    /// Bytes of events fed and not yet handled by the main loop.
+    unprinted: QueuedBytes,
 }
 
 impl<T: Send + 'static> Observer for Feeder<T> {
     fn on_event(&mut self, event: Event) -> bool {
-        match self.feed.try_send((self.wrap)(Fed::Event(event))) {
+        let fed = match event {
+            Event::Mesh(MeshEvent::Broadcast {
+                origin, payload, ..
+            }) => Fed::Print(crate::display::broadcast(origin, &payload)),
+            Event::Messaging(MessagingEvent::Direct { from, payload }) => {
+                Fed::Print(crate::display::direct(from, &payload))
+            }
+            event => Fed::Event(event),
+        };
+        let size = fed.size();
+        if !self.unprinted.try_admit(size) {
+            return false;
+        }
+        match self.feed.try_send((self.wrap)(fed)) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) => false,
+            Err(TrySendError::Full(_)) => {
+                self.unprinted.release(size);
+                false
+            }
             // The main loop is gone: nobody to tell.
-            Err(TrySendError::Disconnected(_)) => true,
+            Err(TrySendError::Disconnected(_)) => {
+                self.unprinted.release(size);
+                true
+            }
         }
     }
 

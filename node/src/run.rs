@@ -23,7 +23,7 @@ use ringmesh::{
     DhtCommand, DhtError, DhtEvent, DhtFailure, Event, Identity, MeshCommand, MeshEvent,
     MessagingCommand, MessagingEvent, NodeId, OpId, PeersCommand, PeersEvent,
 };
-use ringmesh_mio::{AdapterConfig, AdapterConfigError, Handle, Spawned};
+use ringmesh_mio::{AdapterConfig, AdapterConfigError, Handle, QueuedBytes, Spawned};
 use tracing::{debug, info, warn};
 
 use crate::NodeArgs;
@@ -43,6 +43,17 @@ const PEER_CACHE_CHECK: Duration = Duration::from_secs(1);
 /// thread blocks, and the adapter drops events (counted, with a warning in
 /// the log) rather than stall the network or grow our memory.
 const INPUT_BACKLOG: usize = ringmesh_mio::DEFAULT_EVENT_CAPACITY;
+
+/// The most bytes of events (their payloads: `ringmesh_mio::event_size`)
+/// waiting to be printed: 32 MiB. Messages and broadcasts wait as the
+/// lines they print (at most a few KiB each, see `display::printable`),
+/// not as their payloads; what else waits is small, or bounded by the
+/// table's own caps. With stdout not read (a paused
+/// terminal, a pipe nobody drains) the program holds no more than this and
+/// [`INPUT_BACKLOG`] events; the adapter drops the rest, counts them and
+/// logs a warning (at most one per 10 s), and the console says how many
+/// were dropped once it can print again.
+const UNPRINTED_BYTES: usize = 32 << 20;
 
 /// The longest wait between two attempts to join the ring. The first wait
 /// is one stabilization interval (the pace at which the ring changes),
@@ -176,6 +187,7 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     // adapter's own bounded channel, which drops and counts, instead of
     // growing our memory.
     let (tx, rx) = mpsc::sync_channel(INPUT_BACKLOG);
+    let unprinted = QueuedBytes::new(UNPRINTED_BYTES);
     let Spawned {
         handle,
         thread: adapter_thread,
@@ -183,6 +195,7 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         AdapterConfig::new(args.listen, config, identity, seed),
         tx.clone(),
         Input::Network,
+        unprinted.clone(),
     )
     .map_err(|e| match refusal(&e) {
         Some(AdapterConfigError::UndialableListenAddr { addr }) => {
@@ -270,6 +283,8 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         table_ops: HashMap::new(),
         input_ended: false,
         join_hinted: false,
+        unprinted,
+        dropped_reported: 0,
     };
     session.mark_ring_member();
     // Joins now if a chord peer is somehow up already; otherwise at the
@@ -472,6 +487,10 @@ struct Session {
     input_ended: bool,
     /// The hint that follows the first failed join was printed.
     join_hinted: bool,
+    /// Bytes of events fed by the adapter and not handled yet.
+    unprinted: QueuedBytes,
+    /// The adapter's count of dropped events when it was last reported.
+    dropped_reported: u64,
 }
 
 impl Session {
@@ -499,8 +518,15 @@ impl Session {
                     self.report_orphaned();
                     Flow::Continue
                 }
-                Some(Input::Network(Fed::Event(event))) => {
-                    self.on_event(event);
+                Some(Input::Network(fed @ (Fed::Event(_) | Fed::Print(_)))) => {
+                    let size = fed.size();
+                    match fed {
+                        Fed::Event(event) => self.on_event(event),
+                        Fed::Print(line) => say(&line),
+                        Fed::Ring(_) | Fed::Stopped => {}
+                    }
+                    self.unprinted.release(size);
+                    self.report_drops();
                     Flow::Continue
                 }
                 Some(Input::Line(line)) => self.on_line(&line),
@@ -542,6 +568,19 @@ impl Session {
             {
                 self.try_join();
             }
+        }
+    }
+
+    /// Says how many events the adapter dropped since the last report
+    /// because this loop (stdout) could not keep up.
+    fn report_drops(&mut self) {
+        let dropped = self.handle.dropped_events();
+        if dropped > self.dropped_reported {
+            say(&format!(
+                "({} events dropped: output was not read fast enough; {dropped} in all)",
+                dropped - self.dropped_reported
+            ));
+            self.dropped_reported = dropped;
         }
     }
 

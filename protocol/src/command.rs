@@ -2,7 +2,7 @@
 
 use crate::chord::{ChordCommand, ChordError};
 use crate::dht::{DhtCommand, DhtError};
-use crate::mesh::MeshCommand;
+use crate::mesh::{MeshCommand, MeshError};
 use crate::messaging::{MessagingCommand, MessagingError, RequestId};
 use crate::peers::{PeersCommand, PeersError};
 use crate::{ConnId, OpId};
@@ -89,6 +89,9 @@ pub enum CommandError {
     /// Refused by the connection layer.
     #[error(transparent)]
     Peers(#[from] PeersError),
+    /// Refused by flooding.
+    #[error(transparent)]
+    Mesh(#[from] MeshError),
     /// Refused by messaging.
     #[error(transparent)]
     Messaging(#[from] MessagingError),

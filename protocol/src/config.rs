@@ -175,6 +175,15 @@ impl Config {
         self.liveness.detection_time()
     }
 
+    /// The smallest [`SessionConfig::receive_budget`] this configuration
+    /// allows: its pool (half of it) must hold one frame body of
+    /// `max_frame_len` and the payload it decompresses to (at most
+    /// `max_frame_len` too), or a frame the node accepts could never be
+    /// read: 4 × `max_frame_len` (64 MiB for the default 16 MiB).
+    pub fn min_receive_budget(&self) -> usize {
+        (self.session.max_frame_len as usize).saturating_mul(4)
+    }
+
     /// Checks every field; [`Node::new`](crate::Node::new) calls this.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let (session, peers, liveness) = (&self.session, &self.peers, &self.liveness);
@@ -188,6 +197,12 @@ impl Config {
             return Err(ConfigError::TooManyListenAddrs {
                 len: self.listen_addrs.len(),
                 max: MAX_LISTEN_ADDRS,
+            });
+        }
+        if session.receive_budget < self.min_receive_budget() {
+            return Err(ConfigError::ReceiveBudgetTooSmall {
+                value: session.receive_budget,
+                min: self.min_receive_budget(),
             });
         }
         if session.handshake_timeout == Duration::ZERO {
@@ -294,6 +309,17 @@ impl Config {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// `session.receive_budget` is below [`Config::min_receive_budget`].
+    #[error(
+        "receive_budget {value} is below {min} bytes: its pool (half) must hold a frame \
+         of max_frame_len and its decompressed payload"
+    )]
+    ReceiveBudgetTooSmall {
+        /// The configured value.
+        value: usize,
+        /// The smallest allowed.
+        min: usize,
+    },
     /// `max_frame_len` cannot hold a `Hello`.
     #[error("max_frame_len {value} is below the minimum of {min} bytes")]
     MaxFrameLenTooSmall {

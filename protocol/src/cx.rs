@@ -116,6 +116,10 @@ pub(crate) trait Cx {
         conn: ConnId,
         prepared: &mut Prepared<'_>,
     ) -> Result<(), EncodeError>;
+    /// The largest encoded message `conn`'s peer accepts, compressed or
+    /// not (its `max_frame_len` less the frame's overhead); `None` if the
+    /// connection is not established.
+    fn max_message_len(&self, conn: ConnId) -> Option<usize>;
     /// Sends `message` on `conn` even if this node is draining it (pongs:
     /// the peer may still rely on that connection).
     fn send_even_draining(&mut self, conn: ConnId, message: &Message) -> Result<(), EncodeError>;

@@ -233,7 +233,7 @@ pub use id::{ConnId, NodeId, OpId, ParseNodeIdError, ShortId};
 pub use identity::{Identity, PublicKey};
 pub use input::{Direction, Input, TransportError};
 pub use liveness::{LivenessConfig, LivenessEvent, LivenessStats};
-pub use mesh::{MeshCommand, MeshConfig, MeshEvent, MeshStats};
+pub use mesh::{MeshCommand, MeshConfig, MeshError, MeshEvent, MeshStats};
 pub use messaging::{
     DeliveryError, MessagingCommand, MessagingConfig, MessagingError, MessagingEvent,
     MessagingPending, MessagingStats, RequestId,
@@ -242,6 +242,7 @@ pub use node::{Node, Stats};
 pub use output::{CloseReason, Event, Output, ProtocolError};
 pub use peers::{PeersCommand, PeersConfig, PeersError, PeersEvent, PeersStats};
 pub use session::SessionConfig;
+pub use session::config::DEFAULT_RECEIVE_BUDGET;
 pub use time::{Duration, Instant};
 
 /// The Noise protocol name used in [`Security::Noise`] mode.

@@ -113,6 +113,18 @@ pub enum CloseReason {
     /// Liveness declared the peer dead (`dead_after_misses` pings missed).
     #[error("peer unresponsive")]
     Unresponsive,
+    /// The node's receive budget
+    /// ([`SessionConfig::receive_budget`](crate::SessionConfig::receive_budget))
+    /// had no room left for what connections were receiving, and this
+    /// connection held the most (`held` bytes, of partial frames and
+    /// payloads being decompressed).
+    #[error("over the receive budget of {budget} bytes: held {held} bytes of partial frames")]
+    ReceiveBudget {
+        /// What the connection held.
+        held: usize,
+        /// The node's budget.
+        budget: usize,
+    },
     /// The peer broke the protocol; the connection was closed by this node.
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),

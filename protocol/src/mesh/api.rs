@@ -34,6 +34,26 @@ pub enum MeshEvent {
     },
 }
 
+/// Why a [`MeshCommand`] was refused. Nothing was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MeshError {
+    /// The broadcast, once encoded (and decompressed by a receiver, if it
+    /// was compressed on the way), would exceed the frame cap
+    /// (`max_frame_len`, from its `Hello`) of a connected peer: that peer
+    /// would refuse it and close the connection.
+    #[error(
+        "broadcast of {len} bytes (uncompressed) exceeds a peer's frame cap of {max} bytes; \
+         not sent"
+    )]
+    TooLarge {
+        /// The encoded message's length, uncompressed.
+        len: usize,
+        /// The largest message the smallest peer cap allows.
+        max: usize,
+    },
+}
+
 /// What flooding has done. They only grow.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]

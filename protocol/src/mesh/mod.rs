@@ -6,7 +6,7 @@ mod api;
 pub(crate) mod config;
 mod seen_cache;
 
-pub use api::{MeshCommand, MeshEvent, MeshStats};
+pub use api::{MeshCommand, MeshError, MeshEvent, MeshStats};
 pub use config::MeshConfig;
 
 use bytes::Bytes;
@@ -56,8 +56,37 @@ impl Mesh {
         self.seen.expire(cx.now());
     }
 
-    /// `MeshCommand::Broadcast`.
-    pub(crate) fn broadcast(&mut self, cx: &mut dyn Cx, payload: Bytes) -> Accepted {
+    /// `MeshCommand::Broadcast`. Refused, with nothing sent, if the message
+    /// would exceed a connected peer's frame cap (decompressed, as the
+    /// receiver checks it): rather than have that peer close on us.
+    pub(crate) fn broadcast(
+        &mut self,
+        cx: &mut dyn Cx,
+        payload: Bytes,
+    ) -> Result<Accepted, MeshError> {
+        // A `Broadcast` adds its origin, sequence number, hop count and the
+        // payload's length: far less than this.
+        const HEADER_MAX: usize = 64;
+        let mut smallest: Option<usize> = None;
+        cx.for_each_link(&mut |_, conn| {
+            if let Some(max) = cx.max_message_len(conn) {
+                smallest = Some(smallest.map_or(max, |s| s.min(max)));
+            }
+        });
+        if let Some(max) = smallest
+            && payload.len() + HEADER_MAX > max
+        {
+            let message = Message::Broadcast(Broadcast {
+                origin: cx.me(),
+                seq: self.next_broadcast,
+                hops: 1,
+                payload: payload.clone(),
+            });
+            let len = Prepared::new(&message).message_len();
+            if len > max {
+                return Err(MeshError::TooLarge { len, max });
+            }
+        }
         let seq = self.next_broadcast;
         self.next_broadcast += 1;
         self.seen.insert((cx.me(), seq), cx.now());
@@ -69,7 +98,7 @@ impl Mesh {
             payload,
         };
         self.relay(cx, broadcast, None);
-        Accepted::Broadcast { seq }
+        Ok(Accepted::Broadcast { seq })
     }
 
     /// A `Broadcast` arrived from `from`.

@@ -95,6 +95,15 @@ impl Node {
         self.net.connection_count()
     }
 
+    /// Bytes counted against
+    /// [`SessionConfig::receive_budget`](crate::SessionConfig::receive_budget):
+    /// the connections' partial frames, and the payloads the last call
+    /// decompressed (released at the next call, when the driver has taken
+    /// them).
+    pub fn receive_budget_used(&self) -> usize {
+        self.net.receive_budget_used()
+    }
+
     /// Connections this node dialled, in any state.
     pub fn outbound_count(&self) -> usize {
         self.net.outbound_count()

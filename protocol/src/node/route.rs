@@ -109,7 +109,7 @@ impl Parts {
         match command {
             Command::Peers(command) => Ok(self.peers_command(net, command)?),
             Command::Mesh(MeshCommand::Broadcast { payload }) => {
-                Ok(self.mesh.broadcast(net, payload))
+                Ok(self.mesh.broadcast(net, payload)?)
             }
             Command::Messaging(command) => Ok(self.messaging_command(net, command)?),
             Command::Chord(command) => Ok(self.chord_command(net, command)?),

@@ -149,4 +149,10 @@ pub struct PeersStats {
     pub dials: u64,
     /// Connections closed as duplicates of another to the same peer.
     pub duplicate_connections: u64,
+    /// Connections closed because the receive budget had no room left and
+    /// they held the most ([`CloseReason::ReceiveBudget`]).
+    pub receive_budget_closes: u64,
+    /// Reads that paused until the next turn for receive budget to
+    /// decompress a payload (a burst of compressed messages).
+    pub receive_budget_waits: u64,
 }

@@ -6,12 +6,12 @@ use core::net::SocketAddr;
 
 use bytes::Bytes;
 use smallvec::SmallVec;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::{Connection, Net, PeerLink, PeersError, PeersEvent, Timer, Upcalls, redial_delay};
 use crate::cx::Cx;
 use crate::liveness::peer::PeerLiveness;
-use crate::session::{Established, Session, SessionOutput};
+use crate::session::{Established, Grant, ReadError, Session, SessionOutput};
 use crate::wire::{FindPeer, Goodbye, GoodbyeReason, Message, PeerList};
 use crate::{Accepted, CloseReason, ConnId, Direction, NodeId, Output, ProtocolError};
 
@@ -499,6 +499,7 @@ impl Net {
             // Best effort: a session that cannot frame it just closes.
             let _ = self.send_message(conn, &Message::Goodbye(Goodbye { reason: goodbye }));
         }
+        self.budget.release(conn);
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
@@ -618,31 +619,125 @@ impl Net {
     // ----- reading -----
 
     /// Bytes arrived on `conn`.
+    ///
+    /// The session asks the receive budget before it holds a partial frame
+    /// or decompresses a payload. What a read decompressed stays counted
+    /// until the next call (the driver drains the outputs after every
+    /// call). When the budget has no room:
+    ///
+    /// - for a payload to decompress, on a connection that has decompressed
+    ///   others in this call, the read *waits*: the frame and the rest of
+    ///   the input are kept, and [`Timer::ResumeRead`](super::Timer) goes
+    ///   on right after this call, when this call's payloads are handed
+    ///   over. A burst of compressed messages costs at most the budget at
+    ///   a time and nobody is closed;
+    /// - otherwise (a partial frame, or a payload that does not fit even
+    ///   alone) the connection holding the most is closed (this one, if it
+    ///   does) and the rest of the input is fed again: the bytes have
+    ///   arrived and must be held or dropped, as the driver has no read
+    ///   backpressure.
     pub(crate) fn on_received(&mut self, conn: ConnId, bytes: Bytes, up: &mut dyn Upcalls) {
         self.stats.bytes_received += bytes.len() as u64;
-        let Some(session) = self.conns.get_mut(&conn).and_then(|c| c.session.as_mut()) else {
-            // Closed by us already, or a driver that reports reads before
-            // `Connected`: nothing to do with these bytes.
-            return;
-        };
-        let mut outputs = core::mem::take(&mut self.scratch);
-        let result = session.on_bytes(&self.ctx, bytes, &mut outputs);
-        let mut open = true;
-        for output in outputs.drain(..) {
-            if open {
-                open = self.on_session_output(conn, output, up);
+        if !self.reading.contains(&conn) {
+            self.reading.push(conn);
+        }
+        let mut input = bytes;
+        loop {
+            let Some(session) = self.conns.get_mut(&conn).and_then(|c| c.session.as_mut()) else {
+                // Closed by us already, or a driver that reports reads
+                // before `Connected`: nothing to do with these bytes.
+                return;
+            };
+            let mut outputs = core::mem::take(&mut self.scratch);
+            let mut grant = ConnGrant {
+                budget: &mut self.budget,
+                conn,
+            };
+            let result = session.on_bytes(&self.ctx, input, &mut grant, &mut outputs);
+            let mut open = true;
+            for output in outputs.drain(..) {
+                if open {
+                    open = self.on_session_output(conn, output, up);
+                }
+            }
+            self.scratch = outputs;
+            if !open {
+                return;
+            }
+            match result {
+                Ok(()) => break,
+                Err(ReadError::Protocol(error)) => {
+                    self.forget(
+                        conn,
+                        error.into(),
+                        Some(GoodbyeReason::ProtocolViolation),
+                        true,
+                        up,
+                    );
+                    return;
+                }
+                Err(ReadError::OverBudget {
+                    rest,
+                    decompressing,
+                }) => {
+                    let Some(c) = self.conns.get_mut(&conn) else {
+                        return;
+                    };
+                    let serial = c.serial;
+                    let session = c.session.as_mut().expect("read by its session");
+                    // Granted more than it holds: it decompressed payloads
+                    // in this call, which are handed over after it.
+                    let handed_over = self.budget.held(conn) > session.held();
+                    // The rest of the read (at most one driver read) is
+                    // kept beside the payloads about to be handed over; at
+                    // the next call it is counted within what they were
+                    // granted.
+                    if decompressing && handed_over {
+                        session.keep_input(rest);
+                        self.stats.receive_budget_waits += 1;
+                        debug!(%conn, "receive budget full: reading resumes after this turn");
+                        self.arm(
+                            self.now + crate::time::Duration::from_micros(1),
+                            super::Timer::ResumeRead { conn, serial },
+                        );
+                        return;
+                    }
+                    let greediest = self.budget.greediest(conn);
+                    self.close_over_budget(greediest, up);
+                    if greediest == conn {
+                        return;
+                    }
+                    input = rest;
+                }
             }
         }
-        self.scratch = outputs;
-        if let (true, Err(error)) = (open, result) {
-            self.forget(
-                conn,
-                error.into(),
-                Some(GoodbyeReason::ProtocolViolation),
-                true,
-                up,
+    }
+
+    /// Closes `conn`, the connection holding the most of a receive budget
+    /// that has no room left.
+    fn close_over_budget(&mut self, conn: ConnId, up: &mut dyn Upcalls) {
+        let held = self.budget.held(conn);
+        let budget = self.config.session.receive_budget;
+        self.stats.receive_budget_closes += 1;
+        if let Some(c) = self.conns.get(&conn) {
+            warn!(
+                %conn,
+                remote = %c.remote,
+                peer = ?c.peer,
+                held,
+                budget,
+                used = self.budget.used(),
+                closes = self.stats.receive_budget_closes,
+                "receive budget full: closing the connection holding the most"
             );
         }
+        self.forget(
+            conn,
+            CloseReason::ReceiveBudget { held, budget },
+            None,
+            true,
+            up,
+        );
     }
 
     /// Acts on one session output; returns whether the connection is still
@@ -718,5 +813,17 @@ impl Net {
             }
         }
         true
+    }
+}
+
+/// The receive budget as one connection's session asks it.
+struct ConnGrant<'a> {
+    budget: &'a mut super::ReceiveBudget,
+    conn: ConnId,
+}
+
+impl Grant for ConnGrant<'_> {
+    fn try_grow(&mut self, bytes: usize) -> bool {
+        self.budget.try_grow(self.conn, bytes)
     }
 }

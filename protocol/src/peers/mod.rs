@@ -16,6 +16,7 @@
 //! - `cache.rs`: the peer cache.
 
 mod api;
+mod budget;
 mod cache;
 pub(crate) mod config;
 mod connections;
@@ -30,6 +31,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 
 pub use api::{PeersCommand, PeersError, PeersEvent, PeersStats};
+use budget::ReceiveBudget;
 pub(crate) use cache::PeerCache;
 pub use config::PeersConfig;
 
@@ -91,6 +93,11 @@ pub(crate) enum Timer {
     Drain { conn: ConnId, serial: u64 },
     /// The maintenance round.
     Maintenance,
+    /// `conn` (this one, by serial) stopped reading to wait for receive
+    /// budget for a payload to decompress; armed just after the call that
+    /// stopped, so the driver has taken that call's outputs (and the
+    /// budget they held is free) when it fires.
+    ResumeRead { conn: ConnId, serial: u64 },
 }
 
 struct Connection {
@@ -163,6 +170,8 @@ pub(crate) struct Net {
     /// Established peers and the connection that reaches each.
     links: Map<NodeId, PeerLink>,
     cache: PeerCache,
+    /// What connections hold while they receive (`session.receive_budget`).
+    budget: ReceiveBudget,
     bootstrap: Vec<BootstrapAddr>,
     outputs: VecDeque<Output>,
     pub(crate) timers: DeadlineQueue<Timer>,
@@ -177,6 +186,10 @@ pub(crate) struct Net {
     shut_down: bool,
     pub(crate) stats: PeersStats,
     scratch: Vec<SessionOutput>,
+    /// Connections that read in the current call: what they were granted
+    /// for decompressed payloads is released at the next call, when the
+    /// driver has taken the messages (`settle_reads`).
+    reading: Vec<ConnId>,
 }
 
 impl Net {
@@ -199,6 +212,11 @@ impl Net {
             rng: Rng::derive(seed, Stream::Peers, None),
             conns: HashMap::with_hasher(hasher.clone()),
             links: HashMap::with_hasher(hasher.clone()),
+            budget: ReceiveBudget::new(
+                config.session.receive_budget,
+                config.peers.max_connections,
+                hasher.clone(),
+            ),
             cache: PeerCache::new(id, config.peers.max_known_peers, hasher),
             bootstrap: config
                 .peers
@@ -222,6 +240,7 @@ impl Net {
             shut_down: false,
             stats: PeersStats::default(),
             scratch: Vec::new(),
+            reading: Vec::new(),
             config,
         };
         net.arm(now, Timer::Maintenance);
@@ -236,6 +255,21 @@ impl Net {
     /// whatever the driver says.
     pub(crate) fn advance(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        self.settle_reads();
+    }
+
+    /// A new call began: the driver has drained the outputs of the last
+    /// one, so the payloads the connections decompressed there are no
+    /// longer ours to count; each keeps what its session still holds.
+    fn settle_reads(&mut self) {
+        for conn in core::mem::take(&mut self.reading) {
+            let holds = self
+                .conns
+                .get(&conn)
+                .and_then(|c| c.session.as_ref())
+                .map_or(0, Session::held);
+            self.budget.settle(conn, holds);
+        }
     }
 
     pub(crate) fn is_shut_down(&self) -> bool {
@@ -295,6 +329,12 @@ impl Net {
             .is_some_and(|l| l.liveness.is_suspect())
     }
 
+    /// Bytes connections hold while they receive (see
+    /// [`SessionConfig::receive_budget`](crate::SessionConfig::receive_budget)).
+    pub(crate) fn receive_budget_used(&self) -> usize {
+        self.budget.used()
+    }
+
     /// Entries in the peer cache.
     pub(crate) fn known_count(&self) -> usize {
         self.cache.len()
@@ -340,6 +380,9 @@ impl Net {
                 conn_is(conn, serial, |c| c.draining || c.peer_draining)
             }
             Timer::Maintenance => true,
+            Timer::ResumeRead { conn, serial } => conn_is(conn, serial, |c| {
+                c.session.as_ref().is_some_and(Session::is_waiting)
+            }),
         }
     }
 
@@ -367,6 +410,19 @@ impl Net {
                 true,
                 up,
             ),
+            Timer::ResumeRead { conn, serial } => {
+                if self.reading.is_empty() {
+                    self.on_received(conn, Bytes::new(), up);
+                } else {
+                    // Another connection read in this call: what it
+                    // decompressed is handed over only after it. Wait for
+                    // a call of our own.
+                    self.arm(
+                        self.now + Duration::from_micros(1),
+                        Timer::ResumeRead { conn, serial },
+                    );
+                }
+            }
             Timer::Maintenance => {
                 if !self.shut_down {
                     up.maintenance(self);
@@ -502,6 +558,13 @@ impl Cx for Net {
         prepared: &mut Prepared<'_>,
     ) -> Result<(), EncodeError> {
         self.send_on(conn, prepared, false)
+    }
+
+    fn max_message_len(&self, conn: ConnId) -> Option<usize> {
+        self.conns
+            .get(&conn)
+            .and_then(|c| c.session.as_ref())
+            .and_then(Session::max_message_len)
     }
 
     fn send_even_draining(&mut self, conn: ConnId, message: &Message) -> Result<(), EncodeError> {

@@ -25,7 +25,25 @@ pub struct SessionConfig {
     /// opened is closed with `HandshakeTimeout`; also how long a duplicate
     /// connection drains. Default 10 s.
     pub handshake_timeout: Duration,
+    /// Node-wide budget, in bytes, for what connections hold while they
+    /// receive: partial frames (their buffers' capacity) and the payloads a
+    /// read decompresses. Half of it is shared out evenly over
+    /// `peers.max_connections` (each connection may always hold its share);
+    /// the other half is a pool for what connections hold beyond their
+    /// shares. When a connection needs more than is left, the connection
+    /// holding the most is closed ([`CloseReason::ReceiveBudget`], counted
+    /// in `PeersStats::receive_budget_closes`, logged at WARN), so the sum
+    /// never exceeds the budget. Default 64 MiB; at least
+    /// [`Config::min_receive_budget`] (the pool must hold a frame of
+    /// `max_frame_len` and its decompressed payload).
+    ///
+    /// [`CloseReason::ReceiveBudget`]: crate::CloseReason::ReceiveBudget
+    /// [`Config::min_receive_budget`]: crate::Config::min_receive_budget
+    pub receive_budget: usize,
 }
+
+/// Default [`SessionConfig::receive_budget`]: 64 MiB.
+pub const DEFAULT_RECEIVE_BUDGET: usize = 64 << 20;
 
 impl Default for SessionConfig {
     fn default() -> Self {
@@ -34,6 +52,7 @@ impl Default for SessionConfig {
             compression: true,
             compression_threshold: 512,
             handshake_timeout: Duration::from_secs(10),
+            receive_budget: DEFAULT_RECEIVE_BUDGET,
         }
     }
 }

@@ -16,10 +16,12 @@
 //! a Noise node never continues in plaintext.
 
 pub(crate) mod config;
+mod frames;
 mod noise;
 
 pub use config::SessionConfig;
 
+pub(crate) use frames::Grant;
 pub(crate) use noise::NOISE_PATTERN;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -28,10 +30,11 @@ use crate::config::{MIN_MAX_FRAME_LEN, Security};
 use crate::identity::Identity;
 use crate::rng::Rng;
 use crate::wire::{
-    Capabilities, DecodeError, FrameDecoder, Hello, LENGTH_PREFIX_LEN, Message, PREAMBLE_LEN,
+    Capabilities, DecodeError, FLAG_COMPRESSED, Hello, LENGTH_PREFIX_LEN, Message, PREAMBLE_LEN,
     PROTOCOL_VERSION, Preamble, decode_body, encode_body, encode_frame, put_frame_header,
 };
 use crate::{Config, Direction, NodeId, ProtocolError};
+use frames::{FrameReader, Next};
 
 /// What every session of a node shares: built once in `Node::new`.
 pub(crate) struct SessionContext {
@@ -113,8 +116,31 @@ pub(crate) struct Established {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EncodeError {
     NotEstablished,
-    TooLarge { len: usize, max: u32 },
+    /// The frame, or the message once decompressed (`len` is then the
+    /// decompressed length), would exceed the peer's `max_frame_len`.
+    TooLarge {
+        len: usize,
+        max: u32,
+    },
     Crypto,
+}
+
+/// Why [`Session::on_bytes`] stopped.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The peer broke the protocol: the connection must close.
+    Protocol(ProtocolError),
+    /// The receive budget has no room for what this read needs (a partial
+    /// frame's buffer, or, with `decompressing`, a payload to decompress:
+    /// the frame is kept in the session). `rest` is the input not consumed
+    /// yet; once room is made, call `on_bytes` again with it.
+    OverBudget { rest: Bytes, decompressing: bool },
+}
+
+impl<E: Into<ProtocolError>> From<E> for ReadError {
+    fn from(error: E) -> Self {
+        ReadError::Protocol(error.into())
+    }
 }
 
 enum State {
@@ -135,7 +161,12 @@ enum Transport {
 /// One connection's protocol state, from preamble to close.
 pub(crate) struct Session {
     state: State,
-    frames: FrameDecoder,
+    frames: FrameReader,
+    /// A decrypted frame body waiting for budget to decompress into.
+    pending_body: Option<Bytes>,
+    /// Input that arrived while `pending_body` waited (see
+    /// [`Session::keep_input`]).
+    pending_input: Bytes,
     preamble: [u8; PREAMBLE_LEN],
     preamble_len: usize,
     /// Features both sides offered; known once established.
@@ -184,7 +215,9 @@ impl Session {
         };
         let session = Session {
             state: State::Handshake(handshake),
-            frames: FrameDecoder::new(HANDSHAKE_MAX_FRAME_LEN.min(ctx.max_frame_len)),
+            frames: FrameReader::new(HANDSHAKE_MAX_FRAME_LEN.min(ctx.max_frame_len)),
+            pending_body: None,
+            pending_input: Bytes::new(),
             preamble: [0; PREAMBLE_LEN],
             preamble_len: 0,
             capabilities: Capabilities::NONE,
@@ -193,14 +226,59 @@ impl Session {
         Ok((session, opening))
     }
 
-    /// Consumes bytes from the stream. On error the connection must close;
-    /// outputs pushed before the error are still valid.
+    /// Bytes this session holds between reads: its partial frame's buffer,
+    /// and a frame body and input waiting for budget.
+    pub(crate) fn held(&self) -> usize {
+        self.frames.held()
+            + self.pending_body.as_ref().map_or(0, Bytes::len)
+            + self.pending_input.len()
+    }
+
+    /// Whether a frame waits for budget to be decompressed.
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.pending_body.is_some()
+    }
+
+    /// Keeps `rest` (input not consumed when the read stopped for budget)
+    /// to be read first at the next [`Session::on_bytes`].
+    pub(crate) fn keep_input(&mut self, rest: Bytes) {
+        self.pending_input = rest;
+    }
+
+    /// Consumes bytes from the stream, asking `grant` before it holds a
+    /// partial frame or decompresses a payload. On a protocol error the
+    /// connection must close; outputs pushed before any error are still
+    /// valid.
     pub(crate) fn on_bytes(
         &mut self,
         ctx: &SessionContext,
         mut input: Bytes,
+        grant: &mut dyn Grant,
         out: &mut Vec<SessionOutput>,
-    ) -> Result<(), ProtocolError> {
+    ) -> Result<(), ReadError> {
+        if !self.pending_input.is_empty() {
+            let kept = core::mem::take(&mut self.pending_input);
+            input = if input.is_empty() {
+                kept
+            } else {
+                let mut joined = BytesMut::with_capacity(kept.len() + input.len());
+                joined.extend_from_slice(&kept);
+                joined.extend_from_slice(&input);
+                joined.freeze()
+            };
+        }
+        if let Some(body) = self.pending_body.take() {
+            match self.on_body(ctx, body, grant, out) {
+                Ok(()) => {}
+                Err(ReadError::OverBudget { .. }) => {
+                    return Err(ReadError::OverBudget {
+                        rest: input,
+                        decompressing: true,
+                    });
+                }
+                Err(error) => return Err(error),
+            }
+        }
         if self.preamble_len < PREAMBLE_LEN {
             let take = (PREAMBLE_LEN - self.preamble_len).min(input.len());
             self.preamble[self.preamble_len..self.preamble_len + take]
@@ -211,16 +289,73 @@ impl Session {
             }
             check_preamble(ctx, self.preamble)?;
         }
-        while let Some(frame) =
-            self.frames
-                .next_frame(&mut input)
-                .map_err(|e| ProtocolError::FrameTooLarge {
+        loop {
+            let next = self.frames.next_frame(&mut input, grant).map_err(|e| {
+                ProtocolError::FrameTooLarge {
                     len: e.len,
                     max: e.max,
-                })?
-        {
-            self.on_frame(ctx, frame, out)?;
+                }
+            })?;
+            match next {
+                Next::Frame(frame) => match self.on_frame(ctx, frame, grant, out) {
+                    Ok(()) => {}
+                    Err(ReadError::OverBudget { .. }) => {
+                        return Err(ReadError::OverBudget {
+                            rest: input,
+                            decompressing: true,
+                        });
+                    }
+                    Err(error) => return Err(error),
+                },
+                Next::NeedMore => return Ok(()),
+                Next::OverBudget => {
+                    return Err(ReadError::OverBudget {
+                        rest: input,
+                        decompressing: false,
+                    });
+                }
+            }
         }
+    }
+
+    /// An established session's frame body, decrypted: decompressed (within
+    /// the budget) and decoded. Over budget, the body is kept for the next
+    /// call.
+    fn on_body(
+        &mut self,
+        ctx: &SessionContext,
+        body: Bytes,
+        grant: &mut dyn Grant,
+        out: &mut Vec<SessionOutput>,
+    ) -> Result<(), ReadError> {
+        // Only what was negotiated: a peer that did not offer LZ4 must not
+        // send it either.
+        let lz4 = self.capabilities.contains(Capabilities::LZ4);
+        // A compressed body: flags, tag, the decompressed length (u32 LE),
+        // the block. The payload it claims is asked of the budget before
+        // it is allocated (`decode_body` refuses a claim over the cap, or
+        // one LZ4 cannot make from the block, before allocating).
+        if lz4
+            && body.len() >= 6
+            && body[0] & FLAG_COMPRESSED != 0
+            && let plain_len = u32::from_le_bytes([body[2], body[3], body[4], body[5]])
+            && plain_len <= ctx.max_frame_len
+            && !grant.try_grow(plain_len as usize)
+        {
+            self.pending_body = Some(body);
+            return Err(ReadError::OverBudget {
+                rest: Bytes::new(),
+                decompressing: true,
+            });
+        }
+        let (message, compressed) = decode_body(body, lz4, ctx.max_frame_len)?;
+        if let Message::Hello(_) = message {
+            return Err(ProtocolError::UnexpectedMessage("Hello").into());
+        }
+        out.push(SessionOutput::Message {
+            message,
+            compressed,
+        });
         Ok(())
     }
 
@@ -228,35 +363,25 @@ impl Session {
         &mut self,
         ctx: &SessionContext,
         frame: Bytes,
+        grant: &mut dyn Grant,
         out: &mut Vec<SessionOutput>,
-    ) -> Result<(), ProtocolError> {
+    ) -> Result<(), ReadError> {
         match &mut self.state {
             State::Established(transport) => {
                 let body = match transport {
                     Transport::Plaintext => frame,
                     Transport::Noise(t) => noise::decrypt_chunks(t, &frame)?,
                 };
-                // Only what was negotiated: a peer that did not offer LZ4
-                // must not send it either.
-                let lz4 = self.capabilities.contains(Capabilities::LZ4);
-                let (message, compressed) = decode_body(body, lz4, ctx.max_frame_len)?;
-                if let Message::Hello(_) = message {
-                    return Err(ProtocolError::UnexpectedMessage("Hello"));
-                }
-                out.push(SessionOutput::Message {
-                    message,
-                    compressed,
-                });
-                Ok(())
+                self.on_body(ctx, body, grant, out)
             }
             State::Handshake(Handshake::Plaintext) => {
                 let (message, _) = decode_body(frame, false, ctx.max_frame_len)?;
                 let Message::Hello(hello) = message else {
-                    return Err(ProtocolError::UnexpectedMessage(message.name()));
+                    return Err(ProtocolError::UnexpectedMessage(message.name()).into());
                 };
                 noise::check_version(hello.version)?;
                 let peer = hello.identity.node_id();
-                self.establish(ctx, Transport::Plaintext, peer, hello, out)
+                Ok(self.establish(ctx, Transport::Plaintext, peer, hello, out)?)
             }
             State::Handshake(Handshake::Noise(state)) => {
                 let mut payload = vec![0u8; frame.len()];
@@ -267,7 +392,7 @@ impl Session {
                 if !state.is_handshake_finished() && !state.is_initiator() {
                     // Responder read `-> e`; answer `<- e, ee, s, es`.
                     if !payload.is_empty() {
-                        return Err(ProtocolError::HandshakeFailed);
+                        return Err(ProtocolError::HandshakeFailed.into());
                     }
                     let mut reply = BytesMut::new();
                     write_handshake(state, &ctx.noise_payload, &mut reply)?;
@@ -290,7 +415,7 @@ impl Session {
                 let transport = state
                     .into_transport_mode()
                     .map_err(|_| ProtocolError::HandshakeFailed)?;
-                self.establish(ctx, Transport::Noise(Box::new(transport)), peer, hello, out)
+                Ok(self.establish(ctx, Transport::Noise(Box::new(transport)), peer, hello, out)?)
             }
         }
     }
@@ -324,6 +449,26 @@ impl Session {
         Ok(())
     }
 
+    /// The largest encoded message (tag and flags not counted) this session
+    /// can send whether or not it compresses: the peer's cap less the
+    /// frame's overhead. `None` before the handshake completed.
+    pub(crate) fn max_message_len(&self) -> Option<usize> {
+        let State::Established(transport) = &self.state else {
+            return None;
+        };
+        let cap = self.peer_max_frame_len as usize;
+        let body = match transport {
+            Transport::Plaintext => cap,
+            // Each Noise chunk of up to NOISE_MAX_MESSAGE bytes carries a
+            // tag: at most this much plaintext fits in `cap`.
+            Transport::Noise(_) => {
+                let chunks = cap.div_ceil(noise::NOISE_MAX_MESSAGE).max(1);
+                cap.saturating_sub(chunks * noise::NOISE_TAG_LEN)
+            }
+        };
+        Some(body.saturating_sub(2))
+    }
+
     /// Frames (compressing and encrypting as negotiated) a message for an
     /// established session; returns the wire bytes and whether the body was
     /// compressed. The encoding work is cached in `prepared`: the body is encoded (and compressed) once however many
@@ -343,6 +488,18 @@ impl Session {
             .then_some(ctx.compression_threshold);
         let variant = usize::from(compress.is_some());
         let (body, compressed) = prepared.body(variant, compress);
+        if compressed {
+            // The receiver checks the decompressed length against its cap
+            // too: a message that compresses into a frame it accepts may
+            // still be one it refuses (and closes the connection for).
+            let plain = u32::from_le_bytes([body[2], body[3], body[4], body[5]]);
+            if plain > self.peer_max_frame_len {
+                return Err(EncodeError::TooLarge {
+                    len: plain as usize,
+                    max: self.peer_max_frame_len,
+                });
+            }
+        }
         match transport {
             Transport::Plaintext => {
                 let len = body.len();
@@ -398,6 +555,13 @@ impl<'a> Prepared<'a> {
                 (body.freeze(), compressed)
             })
             .clone()
+    }
+
+    /// The length of the message's encoding, uncompressed (flags and tag
+    /// not counted): what a receiver checks against its cap once it has
+    /// decompressed. Encodes the uncompressed variant if it is not made.
+    pub(crate) fn message_len(&mut self) -> usize {
+        self.body(0, None).0.len() - 2
     }
 
     /// The plaintext frame of a variant whose body is already made.
