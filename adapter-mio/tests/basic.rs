@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ringmesh::{
-    Accepted, Config, Event, Identity, MeshCommand, MeshEvent, MessagingCommand, MessagingEvent,
-    NodeId, PeersCommand, PeersEvent,
+    Accepted, CommandError, Config, Event, Identity, MeshCommand, MeshError, MeshEvent,
+    MessagingCommand, MessagingError, MessagingEvent, NodeId, PeersCommand, PeersEvent,
 };
 use ringmesh_mio::{AdapterConfig, Running, spawn};
 
@@ -187,4 +187,68 @@ fn unread_events_are_bounded_by_bytes_and_drops_are_counted() {
         "held {messages} messages ({held} bytes, cap {cap}), dropped {}",
         b.events.dropped()
     );
+}
+
+/// A payload that LZ4 squeezes under the peer's frame cap but that the
+/// peer would refuse once decompressed fails at the sender, with the
+/// sizes, and the link stays up.
+#[test]
+fn a_payload_too_large_once_decompressed_fails_at_the_sender_and_the_link_stays() {
+    let a = node(21);
+    let mut small = Config::lan();
+    small.session.max_frame_len = 64 * 1024;
+    let b = spawn(AdapterConfig::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        small,
+        Identity::from_secret_bytes([22; 32]),
+        22,
+    ))
+    .expect("adapter starts");
+    a.handle
+        .command(PeersCommand::Connect {
+            addr: b.handle.local_addr(),
+            peer: Some(b.handle.node_id()),
+        })
+        .expect("dial");
+    up(&a.events, b.handle.node_id());
+    up(&b.events, a.handle.node_id());
+
+    // 1 MB of text compresses to a few KiB: within b's 64 KiB frame cap on
+    // the wire, far beyond it decompressed.
+    let text = Bytes::from("ringmesh ".repeat(1_000_000 / 9));
+    let broadcast = a.handle.command(MeshCommand::Broadcast {
+        payload: text.clone(),
+    });
+    assert!(
+        matches!(broadcast, Err(CommandError::Mesh(MeshError::TooLarge { len, max }))
+            if len > 1_000_000 && max < 64 * 1024),
+        "{broadcast:?}"
+    );
+    let send = a.handle.command(MessagingCommand::Send {
+        to: b.handle.node_id(),
+        payload: text,
+    });
+    assert!(
+        matches!(send, Err(CommandError::Messaging(MessagingError::PayloadTooLarge { max, .. }))
+            if max == 64 * 1024),
+        "{send:?}"
+    );
+    let refusal = broadcast.expect_err("refused").to_string();
+    assert!(refusal.contains("exceeds a peer's frame cap"), "{refusal}");
+
+    // Nothing was sent, nobody was closed: a small broadcast still arrives
+    // and neither side saw the other go down.
+    a.handle
+        .command(MeshCommand::Broadcast {
+            payload: Bytes::from_static(b"still here"),
+        })
+        .expect("small broadcast");
+    wait_for(&b.events, |e| match e {
+        Event::Peers(PeersEvent::Down { .. }) => panic!("b lost a: {e:?}"),
+        Event::Mesh(MeshEvent::Broadcast { payload, .. }) => {
+            (payload.as_ref() == b"still here").then_some(())
+        }
+        _ => None,
+    });
+    assert_eq!(a.handle.peers().len(), 1);
 }
