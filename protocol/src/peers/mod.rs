@@ -193,7 +193,12 @@ impl Net {
         let id = identity.node_id();
         let mut net = Net {
             id,
-            ctx: SessionContext::new(&config, identity),
+            // A stream of its own, so the nonce shifts no other draw.
+            ctx: SessionContext::new(
+                &config,
+                identity,
+                Rng::derive(seed, Stream::Run, None).next_u64(),
+            ),
             now,
             session_rng: Rng::derive(seed, Stream::Session, Some(&identity.secret_bytes())),
             rng: Rng::derive(seed, Stream::Peers, None),
@@ -272,6 +277,10 @@ impl Net {
 
     pub(crate) fn connection_count(&self) -> usize {
         self.conns.len()
+    }
+
+    pub(crate) fn run_nonce(&self) -> u64 {
+        self.ctx.hello.run_nonce
     }
 
     pub(crate) fn outbound_count(&self) -> usize {
