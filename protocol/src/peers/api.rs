@@ -149,4 +149,7 @@ pub struct PeersStats {
     pub dials: u64,
     /// Connections closed as duplicates of another to the same peer.
     pub duplicate_connections: u64,
+    /// Times a known peer came back under a new run nonce (it restarted):
+    /// the connections of its previous run were closed at once.
+    pub peer_restarts: u64,
 }

@@ -99,10 +99,16 @@ struct Connection {
     serial: u64,
     direction: Direction,
     remote: SocketAddr,
+    /// When the dial began (or the connection was accepted).
+    opened_at: Instant,
     /// The id the dial demanded.
     expected: Option<NodeId>,
     /// Known once the session is established.
     peer: Option<NodeId>,
+    /// The run of `peer` this session reached (its `Hello.run_nonce`); all
+    /// established connections to a peer share one (`spec/peers.md`,
+    /// "Restarts").
+    run_nonce: Option<u64>,
     /// `None` while the dial is in flight.
     session: Option<Session>,
     /// The `ConnectAny` race this dial belongs to.
@@ -482,6 +488,12 @@ impl Cx for Net {
 
     fn is_dialling(&self, peer: NodeId) -> bool {
         Net::is_dialling(self, peer)
+    }
+
+    fn is_dialling_since(&self, peer: NodeId, since: Instant) -> bool {
+        self.conns
+            .values()
+            .any(|c| c.expected == Some(peer) && c.peer.is_none() && c.opened_at >= since)
     }
 
     fn knows(&self, peer: NodeId) -> bool {
