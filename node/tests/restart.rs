@@ -271,7 +271,7 @@ fn a_member_frozen_and_restarted_at_once_serves_get_and_put_within_2s_of_rejoini
     assert_served("frozen", &mut n1b, &mut others, &members, &old, rejoined);
     for p in &mut others {
         let line = format!(
-            "peer down <{}> (peer restarted (a new run under the same id))",
+            "peer down <{}> (peer restarted: a new run under the same id)",
             &old_id[..8]
         );
         p.wait_line(&line);
