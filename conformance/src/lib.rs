@@ -303,6 +303,7 @@ fn raw_plaintext_peer(addr: SocketAddr, secret: [u8; 32]) -> TcpStream {
     let hello = Hello {
         version: PROTOCOL_VERSION,
         identity: Identity::from_secret_bytes(secret).public_key(),
+        run_nonce: 1,
         capabilities: Capabilities::NONE,
         max_frame_len: ringmesh::wire::DEFAULT_MAX_FRAME_LEN,
         listen_addrs: Default::default(),

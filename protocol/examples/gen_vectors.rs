@@ -25,8 +25,8 @@ use ringmesh::wire::{
     put_varint,
 };
 use ringmesh::{
-    Config, Duration, Identity, MessagingCommand, NOISE_PATTERN, NodeId, PeersCommand, PublicKey,
-    Security,
+    Config, Duration, Identity, Instant, MessagingCommand, NOISE_PATTERN, Node, NodeId,
+    PeersCommand, PublicKey, Security,
 };
 
 #[path = "../tests/support/fixed_resolver.rs"]
@@ -204,6 +204,7 @@ fn addrs(list: &[&str]) -> Vec<SocketAddr> {
 fn hello(
     version: u8,
     identity: PublicKey,
+    run_nonce: u64,
     capabilities: u64,
     max_frame_len: u32,
     listen: &[&str],
@@ -211,6 +212,7 @@ fn hello(
     Message::Hello(Hello {
         version,
         identity,
+        run_nonce,
         capabilities: Capabilities::from_bits(capabilities),
         max_frame_len,
         listen_addrs: addrs(listen).into_iter().collect(),
@@ -425,6 +427,9 @@ fn hello_json(h: &Hello) -> J {
         ("type", s("Hello")),
         ("version", n(h.version.into())),
         ("identity", hx(h.identity.to_bytes())),
+        // A decimal string, as `Ping.nonce`: a u64 JSON number loses
+        // precision in some readers.
+        ("run_nonce", s(h.run_nonce.to_string())),
         ("capabilities", n(h.capabilities.bits())),
         ("max_frame_len", n(h.max_frame_len.into())),
         (
@@ -981,13 +986,13 @@ fn frames() -> J {
     let mut cases: Vec<(&str, Message, Option<usize>, &str)> = vec![
         (
             "hello_no_addrs",
-            hello(1, a, 0, 1024, &[]),
+            hello(1, a, 0, 0, 1024, &[]),
             None,
-            "no capabilities, the smallest allowed frame cap, no listen address",
+            "run nonce 0, no capabilities, the smallest allowed frame cap, no listen address",
         ),
         (
             "hello_one_ipv4_addr",
-            hello(1, a, 1, max, &["127.0.0.1:7000"]),
+            hello(1, a, 0x0123_4567_89ab_cdef, 1, max, &["127.0.0.1:7000"]),
             None,
             "LZ4 offered, default 16 MiB cap",
         ),
@@ -996,6 +1001,7 @@ fn frames() -> J {
             hello(
                 1,
                 b,
+                u64::MAX,
                 1,
                 max,
                 &[
@@ -1006,13 +1012,14 @@ fn frames() -> J {
                 ],
             ),
             None,
-            "an IPv4-mapped IPv6 address stays family 6",
+            "run nonce 2^64-1; an IPv4-mapped IPv6 address stays family 6",
         ),
         (
             "hello_eight_addrs_max_u32_frame_len",
             hello(
                 1,
                 b,
+                0x8000_0000_0000_0001,
                 1,
                 u32::MAX,
                 &[
@@ -1031,13 +1038,13 @@ fn frames() -> J {
         ),
         (
             "hello_unknown_capability_bits",
-            hello(1, a, (1 << 40) | 0x81, 65_536, &["127.0.0.1:7000"]),
+            hello(1, a, 7, (1 << 40) | 0x81, 65_536, &["127.0.0.1:7000"]),
             None,
             "unknown capability bits are carried as sent (ignored by the receiver)",
         ),
         (
             "hello_version_2",
-            hello(2, a, 1, max, &[]),
+            hello(2, a, 7, 1, max, &[]),
             None,
             "the codec accepts any version; the session refuses it (VersionMismatch)",
         ),
@@ -1767,10 +1774,15 @@ fn chord_dht_invalid_cases() -> Vec<InvalidBody> {
         .collect()
 }
 
+/// The run nonce of the hand-written `Hello` bodies.
+const RUN_NONCE_HEX: &str = "0011223344556677";
+
 fn invalid_frames() -> J {
     let a = hex::encode(public_key(SECRET_A).to_bytes());
-    // A valid Hello body: version 1, identity A, LZ4, 16 MiB cap, one address.
-    let hello_body = format!("00 01 01 {a} 01 80808008 01 04 7f000001 1b58");
+    let r = RUN_NONCE_HEX;
+    // A valid Hello body: version 1, identity A, run nonce, LZ4, 16 MiB cap,
+    // one address.
+    let hello_body = format!("00 01 01 {a} {r} 01 80808008 01 04 7f000001 1b58");
     let (compressed_direct, compressed) = encode_frame(&direct("ringmesh ".repeat(100)), Some(512));
     assert!(compressed);
     let max = DEFAULT_MAX_FRAME_LEN;
@@ -1873,8 +1885,24 @@ fn invalid_frames() -> J {
             J::Obj(vec![]),
         ),
         (
+            "hello_truncated_run_nonce",
+            format!("00 01 01 {a} 00112233"),
+            max,
+            true,
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "hello_missing_capabilities",
+            format!("00 01 01 {a} {r}"),
+            max,
+            true,
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
             "hello_missing_listen_count",
-            format!("00 01 01 {a} 01 80808008"),
+            format!("00 01 01 {a} {r} 01 80808008"),
             max,
             true,
             "UnexpectedEnd",
@@ -1882,7 +1910,7 @@ fn invalid_frames() -> J {
         ),
         (
             "hello_missing_address",
-            format!("00 01 01 {a} 01 80808008 02 04 7f000001 1b58"),
+            format!("00 01 01 {a} {r} 01 80808008 02 04 7f000001 1b58"),
             max,
             true,
             "UnexpectedEnd",
@@ -1890,7 +1918,7 @@ fn invalid_frames() -> J {
         ),
         (
             "hello_missing_port",
-            format!("00 01 01 {a} 01 80808008 01 04 7f000001"),
+            format!("00 01 01 {a} {r} 01 80808008 01 04 7f000001"),
             max,
             true,
             "UnexpectedEnd",
@@ -1898,7 +1926,7 @@ fn invalid_frames() -> J {
         ),
         (
             "hello_truncated_ipv6_address",
-            format!("00 01 01 {a} 01 80808008 01 06 00000000000000000000"),
+            format!("00 01 01 {a} {r} 01 80808008 01 06 00000000000000000000"),
             max,
             true,
             "UnexpectedEnd",
@@ -1906,7 +1934,7 @@ fn invalid_frames() -> J {
         ),
         (
             "hello_address_family_0",
-            format!("00 01 01 {a} 01 80808008 01 00 7f000001 1b58"),
+            format!("00 01 01 {a} {r} 01 80808008 01 00 7f000001 1b58"),
             max,
             true,
             "BadAddressFamily",
@@ -1914,7 +1942,7 @@ fn invalid_frames() -> J {
         ),
         (
             "hello_address_family_5",
-            format!("00 01 01 {a} 01 80808008 01 05 7f000001 1b58"),
+            format!("00 01 01 {a} {r} 01 80808008 01 05 7f000001 1b58"),
             max,
             true,
             "BadAddressFamily",
@@ -1922,7 +1950,7 @@ fn invalid_frames() -> J {
         ),
         (
             "hello_nine_listen_addrs",
-            format!("00 01 01 {a} 01 80808008 09"),
+            format!("00 01 01 {a} {r} 01 80808008 09"),
             max,
             true,
             "TooMany",
@@ -1930,7 +1958,7 @@ fn invalid_frames() -> J {
         ),
         (
             "hello_huge_listen_count",
-            format!("00 01 01 {a} 01 80808008 c0843d"),
+            format!("00 01 01 {a} {r} 01 80808008 c0843d"),
             max,
             true,
             "TooMany",
@@ -1938,7 +1966,7 @@ fn invalid_frames() -> J {
         ),
         (
             "hello_max_frame_len_over_u32",
-            format!("00 01 01 {a} 01 8080808010 00"),
+            format!("00 01 01 {a} {r} 01 8080808010 00"),
             max,
             true,
             "OutOfRange",
@@ -1946,7 +1974,7 @@ fn invalid_frames() -> J {
         ),
         (
             "hello_non_canonical_capabilities",
-            format!("00 01 01 {a} 8100 80808008 00"),
+            format!("00 01 01 {a} {r} 8100 80808008 00"),
             max,
             true,
             "NonCanonicalVarint",
@@ -1954,7 +1982,7 @@ fn invalid_frames() -> J {
         ),
         (
             "hello_capabilities_overflow",
-            format!("00 01 01 {a} ffffffffffffffffff02 80808008 00"),
+            format!("00 01 01 {a} {r} ffffffffffffffffff02 80808008 00"),
             max,
             true,
             "VarintOverflow",
@@ -2097,10 +2125,11 @@ type SessionCase = (
 
 fn session_errors() -> J {
     let a = hex::encode(public_key(SECRET_A).to_bytes());
+    let r = RUN_NONCE_HEX;
     let plain = "524d5348 01 00";
     let noise = "524d5348 01 01";
-    let hello = fr(&format!("00 01 01 {a} 01 80808008 01 04 7f000001 1b58"));
-    let hello_v2 = fr(&format!("00 01 02 {a} 01 80808008 01 04 7f000001 1b58"));
+    let hello = fr(&format!("00 01 01 {a} {r} 01 80808008 01 04 7f000001 1b58"));
+    let hello_v2 = fr(&format!("00 01 02 {a} {r} 01 80808008 01 04 7f000001 1b58"));
     // (name, security, compression, input hex, error, detail, goodbye code)
     let cases: Vec<SessionCase> = vec![
         (
@@ -2181,7 +2210,7 @@ fn session_errors() -> J {
             true,
             format!(
                 "{plain} {}",
-                fr(&format!("00 01 01 {a} 01 ff07 01 04 7f000001 1b58"))
+                fr(&format!("00 01 01 {a} {r} 01 ff07 01 04 7f000001 1b58"))
             ),
             "Decode",
             J::Obj(vec![("decode_error", s("OutOfRange"))]),
@@ -2247,7 +2276,7 @@ fn session_errors() -> J {
             true,
             format!(
                 "{plain} {} {}",
-                fr(&format!("00 01 01 {a} 00 80808008 01 04 7f000001 1b58")),
+                fr(&format!("00 01 01 {a} {r} 00 80808008 01 04 7f000001 1b58")),
                 fr("01 40 05000000 50 68656c6c6f")
             ),
             "Decode",
@@ -2376,11 +2405,13 @@ fn handshake_plaintext() -> J {
             ])
         })
         .collect();
-    let side = |name: &str, text: &str, seed: u64, listen: &[&str]| {
+    let (nonce_a, nonce_b) = (net.node(ia).run_nonce(), net.node(ib).run_nonce());
+    let side = |name: &str, text: &str, seed: u64, run_nonce: u64, listen: &[&str]| {
         let identity = Identity::from_secret_bytes(secret(text));
         let hello = Hello {
             version: PROTOCOL_VERSION,
             identity: identity.public_key(),
+            run_nonce,
             capabilities: Capabilities::LZ4,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             listen_addrs: addrs(listen).into_iter().collect(),
@@ -2403,14 +2434,22 @@ fn handshake_plaintext() -> J {
             "description",
             s(
                 "Two nodes in plaintext mode (Config::plaintext(): LZ4 offered, threshold 512, \
-               max_frame_len 16777216) with the listen addresses below. The initiator dials \
+               max_frame_len 16777216) with the listen addresses and seeds below (each \
+               Hello's run_nonce is the first draw of the node's \"ringmesh rng v1 run\" \
+               stream, spec/peers.md). The initiator dials \
                the responder; both send their preamble and Hello at once; then one Direct \
                each way; then the initiator disconnects. `sent` lists every Output::Send in \
                order: each entry is exactly the bytes one side wrote.",
             ),
         ),
-        ("initiator", side("initiator", SECRET_A, seed_a, &listen_a)),
-        ("responder", side("responder", SECRET_B, seed_b, &listen_b)),
+        (
+            "initiator",
+            side("initiator", SECRET_A, seed_a, nonce_a, &listen_a),
+        ),
+        (
+            "responder",
+            side("responder", SECRET_B, seed_b, nonce_b, &listen_b),
+        ),
         ("steps", J::Arr(steps)),
         ("sent", J::Arr(sent)),
     ])
@@ -2433,9 +2472,28 @@ fn handshake_noise() -> J {
     let (nsa, nsb) = (noise_static_secret(&sa), noise_static_secret(&sb));
     let listen_a = ["127.0.0.1:7000"];
     let listen_b = ["127.0.0.2:7000"];
+    // The nonce a node seeded with `seed` announces (the interop check runs
+    // a real node with the side's seed).
+    let (seed_a, seed_b) = (1u64, 2u64);
+    let run_nonce = |sk: &[u8; 32], seed: u64| {
+        let config = Config {
+            listen_addrs: addrs(&["127.0.0.1:7000"]).into_iter().collect(),
+            ..Config::default()
+        };
+        Node::new(
+            config,
+            Identity::from_secret_bytes(*sk),
+            seed,
+            Instant::ZERO,
+        )
+        .expect("valid config")
+        .run_nonce()
+    };
+    let (nonce_a, nonce_b) = (run_nonce(&sa, seed_a), run_nonce(&sb, seed_b));
     let hello_of = |sk: &[u8; 32], listen: &[&str]| Hello {
         version: PROTOCOL_VERSION,
         identity: Identity::from_secret_bytes(*sk).public_key(),
+        run_nonce: if *sk == sa { nonce_a } else { nonce_b },
         capabilities: Capabilities::LZ4,
         max_frame_len: DEFAULT_MAX_FRAME_LEN,
         listen_addrs: addrs(listen).into_iter().collect(),
@@ -2508,6 +2566,7 @@ fn handshake_noise() -> J {
         J::Obj(vec![
             ("name", s(name)),
             ("secret", s(sk_text)),
+            ("seed", n(if sk == sa { seed_a } else { seed_b })),
             (
                 "public_key",
                 hx(Identity::from_secret_bytes(sk).public_key().to_bytes()),
@@ -2531,7 +2590,8 @@ fn handshake_noise() -> J {
                with fixed ephemeral keys (real nodes draw them from their seeded stream, so a \
                live handshake differs after message 1's key). Prologue = the 6-byte preamble. \
                `sent` lists each side's writes in order; then one Direct each way in transport \
-               mode (one chunk each).",
+               mode (one chunk each). Each side's seed gives the run_nonce of its Hello \
+               (the interop check drives a real node with that seed).",
             ),
         ),
         ("protocol_name", s(NOISE_PATTERN)),

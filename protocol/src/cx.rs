@@ -93,6 +93,8 @@ pub(crate) trait Cx {
     fn peer_caps(&self, peer: NodeId) -> Option<Capabilities>;
     /// Whether a dial to `peer` is in flight.
     fn is_dialling(&self, peer: NodeId) -> bool;
+    /// Whether a dial to `peer` begun at or after `since` is in flight.
+    fn is_dialling_since(&self, peer: NodeId, since: Instant) -> bool;
 
     // ----- the peer cache -----
 

@@ -125,6 +125,11 @@ pub enum CloseReason {
         /// The node's budget.
         budget: usize,
     },
+    /// The peer restarted: a session with a new run of the same id (another
+    /// `Hello.run_nonce`) was established, so this run is gone
+    /// (`spec/peers.md`, "Restarts").
+    #[error("peer restarted: a new run under the same id")]
+    Restarted,
     /// The peer broke the protocol; the connection was closed by this node.
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),

@@ -25,6 +25,8 @@ pub(crate) enum Stream {
     Mesh,
     /// Chord timer jitter and start-peer order.
     Chord,
+    /// The run nonce announced in `Hello` (one draw at start).
+    Run,
 }
 
 impl Stream {
@@ -35,6 +37,7 @@ impl Stream {
             Stream::Peers => "ringmesh rng v1 peers",
             Stream::Mesh => "ringmesh rng v1 mesh",
             Stream::Chord => "ringmesh rng v1 chord",
+            Stream::Run => "ringmesh rng v1 run",
         }
     }
 }

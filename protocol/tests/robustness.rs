@@ -35,12 +35,14 @@ fn hello() -> impl Strategy<Value = Hello> {
         any::<u8>(),
         any::<[u8; 32]>(),
         any::<u64>(),
+        any::<u64>(),
         any::<u32>(),
         proptest::collection::vec(socket_addr(), 0..=MAX_LISTEN_ADDRS),
     )
-        .prop_map(|(version, key, caps, max, addrs)| Hello {
+        .prop_map(|(version, key, run_nonce, caps, max, addrs)| Hello {
             version,
             identity: PublicKey::from_bytes(key),
+            run_nonce,
             capabilities: Capabilities::from_bits(caps),
             max_frame_len: max,
             listen_addrs: SmallVec::from_vec(addrs),

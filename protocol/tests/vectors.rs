@@ -165,6 +165,7 @@ fn hello_from_json(v: &Value) -> Hello {
     Hello {
         version: u8::try_from(num(v, "version")).expect("version is a u8"),
         identity: PublicKey::from_bytes(array(v, "identity")),
+        run_nonce: decimal(v, "run_nonce"),
         capabilities: Capabilities::from_bits(num(v, "capabilities")),
         max_frame_len: u32::try_from(num(v, "max_frame_len")).expect("max_frame_len is a u32"),
         listen_addrs: addr_list(v, "listen_addrs").into_iter().collect(),
@@ -575,6 +576,7 @@ fn spec_message_bytes(v: &Value) -> Vec<u8> {
         "Hello" => {
             out.push(u8::try_from(num(v, "version")).expect("u8"));
             out.extend_from_slice(&bytes(v, "identity"));
+            out.extend_from_slice(&decimal(v, "run_nonce").to_be_bytes());
             put_varint(&mut out, num(v, "capabilities"));
             put_varint(&mut out, num(v, "max_frame_len"));
             spec_addrs(&mut out, v, "listen_addrs");
@@ -1514,10 +1516,11 @@ fn noise_interop(v: &Value, prologue: &[u8], node_responds: bool) {
         ..Config::default()
     };
     let now = Instant::ZERO;
+    // The side's seed: it gives the run nonce of the side's `Hello`.
     let mut node = Node::new(
         config,
         Identity::from_secret_bytes(secret_of(node_side)),
-        9,
+        num(node_side, "seed"),
         now,
     )
     .expect("valid config");

@@ -709,19 +709,18 @@ proptest! {
     }
 }
 
-/// Known issue, found by the property above with restarts on (shrunk): node
+/// Regression, found by the property above with restarts on (shrunk): node
 /// 7 crashes at 22 s and restarts at 38 s, 16 s later, and joins again. In
 /// the same millisecond, just before the restart, node 4 redialled 7's
 /// address (7 was still down, so that dial times out 3 s later, at 41 s).
-/// At 40 s, after its successor 9 is killed, 4's list is [7]; its
-/// stabilization request to 7 waits on that dial instead of a new one, the
-/// dial fails, and 4 declares the live 7 dead (spec/chord.md §4: every
-/// dial ended without a session), flushes it and is orphaned:
-/// sufficient_principals breaks at 41000 ms. The kill of 9 was within the
-/// constraint; the wrong death verdict is not (§11 counts it as a failure
-/// of 7). The engine's `Close` bug plays no part (see [`rejoin_after`]).
+/// At 40 s, after its successor 9 is killed, 4's list is [7]. Its
+/// stabilization request to 7 used to wait on that older dial, time out
+/// (or see the dial fail) and declare the live 7 dead, flush it and be
+/// orphaned: sufficient_principals broke at 41000 ms. A request now waits
+/// only on a dial begun since it was made, and otherwise dials afresh
+/// (spec/chord.md §4, §12.4). The engine's `Close` bug plays no part (see
+/// [`rejoin_after`]).
 #[test]
-#[ignore = "protocol issue: a dial begun before a restart declares the restarted node dead"]
 fn a_dial_begun_before_a_restart_declares_the_restarted_node_dead() {
     let schedule = Schedule {
         seed: 13_744_923_616_107_474_348,

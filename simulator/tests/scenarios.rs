@@ -753,23 +753,18 @@ fn a_partition_splits_the_ring_and_the_watch_reports_it() {
     assert!(outcome.replay.ends_with("--seed 3"));
 }
 
-/// Known protocol issue (found by `tests/chord_props.rs`, reduced to this
-/// file). Member 5 crashes and restarts at once, and joins again through a
-/// node that never knew its previous run. Its successors 2 and 4 still hold
-/// the connections of its previous run; by the one-connection-per-peer rule
-/// (spec/peers.md: both dialled by 5, the first stays 5's connection until
-/// 5's `Goodbye(Duplicate)`, which the new run never sends) they keep them
-/// and answer the new run's requests on them, into the void. After
-/// `chord.request_timeout` the restarted node declares both successors dead
-/// (spec/chord.md §4), is orphaned and falls back to its predecessor 0:
-/// two rings, 0 ⇄ 5 and the rest, from 5220 ms until liveness closes the
-/// old connections. Zave's model assumes a timeout means death (§11,
-/// §12.3); here live members are declared dead. A restarted node's join
-/// through a member that knew its previous run fails the same way, with
-/// `NoCandidate`. The engine's `Close` bug (see `rejoin_after` in
-/// `tests/chord_props.rs`) plays no part: with it fixed the run is the same.
+/// Regression (found by `tests/chord_props.rs`, reduced to this file).
+/// Member 5 crashes and restarts at once, and joins again through a node
+/// that never knew its previous run. Its successors 2 and 4 still hold the
+/// connections of its previous run; before run nonces, the
+/// one-connection-per-peer rule kept them and the new run's requests were
+/// answered on them, into the void: after `chord.request_timeout` the
+/// restarted node declared both successors dead, was orphaned and formed a
+/// second ring with its predecessor 0 until liveness closed the old
+/// connections. Now the new run's `Hello` carries another run nonce, so 2
+/// and 4 retire the old run's connections at once (`spec/peers.md`,
+/// "Restarts"; `spec/chord.md` §12.4) and the ring is ideal again.
 #[test]
-#[ignore = "protocol issue: a restarted member's peers answer on its previous run's connections"]
 fn a_member_restarted_at_once_is_answered_on_its_old_connections() {
     let outcome = run_inline(
         r#"

@@ -190,7 +190,8 @@ impl Chord {
     }
 
     /// `peer`'s last connection closed. Returns whether that makes it dead
-    /// to the ring (declared dead by liveness, or shut down): the caller
+    /// to the ring (declared dead by liveness, shut down, or restarted: the
+    /// run that was a member is gone, and the new run starts `Out`): the caller
     /// then ends every ring request to it ([`Chord::flush_dead`]).
     /// Otherwise (a reset, a normal goodbye) the replies in flight are
     /// lost: the requests go again, and the dial decides.
@@ -205,7 +206,9 @@ impl Chord {
         }
         if matches!(
             reason,
-            CloseReason::Unresponsive | CloseReason::Goodbye(GoodbyeReason::Shutdown)
+            CloseReason::Unresponsive
+                | CloseReason::Goodbye(GoodbyeReason::Shutdown)
+                | CloseReason::Restarted
         ) {
             return true;
         }

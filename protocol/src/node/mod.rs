@@ -79,6 +79,14 @@ impl Node {
         self.net.me()
     }
 
+    /// The nonce that names this run of the node in its `Hello`, drawn
+    /// from the seed: a node restarted with a fresh seed announces another,
+    /// and its peers retire the connections of the run they knew
+    /// (`spec/peers.md`, "Restarts").
+    pub fn run_nonce(&self) -> u64 {
+        self.net.run_nonce()
+    }
+
     /// The configuration the node runs with.
     pub fn config(&self) -> &Config {
         self.net.config()

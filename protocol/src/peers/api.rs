@@ -155,4 +155,7 @@ pub struct PeersStats {
     /// Reads that paused until the next turn for receive budget to
     /// decompress a payload (a burst of compressed messages).
     pub receive_budget_waits: u64,
+    /// Times a known peer came back under a new run nonce (it restarted):
+    /// the connections of its previous run were closed at once.
+    pub peer_restarts: u64,
 }

@@ -123,8 +123,10 @@ impl Net {
             serial,
             direction,
             remote,
+            opened_at: self.now,
             expected,
             peer: None,
+            run_nonce: None,
             session: None,
             race: None,
             wanted: false,
@@ -240,8 +242,10 @@ impl Net {
         }
         let (remote, direction, race, wanted, bootstrap) =
             (c.remote, c.direction, c.race, c.wanted, c.bootstrap);
+        let run_nonce = established.hello.run_nonce;
         if let Some(c) = self.conns.get_mut(&conn) {
             c.peer = Some(peer);
+            c.run_nonce = Some(run_nonce);
             c.race = None;
         }
         let listen_addrs = established.hello.listen_addrs;
@@ -264,6 +268,7 @@ impl Net {
             listen_addrs,
             capabilities: established.capabilities,
         });
+        self.retire_previous_run(peer, run_nonce, up);
         self.settle_duplicates(peer, conn, up);
         if let Some(race) = race {
             // First handshake of a ConnectAny wins; the rest are abandoned
@@ -274,6 +279,34 @@ impl Net {
             }
         }
         self.conns.contains_key(&conn)
+    }
+
+    /// A session with `peer` under `run_nonce` was just established: if the
+    /// peer's other sessions reached another run, that run is gone (the
+    /// peer restarted; one process per identity). Waiting for liveness
+    /// would leave the new run answered on dead connections for the whole
+    /// detection time (`spec/chord.md` §12.4), so the old run's connections
+    /// are closed at once, without a goodbye (nobody reads them), and the
+    /// peer goes down with `Restarted` before the new run comes up: every
+    /// component sees the old run end, then the new one begin.
+    fn retire_previous_run(&mut self, peer: NodeId, run_nonce: u64, up: &mut dyn Upcalls) {
+        let stale = self
+            .sorted_conns(|c| c.peer == Some(peer) && c.run_nonce.is_some_and(|r| r != run_nonce));
+        if stale.is_empty() {
+            return;
+        }
+        self.stats.peer_restarts += 1;
+        info!(peer = %peer.short(), connections = stale.len(), "peer restarted: closing the connections of its previous run");
+        let linked_stale = self
+            .links
+            .get(&peer)
+            .is_some_and(|link| stale.contains(&link.conn));
+        if linked_stale {
+            self.peer_down(peer, CloseReason::Restarted, up);
+        }
+        for conn in stale {
+            self.forget(conn, CloseReason::Restarted, None, true, up);
+        }
     }
 
     /// Keeps exactly one connection per peer once both sides have seen every

@@ -106,10 +106,16 @@ struct Connection {
     serial: u64,
     direction: Direction,
     remote: SocketAddr,
+    /// When the dial began (or the connection was accepted).
+    opened_at: Instant,
     /// The id the dial demanded.
     expected: Option<NodeId>,
     /// Known once the session is established.
     peer: Option<NodeId>,
+    /// The run of `peer` this session reached (its `Hello.run_nonce`); all
+    /// established connections to a peer share one (`spec/peers.md`,
+    /// "Restarts").
+    run_nonce: Option<u64>,
     /// `None` while the dial is in flight.
     session: Option<Session>,
     /// The `ConnectAny` race this dial belongs to.
@@ -206,7 +212,12 @@ impl Net {
         let id = identity.node_id();
         let mut net = Net {
             id,
-            ctx: SessionContext::new(&config, identity),
+            // A stream of its own, so the nonce shifts no other draw.
+            ctx: SessionContext::new(
+                &config,
+                identity,
+                Rng::derive(seed, Stream::Run, None).next_u64(),
+            ),
             now,
             session_rng: Rng::derive(seed, Stream::Session, Some(&identity.secret_bytes())),
             rng: Rng::derive(seed, Stream::Peers, None),
@@ -306,6 +317,10 @@ impl Net {
 
     pub(crate) fn connection_count(&self) -> usize {
         self.conns.len()
+    }
+
+    pub(crate) fn run_nonce(&self) -> u64 {
+        self.ctx.hello.run_nonce
     }
 
     pub(crate) fn outbound_count(&self) -> usize {
@@ -529,6 +544,12 @@ impl Cx for Net {
 
     fn is_dialling(&self, peer: NodeId) -> bool {
         Net::is_dialling(self, peer)
+    }
+
+    fn is_dialling_since(&self, peer: NodeId, since: Instant) -> bool {
+        self.conns
+            .values()
+            .any(|c| c.expected == Some(peer) && c.peer.is_none() && c.opened_at >= since)
     }
 
     fn knows(&self, peer: NodeId) -> bool {

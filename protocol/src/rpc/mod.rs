@@ -259,7 +259,11 @@ impl<C> Rpc<C> {
             }
             return;
         }
-        if !cx.is_dialling(to) && !cx.dial_pointer(&call.peer) {
+        // Wait only on a dial begun since the call was made: an older one
+        // (a redial) may have gone out before the peer restarted, and its
+        // failure, or the call's timeout while waiting on it, would make a
+        // live peer dead (spec/chord.md §12.4). Otherwise dial afresh.
+        if !cx.is_dialling_since(to, call.sent_at) && !cx.dial_pointer(&call.peer) {
             self.fail_early(cx, id, Failure::Refused);
         }
     }

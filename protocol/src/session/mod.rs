@@ -52,7 +52,9 @@ pub(crate) struct SessionContext {
 }
 
 impl SessionContext {
-    pub(crate) fn new(config: &Config, identity: &Identity) -> Self {
+    /// `run_nonce` names this run of the node in its `Hello`
+    /// ([`Hello::run_nonce`]).
+    pub(crate) fn new(config: &Config, identity: &Identity, run_nonce: u64) -> Self {
         let mut capabilities = if config.session.compression {
             Capabilities::LZ4
         } else {
@@ -67,6 +69,7 @@ impl SessionContext {
         let hello = Hello {
             version: PROTOCOL_VERSION,
             identity: identity.public_key(),
+            run_nonce,
             capabilities,
             max_frame_len: config.session.max_frame_len,
             listen_addrs: config.listen_addrs.clone(),

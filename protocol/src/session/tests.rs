@@ -115,7 +115,7 @@ fn attack(forge: impl FnOnce(&[u8; 32]) -> NoiseHandshakePayload) -> Vec<CloseRe
 }
 
 fn hello_of(identity: &Identity) -> Hello {
-    SessionContext::new(&Config::default(), identity).hello
+    SessionContext::new(&Config::default(), identity, 7).hello
 }
 
 #[test]
@@ -219,7 +219,11 @@ fn a_preamble_of_another_version_is_refused_with_both_versions() {
 
 #[test]
 fn a_plaintext_hello_of_another_version_is_refused() {
-    let ctx = SessionContext::new(&Config::plaintext(), &Identity::from_secret_bytes([3; 32]));
+    let ctx = SessionContext::new(
+        &Config::plaintext(),
+        &Identity::from_secret_bytes([3; 32]),
+        7,
+    );
     let mut rng = crate::rng::Rng::derive(1, crate::rng::Stream::Session, None);
     let (mut session, _) = Session::start(&ctx, Direction::Inbound, &mut rng).expect("start");
     let mut hello = ctx.hello.clone();

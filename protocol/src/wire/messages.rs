@@ -69,7 +69,8 @@ impl core::fmt::Debug for Capabilities {
 
 /// Opens a session: who the sender is and what it offers.
 ///
-/// Layout: `version: u8`, `identity: [u8; 32]`, `capabilities: varint`,
+/// Layout: `version: u8`, `identity: [u8; 32]`, `run_nonce: u64`
+/// big-endian, `capabilities: varint`,
 /// `max_frame_len: varint` (≤ 2^32−1), `listen_addrs: varint count ≤ 8`,
 /// then each address (`family: u8` = 4 or 6, the IP bytes, `port: u16`
 /// big-endian; `spec/wire.md` §7.1).
@@ -80,6 +81,11 @@ pub struct Hello {
     /// The sender's Ed25519 identity public key; its `NodeId` is derived
     /// from it. Proven by signature in Noise mode, only claimed in plaintext.
     pub identity: PublicKey,
+    /// Names this run of the sender: drawn afresh at every start of the node
+    /// (from its seed), the same on all its connections. A peer that knows
+    /// the identity under another nonce learns that the run it knew is gone
+    /// and retires its connections at once (`spec/peers.md`, "Restarts").
+    pub run_nonce: u64,
     /// Optional features the sender offers.
     pub capabilities: Capabilities,
     /// The largest frame length the sender accepts; the receiver refuses to
@@ -95,6 +101,7 @@ impl WireMessage for Hello {
     fn encode(&self, out: &mut BytesMut) {
         out.put_u8(self.version);
         out.put_slice(&self.identity.to_bytes());
+        out.put_u64(self.run_nonce);
         put_varint(out, self.capabilities.bits());
         put_varint(out, u64::from(self.max_frame_len));
         put_varint(out, self.listen_addrs.len() as u64);
@@ -106,6 +113,7 @@ impl WireMessage for Hello {
     fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
         let version = input.u8()?;
         let identity = PublicKey::from_bytes(input.array()?);
+        let run_nonce = u64::from_be_bytes(input.array()?);
         let capabilities = Capabilities::from_bits(input.varint()?);
         let max_frame_len = input.varint()?;
         let max_frame_len = u32::try_from(max_frame_len).map_err(|_| DecodeError::OutOfRange {
@@ -120,6 +128,7 @@ impl WireMessage for Hello {
         Ok(Hello {
             version,
             identity,
+            run_nonce,
             capabilities,
             max_frame_len,
             listen_addrs,
