@@ -295,7 +295,7 @@ fn budgeted_node(peers: u64) -> (Node, Config) {
         );
         let mut secret = [0x40; 32];
         secret[0] = i as u8;
-        let ctx = SessionContext::new(&config, &Identity::from_secret_bytes(secret));
+        let ctx = SessionContext::new(&config, &Identity::from_secret_bytes(secret), 0);
         node.handle_input(
             Instant::ZERO,
             Input::Received {
@@ -542,7 +542,7 @@ fn ten_maximal_bombs_in_one_read_are_all_delivered_turn_by_turn() {
             direction: Direction::Inbound,
         },
     );
-    let ctx = SessionContext::new(&config, &Identity::from_secret_bytes([0x42; 32]));
+    let ctx = SessionContext::new(&config, &Identity::from_secret_bytes([0x42; 32]), 0);
     node.handle_input(
         Instant::ZERO,
         Input::Received {
