@@ -56,9 +56,13 @@ impl Net {
         }
     }
 
-    pub(super) fn on_peer_list(&mut self, list: PeerList, up: &mut dyn Upcalls) {
+    /// A `PeerList` arrived on `conn`: its entries are bucketed by the
+    /// sender's address group, so one sender fills only its own buckets
+    /// of the new table.
+    pub(super) fn on_peer_list(&mut self, conn: ConnId, list: PeerList, up: &mut dyn Upcalls) {
+        let source = self.conns.get(&conn).map(|c| c.remote);
         for entry in &list.peers {
-            if self.cache.learn(entry, self.now) {
+            if self.cache.learn(entry, source, self.now) {
                 // News: worth asking again at the next round.
                 self.next_peer_request = self.now;
             }

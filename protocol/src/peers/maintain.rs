@@ -39,7 +39,7 @@ impl Net {
             if known.wanted || (known.lost && known.failures < LOST_REDIALS) {
                 wanted.push(id);
             } else {
-                candidates.push((known.failures, id));
+                candidates.push((known.failures, !known.tried, id));
             }
         }
         wanted.sort_unstable();
@@ -59,12 +59,15 @@ impl Net {
         if need == 0 {
             return;
         }
-        // Random among the peers with the fewest failures: sort by id first
-        // so the shuffle's input does not depend on hash order.
-        candidates.sort_unstable_by_key(|&(_, id)| id);
+        // Random among the peers with the fewest failures, tried ones (this
+        // node dialled and authenticated them: strangers cannot put
+        // entries there) before new ones, so a node restarted after an
+        // identity flood dials its old peers first. Sort by id first so the
+        // shuffle's input does not depend on hash order.
+        candidates.sort_unstable_by_key(|&(_, _, id)| id);
         self.rng.shuffle(&mut candidates);
-        candidates.sort_by_key(|&(failures, _)| failures);
-        for (_, peer) in candidates {
+        candidates.sort_by_key(|&(failures, new, _)| (failures, new));
+        for (_, _, peer) in candidates {
             if need == 0 {
                 break;
             }
