@@ -3,24 +3,27 @@
 //! - `identity.key`: the 32 secret bytes of the node's Ed25519 identity
 //!   ([`Identity::secret_bytes`]), created from OS randomness on first run,
 //!   readable by the owner only.
-//! - `peers.json`: the peer cache ([`Handle::known_peers`]) as a JSON list
-//!   of `{"id": "<32 hex digits>", "addrs": ["127.0.0.1:4000"]}`, fed back
-//!   with `PeersCommand::AddPeers` at the next start.
+//! - `peers.json`: the peer cache ([`Node::peer_cache`]) as a JSON list
+//!   of `{"id": "<32 hex digits>", "addrs": ["127.0.0.1:4000"], "tried":
+//!   true}`, tried entries (peers this node dialled and authenticated)
+//!   first, fed back with `PeersCommand::RestorePeers` at the next start
+//!   (at most [`MAX_SAVED_PEERS`] entries are read, tried ones first; a
+//!   file without `tried` loads as all new).
 //!
 //! Both are written atomically (a temporary file, synced, then renamed over
 //! the old one), so a crash leaves either the old file or the new one,
 //! never half of one: a torn key file would silently give the node a new
 //! identity.
 //!
-//! [`Handle::known_peers`]: ringmesh_mio::Handle::known_peers
+//! [`Node::peer_cache`]: ringmesh::Node::peer_cache
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use ringmesh::wire::PeerEntry;
-use ringmesh::{Identity, NodeId};
+use ringmesh::wire::MAX_LISTEN_ADDRS;
+use ringmesh::{Identity, KnownPeer, NodeId};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
@@ -40,11 +43,19 @@ pub(crate) struct DataDir {
     path: PathBuf,
 }
 
+/// Entries read back from `peers.json`, tried ones first: a file grown
+/// or written by someone else cannot make the node hold more than this.
+pub(crate) const MAX_SAVED_PEERS: usize = 4096;
+
 /// One peer-cache entry as stored in `peers.json`.
 #[derive(Debug, Serialize, Deserialize)]
 struct CachedPeer {
     id: String,
     addrs: Vec<SocketAddr>,
+    /// Dialled and authenticated by this node (the tried table). Absent in
+    /// files written before the tables existed: those load as new.
+    #[serde(default)]
+    tried: bool,
 }
 
 impl DataDir {
@@ -96,7 +107,7 @@ impl DataDir {
     /// The saved peer cache; empty if there is none. A malformed file or
     /// entry is logged and skipped: the cache is a hint, and the node can
     /// still join through `--bootstrap`.
-    pub(crate) fn read_peer_cache(&self) -> Vec<PeerEntry> {
+    pub(crate) fn read_peer_cache(&self) -> Vec<KnownPeer> {
         let path = self.path.join(PEER_CACHE_FILE);
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
@@ -113,12 +124,13 @@ impl DataDir {
                 return Vec::new();
             }
         };
-        cached
+        let mut peers: Vec<KnownPeer> = cached
             .into_iter()
             .filter_map(|peer| match peer.id.parse::<NodeId>() {
-                Ok(id) if !peer.addrs.is_empty() => Some(PeerEntry {
+                Ok(id) if !peer.addrs.is_empty() => Some(KnownPeer {
                     id,
-                    addrs: peer.addrs.into_iter().collect(),
+                    addrs: peer.addrs.into_iter().take(MAX_LISTEN_ADDRS).collect(),
+                    tried: peer.tried,
                 }),
                 Ok(_) => None,
                 Err(e) => {
@@ -126,18 +138,32 @@ impl DataDir {
                     None
                 }
             })
-            .collect()
+            .collect();
+        // Tried first (stable: the file's order within each part).
+        peers.sort_by_key(|p| !p.tried);
+        if peers.len() > MAX_SAVED_PEERS {
+            warn!(
+                entries = peers.len(),
+                kept = MAX_SAVED_PEERS,
+                "peer cache longer than any node writes; the rest is ignored"
+            );
+            peers.truncate(MAX_SAVED_PEERS);
+        }
+        peers
     }
 
     /// Replaces the saved peer cache with `peers`.
-    pub(crate) fn write_peer_cache(&self, peers: &[PeerEntry]) -> io::Result<()> {
-        let cached: Vec<CachedPeer> = peers
+    pub(crate) fn write_peer_cache(&self, peers: &[KnownPeer]) -> io::Result<()> {
+        let mut cached: Vec<CachedPeer> = peers
             .iter()
             .map(|p| CachedPeer {
                 id: p.id.to_string(),
                 addrs: p.addrs.to_vec(),
+                tried: p.tried,
             })
             .collect();
+        cached.sort_by_key(|p| !p.tried);
+        cached.truncate(MAX_SAVED_PEERS);
         let mut json = serde_json::to_vec_pretty(&cached).map_err(io::Error::other)?;
         json.push(b'\n');
         let path = self.path.join(PEER_CACHE_FILE);
@@ -253,13 +279,14 @@ mod tests {
         let dir = DataDir::open(&tmp.0).expect("open");
         assert!(dir.read_peer_cache().is_empty());
         let peers = vec![
-            PeerEntry {
+            KnownPeer {
                 id: NodeId::from_u128(7),
                 addrs: ["127.0.0.1:4000".parse().expect("addr")]
                     .into_iter()
                     .collect(),
+                tried: true,
             },
-            PeerEntry {
+            KnownPeer {
                 id: NodeId::from_u128(u128::MAX),
                 addrs: [
                     "[::1]:4001".parse().expect("addr"),
@@ -267,6 +294,7 @@ mod tests {
                 ]
                 .into_iter()
                 .collect(),
+                tried: false,
             },
         ];
         dir.write_peer_cache(&peers).expect("write");
@@ -282,6 +310,25 @@ mod tests {
         let read = dir.read_peer_cache();
         assert_eq!(read.len(), 1);
         assert_eq!(read[0].id, NodeId::from_u128(0xb));
+        assert!(!read[0].tried, "a file without `tried` loads as new");
+
+        // Tried entries come back first, and the file is read only so far.
+        let mut many: Vec<KnownPeer> = (0..MAX_SAVED_PEERS as u128 + 10)
+            .map(|n| KnownPeer {
+                id: NodeId::from_u128(n + 1),
+                addrs: ["127.0.0.1:9".parse().expect("addr")].into_iter().collect(),
+                tried: false,
+            })
+            .collect();
+        many.push(KnownPeer {
+            id: NodeId::from_u128(u128::MAX),
+            addrs: ["127.0.0.2:9".parse().expect("addr")].into_iter().collect(),
+            tried: true,
+        });
+        dir.write_peer_cache(&many).expect("write");
+        let read = dir.read_peer_cache();
+        assert_eq!(read.len(), MAX_SAVED_PEERS);
+        assert!(read[0].tried && read[0].id == NodeId::from_u128(u128::MAX));
 
         fs::write(tmp.0.join(PEER_CACHE_FILE), "{ not json").expect("write");
         assert!(dir.read_peer_cache().is_empty());

@@ -23,6 +23,7 @@ use ringmesh::{
     DhtEvent, DhtFailure, Event, Identity, MeshCommand, MeshEvent, MessagingCommand,
     MessagingEvent, NodeId, OpId, PeersCommand, PeersEvent,
 };
+use ringmesh::{KnownPeer, Node};
 use ringmesh_mio::{AdapterConfig, AdapterConfigError, Handle, Spawned};
 use tracing::{debug, info, warn};
 
@@ -173,7 +174,7 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
             peers = cached.len(),
             "rejoining through the saved peer cache"
         );
-        handle.command(PeersCommand::AddPeers {
+        handle.command(PeersCommand::RestorePeers {
             peers: cached.clone(),
         })?;
     }
@@ -289,7 +290,7 @@ struct Session {
     log: LogControl,
     data_dir: Option<DataDir>,
     /// What `peers.json` holds now (in id order, as the node exports it).
-    saved_peers: Vec<PeerEntry>,
+    saved_peers: Vec<KnownPeer>,
     next_cache_check: Instant,
     /// Each connected peer's transport address, for `peers` when the peer
     /// cache has no listen address for it.
@@ -465,7 +466,7 @@ impl Session {
             return;
         }
         self.next_cache_check = Instant::now() + PEER_CACHE_CHECK;
-        let peers = self.handle.known_peers();
+        let peers = self.handle.inspect(Node::peer_cache).unwrap_or_default();
         if peers == self.saved_peers {
             return;
         }

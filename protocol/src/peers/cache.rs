@@ -27,6 +27,12 @@
 //!   [`TRIED_EVICT_FAILURES`] dials in a row failed; it then moves back to
 //!   new.
 //!
+//! A connected peer that finds no cell (its slot held by entries that work)
+//! is kept as a *guest* while it is connected, at most
+//! `peers.max_connections` of them: the ring and the request layer need the
+//! address of every peer that is up. The maintenance round drops guests
+//! that are gone.
+//!
 //! Wanted peers (the application's) are never evicted, and take the slot
 //! of any unwanted entry; one whose slot another wanted peer holds is not
 //! cached (as before: the application's earlier choices stand).
@@ -69,14 +75,17 @@ pub(crate) struct CacheEntry {
     /// This node dialled it and authenticated it: it is in the tried
     /// table (else in the new one).
     pub(crate) tried: bool,
-    /// Its cell in its table's grid.
-    cell: usize,
+    /// Its cell in its table's grid; `None` for a *guest*: a connected
+    /// peer that found no cell, kept only while it is connected (the
+    /// other components need the address of every peer that is up).
+    cell: Option<usize>,
 }
 
 /// Redials of a peer lost to a fault, whatever the peer count.
 pub(crate) const LOST_REDIALS: u32 = 8;
 
-/// Slots per bucket (fewer when the table is smaller).
+/// Slots per bucket (fewer when the table is smaller). A newcomer takes the
+/// first free slot of its bucket.
 pub(crate) const BUCKET_SIZE: usize = 16;
 
 /// Buckets one address group can reach in the tried table, and one source
@@ -163,6 +172,10 @@ pub(crate) struct PeerCache {
     /// Keys the cell hashes: secret, derived from the node seed.
     key: [u8; 32],
     me: NodeId,
+    /// Guests (connected peers without a cell) held now.
+    guests: usize,
+    /// Cap on guests: `peers.max_connections`.
+    guest_cap: usize,
     /// Newcomers refused because their cell held a better entry.
     pub(crate) refused: u64,
     /// Entries dropped to make room for another.
@@ -170,9 +183,17 @@ pub(crate) struct PeerCache {
 }
 
 impl PeerCache {
-    /// A cache of at most `cap` entries for node `me`, its cells keyed by
-    /// `key` (secret, derived from the node seed and identity).
-    pub(crate) fn new(me: NodeId, cap: usize, key: [u8; 32], hasher: FixedState) -> Self {
+    /// A cache of at most `cap` entries in its tables (plus at most
+    /// `guest_cap` connected peers that found no cell) for node `me`, its
+    /// cells keyed by `key` (secret, derived from the node seed and
+    /// identity).
+    pub(crate) fn new(
+        me: NodeId,
+        cap: usize,
+        guest_cap: usize,
+        key: [u8; 32],
+        hasher: FixedState,
+    ) -> Self {
         let tried = cap / TRIED_SHARE;
         PeerCache {
             entries: HashMap::with_hasher(hasher),
@@ -180,6 +201,8 @@ impl PeerCache {
             new: Grid::new(cap - tried),
             key,
             me,
+            guests: 0,
+            guest_cap,
             refused: 0,
             evicted: 0,
         }
@@ -224,24 +247,46 @@ impl PeerCache {
     fn tried_cell(&self, id: NodeId, entry_group: &Group) -> usize {
         let id = &id.to_bytes();
         let spread = self.hash(&[b"tried spread", id]) % BUCKETS_PER_GROUP;
-        let bucket =
-            self.hash(&[b"tried bucket", entry_group, &spread.to_le_bytes()]) % self.tried.buckets as u64;
-        let slot =
-            self.hash(&[b"tried slot", &bucket.to_le_bytes(), id]) % self.tried.slots as u64;
-        bucket as usize * self.tried.slots + slot as usize
+        let bucket = self.hash(&[b"tried bucket", entry_group, &spread.to_le_bytes()])
+            % self.tried.buckets as u64;
+        let slot = self.hash(&[b"tried slot", &bucket.to_le_bytes(), id]) % self.tried.slots as u64;
+        self.probe(true, bucket as usize, slot as usize)
     }
 
     /// The new cell of `id` (group `entry_group`) heard of from a source in
     /// `source_group`: the bucket depends on the source group (and, within
     /// its [`BUCKETS_PER_GROUP`], on the entry's group).
     fn new_cell(&self, id: NodeId, entry_group: &Group, source_group: &Group) -> usize {
-        let spread =
-            self.hash(&[b"new spread", entry_group, source_group]) % BUCKETS_PER_GROUP;
-        let bucket =
-            self.hash(&[b"new bucket", source_group, &spread.to_le_bytes()]) % self.new.buckets as u64;
-        let slot =
-            self.hash(&[b"new slot", &bucket.to_le_bytes(), &id.to_bytes()]) % self.new.slots as u64;
-        bucket as usize * self.new.slots + slot as usize
+        let spread = self.hash(&[b"new spread", entry_group, source_group]) % BUCKETS_PER_GROUP;
+        let bucket = self.hash(&[b"new bucket", source_group, &spread.to_le_bytes()])
+            % self.new.buckets as u64;
+        let slot = self.hash(&[b"new slot", &bucket.to_le_bytes(), &id.to_bytes()])
+            % self.new.slots as u64;
+        self.probe(false, bucket as usize, slot as usize)
+    }
+
+    /// The cell a newcomer to `bucket` of a table gets: the first free one
+    /// from `slot` on, else the cell of the bucket's least useful entry
+    /// (most failures, then never or longest ago connected, then lowest
+    /// id), which the caller evicts only if it yields.
+    fn probe(&self, tried: bool, bucket: usize, slot: usize) -> usize {
+        let grid = if tried { &self.tried } else { &self.new };
+        let base = bucket * grid.slots;
+        let cells = (0..grid.slots).map(|k| base + (slot + k) % grid.slots);
+        if let Some(free) = cells.clone().find(|&c| grid.cells[c].is_none()) {
+            return free;
+        }
+        cells
+            .filter_map(|c| grid.cells[c].and_then(|id| self.entries.get(&id).map(|e| (c, id, e))))
+            .max_by_key(|(_, id, e)| {
+                (
+                    !e.wanted,
+                    e.failures,
+                    core::cmp::Reverse(e.last_connected),
+                    core::cmp::Reverse(*id),
+                )
+            })
+            .map_or(base + slot, |(c, _, _)| c)
     }
 
     /// Whether the entry in a new cell may give way to a newcomer: not
@@ -264,12 +309,43 @@ impl PeerCache {
     /// Removes `id` from its cell and the index.
     fn take(&mut self, id: &NodeId) -> Option<CacheEntry> {
         let entry = self.entries.remove(id)?;
-        if entry.tried {
-            self.tried.clear(entry.cell);
-        } else {
-            self.new.clear(entry.cell);
+        match entry.cell {
+            Some(cell) if entry.tried => self.tried.clear(cell),
+            Some(cell) => self.new.clear(cell),
+            None => self.guests -= 1,
         }
         Some(entry)
+    }
+
+    /// Drops the guests that are no longer connected (`is_up` says who is).
+    pub(crate) fn prune_guests(&mut self, is_up: impl Fn(&NodeId) -> bool) {
+        if self.guests == 0 {
+            return;
+        }
+        let mut gone: Vec<NodeId> = self
+            .entries
+            .iter()
+            .filter(|(id, e)| e.cell.is_none() && !is_up(id))
+            .map(|(&id, _)| id)
+            .collect();
+        gone.sort_unstable();
+        for id in gone {
+            self.take(&id);
+        }
+    }
+
+    /// Keeps a connected peer that found no cell as a guest, if there is
+    /// room for one; else counts a refusal.
+    fn admit_guest(&mut self, id: NodeId, mut entry: CacheEntry) {
+        if self.guests >= self.guest_cap {
+            self.refused += 1;
+            debug!(peer = %id.short(), "peer cache: no slot and no guest room; entry dropped");
+            return;
+        }
+        entry.tried = false;
+        entry.cell = None;
+        self.guests += 1;
+        self.entries.insert(id, entry);
     }
 
     /// Places `entry` (not in the index) in the new table, heard of from a
@@ -278,30 +354,46 @@ impl PeerCache {
     fn place_new(
         &mut self,
         id: NodeId,
-        mut entry: CacheEntry,
+        entry: CacheEntry,
         source_group: &Group,
         force: bool,
     ) -> bool {
+        match self.try_place_new(id, entry, source_group, force) {
+            Ok(()) => true,
+            Err(_) => {
+                self.refused += 1;
+                debug!(peer = %id.short(), "peer cache: new slot taken; entry dropped");
+                false
+            }
+        }
+    }
+
+    /// [`PeerCache::place_new`] without counting: gives the entry back if
+    /// it found no cell.
+    fn try_place_new(
+        &mut self,
+        id: NodeId,
+        mut entry: CacheEntry,
+        source_group: &Group,
+        force: bool,
+    ) -> Result<(), CacheEntry> {
         if self.new.is_empty_grid() {
-            self.refused += 1;
-            return false;
+            return Err(entry);
         }
         let cell = self.new_cell(id, &entry_group(&entry.addrs, source_group), source_group);
         if let Some(occupant) = self.new.cells[cell] {
             if !self.new_occupant_yields(&occupant, force) {
-                self.refused += 1;
-                debug!(peer = %id.short(), "peer cache: new slot taken; entry dropped");
-                return false;
+                return Err(entry);
             }
             self.take(&occupant);
             self.evicted += 1;
             debug!(peer = %occupant.short(), "peer cache: entry replaced in new");
         }
         entry.tried = false;
-        entry.cell = cell;
+        entry.cell = Some(cell);
         self.new.put(cell, id);
         self.entries.insert(id, entry);
-        true
+        Ok(())
     }
 
     /// Frees the tried cell for `id` (address group `entry_group`): empty,
@@ -349,7 +441,7 @@ impl PeerCache {
             return false;
         };
         entry.tried = true;
-        entry.cell = cell;
+        entry.cell = Some(cell);
         self.tried.put(cell, id);
         self.entries.insert(id, entry);
         true
@@ -358,16 +450,22 @@ impl PeerCache {
     /// Places a new entry (not in the index) that this node dialled and
     /// authenticated: in tried if its cell can be had, else in new as told
     /// by `source_group`.
-    fn place_dialled(&mut self, id: NodeId, mut entry: CacheEntry, source_group: &Group, force: bool) -> bool {
+    fn try_place_dialled(
+        &mut self,
+        id: NodeId,
+        mut entry: CacheEntry,
+        source_group: &Group,
+        force: bool,
+    ) -> Result<(), CacheEntry> {
         let own = entry_group(&entry.addrs, source_group);
         if let Some(cell) = self.free_tried_cell(id, &own, force) {
             entry.tried = true;
-            entry.cell = cell;
+            entry.cell = Some(cell);
             self.tried.put(cell, id);
             self.entries.insert(id, entry);
-            return true;
+            return Ok(());
         }
-        self.place_new(id, entry, source_group, force)
+        self.try_place_new(id, entry, source_group, force)
     }
 
     fn fresh(addrs: &[SocketAddr], now: Instant) -> CacheEntry {
@@ -380,7 +478,7 @@ impl PeerCache {
             last_connected: None,
             lost: false,
             tried: false,
-            cell: 0,
+            cell: None,
         }
     }
 
@@ -424,10 +522,13 @@ impl PeerCache {
         entry.confirmed = !addrs.is_empty();
         entry.last_connected = Some(now);
         entry.wanted = wanted;
-        if outbound {
-            self.place_dialled(id, entry, &source, wanted);
+        let placed = if outbound {
+            self.try_place_dialled(id, entry, &source, wanted)
         } else {
-            self.place_new(id, entry, &source, wanted);
+            self.try_place_new(id, entry, &source, wanted)
+        };
+        if let Err(entry) = placed {
+            self.admit_guest(id, entry);
         }
     }
 
@@ -452,7 +553,12 @@ impl PeerCache {
             return true;
         }
         let source_group = source.map_or_else(|| group(&entry.addrs[0]), |s| group(&s));
-        self.place_new(entry.id, Self::fresh(&entry.addrs, now), &source_group, false)
+        self.place_new(
+            entry.id,
+            Self::fresh(&entry.addrs, now),
+            &source_group,
+            false,
+        )
     }
 
     /// Restores an entry saved by a previous run
@@ -485,7 +591,7 @@ impl PeerCache {
             Some(cell) => {
                 let mut fresh = fresh;
                 fresh.tried = true;
-                fresh.cell = cell;
+                fresh.cell = Some(cell);
                 self.tried.put(cell, peer.id);
                 self.entries.insert(peer.id, fresh);
                 true
@@ -551,7 +657,7 @@ mod tests {
     const KEY: [u8; 32] = [7; 32];
 
     fn cache(cap: usize) -> PeerCache {
-        PeerCache::new(NodeId::from_u128(0), cap, KEY, FixedState::with_seed(1))
+        PeerCache::new(NodeId::from_u128(0), cap, 0, KEY, FixedState::with_seed(1))
     }
 
     fn addr(a: u8, b: u8, c: u8, d: u8) -> SocketAddr {
@@ -581,7 +687,9 @@ mod tests {
         for cap in 1..300 {
             let c = cache(cap);
             assert!(c.tried.cells.len() + c.new.cells.len() <= cap, "{cap}");
-            assert!(c.new.cells.len() + c.tried.cells.len() + c.new.buckets + c.tried.buckets >= cap);
+            assert!(
+                c.new.cells.len() + c.tried.cells.len() + c.new.buckets + c.tried.buckets >= cap
+            );
         }
         let c = cache(1024);
         assert_eq!((c.tried.buckets, c.tried.slots), (16, 16));
@@ -638,7 +746,10 @@ mod tests {
         let lie = entry(1, addr(6, 6, 6, 6));
         assert!(!c.learn(&lie, Some(addr(9, 9, 9, 9)), Instant::ZERO));
         assert_eq!(c.entry(own.id), Some(own));
-        assert!(!c.learn(&entry(0, addr(1, 1, 1, 1)), None, Instant::ZERO), "never itself");
+        assert!(
+            !c.learn(&entry(0, addr(1, 1, 1, 1)), None, Instant::ZERO),
+            "never itself"
+        );
     }
 
     #[test]
@@ -693,7 +804,11 @@ mod tests {
         let mut c = cache(8);
         let now = Instant::ZERO;
         for n in 1..100u128 {
-            c.learn(&entry(n, addr(10, 0, 0, n as u8)), Some(addr(10, 9, 9, 9)), now);
+            c.learn(
+                &entry(n, addr(10, 0, 0, n as u8)),
+                Some(addr(10, 9, 9, 9)),
+                now,
+            );
         }
         let refused = c.refused;
         let wanted = NodeId::from_u128(1000);
@@ -702,6 +817,23 @@ mod tests {
         assert!(c.get(&wanted).is_some_and(|e| e.wanted));
         assert_eq!(c.refused, refused);
         assert!(c.len() <= 8);
+    }
+
+    #[test]
+    fn a_connected_peer_without_a_slot_is_a_guest_until_it_is_gone() {
+        let mut c = PeerCache::new(NodeId::from_u128(0), 4, 2, KEY, FixedState::with_seed(1));
+        let now = Instant::ZERO;
+        let at = addr(10, 0, 0, 1);
+        for n in 1..10u128 {
+            c.confirm(NodeId::from_u128(n), &[at], false, at, false, now);
+        }
+        // One new bucket of three cells, then two guests; the rest refused.
+        assert_eq!(c.len(), 5);
+        assert_eq!(c.guests, 2);
+        assert_eq!(c.refused, 4);
+        let up = [NodeId::from_u128(1), NodeId::from_u128(4)];
+        c.prune_guests(|id| up.contains(id));
+        assert!(c.len() <= 4 && c.guests <= 1);
     }
 
     #[derive(Debug, Clone)]
@@ -777,7 +909,7 @@ mod tests {
                 .iter()
                 .filter_map(|id| c.get(id))
                 .filter(|e| !e.tried)
-                .map(|e| e.cell / c.new.slots)
+                .filter_map(|e| e.cell.map(|cell| cell / c.new.slots))
                 .collect();
             buckets.sort_unstable();
             buckets.dedup();

@@ -19,6 +19,8 @@ impl Net {
     /// cache has run dry, and fall back to the bootstrap list when alone.
     pub(crate) fn maintain(&mut self) {
         let now = self.now;
+        let links = &self.links;
+        self.cache.prune_guests(|id| links.contains_key(id));
         let mut dialling: Vec<NodeId> = self
             .conns
             .values()

@@ -212,6 +212,7 @@ impl Net {
             cache: PeerCache::new(
                 id,
                 config.peers.max_known_peers,
+                config.peers.max_connections,
                 cache_key(seed, identity),
                 hasher,
             ),
