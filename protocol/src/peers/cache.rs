@@ -602,13 +602,14 @@ impl PeerCache {
 
     // ----- reading -----
 
-    /// The entries with addresses: tried ones first, then new ones, each
+    /// The entries with addresses in the tables (not guests: they are
+    /// kept only while connected): tried ones first, then new ones, each
     /// part in id order (for `Node::peer_cache`).
     pub(crate) fn export_known(&self) -> Vec<KnownPeer> {
         let mut out: Vec<KnownPeer> = self
             .entries
             .iter()
-            .filter(|(_, p)| !p.addrs.is_empty())
+            .filter(|(_, p)| !p.addrs.is_empty() && p.cell.is_some())
             .map(|(&id, p)| KnownPeer {
                 id,
                 addrs: p.addrs.clone(),
