@@ -114,10 +114,10 @@ fn handshake(i: usize, target: SocketAddr, epoch: StdInstant) -> bool {
                         },
                     );
                 }
-                Output::Send { conn: c, bytes } if Some(c) == conn => {
-                    if stream.write_all(&bytes).is_err() {
-                        return up;
-                    }
+                Output::Send { conn: c, bytes }
+                    if Some(c) == conn && stream.write_all(&bytes).is_err() =>
+                {
+                    return up;
                 }
                 Output::Event(Event::Peers(PeersEvent::Up { .. })) => up = true,
                 _ => {}
