@@ -46,7 +46,7 @@ use tracing::debug;
 
 use super::api::KnownPeer;
 use crate::NodeId;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::wire::{MAX_LISTEN_ADDRS, PeerEntry};
 
 /// What the node knows about one other node.
@@ -95,6 +95,9 @@ pub(crate) const BUCKETS_PER_GROUP: u64 = 4;
 /// Dials in a row a tried entry must have failed before a newly tried peer
 /// may take its slot (test-before-evict by failure count).
 pub(crate) const TRIED_EVICT_FAILURES: u32 = 3;
+
+/// At most one log line about refused and evicted entries this often.
+const REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The share of `max_known_peers` that is the tried table: one in
 /// `TRIED_SHARE`.
@@ -180,6 +183,10 @@ pub(crate) struct PeerCache {
     pub(crate) refused: u64,
     /// Entries dropped to make room for another.
     pub(crate) evicted: u64,
+    /// `refused` and `evicted` when last reported in the log.
+    reported: (u64, u64),
+    /// No report in the log before this.
+    next_report: Instant,
 }
 
 impl PeerCache {
@@ -205,6 +212,8 @@ impl PeerCache {
             guest_cap,
             refused: 0,
             evicted: 0,
+            reported: (0, 0),
+            next_report: Instant::ZERO,
         }
     }
 
@@ -598,6 +607,23 @@ impl PeerCache {
             }
             None => false,
         }
+    }
+
+    /// Entries refused and evicted since the last report, if any and if
+    /// [`REPORT_INTERVAL`] has passed since it (the maintenance round logs
+    /// them: a flood of identities or gossip shows in the log once a
+    /// minute, not once an entry).
+    pub(crate) fn report(&mut self, now: Instant) -> Option<(u64, u64)> {
+        let since = (
+            self.refused - self.reported.0,
+            self.evicted - self.reported.1,
+        );
+        if now < self.next_report || since == (0, 0) {
+            return None;
+        }
+        self.reported = (self.refused, self.evicted);
+        self.next_report = now + REPORT_INTERVAL;
+        Some(since)
     }
 
     // ----- reading -----

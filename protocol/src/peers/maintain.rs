@@ -21,6 +21,15 @@ impl Net {
         let now = self.now;
         let links = &self.links;
         self.cache.prune_guests(|id| links.contains_key(id));
+        if let Some((refused, evicted)) = self.cache.report(now) {
+            info!(
+                refused,
+                evicted,
+                known = self.cache.len(),
+                tried = self.cache.tried_len(),
+                "peer cache: entries refused (their slots hold peers that work) or evicted since the last report"
+            );
+        }
         let mut dialling: Vec<NodeId> = self
             .conns
             .values()
