@@ -15,8 +15,8 @@
 //! /32 for IPv6; 127.x.y.z like any public address) of its address, spread
 //! over at most [`BUCKETS_PER_GROUP`] buckets; in new, of the group of the
 //! *source* that told us (the peer that sent the `PeerList`, the inbound
-//! connection's address), spread over at most [`BUCKETS_PER_GROUP`]
-//! buckets. The key is derived from the node seed and its identity secret,
+//! connection's address), spread by the entry's address over at most
+//! [`BUCKETS_PER_GROUP`] buckets. The key is derived from the node seed and its identity secret,
 //! so an attacker cannot aim at a slot. Hence:
 //!
 //! - one source group can fill only its own few buckets of the new table;
@@ -124,6 +124,14 @@ fn group(addr: &SocketAddr) -> Group {
             let o = v6.octets();
             [6, o[0], o[1], o[2], o[3]]
         }
+    }
+}
+
+/// An address's IP as 16 bytes (IPv4 as IPv4-mapped IPv6).
+fn ip_bytes(addr: &SocketAddr) -> [u8; 16] {
+    match addr.ip() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
     }
 }
 
@@ -262,11 +270,13 @@ impl PeerCache {
         self.probe(true, bucket as usize, slot as usize)
     }
 
-    /// The new cell of `id` (group `entry_group`) heard of from a source in
-    /// `source_group`: the bucket depends on the source group (and, within
-    /// its [`BUCKETS_PER_GROUP`], on the entry's group).
-    fn new_cell(&self, id: NodeId, entry_group: &Group, source_group: &Group) -> usize {
-        let spread = self.hash(&[b"new spread", entry_group, source_group]) % BUCKETS_PER_GROUP;
+    /// The new cell of `id` (first address `entry_ip`, if any) heard of
+    /// from a source in `source_group`: the bucket is one of the source
+    /// group's [`BUCKETS_PER_GROUP`], picked by the entry's address (so a
+    /// network inside one group, a LAN, still spreads over all four).
+    fn new_cell(&self, id: NodeId, entry_ip: Option<[u8; 16]>, source_group: &Group) -> usize {
+        let entry_key = entry_ip.unwrap_or_default();
+        let spread = self.hash(&[b"new spread", &entry_key, source_group]) % BUCKETS_PER_GROUP;
         let bucket = self.hash(&[b"new bucket", source_group, &spread.to_le_bytes()])
             % self.new.buckets as u64;
         let slot = self.hash(&[b"new slot", &bucket.to_le_bytes(), &id.to_bytes()])
@@ -389,7 +399,7 @@ impl PeerCache {
         if self.new.is_empty_grid() {
             return Err(entry);
         }
-        let cell = self.new_cell(id, &entry_group(&entry.addrs, source_group), source_group);
+        let cell = self.new_cell(id, entry.addrs.first().map(ip_bytes), source_group);
         if let Some(occupant) = self.new.cells[cell] {
             if !self.new_occupant_yields(&occupant, force) {
                 return Err(entry);

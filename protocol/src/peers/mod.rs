@@ -337,10 +337,15 @@ impl Net {
         }
     }
 
-    /// Restores a saved peer cache (`PeersCommand::RestorePeers`).
+    /// Restores a saved peer cache (`PeersCommand::RestorePeers`). A node
+    /// with no peer yet dials from it at once (tried peers first) rather
+    /// than at its next maintenance round.
     pub(crate) fn restore_peers(&mut self, peers: &[KnownPeer]) {
         for peer in peers {
             self.cache.restore(peer, self.now);
+        }
+        if self.links.is_empty() && !self.shut_down {
+            self.maintain();
         }
     }
 
