@@ -254,9 +254,11 @@ fn an_identity_flood_leaves_the_tried_peers_and_a_restart_rejoins_them() {
             a.lines[line]
         );
     }
-    eprintln!(
-        "A rejoined B and C {:?} after its restart",
-        restarted.elapsed()
+    let rejoin = restarted.elapsed();
+    eprintln!("A rejoined B and C {rejoin:?} after its restart");
+    assert!(
+        rejoin < StdDuration::from_secs(3),
+        "tried peers are dialled first, at once"
     );
     a.type_line("exit");
     assert!(a.wait_exit().success());
