@@ -114,8 +114,10 @@
 //! - **Discovery** (`spec/discovery.md`): [`PeersConfig::bootstrap`] is
 //!   dialled at start and whenever the node is alone; peers exchange
 //!   `PeerList`s (ids with addresses) on connect and on request.
-//!   [`Node::known_peers`] and [`PeersCommand::AddPeers`] persist the cache
-//!   across restarts.
+//!   [`Node::peer_cache`] and [`PeersCommand::RestorePeers`] persist the
+//!   cache across restarts; its *tried* table (peers this node dialled and
+//!   authenticated) is kept apart from what gossip and inbound peers bring,
+//!   so an identity flood cannot wash it out (spec/peers.md).
 //! - **Liveness** (`spec/liveness.md`, [`LivenessConfig`]): pings every
 //!   [`LivenessConfig::ping_interval`]; a miss makes a peer suspect
 //!   ([`LivenessEvent::Suspect`]); [`LivenessConfig::dead_after_misses`]
