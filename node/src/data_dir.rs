@@ -14,9 +14,12 @@
 //!   the id check) and the node refuses to start: it never runs silently
 //!   under another id. A file of exactly 32 bytes (the format before the
 //!   checksum) is loaded and rewritten in the new one.
-//! - `peers.json`: the peer cache ([`Handle::known_peers`]) as a JSON list
-//!   of `{"id": "<32 hex digits>", "addrs": ["127.0.0.1:4000"]}`, fed back
-//!   with `PeersCommand::AddPeers` at the next start. Each save first moves
+//! - `peers.json`: the peer cache ([`Node::peer_cache`]) as a JSON list
+//!   of `{"id": "<32 hex digits>", "addrs": ["127.0.0.1:4000"], "tried":
+//!   true}`, tried entries (peers this node dialled and authenticated)
+//!   first, fed back with `PeersCommand::RestorePeers` at the next start
+//!   (at most [`MAX_SAVED_PEERS`] entries are read, tried ones first; a
+//!   file without `tried` loads as all new). Each save first moves
 //!   a readable `peers.json` to `peers.json.bak`, so the last good copy
 //!   survives a file that is later truncated or garbled; a start that finds
 //!   `peers.json` unreadable moves it to `peers.json.corrupt` (for the
@@ -31,7 +34,7 @@
 //! renamed over the old one), so a crash leaves either the old file or the
 //! new one, never half of one.
 //!
-//! [`Handle::known_peers`]: ringmesh_mio::Handle::known_peers
+//! [`Node::peer_cache`]: ringmesh::Node::peer_cache
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -39,8 +42,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ringmesh::wire::PeerEntry;
-use ringmesh::{Identity, NodeId};
+use ringmesh::wire::MAX_LISTEN_ADDRS;
+use ringmesh::{Identity, KnownPeer, NodeId};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
@@ -113,15 +116,23 @@ pub(crate) enum CacheState {
 /// The peer cache as read at start.
 #[derive(Debug)]
 pub(crate) struct CacheRead {
-    pub(crate) peers: Vec<PeerEntry>,
+    pub(crate) peers: Vec<KnownPeer>,
     pub(crate) state: CacheState,
 }
+
+/// Entries read back from `peers.json`, tried ones first: a file grown
+/// or written by someone else cannot make the node hold more than this.
+pub(crate) const MAX_SAVED_PEERS: usize = 4096;
 
 /// One peer-cache entry as stored in `peers.json`.
 #[derive(Debug, Serialize, Deserialize)]
 struct CachedPeer {
     id: String,
     addrs: Vec<SocketAddr>,
+    /// Dialled and authenticated by this node (the tried table). Absent in
+    /// files written before the tables existed: those load as new.
+    #[serde(default)]
+    tried: bool,
 }
 
 impl DataDir {
@@ -262,7 +273,7 @@ impl DataDir {
 
     /// Replaces the saved peer cache with `peers`. A readable `peers.json`
     /// becomes `peers.json.bak` first: the last good copy.
-    pub(crate) fn write_peer_cache(&self, peers: &[PeerEntry]) -> io::Result<()> {
+    pub(crate) fn write_peer_cache(&self, peers: &[KnownPeer]) -> io::Result<()> {
         let path = self.path.join(PEER_CACHE_FILE);
         if is_json_list(&path) {
             let backup = self.path.join(PEER_CACHE_BACKUP);
@@ -276,7 +287,7 @@ impl DataDir {
 /// The peer cache in `path`: `None` if there is no such file. A malformed
 /// entry is logged and skipped (the cache is a hint); a file that is not a
 /// JSON list of entries (truncated, garbage) is an error.
-fn read_cache_file(path: &Path) -> io::Result<Option<Vec<PeerEntry>>> {
+fn read_cache_file(path: &Path) -> io::Result<Option<Vec<KnownPeer>>> {
     let text = match fs::read(path) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -288,22 +299,32 @@ fn read_cache_file(path: &Path) -> io::Result<Option<Vec<PeerEntry>>> {
             format!("{} is not a peer list ({e})", path.display()),
         )
     })?;
-    Ok(Some(
-        cached
-            .into_iter()
-            .filter_map(|peer| match peer.id.parse::<NodeId>() {
-                Ok(id) if !peer.addrs.is_empty() => Some(PeerEntry {
-                    id,
-                    addrs: peer.addrs.into_iter().collect(),
-                }),
-                Ok(_) => None,
-                Err(e) => {
-                    warn!(error = %e, "skipping a peer-cache entry");
-                    None
-                }
-            })
-            .collect(),
-    ))
+    let mut peers: Vec<KnownPeer> = cached
+        .into_iter()
+        .filter_map(|peer| match peer.id.parse::<NodeId>() {
+            Ok(id) if !peer.addrs.is_empty() => Some(KnownPeer {
+                id,
+                addrs: peer.addrs.into_iter().take(MAX_LISTEN_ADDRS).collect(),
+                tried: peer.tried,
+            }),
+            Ok(_) => None,
+            Err(e) => {
+                warn!(error = %e, "skipping a peer-cache entry");
+                None
+            }
+        })
+        .collect();
+    // Tried first (stable: the file's order within each part).
+    peers.sort_by_key(|p| !p.tried);
+    if peers.len() > MAX_SAVED_PEERS {
+        warn!(
+            entries = peers.len(),
+            kept = MAX_SAVED_PEERS,
+            "peer cache longer than any node writes; the rest is ignored"
+        );
+        peers.truncate(MAX_SAVED_PEERS);
+    }
+    Ok(Some(peers))
 }
 
 /// Whether `path` holds a JSON list (a readable peer cache, worth keeping
@@ -314,14 +335,17 @@ fn is_json_list(path: &Path) -> bool {
 }
 
 /// Writes `peers` to `path` as the peer cache.
-fn write_entries(path: &Path, peers: &[PeerEntry]) -> io::Result<()> {
-    let cached: Vec<CachedPeer> = peers
+fn write_entries(path: &Path, peers: &[KnownPeer]) -> io::Result<()> {
+    let mut cached: Vec<CachedPeer> = peers
         .iter()
         .map(|p| CachedPeer {
             id: p.id.to_string(),
             addrs: p.addrs.to_vec(),
+            tried: p.tried,
         })
         .collect();
+    cached.sort_by_key(|p| !p.tried);
+    cached.truncate(MAX_SAVED_PEERS);
     let mut json = serde_json::to_vec_pretty(&cached).map_err(io::Error::other)?;
     json.push(b'\n');
     write_atomically(path, &json).map_err(|e| annotate(e, "cannot write peer cache", path))
@@ -580,15 +604,16 @@ mod tests {
         DataDir::open(&tmp.0).expect("free again");
     }
 
-    fn two_peers() -> Vec<PeerEntry> {
+    fn two_peers() -> Vec<KnownPeer> {
         vec![
-            PeerEntry {
+            KnownPeer {
                 id: NodeId::from_u128(7),
                 addrs: ["127.0.0.1:4000".parse().expect("addr")]
                     .into_iter()
                     .collect(),
+                tried: true,
             },
-            PeerEntry {
+            KnownPeer {
                 id: NodeId::from_u128(u128::MAX),
                 addrs: [
                     "[::1]:4001".parse().expect("addr"),
@@ -596,6 +621,7 @@ mod tests {
                 ]
                 .into_iter()
                 .collect(),
+                tried: false,
             },
         ]
     }
@@ -623,6 +649,25 @@ mod tests {
         let read = dir.read_peer_cache();
         assert_eq!(read.peers.len(), 1);
         assert_eq!(read.peers[0].id, NodeId::from_u128(0xb));
+        assert!(!read.peers[0].tried, "a file without `tried` loads as new");
+
+        // Tried entries come back first, and the file is read only so far.
+        let mut many: Vec<KnownPeer> = (0..MAX_SAVED_PEERS as u128 + 10)
+            .map(|n| KnownPeer {
+                id: NodeId::from_u128(n + 1),
+                addrs: ["127.0.0.1:9".parse().expect("addr")].into_iter().collect(),
+                tried: false,
+            })
+            .collect();
+        many.push(KnownPeer {
+            id: NodeId::from_u128(u128::MAX),
+            addrs: ["127.0.0.2:9".parse().expect("addr")].into_iter().collect(),
+            tried: true,
+        });
+        dir.write_peer_cache(&many).expect("write");
+        let read = dir.read_peer_cache();
+        assert_eq!(read.peers.len(), MAX_SAVED_PEERS);
+        assert!(read.peers[0].tried && read.peers[0].id == NodeId::from_u128(u128::MAX));
     }
 
     #[test]

@@ -23,6 +23,7 @@ use ringmesh::{
     DhtCommand, DhtError, DhtEvent, DhtFailure, Event, Identity, MeshCommand, MeshEvent,
     MessagingCommand, MessagingEvent, NodeId, OpId, PeersCommand, PeersEvent,
 };
+use ringmesh::{KnownPeer, Node};
 use ringmesh_mio::{AdapterConfig, AdapterConfigError, Handle, QueuedBytes, Spawned};
 use tracing::{debug, info, warn};
 
@@ -208,7 +209,7 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
             peers = cached.len(),
             "rejoining through the saved peer cache"
         );
-        handle.command(PeersCommand::AddPeers {
+        handle.command(PeersCommand::RestorePeers {
             peers: cached.clone(),
         })?;
     }
@@ -450,7 +451,7 @@ struct Session {
     data_dir: Option<DataDir>,
     /// What `peers.json` holds now (in id order, as the node exports it);
     /// `None` before the first save if the start did not read it.
-    saved_peers: Option<Vec<PeerEntry>>,
+    saved_peers: Option<Vec<KnownPeer>>,
     /// The last save failed (and was reported: once, not at every retry).
     save_failing: bool,
     /// The data dir's `ring` marker is written (or its failure reported).
@@ -677,7 +678,7 @@ impl Session {
             return;
         }
         self.next_cache_check = Instant::now() + PEER_CACHE_CHECK;
-        let peers = self.handle.known_peers();
+        let peers = self.handle.inspect(Node::peer_cache).unwrap_or_default();
         if self.saved_peers.as_ref() == Some(&peers) {
             return;
         }

@@ -114,8 +114,10 @@
 //! - **Discovery** (`spec/discovery.md`): [`PeersConfig::bootstrap`] is
 //!   dialled at start and whenever the node is alone; peers exchange
 //!   `PeerList`s (ids with addresses) on connect and on request.
-//!   [`Node::known_peers`] and [`PeersCommand::AddPeers`] persist the cache
-//!   across restarts.
+//!   [`Node::peer_cache`] and [`PeersCommand::RestorePeers`] persist the
+//!   cache across restarts; its *tried* table (peers this node dialled and
+//!   authenticated) is kept apart from what gossip and inbound peers bring,
+//!   so an identity flood cannot wash it out (spec/peers.md).
 //! - **Liveness** (`spec/liveness.md`, [`LivenessConfig`]): pings every
 //!   [`LivenessConfig::ping_interval`]; a miss makes a peer suspect
 //!   ([`LivenessEvent::Suspect`]); [`LivenessConfig::dead_after_misses`]
@@ -240,7 +242,7 @@ pub use messaging::{
 };
 pub use node::{Node, Stats};
 pub use output::{CloseReason, Event, Output, ProtocolError};
-pub use peers::{PeersCommand, PeersConfig, PeersError, PeersEvent, PeersStats};
+pub use peers::{KnownPeer, PeersCommand, PeersConfig, PeersError, PeersEvent, PeersStats};
 pub use session::SessionConfig;
 pub use session::config::DEFAULT_RECEIVE_BUDGET;
 pub use time::{Duration, Instant};

@@ -142,11 +142,25 @@ impl Node {
         self.net.is_suspect(peer)
     }
 
-    /// The peer cache, in id order: every node known with its listen
-    /// addresses. Save it and hand it to [`PeersCommand::AddPeers`](crate::PeersCommand::AddPeers) at the next
-    /// start to rejoin without a bootstrap node.
+    /// The peer cache: every node known with its listen addresses, the
+    /// tried ones (dialled and authenticated by this node) first, each part
+    /// in id order. [`Node::peer_cache`] says which are tried.
     pub fn known_peers(&self) -> Vec<PeerEntry> {
         self.net.known_peers()
+    }
+
+    /// The peer cache with each entry's table (tried or new), tried ones
+    /// first, each part in id order. Save it and hand it to
+    /// [`PeersCommand::RestorePeers`](crate::PeersCommand::RestorePeers) at
+    /// the next start to rejoin without a bootstrap node, tried peers first.
+    pub fn peer_cache(&self) -> Vec<crate::KnownPeer> {
+        self.net.peer_cache()
+    }
+
+    /// Entries in the peer cache's tried table (at most a quarter of
+    /// `peers.max_known_peers`).
+    pub fn tried_peer_count(&self) -> usize {
+        self.net.tried_count()
     }
 
     /// Broadcast ids remembered (at most `mesh.seen_cache_capacity`;

@@ -82,7 +82,7 @@ impl Parts {
     /// Every component's counters.
     pub(super) fn stats(&self, net: &Net) -> Stats {
         Stats {
-            peers: net.stats,
+            peers: net.stats(),
             liveness: self.liveness.stats,
             mesh: MeshStats {
                 seen_evicted_early: self.mesh.seen_evicted_early(),
@@ -131,6 +131,10 @@ impl Parts {
             PeersCommand::ConnectAny { addrs, peer } => net.connect(&addrs, peer),
             PeersCommand::AddPeers { peers } => {
                 net.add_peers(&peers);
+                Ok(Accepted::Done)
+            }
+            PeersCommand::RestorePeers { peers } => {
+                net.restore_peers(&peers);
                 Ok(Accepted::Done)
             }
             PeersCommand::Disconnect { peer } => net.disconnect(peer, self),

@@ -39,6 +39,15 @@ pub enum PeersCommand {
         /// The entries.
         peers: Vec<PeerEntry>,
     },
+    /// Restore the peer cache saved by a previous run (as exported by
+    /// [`Node::peer_cache`](crate::Node::peer_cache)): entries marked
+    /// `tried` go back to the tried table (this node dialled and
+    /// authenticated them before), the rest are imported as in `AddPeers`.
+    /// The maintenance round dials tried entries first.
+    RestorePeers {
+        /// The entries, tried ones first.
+        peers: Vec<KnownPeer>,
+    },
     /// Close every connection to `peer` with a `Goodbye`, and stop
     /// redialling it (it is no longer wanted). `Err(NotConnected)` only if
     /// there was neither a connection nor a wish to redial.
@@ -46,6 +55,20 @@ pub enum PeersCommand {
         /// The peer.
         peer: NodeId,
     },
+}
+
+/// One entry of the peer cache, as [`Node::peer_cache`](crate::Node::peer_cache)
+/// exports it and [`PeersCommand::RestorePeers`] takes it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownPeer {
+    /// The node.
+    pub id: NodeId,
+    /// Its listen addresses.
+    pub addrs: SmallVec<[SocketAddr; 2]>,
+    /// This node dialled it and authenticated it (the tried table);
+    /// otherwise it was only heard of, or it dialled this node (the new
+    /// table).
+    pub tried: bool,
 }
 
 /// Connections and peers coming and going: [`Event::Peers`](crate::Event::Peers).
@@ -158,4 +181,11 @@ pub struct PeersStats {
     /// Times a known peer came back under a new run nonce (it restarted):
     /// the connections of its previous run were closed at once.
     pub peer_restarts: u64,
+    /// Peer-cache entries not stored (gossiped, inbound, or a failing tried
+    /// entry moved back to new) because their slot held an entry that
+    /// works or was never tried.
+    pub known_peers_refused: u64,
+    /// Peer-cache entries dropped to make room: failing ones, and
+    /// unwanted ones in the slot of a wanted peer.
+    pub known_peers_evicted: u64,
 }

@@ -1,19 +1,57 @@
 //! The peer cache: nodes this node has heard of, with their listen
-//! addresses, capped at `PeersConfig::max_known_peers`.
+//! addresses, capped at `PeersConfig::max_known_peers`, kept so that
+//! strangers cannot wash out the peers that worked (eclipse resistance,
+//! after Bitcoin Core's addrman).
+//!
+//! Two tables, each a fixed grid of buckets × slots:
+//!
+//! - **tried**: nodes this node dialled itself and authenticated (this run,
+//!   or a previous one it was restored from). A quarter of the cap.
+//! - **new**: nodes heard of (gossip, `AddPeers`, chord pointers) and nodes
+//!   that dialled us (inbound-only: they proved an id, but we did not choose
+//!   them, so they are "new" at most). The rest of the cap.
+//!
+//! An entry's slot is a keyed hash: in tried, of the group (/16 for IPv4,
+//! /32 for IPv6; 127.x.y.z like any public address) of its address, spread
+//! over at most [`BUCKETS_PER_GROUP`] buckets; in new, of the group of the
+//! *source* that told us (the peer that sent the `PeerList`, the inbound
+//! connection's address), spread by the entry's address over at most
+//! [`BUCKETS_PER_GROUP`] buckets. The key is derived from the node seed and its identity secret,
+//! so an attacker cannot aim at a slot. Hence:
+//!
+//! - one source group can fill only its own few buckets of the new table;
+//! - nothing that arrives by gossip or inbound ever enters the tried table,
+//!   so it can never displace a tried entry;
+//! - a tried entry that fails is not dropped at once: only a newly tried
+//!   peer that lands on its slot displaces it, and only after
+//!   [`TRIED_EVICT_FAILURES`] dials in a row failed; it then moves back to
+//!   new.
+//!
+//! A connected peer that finds no cell (its slot held by entries that work)
+//! is kept as a *guest* while it is connected, at most
+//! `peers.max_connections` of them: the ring and the request layer need the
+//! address of every peer that is up. The maintenance round drops guests
+//! that are gone.
+//!
+//! Wanted peers (the application's) are never evicted, and take the slot
+//! of any unwanted entry; one whose slot another wanted peer holds is not
+//! cached (as before: the application's earlier choices stand).
 
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 use smallvec::SmallVec;
+use tracing::debug;
 
+use super::api::KnownPeer;
 use crate::NodeId;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::wire::{MAX_LISTEN_ADDRS, PeerEntry};
 
 /// What the node knows about one other node.
 #[derive(Debug, Clone)]
-pub(crate) struct KnownPeer {
+pub(crate) struct CacheEntry {
     /// Where it accepts connections.
     pub(crate) addrs: SmallVec<[SocketAddr; 2]>,
     /// The addresses came from the node itself (its `Hello`), not from
@@ -34,27 +72,156 @@ pub(crate) struct KnownPeer {
     /// halves of a network that each filled up on their own side (py2p
     /// issue #58).
     pub(crate) lost: bool,
+    /// This node dialled it and authenticated it: it is in the tried
+    /// table (else in the new one).
+    pub(crate) tried: bool,
+    /// Its cell in its table's grid; `None` for a *guest*: a connected
+    /// peer that found no cell, kept only while it is connected (the
+    /// other components need the address of every peer that is up).
+    cell: Option<usize>,
 }
 
 /// Redials of a peer lost to a fault, whatever the peer count.
 pub(crate) const LOST_REDIALS: u32 = 8;
 
-/// Known nodes by id. Gossip never displaces an entry that has worked:
-/// when the cache is full, a gossiped newcomer only replaces an entry whose
-/// dials have failed, so a flood of invented entries cannot wash out the
-/// peers that were real.
+/// Slots per bucket (fewer when the table is smaller). A newcomer takes the
+/// first free slot of its bucket.
+pub(crate) const BUCKET_SIZE: usize = 16;
+
+/// Buckets one address group can reach in the tried table, and one source
+/// group in the new table.
+pub(crate) const BUCKETS_PER_GROUP: u64 = 4;
+
+/// Dials in a row a tried entry must have failed before a newly tried peer
+/// may take its slot (test-before-evict by failure count).
+pub(crate) const TRIED_EVICT_FAILURES: u32 = 3;
+
+/// At most one log line about refused and evicted entries this often.
+const REPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The share of `max_known_peers` that is the tried table: one in
+/// `TRIED_SHARE`.
+const TRIED_SHARE: usize = 4;
+
+/// An address group: `[4, a, b]` for IPv4 a.b.x.y, `[6, …]` for the first
+/// 32 bits of IPv6 (IPv4-mapped IPv6 counts as IPv4).
+type Group = [u8; 5];
+
+fn group(addr: &SocketAddr) -> Group {
+    let ip = match addr.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            [4, o[0], o[1], 0, 0]
+        }
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            [6, o[0], o[1], o[2], o[3]]
+        }
+    }
+}
+
+/// An address's IP as 16 bytes (IPv4 as IPv4-mapped IPv6).
+fn ip_bytes(addr: &SocketAddr) -> [u8; 16] {
+    match addr.ip() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+/// One table: `buckets` × `slots` cells, each empty or an id.
+struct Grid {
+    buckets: usize,
+    slots: usize,
+    cells: Vec<Option<NodeId>>,
+    used: usize,
+}
+
+impl Grid {
+    /// A grid of at most `capacity` cells in buckets of at most
+    /// [`BUCKET_SIZE`].
+    fn new(capacity: usize) -> Self {
+        let buckets = capacity.div_ceil(BUCKET_SIZE);
+        let slots = capacity.checked_div(buckets).unwrap_or(0);
+        Grid {
+            buckets,
+            slots,
+            cells: vec![None; buckets * slots],
+            used: 0,
+        }
+    }
+
+    fn is_empty_grid(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    fn put(&mut self, cell: usize, id: NodeId) {
+        if self.cells[cell].replace(id).is_none() {
+            self.used += 1;
+        }
+    }
+
+    fn clear(&mut self, cell: usize) {
+        if self.cells[cell].take().is_some() {
+            self.used -= 1;
+        }
+    }
+}
+
+/// Known nodes by id, placed in the tried and new tables. See the module
+/// docs.
 pub(crate) struct PeerCache {
-    entries: HashMap<NodeId, KnownPeer, FixedState>,
-    cap: usize,
+    entries: HashMap<NodeId, CacheEntry, FixedState>,
+    tried: Grid,
+    new: Grid,
+    /// Keys the cell hashes: secret, derived from the node seed.
+    key: [u8; 32],
     me: NodeId,
+    /// Guests (connected peers without a cell) held now.
+    guests: usize,
+    /// Cap on guests: `peers.max_connections`.
+    guest_cap: usize,
+    /// Newcomers refused because their cell held a better entry.
+    pub(crate) refused: u64,
+    /// Entries dropped to make room for another.
+    pub(crate) evicted: u64,
+    /// `refused` and `evicted` when last reported in the log.
+    reported: (u64, u64),
+    /// No report in the log before this.
+    next_report: Instant,
 }
 
 impl PeerCache {
-    pub(crate) fn new(me: NodeId, cap: usize, hasher: FixedState) -> Self {
+    /// A cache of at most `cap` entries in its tables (plus at most
+    /// `guest_cap` connected peers that found no cell) for node `me`, its
+    /// cells keyed by `key` (secret, derived from the node seed and
+    /// identity).
+    pub(crate) fn new(
+        me: NodeId,
+        cap: usize,
+        guest_cap: usize,
+        key: [u8; 32],
+        hasher: FixedState,
+    ) -> Self {
+        let tried = cap / TRIED_SHARE;
         PeerCache {
             entries: HashMap::with_hasher(hasher),
-            cap,
+            tried: Grid::new(tried),
+            new: Grid::new(cap - tried),
+            key,
             me,
+            guests: 0,
+            guest_cap,
+            refused: 0,
+            evicted: 0,
+            reported: (0, 0),
+            next_report: Instant::ZERO,
         }
     }
 
@@ -62,49 +229,337 @@ impl PeerCache {
         self.entries.len()
     }
 
-    pub(crate) fn get(&self, id: &NodeId) -> Option<&KnownPeer> {
+    /// Entries in the tried table (and tried ones pinned).
+    pub(crate) fn tried_len(&self) -> usize {
+        self.entries.values().filter(|e| e.tried).count()
+    }
+
+    pub(crate) fn get(&self, id: &NodeId) -> Option<&CacheEntry> {
         self.entries.get(id)
     }
 
-    pub(crate) fn get_mut(&mut self, id: &NodeId) -> Option<&mut KnownPeer> {
+    pub(crate) fn get_mut(&mut self, id: &NodeId) -> Option<&mut CacheEntry> {
         self.entries.get_mut(id)
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&NodeId, &KnownPeer)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&NodeId, &CacheEntry)> {
         self.entries.iter()
     }
 
-    /// Records addresses a node announced itself (its `Hello`). Kept even
-    /// when the cache is full, at the cost of its worst unwanted entry.
-    pub(crate) fn confirm(&mut self, id: NodeId, addrs: &[SocketAddr], now: Instant) {
-        if id == self.me {
+    // ----- cells -----
+
+    fn hash(&self, parts: &[&[u8]]) -> u64 {
+        let mut hasher = blake3::Hasher::new_keyed(&self.key);
+        for part in parts {
+            hasher.update(&(part.len() as u32).to_le_bytes());
+            hasher.update(part);
+        }
+        let bytes = hasher.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&bytes.as_bytes()[..8]);
+        u64::from_le_bytes(first)
+    }
+
+    /// The tried cell of `id` whose address group is `entry_group`.
+    fn tried_cell(&self, id: NodeId, entry_group: &Group) -> usize {
+        let id = &id.to_bytes();
+        let spread = self.hash(&[b"tried spread", id]) % BUCKETS_PER_GROUP;
+        let bucket = self.hash(&[b"tried bucket", entry_group, &spread.to_le_bytes()])
+            % self.tried.buckets as u64;
+        let slot = self.hash(&[b"tried slot", &bucket.to_le_bytes(), id]) % self.tried.slots as u64;
+        self.probe(true, bucket as usize, slot as usize)
+    }
+
+    /// The new cell of `id` (first address `entry_ip`, if any) heard of
+    /// from a source in `source_group`: the bucket is one of the source
+    /// group's [`BUCKETS_PER_GROUP`], picked by the entry's address (so a
+    /// network inside one group, a LAN, still spreads over all four).
+    fn new_cell(&self, id: NodeId, entry_ip: Option<[u8; 16]>, source_group: &Group) -> usize {
+        let entry_key = entry_ip.unwrap_or_default();
+        let spread = self.hash(&[b"new spread", &entry_key, source_group]) % BUCKETS_PER_GROUP;
+        let bucket = self.hash(&[b"new bucket", source_group, &spread.to_le_bytes()])
+            % self.new.buckets as u64;
+        let slot = self.hash(&[b"new slot", &bucket.to_le_bytes(), &id.to_bytes()])
+            % self.new.slots as u64;
+        self.probe(false, bucket as usize, slot as usize)
+    }
+
+    /// The cell a newcomer to `bucket` of a table gets: the first free one
+    /// from `slot` on, else the cell of the bucket's least useful entry
+    /// (most failures, then never or longest ago connected, then lowest
+    /// id), which the caller evicts only if it yields.
+    fn probe(&self, tried: bool, bucket: usize, slot: usize) -> usize {
+        let grid = if tried { &self.tried } else { &self.new };
+        let base = bucket * grid.slots;
+        let cells = (0..grid.slots).map(|k| base + (slot + k) % grid.slots);
+        if let Some(free) = cells.clone().find(|&c| grid.cells[c].is_none()) {
+            return free;
+        }
+        cells
+            .filter_map(|c| grid.cells[c].and_then(|id| self.entries.get(&id).map(|e| (c, id, e))))
+            .max_by_key(|(_, id, e)| {
+                (
+                    !e.wanted,
+                    e.failures,
+                    core::cmp::Reverse(e.last_connected),
+                    core::cmp::Reverse(*id),
+                )
+            })
+            .map_or(base + slot, |(c, _, _)| c)
+    }
+
+    /// Whether the entry in a new cell may give way to a newcomer: not
+    /// wanted, and its last dial failed (or is in flight with an earlier
+    /// failure). Entries never dialled, and those that worked, stay.
+    fn new_occupant_yields(&self, id: &NodeId, force: bool) -> bool {
+        self.entries
+            .get(id)
+            .is_none_or(|e| !e.wanted && (force || e.failures > 0))
+    }
+
+    /// Whether a tried entry may give way to a newly tried peer: not wanted,
+    /// and [`TRIED_EVICT_FAILURES`] dials in a row failed.
+    fn tried_occupant_yields(&self, id: &NodeId, force: bool) -> bool {
+        self.entries
+            .get(id)
+            .is_none_or(|e| !e.wanted && (force || e.failures >= TRIED_EVICT_FAILURES))
+    }
+
+    /// Removes `id` from its cell and the index.
+    fn take(&mut self, id: &NodeId) -> Option<CacheEntry> {
+        let entry = self.entries.remove(id)?;
+        match entry.cell {
+            Some(cell) if entry.tried => self.tried.clear(cell),
+            Some(cell) => self.new.clear(cell),
+            None => self.guests -= 1,
+        }
+        Some(entry)
+    }
+
+    /// Drops the guests that are no longer connected (`is_up` says who is).
+    pub(crate) fn prune_guests(&mut self, is_up: impl Fn(&NodeId) -> bool) {
+        if self.guests == 0 {
             return;
         }
-        if !self.entries.contains_key(&id) && self.entries.len() >= self.cap && !self.evict(true) {
-            // Every entry is wanted: the application's choices stand.
+        let mut gone: Vec<NodeId> = self
+            .entries
+            .iter()
+            .filter(|(id, e)| e.cell.is_none() && !is_up(id))
+            .map(|(&id, _)| id)
+            .collect();
+        gone.sort_unstable();
+        for id in gone {
+            self.take(&id);
+        }
+    }
+
+    /// Keeps a connected peer that found no cell as a guest, if there is
+    /// room for one; else counts a refusal.
+    fn admit_guest(&mut self, id: NodeId, mut entry: CacheEntry) {
+        if self.guests >= self.guest_cap {
+            self.refused += 1;
+            debug!(peer = %id.short(), "peer cache: no slot and no guest room; entry dropped");
             return;
         }
-        let entry = self.entries.entry(id).or_insert_with(|| KnownPeer {
-            addrs: SmallVec::new(),
+        entry.tried = false;
+        entry.cell = None;
+        self.guests += 1;
+        self.entries.insert(id, entry);
+    }
+
+    /// Places `entry` (not in the index) in the new table, heard of from a
+    /// source in `source_group`, if its cell is free or its occupant yields
+    /// (any unwanted one when `force`). Counts a refusal otherwise.
+    fn place_new(
+        &mut self,
+        id: NodeId,
+        entry: CacheEntry,
+        source_group: &Group,
+        force: bool,
+    ) -> bool {
+        match self.try_place_new(id, entry, source_group, force) {
+            Ok(()) => true,
+            Err(_) => {
+                self.refused += 1;
+                debug!(peer = %id.short(), "peer cache: new slot taken; entry dropped");
+                false
+            }
+        }
+    }
+
+    /// [`PeerCache::place_new`] without counting: gives the entry back if
+    /// it found no cell.
+    fn try_place_new(
+        &mut self,
+        id: NodeId,
+        mut entry: CacheEntry,
+        source_group: &Group,
+        force: bool,
+    ) -> Result<(), CacheEntry> {
+        if self.new.is_empty_grid() {
+            return Err(entry);
+        }
+        let cell = self.new_cell(id, entry.addrs.first().map(ip_bytes), source_group);
+        if let Some(occupant) = self.new.cells[cell] {
+            if !self.new_occupant_yields(&occupant, force) {
+                return Err(entry);
+            }
+            self.take(&occupant);
+            self.evicted += 1;
+            debug!(peer = %occupant.short(), "peer cache: entry replaced in new");
+        }
+        entry.tried = false;
+        entry.cell = Some(cell);
+        self.new.put(cell, id);
+        self.entries.insert(id, entry);
+        Ok(())
+    }
+
+    /// Frees the tried cell for `id` (address group `entry_group`): empty,
+    /// or its occupant yields (any unwanted one when `force`) and moves back
+    /// to new. Returns the cell, or `None` if the occupant stays.
+    fn free_tried_cell(&mut self, id: NodeId, group_of_id: &Group, force: bool) -> Option<usize> {
+        if self.tried.is_empty_grid() {
+            return None;
+        }
+        let cell = self.tried_cell(id, group_of_id);
+        let Some(occupant) = self.tried.cells[cell] else {
+            return Some(cell);
+        };
+        if occupant == id {
+            return None;
+        }
+        if !self.tried_occupant_yields(&occupant, force) {
+            debug!(peer = %id.short(), "peer cache: tried slot held by a working peer; stays new");
+            return None;
+        }
+        // Back to new, as if it had told us about itself. Never at the cost
+        // of an entry that worked (no force), so not of `id`'s own.
+        if let Some(old) = self.take(&occupant) {
+            let own = entry_group(&old.addrs, group_of_id);
+            debug!(peer = %occupant.short(), "peer cache: failing tried entry moved back to new");
+            self.place_new(occupant, old, &own, false);
+        }
+        Some(cell)
+    }
+
+    /// Moves `id` (in the new table, `failures` = 0 or restored) into the
+    /// tried table if its cell can be had. Returns whether it is tried now.
+    fn promote(&mut self, id: NodeId, force: bool) -> bool {
+        let Some(entry) = self.entries.get(&id) else {
+            return false;
+        };
+        if entry.tried {
+            return true;
+        }
+        let own = entry_group(&entry.addrs, &[0; 5]);
+        let Some(cell) = self.free_tried_cell(id, &own, force) else {
+            return false;
+        };
+        let Some(mut entry) = self.take(&id) else {
+            return false;
+        };
+        entry.tried = true;
+        entry.cell = Some(cell);
+        self.tried.put(cell, id);
+        self.entries.insert(id, entry);
+        true
+    }
+
+    /// Places a new entry (not in the index) that this node dialled and
+    /// authenticated: in tried if its cell can be had, else in new as told
+    /// by `source_group`.
+    fn try_place_dialled(
+        &mut self,
+        id: NodeId,
+        mut entry: CacheEntry,
+        source_group: &Group,
+        force: bool,
+    ) -> Result<(), CacheEntry> {
+        let own = entry_group(&entry.addrs, source_group);
+        if let Some(cell) = self.free_tried_cell(id, &own, force) {
+            entry.tried = true;
+            entry.cell = Some(cell);
+            self.tried.put(cell, id);
+            self.entries.insert(id, entry);
+            return Ok(());
+        }
+        self.try_place_new(id, entry, source_group, force)
+    }
+
+    fn fresh(addrs: &[SocketAddr], now: Instant) -> CacheEntry {
+        CacheEntry {
+            addrs: addrs.iter().take(MAX_LISTEN_ADDRS).copied().collect(),
             confirmed: false,
             failures: 0,
             next_dial_at: now,
             wanted: false,
             last_connected: None,
             lost: false,
-        });
-        if !addrs.is_empty() {
-            entry.addrs = addrs.iter().take(MAX_LISTEN_ADDRS).copied().collect();
-            entry.confirmed = true;
+            tried: false,
+            cell: None,
         }
-        entry.failures = 0;
-        entry.last_connected = Some(now);
-        entry.lost = false;
     }
 
-    /// Records a gossiped entry (a `PeerList`, or `PeersCommand::AddPeers`).
-    /// Returns whether the cache changed.
-    pub(crate) fn learn(&mut self, entry: &PeerEntry, now: Instant) -> bool {
+    // ----- what the layer tells the cache -----
+
+    /// Records a completed handshake: `addrs` are what the node announced
+    /// itself (its `Hello`), `remote` the connection's address. A node this
+    /// node dialled (`outbound`) goes to the tried table; one that dialled
+    /// us to the new table (source: `remote`), never displacing an entry
+    /// that works. `wanted` marks the application's peer, which takes the
+    /// slot of any unwanted entry.
+    pub(crate) fn confirm(
+        &mut self,
+        id: NodeId,
+        addrs: &[SocketAddr],
+        outbound: bool,
+        remote: SocketAddr,
+        wanted: bool,
+        now: Instant,
+    ) {
+        if id == self.me {
+            return;
+        }
+        let source = group(&remote);
+        if let Some(entry) = self.entries.get_mut(&id) {
+            if !addrs.is_empty() {
+                entry.addrs = addrs.iter().take(MAX_LISTEN_ADDRS).copied().collect();
+                entry.confirmed = true;
+            }
+            entry.failures = 0;
+            entry.last_connected = Some(now);
+            entry.lost = false;
+            entry.wanted |= wanted;
+            let force = entry.wanted;
+            if outbound {
+                self.promote(id, force);
+            }
+            return;
+        }
+        let mut entry = Self::fresh(addrs, now);
+        entry.confirmed = !addrs.is_empty();
+        entry.last_connected = Some(now);
+        entry.wanted = wanted;
+        let placed = if outbound {
+            self.try_place_dialled(id, entry, &source, wanted)
+        } else {
+            self.try_place_new(id, entry, &source, wanted)
+        };
+        if let Err(entry) = placed {
+            self.admit_guest(id, entry);
+        }
+    }
+
+    /// Records a gossiped entry (a `PeerList` from a peer at `source`;
+    /// `AddPeers` and ring pointers have none, and count as told by the
+    /// entry itself). Returns whether the cache changed.
+    pub(crate) fn learn(
+        &mut self,
+        entry: &PeerEntry,
+        source: Option<SocketAddr>,
+        now: Instant,
+    ) -> bool {
         if entry.id == self.me || entry.addrs.is_empty() {
             return false;
         }
@@ -116,64 +571,101 @@ impl PeerCache {
             known.addrs = entry.addrs.iter().take(MAX_LISTEN_ADDRS).copied().collect();
             return true;
         }
-        if self.entries.len() >= self.cap && !self.evict(false) {
-            return false;
-        }
-        self.entries.insert(
+        let source_group = source.map_or_else(|| group(&entry.addrs[0]), |s| group(&s));
+        self.place_new(
             entry.id,
-            KnownPeer {
-                addrs: entry.addrs.iter().take(MAX_LISTEN_ADDRS).copied().collect(),
-                confirmed: false,
-                failures: 0,
-                next_dial_at: now,
-                wanted: false,
-                last_connected: None,
-                lost: false,
-            },
-        );
-        true
+            Self::fresh(&entry.addrs, now),
+            &source_group,
+            false,
+        )
     }
 
-    /// Drops the least useful unwanted entry: most failures, then never or
-    /// longest ago connected, then lowest id (deterministic). With `force`
-    /// false only an entry with failures is dropped. O(n), paid only when
-    /// the cache is full and something new arrives.
-    fn evict(&mut self, force: bool) -> bool {
-        let victim = self
-            .entries
-            .iter()
-            .filter(|(_, p)| !p.wanted && (force || p.failures > 0))
-            .max_by_key(|(id, p)| {
-                (
-                    p.failures,
-                    core::cmp::Reverse(p.last_connected),
-                    core::cmp::Reverse(**id),
-                )
-            })
-            .map(|(id, _)| *id);
-        match victim {
-            Some(id) => {
-                self.entries.remove(&id);
+    /// Restores an entry saved by a previous run
+    /// ([`PeersCommand::RestorePeers`](crate::PeersCommand::RestorePeers)):
+    /// a tried one goes back to the tried table (to new if its slot is
+    /// taken), a new one is learnt as told by itself. Returns whether the
+    /// cache changed.
+    pub(crate) fn restore(&mut self, peer: &KnownPeer, now: Instant) -> bool {
+        let entry = PeerEntry {
+            id: peer.id,
+            addrs: peer.addrs.iter().take(MAX_LISTEN_ADDRS).copied().collect(),
+        };
+        let learnt = self.learn(&entry, None, now);
+        if !peer.tried {
+            return learnt;
+        }
+        if self.entries.get(&peer.id).is_some_and(|e| e.tried) {
+            return learnt;
+        }
+        if self.entries.contains_key(&peer.id) {
+            return self.promote(peer.id, false) || learnt;
+        }
+        // Its new slot was taken: its tried one may not be.
+        if peer.id == self.me || entry.addrs.is_empty() {
+            return false;
+        }
+        let own = group(&entry.addrs[0]);
+        let fresh = Self::fresh(&entry.addrs, now);
+        match self.free_tried_cell(peer.id, &own, false) {
+            Some(cell) => {
+                let mut fresh = fresh;
+                fresh.tried = true;
+                fresh.cell = Some(cell);
+                self.tried.put(cell, peer.id);
+                self.entries.insert(peer.id, fresh);
                 true
             }
             None => false,
         }
     }
 
-    /// The entries, in id order, each with its addresses (for
-    /// `Node::known_peers`).
-    pub(crate) fn export(&self) -> Vec<PeerEntry> {
-        let mut out: Vec<PeerEntry> = self
+    /// Entries refused and evicted since the last report, if any and if
+    /// [`REPORT_INTERVAL`] has passed since it (the maintenance round logs
+    /// them: a flood of identities or gossip shows in the log once a
+    /// minute, not once an entry).
+    pub(crate) fn report(&mut self, now: Instant) -> Option<(u64, u64)> {
+        let since = (
+            self.refused - self.reported.0,
+            self.evicted - self.reported.1,
+        );
+        if now < self.next_report || since == (0, 0) {
+            return None;
+        }
+        self.reported = (self.refused, self.evicted);
+        self.next_report = now + REPORT_INTERVAL;
+        Some(since)
+    }
+
+    // ----- reading -----
+
+    /// The entries with addresses in the tables (not guests: they are
+    /// kept only while connected): tried ones first, then new ones, each
+    /// part in id order (for `Node::peer_cache`).
+    pub(crate) fn export_known(&self) -> Vec<KnownPeer> {
+        let mut out: Vec<KnownPeer> = self
             .entries
             .iter()
-            .filter(|(_, p)| !p.addrs.is_empty())
-            .map(|(&id, p)| PeerEntry {
+            .filter(|(_, p)| !p.addrs.is_empty() && p.cell.is_some())
+            .map(|(&id, p)| KnownPeer {
                 id,
                 addrs: p.addrs.clone(),
+                tried: p.tried,
             })
             .collect();
-        out.sort_unstable_by_key(|e| e.id);
+        out.sort_unstable_by_key(|e| (!e.tried, e.id));
         out
+    }
+
+    /// The entries with addresses, tried ones first, each part in id order
+    /// (for `Node::known_peers`).
+    pub(crate) fn export(&self) -> Vec<PeerEntry> {
+        self.export_known()
+            .into_iter()
+            .map(|k| PeerEntry {
+                id: k.id,
+                addrs: k.addrs,
+            })
+            .collect()
     }
 
     /// The entry for `id` as gossip, if it has addresses.
@@ -188,51 +680,281 @@ impl PeerCache {
     }
 }
 
+/// The group an entry is bucketed by: its first address's, or (no address)
+/// `fallback`'s.
+fn entry_group(addrs: &[SocketAddr], fallback: &Group) -> Group {
+    addrs.first().map_or(*fallback, group)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
-    fn entry(n: u128) -> PeerEntry {
+    const KEY: [u8; 32] = [7; 32];
+
+    fn cache(cap: usize) -> PeerCache {
+        PeerCache::new(NodeId::from_u128(0), cap, 0, KEY, FixedState::with_seed(1))
+    }
+
+    fn addr(a: u8, b: u8, c: u8, d: u8) -> SocketAddr {
+        SocketAddr::from(([a, b, c, d], 7000))
+    }
+
+    fn entry(n: u128, at: SocketAddr) -> PeerEntry {
         PeerEntry {
             id: NodeId::from_u128(n),
-            addrs: SmallVec::from_slice(&[SocketAddr::from(([10, 0, 0, n as u8], 7000))]),
+            addrs: SmallVec::from_slice(&[at]),
         }
     }
 
     #[test]
-    fn gossip_fills_the_cache_but_never_displaces_a_working_peer() {
-        let mut cache = PeerCache::new(NodeId::from_u128(0), 4, FixedState::with_seed(1));
-        let now = Instant::ZERO;
-        for n in 1..=4 {
-            assert!(cache.learn(&entry(n), now));
+    fn groups_are_16_bit_for_ipv4_and_32_bit_for_ipv6_and_loopback_is_public() {
+        assert_eq!(group(&addr(127, 3, 4, 5)), group(&addr(127, 3, 9, 9)));
+        assert_ne!(group(&addr(127, 3, 4, 5)), group(&addr(127, 4, 4, 5)));
+        let v6: SocketAddr = "[2001:db8:1:2::1]:1".parse().expect("addr");
+        let v6b: SocketAddr = "[2001:db8:ffff::1]:1".parse().expect("addr");
+        assert_eq!(group(&v6), group(&v6b));
+        let mapped: SocketAddr = "[::ffff:127.3.1.1]:1".parse().expect("addr");
+        assert_eq!(group(&mapped), group(&addr(127, 3, 4, 5)));
+    }
+
+    #[test]
+    fn layout_stays_within_the_cap() {
+        for cap in 1..300 {
+            let c = cache(cap);
+            assert!(c.tried.cells.len() + c.new.cells.len() <= cap, "{cap}");
+            assert!(
+                c.new.cells.len() + c.tried.cells.len() + c.new.buckets + c.tried.buckets >= cap
+            );
         }
-        assert!(!cache.learn(&entry(5), now), "full of untried entries");
-        cache
-            .get_mut(&NodeId::from_u128(2))
-            .expect("known")
-            .failures = 3;
-        assert!(cache.learn(&entry(6), now), "replaces the failing entry");
-        assert!(cache.get(&NodeId::from_u128(2)).is_none());
-        assert_eq!(cache.len(), 4);
-        // A node's own hello always gets in.
-        cache.confirm(NodeId::from_u128(7), &entry(7).addrs, now);
-        assert_eq!(cache.len(), 4);
-        assert!(
-            cache
-                .get(&NodeId::from_u128(7))
-                .is_some_and(|p| p.confirmed)
-        );
+        let c = cache(1024);
+        assert_eq!((c.tried.buckets, c.tried.slots), (16, 16));
+        assert_eq!((c.new.buckets, c.new.slots), (48, 16));
+    }
+
+    #[test]
+    fn a_dialled_peer_is_tried_and_an_inbound_one_new() {
+        let mut c = cache(64);
+        let now = Instant::ZERO;
+        let a = addr(10, 0, 0, 1);
+        c.confirm(NodeId::from_u128(1), &[a], true, a, false, now);
+        let b = addr(10, 1, 0, 1);
+        c.confirm(NodeId::from_u128(2), &[b], false, b, false, now);
+        assert!(c.get(&NodeId::from_u128(1)).is_some_and(|e| e.tried));
+        assert!(c.get(&NodeId::from_u128(2)).is_some_and(|e| !e.tried));
+        let known = c.export_known();
+        assert_eq!(known[0].id, NodeId::from_u128(1));
+        assert!(known[0].tried && !known[1].tried);
+    }
+
+    #[test]
+    fn gossip_never_displaces_a_working_peer_and_replaces_failing_ones() {
+        let mut c = cache(8);
+        let now = Instant::ZERO;
+        let source = Some(addr(10, 9, 9, 9));
+        let mut stored = Vec::new();
+        for n in 1..200 {
+            if c.learn(&entry(n, addr(10, 0, 0, n as u8)), source, now) {
+                stored.push(n);
+            }
+        }
+        assert!(c.len() <= 8);
+        assert!(c.refused > 0);
+        // Nothing displaced an untried entry.
+        let before: Vec<NodeId> = c.export().iter().map(|e| e.id).collect();
+        assert_eq!(before.len(), stored.len());
+        // A failing one gives way.
+        for id in &before {
+            c.get_mut(id).expect("known").failures = 2;
+        }
+        let evicted = c.evicted;
+        for n in 200..400 {
+            c.learn(&entry(n, addr(10, 0, 1, n as u8)), source, now);
+        }
+        assert!(c.evicted > evicted);
     }
 
     #[test]
     fn gossip_does_not_override_what_a_node_said_about_itself() {
-        let mut cache = PeerCache::new(NodeId::from_u128(0), 8, FixedState::with_seed(1));
-        let own = entry(1);
-        cache.confirm(own.id, &own.addrs, Instant::ZERO);
-        let mut lie = entry(1);
-        lie.addrs[0] = SocketAddr::from(([6, 6, 6, 6], 1));
-        assert!(!cache.learn(&lie, Instant::ZERO));
-        assert_eq!(cache.entry(own.id), Some(own));
-        assert!(!cache.learn(&entry(0), Instant::ZERO), "never itself");
+        let mut c = cache(64);
+        let own = entry(1, addr(10, 0, 0, 1));
+        c.confirm(own.id, &own.addrs, true, own.addrs[0], false, Instant::ZERO);
+        let lie = entry(1, addr(6, 6, 6, 6));
+        assert!(!c.learn(&lie, Some(addr(9, 9, 9, 9)), Instant::ZERO));
+        assert_eq!(c.entry(own.id), Some(own));
+        assert!(
+            !c.learn(&entry(0, addr(1, 1, 1, 1)), None, Instant::ZERO),
+            "never itself"
+        );
+    }
+
+    #[test]
+    fn a_tried_peer_yields_only_after_failed_dials_and_goes_back_to_new() {
+        // A tiny tried table: one bucket of two slots.
+        let mut c = cache(8);
+        assert_eq!(c.tried.cells.len(), 2);
+        let now = Instant::ZERO;
+        let mut tried = Vec::new();
+        let mut n = 1u128;
+        while tried.len() < 2 {
+            let a = addr(10, n as u8, 0, 1);
+            c.confirm(NodeId::from_u128(n), &[a], true, a, false, now);
+            if c.get(&NodeId::from_u128(n)).is_some_and(|e| e.tried) {
+                tried.push(NodeId::from_u128(n));
+            }
+            n += 1;
+        }
+        // Working tried peers hold their slots against any newly dialled one.
+        for m in 100..140u128 {
+            let a = addr(11, m as u8, 0, 1);
+            c.confirm(NodeId::from_u128(m), &[a], true, a, false, now);
+        }
+        assert!(tried.iter().all(|id| c.get(id).is_some_and(|e| e.tried)));
+        // Once failing, one gives way and stays known, in new.
+        for id in &tried {
+            c.get_mut(id).expect("known").failures = TRIED_EVICT_FAILURES;
+        }
+        for m in 200..240u128 {
+            let a = addr(12, m as u8, 0, 1);
+            c.confirm(NodeId::from_u128(m), &[a], true, a, false, now);
+        }
+        assert!(tried.iter().all(|id| c.get(id).is_none_or(|e| !e.tried)));
+        assert_eq!(c.tried_len(), 2);
+    }
+
+    #[test]
+    fn restore_puts_tried_entries_back_in_tried() {
+        let mut c = cache(64);
+        let k = KnownPeer {
+            id: NodeId::from_u128(5),
+            addrs: SmallVec::from_slice(&[addr(10, 0, 0, 5)]),
+            tried: true,
+        };
+        assert!(c.restore(&k, Instant::ZERO));
+        assert!(c.get(&k.id).is_some_and(|e| e.tried));
+        assert_eq!(c.export_known(), vec![k]);
+    }
+
+    #[test]
+    fn a_wanted_peer_takes_the_slot_of_an_unwanted_one() {
+        let mut c = cache(8);
+        let now = Instant::ZERO;
+        for n in 1..100u128 {
+            c.learn(
+                &entry(n, addr(10, 0, 0, n as u8)),
+                Some(addr(10, 9, 9, 9)),
+                now,
+            );
+        }
+        let refused = c.refused;
+        let wanted = NodeId::from_u128(1000);
+        let a = addr(10, 7, 0, 1);
+        c.confirm(wanted, &[a], false, a, true, now);
+        assert!(c.get(&wanted).is_some_and(|e| e.wanted));
+        assert_eq!(c.refused, refused);
+        assert!(c.len() <= 8);
+    }
+
+    #[test]
+    fn a_connected_peer_without_a_slot_is_a_guest_until_it_is_gone() {
+        let mut c = PeerCache::new(NodeId::from_u128(0), 4, 2, KEY, FixedState::with_seed(1));
+        let now = Instant::ZERO;
+        let at = addr(10, 0, 0, 1);
+        for n in 1..10u128 {
+            c.confirm(NodeId::from_u128(n), &[at], false, at, false, now);
+        }
+        // One new bucket of three cells, then two guests; the rest refused.
+        assert_eq!(c.len(), 5);
+        assert_eq!(c.guests, 2);
+        assert_eq!(c.refused, 4);
+        let up = [NodeId::from_u128(1), NodeId::from_u128(4)];
+        c.prune_guests(|id| up.contains(id));
+        assert!(c.len() <= 4 && c.guests <= 1);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// A `PeerList` entry from the one attacking source.
+        Gossip(u128, [u8; 4]),
+        /// An inbound handshake from `addr`, announcing it.
+        Inbound(u128, [u8; 4]),
+        /// A dial to a tried peer failed.
+        Fail(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (any::<u128>(), any::<[u8; 4]>()).prop_map(|(n, a)| Op::Gossip(n, a)),
+            2 => (any::<u128>(), any::<[u8; 4]>()).prop_map(|(n, a)| Op::Inbound(n, a)),
+            1 => any::<u8>().prop_map(Op::Fail),
+        ]
+    }
+
+    proptest! {
+        /// Whatever one source gossips and whoever dials in, a tried entry
+        /// stays tried, the gossip lands only in the source's own buckets,
+        /// and the tables never exceed their caps.
+        #[test]
+        fn gossip_and_inbound_never_evict_tried_entries(
+            cap in 8usize..300,
+            honest in 1u128..10,
+            ops in proptest::collection::vec(op(), 0..400),
+        ) {
+            let mut c = cache(cap);
+            let now = Instant::ZERO;
+            for n in 0..honest {
+                let a = addr(20, n as u8, 0, 1);
+                c.confirm(NodeId::from_u128(1 << 100 | n), &[a], true, a, false, now);
+            }
+            let tried: Vec<NodeId> = c.export_known().into_iter().filter(|k| k.tried).map(|k| k.id).collect();
+            prop_assert!(tried.len() as u128 <= honest);
+            let source = addr(66, 66, 1, 1);
+            let mut gossip = std::collections::BTreeSet::new();
+            for op in ops {
+                match op {
+                    Op::Gossip(n, a) => {
+                        let e = entry(n, SocketAddr::from((a, 1)));
+                        if c.learn(&e, Some(source), now) && !c.get(&e.id).is_some_and(|k| k.confirmed) {
+                            gossip.insert(e.id);
+                        }
+                    }
+                    Op::Inbound(n, a) => {
+                        let at = SocketAddr::from((a, 1));
+                        c.confirm(NodeId::from_u128(n), &[at], false, at, false, now);
+                    }
+                    Op::Fail(i) => {
+                        // Failing tried entries still never give way to
+                        // gossip or inbound peers.
+                        if let Some(id) = tried.get(usize::from(i) % tried.len().max(1))
+                            && let Some(e) = c.get_mut(id)
+                        {
+                            e.failures += 1;
+                        }
+                    }
+                }
+                prop_assert!(c.len() <= cap);
+                prop_assert!(c.tried.used <= c.tried.cells.len());
+                prop_assert!(c.new.used <= c.new.cells.len());
+            }
+            for id in &tried {
+                prop_assert!(c.get(id).is_some_and(|e| e.tried), "tried entry lost");
+            }
+            // Gossip from one source fills at most its own buckets.
+            let sg = group(&source);
+            let mut buckets: Vec<usize> = gossip
+                .iter()
+                .filter_map(|id| c.get(id))
+                .filter(|e| !e.tried)
+                .filter_map(|e| e.cell.map(|cell| cell / c.new.slots))
+                .collect();
+            buckets.sort_unstable();
+            buckets.dedup();
+            prop_assert!(buckets.len() as u64 <= BUCKETS_PER_GROUP);
+            let allowed: Vec<usize> = (0..BUCKETS_PER_GROUP)
+                .map(|s| (c.hash(&[b"new bucket", &sg, &s.to_le_bytes()]) % c.new.buckets as u64) as usize)
+                .collect();
+            prop_assert!(buckets.iter().all(|b| allowed.contains(b)));
+        }
     }
 }

@@ -26,7 +26,14 @@ pub struct PeersConfig {
     /// established peers (inbound ones count). Default 8.
     pub target_peers: usize,
     /// Cap on the peer cache ([`Node::known_peers`](crate::Node::known_peers)).
-    /// Default 1024.
+    /// A quarter of it is the *tried* table (peers this node dialled and
+    /// authenticated), the rest the *new* table (heard of, or inbound
+    /// only), each in buckets of 16 by address group (spec/peers.md,
+    /// "Peer cache"); gossip and inbound peers never displace tried ones,
+    /// and an entry that finds no slot is dropped and counted
+    /// ([`PeersStats::known_peers_refused`](crate::PeersStats::known_peers_refused)).
+    /// Connected peers without a slot are also kept while connected (at
+    /// most `max_connections` of them). Default 1024.
     pub max_known_peers: usize,
     /// First redial delay after a peer is lost or a dial fails; doubles with
     /// each failure up to `redial_backoff_max`, and each delay is jittered

@@ -249,10 +249,14 @@ impl Net {
             c.race = None;
         }
         let listen_addrs = established.hello.listen_addrs;
-        self.cache.confirm(peer, &listen_addrs, self.now);
-        if wanted && let Some(known) = self.cache.get_mut(&peer) {
-            known.wanted = true;
-        }
+        self.cache.confirm(
+            peer,
+            &listen_addrs,
+            direction == Direction::Outbound,
+            remote,
+            wanted,
+            self.now,
+        );
         if let Some(entry) = bootstrap.and_then(|i| self.bootstrap.get_mut(i)) {
             entry.id = Some(peer);
             entry.failures = 0;
@@ -615,7 +619,7 @@ impl Net {
     /// Dials a pointer (demanding its id), through the peer cache when it
     /// has room for it.
     pub(crate) fn dial_pointer(&mut self, p: &crate::wire::PeerEntry) -> bool {
-        self.cache.learn(p, self.now);
+        self.cache.learn(p, None, self.now);
         if self.cache.get(&p.id).is_some() {
             return self.dial_known(p.id);
         }
@@ -823,7 +827,7 @@ impl Net {
                 let list = self.peer_sample(from);
                 let _ = Cx::send(self, from, &Message::PeerList(list));
             }
-            Message::PeerList(list) => self.on_peer_list(list, up),
+            Message::PeerList(list) => self.on_peer_list(conn, list, up),
             Message::FindPeer(FindPeer { target }) => {
                 if let Some(entry) = self.cache.entry(target) {
                     let list = PeerList { peers: vec![entry] };

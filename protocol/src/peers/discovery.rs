@@ -56,18 +56,28 @@ impl Net {
         }
     }
 
-    pub(super) fn on_peer_list(&mut self, list: PeerList, up: &mut dyn Upcalls) {
+    /// A `PeerList` arrived on `conn`: its entries are bucketed by the
+    /// sender's address group, so one sender fills only its own buckets
+    /// of the new table.
+    pub(super) fn on_peer_list(&mut self, conn: ConnId, list: PeerList, up: &mut dyn Upcalls) {
+        let source = self.conns.get(&conn).map(|c| c.remote);
         for entry in &list.peers {
-            if self.cache.learn(entry, self.now) {
+            if self.cache.learn(entry, source, self.now) {
                 // News: worth asking again at the next round.
                 self.next_peer_request = self.now;
             }
-            // A message was waiting for exactly this.
+            // A message was waiting for exactly this: dial it, through the
+            // cache if it found a slot there, else at the addresses given.
             if up.waiting_for(entry.id)
                 && !self.links.contains_key(&entry.id)
                 && !self.is_dialling(entry.id)
             {
-                self.dial_known(entry.id);
+                if self.cache.get(&entry.id).is_some() {
+                    self.dial_known(entry.id);
+                } else if !entry.addrs.is_empty() && self.dial_refusal(entry.addrs.len()).is_none()
+                {
+                    self.dial_all(&entry.addrs, Some(entry.id), false, None);
+                }
             }
         }
     }

@@ -19,6 +19,17 @@ impl Net {
     /// cache has run dry, and fall back to the bootstrap list when alone.
     pub(crate) fn maintain(&mut self) {
         let now = self.now;
+        let links = &self.links;
+        self.cache.prune_guests(|id| links.contains_key(id));
+        if let Some((refused, evicted)) = self.cache.report(now) {
+            info!(
+                refused,
+                evicted,
+                known = self.cache.len(),
+                tried = self.cache.tried_len(),
+                "peer cache: entries refused (their slots hold peers that work) or evicted since the last report"
+            );
+        }
         let mut dialling: Vec<NodeId> = self
             .conns
             .values()
@@ -39,7 +50,7 @@ impl Net {
             if known.wanted || (known.lost && known.failures < LOST_REDIALS) {
                 wanted.push(id);
             } else {
-                candidates.push((known.failures, id));
+                candidates.push((known.failures, !known.tried, id));
             }
         }
         wanted.sort_unstable();
@@ -59,12 +70,15 @@ impl Net {
         if need == 0 {
             return;
         }
-        // Random among the peers with the fewest failures: sort by id first
-        // so the shuffle's input does not depend on hash order.
-        candidates.sort_unstable_by_key(|&(_, id)| id);
+        // Random among the peers with the fewest failures, tried ones (this
+        // node dialled and authenticated them: strangers cannot put
+        // entries there) before new ones, so a node restarted after an
+        // identity flood dials its old peers first. Sort by id first so the
+        // shuffle's input does not depend on hash order.
+        candidates.sort_unstable_by_key(|&(_, _, id)| id);
         self.rng.shuffle(&mut candidates);
-        candidates.sort_by_key(|&(failures, _)| failures);
-        for (_, peer) in candidates {
+        candidates.sort_by_key(|&(failures, new, _)| (failures, new));
+        for (_, _, peer) in candidates {
             if need == 0 {
                 break;
             }

@@ -30,7 +30,7 @@ use bytes::Bytes;
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 
-pub use api::{PeersCommand, PeersError, PeersEvent, PeersStats};
+pub use api::{KnownPeer, PeersCommand, PeersError, PeersEvent, PeersStats};
 use budget::ReceiveBudget;
 pub(crate) use cache::PeerCache;
 pub use config::PeersConfig;
@@ -53,6 +53,16 @@ pub(crate) fn redial_delay(config: &PeersConfig, failures: u32, rng: &mut Rng) -
     let full = min.saturating_mul(1u64 << failures.min(32)).min(max);
     let half = full / 2;
     Duration::from_micros(half + rng.below(full - half + 1))
+}
+
+/// The secret that keys the peer cache's bucket positions: from the node
+/// seed and the identity secret, so an attacker who knows the seed (the
+/// simulator publishes its seeds) still cannot aim at a slot.
+fn cache_key(seed: u64, identity: &Identity) -> [u8; 32] {
+    let mut material = [0u8; 40];
+    material[..8].copy_from_slice(&seed.to_le_bytes());
+    material[8..].copy_from_slice(&identity.secret_bytes());
+    blake3::derive_key("ringmesh peer cache v1 bucket key", &material)
 }
 
 /// What the connection layer tells the components (the node's router
@@ -228,7 +238,13 @@ impl Net {
                 config.peers.max_connections,
                 hasher.clone(),
             ),
-            cache: PeerCache::new(id, config.peers.max_known_peers, hasher),
+            cache: PeerCache::new(
+                id,
+                config.peers.max_known_peers,
+                config.peers.max_connections,
+                cache_key(seed, identity),
+                hasher,
+            ),
             bootstrap: config
                 .peers
                 .bootstrap
@@ -359,10 +375,41 @@ impl Net {
         self.cache.export()
     }
 
+    /// The peer cache with each entry's table, tried ones first.
+    pub(crate) fn peer_cache(&self) -> Vec<KnownPeer> {
+        self.cache.export_known()
+    }
+
+    /// Entries in the tried table.
+    pub(crate) fn tried_count(&self) -> usize {
+        self.cache.tried_len()
+    }
+
     /// Imports peer-cache entries (`PeersCommand::AddPeers`).
     pub(crate) fn add_peers(&mut self, peers: &[PeerEntry]) {
         for entry in peers {
-            self.cache.learn(entry, self.now);
+            self.cache.learn(entry, None, self.now);
+        }
+    }
+
+    /// Restores a saved peer cache (`PeersCommand::RestorePeers`). A node
+    /// with no peer yet dials from it at once (tried peers first) rather
+    /// than at its next maintenance round.
+    pub(crate) fn restore_peers(&mut self, peers: &[KnownPeer]) {
+        for peer in peers {
+            self.cache.restore(peer, self.now);
+        }
+        if self.links.is_empty() && !self.shut_down {
+            self.maintain();
+        }
+    }
+
+    /// The layer's counters, with the peer cache's.
+    pub(crate) fn stats(&self) -> PeersStats {
+        PeersStats {
+            known_peers_refused: self.cache.refused,
+            known_peers_evicted: self.cache.evicted,
+            ..self.stats
         }
     }
 
@@ -561,7 +608,9 @@ impl Cx for Net {
     }
 
     fn learn(&mut self, entry: &PeerEntry) {
-        self.cache.learn(entry, self.now);
+        // A ring pointer: its sender is not at hand, so it counts as told
+        // by the entry itself (it lands in the new table only).
+        self.cache.learn(entry, None, self.now);
     }
 
     fn send(&mut self, peer: NodeId, message: &Message) -> Result<(), SendError> {
