@@ -240,7 +240,9 @@ pub use messaging::{
 };
 pub use node::{Node, Stats};
 pub use output::{CloseReason, Event, Output, ProtocolError};
-pub use peers::{PeersCommand, PeersConfig, PeersError, PeersEvent, PeersStats};
+pub use peers::{
+    AdmissionConfig, AdmissionReason, PeersCommand, PeersConfig, PeersError, PeersEvent, PeersStats,
+};
 pub use session::SessionConfig;
 pub use time::{Duration, Instant};
 

@@ -14,7 +14,10 @@
 //! - `maintain.rs`: the maintenance round and the bootstrap list.
 //! - `discovery.rs`: peer exchange and `FindPeer`.
 //! - `cache.rs`: the peer cache.
+//! - `admission.rs`: admission control's pure rules (address groups, rate
+//!   limits, which connection to evict).
 
+mod admission;
 mod api;
 mod cache;
 pub(crate) mod config;
@@ -29,9 +32,9 @@ use bytes::Bytes;
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 
-pub use api::{PeersCommand, PeersError, PeersEvent, PeersStats};
+pub use api::{AdmissionReason, PeersCommand, PeersError, PeersEvent, PeersStats};
 pub(crate) use cache::PeerCache;
-pub use config::PeersConfig;
+pub use config::{AdmissionConfig, PeersConfig};
 
 use crate::cx::{Cx, LinkView, SendError};
 use crate::liveness::peer::PeerLiveness;
@@ -118,6 +121,14 @@ struct Connection {
     /// connection to that peer: we keep sending on it (the peer reads until
     /// our goodbye) until the connection the peer kept comes up.
     peer_draining: bool,
+    /// When it was created (dial or accept), for the half-open eviction.
+    opened: Instant,
+    /// Handshaking, and this node has answered the peer's first message
+    /// (it has spent a key exchange on it).
+    answered: bool,
+    /// When its session was established (for the inbound eviction's
+    /// "longest connected").
+    since: Instant,
 }
 
 impl Connection {
@@ -177,6 +188,11 @@ pub(crate) struct Net {
     shut_down: bool,
     pub(crate) stats: PeersStats,
     scratch: Vec<SessionOutput>,
+    /// The handshake rate limits (admission control).
+    limiter: admission::RateLimiter,
+    /// Keys the address-group order of the inbound eviction's diversity
+    /// rule (seeded from the node seed: others cannot predict it).
+    group_hasher: FixedState,
 }
 
 impl Net {
@@ -198,6 +214,16 @@ impl Net {
             session_rng: Rng::derive(seed, Stream::Session, Some(&identity.secret_bytes())),
             rng: Rng::derive(seed, Stream::Peers, None),
             conns: HashMap::with_hasher(hasher.clone()),
+            limiter: admission::RateLimiter::new(
+                admission::Rates {
+                    node_rate: config.peers.admission.handshake_rate,
+                    node_burst: config.peers.admission.handshake_burst,
+                    group_rate: config.peers.admission.group_handshake_rate,
+                    group_burst: config.peers.admission.group_handshake_burst,
+                },
+                now,
+            ),
+            group_hasher: hasher.clone(),
             links: HashMap::with_hasher(hasher.clone()),
             cache: PeerCache::new(id, config.peers.max_known_peers, hasher),
             bootstrap: config
@@ -353,13 +379,22 @@ impl Net {
     /// A timer fired.
     pub(crate) fn fire(&mut self, timer: Timer, up: &mut dyn Upcalls) {
         match timer {
-            Timer::Handshake { conn, .. } => self.forget(
-                conn,
-                crate::ProtocolError::HandshakeTimeout.into(),
-                None,
-                true,
-                up,
-            ),
+            Timer::Handshake { conn, .. } => {
+                if self
+                    .conns
+                    .get(&conn)
+                    .is_some_and(|c| c.direction == Direction::Inbound)
+                {
+                    self.stats.inbound_handshake_timeouts += 1;
+                }
+                self.forget(
+                    conn,
+                    crate::ProtocolError::HandshakeTimeout.into(),
+                    None,
+                    true,
+                    up,
+                )
+            }
             Timer::Drain { conn, .. } => self.forget(
                 conn,
                 CloseReason::Duplicate,
