@@ -113,7 +113,9 @@ impl TokenBucket {
 /// after which it is dropped as equal to a fresh one; only admitted
 /// connections create one, so at the node-wide rate far fewer than this
 /// are ever live. If the table is still full after dropping the rested
-/// ones, a connection from a new group is refused as over the node rate.
+/// ones, a connection from a new group is refused as over the node rate
+/// (a flood from more groups than this can starve newcomers of
+/// handshakes, though never make the node spend more than its rates).
 pub(crate) const MAX_GROUP_BUCKETS: usize = 4096;
 
 /// The handshake rates (from [`AdmissionConfig`](super::AdmissionConfig)).
@@ -135,9 +137,13 @@ impl Rates {
 /// The handshake rate limits: one node-wide bucket, one per address group,
 /// and a reserve for rested groups.
 ///
-/// A connection is admitted if its group's bucket has a token and the
-/// node-wide one has too; or, when the node-wide bucket is empty, if its
-/// group is rested (at least half its burst) and the reserve has a token.
+/// Two steps. A connection is admitted on arrival if its group's bucket
+/// has a token (it takes it). Its first handshake message, once complete
+/// and before the node answers it with a key exchange, needs a token of
+/// the node-wide bucket; or, when that is empty, one of the reserve if its
+/// group was rested on arrival (at least half its burst). Connections that
+/// never send a first message (idle, slowloris) so cost no node-wide
+/// token: they only hold half-open slots, from which they are evicted.
 /// So over any window of `t` seconds at most `(rate + rate/4)·t + burst +
 /// burst/4` connections start a handshake, and one group at most
 /// `group_rate·t + group_burst`; a flood from busy groups leaves the reserve
@@ -148,7 +154,12 @@ pub(crate) struct RateLimiter {
     node: TokenBucket,
     reserve: TokenBucket,
     groups: BTreeMap<AddrGroup, TokenBucket>,
+    /// No sweep of the group table before this.
+    next_sweep: Instant,
 }
+
+/// The least time between two sweeps of a full group table.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 
 impl RateLimiter {
     pub(crate) fn new(rates: Rates, now: Instant) -> Self {
@@ -158,43 +169,76 @@ impl RateLimiter {
             node: TokenBucket::full(rates.node_burst, now),
             reserve: TokenBucket::full(reserve_burst, now),
             groups: BTreeMap::new(),
+            next_sweep: now,
         }
     }
 
-    /// Takes the tokens for a connection from `group` at `now`, or says
-    /// which limit refuses it (then nothing is taken).
-    pub(crate) fn admit(&mut self, group: AddrGroup, now: Instant) -> Result<(), AdmissionReason> {
+    /// A connection from `group` arrives at `now`: takes a token from the
+    /// group's bucket, or says it is over the group's rate (or, the group
+    /// table being full, over the node's). `Ok` tells whether the group
+    /// was rested, for [`RateLimiter::admit_handshake`]. Every arrival
+    /// takes a group token, even one the node-wide limit later refuses: a
+    /// group's bucket measures how hard the group knocks, so a flooding
+    /// group is never rested and cannot use the reserve.
+    pub(crate) fn admit_connection(
+        &mut self,
+        group: AddrGroup,
+        now: Instant,
+    ) -> Result<bool, AdmissionReason> {
         let r = self.rates;
-        let (reserve_rate, reserve_burst) = r.reserve();
-        self.node.refill(r.node_rate, r.node_burst, now);
-        self.reserve.refill(reserve_rate, reserve_burst, now);
-        let mut bucket = match self.groups.get(&group) {
-            Some(b) => *b,
-            None => TokenBucket::full(r.group_burst, now),
-        };
+        let known = self.groups.get(&group).copied();
+        let mut bucket = known.unwrap_or_else(|| TokenBucket::full(r.group_burst, now));
         bucket.refill(r.group_rate, r.group_burst, now);
         if !bucket.has_token() {
             self.groups.insert(group, bucket);
             return Err(AdmissionReason::GroupRate);
         }
-        let from_node = self.node.has_token();
-        if !from_node && !(bucket.is_rested(r.group_burst) && self.reserve.has_token()) {
-            return Err(AdmissionReason::NodeRate);
-        }
-        if !self.groups.contains_key(&group) && self.groups.len() >= MAX_GROUP_BUCKETS {
-            self.forget_rested(now);
+        if known.is_none() && self.groups.len() >= MAX_GROUP_BUCKETS {
+            if now >= self.next_sweep {
+                // At most one sweep per interval: a flood from more groups
+                // than the table holds must not make every arrival a scan.
+                self.forget_rested(now);
+                self.next_sweep = now + SWEEP_INTERVAL;
+            }
             if self.groups.len() >= MAX_GROUP_BUCKETS {
                 return Err(AdmissionReason::NodeRate);
             }
         }
-        if from_node {
-            self.node.take();
-        } else {
-            self.reserve.take();
-        }
+        let rested = bucket.is_rested(r.group_burst);
         bucket.take();
         self.groups.insert(group, bucket);
-        Ok(())
+        Ok(rested)
+    }
+
+    /// A connection admitted by [`RateLimiter::admit_connection`] has sent
+    /// its first handshake message: takes a node-wide token before the key
+    /// exchange is done, or one from the reserve if its group was
+    /// `rested`; else it is over the node's rate.
+    pub(crate) fn admit_handshake(
+        &mut self,
+        rested: bool,
+        now: Instant,
+    ) -> Result<(), AdmissionReason> {
+        let r = self.rates;
+        let (reserve_rate, reserve_burst) = r.reserve();
+        self.node.refill(r.node_rate, r.node_burst, now);
+        self.reserve.refill(reserve_rate, reserve_burst, now);
+        if self.node.has_token() {
+            self.node.take();
+            Ok(())
+        } else if rested && self.reserve.has_token() {
+            self.reserve.take();
+            Ok(())
+        } else {
+            Err(AdmissionReason::NodeRate)
+        }
+    }
+
+    /// Both steps at once (for tests).
+    #[cfg(test)]
+    fn admit(&mut self, group: AddrGroup, now: Instant) -> Result<(), AdmissionReason> {
+        let rested = self.admit_connection(group, now)?;
+        self.admit_handshake(rested, now)
     }
 
     /// Drops the group buckets that are full again: the same as none.
@@ -341,9 +385,9 @@ mod tests {
         let mapped = IpAddr::V6(Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped());
         assert_eq!(source_ip(mapped), v4(10, 1, 2, 3));
         assert_eq!(group_of(mapped), AddrGroup::V4([10, 1, 2]));
-        let a: Ipv6Addr = "2001:db8:1:2::1".parse().unwrap();
-        let b: Ipv6Addr = "2001:db8:1:ffff::9".parse().unwrap();
-        let c: Ipv6Addr = "2001:db8:2::1".parse().unwrap();
+        let a: Ipv6Addr = "2001:db8:1:2::1".parse().expect("as built");
+        let b: Ipv6Addr = "2001:db8:1:ffff::9".parse().expect("as built");
+        let c: Ipv6Addr = "2001:db8:2::1".parse().expect("as built");
         assert_eq!(group_of(IpAddr::V6(a)), group_of(IpAddr::V6(b)));
         assert_ne!(group_of(IpAddr::V6(a)), group_of(IpAddr::V6(c)));
     }
@@ -465,7 +509,7 @@ mod tests {
             peers.push(peer(i, 66, None, 5000 + i));
         }
         peers.push(peer(30, 3, None, 9000));
-        let victim = select_to_evict(&peers).unwrap();
+        let victim = select_to_evict(&peers).expect("as built");
         assert_eq!(victim, ConnId::inbound(29), "the youngest of group 66");
     }
 
@@ -507,7 +551,7 @@ mod tests {
             match select_to_evict(&peers) {
                 None => prop_assert!(unprotected <= PROTECT_BY_GROUP + PROTECT_BY_RTT),
                 Some(victim) => {
-                    let v = peers.iter().find(|p| p.conn == victim).unwrap();
+                    let v = peers.iter().find(|p| p.conn == victim).expect("as built");
                     prop_assert!(!v.protected);
                     // Never one of the PROTECT_BY_RTT fastest candidates.
                     let mut fastest: Vec<_> = peers.iter()
@@ -517,7 +561,7 @@ mod tests {
                     // Never the longest connected, once at least two
                     // candidates outlast the group and RTT protections.
                     let oldest = peers.iter().filter(|p| !p.protected)
-                        .min_by_key(|p| (p.since, p.conn)).unwrap();
+                        .min_by_key(|p| (p.since, p.conn)).expect("as built");
                     if unprotected >= PROTECT_BY_GROUP + PROTECT_BY_RTT + 2 {
                         prop_assert!(oldest.conn != victim);
                     }

@@ -17,8 +17,15 @@ use super::{
 use crate::cx::Cx;
 use crate::liveness::peer::PeerLiveness;
 use crate::session::{Established, Session, SessionOutput};
-use crate::wire::{FindPeer, Goodbye, GoodbyeReason, Message, PeerList};
+use crate::wire::{
+    FindPeer, Goodbye, GoodbyeReason, LENGTH_PREFIX_LEN, Message, PREAMBLE_LEN, PeerList,
+};
 use crate::{Accepted, CloseReason, ConnId, Direction, NodeId, Output, ProtocolError};
+
+/// The length of a Noise first message with its preamble (preamble, frame
+/// header, ephemeral key): once an inbound connection has sent this much,
+/// the node is about to do a key exchange for it.
+const FIRST_MESSAGE_LEN: usize = PREAMBLE_LEN + LENGTH_PREFIX_LEN + 32;
 
 /// Connections by kind, for the caps.
 #[derive(Default)]
@@ -154,6 +161,8 @@ impl Net {
             opened: self.now,
             answered: false,
             since: self.now,
+            received: 0,
+            rested: false,
         }
     }
 
@@ -185,23 +194,27 @@ impl Net {
                     debug!(%conn, "inbound connection with an id in use; ignored");
                     return;
                 }
-                if let Err(reason) = self.admit(remote, up) {
-                    self.stats.refused_connections += 1;
-                    if let CloseReason::Admission(_) = reason {
-                        // Floods make thousands a second: debug, and counted.
-                        debug!(%conn, %remote, %reason, "refusing inbound connection");
-                    } else {
-                        info!(%conn, %remote, %reason, "refusing inbound connection");
+                let rested = match self.admit(remote, up) {
+                    Ok(rested) => rested,
+                    Err(reason) => {
+                        self.stats.refused_connections += 1;
+                        if let CloseReason::Admission(_) = reason {
+                            // Floods make thousands a second: debug, and counted.
+                            debug!(%conn, %remote, %reason, "refusing inbound connection");
+                        } else {
+                            info!(%conn, %remote, %reason, "refusing inbound connection");
+                        }
+                        self.outputs.push_back(Output::Close { conn });
+                        self.push_event(PeersEvent::Closed {
+                            conn,
+                            peer: None,
+                            reason,
+                        });
+                        return;
                     }
-                    self.outputs.push_back(Output::Close { conn });
-                    self.push_event(PeersEvent::Closed {
-                        conn,
-                        peer: None,
-                        reason,
-                    });
-                    return;
-                }
-                let connection = self.new_connection(conn, direction, remote, None);
+                };
+                let mut connection = self.new_connection(conn, direction, remote, None);
+                connection.rested = rested;
                 self.conns.insert(conn, Box::new(connection));
             }
         }
@@ -222,7 +235,7 @@ impl Net {
     /// source address and group, the handshake rates, then room in the
     /// inbound half-open table, made by evicting its oldest entry if need
     /// be. `Err` says why it is refused (and nothing was taken or evicted).
-    fn admit(&mut self, remote: SocketAddr, up: &mut dyn Upcalls) -> Result<(), CloseReason> {
+    fn admit(&mut self, remote: SocketAddr, up: &mut dyn Upcalls) -> Result<bool, CloseReason> {
         if self.shut_down {
             return Err(CloseReason::Shutdown);
         }
@@ -244,9 +257,10 @@ impl Net {
         if self.conns.len() - usize::from(evict) >= self.config.peers.max_connections {
             return Err(CloseReason::TooManyConnections);
         }
-        if let Err(reason) = self.limiter.admit(group, self.now) {
-            return Err(self.count_refusal(reason));
-        }
+        let rested = match self.limiter.admit_connection(group, self.now) {
+            Ok(rested) => rested,
+            Err(reason) => return Err(self.count_refusal(reason)),
+        };
         if evict {
             let table: Vec<HalfOpen> = self
                 .conns
@@ -270,7 +284,7 @@ impl Net {
                 );
             }
         }
-        Ok(())
+        Ok(rested)
     }
 
     /// Counts a refusal by admission control; returns its close reason.
@@ -767,6 +781,9 @@ impl Net {
     /// Bytes arrived on `conn`.
     pub(crate) fn on_received(&mut self, conn: ConnId, bytes: Bytes, up: &mut dyn Upcalls) {
         self.stats.bytes_received += bytes.len() as u64;
+        if !self.charge_first_message(conn, bytes.len(), up) {
+            return;
+        }
         let Some(session) = self.conns.get_mut(&conn).and_then(|c| c.session.as_mut()) else {
             // Closed by us already, or a driver that reports reads before
             // `Connected`: nothing to do with these bytes.
@@ -789,6 +806,34 @@ impl Net {
                 true,
                 up,
             );
+        }
+    }
+
+    /// The node-wide handshake rate, charged when an inbound connection's
+    /// first handshake message is complete and before the session answers
+    /// it with a key exchange. Returns whether the connection stays open.
+    fn charge_first_message(&mut self, conn: ConnId, len: usize, up: &mut dyn Upcalls) -> bool {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return true;
+        };
+        if c.direction == Direction::Outbound || c.peer.is_some() || c.received == usize::MAX {
+            return true;
+        }
+        c.received = c.received.saturating_add(len);
+        if c.received < FIRST_MESSAGE_LEN {
+            return true;
+        }
+        c.received = usize::MAX;
+        let rested = c.rested;
+        match self.limiter.admit_handshake(rested, self.now) {
+            Ok(()) => true,
+            Err(reason) => {
+                self.stats.refused_connections += 1;
+                let reason = self.count_refusal(reason);
+                debug!(%conn, %reason, "refusing a handshake");
+                self.forget(conn, reason, None, true, up);
+                false
+            }
         }
     }
 

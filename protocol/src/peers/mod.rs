@@ -129,6 +129,13 @@ struct Connection {
     /// When its session was established (for the inbound eviction's
     /// "longest connected").
     since: Instant,
+    /// Inbound, handshaking: bytes received so far, until the first
+    /// handshake message is complete and charged to the node-wide rate
+    /// (then `usize::MAX`).
+    received: usize,
+    /// Inbound: its address group was rested when it arrived (it may use
+    /// the reserve of the node-wide rate).
+    rested: bool,
 }
 
 impl Connection {
