@@ -11,14 +11,24 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ringmesh::{Config, Direction, Event, Identity, Input, Node, Output, PeersCommand, PeersEvent};
 use support::Proc;
+
+/// One flood at a time: they measure time, memory and CPU, which floods
+/// running side by side (the test threads) would spoil.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// The process's resident set, in KiB.
 fn rss_kib(pid: u32) -> u64 {
@@ -236,12 +246,17 @@ fn hold_connections(
                     },
                 }
             }
+            // A real attacker has machines of its own; here the attackers
+            // share the node's cores, so they must not spin on them. Every
+            // closed connection is still reopened within a few ms.
+            thread::sleep(Duration::from_millis(2));
         }
     })
 }
 
 #[test]
 fn idle_and_slowloris_floods_neither_lock_out_newcomers_nor_stop_dials() {
+    let _serial = serial();
     raise_fd_limit(4_500);
     let mut target = Proc::spawn("target", &["node", "--listen", "127.0.0.1:0"]);
     let mut other = Proc::spawn("other", &["node", "--listen", "127.0.0.1:0"]);
@@ -346,6 +361,7 @@ fn idle_and_slowloris_floods_neither_lock_out_newcomers_nor_stop_dials() {
 
 #[test]
 fn sessions_from_one_address_or_group_are_held_to_its_cap_and_others_still_join() {
+    let _serial = serial();
     raise_fd_limit(1_000);
     let target = Proc::spawn("target", &["node", "--listen", "127.0.0.1:0"]);
     let to = addr_of(&target);
@@ -470,6 +486,7 @@ fn flood_first_messages(
 
 #[test]
 fn a_noise_message_1_flood_costs_at_most_a_quarter_core_and_newcomers_still_join() {
+    let _serial = serial();
     raise_fd_limit(1_000);
     let target = Proc::spawn("target", &["node", "--listen", "127.0.0.1:0"]);
     let target_short = target.short().to_owned();
