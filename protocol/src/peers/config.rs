@@ -76,7 +76,7 @@ pub struct AdmissionConfig {
     /// new one evicts the oldest (one the node has not yet answered
     /// first), so an attacker holding slots must keep paying for new
     /// connections and an honest handshake, a few milliseconds long, is
-    /// rarely the oldest. About 2 KiB each. Default 64.
+    /// rarely the oldest. Default 64.
     pub max_inbound_half_open: usize,
     /// Cap on inbound connections (any state) from one source IP address;
     /// more are closed at once. Several honest nodes may share an address

@@ -287,6 +287,43 @@ impl Net {
         Ok(rested)
     }
 
+    /// Once a maintenance round, if admission control refused or evicted
+    /// anything since the last: one `info` line with how many, by reason
+    /// (each one is logged at `debug` only, floods make thousands).
+    pub(crate) fn log_admission(&mut self) {
+        let s = &self.stats;
+        let now = [
+            s.refused_address_cap,
+            s.refused_group_cap,
+            s.refused_group_rate,
+            s.refused_node_rate,
+            s.evicted_half_open,
+            s.inbound_handshake_timeouts,
+            s.refused_inbound_full,
+            s.displaced_inbound,
+        ];
+        if now == self.admission_logged {
+            return;
+        }
+        let d: Vec<u64> = now
+            .iter()
+            .zip(self.admission_logged)
+            .map(|(n, last)| n - last)
+            .collect();
+        self.admission_logged = now;
+        info!(
+            address_cap = d[0],
+            group_cap = d[1],
+            group_rate = d[2],
+            node_rate = d[3],
+            half_open_evicted = d[4],
+            handshake_timeouts = d[5],
+            inbound_full = d[6],
+            displaced = d[7],
+            "admission control turned inbound connections away since the last round"
+        );
+    }
+
     /// Counts a refusal by admission control; returns its close reason.
     fn count_refusal(&mut self, reason: AdmissionReason) -> CloseReason {
         let counter = match reason {

@@ -200,6 +200,8 @@ pub(crate) struct Net {
     /// Keys the address-group order of the inbound eviction's diversity
     /// rule (seeded from the node seed: others cannot predict it).
     group_hasher: FixedState,
+    /// The admission counters at the last summary line.
+    admission_logged: [u64; 8],
 }
 
 impl Net {
@@ -231,6 +233,7 @@ impl Net {
                 now,
             ),
             group_hasher: hasher.clone(),
+            admission_logged: [0; 8],
             links: HashMap::with_hasher(hasher.clone()),
             cache: PeerCache::new(id, config.peers.max_known_peers, hasher),
             bootstrap: config
@@ -411,6 +414,7 @@ impl Net {
             ),
             Timer::Maintenance => {
                 if !self.shut_down {
+                    self.log_admission();
                     up.maintenance(self);
                     self.maintain();
                     let next = self.now + self.config.peers.maintenance_interval;
