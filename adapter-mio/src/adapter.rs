@@ -29,6 +29,30 @@ use crate::{Handle, Request};
 /// per connection, up to `base + TOKEN_SPAN`.
 pub const TOKEN_SPAN: usize = 1 << 24;
 
+/// The listen backlog asked of the kernel (Linux caps it at
+/// `net.core.somaxconn`, 4096 by default since 5.4). The usual 128 lets a
+/// flood of a few hundred connecting strangers fill the accept queue, and
+/// then the kernel drops every newcomer's SYN, honest or not, for a second
+/// at a time; the node's admission control can only judge connections it
+/// accepts.
+pub(crate) const LISTEN_BACKLOG: i32 = 4096;
+
+/// A non-blocking listener on `addr` with [`LISTEN_BACKLOG`].
+fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    // As mio's own bind: a restarted node can take its port back at once.
+    #[cfg(not(windows))]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
 /// Bytes read per `read` call: more than a 64 KiB frame, so a big frame
 /// usually arrives whole.
 const READ_CHUNK: usize = 256 * 1024;
@@ -37,6 +61,12 @@ const READ_CHUNK: usize = 256 * 1024;
 /// must not keep the adapter from reading its sockets and running its
 /// timers.
 const REQUESTS_PER_TURN: usize = 256;
+
+/// Connections accepted per turn of the loop: a flood of connecting
+/// strangers, reopening as fast as the node closes them, must not keep it
+/// in its accept loop, away from its peers' sockets and its timers. The
+/// rest wait in the kernel's backlog for the next turn.
+const ACCEPTS_PER_TURN: usize = 64;
 
 /// How long a closing connection may take to flush before it is dropped.
 const CLOSE_GRACE: StdDuration = StdDuration::from_secs(5);
@@ -81,6 +111,9 @@ pub struct Adapter {
     wake_pending: Arc<AtomicBool>,
     /// Requests were left for the next turn.
     more_requests: bool,
+    /// The last accept loop stopped at [`ACCEPTS_PER_TURN`]: accept more
+    /// next turn (the listener's readiness will not be reported again).
+    more_accepts: bool,
     observer: Box<dyn Observer>,
     max_backlog: usize,
     scratch: Vec<u8>,
@@ -144,7 +177,7 @@ impl Adapter {
         drops: DropLog,
     ) -> io::Result<(Adapter, Handle)> {
         config.validate()?;
-        let mut listener = TcpListener::bind(config.listen)?;
+        let mut listener = bind_listener(config.listen)?;
         let local_addr = listener.local_addr()?;
         let Startup {
             node,
@@ -183,6 +216,7 @@ impl Adapter {
             loop_thread,
             wake_pending,
             more_requests: false,
+            more_accepts: false,
             observer: Box::new(observer),
             max_backlog: max_backlog_bytes,
             scratch: vec![0; READ_CHUNK],
@@ -241,7 +275,7 @@ impl Adapter {
     /// How long the caller's `poll` may sleep: until the node's next
     /// deadline (or a closing connection's grace period ends).
     pub fn timeout(&self) -> Option<StdDuration> {
-        if self.more_requests {
+        if self.more_requests || self.more_accepts {
             return Some(StdDuration::ZERO);
         }
         // A deadline too far to represent is no deadline.
@@ -306,6 +340,9 @@ impl Adapter {
             self.node.handle_input(now, Input::Timeout);
         }
         self.serve_requests();
+        if self.more_accepts {
+            self.accept();
+        }
         let expired: Vec<ConnId> = self
             .conns
             .values()
@@ -366,7 +403,8 @@ impl Adapter {
     }
 
     fn accept(&mut self) {
-        loop {
+        self.more_accepts = false;
+        for _ in 0..ACCEPTS_PER_TURN {
             match self.listener.accept() {
                 Ok((stream, remote)) => {
                     let conn = ConnId::inbound(self.next_inbound);
@@ -384,14 +422,21 @@ impl Adapter {
                         },
                     );
                     self.pump();
+                    // What it sent already (a peer's first handshake
+                    // message) goes to the node before the next accept:
+                    // under a flood, the node judges connections in the
+                    // order they came, and an honest handshake is answered
+                    // before a thousand later arrivals can evict it.
+                    self.on_readable(conn);
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) => {
                     warn!(error = %e, "accept failed");
-                    break;
+                    return;
                 }
             }
         }
+        self.more_accepts = true;
     }
 
     fn add_conn(

@@ -230,6 +230,10 @@ impl Config {
             ("peers.redial_backoff_min", peers.redial_backoff_min),
             ("mesh.seen_cache_ttl", self.mesh.seen_cache_ttl),
             ("messaging.lookup_timeout", self.messaging.lookup_timeout),
+            (
+                "peers.admission.inbound_handshake_timeout",
+                peers.admission.inbound_handshake_timeout,
+            ),
         ];
         let mut counts = vec![
             ("peers.max_inbound", peers.max_inbound),
@@ -242,6 +246,36 @@ impl Config {
                 liveness.dead_after_misses as usize,
             ),
             ("mesh.max_hops", usize::from(self.mesh.max_hops)),
+            // Admission: a zero cap or rate would refuse every inbound
+            // connection.
+            (
+                "peers.admission.max_inbound_half_open",
+                peers.admission.max_inbound_half_open,
+            ),
+            (
+                "peers.admission.max_inbound_per_ip",
+                peers.admission.max_inbound_per_ip,
+            ),
+            (
+                "peers.admission.max_inbound_per_group",
+                peers.admission.max_inbound_per_group,
+            ),
+            (
+                "peers.admission.handshake_rate",
+                peers.admission.handshake_rate as usize,
+            ),
+            (
+                "peers.admission.handshake_burst",
+                peers.admission.handshake_burst as usize,
+            ),
+            (
+                "peers.admission.group_handshake_rate",
+                peers.admission.group_handshake_rate as usize,
+            ),
+            (
+                "peers.admission.group_handshake_burst",
+                peers.admission.group_handshake_burst as usize,
+            ),
         ];
         if let Some(chord) = &self.chord {
             zero.extend([

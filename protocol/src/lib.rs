@@ -242,7 +242,10 @@ pub use messaging::{
 };
 pub use node::{Node, Stats};
 pub use output::{CloseReason, Event, Output, ProtocolError};
-pub use peers::{KnownPeer, PeersCommand, PeersConfig, PeersError, PeersEvent, PeersStats};
+pub use peers::{
+    AdmissionConfig, AdmissionReason, KnownPeer, PeersCommand, PeersConfig, PeersError, PeersEvent,
+    PeersStats,
+};
 pub use session::SessionConfig;
 pub use session::config::DEFAULT_RECEIVE_BUDGET;
 pub use time::{Duration, Instant};

@@ -133,6 +133,10 @@ pub enum CloseReason {
     /// The peer broke the protocol; the connection was closed by this node.
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),
+    /// Admission control closed an inbound connection (spec/peers.md,
+    /// Admission).
+    #[error("admission: {0}")]
+    Admission(crate::peers::AdmissionReason),
 }
 
 /// A peer's violation of the protocol, or a handshake that cannot succeed.

@@ -146,6 +146,13 @@ impl Network {
         if config.listen_addrs.is_empty() {
             config.listen_addrs.push(addr);
         }
+        // As in the simulator: these addresses are a numbering (256 nodes
+        // share each "/24") and whole networks join at once, so a config
+        // that keeps the default admission control runs without it; one
+        // that sets its own keeps it.
+        if config.peers.admission == crate::AdmissionConfig::default() {
+            config.peers.admission = crate::AdmissionConfig::unlimited();
+        }
         let node = Node::new(config, Identity::from_secret_bytes(secret), seed, self.now)?;
         self.nodes.push(node);
         self.addrs.push(addr);

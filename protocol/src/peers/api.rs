@@ -144,6 +144,37 @@ pub enum PeersError {
     BadAddressCount(usize),
 }
 
+/// Why admission control closed an inbound connection
+/// ([`CloseReason::Admission`]); spec/peers.md, Admission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdmissionReason {
+    /// Its source IP was at `admission.max_inbound_per_ip`.
+    #[error("too many connections from its address")]
+    AddressCap,
+    /// Its address group was at `admission.max_inbound_per_group`.
+    #[error("too many connections from its address group")]
+    GroupCap,
+    /// Its address group was over `admission.group_handshake_rate`.
+    #[error("its address group is over the handshake rate")]
+    GroupRate,
+    /// The node was over `admission.handshake_rate`.
+    #[error("over the node's handshake rate")]
+    NodeRate,
+    /// It was the oldest of `admission.max_inbound_half_open` inbound
+    /// connections still handshaking, and a new one arrived.
+    #[error("evicted from a full inbound half-open table")]
+    HalfOpenEvicted,
+    /// Its handshake completed with every inbound slot
+    /// (`peers.max_inbound`) taken by protected peers.
+    #[error("inbound slots full")]
+    InboundFull,
+    /// An established inbound peer displaced by a newcomer when the
+    /// inbound slots were full.
+    #[error("displaced by a newcomer")]
+    Displaced,
+}
+
 /// What the connection layer has done. They only grow.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -165,9 +196,35 @@ pub struct PeersStats {
     /// Connections closed because the peer broke the protocol or the
     /// handshake failed (including timeouts).
     pub protocol_errors: u64,
-    /// Inbound connections refused (at a connection cap, or after
-    /// shutdown).
+    /// Inbound connections refused (at a connection cap, by admission
+    /// control before their handshake, or after shutdown). The admission
+    /// counters below say which limit.
     pub refused_connections: u64,
+    /// Inbound connections refused: their source IP was at
+    /// `admission.max_inbound_per_ip`.
+    pub refused_address_cap: u64,
+    /// Inbound connections refused: their address group was at
+    /// `admission.max_inbound_per_group`.
+    pub refused_group_cap: u64,
+    /// Inbound connections refused: their group was over
+    /// `admission.group_handshake_rate`.
+    pub refused_group_rate: u64,
+    /// Inbound connections refused: the node was over
+    /// `admission.handshake_rate`.
+    pub refused_node_rate: u64,
+    /// Inbound half-open connections evicted (the oldest) to make room for
+    /// a new one.
+    pub evicted_half_open: u64,
+    /// Inbound connections whose handshake did not complete within
+    /// `admission.inbound_handshake_timeout` (also counted in
+    /// `protocol_errors`).
+    pub inbound_handshake_timeouts: u64,
+    /// Newcomers closed after their handshake: inbound slots full and every
+    /// inbound peer protected.
+    pub refused_inbound_full: u64,
+    /// Inbound peers displaced by a newcomer when the inbound slots were
+    /// full.
+    pub displaced_inbound: u64,
     /// Dials started (by commands, redials and bootstrap).
     pub dials: u64,
     /// Connections closed as duplicates of another to the same peer.

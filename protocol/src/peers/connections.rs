@@ -2,52 +2,78 @@
 //! one-connection-per-peer rule, closing, and peers coming up and going
 //! down. `spec/peers.md` describes the behaviour language-neutrally.
 
-use core::net::SocketAddr;
+use core::hash::BuildHasher;
+use core::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use smallvec::SmallVec;
 use tracing::{debug, info, warn};
 
-use super::{Connection, Net, PeerLink, PeersError, PeersEvent, Timer, Upcalls, redial_delay};
+use super::admission::{self, AddrGroup, HalfOpen, InboundPeer};
+use super::{
+    AdmissionReason, Connection, Net, PeerLink, PeersError, PeersEvent, Timer, Upcalls,
+    redial_delay,
+};
 use crate::cx::Cx;
 use crate::liveness::peer::PeerLiveness;
 use crate::session::{Established, Grant, ReadError, Session, SessionOutput};
-use crate::wire::{FindPeer, Goodbye, GoodbyeReason, Message, PeerList};
+use crate::wire::{
+    FindPeer, Goodbye, GoodbyeReason, LENGTH_PREFIX_LEN, Message, PREAMBLE_LEN, PeerList,
+};
 use crate::{Accepted, CloseReason, ConnId, Direction, NodeId, Output, ProtocolError};
 
+/// The length of a Noise first message with its preamble (preamble, frame
+/// header, ephemeral key): once an inbound connection has sent this much,
+/// the node is about to do a key exchange for it.
+const FIRST_MESSAGE_LEN: usize = PREAMBLE_LEN + LENGTH_PREFIX_LEN + 32;
+
 /// Connections by kind, for the caps.
+#[derive(Default)]
 struct Counts {
-    inbound: usize,
     outbound: usize,
-    half_open: usize,
+    outbound_half_open: usize,
+    inbound_half_open: usize,
+    inbound_established: usize,
+    /// Inbound connections (any state) from one source IP, and from its
+    /// address group (when asked for one).
+    same_ip: usize,
+    same_group: usize,
 }
 
 impl Net {
-    fn counts(&self) -> Counts {
-        let mut counts = Counts {
-            inbound: 0,
-            outbound: 0,
-            half_open: 0,
-        };
+    /// Counts every connection; `source` also counts the inbound ones from
+    /// that IP and its group.
+    fn counts(&self, source: Option<(IpAddr, AddrGroup)>) -> Counts {
+        let mut counts = Counts::default();
         for c in self.conns.values() {
-            match c.direction {
-                Direction::Inbound => counts.inbound += 1,
-                Direction::Outbound => counts.outbound += 1,
+            match (c.direction, c.peer.is_some()) {
+                (Direction::Outbound, established) => {
+                    counts.outbound += 1;
+                    counts.outbound_half_open += usize::from(!established);
+                }
+                (Direction::Inbound, false) => counts.inbound_half_open += 1,
+                (Direction::Inbound, true) => counts.inbound_established += 1,
             }
-            counts.half_open += usize::from(c.peer.is_none());
+            if let (Direction::Inbound, Some((ip, group))) = (c.direction, source) {
+                let theirs = admission::source_ip(c.remote.ip());
+                counts.same_ip += usize::from(theirs == ip);
+                counts.same_group += usize::from(admission::group_of(theirs) == group);
+            }
         }
         counts
     }
 
-    /// Why `n` more dials cannot start now, if they cannot.
+    /// Why `n` more dials cannot start now, if they cannot. Inbound
+    /// connections still handshaking never count: strangers cannot stop
+    /// this node dialling out (they have a cap of their own).
     pub(crate) fn dial_refusal(&self, n: usize) -> Option<PeersError> {
-        let counts = self.counts();
+        let counts = self.counts(None);
         let config = &self.config;
-        if self.conns.len() + n > config.peers.max_connections {
+        if self.conns.len() - counts.inbound_half_open + n > config.peers.max_connections {
             Some(PeersError::TooManyConnections(config.peers.max_connections))
         } else if counts.outbound + n > config.peers.max_outbound {
             Some(PeersError::TooManyOutbound(config.peers.max_outbound))
-        } else if counts.half_open + n > config.peers.max_half_open {
+        } else if counts.outbound_half_open + n > config.peers.max_half_open {
             Some(PeersError::TooManyHalfOpen(config.peers.max_half_open))
         } else {
             None
@@ -115,10 +141,11 @@ impl Net {
         expected: Option<NodeId>,
     ) -> Connection {
         let serial = self.next_serial();
-        self.arm(
-            self.now + self.config.session.handshake_timeout,
-            Timer::Handshake { conn, serial },
-        );
+        let timeout = match direction {
+            Direction::Outbound => self.config.session.handshake_timeout,
+            Direction::Inbound => self.config.peers.admission.inbound_handshake_timeout,
+        };
+        self.arm(self.now + timeout, Timer::Handshake { conn, serial });
         Connection {
             serial,
             direction,
@@ -133,6 +160,11 @@ impl Net {
             bootstrap: None,
             draining: false,
             peer_draining: false,
+            opened: self.now,
+            answered: false,
+            since: self.now,
+            received: 0,
+            rested: false,
         }
     }
 
@@ -164,30 +196,27 @@ impl Net {
                     debug!(%conn, "inbound connection with an id in use; ignored");
                     return;
                 }
-                let counts = self.counts();
-                let config = &self.config;
-                let refusal = if self.shut_down {
-                    Some(CloseReason::Shutdown)
-                } else if self.conns.len() >= config.peers.max_connections
-                    || counts.inbound >= config.peers.max_inbound
-                    || counts.half_open >= config.peers.max_half_open
-                {
-                    Some(CloseReason::TooManyConnections)
-                } else {
-                    None
+                let rested = match self.admit(remote, up) {
+                    Ok(rested) => rested,
+                    Err(reason) => {
+                        self.stats.refused_connections += 1;
+                        if let CloseReason::Admission(_) = reason {
+                            // Floods make thousands a second: debug, and counted.
+                            debug!(%conn, %remote, %reason, "refusing inbound connection");
+                        } else {
+                            info!(%conn, %remote, %reason, "refusing inbound connection");
+                        }
+                        self.outputs.push_back(Output::Close { conn });
+                        self.push_event(PeersEvent::Closed {
+                            conn,
+                            peer: None,
+                            reason,
+                        });
+                        return;
+                    }
                 };
-                if let Some(reason) = refusal {
-                    self.stats.refused_connections += 1;
-                    info!(%conn, %remote, %reason, "refusing inbound connection");
-                    self.outputs.push_back(Output::Close { conn });
-                    self.push_event(PeersEvent::Closed {
-                        conn,
-                        peer: None,
-                        reason,
-                    });
-                    return;
-                }
-                let connection = self.new_connection(conn, direction, remote, None);
+                let mut connection = self.new_connection(conn, direction, remote, None);
+                connection.rested = rested;
                 self.conns.insert(conn, Box::new(connection));
             }
         }
@@ -200,6 +229,170 @@ impl Net {
                 self.push_send(conn, bytes);
             }
             Err(e) => self.forget(conn, e.into(), None, true, up),
+        }
+    }
+
+    /// Admission control for an inbound connection from `remote`, before
+    /// any work is spent on it (spec/peers.md, Admission): the caps per
+    /// source address and group, the handshake rates, then room in the
+    /// inbound half-open table, made by evicting its oldest entry if need
+    /// be. `Err` says why it is refused (and nothing was taken or evicted).
+    fn admit(&mut self, remote: SocketAddr, up: &mut dyn Upcalls) -> Result<bool, CloseReason> {
+        if self.shut_down {
+            return Err(CloseReason::Shutdown);
+        }
+        let ip = admission::source_ip(remote.ip());
+        let group = admission::group_of(ip);
+        let counts = self.counts(Some((ip, group)));
+        let limits = &self.config.peers.admission;
+        let refusal = if counts.same_ip >= limits.max_inbound_per_ip {
+            Some(AdmissionReason::AddressCap)
+        } else if counts.same_group >= limits.max_inbound_per_group {
+            Some(AdmissionReason::GroupCap)
+        } else {
+            None
+        };
+        let evict = counts.inbound_half_open >= limits.max_inbound_half_open;
+        if let Some(reason) = refusal {
+            return Err(self.count_refusal(reason));
+        }
+        if self.conns.len() - usize::from(evict) >= self.config.peers.max_connections {
+            return Err(CloseReason::TooManyConnections);
+        }
+        let rested = match self.limiter.admit_connection(group, self.now) {
+            Ok(rested) => rested,
+            Err(reason) => return Err(self.count_refusal(reason)),
+        };
+        if evict {
+            let table: Vec<HalfOpen> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.direction == Direction::Inbound && c.peer.is_none())
+                .map(|(&conn, c)| HalfOpen {
+                    conn,
+                    opened: c.opened,
+                    answered: c.answered,
+                })
+                .collect();
+            if let Some(oldest) = admission::half_open_to_evict(&table) {
+                self.stats.evicted_half_open += 1;
+                debug!(conn = %oldest, "inbound half-open table full: evicting its oldest");
+                self.forget(
+                    oldest,
+                    CloseReason::Admission(AdmissionReason::HalfOpenEvicted),
+                    None,
+                    true,
+                    up,
+                );
+            }
+        }
+        Ok(rested)
+    }
+
+    /// Once a maintenance round, if admission control refused or evicted
+    /// anything since the last: one `info` line with how many, by reason
+    /// (each one is logged at `debug` only, floods make thousands).
+    pub(crate) fn log_admission(&mut self) {
+        let s = &self.stats;
+        let now = [
+            s.refused_address_cap,
+            s.refused_group_cap,
+            s.refused_group_rate,
+            s.refused_node_rate,
+            s.evicted_half_open,
+            s.inbound_handshake_timeouts,
+            s.refused_inbound_full,
+            s.displaced_inbound,
+        ];
+        if now == self.admission_logged {
+            return;
+        }
+        let d: Vec<u64> = now
+            .iter()
+            .zip(self.admission_logged)
+            .map(|(n, last)| n - last)
+            .collect();
+        self.admission_logged = now;
+        info!(
+            address_cap = d[0],
+            group_cap = d[1],
+            group_rate = d[2],
+            node_rate = d[3],
+            half_open_evicted = d[4],
+            handshake_timeouts = d[5],
+            inbound_full = d[6],
+            displaced = d[7],
+            "admission control turned inbound connections away since the last round"
+        );
+    }
+
+    /// Counts a refusal by admission control; returns its close reason.
+    fn count_refusal(&mut self, reason: AdmissionReason) -> CloseReason {
+        let counter = match reason {
+            AdmissionReason::AddressCap => &mut self.stats.refused_address_cap,
+            AdmissionReason::GroupCap => &mut self.stats.refused_group_cap,
+            AdmissionReason::GroupRate => &mut self.stats.refused_group_rate,
+            _ => &mut self.stats.refused_node_rate,
+        };
+        *counter += 1;
+        CloseReason::Admission(reason)
+    }
+
+    /// A newcomer `peer` completed its inbound handshake: if the inbound
+    /// slots are full, displace an unprotected inbound peer (after Bitcoin
+    /// Core's eviction, [`admission::select_to_evict`]). Returns whether
+    /// there is room for it; outbound connections are never displaced.
+    fn make_inbound_room(&mut self, conn: ConnId, peer: NodeId, up: &mut dyn Upcalls) -> bool {
+        if self.links.contains_key(&peer) {
+            return true; // a second connection to an up peer takes no slot
+        }
+        let counts = self.counts(None);
+        if counts.inbound_established < self.config.peers.max_inbound {
+            return true;
+        }
+        let mut candidates = Vec::new();
+        for (&other, c) in &self.conns {
+            let Some(their) = c.peer else { continue };
+            if other == conn || c.direction != Direction::Inbound || c.draining {
+                continue;
+            }
+            let group = admission::group_of(c.remote.ip());
+            candidates.push(InboundPeer {
+                conn: other,
+                group,
+                group_key: self.group_hasher.hash_one(group),
+                rtt: self.links.get(&their).and_then(|l| l.liveness.rtt()),
+                since: c.since,
+                protected: self.is_wanted(their),
+            });
+        }
+        match admission::select_to_evict(&candidates) {
+            Some(victim) => {
+                self.stats.displaced_inbound += 1;
+                let remote = self.conns.get(&victim).map(|c| c.remote);
+                info!(conn = %victim, ?remote, newcomer = %peer.short(), "inbound slots full: displacing an inbound peer");
+                self.forget(
+                    victim,
+                    CloseReason::Admission(AdmissionReason::Displaced),
+                    Some(GoodbyeReason::TooManyConnections),
+                    true,
+                    up,
+                );
+                true
+            }
+            None => {
+                self.stats.refused_connections += 1;
+                self.stats.refused_inbound_full += 1;
+                debug!(%conn, peer = %peer.short(), "inbound slots full, every inbound peer protected: refusing the newcomer");
+                self.forget(
+                    conn,
+                    CloseReason::Admission(AdmissionReason::InboundFull),
+                    Some(GoodbyeReason::TooManyConnections),
+                    true,
+                    up,
+                );
+                false
+            }
         }
     }
 
@@ -243,10 +436,15 @@ impl Net {
         let (remote, direction, race, wanted, bootstrap) =
             (c.remote, c.direction, c.race, c.wanted, c.bootstrap);
         let run_nonce = established.hello.run_nonce;
+        if direction == Direction::Inbound && !self.make_inbound_room(conn, peer, up) {
+            return false;
+        }
+        let now = self.now;
         if let Some(c) = self.conns.get_mut(&conn) {
             c.peer = Some(peer);
             c.run_nonce = Some(run_nonce);
             c.race = None;
+            c.since = now;
         }
         let listen_addrs = established.hello.listen_addrs;
         self.cache.confirm(
@@ -675,6 +873,9 @@ impl Net {
     ///   backpressure.
     pub(crate) fn on_received(&mut self, conn: ConnId, bytes: Bytes, up: &mut dyn Upcalls) {
         self.stats.bytes_received += bytes.len() as u64;
+        if !self.charge_first_message(conn, bytes.len(), up) {
+            return;
+        }
         if !self.reading.contains(&conn) {
             self.reading.push(conn);
         }
@@ -777,6 +978,34 @@ impl Net {
         );
     }
 
+    /// The node-wide handshake rate, charged when an inbound connection's
+    /// first handshake message is complete and before the session answers
+    /// it with a key exchange. Returns whether the connection stays open.
+    fn charge_first_message(&mut self, conn: ConnId, len: usize, up: &mut dyn Upcalls) -> bool {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return true;
+        };
+        if c.direction == Direction::Outbound || c.peer.is_some() || c.received == usize::MAX {
+            return true;
+        }
+        c.received = c.received.saturating_add(len);
+        if c.received < FIRST_MESSAGE_LEN {
+            return true;
+        }
+        c.received = usize::MAX;
+        let rested = c.rested;
+        match self.limiter.admit_handshake(rested, self.now) {
+            Ok(()) => true,
+            Err(reason) => {
+                self.stats.refused_connections += 1;
+                let reason = self.count_refusal(reason);
+                debug!(%conn, %reason, "refusing a handshake");
+                self.forget(conn, reason, None, true, up);
+                false
+            }
+        }
+    }
+
     /// Acts on one session output; returns whether the connection is still
     /// open.
     fn on_session_output(
@@ -787,6 +1016,9 @@ impl Net {
     ) -> bool {
         match output {
             SessionOutput::Send(bytes) => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.answered |= c.peer.is_none();
+                }
                 self.push_send(conn, bytes);
                 true
             }

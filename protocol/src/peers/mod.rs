@@ -14,7 +14,10 @@
 //! - `maintain.rs`: the maintenance round and the bootstrap list.
 //! - `discovery.rs`: peer exchange and `FindPeer`.
 //! - `cache.rs`: the peer cache.
+//! - `admission.rs`: admission control's pure rules (address groups, rate
+//!   limits, which connection to evict).
 
+mod admission;
 mod api;
 mod budget;
 mod cache;
@@ -30,10 +33,10 @@ use bytes::Bytes;
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 
-pub use api::{KnownPeer, PeersCommand, PeersError, PeersEvent, PeersStats};
+pub use api::{AdmissionReason, KnownPeer, PeersCommand, PeersError, PeersEvent, PeersStats};
 use budget::ReceiveBudget;
 pub(crate) use cache::PeerCache;
-pub use config::PeersConfig;
+pub use config::{AdmissionConfig, PeersConfig};
 
 use crate::cx::{Cx, LinkView, SendError};
 use crate::liveness::peer::PeerLiveness;
@@ -141,6 +144,21 @@ struct Connection {
     /// connection to that peer: we keep sending on it (the peer reads until
     /// our goodbye) until the connection the peer kept comes up.
     peer_draining: bool,
+    /// When it was created (dial or accept), for the half-open eviction.
+    opened: Instant,
+    /// Handshaking, and this node has answered the peer's first message
+    /// (it has spent a key exchange on it).
+    answered: bool,
+    /// When its session was established (for the inbound eviction's
+    /// "longest connected").
+    since: Instant,
+    /// Inbound, handshaking: bytes received so far, until the first
+    /// handshake message is complete and charged to the node-wide rate
+    /// (then `usize::MAX`).
+    received: usize,
+    /// Inbound: its address group was rested when it arrived (it may use
+    /// the reserve of the node-wide rate).
+    rested: bool,
 }
 
 impl Connection {
@@ -206,6 +224,13 @@ pub(crate) struct Net {
     /// for decompressed payloads is released at the next call, when the
     /// driver has taken the messages (`settle_reads`).
     reading: Vec<ConnId>,
+    /// The handshake rate limits (admission control).
+    limiter: admission::RateLimiter,
+    /// Keys the address-group order of the inbound eviction's diversity
+    /// rule (seeded from the node seed: others cannot predict it).
+    group_hasher: FixedState,
+    /// The admission counters at the last summary line.
+    admission_logged: [u64; 8],
 }
 
 impl Net {
@@ -232,6 +257,17 @@ impl Net {
             session_rng: Rng::derive(seed, Stream::Session, Some(&identity.secret_bytes())),
             rng: Rng::derive(seed, Stream::Peers, None),
             conns: HashMap::with_hasher(hasher.clone()),
+            limiter: admission::RateLimiter::new(
+                admission::Rates {
+                    node_rate: config.peers.admission.handshake_rate,
+                    node_burst: config.peers.admission.handshake_burst,
+                    group_rate: config.peers.admission.group_handshake_rate,
+                    group_burst: config.peers.admission.group_handshake_burst,
+                },
+                now,
+            ),
+            group_hasher: hasher.clone(),
+            admission_logged: [0; 8],
             links: HashMap::with_hasher(hasher.clone()),
             budget: ReceiveBudget::new(
                 config.session.receive_budget,
@@ -458,13 +494,22 @@ impl Net {
     /// A timer fired.
     pub(crate) fn fire(&mut self, timer: Timer, up: &mut dyn Upcalls) {
         match timer {
-            Timer::Handshake { conn, .. } => self.forget(
-                conn,
-                crate::ProtocolError::HandshakeTimeout.into(),
-                None,
-                true,
-                up,
-            ),
+            Timer::Handshake { conn, .. } => {
+                if self
+                    .conns
+                    .get(&conn)
+                    .is_some_and(|c| c.direction == Direction::Inbound)
+                {
+                    self.stats.inbound_handshake_timeouts += 1;
+                }
+                self.forget(
+                    conn,
+                    crate::ProtocolError::HandshakeTimeout.into(),
+                    None,
+                    true,
+                    up,
+                )
+            }
             Timer::Drain { conn, .. } => self.forget(
                 conn,
                 CloseReason::Duplicate,
@@ -487,6 +532,7 @@ impl Net {
             }
             Timer::Maintenance => {
                 if !self.shut_down {
+                    self.log_admission();
                     up.maintenance(self);
                     self.maintain();
                     let next = self.now + self.config.peers.maintenance_interval;

@@ -335,6 +335,15 @@ impl<O: Observer> Sim<O> {
         let i = self.nodes.len() as NodeIdx;
         config.listen_addrs.clear();
         config.listen_addrs.push(addr_of(i));
+        // Simulated addresses are a numbering, not networks: 256 nodes share
+        // each "/24", and a whole network joins in the same second, which
+        // per-group caps and handshake rates would throttle. A config that
+        // keeps the default admission control runs without it (it is tested
+        // over real sockets, node/tests/admission.rs); one that sets its own
+        // keeps it.
+        if config.peers.admission == ringmesh::AdmissionConfig::default() {
+            config.peers.admission = ringmesh::AdmissionConfig::unlimited();
+        }
         let mut material = [0u8; 12];
         material[..8].copy_from_slice(&self.config.seed.to_le_bytes());
         material[8..].copy_from_slice(&i.to_le_bytes());
