@@ -75,8 +75,25 @@ struct Attacker {
 
 impl Attacker {
     /// Dials `target` from source address `src` and completes the Noise
-    /// handshake.
+    /// handshake, dialling again (as an attacker would) while the node's
+    /// handshake rate limit closes the connection before its handshake.
     fn connect(target: SocketAddr, src: Ipv4Addr, secret: [u8; 32]) -> Attacker {
+        let deadline = StdInstant::now() + support::WAIT;
+        loop {
+            if let Some(attacker) = Attacker::try_connect(target, src, secret) {
+                return attacker;
+            }
+            assert!(
+                StdInstant::now() < deadline,
+                "no handshake from {src} in time"
+            );
+            // The node-wide bucket refills at its rate: come back later.
+            thread::sleep(StdDuration::from_millis(20));
+        }
+    }
+
+    /// One dial and handshake; `None` if the node closed it first.
+    fn try_connect(target: SocketAddr, src: Ipv4Addr, secret: [u8; 32]) -> Option<Attacker> {
         let started = StdInstant::now();
         let mut node = Node::new(
             Config::lan(),
@@ -131,11 +148,11 @@ impl Attacker {
         loop {
             if let Some(peer) = attacker.pump() {
                 attacker.target = peer;
-                return attacker;
+                return Some(attacker);
             }
             assert!(StdInstant::now() < deadline, "handshake from {src} in time");
             match attacker.stream.read(&mut buf) {
-                Ok(0) => panic!("closed during the handshake from {src}"),
+                Ok(0) => return None,
                 Ok(n) => {
                     let now = attacker.now();
                     attacker.node.handle_input(
@@ -151,6 +168,7 @@ impl Attacker {
                         e.kind(),
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
                 Err(e) => panic!("read during the handshake from {src}: {e}"),
             }
         }
