@@ -157,17 +157,23 @@ fn unread_events_are_bounded_by_bytes_and_drops_are_counted() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(b.events.queued_bytes() <= cap);
+    // The last few messages may still be arriving while the buffer is
+    // read (each read makes room for one more): the bound holds at every
+    // moment, which is what is checked, not the sum of what was read.
     let mut held = 0;
     let mut messages = 0;
-    while let Ok(event) = b.events.try_recv() {
-        held += ringmesh_mio::event_size(&event);
+    loop {
+        let queued = b.events.queued_bytes();
+        assert!(queued <= cap, "{queued} bytes held, cap {cap}");
+        held = held.max(queued);
+        let Ok(event) = b.events.try_recv() else {
+            break;
+        };
         messages += usize::from(matches!(
             event,
             Event::Messaging(MessagingEvent::Direct { .. })
         ));
     }
-    assert!(held <= cap, "{held} bytes held, cap {cap}");
     // Read from now on, the rest (if still on the way) is delivered: every
     // message was either held or dropped.
     while messages as u64 + b.events.dropped() < 40 {
@@ -184,7 +190,7 @@ fn unread_events_are_bounded_by_bytes_and_drops_are_counted() {
     assert_eq!(b.events.queued_bytes(), 0);
     assert_eq!(b.events.dropped(), b.handle.dropped_events());
     eprintln!(
-        "held {messages} messages ({held} bytes, cap {cap}), dropped {}",
+        "held {messages} messages (at most {held} bytes at once, cap {cap}), dropped {}",
         b.events.dropped()
     );
 }

@@ -19,7 +19,7 @@
 use std::io;
 use std::sync::mpsc::{SyncSender, TrySendError};
 
-use ringmesh::{ChordRole, Event, MeshEvent, MessagingEvent, Node, NodeId};
+use ringmesh::{ChordRole, Event, MeshEvent, MessagingEvent, Node, NodeId, PeersEvent};
 use ringmesh_mio::{AdapterConfig, Observer, QueuedBytes, Spawned, event_size};
 
 /// What the adapter's thread feeds the main loop.
@@ -116,6 +116,14 @@ struct Feeder<T> {
 impl<T: Send + 'static> Observer for Feeder<T> {
     fn on_event(&mut self, event: Event) -> bool {
         let fed = match event {
+            // An inbound connection closed before its session: admission
+            // refusals, mostly. Under a flood that is thousands a second,
+            // and the console has nothing to say about them (they are
+            // counted in the node's stats and logged): waking the main
+            // loop for each would cost more than refusing them.
+            Event::Peers(PeersEvent::Closed {
+                conn, peer: None, ..
+            }) if !conn.is_outbound() => return true,
             Event::Mesh(MeshEvent::Broadcast {
                 origin, payload, ..
             }) => Fed::Print(crate::display::broadcast(origin, &payload)),
