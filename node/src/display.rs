@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use ringmesh::{ChordRole, CloseReason, Direction, Duration, NodeId, TransportError};
 
-use crate::network::RingView;
+use crate::ring_view::RingView;
 
 /// The most characters of one message printed; the rest is summarised.
 const MAX_PRINTED_CHARS: usize = 2048;

@@ -69,6 +69,7 @@ mod data_dir;
 mod display;
 mod logging;
 mod network;
+mod ring_view;
 mod run;
 
 use std::net::SocketAddr;

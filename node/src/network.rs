@@ -19,8 +19,10 @@
 use std::io;
 use std::sync::mpsc::{SyncSender, TrySendError};
 
-use ringmesh::{ChordRole, Event, MeshEvent, MessagingEvent, Node, NodeId, PeersEvent};
+use ringmesh::{Event, MeshEvent, MessagingEvent, Node, PeersEvent};
 use ringmesh_mio::{AdapterConfig, Observer, QueuedBytes, Spawned, event_size};
+
+use crate::ring_view::RingView;
 
 /// What the adapter's thread feeds the main loop.
 #[derive(Debug)]
@@ -46,39 +48,6 @@ impl Fed {
             Fed::Print(line) => size_of::<Event>() + line.len(),
             Fed::Ring(_) | Fed::Stopped => 0,
         }
-    }
-}
-
-/// The node's place in the ring.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RingView {
-    pub(crate) role: ChordRole,
-    /// Nearest first.
-    pub(crate) successors: Vec<NodeId>,
-    pub(crate) predecessor: Option<NodeId>,
-    /// Table entries (values and tombstones) this node stores, and their
-    /// bytes.
-    pub(crate) stored: (usize, usize),
-}
-
-impl RingView {
-    pub(crate) fn of(node: &Node) -> RingView {
-        RingView {
-            role: node.chord_role(),
-            successors: node.chord_successors(),
-            predecessor: node.chord_predecessor(),
-            stored: {
-                let usage = node.dht_usage();
-                (usage.entries, usage.bytes)
-            },
-        }
-    }
-
-    /// Whether the ring part (not the table usage) differs.
-    pub(crate) fn ring_differs(&self, other: &RingView) -> bool {
-        self.role != other.role
-            || self.successors != other.successors
-            || self.predecessor != other.predecessor
     }
 }
 

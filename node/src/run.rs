@@ -32,7 +32,8 @@ use crate::console::{self, ConsoleCommand};
 use crate::data_dir::{CacheState, DataDir, KeyOrigin, os_random};
 use crate::display;
 use crate::logging::LogControl;
-use crate::network::{self, Fed, RingView};
+use crate::network::{self, Fed};
+use crate::ring_view::RingView;
 
 /// How often the peer cache is compared with the saved one (and saved if
 /// it changed): often enough that a killed node loses at most a second of

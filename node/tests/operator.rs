@@ -8,11 +8,10 @@
 mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -250,53 +249,6 @@ fn running_as_root() -> bool {
     fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-/// As [`Proc::spawn`], with `configure` applied to the command first.
-fn spawn_with(name: &str, args: &[&str], configure: impl FnOnce(&mut Command)) -> Proc {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ringmesh"));
-    command
-        .args(args)
-        .args(["--preset", "lan", "--log-level", "info"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    configure(&mut command);
-    let mut child = command.spawn().expect("ringmesh starts");
-    let (tx, stdout) = mpsc::channel();
-    let out = child.stdout.take().expect("stdout piped");
-    thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let err = child.stderr.take().expect("stderr piped");
-    let sink = Arc::clone(&stderr);
-    thread::spawn(move || {
-        for line in BufReader::new(err).lines() {
-            let Ok(line) = line else { break };
-            sink.lock().expect("stderr lock").push(line);
-        }
-    });
-    let mut proc = Proc {
-        name: name.to_owned(),
-        stdin: child.stdin.take(),
-        child,
-        stdout,
-        lines: Vec::new(),
-        stderr,
-        id: String::new(),
-        addr: String::new(),
-    };
-    let start = proc.wait_for("the start line", |l| l.starts_with("node "));
-    let words: Vec<String> = proc.lines[start].split(' ').map(str::to_owned).collect();
-    proc.id = words[1].clone();
-    proc.addr = words[4].clone();
-    proc
-}
-
 /// Makes `dir` read-only for the node, and writable again on drop.
 #[cfg(unix)]
 struct ReadOnly<'a> {
@@ -355,7 +307,7 @@ fn a_read_only_data_dir_is_reported_once() {
     // A new bootstrap node: the peer cache changes, so the node tries to
     // save it at every check.
     let boot2 = Proc::spawn("boot2", &["bootstrap", "--listen", "127.0.0.1:0"]);
-    let mut node = spawn_with(
+    let mut node = Proc::spawn_with(
         "node (read-only dir)",
         &[
             "node",

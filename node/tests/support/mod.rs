@@ -37,14 +37,25 @@ pub(crate) struct Proc {
 
 impl Proc {
     pub(crate) fn spawn(name: &str, args: &[&str]) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringmesh"))
+        Proc::spawn_with(name, args, |_| {})
+    }
+
+    /// As [`Proc::spawn`], with `configure` applied to the command first
+    /// (another user, another environment).
+    pub(crate) fn spawn_with(
+        name: &str,
+        args: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> Proc {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ringmesh"));
+        command
             .args(args)
             .args(["--preset", "lan", "--log-level", "info"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("ringmesh starts");
+            .stderr(Stdio::piped());
+        configure(&mut command);
+        let mut child = command.spawn().expect("ringmesh starts");
         let (tx, stdout) = mpsc::channel();
         let out = child.stdout.take().expect("stdout piped");
         thread::spawn(move || {
