@@ -35,7 +35,7 @@ fn count(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -45,9 +45,9 @@ fn count(n: usize) -> String {
 
 /// 64 << 20 → "64 MiB".
 fn bytes(n: usize) -> String {
-    if n % (1 << 20) == 0 {
+    if n.is_multiple_of(1 << 20) {
         format!("{} MiB", n >> 20)
-    } else if n % (1 << 10) == 0 {
+    } else if n.is_multiple_of(1 << 10) {
         format!("{} KiB", n >> 10)
     } else {
         count(n)
@@ -57,7 +57,7 @@ fn bytes(n: usize) -> String {
 /// 3 s → "3 s", 0.5 s → "500 ms".
 fn duration(d: Duration) -> String {
     let us = d.as_micros();
-    if us % 1_000_000 == 0 {
+    if us.is_multiple_of(1_000_000) {
         format!("{} s", us / 1_000_000)
     } else {
         format!("{} ms", us / 1_000)
