@@ -20,7 +20,7 @@ use bytes::{Buf, Bytes};
 use futures_lite::future;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use ringmesh::{ConnId, TransportError};
-use ringmesh_driver::{admit_to_backlog, transport_error};
+use ringmesh_driver::{ACCEPTS_PER_TURN, admit_to_backlog, transport_error};
 use tracing::{debug, warn};
 
 /// Bytes asked of the socket per read. Each chunk is copied into a `Bytes`
@@ -387,7 +387,18 @@ async fn discard_until_eof(stream: &Async<TcpStream>) {
 }
 
 /// Accepts connections for as long as the node loop holds its task.
+///
+/// While the kernel's accept queue is not empty, `accept` and a `send` into
+/// a channel with room both complete at once, so without a pause this task
+/// would run on through a flood, accepting (and registering with the
+/// reactor) until the channel is full, while the connections' futures and
+/// the node loop wait for the executor. So after [`ACCEPTS_PER_TURN`]
+/// accepts it yields: the executor runs what else is ready (reads from
+/// peers, the node loop's turn, which takes in and judges what was
+/// accepted) before it accepts more. The rest wait in the kernel's backlog
+/// ([`ringmesh_driver::LISTEN_BACKLOG`]).
 pub(crate) async fn accept_loop(listener: Async<TcpListener>, transport: Sender<Transport>) {
+    let mut accepted = 0;
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
@@ -397,6 +408,11 @@ pub(crate) async fn accept_loop(listener: Async<TcpListener>, transport: Sender<
                     .is_err()
                 {
                     return;
+                }
+                accepted += 1;
+                if accepted == ACCEPTS_PER_TURN {
+                    accepted = 0;
+                    future::yield_now().await;
                 }
             }
             Err(error) => {

@@ -78,6 +78,14 @@
 //!   `CloseReason::Transport(`[`BACKLOG_OVERFLOW`]`)` and a warning in the
 //!   log). The event stream is bounded too; see [`Events`]. Each open
 //!   connection also holds a 64 KiB read buffer.
+//! - **A flood of connections cannot crowd out peers.** The listener asks
+//!   the kernel for an accept backlog of 4096
+//!   ([`ringmesh_driver::LISTEN_BACKLOG`]; async-io's own bind asks for
+//!   128, and a full queue makes the kernel drop honest SYNs too), and the
+//!   accept loop yields to the executor after every 64 accepts
+//!   ([`ringmesh_driver::ACCEPTS_PER_TURN`]), so connections' reads and the
+//!   node loop (which judges each accepted connection through the node's
+//!   admission control) run between batches.
 //! - **Writes go out at once when they can.** When nothing is queued for a
 //!   connection, the node loop hands the node's bytes to the socket itself
 //!   (the connection's future writes only what the socket does not take at
@@ -96,7 +104,7 @@
 //! ## Shared with the mio adapter
 //!
 //! The configuration ([`AdapterConfig`], its defaults and validation), the
-//! address the node announces ([`announced_addrs`]: never an unspecified
+//! listener and its backlog, the address the node announces ([`announced_addrs`]: never an unspecified
 //! one such as `0.0.0.0`, never port 0), the clock, the io-error mapping
 //! and [`PeerInfo`] are the driver core's (`ringmesh-driver`), written once
 //! for both adapters and re-exported here.
@@ -122,7 +130,6 @@ mod events;
 mod handle;
 
 use std::io;
-use std::net::TcpListener;
 
 use async_io::Async;
 use ringmesh_driver::Startup;
@@ -157,7 +164,9 @@ const CALL_CAPACITY: usize = 64;
 /// member.
 pub fn start(config: AdapterConfig) -> io::Result<(NodeHandle, Events, Driver)> {
     config.validate()?;
-    let listener = Async::<TcpListener>::bind(config.listen)?;
+    // Not `Async::<TcpListener>::bind`: its backlog is 128. See
+    // `ringmesh_driver::LISTEN_BACKLOG`.
+    let listener = Async::new(ringmesh_driver::listen(config.listen)?)?;
     let local_addr = listener.get_ref().local_addr()?;
     let Startup {
         node,

@@ -16,8 +16,8 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token, Waker};
 use ringmesh::{Command, ConnId, Direction, Input, Node, Output, TransportError};
 use ringmesh_driver::{
-    AdapterConfig, BACKLOG_OVERFLOW, Clock, DropLog, Startup, admit_to_backlog, event_size,
-    transport_error,
+    ACCEPTS_PER_TURN, AdapterConfig, BACKLOG_OVERFLOW, Clock, DropLog, Startup, admit_to_backlog,
+    event_size, transport_error,
 };
 use smallvec::SmallVec;
 use tracing::{debug, info, warn};
@@ -29,28 +29,10 @@ use crate::{Handle, Request};
 /// per connection, up to `base + TOKEN_SPAN`.
 pub const TOKEN_SPAN: usize = 1 << 24;
 
-/// The listen backlog asked of the kernel (Linux caps it at
-/// `net.core.somaxconn`, 4096 by default since 5.4). The usual 128 lets a
-/// flood of a few hundred connecting strangers fill the accept queue, and
-/// then the kernel drops every newcomer's SYN, honest or not, for a second
-/// at a time; the node's admission control can only judge connections it
-/// accepts.
-pub(crate) const LISTEN_BACKLOG: i32 = 4096;
-
-/// A non-blocking listener on `addr` with [`LISTEN_BACKLOG`].
+/// A non-blocking listener on `addr` with the driver core's accept backlog
+/// ([`ringmesh_driver::LISTEN_BACKLOG`], 4096: see there why not 128).
 fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    // As mio's own bind: a restarted node can take its port back at once.
-    #[cfg(not(windows))]
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    socket.set_nonblocking(true)?;
-    Ok(TcpListener::from_std(socket.into()))
+    Ok(TcpListener::from_std(ringmesh_driver::listen(addr)?))
 }
 
 /// Bytes read per `read` call: more than a 64 KiB frame, so a big frame
@@ -61,12 +43,6 @@ const READ_CHUNK: usize = 256 * 1024;
 /// must not keep the adapter from reading its sockets and running its
 /// timers.
 const REQUESTS_PER_TURN: usize = 256;
-
-/// Connections accepted per turn of the loop: a flood of connecting
-/// strangers, reopening as fast as the node closes them, must not keep it
-/// in its accept loop, away from its peers' sockets and its timers. The
-/// rest wait in the kernel's backlog for the next turn.
-const ACCEPTS_PER_TURN: usize = 64;
 
 /// How long a closing connection may take to flush before it is dropped.
 const CLOSE_GRACE: StdDuration = StdDuration::from_secs(5);

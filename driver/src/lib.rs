@@ -21,13 +21,16 @@
 //! - [`PeerInfo`]: a connected peer as the adapters' `peers()` list it.
 //! - The event buffer's byte bound ([`event_size`], [`QueuedBytes`]) and
 //!   the rate-limited report of dropped events ([`DropLog`]).
+//! - The listener ([`listen`]: non-blocking, with an accept backlog of
+//!   [`LISTEN_BACKLOG`]) and how many connections an adapter accepts
+//!   before it turns to other work ([`ACCEPTS_PER_TURN`]).
 //!
 //! Both adapters re-export the public items (`ringmesh_mio::AdapterConfig`
 //! is `ringmesh_async_std::AdapterConfig` is this crate's), so
 //! applications never need to name this crate.
 //!
 //! An adapter starts a node in three steps: [`AdapterConfig::validate`]
-//! before binding anything, bind the listener, then
+//! before binding anything, bind the listener ([`listen`]), then
 //! [`AdapterConfig::into_node`] with the address the listener reports.
 
 #![forbid(unsafe_code)]
@@ -37,6 +40,7 @@ mod announce;
 mod clock;
 mod config;
 mod events;
+mod listen;
 mod peers;
 mod transport;
 
@@ -49,5 +53,6 @@ pub use config::{
 pub use events::{
     DEFAULT_EVENT_CAPACITY_BYTES, DROP_LOG_INTERVAL, DropLog, QueuedBytes, event_size,
 };
+pub use listen::{ACCEPTS_PER_TURN, LISTEN_BACKLOG, listen};
 pub use peers::PeerInfo;
 pub use transport::{BACKLOG_OVERFLOW, admit_to_backlog, transport_error};

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use ringmesh::Duration;
 use ringmesh::{ChordConfig, Config, DhtConfig};
 use ringmesh_driver::{
-    AdapterConfig, DEFAULT_EVENT_CAPACITY, DEFAULT_EVENT_CAPACITY_BYTES, DEFAULT_MAX_BACKLOG_BYTES,
+    ACCEPTS_PER_TURN, AdapterConfig, DEFAULT_EVENT_CAPACITY, DEFAULT_EVENT_CAPACITY_BYTES,
+    DEFAULT_MAX_BACKLOG_BYTES, LISTEN_BACKLOG,
 };
 
 /// First cell (a setting in backquotes) → second cell, for every table row
@@ -168,6 +169,11 @@ fn every_default_on_the_limits_page_is_the_codes() {
                 duration(lan.liveness.ping_timeout)
             ),
         ),
+        (
+            "LISTEN_BACKLOG",
+            count(usize::try_from(LISTEN_BACKLOG).expect("a positive backlog")),
+        ),
+        ("ACCEPTS_PER_TURN", count(ACCEPTS_PER_TURN)),
         (
             "liveness.dead_after_misses",
             format!(

@@ -1,0 +1,72 @@
+//! The listener both adapters accept on: a deep accept backlog, and how
+//! many connections an adapter takes per turn.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+
+/// The listen backlog asked of the kernel (Linux caps it at
+/// `net.core.somaxconn`, 4096 by default since 5.4). The usual 128 (what
+/// `std`, mio and async-io bind with) lets a flood of a few hundred
+/// connecting strangers fill the accept queue, and then the kernel drops
+/// every newcomer's SYN, honest or not, for a second at a time; the node's
+/// admission control can only judge connections it accepts.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// Connections an adapter accepts before it turns to its other work (the
+/// mio adapter: per turn of its loop; the async adapter: per poll of its
+/// acceptor, which then yields to the connections and the node loop). A
+/// flood of connecting strangers, reopening as fast as the node closes
+/// them, must not keep an adapter accepting, away from its peers' sockets
+/// and its timers; the rest wait in the kernel's backlog.
+pub const ACCEPTS_PER_TURN: usize = 64;
+
+/// A non-blocking TCP listener bound to `addr` with [`LISTEN_BACKLOG`],
+/// built with `socket2` (the standard library cannot choose the backlog).
+/// Like `std`'s own bind it sets `SO_REUSEADDR` (not on Windows, where
+/// that option means something else), so that a restarted node can take
+/// its port back at once. Each adapter hands it to its own listener type
+/// (`mio::net::TcpListener::from_std`, `async_io::Async::new`).
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    #[cfg(not(windows))]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listens_non_blocking_on_a_free_port() {
+        let listener = listen(SocketAddr::from(([127, 0, 0, 1], 0))).expect("listen");
+        let addr = listener.local_addr().expect("local addr");
+        assert_ne!(addr.port(), 0);
+        // Nothing waiting: a non-blocking accept says so instead of blocking.
+        let err = listener.accept().expect_err("nothing to accept");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        // A connection is accepted.
+        let _client = std::net::TcpStream::connect(addr).expect("connect");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match listener.accept() {
+                Ok((_, remote)) => {
+                    assert_eq!(remote.ip(), addr.ip());
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(std::time::Instant::now() < deadline, "never accepted");
+                    std::thread::yield_now();
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+    }
+}
