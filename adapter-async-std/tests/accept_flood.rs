@@ -53,6 +53,19 @@ fn smol() {
 }
 
 fn run(rt: Runtime) {
+    // The kernel caps the listen backlog at `net.core.somaxconn`: below the
+    // flood's size, dropped SYNs are the kernel's setting, not the
+    // adapter's doing, and the connect check would fail for that reason.
+    if let Ok(text) = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        && let Ok(max) = text.trim().parse::<usize>()
+        && max < FLOOD
+    {
+        eprintln!(
+            "skipped: net.core.somaxconn is {max}, below the {FLOOD} connections of the flood \
+             (raise it with `sysctl -w net.core.somaxconn=4096` to run this test)"
+        );
+        return;
+    }
     let started = StdInstant::now();
     with_watchdog("honest_peer_gets_through_an_accept_flood", || {
         rt.block_on(honest_peer_gets_through_an_accept_flood(rt))
