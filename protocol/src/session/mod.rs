@@ -16,12 +16,11 @@
 //! a Noise node never continues in plaintext.
 
 pub(crate) mod config;
-mod frames;
 mod noise;
 
 pub use config::SessionConfig;
 
-pub(crate) use frames::Grant;
+pub(crate) use crate::wire::Grant;
 pub(crate) use noise::NOISE_PATTERN;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -33,8 +32,8 @@ use crate::wire::{
     Capabilities, DecodeError, FLAG_COMPRESSED, Hello, LENGTH_PREFIX_LEN, Message, PREAMBLE_LEN,
     PROTOCOL_VERSION, Preamble, decode_body, encode_body, encode_frame, put_frame_header,
 };
+use crate::wire::{FrameReader, Next};
 use crate::{Config, Direction, NodeId, ProtocolError};
-use frames::{FrameReader, Next};
 
 /// What every session of a node shares: built once in `Node::new`.
 pub(crate) struct SessionContext {

@@ -231,7 +231,7 @@ fn a_plaintext_hello_of_another_version_is_refused() {
     let mut bytes = BytesMut::from(&ctx.preamble[..]);
     encode_frame(&Message::Hello(hello), None, &mut bytes);
     let mut out = Vec::new();
-    let result = session.on_bytes(&ctx, bytes.freeze(), &mut frames::Unlimited, &mut out);
+    let result = session.on_bytes(&ctx, bytes.freeze(), &mut crate::wire::Unlimited, &mut out);
     assert!(
         matches!(
             result,

@@ -35,10 +35,13 @@ pub use dht::{
     DhtReplicate, DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply,
     DhtValue, MAX_DHT_BATCH, MAX_DHT_DIGEST, MAX_DHT_KEY, MAX_DHT_VALUE,
 };
+#[cfg(test)]
+pub(crate) use frame::Unlimited;
 pub use frame::{
     FLAG_COMPRESSED, FrameDecoder, FrameError, LENGTH_PREFIX_LEN, decode_body, encode_body,
     encode_frame, frame_header, put_frame_header,
 };
+pub(crate) use frame::{FrameReader, Grant, Next};
 pub use messages::{
     Capabilities, Direct, Goodbye, GoodbyeReason, Hello, MAX_LISTEN_ADDRS, NoiseHandshakePayload,
 };
