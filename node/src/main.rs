@@ -65,6 +65,7 @@
 #![forbid(unsafe_code)]
 
 mod console;
+mod console_lines;
 mod data_dir;
 mod display;
 mod logging;

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::error::Error;
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread;
@@ -29,6 +29,7 @@ use tracing::{debug, info, warn};
 
 use crate::NodeArgs;
 use crate::console::{self, ConsoleCommand};
+use crate::console_lines::{ConsoleLine, ConsoleLines};
 use crate::data_dir::{CacheState, DataDir, KeyOrigin, os_random};
 use crate::display;
 use crate::logging::LogControl;
@@ -358,7 +359,11 @@ fn read_console(tx: SyncSender<Input>) -> io::Result<()> {
         .name("console".into())
         .spawn(move || {
             let mut stdin = io::stdin().lock();
-            for input in ConsoleLines::new(&mut stdin, MAX_CONSOLE_LINE) {
+            for line in ConsoleLines::new(&mut stdin, MAX_CONSOLE_LINE) {
+                let input = match line {
+                    ConsoleLine::Line(line) => Input::Line(line),
+                    ConsoleLine::TooLong(len) => Input::LineTooLong(len),
+                };
                 if tx.send(input).is_err() {
                     return;
                 }
@@ -366,83 +371,6 @@ fn read_console(tx: SyncSender<Input>) -> io::Result<()> {
             let _ = tx.send(Input::StdinClosed);
         })
         .map(drop)
-}
-
-/// The console's lines, read through a buffer of the reader's own size: a
-/// line longer than `max` bytes is skipped as it streams in (and reported
-/// as [`Input::LineTooLong`]), never held whole.
-struct ConsoleLines<R> {
-    reader: R,
-    max: usize,
-    line: Vec<u8>,
-    /// Bytes of a too-long line so far; `None` while the line fits.
-    skipped: Option<usize>,
-    done: bool,
-}
-
-impl<R: BufRead> ConsoleLines<R> {
-    fn new(reader: R, max: usize) -> Self {
-        ConsoleLines {
-            reader,
-            max,
-            line: Vec::new(),
-            skipped: None,
-            done: false,
-        }
-    }
-
-    /// The line read so far, as an input, and the reader ready for the next.
-    fn finish(&mut self) -> Input {
-        let input = match self.skipped.take() {
-            Some(len) => Input::LineTooLong(len),
-            None => Input::Line(String::from_utf8_lossy(&self.line).into_owned()),
-        };
-        self.line.clear();
-        input
-    }
-}
-
-impl<R: BufRead> Iterator for ConsoleLines<R> {
-    type Item = Input;
-
-    fn next(&mut self) -> Option<Input> {
-        while !self.done {
-            let buf = match self.reader.fill_buf() {
-                Ok(buf) => buf,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    warn!(error = %e, "cannot read stdin; treating it as closed");
-                    self.done = true;
-                    break;
-                }
-            };
-            if buf.is_empty() {
-                self.done = true;
-                // A last line without its newline still counts.
-                if self.line.is_empty() && self.skipped.is_none() {
-                    return None;
-                }
-                return Some(self.finish());
-            }
-            let (take, ends) = match buf.iter().position(|&b| b == b'\n') {
-                Some(at) => (at + 1, true),
-                None => (buf.len(), false),
-            };
-            match &mut self.skipped {
-                Some(len) => *len += take,
-                None if self.line.len() + take > self.max => {
-                    self.skipped = Some(self.line.len() + take);
-                    self.line.clear();
-                }
-                None => self.line.extend_from_slice(&buf[..take]),
-            }
-            self.reader.consume(take);
-            if ends {
-                return Some(self.finish());
-            }
-        }
-        None
-    }
 }
 
 /// The state the loop keeps between inputs.
@@ -1092,42 +1020,5 @@ fn table_failure(op: &TableOp, reason: &DhtFailure) -> String {
             format!("warning: {key}: {reason}; repair will copy it to the rest")
         }
         _ => format!("error: cannot {} {key}: {reason}", op.verb()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lines(input: &[u8], max: usize) -> Vec<String> {
-        // A reader buffer smaller than a line: the skipping spans fills.
-        let reader = io::BufReader::with_capacity(4, input);
-        ConsoleLines::new(reader, max)
-            .map(|input| match input {
-                Input::Line(line) => format!("line {line:?}"),
-                Input::LineTooLong(len) => format!("too long {len}"),
-                _ => "other".to_owned(),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn console_lines_longer_than_the_cap_are_skipped_and_counted() {
-        assert_eq!(
-            lines(b"peers\nxxxxxxxxxxxxxxxxxxxx\nring\nlast", 10),
-            [
-                "line \"peers\\n\"",
-                "too long 21",
-                "line \"ring\\n\"",
-                "line \"last\""
-            ]
-        );
-        // Exactly the cap fits; a too-long last line without a newline is
-        // reported too.
-        assert_eq!(
-            lines(b"123456789\nabcdefghijkl", 10),
-            ["line \"123456789\\n\"", "too long 12"]
-        );
-        assert!(lines(b"", 10).is_empty());
     }
 }
