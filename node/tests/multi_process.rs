@@ -168,17 +168,7 @@ fn the_table_serves_a_key_from_every_node_also_after_its_owner_exits() {
     // next two ids clockwise, its predecessor the one before.
     let mut ids: Vec<String> = nodes.iter().map(|p| p.id.clone()).collect();
     ids.push(boot.id.clone());
-    ids.sort();
-    let ideal = |id: &str| {
-        let i = ids.iter().position(|x| x == id).expect("a member");
-        let short = |k: usize| ids[k % ids.len()][..8].to_owned();
-        format!(
-            "ring: member, successors <{}> <{}>, predecessor <{}>",
-            short(i + 1),
-            short(i + 2),
-            short(i + ids.len() - 1)
-        )
-    };
+    let ideal = |id: &str| support::ideal_ring_line(&ids, id);
     boot.wait_line(&ideal(&boot.id));
     for p in &mut nodes {
         let line = ideal(&p.id);

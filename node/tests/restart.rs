@@ -225,17 +225,7 @@ fn a_member_frozen_and_restarted_at_once_serves_get_and_put_within_2s_of_rejoini
     // The ring settles into the ideal one.
     let mut ids: Vec<String> = others.iter().map(|p| p.id.clone()).collect();
     ids.extend([n1.id.clone(), boot.id.clone()]);
-    ids.sort();
-    let ideal = |id: &str| {
-        let i = ids.iter().position(|x| x == id).expect("a member");
-        let short = |k: usize| ids[k % ids.len()][..8].to_owned();
-        format!(
-            "ring: member, successors <{}> <{}>, predecessor <{}>",
-            short(i + 1),
-            short(i + 2),
-            short(i + ids.len() - 1)
-        )
-    };
+    let ideal = |id: &str| support::ideal_ring_line(&ids, id);
     boot.wait_line(&ideal(&boot.id));
     for p in std::iter::once(&mut n1).chain(others.iter_mut()) {
         let line = ideal(&p.id);

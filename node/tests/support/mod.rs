@@ -245,3 +245,18 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The `ring:` line a member of the ideal ring of `ids` (full ids) prints,
+/// with 2 successors: the next two ids clockwise, and the one before.
+pub(crate) fn ideal_ring_line(ids: &[String], id: &str) -> String {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    let i = ids.iter().position(|x| x == id).expect("a member");
+    let short = |k: usize| ids[k % ids.len()][..8].to_owned();
+    format!(
+        "ring: member, successors <{}> <{}>, predecessor <{}>",
+        short(i + 1),
+        short(i + 2),
+        short(i + ids.len() - 1)
+    )
+}
