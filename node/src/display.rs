@@ -22,10 +22,15 @@ const MAX_PRINTED_CHARS: usize = 2048;
 /// characters (newlines, escapes) and bidirectional overrides are shown
 /// escaped, and a long message is cut at [`MAX_PRINTED_CHARS`].
 pub(crate) fn printable(payload: &[u8]) -> String {
-    let text = String::from_utf8_lossy(payload);
-    let mut out = String::with_capacity(text.len().min(MAX_PRINTED_CHARS));
+    escaped(&String::from_utf8_lossy(payload), MAX_PRINTED_CHARS)
+}
+
+/// `text` with control characters and bidirectional overrides escaped,
+/// cut after `max` characters with the rest summarised.
+fn escaped(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
     for (count, (at, c)) in text.char_indices().enumerate() {
-        if count == MAX_PRINTED_CHARS {
+        if count == max {
             let _ = write!(out, "… (+{} bytes)", text.len() - at);
             break;
         }
@@ -45,19 +50,7 @@ const MAX_ECHOED_CHARS: usize = 40;
 /// [`printable`] does (a typed ESC must not drive the terminal), and cut
 /// short.
 pub(crate) fn echo(typed: &str) -> String {
-    let mut out = String::new();
-    for (count, (at, c)) in typed.char_indices().enumerate() {
-        if count == MAX_ECHOED_CHARS {
-            let _ = write!(out, "… (+{} bytes)", typed.len() - at);
-            break;
-        }
-        if c.is_control() || is_bidi_control(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    escaped(typed, MAX_ECHOED_CHARS)
 }
 
 /// Why a connection ended, in words (for `could not reach ADDR: …`).

@@ -115,22 +115,6 @@ fn nodes_chat_list_peers_and_rejoin_through_their_peer_cache() {
     eprintln!("multi-process test took {:?}", started.elapsed());
 }
 
-/// The ring member that owns table key `key` among `ids` (full hex ids):
-/// the first at or clockwise after the key's position, which is the first
-/// 16 bytes of BLAKE3(key) read big-endian (spec/chord.md §1, §10.1).
-fn owner_of<'a>(key: &str, ids: &[&'a str]) -> &'a str {
-    let hash = blake3::hash(key.as_bytes());
-    let position = u128::from_be_bytes(hash.as_bytes()[..16].try_into().expect("16 bytes"));
-    let as_u128 = |id: &str| u128::from_str_radix(id, 16).expect("hex id");
-    let mut sorted = ids.to_vec();
-    sorted.sort_by_key(|id| as_u128(id));
-    sorted
-        .iter()
-        .copied()
-        .find(|id| as_u128(id) >= position)
-        .unwrap_or(sorted[0])
-}
-
 #[test]
 fn the_table_serves_a_key_from_every_node_also_after_its_owner_exits() {
     let started = Instant::now();
@@ -186,7 +170,7 @@ fn the_table_serves_a_key_from_every_node_also_after_its_owner_exits() {
     let (key, owner) = (0..)
         .map(|i| format!("colour-{i}"))
         .find_map(|key| {
-            let owner = owner_of(&key, &members);
+            let owner = support::owner_of(&key, &members);
             let at = nodes.iter().position(|p| p.id == owner)?;
             Some((key, at))
         })

@@ -22,27 +22,11 @@ use support::{Proc, TempDir};
 /// The "Done when" bound: from the rejoin to `get` and `put` served.
 const SERVED_WITHIN: Duration = Duration::from_secs(2);
 
-/// The ring member that owns table key `key` among `ids` (full hex ids):
-/// the first at or clockwise after the key's position, the first 16 bytes
-/// of BLAKE3(key) read big-endian (spec/chord.md §1, §10.1).
-fn owner_of<'a>(key: &str, ids: &[&'a str]) -> &'a str {
-    let hash = blake3::hash(key.as_bytes());
-    let position = u128::from_be_bytes(hash.as_bytes()[..16].try_into().expect("16 bytes"));
-    let as_u128 = |id: &str| u128::from_str_radix(id, 16).expect("hex id");
-    let mut sorted = ids.to_vec();
-    sorted.sort_by_key(|id| as_u128(id));
-    sorted
-        .iter()
-        .copied()
-        .find(|id| as_u128(id) >= position)
-        .unwrap_or(sorted[0])
-}
-
 /// A key `owner` owns among `ids`, with `tag` in its name.
 fn key_owned_by(tag: &str, owner: &str, ids: &[&str]) -> String {
     (0..)
         .map(|i| format!("{tag}-{i}"))
-        .find(|key| owner_of(key, ids) == owner)
+        .find(|key| support::owner_of(key, ids) == owner)
         .expect("some key")
 }
 

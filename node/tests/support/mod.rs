@@ -260,3 +260,19 @@ pub(crate) fn ideal_ring_line(ids: &[String], id: &str) -> String {
         short(i + ids.len() - 1)
     )
 }
+
+/// The ring member that owns table key `key` among `ids` (full hex ids):
+/// the first at or clockwise after the key's position, the first 16 bytes
+/// of BLAKE3(key) read big-endian (spec/chord.md §1, §10.1).
+pub(crate) fn owner_of<'a>(key: &str, ids: &[&'a str]) -> &'a str {
+    let hash = blake3::hash(key.as_bytes());
+    let position = u128::from_be_bytes(hash.as_bytes()[..16].try_into().expect("16 bytes"));
+    let as_u128 = |id: &str| u128::from_str_radix(id, 16).expect("hex id");
+    let mut sorted = ids.to_vec();
+    sorted.sort_by_key(|id| as_u128(id));
+    sorted
+        .iter()
+        .copied()
+        .find(|id| as_u128(id) >= position)
+        .unwrap_or(sorted[0])
+}
