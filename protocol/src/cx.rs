@@ -23,7 +23,7 @@ use crate::liveness::peer::PeerLiveness;
 use crate::session::{EncodeError, Prepared};
 use crate::time::Instant;
 use crate::wire::{Capabilities, Message, PeerEntry};
-use crate::{ConnId, Event, NodeId};
+use crate::{ConnId, Event, NodeId, PublicKey};
 
 /// Why [`Cx::send`] did not send. Nothing was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +73,17 @@ pub(crate) trait Cx {
     fn next_op(&mut self) -> OpId;
     /// Whether the node has shut down.
     fn is_shut_down(&self) -> bool;
+
+    // ----- signatures -----
+
+    /// This node's public key (what its id is the hash of).
+    fn public_key(&self) -> PublicKey;
+    /// This node's Ed25519 signature over `message` (which starts with its
+    /// layout's context string, spec/).
+    fn sign(&self, message: &[u8]) -> [u8; 64];
+    /// Whether `signature` is `key`'s signature over `message`, through the
+    /// node's [`SignatureCheck`](crate::SignatureCheck).
+    fn verify(&self, key: &PublicKey, message: &[u8], signature: &[u8; 64]) -> bool;
 
     // ----- the peer table -----
 

@@ -232,7 +232,7 @@ pub use config::{
 };
 pub use dht::{DhtCommand, DhtConfig, DhtError, DhtEvent, DhtFailure, DhtHeld, DhtUsage};
 pub use id::{ConnId, NodeId, OpId, ParseNodeIdError, ShortId};
-pub use identity::{Identity, PublicKey};
+pub use identity::{Ed25519Check, Identity, PublicKey, SignatureCheck};
 pub use input::{Direction, Input, TransportError};
 pub use liveness::{LivenessConfig, LivenessEvent, LivenessStats};
 pub use mesh::{MeshCommand, MeshConfig, MeshError, MeshEvent, MeshStats};

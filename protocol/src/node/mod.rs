@@ -20,7 +20,7 @@ use crate::time::{Duration, Instant};
 use crate::wire::PeerEntry;
 use crate::{
     Accepted, ChordPending, CloseReason, Command, CommandError, Config, ConfigError, DhtHeld,
-    DhtUsage, Identity, Input, MessagingPending, NodeId, Output,
+    DhtUsage, Identity, Input, MessagingPending, NodeId, Output, SignatureCheck,
 };
 
 use route::Parts;
@@ -72,6 +72,33 @@ impl Node {
         let parts = Parts::new(&config, seed, &hasher);
         let net = Net::new(config, &identity, seed, hasher, now);
         Ok(Node { net, parts })
+    }
+
+    /// Replaces how this node checks the signatures peers send it (signed
+    /// broadcasts, table entries). The default verifies each one
+    /// ([`Ed25519Check`](crate::Ed25519Check)); a driver of many nodes in
+    /// one process may share a memoising [`SignatureCheck`] among them, as
+    /// the simulator does. Call it before the first input.
+    pub fn set_signature_check(&mut self, check: std::sync::Arc<dyn SignatureCheck>) {
+        self.net.set_signature_check(check);
+    }
+
+    /// Sends `message` to `peer` as it is, bypassing every rule of the
+    /// component that would normally send it: for tests that play a
+    /// tampered member running the real node code (feature `adversary`;
+    /// never enable it in a program). Whether it went out: `peer` must be up
+    /// and the message fit its frame cap.
+    #[cfg(feature = "adversary")]
+    pub fn adversary_send(
+        &mut self,
+        now: Instant,
+        peer: NodeId,
+        message: &crate::wire::Message,
+    ) -> bool {
+        self.net.advance(now);
+        let sent = crate::cx::Cx::send(&mut self.net, peer, message).is_ok();
+        self.after_call();
+        sent
     }
 
     /// This node's id.

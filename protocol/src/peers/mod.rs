@@ -28,6 +28,7 @@ mod maintain;
 
 use core::net::SocketAddr;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use foldhash::fast::FixedState;
@@ -45,7 +46,10 @@ use crate::session::{EncodeError, Prepared, Session, SessionContext, SessionOutp
 use crate::time::{Duration, Instant};
 use crate::timer::DeadlineQueue;
 use crate::wire::{Capabilities, Message, PeerEntry};
-use crate::{CloseReason, Config, ConnId, Direction, Event, Identity, NodeId, OpId, Output};
+use crate::{
+    CloseReason, Config, ConnId, Direction, Event, Identity, NodeId, OpId, Output, PublicKey,
+    SignatureCheck,
+};
 
 /// The delay before redial attempt number `failures + 1`: `min × 2^failures`
 /// capped at `max`, then jittered down by up to half so that nodes which
@@ -231,6 +235,10 @@ pub(crate) struct Net {
     group_hasher: FixedState,
     /// The admission counters at the last summary line.
     admission_logged: [u64; 8],
+    /// Signs what this node originates (broadcasts, table entries).
+    identity: Identity,
+    /// Checks what peers signed (`Node::set_signature_check`).
+    signature_check: Arc<dyn SignatureCheck>,
 }
 
 impl Net {
@@ -268,6 +276,8 @@ impl Net {
             ),
             group_hasher: hasher.clone(),
             admission_logged: [0; 8],
+            identity: identity.clone(),
+            signature_check: crate::identity::default_check(),
             links: HashMap::with_hasher(hasher.clone()),
             budget: ReceiveBudget::new(
                 config.session.receive_budget,
@@ -579,6 +589,13 @@ impl Net {
     }
 }
 
+impl Net {
+    /// Replaces how signatures are checked (`Node::set_signature_check`).
+    pub(crate) fn set_signature_check(&mut self, check: Arc<dyn SignatureCheck>) {
+        self.signature_check = check;
+    }
+}
+
 impl Cx for Net {
     fn now(&self) -> Instant {
         self.now
@@ -586,6 +603,18 @@ impl Cx for Net {
 
     fn me(&self) -> NodeId {
         self.id
+    }
+
+    fn public_key(&self) -> PublicKey {
+        self.identity.public_key()
+    }
+
+    fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.identity.sign(message)
+    }
+
+    fn verify(&self, key: &PublicKey, message: &[u8], signature: &[u8; 64]) -> bool {
+        self.signature_check.verify(key, message, signature)
     }
 
     fn timer_seq(&mut self) -> u64 {

@@ -25,6 +25,7 @@
 //! hashes and a changed run shows in the hash.
 
 mod churn;
+mod memo_check;
 mod trace;
 
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -227,6 +228,8 @@ pub struct Sim<O: Observer = ()> {
     /// Deliveries in the queue (timers excluded), for [`Sim::settle`].
     in_flight: u64,
     observer: O,
+    /// The signature check every node shares (`memo_check.rs`).
+    signature_check: std::sync::Arc<memo_check::MemoCheck>,
 }
 
 fn stream(seed: u64, name: &str) -> ChaCha8Rng {
@@ -260,6 +263,7 @@ impl<O: Observer> Sim<O> {
             stats: SimStats::default(),
             in_flight: 0,
             observer,
+            signature_check: std::sync::Arc::default(),
         }
     }
 
@@ -350,7 +354,8 @@ impl<O: Observer> Sim<O> {
         let secret = blake3::derive_key("ringmesh-sim v1 identity", &material);
         let identity = Identity::from_secret_bytes(secret);
         let id = identity.node_id();
-        let node = Node::new(config.clone(), identity, self.node_seed(i, 0), self.now)?;
+        let mut node = Node::new(config.clone(), identity, self.node_seed(i, 0), self.now)?;
+        node.set_signature_check(self.signature_check.clone());
         self.nodes.push(SimNode {
             node: Some(node),
             state: NodeState::Up,
@@ -468,12 +473,13 @@ impl<O: Observer> Sim<O> {
         n.incarnation += 1;
         let seed = self.node_seed(i, self.nodes[i as usize].incarnation);
         let n = &mut self.nodes[i as usize];
-        let node = Node::new(
+        let mut node = Node::new(
             n.config.clone(),
             Identity::from_secret_bytes(n.secret),
             seed,
             self.now,
         )?;
+        node.set_signature_check(self.signature_check.clone());
         n.node = Some(node);
         n.state = NodeState::Up;
         n.next_inbound = 0;
