@@ -85,10 +85,11 @@ impl Node {
 
     /// Sends `message` to `peer` as it is, bypassing every rule of the
     /// component that would normally send it: for tests that play a
-    /// tampered member running the real node code (feature `adversary`;
-    /// never enable it in a program). Whether it went out: `peer` must be up
-    /// and the message fit its frame cap.
-    #[cfg(feature = "adversary")]
+    /// tampered member running the real node code (hidden from the docs;
+    /// it gives an application nothing it could not do with its own
+    /// sockets, and a peer's defences must hold against it). Whether it
+    /// went out: `peer` must be up and the message fit its frame cap.
+    #[doc(hidden)]
     pub fn adversary_send(
         &mut self,
         now: Instant,
