@@ -1,5 +1,5 @@
-//! Ring pointers that cost something (issue 13, part 4; spec/chord.md §6.3,
-//! §6.5, §13): a `ChordNotify` from an id ground to sit just below a member
+//! Ring pointers that cost something (issue 13, part 4; spec/chord.md §6.2,
+//! §6.3, §6.5, §6.6): a `ChordNotify` from an id ground to sit just below a member
 //! is adopted as predecessor only if its sender answers as a ring member
 //! whose successor list places that member; one that does not is never
 //! adopted, never displaces the live predecessor, and is handed no key. An
