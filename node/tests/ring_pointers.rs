@@ -41,7 +41,8 @@ fn ground_below(pred: u128, target: u128) -> Identity {
     let from = target.wrapping_sub(gap / 8);
     (0u64..)
         .map(|i| {
-            let secret = *blake3::hash(format!("ground below {target:x} {i}").as_bytes()).as_bytes();
+            let secret =
+                *blake3::hash(format!("ground below {target:x} {i}").as_bytes()).as_bytes();
             Identity::from_secret_bytes(secret)
         })
         .find(|identity| {
@@ -158,7 +159,10 @@ fn a_notifier_ground_below_a_member_never_becomes_its_predecessor() {
     let target = &mut nodes[0];
     let mut sorted = ids.clone();
     sorted.sort();
-    let at = sorted.iter().position(|id| *id == target.id).expect("member");
+    let at = sorted
+        .iter()
+        .position(|id| *id == target.id)
+        .expect("member");
     let pred = sorted[(at + sorted.len() - 1) % sorted.len()].clone();
     let settled = ideal(&target.id);
     assert!(settled.ends_with(&format!("predecessor <{}>", &pred[..8])));
@@ -220,7 +224,10 @@ fn a_notifier_ground_below_a_member_never_becomes_its_predecessor() {
         .iter()
         .filter(|l| l.starts_with("ring: ") && l.contains(&as_pred))
         .collect();
-    assert!(taken.is_empty(), "the attacker became predecessor: {taken:?}");
+    assert!(
+        taken.is_empty(),
+        "the attacker became predecessor: {taken:?}"
+    );
     for p in &mut nodes {
         p.type_line("exit");
         assert!(p.wait_exit().success());

@@ -217,7 +217,7 @@ fn a_ground_notifier_is_never_adopted(mode: Attacker) {
             if net.is_up(attacker) {
                 notify(&mut net, attacker, TARGET);
             }
-            next_notify = next_notify + Duration::from_millis(500);
+            next_notify += Duration::from_millis(500);
         }
         let step_end = net.now() + Duration::from_millis(10);
         while net.step() && net.now() < step_end {
@@ -295,10 +295,11 @@ fn an_honest_joiner_just_below_a_member_is_adopted_promptly_and_handed_its_keys(
         .add_node(config(0), identity.secret_bytes(), 7)
         .expect("joiner");
     let took = join_and_wait_for_pred(&mut net, joiner).expect("adopted within 5 s");
-    // Join lookup, the joiner's first stabilization, its notify, and the
-    // check's round trip: a few latencies, well within one stabilization
-    // interval (500 ms).
-    assert!(took <= Duration::from_millis(500), "adopted after {took:?}");
+    // Join lookup (the joiner connects to the target first), the joiner's
+    // first stabilization, its notify, and the check's round trip: 15
+    // one-way latencies of 5 ms (75 ms measured), far from one
+    // stabilization interval (500 ms).
+    assert!(took <= Duration::from_millis(150), "adopted after {took:?}");
     net.run_for(Duration::from_secs(5));
     let owned: Vec<&String> = keys
         .iter()

@@ -453,6 +453,10 @@ impl Chord {
     /// notifier that fails never displaced it and was never handed a key.
     fn rectify(&mut self, cx: &mut dyn Cx, n: Pointer) {
         let me = cx.me().as_u128();
+        if self.pred.as_ref().is_some_and(|p| p.id == n.id) {
+            // The predecessor notifying again: the usual case, free.
+            return;
+        }
         if self.rectifying.is_some() {
             // One rectify request at a time; keep the closest notifier
             // for when it ends.

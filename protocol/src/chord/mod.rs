@@ -3,8 +3,10 @@
 //!
 //! - `ring.rs`: the pure rules (intervals, `clip`, rectify, the lookup
 //!   responder).
-//! - `maintain.rs`: starting or joining a ring, stabilization, rectify, and
-//!   what a dead peer does to the pointers (§4–§6).
+//! - `maintain.rs`: starting or joining a ring, stabilization, rectify (a
+//!   notifier is checked before it becomes the predecessor), and what a
+//!   dead peer does to the pointers (§4–§6).
+//! - `puzzle.rs`: the optional static id puzzle (§6.5).
 //! - `lookup.rs`: iterative lookups, lazy fingers, routing to a node (§7, §9).
 //! - `respond.rs`: answering the chord messages, and their replies.
 //!
