@@ -318,6 +318,9 @@ impl Config {
                 if !(1..=crate::wire::MAX_CHORD_LIST).contains(&chord.successors) {
                     return Err(ConfigError::ChordSuccessors(chord.successors));
                 }
+                if chord.id_puzzle_bits > crate::MAX_ID_PUZZLE_BITS {
+                    return Err(ConfigError::IdPuzzleBits(chord.id_puzzle_bits));
+                }
                 if let Some(dht) = dht
                     && !(1..=chord.successors).contains(&dht.replicas)
                 {
@@ -422,6 +425,14 @@ pub enum ConfigError {
         /// What chord needs.
         min: u32,
     },
+    /// `chord.id_puzzle_bits` is above `MAX_ID_PUZZLE_BITS` (24).
+    #[error("chord.id_puzzle_bits {0} is above 24")]
+    IdPuzzleBits(u8),
+    /// With `chord.id_puzzle_bits` k > 0, this node's own id does not meet
+    /// the puzzle (spec/chord.md §6.5): no member would adopt it. Found by
+    /// [`Node::new`](crate::Node::new), which sees the identity.
+    #[error("this node's id does not meet chord.id_puzzle_bits {0} (grind an identity that does)")]
+    IdFailsPuzzle(u8),
 }
 
 #[cfg(test)]

@@ -226,6 +226,7 @@ pub use chord::{
     ChordCommand, ChordConfig, ChordError, ChordEvent, ChordPending, ChordRole, ChordStats,
     LookupError,
 };
+pub use chord::{ID_PUZZLE_CONTEXT, MAX_ID_PUZZLE_BITS, grind_identity, meets_id_puzzle};
 pub use command::{Accepted, Command, CommandError};
 pub use config::{
     CHORD_MIN_FRAME_LEN, Config, ConfigError, MAX_BOOTSTRAP, MIN_MAX_FRAME_LEN, Security,

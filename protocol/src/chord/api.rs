@@ -142,8 +142,24 @@ pub struct ChordStats {
     /// Chord and table replies that matched no pending request (late, or
     /// from the wrong peer).
     pub late_replies: u64,
-    /// Dead ring pointers removed (spec/chord.md §4 Flush).
+    /// Ring pointers removed (spec/chord.md §4 Flush): dead, or a
+    /// predecessor that no longer answered as a member placing this node
+    /// (§6.3).
     pub flushes: u64,
+    /// `ChordNotify` senders not adopted as predecessor because the check
+    /// of §6.3 failed: no `ChordState` within `chord.request_timeout`, not
+    /// a member, a successor list that does not place this node, or an id
+    /// that fails `chord.id_puzzle_bits`. None of them displaced the
+    /// predecessor or was handed a key.
+    pub notifiers_refused: u64,
+    /// Successor candidates of stabilization (§6.2 step 4: the successor's
+    /// predecessor) not adopted because they answered as a member whose
+    /// list does not place the successor, or failed the id puzzle.
+    pub successors_refused: u64,
+    /// Ids refused anywhere for failing `chord.id_puzzle_bits` (§6.5):
+    /// notifiers, successor-list entries, lookup candidates and answers,
+    /// founders.
+    pub puzzle_refused: u64,
     /// Lookups that found an owner (commands and internal).
     pub lookups: u64,
     /// Lookups that failed.

@@ -26,6 +26,18 @@ pub struct ChordConfig {
     pub max_lookups: usize,
     /// How long a lookup, and a table operation, may take. Default 10 s.
     pub lookup_timeout: Duration,
+    /// The static id puzzle (spec/chord.md §6.5): with k > 0, an id takes
+    /// part in the ring only if the first k bits of
+    /// BLAKE3(`ID_PUZZLE_CONTEXT` ‖ id) are zero
+    /// ([`meets_id_puzzle`](crate::meets_id_puzzle)). A node refuses to
+    /// adopt any other as predecessor, successor or finger, to follow or
+    /// give it in lookups, and to hear its `ChordNotify`; its own identity
+    /// must meet it ([`grind_identity`](crate::grind_identity) makes one),
+    /// or [`Node::new`](crate::Node::new) refuses the config. Every member
+    /// of a ring must use the same k. At most
+    /// [`MAX_ID_PUZZLE_BITS`](crate::MAX_ID_PUZZLE_BITS) (24). Default 0
+    /// (off).
+    pub id_puzzle_bits: u8,
 }
 
 impl Default for ChordConfig {
@@ -55,6 +67,7 @@ impl ChordConfig {
             max_hops: 64,
             max_lookups: 256,
             lookup_timeout: Duration::from_secs(10),
+            id_puzzle_bits: 0,
         }
     }
 

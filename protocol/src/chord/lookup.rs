@@ -156,8 +156,15 @@ impl Chord {
                 let list = if reply.entries.is_empty() {
                     vec![peer.clone()]
                 } else {
-                    reply.entries
+                    // §6.5: an owner that fails the id puzzle is no answer;
+                    // the hop counts as failed and the next candidate goes.
+                    let list = self.puzzle_prefix(reply.entries);
+                    if list.is_empty() {
+                        return self.lookup_next(cx, id);
+                    }
+                    list
                 };
+                let lookup = self.lookups.get_mut(&id)?;
                 let hops = lookup.hops;
                 let lookup = self.lookups.remove(&id)?;
                 let found = Found {
@@ -176,6 +183,14 @@ impl Chord {
                 lookup
                     .candidates
                     .retain(|c| c.id != me && ring::in_open(from, c.id.as_u128(), key));
+                if self.settings.id_puzzle_bits > 0 {
+                    let bits = self.settings.id_puzzle_bits;
+                    let before = lookup.candidates.len();
+                    lookup
+                        .candidates
+                        .retain(|c| super::meets_id_puzzle(c.id, bits));
+                    self.stats.puzzle_refused += (before - lookup.candidates.len()) as u64;
+                }
                 lookup
                     .candidates
                     .sort_by_key(|c| (dist(c.id.as_u128(), key), c.id));

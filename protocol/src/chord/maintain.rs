@@ -43,6 +43,11 @@ impl Chord {
         if founders.iter().any(|f| f.addrs.is_empty()) {
             return Err(ChordError::BadFounders("a founder has no address"));
         }
+        if founders.iter().any(|f| !self.meets_puzzle(f.id)) {
+            return Err(ChordError::BadFounders(
+                "a founder's id fails chord.id_puzzle_bits",
+            ));
+        }
         founders.sort_unstable_by_key(|f| f.id);
         if founders.windows(2).any(|w| w[0].id == w[1].id) {
             return Err(ChordError::BadFounders("a founder appears twice"));
@@ -102,6 +107,8 @@ impl Chord {
                 peers.into_iter().filter_map(|p| cx.entry(p)).collect()
             }
         };
+        let mut start = start;
+        start.retain(|p| self.meets_puzzle(p.id));
         if start.is_empty() {
             return Err(ChordError::NoChordPeer);
         }
@@ -261,7 +268,8 @@ impl Chord {
             RingCall::StabilizePred => {
                 self.on_stabilize_pred_outcome(cx, obs, id, peer, outcome, dead)
             }
-            RingCall::Probe => self.on_probe_outcome(cx, obs, id, dead),
+            RingCall::Probe => self.on_probe_outcome(cx, id, peer.id, &outcome, dead),
+            RingCall::CheckNotifier => self.on_check_outcome(cx, obs, id, &outcome, dead),
             RingCall::Notify | RingCall::Client(_) => {}
             RingCall::Hop(lookup) => return self.on_hop_outcome(cx, lookup, peer, outcome, dead),
         }
@@ -322,10 +330,18 @@ impl Chord {
             Outcome::Reply(Message::ChordState(state)) if !dead => {
                 let me = cx.me();
                 let list = self.clip(me, core::iter::once(s1.clone()).chain(state.succs));
+                let list = self.puzzle_prefix(list);
                 self.set_succs(list);
                 let pred = state
                     .pred
-                    .filter(|p| ring::in_open(me.as_u128(), p.id.as_u128(), s1.id.as_u128()));
+                    .filter(|p| ring::in_open(me.as_u128(), p.id.as_u128(), s1.id.as_u128()))
+                    .filter(|p| {
+                        let ok = self.meets_puzzle(p.id);
+                        if !ok {
+                            self.stats.successors_refused += 1;
+                        }
+                        ok
+                    });
                 match pred {
                     Some(p) => {
                         let req = self.ask_state(cx, p, RingCall::StabilizePred);
@@ -366,8 +382,11 @@ impl Chord {
         }
         self.stabilizing = None;
         match outcome {
-            Outcome::Reply(Message::ChordState(state)) if !dead => {
+            Outcome::Reply(Message::ChordState(state))
+                if !dead && self.places_successor(cx, &p, &state.succs) =>
+            {
                 let list = self.clip(cx.me(), core::iter::once(p.clone()).chain(state.succs));
+                let list = self.puzzle_prefix(list);
                 self.set_succs(list);
                 self.notify(cx, p);
             }
@@ -378,6 +397,23 @@ impl Chord {
             }
         }
         obs.ring_changed(cx, self);
+    }
+
+    /// Step 4's check (§6.2): the successor's predecessor `p` is adopted
+    /// only if its list places the successor s1 after it, its first entry
+    /// lying in (p, s1]. Its state is then a part of the ring this node
+    /// already sees; a node that only told s1 it was a member (§6.3) and
+    /// tells this node something else is not put in front of s1.
+    fn places_successor(&mut self, cx: &dyn Cx, p: &Pointer, list: &[Pointer]) -> bool {
+        let Some(s1) = self.succs.first() else {
+            return false;
+        };
+        let ok = ring::places(p.id.as_u128(), &super::positions(list), s1.id.as_u128());
+        if !ok {
+            self.stats.successors_refused += 1;
+            debug!(node = %cx.me().short(), candidate = %p.id.short(), successor = %s1.id.short(), "successor's predecessor does not place it: not adopted");
+        }
+        ok
     }
 
     /// Asks `to` for its ring state (`ChordGetState`) for `call`.
@@ -396,67 +432,165 @@ impl Chord {
     // ----- rectify (§6.3) -----
 
     /// A `ChordNotify` from `from`.
-    pub(super) fn on_notify(&mut self, cx: &mut dyn Cx, obs: &mut dyn RingObserver, from: NodeId) {
+    pub(super) fn on_notify(&mut self, cx: &mut dyn Cx, from: NodeId) {
         if !self.is_member() || from == cx.me() {
             return;
         }
         let Some(n) = cx.entry(from) else {
             return;
         };
-        self.rectify(cx, obs, n);
+        if !self.meets_puzzle(from) {
+            self.refuse_notifier(cx, &n, "its id fails chord.id_puzzle_bits");
+            return;
+        }
+        self.rectify(cx, n);
     }
 
-    fn rectify(&mut self, cx: &mut dyn Cx, obs: &mut dyn RingObserver, n: Pointer) {
+    /// §6.3 with the check: the table says whether `n` would be adopted;
+    /// a notifier that would be is asked for its state first, and adopted
+    /// only if it answers as a member whose list places this node. The
+    /// predecessor it would displace keeps its place meanwhile, so a
+    /// notifier that fails never displaced it and was never handed a key.
+    fn rectify(&mut self, cx: &mut dyn Cx, n: Pointer) {
         let me = cx.me().as_u128();
+        if self.pred.as_ref().is_some_and(|p| p.id == n.id) {
+            // The predecessor notifying again: the usual case, free.
+            return;
+        }
+        if self.rectifying.is_some() {
+            // One rectify request at a time; keep the closest notifier
+            // for when it ends.
+            let busy_with = |p: &Option<Pointer>| p.as_ref().is_some_and(|p| p.id == n.id);
+            if busy_with(&self.checking) || busy_with(&self.waiting_notifier) {
+                return;
+            }
+            let closer = self
+                .waiting_notifier
+                .as_ref()
+                .is_none_or(|w| ring::in_open(w.id.as_u128(), n.id.as_u128(), me));
+            if closer {
+                self.waiting_notifier = Some(n);
+            }
+            return;
+        }
         let pred = self.pred.as_ref().map(|p| p.id.as_u128());
         match ring::rectify(me, pred, n.id.as_u128()) {
-            Rectify::Adopt => self.set_pred(cx, obs, n),
             Rectify::Nothing => {}
+            Rectify::Adopt => {
+                let req = self.ask_state(cx, n.clone(), RingCall::CheckNotifier);
+                self.rectifying = Some(req);
+                self.checking = Some(n);
+            }
             Rectify::CheckOld => {
-                if self.probing.is_some() {
-                    let closer = self
-                        .waiting_notifier
-                        .as_ref()
-                        .is_none_or(|w| ring::in_open(w.id.as_u128(), n.id.as_u128(), me));
-                    if closer {
-                        self.waiting_notifier = Some(n);
-                    }
-                    return;
-                }
+                // The old predecessor must still answer as a member that
+                // places this node; liveness alone is not enough (a peer
+                // can answer pings and nothing else).
                 let Some(old) = self.pred.clone() else {
                     return;
                 };
-                if cx.link(old.id).is_some_and(|l| !l.liveness.is_suspect()) {
-                    return;
-                }
                 self.waiting_notifier = Some(n);
                 let req = self.ask_state(cx, old, RingCall::Probe);
-                self.probing = Some(req);
+                self.rectifying = Some(req);
             }
         }
     }
 
-    fn on_probe_outcome(
+    /// Whether a rectify request's outcome shows a member whose list places
+    /// this node (dead: [`Chord::is_death`]).
+    fn answers_placing_me(cx: &dyn Cx, of: NodeId, outcome: &Outcome, dead: bool) -> bool {
+        match outcome {
+            Outcome::Reply(Message::ChordState(state)) if !dead && state.member => {
+                let list = super::positions(&state.succs);
+                ring::places(of.as_u128(), &list, cx.me().as_u128())
+            }
+            _ => false,
+        }
+    }
+
+    /// The check of a notifier ended.
+    fn on_check_outcome(
         &mut self,
         cx: &mut dyn Cx,
         obs: &mut dyn RingObserver,
         req: u64,
+        outcome: &Outcome,
         dead: bool,
     ) {
-        if self.probing != Some(req) {
+        if self.rectifying != Some(req) {
             return;
         }
-        self.probing = None;
-        let Some(waiting) = self.waiting_notifier.take() else {
+        self.rectifying = None;
+        let Some(n) = self.checking.take() else {
             return;
         };
-        // Dead: the flush already cleared the predecessor, so the waiting
-        // notifier is adopted. Alive: only a notifier closer than it wins.
-        let me = cx.me().as_u128();
-        let pred = self.pred.as_ref().map(|p| p.id.as_u128());
-        if dead || ring::rectify(me, pred, waiting.id.as_u128()) == Rectify::Adopt {
-            self.set_pred(cx, obs, waiting);
+        if matches!(outcome, Outcome::Failed(Failure::Refused)) {
+            // A local cap refused the request: nothing is known of n, and
+            // its next notify tries again.
+        } else if Self::answers_placing_me(cx, n.id, outcome, dead) {
+            // The predecessor may have been flushed meanwhile, never
+            // replaced (rectify requests go one at a time).
+            let me = cx.me().as_u128();
+            let pred = self.pred.as_ref().map(|p| p.id.as_u128());
+            if ring::rectify(me, pred, n.id.as_u128()) == Rectify::Adopt {
+                self.set_pred(cx, obs, n);
+            }
+        } else {
+            let why = match outcome {
+                Outcome::Reply(Message::ChordState(s)) if s.member => {
+                    "its successor list does not place this node"
+                }
+                Outcome::Reply(_) => "it is not a ring member",
+                _ => "it did not answer",
+            };
+            self.refuse_notifier(cx, &n, why);
         }
+        self.rectify_waiting(cx);
+    }
+
+    /// The probe of the old predecessor ended.
+    fn on_probe_outcome(
+        &mut self,
+        cx: &mut dyn Cx,
+        req: u64,
+        old: NodeId,
+        outcome: &Outcome,
+        dead: bool,
+    ) {
+        if self.rectifying != Some(req) {
+            return;
+        }
+        self.rectifying = None;
+        let still_pred = self.pred.as_ref().is_some_and(|p| p.id == old);
+        let refused = matches!(outcome, Outcome::Failed(Failure::Refused));
+        if still_pred && !refused && !Self::answers_placing_me(cx, old, outcome, dead) {
+            // Alive but no longer placing this node (dead ones the router
+            // flushed already): it is not the predecessor any more.
+            self.stats.flushes += 1;
+            debug!(node = %cx.me().short(), pred = %old.short(), "predecessor no longer places this node: dropped");
+            self.pred = None;
+        }
+        // The waiting notifier is checked if the table (with the
+        // predecessor as it now is) would adopt it.
+        self.rectify_waiting(cx);
+    }
+
+    /// Rectifies the notifier that waited, if any.
+    fn rectify_waiting(&mut self, cx: &mut dyn Cx) {
+        if let Some(n) = self.waiting_notifier.take() {
+            let me = cx.me().as_u128();
+            let pred = self.pred.as_ref().map(|p| p.id.as_u128());
+            // Only a notifier the table would adopt now: one that merely
+            // lost against a live predecessor is dropped (its next notify
+            // brings it back if it should).
+            if ring::rectify(me, pred, n.id.as_u128()) == Rectify::Adopt {
+                self.rectify(cx, n);
+            }
+        }
+    }
+
+    fn refuse_notifier(&mut self, cx: &dyn Cx, n: &Pointer, why: &'static str) {
+        self.stats.notifiers_refused += 1;
+        debug!(node = %cx.me().short(), notifier = %n.id.short(), why, "notifier refused as predecessor");
     }
 
     fn set_pred(&mut self, cx: &mut dyn Cx, obs: &mut dyn RingObserver, p: Pointer) {

@@ -3,8 +3,10 @@
 //!
 //! - `ring.rs`: the pure rules (intervals, `clip`, rectify, the lookup
 //!   responder).
-//! - `maintain.rs`: starting or joining a ring, stabilization, rectify, and
-//!   what a dead peer does to the pointers (§4–§6).
+//! - `maintain.rs`: starting or joining a ring, stabilization, rectify (a
+//!   notifier is checked before it becomes the predecessor), and what a
+//!   dead peer does to the pointers (§4–§6).
+//! - `puzzle.rs`: the optional static id puzzle (§6.5).
 //! - `lookup.rs`: iterative lookups, lazy fingers, routing to a node (§7, §9).
 //! - `respond.rs`: answering the chord messages, and their replies.
 //!
@@ -19,6 +21,7 @@ mod api;
 pub(crate) mod config;
 mod lookup;
 mod maintain;
+mod puzzle;
 mod respond;
 pub(crate) mod ring;
 
@@ -26,6 +29,7 @@ pub use api::{
     ChordCommand, ChordError, ChordEvent, ChordPending, ChordRole, ChordStats, LookupError,
 };
 pub use config::ChordConfig;
+pub use puzzle::{ID_PUZZLE_CONTEXT, MAX_ID_PUZZLE_BITS, grind_identity, meets_id_puzzle};
 
 use core::net::SocketAddr;
 
@@ -64,8 +68,11 @@ pub(crate) enum RingCall {
     Stabilize,
     /// §6.2 step 4: `ChordGetState` to the successor's predecessor.
     StabilizePred,
-    /// §6.3: is the old predecessor alive?
+    /// §6.3: is the old predecessor still a member placing this node?
     Probe,
+    /// §6.3: is the notifier a live member placing this node? (Checked
+    /// before it is adopted as predecessor.)
+    CheckNotifier,
     /// A `ChordNotify` waiting for its connection (no reply).
     Notify,
     /// One hop of lookup `u64`.
@@ -166,6 +173,7 @@ struct Settings {
     max_hops: u32,
     max_lookups: usize,
     lookup_timeout: Duration,
+    id_puzzle_bits: u8,
     listen_addrs: SmallVec<[SocketAddr; 2]>,
 }
 
@@ -185,8 +193,13 @@ pub(crate) struct Chord {
     quick_restabilize: usize,
     /// Bumped whenever a stabilize timer is set, so older ones lapse.
     stabilize_generation: u64,
-    /// The rectify probe in flight, and the notifier waiting on it.
-    probing: Option<u64>,
+    /// The rectify request in flight (§6.3): a probe of the old
+    /// predecessor, or the check of `checking`.
+    rectifying: Option<u64>,
+    /// The notifier whose state is being checked.
+    checking: Option<Pointer>,
+    /// The closest notifier that arrived while a rectify request was in
+    /// flight; rectified when it ends.
     waiting_notifier: Option<Pointer>,
     /// The finger index the next fix-fingers tick starts from.
     next_finger: u8,
@@ -223,7 +236,8 @@ impl Chord {
             stabilizing: None,
             quick_restabilize: 0,
             stabilize_generation: 0,
-            probing: None,
+            rectifying: None,
+            checking: None,
             waiting_notifier: None,
             next_finger: 127,
             lookups: HashMap::with_hasher(hasher.clone()),
@@ -236,6 +250,7 @@ impl Chord {
                 max_hops: config.max_hops,
                 max_lookups: config.max_lookups,
                 lookup_timeout: config.lookup_timeout,
+                id_puzzle_bits: config.id_puzzle_bits,
                 listen_addrs: listen_addrs.iter().copied().collect(),
             },
             timers: DeadlineQueue::new(),
@@ -427,6 +442,28 @@ impl Chord {
         let list: Vec<Pointer> = list.into_iter().collect();
         let kept = ring::clip(me.as_u128(), list.iter().map(|p| p.id.as_u128()), self.r);
         list.into_iter().take(kept.len()).collect()
+    }
+
+    /// Whether `id` meets the id puzzle (§6.5); a refusal is counted.
+    fn meets_puzzle(&mut self, id: NodeId) -> bool {
+        let ok = puzzle::meets_id_puzzle(id, self.settings.id_puzzle_bits);
+        if !ok {
+            self.stats.puzzle_refused += 1;
+        }
+        ok
+    }
+
+    /// The longest prefix of `list` whose ids meet the id puzzle (§6.5).
+    /// Cutting a list only drops pairs, which keeps Zave's invariant
+    /// (§11), as `clip` does.
+    fn puzzle_prefix(&mut self, mut list: Vec<Pointer>) -> Vec<Pointer> {
+        if self.settings.id_puzzle_bits == 0 {
+            return list;
+        }
+        if let Some(bad) = list.iter().position(|p| !self.meets_puzzle(p.id)) {
+            list.truncate(bad);
+        }
+        list
     }
 
     /// This node as a pointer.

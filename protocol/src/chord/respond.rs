@@ -13,11 +13,12 @@ use crate::wire::{
 impl Chord {
     /// A chord request (`ChordGetState`, `ChordNotify`,
     /// `ChordFindSuccessor`) from `from`. Replies go to `from`'s current
-    /// connection.
+    /// connection. No request changes the ring at once (a notifier is
+    /// checked first, §6.3), so the observer is not told here.
     pub(crate) fn on_request(
         &mut self,
         cx: &mut dyn Cx,
-        obs: &mut dyn RingObserver,
+        _obs: &mut dyn RingObserver,
         from: NodeId,
         message: Message,
     ) {
@@ -36,7 +37,7 @@ impl Chord {
                 };
                 let _ = cx.send(from, &Message::ChordState(state));
             }
-            Message::ChordNotify(_) => self.on_notify(cx, obs, from),
+            Message::ChordNotify(_) => self.on_notify(cx, from),
             Message::ChordFindSuccessor(ChordFindSuccessor { req, key }) => {
                 let (kind, entries) = self.answer_find_successor(cx.me(), key, from);
                 let reply = ChordFindSuccessorReply { req, kind, entries };

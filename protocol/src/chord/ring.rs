@@ -73,6 +73,17 @@ pub(crate) fn rectify(me: u128, pred: Option<u128>, n: u128) -> Rectify {
     }
 }
 
+/// §6.3's check of a notifier `n` (and §6.2 step 4's of a successor's
+/// predecessor): whether the successor list `list` that `n` answered
+/// places `me` after it consistently, its first entry lying in (n, me].
+/// An honest notifier sent its `ChordNotify` to its first entry, which was
+/// `me`; since then it can only have learnt of nodes between itself and
+/// `me`. A list that is empty, or whose first entry lies past `me`, says
+/// that `n` does not take `me` for its successor.
+pub(crate) fn places(n: u128, list: &[u128], me: u128) -> bool {
+    list.first().is_some_and(|&e| in_half_open(n, e, me))
+}
+
 /// How many `Next` candidates a responder offers (`CHORD_NEXT_CANDIDATES`).
 pub(crate) const NEXT_CANDIDATES: usize = 4;
 
@@ -165,6 +176,18 @@ mod tests {
         assert_eq!(rectify(50, Some(40), 40), Rectify::Nothing);
         assert_eq!(rectify(50, Some(30), 40), Rectify::Adopt);
         assert_eq!(rectify(50, Some(40), 30), Rectify::CheckOld);
+    }
+
+    #[test]
+    fn a_list_places_me_when_its_first_entry_is_at_or_before_me() {
+        assert!(places(40, &[50, 60], 50));
+        assert!(places(40, &[45, 50], 50));
+        assert!(!places(40, &[], 50));
+        // Past me: the notifier does not take me for its successor.
+        assert!(!places(40, &[55, 60], 50));
+        // Wraps around zero.
+        assert!(places(u128::MAX - 1, &[3], 5));
+        assert!(!places(u128::MAX - 1, &[7], 5));
     }
 
     #[test]

@@ -65,6 +65,11 @@ impl Node {
         now: Instant,
     ) -> Result<Node, ConfigError> {
         config.validate()?;
+        if let Some(chord) = &config.chord
+            && !crate::meets_id_puzzle(identity.node_id(), chord.id_puzzle_bits)
+        {
+            return Err(ConfigError::IdFailsPuzzle(chord.id_puzzle_bits));
+        }
         let mut tables = Rng::derive(seed, Stream::Tables, None);
         // Seeded from the node seed: deterministic, yet not predictable by a
         // peer that would grind ids to collide in our tables.

@@ -1,0 +1,236 @@
+//! A `ChordNotify` from an id ground to sit just below a ring member does
+//! not make the attacker that member's predecessor (issue 13, part 4;
+//! spec/chord.md §6.3), over real sockets against the `ringmesh` program.
+//!
+//! Three `ringmesh` processes form a ring. The attacker is a real
+//! `ringmesh::Node` (Noise XX, chord on, never joined) driven over a std
+//! `TcpStream`, with an identity ground so that its id lies in the last
+//! eighth of the gap between the target and its predecessor. It notifies
+//! the target every 300 ms for 3 s, answering whatever the target asks it
+//! with the real node code (it is no member, so the target's check gets
+//! `member` = 0). The target's `ring:` lines never name the attacker as
+//! predecessor, its predecessor is the same afterwards, and its debug log
+//! shows the refusals.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use bytes::Bytes;
+use ringmesh::wire::{ChordNotify, Message};
+use ringmesh::{
+    ChordConfig, Config, DhtConfig, Direction, Event, Identity, Input, Instant, Node, NodeId,
+    Output, PeersCommand, PeersEvent,
+};
+use support::Proc;
+
+/// How long the attacker keeps notifying.
+const ATTACK: StdDuration = StdDuration::from_secs(3);
+/// Between two notifies.
+const EVERY: StdDuration = StdDuration::from_millis(300);
+
+fn as_u128(id: &str) -> u128 {
+    u128::from_str_radix(id, 16).expect("hex id")
+}
+
+/// An identity whose id lies in the last eighth of (pred, target).
+fn ground_below(pred: u128, target: u128) -> Identity {
+    let gap = target.wrapping_sub(pred);
+    let from = target.wrapping_sub(gap / 8);
+    (0u64..)
+        .map(|i| {
+            let secret =
+                *blake3::hash(format!("ground below {target:x} {i}").as_bytes()).as_bytes();
+            Identity::from_secret_bytes(secret)
+        })
+        .find(|identity| {
+            let id = identity.node_id().as_u128();
+            let d = |a: u128, b: u128| b.wrapping_sub(a);
+            d(from, id) > 0 && d(from, id) < d(from, target)
+        })
+        .expect("an identity")
+}
+
+/// Drives `node` over `stream` to `target` until `until`: feeds what it
+/// reads and the node's timeouts, writes what the node sends, and calls
+/// `each` with the node when the session is up, every `EVERY`. Returns
+/// how many times `each` sent something.
+fn drive(
+    node: &mut Node,
+    stream: &mut TcpStream,
+    target: SocketAddr,
+    epoch: StdInstant,
+    until: StdInstant,
+    mut each: impl FnMut(&mut Node, Instant) -> bool,
+) -> usize {
+    let now = || Instant::from_micros(epoch.elapsed().as_micros() as u64);
+    stream
+        .set_read_timeout(Some(StdDuration::from_millis(20)))
+        .expect("timeout");
+    let (mut conn, mut up, mut sent) = (None, false, 0);
+    let mut next = StdInstant::now();
+    let mut buf = vec![0u8; 64 * 1024];
+    while StdInstant::now() < until {
+        while let Some(output) = node.poll_output() {
+            match output {
+                // Only the dial to the target is real.
+                Output::Dial { conn: c, addr } if addr == target && conn.is_none() => {
+                    conn = Some(c);
+                    let connected = Input::Connected {
+                        conn: c,
+                        remote: target,
+                        direction: Direction::Outbound,
+                    };
+                    node.handle_input(now(), connected);
+                }
+                Output::Send { conn: c, bytes } if Some(c) == conn => {
+                    stream.write_all(&bytes).expect("write to the target");
+                }
+                Output::Event(Event::Peers(PeersEvent::Up { .. })) => up = true,
+                _ => {}
+            }
+        }
+        if up && StdInstant::now() >= next {
+            next = StdInstant::now() + EVERY;
+            if each(node, now()) {
+                sent += 1;
+            }
+            continue;
+        }
+        if node.poll_timeout().is_some_and(|t| t <= now()) {
+            node.handle_input(now(), Input::Timeout);
+            continue;
+        }
+        let Some(c) = conn else {
+            panic!("the attacker never dialled the target");
+        };
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("the target closed the attacker's connection"),
+            Ok(n) => node.handle_input(
+                now(),
+                Input::Received {
+                    conn: c,
+                    bytes: Bytes::copy_from_slice(&buf[..n]),
+                },
+            ),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("read from the target: {e}"),
+        }
+    }
+    sent
+}
+
+#[test]
+fn a_notifier_ground_below_a_member_never_becomes_its_predecessor() {
+    let started = StdInstant::now();
+    let mut boot = Proc::spawn(
+        "bootstrap",
+        &["bootstrap", "--listen", "127.0.0.1:0", "--successors", "2"],
+    );
+    boot.wait_line("started a new ring: this node is its first member");
+    let boot_addr = boot.addr.clone();
+    let mut nodes: Vec<Proc> = ["n1", "n2"]
+        .iter()
+        .map(|name| {
+            Proc::spawn(
+                name,
+                &[
+                    "node",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--bootstrap",
+                    &boot_addr,
+                    "--successors",
+                    "2",
+                ],
+            )
+        })
+        .collect();
+    let mut ids: Vec<String> = nodes.iter().map(|p| p.id.clone()).collect();
+    ids.push(boot.id.clone());
+    let ideal = |id: &str| support::ideal_ring_line(&ids, id);
+    for p in &mut nodes {
+        p.wait_line(&ideal(&p.id));
+    }
+
+    // The target: n1. Its predecessor in the ring of three.
+    let target = &mut nodes[0];
+    let mut sorted = ids.clone();
+    sorted.sort();
+    let at = sorted
+        .iter()
+        .position(|id| *id == target.id)
+        .expect("member");
+    let pred = sorted[(at + sorted.len() - 1) % sorted.len()].clone();
+    let settled = ideal(&target.id);
+    assert!(settled.ends_with(&format!("predecessor <{}>", &pred[..8])));
+    target.type_line("debug");
+
+    let identity = ground_below(as_u128(&pred), as_u128(&target.id));
+    let attacker_id: NodeId = identity.node_id();
+    let attacker_short = attacker_id.short().to_string();
+    let epoch = StdInstant::now();
+    let config = Config {
+        listen_addrs: ["127.0.0.1:9".parse().expect("addr")].into_iter().collect(),
+        chord: Some(ChordConfig::lan()),
+        dht: Some(DhtConfig::lan()),
+        ..Config::lan()
+    };
+    let mut attacker = Node::new(config, identity, 13, Instant::from_micros(0)).expect("valid");
+    let addr: SocketAddr = target.addr.parse().expect("target address");
+    let mut stream = TcpStream::connect(addr).expect("connect to the target");
+    stream.set_nodelay(true).expect("nodelay");
+    attacker
+        .command(
+            Instant::from_micros(epoch.elapsed().as_micros() as u64),
+            PeersCommand::Connect { addr, peer: None },
+        )
+        .expect("dial");
+    let target_id: NodeId = target.id.parse().expect("id");
+    let notifies = drive(
+        &mut attacker,
+        &mut stream,
+        addr,
+        epoch,
+        StdInstant::now() + ATTACK,
+        |node, now| node.adversary_send(now, target_id, &Message::ChordNotify(ChordNotify)),
+    );
+    assert!(notifies >= 5, "only {notifies} notifies went out");
+
+    // The refusals are in the target's debug log; the attacker was never
+    // its predecessor, and the predecessor is where it was.
+    let refused = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| {
+                l.contains("notifier refused as predecessor") && l.contains(&attacker_short)
+            })
+            .count()
+    };
+    let deadline = StdInstant::now() + StdDuration::from_secs(5);
+    while refused(&target.stderr.lock().expect("stderr")) == 0 && StdInstant::now() < deadline {
+        std::thread::sleep(StdDuration::from_millis(50));
+    }
+    assert!(
+        refused(&target.stderr.lock().expect("stderr")) > 0,
+        "the target logged no refusal of {attacker_short}"
+    );
+    assert_eq!(target.answer("ring", |l| l.starts_with("ring: ")), settled);
+    let as_pred = format!("predecessor <{attacker_short}>");
+    let taken: Vec<&String> = target
+        .lines
+        .iter()
+        .filter(|l| l.starts_with("ring: ") && l.contains(&as_pred))
+        .collect();
+    assert!(
+        taken.is_empty(),
+        "the attacker became predecessor: {taken:?}"
+    );
+    for p in &mut nodes {
+        p.type_line("exit");
+        assert!(p.wait_exit().success());
+    }
+    eprintln!("ring pointers test took {:?}", started.elapsed());
+}
