@@ -27,7 +27,10 @@ use support::{Proc, WAIT};
 /// A [`SignatureCheck`] that keeps every triple it was asked about: how M
 /// captures the broadcasts it receives, byte for byte.
 #[derive(Default)]
-struct Capture(Mutex<Vec<(PublicKey, Vec<u8>, [u8; 64])>>);
+struct Capture(Mutex<Vec<Captured>>);
+
+/// A key, the bytes it signed, the signature.
+type Captured = (PublicKey, Vec<u8>, [u8; 64]);
 
 impl SignatureCheck for Capture {
     fn verify(&self, key: &PublicKey, message: &[u8], signature: &[u8; 64]) -> bool {
@@ -132,10 +135,10 @@ impl Attacker {
                         },
                     );
                 }
-                Output::Send { conn, bytes } if Some(conn) == self.conn => {
-                    if self.stream.write_all(&bytes).is_err() {
-                        self.closed = true;
-                    }
+                Output::Send { conn, bytes }
+                    if Some(conn) == self.conn && self.stream.write_all(&bytes).is_err() =>
+                {
+                    self.closed = true;
                 }
                 Output::Event(event) => {
                     if let Event::Peers(PeersEvent::Up { peer, .. }) = &event {

@@ -212,7 +212,7 @@ fn squatting_the_next_seqs_blocks_none_of_the_origins_broadcasts() {
     for payload in &sent {
         assert_eq!(
             broadcast(&mut net, V, payload),
-            first + sent.iter().position(|p| p == payload).unwrap() as u64 + 1
+            first + sent.iter().position(|p| p == payload).expect("sent") as u64 + 1
         );
         net.settle();
     }
@@ -226,13 +226,16 @@ fn squatting_the_next_seqs_blocks_none_of_the_origins_broadcasts() {
 /// A [`SignatureCheck`] that keeps every triple it was asked about: the
 /// attacker's way of capturing the broadcasts it received, exactly.
 #[derive(Default)]
-struct Capture(Mutex<Vec<(PublicKey, Vec<u8>, [u8; 64])>>);
+struct Capture(Mutex<Vec<Captured>>);
+
+/// A key, the bytes it signed, the signature.
+type Captured = (PublicKey, Vec<u8>, [u8; 64]);
 
 impl SignatureCheck for Capture {
     fn verify(&self, key: &PublicKey, message: &[u8], signature: &[u8; 64]) -> bool {
         self.0
             .lock()
-            .unwrap()
+            .expect("capture lock")
             .push((*key, message.to_vec(), *signature));
         Ed25519Check.verify(key, message, signature)
     }
@@ -242,9 +245,9 @@ impl SignatureCheck for Capture {
 /// 22 B, origin 16, run 8, seq 8, length 8, payload).
 fn rebuild(key: PublicKey, signed: &[u8], signature: [u8; 64]) -> Broadcast {
     let rest = &signed[b"ringmesh broadcast v1:".len()..];
-    let u64_at = |at: usize| u64::from_be_bytes(rest[at..at + 8].try_into().unwrap());
+    let u64_at = |at: usize| u64::from_be_bytes(rest[at..at + 8].try_into().expect("8 bytes"));
     Broadcast {
-        origin: NodeId::from_bytes(rest[..16].try_into().unwrap()),
+        origin: NodeId::from_bytes(rest[..16].try_into().expect("16 bytes")),
         key,
         run: u64_at(16),
         seq: u64_at(24),
@@ -262,7 +265,7 @@ fn a_genuine_broadcast_replayed_after_200_s_is_not_delivered_again() {
     net.node_mut(M).set_signature_check(capture.clone());
     broadcast(&mut net, V, b"pay 10 coins");
     net.settle();
-    let (key, signed, signature) = capture.0.lock().unwrap()[0].clone();
+    let (key, signed, signature) = capture.0.lock().expect("capture lock")[0].clone();
     let recorded = rebuild(key, &signed, signature);
     assert_eq!(recorded.origin, v);
     assert_eq!(recorded.payload, Bytes::from_static(b"pay 10 coins"));
@@ -342,7 +345,7 @@ fn arb_broadcast() -> impl Strategy<Value = Broadcast> {
             run,
             seq,
             hops,
-            signature: sig.try_into().unwrap(),
+            signature: sig.try_into().expect("64 bytes"),
             payload: Bytes::from(payload),
         })
 }
@@ -358,7 +361,7 @@ proptest! {
     fn broadcast_codec_round_trips(b in arb_broadcast()) {
         let mut out = BytesMut::new();
         b.encode(&mut out);
-        prop_assert_eq!(decode(&out).unwrap(), b.clone());
+        prop_assert_eq!(decode(&out).expect("valid"), b.clone());
         let header = out.len() - b.payload.len();
         for cut in 0..header {
             prop_assert!(decode(&out[..cut]).is_err(), "cut at {}", cut);
@@ -394,7 +397,7 @@ proptest! {
         distinct.sort_unstable();
         distinct.dedup();
         prop_assert_eq!(got.len(), distinct.len());
-        let mut seqs: Vec<u64> = got.iter().map(|p| u64::from_be_bytes(p[..].try_into().unwrap())).collect();
+        let mut seqs: Vec<u64> = got.iter().map(|p| u64::from_be_bytes(p[..].try_into().expect("valid"))).collect();
         seqs.sort_unstable();
         prop_assert_eq!(seqs, distinct);
     }

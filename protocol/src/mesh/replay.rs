@@ -72,11 +72,10 @@ fn shift_up(bits: [u64; 4], k: u64) -> [u64; 4] {
     }
     let (words, b) = ((k / 64) as usize, (k % 64) as u32);
     let mut out = [0u64; 4];
-    for i in words..4 {
-        let j = i - words;
-        out[i] = bits[j] << b;
+    for (j, word) in out[words..].iter_mut().enumerate() {
+        *word = bits[j] << b;
         if b > 0 && j > 0 {
-            out[i] |= bits[j - 1] >> (64 - b);
+            *word |= bits[j - 1] >> (64 - b);
         }
     }
     out
@@ -150,11 +149,12 @@ impl ReplayWindow {
         }
         self.tick += 1;
         let tick = self.tick;
-        if !self.origins.contains_key(&origin) && self.origins.len() >= self.max_origins {
-            if let Some((_, oldest)) = self.by_activity.pop_first() {
-                self.origins.remove(&oldest);
-                self.origins_evicted += 1;
-            }
+        if !self.origins.contains_key(&origin)
+            && self.origins.len() >= self.max_origins
+            && let Some((_, oldest)) = self.by_activity.pop_first()
+        {
+            self.origins.remove(&oldest);
+            self.origins_evicted += 1;
         }
         let entry = self.origins.entry(origin).or_insert_with(|| Origin {
             active: tick,
