@@ -7,8 +7,9 @@ pub struct MeshConfig {
     /// Cap on origins the replay window remembers (`spec/mesh.md`, "Replay
     /// window"); when full, the least recently active origin is forgotten
     /// (counted in [`MeshStats::origins_evicted`](crate::MeshStats::origins_evicted)).
-    /// Default 4,096 (about 1.5 MiB when full: each origin keeps up to
-    /// `replay_runs` runs of 48 bytes, plus its table slots). ≥ 1.
+    /// Default 4,096: about 0.7 MiB when full of origins with one run each,
+    /// 2 MiB at worst (each with `replay_runs` runs of 56 bytes and 16
+    /// retired run nonces, plus its table slots). ≥ 1.
     pub replay_origins: usize,
     /// Runs (restarts) remembered per origin; a newer run evicts the least
     /// recently active (counted in

@@ -94,7 +94,7 @@ struct Origin {
 }
 
 /// The replay window. Its memory is bounded by `max_origins ×
-/// (max_runs × 48 B + RETIRED_RUNS × 8 B + table slots)`, whatever the
+/// (max_runs × 56 B + RETIRED_RUNS × 8 B + table slots)`, whatever the
 /// traffic.
 pub(crate) struct ReplayWindow {
     origins: HashMap<NodeId, Origin, FixedState>,
