@@ -17,7 +17,7 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ringmesh::testing::Network;
-use ringmesh::{Config, ConnId, NodeId, SessionConfig};
+use ringmesh::{Config, ConnId, Identity, SessionConfig};
 use ringmesh_benches::{
     SMALL, broadcast_frame, conn_to, incompressible, own_broadcasts, receive, star,
 };
@@ -43,16 +43,17 @@ fn size_name(len: usize) -> &'static str {
 
 /// A star with node 0 as the relay under test, and a source of frames that
 /// node 1 sends it. Lives across criterion's calls, so `seq` keeps growing
-/// and node 0's seen-cache reaches its steady state (full, evicting the
-/// oldest id per insert) during warm-up.
+/// (node 0's replay window keeps one origin, one run: its size does not
+/// change).
 struct Relay {
     net: Network,
     /// Node 0's connection to node 1.
     hub_conn: ConnId,
     /// Node 1's connection to node 0.
     leaf_conn: ConnId,
-    /// Node 1.
-    origin: NodeId,
+    /// Node 1's identity and run (it signs the crafted frames).
+    origin: Identity,
+    run: u64,
     /// Plaintext: frames are crafted (`broadcast_frame`). Noise: node 1
     /// makes them (they are encrypted for this one session).
     noise: bool,
@@ -66,7 +67,8 @@ impl Relay {
         Relay {
             hub_conn: conn_to(&net, 0, 1),
             leaf_conn: conn_to(&net, 1, 0),
-            origin: net.node(1).node_id(),
+            origin: Identity::from_secret_bytes([2; 32]),
+            run: net.node(1).run_nonce(),
             net,
             noise,
             next_seq: 0,
@@ -83,7 +85,12 @@ impl Relay {
             for _ in 0..count {
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                out.push(broadcast_frame(self.origin, seq, self.payload.clone()));
+                out.push(broadcast_frame(
+                    &self.origin,
+                    self.run,
+                    seq,
+                    self.payload.clone(),
+                ));
             }
         }
     }
@@ -146,10 +153,10 @@ fn relay(c: &mut Criterion) {
         assert_eq!(node.stats().mesh.duplicate, 0);
         if node.stats().mesh.delivered > 1 {
             eprintln!(
-                "relay/{id}: {} broadcasts relayed, seen-cache {} entries ({} evicted)",
+                "relay/{id}: {} broadcasts relayed, replay window {} origins ({} evicted)",
                 node.stats().mesh.delivered,
-                node.seen_cache_len(),
-                node.stats().mesh.seen_evicted_early
+                node.replay_origins_len(),
+                node.stats().mesh.origins_evicted
             );
         }
     }

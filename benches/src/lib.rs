@@ -15,8 +15,8 @@ use bytes::{Bytes, BytesMut};
 use ringmesh::testing::{Network, NodeIndex};
 use ringmesh::wire::{self, Broadcast, Direct, FrameDecoder, LENGTH_PREFIX_LEN, Message};
 use ringmesh::{
-    Config, ConnId, Duration, Event, Input, Instant, MeshCommand, MeshEvent, MessagingCommand,
-    MessagingEvent, Node, NodeId, Output, PeersEvent,
+    Config, ConnId, Duration, Event, Identity, Input, Instant, MeshCommand, MeshEvent,
+    MessagingCommand, MessagingEvent, Node, Output, PeersEvent,
 };
 
 /// 64 bytes: a small control-sized message.
@@ -84,21 +84,26 @@ pub fn encode_frame(message: &Message, compress_over: Option<usize>) -> (Bytes, 
 fn encoded_len_hint(message: &Message) -> usize {
     match message {
         Message::Direct(d) => d.payload.len(),
-        Message::Broadcast(b) => 16 + wire::MAX_VARINT_LEN + 1 + b.payload.len(),
+        Message::Broadcast(b) => wire::BROADCAST_OVERHEAD_MAX + b.payload.len(),
         _ => 64,
     }
 }
 
-/// The plaintext frame of a `Broadcast` from `origin` with sequence number
-/// `seq` that has travelled one link (`hops` = 1), i.e. what `origin` itself
-/// sends its neighbours, uncompressed. (For an incompressible payload this
-/// is byte for byte what a plaintext node sends for `MeshCommand::Broadcast`,
-/// LZ4 negotiated or not.)
-pub fn broadcast_frame(origin: NodeId, seq: u64, payload: Bytes) -> Bytes {
+/// The plaintext frame of a `Broadcast` signed by `origin` (run `run`)
+/// with sequence number `seq` that has travelled one link (`hops` = 1),
+/// i.e. what `origin` itself sends its neighbours, uncompressed. (For an
+/// incompressible payload this is byte for byte what a plaintext node sends
+/// for `MeshCommand::Broadcast`, LZ4 negotiated or not.)
+pub fn broadcast_frame(origin: &Identity, run: u64, seq: u64, payload: Bytes) -> Bytes {
+    let id = origin.node_id();
+    let signature = origin.sign(&Broadcast::signed_bytes(id, run, seq, &payload));
     let message = Message::Broadcast(Broadcast {
-        origin,
+        origin: id,
+        key: origin.public_key(),
+        run,
         seq,
         hops: 1,
+        signature,
         payload,
     });
     encode_frame(&message, None).0
@@ -307,21 +312,25 @@ mod tests {
         let mut net = star(&Config::plaintext(), 9);
         let (hub_conn, leaf_conn) = (conn_to(&net, 0, 1), conn_to(&net, 1, 0));
         let origin = net.node(1).node_id();
+        let (key, run) = (
+            Identity::from_secret_bytes([2; 32]),
+            net.node(1).run_nonce(),
+        );
         let own = own_broadcasts(&mut net, 1, leaf_conn, &payload, 2);
         for frame in &own {
             let [Message::Broadcast(b)] = &decode_stream(frame, None, u32::MAX)[..] else {
                 panic!("one broadcast per frame");
             };
             assert_eq!((b.origin, b.hops), (origin, 1));
-            assert_eq!(*frame, broadcast_frame(origin, b.seq, payload.clone()));
+            assert_eq!(*frame, broadcast_frame(&key, run, b.seq, payload.clone()));
         }
         let now = net.now();
         for seq in [2, 3] {
-            let frame = broadcast_frame(origin, seq, payload.clone());
+            let frame = broadcast_frame(&key, run, seq, payload.clone());
             assert_eq!(receive(net.node_mut(0), now, hub_conn, frame), 8);
         }
         // A duplicate is dropped.
-        let frame = broadcast_frame(origin, 3, payload.clone());
+        let frame = broadcast_frame(&key, run, 3, payload.clone());
         assert_eq!(receive(net.node_mut(0), now, hub_conn, frame), 0);
         assert_eq!(net.node(0).stats().mesh.relayed, 16);
 

@@ -137,10 +137,9 @@ fn every_default_on_the_limits_page_is_the_codes() {
             "adapter.event_capacity_bytes",
             bytes(adapter.event_capacity_bytes),
         ),
-        (
-            "mesh.seen_cache_capacity",
-            count(c.mesh.seen_cache_capacity),
-        ),
+        ("mesh.replay_origins", count(c.mesh.replay_origins)),
+        ("mesh.replay_runs", count(c.mesh.replay_runs)),
+        ("mesh.max_forgeries", count(c.mesh.max_forgeries as usize)),
         ("mesh.max_hops", c.mesh.max_hops.to_string()),
         (
             "messaging.max_pending_requests",

@@ -242,9 +242,18 @@ fn message_json(message: &Message) -> J {
         Message::Broadcast(b) => J::Obj(vec![
             ("type", s("Broadcast")),
             ("origin", s(b.origin.to_string())),
+            ("key", hx(b.key.to_bytes())),
+            ("run", s(b.run.to_string())),
             ("seq", s(b.seq.to_string())),
             ("hops", n(b.hops.into())),
+            ("signature", hx(b.signature)),
             ("payload", hx(&b.payload)),
+            // What the signature covers (spec/mesh.md, "The signed
+            // layout"), written out for implementers.
+            (
+                "signed",
+                hx(broadcast_signed_bytes(b.origin, b.run, b.seq, &b.payload)),
+            ),
         ]),
         Message::Request(r) => J::Obj(vec![
             ("type", s("Request")),
@@ -486,12 +495,34 @@ fn peer_list(peers: Vec<PeerEntry>) -> Message {
     Message::PeerList(PeerList { peers })
 }
 
-fn broadcast(origin: NodeId, seq: u64, hops: u8, payload: impl Into<Bytes>) -> Message {
+/// The bytes a broadcast's origin signs, written from spec/mesh.md (not
+/// by the codec): the context string, origin, run and seq (u64
+/// big-endian), the payload's length (u64 big-endian), the payload.
+fn broadcast_signed_bytes(origin: NodeId, run: u64, seq: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = b"ringmesh broadcast v1:".to_vec();
+    out.extend_from_slice(&origin.to_bytes());
+    out.extend_from_slice(&run.to_be_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A broadcast signed by the fixed key `secret_hex`, as its origin sends
+/// it with `hops` 1 and as relays pass it on (hops is not signed).
+fn broadcast(secret_hex: &str, run: u64, seq: u64, hops: u8, payload: impl Into<Bytes>) -> Message {
+    let identity = Identity::from_secret_bytes(secret(secret_hex));
+    let payload = payload.into();
+    let origin = identity.node_id();
+    let signature = identity.sign(&broadcast_signed_bytes(origin, run, seq, &payload));
     Message::Broadcast(Broadcast {
         origin,
+        key: identity.public_key(),
+        run,
         seq,
         hops,
-        payload: payload.into(),
+        signature,
+        payload,
     })
 }
 
@@ -603,25 +634,31 @@ fn overlay_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> 
         ),
         (
             "broadcast_small",
-            broadcast(a, 1, 1, &b"hello"[..]),
+            broadcast(SECRET_A, 0x0123_4567_89ab_cdef, 1, 1, &b"hello"[..]),
             None,
-            "as its origin sends it: hops 1",
+            "as its origin sends it: hops 1; signed by rfc8032_test1 (identities.json)",
         ),
         (
             "broadcast_empty_payload_max_hops",
-            broadcast(b, 300, 255, Bytes::new()),
+            broadcast(SECRET_B, 0, 300, 255, Bytes::new()),
             None,
             "seq 300 takes two varint bytes",
         ),
         (
             "broadcast_large_seq",
-            broadcast(c, u64::MAX, 7, &[0x00u8, 0xff][..]),
+            broadcast(SECRET_C, u64::MAX, u64::MAX, 7, &[0x00u8, 0xff][..]),
             None,
             "seq 2^64-1 takes ten varint bytes",
         ),
         (
             "broadcast_compressed",
-            broadcast(a, 2, 3, "ringmesh ".repeat(100)),
+            broadcast(
+                SECRET_A,
+                0x0123_4567_89ab_cdef,
+                2,
+                3,
+                "ringmesh ".repeat(100),
+            ),
             Some(512),
             "any message may be compressed, not only Direct",
         ),
@@ -1247,6 +1284,8 @@ type InvalidBody = (&'static str, String, u32, bool, &'static str, J);
 /// matter).
 fn overlay_invalid_cases() -> Vec<InvalidBody> {
     let id = node_id(SECRET_A).to_string();
+    let key = hex::encode(public_key(SECRET_A).to_bytes());
+    let sig = "00".repeat(64);
     let max = DEFAULT_MAX_FRAME_LEN;
     let cases: Vec<(&'static str, String, &'static str, J)> = vec![
         (
@@ -1335,19 +1374,19 @@ fn overlay_invalid_cases() -> Vec<InvalidBody> {
         ),
         (
             "broadcast_zero_hops",
-            format!("00 30 {id} 01 00 68656c6c6f"),
+            format!("00 30 {id} {key} 0000000000000001 01 00 {sig} 68656c6c6f"),
             "OutOfRange",
             J::Obj(vec![("field", s("hops")), ("value", n(0))]),
         ),
         (
             "broadcast_missing_hops",
-            format!("00 30 {id} 01"),
+            format!("00 30 {id} {key} 0000000000000001 01"),
             "UnexpectedEnd",
             J::Obj(vec![]),
         ),
         (
             "broadcast_non_canonical_seq",
-            format!("00 30 {id} 8100 01"),
+            format!("00 30 {id} {key} 0000000000000001 8100 01"),
             "NonCanonicalVarint",
             J::Obj(vec![]),
         ),

@@ -228,7 +228,6 @@ impl Config {
             ("liveness.ping_timeout", liveness.ping_timeout),
             ("peers.maintenance_interval", peers.maintenance_interval),
             ("peers.redial_backoff_min", peers.redial_backoff_min),
-            ("mesh.seen_cache_ttl", self.mesh.seen_cache_ttl),
             ("messaging.lookup_timeout", self.messaging.lookup_timeout),
             (
                 "peers.admission.inbound_handshake_timeout",
@@ -240,7 +239,9 @@ impl Config {
             ("peers.max_outbound", peers.max_outbound),
             ("peers.max_half_open", peers.max_half_open),
             ("peers.max_known_peers", peers.max_known_peers),
-            ("mesh.seen_cache_capacity", self.mesh.seen_cache_capacity),
+            ("mesh.replay_origins", self.mesh.replay_origins),
+            ("mesh.replay_runs", self.mesh.replay_runs),
+            ("mesh.max_forgeries", self.mesh.max_forgeries as usize),
             (
                 "liveness.dead_after_misses",
                 liveness.dead_after_misses as usize,

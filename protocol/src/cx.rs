@@ -78,6 +78,9 @@ pub(crate) trait Cx {
 
     /// This node's public key (what its id is the hash of).
     fn public_key(&self) -> PublicKey;
+    /// This run's nonce (its `Hello.run_nonce`; a restarted node has
+    /// another).
+    fn run_nonce(&self) -> u64;
     /// This node's Ed25519 signature over `message` (which starts with its
     /// layout's context string, spec/).
     fn sign(&self, message: &[u8]) -> [u8; 64];

@@ -126,8 +126,9 @@
 //! - **Mesh** (`spec/mesh.md`, [`MeshConfig`]): [`MeshCommand::Broadcast`]
 //!   floods a payload; every other node delivers it once
 //!   ([`MeshEvent::Broadcast`]) and relays it to its peers but the sender,
-//!   within [`MeshConfig::max_hops`]; the seen-cache is capped in entries
-//!   and age.
+//!   within [`MeshConfig::max_hops`]. Broadcasts are signed by their
+//!   origin and verified before delivery; a per-origin replay window,
+//!   capped in origins and runs, refuses replays.
 //! - **Messaging** (`spec/messaging.md`, [`MessagingConfig`]):
 //!   [`MessagingCommand::Send`] and [`MessagingCommand::Request`] →
 //!   [`MessagingEvent::Response`] or [`MessagingEvent::RequestFailed`]; a

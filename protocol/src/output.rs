@@ -133,6 +133,10 @@ pub enum CloseReason {
     /// The peer broke the protocol; the connection was closed by this node.
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),
+    /// A component found the peer misbehaving (e.g. relaying forged
+    /// broadcasts, spec/mesh.md) and closed it; says what it did.
+    #[error("peer misbehaving: {0}")]
+    Misbehaving(&'static str),
     /// Admission control closed an inbound connection (spec/peers.md,
     /// Admission).
     #[error("admission: {0}")]

@@ -210,8 +210,11 @@ fn message_from_json(v: &Value) -> Message {
         }),
         "Broadcast" => Message::Broadcast(Broadcast {
             origin: node_id(v, "origin"),
+            key: PublicKey::from_bytes(array(v, "key")),
+            run: decimal(v, "run"),
             seq: decimal(v, "seq"),
             hops: u8::try_from(num(v, "hops")).expect("hops is a u8"),
+            signature: array(v, "signature"),
             payload: Bytes::from(bytes(v, "payload")),
         }),
         "Request" => Message::Request(Request {
@@ -596,10 +599,13 @@ fn spec_message_bytes(v: &Value) -> Vec<u8> {
         "Ping" | "Pong" => out.extend_from_slice(&decimal(v, "nonce").to_be_bytes()),
         "Broadcast" => {
             out.extend_from_slice(&array::<16>(v, "origin"));
+            out.extend_from_slice(&array::<32>(v, "key"));
+            out.extend_from_slice(&decimal(v, "run").to_be_bytes());
             put_varint(&mut out, decimal(v, "seq"));
             let hops = u8::try_from(num(v, "hops")).expect("u8");
             assert!(hops >= 1);
             out.push(hops);
+            out.extend_from_slice(&array::<64>(v, "signature"));
             out.extend_from_slice(&bytes(v, "payload"));
         }
         "Request" | "Response" => {
@@ -609,6 +615,51 @@ fn spec_message_bytes(v: &Value) -> Vec<u8> {
         other => panic!("no spec layout for {other:?}"),
     }
     out
+}
+
+/// A `Broadcast` vector's signature: the signed bytes written from
+/// spec/mesh.md ("The signed layout") match the vector's `signed` field and
+/// the codec's, verify under the vector's key (with ed25519-dalek directly,
+/// strictly), and the key is the origin's. Changing any signed field breaks
+/// it; `hops` is not signed.
+fn check_broadcast_signature(name: &str, v: &Value) {
+    let origin = array::<16>(v, "origin");
+    let (run, seq) = (decimal(v, "run"), decimal(v, "seq"));
+    let payload = bytes(v, "payload");
+    let mut signed = b"ringmesh broadcast v1:".to_vec();
+    signed.extend_from_slice(&origin);
+    signed.extend_from_slice(&run.to_be_bytes());
+    signed.extend_from_slice(&seq.to_be_bytes());
+    signed.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+    signed.extend_from_slice(&payload);
+    assert_eq!(
+        hex::encode(&signed),
+        text(v, "signed"),
+        "{name}: signed bytes"
+    );
+    assert_eq!(
+        Broadcast::signed_bytes(NodeId::from_bytes(origin), run, seq, &payload),
+        signed,
+        "{name}: the codec's signed bytes"
+    );
+    let key_bytes = array::<32>(v, "key");
+    assert_eq!(
+        PublicKey::from_bytes(key_bytes).node_id().to_bytes(),
+        origin,
+        "{name}: the key is the origin's"
+    );
+    let key = VerifyingKey::from_bytes(&key_bytes).expect("a valid key");
+    let signature = ed25519_dalek::Signature::from_bytes(&array::<64>(v, "signature"));
+    assert!(
+        key.verify_strict(&signed, &signature).is_ok(),
+        "{name}: the signature verifies"
+    );
+    let mut tampered = signed.clone();
+    *tampered.last_mut().expect("not empty") ^= 1;
+    assert!(
+        key.verify_strict(&tampered, &signature).is_err(),
+        "{name}: a changed byte does not"
+    );
 }
 
 /// The tags of `spec/wire.md` §6 (chord and dht: `spec/chord.md` §8, §10.6).
@@ -760,6 +811,7 @@ fn check_frames(v: &Value) {
     names_are_unique(cases);
     let mut seen_types = BTreeSet::new();
     let mut compressed_count = 0;
+    let mut signed_broadcasts = 0;
     for case in cases {
         let name = text(case, "name");
         let wire = bytes(case, "hex");
@@ -785,6 +837,11 @@ fn check_frames(v: &Value) {
                 hex::encode([&[0, tag][..], &layout].concat()),
                 "{name}: frame = length, flags, tag, message"
             );
+        }
+
+        if expected.name() == "Broadcast" {
+            check_broadcast_signature(name, field(case, "message"));
+            signed_broadcasts += 1;
         }
 
         // Frame: a u32 big-endian length, then exactly that many bytes.
@@ -876,6 +933,7 @@ fn check_frames(v: &Value) {
         "a vector for every message type"
     );
     assert!(compressed_count >= 4);
+    assert!(signed_broadcasts >= 3, "signed broadcast vectors");
 }
 
 // ---------------------------------------------------------------- varints

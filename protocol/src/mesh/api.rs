@@ -64,13 +64,26 @@ pub struct MeshStats {
     pub delivered: u64,
     /// Broadcast frames sent on behalf of other nodes.
     pub relayed: u64,
-    /// Broadcasts dropped as already seen.
+    /// Broadcasts dropped as already delivered (the replay window has
+    /// them), and copies of this node's own.
     pub duplicate: u64,
     /// Broadcasts delivered but not relayed: they had `mesh.max_hops` hops.
     pub hop_limited: u64,
     /// Broadcast copies not sent because they exceed a peer's frame cap.
     pub oversized: u64,
-    /// Broadcast ids forgotten early because the seen-cache was full (raise
-    /// `mesh.seen_cache_capacity` if this grows).
-    pub seen_evicted_early: u64,
+    /// Broadcasts dropped because their key is not their origin's or their
+    /// signature does not verify.
+    pub forged: u64,
+    /// Broadcasts dropped as too old: below their run's replay window, or
+    /// of a run the window retired.
+    pub too_old: u64,
+    /// Peers closed for relaying `mesh.max_forgeries` forgeries.
+    pub peers_closed: u64,
+    /// Origins the replay window forgot because it was full (raise
+    /// `mesh.replay_origins` if this grows: a forgotten origin's old
+    /// broadcasts could be replayed once more).
+    pub origins_evicted: u64,
+    /// Runs the replay window forgot (and retired) because their origin had
+    /// `mesh.replay_runs` newer ones.
+    pub runs_evicted: u64,
 }

@@ -1,132 +1,198 @@
-//! The `mesh` component (spec/mesh.md): flooding with a bounded seen-cache
-//! and a hop limit. A broadcast is relayed to every peer that is up except
-//! the one it came from and its origin, encoded once for all of them.
+//! The `mesh` component (spec/mesh.md): flooding of signed broadcasts with
+//! a bounded replay window and a hop limit. A broadcast is verified before
+//! it is delivered or relayed; a verified one is relayed to every peer that
+//! is up except the one it came from and its origin, encoded once for all
+//! of them. A peer that relays forgeries is closed after a few.
 
 mod api;
 pub(crate) mod config;
-mod seen_cache;
+mod replay;
 
 pub use api::{MeshCommand, MeshError, MeshEvent, MeshStats};
 pub use config::MeshConfig;
 
 use bytes::Bytes;
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
+use tracing::{debug, info};
 
 use crate::cx::{Conns, Cx};
 use crate::rng::{Rng, Stream};
 use crate::session::{EncodeError, Prepared};
-use crate::wire::{Broadcast, Message};
+use crate::wire::{BROADCAST_OVERHEAD_MAX, Broadcast, Message};
 use crate::{Accepted, NodeId};
 
-use seen_cache::SeenCache;
+use replay::{ReplayWindow, Seen};
 
 /// The mesh component.
 pub(crate) struct Mesh {
-    seen: SeenCache,
+    window: ReplayWindow,
     next_broadcast: u64,
     max_hops: u8,
+    max_forgeries: u32,
+    /// Forgeries each up peer has relayed (an entry goes when the peer
+    /// goes down, so there are at most as many as peers up).
+    strikes: HashMap<NodeId, u32, FixedState>,
     pub(crate) stats: MeshStats,
 }
 
+/// What the router must do after a received broadcast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub(crate) enum Verdict {
+    /// Nothing more.
+    Done,
+    /// Close this peer: it relayed `max_forgeries` forgeries.
+    Misbehaving(NodeId),
+}
+
 impl Mesh {
-    pub(crate) fn new(config: &MeshConfig, seed: u64, hasher: foldhash::fast::FixedState) -> Self {
+    pub(crate) fn new(config: &MeshConfig, seed: u64, hasher: FixedState) -> Self {
         let mut rng = Rng::derive(seed, Stream::Mesh, None);
         Mesh {
-            seen: SeenCache::new(config.seen_cache_capacity, config.seen_cache_ttl, hasher),
-            // A random start, so a restarted node's broadcasts are not taken
-            // for the ones its previous run sent (48 bits keep the varint
-            // at 7 bytes).
+            window: ReplayWindow::new(config.replay_origins, config.replay_runs, hasher.clone()),
+            // A random start, so a node restarted under the same run nonce
+            // (the same seed) is still unlikely to reuse a `seq` (48 bits
+            // keep the varint at 7 bytes).
             next_broadcast: rng.next_u64() >> 16,
             max_hops: config.max_hops,
+            max_forgeries: config.max_forgeries.max(1),
+            strikes: HashMap::with_hasher(hasher),
             stats: MeshStats::default(),
         }
     }
 
-    /// Broadcast ids remembered.
-    pub(crate) fn seen_len(&self) -> usize {
-        self.seen.len()
+    /// Origins the replay window remembers.
+    pub(crate) fn replay_origins_len(&self) -> usize {
+        self.window.len()
     }
 
-    /// Broadcast ids forgotten early because the seen-cache was full.
-    pub(crate) fn seen_evicted_early(&self) -> u64 {
-        self.seen.evicted_early
+    /// The counters, with the window's.
+    pub(crate) fn stats(&self) -> MeshStats {
+        MeshStats {
+            origins_evicted: self.window.origins_evicted,
+            runs_evicted: self.window.runs_evicted,
+            ..self.stats
+        }
     }
 
-    /// Ages the seen-cache (the node's maintenance round).
-    pub(crate) fn expire(&mut self, cx: &dyn Cx) {
-        self.seen.expire(cx.now());
+    /// `peer` went down: its strikes go with it.
+    pub(crate) fn peer_down(&mut self, peer: NodeId) {
+        self.strikes.remove(&peer);
     }
 
-    /// `MeshCommand::Broadcast`. Refused, with nothing sent, if the message
-    /// would exceed a connected peer's frame cap (decompressed, as the
-    /// receiver checks it): rather than have that peer close on us.
+    /// `MeshCommand::Broadcast`: signs it and sends it to every up peer.
+    /// Refused, with nothing sent, if the message would exceed a connected
+    /// peer's frame cap (decompressed, as the receiver checks it): rather
+    /// than have that peer close on us.
     pub(crate) fn broadcast(
         &mut self,
         cx: &mut dyn Cx,
         payload: Bytes,
     ) -> Result<Accepted, MeshError> {
-        // A `Broadcast` adds its origin, sequence number, hop count and the
-        // payload's length: far less than this.
-        const HEADER_MAX: usize = 64;
+        let (origin, run, seq) = (cx.me(), cx.run_nonce(), self.next_broadcast);
+        let signature = cx.sign(&Broadcast::signed_bytes(origin, run, seq, &payload));
+        let broadcast = Broadcast {
+            origin,
+            key: cx.public_key(),
+            run,
+            seq,
+            hops: 1,
+            signature,
+            payload,
+        };
         let mut smallest: Option<usize> = None;
         cx.for_each_link(&mut |_, conn| {
             if let Some(max) = cx.max_message_len(conn) {
                 smallest = Some(smallest.map_or(max, |s| s.min(max)));
             }
         });
+        // `BROADCAST_OVERHEAD_MAX` bounds what the header (origin, key,
+        // run, seq, hops, signature) adds: encode only when it may not fit.
         if let Some(max) = smallest
-            && payload.len() + HEADER_MAX > max
+            && broadcast.payload.len() + BROADCAST_OVERHEAD_MAX > max
         {
-            let message = Message::Broadcast(Broadcast {
-                origin: cx.me(),
-                seq: self.next_broadcast,
-                hops: 1,
-                payload: payload.clone(),
-            });
+            let message = Message::Broadcast(broadcast.clone());
             let len = Prepared::new(&message).message_len();
             if len > max {
                 return Err(MeshError::TooLarge { len, max });
             }
         }
-        let seq = self.next_broadcast;
         self.next_broadcast += 1;
-        self.seen.insert((cx.me(), seq), cx.now());
         self.stats.sent += 1;
-        let broadcast = Broadcast {
-            origin: cx.me(),
-            seq,
-            hops: 1,
-            payload,
-        };
         self.relay(cx, broadcast, None);
         Ok(Accepted::Broadcast { seq })
     }
 
-    /// A `Broadcast` arrived from `from`.
-    pub(crate) fn on_broadcast(&mut self, cx: &mut dyn Cx, from: NodeId, broadcast: Broadcast) {
-        if broadcast.origin == cx.me()
-            || !self
-                .seen
-                .insert((broadcast.origin, broadcast.seq), cx.now())
-        {
+    /// A `Broadcast` arrived from `from`: dropped if our own, already
+    /// delivered or too old (without verifying); verified; a forgery is
+    /// dropped and counted against `from`; a genuine one is recorded,
+    /// delivered and relayed.
+    pub(crate) fn on_broadcast(
+        &mut self,
+        cx: &mut dyn Cx,
+        from: NodeId,
+        broadcast: Broadcast,
+    ) -> Verdict {
+        let (origin, run, seq) = (broadcast.origin, broadcast.run, broadcast.seq);
+        if origin == cx.me() {
             self.stats.duplicate += 1;
-            return;
+            return Verdict::Done;
         }
+        match self.window.seen(origin, run, seq) {
+            Seen::Fresh => {}
+            Seen::Duplicate => {
+                self.stats.duplicate += 1;
+                return Verdict::Done;
+            }
+            Seen::TooOld => {
+                self.stats.too_old += 1;
+                debug!(peer = %from.short(), origin = %origin.short(), run, seq, "broadcast too old for the replay window: dropped");
+                return Verdict::Done;
+            }
+        }
+        let genuine = broadcast.key.node_id() == origin
+            && cx.verify(
+                &broadcast.key,
+                &Broadcast::signed_bytes(origin, run, seq, &broadcast.payload),
+                &broadcast.signature,
+            );
+        if !genuine {
+            return self.forgery(from, origin, seq);
+        }
+        self.window.record(origin, run, seq);
         self.stats.delivered += 1;
         cx.emit(MeshEvent::Broadcast {
-            origin: broadcast.origin,
-            seq: broadcast.seq,
+            origin,
+            seq,
             hops: broadcast.hops,
             payload: broadcast.payload.clone(),
         });
         if broadcast.hops >= self.max_hops {
             self.stats.hop_limited += 1;
-            return;
+            return Verdict::Done;
         }
         let relayed = Broadcast {
             hops: broadcast.hops + 1,
             ..broadcast
         };
         self.relay(cx, relayed, Some(from));
+        Verdict::Done
+    }
+
+    /// `from` relayed a broadcast whose key or signature is not `origin`'s.
+    fn forgery(&mut self, from: NodeId, origin: NodeId, seq: u64) -> Verdict {
+        self.stats.forged += 1;
+        let strikes = self.strikes.entry(from).or_insert(0);
+        *strikes += 1;
+        debug!(peer = %from.short(), origin = %origin.short(), seq, strikes = *strikes, "forged broadcast dropped");
+        if *strikes < self.max_forgeries {
+            return Verdict::Done;
+        }
+        self.strikes.remove(&from);
+        self.stats.peers_closed += 1;
+        info!(peer = %from.short(), forgeries = self.max_forgeries, "closing peer: it relayed forged broadcasts");
+        Verdict::Misbehaving(from)
     }
 
     /// Sends `broadcast` to every peer that is up except `from` and its

@@ -196,10 +196,12 @@ impl Node {
         self.net.tried_count()
     }
 
-    /// Broadcast ids remembered (at most `mesh.seen_cache_capacity`;
-    /// [`MeshStats::seen_evicted_early`](crate::MeshStats::seen_evicted_early) counts those forgotten early).
-    pub fn seen_cache_len(&self) -> usize {
-        self.parts.mesh.seen_len()
+    /// Origins the broadcast replay window remembers (at most
+    /// `mesh.replay_origins`;
+    /// [`MeshStats::origins_evicted`](crate::MeshStats::origins_evicted)
+    /// counts those forgotten).
+    pub fn replay_origins_len(&self) -> usize {
+        self.parts.mesh.replay_origins_len()
     }
 
     /// Deadlines queued, live or cancelled (stays within a constant factor

@@ -11,7 +11,7 @@ use crate::chord::{
 };
 use crate::dht::{Dht, DhtCommand, DhtError};
 use crate::liveness::Liveness;
-use crate::mesh::{Mesh, MeshCommand};
+use crate::mesh::{Mesh, MeshCommand, Verdict};
 use crate::messaging::{Messaging, MessagingCommand, MessagingError};
 use crate::peers::{Net, PeersCommand, PeersError, Upcalls};
 use crate::rpc::{Done, Failure, Outcome};
@@ -84,10 +84,7 @@ impl Parts {
         Stats {
             peers: net.stats(),
             liveness: self.liveness.stats,
-            mesh: MeshStats {
-                seen_evicted_early: self.mesh.seen_evicted_early(),
-                ..self.mesh.stats
-            },
+            mesh: self.mesh.stats(),
             messaging: MessagingStats {
                 late_responses: self.messaging.requests.late_replies,
             },
@@ -408,6 +405,7 @@ impl Upcalls for Parts {
             self.ring_peer_dead(net, peer);
         }
         self.messaging.peer_down(net, peer);
+        self.mesh.peer_down(peer);
     }
 
     fn dial_failed(&mut self, net: &mut Net, peer: NodeId) {
@@ -433,7 +431,11 @@ impl Upcalls for Parts {
         match message {
             Message::Ping(Ping { nonce }) => Liveness::on_ping(net, conn, nonce),
             Message::Pong(Pong { nonce }) => Liveness::on_pong(net, from, nonce),
-            Message::Broadcast(broadcast) => self.mesh.on_broadcast(net, from, broadcast),
+            Message::Broadcast(broadcast) => {
+                if let Verdict::Misbehaving(peer) = self.mesh.on_broadcast(net, from, broadcast) {
+                    net.close_misbehaving(peer, "relayed forged broadcasts", self);
+                }
+            }
             Message::Direct(_) | Message::Request(_) | Message::Response(_) => {
                 self.messaging.on_message(net, from, message)
             }
@@ -474,8 +476,9 @@ impl Upcalls for Parts {
         self.messaging.is_waiting_for(peer)
     }
 
-    fn maintenance(&mut self, net: &mut Net) {
-        self.mesh.expire(net);
+    fn maintenance(&mut self, _net: &mut Net) {
+        // Nothing of the components' ages by the round (the mesh's replay
+        // window is bounded by count, not time).
     }
 }
 

@@ -681,6 +681,27 @@ impl Net {
         }
     }
 
+    /// A component found `peer` misbehaving (`what` it did): close
+    /// everything to it, with a `ProtocolViolation` goodbye.
+    pub(crate) fn close_misbehaving(
+        &mut self,
+        peer: NodeId,
+        what: &'static str,
+        up: &mut dyn Upcalls,
+    ) {
+        let reason = CloseReason::Misbehaving(what);
+        self.peer_down(peer, reason.clone(), up);
+        for conn in self.sorted_conns(|c| c.peer == Some(peer)) {
+            self.forget(
+                conn,
+                reason.clone(),
+                Some(GoodbyeReason::ProtocolViolation),
+                true,
+                up,
+            );
+        }
+    }
+
     /// `PeersCommand::Disconnect`.
     pub(crate) fn disconnect(
         &mut self,
@@ -1079,6 +1100,8 @@ impl Net {
                     );
                     return false;
                 }
+                // The component may have closed the peer (misbehaving).
+                return self.conns.contains_key(&conn);
             }
         }
         true

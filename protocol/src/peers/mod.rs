@@ -609,6 +609,10 @@ impl Cx for Net {
         self.identity.public_key()
     }
 
+    fn run_nonce(&self) -> u64 {
+        Net::run_nonce(self)
+    }
+
     fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.identity.sign(message)
     }

@@ -8,7 +8,7 @@ use smallvec::SmallVec;
 
 use super::messages::{get_socket_addr, put_socket_addr};
 use super::{DecodeError, MAX_LISTEN_ADDRS, Reader, WireMessage, put_varint};
-use crate::NodeId;
+use crate::{NodeId, PublicKey};
 
 /// Most entries one `PeerList` may carry.
 pub const MAX_PEER_LIST: usize = 32;
@@ -169,20 +169,54 @@ impl WireMessage for Pong {
     }
 }
 
-/// `0x30` — a flooded message. Layout: `origin: [u8; 16]`, `seq: varint`,
-/// `hops: u8` (links travelled, including the one it arrives on; ≥ 1), then
-/// the payload (the rest of the body). `(origin, seq)` identifies the
-/// message network-wide.
+/// `0x30` — a flooded message, signed by its origin (`spec/mesh.md`).
+/// Layout: `origin: [u8; 16]`, `key: [u8; 32]` (the origin's public key),
+/// `run: u64` big-endian (the origin's run nonce), `seq: varint`,
+/// `hops: u8` (links travelled, including the one it arrives on; ≥ 1),
+/// `signature: [u8; 64]`, then the payload (the rest of the body).
+/// `(origin, run, seq)` identifies the message network-wide; the signature
+/// covers [`Broadcast::signed_bytes`] (everything but `hops` and the key,
+/// which `origin` names).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broadcast {
     /// The node that broadcast it.
     pub origin: NodeId,
-    /// Unique per origin.
+    /// The origin's public key (`key.node_id()` must be `origin`).
+    pub key: PublicKey,
+    /// The origin's run nonce (its `Hello.run_nonce`): a restarted origin
+    /// numbers its broadcasts afresh under another run.
+    pub run: u64,
+    /// Unique per origin and run.
     pub seq: u64,
-    /// Links travelled so far, counting the one it arrives on.
+    /// Links travelled so far, counting the one it arrives on. Not signed:
+    /// each relay adds one.
     pub hops: u8,
+    /// The origin's Ed25519 signature over [`Broadcast::signed_bytes`].
+    pub signature: [u8; 64],
     /// Application bytes.
     pub payload: Bytes,
+}
+
+/// The context string every signed broadcast starts with.
+pub const BROADCAST_CONTEXT: &[u8] = b"ringmesh broadcast v1:";
+
+/// What [`Broadcast`] adds to its payload on the wire, at most: tag 1,
+/// origin 16, key 32, run 8, seq ≤ 10, hops 1, signature 64.
+pub const BROADCAST_OVERHEAD_MAX: usize = 1 + 16 + 32 + 8 + 10 + 1 + 64;
+
+impl Broadcast {
+    /// The bytes the origin signs: [`BROADCAST_CONTEXT`] ‖ `origin` (16) ‖
+    /// `run` (u64 BE) ‖ `seq` (u64 BE) ‖ payload length (u64 BE) ‖ payload.
+    pub fn signed_bytes(origin: NodeId, run: u64, seq: u64, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(BROADCAST_CONTEXT.len() + 16 + 24 + payload.len());
+        out.extend_from_slice(BROADCAST_CONTEXT);
+        out.extend_from_slice(&origin.to_bytes());
+        out.extend_from_slice(&run.to_be_bytes());
+        out.extend_from_slice(&seq.to_be_bytes());
+        out.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
 }
 
 impl WireMessage for Broadcast {
@@ -190,13 +224,18 @@ impl WireMessage for Broadcast {
 
     fn encode(&self, out: &mut BytesMut) {
         put_node_id(out, self.origin);
+        out.put_slice(&self.key.to_bytes());
+        out.put_u64(self.run);
         put_varint(out, self.seq);
         out.put_u8(self.hops);
+        out.put_slice(&self.signature);
         out.put_slice(&self.payload);
     }
 
     fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
         let origin = get_node_id(input)?;
+        let key = PublicKey::from_bytes(input.array()?);
+        let run = u64::from_be_bytes(input.array()?);
         let seq = input.varint()?;
         let hops = input.u8()?;
         if hops == 0 {
@@ -205,10 +244,14 @@ impl WireMessage for Broadcast {
                 value: 0,
             });
         }
+        let signature = input.array()?;
         Ok(Broadcast {
             origin,
+            key,
+            run,
             seq,
             hops,
+            signature,
             payload: input.rest(),
         })
     }

@@ -386,7 +386,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             },
             mesh: MeshConfig {
                 // No broadcasts here: keep that table small in large runs.
-                seen_cache_capacity: 1024,
+                replay_origins: 1024,
                 ..Config::lan().mesh
             },
             chord: Some(ChordConfig {

@@ -309,7 +309,7 @@ pub fn run(
         mesh: MeshConfig {
             max_hops: params.max_hops,
             // Large runs: keep per-node tables small.
-            seen_cache_capacity: 1024,
+            replay_origins: 1024,
             ..Config::wan().mesh
         },
         ..Config::wan()

@@ -178,7 +178,7 @@ pub fn run(
         },
         mesh: MeshConfig {
             // Large runs: keep per-node tables small.
-            seen_cache_capacity: 1024,
+            replay_origins: 1024,
             ..params.preset.config().mesh
         },
         ..params.preset.config()

@@ -1,0 +1,329 @@
+//! Signed broadcasts over real sockets (issue 13, part 1): the real
+//! `ringmesh` program A, connected to B, and an attacker M that runs the
+//! real node code (a `ringmesh::Node` driven over a `TcpStream`, as in
+//! `eclipse.rs`) but sends what it likes with `Node::adversary_send`.
+//!
+//! M captures one of B's genuine broadcasts as it arrives (exactly: through
+//! the signature check it is asked to run) and replays it; then sends a
+//! broadcast claiming B's id at B's next `seq`, and squats the seqs after
+//! it. A prints the genuine one once, never the forged text, prints all of
+//! B's later broadcasts, and closes M for its forgeries.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use bytes::Bytes;
+use ringmesh::wire::{Broadcast, Message};
+use ringmesh::{
+    Config, ConnId, Direction, Ed25519Check, Event, Identity, Input, Instant, MeshCommand,
+    MeshEvent, Node, NodeId, Output, PeersCommand, PeersEvent, PublicKey, SignatureCheck,
+};
+use support::{Proc, WAIT};
+
+/// A [`SignatureCheck`] that keeps every triple it was asked about: how M
+/// captures the broadcasts it receives, byte for byte.
+#[derive(Default)]
+struct Capture(Mutex<Vec<Captured>>);
+
+/// A key, the bytes it signed, the signature.
+type Captured = (PublicKey, Vec<u8>, [u8; 64]);
+
+impl SignatureCheck for Capture {
+    fn verify(&self, key: &PublicKey, message: &[u8], signature: &[u8; 64]) -> bool {
+        self.0
+            .lock()
+            .expect("capture lock")
+            .push((*key, message.to_vec(), *signature));
+        Ed25519Check.verify(key, message, signature)
+    }
+}
+
+/// The broadcast a captured triple was: the signed bytes are the context
+/// (22 B), origin 16, run 8, seq 8, payload length 8, payload
+/// (spec/mesh.md, "The signed layout").
+fn rebuild(key: PublicKey, signed: &[u8], signature: [u8; 64]) -> Broadcast {
+    let rest = &signed[b"ringmesh broadcast v1:".len()..];
+    let u64_at = |at: usize| u64::from_be_bytes(rest[at..at + 8].try_into().expect("8 bytes"));
+    Broadcast {
+        origin: NodeId::from_bytes(rest[..16].try_into().expect("16 bytes")),
+        key,
+        run: u64_at(16),
+        seq: u64_at(24),
+        hops: 1,
+        signature,
+        payload: Bytes::copy_from_slice(&rest[40..]),
+    }
+}
+
+/// M: a real node over one TCP connection to A.
+struct Attacker {
+    node: Node,
+    stream: TcpStream,
+    conn: Option<ConnId>,
+    target: SocketAddr,
+    /// A, once the session is up.
+    peer: Option<NodeId>,
+    closed: bool,
+    events: Vec<Event>,
+    epoch: StdInstant,
+    capture: Arc<Capture>,
+}
+
+impl Attacker {
+    fn connect(target: SocketAddr) -> Attacker {
+        let stream = TcpStream::connect(target).expect("connect to A");
+        stream
+            .set_read_timeout(Some(StdDuration::from_millis(50)))
+            .expect("read timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        let secret = *blake3::hash(format!("forger {}", std::process::id()).as_bytes()).as_bytes();
+        let mut node = Node::new(
+            Config::lan(),
+            Identity::from_secret_bytes(secret),
+            7,
+            Instant::ZERO,
+        )
+        .expect("valid config");
+        let capture = Arc::new(Capture::default());
+        node.set_signature_check(capture.clone());
+        let mut m = Attacker {
+            node,
+            stream,
+            conn: None,
+            target,
+            peer: None,
+            closed: false,
+            events: Vec::new(),
+            epoch: StdInstant::now(),
+            capture,
+        };
+        let now = m.now();
+        m.node
+            .command(
+                now,
+                PeersCommand::Connect {
+                    addr: target,
+                    peer: None,
+                },
+            )
+            .expect("dial");
+        m.pump_until("the session with A", |m| m.peer.is_some());
+        m
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
+    }
+
+    /// Writes what the node wants sent, keeps its events.
+    fn flush(&mut self) {
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                Output::Dial { conn, addr } if addr == self.target && self.conn.is_none() => {
+                    self.conn = Some(conn);
+                    let now = self.now();
+                    self.node.handle_input(
+                        now,
+                        Input::Connected {
+                            conn,
+                            remote: addr,
+                            direction: Direction::Outbound,
+                        },
+                    );
+                }
+                Output::Send { conn, bytes }
+                    if Some(conn) == self.conn && self.stream.write_all(&bytes).is_err() =>
+                {
+                    self.closed = true;
+                }
+                Output::Event(event) => {
+                    if let Event::Peers(PeersEvent::Up { peer, .. }) = &event {
+                        self.peer = Some(*peer);
+                    }
+                    if let Event::Peers(PeersEvent::Down { .. }) = &event {
+                        self.closed = true;
+                    }
+                    self.events.push(event);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads from A and runs the node's timers until `done`, within WAIT.
+    fn pump_until(&mut self, what: &str, mut done: impl FnMut(&Attacker) -> bool) {
+        let deadline = StdInstant::now() + WAIT;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            self.flush();
+            if done(self) {
+                return;
+            }
+            assert!(StdInstant::now() < deadline, "M: no {what} within {WAIT:?}");
+            let now = self.now();
+            if self.node.poll_timeout().is_some_and(|t| t <= now) {
+                self.node.handle_input(now, Input::Timeout);
+                continue;
+            }
+            let Some(conn) = self.conn else { continue };
+            match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    self.closed = true;
+                    let reason = ringmesh::TransportError::Eof;
+                    self.node.handle_input(now, Input::Closed { conn, reason });
+                }
+                Ok(n) => {
+                    let bytes = Bytes::copy_from_slice(&buf[..n]);
+                    self.node.handle_input(now, Input::Received { conn, bytes });
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => {
+                    self.closed = true;
+                    let reason = ringmesh::TransportError::Reset;
+                    self.node.handle_input(now, Input::Closed { conn, reason });
+                }
+            }
+        }
+    }
+
+    /// Sends `message` to A as it is; whether it went out.
+    fn send_raw(&mut self, message: &Message) -> bool {
+        let now = self.now();
+        let peer = self.peer.expect("up");
+        let sent = self.node.adversary_send(now, peer, message);
+        self.flush();
+        sent && !self.closed
+    }
+
+    /// The captured broadcasts from `origin`.
+    fn captured_from(&self, origin: NodeId) -> Vec<Broadcast> {
+        self.capture
+            .0
+            .lock()
+            .expect("capture lock")
+            .iter()
+            .map(|(key, signed, sig)| rebuild(*key, signed, *sig))
+            .filter(|b| b.origin == origin)
+            .collect()
+    }
+
+    fn delivered(&self, payload: &[u8]) -> bool {
+        self.events.iter().any(|e| {
+            matches!(e, Event::Mesh(MeshEvent::Broadcast { payload: p, .. }) if p[..] == *payload)
+        })
+    }
+}
+
+fn node_id(hex_id: &str) -> NodeId {
+    let mut bytes = [0u8; 16];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex_id[2 * i..2 * i + 2], 16).expect("hex id");
+    }
+    NodeId::from_bytes(bytes)
+}
+
+#[test]
+fn a_forged_origin_is_never_printed_squats_block_nothing_and_a_replay_prints_once() {
+    let started = StdInstant::now();
+    let mut a = Proc::spawn("A", &["node", "--listen", "127.0.0.1:0"]);
+    let mut b = Proc::spawn("B", &["node", "--listen", "127.0.0.1:0"]);
+    b.type_line(&format!("connect {}", a.addr));
+    a.wait_peer_up(b.short());
+    let mut m = Attacker::connect(a.addr.parse().expect("A's address"));
+    let m_short = m.node.node_id().short().to_string();
+    a.wait_peer_up(&m_short);
+    let b_id = node_id(&b.id);
+    let b_short = b.short().to_owned();
+    let b_line = |text: &str| format!("<{b_short}> {text}");
+
+    // 1. B's genuine broadcast reaches A and M; M captures it.
+    b.type_line("msg B says 0");
+    a.wait_line(&b_line("B says 0"));
+    m.pump_until("B's broadcast", |m| m.delivered(b"B says 0"));
+    let recorded = m
+        .captured_from(b_id)
+        .pop()
+        .expect("M verified B's broadcast");
+    assert_eq!(recorded.payload, Bytes::from_static(b"B says 0"));
+
+    // 2. The replay, then M's own broadcast: A takes a connection's
+    // messages in order, so once it prints M's, it has seen the replay.
+    assert!(m.send_raw(&Message::Broadcast(recorded.clone())));
+    let now = m.now();
+    m.node
+        .command(
+            now,
+            MeshCommand::Broadcast {
+                payload: Bytes::from_static(b"M sync"),
+            },
+        )
+        .expect("broadcast");
+    m.flush();
+    a.wait_line(&format!("<{m_short}> M sync"));
+    assert_eq!(
+        a.count(&b_line("B says 0")),
+        1,
+        "the replay was not printed"
+    );
+
+    // 3. A broadcast claiming B's id at B's next seq (M's key and
+    // signature), then B's next 20 seqs squatted with B's key and a
+    // signature that is not B's. A closes M after its third forgery
+    // (mesh.max_forgeries), so the rest do not get through.
+    let mallory = Identity::from_secret_bytes(
+        *blake3::hash(format!("forger {}", std::process::id()).as_bytes()).as_bytes(),
+    );
+    let forge = |key: PublicKey, seq: u64, text: &[u8]| {
+        let signature = mallory.sign(&Broadcast::signed_bytes(b_id, recorded.run, seq, text));
+        Message::Broadcast(Broadcast {
+            origin: b_id,
+            key,
+            run: recorded.run,
+            seq,
+            hops: 1,
+            signature,
+            payload: Bytes::copy_from_slice(text),
+        })
+    };
+    let next = recorded.seq + 1;
+    assert!(m.send_raw(&forge(mallory.public_key(), next, b"I am B (forged)")));
+    let mut squats = 0;
+    for seq in next..next + 20 {
+        if m.send_raw(&forge(recorded.key, seq, b"squatted")) {
+            squats += 1;
+        }
+    }
+    assert!(
+        squats >= 2,
+        "at least two squats went out before A closed M"
+    );
+    m.pump_until("A closing M", |m| m.closed);
+    let down = a.wait_for("A closing M", |l| {
+        l.starts_with(&format!("peer down <{m_short}> ")) && l.contains("misbehaving")
+    });
+    assert!(a.lines[down].contains("forged"), "{}", a.lines[down]);
+
+    // 4. B's next six broadcasts all reach A.
+    for k in 1..=6 {
+        b.type_line(&format!("msg B says {k}"));
+    }
+    for k in 1..=6 {
+        a.wait_line(&b_line(&format!("B says {k}")));
+    }
+    assert_eq!(a.count(&b_line("B says 0")), 1);
+    for forged in ["I am B (forged)", "squatted"] {
+        assert!(
+            !a.lines.iter().any(|l| l.contains(forged)),
+            "A printed a forgery: {forged}"
+        );
+    }
+    assert!(
+        started.elapsed() < StdDuration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
