@@ -319,6 +319,7 @@ fn dht_from_json(message_type: &str, v: &Value) -> Message {
                 3 => DhtPutStatus::Incomplete,
                 4 => DhtPutStatus::NotInRing,
                 5 => DhtPutStatus::TooLarge,
+                6 => DhtPutStatus::OverQuota,
                 other => panic!("status {other}"),
             },
             version: decimal(v, "version"),

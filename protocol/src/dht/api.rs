@@ -81,9 +81,16 @@ pub enum DhtFailure {
     /// client retried until its time ran out.
     #[error("the coordinator does not own the key")]
     NotOwner,
-    /// A holder's store is at its cap.
+    /// A holder's store is at its cap, full of entries it protects
+    /// (spec/chord.md §10.5): no quota of this writer's is the cause.
     #[error("a holder's store is full")]
     Full,
+    /// This writer is over its own quota at the key's owner: it already
+    /// stores `dht.max_bytes_per_writer` (or `_entries_`) there, or more
+    /// than its fair share of a full store. Deleting some of its entries
+    /// makes room; others' writes are not refused for it.
+    #[error("over this writer's own quota at the key's owner")]
+    OverQuota,
     /// The entry does not fit a peer's frame cap.
     #[error("too large for a peer's frame cap")]
     TooLarge,

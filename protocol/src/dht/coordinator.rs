@@ -20,6 +20,7 @@ use crate::wire::{
 pub(super) fn status_error(status: DhtPutStatus, version: u64, holders: u8) -> DhtFailure {
     match status {
         DhtPutStatus::Full => DhtFailure::Full,
+        DhtPutStatus::OverQuota => DhtFailure::OverQuota,
         DhtPutStatus::TooLarge => DhtFailure::TooLarge,
         DhtPutStatus::NotInRing => DhtFailure::NotInRing,
         DhtPutStatus::NotOwner => DhtFailure::NotOwner,
