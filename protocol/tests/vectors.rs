@@ -502,7 +502,7 @@ fn spec_chord_dht_bytes(out: &mut Vec<u8>, v: &Value) -> bool {
         }
         "DhtPutReply" => {
             let status = code(v, "status");
-            assert!(status <= 5);
+            assert!(status <= 6);
             out.push(status);
             let version = decimal(v, "version");
             // ≥ 1 for Ok (0) and Incomplete (3), else 0.
