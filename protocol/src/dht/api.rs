@@ -156,3 +156,21 @@ pub struct DhtUsage {
     /// Bytes of keys and values (at most `dht.max_bytes`).
     pub bytes: usize,
 }
+
+/// The table's counters (spec/chord.md §10.5), in
+/// [`Stats`](crate::Stats)`::dht`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DhtStats {
+    /// Entries refused because their writer was over its quota (the
+    /// `dht.*_per_writer` caps, or its fair share of a full store).
+    pub refused_writer_quota: u64,
+    /// Entries refused because the peer that delivered them was over its
+    /// quota (the `dht.*_per_sender` caps, or its fair share).
+    pub refused_sender_quota: u64,
+    /// Entries refused because the store was full of entries it protects.
+    pub refused_full: u64,
+    /// Entries evicted to make room (those of the parties most over their
+    /// fair share first).
+    pub evicted: u64,
+}
