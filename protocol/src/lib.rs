@@ -151,7 +151,8 @@
 //!   [`DhtConfig::replicas`] − 1 members; a put is acknowledged
 //!   ([`DhtEvent::PutDone`]) once they hold it; holders hand keys to a
 //!   joining owner and repair each other; deletes are tombstones that
-//!   expire; stores are capped ([`DhtFailure::Full`]).
+//!   expire; stores are capped, with quotas per writer and per sending
+//!   peer ([`DhtFailure::Full`], [`DhtFailure::OverQuota`]).
 //!
 //! ```
 //! # use bytes::Bytes;
