@@ -126,25 +126,24 @@ fn outcome(net: &Network, from: NodeIndex, id: OpId) -> Option<(Result<(), DhtFa
 }
 
 /// `count` tampered `DhtReplicate` entries in the target's own range, each
-/// under a writer made up for it (a writer is only a claim; the sender is
-/// the peer that sends them).
+/// under a writer made up for it alone (a writer is only a claim; the
+/// sender is the peer that sends them).
 fn junk_batch(prefix: &str, count: usize, pred: NodeId, owner: NodeId) -> Vec<DhtEntry> {
     keys_in(prefix, count, pred, owner)
         .into_iter()
-        .enumerate()
-        .map(|(i, key)| DhtEntry {
-            key,
+        .map(|key| DhtEntry {
             body: DhtBody {
                 version: 1,
-                writer: NodeId::from_u128(0xbad0_0000 + i as u128),
+                writer: NodeId::from_u128(!position(&key)),
                 value: DhtValue::Value(Bytes::from(vec![0xee; JUNK])),
             },
+            key,
         })
         .collect()
 }
 
 #[test]
-fn a_flood_of_junk_neither_blocks_nor_evicts_honest_writes_and_leaves_no_trace() {
+fn a_flood_of_junk_neither_blocks_nor_evicts_honest_writes_nor_outlasts_the_flooders() {
     let mut net = ring();
     let order = ring_order(&net);
     // The target: a holder whose predecessor and two successors are honest;
@@ -171,16 +170,19 @@ fn a_flood_of_junk_neither_blocks_nor_evicts_honest_writes_and_leaves_no_trace()
     let mut honest_ops: Vec<(NodeIndex, OpId, Bytes)> = Vec::new();
     let honest_keys = keys_in("honest", 2 * honest.len(), pred_id, target_id);
     let mut junk_puts = Vec::new();
+    let mut junk_keys: [Vec<Bytes>; 2] = [Vec::new(), Vec::new()];
     let mut req = 1u64 << 40;
     for round in 0..12 {
         for (f, &a) in flooders.iter().enumerate() {
             let prefix = format!("junk{f}-{round}");
             let entries = junk_batch(&prefix, MAX_DHT_BATCH, pred_id, target_id);
+            junk_keys[f].extend(entries.iter().map(|e| e.key.clone()));
             req += 1;
             let message = Message::DhtReplicate(DhtReplicate { req, entries });
             let now = net.now();
             assert!(net.node_mut(a).adversary_send(now, target_id, &message));
             for key in keys_in(&format!("put{f}-{round}"), 2, pred_id, target_id) {
+                junk_keys[f].push(key.clone());
                 junk_puts.push((a, put(&mut net, a, &key, &[0xdd; JUNK])));
             }
         }
@@ -195,12 +197,17 @@ fn a_flood_of_junk_neither_blocks_nor_evicts_honest_writes_and_leaves_no_trace()
     // the way of an honest write.
     let stats = net.node(target).stats().dht;
     let usage = net.node(target).dht_usage();
-    assert!(
-        stats.refused_sender_quota > 0 && stats.refused_writer_quota > 0,
-        "{stats:?}"
-    );
+    assert!(stats.refused_sender_quota > 0, "{stats:?}");
     assert!(stats.evicted > 0, "the store filled: {stats:?} {usage:?}");
     assert!(usage.entries <= 96 && usage.bytes <= 12 << 10, "{usage:?}");
+    // Each flooder, as a sender, holds at most its quota: 48 entries.
+    for keys in &junk_keys {
+        let held = keys
+            .iter()
+            .filter(|k| net.node(target).dht_holds(k).is_some())
+            .count();
+        assert!(held <= 48, "{held} of {} junk entries held", keys.len());
+    }
     let flooder_puts = junk_puts
         .iter()
         .filter_map(|&(a, id)| outcome(&net, a, id))

@@ -16,24 +16,26 @@ pub struct DhtConfig {
     pub max_entries: usize,
     /// Bytes of keys and values one node stores. Default 64 MiB.
     pub max_bytes: usize,
-    /// Bytes of keys and values one writer may have stored on one node
-    /// (spec/chord.md §10.5). Default 4 MiB, 1/16 of `max_bytes`; a value
-    /// over `max_bytes` is `max_bytes`. A write past it is refused with
-    /// [`DhtFailure::OverQuota`](crate::DhtFailure::OverQuota).
+    /// Bytes of keys and values one writer may have stored in one node's
+    /// own range (spec/chord.md §10.5; replicas of other ranges answer to
+    /// their owner's quotas). Default 4 MiB, 1/16 of `max_bytes`; a value
+    /// at or over `max_bytes` sets no quota. A write past it is refused
+    /// with [`DhtFailure::OverQuota`](crate::DhtFailure::OverQuota).
     pub max_bytes_per_writer: usize,
-    /// Entries one writer may have stored on one node. Default 4,096, 1/16
-    /// of `max_entries`; a value over `max_entries` is `max_entries`.
+    /// Entries one writer may have stored in one node's own range.
+    /// Default 4,096, 1/16 of `max_entries`; a value at or over
+    /// `max_entries` sets no quota.
     pub max_entries_per_writer: usize,
     /// Bytes one peer may have delivered (as a client's `DhtPut` or a
-    /// `DhtReplicate`) that one node still holds. Default 32 MiB, half of
-    /// `max_bytes`: an honest ring neighbour replicates its own range,
-    /// about 1/`replicas` of a holder's store, and ranges are uneven; no
-    /// one peer fills more than half. A value over `max_bytes` is
-    /// `max_bytes`.
+    /// `DhtReplicate`) into one node's own range that it still holds.
+    /// Default 32 MiB, half of `max_bytes`: a neighbour handing off a range
+    /// legitimately delivers about 1/`replicas` of a holder's store, and
+    /// ranges are uneven; no one peer fills more than half. A value at or
+    /// over `max_bytes` sets no quota.
     pub max_bytes_per_sender: usize,
-    /// Entries one peer may have delivered that one node still holds.
-    /// Default 32,768, half of `max_entries`; a value over `max_entries`
-    /// is `max_entries`.
+    /// Entries one peer may have delivered into one node's own range that
+    /// it still holds. Default 32,768, half of `max_entries`; a value at or
+    /// over `max_entries` sets no quota.
     pub max_entries_per_sender: usize,
     /// Anti-entropy period (60 s; 10 s in [`DhtConfig::lan`]).
     pub repair_interval: Duration,

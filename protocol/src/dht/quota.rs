@@ -236,21 +236,13 @@ impl Quotas {
     }
 
     /// Whether `charge`, stored in place of `replaced`, keeps its writer
-    /// and (if `sender_capped`) its sender within their hard caps; else
-    /// whose cap it breaks. This node's own writes have no sender cap.
-    pub(crate) fn admits(
-        &self,
-        charge: &Charge,
-        replaced: Option<&Charge>,
-        sender_capped: bool,
-    ) -> Result<(), Party> {
+    /// and its sender within their hard caps; else whose cap it breaks.
+    /// This node's own writes have no sender cap.
+    pub(crate) fn admits(&self, charge: &Charge, replaced: Option<&Charge>) -> Result<(), Party> {
         let (writer, sender) = self.after(charge, replaced);
         if !self.writers.within_cap(writer, self.total) {
             Err(Party::Writer)
-        } else if sender_capped
-            && charge.sender.is_some()
-            && !self.senders.within_cap(sender, self.total)
-        {
+        } else if charge.sender.is_some() && !self.senders.within_cap(sender, self.total) {
             Err(Party::Sender)
         } else {
             Ok(())
@@ -335,30 +327,21 @@ mod tests {
     fn caps_bound_each_writer_and_each_sender_and_a_replacement_frees_its_own() {
         let mut q = quotas(usage(100, 3), usage(150, 10));
         let a = charge(1, Some(9), 60);
-        assert_eq!(q.admits(&a, None, true), Ok(()));
+        assert_eq!(q.admits(&a, None), Ok(()));
         q.add(&a);
         // 60 + 50 bytes is over the writer's 100.
-        assert_eq!(
-            q.admits(&charge(1, Some(9), 50), None, true),
-            Err(Party::Writer)
-        );
+        assert_eq!(q.admits(&charge(1, Some(9), 50), None), Err(Party::Writer));
         // In place of its own 60-byte entry it fits.
-        assert_eq!(q.admits(&charge(1, Some(9), 50), Some(&a), true), Ok(()));
+        assert_eq!(q.admits(&charge(1, Some(9), 50), Some(&a)), Ok(()));
         // Another writer through the same sender: 60 + 95 over its 150.
-        assert_eq!(
-            q.admits(&charge(2, Some(9), 95), None, true),
-            Err(Party::Sender)
-        );
+        assert_eq!(q.admits(&charge(2, Some(9), 95), None), Err(Party::Sender));
         // The node's own writes have no sender cap.
-        assert_eq!(q.admits(&charge(2, None, 95), None, true), Ok(()));
+        assert_eq!(q.admits(&charge(2, None, 95), None), Ok(()));
         for _ in 0..2 {
             q.add(&charge(1, None, 1));
         }
         // A fourth entry breaks the writer's 3 entries.
-        assert_eq!(
-            q.admits(&charge(1, None, 1), None, true),
-            Err(Party::Writer)
-        );
+        assert_eq!(q.admits(&charge(1, None, 1), None), Err(Party::Writer));
         q.remove(&a);
         assert_eq!(q.writer(NodeId::from_u128(1)), usage(2, 2));
         assert_eq!(q.sender(Some(NodeId::from_u128(9))), Usage::default());
@@ -418,7 +401,7 @@ mod tests {
                     q.remove(&gone);
                 } else {
                     let c = charge(writer, sender, cost);
-                    if q.admits(&c, None, true).is_ok() {
+                    if q.admits(&c, None).is_ok() {
                         q.add(&c);
                         held.push(c);
                     }

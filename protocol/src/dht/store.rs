@@ -202,8 +202,8 @@ impl Store {
     /// range (*P*, self], `None` while *P* is unknown (every entry then
     /// counts as in it).
     ///
-    /// The entry must keep its writer within its caps, and its sender if
-    /// the entry lies in the own range.
+    /// In the own range, the entry must keep its writer and its sender
+    /// within their caps.
     /// Over a store cap, entries are evicted by the rule of §10.5 (see
     /// [`Store::victims`]). Whether enough can go is settled before
     /// anything is evicted, so a refusal leaves the store as it was.
@@ -227,13 +227,14 @@ impl Store {
             sender,
             cost: cost_of(&key, &body),
         };
-        // A replica of another node's range answers to that range's owner,
-        // which confirms it or lets it go as garbage (§10.4): its sender's
-        // hard cap applies only in the own range, where this node is the
-        // authority (§10.5).
+        // The hard caps guard the own range, where this node is the gate
+        // and nothing else would ever remove junk. A replica of another
+        // range answers to that range's owner, which admitted it under its
+        // own quotas and must keep confirming it or it goes as garbage
+        // (§10.4); refusing it here would only fail honest replication.
         let position = position(&kh);
         let foreign = own.is_some_and(|(p, me)| !in_half_open(p, position, me));
-        if let Err(party) = self.quotas.admits(&charge, replaced.as_ref(), !foreign) {
+        if !foreign && let Err(party) = self.quotas.admits(&charge, replaced.as_ref()) {
             return self.refuse(party.into());
         }
         let freed = replaced.map(|r| r.cost);
@@ -763,6 +764,28 @@ mod tests {
         assert_eq!((counts.refused_writer, counts.refused_sender), (1, 1));
         assert_eq!(s.quotas.sender(sender).entries, 5);
         assert_eq!(s.parties(), (5, 3));
+    }
+
+    #[test]
+    fn replicas_of_other_ranges_answer_to_their_owner_not_to_the_quotas() {
+        let mut s = quota_store(100, 1, 1);
+        let (first, second) = (b"r1", b"r2");
+        // The own range holds `first` only: `second` is a replica.
+        let sender = Some(NodeId::from_u128(9));
+        let merge = |s: &mut Store, key: &'static [u8]| {
+            s.merge(
+                Bytes::from_static(key),
+                val(1, 1, b"v"),
+                T0,
+                only(first),
+                sender,
+            )
+        };
+        assert_eq!(merge(&mut s, first), Merge::Stored);
+        assert_eq!(merge(&mut s, second), Merge::Stored);
+        // But in the own range writer 1 is at its one entry.
+        let third = s.merge(Bytes::from_static(b"r3"), val(1, 1, b"v"), T0, None, sender);
+        assert_eq!(third, Merge::Refused(Refusal::Writer));
     }
 
     #[test]
