@@ -10,6 +10,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 
 use core::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use super::quota::{Charge, Party, Pressure, Quotas, Usage};
 use crate::NodeId;
@@ -313,7 +314,7 @@ impl Store {
         let (incoming, party) = self.quotas.pressure_after(charge, replaced, &shares);
         let foreign = |s: &Stored| own.is_some_and(|(p, me)| !in_half_open(p, s.position, me));
         let kin = |s: &Stored| s.body.writer == charge.writer || s.sender == charge.sender;
-        let mut candidates: Vec<Candidate> = self
+        let candidates: Vec<Candidate> = self
             .entries
             .iter()
             .filter(|&(kh, _)| *kh != spare)
@@ -331,21 +332,26 @@ impl Store {
                 ))
             })
             .collect();
-        candidates.sort_unstable();
+        let fits = |len: usize, bytes: usize| len <= self.max_entries && bytes <= self.max_bytes;
+        // Whether all of them would do is O(n); only then are the first few
+        // taken from a heap (O(n) to build, O(log n) each), not a sort: a
+        // flood of refusals must not cost a sort each.
+        let evictable: usize = candidates.iter().map(|c| c.4).sum();
+        if !fits(len - candidates.len(), bytes - evictable) {
+            return Err(party.map_or(Refusal::Full, Refusal::from));
+        }
+        let mut heap: BinaryHeap<Reverse<Candidate>> =
+            candidates.into_iter().map(Reverse).collect();
         let mut victims = Vec::new();
-        for (_, _, _, kh, cost) in candidates {
-            if len <= self.max_entries && bytes <= self.max_bytes {
+        while !fits(len, bytes) {
+            let Some(Reverse((_, _, _, kh, cost))) = heap.pop() else {
                 break;
-            }
+            };
             len -= 1;
             bytes -= cost;
             victims.push(kh);
         }
-        if len <= self.max_entries && bytes <= self.max_bytes {
-            Ok(victims)
-        } else {
-            Err(party.map_or(Refusal::Full, Refusal::from))
-        }
+        Ok(victims)
     }
 
     fn remove(&mut self, kh: &[u8; 32]) {
