@@ -708,6 +708,9 @@ mod tests {
         assert_eq!(collect(1_000, only(b"a")), 1);
         assert_eq!((s.len(), s.bytes()), (1, 2));
         assert!(held(&s, b"a").is_some());
+        // What went is refunded to its parties.
+        assert_eq!(s.quotas.writer(NodeId::from_u128(1)).entries, 1);
+        assert_eq!(s.parties(), (1, 1));
     }
 
     /// A store of `entries` and 1,000 bytes, each writer held to
