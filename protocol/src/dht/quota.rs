@@ -10,8 +10,8 @@
 //! claim in the entry (any number of them can be made up), a sender is the
 //! authenticated peer that delivered it (the client of a `DhtPut`, the
 //! peer of a `DhtReplicate`). Entries the node writes itself as
-//! coordinator of its own command have no sender and count only for their
-//! writer.
+//! coordinator of its own command count for the sender `None`, this node:
+//! it has a fair share like any sender, and no hard cap.
 
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
