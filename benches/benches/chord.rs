@@ -40,6 +40,12 @@ fn ring() -> (Network, ConnId) {
         dht: Some(DhtConfig {
             max_entries: 1 << 24,
             max_bytes: 1 << 32,
+            // One writer and one sender store everything here: quotas as
+            // large as the store, so the bench times stores, not refusals.
+            max_entries_per_writer: 1 << 24,
+            max_bytes_per_writer: 1 << 32,
+            max_entries_per_sender: 1 << 24,
+            max_bytes_per_sender: 1 << 32,
             ..DhtConfig::wan()
         }),
         ..Config::plaintext()

@@ -153,6 +153,16 @@ fn every_default_on_the_limits_page_is_the_codes() {
         ("dht.max_entries", count(dht.max_entries)),
         ("dht.max_bytes", bytes(dht.max_bytes)),
         (
+            "dht.max_entries_per_writer",
+            count(dht.max_entries_per_writer),
+        ),
+        ("dht.max_bytes_per_writer", bytes(dht.max_bytes_per_writer)),
+        (
+            "dht.max_entries_per_sender",
+            count(dht.max_entries_per_sender),
+        ),
+        ("dht.max_bytes_per_sender", bytes(dht.max_bytes_per_sender)),
+        (
             "liveness.ping_interval",
             format!(
                 "{} ({})",

@@ -899,7 +899,13 @@ fn dht_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
             "dht_put_reply_too_large",
             dht_put_reply(5, DhtPutStatus::TooLarge, 0, 0),
             None,
-            "status 5, the largest",
+            "status 5",
+        ),
+        (
+            "dht_put_reply_over_quota",
+            dht_put_reply(6, DhtPutStatus::OverQuota, 0, 0),
+            None,
+            "status 6 (OverQuota), the largest: version 0",
         ),
         (
             "dht_get",
@@ -1621,10 +1627,10 @@ fn chord_dht_invalid_cases() -> Vec<InvalidBody> {
             trailing(1),
         ),
         (
-            "dht_put_reply_status_6",
-            "00 61 01 06 00 00".into(),
+            "dht_put_reply_status_7",
+            "00 61 01 07 00 00".into(),
             "OutOfRange",
-            range("status", 6),
+            range("status", 7),
         ),
         (
             "dht_put_reply_ok_version_0",

@@ -298,6 +298,10 @@ impl Config {
             counts.extend([
                 ("dht.max_entries", dht.max_entries),
                 ("dht.max_bytes", dht.max_bytes),
+                ("dht.max_bytes_per_writer", dht.max_bytes_per_writer),
+                ("dht.max_entries_per_writer", dht.max_entries_per_writer),
+                ("dht.max_bytes_per_sender", dht.max_bytes_per_sender),
+                ("dht.max_entries_per_sender", dht.max_entries_per_sender),
             ]);
         }
         if let Some((field, _)) = zero.iter().find(|(_, d)| *d == Duration::ZERO) {

@@ -152,7 +152,8 @@
 //!   [`DhtConfig::replicas`] − 1 members; a put is acknowledged
 //!   ([`DhtEvent::PutDone`]) once they hold it; holders hand keys to a
 //!   joining owner and repair each other; deletes are tombstones that
-//!   expire; stores are capped ([`DhtFailure::Full`]).
+//!   expire; stores are capped, with quotas per writer and per sending
+//!   peer ([`DhtFailure::Full`], [`DhtFailure::OverQuota`]).
 //!
 //! ```
 //! # use bytes::Bytes;
@@ -232,7 +233,7 @@ pub use command::{Accepted, Command, CommandError};
 pub use config::{
     CHORD_MIN_FRAME_LEN, Config, ConfigError, MAX_BOOTSTRAP, MIN_MAX_FRAME_LEN, Security,
 };
-pub use dht::{DhtCommand, DhtConfig, DhtError, DhtEvent, DhtFailure, DhtHeld, DhtUsage};
+pub use dht::{DhtCommand, DhtConfig, DhtError, DhtEvent, DhtFailure, DhtHeld, DhtStats, DhtUsage};
 pub use id::{ConnId, NodeId, OpId, ParseNodeIdError, ShortId};
 pub use identity::{Ed25519Check, Identity, PublicKey, SignatureCheck};
 pub use input::{Direction, Input, TransportError};

@@ -322,6 +322,7 @@ fn dht_from_json(message_type: &str, v: &Value) -> Message {
                 3 => DhtPutStatus::Incomplete,
                 4 => DhtPutStatus::NotInRing,
                 5 => DhtPutStatus::TooLarge,
+                6 => DhtPutStatus::OverQuota,
                 other => panic!("status {other}"),
             },
             version: decimal(v, "version"),
@@ -504,7 +505,7 @@ fn spec_chord_dht_bytes(out: &mut Vec<u8>, v: &Value) -> bool {
         }
         "DhtPutReply" => {
             let status = code(v, "status");
-            assert!(status <= 5);
+            assert!(status <= 6);
             out.push(status);
             let version = decimal(v, "version");
             // ≥ 1 for Ok (0) and Incomplete (3), else 0.

@@ -81,9 +81,16 @@ pub enum DhtFailure {
     /// client retried until its time ran out.
     #[error("the coordinator does not own the key")]
     NotOwner,
-    /// A holder's store is at its cap.
+    /// A holder's store is at its cap, full of entries it protects
+    /// (spec/chord.md §10.5): no quota of this writer's is the cause.
     #[error("a holder's store is full")]
     Full,
+    /// This writer is over its own quota at the key's owner: it already
+    /// stores `dht.max_bytes_per_writer` (or `_entries_`) there, or more
+    /// than its fair share of a full store. Deleting some of its entries
+    /// makes room; others' writes are not refused for it.
+    #[error("over this writer's own quota at the key's owner")]
+    OverQuota,
     /// The entry does not fit a peer's frame cap.
     #[error("too large for a peer's frame cap")]
     TooLarge,
@@ -148,4 +155,22 @@ pub struct DhtUsage {
     pub entries: usize,
     /// Bytes of keys and values (at most `dht.max_bytes`).
     pub bytes: usize,
+}
+
+/// The table's counters (spec/chord.md §10.5), in
+/// [`Stats`](crate::Stats)`::dht`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DhtStats {
+    /// Entries refused because their writer was over its quota (the
+    /// `dht.*_per_writer` caps, or its fair share of a full store).
+    pub refused_writer_quota: u64,
+    /// Entries refused because the peer that delivered them was over its
+    /// quota (the `dht.*_per_sender` caps, or its fair share).
+    pub refused_sender_quota: u64,
+    /// Entries refused because the store was full of entries it protects.
+    pub refused_full: u64,
+    /// Entries evicted to make room (those of the parties most over their
+    /// fair share first).
+    pub evicted: u64,
 }

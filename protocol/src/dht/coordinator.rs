@@ -3,8 +3,9 @@
 //! successors before it answers the client.
 
 use bytes::Bytes;
+use tracing::debug;
 
-use super::store::{Merge, key_hash, position};
+use super::store::{Merge, Refusal, key_hash, position};
 use super::{Client, Dht, DhtFailure, Task, Timer};
 use crate::NodeId;
 use crate::chord::Chord;
@@ -20,6 +21,7 @@ use crate::wire::{
 pub(super) fn status_error(status: DhtPutStatus, version: u64, holders: u8) -> DhtFailure {
     match status {
         DhtPutStatus::Full => DhtFailure::Full,
+        DhtPutStatus::OverQuota => DhtFailure::OverQuota,
         DhtPutStatus::TooLarge => DhtFailure::TooLarge,
         DhtPutStatus::NotInRing => DhtFailure::NotInRing,
         DhtPutStatus::NotOwner => DhtFailure::NotOwner,
@@ -64,8 +66,18 @@ impl Dht {
             key: key.clone(),
             body: body.clone(),
         };
-        if self.store.merge(key, body, cx.now(), own) == Merge::Full {
-            return self.answer_client(cx, client, DhtPutStatus::Full, 0, 0);
+        // The client is the sender (§10.5); this node's own command has none.
+        let sender = match client {
+            Client::Remote { peer, .. } => Some(peer),
+            Client::Local(_) => None,
+        };
+        if let Merge::Refused(refusal) = self.store.merge(key, body, cx.now(), own, sender) {
+            let status = match refusal {
+                Refusal::Writer | Refusal::Sender => DhtPutStatus::OverQuota,
+                Refusal::Full => DhtPutStatus::Full,
+            };
+            debug!(node = %cx.me().short(), writer = %writer.short(), ?refusal, "write refused");
+            return self.answer_client(cx, client, status, 0, 0);
         }
         let candidates = ring.successors().to_vec();
         let needed = (self.settings.replicas - 1).min(candidates.len());

@@ -40,7 +40,7 @@ impl Dht {
                 let _ = cx.send(from, &Message::DhtGetReply(DhtGetReply { req, status }));
             }
             Message::DhtReplicate(DhtReplicate { req, entries }) => {
-                let status = self.merge_replicas(cx, ring, entries);
+                let status = self.merge_replicas(cx, ring, from, entries);
                 let ack = DhtReplicateAck { req, status };
                 let _ = cx.send(from, &Message::DhtReplicateAck(ack));
             }
@@ -61,6 +61,7 @@ impl Dht {
         &mut self,
         cx: &mut dyn Cx,
         ring: &Chord,
+        from: NodeId,
         entries: Vec<DhtEntry>,
     ) -> DhtReplicateStatus {
         if !ring.is_member() {
@@ -69,7 +70,10 @@ impl Dht {
         let own = Self::own_range(cx, ring);
         let mut status = DhtReplicateStatus::Ok;
         for DhtEntry { key, body } in entries {
-            if self.store.merge(key, body, cx.now(), own) == Merge::Full {
+            // Counted against `from`'s quota as sender (§10.5).
+            if let Merge::Refused(refusal) = self.store.merge(key, body, cx.now(), own, Some(from))
+            {
+                debug!(node = %cx.me().short(), from = %from.short(), ?refusal, "replicated entry refused");
                 status = DhtReplicateStatus::Full;
             }
         }
@@ -209,6 +213,30 @@ impl Dht {
         if dropped > 0 {
             debug!(node = %cx.me().short(), dropped, "dropped stale table entries");
         }
+        self.report_quotas(cx);
+    }
+
+    /// Once a repair interval, an info line if the store refused or evicted
+    /// anything since the last one (§10.5).
+    fn report_quotas(&mut self, cx: &dyn Cx) {
+        let now = self.store.counts();
+        let was = core::mem::replace(&mut self.reported, now);
+        if now == was {
+            return;
+        }
+        let (writers, senders) = self.store.parties();
+        info!(
+            node = %cx.me().short(),
+            refused_writer_quota = now.refused_writer - was.refused_writer,
+            refused_sender_quota = now.refused_sender - was.refused_sender,
+            refused_full = now.refused_full - was.refused_full,
+            evicted = now.evicted - was.evicted,
+            entries = self.store.len(),
+            bytes = self.store.bytes(),
+            writers,
+            senders,
+            "table quotas since the last repair round"
+        );
     }
 
     /// Sends `holder` digests of this node's range.

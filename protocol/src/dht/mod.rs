@@ -8,7 +8,9 @@
 //! - `holder.rs`: answering the table's messages; hand-off to a new
 //!   predecessor, anti-entropy repair and garbage (§10.4).
 //! - `store.rs`: the holder's bounded store and its pure rules (conflict
-//!   order, caps, digests, garbage).
+//!   order, caps and eviction, digests, garbage).
+//! - `quota.rs`: what each writer and each sending peer holds, their
+//!   quotas and fair shares (§10.5).
 //!
 //! The table reads the ring through [`Chord`]'s narrow view (membership,
 //! predecessor, successors, a lookup, a request to a member) and hears of
@@ -19,9 +21,10 @@ mod client;
 pub(crate) mod config;
 mod coordinator;
 mod holder;
+pub(crate) mod quota;
 pub(crate) mod store;
 
-pub use api::{DhtCommand, DhtError, DhtEvent, DhtFailure, DhtHeld, DhtUsage};
+pub use api::{DhtCommand, DhtError, DhtEvent, DhtFailure, DhtHeld, DhtStats, DhtUsage};
 pub use config::DhtConfig;
 
 use bytes::Bytes;
@@ -38,7 +41,7 @@ use crate::time::{Duration, Instant};
 use crate::timer::DeadlineQueue;
 use crate::wire::{DhtBody, DhtEntry, DhtValue};
 
-use store::Store;
+use store::{Store, StoreCounts};
 
 /// The component's timers (its requests' deadlines are the ring's request
 /// layer's).
@@ -107,6 +110,8 @@ pub(crate) struct Dht {
     /// The node runs the table.
     enabled: bool,
     store: Store,
+    /// The store's counters at the last info summary (repair tick).
+    reported: StoreCounts,
     tasks: HashMap<u64, Task, FixedState>,
     /// The successors repair last synced with, to sync at once with a node
     /// that newly enters those positions.
@@ -130,7 +135,8 @@ impl Dht {
         );
         Dht {
             enabled,
-            store: Store::new(config.max_entries, config.max_bytes, hasher.clone()),
+            store: Store::new(config.caps(), hasher.clone()),
+            reported: StoreCounts::default(),
             tasks: HashMap::with_hasher(hasher),
             synced: SmallVec::new(),
             settings: Settings {
@@ -159,6 +165,17 @@ impl Dht {
         DhtUsage {
             entries: self.store.len(),
             bytes: self.store.bytes(),
+        }
+    }
+
+    /// The table's counters.
+    pub(crate) fn stats(&self) -> DhtStats {
+        let counts = self.store.counts();
+        DhtStats {
+            refused_writer_quota: counts.refused_writer,
+            refused_sender_quota: counts.refused_sender,
+            refused_full: counts.refused_full,
+            evicted: counts.evicted,
         }
     }
 

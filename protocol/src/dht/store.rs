@@ -9,6 +9,10 @@ use bytes::Bytes;
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 
+use core::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::quota::{Charge, Party, Pressure, Quotas, Usage};
 use crate::NodeId;
 use crate::chord::ring::in_half_open;
 use crate::time::{Duration, Instant};
@@ -71,6 +75,9 @@ pub(crate) struct Stored {
     pub(crate) confirmed_at: Instant,
     /// When this body was stored; a tombstone's age counts from here.
     pub(crate) stored_at: Instant,
+    /// The peer that delivered this body (§10.5), `None` if this node
+    /// wrote it for its own command.
+    pub(crate) sender: Option<NodeId>,
 }
 
 impl Stored {
@@ -83,10 +90,47 @@ impl Stored {
         (self.body.version, self.body.writer, self.tag)
     }
 
+    /// What this entry counts for its writer and its sender.
+    fn charge(&self) -> Charge {
+        Charge {
+            writer: self.body.writer,
+            sender: self.sender,
+            cost: self.cost(),
+        }
+    }
+
     pub(crate) fn to_entry(&self) -> DhtEntry {
         DhtEntry {
             key: self.key.clone(),
             body: self.body.clone(),
+        }
+    }
+}
+
+/// An entry that may be evicted, in eviction order: the most pressed
+/// first, outside the own range (`false`) first, the oldest confirmed
+/// first, then by kh; with its cost.
+type Candidate = (Reverse<Pressure>, bool, Instant, [u8; 32], usize);
+
+/// Why [`Store::merge`] refused an entry (§10.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The entry's writer is over its quota: its cap
+    /// (`dht.max_bytes_per_writer`, `dht.max_entries_per_writer`), or its
+    /// fair share of a full store.
+    Writer,
+    /// The peer that delivered it is over its quota (the `_per_sender`
+    /// caps, or its fair share of a full store).
+    Sender,
+    /// The store is full of entries it protects.
+    Full,
+}
+
+impl From<Party> for Refusal {
+    fn from(party: Party) -> Self {
+        match party {
+            Party::Writer => Refusal::Writer,
+            Party::Sender => Refusal::Sender,
         }
     }
 }
@@ -98,67 +142,122 @@ pub(crate) enum Merge {
     Stored,
     /// An equal or greater entry was already held; nothing changed.
     Kept,
-    /// The caps refuse it even after evicting what may go; nothing changed.
-    Full,
+    /// Refused by a quota or the caps, even after evicting what may go;
+    /// nothing changed.
+    Refused(Refusal),
 }
 
-/// A holder's entries, keyed by kh, within `max_entries` and `max_bytes`.
+/// The store's counters (§10.5), for the node's stats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StoreCounts {
+    /// Entries refused: their writer over its quota.
+    pub(crate) refused_writer: u64,
+    /// Entries refused: their sender over its quota.
+    pub(crate) refused_sender: u64,
+    /// Entries refused: the store full of protected entries.
+    pub(crate) refused_full: u64,
+    /// Entries evicted to make room.
+    pub(crate) evicted: u64,
+}
+
+/// The caps of a store: in all, per writer, per sender (`dht.max_bytes`,
+/// `dht.max_entries`, and their `_per_writer`, `_per_sender` quotas).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Caps {
+    /// The whole store.
+    pub(crate) total: Usage,
+    /// One writer.
+    pub(crate) per_writer: Usage,
+    /// One sender.
+    pub(crate) per_sender: Usage,
+}
+
+/// A holder's entries, keyed by kh, within `max_entries` and `max_bytes`
+/// and the quotas of each writer and each sender.
 pub(crate) struct Store {
     entries: HashMap<[u8; 32], Stored, FixedState>,
     /// Sum of the entries' costs, kept up to date on every change.
     bytes: usize,
     max_entries: usize,
     max_bytes: usize,
+    /// Who holds what, kept up to date on every change.
+    quotas: Quotas,
+    counts: StoreCounts,
 }
 
 impl Store {
-    /// An empty store holding at most `max_entries` entries and `max_bytes`
-    /// of keys and values (`dht.max_entries`, `dht.max_bytes`).
-    pub(crate) fn new(max_entries: usize, max_bytes: usize, hasher: FixedState) -> Self {
+    /// An empty store within `caps`.
+    pub(crate) fn new(caps: Caps, hasher: FixedState) -> Self {
         Store {
-            entries: HashMap::with_hasher(hasher),
+            entries: HashMap::with_hasher(hasher.clone()),
             bytes: 0,
-            max_entries,
-            max_bytes,
+            max_entries: caps.total.entries,
+            max_bytes: caps.total.bytes,
+            quotas: Quotas::new(caps.total, caps.per_writer, caps.per_sender, hasher),
+            counts: StoreCounts::default(),
         }
     }
 
-    /// Merges `body` for `key` by the conflict rule, at `now`. `own` is the
-    /// node's range (*P*, self], `None` while *P* is unknown: then every
-    /// entry counts as its own and none may be evicted (§10.5).
+    /// Merges `body` for `key`, delivered by `sender` (`None`: this node's
+    /// own command), by the conflict rule, at `now`. `own` is the node's
+    /// range (*P*, self], `None` while *P* is unknown (every entry then
+    /// counts as in it).
     ///
-    /// Over a cap, entries outside `own` go first, oldest `confirmed_at`
-    /// first (ties by kh). Whether enough can go is settled before anything
-    /// is evicted, so `Full` leaves the store as it was.
+    /// In the own range, the entry must keep its writer and its sender
+    /// within their caps.
+    /// Over a store cap, entries are evicted by the rule of §10.5 (see
+    /// [`Store::victims`]). Whether enough can go is settled before
+    /// anything is evicted, so a refusal leaves the store as it was.
     pub(crate) fn merge(
         &mut self,
         key: Bytes,
         body: DhtBody,
         now: Instant,
         own: Option<(u128, u128)>,
+        sender: Option<NodeId>,
     ) -> Merge {
         let kh = key_hash(&key);
         let new = order_key(&body);
-        let freed = match self.entries.get(&kh) {
+        let replaced = match self.entries.get(&kh) {
             Some(old) if old.order_key() >= new => return Merge::Kept,
-            Some(old) => Some(old.cost()),
+            Some(old) => Some(old.charge()),
             None => None,
         };
-        let cost = cost_of(&key, &body);
+        let charge = Charge {
+            writer: body.writer,
+            sender,
+            cost: cost_of(&key, &body),
+        };
+        // The hard caps guard the own range, where this node is the gate
+        // and nothing else would ever remove junk. A replica of another
+        // range answers to that range's owner, which admitted it under its
+        // own quotas and must keep confirming it or it goes as garbage
+        // (§10.4); refusing it here would only fail honest replication.
+        let position = position(&kh);
+        let foreign = own.is_some_and(|(p, me)| !in_half_open(p, position, me));
+        if !foreign && let Err(party) = self.quotas.admits(&charge, replaced.as_ref()) {
+            return self.refuse(party.into());
+        }
+        let freed = replaced.map(|r| r.cost);
         let len = self.entries.len() + usize::from(freed.is_none());
-        let bytes = self.bytes - freed.unwrap_or(0) + cost;
+        let bytes = self.bytes - freed.unwrap_or(0) + charge.cost;
         // The common case, under both caps, stays O(1); only a full store
         // pays for sorting its eviction candidates.
         if len > self.max_entries || bytes > self.max_bytes {
-            let Some(victims) = self.victims(kh, len, bytes, own) else {
-                return Merge::Full;
+            let victims = match self.victims(kh, len, bytes, own, &charge, replaced.as_ref()) {
+                Ok(victims) => victims,
+                Err(refusal) => return self.refuse(refusal),
             };
+            self.counts.evicted += victims.len() as u64;
             for victim in victims {
                 self.remove(&victim);
             }
         }
-        self.bytes = self.bytes - freed.unwrap_or(0) + cost;
-        let position = position(&kh);
+        if let Some(replaced) = &replaced {
+            self.quotas.remove(replaced);
+        }
+        self.quotas.add(&charge);
+        self.bytes = self.bytes - freed.unwrap_or(0) + charge.cost;
         let stored = Stored {
             key,
             position,
@@ -166,45 +265,110 @@ impl Store {
             tag: new.2,
             confirmed_at: now,
             stored_at: now,
+            sender,
         };
         self.entries.insert(kh, stored);
         Merge::Stored
     }
 
-    /// The entries to evict so that a store of `len` entries and `bytes`
-    /// fits the caps, sparing `spare` (the kh being written); `None` if
-    /// evicting every candidate would not be enough.
+    fn refuse(&mut self, refusal: Refusal) -> Merge {
+        let count = match refusal {
+            Refusal::Writer => &mut self.counts.refused_writer,
+            Refusal::Sender => &mut self.counts.refused_sender,
+            Refusal::Full => &mut self.counts.refused_full,
+        };
+        *count += 1;
+        Merge::Refused(refusal)
+    }
+
+    /// §10.5, the eviction rule: the entries to evict so that a store of
+    /// `len` entries and `bytes` fits the caps once `charge` is stored
+    /// (sparing `spare`, the kh being written, whose old body `replaced`
+    /// it is).
+    ///
+    /// A party's *pressure* is how far it is over its fair share: the
+    /// store's caps split evenly among the senders held (this node counts
+    /// as one for its own writes), and among the writers. An entry whose
+    /// sender or writer is over its share may go, if the newcomer's parties
+    /// are within theirs or less pressed than the entry's (the sender's
+    /// pressure weighs first, then the writer's: a sender can make up
+    /// writers, not peers). So may an entry outside the own range that
+    /// shares the newcomer's writer or sender (a party may rotate its own
+    /// replicas). The most pressed go first, outside the own range first,
+    /// then the oldest confirmed, ties by kh. Entries whose sender and
+    /// writer are both within their share are never evicted: junk from one
+    /// source cannot push them out, wherever it lies.
+    ///
+    /// If not enough may go: the newcomer's own quota if its writer or its
+    /// sender is over its share (and not alone), else `Full`.
     fn victims(
         &self,
         spare: [u8; 32],
         mut len: usize,
         mut bytes: usize,
         own: Option<(u128, u128)>,
-    ) -> Option<Vec<[u8; 32]>> {
-        let (pred, me) = own?;
-        let mut candidates: Vec<(Instant, [u8; 32], usize)> = self
+        charge: &Charge,
+        replaced: Option<&Charge>,
+    ) -> Result<Vec<[u8; 32]>, Refusal> {
+        let shares = self.quotas.shares(charge);
+        let (incoming, party) = self.quotas.pressure_after(charge, replaced, &shares);
+        let foreign = |s: &Stored| own.is_some_and(|(p, me)| !in_half_open(p, s.position, me));
+        let kin = |s: &Stored| s.body.writer == charge.writer || s.sender == charge.sender;
+        let candidates: Vec<Candidate> = self
             .entries
             .iter()
-            .filter(|&(kh, s)| *kh != spare && !in_half_open(pred, s.position, me))
-            .map(|(kh, s)| (s.confirmed_at, *kh, s.cost()))
+            .filter(|&(kh, _)| *kh != spare)
+            .filter_map(|(kh, s)| {
+                let pressure = self.quotas.pressure(s.body.writer, s.sender, &shares);
+                let far = foreign(s);
+                let pressed =
+                    pressure.over_share() && (!incoming.over_share() || pressure > incoming);
+                (pressed || (far && kin(s))).then_some((
+                    Reverse(pressure),
+                    !far,
+                    s.confirmed_at,
+                    *kh,
+                    s.cost(),
+                ))
+            })
             .collect();
-        candidates.sort_unstable_by_key(|&(at, kh, _)| (at, kh));
+        let fits = |len: usize, bytes: usize| len <= self.max_entries && bytes <= self.max_bytes;
+        // Whether all of them would do is O(n); only then are the first few
+        // taken from a heap (O(n) to build, O(log n) each), not a sort: a
+        // flood of refusals must not cost a sort each.
+        let evictable: usize = candidates.iter().map(|c| c.4).sum();
+        if !fits(len - candidates.len(), bytes - evictable) {
+            return Err(party.map_or(Refusal::Full, Refusal::from));
+        }
+        let mut heap: BinaryHeap<Reverse<Candidate>> =
+            candidates.into_iter().map(Reverse).collect();
         let mut victims = Vec::new();
-        for (_, kh, cost) in candidates {
-            if len <= self.max_entries && bytes <= self.max_bytes {
+        while !fits(len, bytes) {
+            let Some(Reverse((_, _, _, kh, cost))) = heap.pop() else {
                 break;
-            }
+            };
             len -= 1;
             bytes -= cost;
             victims.push(kh);
         }
-        (len <= self.max_entries && bytes <= self.max_bytes).then_some(victims)
+        Ok(victims)
     }
 
     fn remove(&mut self, kh: &[u8; 32]) {
         if let Some(old) = self.entries.remove(kh) {
             self.bytes -= old.cost();
+            self.quotas.remove(&old.charge());
         }
+    }
+
+    /// The store's counters.
+    pub(crate) fn counts(&self) -> StoreCounts {
+        self.counts
+    }
+
+    /// Writers, and senders (this node included), holding an entry here.
+    pub(crate) fn parties(&self) -> (usize, usize) {
+        self.quotas.parties()
     }
 
     /// The entry held for kh.
@@ -306,6 +470,7 @@ impl Store {
     ) -> usize {
         let before = self.entries.len();
         let bytes = &mut self.bytes;
+        let quotas = &mut self.quotas;
         self.entries.retain(|_, s| {
             let expired_tombstone =
                 matches!(s.body.value, DhtValue::Tombstone) && now - s.stored_at >= tombstone_ttl;
@@ -315,6 +480,7 @@ impl Store {
             let drop = expired_tombstone || stale_foreign;
             if drop {
                 *bytes -= s.cost();
+                quotas.remove(&s.charge());
             }
             !drop
         });
@@ -329,8 +495,19 @@ mod tests {
 
     const T0: Instant = Instant::ZERO;
 
+    /// A store with no quota below its caps (the quotas' own tests are
+    /// further down).
     fn store(max_entries: usize, max_bytes: usize) -> Store {
-        Store::new(max_entries, max_bytes, FixedState::with_seed(7))
+        let total = Usage {
+            bytes: max_bytes,
+            entries: max_entries,
+        };
+        let caps = Caps {
+            total,
+            per_writer: total,
+            per_sender: total,
+        };
+        Store::new(caps, FixedState::with_seed(7))
     }
 
     fn val(version: u64, writer: u128, value: &'static [u8]) -> DhtBody {
@@ -357,7 +534,7 @@ mod tests {
     type Own = Option<(u128, u128)>;
 
     fn put(s: &mut Store, key: &'static [u8], body: DhtBody, secs: u64, own: Own) -> Merge {
-        s.merge(Bytes::from_static(key), body, at(secs), own)
+        s.merge(Bytes::from_static(key), body, at(secs), own, None)
     }
 
     fn held(s: &Store, key: &[u8]) -> Option<DhtBody> {
@@ -465,10 +642,13 @@ mod tests {
         // 12 bytes more: evicting b and c (8 bytes) is not enough.
         assert_eq!(
             put(&mut s, b"e", val(1, 1, b"0123456789a"), 3, only(b"a")),
-            Merge::Full
+            Merge::Refused(Refusal::Full)
         );
         // Nothing is evictable while P is unknown.
-        assert_eq!(put(&mut s, b"e", val(1, 1, b"0"), 3, None), Merge::Full);
+        assert_eq!(
+            put(&mut s, b"e", val(1, 1, b"0"), 3, None),
+            Merge::Refused(Refusal::Full)
+        );
         assert_eq!((contents(&s), s.bytes()), (before, 12));
         // 6 bytes more: both foreign entries must go.
         assert_eq!(
@@ -499,7 +679,7 @@ mod tests {
         let key_of = |i: usize| owner.get(&all[i].kh).map(|e| e.key.clone()).expect("held");
         let bodies = [val(2, 1, b"v"), val(1, 1, b"v"), tomb(3, 1)];
         for (i, body) in bodies.into_iter().enumerate() {
-            holder.merge(key_of(i), body, T0, None);
+            holder.merge(key_of(i), body, T0, None, None);
         }
         // Equal and greater are not wanted; smaller and absent are.
         assert_eq!(holder.missing(&all, at(9)), [1, 3]);
@@ -528,6 +708,168 @@ mod tests {
         assert_eq!(collect(1_000, only(b"a")), 1);
         assert_eq!((s.len(), s.bytes()), (1, 2));
         assert!(held(&s, b"a").is_some());
+        // What went is refunded to its parties.
+        assert_eq!(s.quotas.writer(NodeId::from_u128(1)).entries, 1);
+        assert_eq!(s.parties(), (1, 1));
+    }
+
+    /// A store of `entries` and 1,000 bytes, each writer held to
+    /// `per_writer` entries and each sender to `per_sender`.
+    fn quota_store(entries: usize, per_writer: usize, per_sender: usize) -> Store {
+        let usage = |entries| Usage {
+            bytes: 1_000,
+            entries,
+        };
+        let caps = Caps {
+            total: usage(entries),
+            per_writer: usage(per_writer),
+            per_sender: usage(per_sender),
+        };
+        Store::new(caps, FixedState::with_seed(7))
+    }
+
+    /// Writes `key` as `writer` delivered by `sender` (`None`: this node).
+    fn put_by(s: &mut Store, key: &str, writer: u128, sender: Option<u128>, secs: u64) -> Merge {
+        let key = Bytes::copy_from_slice(key.as_bytes());
+        let sender = sender.map(NodeId::from_u128);
+        s.merge(key, val(1, writer, b"v"), at(secs), None, sender)
+    }
+
+    #[test]
+    fn hard_caps_refuse_a_writer_and_a_sender_past_their_quota() {
+        let mut s = quota_store(100, 3, 5);
+        for i in 0..3 {
+            assert_eq!(
+                put_by(&mut s, &format!("a{i}"), 1, Some(9), 0),
+                Merge::Stored
+            );
+        }
+        assert_eq!(
+            put_by(&mut s, "a3", 1, Some(9), 0),
+            Merge::Refused(Refusal::Writer)
+        );
+        // A new body for a key it holds replaces, within the quota.
+        let key = Bytes::from_static(b"a0");
+        let sender = Some(NodeId::from_u128(9));
+        assert_eq!(
+            s.merge(key, val(2, 1, b"w"), at(1), None, sender),
+            Merge::Stored
+        );
+        // Writers made up by sender 9 still count against it.
+        for (i, writer) in [2, 3].into_iter().enumerate() {
+            assert_eq!(
+                put_by(&mut s, &format!("b{i}"), writer, Some(9), 0),
+                Merge::Stored
+            );
+        }
+        assert_eq!(
+            put_by(&mut s, "b2", 4, Some(9), 0),
+            Merge::Refused(Refusal::Sender)
+        );
+        // Another sender, and this node's own writes, are not held back.
+        assert_eq!(put_by(&mut s, "c0", 4, Some(8), 0), Merge::Stored);
+        assert_eq!(put_by(&mut s, "c1", 5, None, 0), Merge::Stored);
+        let counts = s.counts();
+        assert_eq!((counts.refused_writer, counts.refused_sender), (1, 1));
+        assert_eq!(s.quotas.sender(sender).entries, 5);
+        assert_eq!(s.parties(), (5, 3));
+    }
+
+    #[test]
+    fn replicas_of_other_ranges_answer_to_their_owner_not_to_the_quotas() {
+        let mut s = quota_store(100, 1, 1);
+        let (first, second) = (b"r1", b"r2");
+        // The own range holds `first` only: `second` is a replica.
+        let sender = Some(NodeId::from_u128(9));
+        let merge = |s: &mut Store, key: &'static [u8]| {
+            s.merge(
+                Bytes::from_static(key),
+                val(1, 1, b"v"),
+                T0,
+                only(first),
+                sender,
+            )
+        };
+        assert_eq!(merge(&mut s, first), Merge::Stored);
+        assert_eq!(merge(&mut s, second), Merge::Stored);
+        // But in the own range writer 1 is at its one entry.
+        let third = s.merge(Bytes::from_static(b"r3"), val(1, 1, b"v"), T0, None, sender);
+        assert_eq!(third, Merge::Refused(Refusal::Writer));
+    }
+
+    #[test]
+    fn a_full_store_evicts_the_most_pressed_sender_even_in_the_own_range() {
+        // 10 entries, no quota below: sender 100 delivers 8 entries under 8
+        // made-up writers, all in the own range (P unknown: all own).
+        let mut s = quota_store(10, 10, 10);
+        for w in 0..8 {
+            assert_eq!(
+                put_by(&mut s, &format!("junk{w}"), w, Some(100), w as u64),
+                Merge::Stored
+            );
+        }
+        assert_eq!(put_by(&mut s, "mine", 50, None, 9), Merge::Stored);
+        assert_eq!(put_by(&mut s, "theirs", 51, Some(51), 9), Merge::Stored);
+        // Full. Four senders: a share is 2 entries, and 100 holds 8.
+        for (i, writer) in [52, 53, 54].into_iter().enumerate() {
+            let key = format!("honest{i}");
+            assert_eq!(
+                put_by(&mut s, &key, writer, Some(writer), 10),
+                Merge::Stored
+            );
+        }
+        // The oldest confirmed junk went; every honest entry stayed.
+        for key in ["junk0", "junk1", "junk2"] {
+            assert!(held(&s, key.as_bytes()).is_none(), "{key}");
+        }
+        for key in ["junk3", "mine", "theirs", "honest0", "honest1", "honest2"] {
+            assert!(held(&s, key.as_bytes()).is_some(), "{key}");
+        }
+        assert_eq!((s.len(), s.counts().evicted), (10, 3));
+    }
+
+    #[test]
+    fn entries_within_their_share_are_protected_and_the_full_store_says_so() {
+        let mut s = quota_store(10, 10, 10);
+        for w in 0..10 {
+            assert_eq!(
+                put_by(&mut s, &format!("k{w}"), w, Some(w), 0),
+                Merge::Stored
+            );
+        }
+        // Eleven parties: each holding one entry is at its share.
+        let before = contents(&s);
+        assert_eq!(
+            put_by(&mut s, "new", 11, Some(11), 1),
+            Merge::Refused(Refusal::Full)
+        );
+        assert_eq!(contents(&s), before);
+        assert_eq!(s.counts().refused_full, 1);
+    }
+
+    #[test]
+    fn a_writer_over_its_share_of_a_full_store_is_refused_as_its_own_quota() {
+        let mut s = quota_store(10, 10, 10);
+        for i in 0..8 {
+            assert_eq!(
+                put_by(&mut s, &format!("big{i}"), 1, Some(1), i),
+                Merge::Stored
+            );
+        }
+        for i in 0..2 {
+            assert_eq!(
+                put_by(&mut s, &format!("small{i}"), 2, Some(2), 0),
+                Merge::Stored
+            );
+        }
+        // Writer 1 holds 8 of 10 with two writers: over its share of 5.
+        assert_eq!(
+            put_by(&mut s, "big8", 1, Some(1), 9),
+            Merge::Refused(Refusal::Writer)
+        );
+        // Writer 2, within its share, displaces writer 1's oldest.
+        assert_eq!(put_by(&mut s, "small2", 2, Some(2), 9), Merge::Stored);
+        assert!(held(&s, b"big0").is_none() && held(&s, b"big1").is_some());
     }
 
     /// (key index, version, writer, value: None for a tombstone).
@@ -546,7 +888,7 @@ mod tests {
             writer: NodeId::from_u128(writer),
             value,
         };
-        s.merge(Bytes::from(vec![b'k', k]), body, now, own)
+        s.merge(Bytes::from(vec![b'k', k]), body, now, own, None)
     }
 
     proptest! {
@@ -568,6 +910,42 @@ mod tests {
                 prop_assert_ne!(apply(&mut one, op, at(2), None), Merge::Stored);
             }
             prop_assert_eq!(contents(&one), before);
+        }
+
+        /// Whoever writes through whichever sender, each party's usage is
+        /// the sum of what the store holds of it, within its quota, and a
+        /// refusal changes nothing.
+        #[test]
+        fn quotas_track_the_store_and_hold(
+            ops in prop::collection::vec((op(), prop::option::of(0u128..3), 0u64..50), 0..40),
+            max_entries in 1usize..8,
+            per_writer in 1usize..8,
+            per_sender in 1usize..8,
+        ) {
+            let mut s = quota_store(max_entries, per_writer, per_sender);
+            for (op, sender, secs) in &ops {
+                let (k, version, writer, value) = op.clone();
+                let value = value.map_or(DhtValue::Tombstone, |v| DhtValue::Value(v.into()));
+                let body = DhtBody { version, writer: NodeId::from_u128(writer), value };
+                let sender = sender.map(NodeId::from_u128);
+                let before = contents(&s);
+                let key = Bytes::from(vec![b'k', k]);
+                if s.merge(key, body, at(*secs), None, sender) != Merge::Stored {
+                    prop_assert_eq!(contents(&s), before);
+                }
+                prop_assert!(s.len() <= max_entries);
+                for w in 0u128..3 {
+                    let id = NodeId::from_u128(w);
+                    let n = s.iter().filter(|(_, e)| e.body.writer == id).count();
+                    prop_assert_eq!(s.quotas.writer(id).entries, n);
+                    prop_assert!(per_writer >= max_entries || n <= per_writer);
+                }
+                for id in [None, Some(0u128), Some(1), Some(2)].map(|s| s.map(NodeId::from_u128)) {
+                    let n = s.iter().filter(|(_, e)| e.sender == id).count();
+                    prop_assert_eq!(s.quotas.sender(id).entries, n);
+                    prop_assert!(id.is_none() || per_sender >= max_entries || n <= per_sender);
+                }
+            }
         }
 
         #[test]

@@ -232,6 +232,9 @@ pub enum DhtPutStatus {
     NotInRing,
     /// `5`: the entry does not fit a frame to a holder.
     TooLarge,
+    /// `6`: the writer (the client) is over its own quota at the receiver
+    /// (`spec/chord.md` §10.5).
+    OverQuota,
 }
 
 impl DhtPutStatus {
@@ -244,6 +247,7 @@ impl DhtPutStatus {
             DhtPutStatus::Incomplete => 3,
             DhtPutStatus::NotInRing => 4,
             DhtPutStatus::TooLarge => 5,
+            DhtPutStatus::OverQuota => 6,
         }
     }
 
@@ -256,6 +260,7 @@ impl DhtPutStatus {
             3 => DhtPutStatus::Incomplete,
             4 => DhtPutStatus::NotInRing,
             5 => DhtPutStatus::TooLarge,
+            6 => DhtPutStatus::OverQuota,
             _ => return None,
         })
     }

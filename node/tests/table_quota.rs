@@ -1,0 +1,259 @@
+//! Storage quotas over real sockets (spec/chord.md §10.5): a peer that runs
+//! the real node code floods one member of a 3-process ring with tampered
+//! `DhtReplicate`s for keys in that member's own range, more than its whole
+//! store (the attack that once filled it for good); honest `put`s into that
+//! range still succeed, during the flood's aftermath and after the peer
+//! leaves, and the junk it left is bounded by its sender quota.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use bytes::Bytes;
+use ringmesh::wire::{DhtBody, DhtEntry, DhtReplicate, DhtValue, Message};
+use ringmesh::{
+    Config, ConnId, Direction, Identity, Input, Instant, Node, NodeId, Output, PeersCommand,
+};
+use support::Proc;
+
+/// Junk values: 64 KiB each, 16 to a `DhtReplicate` (1 MiB a batch).
+const VALUE: usize = 64 << 10;
+const BATCH: usize = 16;
+/// 80 batches, 80 MiB: more than the target's whole store (64 MiB).
+const BATCHES: usize = 80;
+
+/// §10.1: a key's ring position.
+fn position(key: &[u8]) -> u128 {
+    u128::from_be_bytes(blake3::hash(key).as_bytes()[..16].try_into().expect("16"))
+}
+
+fn id_of(hex: &str) -> u128 {
+    u128::from_str_radix(hex, 16).expect("hex id")
+}
+
+/// Keys `prefix-i` with position in (`pred`, `owner`].
+fn keys_in(prefix: &str, pred: u128, owner: u128) -> impl Iterator<Item = String> {
+    let inside = move |x: u128| x.wrapping_sub(pred).wrapping_sub(1) < owner.wrapping_sub(pred);
+    let prefix = prefix.to_owned();
+    (0u64..)
+        .map(move |i| format!("{prefix}-{i}"))
+        .filter(move |k| inside(position(k.as_bytes())))
+}
+
+/// An in-process node on a blocking `TcpStream`: the tampered member.
+struct Flooder {
+    node: Node,
+    stream: TcpStream,
+    conn: ConnId,
+    epoch: StdInstant,
+}
+
+impl Flooder {
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
+    }
+
+    /// Connects to `target` and runs the handshake; the node offers the
+    /// ring and the table, so the session carries table messages.
+    fn connect(target: SocketAddr, target_id: NodeId) -> Flooder {
+        let epoch = StdInstant::now();
+        let mut config = Config::lan_ring(3);
+        // Never dialled: it only needs one to offer the ring.
+        config.listen_addrs = ["127.0.0.1:9".parse().expect("addr")].into_iter().collect();
+        let secret = *blake3::hash(b"table quota flooder").as_bytes();
+        let now = Instant::from_micros(0);
+        let mut node =
+            Node::new(config, Identity::from_secret_bytes(secret), 1, now).expect("valid config");
+        let stream = TcpStream::connect(target).expect("connects");
+        stream.set_nodelay(true).expect("nodelay");
+        node.command(
+            now,
+            PeersCommand::Connect {
+                addr: target,
+                peer: None,
+            },
+        )
+        .expect("connect command");
+        let mut flooder = Flooder {
+            node,
+            stream,
+            conn: ConnId::inbound(0),
+            epoch,
+        };
+        let deadline = StdInstant::now() + support::WAIT;
+        let mut dialled = false;
+        while !dialled {
+            match flooder.node.poll_output() {
+                Some(Output::Dial { conn, addr }) if addr == target => {
+                    dialled = true;
+                    flooder.conn = conn;
+                    let now = flooder.now();
+                    let remote = target;
+                    let direction = Direction::Outbound;
+                    let connected = Input::Connected {
+                        conn,
+                        remote,
+                        direction,
+                    };
+                    flooder.node.handle_input(now, connected);
+                }
+                Some(_) => {}
+                None => panic!("the node dials the target"),
+            }
+        }
+        flooder.flush();
+        while !flooder.node.is_connected(target_id) {
+            assert!(StdInstant::now() < deadline, "the handshake finished");
+            flooder.read(StdDuration::from_millis(100));
+        }
+        flooder
+    }
+
+    /// Feeds the node what arrived within `wait`, and sends what it has to
+    /// send (pings answered, replies taken).
+    fn read(&mut self, wait: StdDuration) {
+        self.stream.set_read_timeout(Some(wait)).expect("timeout");
+        let mut buf = vec![0u8; 64 << 10];
+        match self.stream.read(&mut buf) {
+            Ok(0) => panic!("the target closed the flooder"),
+            Ok(n) => {
+                let now = self.now();
+                let bytes = Bytes::copy_from_slice(&buf[..n]);
+                let conn = self.conn;
+                self.node.handle_input(now, Input::Received { conn, bytes });
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        while let Some(output) = self.node.poll_output() {
+            if let Output::Send { conn, bytes } = output
+                && conn == self.conn
+            {
+                self.stream.write_all(&bytes).expect("send");
+            }
+        }
+    }
+
+    /// Sends `message` to `peer` as it is, through the node's session.
+    fn send(&mut self, peer: NodeId, message: &Message) {
+        let now = self.now();
+        assert!(self.node.adversary_send(now, peer, message), "sent");
+        self.flush();
+    }
+}
+
+/// The bytes a node's `ring` command says it stores.
+fn stored_bytes(p: &mut Proc) -> usize {
+    let line = p.answer("ring", |l| l.starts_with("table: "));
+    // "table: N entries (B bytes) stored on this node"
+    let open = line.find('(').expect("(") + 1;
+    let close = line[open..].find(' ').expect("space") + open;
+    line[open..close].parse().expect("a byte count")
+}
+
+#[test]
+fn junk_replicated_into_a_members_own_range_never_blocks_honest_puts() {
+    let started = StdInstant::now();
+    let mut boot = Proc::spawn(
+        "bootstrap",
+        &["bootstrap", "--listen", "127.0.0.1:0", "--successors", "2"],
+    );
+    boot.wait_line("started a new ring: this node is its first member");
+    let boot_addr = boot.addr.clone();
+    let mut nodes: Vec<Proc> = ["n1", "n2"]
+        .iter()
+        .map(|name| {
+            let args = [
+                "node",
+                "--listen",
+                "127.0.0.1:0",
+                "--bootstrap",
+                &boot_addr,
+                "--successors",
+                "2",
+            ];
+            Proc::spawn(name, &args)
+        })
+        .collect();
+    for p in &mut nodes {
+        p.wait_for("the join line", |l| l.starts_with("joined the ring ("));
+    }
+    let mut ids: Vec<String> = nodes.iter().map(|p| p.id.clone()).collect();
+    ids.push(boot.id.clone());
+    for p in &mut nodes {
+        p.wait_line(&support::ideal_ring_line(&ids, &p.id));
+    }
+    let (mut target, mut honest) = (nodes.remove(0), nodes.remove(0));
+    let mut sorted = ids.clone();
+    sorted.sort_by_key(|id| id_of(id));
+    let at = sorted
+        .iter()
+        .position(|id| *id == target.id)
+        .expect("member");
+    let pred = id_of(&sorted[(at + sorted.len() - 1) % sorted.len()]);
+    let me = id_of(&target.id);
+
+    // The flood: 80 MiB of junk for the target's own range, each entry
+    // under a writer of its own.
+    let target_id = NodeId::from_u128(me);
+    let mut flooder = Flooder::connect(target.addr.parse().expect("addr"), target_id);
+    let mut junk = keys_in("junk", pred, me);
+    for batch in 0..BATCHES {
+        let entries = (&mut junk)
+            .take(BATCH)
+            .map(|key| DhtEntry {
+                body: DhtBody {
+                    version: 1,
+                    writer: NodeId::from_u128(!position(key.as_bytes())),
+                    value: DhtValue::Value(Bytes::from(vec![0xee; VALUE])),
+                },
+                key: Bytes::from(key),
+            })
+            .collect();
+        let message = Message::DhtReplicate(DhtReplicate {
+            req: batch as u64 + 1,
+            entries,
+        });
+        flooder.send(target_id, &message);
+        flooder.read(StdDuration::from_millis(1));
+    }
+    // Every batch answered: the target took the whole flood in.
+    let deadline = StdInstant::now() + support::WAIT;
+    while flooder.node.stats().chord.late_replies < BATCHES as u64 {
+        assert!(StdInstant::now() < deadline, "every batch acknowledged");
+        flooder.read(StdDuration::from_millis(50));
+    }
+
+    // An honest put into the flooded range is stored, and the target holds
+    // at most the flooder's sender quota of junk (32 MiB of its 64 MiB).
+    let mut honest_keys = keys_in("honest", pred, me);
+    let key = honest_keys.next().expect("a key");
+    assert_eq!(
+        honest.answer(&format!("put {key} still here"), |l| l.contains(&key)),
+        format!("stored {key} (version 1)")
+    );
+    let held = stored_bytes(&mut target);
+    assert!(held <= 32 << 20, "the target stores {held} bytes");
+    assert!(
+        held >= 16 << 20,
+        "the flood reached the target: {held} bytes"
+    );
+
+    // The flooder leaves; puts still succeed at once.
+    drop(flooder);
+    let key = honest_keys.next().expect("a key");
+    assert_eq!(
+        honest.answer(&format!("put {key} after it left"), |l| l.contains(&key)),
+        format!("stored {key} (version 1)")
+    );
+    eprintln!(
+        "table quota socket test took {:?}; target held {held} bytes",
+        started.elapsed()
+    );
+}
