@@ -230,7 +230,10 @@ pub use command::{Accepted, Command, CommandError};
 pub use config::{
     CHORD_MIN_FRAME_LEN, Config, ConfigError, MAX_BOOTSTRAP, MIN_MAX_FRAME_LEN, Security,
 };
-pub use dht::{DhtCommand, DhtConfig, DhtError, DhtEvent, DhtFailure, DhtHeld, DhtUsage};
+pub use dht::{
+    DhtCommand, DhtConfig, DhtError, DhtEvent, DhtFailure, DhtHeld, DhtStats, DhtUsage,
+};
+pub use wire::DhtKey;
 pub use id::{ConnId, NodeId, OpId, ParseNodeIdError, ShortId};
 pub use identity::{Ed25519Check, Identity, PublicKey, SignatureCheck};
 pub use input::{Direction, Input, TransportError};

@@ -5,8 +5,8 @@
 use smallvec::SmallVec;
 use tracing::{debug, info};
 
-use super::store::Merge;
-use super::{Client, Dht, Task, Timer};
+use super::store::{Merge, key_hash, order_key, position};
+use super::{Client, Dht, Task, Timer, verify, within_step};
 use crate::NodeId;
 use crate::chord::ring::{in_half_open, in_open};
 use crate::chord::{Chord, Pointer};
@@ -32,15 +32,15 @@ impl Dht {
         message: Message,
     ) {
         match message {
-            Message::DhtPut(DhtPut { req, op, key }) => {
-                self.coordinate(cx, ring, Client::Remote { peer: from, req }, from, key, op);
+            Message::DhtPut(DhtPut { req, entry }) => {
+                self.coordinate(cx, ring, Client::Remote { peer: from, req }, entry);
             }
             Message::DhtGet(DhtGet { req, key }) => {
                 let status = self.get_status(ring, &key);
                 let _ = cx.send(from, &Message::DhtGetReply(DhtGetReply { req, status }));
             }
             Message::DhtReplicate(DhtReplicate { req, entries }) => {
-                let status = self.merge_replicas(cx, ring, entries);
+                let status = self.merge_replicas(cx, ring, from, entries);
                 let ack = DhtReplicateAck { req, status };
                 let _ = cx.send(from, &Message::DhtReplicateAck(ack));
             }
@@ -57,23 +57,69 @@ impl Dht {
         }
     }
 
+    /// §10.4: merges the entries of a `DhtReplicate` from `from` that
+    /// `from` is entitled to send and that verify; counts and logs the
+    /// others.
+    ///
+    /// Entitled: `from` is one of this node's successors (a hand-off to a
+    /// new predecessor), or the entry's position is not in (`from`, self]
+    /// (by this node's view, `from` may own it: a coordinator's replica or
+    /// its repair).
     fn merge_replicas(
         &mut self,
         cx: &mut dyn Cx,
         ring: &Chord,
+        from: NodeId,
         entries: Vec<DhtEntry>,
     ) -> DhtReplicateStatus {
         if !ring.is_member() {
             return DhtReplicateStatus::NotInRing;
         }
         let own = Self::own_range(cx, ring);
-        let mut status = DhtReplicateStatus::Ok;
+        let me = cx.me().as_u128();
+        let successor = ring.successors().iter().any(|p| p.id == from);
+        let (mut refused, mut full, mut held_above) = (0u64, false, None::<u64>);
         for DhtEntry { key, body } in entries {
+            let kh = key_hash(&key);
+            if !successor && in_half_open(from.as_u128(), position(&kh), me) {
+                self.stats.replicas_unentitled += 1;
+                refused += 1;
+                debug!(node = %cx.me().short(), from = %from.short(), %key, "refused a replica its sender is not entitled to send");
+                continue;
+            }
+            if let Err(why) = verify(cx, &key, &body) {
+                self.stats.entries_unverified += 1;
+                refused += 1;
+                debug!(node = %cx.me().short(), from = %from.short(), %key, %why, "refused a replica");
+                continue;
+            }
+            let held = self.store.get(&kh).map(|s| (s.body.version, order_key(&s.body)));
+            let version = body.version;
+            if !within_step(&key, version, held.map_or(0, |h| h.0)) {
+                self.stats.versions_jumped += 1;
+                refused += 1;
+                debug!(node = %cx.me().short(), from = %from.short(), %key, version, "refused a replica whose version jumps");
+                continue;
+            }
+            if let Some((held, order)) = held
+                && order > order_key(&body)
+            {
+                held_above = held_above.max(Some(held));
+            }
             if self.store.merge(key, body, cx.now(), own) == Merge::Full {
-                status = DhtReplicateStatus::Full;
+                full = true;
             }
         }
-        status
+        if refused > 0 {
+            debug!(node = %cx.me().short(), from = %from.short(), refused, "refused entries of a DhtReplicate");
+            DhtReplicateStatus::Refused
+        } else if full {
+            DhtReplicateStatus::Full
+        } else if let Some(held) = held_above {
+            DhtReplicateStatus::Stale { held }
+        } else {
+            DhtReplicateStatus::Ok
+        }
     }
 
     /// A `DhtSyncReply` from `to` named the digest items (of `khs`) it
@@ -111,7 +157,7 @@ impl Dht {
         let mut bytes = 0;
         let mut batches = Vec::new();
         for entry in entries {
-            let size = entry.key.len()
+            let size = entry.key.name().len()
                 + match &entry.body.value {
                     DhtValue::Value(v) => v.len(),
                     DhtValue::Tombstone => 0,
@@ -208,6 +254,18 @@ impl Dht {
         );
         if dropped > 0 {
             debug!(node = %cx.me().short(), dropped, "dropped stale table entries");
+        }
+        if self.stats != self.logged {
+            let (now, then) = (self.stats, self.logged);
+            info!(
+                node = %cx.me().short(),
+                unentitled = now.replicas_unentitled - then.replicas_unentitled,
+                unverified = now.entries_unverified - then.entries_unverified,
+                jumped = now.versions_jumped - then.versions_jumped,
+                rejected_replies = now.replies_rejected - then.replies_rejected,
+                "refused table data since the last repair"
+            );
+            self.logged = now;
         }
     }
 

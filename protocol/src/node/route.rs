@@ -9,7 +9,7 @@ use tracing::debug;
 use crate::chord::{
     Chord, ChordCommand, ChordError, ChordRole, Finished, LookupError, LookupFor, RingCall,
 };
-use crate::dht::{Dht, DhtCommand, DhtError};
+use crate::dht::{Dht, DhtCommand, DhtError, DhtStats};
 use crate::liveness::Liveness;
 use crate::mesh::{Mesh, MeshCommand};
 use crate::messaging::{Messaging, MessagingCommand, MessagingError};
@@ -39,6 +39,8 @@ pub struct Stats {
     pub messaging: MessagingStats,
     /// The ring (and the table's requests, which are ring requests).
     pub chord: ChordStats,
+    /// The table's refusals.
+    pub dht: DhtStats,
 }
 
 /// The components above the connection layer.
@@ -95,6 +97,7 @@ impl Parts {
                 late_replies: self.chord.rpc.late_replies,
                 ..self.chord.stats
             },
+            dht: self.dht.stats,
         }
     }
 
