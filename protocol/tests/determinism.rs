@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use ringmesh::testing::{Network, Recorded, Sent};
 use ringmesh::{
-    ChordCommand, ChordConfig, ChordEvent, Config, DhtCommand, DhtConfig, DhtEvent, Duration,
+    ChordCommand, ChordConfig, ChordEvent, Config, DhtCommand, DhtConfig, DhtEvent, DhtKey, Duration,
     Event, MeshCommand, MeshEvent, MessagingCommand, MessagingEvent, PeersCommand, PeersConfig,
 };
 
@@ -164,7 +164,7 @@ fn chord_scenario(seed: u64) -> (Vec<Sent>, Vec<Recorded>) {
         net.command(
             k as usize,
             DhtCommand::Put {
-                key: Bytes::from(format!("k{k}")),
+                key: DhtKey::Open(Bytes::from(format!("k{k}"))),
                 value: Bytes::from_static(b"v"),
             },
         )
@@ -176,7 +176,7 @@ fn chord_scenario(seed: u64) -> (Vec<Sent>, Vec<Recorded>) {
     net.command(
         1,
         DhtCommand::Get {
-            key: Bytes::from_static(b"k4"),
+            key: DhtKey::Open(Bytes::from_static(b"k4")),
         },
     )
     .expect("get");

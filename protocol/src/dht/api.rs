@@ -177,7 +177,7 @@ pub struct DhtUsage {
 
 /// The table's refusals (part of [`Stats`](crate::Stats)): what a node
 /// dropped because a peer was not entitled to send it or it did not
-/// verify (spec/chord.md §10.8). They only grow.
+/// verify (spec/chord.md §10.7). They only grow.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DhtStats {

@@ -1,4 +1,4 @@
-//! Codecs of the dht messages (`0x60`–`0x67`). `spec/chord.md` §10.7 gives
+//! Codecs of the dht messages (`0x60`–`0x67`). `spec/chord.md` §10.6 gives
 //! each layout, §10.1 the signed entry.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -219,7 +219,7 @@ pub fn dht_signed_bytes(key: &DhtKey, version: u64, value: &DhtValue) -> Vec<u8>
     out
 }
 
-/// A **body** (`spec/chord.md` §10.7): an entry without its key. Layout:
+/// A **body** (`spec/chord.md` §10.6): an entry without its key. Layout:
 /// `version: varint ≥ 1`, `writer_key: [u8; 32]`, `kind: u8`, for kind 0
 /// `value_len: varint ≤ 1 MiB` and `value`, then `signature: [u8; 64]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,7 +284,7 @@ impl DhtBody {
     }
 }
 
-/// An **entry** (`spec/chord.md` §10.7): a key ([`DhtKey`]), then a body
+/// An **entry** (`spec/chord.md` §10.6): a key ([`DhtKey`]), then a body
 /// ([`DhtBody`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhtEntry {
