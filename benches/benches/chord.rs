@@ -19,11 +19,11 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ringmesh::testing::Network;
 use ringmesh::wire::{
-    ChordFindSuccessor, ChordGetState, DhtBody, DhtEntry, DhtGet, DhtReplicate, DhtValue, Message,
-    PeerEntry,
+    ChordFindSuccessor, ChordGetState, DhtBody, DhtEntry, DhtGet, DhtKey, DhtReplicate, DhtValue,
+    Message, PeerEntry,
 };
 use ringmesh::{
-    ChordCommand, ChordConfig, Config, ConnId, DhtConfig, Event, Input, Instant, Node, NodeId,
+    ChordCommand, ChordConfig, Config, ConnId, DhtConfig, Event, Identity, Input, Instant, Node,
     Output, PeersEvent,
 };
 use ringmesh_benches::{conn_to, encode_frame, incompressible};
@@ -113,20 +113,18 @@ fn key(i: u64) -> u128 {
     u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
 }
 
-fn entry(i: u64, writer: NodeId, value: &Bytes) -> DhtEntry {
-    DhtEntry {
-        key: Bytes::from(format!("key-{i:012}")),
-        body: DhtBody {
-            version: 1,
-            writer,
-            value: DhtValue::Value(value.clone()),
-        },
-    }
+/// Open key `i`, signed by `writer` (node 1, node 0's successor: entitled
+/// to hand it entries).
+fn entry(i: u64, writer: &Identity, value: &Bytes) -> DhtEntry {
+    let key = DhtKey::Open(Bytes::from(format!("key-{i:012}")));
+    let body = DhtBody::signed(writer, &key, 1, DhtValue::Value(value.clone()));
+    DhtEntry { key, body }
 }
 
 fn chord(c: &mut Criterion) {
     let (mut net, conn) = ring();
-    let writer = net.node(1).node_id();
+    let writer = Identity::from_secret_bytes([2; 32]);
+    assert_eq!(writer.node_id(), net.node(1).node_id());
     let value = incompressible(VALUE);
     let mut group = c.benchmark_group("chord");
     group.throughput(Throughput::Elements(1));
@@ -153,7 +151,7 @@ fn chord(c: &mut Criterion) {
     let stored = 10_000u64;
     time(&mut net, conn, stored / 64, |b| {
         let entries = (b * 64..(b + 1) * 64)
-            .map(|i| entry(i, writer, &value))
+            .map(|i| entry(i, &writer, &value))
             .collect();
         Message::DhtReplicate(DhtReplicate { req: b, entries })
     });
@@ -165,7 +163,7 @@ fn chord(c: &mut Criterion) {
             time(&mut net, conn, iters, |i| {
                 Message::DhtGet(DhtGet {
                     req: i,
-                    key: Bytes::from(format!("key-{:012}", i % 9_984)),
+                    key: DhtKey::Open(Bytes::from(format!("key-{:012}", i % 9_984))),
                 })
             })
         })
@@ -176,7 +174,7 @@ fn chord(c: &mut Criterion) {
         b.iter_custom(|iters| {
             time(&mut net, conn, iters, |req| {
                 let entries = (next..next + 64)
-                    .map(|i| entry(i, writer, &value))
+                    .map(|i| entry(i, &writer, &value))
                     .collect();
                 next += 64;
                 Message::DhtReplicate(DhtReplicate { req, entries })

@@ -19,11 +19,10 @@ use ringmesh::wire::{
     ChordNotify, ChordReplyKind, ChordState, DEFAULT_MAX_FRAME_LEN, DhtBody, DhtEntry, DhtGet,
     DhtGetReply, DhtGetStatus, DhtKey, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate,
     DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply, DhtValue, Direct,
-    dht_signed_bytes,
     FindPeer, Goodbye, GoodbyeReason, Hello, MAX_CHORD_LIST, MAX_DHT_KEY, MAX_LISTEN_ADDRS,
     MAX_PEER_LIST, Message, NoiseHandshakePayload, PROTOCOL_VERSION, PeerEntry, PeerList,
-    PeerRequest, Ping, Pong, Preamble, Request, Response, encode_body, put_frame_header,
-    put_varint,
+    PeerRequest, Ping, Pong, Preamble, Request, Response, dht_signed_bytes, encode_body,
+    put_frame_header, put_varint,
 };
 use ringmesh::{
     Config, Duration, Identity, Instant, MessagingCommand, NOISE_PATTERN, Node, NodeId,

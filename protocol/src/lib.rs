@@ -232,10 +232,7 @@ pub use command::{Accepted, Command, CommandError};
 pub use config::{
     CHORD_MIN_FRAME_LEN, Config, ConfigError, MAX_BOOTSTRAP, MIN_MAX_FRAME_LEN, Security,
 };
-pub use dht::{
-    DhtCommand, DhtConfig, DhtError, DhtEvent, DhtFailure, DhtHeld, DhtStats, DhtUsage,
-};
-pub use wire::DhtKey;
+pub use dht::{DhtCommand, DhtConfig, DhtError, DhtEvent, DhtFailure, DhtHeld, DhtStats, DhtUsage};
 pub use id::{ConnId, NodeId, OpId, ParseNodeIdError, ShortId};
 pub use identity::{Ed25519Check, Identity, PublicKey, SignatureCheck};
 pub use input::{Direction, Input, TransportError};
@@ -254,6 +251,7 @@ pub use peers::{
 pub use session::SessionConfig;
 pub use session::config::DEFAULT_RECEIVE_BUDGET;
 pub use time::{Duration, Instant};
+pub use wire::DhtKey;
 
 /// The Noise protocol name used in [`Security::Noise`] mode.
 pub const NOISE_PATTERN: &str = session::NOISE_PATTERN;

@@ -8,8 +8,8 @@ use ringmesh::testing::{Network, NodeIndex, Recorded};
 use ringmesh::wire::PeerEntry;
 use ringmesh::{
     Accepted, ChordCommand, ChordConfig, ChordError, ChordEvent, ChordRole, Command, CommandError,
-    Config, ConfigError, DeliveryError, DhtCommand, DhtConfig, DhtError, DhtEvent, DhtKey, Duration, Event,
-    LookupError, MessagingCommand, MessagingEvent, NodeId, PeersConfig, Security,
+    Config, ConfigError, DeliveryError, DhtCommand, DhtConfig, DhtError, DhtEvent, DhtKey,
+    Duration, Event, LookupError, MessagingCommand, MessagingEvent, NodeId, PeersConfig, Security,
 };
 
 const LATENCY: Duration = Duration::from_millis(5);
@@ -641,10 +641,7 @@ fn a_joining_node_is_handed_the_keys_it_now_owns() {
         .collect();
     assert!(!owned.is_empty(), "the newcomer holds some keys");
     for key in owned {
-        assert!(
-            net.node(newcomer).dht_holds(&open(key)).is_some(),
-            "{key}"
-        );
+        assert!(net.node(newcomer).dht_holds(&open(key)).is_some(), "{key}");
     }
 }
 
@@ -659,15 +656,21 @@ fn table_commands_refuse_bad_input_and_a_full_store_says_so() {
         config
     });
     found(&mut net, n);
-    let empty = net.command(0, DhtCommand::Get {
+    let empty = net.command(
+        0,
+        DhtCommand::Get {
             key: DhtKey::Open(Bytes::new()),
-        });
+        },
+    );
     assert_eq!(empty, Err(CommandError::Dht(DhtError::BadKey(0))));
     let long = Bytes::from(vec![b'k'; 257]);
     assert_eq!(
-        net.command(0, DhtCommand::Delete {
+        net.command(
+            0,
+            DhtCommand::Delete {
                 key: DhtKey::Open(long)
-            }),
+            }
+        ),
         Err(CommandError::Dht(DhtError::BadKey(257)))
     );
     let huge = Bytes::from(vec![0u8; (1 << 20) + 1]);

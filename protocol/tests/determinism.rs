@@ -4,8 +4,9 @@
 use bytes::Bytes;
 use ringmesh::testing::{Network, Recorded, Sent};
 use ringmesh::{
-    ChordCommand, ChordConfig, ChordEvent, Config, DhtCommand, DhtConfig, DhtEvent, DhtKey, Duration,
-    Event, MeshCommand, MeshEvent, MessagingCommand, MessagingEvent, PeersCommand, PeersConfig,
+    ChordCommand, ChordConfig, ChordEvent, Config, DhtCommand, DhtConfig, DhtEvent, DhtKey,
+    Duration, Event, MeshCommand, MeshEvent, MessagingCommand, MessagingEvent, PeersCommand,
+    PeersConfig,
 };
 
 /// Three Noise nodes: handshakes, messages both ways (one compressible),

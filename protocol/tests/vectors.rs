@@ -358,11 +358,23 @@ fn check_dht_entries(v: &Value) {
             table_key.extend_from_slice(&owner.to_bytes());
         }
         table_key.extend_from_slice(key.name());
-        assert_eq!(blake3::hash(&table_key).as_bytes(), &array::<32>(case, "kh"), "{name}");
+        assert_eq!(
+            blake3::hash(&table_key).as_bytes(),
+            &array::<32>(case, "kh"),
+            "{name}"
+        );
         assert_eq!(key.hash(), array::<32>(case, "kh"), "{name}");
         let signed = spec_signed_bytes(case);
-        assert_eq!(signed, bytes(case, "signed_bytes"), "{name}: the spec layout");
-        assert_eq!(body.signed_bytes(&key), signed, "{name}: the crate's layout");
+        assert_eq!(
+            signed,
+            bytes(case, "signed_bytes"),
+            "{name}: the spec layout"
+        );
+        assert_eq!(
+            body.signed_bytes(&key),
+            signed,
+            "{name}: the crate's layout"
+        );
         assert_eq!(
             identity.sign(&signed),
             body.signature,
@@ -620,7 +632,10 @@ fn spec_chord_dht_bytes(out: &mut Vec<u8>, v: &Value) -> bool {
             for entry in entries {
                 spec_dht_key(out, entry);
                 spec_dht_body(out, entry);
-                assert!(entry_signature_verifies(entry), "vectors are signed: {entry}");
+                assert!(
+                    entry_signature_verifies(entry),
+                    "vectors are signed: {entry}"
+                );
             }
         }
         "DhtReplicateAck" => {

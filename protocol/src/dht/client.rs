@@ -205,7 +205,10 @@ impl Dht {
         *stale += 1;
         match held.checked_add(1) {
             Some(next) if *stale <= STALE_TRIES => {
-                debug!(op = id, held, "the key's version moved; signing again above it");
+                debug!(
+                    op = id,
+                    held, "the key's version moved; signing again above it"
+                );
                 *version = next;
                 let at = cx.now();
                 self.arm(cx, at, Timer::Retry { id });
@@ -415,11 +418,13 @@ impl Dht {
             }
             (Some(Task::Coordinate { .. }), reply) => {
                 let (ok, held) = match reply {
-                    Some(Message::DhtReplicateAck(DhtReplicateAck { status, .. })) => match status {
-                        DhtReplicateStatus::Ok => (true, None),
-                        DhtReplicateStatus::Stale { held } => (true, Some(held)),
-                        _ => (false, None),
-                    },
+                    Some(Message::DhtReplicateAck(DhtReplicateAck { status, .. })) => {
+                        match status {
+                            DhtReplicateStatus::Ok => (true, None),
+                            DhtReplicateStatus::Stale { held } => (true, Some(held)),
+                            _ => (false, None),
+                        }
+                    }
                     _ => (false, None),
                 };
                 self.on_replica_answer(cx, ring, id, ok, held);

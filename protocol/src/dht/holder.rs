@@ -93,7 +93,10 @@ impl Dht {
                 debug!(node = %cx.me().short(), from = %from.short(), %key, %why, "refused a replica");
                 continue;
             }
-            let held = self.store.get(&kh).map(|s| (s.body.version, order_key(&s.body)));
+            let held = self
+                .store
+                .get(&kh)
+                .map(|s| (s.body.version, order_key(&s.body)));
             let version = body.version;
             if !within_step(&key, version, held.map_or(0, |h| h.0)) {
                 self.stats.versions_jumped += 1;
