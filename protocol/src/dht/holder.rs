@@ -46,7 +46,7 @@ impl Dht {
             }
             Message::DhtSync(DhtSync { req, items }) => {
                 let indices = if ring.is_member() {
-                    self.store.missing(&items, cx.now())
+                    self.sync_items(cx, ring, from, &items)
                 } else {
                     Vec::new()
                 };
@@ -123,6 +123,38 @@ impl Dht {
         } else {
             DhtReplicateStatus::Ok
         }
+    }
+
+    /// §10.4, a `DhtSync` from `from`: confirms and asks for the listed
+    /// entries `from` is entitled to send (the rule of
+    /// [`Dht::merge_replicas`]; the others are ignored, so a peer cannot
+    /// keep entries alive that it could not send), and returns the indices
+    /// of those this node lacks or holds smaller.
+    fn sync_items(
+        &mut self,
+        cx: &dyn Cx,
+        ring: &Chord,
+        from: NodeId,
+        items: &[DhtSyncItem],
+    ) -> Vec<u64> {
+        let me = cx.me().as_u128();
+        if ring.successors().iter().any(|p| p.id == from) {
+            return self.store.missing(items, cx.now());
+        }
+        let (index, entitled): (Vec<u64>, Vec<DhtSyncItem>) = items
+            .iter()
+            .enumerate()
+            .filter(|(_, item)| !in_half_open(from.as_u128(), position(&item.kh), me))
+            .map(|(i, item)| (i as u64, *item))
+            .unzip();
+        if entitled.len() < items.len() {
+            debug!(node = %cx.me().short(), from = %from.short(), ignored = items.len() - entitled.len(), "ignored digest items its sender is not entitled to send");
+        }
+        self.store
+            .missing(&entitled, cx.now())
+            .into_iter()
+            .filter_map(|i| index.get(usize::try_from(i).ok()?).copied())
+            .collect()
     }
 
     /// A `DhtSyncReply` from `to` named the digest items (of `khs`) it
