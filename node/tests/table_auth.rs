@@ -31,12 +31,18 @@ fn attack(target: SocketAddr, identity: Identity, messages: &[Message]) {
         .expect("timeout");
     let epoch = StdInstant::now();
     let now = || Instant::from_micros(epoch.elapsed().as_micros() as u64);
+    // It runs the table (a peer must, for its table messages to be taken),
+    // announcing an address nobody listens on; it never joins the ring.
     let mut config = Config::lan();
-    // Runs the table (it never joins), so the target's answers are taken
-    // as late replies rather than closing the session.
+    config.listen_addrs = [SocketAddr::from(([127, 0, 0, 1], 9))]
+        .into_iter()
+        .collect();
     config.chord = Some(ChordConfig::lan());
     config.dht = Some(DhtConfig::lan());
-    let mut node = Node::new(config, identity, 7, now()).expect("valid config");
+    let mut node = match Node::new(config, identity, 7, now()) {
+        Ok(node) => node,
+        Err(e) => panic!("attacker config: {e}"),
+    };
     node.command(
         now(),
         PeersCommand::Connect {
@@ -130,7 +136,7 @@ fn wait_stderr(proc: &Proc, needle: &str) {
 #[test]
 fn forged_and_pinning_table_writes_are_refused_and_honest_ones_still_win() {
     let started = StdInstant::now();
-    let mut owner = Proc::spawn("owner", &["bootstrap", "--listen", "127.0.0.1:0"]);
+    let mut owner = Proc::spawn("owner", &["node", "--listen", "127.0.0.1:0"]);
     owner.wait_line("started a new ring: this node is its first member");
     let me = owner.short().to_owned();
     assert_eq!(
