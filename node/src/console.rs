@@ -388,8 +388,11 @@ mod tests {
             parse("del")
                 .expect_err("no key")
                 .0
-                .contains("usage: del KEY")
+                .contains("usage: del [--open] KEY")
         );
+        // `--open` alone is not a key.
+        assert!(parse("get --open").is_err());
+        assert!(parse("put --open k").is_err());
         assert!(parse("ring now").is_err());
         assert!(
             parse("fly")
