@@ -177,11 +177,11 @@ fn forged_and_pinning_table_writes_are_refused_and_honest_ones_still_win() {
         // The same through the coordinator's door.
         Message::DhtPut(DhtPut {
             req: 2,
-            entry: signed(&pin, u64::MAX, stolen()),
+            entry: Box::new(signed(&pin, u64::MAX, stolen())),
         }),
         Message::DhtPut(DhtPut {
             req: 3,
-            entry: signed(&colour, 5, stolen()),
+            entry: Box::new(signed(&colour, 5, stolen())),
         }),
     ];
     let target: SocketAddr = owner.addr.parse().expect("address");

@@ -807,7 +807,7 @@ fn dht_put(req: u64, key: DhtKey, secret_hex: &str, version: u64, value: Option<
     let body = body(secret_hex, &key, version, value);
     Message::DhtPut(DhtPut {
         req,
-        entry: DhtEntry { key, body },
+        entry: Box::new(DhtEntry { key, body }),
     })
 }
 
@@ -2757,10 +2757,21 @@ fn handshake_noise() -> J {
     ])
 }
 
+/// A signed-entry vector: name, writer's secret, key, version, value
+/// (`None`: a tombstone), note.
+type SignedCase = (
+    &'static str,
+    &'static str,
+    DhtKey,
+    u64,
+    Option<&'static [u8]>,
+    &'static str,
+);
+
 /// Signed dht entries (`spec/chord.md` §10.1): the bytes a writer signs
 /// and its signature, from the fixed identities.
 fn dht_entries() -> J {
-    let cases: [(&str, &str, DhtKey, u64, Option<&[u8]>, &str); 5] = [
+    let cases: [SignedCase; 5] = [
         (
             "owned_value",
             SECRET_A,

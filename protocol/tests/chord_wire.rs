@@ -126,7 +126,7 @@ fn dht_message() -> impl Strategy<Value = Message> {
     prop_oneof![
         (any::<u64>(), key(), body()).prop_map(|(req, key, body)| Message::DhtPut(DhtPut {
             req,
-            entry: DhtEntry { key, body },
+            entry: Box::new(DhtEntry { key, body }),
         })),
         (any::<u64>(), put_status, any::<u64>(), any::<u8>()).prop_map(
             |(req, status, version, holders)| Message::DhtPutReply(DhtPutReply {

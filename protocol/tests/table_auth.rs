@@ -240,7 +240,10 @@ fn an_owned_key_cannot_be_overwritten_or_deleted_by_another_identity() {
                 &mut net,
                 thief,
                 coordinator,
-                &Message::DhtPut(DhtPut { req: 77, entry }),
+                &Message::DhtPut(DhtPut {
+                    req: 77,
+                    entry: Box::new(entry),
+                }),
             );
         }
     }

@@ -395,10 +395,10 @@ fn dht_from_json(message_type: &str, v: &Value) -> Message {
     match message_type {
         "DhtPut" => Message::DhtPut(DhtPut {
             req,
-            entry: DhtEntry {
+            entry: Box::new(DhtEntry {
                 key: key_from_json(v),
                 body: body_from_json(v),
-            },
+            }),
         }),
         "DhtPutReply" => Message::DhtPutReply(DhtPutReply {
             req,

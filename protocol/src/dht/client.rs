@@ -191,7 +191,10 @@ impl Dht {
             return self.coordinate(cx, ring, Client::Local(id), entry);
         }
         ring.client_call(cx, coordinator, id, Capabilities::DHT, |req| {
-            Message::DhtPut(DhtPut { req, entry })
+            Message::DhtPut(DhtPut {
+                req,
+                entry: Box::new(entry),
+            })
         });
     }
 

@@ -33,7 +33,7 @@ impl Dht {
     ) {
         match message {
             Message::DhtPut(DhtPut { req, entry }) => {
-                self.coordinate(cx, ring, Client::Remote { peer: from, req }, entry);
+                self.coordinate(cx, ring, Client::Remote { peer: from, req }, *entry);
             }
             Message::DhtGet(DhtGet { req, key }) => {
                 let status = self.get_status(ring, &key);

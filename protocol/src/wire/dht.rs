@@ -313,8 +313,8 @@ impl DhtEntry {
 pub struct DhtPut {
     /// Unique among the requester's pending chord and dht requests.
     pub req: u64,
-    /// The entry, signed by its writer.
-    pub entry: DhtEntry,
+    /// The entry, signed by its writer (boxed: it is the largest message).
+    pub entry: Box<DhtEntry>,
 }
 
 impl WireMessage for DhtPut {
@@ -328,7 +328,10 @@ impl WireMessage for DhtPut {
     fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
         let req = input.varint()?;
         let entry = DhtEntry::decode(input)?;
-        Ok(DhtPut { req, entry })
+        Ok(DhtPut {
+            req,
+            entry: Box::new(entry),
+        })
     }
 }
 
