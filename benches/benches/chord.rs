@@ -32,9 +32,11 @@ const RING: usize = 16;
 const BATCH: usize = 256;
 const VALUE: usize = 100;
 
-/// A founded ring; node 1 is connected to node 0, whose connection to it
-/// carries the frames under test.
-fn ring() -> (Network, ConnId) {
+/// A founded ring; node 0's successor `s` is connected to node 0, whose
+/// connection to it carries the frames under test (a successor may hand
+/// node 0 table entries, spec/chord.md §10.4). Returns the ring, that
+/// connection and `s`.
+fn ring() -> (Network, ConnId, usize) {
     let config = Config {
         chord: Some(ChordConfig::wan()),
         dht: Some(DhtConfig {
@@ -60,10 +62,14 @@ fn ring() -> (Network, ConnId) {
         net.command(i, ChordCommand::Found { founders })
             .expect("found");
     }
-    net.connect(1, 0).expect("dial");
+    let zero = net.node(0).node_id();
+    let successor = (1..RING)
+        .min_by_key(|&i| net.node(i).node_id().as_u128().wrapping_sub(zero.as_u128()))
+        .expect("a ring of more than one");
+    net.connect(successor, 0).expect("dial");
     net.settle();
-    let conn = conn_to(&net, 0, 1);
-    (net, conn)
+    let conn = conn_to(&net, 0, successor);
+    (net, conn, successor)
 }
 
 /// Feeds `frames` to `node` on `conn`, timing only that; panics unless
@@ -113,8 +119,8 @@ fn key(i: u64) -> u128 {
     u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
 }
 
-/// Open key `i`, signed by `writer` (node 1, node 0's successor: entitled
-/// to hand it entries).
+/// Open key `i`, signed by `writer` (node 0's successor, entitled to hand
+/// it entries).
 fn entry(i: u64, writer: &Identity, value: &Bytes) -> DhtEntry {
     let key = DhtKey::Open(Bytes::from(format!("key-{i:012}")));
     let body = DhtBody::signed(writer, &key, 1, DhtValue::Value(value.clone()));
@@ -122,9 +128,9 @@ fn entry(i: u64, writer: &Identity, value: &Bytes) -> DhtEntry {
 }
 
 fn chord(c: &mut Criterion) {
-    let (mut net, conn) = ring();
-    let writer = Identity::from_secret_bytes([2; 32]);
-    assert_eq!(writer.node_id(), net.node(1).node_id());
+    let (mut net, conn, successor) = ring();
+    let writer = Identity::from_secret_bytes([successor as u8 + 1; 32]);
+    assert_eq!(writer.node_id(), net.node(successor).node_id());
     let value = incompressible(VALUE);
     let mut group = c.benchmark_group("chord");
     group.throughput(Throughput::Elements(1));
