@@ -19,11 +19,11 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ringmesh::testing::Network;
 use ringmesh::wire::{
-    ChordFindSuccessor, ChordGetState, DhtBody, DhtEntry, DhtGet, DhtReplicate, DhtValue, Message,
-    PeerEntry,
+    ChordFindSuccessor, ChordGetState, DhtBody, DhtEntry, DhtGet, DhtKey, DhtReplicate, DhtValue,
+    Message, PeerEntry,
 };
 use ringmesh::{
-    ChordCommand, ChordConfig, Config, ConnId, DhtConfig, Event, Input, Instant, Node, NodeId,
+    ChordCommand, ChordConfig, Config, ConnId, DhtConfig, Event, Identity, Input, Instant, Node,
     Output, PeersEvent,
 };
 use ringmesh_benches::{conn_to, encode_frame, incompressible};
@@ -32,9 +32,11 @@ const RING: usize = 16;
 const BATCH: usize = 256;
 const VALUE: usize = 100;
 
-/// A founded ring; node 1 is connected to node 0, whose connection to it
-/// carries the frames under test.
-fn ring() -> (Network, ConnId) {
+/// A founded ring; node 0's successor `s` is connected to node 0, whose
+/// connection to it carries the frames under test (a successor may hand
+/// node 0 table entries, spec/chord.md §10.4). Returns the ring, that
+/// connection and `s`.
+fn ring() -> (Network, ConnId, usize) {
     let config = Config {
         chord: Some(ChordConfig::wan()),
         dht: Some(DhtConfig {
@@ -66,10 +68,14 @@ fn ring() -> (Network, ConnId) {
         net.command(i, ChordCommand::Found { founders })
             .expect("found");
     }
-    net.connect(1, 0).expect("dial");
+    let zero = net.node(0).node_id();
+    let successor = (1..RING)
+        .min_by_key(|&i| net.node(i).node_id().as_u128().wrapping_sub(zero.as_u128()))
+        .expect("a ring of more than one");
+    net.connect(successor, 0).expect("dial");
     net.settle();
-    let conn = conn_to(&net, 0, 1);
-    (net, conn)
+    let conn = conn_to(&net, 0, successor);
+    (net, conn, successor)
 }
 
 /// Feeds `frames` to `node` on `conn`, timing only that; panics unless
@@ -119,20 +125,18 @@ fn key(i: u64) -> u128 {
     u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
 }
 
-fn entry(i: u64, writer: NodeId, value: &Bytes) -> DhtEntry {
-    DhtEntry {
-        key: Bytes::from(format!("key-{i:012}")),
-        body: DhtBody {
-            version: 1,
-            writer,
-            value: DhtValue::Value(value.clone()),
-        },
-    }
+/// Open key `i`, signed by `writer` (node 0's successor, entitled to hand
+/// it entries).
+fn entry(i: u64, writer: &Identity, value: &Bytes) -> DhtEntry {
+    let key = DhtKey::Open(Bytes::from(format!("key-{i:012}")));
+    let body = DhtBody::signed(writer, &key, 1, DhtValue::Value(value.clone()));
+    DhtEntry { key, body }
 }
 
 fn chord(c: &mut Criterion) {
-    let (mut net, conn) = ring();
-    let writer = net.node(1).node_id();
+    let (mut net, conn, successor) = ring();
+    let writer = Identity::from_secret_bytes([successor as u8 + 1; 32]);
+    assert_eq!(writer.node_id(), net.node(successor).node_id());
     let value = incompressible(VALUE);
     let mut group = c.benchmark_group("chord");
     group.throughput(Throughput::Elements(1));
@@ -159,7 +163,7 @@ fn chord(c: &mut Criterion) {
     let stored = 10_000u64;
     time(&mut net, conn, stored / 64, |b| {
         let entries = (b * 64..(b + 1) * 64)
-            .map(|i| entry(i, writer, &value))
+            .map(|i| entry(i, &writer, &value))
             .collect();
         Message::DhtReplicate(DhtReplicate { req: b, entries })
     });
@@ -171,7 +175,7 @@ fn chord(c: &mut Criterion) {
             time(&mut net, conn, iters, |i| {
                 Message::DhtGet(DhtGet {
                     req: i,
-                    key: Bytes::from(format!("key-{:012}", i % 9_984)),
+                    key: DhtKey::Open(Bytes::from(format!("key-{:012}", i % 9_984))),
                 })
             })
         })
@@ -182,7 +186,7 @@ fn chord(c: &mut Criterion) {
         b.iter_custom(|iters| {
             time(&mut net, conn, iters, |req| {
                 let entries = (next..next + 64)
-                    .map(|i| entry(i, writer, &value))
+                    .map(|i| entry(i, &writer, &value))
                     .collect();
                 next += 64;
                 Message::DhtReplicate(DhtReplicate { req, entries })

@@ -39,7 +39,7 @@ pub fn event_size(event: &Event) -> usize {
             | MessagingEvent::SendFailed { payload, .. },
         ) => payload.len(),
         Event::Dht(DhtEvent::GetDone { key, value, .. }) => {
-            key.len() + value.as_ref().map_or(0, |v| v.len())
+            key.name().len() + value.as_ref().map_or(0, |v| v.len())
         }
         _ => 0,
     };

@@ -17,9 +17,15 @@ commands:
   peers           list peers: id, address, round-trip time, state
   connect ADDR    dial a node, e.g. connect 127.0.0.1:4000
   put KEY VALUE   store VALUE under KEY in the network's table (KEY is
-                  one word of 1 to 256 bytes; VALUE the rest of the line)
-  get KEY         read KEY from the table: its value and version
-  del KEY         delete KEY from the table
+                  one word of 1 to 256 bytes; VALUE the rest of the line).
+                  KEY is this node's own: only this node may change it
+  get KEY         read this node's KEY: its value, version and writer
+  get ID/KEY      read node ID's KEY (ID: its id, or a prefix of at least
+                  8 hex digits of a connected or known peer)
+  del KEY         delete this node's KEY
+  put --open KEY VALUE, get --open KEY, del --open KEY
+                  the same on an open key: anyone may write it, and every
+                  write is signed by (and shows) its writer
   ring            this node's place in the ring: successors, predecessor,
                   and what it stores of the table
   debug           turn debug logs (stderr) on or off
@@ -44,17 +50,17 @@ pub(crate) enum ConsoleCommand<'a> {
     Peers,
     /// `connect ADDR`.
     Connect(SocketAddr),
-    /// `put KEY VALUE`.
+    /// `put [--open] KEY VALUE`.
     Put {
         /// The key: one word, as typed.
-        key: &'a str,
+        key: KeyArg<'a>,
         /// The value: the rest of the line, as typed.
         value: &'a str,
     },
-    /// `get KEY`.
-    Get(&'a str),
-    /// `del KEY` (or `delete`).
-    Del(&'a str),
+    /// `get [--open] KEY` or `get ID/KEY`.
+    Get(KeyArg<'a>),
+    /// `del [--open] KEY` (or `delete`).
+    Del(KeyArg<'a>),
     /// `ring`.
     Ring,
     /// `debug`.
@@ -63,6 +69,61 @@ pub(crate) enum ConsoleCommand<'a> {
     Help,
     /// `exit` (or `quit`).
     Exit,
+}
+
+/// A table key as typed (spec/chord.md §10.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyArg<'a> {
+    /// `KEY`: this node's owned key.
+    Mine(&'a str),
+    /// `ID/KEY`: the owned key of the node whose id (or prefix) is `owner`.
+    Of {
+        /// Hex digits, as typed.
+        owner: &'a str,
+        /// The name.
+        name: &'a str,
+    },
+    /// `--open KEY`: an open key.
+    Open(&'a str),
+}
+
+impl<'a> KeyArg<'a> {
+    /// The name, without owner or flag.
+    pub(crate) fn name(&self) -> &'a str {
+        match *self {
+            KeyArg::Mine(name) | KeyArg::Of { name, .. } | KeyArg::Open(name) => name,
+        }
+    }
+
+    /// `--open` then one word (`open` set), or one word: `ID/KEY` if the
+    /// part before its first `/` is at least [`MIN_ID_PREFIX`] hex digits,
+    /// else this node's `KEY`.
+    fn parse(word: &'a str, open: bool) -> Self {
+        if open {
+            return KeyArg::Open(word);
+        }
+        match word.split_once('/') {
+            Some((owner, name))
+                if owner.len() >= MIN_ID_PREFIX
+                    && !name.is_empty()
+                    && owner.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                KeyArg::Of { owner, name }
+            }
+            _ => KeyArg::Mine(word),
+        }
+    }
+}
+
+/// `--open` at the start of `rest`: whether it is there, and what follows.
+fn open_flag(rest: &str) -> (bool, &str) {
+    let rest = rest.trim_start();
+    match rest.strip_prefix("--open") {
+        Some(after) if after.is_empty() || after.starts_with(char::is_whitespace) => {
+            (true, after.trim_start())
+        }
+        _ => (false, rest),
+    }
 }
 
 /// Why a line is not a command; the message is for the person typing.
@@ -108,20 +169,29 @@ pub(crate) fn parse(line: &str) -> Result<ConsoleCommand<'_>, ParseError> {
             Err(_) => usage("connect ADDR (an IP address and port, e.g. 127.0.0.1:4000)"),
         },
         "put" => {
-            let rest = rest.trim_start();
+            let (open, rest) = open_flag(rest);
             match rest.split_once(char::is_whitespace) {
-                Some((key, value)) if !value.trim().is_empty() => {
-                    Ok(ConsoleCommand::Put { key, value })
-                }
-                _ => usage("put KEY VALUE (KEY is one word, VALUE the rest of the line)"),
+                Some((key, value)) if !value.trim().is_empty() => Ok(ConsoleCommand::Put {
+                    key: KeyArg::parse(key, open),
+                    value,
+                }),
+                _ => usage("put [--open] KEY VALUE (KEY is one word, VALUE the rest of the line)"),
             }
         }
-        "get" => one_key(rest)
-            .map(ConsoleCommand::Get)
-            .ok_or_else(|| ParseError("usage: get KEY (one word)".into())),
-        "del" | "delete" => one_key(rest)
-            .map(ConsoleCommand::Del)
-            .ok_or_else(|| ParseError("usage: del KEY (one word)".into())),
+        "get" => {
+            let (open, rest) = open_flag(rest);
+            one_key(rest)
+                .map(|key| ConsoleCommand::Get(KeyArg::parse(key, open)))
+                .ok_or_else(|| {
+                    ParseError("usage: get [--open] KEY or get ID/KEY (one word)".into())
+                })
+        }
+        "del" | "delete" => {
+            let (open, rest) = open_flag(rest);
+            one_key(rest)
+                .map(|key| ConsoleCommand::Del(KeyArg::parse(key, open)))
+                .ok_or_else(|| ParseError("usage: del [--open] KEY (one word)".into()))
+        }
         "ring" => no_args(rest, ConsoleCommand::Ring, "ring"),
         "debug" => no_args(rest, ConsoleCommand::Debug, "debug"),
         "help" | "?" => Ok(ConsoleCommand::Help),
@@ -225,13 +295,55 @@ mod tests {
         assert_eq!(
             parse("put colour deep  blue \n"),
             Ok(ConsoleCommand::Put {
-                key: "colour",
+                key: KeyArg::Mine("colour"),
                 value: "deep  blue "
             })
         );
-        assert_eq!(parse("get  colour "), Ok(ConsoleCommand::Get("colour")));
-        assert_eq!(parse("del colour"), Ok(ConsoleCommand::Del("colour")));
-        assert_eq!(parse("delete colour"), Ok(ConsoleCommand::Del("colour")));
+        assert_eq!(
+            parse("put --open colour deep  blue"),
+            Ok(ConsoleCommand::Put {
+                key: KeyArg::Open("colour"),
+                value: "deep  blue"
+            })
+        );
+        // `--open` must be a word of its own.
+        assert_eq!(
+            parse("put --opencolour blue"),
+            Ok(ConsoleCommand::Put {
+                key: KeyArg::Mine("--opencolour"),
+                value: "blue"
+            })
+        );
+        assert_eq!(
+            parse("get  colour "),
+            Ok(ConsoleCommand::Get(KeyArg::Mine("colour")))
+        );
+        assert_eq!(
+            parse("get 1a2b3c4d/colour"),
+            Ok(ConsoleCommand::Get(KeyArg::Of {
+                owner: "1a2b3c4d",
+                name: "colour"
+            }))
+        );
+        // Not 8 hex digits before the slash: a name of this node's.
+        for name in ["red/colour", "bad/colour"] {
+            assert_eq!(
+                parse(&format!("get {name}")),
+                Ok(ConsoleCommand::Get(KeyArg::Mine(name)))
+            );
+        }
+        assert_eq!(
+            parse("get --open  colour"),
+            Ok(ConsoleCommand::Get(KeyArg::Open("colour")))
+        );
+        assert_eq!(
+            parse("del colour"),
+            Ok(ConsoleCommand::Del(KeyArg::Mine("colour")))
+        );
+        assert_eq!(
+            parse("delete --open colour"),
+            Ok(ConsoleCommand::Del(KeyArg::Open("colour")))
+        );
         assert_eq!(parse("ring"), Ok(ConsoleCommand::Ring));
         assert_eq!(parse("help"), Ok(ConsoleCommand::Help));
         assert_eq!(parse("exit"), Ok(ConsoleCommand::Exit));
@@ -260,19 +372,27 @@ mod tests {
                 parse(line)
                     .expect_err(line)
                     .0
-                    .contains("usage: put KEY VALUE"),
+                    .contains("usage: put [--open] KEY VALUE"),
                 "{line}"
             );
         }
         for line in ["get", "get  ", "get two words"] {
-            assert!(parse(line).expect_err(line).0.contains("usage: get KEY"));
+            assert!(
+                parse(line)
+                    .expect_err(line)
+                    .0
+                    .contains("usage: get [--open] KEY")
+            );
         }
         assert!(
             parse("del")
                 .expect_err("no key")
                 .0
-                .contains("usage: del KEY")
+                .contains("usage: del [--open] KEY")
         );
+        // `--open` alone is not a key.
+        assert!(parse("get --open").is_err());
+        assert!(parse("put --open k").is_err());
         assert!(parse("ring now").is_err());
         assert!(
             parse("fly")

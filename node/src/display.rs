@@ -162,14 +162,15 @@ pub(crate) fn put_acked(key: &str, deleted: bool, version: u64) -> String {
     format!("{done} {} (version {version})", printable(key.as_bytes()))
 }
 
-/// The answer to a `get`. Version 0 means the key was never written; a
-/// missing value with a version is a delete.
-pub(crate) fn got(key: &str, value: Option<&[u8]>, version: u64) -> String {
+/// The answer to a `get`, naming who signed the entry. Version 0 means
+/// the key was never written; a missing value with a version is a delete.
+pub(crate) fn got(key: &str, value: Option<&[u8]>, version: u64, writer: Option<NodeId>) -> String {
     let key = printable(key.as_bytes());
+    let by = writer.map_or(String::new(), |w| format!(", by <{}>", w.short()));
     match value {
-        Some(value) => format!("{key} = {} (version {version})", printable(value)),
+        Some(value) => format!("{key} = {} (version {version}{by})", printable(value)),
         None if version == 0 => format!("{key}: not found"),
-        None => format!("{key}: not found (deleted, version {version})"),
+        None => format!("{key}: not found (deleted, version {version}{by})"),
     }
 }
 
@@ -291,16 +292,19 @@ mod tests {
     fn table_answers_tell_values_deletes_and_absence_apart() {
         assert_eq!(put_acked("colour", false, 1), "stored colour (version 1)");
         assert_eq!(put_acked("colour", true, 2), "deleted colour (version 2)");
+        let writer = Some(NodeId::from_u128(0x1a2b_3c4d << 96));
         assert_eq!(
-            got("colour", Some(b"deep blue"), 1),
-            "colour = deep blue (version 1)"
+            got("colour", Some(b"deep blue"), 1, writer),
+            "colour = deep blue (version 1, by <1a2b3c4d>)"
         );
         assert_eq!(
-            got("colour", None, 2),
-            "colour: not found (deleted, version 2)"
+            got("colour", None, 2, writer),
+            "colour: not found (deleted, version 2, by <1a2b3c4d>)"
         );
-        assert_eq!(got("shape", None, 0), "shape: not found");
-        // A value from the network cannot forge a line either.
-        assert_eq!(got("k", Some(b"v\n<x> y"), 3), "k = v\\n<x> y (version 3)");
+        assert_eq!(got("shape", None, 0, None), "shape: not found");
+        assert_eq!(
+            got("k", Some(b"v\n<x> y"), 3, None),
+            "k = v\\n<x> y (version 3)"
+        );
     }
 }

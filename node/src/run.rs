@@ -20,7 +20,7 @@ use bytes::Bytes;
 use ringmesh::wire::{GoodbyeReason, PeerEntry};
 use ringmesh::{
     Accepted, ChordCommand, ChordError, ChordEvent, ChordRole, CloseReason, CommandError, ConnId,
-    DhtCommand, DhtError, DhtEvent, DhtFailure, Event, Identity, MeshCommand, MeshEvent,
+    DhtCommand, DhtError, DhtEvent, DhtFailure, DhtKey, Event, Identity, MeshCommand, MeshEvent,
     MessagingCommand, MessagingEvent, NodeId, OpId, PeersCommand, PeersEvent,
 };
 use ringmesh::{KnownPeer, Node};
@@ -28,7 +28,7 @@ use ringmesh_mio::{AdapterConfig, AdapterConfigError, Handle, QueuedBytes, Spawn
 use tracing::{debug, info, warn};
 
 use crate::NodeArgs;
-use crate::console::{self, ConsoleCommand};
+use crate::console::{self, ConsoleCommand, KeyArg};
 use crate::console_lines::{ConsoleLine, ConsoleLines};
 use crate::data_dir::{CacheState, DataDir, KeyOrigin, os_random};
 use crate::display;
@@ -785,9 +785,15 @@ impl Session {
                 None => debug!(op = id.0, "put acknowledged for an unknown operation"),
             },
             Event::Dht(DhtEvent::GetDone {
-                id, value, version, ..
+                id,
+                value,
+                version,
+                writer,
+                ..
             }) => match self.table_ops.remove(&id) {
-                Some(TableOp::Get(key)) => say(&display::got(&key, value.as_deref(), version)),
+                Some(TableOp::Get(key)) => {
+                    say(&display::got(&key, value.as_deref(), version, writer))
+                }
                 Some(other) => {
                     warn!(
                         op = id.0,
@@ -839,23 +845,21 @@ impl Session {
             ConsoleCommand::Peers => self.list_peers(),
             ConsoleCommand::Connect(addr) => self.connect(addr),
             ConsoleCommand::Put { key, value } => {
-                let command = DhtCommand::Put {
-                    key: Bytes::copy_from_slice(key.as_bytes()),
-                    value: Bytes::copy_from_slice(value.as_bytes()),
-                };
-                self.start_table_op(command, TableOp::Put(key.to_owned()));
+                if let Some((key, label)) = self.table_key(key) {
+                    let value = Bytes::copy_from_slice(value.as_bytes());
+                    let command = DhtCommand::Put { key, value };
+                    self.start_table_op(command, TableOp::Put(label));
+                }
             }
             ConsoleCommand::Get(key) => {
-                let command = DhtCommand::Get {
-                    key: Bytes::copy_from_slice(key.as_bytes()),
-                };
-                self.start_table_op(command, TableOp::Get(key.to_owned()));
+                if let Some((key, label)) = self.table_key(key) {
+                    self.start_table_op(DhtCommand::Get { key }, TableOp::Get(label));
+                }
             }
             ConsoleCommand::Del(key) => {
-                let command = DhtCommand::Delete {
-                    key: Bytes::copy_from_slice(key.as_bytes()),
-                };
-                self.start_table_op(command, TableOp::Delete(key.to_owned()));
+                if let Some((key, label)) = self.table_key(key) {
+                    self.start_table_op(DhtCommand::Delete { key }, TableOp::Delete(label));
+                }
             }
             ConsoleCommand::Ring => match self.handle.inspect(RingView::of) {
                 Some(view) => {
@@ -921,6 +925,40 @@ impl Session {
             Ok(_) => {}
             Err(e) => say(&format!("error: not sent: {e}")),
         }
+    }
+
+    /// The table key `key` names, and how results print it: `KEY` for
+    /// this node's, `<owner>/KEY` for another node's, `open KEY`; `None`
+    /// (said) if `ID` names no node.
+    fn table_key(&self, key: KeyArg<'_>) -> Option<(DhtKey, String)> {
+        let name = Bytes::copy_from_slice(key.name().as_bytes());
+        let me = self.handle.node_id();
+        let owner = match key {
+            KeyArg::Open(text) => return Some((DhtKey::Open(name), format!("open {text}"))),
+            KeyArg::Mine(_) => me,
+            KeyArg::Of { owner, .. } => {
+                let candidates = self
+                    .handle
+                    .peers()
+                    .into_iter()
+                    .map(|p| p.id)
+                    .chain(self.handle.known_peers().into_iter().map(|p| p.id))
+                    .chain([me]);
+                match console::resolve_peer(owner, candidates) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        say(&format!("error: {e}"));
+                        return None;
+                    }
+                }
+            }
+        };
+        let label = if owner == me {
+            key.name().to_owned()
+        } else {
+            format!("{}/{}", owner.short(), key.name())
+        };
+        Some((DhtKey::Owned { owner, name }, label))
     }
 
     fn send(&self, to: &str, text: &str) {

@@ -164,13 +164,14 @@ fn the_table_serves_a_key_from_every_node_also_after_its_owner_exits() {
         });
     }
 
-    // A key owned by a console node, so that the node that stores it can
-    // also be the one that exits.
+    // An open key (any node may write it) whose position a console node
+    // owns, so that the node that stores it can also be the one that
+    // exits. Its position hashes the mode byte 0, then the name.
     let members: Vec<&str> = ids.iter().map(String::as_str).collect();
     let (key, owner) = (0..)
         .map(|i| format!("colour-{i}"))
         .find_map(|key| {
-            let owner = support::owner_of(&key, &members);
+            let owner = support::owner_of(&format!("\u{0}{key}"), &members);
             let at = nodes.iter().position(|p| p.id == owner)?;
             Some((key, at))
         })
@@ -178,10 +179,12 @@ fn the_table_serves_a_key_from_every_node_also_after_its_owner_exits() {
     let mut a = nodes.remove(owner);
     let (mut b, mut c) = (nodes.remove(0), nodes.remove(0));
 
+    let a_short = a.short().to_owned();
     // Stored on one node, read on another.
     assert_eq!(
-        a.answer(&format!("put {key} deep  blue"), |l| l.contains(&key)),
-        format!("stored {key} (version 1)")
+        a.answer(&format!("put --open {key} deep  blue"), |l| l
+            .contains(&key)),
+        format!("stored open {key} (version 1)")
     );
     // The owner coordinated the write, so it holds the entry itself.
     let bytes = key.len() + "deep  blue".len();
@@ -190,8 +193,8 @@ fn the_table_serves_a_key_from_every_node_also_after_its_owner_exits() {
         format!("table: 1 entry ({bytes} bytes) stored on this node")
     );
     assert_eq!(
-        b.answer(&format!("get {key}"), |l| l.contains(&key)),
-        format!("{key} = deep  blue (version 1)")
+        b.answer(&format!("get --open {key}"), |l| l.contains(&key)),
+        format!("open {key} = deep  blue (version 1, by <{a_short}>)")
     );
     assert_eq!(
         b.answer("get never-written", |l| l.contains("never-written")),
@@ -200,7 +203,7 @@ fn the_table_serves_a_key_from_every_node_also_after_its_owner_exits() {
     // Keys the table refuses are refused before anything is sent.
     assert!(
         b.answer("put lonely-key", |l| l.starts_with("error: "))
-            .starts_with("error: usage: put KEY VALUE")
+            .starts_with("error: usage: put [--open] KEY VALUE")
     );
     let long_key = "k".repeat(257);
     assert_eq!(
@@ -214,27 +217,40 @@ fn the_table_serves_a_key_from_every_node_also_after_its_owner_exits() {
     let goodbye = format!("peer down <{}> (peer said goodbye: Shutdown)", a.short());
     c.wait_line(&goodbye);
     assert_eq!(
-        c.answer(&format!("get {key}"), |l| l.contains(&key)),
-        format!("{key} = deep  blue (version 1)")
+        c.answer(&format!("get --open {key}"), |l| l.contains(&key)),
+        format!("open {key} = deep  blue (version 1, by <{a_short}>)")
     );
 
-    // A delete is a newer version that reads as absent everywhere.
+    // A delete (by another node: the key is open) is a newer version that
+    // reads as absent everywhere.
+    let c_short = c.short().to_owned();
     assert_eq!(
-        c.answer(&format!("del {key}"), |l| l.contains(&key)),
-        format!("deleted {key} (version 2)")
+        c.answer(&format!("del --open {key}"), |l| l.contains(&key)),
+        format!("deleted open {key} (version 2)")
     );
     b.wait_line(&goodbye);
     assert_eq!(
-        b.answer(&format!("get {key}"), |l| l.contains(&key)),
-        format!("{key}: not found (deleted, version 2)")
+        b.answer(&format!("get --open {key}"), |l| l.contains(&key)),
+        format!("open {key}: not found (deleted, version 2, by <{c_short}>)")
+    );
+    // This node's own key of the same name is another key: b's, and only
+    // b may write it; c reads it as <b>/KEY.
+    let b_short = b.short().to_owned();
+    assert_eq!(
+        b.answer(&format!("put {key} mine"), |l| l.contains(&key)),
+        format!("stored {key} (version 1)")
+    );
+    assert_eq!(
+        c.answer(&format!("get {}/{key}", b.id), |l| l.contains(&key)),
+        format!("{b_short}/{key} = mine (version 1, by <{b_short}>)")
     );
 
     // End of input waits for the table command under way: a script's last
     // `get` prints its answer.
-    c.type_line(&format!("get {key}"));
+    c.type_line(&format!("get --open {key}"));
     c.stdin = None;
     assert!(c.wait_exit().success());
-    let gone = format!("{key}: not found (deleted, version 2)");
+    let gone = format!("open {key}: not found (deleted, version 2, by <{c_short}>)");
     assert!(c.lines.contains(&gone), "{:#?}", c.lines);
     b.type_line("exit");
     assert!(b.wait_exit().success());

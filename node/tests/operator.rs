@@ -204,7 +204,7 @@ fn a_damaged_peer_cache_is_reported_and_the_node_rejoins_its_own_ring() {
     n1.wait_for("the join line", |l| l.starts_with("joined the ring ("));
     assert_eq!(
         n1.answer("get shade", |l| l.contains("shade")),
-        "shade = teal (version 1)"
+        format!("shade = teal (version 1, by <{}>)", n1.short())
     );
     n1.type_line("exit");
     assert!(n1.wait_exit().success());
@@ -231,7 +231,7 @@ fn a_damaged_peer_cache_is_reported_and_the_node_rejoins_its_own_ring() {
     n1.wait_for("the join line", |l| l.starts_with("joined the ring ("));
     assert_eq!(
         n1.answer("get shade", |l| l.contains("shade")),
-        "shade = teal (version 1)"
+        format!("shade = teal (version 1, by <{}>)", n1.short())
     );
     assert!(
         !n1.lines.iter().any(|l| l.starts_with("started a new ring")),

@@ -26,8 +26,14 @@ const SERVED_WITHIN: Duration = Duration::from_secs(2);
 fn key_owned_by(tag: &str, owner: &str, ids: &[&str]) -> String {
     (0..)
         .map(|i| format!("{tag}-{i}"))
-        .find(|key| support::owner_of(key, ids) == owner)
+        .find(|key| open_owner_of(key, ids) == owner)
         .expect("some key")
+}
+
+/// The owner of the open table key `key`: its position hashes the mode
+/// byte 0 then the name (spec/chord.md §10.1).
+fn open_owner_of<'a>(key: &str, ids: &[&'a str]) -> &'a str {
+    support::owner_of(&format!("\u{0}{key}"), ids)
 }
 
 fn signal(proc: &Proc, name: &str) {
@@ -95,10 +101,11 @@ fn restart(name: &str, dir: &str, listen: &str, restarted: Instant) -> (Proc, In
     (p, rejoined)
 }
 
-/// Table commands on the restarted node `n1` and on `others` (n2, n3), each
-/// answered as expected, all within [`SERVED_WITHIN`] of `rejoined`. `old`
-/// is a key n1 owns, written as `old = old (version 1)` before the restart
-/// (the new run's store is empty: it comes from the replicas).
+/// Table commands (on open keys, so that any node may write any) on the
+/// restarted node `n1` and on `others` (n2, n3), each answered as
+/// expected, all within [`SERVED_WITHIN`] of `rejoined`. `old` is a key n1
+/// owns, written as `old = old (version 1)` by n2 before the restart (the
+/// new run's store is empty: it comes from the replicas).
 fn assert_served(
     phase: &str,
     n1: &mut Proc,
@@ -107,9 +114,15 @@ fn assert_served(
     old: &str,
     rejoined: Instant,
 ) {
+    let (s1, s2, s3) = (
+        n1.short().to_owned(),
+        others[0].short().to_owned(),
+        others[1].short().to_owned(),
+    );
     let mut timings: Vec<(String, Duration)> = Vec::new();
     let mut timed = |what: &str, proc: &mut Proc, command: String, expected: String| {
-        let key = command.split(' ').nth(1).expect("a key").to_owned();
+        // `put --open KEY ...`, `get --open KEY`.
+        let key = command.split(' ').nth(2).expect("a key").to_owned();
         let asked = Instant::now();
         assert_eq!(
             proc.answer(&command, |l| l.contains(&key)),
@@ -121,47 +134,47 @@ fn assert_served(
     timed(
         "get on n1 of a key n1 owned before",
         n1,
-        format!("get {old}"),
-        format!("{old} = old (version 1)"),
+        format!("get --open {old}"),
+        format!("open {old} = old (version 1, by <{s2}>)"),
     );
     let by_n1 = key_owned_by(&format!("{phase}-n1"), &n1.id, members);
     timed(
         "put on n1 of a key n1 owns",
         n1,
-        format!("put {by_n1} new"),
-        format!("stored {by_n1} (version 1)"),
+        format!("put --open {by_n1} new"),
+        format!("stored open {by_n1} (version 1)"),
     );
     let far = key_owned_by(&format!("{phase}-far"), &others[1].id, members);
     timed(
         "put on n1 of a key n3 owns",
         n1,
-        format!("put {far} far"),
-        format!("stored {far} (version 1)"),
+        format!("put --open {far} far"),
+        format!("stored open {far} (version 1)"),
     );
     timed(
         "get on n2 of n1's new key",
         &mut others[0],
-        format!("get {by_n1}"),
-        format!("{by_n1} = new (version 1)"),
+        format!("get --open {by_n1}"),
+        format!("open {by_n1} = new (version 1, by <{s1}>)"),
     );
     let from_n3 = key_owned_by(&format!("{phase}-n3"), &n1.id, members);
     timed(
         "put on n3 of a key n1 owns",
         &mut others[1],
-        format!("put {from_n3} near"),
-        format!("stored {from_n3} (version 1)"),
+        format!("put --open {from_n3} near"),
+        format!("stored open {from_n3} (version 1)"),
     );
     timed(
         "get on n1 of n3's key",
         n1,
-        format!("get {from_n3}"),
-        format!("{from_n3} = near (version 1)"),
+        format!("get --open {from_n3}"),
+        format!("open {from_n3} = near (version 1, by <{s3}>)"),
     );
     timed(
         "get on n2 of the key n1 owned before",
         &mut others[0],
-        format!("get {old}"),
-        format!("{old} = old (version 1)"),
+        format!("get --open {old}"),
+        format!("open {old} = old (version 1, by <{s2}>)"),
     );
     let served = rejoined.elapsed();
     for (what, took) in &timings {
@@ -220,8 +233,8 @@ fn a_member_frozen_and_restarted_at_once_serves_get_and_put_within_2s_of_rejoini
     // A key n1 owns, written before the restarts.
     let old = key_owned_by("old", &n1.id, &members);
     assert_eq!(
-        others[0].answer(&format!("put {old} old"), |l| l.contains(&old)),
-        format!("stored {old} (version 1)")
+        others[0].answer(&format!("put --open {old} old"), |l| l.contains(&old)),
+        format!("stored open {old} (version 1)")
     );
     let not_n1: Vec<&str> = members.iter().copied().filter(|id| *id != n1.id).collect();
     wait_cache_names(&data.0, &not_n1);

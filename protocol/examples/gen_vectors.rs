@@ -17,12 +17,12 @@ use ringmesh::testing::Network;
 use ringmesh::wire::{
     Broadcast, Capabilities, ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState,
     ChordNotify, ChordReplyKind, ChordState, DEFAULT_MAX_FRAME_LEN, DhtBody, DhtEntry, DhtGet,
-    DhtGetReply, DhtGetStatus, DhtOp, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate,
+    DhtGetReply, DhtGetStatus, DhtKey, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate,
     DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply, DhtValue, Direct,
     FindPeer, Goodbye, GoodbyeReason, Hello, MAX_CHORD_LIST, MAX_DHT_KEY, MAX_LISTEN_ADDRS,
     MAX_PEER_LIST, Message, NoiseHandshakePayload, PROTOCOL_VERSION, PeerEntry, PeerList,
-    PeerRequest, Ping, Pong, Preamble, Request, Response, encode_body, put_frame_header,
-    put_varint,
+    PeerRequest, Ping, Pong, Preamble, Request, Response, dht_signed_bytes, encode_body,
+    put_frame_header, put_varint,
 };
 use ringmesh::{
     Config, Duration, Identity, Instant, MessagingCommand, NOISE_PATTERN, Node, NodeId,
@@ -320,16 +320,29 @@ fn chord_json(message: &Message) -> Option<J> {
     })
 }
 
-/// `version`, `writer`, `kind` and (for kind 0) `value` of a dht body.
+/// `version`, `writer_key` (and the `writer` id it stands for, not on
+/// the wire), `kind`, (for kind 0) `value`, and `signature` of a dht body.
 fn body_fields(body: &DhtBody) -> Vec<(&'static str, J)> {
     let mut fields = vec![
         ("version", s(body.version.to_string())),
+        ("writer_key", hx(body.writer_key.to_bytes())),
         ("writer", s(body.writer.to_string())),
         ("kind", n(body.value.kind().into())),
     ];
     if let DhtValue::Value(value) = &body.value {
         fields.push(("value", hx(value)));
     }
+    fields.push(("signature", hx(body.signature)));
+    fields
+}
+
+/// `mode`, (owned) `owner`, and `key` (the name) of a dht key.
+fn key_fields(key: &DhtKey) -> Vec<(&'static str, J)> {
+    let mut fields = vec![("mode", n(key.mode().into()))];
+    if let Some(owner) = key.owner() {
+        fields.push(("owner", s(owner.to_string())));
+    }
+    fields.push(("key", hx(key.name())));
     fields
 }
 
@@ -337,21 +350,9 @@ fn body_fields(body: &DhtBody) -> Vec<(&'static str, J)> {
 fn dht_json(message: &Message) -> J {
     match message {
         Message::DhtPut(m) => {
-            let mut fields = vec![
-                ("type", s("DhtPut")),
-                ("req", s(m.req.to_string())),
-                (
-                    "op",
-                    n(match m.op {
-                        DhtOp::Put { .. } => 0,
-                        DhtOp::Delete => 1,
-                    }),
-                ),
-                ("key", hx(&m.key)),
-            ];
-            if let DhtOp::Put { value } = &m.op {
-                fields.push(("value", hx(value)));
-            }
+            let mut fields = vec![("type", s("DhtPut")), ("req", s(m.req.to_string()))];
+            fields.extend(key_fields(&m.entry.key));
+            fields.extend(body_fields(&m.entry.body));
             J::Obj(fields)
         }
         Message::DhtPutReply(m) => J::Obj(vec![
@@ -361,11 +362,11 @@ fn dht_json(message: &Message) -> J {
             ("version", s(m.version.to_string())),
             ("holders", n(m.holders.into())),
         ]),
-        Message::DhtGet(m) => J::Obj(vec![
-            ("type", s("DhtGet")),
-            ("req", s(m.req.to_string())),
-            ("key", hx(&m.key)),
-        ]),
+        Message::DhtGet(m) => {
+            let mut fields = vec![("type", s("DhtGet")), ("req", s(m.req.to_string()))];
+            fields.extend(key_fields(&m.key));
+            J::Obj(fields)
+        }
         Message::DhtGetReply(m) => {
             let mut fields = vec![
                 ("type", s("DhtGetReply")),
@@ -386,7 +387,7 @@ fn dht_json(message: &Message) -> J {
                     m.entries
                         .iter()
                         .map(|e| {
-                            let mut fields = vec![("key", hx(&e.key))];
+                            let mut fields = key_fields(&e.key);
                             fields.extend(body_fields(&e.body));
                             J::Obj(fields)
                         })
@@ -394,11 +395,17 @@ fn dht_json(message: &Message) -> J {
                 ),
             ),
         ]),
-        Message::DhtReplicateAck(m) => J::Obj(vec![
-            ("type", s("DhtReplicateAck")),
-            ("req", s(m.req.to_string())),
-            ("status", n(m.status.code().into())),
-        ]),
+        Message::DhtReplicateAck(m) => {
+            let mut fields = vec![
+                ("type", s("DhtReplicateAck")),
+                ("req", s(m.req.to_string())),
+                ("status", n(m.status.code().into())),
+            ];
+            if let DhtReplicateStatus::Stale { held } = m.status {
+                fields.push(("held", s(held.to_string())));
+            }
+            J::Obj(fields)
+        }
         Message::DhtSync(m) => J::Obj(vec![
             ("type", s("DhtSync")),
             ("req", s(m.req.to_string())),
@@ -807,23 +814,37 @@ fn chord_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
     ]
 }
 
-fn body(version: u64, writer: NodeId, value: Option<&[u8]>) -> DhtBody {
-    DhtBody {
-        version,
-        writer,
-        value: value.map_or(DhtValue::Tombstone, |v| {
-            DhtValue::Value(Bytes::copy_from_slice(v))
-        }),
+/// An open key.
+fn open(name: &[u8]) -> DhtKey {
+    DhtKey::Open(Bytes::copy_from_slice(name))
+}
+
+/// `secret`'s owned key `name`.
+fn owned(secret_hex: &str, name: &[u8]) -> DhtKey {
+    DhtKey::Owned {
+        owner: node_id(secret_hex),
+        name: Bytes::copy_from_slice(name),
     }
 }
 
-fn dht_put(req: u64, key: &[u8], value: Option<&[u8]>) -> Message {
+/// A body for `key` signed by the identity of `secret_hex`.
+fn body(secret_hex: &str, key: &DhtKey, version: u64, value: Option<&[u8]>) -> DhtBody {
+    let value = value.map_or(DhtValue::Tombstone, |v| {
+        DhtValue::Value(Bytes::copy_from_slice(v))
+    });
+    DhtBody::signed(
+        &Identity::from_secret_bytes(secret(secret_hex)),
+        key,
+        version,
+        value,
+    )
+}
+
+fn dht_put(req: u64, key: DhtKey, secret_hex: &str, version: u64, value: Option<&[u8]>) -> Message {
+    let body = body(secret_hex, &key, version, value);
     Message::DhtPut(DhtPut {
         req,
-        op: value.map_or(DhtOp::Delete, |v| DhtOp::Put {
-            value: Bytes::copy_from_slice(v),
-        }),
-        key: Bytes::copy_from_slice(key),
+        entry: Box::new(DhtEntry { key, body }),
     })
 }
 
@@ -840,42 +861,40 @@ fn dht_get_reply(req: u64, status: DhtGetStatus) -> Message {
     Message::DhtGetReply(DhtGetReply { req, status })
 }
 
-fn dht_entry(key: &[u8], body: DhtBody) -> DhtEntry {
-    DhtEntry {
-        key: Bytes::copy_from_slice(key),
-        body,
-    }
+fn dht_entry(key: DhtKey, secret_hex: &str, version: u64, value: Option<&[u8]>) -> DhtEntry {
+    let body = body(secret_hex, &key, version, value);
+    DhtEntry { key, body }
 }
 
 /// Valid vectors of the dht messages (tags `0x60`–`0x67`).
 fn dht_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
-    let (a, b) = (node_id(SECRET_A), node_id(SECRET_B));
+    let (a, b) = (SECRET_A, SECRET_B);
     let long_key: Vec<u8> = (0..MAX_DHT_KEY).map(|i| i as u8).collect();
     let repeated = "ringmesh ".repeat(100);
     vec![
         (
             "dht_put",
-            dht_put(1, b"color", Some(b"blue")),
+            dht_put(1, owned(a, b"color"), a, 1, Some(b"blue")),
             None,
-            "op 0: key_len, key, value_len, value",
+            "an owned key (mode 1, the owner's id) signed by its owner: version 1, kind 0, value, signature",
         ),
         (
             "dht_put_empty_value",
-            dht_put(2, b"k", Some(b"")),
+            dht_put(2, open(b"k"), b, 3, Some(b"")),
             None,
-            "an empty value is a value (kind 0), not a delete",
+            "an open key (mode 0) signed by B; an empty value is a value (kind 0), not a delete",
         ),
         (
             "dht_put_max_key",
-            dht_put(3, &long_key, Some(&[0xff])),
+            dht_put(3, open(&long_key), a, 1, Some(&[0xff])),
             None,
             "MAX_DHT_KEY = 256 bytes: key_len 80 02",
         ),
         (
             "dht_delete",
-            dht_put(4, b"color", None),
+            dht_put(4, owned(a, b"color"), a, 2, None),
             None,
-            "op 1: no value_len or value",
+            "kind 1 (tombstone): no value_len or value, then the signature",
         ),
         (
             "dht_put_reply_ok",
@@ -902,29 +921,53 @@ fn dht_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
             "status 5",
         ),
         (
-            "dht_put_reply_over_quota",
-            dht_put_reply(6, DhtPutStatus::OverQuota, 0, 0),
+            "dht_put_reply_stale",
+            dht_put_reply(6, DhtPutStatus::Stale, 41, 0),
             None,
-            "status 6 (OverQuota), the largest: version 0",
+            "status 6 (Stale) carries the version held",
+        ),
+        (
+            "dht_put_reply_stale_nothing_held",
+            dht_put_reply(7, DhtPutStatus::Stale, 0, 0),
+            None,
+            "status 6 with version 0: nothing held (an open key's first write must be version 1)",
+        ),
+        (
+            "dht_put_reply_refused",
+            dht_put_reply(8, DhtPutStatus::Refused, 0, 0),
+            None,
+            "status 7 (Refused): version 0",
+        ),
+        (
+            "dht_put_reply_over_quota",
+            dht_put_reply(9, DhtPutStatus::OverQuota, 0, 0),
+            None,
+            "status 8 (OverQuota), the largest: version 0",
         ),
         (
             "dht_get",
             Message::DhtGet(DhtGet {
                 req: 9,
-                key: Bytes::from_static(b"color"),
+                key: owned(a, b"color"),
             }),
             None,
-            "",
+            "mode 1: owner, then the name",
         ),
         (
             "dht_get_reply_found_value",
-            dht_get_reply(9, DhtGetStatus::Found(body(7, b, Some(b"blue")))),
+            dht_get_reply(
+                9,
+                DhtGetStatus::Found(body(a, &owned(a, b"color"), 7, Some(b"blue"))),
+            ),
             None,
-            "status 0 then a body: version, writer, kind 0, value_len, value",
+            "status 0 then a body of A's key color: version, writer_key, kind 0, value_len, value, signature",
         ),
         (
             "dht_get_reply_found_tombstone",
-            dht_get_reply(10, DhtGetStatus::Found(body(8, a, None))),
+            dht_get_reply(
+                10,
+                DhtGetStatus::Found(body(a, &owned(a, b"color"), 8, None)),
+            ),
             None,
             "kind 1 (tombstone): no value_len or value",
         ),
@@ -945,18 +988,18 @@ fn dht_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
             Message::DhtReplicate(DhtReplicate {
                 req: 20,
                 entries: vec![
-                    dht_entry(b"color", body(7, b, Some(b"blue"))),
-                    dht_entry(b"shape", body(u64::MAX, a, None)),
+                    dht_entry(open(b"color"), b, 7, Some(b"blue")),
+                    dht_entry(owned(a, b"shape"), a, u64::MAX, None),
                 ],
             }),
             None,
-            "a value and a tombstone (version 2^64-1)",
+            "an open value and an owned tombstone (version 2^64-1)",
         ),
         (
             "dht_replicate_compressed",
             Message::DhtReplicate(DhtReplicate {
                 req: 21,
-                entries: vec![dht_entry(b"text", body(1, a, Some(repeated.as_bytes())))],
+                entries: vec![dht_entry(open(b"text"), a, 1, Some(repeated.as_bytes()))],
             }),
             Some(512),
             "compressed like any other message",
@@ -980,20 +1023,38 @@ fn dht_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
             "status 2",
         ),
         (
+            "dht_replicate_ack_refused",
+            Message::DhtReplicateAck(DhtReplicateAck {
+                req: 22,
+                status: DhtReplicateStatus::Refused,
+            }),
+            None,
+            "status 3",
+        ),
+        (
+            "dht_replicate_ack_stale",
+            Message::DhtReplicateAck(DhtReplicateAck {
+                req: 23,
+                status: DhtReplicateStatus::Stale { held: 300 },
+            }),
+            None,
+            "status 4 then held (varint >= 1)",
+        ),
+        (
             "dht_sync",
             Message::DhtSync(DhtSync {
                 req: 30,
                 items: vec![
                     DhtSyncItem {
-                        kh: *blake3::hash(b"color").as_bytes(),
+                        kh: open(b"color").hash(),
                         version: 7,
-                        writer: b,
+                        writer: node_id(b),
                         tag: 0x0123_4567_89ab_cdef,
                     },
                     DhtSyncItem {
-                        kh: *blake3::hash(b"shape").as_bytes(),
+                        kh: owned(a, b"shape").hash(),
                         version: 300,
-                        writer: a,
+                        writer: node_id(a),
                         tag: u64::MAX,
                     },
                 ],
@@ -1424,6 +1485,8 @@ fn overlay_invalid_cases() -> Vec<InvalidBody> {
 /// Malformed chord and dht message bodies (`spec/chord.md` §8, §10.6).
 fn chord_dht_invalid_cases() -> Vec<InvalidBody> {
     let id = node_id(SECRET_A).to_string();
+    let pk = hex::encode(public_key(SECRET_A).to_bytes());
+    let sig = "5a".repeat(64);
     let entry = format!("{id} 01 04 7f000001 1b58");
     let kh = "ab".repeat(32);
     let max = DEFAULT_MAX_FRAME_LEN;
@@ -1579,14 +1642,14 @@ fn chord_dht_invalid_cases() -> Vec<InvalidBody> {
         ),
         // --------------------------------------------------------- dht
         (
-            "dht_put_op_2",
+            "dht_put_mode_2",
             "00 60 01 02 01 61".into(),
             "OutOfRange",
-            range("op", 2),
+            range("mode", 2),
         ),
         (
             "dht_put_empty_key",
-            "00 60 01 00 00 00".into(),
+            "00 60 01 00 00".into(),
             "OutOfRange",
             range("key_len", 0),
         ),
@@ -1603,34 +1666,64 @@ fn chord_dht_invalid_cases() -> Vec<InvalidBody> {
             none(),
         ),
         (
+            "dht_put_truncated_owner",
+            format!("00 60 01 01 {}", &id[..20]),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "dht_put_version_0",
+            format!("00 60 01 00 01 61 00 {pk} 01 {sig}"),
+            "OutOfRange",
+            range("version", 0),
+        ),
+        (
+            "dht_put_truncated_writer_key",
+            format!("00 60 01 00 01 61 01 {}", &pk[..40]),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "dht_put_kind_2",
+            format!("00 60 01 00 01 61 01 {pk} 02"),
+            "OutOfRange",
+            range("kind", 2),
+        ),
+        (
             "dht_put_value_over_1_mib",
-            "00 60 01 00 01 61 818040".into(),
+            format!("00 60 01 00 01 61 01 {pk} 00 818040"),
             "OutOfRange",
             range("value_len", 1_048_577),
         ),
         (
             "dht_put_truncated_value",
-            "00 60 01 00 01 61 05 6869".into(),
+            format!("00 60 01 00 01 61 01 {pk} 00 05 6869"),
             "UnexpectedEnd",
             none(),
         ),
         (
-            "dht_put_missing_value_len",
-            "00 60 01 00 01 61".into(),
+            "dht_put_missing_signature",
+            format!("00 60 01 00 01 61 01 {pk} 01"),
             "UnexpectedEnd",
             none(),
         ),
         (
-            "dht_delete_with_value",
-            "00 60 01 01 01 61 00".into(),
+            "dht_put_truncated_signature",
+            format!("00 60 01 00 01 61 01 {pk} 01 {}", &sig[..126]),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "dht_put_trailing_byte",
+            format!("00 60 01 00 01 61 01 {pk} 01 {sig} 00"),
             "TrailingBytes",
             trailing(1),
         ),
         (
-            "dht_put_reply_status_7",
-            "00 61 01 07 00 00".into(),
+            "dht_put_reply_status_9",
+            "00 61 01 09 00 00".into(),
             "OutOfRange",
-            range("status", 7),
+            range("status", 9),
         ),
         (
             "dht_put_reply_ok_version_0",
@@ -1645,6 +1738,12 @@ fn chord_dht_invalid_cases() -> Vec<InvalidBody> {
             range("version", 5),
         ),
         (
+            "dht_put_reply_refused_with_version",
+            "00 61 01 07 01 00".into(),
+            "OutOfRange",
+            range("version", 1),
+        ),
+        (
             "dht_put_reply_missing_holders",
             "00 61 01 00 07".into(),
             "UnexpectedEnd",
@@ -1657,14 +1756,20 @@ fn chord_dht_invalid_cases() -> Vec<InvalidBody> {
             none(),
         ),
         (
+            "dht_get_mode_2",
+            "00 62 01 02 01 61".into(),
+            "OutOfRange",
+            range("mode", 2),
+        ),
+        (
             "dht_get_key_huge",
-            "00 62 01 ffffffffffffffffff01".into(),
+            "00 62 01 00 ffffffffffffffffff01".into(),
             "OutOfRange",
             range("key_len", u64::MAX),
         ),
         (
             "dht_get_trailing_byte",
-            "00 62 01 01 61 00".into(),
+            "00 62 01 00 01 61 00".into(),
             "TrailingBytes",
             trailing(1),
         ),
@@ -1682,27 +1787,27 @@ fn chord_dht_invalid_cases() -> Vec<InvalidBody> {
         ),
         (
             "dht_get_reply_found_version_0",
-            format!("00 63 01 00 00 {id} 01"),
+            format!("00 63 01 00 00 {pk} 01 {sig}"),
             "OutOfRange",
             range("version", 0),
         ),
         (
             "dht_get_reply_found_kind_2",
-            format!("00 63 01 00 01 {id} 02"),
+            format!("00 63 01 00 01 {pk} 02"),
             "OutOfRange",
             range("kind", 2),
         ),
         (
-            "dht_get_reply_found_truncated_writer",
-            format!("00 63 01 00 01 {}", &id[..30]),
+            "dht_get_reply_found_truncated_writer_key",
+            format!("00 63 01 00 01 {}", &pk[..30]),
             "UnexpectedEnd",
             none(),
         ),
         (
             "dht_get_reply_not_found_with_body",
-            format!("00 63 01 01 01 {id} 01"),
+            format!("00 63 01 01 01 {pk} 01 {sig}"),
             "TrailingBytes",
-            trailing(18),
+            trailing(98),
         ),
         (
             "dht_replicate_count_0",
@@ -1724,33 +1829,45 @@ fn chord_dht_invalid_cases() -> Vec<InvalidBody> {
         ),
         (
             "dht_replicate_missing_entry",
-            format!("00 64 01 02 01 61 01 {id} 01"),
+            format!("00 64 01 02 00 01 61 01 {pk} 01 {sig}"),
             "UnexpectedEnd",
             none(),
         ),
         (
             "dht_replicate_entry_value_over_1_mib",
-            format!("00 64 01 01 01 61 01 {id} 00 818040"),
+            format!("00 64 01 01 00 01 61 01 {pk} 00 818040"),
             "OutOfRange",
             range("value_len", 1_048_577),
         ),
         (
             "dht_replicate_entry_empty_key",
-            format!("00 64 01 01 00 01 {id} 01"),
+            format!("00 64 01 01 00 00 01 {pk} 01 {sig}"),
             "OutOfRange",
             range("key_len", 0),
         ),
         (
             "dht_replicate_trailing_byte",
-            format!("00 64 01 01 01 61 01 {id} 01 00"),
+            format!("00 64 01 01 00 01 61 01 {pk} 01 {sig} 00"),
             "TrailingBytes",
             trailing(1),
         ),
         (
-            "dht_replicate_ack_status_3",
-            "00 65 01 03".into(),
+            "dht_replicate_ack_status_5",
+            "00 65 01 05".into(),
             "OutOfRange",
-            range("status", 3),
+            range("status", 5),
+        ),
+        (
+            "dht_replicate_ack_stale_held_0",
+            "00 65 01 04 00".into(),
+            "OutOfRange",
+            range("version", 0),
+        ),
+        (
+            "dht_replicate_ack_stale_missing_held",
+            "00 65 01 04".into(),
+            "UnexpectedEnd",
+            none(),
         ),
         (
             "dht_replicate_ack_missing_status",
@@ -2685,8 +2802,85 @@ fn handshake_noise() -> J {
     ])
 }
 
+/// A signed-entry vector: name, writer's secret, key, version, value
+/// (`None`: a tombstone), note.
+type SignedCase = (
+    &'static str,
+    &'static str,
+    DhtKey,
+    u64,
+    Option<&'static [u8]>,
+    &'static str,
+);
+
+/// Signed dht entries (`spec/chord.md` §10.1): the bytes a writer signs
+/// and its signature, from the fixed identities.
+fn dht_entries() -> J {
+    let cases: [SignedCase; 5] = [
+        (
+            "owned_value",
+            SECRET_A,
+            owned(SECRET_A, b"color"),
+            1,
+            Some(b"blue"),
+            "A writes its own key color",
+        ),
+        (
+            "owned_tombstone",
+            SECRET_A,
+            owned(SECRET_A, b"color"),
+            2,
+            None,
+            "A deletes it: kind 1, value_len 0",
+        ),
+        (
+            "open_empty_value",
+            SECRET_B,
+            open(b"k"),
+            3,
+            Some(b""),
+            "B writes the open key k: owner is 16 zero bytes",
+        ),
+        (
+            "open_max_version",
+            SECRET_C,
+            open(b"pin"),
+            u64::MAX,
+            Some(b"x"),
+            "signed, but a holder refuses it unless it holds a version within 2^24 below",
+        ),
+        (
+            "owned_by_a_signed_by_b",
+            SECRET_B,
+            owned(SECRET_A, b"color"),
+            9,
+            Some(b"forged"),
+            "a valid signature by B over A's key: every holder and reader refuses it (writer is not the owner)",
+        ),
+    ];
+    J::Arr(
+        cases
+            .into_iter()
+            .map(|(name, secret_hex, key, version, value, note)| {
+                let body = body(secret_hex, &key, version, value);
+                let mut fields = vec![("name", s(name)), ("secret", s(secret_hex))];
+                fields.extend(key_fields(&key));
+                fields.extend(body_fields(&body));
+                fields.push(("kh", hx(key.hash())));
+                fields.push((
+                    "signed_bytes",
+                    hx(dht_signed_bytes(&key, version, &body.value)),
+                ));
+                fields.push(("note", s(note)));
+                J::Obj(fields)
+            })
+            .collect(),
+    )
+}
+
 fn main() {
     write_file("identities.json", &identities());
+    write_file("dht_entries.json", &dht_entries());
     write_file("frames.json", &frames());
     write_file("varints.json", &varints());
     write_file("invalid_frames.json", &invalid_frames());

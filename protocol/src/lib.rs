@@ -148,7 +148,9 @@
 //!   sized for the expected ring.
 //! - **Chord table** (`spec/chord.md` §10, with [`Config::dht`] set):
 //!   [`DhtCommand::Put`], [`DhtCommand::Get`], [`DhtCommand::Delete`] on
-//!   byte keys. Each key lives on its owner and the next
+//!   [`DhtKey`]s: *owned* keys only their owner may write, *open* keys
+//!   anyone may; every entry is signed by its writer and verified by its
+//!   holders and readers. Each key lives on its owner and the next
 //!   [`DhtConfig::replicas`] − 1 members; a put is acknowledged
 //!   ([`DhtEvent::PutDone`]) once they hold it; holders hand keys to a
 //!   joining owner and repair each other; deletes are tombstones that
@@ -157,7 +159,7 @@
 //!
 //! ```
 //! # use bytes::Bytes;
-//! # use ringmesh::{Accepted, ChordCommand, ChordConfig, Config, DhtCommand, DhtEvent, Event, Security};
+//! # use ringmesh::{Accepted, ChordCommand, ChordConfig, Config, DhtCommand, DhtEvent, DhtKey, Event, Security};
 //! use ringmesh::testing::Network;
 //! use ringmesh::wire::PeerEntry;
 //!
@@ -174,9 +176,9 @@
 //! for i in 0..4 {
 //!     net.command(i, ChordCommand::Found { founders: founders.clone() })?;
 //! }
-//! net.command(0, DhtCommand::Put { key: Bytes::from_static(b"colour"), value: Bytes::from_static(b"teal") })?;
+//! net.command(0, DhtCommand::Put { key: DhtKey::Open(Bytes::from_static(b"colour")), value: Bytes::from_static(b"teal") })?;
 //! net.settle();
-//! let Accepted::Op(get) = net.command(3, DhtCommand::Get { key: Bytes::from_static(b"colour") })? else { unreachable!() };
+//! let Accepted::Op(get) = net.command(3, DhtCommand::Get { key: DhtKey::Open(Bytes::from_static(b"colour")) })? else { unreachable!() };
 //! net.settle();
 //! assert!(net.events_of(3).any(|e| matches!(e,
 //!     Event::Dht(DhtEvent::GetDone { id, value: Some(v), .. }) if *id == get && v == "teal")));
@@ -252,6 +254,7 @@ pub use peers::{
 pub use session::SessionConfig;
 pub use session::config::DEFAULT_RECEIVE_BUDGET;
 pub use time::{Duration, Instant};
+pub use wire::DhtKey;
 
 /// The Noise protocol name used in [`Security::Noise`] mode.
 pub const NOISE_PATTERN: &str = session::NOISE_PATTERN;

@@ -8,8 +8,8 @@ use ringmesh::testing::{Network, NodeIndex, Recorded};
 use ringmesh::wire::PeerEntry;
 use ringmesh::{
     Accepted, ChordCommand, ChordConfig, ChordError, ChordEvent, ChordRole, Command, CommandError,
-    Config, ConfigError, DeliveryError, DhtCommand, DhtConfig, DhtError, DhtEvent, Duration, Event,
-    LookupError, MessagingCommand, MessagingEvent, NodeId, PeersConfig, Security,
+    Config, ConfigError, DeliveryError, DhtCommand, DhtConfig, DhtError, DhtEvent, DhtKey,
+    Duration, Event, LookupError, MessagingCommand, MessagingEvent, NodeId, PeersConfig, Security,
 };
 
 const LATENCY: Duration = Duration::from_millis(5);
@@ -461,7 +461,7 @@ fn op(result: Result<Accepted, CommandError>) -> ringmesh::OpId {
 }
 
 fn put(net: &mut Network, from: NodeIndex, key: &str, value: Option<&str>) -> Result<u64, String> {
-    let key = Bytes::copy_from_slice(key.as_bytes());
+    let key = DhtKey::Open(Bytes::copy_from_slice(key.as_bytes()));
     let command = match value {
         Some(v) => DhtCommand::Put {
             key,
@@ -496,7 +496,7 @@ fn put(net: &mut Network, from: NodeIndex, key: &str, value: Option<&str>) -> Re
 }
 
 fn get(net: &mut Network, from: NodeIndex, key: &str) -> (Option<Bytes>, u64) {
-    let key = Bytes::copy_from_slice(key.as_bytes());
+    let key = DhtKey::Open(Bytes::copy_from_slice(key.as_bytes()));
     let id = op(net.command(from, DhtCommand::Get { key }));
     net.settle();
     net.run_for(Duration::from_secs(11));
@@ -516,19 +516,23 @@ fn get(net: &mut Network, from: NodeIndex, key: &str) -> (Option<Bytes>, u64) {
         .expect("the get ended")
 }
 
+fn open(key: &str) -> DhtKey {
+    DhtKey::Open(Bytes::copy_from_slice(key.as_bytes()))
+}
+
 fn holders(net: &Network, live: &[NodeIndex], key: &str) -> Vec<NodeIndex> {
     live.iter()
         .copied()
-        .filter(|&i| net.node(i).dht_holds(key.as_bytes()).is_some())
+        .filter(|&i| net.node(i).dht_holds(&open(key)).is_some())
         .collect()
 }
 
 /// The `r_d` true holders of `key` among `live`: its owner and the next
 /// members after it.
 fn true_holders(net: &Network, live: &[NodeIndex], key: &str, rd: usize) -> Vec<NodeIndex> {
-    let hash = blake3::hash(key.as_bytes());
+    let hash = open(key).hash();
     let mut first = [0u8; 16];
-    first.copy_from_slice(&hash.as_bytes()[..16]);
+    first.copy_from_slice(&hash[..16]);
     let position = NodeId::from_bytes(first);
     let mut by_id: Vec<NodeIndex> = live.to_vec();
     by_id.sort_by_key(|&i| net.node(i).node_id());
@@ -637,10 +641,7 @@ fn a_joining_node_is_handed_the_keys_it_now_owns() {
         .collect();
     assert!(!owned.is_empty(), "the newcomer holds some keys");
     for key in owned {
-        assert!(
-            net.node(newcomer).dht_holds(key.as_bytes()).is_some(),
-            "{key}"
-        );
+        assert!(net.node(newcomer).dht_holds(&open(key)).is_some(), "{key}");
     }
 }
 
@@ -655,11 +656,21 @@ fn table_commands_refuse_bad_input_and_a_full_store_says_so() {
         config
     });
     found(&mut net, n);
-    let empty = net.command(0, DhtCommand::Get { key: Bytes::new() });
+    let empty = net.command(
+        0,
+        DhtCommand::Get {
+            key: DhtKey::Open(Bytes::new()),
+        },
+    );
     assert_eq!(empty, Err(CommandError::Dht(DhtError::BadKey(0))));
     let long = Bytes::from(vec![b'k'; 257]);
     assert_eq!(
-        net.command(0, DhtCommand::Delete { key: long }),
+        net.command(
+            0,
+            DhtCommand::Delete {
+                key: DhtKey::Open(long)
+            }
+        ),
         Err(CommandError::Dht(DhtError::BadKey(257)))
     );
     let huge = Bytes::from(vec![0u8; (1 << 20) + 1]);
@@ -667,7 +678,7 @@ fn table_commands_refuse_bad_input_and_a_full_store_says_so() {
         net.command(
             0,
             DhtCommand::Put {
-                key: Bytes::from_static(b"k"),
+                key: DhtKey::Open(Bytes::from_static(b"k")),
                 value: huge
             }
         ),
@@ -704,7 +715,7 @@ fn requests_sent_while_duplicate_connections_resolve_are_answered() {
         let id = op(net.command(
             i,
             DhtCommand::Put {
-                key: Bytes::from(key),
+                key: DhtKey::Open(Bytes::from(key)),
                 value: Bytes::from_static(b"v"),
             },
         ));

@@ -16,14 +16,14 @@ use proptest::prelude::*;
 use ringmesh::testing::Network;
 use ringmesh::wire::{
     ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState, ChordNotify, ChordReplyKind,
-    ChordState, DhtBody, DhtEntry, DhtGet, DhtGetReply, DhtGetStatus, DhtOp, DhtPut, DhtPutReply,
+    ChordState, DhtBody, DhtEntry, DhtGet, DhtGetReply, DhtGetStatus, DhtKey, DhtPut, DhtPutReply,
     DhtPutStatus, DhtReplicate, DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem,
     DhtSyncReply, DhtValue, GoodbyeReason, MAX_CHORD_LIST, MAX_DHT_BATCH, MAX_DHT_DIGEST,
     MAX_DHT_KEY, MAX_LISTEN_ADDRS, Message, PeerEntry, decode_body, encode_body, put_frame_header,
 };
 use ringmesh::{
     ChordCommand, ChordConfig, ChordEvent, CloseReason, Config, ConnId, DhtConfig, Duration, Event,
-    MessagingCommand, MessagingEvent, NodeId, PeersEvent, ProtocolError,
+    MessagingCommand, MessagingEvent, NodeId, PeersEvent, ProtocolError, PublicKey,
 };
 use smallvec::SmallVec;
 
@@ -59,8 +59,12 @@ fn bytes_up_to(min: usize, max: usize) -> impl Strategy<Value = Bytes> {
     proptest::collection::vec(any::<u8>(), min..=max).prop_map(Bytes::from)
 }
 
-fn key() -> impl Strategy<Value = Bytes> {
-    bytes_up_to(1, MAX_DHT_KEY)
+fn key() -> impl Strategy<Value = DhtKey> {
+    prop_oneof![
+        bytes_up_to(1, MAX_DHT_KEY).prop_map(DhtKey::Open),
+        (node_id(), bytes_up_to(1, MAX_DHT_KEY))
+            .prop_map(|(owner, name)| DhtKey::Owned { owner, name }),
+    ]
 }
 
 fn value() -> impl Strategy<Value = DhtValue> {
@@ -71,11 +75,15 @@ fn value() -> impl Strategy<Value = DhtValue> {
 }
 
 fn body() -> impl Strategy<Value = DhtBody> {
-    (1u64.., node_id(), value()).prop_map(|(version, writer, value)| DhtBody {
-        version,
-        writer,
-        value,
-    })
+    (1u64.., any::<[u8; 32]>(), value(), any::<[u8; 32]>()).prop_map(
+        |(version, writer_key, value, half)| {
+            // Any 64 bytes: the codec does not verify signatures.
+            let mut signature = [0u8; 64];
+            signature[..32].copy_from_slice(&half);
+            signature[32..].copy_from_slice(&writer_key);
+            DhtBody::with_signature(PublicKey::from_bytes(writer_key), version, value, signature)
+        },
+    )
 }
 
 fn chord_message() -> impl Strategy<Value = Message> {
@@ -114,23 +122,21 @@ fn chord_message() -> impl Strategy<Value = Message> {
 }
 
 fn dht_message() -> impl Strategy<Value = Message> {
-    let put_status = (0u8..=5).prop_map(|c| DhtPutStatus::from_code(c).expect("0..=5"));
+    let put_status = (0u8..=7).prop_map(|c| DhtPutStatus::from_code(c).expect("0..=7"));
     prop_oneof![
-        (
-            any::<u64>(),
-            proptest::option::of(bytes_up_to(0, 600)),
-            key()
-        )
-            .prop_map(|(req, value, key)| Message::DhtPut(DhtPut {
-                req,
-                op: value.map_or(DhtOp::Delete, |value| DhtOp::Put { value }),
-                key,
-            })),
-        (any::<u64>(), put_status, 1u64.., any::<u8>()).prop_map(
+        (any::<u64>(), key(), body()).prop_map(|(req, key, body)| Message::DhtPut(DhtPut {
+            req,
+            entry: Box::new(DhtEntry { key, body }),
+        })),
+        (any::<u64>(), put_status, any::<u64>(), any::<u8>()).prop_map(
             |(req, status, version, holders)| Message::DhtPutReply(DhtPutReply {
                 req,
                 status,
-                version: if status.has_version() { version } else { 0 },
+                version: match status {
+                    DhtPutStatus::Stale => version,
+                    s if s.has_version() => version.max(1),
+                    _ => 0,
+                },
                 holders,
             })
         ),
@@ -152,10 +158,17 @@ fn dht_message() -> impl Strategy<Value = Message> {
             )
         )
             .prop_map(|(req, entries)| Message::DhtReplicate(DhtReplicate { req, entries })),
-        (any::<u64>(), 0u8..=2).prop_map(|(req, code)| Message::DhtReplicateAck(DhtReplicateAck {
-            req,
-            status: DhtReplicateStatus::from_code(code).expect("0..=2"),
-        })),
+        (
+            any::<u64>(),
+            prop_oneof![
+                Just(DhtReplicateStatus::Ok),
+                Just(DhtReplicateStatus::Full),
+                Just(DhtReplicateStatus::NotInRing),
+                Just(DhtReplicateStatus::Refused),
+                (1u64..).prop_map(|held| DhtReplicateStatus::Stale { held }),
+            ]
+        )
+            .prop_map(|(req, status)| Message::DhtReplicateAck(DhtReplicateAck { req, status })),
         (
             any::<u64>(),
             proptest::collection::vec(
@@ -323,7 +336,7 @@ fn a_chord_or_dht_message_closes_only_that_connection_with_unexpected_message() 
         Message::ChordFindSuccessor(ChordFindSuccessor { req: 2, key: 7 }),
         Message::DhtGet(DhtGet {
             req: 3,
-            key: Bytes::from_static(b"k"),
+            key: DhtKey::Open(Bytes::from_static(b"k")),
         }),
         Message::DhtSyncReply(DhtSyncReply {
             req: 4,

@@ -4,8 +4,9 @@
 use bytes::Bytes;
 use ringmesh::testing::{Network, Recorded, Sent};
 use ringmesh::{
-    ChordCommand, ChordConfig, ChordEvent, Config, DhtCommand, DhtConfig, DhtEvent, Duration,
-    Event, MeshCommand, MeshEvent, MessagingCommand, MessagingEvent, PeersCommand, PeersConfig,
+    ChordCommand, ChordConfig, ChordEvent, Config, DhtCommand, DhtConfig, DhtEvent, DhtKey,
+    Duration, Event, MeshCommand, MeshEvent, MessagingCommand, MessagingEvent, PeersCommand,
+    PeersConfig,
 };
 
 /// Three Noise nodes: handshakes, messages both ways (one compressible),
@@ -164,7 +165,7 @@ fn chord_scenario(seed: u64) -> (Vec<Sent>, Vec<Recorded>) {
         net.command(
             k as usize,
             DhtCommand::Put {
-                key: Bytes::from(format!("k{k}")),
+                key: DhtKey::Open(Bytes::from(format!("k{k}"))),
                 value: Bytes::from_static(b"v"),
             },
         )
@@ -176,7 +177,7 @@ fn chord_scenario(seed: u64) -> (Vec<Sent>, Vec<Recorded>) {
     net.command(
         1,
         DhtCommand::Get {
-            key: Bytes::from_static(b"k4"),
+            key: DhtKey::Open(Bytes::from_static(b"k4")),
         },
     )
     .expect("get");

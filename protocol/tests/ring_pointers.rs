@@ -15,7 +15,7 @@ use ringmesh::testing::{Network, NodeIndex};
 use ringmesh::wire::{ChordNotify, Message, PeerEntry};
 use ringmesh::{
     Accepted, ChordCommand, ChordConfig, ChordEvent, Config, ConfigError, ConnId, DhtCommand,
-    DhtConfig, DhtEvent, Duration, Event, Identity, NodeId, PeersCommand, PeersEvent, Security,
+    DhtConfig, DhtEvent, DhtKey, Duration, Event, Identity, NodeId, PeersCommand, PeersEvent, Security,
     grind_identity, meets_id_puzzle,
 };
 
@@ -86,10 +86,15 @@ fn founded_ring(bits: u8) -> Network {
 
 /// The position of table key `key` (spec/chord.md §10.1).
 fn position(key: &str) -> u128 {
-    let hash = blake3::hash(key.as_bytes());
+    let hash = open_key(key).hash();
     let mut first = [0u8; 16];
-    first.copy_from_slice(&hash.as_bytes()[..16]);
+    first.copy_from_slice(&hash[..16]);
     u128::from_be_bytes(first)
+}
+
+/// The open table key named `key`.
+fn open_key(key: &str) -> DhtKey {
+    DhtKey::Open(Bytes::copy_from_slice(key.as_bytes()))
 }
 
 /// Stores `count` keys through node 1; each put must succeed.
@@ -97,7 +102,7 @@ fn put_keys(net: &mut Network, count: usize) -> Vec<String> {
     let keys: Vec<String> = (0..count).map(|k| format!("key {k}")).collect();
     for key in &keys {
         let command = DhtCommand::Put {
-            key: Bytes::copy_from_slice(key.as_bytes()),
+            key: open_key(key),
             value: Bytes::from_static(b"v"),
         };
         let Ok(Accepted::Op(op)) = net.command(1, command) else {
@@ -311,7 +316,7 @@ fn an_honest_joiner_just_below_a_member_is_adopted_promptly_and_handed_its_keys(
     assert!(!owned.is_empty(), "the joiner owns some keys");
     for key in owned {
         assert!(
-            net.node(joiner).dht_holds(key.as_bytes()).is_some(),
+            net.node(joiner).dht_holds(&open_key(key)).is_some(),
             "{key}"
         );
     }

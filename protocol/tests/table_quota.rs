@@ -1,6 +1,8 @@
 //! Storage quotas (spec/chord.md §10.5) in a ring of 8 members: two members
 //! flood one holder's own range with junk, through the real node API
-//! (`DhtPut`) and with tampered `DhtReplicate`s, while the six honest
+//! (`DhtPut`) and with tampered `DhtReplicate`s (one of them from the
+//! holder's successor, which the entitlement rule of §10.4 lets send entries
+//! of the holder's own range: only its quota stops it), while the six honest
 //! members keep writing there; honest writes keep succeeding, are never
 //! evicted, and still succeed at once after the flooders leave; an honest
 //! writer past its own quota is told so, not that the store is full.
@@ -11,8 +13,8 @@ use ringmesh::wire::{
     DhtBody, DhtEntry, DhtReplicate, DhtValue, MAX_DHT_BATCH, Message, PeerEntry,
 };
 use ringmesh::{
-    Accepted, ChordCommand, ChordConfig, Config, DhtCommand, DhtConfig, DhtEvent, DhtFailure,
-    Duration, Event, NodeId, OpId, Security,
+    Accepted, ChordCommand, ChordConfig, Command, Config, DhtCommand, DhtConfig, DhtEvent, DhtFailure,
+    DhtKey, Duration, Event, Identity, NodeId, OpId, Security,
 };
 
 const N: usize = 8;
@@ -82,26 +84,25 @@ fn ring_order(net: &Network) -> Vec<NodeIndex> {
 }
 
 /// §10.1: a key's ring position.
-fn position(key: &[u8]) -> u128 {
+fn position(key: &DhtKey) -> u128 {
     let mut first = [0u8; 16];
-    first.copy_from_slice(&blake3::hash(key).as_bytes()[..16]);
+    first.copy_from_slice(&key.hash()[..16]);
     u128::from_be_bytes(first)
 }
 
 /// Keys `prefix-i` that fall in the range (`pred`, `owner`], `count` of
 /// them, ground by trying successive `i` (one in eight fits).
-fn keys_in(prefix: &str, count: usize, pred: NodeId, owner: NodeId) -> Vec<Bytes> {
+fn keys_in(prefix: &str, count: usize, pred: NodeId, owner: NodeId) -> Vec<DhtKey> {
     let (p, o) = (pred.as_u128(), owner.as_u128());
     let inside = |x: u128| x.wrapping_sub(p).wrapping_sub(1) < o.wrapping_sub(p);
     (0u64..)
-        .map(|i| format!("{prefix}-{i}"))
-        .filter(|k| inside(position(k.as_bytes())))
+        .map(|i| DhtKey::Open(Bytes::from(format!("{prefix}-{i}"))))
+        .filter(|k| inside(position(k)))
         .take(count)
-        .map(Bytes::from)
         .collect()
 }
 
-fn put(net: &mut Network, from: NodeIndex, key: &Bytes, value: &[u8]) -> OpId {
+fn put(net: &mut Network, from: NodeIndex, key: &DhtKey, value: &[u8]) -> OpId {
     let command = DhtCommand::Put {
         key: key.clone(),
         value: Bytes::copy_from_slice(value),
@@ -126,18 +127,18 @@ fn outcome(net: &Network, from: NodeIndex, id: OpId) -> Option<(Result<(), DhtFa
 }
 
 /// `count` tampered `DhtReplicate` entries in the target's own range, each
-/// under a writer made up for it alone (a writer is only a claim; the
+/// signed by an identity made up for it alone (identities are free; the
 /// sender is the peer that sends them).
 fn junk_batch(prefix: &str, count: usize, pred: NodeId, owner: NodeId) -> Vec<DhtEntry> {
     keys_in(prefix, count, pred, owner)
         .into_iter()
-        .map(|key| DhtEntry {
-            body: DhtBody {
-                version: 1,
-                writer: NodeId::from_u128(!position(&key)),
-                value: DhtValue::Value(Bytes::from(vec![0xee; JUNK])),
-            },
-            key,
+        .map(|key| {
+            let writer = Identity::from_secret_bytes(key.hash());
+            let value = DhtValue::Value(Bytes::from(vec![0xee; JUNK]));
+            DhtEntry {
+                body: DhtBody::signed(&writer, &key, 1, value),
+                key,
+            }
         })
         .collect()
 }
@@ -146,10 +147,12 @@ fn junk_batch(prefix: &str, count: usize, pred: NodeId, owner: NodeId) -> Vec<Dh
 fn a_flood_of_junk_neither_blocks_nor_evicts_honest_writes_nor_outlasts_the_flooders() {
     let mut net = ring();
     let order = ring_order(&net);
-    // The target: a holder whose predecessor and two successors are honest;
-    // the flooders sit across the ring.
+    // The target: a holder whose predecessor is honest. One flooder is its
+    // successor (entitled to hand it entries of its own range, §10.4), the
+    // other sits across the ring (its replicas are refused as unentitled;
+    // its puts go through).
     let (target, pred) = (order[0], order[N - 1]);
-    let flooders = [order[3], order[5]];
+    let flooders = [order[1], order[5]];
     let honest: Vec<NodeIndex> = order
         .iter()
         .copied()
@@ -167,20 +170,33 @@ fn a_flood_of_junk_neither_blocks_nor_evicts_honest_writes_nor_outlasts_the_floo
 
     // The flood: each round, each flooder sends a full batch of junk and
     // puts junk through the API, and one honest member writes.
-    let mut honest_ops: Vec<(NodeIndex, OpId, Bytes)> = Vec::new();
+    let mut honest_ops: Vec<(NodeIndex, OpId, DhtKey)> = Vec::new();
     let honest_keys = keys_in("honest", 2 * honest.len(), pred_id, target_id);
     let mut junk_puts = Vec::new();
-    let mut junk_keys: [Vec<Bytes>; 2] = [Vec::new(), Vec::new()];
+    let mut junk_keys: [Vec<DhtKey>; 2] = [Vec::new(), Vec::new()];
     let mut req = 1u64 << 40;
     for round in 0..12 {
         for (f, &a) in flooders.iter().enumerate() {
             let prefix = format!("junk{f}-{round}");
-            let entries = junk_batch(&prefix, MAX_DHT_BATCH, pred_id, target_id);
-            junk_keys[f].extend(entries.iter().map(|e| e.key.clone()));
-            req += 1;
-            let message = Message::DhtReplicate(DhtReplicate { req, entries });
-            let now = net.now();
-            assert!(net.node_mut(a).adversary_send(now, target_id, &message));
+            // Flooder 0, the target's successor, hands it junk of its own
+            // range (only the sender quota stops it). Flooder 1 sends a few
+            // entries of the target's range (refused: not entitled) and a
+            // full batch of "replicas" of its own range (entitled: it may
+            // own them), which no hard quota holds but which fill the store.
+            let mut batches = vec![junk_batch(&prefix, 8, pred_id, target_id)];
+            if f == 0 {
+                batches[0] = junk_batch(&prefix, MAX_DHT_BATCH, pred_id, target_id);
+            } else {
+                let (lo, hi) = (net.node(order[4]).node_id(), net.node(a).node_id());
+                batches.push(junk_batch(&format!("own-{prefix}"), MAX_DHT_BATCH, lo, hi));
+            }
+            for entries in batches {
+                junk_keys[f].extend(entries.iter().map(|e| e.key.clone()));
+                req += 1;
+                let message = Message::DhtReplicate(DhtReplicate { req, entries });
+                let now = net.now();
+                assert!(net.node_mut(a).adversary_send(now, target_id, &message));
+            }
             for key in keys_in(&format!("put{f}-{round}"), 2, pred_id, target_id) {
                 junk_keys[f].push(key.clone());
                 junk_puts.push((a, put(&mut net, a, &key, &[0xdd; JUNK])));
@@ -198,10 +214,13 @@ fn a_flood_of_junk_neither_blocks_nor_evicts_honest_writes_nor_outlasts_the_floo
     let stats = net.node(target).stats().dht;
     let usage = net.node(target).dht_usage();
     assert!(stats.refused_sender_quota > 0, "{stats:?}");
+    assert!(stats.replicas_unentitled > 0, "{stats:?}");
     assert!(stats.evicted > 0, "the store filled: {stats:?} {usage:?}");
     assert!(usage.entries <= 96 && usage.bytes <= 12 << 10, "{usage:?}");
-    // Each flooder, as a sender, holds at most its quota: 48 entries.
-    for keys in &junk_keys {
+    // The successor, as a sender, holds at most its quota in the target's
+    // own range: 48 entries. (Flooder 1's "replicas" are evicted by fair
+    // share instead, and go as garbage once nobody confirms them.)
+    for keys in &junk_keys[..1] {
         let held = keys
             .iter()
             .filter(|k| net.node(target).dht_holds(k).is_some())
@@ -226,8 +245,14 @@ fn a_flood_of_junk_neither_blocks_nor_evicts_honest_writes_nor_outlasts_the_floo
         assert!(net.node(target).dht_holds(key).is_some(), "{key:?} evicted");
     }
 
-    // The flooders leave. Honest writes from every honest member succeed,
-    // all of them, within one repair interval.
+    // The flooders leave (shut down: the ring learns it at once; a crashed
+    // successor would first cost the liveness bound, which is not what is
+    // measured here). Honest writes from every honest member succeed, all
+    // of them, within one repair interval.
+    for &a in &flooders {
+        net.command(a, Command::Shutdown).expect("shutdown");
+    }
+    net.run_for(Duration::from_millis(100));
     for &a in &flooders {
         net.crash(a);
     }

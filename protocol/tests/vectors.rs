@@ -13,7 +13,7 @@ use ringmesh::testing::Network;
 use ringmesh::wire::{
     Broadcast, Capabilities, ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState,
     ChordNotify, ChordReplyKind, ChordState, DEFAULT_MAX_FRAME_LEN, DecodeError, DhtBody, DhtEntry,
-    DhtGet, DhtGetReply, DhtGetStatus, DhtOp, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate,
+    DhtGet, DhtGetReply, DhtGetStatus, DhtKey, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate,
     DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply, DhtValue, Direct,
     FLAG_COMPRESSED, FindPeer, FrameDecoder, FrameError, Goodbye, GoodbyeReason, Hello,
     MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, NoiseHandshakePayload, PREAMBLE_LEN, PeerEntry,
@@ -49,6 +49,7 @@ macro_rules! vector_files {
 
 vector_files! {
     identities_json: "identities.json" => check_identities,
+    dht_entries_json: "dht_entries.json" => check_dht_entries,
     frames_json: "frames.json" => check_frames,
     varints_json: "varints.json" => check_varints,
     invalid_frames_json: "invalid_frames.json" => check_invalid_frames,
@@ -279,19 +280,115 @@ fn chord_from_json(message_type: &str, v: &Value) -> Option<Message> {
     })
 }
 
-/// A dht body: `version`, `writer`, `kind` and (kind 0) `value`.
+/// A dht body: `version`, `writer_key` (and `writer`, its id), `kind`,
+/// (kind 0) `value`, `signature`.
 fn body_from_json(v: &Value) -> DhtBody {
-    DhtBody {
-        version: decimal(v, "version"),
-        writer: node_id(v, "writer"),
-        value: match code(v, "kind") {
-            0 => DhtValue::Value(Bytes::from(bytes(v, "value"))),
-            1 => {
-                assert!(v.get("value").is_none(), "a tombstone has no value: {v}");
-                DhtValue::Tombstone
-            }
-            other => panic!("kind {other}"),
+    let writer_key = PublicKey::from_bytes(array(v, "writer_key"));
+    assert_eq!(writer_key.node_id(), node_id(v, "writer"));
+    let value = match code(v, "kind") {
+        0 => DhtValue::Value(Bytes::from(bytes(v, "value"))),
+        1 => {
+            assert!(v.get("value").is_none(), "a tombstone has no value: {v}");
+            DhtValue::Tombstone
+        }
+        other => panic!("kind {other}"),
+    };
+    DhtBody::with_signature(
+        writer_key,
+        decimal(v, "version"),
+        value,
+        array(v, "signature"),
+    )
+}
+
+/// A dht key: `mode`, (mode 1) `owner`, `key` (the name).
+fn key_from_json(v: &Value) -> DhtKey {
+    let name = Bytes::from(bytes(v, "key"));
+    match code(v, "mode") {
+        0 => {
+            assert!(v.get("owner").is_none(), "an open key has no owner: {v}");
+            DhtKey::Open(name)
+        }
+        1 => DhtKey::Owned {
+            owner: node_id(v, "owner"),
+            name,
         },
+        other => panic!("mode {other}"),
+    }
+}
+
+/// The bytes a dht writer signs, written from `spec/chord.md` §10.1 (not
+/// by the crate's function).
+fn spec_signed_bytes(v: &Value) -> Vec<u8> {
+    let mut out = b"ringmesh dht entry v1:".to_vec();
+    let mode = code(v, "mode");
+    out.push(mode);
+    match mode {
+        1 => out.extend_from_slice(&array::<16>(v, "owner")),
+        _ => out.extend_from_slice(&[0; 16]),
+    }
+    let name = bytes(v, "key");
+    out.extend_from_slice(&u16::try_from(name.len()).expect("short").to_be_bytes());
+    out.extend_from_slice(&name);
+    out.extend_from_slice(&decimal(v, "version").to_be_bytes());
+    let kind = code(v, "kind");
+    out.push(kind);
+    let value = if kind == 0 { bytes(v, "value") } else { vec![] };
+    out.extend_from_slice(&u32::try_from(value.len()).expect("short").to_be_bytes());
+    out.extend_from_slice(&value);
+    out
+}
+
+/// Whether the JSON entry's signature verifies over its spec bytes.
+fn entry_signature_verifies(v: &Value) -> bool {
+    PublicKey::from_bytes(array(v, "writer_key"))
+        .verify_strict(&spec_signed_bytes(v), &array(v, "signature"))
+}
+
+fn check_dht_entries(v: &Value) {
+    let cases = items(v);
+    assert!(cases.len() >= 4);
+    names_are_unique(cases);
+    for case in cases {
+        let name = text(case, "name");
+        let identity = Identity::from_secret_bytes(secret_of(case));
+        let key = key_from_json(case);
+        let body = body_from_json(case);
+        assert_eq!(identity.public_key(), body.writer_key, "{name}");
+        // kh: BLAKE3(mode ‖ owner (owned only) ‖ name).
+        let mut table_key = vec![code(case, "mode")];
+        if let Some(owner) = key.owner() {
+            table_key.extend_from_slice(&owner.to_bytes());
+        }
+        table_key.extend_from_slice(key.name());
+        assert_eq!(
+            blake3::hash(&table_key).as_bytes(),
+            &array::<32>(case, "kh"),
+            "{name}"
+        );
+        assert_eq!(key.hash(), array::<32>(case, "kh"), "{name}");
+        let signed = spec_signed_bytes(case);
+        assert_eq!(
+            signed,
+            bytes(case, "signed_bytes"),
+            "{name}: the spec layout"
+        );
+        assert_eq!(
+            body.signed_bytes(&key),
+            signed,
+            "{name}: the crate's layout"
+        );
+        assert_eq!(
+            identity.sign(&signed),
+            body.signature,
+            "{name}: Ed25519 signatures are deterministic"
+        );
+        assert!(entry_signature_verifies(case), "{name}");
+        assert_eq!(
+            DhtBody::signed(&identity, &key, body.version, body.value.clone()),
+            body,
+            "{name}"
+        );
     }
 }
 
@@ -301,17 +398,10 @@ fn dht_from_json(message_type: &str, v: &Value) -> Message {
     match message_type {
         "DhtPut" => Message::DhtPut(DhtPut {
             req,
-            op: match code(v, "op") {
-                0 => DhtOp::Put {
-                    value: Bytes::from(bytes(v, "value")),
-                },
-                1 => {
-                    assert!(v.get("value").is_none(), "a delete has no value: {v}");
-                    DhtOp::Delete
-                }
-                other => panic!("op {other}"),
-            },
-            key: Bytes::from(bytes(v, "key")),
+            entry: Box::new(DhtEntry {
+                key: key_from_json(v),
+                body: body_from_json(v),
+            }),
         }),
         "DhtPutReply" => Message::DhtPutReply(DhtPutReply {
             req,
@@ -322,7 +412,9 @@ fn dht_from_json(message_type: &str, v: &Value) -> Message {
                 3 => DhtPutStatus::Incomplete,
                 4 => DhtPutStatus::NotInRing,
                 5 => DhtPutStatus::TooLarge,
-                6 => DhtPutStatus::OverQuota,
+                6 => DhtPutStatus::Stale,
+                7 => DhtPutStatus::Refused,
+                8 => DhtPutStatus::OverQuota,
                 other => panic!("status {other}"),
             },
             version: decimal(v, "version"),
@@ -330,7 +422,7 @@ fn dht_from_json(message_type: &str, v: &Value) -> Message {
         }),
         "DhtGet" => Message::DhtGet(DhtGet {
             req,
-            key: Bytes::from(bytes(v, "key")),
+            key: key_from_json(v),
         }),
         "DhtGetReply" => Message::DhtGetReply(DhtGetReply {
             req,
@@ -346,7 +438,7 @@ fn dht_from_json(message_type: &str, v: &Value) -> Message {
             entries: items(field(v, "entries"))
                 .iter()
                 .map(|e| DhtEntry {
-                    key: Bytes::from(bytes(e, "key")),
+                    key: key_from_json(e),
                     body: body_from_json(e),
                 })
                 .collect(),
@@ -357,6 +449,10 @@ fn dht_from_json(message_type: &str, v: &Value) -> Message {
                 0 => DhtReplicateStatus::Ok,
                 1 => DhtReplicateStatus::Full,
                 2 => DhtReplicateStatus::NotInRing,
+                3 => DhtReplicateStatus::Refused,
+                4 => DhtReplicateStatus::Stale {
+                    held: decimal(v, "held"),
+                },
                 other => panic!("status {other}"),
             },
         }),
@@ -427,8 +523,16 @@ fn spec_entry_list(out: &mut Vec<u8>, v: &Value, key: &str, max: usize) {
     }
 }
 
-/// A dht key: `key_len` varint (1..=256), `key`.
+/// A dht key: `mode` u8, (mode 1) `owner` 16 bytes, `key_len` varint
+/// (1..=256), `key`.
 fn spec_dht_key(out: &mut Vec<u8>, v: &Value) {
+    let mode = code(v, "mode");
+    out.push(mode);
+    match mode {
+        0 => {}
+        1 => out.extend_from_slice(&array::<16>(v, "owner")),
+        other => panic!("mode {other}"),
+    }
     let key = bytes(v, "key");
     assert!((1..=256).contains(&key.len()));
     put_varint(out, key.len() as u64);
@@ -443,13 +547,14 @@ fn spec_dht_value(out: &mut Vec<u8>, v: &Value) {
     out.extend_from_slice(&value);
 }
 
-/// A dht body (`spec/chord.md` §10.6): `version` varint ≥ 1, `writer`,
-/// `kind` u8, for kind 0 `value_len` and `value`.
+/// A dht body (`spec/chord.md` §10.6): `version` varint ≥ 1,
+/// `writer_key` 32 bytes, `kind` u8, for kind 0 `value_len` and `value`,
+/// `signature` 64 bytes.
 fn spec_dht_body(out: &mut Vec<u8>, v: &Value) {
     let version = decimal(v, "version");
     assert!(version >= 1);
     put_varint(out, version);
-    out.extend_from_slice(&array::<16>(v, "writer"));
+    out.extend_from_slice(&array::<32>(v, "writer_key"));
     let kind = code(v, "kind");
     out.push(kind);
     match kind {
@@ -457,6 +562,7 @@ fn spec_dht_body(out: &mut Vec<u8>, v: &Value) {
         1 => {}
         other => panic!("kind {other}"),
     }
+    out.extend_from_slice(&array::<64>(v, "signature"));
 }
 
 /// The message bytes of the chord (`spec/chord.md` §8) and dht (§10.6)
@@ -494,22 +600,19 @@ fn spec_chord_dht_bytes(out: &mut Vec<u8>, v: &Value) -> bool {
             spec_entry_list(out, v, "entries", MAX_CHORD_LIST);
         }
         "DhtPut" => {
-            let op = code(v, "op");
-            out.push(op);
             spec_dht_key(out, v);
-            match op {
-                0 => spec_dht_value(out, v),
-                1 => {}
-                other => panic!("op {other}"),
-            }
+            spec_dht_body(out, v);
+            assert!(entry_signature_verifies(v), "vectors are signed: {v}");
         }
         "DhtPutReply" => {
             let status = code(v, "status");
-            assert!(status <= 6);
+            assert!(status <= 8);
             out.push(status);
             let version = decimal(v, "version");
-            // ≥ 1 for Ok (0) and Incomplete (3), else 0.
-            assert_eq!(version >= 1, status == 0 || status == 3);
+            // ≥ 1 for Ok (0) and Incomplete (3), any for Stale (6), else 0.
+            if status != 6 {
+                assert_eq!(version >= 1, status == 0 || status == 3);
+            }
             put_varint(out, version);
             out.push(code(v, "holders"));
         }
@@ -533,12 +636,21 @@ fn spec_chord_dht_bytes(out: &mut Vec<u8>, v: &Value) -> bool {
             for entry in entries {
                 spec_dht_key(out, entry);
                 spec_dht_body(out, entry);
+                assert!(
+                    entry_signature_verifies(entry),
+                    "vectors are signed: {entry}"
+                );
             }
         }
         "DhtReplicateAck" => {
             let status = code(v, "status");
-            assert!(status <= 2);
+            assert!(status <= 4);
             out.push(status);
+            if status == 4 {
+                let held = decimal(v, "held");
+                assert!(held >= 1);
+                put_varint(out, held);
+            }
         }
         "DhtSync" => {
             let list = items(field(v, "items"));
@@ -1077,7 +1189,7 @@ fn check_invalid_frames(v: &Value) {
                 "member",
                 "has_pred",
                 "kind",
-                "op",
+                "mode",
                 "key_len",
                 "value_len",
                 "version",

@@ -2,32 +2,34 @@
 
 use bytes::Bytes;
 
-use crate::OpId;
+use crate::wire::DhtKey;
+use crate::{NodeId, OpId};
 
 /// The Chord table: [`Command::Dht`](crate::Command::Dht).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DhtCommand {
-    /// Store `value` under `key` (spec/chord.md §10.2): ends in
+    /// Store `value` under `key` (spec/chord.md §10.2), signed by this
+    /// node: an open key, or an owned key whose owner is this node. Ends in
     /// [`DhtEvent::PutDone`] once every replica holds it, or
     /// [`DhtEvent::Failed`].
     Put {
-        /// 1 to 256 bytes.
-        key: Bytes,
+        /// Open or owned by this node; a name of 1 to 256 bytes.
+        key: DhtKey,
         /// At most 1 MiB.
         value: Bytes,
     },
-    /// Read `key` (spec/chord.md §10.3): ends in [`DhtEvent::GetDone`] or
-    /// [`DhtEvent::Failed`].
+    /// Read `key` (spec/chord.md §10.3), any node's owned key or an open
+    /// one: ends in [`DhtEvent::GetDone`] or [`DhtEvent::Failed`].
     Get {
-        /// 1 to 256 bytes.
-        key: Bytes,
+        /// A name of 1 to 256 bytes.
+        key: DhtKey,
     },
-    /// Delete `key`: a put of a tombstone; ends in
+    /// Delete `key`: a put of a tombstone, signed by this node; ends in
     /// [`DhtEvent::DeleteDone`] or [`DhtEvent::Failed`].
     Delete {
-        /// 1 to 256 bytes.
-        key: Bytes,
+        /// Open or owned by this node; a name of 1 to 256 bytes.
+        key: DhtKey,
     },
 }
 
@@ -39,14 +41,14 @@ pub enum DhtEvent {
     PutDone {
         /// The command's id.
         id: OpId,
-        /// The version the owner gave it.
+        /// The version this node signed.
         version: u64,
     },
     /// A [`DhtCommand::Delete`] is held by every replica.
     DeleteDone {
         /// The command's id.
         id: OpId,
-        /// The version the owner gave the tombstone.
+        /// The version this node signed for the tombstone.
         version: u64,
     },
     /// The answer to a [`DhtCommand::Get`]: the greatest entry the holders
@@ -55,11 +57,14 @@ pub enum DhtEvent {
         /// The command's id.
         id: OpId,
         /// The key.
-        key: Bytes,
+        key: DhtKey,
         /// The value; `None` if the key was never written or was deleted.
         value: Option<Bytes>,
         /// The entry's version (0 if never written).
         version: u64,
+        /// Who signed the entry (`None` if never written). For an owned
+        /// key it is always the owner.
+        writer: Option<NodeId>,
     },
     /// A table operation failed.
     Failed {
@@ -112,6 +117,17 @@ pub enum DhtFailure {
     /// The node shut down.
     #[error("the node shut down")]
     ShutDown,
+    /// The key's version kept moving (other writers, or holders that held
+    /// a greater version than the coordinator) through every re-signed try.
+    #[error("the key's version kept moving; {held} is held")]
+    Stale {
+        /// The last version a holder reported.
+        held: u64,
+    },
+    /// The coordinator refused the write as not authorised (a bad
+    /// signature, or an owned key of another node).
+    #[error("the coordinator refused the write as not authorised")]
+    Refused,
 }
 
 /// Why a [`DhtCommand`] was refused. Nothing changed.
@@ -132,6 +148,13 @@ pub enum DhtError {
         /// The limit.
         max: usize,
     },
+    /// A write of an owned key whose owner is another node: only the owner
+    /// may write or delete it (spec/chord.md §10.1).
+    #[error("the key is owned by {owner}; only its owner may write it")]
+    NotYourKey {
+        /// The key's owner.
+        owner: NodeId,
+    },
     /// The key's lookup could not start.
     #[error("the key's lookup could not start: {0}")]
     Ring(crate::ChordError),
@@ -145,6 +168,8 @@ pub struct DhtHeld {
     pub version: u64,
     /// A value (`true`) or a tombstone.
     pub live: bool,
+    /// Who signed it.
+    pub writer: NodeId,
 }
 
 /// What a node's store holds ([`Node::dht_usage`](crate::Node::dht_usage)).
@@ -157,8 +182,10 @@ pub struct DhtUsage {
     pub bytes: usize,
 }
 
-/// The table's counters (spec/chord.md §10.5), in
-/// [`Stats`](crate::Stats)`::dht`.
+/// The table's counters (part of [`Stats`](crate::Stats)`::dht`): what a
+/// node refused because a peer was not entitled to send it or it did not
+/// verify (spec/chord.md §10.7), and what its quotas refused or evicted
+/// (§10.5). They only grow.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DhtStats {
@@ -173,4 +200,17 @@ pub struct DhtStats {
     /// Entries evicted to make room (those of the parties most over their
     /// fair share first).
     pub evicted: u64,
+    /// `DhtReplicate` entries refused because the receiver's view of the
+    /// ring does not entitle the sender to send them (§10.4).
+    pub replicas_unentitled: u64,
+    /// Entries refused by a holder or a coordinator: a bad signature, a
+    /// writer key that is not the owner's, a key that does not match.
+    pub entries_unverified: u64,
+    /// Open-key entries refused for a version more than
+    /// [`MAX_OPEN_VERSION_STEP`](crate::wire::MAX_OPEN_VERSION_STEP) above
+    /// the one held.
+    pub versions_jumped: u64,
+    /// `DhtGetReply` bodies this node's reads rejected (unsigned,
+    /// forged, another key's, or an owned key by another writer).
+    pub replies_rejected: u64,
 }

@@ -6,22 +6,23 @@ use tracing::debug;
 
 use super::coordinator::status_error;
 use super::store::{key_hash, order_key, position};
-use super::{Client, Dht, DhtError, DhtEvent, DhtFailure, Task, Timer};
+use super::{Client, Dht, DhtError, DhtEvent, DhtFailure, STALE_TRIES, Task, Timer, verify};
 use crate::chord::{Chord, ChordRole, Found, LookupError, Pointer};
 use crate::cx::Cx;
 use crate::wire::{
-    Capabilities, DhtBody, DhtGet, DhtGetStatus, DhtOp, DhtPut, DhtPutStatus, DhtReplicateAck,
-    DhtReplicateStatus, DhtValue, MAX_DHT_KEY, MAX_DHT_VALUE, Message,
+    Capabilities, DhtBody, DhtEntry, DhtGet, DhtGetStatus, DhtKey, DhtPut, DhtPutStatus,
+    DhtReplicateAck, DhtReplicateStatus, DhtValue, MAX_DHT_KEY, MAX_DHT_VALUE, Message,
 };
 use crate::{Accepted, OpId};
 
 impl Dht {
-    fn check_key(&self, ring: &Chord, key: &[u8]) -> Result<(), DhtError> {
+    fn check_key(&self, ring: &Chord, key: &DhtKey) -> Result<(), DhtError> {
         if !self.enabled || ring.role() == ChordRole::Off {
             return Err(DhtError::Off);
         }
-        if key.is_empty() || key.len() > MAX_DHT_KEY {
-            return Err(DhtError::BadKey(key.len()));
+        let name = key.name();
+        if name.is_empty() || name.len() > MAX_DHT_KEY {
+            return Err(DhtError::BadKey(name.len()));
         }
         Ok(())
     }
@@ -31,10 +32,15 @@ impl Dht {
         &mut self,
         cx: &mut dyn Cx,
         ring: &mut Chord,
-        key: Bytes,
+        key: DhtKey,
         value: Option<Bytes>,
     ) -> Result<Accepted, DhtError> {
         self.check_key(ring, &key)?;
+        if let Some(owner) = key.owner()
+            && owner != cx.me()
+        {
+            return Err(DhtError::NotYourKey { owner });
+        }
         if let Some(value) = &value
             && value.len() > MAX_DHT_VALUE
         {
@@ -43,8 +49,15 @@ impl Dht {
                 max: MAX_DHT_VALUE,
             });
         }
-        let position = position(&key_hash(&key));
-        self.start_op(cx, ring, position, Task::Put { key, value })
+        let kh = key_hash(&key);
+        let version = self.held_version(&kh).saturating_add(1);
+        let task = Task::Put {
+            key,
+            value,
+            version,
+            stale: 0,
+        };
+        self.start_op(cx, ring, position(&kh), task)
     }
 
     /// `DhtCommand::Get`.
@@ -52,7 +65,7 @@ impl Dht {
         &mut self,
         cx: &mut dyn Cx,
         ring: &mut Chord,
-        key: Bytes,
+        key: DhtKey,
     ) -> Result<Accepted, DhtError> {
         self.check_key(ring, &key)?;
         let position = position(&key_hash(&key));
@@ -138,10 +151,7 @@ impl Dht {
             Err(_) => return self.retry_later(cx, id),
         };
         match self.tasks.get_mut(&id) {
-            Some(Task::Put { key, value }) => {
-                let (key, value) = (key.clone(), value.clone());
-                self.send_put(cx, ring, id, list, key, value);
-            }
+            Some(Task::Put { .. }) => self.send_put(cx, ring, id, list),
             Some(Task::Get { list: l, next, .. }) => {
                 *l = list;
                 *next = 0;
@@ -154,31 +164,60 @@ impl Dht {
         }
     }
 
-    /// §10.2 step 1: the coordinator is the first entry of L (this node
-    /// itself, when it owns the key).
-    fn send_put(
-        &mut self,
-        cx: &mut dyn Cx,
-        ring: &mut Chord,
-        id: u64,
-        list: Vec<Pointer>,
-        key: Bytes,
-        value: Option<Bytes>,
-    ) {
+    /// §10.2 step 1: signs the entry and sends it to the coordinator, the
+    /// first entry of L (this node itself, when it owns the key).
+    fn send_put(&mut self, cx: &mut dyn Cx, ring: &mut Chord, id: u64, list: Vec<Pointer>) {
+        let Some(Task::Put {
+            key,
+            value,
+            version,
+            ..
+        }) = self.tasks.get(&id)
+        else {
+            return;
+        };
         let Some(coordinator) = list.into_iter().next() else {
             return self.retry_later(cx, id);
         };
-        let op = match value {
-            Some(value) => DhtOp::Put { value },
-            None => DhtOp::Delete,
-        };
+        let key = key.clone();
+        let value = value.clone().map_or(DhtValue::Tombstone, DhtValue::Value);
+        // Above what this node holds, whatever an earlier try guessed.
+        let held = self.held_version(&key_hash(&key));
+        let version = (*version).max(held.saturating_add(1));
+        let signature = cx.sign(&crate::wire::dht_signed_bytes(&key, version, &value));
+        let body = DhtBody::with_signature(cx.public_key(), version, value, signature);
+        let entry = DhtEntry { key, body };
         if coordinator.id == cx.me() {
-            let me = cx.me();
-            return self.coordinate(cx, ring, Client::Local(id), me, key, op);
+            return self.coordinate(cx, ring, Client::Local(id), entry);
         }
         ring.client_call(cx, coordinator, id, Capabilities::DHT, |req| {
-            Message::DhtPut(DhtPut { req, op, key })
+            Message::DhtPut(DhtPut {
+                req,
+                entry: Box::new(entry),
+            })
         });
+    }
+
+    /// The coordinator holds version `held` (or a replica does): sign again
+    /// at `held + 1` and look up again at once, up to [`STALE_TRIES`]
+    /// times.
+    pub(super) fn on_stale(&mut self, cx: &mut dyn Cx, id: u64, held: u64) {
+        let Some(Task::Put { version, stale, .. }) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        *stale += 1;
+        match held.checked_add(1) {
+            Some(next) if *stale <= STALE_TRIES => {
+                debug!(
+                    op = id,
+                    held, "the key's version moved; signing again above it"
+                );
+                *version = next;
+                let at = cx.now();
+                self.arm(cx, at, Timer::Retry { id });
+            }
+            _ => self.fail_op(cx, id, DhtFailure::Stale { held }),
+        }
     }
 
     /// A put whose coordinator was not the owner, or died: look up again
@@ -245,7 +284,7 @@ impl Dht {
         });
     }
 
-    pub(super) fn get_status(&self, ring: &Chord, key: &[u8]) -> DhtGetStatus {
+    pub(super) fn get_status(&self, ring: &Chord, key: &DhtKey) -> DhtGetStatus {
         if !ring.is_member() {
             return DhtGetStatus::NotInRing;
         }
@@ -256,6 +295,18 @@ impl Dht {
     }
 
     fn on_get_answer(&mut self, cx: &mut dyn Cx, ring: &mut Chord, id: u64, status: DhtGetStatus) {
+        let Some(Task::Get { key, .. }) = self.tasks.get(&id) else {
+            return;
+        };
+        // §10.3: the reader checks what a holder returns.
+        let rejected = match &status {
+            DhtGetStatus::Found(body) => verify(cx, key, body).err(),
+            _ => None,
+        };
+        if let Some(why) = rejected {
+            self.stats.replies_rejected += 1;
+            debug!(node = %cx.me().short(), op = id, key = %key, %why, "rejected a holder's answer; asking the next");
+        }
         let Some(Task::Get {
             in_flight,
             answers,
@@ -266,6 +317,9 @@ impl Dht {
             return;
         };
         *in_flight -= 1;
+        if rejected.is_some() {
+            return self.ask_next_then_finish(cx, ring, id);
+        }
         match status {
             DhtGetStatus::Found(body) => {
                 *answers += 1;
@@ -323,6 +377,7 @@ impl Dht {
             Some(body) => (None, body.version),
             None => (None, 0),
         };
+        let writer = best.as_ref().map(|b| b.writer);
         let key = key.clone();
         self.finish_op(
             cx,
@@ -332,6 +387,7 @@ impl Dht {
                 key,
                 value,
                 version,
+                writer,
             },
         );
     }
@@ -352,6 +408,7 @@ impl Dht {
             (Some(Task::Put { .. }), Some(Message::DhtPutReply(r))) => match r.status {
                 DhtPutStatus::Ok => self.write_done(cx, id, r.version),
                 DhtPutStatus::NotOwner | DhtPutStatus::NotInRing => self.retry_later(cx, id),
+                DhtPutStatus::Stale => self.on_stale(cx, id, r.version),
                 status => self.fail_op(cx, id, status_error(status, r.version, r.holders)),
             },
             (Some(Task::Put { .. }), _) => self.retry_later(cx, id),
@@ -363,14 +420,17 @@ impl Dht {
                 self.ask_next_then_finish(cx, ring, id);
             }
             (Some(Task::Coordinate { .. }), reply) => {
-                let ok = matches!(
-                    reply,
-                    Some(Message::DhtReplicateAck(DhtReplicateAck {
-                        status: DhtReplicateStatus::Ok,
-                        ..
-                    }))
-                );
-                self.on_replica_answer(cx, ring, id, ok);
+                let (ok, held) = match reply {
+                    Some(Message::DhtReplicateAck(DhtReplicateAck { status, .. })) => {
+                        match status {
+                            DhtReplicateStatus::Ok => (true, None),
+                            DhtReplicateStatus::Stale { held } => (true, Some(held)),
+                            _ => (false, None),
+                        }
+                    }
+                    _ => (false, None),
+                };
+                self.on_replica_answer(cx, ring, id, ok, held);
             }
             (Some(Task::Sync { khs }), Some(Message::DhtSyncReply(r))) => {
                 let khs = core::mem::take(khs);

@@ -5,8 +5,8 @@
 use smallvec::SmallVec;
 use tracing::{debug, info};
 
-use super::store::Merge;
-use super::{Client, Dht, Task, Timer};
+use super::store::{Merge, key_hash, order_key, position};
+use super::{Client, Dht, Task, Timer, verify, within_step};
 use crate::NodeId;
 use crate::chord::ring::{in_half_open, in_open};
 use crate::chord::{Chord, Pointer};
@@ -32,8 +32,8 @@ impl Dht {
         message: Message,
     ) {
         match message {
-            Message::DhtPut(DhtPut { req, op, key }) => {
-                self.coordinate(cx, ring, Client::Remote { peer: from, req }, from, key, op);
+            Message::DhtPut(DhtPut { req, entry }) => {
+                self.coordinate(cx, ring, Client::Remote { peer: from, req }, *entry);
             }
             Message::DhtGet(DhtGet { req, key }) => {
                 let status = self.get_status(ring, &key);
@@ -46,7 +46,7 @@ impl Dht {
             }
             Message::DhtSync(DhtSync { req, items }) => {
                 let indices = if ring.is_member() {
-                    self.store.missing(&items, cx.now())
+                    self.sync_items(cx, ring, from, &items)
                 } else {
                     Vec::new()
                 };
@@ -57,6 +57,14 @@ impl Dht {
         }
     }
 
+    /// §10.4: merges the entries of a `DhtReplicate` from `from` that
+    /// `from` is entitled to send and that verify; counts and logs the
+    /// others.
+    ///
+    /// Entitled: `from` is one of this node's successors (a hand-off to a
+    /// new predecessor), or the entry's position is not in (`from`, self]
+    /// (by this node's view, `from` may own it: a coordinator's replica or
+    /// its repair).
     fn merge_replicas(
         &mut self,
         cx: &mut dyn Cx,
@@ -68,16 +76,88 @@ impl Dht {
             return DhtReplicateStatus::NotInRing;
         }
         let own = Self::own_range(cx, ring);
-        let mut status = DhtReplicateStatus::Ok;
+        let me = cx.me().as_u128();
+        let successor = ring.successors().iter().any(|p| p.id == from);
+        let (mut refused, mut full, mut held_above) = (0u64, false, None::<u64>);
         for DhtEntry { key, body } in entries {
+            let kh = key_hash(&key);
+            if !successor && in_half_open(from.as_u128(), position(&kh), me) {
+                self.stats.replicas_unentitled += 1;
+                refused += 1;
+                debug!(node = %cx.me().short(), from = %from.short(), %key, "refused a replica its sender is not entitled to send");
+                continue;
+            }
+            if let Err(why) = verify(cx, &key, &body) {
+                self.stats.entries_unverified += 1;
+                refused += 1;
+                debug!(node = %cx.me().short(), from = %from.short(), %key, %why, "refused a replica");
+                continue;
+            }
+            let held = self
+                .store
+                .get(&kh)
+                .map(|s| (s.body.version, order_key(&s.body)));
+            let version = body.version;
+            if !within_step(&key, version, held.map_or(0, |h| h.0)) {
+                self.stats.versions_jumped += 1;
+                refused += 1;
+                debug!(node = %cx.me().short(), from = %from.short(), %key, version, "refused a replica whose version jumps");
+                continue;
+            }
+            if let Some((held, order)) = held
+                && order > order_key(&body)
+            {
+                held_above = held_above.max(Some(held));
+            }
             // Counted against `from`'s quota as sender (§10.5).
             if let Merge::Refused(refusal) = self.store.merge(key, body, cx.now(), own, Some(from))
             {
                 debug!(node = %cx.me().short(), from = %from.short(), ?refusal, "replicated entry refused");
-                status = DhtReplicateStatus::Full;
+                full = true;
             }
         }
-        status
+        if refused > 0 {
+            debug!(node = %cx.me().short(), from = %from.short(), refused, "refused entries of a DhtReplicate");
+            DhtReplicateStatus::Refused
+        } else if full {
+            DhtReplicateStatus::Full
+        } else if let Some(held) = held_above {
+            DhtReplicateStatus::Stale { held }
+        } else {
+            DhtReplicateStatus::Ok
+        }
+    }
+
+    /// §10.4, a `DhtSync` from `from`: confirms and asks for the listed
+    /// entries `from` is entitled to send (the rule of
+    /// [`Dht::merge_replicas`]; the others are ignored, so a peer cannot
+    /// keep entries alive that it could not send), and returns the indices
+    /// of those this node lacks or holds smaller.
+    fn sync_items(
+        &mut self,
+        cx: &dyn Cx,
+        ring: &Chord,
+        from: NodeId,
+        items: &[DhtSyncItem],
+    ) -> Vec<u64> {
+        let me = cx.me().as_u128();
+        if ring.successors().iter().any(|p| p.id == from) {
+            return self.store.missing(items, cx.now());
+        }
+        let (index, entitled): (Vec<u64>, Vec<DhtSyncItem>) = items
+            .iter()
+            .enumerate()
+            .filter(|(_, item)| !in_half_open(from.as_u128(), position(&item.kh), me))
+            .map(|(i, item)| (i as u64, *item))
+            .unzip();
+        if entitled.len() < items.len() {
+            debug!(node = %cx.me().short(), from = %from.short(), ignored = items.len() - entitled.len(), "ignored digest items its sender is not entitled to send");
+        }
+        self.store
+            .missing(&entitled, cx.now())
+            .into_iter()
+            .filter_map(|i| index.get(usize::try_from(i).ok()?).copied())
+            .collect()
     }
 
     /// A `DhtSyncReply` from `to` named the digest items (of `khs`) it
@@ -115,7 +195,7 @@ impl Dht {
         let mut bytes = 0;
         let mut batches = Vec::new();
         for entry in entries {
-            let size = entry.key.len()
+            let size = entry.key.name().len()
                 + match &entry.body.value {
                     DhtValue::Value(v) => v.len(),
                     DhtValue::Tombstone => 0,
@@ -212,6 +292,18 @@ impl Dht {
         );
         if dropped > 0 {
             debug!(node = %cx.me().short(), dropped, "dropped stale table entries");
+        }
+        if self.stats != self.logged {
+            let (now, then) = (self.stats, self.logged);
+            info!(
+                node = %cx.me().short(),
+                unentitled = now.replicas_unentitled - then.replicas_unentitled,
+                unverified = now.entries_unverified - then.entries_unverified,
+                jumped = now.versions_jumped - then.versions_jumped,
+                rejected_replies = now.replies_rejected - then.replies_rejected,
+                "refused table data since the last repair"
+            );
+            self.logged = now;
         }
         self.report_quotas(cx);
     }

@@ -3,9 +3,11 @@
 //!
 //! - `client.rs`: `Put`, `Get` and `Delete` commands: look the key up,
 //!   write through its coordinator, read from its holders.
-//! - `coordinator.rs`: the owner versions a write and replicates it to the
-//!   next `dht.replicas − 1` successors before it answers.
-//! - `holder.rs`: answering the table's messages; hand-off to a new
+//! - `coordinator.rs`: the owner checks a signed write (its signature, its
+//!   owner, its version) and replicates it to the next `dht.replicas − 1`
+//!   successors before it answers.
+//! - `holder.rs`: answering the table's messages, accepting replicas only
+//!   from entitled senders and only verified entries; hand-off to a new
 //!   predecessor, anti-entropy repair and garbage (§10.4).
 //! - `store.rs`: the holder's bounded store and its pure rules (conflict
 //!   order, caps and eviction, digests, garbage).
@@ -39,7 +41,7 @@ use crate::cx::Cx;
 use crate::rpc::{Done, Outcome};
 use crate::time::{Duration, Instant};
 use crate::timer::DeadlineQueue;
-use crate::wire::{DhtBody, DhtEntry, DhtValue};
+use crate::wire::{DhtBody, DhtEntry, DhtKey, DhtValue, MAX_OPEN_VERSION_STEP};
 
 use store::{Store, StoreCounts};
 
@@ -67,12 +69,18 @@ enum Client {
 
 /// Work in progress, by task id (command ops share the id space).
 enum Task {
-    /// A `Put`/`Delete` command: look up, send to the coordinator, retry on
-    /// `NotOwner` or a dead coordinator.
-    Put { key: Bytes, value: Option<Bytes> },
+    /// A `Put`/`Delete` command: look up, sign at `version`, send to the
+    /// coordinator, retry on `NotOwner` or a dead coordinator, sign again
+    /// above the version held on `Stale` (`stale` tries so far).
+    Put {
+        key: DhtKey,
+        value: Option<Bytes>,
+        version: u64,
+        stale: u8,
+    },
     /// A `Get` command: ask the first `r_d` holders of L.
     Get {
-        key: Bytes,
+        key: DhtKey,
         list: Vec<Pointer>,
         next: usize,
         in_flight: usize,
@@ -88,6 +96,8 @@ enum Task {
         in_flight: usize,
         acks: usize,
         needed: usize,
+        /// The greatest version a replica held above the entry's.
+        held: Option<u64>,
     },
     /// `DhtReplicate` batches (hand-off, repair): nothing to continue.
     Push { in_flight: usize },
@@ -118,6 +128,55 @@ pub(crate) struct Dht {
     synced: SmallVec<[NodeId; 4]>,
     settings: Settings,
     pub(crate) timers: DeadlineQueue<Timer>,
+    /// Refusals of what did not verify or was not entitled (the quota
+    /// counters are the store's; [`Dht::stats`] joins the two).
+    pub(crate) stats: DhtStats,
+    /// `stats` at the last repair tick, for the info summary.
+    logged: DhtStats,
+}
+
+/// Signed re-tries of a put whose coordinator answers `Stale`.
+const STALE_TRIES: u8 = 4;
+
+/// Why an entry does not verify (§10.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unverified {
+    /// The signature is not the writer key's over the entry's bytes, or
+    /// `writer` is not the id of `writer_key`.
+    Signature,
+    /// An owned key signed by a key that is not its owner's.
+    NotOwner,
+}
+
+impl core::fmt::Display for Unverified {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Unverified::Signature => "bad signature",
+            Unverified::NotOwner => "owned key signed by another identity",
+        })
+    }
+}
+
+/// §10.1: whether `body` is a write of `key` its writer signed, by the
+/// owner if the key is owned.
+pub(crate) fn verify(cx: &dyn Cx, key: &DhtKey, body: &DhtBody) -> Result<(), Unverified> {
+    if body.writer != body.writer_key.node_id() {
+        return Err(Unverified::Signature);
+    }
+    if key.owner().is_some_and(|owner| owner != body.writer) {
+        return Err(Unverified::NotOwner);
+    }
+    if !cx.verify(&body.writer_key, &body.signed_bytes(key), &body.signature) {
+        return Err(Unverified::Signature);
+    }
+    Ok(())
+}
+
+/// §10.1: whether an open key's `version` rises at most
+/// [`MAX_OPEN_VERSION_STEP`] above `held` (0 if nothing is held). Owned
+/// keys may take any version: only their owner signs them.
+pub(crate) fn within_step(key: &DhtKey, version: u64, held: u64) -> bool {
+    matches!(key, DhtKey::Owned { .. }) || version <= held.saturating_add(MAX_OPEN_VERSION_STEP)
 }
 
 impl Dht {
@@ -148,16 +207,30 @@ impl Dht {
                 tombstone_ttl: config.tombstone_ttl,
             },
             timers: DeadlineQueue::new(),
+            stats: DhtStats::default(),
+            logged: DhtStats::default(),
         }
     }
 
     /// The version of `key` this node stores (tombstones included), and
     /// whether it is a live value; `None` if it stores nothing for it.
-    pub(crate) fn holds(&self, key: &[u8]) -> Option<DhtHeld> {
+    pub(crate) fn holds(&self, key: &DhtKey) -> Option<DhtHeld> {
         self.store.get_key(key).map(|s| DhtHeld {
             version: s.body.version,
             live: matches!(s.body.value, DhtValue::Value(_)),
+            writer: s.body.writer,
         })
+    }
+
+    /// The version held for kh, 0 if none.
+    fn held_version(&self, kh: &[u8; 32]) -> u64 {
+        self.store.get(kh).map_or(0, |s| s.body.version)
+    }
+
+    /// Test hook: merges `body` for `key` unverified, as a holder with a
+    /// corrupted (or lying) store would hold it; `true` if stored.
+    pub(crate) fn corrupt(&mut self, now: Instant, key: DhtKey, body: DhtBody) -> bool {
+        self.store.merge(key, body, now, None, None) == store::Merge::Stored
     }
 
     /// Entries (values and tombstones) stored, and their bytes.
@@ -176,6 +249,7 @@ impl Dht {
             refused_sender_quota: counts.refused_sender,
             refused_full: counts.refused_full,
             evicted: counts.evicted,
+            ..self.stats
         }
     }
 

@@ -5,7 +5,6 @@
 //! of repair and the garbage rules (§10.4), and the caps with their eviction
 //! order (§10.5). Time comes in as arguments; nothing here does I/O.
 
-use bytes::Bytes;
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 
@@ -16,11 +15,11 @@ use super::quota::{Charge, Party, Pressure, Quotas, Usage};
 use crate::NodeId;
 use crate::chord::ring::in_half_open;
 use crate::time::{Duration, Instant};
-use crate::wire::{DhtBody, DhtEntry, DhtSyncItem, DhtValue};
+use crate::wire::{DhtBody, DhtEntry, DhtKey, DhtSyncItem, DhtValue};
 
-/// §10.1 kh: BLAKE3-256 of the key.
-pub(crate) fn key_hash(key: &[u8]) -> [u8; 32] {
-    *blake3::hash(key).as_bytes()
+/// §10.1 kh: BLAKE3-256 of `mode ‖ owner (owned keys) ‖ name`.
+pub(crate) fn key_hash(key: &DhtKey) -> [u8; 32] {
+    key.hash()
 }
 
 /// §10.1: a key's ring position, the first 16 bytes of kh big-endian.
@@ -50,24 +49,25 @@ pub(crate) fn order_key(body: &DhtBody) -> (u64, NodeId, u64) {
     (body.version, body.writer, tag(&body.value))
 }
 
-/// What an entry counts against `dht.max_bytes` (§10.5): key and value
+/// What an entry counts against `dht.max_bytes` (§10.5): name and value
 /// bytes; a tombstone's value counts zero.
-fn cost_of(key: &[u8], body: &DhtBody) -> usize {
+fn cost_of(key: &DhtKey, body: &DhtBody) -> usize {
     let value = match &body.value {
         DhtValue::Value(bytes) => bytes.len(),
         DhtValue::Tombstone => 0,
     };
-    key.len() + value
+    key.name().len() + value
 }
 
 /// One entry as a holder keeps it (§10.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Stored {
     /// The key itself (kh is the map key).
-    pub(crate) key: Bytes,
+    pub(crate) key: DhtKey,
     /// The key's ring position, cached.
     pub(crate) position: u128,
-    /// Version, writer, value or tombstone.
+    /// Version, writer (`body.writer`, the id of the signing key), value
+    /// or tombstone, signature. Verified before it is merged (§10.4).
     pub(crate) body: DhtBody,
     /// The body's tag, cached for digests and comparisons.
     pub(crate) tag: u64,
@@ -210,7 +210,7 @@ impl Store {
     /// anything is evicted, so a refusal leaves the store as it was.
     pub(crate) fn merge(
         &mut self,
-        key: Bytes,
+        key: DhtKey,
         body: DhtBody,
         now: Instant,
         own: Option<(u128, u128)>,
@@ -377,12 +377,13 @@ impl Store {
     }
 
     /// The entry held for `key`.
-    pub(crate) fn get_key(&self, key: &[u8]) -> Option<&Stored> {
+    pub(crate) fn get_key(&self, key: &DhtKey) -> Option<&Stored> {
         self.get(&key_hash(key))
     }
 
-    /// §10.2: the version a coordinator gives a new write of kh, 1 + the
-    /// version held (tombstones included), or 1 if none.
+    /// 1 + the version held for kh (tombstones included), or 1 if none:
+    /// the least version a writer may sign next (§10.2).
+    #[cfg(test)]
     pub(crate) fn next_version(&self, kh: &[u8; 32]) -> u64 {
         self.get(kh).map_or(1, |s| s.body.version.saturating_add(1))
     }
@@ -491,6 +492,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PublicKey;
+    use bytes::Bytes;
     use proptest::prelude::*;
 
     const T0: Instant = Instant::ZERO;
@@ -512,12 +515,22 @@ mod tests {
 
     fn val(version: u64, writer: u128, value: &'static [u8]) -> DhtBody {
         let value = DhtValue::Value(Bytes::from_static(value));
-        let writer = NodeId::from_u128(writer);
+        unsigned(version, writer, value)
+    }
+
+    /// A body the store takes as it is (holders verify before merging).
+    fn unsigned(version: u64, writer: u128, value: DhtValue) -> DhtBody {
         DhtBody {
             version,
-            writer,
+            writer: NodeId::from_u128(writer),
+            writer_key: PublicKey::from_bytes([0; 32]),
             value,
+            signature: [0; 64],
         }
+    }
+
+    fn open(key: &'static [u8]) -> DhtKey {
+        DhtKey::Open(Bytes::from_static(key))
     }
 
     fn tomb(version: u64, writer: u128) -> DhtBody {
@@ -534,16 +547,16 @@ mod tests {
     type Own = Option<(u128, u128)>;
 
     fn put(s: &mut Store, key: &'static [u8], body: DhtBody, secs: u64, own: Own) -> Merge {
-        s.merge(Bytes::from_static(key), body, at(secs), own, None)
+        s.merge(open(key), body, at(secs), own, None)
     }
 
-    fn held(s: &Store, key: &[u8]) -> Option<DhtBody> {
-        s.get_key(key).map(|e| e.body.clone())
+    fn held(s: &Store, key: &'static [u8]) -> Option<DhtBody> {
+        s.get_key(&open(key)).map(|e| e.body.clone())
     }
 
     /// The own range (p, me] holding just `key`'s position.
-    fn only(key: &[u8]) -> Own {
-        let pos = position(&key_hash(key));
+    fn only(key: &'static [u8]) -> Own {
+        let pos = position(&key_hash(&open(key)));
         Some((pos.wrapping_sub(1), pos))
     }
 
@@ -554,8 +567,17 @@ mod tests {
 
     #[test]
     fn hashes_follow_the_spec_definitions() {
-        let kh = key_hash(b"k");
-        assert_eq!(kh, *blake3::hash(b"k").as_bytes());
+        let kh = key_hash(&open(b"k"));
+        assert_eq!(kh, *blake3::hash(b"\x00k").as_bytes());
+        let owner = NodeId::from_u128(7);
+        let owned = DhtKey::Owned {
+            owner,
+            name: Bytes::from_static(b"k"),
+        };
+        let mut table_key = vec![1];
+        table_key.extend_from_slice(&owner.to_bytes());
+        table_key.push(b'k');
+        assert_eq!(key_hash(&owned), *blake3::hash(&table_key).as_bytes());
         assert_eq!(position(&kh).to_be_bytes(), kh[..16]);
         let first8 = |bytes: &[u8]| blake3::hash(bytes).as_bytes()[..8].to_vec();
         let value = DhtValue::Value(Bytes::from_static(b"v"));
@@ -595,14 +617,14 @@ mod tests {
         assert_eq!(put(&mut s, b"k", val(1, 1, b"v"), 0, None), Merge::Stored);
         assert_eq!(put(&mut s, b"k", val(1, 1, b"v"), 5, None), Merge::Kept);
         assert_eq!(put(&mut s, b"k", val(1, 0, b"w"), 5, None), Merge::Kept);
-        let stored_at = s.get_key(b"k").map(|e| e.stored_at);
+        let stored_at = s.get_key(&open(b"k")).map(|e| e.stored_at);
         assert_eq!((s.len(), s.bytes(), stored_at), (1, 2, Some(T0)));
     }
 
     #[test]
     fn replacing_frees_the_old_cost_and_next_version_follows() {
         let mut s = store(10, 8);
-        let kh = key_hash(b"k");
+        let kh = key_hash(&open(b"k"));
         assert_eq!(s.next_version(&kh), 1);
         put(&mut s, b"k", val(1, 1, b"1234567"), 0, None);
         assert_eq!((s.bytes(), s.next_version(&kh)), (8, 2));
@@ -622,11 +644,11 @@ mod tests {
         for (secs, key) in [b"a", b"b", b"c"].into_iter().enumerate() {
             put(&mut s, key, val(1, 1, b"v"), secs as u64, None);
         }
-        s.confirm(&key_hash(b"b"), at(3));
+        s.confirm(&key_hash(&open(b"b")), at(3));
         // a is own; of the foreign b and c, c is now the oldest confirmed.
         assert_eq!(put(&mut s, b"d", tomb(1, 1), 4, only(b"a")), Merge::Stored);
         let kept: Vec<bool> = [b"a", b"b", b"c", b"d"]
-            .map(|k| s.get_key(k).is_some())
+            .map(|k| s.get_key(&open(k)).is_some())
             .into();
         assert_eq!(kept, [true, true, false, true]);
         assert_eq!((s.len(), s.bytes()), (3, 5));
@@ -696,8 +718,8 @@ mod tests {
         put(&mut s, b"b", val(1, 1, b"v"), 0, None); // foreign, stale
         put(&mut s, b"c", val(1, 1, b"v"), 0, None); // foreign, confirmed
         put(&mut s, b"d", tomb(1, 1), 10, None); // foreign tombstone
-        s.confirm(&key_hash(b"c"), at(20));
-        s.confirm(&key_hash(b"d"), at(45));
+        s.confirm(&key_hash(&open(b"c")), at(20));
+        s.confirm(&key_hash(&open(b"d")), at(45));
         let mut collect = |secs, own| s.collect_garbage(at(secs), own, ttls.0, ttls.1);
         // Without P only tombstones age: d is 40 s old, under 60.
         assert_eq!(collect(50, None), 0);
@@ -730,7 +752,7 @@ mod tests {
 
     /// Writes `key` as `writer` delivered by `sender` (`None`: this node).
     fn put_by(s: &mut Store, key: &str, writer: u128, sender: Option<u128>, secs: u64) -> Merge {
-        let key = Bytes::copy_from_slice(key.as_bytes());
+        let key = DhtKey::Open(Bytes::copy_from_slice(key.as_bytes()));
         let sender = sender.map(NodeId::from_u128);
         s.merge(key, val(1, writer, b"v"), at(secs), None, sender)
     }
@@ -749,7 +771,7 @@ mod tests {
             Merge::Refused(Refusal::Writer)
         );
         // A new body for a key it holds replaces, within the quota.
-        let key = Bytes::from_static(b"a0");
+        let key = open(b"a0");
         let sender = Some(NodeId::from_u128(9));
         assert_eq!(
             s.merge(key, val(2, 1, b"w"), at(1), None, sender),
@@ -783,7 +805,7 @@ mod tests {
         let sender = Some(NodeId::from_u128(9));
         let merge = |s: &mut Store, key: &'static [u8]| {
             s.merge(
-                Bytes::from_static(key),
+                open(key),
                 val(1, 1, b"v"),
                 T0,
                 only(first),
@@ -793,7 +815,7 @@ mod tests {
         assert_eq!(merge(&mut s, first), Merge::Stored);
         assert_eq!(merge(&mut s, second), Merge::Stored);
         // But in the own range writer 1 is at its one entry.
-        let third = s.merge(Bytes::from_static(b"r3"), val(1, 1, b"v"), T0, None, sender);
+        let third = s.merge(open(b"r3"), val(1, 1, b"v"), T0, None, sender);
         assert_eq!(third, Merge::Refused(Refusal::Writer));
     }
 
@@ -883,12 +905,8 @@ mod tests {
     fn apply(s: &mut Store, op: &Op, now: Instant, own: Own) -> Merge {
         let (k, version, writer, value) = op.clone();
         let value = value.map_or(DhtValue::Tombstone, |v| DhtValue::Value(v.into()));
-        let body = DhtBody {
-            version,
-            writer: NodeId::from_u128(writer),
-            value,
-        };
-        s.merge(Bytes::from(vec![b'k', k]), body, now, own, None)
+        let body = unsigned(version, writer, value);
+        s.merge(DhtKey::Open(Bytes::from(vec![b'k', k])), body, now, own, None)
     }
 
     proptest! {
@@ -926,10 +944,10 @@ mod tests {
             for (op, sender, secs) in &ops {
                 let (k, version, writer, value) = op.clone();
                 let value = value.map_or(DhtValue::Tombstone, |v| DhtValue::Value(v.into()));
-                let body = DhtBody { version, writer: NodeId::from_u128(writer), value };
+                let body = unsigned(version, writer, value);
                 let sender = sender.map(NodeId::from_u128);
                 let before = contents(&s);
-                let key = Bytes::from(vec![b'k', k]);
+                let key = DhtKey::Open(Bytes::from(vec![b'k', k]));
                 if s.merge(key, body, at(*secs), None, sender) != Merge::Stored {
                     prop_assert_eq!(contents(&s), before);
                 }

@@ -249,8 +249,21 @@ impl Node {
 
     /// What this node stores for `key` (a value or a tombstone, and its
     /// version); `None` if it stores nothing for it.
-    pub fn dht_holds(&self, key: &[u8]) -> Option<DhtHeld> {
+    pub fn dht_holds(&self, key: &crate::wire::DhtKey) -> Option<DhtHeld> {
         self.parts.dht.holds(key)
+    }
+
+    /// Test hook: stores `body` for `key` as it is, unverified, as a holder
+    /// with a corrupted or lying store would (it then answers reads with
+    /// it); `true` if it replaced what was held. Not for production use.
+    #[doc(hidden)]
+    pub fn dht_corrupt(
+        &mut self,
+        now: Instant,
+        key: crate::wire::DhtKey,
+        body: crate::wire::DhtBody,
+    ) -> bool {
+        self.parts.dht.corrupt(now, key, body)
     }
 
     /// Entries (values and tombstones) this node stores, and their bytes.

@@ -39,7 +39,7 @@ pub struct Stats {
     pub messaging: MessagingStats,
     /// The ring (and the table's requests, which are ring requests).
     pub chord: ChordStats,
-    /// The table's store: quota refusals and evictions.
+    /// The table: refusals (unverified, unentitled, quotas) and evictions.
     pub dht: DhtStats,
 }
 

@@ -1,14 +1,13 @@
 //! Codecs of the dht messages (`0x60`–`0x67`). `spec/chord.md` §10.6 gives
-//! each layout; the node does not run the dht yet, so a peer that sends one
-//! is closed with `UnexpectedMessage` (`spec/wire.md` §6).
+//! each layout, §10.1 the signed entry.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::overlay::{get_node_id, put_node_id};
 use super::{DecodeError, Reader, WireMessage, put_varint};
-use crate::NodeId;
+use crate::{Identity, NodeId, PublicKey};
 
-/// Longest dht key, in bytes (keys are 1..=256 bytes).
+/// Longest dht key name, in bytes (names are 1..=256 bytes).
 pub const MAX_DHT_KEY: usize = 256;
 /// Longest dht value, in bytes: 1 MiB.
 pub const MAX_DHT_VALUE: usize = 1 << 20;
@@ -16,18 +15,26 @@ pub const MAX_DHT_VALUE: usize = 1 << 20;
 pub const MAX_DHT_BATCH: usize = 64;
 /// Most items one `DhtSync` may carry, and most indices in a `DhtSyncReply`.
 pub const MAX_DHT_DIGEST: usize = 256;
+/// Most an open key's version may rise in one accepted write above the
+/// version a holder or coordinator holds (0 if none): 2^24. A version
+/// jump to 2^64 − 1 is refused, so no write can pin an open key
+/// (spec/chord.md §10.1).
+pub const MAX_OPEN_VERSION_STEP: u64 = 1 << 24;
+/// The context string that starts every signed dht entry (spec/chord.md
+/// §10.1), so no other signature can be replayed as one.
+pub const DHT_ENTRY_CONTEXT: &[u8] = b"ringmesh dht entry v1:";
 
 fn out_of_range(field: &'static str, value: u64) -> DecodeError {
     DecodeError::OutOfRange { field, value }
 }
 
-/// `key_len: varint` (1..=256), then `key`.
-fn put_key(out: &mut BytesMut, key: &[u8]) {
-    put_varint(out, key.len() as u64);
-    out.put_slice(key);
+/// `name_len: varint` (1..=256), then `name`.
+fn put_name(out: &mut BytesMut, name: &[u8]) {
+    put_varint(out, name.len() as u64);
+    out.put_slice(name);
 }
 
-fn get_key(input: &mut Reader) -> Result<Bytes, DecodeError> {
+fn get_name(input: &mut Reader) -> Result<Bytes, DecodeError> {
     let len = input.varint()?;
     if len == 0 || len > MAX_DHT_KEY as u64 {
         return Err(out_of_range("key_len", len));
@@ -66,6 +73,92 @@ fn get_nonempty_count(input: &mut Reader, max: usize) -> Result<usize, DecodeErr
     }
 }
 
+/// A table key (spec/chord.md §10.1): an *open* name anyone may write, or
+/// an *owned* name that only its owner may write. Layout: `mode: u8`
+/// (0 open, 1 owned), for owned `owner: [u8; 16]`, then
+/// `key_len: varint` (1..=256) and the name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DhtKey {
+    /// `mode` 0: anyone may write it; every write is signed by its writer.
+    Open(Bytes),
+    /// `mode` 1: only the identity whose id is `owner` may write it.
+    Owned {
+        /// The owner's node id (BLAKE3 of its public key, spec/wire.md).
+        owner: NodeId,
+        /// 1 to [`MAX_DHT_KEY`] bytes.
+        name: Bytes,
+    },
+}
+
+impl DhtKey {
+    /// The wire `mode`: 0 open, 1 owned.
+    pub const fn mode(&self) -> u8 {
+        match self {
+            DhtKey::Open(_) => 0,
+            DhtKey::Owned { .. } => 1,
+        }
+    }
+
+    /// The name (1..=256 bytes on the wire).
+    pub fn name(&self) -> &Bytes {
+        match self {
+            DhtKey::Open(name) | DhtKey::Owned { name, .. } => name,
+        }
+    }
+
+    /// The owner of an owned key.
+    pub const fn owner(&self) -> Option<NodeId> {
+        match self {
+            DhtKey::Open(_) => None,
+            DhtKey::Owned { owner, .. } => Some(*owner),
+        }
+    }
+
+    /// §10.1 kh: BLAKE3-256 of `mode ‖ owner (owned only) ‖ name`. The mode
+    /// byte keeps an open name from ever addressing an owned key's slot.
+    pub fn hash(&self) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&[self.mode()]);
+        if let DhtKey::Owned { owner, .. } = self {
+            hasher.update(&owner.to_bytes());
+        }
+        hasher.update(self.name());
+        *hasher.finalize().as_bytes()
+    }
+
+    fn encode(&self, out: &mut BytesMut) {
+        out.put_u8(self.mode());
+        if let DhtKey::Owned { owner, .. } = self {
+            put_node_id(out, *owner);
+        }
+        put_name(out, self.name());
+    }
+
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        match input.u8()? {
+            0 => Ok(DhtKey::Open(get_name(input)?)),
+            1 => {
+                let owner = get_node_id(input)?;
+                let name = get_name(input)?;
+                Ok(DhtKey::Owned { owner, name })
+            }
+            mode => Err(out_of_range("mode", mode.into())),
+        }
+    }
+}
+
+impl core::fmt::Display for DhtKey {
+    /// `name` for an open key, `owner/name` for an owned one (names shown
+    /// lossily as UTF-8).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let name = String::from_utf8_lossy(self.name());
+        match self {
+            DhtKey::Open(_) => write!(f, "{name}"),
+            DhtKey::Owned { owner, .. } => write!(f, "{owner}/{name}"),
+        }
+    }
+}
+
 /// What an entry holds: its `kind` (0 value, 1 tombstone) and, for a value,
 /// the bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -101,84 +194,127 @@ impl DhtValue {
     }
 }
 
+/// The bytes a writer signs for `key` at `version` (spec/chord.md §10.1):
+/// [`DHT_ENTRY_CONTEXT`] ‖ `mode: u8` ‖ `owner: [u8; 16]` (zeros for an open
+/// key) ‖ `name_len: u16` BE ‖ `name` ‖ `version: u64` BE ‖ `kind: u8` ‖
+/// `value_len: u32` BE (0 for a tombstone) ‖ `value`.
+pub fn dht_signed_bytes(key: &DhtKey, version: u64, value: &DhtValue) -> Vec<u8> {
+    let name = key.name();
+    let bytes: &[u8] = match value {
+        DhtValue::Value(bytes) => bytes,
+        DhtValue::Tombstone => &[],
+    };
+    let mut out = Vec::with_capacity(DHT_ENTRY_CONTEXT.len() + 32 + name.len() + bytes.len());
+    out.extend_from_slice(DHT_ENTRY_CONTEXT);
+    out.push(key.mode());
+    out.extend_from_slice(&key.owner().unwrap_or_default().to_bytes());
+    // Names are ≤ 256 and values ≤ 1 MiB: both fit (checked by callers and
+    // decoders; a longer one would only fail to verify).
+    out.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    out.extend_from_slice(name);
+    out.extend_from_slice(&version.to_be_bytes());
+    out.push(value.kind());
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+    out
+}
+
 /// A **body** (`spec/chord.md` §10.6): an entry without its key. Layout:
-/// `version: varint ≥ 1`, `writer: [u8; 16]`, `kind: u8`, and for kind 0
-/// `value_len: varint ≤ 1 MiB`, `value`.
+/// `version: varint ≥ 1`, `writer_key: [u8; 32]`, `kind: u8`, for kind 0
+/// `value_len: varint ≤ 1 MiB` and `value`, then `signature: [u8; 64]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhtBody {
-    /// Set by the coordinator; ≥ 1.
+    /// Chosen and signed by the writer; ≥ 1.
     pub version: u64,
-    /// The client that wrote it.
+    /// The writer's id, BLAKE3 of `writer_key` (not on the wire: the
+    /// decoder derives it).
     pub writer: NodeId,
+    /// The writer's Ed25519 public key.
+    pub writer_key: PublicKey,
     /// The value or a tombstone (`kind`).
     pub value: DhtValue,
+    /// The writer's signature over [`dht_signed_bytes`] of the key, the
+    /// version and the value.
+    pub signature: [u8; 64],
 }
 
 impl DhtBody {
+    /// A body for `key` at `version`, signed by `identity`.
+    pub fn signed(identity: &Identity, key: &DhtKey, version: u64, value: DhtValue) -> Self {
+        let signature = identity.sign(&dht_signed_bytes(key, version, &value));
+        DhtBody::with_signature(identity.public_key(), version, value, signature)
+    }
+
+    /// A body from its parts; `writer` is derived from `writer_key`.
+    pub fn with_signature(
+        writer_key: PublicKey,
+        version: u64,
+        value: DhtValue,
+        signature: [u8; 64],
+    ) -> Self {
+        DhtBody {
+            version,
+            writer: writer_key.node_id(),
+            writer_key,
+            value,
+            signature,
+        }
+    }
+
+    /// The bytes the writer signed, for `key`.
+    pub fn signed_bytes(&self, key: &DhtKey) -> Vec<u8> {
+        dht_signed_bytes(key, self.version, &self.value)
+    }
+
     fn encode(&self, out: &mut BytesMut) {
         put_varint(out, self.version);
-        put_node_id(out, self.writer);
+        out.put_slice(&self.writer_key.to_bytes());
         self.value.encode(out);
+        out.put_slice(&self.signature);
     }
 
     fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
         let version = get_version(input)?;
-        let writer = get_node_id(input)?;
+        let writer_key = PublicKey::from_bytes(input.array()?);
         let value = DhtValue::decode(input)?;
-        Ok(DhtBody {
-            version,
-            writer,
-            value,
-        })
+        let signature = input.array()?;
+        Ok(DhtBody::with_signature(
+            writer_key, version, value, signature,
+        ))
     }
 }
 
-/// An **entry** (`spec/chord.md` §10.6): `key_len: varint` (1..=256), `key`,
-/// then a body ([`DhtBody`]).
+/// An **entry** (`spec/chord.md` §10.6): a key ([`DhtKey`]), then a body
+/// ([`DhtBody`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhtEntry {
-    /// 1 to [`MAX_DHT_KEY`] bytes.
-    pub key: Bytes,
-    /// Version, writer, value or tombstone.
+    /// Open or owned, with its name.
+    pub key: DhtKey,
+    /// Version, writer, value or tombstone, signature.
     pub body: DhtBody,
 }
 
 impl DhtEntry {
     fn encode(&self, out: &mut BytesMut) {
-        put_key(out, &self.key);
+        self.key.encode(out);
         self.body.encode(out);
     }
 
     fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
-        let key = get_key(input)?;
+        let key = DhtKey::decode(input)?;
         let body = DhtBody::decode(input)?;
         Ok(DhtEntry { key, body })
     }
 }
 
-/// The `op` of a `DhtPut`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DhtOp {
-    /// `op` 0: store `value` (at most [`MAX_DHT_VALUE`] bytes).
-    Put {
-        /// The value.
-        value: Bytes,
-    },
-    /// `op` 1: store a tombstone.
-    Delete,
-}
-
-/// `0x60` — a client asks the coordinator to write a key. Layout:
-/// `req: varint`, `op: u8` (0 put, 1 delete), `key_len: varint` (1..=256),
-/// `key`, and for a put `value_len: varint` (≤ 1 MiB), `value`.
+/// `0x60` — a client asks the coordinator to write a signed entry (a
+/// value or a tombstone). Layout: `req: varint`, then an entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhtPut {
     /// Unique among the requester's pending chord and dht requests.
     pub req: u64,
-    /// Put (with its value) or delete.
-    pub op: DhtOp,
-    /// 1 to [`MAX_DHT_KEY`] bytes.
-    pub key: Bytes,
+    /// The entry, signed by its writer (boxed: it is the largest message).
+    pub entry: Box<DhtEntry>,
 }
 
 impl WireMessage for DhtPut {
@@ -186,34 +322,16 @@ impl WireMessage for DhtPut {
 
     fn encode(&self, out: &mut BytesMut) {
         put_varint(out, self.req);
-        match &self.op {
-            DhtOp::Put { value } => {
-                out.put_u8(0);
-                put_key(out, &self.key);
-                put_value(out, value);
-            }
-            DhtOp::Delete => {
-                out.put_u8(1);
-                put_key(out, &self.key);
-            }
-        }
+        self.entry.encode(out);
     }
 
     fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
         let req = input.varint()?;
-        let op = input.u8()?;
-        if op > 1 {
-            return Err(out_of_range("op", op.into()));
-        }
-        let key = get_key(input)?;
-        let op = if op == 0 {
-            DhtOp::Put {
-                value: get_value(input)?,
-            }
-        } else {
-            DhtOp::Delete
-        };
-        Ok(DhtPut { req, op, key })
+        let entry = DhtEntry::decode(input)?;
+        Ok(DhtPut {
+            req,
+            entry: Box::new(entry),
+        })
     }
 }
 
@@ -232,7 +350,13 @@ pub enum DhtPutStatus {
     NotInRing,
     /// `5`: the entry does not fit a frame to a holder.
     TooLarge,
-    /// `6`: the writer (the client) is over its own quota at the receiver
+    /// `6`: the version does not follow the one held (`version` is the one
+    /// held, 0 if none): the writer may sign again with a greater one.
+    Stale,
+    /// `7`: the write is not authorised: a bad signature, or an owned key
+    /// written by another identity.
+    Refused,
+    /// `8`: the writer (the client) is over its own quota at the receiver
     /// (`spec/chord.md` §10.5).
     OverQuota,
 }
@@ -247,7 +371,9 @@ impl DhtPutStatus {
             DhtPutStatus::Incomplete => 3,
             DhtPutStatus::NotInRing => 4,
             DhtPutStatus::TooLarge => 5,
-            DhtPutStatus::OverQuota => 6,
+            DhtPutStatus::Stale => 6,
+            DhtPutStatus::Refused => 7,
+            DhtPutStatus::OverQuota => 8,
         }
     }
 
@@ -260,12 +386,14 @@ impl DhtPutStatus {
             3 => DhtPutStatus::Incomplete,
             4 => DhtPutStatus::NotInRing,
             5 => DhtPutStatus::TooLarge,
-            6 => DhtPutStatus::OverQuota,
+            6 => DhtPutStatus::Stale,
+            7 => DhtPutStatus::Refused,
+            8 => DhtPutStatus::OverQuota,
             _ => return None,
         })
     }
 
-    /// Whether a reply with this status carries a version (`Ok`,
+    /// Whether a reply with this status carries a version ≥ 1 (`Ok`,
     /// `Incomplete`).
     pub const fn has_version(self) -> bool {
         matches!(self, DhtPutStatus::Ok | DhtPutStatus::Incomplete)
@@ -273,15 +401,16 @@ impl DhtPutStatus {
 }
 
 /// `0x61` — the coordinator's answer to `DhtPut`. Layout: `req: varint`,
-/// `status: u8` (0–5), `version: varint` (≥ 1 for `Ok` and `Incomplete`,
-/// else 0), `holders: u8`.
+/// `status: u8` (0–8), `version: varint` (≥ 1 for `Ok` and `Incomplete`,
+/// the version held for `Stale`, else 0), `holders: u8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DhtPutReply {
     /// The `DhtPut`'s `req`.
     pub req: u64,
     /// The outcome.
     pub status: DhtPutStatus,
-    /// The version written (`Ok`, `Incomplete`), else 0.
+    /// The version written (`Ok`, `Incomplete`), the version held
+    /// (`Stale`), else 0.
     pub version: u64,
     /// Holders that acknowledged.
     pub holders: u8,
@@ -302,7 +431,7 @@ impl WireMessage for DhtPutReply {
         let code = input.u8()?;
         let status = DhtPutStatus::from_code(code).ok_or(out_of_range("status", code.into()))?;
         let version = input.varint()?;
-        if (version == 0) == status.has_version() {
+        if status != DhtPutStatus::Stale && (version == 0) == status.has_version() {
             return Err(out_of_range("version", version));
         }
         let holders = input.u8()?;
@@ -315,14 +444,14 @@ impl WireMessage for DhtPutReply {
     }
 }
 
-/// `0x62` — asks a holder for a key. Layout: `req: varint`,
-/// `key_len: varint` (1..=256), `key`.
+/// `0x62` — asks a holder for a key. Layout: `req: varint`, a key
+/// ([`DhtKey`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhtGet {
     /// Unique among the requester's pending chord and dht requests.
     pub req: u64,
-    /// 1 to [`MAX_DHT_KEY`] bytes.
-    pub key: Bytes,
+    /// The key.
+    pub key: DhtKey,
 }
 
 impl WireMessage for DhtGet {
@@ -330,12 +459,12 @@ impl WireMessage for DhtGet {
 
     fn encode(&self, out: &mut BytesMut) {
         put_varint(out, self.req);
-        put_key(out, &self.key);
+        self.key.encode(out);
     }
 
     fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
         let req = input.varint()?;
-        let key = get_key(input)?;
+        let key = DhtKey::decode(input)?;
         Ok(DhtGet { req, key })
     }
 }
@@ -436,6 +565,16 @@ pub enum DhtReplicateStatus {
     Full,
     /// `2`: the receiver is not a ring member.
     NotInRing,
+    /// `3`: the receiver refused some entries: the sender is not entitled
+    /// to send them by the receiver's view of the ring, or an entry's
+    /// signature or version is bad (spec/chord.md §10.4).
+    Refused,
+    /// `4`: merged, but the receiver holds a greater entry for a key of the
+    /// batch (`held` is its version): a coordinator tells its client.
+    Stale {
+        /// The greatest version held above the batch's entry; ≥ 1.
+        held: u64,
+    },
 }
 
 impl DhtReplicateStatus {
@@ -445,22 +584,15 @@ impl DhtReplicateStatus {
             DhtReplicateStatus::Ok => 0,
             DhtReplicateStatus::Full => 1,
             DhtReplicateStatus::NotInRing => 2,
-        }
-    }
-
-    /// The status of a wire code, if it names one.
-    pub const fn from_code(code: u8) -> Option<Self> {
-        match code {
-            0 => Some(DhtReplicateStatus::Ok),
-            1 => Some(DhtReplicateStatus::Full),
-            2 => Some(DhtReplicateStatus::NotInRing),
-            _ => None,
+            DhtReplicateStatus::Refused => 3,
+            DhtReplicateStatus::Stale { .. } => 4,
         }
     }
 }
 
 /// `0x65` — the answer to `DhtReplicate`. Layout: `req: varint`,
-/// `status: u8` (0 Ok, 1 Full, 2 NotInRing).
+/// `status: u8` (0 Ok, 1 Full, 2 NotInRing, 3 Refused, 4 Stale), and for
+/// Stale `held: varint ≥ 1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DhtReplicateAck {
     /// The `DhtReplicate`'s `req`.
@@ -475,13 +607,23 @@ impl WireMessage for DhtReplicateAck {
     fn encode(&self, out: &mut BytesMut) {
         put_varint(out, self.req);
         out.put_u8(self.status.code());
+        if let DhtReplicateStatus::Stale { held } = self.status {
+            put_varint(out, held);
+        }
     }
 
     fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
         let req = input.varint()?;
-        let code = input.u8()?;
-        let status =
-            DhtReplicateStatus::from_code(code).ok_or(out_of_range("status", code.into()))?;
+        let status = match input.u8()? {
+            0 => DhtReplicateStatus::Ok,
+            1 => DhtReplicateStatus::Full,
+            2 => DhtReplicateStatus::NotInRing,
+            3 => DhtReplicateStatus::Refused,
+            4 => DhtReplicateStatus::Stale {
+                held: get_version(input)?,
+            },
+            code => return Err(out_of_range("status", code.into())),
+        };
         Ok(DhtReplicateAck { req, status })
     }
 }

@@ -31,9 +31,10 @@ pub use chord::{
     ChordState, MAX_CHORD_LIST,
 };
 pub use dht::{
-    DhtBody, DhtEntry, DhtGet, DhtGetReply, DhtGetStatus, DhtOp, DhtPut, DhtPutReply, DhtPutStatus,
-    DhtReplicate, DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply,
-    DhtValue, MAX_DHT_BATCH, MAX_DHT_DIGEST, MAX_DHT_KEY, MAX_DHT_VALUE,
+    DHT_ENTRY_CONTEXT, DhtBody, DhtEntry, DhtGet, DhtGetReply, DhtGetStatus, DhtKey, DhtPut,
+    DhtPutReply, DhtPutStatus, DhtReplicate, DhtReplicateAck, DhtReplicateStatus, DhtSync,
+    DhtSyncItem, DhtSyncReply, DhtValue, MAX_DHT_BATCH, MAX_DHT_DIGEST, MAX_DHT_KEY, MAX_DHT_VALUE,
+    MAX_OPEN_VERSION_STEP, dht_signed_bytes,
 };
 #[cfg(test)]
 pub(crate) use frame::Unlimited;

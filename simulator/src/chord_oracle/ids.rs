@@ -32,10 +32,14 @@ pub fn true_successor(live_ids_sorted: &[u128], key: u128) -> u128 {
     }
 }
 
-/// Where a key sits on the ring: the first 16 bytes of BLAKE3(`key`), read
-/// big-endian, the same derivation as [`NodeId`].
+/// Where the open table key `key` sits on the ring (spec/chord.md §10.1):
+/// the first 16 bytes of BLAKE3(0x00 ‖ `key`), read big-endian, the same
+/// derivation as [`NodeId`] over the mode byte and the name.
 pub fn key_position(key: &[u8]) -> NodeId {
-    let hash = blake3::hash(key);
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&[0]);
+    hasher.update(key);
+    let hash = hasher.finalize();
     let mut first = [0u8; NodeId::LEN];
     first.copy_from_slice(&hash.as_bytes()[..NodeId::LEN]);
     NodeId::from_bytes(first)
@@ -59,9 +63,10 @@ mod tests {
 
     #[test]
     fn key_position_matches_node_id_derivation() {
-        let key = [9u8; 32];
-        assert_eq!(key_position(&key), NodeId::from_public_key(&key));
-        let hash = blake3::hash(b"hello");
+        let mut key = [9u8; 32];
+        key[0] = 0;
+        assert_eq!(key_position(&key[1..]), NodeId::from_public_key(&key));
+        let hash = blake3::hash(b"\x00hello");
         assert_eq!(
             &key_position(b"hello").to_bytes()[..],
             &hash.as_bytes()[..16]

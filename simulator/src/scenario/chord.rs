@@ -71,8 +71,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use ringmesh::{
     Accepted, ChordCommand, ChordConfig, ChordError, ChordEvent, CommandError, Config, DhtCommand,
-    DhtConfig, DhtError, DhtEvent, DhtFailure, Duration, Event, Instant, LookupError, MeshConfig,
-    NodeId, OpId, PeersConfig, PeersEvent, Security,
+    DhtConfig, DhtError, DhtEvent, DhtFailure, DhtKey, Duration, Event, Instant, LookupError,
+    MeshConfig, NodeId, OpId, PeersConfig, PeersEvent, Security,
 };
 
 use super::flood::peak_rss_mib;
@@ -872,7 +872,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             todo,
             "put",
             |key| DhtCommand::Put {
-                key: key.name.clone(),
+                key: DhtKey::Open(key.name.clone()),
                 value: key.value.clone(),
             },
             DhtOp::Put,
@@ -905,7 +905,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             todo,
             "get",
             |key| DhtCommand::Get {
-                key: key.name.clone(),
+                key: DhtKey::Open(key.name.clone()),
             },
             DhtOp::Get,
         )?;
@@ -933,7 +933,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
                 .filter(|&&i| {
                     self.sim
                         .node(i)
-                        .and_then(|n| n.dht_holds(&key.name))
+                        .and_then(|n| n.dht_holds(&DhtKey::Open(key.name.clone())))
                         .is_some_and(|held| held.live)
                 })
                 .count();

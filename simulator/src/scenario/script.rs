@@ -72,8 +72,8 @@
 //! | `join = { node, via }` | `node` dials `via` unless connected, then `ChordCommand::Join { via }` once the session is up; passes at `ChordEvent::Joined` |
 //! | `leave = i` or `{ node }` | `Command::Shutdown`: a graceful leave (the node stays shut down) |
 //! | `lookup = { from, key, expect_owner }` | `ChordCommand::Lookup`; `key` is a node index (that node's id) or 32 hex digits, or `dht_key = "k"` for a table key's position; the owner found must be `expect_owner`, or else the first member at or after the key when the answer comes |
-//! | `put = { from, key, value }` | `DhtCommand::Put`; passes at `DhtEvent::PutDone` |
-//! | `delete = { from, key }` | `DhtCommand::Delete`; passes at `DhtEvent::PutDone` |
+//! | `put = { from, key, value }` | `DhtCommand::Put` of the open key `key`; passes at `DhtEvent::PutDone` |
+//! | `delete = { from, key }` | `DhtCommand::Delete` of the open key `key`; passes at `DhtEvent::PutDone` |
 //! | `get = { from, key, expect }` | `DhtCommand::Get`; the value read must be `expect`, or none with `expect_none = true` |
 //! | `check_ring = true` or `{ ideal, members }` | Zave's invariant and every property it implies hold now (only the implied ones while the ring has r members or fewer); with `ideal = true` the ring is ideal; with `members`, it has that many |
 //!

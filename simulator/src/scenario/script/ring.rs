@@ -14,8 +14,8 @@
 use bytes::Bytes;
 use ringmesh::wire::PeerEntry;
 use ringmesh::{
-    Accepted, ChordCommand, ChordEvent, ChordRole, Command, DhtCommand, DhtEvent, Duration, Event,
-    Instant, NodeId, OpId,
+    Accepted, ChordCommand, ChordEvent, ChordRole, Command, DhtCommand, DhtEvent, DhtKey, Duration,
+    Event, Instant, NodeId, OpId,
 };
 
 use super::format::{Action, LookupKey, RingSettings, Step};
@@ -541,10 +541,12 @@ impl Ring {
             Action::Put { from, key, value } => {
                 let command = match value {
                     Some(value) => DhtCommand::Put {
-                        key: key.clone(),
+                        key: DhtKey::Open(key.clone()),
                         value: value.clone(),
                     },
-                    None => DhtCommand::Delete { key: key.clone() },
+                    None => DhtCommand::Delete {
+                        key: DhtKey::Open(key.clone()),
+                    },
                 };
                 let kind = OpKind::Put {
                     key: key.clone(),
@@ -561,7 +563,9 @@ impl Ring {
                     sim,
                     step,
                     *from,
-                    DhtCommand::Get { key: key.clone() },
+                    DhtCommand::Get {
+                        key: DhtKey::Open(key.clone()),
+                    },
                     kind,
                     verdicts,
                 );
