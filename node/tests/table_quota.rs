@@ -4,6 +4,12 @@
 //! store (the attack that once filled it for good); honest `put`s into that
 //! range still succeed, during the flood's aftermath and after the peer
 //! leaves, and the junk it left is bounded by its sender quota.
+//!
+//! The flooder's id is ground to sit inside the target's range, so that by
+//! the entitlement rule (§10.4) it may be a newly joined owner of the
+//! positions at or before it: those reach the store and only the quota
+//! holds them. Junk past its id is refused outright (not entitled). Every
+//! junk entry is signed by an identity made up for it.
 
 mod support;
 
@@ -14,7 +20,7 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use bytes::Bytes;
 use ringmesh::wire::{DhtBody, DhtEntry, DhtReplicate, DhtValue, Message};
 use ringmesh::{
-    Config, ConnId, Direction, Identity, Input, Instant, Node, NodeId, Output, PeersCommand,
+    Config, ConnId, DhtKey, Direction, Identity, Input, Instant, Node, NodeId, Output, PeersCommand,
 };
 use support::Proc;
 
@@ -24,9 +30,15 @@ const BATCH: usize = 16;
 /// 80 batches, 80 MiB: more than the target's whole store (64 MiB).
 const BATCHES: usize = 80;
 
-/// §10.1: a key's ring position.
-fn position(key: &[u8]) -> u128 {
-    u128::from_be_bytes(blake3::hash(key).as_bytes()[..16].try_into().expect("16"))
+/// §10.1: an open key's ring position.
+fn position(key: &str) -> u128 {
+    let key = DhtKey::Open(Bytes::copy_from_slice(key.as_bytes()));
+    u128::from_be_bytes(key.hash()[..16].try_into().expect("16"))
+}
+
+/// Whether `x` is in the ring interval (`a`, `b`].
+fn inside(a: u128, x: u128, b: u128) -> bool {
+    x.wrapping_sub(a).wrapping_sub(1) < b.wrapping_sub(a)
 }
 
 fn id_of(hex: &str) -> u128 {
@@ -35,11 +47,25 @@ fn id_of(hex: &str) -> u128 {
 
 /// Keys `prefix-i` with position in (`pred`, `owner`].
 fn keys_in(prefix: &str, pred: u128, owner: u128) -> impl Iterator<Item = String> {
-    let inside = move |x: u128| x.wrapping_sub(pred).wrapping_sub(1) < owner.wrapping_sub(pred);
     let prefix = prefix.to_owned();
     (0u64..)
         .map(move |i| format!("{prefix}-{i}"))
-        .filter(move |k| inside(position(k.as_bytes())))
+        .filter(move |k| inside(pred, position(k), owner))
+}
+
+/// `count` junk entries of `keys`, each signed by an identity of its own.
+fn junk(keys: &mut impl Iterator<Item = String>, count: usize) -> Vec<DhtEntry> {
+    keys.take(count)
+        .map(|name| {
+            let key = DhtKey::Open(Bytes::from(name));
+            let writer = Identity::from_secret_bytes(key.hash());
+            let value = DhtValue::Value(Bytes::from(vec![0xee; VALUE]));
+            DhtEntry {
+                body: DhtBody::signed(&writer, &key, 1, value),
+                key,
+            }
+        })
+        .collect()
 }
 
 /// An in-process node on a blocking `TcpStream`: the tampered member.
@@ -57,12 +83,19 @@ impl Flooder {
 
     /// Connects to `target` and runs the handshake; the node offers the
     /// ring and the table, so the session carries table messages.
-    fn connect(target: SocketAddr, target_id: NodeId) -> Flooder {
+    /// `within`: the ring interval its id must lie in (ground).
+    fn connect(target: SocketAddr, target_id: NodeId, within: (u128, u128)) -> Flooder {
         let epoch = StdInstant::now();
         let mut config = Config::lan_ring(3);
         // Never dialled: it only needs one to offer the ring.
         config.listen_addrs = ["127.0.0.1:9".parse().expect("addr")].into_iter().collect();
-        let secret = *blake3::hash(b"table quota flooder").as_bytes();
+        let secret = (0u64..)
+            .map(|i| *blake3::hash(format!("table quota flooder {i}").as_bytes()).as_bytes())
+            .find(|s| {
+                let id = Identity::from_secret_bytes(*s).node_id().as_u128();
+                inside(within.0, id, within.1)
+            })
+            .expect("an id in range");
         let now = Instant::from_micros(0);
         let mut node =
             Node::new(config, Identity::from_secret_bytes(secret), 1, now).expect("valid config");
@@ -200,24 +233,24 @@ fn junk_replicated_into_a_members_own_range_never_blocks_honest_puts() {
     let me = id_of(&target.id);
 
     // The flood: 80 MiB of junk for the target's own range, each entry
-    // under a writer of its own.
+    // under a writer of its own, from an id ground into the upper half of
+    // that range.
     let target_id = NodeId::from_u128(me);
-    let mut flooder = Flooder::connect(target.addr.parse().expect("addr"), target_id);
-    let mut junk = keys_in("junk", pred, me);
+    let half = pred.wrapping_add(me.wrapping_sub(pred) / 2);
+    let mut flooder = Flooder::connect(target.addr.parse().expect("addr"), target_id, (half, me));
+    let f = flooder.node.node_id().as_u128();
+    // Past the flooder's id, nothing is taken from it.
+    let refused = junk(&mut keys_in("beyond", f, me), 4);
+    let message = Message::DhtReplicate(DhtReplicate {
+        req: 1,
+        entries: refused,
+    });
+    flooder.send(target_id, &message);
+    let mut keys = keys_in("junk", pred, f);
     for batch in 0..BATCHES {
-        let entries = (&mut junk)
-            .take(BATCH)
-            .map(|key| DhtEntry {
-                body: DhtBody {
-                    version: 1,
-                    writer: NodeId::from_u128(!position(key.as_bytes())),
-                    value: DhtValue::Value(Bytes::from(vec![0xee; VALUE])),
-                },
-                key: Bytes::from(key),
-            })
-            .collect();
+        let entries = junk(&mut keys, BATCH);
         let message = Message::DhtReplicate(DhtReplicate {
-            req: batch as u64 + 1,
+            req: batch as u64 + 2,
             entries,
         });
         flooder.send(target_id, &message);
@@ -225,7 +258,7 @@ fn junk_replicated_into_a_members_own_range_never_blocks_honest_puts() {
     }
     // Every batch answered: the target took the whole flood in.
     let deadline = StdInstant::now() + support::WAIT;
-    while flooder.node.stats().chord.late_replies < BATCHES as u64 {
+    while flooder.node.stats().chord.late_replies < BATCHES as u64 + 1 {
         assert!(StdInstant::now() < deadline, "every batch acknowledged");
         flooder.read(StdDuration::from_millis(50));
     }
@@ -235,8 +268,9 @@ fn junk_replicated_into_a_members_own_range_never_blocks_honest_puts() {
     let mut honest_keys = keys_in("honest", pred, me);
     let key = honest_keys.next().expect("a key");
     assert_eq!(
-        honest.answer(&format!("put {key} still here"), |l| l.contains(&key)),
-        format!("stored {key} (version 1)")
+        honest.answer(&format!("put --open {key} still here"), |l| l
+            .contains(&key)),
+        format!("stored open {key} (version 1)")
     );
     let held = stored_bytes(&mut target);
     assert!(held <= 32 << 20, "the target stores {held} bytes");
@@ -249,8 +283,9 @@ fn junk_replicated_into_a_members_own_range_never_blocks_honest_puts() {
     drop(flooder);
     let key = honest_keys.next().expect("a key");
     assert_eq!(
-        honest.answer(&format!("put {key} after it left"), |l| l.contains(&key)),
-        format!("stored {key} (version 1)")
+        honest.answer(&format!("put --open {key} after it left"), |l| l
+            .contains(&key)),
+        format!("stored open {key} (version 1)")
     );
     eprintln!(
         "table quota socket test took {:?}; target held {held} bytes",

@@ -15,8 +15,8 @@ use ringmesh::testing::{Network, NodeIndex};
 use ringmesh::wire::{ChordNotify, Message, PeerEntry};
 use ringmesh::{
     Accepted, ChordCommand, ChordConfig, ChordEvent, Config, ConfigError, ConnId, DhtCommand,
-    DhtConfig, DhtEvent, DhtKey, Duration, Event, Identity, NodeId, PeersCommand, PeersEvent, Security,
-    grind_identity, meets_id_puzzle,
+    DhtConfig, DhtEvent, DhtKey, Duration, Event, Identity, NodeId, PeersCommand, PeersEvent,
+    Security, grind_identity, meets_id_puzzle,
 };
 
 const LATENCY: Duration = Duration::from_millis(5);

@@ -13,8 +13,8 @@ use ringmesh::wire::{
     DhtBody, DhtEntry, DhtReplicate, DhtValue, MAX_DHT_BATCH, Message, PeerEntry,
 };
 use ringmesh::{
-    Accepted, ChordCommand, ChordConfig, Command, Config, DhtCommand, DhtConfig, DhtEvent, DhtFailure,
-    DhtKey, Duration, Event, Identity, NodeId, OpId, Security,
+    Accepted, ChordCommand, ChordConfig, Command, Config, DhtCommand, DhtConfig, DhtEvent,
+    DhtFailure, DhtKey, Duration, Event, Identity, NodeId, OpId, Security,
 };
 
 const N: usize = 8;

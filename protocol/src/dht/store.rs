@@ -804,13 +804,7 @@ mod tests {
         // The own range holds `first` only: `second` is a replica.
         let sender = Some(NodeId::from_u128(9));
         let merge = |s: &mut Store, key: &'static [u8]| {
-            s.merge(
-                open(key),
-                val(1, 1, b"v"),
-                T0,
-                only(first),
-                sender,
-            )
+            s.merge(open(key), val(1, 1, b"v"), T0, only(first), sender)
         };
         assert_eq!(merge(&mut s, first), Merge::Stored);
         assert_eq!(merge(&mut s, second), Merge::Stored);
@@ -906,7 +900,13 @@ mod tests {
         let (k, version, writer, value) = op.clone();
         let value = value.map_or(DhtValue::Tombstone, |v| DhtValue::Value(v.into()));
         let body = unsigned(version, writer, value);
-        s.merge(DhtKey::Open(Bytes::from(vec![b'k', k])), body, now, own, None)
+        s.merge(
+            DhtKey::Open(Bytes::from(vec![b'k', k])),
+            body,
+            now,
+            own,
+            None,
+        )
     }
 
     proptest! {
