@@ -2288,28 +2288,28 @@ type SessionCase = (
 fn session_errors() -> J {
     let a = hex::encode(public_key(SECRET_A).to_bytes());
     let r = RUN_NONCE_HEX;
-    let plain = "524d5348 02 00";
-    let noise = "524d5348 02 01";
-    let hello = fr(&format!("00 01 02 {a} {r} 01 80808008 01 04 7f000001 1b58"));
-    let hello_v3 = fr(&format!("00 01 03 {a} {r} 01 80808008 01 04 7f000001 1b58"));
+    let plain = "524d5348 03 00";
+    let noise = "524d5348 03 01";
+    let hello = fr(&format!("00 01 03 {a} {r} 01 80808008 01 04 7f000001 1b58"));
+    let hello_v4 = fr(&format!("00 01 04 {a} {r} 01 80808008 01 04 7f000001 1b58"));
     // (name, security, compression, input hex, error, detail, goodbye code)
     let cases: Vec<SessionCase> = vec![
         (
             "bad_magic",
             "plaintext",
             true,
-            "524d5349 02 00".into(),
+            "524d5349 03 00".into(),
             "BadMagic",
             J::Obj(vec![]),
             None,
         ),
         (
-            "preamble_version_3",
+            "preamble_version_4",
             "plaintext",
             true,
-            "524d5348 03 00".into(),
+            "524d5348 04 00".into(),
             "VersionMismatch",
-            J::Obj(vec![("ours", n(2)), ("theirs", n(3))]),
+            J::Obj(vec![("ours", n(3)), ("theirs", n(4))]),
             None,
         ),
         (
@@ -2334,7 +2334,7 @@ fn session_errors() -> J {
             "unknown_security_byte",
             "plaintext",
             true,
-            "524d5348 02 02".into(),
+            "524d5348 03 02".into(),
             "SecurityMismatch",
             J::Obj(vec![("ours", n(0)), ("theirs", n(2))]),
             None,
@@ -2358,12 +2358,12 @@ fn session_errors() -> J {
             None,
         ),
         (
-            "hello_version_3",
+            "hello_version_4",
             "plaintext",
             true,
-            format!("{plain} {hello_v3}"),
+            format!("{plain} {hello_v4}"),
             "VersionMismatch",
-            J::Obj(vec![("ours", n(2)), ("theirs", n(3))]),
+            J::Obj(vec![("ours", n(3)), ("theirs", n(4))]),
             None,
         ),
         (
@@ -2372,7 +2372,7 @@ fn session_errors() -> J {
             true,
             format!(
                 "{plain} {}",
-                fr(&format!("00 01 02 {a} {r} 01 ff07 01 04 7f000001 1b58"))
+                fr(&format!("00 01 03 {a} {r} 01 ff07 01 04 7f000001 1b58"))
             ),
             "Decode",
             J::Obj(vec![("decode_error", s("OutOfRange"))]),
@@ -2438,7 +2438,7 @@ fn session_errors() -> J {
             true,
             format!(
                 "{plain} {} {}",
-                fr(&format!("00 01 02 {a} {r} 00 80808008 01 04 7f000001 1b58")),
+                fr(&format!("00 01 03 {a} {r} 00 80808008 01 04 7f000001 1b58")),
                 fr("01 40 05000000 50 68656c6c6f")
             ),
             "Decode",
@@ -2541,8 +2541,8 @@ fn handshake_plaintext() -> J {
         .expect("connected");
     net.settle();
     let contents = [
-        "preamble 524d5348 02 00, then the initiator's Hello frame",
-        "preamble 524d5348 02 00, then the responder's Hello frame",
+        "preamble 524d5348 03 00, then the initiator's Hello frame",
+        "preamble 524d5348 03 00, then the responder's Hello frame",
         "Direct frame",
         "Direct frame",
         "Goodbye frame, reason 0 (Normal)",

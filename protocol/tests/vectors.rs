@@ -1435,7 +1435,7 @@ fn check_handshake_plaintext(v: &Value) {
             .flat_map(|s| bytes(s, "hex"))
             .collect();
         let (preamble, frames) = split_stream(&stream, true);
-        assert_eq!(preamble, Some(*b"RMSH\x02\x00"), "plaintext preamble");
+        assert_eq!(preamble, Some(*b"RMSH\x03\x00"), "plaintext preamble");
         let messages: Vec<Message> = frames
             .into_iter()
             .map(|f| {
@@ -1597,7 +1597,7 @@ fn check_handshake_noise(v: &Value) {
     assert_eq!(NOISE_PATTERN, "Noise_XX_25519_ChaChaPoly_BLAKE2s");
     let prologue = bytes(v, "prologue");
     assert_eq!(
-        prologue, b"RMSH\x02\x01",
+        prologue, b"RMSH\x03\x01",
         "prologue = the Noise-mode preamble"
     );
     let (a, b) = (field(v, "initiator"), field(v, "responder"));

@@ -57,7 +57,7 @@ pub use varint::{MAX_VARINT_LEN, get_varint, put_varint, varint_len};
 use bytes::BytesMut;
 
 /// The protocol version this crate speaks. Sent in the preamble and `Hello`.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// Default cap on a frame's length field: 16 MiB.
 pub const DEFAULT_MAX_FRAME_LEN: u32 = 16 * 1024 * 1024;
