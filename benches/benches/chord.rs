@@ -20,11 +20,11 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ringmesh::testing::Network;
 use ringmesh::wire::{
     ChordFindSuccessor, ChordGetState, DhtBody, DhtEntry, DhtGet, DhtKey, DhtReplicate, DhtValue,
-    Message, PeerEntry,
+    Message,
 };
 use ringmesh::{
-    ChordCommand, ChordConfig, Config, ConnId, DhtConfig, Event, Identity, Input, Instant, Node,
-    Output, PeersEvent,
+    ChordConfig, Config, ConnId, DhtConfig, Event, Identity, Input, Instant, Node, Output,
+    PeersEvent,
 };
 use ringmesh_benches::{conn_to, encode_frame, incompressible};
 
@@ -57,17 +57,7 @@ fn ring() -> (Network, ConnId, usize) {
         net.add_node(config.clone(), [i as u8 + 1; 32], i as u64)
             .expect("valid config");
     }
-    let founders: Vec<PeerEntry> = (0..RING)
-        .map(|i| PeerEntry {
-            id: net.node(i).node_id(),
-            addrs: [Network::addr_of(i)].into_iter().collect(),
-        })
-        .collect();
-    for i in 0..RING {
-        let founders = founders.clone();
-        net.command(i, ChordCommand::Found { founders })
-            .expect("found");
-    }
+    net.found_ring(0..RING).expect("found");
     let zero = net.node(0).node_id();
     let successor = (1..RING)
         .min_by_key(|&i| net.node(i).node_id().as_u128().wrapping_sub(zero.as_u128()))

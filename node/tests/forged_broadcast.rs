@@ -1,7 +1,7 @@
 //! Signed broadcasts over real sockets (issue 13, part 1): the real
 //! `ringmesh` program A, connected to B, and an attacker M that runs the
-//! real node code (a `ringmesh::Node` driven over a `TcpStream`, as in
-//! `eclipse.rs`) but sends what it likes with `Node::adversary_send`.
+//! real node code (the harness's `Intruder`: a `ringmesh::Node` driven
+//! over a `TcpStream`) but sends what it likes with `Node::adversary_send`.
 //!
 //! M captures one of B's genuine broadcasts as it arrives (exactly: through
 //! the signature check it is asked to run) and replays it; then sends a
@@ -11,18 +11,16 @@
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use bytes::Bytes;
 use ringmesh::wire::{Broadcast, Message};
 use ringmesh::{
-    Config, ConnId, Direction, Ed25519Check, Event, Identity, Input, Instant, MeshCommand,
-    MeshEvent, Node, NodeId, Output, PeersCommand, PeersEvent, PublicKey, SignatureCheck,
+    Config, Ed25519Check, Event, Identity, Instant, MeshCommand, MeshEvent, Node, NodeId,
+    PublicKey, SignatureCheck,
 };
-use support::{Proc, WAIT};
+use support::{Intruder, Proc};
 
 /// A [`SignatureCheck`] that keeps every triple it was asked about: how M
 /// captures the broadcasts it receives, byte for byte.
@@ -59,163 +57,40 @@ fn rebuild(key: PublicKey, signed: &[u8], signature: [u8; 64]) -> Broadcast {
     }
 }
 
-/// M: a real node over one TCP connection to A.
-struct Attacker {
-    node: Node,
-    stream: TcpStream,
-    conn: Option<ConnId>,
-    target: SocketAddr,
-    /// A, once the session is up.
-    peer: Option<NodeId>,
-    closed: bool,
-    events: Vec<Event>,
-    epoch: StdInstant,
-    capture: Arc<Capture>,
+/// M: a real node over one TCP connection to `a`, its signature check
+/// capturing what it verifies.
+fn connect_m(a: &Proc) -> (Intruder, Arc<Capture>) {
+    let secret = *blake3::hash(format!("forger {}", std::process::id()).as_bytes()).as_bytes();
+    let mut node = Node::new(
+        Config::lan(),
+        Identity::from_secret_bytes(secret),
+        7,
+        Instant::ZERO,
+    )
+    .expect("valid config");
+    let capture = Arc::new(Capture::default());
+    node.set_signature_check(capture.clone());
+    let m = Intruder::connect(a.addr.parse().expect("A's address"), node_id(&a.id), node);
+    (m, capture)
 }
 
-impl Attacker {
-    fn connect(target: SocketAddr) -> Attacker {
-        let stream = TcpStream::connect(target).expect("connect to A");
-        stream
-            .set_read_timeout(Some(StdDuration::from_millis(50)))
-            .expect("read timeout");
-        stream.set_nodelay(true).expect("nodelay");
-        let secret = *blake3::hash(format!("forger {}", std::process::id()).as_bytes()).as_bytes();
-        let mut node = Node::new(
-            Config::lan(),
-            Identity::from_secret_bytes(secret),
-            7,
-            Instant::ZERO,
-        )
-        .expect("valid config");
-        let capture = Arc::new(Capture::default());
-        node.set_signature_check(capture.clone());
-        let mut m = Attacker {
-            node,
-            stream,
-            conn: None,
-            target,
-            peer: None,
-            closed: false,
-            events: Vec::new(),
-            epoch: StdInstant::now(),
-            capture,
-        };
-        let now = m.now();
-        m.node
-            .command(
-                now,
-                PeersCommand::Connect {
-                    addr: target,
-                    peer: None,
-                },
-            )
-            .expect("dial");
-        m.pump_until("the session with A", |m| m.peer.is_some());
-        m
-    }
+/// The captured broadcasts from `origin`.
+fn captured_from(capture: &Capture, origin: NodeId) -> Vec<Broadcast> {
+    capture
+        .0
+        .lock()
+        .expect("capture lock")
+        .iter()
+        .map(|(key, signed, sig)| rebuild(*key, signed, *sig))
+        .filter(|b| b.origin == origin)
+        .collect()
+}
 
-    fn now(&self) -> Instant {
-        Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
-    }
-
-    /// Writes what the node wants sent, keeps its events.
-    fn flush(&mut self) {
-        while let Some(output) = self.node.poll_output() {
-            match output {
-                Output::Dial { conn, addr } if addr == self.target && self.conn.is_none() => {
-                    self.conn = Some(conn);
-                    let now = self.now();
-                    self.node.handle_input(
-                        now,
-                        Input::Connected {
-                            conn,
-                            remote: addr,
-                            direction: Direction::Outbound,
-                        },
-                    );
-                }
-                Output::Send { conn, bytes }
-                    if Some(conn) == self.conn && self.stream.write_all(&bytes).is_err() =>
-                {
-                    self.closed = true;
-                }
-                Output::Event(event) => {
-                    if let Event::Peers(PeersEvent::Up { peer, .. }) = &event {
-                        self.peer = Some(*peer);
-                    }
-                    if let Event::Peers(PeersEvent::Down { .. }) = &event {
-                        self.closed = true;
-                    }
-                    self.events.push(event);
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Reads from A and runs the node's timers until `done`, within WAIT.
-    fn pump_until(&mut self, what: &str, mut done: impl FnMut(&Attacker) -> bool) {
-        let deadline = StdInstant::now() + WAIT;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            self.flush();
-            if done(self) {
-                return;
-            }
-            assert!(StdInstant::now() < deadline, "M: no {what} within {WAIT:?}");
-            let now = self.now();
-            if self.node.poll_timeout().is_some_and(|t| t <= now) {
-                self.node.handle_input(now, Input::Timeout);
-                continue;
-            }
-            let Some(conn) = self.conn else { continue };
-            match self.stream.read(&mut buf) {
-                Ok(0) => {
-                    self.closed = true;
-                    let reason = ringmesh::TransportError::Eof;
-                    self.node.handle_input(now, Input::Closed { conn, reason });
-                }
-                Ok(n) => {
-                    let bytes = Bytes::copy_from_slice(&buf[..n]);
-                    self.node.handle_input(now, Input::Received { conn, bytes });
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(_) => {
-                    self.closed = true;
-                    let reason = ringmesh::TransportError::Reset;
-                    self.node.handle_input(now, Input::Closed { conn, reason });
-                }
-            }
-        }
-    }
-
-    /// Sends `message` to A as it is; whether it went out.
-    fn send_raw(&mut self, message: &Message) -> bool {
-        let now = self.now();
-        let peer = self.peer.expect("up");
-        let sent = self.node.adversary_send(now, peer, message);
-        self.flush();
-        sent && !self.closed
-    }
-
-    /// The captured broadcasts from `origin`.
-    fn captured_from(&self, origin: NodeId) -> Vec<Broadcast> {
-        self.capture
-            .0
-            .lock()
-            .expect("capture lock")
-            .iter()
-            .map(|(key, signed, sig)| rebuild(*key, signed, *sig))
-            .filter(|b| b.origin == origin)
-            .collect()
-    }
-
-    fn delivered(&self, payload: &[u8]) -> bool {
-        self.events.iter().any(|e| {
-            matches!(e, Event::Mesh(MeshEvent::Broadcast { payload: p, .. }) if p[..] == *payload)
-        })
-    }
+/// Whether M's node delivered a broadcast of `payload`.
+fn delivered(m: &Intruder, payload: &[u8]) -> bool {
+    m.events().iter().any(
+        |e| matches!(e, Event::Mesh(MeshEvent::Broadcast { payload: p, .. }) if p[..] == *payload),
+    )
 }
 
 fn node_id(hex_id: &str) -> NodeId {
@@ -233,8 +108,9 @@ fn a_forged_origin_is_never_printed_squats_block_nothing_and_a_replay_prints_onc
     let mut b = Proc::spawn("B", &["node", "--listen", "127.0.0.1:0"]);
     b.type_line(&format!("connect {}", a.addr));
     a.wait_peer_up(b.short());
-    let mut m = Attacker::connect(a.addr.parse().expect("A's address"));
-    let m_short = m.node.node_id().short().to_string();
+    let a_id = node_id(&a.id);
+    let (mut m, capture) = connect_m(&a);
+    let m_short = m.node().node_id().short().to_string();
     a.wait_peer_up(&m_short);
     let b_id = node_id(&b.id);
     let b_short = b.short().to_owned();
@@ -243,18 +119,17 @@ fn a_forged_origin_is_never_printed_squats_block_nothing_and_a_replay_prints_onc
     // 1. B's genuine broadcast reaches A and M; M captures it.
     b.type_line("msg B says 0");
     a.wait_line(&b_line("B says 0"));
-    m.pump_until("B's broadcast", |m| m.delivered(b"B says 0"));
-    let recorded = m
-        .captured_from(b_id)
+    m.pump_until("B's broadcast", |m| delivered(m, b"B says 0"));
+    let recorded = captured_from(&capture, b_id)
         .pop()
         .expect("M verified B's broadcast");
     assert_eq!(recorded.payload, Bytes::from_static(b"B says 0"));
 
     // 2. The replay, then M's own broadcast: A takes a connection's
     // messages in order, so once it prints M's, it has seen the replay.
-    assert!(m.send_raw(&Message::Broadcast(recorded.clone())));
+    assert!(m.send(a_id, &Message::Broadcast(recorded.clone())));
     let now = m.now();
-    m.node
+    m.node_mut()
         .command(
             now,
             MeshCommand::Broadcast {
@@ -290,10 +165,10 @@ fn a_forged_origin_is_never_printed_squats_block_nothing_and_a_replay_prints_onc
         })
     };
     let next = recorded.seq + 1;
-    assert!(m.send_raw(&forge(mallory.public_key(), next, b"I am B (forged)")));
+    assert!(m.send(a_id, &forge(mallory.public_key(), next, b"I am B (forged)")));
     let mut squats = 0;
     for seq in next..next + 20 {
-        if m.send_raw(&forge(recorded.key, seq, b"squatted")) {
+        if m.send(a_id, &forge(recorded.key, seq, b"squatted")) {
             squats += 1;
         }
     }
@@ -301,7 +176,7 @@ fn a_forged_origin_is_never_printed_squats_block_nothing_and_a_replay_prints_onc
         squats >= 2,
         "at least two squats went out before A closed M"
     );
-    m.pump_until("A closing M", |m| m.closed);
+    m.pump_until("A closing M", |m| m.is_closed());
     let down = a.wait_for("A closing M", |l| {
         l.starts_with(&format!("peer down <{m_short}> ")) && l.contains("misbehaving")
     });

@@ -14,17 +14,12 @@
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use bytes::Bytes;
 use ringmesh::wire::{ChordNotify, Message};
-use ringmesh::{
-    ChordConfig, Config, DhtConfig, Direction, Event, Identity, Input, Instant, Node, NodeId,
-    Output, PeersCommand, PeersEvent,
-};
-use support::Proc;
+use ringmesh::{ChordConfig, Config, DhtConfig, Identity, Instant, Node, NodeId};
+use support::{Intruder, Proc};
 
 /// How long the attacker keeps notifying.
 const ATTACK: StdDuration = StdDuration::from_secs(3);
@@ -51,75 +46,6 @@ fn ground_below(pred: u128, target: u128) -> Identity {
             d(from, id) > 0 && d(from, id) < d(from, target)
         })
         .expect("an identity")
-}
-
-/// Drives `node` over `stream` to `target` until `until`: feeds what it
-/// reads and the node's timeouts, writes what the node sends, and calls
-/// `each` with the node when the session is up, every `EVERY`. Returns
-/// how many times `each` sent something.
-fn drive(
-    node: &mut Node,
-    stream: &mut TcpStream,
-    target: SocketAddr,
-    epoch: StdInstant,
-    until: StdInstant,
-    mut each: impl FnMut(&mut Node, Instant) -> bool,
-) -> usize {
-    let now = || Instant::from_micros(epoch.elapsed().as_micros() as u64);
-    stream
-        .set_read_timeout(Some(StdDuration::from_millis(20)))
-        .expect("timeout");
-    let (mut conn, mut up, mut sent) = (None, false, 0);
-    let mut next = StdInstant::now();
-    let mut buf = vec![0u8; 64 * 1024];
-    while StdInstant::now() < until {
-        while let Some(output) = node.poll_output() {
-            match output {
-                // Only the dial to the target is real.
-                Output::Dial { conn: c, addr } if addr == target && conn.is_none() => {
-                    conn = Some(c);
-                    let connected = Input::Connected {
-                        conn: c,
-                        remote: target,
-                        direction: Direction::Outbound,
-                    };
-                    node.handle_input(now(), connected);
-                }
-                Output::Send { conn: c, bytes } if Some(c) == conn => {
-                    stream.write_all(&bytes).expect("write to the target");
-                }
-                Output::Event(Event::Peers(PeersEvent::Up { .. })) => up = true,
-                _ => {}
-            }
-        }
-        if up && StdInstant::now() >= next {
-            next = StdInstant::now() + EVERY;
-            if each(node, now()) {
-                sent += 1;
-            }
-            continue;
-        }
-        if node.poll_timeout().is_some_and(|t| t <= now()) {
-            node.handle_input(now(), Input::Timeout);
-            continue;
-        }
-        let Some(c) = conn else {
-            panic!("the attacker never dialled the target");
-        };
-        match stream.read(&mut buf) {
-            Ok(0) => panic!("the target closed the attacker's connection"),
-            Ok(n) => node.handle_input(
-                now(),
-                Input::Received {
-                    conn: c,
-                    bytes: Bytes::copy_from_slice(&buf[..n]),
-                },
-            ),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) => panic!("read from the target: {e}"),
-        }
-    }
-    sent
 }
 
 #[test]
@@ -171,32 +97,32 @@ fn a_notifier_ground_below_a_member_never_becomes_its_predecessor() {
     let identity = ground_below(as_u128(&pred), as_u128(&target.id));
     let attacker_id: NodeId = identity.node_id();
     let attacker_short = attacker_id.short().to_string();
-    let epoch = StdInstant::now();
     let config = Config {
         listen_addrs: ["127.0.0.1:9".parse().expect("addr")].into_iter().collect(),
         chord: Some(ChordConfig::lan()),
         dht: Some(DhtConfig::lan()),
         ..Config::lan()
     };
-    let mut attacker = Node::new(config, identity, 13, Instant::from_micros(0)).expect("valid");
+    let node = Node::new(config, identity, 13, Instant::ZERO).expect("valid");
     let addr: SocketAddr = target.addr.parse().expect("target address");
-    let mut stream = TcpStream::connect(addr).expect("connect to the target");
-    stream.set_nodelay(true).expect("nodelay");
-    attacker
-        .command(
-            Instant::from_micros(epoch.elapsed().as_micros() as u64),
-            PeersCommand::Connect { addr, peer: None },
-        )
-        .expect("dial");
     let target_id: NodeId = target.id.parse().expect("id");
-    let notifies = drive(
-        &mut attacker,
-        &mut stream,
-        addr,
-        epoch,
-        StdInstant::now() + ATTACK,
-        |node, now| node.adversary_send(now, target_id, &Message::ChordNotify(ChordNotify)),
-    );
+    // The attack's 3 s include the handshake.
+    let until = StdInstant::now() + ATTACK;
+    let mut attacker = Intruder::connect(addr, target_id, node);
+    // A notify every `EVERY`; between them, whatever the target asks is
+    // answered and the attacker's own timers run.
+    let (mut notifies, mut next) = (0, StdInstant::now());
+    while StdInstant::now() < until {
+        if StdInstant::now() >= next {
+            next = StdInstant::now() + EVERY;
+            if attacker.send(target_id, &Message::ChordNotify(ChordNotify)) {
+                notifies += 1;
+            }
+            continue;
+        }
+        let open = attacker.pump(StdDuration::from_millis(20));
+        assert!(open, "the target closed the attacker's connection");
+    }
     assert!(notifies >= 5, "only {notifies} notifies went out");
 
     // The refusals are in the target's debug log; the attacker was never

@@ -9,28 +9,18 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use bytes::Bytes;
 use ringmesh::wire::{DhtBody, DhtEntry, DhtKey, DhtPut, DhtReplicate, DhtValue, Message};
-use ringmesh::{
-    ChordConfig, Config, DhtConfig, Direction, Event, Identity, Input, Instant, Node, NodeId,
-    Output, PeersCommand, PeersEvent,
-};
-use support::Proc;
+use ringmesh::{ChordConfig, Config, DhtConfig, Identity, Instant, Node, NodeId};
+use support::{Intruder, Proc};
 
-/// Connects a fresh identity to `target` over TCP (Noise), sends each of
-/// `messages` once the session is up, and gives the target a moment to
-/// answer before it leaves.
-fn attack(target: SocketAddr, identity: Identity, messages: &[Message]) {
-    let mut stream = TcpStream::connect(target).expect("connect");
-    stream
-        .set_read_timeout(Some(StdDuration::from_millis(100)))
-        .expect("timeout");
-    let epoch = StdInstant::now();
-    let now = || Instant::from_micros(epoch.elapsed().as_micros() as u64);
+/// Connects a fresh identity to `target` (whose id is `target_id`) over
+/// TCP (Noise), sends each of `messages` once the session is up, and gives
+/// the target a moment to answer before it leaves.
+fn attack(target: SocketAddr, target_id: NodeId, identity: Identity, messages: &[Message]) {
     // It runs the table (a peer must, for its table messages to be taken),
     // announcing an address nobody listens on; it never joins the ring.
     let mut config = Config::lan();
@@ -39,76 +29,18 @@ fn attack(target: SocketAddr, identity: Identity, messages: &[Message]) {
         .collect();
     config.chord = Some(ChordConfig::lan());
     config.dht = Some(DhtConfig::lan());
-    let mut node = match Node::new(config, identity, 7, now()) {
+    let node = match Node::new(config, identity, 7, Instant::ZERO) {
         Ok(node) => node,
         Err(e) => panic!("attacker config: {e}"),
     };
-    node.command(
-        now(),
-        PeersCommand::Connect {
-            addr: target,
-            peer: None,
-        },
-    )
-    .expect("dial");
-    let (mut conn, mut peer, mut sent_at) = (None, None, None);
-    let deadline = StdInstant::now() + StdDuration::from_secs(5);
-    let mut buf = vec![0u8; 64 * 1024];
-    while StdInstant::now() < deadline {
-        while let Some(output) = node.poll_output() {
-            match output {
-                Output::Dial { conn: c, addr } if addr == target && conn.is_none() => {
-                    conn = Some(c);
-                    node.handle_input(
-                        now(),
-                        Input::Connected {
-                            conn: c,
-                            remote: target,
-                            direction: Direction::Outbound,
-                        },
-                    );
-                }
-                Output::Send { conn: c, bytes } if Some(c) == conn => {
-                    stream.write_all(&bytes).expect("write");
-                }
-                Output::Event(Event::Peers(PeersEvent::Up { peer: p, .. })) => peer = Some(p),
-                _ => {}
-            }
-        }
-        if let (Some(p), None) = (peer, sent_at) {
-            for message in messages {
-                assert!(node.adversary_send(now(), p, message), "sent {message:?}");
-            }
-            sent_at = Some(StdInstant::now());
-            continue;
-        }
-        if sent_at.is_some_and(|at| at.elapsed() > StdDuration::from_millis(500)) {
-            return;
-        }
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => node.handle_input(
-                now(),
-                Input::Received {
-                    conn: conn.expect("dialled"),
-                    bytes: Bytes::copy_from_slice(&buf[..n]),
-                },
-            ),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                node.handle_input(now(), Input::Timeout)
-            }
-            Err(e) => panic!("read: {e}"),
-        }
+    let mut intruder = Intruder::connect(target, target_id, node);
+    for message in messages {
+        assert!(intruder.send(target_id, message), "sent {message:?}");
     }
-    assert!(
-        sent_at.is_some(),
-        "the attack's session came up and was sent"
-    );
+    let sent_at = StdInstant::now();
+    while sent_at.elapsed() <= StdDuration::from_millis(500)
+        && intruder.pump(StdDuration::from_millis(100))
+    {}
 }
 
 /// Waits for a stderr line of `proc` containing `needle`.
@@ -185,7 +117,7 @@ fn forged_and_pinning_table_writes_are_refused_and_honest_ones_still_win() {
         }),
     ];
     let target: SocketAddr = owner.addr.parse().expect("address");
-    attack(target, attacker, &messages);
+    attack(target, owner_id, attacker, &messages);
     wait_stderr(&owner, "refused a replica");
     wait_stderr(&owner, "refused a table write");
 

@@ -13,16 +13,13 @@
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use bytes::Bytes;
 use ringmesh::wire::{DhtBody, DhtEntry, DhtReplicate, DhtValue, Message};
-use ringmesh::{
-    Config, ConnId, DhtKey, Direction, Identity, Input, Instant, Node, NodeId, Output, PeersCommand,
-};
-use support::Proc;
+use ringmesh::{Config, DhtKey, Identity, Instant, Node, NodeId};
+use support::{Intruder, Proc};
 
 /// Junk values: 64 KiB each, 16 to a `DhtReplicate` (1 MiB a batch).
 const VALUE: usize = 64 << 10;
@@ -68,117 +65,28 @@ fn junk(keys: &mut impl Iterator<Item = String>, count: usize) -> Vec<DhtEntry> 
         .collect()
 }
 
-/// An in-process node on a blocking `TcpStream`: the tampered member.
-struct Flooder {
-    node: Node,
-    stream: TcpStream,
-    conn: ConnId,
-    epoch: StdInstant,
-}
-
-impl Flooder {
-    fn now(&self) -> Instant {
-        Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
-    }
-
-    /// Connects to `target` and runs the handshake; the node offers the
-    /// ring and the table, so the session carries table messages.
-    /// `within`: the ring interval its id must lie in (ground).
-    fn connect(target: SocketAddr, target_id: NodeId, within: (u128, u128)) -> Flooder {
-        let epoch = StdInstant::now();
-        let mut config = Config::lan_ring(3);
-        // Never dialled: it only needs one to offer the ring.
-        config.listen_addrs = ["127.0.0.1:9".parse().expect("addr")].into_iter().collect();
-        let secret = (0u64..)
-            .map(|i| *blake3::hash(format!("table quota flooder {i}").as_bytes()).as_bytes())
-            .find(|s| {
-                let id = Identity::from_secret_bytes(*s).node_id().as_u128();
-                inside(within.0, id, within.1)
-            })
-            .expect("an id in range");
-        let now = Instant::from_micros(0);
-        let mut node =
-            Node::new(config, Identity::from_secret_bytes(secret), 1, now).expect("valid config");
-        let stream = TcpStream::connect(target).expect("connects");
-        stream.set_nodelay(true).expect("nodelay");
-        node.command(
-            now,
-            PeersCommand::Connect {
-                addr: target,
-                peer: None,
-            },
-        )
-        .expect("connect command");
-        let mut flooder = Flooder {
-            node,
-            stream,
-            conn: ConnId::inbound(0),
-            epoch,
-        };
-        let deadline = StdInstant::now() + support::WAIT;
-        let mut dialled = false;
-        while !dialled {
-            match flooder.node.poll_output() {
-                Some(Output::Dial { conn, addr }) if addr == target => {
-                    dialled = true;
-                    flooder.conn = conn;
-                    let now = flooder.now();
-                    let remote = target;
-                    let direction = Direction::Outbound;
-                    let connected = Input::Connected {
-                        conn,
-                        remote,
-                        direction,
-                    };
-                    flooder.node.handle_input(now, connected);
-                }
-                Some(_) => {}
-                None => panic!("the node dials the target"),
-            }
-        }
-        flooder.flush();
-        while !flooder.node.is_connected(target_id) {
-            assert!(StdInstant::now() < deadline, "the handshake finished");
-            flooder.read(StdDuration::from_millis(100));
-        }
-        flooder
-    }
-
-    /// Feeds the node what arrived within `wait`, and sends what it has to
-    /// send (pings answered, replies taken).
-    fn read(&mut self, wait: StdDuration) {
-        self.stream.set_read_timeout(Some(wait)).expect("timeout");
-        let mut buf = vec![0u8; 64 << 10];
-        match self.stream.read(&mut buf) {
-            Ok(0) => panic!("the target closed the flooder"),
-            Ok(n) => {
-                let now = self.now();
-                let bytes = Bytes::copy_from_slice(&buf[..n]);
-                let conn = self.conn;
-                self.node.handle_input(now, Input::Received { conn, bytes });
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) => panic!("read: {e}"),
-        }
-        self.flush();
-    }
-
-    fn flush(&mut self) {
-        while let Some(output) = self.node.poll_output() {
-            if let Output::Send { conn, bytes } = output
-                && conn == self.conn
-            {
-                self.stream.write_all(&bytes).expect("send");
-            }
-        }
-    }
-
-    /// Sends `message` to `peer` as it is, through the node's session.
-    fn send(&mut self, peer: NodeId, message: &Message) {
-        let now = self.now();
-        assert!(self.node.adversary_send(now, peer, message), "sent");
-        self.flush();
-    }
+/// The tampered member: an in-process node whose id is ground into the
+/// ring interval `within`, connected to `target`. It offers the ring and
+/// the table, so the session carries table messages.
+fn connect_flooder(target: SocketAddr, target_id: NodeId, within: (u128, u128)) -> Intruder {
+    let mut config = Config::lan_ring(3);
+    // Never dialled: it only needs one to offer the ring.
+    config.listen_addrs = ["127.0.0.1:9".parse().expect("addr")].into_iter().collect();
+    let secret = (0u64..)
+        .map(|i| *blake3::hash(format!("table quota flooder {i}").as_bytes()).as_bytes())
+        .find(|s| {
+            let id = Identity::from_secret_bytes(*s).node_id().as_u128();
+            inside(within.0, id, within.1)
+        })
+        .expect("an id in range");
+    let node = Node::new(
+        config,
+        Identity::from_secret_bytes(secret),
+        1,
+        Instant::ZERO,
+    )
+    .expect("valid config");
+    Intruder::connect(target, target_id, node)
 }
 
 /// The bytes a node's `ring` command says it stores.
@@ -237,15 +145,15 @@ fn junk_replicated_into_a_members_own_range_never_blocks_honest_puts() {
     // that range.
     let target_id = NodeId::from_u128(me);
     let half = pred.wrapping_add(me.wrapping_sub(pred) / 2);
-    let mut flooder = Flooder::connect(target.addr.parse().expect("addr"), target_id, (half, me));
-    let f = flooder.node.node_id().as_u128();
+    let mut flooder = connect_flooder(target.addr.parse().expect("addr"), target_id, (half, me));
+    let f = flooder.node().node_id().as_u128();
     // Past the flooder's id, nothing is taken from it.
     let refused = junk(&mut keys_in("beyond", f, me), 4);
     let message = Message::DhtReplicate(DhtReplicate {
         req: 1,
         entries: refused,
     });
-    flooder.send(target_id, &message);
+    assert!(flooder.send(target_id, &message), "sent");
     let mut keys = keys_in("junk", pred, f);
     for batch in 0..BATCHES {
         let entries = junk(&mut keys, BATCH);
@@ -253,14 +161,16 @@ fn junk_replicated_into_a_members_own_range_never_blocks_honest_puts() {
             req: batch as u64 + 2,
             entries,
         });
-        flooder.send(target_id, &message);
-        flooder.read(StdDuration::from_millis(1));
+        assert!(flooder.send(target_id, &message), "sent");
+        let open = flooder.read(StdDuration::from_millis(1));
+        assert!(open, "the target closed the flooder");
     }
     // Every batch answered: the target took the whole flood in.
     let deadline = StdInstant::now() + support::WAIT;
-    while flooder.node.stats().chord.late_replies < BATCHES as u64 + 1 {
+    while flooder.node().stats().chord.late_replies < BATCHES as u64 + 1 {
         assert!(StdInstant::now() < deadline, "every batch acknowledged");
-        flooder.read(StdDuration::from_millis(50));
+        let open = flooder.read(StdDuration::from_millis(50));
+        assert!(open, "the target closed the flooder");
     }
 
     // An honest put into the flooded range is stored, and the target holds

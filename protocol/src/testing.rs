@@ -222,6 +222,31 @@ impl Network {
         }
     }
 
+    /// Nodes `members` found one ring together (spec/chord.md §5.1): each
+    /// of them, in the order given, gets `ChordCommand::Found` with all of
+    /// them as founders (their ids and [`Network::addr_of`] addresses, in
+    /// that order). Stops at the first command refused, and returns its
+    /// error. Nothing is delivered yet: let time pass afterwards
+    /// ([`Network::run_for`]) for the founders to link up.
+    pub fn found_ring(
+        &mut self,
+        members: impl IntoIterator<Item = NodeIndex>,
+    ) -> Result<(), crate::CommandError> {
+        let members: Vec<NodeIndex> = members.into_iter().collect();
+        let founders: Vec<crate::wire::PeerEntry> = members
+            .iter()
+            .map(|&i| crate::wire::PeerEntry {
+                id: self.nodes[i].node_id(),
+                addrs: [Network::addr_of(i)].into_iter().collect(),
+            })
+            .collect();
+        for &i in &members {
+            let founders = founders.clone();
+            self.command(i, crate::ChordCommand::Found { founders })?;
+        }
+        Ok(())
+    }
+
     /// Takes node `i` off the network silently: its links stop carrying
     /// bytes and dials to it are refused; nobody is told.
     pub fn crash(&mut self, i: NodeIndex) {

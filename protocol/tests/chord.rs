@@ -52,16 +52,6 @@ fn entry(i: NodeIndex, net: &Network) -> PeerEntry {
     }
 }
 
-/// Every node of `net` founds one ring with all of them (§5.1).
-fn found(net: &mut Network, n: usize) {
-    let founders: Vec<PeerEntry> = (0..n).map(|i| entry(i, net)).collect();
-    for i in 0..n {
-        let founders = founders.clone();
-        net.command(i, ChordCommand::Found { founders })
-            .expect("found");
-    }
-}
-
 /// The ideal state of node `i` among the `live` nodes: its next `r`
 /// members clockwise (fewer in a small ring) and the one before it.
 fn ideal(net: &Network, live: &[NodeIndex], i: NodeIndex, r: usize) -> (Vec<NodeId>, NodeId) {
@@ -141,7 +131,7 @@ fn key(n: u64) -> NodeId {
 fn founders_start_in_the_ideal_ring_without_a_message() {
     let (n, r) = (6, 4);
     let mut net = network(n, |_| config(r));
-    found(&mut net, n);
+    net.found_ring(0..n).expect("found"); // §5.1
     let live: Vec<NodeIndex> = (0..n).collect();
     assert_eq!(not_ideal(&net, &live, r), Vec::<NodeIndex>::new());
     // And it stays ideal as the nodes stabilize with each other.
@@ -587,7 +577,7 @@ fn keys_survive_the_failure_of_their_holders_and_are_re_replicated() {
         }
         config
     });
-    found(&mut net, n);
+    net.found_ring(0..n).expect("found"); // §5.1
     net.run_for(Duration::from_secs(5));
     let keys: Vec<String> = (0..30).map(|k| format!("k{k}")).collect();
     for (k, key) in keys.iter().enumerate() {
@@ -655,7 +645,7 @@ fn table_commands_refuse_bad_input_and_a_full_store_says_so() {
         }
         config
     });
-    found(&mut net, n);
+    net.found_ring(0..n).expect("found"); // §5.1
     let empty = net.command(
         0,
         DhtCommand::Get {
@@ -708,7 +698,7 @@ fn table_commands_refuse_bad_input_and_a_full_store_says_so() {
 fn requests_sent_while_duplicate_connections_resolve_are_answered() {
     let (n, r) = (5, 3);
     let mut net = network(n, |_| config(r));
-    found(&mut net, n);
+    net.found_ring(0..n).expect("found"); // §5.1
     for i in 0..n {
         let key = format!("early-{i}");
         // Only what is in flight is run: no timer, no retry can help.

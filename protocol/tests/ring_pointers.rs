@@ -12,7 +12,7 @@
 
 use bytes::Bytes;
 use ringmesh::testing::{Network, NodeIndex};
-use ringmesh::wire::{ChordNotify, Message, PeerEntry};
+use ringmesh::wire::{ChordNotify, Message};
 use ringmesh::{
     Accepted, ChordCommand, ChordConfig, ChordEvent, Config, ConfigError, ConnId, DhtCommand,
     DhtConfig, DhtEvent, DhtKey, Duration, Event, Identity, NodeId, PeersCommand, PeersEvent,
@@ -69,17 +69,7 @@ fn founded_ring(bits: u8) -> Network {
         net.add_node(config(bits), identity.secret_bytes(), 100 + i as u64)
             .expect("valid config");
     }
-    let founders: Vec<PeerEntry> = (0..N)
-        .map(|i| PeerEntry {
-            id: net.node(i).node_id(),
-            addrs: [Network::addr_of(i)].into_iter().collect(),
-        })
-        .collect();
-    for i in 0..N {
-        let founders = founders.clone();
-        net.command(i, ChordCommand::Found { founders })
-            .expect("found");
-    }
+    net.found_ring(0..N).expect("found");
     net.run_for(Duration::from_secs(3));
     net
 }

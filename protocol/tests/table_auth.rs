@@ -12,11 +12,11 @@ use proptest::prelude::*;
 use ringmesh::testing::{Network, NodeIndex};
 use ringmesh::wire::{
     DhtBody, DhtEntry, DhtKey, DhtPut, DhtReplicate, DhtValue, MAX_OPEN_VERSION_STEP, Message,
-    PeerEntry, dht_signed_bytes,
+    dht_signed_bytes,
 };
 use ringmesh::{
-    ChordCommand, ChordConfig, CommandError, Config, DhtCommand, DhtConfig, DhtError, DhtEvent,
-    DhtStats, Duration, Event, Identity, NodeId, OpId, PeersCommand, PublicKey, Security,
+    ChordConfig, CommandError, Config, DhtCommand, DhtConfig, DhtError, DhtEvent, DhtStats,
+    Duration, Event, Identity, NodeId, OpId, PeersCommand, PublicKey, Security,
 };
 
 const LATENCY: Duration = Duration::from_millis(5);
@@ -57,17 +57,7 @@ fn ring() -> Network {
         net.add_node(config(), secret(i), 4000 + i as u64)
             .expect("valid config");
     }
-    let founders: Vec<PeerEntry> = (0..N)
-        .map(|i| PeerEntry {
-            id: net.node(i).node_id(),
-            addrs: [Network::addr_of(i)].into_iter().collect(),
-        })
-        .collect();
-    for i in 0..N {
-        let founders = founders.clone();
-        net.command(i, ChordCommand::Found { founders })
-            .expect("found");
-    }
+    net.found_ring(0..N).expect("found");
     net.run_for(Duration::from_secs(10));
     net
 }

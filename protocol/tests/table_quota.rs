@@ -9,12 +9,10 @@
 
 use bytes::Bytes;
 use ringmesh::testing::{Network, NodeIndex};
-use ringmesh::wire::{
-    DhtBody, DhtEntry, DhtReplicate, DhtValue, MAX_DHT_BATCH, Message, PeerEntry,
-};
+use ringmesh::wire::{DhtBody, DhtEntry, DhtReplicate, DhtValue, MAX_DHT_BATCH, Message};
 use ringmesh::{
-    Accepted, ChordCommand, ChordConfig, Command, Config, DhtCommand, DhtConfig, DhtEvent,
-    DhtFailure, DhtKey, Duration, Event, Identity, NodeId, OpId, Security,
+    Accepted, ChordConfig, Command, Config, DhtCommand, DhtConfig, DhtEvent, DhtFailure, DhtKey,
+    Duration, Event, Identity, NodeId, OpId, Security,
 };
 
 const N: usize = 8;
@@ -61,17 +59,7 @@ fn ring() -> Network {
         net.add_node(config(), secret(i), 4000 + i as u64)
             .expect("valid config");
     }
-    let founders: Vec<PeerEntry> = (0..N)
-        .map(|i| PeerEntry {
-            id: net.node(i).node_id(),
-            addrs: [Network::addr_of(i)].into_iter().collect(),
-        })
-        .collect();
-    for i in 0..N {
-        let founders = founders.clone();
-        net.command(i, ChordCommand::Found { founders })
-            .expect("found");
-    }
+    net.found_ring(0..N).expect("found");
     net.run_for(Duration::from_secs(5));
     net
 }

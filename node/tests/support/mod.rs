@@ -1,6 +1,7 @@
 //! The harness the node's process tests share: a real `ringmesh` process
 //! on 127.0.0.1, driven through its console (stdin) and watched through
-//! what it prints (stdout), and a temporary directory.
+//! what it prints (stdout), a temporary directory, and an [`Intruder`]: a
+//! tampered peer running the real node code in the test's own process.
 //!
 //! Every wait is for a line, with a deadline; nothing sleeps. Each process
 //! is killed when its guard drops, so a failing test leaves none behind,
@@ -8,13 +9,20 @@
 
 #![allow(dead_code)] // each test file uses its own part of the harness
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ringmesh::wire::Message;
+use ringmesh::{
+    ConnId, Direction, Event, Input, Node, NodeId, Output, PeersCommand, PeersEvent, TransportError,
+};
 
 /// How long any one expected line may take.
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
@@ -275,4 +283,193 @@ pub(crate) fn owner_of<'a>(key: &str, ids: &[&'a str]) -> &'a str {
         .copied()
         .find(|id| as_u128(id) >= position)
         .unwrap_or(sorted[0])
+}
+
+/// How long [`Intruder::pump_until`] waits for bytes at a time.
+const PUMP_READ: Duration = Duration::from_millis(50);
+
+/// A tampered peer: an in-process [`Node`] (Noise, its own identity, the
+/// real node code) on a blocking `TcpStream` to one target, which sends
+/// what it likes with [`Node::adversary_send`] ([`Intruder::send`]) and
+/// answers everything else as the node would. Only its dial to the target
+/// is real; other dials the node asks for go nowhere.
+///
+/// Nothing runs in the background: the test drives it with
+/// [`Intruder::read`] (bytes from the target; the node fires its due
+/// deadlines with each input) or [`Intruder::pump`] (its timers too).
+pub(crate) struct Intruder {
+    node: Node,
+    stream: TcpStream,
+    /// The node's connection to the target, once it dialled.
+    conn: Option<ConnId>,
+    target: SocketAddr,
+    /// Where the node's clock starts.
+    epoch: Instant,
+    /// Every event the node emitted, in order.
+    events: Vec<Event>,
+    /// The target closed the connection, a write to it failed, or the node
+    /// saw its peer go down.
+    closed: bool,
+    buf: Vec<u8>,
+}
+
+impl Intruder {
+    /// Dials `target`, whose id is `target_id`, with `node` and runs the
+    /// handshake until the session is up (panics if it is not within
+    /// [`WAIT`]). `node` is fresh, made at `ringmesh::Instant::ZERO`: its
+    /// clock starts here. A node with chord and table on (and a listen
+    /// address, which nobody need dial) carries table messages.
+    pub(crate) fn connect(target: SocketAddr, target_id: NodeId, node: Node) -> Intruder {
+        let stream = TcpStream::connect(target).expect("connect to the target");
+        stream.set_nodelay(true).expect("nodelay");
+        let mut intruder = Intruder {
+            node,
+            stream,
+            conn: None,
+            target,
+            epoch: Instant::now(),
+            events: Vec::new(),
+            closed: false,
+            buf: vec![0u8; 64 << 10],
+        };
+        let now = intruder.now();
+        let dial = PeersCommand::Connect {
+            addr: target,
+            peer: None,
+        };
+        intruder.node.command(now, dial).expect("dial the target");
+        intruder.flush();
+        assert!(intruder.conn.is_some(), "the node dials the target");
+        intruder.pump_until("the session with the target", |i| {
+            i.node.is_connected(target_id)
+        });
+        intruder
+    }
+
+    /// The node's clock: time since [`Intruder::connect`] began.
+    pub(crate) fn now(&self) -> ringmesh::Instant {
+        ringmesh::Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
+    }
+
+    /// The node, to inspect.
+    pub(crate) fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The node, to command directly at [`Intruder::now`];
+    /// [`Intruder::flush`] afterwards.
+    pub(crate) fn node_mut(&mut self) -> &mut Node {
+        &mut self.node
+    }
+
+    /// Every event the node emitted so far.
+    pub(crate) fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// Whether the connection to the target is gone (closed by it, a write
+    /// failed, or the node's session with it went down).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Writes what the node sends the target, keeps its events, and answers
+    /// its (first) dial to the target as connected.
+    pub(crate) fn flush(&mut self) {
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                Output::Dial { conn, addr } if addr == self.target && self.conn.is_none() => {
+                    self.conn = Some(conn);
+                    let now = self.now();
+                    let connected = Input::Connected {
+                        conn,
+                        remote: addr,
+                        direction: Direction::Outbound,
+                    };
+                    self.node.handle_input(now, connected);
+                }
+                // The write is in the guard: only a failed one has more to do.
+                Output::Send { conn, bytes }
+                    if Some(conn) == self.conn
+                        && !self.closed
+                        && self.stream.write_all(&bytes).is_err() =>
+                {
+                    self.closed = true;
+                }
+                Output::Event(event) => {
+                    if let Event::Peers(PeersEvent::Down { .. }) = &event {
+                        self.closed = true;
+                    }
+                    self.events.push(event);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Feeds the node what arrives from the target within `wait` (if
+    /// anything does) and flushes; the target's close (end of stream, or a
+    /// read error) is fed to the node as `Input::Closed`. Whether the
+    /// connection is still open.
+    pub(crate) fn read(&mut self, wait: Duration) -> bool {
+        let conn = self.conn.expect("dialled");
+        if self.closed {
+            return false;
+        }
+        self.stream
+            .set_read_timeout(Some(wait))
+            .expect("read timeout");
+        let read = self.stream.read(&mut self.buf);
+        let now = self.now();
+        let input = match read {
+            Ok(0) => Some(TransportError::Eof),
+            Ok(n) => {
+                let bytes = Bytes::copy_from_slice(&self.buf[..n]);
+                self.node.handle_input(now, Input::Received { conn, bytes });
+                None
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+            Err(_) => Some(TransportError::Reset),
+        };
+        if let Some(reason) = input {
+            self.closed = true;
+            self.node.handle_input(now, Input::Closed { conn, reason });
+        }
+        self.flush();
+        !self.closed
+    }
+
+    /// Fires the node's timers if one is due, else [`Intruder::read`]s for
+    /// up to `wait`. Whether the connection is still open.
+    pub(crate) fn pump(&mut self, wait: Duration) -> bool {
+        let now = self.now();
+        if self.node.poll_timeout().is_some_and(|t| t <= now) {
+            self.node.handle_input(now, Input::Timeout);
+            self.flush();
+            return !self.closed;
+        }
+        self.read(wait)
+    }
+
+    /// [`Intruder::pump`]s until `done`; panics if that takes more than
+    /// [`WAIT`], or if the connection closes first.
+    pub(crate) fn pump_until(&mut self, what: &str, mut done: impl FnMut(&Intruder) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !done(self) {
+            assert!(!self.closed, "the connection closed before {what}");
+            assert!(Instant::now() < deadline, "no {what} within {WAIT:?}");
+            self.pump(PUMP_READ);
+        }
+    }
+
+    /// Sends `message` to `peer` as it is, through the node's session
+    /// ([`Node::adversary_send`]), and flushes. Whether it went out: the
+    /// session with `peer` is up, the message fits its frame, and the
+    /// connection is still open.
+    pub(crate) fn send(&mut self, peer: NodeId, message: &Message) -> bool {
+        let now = self.now();
+        let sent = self.node.adversary_send(now, peer, message);
+        self.flush();
+        sent && !self.closed
+    }
 }
