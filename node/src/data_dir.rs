@@ -73,6 +73,18 @@ pub(crate) fn os_random<const N: usize>() -> io::Result<[u8; N]> {
     Ok(bytes)
 }
 
+/// A new identity from OS randomness whose id meets the static id puzzle
+/// of `puzzle_bits` bits (spec/chord.md §6.5; 0: any id). Grinding takes
+/// about 2^`puzzle_bits` key derivations: instant at 8 bits, seconds at 16,
+/// minutes at 24.
+pub(crate) fn new_identity(puzzle_bits: u8) -> io::Result<Identity> {
+    if puzzle_bits == 0 {
+        return Ok(Identity::from_secret_bytes(os_random::<32>()?));
+    }
+    ringmesh::grind_identity(puzzle_bits, &os_random::<32>()?, u64::MAX, |_| true)
+        .ok_or_else(|| io::Error::other("no identity meets the id puzzle"))
+}
+
 /// A node's data directory, locked for this process while any clone of
 /// it lives.
 #[derive(Debug, Clone)]
@@ -161,8 +173,30 @@ impl DataDir {
     /// before it is returned, so the node never runs under an id it would
     /// lose). A key file that is corrupted (checksum, id) or of an unknown
     /// format is an error, never overwritten: the node must not run under
-    /// another id than the one its peers know.
-    pub(crate) fn load_or_create_identity(&self) -> io::Result<(Identity, KeyOrigin)> {
+    /// another id than the one its peers know. A new identity meets the id
+    /// puzzle of `puzzle_bits` bits; a stored one that does not is an error
+    /// (the ring would refuse it).
+    pub(crate) fn load_or_create_identity(
+        &self,
+        puzzle_bits: u8,
+    ) -> io::Result<(Identity, KeyOrigin)> {
+        let (identity, origin) = self.load_or_create_identity_any(puzzle_bits)?;
+        if !ringmesh::meets_id_puzzle(identity.node_id(), puzzle_bits) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the identity in {} ({}) does not meet --id-puzzle-bits {puzzle_bits}: \
+                     ring members would refuse it (run without the flag, or move the file \
+                     away to create an identity that meets it)",
+                    self.path.join(IDENTITY_FILE).display(),
+                    identity.node_id()
+                ),
+            ));
+        }
+        Ok((identity, origin))
+    }
+
+    fn load_or_create_identity_any(&self, puzzle_bits: u8) -> io::Result<(Identity, KeyOrigin)> {
         let path = self.path.join(IDENTITY_FILE);
         match fs::read(&path) {
             Ok(bytes) if bytes.len() == LEGACY_KEY_LEN => {
@@ -192,7 +226,7 @@ impl DataDir {
                 Ok((identity, KeyOrigin::Loaded))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let identity = Identity::from_secret_bytes(os_random::<32>()?);
+                let identity = new_identity(puzzle_bits)?;
                 write_atomically(&path, &encode_key(&identity))
                     .map_err(|e| annotate(e, "cannot write identity key", &path))?;
                 Ok((identity, KeyOrigin::Created))

@@ -51,16 +51,24 @@
 //! - A member prints `ring: member, successors <…> <…>, predecessor <…>`
 //!   whenever its place in the ring changes; `ring` prints it on demand,
 //!   with what the node stores of the table.
-//! - `put KEY VALUE` prints `stored KEY (version N)` once every replica
-//!   holds it; `get KEY` prints `KEY = VALUE (version N)`, `KEY: not
-//!   found`, or `KEY: not found (deleted, version N)`; `del KEY` prints
-//!   `deleted KEY (version N)`. Failures print `error: …`. Keys are one
-//!   word (1 to 256 bytes); values the rest of the line (up to 1 MiB).
+//! - `put KEY VALUE` writes this node's *owned* key KEY (only this node
+//!   may overwrite or delete it; spec/chord.md §10.1) and prints `stored
+//!   KEY (version N)` once every replica holds it; `get KEY` prints `KEY =
+//!   VALUE (version N, by <writer>)`, `KEY: not found`, or `KEY: not found
+//!   (deleted, version N)`; `del KEY` prints `deleted KEY (version N)`.
+//!   `get ID/KEY` reads another node's owned key; `put|get|del --open KEY`
+//!   work on *open* keys, which anyone may write (each write signed).
+//!   Failures print `error: …`. Keys are one word (1 to 256 bytes); values
+//!   the rest of the line (up to 1 MiB).
 //! - `--successors R` (default 8) is the successor list length. Failure
 //!   tolerance holds once the ring has more than R members and has settled
 //!   (spec/chord.md §5.2): a test network of four nodes uses
 //!   `--successors 2`. `--replicas N` (default 3, at most R) is how many
 //!   nodes hold each key.
+//! - `--id-puzzle-bits B` (off by default) makes the ring require ids that
+//!   meet the static id puzzle of B bits (spec/chord.md §6.5), which prices
+//!   every try of an attacker grinding an id next to a target; a new
+//!   identity is ground to meet it. Every member must use the same B.
 
 #![forbid(unsafe_code)]
 
@@ -146,6 +154,13 @@ pub(crate) struct NodeArgs {
     /// the ring has R + 1 members.
     #[arg(long, value_name = "R", conflicts_with = "no_chord", value_parser = clap::value_parser!(u8).range(1..=32))]
     pub(crate) successors: Option<u8>,
+    /// Require ring members' ids to meet the static id puzzle of B bits (1
+    /// to 24; spec/chord.md §6.5): every member of a ring must use the same
+    /// B. A new identity is ground to meet it (about 2^B key derivations:
+    /// instant at 8, seconds at 16, minutes at 24); a stored one that does
+    /// not is an error. Off by default.
+    #[arg(long, value_name = "B", conflicts_with = "no_chord", value_parser = clap::value_parser!(u8).range(1..=24))]
+    pub(crate) id_puzzle_bits: Option<u8>,
     /// Nodes that hold each key of the table (1 to R; default 3, or R if
     /// that is smaller).
     #[arg(long, value_name = "N", conflicts_with = "no_chord", value_parser = clap::value_parser!(u8).range(1..=32))]

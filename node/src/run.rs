@@ -20,7 +20,7 @@ use bytes::Bytes;
 use ringmesh::wire::{GoodbyeReason, PeerEntry};
 use ringmesh::{
     Accepted, ChordCommand, ChordError, ChordEvent, ChordRole, CloseReason, CommandError, ConnId,
-    DhtCommand, DhtError, DhtEvent, DhtFailure, DhtKey, Event, Identity, MeshCommand, MeshEvent,
+    DhtCommand, DhtError, DhtEvent, DhtFailure, DhtKey, Event, MeshCommand, MeshEvent,
     MessagingCommand, MessagingEvent, NodeId, OpId, PeersCommand, PeersEvent,
 };
 use ringmesh::{KnownPeer, Node};
@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 use crate::NodeArgs;
 use crate::console::{self, ConsoleCommand, KeyArg};
 use crate::console_lines::{ConsoleLine, ConsoleLines};
-use crate::data_dir::{CacheState, DataDir, KeyOrigin, os_random};
+use crate::data_dir::{CacheState, DataDir, KeyOrigin, new_identity, os_random};
 use crate::display;
 use crate::logging::LogControl;
 use crate::network::{self, Fed};
@@ -128,12 +128,10 @@ enum Flow {
 pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(), Box<dyn Error>> {
     // Locks the directory: a second process on it stops here.
     let data_dir = args.data_dir.as_deref().map(DataDir::open).transpose()?;
+    let puzzle_bits = args.id_puzzle_bits.unwrap_or(0);
     let (identity, key_origin) = match &data_dir {
-        Some(dir) => dir.load_or_create_identity()?,
-        None => (
-            Identity::from_secret_bytes(os_random()?),
-            KeyOrigin::Created,
-        ),
+        Some(dir) => dir.load_or_create_identity(puzzle_bits)?,
+        None => (new_identity(puzzle_bits)?, KeyOrigin::Created),
     };
     let (cached, cache_state) = match &data_dir {
         Some(dir) => {
@@ -177,6 +175,7 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
             )
             .into());
         }
+        chord.id_puzzle_bits = puzzle_bits;
         config.chord = Some(chord);
         config.dht = Some(dht);
     }

@@ -474,3 +474,82 @@ fn a_member_that_leaves_is_not_reported_as_a_ring_failure() {
         "ring: every successor of this node left the network; carrying on without them"
     );
 }
+
+/// The id `hex` as the ring sees it.
+fn parse_id(hex: &str) -> ringmesh::NodeId {
+    hex.parse().expect("a node id")
+}
+
+#[test]
+fn the_id_puzzle_flag_grinds_a_new_identity_and_refuses_a_stored_one_that_fails_it() {
+    const BITS: u8 = 8;
+    // A new identity is ground to meet the puzzle (in and out of a data
+    // directory), and a two-node ring forms with the flag on both.
+    let dir = TempDir::new("puzzle");
+    let bits = BITS.to_string();
+    let mut first = Proc::spawn(
+        "puzzle-1",
+        &[
+            "node",
+            "--listen",
+            "127.0.0.1:0",
+            "--id-puzzle-bits",
+            &bits,
+            "--data-dir",
+            dir.path(),
+        ],
+    );
+    assert!(
+        ringmesh::meets_id_puzzle(parse_id(&first.id), BITS),
+        "{}",
+        first.id
+    );
+    first.wait_line("started a new ring: this node is its first member");
+    let addr = first.addr.clone();
+    let mut second = Proc::spawn(
+        "puzzle-2",
+        &[
+            "node",
+            "--listen",
+            "127.0.0.1:0",
+            "--id-puzzle-bits",
+            &bits,
+            "--bootstrap",
+            &addr,
+        ],
+    );
+    assert!(
+        ringmesh::meets_id_puzzle(parse_id(&second.id), BITS),
+        "{}",
+        second.id
+    );
+    second.wait_for("the join line", |l| l.starts_with("joined the ring ("));
+    let first_id = first.id.clone();
+    first.type_line("exit");
+    second.type_line("exit");
+    assert!(first.wait_exit().success());
+    assert!(second.wait_exit().success());
+
+    // The stored identity meets 8 bits; at 16 it (almost surely: 1 in 256)
+    // does not, and the node refuses to start rather than run under an id
+    // the ring would refuse.
+    if ringmesh::meets_id_puzzle(parse_id(&first_id), 16) {
+        eprintln!("the stored id happens to meet 16 bits too; nothing to refuse");
+        return;
+    }
+    let run = run_to_end(&[
+        "node",
+        "--listen",
+        "127.0.0.1:0",
+        "--id-puzzle-bits",
+        "16",
+        "--data-dir",
+        dir.path(),
+    ]);
+    let stderr = text(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("does not meet --id-puzzle-bits 16") && stderr.contains(&first_id),
+        "{stderr}"
+    );
+}
