@@ -552,9 +552,9 @@ mod tests {
     fn identity_is_created_once_and_then_reloaded() {
         let tmp = TempDir::new("identity");
         let dir = DataDir::open(&tmp.0.join("nested")).expect("open");
-        let (first, origin) = dir.load_or_create_identity().expect("create");
+        let (first, origin) = dir.load_or_create_identity(0).expect("create");
         assert_eq!(origin, KeyOrigin::Created);
-        let (again, origin) = dir.load_or_create_identity().expect("load");
+        let (again, origin) = dir.load_or_create_identity(0).expect("load");
         assert_eq!(origin, KeyOrigin::Loaded);
         assert_eq!(first.node_id(), again.node_id());
         let stored = fs::read(tmp.0.join("nested").join(IDENTITY_FILE)).expect("key file");
@@ -578,7 +578,7 @@ mod tests {
         let tmp = TempDir::new("badkey");
         let dir = DataDir::open(&tmp.0).expect("open");
         fs::write(tmp.0.join(IDENTITY_FILE), b"short").expect("write");
-        let err = dir.load_or_create_identity().expect_err("refused");
+        let err = dir.load_or_create_identity(0).expect_err("refused");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(err.to_string().contains("not an identity key"), "{err}");
         assert_eq!(fs::read(tmp.0.join(IDENTITY_FILE)).expect("kept"), b"short");
@@ -588,20 +588,20 @@ mod tests {
     fn every_flipped_bit_of_the_key_file_is_refused() {
         let tmp = TempDir::new("flipped");
         let dir = DataDir::open(&tmp.0).expect("open");
-        dir.load_or_create_identity().expect("create");
+        dir.load_or_create_identity(0).expect("create");
         let path = tmp.0.join(IDENTITY_FILE);
         let good = fs::read(&path).expect("key");
         for bit in 0..good.len() * 8 {
             let mut bad = good.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
             fs::write(&path, &bad).expect("write");
-            let err = dir.load_or_create_identity().expect_err("a flipped bit");
+            let err = dir.load_or_create_identity(0).expect_err("a flipped bit");
             assert_eq!(err.kind(), io::ErrorKind::InvalidData, "bit {bit}");
             assert_eq!(fs::read(&path).expect("kept"), bad, "bit {bit}");
         }
         // Cut short, it is refused too.
         fs::write(&path, &good[..KEY_FILE_LEN - 1]).expect("write");
-        let err = dir.load_or_create_identity().expect_err("truncated");
+        let err = dir.load_or_create_identity(0).expect_err("truncated");
         assert!(err.to_string().contains("truncated"), "{err}");
     }
 
@@ -611,10 +611,10 @@ mod tests {
         let dir = DataDir::open(&tmp.0).expect("open");
         let old = Identity::from_secret_bytes([7; 32]);
         fs::write(tmp.0.join(IDENTITY_FILE), old.secret_bytes()).expect("write");
-        let (loaded, origin) = dir.load_or_create_identity().expect("load");
+        let (loaded, origin) = dir.load_or_create_identity(0).expect("load");
         assert_eq!(origin, KeyOrigin::Upgraded);
         assert_eq!(loaded.node_id(), old.node_id());
-        let (again, origin) = dir.load_or_create_identity().expect("reload");
+        let (again, origin) = dir.load_or_create_identity(0).expect("reload");
         assert_eq!(origin, KeyOrigin::Loaded);
         assert_eq!(again.node_id(), old.node_id());
     }
