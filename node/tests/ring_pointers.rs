@@ -125,24 +125,9 @@ fn a_notifier_ground_below_a_member_never_becomes_its_predecessor() {
     }
     assert!(notifies >= 5, "only {notifies} notifies went out");
 
-    // The refusals are in the target's debug log; the attacker was never
+    // The refusal is in the target's debug log; the attacker was never
     // its predecessor, and the predecessor is where it was.
-    let refused = |lines: &[String]| {
-        lines
-            .iter()
-            .filter(|l| {
-                l.contains("notifier refused as predecessor") && l.contains(&attacker_short)
-            })
-            .count()
-    };
-    let deadline = StdInstant::now() + StdDuration::from_secs(5);
-    while refused(&target.stderr.lock().expect("stderr")) == 0 && StdInstant::now() < deadline {
-        std::thread::sleep(StdDuration::from_millis(50));
-    }
-    assert!(
-        refused(&target.stderr.lock().expect("stderr")) > 0,
-        "the target logged no refusal of {attacker_short}"
-    );
+    target.wait_stderr(&["notifier refused as predecessor", &attacker_short]);
     assert_eq!(target.answer("ring", |l| l.starts_with("ring: ")), settled);
     let as_pred = format!("predecessor <{attacker_short}>");
     let taken: Vec<&String> = target

@@ -43,28 +43,6 @@ fn attack(target: SocketAddr, target_id: NodeId, identity: Identity, messages: &
     {}
 }
 
-/// Waits for a stderr line of `proc` containing `needle`.
-fn wait_stderr(proc: &Proc, needle: &str) {
-    let deadline = StdInstant::now() + support::WAIT;
-    loop {
-        if proc
-            .stderr
-            .lock()
-            .expect("stderr")
-            .iter()
-            .any(|l| l.contains(needle))
-        {
-            return;
-        }
-        assert!(
-            StdInstant::now() < deadline,
-            "{}: no stderr line with {needle:?}",
-            proc.name
-        );
-        std::thread::sleep(StdDuration::from_millis(20));
-    }
-}
-
 #[test]
 fn forged_and_pinning_table_writes_are_refused_and_honest_ones_still_win() {
     let started = StdInstant::now();
@@ -118,8 +96,8 @@ fn forged_and_pinning_table_writes_are_refused_and_honest_ones_still_win() {
     ];
     let target: SocketAddr = owner.addr.parse().expect("address");
     attack(target, owner_id, attacker, &messages);
-    wait_stderr(&owner, "refused a replica");
-    wait_stderr(&owner, "refused a table write");
+    owner.wait_stderr(&["refused a replica"]);
+    owner.wait_stderr(&["refused a table write"]);
 
     // Honest writes and reads give the honest values; versions follow the
     // honest ones.

@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,8 @@ pub(crate) struct Proc {
     /// Every stdout line so far.
     pub(crate) lines: Vec<String>,
     pub(crate) stderr: Arc<Mutex<Vec<String>>>,
+    /// Notified after each stderr line is pushed ([`Proc::wait_stderr`]).
+    stderr_pushed: Arc<Condvar>,
     /// The full node id from the start line.
     pub(crate) id: String,
     /// The listen address from the start line.
@@ -77,10 +79,13 @@ impl Proc {
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let err = child.stderr.take().expect("stderr piped");
         let sink = Arc::clone(&stderr);
+        let stderr_pushed = Arc::new(Condvar::new());
+        let pushed = Arc::clone(&stderr_pushed);
         thread::spawn(move || {
             for line in BufReader::new(err).lines() {
                 let Ok(line) = line else { break };
                 sink.lock().expect("stderr lock").push(line);
+                pushed.notify_all();
             }
         });
         let mut proc = Proc {
@@ -90,6 +95,7 @@ impl Proc {
             stdout,
             lines: Vec::new(),
             stderr,
+            stderr_pushed,
             id: String::new(),
             addr: String::new(),
         };
@@ -161,6 +167,29 @@ impl Proc {
         self.type_line(command);
         let at = self.wait_for_after(from, &format!("an answer to {command:?}"), matches);
         self.lines[at].clone()
+    }
+
+    /// Waits (up to [`WAIT`]) for a stderr (log) line that contains every
+    /// one of `needles`, and returns it.
+    pub(crate) fn wait_stderr(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + WAIT;
+        let mut lines = self.stderr.lock().expect("stderr lock");
+        loop {
+            if let Some(line) = lines.iter().find(|l| needles.iter().all(|n| l.contains(n))) {
+                return line.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "{}: no stderr line with {needles:?} within {WAIT:?}",
+                self.name
+            );
+            lines = self
+                .stderr_pushed
+                .wait_timeout(lines, left)
+                .expect("stderr lock")
+                .0;
+        }
     }
 
     /// Waits for the exact line `line`.
