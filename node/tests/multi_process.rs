@@ -121,31 +121,13 @@ fn the_table_serves_a_key_from_every_node_also_after_its_owner_exits() {
     // Four members and two successors each: once the ring has settled (it
     // has more than r = 2 members), one node may leave (spec/chord.md §5.2).
     // Each key then has two holders (--replicas defaults to r when r < 3).
-    let mut boot = Proc::spawn(
-        "bootstrap",
-        &["bootstrap", "--listen", "127.0.0.1:0", "--successors", "2"],
-    );
-    boot.wait_line("started a new ring: this node is its first member");
-    let boot_addr = boot.addr.clone();
+    let mut boot = support::ring_founder();
     let mut nodes: Vec<Proc> = ["n1", "n2", "n3"]
         .iter()
-        .map(|name| {
-            Proc::spawn(
-                name,
-                &[
-                    "node",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--bootstrap",
-                    &boot_addr,
-                    "--successors",
-                    "2",
-                ],
-            )
-        })
+        .map(|name| support::ring_joiner(name, &boot, &[]))
         .collect();
     for p in &mut nodes {
-        p.wait_for("the join line", |l| l.starts_with("joined the ring ("));
+        support::wait_joined(p);
     }
 
     // The ring settles into the ideal one: each node's successors are the
@@ -166,12 +148,12 @@ fn the_table_serves_a_key_from_every_node_also_after_its_owner_exits() {
 
     // An open key (any node may write it) whose position a console node
     // owns, so that the node that stores it can also be the one that
-    // exits. Its position hashes the mode byte 0, then the name.
+    // exits.
     let members: Vec<&str> = ids.iter().map(String::as_str).collect();
     let (key, owner) = (0..)
         .map(|i| format!("colour-{i}"))
         .find_map(|key| {
-            let owner = support::owner_of(&format!("\u{0}{key}"), &members);
+            let owner = support::open_key_owner(&key, &members);
             let at = nodes.iter().position(|p| p.id == owner)?;
             Some((key, at))
         })

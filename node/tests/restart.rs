@@ -26,14 +26,8 @@ const SERVED_WITHIN: Duration = Duration::from_secs(2);
 fn key_owned_by(tag: &str, owner: &str, ids: &[&str]) -> String {
     (0..)
         .map(|i| format!("{tag}-{i}"))
-        .find(|key| open_owner_of(key, ids) == owner)
+        .find(|key| support::open_key_owner(key, ids) == owner)
         .expect("some key")
-}
-
-/// The owner of the open table key `key`: its position hashes the mode
-/// byte 0 then the name (spec/chord.md §10.1).
-fn open_owner_of<'a>(key: &str, ids: &[&'a str]) -> &'a str {
-    support::owner_of(&format!("\u{0}{key}"), ids)
 }
 
 fn signal(proc: &Proc, name: &str) {
@@ -192,31 +186,14 @@ fn a_member_frozen_and_restarted_at_once_serves_get_and_put_within_2s_of_rejoini
     let started = Instant::now();
     let data = TempDir::new("ringmesh-node-restart");
     // Four members, two successors each: one may fail (spec/chord.md §5.2).
-    let mut boot = Proc::spawn(
-        "bootstrap",
-        &["bootstrap", "--listen", "127.0.0.1:0", "--successors", "2"],
-    );
-    boot.wait_line("started a new ring: this node is its first member");
-    let boot_addr = boot.addr.clone();
-    let spawn = |name: &str, data_dir: Option<&str>| {
-        let mut args = vec![
-            "node",
-            "--listen",
-            "127.0.0.1:0",
-            "--bootstrap",
-            &boot_addr,
-            "--successors",
-            "2",
-        ];
-        if let Some(dir) = data_dir {
-            args.extend(["--data-dir", dir]);
-        }
-        Proc::spawn(name, &args)
-    };
-    let mut n1 = spawn("n1", Some(data.path()));
-    let mut others = vec![spawn("n2", None), spawn("n3", None)];
+    let mut boot = support::ring_founder();
+    let mut n1 = support::ring_joiner("n1", &boot, &["--data-dir", data.path()]);
+    let mut others = vec![
+        support::ring_joiner("n2", &boot, &[]),
+        support::ring_joiner("n3", &boot, &[]),
+    ];
     for p in std::iter::once(&mut n1).chain(others.iter_mut()) {
-        p.wait_for("the join line", |l| l.starts_with("joined the ring ("));
+        support::wait_joined(p);
     }
 
     // The ring settles into the ideal one.

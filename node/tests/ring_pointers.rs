@@ -51,28 +51,10 @@ fn ground_below(pred: u128, target: u128) -> Identity {
 #[test]
 fn a_notifier_ground_below_a_member_never_becomes_its_predecessor() {
     let started = StdInstant::now();
-    let mut boot = Proc::spawn(
-        "bootstrap",
-        &["bootstrap", "--listen", "127.0.0.1:0", "--successors", "2"],
-    );
-    boot.wait_line("started a new ring: this node is its first member");
-    let boot_addr = boot.addr.clone();
+    let boot = support::ring_founder();
     let mut nodes: Vec<Proc> = ["n1", "n2"]
         .iter()
-        .map(|name| {
-            Proc::spawn(
-                name,
-                &[
-                    "node",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--bootstrap",
-                    &boot_addr,
-                    "--successors",
-                    "2",
-                ],
-            )
-        })
+        .map(|name| support::ring_joiner(name, &boot, &[]))
         .collect();
     let mut ids: Vec<String> = nodes.iter().map(|p| p.id.clone()).collect();
     ids.push(boot.id.clone());
@@ -83,13 +65,7 @@ fn a_notifier_ground_below_a_member_never_becomes_its_predecessor() {
 
     // The target: n1. Its predecessor in the ring of three.
     let target = &mut nodes[0];
-    let mut sorted = ids.clone();
-    sorted.sort();
-    let at = sorted
-        .iter()
-        .position(|id| *id == target.id)
-        .expect("member");
-    let pred = sorted[(at + sorted.len() - 1) % sorted.len()].clone();
+    let pred = support::predecessor_in(&ids, &target.id);
     let settled = ideal(&target.id);
     assert!(settled.ends_with(&format!("predecessor <{}>", &pred[..8])));
     target.type_line("debug");

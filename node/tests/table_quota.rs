@@ -101,29 +101,13 @@ fn stored_bytes(p: &mut Proc) -> usize {
 #[test]
 fn junk_replicated_into_a_members_own_range_never_blocks_honest_puts() {
     let started = StdInstant::now();
-    let mut boot = Proc::spawn(
-        "bootstrap",
-        &["bootstrap", "--listen", "127.0.0.1:0", "--successors", "2"],
-    );
-    boot.wait_line("started a new ring: this node is its first member");
-    let boot_addr = boot.addr.clone();
+    let boot = support::ring_founder();
     let mut nodes: Vec<Proc> = ["n1", "n2"]
         .iter()
-        .map(|name| {
-            let args = [
-                "node",
-                "--listen",
-                "127.0.0.1:0",
-                "--bootstrap",
-                &boot_addr,
-                "--successors",
-                "2",
-            ];
-            Proc::spawn(name, &args)
-        })
+        .map(|name| support::ring_joiner(name, &boot, &[]))
         .collect();
     for p in &mut nodes {
-        p.wait_for("the join line", |l| l.starts_with("joined the ring ("));
+        support::wait_joined(p);
     }
     let mut ids: Vec<String> = nodes.iter().map(|p| p.id.clone()).collect();
     ids.push(boot.id.clone());
@@ -131,13 +115,7 @@ fn junk_replicated_into_a_members_own_range_never_blocks_honest_puts() {
         p.wait_line(&support::ideal_ring_line(&ids, &p.id));
     }
     let (mut target, mut honest) = (nodes.remove(0), nodes.remove(0));
-    let mut sorted = ids.clone();
-    sorted.sort_by_key(|id| id_of(id));
-    let at = sorted
-        .iter()
-        .position(|id| *id == target.id)
-        .expect("member");
-    let pred = id_of(&sorted[(at + sorted.len() - 1) % sorted.len()]);
+    let pred = id_of(&support::predecessor_in(&ids, &target.id));
     let me = id_of(&target.id);
 
     // The flood: 80 MiB of junk for the target's own range, each entry

@@ -298,12 +298,12 @@ pub(crate) fn ideal_ring_line(ids: &[String], id: &str) -> String {
     )
 }
 
-/// The ring member that owns table key `key` among `ids` (full hex ids):
-/// the first at or clockwise after the key's position, the first 16 bytes
-/// of BLAKE3(key) read big-endian (spec/chord.md §1, §10.1).
-pub(crate) fn owner_of<'a>(key: &str, ids: &[&'a str]) -> &'a str {
-    let hash = blake3::hash(key.as_bytes());
-    let position = u128::from_be_bytes(hash.as_bytes()[..16].try_into().expect("16 bytes"));
+/// The ring member that owns the open table key named `name` among `ids`
+/// (full hex ids): the first at or clockwise after the key's position, the
+/// first 16 bytes of its hash (spec/chord.md §1, §10.1) read big-endian.
+pub(crate) fn open_key_owner<'a>(name: &str, ids: &[&'a str]) -> &'a str {
+    let key = ringmesh::DhtKey::Open(Bytes::copy_from_slice(name.as_bytes()));
+    let position = u128::from_be_bytes(key.hash()[..16].try_into().expect("16 bytes"));
     let as_u128 = |id: &str| u128::from_str_radix(id, 16).expect("hex id");
     let mut sorted = ids.to_vec();
     sorted.sort_by_key(|id| as_u128(id));
@@ -312,6 +312,44 @@ pub(crate) fn owner_of<'a>(key: &str, ids: &[&'a str]) -> &'a str {
         .copied()
         .find(|id| as_u128(id) >= position)
         .unwrap_or(sorted[0])
+}
+
+/// The argument every small test ring uses: two successors, so a ring of
+/// four members tolerates one failure (spec/chord.md §5.2).
+const SMALL_RING: [&str; 2] = ["--successors", "2"];
+
+/// A `bootstrap` process that has started a new ring (two successors).
+pub(crate) fn ring_founder() -> Proc {
+    let args = [&["bootstrap", "--listen", "127.0.0.1:0"][..], &SMALL_RING].concat();
+    let mut boot = Proc::spawn("bootstrap", &args);
+    boot.wait_line("started a new ring: this node is its first member");
+    boot
+}
+
+/// A console node `name` joining the ring of `founder` (two successors),
+/// with `extra` arguments; not yet waited on: see [`wait_joined`].
+pub(crate) fn ring_joiner(name: &str, founder: &Proc, extra: &[&str]) -> Proc {
+    let base = [
+        "node",
+        "--listen",
+        "127.0.0.1:0",
+        "--bootstrap",
+        &founder.addr,
+    ];
+    Proc::spawn(name, &[&base[..], &SMALL_RING, extra].concat())
+}
+
+/// Waits for `p`'s `joined the ring (…)` line.
+pub(crate) fn wait_joined(p: &mut Proc) {
+    p.wait_for("the join line", |l| l.starts_with("joined the ring ("));
+}
+
+/// The id just before `id` on the ring of `ids` (full hex ids).
+pub(crate) fn predecessor_in(ids: &[String], id: &str) -> String {
+    let mut sorted = ids.to_vec();
+    sorted.sort();
+    let at = sorted.iter().position(|x| x == id).expect("a member");
+    sorted[(at + sorted.len() - 1) % sorted.len()].clone()
 }
 
 /// How long [`Intruder::pump_until`] waits for bytes at a time.
