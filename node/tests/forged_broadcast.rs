@@ -11,55 +11,18 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use bytes::Bytes;
+use ringmesh::testing::BroadcastRecorder;
 use ringmesh::wire::{Broadcast, Message};
-use ringmesh::{
-    Config, Ed25519Check, Event, Identity, Instant, MeshCommand, MeshEvent, Node, NodeId,
-    PublicKey, SignatureCheck,
-};
+use ringmesh::{Config, Event, Identity, Instant, MeshCommand, MeshEvent, Node, NodeId, PublicKey};
 use support::{Intruder, Proc};
-
-/// A [`SignatureCheck`] that keeps every triple it was asked about: how M
-/// captures the broadcasts it receives, byte for byte.
-#[derive(Default)]
-struct Capture(Mutex<Vec<Captured>>);
-
-/// A key, the bytes it signed, the signature.
-type Captured = (PublicKey, Vec<u8>, [u8; 64]);
-
-impl SignatureCheck for Capture {
-    fn verify(&self, key: &PublicKey, message: &[u8], signature: &[u8; 64]) -> bool {
-        self.0
-            .lock()
-            .expect("capture lock")
-            .push((*key, message.to_vec(), *signature));
-        Ed25519Check.verify(key, message, signature)
-    }
-}
-
-/// The broadcast a captured triple was: the signed bytes are the context
-/// (22 B), origin 16, run 8, seq 8, payload length 8, payload
-/// (spec/mesh.md, "The signed layout").
-fn rebuild(key: PublicKey, signed: &[u8], signature: [u8; 64]) -> Broadcast {
-    let rest = &signed[b"ringmesh broadcast v1:".len()..];
-    let u64_at = |at: usize| u64::from_be_bytes(rest[at..at + 8].try_into().expect("8 bytes"));
-    Broadcast {
-        origin: NodeId::from_bytes(rest[..16].try_into().expect("16 bytes")),
-        key,
-        run: u64_at(16),
-        seq: u64_at(24),
-        hops: 1,
-        signature,
-        payload: Bytes::copy_from_slice(&rest[40..]),
-    }
-}
 
 /// M: a real node over one TCP connection to `a`, its signature check
 /// capturing what it verifies.
-fn connect_m(a: &Proc) -> (Intruder, Arc<Capture>) {
+fn connect_m(a: &Proc) -> (Intruder, Arc<BroadcastRecorder>) {
     let secret = *blake3::hash(format!("forger {}", std::process::id()).as_bytes()).as_bytes();
     let mut node = Node::new(
         Config::lan(),
@@ -68,22 +31,17 @@ fn connect_m(a: &Proc) -> (Intruder, Arc<Capture>) {
         Instant::ZERO,
     )
     .expect("valid config");
-    let capture = Arc::new(Capture::default());
+    let capture = Arc::new(BroadcastRecorder::default());
     node.set_signature_check(capture.clone());
     let m = Intruder::connect(a.addr.parse().expect("A's address"), node_id(&a.id), node);
     (m, capture)
 }
 
 /// The captured broadcasts from `origin`.
-fn captured_from(capture: &Capture, origin: NodeId) -> Vec<Broadcast> {
-    capture
-        .0
-        .lock()
-        .expect("capture lock")
-        .iter()
-        .map(|(key, signed, sig)| rebuild(*key, signed, *sig))
-        .filter(|b| b.origin == origin)
-        .collect()
+fn captured_from(capture: &BroadcastRecorder, origin: NodeId) -> Vec<Broadcast> {
+    let mut broadcasts = capture.broadcasts();
+    broadcasts.retain(|b| b.origin == origin);
+    broadcasts
 }
 
 /// Whether M's node delivered a broadcast of `payload`.

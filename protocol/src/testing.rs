@@ -476,3 +476,36 @@ impl Network {
         steps
     }
 }
+
+/// A [`SignatureCheck`](crate::SignatureCheck) that verifies as
+/// [`Ed25519Check`](crate::Ed25519Check) does and keeps every genuine
+/// broadcast it verified: how a test plays an attacker who records what it
+/// receives, byte for byte, to replay it later. Give it to a node with
+/// [`Node::set_signature_check`].
+#[derive(Debug, Default)]
+pub struct BroadcastRecorder {
+    seen: std::sync::Mutex<Vec<crate::wire::Broadcast>>,
+}
+
+impl BroadcastRecorder {
+    /// The genuine broadcasts verified so far, in order (`hops` 1).
+    pub fn broadcasts(&self) -> Vec<crate::wire::Broadcast> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl crate::SignatureCheck for BroadcastRecorder {
+    fn verify(&self, key: &crate::PublicKey, message: &[u8], signature: &[u8; 64]) -> bool {
+        let genuine = crate::Ed25519Check.verify(key, message, signature);
+        if genuine
+            && let Some(broadcast) =
+                crate::wire::Broadcast::from_signed_bytes(*key, message, *signature)
+        {
+            self.seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(broadcast);
+        }
+        genuine
+    }
+}

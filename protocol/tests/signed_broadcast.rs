@@ -7,15 +7,15 @@
 //! 200 s of virtual time is not delivered again. Also proptests of the
 //! `Broadcast` codec and of a node's delivery rule.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
-use ringmesh::testing::{Network, NodeIndex};
+use ringmesh::testing::{BroadcastRecorder, Network, NodeIndex};
 use ringmesh::wire::{Broadcast, DecodeError, Message, Reader, WireMessage};
 use ringmesh::{
-    Accepted, CloseReason, Config, Duration, Ed25519Check, Event, Identity, MeshCommand,
-    MeshConfig, MeshEvent, NodeId, PeersCommand, PeersEvent, PublicKey, Security, SignatureCheck,
+    Accepted, CloseReason, Config, Duration, Event, Identity, MeshCommand, MeshConfig, MeshEvent,
+    NodeId, PeersCommand, PeersEvent, PublicKey, Security,
 };
 
 const LATENCY: Duration = Duration::from_millis(5);
@@ -223,50 +223,15 @@ fn squatting_the_next_seqs_blocks_none_of_the_origins_broadcasts() {
     }
 }
 
-/// A [`SignatureCheck`] that keeps every triple it was asked about: the
-/// attacker's way of capturing the broadcasts it received, exactly.
-#[derive(Default)]
-struct Capture(Mutex<Vec<Captured>>);
-
-/// A key, the bytes it signed, the signature.
-type Captured = (PublicKey, Vec<u8>, [u8; 64]);
-
-impl SignatureCheck for Capture {
-    fn verify(&self, key: &PublicKey, message: &[u8], signature: &[u8; 64]) -> bool {
-        self.0
-            .lock()
-            .expect("capture lock")
-            .push((*key, message.to_vec(), *signature));
-        Ed25519Check.verify(key, message, signature)
-    }
-}
-
-/// The broadcast whose signed bytes `captured` holds (spec/mesh.md: context
-/// 22 B, origin 16, run 8, seq 8, length 8, payload).
-fn rebuild(key: PublicKey, signed: &[u8], signature: [u8; 64]) -> Broadcast {
-    let rest = &signed[b"ringmesh broadcast v1:".len()..];
-    let u64_at = |at: usize| u64::from_be_bytes(rest[at..at + 8].try_into().expect("8 bytes"));
-    Broadcast {
-        origin: NodeId::from_bytes(rest[..16].try_into().expect("16 bytes")),
-        key,
-        run: u64_at(16),
-        seq: u64_at(24),
-        hops: 1,
-        signature,
-        payload: Bytes::copy_from_slice(&rest[40..]),
-    }
-}
-
 #[test]
 fn a_genuine_broadcast_replayed_after_200_s_is_not_delivered_again() {
     let mut net = network(3);
     let v = id(&net, V);
-    let capture = Arc::new(Capture::default());
-    net.node_mut(M).set_signature_check(capture.clone());
+    let recorder = Arc::new(BroadcastRecorder::default());
+    net.node_mut(M).set_signature_check(recorder.clone());
     broadcast(&mut net, V, b"pay 10 coins");
     net.settle();
-    let (key, signed, signature) = capture.0.lock().expect("capture lock")[0].clone();
-    let recorded = rebuild(key, &signed, signature);
+    let recorded = recorder.broadcasts()[0].clone();
     assert_eq!(recorded.origin, v);
     assert_eq!(recorded.payload, Bytes::from_static(b"pay 10 coins"));
     for i in 1..4 {

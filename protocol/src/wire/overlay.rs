@@ -217,6 +217,31 @@ impl Broadcast {
         out.extend_from_slice(payload);
         out
     }
+
+    /// The broadcast whose [`signed_bytes`](Broadcast::signed_bytes) are
+    /// `signed`, with `key` and `signature` (and `hops` 1, which is not
+    /// signed); `None` if `signed` is not that layout. How a test replays a
+    /// broadcast it saw verified ([`crate::testing::BroadcastRecorder`]).
+    pub fn from_signed_bytes(key: PublicKey, signed: &[u8], signature: [u8; 64]) -> Option<Self> {
+        let rest = signed.strip_prefix(BROADCAST_CONTEXT)?;
+        if rest.len() < 40 {
+            return None;
+        }
+        let u64_at = |at: usize| u64::from_be_bytes(rest[at..at + 8].try_into().expect("8 bytes"));
+        let payload = &rest[40..];
+        if u64_at(32) != payload.len() as u64 {
+            return None;
+        }
+        Some(Broadcast {
+            origin: NodeId::from_bytes(rest[..16].try_into().expect("16 bytes")),
+            key,
+            run: u64_at(16),
+            seq: u64_at(24),
+            hops: 1,
+            signature,
+            payload: Bytes::copy_from_slice(payload),
+        })
+    }
 }
 
 impl WireMessage for Broadcast {
@@ -306,5 +331,36 @@ impl WireMessage for Response {
             id: input.varint()?,
             payload: input.rest(),
         })
+    }
+}
+
+#[cfg(test)]
+mod signed_layout_tests {
+    use super::*;
+    use crate::Identity;
+
+    #[test]
+    fn from_signed_bytes_inverts_signed_bytes_and_refuses_other_layouts() {
+        let origin = Identity::from_secret_bytes([3; 32]);
+        let id = origin.node_id();
+        let signed = Broadcast::signed_bytes(id, 7, 42, b"hello");
+        let signature = origin.sign(&signed);
+        let b = Broadcast::from_signed_bytes(origin.public_key(), &signed, signature)
+            .expect("the layout");
+        assert_eq!((b.origin, b.run, b.seq, b.hops), (id, 7, 42, 1));
+        assert_eq!(&b.payload[..], b"hello");
+        assert_eq!(
+            Broadcast::signed_bytes(b.origin, b.run, b.seq, &b.payload),
+            signed
+        );
+        // Another context, a short body, a length that lies: not a broadcast.
+        let mut other = signed.clone();
+        other[0] ^= 1;
+        let key = origin.public_key();
+        assert!(Broadcast::from_signed_bytes(key, &other, signature).is_none());
+        assert!(Broadcast::from_signed_bytes(key, &signed[..50], signature).is_none());
+        assert!(
+            Broadcast::from_signed_bytes(key, &signed[..signed.len() - 1], signature).is_none()
+        );
     }
 }
