@@ -150,6 +150,13 @@ fn every_default_on_the_limits_page_is_the_codes() {
             count(c.messaging.max_queued_messages),
         ),
         ("chord.max_lookups", count(chord.max_lookups)),
+        ("chord.max_forwards", count(chord.max_forwards)),
+        (
+            "chord.max_forwards_per_peer",
+            count(chord.max_forwards_per_peer),
+        ),
+        ("chord.route_ttl", chord.route_ttl.to_string()),
+        ("chord.max_fingers", count(chord.max_fingers)),
         ("dht.max_entries", count(dht.max_entries)),
         ("dht.max_bytes", bytes(dht.max_bytes)),
         (

@@ -16,13 +16,13 @@ use ed25519_dalek::{Signer, SigningKey};
 use ringmesh::testing::Network;
 use ringmesh::wire::{
     Broadcast, Capabilities, ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState,
-    ChordNotify, ChordReplyKind, ChordState, DEFAULT_MAX_FRAME_LEN, DhtBody, DhtEntry, DhtGet,
-    DhtGetReply, DhtGetStatus, DhtKey, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate,
-    DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply, DhtValue, Direct,
-    FindPeer, Goodbye, GoodbyeReason, Hello, MAX_CHORD_LIST, MAX_DHT_KEY, MAX_LISTEN_ADDRS,
-    MAX_PEER_LIST, Message, NoiseHandshakePayload, PROTOCOL_VERSION, PeerEntry, PeerList,
-    PeerRequest, Ping, Pong, Preamble, Request, Response, dht_signed_bytes, encode_body,
-    put_frame_header, put_varint,
+    ChordNotify, ChordReplyKind, ChordRoute, ChordRouteFound, ChordRouteKind, ChordRouteReply,
+    ChordState, DEFAULT_MAX_FRAME_LEN, DhtBody, DhtEntry, DhtGet, DhtGetReply, DhtGetStatus,
+    DhtKey, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate, DhtReplicateAck, DhtReplicateStatus,
+    DhtSync, DhtSyncItem, DhtSyncReply, DhtValue, Direct, FindPeer, Goodbye, GoodbyeReason, Hello,
+    MAX_CHORD_LIST, MAX_DHT_KEY, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, NoiseHandshakePayload,
+    PROTOCOL_VERSION, PeerEntry, PeerList, PeerRequest, Ping, Pong, Preamble, Request, Response,
+    dht_signed_bytes, encode_body, put_frame_header, put_varint,
 };
 use ringmesh::{
     Config, Duration, Identity, Instant, MessagingCommand, NOISE_PATTERN, Node, NodeId,
@@ -316,6 +316,26 @@ fn chord_json(message: &Message) -> Option<J> {
             ("kind", n(m.kind.code().into())),
             ("entries", entries_json(&m.entries)),
         ]),
+        Message::ChordRoute(m) => J::Obj(vec![
+            ("type", s("ChordRoute")),
+            ("req", s(m.req.to_string())),
+            ("key", hx(m.key.to_be_bytes())),
+            ("ttl", n(m.ttl.into())),
+        ]),
+        Message::ChordRouteReply(m) => {
+            let mut fields = vec![
+                ("type", s("ChordRouteReply")),
+                ("req", s(m.req.to_string())),
+                ("kind", n(m.kind().code().into())),
+                ("hops", n(m.hops.into())),
+            ];
+            // `by` and `entries` only for Done.
+            if let Ok(found) = &m.result {
+                fields.push(("by", entry_json(&found.by)));
+                fields.push(("entries", entries_json(&found.entries)));
+            }
+            J::Obj(fields)
+        }
         _ => return None,
     })
 }
@@ -810,6 +830,72 @@ fn chord_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
             find_successor_reply(302, ChordReplyKind::NotInRing, vec![]),
             None,
             "kind 2 (NotInRing), no entries",
+        ),
+        (
+            "chord_route",
+            Message::ChordRoute(ChordRoute {
+                req: 300,
+                key: 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+                ttl: 32,
+            }),
+            None,
+            "key: 16 bytes, big-endian; ttl 32 forwards left",
+        ),
+        (
+            "chord_route_ttl_0",
+            Message::ChordRoute(ChordRoute {
+                req: 1,
+                key: u128::MAX,
+                ttl: 0,
+            }),
+            None,
+            "ttl 0: the receiver answers or fails, never forwards",
+        ),
+        (
+            "chord_route_reply_done",
+            Message::ChordRouteReply(ChordRouteReply {
+                req: 300,
+                hops: 5,
+                result: Ok(ChordRouteFound {
+                    by: peer(a, &["127.0.0.1:7000"]),
+                    entries: vec![peer(b, &["127.0.0.2:7000"]), peer(c, &["127.0.0.3:7000"])],
+                }),
+            }),
+            None,
+            "kind 0 (Done), 5 hops: by (the answerer), then its successor list",
+        ),
+        (
+            "chord_route_reply_done_empty",
+            Message::ChordRouteReply(ChordRouteReply {
+                req: 2,
+                hops: 1,
+                result: Ok(ChordRouteFound {
+                    by: peer(a, &["127.0.0.1:7000"]),
+                    entries: vec![],
+                }),
+            }),
+            None,
+            "kind 0 with no entries: by owns every key",
+        ),
+        (
+            "chord_route_reply_failed",
+            Message::ChordRouteReply(ChordRouteReply {
+                req: 301,
+                hops: 3,
+                result: Err(ChordRouteKind::Failed),
+            }),
+            None,
+            "kind 1 (Failed): nothing after hops",
+        ),
+        (
+            "chord_route_reply_not_in_ring",
+            Message::ChordRouteReply(ChordRouteReply {
+                req: 302,
+                hops: 0,
+                result: Err(ChordRouteKind::NotInRing),
+            }),
+            None,
+            "kind 2 (NotInRing): nothing after hops",
         ),
     ]
 }
@@ -1639,6 +1725,42 @@ fn chord_dht_invalid_cases() -> Vec<InvalidBody> {
             "00 54 01 02 00 0000".into(),
             "TrailingBytes",
             trailing(2),
+        ),
+        (
+            "chord_route_truncated_key",
+            "00 55 01 0123456789".into(),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "chord_route_no_ttl",
+            format!("00 55 01 {}", "00".repeat(16)),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "chord_route_reply_kind_3",
+            "00 56 01 03 00".into(),
+            "OutOfRange",
+            range("kind", 3),
+        ),
+        (
+            "chord_route_reply_done_without_by",
+            "00 56 01 00 05".into(),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "chord_route_reply_failed_with_entries",
+            "00 56 01 01 03 00".into(),
+            "TrailingBytes",
+            trailing(1),
+        ),
+        (
+            "chord_route_reply_33_entries",
+            format!("00 56 01 00 02 {entry} 21"),
+            "TooMany",
+            too_many(33, 32),
         ),
         // --------------------------------------------------------- dht
         (

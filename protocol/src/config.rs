@@ -288,6 +288,10 @@ impl Config {
             counts.extend([
                 ("chord.max_hops", chord.max_hops as usize),
                 ("chord.max_lookups", chord.max_lookups),
+                ("chord.route_ttl", usize::from(chord.route_ttl)),
+                ("chord.max_forwards", chord.max_forwards),
+                ("chord.max_forwards_per_peer", chord.max_forwards_per_peer),
+                ("chord.max_fingers", chord.max_fingers),
             ]);
         }
         if let Some(dht) = &self.dht {
@@ -325,6 +329,9 @@ impl Config {
                 }
                 if chord.id_puzzle_bits > crate::MAX_ID_PUZZLE_BITS {
                     return Err(ConfigError::IdPuzzleBits(chord.id_puzzle_bits));
+                }
+                if chord.max_forwards_per_peer > chord.max_forwards {
+                    return Err(ConfigError::ForwardsPerPeerAboveTotal);
                 }
                 if let Some(dht) = dht
                     && !(1..=chord.successors).contains(&dht.replicas)
@@ -430,6 +437,9 @@ pub enum ConfigError {
         /// What chord needs.
         min: u32,
     },
+    /// `chord.max_forwards_per_peer` is above `chord.max_forwards`.
+    #[error("chord.max_forwards_per_peer is above chord.max_forwards")]
+    ForwardsPerPeerAboveTotal,
     /// `chord.id_puzzle_bits` is above `MAX_ID_PUZZLE_BITS` (24).
     #[error("chord.id_puzzle_bits {0} is above 24")]
     IdPuzzleBits(u8),

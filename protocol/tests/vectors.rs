@@ -12,13 +12,14 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use ringmesh::testing::Network;
 use ringmesh::wire::{
     Broadcast, Capabilities, ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState,
-    ChordNotify, ChordReplyKind, ChordState, DEFAULT_MAX_FRAME_LEN, DecodeError, DhtBody, DhtEntry,
-    DhtGet, DhtGetReply, DhtGetStatus, DhtKey, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate,
-    DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply, DhtValue, Direct,
-    FLAG_COMPRESSED, FindPeer, FrameDecoder, FrameError, Goodbye, GoodbyeReason, Hello,
-    MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, NoiseHandshakePayload, PREAMBLE_LEN, PeerEntry,
-    PeerList, PeerRequest, Ping, Pong, Reader, Request, Response, decode_body, encode_body,
-    get_varint, put_frame_header, put_varint, varint_len,
+    ChordNotify, ChordReplyKind, ChordRoute, ChordRouteFound, ChordRouteKind, ChordRouteReply,
+    ChordState, DEFAULT_MAX_FRAME_LEN, DecodeError, DhtBody, DhtEntry, DhtGet, DhtGetReply,
+    DhtGetStatus, DhtKey, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate, DhtReplicateAck,
+    DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply, DhtValue, Direct, FLAG_COMPRESSED,
+    FindPeer, FrameDecoder, FrameError, Goodbye, GoodbyeReason, Hello, MAX_LISTEN_ADDRS,
+    MAX_PEER_LIST, Message, NoiseHandshakePayload, PREAMBLE_LEN, PeerEntry, PeerList, PeerRequest,
+    Ping, Pong, Reader, Request, Response, decode_body, encode_body, get_varint, put_frame_header,
+    put_varint, varint_len,
 };
 use ringmesh::{
     CloseReason, Config, ConnId, Direction, Duration, Event, Identity, Input, Instant,
@@ -275,6 +276,24 @@ fn chord_from_json(message_type: &str, v: &Value) -> Option<Message> {
                 other => panic!("kind {other}"),
             },
             entries: entries_from_json(v, "entries"),
+        }),
+        "ChordRoute" => Message::ChordRoute(ChordRoute {
+            req: decimal(v, "req"),
+            key: u128::from_be_bytes(array(v, "key")),
+            ttl: code(v, "ttl"),
+        }),
+        "ChordRouteReply" => Message::ChordRouteReply(ChordRouteReply {
+            req: decimal(v, "req"),
+            hops: code(v, "hops"),
+            result: match code(v, "kind") {
+                0 => Ok(ChordRouteFound {
+                    by: entry_from_json(field(v, "by")),
+                    entries: entries_from_json(v, "entries"),
+                }),
+                1 => Err(ChordRouteKind::Failed),
+                2 => Err(ChordRouteKind::NotInRing),
+                other => panic!("kind {other}"),
+            },
         }),
         _ => return None,
     })
@@ -599,6 +618,20 @@ fn spec_chord_dht_bytes(out: &mut Vec<u8>, v: &Value) -> bool {
             out.push(kind);
             spec_entry_list(out, v, "entries", MAX_CHORD_LIST);
         }
+        "ChordRoute" => {
+            out.extend_from_slice(&array::<16>(v, "key"));
+            out.push(code(v, "ttl"));
+        }
+        "ChordRouteReply" => {
+            let kind = code(v, "kind");
+            assert!(kind <= 2);
+            out.push(kind);
+            out.push(code(v, "hops"));
+            if kind == 0 {
+                spec_entry(out, field(v, "by"));
+                spec_entry_list(out, v, "entries", MAX_CHORD_LIST);
+            }
+        }
         "DhtPut" => {
             spec_dht_key(out, v);
             spec_dht_body(out, v);
@@ -794,6 +827,8 @@ fn spec_tag(message_type: &str) -> u8 {
         "ChordNotify" => 0x52,
         "ChordFindSuccessor" => 0x53,
         "ChordFindSuccessorReply" => 0x54,
+        "ChordRoute" => 0x55,
+        "ChordRouteReply" => 0x56,
         "DhtPut" => 0x60,
         "DhtPutReply" => 0x61,
         "DhtGet" => 0x62,
@@ -1034,6 +1069,8 @@ fn check_frames(v: &Value) {
             "ChordNotify",
             "ChordFindSuccessor",
             "ChordFindSuccessorReply",
+            "ChordRoute",
+            "ChordRouteReply",
             "DhtPut",
             "DhtPutReply",
             "DhtGet",
@@ -1206,7 +1243,7 @@ fn check_invalid_frames(v: &Value) {
         failing_tags,
         BTreeSet::from([
             0x01, 0x02, 0x10, 0x11, 0x12, 0x20, 0x21, 0x30, 0x41, 0x42, 0x50, 0x51, 0x52, 0x53,
-            0x54, 0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67,
+            0x54, 0x55, 0x56, 0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67,
         ]),
         "an invalid vector for every message that can be malformed"
     );

@@ -164,6 +164,26 @@ pub struct ChordStats {
     pub lookups: u64,
     /// Lookups that failed.
     pub lookups_failed: u64,
+    /// Own lookups whose recursive attempt failed (`Failed` answered, or
+    /// no answer in twice `chord.request_timeout`) and that went on
+    /// iteratively (spec/chord.md §7.4).
+    pub route_fallbacks: u64,
+    /// Peers' recursive lookups this node forwarded to a pointer of its own.
+    pub forwarded: u64,
+    /// Next hops of recursive lookups that failed at once (dead, refused,
+    /// not a member) and were retried around: the next pointer closer to
+    /// the key, down to the first successor.
+    pub route_retries: u64,
+    /// Peers' recursive lookups answered `Failed` at once because this
+    /// node held `chord.max_forwards` forwards, or
+    /// `chord.max_forwards_per_peer` for that peer.
+    pub forwards_refused: u64,
+    /// Peers' recursive lookups answered `Failed` because their `ttl` ran
+    /// out.
+    pub route_ttl_exhausted: u64,
+    /// Fingers not kept because the node held `chord.max_fingers` distinct
+    /// ones.
+    pub fingers_refused: u64,
 }
 
 /// The ring's work in flight ([`Node::chord_pending`](crate::Node::chord_pending)).
@@ -174,4 +194,7 @@ pub struct ChordPending {
     pub requests: usize,
     /// Lookups in flight.
     pub lookups: usize,
+    /// Peers' recursive lookups held, forwarded and awaiting the next
+    /// hop's answer (at most `chord.max_forwards`).
+    pub forwards: usize,
 }

@@ -26,6 +26,27 @@ pub struct ChordConfig {
     pub max_lookups: usize,
     /// How long a lookup, and a table operation, may take. Default 10 s.
     pub lookup_timeout: Duration,
+    /// Forwards one recursive lookup may take (spec/chord.md §7.4): the
+    /// `ttl` a member gives its own lookups, and the most it honours in a
+    /// peer's (a larger one is cut to it). A lookup whose `ttl` runs out is
+    /// answered `Failed`, and its asker falls back to an iterative lookup.
+    /// Default 32 (a full ring of 2^32 members takes at most 32).
+    pub route_ttl: u8,
+    /// Recursive lookups this node holds for others at once (forwarded,
+    /// awaiting the next hop's answer). Past it a peer's `ChordRoute` is
+    /// answered `Failed` at once and counted
+    /// ([`ChordStats::forwards_refused`](crate::ChordStats)). Default 1024.
+    pub max_forwards: usize,
+    /// Of those, how many one peer may have this node hold: a peer cannot
+    /// make a node forward unboundedly. Past it that peer's `ChordRoute` is
+    /// answered `Failed` and counted the same way. Default 64; at most
+    /// `max_forwards`.
+    pub max_forwards_per_peer: usize,
+    /// Distinct finger nodes a member keeps (its routing set is its
+    /// successors, its predecessor and these; spec/chord.md §7.3). A finger
+    /// found beyond it is not kept, and counted
+    /// ([`ChordStats::fingers_refused`](crate::ChordStats)). Default 32.
+    pub max_fingers: usize,
     /// The static id puzzle (spec/chord.md §6.5): with k > 0, an id takes
     /// part in the ring only if the first k bits of
     /// BLAKE3(`ID_PUZZLE_CONTEXT` ‖ id) are zero
@@ -67,6 +88,10 @@ impl ChordConfig {
             max_hops: 64,
             max_lookups: 256,
             lookup_timeout: Duration::from_secs(10),
+            route_ttl: 32,
+            max_forwards: 1024,
+            max_forwards_per_peer: 64,
+            max_fingers: 32,
             id_puzzle_bits: 0,
         }
     }

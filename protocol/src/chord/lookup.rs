@@ -1,5 +1,9 @@
-//! Iterative lookups (spec/chord.md §7.2), lazy fingers (§7.3) and routing
-//! to a node that is not connected (§9).
+//! Lookups: recursive over the routing set (spec/chord.md §7.4), with the
+//! iterative walk (§7.2) as fallback; forwarding peers' recursive lookups
+//! within bounds; lazy fingers and keeping the routing set connected
+//! (§7.3, §4); routing to a node that is not connected (§9).
+
+use smallvec::SmallVec;
 
 use super::ring::{self, dist};
 use super::{
@@ -8,7 +12,10 @@ use super::{
 };
 use crate::cx::Cx;
 use crate::rpc::Outcome;
-use crate::wire::{ChordFindSuccessor, ChordReplyKind, Message};
+use crate::wire::{
+    ChordFindSuccessor, ChordReplyKind, ChordRoute, ChordRouteFound, ChordRouteKind,
+    ChordRouteReply, Message,
+};
 use crate::{NodeId, OpId};
 
 impl Chord {
@@ -79,6 +86,7 @@ impl Chord {
             sent: 0,
             hops: 0,
             dialled: Default::default(),
+            recursive: false,
         };
         if self.is_member() {
             let me = cx.me();
@@ -96,6 +104,9 @@ impl Chord {
                 (_, next) => {
                     lookup.candidates = next;
                     lookup.closest = Some(me.as_u128());
+                    // A member's lookup goes recursively over its own
+                    // routing set first (§7.4).
+                    lookup.recursive = true;
                 }
             }
         } else if lookup.candidates.is_empty() {
@@ -126,6 +137,15 @@ impl Chord {
         lookup.tried.push(next.id);
         lookup.sent += 1;
         let key = lookup.key;
+        if lookup.recursive {
+            // The first hop is a pointer (the local `Next`): connected, in
+            // the routing set, never dialled only for this lookup.
+            let ttl = self.settings.route_ttl;
+            self.call(cx, next, RingCall::Route(id), |req| {
+                Message::ChordRoute(ChordRoute { req, key, ttl })
+            });
+            return None;
+        }
         if !cx.is_up(next.id) {
             lookup.dialled.push(next.id);
         }
@@ -198,6 +218,250 @@ impl Chord {
                 self.lookup_next(cx, id)
             }
         }
+    }
+
+    /// The recursive attempt of lookup `id` answered or failed (§7.4).
+    pub(super) fn on_route_outcome(
+        &mut self,
+        cx: &mut dyn Cx,
+        id: u64,
+        peer: Pointer,
+        outcome: Outcome,
+        dead: bool,
+    ) -> Option<Finished> {
+        if !self.lookups.contains_key(&id) {
+            return None; // ended meanwhile (timed out)
+        }
+        let reply = match outcome {
+            Outcome::Reply(Message::ChordRouteReply(reply)) if !dead => reply,
+            // Timed out: the path behind the first hop is slow or broken.
+            Outcome::Failed(crate::rpc::Failure::TimedOut) => return self.route_fallback(cx, id),
+            // The first hop is dead, refused or not a member (and, if
+            // dead, flushed already): ask afresh, still recursively. The
+            // key may now lie just after this node, if the dead hop was
+            // its first successor.
+            _ => {
+                self.stats.route_retries += 1;
+                let me = cx.me();
+                let key = self.lookups.get(&id)?.key;
+                let (kind, next) = self.answer_find_successor(me, key, me);
+                if kind == ChordReplyKind::Done {
+                    let by = self.self_pointer(cx);
+                    let list = if next.is_empty() {
+                        vec![by.clone()]
+                    } else {
+                        next
+                    };
+                    let lookup = self.lookups.remove(&id)?;
+                    let found = Found { list, by, hops: 0 };
+                    return Some(self.finish(lookup, Ok(found)));
+                }
+                let lookup = self.lookups.get_mut(&id)?;
+                lookup.candidates = next;
+                return self.lookup_next(cx, id);
+            }
+        };
+        let hops = u32::from(reply.hops);
+        let found = match reply.result {
+            Ok(found) => found,
+            Err(_) => return self.route_fallback(cx, id),
+        };
+        let list = if found.entries.is_empty() {
+            vec![found.by.clone()]
+        } else {
+            // §6.5: an owner that fails the id puzzle is no answer.
+            self.puzzle_prefix(found.entries)
+        };
+        if list.is_empty() || (self.settings.id_puzzle_bits > 0 && !self.meets_puzzle(found.by.id))
+        {
+            return self.route_fallback(cx, id);
+        }
+        let _ = peer;
+        let lookup = self.lookups.remove(&id)?;
+        let found = Found {
+            list,
+            by: found.by,
+            hops,
+        };
+        Some(self.finish(lookup, Ok(found)))
+    }
+
+    /// Lookup `id`'s recursive attempt failed: it goes on iteratively from
+    /// this node's own candidates (§7.2), within its deadline and hop
+    /// budget.
+    fn route_fallback(&mut self, cx: &mut dyn Cx, id: u64) -> Option<Finished> {
+        let me = cx.me();
+        let lookup = self.lookups.get(&id)?;
+        let key = lookup.key;
+        let (kind, next) = self.answer_find_successor(me, key, me);
+        self.stats.route_fallbacks += 1;
+        tracing::debug!(key = %NodeId::from_u128(key).short(), "recursive lookup failed; asking hop by hop");
+        if kind == ChordReplyKind::Done {
+            // The ring changed meanwhile: the key is now just after this
+            // node.
+            let by = self.self_pointer(cx);
+            let list = if next.is_empty() {
+                vec![by.clone()]
+            } else {
+                next
+            };
+            let lookup = self.lookups.remove(&id)?;
+            let found = Found { list, by, hops: 0 };
+            return Some(self.finish(lookup, Ok(found)));
+        }
+        let lookup = self.lookups.get_mut(&id)?;
+        lookup.recursive = false;
+        lookup.tried.clear();
+        lookup.candidates = next;
+        lookup.closest = Some(me.as_u128());
+        self.lookup_next(cx, id)
+    }
+
+    // ----- forwarding peers' recursive lookups (§7.4) -----
+
+    /// `ChordRoute { req, key, ttl }` from `from`: answered here if the key
+    /// lies just after this node, else forwarded to this node's closest
+    /// pointer, within the bounds on what it holds.
+    pub(super) fn on_route(&mut self, cx: &mut dyn Cx, from: NodeId, route: ChordRoute) {
+        let ChordRoute { req, key, ttl } = route;
+        let me = cx.me();
+        let (kind, _) = self.answer_find_successor(me, key, from);
+        let result = match kind {
+            ChordReplyKind::NotInRing => Err(ChordRouteKind::NotInRing),
+            ChordReplyKind::Done => Ok(ChordRouteFound {
+                by: self.self_pointer(cx),
+                entries: self.succs.clone(),
+            }),
+            ChordReplyKind::Next => {
+                let held = self.forwards_by_peer.get(&from).copied().unwrap_or(0);
+                if ttl == 0 {
+                    self.stats.route_ttl_exhausted += 1;
+                    Err(ChordRouteKind::Failed)
+                } else if self.forwards.len() >= self.settings.max_forwards
+                    || held >= self.settings.max_forwards_per_peer
+                {
+                    self.stats.forwards_refused += 1;
+                    tracing::debug!(peer = %from.short(), held, "recursive lookup refused: forwarding bound reached");
+                    Err(ChordRouteKind::Failed)
+                } else {
+                    let ttl = ttl.min(self.settings.route_ttl) - 1;
+                    let fid = self.rpc.fresh_id();
+                    self.forwards.insert(
+                        fid,
+                        super::Forward {
+                            from,
+                            req,
+                            key,
+                            ttl,
+                            tried: SmallVec::new(),
+                        },
+                    );
+                    *self.forwards_by_peer.entry(from).or_default() += 1;
+                    self.stats.forwarded += 1;
+                    self.forward_next(cx, fid);
+                    return;
+                }
+            }
+        };
+        let hops = u8::from(result.is_ok());
+        let reply = ChordRouteReply { req, hops, result };
+        let _ = cx.send(from, &Message::ChordRouteReply(reply));
+    }
+
+    /// Sends forward `fid` to the closest pointer not tried yet, answering
+    /// afresh each time: a next hop that died was flushed, so if it was
+    /// the first successor the key may now lie just after this node
+    /// (answered `Done` here). `Failed` when no candidate is left, or after
+    /// `ring::NEXT_CANDIDATES` tries.
+    fn forward_next(&mut self, cx: &mut dyn Cx, fid: u64) {
+        let Some(forward) = self.forwards.get(&fid) else {
+            return;
+        };
+        let (me, key, from) = (cx.me(), forward.key, forward.from);
+        let (kind, next) = self.answer_find_successor(me, key, from);
+        let next = match kind {
+            ChordReplyKind::Done => {
+                let found = ChordRouteFound {
+                    by: self.self_pointer(cx),
+                    entries: self.succs.clone(),
+                };
+                self.end_forward(cx, fid, 1, Ok(found));
+                return;
+            }
+            ChordReplyKind::NotInRing => None,
+            ChordReplyKind::Next if forward.tried.len() >= ring::NEXT_CANDIDATES => None,
+            ChordReplyKind::Next => next.into_iter().find(|c| !forward.tried.contains(&c.id)),
+        };
+        let Some(next) = next else {
+            self.end_forward(cx, fid, 1, Err(ChordRouteKind::Failed));
+            return;
+        };
+        let Some(forward) = self.forwards.get_mut(&fid) else {
+            return;
+        };
+        forward.tried.push(next.id);
+        let (key, ttl) = (forward.key, forward.ttl);
+        self.call(cx, next, RingCall::Forward(fid), |req| {
+            Message::ChordRoute(ChordRoute { req, key, ttl })
+        });
+    }
+
+    /// The next hop of forward `fid` answered or failed: relay its answer,
+    /// or retry around it if it failed at once.
+    pub(super) fn on_forward_outcome(
+        &mut self,
+        cx: &mut dyn Cx,
+        fid: u64,
+        outcome: Outcome,
+        dead: bool,
+    ) {
+        if !self.forwards.contains_key(&fid) {
+            return;
+        }
+        match outcome {
+            Outcome::Reply(Message::ChordRouteReply(reply)) if !dead => {
+                let hops = reply.hops.saturating_add(1);
+                self.end_forward(cx, fid, hops, reply.result);
+            }
+            Outcome::Failed(crate::rpc::Failure::TimedOut) => {
+                self.end_forward(cx, fid, 1, Err(ChordRouteKind::Failed));
+            }
+            _ => {
+                self.stats.route_retries += 1;
+                self.forward_next(cx, fid);
+            }
+        }
+    }
+
+    /// Ends forward `fid`, answering its asker.
+    fn end_forward(
+        &mut self,
+        cx: &mut dyn Cx,
+        fid: u64,
+        hops: u8,
+        result: Result<ChordRouteFound, ChordRouteKind>,
+    ) {
+        let Some(forward) = self.forwards.remove(&fid) else {
+            return;
+        };
+        if let Some(held) = self.forwards_by_peer.get_mut(&forward.from) {
+            *held -= 1;
+            if *held == 0 {
+                self.forwards_by_peer.remove(&forward.from);
+            }
+        }
+        let reply = ChordRouteReply {
+            req: forward.req,
+            hops,
+            result,
+        };
+        let _ = cx.send(forward.from, &Message::ChordRouteReply(reply));
+    }
+
+    /// Forgets every forward (shutdown).
+    pub(crate) fn clear_forwards(&mut self) {
+        self.forwards.clear();
+        self.forwards_by_peer.clear();
     }
 
     /// Ends lookup `id` with `reason`, if it has not ended.
@@ -286,6 +550,7 @@ impl Chord {
         }
         let at = cx.now() + self.settings.fix_fingers_interval;
         self.arm(cx, at, Timer::FixFingers);
+        self.keep_routing_set(cx);
         let busy = self
             .lookups
             .values()
@@ -314,14 +579,44 @@ impl Chord {
         }
     }
 
+    /// Connects to every member of the routing set that is neither up nor
+    /// being dialled (§4): the successors past the first (which
+    /// stabilization never asks), the predecessor, and fingers whose
+    /// connection closed. Lookups forwarded through them then never wait
+    /// for a dial.
+    fn keep_routing_set(&mut self, cx: &mut dyn Cx) {
+        let set: Vec<Pointer> = self
+            .succs
+            .iter()
+            .chain(self.pred.as_ref())
+            .chain(self.fingers.iter().map(|(_, p)| p))
+            .filter(|p| !cx.is_up(p.id) && !cx.is_dialling(p.id))
+            .cloned()
+            .collect();
+        for p in set {
+            let _ = cx.dial_pointer(&p);
+        }
+    }
+
     fn finger_found(&mut self, cx: &mut dyn Cx, i: u8, owner: Option<Pointer>) {
         self.fingers.retain(|(j, _)| *j != i);
         let Some(owner) = owner else { return };
         if owner.id == cx.me() || self.succs.iter().any(|s| s.id == owner.id) {
             return;
         }
+        let known = self.fingers.iter().any(|(_, f)| f.id == owner.id);
+        if !known && self.finger_ids().len() >= self.settings.max_fingers {
+            self.stats.fingers_refused += 1;
+            tracing::debug!(finger = i, "finger not kept: chord.max_fingers reached");
+            return;
+        }
         let at = self.fingers.partition_point(|(j, _)| *j < i);
         cx.learn(&owner);
+        // A finger joins the routing set: connect now, so that lookups
+        // forwarded through it never wait for a dial (§7.4).
+        if !cx.is_up(owner.id) && !cx.is_dialling(owner.id) {
+            let _ = cx.dial_pointer(&owner);
+        }
         self.fingers.insert(at, (i, owner));
     }
 }

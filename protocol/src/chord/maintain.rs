@@ -272,6 +272,10 @@ impl Chord {
             RingCall::CheckNotifier => self.on_check_outcome(cx, obs, id, &outcome, dead),
             RingCall::Notify | RingCall::Client(_) => {}
             RingCall::Hop(lookup) => return self.on_hop_outcome(cx, lookup, peer, outcome, dead),
+            RingCall::Route(lookup) => {
+                return self.on_route_outcome(cx, lookup, peer, outcome, dead);
+            }
+            RingCall::Forward(fid) => self.on_forward_outcome(cx, fid, outcome, dead),
         }
         None
     }
@@ -605,6 +609,7 @@ impl Chord {
     /// the lookups one by one.
     pub(crate) fn clear_requests(&mut self) {
         self.rpc.clear();
+        self.clear_forwards();
     }
 }
 

@@ -7,7 +7,9 @@
 //!   notifier is checked before it becomes the predecessor), and what a
 //!   dead peer does to the pointers (§4–§6).
 //! - `puzzle.rs`: the optional static id puzzle (§6.5).
-//! - `lookup.rs`: iterative lookups, lazy fingers, routing to a node (§7, §9).
+//! - `lookup.rs`: lookups (recursive over the routing set, §7.4, with the
+//!   iterative walk of §7.2 as fallback), forwarding peers' recursive
+//!   lookups within bounds, lazy fingers, routing to a node (§7, §9).
 //! - `respond.rs`: answering the chord messages, and their replies.
 //!
 //! The ring's requests (chord's own and its clients', the table's) share
@@ -77,6 +79,11 @@ pub(crate) enum RingCall {
     Notify,
     /// One hop of lookup `u64`.
     Hop(u64),
+    /// Lookup `u64`'s recursive attempt: a `ChordRoute` to its first hop
+    /// (§7.4).
+    Route(u64),
+    /// A peer's recursive lookup that this node forwarded: forward `u64`.
+    Forward(u64),
     /// A client's request, with the client's own token.
     Client(u64),
 }
@@ -140,6 +147,22 @@ struct Lookup {
     /// Peers dialled only for this lookup: closed when it ends unless they
     /// became pointers.
     dialled: SmallVec<[NodeId; 8]>,
+    /// Still in its recursive attempt (§7.4); an iterative lookup (§7.2)
+    /// once that failed, or from the start when not a member.
+    recursive: bool,
+}
+
+/// A peer's recursive lookup this node holds: forwarded to one of its own
+/// pointers, awaiting that hop's answer to relay back (§7.4).
+struct Forward {
+    /// Who asked, and its `req`.
+    from: NodeId,
+    req: u64,
+    key: u128,
+    /// The `ttl` the next hop gets.
+    ttl: u8,
+    /// Next hops tried (at most `ring::NEXT_CANDIDATES`).
+    tried: SmallVec<[NodeId; 4]>,
 }
 
 /// Told of ring changes, synchronously, by the component that keeps the
@@ -173,6 +196,10 @@ struct Settings {
     max_hops: u32,
     max_lookups: usize,
     lookup_timeout: Duration,
+    route_ttl: u8,
+    max_forwards: usize,
+    max_forwards_per_peer: usize,
+    max_fingers: usize,
     id_puzzle_bits: u8,
     listen_addrs: SmallVec<[SocketAddr; 2]>,
 }
@@ -204,6 +231,12 @@ pub(crate) struct Chord {
     /// The finger index the next fix-fingers tick starts from.
     next_finger: u8,
     lookups: HashMap<u64, Lookup, FixedState>,
+    /// Peers' recursive lookups held, by the id of the call forwarding
+    /// each (at most `chord.max_forwards`).
+    forwards: HashMap<u64, Forward, FixedState>,
+    /// Forwards held per asking peer (at most `chord.max_forwards_per_peer`
+    /// each); a peer leaves the map at zero.
+    forwards_by_peer: HashMap<NodeId, usize, FixedState>,
     /// The ring's requests (chord's and its clients').
     pub(crate) rpc: Rpc<RingCall>,
     rng: Rng,
@@ -241,6 +274,8 @@ impl Chord {
             waiting_notifier: None,
             next_finger: 127,
             lookups: HashMap::with_hasher(hasher.clone()),
+            forwards: HashMap::with_hasher(hasher.clone()),
+            forwards_by_peer: HashMap::with_hasher(hasher.clone()),
             rpc: Rpc::new(1, OnLost::Resend, hasher),
             rng: Rng::derive(seed, Stream::Chord, None),
             settings: Settings {
@@ -250,6 +285,10 @@ impl Chord {
                 max_hops: config.max_hops,
                 max_lookups: config.max_lookups,
                 lookup_timeout: config.lookup_timeout,
+                route_ttl: config.route_ttl,
+                max_forwards: config.max_forwards,
+                max_forwards_per_peer: config.max_forwards_per_peer,
+                max_fingers: config.max_fingers,
                 id_puzzle_bits: config.id_puzzle_bits,
                 listen_addrs: listen_addrs.iter().copied().collect(),
             },
@@ -298,10 +337,23 @@ impl Chord {
             || self.fingers.iter().any(|(_, p)| p.id == id)
     }
 
-    /// Whether this node needs its connection to `peer`: a pointer, or a
-    /// ring request to it is in flight.
+    /// Recursive lookups held for peers.
+    pub(crate) fn forwards_held(&self) -> usize {
+        self.forwards.len()
+    }
+
+    /// Whether `peer` is in the routing set: the successors, the
+    /// predecessor and the fingers (at most `r + 1 + chord.max_fingers`
+    /// nodes). Their connections are kept: every component reuses them,
+    /// and no lookup closes one as unneeded (§4).
+    pub(crate) fn in_routing_set(&self, peer: NodeId) -> bool {
+        self.is_pointer(peer)
+    }
+
+    /// Whether this node needs its connection to `peer`: in the routing
+    /// set, or a ring request to it is in flight.
     pub(crate) fn needs(&self, peer: NodeId) -> bool {
-        self.is_pointer(peer) || self.rpc.has_call_to(peer)
+        self.in_routing_set(peer) || self.rpc.has_call_to(peer)
     }
 
     /// A client's request to a ring member: `build(req)` goes to `to`
@@ -328,7 +380,13 @@ impl Chord {
         call: RingCall,
         build: impl FnOnce(u64) -> Message,
     ) -> u64 {
-        let timeout = self.settings.request_timeout;
+        // A recursive attempt waits for the whole path: twice a request's
+        // time, so that a forwarder whose next hop timed out (after one)
+        // can still answer `Failed` before the asker gives up on it.
+        let timeout = match call {
+            RingCall::Route(_) => self.settings.request_timeout.saturating_mul(2),
+            _ => self.settings.request_timeout,
+        };
         let expects_reply = call != RingCall::Notify;
         self.rpc.call(
             cx,
@@ -388,10 +446,15 @@ impl Chord {
 
     /// Whether a ring request that ended means its peer is dead (§4):
     /// timeout, failed dials, or a non-member answer.
+    /// A recursive lookup's call that times out says nothing of its next
+    /// hop alone (the path behind it may be slow), so it is no death.
     pub(crate) fn is_death(done: &Done<RingCall>) -> bool {
         use crate::rpc::{Failure, Outcome};
-        use crate::wire::ChordReplyKind;
+        use crate::wire::{ChordReplyKind, ChordRouteKind};
+        let routed = matches!(done.client, RingCall::Route(_) | RingCall::Forward(_));
         match &done.outcome {
+            Outcome::Failed(Failure::TimedOut) if routed => false,
+            Outcome::Reply(Message::ChordRouteReply(r)) => r.kind() == ChordRouteKind::NotInRing,
             Outcome::Failed(Failure::TimedOut | Failure::Dead | Failure::Lost) => true,
             Outcome::Failed(Failure::Refused) => false,
             Outcome::Reply(Message::ChordState(s)) => !s.member,

@@ -12,7 +12,7 @@ use crate::wire::{
 
 impl Chord {
     /// A chord request (`ChordGetState`, `ChordNotify`,
-    /// `ChordFindSuccessor`) from `from`. Replies go to `from`'s current
+    /// `ChordFindSuccessor`, `ChordRoute`) from `from`. Replies go to `from`'s current
     /// connection. No request changes the ring at once (a notifier is
     /// checked first, §6.3), so the observer is not told here.
     pub(crate) fn on_request(
@@ -38,6 +38,7 @@ impl Chord {
                 let _ = cx.send(from, &Message::ChordState(state));
             }
             Message::ChordNotify(_) => self.on_notify(cx, from),
+            Message::ChordRoute(route) => self.on_route(cx, from, route),
             Message::ChordFindSuccessor(ChordFindSuccessor { req, key }) => {
                 let (kind, entries) = self.answer_find_successor(cx.me(), key, from);
                 let reply = ChordFindSuccessorReply { req, kind, entries };

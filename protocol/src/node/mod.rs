@@ -244,6 +244,7 @@ impl Node {
         ChordPending {
             requests: self.parts.chord.rpc.len(),
             lookups: self.parts.chord.lookups_in_flight(),
+            forwards: self.parts.chord.forwards_held(),
         }
     }
 

@@ -387,6 +387,7 @@ fn reply_req(message: &Message) -> Option<u64> {
     Some(match message {
         Message::ChordState(m) => m.req,
         Message::ChordFindSuccessorReply(m) => m.req,
+        Message::ChordRouteReply(m) => m.req,
         Message::DhtPutReply(m) => m.req,
         Message::DhtGetReply(m) => m.req,
         Message::DhtReplicateAck(m) => m.req,
@@ -445,6 +446,7 @@ impl Upcalls for Parts {
             Message::ChordGetState(_)
             | Message::ChordNotify(_)
             | Message::ChordFindSuccessor(_)
+            | Message::ChordRoute(_)
                 if runs(Capabilities::CHORD) =>
             {
                 self.chord.on_request(net, &mut self.dht, from, message)
@@ -457,7 +459,9 @@ impl Upcalls for Parts {
             {
                 self.dht.on_request(net, &mut self.chord, from, message)
             }
-            Message::ChordState(_) | Message::ChordFindSuccessorReply(_)
+            Message::ChordState(_)
+            | Message::ChordFindSuccessorReply(_)
+            | Message::ChordRouteReply(_)
                 if runs(Capabilities::CHORD) =>
             {
                 self.ring_reply(net, from, message)

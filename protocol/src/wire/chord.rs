@@ -1,6 +1,6 @@
-//! Codecs of the chord messages (`0x50`–`0x54`). `spec/chord.md` §8 gives
-//! each layout; the node does not run chord yet, so a peer that sends one is
-//! closed with `UnexpectedMessage` (`spec/wire.md` §6).
+//! Codecs of the chord messages (`0x50`–`0x56`). `spec/chord.md` §8 gives
+//! each layout; a peer that sends one on a session without the `CHORD`
+//! capability is closed with `UnexpectedMessage` (`spec/wire.md` §6).
 
 use bytes::{BufMut, BytesMut};
 
@@ -213,5 +213,141 @@ impl WireMessage for ChordFindSuccessorReply {
         })?;
         let entries = get_entry_list(input)?;
         Ok(ChordFindSuccessorReply { req, kind, entries })
+    }
+}
+
+/// The `kind` of a `ChordRouteReply`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChordRouteKind {
+    /// `0`: found; `by` and `entries` follow (`by` is the member whose
+    /// first successor follows the key, `entries` its successor list).
+    Done,
+    /// `1`: the lookup could not be forwarded further (hop limit, a bound
+    /// on forwarded lookups, no live next hop, or a next hop timed out).
+    Failed,
+    /// `2`: the responder is not a ring member.
+    NotInRing,
+}
+
+impl ChordRouteKind {
+    /// The wire code.
+    pub const fn code(self) -> u8 {
+        match self {
+            ChordRouteKind::Done => 0,
+            ChordRouteKind::Failed => 1,
+            ChordRouteKind::NotInRing => 2,
+        }
+    }
+
+    /// The kind of a wire code, if it names one.
+    pub const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(ChordRouteKind::Done),
+            1 => Some(ChordRouteKind::Failed),
+            2 => Some(ChordRouteKind::NotInRing),
+            _ => None,
+        }
+    }
+}
+
+/// `0x55` — a recursive lookup: the receiver answers it if the key lies
+/// between it and its first successor, or forwards it to its own closest
+/// pointer and relays the answer back (spec/chord.md §7.4). Layout:
+/// `req: varint`, `key: [u8; 16]` (big-endian), `ttl: u8` (forwards left).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChordRoute {
+    /// Unique among the sender's pending chord and dht requests.
+    pub req: u64,
+    /// The position looked up.
+    pub key: u128,
+    /// How many more times the lookup may be forwarded.
+    pub ttl: u8,
+}
+
+impl WireMessage for ChordRoute {
+    const TAG: u8 = 0x55;
+
+    fn encode(&self, out: &mut BytesMut) {
+        put_varint(out, self.req);
+        out.put_u128(self.key);
+        out.put_u8(self.ttl);
+    }
+
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        let req = input.varint()?;
+        let key = u128::from_be_bytes(input.array()?);
+        let ttl = input.u8()?;
+        Ok(ChordRoute { req, key, ttl })
+    }
+}
+
+/// The answer a `ChordRouteReply` carries when it is `Done`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChordRouteFound {
+    /// The member that found the key between itself and its first
+    /// successor.
+    pub by: PeerEntry,
+    /// Its successor list: the owner is the first live entry (empty: `by`
+    /// owns every key).
+    pub entries: Vec<PeerEntry>,
+}
+
+/// `0x56` — the answer to `ChordRoute`, relayed back along the path.
+/// Layout: `req: varint`, `kind: u8` (0 `Done`, 1 `Failed`,
+/// 2 `NotInRing`), `hops: u8` (members that handled the lookup, the
+/// answerer included), then for `Done` only: `by` entry, `entries` entry
+/// list (≤ 32).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChordRouteReply {
+    /// The `ChordRoute`'s `req`.
+    pub req: u64,
+    /// Members that handled the lookup downstream of the receiver.
+    pub hops: u8,
+    /// The answer: `Ok` for `Done`, else the kind (`Failed`, `NotInRing`).
+    pub result: Result<ChordRouteFound, ChordRouteKind>,
+}
+
+impl ChordRouteReply {
+    /// The reply's kind.
+    pub fn kind(&self) -> ChordRouteKind {
+        match &self.result {
+            Ok(_) => ChordRouteKind::Done,
+            Err(kind) => *kind,
+        }
+    }
+}
+
+impl WireMessage for ChordRouteReply {
+    const TAG: u8 = 0x56;
+
+    fn encode(&self, out: &mut BytesMut) {
+        put_varint(out, self.req);
+        out.put_u8(self.kind().code());
+        out.put_u8(self.hops);
+        if let Ok(found) = &self.result {
+            put_peer_entry(out, &found.by);
+            put_entry_list(out, &found.entries);
+        }
+    }
+
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        let req = input.varint()?;
+        let code = input.u8()?;
+        let kind = ChordRouteKind::from_code(code).ok_or(DecodeError::OutOfRange {
+            field: "kind",
+            value: code.into(),
+        })?;
+        let hops = input.u8()?;
+        let result = match kind {
+            ChordRouteKind::Done => {
+                let by = get_peer_entry(input)?;
+                let entries = get_entry_list(input)?;
+                Ok(ChordRouteFound { by, entries })
+            }
+            // A `Done` written as another kind is no answer: its kind
+            // decides, anything after `hops` is trailing.
+            other => Err(other),
+        };
+        Ok(ChordRouteReply { req, hops, result })
     }
 }

@@ -28,7 +28,7 @@ mod varint;
 
 pub use chord::{
     ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState, ChordNotify, ChordReplyKind,
-    ChordState, MAX_CHORD_LIST,
+    ChordRoute, ChordRouteFound, ChordRouteKind, ChordRouteReply, ChordState, MAX_CHORD_LIST,
 };
 pub use dht::{
     DHT_ENTRY_CONTEXT, DhtBody, DhtEntry, DhtGet, DhtGetReply, DhtGetStatus, DhtKey, DhtPut,
@@ -213,6 +213,10 @@ messages! {
     ChordFindSuccessor,
     /// `0x54` — the answer to a lookup hop: done, closer nodes, or not a member.
     ChordFindSuccessorReply,
+    /// `0x55` — a recursive lookup, forwarded hop by hop.
+    ChordRoute,
+    /// `0x56` — the answer to a recursive lookup, relayed back along its path.
+    ChordRouteReply,
     /// `0x60` — writes (puts or deletes) a dht key at its coordinator
     /// (`spec/chord.md` §10.6).
     DhtPut,

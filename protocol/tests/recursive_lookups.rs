@@ -1,0 +1,254 @@
+//! Recursive lookups over the routing set (spec/chord.md §7.4), through the
+//! in-memory harness: a stable ring's lookups dial nothing and take about
+//! ½·log2 N hops, a lookup routes around a member that just died, and a
+//! peer flooding lookups cannot make a node hold more than its bound.
+
+use ringmesh::testing::{Network, NodeIndex};
+use ringmesh::wire::{ChordRoute, Message};
+use ringmesh::{
+    Accepted, ChordCommand, ChordConfig, ChordEvent, Config, Duration, Event, NodeId, PeersCommand,
+    PeersConfig, Security,
+};
+
+const LATENCY: Duration = Duration::from_millis(5);
+/// Successor list length of the rings here.
+const R: usize = 4;
+
+/// The ring's own links only (no random overlay, no peer exchange), as in
+/// the simulator's chord runs: every connection is one the ring made.
+fn config() -> Config {
+    Config {
+        security: Security::Plaintext,
+        peers: PeersConfig {
+            target_peers: 0,
+            peer_exchange_size: 0,
+            ..Config::lan().peers
+        },
+        chord: Some(ChordConfig {
+            successors: R,
+            ..ChordConfig::lan()
+        }),
+        ..Config::lan()
+    }
+}
+
+fn secret(i: usize) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    s[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+    s[8] = 0x7e;
+    s
+}
+
+/// `n` founders of one ring (each with `config(i)`), run until their
+/// fingers have been found.
+fn founded_ring(n: usize, config: impl Fn(NodeIndex) -> Config) -> Network {
+    let mut net = Network::new(LATENCY);
+    for i in 0..n {
+        net.add_node(config(i), secret(i), 9000 + i as u64)
+            .expect("valid config");
+    }
+    net.found_ring(0..n).expect("found");
+    // One finger per 2 s tick (lan); a 64-node ring with r = 4 needs about
+    // log2(64 / 4) = 4 of them.
+    net.run_for(Duration::from_secs(80));
+    net
+}
+
+/// Node indices in ring order.
+fn in_ring_order(net: &Network, n: usize) -> Vec<NodeIndex> {
+    let mut order: Vec<NodeIndex> = (0..n).collect();
+    order.sort_by_key(|&i| net.node(i).node_id());
+    order
+}
+
+/// The true owner of `key` among `live`: the first member at or after it.
+fn owner(net: &Network, live: &[NodeIndex], key: NodeId) -> NodeId {
+    let mut ids: Vec<NodeId> = live.iter().map(|&j| net.node(j).node_id()).collect();
+    ids.sort_unstable();
+    ids.iter().copied().find(|&id| id >= key).unwrap_or(ids[0])
+}
+
+/// Issues a lookup of `key` from `from`; its owner and hops once it ends
+/// (within `chord.lookup_timeout`).
+fn lookup(net: &mut Network, from: NodeIndex, key: NodeId) -> (NodeId, u32) {
+    let Ok(Accepted::Op(op)) = net.command(from, ChordCommand::Lookup { key }) else {
+        panic!("lookup refused");
+    };
+    let deadline = net.now() + Duration::from_secs(11);
+    while net.now() < deadline {
+        net.run_for(Duration::from_millis(5));
+        let ended = net.events_of(from).find_map(|e| match e {
+            Event::Chord(ChordEvent::LookupDone {
+                id, owner, hops, ..
+            }) if *id == op => Some(Ok((*owner, *hops))),
+            Event::Chord(ChordEvent::LookupFailed { id, reason, .. }) if *id == op => {
+                Some(Err(*reason))
+            }
+            _ => None,
+        });
+        if let Some(ended) = ended {
+            net.take_events();
+            return ended.unwrap_or_else(|e| panic!("lookup of {key} from {from} failed: {e}"));
+        }
+    }
+    panic!("lookup of {key} from {from} never ended");
+}
+
+fn key(i: u64) -> NodeId {
+    NodeId::from_u128(u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))
+}
+
+fn dials(net: &Network, n: usize) -> u64 {
+    (0..n).map(|i| net.node(i).stats().peers.dials).sum()
+}
+
+#[test]
+fn a_stable_rings_lookups_dial_nothing_and_take_about_half_log_n_hops() {
+    let n = 64;
+    let mut net = founded_ring(n, |_| config());
+    let live: Vec<NodeIndex> = (0..n).collect();
+    let before = dials(&net, n);
+    let sessions_before: u64 = (0..n)
+        .map(|i| net.node(i).stats().peers.sessions_established)
+        .sum();
+    let lookups = 200u64;
+    let mut hops = 0u64;
+    for k in 0..lookups {
+        let from = (k as usize * 7) % n;
+        let key = key(k + 1);
+        let (found, h) = lookup(&mut net, from, key);
+        assert_eq!(found, owner(&net, &live, key), "lookup {k} from {from}");
+        hops += u64::from(h);
+    }
+    // No connection opened for any of them: the routing sets carried them.
+    assert_eq!(
+        dials(&net, n),
+        before,
+        "a stable ring's lookups dial nothing"
+    );
+    let sessions_after: u64 = (0..n)
+        .map(|i| net.node(i).stats().peers.sessions_established)
+        .sum();
+    assert_eq!(sessions_after, sessions_before);
+    // Forwarded hop by hop, never falling back to the iterative walk.
+    let stats: Vec<_> = (0..n).map(|i| net.node(i).stats().chord).collect();
+    assert!(stats.iter().map(|s| s.forwarded).sum::<u64>() > lookups);
+    assert_eq!(stats.iter().map(|s| s.route_fallbacks).sum::<u64>(), 0);
+    // ½·log2 64 = 3 (Stoica et al. §6.3); the successor lists shorten the
+    // last steps a little.
+    let mean = hops as f64 / lookups as f64;
+    let expected = 0.5 * (n as f64).log2();
+    assert!(
+        (mean - expected).abs() <= 0.25 * expected,
+        "mean hops {mean:.2}, expected about {expected}"
+    );
+}
+
+#[test]
+fn a_lookup_routes_around_a_next_hop_that_just_died() {
+    let n = 32;
+    let mut net = founded_ring(n, |_| config());
+    let order = in_ring_order(&net, n);
+    // X dies (its process killed: its links reset, dials to it refused);
+    // a key just after X is now owned by X's successor Y. Whoever holds
+    // the lookup when X is the closest pointer to it finds X dead, flushes
+    // it, and answers afresh: past X the key lies just after itself.
+    let (x, y) = (order[10], order[11]);
+    let asker = order[26];
+    net.disconnect_node(x);
+    net.crash(x);
+    net.run_for(Duration::from_millis(50));
+    let key = NodeId::from_u128(net.node(x).node_id().as_u128() + 1);
+    let (found, hops) = lookup(&mut net, asker, key);
+    assert_eq!(
+        found,
+        net.node(y).node_id(),
+        "the live owner past the dead one"
+    );
+    assert!(hops >= 1);
+    let live: Vec<NodeIndex> = (0..n).filter(|&i| i != x).collect();
+    let stats: Vec<_> = live.iter().map(|&i| net.node(i).stats().chord).collect();
+    assert!(
+        stats.iter().map(|s| s.route_retries).sum::<u64>() >= 1,
+        "a hop retried around the dead one"
+    );
+    assert_eq!(
+        net.node(asker).stats().chord.route_fallbacks,
+        0,
+        "answered recursively, without the iterative fallback"
+    );
+    // And every other key is still found.
+    for k in 0..20 {
+        let key = key_near(k);
+        let (found, _) = lookup(&mut net, asker, key);
+        assert_eq!(found, owner(&net, &live, key));
+    }
+}
+
+fn key_near(k: u64) -> NodeId {
+    key(1000 + k)
+}
+
+#[test]
+fn a_peer_flooding_lookups_makes_a_node_hold_at_most_its_bound() {
+    let n = 16;
+    let per_peer = 4;
+    let mut net = founded_ring(n, |i| {
+        let mut c = config();
+        if i == 0 {
+            let chord = c.chord.as_mut().expect("chord");
+            chord.max_forwards_per_peer = per_peer;
+        }
+        c
+    });
+    let order = in_ring_order(&net, n);
+    let victim = 0;
+    let at = order.iter().position(|&i| i == victim).expect("in ring");
+    // The attacker is the victim's predecessor: connected, a member. It
+    // floods lookups of keys half a ring away, each of which the victim
+    // would forward.
+    let attacker = order[(at + n - 1) % n];
+    let victim_id = net.node(victim).node_id();
+    let far = victim_id.as_u128().wrapping_add(1 << 127);
+    let flood = 50u64;
+    let forwarded_before = net.node(victim).stats().chord.forwarded;
+    let late_before = net.node(attacker).stats().chord.late_replies;
+    let now = net.now();
+    for i in 0..flood {
+        let message = Message::ChordRoute(ChordRoute {
+            req: 1_000_000 + i,
+            key: far.wrapping_add(u128::from(i)),
+            ttl: 32,
+        });
+        assert!(
+            net.node_mut(attacker)
+                .adversary_send(now, victim_id, &message),
+            "sent"
+        );
+    }
+    // A command that does nothing, so the harness takes the attacker's
+    // outputs now.
+    net.command(attacker, PeersCommand::AddPeers { peers: vec![] })
+        .expect("no-op");
+    net.take_events();
+    // Delivered in one burst: the victim forwards `per_peer` and refuses
+    // the rest at once, before any next hop can answer.
+    net.run_for(LATENCY + Duration::from_millis(1));
+    let victim_stats = net.node(victim).stats().chord;
+    // (Others' lookups, the fingers', may pass through the victim meanwhile.)
+    assert!(victim_stats.forwarded - forwarded_before >= per_peer as u64);
+    assert_eq!(victim_stats.forwards_refused, flood - per_peer as u64);
+    // Every one was answered (the refused ones `Failed` at once, the
+    // forwarded ones once their path answered), so the victim holds none
+    // of them; the attacker, which asked nothing through its node, counts
+    // them as replies to no request of its own.
+    net.run_for(Duration::from_secs(2));
+    assert_eq!(
+        net.node(attacker).stats().chord.late_replies - late_before,
+        flood
+    );
+    let live: Vec<NodeIndex> = (0..n).collect();
+    let key = NodeId::from_u128(far);
+    let (found, _) = lookup(&mut net, victim, key);
+    assert_eq!(found, owner(&net, &live, key));
+}
