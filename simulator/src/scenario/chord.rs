@@ -1224,6 +1224,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             self.history = Some(BestHistory::default());
             self.record_best();
         }
+        let (dials_before, fallbacks_before) = self.dials_and_fallbacks();
         let mut next_churn = (churn > 0.0).then(|| self.sim.now() + self.exp_delay(churn));
         let mut issued = 0u64;
         let mut refused = 0u64;
@@ -1283,9 +1284,26 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             self.advance_by(SLICE.saturating_mul(10));
         }
         self.report.lookup_unanswered = self.lookups.len() as u64;
+        let (dials_after, fallbacks) = self.dials_and_fallbacks();
+        self.report.lookup_dials = dials_after.saturating_sub(dials_before);
+        self.report.lookup_fallbacks = fallbacks.saturating_sub(fallbacks_before);
         self.lookups.clear();
         self.history = None;
         Ok(())
+    }
+
+    /// Dials made so far and recursive lookups fallen back to iterative,
+    /// summed over the live nodes (those that crashed take theirs along).
+    fn dials_and_fallbacks(&self) -> (u64, u64) {
+        self.sim
+            .live_nodes()
+            .into_iter()
+            .filter_map(|i| self.sim.node(i))
+            .map(|node| {
+                let stats = node.stats();
+                (stats.peers.dials, stats.chord.route_fallbacks)
+            })
+            .fold((0, 0), |(d, f), (a, b)| (d + a, f + b))
     }
 
     /// No more faults: let the joins still under way finish and the ring

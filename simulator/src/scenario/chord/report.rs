@@ -52,6 +52,14 @@ pub struct ChordReport {
     pub hops_histogram: Vec<u64>,
     /// Mean time from issue to completion of the completed lookups.
     pub lookup_ms_mean: f64,
+    /// Dials the live members made during the lookup phase (from the
+    /// first lookup issued to the last answered): a stable ring's lookups
+    /// travel over kept connections and dial nothing.
+    pub lookup_dials: u64,
+    /// Recursive lookups that fell back to asking hop by hop
+    /// (`ChordStats::route_fallbacks`, summed over the live members at the
+    /// end of the lookup phase).
+    pub lookup_fallbacks: u64,
     /// Invariant checks made.
     pub invariant_checks: u64,
     /// Checks, once the ring had formed, where Zave's invariant or a
@@ -255,7 +263,8 @@ impl fmt::Display for ChordReport {
             f,
             "  lookups {}: {} correct ({} transitional), {} incorrect, {} failed, {} lost \
              (success {:.4})\n  \
-             hops mean {:.2} (½·log2 N = {:.2}), p50 {}, p99 {}, max {}; {:.0} ms mean\n  \
+             hops mean {:.2} (½·log2 N = {:.2}), p50 {}, p99 {}, max {}; {:.0} ms mean; \
+             {} dials, {} fallbacks during lookups\n  \
              invariants: {} checks, {} violations ({} while forming, {} outside the contract)\n",
             self.lookups,
             self.lookup_correct,
@@ -270,6 +279,8 @@ impl fmt::Display for ChordReport {
             self.p99_hops,
             self.max_hops,
             self.lookup_ms_mean,
+            self.lookup_dials,
+            self.lookup_fallbacks,
             self.invariant_checks,
             self.invariant_violations,
             self.forming_violations,
