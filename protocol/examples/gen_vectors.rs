@@ -316,12 +316,19 @@ fn chord_json(message: &Message) -> Option<J> {
             ("kind", n(m.kind.code().into())),
             ("entries", entries_json(&m.entries)),
         ]),
-        Message::ChordRoute(m) => J::Obj(vec![
-            ("type", s("ChordRoute")),
-            ("req", s(m.req.to_string())),
-            ("key", hx(m.key.to_be_bytes())),
-            ("ttl", n(m.ttl.into())),
-        ]),
+        Message::ChordRoute(m) => {
+            let mut fields = vec![
+                ("type", s("ChordRoute")),
+                ("req", s(m.req.to_string())),
+                ("key", hx(m.key.to_be_bytes())),
+                ("ttl", n(m.ttl.into())),
+            ];
+            // `avoid` is absent when `has_avoid` = 0.
+            if let Some(avoid) = m.avoid {
+                fields.push(("avoid", hx(avoid.to_bytes())));
+            }
+            J::Obj(fields)
+        }
         Message::ChordRouteReply(m) => {
             let mut fields = vec![
                 ("type", s("ChordRouteReply")),
@@ -837,9 +844,21 @@ fn chord_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
                 req: 300,
                 key: 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
                 ttl: 32,
+                avoid: None,
             }),
             None,
-            "key: 16 bytes, big-endian; ttl 32 forwards left",
+            "key: 16 bytes, big-endian; ttl 32 forwards left; has_avoid 0",
+        ),
+        (
+            "chord_route_avoid",
+            Message::ChordRoute(ChordRoute {
+                req: 7,
+                key: 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+                ttl: 29,
+                avoid: Some(b),
+            }),
+            None,
+            "has_avoid 1, then the 16-byte id of the member found silent",
         ),
         (
             "chord_route_ttl_0",
@@ -847,6 +866,7 @@ fn chord_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
                 req: 1,
                 key: u128::MAX,
                 ttl: 0,
+                avoid: None,
             }),
             None,
             "ttl 0: the receiver answers or fails, never forwards",
@@ -1735,6 +1755,18 @@ fn chord_dht_invalid_cases() -> Vec<InvalidBody> {
         (
             "chord_route_no_ttl",
             format!("00 55 01 {}", "00".repeat(16)),
+            "UnexpectedEnd",
+            none(),
+        ),
+        (
+            "chord_route_has_avoid_2",
+            format!("00 55 01 {} 20 02", "00".repeat(16)),
+            "OutOfRange",
+            range("has_avoid", 2),
+        ),
+        (
+            "chord_route_truncated_avoid",
+            format!("00 55 01 {} 20 01 {}", "00".repeat(16), &id[..10]),
             "UnexpectedEnd",
             none(),
         ),

@@ -119,8 +119,18 @@ fn chord_message() -> impl Strategy<Value = Message> {
             .prop_map(|(req, kind, entries)| Message::ChordFindSuccessorReply(
                 ChordFindSuccessorReply { req, kind, entries }
             )),
-        (any::<u64>(), any::<u128>(), any::<u8>())
-            .prop_map(|(req, key, ttl)| Message::ChordRoute(ChordRoute { req, key, ttl })),
+        (
+            any::<u64>(),
+            any::<u128>(),
+            any::<u8>(),
+            proptest::option::of(node_id())
+        )
+            .prop_map(|(req, key, ttl, avoid)| Message::ChordRoute(ChordRoute {
+                req,
+                key,
+                ttl,
+                avoid
+            })),
         (
             any::<u64>(),
             any::<u8>(),

@@ -185,6 +185,37 @@ fn a_lookup_routes_around_a_next_hop_that_just_died() {
     }
 }
 
+#[test]
+fn a_lookup_routes_around_a_next_hop_that_crashed_silently() {
+    let n = 32;
+    let mut net = founded_ring(n, |_| config());
+    let order = in_ring_order(&net, n);
+    // X crashes silently: its links carry nothing and nobody is told.
+    // Whoever holds the lookup when X is the closest pointer to the key
+    // waits for X past its deadline (shorter than the hop's before it),
+    // then routes around it: past X, the key lies just after X's
+    // predecessor's first live successor, Y.
+    let (x, y) = (order[20], order[21]);
+    let asker = order[3];
+    net.crash(x);
+    let key = NodeId::from_u128(net.node(x).node_id().as_u128() + 1);
+    let before = net.now();
+    let (found, _) = lookup(&mut net, asker, key);
+    assert_eq!(
+        found,
+        net.node(y).node_id(),
+        "the live owner past the silent one"
+    );
+    assert_eq!(
+        net.node(asker).stats().chord.route_fallbacks,
+        0,
+        "answered recursively, without the iterative fallback"
+    );
+    // Within the asker's own deadline: twice `chord.request_timeout` (lan
+    // 1 s).
+    assert!(net.now() - before < Duration::from_secs(2));
+}
+
 fn key_near(k: u64) -> NodeId {
     key(1000 + k)
 }
@@ -219,6 +250,7 @@ fn a_peer_flooding_lookups_makes_a_node_hold_at_most_its_bound() {
             req: 1_000_000 + i,
             key: far.wrapping_add(u128::from(i)),
             ttl: 32,
+            avoid: None,
         });
         assert!(
             net.node_mut(attacker)

@@ -281,6 +281,9 @@ fn chord_from_json(message_type: &str, v: &Value) -> Option<Message> {
             req: decimal(v, "req"),
             key: u128::from_be_bytes(array(v, "key")),
             ttl: code(v, "ttl"),
+            avoid: v
+                .get("avoid")
+                .map(|_| NodeId::from_bytes(array(v, "avoid"))),
         }),
         "ChordRouteReply" => Message::ChordRouteReply(ChordRouteReply {
             req: decimal(v, "req"),
@@ -621,6 +624,14 @@ fn spec_chord_dht_bytes(out: &mut Vec<u8>, v: &Value) -> bool {
         "ChordRoute" => {
             out.extend_from_slice(&array::<16>(v, "key"));
             out.push(code(v, "ttl"));
+            // `avoid` is absent when `has_avoid` = 0.
+            match v.get("avoid") {
+                Some(_) => {
+                    out.push(1);
+                    out.extend_from_slice(&array::<16>(v, "avoid"));
+                }
+                None => out.push(0),
+            }
         }
         "ChordRouteReply" => {
             let kind = code(v, "kind");
@@ -1225,6 +1236,7 @@ fn check_invalid_frames(v: &Value) {
                 "hops",
                 "member",
                 "has_pred",
+                "has_avoid",
                 "kind",
                 "mode",
                 "key_len",

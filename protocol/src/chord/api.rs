@@ -170,9 +170,10 @@ pub struct ChordStats {
     pub route_fallbacks: u64,
     /// Peers' recursive lookups this node forwarded to a pointer of its own.
     pub forwarded: u64,
-    /// Next hops of recursive lookups that failed at once (dead, refused,
-    /// not a member) and were retried around: the next pointer closer to
-    /// the key, down to the first successor.
+    /// Next hops of recursive lookups that failed (dead, refused, not a
+    /// member, or silent past their deadline) and were routed around: the
+    /// next pointer closer to the key, or, past a silent first successor,
+    /// an answer from this node's successor list.
     pub route_retries: u64,
     /// Peers' recursive lookups answered `Failed` at once because this
     /// node held `chord.max_forwards` forwards, or

@@ -18,6 +18,14 @@ use crate::wire::{
 };
 use crate::{NodeId, OpId};
 
+/// What a hop does with a recursive lookup.
+enum RouteStep {
+    /// Answer it (found, failed, or not a member).
+    Answer(Result<ChordRouteFound, ChordRouteKind>),
+    /// Forward it to this pointer.
+    Forward(Pointer),
+}
+
 impl Chord {
     /// `ChordCommand::Lookup`.
     pub(crate) fn lookup_command(
@@ -142,7 +150,12 @@ impl Chord {
             // the routing set, never dialled only for this lookup.
             let ttl = self.settings.route_ttl;
             self.call(cx, next, RingCall::Route(id), |req| {
-                Message::ChordRoute(ChordRoute { req, key, ttl })
+                Message::ChordRoute(ChordRoute {
+                    req,
+                    key,
+                    ttl,
+                    avoid: None,
+                })
             });
             return None;
         }
@@ -234,8 +247,23 @@ impl Chord {
         }
         let reply = match outcome {
             Outcome::Reply(Message::ChordRouteReply(reply)) if !dead => reply,
-            // Timed out: the path behind the first hop is slow or broken.
-            Outcome::Failed(crate::rpc::Failure::TimedOut) => return self.route_fallback(cx, id),
+            // Timed out: the path behind the first hop is slow or broken,
+            // or the first hop is silent. If it is the first successor and
+            // would have answered itself, the key lies past it.
+            Outcome::Failed(crate::rpc::Failure::TimedOut) => {
+                let key = self.lookups.get(&id)?.key;
+                if let Some(found) = self.past_silent_successor(cx, peer.id, key) {
+                    self.stats.route_retries += 1;
+                    let lookup = self.lookups.remove(&id)?;
+                    let found = Found {
+                        list: found.entries,
+                        by: found.by,
+                        hops: 0,
+                    };
+                    return Some(self.finish(lookup, Ok(found)));
+                }
+                return self.route_fallback(cx, id);
+            }
             // The first hop is dead, refused or not a member (and, if
             // dead, flushed already): ask afresh, still recursively. The
             // key may now lie just after this node, if the dead hop was
@@ -319,20 +347,55 @@ impl Chord {
 
     // ----- forwarding peers' recursive lookups (§7.4) -----
 
-    /// `ChordRoute { req, key, ttl }` from `from`: answered here if the key
-    /// lies just after this node, else forwarded to this node's closest
-    /// pointer, within the bounds on what it holds.
-    pub(super) fn on_route(&mut self, cx: &mut dyn Cx, from: NodeId, route: ChordRoute) {
-        let ChordRoute { req, key, ttl } = route;
+    /// What this node does with a recursive lookup of `key` from `from`
+    /// (§7.4), having tried `tried` and told to avoid `avoid`.
+    fn route_step(
+        &self,
+        cx: &dyn Cx,
+        key: u128,
+        from: NodeId,
+        avoid: Option<NodeId>,
+        tried: &[NodeId],
+    ) -> RouteStep {
         let me = cx.me();
-        let (kind, _) = self.answer_find_successor(me, key, from);
-        let result = match kind {
-            ChordReplyKind::NotInRing => Err(ChordRouteKind::NotInRing),
-            ChordReplyKind::Done => Ok(ChordRouteFound {
+        let (kind, next) = self.answer_find_successor(me, key, from);
+        match kind {
+            ChordReplyKind::NotInRing => RouteStep::Answer(Err(ChordRouteKind::NotInRing)),
+            ChordReplyKind::Done => RouteStep::Answer(Ok(ChordRouteFound {
                 by: self.self_pointer(cx),
                 entries: self.succs.clone(),
-            }),
+            })),
             ChordReplyKind::Next => {
+                if let Some(silent) = avoid
+                    && let Some(found) = self.past_silent_successor(cx, silent, key)
+                {
+                    return RouteStep::Answer(Ok(found));
+                }
+                match next
+                    .into_iter()
+                    .find(|c| !tried.contains(&c.id) && Some(c.id) != avoid)
+                {
+                    Some(next) => RouteStep::Forward(next),
+                    None => RouteStep::Answer(Err(ChordRouteKind::Failed)),
+                }
+            }
+        }
+    }
+
+    /// `ChordRoute` from `from`: answered here if the key lies just after
+    /// this node (or just after its first successor, when that is the
+    /// member to avoid), else forwarded to this node's closest pointer,
+    /// within the bounds on what it holds.
+    pub(super) fn on_route(&mut self, cx: &mut dyn Cx, from: NodeId, route: ChordRoute) {
+        let ChordRoute {
+            req,
+            key,
+            ttl,
+            avoid,
+        } = route;
+        let result = match self.route_step(cx, key, from, avoid, &[]) {
+            RouteStep::Answer(result) => result,
+            RouteStep::Forward(_) => {
                 let held = self.forwards_by_peer.get(&from).copied().unwrap_or(0);
                 if ttl == 0 {
                     self.stats.route_ttl_exhausted += 1;
@@ -354,6 +417,7 @@ impl Chord {
                             key,
                             ttl,
                             tried: SmallVec::new(),
+                            avoid,
                         },
                     );
                     *self.forwards_by_peer.entry(from).or_default() += 1;
@@ -377,41 +441,44 @@ impl Chord {
         let Some(forward) = self.forwards.get(&fid) else {
             return;
         };
-        let (me, key, from) = (cx.me(), forward.key, forward.from);
-        let (kind, next) = self.answer_find_successor(me, key, from);
-        let next = match kind {
-            ChordReplyKind::Done => {
-                let found = ChordRouteFound {
-                    by: self.self_pointer(cx),
-                    entries: self.succs.clone(),
-                };
-                self.end_forward(cx, fid, 1, Ok(found));
+        let step = if forward.tried.len() >= ring::NEXT_CANDIDATES {
+            RouteStep::Answer(Err(ChordRouteKind::Failed))
+        } else {
+            self.route_step(cx, forward.key, forward.from, forward.avoid, &forward.tried)
+        };
+        let next = match step {
+            RouteStep::Answer(result) => {
+                let hops = u8::from(result.is_ok());
+                self.end_forward(cx, fid, hops, result);
                 return;
             }
-            ChordReplyKind::NotInRing => None,
-            ChordReplyKind::Next if forward.tried.len() >= ring::NEXT_CANDIDATES => None,
-            ChordReplyKind::Next => next.into_iter().find(|c| !forward.tried.contains(&c.id)),
-        };
-        let Some(next) = next else {
-            self.end_forward(cx, fid, 1, Err(ChordRouteKind::Failed));
-            return;
+            RouteStep::Forward(next) => next,
         };
         let Some(forward) = self.forwards.get_mut(&fid) else {
             return;
         };
         forward.tried.push(next.id);
-        let (key, ttl) = (forward.key, forward.ttl);
-        self.call(cx, next, RingCall::Forward(fid), |req| {
-            Message::ChordRoute(ChordRoute { req, key, ttl })
+        let (key, ttl, avoid) = (forward.key, forward.ttl, forward.avoid);
+        let timeout = self.route_timeout(ttl);
+        self.call_timed(cx, next, RingCall::Forward(fid), timeout, |req| {
+            Message::ChordRoute(ChordRoute {
+                req,
+                key,
+                ttl,
+                avoid,
+            })
         });
     }
 
     /// The next hop of forward `fid` answered or failed: relay its answer,
-    /// or retry around it if it failed at once.
+    /// or retry around it if it failed at once or was silent (its own next
+    /// hops time out earlier than this one, so a live hop would have
+    /// answered).
     pub(super) fn on_forward_outcome(
         &mut self,
         cx: &mut dyn Cx,
         fid: u64,
+        peer: NodeId,
         outcome: Outcome,
         dead: bool,
     ) {
@@ -424,13 +491,42 @@ impl Chord {
                 self.end_forward(cx, fid, hops, reply.result);
             }
             Outcome::Failed(crate::rpc::Failure::TimedOut) => {
-                self.end_forward(cx, fid, 1, Err(ChordRouteKind::Failed));
+                self.stats.route_retries += 1;
+                if let Some(forward) = self.forwards.get_mut(&fid) {
+                    forward.avoid = Some(peer);
+                }
+                self.forward_next(cx, fid);
             }
             _ => {
                 self.stats.route_retries += 1;
                 self.forward_next(cx, fid);
             }
         }
+    }
+
+    /// A recursive lookup of `key` sent to `silent` got no answer in time.
+    /// If `silent` is this node's first successor and `key` lies in
+    /// (`silent`, *S*[1]], `silent` would have answered it itself (it
+    /// forwards nothing there), so it is unresponsive, and the owner is
+    /// the first live member after it: answered `Done` with *S* past
+    /// `silent` (its Flush is left to stabilization and liveness, §4).
+    fn past_silent_successor(
+        &self,
+        cx: &dyn Cx,
+        silent: NodeId,
+        key: u128,
+    ) -> Option<ChordRouteFound> {
+        let [s1, s2, ..] = self.succs.as_slice() else {
+            return None;
+        };
+        if s1.id != silent || !ring::in_half_open(s1.id.as_u128(), key, s2.id.as_u128()) {
+            return None;
+        }
+        tracing::debug!(successor = %silent.short(), "lookup answered past a silent first successor");
+        Some(ChordRouteFound {
+            by: self.self_pointer(cx),
+            entries: self.succs[1..].to_vec(),
+        })
     }
 
     /// Ends forward `fid`, answering its asker.

@@ -275,7 +275,7 @@ impl Chord {
             RingCall::Route(lookup) => {
                 return self.on_route_outcome(cx, lookup, peer, outcome, dead);
             }
-            RingCall::Forward(fid) => self.on_forward_outcome(cx, fid, outcome, dead),
+            RingCall::Forward(fid) => self.on_forward_outcome(cx, fid, peer.id, outcome, dead),
         }
         None
     }

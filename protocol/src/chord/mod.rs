@@ -163,7 +163,15 @@ struct Forward {
     ttl: u8,
     /// Next hops tried (at most `ring::NEXT_CANDIDATES`).
     tried: SmallVec<[NodeId; 4]>,
+    /// A member found silent on this lookup's path (by its asker, or by
+    /// this node when its next hop timed out): neither forwarded to nor
+    /// counted as this node's first successor, and passed on.
+    avoid: Option<NodeId>,
 }
+
+/// The first hops of a recursive lookup whose timeouts decrease along the
+/// path (§7.4).
+const ROUTE_DEPTH: u8 = 8;
 
 /// Told of ring changes, synchronously, by the component that keeps the
 /// ring (the table: hand-off and repair follow the ring).
@@ -380,13 +388,35 @@ impl Chord {
         call: RingCall,
         build: impl FnOnce(u64) -> Message,
     ) -> u64 {
-        // A recursive attempt waits for the whole path: twice a request's
-        // time, so that a forwarder whose next hop timed out (after one)
-        // can still answer `Failed` before the asker gives up on it.
         let timeout = match call {
-            RingCall::Route(_) => self.settings.request_timeout.saturating_mul(2),
+            RingCall::Route(_) => self.route_timeout(self.settings.route_ttl),
             _ => self.settings.request_timeout,
         };
+        self.call_timed(cx, to, call, timeout, build)
+    }
+
+    /// How long a `ChordRoute` sent with `ttl` is awaited (§7.4): a
+    /// request's time, plus an eighth of it per hop it is from the end of
+    /// the first `ROUTE_DEPTH` hops. The asker waits twice a request's
+    /// time, and each of the first hops an eighth less than the one before
+    /// it, so a live hop whose own next hop is silent answers (routing
+    /// around it) before the hop before it gives up.
+    fn route_timeout(&self, ttl: u8) -> Duration {
+        let base = self.settings.request_timeout;
+        let hops_done = self.settings.route_ttl.saturating_sub(ttl);
+        let left = u64::from(ROUTE_DEPTH.saturating_sub(hops_done));
+        base + Duration::from_micros(base.as_micros() / u64::from(ROUTE_DEPTH) * left)
+    }
+
+    /// A chord request of chord's own, awaited `timeout`.
+    fn call_timed(
+        &mut self,
+        cx: &mut dyn Cx,
+        to: Pointer,
+        call: RingCall,
+        timeout: Duration,
+        build: impl FnOnce(u64) -> Message,
+    ) -> u64 {
         let expects_reply = call != RingCall::Notify;
         self.rpc.call(
             cx,

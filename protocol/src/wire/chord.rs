@@ -6,6 +6,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::overlay::{get_peer_entry, put_peer_entry};
 use super::{DecodeError, PeerEntry, Reader, WireMessage, put_varint};
+use crate::NodeId;
 
 /// Most pointers one entry list (`succs`, `entries`) may carry; also the
 /// largest successor list length `r`.
@@ -253,7 +254,8 @@ impl ChordRouteKind {
 /// `0x55` — a recursive lookup: the receiver answers it if the key lies
 /// between it and its first successor, or forwards it to its own closest
 /// pointer and relays the answer back (spec/chord.md §7.4). Layout:
-/// `req: varint`, `key: [u8; 16]` (big-endian), `ttl: u8` (forwards left).
+/// `req: varint`, `key: [u8; 16]` (big-endian), `ttl: u8` (forwards left),
+/// `has_avoid: u8` (0/1), `avoid: [u8; 16]` if `has_avoid` = 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChordRoute {
     /// Unique among the sender's pending chord and dht requests.
@@ -262,6 +264,9 @@ pub struct ChordRoute {
     pub key: u128,
     /// How many more times the lookup may be forwarded.
     pub ttl: u8,
+    /// A member the sender found silent (its hop timed out): the receiver
+    /// neither forwards to it nor counts it as its first successor.
+    pub avoid: Option<NodeId>,
 }
 
 impl WireMessage for ChordRoute {
@@ -271,13 +276,27 @@ impl WireMessage for ChordRoute {
         put_varint(out, self.req);
         out.put_u128(self.key);
         out.put_u8(self.ttl);
+        out.put_u8(self.avoid.is_some().into());
+        if let Some(avoid) = self.avoid {
+            out.put_u128(avoid.as_u128());
+        }
     }
 
     fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
         let req = input.varint()?;
         let key = u128::from_be_bytes(input.array()?);
         let ttl = input.u8()?;
-        Ok(ChordRoute { req, key, ttl })
+        let avoid = if get_flag(input, "has_avoid")? {
+            Some(NodeId::from_u128(u128::from_be_bytes(input.array()?)))
+        } else {
+            None
+        };
+        Ok(ChordRoute {
+            req,
+            key,
+            ttl,
+            avoid,
+        })
     }
 }
 
