@@ -907,7 +907,10 @@ impl Net {
                 // before `Connected`: nothing to do with these bytes.
                 return;
             };
-            let mut outputs = core::mem::take(&mut self.scratch);
+            // A fresh vector per read rather than one kept per node: a
+            // session output is 200 bytes, and a simulation holds a
+            // million idle nodes.
+            let mut outputs = Vec::new();
             let mut grant = ConnGrant {
                 budget: &mut self.budget,
                 conn,
@@ -919,7 +922,6 @@ impl Net {
                     open = self.on_session_output(conn, output, up);
                 }
             }
-            self.scratch = outputs;
             if !open {
                 return;
             }

@@ -42,7 +42,7 @@ pub use config::{AdmissionConfig, PeersConfig};
 use crate::cx::{Cx, LinkView, SendError};
 use crate::liveness::peer::PeerLiveness;
 use crate::rng::{Rng, Stream};
-use crate::session::{EncodeError, Prepared, Session, SessionContext, SessionOutput};
+use crate::session::{EncodeError, Prepared, Session, SessionContext};
 use crate::time::{Duration, Instant};
 use crate::timer::DeadlineQueue;
 use crate::wire::{Capabilities, Message, PeerEntry};
@@ -191,8 +191,10 @@ struct BootstrapAddr {
 
 type Map<K, V> = HashMap<K, V, FixedState>;
 
-/// Output-queue capacity an idle node keeps.
-const OUTPUTS_KEPT: usize = 16;
+/// Output-queue capacity an idle node keeps: none (an output is 144
+/// bytes, and a simulation holds a million idle nodes; the queue is
+/// allocated again by the next call that has something to say).
+const OUTPUTS_KEPT: usize = 0;
 
 /// The connection layer. See the module docs.
 pub(crate) struct Net {
@@ -223,7 +225,6 @@ pub(crate) struct Net {
     next_peer_request: Instant,
     shut_down: bool,
     pub(crate) stats: PeersStats,
-    scratch: Vec<SessionOutput>,
     /// Connections that read in the current call: what they were granted
     /// for decompressed payloads is released at the next call, when the
     /// driver has taken the messages (`settle_reads`).
@@ -312,7 +313,6 @@ impl Net {
             next_peer_request: now,
             shut_down: false,
             stats: PeersStats::default(),
-            scratch: Vec::new(),
             reading: Vec::new(),
             config,
         };
@@ -358,8 +358,8 @@ impl Net {
     pub(crate) fn poll_output(&mut self) -> Option<Output> {
         let output = self.outputs.pop_front();
         if output.is_none() && self.outputs.capacity() > OUTPUTS_KEPT {
-            // A burst (a relay to many peers) left a big queue behind; an
-            // idle node should not keep it (simulations hold millions).
+            // Drained: an idle node keeps no queue (simulations hold
+            // millions of nodes).
             self.outputs.shrink_to(OUTPUTS_KEPT);
         }
         output
