@@ -160,7 +160,6 @@ impl Net {
             bootstrap: None,
             draining: false,
             peer_draining: false,
-            opened: self.now,
             answered: false,
             since: self.now,
             received: 0,
@@ -270,7 +269,7 @@ impl Net {
                 .filter(|(_, c)| c.direction == Direction::Inbound && c.peer.is_none())
                 .map(|(&conn, c)| HalfOpen {
                     conn,
-                    opened: c.opened,
+                    opened: c.opened_at,
                     answered: c.answered,
                 })
                 .collect();

@@ -123,7 +123,8 @@ struct Connection {
     serial: u64,
     direction: Direction,
     remote: SocketAddr,
-    /// When the dial began (or the connection was accepted).
+    /// When the dial began (or the connection was accepted): also the
+    /// half-open eviction's age.
     opened_at: Instant,
     /// The id the dial demanded.
     expected: Option<NodeId>,
@@ -148,8 +149,6 @@ struct Connection {
     /// connection to that peer: we keep sending on it (the peer reads until
     /// our goodbye) until the connection the peer kept comes up.
     peer_draining: bool,
-    /// When it was created (dial or accept), for the half-open eviction.
-    opened: Instant,
     /// Handshaking, and this node has answered the peer's first message
     /// (it has spent a key exchange on it).
     answered: bool,
@@ -228,7 +227,9 @@ pub(crate) struct Net {
     /// Connections that read in the current call: what they were granted
     /// for decompressed payloads is released at the next call, when the
     /// driver has taken the messages (`settle_reads`).
-    reading: Vec<ConnId>,
+    /// Inline: a call nearly always reads one connection, and a vector
+    /// would be allocated and freed at every call.
+    reading: smallvec::SmallVec<[ConnId; 2]>,
     /// The handshake rate limits (admission control).
     limiter: admission::RateLimiter,
     /// Keys the address-group order of the inbound eviction's diversity
@@ -313,7 +314,7 @@ impl Net {
             next_peer_request: now,
             shut_down: false,
             stats: PeersStats::default(),
-            reading: Vec::new(),
+            reading: smallvec::SmallVec::new(),
             config,
         };
         net.arm(now, Timer::Maintenance);
