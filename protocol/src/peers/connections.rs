@@ -1063,6 +1063,10 @@ impl Net {
         let Some(from) = self.conns.get(&conn).and_then(|c| c.peer) else {
             return false;
         };
+        // Any frame from the peer proves it alive (liveness rides on
+        // traffic: only idle links are pinged).
+        let traffic = !matches!(message, Message::Ping(_));
+        crate::liveness::Liveness::on_frame(self, from, traffic);
         match message {
             Message::Goodbye(Goodbye {
                 reason: GoodbyeReason::Duplicate,
