@@ -276,7 +276,7 @@ mod tests {
         let path = temp_svg("liveness");
         detection_cdf(&path, &report).expect("plots");
         let svg = std::fs::read_to_string(&path).expect("written");
-        assert!(svg.contains("bound 3500 ms"), "{svg}");
+        assert!(svg.contains("bound 3525 ms"), "{svg}");
         assert_svg(&path);
     }
 

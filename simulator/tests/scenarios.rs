@@ -393,13 +393,15 @@ fn malformed_files_are_errors_that_name_the_step_and_the_problem() {
 
 #[test]
 fn no_false_positives_fails_when_pongs_cannot_arrive_in_time() {
-    // LAN timings (a miss after 500 ms) over 300 ms links: every round trip
-    // takes 600 ms, so live peers are declared dead.
+    // LAN timings (dead 3.5 s after the last frame heard) over 4 s links:
+    // nothing from a live peer (its peer request, a late pong, its own
+    // ping) arrives before three pings have missed, so live peers are
+    // declared dead.
     let script = Script::parse(
         r#"
         seed = 5
         [net]
-        latency_ms = 300
+        latency_ms = 4000
         jitter_ms = 0
         [node]
         preset = "lan"
@@ -413,7 +415,7 @@ fn no_false_positives_fails_when_pongs_cannot_arrive_in_time() {
         at_ms = 0
         connect = [1, 2]
         [[step]]
-        at_ms = 10_000
+        at_ms = 30_000
         check = { kind = "no_false_positives" }
         "#,
     )
@@ -423,7 +425,7 @@ fn no_false_positives_fails_when_pongs_cannot_arrive_in_time() {
     assert!(
         outcome
             .summary
-            .contains("✗ #3 @ 10000 ms no_false_positives"),
+            .contains("✗ #3 @ 30000 ms no_false_positives"),
         "{}",
         outcome.summary
     );

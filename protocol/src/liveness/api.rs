@@ -21,6 +21,9 @@ pub enum LivenessEvent {
 pub struct LivenessStats {
     /// Pings sent.
     pub pings_sent: u64,
+    /// Pings not sent because the peer had been heard from within the
+    /// last `ping_interval` (liveness riding on traffic).
+    pub pings_skipped: u64,
     /// Peers declared dead.
     pub peers_declared_dead: u64,
 }

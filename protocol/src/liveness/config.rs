@@ -6,8 +6,9 @@ use crate::time::Duration;
 /// [`Config`](crate::Config); the presets follow memberlist's profiles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LivenessConfig {
-    /// A `Ping` goes to every peer this often. Default (WAN) 5 s; 1 s in
-    /// [`LivenessConfig::lan`].
+    /// A `Ping` goes to a peer when nothing was heard from it for this
+    /// long (any frame received proves it alive: busy links carry no
+    /// pings). Default (WAN) 5 s; 1 s in [`LivenessConfig::lan`].
     pub ping_interval: Duration,
     /// A ping unanswered this long is a miss; one miss makes the peer
     /// suspect. At most `ping_interval`. Default (WAN) 3 s; 500 ms in
@@ -47,8 +48,10 @@ impl LivenessConfig {
         }
     }
 
-    /// The longest a crashed peer goes undetected: the first ping after the
-    /// crash leaves within `ping_interval`, and `dead_after_misses` misses
+    /// The longest a crashed peer goes undetected after the last frame it
+    /// sent arrived (liveness rides on traffic, so add one transport trip
+    /// to count from the crash): the first ping after that frame leaves
+    /// within `ping_interval`, and `dead_after_misses` misses
     /// later (each `ping_timeout` after its ping, pings `ping_interval`
     /// apart) the peer is dead: `dead_after_misses × ping_interval +
     /// ping_timeout`. A live peer whose pongs arrive within `ping_timeout`

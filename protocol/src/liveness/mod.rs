@@ -3,12 +3,21 @@
 //! without indirect probes: every peer here is a direct neighbour with its
 //! own connection).
 //!
-//! Timing (all from `Config`): a `Ping` leaves every `ping_interval`; one
-//! unanswered after `ping_timeout` is a miss; the first miss makes the peer
-//! suspect, `dead_after_misses` consecutive misses make it dead. A pong
-//! clears the misses. So a crashed peer is declared dead at most
-//! [`Config::detection_time`](crate::Config::detection_time) after it
-//! crashed, and a peer whose pongs arrive within `ping_timeout` never is.
+//! Liveness rides on traffic: any frame received from a peer proves it
+//! alive, so only idle links are pinged. Timing (all from `Config`): a
+//! `Ping` leaves when nothing but pings was heard from the peer for
+//! `ping_interval` (its `Ping` timer, due then, finds such a frame heard
+//! more recently and waits until that frame is `ping_interval` old
+//! instead; until a first pong has measured the round trip, pings go on
+//! whatever the traffic; the peer's own pings do not spare ours, so both
+//! ends of an idle link keep an RTT estimate); one unanswered
+//! after `ping_timeout`, with nothing else heard from the peer since it
+//! left, is a miss; the first miss makes the peer suspect,
+//! `dead_after_misses` consecutive misses make it dead. A pong or any
+//! other frame clears the misses. So a crashed peer is declared dead at
+//! most [`Config::detection_time`](crate::Config::detection_time) after it
+//! crashed (it sends nothing after it), a peer whose pongs arrive within
+//! `ping_timeout` never is, and a busy link carries no pings at all.
 //!
 //! Each peer's state ([`peer::PeerLiveness`]) lives in the peer table's slot for
 //! that peer; this module schedules the pings and judges the answers. A
@@ -108,12 +117,33 @@ impl Liveness {
     }
 
     fn ping(&mut self, cx: &mut dyn Cx, peer: NodeId) {
-        let nonce = self.next_nonce;
-        self.next_nonce += 1;
-        let Some(generation) = cx.link(peer).map(|l| l.generation) else {
+        let Some((generation, heard, measured)) = cx.link(peer).map(|l| {
+            (
+                l.generation,
+                l.liveness.last_traffic(),
+                l.liveness.rtt().is_some(),
+            )
+        }) else {
             return;
         };
         let now = cx.now();
+        if let Some(heard) = heard
+            && heard + self.ping_interval > now
+            && measured
+        {
+            // Heard from within the interval: the link is not idle, so no
+            // ping; look again when that frame is an interval old. (Pings
+            // go on until a first pong has measured the round trip.)
+            self.stats.pings_skipped += 1;
+            self.arm(
+                cx,
+                heard + self.ping_interval,
+                Timer::Ping { peer, generation },
+            );
+            return;
+        }
+        let nonce = self.next_nonce;
+        self.next_nonce += 1;
         if let Some(liveness) = cx.liveness_mut(peer) {
             liveness.ping_sent(nonce, now);
         }
@@ -162,6 +192,19 @@ impl Liveness {
         // kept comes up (or never does, if it was stale), and its liveness
         // must see that we are alive.
         let _ = cx.send_even_draining(conn, &Message::Pong(Pong { nonce }));
+    }
+
+    /// A frame (any message) arrived from `from`: it is alive now.
+    /// `traffic`: it was not a `Ping` (which proves the peer alive but
+    /// does not spare this node its own ping: each end of an idle link
+    /// keeps its RTT estimate).
+    pub(crate) fn on_frame(cx: &mut dyn Cx, from: NodeId, traffic: bool) {
+        let now = cx.now();
+        if let Some(liveness) = cx.liveness_mut(from)
+            && liveness.heard(now, traffic) == Verdict::Recovered
+        {
+            info!(peer = %from.short(), "suspect peer was heard from again");
+        }
     }
 
     /// A `Pong` arrived from `from`.

@@ -26,6 +26,14 @@ pub(crate) struct PeerLiveness {
     outstanding: SmallVec<[(u64, Instant); 2]>,
     misses: u32,
     srtt: Option<Duration>,
+    /// When the last frame from the peer arrived (any message on any of
+    /// its established connections): it was alive then.
+    heard: Option<Instant>,
+    /// When the last frame other than a `Ping` arrived: traffic that makes
+    /// this node's own ping unneeded. The peer's pings do not count, so
+    /// each end of an idle link pings on its own schedule and keeps an
+    /// RTT estimate.
+    traffic: Option<Instant>,
 }
 
 impl PeerLiveness {
@@ -39,8 +47,9 @@ impl PeerLiveness {
         self.outstanding.iter().any(|&(n, _)| n == nonce)
     }
 
-    /// A pong arrived. Late pongs (already counted as misses) are ignored:
-    /// the peer answered too slowly to count as alive.
+    /// A pong arrived. A late pong (already counted as a miss) gives no
+    /// RTT sample; as any frame, it still proves the peer alive
+    /// ([`PeerLiveness::heard`], called for every message).
     pub(crate) fn pong(&mut self, nonce: u64, now: Instant) -> Verdict {
         let Some(i) = self.outstanding.iter().position(|&(n, _)| n == nonce) else {
             return Verdict::Unchanged;
@@ -61,12 +70,39 @@ impl PeerLiveness {
         }
     }
 
-    /// The ping `nonce` reached its timeout.
+    /// A frame from the peer arrived now: it is alive, so a suspect peer
+    /// recovers (its misses are cleared) as a pong would make it.
+    /// `traffic`: the frame was not a `Ping`, and postpones this node's
+    /// next ping.
+    pub(crate) fn heard(&mut self, now: Instant, traffic: bool) -> Verdict {
+        self.heard = Some(now);
+        if traffic {
+            self.traffic = Some(now);
+        }
+        if self.misses > 0 {
+            self.misses = 0;
+            Verdict::Recovered
+        } else {
+            Verdict::Unchanged
+        }
+    }
+
+    /// When the last frame other than a `Ping` arrived from the peer, if
+    /// one has.
+    pub(crate) fn last_traffic(&self) -> Option<Instant> {
+        self.traffic
+    }
+
+    /// The ping `nonce` reached its timeout. Not a miss if a frame from
+    /// the peer arrived since the ping left (the peer was alive then).
     pub(crate) fn timed_out(&mut self, nonce: u64, dead_after: u32) -> Verdict {
         let Some(i) = self.outstanding.iter().position(|&(n, _)| n == nonce) else {
             return Verdict::Unchanged;
         };
-        self.outstanding.remove(i);
+        let (_, sent) = self.outstanding.remove(i);
+        if self.heard.is_some_and(|heard| heard >= sent) {
+            return Verdict::Unchanged;
+        }
         self.misses += 1;
         if self.misses >= dead_after {
             Verdict::Dead
@@ -109,5 +145,24 @@ mod tests {
         assert_eq!(l.pong(4, t(501)), Verdict::Unchanged, "late pong ignored");
         assert_eq!(l.timed_out(5, 3), Verdict::Dead);
         assert_eq!(l.timed_out(5, 3), Verdict::Unchanged, "counted once");
+    }
+
+    #[test]
+    fn a_frame_heard_clears_misses_and_saves_a_ping_sent_before_it() {
+        let mut l = PeerLiveness::default();
+        let t = Instant::from_micros;
+        l.ping_sent(1, t(0));
+        assert_eq!(l.timed_out(1, 3), Verdict::Suspect);
+        assert_eq!(l.heard(t(50), false), Verdict::Recovered);
+        assert!(!l.is_suspect());
+        assert_eq!(l.last_traffic(), None, "a ping is no traffic");
+        assert_eq!(l.heard(t(55), true), Verdict::Unchanged);
+        assert_eq!(l.last_traffic(), Some(t(55)));
+        // A ping sent before a frame arrived is no miss when it times out.
+        l.ping_sent(2, t(40));
+        assert_eq!(l.timed_out(2, 1), Verdict::Unchanged);
+        // One sent after the last frame is.
+        l.ping_sent(3, t(60));
+        assert_eq!(l.timed_out(3, 1), Verdict::Dead);
     }
 }

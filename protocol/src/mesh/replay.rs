@@ -2,7 +2,8 @@
 //! broadcasts a node has already delivered, per origin and run, bounded in
 //! origins, in runs per origin and in sequence numbers per run.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
@@ -98,8 +99,12 @@ struct Origin {
 /// traffic.
 pub(crate) struct ReplayWindow {
     origins: HashMap<NodeId, Origin, FixedState>,
-    /// Origins by last activity, least recent first.
-    by_activity: BTreeMap<u64, NodeId>,
+    /// Origins by last activity, least recent first: a min-heap of
+    /// `(tick, origin)` where only the entry whose tick is the origin's
+    /// `active` is live (the others are dropped when they surface, and
+    /// swept when they outnumber the live ones). A heap of a few entries
+    /// where a node hears from few origins, not a B-tree's node.
+    by_activity: BinaryHeap<Reverse<(u64, NodeId)>>,
     tick: u64,
     max_origins: usize,
     max_runs: usize,
@@ -113,7 +118,7 @@ impl ReplayWindow {
     pub(crate) fn new(max_origins: usize, max_runs: usize, hasher: FixedState) -> Self {
         ReplayWindow {
             origins: HashMap::with_hasher(hasher),
-            by_activity: BTreeMap::new(),
+            by_activity: BinaryHeap::new(),
             tick: 0,
             max_origins: max_origins.max(1),
             max_runs: max_runs.max(1),
@@ -141,6 +146,17 @@ impl ReplayWindow {
         }
     }
 
+    /// Removes the least recently active origin from the activity heap
+    /// (skipping stale entries) and returns it.
+    fn pop_least_active(&mut self) -> Option<NodeId> {
+        while let Some(Reverse((tick, origin))) = self.by_activity.pop() {
+            if self.origins.get(&origin).is_some_and(|e| e.active == tick) {
+                return Some(origin);
+            }
+        }
+        None
+    }
+
     /// Records a verified `(origin, run, seq)`; whether it was fresh (a
     /// duplicate or too old changes nothing).
     pub(crate) fn record(&mut self, origin: NodeId, run: u64, seq: u64) -> bool {
@@ -151,7 +167,7 @@ impl ReplayWindow {
         let tick = self.tick;
         if !self.origins.contains_key(&origin)
             && self.origins.len() >= self.max_origins
-            && let Some((_, oldest)) = self.by_activity.pop_first()
+            && let Some(oldest) = self.pop_least_active()
         {
             self.origins.remove(&oldest);
             self.origins_evicted += 1;
@@ -161,9 +177,17 @@ impl ReplayWindow {
             runs: SmallVec::new(),
             retired: Vec::new(),
         });
-        self.by_activity.remove(&entry.active);
         entry.active = tick;
-        self.by_activity.insert(tick, origin);
+        self.by_activity.push(Reverse((tick, origin)));
+        if self.by_activity.len() > 2 * self.origins.len() + 2 {
+            // Sweep the stale entries: one per origin is left.
+            let origins = &self.origins;
+            self.by_activity
+                .retain(|Reverse((t, o))| origins.get(o).is_some_and(|e| e.active == *t));
+        }
+        let Some(entry) = self.origins.get_mut(&origin) else {
+            return false;
+        };
         if let Some(window) = entry.runs.iter_mut().find(|r| r.run == run) {
             window.mark(seq);
             window.active = tick;

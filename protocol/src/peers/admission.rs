@@ -186,6 +186,12 @@ impl RateLimiter {
         now: Instant,
     ) -> Result<bool, AdmissionReason> {
         let r = self.rates;
+        if r.group_rate == u32::MAX && r.group_burst == u32::MAX {
+            // Unlimited (`AdmissionConfig::unlimited`): a bucket of 2^32
+            // tokens refilled at once is always full and rested, so keep
+            // no table of them (a simulated node would carry one).
+            return Ok(true);
+        }
         let known = self.groups.get(&group).copied();
         let mut bucket = known.unwrap_or_else(|| TokenBucket::full(r.group_burst, now));
         bucket.refill(r.group_rate, r.group_burst, now);

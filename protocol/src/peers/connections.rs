@@ -160,7 +160,6 @@ impl Net {
             bootstrap: None,
             draining: false,
             peer_draining: false,
-            opened: self.now,
             answered: false,
             since: self.now,
             received: 0,
@@ -270,7 +269,7 @@ impl Net {
                 .filter(|(_, c)| c.direction == Direction::Inbound && c.peer.is_none())
                 .map(|(&conn, c)| HalfOpen {
                     conn,
-                    opened: c.opened,
+                    opened: c.opened_at,
                     answered: c.answered,
                 })
                 .collect();
@@ -907,7 +906,10 @@ impl Net {
                 // before `Connected`: nothing to do with these bytes.
                 return;
             };
-            let mut outputs = core::mem::take(&mut self.scratch);
+            // A fresh vector per read rather than one kept per node: a
+            // session output is 200 bytes, and a simulation holds a
+            // million idle nodes.
+            let mut outputs = Vec::new();
             let mut grant = ConnGrant {
                 budget: &mut self.budget,
                 conn,
@@ -919,7 +921,6 @@ impl Net {
                     open = self.on_session_output(conn, output, up);
                 }
             }
-            self.scratch = outputs;
             if !open {
                 return;
             }
@@ -1062,6 +1063,10 @@ impl Net {
         let Some(from) = self.conns.get(&conn).and_then(|c| c.peer) else {
             return false;
         };
+        // Any frame from the peer proves it alive (liveness rides on
+        // traffic: only idle links are pinged).
+        let traffic = !matches!(message, Message::Ping(_));
+        crate::liveness::Liveness::on_frame(self, from, traffic);
         match message {
             Message::Goodbye(Goodbye {
                 reason: GoodbyeReason::Duplicate,

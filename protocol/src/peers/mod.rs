@@ -42,7 +42,7 @@ pub use config::{AdmissionConfig, PeersConfig};
 use crate::cx::{Cx, LinkView, SendError};
 use crate::liveness::peer::PeerLiveness;
 use crate::rng::{Rng, Stream};
-use crate::session::{EncodeError, Prepared, Session, SessionContext, SessionOutput};
+use crate::session::{EncodeError, Prepared, Session, SessionContext};
 use crate::time::{Duration, Instant};
 use crate::timer::DeadlineQueue;
 use crate::wire::{Capabilities, Message, PeerEntry};
@@ -123,7 +123,8 @@ struct Connection {
     serial: u64,
     direction: Direction,
     remote: SocketAddr,
-    /// When the dial began (or the connection was accepted).
+    /// When the dial began (or the connection was accepted): also the
+    /// half-open eviction's age.
     opened_at: Instant,
     /// The id the dial demanded.
     expected: Option<NodeId>,
@@ -148,8 +149,6 @@ struct Connection {
     /// connection to that peer: we keep sending on it (the peer reads until
     /// our goodbye) until the connection the peer kept comes up.
     peer_draining: bool,
-    /// When it was created (dial or accept), for the half-open eviction.
-    opened: Instant,
     /// Handshaking, and this node has answered the peer's first message
     /// (it has spent a key exchange on it).
     answered: bool,
@@ -191,8 +190,10 @@ struct BootstrapAddr {
 
 type Map<K, V> = HashMap<K, V, FixedState>;
 
-/// Output-queue capacity an idle node keeps.
-const OUTPUTS_KEPT: usize = 16;
+/// Output-queue capacity an idle node keeps: none (an output is 144
+/// bytes, and a simulation holds a million idle nodes; the queue is
+/// allocated again by the next call that has something to say).
+const OUTPUTS_KEPT: usize = 0;
 
 /// The connection layer. See the module docs.
 pub(crate) struct Net {
@@ -223,11 +224,12 @@ pub(crate) struct Net {
     next_peer_request: Instant,
     shut_down: bool,
     pub(crate) stats: PeersStats,
-    scratch: Vec<SessionOutput>,
     /// Connections that read in the current call: what they were granted
     /// for decompressed payloads is released at the next call, when the
     /// driver has taken the messages (`settle_reads`).
-    reading: Vec<ConnId>,
+    /// Inline: a call nearly always reads one connection, and a vector
+    /// would be allocated and freed at every call.
+    reading: smallvec::SmallVec<[ConnId; 2]>,
     /// The handshake rate limits (admission control).
     limiter: admission::RateLimiter,
     /// Keys the address-group order of the inbound eviction's diversity
@@ -312,8 +314,7 @@ impl Net {
             next_peer_request: now,
             shut_down: false,
             stats: PeersStats::default(),
-            scratch: Vec::new(),
-            reading: Vec::new(),
+            reading: smallvec::SmallVec::new(),
             config,
         };
         net.arm(now, Timer::Maintenance);
@@ -358,8 +359,8 @@ impl Net {
     pub(crate) fn poll_output(&mut self) -> Option<Output> {
         let output = self.outputs.pop_front();
         if output.is_none() && self.outputs.capacity() > OUTPUTS_KEPT {
-            // A burst (a relay to many peers) left a big queue behind; an
-            // idle node should not keep it (simulations hold millions).
+            // Drained: an idle node keeps no queue (simulations hold
+            // millions of nodes).
             self.outputs.shrink_to(OUTPUTS_KEPT);
         }
         output

@@ -164,17 +164,25 @@ enum Transport {
 pub(crate) struct Session {
     state: State,
     frames: FrameReader,
-    /// A decrypted frame body waiting for budget to decompress into.
-    pending_body: Option<Bytes>,
-    /// Input that arrived while `pending_body` waited (see
-    /// [`Session::keep_input`]).
-    pending_input: Bytes,
+    /// What waits for receive budget; boxed, as it is rare and a node
+    /// holds many sessions.
+    pending: Option<Box<Pending>>,
     preamble: [u8; PREAMBLE_LEN],
     preamble_len: usize,
     /// Features both sides offered; known once established.
     pub(crate) capabilities: Capabilities,
     /// The peer's frame cap; known once established.
     peer_max_frame_len: u32,
+}
+
+/// What a session keeps while it waits for receive budget.
+#[derive(Default)]
+struct Pending {
+    /// A decrypted frame body waiting for budget to decompress into.
+    body: Option<Bytes>,
+    /// Input that arrived while `body` waited (see
+    /// [`Session::keep_input`]).
+    input: Bytes,
 }
 
 /// Cap on frames before the session is established: a handshake message is
@@ -218,8 +226,7 @@ impl Session {
         let session = Session {
             state: State::Handshake(handshake),
             frames: FrameReader::new(HANDSHAKE_MAX_FRAME_LEN.min(ctx.max_frame_len)),
-            pending_body: None,
-            pending_input: Bytes::new(),
+            pending: None,
             preamble: [0; PREAMBLE_LEN],
             preamble_len: 0,
             capabilities: Capabilities::NONE,
@@ -232,19 +239,24 @@ impl Session {
     /// and a frame body and input waiting for budget.
     pub(crate) fn held(&self) -> usize {
         self.frames.held()
-            + self.pending_body.as_ref().map_or(0, Bytes::len)
-            + self.pending_input.len()
+            + self
+                .pending
+                .as_ref()
+                .map_or(0, |p| p.body.as_ref().map_or(0, Bytes::len) + p.input.len())
     }
 
     /// Whether a frame waits for budget to be decompressed.
     pub(crate) fn is_waiting(&self) -> bool {
-        self.pending_body.is_some()
+        self.pending.as_ref().is_some_and(|p| p.body.is_some())
     }
 
     /// Keeps `rest` (input not consumed when the read stopped for budget)
     /// to be read first at the next [`Session::on_bytes`].
     pub(crate) fn keep_input(&mut self, rest: Bytes) {
-        self.pending_input = rest;
+        if rest.is_empty() && self.pending.is_none() {
+            return;
+        }
+        self.pending.get_or_insert_default().input = rest;
     }
 
     /// Consumes bytes from the stream, asking `grant` before it holds a
@@ -258,8 +270,11 @@ impl Session {
         grant: &mut dyn Grant,
         out: &mut Vec<SessionOutput>,
     ) -> Result<(), ReadError> {
-        if !self.pending_input.is_empty() {
-            let kept = core::mem::take(&mut self.pending_input);
+        let (kept, body) = match self.pending.take() {
+            Some(p) => (p.input, p.body),
+            None => (Bytes::new(), None),
+        };
+        if !kept.is_empty() {
             input = if input.is_empty() {
                 kept
             } else {
@@ -269,7 +284,7 @@ impl Session {
                 joined.freeze()
             };
         }
-        if let Some(body) = self.pending_body.take() {
+        if let Some(body) = body {
             match self.on_body(ctx, body, grant, out) {
                 Ok(()) => {}
                 Err(ReadError::OverBudget { .. }) => {
@@ -344,7 +359,7 @@ impl Session {
             && plain_len <= ctx.max_frame_len
             && !grant.try_grow(plain_len as usize)
         {
-            self.pending_body = Some(body);
+            self.pending.get_or_insert_default().body = Some(body);
             return Err(ReadError::OverBudget {
                 rest: Bytes::new(),
                 decompressing: true,

@@ -1,7 +1,9 @@
 //! The discrete-event engine: real [`ringmesh::Node`]s on a simulated
 //! network, in virtual time, reproducible from one seed.
 //!
-//! One binary heap of `(time, seq, event)`; ties fire in scheduling order.
+//! One event queue ordered by `(time, seq)` (`queue.rs`: a calendar of
+//! microsecond buckets, a heap beyond its horizon); ties fire in
+//! scheduling order.
 //! Nodes live in a `Vec` indexed by a compact [`NodeIdx`]; node `i` listens
 //! on [`addr_of`]`(i)`, a virtual address in 127.0.0.0/8 that is never
 //! dialled for real.
@@ -26,13 +28,11 @@
 
 mod churn;
 mod memo_check;
+mod queue;
 mod trace;
 
-use core::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use bytes::Bytes;
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 use rand_chacha::ChaCha8Rng;
@@ -152,8 +152,9 @@ pub enum NodeState {
 struct SimNode {
     node: Option<Node>,
     state: NodeState,
-    config: Config,
-    secret: [u8; 32],
+    /// Its config without its listen address (`addr_of` its index), for
+    /// restarts: shared by the nodes added with equal configs.
+    config: std::sync::Arc<Config>,
     id: NodeId,
     /// The `Timer` event scheduled for it, if any.
     timer_at: Option<Instant>,
@@ -189,15 +190,6 @@ enum Ev {
     Timer { node: NodeIdx },
 }
 
-/// A heap entry: 24 bytes, so sifting is cheap; the event itself waits in
-/// a slab.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Scheduled {
-    at: Instant,
-    seq: u64,
-    slot: u32,
-}
-
 /// Counters of a run (the `sim` object of a scenario file's JSON report).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SimStats {
@@ -215,11 +207,7 @@ pub struct SimStats {
 pub struct Sim<O: Observer = ()> {
     config: SimConfig,
     now: Instant,
-    queue: BinaryHeap<Reverse<Scheduled>>,
-    /// Events by slot; `free` lists the empty slots.
-    slab: Vec<Option<Ev>>,
-    free: Vec<u32>,
-    seq: u64,
+    queue: queue::EventQueue<Ev>,
     nodes: Vec<SimNode>,
     conns: HashMap<(NodeIdx, ConnId), ConnEnd, FixedState>,
     net_rng: ChaCha8Rng,
@@ -228,6 +216,8 @@ pub struct Sim<O: Observer = ()> {
     /// Deliveries in the queue (timers excluded), for [`Sim::settle`].
     in_flight: u64,
     observer: O,
+    /// The config of the last node added (most share one).
+    last_config: Option<std::sync::Arc<Config>>,
     /// The signature check every node shares (`memo_check.rs`).
     signature_check: std::sync::Arc<memo_check::MemoCheck>,
 }
@@ -253,10 +243,7 @@ impl<O: Observer> Sim<O> {
             net_rng: stream(config.seed, "network"),
             config,
             now: Instant::ZERO,
-            queue: BinaryHeap::new(),
-            slab: Vec::new(),
-            free: Vec::new(),
-            seq: 0,
+            queue: queue::EventQueue::new(),
             nodes: Vec::new(),
             conns: HashMap::with_hasher(FixedState::with_seed(0x5eed)),
             trace: TraceHash::new(),
@@ -264,6 +251,7 @@ impl<O: Observer> Sim<O> {
             in_flight: 0,
             observer,
             signature_check: std::sync::Arc::default(),
+            last_config: None,
         }
     }
 
@@ -335,10 +323,74 @@ impl<O: Observer> Sim<O> {
     /// Adds a node running `config` (its listen address is set to
     /// [`addr_of`] its index). Its identity and seed derive from the
     /// simulation seed and its index.
-    pub fn add_node(&mut self, mut config: Config) -> Result<NodeIdx, ringmesh::ConfigError> {
+    pub fn add_node(&mut self, config: Config) -> Result<NodeIdx, ringmesh::ConfigError> {
+        let i = self.nodes.len() as NodeIdx;
+        let identity = Identity::from_secret_bytes(self.secret_of(i));
+        self.add_node_with(config, identity)
+    }
+
+    /// Adds `count` nodes running `config`, as many [`Sim::add_node`]
+    /// calls would (the same identities, seeds and trace), but derives
+    /// their identities (an Ed25519 public key each, the costly part of
+    /// adding a node) on every core the machine offers, a batch at a time.
+    /// Each identity is a pure function of the simulation seed and the
+    /// node's index, so the threads change nothing but the wall time.
+    pub fn add_nodes(
+        &mut self,
+        config: &Config,
+        count: u32,
+        mut progress: impl FnMut(u32),
+    ) -> Result<core::ops::Range<NodeIdx>, ringmesh::ConfigError> {
+        const BATCH: u32 = 8192;
+        let first = self.nodes.len() as NodeIdx;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut done = 0;
+        while done < count {
+            let batch = BATCH.min(count - done);
+            let secrets: Vec<[u8; 32]> = (0..batch)
+                .map(|k| self.secret_of(first + done + k))
+                .collect();
+            let chunk = secrets.len().div_ceil(threads).max(1);
+            let identities: Vec<Identity> = std::thread::scope(|scope| {
+                let parts: Vec<_> = secrets
+                    .chunks(chunk)
+                    .map(|part| {
+                        scope.spawn(move || {
+                            part.iter()
+                                .map(|s| Identity::from_secret_bytes(*s))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            });
+            for identity in identities {
+                self.add_node_with(config.clone(), identity)?;
+            }
+            done += batch;
+            progress(done);
+        }
+        Ok(first..first + count)
+    }
+
+    /// Node `i`'s identity secret: from the simulation seed and `i`.
+    fn secret_of(&self, i: NodeIdx) -> [u8; 32] {
+        let mut material = [0u8; 12];
+        material[..8].copy_from_slice(&self.config.seed.to_le_bytes());
+        material[8..].copy_from_slice(&i.to_le_bytes());
+        blake3::derive_key("ringmesh-sim v1 identity", &material)
+    }
+
+    fn add_node_with(
+        &mut self,
+        mut config: Config,
+        identity: Identity,
+    ) -> Result<NodeIdx, ringmesh::ConfigError> {
         let i = self.nodes.len() as NodeIdx;
         config.listen_addrs.clear();
-        config.listen_addrs.push(addr_of(i));
         // Simulated addresses are a numbering, not networks: 256 nodes share
         // each "/24", and a whole network joins in the same second, which
         // per-group caps and handshake rates would throttle. A config that
@@ -348,19 +400,23 @@ impl<O: Observer> Sim<O> {
         if config.peers.admission == ringmesh::AdmissionConfig::default() {
             config.peers.admission = ringmesh::AdmissionConfig::unlimited();
         }
-        let mut material = [0u8; 12];
-        material[..8].copy_from_slice(&self.config.seed.to_le_bytes());
-        material[8..].copy_from_slice(&i.to_le_bytes());
-        let secret = blake3::derive_key("ringmesh-sim v1 identity", &material);
-        let identity = Identity::from_secret_bytes(secret);
+        let shared = match &self.last_config {
+            Some(last) if **last == config => last.clone(),
+            _ => std::sync::Arc::new(config),
+        };
+        self.last_config = Some(shared.clone());
         let id = identity.node_id();
-        let mut node = Node::new(config.clone(), identity, self.node_seed(i, 0), self.now)?;
+        let mut node = Node::new(
+            Self::config_of(&shared, i),
+            identity,
+            self.node_seed(i, 0),
+            self.now,
+        )?;
         node.set_signature_check(self.signature_check.clone());
         self.nodes.push(SimNode {
             node: Some(node),
             state: NodeState::Up,
-            config,
-            secret,
+            config: shared,
             id,
             timer_at: None,
             next_inbound: 0,
@@ -369,6 +425,13 @@ impl<O: Observer> Sim<O> {
         });
         self.after_node_call(i);
         Ok(i)
+    }
+
+    /// Node `i`'s config: `shared` listening on [`addr_of`]`(i)`.
+    fn config_of(shared: &Config, i: NodeIdx) -> Config {
+        let mut config = shared.clone();
+        config.listen_addrs.push(addr_of(i));
+        config
     }
 
     fn node_seed(&self, i: NodeIdx, incarnation: u32) -> u64 {
@@ -472,13 +535,9 @@ impl<O: Observer> Sim<O> {
         }
         n.incarnation += 1;
         let seed = self.node_seed(i, self.nodes[i as usize].incarnation);
+        let identity = Identity::from_secret_bytes(self.secret_of(i));
         let n = &mut self.nodes[i as usize];
-        let mut node = Node::new(
-            n.config.clone(),
-            Identity::from_secret_bytes(n.secret),
-            seed,
-            self.now,
-        )?;
+        let mut node = Node::new(Self::config_of(&n.config, i), identity, seed, self.now)?;
         node.set_signature_check(self.signature_check.clone());
         n.node = Some(node);
         n.state = NodeState::Up;
@@ -503,22 +562,7 @@ impl<O: Observer> Sim<O> {
     }
 
     fn push(&mut self, at: Instant, ev: Ev) {
-        self.seq += 1;
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slab[slot as usize] = Some(ev);
-                slot
-            }
-            None => {
-                self.slab.push(Some(ev));
-                (self.slab.len() - 1) as u32
-            }
-        };
-        self.queue.push(Reverse(Scheduled {
-            at,
-            seq: self.seq,
-            slot,
-        }));
+        self.queue.push(at, self.now, ev);
     }
 
     fn deliver_at(&mut self, at: Instant, node: NodeIdx, incarnation: u32, input: Input) {
@@ -696,13 +740,9 @@ impl<O: Observer> Sim<O> {
 
     /// Processes the next event; `false` when nothing is left.
     pub fn step(&mut self) -> bool {
-        let Some(Reverse(Scheduled { at, slot, .. })) = self.queue.pop() else {
+        let Some((at, ev)) = self.queue.pop() else {
             return false;
         };
-        let Some(ev) = self.slab[slot as usize].take() else {
-            return true;
-        };
-        self.free.push(slot);
         self.now = self.now.max(at);
         self.stats.events += 1;
         match ev {
@@ -744,11 +784,7 @@ impl<O: Observer> Sim<O> {
 
     /// Runs every event up to `deadline`, then sets the clock to it.
     pub fn run_until(&mut self, deadline: Instant) {
-        while self
-            .queue
-            .peek()
-            .is_some_and(|Reverse(next)| next.at <= deadline)
-        {
+        while self.queue.peek_at().is_some_and(|at| at <= deadline) {
             self.step();
         }
         self.now = self.now.max(deadline);
@@ -763,12 +799,7 @@ impl<O: Observer> Sim<O> {
     /// keep it going), or until `limit` of virtual time has passed.
     pub fn settle(&mut self, limit: Duration) {
         let deadline = self.now + limit;
-        while self.in_flight > 0
-            && self
-                .queue
-                .peek()
-                .is_some_and(|Reverse(next)| next.at <= deadline)
-        {
+        while self.in_flight > 0 && self.queue.peek_at().is_some_and(|at| at <= deadline) {
             self.step();
         }
     }

@@ -153,6 +153,74 @@ fn a_killed_node_is_down_at_once_and_a_crashed_one_after_the_detection_time() {
 }
 
 #[test]
+fn a_busy_link_carries_no_pings_and_an_idle_one_still_detects_a_dead_peer() {
+    let mut sim = sim(6);
+    for _ in 0..3 {
+        // Only the links dialled below (no discovery).
+        sim.add_node(Config {
+            peers: PeersConfig {
+                target_peers: 0,
+                ..lan().peers
+            },
+            ..lan()
+        })
+        .expect("valid");
+    }
+    // 0 and 1 talk every 300 ms (under the 1 s ping interval); 0 and 2
+    // say nothing after the handshake.
+    sim.connect(0, 1).expect("dial");
+    sim.connect(0, 2).expect("dial");
+    sim.settle(Duration::from_secs(1));
+    let talk = |sim: &mut Sim<Recorder>, from: NodeIdx, to: NodeIdx| {
+        let to = sim.id(to);
+        sim.command(
+            from,
+            MessagingCommand::Send {
+                to,
+                payload: Bytes::from_static(b"busy"),
+            },
+        )
+        .expect("connected");
+    };
+    for _ in 0..40 {
+        talk(&mut sim, 0, 1);
+        talk(&mut sim, 1, 0);
+        sim.run_for(Duration::from_millis(300));
+    }
+    let pings = |sim: &Sim<Recorder>, i| sim.node(i).expect("up").stats().liveness;
+    // 1 has only the busy link: one ping (the first, which measures the
+    // round trip), then none.
+    assert_eq!(pings(&sim, 1).pings_sent, 1, "1 has only the busy link");
+    assert!(sim.node(1).expect("up").rtt(sim.id(0)).is_some());
+    assert!(pings(&sim, 1).pings_skipped > 0);
+    // The idle link is still pinged, by both ends (about once an interval
+    // each over these 13 s), and each end keeps an RTT estimate.
+    let node = |sim: &Sim<Recorder>, i| sim.node(i).expect("up").rtt(sim.id(2 - i));
+    assert!(pings(&sim, 2).pings_sent >= 10, "{:?}", pings(&sim, 2));
+    assert!(node(&sim, 0).is_some() && node(&sim, 2).is_some());
+    // Node 0 pinged its idle link only: about as often as node 2 did.
+    let (p0, p2) = (pings(&sim, 0).pings_sent, pings(&sim, 2).pings_sent);
+    assert!(p0.abs_diff(p2) <= 2, "{p0} and {p2} pings");
+    // Node 2 dies silently: the idle link detects it in time, while the
+    // busy link stays up.
+    let dead = sim.id(2);
+    let at = sim.now();
+    sim.crash(2);
+    for _ in 0..20 {
+        talk(&mut sim, 0, 1);
+        talk(&mut sim, 1, 0);
+        sim.run_for(Duration::from_millis(300));
+    }
+    let crash_downs = downs(&sim, dead);
+    assert_eq!(crash_downs.len(), 1, "{crash_downs:?}");
+    let (t, node, reason) = &crash_downs[0];
+    assert_eq!((*node, reason), (0, &ringmesh::CloseReason::Unresponsive));
+    assert!(*t - at <= lan().detection_time() + Duration::from_millis(100));
+    assert!(sim.node(0).expect("up").is_connected(sim.id(1)));
+    assert_eq!(pings(&sim, 1).pings_sent, 1);
+}
+
+#[test]
 fn a_partition_splits_the_network_and_a_heal_lets_it_reconnect() {
     let mut sim = sim(4);
     for _ in 0..4 {

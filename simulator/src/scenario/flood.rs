@@ -413,12 +413,9 @@ fn build_random(
         ..base
     };
     sim.reserve(n as usize, n as usize * (degree / 2).max(1) as usize);
-    for i in 0..n {
-        sim.add_node(config.clone())?;
-        if i % 4096 == 0 {
-            progress("nodes", u64::from(i), u64::from(n));
-        }
-    }
+    sim.add_nodes(&config, n, |done| {
+        progress("nodes", u64::from(done), u64::from(n))
+    })?;
     let dials = (degree / 2).max(1);
     for i in 0..n {
         let mut picked = Vec::with_capacity(dials as usize);

@@ -42,7 +42,9 @@ pub struct LivenessReport {
     /// The earliest any single neighbour declared a crashed node down,
     /// milliseconds after the crash.
     pub neighbour_detection_ms_min: f64,
-    /// The bound the configuration promises: [`Config::detection_time`].
+    /// The bound the configuration promises: [`Config::detection_time`]
+    /// after the last frame from the crashed node arrived, so at most one
+    /// trip (`latency + jitter`) more after the crash.
     pub bound_ms: f64,
     /// The earliest a neighbour can decide, from the same formula:
     /// `(dead_after_misses − 1) × ping_interval + ping_timeout −

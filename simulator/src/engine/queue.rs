@@ -1,0 +1,263 @@
+//! The event queue: a calendar of one-microsecond buckets over a sliding
+//! horizon, and a binary heap for what lies beyond it.
+//!
+//! Events fire in `(time, seq)` order, `seq` being the order they were
+//! scheduled in: exactly the order of a binary heap of `(time, seq)`, so
+//! traces do not depend on which queue runs them. A bucket holds the events
+//! of one microsecond, and they are pushed in increasing `seq`, so a
+//! bucket is a FIFO. An event further than [`HORIZON`] µs ahead of the
+//! queue's base waits in the heap; popping takes the smaller `(time, seq)`
+//! of the calendar's first event and the heap's top, so an event never has
+//! to move from the heap to the calendar.
+//!
+//! Cost: push O(1) (O(log n) beyond the horizon); pop O(1) plus a scan of
+//! a 1,024-bit summary for the next non-empty bucket. The events of a
+//! simulation fire one latency (tens of milliseconds) after they are
+//! scheduled, so nearly all of them live in the calendar, in memory
+//! visited in time order rather than sifted through a heap of millions.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use ringmesh::Instant;
+
+/// Buckets in the calendar (µs of virtual time it spans): 65.5 ms, beyond
+/// every default latency plus jitter.
+const HORIZON: u64 = 1 << 16;
+const MASK: u64 = HORIZON - 1;
+const WORDS: usize = (HORIZON / 64) as usize;
+const SUMMARY: usize = WORDS / 64;
+
+/// A bucket drained of a burst keeps at most this many slots.
+const KEPT: usize = 64;
+
+struct Far<E> {
+    at: Instant,
+    seq: u64,
+    event: E,
+}
+
+impl<E> PartialEq for Far<E> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl<E> Eq for Far<E> {}
+impl<E> PartialOrd for Far<E> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<E> Ord for Far<E> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// Events in `(time, seq)` order (module docs).
+pub(super) struct EventQueue<E> {
+    /// Every event in the calendar is at a time in `base..base + HORIZON`,
+    /// in bucket `time & MASK`.
+    base: u64,
+    buckets: Vec<VecDeque<(u64, E)>>,
+    /// Bit `i` set: bucket `i` is not empty.
+    bits: Box<[u64; WORDS]>,
+    /// Bit `w` set: word `w` of `bits` is not zero.
+    summary: [u64; SUMMARY],
+    near: usize,
+    far: BinaryHeap<Reverse<Far<E>>>,
+    seq: u64,
+}
+
+impl<E> EventQueue<E> {
+    pub(super) fn new() -> Self {
+        EventQueue {
+            base: 0,
+            buckets: (0..HORIZON).map(|_| VecDeque::new()).collect(),
+            bits: Box::new([0; WORDS]),
+            summary: [0; SUMMARY],
+            near: 0,
+            far: BinaryHeap::new(),
+            seq: 0,
+        }
+    }
+
+    /// Events queued.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.near + self.far.len()
+    }
+
+    /// Queues `event` at `at`, after every event queued before it at the
+    /// same time. `now` is a time no queued or later event precedes (the
+    /// simulation's clock).
+    pub(super) fn push(&mut self, at: Instant, now: Instant, event: E) {
+        self.seq += 1;
+        let t = at.as_micros();
+        if self.near == 0 {
+            // Nothing in the calendar: slide it up to the clock.
+            self.base = self.base.max(now.as_micros()).min(t);
+        }
+        debug_assert!(t >= self.base, "an event before the queue's base");
+        if t.wrapping_sub(self.base) < HORIZON {
+            let i = (t & MASK) as usize;
+            self.buckets[i].push_back((self.seq, event));
+            self.bits[i / 64] |= 1 << (i % 64);
+            self.summary[i / 4096] |= 1 << ((i / 64) % 64);
+            self.near += 1;
+        } else {
+            self.far.push(Reverse(Far {
+                at,
+                seq: self.seq,
+                event,
+            }));
+        }
+    }
+
+    /// The first non-empty bucket at or after the base (wrapping), if any.
+    fn first_bucket(&self) -> Option<usize> {
+        if self.near == 0 {
+            return None;
+        }
+        let start = (self.base & MASK) as usize;
+        // The base's word, from the base's bit up.
+        let w0 = start / 64;
+        let high = self.bits[w0] & (!0u64 << (start % 64));
+        if high != 0 {
+            return Some(w0 * 64 + high.trailing_zeros() as usize);
+        }
+        // Words after w0 to the end, then from 0 through w0 (its low bits).
+        let after = self.next_word(w0 + 1, WORDS);
+        let w = match after {
+            Some(w) => w,
+            None => self.next_word(0, w0 + 1)?,
+        };
+        Some(w * 64 + self.bits[w].trailing_zeros() as usize)
+    }
+
+    /// The first non-zero word of `bits` in `from..to`.
+    fn next_word(&self, from: usize, to: usize) -> Option<usize> {
+        let mut s = from / 64;
+        while s * 64 < to {
+            let mut word = self.summary[s];
+            if s == from / 64 {
+                word &= !0u64 << (from % 64);
+            }
+            if word != 0 {
+                let w = s * 64 + word.trailing_zeros() as usize;
+                return (w < to).then_some(w);
+            }
+            s += 1;
+        }
+        None
+    }
+
+    /// The time of a bucket's events.
+    fn time_of(&self, i: usize) -> u64 {
+        self.base + ((i as u64).wrapping_sub(self.base) & MASK)
+    }
+
+    /// The time of the first event, if any.
+    pub(super) fn peek_at(&self) -> Option<Instant> {
+        let near = self.first_bucket().map(|i| self.time_of(i));
+        let far = self.far.peek().map(|f| f.0.at.as_micros());
+        match (near, far) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+        .map(Instant::from_micros)
+    }
+
+    /// Removes the first event.
+    pub(super) fn pop(&mut self) -> Option<(Instant, E)> {
+        let near = self.first_bucket();
+        let take_near = match (near, self.far.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(i), Some(far)) => {
+                let seq = self.buckets[i].front().map_or(0, |e| e.0);
+                (self.time_of(i), seq) < (far.0.at.as_micros(), far.0.seq)
+            }
+        };
+        if let (true, Some(i)) = (take_near, near) {
+            let t = self.time_of(i);
+            let bucket = &mut self.buckets[i];
+            let (_, event) = bucket.pop_front()?;
+            if bucket.is_empty() {
+                if bucket.capacity() > KEPT {
+                    bucket.shrink_to(KEPT);
+                }
+                self.bits[i / 64] &= !(1 << (i % 64));
+                if self.bits[i / 64] == 0 {
+                    self.summary[i / 4096] &= !(1 << ((i / 64) % 64));
+                }
+            }
+            self.near -= 1;
+            self.base = t;
+            return Some((Instant::from_micros(t), event));
+        }
+        let Reverse(Far { at, event, .. }) = self.far.pop()?;
+        // Every queued event is at or after this one (and the calendar's
+        // are before the old base plus the horizon), so the base may move
+        // up to it.
+        self.base = at.as_micros();
+        Some((at, event))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::{RngCore, SeedableRng};
+
+    /// Pops in exactly the order of a binary heap of `(time, seq)`, under
+    /// a random mix of pushes (near, far and at the clock) and pops.
+    #[test]
+    fn pops_in_the_order_of_a_heap_of_time_then_seq() {
+        for seed in 0..20 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut queue = EventQueue::new();
+            let mut heap = BinaryHeap::new();
+            let mut seq = 0u64;
+            let mut now = 0u64;
+            for _ in 0..20_000 {
+                if rng.next_u64() % 3 != 0 {
+                    let ahead = match rng.next_u64() % 10 {
+                        0 => 0,
+                        1 => rng.next_u64() % (10 * HORIZON),
+                        2 => HORIZON - 1 + rng.next_u64() % 3,
+                        _ => 20_000 + rng.next_u64() % 5_000,
+                    };
+                    seq += 1;
+                    let at = now + ahead;
+                    queue.push(Instant::from_micros(at), Instant::from_micros(now), seq);
+                    heap.push(Reverse((at, seq)));
+                } else {
+                    let want = heap.pop().map(|Reverse((at, seq))| (at, seq));
+                    assert_eq!(queue.peek_at().map(Instant::as_micros), want.map(|w| w.0));
+                    let got = queue.pop().map(|(at, seq)| (at.as_micros(), seq));
+                    assert_eq!(got, want, "seed {seed}");
+                    if let Some((at, _)) = got {
+                        now = at;
+                    }
+                }
+                if rng.next_u64() % 200 == 0 {
+                    // The clock jumps (as `run_until` moves it), never past
+                    // a queued event.
+                    let next = heap.peek().map_or(u64::MAX, |Reverse((at, _))| *at);
+                    now = (now + rng.next_u64() % (3 * HORIZON)).min(next);
+                }
+                assert_eq!(queue.len(), heap.len());
+            }
+            while let Some(Reverse((at, seq))) = heap.pop() {
+                assert_eq!(
+                    queue.pop().map(|(t, s)| (t.as_micros(), s)),
+                    Some((at, seq))
+                );
+            }
+            assert!(queue.pop().is_none());
+        }
+    }
+}
