@@ -284,10 +284,13 @@ impl Config {
                 ("chord.request_timeout", chord.request_timeout),
                 ("chord.fix_fingers_interval", chord.fix_fingers_interval),
                 ("chord.lookup_timeout", chord.lookup_timeout),
+                ("chord.merge_interval", chord.merge_interval),
+                ("chord.merge_forget", chord.merge_forget),
             ]);
             counts.extend([
                 ("chord.max_hops", chord.max_hops as usize),
                 ("chord.max_lookups", chord.max_lookups),
+                ("chord.max_merge_suspects", chord.max_merge_suspects),
             ]);
         }
         if let Some(dht) = &self.dht {

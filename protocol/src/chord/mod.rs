@@ -6,6 +6,8 @@
 //! - `maintain.rs`: starting or joining a ring, stabilization, rectify (a
 //!   notifier is checked before it becomes the predecessor), and what a
 //!   dead peer does to the pointers (§4–§6).
+//! - `merge.rs`: rings that merge (§6.7): suspects, merge lookups, and
+//!   the union of successor lists.
 //! - `puzzle.rs`: the optional static id puzzle (§6.5).
 //! - `lookup.rs`: iterative lookups, lazy fingers, routing to a node (§7, §9).
 //! - `respond.rs`: answering the chord messages, and their replies.
@@ -21,6 +23,7 @@ mod api;
 pub(crate) mod config;
 mod lookup;
 mod maintain;
+mod merge;
 mod puzzle;
 mod respond;
 pub(crate) mod ring;
@@ -94,6 +97,9 @@ pub(crate) enum LookupFor {
     Route(NodeId),
     /// A client's lookup, with the client's own token.
     Client(u64),
+    /// A merge lookup of the node's own id, started at suspect `NodeId`
+    /// (§6.7).
+    Merge(NodeId),
 }
 
 /// A lookup's result: the list L the last hop gave, the node that answered
@@ -163,6 +169,8 @@ pub(crate) enum Timer {
     FixFingers,
     /// Lookup `id`'s deadline.
     Lookup { id: u64 },
+    /// The merge tick (§6.7).
+    Merge,
 }
 
 /// The component's settings, from `Config`.
@@ -174,6 +182,9 @@ struct Settings {
     max_lookups: usize,
     lookup_timeout: Duration,
     id_puzzle_bits: u8,
+    merge_interval: Duration,
+    merge_forget: Duration,
+    max_merge_suspects: usize,
     listen_addrs: SmallVec<[SocketAddr; 2]>,
 }
 
@@ -206,6 +217,8 @@ pub(crate) struct Chord {
     lookups: HashMap<u64, Lookup, FixedState>,
     /// The ring's requests (chord's and its clients').
     pub(crate) rpc: Rpc<RingCall>,
+    /// Suspects and the merge lookup (§6.7).
+    merge: merge::MergeState,
     rng: Rng,
     settings: Settings,
     pub(crate) timers: DeadlineQueue<Timer>,
@@ -242,6 +255,7 @@ impl Chord {
             next_finger: 127,
             lookups: HashMap::with_hasher(hasher.clone()),
             rpc: Rpc::new(1, OnLost::Resend, hasher),
+            merge: merge::MergeState::default(),
             rng: Rng::derive(seed, Stream::Chord, None),
             settings: Settings {
                 stabilize_interval: config.stabilize_interval,
@@ -251,6 +265,9 @@ impl Chord {
                 max_lookups: config.max_lookups,
                 lookup_timeout: config.lookup_timeout,
                 id_puzzle_bits: config.id_puzzle_bits,
+                merge_interval: config.merge_interval,
+                merge_forget: config.merge_forget,
+                max_merge_suspects: config.max_merge_suspects,
                 listen_addrs: listen_addrs.iter().copied().collect(),
             },
             timers: DeadlineQueue::new(),
@@ -350,7 +367,7 @@ impl Chord {
     pub(crate) fn is_live(&self, timer: &Timer) -> bool {
         match *timer {
             Timer::Stabilize { generation } => generation == self.stabilize_generation,
-            Timer::FixFingers => true,
+            Timer::FixFingers | Timer::Merge => true,
             Timer::Lookup { id } => self.lookups.contains_key(&id),
         }
     }
@@ -360,7 +377,7 @@ impl Chord {
         let (generation, lookups) = (self.stabilize_generation, &self.lookups);
         self.timers.tidy(|timer| match *timer {
             Timer::Stabilize { generation: g } => g == generation,
-            Timer::FixFingers => true,
+            Timer::FixFingers | Timer::Merge => true,
             Timer::Lookup { id } => lookups.contains_key(&id),
         });
         self.rpc.tidy_timers();
@@ -383,6 +400,10 @@ impl Chord {
                 None
             }
             Timer::Lookup { id } => self.lookup_failed(id, LookupError::Timeout),
+            Timer::Merge => {
+                self.merge_tick(cx);
+                None
+            }
         }
     }
 
