@@ -325,6 +325,43 @@ mod tests {
     }
 
     #[test]
+    fn durations_parse_with_their_units_and_bad_ones_are_refused() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-3s").is_err());
+        assert!(parse_duration("99999999999999999m").is_err());
+    }
+
+    #[test]
+    fn a_merge_run_replays_with_its_options() {
+        let chord = ChordArgs::parse_default(&[
+            "--nodes",
+            "300",
+            "--fail-fraction",
+            "0.5",
+            "--unconstrained",
+            "--partition-for",
+            "1m",
+        ])
+        .expect("parses");
+        let params = chord.params();
+        assert!(params.unconstrained);
+        assert_eq!(params.partition_for, Some(Duration::from_secs(60)));
+        let replay = params.replay();
+        assert!(
+            replay.ends_with("--unconstrained --partition-for 60000ms"),
+            "{replay}"
+        );
+        let words: Vec<&str> = replay.split_whitespace().skip(2).collect();
+        let again = ChordArgs::parse_default(&words).expect("the replay parses");
+        assert_eq!(again.params(), params);
+    }
+
+    #[test]
     fn a_replay_line_parses_back_to_the_same_run() {
         let cli = Cli::try_parse_from([
             "ringmesh-sim",
