@@ -33,6 +33,9 @@ pub(crate) const RING_CHECK_TICKS: u32 = 30;
 /// A suspect's wait after its k-th failure is `merge_interval` × 2^k, k
 /// at most this.
 const MAX_BACKOFF_SHIFT: u32 = 4;
+/// A suspect whose merge lookups keep ending in this node's own ring is
+/// dropped after this many.
+const MAX_INCONCLUSIVE: u32 = 3;
 
 /// A node that may belong to another ring.
 #[derive(Debug, Clone)]
@@ -42,8 +45,10 @@ pub(crate) struct Suspect {
     pub(crate) since: Instant,
     /// Not tried before this.
     pub(crate) next_try: Instant,
-    /// Failed tries so far.
+    /// Failed or inconclusive tries so far.
     pub(crate) failures: u32,
+    /// A ring check's sample: tried once, whatever the outcome.
+    pub(crate) once: bool,
 }
 
 /// The merge state of a member.
@@ -64,6 +69,12 @@ impl Chord {
     /// Adds `ptr` to the suspects (a pointer flushed as dead, or a finger),
     /// to be tried from `not_before`. The oldest goes if the list is full.
     pub(super) fn add_suspect(&mut self, cx: &dyn Cx, ptr: Pointer, not_before: Instant) {
+        self.add_suspect_as(cx, ptr, not_before, false);
+    }
+
+    /// [`Chord::add_suspect`]; `once`: a ring check's sample, dropped
+    /// after one try.
+    fn add_suspect_as(&mut self, cx: &dyn Cx, ptr: Pointer, not_before: Instant, once: bool) {
         if ptr.id == cx.me() || ptr.addrs.is_empty() {
             return;
         }
@@ -84,6 +95,7 @@ impl Chord {
             since: cx.now(),
             next_try: not_before,
             failures: 0,
+            once,
         });
     }
 
@@ -138,7 +150,7 @@ impl Chord {
                     .peer_caps(known.id)
                     .is_none_or(|c| c.contains(crate::wire::Capabilities::CHORD));
                 if known_chord && !self.succs.iter().any(|s| s.id == known.id) {
-                    self.add_suspect(cx, known, now);
+                    self.add_suspect_as(cx, known, now, true);
                 }
             }
             if orphan {
@@ -201,27 +213,36 @@ impl Chord {
             return;
         };
         debug_assert_eq!(suspect.ptr.id, via);
-        let found = match result {
-            Ok(found) => found,
+        let me = cx.me();
+        let retry = match result {
             Err(reason) => {
-                debug!(node = %cx.me().short(), via = %via.short(), %reason, "merge lookup failed");
-                let shift = suspect.failures.min(MAX_BACKOFF_SHIFT);
-                suspect.failures += 1;
-                let wait = self.settings.merge_interval.as_micros() << shift;
-                suspect.next_try = cx.now() + Duration::from_micros(wait);
-                if self.is_member() && self.merge.suspects.len() < self.settings.max_merge_suspects
-                {
-                    self.merge.suspects.push(suspect);
-                } else {
-                    self.stats.merge_suspects_dropped += 1;
+                debug!(node = %me.short(), via = %via.short(), %reason, "merge lookup failed");
+                true
+            }
+            Ok(found) => {
+                // A lookup that ended at a member listing this node may
+                // have crossed into this node's own ring (a finger left
+                // from before a partition): it says nothing of the
+                // suspect's ring, which is tried again, a few times.
+                let inconclusive = found.list.iter().any(|p| p.id == me);
+                if self.is_member() {
+                    self.merge_list(cx, obs, found.list);
                 }
-                return;
+                inconclusive && suspect.failures < MAX_INCONCLUSIVE
             }
         };
-        if !self.is_member() {
+        if !retry || suspect.once || !self.is_member() {
             return;
         }
-        self.merge_list(cx, obs, found.list);
+        let shift = suspect.failures.min(MAX_BACKOFF_SHIFT);
+        suspect.failures += 1;
+        let wait = self.settings.merge_interval.as_micros() << shift;
+        suspect.next_try = cx.now() + Duration::from_micros(wait);
+        if self.merge.suspects.len() < self.settings.max_merge_suspects {
+            self.merge.suspects.push(suspect);
+        } else {
+            self.stats.merge_suspects_dropped += 1;
+        }
     }
 
     /// Takes in the members of `list` (the successors of this node's

@@ -690,7 +690,7 @@ impl Cx for Net {
         let me = self.id;
         self.cache
             .iter()
-            .filter(|(id, e)| **id != me && !e.addrs.is_empty() && e.failures == 0)
+            .filter(|(id, e)| **id != me && !e.addrs.is_empty())
             .min_by_key(|(id, _)| (id.as_u128().wrapping_sub(key), **id))
             .and_then(|(id, _)| self.cache.entry(*id))
     }
