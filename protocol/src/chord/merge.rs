@@ -138,7 +138,11 @@ impl Chord {
             .suspects
             .retain(|s| !succs.iter().any(|p| p.id == s.ptr.id));
         let orphan = self.merge.orphaned || self.succs.is_empty();
-        if self.merge.ticks >= RING_CHECK_TICKS || orphan {
+        // A list shorter than r: a ring of at most r members, or a piece
+        // of one (an orphan that took its predecessor, §5.2, closes a loop
+        // of two): checked every tick.
+        let short = self.succs.len() < self.r;
+        if self.merge.ticks >= RING_CHECK_TICKS || orphan || short {
             // The ring check: a random node of the peer cache (a finger
             // may have been re-found inside a piece of the ring; the cache
             // remembers the whole ring as it was met), and an orphan's
