@@ -284,6 +284,8 @@ impl Config {
                 ("chord.request_timeout", chord.request_timeout),
                 ("chord.fix_fingers_interval", chord.fix_fingers_interval),
                 ("chord.lookup_timeout", chord.lookup_timeout),
+                ("chord.merge_interval", chord.merge_interval),
+                ("chord.merge_forget", chord.merge_forget),
             ]);
             counts.extend([
                 ("chord.max_hops", chord.max_hops as usize),
@@ -292,6 +294,7 @@ impl Config {
                 ("chord.max_forwards", chord.max_forwards),
                 ("chord.max_forwards_per_peer", chord.max_forwards_per_peer),
                 ("chord.max_fingers", chord.max_fingers),
+                ("chord.max_merge_suspects", chord.max_merge_suspects),
             ]);
         }
         if let Some(dht) = &self.dht {

@@ -118,6 +118,11 @@ pub(crate) trait Cx {
     fn entry(&self, peer: NodeId) -> Option<PeerEntry>;
     /// Adds or refreshes a peer-cache entry (gossip rules apply).
     fn learn(&mut self, entry: &PeerEntry);
+    /// The peer-cache entry (with addresses, not this node; failed dials
+    /// do not exclude it: a partition fails them) whose id comes first at or clockwise
+    /// after `key`: a random sample that does not depend on the cache's
+    /// order (the ring check of spec/chord.md §6.7).
+    fn known_after(&self, key: u128) -> Option<PeerEntry>;
 
     // ----- effects -----
 

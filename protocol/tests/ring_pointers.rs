@@ -187,8 +187,15 @@ fn a_ground_notifier_is_never_adopted(mode: Attacker) {
         "some key would be handed to the attacker"
     );
 
+    // An attacker of its own ring never merges it with the target's
+    // (spec/chord.md §6.7): an honest node of a ring of one would, and
+    // would then be adopted as the member it had become.
+    let mut attacker_config = config(0);
+    if let Some(chord) = &mut attacker_config.chord {
+        chord.merge_interval = Duration::from_secs(1 << 20);
+    }
     let attacker = net
-        .add_node(config(0), identity.secret_bytes(), 666)
+        .add_node(attacker_config, identity.secret_bytes(), 666)
         .expect("attacker");
     if let Attacker::OwnRing = mode {
         net.command(attacker, ChordCommand::Create).expect("create");

@@ -162,8 +162,40 @@ pub(crate) struct ChordArgs {
     /// Keys put into the table after the build and read back at the end.
     #[arg(long, default_value_t = 0)]
     pub(crate) keys: u32,
+    /// Fail `--fail-fraction` of the members as drawn, without redrawing
+    /// to keep Zave's failure constraint: the ring's pieces must merge.
+    #[arg(long)]
+    pub(crate) unconstrained: bool,
+    /// Split the network into two random halves for this long (`60s`,
+    /// `500ms`, `2m`; a bare number is seconds), then heal it: the two
+    /// rings must merge.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) partition_for: Option<Duration>,
     #[command(flatten)]
     pub(crate) output: Output,
+}
+
+/// A duration: a number with `ms`, `s` or `m`, or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit_us) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1_000u64)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1_000_000)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60_000_000)
+    } else {
+        (text, 1_000_000)
+    };
+    let n: u64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?} (try 60s or 500ms)"))?;
+    match n.checked_mul(unit_us) {
+        Some(0) => Err("the duration must be above zero".to_owned()),
+        Some(us) => Ok(Duration::from_micros(us)),
+        None => Err(format!("duration too long: {text:?}")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +281,8 @@ impl ChordArgs {
             churn: self.churn,
             keys: self.keys,
             seed: self.seed,
+            unconstrained: self.unconstrained,
+            partition_for: self.partition_for,
             ..ChordParams::default()
         }
     }
@@ -288,6 +322,43 @@ mod tests {
     #[test]
     fn the_cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_with_their_units_and_bad_ones_are_refused() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-3s").is_err());
+        assert!(parse_duration("99999999999999999m").is_err());
+    }
+
+    #[test]
+    fn a_merge_run_replays_with_its_options() {
+        let chord = ChordArgs::parse_default(&[
+            "--nodes",
+            "300",
+            "--fail-fraction",
+            "0.5",
+            "--unconstrained",
+            "--partition-for",
+            "1m",
+        ])
+        .expect("parses");
+        let params = chord.params();
+        assert!(params.unconstrained);
+        assert_eq!(params.partition_for, Some(Duration::from_secs(60)));
+        let replay = params.replay();
+        assert!(
+            replay.ends_with("--unconstrained --partition-for 60000ms"),
+            "{replay}"
+        );
+        let words: Vec<&str> = replay.split_whitespace().skip(2).collect();
+        let again = ChordArgs::parse_default(&words).expect("the replay parses");
+        assert_eq!(again.params(), params);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The `ringmesh-sim` binary as a user runs it: the issue's flood command,
 //! its JSON fields, and the trace hash as a function of the seed; the chord
-//! scenario on small rings (lookups, a mass failure, churn, the table).
+//! scenario on small rings (lookups, a mass failure, churn, the table,
+//! rings that merge after a partition or failures beyond the constraint).
 //!
 //! The 10,000-node chord run is `#[ignore]`d (minutes); run it with
 //! `cargo test --release -p ringmesh-sim --test cli -- --ignored`.
@@ -249,6 +250,77 @@ fn chord_table_keeps_every_key_not_at_risk_after_a_mass_failure() {
     assert_eq!(report["puts_acked"], 100, "{report}");
     assert_eq!(report["keys_lost"], 0, "{report}");
     assert_eq!(report["under_replicated"], 0, "{report}");
+}
+
+#[test]
+fn chord_rings_split_by_a_partition_merge_again_after_the_heal() {
+    let report = chord_json(&[
+        "--nodes",
+        "60",
+        "--r",
+        "4",
+        "--keys",
+        "100",
+        "--lookups",
+        "300",
+        "--partition-for",
+        "20s",
+    ]);
+    assert_healthy_ring(&report, 300);
+    // Two rings while split: the watch saw it, outside the contract.
+    assert_eq!(report["failures_within_constraint"], false, "{report}");
+    assert!(
+        report["violations_outside_constraint"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{report}"
+    );
+    assert_eq!(report["partitioned_ms"], 20_000.0, "{report}");
+    assert!(report["heal_ms"].is_number(), "{report}");
+    assert_eq!(report["keys_lost"], 0, "{report}");
+    assert!(
+        report["replay"]
+            .as_str()
+            .is_some_and(|r| r.ends_with("--partition-for 20000ms")),
+        "{report}"
+    );
+}
+
+#[test]
+fn chord_pieces_left_by_failures_beyond_the_constraint_merge_again() {
+    // Half of a ring with r = 3 fails as drawn: about one member in eight
+    // loses its whole list, and the ring falls apart.
+    let report = chord_json(&[
+        "--nodes",
+        "100",
+        "--r",
+        "3",
+        "--keys",
+        "100",
+        "--lookups",
+        "300",
+        "--fail-fraction",
+        "0.5",
+        "--unconstrained",
+    ]);
+    assert_healthy_ring(&report, 300);
+    assert_eq!(report["failures_within_constraint"], false, "{report}");
+    assert_eq!(report["fail_redraws"], 0, "{report}");
+    assert!(report["orphaned"].as_u64().unwrap_or(0) > 0, "{report}");
+    assert!(report["repair_ms"].is_number(), "{report}");
+    assert_eq!(report["keys_lost"], 0, "{report}");
+}
+
+#[test]
+fn a_bad_partition_duration_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringmesh-sim"))
+        .args(["chord", "--partition-for", "soon"])
+        .output()
+        .expect("ringmesh-sim runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a duration"), "{stderr}");
 }
 
 #[test]

@@ -185,6 +185,18 @@ pub struct ChordStats {
     /// Fingers not kept because the node held `chord.max_fingers` distinct
     /// ones.
     pub fingers_refused: u64,
+    /// Merge lookups started (spec/chord.md §6.7): this node looked its own
+    /// id up in a suspect's ring.
+    pub merge_lookups: u64,
+    /// Merges: a merge lookup found members this node's list skipped, and
+    /// the list took them in.
+    pub merges: u64,
+    /// Suspects dropped unanswered: the oldest when the list was full
+    /// (`chord.max_merge_suspects`), or after `chord.merge_forget`.
+    pub merge_suspects_dropped: u64,
+    /// Orphan recoveries: a member whose successor list emptied found its
+    /// place again through a merge lookup.
+    pub orphans_recovered: u64,
 }
 
 /// The ring's work in flight ([`Node::chord_pending`](crate::Node::chord_pending)).

@@ -59,6 +59,19 @@ pub struct ChordConfig {
     /// [`MAX_ID_PUZZLE_BITS`](crate::MAX_ID_PUZZLE_BITS) (24). Default 0
     /// (off).
     pub id_puzzle_bits: u8,
+    /// Period of the merge tick (spec/chord.md §6.7): each tick a member
+    /// tries at most one suspect (a pointer it lost, or a finger), looking
+    /// its own id up in that node's ring and adopting the members it was
+    /// missing. A suspect that fails is tried again after this times 2^k
+    /// (k ≤ 4) for its k-th failure. 5 s; 1 s in [`ChordConfig::lan`].
+    pub merge_interval: Duration,
+    /// How long a suspect is kept while it does not answer (a partition
+    /// longer than this is only healed by the periodic ring check through a
+    /// finger). 1 h.
+    pub merge_forget: Duration,
+    /// Suspects kept (the oldest goes when a new one comes; each goes
+    /// counted in `ChordStats::merge_suspects_dropped`). Default 16.
+    pub max_merge_suspects: usize,
 }
 
 impl Default for ChordConfig {
@@ -74,6 +87,7 @@ impl ChordConfig {
             stabilize_interval: Duration::from_millis(500),
             request_timeout: Duration::from_secs(1),
             fix_fingers_interval: Duration::from_secs(2),
+            merge_interval: Duration::from_secs(1),
             ..ChordConfig::wan()
         }
     }
@@ -93,6 +107,9 @@ impl ChordConfig {
             max_forwards_per_peer: 64,
             max_fingers: 32,
             id_puzzle_bits: 0,
+            merge_interval: Duration::from_secs(5),
+            merge_forget: Duration::from_secs(3600),
+            max_merge_suspects: 16,
         }
     }
 

@@ -96,7 +96,7 @@ impl Chord {
             dialled: Default::default(),
             recursive: false,
         };
-        if self.is_member() {
+        if self.is_member() && !matches!(purpose, LookupFor::Merge(_)) {
             let me = cx.me();
             match self.answer_find_successor(me, key, me) {
                 (ChordReplyKind::Done, list) => {
@@ -604,6 +604,10 @@ impl Chord {
                 self.finish_locally(cx, finished);
                 None
             }
+            LookupFor::Merge(via) => {
+                self.merge_found(cx, obs, via, finished.result);
+                None
+            }
             LookupFor::Route(_) | LookupFor::Client(_) => Some(finished),
         }
     }
@@ -630,7 +634,7 @@ impl Chord {
                     self.finger_found(cx, i, found.list.into_iter().next());
                 }
             }
-            LookupFor::Join | LookupFor::Route(_) | LookupFor::Client(_) => {
+            LookupFor::Join | LookupFor::Route(_) | LookupFor::Client(_) | LookupFor::Merge(_) => {
                 debug_assert!(false, "never answered locally");
             }
         }

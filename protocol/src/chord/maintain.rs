@@ -171,6 +171,8 @@ impl Chord {
         self.schedule_stabilize(cx, first);
         let at = cx.now() + self.settings.fix_fingers_interval;
         self.arm(cx, at, Timer::FixFingers);
+        let merge = self.settings.merge_interval;
+        self.schedule_merge(cx, merge);
         obs.joined(cx);
         obs.ring_changed(cx, self);
     }
@@ -233,15 +235,23 @@ impl Chord {
     /// §4: `peer` is dead for every pointer: Flush it. The caller then ends
     /// every ring request to it, in id order ([`crate::rpc::Rpc::all_to`]).
     pub(crate) fn flush_dead(&mut self, cx: &mut dyn Cx, peer: NodeId) {
-        if self.is_pointer(peer) {
+        if let Some(lost) = self.pointer(peer).cloned() {
             self.stats.flushes += 1;
             debug!(node = %cx.me().short(), peer = %peer.short(), "flushing dead pointer");
+            // §6.7: a pointer lost may come back in another ring (a
+            // partition), so it becomes a suspect, tried from the next
+            // merge tick on.
+            let at = cx.now() + self.settings.merge_interval;
+            self.add_suspect(cx, lost, at);
         }
         // A dead predecessor is simply forgotten: the next notifier is
         // adopted (nothing is handed over to nobody).
         if self.flush(peer) {
             warn!(node = %cx.me().short(), "successor list emptied: orphaned (too many failures)");
             cx.emit(ChordEvent::Orphaned);
+            // §6.7: look for the ring at once, through the fingers and the
+            // predecessor (the merge tick adds them).
+            self.orphaned(cx);
         }
     }
 
@@ -427,7 +437,7 @@ impl Chord {
         })
     }
 
-    fn notify(&mut self, cx: &mut dyn Cx, to: Pointer) {
+    pub(super) fn notify(&mut self, cx: &mut dyn Cx, to: Pointer) {
         self.call(cx, to, RingCall::Notify, |_| {
             Message::ChordNotify(ChordNotify)
         });

@@ -6,6 +6,8 @@
 //! - `maintain.rs`: starting or joining a ring, stabilization, rectify (a
 //!   notifier is checked before it becomes the predecessor), and what a
 //!   dead peer does to the pointers (§4–§6).
+//! - `merge.rs`: rings that merge (§6.7): suspects, merge lookups, and
+//!   the union of successor lists.
 //! - `puzzle.rs`: the optional static id puzzle (§6.5).
 //! - `lookup.rs`: lookups (recursive over the routing set, §7.4, with the
 //!   iterative walk of §7.2 as fallback), forwarding peers' recursive
@@ -23,6 +25,7 @@ mod api;
 pub(crate) mod config;
 mod lookup;
 mod maintain;
+mod merge;
 mod puzzle;
 mod respond;
 pub(crate) mod ring;
@@ -101,6 +104,9 @@ pub(crate) enum LookupFor {
     Route(NodeId),
     /// A client's lookup, with the client's own token.
     Client(u64),
+    /// A merge lookup of the node's own id, started at suspect `NodeId`
+    /// (§6.7).
+    Merge(NodeId),
 }
 
 /// A lookup's result: the list L the last hop gave, the node that answered
@@ -194,6 +200,8 @@ pub(crate) enum Timer {
     FixFingers,
     /// Lookup `id`'s deadline.
     Lookup { id: u64 },
+    /// The merge tick (§6.7).
+    Merge,
 }
 
 /// The component's settings, from `Config`.
@@ -209,6 +217,9 @@ struct Settings {
     max_forwards_per_peer: usize,
     max_fingers: usize,
     id_puzzle_bits: u8,
+    merge_interval: Duration,
+    merge_forget: Duration,
+    max_merge_suspects: usize,
     listen_addrs: SmallVec<[SocketAddr; 2]>,
 }
 
@@ -247,6 +258,8 @@ pub(crate) struct Chord {
     forwards_by_peer: HashMap<NodeId, usize, FixedState>,
     /// The ring's requests (chord's and its clients').
     pub(crate) rpc: Rpc<RingCall>,
+    /// Suspects and the merge lookup (§6.7).
+    merge: merge::MergeState,
     rng: Rng,
     settings: Settings,
     pub(crate) timers: DeadlineQueue<Timer>,
@@ -285,6 +298,7 @@ impl Chord {
             forwards: HashMap::with_hasher(hasher.clone()),
             forwards_by_peer: HashMap::with_hasher(hasher.clone()),
             rpc: Rpc::new(1, OnLost::Resend, hasher),
+            merge: merge::MergeState::default(),
             rng: Rng::derive(seed, Stream::Chord, None),
             settings: Settings {
                 stabilize_interval: config.stabilize_interval,
@@ -298,6 +312,9 @@ impl Chord {
                 max_forwards_per_peer: config.max_forwards_per_peer,
                 max_fingers: config.max_fingers,
                 id_puzzle_bits: config.id_puzzle_bits,
+                merge_interval: config.merge_interval,
+                merge_forget: config.merge_forget,
+                max_merge_suspects: config.max_merge_suspects,
                 listen_addrs: listen_addrs.iter().copied().collect(),
             },
             timers: DeadlineQueue::new(),
@@ -438,7 +455,7 @@ impl Chord {
     pub(crate) fn is_live(&self, timer: &Timer) -> bool {
         match *timer {
             Timer::Stabilize { generation } => generation == self.stabilize_generation,
-            Timer::FixFingers => true,
+            Timer::FixFingers | Timer::Merge => true,
             Timer::Lookup { id } => self.lookups.contains_key(&id),
         }
     }
@@ -448,7 +465,7 @@ impl Chord {
         let (generation, lookups) = (self.stabilize_generation, &self.lookups);
         self.timers.tidy(|timer| match *timer {
             Timer::Stabilize { generation: g } => g == generation,
-            Timer::FixFingers => true,
+            Timer::FixFingers | Timer::Merge => true,
             Timer::Lookup { id } => lookups.contains_key(&id),
         });
         self.rpc.tidy_timers();
@@ -471,6 +488,10 @@ impl Chord {
                 None
             }
             Timer::Lookup { id } => self.lookup_failed(id, LookupError::Timeout),
+            Timer::Merge => {
+                self.merge_tick(cx);
+                None
+            }
         }
     }
 

@@ -250,7 +250,10 @@ impl Parts {
         match finished.purpose {
             LookupFor::Route(target) => self.messaging.route_found(net, target, finished.result),
             LookupFor::Client(task) => self.dht.found(net, &mut self.chord, task, finished.result),
-            LookupFor::Command(_) | LookupFor::Join | LookupFor::Finger(_) => {}
+            LookupFor::Command(_)
+            | LookupFor::Join
+            | LookupFor::Finger(_)
+            | LookupFor::Merge(_) => {}
         }
     }
 

@@ -687,6 +687,15 @@ impl Cx for Net {
         self.cache.entry(peer)
     }
 
+    fn known_after(&self, key: u128) -> Option<PeerEntry> {
+        let me = self.id;
+        self.cache
+            .iter()
+            .filter(|(id, e)| **id != me && !e.addrs.is_empty())
+            .min_by_key(|(id, _)| (id.as_u128().wrapping_sub(key), **id))
+            .and_then(|(id, _)| self.cache.entry(*id))
+    }
+
     fn learn(&mut self, entry: &PeerEntry) {
         // A ring pointer: its sender is not at hand, so it counts as told
         // by the entry itself (it lands in the new table only).

@@ -149,16 +149,31 @@ pub struct ChordParams {
     pub seed: u64,
     /// The network model.
     pub net: NetModel,
+    /// Fail `fail_fraction` of the members at once as drawn, without
+    /// redrawing to keep Zave's failure precondition (spec/chord.md §11):
+    /// the ring must merge its pieces again (§6.7).
+    pub unconstrained: bool,
+    /// Split the network into two random halves for this long (after the
+    /// keys are stored and any mass failure is repaired), then heal it: the
+    /// two rings must merge into one (§6.7).
+    pub partition_for: Option<Duration>,
 }
 
 impl ChordParams {
     /// The command that replays this run.
     pub fn replay(&self) -> String {
-        format!(
+        let mut line = format!(
             "ringmesh-sim chord --seed {} --nodes {} --r {} --lookups {} --fail-fraction {} \
              --churn {} --keys {}",
             self.seed, self.nodes, self.r, self.lookups, self.fail_fraction, self.churn, self.keys
-        )
+        );
+        if self.unconstrained {
+            line.push_str(" --unconstrained");
+        }
+        if let Some(d) = self.partition_for {
+            line.push_str(&format!(" --partition-for {}ms", d.as_millis()));
+        }
+        line
     }
 }
 
@@ -173,6 +188,8 @@ impl Default for ChordParams {
             keys: 0,
             seed: 1,
             net: NetModel::default(),
+            unconstrained: false,
+            partition_for: None,
         }
     }
 }
@@ -458,6 +475,9 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
         }
         if self.params.fail_fraction > 0.0 {
             self.mass_failure();
+        }
+        if let Some(d) = self.params.partition_for {
+            self.partition(d);
         }
         self.run_lookups()?;
         self.quiet();
@@ -999,6 +1019,15 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             pool.truncate(count);
             victims = pool;
             ids = victims.iter().map(|&v| self.id(v)).collect();
+            if self.params.unconstrained {
+                // As drawn: judged, not redrawn.
+                let snapshot = RingSnapshot::of_sim(&self.sim, self.params.r);
+                if precondition(&snapshot, |id| ids.contains(&id.as_u128())).is_err() {
+                    self.within_constraint = false;
+                    self.report.failures_within_constraint = false;
+                }
+                break;
+            }
             let snapshot = RingSnapshot::of_sim(&self.sim, self.params.r);
             if precondition(&snapshot, |id| ids.contains(&id.as_u128())).is_ok() {
                 break;
@@ -1025,9 +1054,48 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             self.crash(v);
         }
         self.report.failed = victims.len() as u32;
+        // The state right after the failure is checked too.
+        self.check();
         self.report.repair_ms = self
             .wait_ideal(IDEAL_CAP, "repairing")
             .map(|d| d.as_micros() as f64 / 1e3);
+        self.back_within_constraint();
+    }
+
+    /// A ring that is ideal again after a fault outside the contract, with
+    /// at least `r + 1` members, is Zave's initial state again (§5):
+    /// later checks count as violations within the contract.
+    fn back_within_constraint(&mut self) {
+        if !self.within_constraint && self.last_ideal && self.truth.len() > self.params.r {
+            self.within_constraint = true;
+        }
+    }
+
+    /// Splits the network into two random halves for `d`, then heals it
+    /// and runs until the ring is ideal again (`heal_ms`).
+    fn partition(&mut self, d: Duration) {
+        let mut groups = vec![0u16; self.sim.len()];
+        for g in groups.iter_mut() {
+            *g = (self.rng.next_u64() & 1) as u16;
+        }
+        self.sim.partition(&groups);
+        // A partition counts as the failure of the other side (§11).
+        self.within_constraint = false;
+        self.report.failures_within_constraint = false;
+        self.report.partitioned_ms = Some(d.as_micros() as f64 / 1e3);
+        let end = self.sim.now() + d;
+        while self.sim.now() < end {
+            self.advance((self.sim.now() + CHECK_EVERY).min(end));
+            let left = (end - self.sim.now()).as_millis();
+            (self.progress)("partitioned", d.as_millis() - left, d.as_millis());
+        }
+        self.report.ideal_during_partition = self.last_ideal;
+        self.sim.heal();
+        self.last_fault = Some(self.sim.now());
+        self.report.heal_ms = self
+            .wait_ideal(IDEAL_CAP, "healing")
+            .map(|d| d.as_micros() as f64 / 1e3);
+        self.back_within_constraint();
     }
 
     /// One churn event: a join or, half the time, the failure of a random

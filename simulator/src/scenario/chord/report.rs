@@ -97,6 +97,14 @@ pub struct ChordReport {
     /// From the mass failure until the ring was ideal again (`None` without
     /// a mass failure, or if it never was within the cap).
     pub repair_ms: Option<f64>,
+    /// How long the network was split in two halves (`--partition-for`).
+    pub partitioned_ms: Option<f64>,
+    /// Whether the last check before the heal found one ideal ring (it
+    /// cannot: two rings live; informational).
+    pub ideal_during_partition: bool,
+    /// From the heal until the ring was one ideal ring again (`None`
+    /// without a partition, or if it never was within the cap).
+    pub heal_ms: Option<f64>,
     /// Nodes that joined during the lookups.
     pub churn_joins: u64,
     /// Members that crashed during the lookups.
@@ -247,6 +255,13 @@ impl fmt::Display for ChordReport {
                 self.fail_redraws,
                 self.failures_within_constraint,
                 ms(self.repair_ms),
+            )?;
+        }
+        if let Some(d) = self.partitioned_ms {
+            writeln!(
+                f,
+                "  partition: two halves for {d:.0} ms, then healed; one ideal ring again after {}",
+                ms(self.heal_ms),
             )?;
         }
         if self.churn_joins + self.churn_failures + self.churn_failures_skipped > 0 {
