@@ -43,9 +43,11 @@
 //!   connects to, retrying with backoff after a failure (`could not join
 //!   the ring: …; retrying in 0.5s`), and prints `joined the ring
 //!   (successor <…>, predecessor <…>, N hops)`.
-//! - Rings never merge (spec/chord.md §12), so one node starts each
-//!   network's ring. A node started alone that later `connect`s to another
-//!   network keeps its own ring; start it with `--bootstrap` instead. After
+//! - One node starts each network's ring. Two rings that meet merge by
+//!   ring unification (spec/chord.md §6.7: a member checks a node of its
+//!   peer cache every 30 merge ticks), but a split ring serves split data
+//!   until then: a node that should join a network is started with
+//!   `--bootstrap`, not alone and `connect`ed later. After
 //!   restarting a whole network from saved peer caches (where every node
 //!   would wait to join), give one node `--create-ring`.
 //! - A member prints `ring: member, successors <…> <…>, predecessor <…>`
@@ -146,7 +148,7 @@ pub(crate) struct NodeArgs {
     /// its data dir says it was a ring member and its peer cache is lost:
     /// then it waits for ring peers. This is for restarting a whole network
     /// from saved peer caches, or a lone member whose cache is gone (one
-    /// node only: rings never merge).
+    /// node only: two rings merge only after a while, spec/chord.md §6.7).
     #[arg(long, conflicts_with = "no_chord")]
     pub(crate) create_ring: bool,
     /// Successor list length (1 to 32; default 8): a member keeps working

@@ -219,7 +219,8 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         report_data_dir(dir, &key_origin, &cache_state, cached.len());
     }
 
-    // Rings never merge (spec/chord.md §12): only a node with nobody to
+    // Two rings merge only after a while (spec/chord.md §6.7), and serve
+    // split data meanwhile: only a node with nobody to
     // join through starts one, unless told to. A node that was a ring
     // member and lost its peer cache would split the table by doing so: it
     // waits for ring peers instead.
