@@ -97,21 +97,11 @@ impl Chord {
             recursive: false,
         };
         if self.is_member() && !matches!(purpose, LookupFor::Merge(_)) {
-            let me = cx.me();
-            match self.answer_find_successor(me, key, me) {
-                (ChordReplyKind::Done, list) => {
-                    let by = self.self_pointer(cx);
-                    let list = if list.is_empty() {
-                        vec![by.clone()]
-                    } else {
-                        list
-                    };
-                    let found = Found { list, by, hops: 0 };
-                    return Ok(Some(self.finish(lookup, Ok(found))));
-                }
-                (_, next) => {
+            match self.local_answer(&*cx, key) {
+                Ok(found) => return Ok(Some(self.finish(lookup, Ok(found)))),
+                Err(next) => {
                     lookup.candidates = next;
-                    lookup.closest = Some(me.as_u128());
+                    lookup.closest = Some(cx.me().as_u128());
                     // A member's lookup goes recursively over its own
                     // routing set first (§7.4).
                     lookup.recursive = true;
@@ -270,20 +260,14 @@ impl Chord {
             // its first successor.
             _ => {
                 self.stats.route_retries += 1;
-                let me = cx.me();
                 let key = self.lookups.get(&id)?.key;
-                let (kind, next) = self.answer_find_successor(me, key, me);
-                if kind == ChordReplyKind::Done {
-                    let by = self.self_pointer(cx);
-                    let list = if next.is_empty() {
-                        vec![by.clone()]
-                    } else {
-                        next
-                    };
-                    let lookup = self.lookups.remove(&id)?;
-                    let found = Found { list, by, hops: 0 };
-                    return Some(self.finish(lookup, Ok(found)));
-                }
+                let next = match self.local_answer(&*cx, key) {
+                    Ok(found) => {
+                        let lookup = self.lookups.remove(&id)?;
+                        return Some(self.finish(lookup, Ok(found)));
+                    }
+                    Err(next) => next,
+                };
                 let lookup = self.lookups.get_mut(&id)?;
                 lookup.candidates = next;
                 return self.lookup_next(cx, id);
@@ -304,7 +288,6 @@ impl Chord {
         {
             return self.route_fallback(cx, id);
         }
-        let _ = peer;
         let lookup = self.lookups.remove(&id)?;
         let found = Found {
             list,
@@ -314,29 +297,42 @@ impl Chord {
         Some(self.finish(lookup, Ok(found)))
     }
 
+    /// This member's own answer for `key` (§7.1, asked of itself): the
+    /// owner's list, found in no hops, when the key lies just after this
+    /// node; otherwise the candidates to ask next.
+    fn local_answer(&self, cx: &dyn Cx, key: u128) -> Result<Found, Vec<Pointer>> {
+        let me = cx.me();
+        let (kind, next) = self.answer_find_successor(me, key, me);
+        if kind != ChordReplyKind::Done {
+            return Err(next);
+        }
+        let by = self.self_pointer(cx);
+        let list = if next.is_empty() {
+            vec![by.clone()]
+        } else {
+            next
+        };
+        Ok(Found { list, by, hops: 0 })
+    }
+
     /// Lookup `id`'s recursive attempt failed: it goes on iteratively from
     /// this node's own candidates (§7.2), within its deadline and hop
     /// budget.
     fn route_fallback(&mut self, cx: &mut dyn Cx, id: u64) -> Option<Finished> {
         let me = cx.me();
-        let lookup = self.lookups.get(&id)?;
-        let key = lookup.key;
-        let (kind, next) = self.answer_find_successor(me, key, me);
+        let key = self.lookups.get(&id)?.key;
+        let answer = self.local_answer(&*cx, key);
         self.stats.route_fallbacks += 1;
         tracing::debug!(key = %NodeId::from_u128(key).short(), "recursive lookup failed; asking hop by hop");
-        if kind == ChordReplyKind::Done {
+        let next = match answer {
             // The ring changed meanwhile: the key is now just after this
             // node.
-            let by = self.self_pointer(cx);
-            let list = if next.is_empty() {
-                vec![by.clone()]
-            } else {
-                next
-            };
-            let lookup = self.lookups.remove(&id)?;
-            let found = Found { list, by, hops: 0 };
-            return Some(self.finish(lookup, Ok(found)));
-        }
+            Ok(found) => {
+                let lookup = self.lookups.remove(&id)?;
+                return Some(self.finish(lookup, Ok(found)));
+            }
+            Err(next) => next,
+        };
         let lookup = self.lookups.get_mut(&id)?;
         lookup.recursive = false;
         lookup.tried.clear();
