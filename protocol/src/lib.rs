@@ -221,6 +221,7 @@ mod peers;
 mod rng;
 mod rpc;
 mod session;
+mod sync;
 pub mod testing;
 mod time;
 mod timer;
@@ -252,6 +253,10 @@ pub use peers::{
     PeersStats,
 };
 pub use session::SessionConfig;
+pub use sync::{
+    SyncCommand, SyncConfig, SyncError, SyncEvent, SyncHeld, SyncStats, SyncUsage,
+    decode_sync_map, encode_sync_map,
+};
 pub use session::config::DEFAULT_RECEIVE_BUDGET;
 pub use time::{Duration, Instant};
 pub use wire::DhtKey;
