@@ -251,6 +251,13 @@ impl SyncTable {
                 self.stats.out_of_skew += 1;
                 continue;
             }
+            // A tombstone past its time would only be collected again.
+            if entry.value.is_none()
+                && entry.hlc.saturating_add(self.config.tombstone_ttl.as_micros()) <= wall
+            {
+                self.stats.stale += 1;
+                continue;
+            }
             if entry
                 .value
                 .as_ref()

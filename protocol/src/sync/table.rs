@@ -417,8 +417,9 @@ impl Table {
             .collect()
     }
 
-    /// Every entry (whole histories) of the range `prefix` at `depth`, up
-    /// to `max_keys` keys, and how many keys.
+    /// Every entry (whole histories, but only the tombstone of a deleted
+    /// key: spec/sync.md §4) of the range `prefix` at `depth`, up to
+    /// `max_keys` keys, and how many keys.
     pub(crate) fn entries_in(
         &self,
         depth: u8,
@@ -430,7 +431,13 @@ impl Table {
             .scan(depth, prefix)
             .take(max_keys)
             .inspect(|_| keys += 1)
-            .flat_map(|state| state.history.iter().cloned())
+            .flat_map(|state| {
+                let from = match state.winner().value {
+                    Some(_) => 0,
+                    None => state.history.len() - 1,
+                };
+                state.history[from..].iter().cloned()
+            })
             .collect();
         (entries, keys)
     }
