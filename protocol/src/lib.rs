@@ -253,11 +253,11 @@ pub use peers::{
     PeersStats,
 };
 pub use session::SessionConfig;
-pub use sync::{
-    SyncCommand, SyncConfig, SyncError, SyncEvent, SyncHeld, SyncStats, SyncUsage,
-    decode_sync_map, encode_sync_map,
-};
 pub use session::config::DEFAULT_RECEIVE_BUDGET;
+pub use sync::{
+    SyncCommand, SyncConfig, SyncError, SyncEvent, SyncHeld, SyncStats, SyncUsage, decode_sync_map,
+    encode_sync_map,
+};
 pub use time::{Duration, Instant};
 pub use wire::DhtKey;
 

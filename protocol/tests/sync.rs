@@ -8,8 +8,8 @@ use bytes::Bytes;
 use ringmesh::testing::{Network, NodeIndex};
 use ringmesh::wire::{Message, SyncEntry, SyncPublish};
 use ringmesh::{
-    CommandError, Config, Duration, Event, Identity, PeersCommand, Security, SyncCommand, SyncConfig, SyncError,
-    SyncEvent, decode_sync_map,
+    CommandError, Config, Duration, Event, Identity, PeersCommand, Security, SyncCommand,
+    SyncConfig, SyncError, SyncEvent, decode_sync_map,
 };
 
 const LATENCY: Duration = Duration::from_millis(5);
@@ -80,7 +80,9 @@ fn adversary_publish(net: &mut Network, from: NodeIndex, to: NodeIndex, entries:
 
 fn changes(net: &Network, i: NodeIndex, k: &str) -> usize {
     net.events_of(i)
-        .filter(|e| matches!(e, Event::Sync(SyncEvent::Changed { key: kk, .. }) if kk == k.as_bytes()))
+        .filter(
+            |e| matches!(e, Event::Sync(SyncEvent::Changed { key: kk, .. }) if kk == k.as_bytes()),
+        )
         .count()
 }
 
@@ -90,7 +92,11 @@ fn a_write_reaches_every_node_and_a_late_joiner() {
     set(&mut net, 0, "colour", "teal").unwrap();
     net.settle();
     for i in 0..5 {
-        assert_eq!(value(&net, i, "colour").as_deref(), Some(&b"teal"[..]), "node {i}");
+        assert_eq!(
+            value(&net, i, "colour").as_deref(),
+            Some(&b"teal"[..]),
+            "node {i}"
+        );
         assert_eq!(changes(&net, i, "colour"), 1, "node {i}: one change event");
     }
     let me = net.node(0).node_id();
@@ -173,7 +179,11 @@ fn a_lease_keeps_other_writers_off_until_it_expires() {
     adversary_publish(&mut net, 2, 1, vec![entry]);
     assert_eq!(net.node(1).stats().sync.lease_held, 1);
     for i in 0..3 {
-        assert_eq!(value(&net, i, "k").as_deref(), Some(&b"mine"[..]), "node {i}");
+        assert_eq!(
+            value(&net, i, "k").as_deref(),
+            Some(&b"mine"[..]),
+            "node {i}"
+        );
     }
     // The owner renews by writing; the lease counts from its last write.
     net.run_for(Duration::from_secs(40));
@@ -190,7 +200,10 @@ fn a_lease_keeps_other_writers_off_until_it_expires() {
     let taker = net.node(2).node_id();
     for i in 0..3 {
         let held = net.node(i).sync_get(b"k").unwrap();
-        assert_eq!((held.value.as_deref(), held.writer), (Some(&b"theirs"[..]), taker));
+        assert_eq!(
+            (held.value.as_deref(), held.writer),
+            (Some(&b"theirs"[..]), taker)
+        );
     }
     assert!(matches!(
         net.command(0, SyncCommand::Delete { key: key("k") }),
@@ -229,7 +242,11 @@ fn forged_and_replayed_entries_are_refused() {
     );
     for i in 0..3 {
         assert_eq!(value(&net, i, "k").as_deref(), Some(&b"v2"[..]), "node {i}");
-        assert_eq!(changes(&net, i, "k"), 2, "node {i}: v1 then v2, nothing else");
+        assert_eq!(
+            changes(&net, i, "k"),
+            2,
+            "node {i}: v1 then v2, nothing else"
+        );
     }
 }
 
@@ -241,7 +258,8 @@ fn a_deleted_key_never_comes_back_from_a_node_that_was_away() {
     assert_eq!(value(&net, 2, "k").as_deref(), Some(&b"old"[..]));
     // Node 2 is away while the key is deleted.
     net.crash(2);
-    net.command(0, SyncCommand::Delete { key: key("k") }).unwrap();
+    net.command(0, SyncCommand::Delete { key: key("k") })
+        .unwrap();
     net.settle();
     assert_eq!(value(&net, 1, "k"), None);
     assert!(net.node(1).sync_get(b"k").is_some(), "a tombstone is held");
@@ -260,7 +278,14 @@ fn a_deleted_key_never_comes_back_from_a_node_that_was_away() {
     // on every node's next round.
     net.run_for(Duration::from_secs(600));
     for i in 0..3 {
-        assert_eq!(net.node(i).sync_usage().entries, 0, "node {i}: {:?} {:?} at {:?}", net.node(i).sync_entries(), net.node(i).stats().sync, net.now());
+        assert_eq!(
+            net.node(i).sync_usage().entries,
+            0,
+            "node {i}: {:?} {:?} at {:?}",
+            net.node(i).sync_entries(),
+            net.node(i).stats().sync,
+            net.now()
+        );
         assert_eq!(net.node(i).stats().sync.tombstones_collected, 1);
     }
 }
@@ -289,7 +314,10 @@ fn caps_refuse_commands_with_clear_errors() {
     net.add_node(cfg, secret(0), 1).unwrap();
     assert_eq!(
         set(&mut net, 0, "k", "123456789"),
-        Err(CommandError::Sync(SyncError::ValueTooLarge { len: 9, max: 8 }))
+        Err(CommandError::Sync(SyncError::ValueTooLarge {
+            len: 9,
+            max: 8
+        }))
     );
     assert_eq!(
         set(&mut net, 0, "", "v"),

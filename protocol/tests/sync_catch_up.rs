@@ -40,7 +40,12 @@ fn away_and_back(net: &mut Network, missed: usize, round: usize) -> usize {
     net.settle();
     net.crash(1);
     for k in 0..missed {
-        set(net, 0, k * (TABLE / missed) + round, &format!("update {round}"));
+        set(
+            net,
+            0,
+            k * (TABLE / missed) + round,
+            &format!("update {round}"),
+        );
     }
     net.settle();
     assert_ne!(net.node(0).sync_digest(), net.node(1).sync_digest());

@@ -359,7 +359,10 @@ impl Parts {
             (Queue::Chord, self.chord.timers.peek()),
             (Queue::RingCalls, self.chord.rpc.timers.peek()),
             (Queue::Dht, self.dht.timers.peek()),
-            (Queue::Sync, self.sync.as_ref().and_then(|s| s.timers.peek())),
+            (
+                Queue::Sync,
+                self.sync.as_ref().and_then(|s| s.timers.peek()),
+            ),
         ]
         .into_iter()
         .filter_map(|(queue, top)| top.map(|top| (top, queue)))
@@ -506,7 +509,9 @@ impl Upcalls for Parts {
                 self.ring_reply(net, from, message)
             }
             Message::SyncPublish(_) | Message::SyncDigest(_) | Message::SyncPull(_)
-                if net.conn_caps(conn).is_some_and(|c| c.contains(Capabilities::SYNC)) =>
+                if net
+                    .conn_caps(conn)
+                    .is_some_and(|c| c.contains(Capabilities::SYNC)) =>
             {
                 if let Some(sync) = &mut self.sync {
                     sync.on_message(net, from, message);

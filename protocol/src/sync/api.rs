@@ -139,7 +139,7 @@ pub struct SyncHeld {
 pub struct SyncUsage {
     /// Keys (values and tombstones), at most `sync.max_entries`.
     pub entries: usize,
-    /// Bytes of histories, at most `sync.max_bytes`.
+    /// Bytes of the keys' sets, at most `sync.max_bytes`.
     pub bytes: usize,
 }
 
@@ -155,9 +155,10 @@ pub struct SyncStats {
     pub relayed: u64,
     /// Received entries already held.
     pub duplicate: u64,
-    /// Received entries older than a full history of their key.
+    /// Received entries older than every entry of their key's truncated set.
     pub stale: u64,
-    /// Received entries refused by the rule: another writer's lease held.
+    /// Received entries that lost by the rule (another writer's lease held):
+    /// refused, or stored as losers, never visible.
     pub lease_held: u64,
     /// Received entries whose signature does not verify.
     pub forged: u64,

@@ -25,7 +25,7 @@ pub struct SyncConfig {
     pub anti_entropy_interval: Duration,
     /// Keys held (values and tombstones). Default 131,072.
     pub max_entries: usize,
-    /// Bytes of histories held (key + value + 128 per entry). Default
+    /// Bytes of the keys' sets held (key + value + 128 per entry). Default
     /// 64 MiB.
     pub max_bytes: usize,
     /// Bytes of the entries one writer signed that this node holds.

@@ -84,6 +84,20 @@ impl SyncTable {
         }
     }
 
+    /// Tombstones written before this are compacted (spec/sync.md §4): a
+    /// peer may collect them before our next round, with a margin for
+    /// clocks (`2 · max_skew`) and rounds.
+    fn young(&self, now: Instant) -> u64 {
+        let margin =
+            self.config.max_skew + self.config.max_skew + self.config.anti_entropy_interval;
+        let keep = self
+            .config
+            .tombstone_ttl
+            .as_micros()
+            .saturating_sub(margin.as_micros());
+        self.wall(now).saturating_sub(keep)
+    }
+
     /// `key`'s winner.
     pub(crate) fn get(&self, key: &[u8]) -> Option<SyncHeld> {
         self.table
@@ -253,7 +267,10 @@ impl SyncTable {
             }
             // A tombstone past its time would only be collected again.
             if entry.value.is_none()
-                && entry.hlc.saturating_add(self.config.tombstone_ttl.as_micros()) <= wall
+                && entry
+                    .hlc
+                    .saturating_add(self.config.tombstone_ttl.as_micros())
+                    <= wall
             {
                 self.stats.stale += 1;
                 continue;
@@ -277,11 +294,13 @@ impl SyncTable {
                 continue;
             }
             match self.table.offer(&entry) {
+                Offer::Lost => {
+                    self.stats.lease_held += 1;
+                    accepted.push(entry);
+                }
                 Offer::Accepted { changed } => {
                     self.stats.applied += 1;
-                    if changed
-                        && let Some(winner) = self.table.get(&entry.key)
-                    {
+                    if changed && let Some(winner) = self.table.get(&entry.key) {
                         let winner = winner.clone();
                         emit_changed(cx, &winner);
                     }
@@ -300,7 +319,7 @@ impl SyncTable {
         let counter = match refused {
             Offer::Duplicate => &mut self.stats.duplicate,
             Offer::Stale => &mut self.stats.stale,
-            Offer::LeaseHeld => &mut self.stats.lease_held,
+            Offer::LeaseHeld | Offer::Lost => &mut self.stats.lease_held,
             Offer::Full => &mut self.stats.refused_full,
             Offer::WriterQuota => &mut self.stats.refused_writer_quota,
             Offer::Accepted { .. } => return,
@@ -313,7 +332,10 @@ impl SyncTable {
     fn publish(&mut self, cx: &mut dyn Cx, entries: &[SyncEntry], except: Option<NodeId>) -> u64 {
         let mut targets = Conns::new();
         cx.for_each_link(&mut |id, conn| {
-            if Some(id) != except && cx.peer_caps(id).is_some_and(|c| c.contains(Capabilities::SYNC))
+            if Some(id) != except
+                && cx
+                    .peer_caps(id)
+                    .is_some_and(|c| c.contains(Capabilities::SYNC))
             {
                 targets.push(conn);
             }
@@ -377,7 +399,10 @@ impl SyncTable {
             let small = mine.keys.saturating_add(theirs.keys) <= SYNC_LEAF;
             if small || depth >= MAX_SYNC_DEPTH {
                 if mine.keys > 0 {
-                    push.extend(self.table.entries_in(depth, theirs.prefix, MAX_DEEPEST_KEYS).0);
+                    let (entries, _) =
+                        self.table
+                            .entries_in(depth, theirs.prefix, MAX_DEEPEST_KEYS);
+                    push.extend(entries);
                 }
                 if theirs.keys > 0 {
                     pull.push(theirs.prefix);
@@ -463,6 +488,7 @@ impl SyncTable {
                     .wall(cx.now())
                     .saturating_sub(self.config.tombstone_ttl.as_micros());
                 self.stats.tombstones_collected += self.table.collect_tombstones(before);
+                self.table.compact_tombstones(self.young(cx.now()));
                 let peers: Vec<NodeId> = cx
                     .peers_up()
                     .into_iter()

@@ -1,5 +1,4 @@
-//! The table (spec/sync.md §3–§5, §7): every key's history of accepted
-//! entries, the rule that decides which entry may follow which, the caps,
+//! The table (spec/sync.md §3–§5, §7): every key's set of entries seen, the rule that decides which entry may follow which, the caps,
 //! tombstone collection and the range digests of anti-entropy. Pure: no
 //! `Cx`, no clock (times come in as arguments), so every rule is tested
 //! here directly.
@@ -16,8 +15,8 @@ use smallvec::SmallVec;
 use crate::NodeId;
 use crate::wire::{MAX_SYNC_DEPTH, SyncEntry, SyncRange, sync_key_hash};
 
-/// Entries of a key's history (spec/sync.md §3).
-pub(crate) const SYNC_HISTORY: usize = 4;
+/// Most entries a key's set holds (spec/sync.md §3).
+pub(crate) const SYNC_HISTORY: usize = 8;
 /// A differing range with at most this many keys on both sides together is
 /// exchanged entry by entry rather than split (spec/sync.md §5).
 pub(crate) const SYNC_LEAF: u64 = 16;
@@ -55,35 +54,91 @@ pub(crate) struct Caps {
 /// What became of an offered entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Offer {
-    /// Already in the key's history.
+    /// Already in the key's set.
     Duplicate,
-    /// Older than a full history.
+    /// Older than every entry of a truncated set.
     Stale,
-    /// Lost by the rule: another writer's lease held.
+    /// Lost by the rule (another writer's lease held) and not kept: the
+    /// set was full of entries it must keep first.
     LeaseHeld,
+    /// Stored in the key's set, but lost by the rule: another writer's
+    /// lease held. Relayed like an accepted entry (so that every node
+    /// folds the same set), never visible.
+    Lost,
     /// The table is at `max_entries` or `max_bytes`.
     Full,
     /// Its writer would pass `max_bytes_per_writer`.
     WriterQuota,
-    /// Accepted; `changed`: the key's winner changed.
+    /// Stored and kept by the rule; `changed`: the key's winner changed.
     Accepted {
         /// Whether the winner changed (an entry can land inside the
-        /// history and leave the winner).
+        /// set and leave the winner).
         changed: bool,
     },
 }
 
-/// One key: its history, oldest first; the last is the winner.
+/// One key: the entries seen, in order (spec/sync.md §3), and which one
+/// the rule keeps last (the winner).
+#[derive(Clone)]
 struct KeyState {
-    history: SmallVec<[SyncEntry; 1]>,
-    /// The winner's fingerprint (spec/sync.md §5).
+    entries: SmallVec<[SyncEntry; 1]>,
+    /// Index of the winner in `entries`.
+    winner: usize,
+    /// Whether the set ever dropped a kept entry to stay within
+    /// [`SYNC_HISTORY`]: until then it holds every entry kept, and an older
+    /// newcomer is folded in, not stale.
+    truncated: bool,
+    /// XOR of every entry's fingerprint (spec/sync.md §5).
     fingerprint: u64,
 }
 
 impl KeyState {
     fn winner(&self) -> &SyncEntry {
-        // A key state is never empty: it is removed instead.
-        &self.history[self.history.len() - 1]
+        &self.entries[self.winner]
+    }
+
+    /// Which entries the rule keeps: the oldest, then each that follows
+    /// the last one kept.
+    fn kept(entries: &[SyncEntry], lease: u64) -> SmallVec<[bool; 16]> {
+        let mut kept = SmallVec::with_capacity(entries.len());
+        let mut last: Option<&SyncEntry> = None;
+        for entry in entries {
+            let keep = last.is_none_or(|last| follows(last, entry, lease));
+            if keep {
+                last = Some(entry);
+            }
+            kept.push(keep);
+        }
+        kept
+    }
+
+    /// `entries` (in order) folded and pruned to [`SYNC_HISTORY`]: losers
+    /// go first, oldest first (dropping one never changes what the rule
+    /// keeps); then, if every entry is kept, the oldest (and the set is
+    /// truncated).
+    fn build(mut entries: SmallVec<[SyncEntry; 1]>, mut truncated: bool, lease: u64) -> KeyState {
+        let mut kept = Self::kept(&entries, lease);
+        while entries.len() > SYNC_HISTORY {
+            match kept.iter().position(|&k| !k) {
+                Some(loser) => {
+                    entries.remove(loser);
+                    kept.remove(loser);
+                }
+                None => {
+                    entries.remove(0);
+                    kept.remove(0);
+                    truncated = true;
+                }
+            }
+        }
+        let winner = kept.iter().rposition(|&k| k).unwrap_or(0);
+        let fingerprint = entries.iter().fold(0, |f, e| f ^ e.fingerprint());
+        KeyState {
+            entries,
+            winner,
+            truncated,
+            fingerprint,
+        }
     }
 }
 
@@ -176,84 +231,64 @@ impl Table {
         self.depth1.iter().fold(0, |d, b| d ^ b.digest)
     }
 
-    /// Whether `entry` is already in its key's history (checked before any
+    /// Whether `entry` is already in its key's set (checked before any
     /// signature is verified).
     pub(crate) fn is_duplicate(&self, entry: &SyncEntry) -> bool {
         self.keys
             .get(&(sync_key_hash(&entry.key), entry.key.clone()))
             .is_some_and(|state| {
                 state
-                    .history
+                    .entries
                     .iter()
                     .any(|held| order(held, entry) == Ordering::Equal)
             })
     }
 
-    /// The history `entry` would leave its key with (spec/sync.md §3), or
-    /// why it is refused.
-    fn next_history(
-        &self,
-        held: Option<&KeyState>,
-        entry: &SyncEntry,
-    ) -> Result<SmallVec<[SyncEntry; 1]>, Offer> {
+    /// The state `entry` would leave its key in (spec/sync.md §3), or why
+    /// it is refused.
+    fn next_state(&self, held: Option<&KeyState>, entry: &SyncEntry) -> Result<KeyState, Offer> {
         let Some(state) = held else {
-            return Ok(SmallVec::from_elem(entry.clone(), 1));
+            return Ok(KeyState::build(
+                SmallVec::from_elem(entry.clone(), 1),
+                false,
+                self.lease,
+            ));
         };
-        let history = &state.history;
-        if history
-            .iter()
-            .any(|held| order(held, entry) == Ordering::Equal)
-        {
+        let entries = &state.entries;
+        if entries.iter().any(|e| order(e, entry) == Ordering::Equal) {
             return Err(Offer::Duplicate);
         }
-        let winner = state.winner();
-        if order(entry, winner) == Ordering::Greater {
-            if !follows(winner, entry, self.lease) {
-                return Err(Offer::LeaseHeld);
-            }
-            let mut next = history.clone();
-            next.push(entry.clone());
-            if next.len() > SYNC_HISTORY {
-                next.remove(0);
-            }
-            return Ok(next);
-        }
-        if history.len() >= SYNC_HISTORY && order(entry, &history[0]) == Ordering::Less {
+        if state.truncated && order(entry, &entries[0]) == Ordering::Less {
             return Err(Offer::Stale);
         }
-        // Inside the history: fold it again with the newcomer in place.
-        let at = history
+        let at = entries
             .iter()
-            .position(|held| order(entry, held) == Ordering::Less)
-            .unwrap_or(history.len());
-        let mut merged: SmallVec<[SyncEntry; 8]> = history.iter().cloned().collect();
-        merged.insert(at, entry.clone());
-        let mut kept: SmallVec<[SyncEntry; 1]> = SmallVec::new();
-        let mut kept_new = false;
-        for candidate in merged {
-            let keep = kept
-                .last()
-                .is_none_or(|last| follows(last, &candidate, self.lease));
-            if keep {
-                kept_new |= order(&candidate, entry) == Ordering::Equal;
-                kept.push(candidate);
-            }
+            .position(|e| order(entry, e) == Ordering::Less)
+            .unwrap_or(entries.len());
+        let mut next = entries.clone();
+        next.insert(at, entry.clone());
+        let next = KeyState::build(next, state.truncated, self.lease);
+        if !next
+            .entries
+            .iter()
+            .any(|e| order(e, entry) == Ordering::Equal)
+        {
+            // Pruned at once: as the oldest of a full chain, or as a loser.
+            return Err(if order(entry, &next.entries[0]) == Ordering::Less {
+                Offer::Stale
+            } else {
+                Offer::LeaseHeld
+            });
         }
-        if !kept_new {
-            return Err(Offer::LeaseHeld);
-        }
-        while kept.len() > SYNC_HISTORY {
-            kept.remove(0);
-        }
-        Ok(kept)
+        Ok(next)
     }
 
     /// What offering `entry` would do, without doing it.
     pub(crate) fn check(&self, entry: &SyncEntry) -> Result<(), Offer> {
         let slot = (sync_key_hash(&entry.key), entry.key.clone());
         let held = self.keys.get(&slot);
-        let next = self.next_history(held, entry)?;
-        self.check_caps(held, &next, entry)
+        let next = self.next_state(held, entry)?;
+        self.check_caps(held, &next.entries, entry)
     }
 
     fn check_caps(
@@ -265,7 +300,7 @@ impl Table {
         if held.is_none() && self.keys.len() >= self.caps.max_entries {
             return Err(Offer::Full);
         }
-        let old: usize = held.map_or(0, |s| s.history.iter().map(cost).sum());
+        let old: usize = held.map_or(0, |s| s.entries.iter().map(cost).sum());
         let new: usize = next.iter().map(cost).sum();
         if new > old && self.bytes + (new - old) > self.caps.max_bytes {
             return Err(Offer::Full);
@@ -278,7 +313,7 @@ impl Table {
                 .sum()
         };
         let (old_w, new_w) = (
-            held.map_or(0, |s| writer_bytes(&s.history)),
+            held.map_or(0, |s| writer_bytes(&s.entries)),
             writer_bytes(next),
         );
         let has = self.per_writer.get(&entry.writer).copied().unwrap_or(0);
@@ -292,34 +327,64 @@ impl Table {
     pub(crate) fn offer(&mut self, entry: &SyncEntry) -> Offer {
         let slot = (sync_key_hash(&entry.key), entry.key.clone());
         let held = self.keys.get(&slot);
-        let next = match self.next_history(held, entry) {
+        let next = match self.next_state(held, entry) {
             Ok(next) => next,
             Err(refused) => return refused,
         };
-        if let Err(refused) = self.check_caps(held, &next, entry) {
+        if let Err(refused) = self.check_caps(held, &next.entries, entry) {
             return refused;
         }
-        let old = self.keys.remove(&slot);
-        let changed = old
-            .as_ref()
-            .is_none_or(|s| order(s.winner(), &next[next.len() - 1]) != Ordering::Equal);
-        if let Some(old) = &old {
-            self.account(slot.0, &slot.1, old, false);
-        }
-        let state = KeyState {
-            fingerprint: next[next.len() - 1].fingerprint(),
-            history: next,
-        };
-        self.account(slot.0, &slot.1, &state, true);
+        let changed = held.is_none_or(|s| order(s.winner(), next.winner()) != Ordering::Equal);
+        let kept = order(next.winner(), entry) == Ordering::Equal
+            || KeyState::kept(&next.entries, self.lease)
+                .iter()
+                .zip(&next.entries)
+                .any(|(&k, e)| k && order(e, entry) == Ordering::Equal);
+        self.replace(slot, Some(next));
         self.highest_hlc = self.highest_hlc.max(entry.hlc);
-        self.keys.insert(slot, state);
-        Offer::Accepted { changed }
+        if kept {
+            Offer::Accepted { changed }
+        } else {
+            Offer::Lost
+        }
+    }
+
+    /// Puts `state` (or nothing) in `slot`, keeping the accounts.
+    fn replace(&mut self, slot: (u64, Bytes), state: Option<KeyState>) {
+        if let Some(old) = self.keys.remove(&slot) {
+            self.account(slot.0, &slot.1, &old, false);
+        }
+        if let Some(state) = state {
+            self.account(slot.0, &slot.1, &state, true);
+            self.keys.insert(slot, state);
+        }
+    }
+
+    /// Drops all but the tombstone of every key deleted before `before`
+    /// (spec/sync.md §4): older entries are stale from then on, so that
+    /// nothing the tombstone beat reaches a node that collects it.
+    pub(crate) fn compact_tombstones(&mut self, before: u64) {
+        let due: Vec<(u64, u64, Bytes)> = self
+            .tombstones
+            .range(..(before, 0, Bytes::new()))
+            .cloned()
+            .collect();
+        for (_, kh, key) in due {
+            let slot = (kh, key);
+            if let Some(state) = self.keys.get(&slot)
+                && state.entries.len() > 1
+            {
+                let tombstone = SmallVec::from_elem(state.winner().clone(), 1);
+                let compacted = KeyState::build(tombstone, true, self.lease);
+                self.replace(slot, Some(compacted));
+            }
+        }
     }
 
     /// Adds or removes `state`'s bytes, writer quotas, buckets and
     /// tombstone slot.
     fn account(&mut self, kh: u64, key: &Bytes, state: &KeyState, add: bool) {
-        for entry in &state.history {
+        for entry in &state.entries {
             let c = cost(entry);
             let writer = self.per_writer.entry(entry.writer).or_insert(0);
             if add {
@@ -354,8 +419,8 @@ impl Table {
             && first.0 <= before
         {
             let (_, kh, key) = first.clone();
-            if let Some(state) = self.keys.remove(&(kh, key.clone())) {
-                self.account(kh, &key, &state, false);
+            if self.keys.contains_key(&(kh, key.clone())) {
+                self.replace((kh, key), None);
                 collected += 1;
             } else {
                 self.tombstones.pop_first();
@@ -369,10 +434,12 @@ impl Table {
         match depth {
             1 => self.depth1[prefix as usize & 15],
             2 => self.depth2[prefix as usize & 255],
-            _ => self.scan(depth, prefix).fold(Bucket::default(), |mut b, s| {
-                b.toggle(s.fingerprint, true);
-                b
-            }),
+            _ => self
+                .scan(depth, prefix)
+                .fold(Bucket::default(), |mut b, s| {
+                    b.toggle(s.fingerprint, true);
+                    b
+                }),
         }
     }
 
@@ -417,8 +484,7 @@ impl Table {
             .collect()
     }
 
-    /// Every entry (whole histories, but only the tombstone of a deleted
-    /// key: spec/sync.md §4) of the range `prefix` at `depth`, up to
+    /// Every entry (whole sets) of the range `prefix` at `depth`, up to
     /// `max_keys` keys, and how many keys.
     pub(crate) fn entries_in(
         &self,
@@ -431,13 +497,7 @@ impl Table {
             .scan(depth, prefix)
             .take(max_keys)
             .inspect(|_| keys += 1)
-            .flat_map(|state| {
-                let from = match state.winner().value {
-                    Some(_) => 0,
-                    None => state.history.len() - 1,
-                };
-                state.history[from..].iter().cloned()
-            })
+            .flat_map(|state| state.entries.iter().cloned())
             .collect();
         (entries, keys)
     }
@@ -504,20 +564,25 @@ mod tests {
             t.offer(&entry(1, b"k", 10, Some(b"a1"))),
             Offer::Accepted { changed: true }
         );
-        assert_eq!(t.offer(&entry(2, b"k", 500, Some(b"b"))), Offer::LeaseHeld);
+        // Another writer within the lease: kept in the set, never the winner.
+        assert_eq!(t.offer(&entry(2, b"k", 500, Some(b"b"))), Offer::Lost);
+        assert_eq!(winner(&t, b"k"), (10, a));
         assert_eq!(
             t.offer(&entry(1, b"k", 600, Some(b"a2"))),
             Offer::Accepted { changed: true }
         );
         // The lease counts from the owner's last write.
-        assert_eq!(t.offer(&entry(2, b"k", 1_200, Some(b"b"))), Offer::LeaseHeld);
+        assert_eq!(t.offer(&entry(2, b"k", 1_200, Some(b"b"))), Offer::Lost);
         assert_eq!(winner(&t, b"k"), (600, a));
         assert_eq!(
             t.offer(&entry(2, b"k", 1_600, Some(b"b"))),
             Offer::Accepted { changed: true }
         );
         assert_eq!(winner(&t, b"k").1, who(2).node_id());
-        assert_eq!(t.offer(&entry(2, b"k", 1_600, Some(b"b"))), Offer::Duplicate);
+        assert_eq!(
+            t.offer(&entry(2, b"k", 1_600, Some(b"b"))),
+            Offer::Duplicate
+        );
     }
 
     #[test]
@@ -551,7 +616,10 @@ mod tests {
         t.offer(&v);
         t.offer(&entry(1, b"k", 20, None));
         assert_eq!(t.offer(&v), Offer::Duplicate);
-        assert_eq!(t.offer(&entry(1, b"k", 15, Some(b"late"))), Offer::Accepted { changed: false });
+        assert_eq!(
+            t.offer(&entry(1, b"k", 15, Some(b"late"))),
+            Offer::Accepted { changed: false }
+        );
         assert!(t.get(&Bytes::from_static(b"k")).unwrap().value.is_none());
         assert_eq!(t.collect_tombstones(19), 0);
         assert_eq!(t.collect_tombstones(20), 1);
@@ -559,12 +627,23 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_older_than_a_full_history_is_stale() {
+    fn an_entry_older_than_a_truncated_set_is_stale() {
         let mut t = table();
-        for hlc in [10, 20, 30, 40, 50] {
+        for hlc in [20, 30, 40, 50, 60, 70, 80] {
             t.offer(&entry(1, b"k", hlc, Some(b"v")));
         }
-        assert_eq!(t.offer(&entry(1, b"k", 5, Some(b"old"))), Offer::Stale);
+        // Every entry kept so far is held: an older one is folded in.
+        assert_eq!(
+            t.offer(&entry(1, b"k", 10, Some(b"old"))),
+            Offer::Accepted { changed: false }
+        );
+        // A ninth: the oldest goes, and the set is truncated.
+        assert_eq!(
+            t.offer(&entry(1, b"k", 90, Some(b"v"))),
+            Offer::Accepted { changed: true }
+        );
+        assert_eq!(t.offer(&entry(1, b"k", 5, Some(b"older"))), Offer::Stale);
+        // A loser in a set full of kept entries is not stored.
         assert_eq!(t.offer(&entry(2, b"k", 25, Some(b"x"))), Offer::LeaseHeld);
     }
 
@@ -576,12 +655,21 @@ mod tests {
             max_bytes_per_writer: 2 * (ENTRY_OVERHEAD + 2),
         };
         let mut t = Table::new(caps, LEASE, FixedState::with_seed(1));
-        assert!(matches!(t.offer(&entry(1, b"a", 1, Some(b"1"))), Offer::Accepted { .. }));
-        assert!(matches!(t.offer(&entry(1, b"b", 1, Some(b"1"))), Offer::Accepted { .. }));
+        assert!(matches!(
+            t.offer(&entry(1, b"a", 1, Some(b"1"))),
+            Offer::Accepted { .. }
+        ));
+        assert!(matches!(
+            t.offer(&entry(1, b"b", 1, Some(b"1"))),
+            Offer::Accepted { .. }
+        ));
         assert_eq!(t.offer(&entry(2, b"c", 1, Some(b"1"))), Offer::Full);
-        // A third entry of a's history passes its writer quota.
+        // A third entry of a passes its writer quota.
         assert_eq!(t.offer(&entry(1, b"a", 2, Some(b"2"))), Offer::WriterQuota);
-        assert_eq!(t.check(&entry(1, b"a", 2, Some(b"2"))), Err(Offer::WriterQuota));
+        assert_eq!(
+            t.check(&entry(1, b"a", 2, Some(b"2"))),
+            Err(Offer::WriterQuota)
+        );
     }
 
     #[test]
