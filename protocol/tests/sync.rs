@@ -38,10 +38,11 @@ fn config() -> Config {
 fn line(n: usize) -> Network {
     let mut net = Network::new(LATENCY);
     for i in 0..n {
-        net.add_node(config(), secret(i), 10 + i as u64).unwrap();
+        net.add_node(config(), secret(i), 10 + i as u64)
+            .expect("as set up");
     }
     for i in 1..n {
-        net.connect(i - 1, i).unwrap();
+        net.connect(i - 1, i).expect("as set up");
     }
     net.settle();
     net
@@ -89,7 +90,7 @@ fn changes(net: &Network, i: NodeIndex, k: &str) -> usize {
 #[test]
 fn a_write_reaches_every_node_and_a_late_joiner() {
     let mut net = line(5);
-    set(&mut net, 0, "colour", "teal").unwrap();
+    set(&mut net, 0, "colour", "teal").expect("as set up");
     net.settle();
     for i in 0..5 {
         assert_eq!(
@@ -100,20 +101,23 @@ fn a_write_reaches_every_node_and_a_late_joiner() {
         assert_eq!(changes(&net, i, "colour"), 1, "node {i}: one change event");
     }
     let me = net.node(0).node_id();
-    assert_eq!(net.node(4).sync_get(b"colour").unwrap().writer, me);
+    assert_eq!(
+        net.node(4).sync_get(b"colour").expect("as set up").writer,
+        me
+    );
     // Every node accepted it once and relayed it once at most.
     let applied: u64 = (0..5).map(|i| net.node(i).stats().sync.applied).sum();
     assert_eq!(applied, 4);
     // Get answers locally, with an event.
     net.command(3, SyncCommand::Get { key: key("colour") })
-        .unwrap();
+        .expect("as set up");
     assert!(net.events_of(3).any(|e| matches!(e,
         Event::Sync(SyncEvent::Got { value: Some(v), .. }) if v == "teal")));
 
     // A node started afterwards receives the table through anti-entropy
     // on its first session.
-    let late = net.add_node(config(), secret(9), 99).unwrap();
-    net.connect(late, 2).unwrap();
+    let late = net.add_node(config(), secret(9), 99).expect("as set up");
+    net.connect(late, 2).expect("as set up");
     net.settle();
     assert_eq!(value(&net, late, "colour").as_deref(), Some(&b"teal"[..]));
     assert_eq!(net.node(late).sync_digest(), net.node(0).sync_digest());
@@ -136,7 +140,7 @@ fn merge_is_a_shallow_map_merge() {
             delta: delta(&[("a", Some("1")), ("b", Some("2"))]),
         },
     )
-    .unwrap();
+    .expect("as set up");
     net.command(
         0,
         SyncCommand::Merge {
@@ -144,12 +148,12 @@ fn merge_is_a_shallow_map_merge() {
             delta: delta(&[("b", None), ("c", Some("3"))]),
         },
     )
-    .unwrap();
+    .expect("as set up");
     net.settle();
-    let map = decode_sync_map(&value(&net, 1, "m").unwrap()).unwrap();
+    let map = decode_sync_map(&value(&net, 1, "m").expect("as set up")).expect("as set up");
     let items: Vec<(&[u8], &[u8])> = map.iter().map(|(k, v)| (&k[..], &v[..])).collect();
     assert_eq!(items, [(&b"a"[..], &b"1"[..]), (b"c", b"3")]);
-    set(&mut net, 0, "plain", "not a map").unwrap();
+    set(&mut net, 0, "plain", "not a map").expect("as set up");
     let refused = net.command(
         0,
         SyncCommand::Merge {
@@ -163,7 +167,7 @@ fn merge_is_a_shallow_map_merge() {
 #[test]
 fn a_lease_keeps_other_writers_off_until_it_expires() {
     let mut net = line(3);
-    set(&mut net, 0, "k", "mine").unwrap();
+    set(&mut net, 0, "k", "mine").expect("as set up");
     net.settle();
     let owner = net.node(0).node_id();
     // An honest node is refused locally.
@@ -187,7 +191,7 @@ fn a_lease_keeps_other_writers_off_until_it_expires() {
     }
     // The owner renews by writing; the lease counts from its last write.
     net.run_for(Duration::from_secs(40));
-    set(&mut net, 0, "k", "renewed").unwrap();
+    set(&mut net, 0, "k", "renewed").expect("as set up");
     net.run_for(Duration::from_secs(40));
     assert!(matches!(
         set(&mut net, 2, "k", "theirs"),
@@ -195,11 +199,11 @@ fn a_lease_keeps_other_writers_off_until_it_expires() {
     ));
     // After the lease anyone may take the key, and it is theirs everywhere.
     net.run_for(Duration::from_secs(30));
-    set(&mut net, 2, "k", "theirs").unwrap();
+    set(&mut net, 2, "k", "theirs").expect("as set up");
     net.settle();
     let taker = net.node(2).node_id();
     for i in 0..3 {
-        let held = net.node(i).sync_get(b"k").unwrap();
+        let held = net.node(i).sync_get(b"k").expect("as set up");
         assert_eq!(
             (held.value.as_deref(), held.writer),
             (Some(&b"theirs"[..]), taker)
@@ -214,14 +218,14 @@ fn a_lease_keeps_other_writers_off_until_it_expires() {
 #[test]
 fn forged_and_replayed_entries_are_refused() {
     let mut net = line(3);
-    set(&mut net, 0, "k", "v1").unwrap();
+    set(&mut net, 0, "k", "v1").expect("as set up");
     net.settle();
     let recorded = {
-        let held = net.node(1).sync_get(b"k").unwrap();
+        let held = net.node(1).sync_get(b"k").expect("as set up");
         (held.hlc, held.writer)
     };
     net.run_for(Duration::from_secs(1));
-    set(&mut net, 0, "k", "v2").unwrap();
+    set(&mut net, 0, "k", "v2").expect("as set up");
     net.settle();
 
     let before = net.node(1).stats().sync;
@@ -253,13 +257,13 @@ fn forged_and_replayed_entries_are_refused() {
 #[test]
 fn a_deleted_key_never_comes_back_from_a_node_that_was_away() {
     let mut net = line(3);
-    set(&mut net, 0, "k", "old").unwrap();
+    set(&mut net, 0, "k", "old").expect("as set up");
     net.settle();
     assert_eq!(value(&net, 2, "k").as_deref(), Some(&b"old"[..]));
     // Node 2 is away while the key is deleted.
     net.crash(2);
     net.command(0, SyncCommand::Delete { key: key("k") })
-        .unwrap();
+        .expect("as set up");
     net.settle();
     assert_eq!(value(&net, 1, "k"), None);
     assert!(net.node(1).sync_get(b"k").is_some(), "a tombstone is held");
@@ -268,7 +272,7 @@ fn a_deleted_key_never_comes_back_from_a_node_that_was_away() {
     net.recover(2);
     net.disconnect_node(2);
     net.settle();
-    net.connect(2, 1).unwrap();
+    net.connect(2, 1).expect("as set up");
     net.run_for(Duration::from_secs(10));
     for i in 0..3 {
         assert_eq!(value(&net, i, "k"), None, "node {i}");
@@ -307,11 +311,11 @@ fn entries_too_far_in_the_future_are_refused_until_their_time() {
 #[test]
 fn caps_refuse_commands_with_clear_errors() {
     let mut cfg = config();
-    let sync = cfg.sync.as_mut().unwrap();
+    let sync = cfg.sync.as_mut().expect("as set up");
     sync.max_entries = 2;
     sync.max_value_len = 8;
     let mut net = Network::new(LATENCY);
-    net.add_node(cfg, secret(0), 1).unwrap();
+    net.add_node(cfg, secret(0), 1).expect("as set up");
     assert_eq!(
         set(&mut net, 0, "k", "123456789"),
         Err(CommandError::Sync(SyncError::ValueTooLarge {
@@ -323,13 +327,13 @@ fn caps_refuse_commands_with_clear_errors() {
         set(&mut net, 0, "", "v"),
         Err(CommandError::Sync(SyncError::BadKey(0)))
     );
-    set(&mut net, 0, "a", "1").unwrap();
-    set(&mut net, 0, "b", "1").unwrap();
+    set(&mut net, 0, "a", "1").expect("as set up");
+    set(&mut net, 0, "b", "1").expect("as set up");
     assert_eq!(
         set(&mut net, 0, "c", "1"),
         Err(CommandError::Sync(SyncError::Full))
     );
-    set(&mut net, 0, "a", "2").unwrap();
+    set(&mut net, 0, "a", "2").expect("as set up");
     assert_eq!(
         net.command(0, SyncCommand::Delete { key: key("zz") }),
         Err(CommandError::Sync(SyncError::NotFound))
@@ -343,7 +347,7 @@ fn the_table_is_off_by_default_and_refuses_commands() {
         security: Security::Plaintext,
         ..Config::lan()
     };
-    net.add_node(cfg, secret(0), 1).unwrap();
+    net.add_node(cfg, secret(0), 1).expect("as set up");
     assert_eq!(
         set(&mut net, 0, "k", "v"),
         Err(CommandError::Sync(SyncError::Off))
@@ -354,15 +358,15 @@ fn the_table_is_off_by_default_and_refuses_commands() {
 #[test]
 fn a_node_without_the_table_gets_no_sync_traffic() {
     let mut net = Network::new(LATENCY);
-    net.add_node(config(), secret(0), 1).unwrap();
+    net.add_node(config(), secret(0), 1).expect("as set up");
     let plain = Config {
         security: Security::Plaintext,
         ..Config::lan()
     };
-    net.add_node(plain, secret(1), 2).unwrap();
-    net.connect(0, 1).unwrap();
+    net.add_node(plain, secret(1), 2).expect("as set up");
+    net.connect(0, 1).expect("as set up");
     net.settle();
-    set(&mut net, 0, "k", "v").unwrap();
+    set(&mut net, 0, "k", "v").expect("as set up");
     net.run_for(Duration::from_secs(10));
     assert!(net.node(0).is_connected(net.node(1).node_id()));
     assert_eq!(net.node(0).stats().sync.digests_sent, 0);

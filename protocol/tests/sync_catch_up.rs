@@ -62,9 +62,9 @@ fn away_and_back(net: &mut Network, missed: usize, round: usize) -> usize {
 #[test]
 fn catch_up_bytes_grow_with_the_missed_updates_not_the_table() {
     let mut net = Network::new(Duration::from_millis(5));
-    net.add_node(config(), [1; 32], 1).unwrap();
-    net.add_node(config(), [2; 32], 2).unwrap();
-    net.connect(0, 1).unwrap();
+    net.add_node(config(), [1; 32], 1).expect("as set up");
+    net.add_node(config(), [2; 32], 2).expect("as set up");
+    net.connect(0, 1).expect("as set up");
     net.settle();
     for k in 0..TABLE {
         set(&mut net, 0, k, "first");

@@ -128,16 +128,22 @@ impl Run {
     fn join(&mut self, via: Option<NodeIndex>) {
         let i = self.len();
         let secret = [i as u8 + 1; 32];
-        self.net.add_node(config(), secret, 7 + i as u64).unwrap();
+        self.net
+            .add_node(config(), secret, 7 + i as u64)
+            .expect("as set up");
         self.cut.push(false);
         let via = via.or(i.checked_sub(1));
         if let Some(via) = via {
-            self.net.connect(i, via).unwrap();
+            self.net.connect(i, via).expect("as set up");
         }
     }
 
     fn record(&mut self, node: NodeIndex, key: usize) {
-        let held = self.net.node(node).sync_get(KEYS[key].as_bytes()).unwrap();
+        let held = self
+            .net
+            .node(node)
+            .sync_get(KEYS[key].as_bytes())
+            .expect("as set up");
         self.writes[key].push(Write {
             hlc: held.hlc,
             writer: held.writer,
@@ -194,7 +200,7 @@ impl Run {
                     self.net.recover(node);
                     self.cut[node] = false;
                     if via != node && !self.cut[via] {
-                        self.net.connect(node, via).unwrap();
+                        self.net.connect(node, via).expect("as set up");
                     }
                 }
             }
@@ -218,7 +224,7 @@ impl Run {
         self.net.disconnect_all();
         self.net.settle();
         for i in 1..self.len() {
-            self.net.connect(i, i - 1).unwrap();
+            self.net.connect(i, i - 1).expect("as set up");
         }
         // Anti-entropy every second with the next peer, round robin: a
         // difference crosses at least one link per round.
@@ -359,7 +365,8 @@ proptest! {
 #[test]
 fn out_of_range_fields_are_refused() {
     let decode = |tag: u8, bytes: &[u8]| {
-        Message::decode(tag, &mut Reader::new(Bytes::copy_from_slice(bytes))).unwrap_err()
+        Message::decode(tag, &mut Reader::new(Bytes::copy_from_slice(bytes)))
+            .expect_err("malformed")
     };
     // A prefix of 16 at depth 1.
     assert_eq!(

@@ -114,11 +114,12 @@ fn check_sync(v: &Value) {
         assert_eq!(entry.signed_bytes(), signed, "{name}: the crate's layout");
         assert_eq!(entry.signature, signature, "{name}");
         let fingerprint = blake3::hash(&signature);
-        let fingerprint = u64::from_be_bytes(fingerprint.as_bytes()[..8].try_into().unwrap());
+        let fingerprint =
+            u64::from_be_bytes(fingerprint.as_bytes()[..8].try_into().expect("8 bytes"));
         assert_eq!(fingerprint, decimal(case, "fingerprint"), "{name}");
         assert_eq!(entry.fingerprint(), fingerprint, "{name}");
         let kh = blake3::hash(&key);
-        let kh = u64::from_be_bytes(kh.as_bytes()[..8].try_into().unwrap());
+        let kh = u64::from_be_bytes(kh.as_bytes()[..8].try_into().expect("8 bytes"));
         assert_eq!(kh, decimal(case, "kh"), "{name}");
         assert_eq!(sync_key_hash(&key), kh, "{name}");
         entries.push(entry);

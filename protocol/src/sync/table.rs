@@ -552,7 +552,7 @@ mod tests {
     }
 
     fn winner(t: &Table, key: &'static [u8]) -> (u64, NodeId) {
-        let e = t.get(&Bytes::from_static(key)).unwrap();
+        let e = t.get(&Bytes::from_static(key)).expect("as set up");
         (e.hlc, e.writer)
     }
 
@@ -620,7 +620,12 @@ mod tests {
             t.offer(&entry(1, b"k", 15, Some(b"late"))),
             Offer::Accepted { changed: false }
         );
-        assert!(t.get(&Bytes::from_static(b"k")).unwrap().value.is_none());
+        assert!(
+            t.get(&Bytes::from_static(b"k"))
+                .expect("as set up")
+                .value
+                .is_none()
+        );
         assert_eq!(t.collect_tombstones(19), 0);
         assert_eq!(t.collect_tombstones(20), 1);
         assert_eq!((t.len(), t.bytes(), t.digest()), (0, 0, 0));
