@@ -173,7 +173,10 @@ fn every_default_on_the_limits_page_is_the_codes() {
         ("dht.max_bytes_per_sender", bytes(dht.max_bytes_per_sender)),
         ("sync.max_entries", count(sync.max_entries)),
         ("sync.max_bytes", bytes(sync.max_bytes)),
-        ("sync.max_bytes_per_writer", bytes(sync.max_bytes_per_writer)),
+        (
+            "sync.max_bytes_per_writer",
+            bytes(sync.max_bytes_per_writer),
+        ),
         ("sync.max_value_len", bytes(sync.max_value_len)),
         (
             "liveness.ping_interval",

@@ -42,7 +42,7 @@ pub enum SyncCommand {
     },
     /// The driver's wall clock now, in microseconds since the UNIX epoch
     /// (spec/sync.md §2): entry timestamps and leases count from it. The
-    /// adapters send it at start and every minute; a node never told uses
+    /// adapters send it when they create the node; a node never told uses
     /// its `Instant` as wall time (right when all nodes share one virtual
     /// clock, as in the simulator).
     SetWallClock {
