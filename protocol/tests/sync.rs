@@ -8,8 +8,8 @@ use bytes::Bytes;
 use ringmesh::testing::{Network, NodeIndex};
 use ringmesh::wire::{Message, SyncEntry, SyncPublish};
 use ringmesh::{
-    CommandError, Config, Duration, Event, Identity, PeersCommand, Security, SyncCommand,
-    SyncConfig, SyncError, SyncEvent, decode_sync_map,
+    CloseReason, CommandError, Config, Duration, Event, Identity, PeersCommand, PeersEvent,
+    Security, SyncCommand, SyncConfig, SyncError, SyncEvent, decode_sync_map,
 };
 
 const LATENCY: Duration = Duration::from_millis(5);
@@ -252,6 +252,30 @@ fn forged_and_replayed_entries_are_refused() {
             "node {i}: v1 then v2, nothing else"
         );
     }
+}
+
+#[test]
+fn a_peer_that_sends_forged_entries_is_closed_after_three() {
+    let mut net = line(3);
+    let owner = Identity::from_secret_bytes(secret(0));
+    let forged = |n: u64| {
+        let mut entry = SyncEntry::signed(&owner, key("k"), n, Some(key("v")));
+        entry.value = Some(key("forged"));
+        entry
+    };
+    adversary_publish(&mut net, 2, 1, vec![forged(1), forged(2)]);
+    let forger = net.node(2).node_id();
+    assert!(
+        net.node(1).is_connected(forger),
+        "two forgeries are tolerated"
+    );
+    adversary_publish(&mut net, 2, 1, vec![forged(3)]);
+    let stats = net.node(1).stats().sync;
+    assert_eq!((stats.forged, stats.peers_closed), (3, 1), "{stats:?}");
+    assert!(!net.node(1).is_connected(forger));
+    assert!(net.events_of(1).any(|e| matches!(e,
+        Event::Peers(PeersEvent::Down { peer, reason: CloseReason::Misbehaving(_) }) if *peer == forger)));
+    assert_eq!(net.node(1).sync_get(b"k"), None);
 }
 
 #[test]

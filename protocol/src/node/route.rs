@@ -444,6 +444,9 @@ impl Upcalls for Parts {
         }
         self.messaging.peer_down(net, peer);
         self.mesh.peer_down(peer);
+        if let Some(sync) = &mut self.sync {
+            sync.peer_down(peer);
+        }
     }
 
     fn dial_failed(&mut self, net: &mut Net, peer: NodeId) {
@@ -513,8 +516,12 @@ impl Upcalls for Parts {
                     .conn_caps(conn)
                     .is_some_and(|c| c.contains(Capabilities::SYNC)) =>
             {
-                if let Some(sync) = &mut self.sync {
-                    sync.on_message(net, from, message);
+                let forger = self
+                    .sync
+                    .as_mut()
+                    .and_then(|sync| sync.on_message(net, from, message));
+                if let Some(peer) = forger {
+                    net.close_misbehaving(peer, "sent forged sync entries", self);
                 }
             }
             other => return Err(other.name()),

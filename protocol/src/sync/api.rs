@@ -162,6 +162,8 @@ pub struct SyncStats {
     pub lease_held: u64,
     /// Received entries whose signature does not verify.
     pub forged: u64,
+    /// Peers closed for sending 3 forged entries.
+    pub peers_closed: u64,
     /// Received entries timestamped more than `sync.max_skew` ahead.
     pub out_of_skew: u64,
     /// Received entries with a value over `sync.max_value_len`.

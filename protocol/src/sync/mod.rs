@@ -16,6 +16,7 @@ pub use map::{decode_sync_map, encode_sync_map};
 
 use bytes::Bytes;
 use foldhash::fast::FixedState;
+use hashbrown::HashMap;
 use tracing::debug;
 
 use crate::cx::{Conns, Cx};
@@ -35,6 +36,9 @@ use table::{Caps, Offer, SYNC_LEAF, Table};
 const MAX_PULL_KEYS: usize = 4_096;
 /// Most keys sent for one range at the deepest depth.
 const MAX_DEEPEST_KEYS: usize = 256;
+/// Forged entries a peer may send before it is closed (an honest node
+/// verifies before it relays, so it never sends one).
+const MAX_FORGERIES: u32 = 3;
 /// A `SyncPublish` is closed once its entries pass this many bytes.
 const PUBLISH_BYTES: usize = 256 << 10;
 
@@ -55,6 +59,9 @@ pub(crate) struct SyncTable {
     clock: Option<(Instant, u64)>,
     /// The peer of the last periodic exchange (round robin in id order).
     last_partner: Option<NodeId>,
+    /// Forged entries each up peer has sent (an entry goes when the peer
+    /// goes down, so there are at most as many as peers up).
+    strikes: HashMap<NodeId, u32, FixedState>,
     pub(crate) stats: SyncStats,
 }
 
@@ -67,11 +74,12 @@ impl SyncTable {
         };
         SyncTable {
             config: config.clone(),
-            table: Table::new(caps, config.lease.as_micros(), hasher),
+            table: Table::new(caps, config.lease.as_micros(), hasher.clone()),
             timers: DeadlineQueue::new(),
             armed: false,
             clock: None,
             last_partner: None,
+            strikes: HashMap::with_hasher(hasher),
             stats: SyncStats::default(),
         }
     }
@@ -240,14 +248,34 @@ impl SyncTable {
 
     // ----- messages -----
 
-    /// A sync message from `from`.
-    pub(crate) fn on_message(&mut self, cx: &mut dyn Cx, from: NodeId, message: Message) {
+    /// A sync message from `from`; `Some(from)` if the router must close
+    /// it: it sent [`MAX_FORGERIES`] forged entries.
+    #[must_use]
+    pub(crate) fn on_message(
+        &mut self,
+        cx: &mut dyn Cx,
+        from: NodeId,
+        message: Message,
+    ) -> Option<NodeId> {
         match message {
             Message::SyncPublish(SyncPublish { entries }) => self.on_publish(cx, from, entries),
             Message::SyncDigest(digest) => self.on_digest(cx, from, digest),
             Message::SyncPull(pull) => self.on_pull(cx, from, pull),
             _ => {}
         }
+        let strikes = self.strikes.get(&from).copied().unwrap_or(0);
+        if strikes < MAX_FORGERIES {
+            return None;
+        }
+        self.strikes.remove(&from);
+        self.stats.peers_closed += 1;
+        tracing::info!(peer = %from.short(), forgeries = strikes, "closing peer: it sent forged sync entries");
+        Some(from)
+    }
+
+    /// `peer` went down: its strikes go with it.
+    pub(crate) fn peer_down(&mut self, peer: NodeId) {
+        self.strikes.remove(&peer);
     }
 
     /// Entries to apply: each is checked (spec/sync.md §6); what is
@@ -290,6 +318,7 @@ impl SyncTable {
             }
             if !cx.verify(&entry.writer_key, &entry.signed_bytes(), &entry.signature) {
                 self.stats.forged += 1;
+                *self.strikes.entry(from).or_insert(0) += 1;
                 debug!(peer = %from.short(), writer = %entry.writer.short(), "forged sync entry dropped");
                 continue;
             }
