@@ -167,6 +167,60 @@ impl NodeHandle {
             .map(drop)
     }
 
+    /// Writes `value` under `key` in the sync table (spec/sync.md), signed
+    /// by this node, and floods it; every node then sees
+    /// [`Event::Sync(SyncEvent::Changed)`](ringmesh::SyncEvent::Changed).
+    /// Refused ([`SyncError::Leased`](ringmesh::SyncError::Leased)) while
+    /// another node's lease on the key holds.
+    pub async fn sync_set(
+        &self,
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+    ) -> Result<(), Error> {
+        let (key, value) = (key.into(), value.into());
+        self.command(ringmesh::SyncCommand::Set { key, value })
+            .await
+            .map(drop)
+    }
+
+    /// Deletes `key` from the sync table (a tombstone that holds the lease
+    /// like a value).
+    pub async fn sync_delete(&self, key: impl Into<Bytes>) -> Result<(), Error> {
+        let key = key.into();
+        self.command(ringmesh::SyncCommand::Delete { key })
+            .await
+            .map(drop)
+    }
+
+    /// Merges `delta` into the map held under `key` (a shallow merge:
+    /// `Some` sets an item, `None` removes it; see
+    /// [`ringmesh::decode_sync_map`]).
+    pub async fn sync_merge(
+        &self,
+        key: impl Into<Bytes>,
+        delta: Vec<(Bytes, Option<Bytes>)>,
+    ) -> Result<(), Error> {
+        let key = key.into();
+        self.command(ringmesh::SyncCommand::Merge { key, delta })
+            .await
+            .map(drop)
+    }
+
+    /// The sync table's winner for `key`, read locally (`None` if never
+    /// written, or collected after a delete).
+    pub async fn sync_get(
+        &self,
+        key: impl Into<Bytes>,
+    ) -> Result<Option<ringmesh::SyncHeld>, Error> {
+        let key = key.into();
+        self.inspect(move |node| node.sync_get(&key)).await
+    }
+
+    /// Every key of the sync table and its winner, in key-hash order.
+    pub async fn sync_entries(&self) -> Result<Vec<(Bytes, ringmesh::SyncHeld)>, Error> {
+        self.inspect(Node::sync_entries).await
+    }
+
     /// Hands `command` to the node without waiting for its answer: returns
     /// once the node task's queue has taken it (so a fast sender is paced
     /// by the queue, not by a round trip per command). A refusal is logged

@@ -235,6 +235,29 @@ impl Handle {
         self.inspect(Node::known_peers).unwrap_or_default()
     }
 
+    /// The sync table's winner for `key`, read locally (`None` if never
+    /// written, collected after a delete, or the adapter has stopped).
+    /// Writes go through [`Handle::command`]:
+    /// `handle.command(SyncCommand::Set { key, value })`.
+    ///
+    /// # Panics
+    ///
+    /// On the adapter's own thread (see [`Handle`]).
+    pub fn sync_get(&self, key: &[u8]) -> Option<ringmesh::SyncHeld> {
+        let key = key.to_vec();
+        self.inspect(move |node| node.sync_get(&key)).flatten()
+    }
+
+    /// Every key of the sync table and its winner, in key-hash order
+    /// (empty once the adapter has stopped).
+    ///
+    /// # Panics
+    ///
+    /// On the adapter's own thread (see [`Handle`]).
+    pub fn sync_entries(&self) -> Vec<(bytes::Bytes, ringmesh::SyncHeld)> {
+        self.inspect(Node::sync_entries).unwrap_or_default()
+    }
+
     /// Stops at once, as if the process died: every socket is dropped
     /// (peers see the connections close), nobody is told goodbye. For
     /// tests and fault drills.

@@ -239,7 +239,8 @@ impl AdapterConfig {
     /// reports it, so with the real port when port 0 was asked for): the
     /// configuration is validated, `node.listen_addrs` is filled by the
     /// listen-address policy ([`announced_addrs`]), the clock starts and
-    /// the node is created at its [`Instant::ZERO`].
+    /// the node is created at its [`Instant::ZERO`]; a node with the sync
+    /// table is told the wall clock (`SyncCommand::SetWallClock`).
     pub fn into_node(self, bound: SocketAddr) -> Result<Startup, AdapterConfigError> {
         self.validate()?;
         let AdapterConfig {
@@ -257,7 +258,19 @@ impl AdapterConfig {
         }
         config.listen_addrs = announced.into_iter().collect();
         let clock = Clock::start();
-        let node = Node::new(config, identity, seed, Instant::ZERO)?;
+        let mut node = Node::new(config, identity, seed, Instant::ZERO)?;
+        if node.config().sync.is_some() {
+            // The sync table's timestamps count from the wall clock
+            // (spec/sync.md §2); the protocol reads none, so it is told.
+            let unix_micros = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+            // Accepted whenever the table is on; nothing to drain.
+            let _ = node.command(
+                Instant::ZERO,
+                ringmesh::SyncCommand::SetWallClock { unix_micros },
+            );
+        }
         Ok(Startup {
             node,
             clock,

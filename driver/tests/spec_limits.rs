@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use ringmesh::Duration;
-use ringmesh::{ChordConfig, Config, DhtConfig};
+use ringmesh::{ChordConfig, Config, DhtConfig, SyncConfig};
 use ringmesh_driver::{
     ACCEPTS_PER_TURN, AdapterConfig, DEFAULT_EVENT_CAPACITY, DEFAULT_EVENT_CAPACITY_BYTES,
     DEFAULT_MAX_BACKLOG_BYTES, LISTEN_BACKLOG,
@@ -71,6 +71,7 @@ fn every_default_on_the_limits_page_is_the_codes() {
     let a = &c.peers.admission;
     let chord = ChordConfig::default();
     let dht = DhtConfig::default();
+    let sync = SyncConfig::default();
     let adapter = AdapterConfig::new(
         "127.0.0.1:1".parse().expect("addr"),
         Config::default(),
@@ -170,6 +171,13 @@ fn every_default_on_the_limits_page_is_the_codes() {
             count(dht.max_entries_per_sender),
         ),
         ("dht.max_bytes_per_sender", bytes(dht.max_bytes_per_sender)),
+        ("sync.max_entries", count(sync.max_entries)),
+        ("sync.max_bytes", bytes(sync.max_bytes)),
+        (
+            "sync.max_bytes_per_writer",
+            bytes(sync.max_bytes_per_writer),
+        ),
+        ("sync.max_value_len", bytes(sync.max_value_len)),
         (
             "liveness.ping_interval",
             format!(
@@ -208,13 +216,14 @@ fn every_default_on_the_limits_page_is_the_codes() {
     }
     // Rows for constants and the program (not settings) are not checked
     // here; a setting's row must be.
-    const SECTIONS: [&str; 8] = [
+    const SECTIONS: [&str; 9] = [
         "peers.",
         "session.",
         "mesh.",
         "messaging.",
         "chord.",
         "dht.",
+        "sync.",
         "liveness.",
         "adapter.",
     ];

@@ -26,6 +26,14 @@ commands:
   put --open KEY VALUE, get --open KEY, del --open KEY
                   the same on an open key: anyone may write it, and every
                   write is signed by (and shows) its writer
+  sync set KEY VALUE
+                  write KEY in the sync table every node holds (KEY is one
+                  word of 1 to 256 bytes; VALUE the rest of the line). The
+                  first writer leases the key for an hour: only it may
+                  change or delete it until then; writing renews it
+  sync get KEY    read KEY from this node's copy of the sync table
+  sync del KEY    delete KEY from the sync table (its lease holder only)
+  sync list       every key of this node's copy of the sync table
   ring            this node's place in the ring: successors, predecessor,
                   and what it stores of the table
   debug           turn debug logs (stderr) on or off
@@ -61,6 +69,8 @@ pub(crate) enum ConsoleCommand<'a> {
     Get(KeyArg<'a>),
     /// `del [--open] KEY` (or `delete`).
     Del(KeyArg<'a>),
+    /// `sync set|get|del|list ...`.
+    Sync(SyncArg<'a>),
     /// `ring`.
     Ring,
     /// `debug`.
@@ -69,6 +79,24 @@ pub(crate) enum ConsoleCommand<'a> {
     Help,
     /// `exit` (or `quit`).
     Exit,
+}
+
+/// A `sync` subcommand (spec/sync.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SyncArg<'a> {
+    /// `sync set KEY VALUE`.
+    Set {
+        /// One word, as typed.
+        key: &'a str,
+        /// The rest of the line, as typed.
+        value: &'a str,
+    },
+    /// `sync get KEY`.
+    Get(&'a str),
+    /// `sync del KEY` (or `delete`).
+    Del(&'a str),
+    /// `sync list`.
+    List,
 }
 
 /// A table key as typed (spec/chord.md §10.1).
@@ -192,6 +220,7 @@ pub(crate) fn parse(line: &str) -> Result<ConsoleCommand<'_>, ParseError> {
                 .map(|key| ConsoleCommand::Del(KeyArg::parse(key, open)))
                 .ok_or_else(|| ParseError("usage: del [--open] KEY (one word)".into()))
         }
+        "sync" => parse_sync(rest).map(ConsoleCommand::Sync),
         "ring" => no_args(rest, ConsoleCommand::Ring, "ring"),
         "debug" => no_args(rest, ConsoleCommand::Debug, "debug"),
         "help" | "?" => Ok(ConsoleCommand::Help),
@@ -200,6 +229,26 @@ pub(crate) fn parse(line: &str) -> Result<ConsoleCommand<'_>, ParseError> {
             "unknown command `{}`; type `help`",
             crate::display::echo(other)
         ))),
+    }
+}
+
+/// `sync`'s subcommand and its arguments.
+fn parse_sync(rest: &str) -> Result<SyncArg<'_>, ParseError> {
+    const USAGE: &str = "usage: sync set KEY VALUE | sync get KEY | sync del KEY | sync list";
+    let rest = rest.trim_start();
+    let (sub, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let key = || one_key(args).ok_or_else(|| ParseError(USAGE.into()));
+    match sub {
+        "set" => match args.trim_start().split_once(char::is_whitespace) {
+            Some((key, value)) if !value.trim().is_empty() => Ok(SyncArg::Set { key, value }),
+            _ => Err(ParseError(
+                "usage: sync set KEY VALUE (KEY is one word, VALUE the rest of the line)".into(),
+            )),
+        },
+        "get" => key().map(SyncArg::Get),
+        "del" | "delete" => key().map(SyncArg::Del),
+        "list" if args.trim().is_empty() => Ok(SyncArg::List),
+        _ => Err(ParseError(USAGE.into())),
     }
 }
 
@@ -344,6 +393,35 @@ mod tests {
             parse("delete --open colour"),
             Ok(ConsoleCommand::Del(KeyArg::Open("colour")))
         );
+        assert_eq!(
+            parse("sync set colour deep  blue"),
+            Ok(ConsoleCommand::Sync(SyncArg::Set {
+                key: "colour",
+                value: "deep  blue"
+            }))
+        );
+        assert_eq!(
+            parse("sync get colour"),
+            Ok(ConsoleCommand::Sync(SyncArg::Get("colour")))
+        );
+        assert_eq!(
+            parse("sync delete colour"),
+            Ok(ConsoleCommand::Sync(SyncArg::Del("colour")))
+        );
+        assert_eq!(parse("sync list"), Ok(ConsoleCommand::Sync(SyncArg::List)));
+        for line in [
+            "sync",
+            "sync set colour",
+            "sync get",
+            "sync get a b",
+            "sync list x",
+            "sync put k v",
+        ] {
+            assert!(
+                parse(line).expect_err(line).0.contains("usage: sync"),
+                "{line}"
+            );
+        }
         assert_eq!(parse("ring"), Ok(ConsoleCommand::Ring));
         assert_eq!(parse("help"), Ok(ConsoleCommand::Help));
         assert_eq!(parse("exit"), Ok(ConsoleCommand::Exit));

@@ -174,6 +174,33 @@ pub(crate) fn got(key: &str, value: Option<&[u8]>, version: u64, writer: Option<
     }
 }
 
+/// A sync-table key as this node holds it (`sync get`, `sync list`).
+pub(crate) fn sync_got(key: &str, held: Option<&ringmesh::SyncHeld>) -> String {
+    let key = printable(key.as_bytes());
+    match held {
+        Some(ringmesh::SyncHeld {
+            value: Some(value),
+            writer,
+            ..
+        }) => format!("{key} = {} (by <{}>)", printable(value), writer.short()),
+        Some(held) => format!("{key}: not found (deleted by <{}>)", held.writer.short()),
+        None => format!("{key}: not found"),
+    }
+}
+
+/// Another node changed a sync-table key.
+pub(crate) fn sync_changed(key: &[u8], value: Option<&[u8]>, writer: NodeId) -> String {
+    match value {
+        Some(value) => format!(
+            "sync: {} = {} (by <{}>)",
+            printable(key),
+            printable(value),
+            writer.short()
+        ),
+        None => format!("sync: {} deleted (by <{}>)", printable(key), writer.short()),
+    }
+}
+
 /// One line of the `peers` listing.
 pub(crate) fn peer_row(
     id: NodeId,

@@ -88,7 +88,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ringmesh::{ChordConfig, Config, DhtConfig};
+use ringmesh::{ChordConfig, Config, DhtConfig, SyncConfig};
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -184,6 +184,14 @@ impl Preset {
         match self {
             Preset::Lan => Config::lan(),
             Preset::Wan => Config::wan(),
+        }
+    }
+
+    /// The sync table's settings at this preset's pace.
+    pub(crate) fn sync(self) -> SyncConfig {
+        match self {
+            Preset::Lan => SyncConfig::lan(),
+            Preset::Wan => SyncConfig::wan(),
         }
     }
 

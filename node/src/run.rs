@@ -23,12 +23,12 @@ use ringmesh::{
     DhtCommand, DhtError, DhtEvent, DhtFailure, DhtKey, Event, MeshCommand, MeshEvent,
     MessagingCommand, MessagingEvent, NodeId, OpId, PeersCommand, PeersEvent,
 };
-use ringmesh::{KnownPeer, Node};
+use ringmesh::{KnownPeer, Node, SyncCommand, SyncError, SyncEvent};
 use ringmesh_mio::{AdapterConfig, AdapterConfigError, Handle, QueuedBytes, Spawned};
 use tracing::{debug, info, warn};
 
 use crate::NodeArgs;
-use crate::console::{self, ConsoleCommand, KeyArg};
+use crate::console::{self, ConsoleCommand, KeyArg, SyncArg};
 use crate::console_lines::{ConsoleLine, ConsoleLines};
 use crate::data_dir::{CacheState, DataDir, KeyOrigin, new_identity, os_random};
 use crate::display;
@@ -148,6 +148,8 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     let mut config = args.preset.config();
     config.peers.bootstrap.clone_from(&args.bootstrap);
     config.listen_addrs = args.announce.iter().copied().collect();
+    // The sync table runs on every node of the program: it needs no ring.
+    config.sync = Some(args.preset.sync());
     if !args.no_chord {
         // The adapter announces the listen address when there is no
         // --announce, unless it is unspecified (0.0.0.0): a ring member
@@ -803,6 +805,11 @@ impl Session {
                 }
                 None => debug!(op = id.0, "get result for an unknown operation"),
             },
+            Event::Sync(SyncEvent::Changed {
+                key, value, writer, ..
+            }) if writer != self.handle.node_id() => {
+                say(&display::sync_changed(&key, value.as_deref(), writer));
+            }
             Event::Dht(DhtEvent::Failed { id, reason }) => match self.table_ops.remove(&id) {
                 Some(op) => say(&table_failure(&op, &reason)),
                 None => debug!(op = id.0, %reason, "failure of an unknown table operation"),
@@ -861,6 +868,7 @@ impl Session {
                     self.start_table_op(DhtCommand::Delete { key }, TableOp::Delete(label));
                 }
             }
+            ConsoleCommand::Sync(arg) => self.sync(arg),
             ConsoleCommand::Ring => match self.handle.inspect(RingView::of) {
                 Some(view) => {
                     say(&display::ring(&view));
@@ -877,6 +885,71 @@ impl Session {
             ConsoleCommand::Exit => return Flow::Exit,
         }
         Flow::Continue
+    }
+
+    /// `sync set|get|del|list`: the sync table (spec/sync.md), written and
+    /// read locally; writes flood to every node.
+    fn sync(&self, arg: SyncArg<'_>) {
+        let bytes = |text: &str| Bytes::copy_from_slice(text.as_bytes());
+        let (key, command) = match arg {
+            SyncArg::Set { key, value } => (
+                key,
+                SyncCommand::Set {
+                    key: bytes(key),
+                    value: bytes(value),
+                },
+            ),
+            SyncArg::Del(key) => (key, SyncCommand::Delete { key: bytes(key) }),
+            SyncArg::Get(key) => {
+                let held = self
+                    .handle
+                    .inspect({
+                        let key = bytes(key);
+                        move |node| node.sync_get(&key)
+                    })
+                    .flatten();
+                say(&display::sync_got(key, held.as_ref()));
+                return;
+            }
+            SyncArg::List => {
+                let entries = self.handle.sync_entries();
+                let live: Vec<_> = entries.iter().filter(|(_, h)| h.value.is_some()).collect();
+                say(&format!("sync: {} key(s)", live.len()));
+                for (key, held) in live {
+                    say(&display::sync_got(
+                        &String::from_utf8_lossy(key),
+                        Some(held),
+                    ));
+                }
+                return;
+            }
+        };
+        match self.handle.command(command) {
+            Ok(_) => say(&format!(
+                "sync: {} {}",
+                if matches!(arg, SyncArg::Del(_)) {
+                    "deleted"
+                } else {
+                    "set"
+                },
+                display::printable(key.as_bytes())
+            )),
+            Err(CommandError::Sync(SyncError::Leased { owner, until })) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+                say(&format!(
+                    "error: {} is leased by <{}> for another {} s: only it may change it",
+                    display::printable(key.as_bytes()),
+                    owner.short(),
+                    until.saturating_sub(now).div_ceil(1_000_000)
+                ));
+            }
+            Err(e) => say(&format!(
+                "error: sync {}: {e}",
+                display::printable(key.as_bytes())
+            )),
+        }
     }
 
     /// `connect ADDR`: dials, unless ADDR is this node's or a connected

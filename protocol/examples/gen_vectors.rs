@@ -3032,7 +3032,139 @@ fn dht_entries() -> J {
     )
 }
 
+/// Signed sync-table entries (spec/sync.md §1.1) and one frame of each
+/// sync message (§8).
+fn sync_vectors() -> J {
+    use ringmesh::wire::{
+        SyncDigest, SyncEntry, SyncPublish, SyncPull, SyncRange, sync_key_hash, sync_signed_bytes,
+    };
+    type SyncCase = (
+        &'static str,
+        &'static str,
+        &'static [u8],
+        u64,
+        Option<&'static [u8]>,
+        &'static str,
+    );
+    let cases: [SyncCase; 3] = [
+        (
+            "value",
+            SECRET_A,
+            b"colour",
+            1_764_672_000_000_000,
+            Some(b"teal"),
+            "A writes colour at 2025-12-02T10:40:00Z",
+        ),
+        (
+            "tombstone",
+            SECRET_A,
+            b"colour",
+            1_764_672_000_000_001,
+            None,
+            "A deletes it one microsecond later: kind 1, value_len 0 in the signed bytes, no value on the wire",
+        ),
+        (
+            "empty_value",
+            SECRET_B,
+            b"k",
+            0,
+            Some(b""),
+            "B writes an empty value at hlc 0",
+        ),
+    ];
+    let entries: Vec<SyncEntry> = cases
+        .iter()
+        .map(|&(_, secret_hex, key, hlc, value, _)| {
+            SyncEntry::signed(
+                &Identity::from_secret_bytes(secret(secret_hex)),
+                Bytes::from_static(key),
+                hlc,
+                value.map(Bytes::from_static),
+            )
+        })
+        .collect();
+    let entry_cases = cases
+        .iter()
+        .zip(&entries)
+        .map(|(&(name, secret_hex, key, hlc, value, note), entry)| {
+            let mut fields = vec![
+                ("name", s(name)),
+                ("secret", s(secret_hex)),
+                ("key", hx(key)),
+                ("hlc", s(hlc.to_string())),
+                ("kind", n(u64::from(entry.kind()))),
+            ];
+            if let Some(value) = value {
+                fields.push(("value", hx(value)));
+            }
+            fields.extend([
+                ("writer_key", hx(entry.writer_key.to_bytes())),
+                ("writer", hx(entry.writer.to_bytes())),
+                ("signed_bytes", hx(sync_signed_bytes(key, hlc, value))),
+                ("signature", hx(entry.signature)),
+                ("fingerprint", s(entry.fingerprint().to_string())),
+                ("kh", s(sync_key_hash(key).to_string())),
+                ("note", s(note)),
+            ]);
+            J::Obj(fields)
+        })
+        .collect();
+    let messages = [
+        (
+            "sync_publish_two",
+            Message::SyncPublish(SyncPublish {
+                entries: entries[..2].to_vec(),
+            }),
+            "the value and the tombstone of colour",
+        ),
+        (
+            "sync_digest",
+            Message::SyncDigest(SyncDigest {
+                depth: 2,
+                ranges: vec![
+                    SyncRange {
+                        prefix: 0,
+                        digest: 0,
+                        keys: 0,
+                    },
+                    SyncRange {
+                        prefix: 255,
+                        digest: entries[0].fingerprint(),
+                        keys: 1,
+                    },
+                ],
+            }),
+            "two depth-2 ranges: an empty one, and one with colour's value",
+        ),
+        (
+            "sync_pull",
+            Message::SyncPull(SyncPull {
+                depth: 16,
+                prefixes: vec![0, u64::MAX],
+            }),
+            "the deepest ranges: the first and the last key hash",
+        ),
+    ];
+    let frames = messages
+        .into_iter()
+        .map(|(name, message, note)| {
+            let (frame, _) = encode_frame(&message, None);
+            J::Obj(vec![
+                ("name", s(name)),
+                ("tag", n(u64::from(message.tag()))),
+                ("hex", hx(frame)),
+                ("note", s(note)),
+            ])
+        })
+        .collect();
+    J::Obj(vec![
+        ("entries", J::Arr(entry_cases)),
+        ("frames", J::Arr(frames)),
+    ])
+}
+
 fn main() {
+    write_file("sync.json", &sync_vectors());
     write_file("identities.json", &identities());
     write_file("dht_entries.json", &dht_entries());
     write_file("frames.json", &frames());

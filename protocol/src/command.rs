@@ -5,6 +5,7 @@ use crate::dht::{DhtCommand, DhtError};
 use crate::mesh::{MeshCommand, MeshError};
 use crate::messaging::{MessagingCommand, MessagingError, RequestId};
 use crate::peers::{PeersCommand, PeersError};
+use crate::sync::{SyncCommand, SyncError};
 use crate::{ConnId, OpId};
 
 /// Writes the `Command` enum (the components' commands, then `Shutdown`)
@@ -44,6 +45,8 @@ commands! {
     Chord(ChordCommand),
     /// The Chord table.
     Dht(DhtCommand),
+    /// The sync table.
+    Sync(SyncCommand),
 }
 
 /// What an accepted command started.
@@ -101,4 +104,7 @@ pub enum CommandError {
     /// Refused by the table.
     #[error(transparent)]
     Dht(#[from] DhtError),
+    /// Refused by the sync table.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
 }

@@ -13,6 +13,7 @@ use crate::mesh::config::MeshConfig;
 use crate::messaging::config::MessagingConfig;
 use crate::peers::config::PeersConfig;
 use crate::session::config::SessionConfig;
+use crate::sync::config::SyncConfig;
 use crate::time::Duration;
 use crate::wire::{MAX_LISTEN_ADDRS, MAX_PEER_LIST};
 
@@ -92,6 +93,9 @@ pub struct Config {
     /// The Chord table; `None` (the default) does not run it. Needs the
     /// ring.
     pub dht: Option<DhtConfig>,
+    /// The sync table (`spec/sync.md`); `None` (the default) does not run
+    /// it. Needs no ring.
+    pub sync: Option<SyncConfig>,
 }
 
 /// Smallest `max_frame_len` with the ring on: a full `ChordState` (33
@@ -144,6 +148,7 @@ impl Config {
             messaging: MessagingConfig::default(),
             chord: None,
             dht: None,
+            sync: None,
         }
     }
 
@@ -311,6 +316,24 @@ impl Config {
                 ("dht.max_entries_per_sender", dht.max_entries_per_sender),
             ]);
         }
+        if let Some(sync) = &self.sync {
+            zero.extend([
+                ("sync.lease", sync.lease),
+                ("sync.anti_entropy_interval", sync.anti_entropy_interval),
+            ]);
+            counts.extend([
+                ("sync.max_entries", sync.max_entries),
+                ("sync.max_bytes", sync.max_bytes),
+                ("sync.max_bytes_per_writer", sync.max_bytes_per_writer),
+            ]);
+            if sync.max_value_len > crate::wire::MAX_SYNC_VALUE {
+                return Err(ConfigError::SyncValueTooLarge(sync.max_value_len));
+            }
+            let floor = sync.lease + sync.max_skew + sync.max_skew;
+            if sync.tombstone_ttl < floor {
+                return Err(ConfigError::SyncTombstoneTtl);
+            }
+        }
         if let Some((field, _)) = zero.iter().find(|(_, d)| *d == Duration::ZERO) {
             return Err(ConfigError::Zero(field));
         }
@@ -429,6 +452,13 @@ pub enum ConfigError {
     /// A ring member must be diallable: `chord` needs `listen_addrs`.
     #[error("chord is on but no listen_addrs are configured")]
     ChordWithoutListenAddr,
+    /// `sync.max_value_len` is over the 1 MiB the wire carries.
+    #[error("sync.max_value_len {0} is over the wire's 1 MiB")]
+    SyncValueTooLarge(usize),
+    /// `sync.tombstone_ttl` is below `lease + 2 · max_skew`: a straggler
+    /// could outlive the delete that beat it.
+    #[error("sync.tombstone_ttl is below sync.lease + 2 × sync.max_skew")]
+    SyncTombstoneTtl,
     /// The table lives on the ring: `dht` needs `chord`.
     #[error("dht is on but chord is off")]
     DhtWithoutChord,

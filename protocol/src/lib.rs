@@ -185,6 +185,44 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! - **Sync table** (`spec/sync.md`, with [`Config::sync`] set): a
+//!   dictionary every node holds. [`SyncCommand::Set`],
+//!   [`SyncCommand::Delete`] and [`SyncCommand::Merge`] (a shallow map
+//!   merge, [`encode_sync_map`]) sign an entry, apply it and flood it;
+//!   [`SyncCommand::Get`] and [`Node::sync_get`] read locally; every
+//!   change, this node's or another's, is a [`SyncEvent::Changed`]. The
+//!   first writer of a key leases it for [`SyncConfig::lease`]: until then
+//!   nobody else may change or delete it ([`SyncError::Leased`]), and
+//!   receivers refuse what a tampered node sends anyway. Deletes are
+//!   tombstones; anti-entropy on every session and periodically exchanges
+//!   only the key ranges whose digests differ, so a node that was away or
+//!   joins late catches up.
+//!
+//! ```
+//! # use bytes::Bytes;
+//! # use ringmesh::{CommandError, Config, Security, SyncCommand, SyncConfig, SyncError};
+//! use ringmesh::testing::Network;
+//!
+//! let config = Config { security: Security::Plaintext, sync: Some(SyncConfig::lan()), ..Config::lan() };
+//! let mut net = Network::new(ringmesh::Duration::from_millis(5));
+//! for i in 0..3u8 {
+//!     net.add_node(config.clone(), [i + 1; 32], u64::from(i))?;
+//! }
+//! net.connect(0, 1)?;
+//! net.settle();
+//! net.command(0, SyncCommand::Set { key: Bytes::from_static(b"colour"), value: Bytes::from_static(b"teal") })?;
+//! net.settle();
+//! assert_eq!(net.node(1).sync_get(b"colour").and_then(|h| h.value).as_deref(), Some(&b"teal"[..]));
+//! // Node 0 holds the lease: node 1 may not overwrite it.
+//! let refused = net.command(1, SyncCommand::Set { key: Bytes::from_static(b"colour"), value: Bytes::from_static(b"red") });
+//! assert!(matches!(refused, Err(CommandError::Sync(SyncError::Leased { .. }))));
+//! // A node that joins later receives the table.
+//! net.connect(2, 1)?;
+//! net.settle();
+//! assert_eq!(net.node(2).sync_digest(), net.node(0).sync_digest());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! The node always has a deadline ahead (its maintenance round every
 //! [`PeersConfig::maintenance_interval`], pings), so a driver's loop never idles
 //! for good; [`testing::Network::settle`] runs a test network until nothing
@@ -221,6 +259,7 @@ mod peers;
 mod rng;
 mod rpc;
 mod session;
+mod sync;
 pub mod testing;
 mod time;
 mod timer;
@@ -253,6 +292,10 @@ pub use peers::{
 };
 pub use session::SessionConfig;
 pub use session::config::DEFAULT_RECEIVE_BUDGET;
+pub use sync::{
+    SyncCommand, SyncConfig, SyncError, SyncEvent, SyncHeld, SyncStats, SyncUsage, decode_sync_map,
+    encode_sync_map,
+};
 pub use time::{Duration, Instant};
 pub use wire::DhtKey;
 

@@ -10,6 +10,7 @@ use crate::liveness::LivenessEvent;
 use crate::mesh::MeshEvent;
 use crate::messaging::MessagingEvent;
 use crate::peers::PeersEvent;
+use crate::sync::SyncEvent;
 use crate::wire::{DecodeError, GoodbyeReason};
 use crate::{ConnId, NodeId, TransportError};
 
@@ -79,6 +80,8 @@ events! {
     Chord(ChordEvent),
     /// The Chord table.
     Dht(DhtEvent),
+    /// The sync table.
+    Sync(SyncEvent),
 }
 
 /// Why a connection ended.

@@ -57,6 +57,97 @@ vector_files! {
     session_errors_json: "session_errors.json" => check_session_errors,
     handshake_plaintext_json: "handshake_plaintext.json" => check_handshake_plaintext,
     handshake_noise_json: "handshake_noise.json" => check_handshake_noise,
+    sync_json: "sync.json" => check_sync,
+}
+
+/// spec/sync.md §1.1 and §8: each entry's signed bytes rebuilt from the
+/// spec's table, its signature (deterministic) and fingerprint and key hash
+/// recomputed; each frame decoded, re-encoded, and (for the publish) its
+/// entries equal to the entries above.
+fn check_sync(v: &Value) {
+    use ringmesh::wire::{SyncEntry, SyncPublish, sync_key_hash};
+    let cases = items(field(v, "entries"));
+    assert!(cases.len() >= 3);
+    names_are_unique(cases);
+    let mut entries = Vec::new();
+    for case in cases {
+        let name = text(case, "name");
+        let identity = Identity::from_secret_bytes(secret_of(case));
+        let key = bytes(case, "key");
+        let hlc = decimal(case, "hlc");
+        let kind = code(case, "kind");
+        let value = (kind == 0).then(|| bytes(case, "value"));
+        let mut signed = b"ringmesh sync entry v1:".to_vec();
+        signed.extend_from_slice(&u16::try_from(key.len()).expect("short").to_be_bytes());
+        signed.extend_from_slice(&key);
+        signed.extend_from_slice(&hlc.to_be_bytes());
+        signed.push(kind);
+        let value_bytes = value.clone().unwrap_or_default();
+        signed.extend_from_slice(
+            &u32::try_from(value_bytes.len())
+                .expect("short")
+                .to_be_bytes(),
+        );
+        signed.extend_from_slice(&value_bytes);
+        assert_eq!(
+            signed,
+            bytes(case, "signed_bytes"),
+            "{name}: the spec layout"
+        );
+        assert_eq!(
+            identity.public_key().to_bytes(),
+            array::<32>(case, "writer_key")
+        );
+        assert_eq!(identity.node_id().to_bytes(), array::<16>(case, "writer"));
+        let signature = identity.sign(&signed);
+        assert_eq!(signature, array::<64>(case, "signature"), "{name}");
+        assert!(
+            identity.public_key().verify_strict(&signed, &signature),
+            "{name}"
+        );
+        let entry = SyncEntry::signed(
+            &identity,
+            Bytes::from(key.clone()),
+            hlc,
+            value.map(Bytes::from),
+        );
+        assert_eq!(entry.signed_bytes(), signed, "{name}: the crate's layout");
+        assert_eq!(entry.signature, signature, "{name}");
+        let fingerprint = blake3::hash(&signature);
+        let fingerprint =
+            u64::from_be_bytes(fingerprint.as_bytes()[..8].try_into().expect("8 bytes"));
+        assert_eq!(fingerprint, decimal(case, "fingerprint"), "{name}");
+        assert_eq!(entry.fingerprint(), fingerprint, "{name}");
+        let kh = blake3::hash(&key);
+        let kh = u64::from_be_bytes(kh.as_bytes()[..8].try_into().expect("8 bytes"));
+        assert_eq!(kh, decimal(case, "kh"), "{name}");
+        assert_eq!(sync_key_hash(&key), kh, "{name}");
+        entries.push(entry);
+    }
+    let frames = items(field(v, "frames"));
+    assert_eq!(frames.len(), 3);
+    names_are_unique(frames);
+    for case in frames {
+        let name = text(case, "name");
+        let wire = bytes(case, "hex");
+        let mut input = Bytes::from(wire.clone());
+        let body = FrameDecoder::new(DEFAULT_MAX_FRAME_LEN)
+            .next_frame(&mut input)
+            .expect("under the cap")
+            .expect("one whole frame");
+        assert!(input.is_empty(), "{name}");
+        assert_eq!(body.get(1).copied(), Some(code(case, "tag")), "{name}");
+        let (message, _) = decode_body(body, true, DEFAULT_MAX_FRAME_LEN).expect(name);
+        let mut out = BytesMut::new();
+        encode_body(&message, None, &mut out);
+        let mut frame = BytesMut::new();
+        put_frame_header(&mut frame, out.len() as u32);
+        frame.extend_from_slice(&out);
+        assert_eq!(frame.to_vec(), wire, "{name}: re-encoded");
+        if let Message::SyncPublish(SyncPublish { entries: sent }) = &message {
+            assert_eq!(sent[..], entries[..2], "{name}");
+        }
+    }
 }
 
 #[test]

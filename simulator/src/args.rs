@@ -7,6 +7,7 @@ use ringmesh_sim::NetModel;
 use ringmesh_sim::scenario::chord::ChordParams;
 use ringmesh_sim::scenario::flood::{FloodParams, Topology};
 use ringmesh_sim::scenario::liveness::{LivenessParams, Preset};
+use ringmesh_sim::scenario::sync::SyncParams;
 use std::path::PathBuf;
 
 use crate::Error;
@@ -34,6 +35,10 @@ pub(crate) enum Cmd {
     /// Grow a Chord ring, fail part of it, run lookups (and a table) against
     /// ground truth, checking Zave's invariants throughout.
     Chord(ChordArgs),
+    /// Write and delete keys of the sync table on a split network with
+    /// crashes and late joiners, then wait until every node holds the same
+    /// table.
+    Sync(SyncArgs),
     /// Run a scenario file (TOML: timed actions and checks).
     Run(RunArgs),
     /// The narrated demo: nodes join over Noise, flood, detect a crash.
@@ -221,6 +226,67 @@ pub(crate) struct DemoArgs {
     /// Print exactly one JSON object on stdout instead of the narration.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SyncArgs {
+    /// The simulation seed.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Nodes at the start.
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) nodes: u32,
+    /// Nodes that write (the first ones).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) writers: u32,
+    /// Writes in all (a tenth are deletes), by random writers.
+    #[arg(long, default_value_t = 200)]
+    pub(crate) writes: u32,
+    /// Keys the writes pick from (fewer: more contested leases).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) keys: u32,
+    /// Keep the network whole during the writes (by default it is split in
+    /// two halves until after the last write).
+    #[arg(long)]
+    pub(crate) no_partition: bool,
+    /// Non-writer nodes crashed during the writes and restarted empty after.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) crash: u32,
+    /// Nodes that join after the writes.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) late: u32,
+    /// Mean degree of the random overlay.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) degree: u32,
+    /// Milliseconds between two writes.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) write_interval_ms: u64,
+    /// One-way link latency, milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) latency_ms: u64,
+    /// Extra one-way delay, uniform in 0..=jitter, milliseconds.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) jitter_ms: u64,
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
+
+impl SyncArgs {
+    pub(crate) fn params(&self) -> SyncParams {
+        SyncParams {
+            nodes: self.nodes,
+            writers: self.writers,
+            writes: self.writes,
+            keys: self.keys,
+            partition: !self.no_partition,
+            crash: self.crash,
+            late: self.late,
+            degree: self.degree,
+            write_interval: Duration::from_millis(self.write_interval_ms),
+            seed: self.seed,
+            net: net(self.latency_ms, self.jitter_ms),
+        }
+    }
 }
 
 fn net(latency_ms: u64, jitter_ms: u64) -> NetModel {

@@ -304,6 +304,23 @@ fn malformed_files_are_errors_that_name_the_step_and_the_problem() {
             "[[step]]\nat_ms = 0\nadd_nodes = { count = 3, bootstrap = [5] }\n",
             "step #0 (at_ms = 0): `bootstrap`: node 5 is out of range (the file adds 3 nodes)",
         ),
+        // Sync actions.
+        (
+            "[[step]]\nat_ms = 0\nadd_nodes = 3\n[[step]]\nat_ms = 1\nsync_set = { from = 0, key = \"k\", value = \"v\" }\n",
+            "step #1 (at_ms = 1): `sync_set` needs a [sync] section",
+        ),
+        (
+            "[sync]\n[[step]]\nat_ms = 0\nadd_nodes = 3\n[[step]]\nat_ms = 1\ncheck = { kind = \"sync_value\", node = 0, key = \"k\" }\n",
+            "check `sync_value`: give `expect",
+        ),
+        (
+            "[sync]\nlease_ms = 0\n[[step]]\nat_ms = 0\nadd_nodes = 3\n",
+            "[sync]: `lease_ms` must be above 0",
+        ),
+        (
+            "[sync]\n[[step]]\nat_ms = 0\nadd_nodes = 3\n[[step]]\nat_ms = 1\nsync_delete = { from = 5, key = \"k\" }\n",
+            "`from`: node 5 is out of range",
+        ),
         // Ring actions.
         (
             "[[step]]\nat_ms = 0\nadd_nodes = 3\n[[step]]\nat_ms = 1\nchord_create = 0\n",

@@ -272,6 +272,37 @@ impl Node {
         self.parts.dht.usage()
     }
 
+    /// The sync table's winner for `key` (`None` if never written,
+    /// collected, or the table is off).
+    pub fn sync_get(&self, key: &[u8]) -> Option<crate::SyncHeld> {
+        self.parts.sync.as_ref().and_then(|s| s.get(key))
+    }
+
+    /// Every key of the sync table and its winner, in key-hash order.
+    pub fn sync_entries(&self) -> Vec<(bytes::Bytes, crate::SyncHeld)> {
+        self.parts
+            .sync
+            .as_ref()
+            .map(|s| s.entries())
+            .unwrap_or_default()
+    }
+
+    /// The sync table's digest (spec/sync.md §5): the XOR of its winners'
+    /// fingerprints; nodes that hold the same table have the same digest
+    /// (0 for an empty table or one that is off).
+    pub fn sync_digest(&self) -> u64 {
+        self.parts.sync.as_ref().map_or(0, |s| s.digest())
+    }
+
+    /// Keys and bytes the sync table holds.
+    pub fn sync_usage(&self) -> crate::SyncUsage {
+        self.parts
+            .sync
+            .as_ref()
+            .map(|s| s.usage())
+            .unwrap_or_default()
+    }
+
     /// Feeds a network fact or a timeout. Drain [`Node::poll_output`]
     /// afterwards, then re-read [`Node::poll_timeout`].
     pub fn handle_input(&mut self, now: Instant, input: Input) {

@@ -15,13 +15,14 @@ use crate::mesh::{Mesh, MeshCommand, Verdict};
 use crate::messaging::{Messaging, MessagingCommand, MessagingError};
 use crate::peers::{Net, PeersCommand, PeersError, Upcalls};
 use crate::rpc::{Done, Failure, Outcome};
+use crate::sync::{SyncError, SyncTable};
 use crate::time::Instant;
 use crate::wire::{Capabilities, Message, Ping, Pong};
 use foldhash::fast::FixedState;
 
 use crate::{
     Accepted, ChordStats, CloseReason, Command, CommandError, Config, ConnId, LivenessStats,
-    MeshStats, MessagingStats, NodeId, PeersStats,
+    MeshStats, MessagingStats, NodeId, PeersStats, SyncStats,
 };
 
 /// Counters an operator reads to see what a node has been doing, one
@@ -41,6 +42,8 @@ pub struct Stats {
     pub chord: ChordStats,
     /// The table: refusals (unverified, unentitled, quotas) and evictions.
     pub dht: DhtStats,
+    /// The sync table (all zero while it is off).
+    pub sync: SyncStats,
 }
 
 /// The components above the connection layer.
@@ -50,6 +53,8 @@ pub(super) struct Parts {
     pub(super) messaging: Messaging,
     pub(super) chord: Chord,
     pub(super) dht: Dht,
+    /// `None` while `Config::sync` is.
+    pub(super) sync: Option<SyncTable>,
 }
 
 /// The deadline queues, one per timer owner.
@@ -62,6 +67,7 @@ enum Queue {
     Chord,
     RingCalls,
     Dht,
+    Sync,
 }
 
 impl Parts {
@@ -78,6 +84,10 @@ impl Parts {
                 hasher.clone(),
             ),
             dht: Dht::new(config.dht.as_ref(), config.chord.as_ref(), hasher.clone()),
+            sync: config
+                .sync
+                .as_ref()
+                .map(|sync| SyncTable::new(sync, hasher.clone())),
         }
     }
 
@@ -95,6 +105,7 @@ impl Parts {
                 ..self.chord.stats
             },
             dht: self.dht.stats(),
+            sync: self.sync.as_ref().map(|s| s.stats).unwrap_or_default(),
         }
     }
 
@@ -114,6 +125,10 @@ impl Parts {
             Command::Messaging(command) => Ok(self.messaging_command(net, command)?),
             Command::Chord(command) => Ok(self.chord_command(net, command)?),
             Command::Dht(command) => Ok(self.dht_command(net, command)?),
+            Command::Sync(command) => match &mut self.sync {
+                Some(sync) => Ok(sync.command(net, command)?),
+                None => Err(SyncError::Off.into()),
+            },
             Command::Shutdown => {
                 self.shutdown(net);
                 Ok(Accepted::Done)
@@ -322,6 +337,13 @@ impl Parts {
                     self.dht.fire(net, &mut self.chord, timer);
                 }
             }
+            Queue::Sync => {
+                if let Some(sync) = &mut self.sync
+                    && let Some(timer) = sync.timers.pop()
+                {
+                    sync.fire(net, timer);
+                }
+            }
         }
         true
     }
@@ -337,6 +359,10 @@ impl Parts {
             (Queue::Chord, self.chord.timers.peek()),
             (Queue::RingCalls, self.chord.rpc.timers.peek()),
             (Queue::Dht, self.dht.timers.peek()),
+            (
+                Queue::Sync,
+                self.sync.as_ref().and_then(|s| s.timers.peek()),
+            ),
         ]
         .into_iter()
         .filter_map(|(queue, top)| top.map(|top| (top, queue)))
@@ -354,6 +380,7 @@ impl Parts {
             self.chord.timers.next(),
             self.chord.rpc.timers.next(),
             self.dht.timers.next(),
+            self.sync.as_ref().and_then(|s| s.timers.next()),
         ]
         .into_iter()
         .flatten()
@@ -368,6 +395,7 @@ impl Parts {
             + self.chord.timers.len()
             + self.chord.rpc.timers.len()
             + self.dht.timers.len()
+            + self.sync.as_ref().map_or(0, |s| s.timers.len())
     }
 
     /// Drops cancelled deadlines from the tops of every queue (so that
@@ -405,6 +433,9 @@ impl Upcalls for Parts {
         self.chord.peer_up(net, peer);
         net.exchange_peers(peer, conn);
         self.messaging.peer_up(net, peer);
+        if let Some(sync) = &mut self.sync {
+            sync.peer_up(net, peer);
+        }
     }
 
     fn peer_down(&mut self, net: &mut Net, peer: NodeId, reason: &CloseReason) {
@@ -413,6 +444,9 @@ impl Upcalls for Parts {
         }
         self.messaging.peer_down(net, peer);
         self.mesh.peer_down(peer);
+        if let Some(sync) = &mut self.sync {
+            sync.peer_down(peer);
+        }
     }
 
     fn dial_failed(&mut self, net: &mut Net, peer: NodeId) {
@@ -476,6 +510,19 @@ impl Upcalls for Parts {
                 if runs(Capabilities::DHT) =>
             {
                 self.ring_reply(net, from, message)
+            }
+            Message::SyncPublish(_) | Message::SyncDigest(_) | Message::SyncPull(_)
+                if net
+                    .conn_caps(conn)
+                    .is_some_and(|c| c.contains(Capabilities::SYNC)) =>
+            {
+                let forger = self
+                    .sync
+                    .as_mut()
+                    .and_then(|sync| sync.on_message(net, from, message));
+                if let Some(peer) = forger {
+                    net.close_misbehaving(peer, "sent forged sync entries", self);
+                }
             }
             other => return Err(other.name()),
         }

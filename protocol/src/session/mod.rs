@@ -65,6 +65,9 @@ impl SessionContext {
         if config.dht.is_some() {
             capabilities = capabilities.union(Capabilities::DHT);
         }
+        if config.sync.is_some() {
+            capabilities = capabilities.union(Capabilities::SYNC);
+        }
         let hello = Hello {
             version: PROTOCOL_VERSION,
             identity: identity.public_key(),

@@ -26,6 +26,8 @@ impl Capabilities {
     pub const CHORD: Capabilities = Capabilities(1 << 1);
     /// Bit 2: the node runs the Chord table (dht).
     pub const DHT: Capabilities = Capabilities(1 << 2);
+    /// Bit 3: the node runs the sync table (`spec/sync.md`).
+    pub const SYNC: Capabilities = Capabilities(1 << 3);
 
     /// Capabilities from their wire bits.
     pub const fn from_bits(bits: u64) -> Self {

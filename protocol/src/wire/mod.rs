@@ -24,6 +24,7 @@ mod messages;
 mod overlay;
 mod preamble;
 mod reader;
+mod sync;
 mod varint;
 
 pub use chord::{
@@ -52,6 +53,11 @@ pub use overlay::{
 };
 pub use preamble::{PREAMBLE_LEN, PREAMBLE_MAGIC, Preamble};
 pub use reader::Reader;
+pub use sync::{
+    MAX_SYNC_BATCH, MAX_SYNC_DEPTH, MAX_SYNC_KEY, MAX_SYNC_RANGES, MAX_SYNC_VALUE,
+    SYNC_ENTRY_CONTEXT, SyncDigest, SyncEntry, SyncPublish, SyncPull, SyncRange, sync_key_hash,
+    sync_signed_bytes,
+};
 pub use varint::{MAX_VARINT_LEN, get_varint, put_varint, varint_len};
 
 use bytes::BytesMut;
@@ -234,4 +240,10 @@ messages! {
     DhtSync,
     /// `0x67` — the digest items the receiver lacks or holds smaller.
     DhtSyncReply,
+    /// `0x70` — signed sync-table entries to apply (`spec/sync.md` §6).
+    SyncPublish,
+    /// `0x71` — digests of key ranges of the sync table (anti-entropy).
+    SyncDigest,
+    /// `0x72` — asks for the entries of key ranges of the sync table.
+    SyncPull,
 }

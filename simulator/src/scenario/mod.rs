@@ -4,3 +4,4 @@ pub mod chord;
 pub mod flood;
 pub mod liveness;
 pub mod script;
+pub mod sync;

@@ -77,6 +77,14 @@
 //! | `get = { from, key, expect }` | `DhtCommand::Get`; the value read must be `expect`, or none with `expect_none = true` |
 //! | `check_ring = true` or `{ ideal, members }` | Zave's invariant and every property it implies hold now (only the implied ones while the ring has r members or fewer); with `ideal = true` the ring is ideal; with `members`, it has that many |
 //!
+//! With `[sync]` (`lease_ms`, default 1 h; `anti_entropy_ms`, default
+//! 5 s) every node runs the sync table (spec/sync.md):
+//!
+//! | action | effect |
+//! |---|---|
+//! | `sync_set = { from, key, value }` | `SyncCommand::Set`; a refusal (a lease held by another node) fails the step |
+//! | `sync_delete = { from, key }` | `SyncCommand::Delete` |
+//!
 //! **The ring watch.** A `[chord]` run checks the invariant and the
 //! properties it implies every `check_every_ms` ([`chord_oracle`]), once the
 //! ring has been ideal with at least r + 1 members (Zave's initial
@@ -112,6 +120,8 @@
 //! | `no_double_delivery` | no node delivered any broadcast twice in one run of the process |
 //! | `ring_order`, `node` | the listed nodes' ids (at least three) lie clockwise in that order: a ring scenario's shape depends on the ids, which the seed picks |
 //! | `chord_state`, `node`, `successors`, `predecessor` | with `[chord]`: the node's successor list and/or predecessor are these node indices (`predecessor = "none"` for none) |
+//! | `sync_converged` | with `[sync]`: every live node holds the same sync table (digest and key count) |
+//! | `sync_value`, `node`, `key`, `expect` or `expect_none = true` | with `[sync]`: the node(s) hold `expect` under `key`, or no value |
 //!
 //! `node` and `peer` take an index, a list of indices or `"all"` (as `node`,
 //! every node up at the time of the check; as `peer_down`'s `peer`, every

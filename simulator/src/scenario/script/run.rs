@@ -10,7 +10,7 @@ use crate::engine::{NetModel, NodeIdx, NodeState, Sim, SimConfig};
 use bytes::Bytes;
 use ringmesh::{
     Accepted, CloseReason, Config, Duration, Event, Instant, LivenessEvent, MeshCommand, MeshEvent,
-    MessagingCommand, MessagingEvent, NodeId, PeersCommand, PeersEvent,
+    MessagingCommand, MessagingEvent, NodeId, PeersCommand, PeersEvent, SyncCommand,
 };
 
 /// What became of a broadcast step.
@@ -247,6 +247,22 @@ impl Run {
                 let result = self.check(check);
                 self.verdict(step, check.kind(), result);
             }
+            Action::SyncWrite { from, key, value } => {
+                let command = match value {
+                    Some(value) => SyncCommand::Set {
+                        key: key.clone(),
+                        value: value.clone(),
+                    },
+                    None => SyncCommand::Delete { key: key.clone() },
+                };
+                if let Err(e) = self.sim.command(*from, command) {
+                    let key = String::from_utf8_lossy(key);
+                    self.refused(
+                        step,
+                        format!("{} {key} from {from} refused: {e}", step.action.name()),
+                    );
+                }
+            }
             Action::ChordCreate(_)
             | Action::ChordFound(_)
             | Action::Join { .. }
@@ -375,6 +391,82 @@ impl Run {
                 successors,
                 predecessor,
             } => self.chord_state(*node, successors.as_deref(), *predecessor),
+            Check::SyncConverged => self.sync_converged(),
+            Check::SyncValue { nodes, key, expect } => self.sync_value(nodes, key, expect.as_ref()),
+        }
+    }
+
+    /// Every live node holds the same sync table (digest and key count).
+    fn sync_converged(&self) -> Result<String, String> {
+        let live = self.sim.live_nodes();
+        let tables: Vec<(NodeIdx, u64, usize)> = live
+            .iter()
+            .filter_map(|&i| {
+                self.sim
+                    .node(i)
+                    .map(|n| (i, n.sync_digest(), n.sync_usage().entries))
+            })
+            .collect();
+        let Some(&(_, digest, keys)) = tables.first() else {
+            return Err("no live node".into());
+        };
+        let odd: Vec<String> = tables
+            .iter()
+            .filter(|t| (t.1, t.2) != (digest, keys))
+            .map(|t| t.0.to_string())
+            .collect();
+        if odd.is_empty() {
+            Ok(format!(
+                "{} live nodes hold one table of {keys} keys",
+                tables.len()
+            ))
+        } else {
+            Err(format!(
+                "nodes {} hold another table than node {}",
+                odd.join(", "),
+                tables[0].0
+            ))
+        }
+    }
+
+    /// The nodes' sync tables hold `expect` under `key`.
+    fn sync_value(
+        &self,
+        nodes: &Nodes,
+        key: &Bytes,
+        expect: Option<&Bytes>,
+    ) -> Result<String, String> {
+        let shown = |v: Option<&Bytes>| {
+            v.map_or_else(
+                || "no value".to_owned(),
+                |v| format!("{:?}", String::from_utf8_lossy(v)),
+            )
+        };
+        let mut wrong = Vec::new();
+        let nodes = self.resolve(nodes);
+        for &i in &nodes {
+            let Some(node) = self.sim.node(i) else {
+                wrong.push(format!("node {i} is {}", state_name(self.sim.state(i))));
+                continue;
+            };
+            let held = node.sync_get(key).and_then(|h| h.value);
+            if held.as_ref() != expect {
+                wrong.push(format!("node {i} holds {}", shown(held.as_ref())));
+            }
+        }
+        let key = String::from_utf8_lossy(key);
+        if wrong.is_empty() {
+            Ok(format!(
+                "{} nodes hold {} under {key}",
+                nodes.len(),
+                shown(expect)
+            ))
+        } else {
+            Err(format!(
+                "{key}: want {}; {}",
+                shown(expect),
+                wrong.join("; ")
+            ))
         }
     }
 

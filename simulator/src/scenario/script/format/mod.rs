@@ -55,6 +55,7 @@ impl Script {
             return Err(ScriptError::new("the file has no [[step]]"));
         }
         let ring = ring_settings(&top)?;
+        let sync = sync_settings(&top)?;
         let (mut raw, labels) = first_pass(top.step)?;
         // Second pass, run order: actions, with the nodes that exist then.
         raw.sort_by_key(|step| (step.at_ms, step.index));
@@ -71,6 +72,7 @@ impl Script {
             current: "[node]".into(),
             bootstrap_refs: Vec::new(),
             ring,
+            sync,
         };
         // Defaults are checked once up front, so that a bad `[node]` is
         // reported as such (bootstrap indices are checked per batch).
@@ -132,6 +134,31 @@ fn net_model(top: &FileTop) -> NetModel {
         }
     }
     net
+}
+
+/// `[sync]`, if the file has it: the LAN preset's table with the file's
+/// lease and anti-entropy period.
+fn sync_settings(top: &FileTop) -> Result<Option<ringmesh::SyncConfig>, ScriptError> {
+    let Some(section) = &top.sync else {
+        return Ok(None);
+    };
+    let base = ringmesh::SyncConfig::lan();
+    let ms = |field: &str, value: Option<u64>, default: Duration| match value {
+        Some(0) => Err(ScriptError::new(format!(
+            "[sync]: `{field}` must be above 0"
+        ))),
+        Some(ms) => Ok(Duration::from_millis(ms)),
+        None => Ok(default),
+    };
+    Ok(Some(ringmesh::SyncConfig {
+        lease: ms("lease_ms", section.lease_ms, base.lease)?,
+        anti_entropy_interval: ms(
+            "anti_entropy_ms",
+            section.anti_entropy_ms,
+            base.anti_entropy_interval,
+        )?,
+        ..base
+    }))
 }
 
 /// `[chord]`, if the file has it.

@@ -24,6 +24,7 @@ pub(super) struct FileTop {
     pub(super) net: Option<NetSection>,
     pub(super) node: Option<NodeSection>,
     pub(super) chord: Option<ChordSection>,
+    pub(super) sync: Option<SyncSection>,
     /// Each step's table; see [`ActionSpec`].
     #[serde(default)]
     pub(super) step: Vec<toml::Table>,
@@ -46,6 +47,14 @@ pub(super) struct NodeSection {
     pub(super) security: Option<SecurityName>,
     pub(super) target_peers: Option<usize>,
     pub(super) bootstrap: Option<Vec<NodeIdx>>,
+}
+
+/// `[sync]`: every node runs the sync table with these settings.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SyncSection {
+    pub(super) lease_ms: Option<u64>,
+    pub(super) anti_entropy_ms: Option<u64>,
 }
 
 /// `[chord]`: every node runs the ring and the table with these settings,
@@ -102,6 +111,8 @@ pub(super) enum ActionSpec {
     Get(GetSpec),
     Delete(DeleteSpec),
     CheckRing(Short<bool, CheckRingSpec>),
+    SyncSet(PutSpec),
+    SyncDelete(DeleteSpec),
     /// A table with a `kind`, read as a [`CheckSpec`].
     Check(toml::Table),
 }
@@ -277,6 +288,13 @@ pub(super) enum CheckSpec {
         node: NodeIdx,
         successors: Option<Vec<NodeIdx>>,
         predecessor: Option<Pointer>,
+    },
+    SyncConverged {},
+    SyncValue {
+        node: Nodes,
+        key: String,
+        expect: Option<String>,
+        expect_none: Option<bool>,
     },
 }
 

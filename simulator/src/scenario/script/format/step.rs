@@ -70,6 +70,15 @@ pub(in crate::scenario::script) enum Check {
         /// `Some(None)`: no predecessor.
         predecessor: Option<Option<NodeIdx>>,
     },
+    /// Every live node holds the same sync table.
+    SyncConverged,
+    /// The nodes' sync table holds this value under `key` (`None`: no
+    /// value).
+    SyncValue {
+        nodes: Nodes,
+        key: Bytes,
+        expect: Option<Bytes>,
+    },
 }
 
 impl Check {
@@ -86,6 +95,8 @@ impl Check {
             Check::NoDoubleDelivery => "no_double_delivery",
             Check::RingOrder(_) => "ring_order",
             Check::ChordState { .. } => "chord_state",
+            Check::SyncConverged => "sync_converged",
+            Check::SyncValue { .. } => "sync_value",
         }
     }
 }
@@ -147,6 +158,12 @@ pub(in crate::scenario::script) enum Action {
         ideal: bool,
         members: Option<usize>,
     },
+    /// `sync_set` (a value) or `sync_delete` (`None`).
+    SyncWrite {
+        from: NodeIdx,
+        key: Bytes,
+        value: Option<Bytes>,
+    },
     Check(Check),
 }
 
@@ -184,6 +201,8 @@ impl Action {
             Action::Put { value: None, .. } => "delete",
             Action::Get { .. } => "get",
             Action::CheckRing { .. } => "check_ring",
+            Action::SyncWrite { value: Some(_), .. } => "sync_set",
+            Action::SyncWrite { value: None, .. } => "sync_delete",
             Action::Check(_) => "check",
         }
     }

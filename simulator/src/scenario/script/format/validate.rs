@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use ringmesh::{ChordConfig, Config, DhtConfig, Duration, Security};
+use ringmesh::{ChordConfig, Config, DhtConfig, Duration, Security, SyncConfig};
 
 use super::spec::{
     ActionSpec, AddNodesSpec, CheckRingSpec, CheckSpec, Founders, GetSpec, KeySpec, LookupSpec,
@@ -33,6 +33,8 @@ pub(super) struct Validator {
     pub(super) bootstrap_refs: Vec<(String, NodeIdx)>,
     /// The `[chord]` settings, if the file has them.
     pub(super) ring: Option<RingSettings>,
+    /// The sync table every node runs, if the file has `[sync]`.
+    pub(super) sync: Option<SyncConfig>,
 }
 
 /// A table key or value as written: a string of bytes.
@@ -147,6 +149,7 @@ impl Validator {
             // needs to see that there is one.
             config.listen_addrs = [addr_of(0)].into_iter().collect();
         }
+        config.sync.clone_from(&self.sync);
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }
@@ -237,7 +240,38 @@ impl Validator {
                 self.ring(key)?;
                 check_ring(spec)?
             }
+            ActionSpec::SyncSet(spec) => {
+                self.sync_on(key)?;
+                Action::SyncWrite {
+                    from: self.node(spec.from, "from")?,
+                    key: dht_bytes(spec.key, "`sync_set`: `key`", MAX_DHT_KEY, false)?,
+                    value: Some(dht_bytes(
+                        spec.value,
+                        "`sync_set`: `value`",
+                        MAX_DHT_VALUE,
+                        true,
+                    )?),
+                }
+            }
+            ActionSpec::SyncDelete(spec) => {
+                self.sync_on(key)?;
+                Action::SyncWrite {
+                    from: self.node(spec.from, "from")?,
+                    key: dht_bytes(spec.key, "`sync_delete`: `key`", MAX_DHT_KEY, false)?,
+                    value: None,
+                }
+            }
         })
+    }
+
+    /// The sync actions and checks need `[sync]`.
+    fn sync_on(&self, key: &str) -> Result<(), String> {
+        match self.sync {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "`{key}` needs a [sync] section (the nodes must run the sync table)"
+            )),
+        }
     }
 
     /// The `[chord]` settings the ring and table actions need.
@@ -444,6 +478,33 @@ impl Validator {
                 successors,
                 predecessor,
             } => self.chord_state(node, successors, predecessor)?,
+            CheckSpec::SyncConverged {} => {
+                self.sync_on("sync_converged")?;
+                Check::SyncConverged
+            }
+            CheckSpec::SyncValue {
+                node,
+                key,
+                expect,
+                expect_none,
+            } => {
+                self.sync_on("sync_value")?;
+                let expect = match (expect, expect_none) {
+                    (Some(v), None) => Some(Bytes::from(v)),
+                    (None, Some(true)) => None,
+                    _ => {
+                        return Err(
+                            "check `sync_value`: give `expect = \"…\"` or `expect_none = true`"
+                                .into(),
+                        );
+                    }
+                };
+                Check::SyncValue {
+                    nodes: self.nodes(node, "node")?,
+                    key: dht_bytes(key, "check `sync_value`: `key`", MAX_DHT_KEY, false)?,
+                    expect,
+                }
+            }
         })
     }
 
