@@ -220,43 +220,55 @@ impl Node {
 
     /// Where this node stands towards the ring.
     pub fn chord_role(&self) -> ChordRole {
-        self.parts.chord.role()
+        self.parts.chord_role()
     }
 
     /// The successor list, nearest first (empty unless a member).
     pub fn chord_successors(&self) -> Vec<NodeId> {
-        self.parts.chord.successors().iter().map(|p| p.id).collect()
+        self.parts.ring.as_ref().map_or_else(Vec::new, |r| {
+            r.chord.successors().iter().map(|p| p.id).collect()
+        })
     }
 
     /// The predecessor, if known.
     pub fn chord_predecessor(&self) -> Option<NodeId> {
-        self.parts.chord.predecessor().map(|p| p.id)
+        self.parts
+            .ring
+            .as_ref()
+            .and_then(|r| r.chord.predecessor().map(|p| p.id))
     }
 
     /// Distinct finger targets, by finger index (fingers the successor list
     /// covers are not kept).
     pub fn chord_fingers(&self) -> Vec<NodeId> {
-        self.parts.chord.finger_ids()
+        self.parts
+            .ring
+            .as_ref()
+            .map_or_else(Vec::new, |r| r.chord.finger_ids())
     }
 
     /// Chord and table requests awaiting replies, and lookups in flight.
     pub fn chord_pending(&self) -> ChordPending {
-        ChordPending {
-            requests: self.parts.chord.rpc.len(),
-            lookups: self.parts.chord.lookups_in_flight(),
-            forwards: self.parts.chord.forwards_held(),
-        }
+        self.parts
+            .ring
+            .as_ref()
+            .map_or_else(ChordPending::default, |r| ChordPending {
+                requests: r.chord.rpc.len(),
+                lookups: r.chord.lookups_in_flight(),
+                forwards: r.chord.forwards_held(),
+            })
     }
 
     /// What this node stores for `key` (a value or a tombstone, and its
     /// version); `None` if it stores nothing for it.
     pub fn dht_holds(&self, key: &crate::wire::DhtKey) -> Option<DhtHeld> {
-        self.parts.dht.holds(key)
+        self.parts.ring.as_ref().and_then(|r| r.dht.holds(key))
     }
 
     /// Test hook: stores `body` for `key` as it is, unverified, as a holder
     /// with a corrupted or lying store would (it then answers reads with
-    /// it); `true` if it replaced what was held. Not for production use.
+    /// it); `true` if it replaced what was held (never without a ring).
+    /// Not for production use.
     #[doc(hidden)]
     pub fn dht_corrupt(
         &mut self,
@@ -264,12 +276,18 @@ impl Node {
         key: crate::wire::DhtKey,
         body: crate::wire::DhtBody,
     ) -> bool {
-        self.parts.dht.corrupt(now, key, body)
+        self.parts
+            .ring
+            .as_deref_mut()
+            .is_some_and(|r| r.dht.corrupt(now, key, body))
     }
 
     /// Entries (values and tombstones) this node stores, and their bytes.
     pub fn dht_usage(&self) -> DhtUsage {
-        self.parts.dht.usage()
+        self.parts
+            .ring
+            .as_ref()
+            .map_or_else(DhtUsage::default, |r| r.dht.usage())
     }
 
     /// Feeds a network fact or a timeout. Drain [`Node::poll_output`]
