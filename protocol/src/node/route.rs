@@ -110,7 +110,9 @@ impl Parts {
 
     /// The ring's role (`Off` without one).
     pub(super) fn chord_role(&self) -> ChordRole {
-        self.ring.as_ref().map_or(ChordRole::Off, |r| r.chord.role())
+        self.ring
+            .as_ref()
+            .map_or(ChordRole::Off, |r| r.chord.role())
     }
 
     /// Every component's counters.
@@ -122,11 +124,17 @@ impl Parts {
             messaging: MessagingStats {
                 late_responses: self.messaging.requests.late_replies,
             },
-            chord: self.ring.as_ref().map_or_else(ChordStats::default, |r| ChordStats {
-                late_replies: r.chord.rpc.late_replies,
-                ..r.chord.stats
-            }),
-            dht: self.ring.as_ref().map_or_else(DhtStats::default, |r| r.dht.stats()),
+            chord: self
+                .ring
+                .as_ref()
+                .map_or_else(ChordStats::default, |r| ChordStats {
+                    late_replies: r.chord.rpc.late_replies,
+                    ..r.chord.stats
+                }),
+            dht: self
+                .ring
+                .as_ref()
+                .map_or_else(DhtStats::default, |r| r.dht.stats()),
         }
     }
 
@@ -405,7 +413,10 @@ impl Parts {
             (Queue::Messaging, self.messaging.timers.peek()),
             (Queue::Requests, self.messaging.requests.timers.peek()),
             (Queue::Chord, ring.and_then(|r| r.chord.timers.peek())),
-            (Queue::RingCalls, ring.and_then(|r| r.chord.rpc.timers.peek())),
+            (
+                Queue::RingCalls,
+                ring.and_then(|r| r.chord.rpc.timers.peek()),
+            ),
             (Queue::Dht, ring.and_then(|r| r.dht.timers.peek())),
         ]
         .into_iter()
@@ -493,7 +504,11 @@ impl Upcalls for Parts {
     }
 
     fn dial_failed(&mut self, net: &mut Net, peer: NodeId) {
-        if self.ring.as_ref().is_some_and(|r| r.chord.dial_failed(peer)) {
+        if self
+            .ring
+            .as_ref()
+            .is_some_and(|r| r.chord.dial_failed(peer))
+        {
             self.ring_peer_dead(net, peer);
         }
         self.messaging.dial_failed(net, peer);
