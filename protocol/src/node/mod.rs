@@ -9,6 +9,10 @@
 
 mod route;
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use core::net::SocketAddr;
 use foldhash::fast::FixedState;
 use tracing::info;
 
@@ -64,8 +68,43 @@ impl Node {
         seed: u64,
         now: Instant,
     ) -> Result<Node, ConfigError> {
-        config.validate()?;
-        if let Some(chord) = &config.chord
+        Node::build(Arc::new(config), None, identity, seed, now)
+    }
+
+    /// A node as [`Node::new`] builds it, but running a config it shares
+    /// with other nodes of the same process, listening on `listen_addrs`
+    /// (which replace the shared config's own): a driver of many nodes (the
+    /// simulator) keeps one config for all of them rather than one each.
+    /// [`Node::config`] is then the shared config.
+    pub fn with_shared_config(
+        config: Arc<Config>,
+        listen_addrs: &[SocketAddr],
+        identity: Identity,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Node, ConfigError> {
+        Node::build(config, Some(listen_addrs), identity, seed, now)
+    }
+
+    fn build(
+        config: Arc<Config>,
+        listen_addrs: Option<&[SocketAddr]>,
+        identity: Identity,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Node, ConfigError> {
+        // The config with this node's listen addresses: validated, and read
+        // once by the session context and the ring; the node keeps `config`.
+        let own = match listen_addrs {
+            None => Cow::Borrowed(&*config),
+            Some(addrs) => {
+                let mut own = (*config).clone();
+                own.listen_addrs = addrs.iter().copied().collect();
+                Cow::Owned(own)
+            }
+        };
+        own.validate()?;
+        if let Some(chord) = &own.chord
             && !crate::meets_id_puzzle(identity.node_id(), chord.id_puzzle_bits)
         {
             return Err(ConfigError::IdFailsPuzzle(chord.id_puzzle_bits));
@@ -74,8 +113,8 @@ impl Node {
         // Seeded from the node seed: deterministic, yet not predictable by a
         // peer that would grind ids to collide in our tables.
         let hasher = FixedState::with_seed(tables.next_u64());
-        let parts = Parts::new(&config, seed, &hasher);
-        let net = Net::new(config, &identity, seed, hasher, now);
+        let parts = Parts::new(&own, seed, &hasher);
+        let net = Net::new(config.clone(), &own, &identity, seed, hasher, now);
         Ok(Node { net, parts })
     }
 

@@ -197,7 +197,9 @@ const OUTPUTS_KEPT: usize = 0;
 
 /// The connection layer. See the module docs.
 pub(crate) struct Net {
-    config: Config,
+    /// Shared by every node built from the same `Arc`
+    /// ([`Node::with_shared_config`](crate::Node::with_shared_config)).
+    config: Arc<Config>,
     id: NodeId,
     ctx: SessionContext,
     now: Instant,
@@ -244,11 +246,13 @@ pub(crate) struct Net {
 }
 
 impl Net {
-    /// The layer of a node with `identity` and `config` (validated), drawing
-    /// from `seed`, at `now`; its first deadline is the maintenance round,
-    /// at once.
+    /// The layer of a node with `identity` and `config`, drawing from
+    /// `seed`, at `now`; its first deadline is the maintenance round, at
+    /// once. `own` is `config` with this node's listen addresses
+    /// (validated): its `Hello` announces them.
     pub(crate) fn new(
-        config: Config,
+        config: Arc<Config>,
+        own: &Config,
         identity: &Identity,
         seed: u64,
         hasher: FixedState,
@@ -259,7 +263,7 @@ impl Net {
             id,
             // A stream of its own, so the nonce shifts no other draw.
             ctx: SessionContext::new(
-                &config,
+                own,
                 identity,
                 Rng::derive(seed, Stream::Run, None).next_u64(),
             ),

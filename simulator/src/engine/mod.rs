@@ -422,8 +422,9 @@ impl<O: Observer> Sim<O> {
         };
         self.last_config = Some(shared.clone());
         let id = identity.node_id();
-        let mut node = Node::new(
-            Self::config_of(&shared, i),
+        let mut node = Node::with_shared_config(
+            shared.clone(),
+            &[addr_of(i)],
             identity,
             self.node_seed(i, 0),
             self.now,
@@ -440,13 +441,6 @@ impl<O: Observer> Sim<O> {
         self.records.push(NodeRecord { config: shared, id });
         self.after_node_call(i);
         Ok(i)
-    }
-
-    /// Node `i`'s config: `shared` listening on [`addr_of`]`(i)`.
-    fn config_of(shared: &Config, i: NodeIdx) -> Config {
-        let mut config = shared.clone();
-        config.listen_addrs.push(addr_of(i));
-        config
     }
 
     fn node_seed(&self, i: NodeIdx, incarnation: u32) -> u64 {
@@ -551,8 +545,8 @@ impl<O: Observer> Sim<O> {
         n.incarnation += 1;
         let seed = self.node_seed(i, self.nodes[i as usize].incarnation);
         let identity = Identity::from_secret_bytes(self.secret_of(i));
-        let config = Self::config_of(&self.records[i as usize].config, i);
-        let mut node = Node::new(config, identity, seed, self.now)?;
+        let config = self.records[i as usize].config.clone();
+        let mut node = Node::with_shared_config(config, &[addr_of(i)], identity, seed, self.now)?;
         node.set_signature_check(self.signature_check.clone());
         self.machines[i as usize] = Some(node);
         let n = &mut self.nodes[i as usize];
