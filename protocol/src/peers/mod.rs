@@ -126,22 +126,27 @@ struct Connection {
     /// When the dial began (or the connection was accepted): also the
     /// half-open eviction's age.
     opened_at: Instant,
-    /// The id the dial demanded.
-    expected: Option<NodeId>,
-    /// Known once the session is established.
-    peer: Option<NodeId>,
-    /// The run of `peer` this session reached (its `Hello.run_nonce`); all
-    /// established connections to a peer share one (`spec/peers.md`,
-    /// "Restarts").
-    run_nonce: Option<u64>,
+    /// While handshaking, the id the dial demanded (if any); once
+    /// established, the peer's (which is the one demanded, if one was):
+    /// one field for both, as a connection needs one at a time (read them
+    /// through [`Connection::expected`] and [`Connection::peer`]).
+    id: Option<NodeId>,
+    /// The session is established.
+    established: bool,
+    /// The run of the peer this session reached (its `Hello.run_nonce`),
+    /// once established; all established connections to a peer share one
+    /// (`spec/peers.md`, "Restarts").
+    run_nonce: u64,
     /// `None` while the dial is in flight.
     session: Option<Session>,
-    /// The `ConnectAny` race this dial belongs to.
-    race: Option<u64>,
+    /// The `ConnectAny` race this dial belongs to (races are numbered from
+    /// 1, so the id takes no more room than a `u64`).
+    race: Option<core::num::NonZeroU64>,
     /// The application asked for this dial: its peer becomes wanted.
     wanted: bool,
-    /// The bootstrap entry this dial is for.
-    bootstrap: Option<usize>,
+    /// The bootstrap entry this dial is for (the list holds the configured
+    /// addresses, far fewer than 2^32).
+    bootstrap: Option<u32>,
     /// We sent `Goodbye(Duplicate)`: nothing more is sent, and reads go on
     /// until the peer's own goodbye says it has sent everything.
     draining: bool,
@@ -165,9 +170,33 @@ struct Connection {
 }
 
 impl Connection {
+    /// The id the dial demanded, while handshaking; the peer's once
+    /// established (then it is [`Connection::peer`]).
+    fn expected(&self) -> Option<NodeId> {
+        self.id
+    }
+
+    /// The peer, once the session is established.
+    fn peer(&self) -> Option<NodeId> {
+        self.id.filter(|_| self.established)
+    }
+
+    /// The session is established with `peer` (the id demanded, if one
+    /// was), in its run `run_nonce`.
+    fn establish(&mut self, peer: NodeId, run_nonce: u64) {
+        self.id = Some(peer);
+        self.established = true;
+        self.run_nonce = run_nonce;
+    }
+
+    /// The bootstrap entry this dial is for.
+    fn bootstrap(&self) -> Option<usize> {
+        self.bootstrap.map(|i| i as usize)
+    }
+
     /// Established, and usable for sending.
     fn usable(&self) -> bool {
-        self.peer.is_some() && !self.draining
+        self.peer().is_some() && !self.draining
     }
 }
 
@@ -488,7 +517,7 @@ impl Net {
                 .is_some_and(|c| c.serial == serial && f(c))
         };
         match *timer {
-            Timer::Handshake { conn, serial } => conn_is(conn, serial, |c| c.peer.is_none()),
+            Timer::Handshake { conn, serial } => conn_is(conn, serial, |c| c.peer().is_none()),
             Timer::Drain { conn, serial } => {
                 conn_is(conn, serial, |c| c.draining || c.peer_draining)
             }
@@ -680,7 +709,7 @@ impl Cx for Net {
     fn is_dialling_since(&self, peer: NodeId, since: Instant) -> bool {
         self.conns
             .values()
-            .any(|c| c.expected == Some(peer) && c.peer.is_none() && c.opened_at >= since)
+            .any(|c| c.expected() == Some(peer) && c.peer().is_none() && c.opened_at >= since)
     }
 
     fn knows(&self, peer: NodeId) -> bool {
