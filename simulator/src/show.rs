@@ -114,17 +114,6 @@ impl Progress {
 
     /// The run is in `phase`, `done` of `total`.
     pub fn update(&self, phase: &str, done: u64, total: u64) {
-        if std::env::var_os("PHASES").is_some() {
-            use std::sync::Mutex;
-            static LAST: Mutex<String> = Mutex::new(String::new());
-            static T0: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-            let t0 = T0.get_or_init(std::time::Instant::now);
-            let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
-            if *last != phase {
-                eprintln!("PHASE {phase} at {:.3}s", t0.elapsed().as_secs_f64());
-                *last = phase.to_owned();
-            }
-        }
         if let Some(bar) = &self.bar {
             if bar.message() != phase {
                 bar.set_position(0);
