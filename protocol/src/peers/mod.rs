@@ -11,6 +11,7 @@
 //! implements.
 //!
 //! - `connections.rs`: the connection table and the peer table.
+//! - `table.rs`: the peer table's layout (sorted vectors, grown by one).
 //! - `maintain.rs`: the maintenance round and the bootstrap list.
 //! - `discovery.rs`: peer exchange and `FindPeer`.
 //! - `cache.rs`: the peer cache.
@@ -25,6 +26,7 @@ pub(crate) mod config;
 mod connections;
 mod discovery;
 mod maintain;
+mod table;
 
 use core::net::SocketAddr;
 use std::collections::VecDeque;
@@ -238,7 +240,7 @@ pub(crate) struct Net {
     /// Boxed: a table slot stays small, and a node holds many slots.
     conns: Map<ConnId, Box<Connection>>,
     /// Established peers and the connection that reaches each.
-    links: Map<NodeId, PeerLink>,
+    links: table::PeerTable,
     cache: PeerCache,
     /// What connections hold while they receive (`session.receive_budget`).
     budget: ReceiveBudget,
@@ -313,7 +315,7 @@ impl Net {
             admission_logged: [0; 8],
             identity: identity.clone(),
             signature_check: crate::identity::default_check(),
-            links: HashMap::with_hasher(hasher.clone()),
+            links: table::PeerTable::default(),
             budget: ReceiveBudget::new(
                 config.session.receive_budget,
                 config.peers.max_connections,
@@ -682,7 +684,7 @@ impl Cx for Net {
     }
 
     fn for_each_link(&self, f: &mut dyn FnMut(NodeId, ConnId)) {
-        for (&id, link) in &self.links {
+        for (&id, link) in self.links.iter() {
             f(id, link.conn);
         }
     }
