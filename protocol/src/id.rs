@@ -10,8 +10,24 @@ use core::str::FromStr;
 /// read big-endian. In Noise mode the handshake proves that the peer holds
 /// the private key, so the id is authenticated; in plaintext mode it is only
 /// claimed. Ordering is numeric, which is also the ring order (2^128 points).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct NodeId(u128);
+///
+/// Held as two 64-bit halves, high first (so the derived order is the
+/// numeric one), rather than as a `u128`: a `u128` is 16-aligned, which
+/// pads an `Option<NodeId>` and every struct holding an id next to
+/// smaller fields (an `Option<NodeId>` is 24 bytes, not 32), and nodes
+/// hold ids in every table.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct NodeId {
+    hi: u64,
+    lo: u64,
+}
+
+impl core::hash::Hash for NodeId {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        // As the `u128` it is: tables hash ids as they always did.
+        state.write_u128(self.as_u128());
+    }
+}
 
 impl NodeId {
     /// Length of a `NodeId` on the wire.
@@ -22,27 +38,30 @@ impl NodeId {
         let hash = blake3::hash(public_key);
         let mut first = [0u8; 16];
         first.copy_from_slice(&hash.as_bytes()[..16]);
-        NodeId(u128::from_be_bytes(first))
+        NodeId::from_u128(u128::from_be_bytes(first))
     }
 
     /// An id from its numeric value (ring position).
     pub const fn from_u128(value: u128) -> Self {
-        NodeId(value)
+        NodeId {
+            hi: (value >> 64) as u64,
+            lo: value as u64,
+        }
     }
 
     /// The numeric value (ring position).
     pub const fn as_u128(self) -> u128 {
-        self.0
+        ((self.hi as u128) << 64) | self.lo as u128
     }
 
     /// The 16 wire bytes, big-endian.
     pub const fn to_bytes(self) -> [u8; 16] {
-        self.0.to_be_bytes()
+        self.as_u128().to_be_bytes()
     }
 
     /// An id from its 16 wire bytes.
     pub const fn from_bytes(bytes: [u8; 16]) -> Self {
-        NodeId(u128::from_be_bytes(bytes))
+        NodeId::from_u128(u128::from_be_bytes(bytes))
     }
 
     /// The first 8 hex digits, for log lines.
@@ -53,13 +72,13 @@ impl NodeId {
 
 impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
+        write!(f, "{:032x}", self.as_u128())
     }
 }
 
 impl fmt::Debug for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NodeId({:08x}…)", (self.0 >> 96) as u32)
+        write!(f, "NodeId({:08x}…)", (self.hi >> 32) as u32)
     }
 }
 
@@ -69,7 +88,7 @@ pub struct ShortId(NodeId);
 
 impl fmt::Display for ShortId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:08x}", (self.0.0 >> 96) as u32)
+        write!(f, "{:08x}", (self.0.hi >> 32) as u32)
     }
 }
 
@@ -85,7 +104,7 @@ impl FromStr for NodeId {
             return Err(ParseNodeIdError(s.to_owned()));
         }
         u128::from_str_radix(s, 16)
-            .map(NodeId)
+            .map(NodeId::from_u128)
             .map_err(|_| ParseNodeIdError(s.to_owned()))
     }
 }
@@ -153,6 +172,29 @@ impl fmt::Display for ConnId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_id_orders_and_hashes_as_its_u128() {
+        use core::hash::BuildHasher;
+        let values = [
+            0,
+            1,
+            u128::from(u64::MAX),
+            1 << 64,
+            (1 << 64) + 1,
+            u128::MAX,
+        ];
+        let hasher = foldhash::fast::FixedState::with_seed(3);
+        for a in values {
+            let id = NodeId::from_u128(a);
+            assert_eq!(id.as_u128(), a);
+            assert_eq!(hasher.hash_one(id), hasher.hash_one(a));
+            for b in values {
+                assert_eq!(id.cmp(&NodeId::from_u128(b)), a.cmp(&b));
+            }
+        }
+        assert_eq!(core::mem::size_of::<Option<NodeId>>(), 24);
+    }
 
     #[test]
     fn node_id_is_blake3_prefix_big_endian() {

@@ -42,9 +42,18 @@ impl Stream {
     }
 }
 
-/// A deterministic random stream.
+/// A deterministic random stream: ChaCha8 kept as its key and word
+/// position (40 bytes) rather than as a live generator with its 256-byte
+/// block buffer (320 bytes). A node keeps several streams and draws from
+/// them rarely (a dial, a jitter, a sample), and a simulation holds a
+/// million nodes; each call regenerates the block it draws from (a few
+/// hundred nanoseconds) and draws exactly what the live generator would.
 #[derive(Clone, Debug)]
-pub(crate) struct Rng(ChaCha8Rng);
+pub(crate) struct Rng {
+    key: [u8; 32],
+    /// 32-bit words drawn so far.
+    word_pos: u64,
+}
 
 impl Rng {
     /// The stream for `component`, keyed by the node seed and, where given,
@@ -55,31 +64,53 @@ impl Rng {
         if let Some(secret) = secret {
             material[8..].copy_from_slice(secret);
         }
-        let key = blake3::derive_key(component.context(), &material);
-        Rng(ChaCha8Rng::from_seed(key))
+        Rng {
+            key: blake3::derive_key(component.context(), &material),
+            word_pos: 0,
+        }
+    }
+
+    /// Runs `draw` on the live generator at this stream's position, then
+    /// keeps the position it reached.
+    fn with<T>(&mut self, draw: impl FnOnce(&mut ChaCha8Rng) -> T) -> T {
+        let mut rng = ChaCha8Rng::from_seed(self.key);
+        rng.set_word_pos(u128::from(self.word_pos));
+        let out = draw(&mut rng);
+        // 2^64 words are 2^66 bytes: never reached.
+        self.word_pos = rng.get_word_pos() as u64;
+        out
     }
 
     pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0.next_u64()
+        self.with(|rng| rng.next_u64())
     }
 
     /// A uniform value in `0..n` (`n` > 0), without modulo bias worth
     /// caring about for `n` far below 2^64.
     pub(crate) fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.0.next_u64()) * u128::from(n)) >> 64) as u64
+        self.with(|rng| below(rng, n))
     }
 
     /// Shuffles `items` in place (Fisher–Yates).
     pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            items.swap(i, j);
+        if items.len() < 2 {
+            return;
         }
+        self.with(|rng| {
+            for i in (1..items.len()).rev() {
+                let j = below(rng, i as u64 + 1) as usize;
+                items.swap(i, j);
+            }
+        });
     }
 
     pub(crate) fn fill(&mut self, dest: &mut [u8]) {
-        self.0.fill_bytes(dest);
+        self.with(|rng| rng.fill_bytes(dest));
     }
+}
+
+fn below(rng: &mut ChaCha8Rng, n: u64) -> u64 {
+    ((u128::from(rng.next_u64()) * u128::from(n)) >> 64) as u64
 }
 
 #[cfg(test)]
@@ -96,5 +127,40 @@ mod tests {
             Rng::derive(1, Stream::Session, None).next_u64(),
             Rng::derive(1, Stream::Session, Some(&[1; 32])).next_u64()
         );
+    }
+
+    proptest::proptest! {
+        /// The stream kept as key and position draws exactly what one live
+        /// generator would, whatever the mix of draws (word-aligned or not,
+        /// across block boundaries).
+        #[test]
+        fn the_compact_stream_draws_what_a_live_generator_draws(
+            ops in proptest::collection::vec((0u8..4, 1u64..100), 1..200)
+        ) {
+            let mut compact = Rng::derive(7, Stream::Peers, None);
+            let mut live = ChaCha8Rng::from_seed(compact.key);
+            for (op, n) in ops {
+                match op {
+                    0 => proptest::prop_assert_eq!(compact.next_u64(), live.next_u64()),
+                    1 => proptest::prop_assert_eq!(compact.below(n), below(&mut live, n)),
+                    2 => {
+                        let (mut a, mut b) = (vec![0u8; n as usize], vec![0u8; n as usize]);
+                        compact.fill(&mut a);
+                        live.fill_bytes(&mut b);
+                        proptest::prop_assert_eq!(a, b);
+                    }
+                    _ => {
+                        let mut a: Vec<u64> = (0..n).collect();
+                        let mut b = a.clone();
+                        compact.shuffle(&mut a);
+                        for i in (1..b.len()).rev() {
+                            let j = below(&mut live, i as u64 + 1) as usize;
+                            b.swap(i, j);
+                        }
+                        proptest::prop_assert_eq!(a, b);
+                    }
+                }
+            }
+        }
     }
 }

@@ -18,6 +18,27 @@ pub(crate) enum Verdict {
     Dead,
 }
 
+/// An optional count of microseconds in 8 bytes rather than the 16 of an
+/// `Option<u64>`: `u64::MAX` (half a million years) stands for none. A
+/// node holds one liveness record per peer, and a simulation a million
+/// nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Micros(u64);
+
+impl Micros {
+    const NONE: Micros = Micros(u64::MAX);
+
+    fn get(self) -> Option<u64> {
+        (self != Micros::NONE).then_some(self.0)
+    }
+}
+
+impl Default for Micros {
+    fn default() -> Self {
+        Micros::NONE
+    }
+}
+
 /// Liveness of one peer.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PeerLiveness {
@@ -25,15 +46,16 @@ pub(crate) struct PeerLiveness {
     /// `dead_after_misses + 1` (older ones have been counted as misses).
     outstanding: SmallVec<[(u64, Instant); 2]>,
     misses: u32,
-    srtt: Option<Duration>,
+    /// The smoothed round-trip time (a `Duration`), once a pong came back.
+    srtt: Micros,
     /// When the last frame from the peer arrived (any message on any of
     /// its established connections): it was alive then.
-    heard: Option<Instant>,
+    heard: Micros,
     /// When the last frame other than a `Ping` arrived: traffic that makes
     /// this node's own ping unneeded. The peer's pings do not count, so
     /// each end of an idle link pings on its own schedule and keeps an
     /// RTT estimate.
-    traffic: Option<Instant>,
+    traffic: Micros,
 }
 
 impl PeerLiveness {
@@ -57,9 +79,9 @@ impl PeerLiveness {
         let (_, sent) = self.outstanding.remove(i);
         let sample = now - sent;
         // RFC 6298's smoothing: srtt = 7/8 srtt + 1/8 sample.
-        self.srtt = Some(match self.srtt {
-            None => sample,
-            Some(srtt) => Duration::from_micros((srtt.as_micros() * 7 + sample.as_micros()) / 8),
+        self.srtt = Micros(match self.srtt.get() {
+            None => sample.as_micros(),
+            Some(srtt) => (srtt * 7 + sample.as_micros()) / 8,
         });
         let was_suspect = self.misses > 0;
         self.misses = 0;
@@ -75,9 +97,9 @@ impl PeerLiveness {
     /// `traffic`: the frame was not a `Ping`, and postpones this node's
     /// next ping.
     pub(crate) fn heard(&mut self, now: Instant, traffic: bool) -> Verdict {
-        self.heard = Some(now);
+        self.heard = Micros(now.as_micros());
         if traffic {
-            self.traffic = Some(now);
+            self.traffic = Micros(now.as_micros());
         }
         if self.misses > 0 {
             self.misses = 0;
@@ -90,7 +112,7 @@ impl PeerLiveness {
     /// When the last frame other than a `Ping` arrived from the peer, if
     /// one has.
     pub(crate) fn last_traffic(&self) -> Option<Instant> {
-        self.traffic
+        self.traffic.get().map(Instant::from_micros)
     }
 
     /// The ping `nonce` reached its timeout. Not a miss if a frame from
@@ -100,7 +122,11 @@ impl PeerLiveness {
             return Verdict::Unchanged;
         };
         let (_, sent) = self.outstanding.remove(i);
-        if self.heard.is_some_and(|heard| heard >= sent) {
+        if self
+            .heard
+            .get()
+            .is_some_and(|heard| heard >= sent.as_micros())
+        {
             return Verdict::Unchanged;
         }
         self.misses += 1;
@@ -115,7 +141,7 @@ impl PeerLiveness {
 
     /// The smoothed round-trip time, once a pong has arrived.
     pub(crate) fn rtt(&self) -> Option<Duration> {
-        self.srtt
+        self.srtt.get().map(Duration::from_micros)
     }
 
     /// Whether the last ping (at least) went unanswered.

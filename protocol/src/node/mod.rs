@@ -9,6 +9,10 @@
 
 mod route;
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use core::net::SocketAddr;
 use foldhash::fast::FixedState;
 use tracing::info;
 
@@ -64,8 +68,43 @@ impl Node {
         seed: u64,
         now: Instant,
     ) -> Result<Node, ConfigError> {
-        config.validate()?;
-        if let Some(chord) = &config.chord
+        Node::build(Arc::new(config), None, identity, seed, now)
+    }
+
+    /// A node as [`Node::new`] builds it, but running a config it shares
+    /// with other nodes of the same process, listening on `listen_addrs`
+    /// (which replace the shared config's own): a driver of many nodes (the
+    /// simulator) keeps one config for all of them rather than one each.
+    /// [`Node::config`] is then the shared config.
+    pub fn with_shared_config(
+        config: Arc<Config>,
+        listen_addrs: &[SocketAddr],
+        identity: Identity,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Node, ConfigError> {
+        Node::build(config, Some(listen_addrs), identity, seed, now)
+    }
+
+    fn build(
+        config: Arc<Config>,
+        listen_addrs: Option<&[SocketAddr]>,
+        identity: Identity,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Node, ConfigError> {
+        // The config with this node's listen addresses: validated, and read
+        // once by the session context and the ring; the node keeps `config`.
+        let own = match listen_addrs {
+            None => Cow::Borrowed(&*config),
+            Some(addrs) => {
+                let mut own = (*config).clone();
+                own.listen_addrs = addrs.iter().copied().collect();
+                Cow::Owned(own)
+            }
+        };
+        own.validate()?;
+        if let Some(chord) = &own.chord
             && !crate::meets_id_puzzle(identity.node_id(), chord.id_puzzle_bits)
         {
             return Err(ConfigError::IdFailsPuzzle(chord.id_puzzle_bits));
@@ -74,8 +113,8 @@ impl Node {
         // Seeded from the node seed: deterministic, yet not predictable by a
         // peer that would grind ids to collide in our tables.
         let hasher = FixedState::with_seed(tables.next_u64());
-        let parts = Parts::new(&config, seed, &hasher);
-        let net = Net::new(config, &identity, seed, hasher, now);
+        let parts = Parts::new(&own, seed, &hasher);
+        let net = Net::new(config.clone(), &own, &identity, seed, hasher, now);
         Ok(Node { net, parts })
     }
 
@@ -220,43 +259,55 @@ impl Node {
 
     /// Where this node stands towards the ring.
     pub fn chord_role(&self) -> ChordRole {
-        self.parts.chord.role()
+        self.parts.chord_role()
     }
 
     /// The successor list, nearest first (empty unless a member).
     pub fn chord_successors(&self) -> Vec<NodeId> {
-        self.parts.chord.successors().iter().map(|p| p.id).collect()
+        self.parts.ring.as_ref().map_or_else(Vec::new, |r| {
+            r.chord.successors().iter().map(|p| p.id).collect()
+        })
     }
 
     /// The predecessor, if known.
     pub fn chord_predecessor(&self) -> Option<NodeId> {
-        self.parts.chord.predecessor().map(|p| p.id)
+        self.parts
+            .ring
+            .as_ref()
+            .and_then(|r| r.chord.predecessor().map(|p| p.id))
     }
 
     /// Distinct finger targets, by finger index (fingers the successor list
     /// covers are not kept).
     pub fn chord_fingers(&self) -> Vec<NodeId> {
-        self.parts.chord.finger_ids()
+        self.parts
+            .ring
+            .as_ref()
+            .map_or_else(Vec::new, |r| r.chord.finger_ids())
     }
 
     /// Chord and table requests awaiting replies, and lookups in flight.
     pub fn chord_pending(&self) -> ChordPending {
-        ChordPending {
-            requests: self.parts.chord.rpc.len(),
-            lookups: self.parts.chord.lookups_in_flight(),
-            forwards: self.parts.chord.forwards_held(),
-        }
+        self.parts
+            .ring
+            .as_ref()
+            .map_or_else(ChordPending::default, |r| ChordPending {
+                requests: r.chord.rpc.len(),
+                lookups: r.chord.lookups_in_flight(),
+                forwards: r.chord.forwards_held(),
+            })
     }
 
     /// What this node stores for `key` (a value or a tombstone, and its
     /// version); `None` if it stores nothing for it.
     pub fn dht_holds(&self, key: &crate::wire::DhtKey) -> Option<DhtHeld> {
-        self.parts.dht.holds(key)
+        self.parts.ring.as_ref().and_then(|r| r.dht.holds(key))
     }
 
     /// Test hook: stores `body` for `key` as it is, unverified, as a holder
     /// with a corrupted or lying store would (it then answers reads with
-    /// it); `true` if it replaced what was held. Not for production use.
+    /// it); `true` if it replaced what was held (never without a ring).
+    /// Not for production use.
     #[doc(hidden)]
     pub fn dht_corrupt(
         &mut self,
@@ -264,12 +315,18 @@ impl Node {
         key: crate::wire::DhtKey,
         body: crate::wire::DhtBody,
     ) -> bool {
-        self.parts.dht.corrupt(now, key, body)
+        self.parts
+            .ring
+            .as_deref_mut()
+            .is_some_and(|r| r.dht.corrupt(now, key, body))
     }
 
     /// Entries (values and tombstones) this node stores, and their bytes.
     pub fn dht_usage(&self) -> DhtUsage {
-        self.parts.dht.usage()
+        self.parts
+            .ring
+            .as_ref()
+            .map_or_else(DhtUsage::default, |r| r.dht.usage())
     }
 
     /// The sync table's winner for `key` (`None` if never written,

@@ -51,10 +51,34 @@ pub(super) struct Parts {
     pub(super) liveness: Liveness,
     pub(super) mesh: Mesh,
     pub(super) messaging: Messaging,
+    /// The ring and the table, allocated only when the config runs chord:
+    /// a node without them (a flood-only node, a million of them in a
+    /// simulation) saves their ~1.7 KB and never reads their deadlines.
+    /// Off, they would be inert: they refuse commands (`Off`), route
+    /// nothing and ignore peers, which is what `None` does (a command that
+    /// needs them gets a stand-in, [`Ring::off`]).
+    pub(super) ring: Option<Box<Ring>>,
+    /// The sync table, `None` while `Config::sync` is (boxed like the
+    /// ring, so a node without it carries one pointer).
+    pub(super) sync: Option<Box<SyncTable>>,
+}
+
+/// The ring and the table it carries.
+pub(super) struct Ring {
     pub(super) chord: Chord,
     pub(super) dht: Dht,
-    /// `None` while `Config::sync` is.
-    pub(super) sync: Option<SyncTable>,
+}
+
+impl Ring {
+    /// A ring that is off, standing in for a node without one where a
+    /// command needs one: it refuses every command with `Off` and keeps
+    /// nothing.
+    fn off() -> Self {
+        Ring {
+            chord: Chord::new(None, &[], 0, FixedState::default()),
+            dht: Dht::new(None, None, FixedState::default()),
+        }
+    }
 }
 
 /// The deadline queues, one per timer owner.
@@ -77,18 +101,29 @@ impl Parts {
             liveness: Liveness::new(&config.liveness),
             mesh: Mesh::new(&config.mesh, seed, hasher.clone()),
             messaging: Messaging::new(&config.messaging, hasher.clone()),
-            chord: Chord::new(
-                config.chord.as_ref(),
-                &config.listen_addrs,
-                seed,
-                hasher.clone(),
-            ),
-            dht: Dht::new(config.dht.as_ref(), config.chord.as_ref(), hasher.clone()),
+            ring: config.chord.is_some().then(|| {
+                Box::new(Ring {
+                    chord: Chord::new(
+                        config.chord.as_ref(),
+                        &config.listen_addrs,
+                        seed,
+                        hasher.clone(),
+                    ),
+                    dht: Dht::new(config.dht.as_ref(), config.chord.as_ref(), hasher.clone()),
+                })
+            }),
             sync: config
                 .sync
                 .as_ref()
-                .map(|sync| SyncTable::new(sync, hasher.clone())),
+                .map(|sync| Box::new(SyncTable::new(sync, hasher.clone()))),
         }
+    }
+
+    /// The ring's role (`Off` without one).
+    pub(super) fn chord_role(&self) -> ChordRole {
+        self.ring
+            .as_ref()
+            .map_or(ChordRole::Off, |r| r.chord.role())
     }
 
     /// Every component's counters.
@@ -100,11 +135,17 @@ impl Parts {
             messaging: MessagingStats {
                 late_responses: self.messaging.requests.late_replies,
             },
-            chord: ChordStats {
-                late_replies: self.chord.rpc.late_replies,
-                ..self.chord.stats
-            },
-            dht: self.dht.stats(),
+            chord: self
+                .ring
+                .as_ref()
+                .map_or_else(ChordStats::default, |r| ChordStats {
+                    late_replies: r.chord.rpc.late_replies,
+                    ..r.chord.stats
+                }),
+            dht: self
+                .ring
+                .as_ref()
+                .map_or_else(DhtStats::default, |r| r.dht.stats()),
             sync: self.sync.as_ref().map(|s| s.stats).unwrap_or_default(),
         }
     }
@@ -161,7 +202,11 @@ impl Parts {
         net: &mut Net,
         command: MessagingCommand,
     ) -> Result<Accepted, MessagingError> {
-        let chord = &mut self.chord;
+        let mut off = None;
+        let chord = match self.ring.as_deref_mut() {
+            Some(ring) => &mut ring.chord,
+            None => &mut off.insert(Ring::off()).chord,
+        };
         match command {
             MessagingCommand::Send { to, payload } => self.messaging.send(net, chord, to, payload),
             MessagingCommand::Request {
@@ -180,20 +225,29 @@ impl Parts {
         net: &mut Net,
         command: ChordCommand,
     ) -> Result<Accepted, ChordError> {
+        let mut off = None;
+        let Ring { chord, dht } = match self.ring.as_deref_mut() {
+            Some(ring) => ring,
+            None => off.insert(Ring::off()),
+        };
         match command {
-            ChordCommand::Found { founders } => self.chord.found(net, &mut self.dht, founders),
-            ChordCommand::Create => self.chord.create(net, &mut self.dht),
-            ChordCommand::Join { via } => self.chord.join(net, via),
-            ChordCommand::Lookup { key } => self.chord.lookup_command(net, key).map(Accepted::Op),
+            ChordCommand::Found { founders } => chord.found(net, dht, founders),
+            ChordCommand::Create => chord.create(net, dht),
+            ChordCommand::Join { via } => chord.join(net, via),
+            ChordCommand::Lookup { key } => chord.lookup_command(net, key).map(Accepted::Op),
         }
     }
 
     fn dht_command(&mut self, net: &mut Net, command: DhtCommand) -> Result<Accepted, DhtError> {
-        let chord = &mut self.chord;
+        let mut off = None;
+        let Ring { chord, dht } = match self.ring.as_deref_mut() {
+            Some(ring) => ring,
+            None => off.insert(Ring::off()),
+        };
         match command {
-            DhtCommand::Put { key, value } => self.dht.put(net, chord, key, Some(value)),
-            DhtCommand::Delete { key } => self.dht.put(net, chord, key, None),
-            DhtCommand::Get { key } => self.dht.get(net, chord, key),
+            DhtCommand::Put { key, value } => dht.put(net, chord, key, Some(value)),
+            DhtCommand::Delete { key } => dht.put(net, chord, key, None),
+            DhtCommand::Get { key } => dht.get(net, chord, key),
         }
     }
 
@@ -206,14 +260,21 @@ impl Parts {
         net.set_shut_down();
         super::log_shutdown(net);
         self.messaging.shutdown(net);
-        for id in self.chord.lookup_ids() {
-            if let Some(finished) = self.chord.lookup_failed(id, LookupError::ShutDown) {
+        let lookups = self.ring.as_ref().map(|r| r.chord.lookup_ids());
+        for id in lookups.into_iter().flatten() {
+            if let Some(finished) = self
+                .ring
+                .as_deref_mut()
+                .and_then(|r| r.chord.lookup_failed(id, LookupError::ShutDown))
+            {
                 self.lookup_finished(net, finished);
             }
         }
-        self.chord.clear_requests();
-        self.dht.shutdown(net);
-        self.chord.leave();
+        if let Some(Ring { chord, dht }) = self.ring.as_deref_mut() {
+            chord.clear_requests();
+            dht.shutdown(net);
+            chord.leave();
+        }
         net.close_all(self);
     }
 
@@ -232,9 +293,16 @@ impl Parts {
     /// `peer` is dead to the ring: flush it, then end every request to it,
     /// in id order.
     fn ring_peer_dead(&mut self, net: &mut Net, peer: NodeId) {
-        self.chord.flush_dead(net, peer);
-        for id in self.chord.rpc.all_to(peer) {
-            if let Some(done) = self.chord.rpc.take(id, Outcome::Failed(Failure::Dead)) {
+        let Some(ring) = self.ring.as_deref_mut() else {
+            return;
+        };
+        ring.chord.flush_dead(net, peer);
+        for id in ring.chord.rpc.all_to(peer) {
+            if let Some(done) = self
+                .ring
+                .as_deref_mut()
+                .and_then(|r| r.chord.rpc.take(id, Outcome::Failed(Failure::Dead)))
+            {
                 self.ring_continue(net, done, true);
             }
         }
@@ -242,10 +310,13 @@ impl Parts {
 
     /// Hands an ended ring request to whoever made it.
     fn ring_continue(&mut self, net: &mut Net, done: Done<RingCall>, dead: bool) {
+        let Some(Ring { chord, dht }) = self.ring.as_deref_mut() else {
+            return;
+        };
         match done.client {
-            RingCall::Client(task) => self.dht.call_done(net, &mut self.chord, task, done),
+            RingCall::Client(task) => dht.call_done(net, chord, task, done),
             _ => {
-                if let Some(finished) = self.chord.call_done(net, &mut self.dht, done, dead) {
+                if let Some(finished) = chord.call_done(net, dht, done, dead) {
                     self.lookup_finished(net, finished);
                 }
             }
@@ -256,15 +327,19 @@ impl Parts {
     /// then hand its result to whatever started it.
     fn lookup_finished(&mut self, net: &mut Net, finished: Finished) {
         for &peer in &finished.dialled {
-            let needed = self.chord.needs(peer) || self.messaging.is_waiting_for(peer);
+            let needed = self.ring.as_ref().is_some_and(|r| r.chord.needs(peer))
+                || self.messaging.is_waiting_for(peer);
             net.release(peer, needed, self);
         }
-        let Some(finished) = self.chord.deliver(net, &mut self.dht, finished) else {
+        let Some(Ring { chord, dht }) = self.ring.as_deref_mut() else {
+            return;
+        };
+        let Some(finished) = chord.deliver(net, dht, finished) else {
             return;
         };
         match finished.purpose {
             LookupFor::Route(target) => self.messaging.route_found(net, target, finished.result),
-            LookupFor::Client(task) => self.dht.found(net, &mut self.chord, task, finished.result),
+            LookupFor::Client(task) => dht.found(net, chord, task, finished.result),
             LookupFor::Command(_)
             | LookupFor::Join
             | LookupFor::Finger(_)
@@ -312,17 +387,19 @@ impl Parts {
                 }
             }
             Queue::Chord => {
-                if let Some(timer) = self.chord.timers.pop()
-                    && self.chord.is_live(&timer)
-                    && let Some(finished) = self.chord.fire(net, &mut self.dht, timer)
+                if let Some(Ring { chord, dht }) = self.ring.as_deref_mut()
+                    && let Some(timer) = chord.timers.pop()
+                    && chord.is_live(&timer)
+                    && let Some(finished) = chord.fire(net, dht, timer)
                 {
                     self.lookup_finished(net, finished);
                 }
             }
             Queue::RingCalls => {
-                if let Some(timer) = self.chord.rpc.timers.pop()
-                    && self.chord.rpc.is_live(&timer)
-                    && let Some(done) = self.chord.rpc.fire(timer)
+                if let Some(Ring { chord, .. }) = self.ring.as_deref_mut()
+                    && let Some(timer) = chord.rpc.timers.pop()
+                    && chord.rpc.is_live(&timer)
+                    && let Some(done) = chord.rpc.fire(timer)
                 {
                     if matches!(done.outcome, Outcome::Failed(Failure::TimedOut)) {
                         debug!(peer = %done.peer.id.short(), req = done.id, "chord request timed out");
@@ -331,10 +408,11 @@ impl Parts {
                 }
             }
             Queue::Dht => {
-                if let Some(timer) = self.dht.timers.pop()
-                    && self.dht.is_live(&timer, self.chord.is_member())
+                if let Some(Ring { chord, dht }) = self.ring.as_deref_mut()
+                    && let Some(timer) = dht.timers.pop()
+                    && dht.is_live(&timer, chord.is_member())
                 {
-                    self.dht.fire(net, &mut self.chord, timer);
+                    dht.fire(net, chord, timer);
                 }
             }
             Queue::Sync => {
@@ -351,14 +429,18 @@ impl Parts {
     /// The queue whose earliest deadline comes first (ties: the one armed
     /// first, across all queues), if it is due.
     fn next_due(&self, net: &Net, now: Instant) -> Option<Queue> {
+        let ring = self.ring.as_deref();
         [
             (Queue::Net, net.timers.peek()),
             (Queue::Liveness, self.liveness.timers.peek()),
             (Queue::Messaging, self.messaging.timers.peek()),
             (Queue::Requests, self.messaging.requests.timers.peek()),
-            (Queue::Chord, self.chord.timers.peek()),
-            (Queue::RingCalls, self.chord.rpc.timers.peek()),
-            (Queue::Dht, self.dht.timers.peek()),
+            (Queue::Chord, ring.and_then(|r| r.chord.timers.peek())),
+            (
+                Queue::RingCalls,
+                ring.and_then(|r| r.chord.rpc.timers.peek()),
+            ),
+            (Queue::Dht, ring.and_then(|r| r.dht.timers.peek())),
             (
                 Queue::Sync,
                 self.sync.as_ref().and_then(|s| s.timers.peek()),
@@ -373,13 +455,14 @@ impl Parts {
 
     /// The earliest deadline of the components' queues.
     pub(super) fn next_timeout(&self) -> Option<Instant> {
+        let ring = self.ring.as_deref();
         [
             self.liveness.timers.next(),
             self.messaging.timers.next(),
             self.messaging.requests.timers.next(),
-            self.chord.timers.next(),
-            self.chord.rpc.timers.next(),
-            self.dht.timers.next(),
+            ring.and_then(|r| r.chord.timers.next()),
+            ring.and_then(|r| r.chord.rpc.timers.next()),
+            ring.and_then(|r| r.dht.timers.next()),
             self.sync.as_ref().and_then(|s| s.timers.next()),
         ]
         .into_iter()
@@ -392,9 +475,9 @@ impl Parts {
         self.liveness.timers.len()
             + self.messaging.timers.len()
             + self.messaging.requests.timers.len()
-            + self.chord.timers.len()
-            + self.chord.rpc.timers.len()
-            + self.dht.timers.len()
+            + self.ring.as_ref().map_or(0, |r| {
+                r.chord.timers.len() + r.chord.rpc.timers.len() + r.dht.timers.len()
+            })
             + self.sync.as_ref().map_or(0, |s| s.timers.len())
     }
 
@@ -407,9 +490,11 @@ impl Parts {
             .timers
             .tidy(|timer| Liveness::is_live(net, timer));
         self.messaging.tidy_timers();
-        let member = self.chord.is_member();
-        self.chord.tidy_timers();
-        self.dht.tidy_timers(member);
+        if let Some(Ring { chord, dht }) = self.ring.as_deref_mut() {
+            let member = chord.is_member();
+            chord.tidy_timers();
+            dht.tidy_timers(member);
+        }
     }
 }
 
@@ -430,7 +515,9 @@ fn reply_req(message: &Message) -> Option<u64> {
 impl Upcalls for Parts {
     fn peer_up(&mut self, net: &mut Net, peer: NodeId, conn: ConnId, generation: u64) {
         self.liveness.peer_up(net, peer, generation);
-        self.chord.peer_up(net, peer);
+        if let Some(ring) = self.ring.as_deref_mut() {
+            ring.chord.peer_up(net, peer);
+        }
         net.exchange_peers(peer, conn);
         self.messaging.peer_up(net, peer);
         if let Some(sync) = &mut self.sync {
@@ -439,7 +526,9 @@ impl Upcalls for Parts {
     }
 
     fn peer_down(&mut self, net: &mut Net, peer: NodeId, reason: &CloseReason) {
-        if self.chord.peer_down(net, peer, reason) {
+        if let Some(ring) = self.ring.as_deref_mut()
+            && ring.chord.peer_down(net, peer, reason)
+        {
             self.ring_peer_dead(net, peer);
         }
         self.messaging.peer_down(net, peer);
@@ -450,7 +539,11 @@ impl Upcalls for Parts {
     }
 
     fn dial_failed(&mut self, net: &mut Net, peer: NodeId) {
-        if self.chord.dial_failed(peer) {
+        if self
+            .ring
+            .as_ref()
+            .is_some_and(|r| r.chord.dial_failed(peer))
+        {
             self.ring_peer_dead(net, peer);
         }
         self.messaging.dial_failed(net, peer);
@@ -466,7 +559,7 @@ impl Upcalls for Parts {
         // Chord and the table speak only where both sides negotiated them
         // (spec/chord.md §4).
         let runs = |caps| {
-            self.chord.role() != ChordRole::Off
+            self.chord_role() != ChordRole::Off
                 && net.conn_caps(conn).is_some_and(|c| c.contains(caps))
         };
         match message {
@@ -486,7 +579,9 @@ impl Upcalls for Parts {
             | Message::ChordRoute(_)
                 if runs(Capabilities::CHORD) =>
             {
-                self.chord.on_request(net, &mut self.dht, from, message)
+                if let Some(Ring { chord, dht }) = self.ring.as_deref_mut() {
+                    chord.on_request(net, dht, from, message);
+                }
             }
             Message::DhtPut(_)
             | Message::DhtGet(_)
@@ -494,7 +589,9 @@ impl Upcalls for Parts {
             | Message::DhtSync(_)
                 if runs(Capabilities::DHT) =>
             {
-                self.dht.on_request(net, &mut self.chord, from, message)
+                if let Some(Ring { chord, dht }) = self.ring.as_deref_mut() {
+                    dht.on_request(net, chord, from, message);
+                }
             }
             Message::ChordState(_)
             | Message::ChordFindSuccessorReply(_)
@@ -543,7 +640,8 @@ impl Parts {
     /// A reply to one of the ring's requests.
     fn ring_reply(&mut self, net: &mut Net, from: NodeId, message: Message) {
         if let Some(req) = reply_req(&message)
-            && let Some(done) = self.chord.on_reply(from, req, message)
+            && let Some(ring) = self.ring.as_deref_mut()
+            && let Some(done) = ring.chord.on_reply(from, req, message)
         {
             self.ring_done(net, done);
         }

@@ -64,8 +64,10 @@ pub(crate) struct CacheEntry {
     /// The application asked for this peer: it is redialled whenever it is
     /// not connected, whatever the peer count.
     pub(crate) wanted: bool,
-    /// When a session with it was last established.
-    pub(crate) last_connected: Option<Instant>,
+    /// When a session with it was last established, in microseconds;
+    /// `u64::MAX` if never (8 bytes rather than the 16 of an
+    /// `Option<Instant>`: see [`CacheEntry::last_connected`]).
+    last_connected: u64,
     /// It was up and was lost to a fault (reset, silence): it is redialled
     /// even when the node is at its target, until it is back or
     /// [`LOST_REDIALS`] dials have failed. This is what reconnects two
@@ -77,8 +79,25 @@ pub(crate) struct CacheEntry {
     pub(crate) tried: bool,
     /// Its cell in its table's grid; `None` for a *guest*: a connected
     /// peer that found no cell, kept only while it is connected (the
-    /// other components need the address of every peer that is up).
-    cell: Option<usize>,
+    /// other components need the address of every peer that is up). A
+    /// `u32` (a grid has `max_known_peers` cells, far fewer than 2^32):
+    /// 8 bytes where an `Option<usize>` takes 16.
+    cell: Option<u32>,
+}
+
+impl CacheEntry {
+    /// When a session with it was last established, if one was.
+    pub(crate) fn last_connected(&self) -> Option<Instant> {
+        (self.last_connected != u64::MAX).then(|| Instant::from_micros(self.last_connected))
+    }
+
+    fn cell(&self) -> Option<usize> {
+        self.cell.map(|cell| cell as usize)
+    }
+
+    fn set_cell(&mut self, cell: usize) {
+        self.cell = Some(cell as u32);
+    }
 }
 
 /// Redials of a peer lost to a fault, whatever the peer count.
@@ -301,7 +320,7 @@ impl PeerCache {
                 (
                     !e.wanted,
                     e.failures,
-                    core::cmp::Reverse(e.last_connected),
+                    core::cmp::Reverse(e.last_connected()),
                     core::cmp::Reverse(*id),
                 )
             })
@@ -328,7 +347,7 @@ impl PeerCache {
     /// Removes `id` from its cell and the index.
     fn take(&mut self, id: &NodeId) -> Option<CacheEntry> {
         let entry = self.entries.remove(id)?;
-        match entry.cell {
+        match entry.cell() {
             Some(cell) if entry.tried => self.tried.clear(cell),
             Some(cell) => self.new.clear(cell),
             None => self.guests -= 1,
@@ -409,7 +428,7 @@ impl PeerCache {
             debug!(peer = %occupant.short(), "peer cache: entry replaced in new");
         }
         entry.tried = false;
-        entry.cell = Some(cell);
+        entry.set_cell(cell);
         self.new.put(cell, id);
         self.entries.insert(id, entry);
         Ok(())
@@ -460,7 +479,7 @@ impl PeerCache {
             return false;
         };
         entry.tried = true;
-        entry.cell = Some(cell);
+        entry.set_cell(cell);
         self.tried.put(cell, id);
         self.entries.insert(id, entry);
         true
@@ -479,7 +498,7 @@ impl PeerCache {
         let own = entry_group(&entry.addrs, source_group);
         if let Some(cell) = self.free_tried_cell(id, &own, force) {
             entry.tried = true;
-            entry.cell = Some(cell);
+            entry.set_cell(cell);
             self.tried.put(cell, id);
             self.entries.insert(id, entry);
             return Ok(());
@@ -494,7 +513,7 @@ impl PeerCache {
             failures: 0,
             next_dial_at: now,
             wanted: false,
-            last_connected: None,
+            last_connected: u64::MAX,
             lost: false,
             tried: false,
             cell: None,
@@ -528,7 +547,7 @@ impl PeerCache {
                 entry.confirmed = true;
             }
             entry.failures = 0;
-            entry.last_connected = Some(now);
+            entry.last_connected = now.as_micros();
             entry.lost = false;
             entry.wanted |= wanted;
             let force = entry.wanted;
@@ -539,7 +558,7 @@ impl PeerCache {
         }
         let mut entry = Self::fresh(addrs, now);
         entry.confirmed = !addrs.is_empty();
-        entry.last_connected = Some(now);
+        entry.last_connected = now.as_micros();
         entry.wanted = wanted;
         let placed = if outbound {
             self.try_place_dialled(id, entry, &source, wanted)
@@ -610,7 +629,7 @@ impl PeerCache {
             Some(cell) => {
                 let mut fresh = fresh;
                 fresh.tried = true;
-                fresh.cell = Some(cell);
+                fresh.set_cell(cell);
                 self.tried.put(cell, peer.id);
                 self.entries.insert(peer.id, fresh);
                 true
@@ -946,7 +965,7 @@ mod tests {
                 .iter()
                 .filter_map(|id| c.get(id))
                 .filter(|e| !e.tried)
-                .filter_map(|e| e.cell.map(|cell| cell / c.new.slots))
+                .filter_map(|e| e.cell().map(|cell| cell / c.new.slots))
                 .collect();
             buckets.sort_unstable();
             buckets.dedup();

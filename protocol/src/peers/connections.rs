@@ -46,7 +46,7 @@ impl Net {
     fn counts(&self, source: Option<(IpAddr, AddrGroup)>) -> Counts {
         let mut counts = Counts::default();
         for c in self.conns.values() {
-            match (c.direction, c.peer.is_some()) {
+            match (c.direction, c.peer().is_some()) {
                 (Direction::Outbound, established) => {
                     counts.outbound += 1;
                     counts.outbound_half_open += usize::from(!established);
@@ -115,7 +115,7 @@ impl Net {
     ) -> ConnId {
         let race = (addrs.len() > 1).then(|| {
             self.next_race += 1;
-            self.next_race
+            core::num::NonZeroU64::MIN.saturating_add(self.next_race - 1)
         });
         let first = ConnId::outbound(self.next_dial);
         for &addr in addrs {
@@ -124,7 +124,7 @@ impl Net {
             let mut connection = self.new_connection(conn, Direction::Outbound, addr, expected);
             connection.race = race;
             connection.wanted = wanted;
-            connection.bootstrap = bootstrap;
+            connection.bootstrap = bootstrap.map(|i| i as u32);
             self.conns.insert(conn, Box::new(connection));
             self.stats.dials += 1;
             debug!(%conn, %addr, peer = ?expected, "dialling");
@@ -151,9 +151,9 @@ impl Net {
             direction,
             remote,
             opened_at: self.now,
-            expected,
-            peer: None,
-            run_nonce: None,
+            id: expected,
+            established: false,
+            run_nonce: 0,
             session: None,
             race: None,
             wanted: false,
@@ -266,7 +266,7 @@ impl Net {
             let table: Vec<HalfOpen> = self
                 .conns
                 .iter()
-                .filter(|(_, c)| c.direction == Direction::Inbound && c.peer.is_none())
+                .filter(|(_, c)| c.direction == Direction::Inbound && c.peer().is_none())
                 .map(|(&conn, c)| HalfOpen {
                     conn,
                     opened: c.opened_at,
@@ -351,7 +351,7 @@ impl Net {
         }
         let mut candidates = Vec::new();
         for (&other, c) in &self.conns {
-            let Some(their) = c.peer else { continue };
+            let Some(their) = c.peer() else { continue };
             if other == conn || c.direction != Direction::Inbound || c.draining {
                 continue;
             }
@@ -409,7 +409,7 @@ impl Net {
         let refusal = if peer == self.id {
             Some(ProtocolError::SelfConnection)
         } else {
-            c.expected
+            c.expected()
                 .filter(|&expected| expected != peer)
                 .map(|expected| ProtocolError::IdentityMismatch {
                     expected,
@@ -418,7 +418,7 @@ impl Net {
         };
         if let Some(error) = refusal {
             if peer == self.id
-                && let Some(entry) = c.bootstrap.and_then(|i| self.bootstrap.get_mut(i))
+                && let Some(entry) = c.bootstrap().and_then(|i| self.bootstrap.get_mut(i))
             {
                 // Our own address in the list: every node can share one list.
                 entry.id = Some(peer);
@@ -433,15 +433,14 @@ impl Net {
             return false;
         }
         let (remote, direction, race, wanted, bootstrap) =
-            (c.remote, c.direction, c.race, c.wanted, c.bootstrap);
+            (c.remote, c.direction, c.race, c.wanted, c.bootstrap());
         let run_nonce = established.hello.run_nonce;
         if direction == Direction::Inbound && !self.make_inbound_room(conn, peer, up) {
             return false;
         }
         let now = self.now;
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.peer = Some(peer);
-            c.run_nonce = Some(run_nonce);
+            c.establish(peer, run_nonce);
             c.race = None;
             c.since = now;
         }
@@ -475,7 +474,7 @@ impl Net {
             // First handshake of a ConnectAny wins; the rest are abandoned
             // (after the peer is up, so their ends do not look like a
             // failed lookup).
-            for other in self.sorted_conns(|o| o.race == Some(race) && o.peer.is_none()) {
+            for other in self.sorted_conns(|o| o.race == Some(race) && o.peer().is_none()) {
                 self.forget(other, CloseReason::RaceLost, None, true, up);
             }
         }
@@ -491,8 +490,7 @@ impl Net {
     /// peer goes down with `Restarted` before the new run comes up: every
     /// component sees the old run end, then the new one begin.
     fn retire_previous_run(&mut self, peer: NodeId, run_nonce: u64, up: &mut dyn Upcalls) {
-        let stale = self
-            .sorted_conns(|c| c.peer == Some(peer) && c.run_nonce.is_some_and(|r| r != run_nonce));
+        let stale = self.sorted_conns(|c| c.peer() == Some(peer) && c.run_nonce != run_nonce);
         if stale.is_empty() {
             return;
         }
@@ -598,7 +596,7 @@ impl Net {
         };
         let mapped = self.links.get(&peer).is_some_and(|l| l.conn == conn);
         let other = self
-            .sorted_conns(|o| o.peer == Some(peer) && o.usable())
+            .sorted_conns(|o| o.peer() == Some(peer) && o.usable())
             .into_iter()
             .any(|o| o != conn);
         if c.draining {
@@ -669,7 +667,7 @@ impl Net {
     /// Liveness declared `peer` dead: close everything to it.
     pub(crate) fn declare_dead(&mut self, peer: NodeId, up: &mut dyn Upcalls) {
         self.peer_down(peer, CloseReason::Unresponsive, up);
-        for conn in self.sorted_conns(|c| c.peer == Some(peer)) {
+        for conn in self.sorted_conns(|c| c.peer() == Some(peer)) {
             self.forget(
                 conn,
                 CloseReason::Unresponsive,
@@ -690,7 +688,7 @@ impl Net {
     ) {
         let reason = CloseReason::Misbehaving(what);
         self.peer_down(peer, reason.clone(), up);
-        for conn in self.sorted_conns(|c| c.peer == Some(peer)) {
+        for conn in self.sorted_conns(|c| c.peer() == Some(peer)) {
             self.forget(
                 conn,
                 reason.clone(),
@@ -707,7 +705,7 @@ impl Net {
         peer: NodeId,
         up: &mut dyn Upcalls,
     ) -> Result<Accepted, PeersError> {
-        let conns = self.sorted_conns(|c| c.peer == Some(peer) || c.expected == Some(peer));
+        let conns = self.sorted_conns(|c| c.peer() == Some(peer) || c.expected() == Some(peer));
         let was_wanted = self.cache.get_mut(&peer).is_some_and(|known| {
             known.lost = false;
             core::mem::replace(&mut known.wanted, false)
@@ -760,22 +758,22 @@ impl Net {
         };
         if let CloseReason::Protocol(error) = &reason {
             self.stats.protocol_errors += 1;
-            info!(%conn, remote = %c.remote, peer = ?c.peer, %error, "closing connection: protocol error");
+            info!(%conn, remote = %c.remote, peer = ?c.peer(), %error, "closing connection: protocol error");
         } else {
-            debug!(%conn, remote = %c.remote, peer = ?c.peer, %reason, "connection closed");
+            debug!(%conn, remote = %c.remote, peer = ?c.peer(), %reason, "connection closed");
         }
         if close_transport {
             self.outputs.push_back(Output::Close { conn });
         }
         self.push_event(PeersEvent::Closed {
             conn,
-            peer: c.peer,
+            peer: c.peer(),
             reason: reason.clone(),
         });
-        if let Some(peer) = c.peer {
+        if let Some(peer) = c.peer() {
             if self.links.get(&peer).is_some_and(|l| l.conn == conn) {
                 match self
-                    .sorted_conns(|o| o.peer == Some(peer) && o.usable())
+                    .sorted_conns(|o| o.peer() == Some(peer) && o.usable())
                     .first()
                 {
                     Some(&next) => {
@@ -793,14 +791,14 @@ impl Net {
 
     /// A dial that never reached a session ended.
     fn dial_ended(&mut self, c: &Connection, up: &mut dyn Upcalls) {
-        if let Some(i) = c.bootstrap
+        if let Some(i) = c.bootstrap()
             && let Some(entry) = self.bootstrap.get_mut(i)
         {
             entry.failures += 1;
             entry.next_dial_at =
                 self.now + redial_delay(&self.config.peers, entry.failures, &mut self.rng);
         }
-        if let Some(peer) = c.expected
+        if let Some(peer) = c.expected()
             && !self.is_dialling(peer)
         {
             up.dial_failed(self, peer);
@@ -811,7 +809,7 @@ impl Net {
     pub(crate) fn is_dialling(&self, peer: NodeId) -> bool {
         self.conns
             .values()
-            .any(|c| c.expected == Some(peer) && c.peer.is_none())
+            .any(|c| c.expected() == Some(peer) && c.peer().is_none())
     }
 
     /// Dials a known peer at all its addresses, if the caps allow. The
@@ -983,7 +981,7 @@ impl Net {
             warn!(
                 %conn,
                 remote = %c.remote,
-                peer = ?c.peer,
+                peer = ?c.peer(),
                 held,
                 budget,
                 used = self.budget.used(),
@@ -1007,7 +1005,7 @@ impl Net {
         let Some(c) = self.conns.get_mut(&conn) else {
             return true;
         };
-        if c.direction == Direction::Outbound || c.peer.is_some() || c.received == usize::MAX {
+        if c.direction == Direction::Outbound || c.peer().is_some() || c.received == usize::MAX {
             return true;
         }
         c.received = c.received.saturating_add(len);
@@ -1039,7 +1037,7 @@ impl Net {
         match output {
             SessionOutput::Send(bytes) => {
                 if let Some(c) = self.conns.get_mut(&conn) {
-                    c.answered |= c.peer.is_none();
+                    c.answered |= c.peer().is_none();
                 }
                 self.push_send(conn, bytes);
                 true
@@ -1060,7 +1058,7 @@ impl Net {
     /// (goodbyes, discovery), or another component's through `up`. Returns
     /// whether the connection is still open.
     fn on_message(&mut self, conn: ConnId, message: Message, up: &mut dyn Upcalls) -> bool {
-        let Some(from) = self.conns.get(&conn).and_then(|c| c.peer) else {
+        let Some(from) = self.conns.get(&conn).and_then(|c| c.peer()) else {
             return false;
         };
         // Any frame from the peer proves it alive (liveness rides on

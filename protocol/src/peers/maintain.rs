@@ -33,8 +33,8 @@ impl Net {
         let mut dialling: Vec<NodeId> = self
             .conns
             .values()
-            .filter(|c| c.peer.is_none())
-            .filter_map(|c| c.expected)
+            .filter(|c| c.peer().is_none())
+            .filter_map(|c| c.expected())
             .collect();
         dialling.sort_unstable();
         let mut wanted = Vec::new();
@@ -60,7 +60,7 @@ impl Net {
         let outbound_pending = self
             .conns
             .values()
-            .filter(|c| c.direction == Direction::Outbound && c.peer.is_none())
+            .filter(|c| c.direction == Direction::Outbound && c.peer().is_none())
             .count();
         let mut need = self
             .config

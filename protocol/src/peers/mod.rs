@@ -11,6 +11,7 @@
 //! implements.
 //!
 //! - `connections.rs`: the connection table and the peer table.
+//! - `table.rs`: the peer table's layout (sorted vectors, grown by one).
 //! - `maintain.rs`: the maintenance round and the bootstrap list.
 //! - `discovery.rs`: peer exchange and `FindPeer`.
 //! - `cache.rs`: the peer cache.
@@ -25,6 +26,7 @@ pub(crate) mod config;
 mod connections;
 mod discovery;
 mod maintain;
+mod table;
 
 use core::net::SocketAddr;
 use std::collections::VecDeque;
@@ -126,22 +128,27 @@ struct Connection {
     /// When the dial began (or the connection was accepted): also the
     /// half-open eviction's age.
     opened_at: Instant,
-    /// The id the dial demanded.
-    expected: Option<NodeId>,
-    /// Known once the session is established.
-    peer: Option<NodeId>,
-    /// The run of `peer` this session reached (its `Hello.run_nonce`); all
-    /// established connections to a peer share one (`spec/peers.md`,
-    /// "Restarts").
-    run_nonce: Option<u64>,
+    /// While handshaking, the id the dial demanded (if any); once
+    /// established, the peer's (which is the one demanded, if one was):
+    /// one field for both, as a connection needs one at a time (read them
+    /// through [`Connection::expected`] and [`Connection::peer`]).
+    id: Option<NodeId>,
+    /// The session is established.
+    established: bool,
+    /// The run of the peer this session reached (its `Hello.run_nonce`),
+    /// once established; all established connections to a peer share one
+    /// (`spec/peers.md`, "Restarts").
+    run_nonce: u64,
     /// `None` while the dial is in flight.
     session: Option<Session>,
-    /// The `ConnectAny` race this dial belongs to.
-    race: Option<u64>,
+    /// The `ConnectAny` race this dial belongs to (races are numbered from
+    /// 1, so the id takes no more room than a `u64`).
+    race: Option<core::num::NonZeroU64>,
     /// The application asked for this dial: its peer becomes wanted.
     wanted: bool,
-    /// The bootstrap entry this dial is for.
-    bootstrap: Option<usize>,
+    /// The bootstrap entry this dial is for (the list holds the configured
+    /// addresses, far fewer than 2^32).
+    bootstrap: Option<u32>,
     /// We sent `Goodbye(Duplicate)`: nothing more is sent, and reads go on
     /// until the peer's own goodbye says it has sent everything.
     draining: bool,
@@ -165,9 +172,33 @@ struct Connection {
 }
 
 impl Connection {
+    /// The id the dial demanded, while handshaking; the peer's once
+    /// established (then it is [`Connection::peer`]).
+    fn expected(&self) -> Option<NodeId> {
+        self.id
+    }
+
+    /// The peer, once the session is established.
+    fn peer(&self) -> Option<NodeId> {
+        self.id.filter(|_| self.established)
+    }
+
+    /// The session is established with `peer` (the id demanded, if one
+    /// was), in its run `run_nonce`.
+    fn establish(&mut self, peer: NodeId, run_nonce: u64) {
+        self.id = Some(peer);
+        self.established = true;
+        self.run_nonce = run_nonce;
+    }
+
+    /// The bootstrap entry this dial is for.
+    fn bootstrap(&self) -> Option<usize> {
+        self.bootstrap.map(|i| i as usize)
+    }
+
     /// Established, and usable for sending.
     fn usable(&self) -> bool {
-        self.peer.is_some() && !self.draining
+        self.peer().is_some() && !self.draining
     }
 }
 
@@ -197,7 +228,9 @@ const OUTPUTS_KEPT: usize = 0;
 
 /// The connection layer. See the module docs.
 pub(crate) struct Net {
-    config: Config,
+    /// Shared by every node built from the same `Arc`
+    /// ([`Node::with_shared_config`](crate::Node::with_shared_config)).
+    config: Arc<Config>,
     id: NodeId,
     ctx: SessionContext,
     now: Instant,
@@ -207,7 +240,7 @@ pub(crate) struct Net {
     /// Boxed: a table slot stays small, and a node holds many slots.
     conns: Map<ConnId, Box<Connection>>,
     /// Established peers and the connection that reaches each.
-    links: Map<NodeId, PeerLink>,
+    links: table::PeerTable,
     cache: PeerCache,
     /// What connections hold while they receive (`session.receive_budget`).
     budget: ReceiveBudget,
@@ -244,11 +277,13 @@ pub(crate) struct Net {
 }
 
 impl Net {
-    /// The layer of a node with `identity` and `config` (validated), drawing
-    /// from `seed`, at `now`; its first deadline is the maintenance round,
-    /// at once.
+    /// The layer of a node with `identity` and `config`, drawing from
+    /// `seed`, at `now`; its first deadline is the maintenance round, at
+    /// once. `own` is `config` with this node's listen addresses
+    /// (validated): its `Hello` announces them.
     pub(crate) fn new(
-        config: Config,
+        config: Arc<Config>,
+        own: &Config,
         identity: &Identity,
         seed: u64,
         hasher: FixedState,
@@ -259,7 +294,7 @@ impl Net {
             id,
             // A stream of its own, so the nonce shifts no other draw.
             ctx: SessionContext::new(
-                &config,
+                own,
                 identity,
                 Rng::derive(seed, Stream::Run, None).next_u64(),
             ),
@@ -280,7 +315,7 @@ impl Net {
             admission_logged: [0; 8],
             identity: identity.clone(),
             signature_check: crate::identity::default_check(),
-            links: HashMap::with_hasher(hasher.clone()),
+            links: table::PeerTable::default(),
             budget: ReceiveBudget::new(
                 config.session.receive_budget,
                 config.peers.max_connections,
@@ -484,7 +519,7 @@ impl Net {
                 .is_some_and(|c| c.serial == serial && f(c))
         };
         match *timer {
-            Timer::Handshake { conn, serial } => conn_is(conn, serial, |c| c.peer.is_none()),
+            Timer::Handshake { conn, serial } => conn_is(conn, serial, |c| c.peer().is_none()),
             Timer::Drain { conn, serial } => {
                 conn_is(conn, serial, |c| c.draining || c.peer_draining)
             }
@@ -649,7 +684,7 @@ impl Cx for Net {
     }
 
     fn for_each_link(&self, f: &mut dyn FnMut(NodeId, ConnId)) {
-        for (&id, link) in &self.links {
+        for (&id, link) in self.links.iter() {
             f(id, link.conn);
         }
     }
@@ -676,7 +711,7 @@ impl Cx for Net {
     fn is_dialling_since(&self, peer: NodeId, since: Instant) -> bool {
         self.conns
             .values()
-            .any(|c| c.expected == Some(peer) && c.peer.is_none() && c.opened_at >= since)
+            .any(|c| c.expected() == Some(peer) && c.peer().is_none() && c.opened_at >= since)
     }
 
     fn knows(&self, peer: NodeId) -> bool {

@@ -149,13 +149,12 @@ pub enum NodeState {
     Killed,
 }
 
+/// What the engine reads of a node at every event (is it the incarnation
+/// an input was sent to, is it reachable, which timer it has): kept apart
+/// from the [`Node`] itself, in a vector of its own, so that these reads
+/// hit a few megabytes that stay in cache rather than the first line of a
+/// multi-kilobyte node not seen for thousands of events.
 struct SimNode {
-    node: Option<Node>,
-    state: NodeState,
-    /// Its config without its listen address (`addr_of` its index), for
-    /// restarts: shared by the nodes added with equal configs.
-    config: std::sync::Arc<Config>,
-    id: NodeId,
     /// The `Timer` event scheduled for it, if any.
     timer_at: Option<Instant>,
     /// Next id for connections it accepts.
@@ -164,6 +163,16 @@ struct SimNode {
     incarnation: u32,
     /// Partition group.
     group: u16,
+    state: NodeState,
+}
+
+/// What the engine reads of a node only when it is added, restarted or
+/// asked about.
+struct NodeRecord {
+    /// Its config without its listen address (`addr_of` its index), for
+    /// restarts: shared by the nodes added with equal configs.
+    config: std::sync::Arc<Config>,
+    id: NodeId,
 }
 
 /// One end of a simulated connection, keyed by (node, its `ConnId`).
@@ -209,6 +218,9 @@ pub struct Sim<O: Observer = ()> {
     now: Instant,
     queue: queue::EventQueue<Ev>,
     nodes: Vec<SimNode>,
+    /// The state machines, by index (`None` while crashed or killed).
+    machines: Vec<Option<Node>>,
+    records: Vec<NodeRecord>,
     conns: HashMap<(NodeIdx, ConnId), ConnEnd, FixedState>,
     net_rng: ChaCha8Rng,
     trace: TraceHash,
@@ -245,6 +257,8 @@ impl<O: Observer> Sim<O> {
             now: Instant::ZERO,
             queue: queue::EventQueue::new(),
             nodes: Vec::new(),
+            machines: Vec::new(),
+            records: Vec::new(),
             conns: HashMap::with_hasher(FixedState::with_seed(0x5eed)),
             trace: TraceHash::new(),
             stats: SimStats::default(),
@@ -260,6 +274,8 @@ impl<O: Observer> Sim<O> {
     /// doubling of big tables.
     pub fn reserve(&mut self, nodes: usize, connections: usize) {
         self.nodes.reserve_exact(nodes);
+        self.machines.reserve_exact(nodes);
+        self.records.reserve_exact(nodes);
         self.conns.reserve(2 * connections);
     }
 
@@ -305,12 +321,12 @@ impl<O: Observer> Sim<O> {
 
     /// Node `i`'s id (stable across restarts).
     pub fn id(&self, i: NodeIdx) -> NodeId {
-        self.nodes[i as usize].id
+        self.records[i as usize].id
     }
 
     /// Node `i`, if it is up.
     pub fn node(&self, i: NodeIdx) -> Option<&Node> {
-        self.nodes[i as usize].node.as_ref()
+        self.machines[i as usize].as_ref()
     }
 
     /// Indices of the nodes that are up.
@@ -406,32 +422,25 @@ impl<O: Observer> Sim<O> {
         };
         self.last_config = Some(shared.clone());
         let id = identity.node_id();
-        let mut node = Node::new(
-            Self::config_of(&shared, i),
+        let mut node = Node::with_shared_config(
+            shared.clone(),
+            &[addr_of(i)],
             identity,
             self.node_seed(i, 0),
             self.now,
         )?;
         node.set_signature_check(self.signature_check.clone());
         self.nodes.push(SimNode {
-            node: Some(node),
             state: NodeState::Up,
-            config: shared,
-            id,
             timer_at: None,
             next_inbound: 0,
             incarnation: 0,
             group: 0,
         });
+        self.machines.push(Some(node));
+        self.records.push(NodeRecord { config: shared, id });
         self.after_node_call(i);
         Ok(i)
-    }
-
-    /// Node `i`'s config: `shared` listening on [`addr_of`]`(i)`.
-    fn config_of(shared: &Config, i: NodeIdx) -> Config {
-        let mut config = shared.clone();
-        config.listen_addrs.push(addr_of(i));
-        config
     }
 
     fn node_seed(&self, i: NodeIdx, incarnation: u32) -> u64 {
@@ -450,7 +459,7 @@ impl<O: Observer> Sim<O> {
         command: impl Into<Command>,
     ) -> Result<Accepted, CommandError> {
         let now = self.now;
-        let Some(node) = self.nodes[i as usize].node.as_mut() else {
+        let Some(node) = self.machines[i as usize].as_mut() else {
             return Err(CommandError::ShutDown);
         };
         let result = node.command(now, command);
@@ -486,8 +495,8 @@ impl<O: Observer> Sim<O> {
             return;
         }
         n.state = state;
-        n.node = None;
         n.timer_at = None;
+        self.machines[i as usize] = None;
         let mut ends: Vec<(ConnId, ConnEnd)> = self
             .conns
             .iter()
@@ -536,10 +545,11 @@ impl<O: Observer> Sim<O> {
         n.incarnation += 1;
         let seed = self.node_seed(i, self.nodes[i as usize].incarnation);
         let identity = Identity::from_secret_bytes(self.secret_of(i));
-        let n = &mut self.nodes[i as usize];
-        let mut node = Node::new(Self::config_of(&n.config, i), identity, seed, self.now)?;
+        let config = self.records[i as usize].config.clone();
+        let mut node = Node::with_shared_config(config, &[addr_of(i)], identity, seed, self.now)?;
         node.set_signature_check(self.signature_check.clone());
-        n.node = Some(node);
+        self.machines[i as usize] = Some(node);
+        let n = &mut self.nodes[i as usize];
         n.state = NodeState::Up;
         n.next_inbound = 0;
         self.after_node_call(i);
@@ -601,8 +611,7 @@ impl<O: Observer> Sim<O> {
     /// Re-reads node `i`'s outputs and deadline after a call.
     fn after_node_call(&mut self, i: NodeIdx) {
         loop {
-            let Some(output) = self.nodes[i as usize]
-                .node
+            let Some(output) = self.machines[i as usize]
                 .as_mut()
                 .and_then(|n| n.poll_output())
             else {
@@ -610,8 +619,10 @@ impl<O: Observer> Sim<O> {
             };
             self.on_output(i, output);
         }
+        let next = self.machines[i as usize]
+            .as_ref()
+            .and_then(|node| node.poll_timeout());
         let n = &mut self.nodes[i as usize];
-        let next = n.node.as_ref().and_then(|node| node.poll_timeout());
         if let Some(at) = next
             && n.timer_at.is_none_or(|t| at < t)
         {
@@ -704,7 +715,7 @@ impl<O: Observer> Sim<O> {
                         id,
                         payload,
                     };
-                    if let Some(node) = self.nodes[i as usize].node.as_mut() {
+                    if let Some(node) = self.machines[i as usize].as_mut() {
                         // Queued outputs are drained by the caller's loop.
                         let _ = node.command(self.now, respond);
                     }
@@ -752,11 +763,10 @@ impl<O: Observer> Sim<O> {
                 input,
             } => {
                 self.in_flight -= 1;
-                let n = &mut self.nodes[node as usize];
-                if n.incarnation != incarnation {
+                if self.nodes[node as usize].incarnation != incarnation {
                     return true;
                 }
-                let Some(target) = n.node.as_mut() else {
+                let Some(target) = self.machines[node as usize].as_mut() else {
                     return true;
                 };
                 self.trace.input(self.now, node, &input);
@@ -773,7 +783,7 @@ impl<O: Observer> Sim<O> {
                     return true; // superseded by an earlier deadline
                 }
                 n.timer_at = None;
-                if let Some(target) = n.node.as_mut() {
+                if let Some(target) = self.machines[node as usize].as_mut() {
                     target.handle_input(self.now, Input::Timeout);
                     self.after_node_call(node);
                 }
