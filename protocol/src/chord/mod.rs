@@ -376,9 +376,32 @@ impl Chord {
     }
 
     /// Whether this node needs its connection to `peer`: in the routing
-    /// set, or a ring request to it is in flight.
+    /// set, a ring request to it is in flight, or it waits for the answer
+    /// of a recursive lookup this node holds for it.
     pub(crate) fn needs(&self, peer: NodeId) -> bool {
-        self.in_routing_set(peer) || self.rpc.has_call_to(peer)
+        self.in_routing_set(peer)
+            || self.rpc.has_call_to(peer)
+            || self.forwards_by_peer.contains_key(&peer)
+    }
+
+    /// The peers this member dialled that it no longer needs (§4): nodes
+    /// that left its routing set (a finger replaced, a successor pushed
+    /// out of the list by a joiner) and that no ring request waits for,
+    /// in id order. The router closes them unless another component needs
+    /// them. Only connections this node dialled: one it accepted is the
+    /// dialler's to close (the dialler needed it, and may still).
+    pub(crate) fn unneeded_links(&self, cx: &dyn Cx) -> Vec<NodeId> {
+        if !self.is_member() {
+            return Vec::new();
+        }
+        let mut unneeded = Vec::new();
+        cx.for_each_link(&mut |peer, conn| {
+            if conn.is_outbound() && !self.needs(peer) {
+                unneeded.push(peer);
+            }
+        });
+        unneeded.sort_unstable();
+        unneeded
     }
 
     /// A client's request to a ring member: `build(req)` goes to `to`

@@ -7,7 +7,7 @@
 use tracing::debug;
 
 use crate::chord::{
-    Chord, ChordCommand, ChordError, ChordRole, Finished, LookupError, LookupFor, RingCall,
+    Chord, ChordCommand, Timer as ChordTimer, ChordError, ChordRole, Finished, LookupError, LookupFor, RingCall,
 };
 use crate::dht::{Dht, DhtCommand, DhtError, DhtStats};
 use crate::liveness::Liveness;
@@ -237,6 +237,17 @@ impl Parts {
         }
     }
 
+    /// Closes the connections chord dialled to nodes that left its routing
+    /// set, unless messages wait for them (spec/chord.md §4): once per
+    /// fix-fingers tick, so the links a growing ring leaves behind do not
+    /// pile up (each costs its pings and its memory on both ends).
+    fn release_unneeded(&mut self, net: &mut Net) {
+        for peer in self.chord.unneeded_links(net) {
+            let needed = self.messaging.is_waiting_for(peer);
+            net.release(peer, needed, self);
+        }
+    }
+
     /// A lookup ended: close the connections it opened that nothing needs,
     /// then hand its result to whatever started it.
     fn lookup_finished(&mut self, net: &mut Net, finished: Finished) {
@@ -299,9 +310,14 @@ impl Parts {
             Queue::Chord => {
                 if let Some(timer) = self.chord.timers.pop()
                     && self.chord.is_live(&timer)
-                    && let Some(finished) = self.chord.fire(net, &mut self.dht, timer)
                 {
-                    self.lookup_finished(net, finished);
+                    let fix_fingers = matches!(timer, ChordTimer::FixFingers);
+                    if let Some(finished) = self.chord.fire(net, &mut self.dht, timer) {
+                        self.lookup_finished(net, finished);
+                    }
+                    if fix_fingers {
+                        self.release_unneeded(net);
+                    }
                 }
             }
             Queue::RingCalls => {

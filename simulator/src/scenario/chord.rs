@@ -84,7 +84,7 @@ use crate::engine::{NetModel, NodeIdx, NodeState, Observer, Sim, SimConfig};
 
 mod report;
 
-pub use report::ChordReport;
+pub use report::{ChordReport, Phase};
 use report::percentile;
 
 type Error = Box<dyn std::error::Error>;
@@ -383,6 +383,8 @@ struct Driver<'a, P> {
     within_constraint: bool,
     report: ChordReport,
     lookup_ms_sum: f64,
+    /// Where the current phase began: wall clock, events, virtual time.
+    phase_start: (WallClock, u64, Instant),
 }
 
 impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
@@ -464,29 +466,51 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             within_constraint: true,
             report,
             lookup_ms_sum: 0.0,
+            phase_start: (WallClock::now(), 0, Instant::ZERO),
         }
     }
 
     fn run(mut self) -> Result<ChordReport, Error> {
         self.build()?;
+        self.end_phase("build");
         self.settle_fingers();
+        self.end_phase("fingers");
         if self.params.keys > 0 {
             self.put_keys()?;
+            self.end_phase("put");
         }
         if self.params.fail_fraction > 0.0 {
             self.mass_failure();
+            self.end_phase("failure");
         }
         if let Some(d) = self.params.partition_for {
             self.partition(d);
+            self.end_phase("partition");
         }
         self.run_lookups()?;
+        self.end_phase("lookups");
         self.quiet();
+        self.end_phase("quiet");
         if self.params.keys > 0 {
             self.get_keys()?;
+            self.end_phase("get");
         }
         self.check();
         self.report.ideal = self.last_ideal;
         Ok(self.finish())
+    }
+
+    /// Records what the phase that ends now cost.
+    fn end_phase(&mut self, name: &'static str) {
+        let (wall, events, at) = self.phase_start;
+        let now = (WallClock::now(), self.sim.stats().events, self.sim.now());
+        self.report.phases.push(Phase {
+            name,
+            virtual_ms: (now.2 - at).as_micros() as f64 / 1e3,
+            events: now.1 - events,
+            wall_ms: now.0.duration_since(wall).as_secs_f64() * 1e3,
+        });
+        self.phase_start = now;
     }
 
     fn id(&self, i: NodeIdx) -> u128 {
@@ -1264,12 +1288,27 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
                 ));
             }
         }
+        if hops >= 2 && self.last_hop_connected(node, issued.key) {
+            self.report.lookup_last_hop_connected += 1;
+        }
         let h = hops as usize;
         if self.report.hops_histogram.len() <= h {
             self.report.hops_histogram.resize(h + 1, 0);
         }
         self.report.hops_histogram[h] += 1;
         self.lookup_ms_sum += (at - issued.at).as_micros() as f64 / 1e3;
+    }
+
+    /// Whether the member that answers a lookup of `key` (the live member
+    /// before it) holds a session to `asker`.
+    fn last_hop_connected(&self, asker: NodeIdx, key: u128) -> bool {
+        let Some(&by) = self.truth.predecessors(key, 1).first() else {
+            return false;
+        };
+        let by = NodeId::from_u128(by);
+        self.sim
+            .node(asker)
+            .is_some_and(|n| n.connected_peers().contains(&by))
     }
 
     fn exp_delay(&mut self, rate: f64) -> Duration {
@@ -1360,6 +1399,23 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
         Ok(())
     }
 
+    /// What the live members sent, and the links they hold at the end.
+    fn count_traffic(&mut self) {
+        let r = &mut self.report;
+        let mut links = 0usize;
+        for i in self.sim.live_nodes() {
+            let Some(node) = self.sim.node(i) else {
+                continue;
+            };
+            let stats = node.stats();
+            r.frames_sent += stats.peers.frames_sent;
+            r.pings_sent += stats.liveness.pings_sent;
+            r.route_retries += stats.chord.route_retries;
+            links += node.peer_count();
+        }
+        r.mean_links = links as f64 / self.truth.len().max(1) as f64;
+    }
+
     /// Dials made so far and recursive lookups fallen back to iterative,
     /// summed over the live nodes (those that crashed take theirs along).
     fn dials_and_fallbacks(&self) -> (u64, u64) {
@@ -1386,6 +1442,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
     }
 
     fn finish(mut self) -> ChordReport {
+        self.count_traffic();
         let r = &mut self.report;
         let done: u64 = r.hops_histogram.iter().sum();
         if done > 0 {
