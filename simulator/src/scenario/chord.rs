@@ -135,6 +135,8 @@ const HISTORY: Duration = Duration::from_secs(2);
 /// interval: at `Config::lan`'s 1 s they were 83% of a settled ring's
 /// frames.
 const IDLE_PING_INTERVAL: Duration = Duration::from_secs(5);
+/// Peer cache cells per node (`peers.max_known_peers`).
+const KNOWN_PEERS: usize = 128;
 /// Examples kept per kind of problem.
 const MAX_EXAMPLES: usize = 5;
 
@@ -410,6 +412,10 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
                 // random overlay, no peer exchange.
                 target_peers: 0,
                 peer_exchange_size: 0,
+                // The ring's pointers carry their own addresses; the cache
+                // holds what lookups taught, and its cells are allocated
+                // whole (1,024 by default: 32 KiB a node).
+                max_known_peers: KNOWN_PEERS,
                 ..Config::lan().peers
             },
             mesh: MeshConfig {
