@@ -189,7 +189,7 @@ impl Chord {
                 };
                 let lookup = self.lookups.get_mut(&id)?;
                 let hops = lookup.hops;
-                let lookup = self.lookups.remove(&id)?;
+                let lookup = self.take_lookup(id)?;
                 let found = Found {
                     list,
                     by: peer,
@@ -244,7 +244,7 @@ impl Chord {
                 let key = self.lookups.get(&id)?.key;
                 if let Some(found) = self.past_silent_successor(cx, peer.id, key) {
                     self.stats.route_retries += 1;
-                    let lookup = self.lookups.remove(&id)?;
+                    let lookup = self.take_lookup(id)?;
                     let found = Found {
                         list: found.entries,
                         by: found.by,
@@ -263,7 +263,7 @@ impl Chord {
                 let key = self.lookups.get(&id)?.key;
                 let next = match self.local_answer(&*cx, key) {
                     Ok(found) => {
-                        let lookup = self.lookups.remove(&id)?;
+                        let lookup = self.take_lookup(id)?;
                         return Some(self.finish(lookup, Ok(found)));
                     }
                     Err(next) => next,
@@ -288,7 +288,7 @@ impl Chord {
         {
             return self.route_fallback(cx, id);
         }
-        let lookup = self.lookups.remove(&id)?;
+        let lookup = self.take_lookup(id)?;
         let found = Found {
             list,
             by: found.by,
@@ -328,7 +328,7 @@ impl Chord {
             // The ring changed meanwhile: the key is now just after this
             // node.
             Ok(found) => {
-                let lookup = self.lookups.remove(&id)?;
+                let lookup = self.take_lookup(id)?;
                 return Some(self.finish(lookup, Ok(found)));
             }
             Err(next) => next,
@@ -542,6 +542,12 @@ impl Chord {
                 self.forwards_by_peer.remove(&forward.from);
             }
         }
+        if self.forwards.is_empty() && self.forwards.capacity() > super::KEPT_CAPACITY {
+            // A burst of forwards grew the tables; an idle member gives
+            // the room back (a ring holds many idle members).
+            self.forwards.shrink_to(super::KEPT_CAPACITY);
+            self.forwards_by_peer.shrink_to(super::KEPT_CAPACITY);
+        }
         let reply = ChordRouteReply {
             req: forward.req,
             hops,
@@ -558,7 +564,7 @@ impl Chord {
 
     /// Ends lookup `id` with `reason`, if it has not ended.
     pub(crate) fn lookup_failed(&mut self, id: u64, reason: LookupError) -> Option<Finished> {
-        let lookup = self.lookups.remove(&id)?;
+        let lookup = self.take_lookup(id)?;
         Some(self.finish(lookup, Err(reason)))
     }
 

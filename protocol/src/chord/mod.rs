@@ -223,6 +223,10 @@ struct Settings {
     listen_addrs: SmallVec<[SocketAddr; 2]>,
 }
 
+/// Entries an empty table of lookups, forwards or requests keeps room for;
+/// a larger one, grown by a burst, gives the rest back when it empties.
+pub(crate) const KEPT_CAPACITY: usize = 7;
+
 /// The component (spec/chord.md §3).
 pub(crate) struct Chord {
     role: ChordRole,
@@ -348,6 +352,18 @@ impl Chord {
         let mut ids: Vec<NodeId> = self.fingers.iter().map(|(_, p)| p.id).collect();
         ids.dedup();
         ids
+    }
+
+    /// Lookup `id`, no longer in flight. The table gives its room back
+    /// when it empties: a lookup is 416 bytes, a burst of them (a join,
+    /// a table operation's retries) grows it, and a ring holds many idle
+    /// members.
+    fn take_lookup(&mut self, id: u64) -> Option<Lookup> {
+        let lookup = self.lookups.remove(&id);
+        if self.lookups.is_empty() && self.lookups.capacity() > KEPT_CAPACITY {
+            self.lookups.shrink_to(KEPT_CAPACITY);
+        }
+        lookup
     }
 
     /// Lookups in flight.
