@@ -7,7 +7,8 @@
 use tracing::debug;
 
 use crate::chord::{
-    Chord, ChordCommand, Timer as ChordTimer, ChordError, ChordRole, Finished, LookupError, LookupFor, RingCall,
+    Chord, ChordCommand, ChordError, ChordRole, Finished, LookupError, LookupFor, RingCall,
+    Timer as ChordTimer,
 };
 use crate::dht::{Dht, DhtCommand, DhtError, DhtStats};
 use crate::liveness::Liveness;

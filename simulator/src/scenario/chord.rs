@@ -72,8 +72,7 @@ use rand_core::{RngCore, SeedableRng};
 use ringmesh::{
     Accepted, ChordCommand, ChordConfig, ChordError, ChordEvent, CommandError, Config, DhtCommand,
     DhtConfig, DhtError, DhtEvent, DhtFailure, DhtKey, Duration, Event, Instant, LivenessConfig,
-    LookupError,
-    MeshConfig, NodeId, OpId, PeersConfig, PeersEvent, Security,
+    LookupError, MeshConfig, NodeId, OpId, PeersConfig, PeersEvent, Security,
 };
 
 use super::flood::peak_rss_mib;
@@ -85,8 +84,8 @@ use crate::engine::{NetModel, NodeIdx, NodeState, Observer, Sim, SimConfig};
 
 mod report;
 
-pub use report::{ChordReport, Phase};
 use report::percentile;
+pub use report::{ChordReport, Phase};
 
 type Error = Box<dyn std::error::Error>;
 
