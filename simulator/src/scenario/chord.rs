@@ -134,8 +134,9 @@ const HISTORY: Duration = Duration::from_secs(2);
 /// interval: at `Config::lan`'s 1 s they were 83% of a settled ring's
 /// frames.
 const IDLE_PING_INTERVAL: Duration = Duration::from_secs(5);
-/// Peer cache cells per node (`peers.max_known_peers`).
-const KNOWN_PEERS: usize = 128;
+/// Peer cache entries per node (`peers.max_known_peers`): what lookups
+/// taught; the ring keeps its pointers itself.
+const KNOWN_PEERS: usize = 32;
 /// Examples kept per kind of problem.
 const MAX_EXAMPLES: usize = 5;
 
