@@ -59,7 +59,13 @@
 //!    random member, and its true holders are asked whether they hold it.
 //!
 //! Nodes run [`Config::lan`] timings in plaintext, with no random overlay
-//! (`target_peers` 0): the ring keeps the links it needs itself.
+//! (`target_peers` 0): the ring keeps the links it needs itself. Idle
+//! links are pinged every [`IDLE_PING_INTERVAL`], not every second, and
+//! the peer cache holds [`KNOWN_PEERS`] entries (see each for why).
+//!
+//! The report says where a run went ([`ChordReport::phases`]: wall time,
+//! events and virtual time of each phase) and what the members sent;
+//! `benches/README.md` ("Chord runs") has the figures.
 
 use std::collections::BTreeMap;
 use std::time::Instant as WallClock;
