@@ -60,8 +60,8 @@
 //!
 //! Nodes run [`Config::lan`] timings in plaintext, with no random overlay
 //! (`target_peers` 0): the ring keeps the links it needs itself. Idle
-//! links are pinged every [`IDLE_PING_INTERVAL`], not every second, and
-//! the peer cache holds [`KNOWN_PEERS`] entries (see each for why).
+//! links are pinged every `IDLE_PING_INTERVAL` (5 s), not every second, and
+//! the peer cache holds `KNOWN_PEERS` (32) entries (see each for why).
 //!
 //! The report says where a run went ([`ChordReport::phases`]: wall time,
 //! events and virtual time of each phase) and what the members sent;
