@@ -7,11 +7,12 @@ use smallvec::SmallVec;
 
 use super::ring::{self, dist};
 use super::{
-    Chord, ChordError, ChordEvent, ChordRole, Finished, Found, Lookup, LookupError, LookupFor,
-    Pointer, RingCall, RingObserver, RouteStart, Timer,
+    Chord, ChordError, ChordEvent, ChordRole, FINGERS_MOVED_SPEEDUP, Finished, Found, Lookup,
+    LookupError, LookupFor, Pointer, RingCall, RingObserver, RouteStart, Timer,
 };
 use crate::cx::Cx;
 use crate::rpc::Outcome;
+use crate::time::Duration;
 use crate::wire::{
     ChordFindSuccessor, ChordReplyKind, ChordRoute, ChordRouteFound, ChordRouteKind,
     ChordRouteReply, Message,
@@ -650,7 +651,13 @@ impl Chord {
         if !self.is_member() {
             return;
         }
-        let at = cx.now() + self.settings.fix_fingers_interval;
+        let interval = self.settings.fix_fingers_interval;
+        let next = if core::mem::take(&mut self.fingers_moved) {
+            Duration::from_micros(interval.as_micros() / FINGERS_MOVED_SPEEDUP)
+        } else {
+            interval
+        };
+        let at = cx.now() + next;
         self.arm(cx, at, Timer::FixFingers);
         self.keep_routing_set(cx);
         let busy = self
@@ -701,9 +708,24 @@ impl Chord {
     }
 
     fn finger_found(&mut self, cx: &mut dyn Cx, i: u8, owner: Option<Pointer>) {
+        let before = self
+            .fingers
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map(|(_, p)| p.id);
         self.fingers.retain(|(j, _)| *j != i);
+        let kept = owner
+            .as_ref()
+            .map(|o| o.id)
+            .filter(|&o| o != cx.me() && !self.succs.iter().any(|s| s.id == o));
+        if kept != before {
+            // The ring moved under this finger: the next ones likely moved
+            // too (a member that just joined, a ring that grew), so the
+            // next tick comes sooner (§7.3).
+            self.fingers_moved = true;
+        }
         let Some(owner) = owner else { return };
-        if owner.id == cx.me() || self.succs.iter().any(|s| s.id == owner.id) {
+        if kept.is_none() {
             return;
         }
         let known = self.fingers.iter().any(|(_, f)| f.id == owner.id);
