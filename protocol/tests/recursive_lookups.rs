@@ -1,7 +1,8 @@
 //! Recursive lookups over the routing set (spec/chord.md §7.4), through the
 //! in-memory harness: a stable ring's lookups dial nothing and take about
-//! ½·log2 N hops, a lookup routes around a member that just died, and a
-//! peer flooding lookups cannot make a node hold more than its bound.
+//! ½·log2 N hops, a lookup routes around a member that just died, a
+//! peer flooding lookups cannot make a node hold more than its bound, and
+//! the links a growing ring leaves behind are closed.
 
 use ringmesh::testing::{Network, NodeIndex};
 use ringmesh::wire::{ChordRoute, Message};
@@ -283,4 +284,88 @@ fn a_peer_flooding_lookups_makes_a_node_hold_at_most_its_bound() {
     let key = NodeId::from_u128(far);
     let (found, _) = lookup(&mut net, victim, key);
     assert_eq!(found, owner(&net, &live, key));
+}
+
+/// The nodes `i` keeps connections to for the ring: its successors, its
+/// predecessor and its fingers.
+fn routing_set(net: &Network, i: NodeIndex) -> Vec<NodeId> {
+    let node = net.node(i);
+    let mut set = node.chord_successors();
+    set.extend(node.chord_predecessor());
+    set.extend(node.chord_fingers());
+    set
+}
+
+/// Connections that neither end needs for its routing set, but for
+/// those in `wanted` (asked for by the application: kept on purpose).
+fn stale_links(
+    net: &Network,
+    n: usize,
+    wanted: &[(NodeIndex, NodeIndex)],
+) -> Vec<(NodeIndex, NodeId)> {
+    let sets: Vec<Vec<NodeId>> = (0..n).map(|i| routing_set(net, i)).collect();
+    let index_of = |id: NodeId| (0..n).find(|&j| net.node(j).node_id() == id);
+    let mut stale = Vec::new();
+    for (i, set) in sets.iter().enumerate() {
+        let me = net.node(i).node_id();
+        for peer in net.node(i).connected_peers() {
+            let j = index_of(peer);
+            let theirs = j.is_some_and(|j| sets[j].contains(&me));
+            let asked = j.is_some_and(|j| wanted.contains(&(i, j)) || wanted.contains(&(j, i)));
+            if !set.contains(&peer) && !theirs && !asked {
+                stale.push((i, peer));
+            }
+        }
+    }
+    stale
+}
+
+#[test]
+fn links_a_growing_ring_leaves_behind_are_closed() {
+    // 16 founders, then 48 joiners: each join pushes a member out of some
+    // successor lists and moves some fingers, so the routing sets change
+    // under every member.
+    let founders = 16;
+    let n = 64;
+    let mut net = founded_ring(founders, |_| config());
+    // Each joiner dials the member it joins through, as an application
+    // would: that connection is wanted, and kept.
+    let mut wanted = Vec::new();
+    for j in founders..n {
+        net.add_node(config(), secret(j), 9000 + j as u64)
+            .expect("valid config");
+        let via = (j * 5) % founders;
+        let via_id = net.node(via).node_id();
+        net.connect(j, via).expect("dial");
+        wanted.push((j, via));
+        net.settle();
+        net.command(j, ChordCommand::Join { via: Some(via_id) })
+            .expect("join");
+        net.run_for(Duration::from_millis(500));
+    }
+    // The ring settles, and a pass of fix-fingers ticks (2 s each) sees
+    // every routing set as it now is.
+    net.run_for(Duration::from_secs(60));
+    let stale = stale_links(&net, n, &wanted);
+    assert!(
+        stale.is_empty(),
+        "{} connections neither end needs, e.g. {:?}",
+        stale.len(),
+        &stale[..stale.len().min(5)]
+    );
+    // Every member still reaches its whole routing set over open
+    // connections: no link the ring uses was closed.
+    for i in 0..n {
+        let up = net.node(i).connected_peers();
+        for p in routing_set(&net, i) {
+            assert!(up.contains(&p), "node {i} lost its link to pointer {p}");
+        }
+    }
+    let live: Vec<NodeIndex> = (0..n).collect();
+    for k in 0..50u64 {
+        let from = (k as usize * 11) % n;
+        let key = key(k + 1000);
+        let (found, _) = lookup(&mut net, from, key);
+        assert_eq!(found, owner(&net, &live, key), "lookup {k} from {from}");
+    }
 }

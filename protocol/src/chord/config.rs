@@ -18,7 +18,8 @@ pub struct ChordConfig {
     /// that misses it is taken as dead (4 s; 1 s in [`ChordConfig::lan`]).
     pub request_timeout: Duration,
     /// One finger is refreshed per tick (10 s; 2 s in
-    /// [`ChordConfig::lan`]).
+    /// [`ChordConfig::lan`]); after a tick that moved its finger, the next
+    /// comes after a quarter of it (spec/chord.md §7.3).
     pub fix_fingers_interval: Duration,
     /// Requests one lookup may send, retries included. Default 64.
     pub max_hops: u32,

@@ -7,11 +7,12 @@ use smallvec::SmallVec;
 
 use super::ring::{self, dist};
 use super::{
-    Chord, ChordError, ChordEvent, ChordRole, Finished, Found, Lookup, LookupError, LookupFor,
-    Pointer, RingCall, RingObserver, RouteStart, Timer,
+    Chord, ChordError, ChordEvent, ChordRole, FINGERS_MOVED_SPEEDUP, Finished, Found, Lookup,
+    LookupError, LookupFor, Pointer, RingCall, RingObserver, RouteStart, Timer,
 };
 use crate::cx::Cx;
 use crate::rpc::Outcome;
+use crate::time::Duration;
 use crate::wire::{
     ChordFindSuccessor, ChordReplyKind, ChordRoute, ChordRouteFound, ChordRouteKind,
     ChordRouteReply, Message,
@@ -189,7 +190,7 @@ impl Chord {
                 };
                 let lookup = self.lookups.get_mut(&id)?;
                 let hops = lookup.hops;
-                let lookup = self.lookups.remove(&id)?;
+                let lookup = self.take_lookup(id)?;
                 let found = Found {
                     list,
                     by: peer,
@@ -244,7 +245,7 @@ impl Chord {
                 let key = self.lookups.get(&id)?.key;
                 if let Some(found) = self.past_silent_successor(cx, peer.id, key) {
                     self.stats.route_retries += 1;
-                    let lookup = self.lookups.remove(&id)?;
+                    let lookup = self.take_lookup(id)?;
                     let found = Found {
                         list: found.entries,
                         by: found.by,
@@ -263,7 +264,7 @@ impl Chord {
                 let key = self.lookups.get(&id)?.key;
                 let next = match self.local_answer(&*cx, key) {
                     Ok(found) => {
-                        let lookup = self.lookups.remove(&id)?;
+                        let lookup = self.take_lookup(id)?;
                         return Some(self.finish(lookup, Ok(found)));
                     }
                     Err(next) => next,
@@ -288,7 +289,7 @@ impl Chord {
         {
             return self.route_fallback(cx, id);
         }
-        let lookup = self.lookups.remove(&id)?;
+        let lookup = self.take_lookup(id)?;
         let found = Found {
             list,
             by: found.by,
@@ -328,7 +329,7 @@ impl Chord {
             // The ring changed meanwhile: the key is now just after this
             // node.
             Ok(found) => {
-                let lookup = self.lookups.remove(&id)?;
+                let lookup = self.take_lookup(id)?;
                 return Some(self.finish(lookup, Ok(found)));
             }
             Err(next) => next,
@@ -542,6 +543,12 @@ impl Chord {
                 self.forwards_by_peer.remove(&forward.from);
             }
         }
+        if self.forwards.is_empty() && self.forwards.capacity() > super::KEPT_CAPACITY {
+            // A burst of forwards grew the tables; an idle member gives
+            // the room back (a ring holds many idle members).
+            self.forwards.shrink_to(super::KEPT_CAPACITY);
+            self.forwards_by_peer.shrink_to(super::KEPT_CAPACITY);
+        }
         let reply = ChordRouteReply {
             req: forward.req,
             hops,
@@ -558,7 +565,7 @@ impl Chord {
 
     /// Ends lookup `id` with `reason`, if it has not ended.
     pub(crate) fn lookup_failed(&mut self, id: u64, reason: LookupError) -> Option<Finished> {
-        let lookup = self.lookups.remove(&id)?;
+        let lookup = self.take_lookup(id)?;
         Some(self.finish(lookup, Err(reason)))
     }
 
@@ -644,7 +651,13 @@ impl Chord {
         if !self.is_member() {
             return;
         }
-        let at = cx.now() + self.settings.fix_fingers_interval;
+        let interval = self.settings.fix_fingers_interval;
+        let next = if core::mem::take(&mut self.fingers_moved) {
+            Duration::from_micros(interval.as_micros() / FINGERS_MOVED_SPEEDUP)
+        } else {
+            interval
+        };
+        let at = cx.now() + next;
         self.arm(cx, at, Timer::FixFingers);
         self.keep_routing_set(cx);
         let busy = self
@@ -695,9 +708,24 @@ impl Chord {
     }
 
     fn finger_found(&mut self, cx: &mut dyn Cx, i: u8, owner: Option<Pointer>) {
+        let before = self
+            .fingers
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map(|(_, p)| p.id);
         self.fingers.retain(|(j, _)| *j != i);
+        let kept = owner
+            .as_ref()
+            .map(|o| o.id)
+            .filter(|&o| o != cx.me() && !self.succs.iter().any(|s| s.id == o));
+        if kept != before {
+            // The ring moved under this finger: the next ones likely moved
+            // too (a member that just joined, a ring that grew), so the
+            // next tick comes sooner (§7.3).
+            self.fingers_moved = true;
+        }
         let Some(owner) = owner else { return };
-        if owner.id == cx.me() || self.succs.iter().any(|s| s.id == owner.id) {
+        if kept.is_none() {
             return;
         }
         let known = self.fingers.iter().any(|(_, f)| f.id == owner.id);

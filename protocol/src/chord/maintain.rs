@@ -343,6 +343,9 @@ impl Chord {
         match outcome {
             Outcome::Reply(Message::ChordState(state)) if !dead => {
                 let me = cx.me();
+                // s1 names this node its predecessor already: a notify
+                // would change nothing (§6.2, step 3).
+                let named = state.pred.as_ref().is_some_and(|p| p.id == me);
                 let list = self.clip(me, core::iter::once(s1.clone()).chain(state.succs));
                 let list = self.puzzle_prefix(list);
                 self.set_succs(list);
@@ -361,6 +364,7 @@ impl Chord {
                         let req = self.ask_state(cx, p, RingCall::StabilizePred);
                         self.stabilizing = Some(req);
                     }
+                    None if named => {}
                     None => self.notify(cx, s1),
                 }
                 obs.ring_changed(cx, self);

@@ -223,6 +223,15 @@ struct Settings {
     listen_addrs: SmallVec<[SocketAddr; 2]>,
 }
 
+/// A fix-fingers tick comes this many times sooner after one that moved a
+/// finger (spec/chord.md §7.3): a table that is still wrong is fixed in a
+/// quarter of the time, a stable one costs no more.
+pub(crate) const FINGERS_MOVED_SPEEDUP: u64 = 4;
+
+/// Entries an empty table of lookups, forwards or requests keeps room for;
+/// a larger one, grown by a burst, gives the rest back when it empties.
+pub(crate) const KEPT_CAPACITY: usize = 7;
+
 /// The component (spec/chord.md §3).
 pub(crate) struct Chord {
     role: ChordRole,
@@ -249,6 +258,10 @@ pub(crate) struct Chord {
     waiting_notifier: Option<Pointer>,
     /// The finger index the next fix-fingers tick starts from.
     next_finger: u8,
+    /// The last finger fixed had moved (another owner, or none where
+    /// there was one): the next tick comes `FINGERS_MOVED_SPEEDUP` times
+    /// sooner (§7.3).
+    fingers_moved: bool,
     lookups: HashMap<u64, Lookup, FixedState>,
     /// Peers' recursive lookups held, by the id of the call forwarding
     /// each (at most `chord.max_forwards`).
@@ -294,6 +307,7 @@ impl Chord {
             checking: None,
             waiting_notifier: None,
             next_finger: 127,
+            fingers_moved: false,
             lookups: HashMap::with_hasher(hasher.clone()),
             forwards: HashMap::with_hasher(hasher.clone()),
             forwards_by_peer: HashMap::with_hasher(hasher.clone()),
@@ -350,6 +364,18 @@ impl Chord {
         ids
     }
 
+    /// Lookup `id`, no longer in flight. The table gives its room back
+    /// when it empties: a lookup is 416 bytes, a burst of them (a join,
+    /// a table operation's retries) grows it, and a ring holds many idle
+    /// members.
+    fn take_lookup(&mut self, id: u64) -> Option<Lookup> {
+        let lookup = self.lookups.remove(&id);
+        if self.lookups.is_empty() && self.lookups.capacity() > KEPT_CAPACITY {
+            self.lookups.shrink_to(KEPT_CAPACITY);
+        }
+        lookup
+    }
+
     /// Lookups in flight.
     pub(crate) fn lookups_in_flight(&self) -> usize {
         self.lookups.len()
@@ -376,9 +402,32 @@ impl Chord {
     }
 
     /// Whether this node needs its connection to `peer`: in the routing
-    /// set, or a ring request to it is in flight.
+    /// set, a ring request to it is in flight, or it waits for the answer
+    /// of a recursive lookup this node holds for it.
     pub(crate) fn needs(&self, peer: NodeId) -> bool {
-        self.in_routing_set(peer) || self.rpc.has_call_to(peer)
+        self.in_routing_set(peer)
+            || self.rpc.has_call_to(peer)
+            || self.forwards_by_peer.contains_key(&peer)
+    }
+
+    /// The peers this member dialled that it no longer needs (§4): nodes
+    /// that left its routing set (a finger replaced, a successor pushed
+    /// out of the list by a joiner) and that no ring request waits for,
+    /// in id order. The router closes them unless another component needs
+    /// them. Only connections this node dialled: one it accepted is the
+    /// dialler's to close (the dialler needed it, and may still).
+    pub(crate) fn unneeded_links(&self, cx: &dyn Cx) -> Vec<NodeId> {
+        if !self.is_member() {
+            return Vec::new();
+        }
+        let mut unneeded = Vec::new();
+        cx.for_each_link(&mut |peer, conn| {
+            if conn.is_outbound() && !self.needs(peer) {
+                unneeded.push(peer);
+            }
+        });
+        unneeded.sort_unstable();
+        unneeded
     }
 
     /// A client's request to a ring member: `build(req)` goes to `to`

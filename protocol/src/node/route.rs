@@ -8,6 +8,7 @@ use tracing::debug;
 
 use crate::chord::{
     Chord, ChordCommand, ChordError, ChordRole, Finished, LookupError, LookupFor, RingCall,
+    Timer as ChordTimer,
 };
 use crate::dht::{Dht, DhtCommand, DhtError, DhtStats};
 use crate::liveness::Liveness;
@@ -323,6 +324,20 @@ impl Parts {
         }
     }
 
+    /// Closes the connections chord dialled to nodes that left its routing
+    /// set, unless messages wait for them (spec/chord.md §4): once per
+    /// fix-fingers tick, so the links a growing ring leaves behind do not
+    /// pile up (each costs its pings and its memory on both ends).
+    fn release_unneeded(&mut self, net: &mut Net) {
+        let Some(ring) = self.ring.as_deref() else {
+            return;
+        };
+        for peer in ring.chord.unneeded_links(net) {
+            let needed = self.messaging.is_waiting_for(peer);
+            net.release(peer, needed, self);
+        }
+    }
+
     /// A lookup ended: close the connections it opened that nothing needs,
     /// then hand its result to whatever started it.
     fn lookup_finished(&mut self, net: &mut Net, finished: Finished) {
@@ -387,12 +402,20 @@ impl Parts {
                 }
             }
             Queue::Chord => {
+                let mut finished = None;
+                let mut fix_fingers = false;
                 if let Some(Ring { chord, dht }) = self.ring.as_deref_mut()
                     && let Some(timer) = chord.timers.pop()
                     && chord.is_live(&timer)
-                    && let Some(finished) = chord.fire(net, dht, timer)
                 {
+                    fix_fingers = matches!(timer, ChordTimer::FixFingers);
+                    finished = chord.fire(net, dht, timer);
+                }
+                if let Some(finished) = finished {
                     self.lookup_finished(net, finished);
+                }
+                if fix_fingers {
+                    self.release_unneeded(net);
                 }
             }
             Queue::RingCalls => {

@@ -89,6 +89,9 @@ pub(crate) struct Done<C> {
     pub(crate) sent_at: Instant,
 }
 
+/// Calls an empty table keeps room for (see [`Rpc::take`]).
+const KEPT_CALLS: usize = 7;
+
 struct Call<C> {
     peer: PeerEntry,
     client: C,
@@ -302,6 +305,11 @@ impl<C> Rpc<C> {
     /// Ends call `id` with `outcome`, if it has not ended.
     pub(crate) fn take(&mut self, id: u64, outcome: Outcome) -> Option<Done<C>> {
         let call = self.calls.remove(&id)?;
+        if self.calls.is_empty() && self.calls.capacity() > KEPT_CALLS {
+            // A burst of calls grew the table; an idle node gives the room
+            // back (a simulation holds many idle nodes).
+            self.calls.shrink_to(KEPT_CALLS);
+        }
         Some(Done {
             id,
             peer: call.peer,

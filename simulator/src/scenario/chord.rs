@@ -59,7 +59,13 @@
 //!    random member, and its true holders are asked whether they hold it.
 //!
 //! Nodes run [`Config::lan`] timings in plaintext, with no random overlay
-//! (`target_peers` 0): the ring keeps the links it needs itself.
+//! (`target_peers` 0): the ring keeps the links it needs itself. Idle
+//! links are pinged every `IDLE_PING_INTERVAL` (5 s), not every second, and
+//! the peer cache holds `KNOWN_PEERS` (32) entries (see each for why).
+//!
+//! The report says where a run went ([`ChordReport::phases`]: wall time,
+//! events and virtual time of each phase) and what the members sent;
+//! `benches/README.md` ("Chord runs") has the figures.
 
 use std::collections::BTreeMap;
 use std::time::Instant as WallClock;
@@ -71,8 +77,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use ringmesh::{
     Accepted, ChordCommand, ChordConfig, ChordError, ChordEvent, CommandError, Config, DhtCommand,
-    DhtConfig, DhtError, DhtEvent, DhtFailure, DhtKey, Duration, Event, Instant, LookupError,
-    MeshConfig, NodeId, OpId, PeersConfig, PeersEvent, Security,
+    DhtConfig, DhtError, DhtEvent, DhtFailure, DhtKey, Duration, Event, Instant, LivenessConfig,
+    LookupError, MeshConfig, NodeId, OpId, PeersConfig, PeersEvent, Security,
 };
 
 use super::flood::peak_rss_mib;
@@ -84,8 +90,8 @@ use crate::engine::{NetModel, NodeIdx, NodeState, Observer, Sim, SimConfig};
 
 mod report;
 
-pub use report::ChordReport;
 use report::percentile;
+pub use report::{ChordReport, Phase};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -126,6 +132,17 @@ const FINGER_SAMPLE: usize = 64;
 const FINGERS_SETTLED: f64 = 0.9;
 /// How far back [`BestHistory`] reaches (far beyond a trip).
 const HISTORY: Duration = Duration::from_secs(2);
+/// How long a link stays idle before liveness pings it. The ring finds
+/// its dead members itself (a first successor by stabilization's request
+/// timeout, a predecessor by rectify's probe, a finger by the lookup hop
+/// that times out on it), so pings only catch deaths on links nothing
+/// uses; and each idle link costs both ends a ping and a pong per
+/// interval: at `Config::lan`'s 1 s they were 83% of a settled ring's
+/// frames.
+const IDLE_PING_INTERVAL: Duration = Duration::from_secs(5);
+/// Peer cache entries per node (`peers.max_known_peers`): what lookups
+/// taught; the ring keeps its pointers itself.
+const KNOWN_PEERS: usize = 32;
 /// Examples kept per kind of problem.
 const MAX_EXAMPLES: usize = 5;
 
@@ -383,6 +400,8 @@ struct Driver<'a, P> {
     within_constraint: bool,
     report: ChordReport,
     lookup_ms_sum: f64,
+    /// Where the current phase began: wall clock, events, virtual time.
+    phase_start: (WallClock, u64, Instant),
 }
 
 impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
@@ -399,6 +418,10 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
                 // random overlay, no peer exchange.
                 target_peers: 0,
                 peer_exchange_size: 0,
+                // The ring's pointers carry their own addresses; the cache
+                // holds what lookups taught, and its cells are allocated
+                // whole (1,024 by default: 32 KiB a node).
+                max_known_peers: KNOWN_PEERS,
                 ..Config::lan().peers
             },
             mesh: MeshConfig {
@@ -414,6 +437,10 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
                 replicas: r.min(3),
                 ..DhtConfig::lan()
             }),
+            liveness: LivenessConfig {
+                ping_interval: IDLE_PING_INTERVAL,
+                ..Config::lan().liveness
+            },
             ..Config::lan()
         };
         let sim = Sim::with_observer(
@@ -464,29 +491,51 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             within_constraint: true,
             report,
             lookup_ms_sum: 0.0,
+            phase_start: (WallClock::now(), 0, Instant::ZERO),
         }
     }
 
     fn run(mut self) -> Result<ChordReport, Error> {
         self.build()?;
+        self.end_phase("build");
         self.settle_fingers();
+        self.end_phase("fingers");
         if self.params.keys > 0 {
             self.put_keys()?;
+            self.end_phase("put");
         }
         if self.params.fail_fraction > 0.0 {
             self.mass_failure();
+            self.end_phase("failure");
         }
         if let Some(d) = self.params.partition_for {
             self.partition(d);
+            self.end_phase("partition");
         }
         self.run_lookups()?;
+        self.end_phase("lookups");
         self.quiet();
+        self.end_phase("quiet");
         if self.params.keys > 0 {
             self.get_keys()?;
+            self.end_phase("get");
         }
         self.check();
         self.report.ideal = self.last_ideal;
         Ok(self.finish())
+    }
+
+    /// Records what the phase that ends now cost.
+    fn end_phase(&mut self, name: &'static str) {
+        let (wall, events, at) = self.phase_start;
+        let now = (WallClock::now(), self.sim.stats().events, self.sim.now());
+        self.report.phases.push(Phase {
+            name,
+            virtual_ms: (now.2 - at).as_micros() as f64 / 1e3,
+            events: now.1 - events,
+            wall_ms: now.0.duration_since(wall).as_secs_f64() * 1e3,
+        });
+        self.phase_start = now;
     }
 
     fn id(&self, i: NodeIdx) -> u128 {
@@ -1264,12 +1313,27 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
                 ));
             }
         }
+        if hops >= 2 && self.last_hop_connected(node, issued.key) {
+            self.report.lookup_last_hop_connected += 1;
+        }
         let h = hops as usize;
         if self.report.hops_histogram.len() <= h {
             self.report.hops_histogram.resize(h + 1, 0);
         }
         self.report.hops_histogram[h] += 1;
         self.lookup_ms_sum += (at - issued.at).as_micros() as f64 / 1e3;
+    }
+
+    /// Whether the member that answers a lookup of `key` (the live member
+    /// before it) holds a session to `asker`.
+    fn last_hop_connected(&self, asker: NodeIdx, key: u128) -> bool {
+        let Some(&by) = self.truth.predecessors(key, 1).first() else {
+            return false;
+        };
+        let by = NodeId::from_u128(by);
+        self.sim
+            .node(asker)
+            .is_some_and(|n| n.connected_peers().contains(&by))
     }
 
     fn exp_delay(&mut self, rate: f64) -> Duration {
@@ -1360,6 +1424,23 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
         Ok(())
     }
 
+    /// What the live members sent, and the links they hold at the end.
+    fn count_traffic(&mut self) {
+        let r = &mut self.report;
+        let mut links = 0usize;
+        for i in self.sim.live_nodes() {
+            let Some(node) = self.sim.node(i) else {
+                continue;
+            };
+            let stats = node.stats();
+            r.frames_sent += stats.peers.frames_sent;
+            r.pings_sent += stats.liveness.pings_sent;
+            r.route_retries += stats.chord.route_retries;
+            links += node.peer_count();
+        }
+        r.mean_links = links as f64 / self.truth.len().max(1) as f64;
+    }
+
     /// Dials made so far and recursive lookups fallen back to iterative,
     /// summed over the live nodes (those that crashed take theirs along).
     fn dials_and_fallbacks(&self) -> (u64, u64) {
@@ -1386,6 +1467,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
     }
 
     fn finish(mut self) -> ChordReport {
+        self.count_traffic();
         let r = &mut self.report;
         let done: u64 = r.hops_histogram.iter().sum();
         if done > 0 {

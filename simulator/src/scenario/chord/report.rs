@@ -56,6 +56,11 @@ pub struct ChordReport {
     /// first lookup issued to the last answered): a stable ring's lookups
     /// travel over kept connections and dial nothing.
     pub lookup_dials: u64,
+    /// Completed lookups of two hops or more whose last hop (the member
+    /// before the key, which answers) held a session to the asker when the
+    /// answer arrived: those that could have answered it straight, without
+    /// a dial (spec/chord.md §7.4).
+    pub lookup_last_hop_connected: u64,
     /// Recursive lookups that fell back to asking hop by hop
     /// (`ChordStats::route_fallbacks`, summed over the live members at the
     /// end of the lookup phase).
@@ -140,8 +145,20 @@ pub struct ChordReport {
     pub ideal: bool,
     /// Virtual time of the whole run.
     pub virtual_ms: f64,
+    /// Frames the live members sent over the run (pings and pongs
+    /// included).
+    pub frames_sent: u64,
+    /// Pings the live members sent over the run (each answered by a pong).
+    pub pings_sent: u64,
+    /// Recursive lookups the live members forwarded again after a next
+    /// hop failed (`ChordStats::route_retries`).
+    pub route_retries: u64,
+    /// Peers each live member is connected to at the end, on average.
+    pub mean_links: f64,
     /// Simulator events processed (whole run).
     pub events: u64,
+    /// Where the run's time and events went, phase by phase, in order.
+    pub phases: Vec<Phase>,
     /// Wall-clock time of the whole run.
     pub wall_ms: f64,
     /// Peak resident memory of the process, MiB (Linux; 0 elsewhere).
@@ -154,6 +171,20 @@ pub struct ChordReport {
     pub(super) ok: bool,
     /// The command that replays this run.
     pub replay: String,
+}
+
+/// One phase of a run: what it cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Phase {
+    /// `build`, `fingers`, `put`, `failure`, `partition`, `lookups`,
+    /// `quiet` or `get`.
+    pub name: &'static str,
+    /// Virtual time it covered.
+    pub virtual_ms: f64,
+    /// Simulator events it processed.
+    pub events: u64,
+    /// Wall-clock time it took.
+    pub wall_ms: f64,
 }
 
 impl ChordReport {
@@ -279,7 +310,7 @@ impl fmt::Display for ChordReport {
             "  lookups {}: {} correct ({} transitional), {} incorrect, {} failed, {} lost \
              (success {:.4})\n  \
              hops mean {:.2} (½·log2 N = {:.2}), p50 {}, p99 {}, max {}; {:.0} ms mean; \
-             {} dials, {} fallbacks during lookups\n  \
+             {} dials, {} fallbacks during lookups; {} answered by a last hop connected to the asker\n  \
              invariants: {} checks, {} violations ({} while forming, {} outside the contract)\n",
             self.lookups,
             self.lookup_correct,
@@ -296,6 +327,7 @@ impl fmt::Display for ChordReport {
             self.lookup_ms_mean,
             self.lookup_dials,
             self.lookup_fallbacks,
+            self.lookup_last_hop_connected,
             self.invariant_checks,
             self.invariant_violations,
             self.forming_violations,
@@ -316,17 +348,32 @@ impl fmt::Display for ChordReport {
         write!(
             f,
             "  ideal at the end: {} ({} members, {} orphaned events)\n  \
-             {} events in {:.0} ms wall ({:.0} ms virtual), peak RSS {:.0} MiB\n  \
-             trace {}\n",
+             {:.1} links per member, {} frames sent ({} pings), {} route retries\n  \
+             {} events in {:.0} ms wall ({:.0} ms virtual), peak RSS {:.0} MiB\n",
             self.ideal,
             self.final_members,
             self.orphaned,
+            self.mean_links,
+            self.frames_sent,
+            self.pings_sent,
+            self.route_retries,
             self.events,
             self.wall_ms,
             self.virtual_ms,
             self.peak_rss_mib,
-            self.trace_hash,
         )?;
+        let phases: Vec<String> = self
+            .phases
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {:.0} ms wall, {} events, {:.0} ms virtual",
+                    p.name, p.wall_ms, p.events, p.virtual_ms
+                )
+            })
+            .collect();
+        writeln!(f, "  phases: {}", phases.join("; "))?;
+        writeln!(f, "  trace {}", self.trace_hash)?;
         for line in self
             .violation_examples
             .iter()
