@@ -139,6 +139,54 @@ fn founders_start_in_the_ideal_ring_without_a_message() {
     assert_eq!(not_ideal(&net, &live, r), Vec::<NodeIndex>::new());
 }
 
+/// The ideal fingers of `me` in the ring `ids` (sorted) with lists of `r`:
+/// the first member at or after me + 2^b, for every b whose target lies
+/// past the successor list, without self and the successors.
+fn ideal_fingers(ids: &[u128], me: u128, r: usize) -> Vec<u128> {
+    let n = ids.len();
+    let k = ids.binary_search(&me).expect("a member");
+    let succs: Vec<u128> = (1..=r).map(|d| ids[(k + d) % n]).collect();
+    let last = succs[r - 1];
+    let past_list = |t: u128| t.wrapping_sub(me) > last.wrapping_sub(me) || t == me;
+    let mut want: Vec<u128> = (0..128u32)
+        .map(|b| me.wrapping_add(1u128 << b))
+        .filter(|&t| past_list(t))
+        .map(|t| ids[ids.partition_point(|&id| id < t) % n])
+        .filter(|f| *f != me && !succs.contains(f))
+        .collect();
+    want.sort_unstable();
+    want.dedup();
+    want
+}
+
+#[test]
+fn founders_start_with_the_ideal_fingers_of_the_founded_ring() {
+    // §5.1: the fingers of the ring the list shows, not fixed later by
+    // lookups that only the successors could route.
+    let (n, r) = (40, 3);
+    let mut net = network(n, |_| config(r));
+    net.found_ring(0..n).expect("found");
+    let mut ids: Vec<u128> = (0..n).map(|i| net.node(i).node_id().as_u128()).collect();
+    ids.sort_unstable();
+    let mut with_fingers = 0;
+    for i in 0..n {
+        let me = net.node(i).node_id().as_u128();
+        let mut got: Vec<u128> = net
+            .node(i)
+            .chord_fingers()
+            .iter()
+            .map(|f| f.as_u128())
+            .collect();
+        got.sort_unstable();
+        got.dedup();
+        let want = ideal_fingers(&ids, me, r);
+        assert_eq!(got, want, "node {i}");
+        with_fingers += usize::from(!got.is_empty());
+    }
+    // 40 members and lists of 3: every member has fingers to hold.
+    assert_eq!(with_fingers, n);
+}
+
 #[test]
 fn a_ring_grown_by_joins_through_one_node_becomes_ideal() {
     for (n, r, spacing) in [(3, 4, 2000), (12, 4, 300), (20, 3, 0)] {

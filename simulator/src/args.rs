@@ -176,6 +176,10 @@ pub(crate) struct ChordArgs {
     /// rings must merge.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) partition_for: Option<Duration>,
+    /// Found the ring at once (each node given its neighbourhood) instead
+    /// of growing it by joins: for rings of 100,000 members and more.
+    #[arg(long)]
+    pub(crate) founded: bool,
     #[command(flatten)]
     pub(crate) output: Output,
 }
@@ -349,6 +353,7 @@ impl ChordArgs {
             seed: self.seed,
             unconstrained: self.unconstrained,
             partition_for: self.partition_for,
+            founded: self.founded,
             ..ChordParams::default()
         }
     }

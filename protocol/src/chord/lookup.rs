@@ -707,7 +707,7 @@ impl Chord {
         }
     }
 
-    fn finger_found(&mut self, cx: &mut dyn Cx, i: u8, owner: Option<Pointer>) {
+    pub(super) fn finger_found(&mut self, cx: &mut dyn Cx, i: u8, owner: Option<Pointer>) {
         let before = self
             .fingers
             .iter()

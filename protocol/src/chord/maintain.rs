@@ -64,6 +64,22 @@ impl Chord {
             .collect();
         self.set_succs(succs);
         self.pred = Some(founders[(i + n - 1) % n].clone());
+        // The fingers of the founded ring, as far as the list shows it:
+        // the first founder at or after each target beyond the successor
+        // list (the ideal fingers when every founder is listed). A node
+        // given only its neighbourhood and its fingers (a simulated
+        // million-member ring) starts with them too, instead of fixing
+        // its far fingers by lookups that only its successors can route.
+        let me = cx.me().as_u128();
+        let last = self.succs.last().map_or(me, |p| p.id.as_u128());
+        for bit in (0..128u8).rev() {
+            let target = me.wrapping_add(1u128 << bit);
+            if ring::in_half_open(me, target, last) {
+                break;
+            }
+            let at = founders.partition_point(|f| f.id.as_u128() < target) % n;
+            self.finger_found(cx, bit, Some(founders[at].clone()));
+        }
         self.become_member(cx, obs, false);
         Ok(Accepted::Done)
     }

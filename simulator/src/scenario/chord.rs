@@ -75,6 +75,7 @@ use foldhash::fast::FixedState;
 use hashbrown::{HashMap, HashSet};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
+use ringmesh::wire::PeerEntry;
 use ringmesh::{
     Accepted, ChordCommand, ChordConfig, ChordError, ChordEvent, CommandError, Config, DhtCommand,
     DhtConfig, DhtError, DhtEvent, DhtFailure, DhtKey, Duration, Event, Instant, LivenessConfig,
@@ -174,6 +175,13 @@ pub struct ChordParams {
     /// keys are stored and any mass failure is repaired), then heal it: the
     /// two rings must merge into one (§6.7).
     pub partition_for: Option<Duration>,
+    /// Found the ring at once instead of growing it by joins: every node
+    /// gets `ChordCommand::Found` with only its neighbourhood (its
+    /// predecessor, itself and its `r` successors in the ideal ring), from
+    /// which it takes its place (spec/chord.md §5.1); no list of all
+    /// members is built, so a million members cost `r + 2` entries each.
+    /// The fingers start empty and are fixed as in a grown ring.
+    pub founded: bool,
 }
 
 impl ChordParams {
@@ -189,6 +197,9 @@ impl ChordParams {
         }
         if let Some(d) = self.partition_for {
             line.push_str(&format!(" --partition-for {}ms", d.as_millis()));
+        }
+        if self.founded {
+            line.push_str(" --founded");
         }
         line
     }
@@ -207,6 +218,7 @@ impl Default for ChordParams {
             net: NetModel::default(),
             unconstrained: false,
             partition_for: None,
+            founded: false,
         }
     }
 }
@@ -496,7 +508,11 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
     }
 
     fn run(mut self) -> Result<ChordReport, Error> {
-        self.build()?;
+        if self.params.founded {
+            self.found()?;
+        } else {
+            self.build()?;
+        }
         self.end_phase("build");
         self.settle_fingers();
         self.end_phase("fingers");
@@ -818,6 +834,64 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             self.advance_by(SLICE);
             (self.progress)("joining", self.truth.len() as u64, u64::from(n));
         }
+        let ideal = self.wait_ideal(IDEAL_CAP, "stabilizing");
+        self.report.ideal_after_build = ideal.is_some();
+        self.report.build_ms = self.elapsed_ms(Instant::ZERO);
+        Ok(())
+    }
+
+    /// `--founded`: all nodes at once, each founding the ring with its own
+    /// neighbourhood (its predecessor, itself and its `r` successors), then
+    /// a wait until the ring is ideal (the members link up by
+    /// stabilization).
+    fn found(&mut self) -> Result<(), Error> {
+        let n = self.params.nodes;
+        let r = self.params.r;
+        if (n as usize) < r + 2 {
+            return Err(format!("--founded needs at least r + 2 = {} nodes", r + 2).into());
+        }
+        self.sim.reserve(n as usize, n as usize * (2 * r + 16));
+        let config = self.config.clone();
+        let progress = &mut self.progress;
+        let range = self.sim.add_nodes(&config, n, |done| {
+            progress("identities", u64::from(done), u64::from(n))
+        })?;
+        let mut ring: Vec<(NodeId, NodeIdx)> = range.map(|i| (self.sim.id(i), i)).collect();
+        ring.sort_unstable();
+        let entry = |k: usize| {
+            let (id, i) = ring[k % ring.len()];
+            PeerEntry {
+                id,
+                addrs: [crate::engine::addr_of(i)].into_iter().collect(),
+            }
+        };
+        let len = ring.len();
+        let ids: Vec<u128> = ring.iter().map(|(id, _)| id.as_u128()).collect();
+        for k in 0..len {
+            let mut founders: Vec<PeerEntry> = (len + k - 1..=len + k + r).map(entry).collect();
+            // And its fingers: the first member at or after me + 2^b for
+            // every b whose target lies past the successor list.
+            let me = ids[k];
+            let last = ids[(k + r) % len];
+            let mut fingers: Vec<usize> = (0..128u32)
+                .rev()
+                .map(|b| me.wrapping_add(1u128 << b))
+                .take_while(|&t| !in_half_open(me, t, last))
+                .map(|t| ids.partition_point(|&id| id < t) % len)
+                .collect();
+            fingers.sort_unstable();
+            fingers.dedup();
+            let window = |f: usize| (0..=r + 1).any(|d| (len + k - 1 + d) % len == f);
+            founders.extend(fingers.into_iter().filter(|&f| !window(f)).map(entry));
+            let (id, i) = ring[k];
+            self.sim.command(i, ChordCommand::Found { founders })?;
+            self.truth.add(i, id.as_u128());
+            if k % 8192 == 0 {
+                (self.progress)("founding", k as u64, len as u64);
+            }
+        }
+        self.formed = true;
+        self.report.formed_ms = Some(0.0);
         let ideal = self.wait_ideal(IDEAL_CAP, "stabilizing");
         self.report.ideal_after_build = ideal.is_some();
         self.report.build_ms = self.elapsed_ms(Instant::ZERO);
@@ -1521,6 +1595,27 @@ mod tests {
         assert!(report.formed_ms.is_some());
         assert!(report.invariant_checks > 10, "{report:#?}");
         assert_eq!(report.hops_histogram.iter().sum::<u64>(), 300);
+    }
+
+    #[test]
+    fn a_founded_ring_answers_every_lookup_correctly_with_its_fingers_from_the_start() {
+        let params = ChordParams {
+            nodes: 300,
+            r: 4,
+            lookups: 600,
+            founded: true,
+            ..ChordParams::default()
+        };
+        let report = quiet(&params);
+        assert!(report.ok(), "{report:#?}");
+        assert_eq!(report.lookup_correct, 600, "{report:#?}");
+        // Each node was given its fingers: none had to be fixed first,
+        // and no forward had to go round a hop.
+        assert_eq!(report.fingers_ideal_fraction, 1.0, "{report:#?}");
+        assert_eq!(report.fingers_ms, 0.0, "{report:#?}");
+        assert_eq!(report.route_retries, 0, "{report:#?}");
+        assert_eq!(report.final_members, 300);
+        assert!(params.replay().ends_with(" --founded"));
     }
 
     #[test]
