@@ -481,10 +481,10 @@ impl Chord {
         let tail = u64::from(max - head);
         let extra = if t > max - head {
             base / 4 + base * 3 / 4 / u64::from(head) * u64::from(t - (max - head))
-        } else if tail == 0 {
-            base / 4
         } else {
-            base / 4 / tail * u64::from(t)
+            (base / 4)
+                .checked_div(tail)
+                .map_or(base / 4, |per_hop| per_hop * u64::from(t))
         };
         Duration::from_micros(base + extra)
     }
