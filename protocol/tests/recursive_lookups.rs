@@ -369,3 +369,51 @@ fn links_a_growing_ring_leaves_behind_are_closed() {
         assert_eq!(found, owner(&net, &live, key), "lookup {k} from {from}");
     }
 }
+
+#[test]
+fn a_long_live_path_is_not_retried_around() {
+    // 64 members with two successors each and no fingers (none fixed in
+    // this run): a lookup walks the ring two members a hop, about 25 hops
+    // at 20 ms one-way, 1 s there and back, under the asker's 1.2 s but
+    // past a request's time (600 ms) behind the eighth hop. Every hop's
+    // deadline must cover the live path behind it: a deadline that stops
+    // shrinking after the first hops made the hops past them give up on
+    // the live path and retry it (spec/chord.md §7.4).
+    let n = 64;
+    let config = || Config {
+        chord: Some(ChordConfig {
+            successors: 2,
+            request_timeout: Duration::from_millis(600),
+            fix_fingers_interval: Duration::from_secs(3600),
+            ..ChordConfig::lan()
+        }),
+        ..config()
+    };
+    let mut net = Network::new(Duration::from_millis(20));
+    for i in 0..n {
+        net.add_node(config(), secret(i), 9000 + i as u64)
+            .expect("valid config");
+    }
+    net.found_ring(0..n).expect("found");
+    net.run_for(Duration::from_secs(5));
+    let order = in_ring_order(&net, n);
+    let live: Vec<NodeIndex> = (0..n).collect();
+    let from = order[0];
+    let target = net.node(order[50]).node_id();
+    let key = NodeId::from_u128(target.as_u128() - 1);
+    let routed_around = |net: &Network| -> (u64, u64) {
+        (0..n)
+            .map(|i| net.node(i).stats().chord)
+            .fold((0, 0), |(r, f), s| {
+                (r + s.route_retries, f + s.route_fallbacks)
+            })
+    };
+    // A first lookup opens the links the path takes (dialled on demand).
+    let _ = lookup(&mut net, from, key);
+    net.run_for(Duration::from_secs(5));
+    let before = routed_around(&net);
+    let (found, hops) = lookup(&mut net, from, key);
+    assert_eq!(found, owner(&net, &live, key));
+    assert!(hops >= 20, "the path is long: {hops} hops");
+    assert_eq!(routed_around(&net), before, "a live path was routed around");
+}

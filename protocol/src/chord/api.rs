@@ -175,6 +175,18 @@ pub struct ChordStats {
     /// next pointer closer to the key, or, past a silent first successor,
     /// an answer from this node's successor list.
     pub route_retries: u64,
+    /// Of `route_retries`, those whose next hop was silent past its
+    /// deadline.
+    pub route_retries_timed_out: u64,
+    /// Of `route_retries`, those whose next hop was dead to this node
+    /// (every dial failed, no chord capability, or declared dead).
+    pub route_retries_dead: u64,
+    /// Of `route_retries`, those refused locally (a cap refused the dial
+    /// or the frame).
+    pub route_retries_refused: u64,
+    /// Of `route_retries`, those whose connection to the next hop closed
+    /// under the call.
+    pub route_retries_lost: u64,
     /// Peers' recursive lookups answered `Failed` at once because this
     /// node held `chord.max_forwards` forwards, or
     /// `chord.max_forwards_per_peer` for that peer.

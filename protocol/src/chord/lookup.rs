@@ -244,7 +244,7 @@ impl Chord {
             Outcome::Failed(crate::rpc::Failure::TimedOut) => {
                 let key = self.lookups.get(&id)?.key;
                 if let Some(found) = self.past_silent_successor(cx, peer.id, key) {
-                    self.stats.route_retries += 1;
+                    self.count_retry(&outcome);
                     let lookup = self.take_lookup(id)?;
                     let found = Found {
                         list: found.entries,
@@ -260,7 +260,7 @@ impl Chord {
             // key may now lie just after this node, if the dead hop was
             // its first successor.
             _ => {
-                self.stats.route_retries += 1;
+                self.count_retry(&outcome);
                 let key = self.lookups.get(&id)?.key;
                 let next = match self.local_answer(&*cx, key) {
                     Ok(found) => {
@@ -456,6 +456,7 @@ impl Chord {
         };
         forward.tried.push(next.id);
         let (key, ttl, avoid) = (forward.key, forward.ttl, forward.avoid);
+
         let timeout = self.route_timeout(ttl);
         self.call_timed(cx, next, RingCall::Forward(fid), timeout, |req| {
             Message::ChordRoute(ChordRoute {
@@ -488,16 +489,30 @@ impl Chord {
                 self.end_forward(cx, fid, hops, reply.result);
             }
             Outcome::Failed(crate::rpc::Failure::TimedOut) => {
-                self.stats.route_retries += 1;
+                self.count_retry(&outcome);
                 if let Some(forward) = self.forwards.get_mut(&fid) {
                     forward.avoid = Some(peer);
                 }
                 self.forward_next(cx, fid);
             }
             _ => {
-                self.stats.route_retries += 1;
+                self.count_retry(&outcome);
                 self.forward_next(cx, fid);
             }
+        }
+    }
+
+    /// Counts a next hop routed around, by why it failed.
+    fn count_retry(&mut self, outcome: &Outcome) {
+        use crate::rpc::Failure;
+        self.stats.route_retries += 1;
+        match outcome {
+            Outcome::Failed(Failure::TimedOut) => self.stats.route_retries_timed_out += 1,
+            Outcome::Failed(Failure::Dead) => self.stats.route_retries_dead += 1,
+            Outcome::Failed(Failure::Refused) => self.stats.route_retries_refused += 1,
+            Outcome::Failed(Failure::Lost) => self.stats.route_retries_lost += 1,
+            // A reply of the wrong kind, or from a peer found dead.
+            Outcome::Reply(_) => {}
         }
     }
 

@@ -1510,6 +1510,17 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             r.frames_sent += stats.peers.frames_sent;
             r.pings_sent += stats.liveness.pings_sent;
             r.route_retries += stats.chord.route_retries;
+            let c = &stats.chord;
+            let by = [
+                c.route_retries_timed_out,
+                c.route_retries_dead,
+                c.route_retries_refused,
+                c.route_retries_lost,
+            ];
+            for (sum, n) in r.route_retries_by.iter_mut().zip(by) {
+                *sum += n;
+            }
+            r.forwards_refused += c.forwards_refused;
             links += node.peer_count();
         }
         r.mean_links = links as f64 / self.truth.len().max(1) as f64;

@@ -153,6 +153,12 @@ pub struct ChordReport {
     /// Recursive lookups the live members forwarded again after a next
     /// hop failed (`ChordStats::route_retries`).
     pub route_retries: u64,
+    /// Of `route_retries`, by why the next hop failed: silent past its
+    /// deadline, dead, refused by a local cap, connection lost.
+    pub route_retries_by: [u64; 4],
+    /// Peers' recursive lookups the live members refused at once (their
+    /// forwarding bounds were reached; `ChordStats::forwards_refused`).
+    pub forwards_refused: u64,
     /// Peers each live member is connected to at the end, on average.
     pub mean_links: f64,
     /// Simulator events processed (whole run).
@@ -348,7 +354,8 @@ impl fmt::Display for ChordReport {
         write!(
             f,
             "  ideal at the end: {} ({} members, {} orphaned events)\n  \
-             {:.1} links per member, {} frames sent ({} pings), {} route retries\n  \
+             {:.1} links per member, {} frames sent ({} pings), {} route retries \
+             (timed out {}, dead {}, refused {}, lost {}), {} forwards refused\n  \
              {} events in {:.0} ms wall ({:.0} ms virtual), peak RSS {:.0} MiB\n",
             self.ideal,
             self.final_members,
@@ -357,6 +364,11 @@ impl fmt::Display for ChordReport {
             self.frames_sent,
             self.pings_sent,
             self.route_retries,
+            self.route_retries_by[0],
+            self.route_retries_by[1],
+            self.route_retries_by[2],
+            self.route_retries_by[3],
+            self.forwards_refused,
             self.events,
             self.wall_ms,
             self.virtual_ms,
