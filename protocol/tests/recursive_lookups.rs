@@ -372,8 +372,8 @@ fn links_a_growing_ring_leaves_behind_are_closed() {
 
 #[test]
 fn a_long_live_path_is_not_retried_around() {
-    // 64 members with two successors each and no fingers (none fixed in
-    // this run): a lookup walks the ring two members a hop, about 25 hops
+    // 64 members with two successors each and no useful fingers (none
+    // fixed in this run): a lookup walks the ring two members a hop, about 25 hops
     // at 20 ms one-way, 1 s there and back, under the asker's 1.2 s but
     // past a request's time (600 ms) behind the eighth hop. Every hop's
     // deadline must cover the live path behind it: a deadline that stops
@@ -394,9 +394,23 @@ fn a_long_live_path_is_not_retried_around() {
         net.add_node(config(), secret(i), 9000 + i as u64)
             .expect("valid config");
     }
-    net.found_ring(0..n).expect("found");
-    net.run_for(Duration::from_secs(5));
+    // Each member founds the ring knowing only its neighbourhood (its
+    // predecessor, itself, its two successors), so the only finger the
+    // list shows it is its predecessor (spec/chord.md §5.1), useless for
+    // the keys ahead.
     let order = in_ring_order(&net, n);
+    let entry = |net: &Network, i: NodeIndex| ringmesh::wire::PeerEntry {
+        id: net.node(i).node_id(),
+        addrs: [Network::addr_of(i)].into_iter().collect(),
+    };
+    for k in 0..n {
+        let founders = (n + k - 1..=n + k + 2)
+            .map(|j| entry(&net, order[j % n]))
+            .collect();
+        net.command(order[k], ChordCommand::Found { founders })
+            .expect("found");
+    }
+    net.run_for(Duration::from_secs(5));
     let live: Vec<NodeIndex> = (0..n).collect();
     let from = order[0];
     let target = net.node(order[50]).node_id();
