@@ -431,3 +431,58 @@ fn a_long_live_path_is_not_retried_around() {
     assert!(hops >= 20, "the path is long: {hops} hops");
     assert_eq!(routed_around(&net), before, "a live path was routed around");
 }
+
+#[test]
+fn a_silent_next_hop_is_probed_and_passed_over_long_before_its_next_ping() {
+    // Idle links are pinged only every 30 s here (the simulator's chord
+    // runs ping every 5 s): a crashed finger would go unnoticed that long,
+    // and every lookup through it would wait for it.
+    let quiet = |_| Config {
+        liveness: ringmesh::LivenessConfig {
+            ping_interval: Duration::from_secs(30),
+            ..Config::lan().liveness
+        },
+        ..config()
+    };
+    let n = 32;
+    let mut net = founded_ring(n, quiet);
+    let order = in_ring_order(&net, n);
+    let (x, y) = (order[20], order[21]);
+    let asker = order[3];
+    net.crash(x);
+    net.take_events();
+    let x_id = net.node(x).node_id();
+    let key = NodeId::from_u128(x_id.as_u128() + 1);
+    let crashed_at = net.now();
+    let (found, _) = lookup(&mut net, asker, key);
+    assert_eq!(found, net.node(y).node_id());
+    let timed_out = |net: &Network| -> u64 {
+        (0..n)
+            .filter(|&i| i != x)
+            .map(|i| net.node(i).stats().chord.route_retries_timed_out)
+            .sum()
+    };
+    // At once, the next lookup of the same key from the same asker no
+    // longer waits on X: the hop X left unanswered holds it suspect and
+    // passes it over.
+    let before = (timed_out(&net), net.now());
+    let (found, _) = lookup(&mut net, asker, key);
+    assert_eq!(found, net.node(y).node_id());
+    assert_eq!(timed_out(&net), before.0, "no hop waited on X again");
+    assert!(net.now() - before.1 < Duration::from_millis(500));
+    let probing: Vec<NodeIndex> = (0..n)
+        .filter(|&i| i != x && net.node(i).stats().liveness.probes > 0)
+        .collect();
+    assert!(!probing.is_empty(), "the hop X left unanswered probed it");
+    // Within its request's deadline plus two more ping timeouts (lan:
+    // 500 ms each), not 3 × 30 s: the probing hop no longer routes over
+    // X (declared dead, or passed over as suspect by its fix-fingers and
+    // its link released).
+    net.run_until(crashed_at + Duration::from_secs(5));
+    for &h in &probing {
+        assert!(
+            !routing_set(&net, h).contains(&x_id) && !net.node(h).is_connected(x_id),
+            "node {h} still routes over X 5 s after it crashed"
+        );
+    }
+}

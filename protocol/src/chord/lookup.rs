@@ -125,10 +125,12 @@ impl Chord {
             return self.lookup_failed(id, LookupError::HopLimit);
         }
         let tried = &lookup.tried;
+        let untried = |c: &Pointer| !tried.contains(&c.id);
         let Some(i) = lookup
             .candidates
             .iter()
-            .position(|c| !tried.contains(&c.id))
+            .position(|c| untried(c) && !is_suspect(&*cx, c.id))
+            .or_else(|| lookup.candidates.iter().position(untried))
         else {
             return self.lookup_failed(id, LookupError::NoCandidate);
         };
@@ -368,10 +370,17 @@ impl Chord {
                 {
                     return RouteStep::Answer(Ok(found));
                 }
-                match next
-                    .into_iter()
-                    .find(|c| !tried.contains(&c.id) && Some(c.id) != avoid)
-                {
+                // A suspect pointer (it left a request or a ping
+                // unanswered, and is being probed) is passed over while
+                // another is left.
+                let untried = |c: &&Pointer| !tried.contains(&c.id) && Some(c.id) != avoid;
+                let pick = next
+                    .iter()
+                    .filter(untried)
+                    .find(|c| !is_suspect(cx, c.id))
+                    .or_else(|| next.iter().find(untried))
+                    .cloned();
+                match pick {
                     Some(next) => RouteStep::Forward(next),
                     None => RouteStep::Answer(Err(ChordRouteKind::Failed)),
                 }
@@ -758,4 +767,11 @@ impl Chord {
         }
         self.fingers.insert(at, (i, owner));
     }
+}
+
+/// Whether `peer` is suspect to liveness (a ping or a request to it went
+/// unanswered, and it is being probed): routing passes it over while
+/// another candidate is left (§7.4).
+fn is_suspect(cx: &dyn Cx, peer: NodeId) -> bool {
+    cx.link(peer).is_some_and(|l| l.liveness.is_suspect())
 }

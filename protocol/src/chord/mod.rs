@@ -580,6 +580,17 @@ impl Chord {
         }
     }
 
+    /// Whether a ring request that ended is a recursive lookup's hop left
+    /// unanswered until its deadline (not a death by itself, §7.4: the
+    /// router asks liveness whether the hop itself was silent).
+    pub(crate) fn is_silent_hop(done: &Done<RingCall>) -> bool {
+        matches!(done.client, RingCall::Route(_) | RingCall::Forward(_))
+            && matches!(
+                done.outcome,
+                crate::rpc::Outcome::Failed(crate::rpc::Failure::TimedOut)
+            )
+    }
+
     /// §4 Flush(X): forget `id` wherever it is a pointer. Returns whether
     /// this emptied the successor list of a member (an orphan, §6.4).
     fn flush(&mut self, id: NodeId) -> bool {

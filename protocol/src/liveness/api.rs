@@ -26,4 +26,8 @@ pub struct LivenessStats {
     pub pings_skipped: u64,
     /// Peers declared dead.
     pub peers_declared_dead: u64,
+    /// Probes started because a request went unanswered with nothing
+    /// heard from its peer since it left (a recursive lookup's silent next
+    /// hop): the peer is pinged at once, and again after each miss.
+    pub probes: u64,
 }

@@ -51,6 +51,9 @@ pub(crate) enum Timer {
         peer: NodeId,
         generation: u64,
         nonce: u64,
+        /// A probe ([`Liveness::request_missed`]): missed, it is followed
+        /// at once by another, until the peer answers or is dead.
+        probe: bool,
     },
 }
 
@@ -99,6 +102,7 @@ impl Liveness {
                 peer,
                 generation,
                 nonce,
+                ..
             } => cx
                 .link(peer)
                 .is_some_and(|l| l.generation == generation && l.liveness.awaits(nonce)),
@@ -112,8 +116,64 @@ impl Liveness {
                 self.ping(cx, peer);
                 None
             }
-            Timer::PongDue { peer, nonce, .. } => self.pong_missed(cx, peer, nonce),
+            Timer::PongDue {
+                peer, nonce, probe, ..
+            } => {
+                let dead = self.pong_missed(cx, peer, nonce);
+                // A probe missed is followed by another while the peer is
+                // still suspect (not heard from since) and not yet dead.
+                if probe && dead.is_none() && cx.link(peer).is_some_and(|l| l.liveness.is_suspect())
+                {
+                    self.probe(cx, peer);
+                }
+                dead
+            }
         }
+    }
+
+    /// A request to `peer` sent at `sent` went unanswered until its
+    /// deadline (a recursive lookup's next hop, spec/chord.md §7.4): if
+    /// nothing at all was heard from `peer` since, that is a miss, as an
+    /// unanswered ping is (the peer becomes suspect, and may reach
+    /// `dead_after_misses`); the miss that makes it suspect starts the
+    /// probes: a ping now, and after each probe missed another, so a
+    /// silent peer is dead `dead_after_misses − 1` ping timeouts later
+    /// rather than after as many ping intervals. Returns the peer to declare dead, if it
+    /// now is. Something heard since `sent` (the peer is alive, the path
+    /// behind it slow) changes nothing.
+    pub(crate) fn request_missed(
+        &mut self,
+        cx: &mut dyn Cx,
+        peer: NodeId,
+        sent: Instant,
+    ) -> Option<NodeId> {
+        let dead_after = self.dead_after_misses;
+        match cx.liveness_mut(peer)?.request_missed(sent, dead_after)? {
+            Verdict::Suspect => {
+                info!(peer = %peer.short(), "peer left a request unanswered: suspect");
+                cx.emit(LivenessEvent::Suspect { peer });
+                // The first miss starts the probes (one chain per
+                // suspicion: later misses only count).
+                self.stats.probes += 1;
+                self.probe(cx, peer);
+                None
+            }
+            Verdict::Dead => {
+                info!(peer = %peer.short(), misses = dead_after, "peer unresponsive: dead");
+                self.stats.peers_declared_dead += 1;
+                Some(peer)
+            }
+            Verdict::Unchanged | Verdict::Recovered => None,
+        }
+    }
+
+    /// Pings `peer` now, as a probe (even if a scheduled ping is in
+    /// flight: that one does not call for the next when missed).
+    fn probe(&mut self, cx: &mut dyn Cx, peer: NodeId) {
+        let Some(generation) = cx.link(peer).map(|l| l.generation) else {
+            return;
+        };
+        self.send_ping(cx, peer, generation, true);
     }
 
     fn ping(&mut self, cx: &mut dyn Cx, peer: NodeId) {
@@ -142,6 +202,17 @@ impl Liveness {
             );
             return;
         }
+        self.send_ping(cx, peer, generation, false);
+        self.arm(
+            cx,
+            now + self.ping_interval,
+            Timer::Ping { peer, generation },
+        );
+    }
+
+    /// Sends a ping to `peer` now and arms its `PongDue`.
+    fn send_ping(&mut self, cx: &mut dyn Cx, peer: NodeId, generation: u64, probe: bool) {
+        let now = cx.now();
         let nonce = self.next_nonce;
         self.next_nonce += 1;
         if let Some(liveness) = cx.liveness_mut(peer) {
@@ -159,12 +230,8 @@ impl Liveness {
                 peer,
                 generation,
                 nonce,
+                probe,
             },
-        );
-        self.arm(
-            cx,
-            now + self.ping_interval,
-            Timer::Ping { peer, generation },
         );
     }
 

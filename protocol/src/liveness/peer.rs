@@ -139,6 +139,27 @@ impl PeerLiveness {
         }
     }
 
+    /// A request sent at `sent` went unanswered until its deadline: a miss
+    /// if nothing was heard from the peer since (as for a ping); `None`
+    /// if something was (no miss).
+    pub(crate) fn request_missed(&mut self, sent: Instant, dead_after: u32) -> Option<Verdict> {
+        if self
+            .heard
+            .get()
+            .is_some_and(|heard| heard >= sent.as_micros())
+        {
+            return None;
+        }
+        self.misses += 1;
+        Some(if self.misses >= dead_after {
+            Verdict::Dead
+        } else if self.misses == 1 {
+            Verdict::Suspect
+        } else {
+            Verdict::Unchanged
+        })
+    }
+
     /// The smoothed round-trip time, once a pong has arrived.
     pub(crate) fn rtt(&self) -> Option<Duration> {
         self.srtt.get().map(Duration::from_micros)

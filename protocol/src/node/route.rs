@@ -287,6 +287,16 @@ impl Parts {
         let dead = Chord::is_death(&done);
         if dead {
             self.ring_peer_dead(net, done.peer.id);
+        } else if Chord::is_silent_hop(&done)
+            && let Some(peer) = self
+                .liveness
+                .request_missed(net, done.peer.id, done.sent_at)
+        {
+            // A recursive lookup's next hop that left it unanswered, with
+            // nothing heard from it since, is a liveness miss (suspect,
+            // probed at once; spec/chord.md §7.4): dead if that was its
+            // last. Its connections close; the ring hears it as any death.
+            net.declare_dead(peer, self);
         }
         self.ring_continue(net, done, dead);
     }
