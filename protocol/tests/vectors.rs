@@ -12,14 +12,14 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use ringmesh::testing::Network;
 use ringmesh::wire::{
     Broadcast, Capabilities, ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState,
-    ChordNotify, ChordReplyKind, ChordRoute, ChordRouteFound, ChordRouteKind, ChordRouteReply,
-    ChordState, DEFAULT_MAX_FRAME_LEN, DecodeError, DhtBody, DhtEntry, DhtGet, DhtGetReply,
-    DhtGetStatus, DhtKey, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate, DhtReplicateAck,
-    DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply, DhtValue, Direct, FLAG_COMPRESSED,
-    FindPeer, FrameDecoder, FrameError, Goodbye, GoodbyeReason, Hello, MAX_LISTEN_ADDRS,
-    MAX_PEER_LIST, Message, NoiseHandshakePayload, PREAMBLE_LEN, PeerEntry, PeerList, PeerRequest,
-    Ping, Pong, Reader, Request, Response, decode_body, encode_body, get_varint, put_frame_header,
-    put_varint, varint_len,
+    ChordNotify, ChordReplyKind, ChordRoute, ChordRouteAck, ChordRouteFound, ChordRouteKind,
+    ChordRouteReply, ChordState, DEFAULT_MAX_FRAME_LEN, DecodeError, DhtBody, DhtEntry, DhtGet,
+    DhtGetReply, DhtGetStatus, DhtKey, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate,
+    DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply, DhtValue, Direct,
+    FLAG_COMPRESSED, FindPeer, FrameDecoder, FrameError, Goodbye, GoodbyeReason, Hello,
+    MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, NoiseHandshakePayload, PREAMBLE_LEN, PeerEntry,
+    PeerList, PeerRequest, Ping, Pong, Reader, Request, Response, decode_body, encode_body,
+    get_varint, put_frame_header, put_varint, varint_len,
 };
 use ringmesh::{
     CloseReason, Config, ConnId, Direction, Duration, Event, Identity, Input, Instant,
@@ -376,6 +376,9 @@ fn chord_from_json(message_type: &str, v: &Value) -> Option<Message> {
                 .get("avoid")
                 .map(|_| NodeId::from_bytes(array(v, "avoid"))),
         }),
+        "ChordRouteAck" => Message::ChordRouteAck(ChordRouteAck {
+            req: decimal(v, "req"),
+        }),
         "ChordRouteReply" => Message::ChordRouteReply(ChordRouteReply {
             req: decimal(v, "req"),
             hops: code(v, "hops"),
@@ -724,6 +727,8 @@ fn spec_chord_dht_bytes(out: &mut Vec<u8>, v: &Value) -> bool {
                 None => out.push(0),
             }
         }
+        // The body is `req` alone (written above).
+        "ChordRouteAck" => {}
         "ChordRouteReply" => {
             let kind = code(v, "kind");
             assert!(kind <= 2);
@@ -931,6 +936,7 @@ fn spec_tag(message_type: &str) -> u8 {
         "ChordFindSuccessorReply" => 0x54,
         "ChordRoute" => 0x55,
         "ChordRouteReply" => 0x56,
+        "ChordRouteAck" => 0x57,
         "DhtPut" => 0x60,
         "DhtPutReply" => 0x61,
         "DhtGet" => 0x62,
@@ -1173,6 +1179,7 @@ fn check_frames(v: &Value) {
             "ChordFindSuccessorReply",
             "ChordRoute",
             "ChordRouteReply",
+            "ChordRouteAck",
             "DhtPut",
             "DhtPutReply",
             "DhtGet",

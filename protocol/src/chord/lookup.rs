@@ -14,8 +14,8 @@ use crate::cx::Cx;
 use crate::rpc::Outcome;
 use crate::time::Duration;
 use crate::wire::{
-    ChordFindSuccessor, ChordReplyKind, ChordRoute, ChordRouteFound, ChordRouteKind,
-    ChordRouteReply, Message,
+    Capabilities, ChordFindSuccessor, ChordReplyKind, ChordRoute, ChordRouteAck, ChordRouteFound,
+    ChordRouteKind, ChordRouteReply, Message,
 };
 use crate::{NodeId, OpId};
 
@@ -129,7 +129,7 @@ impl Chord {
         let Some(i) = lookup
             .candidates
             .iter()
-            .position(|c| untried(c) && !is_suspect(&*cx, c.id))
+            .position(|c| untried(c) && !passed_over(&*cx, c.id))
             .or_else(|| lookup.candidates.iter().position(untried))
         else {
             return self.lookup_failed(id, LookupError::NoCandidate);
@@ -142,7 +142,8 @@ impl Chord {
             // The first hop is a pointer (the local `Next`): connected, in
             // the routing set, never dialled only for this lookup.
             let ttl = self.settings.route_ttl;
-            self.call(cx, next, RingCall::Route(id), |req| {
+            let to = next.id;
+            let call = self.call(cx, next, RingCall::Route(id), |req| {
                 Message::ChordRoute(ChordRoute {
                     req,
                     key,
@@ -150,6 +151,7 @@ impl Chord {
                     avoid: None,
                 })
             });
+            self.await_route_ack(cx, call, to);
             return None;
         }
         if !cx.is_up(next.id) {
@@ -377,7 +379,7 @@ impl Chord {
                 let pick = next
                     .iter()
                     .filter(untried)
-                    .find(|c| !is_suspect(cx, c.id))
+                    .find(|c| !passed_over(cx, c.id))
                     .or_else(|| next.iter().find(untried))
                     .cloned();
                 match pick {
@@ -428,6 +430,14 @@ impl Chord {
                     );
                     *self.forwards_by_peer.entry(from).or_default() += 1;
                     self.stats.forwarded += 1;
+                    // Acknowledged before it goes on, so the sender
+                    // knows within a round trip that this hop holds it.
+                    if cx
+                        .peer_caps(from)
+                        .is_some_and(|c| c.contains(Capabilities::ROUTE_ACK))
+                    {
+                        let _ = cx.send(from, &Message::ChordRouteAck(ChordRouteAck { req }));
+                    }
                     self.forward_next(cx, fid);
                     return;
                 }
@@ -467,7 +477,8 @@ impl Chord {
         let (key, ttl, avoid) = (forward.key, forward.ttl, forward.avoid);
 
         let timeout = self.route_timeout(ttl);
-        self.call_timed(cx, next, RingCall::Forward(fid), timeout, |req| {
+        let to = next.id;
+        let call = self.call_timed(cx, next, RingCall::Forward(fid), timeout, |req| {
             Message::ChordRoute(ChordRoute {
                 req,
                 key,
@@ -475,6 +486,33 @@ impl Chord {
                 avoid,
             })
         });
+        self.await_route_ack(cx, call, to);
+    }
+
+    /// A `ChordRoute` just sent as `call` to `to` must be acknowledged
+    /// (§7.4) if `to` offered `ROUTE_ACK`: within four smoothed round
+    /// trips of the link, at least `MIN_ROUTE_ACK` and at most a quarter
+    /// of a request's time (that quarter until the link has a round-trip
+    /// estimate). Unacknowledged, the call ends as silent at once, and is
+    /// retried around `to` long before the hops behind give up.
+    fn await_route_ack(&mut self, cx: &mut dyn Cx, call: u64, to: NodeId) {
+        if !cx
+            .peer_caps(to)
+            .is_some_and(|c| c.contains(Capabilities::ROUTE_ACK))
+        {
+            return;
+        }
+        let most = Duration::from_micros(self.settings.request_timeout.as_micros() / 4);
+        let within = match cx.link(to).and_then(|l| l.liveness.rtt()) {
+            Some(srtt) => srtt.saturating_mul(4).max(MIN_ROUTE_ACK).min(most),
+            None => most,
+        };
+        self.rpc.await_ack(cx, call, within);
+    }
+
+    /// A `ChordRouteAck` of `req` from `from`: that hop holds the lookup.
+    pub(crate) fn on_route_ack(&mut self, from: NodeId, req: u64) {
+        self.rpc.on_ack(from, req);
     }
 
     /// The next hop of forward `fid` answered or failed: relay its answer,
@@ -769,9 +807,19 @@ impl Chord {
     }
 }
 
-/// Whether `peer` is suspect to liveness (a ping or a request to it went
-/// unanswered, and it is being probed): routing passes it over while
-/// another candidate is left (§7.4).
-fn is_suspect(cx: &dyn Cx, peer: NodeId) -> bool {
-    cx.link(peer).is_some_and(|l| l.liveness.is_suspect())
+/// The shortest wait for a `ChordRouteAck` (§7.4), whatever the link's
+/// round trip: a hop's scheduling and its sends take time too.
+const MIN_ROUTE_ACK: Duration = Duration::from_millis(50);
+
+/// Whether routing passes `peer` over while another candidate is left
+/// (§7.4): it is suspect to liveness (a ping or a request to it went
+/// unanswered, and it is being probed), or it has no session and a dial
+/// to it is under way (a finger never used yet, or one that went away: a
+/// dial to a crashed host takes the transport's connect timeout to fail,
+/// longer than a lookup waits).
+fn passed_over(cx: &dyn Cx, peer: NodeId) -> bool {
+    match cx.link(peer) {
+        Some(link) => link.liveness.is_suspect(),
+        None => cx.is_dialling(peer),
+    }
 }

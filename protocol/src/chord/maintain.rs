@@ -243,9 +243,14 @@ impl Chord {
     }
 
     /// Every dial to `peer` ended without a session: whether that makes it
-    /// dead to the ring (a request was waiting for it).
+    /// dead to the ring (a request was waiting for it, or it is a finger:
+    /// a finger is dialled when a lookup first goes over it, and a dial to
+    /// a crashed host fails only after the transport's connect timeout,
+    /// when the lookup has long been retried around it; kept, it would be
+    /// dialled again by every lookup through this node until fix-fingers
+    /// came round to it).
     pub(crate) fn dial_failed(&self, peer: NodeId) -> bool {
-        self.rpc.waits_for(peer)
+        self.rpc.waits_for(peer) || self.fingers.iter().any(|(_, p)| p.id == peer)
     }
 
     /// §4: `peer` is dead for every pointer: Flush it. The caller then ends

@@ -141,6 +141,7 @@ impl Parts {
                 .as_ref()
                 .map_or_else(ChordStats::default, |r| ChordStats {
                     late_replies: r.chord.rpc.late_replies,
+                    route_acks_missed: r.chord.rpc.acks_missed,
                     ..r.chord.stats
                 }),
             dht: self
@@ -632,6 +633,13 @@ impl Upcalls for Parts {
                 if runs(Capabilities::CHORD) =>
             {
                 self.ring_reply(net, from, message)
+            }
+            Message::ChordRouteAck(ack)
+                if runs(Capabilities::CHORD.union(Capabilities::ROUTE_ACK)) =>
+            {
+                if let Some(ring) = self.ring.as_deref_mut() {
+                    ring.chord.on_route_ack(from, ack.req);
+                }
             }
             Message::DhtPutReply(_)
             | Message::DhtGetReply(_)

@@ -75,6 +75,8 @@ pub(crate) enum OnLost {
 pub(crate) enum Timer {
     /// Call `id`'s timeout, or its early failure.
     Expire { id: u64 },
+    /// Call `id` must have been acknowledged by now ([`Rpc::await_ack`]).
+    Ack { id: u64 },
 }
 
 /// A call that ended, handed back to its owner.
@@ -87,6 +89,14 @@ pub(crate) struct Done<C> {
     pub(crate) outcome: Outcome,
     /// When the call was made.
     pub(crate) sent_at: Instant,
+}
+
+/// Whether `timer` still guards a call of `calls`.
+fn live<C>(calls: &HashMap<u64, Call<C>, FixedState>, timer: &Timer) -> bool {
+    match *timer {
+        Timer::Expire { id } => calls.contains_key(&id),
+        Timer::Ack { id } => calls.get(&id).is_some_and(|c| c.awaits_ack),
+    }
 }
 
 /// Calls an empty table keeps room for (see [`Rpc::take`]).
@@ -106,6 +116,8 @@ struct Call<C> {
     unsent: bool,
     /// Failed before its timeout; handled at its next deadline.
     failed: Option<Failure>,
+    /// Awaits an acknowledgement ([`Rpc::await_ack`]).
+    awaits_ack: bool,
     sent_at: Instant,
 }
 
@@ -117,6 +129,9 @@ pub(crate) struct Rpc<C> {
     pub(crate) timers: DeadlineQueue<Timer>,
     /// Replies that matched no call (late, or from the wrong peer).
     pub(crate) late_replies: u64,
+    /// Calls that ended because their acknowledgement did not come in
+    /// time ([`Rpc::await_ack`]).
+    pub(crate) acks_missed: u64,
 }
 
 impl<C> Rpc<C> {
@@ -128,6 +143,7 @@ impl<C> Rpc<C> {
             on_lost,
             timers: DeadlineQueue::new(),
             late_replies: 0,
+            acks_missed: 0,
         }
     }
 
@@ -192,6 +208,7 @@ impl<C> Rpc<C> {
                 expects_reply,
                 unsent: true,
                 failed: None,
+                awaits_ack: false,
                 sent_at: cx.now(),
             },
         );
@@ -224,12 +241,40 @@ impl<C> Rpc<C> {
                 expects_reply: true,
                 unsent: false,
                 failed: None,
+                awaits_ack: false,
                 sent_at: cx.now(),
             },
         );
         let at = cx.now() + timeout;
         self.arm(cx, at, Timer::Expire { id });
         id
+    }
+
+    /// Call `id`, sent already, must be acknowledged within `within`
+    /// ([`Rpc::on_ack`]), or it ends then as `TimedOut` (counted in
+    /// `acks_missed`): the peer did not even take it. Nothing for a call
+    /// not sent yet (its peer is being dialled) or ended already.
+    pub(crate) fn await_ack(&mut self, cx: &mut dyn Cx, id: u64, within: Duration) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.unsent || call.failed.is_some() {
+            return;
+        }
+        call.awaits_ack = true;
+        let at = cx.now() + within;
+        self.arm(cx, at, Timer::Ack { id });
+    }
+
+    /// An acknowledgement of call `id` arrived from `from`: the call waits
+    /// on for its reply until its deadline. Ignored unless it is a call of
+    /// ours that went to `from`.
+    pub(crate) fn on_ack(&mut self, from: NodeId, id: u64) {
+        if let Some(call) = self.calls.get_mut(&id)
+            && call.peer.id == from
+        {
+            call.awaits_ack = false;
+        }
     }
 
     /// Sends call `id`'s message now if its peer is up, or dials the peer.
@@ -282,24 +327,31 @@ impl<C> Rpc<C> {
 
     /// Whether `timer` still guards a call.
     pub(crate) fn is_live(&self, timer: &Timer) -> bool {
-        match *timer {
-            Timer::Expire { id } => self.calls.contains_key(&id),
-        }
+        live(&self.calls, timer)
     }
 
     /// Drops cancelled timers.
     pub(crate) fn tidy_timers(&mut self) {
         let calls = &self.calls;
-        self.timers.tidy(|timer| match *timer {
-            Timer::Expire { id } => calls.contains_key(&id),
-        });
+        self.timers.tidy(|timer| live(calls, timer));
     }
 
-    /// A timer fired: the call's timeout, or its early failure.
+    /// A timer fired: the call's timeout, its early failure, or its
+    /// acknowledgement missed.
     pub(crate) fn fire(&mut self, timer: Timer) -> Option<Done<C>> {
-        let Timer::Expire { id } = timer;
-        let failure = self.calls.get(&id)?.failed.unwrap_or(Failure::TimedOut);
-        self.take(id, Outcome::Failed(failure))
+        match timer {
+            Timer::Expire { id } => {
+                let failure = self.calls.get(&id)?.failed.unwrap_or(Failure::TimedOut);
+                self.take(id, Outcome::Failed(failure))
+            }
+            Timer::Ack { id } => {
+                if !self.calls.get(&id)?.awaits_ack {
+                    return None;
+                }
+                self.acks_missed += 1;
+                self.take(id, Outcome::Failed(Failure::TimedOut))
+            }
+        }
     }
 
     /// Ends call `id` with `outcome`, if it has not ended.

@@ -60,7 +60,9 @@ impl SessionContext {
             Capabilities::NONE
         };
         if config.chord.is_some() {
-            capabilities = capabilities.union(Capabilities::CHORD);
+            capabilities = capabilities
+                .union(Capabilities::CHORD)
+                .union(Capabilities::ROUTE_ACK);
         }
         if config.dht.is_some() {
             capabilities = capabilities.union(Capabilities::DHT);

@@ -1,4 +1,4 @@
-//! Codecs of the chord messages (`0x50`–`0x56`). `spec/chord.md` §8 gives
+//! Codecs of the chord messages (`0x50`–`0x57`). `spec/chord.md` §8 gives
 //! each layout; a peer that sends one on a session without the `CHORD`
 //! capability is closed with `UnexpectedMessage` (`spec/wire.md` §6).
 
@@ -296,6 +296,31 @@ impl WireMessage for ChordRoute {
             key,
             ttl,
             avoid,
+        })
+    }
+}
+
+/// `0x57` — "I hold your `ChordRoute` `req` and forwarded it": a hop that
+/// forwards a recursive lookup acknowledges it at once, so its sender
+/// knows within a round trip that the hop is alive (spec/chord.md §7.4).
+/// Sent and accepted only on sessions where both ends offered
+/// `ROUTE_ACK`. Layout: `req: varint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChordRouteAck {
+    /// The `ChordRoute`'s `req`.
+    pub req: u64,
+}
+
+impl WireMessage for ChordRouteAck {
+    const TAG: u8 = 0x57;
+
+    fn encode(&self, out: &mut BytesMut) {
+        put_varint(out, self.req);
+    }
+
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(ChordRouteAck {
+            req: input.varint()?,
         })
     }
 }

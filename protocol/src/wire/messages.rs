@@ -28,6 +28,9 @@ impl Capabilities {
     pub const DHT: Capabilities = Capabilities(1 << 2);
     /// Bit 3: the node runs the sync table (`spec/sync.md`).
     pub const SYNC: Capabilities = Capabilities(1 << 3);
+    /// Bit 4: the node acknowledges the recursive lookups it forwards
+    /// (`ChordRouteAck`, `spec/chord.md` §7.4) and accepts acknowledgements.
+    pub const ROUTE_ACK: Capabilities = Capabilities(1 << 4);
 
     /// Capabilities from their wire bits.
     pub const fn from_bits(bits: u64) -> Self {

@@ -29,7 +29,8 @@ mod varint;
 
 pub use chord::{
     ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState, ChordNotify, ChordReplyKind,
-    ChordRoute, ChordRouteFound, ChordRouteKind, ChordRouteReply, ChordState, MAX_CHORD_LIST,
+    ChordRoute, ChordRouteAck, ChordRouteFound, ChordRouteKind, ChordRouteReply, ChordState,
+    MAX_CHORD_LIST,
 };
 pub use dht::{
     DHT_ENTRY_CONTEXT, DhtBody, DhtEntry, DhtGet, DhtGetReply, DhtGetStatus, DhtKey, DhtPut,
@@ -223,6 +224,8 @@ messages! {
     ChordRoute,
     /// `0x56` — the answer to a recursive lookup, relayed back along its path.
     ChordRouteReply,
+    /// `0x57` — a hop acknowledges a recursive lookup it forwards.
+    ChordRouteAck,
     /// `0x60` — writes (puts or deletes) a dht key at its coordinator
     /// (`spec/chord.md` §10.6).
     DhtPut,

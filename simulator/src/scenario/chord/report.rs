@@ -150,12 +150,19 @@ pub struct ChordReport {
     pub frames_sent: u64,
     /// Pings the live members sent over the run (each answered by a pong).
     pub pings_sent: u64,
+    /// Of `pings_sent`, the probes' first pings: a next hop left a lookup
+    /// unacknowledged or unanswered with nothing heard from it since
+    /// (`LivenessStats::probes`).
+    pub probes: u64,
     /// Recursive lookups the live members forwarded again after a next
     /// hop failed (`ChordStats::route_retries`).
     pub route_retries: u64,
     /// Of `route_retries`, by why the next hop failed: silent past its
     /// deadline, dead, refused by a local cap, connection lost.
     pub route_retries_by: [u64; 4],
+    /// Of the retries after a silent next hop, those it did not even
+    /// acknowledge in time (`ChordStats::route_acks_missed`).
+    pub route_acks_missed: u64,
     /// Peers' recursive lookups the live members refused at once (their
     /// forwarding bounds were reached; `ChordStats::forwards_refused`).
     pub forwards_refused: u64,
@@ -354,8 +361,9 @@ impl fmt::Display for ChordReport {
         write!(
             f,
             "  ideal at the end: {} ({} members, {} orphaned events)\n  \
-             {:.1} links per member, {} frames sent ({} pings), {} route retries \
-             (timed out {}, dead {}, refused {}, lost {}), {} forwards refused\n  \
+             {:.1} links per member, {} frames sent ({} pings, {} probes), {} route retries \
+             (timed out {} of which {} unacknowledged, dead {}, refused {}, lost {}), \
+             {} forwards refused\n  \
              {} events in {:.0} ms wall ({:.0} ms virtual), peak RSS {:.0} MiB\n",
             self.ideal,
             self.final_members,
@@ -363,8 +371,10 @@ impl fmt::Display for ChordReport {
             self.mean_links,
             self.frames_sent,
             self.pings_sent,
+            self.probes,
             self.route_retries,
             self.route_retries_by[0],
+            self.route_acks_missed,
             self.route_retries_by[1],
             self.route_retries_by[2],
             self.route_retries_by[3],
