@@ -457,6 +457,50 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_on_a_richer_network_replays_with_its_model() {
+        let flood = FloodArgs::parse_default(&[
+            "--nodes",
+            "300",
+            "--latency-model",
+            "geo",
+            "--upload-bandwidth",
+            "2Mbit..20Mbit",
+        ])
+        .expect("parses");
+        let params = flood.params();
+        assert_eq!(params.net.links, LatencyModel::geo());
+        assert_eq!(
+            params.net.upload,
+            Some(Upload {
+                min_bytes_per_sec: 250_000,
+                max_bytes_per_sec: 2_500_000
+            })
+        );
+        let replay = params.replay();
+        assert!(
+            replay.ends_with("--latency-model geo --upload-bandwidth 250000B..2500000B"),
+            "{replay}"
+        );
+        let again = Cli::try_parse_from(replay.split(' ')).expect("replay parses");
+        let Some(Cmd::Flood(again)) = again.command else {
+            panic!("not flood");
+        };
+        assert_eq!(again.params().replay(), replay);
+        assert_eq!(again.params().net, params.net);
+        assert!(FloodArgs::parse_default(&["--latency-model", "mars"]).is_err());
+        assert!(FloodArgs::parse_default(&["--upload-bandwidth", "fast"]).is_err());
+        // The default run's replay line does not mention the models.
+        let plain = FloodArgs::parse_default(&[])
+            .expect("parses")
+            .params()
+            .replay();
+        assert!(
+            !plain.contains("model") && !plain.contains("upload"),
+            "{plain}"
+        );
+    }
+
+    #[test]
     fn a_replay_line_parses_back_to_the_same_run() {
         let cli = Cli::try_parse_from([
             "ringmesh-sim",

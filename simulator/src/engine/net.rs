@@ -172,7 +172,7 @@ fn parse_rate(text: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("not a rate: {text:?} (try 10Mbit or 1MB)"))?;
     let bytes = value * scale;
-    if !bytes.is_finite() || bytes < 1.0 || bytes > 1e15 {
+    if !(1.0..=1e15).contains(&bytes) {
         return Err(format!("rate out of range: {text:?} (1 B/s to 1 PB/s)"));
     }
     Ok(bytes.round() as u64)
