@@ -199,6 +199,13 @@ fn geo_latency_is_the_region_matrix_plus_two_access_links() {
         }
     }
     assert!(regions.len() >= 5, "64 nodes in {} regions", regions.len());
+    // São Paulo to Mumbai, and two 10 ms access links.
+    let model = NetModel {
+        links: LatencyModel::geo(),
+        ..NetModel::default()
+    };
+    assert_eq!(model.max_latency(), Duration::from_millis(170));
+    assert_eq!(NetModel::default().max_latency(), Duration::from_millis(20));
 }
 
 #[test]

@@ -105,6 +105,26 @@ pub struct NetModel {
     pub upload: Option<Upload>,
 }
 
+impl NetModel {
+    /// The longest one-way latency of any link before jitter, queueing and
+    /// faults: `latency` under [`LatencyModel::Uniform`], the largest
+    /// region-to-region figure plus two of the longest access links under
+    /// [`LatencyModel::Regions`]. For bounds that must hold on every link.
+    pub fn max_latency(&self) -> Duration {
+        match &self.links {
+            LatencyModel::Uniform => self.latency,
+            LatencyModel::Regions { regions, access } => {
+                let n = regions.len();
+                let worst = (0..n * n)
+                    .map(|k| regions.one_way(k / n, k % n))
+                    .max()
+                    .unwrap_or(Duration::ZERO);
+                worst + access.1.max(access.0).saturating_mul(2)
+            }
+        }
+    }
+}
+
 impl Default for NetModel {
     fn default() -> Self {
         NetModel {
@@ -608,8 +628,9 @@ impl<O: Observer> Sim<O> {
     /// loses bytes this way stays broken that way after the heal, as with
     /// [`Sim::partition`] (TCP would have given up on the unacknowledged
     /// bytes); dials between the two sides time out (a handshake needs both
-    /// directions). Up to 32 cuts at once; `false` (and nothing cut) past
-    /// that.
+    /// directions). Nodes added later are outside the cut. Up to 32 cuts
+    /// at once; `false` (and nothing cut) past that. Panics if an index is
+    /// not a node's.
     pub fn partition_one_way(&mut self, senders: &[NodeIdx], receivers: &[NodeIdx]) -> bool {
         self.net.cut_one_way(self.nodes.len(), senders, receivers)
     }

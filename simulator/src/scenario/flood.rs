@@ -54,7 +54,9 @@ pub struct FloodParams {
     pub security: Security,
     /// Nodes crashed (silently) after the build, before the broadcast.
     pub crash: u32,
-    /// Broadcast payload size.
+    /// Broadcast payload size. The payload is constant bytes, or random
+    /// ones (from the seed) under an upload limit, where LZ4 would
+    /// otherwise shrink it to nothing on the wire.
     pub payload_len: usize,
     /// `MeshConfig::max_hops` of every node.
     pub max_hops: u8,

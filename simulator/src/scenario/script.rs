@@ -121,7 +121,7 @@
 //! | `peers_at_least`, `node`, `n` | the node(s) have at least `n` peers up |
 //! | `response`, `request` | the request's echo came back with its payload |
 //! | `received`, `send` | the one-way message arrived at its peer |
-//! | `no_false_positives` | no node declared a peer dead (`Unresponsive`) unless, within the declarer's `detection_time` + 1 s + two latencies before, the peer was down or partitioned from it (`partition` only: a one-way partition, flap or delay spike long enough to be detected counts as a false positive) |
+//! | `no_false_positives` | no node declared a peer dead (`Unresponsive`) unless, within the declarer's `detection_time` + 1 s + two of the longest link latencies before, the peer was down or partitioned from it (`partition` only: a one-way partition, flap or delay spike long enough to be detected counts as a false positive) |
 //! | `no_double_delivery` | no node delivered any broadcast twice in one run of the process |
 //! | `ring_order`, `node` | the listed nodes' ids (at least three) lie clockwise in that order: a ring scenario's shape depends on the ids, which the seed picks |
 //! | `chord_state`, `node`, `successors`, `predecessor` | with `[chord]`: the node's successor list and/or predecessor are these node indices (`predecessor = "none"` for none) |

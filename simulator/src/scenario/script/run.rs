@@ -933,7 +933,7 @@ impl Run {
 
     fn no_false_positives(&self) -> Result<String, String> {
         let net = &self.net;
-        let slack = Duration::from_secs(1) + (net.latency + net.jitter).saturating_mul(2);
+        let slack = Duration::from_secs(1) + (net.max_latency() + net.jitter).saturating_mul(2);
         let mut declared = 0;
         let mut wrong = Vec::new();
         for e in self.sim.observer().events() {
