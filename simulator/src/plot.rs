@@ -111,7 +111,7 @@ pub fn delivery_curves(path: &Path, reports: &[FloodReport]) -> Result<(), Box<d
         .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
         .draw()
         .map_err(|e| e.to_string())?;
-    let colours = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
+    let colours = [BLUE, RED, RGBColor(0, 150, 0), MAGENTA, CYAN, BLACK];
     for (k, report) in reports.iter().enumerate() {
         let others = f64::from(report.live_nodes.max(2) - 1);
         let mut steps = vec![(0.0, 0.0)];
@@ -136,7 +136,9 @@ pub fn delivery_curves(path: &Path, reports: &[FloodReport]) -> Result<(), Box<d
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        // Above the middle: between a fast curve's rise on the left and a
+        // slow one's on the right.
+        .position(SeriesLabelPosition::UpperMiddle)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .draw()
