@@ -630,7 +630,7 @@ mod tests {
             ("", 0, "no header"),
             ("name,weight,a\n", 1, "header"),
             ("region,weight,a,b\na,1,0,5\n", 0, "\"b\" has no row"),
-            ("region,weight,a,b\na,1,0\n", 2, "2 fields"),
+            ("region,weight,a,b\na,1,0\n", 2, "3 fields, expected 4"),
             ("region,weight,a\n# c\nb,1,0\n", 3, "not in the header"),
             ("region,weight,a\na,0,1\n", 2, "positive integer"),
             ("region,weight,a\na,1,-3\n", 2, "not a number"),
