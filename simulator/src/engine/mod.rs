@@ -28,8 +28,9 @@
 //! latency from regions ([`LatencyModel::geo`], or a matrix file) and
 //! [`NetModel::upload`] per-node upload bandwidth with queueing (`net.rs`).
 //!
-//! Every random choice (latency jitter, regions, upload rates, identities, node seeds, churn) is
-//! drawn from streams derived from [`SimConfig::seed`], and a trace hash
+//! Every random choice (latency jitter, regions, upload rates, identities,
+//! node seeds, churn) is drawn from streams derived from
+//! [`SimConfig::seed`], and a trace hash
 //! covers every input delivered to every node, so equal seeds give equal
 //! hashes and a changed run shows in the hash.
 
