@@ -4,6 +4,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ringmesh::Duration;
 use ringmesh_sim::NetModel;
+use ringmesh_sim::engine::{LatencyModel, Upload};
 use ringmesh_sim::scenario::chord::ChordParams;
 use ringmesh_sim::scenario::flood::{FloodParams, Topology};
 use ringmesh_sim::scenario::liveness::{LivenessParams, Preset};
@@ -97,6 +98,25 @@ pub(crate) struct FloodArgs {
     /// Extra one-way delay, uniform in 0..=jitter, milliseconds.
     #[arg(long, default_value_t = 5)]
     pub(crate) jitter_ms: u64,
+    /// Where link latency comes from: `uniform` (--latency-ms for every
+    /// link), `geo` (seven world regions, nodes placed by weight, plus a
+    /// 1-10 ms access link each; --latency-ms unused), or `file:PATH` (a
+    /// region matrix in the format of simulator/data/regions-7.csv).
+    #[arg(long, value_name = "MODEL", default_value = "uniform", value_parser = LatencyModel::parse)]
+    pub(crate) latency_model: LatencyModel,
+    /// Each node's upload bandwidth, with sends queueing behind each other:
+    /// `10Mbit`, `1MB` (per second), or a range each node draws from,
+    /// `2Mbit..50Mbit`. The broadcast payload is then random bytes (a
+    /// constant one would compress to nothing). Default: unlimited.
+    #[arg(long, value_name = "RATE", value_parser = Upload::parse)]
+    pub(crate) upload_bandwidth: Option<Upload>,
+    /// Run the flood three times on the same seed and overlay options, under
+    /// the uniform model, the geo model, and the geo model with
+    /// --upload-bandwidth (10Mbit if not given), print how long each took
+    /// to reach 50/90/99% of the nodes, and draw the three delivery curves
+    /// together with --plot.
+    #[arg(long, conflicts_with = "json")]
+    pub(crate) compare_nets: bool,
     #[command(flatten)]
     pub(crate) output: Output,
 }
@@ -315,7 +335,11 @@ impl FloodArgs {
                     join_interval: Duration::from_millis(self.join_interval_ms),
                 },
             },
-            net: net(self.latency_ms, self.jitter_ms),
+            net: NetModel {
+                links: self.latency_model.clone(),
+                upload: self.upload_bandwidth,
+                ..net(self.latency_ms, self.jitter_ms)
+            },
             crash: self.crash,
             payload_len: self.payload,
             ..FloodParams::default()
@@ -430,6 +454,50 @@ mod tests {
         let words: Vec<&str> = replay.split_whitespace().skip(2).collect();
         let again = ChordArgs::parse_default(&words).expect("the replay parses");
         assert_eq!(again.params(), params);
+    }
+
+    #[test]
+    fn a_flood_on_a_richer_network_replays_with_its_model() {
+        let flood = FloodArgs::parse_default(&[
+            "--nodes",
+            "300",
+            "--latency-model",
+            "geo",
+            "--upload-bandwidth",
+            "2Mbit..20Mbit",
+        ])
+        .expect("parses");
+        let params = flood.params();
+        assert_eq!(params.net.links, LatencyModel::geo());
+        assert_eq!(
+            params.net.upload,
+            Some(Upload {
+                min_bytes_per_sec: 250_000,
+                max_bytes_per_sec: 2_500_000
+            })
+        );
+        let replay = params.replay();
+        assert!(
+            replay.ends_with("--latency-model geo --upload-bandwidth 250000B..2500000B"),
+            "{replay}"
+        );
+        let again = Cli::try_parse_from(replay.split(' ')).expect("replay parses");
+        let Some(Cmd::Flood(again)) = again.command else {
+            panic!("not flood");
+        };
+        assert_eq!(again.params().replay(), replay);
+        assert_eq!(again.params().net, params.net);
+        assert!(FloodArgs::parse_default(&["--latency-model", "mars"]).is_err());
+        assert!(FloodArgs::parse_default(&["--upload-bandwidth", "fast"]).is_err());
+        // The default run's replay line does not mention the models.
+        let plain = FloodArgs::parse_default(&[])
+            .expect("parses")
+            .params()
+            .replay();
+        assert!(
+            !plain.contains("model") && !plain.contains("upload"),
+            "{plain}"
+        );
     }
 
     #[test]

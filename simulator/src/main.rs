@@ -66,9 +66,62 @@ fn demo(args: &DemoArgs) -> Result<ExitCode, Error> {
     }
 }
 
+/// `flood --compare-nets`: the same flood under the uniform model, the geo
+/// model, and geo with upload limits; a table and one figure.
+fn compare_nets(args: &args::FloodArgs) -> Result<ExitCode, Error> {
+    use ringmesh_sim::engine::{LatencyModel, Upload};
+    let base = args.params();
+    let upload = args.upload_bandwidth.unwrap_or(Upload::fixed(1_250_000));
+    let runs = [
+        (LatencyModel::Uniform, None),
+        (LatencyModel::geo(), None),
+        (LatencyModel::geo(), Some(upload)),
+    ];
+    let mut reports = Vec::new();
+    let mut code = ExitCode::SUCCESS;
+    for (links, upload) in runs {
+        let mut params = base.clone();
+        params.net.links = links;
+        params.net.upload = upload;
+        let progress = Progress::new(params.nodes);
+        let report = flood::run(&params, |phase, done, total| {
+            progress.update(phase, done, total)
+        });
+        drop(progress);
+        let report = match report {
+            Ok(report) => report,
+            Err(e) => {
+                return Ok(show::failed(
+                    &format!("flood failed: {e}"),
+                    &params.replay(),
+                ));
+            }
+        };
+        print!("{report}");
+        println!("  replay: {}\n", params.replay());
+        if !report.ok() {
+            code = show::failed(&report.failure(), report.replay());
+        }
+        reports.push(report);
+    }
+    println!("network model                              50%        90%        99%       100%");
+    for r in &reports {
+        println!(
+            "{:<40} {:>7.0} ms {:>7.0} ms {:>7.0} ms {:>7.0} ms",
+            r.net, r.p50_ms, r.p90_ms, r.p99_ms, r.last_delivery_ms
+        );
+    }
+    if let Some(path) = &args.output.plot {
+        ringmesh_sim::plot::delivery_curves(path, &reports)?;
+        println!("plot: {}", path.display());
+    }
+    Ok(code)
+}
+
 /// One subcommand.
 fn dispatch(command: &Cmd) -> Result<ExitCode, Error> {
     match command {
+        Cmd::Flood(args) if args.compare_nets => compare_nets(args),
         Cmd::Flood(args) => {
             let params = args.params();
             scenario(

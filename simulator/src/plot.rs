@@ -77,6 +77,76 @@ pub fn delivery_curve(path: &Path, report: &FloodReport) -> Result<(), Box<dyn E
     Ok(())
 }
 
+/// Writes the delivery curves of several floods of one network (say, the
+/// same seed under different network models) to the SVG file `path`: the
+/// fraction of live nodes delivered over virtual time, one line per
+/// report, labelled with its network model.
+pub fn delivery_curves(path: &Path, reports: &[FloodReport]) -> Result<(), Box<dyn Error>> {
+    let Some(first) = reports.first() else {
+        return Err("no flood to plot".into());
+    };
+    let x_max = reports
+        .iter()
+        .map(|r| r.last_delivery_ms)
+        .fold(1.0, f64::max)
+        * 1.05;
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let caption = format!(
+        "flood: {} nodes, seed {}, {}-byte payload: share delivered over virtual time",
+        first.nodes, first.seed, first.payload_len
+    );
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, ("sans-serif", 18))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, 0.0..1.02)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("virtual ms since the broadcast")
+        .y_desc("share of live nodes delivered")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let colours = [BLUE, RED, RGBColor(0, 150, 0), MAGENTA, CYAN, BLACK];
+    for (k, report) in reports.iter().enumerate() {
+        let others = f64::from(report.live_nodes.max(2) - 1);
+        let mut steps = vec![(0.0, 0.0)];
+        let mut held = 0.0;
+        for &(t, count) in &report.curve {
+            steps.push((t, held));
+            held = f64::from(count) / others;
+            steps.push((t, held));
+        }
+        let colour = colours[k % colours.len()];
+        let label = format!(
+            "{}: 50% at {:.0} ms, 99% at {:.0} ms",
+            report.net, report.p50_ms, report.p99_ms
+        );
+        chart
+            .draw_series(LineSeries::new(steps, colour.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        // Above the middle: between a fast curve's rise on the left and a
+        // slow one's on the right.
+        .position(SeriesLabelPosition::UpperMiddle)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 /// The empirical CDF of ascending `sorted` as a step line.
 fn cdf_steps(sorted: &[f64]) -> Vec<(f64, f64)> {
     let n = sorted.len() as f64;

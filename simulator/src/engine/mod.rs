@@ -19,15 +19,24 @@
 //! | [`Sim::crash`] (silent crash) | nothing: bytes to it vanish, dials time out; only liveness reveals it |
 //! | [`Sim::restart`] | the node comes back with the same identity and a fresh seed and state, and rejoins through its bootstrap list |
 //! | [`Sim::partition`] | bytes across groups vanish (those connections stay broken after the heal, as TCP's would); dials across groups time out |
+//! | [`Sim::partition_one_way`] | bytes from one set to another vanish, the other way they flow; dials between them time out |
+//! | [`Sim::flap_link`], [`Sim::flap_node`] | the link goes down for a while: bytes are held and arrive after it is back (TCP retransmits); connections survive |
+//! | [`Sim::delay_link`], [`Sim::delay_node`] | for a while, bytes take longer (a lossy path's retransmissions) |
 //! | [`Sim::run_churn`] | Poisson joins and leaves (crashes or kills) for a while |
 //!
-//! Every random choice (latency jitter, identities, node seeds, churn) is
-//! drawn from streams derived from [`SimConfig::seed`], and a trace hash
+//! Beyond one latency for every link, [`NetModel::links`] gives per-pair
+//! latency from regions ([`LatencyModel::geo`], or a matrix file) and
+//! [`NetModel::upload`] per-node upload bandwidth with queueing (`net.rs`).
+//!
+//! Every random choice (latency jitter, regions, upload rates, identities,
+//! node seeds, churn) is drawn from streams derived from
+//! [`SimConfig::seed`], and a trace hash
 //! covers every input delivered to every node, so equal seeds give equal
 //! hashes and a changed run shows in the hash.
 
 mod churn;
 mod memo_check;
+mod net;
 mod queue;
 mod trace;
 
@@ -43,6 +52,7 @@ use ringmesh::{
 };
 
 pub use churn::{Churn, ChurnLog};
+pub use net::{GEO_REGIONS_CSV, LatencyModel, Regions, RegionsError, Upload};
 pub use trace::TraceHash;
 
 /// A node's index in a [`Sim`].
@@ -71,9 +81,17 @@ pub fn index_of(addr: SocketAddr) -> Option<NodeIdx> {
 }
 
 /// The network's behaviour.
+///
+/// The default is one latency with uniform jitter for every link, no
+/// bandwidth limit and no fault; [`NetModel::links`] and
+/// [`NetModel::upload`] turn on per-pair latency and per-node upload
+/// queues (`net.rs`), and the [`Sim`] methods [`Sim::partition_one_way`],
+/// [`Sim::flap_link`], [`Sim::flap_node`], [`Sim::delay_link`] and
+/// [`Sim::delay_node`] inject faults at run time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetModel {
-    /// One-way latency of every link.
+    /// One-way latency of every link under [`LatencyModel::Uniform`] (and
+    /// of a refused or unreachable dial's answer under any model).
     pub latency: Duration,
     /// Extra one-way delay, uniform in `0..=jitter`, drawn per send; a
     /// connection never reorders (a later send never overtakes).
@@ -81,6 +99,31 @@ pub struct NetModel {
     /// How long a dial to a crashed or partitioned node takes to fail
     /// (`TransportError::TimedOut`).
     pub dial_timeout: Duration,
+    /// Where per-link latency comes from (default: `latency` for every
+    /// link).
+    pub links: LatencyModel,
+    /// Per-node upload bandwidth with queueing (default: unlimited).
+    pub upload: Option<Upload>,
+}
+
+impl NetModel {
+    /// The longest one-way latency of any link before jitter, queueing and
+    /// faults: `latency` under [`LatencyModel::Uniform`], the largest
+    /// region-to-region figure plus two of the longest access links under
+    /// [`LatencyModel::Regions`]. For bounds that must hold on every link.
+    pub fn max_latency(&self) -> Duration {
+        match &self.links {
+            LatencyModel::Uniform => self.latency,
+            LatencyModel::Regions { regions, access } => {
+                let n = regions.len();
+                let worst = (0..n * n)
+                    .map(|k| regions.one_way(k / n, k % n))
+                    .max()
+                    .unwrap_or(Duration::ZERO);
+                worst + access.1.max(access.0).saturating_mul(2)
+            }
+        }
+    }
 }
 
 impl Default for NetModel {
@@ -89,6 +132,8 @@ impl Default for NetModel {
             latency: Duration::from_millis(20),
             jitter: Duration::from_millis(5),
             dial_timeout: Duration::from_secs(3),
+            links: LatencyModel::Uniform,
+            upload: None,
         }
     }
 }
@@ -223,6 +268,8 @@ pub struct Sim<O: Observer = ()> {
     records: Vec<NodeRecord>,
     conns: HashMap<(NodeIdx, ConnId), ConnEnd, FixedState>,
     net_rng: ChaCha8Rng,
+    /// Per-pair latency, uplink queues and link faults (`net.rs`).
+    net: net::NetState,
     trace: TraceHash,
     stats: SimStats,
     /// Deliveries in the queue (timers excluded), for [`Sim::settle`].
@@ -253,6 +300,7 @@ impl<O: Observer> Sim<O> {
     pub fn with_observer(config: SimConfig, observer: O) -> Self {
         Sim {
             net_rng: stream(config.seed, "network"),
+            net: net::NetState::new(&config.net, stream(config.seed, "network nodes")),
             config,
             now: Instant::ZERO,
             queue: queue::EventQueue::new(),
@@ -439,6 +487,7 @@ impl<O: Observer> Sim<O> {
         });
         self.machines.push(Some(node));
         self.records.push(NodeRecord { config: shared, id });
+        self.net.add_node(i);
         self.after_node_call(i);
         Ok(i)
     }
@@ -509,7 +558,7 @@ impl<O: Observer> Sim<O> {
             match state {
                 NodeState::Killed => {
                     self.remove_peer_end(end);
-                    let at = self.arrival(i, conn);
+                    let at = self.arrival(i, end.peer, conn, 0);
                     let input = Input::Closed {
                         conn: end.peer_conn,
                         reason: TransportError::Reset,
@@ -564,11 +613,79 @@ impl<O: Observer> Sim<O> {
         }
     }
 
-    /// Ends every partition. Connections broken by it stay broken.
+    /// Ends every partition, one-way cuts included. Connections broken by
+    /// them stay broken.
     pub fn heal(&mut self) {
         for n in &mut self.nodes {
             n.group = 0;
         }
+        self.net.heal_cuts();
+    }
+
+    /// An asymmetric partition: from now until [`Sim::heal`], bytes from
+    /// any node of `senders` to any node of `receivers` vanish, while the
+    /// other direction still flows (the receivers hear nothing from the
+    /// senders; the senders still hear the receivers). A connection that
+    /// loses bytes this way stays broken that way after the heal, as with
+    /// [`Sim::partition`] (TCP would have given up on the unacknowledged
+    /// bytes); dials between the two sides time out (a handshake needs both
+    /// directions). Nodes added later are outside the cut. Up to 32 cuts
+    /// at once; `false` (and nothing cut) past that. Panics if an index is
+    /// not a node's.
+    pub fn partition_one_way(&mut self, senders: &[NodeIdx], receivers: &[NodeIdx]) -> bool {
+        self.net.cut_one_way(self.nodes.len(), senders, receivers)
+    }
+
+    /// A link flap: the link between `a` and `b` goes down now for
+    /// `down_for`, both ways, and comes back.
+    ///
+    /// What TCP does on such an outage, shorter than its retransmission
+    /// give-up (minutes), is retransmit: the connection survives and the
+    /// bytes arrive late, in order. So a flap breaks no connection: bytes
+    /// sent while the link is down are held and arrive one latency after it
+    /// is back (bytes already in flight when it went down still arrive on
+    /// time); closes are held the same way. A dial across the link times
+    /// out if the link stays down past [`NetModel::dial_timeout`], and
+    /// completes after it is back otherwise. An outage that should break
+    /// connections is a [`Sim::partition`].
+    pub fn flap_link(&mut self, a: NodeIdx, b: NodeIdx, down_for: Duration) {
+        self.net.down(a, Some(b), self.now + down_for);
+    }
+
+    /// A flap of every link of node `i` (its network interface goes down
+    /// for `down_for`), with the effect of [`Sim::flap_link`] on each.
+    pub fn flap_node(&mut self, i: NodeIdx, down_for: Duration) {
+        self.net.down(i, None, self.now + down_for);
+    }
+
+    /// A delay spike: for `lasting` from now, bytes sent between `a` and
+    /// `b` (both ways) take `extra` longer, as on a lossy path where TCP
+    /// retransmits; connections never reorder, so later bytes queue behind
+    /// delayed ones even after the spike. Spikes on one link add up.
+    pub fn delay_link(&mut self, a: NodeIdx, b: NodeIdx, extra: Duration, lasting: Duration) {
+        self.net.delay(a, Some(b), extra, self.now + lasting);
+    }
+
+    /// A delay spike on every link of node `i` (see [`Sim::delay_link`]).
+    pub fn delay_node(&mut self, i: NodeIdx, extra: Duration, lasting: Duration) {
+        self.net.delay(i, None, extra, self.now + lasting);
+    }
+
+    /// Node `i`'s region (index and name) under [`LatencyModel::Regions`].
+    pub fn region_of(&self, i: NodeIdx) -> Option<(usize, &str)> {
+        self.net.region(i)
+    }
+
+    /// Node `i`'s upload rate in bytes per second, if [`NetModel::upload`]
+    /// limits it.
+    pub fn upload_of(&self, i: NodeIdx) -> Option<u64> {
+        self.net.upload_of(i)
+    }
+
+    /// The one-way latency from `a` to `b` under the model, before jitter,
+    /// queueing and faults.
+    pub fn latency_between(&self, a: NodeIdx, b: NodeIdx) -> Duration {
+        self.pair_latency(a, b)
     }
 
     fn push(&mut self, at: Instant, ev: Ev) {
@@ -587,20 +704,79 @@ impl<O: Observer> Sim<O> {
         );
     }
 
-    /// When bytes sent now from `from` on `conn` arrive: latency
-    /// plus jitter, never before what was sent earlier on that connection.
-    fn arrival(&mut self, from: NodeIdx, conn: ConnId) -> Instant {
+    /// When `bytes` bytes sent now from `from` to `to` on `conn` arrive:
+    /// latency plus jitter (plus, under a richer model, the wait for the
+    /// sender's uplink and any fault's delay), never before what was sent
+    /// earlier on that connection.
+    fn arrival(&mut self, from: NodeIdx, to: NodeIdx, conn: ConnId, bytes: usize) -> Instant {
         let net = &self.config.net;
         let jitter = match net.jitter.as_micros() {
             0 => 0,
             j => self.net_rng.next_u64() % (j + 1),
         };
-        let mut at = self.now + net.latency + Duration::from_micros(jitter);
+        let jitter = Duration::from_micros(jitter);
+        let mut at = if self.net.active() {
+            self.model_arrival(from, to, bytes, jitter)
+        } else {
+            self.now + net.latency + jitter
+        };
         if let Some(end) = self.conns.get_mut(&(from, conn)) {
             at = at.max(end.last_arrival);
             end.last_arrival = at;
         }
         at
+    }
+
+    /// [`Sim::arrival`] under a richer model: the bytes leave when the
+    /// sender's uplink has sent them, travel the pair's latency plus any
+    /// delay spike, and a flapping link holds them until it is back.
+    fn model_arrival(
+        &mut self,
+        from: NodeIdx,
+        to: NodeIdx,
+        bytes: usize,
+        jitter: Duration,
+    ) -> Instant {
+        let latency = self.net.latency(self.config.net.latency, from, to);
+        let leave = self.net.uplink(self.now, from, bytes);
+        let mut at = leave + latency + jitter;
+        if let net::PathState::Open { extra, held_until } = self.net.path(self.now, from, to) {
+            at += extra;
+            if let Some(back) = held_until {
+                at = at.max(back + latency + extra);
+            }
+        }
+        at
+    }
+
+    /// Whether a one-way cut drops bytes from `from` to `to` now.
+    fn cut(&mut self, from: NodeIdx, to: NodeIdx) -> bool {
+        self.net.active() && self.net.path(self.now, from, to) == net::PathState::Cut
+    }
+
+    /// Whether a dial between `a` and `b` cannot complete within the dial
+    /// timeout: a one-way cut either way (the handshake needs both), or a
+    /// link that stays down for longer.
+    fn dial_blocked(&mut self, a: NodeIdx, b: NodeIdx) -> bool {
+        if !self.net.active() {
+            return false;
+        }
+        let give_up = self.now + self.config.net.dial_timeout;
+        [(a, b), (b, a)]
+            .iter()
+            .any(|&(x, y)| match self.net.path(self.now, x, y) {
+                net::PathState::Cut => true,
+                net::PathState::Open { held_until, .. } => held_until.is_some_and(|t| t >= give_up),
+            })
+    }
+
+    /// The one-way latency from `from` to `to` before jitter and faults.
+    fn pair_latency(&self, from: NodeIdx, to: NodeIdx) -> Duration {
+        if self.net.active() {
+            self.net.latency(self.config.net.latency, from, to)
+        } else {
+            self.config.net.latency
+        }
     }
 
     fn reachable(&self, from: NodeIdx, to: NodeIdx) -> bool {
@@ -637,7 +813,7 @@ impl<O: Observer> Sim<O> {
             Output::Dial { conn, addr } => {
                 let target = index_of(addr).filter(|&j| (j as usize) < self.nodes.len());
                 match target {
-                    Some(j) if self.reachable(i, j) => {
+                    Some(j) if self.reachable(i, j) && !self.dial_blocked(i, j) => {
                         let inbound = ConnId::inbound(self.nodes[j as usize].next_inbound);
                         self.nodes[j as usize].next_inbound += 1;
                         let j_incarnation = self.nodes[j as usize].incarnation;
@@ -650,7 +826,7 @@ impl<O: Observer> Sim<O> {
                         };
                         self.conns.insert((i, conn), end(j, inbound, j_incarnation));
                         self.conns.insert((j, inbound), end(i, conn, incarnation));
-                        let at = self.arrival(i, conn);
+                        let at = self.arrival(i, j, conn, 0);
                         let connected = Input::Connected {
                             conn,
                             remote: addr,
@@ -665,7 +841,7 @@ impl<O: Observer> Sim<O> {
                         self.deliver_at(at, j, j_incarnation, accepted);
                     }
                     Some(j) if self.nodes[j as usize].state == NodeState::Killed => {
-                        let at = self.now + self.config.net.latency;
+                        let at = self.now + self.pair_latency(i, j);
                         let failed = Input::DialFailed {
                             conn,
                             reason: TransportError::Refused,
@@ -695,8 +871,8 @@ impl<O: Observer> Sim<O> {
             Output::Close { conn } => {
                 if let Some(end) = self.conns.remove(&(i, conn)) {
                     self.remove_peer_end(end);
-                    if !end.broken && self.reachable(i, end.peer) {
-                        let at = self.arrival_after(end);
+                    if !end.broken && self.reachable(i, end.peer) && !self.cut(i, end.peer) {
+                        let at = self.arrival_after(i, end);
                         let closed = Input::Closed {
                             conn: end.peer_conn,
                             reason: TransportError::Eof,
@@ -724,9 +900,15 @@ impl<O: Observer> Sim<O> {
         }
     }
 
-    /// The arrival time of a close after everything sent before it.
-    fn arrival_after(&mut self, end: ConnEnd) -> Instant {
-        (self.now + self.config.net.latency).max(end.last_arrival)
+    /// The arrival time of a close from `from` after everything sent
+    /// before it.
+    fn arrival_after(&mut self, from: NodeIdx, end: ConnEnd) -> Instant {
+        let at = if self.net.active() {
+            self.model_arrival(from, end.peer, 0, Duration::ZERO)
+        } else {
+            self.now + self.config.net.latency
+        };
+        at.max(end.last_arrival)
     }
 
     fn send(&mut self, i: NodeIdx, conn: ConnId, bytes: Bytes) {
@@ -734,14 +916,14 @@ impl<O: Observer> Sim<O> {
             self.stats.lost_sends += 1;
             return;
         };
-        if end.broken || !self.reachable(i, end.peer) {
+        if end.broken || !self.reachable(i, end.peer) || self.cut(i, end.peer) {
             if let Some(e) = self.conns.get_mut(&(i, conn)) {
                 e.broken = true;
             }
             self.stats.lost_sends += 1;
             return;
         }
-        let at = self.arrival(i, conn);
+        let at = self.arrival(i, end.peer, conn, bytes.len());
         let input = Input::Received {
             conn: end.peer_conn,
             bytes,

@@ -14,7 +14,7 @@ use ringmesh::{
 };
 use serde::Serialize;
 
-use crate::engine::{NetModel, NodeIdx, Observer, Sim, SimConfig, addr_of};
+use crate::engine::{LatencyModel, NetModel, NodeIdx, Observer, Sim, SimConfig, addr_of};
 use crate::show::Report;
 
 /// How the overlay is built before the broadcast.
@@ -54,7 +54,9 @@ pub struct FloodParams {
     pub security: Security,
     /// Nodes crashed (silently) after the build, before the broadcast.
     pub crash: u32,
-    /// Broadcast payload size.
+    /// Broadcast payload size. The payload is constant bytes, or random
+    /// ones (from the seed) under an upload limit, where LZ4 would
+    /// otherwise shrink it to nothing on the wire.
     pub payload_len: usize,
     /// `MeshConfig::max_hops` of every node.
     pub max_hops: u8,
@@ -74,7 +76,7 @@ impl FloodParams {
                 join_interval.as_millis()
             ),
         };
-        format!(
+        let mut line = format!(
             "ringmesh-sim flood --seed {} --nodes {} {topology} --crash {} --payload {} \
              --latency-ms {} --jitter-ms {}",
             self.seed,
@@ -83,7 +85,45 @@ impl FloodParams {
             self.payload_len,
             self.net.latency.as_millis(),
             self.net.jitter.as_millis()
-        )
+        );
+        // Only a richer model is spelled out, so the default run's replay
+        // line stays what it was.
+        if self.net.links != LatencyModel::Uniform {
+            line += &format!(" --latency-model {}", self.net.links.describe());
+        }
+        if let Some(upload) = self.net.upload {
+            line += &format!(" --upload-bandwidth {}", upload.describe());
+        }
+        line
+    }
+
+    /// The network model in a few words, for reports and figure legends.
+    pub fn net_description(&self) -> String {
+        let mut text = match &self.net.links {
+            LatencyModel::Uniform => format!(
+                "uniform {} ms + 0..{} ms",
+                self.net.latency.as_millis(),
+                self.net.jitter.as_millis()
+            ),
+            other => format!(
+                "{} + 0..{} ms",
+                other.describe(),
+                self.net.jitter.as_millis()
+            ),
+        };
+        if let Some(upload) = self.net.upload {
+            let mbit = |b: u64| b as f64 * 8.0 / 1e6;
+            if upload.min_bytes_per_sec == upload.max_bytes_per_sec {
+                text += &format!(", upload {} Mbit/s", mbit(upload.min_bytes_per_sec));
+            } else {
+                text += &format!(
+                    ", upload {}..{} Mbit/s",
+                    mbit(upload.min_bytes_per_sec),
+                    mbit(upload.max_bytes_per_sec)
+                );
+            }
+        }
+        text
     }
 }
 
@@ -132,6 +172,18 @@ pub struct FloodReport {
     pub max_hops: u8,
     /// From the broadcast to the last delivery, virtual milliseconds.
     pub last_delivery_ms: f64,
+    /// From the broadcast until half the live nodes other than the origin
+    /// delivered it, virtual milliseconds (the last delivery's time if
+    /// fewer did).
+    pub p50_ms: f64,
+    /// Until 90% delivered, as `p50_ms`.
+    pub p90_ms: f64,
+    /// Until 99% delivered, as `p50_ms`.
+    pub p99_ms: f64,
+    /// The network model ([`FloodParams::net_description`]).
+    pub net: String,
+    /// The broadcast payload's size, bytes.
+    pub payload_len: usize,
     /// Virtual time the overlay took to build, milliseconds.
     pub build_ms: f64,
     /// Simulator events processed (whole run).
@@ -194,6 +246,7 @@ impl fmt::Display for FloodReport {
             "flood: {} nodes ({topology}), seed {}\n  \
              delivered {}/{} live nodes (ratio {:.4}), {} double deliveries\n  \
              hops mean {:.2}, max {}; last delivery {:.1} ms after the broadcast\n  \
+             50%/90%/99% delivered after {:.1}/{:.1}/{:.1} ms; network {}\n  \
              redundancy: rmr {:.2}, {} duplicate copies\n  \
              {} events in {:.0} ms wall ({:.2} M events/s), overlay built in {:.0} ms virtual, \
              peak RSS {:.0} MiB\n  \
@@ -207,6 +260,10 @@ impl fmt::Display for FloodReport {
             self.mean_hops,
             self.max_hops,
             self.last_delivery_ms,
+            self.p50_ms,
+            self.p90_ms,
+            self.p99_ms,
+            self.net,
             self.rmr,
             self.duplicates,
             self.events,
@@ -344,7 +401,19 @@ pub fn run(
         }
     }
     let live = sim.live_nodes().len() as u32;
-    let payload = Bytes::from(vec![0x42u8; params.payload_len]);
+    let payload = if params.net.upload.is_some() {
+        // LZ4 would shrink a constant payload to a few bytes on the wire and
+        // the bandwidth limit would not show: random bytes do not compress.
+        let mut bytes = vec![0u8; params.payload_len];
+        ChaCha8Rng::from_seed(blake3::derive_key(
+            "ringmesh-sim v1 flood payload",
+            &params.seed.to_le_bytes(),
+        ))
+        .fill_bytes(&mut bytes);
+        Bytes::from(bytes)
+    } else {
+        Bytes::from(vec![0x42u8; params.payload_len])
+    };
     let seq = match sim.command(0, MeshCommand::Broadcast { payload })? {
         ringmesh::Accepted::Broadcast { seq } => seq,
         other => return Err(format!("broadcast not accepted: {other:?}").into()),
@@ -364,6 +433,16 @@ pub fn run(
     let dups = duplicates(&sim) - duplicates_before;
     let delivered = watch.delivered;
     let curve = curve(&watch.times, sent_at);
+    let until = |fraction: f64| {
+        let wanted = ((others * fraction).ceil() as usize).max(1);
+        let at = watch
+            .times
+            .get(wanted - 1)
+            .or(watch.times.last())
+            .copied()
+            .unwrap_or(sent_at);
+        (at - sent_at).as_micros() as f64 / 1e3
+    };
     let last_delivery_ms = (watch.last.max(sent_at) - sent_at).as_micros() as f64 / 1e3;
     let wall_ms = wall.elapsed().as_secs_f64() * 1e3;
     let events = sim.stats().events;
@@ -379,6 +458,11 @@ pub fn run(
         mean_hops: watch.hops_sum as f64 / f64::from(delivered.max(1)),
         max_hops: watch.max_hops,
         last_delivery_ms,
+        p50_ms: until(0.5),
+        p90_ms: until(0.9),
+        p99_ms: until(0.99),
+        net: params.net_description(),
+        payload_len: params.payload_len,
         build_ms,
         events,
         events_per_sec: events as f64 / (wall_ms / 1e3).max(1e-9),

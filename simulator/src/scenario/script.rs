@@ -13,6 +13,8 @@
 //! latency_ms = 20               # one-way latency of every link (20)
 //! jitter_ms = 5                 # extra delay, uniform in 0..=jitter (5)
 //! dial_timeout_ms = 3000        # a dial to a silent node fails after this (3000)
+//! latency_model = "geo"         # "uniform" (default), "geo" or "file:PATH" (engine::LatencyModel)
+//! upload = "10Mbit"             # per-node upload bandwidth, or a range "2Mbit..20Mbit" (unlimited)
 //!
 //! [node]                        # optional defaults for `add_nodes`
 //! preset = "lan"                # "lan" (default) or "wan": Config::lan()/wan()
@@ -55,7 +57,10 @@
 //! | `kill = i` | `i` stops and its connections reset (`Sim::kill`) |
 //! | `restart = i` | a crashed or killed `i` comes back, fresh, same identity (`Sim::restart`) |
 //! | `partition = [[0, 1], [2, 3]]` | each list is a group; nodes listed nowhere join the first group |
-//! | `heal = true` | ends the partition (connections it broke stay broken) |
+//! | `partition_one_way = { from = [0], to = [1, 2] }` | bytes from `from` to `to` vanish, the other way they flow, until `heal` (`Sim::partition_one_way`) |
+//! | `flap = { node, peer, for_ms }` | the link `node`–`peer` (every link of `node` without `peer`) is down for `for_ms`: bytes are held and arrive after, connections survive (`Sim::flap_link`, `Sim::flap_node`) |
+//! | `delay_spike = { node, peer, extra_ms, for_ms }` | for `for_ms`, bytes on the link (or every link of `node`) take `extra_ms` longer (`Sim::delay_link`, `Sim::delay_node`) |
+//! | `heal = true` | ends the partition and the one-way partitions (connections they broke stay broken) |
 //! | `broadcast = { from, payload }` | `MeshCommand::Broadcast` |
 //! | `send = { from, to, payload }` | `MessagingCommand::Send` (one-way) |
 //! | `request = { from, to, payload, timeout_ms }` | `MessagingCommand::Request`; the engine echoes the payload back |
@@ -116,7 +121,7 @@
 //! | `peers_at_least`, `node`, `n` | the node(s) have at least `n` peers up |
 //! | `response`, `request` | the request's echo came back with its payload |
 //! | `received`, `send` | the one-way message arrived at its peer |
-//! | `no_false_positives` | no node declared a peer dead (`Unresponsive`) unless, within the declarer's `detection_time` + 1 s + two latencies before, the peer was down or partitioned from it |
+//! | `no_false_positives` | no node declared a peer dead (`Unresponsive`) unless, within the declarer's `detection_time` + 1 s + two of the longest link latencies before, the peer was down or partitioned from it (`partition` only: a one-way partition, flap or delay spike long enough to be detected counts as a false positive) |
 //! | `no_double_delivery` | no node delivered any broadcast twice in one run of the process |
 //! | `ring_order`, `node` | the listed nodes' ids (at least three) lie clockwise in that order: a ring scenario's shape depends on the ids, which the seed picks |
 //! | `chord_state`, `node`, `successors`, `predecessor` | with `[chord]`: the node's successor list and/or predecessor are these node indices (`predecessor = "none"` for none) |

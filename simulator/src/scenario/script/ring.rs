@@ -214,7 +214,7 @@ impl Ring {
             settings,
             // A dial fails within the dial timeout; the handshake takes a
             // few link delays more.
-            connect_wait: net.dial_timeout + (net.latency + net.jitter).saturating_mul(4),
+            connect_wait: net.dial_timeout + (net.max_latency() + net.jitter).saturating_mul(4),
             next_check: Instant::ZERO,
             cursor: 0,
             joins: Vec::new(),

@@ -231,6 +231,33 @@ impl Run {
                     groups,
                 });
             }
+            Action::PartitionOneWay { from, to } => {
+                if !self.sim.partition_one_way(from, to) {
+                    self.refused(step, "more than 32 one-way partitions at once".to_owned());
+                }
+            }
+            Action::Flap {
+                node,
+                peer: Some(peer),
+                down_for,
+            } => self.sim.flap_link(*node, *peer, *down_for),
+            Action::Flap {
+                node,
+                peer: None,
+                down_for,
+            } => self.sim.flap_node(*node, *down_for),
+            Action::DelaySpike {
+                node,
+                peer: Some(peer),
+                extra,
+                lasting,
+            } => self.sim.delay_link(*node, *peer, *extra, *lasting),
+            Action::DelaySpike {
+                node,
+                peer: None,
+                extra,
+                lasting,
+            } => self.sim.delay_node(*node, *extra, *lasting),
             Action::Heal => {
                 self.end_epoch();
                 self.sim.heal();
@@ -906,7 +933,7 @@ impl Run {
 
     fn no_false_positives(&self) -> Result<String, String> {
         let net = &self.net;
-        let slack = Duration::from_secs(1) + (net.latency + net.jitter).saturating_mul(2);
+        let slack = Duration::from_secs(1) + (net.max_latency() + net.jitter).saturating_mul(2);
         let mut declared = 0;
         let mut wrong = Vec::new();
         for e in self.sim.observer().events() {

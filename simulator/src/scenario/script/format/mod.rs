@@ -50,7 +50,7 @@ impl Script {
     /// Parses and validates a scenario file's text.
     pub fn parse(text: &str) -> Result<Script, ScriptError> {
         let top: FileTop = toml::from_str(text).map_err(|e| ScriptError::new(e.to_string()))?;
-        let net = net_model(&top);
+        let net = net_model(&top)?;
         if top.step.is_empty() {
             return Err(ScriptError::new("the file has no [[step]]"));
         }
@@ -120,7 +120,7 @@ impl Script {
 }
 
 /// `[net]` over the engine's defaults.
-fn net_model(top: &FileTop) -> NetModel {
+fn net_model(top: &FileTop) -> Result<NetModel, ScriptError> {
     let mut net = NetModel::default();
     if let Some(section) = &top.net {
         if let Some(ms) = section.latency_ms {
@@ -132,8 +132,18 @@ fn net_model(top: &FileTop) -> NetModel {
         if let Some(ms) = section.dial_timeout_ms {
             net.dial_timeout = Duration::from_millis(ms);
         }
+        if let Some(model) = &section.latency_model {
+            net.links = crate::engine::LatencyModel::parse(model)
+                .map_err(|e| ScriptError::new(format!("[net]: `latency_model`: {e}")))?;
+        }
+        if let Some(rate) = &section.upload {
+            net.upload = Some(
+                crate::engine::Upload::parse(rate)
+                    .map_err(|e| ScriptError::new(format!("[net]: `upload`: {e}")))?,
+            );
+        }
     }
-    net
+    Ok(net)
 }
 
 /// `[sync]`, if the file has it: the LAN preset's table with the file's

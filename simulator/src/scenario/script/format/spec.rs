@@ -37,6 +37,8 @@ pub(super) struct NetSection {
     pub(super) latency_ms: Option<u64>,
     pub(super) jitter_ms: Option<u64>,
     pub(super) dial_timeout_ms: Option<u64>,
+    pub(super) latency_model: Option<String>,
+    pub(super) upload: Option<String>,
 }
 
 /// `[node]`: defaults for `add_nodes`.
@@ -98,6 +100,9 @@ pub(super) enum ActionSpec {
     Kill(NodeIdx),
     Restart(NodeIdx),
     Partition(Vec<Vec<NodeIdx>>),
+    PartitionOneWay(OneWaySpec),
+    Flap(LinkFaultSpec),
+    DelaySpike(LinkFaultSpec),
     Heal(bool),
     Broadcast(BroadcastSpec),
     Send(SendSpec),
@@ -126,6 +131,25 @@ pub(super) struct AddNodesSpec {
     pub(super) security: Option<SecurityName>,
     pub(super) target_peers: Option<usize>,
     pub(super) bootstrap: Option<Vec<NodeIdx>>,
+}
+
+/// `partition_one_way = { from, to }`: bytes from `from` to `to` vanish.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OneWaySpec {
+    pub(super) from: Vec<NodeIdx>,
+    pub(super) to: Vec<NodeIdx>,
+}
+
+/// `flap = { node, peer, for_ms }` and
+/// `delay_spike = { node, peer, extra_ms, for_ms }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LinkFaultSpec {
+    pub(super) node: NodeIdx,
+    pub(super) peer: Option<NodeIdx>,
+    pub(super) for_ms: u64,
+    pub(super) extra_ms: Option<u64>,
 }
 
 /// `broadcast = { from, payload }`.

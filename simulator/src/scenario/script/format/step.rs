@@ -114,6 +114,22 @@ pub(in crate::scenario::script) enum Action {
     Restart(NodeIdx),
     /// A group for every node that exists by then.
     Partition(Vec<u16>),
+    PartitionOneWay {
+        from: Vec<NodeIdx>,
+        to: Vec<NodeIdx>,
+    },
+    /// `peer: None`: every link of `node`.
+    Flap {
+        node: NodeIdx,
+        peer: Option<NodeIdx>,
+        down_for: Duration,
+    },
+    DelaySpike {
+        node: NodeIdx,
+        peer: Option<NodeIdx>,
+        extra: Duration,
+        lasting: Duration,
+    },
     Heal,
     Broadcast {
         from: NodeIdx,
@@ -188,6 +204,9 @@ impl Action {
             Action::Kill(_) => "kill",
             Action::Restart(_) => "restart",
             Action::Partition(_) => "partition",
+            Action::PartitionOneWay { .. } => "partition_one_way",
+            Action::Flap { .. } => "flap",
+            Action::DelaySpike { .. } => "delay_spike",
             Action::Heal => "heal",
             Action::Broadcast { .. } => "broadcast",
             Action::Send { .. } => "send",

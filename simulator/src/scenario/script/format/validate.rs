@@ -172,6 +172,46 @@ impl Validator {
             ActionSpec::Heal(true) => Action::Heal,
             ActionSpec::Heal(false) => return Err("write `heal = true`".into()),
             ActionSpec::Partition(groups) => self.partition(groups)?,
+            ActionSpec::PartitionOneWay(spec) => {
+                if spec.from.is_empty() || spec.to.is_empty() {
+                    return Err("`partition_one_way`: `from` and `to` need a node each".into());
+                }
+                for &i in spec.from.iter().chain(&spec.to) {
+                    self.node(i, key)?;
+                }
+                Action::PartitionOneWay {
+                    from: spec.from,
+                    to: spec.to,
+                }
+            }
+            ActionSpec::Flap(spec) | ActionSpec::DelaySpike(spec) => {
+                let node = self.node(spec.node, key)?;
+                let peer = match spec.peer {
+                    Some(p) => Some(self.pair([node, p], key)?.1),
+                    None => None,
+                };
+                if spec.for_ms == 0 {
+                    return Err(format!("`{key}`: `for_ms` must be above 0"));
+                }
+                let lasting = Duration::from_millis(spec.for_ms);
+                match (key, spec.extra_ms) {
+                    ("flap", None) => Action::Flap {
+                        node,
+                        peer,
+                        down_for: lasting,
+                    },
+                    ("flap", Some(_)) => {
+                        return Err("`flap`: `extra_ms` belongs to `delay_spike`".into());
+                    }
+                    (_, Some(ms)) if ms > 0 => Action::DelaySpike {
+                        node,
+                        peer,
+                        extra: Duration::from_millis(ms),
+                        lasting,
+                    },
+                    _ => return Err("`delay_spike`: `extra_ms` (above 0) is required".into()),
+                }
+            }
             ActionSpec::Broadcast(spec) => Action::Broadcast {
                 from: self.node(spec.from, "from")?,
                 payload: Bytes::from(spec.payload.unwrap_or_default()),
