@@ -522,7 +522,7 @@ impl Runner {
         for (k, (at, action)) in case.steps.iter().enumerate() {
             run.advance(start + Duration::from_millis(*at))?;
             let what = run.scenario.apply(&mut run.sim, action);
-            run.note(format!("step {k}: {action:?}: {what}"));
+            run.note(format!("step {k} (+{at} ms): {action:?}: {what}"));
             run.applied += 1;
             run.check()?;
         }
