@@ -52,11 +52,11 @@ use ringmesh::{
     ChordCommand, ChordConfig, ChordEvent, ChordRole, Command, Config, DhtConfig, Duration, Event,
     Instant, NodeId, Security,
 };
+use ringmesh_sim::check::{self, Case, Check, Progress, Runner, Scenario};
 use ringmesh_sim::chord_oracle::{
     FailureConstraint, InvariantReport, RingSnapshot, check as invariant, repair_window,
     reply_in_flight,
 };
-use ringmesh_sim::check::{self, Case, Check, Progress, Runner, Scenario};
 use ringmesh_sim::engine::NodeState;
 use ringmesh_sim::scenario::script::Ledger;
 use ringmesh_sim::{NetModel, NodeIdx, Sim, SimConfig, addr_of};
@@ -384,13 +384,19 @@ impl Run {
                         self.note(sim, format!("node {node} asks to join through {via}"));
                     }
                     Err(e) => {
-                        self.note(sim, format!("node {node}'s join through {via} refused: {e}"));
+                        self.note(
+                            sim,
+                            format!("node {node}'s join through {via} refused: {e}"),
+                        );
                         self.joins.remove(k);
                         continue;
                     }
                 }
             } else if !asked && now >= until {
-                self.note(sim, format!("node {node} got no session with {via}; no join"));
+                self.note(
+                    sim,
+                    format!("node {node} got no session with {via}; no join"),
+                );
                 self.joins.remove(k);
                 continue;
             }
@@ -716,11 +722,11 @@ impl Scenario for Chord {
     }
 
     fn describe(&self, sim: &Sim<Ledger>) -> String {
-        let log = self.0.as_ref().map_or_else(String::new, |run| run.log.join("\n"));
-        format!(
-            "members:\n{}what the ring did:\n{log}",
-            Run::states(sim)
-        )
+        let log = self
+            .0
+            .as_ref()
+            .map_or_else(String::new, |run| run.log.join("\n"));
+        format!("members:\n{}what the ring did:\n{log}", Run::states(sim))
     }
 }
 

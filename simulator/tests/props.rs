@@ -185,14 +185,16 @@ impl Scenario for Props {
         );
         self.nodes = topology.nodes;
         for i in 0..topology.nodes {
-            sim.add_node(config(topology, i)).map_err(|e| e.to_string())?;
+            sim.add_node(config(topology, i))
+                .map_err(|e| e.to_string())?;
         }
         // The first maintenance round (at creation) dials the bootstrap
         // lists; the extra dials come after it, or they would stand in for
         // it.
         sim.run_for(Duration::from_millis(1));
         for &(a, b) in topology.extra_edges() {
-            sim.connect(a, b).map_err(|e| format!("{a} dials {b}: {e}"))?;
+            sim.connect(a, b)
+                .map_err(|e| format!("{a} dials {b}: {e}"))?;
         }
         sim.run_until(Instant::ZERO + WARM_UP);
         Ok(sim)
@@ -208,7 +210,9 @@ impl Scenario for Props {
             Op::Inject(fault) => {
                 let target = fault.target(n as usize);
                 match (fault, target) {
-                    (Fault::Crash(_) | Fault::Kill(_), Some(i)) if sim.state(i) == NodeState::Up => {
+                    (Fault::Crash(_) | Fault::Kill(_), Some(i))
+                        if sim.state(i) == NodeState::Up =>
+                    {
                         let victim = sim.id(i);
                         let neighbours = sim
                             .live_nodes()

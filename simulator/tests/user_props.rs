@@ -23,9 +23,7 @@
 //! reproduces it; the fixed register must pass.
 
 use bytes::Bytes;
-use ringmesh::{
-    Config, Duration, Event, Instant, MeshCommand, MeshEvent, PeersConfig, Security,
-};
+use ringmesh::{Config, Duration, Event, Instant, MeshCommand, MeshEvent, PeersConfig, Security};
 use ringmesh_sim::check::{
     self, Case, Fault, FaultWeights, Phase, Progress, Runner, Scenario, Topology,
 };
@@ -46,7 +44,10 @@ const HORIZON_MS: u64 = 10_000;
 enum Op {
     Inject(Fault),
     /// A client writes `value` at node `node % n`.
-    Write { node: u32, value: u64 },
+    Write {
+        node: u32,
+        value: u64,
+    },
 }
 
 /// The broadcast values each node delivered, drained by the application.
@@ -285,10 +286,7 @@ fn the_runner_finds_shrinks_and_replays_a_lost_acknowledged_write() {
     let report = found.to_string();
     println!("{report}");
     assert_eq!(found.failure.phase, Phase::Safety, "{report}");
-    assert!(
-        found.failure.message.contains("acknowledged"),
-        "{report}"
-    );
+    assert!(found.failure.message.contains("acknowledged"), "{report}");
     assert!(found.found_at_case <= runner.cases, "{report}");
     // Shrunk: a write and the crash (or kill) that loses it; the end of the
     // faults restarts the node.
@@ -317,7 +315,10 @@ fn the_printed_replay_reproduces_the_lost_write() {
     use Op::*;
     let case = Case {
         seed: 18269143014004128829,
-        setup: Topology { nodes: 3, edges: vec![(1, 0), (2, 0)] },
+        setup: Topology {
+            nodes: 3,
+            edges: vec![(1, 0), (2, 0)],
+        },
         steps: vec![
             (2062, Write { node: 4, value: 1 }),
             (2292, Inject(Fault::Crash(1))),
@@ -331,6 +332,10 @@ fn the_printed_replay_reproduces_the_lost_write() {
         failure.message, "node 1 acknowledged 1 but holds 0 (disk 0)",
         "{failure}"
     );
-    assert_eq!(failure.at, Instant::ZERO + Duration::from_secs(13), "{failure}");
+    assert_eq!(
+        failure.at,
+        Instant::ZERO + Duration::from_secs(13),
+        "{failure}"
+    );
     assert_eq!(runner().replay(MaxRegister::new(false), &case), Ok(()));
 }

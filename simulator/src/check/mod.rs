@@ -119,7 +119,9 @@ use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use proptest::strategy::Strategy;
-use proptest::test_runner::{Config as ProptestConfig, RngSeed, TestCaseError, TestError, TestRunner};
+use proptest::test_runner::{
+    Config as ProptestConfig, RngSeed, TestCaseError, TestError, TestRunner,
+};
 use ringmesh::{Duration, Instant};
 
 use crate::engine::{NodeState, Observer, Sim};
@@ -385,6 +387,10 @@ impl Default for Runner {
     }
 }
 
+/// What [`Runner::check`] returns: the cases run, or the shrunk failure.
+pub type Checked<S> =
+    Result<Passed, Box<Counterexample<<S as Scenario>::Setup, <S as Scenario>::Action>>>;
+
 /// What a passing check ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Passed {
@@ -412,7 +418,7 @@ impl Runner {
 
     /// Runs `make()`'s scenario over the cases `strategy` generates. On a
     /// failure, shrinks it and returns the minimal case with its failure.
-    pub fn check<S, F, G>(&self, make: F, strategy: G) -> Result<Passed, Counterexample<S::Setup, S::Action>>
+    pub fn check<S, F, G>(&self, make: F, strategy: G) -> Checked<S>
     where
         S: Scenario,
         F: Fn() -> S,
@@ -460,14 +466,14 @@ impl Runner {
                         log: Vec::new(),
                     });
                 let (found_at_case, original_steps) = first_failure.get().unwrap_or((0, 0));
-                Err(Counterexample {
+                Err(Box::new(Counterexample {
                     case,
                     failure,
                     found_at_case,
                     original_steps,
                     shrink_runs: runs.get().saturating_sub(found_at_case),
                     rng_seed,
-                })
+                }))
             }
         }
     }
@@ -578,7 +584,8 @@ struct CaseRun<'a, S: Scenario> {
 
 impl<S: Scenario> CaseRun<'_, S> {
     fn note(&mut self, what: String) {
-        self.log.push(format!("{:>10} ms: {what}", ms(self.sim.now())));
+        self.log
+            .push(format!("{:>10} ms: {what}", ms(self.sim.now())));
     }
 
     fn fail(&mut self, phase: Phase, message: String) -> Failure {

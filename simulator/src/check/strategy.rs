@@ -57,9 +57,7 @@ impl Fault {
     /// of `nodes` nodes; `None` for the others (or no nodes).
     pub fn target(&self, nodes: usize) -> Option<NodeIdx> {
         match self {
-            Fault::Crash(s) | Fault::Kill(s) | Fault::Restart(s) | Fault::Leave(s)
-                if nodes > 0 =>
-            {
+            Fault::Crash(s) | Fault::Kill(s) | Fault::Restart(s) | Fault::Leave(s) if nodes > 0 => {
                 Some(*s % nodes as u32)
             }
             _ => None,
