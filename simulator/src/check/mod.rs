@@ -632,3 +632,6 @@ impl<S: Scenario> CaseRun<'_, S> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
