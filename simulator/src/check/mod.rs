@@ -416,8 +416,13 @@ impl Runner {
         (cases, seed)
     }
 
-    /// Runs `make()`'s scenario over the cases `strategy` generates. On a
-    /// failure, shrinks it and returns the minimal case with its failure.
+    /// Runs `make()`'s scenario (a fresh one per run) over the cases
+    /// `strategy` generates: [`Runner::cases`] of them from
+    /// [`Runner::rng_seed`], or `PROPTEST_CASES` from `PROPTEST_RNG_SEED`.
+    /// On a failure (a predicate, or a panic in the scenario), shrinks it
+    /// and returns the minimal case with its failure, run once more.
+    /// Nothing is written to disk: keep a counterexample as a test calling
+    /// [`Runner::replay`].
     pub fn check<S, F, G>(&self, make: F, strategy: G) -> Checked<S>
     where
         S: Scenario,
@@ -430,9 +435,6 @@ impl Runner {
             rng_seed: RngSeed::Fixed(rng_seed),
             failure_persistence: None,
             max_shrink_iters: self.max_shrink_runs,
-            // Runs are deterministic: a rejected or panicking case is a
-            // failure, not noise to retry.
-            max_global_rejects: 0,
             ..ProptestConfig::default()
         };
         let mut runner = TestRunner::new(config);
