@@ -38,7 +38,9 @@ use proptest::prelude::*;
 use ringmesh::{
     Accepted, Config, Duration, Event, Instant, MeshCommand, PeersConfig, PeersEvent, Security,
 };
-use ringmesh_sim::check::{self, Case, Fault, FaultWeights, Progress, Runner, Scenario, Topology};
+use ringmesh_sim::check::{
+    self, Case, Fault, FaultWeights, Progress, Runner, Scenario, ScriptWriter, Topology,
+};
 use ringmesh_sim::engine::NodeState;
 use ringmesh_sim::scenario::script::Ledger;
 use ringmesh_sim::{NodeIdx, Sim, SimConfig, addr_of};
@@ -85,6 +87,10 @@ struct Props {
     ended: Option<Instant>,
     /// The probe broadcasts after the settling: `(origin, seq)`, when sent.
     probes: Option<(Instant, Vec<(NodeIdx, u64)>)>,
+    /// The run as a scenario file, as it happens.
+    script: Option<ScriptWriter>,
+    /// The trace hash when liveness held.
+    trace_hash: Option<String>,
 }
 
 fn detection() -> Duration {
@@ -132,6 +138,12 @@ fn broadcast(sim: &mut Sim<Ledger>, i: NodeIdx, payload: &'static [u8]) -> Optio
 }
 
 impl Props {
+    fn record(&mut self, sim: &Sim<Ledger>, action: &str) {
+        if let Some(script) = self.script.as_mut() {
+            script.step(sim.now(), action);
+        }
+    }
+
     /// Detection: each neighbour that stayed up saw `stop` (if it lasted)
     /// within the detection time.
     fn judge(&self, sim: &Sim<Ledger>, stop: &Stop) -> Result<(), String> {
@@ -184,9 +196,29 @@ impl Scenario for Props {
             Ledger::new(),
         );
         self.nodes = topology.nodes;
+        let mut script = ScriptWriter::new(&format!(
+            "# A case of ringmesh's tests/props.rs: the network, its faults and\n\
+             # broadcasts, the broadcast safety checks of every run, and the\n\
+             # final deliveries (detection is checked only by the test).\n\
+             seed = {seed}\n\n[node]\npreset = \"lan\"\nsecurity = \"plaintext\""
+        ));
         for i in 0..topology.nodes {
-            sim.add_node(config(topology, i))
-                .map_err(|e| e.to_string())?;
+            let c = config(topology, i);
+            let bootstrap: Vec<NodeIdx> = c
+                .peers
+                .bootstrap
+                .iter()
+                .filter_map(|&a| ringmesh_sim::engine::index_of(a))
+                .collect();
+            script.add_nodes(
+                sim.now(),
+                1,
+                &format!("target_peers = 3, bootstrap = {bootstrap:?}"),
+            );
+            sim.add_node(c).map_err(|e| e.to_string())?;
+            // As a scenario file's `add_nodes` steps do: each step runs
+            // what is due before it (the node before has a timer now).
+            sim.run_until(sim.now());
         }
         // The first maintenance round (at creation) dials the bootstrap
         // lists; the extra dials come after it, or they would stand in for
@@ -195,8 +227,10 @@ impl Scenario for Props {
         for &(a, b) in topology.extra_edges() {
             sim.connect(a, b)
                 .map_err(|e| format!("{a} dials {b}: {e}"))?;
+            script.step(sim.now(), &format!("connect = [{a}, {b}]"));
         }
         sim.run_until(Instant::ZERO + WARM_UP);
+        self.script = Some(script);
         Ok(sim)
     }
 
@@ -204,7 +238,14 @@ impl Scenario for Props {
         let n = sim.len() as u32;
         match op {
             Op::Broadcast(s) => match broadcast(sim, s % n, b"during the faults") {
-                Some(seq) => format!("node {} broadcasts #{seq}", s % n),
+                Some(seq) => {
+                    let action = format!(
+                        "broadcast = {{ from = {}, payload = \"during the faults\" }}",
+                        s % n
+                    );
+                    self.record(sim, &action);
+                    format!("node {} broadcasts #{seq}", s % n)
+                }
                 None => format!("node {} cannot broadcast", s % n),
             },
             Op::Inject(fault) => {
@@ -236,6 +277,9 @@ impl Scenario for Props {
                     }
                     _ => {}
                 }
+                if let Some(script) = self.script.as_mut() {
+                    script.fault(sim.now(), fault);
+                }
                 fault.apply(sim, |_| Config::lan())
             }
         }
@@ -266,6 +310,9 @@ impl Scenario for Props {
     /// Heal, restart every stopped node (after judging the last stops).
     fn end_faults(&mut self, sim: &mut Sim<Ledger>) -> String {
         self.ended = Some(sim.now());
+        if let Some(script) = self.script.as_mut() {
+            script.end_faults(sim.now());
+        }
         sim.heal();
         let restarted: Vec<NodeIdx> = (0..self.nodes).filter(|&i| restart(sim, i)).collect();
         format!("heal; restart {restarted:?}")
@@ -287,6 +334,18 @@ impl Scenario for Props {
                 match broadcast(sim, o, b"after the faults") {
                     Some(seq) => sent.push((o, seq)),
                     None => return Progress::Broken(format!("node {o} refused to broadcast")),
+                }
+                let action = format!(
+                    "label = \"probe{o}\"\nbroadcast = {{ from = {o}, payload = \"after the faults\" }}"
+                );
+                self.record(sim, &action);
+            }
+            for &(o, _) in &sent {
+                let action = format!(
+                    "check = {{ kind = \"delivered_everywhere\", broadcast = \"probe{o}\" }}"
+                );
+                if let Some(script) = self.script.as_mut() {
+                    script.step(sim.now() + PROBE, &action);
                 }
             }
             self.probes = Some((sim.now(), sent));
@@ -315,7 +374,18 @@ impl Scenario for Props {
                 ));
             }
         }
+        self.trace_hash = Some(sim.trace_hash());
         Progress::Holds
+    }
+
+    fn describe(&self, _: &Sim<Ledger>) -> String {
+        self.script.as_ref().map_or_else(String::new, |script| {
+            format!(
+                "the run up to here as a scenario file (save as case.toml; \
+                 `cargo run -p ringmesh-sim -- run case.toml`):\n{}",
+                script.finish()
+            )
+        })
     }
 }
 
@@ -355,4 +425,59 @@ fn runner() -> Runner {
 #[test]
 fn faults_never_break_safety_and_the_overlay_heals_after() {
     runner().assert_holds(Props::default, cases());
+}
+
+/// A case replays as a scenario file too: the file the run wrote parses,
+/// runs under `ringmesh-sim run` and passes its checks (broadcast safety,
+/// and every probe delivered everywhere), as the test's run did, with the
+/// same trace hash: the same run.
+#[test]
+fn a_case_replays_as_a_scenario_file() {
+    let case = Case {
+        seed: 5,
+        setup: Topology {
+            nodes: 5,
+            edges: vec![(1, 0), (2, 1), (3, 0), (4, 2), (4, 0)],
+        },
+        steps: vec![
+            (0, Op::Broadcast(1)),
+            (700, Op::Inject(Fault::Crash(2))),
+            (1_500, Op::Inject(Fault::Partition(vec![0, 1, 1, 0, 0]))),
+            (2_000, Op::Broadcast(0)),
+            (4_000, Op::Inject(Fault::Heal)),
+            (9_000, Op::Inject(Fault::Kill(4))),
+            (12_000, Op::Inject(Fault::Restart(2))),
+        ],
+    };
+    let mut props = Props::default();
+    runner()
+        .replay_in(&mut props, &case)
+        .unwrap_or_else(|f| panic!("{f}"));
+    let file = props.script.as_ref().expect("built").finish();
+    let dir = std::env::temp_dir().join(format!("ringmesh-props-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("case.toml");
+    std::fs::write(&path, &file).expect("write the file");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringmesh-sim"))
+        .arg("run")
+        .arg(&path)
+        .arg("--json")
+        .output()
+        .expect("runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{file}\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON report");
+    assert_eq!(report["passed"], true, "{stdout}");
+    // The same run, input for input.
+    assert_eq!(
+        report["trace_hash"].as_str(),
+        props.trace_hash.as_deref(),
+        "{file}"
+    );
+    assert!(file.contains("partition = [[0, 3, 4], [1, 2]]"), "{file}");
 }

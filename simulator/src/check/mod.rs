@@ -29,6 +29,10 @@
 //!   [`Counterexample`] whose `Display` is the report: which predicate
 //!   failed, at what virtual time, its message, what the run did, and the
 //!   case as Rust code to paste into a test calling [`Runner::replay`].
+//! - A [`ScriptWriter`] writes what a scenario did as a scenario file, so a
+//!   case whose network, faults and checks the file format can express
+//!   also replays as a command line (`ringmesh-sim run case.toml`);
+//!   ringmesh's `props` test prints one with each failure.
 //!
 //! # One case, in order
 //!
@@ -112,6 +116,7 @@
 //! runner.assert_holds(|| AllUp, cases);
 //! ```
 
+mod script;
 mod strategy;
 
 use core::fmt;
@@ -126,6 +131,7 @@ use ringmesh::{Duration, Instant};
 
 use crate::engine::{NodeState, Observer, Sim};
 
+pub use script::ScriptWriter;
 pub use strategy::{
     Fault, FaultWeights, Topology, case, connected_topology, fault, spaced_steps, timed_steps,
 };
@@ -502,6 +508,16 @@ impl Runner {
         case: &Case<S::Setup, S::Action>,
     ) -> Result<(), Failure> {
         self.run_case(&mut scenario, case)
+    }
+
+    /// [`Runner::replay`] on a scenario the caller keeps, to read what it
+    /// gathered (its [`ScriptWriter`], counters…) after the run.
+    pub fn replay_in<S: Scenario>(
+        &self,
+        scenario: &mut S,
+        case: &Case<S::Setup, S::Action>,
+    ) -> Result<(), Failure> {
+        self.run_case(scenario, case)
     }
 
     fn run_case<S: Scenario>(
