@@ -5,6 +5,9 @@
 //! - [`scenario`]: flood, liveness and scripted runs with their reports.
 //! - [`chord_oracle`]: the judge of a Chord ring: Zave's invariants over
 //!   ground truth, the failure constraint, and the ground truth of a run.
+//! - [`check`]: property tests for a user's protocol: fault-schedule and
+//!   topology strategies, a runner that checks safety during the faults and
+//!   liveness after, shrinks a failure and prints its replay.
 //! - [`plot`]: SVG figures of a run (`--plot FILE.svg`).
 //! - [`show`]: how the command line shows a run: progress, the summary or
 //!   the JSON of its [`show::Report`], the failure line and replay command.
@@ -13,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod check;
 pub mod chord_oracle;
 pub mod demo;
 pub mod engine;

@@ -37,20 +37,25 @@
 //!   whose member failed under it) join again, and within `QUIET` every
 //!   live node is a member of one ideal ring.
 //!
-//! A failure prints the schedule (shrunk by proptest), what the run did
-//! with it, and every member's state at the violation.
-
-use std::fmt;
+//! The test runs on the public runner (`ringmesh_sim::check`): the
+//! schedule is [`check::spaced_steps`] of the operations below, the
+//! invariant is its safety predicate (checked every `CHECK`, the
+//! runner's [`Check::Every`]), the settling its liveness predicate. A
+//! failure prints the schedule (shrunk by proptest), what the run did with
+//! it, every member's state at the violation, and the case as Rust code for
+//! [`Runner::replay`]. Cases proptest once saved in
+//! `chord_props.proptest-regressions` are explicit tests at the end.
 
 use proptest::prelude::*;
-use proptest::test_runner::RngSeed;
 use ringmesh::wire::PeerEntry;
 use ringmesh::{
     ChordCommand, ChordConfig, ChordEvent, ChordRole, Command, Config, DhtConfig, Duration, Event,
     Instant, NodeId, Security,
 };
+use ringmesh_sim::check::{self, Case, Check, Progress, Runner, Scenario};
 use ringmesh_sim::chord_oracle::{
-    FailureConstraint, InvariantReport, RingSnapshot, check, repair_window, reply_in_flight,
+    FailureConstraint, InvariantReport, RingSnapshot, check as invariant, repair_window,
+    reply_in_flight,
 };
 use ringmesh_sim::engine::NodeState;
 use ringmesh_sim::scenario::script::Ledger;
@@ -113,36 +118,19 @@ enum Op {
     Rejoin { node: u32, via: u32 },
 }
 
-#[derive(Debug, Clone)]
-struct Schedule {
-    seed: u64,
+/// What a case builds: the ring's size and start, and its links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ring {
     r: usize,
     initial: u32,
     start: Start,
     latency_ms: u64,
     jitter_ms: u64,
-    /// (ms after the previous operation, operation).
-    ops: Vec<(u64, Op)>,
-}
-
-impl fmt::Display for Schedule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "seed {}, r = {}, {} initial nodes, {:?}; links {} ms + jitter 0..={} ms",
-            self.seed, self.r, self.initial, self.start, self.latency_ms, self.jitter_ms
-        )?;
-        for (gap, op) in &self.ops {
-            writeln!(f, "  after {gap:>5} ms: {op:?}")?;
-        }
-        write!(f, "  then quiet for up to {} s", QUIET.as_millis() / 1000)
-    }
 }
 
 /// Restarts are left out unless `CHORD_PROPS_RESTARTS` is set: a node
 /// that comes back with the same id can still be declared dead by a peer
-/// (see [`rejoin_after`] and the ignored test at the end), which breaks the
-/// ring.
+/// (see [`rejoin_after`]), which breaks the ring.
 fn op() -> impl Strategy<Value = Op> {
     let restarts = if std::env::var_os("CHORD_PROPS_RESTARTS").is_some() {
         2
@@ -165,11 +153,10 @@ fn gap() -> impl Strategy<Value = u64> {
     prop_oneof![3 => 0u64..40, 3 => 0u64..700, 1 => 0u64..4_000, 1 => 8_000u64..15_000]
 }
 
-fn schedule() -> impl Strategy<Value = Schedule> {
+fn ring() -> impl Strategy<Value = Ring> {
     (2usize..=3)
         .prop_flat_map(|r| {
             (
-                any::<u64>(),
                 Just(r),
                 (r as u32 + 1)..=16,
                 prop_oneof![
@@ -178,21 +165,20 @@ fn schedule() -> impl Strategy<Value = Schedule> {
                 ],
                 1u64..=20,
                 0u64..=2,
-                prop::collection::vec((gap(), op()), 0..=24),
             )
         })
-        .prop_map(
-            |(seed, r, initial, start, latency_ms, jitter_factor, ops)| Schedule {
-                seed,
-                r,
-                initial,
-                start,
-                latency_ms,
-                // None, as large as the latency, or twice as large.
-                jitter_ms: latency_ms * jitter_factor,
-                ops,
-            },
-        )
+        .prop_map(|(r, initial, start, latency_ms, jitter_factor)| Ring {
+            r,
+            initial,
+            start,
+            latency_ms,
+            // None, as large as the latency, or twice as large.
+            jitter_ms: latency_ms * jitter_factor,
+        })
+}
+
+fn cases() -> impl Strategy<Value = Case<Ring, Op>> {
+    check::case(ring(), check::spaced_steps(gap(), op(), 24))
 }
 
 fn config(r: usize) -> Config {
@@ -218,10 +204,17 @@ struct PendingJoin {
     asked: bool,
 }
 
-/// One case's run: the simulation, what happened, and the checks.
-struct Run<'a> {
-    schedule: &'a Schedule,
-    sim: Sim<Ledger>,
+/// The settling after the schedule.
+struct Settling {
+    limit: Instant,
+    attempts: usize,
+    /// When the ring became whole and ideal.
+    ideal_at: Option<Instant>,
+}
+
+/// One case's run: what happened, and the checks.
+struct Run {
+    ring: Ring,
     joins: Vec<PendingJoin>,
     /// Nodes that left gracefully: they stay shut down.
     left: Vec<NodeIdx>,
@@ -237,142 +230,107 @@ struct Run<'a> {
     armed: bool,
     checks: u64,
     events_seen: usize,
+    /// The ground truth at the last check, for the safety predicate.
+    snapshot: Option<RingSnapshot>,
+    settling: Option<Settling>,
 }
 
 fn ms(at: Instant) -> u64 {
     at.as_micros() / 1000
 }
 
-impl<'a> Run<'a> {
-    fn new(schedule: &'a Schedule) -> Self {
-        let net = NetModel {
-            latency: Duration::from_millis(schedule.latency_ms),
-            jitter: Duration::from_millis(schedule.jitter_ms),
-            ..NetModel::default()
-        };
-        let constraint = FailureConstraint::new(schedule.r, reply_in_flight(&net, CHECK));
-        let sim = Sim::with_observer(
-            SimConfig {
-                seed: schedule.seed,
-                net,
-                echo_requests: false,
-            },
-            Ledger::new(),
-        );
-        Run {
-            schedule,
-            sim,
-            joins: Vec::new(),
-            left: Vec::new(),
-            stopped: Vec::new(),
-            constraint,
-            log: Vec::new(),
-            armed: false,
-            checks: 0,
-            events_seen: 0,
-        }
-    }
-
+impl Run {
     fn r(&self) -> usize {
-        self.schedule.r
+        self.ring.r
     }
 
-    fn note(&mut self, what: String) {
-        let line = format!("  {:>6} ms: {what}", ms(self.sim.now()));
+    fn note(&mut self, sim: &Sim<Ledger>, what: String) {
+        let line = format!("  {:>6} ms: {what}", ms(sim.now()));
         self.log.push(line);
     }
 
-    fn snapshot(&self) -> RingSnapshot {
-        RingSnapshot::of_sim(&self.sim, self.r())
+    fn snapshot(&self, sim: &Sim<Ledger>) -> RingSnapshot {
+        RingSnapshot::of_sim(sim, self.r())
     }
 
     /// Up ring members, by index.
-    fn members(&self) -> Vec<NodeIdx> {
-        self.sim
-            .live_nodes()
+    fn members(sim: &Sim<Ledger>) -> Vec<NodeIdx> {
+        sim.live_nodes()
             .into_iter()
             .filter(|&i| {
-                self.sim
-                    .node(i)
+                sim.node(i)
                     .is_some_and(|n| n.chord_role() == ChordRole::Member)
             })
             .collect()
     }
 
-    fn name(&self, id: NodeId) -> String {
-        match (0..self.sim.len() as NodeIdx).find(|&i| self.sim.id(i) == id) {
+    fn name(sim: &Sim<Ledger>, id: NodeId) -> String {
+        match (0..sim.len() as NodeIdx).find(|&i| sim.id(i) == id) {
             Some(i) => i.to_string(),
             None => id.short().to_string(),
         }
     }
 
     /// Every member's state in ring order, by node index.
-    fn states(&self) -> String {
-        let mut members = self.members();
-        members.sort_by_key(|&i| self.sim.id(i));
+    fn states(sim: &Sim<Ledger>) -> String {
+        let mut members = Self::members(sim);
+        members.sort_by_key(|&i| sim.id(i));
         let mut out = String::new();
         for i in members {
-            let Some(node) = self.sim.node(i) else {
+            let Some(node) = sim.node(i) else {
                 continue;
             };
             let succs: Vec<String> = node
                 .chord_successors()
                 .into_iter()
-                .map(|id| self.name(id))
+                .map(|id| Self::name(sim, id))
                 .collect();
             let pred = node
                 .chord_predecessor()
-                .map_or_else(|| "none".to_owned(), |p| self.name(p));
+                .map_or_else(|| "none".to_owned(), |p| Self::name(sim, p));
             out.push_str(&format!(
                 "  node {i} ({}): successors [{}], predecessor {pred}\n",
-                self.sim.id(i).short(),
+                sim.id(i).short(),
                 succs.join(", ")
             ));
         }
         out
     }
 
-    fn failure(&self, what: String, report: Option<&InvariantReport>) -> TestCaseError {
+    /// A failure's message: what, and the report's failed properties.
+    fn failure(&self, what: String, report: Option<&InvariantReport>) -> String {
         let violations = report.map_or_else(String::new, |r| {
             format!(
-                "failed: {}\n  {}\n",
+                "\nfailed: {}\n  {}",
                 r.failed_properties().join(", "),
                 r.violations.join("\n  ")
             )
         });
-        TestCaseError::fail(format!(
-            "{what} at {} ms ({} checks passed)\n{violations}members:\n{}what the run did:\n{}\nschedule:\n{}",
-            ms(self.sim.now()),
-            self.checks,
-            self.states(),
-            self.log.join("\n"),
-            self.schedule
-        ))
+        format!("{what} ({} checks passed){violations}", self.checks)
     }
 
-    /// Runs to `until`, checking the invariant every `CHECK` once armed
-    /// and sending joins whose session came up.
-    fn advance_to(&mut self, until: Instant) -> Result<(), TestCaseError> {
-        while self.sim.now() < until {
-            let stop = (self.sim.now() + CHECK).min(until);
-            self.sim.run_until(stop);
-            self.take_events();
-            self.start_joins();
-            let snapshot = self.snapshot();
-            self.constraint.look(&snapshot, self.sim.now());
-            if self.armed {
-                let report = check(&snapshot);
-                self.checks += 1;
-                if !(report.safe() && report.all_implied()) {
-                    return Err(self.failure("invariant broken".into(), Some(&report)));
-                }
-            }
+    /// Takes the events since the last check, sends joins whose session
+    /// came up, and shows the ground truth to the failure constraint.
+    fn react(&mut self, sim: &mut Sim<Ledger>) {
+        self.take_events(sim);
+        self.start_joins(sim);
+        let snapshot = self.snapshot(sim);
+        self.constraint.look(&snapshot, sim.now());
+        self.snapshot = Some(snapshot);
+    }
+
+    /// Runs to `until` (while the ring is built: the invariant is not
+    /// armed yet), reacting every `CHECK`.
+    fn advance_to(&mut self, sim: &mut Sim<Ledger>, until: Instant) {
+        while sim.now() < until {
+            let stop = (sim.now() + CHECK).min(until);
+            sim.run_until(stop);
+            self.react(sim);
         }
-        Ok(())
     }
 
-    fn take_events(&mut self) {
-        let events: Vec<(Instant, NodeIdx, String, bool)> = self.sim.observer().events()
+    fn take_events(&mut self, sim: &Sim<Ledger>) {
+        let events: Vec<(Instant, NodeIdx, String, bool)> = sim.observer().events()
             [self.events_seen..]
             .iter()
             .filter_map(|e| match &e.event {
@@ -385,8 +343,8 @@ impl<'a> Run<'a> {
                     e.node,
                     format!(
                         "joined: successor {}, predecessor {}",
-                        self.name(*successor),
-                        self.name(*predecessor)
+                        Self::name(sim, *successor),
+                        Self::name(sim, *predecessor)
                     ),
                     true,
                 )),
@@ -399,7 +357,7 @@ impl<'a> Run<'a> {
                 _ => None,
             })
             .collect();
-        self.events_seen = self.sim.observer().events().len();
+        self.events_seen = sim.observer().events().len();
         for (at, node, what, ends_join) in events {
             self.log
                 .push(format!("  {:>6} ms: node {node} {what}", ms(at)));
@@ -409,33 +367,36 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn start_joins(&mut self) {
-        let now = self.sim.now();
+    fn start_joins(&mut self, sim: &mut Sim<Ledger>) {
+        let now = sim.now();
         let mut k = 0;
         while k < self.joins.len() {
             let (node, via, until, asked) = {
                 let j = &self.joins[k];
                 (j.node, j.via, j.until, j.asked)
             };
-            let via_id = self.sim.id(via);
-            let connected = self.sim.node(node).is_some_and(|n| n.is_connected(via_id));
+            let via_id = sim.id(via);
+            let connected = sim.node(node).is_some_and(|n| n.is_connected(via_id));
             if !asked && connected {
-                match self
-                    .sim
-                    .command(node, ChordCommand::Join { via: Some(via_id) })
-                {
+                match sim.command(node, ChordCommand::Join { via: Some(via_id) }) {
                     Ok(_) => {
                         self.joins[k].asked = true;
-                        self.note(format!("node {node} asks to join through {via}"));
+                        self.note(sim, format!("node {node} asks to join through {via}"));
                     }
                     Err(e) => {
-                        self.note(format!("node {node}'s join through {via} refused: {e}"));
+                        self.note(
+                            sim,
+                            format!("node {node}'s join through {via} refused: {e}"),
+                        );
                         self.joins.remove(k);
                         continue;
                     }
                 }
             } else if !asked && now >= until {
-                self.note(format!("node {node} got no session with {via}; no join"));
+                self.note(
+                    sim,
+                    format!("node {node} got no session with {via}; no join"),
+                );
                 self.joins.remove(k);
                 continue;
             }
@@ -445,110 +406,131 @@ impl<'a> Run<'a> {
 
     /// Node `node` joins through `via`: dial, then `ChordJoin` once the
     /// session is up.
-    fn join(&mut self, node: NodeIdx, via: NodeIdx) {
-        if let Err(e) = self.sim.connect(node, via) {
-            self.note(format!("node {node} cannot dial {via}: {e}"));
+    fn join(&mut self, sim: &mut Sim<Ledger>, node: NodeIdx, via: NodeIdx) {
+        if let Err(e) = sim.connect(node, via) {
+            self.note(sim, format!("node {node} cannot dial {via}: {e}"));
             return;
         }
         self.joins.push(PendingJoin {
             node,
             via,
-            until: self.sim.now() + CONNECT_WAIT,
+            until: sim.now() + CONNECT_WAIT,
             asked: false,
         });
-        self.start_joins();
+        self.start_joins(sim);
     }
 
     /// Whether member `victim` may fail now: the failure constraint of
     /// spec/chord.md §11 ([`FailureConstraint`]), with the repair window of
     /// the nodes' configuration.
-    fn may_fail(&self, victim: NodeIdx) -> Result<(), String> {
+    fn may_fail(&self, sim: &Sim<Ledger>, victim: NodeIdx) -> Result<(), String> {
         let window = repair_window(&config(self.r()));
         self.constraint
-            .allows(
-                &self.snapshot(),
-                self.sim.id(victim),
-                self.sim.now(),
-                window,
-            )
+            .allows(&self.snapshot(sim), sim.id(victim), sim.now(), window)
             .map_err(|breach| breach.to_string())
     }
 
-    fn build(&mut self) -> Result<(), TestCaseError> {
-        let r = self.r();
-        for _ in 0..self.schedule.initial {
-            self.sim.add_node(config(r)).expect("valid config");
+    fn build(ring: &Ring, seed: u64) -> Result<(Run, Sim<Ledger>), String> {
+        let net = NetModel {
+            latency: Duration::from_millis(ring.latency_ms),
+            jitter: Duration::from_millis(ring.jitter_ms),
+            ..NetModel::default()
+        };
+        let constraint = FailureConstraint::new(ring.r, reply_in_flight(&net, CHECK));
+        let mut sim = Sim::with_observer(
+            SimConfig {
+                seed,
+                net,
+                echo_requests: false,
+            },
+            Ledger::new(),
+        );
+        let mut run = Run {
+            ring: ring.clone(),
+            joins: Vec::new(),
+            left: Vec::new(),
+            stopped: Vec::new(),
+            constraint,
+            log: Vec::new(),
+            armed: false,
+            checks: 0,
+            events_seen: 0,
+            snapshot: None,
+            settling: None,
+        };
+        let r = run.r();
+        for _ in 0..ring.initial {
+            sim.add_node(config(r)).expect("valid config");
         }
-        let n = self.schedule.initial;
-        match self.schedule.start {
+        let n = ring.initial;
+        match ring.start {
             Start::Found => {
                 let founders: Vec<PeerEntry> = (0..n)
                     .map(|i| PeerEntry {
-                        id: self.sim.id(i),
+                        id: sim.id(i),
                         addrs: [addr_of(i)].into_iter().collect(),
                     })
                     .collect();
                 for i in 0..n {
                     let founders = founders.clone();
-                    self.sim
-                        .command(i, ChordCommand::Found { founders })
+                    sim.command(i, ChordCommand::Found { founders })
                         .expect("a fresh node founds");
                 }
-                self.note(format!("nodes 0..{n} found the ring"));
+                run.note(&sim, format!("nodes 0..{n} found the ring"));
             }
             Start::Grown { spacing_ms } => {
-                self.sim
-                    .command(0, ChordCommand::Create)
+                sim.command(0, ChordCommand::Create)
                     .expect("a fresh node creates");
-                self.note("node 0 creates the ring".into());
+                run.note(&sim, "node 0 creates the ring".into());
                 for i in 1..n {
-                    self.join(i, 0);
-                    let next = self.sim.now() + Duration::from_millis(spacing_ms);
-                    self.advance_to(next)?;
+                    run.join(&mut sim, i, 0);
+                    let next = sim.now() + Duration::from_millis(spacing_ms);
+                    run.advance_to(&mut sim, next);
                 }
                 // The forming ring: no failure until it is ideal (§5.2).
-                let limit = self.sim.now() + FORMING_LIMIT;
+                let limit = sim.now() + FORMING_LIMIT;
                 loop {
-                    let next = self.sim.now() + Duration::from_millis(100);
-                    self.advance_to(next)?;
-                    let report = check(&self.snapshot());
+                    let next = sim.now() + Duration::from_millis(100);
+                    run.advance_to(&mut sim, next);
+                    let report = invariant(&run.snapshot(&sim));
                     if report.ideal && report.live_members == n as usize {
                         break;
                     }
-                    if self.sim.now() >= limit {
-                        return Err(self.failure(
+                    if sim.now() >= limit {
+                        return Err(run.failure(
                             format!("the grown ring of {n} was not ideal within {FORMING_LIMIT:?}"),
                             Some(&report),
                         ));
                     }
                 }
-                self.note("the grown ring is ideal".into());
+                run.note(&sim, "the grown ring is ideal".into());
             }
         }
-        let report = check(&self.snapshot());
+        let report = invariant(&run.snapshot(&sim));
         if !report.ideal {
-            return Err(self.failure("the ring does not start ideal".into(), Some(&report)));
+            return Err(run.failure("the ring does not start ideal".into(), Some(&report)));
         }
-        self.armed = true;
-        Ok(())
+        run.armed = true;
+        Ok((run, sim))
     }
 
-    fn apply(&mut self, op: Op) {
-        let members = self.members();
+    fn apply(&mut self, sim: &mut Sim<Ledger>, op: Op) -> String {
+        let members = Self::members(sim);
         let pick = |list: &[NodeIdx], selector: u32| list[selector as usize % list.len()];
         match op {
             Op::Join { via } => {
-                if self.sim.len() as u32 >= MAX_NODES || members.is_empty() {
-                    return;
+                if sim.len() as u32 >= MAX_NODES || members.is_empty() {
+                    return "no join: the case is full or the ring empty".into();
                 }
-                let node = self.sim.add_node(config(self.r())).expect("valid config");
+                let node = sim.add_node(config(self.r())).expect("valid config");
                 let via = pick(&members, via);
-                self.note(format!("new node {node} dials {via} to join"));
-                self.join(node, via);
+                self.note(sim, format!("new node {node} dials {via} to join"));
+                self.join(sim, node, via);
+                format!("new node {node} joins through {via}")
             }
             Op::Crash(s) | Op::Kill(s) | Op::Leave(s) => {
                 if members.is_empty() {
-                    return;
+                    return "no member to fail".into();
                 }
                 let victim = pick(&members, s);
                 let what = match op {
@@ -556,31 +538,30 @@ impl<'a> Run<'a> {
                     Op::Kill(_) => "kill",
                     _ => "leave",
                 };
-                if let Err(why) = self.may_fail(victim) {
-                    self.note(format!("{what} of {victim} skipped: {why}"));
-                    return;
+                if let Err(why) = self.may_fail(sim, victim) {
+                    self.note(sim, format!("{what} of {victim} skipped: {why}"));
+                    return format!("{what} of {victim} skipped: {why}");
                 }
-                let now = self.sim.now();
-                self.constraint.failed(self.sim.id(victim), now);
-                self.note(format!("{what} {victim}"));
+                let now = sim.now();
+                self.constraint.failed(sim.id(victim), now);
+                self.note(sim, format!("{what} {victim}"));
                 match op {
-                    Op::Crash(_) => self.sim.crash(victim),
-                    Op::Kill(_) => self.sim.kill(victim),
+                    Op::Crash(_) => sim.crash(victim),
+                    Op::Kill(_) => sim.kill(victim),
                     _ => {
-                        self.sim
-                            .command(victim, Command::Shutdown)
+                        sim.command(victim, Command::Shutdown)
                             .expect("shutdown is always accepted");
                         self.left.push(victim);
                     }
                 }
                 self.joins.retain(|j| j.node != victim);
                 if !matches!(op, Op::Leave(_)) {
-                    let now = self.sim.now();
                     self.stopped.push((victim, now));
                 }
+                format!("{what} {victim}")
             }
             Op::Rejoin { node, via } => {
-                let now = self.sim.now();
+                let now = sim.now();
                 let down: Vec<NodeIdx> = self
                     .stopped
                     .iter()
@@ -588,93 +569,165 @@ impl<'a> Run<'a> {
                     .map(|&(i, _)| i)
                     .collect();
                 if down.is_empty() || members.is_empty() {
-                    return;
+                    return "no node to restart".into();
                 }
                 let node = pick(&down, node);
                 self.stopped.retain(|&(i, _)| i != node);
-                debug_assert!(self.sim.state(node) != NodeState::Up);
+                debug_assert!(sim.state(node) != NodeState::Up);
                 let via = pick(&members, via);
-                self.sim.observer_mut().restarting(node);
-                self.sim.restart(node).expect("same config as before");
-                self.note(format!("node {node} restarts and dials {via} to join"));
-                self.join(node, via);
+                sim.observer_mut().restarting(node);
+                sim.restart(node).expect("same config as before");
+                self.note(sim, format!("node {node} restarts and dials {via} to join"));
+                self.join(sim, node, via);
+                format!("node {node} restarts and joins through {via}")
             }
         }
     }
 
-    /// After the schedule: nodes out of the ring join again (as often as
-    /// their joins fail); the ring must become whole and ideal, and stay so.
-    fn settle(&mut self) -> Result<(), TestCaseError> {
-        let limit = self.sim.now() + QUIET;
-        let mut attempts = 0usize;
-        loop {
-            let next = self.sim.now() + Duration::from_millis(100);
-            self.advance_to(next)?;
-            let outside: Vec<NodeIdx> = self
-                .sim
-                .live_nodes()
-                .into_iter()
-                .filter(|i| !self.left.contains(i))
-                .filter(|&i| {
-                    self.sim
-                        .node(i)
-                        .is_some_and(|n| n.chord_role() != ChordRole::Member)
-                })
-                .collect();
-            // A join fails when the member it went through fails under it,
-            // or (a restarted node) while its peers still hold a connection
-            // to its previous run; the application tries again.
-            let members = self.members();
-            for &node in &outside {
-                if self.joins.iter().any(|j| j.node == node) {
-                    continue;
-                }
-                let via = members[attempts % members.len()];
-                attempts += 1;
-                self.note(format!(
-                    "node {node} is out of the ring: joins again through {via}"
-                ));
-                self.join(node, via);
+    /// Every `CHECK`, once armed: the invariant and every property it
+    /// implies.
+    fn safety(&mut self) -> Result<(), String> {
+        let Some(snapshot) = self.snapshot.take() else {
+            return Ok(());
+        };
+        if self.armed {
+            let report = invariant(&snapshot);
+            self.checks += 1;
+            if !(report.safe() && report.all_implied()) {
+                return Err(self.failure("invariant broken".into(), Some(&report)));
             }
-            let report = check(&self.snapshot());
-            if report.ideal && outside.is_empty() {
-                break;
-            }
-            if self.sim.now() >= limit {
-                let what = if outside.is_empty() {
-                    format!(
-                        "the ring was not ideal {} s after the schedule",
-                        QUIET.as_millis() / 1000
-                    )
-                } else {
-                    format!(
-                        "nodes {outside:?} were not ring members {} s after the schedule",
-                        QUIET.as_millis() / 1000
-                    )
-                };
-                return Err(self.failure(what, Some(&report)));
-            }
-        }
-        // Ideal, and it stays so.
-        let next = self.sim.now() + Duration::from_secs(3);
-        self.advance_to(next)?;
-        let report = check(&self.snapshot());
-        if !report.ideal {
-            return Err(self.failure("the ideal ring did not stay ideal".into(), Some(&report)));
         }
         Ok(())
     }
+
+    /// After the schedule, polled every 100 ms: nodes out of the ring join
+    /// again (as often as their joins fail); the ring must become whole and
+    /// ideal within `QUIET`, and stay so for 3 s.
+    fn liveness(&mut self, sim: &mut Sim<Ledger>) -> Progress {
+        let Some(settling) = &self.settling else {
+            // The first poll is at the end of the schedule: the first look
+            // comes 100 ms later.
+            self.settling = Some(Settling {
+                limit: sim.now() + QUIET,
+                attempts: 0,
+                ideal_at: None,
+            });
+            return Progress::NotYet("the schedule just ended".into());
+        };
+        if let Some(at) = settling.ideal_at {
+            if sim.now() < at + Duration::from_secs(3) {
+                return Progress::NotYet("ideal: does it stay so?".into());
+            }
+            let report = invariant(&self.snapshot(sim));
+            return if report.ideal {
+                Progress::Holds
+            } else {
+                Progress::Broken(
+                    self.failure("the ideal ring did not stay ideal".into(), Some(&report)),
+                )
+            };
+        }
+        let limit = settling.limit;
+        let outside: Vec<NodeIdx> = sim
+            .live_nodes()
+            .into_iter()
+            .filter(|i| !self.left.contains(i))
+            .filter(|&i| {
+                sim.node(i)
+                    .is_some_and(|n| n.chord_role() != ChordRole::Member)
+            })
+            .collect();
+        // A join fails when the member it went through fails under it, or
+        // (a restarted node) while its peers still hold a connection to its
+        // previous run; the application tries again.
+        let members = Self::members(sim);
+        for &node in &outside {
+            if self.joins.iter().any(|j| j.node == node) {
+                continue;
+            }
+            let settling = self.settling.as_mut().expect("set above");
+            let via = members[settling.attempts % members.len()];
+            settling.attempts += 1;
+            self.note(
+                sim,
+                format!("node {node} is out of the ring: joins again through {via}"),
+            );
+            self.join(sim, node, via);
+        }
+        let report = invariant(&self.snapshot(sim));
+        if report.ideal && outside.is_empty() {
+            if let Some(settling) = self.settling.as_mut() {
+                settling.ideal_at = Some(sim.now());
+            }
+            return Progress::NotYet("ideal: does it stay so?".into());
+        }
+        if sim.now() >= limit {
+            let what = if outside.is_empty() {
+                format!(
+                    "the ring was not ideal {} s after the schedule",
+                    QUIET.as_millis() / 1000
+                )
+            } else {
+                format!(
+                    "nodes {outside:?} were not ring members {} s after the schedule",
+                    QUIET.as_millis() / 1000
+                )
+            };
+            return Progress::Broken(self.failure(what, Some(&report)));
+        }
+        Progress::NotYet("settling".into())
+    }
 }
 
-fn run(schedule: &Schedule) -> Result<(), TestCaseError> {
-    let mut run = Run::new(schedule);
-    run.build()?;
-    for &(gap, op) in &schedule.ops {
-        let next = run.sim.now() + Duration::from_millis(gap);
-        run.advance_to(next)?;
-        run.apply(op);
+/// The scenario: a [`Run`] once built.
+#[derive(Default)]
+struct Chord(Option<Run>);
+
+impl Chord {
+    fn run(&mut self) -> &mut Run {
+        self.0.as_mut().expect("the runner builds first")
     }
-    run.settle()
+}
+
+impl Scenario for Chord {
+    type Setup = Ring;
+    type Action = Op;
+    type Observer = Ledger;
+
+    fn build(&mut self, seed: u64, ring: &Ring) -> Result<Sim<Ledger>, String> {
+        let (run, sim) = Run::build(ring, seed)?;
+        self.0 = Some(run);
+        Ok(sim)
+    }
+
+    fn apply(&mut self, sim: &mut Sim<Ledger>, op: &Op) -> String {
+        self.run().apply(sim, *op)
+    }
+
+    fn react(&mut self, sim: &mut Sim<Ledger>) {
+        self.run().react(sim);
+    }
+
+    fn safety(&mut self, _: &Sim<Ledger>) -> Result<(), String> {
+        self.run().safety()
+    }
+
+    /// Nothing comes back: failed members stay down, leavers gone.
+    fn end_faults(&mut self, _: &mut Sim<Ledger>) -> String {
+        "the schedule ends".into()
+    }
+
+    fn liveness(&mut self, sim: &mut Sim<Ledger>) -> Progress {
+        self.run().liveness(sim)
+    }
+
+    fn describe(&self, sim: &Sim<Ledger>) -> String {
+        let log = self
+            .0
+            .as_ref()
+            .map_or_else(String::new, |run| run.log.join("\n"));
+        format!("members:\n{}what the ring did:\n{log}", Run::states(sim))
+    }
 }
 
 /// 128 cases (about 7 s in the test profile), or `PROPTEST_CASES`; a fixed
@@ -682,30 +735,46 @@ fn run(schedule: &Schedule) -> Result<(), TestCaseError> {
 /// `cargo test` is repeatable. Explore with
 /// `PROPTEST_CASES=3000 PROPTEST_RNG_SEED=$RANDOM` (about 4 minutes), and
 /// with `CHORD_PROPS_RESTARTS=1` to restart failed nodes too.
-fn proptest_config() -> ProptestConfig {
-    let defaults = ProptestConfig::default();
-    let explicit = |var| std::env::var_os(var).is_some();
-    ProptestConfig {
-        cases: if explicit("PROPTEST_CASES") {
-            defaults.cases
-        } else {
-            128
-        },
-        rng_seed: if explicit("PROPTEST_RNG_SEED") {
-            defaults.rng_seed
-        } else {
-            RngSeed::Fixed(0x63_686f_7264)
-        },
-        ..defaults
+fn runner() -> Runner {
+    Runner {
+        cases: 128,
+        rng_seed: 0x63_686f_7264,
+        check: Check::Every(CHECK),
+        // The schedule's steps are the faults; the settling starts after
+        // the last.
+        fault_window: Duration::ZERO,
+        // Liveness decides within QUIET and 3 s of staying ideal.
+        settle_limit: QUIET + Duration::from_secs(4),
+        poll: Duration::from_millis(100),
+        ..Runner::default()
     }
 }
 
-proptest! {
-    #![proptest_config(proptest_config())]
+#[test]
+fn zaves_invariant_holds_under_joins_failures_and_reordering() {
+    runner().assert_holds(Chord::default, cases());
+}
 
-    #[test]
-    fn zaves_invariant_holds_under_joins_failures_and_reordering(schedule in schedule()) {
-        run(&schedule)?;
+/// Steps given as gaps (ms after the previous step), as the schedules of
+/// this test were written before the runner.
+fn after_gaps(gaps: Vec<(u64, Op)>) -> Vec<(u64, Op)> {
+    let mut at = 0;
+    gaps.into_iter()
+        .map(|(gap, op)| {
+            at += gap;
+            (at, op)
+        })
+        .collect()
+}
+
+fn replay(seed: u64, setup: Ring, gaps: Vec<(u64, Op)>) {
+    let case = Case {
+        seed,
+        setup,
+        steps: after_gaps(gaps),
+    };
+    if let Err(failure) = runner().replay(Chord::default(), &case) {
+        panic!("{failure}\ncase:\n{}", case.to_rust());
     }
 }
 
@@ -722,14 +791,16 @@ proptest! {
 /// [`rejoin_after`]).
 #[test]
 fn a_dial_begun_before_a_restart_declares_the_restarted_node_dead() {
-    let schedule = Schedule {
-        seed: 13_744_923_616_107_474_348,
-        r: 2,
-        initial: 10,
-        start: Start::Grown { spacing_ms: 20 },
-        latency_ms: 13,
-        jitter_ms: 0,
-        ops: vec![
+    replay(
+        13_744_923_616_107_474_348,
+        Ring {
+            r: 2,
+            initial: 10,
+            start: Start::Grown { spacing_ms: 20 },
+            latency_ms: 13,
+            jitter_ms: 0,
+        },
+        vec![
             (8376, Op::Crash(1_964_898_206)),
             (14, Op::Crash(76_538_426)),
             (9169, Op::Crash(3_084_437_149)),
@@ -765,8 +836,66 @@ fn a_dial_begun_before_a_restart_declares_the_restarted_node_dead() {
             (15, Op::Crash(10_395)),
             (1807, Op::Kill(896_938_536)),
         ],
-    };
-    if let Err(e) = run(&schedule) {
-        panic!("{e}");
-    }
+    );
+}
+
+/// Regression, once saved by proptest in
+/// `chord_props.proptest-regressions` (cc 1dbb2734…): a founded ring of 5,
+/// r = 3, with joins and crashes close together on jittery links.
+#[test]
+fn saved_case_founded_ring_with_close_joins_and_crashes() {
+    replay(
+        7_363_612_548_964_913_186,
+        Ring {
+            r: 3,
+            initial: 5,
+            start: Start::Found,
+            latency_ms: 12,
+            jitter_ms: 24,
+        },
+        vec![
+            (17, Op::Join { via: 3_047_672_681 }),
+            (35, Op::Join { via: 1_043_408_602 }),
+            (21, Op::Crash(1_410_081_794)),
+            (200, Op::Leave(13_473_400)),
+            (27, Op::Leave(225_892_069)),
+            (2159, Op::Join { via: 406_911_174 }),
+            (257, Op::Join { via: 1_865_220_355 }),
+            (302, Op::Crash(1_171_749_081)),
+            (437, Op::Crash(3_198_612_946)),
+            (9342, Op::Crash(137_656_675)),
+            (533, Op::Crash(0)),
+            (329, Op::Join { via: 3_697_570_894 }),
+            (665, Op::Kill(2_313_572_173)),
+        ],
+    );
+}
+
+/// Regression, once saved by proptest in
+/// `chord_props.proptest-regressions` (cc 27bbc89a…): a grown ring of 4,
+/// r = 2, whose members keep crashing between joins.
+#[test]
+fn saved_case_grown_ring_with_repeated_crashes() {
+    replay(
+        6_896_356_886_018_639_597,
+        Ring {
+            r: 2,
+            initial: 4,
+            start: Start::Grown { spacing_ms: 231 },
+            latency_ms: 5,
+            jitter_ms: 10,
+        },
+        vec![
+            (600, Op::Crash(41_129_460)),
+            (133, Op::Join { via: 1_827_927_065 }),
+            (17, Op::Crash(0)),
+            (24, Op::Crash(0)),
+            (13_014, Op::Leave(319_111_503)),
+            (297, Op::Crash(0)),
+            (142, Op::Join { via: 2_375_479_992 }),
+            (283, Op::Crash(0)),
+            (5, Op::Join { via: 262_901_728 }),
+            (29, Op::Leave(476_699_116)),
+        ],
+    );
 }

@@ -974,6 +974,13 @@ impl<O: Observer> Sim<O> {
         true
     }
 
+    /// When the next event in the queue is due (`None` when nothing is
+    /// left), so a caller stepping one event at a time (a property checked
+    /// after every event, [`crate::check`]) stops at a deadline.
+    pub fn next_event_at(&self) -> Option<Instant> {
+        self.queue.peek_at()
+    }
+
     /// Runs every event up to `deadline`, then sets the clock to it.
     pub fn run_until(&mut self, deadline: Instant) {
         while self.queue.peek_at().is_some_and(|at| at <= deadline) {
