@@ -8,6 +8,8 @@
 //! - [`plot`]: SVG figures of a run (`--plot FILE.svg`).
 //! - [`show`]: how the command line shows a run: progress, the summary or
 //!   the JSON of its [`show::Report`], the failure line and replay command.
+//! - [`topology`]: overlay builders (random, random regular, ring, from an
+//!   edge list, organic growth through bootstrap nodes).
 //! - [`demo`]: the narrated run the README shows, on the in-memory network
 //!   of [`ringmesh::testing`].
 
@@ -19,5 +21,8 @@ pub mod engine;
 pub mod plot;
 pub mod scenario;
 pub mod show;
+pub mod topology;
 
-pub use engine::{NetModel, NodeIdx, Observer, Recorder, Sim, SimConfig, addr_of};
+pub use engine::{
+    App, AppCx, AppFactory, NetModel, NodeIdx, Observer, Recorder, Sim, SimConfig, addr_of,
+};
