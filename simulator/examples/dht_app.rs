@@ -109,21 +109,21 @@ impl App for TableUser {
 
 /// What a run measured.
 #[derive(Debug)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Ring members.
-    pub nodes: u32,
+    pub(crate) nodes: u32,
     /// Puts acknowledged.
-    pub puts: u64,
+    pub(crate) puts: u64,
     /// Reads that returned the value written.
-    pub reads: u64,
+    pub(crate) reads: u64,
     /// Virtual time of the run, ms.
-    pub virtual_ms: u64,
+    pub(crate) virtual_ms: u64,
     /// The trace hash.
-    pub trace: String,
+    pub(crate) trace: String,
 }
 
 /// Runs `n` table users on a founded ring from `seed`.
-pub fn run(n: u32, seed: u64) -> Result<Summary, String> {
+pub(crate) fn run(n: u32, seed: u64) -> Result<Summary, String> {
     if n < 4 {
         return Err("a ring needs at least 4 nodes here".into());
     }

@@ -78,21 +78,21 @@ impl App for Counter {
 
 /// What a run measured.
 #[derive(Debug)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Nodes.
-    pub nodes: u32,
+    pub(crate) nodes: u32,
     /// The total every node holds.
-    pub total: u64,
+    pub(crate) total: u64,
     /// Broadcasts delivered (all nodes).
-    pub delivered: u64,
+    pub(crate) delivered: u64,
     /// Virtual time of the run, ms.
-    pub virtual_ms: u64,
+    pub(crate) virtual_ms: u64,
     /// The trace hash.
-    pub trace: String,
+    pub(crate) trace: String,
 }
 
 /// Runs `n` counters over a random `degree`-regular overlay from `seed`.
-pub fn run(n: u32, degree: u32, seed: u64) -> Result<Summary, String> {
+pub(crate) fn run(n: u32, degree: u32, seed: u64) -> Result<Summary, String> {
     let mut sim = Sim::new(SimConfig {
         seed,
         echo_requests: false,

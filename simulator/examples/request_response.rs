@@ -120,21 +120,21 @@ impl App for Client {
 
 /// What a run measured.
 #[derive(Debug)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Clients.
-    pub clients: u32,
+    pub(crate) clients: u32,
     /// Right answers received.
-    pub right: u64,
+    pub(crate) right: u64,
     /// Requests the server answered.
-    pub answered: u64,
+    pub(crate) answered: u64,
     /// Virtual time of the run, ms.
-    pub virtual_ms: u64,
+    pub(crate) virtual_ms: u64,
     /// The trace hash.
-    pub trace: String,
+    pub(crate) trace: String,
 }
 
 /// Runs the service with `n` nodes (one server) from `seed`.
-pub fn run(n: u32, seed: u64) -> Result<Summary, String> {
+pub(crate) fn run(n: u32, seed: u64) -> Result<Summary, String> {
     if n < 2 {
         return Err("need a server and at least one client".into());
     }
