@@ -255,7 +255,7 @@ pub fn ring_edges(n: u32, k: u32) -> Vec<Edge> {
             edges.push((i, (i + d) % n));
         }
     }
-    if n > 1 && n % 2 == 0 && k >= n / 2 {
+    if n > 1 && n.is_multiple_of(2) && k >= n / 2 {
         // The opposite node, once per pair.
         edges.extend((0..n / 2).map(|i| (i, i + n / 2)));
     }

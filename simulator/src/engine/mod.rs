@@ -103,7 +103,9 @@ pub struct SimConfig {
     /// The network model.
     pub net: NetModel,
     /// Answer every `Event::Messaging(MessagingEvent::Request)` with a `Response` echoing its payload
-    /// (so request scenarios need no application).
+    /// (so request scenarios need no application). The engine answers
+    /// after the node's [`App`] has seen the request: turn this off when
+    /// an application answers requests itself.
     pub echo_requests: bool,
 }
 
