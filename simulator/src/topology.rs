@@ -351,6 +351,59 @@ mod tests {
         assert!(random_regular_edges(&mut rng, 4, 4).is_err());
     }
 
+    fn lan() -> Config {
+        hand_wired(Config {
+            security: ringmesh::Security::Plaintext,
+            ..Config::lan()
+        })
+    }
+
+    #[test]
+    fn wired_overlays_have_the_degrees_asked() {
+        let mut sim = Sim::new(crate::SimConfig::default());
+        let ring_nodes = ring(&mut sim, 12, 2, &lan()).expect("builds");
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let regular = random_regular(&mut sim, &mut rng, 20, 3, &lan()).expect("builds");
+        sim.run_for(Duration::from_secs(5));
+        for i in ring_nodes {
+            assert_eq!(
+                sim.node(i).map(|n| n.peer_count()),
+                Some(4),
+                "ring node {i}"
+            );
+        }
+        for i in regular {
+            assert_eq!(
+                sim.node(i).map(|n| n.peer_count()),
+                Some(3),
+                "regular node {i}"
+            );
+        }
+        // The two overlays are apart.
+        assert!(!sim.node(0).expect("up").is_connected(sim.id(12)));
+    }
+
+    #[test]
+    fn organic_nodes_grow_from_the_bootstrap_nodes() {
+        let mut sim = Sim::new(crate::SimConfig::default());
+        let organic = Organic {
+            target_peers: 4,
+            bootstrap: Bootstrap::First(2),
+            ..Organic::default()
+        };
+        let config = Config {
+            security: ringmesh::Security::Plaintext,
+            ..Config::lan()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let nodes =
+            self::organic(&mut sim, &mut rng, 30, &organic, &config, |_, _, _| {}).expect("builds");
+        for i in nodes {
+            let peers = sim.node(i).map_or(0, |n| n.peer_count());
+            assert!(peers >= 4, "node {i} has {peers} peers");
+        }
+    }
+
     #[test]
     fn ring_edges_have_degree_two_k() {
         assert!(degrees(10, &ring_edges(10, 2)).iter().all(|&k| k == 4));
