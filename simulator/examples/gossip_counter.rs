@@ -9,6 +9,10 @@
 //! ```text
 //! cargo run --release -p ringmesh-sim --example gossip_counter -- [NODES] [DEGREE] [SEED]
 //! ```
+//!
+//! Every increment floods to every node, so the work grows as the square
+//! of the nodes: 200 nodes take about a second (119,400 deliveries), 1,000
+//! nodes about 45 s (3 million) in a release build.
 
 use bytes::Bytes;
 use rand_core::SeedableRng;

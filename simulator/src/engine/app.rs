@@ -8,6 +8,11 @@
 //! engine's queue, ordered with the network's by `(time, seq)`, so a run
 //! with applications replays from its seed like any other.
 //!
+//! An application commands its own node only: what it wants of another
+//! node it asks over the network (a message, a request, a broadcast), as
+//! a deployed program would. A test harness that must act on any node
+//! does so between steps with [`Sim::command`].
+//!
 //! Registration: [`Sim::set_apps`] gives a factory the engine calls for
 //! every node (those already added, those added later, and each restart);
 //! [`Sim::set_app`] installs one instance on one node.
