@@ -34,6 +34,7 @@
 //! covers every input delivered to every node, so equal seeds give equal
 //! hashes and a changed run shows in the hash.
 
+mod app;
 mod churn;
 mod memo_check;
 mod net;
@@ -51,6 +52,7 @@ use ringmesh::{
     Instant, MessagingCommand, MessagingEvent, Node, NodeId, Output, PeersCommand, TransportError,
 };
 
+pub use app::{App, AppCx, AppFactory};
 pub use churn::{Churn, ChurnLog};
 pub use net::{GEO_REGIONS_CSV, LatencyModel, Regions, RegionsError, Upload};
 pub use trace::TraceHash;
@@ -146,7 +148,9 @@ pub struct SimConfig {
     /// The network model.
     pub net: NetModel,
     /// Answer every `Event::Messaging(MessagingEvent::Request)` with a `Response` echoing its payload
-    /// (so request scenarios need no application).
+    /// (so request scenarios need no application). The engine answers
+    /// after the node's [`App`] has seen the request: turn this off when
+    /// an application answers requests itself.
     pub echo_requests: bool,
 }
 
@@ -242,6 +246,13 @@ enum Ev {
     },
     /// A node's deadline.
     Timer { node: NodeIdx },
+    /// An application timer (`app.rs`), if the application that armed it
+    /// is still the node's.
+    AppTimer {
+        node: NodeIdx,
+        epoch: u32,
+        token: u64,
+    },
 }
 
 /// Counters of a run (the `sim` object of a scenario file's JSON report).
@@ -279,6 +290,13 @@ pub struct Sim<O: Observer = ()> {
     last_config: Option<std::sync::Arc<Config>>,
     /// The signature check every node shares (`memo_check.rs`).
     signature_check: std::sync::Arc<memo_check::MemoCheck>,
+    /// Every node's index by id ([`Sim::index_of_id`]).
+    ids: HashMap<NodeId, NodeIdx, FixedState>,
+    /// The applications, by index (`app.rs`): empty until one is
+    /// installed, so a run without applications never looks further.
+    apps: Vec<app::AppSlot>,
+    /// Makes each node's application ([`Sim::set_apps`]).
+    app_factory: Option<AppFactory>,
 }
 
 fn stream(seed: u64, name: &str) -> ChaCha8Rng {
@@ -314,6 +332,9 @@ impl<O: Observer> Sim<O> {
             observer,
             signature_check: std::sync::Arc::default(),
             last_config: None,
+            ids: HashMap::with_hasher(FixedState::with_seed(0x1d5)),
+            apps: Vec::new(),
+            app_factory: None,
         }
     }
 
@@ -324,6 +345,7 @@ impl<O: Observer> Sim<O> {
         self.nodes.reserve_exact(nodes);
         self.machines.reserve_exact(nodes);
         self.records.reserve_exact(nodes);
+        self.ids.reserve(nodes);
         self.conns.reserve(2 * connections);
     }
 
@@ -370,6 +392,17 @@ impl<O: Observer> Sim<O> {
     /// Node `i`'s id (stable across restarts).
     pub fn id(&self, i: NodeIdx) -> NodeId {
         self.records[i as usize].id
+    }
+
+    /// The index of the node whose id is `id` (any state), from a map the
+    /// engine keeps as nodes are added.
+    pub fn index_of_id(&self, id: &NodeId) -> Option<NodeIdx> {
+        self.ids.get(id).copied()
+    }
+
+    /// The node listening on `addr`, if it is one of this simulation's.
+    pub fn index_of(&self, addr: SocketAddr) -> Option<NodeIdx> {
+        index_of(addr).filter(|&i| (i as usize) < self.nodes.len())
     }
 
     /// Node `i`, if it is up.
@@ -488,7 +521,11 @@ impl<O: Observer> Sim<O> {
         self.machines.push(Some(node));
         self.records.push(NodeRecord { config: shared, id });
         self.net.add_node(i);
+        self.ids.insert(id, i);
         self.after_node_call(i);
+        if self.app_factory.is_some() {
+            self.install_from_factory(i);
+        }
         Ok(i)
     }
 
@@ -546,6 +583,7 @@ impl<O: Observer> Sim<O> {
         n.state = state;
         n.timer_at = None;
         self.machines[i as usize] = None;
+        self.drop_app(i);
         let mut ends: Vec<(ConnId, ConnEnd)> = self
             .conns
             .iter()
@@ -602,6 +640,9 @@ impl<O: Observer> Sim<O> {
         n.state = NodeState::Up;
         n.next_inbound = 0;
         self.after_node_call(i);
+        if self.app_factory.is_some() {
+            self.install_from_factory(i);
+        }
         Ok(())
     }
 
@@ -883,6 +924,10 @@ impl<O: Observer> Sim<O> {
             }
             Output::Event(event) => {
                 self.observer.on_event(self.now, i, &event);
+                if !self.apps.is_empty() {
+                    // Its commands' outputs are drained by the caller's loop.
+                    self.with_app(i, |app, cx| app.on_event(cx, &event));
+                }
                 if self.config.echo_requests
                     && let Event::Messaging(MessagingEvent::Request { from, id, payload }) = event
                 {
@@ -970,6 +1015,7 @@ impl<O: Observer> Sim<O> {
                     self.after_node_call(node);
                 }
             }
+            Ev::AppTimer { node, epoch, token } => self.app_timer(node, epoch, token),
         }
         true
     }

@@ -1,6 +1,7 @@
 //! Engine tests: the network model and its faults, with real nodes.
 
 use super::*;
+use crate::{App, AppCx};
 use ringmesh::{MeshCommand, MeshEvent, MessagingCommand, MessagingEvent, PeersConfig, PeersEvent};
 
 fn lan() -> Config {
@@ -342,4 +343,149 @@ fn churn_joins_and_leaves_at_its_rates_and_the_survivors_still_flood() {
     for &i in live.iter().filter(|&&i| i != 0) {
         assert_eq!(got[i as usize], 1, "node {i}");
     }
+}
+
+/// Counts its timers and the requests it answered; re-arms a timer every
+/// 100 ms.
+#[derive(Default)]
+struct Ticker {
+    ticks: Vec<Instant>,
+    answered: u32,
+    draws: Vec<u64>,
+}
+
+impl App for Ticker {
+    fn on_start(&mut self, cx: &mut AppCx<'_>) {
+        self.draws.push(cx.random_in(0..=1_000_000));
+        cx.after(Duration::from_millis(100), 7);
+    }
+
+    fn on_timer(&mut self, cx: &mut AppCx<'_>, token: u64) {
+        assert_eq!(token, 7);
+        self.ticks.push(cx.now());
+        cx.after(Duration::from_millis(100), 7);
+    }
+
+    fn on_event(&mut self, cx: &mut AppCx<'_>, event: &Event) {
+        if let Event::Messaging(MessagingEvent::Request { from, id, payload }) = event {
+            assert_eq!(cx.index_of_id(from), Some(0));
+            let mut answer = payload.to_vec();
+            answer.reverse();
+            cx.command(MessagingCommand::Respond {
+                to: *from,
+                id: *id,
+                payload: Bytes::from(answer),
+            })
+            .expect("respond");
+            self.answered += 1;
+        }
+    }
+}
+
+fn app_sim(seed: u64) -> Sim<Recorder> {
+    let mut sim = Sim::with_observer(
+        SimConfig {
+            seed,
+            echo_requests: false,
+            ..SimConfig::default()
+        },
+        Recorder::default(),
+    );
+    sim.add_node(lan()).expect("valid");
+    sim.set_apps(|i| (i == 1).then(|| Box::new(Ticker::default()) as Box<dyn App>));
+    sim.add_node(lan()).expect("valid");
+    sim
+}
+
+#[test]
+fn an_app_answers_at_event_time_and_its_timers_fire_at_virtual_time() {
+    let mut sim = app_sim(3);
+    assert!(!sim.has_app(0) && sim.has_app(1));
+    assert_eq!(sim.index_of_id(&sim.id(1)), Some(1));
+    sim.connect(0, 1).expect("dial");
+    sim.settle(Duration::from_secs(5));
+    let to = sim.id(1);
+    sim.command(
+        0,
+        MessagingCommand::Request {
+            to,
+            payload: Bytes::from_static(b"abc"),
+            timeout: Duration::from_secs(5),
+        },
+    )
+    .expect("request");
+    sim.run_for(Duration::from_millis(250));
+    let response = sim.observer().events.iter().find_map(|(_, i, e)| match e {
+        Event::Messaging(MessagingEvent::Response { payload, .. }) if *i == 0 => {
+            Some(payload.clone())
+        }
+        _ => None,
+    });
+    assert_eq!(response.as_deref(), Some(&b"cba"[..]));
+    let app = sim.app::<Ticker>(1).expect("a ticker");
+    assert_eq!(app.answered, 1);
+    // Every 100 ms from when it started (at time zero).
+    let ticks: Vec<u64> = app.ticks.iter().map(|t| t.as_micros()).collect();
+    assert!(ticks.len() >= 2, "{ticks:?}");
+    assert!(
+        ticks
+            .iter()
+            .enumerate()
+            .all(|(k, &t)| t == (k as u64 + 1) * 100_000)
+    );
+}
+
+#[test]
+fn a_crash_drops_the_app_and_its_timers_and_a_restart_makes_a_fresh_one() {
+    let mut sim = app_sim(4);
+    sim.run_for(Duration::from_millis(350));
+    let before = sim.app::<Ticker>(1).expect("a ticker").draws.clone();
+    assert_eq!(sim.app::<Ticker>(1).map(|a| a.ticks.len()), Some(3));
+    sim.crash(1);
+    assert!(!sim.has_app(1));
+    let events = sim.stats().events;
+    sim.run_for(Duration::from_millis(1000));
+    // The crashed app's armed timer popped but did nothing; no new ones.
+    assert!(sim.stats().events <= events + 1 + 20);
+    sim.restart(1).expect("restart");
+    let fresh = sim.app::<Ticker>(1).expect("a fresh ticker");
+    assert!(fresh.ticks.is_empty());
+    // Its own stream: the new incarnation draws differently.
+    assert_ne!(fresh.draws, before);
+    let restarted_at = sim.now();
+    sim.run_for(Duration::from_millis(250));
+    let ticks = &sim.app::<Ticker>(1).expect("ticker").ticks;
+    assert_eq!(ticks.len(), 2);
+    assert_eq!(ticks[0], restarted_at + Duration::from_millis(100));
+
+    // Crashed and restarted at once: the old incarnation's timer (due in
+    // 50 ms) must not reach the fresh instance.
+    sim.run_for(Duration::from_millis(50));
+    sim.crash(1);
+    sim.restart(1).expect("restart");
+    let restarted_at = sim.now();
+    sim.run_for(Duration::from_millis(120));
+    let ticks = &sim.app::<Ticker>(1).expect("ticker").ticks;
+    assert_eq!(ticks, &[restarted_at + Duration::from_millis(100)]);
+}
+
+#[test]
+fn apps_replay_from_the_seed_and_leave_the_network_stream_alone() {
+    let run = |seed| {
+        let mut sim = app_sim(seed);
+        sim.connect(0, 1).expect("dial");
+        sim.run_for(Duration::from_secs(2));
+        let draws = sim.app::<Ticker>(1).expect("ticker").draws.clone();
+        (sim.trace_hash(), draws)
+    };
+    assert_eq!(run(5), run(5));
+    assert_ne!(run(5).1, run(6).1);
+    // Without the app, the nodes see the same inputs: the app made no
+    // network draw and sent nothing.
+    let mut plain = sim(5);
+    plain.add_node(lan()).expect("valid");
+    plain.add_node(lan()).expect("valid");
+    plain.connect(0, 1).expect("dial");
+    plain.run_for(Duration::from_secs(2));
+    assert_eq!(plain.trace_hash(), run(5).0);
 }

@@ -14,8 +14,9 @@ use ringmesh::{
 };
 use serde::Serialize;
 
-use crate::engine::{LatencyModel, NetModel, NodeIdx, Observer, Sim, SimConfig, addr_of};
+use crate::engine::{LatencyModel, NetModel, NodeIdx, Observer, Sim, SimConfig};
 use crate::show::Report;
+use crate::topology;
 
 /// How the overlay is built before the broadcast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -374,20 +375,21 @@ pub fn run(
     let start = sim.now();
     match params.topology {
         Topology::Random { degree } => {
-            build_random(&mut sim, &mut rng, n, degree, base, &mut progress)?
+            let config = topology::hand_wired(base);
+            topology::random(&mut sim, &mut rng, n, degree, &config, &mut progress)?;
         }
         Topology::Organic {
             target_peers,
             join_interval,
-        } => build_organic(
-            &mut sim,
-            &mut rng,
-            n,
-            target_peers,
-            join_interval,
-            &base,
-            &mut progress,
-        )?,
+        } => {
+            let organic = topology::Organic {
+                target_peers,
+                join_interval,
+                bootstrap: topology::Bootstrap::RandomEarlier(3),
+                settle: Duration::from_secs(10),
+            };
+            topology::organic(&mut sim, &mut rng, n, &organic, &base, &mut progress)?;
+        }
     }
     let build_ms = (sim.now() - start).as_micros() as f64 / 1e3;
 
@@ -480,83 +482,6 @@ pub fn run(
     // is shown (and a command-line run exits) without waiting for it.
     std::thread::spawn(move || drop(sim));
     Ok(report)
-}
-
-/// Every node dials `degree / 2` random others (wired by hand: no
-/// dialling, no peer exchange), then the handshakes settle.
-fn build_random(
-    sim: &mut Sim<FloodWatch>,
-    rng: &mut ChaCha8Rng,
-    n: u32,
-    degree: u32,
-    base: Config,
-    progress: &mut impl FnMut(&str, u64, u64),
-) -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config {
-        peers: PeersConfig {
-            target_peers: 0,
-            peer_exchange_size: 0,
-            ..base.peers
-        },
-        ..base
-    };
-    sim.reserve(n as usize, n as usize * (degree / 2).max(1) as usize);
-    sim.add_nodes(&config, n, |done| {
-        progress("nodes", u64::from(done), u64::from(n))
-    })?;
-    let dials = (degree / 2).max(1);
-    for i in 0..n {
-        let mut picked = Vec::with_capacity(dials as usize);
-        while picked.len() < dials.min(n - 1) as usize {
-            let j = (rng.next_u64() % u64::from(n)) as NodeIdx;
-            if j != i && !picked.contains(&j) {
-                picked.push(j);
-            }
-        }
-        for j in picked {
-            sim.connect(i, j)?;
-        }
-        if i % 1024 == 0 {
-            // Keep the queue short: let these handshakes run.
-            sim.run_for(Duration::from_micros(1));
-            progress("wiring", u64::from(i), u64::from(n));
-        }
-    }
-    sim.settle(Duration::from_secs(60));
-    Ok(())
-}
-
-/// Nodes join one every `join_interval`, each with a bootstrap list of up
-/// to three earlier nodes, and grow to `target_peers` on their own.
-fn build_organic(
-    sim: &mut Sim<FloodWatch>,
-    rng: &mut ChaCha8Rng,
-    n: u32,
-    target_peers: u32,
-    join_interval: Duration,
-    base: &Config,
-    progress: &mut impl FnMut(&str, u64, u64),
-) -> Result<(), Box<dyn std::error::Error>> {
-    sim.reserve(n as usize, n as usize * target_peers as usize);
-    for i in 0..n {
-        let bootstrap = (0..3.min(i))
-            .map(|_| addr_of((rng.next_u64() % u64::from(i)) as NodeIdx))
-            .collect();
-        sim.add_node(Config {
-            peers: PeersConfig {
-                target_peers: target_peers as usize,
-                bootstrap,
-                ..base.clone().peers
-            },
-            ..base.clone()
-        })?;
-        sim.run_for(join_interval);
-        if i % 256 == 0 {
-            progress("joining", u64::from(i), u64::from(n));
-        }
-    }
-    sim.run_for(Duration::from_secs(10));
-    Ok(())
 }
 
 fn duplicates<O: Observer>(sim: &Sim<O>) -> u64 {
