@@ -187,10 +187,10 @@ pub struct ChordStats {
     /// Of `route_retries`, those whose connection to the next hop closed
     /// under the call.
     pub route_retries_lost: u64,
-    /// Of `route_retries_timed_out`, those whose next hop did not even
-    /// acknowledge the lookup in time (`ChordRouteAck`, spec/chord.md
-    /// §7.4): found silent within a few round trips rather than at the
-    /// lookup's deadline.
+    /// Recursive lookups (this node's own, and those it forwarded) whose
+    /// next hop did not acknowledge them in time (`ChordRouteAck`,
+    /// spec/chord.md §7.4): found silent within a few round trips rather
+    /// than at the lookup's deadline, then handled as a silent hop.
     pub route_acks_missed: u64,
     /// Peers' recursive lookups answered `Failed` at once because this
     /// node held `chord.max_forwards` forwards, or

@@ -160,8 +160,9 @@ pub struct ChordReport {
     /// Of `route_retries`, by why the next hop failed: silent past its
     /// deadline, dead, refused by a local cap, connection lost.
     pub route_retries_by: [u64; 4],
-    /// Of the retries after a silent next hop, those it did not even
-    /// acknowledge in time (`ChordStats::route_acks_missed`).
+    /// Recursive lookups (the live members' own and those they forwarded)
+    /// whose next hop did not acknowledge them in time, so was found
+    /// silent at once (`ChordStats::route_acks_missed`).
     pub route_acks_missed: u64,
     /// Peers' recursive lookups the live members refused at once (their
     /// forwarding bounds were reached; `ChordStats::forwards_refused`).
@@ -362,8 +363,8 @@ impl fmt::Display for ChordReport {
             f,
             "  ideal at the end: {} ({} members, {} orphaned events)\n  \
              {:.1} links per member, {} frames sent ({} pings, {} probes), {} route retries \
-             (timed out {} of which {} unacknowledged, dead {}, refused {}, lost {}), \
-             {} forwards refused\n  \
+             (timed out {}, dead {}, refused {}, lost {}), {} next hops found silent by a \
+             missing ack, {} forwards refused\n  \
              {} events in {:.0} ms wall ({:.0} ms virtual), peak RSS {:.0} MiB\n",
             self.ideal,
             self.final_members,
@@ -374,10 +375,10 @@ impl fmt::Display for ChordReport {
             self.probes,
             self.route_retries,
             self.route_retries_by[0],
-            self.route_acks_missed,
             self.route_retries_by[1],
             self.route_retries_by[2],
             self.route_retries_by[3],
+            self.route_acks_missed,
             self.forwards_refused,
             self.events,
             self.wall_ms,
