@@ -148,23 +148,14 @@ impl Liveness {
         sent: Instant,
     ) -> Option<NodeId> {
         let dead_after = self.dead_after_misses;
-        match cx.liveness_mut(peer)?.request_missed(sent, dead_after)? {
-            Verdict::Suspect => {
-                info!(peer = %peer.short(), "peer left a request unanswered: suspect");
-                cx.emit(LivenessEvent::Suspect { peer });
-                // The first miss starts the probes (one chain per
-                // suspicion: later misses only count).
-                self.stats.probes += 1;
-                self.probe(cx, peer);
-                None
-            }
-            Verdict::Dead => {
-                info!(peer = %peer.short(), misses = dead_after, "peer unresponsive: dead");
-                self.stats.peers_declared_dead += 1;
-                Some(peer)
-            }
-            Verdict::Unchanged | Verdict::Recovered => None,
+        let verdict = cx.liveness_mut(peer)?.request_missed(sent, dead_after)?;
+        if verdict == Verdict::Suspect {
+            // The first miss starts the probes (one chain per suspicion:
+            // later misses only count).
+            self.stats.probes += 1;
+            self.probe(cx, peer);
         }
+        self.judge(cx, peer, verdict, "left a request unanswered")
     }
 
     /// Pings `peer` now, as a probe (even if a scheduled ping is in
@@ -237,14 +228,29 @@ impl Liveness {
 
     fn pong_missed(&mut self, cx: &mut dyn Cx, peer: NodeId, nonce: u64) -> Option<NodeId> {
         let dead_after = self.dead_after_misses;
-        match cx.liveness_mut(peer)?.timed_out(nonce, dead_after) {
+        let verdict = cx.liveness_mut(peer)?.timed_out(nonce, dead_after);
+        self.judge(cx, peer, verdict, "missed a ping")
+    }
+
+    /// Acts on a miss's `verdict` for `peer` (`what` it did): the first
+    /// miss is told as `Suspect`; the last returns the peer to declare
+    /// dead.
+    fn judge(
+        &mut self,
+        cx: &mut dyn Cx,
+        peer: NodeId,
+        verdict: Verdict,
+        what: &str,
+    ) -> Option<NodeId> {
+        match verdict {
             Verdict::Suspect => {
-                info!(peer = %peer.short(), "peer missed a ping: suspect");
+                info!(peer = %peer.short(), "peer {what}: suspect");
                 cx.emit(LivenessEvent::Suspect { peer });
                 None
             }
             Verdict::Dead => {
-                info!(peer = %peer.short(), misses = dead_after, "peer unresponsive: dead");
+                let misses = self.dead_after_misses;
+                info!(peer = %peer.short(), misses, "peer unresponsive: dead");
                 self.stats.peers_declared_dead += 1;
                 Some(peer)
             }

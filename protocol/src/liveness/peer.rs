@@ -122,13 +122,31 @@ impl PeerLiveness {
             return Verdict::Unchanged;
         };
         let (_, sent) = self.outstanding.remove(i);
-        if self
-            .heard
-            .get()
-            .is_some_and(|heard| heard >= sent.as_micros())
-        {
+        if self.heard_since(sent) {
             return Verdict::Unchanged;
         }
+        self.miss(dead_after)
+    }
+
+    /// A request sent at `sent` went unanswered until its deadline: a miss
+    /// if nothing was heard from the peer since (as for a ping); `None`
+    /// if something was (no miss).
+    pub(crate) fn request_missed(&mut self, sent: Instant, dead_after: u32) -> Option<Verdict> {
+        if self.heard_since(sent) {
+            return None;
+        }
+        Some(self.miss(dead_after))
+    }
+
+    /// Whether a frame from the peer arrived at or after `at`.
+    fn heard_since(&self, at: Instant) -> bool {
+        self.heard
+            .get()
+            .is_some_and(|heard| heard >= at.as_micros())
+    }
+
+    /// Counts one miss.
+    fn miss(&mut self, dead_after: u32) -> Verdict {
         self.misses += 1;
         if self.misses >= dead_after {
             Verdict::Dead
@@ -137,27 +155,6 @@ impl PeerLiveness {
         } else {
             Verdict::Unchanged
         }
-    }
-
-    /// A request sent at `sent` went unanswered until its deadline: a miss
-    /// if nothing was heard from the peer since (as for a ping); `None`
-    /// if something was (no miss).
-    pub(crate) fn request_missed(&mut self, sent: Instant, dead_after: u32) -> Option<Verdict> {
-        if self
-            .heard
-            .get()
-            .is_some_and(|heard| heard >= sent.as_micros())
-        {
-            return None;
-        }
-        self.misses += 1;
-        Some(if self.misses >= dead_after {
-            Verdict::Dead
-        } else if self.misses == 1 {
-            Verdict::Suspect
-        } else {
-            Verdict::Unchanged
-        })
     }
 
     /// The smoothed round-trip time, once a pong has arrived.
