@@ -71,6 +71,12 @@
 //!   meet the static id puzzle of B bits (spec/chord.md §6.5), which prices
 //!   every try of an attacker grinding an id next to a target; a new
 //!   identity is ground to meet it. Every member must use the same B.
+//!
+//! `--hand-wired` keeps the overlay as wired: the node dials only what
+//! `--bootstrap` and `connect` name, and neither grows to a target peer
+//! count nor sends peer lists (with `--no-chord`, as the ring dials its
+//! fingers). `node/tests/sim_vs_real.rs` wires 64 processes so, to compare
+//! them with a simulation of the same topology.
 
 #![forbid(unsafe_code)]
 
@@ -167,6 +173,14 @@ pub(crate) struct NodeArgs {
     /// that is smaller).
     #[arg(long, value_name = "N", conflicts_with = "no_chord", value_parser = clap::value_parser!(u8).range(1..=32))]
     pub(crate) replicas: Option<u8>,
+    /// Keep the overlay as wired by hand: dial only the nodes named by
+    /// `--bootstrap` and `connect` (and redial them), never grow to a
+    /// target peer count from the peer cache, and send no peer lists
+    /// (the simulator's `topology::hand_wired`). For tests and for
+    /// comparing a network of processes with a simulation of the same
+    /// topology. Use with --no-chord: the ring dials its fingers.
+    #[arg(long)]
+    pub(crate) hand_wired: bool,
 }
 
 /// A [`Config`] preset ([`Config::lan`] or [`Config::wan`]).

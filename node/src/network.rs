@@ -21,6 +21,7 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 
 use ringmesh::{Event, MeshEvent, MessagingEvent, Node, PeersEvent};
 use ringmesh_mio::{AdapterConfig, Observer, QueuedBytes, Spawned, event_size};
+use tracing::debug;
 
 use crate::ring_view::RingView;
 
@@ -94,8 +95,16 @@ impl<T: Send + 'static> Observer for Feeder<T> {
                 conn, peer: None, ..
             }) if !conn.is_outbound() => return true,
             Event::Mesh(MeshEvent::Broadcast {
-                origin, payload, ..
-            }) => Fed::Print(crate::display::broadcast(origin, &payload)),
+                origin,
+                seq,
+                hops,
+                payload,
+            }) => {
+                // The hop count is for tests and measurements
+                // (`--log-level ringmesh::network=debug`), not the console.
+                debug!(origin = %origin.short(), seq, hops, "broadcast delivered");
+                Fed::Print(crate::display::broadcast(origin, &payload))
+            }
             Event::Messaging(MessagingEvent::Direct { from, payload }) => {
                 Fed::Print(crate::display::direct(from, &payload))
             }

@@ -148,6 +148,9 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     let mut config = args.preset.config();
     config.peers.bootstrap.clone_from(&args.bootstrap);
     config.listen_addrs = args.announce.iter().copied().collect();
+    if args.hand_wired {
+        hand_wire(&mut config);
+    }
     // The sync table runs on every node of the program: it needs no ring.
     config.sync = Some(args.preset.sync());
     if !args.no_chord {
@@ -310,6 +313,14 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         Ok(Err(e)) => Err(format!("the adapter failed: {e}").into()),
         Err(_) => Err("the adapter thread panicked".into()),
     }
+}
+
+/// `config` with the node's own growth turned off (`--hand-wired`): no
+/// target peer count to fill from the peer cache, no peer lists sent, as
+/// the simulator's `topology::hand_wired` does.
+fn hand_wire(config: &mut ringmesh::Config) {
+    config.peers.target_peers = 0;
+    config.peers.peer_exchange_size = 0;
 }
 
 /// The adapter's refusal of its configuration, if that is what `error` is.
