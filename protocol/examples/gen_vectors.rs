@@ -16,13 +16,13 @@ use ed25519_dalek::{Signer, SigningKey};
 use ringmesh::testing::Network;
 use ringmesh::wire::{
     Broadcast, Capabilities, ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState,
-    ChordNotify, ChordReplyKind, ChordRoute, ChordRouteFound, ChordRouteKind, ChordRouteReply,
-    ChordState, DEFAULT_MAX_FRAME_LEN, DhtBody, DhtEntry, DhtGet, DhtGetReply, DhtGetStatus,
-    DhtKey, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate, DhtReplicateAck, DhtReplicateStatus,
-    DhtSync, DhtSyncItem, DhtSyncReply, DhtValue, Direct, FindPeer, Goodbye, GoodbyeReason, Hello,
-    MAX_CHORD_LIST, MAX_DHT_KEY, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, NoiseHandshakePayload,
-    PROTOCOL_VERSION, PeerEntry, PeerList, PeerRequest, Ping, Pong, Preamble, Request, Response,
-    dht_signed_bytes, encode_body, put_frame_header, put_varint,
+    ChordNotify, ChordReplyKind, ChordRoute, ChordRouteAck, ChordRouteFound, ChordRouteKind,
+    ChordRouteReply, ChordState, DEFAULT_MAX_FRAME_LEN, DhtBody, DhtEntry, DhtGet, DhtGetReply,
+    DhtGetStatus, DhtKey, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate, DhtReplicateAck,
+    DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply, DhtValue, Direct, FindPeer, Goodbye,
+    GoodbyeReason, Hello, MAX_CHORD_LIST, MAX_DHT_KEY, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message,
+    NoiseHandshakePayload, PROTOCOL_VERSION, PeerEntry, PeerList, PeerRequest, Ping, Pong,
+    Preamble, Request, Response, dht_signed_bytes, encode_body, put_frame_header, put_varint,
 };
 use ringmesh::{
     Config, Duration, Identity, Instant, MessagingCommand, NOISE_PATTERN, Node, NodeId,
@@ -329,6 +329,10 @@ fn chord_json(message: &Message) -> Option<J> {
             }
             J::Obj(fields)
         }
+        Message::ChordRouteAck(m) => J::Obj(vec![
+            ("type", s("ChordRouteAck")),
+            ("req", s(m.req.to_string())),
+        ]),
         Message::ChordRouteReply(m) => {
             let mut fields = vec![
                 ("type", s("ChordRouteReply")),
@@ -870,6 +874,12 @@ fn chord_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
             }),
             None,
             "ttl 0: the receiver answers or fails, never forwards",
+        ),
+        (
+            "chord_route_ack",
+            Message::ChordRouteAck(ChordRouteAck { req: 300 }),
+            None,
+            "req only: the hop holds ChordRoute 300 and forwarded it",
         ),
         (
             "chord_route_reply_done",
