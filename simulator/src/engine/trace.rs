@@ -5,11 +5,19 @@ use ringmesh::{Direction, Input, Instant};
 
 use super::NodeIdx;
 
+/// Bytes of records gathered before they are hashed: BLAKE3 hashes a long
+/// input many 1 KiB chunks at a time (SIMD), and a 30-byte one a
+/// compression at a time, so the records are hashed in batches. The digest
+/// is that of the same bytes in the same order, whatever the batching.
+const BATCH: usize = 64 * 1024;
+
 /// Folds each delivered input into a running BLAKE3 hash. Two runs with the
 /// same hash saw the same inputs at the same times at the same nodes, so
 /// (the nodes being deterministic) they did the same things.
 pub struct TraceHash {
     hasher: blake3::Hasher,
+    /// Records not yet hashed (fewer than [`BATCH`] bytes between calls).
+    pending: Vec<u8>,
 }
 
 impl Default for TraceHash {
@@ -23,6 +31,7 @@ impl TraceHash {
     pub fn new() -> Self {
         TraceHash {
             hasher: blake3::Hasher::new(),
+            pending: Vec::with_capacity(BATCH + 256),
         }
     }
 
@@ -48,16 +57,23 @@ impl TraceHash {
         };
         record[12] = kind;
         record[13..21].copy_from_slice(&conn.to_le_bytes());
-        self.hasher.update(&record);
+        self.pending.extend_from_slice(&record);
         if let Input::Received { bytes, .. } = input {
-            self.hasher.update(&(bytes.len() as u32).to_le_bytes());
-            self.hasher.update(bytes);
+            self.pending
+                .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            self.pending.extend_from_slice(bytes);
+        }
+        if self.pending.len() >= BATCH {
+            self.hasher.update(&self.pending);
+            self.pending.clear();
         }
     }
 
     /// The first 16 bytes of the digest so far, in hex.
     pub fn hex(&self) -> String {
-        let digest = self.hasher.finalize();
+        let mut hasher = self.hasher.clone();
+        hasher.update(&self.pending);
+        let digest = hasher.finalize();
         digest.as_bytes()[..16]
             .iter()
             .map(|b| format!("{b:02x}"))
