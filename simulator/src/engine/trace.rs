@@ -80,3 +80,51 @@ impl TraceHash {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use ringmesh::ConnId;
+
+    /// The batched trace is the BLAKE3 hash of the records laid end to end,
+    /// read before, at and after a batch boundary, and reading it changes
+    /// nothing.
+    #[test]
+    fn batching_gives_the_digest_of_the_records_end_to_end() {
+        let mut trace = TraceHash::new();
+        let mut direct = blake3::Hasher::new();
+        let mut total = 0;
+        let hex = |h: &blake3::Hasher| -> String {
+            h.finalize().as_bytes()[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        for k in 0..300u32 {
+            let at = Instant::from_micros(u64::from(k) * 7);
+            let conn = ConnId::inbound(u64::from(k % 5));
+            let payload = Bytes::from(vec![k as u8; 10 + (k as usize * 37) % 900]);
+            let input = Input::Received {
+                conn,
+                bytes: payload.clone(),
+            };
+            trace.input(at, k, &input);
+            let mut record = [0u8; 22];
+            record[..8].copy_from_slice(&at.as_micros().to_le_bytes());
+            record[8..12].copy_from_slice(&k.to_le_bytes());
+            record[12] = 3;
+            record[13..21].copy_from_slice(&conn.as_u64().to_le_bytes());
+            direct.update(&record);
+            direct.update(&(payload.len() as u32).to_le_bytes());
+            direct.update(&payload);
+            total += record.len() + 4 + payload.len();
+            if k % 50 == 0 {
+                assert_eq!(trace.hex(), hex(&direct), "after {k} records");
+            }
+        }
+        assert!(total > 2 * BATCH, "two batches were hashed");
+        assert_eq!(trace.hex(), hex(&direct));
+        assert_eq!(trace.hex(), trace.hex());
+    }
+}
