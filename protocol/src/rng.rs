@@ -104,6 +104,15 @@ impl Rng {
         });
     }
 
+    /// Moves the stream on exactly as [`Rng::shuffle`] of `len` items
+    /// would (one `u64`, two words, per item after the first), for a
+    /// caller that needs the draws spent but not the order.
+    pub(crate) fn skip_shuffle(&mut self, len: usize) {
+        if len >= 2 {
+            self.word_pos += 2 * (len as u64 - 1);
+        }
+    }
+
     pub(crate) fn fill(&mut self, dest: &mut [u8]) {
         self.with(|rng| rng.fill_bytes(dest));
     }
@@ -116,6 +125,25 @@ fn below(rng: &mut ChaCha8Rng, n: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skip_shuffle_leaves_the_stream_where_shuffle_does() {
+        for len in [0, 1, 2, 3, 8, 31, 32, 33, 100] {
+            let (mut a, mut b) = (
+                Rng::derive(9, Stream::Tables, None),
+                Rng::derive(9, Stream::Tables, None),
+            );
+            // Start mid-block and at an odd word, as a stream in use may.
+            let _ = (a.next_u64(), b.next_u64());
+            let mut byte = [0u8; 4];
+            a.fill(&mut byte);
+            b.fill(&mut byte);
+            let mut items: Vec<usize> = (0..len).collect();
+            a.shuffle(&mut items);
+            b.skip_shuffle(len);
+            assert_eq!(a.next_u64(), b.next_u64(), "len {len}");
+        }
+    }
 
     #[test]
     fn streams_are_reproducible_and_independent() {

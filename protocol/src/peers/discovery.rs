@@ -29,6 +29,25 @@ impl Net {
     /// (they are known to work), then the rest of the cache, each group in
     /// random order. Never `to` itself, never entries without addresses.
     pub(super) fn peer_sample(&mut self, to: NodeId) -> PeerList {
+        if self.config.peers.peer_exchange_size == 0 {
+            // Nothing to give, but the random stream moves as the two
+            // shuffles below would move it (every handshake of a node that
+            // exchanges no peers, as in a hand-wired simulation).
+            let (mut up, mut rest) = (0, 0);
+            for (&id, known) in self.cache.iter() {
+                if id == to || known.addrs.is_empty() {
+                    continue;
+                }
+                if self.links.contains_key(&id) {
+                    up += 1;
+                } else {
+                    rest += 1;
+                }
+            }
+            self.rng.skip_shuffle(up);
+            self.rng.skip_shuffle(rest);
+            return PeerList { peers: Vec::new() };
+        }
         let mut up = Vec::new();
         let mut rest = Vec::new();
         for (&id, known) in self.cache.iter() {
@@ -43,9 +62,14 @@ impl Net {
         }
         let mut ids = Vec::with_capacity(self.config.peers.peer_exchange_size);
         for mut group in [up, rest] {
+            let room = self.config.peers.peer_exchange_size - ids.len();
+            if room == 0 {
+                // None of it is sent: spend the shuffle's draws only.
+                self.rng.skip_shuffle(group.len());
+                continue;
+            }
             group.sort_unstable();
             self.rng.shuffle(&mut group);
-            let room = self.config.peers.peer_exchange_size - ids.len();
             ids.extend(group.into_iter().take(room));
         }
         PeerList {
