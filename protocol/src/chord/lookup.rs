@@ -372,9 +372,8 @@ impl Chord {
                 {
                     return RouteStep::Answer(Ok(found));
                 }
-                // A suspect pointer (it left a request or a ping
-                // unanswered, and is being probed) is passed over while
-                // another is left.
+                // A suspect pointer, or one being dialled, is passed over
+                // while another is left ([`passed_over`]).
                 let untried = |c: &&Pointer| !tried.contains(&c.id) && Some(c.id) != avoid;
                 let pick = next
                     .iter()
