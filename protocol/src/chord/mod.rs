@@ -562,13 +562,13 @@ impl Chord {
     /// Whether a ring request that ended means its peer is dead (§4):
     /// timeout, failed dials, or a non-member answer.
     /// A recursive lookup's call that times out says nothing of its next
-    /// hop alone (the path behind it may be slow), so it is no death.
+    /// hop alone (the path behind it may be slow), so it is no death: it is
+    /// a silent hop ([`Chord::is_silent_hop`]), which liveness judges.
     pub(crate) fn is_death(done: &Done<RingCall>) -> bool {
         use crate::rpc::{Failure, Outcome};
         use crate::wire::{ChordReplyKind, ChordRouteKind};
-        let routed = matches!(done.client, RingCall::Route(_) | RingCall::Forward(_));
         match &done.outcome {
-            Outcome::Failed(Failure::TimedOut) if routed => false,
+            Outcome::Failed(Failure::TimedOut) if Self::is_silent_hop(done) => false,
             Outcome::Reply(Message::ChordRouteReply(r)) => r.kind() == ChordRouteKind::NotInRing,
             Outcome::Failed(Failure::TimedOut | Failure::Dead | Failure::Lost) => true,
             Outcome::Failed(Failure::Refused) => false,
