@@ -72,8 +72,9 @@ fn owner(net: &Network, live: &[NodeIndex], key: NodeId) -> NodeId {
 /// Issues a lookup of `key` from `from`; its owner and hops once it ends
 /// (within `chord.lookup_timeout`).
 fn lookup(net: &mut Network, from: NodeIndex, key: NodeId) -> (NodeId, u32) {
-    let Ok(Accepted::Op(op)) = net.command(from, ChordCommand::Lookup { key }) else {
-        panic!("lookup refused");
+    let op = match net.command(from, ChordCommand::Lookup { key }) {
+        Ok(Accepted::Op(op)) => op,
+        other => panic!("lookup refused: {other:?}"),
     };
     let deadline = net.now() + Duration::from_secs(11);
     while net.now() < deadline {
@@ -495,4 +496,27 @@ fn a_silent_next_hop_is_found_by_its_missing_ack_probed_and_passed_over() {
             "node {h} still routes over X 3 s after it crashed"
         );
     }
+}
+
+#[test]
+fn an_iterative_lookup_whose_last_candidate_is_silent_asks_past_it() {
+    // A client that is not a member asks hop by hop (§7.2). X crashes
+    // silently; its predecessor W still lists it first. For a key just
+    // after X, W's only candidate is X: once X has failed the client has
+    // no candidate left, and asks W once more to avoid X (§7.2 step 5),
+    // which W answers from the rest of its list: the owner is Y.
+    let n = 32;
+    let mut net = founded_ring(n, |_| config());
+    let client = net
+        .add_node(config(), secret(n), 9000 + n as u64)
+        .expect("valid config");
+    let order = in_ring_order(&net, n);
+    let (x, y) = (order[20], order[21]);
+    net.connect(client, order[3]).expect("dial");
+    net.run_for(Duration::from_millis(100));
+    net.crash(x);
+    let key = NodeId::from_u128(net.node(x).node_id().as_u128() + 1);
+    let (found, _) = lookup(&mut net, client, key);
+    assert_eq!(found, net.node(y).node_id(), "the live owner past X");
+    assert_eq!(net.node(client).stats().chord.asked_past_silent, 1);
 }

@@ -168,6 +168,10 @@ pub struct ChordStats {
     /// no answer in twice `chord.request_timeout`) and that went on
     /// iteratively (spec/chord.md §7.4).
     pub route_fallbacks: u64,
+    /// Iterative lookups left with no candidate after one failed, that
+    /// asked the node which gave it again, by a `ChordRoute` avoiding it
+    /// (spec/chord.md §7.2 step 5).
+    pub asked_past_silent: u64,
     /// Peers' recursive lookups this node forwarded to a pointer of its own.
     pub forwarded: u64,
     /// Next hops of recursive lookups that failed (dead, refused, not a

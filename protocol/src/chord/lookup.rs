@@ -96,6 +96,9 @@ impl Chord {
             hops: 0,
             dialled: Default::default(),
             recursive: false,
+            last_next: None,
+            asked_past: false,
+            failed: SmallVec::new(),
         };
         if self.is_member() && !matches!(purpose, LookupFor::Merge(_)) {
             match self.local_answer(&*cx, key) {
@@ -108,8 +111,22 @@ impl Chord {
                     lookup.recursive = true;
                 }
             }
-        } else if lookup.candidates.is_empty() {
-            return Err(ChordError::NoChordPeer);
+        } else {
+            if lookup.candidates.is_empty() && !matches!(purpose, LookupFor::Merge(_)) {
+                // Not a member: ask the connected chord peers, closest to
+                // the key first (§7.2 step 1).
+                lookup.candidates = super::maintain::chord_peers(&*cx)
+                    .into_iter()
+                    .filter_map(|p| cx.entry(p))
+                    .filter(|p| self.meets_puzzle(p.id))
+                    .collect();
+                lookup
+                    .candidates
+                    .sort_by_key(|c| (dist(c.id.as_u128(), key), c.id));
+            }
+            if lookup.candidates.is_empty() {
+                return Err(ChordError::NoChordPeer);
+            }
         }
         let id = self.rpc.fresh_id();
         self.lookups.insert(id, lookup);
@@ -132,7 +149,7 @@ impl Chord {
             .position(|c| untried(c) && !passed_over(&*cx, c.id))
             .or_else(|| lookup.candidates.iter().position(untried))
         else {
-            return self.lookup_failed(id, LookupError::NoCandidate);
+            return self.ask_past_silent(cx, id);
         };
         let next = lookup.candidates.remove(i);
         lookup.tried.push(next.id);
@@ -176,7 +193,10 @@ impl Chord {
         let lookup = self.lookups.get_mut(&id)?;
         let reply = match outcome {
             Outcome::Reply(Message::ChordFindSuccessorReply(reply)) if !dead => reply,
-            _ => return self.lookup_next(cx, id),
+            _ => {
+                lookup.failed.push(peer.id);
+                return self.lookup_next(cx, id);
+            }
         };
         lookup.hops += 1;
         match reply.kind {
@@ -207,6 +227,7 @@ impl Chord {
                 // answered: every hop makes progress, so no lookup loops.
                 let (from, key, me) = (peer.id.as_u128(), lookup.key, cx.me());
                 lookup.closest = Some(from);
+                lookup.last_next = Some(peer);
                 lookup.candidates.extend(reply.entries);
                 lookup
                     .candidates
@@ -278,7 +299,9 @@ impl Chord {
                 return self.lookup_next(cx, id);
             }
         };
-        let hops = u32::from(reply.hops);
+        // An iterative lookup asked past a silent candidate (§7.2 step 5)
+        // counts the hops it made before.
+        let hops = self.lookups.get(&id)?.hops + u32::from(reply.hops);
         let found = match reply.result {
             Ok(found) => found,
             Err(_) => return self.route_fallback(cx, id),
@@ -300,6 +323,58 @@ impl Chord {
             hops,
         };
         Some(self.finish(lookup, Ok(found)))
+    }
+
+    /// §7.2 step 5: no candidate is left. If a candidate failed that lies
+    /// between the remote node that answered `Next` last and the key, that
+    /// node is asked once more, by a `ChordRoute` that avoids the failed
+    /// candidate nearest after it (its likely first successor): when that
+    /// is its first successor and the key lies just past it, the node
+    /// answers at once with the rest of its list (§7.4), which
+    /// `ChordFindSuccessor` cannot tell it to do. Under churn this was
+    /// nearly every failed lookup: a responder whose only candidate was
+    /// its just-died first successor. Otherwise the lookup fails.
+    fn ask_past_silent(&mut self, cx: &mut dyn Cx, id: u64) -> Option<Finished> {
+        let lookup = self.lookups.get_mut(&id)?;
+        let (key, from) = (
+            lookup.key,
+            lookup.last_next.as_ref().map(|p| p.id.as_u128()),
+        );
+        let silent = from.and_then(|from| {
+            lookup
+                .failed
+                .iter()
+                .filter(|f| ring::in_open(from, f.as_u128(), key))
+                .min_by_key(|f| dist(from, f.as_u128()))
+                .copied()
+        });
+        let target = match (&lookup.last_next, silent) {
+            (Some(p), Some(_))
+                if !lookup.recursive
+                    && !lookup.asked_past
+                    && cx
+                        .peer_caps(p.id)
+                        .is_none_or(|c| c.contains(Capabilities::CHORD)) =>
+            {
+                p.clone()
+            }
+            _ => return self.lookup_failed(id, LookupError::NoCandidate),
+        };
+        lookup.asked_past = true;
+        lookup.recursive = true;
+        lookup.sent += 1;
+        let (ttl, to) = (self.settings.route_ttl, target.id);
+        self.stats.asked_past_silent += 1;
+        let call = self.call(cx, target, RingCall::Route(id), |req| {
+            Message::ChordRoute(ChordRoute {
+                req,
+                key,
+                ttl,
+                avoid: silent,
+            })
+        });
+        self.await_route_ack(cx, call, to);
+        None
     }
 
     /// This member's own answer for `key` (§7.1, asked of itself): the

@@ -114,11 +114,7 @@ impl Chord {
                 cx.entry(via).into_iter().collect()
             }
             None => {
-                let mut peers: Vec<NodeId> = cx
-                    .peers_up()
-                    .into_iter()
-                    .filter(|&p| runs_chord(cx, p))
-                    .collect();
+                let mut peers = chord_peers(cx);
                 self.rng.shuffle(&mut peers);
                 peers.into_iter().filter_map(|p| cx.entry(p)).collect()
             }
@@ -649,6 +645,14 @@ impl Chord {
 }
 
 /// Whether `peer` is up on a session that negotiated chord.
+/// The connected peers that run chord, in the order `Cx::peers_up` gives.
+pub(super) fn chord_peers(cx: &dyn Cx) -> Vec<NodeId> {
+    cx.peers_up()
+        .into_iter()
+        .filter(|&p| runs_chord(cx, p))
+        .collect()
+}
+
 fn runs_chord(cx: &dyn Cx, peer: NodeId) -> bool {
     cx.peer_caps(peer)
         .is_some_and(|c| c.contains(Capabilities::CHORD))

@@ -156,6 +156,14 @@ struct Lookup {
     /// Still in its recursive attempt (§7.4); an iterative lookup (§7.2)
     /// once that failed, or from the start when not a member.
     recursive: bool,
+    /// The remote node that answered `Next` last (`closest`, with its
+    /// addresses), asked again past a silent candidate it gave (§7.2
+    /// step 5).
+    last_next: Option<Pointer>,
+    /// That node was asked again already (once per lookup).
+    asked_past: bool,
+    /// Candidates asked hop by hop that failed (dead, refused, silent).
+    failed: SmallVec<[NodeId; 2]>,
 }
 
 /// The first hops of a recursive lookup, whose deadlines shrink by more than
