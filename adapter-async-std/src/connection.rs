@@ -20,11 +20,12 @@ use bytes::{Buf, Bytes};
 use futures_lite::future;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use ringmesh::{ConnId, TransportError};
-use ringmesh_driver::{ACCEPTS_PER_TURN, admit_to_backlog, transport_error};
+use ringmesh_driver::{ACCEPTS_PER_TURN, ReadPool, admit_to_backlog, transport_error};
 use tracing::{debug, warn};
 
-/// Bytes asked of the socket per read. Each chunk is copied into a `Bytes`
-/// of exactly the size read, so a small frame does not pin a big buffer.
+/// Bytes asked of the socket per read. Each read is copied into the
+/// connection's [`ReadPool`] and handed on as a `Bytes` of exactly its
+/// size.
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Most queued sends handed to one vectored write.
@@ -310,6 +311,7 @@ async fn read_until_end(
     transport: &Sender<Transport>,
 ) -> End {
     let mut buf = vec![0u8; READ_CHUNK];
+    let mut pool = ReadPool::new(READ_CHUNK);
     let mut reader = stream;
     let mut sync_open = true;
     loop {
@@ -324,7 +326,7 @@ async fn read_until_end(
         };
         match step {
             ReadStep::Read(result) => {
-                if let Err(end) = deliver(conn, result, &buf, transport).await {
+                if let Err(end) = deliver(conn, result, &buf, &mut pool, transport).await {
                     return end;
                 }
             }
@@ -335,7 +337,7 @@ async fn read_until_end(
                     let Some(result) = future::poll_once(reader.read(&mut buf)).await else {
                         break;
                     };
-                    if let Err(end) = deliver(conn, result, &buf, transport).await {
+                    if let Err(end) = deliver(conn, result, &buf, &mut pool, transport).await {
                         return end;
                     }
                 }
@@ -357,6 +359,7 @@ async fn deliver(
     conn: ConnId,
     result: io::Result<usize>,
     buf: &[u8],
+    pool: &mut ReadPool,
     transport: &Sender<Transport>,
 ) -> Result<(), End> {
     let n = match result {
@@ -368,7 +371,7 @@ async fn deliver(
             return Err(End::Failed(transport_error(&error)));
         }
     };
-    let bytes = Bytes::copy_from_slice(&buf[..n]);
+    let bytes = pool.take(&buf[..n]);
     // Waits while the node loop is behind: reading stops, TCP flow control
     // pushes back on the peer, and memory stays bounded.
     transport
