@@ -21,6 +21,7 @@ use ringmesh::{
 use ringmesh_driver::{BACKLOG_OVERFLOW, Clock, transport_error};
 use tracing::{debug, info, warn};
 
+use crate::calls::CallReceiver;
 use crate::connection;
 use crate::connection::{Link, Transport};
 use crate::events::EventSender;
@@ -112,7 +113,7 @@ pub(crate) struct NodeLoop {
     pub(crate) clock: Clock,
     pub(crate) listener: Async<TcpListener>,
     pub(crate) local_addr: SocketAddr,
-    pub(crate) calls: Receiver<Call>,
+    pub(crate) calls: CallReceiver,
     pub(crate) events: EventSender,
     pub(crate) max_backlog_bytes: usize,
 }
@@ -157,7 +158,7 @@ impl NodeLoop {
                 armed = deadline;
             }
             let wake = future::or(
-                async { Wake::Call(self.calls.recv().await.ok()) },
+                async { Wake::Call(self.calls.recv().await) },
                 future::or(
                     async { Wake::Transport(transport_rx.recv().await.ok()) },
                     async {
@@ -187,8 +188,8 @@ impl NodeLoop {
                     break;
                 }
                 match self.calls.try_recv() {
-                    Ok(call) => state.on_call(call),
-                    Err(_) => break,
+                    Some(call) => state.on_call(call),
+                    None => break,
                 }
             }
             for _ in 0..BATCH {
@@ -217,7 +218,7 @@ impl NodeLoop {
         // Calls still queued hold their reply channels, and the handles keep
         // the queue alive: drop them so that their callers see `Stopped`.
         self.calls.close();
-        while self.calls.try_recv().is_ok() {}
+        while self.calls.try_recv().is_some() {}
     }
 }
 
