@@ -122,18 +122,10 @@ pub(crate) enum Next {
 /// what a [`Grant`] allows. The length prefix is checked against the cap
 /// before any byte of the body is kept. A frame that arrives whole in one
 /// read is sliced out of it without copying or holding anything. A partial
-/// frame of at most [`WHOLE_FRAME_RESERVE`] bytes gets its whole buffer at
-/// once when the grant allows it (one allocation, no copy as it grows);
-/// otherwise, and for bigger frames, the buffer grows by doubling, never
-/// past the frame's length. Every growth is asked of the grant first: it
-/// counts the buffer's capacity, which is what the memory costs. Sessions
-/// use it with the node's receive budget; [`FrameDecoder`] with no limit.
-/// Frames up to this long get their whole buffer as soon as their first
-/// bytes are kept (within the grant). Bigger ones grow by doubling, so a
-/// peer holds at most about twice what it has sent, whatever length it
-/// announces; this bound is what four bytes of header can claim.
-pub(crate) const WHOLE_FRAME_RESERVE: usize = 128 * 1024;
-
+/// frame's buffer grows by doubling, never past the frame's length, and
+/// every growth is asked of the grant first: it counts the buffer's
+/// capacity, which is what the memory costs. Sessions use it with the
+/// node's receive budget; [`FrameDecoder`] with no limit.
 #[derive(Debug)]
 pub(crate) struct FrameReader {
     header: [u8; LENGTH_PREFIX_LEN],
@@ -204,14 +196,10 @@ impl FrameReader {
         let needed = self.body.len() + take;
         if needed > self.body.capacity() {
             let capacity = self.body.capacity();
-            let doubled = needed.max(capacity.saturating_mul(2)).min(len);
-            let target = if len <= WHOLE_FRAME_RESERVE && grant.try_grow(len - capacity) {
-                len
-            } else if grant.try_grow(doubled - capacity) {
-                doubled
-            } else {
+            let target = needed.max(capacity.saturating_mul(2)).min(len);
+            if !grant.try_grow(target - capacity) {
                 return Ok(Next::OverBudget);
-            };
+            }
             self.body.reserve_exact(target - self.body.len());
         }
         self.body.extend_from_slice(&input[..take]);
@@ -546,53 +534,6 @@ mod reader_tests {
         };
         assert_eq!(f.len(), 10_000);
         assert_eq!(grant.granted, 10_000);
-    }
-
-    #[test]
-    fn a_frame_within_the_whole_frame_reserve_gets_its_buffer_at_once() {
-        let body = vec![3u8; 65_600];
-        let stream = frame(&body);
-        let mut grant = Counting {
-            left: usize::MAX,
-            granted: 0,
-        };
-        let mut reader = FrameReader::new(1 << 20);
-        let mut input = Bytes::copy_from_slice(&stream[..1004]);
-        assert_eq!(
-            reader.next_frame(&mut input, &mut grant),
-            Ok(Next::NeedMore)
-        );
-        assert_eq!(reader.held(), body.len());
-        assert_eq!(grant.granted, body.len());
-        let mut input = Bytes::copy_from_slice(&stream[1004..]);
-        let Ok(Next::Frame(f)) = reader.next_frame(&mut input, &mut grant) else {
-            panic!("frame");
-        };
-        assert_eq!(&f[..], &body[..]);
-        assert_eq!(grant.granted, body.len());
-    }
-
-    #[test]
-    fn a_frame_past_the_whole_frame_reserve_still_grows_by_doubling() {
-        let body = vec![4u8; WHOLE_FRAME_RESERVE + 1];
-        let stream = frame(&body);
-        let mut grant = Counting {
-            left: usize::MAX,
-            granted: 0,
-        };
-        let mut reader = FrameReader::new(1 << 20);
-        let mut input = Bytes::copy_from_slice(&stream[..1004]);
-        assert_eq!(
-            reader.next_frame(&mut input, &mut grant),
-            Ok(Next::NeedMore)
-        );
-        assert_eq!(reader.held(), 1000);
-        let mut input = Bytes::copy_from_slice(&stream[1004..]);
-        let Ok(Next::Frame(f)) = reader.next_frame(&mut input, &mut grant) else {
-            panic!("frame");
-        };
-        assert_eq!(f.len(), body.len());
-        assert_eq!(grant.granted, body.len());
     }
 
     #[test]
