@@ -16,8 +16,12 @@
 //! Not criterion: a one-way stream is timed from its first send to its last
 //! delivery, which does not fit criterion's model of repeated independent
 //! iterations. This is a plain `main` timing with `std::time::Instant` that
-//! prints one Markdown table (ratios are to the raw-TCP rows of the same
-//! run; a filter that skips them prints `-`).
+//! prints one Markdown table. An adapter's one-way ratio is the median
+//! (with the lowest and highest) of its runs' throughput over that of a
+//! raw-TCP run of the same size made just before each ("paired"): the
+//! load on a shared machine moves within a minute. Round-trip ratios are
+//! to the raw-TCP rows of the same run; a filter that skips the raw cases
+//! prints `-`.
 //!
 //! | case | what is timed |
 //! |---|---|
@@ -193,15 +197,24 @@ impl Rtts {
 }
 
 /// The timed runs of one one-way case (they all moved the same payload),
-/// fastest first.
+/// fastest first, and, for an adapter's case, each run's throughput over
+/// that of a raw-TCP run made just before it (sorted).
 #[derive(Debug, Clone)]
-struct Runs(Vec<Throughput>);
+struct Runs(Vec<Throughput>, Vec<f64>);
 
 impl Runs {
-    fn new(mut runs: Vec<Throughput>) -> Runs {
+    fn new(mut runs: Vec<Throughput>, mut vs_raw: Vec<f64>) -> Runs {
         assert!(!runs.is_empty(), "no runs measured");
         runs.sort_by_key(|r| r.elapsed);
-        Runs(runs)
+        vs_raw.sort_by(f64::total_cmp);
+        Runs(runs, vs_raw)
+    }
+
+    /// The median of the paired ratios to raw TCP, with the lowest and
+    /// highest; `None` without raw runs.
+    fn vs_raw(&self) -> Option<(f64, f64, f64)> {
+        let r = &self.1;
+        (!r.is_empty()).then(|| (r[r.len() / 2], r[0], r[r.len() - 1]))
     }
 
     /// The run whose time is the median.
@@ -711,7 +724,7 @@ fn bench_sync<N: SyncNode>(plan: &Plan, security: Security, seed: u64, rows: &mu
     let (mut a, mut b) = N::pair(security, seed);
     for size in one_way_sizes {
         eprintln!("{adapter} {name}: one-way {}", size_label(size));
-        let measured = one_way_runs(plan, size, |count| N::one_way(&mut a, &mut b, size, count));
+        let measured = adapter_runs(plan, size, |count| N::one_way(&mut a, &mut b, size, count));
         rows.push(Row {
             adapter,
             security: name,
@@ -926,18 +939,24 @@ fn bench_async_std(plan: &Plan, security: Security, seed: u64, rows: &mut Vec<Ro
         let (a, mut b) = async_pair(security, seed).await;
         for size in one_way_sizes {
             eprintln!("{adapter} {name}: one-way {}", size_label(size));
-            // The same counts, warm-up and runs as `one_way_runs`.
+            // The same counts, warm-up, runs and raw pairing as
+            // `adapter_runs`.
             let count = plan.count(size);
             async_one_way(&a, &mut b, size, (count / 8).max(1)).await;
-            let mut runs = Vec::new();
+            let (mut runs, mut vs_raw) = (Vec::new(), Vec::new());
             for _ in 0..plan.reps {
-                runs.push(async_one_way(&a, &mut b, size, count).await);
+                let raw = paired_raw(plan, size, count);
+                let t = async_one_way(&a, &mut b, size, count).await;
+                if let Some(raw) = raw {
+                    vs_raw.push(t.mb_per_s() / raw.mb_per_s());
+                }
+                runs.push(t);
             }
             rows.push(Row {
                 adapter,
                 security: name,
                 size,
-                measured: Measured::OneWay(Runs::new(runs)),
+                measured: Measured::OneWay(Runs::new(runs, vs_raw)),
             });
         }
         if rtt {
@@ -1170,7 +1189,37 @@ impl Baseline {
 fn one_way_runs(plan: &Plan, size: usize, mut run: impl FnMut(usize) -> Throughput) -> Runs {
     let count = plan.count(size);
     run((count / 8).max(1));
-    Runs::new((0..plan.reps).map(|_| run(count)).collect())
+    Runs::new((0..plan.reps).map(|_| run(count)).collect(), Vec::new())
+}
+
+/// Whether an adapter's one-way runs of `size` are each paired with a
+/// raw-TCP run just before (when the raw case is wanted too).
+fn pairs_with_raw(plan: &Plan, size: usize) -> bool {
+    plan.wants(&case_name(RAW, "-", "one-way", size))
+}
+
+/// A raw-TCP run made just before an adapter's run, when paired: the
+/// load on this shared machine changes within a minute, so each run is
+/// compared with the baseline measured next to it.
+fn paired_raw(plan: &Plan, size: usize, count: usize) -> Option<Throughput> {
+    pairs_with_raw(plan, size).then(|| raw_one_way(size, count, false))
+}
+
+/// `one_way_runs` for an adapter: each timed run right after a raw-TCP run
+/// of the same size and count.
+fn adapter_runs(plan: &Plan, size: usize, mut run: impl FnMut(usize) -> Throughput) -> Runs {
+    let count = plan.count(size);
+    run((count / 8).max(1));
+    let (mut runs, mut vs_raw) = (Vec::new(), Vec::new());
+    for _ in 0..plan.reps {
+        let raw = paired_raw(plan, size, count);
+        let t = run(count);
+        if let Some(raw) = raw {
+            vs_raw.push(t.mb_per_s() / raw.mb_per_s());
+        }
+        runs.push(t);
+    }
+    Runs::new(runs, vs_raw)
 }
 
 /// `reps` rounds of timed round trips, each after its untimed warm-up.
@@ -1249,9 +1298,14 @@ fn print_table(rows: &[Row], baseline: &Baseline) {
                     String::new(),
                     String::new(),
                     spread,
-                    baseline
-                        .one_way(row.size)
-                        .map_or("-".to_string(), |raw| ratio(t.mb_per_s(), raw.mb_per_s())),
+                    match runs.vs_raw() {
+                        Some((median, low, high)) => {
+                            format!("{median:.2} ({low:.2}–{high:.2}), paired")
+                        }
+                        None => baseline
+                            .one_way(row.size)
+                            .map_or("-".to_string(), |raw| ratio(t.mb_per_s(), raw.mb_per_s())),
+                    },
                 )
             }
             Measured::RoundTrip(rounds) => {
@@ -1298,7 +1352,10 @@ fn print_targets(rows: &[Row], baseline: &Baseline) {
         let threaded = row.adapter != EMBEDDED;
         let target = match (&row.measured, row.security, row.size) {
             (Measured::OneWay(runs), "plaintext", LARGE) if threaded => baseline.large.map(|raw| {
-                let r = runs.median().mb_per_s() / raw.mb_per_s();
+                let r = runs.vs_raw().map_or_else(
+                    || runs.median().mb_per_s() / raw.mb_per_s(),
+                    |(median, _, _)| median,
+                );
                 (format!("{r:.2} × raw TCP (target ≥ 0.80)"), r >= 0.8)
             }),
             (Measured::OneWay(runs), "Noise", LARGE) if threaded => {
