@@ -20,11 +20,12 @@ use bytes::{Buf, Bytes};
 use futures_lite::future;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use ringmesh::{ConnId, TransportError};
-use ringmesh_driver::{ACCEPTS_PER_TURN, admit_to_backlog, transport_error};
+use ringmesh_driver::{ACCEPTS_PER_TURN, ReadPool, admit_to_backlog, transport_error};
 use tracing::{debug, warn};
 
-/// Bytes asked of the socket per read. Each chunk is copied into a `Bytes`
-/// of exactly the size read, so a small frame does not pin a big buffer.
+/// Bytes asked of the socket per read. Each read is copied into the
+/// connection's [`ReadPool`] and handed on as a `Bytes` of exactly its
+/// size.
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Most queued sends handed to one vectored write.
@@ -76,15 +77,22 @@ pub(crate) enum Transport {
 
 /// The node loop's end of one open connection.
 pub(crate) struct Link {
-    /// The socket, shared with the connection's future: when nothing is
-    /// queued, [`Link::send`] writes to it at once.
+    /// The socket, shared with the connection's future: at the end of a
+    /// node-loop turn, when the writer holds nothing, [`Link::flush`]
+    /// writes to it directly.
     stream: Arc<Async<TcpStream>>,
-    /// Where the node's `Output::Send` bytes go, in order, when the socket
-    /// does not take them at once. Unbounded: the bound is `backlog`,
-    /// checked by the node loop before each send.
-    writes: Sender<Bytes>,
-    /// Bytes handed to `send` and not yet accepted by the socket.
+    /// Where what the socket did not take at once goes, in order, for the
+    /// connection's future to write: one batch per turn. Unbounded: the
+    /// bound is `backlog`, checked by the node loop before each send.
+    writes: Sender<Vec<Bytes>>,
+    /// Bytes handed to `send` and not yet accepted by the socket (those in
+    /// `pending` included).
     backlog: Arc<AtomicUsize>,
+    /// What the node sent on this connection during the current turn, not
+    /// yet handed to the socket: [`Link::flush`] writes it all at once.
+    pending: Vec<Bytes>,
+    /// Bytes in `pending`.
+    pending_bytes: usize,
     /// Asks the reader to take in what the socket holds now; see
     /// [`Link::sync`].
     sync: Sender<()>,
@@ -125,52 +133,94 @@ impl Link {
             stream,
             writes,
             backlog,
+            pending: Vec::new(),
+            pending_bytes: 0,
             sync,
             task,
             remote,
         }
     }
 
-    /// Sends `bytes` after what was sent before, unless that would put more
-    /// than `cap` bytes in the backlog: then nothing is sent and the
-    /// backlog that would have been is returned.
-    ///
-    /// When nothing is queued ahead, the bytes go to the socket right here,
-    /// as the mio adapter does: what the node sent is then on the wire
-    /// before the events that follow it reach the application. (A dialler
-    /// reports `PeersEvent::Up` as it sends the handshake's last message; the
-    /// responder must have that message to say `Goodbye` if it shuts down
-    /// in response.) What the socket does not take is queued for the
-    /// connection's future.
-    pub(crate) fn send(&self, mut bytes: Bytes, cap: usize) -> Result<(), usize> {
+    /// Queues `bytes` after what was sent before, for [`Link::flush`] at the
+    /// end of the turn, unless that would put more than `cap` bytes in the
+    /// backlog: then nothing is queued and the backlog that would have been
+    /// is returned. `Ok(true)` when this is the turn's first send on the
+    /// connection (the node loop then has it to flush).
+    pub(crate) fn send(&mut self, bytes: Bytes, cap: usize) -> Result<bool, usize> {
         if bytes.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let len = bytes.len();
         // Only this (the node loop) adds to the backlog; the writer only
         // takes away. So what was admitted here stays within the cap, and
         // the counter never wraps.
         admit_to_backlog(self.backlog.load(Ordering::Relaxed), len, cap)?;
-        let queued = self.backlog.fetch_add(len, Ordering::Relaxed);
-        // A zero backlog means the writer holds nothing either (it counts
-        // bytes down only once the socket took them): writing now keeps
-        // the order.
-        if queued == 0 {
+        self.backlog.fetch_add(len, Ordering::Relaxed);
+        let first = self.pending.is_empty();
+        self.pending.push(bytes);
+        self.pending_bytes += len;
+        Ok(first)
+    }
+
+    /// Hands what this turn sent to the socket: many frames per system
+    /// call, as the mio adapter does.
+    ///
+    /// When the writer holds nothing, the bytes go to the socket right
+    /// here: what the node sent is then on the wire before the events of
+    /// the same turn reach the application (the node loop emits them after
+    /// flushing). A dialler reports `PeersEvent::Up` as it sends the
+    /// handshake's last message; the responder must have that message to
+    /// say `Goodbye` if it shuts down in response. What the socket does not
+    /// take is queued for the connection's future.
+    pub(crate) fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        let pending_bytes = std::mem::take(&mut self.pending_bytes);
+        // The writer only counts down what it holds, and the node loop (the
+        // only one adding) is here: a backlog of just this turn's bytes
+        // means the writer holds nothing, and writing now keeps the order.
+        let mut done = 0;
+        if self.backlog.load(Ordering::Relaxed) == pending_bytes {
             let mut socket: &TcpStream = self.stream.get_ref();
-            // On an error (`WouldBlock`, or one the writer meets again and
-            // reports), everything is queued for the writer.
-            if let Ok(written) = socket.write(&bytes) {
-                self.backlog.fetch_sub(written, Ordering::Relaxed);
-                if written == len {
-                    return Ok(());
+            while done < pending.len() {
+                let slices: Vec<IoSlice<'_>> = pending[done..]
+                    .iter()
+                    .take(WRITE_BATCH)
+                    .map(|b| IoSlice::new(b))
+                    .collect();
+                // On an error (`WouldBlock`, or one the writer meets again
+                // and reports), the rest is queued for the writer.
+                let Ok(mut written) = socket.write_vectored(&slices) else {
+                    break;
+                };
+                if written == 0 {
+                    break;
                 }
-                bytes.advance(written);
+                self.backlog.fetch_sub(written, Ordering::Relaxed);
+                while written > 0 {
+                    let front = &mut pending[done];
+                    if front.len() <= written {
+                        written -= front.len();
+                        done += 1;
+                    } else {
+                        front.advance(written);
+                        written = 0;
+                    }
+                }
             }
         }
+        if done == pending.len() {
+            // Keep the allocation for the next turn.
+            pending.clear();
+            self.pending = pending;
+            return;
+        }
+        pending.drain(..done);
         // Fails only if the connection's future has already ended; its
         // `Closed` report is on its way to the node loop.
-        let _ = self.writes.try_send(bytes);
-        Ok(())
+        let _ = self.writes.try_send(pending);
     }
 
     /// Asks the connection to read what its socket holds now (without
@@ -192,11 +242,12 @@ impl Link {
         self.backlog.load(Ordering::Relaxed)
     }
 
-    /// Closes gracefully: what was queued is written, our side is shut
-    /// down, and the peer gets [`LINGER`] to close its own. The returned
-    /// task finishes when that is done or after [`CLOSE_TIMEOUT`], whichever
+    /// Closes gracefully: what was sent is written, our side is shut down,
+    /// and the peer gets [`LINGER`] to close its own. The returned task
+    /// finishes when that is done or after [`CLOSE_TIMEOUT`], whichever
     /// comes first.
-    pub(crate) fn close(self, executor: &Executor<'static>) -> Task<()> {
+    pub(crate) fn close(mut self, executor: &Executor<'static>) -> Task<()> {
+        self.flush();
         // With its only sender gone, the write queue ends once drained.
         let Link { writes, task, .. } = self;
         drop(writes);
@@ -217,7 +268,7 @@ enum End {
 async fn run_connection(
     conn: ConnId,
     stream: Arc<Async<TcpStream>>,
-    queue: Receiver<Bytes>,
+    queue: Receiver<Vec<Bytes>>,
     backlog: Arc<AtomicUsize>,
     sync: Receiver<()>,
     transport: Sender<Transport>,
@@ -260,6 +311,7 @@ async fn read_until_end(
     transport: &Sender<Transport>,
 ) -> End {
     let mut buf = vec![0u8; READ_CHUNK];
+    let mut pool = ReadPool::new(READ_CHUNK);
     let mut reader = stream;
     let mut sync_open = true;
     loop {
@@ -274,7 +326,7 @@ async fn read_until_end(
         };
         match step {
             ReadStep::Read(result) => {
-                if let Err(end) = deliver(conn, result, &buf, transport).await {
+                if let Err(end) = deliver(conn, result, &buf, &mut pool, transport).await {
                     return end;
                 }
             }
@@ -285,7 +337,7 @@ async fn read_until_end(
                     let Some(result) = future::poll_once(reader.read(&mut buf)).await else {
                         break;
                     };
-                    if let Err(end) = deliver(conn, result, &buf, transport).await {
+                    if let Err(end) = deliver(conn, result, &buf, &mut pool, transport).await {
                         return end;
                     }
                 }
@@ -307,6 +359,7 @@ async fn deliver(
     conn: ConnId,
     result: io::Result<usize>,
     buf: &[u8],
+    pool: &mut ReadPool,
     transport: &Sender<Transport>,
 ) -> Result<(), End> {
     let n = match result {
@@ -318,7 +371,7 @@ async fn deliver(
             return Err(End::Failed(transport_error(&error)));
         }
     };
-    let bytes = Bytes::copy_from_slice(&buf[..n]);
+    let bytes = pool.take(&buf[..n]);
     // Waits while the node loop is behind: reading stops, TCP flow control
     // pushes back on the peer, and memory stays bounded.
     transport
@@ -329,7 +382,7 @@ async fn deliver(
 
 async fn write_until_end(
     stream: &Async<TcpStream>,
-    queue: &Receiver<Bytes>,
+    queue: &Receiver<Vec<Bytes>>,
     backlog: &AtomicUsize,
 ) -> End {
     let mut batch: VecDeque<Bytes> = VecDeque::new();
@@ -337,18 +390,22 @@ async fn write_until_end(
     loop {
         if batch.is_empty() {
             match queue.recv().await {
-                Ok(bytes) => batch.push_back(bytes),
+                Ok(bytes) => batch.extend(bytes),
                 // The node closed the connection and all it sent is out.
                 Err(_) => return End::Flushed,
             }
         }
         while batch.len() < WRITE_BATCH {
             match queue.try_recv() {
-                Ok(bytes) => batch.push_back(bytes),
+                Ok(bytes) => batch.extend(bytes),
                 Err(_) => break,
             }
         }
-        let slices: Vec<IoSlice<'_>> = batch.iter().map(|b| IoSlice::new(b)).collect();
+        let slices: Vec<IoSlice<'_>> = batch
+            .iter()
+            .take(WRITE_BATCH)
+            .map(|b| IoSlice::new(b))
+            .collect();
         let written = match writer.write_vectored(&slices).await {
             Ok(0) => return End::Failed(transport_error(&io::ErrorKind::WriteZero.into())),
             Ok(n) => n,

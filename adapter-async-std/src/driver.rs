@@ -21,6 +21,7 @@ use ringmesh::{
 use ringmesh_driver::{BACKLOG_OVERFLOW, Clock, transport_error};
 use tracing::{debug, info, warn};
 
+use crate::calls::CallReceiver;
 use crate::connection;
 use crate::connection::{Link, Transport};
 use crate::events::EventSender;
@@ -112,7 +113,7 @@ pub(crate) struct NodeLoop {
     pub(crate) clock: Clock,
     pub(crate) listener: Async<TcpListener>,
     pub(crate) local_addr: SocketAddr,
-    pub(crate) calls: Receiver<Call>,
+    pub(crate) calls: CallReceiver,
     pub(crate) events: EventSender,
     pub(crate) max_backlog_bytes: usize,
 }
@@ -139,9 +140,12 @@ impl NodeLoop {
             overflowed: Vec::new(),
             shutdown_replies: Vec::new(),
             stopping: false,
+            dirty: Vec::new(),
+            turn_events: Vec::new(),
         };
         info!(node = %state.node.node_id(), listen = %state.local_addr, "ringmesh node listening");
         state.drain();
+        state.end_turn();
         let mut timer = Timer::never();
         let mut armed: Option<Instant> = None;
         while !state.stopping {
@@ -154,7 +158,7 @@ impl NodeLoop {
                 armed = deadline;
             }
             let wake = future::or(
-                async { Wake::Call(self.calls.recv().await.ok()) },
+                async { Wake::Call(self.calls.recv().await) },
                 future::or(
                     async { Wake::Transport(transport_rx.recv().await.ok()) },
                     async {
@@ -176,8 +180,18 @@ impl NodeLoop {
                     state.timeout();
                 }
             }
-            // Take what else is ready in one go, then let the connections
-            // run.
+            // Take what else is ready in one go (calls and reads alike), so
+            // that a burst of sends leaves in a few system calls, then let
+            // the connections run.
+            for _ in 0..BATCH {
+                if state.stopping {
+                    break;
+                }
+                match self.calls.try_recv() {
+                    Some(call) => state.on_call(call),
+                    None => break,
+                }
+            }
             for _ in 0..BATCH {
                 match transport_rx.try_recv() {
                     Ok(report) => state.on_transport(report),
@@ -192,6 +206,7 @@ impl NodeLoop {
             {
                 state.timeout();
             }
+            state.end_turn();
             future::yield_now().await;
         }
         // Before the node says goodbye: what peers have sent it already is
@@ -203,7 +218,7 @@ impl NodeLoop {
         // Calls still queued hold their reply channels, and the handles keep
         // the queue alive: drop them so that their callers see `Stopped`.
         self.calls.close();
-        while self.calls.try_recv().is_ok() {}
+        while self.calls.try_recv().is_some() {}
     }
 }
 
@@ -234,6 +249,10 @@ struct State<'ex> {
     overflowed: Vec<ConnId>,
     shutdown_replies: Vec<Sender<()>>,
     stopping: bool,
+    /// Connections sent on during this turn, to flush at its end.
+    dirty: Vec<ConnId>,
+    /// Events of this turn, emitted once its sends are flushed.
+    turn_events: Vec<Event>,
 }
 
 impl State<'_> {
@@ -400,7 +419,7 @@ impl State<'_> {
                     }
                     Output::Send { conn, bytes } => self.send(conn, bytes),
                     Output::Close { conn } => self.close(conn),
-                    Output::Event(event) => self.on_event(event),
+                    Output::Event(event) => self.turn_events.push(event),
                 }
             }
             let Some(conn) = self.overflowed.pop() else {
@@ -417,22 +436,46 @@ impl State<'_> {
         }
     }
 
+    /// Ends a turn: writes what it sent, each connection once, then hands
+    /// its events to the application (so that what the node sent is on the
+    /// wire, as far as the sockets took it, before the application hears of
+    /// what followed).
+    fn end_turn(&mut self) {
+        for conn in self.dirty.drain(..) {
+            if let Some(link) = self.links.get_mut(&conn) {
+                link.flush();
+            }
+        }
+        let mut events = std::mem::take(&mut self.turn_events);
+        for event in events.drain(..) {
+            self.on_event(event);
+        }
+        // Keep the allocation; `on_event` adds nothing to it.
+        if self.turn_events.is_empty() {
+            self.turn_events = events;
+        }
+    }
+
     fn send(&mut self, conn: ConnId, bytes: Bytes) {
-        let Some(link) = self.links.get(&conn) else {
+        let Some(link) = self.links.get_mut(&conn) else {
             return;
         };
-        if let Err(backlog) = link.send(bytes, self.max_backlog_bytes) {
-            warn!(
-                %conn,
-                remote = %link.remote,
-                backlog,
-                cap = self.max_backlog_bytes,
-                "peer is not reading: write backlog over the cap, closing the connection"
-            );
-            // Dropping the link drops its I/O future: the socket closes now,
-            // and what was queued for it is freed.
-            self.links.remove(&conn);
-            self.overflowed.push(conn);
+        match link.send(bytes, self.max_backlog_bytes) {
+            Ok(true) => self.dirty.push(conn),
+            Ok(false) => {}
+            Err(backlog) => {
+                warn!(
+                    %conn,
+                    remote = %link.remote,
+                    backlog,
+                    cap = self.max_backlog_bytes,
+                    "peer is not reading: write backlog over the cap, closing the connection"
+                );
+                // Dropping the link drops its I/O future: the socket closes now,
+                // and what was queued for it is freed.
+                self.links.remove(&conn);
+                self.overflowed.push(conn);
+            }
         }
     }
 
@@ -520,6 +563,7 @@ impl State<'_> {
                     pending.remove(&conn);
                 } else {
                     self.on_transport(report);
+                    self.end_turn();
                 }
                 // Connections that ended or were closed meanwhile report
                 // nothing more.
@@ -540,6 +584,7 @@ impl State<'_> {
         // `Shutdown` is never refused.
         let _ = self.node.command(now, Command::Shutdown);
         self.drain();
+        self.end_turn();
     }
 
     /// After shutdown: waits for the closed connections to flush, then

@@ -12,6 +12,7 @@ use ringmesh::{
 };
 
 use crate::PeerInfo;
+use crate::calls::CallSender;
 
 /// Why a [`NodeHandle`] call did not do what it asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,7 +73,7 @@ pub(crate) enum Call {
 /// it could not even answer requests).
 #[derive(Clone)]
 pub struct NodeHandle {
-    calls: Sender<Call>,
+    calls: CallSender,
     node_id: NodeId,
     local_addr: SocketAddr,
 }
@@ -87,7 +88,7 @@ impl fmt::Debug for NodeHandle {
 }
 
 impl NodeHandle {
-    pub(crate) fn new(calls: Sender<Call>, node_id: NodeId, local_addr: SocketAddr) -> Self {
+    pub(crate) fn new(calls: CallSender, node_id: NodeId, local_addr: SocketAddr) -> Self {
         NodeHandle {
             calls,
             node_id,

@@ -124,6 +124,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod calls;
 mod connection;
 mod driver;
 mod events;
@@ -175,7 +176,7 @@ pub fn start(config: AdapterConfig) -> io::Result<(NodeHandle, Events, Driver)> 
         event_capacity,
         event_capacity_bytes,
     } = config.into_node(local_addr)?;
-    let (calls_tx, calls) = async_channel::bounded(CALL_CAPACITY);
+    let (calls_tx, calls) = calls::channel(CALL_CAPACITY);
     let (events_tx, events) = events::EventSender::channel(event_capacity, event_capacity_bytes);
     let handle = NodeHandle::new(calls_tx, node.node_id(), local_addr);
     let driver = Driver::new(driver::NodeLoop {

@@ -16,8 +16,8 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token, Waker};
 use ringmesh::{Command, ConnId, Direction, Input, Node, Output, TransportError};
 use ringmesh_driver::{
-    ACCEPTS_PER_TURN, AdapterConfig, BACKLOG_OVERFLOW, Clock, DropLog, Startup, admit_to_backlog,
-    event_size, transport_error,
+    ACCEPTS_PER_TURN, AdapterConfig, BACKLOG_OVERFLOW, Clock, DropLog, ReadPool, Startup,
+    admit_to_backlog, event_size, transport_error,
 };
 use smallvec::SmallVec;
 use tracing::{debug, info, warn};
@@ -93,6 +93,9 @@ pub struct Adapter {
     observer: Box<dyn Observer>,
     max_backlog: usize,
     scratch: Vec<u8>,
+    /// Where each read is copied for the node (one allocation for many
+    /// reads).
+    reads: ReadPool,
     shutting_down: bool,
     /// Connections with bytes queued since the last flush: written once per
     /// turn, many frames per system call.
@@ -196,6 +199,7 @@ impl Adapter {
             observer: Box::new(observer),
             max_backlog: max_backlog_bytes,
             scratch: vec![0; READ_CHUNK],
+            reads: ReadPool::new(READ_CHUNK),
             shutting_down: false,
             dirty: Vec::new(),
             aborted: false,
@@ -592,7 +596,7 @@ impl Adapter {
                     if c.closing_since.is_some() {
                         continue; // the node has let go: discard
                     }
-                    let bytes = Bytes::copy_from_slice(&self.scratch[..n]);
+                    let bytes = self.reads.take(&self.scratch[..n]);
                     let now = self.clock.now();
                     self.node.handle_input(now, Input::Received { conn, bytes });
                     self.pump();

@@ -24,6 +24,8 @@
 //! - The listener ([`listen`]: non-blocking, with an accept backlog of
 //!   [`LISTEN_BACKLOG`]) and how many connections an adapter accepts
 //!   before it turns to other work ([`ACCEPTS_PER_TURN`]).
+//! - [`ReadPool`]: what a connection read, handed to the node as `Bytes`
+//!   without an allocation per read.
 //!
 //! Both adapters re-export the public items (`ringmesh_mio::AdapterConfig`
 //! is `ringmesh_async_std::AdapterConfig` is this crate's), so
@@ -42,6 +44,7 @@ mod config;
 mod events;
 mod listen;
 mod peers;
+mod reads;
 mod transport;
 
 pub use announce::{announced_addrs, is_dialable};
@@ -55,4 +58,5 @@ pub use events::{
 };
 pub use listen::{ACCEPTS_PER_TURN, LISTEN_BACKLOG, listen};
 pub use peers::PeerInfo;
+pub use reads::{READS_PER_POOL, ReadPool};
 pub use transport::{BACKLOG_OVERFLOW, admit_to_backlog, transport_error};

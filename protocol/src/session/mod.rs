@@ -162,7 +162,7 @@ enum Handshake {
 
 enum Transport {
     Plaintext,
-    Noise(Box<snow::TransportState>),
+    Noise(Box<noise::NoiseTransport>),
 }
 
 /// One connection's protocol state, from preamble to close.
@@ -392,7 +392,7 @@ impl Session {
             State::Established(transport) => {
                 let body = match transport {
                     Transport::Plaintext => frame,
-                    Transport::Noise(t) => noise::decrypt_chunks(t, &frame)?,
+                    Transport::Noise(t) => noise::decrypt_chunks(t, frame)?,
                 };
                 self.on_body(ctx, body, grant, out)
             }
@@ -434,9 +434,8 @@ impl Session {
                 else {
                     unreachable!("matched above")
                 };
-                let transport = state
-                    .into_transport_mode()
-                    .map_err(|_| ProtocolError::HandshakeFailed)?;
+                let transport = noise::NoiseTransport::from_handshake(*state)
+                    .ok_or(ProtocolError::HandshakeFailed)?;
                 Ok(self.establish(ctx, Transport::Noise(Box::new(transport)), peer, hello, out)?)
             }
         }

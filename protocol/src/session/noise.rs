@@ -6,7 +6,7 @@
 //! (`<- e, ee, s, es`) and 3 (`-> s, se`) carry a [`NoiseHandshakePayload`]:
 //! the sender's Ed25519 signature over its Noise static key, and its `Hello`.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use snow::params::{CipherChoice, DHChoice, HashChoice, NoiseParams};
@@ -138,13 +138,84 @@ pub(crate) fn encrypted_len(plain_len: usize) -> usize {
     plain_len + chunks * NOISE_TAG_LEN
 }
 
-/// Encrypts `body` as consecutive Noise transport messages of at most 65,535
-/// bytes each, appended to `out`.
+/// The transport phase of a Noise session: the two ChaCha20-Poly1305
+/// cipher states `Split()` gives at the end of the handshake, run here on
+/// `ring` directly rather than through `snow::TransportState`.
+///
+/// The bytes are the ones `snow` would produce (same keys, nonce layout
+/// `0u32 || n as u64 little-endian`, empty associated data; checked against
+/// `snow` in the tests), but a frame is sealed in place in the outgoing
+/// buffer and opened in place in the received one: `snow` wants separate
+/// input and output slices, which cost a zero-filled buffer and a copy per
+/// chunk each way.
+pub(crate) struct NoiseTransport {
+    send: CipherState,
+    recv: CipherState,
+}
+
+/// One direction's key and nonce counter.
+struct CipherState {
+    key: ring::aead::LessSafeKey,
+    n: u64,
+}
+
+/// The nonce counter reached 2^64 - 1, which Noise reserves: the session
+/// cannot carry another message.
+#[derive(Debug)]
+pub(crate) struct NonceExhausted;
+
+impl CipherState {
+    fn new(key: &[u8; 32]) -> Self {
+        let key = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, key)
+            .unwrap_or_else(|_| unreachable!("a 32-byte key fits ChaCha20-Poly1305"));
+        CipherState {
+            key: ring::aead::LessSafeKey::new(key),
+            n: 0,
+        }
+    }
+
+    /// The next nonce in Noise's ChaChaPoly layout; each is used once.
+    fn next_nonce(&mut self) -> Result<ring::aead::Nonce, NonceExhausted> {
+        if self.n == u64::MAX {
+            return Err(NonceExhausted);
+        }
+        let mut bytes = [0u8; 12];
+        bytes[4..].copy_from_slice(&self.n.to_le_bytes());
+        self.n += 1;
+        Ok(ring::aead::Nonce::assume_unique_for_key(bytes))
+    }
+}
+
+impl NoiseTransport {
+    /// The transport keys of a finished handshake (`None` if it is not
+    /// finished): the initiator sends with the first key of the split, the
+    /// responder with the second.
+    pub(crate) fn from_handshake(mut handshake: snow::HandshakeState) -> Option<Self> {
+        if !handshake.is_handshake_finished() {
+            return None;
+        }
+        let (first, second) = handshake.dangerously_get_raw_split();
+        let (send, recv) = if handshake.is_initiator() {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        Some(NoiseTransport {
+            send: CipherState::new(&send),
+            recv: CipherState::new(&recv),
+        })
+    }
+}
+
+/// Appends `body` to `out` as Noise transport messages of at most
+/// [`NOISE_MAX_MESSAGE`] bytes, each sealed in place: the plaintext is
+/// copied once, into `out`, and encrypted there. An empty body still makes
+/// one message (just a tag).
 pub(crate) fn encrypt_chunks(
-    transport: &mut snow::TransportState,
+    transport: &mut NoiseTransport,
     body: &[u8],
     out: &mut BytesMut,
-) -> Result<(), snow::Error> {
+) -> Result<(), NonceExhausted> {
     let mut chunks = body.chunks(NOISE_MAX_CHUNK).peekable();
     if chunks.peek().is_none() {
         return encrypt_one(transport, &[], out);
@@ -156,39 +227,221 @@ pub(crate) fn encrypt_chunks(
 }
 
 fn encrypt_one(
-    transport: &mut snow::TransportState,
+    transport: &mut NoiseTransport,
     chunk: &[u8],
     out: &mut BytesMut,
-) -> Result<(), snow::Error> {
+) -> Result<(), NonceExhausted> {
+    let nonce = transport.send.next_nonce()?;
     let start = out.len();
-    out.put_bytes(0, chunk.len() + NOISE_TAG_LEN);
-    let written = transport.write_message(chunk, &mut out[start..])?;
-    out.truncate(start + written);
+    out.extend_from_slice(chunk);
+    let tag = transport
+        .send
+        .key
+        .seal_in_place_separate_tag(nonce, ring::aead::Aad::empty(), &mut out[start..])
+        .unwrap_or_else(|_| unreachable!("a chunk is far below ChaCha20-Poly1305's limit"));
+    out.extend_from_slice(tag.as_ref());
     Ok(())
 }
 
-/// Decrypts a frame made by [`encrypt_chunks`]: every chunk is 65,535 bytes
-/// but the last, which is 16 bytes or more.
+/// Opens a frame of Noise transport messages (each [`NOISE_MAX_MESSAGE`]
+/// bytes but the last) into the plaintext body, in place: in the frame's
+/// own buffer when nothing else holds it (a frame the reader reassembled),
+/// else in one copy of it.
 pub(crate) fn decrypt_chunks(
-    transport: &mut snow::TransportState,
-    frame: &[u8],
+    transport: &mut NoiseTransport,
+    frame: Bytes,
 ) -> Result<Bytes, ProtocolError> {
-    let chunks = frame.len().div_ceil(NOISE_MAX_MESSAGE).max(1);
-    let plain_len = frame
-        .len()
-        .checked_sub(chunks * NOISE_TAG_LEN)
-        .ok_or(ProtocolError::DecryptFailed)?;
-    let mut plain = BytesMut::zeroed(plain_len + NOISE_TAG_LEN);
-    let mut written = 0;
-    for chunk in frame.chunks(NOISE_MAX_MESSAGE) {
-        if chunk.len() < NOISE_TAG_LEN {
+    let mut buf = match frame.try_into_mut() {
+        Ok(buf) => buf,
+        Err(frame) => BytesMut::from(&frame[..]),
+    };
+    let total = buf.len();
+    // Where the next message starts, and where its plaintext goes (each
+    // message's plaintext moves left over the tags before it).
+    let (mut read, mut written) = (0, 0);
+    loop {
+        let len = (total - read).min(NOISE_MAX_MESSAGE);
+        if len < NOISE_TAG_LEN {
             return Err(ProtocolError::DecryptFailed);
         }
-        let n = transport
-            .read_message(chunk, &mut plain[written..])
+        let nonce = transport
+            .recv
+            .next_nonce()
             .map_err(|_| ProtocolError::DecryptFailed)?;
-        written += n;
+        let plain = transport
+            .recv
+            .key
+            .open_in_place(nonce, ring::aead::Aad::empty(), &mut buf[read..read + len])
+            .map_err(|_| ProtocolError::DecryptFailed)?
+            .len();
+        if read != written {
+            buf.copy_within(read..read + plain, written);
+        }
+        read += len;
+        written += plain;
+        if read == total {
+            break;
+        }
     }
-    plain.truncate(written);
-    Ok(plain.freeze())
+    buf.truncate(written);
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A finished XX handshake between two fixed keys and seeds: the same
+    /// arguments give the same transport keys every time.
+    fn handshake() -> (snow::HandshakeState, snow::HandshakeState) {
+        const FIRST: [u8; 32] = [1; 32];
+        const SECOND: [u8; 32] = [2; 32];
+        let build = |secret: &'static [u8; 32], seed: [u8; 32]| {
+            snow::Builder::with_resolver(params(), Box::new(SeededResolver::new(seed)))
+                .local_private_key(secret)
+                .and_then(|b| b.prologue(b"ringmesh test"))
+                .expect("builder")
+        };
+        let mut initiator = build(&FIRST, [3; 32]).build_initiator().expect("initiator");
+        let mut responder = build(&SECOND, [4; 32])
+            .build_responder()
+            .expect("responder");
+        let mut message = vec![0u8; NOISE_MAX_MESSAGE];
+        let mut payload = vec![0u8; NOISE_MAX_MESSAGE];
+        let (mut from, mut to) = (&mut initiator, &mut responder);
+        while !(from.is_handshake_finished() && to.is_handshake_finished()) {
+            let len = from.write_message(&[], &mut message).expect("write");
+            to.read_message(&message[..len], &mut payload)
+                .expect("read");
+            core::mem::swap(&mut from, &mut to);
+        }
+        (initiator, responder)
+    }
+
+    /// What `snow` makes of `body`, chunked as [`encrypt_chunks`] chunks.
+    fn snow_encrypt(transport: &mut snow::TransportState, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut message = vec![0u8; NOISE_MAX_MESSAGE];
+        let chunks: Vec<&[u8]> = if body.is_empty() {
+            vec![&[]]
+        } else {
+            body.chunks(NOISE_MAX_CHUNK).collect()
+        };
+        for chunk in chunks {
+            let len = transport.write_message(chunk, &mut message).expect("seal");
+            out.extend_from_slice(&message[..len]);
+        }
+        out
+    }
+
+    fn snow_decrypt(transport: &mut snow::TransportState, frame: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut message = vec![0u8; NOISE_MAX_MESSAGE];
+        for chunk in frame.chunks(NOISE_MAX_MESSAGE) {
+            let len = transport.read_message(chunk, &mut message).expect("open");
+            out.extend_from_slice(&message[..len]);
+        }
+        out
+    }
+
+    /// Bodies of several sizes, one or more chunks, in sequence (so that
+    /// the nonces move on as `snow`'s do).
+    fn bodies() -> Vec<Vec<u8>> {
+        [
+            0,
+            1,
+            1000,
+            NOISE_MAX_CHUNK,
+            NOISE_MAX_CHUNK + 1,
+            150_000,
+            17,
+        ]
+        .into_iter()
+        .map(|len| (0..len).map(|i| (i * 7 + len) as u8).collect())
+        .collect()
+    }
+
+    #[test]
+    fn in_place_transport_makes_the_bytes_snow_makes_and_reads_snows() {
+        let (ours_i, ours_r) = handshake();
+        let (snow_i, snow_r) = handshake();
+        let mut ours_i = NoiseTransport::from_handshake(ours_i).expect("finished");
+        let mut ours_r = NoiseTransport::from_handshake(ours_r).expect("finished");
+        let mut snow_i = snow_i.into_transport_mode().expect("finished");
+        let mut snow_r = snow_r.into_transport_mode().expect("finished");
+        for body in bodies() {
+            // Initiator to responder: ours seals what snow seals, and
+            // snow's responder reads ours.
+            let mut frame = BytesMut::new();
+            encrypt_chunks(&mut ours_i, &body, &mut frame).expect("seal");
+            assert_eq!(encrypted_len(body.len()), frame.len());
+            assert_eq!(&frame[..], &snow_encrypt(&mut snow_i, &body)[..]);
+            assert_eq!(snow_decrypt(&mut snow_r, &frame), body);
+            // Responder to initiator: ours opens what snow sealed, from a
+            // shared buffer and from one it owns alone.
+            let sealed = Bytes::from(snow_encrypt(&mut snow_r, &body));
+            let mut ours = BytesMut::new();
+            encrypt_chunks(&mut ours_r, &body, &mut ours).expect("seal");
+            assert_eq!(&ours[..], &sealed[..]);
+            let held = sealed.clone();
+            let opened = decrypt_chunks(&mut ours_i, sealed).expect("open");
+            assert_eq!(&opened[..], &body[..]);
+            drop(held);
+        }
+    }
+
+    #[test]
+    fn a_frame_that_is_cut_short_or_altered_does_not_open() {
+        let (i, r) = handshake();
+        let mut i = NoiseTransport::from_handshake(i).expect("finished");
+        let r = NoiseTransport::from_handshake(r).expect("finished");
+        let mut frame = BytesMut::new();
+        encrypt_chunks(&mut i, &[5; 100_000], &mut frame).expect("seal");
+        let frame = frame.freeze();
+        // Empty, shorter than a tag, a last chunk shorter than a tag, one
+        // flipped bit.
+        let mut flipped = frame.to_vec();
+        flipped[70_000] ^= 1;
+        for bad in [
+            Bytes::new(),
+            frame.slice(..10),
+            frame.slice(..NOISE_MAX_MESSAGE + 5),
+            Bytes::from(flipped),
+        ] {
+            let mut r = NoiseTransport {
+                send: CipherState {
+                    key: r.send.key.clone(),
+                    n: 0,
+                },
+                recv: CipherState {
+                    key: r.recv.key.clone(),
+                    n: 0,
+                },
+            };
+            assert!(matches!(
+                decrypt_chunks(&mut r, bad),
+                Err(ProtocolError::DecryptFailed)
+            ));
+        }
+    }
+
+    #[test]
+    fn the_last_nonce_is_never_used() {
+        let (i, _) = handshake();
+        let mut i = NoiseTransport::from_handshake(i).expect("finished");
+        i.send.n = u64::MAX - 1;
+        let mut out = BytesMut::new();
+        encrypt_chunks(&mut i, b"last", &mut out).expect("nonce 2^64 - 2 is fine");
+        assert!(encrypt_chunks(&mut i, b"one more", &mut out).is_err());
+    }
+
+    #[test]
+    fn an_unfinished_handshake_has_no_transport() {
+        let state = snow::Builder::with_resolver(params(), Box::new(SeededResolver::new([3; 32])))
+            .local_private_key(&[1; 32])
+            .expect("key")
+            .build_initiator()
+            .expect("initiator");
+        assert!(NoiseTransport::from_handshake(state).is_none());
+    }
 }
