@@ -27,6 +27,9 @@ use crate::wire::{
 };
 use crate::NodeId;
 
+/// Most rounds a refused promotion waits before the next.
+const MAX_PROMOTE_BACKOFF: u64 = 64;
+
 /// A change of the active view the router passes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Change {
@@ -56,6 +59,11 @@ pub(crate) struct HyParView {
     /// another's contact.
     joined: bool,
     rounds: u64,
+    /// The round from which a non-full active view may ask a passive
+    /// peer again: each refusal doubles the wait (up to 64 rounds), so a
+    /// network whose views cannot all be full does not ask every round.
+    next_promote_round: u64,
+    promote_backoff: u64,
     changes: Vec<Change>,
     pub(crate) stats: MembershipStats,
 }
@@ -81,6 +89,8 @@ impl HyParView {
             passive: Vec::with_capacity(config.passive_view),
             joined: false,
             rounds: 0,
+            next_promote_round: 0,
+            promote_backoff: 1,
             changes: Vec::new(),
             stats: MembershipStats::default(),
             config,
@@ -297,6 +307,7 @@ impl HyParView {
     /// room, refused with a `Disconnect` otherwise.
     pub(crate) fn on_neighbor(&mut self, cx: &mut dyn Cx, from: NodeId, n: Neighbor) {
         self.joined = true;
+        self.promote_backoff = 1;
         if self.is_active(from) {
             // Both sides asked at once, or a join walk met a promotion.
             if let Some(a) = self.active.iter_mut().find(|a| a.peer == from)
@@ -322,6 +333,10 @@ impl HyParView {
     /// to the passive view (it is alive), and the next round repairs.
     pub(crate) fn on_disconnect(&mut self, cx: &mut dyn Cx, from: NodeId) {
         if self.remove_active(from) {
+            // Refused, or dropped for another: wait longer before asking
+            // again.
+            self.next_promote_round = self.rounds + self.promote_backoff;
+            self.promote_backoff = (self.promote_backoff * 2).min(MAX_PROMOTE_BACKOFF);
             if let Some(entry) = cx.entry(from) {
                 self.add_passive(cx, entry);
             }
@@ -390,7 +405,10 @@ impl HyParView {
         if !self.joined {
             return;
         }
-        if self.active.len() < self.config.active_view {
+        if self.active.is_empty()
+            || (self.active.len() < self.config.active_view
+                && self.rounds >= self.next_promote_round)
+        {
             self.promote(cx);
         }
         if self.active.is_empty() && self.passive.is_empty() {

@@ -73,6 +73,13 @@ pub struct PlumtreeConfig {
     /// How long after a `Graft` this node grafts the next announcer if the
     /// broadcast still has not come. Default 500 ms.
     pub graft_retry: Duration,
+    /// The tree's optimisation (paper §3.8): when an `IHave` shows a path
+    /// to a delivered broadcast this many hops shorter than the one it
+    /// came by, the announcer's link joins the tree and the old parent's
+    /// leaves it. Keeps the last-delivery hop near the overlay's diameter
+    /// when many nodes broadcast over the one tree. 0 turns it off.
+    /// Default 3.
+    pub optimize_threshold: u8,
     /// How long a delivered broadcast is kept to answer grafts (the graft
     /// window). Default 30 s.
     pub cache_window: Duration,
@@ -97,6 +104,7 @@ impl Default for PlumtreeConfig {
             ihave_interval: Duration::from_millis(100),
             graft_timeout: Duration::from_secs(1),
             graft_retry: Duration::from_millis(500),
+            optimize_threshold: 3,
             cache_window: Duration::from_secs(30),
             cache_bytes: 4 * 1024 * 1024,
             max_pending_ihave: 4_096,

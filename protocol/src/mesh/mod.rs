@@ -57,6 +57,8 @@ pub(crate) struct Mesh {
     strikes: HashMap<NodeId, u32, FixedState>,
     /// Plumtree's state, in Plumtree mode.
     pub(crate) plumtree: Option<Box<Plumtree>>,
+    /// Plumtree's `optimize_threshold` (0: off).
+    optimize_threshold: u8,
     pub(crate) stats: MeshStats,
 }
 
@@ -82,6 +84,10 @@ impl Mesh {
             max_hops: config.max_hops,
             max_forgeries: config.max_forgeries.max(1),
             strikes: HashMap::with_hasher(hasher.clone()),
+            optimize_threshold: match &config.broadcast {
+                BroadcastMode::Plumtree(pt) => pt.optimize_threshold,
+                BroadcastMode::Flood => 0,
+            },
             plumtree: match &config.broadcast {
                 BroadcastMode::Flood => None,
                 BroadcastMode::Plumtree(pt) => Some(Box::new(Plumtree::new(pt, hasher))),
@@ -275,10 +281,34 @@ impl Mesh {
             return;
         }
         let me = cx.me();
+        let threshold = self.optimize_threshold;
         for a in ihave.announcements {
-            if a.id.origin != me && self.window.seen(a.id.origin, a.id.run, a.id.seq) == Seen::Fresh
-            {
-                pt.missing(cx, from, a.id, &mut self.stats);
+            if a.id.origin == me {
+                continue;
+            }
+            match self.window.seen(a.id.origin, a.id.run, a.id.seq) {
+                Seen::Fresh => pt.missing(cx, from, a.id, &mut self.stats),
+                Seen::Duplicate => {
+                    if let Some(parent) = pt.shorter_path(from, a.id, a.hops, threshold) {
+                        let graft = Message::Graft(Graft {
+                            send: false,
+                            id: a.id,
+                        });
+                        let prune = Message::Prune(Prune);
+                        let glen = Prepared::new(&graft).message_len();
+                        let plen = Prepared::new(&prune).message_len();
+                        if cx.send(from, &graft).is_ok() {
+                            self.stats.control_bytes += glen as u64;
+                            self.stats.grafts_sent += 1;
+                        }
+                        if cx.send(parent, &prune).is_ok() {
+                            self.stats.control_bytes += plen as u64;
+                            self.stats.prunes_sent += 1;
+                        }
+                        self.stats.optimized += 1;
+                    }
+                }
+                Seen::TooOld => {}
             }
         }
     }
@@ -298,7 +328,11 @@ impl Mesh {
         if !peers.is_mesh_peer(from) {
             return;
         }
-        match pt.grafted(from, graft.id) {
+        let kept = pt.grafted(from, graft.id);
+        if !graft.send {
+            return;
+        }
+        match kept {
             Some(broadcast) => {
                 if cx.send(from, &Message::Broadcast(broadcast)).is_ok() {
                     self.stats.grafts_answered += 1;
@@ -366,7 +400,7 @@ impl Mesh {
             relay(cx, &mut self.stats, broadcast, from, &|id| peers.is_mesh_peer(id));
             return;
         };
-        pt.delivered(cx.now(), &broadcast, &mut self.stats);
+        pt.delivered(cx.now(), &broadcast, from, &mut self.stats);
         let origin = broadcast.origin;
         for peer in cx.peers_up() {
             if Some(peer) != from && peer != origin && peers.is_mesh_peer(peer) && pt.is_lazy(peer)

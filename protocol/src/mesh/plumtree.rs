@@ -44,7 +44,8 @@ pub(crate) struct Plumtree {
     /// Mesh peers pushed to lazily; the others are eager.
     lazy: HashSet<NodeId, FixedState>,
     /// Delivered broadcasts kept for grafts, with the order they expire in.
-    cache: HashMap<BroadcastId, Broadcast, FixedState>,
+    /// Each with the peer it came from (`None`: this node's own).
+    cache: HashMap<BroadcastId, (Broadcast, Option<NodeId>), FixedState>,
     cache_order: VecDeque<(Instant, BroadcastId)>,
     cache_held: usize,
     /// Announcements waiting for the `IHave` timer.
@@ -92,7 +93,13 @@ impl Plumtree {
 
     /// A broadcast was delivered (or originated): keep it for grafts, and
     /// stop waiting for it.
-    pub(crate) fn delivered(&mut self, now: Instant, broadcast: &Broadcast, stats: &mut MeshStats) {
+    pub(crate) fn delivered(
+        &mut self,
+        now: Instant,
+        broadcast: &Broadcast,
+        from: Option<NodeId>,
+        stats: &mut MeshStats,
+    ) {
         let id = BroadcastId {
             origin: broadcast.origin,
             run: broadcast.run,
@@ -103,7 +110,7 @@ impl Plumtree {
             && (at <= now || self.cache_held + broadcast.payload.len() > self.config.cache_bytes)
         {
             self.cache_order.pop_front();
-            if let Some(b) = self.cache.remove(&old) {
+            if let Some((b, _)) = self.cache.remove(&old) {
                 self.cache_held -= b.payload.len();
                 if at > now {
                     stats.cache_dropped += 1;
@@ -117,7 +124,7 @@ impl Plumtree {
         self.cache_held += broadcast.payload.len();
         self.cache_order
             .push_back((now + self.config.cache_window, id));
-        self.cache.insert(id, broadcast.clone());
+        self.cache.insert(id, (broadcast.clone(), from));
     }
 
     /// Queues an announcement of `broadcast` for `peer`.
@@ -180,7 +187,33 @@ impl Plumtree {
     /// again; the broadcast, if still kept.
     pub(crate) fn grafted(&mut self, from: NodeId, id: BroadcastId) -> Option<Broadcast> {
         self.lazy.remove(&from);
-        self.cache.get(&id).cloned()
+        self.cache.get(&id).map(|(b, _)| b.clone())
+    }
+
+    /// The tree's optimisation (paper §3.8): an `IHave` from `from` shows
+    /// a path to `id` at least `threshold` hops shorter than the one it
+    /// came by; returns the parent to prune, after making `from` eager.
+    pub(crate) fn shorter_path(
+        &mut self,
+        from: NodeId,
+        id: BroadcastId,
+        announced_hops: u8,
+        threshold: u8,
+    ) -> Option<NodeId> {
+        let (broadcast, parent) = self.cache.get(&id)?;
+        let parent = (*parent)?;
+        // The cached copy is the relayed one: it came with one hop less.
+        let came_with = broadcast.hops.saturating_sub(1);
+        if parent == from
+            || threshold == 0
+            || came_with < announced_hops.saturating_add(1).saturating_add(threshold)
+        {
+            return None;
+        }
+        self.lazy.remove(&from);
+        self.lazy.insert(parent);
+        // Later broadcasts' parent is `from` now; this one's stays.
+        Some(parent)
     }
 
     /// Fires `timer`. `is_mesh_peer` says who may still be grafted.
@@ -225,7 +258,7 @@ impl Plumtree {
                         continue;
                     }
                     self.lazy.remove(&peer);
-                    let message = Message::Graft(Graft { id });
+                    let message = Message::Graft(Graft { send: true, id });
                     let len = crate::session::Prepared::new(&message).message_len();
                     if cx.send(peer, &message).is_ok() {
                         stats.grafts_sent += 1;

@@ -241,12 +241,15 @@ impl WireMessage for IHave {
     }
 }
 
-/// `0x38` — the sender missed a broadcast the receiver announced: send it,
-/// and push eagerly to the sender from now on. Layout: `origin: [u8; 16]`,
-/// `run: u64` big-endian, `seq: varint`.
+/// `0x38` — push eagerly to the sender from now on, and (if `send`) send
+/// it the broadcast `id`, which it missed. Without `send` it is the tree's
+/// optimisation (the receiver's path is shorter). Layout: `send: u8` (0 or
+/// 1), `origin: [u8; 16]`, `run: u64` big-endian, `seq: varint`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Graft {
-    /// The broadcast wanted.
+    /// Whether the broadcast is wanted.
+    pub send: bool,
+    /// The broadcast (missed, or announced by a shorter path).
     pub id: BroadcastId,
 }
 
@@ -254,11 +257,13 @@ impl WireMessage for Graft {
     const TAG: u8 = 0x38;
 
     fn encode(&self, out: &mut BytesMut) {
+        out.put_u8(u8::from(self.send));
         put_broadcast_id(out, &self.id);
     }
 
     fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
         Ok(Graft {
+            send: get_flag(input, "send")?,
             id: get_broadcast_id(input)?,
         })
     }
