@@ -139,6 +139,14 @@ pub(crate) struct FloodArgs {
     /// Broadcasts: the first from node 0, the rest from random live nodes.
     #[arg(long, default_value_t = 1)]
     pub(crate) broadcasts: u32,
+    /// Crash this fraction of the nodes at once after the build (sets
+    /// --crash; HyParView's experiment).
+    #[arg(long, value_name = "F")]
+    pub(crate) fail_fraction: Option<f64>,
+    /// Seconds of virtual time between two broadcasts (10 = one membership
+    /// round).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) gap_s: u64,
     /// Run the flood three times on the same seed and overlay options, under
     /// the uniform model, the geo model, and the geo model with
     /// --upload-bandwidth (10Mbit if not given), print how long each took
@@ -381,7 +389,12 @@ impl FloodArgs {
                 upload: self.upload_bandwidth,
                 ..net(self.latency_ms, self.jitter_ms)
             },
-            crash: self.crash,
+            crash: match self.fail_fraction {
+                Some(f) => ((f.clamp(0.0, 1.0) * f64::from(self.nodes)).round() as u32)
+                    .min(self.nodes.saturating_sub(2)),
+                None => self.crash,
+            },
+            gap: Duration::from_secs(self.gap_s),
             payload_len: self.payload,
             ..FloodParams::default()
         }

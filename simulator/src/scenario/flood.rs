@@ -87,6 +87,9 @@ pub struct FloodParams {
     /// Broadcasts: the first from node 0, the others from random live
     /// nodes, one after another (each settles before the next).
     pub broadcasts: u32,
+    /// Virtual time between the end of one broadcast and the next (with
+    /// `crash`: the membership rounds that pass before it).
+    pub gap: Duration,
 }
 
 impl FloodParams {
@@ -130,11 +133,14 @@ impl FloodParams {
         }
         if self.hyparview {
             line += " --membership hyparview";
-        } else if self.mode == Mode::Plumtree {
+        } else if self.mode == Mode::Plumtree || matches!(self.topology, Topology::Join { .. }) {
             line += " --membership all";
         }
         if self.broadcasts != 1 {
             line += &format!(" --broadcasts {}", self.broadcasts);
+        }
+        if self.gap > Duration::ZERO {
+            line += &format!(" --gap-s {}", self.gap.as_millis() / 1000);
         }
         line
     }
@@ -183,6 +189,7 @@ impl Default for FloodParams {
             mode: Mode::Flood,
             hyparview: false,
             broadcasts: 1,
+            gap: Duration::ZERO,
         }
     }
 }
@@ -233,6 +240,8 @@ pub struct FloodReport {
     pub broadcasts: u32,
     /// Over all broadcasts: deliveries / (broadcasts × (live nodes − 1)).
     pub delivery_ratio_all: f64,
+    /// Each broadcast's delivery ratio, in order (the first 20).
+    pub delivery_ratios: Vec<f64>,
     /// Over all broadcasts: mean of each broadcast's RMR.
     pub rmr_all: f64,
     /// Over all broadcasts but the first (Plumtree builds its tree on the
@@ -335,6 +344,7 @@ impl fmt::Display for FloodReport {
              per broadcast: {:.1} control messages, {:.0} control bytes, {:.1} membership messages; \
              {:.0} bytes per delivery\n  \
              mesh degree max {} (node 0: {}), mean {:.2}, {} isolated\n  \
+             delivery per broadcast {:?}\n  \
              trace {}\n",
             self.nodes,
             self.seed,
@@ -372,6 +382,10 @@ impl fmt::Display for FloodReport {
             self.bootstrap_mesh_degree,
             self.mean_mesh_degree,
             self.isolated,
+            self.delivery_ratios
+                .iter()
+                .map(|r| (r * 1e4).round() / 1e4)
+                .collect::<Vec<_>>(),
             self.trace_hash,
         )
     }
@@ -588,6 +602,7 @@ pub fn run(
     let mut each = vec![(watch.delivered, dups, watch.max_hops)];
     let mut double = watch.double;
     for k in 1..params.broadcasts {
+        sim.run_for(params.gap);
         let lives = sim.live_nodes();
         let sender = lives[(rng.next_u64() % lives.len() as u64) as usize];
         let payload = Bytes::from(vec![0x42u8; params.payload_len]);
@@ -660,6 +675,11 @@ pub fn run(
         membership: if params.hyparview { "hyparview" } else { "all" },
         broadcasts: params.broadcasts.max(1),
         delivery_ratio_all: deliveries as f64 / (k * others),
+        delivery_ratios: each
+            .iter()
+            .take(20)
+            .map(|e| f64::from(e.0) / others)
+            .collect(),
         rmr_all,
         rmr_after_first,
         ldh,
