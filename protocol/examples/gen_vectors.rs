@@ -15,16 +15,16 @@ use bytes::{Bytes, BytesMut};
 use ed25519_dalek::{Signer, SigningKey};
 use ringmesh::testing::Network;
 use ringmesh::wire::{
-    Announcement, BroadcastId, Disconnect, ForwardJoin, Graft, IHave, Join, Neighbor, Prune,
-    Shuffle, ShuffleReply,
-    Broadcast, Capabilities, ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState,
-    ChordNotify, ChordReplyKind, ChordRoute, ChordRouteAck, ChordRouteFound, ChordRouteKind,
-    ChordRouteReply, ChordState, DEFAULT_MAX_FRAME_LEN, DhtBody, DhtEntry, DhtGet, DhtGetReply,
-    DhtGetStatus, DhtKey, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate, DhtReplicateAck,
-    DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply, DhtValue, Direct, FindPeer, Goodbye,
-    GoodbyeReason, Hello, MAX_CHORD_LIST, MAX_DHT_KEY, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message,
+    Announcement, Broadcast, BroadcastId, Capabilities, ChordFindSuccessor,
+    ChordFindSuccessorReply, ChordGetState, ChordNotify, ChordReplyKind, ChordRoute, ChordRouteAck,
+    ChordRouteFound, ChordRouteKind, ChordRouteReply, ChordState, DEFAULT_MAX_FRAME_LEN, DhtBody,
+    DhtEntry, DhtGet, DhtGetReply, DhtGetStatus, DhtKey, DhtPut, DhtPutReply, DhtPutStatus,
+    DhtReplicate, DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply,
+    DhtValue, Direct, Disconnect, FindPeer, ForwardJoin, Goodbye, GoodbyeReason, Graft, Hello,
+    IHave, Join, MAX_CHORD_LIST, MAX_DHT_KEY, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, Neighbor,
     NoiseHandshakePayload, PROTOCOL_VERSION, PeerEntry, PeerList, PeerRequest, Ping, Pong,
-    Preamble, Request, Response, dht_signed_bytes, encode_body, put_frame_header, put_varint,
+    Preamble, Prune, Request, Response, Shuffle, ShuffleReply, dht_signed_bytes, encode_body,
+    put_frame_header, put_varint,
 };
 use ringmesh::{
     Config, Duration, Identity, Instant, MessagingCommand, NOISE_PATTERN, Node, NodeId,
@@ -787,7 +787,10 @@ fn overlay_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> 
             Message::Shuffle(Shuffle {
                 origin: peer(a, &["127.0.0.1:7000"]),
                 ttl: 6,
-                entries: vec![peer(b, &["[2001:db8::2]:7000"]), peer(c, &["10.1.2.3:65535"])],
+                entries: vec![
+                    peer(b, &["[2001:db8::2]:7000"]),
+                    peer(c, &["10.1.2.3:65535"]),
+                ],
             }),
             None,
             "origin entry, ttl, then a PeerList-like count and entries",

@@ -108,11 +108,21 @@ fn deliveries(net: &Network, n: usize, id: (NodeId, u64)) -> Vec<usize> {
         .collect()
 }
 
-fn assert_once_everywhere(net: &Network, n: usize, live: &[NodeIndex], from: NodeIndex, id: (NodeId, u64)) {
+fn assert_once_everywhere(
+    net: &Network,
+    n: usize,
+    live: &[NodeIndex],
+    from: NodeIndex,
+    id: (NodeId, u64),
+) {
     let got = deliveries(net, n, id);
     for &i in live {
         let want = usize::from(i != from);
-        assert_eq!(got[i], want, "node {i} delivered {:?} {} times", id.1, got[i]);
+        assert_eq!(
+            got[i], want,
+            "node {i} delivered {:?} {} times",
+            id.1, got[i]
+        );
     }
 }
 
@@ -142,7 +152,11 @@ fn no_node_holds_more_than_its_active_view_the_bootstrap_included() {
             );
         }
     }
-    assert_eq!(net.node(0).mesh_peers().len(), ACTIVE, "the bootstrap is full, not over");
+    assert_eq!(
+        net.node(0).mesh_peers().len(),
+        ACTIVE,
+        "the bootstrap is full, not over"
+    );
     assert!(connected(&mesh), "the mesh is one piece");
     assert!(
         net.node(0).stats().membership.evicted > 0,
@@ -235,13 +249,20 @@ fn plumtree_grafts_around_crashed_tree_nodes() {
     // A live node can be cut off until the membership repairs (all its
     // mesh peers crashed), so the bound is the connected part; with 4 of
     // 30 crashed that is nearly everyone.
-    assert!(reached + 3 >= live.len() - 1, "reached {reached} of {}", live.len() - 1);
+    assert!(
+        reached + 3 >= live.len() - 1,
+        "reached {reached} of {}",
+        live.len() - 1
+    );
     // Once the membership has repaired, every live node is reached.
     net.run_for(Duration::from_secs(60));
     let id = broadcast(&mut net, 1, b"repaired");
     net.run_for(Duration::from_secs(10));
     assert_once_everywhere(&net, n, &live, 1, id);
-    let grafts: u64 = live.iter().map(|&i| net.node(i).stats().mesh.grafts_sent).sum();
+    let grafts: u64 = live
+        .iter()
+        .map(|&i| net.node(i).stats().mesh.grafts_sent)
+        .sum();
     assert!(grafts > 0, "the tree was repaired by grafts");
 }
 

@@ -11,17 +11,16 @@ use bytes::{Bytes, BytesMut};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use ringmesh::testing::Network;
 use ringmesh::wire::{
-    Announcement, BroadcastId, Disconnect, ForwardJoin, Graft, IHave, Join, Neighbor, Prune,
-    Shuffle, ShuffleReply,
-    Broadcast, Capabilities, ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState,
-    ChordNotify, ChordReplyKind, ChordRoute, ChordRouteAck, ChordRouteFound, ChordRouteKind,
-    ChordRouteReply, ChordState, DEFAULT_MAX_FRAME_LEN, DecodeError, DhtBody, DhtEntry, DhtGet,
-    DhtGetReply, DhtGetStatus, DhtKey, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate,
-    DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply, DhtValue, Direct,
-    FLAG_COMPRESSED, FindPeer, FrameDecoder, FrameError, Goodbye, GoodbyeReason, Hello,
-    MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, NoiseHandshakePayload, PREAMBLE_LEN, PeerEntry,
-    PeerList, PeerRequest, Ping, Pong, Reader, Request, Response, decode_body, encode_body,
-    get_varint, put_frame_header, put_varint, varint_len,
+    Announcement, Broadcast, BroadcastId, Capabilities, ChordFindSuccessor,
+    ChordFindSuccessorReply, ChordGetState, ChordNotify, ChordReplyKind, ChordRoute, ChordRouteAck,
+    ChordRouteFound, ChordRouteKind, ChordRouteReply, ChordState, DEFAULT_MAX_FRAME_LEN,
+    DecodeError, DhtBody, DhtEntry, DhtGet, DhtGetReply, DhtGetStatus, DhtKey, DhtPut, DhtPutReply,
+    DhtPutStatus, DhtReplicate, DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem,
+    DhtSyncReply, DhtValue, Direct, Disconnect, FLAG_COMPRESSED, FindPeer, ForwardJoin,
+    FrameDecoder, FrameError, Goodbye, GoodbyeReason, Graft, Hello, IHave, Join, MAX_LISTEN_ADDRS,
+    MAX_PEER_LIST, Message, Neighbor, NoiseHandshakePayload, PREAMBLE_LEN, PeerEntry, PeerList,
+    PeerRequest, Ping, Pong, Prune, Reader, Request, Response, Shuffle, ShuffleReply, decode_body,
+    encode_body, get_varint, put_frame_header, put_varint, varint_len,
 };
 use ringmesh::{
     CloseReason, Config, ConnId, Direction, Duration, Event, Identity, Input, Instant,

@@ -403,7 +403,10 @@ fn plumtree_mode_reports_its_figures_and_replays() {
     assert_eq!(a["double_deliveries"], 0);
     assert!(a["rmr_after_first"].as_f64().expect("number") < 0.1, "{a}");
     assert!(a["max_mesh_degree"].as_u64().expect("number") <= 4, "{a}");
-    assert!(a["bootstrap_mesh_degree"].as_u64().expect("number") <= 4, "{a}");
+    assert!(
+        a["bootstrap_mesh_degree"].as_u64().expect("number") <= 4,
+        "{a}"
+    );
     assert!(a["control_bytes_per_broadcast"].as_f64().expect("number") > 0.0);
     let replay = a["replay"].as_str().expect("replay line");
     assert!(replay.contains("--mode plumtree") && replay.contains("--broadcasts 10"));

@@ -19,13 +19,13 @@ pub use config::HyParViewConfig;
 use smallvec::SmallVec;
 use tracing::debug;
 
+use crate::NodeId;
 use crate::cx::Cx;
 use crate::mesh::MeshPeers;
 use crate::rng::{Rng, Stream};
 use crate::wire::{
     Disconnect, ForwardJoin, Join, Message, Neighbor, PeerEntry, Shuffle, ShuffleReply,
 };
-use crate::NodeId;
 
 /// Most rounds a refused promotion waits before the next.
 const MAX_PROMOTE_BACKOFF: u64 = 64;
@@ -419,7 +419,7 @@ impl HyParView {
                 self.add_active(cx, contact, None);
             }
         }
-        if self.rounds % u64::from(self.config.shuffle_rounds.max(1)) == 0 {
+        if self.rounds.is_multiple_of(u64::from(self.config.shuffle_rounds.max(1))) {
             self.shuffle(cx);
         }
     }

@@ -397,7 +397,9 @@ impl Mesh {
         from: Option<NodeId>,
     ) {
         let Some(pt) = self.plumtree.as_deref_mut() else {
-            relay(cx, &mut self.stats, broadcast, from, &|id| peers.is_mesh_peer(id));
+            relay(cx, &mut self.stats, broadcast, from, &|id| {
+                peers.is_mesh_peer(id)
+            });
             return;
         };
         pt.delivered(cx.now(), &broadcast, from, &mut self.stats);

@@ -264,7 +264,10 @@ impl Node {
 
     /// The passive view's size (0 without HyParView).
     pub fn passive_view_len(&self) -> usize {
-        self.parts.membership.as_ref().map_or(0, |hv| hv.passive_len())
+        self.parts
+            .membership
+            .as_ref()
+            .map_or(0, |hv| hv.passive_len())
     }
 
     /// Deadlines queued, live or cancelled (stays within a constant factor

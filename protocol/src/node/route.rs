@@ -6,14 +6,14 @@
 
 use tracing::debug;
 
+use crate::Direction;
 use crate::chord::{
     Chord, ChordCommand, ChordError, ChordRole, Finished, LookupError, LookupFor, RingCall,
     Timer as ChordTimer,
 };
+use crate::cx::Cx;
 use crate::dht::{Dht, DhtCommand, DhtError, DhtStats};
 use crate::liveness::Liveness;
-use crate::Direction;
-use crate::cx::Cx;
 use crate::membership::{Change, HyParView, MembershipStats};
 use crate::mesh::{AllPeers, Membership, Mesh, MeshCommand, MeshPeers, Verdict};
 use crate::messaging::{Messaging, MessagingCommand, MessagingError};
@@ -146,7 +146,11 @@ impl Parts {
             peers: net.stats(),
             liveness: self.liveness.stats,
             mesh: self.mesh.stats(),
-            membership: self.membership.as_ref().map(|m| m.stats).unwrap_or_default(),
+            membership: self
+                .membership
+                .as_ref()
+                .map(|m| m.stats)
+                .unwrap_or_default(),
             messaging: MessagingStats {
                 late_responses: self.messaging.requests.late_replies,
             },

@@ -686,10 +686,7 @@ pub fn run(
         mean_ldh,
         control_messages_per_broadcast: diff(totals_before.control, totals_after.control),
         control_bytes_per_broadcast: diff(totals_before.control_bytes, totals_after.control_bytes),
-        membership_messages_per_broadcast: diff(
-            totals_before.membership,
-            totals_after.membership,
-        ),
+        membership_messages_per_broadcast: diff(totals_before.membership, totals_after.membership),
         bytes_per_delivery: (totals_after.bytes - totals_before.bytes) as f64
             / deliveries.max(1) as f64,
         max_mesh_degree,
