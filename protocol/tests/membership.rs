@@ -213,8 +213,9 @@ fn plumtree_delivers_once_and_prunes_the_mesh_to_a_tree() {
         assert_once_everywhere(&net, n, &live, from, id);
     }
     let later = duplicates(&net, n) - after_first;
+    // RMR over the five later broadcasts under 0.05.
     assert!(
-        later * 10 < after_first,
+        (later as f64) < 0.05 * 5.0 * (n - 1) as f64,
         "the pruned tree carries few duplicates: {later} after the first, {after_first} in it"
     );
     let prunes: u64 = (0..n).map(|i| net.node(i).stats().mesh.prunes_sent).sum();
@@ -277,4 +278,67 @@ fn same_seeds_same_membership_and_deliveries() {
         format!("{:?}", net.events())
     };
     assert_eq!(run(), run());
+}
+
+mod faults {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        /// Small networks under faults (crashes, broadcasts while they
+        /// happen): no broadcast is delivered twice anywhere (safety, while
+        /// faults happen); after the crashed nodes recover and the network
+        /// is quiet, a broadcast reaches every node (liveness).
+        #[test]
+        fn plumtree_never_delivers_twice_and_misses_none_once_quiet(
+            n in 6usize..14,
+            seed in 0u64..1_000,
+            crashed in proptest::collection::btree_set(1usize..14, 0..4),
+            senders in proptest::collection::vec(0usize..14, 1..5),
+        ) {
+            let mut net = joined(n, true, seed);
+            let crashed: Vec<NodeIndex> = crashed.into_iter().filter(|&i| i < n).collect();
+            for &i in &crashed {
+                net.crash(i);
+            }
+            let mut ids = Vec::new();
+            for &s in &senders {
+                let s = s % n;
+                if crashed.contains(&s) {
+                    continue;
+                }
+                ids.push(broadcast(&mut net, s, b"during"));
+                net.run_for(Duration::from_millis(700));
+            }
+            // Cut off long enough for liveness (LAN preset: dead after
+            // 3.5 s) to close their links on both sides, as TCP would
+            // break them: the harness keeps a silent link half-open
+            // otherwise, which no transport does for long.
+            net.run_for(Duration::from_secs(6));
+            for &i in &crashed {
+                net.recover(i);
+            }
+            net.run_for(Duration::from_secs(90));
+            for &id in &ids {
+                let got = deliveries(&net, n, id);
+                prop_assert!(got.iter().all(|&k| k <= 1), "{id:?} delivered twice: {got:?}");
+            }
+            // Liveness is judged where the mesh is one piece again (HyParView
+            // can leave a small island whose members hold each other and
+            // whose low-priority requests full views refuse).
+            let live: Vec<NodeIndex> = (0..n).collect();
+            let one_piece = connected(&mesh(&net, &live));
+            let id = broadcast(&mut net, 0, b"quiet");
+            net.run_for(Duration::from_secs(10));
+            let got = deliveries(&net, n, id);
+            prop_assert!(got.iter().all(|&k| k <= 1), "delivered twice: {got:?}");
+            if one_piece {
+                for i in 1..n {
+                    prop_assert_eq!(got[i], 1, "node {} after the quiet: {:?}", i, got);
+                }
+            }
+        }
+    }
 }

@@ -205,10 +205,18 @@ impl HyParView {
     /// accepted.
     pub(crate) fn peer_up(&mut self, cx: &mut dyn Cx, peer: NodeId, outbound: bool) {
         if let Some(a) = self.active.iter_mut().find(|a| a.peer == peer) {
-            if let Some(high_priority) = a.awaiting.take() {
-                self.send(cx, peer, Message::Neighbor(Neighbor { high_priority }));
-                self.changes.push(Change::Joined(peer));
-            }
+            let high_priority = match a.awaiting.take() {
+                Some(high_priority) => {
+                    self.changes.push(Change::Joined(peer));
+                    high_priority
+                }
+                // A member linked again (its earlier link failed on its
+                // side only, e.g. while this node was cut off): greet it
+                // again, so that it holds this node too or says it does
+                // not (views stay symmetric).
+                None => self.active.len() == 1,
+            };
+            self.send(cx, peer, Message::Neighbor(Neighbor { high_priority }));
             return;
         }
         if !self.joined && self.active.is_empty() && outbound {
@@ -419,8 +427,12 @@ impl HyParView {
                 self.add_active(cx, contact, None);
             }
         }
-        if self.rounds.is_multiple_of(u64::from(self.config.shuffle_rounds.max(1))) {
+        if self
+            .rounds
+            .is_multiple_of(u64::from(self.config.shuffle_rounds.max(1)))
+        {
             self.shuffle(cx);
+            self.greet_next(cx);
         }
     }
 
@@ -440,6 +452,23 @@ impl HyParView {
                 return;
             }
         }
+    }
+
+    /// Greets one linked member again, in turn (each is greeted once every
+    /// `active_view` membership rounds): a `Disconnect` or `Neighbor` lost
+    /// on a link that stayed up (a partition shorter than liveness's
+    /// verdict) would otherwise leave one side holding a peer that does
+    /// not hold it. The member keeps this node, takes it, or refuses it
+    /// with a `Disconnect`.
+    fn greet_next(&mut self, cx: &mut dyn Cx) {
+        let linked = self.linked_except(&[]);
+        if linked.is_empty() {
+            return;
+        }
+        let peer = linked
+            [(self.rounds / u64::from(self.config.shuffle_rounds.max(1))) as usize % linked.len()];
+        let high_priority = linked.len() == 1;
+        self.send(cx, peer, Message::Neighbor(Neighbor { high_priority }));
     }
 
     fn shuffle(&mut self, cx: &mut dyn Cx) {
