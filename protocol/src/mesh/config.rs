@@ -83,7 +83,8 @@ pub struct PlumtreeConfig {
     /// How long a delivered broadcast is kept to answer grafts (the graft
     /// window). Default 30 s.
     pub cache_window: Duration,
-    /// Cap on the payload bytes kept for grafts; the oldest go first
+    /// Cap on the bytes kept for grafts (each broadcast's payload and its
+    /// 132-byte header, `BROADCAST_OVERHEAD_MAX`); the oldest go first
     /// (counted in [`MeshStats::cache_dropped`](crate::MeshStats::cache_dropped)).
     /// Default 4 MiB.
     pub cache_bytes: usize,

@@ -24,10 +24,18 @@ use crate::NodeId;
 use crate::cx::Cx;
 use crate::time::Instant;
 use crate::timer::DeadlineQueue;
-use crate::wire::{Announcement, Broadcast, BroadcastId, Graft, IHave, MAX_IHAVE, Message};
+use crate::wire::{
+    Announcement, BROADCAST_OVERHEAD_MAX, Broadcast, BroadcastId, Graft, IHave, MAX_IHAVE, Message,
+};
 
 /// Most announcers remembered per missing broadcast (each a graft to try).
 const MAX_ANNOUNCERS: usize = 8;
+
+/// What a kept broadcast counts against `cache_bytes`: its payload and
+/// its header (so that empty broadcasts cannot fill the cache for free).
+fn cost(broadcast: &Broadcast) -> usize {
+    broadcast.payload.len() + BROADCAST_OVERHEAD_MAX
+}
 
 /// Plumtree's timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,21 +115,21 @@ impl Plumtree {
         };
         self.missing.remove(&id);
         while let Some(&(at, old)) = self.cache_order.front()
-            && (at <= now || self.cache_held + broadcast.payload.len() > self.config.cache_bytes)
+            && (at <= now || self.cache_held + cost(broadcast) > self.config.cache_bytes)
         {
             self.cache_order.pop_front();
             if let Some((b, _)) = self.cache.remove(&old) {
-                self.cache_held -= b.payload.len();
+                self.cache_held -= cost(&b);
                 if at > now {
                     stats.cache_dropped += 1;
                 }
             }
         }
-        if broadcast.payload.len() > self.config.cache_bytes {
+        if cost(broadcast) > self.config.cache_bytes {
             stats.cache_dropped += 1;
             return;
         }
-        self.cache_held += broadcast.payload.len();
+        self.cache_held += cost(broadcast);
         self.cache_order
             .push_back((now + self.config.cache_window, id));
         self.cache.insert(id, (broadcast.clone(), from));
@@ -294,8 +302,57 @@ impl Plumtree {
         }
     }
 
-    /// Broadcasts kept for grafts, and their payload bytes.
+    /// Broadcasts kept for grafts, and the bytes they count (payload and
+    /// header each).
     pub(crate) fn cache_len(&self) -> (usize, usize) {
         (self.cache.len(), self.cache_held)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PublicKey;
+    use crate::time::Duration;
+    use bytes::Bytes;
+
+    fn broadcast(seq: u64, len: usize) -> Broadcast {
+        Broadcast {
+            origin: NodeId::from_u128(7),
+            key: PublicKey::from_bytes([0; 32]),
+            run: 1,
+            seq,
+            hops: 1,
+            signature: [0; 64],
+            payload: Bytes::from(vec![0; len]),
+        }
+    }
+
+    #[test]
+    fn the_graft_cache_stays_within_its_bytes_and_counts_what_it_drops() {
+        let config = PlumtreeConfig {
+            cache_bytes: 3 * (100 + BROADCAST_OVERHEAD_MAX),
+            ..PlumtreeConfig::default()
+        };
+        let mut pt = Plumtree::new(&config, FixedState::default());
+        let mut stats = MeshStats::default();
+        let now = Instant::ZERO;
+        for seq in 0..5 {
+            pt.delivered(now, &broadcast(seq, 100), None, &mut stats);
+            assert!(pt.cache_len().1 <= config.cache_bytes);
+        }
+        assert_eq!(pt.cache_len().0, 3, "the three newest are kept");
+        assert_eq!(stats.cache_dropped, 2);
+        // Empty payloads count their header: they cannot fill it for free.
+        for seq in 5..100 {
+            pt.delivered(now, &broadcast(seq, 0), None, &mut stats);
+        }
+        assert!(pt.cache_len().0 <= config.cache_bytes / BROADCAST_OVERHEAD_MAX);
+        // Past the window everything old goes, without counting a drop.
+        let later = now + config.cache_window + Duration::from_secs(1);
+        let dropped = stats.cache_dropped;
+        pt.delivered(later, &broadcast(100, 0), None, &mut stats);
+        assert_eq!(pt.cache_len().0, 1);
+        assert_eq!(stats.cache_dropped, dropped);
     }
 }
