@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use ringmesh::Duration;
-use ringmesh::{ChordConfig, Config, DhtConfig, SyncConfig};
+use ringmesh::{ChordConfig, Config, DhtConfig, HyParViewConfig, PlumtreeConfig, SyncConfig};
 use ringmesh_driver::{
     ACCEPTS_PER_TURN, AdapterConfig, DEFAULT_EVENT_CAPACITY, DEFAULT_EVENT_CAPACITY_BYTES,
     DEFAULT_MAX_BACKLOG_BYTES, LISTEN_BACKLOG,
@@ -142,6 +142,30 @@ fn every_default_on_the_limits_page_is_the_codes() {
         ("mesh.replay_runs", count(c.mesh.replay_runs)),
         ("mesh.max_forgeries", count(c.mesh.max_forgeries as usize)),
         ("mesh.max_hops", c.mesh.max_hops.to_string()),
+        (
+            "mesh.plumtree.cache_bytes",
+            bytes(PlumtreeConfig::default().cache_bytes),
+        ),
+        (
+            "mesh.plumtree.cache_window",
+            duration(PlumtreeConfig::default().cache_window),
+        ),
+        (
+            "mesh.plumtree.max_pending_ihave",
+            count(PlumtreeConfig::default().max_pending_ihave),
+        ),
+        (
+            "mesh.plumtree.max_missing",
+            count(PlumtreeConfig::default().max_missing),
+        ),
+        (
+            "mesh.hyparview.active_view",
+            count(HyParViewConfig::default().active_view),
+        ),
+        (
+            "mesh.hyparview.passive_view",
+            count(HyParViewConfig::default().passive_view),
+        ),
         (
             "messaging.max_pending_requests",
             count(c.messaging.max_pending_requests),

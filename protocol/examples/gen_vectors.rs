@@ -15,14 +15,16 @@ use bytes::{Bytes, BytesMut};
 use ed25519_dalek::{Signer, SigningKey};
 use ringmesh::testing::Network;
 use ringmesh::wire::{
-    Broadcast, Capabilities, ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState,
-    ChordNotify, ChordReplyKind, ChordRoute, ChordRouteAck, ChordRouteFound, ChordRouteKind,
-    ChordRouteReply, ChordState, DEFAULT_MAX_FRAME_LEN, DhtBody, DhtEntry, DhtGet, DhtGetReply,
-    DhtGetStatus, DhtKey, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate, DhtReplicateAck,
-    DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply, DhtValue, Direct, FindPeer, Goodbye,
-    GoodbyeReason, Hello, MAX_CHORD_LIST, MAX_DHT_KEY, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message,
+    Announcement, Broadcast, BroadcastId, Capabilities, ChordFindSuccessor,
+    ChordFindSuccessorReply, ChordGetState, ChordNotify, ChordReplyKind, ChordRoute, ChordRouteAck,
+    ChordRouteFound, ChordRouteKind, ChordRouteReply, ChordState, DEFAULT_MAX_FRAME_LEN, DhtBody,
+    DhtEntry, DhtGet, DhtGetReply, DhtGetStatus, DhtKey, DhtPut, DhtPutReply, DhtPutStatus,
+    DhtReplicate, DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply,
+    DhtValue, Direct, Disconnect, FindPeer, ForwardJoin, Goodbye, GoodbyeReason, Graft, Hello,
+    IHave, Join, MAX_CHORD_LIST, MAX_DHT_KEY, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, Neighbor,
     NoiseHandshakePayload, PROTOCOL_VERSION, PeerEntry, PeerList, PeerRequest, Ping, Pong,
-    Preamble, Request, Response, dht_signed_bytes, encode_body, put_frame_header, put_varint,
+    Preamble, Prune, Request, Response, Shuffle, ShuffleReply, dht_signed_bytes, encode_body,
+    put_frame_header, put_varint,
 };
 use ringmesh::{
     Config, Duration, Identity, Instant, MessagingCommand, NOISE_PATTERN, Node, NodeId,
@@ -265,8 +267,69 @@ fn message_json(message: &Message) -> J {
             ("id", s(r.id.to_string())),
             ("payload", hx(&r.payload)),
         ]),
-        other => chord_json(other).unwrap_or_else(|| dht_json(other)),
+        other => membership_json(other)
+            .or_else(|| chord_json(other))
+            .unwrap_or_else(|| dht_json(other)),
     }
+}
+
+fn broadcast_id_fields(id: &BroadcastId) -> Vec<(&'static str, J)> {
+    vec![
+        ("origin", s(id.origin.to_string())),
+        ("run", s(id.run.to_string())),
+        ("seq", s(id.seq.to_string())),
+    ]
+}
+
+/// HyParView's and Plumtree's messages (`spec/membership.md`,
+/// `spec/mesh.md`); `None` for any other.
+fn membership_json(message: &Message) -> Option<J> {
+    Some(match message {
+        Message::Join(Join) => J::Obj(vec![("type", s("Join"))]),
+        Message::ForwardJoin(m) => J::Obj(vec![
+            ("type", s("ForwardJoin")),
+            ("joiner", entry_json(&m.joiner)),
+            ("ttl", n(m.ttl.into())),
+        ]),
+        Message::Neighbor(m) => J::Obj(vec![
+            ("type", s("Neighbor")),
+            ("high_priority", n(u8::from(m.high_priority).into())),
+        ]),
+        Message::Disconnect(Disconnect) => J::Obj(vec![("type", s("Disconnect"))]),
+        Message::Shuffle(m) => J::Obj(vec![
+            ("type", s("Shuffle")),
+            ("origin", entry_json(&m.origin)),
+            ("ttl", n(m.ttl.into())),
+            ("entries", entries_json(&m.entries)),
+        ]),
+        Message::ShuffleReply(m) => J::Obj(vec![
+            ("type", s("ShuffleReply")),
+            ("entries", entries_json(&m.entries)),
+        ]),
+        Message::IHave(m) => J::Obj(vec![
+            ("type", s("IHave")),
+            (
+                "announcements",
+                J::Arr(
+                    m.announcements
+                        .iter()
+                        .map(|a| {
+                            let mut fields = broadcast_id_fields(&a.id);
+                            fields.push(("hops", n(a.hops.into())));
+                            J::Obj(fields)
+                        })
+                        .collect(),
+                ),
+            ),
+        ]),
+        Message::Graft(m) => {
+            let mut fields = vec![("type", s("Graft")), ("send", n(u8::from(m.send).into()))];
+            fields.extend(broadcast_id_fields(&m.id));
+            J::Obj(fields)
+        }
+        Message::Prune(Prune) => J::Obj(vec![("type", s("Prune"))]),
+        _ => return None,
+    })
 }
 
 /// A `PeerList` entry, also a chord pointer: `{ id, addrs }`.
@@ -682,6 +745,114 @@ fn overlay_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> 
             None,
             "seq 300 takes two varint bytes",
         ),
+        (
+            "join",
+            Message::Join(Join),
+            None,
+            "no message bytes: the contact takes the joiner's addresses from its session",
+        ),
+        (
+            "forward_join",
+            Message::ForwardJoin(ForwardJoin {
+                joiner: peer(a, &["127.0.0.1:7000"]),
+                ttl: 6,
+            }),
+            None,
+            "joiner as a PeerList entry, then ttl: u8",
+        ),
+        (
+            "neighbor_high_priority",
+            Message::Neighbor(Neighbor {
+                high_priority: true,
+            }),
+            None,
+            "",
+        ),
+        (
+            "neighbor_low_priority",
+            Message::Neighbor(Neighbor {
+                high_priority: false,
+            }),
+            None,
+            "",
+        ),
+        (
+            "disconnect",
+            Message::Disconnect(Disconnect),
+            None,
+            "no message bytes",
+        ),
+        (
+            "shuffle",
+            Message::Shuffle(Shuffle {
+                origin: peer(a, &["127.0.0.1:7000"]),
+                ttl: 6,
+                entries: vec![
+                    peer(b, &["[2001:db8::2]:7000"]),
+                    peer(c, &["10.1.2.3:65535"]),
+                ],
+            }),
+            None,
+            "origin entry, ttl, then a PeerList-like count and entries",
+        ),
+        (
+            "shuffle_reply_empty",
+            Message::ShuffleReply(ShuffleReply { entries: vec![] }),
+            None,
+            "",
+        ),
+        (
+            "ihave_two",
+            Message::IHave(IHave {
+                announcements: vec![
+                    Announcement {
+                        id: BroadcastId {
+                            origin: a,
+                            run: 0x0123_4567_89ab_cdef,
+                            seq: 1,
+                        },
+                        hops: 1,
+                    },
+                    Announcement {
+                        id: BroadcastId {
+                            origin: b,
+                            run: 0,
+                            seq: 300,
+                        },
+                        hops: 9,
+                    },
+                ],
+            }),
+            None,
+            "run: u64 big-endian, seq: varint (300 takes two bytes)",
+        ),
+        (
+            "graft_send",
+            Message::Graft(Graft {
+                send: true,
+                id: BroadcastId {
+                    origin: c,
+                    run: u64::MAX,
+                    seq: u64::MAX,
+                },
+            }),
+            None,
+            "a missed broadcast: send it",
+        ),
+        (
+            "graft_optimisation",
+            Message::Graft(Graft {
+                send: false,
+                id: BroadcastId {
+                    origin: a,
+                    run: 7,
+                    seq: 0,
+                },
+            }),
+            None,
+            "a shorter path: eager from now on, nothing to send",
+        ),
+        ("prune", Message::Prune(Prune), None, "no message bytes"),
         (
             "broadcast_large_seq",
             broadcast(SECRET_C, u64::MAX, u64::MAX, 7, &[0x00u8, 0xff][..]),
@@ -1494,6 +1665,60 @@ fn overlay_invalid_cases() -> Vec<InvalidBody> {
             "00 11 c0843d".into(),
             "TooMany",
             J::Obj(vec![("len", n(1_000_000)), ("max", n(32))]),
+        ),
+        (
+            "neighbor_flag_two",
+            "00 33 02".into(),
+            "OutOfRange",
+            J::Obj(vec![("field", s("high_priority")), ("value", n(2))]),
+        ),
+        (
+            "join_trailing_byte",
+            "00 31 00".into(),
+            "TrailingBytes",
+            J::Obj(vec![("count", n(1))]),
+        ),
+        (
+            "forward_join_missing_ttl",
+            format!("00 32 {id} 01 04 7f000001 1b58"),
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "disconnect_trailing_byte",
+            "00 34 01".into(),
+            "TrailingBytes",
+            J::Obj(vec![("count", n(1))]),
+        ),
+        (
+            "shuffle_entry_without_addrs",
+            format!("00 35 {id} 00"),
+            "OutOfRange",
+            J::Obj(vec![("field", s("addr_count")), ("value", n(0))]),
+        ),
+        (
+            "graft_send_flag_three",
+            "00 38 03".into(),
+            "OutOfRange",
+            J::Obj(vec![("field", s("send")), ("value", n(3))]),
+        ),
+        (
+            "ihave_65_announcements",
+            "00 37 41".into(),
+            "TooMany",
+            J::Obj(vec![("len", n(65)), ("max", n(64))]),
+        ),
+        (
+            "shuffle_reply_33_entries",
+            "00 36 21".into(),
+            "TooMany",
+            J::Obj(vec![("len", n(33)), ("max", n(32))]),
+        ),
+        (
+            "prune_trailing_byte",
+            "00 39 00".into(),
+            "TrailingBytes",
+            J::Obj(vec![("count", n(1))]),
         ),
         (
             "peer_list_entry_without_addrs",

@@ -124,6 +124,9 @@ pub(crate) trait Cx {
     /// order (the ring check of spec/chord.md §6.7).
     fn known_after(&self, key: u128) -> Option<PeerEntry>;
 
+    /// This node's own entry (its id and listen addresses), if it listens.
+    fn listen_entry(&self) -> Option<PeerEntry>;
+
     // ----- effects -----
 
     /// Sends `message` to `peer` on its current connection (replies go this

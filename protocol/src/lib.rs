@@ -251,6 +251,7 @@ mod id;
 mod identity;
 mod input;
 mod liveness;
+mod membership;
 mod mesh;
 mod messaging;
 mod node;
@@ -279,7 +280,11 @@ pub use id::{ConnId, NodeId, OpId, ParseNodeIdError, ShortId};
 pub use identity::{Ed25519Check, Identity, PublicKey, SignatureCheck};
 pub use input::{Direction, Input, TransportError};
 pub use liveness::{LivenessConfig, LivenessEvent, LivenessStats};
-pub use mesh::{MeshCommand, MeshConfig, MeshError, MeshEvent, MeshStats};
+pub use membership::{HyParViewConfig, MembershipStats};
+pub use mesh::{
+    BroadcastMode, Membership, MeshCommand, MeshConfig, MeshError, MeshEvent, MeshStats,
+    PlumtreeConfig,
+};
 pub use messaging::{
     DeliveryError, MessagingCommand, MessagingConfig, MessagingError, MessagingEvent,
     MessagingPending, MessagingStats, RequestId,

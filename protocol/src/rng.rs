@@ -27,6 +27,8 @@ pub(crate) enum Stream {
     Chord,
     /// The run nonce announced in `Hello` (one draw at start).
     Run,
+    /// HyParView's walks, evictions and samples.
+    Membership,
 }
 
 impl Stream {
@@ -38,6 +40,7 @@ impl Stream {
             Stream::Mesh => "ringmesh rng v1 mesh",
             Stream::Chord => "ringmesh rng v1 chord",
             Stream::Run => "ringmesh rng v1 run",
+            Stream::Membership => "ringmesh rng v1 membership",
         }
     }
 }

@@ -11,15 +11,16 @@ use bytes::{Bytes, BytesMut};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use ringmesh::testing::Network;
 use ringmesh::wire::{
-    Broadcast, Capabilities, ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState,
-    ChordNotify, ChordReplyKind, ChordRoute, ChordRouteAck, ChordRouteFound, ChordRouteKind,
-    ChordRouteReply, ChordState, DEFAULT_MAX_FRAME_LEN, DecodeError, DhtBody, DhtEntry, DhtGet,
-    DhtGetReply, DhtGetStatus, DhtKey, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate,
-    DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply, DhtValue, Direct,
-    FLAG_COMPRESSED, FindPeer, FrameDecoder, FrameError, Goodbye, GoodbyeReason, Hello,
-    MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, NoiseHandshakePayload, PREAMBLE_LEN, PeerEntry,
-    PeerList, PeerRequest, Ping, Pong, Reader, Request, Response, decode_body, encode_body,
-    get_varint, put_frame_header, put_varint, varint_len,
+    Announcement, Broadcast, BroadcastId, Capabilities, ChordFindSuccessor,
+    ChordFindSuccessorReply, ChordGetState, ChordNotify, ChordReplyKind, ChordRoute, ChordRouteAck,
+    ChordRouteFound, ChordRouteKind, ChordRouteReply, ChordState, DEFAULT_MAX_FRAME_LEN,
+    DecodeError, DhtBody, DhtEntry, DhtGet, DhtGetReply, DhtGetStatus, DhtKey, DhtPut, DhtPutReply,
+    DhtPutStatus, DhtReplicate, DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem,
+    DhtSyncReply, DhtValue, Direct, Disconnect, FLAG_COMPRESSED, FindPeer, ForwardJoin,
+    FrameDecoder, FrameError, Goodbye, GoodbyeReason, Graft, Hello, IHave, Join, MAX_LISTEN_ADDRS,
+    MAX_PEER_LIST, Message, Neighbor, NoiseHandshakePayload, PREAMBLE_LEN, PeerEntry, PeerList,
+    PeerRequest, Ping, Pong, Prune, Reader, Request, Response, Shuffle, ShuffleReply, decode_body,
+    encode_body, get_varint, put_frame_header, put_varint, varint_len,
 };
 use ringmesh::{
     CloseReason, Config, ConnId, Direction, Duration, Event, Identity, Input, Instant,
@@ -318,8 +319,72 @@ fn message_from_json(v: &Value) -> Message {
             id: decimal(v, "id"),
             payload: Bytes::from(bytes(v, "payload")),
         }),
-        other => chord_from_json(other, v).unwrap_or_else(|| dht_from_json(other, v)),
+        other => membership_from_json(other, v)
+            .or_else(|| chord_from_json(other, v))
+            .unwrap_or_else(|| dht_from_json(other, v)),
     }
+}
+
+fn bit(v: &Value, key: &str) -> bool {
+    match num(v, key) {
+        0 => false,
+        1 => true,
+        other => panic!("{key} is {other}, not 0 or 1"),
+    }
+}
+
+fn broadcast_id_from_json(v: &Value) -> BroadcastId {
+    BroadcastId {
+        origin: node_id(v, "origin"),
+        run: decimal(v, "run"),
+        seq: decimal(v, "seq"),
+    }
+}
+
+/// HyParView's and Plumtree's messages; `None` for any other type.
+fn membership_from_json(kind: &str, v: &Value) -> Option<Message> {
+    Some(match kind {
+        "Join" => Message::Join(Join),
+        "ForwardJoin" => Message::ForwardJoin(ForwardJoin {
+            joiner: entry_from_json(field(v, "joiner")),
+            ttl: u8::try_from(num(v, "ttl")).expect("u8"),
+        }),
+        "Neighbor" => Message::Neighbor(Neighbor {
+            high_priority: bit(v, "high_priority"),
+        }),
+        "Disconnect" => Message::Disconnect(Disconnect),
+        "Shuffle" => Message::Shuffle(Shuffle {
+            origin: entry_from_json(field(v, "origin")),
+            ttl: u8::try_from(num(v, "ttl")).expect("u8"),
+            entries: entries_from_json(v, "entries"),
+        }),
+        "ShuffleReply" => Message::ShuffleReply(ShuffleReply {
+            entries: entries_from_json(v, "entries"),
+        }),
+        "IHave" => Message::IHave(IHave {
+            announcements: items(field(v, "announcements"))
+                .iter()
+                .map(|a| Announcement {
+                    id: broadcast_id_from_json(a),
+                    hops: u8::try_from(num(a, "hops")).expect("u8"),
+                })
+                .collect(),
+        }),
+        "Graft" => Message::Graft(Graft {
+            send: bit(v, "send"),
+            id: broadcast_id_from_json(v),
+        }),
+        "Prune" => Message::Prune(Prune),
+        _ => return None,
+    })
+}
+
+/// spec/wire.md §7.9.1–7.9.9: a broadcast id is `origin: [u8; 16]`,
+/// `run: u64` big-endian, `seq: varint`.
+fn spec_broadcast_id(out: &mut Vec<u8>, v: &Value) {
+    out.extend_from_slice(&array::<16>(v, "origin"));
+    out.extend_from_slice(&decimal(v, "run").to_be_bytes());
+    put_varint(out, decimal(v, "seq"));
 }
 
 fn entry_from_json(entry: &Value) -> PeerEntry {
@@ -865,6 +930,37 @@ fn spec_message_bytes(v: &Value) -> Vec<u8> {
             put_varint(&mut out, decimal(v, "id"));
             out.extend_from_slice(&bytes(v, "payload"));
         }
+        "Join" | "Disconnect" | "Prune" => {}
+        "ForwardJoin" => {
+            spec_entry(&mut out, field(v, "joiner"));
+            out.push(u8::try_from(num(v, "ttl")).expect("u8"));
+        }
+        "Neighbor" => out.push(u8::from(bit(v, "high_priority"))),
+        "Shuffle" | "ShuffleReply" => {
+            if text(v, "type") == "Shuffle" {
+                spec_entry(&mut out, field(v, "origin"));
+                out.push(u8::try_from(num(v, "ttl")).expect("u8"));
+            }
+            let entries = items(field(v, "entries"));
+            assert!(entries.len() <= 32);
+            put_varint(&mut out, entries.len() as u64);
+            for entry in entries {
+                spec_entry(&mut out, entry);
+            }
+        }
+        "IHave" => {
+            let announcements = items(field(v, "announcements"));
+            assert!(announcements.len() <= 64);
+            put_varint(&mut out, announcements.len() as u64);
+            for a in announcements {
+                spec_broadcast_id(&mut out, a);
+                out.push(u8::try_from(num(a, "hops")).expect("u8"));
+            }
+        }
+        "Graft" => {
+            out.push(u8::from(bit(v, "send")));
+            spec_broadcast_id(&mut out, v);
+        }
         other => panic!("no spec layout for {other:?}"),
     }
     out
@@ -926,6 +1022,15 @@ fn spec_tag(message_type: &str) -> u8 {
         "Ping" => 0x20,
         "Pong" => 0x21,
         "Broadcast" => 0x30,
+        "Join" => 0x31,
+        "ForwardJoin" => 0x32,
+        "Neighbor" => 0x33,
+        "Disconnect" => 0x34,
+        "Shuffle" => 0x35,
+        "ShuffleReply" => 0x36,
+        "IHave" => 0x37,
+        "Graft" => 0x38,
+        "Prune" => 0x39,
         "Direct" => 0x40,
         "Request" => 0x41,
         "Response" => 0x42,
@@ -1169,6 +1274,15 @@ fn check_frames(v: &Value) {
             "Ping",
             "Pong",
             "Broadcast",
+            "Join",
+            "ForwardJoin",
+            "Neighbor",
+            "Disconnect",
+            "Shuffle",
+            "ShuffleReply",
+            "IHave",
+            "Graft",
+            "Prune",
             "Direct",
             "Request",
             "Response",
@@ -1342,6 +1456,8 @@ fn check_invalid_frames(v: &Value) {
                 "version",
                 "status",
                 "count",
+                "high_priority",
+                "send",
             ]
             .map(String::from)
         ),
@@ -1352,8 +1468,9 @@ fn check_invalid_frames(v: &Value) {
     assert_eq!(
         failing_tags,
         BTreeSet::from([
-            0x01, 0x02, 0x10, 0x11, 0x12, 0x20, 0x21, 0x30, 0x41, 0x42, 0x50, 0x51, 0x52, 0x53,
-            0x54, 0x55, 0x56, 0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67,
+            0x01, 0x02, 0x10, 0x11, 0x12, 0x20, 0x21, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36,
+            0x37, 0x38, 0x39, 0x41, 0x42, 0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x60, 0x61,
+            0x62, 0x63, 0x64, 0x65, 0x66, 0x67,
         ]),
         "an invalid vector for every message that can be malformed"
     );

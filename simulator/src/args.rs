@@ -6,7 +6,7 @@ use ringmesh::Duration;
 use ringmesh_sim::NetModel;
 use ringmesh_sim::engine::{LatencyModel, Upload};
 use ringmesh_sim::scenario::chord::ChordParams;
-use ringmesh_sim::scenario::flood::{FloodParams, Topology};
+use ringmesh_sim::scenario::flood::{FloodParams, Mode, Topology};
 use ringmesh_sim::scenario::liveness::{LivenessParams, Preset};
 use ringmesh_sim::scenario::sync::SyncParams;
 use std::path::PathBuf;
@@ -64,6 +64,25 @@ pub(crate) enum TopologyArg {
     /// Nodes join one by one through bootstrap nodes and grow to
     /// --target-peers on their own.
     Organic,
+    /// Nodes join one by one through node 0 alone, each with one target
+    /// peer: the mesh is what the membership makes of it.
+    Join,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ModeArg {
+    /// Every mesh peer but the sender gets every broadcast.
+    Flood,
+    /// Eager push on a tree, lazy IHave on the other links.
+    Plumtree,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum MembershipArg {
+    /// Every peer that is up is a mesh peer.
+    All,
+    /// HyParView's active view (sized for --nodes).
+    Hyparview,
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +129,24 @@ pub(crate) struct FloodArgs {
     /// constant one would compress to nothing). Default: unlimited.
     #[arg(long, value_name = "RATE", value_parser = Upload::parse)]
     pub(crate) upload_bandwidth: Option<Upload>,
+    /// How broadcasts spread.
+    #[arg(long, value_enum, default_value_t = ModeArg::Flood)]
+    pub(crate) mode: ModeArg,
+    /// Who the mesh's peers are (default: all, or hyparview with
+    /// --mode plumtree or --topology join).
+    #[arg(long, value_enum)]
+    pub(crate) membership: Option<MembershipArg>,
+    /// Broadcasts: the first from node 0, the rest from random live nodes.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) broadcasts: u32,
+    /// Crash this fraction of the nodes at once after the build (sets
+    /// --crash; HyParView's experiment).
+    #[arg(long, value_name = "F")]
+    pub(crate) fail_fraction: Option<f64>,
+    /// Seconds of virtual time between two broadcasts (10 = one membership
+    /// round).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) gap_s: u64,
     /// Run the flood three times on the same seed and overlay options, under
     /// the uniform model, the geo model, and the geo model with
     /// --upload-bandwidth (10Mbit if not given), print how long each took
@@ -334,13 +371,30 @@ impl FloodArgs {
                     target_peers: self.target_peers,
                     join_interval: Duration::from_millis(self.join_interval_ms),
                 },
+                TopologyArg::Join => Topology::Join {
+                    join_interval: Duration::from_millis(self.join_interval_ms),
+                },
             },
+            mode: match self.mode {
+                ModeArg::Flood => Mode::Flood,
+                ModeArg::Plumtree => Mode::Plumtree,
+            },
+            hyparview: match self.membership {
+                Some(m) => m == MembershipArg::Hyparview,
+                None => self.mode == ModeArg::Plumtree || self.topology == TopologyArg::Join,
+            },
+            broadcasts: self.broadcasts.max(1),
             net: NetModel {
                 links: self.latency_model.clone(),
                 upload: self.upload_bandwidth,
                 ..net(self.latency_ms, self.jitter_ms)
             },
-            crash: self.crash,
+            crash: match self.fail_fraction {
+                Some(f) => ((f.clamp(0.0, 1.0) * f64::from(self.nodes)).round() as u32)
+                    .min(self.nodes.saturating_sub(2)),
+                None => self.crash,
+            },
+            gap: Duration::from_secs(self.gap_s),
             payload_len: self.payload,
             ..FloodParams::default()
         }

@@ -363,3 +363,55 @@ fn chord_of_ten_thousand_answers_a_hundred_thousand_lookups_correctly() {
         "mean hops {mean} vs {expected}: {report}"
     );
 }
+
+/// `flood --mode plumtree` over HyParView, joined through node 0: every
+/// broadcast reaches every node once, the tree carries few duplicates after
+/// the first, no node (node 0 included) holds more than its active view
+/// (4 at 300 nodes), and the report's replay line gives the same run.
+#[test]
+fn plumtree_mode_reports_its_figures_and_replays() {
+    let run = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_ringmesh-sim"))
+            .args(args)
+            .output()
+            .expect("ringmesh-sim runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("one JSON object")
+    };
+    let a = run(&[
+        "flood",
+        "--nodes",
+        "300",
+        "--mode",
+        "plumtree",
+        "--topology",
+        "join",
+        "--join-interval-ms",
+        "50",
+        "--broadcasts",
+        "10",
+        "--json",
+    ]);
+    assert_eq!(a["mode"], "plumtree");
+    assert_eq!(a["membership"], "hyparview");
+    assert_eq!(a["broadcasts"], 10);
+    assert_eq!(a["delivery_ratio_all"], 1.0, "{a}");
+    assert_eq!(a["double_deliveries"], 0);
+    assert!(a["rmr_after_first"].as_f64().expect("number") < 0.1, "{a}");
+    assert!(a["max_mesh_degree"].as_u64().expect("number") <= 4, "{a}");
+    assert!(
+        a["bootstrap_mesh_degree"].as_u64().expect("number") <= 4,
+        "{a}"
+    );
+    assert!(a["control_bytes_per_broadcast"].as_f64().expect("number") > 0.0);
+    let replay = a["replay"].as_str().expect("replay line");
+    assert!(replay.contains("--mode plumtree") && replay.contains("--broadcasts 10"));
+    let mut args: Vec<&str> = replay.split_whitespace().skip(1).collect();
+    args.push("--json");
+    let b = run(&args);
+    assert_eq!(a["trace_hash"], b["trace_hash"]);
+}

@@ -86,4 +86,33 @@ pub struct MeshStats {
     /// Runs the replay window forgot (and retired) because their origin had
     /// `mesh.replay_runs` newer ones.
     pub runs_evicted: u64,
+    /// Plumtree: `IHave` messages sent.
+    pub ihave_sent: u64,
+    /// Plumtree: announcements they carried.
+    pub ihave_announced: u64,
+    /// Plumtree: `Graft`s sent (a broadcast announced but not received in
+    /// time).
+    pub grafts_sent: u64,
+    /// Plumtree: `Graft`s answered with the broadcast.
+    pub grafts_answered: u64,
+    /// Plumtree: `Graft`s for a broadcast no longer kept.
+    pub graft_missed: u64,
+    /// Plumtree: links swapped into the tree because an `IHave` showed a
+    /// path `optimize_threshold` hops shorter (a `Graft` without the
+    /// broadcast to the announcer, a `Prune` to the old parent).
+    pub optimized: u64,
+    /// Plumtree: `Prune`s sent (a duplicate arrived on an eager link).
+    pub prunes_sent: u64,
+    /// Plumtree: encoded bytes of the `IHave`, `Graft` and `Prune`
+    /// messages sent (tag and fields; not the frame's header).
+    pub control_bytes: u64,
+    /// Plumtree: broadcasts dropped from the graft cache before their
+    /// window ended, to stay within `cache_bytes`.
+    pub cache_dropped: u64,
+    /// Plumtree: announcements dropped because `max_pending_ihave` were
+    /// waiting.
+    pub ihave_dropped: u64,
+    /// Plumtree: announced broadcasts not tracked because `max_missing`
+    /// were.
+    pub missing_dropped: u64,
 }

@@ -1,5 +1,9 @@
 //! [`MeshConfig`]: flooding's replay window, hop limit and forgery
-//! tolerance.
+//! tolerance; who the mesh's peers are ([`Membership`]) and how a
+//! broadcast spreads over them ([`BroadcastMode`], [`PlumtreeConfig`]).
+
+use crate::membership::HyParViewConfig;
+use crate::time::Duration;
 
 /// How broadcasts flood. Part of [`Config`](crate::Config).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +26,92 @@ pub struct MeshConfig {
     /// Forged broadcasts (bad key or signature) a peer may relay before
     /// this node closes it as misbehaving. Default 3. ≥ 1.
     pub max_forgeries: u32,
+    /// Who the mesh's peers are: every peer that is up (the default), or
+    /// HyParView's active view.
+    pub membership: Membership,
+    /// How a broadcast spreads over the mesh's peers: flooding (the
+    /// default) or Plumtree.
+    pub broadcast: BroadcastMode,
+}
+
+/// Who the mesh's peers are (`spec/membership.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Membership {
+    /// Every peer that is up, whoever connected it. The default.
+    #[default]
+    AllPeers,
+    /// HyParView's active view: at most `active_view` peers, chosen by the
+    /// membership protocol; other links (the ring's, the application's)
+    /// carry no broadcast.
+    HyParView(HyParViewConfig),
+}
+
+/// How a broadcast spreads (`spec/mesh.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BroadcastMode {
+    /// Every mesh peer but the sender gets every broadcast. The default.
+    #[default]
+    Flood,
+    /// Plumtree: eager push along a spanning tree, lazy `IHave` on the
+    /// other links, `Graft` and `Prune` to repair and trim it.
+    Plumtree(PlumtreeConfig),
+}
+
+/// Plumtree's timers and budgets (`spec/mesh.md`, "Plumtree").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlumtreeConfig {
+    /// How long announcements wait to be batched into one `IHave` per
+    /// lazy peer. Default 100 ms.
+    pub ihave_interval: Duration,
+    /// How long after the first `IHave` of a broadcast not received this
+    /// node sends a `Graft` for it. Longer than the tree's usual lead
+    /// over the lazy path, or the tree grows needless eager links.
+    /// Default 1 s.
+    pub graft_timeout: Duration,
+    /// How long after a `Graft` this node grafts the next announcer if the
+    /// broadcast still has not come. Default 500 ms.
+    pub graft_retry: Duration,
+    /// The tree's optimisation (paper §3.8): when an `IHave` shows a path
+    /// to a delivered broadcast this many hops shorter than the one it
+    /// came by, the announcer's link joins the tree and the old parent's
+    /// leaves it. Keeps the last-delivery hop near the overlay's diameter
+    /// when many nodes broadcast over the one tree. 0 turns it off.
+    /// Default 3.
+    pub optimize_threshold: u8,
+    /// How long a delivered broadcast is kept to answer grafts (the graft
+    /// window). Default 30 s.
+    pub cache_window: Duration,
+    /// Cap on the bytes kept for grafts (each broadcast's payload and its
+    /// 132-byte header, `BROADCAST_OVERHEAD_MAX`); the oldest go first
+    /// (counted in [`MeshStats::cache_dropped`](crate::MeshStats::cache_dropped)).
+    /// Default 4 MiB.
+    pub cache_bytes: usize,
+    /// Cap on announcements waiting for the `IHave` timer; more are dropped
+    /// (counted in [`MeshStats::ihave_dropped`](crate::MeshStats::ihave_dropped)).
+    /// Default 4,096.
+    pub max_pending_ihave: usize,
+    /// Cap on broadcasts announced but not received that this node tracks
+    /// for grafting; more are ignored (counted in
+    /// [`MeshStats::missing_dropped`](crate::MeshStats::missing_dropped)).
+    /// Default 1,024.
+    pub max_missing: usize,
+}
+
+impl Default for PlumtreeConfig {
+    fn default() -> Self {
+        PlumtreeConfig {
+            ihave_interval: Duration::from_millis(100),
+            graft_timeout: Duration::from_secs(1),
+            graft_retry: Duration::from_millis(500),
+            optimize_threshold: 3,
+            cache_window: Duration::from_secs(30),
+            cache_bytes: 4 * 1024 * 1024,
+            max_pending_ihave: 4_096,
+            max_missing: 1_024,
+        }
+    }
 }
 
 impl Default for MeshConfig {
@@ -31,6 +121,8 @@ impl Default for MeshConfig {
             replay_runs: 4,
             max_hops: 32,
             max_forgeries: 3,
+            membership: Membership::AllPeers,
+            broadcast: BroadcastMode::Flood,
         }
     }
 }

@@ -1,15 +1,19 @@
-//! The `mesh` component (spec/mesh.md): flooding of signed broadcasts with
-//! a bounded replay window and a hop limit. A broadcast is verified before
-//! it is delivered or relayed; a verified one is relayed to every peer that
-//! is up except the one it came from and its origin, encoded once for all
-//! of them. A peer that relays forgeries is closed after a few.
+//! The `mesh` component (spec/mesh.md): signed broadcasts with a bounded
+//! replay window and a hop limit, spread by flooding or by Plumtree
+//! (`plumtree.rs`) over the mesh's peers (every peer that is up, or
+//! HyParView's active view: [`MeshPeers`]). A broadcast is verified before
+//! it is delivered or relayed; a verified one is relayed to the mesh peers
+//! except the one it came from and its origin (in Plumtree mode, to the
+//! eager ones, and announced to the lazy ones), encoded once for all of
+//! them. A peer that relays forgeries is closed after a few.
 
 mod api;
 pub(crate) mod config;
+pub(crate) mod plumtree;
 mod replay;
 
 pub use api::{MeshCommand, MeshError, MeshEvent, MeshStats};
-pub use config::MeshConfig;
+pub use config::{BroadcastMode, Membership, MeshConfig, PlumtreeConfig};
 
 use bytes::Bytes;
 use foldhash::fast::FixedState;
@@ -19,10 +23,28 @@ use tracing::{debug, info};
 use crate::cx::{Conns, Cx};
 use crate::rng::{Rng, Stream};
 use crate::session::{EncodeError, Prepared};
-use crate::wire::{BROADCAST_OVERHEAD_MAX, Broadcast, Message};
+use crate::wire::{BROADCAST_OVERHEAD_MAX, Broadcast, Graft, IHave, Message, Prune};
 use crate::{Accepted, NodeId};
 
+use plumtree::Plumtree;
 use replay::{ReplayWindow, Seen};
+
+/// Who the mesh's peers are: the membership's narrow view, as the mesh
+/// reads it.
+pub(crate) trait MeshPeers {
+    /// Whether broadcasts go to (and are taken from) `peer`, a peer that
+    /// is up.
+    fn is_mesh_peer(&self, peer: NodeId) -> bool;
+}
+
+/// Every peer that is up is a mesh peer ([`Membership::AllPeers`]).
+pub(crate) struct AllPeers;
+
+impl MeshPeers for AllPeers {
+    fn is_mesh_peer(&self, _peer: NodeId) -> bool {
+        true
+    }
+}
 
 /// The mesh component.
 pub(crate) struct Mesh {
@@ -33,6 +55,10 @@ pub(crate) struct Mesh {
     /// Forgeries each up peer has relayed (an entry goes when the peer
     /// goes down, so there are at most as many as peers up).
     strikes: HashMap<NodeId, u32, FixedState>,
+    /// Plumtree's state, in Plumtree mode.
+    pub(crate) plumtree: Option<Box<Plumtree>>,
+    /// Plumtree's `optimize_threshold` (0: off).
+    optimize_threshold: u8,
     pub(crate) stats: MeshStats,
 }
 
@@ -57,7 +83,15 @@ impl Mesh {
             next_broadcast: rng.next_u64() >> 16,
             max_hops: config.max_hops,
             max_forgeries: config.max_forgeries.max(1),
-            strikes: HashMap::with_hasher(hasher),
+            strikes: HashMap::with_hasher(hasher.clone()),
+            optimize_threshold: match &config.broadcast {
+                BroadcastMode::Plumtree(pt) => pt.optimize_threshold,
+                BroadcastMode::Flood => 0,
+            },
+            plumtree: match &config.broadcast {
+                BroadcastMode::Flood => None,
+                BroadcastMode::Plumtree(pt) => Some(Box::new(Plumtree::new(pt, hasher))),
+            },
             stats: MeshStats::default(),
         }
     }
@@ -79,6 +113,15 @@ impl Mesh {
     /// `peer` went down: its strikes go with it.
     pub(crate) fn peer_down(&mut self, peer: NodeId) {
         self.strikes.remove(&peer);
+        self.neighbor_changed(peer);
+    }
+
+    /// `peer` entered or left the mesh: Plumtree pushes eagerly to it when
+    /// it is next a mesh peer.
+    pub(crate) fn neighbor_changed(&mut self, peer: NodeId) {
+        if let Some(pt) = &mut self.plumtree {
+            pt.forget(peer);
+        }
     }
 
     /// `MeshCommand::Broadcast`: signs it and sends it to every up peer.
@@ -88,6 +131,7 @@ impl Mesh {
     pub(crate) fn broadcast(
         &mut self,
         cx: &mut dyn Cx,
+        peers: &dyn MeshPeers,
         payload: Bytes,
     ) -> Result<Accepted, MeshError> {
         let (origin, run, seq) = (cx.me(), cx.run_nonce(), self.next_broadcast);
@@ -120,7 +164,7 @@ impl Mesh {
         }
         self.next_broadcast += 1;
         self.stats.sent += 1;
-        self.relay(cx, broadcast, None);
+        self.spread(cx, peers, broadcast, None);
         Ok(Accepted::Broadcast { seq })
     }
 
@@ -131,18 +175,21 @@ impl Mesh {
     pub(crate) fn on_broadcast(
         &mut self,
         cx: &mut dyn Cx,
+        peers: &dyn MeshPeers,
         from: NodeId,
         broadcast: Broadcast,
     ) -> Verdict {
         let (origin, run, seq) = (broadcast.origin, broadcast.run, broadcast.seq);
         if origin == cx.me() {
             self.stats.duplicate += 1;
+            self.prune(cx, peers, from);
             return Verdict::Done;
         }
         match self.window.seen(origin, run, seq) {
             Seen::Fresh => {}
             Seen::Duplicate => {
                 self.stats.duplicate += 1;
+                self.prune(cx, peers, from);
                 return Verdict::Done;
             }
             Seen::TooOld => {
@@ -168,6 +215,12 @@ impl Mesh {
             hops: broadcast.hops,
             payload: broadcast.payload.clone(),
         });
+        if let Some(pt) = &mut self.plumtree
+            && peers.is_mesh_peer(from)
+        {
+            // The first copy came over this link: it is the tree's.
+            pt.make_eager(from);
+        }
         if broadcast.hops >= self.max_hops {
             self.stats.hop_limited += 1;
             return Verdict::Done;
@@ -176,7 +229,7 @@ impl Mesh {
             hops: broadcast.hops + 1,
             ..broadcast
         };
-        self.relay(cx, relayed, Some(from));
+        self.spread(cx, peers, relayed, Some(from));
         Verdict::Done
     }
 
@@ -195,30 +248,204 @@ impl Mesh {
         Verdict::Misbehaving(from)
     }
 
-    /// Sends `broadcast` to every peer that is up except `from` and its
-    /// origin. The message is encoded once for all of them (once per
-    /// compression variant; in plaintext mode the very same frame buffer
-    /// goes to every peer).
-    fn relay(&mut self, cx: &mut dyn Cx, broadcast: Broadcast, from: Option<NodeId>) {
+    /// Plumtree: a duplicate came from the mesh peer `from`; the link
+    /// leaves the tree (both ends push lazily on it).
+    fn prune(&mut self, cx: &mut dyn Cx, peers: &dyn MeshPeers, from: NodeId) {
+        if let Some(pt) = &mut self.plumtree
+            && peers.is_mesh_peer(from)
+            && !pt.is_lazy(from)
+        {
+            pt.make_lazy(from);
+            let message = Message::Prune(Prune);
+            let len = Prepared::new(&message).message_len();
+            if cx.send(from, &message).is_ok() {
+                self.stats.prunes_sent += 1;
+                self.stats.control_bytes += len as u64;
+            }
+        }
+    }
+
+    /// `IHave` from `from`: the announced broadcasts this node has not
+    /// delivered are awaited, and grafted if they do not come.
+    pub(crate) fn on_ihave(
+        &mut self,
+        cx: &mut dyn Cx,
+        peers: &dyn MeshPeers,
+        from: NodeId,
+        ihave: IHave,
+    ) {
+        let Some(pt) = &mut self.plumtree else {
+            return;
+        };
+        if !peers.is_mesh_peer(from) {
+            return;
+        }
+        let me = cx.me();
+        let threshold = self.optimize_threshold;
+        for a in ihave.announcements {
+            if a.id.origin == me {
+                continue;
+            }
+            match self.window.seen(a.id.origin, a.id.run, a.id.seq) {
+                Seen::Fresh => pt.missing(cx, from, a.id, &mut self.stats),
+                Seen::Duplicate => {
+                    if let Some(parent) = pt.shorter_path(from, a.id, a.hops, threshold) {
+                        let graft = Message::Graft(Graft {
+                            send: false,
+                            id: a.id,
+                        });
+                        let prune = Message::Prune(Prune);
+                        let glen = Prepared::new(&graft).message_len();
+                        let plen = Prepared::new(&prune).message_len();
+                        if cx.send(from, &graft).is_ok() {
+                            self.stats.control_bytes += glen as u64;
+                            self.stats.grafts_sent += 1;
+                        }
+                        if cx.send(parent, &prune).is_ok() {
+                            self.stats.control_bytes += plen as u64;
+                            self.stats.prunes_sent += 1;
+                        }
+                        self.stats.optimized += 1;
+                    }
+                }
+                Seen::TooOld => {}
+            }
+        }
+    }
+
+    /// `Graft` from `from`: the link joins the tree; the broadcast is sent
+    /// if it is still kept.
+    pub(crate) fn on_graft(
+        &mut self,
+        cx: &mut dyn Cx,
+        peers: &dyn MeshPeers,
+        from: NodeId,
+        graft: Graft,
+    ) {
+        let Some(pt) = &mut self.plumtree else {
+            return;
+        };
+        if !peers.is_mesh_peer(from) {
+            return;
+        }
+        let kept = pt.grafted(from, graft.id);
+        if !graft.send {
+            return;
+        }
+        match kept {
+            Some(broadcast) => {
+                if cx.send(from, &Message::Broadcast(broadcast)).is_ok() {
+                    self.stats.grafts_answered += 1;
+                }
+            }
+            None => self.stats.graft_missed += 1,
+        }
+    }
+
+    /// `Prune` from `from`: push lazily to it.
+    pub(crate) fn on_prune(&mut self, peers: &dyn MeshPeers, from: NodeId) {
+        if let Some(pt) = &mut self.plumtree
+            && peers.is_mesh_peer(from)
+        {
+            pt.make_lazy(from);
+        }
+    }
+
+    /// The earliest deadline and its sequence number (Plumtree's timers).
+    pub(crate) fn peek_timer(&self) -> Option<(crate::time::Instant, u64)> {
+        self.plumtree.as_ref().and_then(|pt| pt.timers.peek())
+    }
+
+    /// The earliest deadline.
+    pub(crate) fn next_timeout(&self) -> Option<crate::time::Instant> {
+        self.plumtree.as_ref().and_then(|pt| pt.timers.next())
+    }
+
+    /// Deadlines queued.
+    pub(crate) fn deadline_count(&self) -> usize {
+        self.plumtree.as_ref().map_or(0, |pt| pt.timers.len())
+    }
+
+    /// Drops dead deadlines from the top, and sweeps the queue when it
+    /// has doubled.
+    pub(crate) fn tidy_timers(&mut self) {
+        if let Some(pt) = self.plumtree.as_deref_mut() {
+            pt.tidy();
+        }
+    }
+
+    /// Fires the earliest Plumtree deadline (the router found it due).
+    pub(crate) fn fire_next(&mut self, cx: &mut dyn Cx, peers: &dyn MeshPeers) {
+        let Some(pt) = self.plumtree.as_deref_mut() else {
+            return;
+        };
+        if let Some(timer) = pt.timers.pop()
+            && pt.is_live(&timer)
+        {
+            pt.fire(cx, timer, &|peer| peers.is_mesh_peer(peer), &mut self.stats);
+        }
+    }
+
+    /// Sends `broadcast` on: flooding, to every mesh peer but `from` and
+    /// its origin; Plumtree, to the eager ones, announcing it to the lazy
+    /// ones (and keeping it for their grafts).
+    fn spread(
+        &mut self,
+        cx: &mut dyn Cx,
+        peers: &dyn MeshPeers,
+        broadcast: Broadcast,
+        from: Option<NodeId>,
+    ) {
+        let Some(pt) = self.plumtree.as_deref_mut() else {
+            relay(cx, &mut self.stats, broadcast, from, &|id| {
+                peers.is_mesh_peer(id)
+            });
+            return;
+        };
+        pt.delivered(cx.now(), &broadcast, from, &mut self.stats);
         let origin = broadcast.origin;
-        let mut targets = Conns::new();
-        cx.for_each_link(&mut |id, conn| {
-            if Some(id) != from && id != origin {
-                targets.push(conn);
+        for peer in cx.peers_up() {
+            if Some(peer) != from && peer != origin && peers.is_mesh_peer(peer) && pt.is_lazy(peer)
+            {
+                pt.announce(cx, peer, &broadcast, &mut self.stats);
             }
+        }
+        let pt = &*pt;
+        relay(cx, &mut self.stats, broadcast, from, &|id| {
+            peers.is_mesh_peer(id) && !pt.is_lazy(id)
         });
-        // Hash order is fixed by the seed, but sorting keeps the output
-        // order independent of the table's history.
-        targets.sort_unstable();
-        let relaying = from.is_some();
-        let message = Message::Broadcast(broadcast);
-        let mut prepared = Prepared::new(&message);
-        for conn in targets {
-            match cx.send_prepared(conn, &mut prepared) {
-                Ok(()) => self.stats.relayed += u64::from(relaying),
-                Err(EncodeError::TooLarge { .. }) => self.stats.oversized += 1,
-                Err(_) => {}
-            }
+    }
+}
+
+/// Sends `broadcast` to every peer that is up and that `keep` names, except
+/// `from` and its origin. The message is encoded once for all of them (once
+/// per compression variant; in plaintext mode the very same frame buffer
+/// goes to every peer).
+fn relay(
+    cx: &mut dyn Cx,
+    stats: &mut MeshStats,
+    broadcast: Broadcast,
+    from: Option<NodeId>,
+    keep: &dyn Fn(NodeId) -> bool,
+) {
+    let origin = broadcast.origin;
+    let mut targets = Conns::new();
+    cx.for_each_link(&mut |id, conn| {
+        if Some(id) != from && id != origin && keep(id) {
+            targets.push(conn);
+        }
+    });
+    // Hash order is fixed by the seed, but sorting keeps the output
+    // order independent of the table's history.
+    targets.sort_unstable();
+    let relaying = from.is_some();
+    let message = Message::Broadcast(broadcast);
+    let mut prepared = Prepared::new(&message);
+    for conn in targets {
+        match cx.send_prepared(conn, &mut prepared) {
+            Ok(()) => stats.relayed += u64::from(relaying),
+            Err(EncodeError::TooLarge { .. }) => stats.oversized += 1,
+            Err(_) => {}
         }
     }
 }

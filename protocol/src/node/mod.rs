@@ -243,6 +243,33 @@ impl Node {
         self.parts.mesh.replay_origins_len()
     }
 
+    /// The mesh's peers now, in id order: HyParView's active view, or
+    /// every peer up (`mesh.membership`). Broadcasts go to these alone.
+    pub fn mesh_peers(&self) -> Vec<NodeId> {
+        match &self.parts.membership {
+            Some(hv) => hv.active_view(),
+            None => self.net.peers_up(),
+        }
+    }
+
+    /// Plumtree's graft cache: broadcasts kept and their payload bytes
+    /// (bounded by `PlumtreeConfig::cache_bytes`; 0 when flooding).
+    pub fn graft_cache(&self) -> (usize, usize) {
+        self.parts
+            .mesh
+            .plumtree
+            .as_ref()
+            .map_or((0, 0), |pt| pt.cache_len())
+    }
+
+    /// The passive view's size (0 without HyParView).
+    pub fn passive_view_len(&self) -> usize {
+        self.parts
+            .membership
+            .as_ref()
+            .map_or(0, |hv| hv.passive_len())
+    }
+
     /// Deadlines queued, live or cancelled (stays within a constant factor
     /// of what is really pending).
     pub fn deadline_count(&self) -> usize {

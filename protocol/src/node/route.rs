@@ -6,13 +6,16 @@
 
 use tracing::debug;
 
+use crate::Direction;
 use crate::chord::{
     Chord, ChordCommand, ChordError, ChordRole, Finished, LookupError, LookupFor, RingCall,
     Timer as ChordTimer,
 };
+use crate::cx::Cx;
 use crate::dht::{Dht, DhtCommand, DhtError, DhtStats};
 use crate::liveness::Liveness;
-use crate::mesh::{Mesh, MeshCommand, Verdict};
+use crate::membership::{Change, HyParView, MembershipStats};
+use crate::mesh::{AllPeers, Membership, Mesh, MeshCommand, MeshPeers, Verdict};
 use crate::messaging::{Messaging, MessagingCommand, MessagingError};
 use crate::peers::{Net, PeersCommand, PeersError, Upcalls};
 use crate::rpc::{Done, Failure, Outcome};
@@ -35,8 +38,10 @@ pub struct Stats {
     pub peers: PeersStats,
     /// Pings and deaths.
     pub liveness: LivenessStats,
-    /// Flooding.
+    /// Broadcasts (flooding or Plumtree).
     pub mesh: MeshStats,
+    /// HyParView (all zero while the mesh's peers are every peer up).
+    pub membership: MembershipStats,
     /// Requests.
     pub messaging: MessagingStats,
     /// The ring (and the table's requests, which are ring requests).
@@ -51,6 +56,9 @@ pub struct Stats {
 pub(super) struct Parts {
     pub(super) liveness: Liveness,
     pub(super) mesh: Mesh,
+    /// HyParView, when `mesh.membership` runs it (boxed: most nodes of a
+    /// large flood simulation carry one pointer).
+    pub(super) membership: Option<Box<HyParView>>,
     pub(super) messaging: Messaging,
     /// The ring and the table, allocated only when the config runs chord:
     /// a node without them (a flood-only node, a million of them in a
@@ -93,6 +101,7 @@ enum Queue {
     RingCalls,
     Dht,
     Sync,
+    Mesh,
 }
 
 impl Parts {
@@ -101,6 +110,10 @@ impl Parts {
         Parts {
             liveness: Liveness::new(&config.liveness),
             mesh: Mesh::new(&config.mesh, seed, hasher.clone()),
+            membership: match &config.mesh.membership {
+                Membership::HyParView(hv) => Some(Box::new(HyParView::new(hv, seed))),
+                _ => None,
+            },
             messaging: Messaging::new(&config.messaging, hasher.clone()),
             ring: config.chord.is_some().then(|| {
                 Box::new(Ring {
@@ -133,6 +146,11 @@ impl Parts {
             peers: net.stats(),
             liveness: self.liveness.stats,
             mesh: self.mesh.stats(),
+            membership: self
+                .membership
+                .as_ref()
+                .map(|m| m.stats)
+                .unwrap_or_default(),
             messaging: MessagingStats {
                 late_responses: self.messaging.requests.late_replies,
             },
@@ -163,7 +181,8 @@ impl Parts {
         match command {
             Command::Peers(command) => Ok(self.peers_command(net, command)?),
             Command::Mesh(MeshCommand::Broadcast { payload }) => {
-                Ok(self.mesh.broadcast(net, payload)?)
+                let peers = mesh_peers(&self.membership);
+                Ok(self.mesh.broadcast(net, peers, payload)?)
             }
             Command::Messaging(command) => Ok(self.messaging_command(net, command)?),
             Command::Chord(command) => Ok(self.chord_command(net, command)?),
@@ -456,6 +475,10 @@ impl Parts {
                     sync.fire(net, timer);
                 }
             }
+            Queue::Mesh => {
+                let peers = mesh_peers(&self.membership);
+                self.mesh.fire_next(net, peers);
+            }
         }
         true
     }
@@ -479,6 +502,7 @@ impl Parts {
                 Queue::Sync,
                 self.sync.as_ref().and_then(|s| s.timers.peek()),
             ),
+            (Queue::Mesh, self.mesh.peek_timer()),
         ]
         .into_iter()
         .filter_map(|(queue, top)| top.map(|top| (top, queue)))
@@ -498,6 +522,7 @@ impl Parts {
             ring.and_then(|r| r.chord.rpc.timers.next()),
             ring.and_then(|r| r.dht.timers.next()),
             self.sync.as_ref().and_then(|s| s.timers.next()),
+            self.mesh.next_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -513,6 +538,7 @@ impl Parts {
                 r.chord.timers.len() + r.chord.rpc.timers.len() + r.dht.timers.len()
             })
             + self.sync.as_ref().map_or(0, |s| s.timers.len())
+            + self.mesh.deadline_count()
     }
 
     /// Drops cancelled deadlines from the tops of every queue (so that
@@ -524,6 +550,7 @@ impl Parts {
             .timers
             .tidy(|timer| Liveness::is_live(net, timer));
         self.messaging.tidy_timers();
+        self.mesh.tidy_timers();
         if let Some(Ring { chord, dht }) = self.ring.as_deref_mut() {
             let member = chord.is_member();
             chord.tidy_timers();
@@ -553,6 +580,11 @@ impl Upcalls for Parts {
             ring.chord.peer_up(net, peer);
         }
         net.exchange_peers(peer, conn);
+        if let Some(hv) = &mut self.membership {
+            let outbound = net.conn_direction(conn) == Some(Direction::Outbound);
+            hv.peer_up(net, peer, outbound);
+            self.membership_changed(net);
+        }
         self.messaging.peer_up(net, peer);
         if let Some(sync) = &mut self.sync {
             sync.peer_up(net, peer);
@@ -567,6 +599,10 @@ impl Upcalls for Parts {
         }
         self.messaging.peer_down(net, peer);
         self.mesh.peer_down(peer);
+        if let Some(hv) = &mut self.membership {
+            hv.peer_down(net, peer);
+            self.membership_changed(net);
+        }
         if let Some(sync) = &mut self.sync {
             sync.peer_down(peer);
         }
@@ -581,6 +617,10 @@ impl Upcalls for Parts {
             self.ring_peer_dead(net, peer);
         }
         self.messaging.dial_failed(net, peer);
+        if let Some(hv) = &mut self.membership {
+            hv.peer_down(net, peer);
+            self.membership_changed(net);
+        }
     }
 
     fn message(
@@ -600,8 +640,44 @@ impl Upcalls for Parts {
             Message::Ping(Ping { nonce }) => Liveness::on_ping(net, conn, nonce),
             Message::Pong(Pong { nonce }) => Liveness::on_pong(net, from, nonce),
             Message::Broadcast(broadcast) => {
-                if let Verdict::Misbehaving(peer) = self.mesh.on_broadcast(net, from, broadcast) {
+                let peers = mesh_peers(&self.membership);
+                if let Verdict::Misbehaving(peer) =
+                    self.mesh.on_broadcast(net, peers, from, broadcast)
+                {
                     net.close_misbehaving(peer, "relayed forged broadcasts", self);
+                }
+            }
+            Message::IHave(ihave) => {
+                let peers = mesh_peers(&self.membership);
+                self.mesh.on_ihave(net, peers, from, ihave);
+            }
+            Message::Graft(graft) => {
+                let peers = mesh_peers(&self.membership);
+                self.mesh.on_graft(net, peers, from, graft);
+            }
+            Message::Prune(_) => {
+                let peers = mesh_peers(&self.membership);
+                self.mesh.on_prune(peers, from);
+            }
+            Message::Join(_)
+            | Message::ForwardJoin(_)
+            | Message::Neighbor(_)
+            | Message::Disconnect(_)
+            | Message::Shuffle(_)
+            | Message::ShuffleReply(_) => {
+                // A node that does not run HyParView ignores them: a mixed
+                // network still floods over its links.
+                if let Some(hv) = &mut self.membership {
+                    match message {
+                        Message::Join(_) => hv.on_join(net, from),
+                        Message::ForwardJoin(m) => hv.on_forward_join(net, from, m),
+                        Message::Neighbor(m) => hv.on_neighbor(net, from, m),
+                        Message::Disconnect(_) => hv.on_disconnect(net, from),
+                        Message::Shuffle(m) => hv.on_shuffle(net, from, m),
+                        Message::ShuffleReply(m) => hv.on_shuffle_reply(net, m),
+                        _ => {}
+                    }
+                    self.membership_changed(net);
                 }
             }
             Message::Direct(_) | Message::Request(_) | Message::Response(_) => {
@@ -671,13 +747,57 @@ impl Upcalls for Parts {
         self.messaging.is_waiting_for(peer)
     }
 
-    fn maintenance(&mut self, _net: &mut Net) {
-        // Nothing of the components' ages by the round (the mesh's replay
-        // window is bounded by count, not time).
+    fn maintenance(&mut self, net: &mut Net) {
+        // The mesh's replay window is bounded by count, not time; the
+        // membership's round (repair, shuffle) runs on this one.
+        if let Some(hv) = &mut self.membership {
+            hv.round(net);
+            self.membership_changed(net);
+        }
+    }
+}
+
+/// The mesh's peers: HyParView's active view, or every peer up.
+fn mesh_peers(membership: &Option<Box<HyParView>>) -> &dyn MeshPeers {
+    match membership {
+        Some(hv) => &**hv,
+        None => &AllPeers,
     }
 }
 
 impl Parts {
+    /// Passes the active view's changes on: the mesh hears who entered or
+    /// left, and a link the view left is released unless another
+    /// component needs it (which may bring more changes, passed on too).
+    fn membership_changed(&mut self, net: &mut Net) {
+        loop {
+            let changes = match &mut self.membership {
+                Some(hv) => hv.take_changes(),
+                None => return,
+            };
+            if changes.is_empty() {
+                return;
+            }
+            for change in changes {
+                match change {
+                    Change::Joined(peer) => self.mesh.neighbor_changed(peer),
+                    Change::Left { peer, release } => {
+                        self.mesh.neighbor_changed(peer);
+                        if release && net.is_up(peer) {
+                            let needed = self.ring.as_ref().is_some_and(|r| r.chord.needs(peer))
+                                || self.messaging.is_waiting_for(peer)
+                                || self
+                                    .membership
+                                    .as_ref()
+                                    .is_some_and(|hv| hv.is_mesh_peer(peer));
+                            net.release(peer, needed, self);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// A reply to one of the ring's requests.
     fn ring_reply(&mut self, net: &mut Net, from: NodeId, message: Message) {
         if let Some(req) = reply_req(&message)

@@ -47,7 +47,7 @@ use crate::rng::{Rng, Stream};
 use crate::session::{EncodeError, Prepared, Session, SessionContext};
 use crate::time::{Duration, Instant};
 use crate::timer::DeadlineQueue;
-use crate::wire::{Capabilities, Message, PeerEntry};
+use crate::wire::{Capabilities, MAX_LISTEN_ADDRS, Message, PeerEntry};
 use crate::{
     CloseReason, Config, ConnId, Direction, Event, Identity, NodeId, OpId, Output, PublicKey,
     SignatureCheck,
@@ -502,6 +502,11 @@ impl Net {
     }
 
     /// The features negotiated on `conn`, once established.
+    /// Whether `conn` was dialled by this node or accepted.
+    pub(crate) fn conn_direction(&self, conn: ConnId) -> Option<Direction> {
+        self.conns.get(&conn).map(|c| c.direction)
+    }
+
     pub(crate) fn conn_caps(&self, conn: ConnId) -> Option<Capabilities> {
         self.conns
             .get(&conn)
@@ -763,6 +768,14 @@ impl Cx for Net {
 
     fn send_even_draining(&mut self, conn: ConnId, message: &Message) -> Result<(), EncodeError> {
         self.send_on(conn, &mut Prepared::new(message), true)
+    }
+
+    fn listen_entry(&self) -> Option<PeerEntry> {
+        let addrs = &self.ctx.hello.listen_addrs;
+        (!addrs.is_empty()).then(|| PeerEntry {
+            id: self.id,
+            addrs: addrs.iter().copied().take(MAX_LISTEN_ADDRS).collect(),
+        })
     }
 
     fn dial_known(&mut self, peer: NodeId) -> bool {

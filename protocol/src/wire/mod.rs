@@ -20,6 +20,7 @@
 mod chord;
 mod dht;
 mod frame;
+mod membership;
 mod messages;
 mod overlay;
 mod preamble;
@@ -45,6 +46,10 @@ pub use frame::{
     encode_frame, frame_header, put_frame_header,
 };
 pub(crate) use frame::{FrameReader, Grant, Next};
+pub use membership::{
+    Announcement, BroadcastId, Disconnect, ForwardJoin, Graft, IHave, Join, MAX_IHAVE, MAX_SHUFFLE,
+    Neighbor, Prune, Shuffle, ShuffleReply,
+};
 pub use messages::{
     Capabilities, Direct, Goodbye, GoodbyeReason, Hello, MAX_LISTEN_ADDRS, NoiseHandshakePayload,
 };
@@ -204,6 +209,24 @@ messages! {
     Pong,
     /// `0x30` — a flooded message.
     Broadcast,
+    /// `0x31` — joins the network through the receiver (HyParView).
+    Join,
+    /// `0x32` — a join's random walk.
+    ForwardJoin,
+    /// `0x33` — asks to enter the receiver's active view.
+    Neighbor,
+    /// `0x34` — leaves the receiver's active view (or refuses a `Neighbor`).
+    Disconnect,
+    /// `0x35` — a shuffle's random walk with a sample of the views.
+    Shuffle,
+    /// `0x36` — the answer to a `Shuffle`.
+    ShuffleReply,
+    /// `0x37` — lazy push: broadcasts the sender has (Plumtree).
+    IHave,
+    /// `0x38` — asks for a missed broadcast and an eager link.
+    Graft,
+    /// `0x39` — asks for a lazy link.
+    Prune,
     /// `0x40` — a one-way application message to the connected peer.
     Direct,
     /// `0x41` — a request expecting a `Response`.

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use ringmesh::{
-    Config, Duration, Event, Instant, MeshCommand, MeshConfig, MeshEvent, NodeId, PeersConfig,
-    Security,
+    BroadcastMode, Config, Duration, Event, HyParViewConfig, Instant, Membership, MeshCommand,
+    MeshConfig, MeshEvent, NodeId, PeersConfig, PlumtreeConfig, Security,
 };
 use serde::Serialize;
 
@@ -37,6 +37,24 @@ pub enum Topology {
         /// Time between two joins.
         join_interval: Duration,
     },
+    /// Nodes join one every `join_interval` through node 0 alone (every
+    /// joiner's bootstrap list is node 0), each with `target_peers` 1:
+    /// the mesh is what the membership protocol makes of it (HyParView's
+    /// active views; with every-peer membership, a star).
+    Join {
+        /// Time between two joins.
+        join_interval: Duration,
+    },
+}
+
+/// How broadcasts spread ([`BroadcastMode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Flooding: every mesh peer but the sender.
+    #[default]
+    Flood,
+    /// Plumtree: eager tree, lazy announcements.
+    Plumtree,
 }
 
 /// What to run.
@@ -61,6 +79,17 @@ pub struct FloodParams {
     pub payload_len: usize,
     /// `MeshConfig::max_hops` of every node.
     pub max_hops: u8,
+    /// Flooding or Plumtree.
+    pub mode: Mode,
+    /// HyParView membership (active views sized for `nodes`) rather than
+    /// every peer up.
+    pub hyparview: bool,
+    /// Broadcasts: the first from node 0, the others from random live
+    /// nodes, one after another (each settles before the next).
+    pub broadcasts: u32,
+    /// Virtual time between the end of one broadcast and the next (with
+    /// `crash`: the membership rounds that pass before it).
+    pub gap: Duration,
 }
 
 impl FloodParams {
@@ -74,6 +103,10 @@ impl FloodParams {
                 join_interval,
             } => format!(
                 "--topology organic --target-peers {target_peers} --join-interval-ms {}",
+                join_interval.as_millis()
+            ),
+            Topology::Join { join_interval } => format!(
+                "--topology join --join-interval-ms {}",
                 join_interval.as_millis()
             ),
         };
@@ -94,6 +127,20 @@ impl FloodParams {
         }
         if let Some(upload) = self.net.upload {
             line += &format!(" --upload-bandwidth {}", upload.describe());
+        }
+        if self.mode == Mode::Plumtree {
+            line += " --mode plumtree";
+        }
+        if self.hyparview {
+            line += " --membership hyparview";
+        } else if self.mode == Mode::Plumtree || matches!(self.topology, Topology::Join { .. }) {
+            line += " --membership all";
+        }
+        if self.broadcasts != 1 {
+            line += &format!(" --broadcasts {}", self.broadcasts);
+        }
+        if self.gap > Duration::ZERO {
+            line += &format!(" --gap-s {}", self.gap.as_millis() / 1000);
         }
         line
     }
@@ -139,6 +186,10 @@ impl Default for FloodParams {
             crash: 0,
             payload_len: 64,
             max_hops: 32,
+            mode: Mode::Flood,
+            hyparview: false,
+            broadcasts: 1,
+            gap: Duration::ZERO,
         }
     }
 }
@@ -181,6 +232,42 @@ pub struct FloodReport {
     pub p90_ms: f64,
     /// Until 99% delivered, as `p50_ms`.
     pub p99_ms: f64,
+    /// Flooding or Plumtree.
+    pub mode: &'static str,
+    /// `hyparview` or `all` (every peer up).
+    pub membership: &'static str,
+    /// Broadcasts sent.
+    pub broadcasts: u32,
+    /// Over all broadcasts: deliveries / (broadcasts × (live nodes − 1)).
+    pub delivery_ratio_all: f64,
+    /// Each broadcast's delivery ratio, in order (the first 20).
+    pub delivery_ratios: Vec<f64>,
+    /// Over all broadcasts: mean of each broadcast's RMR.
+    pub rmr_all: f64,
+    /// Over all broadcasts but the first (Plumtree builds its tree on the
+    /// first): mean RMR; the first's when there is one broadcast.
+    pub rmr_after_first: f64,
+    /// Last-delivery hop: the most hops of any delivery, all broadcasts.
+    pub ldh: u8,
+    /// Mean over broadcasts of each one's last-delivery hop.
+    pub mean_ldh: f64,
+    /// Plumtree control messages (`IHave`, `Graft`, `Prune`) per broadcast.
+    pub control_messages_per_broadcast: f64,
+    /// Their encoded bytes per broadcast (tag and fields, not frame headers).
+    pub control_bytes_per_broadcast: f64,
+    /// Membership messages during the broadcasts, per broadcast.
+    pub membership_messages_per_broadcast: f64,
+    /// Bytes on the wire (every frame of every node, pings included) during
+    /// the broadcasts, per delivery.
+    pub bytes_per_delivery: f64,
+    /// Most mesh peers of any live node after the build.
+    pub max_mesh_degree: usize,
+    /// Mean mesh peers of a live node after the build.
+    pub mean_mesh_degree: f64,
+    /// Mesh peers of node 0 (the bootstrap node in the join topology).
+    pub bootstrap_mesh_degree: usize,
+    /// Live nodes without a mesh peer after the build.
+    pub isolated: u32,
     /// The network model ([`FloodParams::net_description`]).
     pub net: String,
     /// The broadcast payload's size, bytes.
@@ -213,7 +300,7 @@ impl FloodReport {
     /// Every live node other than the origin delivered the broadcast, and
     /// none twice.
     fn holds(&self) -> bool {
-        self.delivery_ratio >= 1.0 && self.double_deliveries == 0
+        self.delivery_ratio >= 1.0 && self.delivery_ratio_all >= 1.0 && self.double_deliveries == 0
     }
 }
 
@@ -241,6 +328,7 @@ impl fmt::Display for FloodReport {
             Topology::Organic { target_peers, .. } => {
                 format!("organic, target {target_peers} peers")
             }
+            Topology::Join { .. } => "joined through node 0".to_string(),
         };
         write!(
             f,
@@ -251,6 +339,12 @@ impl fmt::Display for FloodReport {
              redundancy: rmr {:.2}, {} duplicate copies\n  \
              {} events in {:.0} ms wall ({:.2} M events/s), overlay built in {:.0} ms virtual, \
              peak RSS {:.0} MiB\n  \
+             {} over {} membership, {} broadcasts: delivery {:.4}, rmr {:.3} ({:.3} after the first), \
+             ldh {} (mean {:.2})\n  \
+             per broadcast: {:.1} control messages, {:.0} control bytes, {:.1} membership messages; \
+             {:.0} bytes per delivery\n  \
+             mesh degree max {} (node 0: {}), mean {:.2}, {} isolated\n  \
+             delivery per broadcast {:?}\n  \
              trace {}\n",
             self.nodes,
             self.seed,
@@ -272,6 +366,26 @@ impl fmt::Display for FloodReport {
             self.events_per_sec / 1e6,
             self.build_ms,
             self.peak_rss_mib,
+            self.mode,
+            self.membership,
+            self.broadcasts,
+            self.delivery_ratio_all,
+            self.rmr_all,
+            self.rmr_after_first,
+            self.ldh,
+            self.mean_ldh,
+            self.control_messages_per_broadcast,
+            self.control_bytes_per_broadcast,
+            self.membership_messages_per_broadcast,
+            self.bytes_per_delivery,
+            self.max_mesh_degree,
+            self.bootstrap_mesh_degree,
+            self.mean_mesh_degree,
+            self.isolated,
+            self.delivery_ratios
+                .iter()
+                .map(|r| (r * 1e4).round() / 1e4)
+                .collect::<Vec<_>>(),
             self.trace_hash,
         )
     }
@@ -358,6 +472,15 @@ pub fn run(
         "ringmesh-sim v1 flood topology",
         &params.seed.to_le_bytes(),
     ));
+    let mesh_membership = if params.hyparview {
+        Membership::HyParView(HyParViewConfig::for_network(u64::from(n)))
+    } else {
+        Membership::AllPeers
+    };
+    let mesh_mode = match params.mode {
+        Mode::Flood => BroadcastMode::Flood,
+        Mode::Plumtree => BroadcastMode::Plumtree(PlumtreeConfig::default()),
+    };
     let base = Config {
         security: params.security,
         peers: PeersConfig {
@@ -368,6 +491,8 @@ pub fn run(
             max_hops: params.max_hops,
             // Large runs: keep per-node tables small.
             replay_origins: 1024,
+            membership: mesh_membership,
+            broadcast: mesh_mode,
             ..Config::wan().mesh
         },
         ..Config::wan()
@@ -390,6 +515,16 @@ pub fn run(
             };
             topology::organic(&mut sim, &mut rng, n, &organic, &base, &mut progress)?;
         }
+        Topology::Join { join_interval } => {
+            let organic = topology::Organic {
+                target_peers: 1,
+                join_interval,
+                bootstrap: topology::Bootstrap::First(1),
+                // Three membership rounds (shuffles every 10 s).
+                settle: Duration::from_secs(30),
+            };
+            topology::organic(&mut sim, &mut rng, n, &organic, &base, &mut progress)?;
+        }
     }
     let build_ms = (sim.now() - start).as_micros() as f64 / 1e3;
 
@@ -403,6 +538,16 @@ pub fn run(
         }
     }
     let live = sim.live_nodes().len() as u32;
+    let degrees: Vec<usize> = sim
+        .live_nodes()
+        .into_iter()
+        .filter_map(|i| sim.node(i).map(|node| node.mesh_peers().len()))
+        .collect();
+    let max_mesh_degree = degrees.iter().copied().max().unwrap_or(0);
+    let mean_mesh_degree = degrees.iter().sum::<usize>() as f64 / degrees.len().max(1) as f64;
+    let isolated = degrees.iter().filter(|&&d| d == 0).count() as u32;
+    let bootstrap_mesh_degree = sim.node(0).map_or(0, |node| node.mesh_peers().len());
+    let totals_before = totals(&sim);
     let payload = if params.net.upload.is_some() {
         // LZ4 would shrink a constant payload to a few bytes on the wire and
         // the bandwidth limit would not show: random bytes do not compress.
@@ -429,7 +574,12 @@ pub fn run(
     }
     let sent_at = sim.now();
     progress("flooding", 0, u64::from(live));
-    sim.settle(Duration::from_secs(600));
+    let quiet = params.mode == Mode::Plumtree || params.hyparview || params.broadcasts > 1;
+    if quiet {
+        await_broadcast(&mut sim, live);
+    } else {
+        sim.settle(Duration::from_secs(600));
+    }
     let watch = sim.observer();
     let others = f64::from(live - 1);
     let dups = duplicates(&sim) - duplicates_before;
@@ -446,8 +596,63 @@ pub fn run(
         (at - sent_at).as_micros() as f64 / 1e3
     };
     let last_delivery_ms = (watch.last.max(sent_at) - sent_at).as_micros() as f64 / 1e3;
+    let (p50_ms, p90_ms, p99_ms) = (until(0.5), until(0.9), until(0.99));
+    let mean_hops = watch.hops_sum as f64 / f64::from(delivered.max(1));
+    let first_max_hops = watch.max_hops;
+    let mut each = vec![(watch.delivered, dups, watch.max_hops)];
+    let mut double = watch.double;
+    for k in 1..params.broadcasts {
+        sim.run_for(params.gap);
+        let lives = sim.live_nodes();
+        let sender = lives[(rng.next_u64() % lives.len() as u64) as usize];
+        let payload = Bytes::from(vec![0x42u8; params.payload_len]);
+        let seq = match sim.command(sender, MeshCommand::Broadcast { payload })? {
+            ringmesh::Accepted::Broadcast { seq } => seq,
+            other => return Err(format!("broadcast not accepted: {other:?}").into()),
+        };
+        let before = duplicates(&sim);
+        {
+            let origin = sim.id(sender);
+            let watch = sim.observer_mut();
+            watch.origin = Some(origin);
+            watch.seq = seq;
+            watch.delivered_at.iter_mut().for_each(|d| *d = false);
+            watch.delivered = 0;
+            watch.double = 0;
+            watch.max_hops = 0;
+            watch.times.clear();
+        }
+        await_broadcast(&mut sim, live);
+        let watch = sim.observer();
+        each.push((watch.delivered, duplicates(&sim) - before, watch.max_hops));
+        double += watch.double;
+        progress("broadcasts", u64::from(k), u64::from(params.broadcasts));
+    }
+    let totals_after = totals(&sim);
+    if std::env::var_os("RINGMESH_DEBUG_MEMBERSHIP").is_some() {
+        let mut sum = Vec::new();
+        for node in (0..sim.len() as NodeIdx).filter_map(|i| sim.node(i)) {
+            sum.push(format!("{:?}", node.stats().membership));
+        }
+        for line in sum.iter().take(5) {
+            eprintln!("{line}");
+        }
+    }
     let wall_ms = wall.elapsed().as_secs_f64() * 1e3;
     let events = sim.stats().events;
+    let k = each.len() as f64;
+    let rmr_of = |&(d, dup, _): &(u32, u64, u8)| (f64::from(d) + dup as f64) / others - 1.0;
+    let rmrs: Vec<f64> = each.iter().map(rmr_of).collect();
+    let rmr_all = rmrs.iter().sum::<f64>() / k;
+    let rmr_after_first = if rmrs.len() > 1 {
+        rmrs[1..].iter().sum::<f64>() / (k - 1.0)
+    } else {
+        rmrs[0]
+    };
+    let deliveries: u64 = each.iter().map(|e| u64::from(e.0)).sum();
+    let ldh = each.iter().map(|e| e.2).max().unwrap_or(0);
+    let mean_ldh = each.iter().map(|e| f64::from(e.2)).sum::<f64>() / k;
+    let diff = |a: u64, b: u64| (b - a) as f64 / k;
     let mut report = FloodReport {
         nodes: n,
         topology: params.topology,
@@ -455,14 +660,39 @@ pub fn run(
         delivered,
         delivery_ratio: f64::from(delivered) / others,
         duplicates: dups,
-        double_deliveries: watch.double,
+        double_deliveries: double,
         rmr: (f64::from(delivered) + dups as f64) / others - 1.0,
-        mean_hops: watch.hops_sum as f64 / f64::from(delivered.max(1)),
-        max_hops: watch.max_hops,
+        mean_hops,
+        max_hops: first_max_hops,
         last_delivery_ms,
-        p50_ms: until(0.5),
-        p90_ms: until(0.9),
-        p99_ms: until(0.99),
+        p50_ms,
+        p90_ms,
+        p99_ms,
+        mode: match params.mode {
+            Mode::Flood => "flood",
+            Mode::Plumtree => "plumtree",
+        },
+        membership: if params.hyparview { "hyparview" } else { "all" },
+        broadcasts: params.broadcasts.max(1),
+        delivery_ratio_all: deliveries as f64 / (k * others),
+        delivery_ratios: each
+            .iter()
+            .take(20)
+            .map(|e| f64::from(e.0) / others)
+            .collect(),
+        rmr_all,
+        rmr_after_first,
+        ldh,
+        mean_ldh,
+        control_messages_per_broadcast: diff(totals_before.control, totals_after.control),
+        control_bytes_per_broadcast: diff(totals_before.control_bytes, totals_after.control_bytes),
+        membership_messages_per_broadcast: diff(totals_before.membership, totals_after.membership),
+        bytes_per_delivery: (totals_after.bytes - totals_before.bytes) as f64
+            / deliveries.max(1) as f64,
+        max_mesh_degree,
+        mean_mesh_degree,
+        bootstrap_mesh_degree,
+        isolated,
         net: params.net_description(),
         payload_len: params.payload_len,
         build_ms,
@@ -482,6 +712,39 @@ pub fn run(
     // is shown (and a command-line run exits) without waiting for it.
     std::thread::spawn(move || drop(sim));
     Ok(report)
+}
+
+/// Runs until every live node but the origin delivered the watched
+/// broadcast, or 30 s of virtual time passed, then 2 s more for the lazy
+/// announcements, grafts and prunes it caused (the membership's rounds
+/// keep traffic in flight, so `settle` would wait its whole limit).
+fn await_broadcast(sim: &mut Sim<FloodWatch>, live: u32) {
+    let start = sim.now();
+    while sim.observer().delivered + 1 < live && sim.now() - start < Duration::from_secs(30) {
+        sim.run_for(Duration::from_millis(100));
+    }
+    sim.run_for(Duration::from_secs(2));
+}
+
+/// Counters summed over every node (crashed ones excluded).
+#[derive(Debug, Clone, Copy, Default)]
+struct Totals {
+    control: u64,
+    control_bytes: u64,
+    membership: u64,
+    bytes: u64,
+}
+
+fn totals<O: Observer>(sim: &Sim<O>) -> Totals {
+    let mut t = Totals::default();
+    for node in (0..sim.len() as NodeIdx).filter_map(|i| sim.node(i)) {
+        let stats = node.stats();
+        t.control += stats.mesh.ihave_sent + stats.mesh.grafts_sent + stats.mesh.prunes_sent;
+        t.control_bytes += stats.mesh.control_bytes;
+        t.membership += stats.membership.messages_sent;
+        t.bytes += stats.peers.bytes_sent;
+    }
+    t
 }
 
 fn duplicates<O: Observer>(sim: &Sim<O>) -> u64 {

@@ -1,0 +1,349 @@
+//! HyParView membership and Plumtree broadcast through the in-memory
+//! harness: view bounds (the bootstrap node included), symmetric views,
+//! repair after crashes, delivery once everywhere, the tree's pruning and
+//! its repair, and determinism.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bytes::Bytes;
+use ringmesh::testing::{Network, NodeIndex};
+use ringmesh::{
+    Accepted, BroadcastMode, Config, Duration, Event, HyParViewConfig, Membership, MeshCommand,
+    MeshConfig, MeshEvent, NodeId, PeersConfig, PlumtreeConfig, Security,
+};
+
+const ACTIVE: usize = 3;
+
+fn config(plumtree: bool) -> Config {
+    let lan = Config::lan();
+    Config {
+        security: Security::Plaintext,
+        peers: PeersConfig {
+            // One link of its own (the bootstrap); the rest is HyParView's.
+            target_peers: 1,
+            bootstrap: vec![Network::addr_of(0)],
+            ..lan.peers
+        },
+        mesh: MeshConfig {
+            membership: Membership::HyParView(HyParViewConfig {
+                active_view: ACTIVE,
+                passive_view: 12,
+                ..HyParViewConfig::for_network(30)
+            }),
+            broadcast: if plumtree {
+                BroadcastMode::Plumtree(PlumtreeConfig::default())
+            } else {
+                BroadcastMode::Flood
+            },
+            ..lan.mesh
+        },
+        ..lan
+    }
+}
+
+fn secret(i: usize) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    s[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+    s
+}
+
+/// `n` nodes joining one every 50 ms through node 0, then a minute.
+fn joined(n: usize, plumtree: bool, seed: u64) -> Network {
+    let mut net = Network::new(Duration::from_millis(5));
+    for i in 0..n {
+        net.add_node(config(plumtree), secret(i), seed + i as u64)
+            .expect("valid config");
+        net.run_for(Duration::from_millis(50));
+    }
+    net.run_for(Duration::from_secs(60));
+    net
+}
+
+fn mesh(net: &Network, live: &[NodeIndex]) -> BTreeMap<NodeId, Vec<NodeId>> {
+    live.iter()
+        .map(|&i| (net.node(i).node_id(), net.node(i).mesh_peers()))
+        .collect()
+}
+
+/// Whether the mesh among `live` is connected through links both ends
+/// hold.
+fn connected(mesh: &BTreeMap<NodeId, Vec<NodeId>>) -> bool {
+    let Some(&start) = mesh.keys().next() else {
+        return true;
+    };
+    let mut seen = BTreeSet::from([start]);
+    let mut queue = VecDeque::from([start]);
+    while let Some(node) = queue.pop_front() {
+        for &peer in mesh.get(&node).into_iter().flatten() {
+            let both = mesh.get(&peer).is_some_and(|back| back.contains(&node));
+            if both && seen.insert(peer) {
+                queue.push_back(peer);
+            }
+        }
+    }
+    seen.len() == mesh.len()
+}
+
+fn broadcast(net: &mut Network, i: NodeIndex, payload: &'static [u8]) -> (NodeId, u64) {
+    match net.command(
+        i,
+        MeshCommand::Broadcast {
+            payload: Bytes::from_static(payload),
+        },
+    ) {
+        Ok(Accepted::Broadcast { seq }) => (net.node(i).node_id(), seq),
+        other => panic!("broadcast refused: {other:?}"),
+    }
+}
+
+/// How many times each node delivered `(origin, seq)`.
+fn deliveries(net: &Network, n: usize, id: (NodeId, u64)) -> Vec<usize> {
+    (0..n)
+        .map(|i| {
+            net.events_of(i)
+                .filter(|e| {
+                    matches!(e, Event::Mesh(MeshEvent::Broadcast { origin, seq, .. })
+                        if (*origin, *seq) == id)
+                })
+                .count()
+        })
+        .collect()
+}
+
+fn assert_once_everywhere(
+    net: &Network,
+    n: usize,
+    live: &[NodeIndex],
+    from: NodeIndex,
+    id: (NodeId, u64),
+) {
+    let got = deliveries(net, n, id);
+    for &i in live {
+        let want = usize::from(i != from);
+        assert_eq!(
+            got[i], want,
+            "node {i} delivered {:?} {} times",
+            id.1, got[i]
+        );
+    }
+}
+
+fn duplicates(net: &Network, n: usize) -> u64 {
+    (0..n).map(|i| net.node(i).stats().mesh.duplicate).sum()
+}
+
+#[test]
+fn no_node_holds_more_than_its_active_view_the_bootstrap_included() {
+    let n = 30;
+    let net = joined(n, false, 1);
+    let live: Vec<NodeIndex> = (0..n).collect();
+    let mesh = mesh(&net, &live);
+    for (node, peers) in &mesh {
+        assert!(
+            (1..=ACTIVE).contains(&peers.len()),
+            "{} holds {} mesh peers",
+            node.short(),
+            peers.len()
+        );
+        for peer in peers {
+            assert!(
+                mesh[peer].contains(node),
+                "{} is {}'s mesh peer but not the reverse",
+                peer.short(),
+                node.short()
+            );
+        }
+    }
+    assert_eq!(
+        net.node(0).mesh_peers().len(),
+        ACTIVE,
+        "the bootstrap is full, not over"
+    );
+    assert!(connected(&mesh), "the mesh is one piece");
+    assert!(
+        net.node(0).stats().membership.evicted > 0,
+        "the bootstrap made room by evicting"
+    );
+}
+
+#[test]
+fn the_active_view_is_repaired_from_the_passive_view_after_crashes() {
+    let n = 30;
+    let mut net = joined(n, false, 2);
+    let crashed = [3, 7, 11, 15, 19, 23];
+    for &i in &crashed {
+        net.crash(i);
+    }
+    // Liveness (LAN preset) finds the dead links within seconds; the
+    // membership repairs at once and in the rounds after.
+    net.run_for(Duration::from_secs(60));
+    let live: Vec<NodeIndex> = (0..n).filter(|i| !crashed.contains(i)).collect();
+    let mesh = mesh(&net, &live);
+    let crashed_ids: BTreeSet<NodeId> = crashed.iter().map(|&i| net.node(i).node_id()).collect();
+    for (node, peers) in &mesh {
+        assert!(
+            peers.iter().all(|p| !crashed_ids.contains(p)),
+            "{} still holds a crashed mesh peer",
+            node.short()
+        );
+        assert!(!peers.is_empty(), "{} has no mesh peer left", node.short());
+    }
+    assert!(connected(&mesh), "the live mesh is one piece again");
+    let promoted: u64 = live
+        .iter()
+        .map(|&i| net.node(i).stats().membership.promoted)
+        .sum();
+    assert!(promoted > 0, "passive peers were promoted");
+    let id = broadcast(&mut net, 1, b"after the crashes");
+    net.run_for(Duration::from_secs(5));
+    assert_once_everywhere(&net, n, &live, 1, id);
+}
+
+#[test]
+fn plumtree_delivers_once_and_prunes_the_mesh_to_a_tree() {
+    let n = 30;
+    let mut net = joined(n, true, 3);
+    let live: Vec<NodeIndex> = (0..n).collect();
+    let id = broadcast(&mut net, 0, b"first");
+    net.run_for(Duration::from_secs(5));
+    assert_once_everywhere(&net, n, &live, 0, id);
+    let after_first = duplicates(&net, n);
+    assert!(after_first > 0, "the first broadcast floods the mesh");
+    for from in [5, 9, 17, 28, 2] {
+        let id = broadcast(&mut net, from, b"more");
+        net.run_for(Duration::from_secs(5));
+        assert_once_everywhere(&net, n, &live, from, id);
+    }
+    let later = duplicates(&net, n) - after_first;
+    // RMR over the five later broadcasts under 0.05.
+    assert!(
+        (later as f64) < 0.05 * 5.0 * (n - 1) as f64,
+        "the pruned tree carries few duplicates: {later} after the first, {after_first} in it"
+    );
+    let prunes: u64 = (0..n).map(|i| net.node(i).stats().mesh.prunes_sent).sum();
+    let ihaves: u64 = (0..n).map(|i| net.node(i).stats().mesh.ihave_sent).sum();
+    assert!(prunes > 0 && ihaves > 0, "prunes {prunes}, ihaves {ihaves}");
+}
+
+#[test]
+fn plumtree_grafts_around_crashed_tree_nodes() {
+    let n = 30;
+    let mut net = joined(n, true, 4);
+    let live: Vec<NodeIndex> = (0..n).collect();
+    let id = broadcast(&mut net, 0, b"build the tree");
+    net.run_for(Duration::from_secs(5));
+    assert_once_everywhere(&net, n, &live, 0, id);
+    // Crash nodes silently and broadcast at once: the tree's links through
+    // them carry nothing, and before liveness notices, the lazy links'
+    // announcements lead to grafts.
+    let crashed = [4, 8, 12, 16];
+    for &i in &crashed {
+        net.crash(i);
+    }
+    let live: Vec<NodeIndex> = (0..n).filter(|i| !crashed.contains(i)).collect();
+    let id = broadcast(&mut net, 0, b"through the gaps");
+    net.run_for(Duration::from_secs(10));
+    let got = deliveries(&net, n, id);
+    let reached = live.iter().filter(|&&i| i != 0 && got[i] == 1).count();
+    assert!(
+        live.iter().all(|&i| got[i] <= 1),
+        "no node delivers twice: {got:?}"
+    );
+    // A live node can be cut off until the membership repairs (all its
+    // mesh peers crashed), so the bound is the connected part; with 4 of
+    // 30 crashed that is nearly everyone.
+    assert!(
+        reached + 3 >= live.len() - 1,
+        "reached {reached} of {}",
+        live.len() - 1
+    );
+    // Once the membership has repaired, every live node is reached.
+    net.run_for(Duration::from_secs(60));
+    let id = broadcast(&mut net, 1, b"repaired");
+    net.run_for(Duration::from_secs(10));
+    assert_once_everywhere(&net, n, &live, 1, id);
+    let grafts: u64 = live
+        .iter()
+        .map(|&i| net.node(i).stats().mesh.grafts_sent)
+        .sum();
+    assert!(grafts > 0, "the tree was repaired by grafts");
+}
+
+#[test]
+fn same_seeds_same_membership_and_deliveries() {
+    let run = || {
+        let mut net = joined(16, true, 9);
+        broadcast(&mut net, 3, b"one");
+        net.run_for(Duration::from_secs(5));
+        broadcast(&mut net, 7, b"two");
+        net.run_for(Duration::from_secs(5));
+        format!("{:?}", net.events())
+    };
+    assert_eq!(run(), run());
+}
+
+mod faults {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        /// Small networks under faults (crashes, broadcasts while they
+        /// happen): no broadcast is delivered twice anywhere (safety, while
+        /// faults happen); after the crashed nodes recover and the network
+        /// is quiet, a broadcast reaches every node (liveness).
+        #[test]
+        fn plumtree_never_delivers_twice_and_misses_none_once_quiet(
+            n in 6usize..14,
+            seed in 0u64..1_000,
+            crashed in proptest::collection::btree_set(1usize..14, 0..4),
+            senders in proptest::collection::vec(0usize..14, 1..5),
+        ) {
+            let mut net = joined(n, true, seed);
+            let crashed: Vec<NodeIndex> = crashed.into_iter().filter(|&i| i < n).collect();
+            for &i in &crashed {
+                net.crash(i);
+            }
+            let mut ids = Vec::new();
+            for &s in &senders {
+                let s = s % n;
+                if crashed.contains(&s) {
+                    continue;
+                }
+                ids.push(broadcast(&mut net, s, b"during"));
+                net.run_for(Duration::from_millis(700));
+            }
+            // Cut off long enough for liveness (LAN preset: dead after
+            // 3.5 s) to close their links on both sides, as TCP would
+            // break them: the harness keeps a silent link half-open
+            // otherwise, which no transport does for long.
+            net.run_for(Duration::from_secs(6));
+            for &i in &crashed {
+                net.recover(i);
+            }
+            net.run_for(Duration::from_secs(90));
+            for &id in &ids {
+                let got = deliveries(&net, n, id);
+                prop_assert!(got.iter().all(|&k| k <= 1), "{id:?} delivered twice: {got:?}");
+            }
+            // Liveness is judged where the mesh is one piece again, through
+            // links both ends hold. It is not always: HyParView can leave a
+            // small island whose low-priority requests full views refuse,
+            // and a node cut off for a few seconds can come back holding
+            // links its peers closed (the harness keeps such a link
+            // half-open), its view one-sided.
+            let live: Vec<NodeIndex> = (0..n).collect();
+            let one_piece = connected(&mesh(&net, &live));
+            let id = broadcast(&mut net, 0, b"quiet");
+            net.run_for(Duration::from_secs(10));
+            let got = deliveries(&net, n, id);
+            prop_assert!(got.iter().all(|&k| k <= 1), "delivered twice: {got:?}");
+            if one_piece {
+                for i in 1..n {
+                    prop_assert_eq!(got[i], 1, "node {} after the quiet: {:?}", i, got);
+                }
+            }
+        }
+    }
+}
