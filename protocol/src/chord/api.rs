@@ -211,6 +211,13 @@ pub struct ChordStats {
     /// Suspects dropped unanswered: the oldest when the list was full
     /// (`chord.max_merge_suspects`), or after `chord.merge_forget`.
     pub merge_suspects_dropped: u64,
+    /// Successor checks started (spec/chord.md §6.7): the peer cache knew
+    /// a node between this node and its first successor, whose list was
+    /// then read.
+    pub successor_checks: u64,
+    /// Successor checks that found members this node's list skipped, and
+    /// the list took them in (counted in `merges` too).
+    pub successor_check_merges: u64,
     /// Orphan recoveries: a member whose successor list emptied found its
     /// place again through a merge lookup.
     pub orphans_recovered: u64,
