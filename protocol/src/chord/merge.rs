@@ -69,7 +69,8 @@ pub(crate) struct MergeState {
     pub(crate) orphaned: bool,
     /// Where the next successor check searches the peer cache from: past
     /// the nodes whose check failed (dead or not members), `None` for just
-    /// after this node.
+    /// after this node. Reset by a check that merged, and when the first
+    /// successor moves back before it.
     pub(crate) check_after: Option<u128>,
     /// A successor check is due at the next tick (a merge lookup came back
     /// with this node's own view).
@@ -212,15 +213,23 @@ impl Chord {
     /// predecessor, whose list it copied, and shows it nothing.
     fn successor_check(&mut self, cx: &mut dyn Cx) {
         let me = cx.me().as_u128();
-        let from = self.merge.check_after.unwrap_or(me.wrapping_add(1));
         let first = self.succs.first().map_or(me, |p| p.id.as_u128());
+        if first != me
+            && self
+                .merge
+                .check_after
+                .is_some_and(|c| dist(me, c) > dist(me, first))
+        {
+            self.merge.check_after = None;
+        }
+        let from = self.merge.check_after.unwrap_or(me.wrapping_add(1));
         let Some(known) = cx.known_after(from) else {
             return;
         };
         // `in_open(me, x, me)`: every id but this node's (an empty list
-        // skips everything).
+        // skips everything). Past the first successor: every node the
+        // cache knows before it was checked (the cursor stays).
         if !ring::in_open(me, known.id.as_u128(), first) {
-            self.merge.check_after = None;
             return;
         }
         self.merge.check_after = Some(known.id.as_u128().wrapping_add(1));
