@@ -15,6 +15,14 @@
 //! other merges its own place, so the rings zip together from every
 //! point at once.
 //!
+//! The **successor check**: at each ring check, a member looks in its peer
+//! cache for the first node after itself; if that lies before its first
+//! successor, its list skips it, and it reads that node's list and merges
+//! it. A member whose first successor lies far round the ring (an orphan
+//! that took its predecessor) would otherwise walk back over the arc one
+//! member per stabilization: a lookup of its own place ends at its
+//! predecessor, whose list it copied.
+//!
 //! Bounds: at most one merge lookup in flight, at most one started per
 //! tick; suspects are capped and come only from this node's own pointers
 //! (never from a peer's claim); a suspect that fails waits twice as long
