@@ -154,7 +154,8 @@ pub struct ChordStats {
     pub notifiers_refused: u64,
     /// Successor candidates of stabilization (§6.2 step 4: the successor's
     /// predecessor) not adopted because they answered as a member whose
-    /// list does not place the successor, or failed the id puzzle.
+    /// list does not place the successor, or failed the id puzzle; and
+    /// nodes of a successor check (§6.7) refused for the same reason.
     pub successors_refused: u64,
     /// Ids refused anywhere for failing `chord.id_puzzle_bits` (§6.5):
     /// notifiers, successor-list entries, lookup candidates and answers,

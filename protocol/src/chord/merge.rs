@@ -305,17 +305,31 @@ impl Chord {
         debug_assert_eq!(suspect.ptr.id, via);
         let me = cx.me();
         if suspect.successor {
-            // A successor check: the member that answered and its list,
-            // all after this node's position as far as it knows.
-            if let Ok(found) = result {
+            // A successor check: the suspect's own answer, its list
+            // placing this node's first successor as §6.2 step 4 demands
+            // of a successor's predecessor (a list that is empty or starts
+            // past it: a ring of its own that would cut this node's list
+            // short, an attacker's included). An orphan has nothing to
+            // place.
+            if let Ok(found) = result
+                && self.is_member()
+            {
+                let list: Vec<u128> = found.list.iter().map(|p| p.id.as_u128()).collect();
+                let places = found.by.id == via
+                    && self
+                        .succs
+                        .first()
+                        .is_none_or(|s| ring::places(via.as_u128(), &list, s.id.as_u128()));
+                if !places {
+                    self.stats.successors_refused += 1;
+                    return;
+                }
                 self.merge.check_after = None;
-                if self.is_member() {
-                    let mut list = Vec::with_capacity(found.list.len() + 1);
-                    list.push(found.by);
-                    list.extend(found.list);
-                    if self.merge_list(cx, obs, list) {
-                        self.stats.successor_check_merges += 1;
-                    }
+                let mut list = Vec::with_capacity(found.list.len() + 1);
+                list.push(found.by);
+                list.extend(found.list);
+                if self.merge_list(cx, obs, list) {
+                    self.stats.successor_check_merges += 1;
                 }
             }
             return;
