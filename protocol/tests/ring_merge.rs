@@ -235,3 +235,41 @@ fn a_member_whose_successors_all_failed_finds_its_place_again() {
         net.node(by_id[3 + R]).node_id()
     );
 }
+
+/// An orphan takes its predecessor for successor (§6.4) and so skips
+/// nearly the whole ring. Stabilization alone walks it back one member a
+/// round (a ring of 48 needs about 20 s of 500 ms rounds), and a lookup of
+/// its own place ends at its predecessor, whose list it copied. The
+/// successor check (§6.7) reads the list of the first node its peer cache
+/// knows after it, which closes the gap within a few merge ticks.
+#[test]
+fn an_orphan_that_skips_most_of_the_ring_finds_its_successor_through_the_peer_cache() {
+    let n = 48;
+    let mut net = network(n);
+    let all: Vec<NodeIndex> = (0..n).collect();
+    found(&mut net, &all);
+    net.run_for(Duration::from_secs(20));
+    assert!(not_ideal(&net, &all).is_empty());
+    let mut by_id = all.clone();
+    by_id.sort_by_key(|&i| net.node(i).node_id());
+    let orphan = by_id[10];
+    let dead: Vec<NodeIndex> = by_id[11..11 + R].to_vec();
+    for &d in &dead {
+        net.crash(d);
+    }
+    let live: Vec<NodeIndex> = all.iter().copied().filter(|i| !dead.contains(i)).collect();
+    let took = run_until_ideal(&mut net, &live, Duration::from_secs(60));
+    assert!(
+        net.events_of(orphan)
+            .any(|e| matches!(e, Event::Chord(ChordEvent::Orphaned))),
+        "node {orphan} lost its whole list"
+    );
+    let took = took.unwrap_or_else(|| panic!("not ideal: {:?}", not_ideal(&net, &live)));
+    assert!(
+        took <= Duration::from_secs(8),
+        "ideal {} ms after the failures",
+        took.as_millis()
+    );
+    let stats = net.node(orphan).stats().chord;
+    assert!(stats.successor_check_merges >= 1, "{stats:?}");
+}

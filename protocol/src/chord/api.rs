@@ -154,7 +154,8 @@ pub struct ChordStats {
     pub notifiers_refused: u64,
     /// Successor candidates of stabilization (§6.2 step 4: the successor's
     /// predecessor) not adopted because they answered as a member whose
-    /// list does not place the successor, or failed the id puzzle.
+    /// list does not place the successor, or failed the id puzzle; and
+    /// nodes of a successor check (§6.7) refused for the same reason.
     pub successors_refused: u64,
     /// Ids refused anywhere for failing `chord.id_puzzle_bits` (§6.5):
     /// notifiers, successor-list entries, lookup candidates and answers,
@@ -215,6 +216,13 @@ pub struct ChordStats {
     /// Suspects dropped unanswered: the oldest when the list was full
     /// (`chord.max_merge_suspects`), or after `chord.merge_forget`.
     pub merge_suspects_dropped: u64,
+    /// Successor checks started (spec/chord.md §6.7): the peer cache knew
+    /// a node between this node and its first successor, whose list was
+    /// then read.
+    pub successor_checks: u64,
+    /// Successor checks that found members this node's list skipped, and
+    /// the list took them in (counted in `merges` too).
+    pub successor_check_merges: u64,
     /// Orphan recoveries: a member whose successor list emptied found its
     /// place again through a merge lookup.
     pub orphans_recovered: u64,

@@ -15,6 +15,14 @@
 //! other merges its own place, so the rings zip together from every
 //! point at once.
 //!
+//! The **successor check**: at each ring check, a member looks in its peer
+//! cache for the first node after itself; if that lies before its first
+//! successor, its list skips it, and it reads that node's list and merges
+//! it. A member whose first successor lies far round the ring (an orphan
+//! that took its predecessor) would otherwise walk back over the arc one
+//! member per stabilization: a lookup of its own place ends at its
+//! predecessor, whose list it copied.
+//!
 //! Bounds: at most one merge lookup in flight, at most one started per
 //! tick; suspects are capped and come only from this node's own pointers
 //! (never from a peer's claim); a suspect that fails waits twice as long
@@ -22,7 +30,7 @@
 
 use tracing::{debug, info};
 
-use super::ring::dist;
+use super::ring::{self, dist};
 use super::{Chord, Found, LookupError, LookupFor, Pointer, RingObserver, Timer};
 use crate::NodeId;
 use crate::cx::Cx;
@@ -49,6 +57,10 @@ pub(crate) struct Suspect {
     pub(crate) failures: u32,
     /// A ring check's sample: tried once, whatever the outcome.
     pub(crate) once: bool,
+    /// A successor check: a node the peer cache knows between this node
+    /// and its first successor, whose own list is read (a lookup of the id
+    /// just after it, started at it) rather than this node's place.
+    pub(crate) successor: bool,
 }
 
 /// The merge state of a member.
@@ -63,6 +75,14 @@ pub(crate) struct MergeState {
     /// Whether the successor list emptied since the last merge (an orphan
     /// looking for its place).
     pub(crate) orphaned: bool,
+    /// Where the next successor check searches the peer cache from: past
+    /// the nodes whose check failed (dead or not members), `None` for just
+    /// after this node. Reset by a check that merged, and when the first
+    /// successor moves back before it.
+    pub(crate) check_after: Option<u128>,
+    /// A successor check is due at the next tick (a merge lookup came back
+    /// with this node's own view).
+    pub(crate) check_due: bool,
 }
 
 impl Chord {
@@ -75,6 +95,18 @@ impl Chord {
     /// [`Chord::add_suspect`]; `once`: a ring check's sample, dropped
     /// after one try.
     fn add_suspect_as(&mut self, cx: &dyn Cx, ptr: Pointer, not_before: Instant, once: bool) {
+        self.add_suspect_kind(cx, ptr, not_before, once, false);
+    }
+
+    /// [`Chord::add_suspect_as`]; `successor`: a successor check.
+    fn add_suspect_kind(
+        &mut self,
+        cx: &dyn Cx,
+        ptr: Pointer,
+        not_before: Instant,
+        once: bool,
+        successor: bool,
+    ) {
         if ptr.id == cx.me() || ptr.addrs.is_empty() {
             return;
         }
@@ -84,6 +116,7 @@ impl Chord {
         }
         if let Some(s) = merge.suspects.iter_mut().find(|s| s.ptr.id == ptr.id) {
             s.next_try = s.next_try.min(not_before);
+            s.successor |= successor;
             return;
         }
         if merge.suspects.len() >= self.settings.max_merge_suspects {
@@ -96,6 +129,7 @@ impl Chord {
             next_try: not_before,
             failures: 0,
             once,
+            successor,
         });
     }
 
@@ -142,7 +176,11 @@ impl Chord {
         // of one (an orphan that took its predecessor, §5.2, closes a loop
         // of two): checked every tick.
         let short = self.succs.len() < self.r;
-        if self.merge.ticks >= RING_CHECK_TICKS || orphan || short {
+        let ring_check = self.merge.ticks >= RING_CHECK_TICKS || orphan || short;
+        if ring_check || core::mem::take(&mut self.merge.check_due) {
+            self.successor_check(cx);
+        }
+        if ring_check {
             // The ring check: a random node of the peer cache (a finger
             // may have been re-found inside a piece of the ring; the cache
             // remembers the whole ring as it was met), and an orphan's
@@ -171,8 +209,49 @@ impl Chord {
         self.try_merge(cx);
     }
 
-    /// Starts a merge lookup towards the suspect due first, if none is in
-    /// flight.
+    /// The successor check (§6.7): the first node the peer cache knows
+    /// after this node (past those whose check failed). If it lies between
+    /// this node and its first successor (or the list is empty), this
+    /// node's list skips it: it becomes a suspect whose list is read.
+    ///
+    /// A member whose first successor lies far round the ring (an orphan
+    /// that took its predecessor, §6.4, or a piece of a ring) is otherwise
+    /// repaired only by stabilization, one member a round, walking back
+    /// over the whole arc it skips: a lookup of its own place ends at its
+    /// predecessor, whose list it copied, and shows it nothing.
+    fn successor_check(&mut self, cx: &mut dyn Cx) {
+        let me = cx.me().as_u128();
+        let first = self.succs.first().map_or(me, |p| p.id.as_u128());
+        if first != me
+            && self
+                .merge
+                .check_after
+                .is_some_and(|c| dist(me, c) > dist(me, first))
+        {
+            self.merge.check_after = None;
+        }
+        let from = self.merge.check_after.unwrap_or(me.wrapping_add(1));
+        let Some(known) = cx.known_after(from) else {
+            return;
+        };
+        // `in_open(me, x, me)`: every id but this node's (an empty list
+        // skips everything). Past the first successor: every node the
+        // cache knows before it was checked (the cursor stays).
+        if !ring::in_open(me, known.id.as_u128(), first) {
+            return;
+        }
+        self.merge.check_after = Some(known.id.as_u128().wrapping_add(1));
+        let chord = cx
+            .peer_caps(known.id)
+            .is_none_or(|c| c.contains(crate::wire::Capabilities::CHORD));
+        if chord {
+            self.stats.successor_checks += 1;
+            self.add_suspect_kind(cx, known, cx.now(), true, true);
+        }
+    }
+
+    /// Starts a merge lookup towards the suspect due first (a successor
+    /// check before the others), if none is in flight.
     fn try_merge(&mut self, cx: &mut dyn Cx) {
         if self.merge.trying.is_some() {
             return;
@@ -184,7 +263,7 @@ impl Chord {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.next_try <= now)
-            .min_by_key(|(_, s)| (s.next_try, s.ptr.id))
+            .min_by_key(|(_, s)| (!s.successor, s.next_try, s.ptr.id))
             .map(|(i, _)| i)
         else {
             return;
@@ -193,7 +272,14 @@ impl Chord {
         let me = cx.me();
         let start = vec![suspect.ptr.clone()];
         let target = suspect.ptr.id;
-        match self.start_lookup(cx, me.as_u128(), LookupFor::Merge(target), start) {
+        // A successor check asks the suspect about the id just after it:
+        // its answer is its own list.
+        let key = if suspect.successor {
+            target.as_u128().wrapping_add(1)
+        } else {
+            me.as_u128()
+        };
+        match self.start_lookup(cx, key, LookupFor::Merge(target), start) {
             Ok(None) => {
                 self.stats.merge_lookups += 1;
                 debug!(node = %me.short(), via = %target.short(), "merge lookup started");
@@ -218,6 +304,36 @@ impl Chord {
         };
         debug_assert_eq!(suspect.ptr.id, via);
         let me = cx.me();
+        if suspect.successor {
+            // A successor check: the suspect's own answer, its list
+            // placing this node's first successor as §6.2 step 4 demands
+            // of a successor's predecessor (a list that is empty or starts
+            // past it: a ring of its own that would cut this node's list
+            // short, an attacker's included). An orphan has nothing to
+            // place.
+            if let Ok(found) = result
+                && self.is_member()
+            {
+                let list: Vec<u128> = found.list.iter().map(|p| p.id.as_u128()).collect();
+                let places = found.by.id == via
+                    && self
+                        .succs
+                        .first()
+                        .is_none_or(|s| ring::places(via.as_u128(), &list, s.id.as_u128()));
+                if !places {
+                    self.stats.successors_refused += 1;
+                    return;
+                }
+                self.merge.check_after = None;
+                let mut list = Vec::with_capacity(found.list.len() + 1);
+                list.push(found.by);
+                list.extend(found.list);
+                if self.merge_list(cx, obs, list) {
+                    self.stats.successor_check_merges += 1;
+                }
+            }
+            return;
+        }
         let retry = match result {
             Err(reason) => {
                 debug!(node = %me.short(), via = %via.short(), %reason, "merge lookup failed");
@@ -232,6 +348,9 @@ impl Chord {
                 if self.is_member() {
                     self.merge_list(cx, obs, found.list);
                 }
+                // It may also be this node's own view coming back: the
+                // peer cache may know better (the successor check).
+                self.merge.check_due |= inconclusive;
                 inconclusive && suspect.failures < MAX_INCONCLUSIVE
             }
         };
@@ -250,8 +369,14 @@ impl Chord {
     }
 
     /// Takes in the members of `list` (the successors of this node's
-    /// position in another view of the ring) that this node's list skips.
-    fn merge_list(&mut self, cx: &mut dyn Cx, obs: &mut dyn RingObserver, list: Vec<Pointer>) {
+    /// position in another view of the ring) that this node's list skips;
+    /// whether it did.
+    fn merge_list(
+        &mut self,
+        cx: &mut dyn Cx,
+        obs: &mut dyn RingObserver,
+        list: Vec<Pointer>,
+    ) -> bool {
         let me = cx.me();
         let mine = me.as_u128();
         let list = self.puzzle_prefix(list);
@@ -265,7 +390,7 @@ impl Chord {
                 && old_last.is_none_or(|last| dist(mine, p.id.as_u128()) < dist(mine, last))
         });
         if !skipped {
-            return;
+            return false;
         }
         let mut all: Vec<Pointer> = self.succs.iter().cloned().chain(list).collect();
         all.retain(|p| p.id != me);
@@ -287,5 +412,6 @@ impl Chord {
             self.notify(cx, first);
         }
         obs.ring_changed(cx, self);
+        true
     }
 }
