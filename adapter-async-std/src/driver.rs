@@ -113,7 +113,7 @@ pub(crate) struct NodeLoop {
     pub(crate) clock: Clock,
     pub(crate) listener: Async<TcpListener>,
     pub(crate) local_addr: SocketAddr,
-    pub(crate) calls: CallReceiver,
+    pub(crate) calls: CallReceiver<Call>,
     pub(crate) events: EventSender,
     pub(crate) max_backlog_bytes: usize,
 }

@@ -73,7 +73,7 @@ pub(crate) enum Call {
 /// it could not even answer requests).
 #[derive(Clone)]
 pub struct NodeHandle {
-    calls: CallSender,
+    calls: CallSender<Call>,
     node_id: NodeId,
     local_addr: SocketAddr,
 }
@@ -88,7 +88,7 @@ impl fmt::Debug for NodeHandle {
 }
 
 impl NodeHandle {
-    pub(crate) fn new(calls: CallSender, node_id: NodeId, local_addr: SocketAddr) -> Self {
+    pub(crate) fn new(calls: CallSender<Call>, node_id: NodeId, local_addr: SocketAddr) -> Self {
         NodeHandle {
             calls,
             node_id,

@@ -2,7 +2,7 @@
 //! tolerance; who the mesh's peers are ([`Membership`]) and how a
 //! broadcast spreads over them ([`BroadcastMode`], [`PlumtreeConfig`]).
 
-use crate::membership::HyParViewConfig;
+use crate::membership::config::HyParViewConfig;
 use crate::time::Duration;
 
 /// How broadcasts flood. Part of [`Config`](crate::Config).
