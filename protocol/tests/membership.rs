@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 use ringmesh::testing::{Network, NodeIndex};
+use ringmesh::wire::{BroadcastId, Graft, Message};
 use ringmesh::{
     Accepted, BroadcastMode, Config, Duration, Event, HyParViewConfig, Membership, MeshCommand,
-    MeshConfig, MeshEvent, NodeId, PeersConfig, PlumtreeConfig, Security,
+    MeshConfig, MeshEvent, NodeId, PeersCommand, PeersConfig, PlumtreeConfig, Security,
 };
 
 const ACTIVE: usize = 3;
@@ -346,4 +347,42 @@ mod faults {
             }
         }
     }
+}
+
+#[test]
+fn a_peer_repeating_a_graft_gets_the_broadcast_once() {
+    // A Graft costs its sender a few bytes and asks for a whole kept
+    // broadcast: each peer gets one through grafts at most once.
+    let n = 10;
+    let mut net = joined(n, true, 7);
+    let (origin, seq) = broadcast(&mut net, 0, b"a payload worth asking for");
+    net.run_for(Duration::from_secs(5));
+    let peer = net.node(0).mesh_peers()[0];
+    let attacker = (0..n)
+        .find(|&i| net.node(i).node_id() == peer)
+        .expect("a mesh peer is a node");
+    let graft = Message::Graft(Graft {
+        send: true,
+        id: BroadcastId {
+            origin,
+            run: net.node(0).run_nonce(),
+            seq,
+        },
+    });
+    let before = net.node(0).stats().mesh;
+    for _ in 0..5 {
+        let now = net.now();
+        assert!(net.node_mut(attacker).adversary_send(now, origin, &graft));
+        // A command that does nothing, so the harness takes the
+        // attacker's outputs now.
+        net.command(attacker, PeersCommand::AddPeers { peers: vec![] })
+            .expect("no-op");
+        net.run_for(Duration::from_millis(20));
+    }
+    let after = net.node(0).stats().mesh;
+    assert_eq!(after.grafts_answered - before.grafts_answered, 1);
+    assert_eq!(after.grafts_repeated - before.grafts_repeated, 4);
+    // And a second time never: the attacker delivered it once, as sent.
+    let again = deliveries(&net, n, (origin, seq));
+    assert_eq!(again[attacker], 1);
 }

@@ -97,6 +97,10 @@ pub struct MeshStats {
     pub grafts_answered: u64,
     /// Plumtree: `Graft`s for a broadcast no longer kept.
     pub graft_missed: u64,
+    /// Plumtree: `Graft`s for a broadcast already answered to the same
+    /// peer, not answered again (each peer gets a kept broadcast through
+    /// grafts at most once).
+    pub grafts_repeated: u64,
     /// Plumtree: links swapped into the tree because an `IHave` showed a
     /// path `optimize_threshold` hops shorter (a `Graft` without the
     /// broadcast to the announcer, a `Prune` to the old parent).

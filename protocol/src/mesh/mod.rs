@@ -26,7 +26,7 @@ use crate::session::{EncodeError, Prepared};
 use crate::wire::{BROADCAST_OVERHEAD_MAX, Broadcast, Graft, IHave, Message, Prune};
 use crate::{Accepted, NodeId};
 
-use plumtree::Plumtree;
+use plumtree::{GraftAnswer, Plumtree};
 use replay::{ReplayWindow, Seen};
 
 /// Who the mesh's peers are: the membership's narrow view, as the mesh
@@ -333,12 +333,13 @@ impl Mesh {
             return;
         }
         match kept {
-            Some(broadcast) => {
+            GraftAnswer::Send(broadcast) => {
                 if cx.send(from, &Message::Broadcast(broadcast)).is_ok() {
                     self.stats.grafts_answered += 1;
                 }
             }
-            None => self.stats.graft_missed += 1,
+            GraftAnswer::Missed => self.stats.graft_missed += 1,
+            GraftAnswer::Repeated => self.stats.grafts_repeated += 1,
         }
     }
 

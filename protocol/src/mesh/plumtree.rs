@@ -46,6 +46,27 @@ pub(crate) enum Timer {
     Graft(BroadcastId),
 }
 
+/// A delivered broadcast kept for grafts.
+struct Kept {
+    broadcast: Broadcast,
+    /// The peer it came from (`None`: this node's own).
+    parent: Option<NodeId>,
+    /// The peers a `Graft` of it was answered to: each gets it once, so a
+    /// peer repeating a `Graft` cannot make this node send the same
+    /// payload over and over (a few bytes in, a broadcast out).
+    answered: SmallVec<[NodeId; 2]>,
+}
+
+/// What a `Graft` gets ([`Plumtree::grafted`]).
+pub(crate) enum GraftAnswer {
+    /// The kept broadcast, to send.
+    Send(Broadcast),
+    /// It is no longer kept (or never was).
+    Missed,
+    /// It was answered to this peer before.
+    Repeated,
+}
+
 /// Plumtree's state (the mesh holds it in Plumtree mode).
 pub(crate) struct Plumtree {
     config: PlumtreeConfig,
@@ -53,7 +74,7 @@ pub(crate) struct Plumtree {
     lazy: HashSet<NodeId, FixedState>,
     /// Delivered broadcasts kept for grafts, with the order they expire in.
     /// Each with the peer it came from (`None`: this node's own).
-    cache: HashMap<BroadcastId, (Broadcast, Option<NodeId>), FixedState>,
+    cache: HashMap<BroadcastId, Kept, FixedState>,
     cache_order: VecDeque<(Instant, BroadcastId)>,
     cache_held: usize,
     /// Announcements waiting for the `IHave` timer.
@@ -118,8 +139,8 @@ impl Plumtree {
             && (at <= now || self.cache_held + cost(broadcast) > self.config.cache_bytes)
         {
             self.cache_order.pop_front();
-            if let Some((b, _)) = self.cache.remove(&old) {
-                self.cache_held -= cost(&b);
+            if let Some(kept) = self.cache.remove(&old) {
+                self.cache_held -= cost(&kept.broadcast);
                 if at > now {
                     stats.cache_dropped += 1;
                 }
@@ -132,7 +153,14 @@ impl Plumtree {
         self.cache_held += cost(broadcast);
         self.cache_order
             .push_back((now + self.config.cache_window, id));
-        self.cache.insert(id, (broadcast.clone(), from));
+        self.cache.insert(
+            id,
+            Kept {
+                broadcast: broadcast.clone(),
+                parent: from,
+                answered: SmallVec::new(),
+            },
+        );
     }
 
     /// Queues an announcement of `broadcast` for `peer`.
@@ -192,10 +220,18 @@ impl Plumtree {
     }
 
     /// A `Graft` for `id` from the mesh peer `from`: the link is eager
-    /// again; the broadcast, if still kept.
-    pub(crate) fn grafted(&mut self, from: NodeId, id: BroadcastId) -> Option<Broadcast> {
+    /// again; the broadcast, if still kept and not answered to `from`
+    /// before.
+    pub(crate) fn grafted(&mut self, from: NodeId, id: BroadcastId) -> GraftAnswer {
         self.lazy.remove(&from);
-        self.cache.get(&id).map(|(b, _)| b.clone())
+        let Some(kept) = self.cache.get_mut(&id) else {
+            return GraftAnswer::Missed;
+        };
+        if kept.answered.contains(&from) {
+            return GraftAnswer::Repeated;
+        }
+        kept.answered.push(from);
+        GraftAnswer::Send(kept.broadcast.clone())
     }
 
     /// The tree's optimisation (paper §3.8): an `IHave` from `from` shows
@@ -208,8 +244,8 @@ impl Plumtree {
         announced_hops: u8,
         threshold: u8,
     ) -> Option<NodeId> {
-        let (broadcast, parent) = self.cache.get(&id)?;
-        let parent = (*parent)?;
+        let kept = self.cache.get(&id)?;
+        let (broadcast, parent) = (&kept.broadcast, kept.parent?);
         // The cached copy is the relayed one: it came with one hop less.
         let came_with = broadcast.hops.saturating_sub(1);
         if parent == from
