@@ -386,3 +386,27 @@ fn a_peer_repeating_a_graft_gets_the_broadcast_once() {
     let again = deliveries(&net, n, (origin, seq));
     assert_eq!(again[attacker], 1);
 }
+
+#[test]
+fn a_node_shutting_down_dials_no_replacement_for_its_closed_links() {
+    // Shutting down closes every link; HyParView takes each as a failure
+    // and would repair its view from the passive one. The dial is refused,
+    // so the node ends with no connection (the `ringmesh` program waited
+    // for the one it dialled, and never exited).
+    let n = 10;
+    let mut net = joined(n, false, 11);
+    assert!(
+        net.node(4).passive_view_len() > 0,
+        "a passive view to repair from"
+    );
+    let dials = net.node(4).stats().peers.dials;
+    net.command(4, ringmesh::Command::Shutdown)
+        .expect("shutdown");
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(
+        net.node(4).stats().peers.dials,
+        dials,
+        "dialled while shutting down"
+    );
+    assert_eq!(net.node(4).connection_count(), 0);
+}

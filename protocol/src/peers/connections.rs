@@ -816,6 +816,12 @@ impl Net {
     /// redial backoff advances at every attempt and resets when a session
     /// is established.
     pub(crate) fn dial_known(&mut self, peer: NodeId) -> bool {
+        if self.shut_down {
+            // Components react to the peers going down during shutdown
+            // (HyParView repairs its view): nothing is dialled any more,
+            // or the node would never finish closing.
+            return false;
+        }
         let Some(known) = self.cache.get(&peer) else {
             return false;
         };
@@ -835,6 +841,9 @@ impl Net {
     /// Dials a pointer (demanding its id), through the peer cache when it
     /// has room for it.
     pub(crate) fn dial_pointer(&mut self, p: &crate::wire::PeerEntry) -> bool {
+        if self.shut_down {
+            return false; // as in `dial_known`
+        }
         self.cache.learn(p, None, self.now);
         if self.cache.get(&p.id).is_some() {
             return self.dial_known(p.id);
