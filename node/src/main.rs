@@ -77,6 +77,10 @@
 //! count nor sends peer lists (with `--no-chord`, as the ring dials its
 //! fingers). `node/tests/sim_vs_real.rs` wires 64 processes so, to compare
 //! them with a simulation of the same topology.
+//!
+//! `--broadcast plumtree` spreads broadcasts by Plumtree over HyParView
+//! membership (views sized for about 1,000 nodes: 4 active, 24 passive)
+//! instead of flooding; every node of a network should use the same.
 
 #![forbid(unsafe_code)]
 
@@ -181,6 +185,21 @@ pub(crate) struct NodeArgs {
     /// topology. Use with --no-chord: the ring dials its fingers.
     #[arg(long)]
     pub(crate) hand_wired: bool,
+    /// How `msg` broadcasts spread: `flood` (every peer relays to every
+    /// peer) or `plumtree` (a spanning tree over HyParView's small active
+    /// views, announcements on the other links; spec/mesh.md "Plumtree",
+    /// spec/membership.md). Every node of a network should use the same.
+    #[arg(long, value_enum, default_value_t = BroadcastArg::Flood)]
+    pub(crate) broadcast: BroadcastArg,
+}
+
+/// How broadcasts spread (`--broadcast`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BroadcastArg {
+    /// Flooding over every peer: the default.
+    Flood,
+    /// Plumtree over HyParView membership.
+    Plumtree,
 }
 
 /// A [`Config`] preset ([`Config::lan`] or [`Config::wan`]).

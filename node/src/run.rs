@@ -23,11 +23,13 @@ use ringmesh::{
     DhtCommand, DhtError, DhtEvent, DhtFailure, DhtKey, Event, MeshCommand, MeshEvent,
     MessagingCommand, MessagingEvent, NodeId, OpId, PeersCommand, PeersEvent,
 };
-use ringmesh::{KnownPeer, Node, SyncCommand, SyncError, SyncEvent};
+use ringmesh::{
+    BroadcastMode, HyParViewConfig, KnownPeer, Node, PlumtreeConfig, SyncCommand, SyncError,
+    SyncEvent,
+};
 use ringmesh_mio::{AdapterConfig, AdapterConfigError, Handle, QueuedBytes, Spawned};
 use tracing::{debug, info, warn};
 
-use crate::NodeArgs;
 use crate::console::{self, ConsoleCommand, KeyArg, SyncArg};
 use crate::console_lines::{ConsoleLine, ConsoleLines};
 use crate::data_dir::{CacheState, DataDir, KeyOrigin, new_identity, os_random};
@@ -35,6 +37,7 @@ use crate::display;
 use crate::logging::LogControl;
 use crate::network::{self, Fed};
 use crate::ring_view::RingView;
+use crate::{BroadcastArg, NodeArgs};
 
 /// How often the peer cache is compared with the saved one (and saved if
 /// it changed): often enough that a killed node loses at most a second of
@@ -151,6 +154,11 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     if args.hand_wired {
         hand_wire(&mut config);
     }
+    if args.broadcast == BroadcastArg::Plumtree {
+        config.mesh.membership =
+            ringmesh::Membership::HyParView(HyParViewConfig::for_network(PLUMTREE_SIZE));
+        config.mesh.broadcast = BroadcastMode::Plumtree(PlumtreeConfig::default());
+    }
     // The sync table runs on every node of the program: it needs no ring.
     config.sync = Some(args.preset.sync());
     if !args.no_chord {
@@ -220,6 +228,9 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         })?;
     }
     say(&display::started(handle.node_id(), handle.local_addr()));
+    if args.broadcast == BroadcastArg::Plumtree {
+        say("broadcasts spread by Plumtree over HyParView views (--broadcast plumtree)");
+    }
     if let Some(dir) = &data_dir {
         report_data_dir(dir, &key_origin, &cache_state, cached.len());
     }
@@ -318,6 +329,11 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
 /// `config` with the node's own growth turned off (`--hand-wired`): no
 /// target peer count to fill from the peer cache, no peer lists sent, as
 /// the simulator's `topology::hand_wired` does.
+/// The network size HyParView's views are sized for under `--broadcast
+/// plumtree` (active view 4, passive 24): a few hundred to a few thousand
+/// nodes.
+const PLUMTREE_SIZE: u64 = 1_000;
+
 fn hand_wire(config: &mut ringmesh::Config) {
     config.peers.target_peers = 0;
     config.peers.peer_exchange_size = 0;

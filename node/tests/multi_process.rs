@@ -282,3 +282,49 @@ fn an_unspecified_listen_address_needs_announce_to_run_the_ring() {
         "{stderr}"
     );
 }
+
+#[test]
+fn msg_is_delivered_once_everywhere_through_plumtree() {
+    // Every node in Plumtree mode: broadcasts go over HyParView's active
+    // views as a tree (spec/mesh.md "Plumtree"). Each `msg` reaches every
+    // other node exactly once, from two senders in turn.
+    let mode = ["--broadcast", "plumtree", "--no-chord"];
+    let mut boot_args = vec!["bootstrap", "--listen", "127.0.0.1:0"];
+    boot_args.extend(mode);
+    let mut boot = Proc::spawn("bootstrap", &boot_args);
+    boot.wait_line("broadcasts spread by Plumtree over HyParView views (--broadcast plumtree)");
+    let boot_addr = boot.addr.clone();
+    let mut nodes: Vec<Proc> = ["p1", "p2", "p3", "p4", "p5"]
+        .iter()
+        .map(|name| {
+            let mut args = vec!["node", "--listen", "127.0.0.1:0", "--bootstrap", &boot_addr];
+            args.extend(mode);
+            Proc::spawn(name, &args)
+        })
+        .collect();
+    for p in &mut nodes {
+        p.wait_line("broadcasts spread by Plumtree over HyParView views (--broadcast plumtree)");
+        p.wait_peer_up(boot.short());
+    }
+    let ids: Vec<String> = nodes.iter().map(|p| p.short().to_owned()).collect();
+    for (sender, text) in [(0, "first through the tree"), (3, "second from elsewhere")] {
+        nodes[sender].type_line(&format!("msg {text}"));
+        let line = format!("<{}> {text}", ids[sender]);
+        boot.wait_line(&line);
+        for (i, p) in nodes.iter_mut().enumerate() {
+            if i != sender {
+                p.wait_line(&line);
+            }
+        }
+    }
+    // Once each: the first reached every node, and the later steps gave a
+    // duplicate time to show.
+    let first = format!("<{}> first through the tree", ids[0]);
+    for p in nodes[1..].iter_mut().chain([&mut boot]) {
+        assert_eq!(p.count(&first), 1, "{}", p.name);
+    }
+    for p in &mut nodes {
+        p.type_line("exit");
+        assert!(p.wait_exit().success());
+    }
+}
