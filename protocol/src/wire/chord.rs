@@ -4,43 +4,13 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::overlay::{get_peer_entry, put_peer_entry};
+use super::overlay::{get_entry_list, get_flag, get_peer_entry, put_entry_list, put_peer_entry};
 use super::{DecodeError, PeerEntry, Reader, WireMessage, put_varint};
 use crate::NodeId;
 
 /// Most pointers one entry list (`succs`, `entries`) may carry; also the
 /// largest successor list length `r`.
 pub const MAX_CHORD_LIST: usize = 32;
-
-/// An entry list: `count: varint ≤ 32`, checked before any entry is read,
-/// then `count` entries.
-fn put_entry_list(out: &mut BytesMut, entries: &[PeerEntry]) {
-    put_varint(out, entries.len() as u64);
-    for entry in entries {
-        put_peer_entry(out, entry);
-    }
-}
-
-fn get_entry_list(input: &mut Reader) -> Result<Vec<PeerEntry>, DecodeError> {
-    let count = input.list_len(MAX_CHORD_LIST)?;
-    let mut entries = Vec::with_capacity(count);
-    for _ in 0..count {
-        entries.push(get_peer_entry(input)?);
-    }
-    Ok(entries)
-}
-
-/// A `u8` flag that must be 0 or 1.
-fn get_flag(input: &mut Reader, field: &'static str) -> Result<bool, DecodeError> {
-    match input.u8()? {
-        0 => Ok(false),
-        1 => Ok(true),
-        value => Err(DecodeError::OutOfRange {
-            field,
-            value: value.into(),
-        }),
-    }
-}
 
 /// `0x50` — asks for the receiver's chord state; always answered with
 /// `ChordState`. Layout: `req: varint`.
@@ -100,7 +70,7 @@ impl WireMessage for ChordState {
         } else {
             None
         };
-        let succs = get_entry_list(input)?;
+        let succs = get_entry_list(input, MAX_CHORD_LIST)?;
         Ok(ChordState {
             req,
             member,
@@ -212,7 +182,7 @@ impl WireMessage for ChordFindSuccessorReply {
             field: "kind",
             value: code.into(),
         })?;
-        let entries = get_entry_list(input)?;
+        let entries = get_entry_list(input, MAX_CHORD_LIST)?;
         Ok(ChordFindSuccessorReply { req, kind, entries })
     }
 }
@@ -385,7 +355,7 @@ impl WireMessage for ChordRouteReply {
         let result = match kind {
             ChordRouteKind::Done => {
                 let by = get_peer_entry(input)?;
-                let entries = get_entry_list(input)?;
+                let entries = get_entry_list(input, MAX_CHORD_LIST)?;
                 Ok(ChordRouteFound { by, entries })
             }
             // A `Done` written as another kind is no answer: its kind

@@ -5,7 +5,10 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::overlay::{get_node_id, get_peer_entry, put_node_id, put_peer_entry};
+use super::overlay::{
+    get_entry_list, get_flag, get_node_id, get_peer_entry, put_entry_list, put_node_id,
+    put_peer_entry,
+};
 use super::{DecodeError, PeerEntry, Reader, WireMessage, put_varint};
 use crate::NodeId;
 
@@ -14,33 +17,6 @@ pub const MAX_SHUFFLE: usize = 32;
 
 /// Most announcements one `IHave` may carry.
 pub const MAX_IHAVE: usize = 64;
-
-fn get_flag(input: &mut Reader, field: &'static str) -> Result<bool, DecodeError> {
-    match input.u8()? {
-        0 => Ok(false),
-        1 => Ok(true),
-        value => Err(DecodeError::OutOfRange {
-            field,
-            value: u64::from(value),
-        }),
-    }
-}
-
-fn put_entries(out: &mut BytesMut, entries: &[PeerEntry]) {
-    put_varint(out, entries.len() as u64);
-    for entry in entries {
-        put_peer_entry(out, entry);
-    }
-}
-
-fn get_entries(input: &mut Reader) -> Result<Vec<PeerEntry>, DecodeError> {
-    let count = input.list_len(MAX_SHUFFLE)?;
-    let mut entries = Vec::with_capacity(count);
-    for _ in 0..count {
-        entries.push(get_peer_entry(input)?);
-    }
-    Ok(entries)
-}
 
 /// `0x31` — the sender joins the network through the receiver, its
 /// contact node. Layout: empty (the contact takes the joiner's addresses
@@ -139,14 +115,14 @@ impl WireMessage for Shuffle {
     fn encode(&self, out: &mut BytesMut) {
         put_peer_entry(out, &self.origin);
         out.put_u8(self.ttl);
-        put_entries(out, &self.entries);
+        put_entry_list(out, &self.entries);
     }
 
     fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
         Ok(Shuffle {
             origin: get_peer_entry(input)?,
             ttl: input.u8()?,
-            entries: get_entries(input)?,
+            entries: get_entry_list(input, MAX_SHUFFLE)?,
         })
     }
 }
@@ -163,12 +139,12 @@ impl WireMessage for ShuffleReply {
     const TAG: u8 = 0x36;
 
     fn encode(&self, out: &mut BytesMut) {
-        put_entries(out, &self.entries);
+        put_entry_list(out, &self.entries);
     }
 
     fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
         Ok(ShuffleReply {
-            entries: get_entries(input)?,
+            entries: get_entry_list(input, MAX_SHUFFLE)?,
         })
     }
 }

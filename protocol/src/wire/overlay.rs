@@ -48,6 +48,41 @@ pub(super) fn get_peer_entry(input: &mut Reader) -> Result<PeerEntry, DecodeErro
     Ok(PeerEntry { id, addrs })
 }
 
+/// An entry list: `count: varint`, then `count` entries
+/// ([`put_peer_entry`]).
+pub(super) fn put_entry_list(out: &mut BytesMut, entries: &[PeerEntry]) {
+    put_varint(out, entries.len() as u64);
+    for entry in entries {
+        put_peer_entry(out, entry);
+    }
+}
+
+/// Reads an entry list whose `count` is checked against `max` before any
+/// entry is read.
+pub(super) fn get_entry_list(
+    input: &mut Reader,
+    max: usize,
+) -> Result<Vec<PeerEntry>, DecodeError> {
+    let count = input.list_len(max)?;
+    let mut entries = Vec::with_capacity(count);
+    for _ in 0..count {
+        entries.push(get_peer_entry(input)?);
+    }
+    Ok(entries)
+}
+
+/// A `u8` flag that must be 0 or 1.
+pub(super) fn get_flag(input: &mut Reader, field: &'static str) -> Result<bool, DecodeError> {
+    match input.u8()? {
+        0 => Ok(false),
+        1 => Ok(true),
+        value => Err(DecodeError::OutOfRange {
+            field,
+            value: value.into(),
+        }),
+    }
+}
+
 /// `0x10` — asks the receiver for a `PeerList`. Layout: empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PeerRequest;
