@@ -7,9 +7,7 @@
 
 #[path = "support/round_trip.rs"]
 mod support_round_trip;
-use support_round_trip::round_trip;
-
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use support_round_trip::{peer_entry, round_trip};
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
@@ -19,41 +17,20 @@ use ringmesh::wire::{
     ChordRoute, ChordRouteFound, ChordRouteKind, ChordRouteReply, ChordState, DhtBody, DhtEntry,
     DhtGet, DhtGetReply, DhtGetStatus, DhtKey, DhtPut, DhtPutReply, DhtPutStatus, DhtReplicate,
     DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply, DhtValue,
-    GoodbyeReason, MAX_CHORD_LIST, MAX_DHT_BATCH, MAX_DHT_DIGEST, MAX_DHT_KEY, MAX_LISTEN_ADDRS,
-    Message, PeerEntry, decode_body, encode_body, put_frame_header,
+    GoodbyeReason, MAX_CHORD_LIST, MAX_DHT_BATCH, MAX_DHT_DIGEST, MAX_DHT_KEY, Message, PeerEntry,
+    decode_body, encode_body, put_frame_header,
 };
 use ringmesh::{
     ChordCommand, ChordConfig, ChordEvent, CloseReason, Config, ConnId, DhtConfig, Duration, Event,
     MessagingCommand, MessagingEvent, NodeId, PeersEvent, ProtocolError, PublicKey,
 };
-use smallvec::SmallVec;
-
-fn socket_addr() -> impl Strategy<Value = SocketAddr> {
-    prop_oneof![
-        (any::<[u8; 4]>(), any::<u16>())
-            .prop_map(|(ip, port)| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port)),
-        (any::<[u8; 16]>(), any::<u16>())
-            .prop_map(|(ip, port)| SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port)),
-    ]
-}
 
 fn node_id() -> impl Strategy<Value = NodeId> {
     any::<u128>().prop_map(NodeId::from_u128)
 }
 
-fn entry() -> impl Strategy<Value = PeerEntry> {
-    (
-        node_id(),
-        proptest::collection::vec(socket_addr(), 1..=MAX_LISTEN_ADDRS),
-    )
-        .prop_map(|(id, addrs)| PeerEntry {
-            id,
-            addrs: SmallVec::from_vec(addrs),
-        })
-}
-
 fn entries(max: usize) -> impl Strategy<Value = Vec<PeerEntry>> {
-    proptest::collection::vec(entry(), 0..=max)
+    proptest::collection::vec(peer_entry(), 0..=max)
 }
 
 fn bytes_up_to(min: usize, max: usize) -> impl Strategy<Value = Bytes> {
@@ -93,7 +70,7 @@ fn chord_message() -> impl Strategy<Value = Message> {
         (
             any::<u64>(),
             any::<bool>(),
-            proptest::option::of(entry()),
+            proptest::option::of(peer_entry()),
             entries(MAX_CHORD_LIST)
         )
             .prop_map(
@@ -135,7 +112,7 @@ fn chord_message() -> impl Strategy<Value = Message> {
             any::<u64>(),
             any::<u8>(),
             prop_oneof![
-                (entry(), entries(MAX_CHORD_LIST))
+                (peer_entry(), entries(MAX_CHORD_LIST))
                     .prop_map(|(by, entries)| Ok(ChordRouteFound { by, entries })),
                 Just(Err(ChordRouteKind::Failed)),
                 Just(Err(ChordRouteKind::NotInRing)),

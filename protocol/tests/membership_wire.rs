@@ -4,39 +4,15 @@
 
 #[path = "support/round_trip.rs"]
 mod support_round_trip;
-use support_round_trip::round_trip;
-
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use support_round_trip::{peer_entry, round_trip};
 
 use bytes::Bytes;
 use proptest::prelude::*;
 use ringmesh::NodeId;
 use ringmesh::wire::{
-    Announcement, BroadcastId, Disconnect, ForwardJoin, Graft, IHave, Join, MAX_IHAVE,
-    MAX_LISTEN_ADDRS, MAX_SHUFFLE, Message, Neighbor, PeerEntry, Prune, Shuffle, ShuffleReply,
-    decode_body,
+    Announcement, BroadcastId, Disconnect, ForwardJoin, Graft, IHave, Join, MAX_IHAVE, MAX_SHUFFLE,
+    Message, Neighbor, Prune, Shuffle, ShuffleReply, decode_body,
 };
-use smallvec::SmallVec;
-
-fn socket_addr() -> impl Strategy<Value = SocketAddr> {
-    prop_oneof![
-        (any::<[u8; 4]>(), any::<u16>())
-            .prop_map(|(ip, port)| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port)),
-        (any::<[u8; 16]>(), any::<u16>())
-            .prop_map(|(ip, port)| SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port)),
-    ]
-}
-
-fn entry() -> impl Strategy<Value = PeerEntry> {
-    (
-        any::<u128>(),
-        proptest::collection::vec(socket_addr(), 1..=MAX_LISTEN_ADDRS),
-    )
-        .prop_map(|(id, addrs)| PeerEntry {
-            id: NodeId::from_u128(id),
-            addrs: SmallVec::from_vec(addrs),
-        })
-}
 
 fn broadcast_id() -> impl Strategy<Value = BroadcastId> {
     (any::<u128>(), any::<u64>(), any::<u64>()).prop_map(|(origin, run, seq)| BroadcastId {
@@ -49,21 +25,21 @@ fn broadcast_id() -> impl Strategy<Value = BroadcastId> {
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
         Just(Message::Join(Join)),
-        (entry(), any::<u8>())
+        (peer_entry(), any::<u8>())
             .prop_map(|(joiner, ttl)| Message::ForwardJoin(ForwardJoin { joiner, ttl })),
         any::<bool>().prop_map(|high_priority| Message::Neighbor(Neighbor { high_priority })),
         Just(Message::Disconnect(Disconnect)),
         (
-            entry(),
+            peer_entry(),
             any::<u8>(),
-            proptest::collection::vec(entry(), 0..=MAX_SHUFFLE)
+            proptest::collection::vec(peer_entry(), 0..=MAX_SHUFFLE)
         )
             .prop_map(|(origin, ttl, entries)| Message::Shuffle(Shuffle {
                 origin,
                 ttl,
                 entries
             })),
-        proptest::collection::vec(entry(), 0..=MAX_SHUFFLE)
+        proptest::collection::vec(peer_entry(), 0..=MAX_SHUFFLE)
             .prop_map(|entries| Message::ShuffleReply(ShuffleReply { entries })),
         proptest::collection::vec((broadcast_id(), any::<u8>()), 0..=MAX_IHAVE).prop_map(|a| {
             Message::IHave(IHave {

@@ -3,9 +3,7 @@
 
 #[path = "support/round_trip.rs"]
 mod support_round_trip;
-use support_round_trip::round_trip;
-
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use support_round_trip::{round_trip, socket_addr};
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
@@ -20,15 +18,6 @@ use ringmesh::{
     Output, PeersEvent, PublicKey,
 };
 use smallvec::SmallVec;
-
-fn socket_addr() -> impl Strategy<Value = SocketAddr> {
-    prop_oneof![
-        (any::<[u8; 4]>(), any::<u16>())
-            .prop_map(|(ip, port)| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port)),
-        (any::<[u8; 16]>(), any::<u16>())
-            .prop_map(|(ip, port)| SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port)),
-    ]
-}
 
 fn hello() -> impl Strategy<Value = Hello> {
     (

@@ -8,24 +8,25 @@
 
 use std::process::Command;
 
-fn flood_json(seed: u64) -> serde_json::Value {
+/// Runs `ringmesh-sim` with `args` (which ask for `--json`), checks it
+/// succeeded, and parses the one JSON object it printed.
+fn sim_json(args: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_ringmesh-sim"))
-        .args([
-            "flood",
-            "--nodes",
-            "10000",
-            "--seed",
-            &seed.to_string(),
-            "--json",
-        ])
+        .args(args)
         .output()
         .expect("ringmesh-sim runs");
     assert!(
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
     serde_json::from_slice(&out.stdout).expect("exactly one JSON object on stdout")
+}
+
+fn flood_json(seed: u64) -> serde_json::Value {
+    let seed = seed.to_string();
+    sim_json(&["flood", "--nodes", "10000", "--seed", &seed, "--json"])
 }
 
 #[test]
@@ -79,19 +80,10 @@ fn a_failed_invariant_exits_non_zero_with_the_replay_command() {
 /// Runs `ringmesh-sim chord ARGS --json`, asserts it succeeded, and returns
 /// its JSON object.
 fn chord_json(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_ringmesh-sim"))
-        .arg("chord")
-        .args(args)
-        .arg("--json")
-        .output()
-        .expect("ringmesh-sim runs");
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    serde_json::from_slice(&out.stdout).expect("exactly one JSON object on stdout")
+    let mut all = vec!["chord"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    sim_json(&all)
 }
 
 /// The checks every healthy chord run passes: each lookup named the true
@@ -370,19 +362,7 @@ fn chord_of_ten_thousand_answers_a_hundred_thousand_lookups_correctly() {
 /// (4 at 300 nodes), and the report's replay line gives the same run.
 #[test]
 fn plumtree_mode_reports_its_figures_and_replays() {
-    let run = |args: &[&str]| -> serde_json::Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_ringmesh-sim"))
-            .args(args)
-            .output()
-            .expect("ringmesh-sim runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("one JSON object")
-    };
-    let a = run(&[
+    let a = sim_json(&[
         "flood",
         "--nodes",
         "300",
@@ -412,6 +392,6 @@ fn plumtree_mode_reports_its_figures_and_replays() {
     assert!(replay.contains("--mode plumtree") && replay.contains("--broadcasts 10"));
     let mut args: Vec<&str> = replay.split_whitespace().skip(1).collect();
     args.push("--json");
-    let b = run(&args);
+    let b = sim_json(&args);
     assert_eq!(a["trace_hash"], b["trace_hash"]);
 }
