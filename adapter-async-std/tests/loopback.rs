@@ -291,8 +291,14 @@ async fn peer_that_stops_reading_is_cut_off_at_the_backlog_cap(rt: Runtime) {
         CloseReason::Transport(TransportError::TimedOut),
         "closed for the backlog, not for liveness or anything else"
     );
+    // Every send up to the cap is accepted. The backlog counts framed
+    // bytes (each chunk's frame header and tag too), so when the kernel has
+    // taken nothing yet the cut can come right after the cap's worth of
+    // payload. `>` held only when the kernel had absorbed a frame's
+    // overhead first: in one fresh-clone CI run (smol, after the adapter
+    // began writing a turn's frames together) exactly 2 MiB was accepted.
     assert!(
-        accepted > CAP,
+        accepted >= CAP,
         "only {accepted} bytes were accepted before the cut"
     );
     eprintln!("cut off after {} MiB accepted", accepted >> 20);
