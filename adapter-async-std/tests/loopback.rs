@@ -301,6 +301,17 @@ async fn peer_that_stops_reading_is_cut_off_at_the_backlog_cap(rt: Runtime) {
         accepted >= CAP,
         "only {accepted} bytes were accepted before the cut"
     );
+    // And the cut comes at the cap, not long after it: beyond the cap the
+    // only bytes accepted are what the kernel took off the backlog, at most
+    // a send buffer and a receive buffer (Linux's defaults cap them at 4 and
+    // 32 MiB; the stalled peer never reads, so its window never grows past
+    // its first 128 KiB), plus the chunk that crossed the cap. The loop
+    // offers 128 MiB, so a backlog that is not enforced fails here.
+    const KERNEL_BUFFERS: usize = (4 << 20) + (32 << 20);
+    assert!(
+        accepted <= CAP + KERNEL_BUFFERS + chunk.len(),
+        "{accepted} bytes were accepted before the cut: the cap is {CAP}"
+    );
     eprintln!("cut off after {} MiB accepted", accepted >> 20);
 
     // a is unharmed.
