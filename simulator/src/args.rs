@@ -147,6 +147,15 @@ pub(crate) struct FloodArgs {
     /// round).
     #[arg(long, default_value_t = 0)]
     pub(crate) gap_s: u64,
+    /// Churn after the first broadcast: this many churn events per second
+    /// of virtual time (Poisson), each one node crashing silently and a
+    /// fresh one joining through a random live node; the other broadcasts
+    /// are spread evenly over --churn-for-s.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub(crate) churn: f64,
+    /// How long the churn lasts, seconds of virtual time.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub(crate) churn_for_s: u64,
     /// Run the flood three times on the same seed and overlay options, under
     /// the uniform model, the geo model, and the geo model with
     /// --upload-bandwidth (10Mbit if not given), print how long each took
@@ -395,6 +404,8 @@ impl FloodArgs {
                 None => self.crash,
             },
             gap: Duration::from_secs(self.gap_s),
+            churn: self.churn,
+            churn_for: Duration::from_secs(self.churn_for_s),
             payload_len: self.payload,
             ..FloodParams::default()
         }

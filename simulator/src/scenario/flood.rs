@@ -90,6 +90,13 @@ pub struct FloodParams {
     /// Virtual time between the end of one broadcast and the next (with
     /// `crash`: the membership rounds that pass before it).
     pub gap: Duration,
+    /// Churn events per second of virtual time after the first broadcast
+    /// (Poisson; each one node crashing silently and a fresh one joining
+    /// through a random live node). 0: no churn.
+    pub churn: f64,
+    /// How long the churn lasts; the broadcasts after the first are spread
+    /// evenly over it, each watched until the next is sent.
+    pub churn_for: Duration,
 }
 
 impl FloodParams {
@@ -142,6 +149,13 @@ impl FloodParams {
         if self.gap > Duration::ZERO {
             line += &format!(" --gap-s {}", self.gap.as_millis() / 1000);
         }
+        if self.churn > 0.0 {
+            line += &format!(
+                " --churn {} --churn-for-s {}",
+                self.churn,
+                self.churn_for.as_millis() / 1000
+            );
+        }
         line
     }
 
@@ -190,6 +204,8 @@ impl Default for FloodParams {
             hyparview: false,
             broadcasts: 1,
             gap: Duration::ZERO,
+            churn: 0.0,
+            churn_for: Duration::from_secs(600),
         }
     }
 }
@@ -238,8 +254,14 @@ pub struct FloodReport {
     pub membership: &'static str,
     /// Broadcasts sent.
     pub broadcasts: u32,
-    /// Over all broadcasts: deliveries / (broadcasts × (live nodes − 1)).
+    /// Over all broadcasts: deliveries / (broadcasts × (live nodes − 1));
+    /// under churn, each broadcast's receivers are the nodes that were up
+    /// with a mesh peer when it was sent and still up when the next was.
     pub delivery_ratio_all: f64,
+    /// Churn events per second of virtual time after the first broadcast.
+    pub churn: f64,
+    /// Churn events that happened (each a crash and a join).
+    pub churn_events: u32,
     /// Each broadcast's delivery ratio, in order (the first 20).
     pub delivery_ratios: Vec<f64>,
     /// Over all broadcasts: mean of each broadcast's RMR.
@@ -345,7 +367,7 @@ impl fmt::Display for FloodReport {
              {:.0} bytes per delivery\n  \
              mesh degree max {} (node 0: {}), mean {:.2}, {} isolated\n  \
              delivery per broadcast {:?}\n  \
-             trace {}\n",
+             {}trace {}\n",
             self.nodes,
             self.seed,
             self.delivered,
@@ -386,6 +408,15 @@ impl fmt::Display for FloodReport {
                 .iter()
                 .map(|r| (r * 1e4).round() / 1e4)
                 .collect::<Vec<_>>(),
+            if self.churn > 0.0 {
+                format!(
+                    "churn {} events/s: {} events (a crash and a join each); receivers: \
+                     nodes up and meshed at the send, still up at the next\n  ",
+                    self.churn, self.churn_events
+                )
+            } else {
+                String::new()
+            },
             self.trace_hash,
         )
     }
@@ -413,6 +444,10 @@ impl Observer for FloodWatch {
             && Some(*origin) == self.origin
             && *seq == self.seq
         {
+            if self.delivered_at.len() <= node as usize {
+                // A node that joined under churn.
+                self.delivered_at.resize(node as usize + 1, false);
+            }
             let slot = &mut self.delivered_at[node as usize];
             if *slot {
                 self.double += 1;
@@ -500,7 +535,7 @@ pub fn run(
     let start = sim.now();
     match params.topology {
         Topology::Random { degree } => {
-            let config = topology::hand_wired(base);
+            let config = topology::hand_wired(base.clone());
             topology::random(&mut sim, &mut rng, n, degree, &config, &mut progress)?;
         }
         Topology::Organic {
@@ -599,34 +634,60 @@ pub fn run(
     let (p50_ms, p90_ms, p99_ms) = (until(0.5), until(0.9), until(0.99));
     let mean_hops = watch.hops_sum as f64 / f64::from(delivered.max(1));
     let first_max_hops = watch.max_hops;
-    let mut each = vec![(watch.delivered, dups, watch.max_hops)];
+    let mut each = vec![Each {
+        delivered: watch.delivered,
+        duplicates: dups,
+        max_hops: watch.max_hops,
+        receivers: live - 1,
+    }];
     let mut double = watch.double;
-    for k in 1..params.broadcasts {
-        sim.run_for(params.gap);
-        let lives = sim.live_nodes();
-        let sender = lives[(rng.next_u64() % lives.len() as u64) as usize];
-        let payload = Bytes::from(vec![0x42u8; params.payload_len]);
-        let seq = match sim.command(sender, MeshCommand::Broadcast { payload })? {
-            ringmesh::Accepted::Broadcast { seq } => seq,
-            other => return Err(format!("broadcast not accepted: {other:?}").into()),
+    let mut churn_events = 0;
+    if params.churn > 0.0 {
+        let joiner = Joiner {
+            config: base.clone(),
+            target_peers: match params.topology {
+                Topology::Random { degree } => degree / 2,
+                Topology::Organic { target_peers, .. } => target_peers,
+                Topology::Join { .. } => 1,
+            },
         };
-        let before = duplicates(&sim);
-        {
-            let origin = sim.id(sender);
-            let watch = sim.observer_mut();
-            watch.origin = Some(origin);
-            watch.seq = seq;
-            watch.delivered_at.iter_mut().for_each(|d| *d = false);
-            watch.delivered = 0;
-            watch.double = 0;
-            watch.max_hops = 0;
-            watch.times.clear();
+        let churned = churn(&mut sim, &mut rng, params, &joiner, &mut progress)?;
+        each.extend(churned.each);
+        double += churned.double;
+        churn_events = churned.events;
+    } else {
+        for k in 1..params.broadcasts {
+            sim.run_for(params.gap);
+            let lives = sim.live_nodes();
+            let sender = lives[(rng.next_u64() % lives.len() as u64) as usize];
+            let payload = Bytes::from(vec![0x42u8; params.payload_len]);
+            let seq = match sim.command(sender, MeshCommand::Broadcast { payload })? {
+                ringmesh::Accepted::Broadcast { seq } => seq,
+                other => return Err(format!("broadcast not accepted: {other:?}").into()),
+            };
+            let before = duplicates(&sim);
+            {
+                let origin = sim.id(sender);
+                let watch = sim.observer_mut();
+                watch.origin = Some(origin);
+                watch.seq = seq;
+                watch.delivered_at.iter_mut().for_each(|d| *d = false);
+                watch.delivered = 0;
+                watch.double = 0;
+                watch.max_hops = 0;
+                watch.times.clear();
+            }
+            await_broadcast(&mut sim, live);
+            let watch = sim.observer();
+            each.push(Each {
+                delivered: watch.delivered,
+                duplicates: duplicates(&sim) - before,
+                max_hops: watch.max_hops,
+                receivers: live - 1,
+            });
+            double += watch.double;
+            progress("broadcasts", u64::from(k), u64::from(params.broadcasts));
         }
-        await_broadcast(&mut sim, live);
-        let watch = sim.observer();
-        each.push((watch.delivered, duplicates(&sim) - before, watch.max_hops));
-        double += watch.double;
-        progress("broadcasts", u64::from(k), u64::from(params.broadcasts));
     }
     let totals_after = totals(&sim);
     if std::env::var_os("RINGMESH_DEBUG_MEMBERSHIP").is_some() {
@@ -641,7 +702,9 @@ pub fn run(
     let wall_ms = wall.elapsed().as_secs_f64() * 1e3;
     let events = sim.stats().events;
     let k = each.len() as f64;
-    let rmr_of = |&(d, dup, _): &(u32, u64, u8)| (f64::from(d) + dup as f64) / others - 1.0;
+    let rmr_of = |e: &Each| {
+        (f64::from(e.delivered) + e.duplicates as f64) / f64::from(e.receivers.max(1)) - 1.0
+    };
     let rmrs: Vec<f64> = each.iter().map(rmr_of).collect();
     let rmr_all = rmrs.iter().sum::<f64>() / k;
     let rmr_after_first = if rmrs.len() > 1 {
@@ -649,9 +712,10 @@ pub fn run(
     } else {
         rmrs[0]
     };
-    let deliveries: u64 = each.iter().map(|e| u64::from(e.0)).sum();
-    let ldh = each.iter().map(|e| e.2).max().unwrap_or(0);
-    let mean_ldh = each.iter().map(|e| f64::from(e.2)).sum::<f64>() / k;
+    let deliveries: u64 = each.iter().map(|e| u64::from(e.delivered)).sum();
+    let receivers: u64 = each.iter().map(|e| u64::from(e.receivers)).sum();
+    let ldh = each.iter().map(|e| e.max_hops).max().unwrap_or(0);
+    let mean_ldh = each.iter().map(|e| f64::from(e.max_hops)).sum::<f64>() / k;
     let diff = |a: u64, b: u64| (b - a) as f64 / k;
     let mut report = FloodReport {
         nodes: n,
@@ -674,11 +738,13 @@ pub fn run(
         },
         membership: if params.hyparview { "hyparview" } else { "all" },
         broadcasts: params.broadcasts.max(1),
-        delivery_ratio_all: deliveries as f64 / (k * others),
+        delivery_ratio_all: deliveries as f64 / receivers.max(1) as f64,
+        churn: params.churn,
+        churn_events,
         delivery_ratios: each
             .iter()
             .take(20)
-            .map(|e| f64::from(e.0) / others)
+            .map(|e| f64::from(e.delivered) / f64::from(e.receivers.max(1)))
             .collect(),
         rmr_all,
         rmr_after_first,
@@ -712,6 +778,160 @@ pub fn run(
     // is shown (and a command-line run exits) without waiting for it.
     std::thread::spawn(move || drop(sim));
     Ok(report)
+}
+
+/// One broadcast's outcome.
+#[derive(Debug, Clone, Copy)]
+struct Each {
+    /// Receivers that delivered it.
+    delivered: u32,
+    /// Redundant copies received.
+    duplicates: u64,
+    /// Most hops of any delivery.
+    max_hops: u8,
+    /// The nodes that should have delivered it.
+    receivers: u32,
+}
+
+/// How a node joins under churn: the run's configuration, and its target
+/// peer count in the run's topology.
+struct Joiner {
+    config: Config,
+    target_peers: u32,
+}
+
+/// What the churn phase measured.
+struct Churned {
+    each: Vec<Each>,
+    double: u64,
+    events: u32,
+}
+
+/// The shortest watch a broadcast under churn gets: Plumtree's repair
+/// (an `IHave` batch, a graft timeout, a retry) fits well inside it.
+const MIN_CHURN_WATCH: Duration = Duration::from_secs(5);
+
+/// Churn for `params.churn_for` at `params.churn` events per second, with
+/// the broadcasts after the first spread evenly over it. A broadcast's
+/// receivers are the nodes up with a mesh peer when it is sent that are
+/// still up when it is no longer watched (when the next one is sent); its
+/// origin is spared by the churn while it is watched.
+fn churn(
+    sim: &mut Sim<FloodWatch>,
+    rng: &mut ChaCha8Rng,
+    params: &FloodParams,
+    joiner: &Joiner,
+    progress: &mut impl FnMut(&str, u64, u64),
+) -> Result<Churned, Box<dyn std::error::Error>> {
+    let count = params.broadcasts.saturating_sub(1);
+    if count == 0 {
+        return Err("--churn needs --broadcasts of 2 or more (the first builds the tree)".into());
+    }
+    let watch_for = Duration::from_micros(params.churn_for.as_micros() / u64::from(count));
+    if watch_for < MIN_CHURN_WATCH {
+        return Err(format!(
+            "--churn-for-s {} leaves {} ms per broadcast: at least {} ms each",
+            params.churn_for.as_millis() / 1000,
+            watch_for.as_millis(),
+            MIN_CHURN_WATCH.as_millis()
+        )
+        .into());
+    }
+    // Exponential gaps between churn events, from the run's stream.
+    let next_gap = |rng: &mut ChaCha8Rng| {
+        let unit = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        Duration::from_micros((-(1.0 - unit).ln() / params.churn * 1e6) as u64)
+    };
+    let mut next_event = sim.now() + next_gap(rng);
+    let mut out = Churned {
+        each: Vec::with_capacity(count as usize),
+        double: 0,
+        events: 0,
+    };
+    for k in 0..count {
+        let meshed = |sim: &Sim<FloodWatch>, i: NodeIdx| {
+            sim.node(i)
+                .is_some_and(|node| !node.mesh_peers().is_empty())
+        };
+        let lives: Vec<NodeIdx> = sim
+            .live_nodes()
+            .into_iter()
+            .filter(|&i| meshed(sim, i))
+            .collect();
+        if lives.len() < 2 {
+            return Err("churn left fewer than 2 meshed nodes".into());
+        }
+        let sender = lives[(rng.next_u64() % lives.len() as u64) as usize];
+        let payload = Bytes::from(vec![0x42u8; params.payload_len]);
+        let seq = match sim.command(sender, MeshCommand::Broadcast { payload })? {
+            ringmesh::Accepted::Broadcast { seq } => seq,
+            other => return Err(format!("broadcast not accepted: {other:?}").into()),
+        };
+        let dups_before: Vec<u64> = (0..sim.len() as NodeIdx)
+            .map(|i| sim.node(i).map_or(0, |node| node.stats().mesh.duplicate))
+            .collect();
+        {
+            let origin = sim.id(sender);
+            let watch = sim.observer_mut();
+            watch.origin = Some(origin);
+            watch.seq = seq;
+            watch.delivered_at.iter_mut().for_each(|d| *d = false);
+            watch.delivered = 0;
+            watch.double = 0;
+            watch.max_hops = 0;
+            watch.times.clear();
+        }
+        let until = sim.now() + watch_for;
+        while next_event <= until {
+            sim.run_until(next_event);
+            // A victim other than the watched origin, then a joiner through
+            // a random meshed node.
+            let live = sim.live_nodes();
+            let candidates: Vec<NodeIdx> = live.iter().copied().filter(|&i| i != sender).collect();
+            if candidates.len() > 2 {
+                let victim = candidates[(rng.next_u64() % candidates.len() as u64) as usize];
+                sim.crash(victim);
+            }
+            let through: Vec<NodeIdx> = sim
+                .live_nodes()
+                .into_iter()
+                .filter(|&i| meshed(sim, i))
+                .collect();
+            if let Some(&via) = through.get((rng.next_u64() % through.len().max(1) as u64) as usize)
+            {
+                sim.add_node(Config {
+                    peers: PeersConfig {
+                        target_peers: joiner.target_peers as usize,
+                        bootstrap: vec![crate::engine::addr_of(via)],
+                        ..joiner.config.peers.clone()
+                    },
+                    ..joiner.config.clone()
+                })?;
+            }
+            out.events += 1;
+            next_event += next_gap(rng);
+        }
+        sim.run_until(until);
+        let watch = sim.observer();
+        let mut each = Each {
+            delivered: 0,
+            duplicates: 0,
+            max_hops: watch.max_hops,
+            receivers: 0,
+        };
+        for &i in lives.iter().filter(|&&i| i != sender) {
+            let Some(node) = sim.node(i) else { continue };
+            each.receivers += 1;
+            if watch.delivered_at.get(i as usize).copied().unwrap_or(false) {
+                each.delivered += 1;
+            }
+            each.duplicates += node.stats().mesh.duplicate - dups_before[i as usize];
+        }
+        out.double += watch.double;
+        out.each.push(each);
+        progress("broadcasts under churn", u64::from(k + 1), u64::from(count));
+    }
+    Ok(out)
 }
 
 /// Runs until every live node but the origin delivered the watched
@@ -804,6 +1024,46 @@ mod tests {
         )
         .expect("runs");
         assert_eq!(report.delivery_ratio, 1.0, "{report:?}");
+    }
+
+    #[test]
+    fn plumtree_under_churn_reaches_every_node_alive_for_the_broadcast() {
+        let params = FloodParams {
+            nodes: 200,
+            topology: Topology::Join {
+                join_interval: Duration::from_millis(50),
+            },
+            mode: Mode::Plumtree,
+            hyparview: true,
+            broadcasts: 7,
+            churn: 1.0,
+            churn_for: Duration::from_secs(60),
+            ..FloodParams::default()
+        };
+        let report = run(&params, |_, _, _| {}).expect("runs");
+        // About 60 events at 1 per second: a Poisson count this far off
+        // would mean the churn did not run.
+        assert!(
+            (30..=100).contains(&report.churn_events),
+            "{} churn events",
+            report.churn_events
+        );
+        assert_eq!(report.broadcasts, 7);
+        assert_eq!(report.double_deliveries, 0);
+        assert_eq!(report.delivery_ratios.len(), 7);
+        assert!(
+            report.delivery_ratios.iter().all(|&r| r == 1.0),
+            "{:?}",
+            report.delivery_ratios
+        );
+        assert!(
+            report.rmr_after_first < 0.5,
+            "rmr {}",
+            report.rmr_after_first
+        );
+        assert!(report.replay.contains("--churn 1 --churn-for-s 60"));
+        let again = run(&params, |_, _, _| {}).expect("runs");
+        assert_eq!(report.trace_hash, again.trace_hash);
     }
 
     #[test]
