@@ -78,6 +78,16 @@ pub(crate) enum ModeArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FailModeArg {
+    /// The host stops silently: nothing answers; the peers' pings find out.
+    Crash,
+    /// The process dies: its connections reset and dials to it are
+    /// refused, so TCP tells the peers at once (HyParView's failure
+    /// detector).
+    Kill,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum MembershipArg {
     /// Every peer that is up is a mesh peer.
     All,
@@ -143,6 +153,9 @@ pub(crate) struct FloodArgs {
     /// --crash; HyParView's experiment).
     #[arg(long, value_name = "F")]
     pub(crate) fail_fraction: Option<f64>,
+    /// How the --crash / --fail-fraction nodes fail.
+    #[arg(long, value_enum, default_value_t = FailModeArg::Crash)]
+    pub(crate) fail_mode: FailModeArg,
     /// Seconds of virtual time between two broadcasts (10 = one membership
     /// round).
     #[arg(long, default_value_t = 0)]
@@ -406,6 +419,7 @@ impl FloodArgs {
             gap: Duration::from_secs(self.gap_s),
             churn: self.churn,
             churn_for: Duration::from_secs(self.churn_for_s),
+            kill: self.fail_mode == FailModeArg::Kill,
             payload_len: self.payload,
             ..FloodParams::default()
         }

@@ -73,6 +73,10 @@ pub struct FloodParams {
     pub security: Security,
     /// Nodes crashed (silently) after the build, before the broadcast.
     pub crash: u32,
+    /// The `crash` nodes are killed instead: their connections reset and
+    /// dials to them are refused (a process crash, which TCP reports at
+    /// once), rather than going silent (a host crash, found by pings).
+    pub kill: bool,
     /// Broadcast payload size. The payload is constant bytes, or random
     /// ones (from the seed) under an upload limit, where LZ4 would
     /// otherwise shrink it to nothing on the wire.
@@ -134,6 +138,9 @@ impl FloodParams {
         }
         if let Some(upload) = self.net.upload {
             line += &format!(" --upload-bandwidth {}", upload.describe());
+        }
+        if self.kill {
+            line += " --fail-mode kill";
         }
         if self.mode == Mode::Plumtree {
             line += " --mode plumtree";
@@ -198,6 +205,7 @@ impl Default for FloodParams {
             net: NetModel::default(),
             security: Security::Plaintext,
             crash: 0,
+            kill: false,
             payload_len: 64,
             max_hops: 32,
             mode: Mode::Flood,
@@ -222,6 +230,8 @@ pub struct FloodReport {
     pub topology: Topology,
     /// Nodes up at the broadcast.
     pub live_nodes: u32,
+    /// How the failed nodes failed: `crash` (silent) or `kill` (reset).
+    pub fail_mode: &'static str,
     /// Live nodes other than the origin that delivered the broadcast.
     pub delivered: u32,
     /// `delivered / (live_nodes − 1)`.
@@ -568,7 +578,11 @@ pub fn run(
     while crashed < params.crash {
         let victim = 1 + (rng.next_u64() % u64::from(n - 1)) as NodeIdx;
         if sim.node(victim).is_some() {
-            sim.crash(victim);
+            if params.kill {
+                sim.kill(victim);
+            } else {
+                sim.crash(victim);
+            }
             crashed += 1;
         }
     }
@@ -721,6 +735,7 @@ pub fn run(
         nodes: n,
         topology: params.topology,
         live_nodes: live,
+        fail_mode: if params.kill { "kill" } else { "crash" },
         delivered,
         delivery_ratio: f64::from(delivered) / others,
         duplicates: dups,
