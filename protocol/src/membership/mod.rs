@@ -437,7 +437,8 @@ impl HyParView {
     }
 
     /// Promotes a random passive entry: a `Neighbor`, with priority when
-    /// the active view is empty (paper §4.3). An entry that cannot be
+    /// the active view holds fewer than two (paper §4.3 says empty; see
+    /// spec/membership.md, "Promotion"). An entry that cannot be
     /// dialled is dropped and the next tried.
     fn promote(&mut self, cx: &mut dyn Cx) {
         if self.active.iter().any(|a| a.awaiting.is_some()) {
@@ -446,7 +447,12 @@ impl HyParView {
         while self.active.len() < self.config.active_view && !self.passive.is_empty() {
             let k = self.rng.below(self.passive.len() as u64) as usize;
             let entry = self.passive.swap_remove(k);
-            let high_priority = self.active.is_empty();
+            // Paper §4.3 asks with priority only when the view is empty
+            // (an isolated node must be accepted). A node on one link is a
+            // single failure away from that, and under churn views full
+            // everywhere refuse it until then: a crash it has not yet
+            // detected would cut it off from every broadcast meanwhile.
+            let high_priority = self.active.len() < 2;
             if self.link(cx, entry, high_priority) {
                 self.stats.promoted += 1;
                 return;

@@ -274,6 +274,10 @@ pub struct FloodReport {
     pub churn_events: u32,
     /// Each broadcast's delivery ratio, in order (the first 20).
     pub delivery_ratios: Vec<f64>,
+    /// The lowest delivery ratio of any broadcast.
+    pub delivery_min: f64,
+    /// Receivers that missed a broadcast, summed over the broadcasts.
+    pub missed: u64,
     /// Over all broadcasts: mean of each broadcast's RMR.
     pub rmr_all: f64,
     /// Over all broadcasts but the first (Plumtree builds its tree on the
@@ -376,7 +380,7 @@ impl fmt::Display for FloodReport {
              per broadcast: {:.1} control messages, {:.0} control bytes, {:.1} membership messages; \
              {:.0} bytes per delivery\n  \
              mesh degree max {} (node 0: {}), mean {:.2}, {} isolated\n  \
-             delivery per broadcast {:?}\n  \
+             delivery per broadcast {:?}, lowest {:.4}, {} misses in all\n  \
              {}trace {}\n",
             self.nodes,
             self.seed,
@@ -418,6 +422,8 @@ impl fmt::Display for FloodReport {
                 .iter()
                 .map(|r| (r * 1e4).round() / 1e4)
                 .collect::<Vec<_>>(),
+            self.delivery_min,
+            self.missed,
             if self.churn > 0.0 {
                 format!(
                     "churn {} events/s: {} events (a crash and a join each); receivers: \
@@ -754,6 +760,11 @@ pub fn run(
         membership: if params.hyparview { "hyparview" } else { "all" },
         broadcasts: params.broadcasts.max(1),
         delivery_ratio_all: deliveries as f64 / receivers.max(1) as f64,
+        delivery_min: each
+            .iter()
+            .map(|e| f64::from(e.delivered) / f64::from(e.receivers.max(1)))
+            .fold(1.0, f64::min),
+        missed: receivers.saturating_sub(deliveries),
         churn: params.churn,
         churn_events,
         delivery_ratios: each
@@ -939,6 +950,21 @@ fn churn(
             each.receivers += 1;
             if watch.delivered_at.get(i as usize).copied().unwrap_or(false) {
                 each.delivered += 1;
+            } else if std::env::var_os("RINGMESH_DEBUG_MEMBERSHIP").is_some() {
+                let mesh = node.mesh_peers();
+                let up: Vec<bool> = mesh
+                    .iter()
+                    .map(|id| {
+                        (0..sim.len() as NodeIdx)
+                            .find(|&j| sim.id(j) == *id)
+                            .is_some_and(|j| sim.node(j).is_some())
+                    })
+                    .collect();
+                eprintln!(
+                    "broadcast {k}: node {i} (joined {}) missed it; mesh peers up {up:?}; {:?}",
+                    if i >= params.nodes { "under churn" } else { "at the build" },
+                    node.stats().mesh
+                );
             }
             each.duplicates += node.stats().mesh.duplicate - dups_before[i as usize];
         }
