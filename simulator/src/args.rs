@@ -153,6 +153,14 @@ pub(crate) struct FloodArgs {
     /// --crash; HyParView's experiment).
     #[arg(long, value_name = "F")]
     pub(crate) fail_fraction: Option<f64>,
+    /// Plumtree's optimisation threshold (`PlumtreeConfig::optimize_threshold`:
+    /// a lazy path this many hops shorter replaces the tree's; 0 turns it
+    /// off). Default: the library's.
+    #[arg(long, value_name = "HOPS")]
+    pub(crate) optimize_threshold: Option<u8>,
+    /// `MeshConfig::max_hops` of every node.
+    #[arg(long, default_value_t = 32)]
+    pub(crate) max_hops: u8,
     /// How the --crash / --fail-fraction nodes fail.
     #[arg(long, value_enum, default_value_t = FailModeArg::Crash)]
     pub(crate) fail_mode: FailModeArg,
@@ -420,6 +428,8 @@ impl FloodArgs {
             churn: self.churn,
             churn_for: Duration::from_secs(self.churn_for_s),
             kill: self.fail_mode == FailModeArg::Kill,
+            optimize_threshold: self.optimize_threshold,
+            max_hops: self.max_hops,
             payload_len: self.payload,
             ..FloodParams::default()
         }

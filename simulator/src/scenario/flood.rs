@@ -83,6 +83,8 @@ pub struct FloodParams {
     pub payload_len: usize,
     /// `MeshConfig::max_hops` of every node.
     pub max_hops: u8,
+    /// Plumtree's `optimize_threshold`, if not the library's default.
+    pub optimize_threshold: Option<u8>,
     /// Flooding or Plumtree.
     pub mode: Mode,
     /// HyParView membership (active views sized for `nodes`) rather than
@@ -141,6 +143,12 @@ impl FloodParams {
         }
         if self.kill {
             line += " --fail-mode kill";
+        }
+        if let Some(threshold) = self.optimize_threshold {
+            line += &format!(" --optimize-threshold {threshold}");
+        }
+        if self.max_hops != 32 {
+            line += &format!(" --max-hops {}", self.max_hops);
         }
         if self.mode == Mode::Plumtree {
             line += " --mode plumtree";
@@ -208,6 +216,7 @@ impl Default for FloodParams {
             kill: false,
             payload_len: 64,
             max_hops: 32,
+            optimize_threshold: None,
             mode: Mode::Flood,
             hyparview: false,
             broadcasts: 1,
@@ -530,7 +539,12 @@ pub fn run(
     };
     let mesh_mode = match params.mode {
         Mode::Flood => BroadcastMode::Flood,
-        Mode::Plumtree => BroadcastMode::Plumtree(PlumtreeConfig::default()),
+        Mode::Plumtree => BroadcastMode::Plumtree(PlumtreeConfig {
+            optimize_threshold: params
+                .optimize_threshold
+                .unwrap_or(PlumtreeConfig::default().optimize_threshold),
+            ..PlumtreeConfig::default()
+        }),
     };
     let base = Config {
         security: params.security,
@@ -952,17 +966,27 @@ fn churn(
                 each.delivered += 1;
             } else if std::env::var_os("RINGMESH_DEBUG_MEMBERSHIP").is_some() {
                 let mesh = node.mesh_peers();
-                let up: Vec<bool> = mesh
+                let me = sim.id(i);
+                // Each mesh peer: up, and holding this node as a mesh peer.
+                let up: Vec<(bool, bool)> = mesh
                     .iter()
                     .map(|id| {
-                        (0..sim.len() as NodeIdx)
+                        let peer = (0..sim.len() as NodeIdx)
                             .find(|&j| sim.id(j) == *id)
-                            .is_some_and(|j| sim.node(j).is_some())
+                            .and_then(|j| sim.node(j));
+                        (
+                            peer.is_some(),
+                            peer.is_some_and(|p| p.mesh_peers().contains(&me)),
+                        )
                     })
                     .collect();
                 eprintln!(
                     "broadcast {k}: node {i} (joined {}) missed it; mesh peers up {up:?}; {:?}",
-                    if i >= params.nodes { "under churn" } else { "at the build" },
+                    if i >= params.nodes {
+                        "under churn"
+                    } else {
+                        "at the build"
+                    },
                     node.stats().mesh
                 );
             }
