@@ -1,4 +1,4 @@
-//! The engine's connection ends, kept per node: a vector sorted by
+//! The engine's connection ends, kept per node: vectors sorted by
 //! [`ConnId`] for each node, grown a few entries at a time.
 //!
 //! One hash map keyed by `(node, connection)` for the whole run had to be
@@ -14,13 +14,21 @@ use ringmesh::ConnId;
 
 use super::{ConnEnd, NodeIdx};
 
-/// Spare slots a node's vector grows by when it is full.
+/// Spare slots a node's vectors grow by when they are full.
 const GROW: usize = 4;
+
+/// One node's ends, sorted by connection id; the ids apart, so that a
+/// lookup's binary search reads a few hundred bytes, then the end it found.
+#[derive(Default)]
+struct NodeEnds {
+    ids: Vec<ConnId>,
+    ends: Vec<ConnEnd>,
+}
 
 /// Every connection end, by node. See the module docs.
 #[derive(Default)]
 pub(super) struct ConnTable {
-    by_node: Vec<Vec<(ConnId, ConnEnd)>>,
+    by_node: Vec<NodeEnds>,
 }
 
 impl ConnTable {
@@ -29,61 +37,66 @@ impl ConnTable {
         self.by_node.reserve_exact(nodes);
     }
 
-    fn ends(&self, node: NodeIdx) -> &[(ConnId, ConnEnd)] {
-        self.by_node.get(node as usize).map_or(&[], Vec::as_slice)
-    }
-
     fn find(&self, node: NodeIdx, conn: ConnId) -> Option<usize> {
-        self.ends(node).binary_search_by_key(&conn, |e| e.0).ok()
+        self.by_node
+            .get(node as usize)?
+            .ids
+            .binary_search(&conn)
+            .ok()
     }
 
     pub(super) fn get(&self, node: NodeIdx, conn: ConnId) -> Option<&ConnEnd> {
         let i = self.find(node, conn)?;
-        Some(&self.by_node[node as usize][i].1)
+        Some(&self.by_node[node as usize].ends[i])
     }
 
     pub(super) fn get_mut(&mut self, node: NodeIdx, conn: ConnId) -> Option<&mut ConnEnd> {
         let i = self.find(node, conn)?;
-        Some(&mut self.by_node[node as usize][i].1)
+        Some(&mut self.by_node[node as usize].ends[i])
     }
 
     /// Sets `node`'s end of `conn` (replacing any).
     pub(super) fn insert(&mut self, node: NodeIdx, conn: ConnId, end: ConnEnd) {
         let n = node as usize;
         if self.by_node.len() <= n {
-            self.by_node.resize_with(n + 1, Vec::new);
+            self.by_node.resize_with(n + 1, NodeEnds::default);
         }
-        let ends = &mut self.by_node[n];
-        match ends.binary_search_by_key(&conn, |e| e.0) {
-            Ok(i) => ends[i].1 = end,
+        let node = &mut self.by_node[n];
+        match node.ids.binary_search(&conn) {
+            Ok(i) => node.ends[i] = end,
             Err(i) => {
-                if ends.len() == ends.capacity() {
-                    ends.reserve_exact(GROW);
+                if node.ids.len() == node.ids.capacity() {
+                    node.ids.reserve_exact(GROW);
+                    node.ends.reserve_exact(GROW);
                 }
-                ends.insert(i, (conn, end));
+                node.ids.insert(i, conn);
+                node.ends.insert(i, end);
             }
         }
     }
 
     pub(super) fn remove(&mut self, node: NodeIdx, conn: ConnId) -> Option<ConnEnd> {
         let i = self.find(node, conn)?;
-        let ends = &mut self.by_node[node as usize];
-        let (_, end) = ends.remove(i);
+        let node = &mut self.by_node[node as usize];
+        node.ids.remove(i);
+        let end = node.ends.remove(i);
         // A node that held many connections and now holds few gives the
         // room back (a grown ring closes the links that left its routing
         // set).
-        if ends.capacity() > 2 * ends.len() + 2 * GROW {
-            ends.shrink_to(ends.len() + GROW);
+        if node.ids.capacity() > 2 * node.ids.len() + 2 * GROW {
+            node.ids.shrink_to(node.ids.len() + GROW);
+            node.ends.shrink_to(node.ends.len() + GROW);
         }
         Some(end)
     }
 
     /// Removes and returns every end of `node`, in connection order.
     pub(super) fn take_node(&mut self, node: NodeIdx) -> Vec<(ConnId, ConnEnd)> {
-        self.by_node
-            .get_mut(node as usize)
-            .map(std::mem::take)
-            .unwrap_or_default()
+        let Some(node) = self.by_node.get_mut(node as usize) else {
+            return Vec::new();
+        };
+        let NodeEnds { ids, ends } = std::mem::take(node);
+        ids.into_iter().zip(ends).collect()
     }
 }
 
@@ -148,7 +161,7 @@ mod tests {
         for c in 0..60u64 {
             table.remove(0, ConnId::outbound(c));
         }
-        assert!(table.by_node[0].capacity() <= 2 * 4 + 2 * GROW);
+        assert!(table.by_node[0].ids.capacity() <= 2 * 4 + 2 * GROW);
         assert_eq!(table.take_node(0).len(), 4);
     }
 }
