@@ -119,22 +119,19 @@ mod tests {
     fn ends_are_found_replaced_removed_and_taken_in_connection_order() {
         let mut table = ConnTable::default();
         for c in [5u64, 1, 9, 3] {
-            table.insert(2, ConnId::outbound(c), end(c as NodeIdx));
+            table.insert(2, ConnId::inbound(c), end(c as NodeIdx));
         }
-        table.insert(7, ConnId::outbound(1), end(70));
-        assert_eq!(table.get(2, ConnId::outbound(9)).map(|e| e.peer), Some(9));
-        assert!(table.get(2, ConnId::outbound(2)).is_none());
-        assert!(table.get(40, ConnId::outbound(1)).is_none());
-        table.insert(2, ConnId::outbound(9), end(90));
-        assert_eq!(table.get(2, ConnId::outbound(9)).map(|e| e.peer), Some(90));
-        if let Some(e) = table.get_mut(2, ConnId::outbound(3)) {
+        table.insert(7, ConnId::inbound(1), end(70));
+        assert_eq!(table.get(2, ConnId::inbound(9)).map(|e| e.peer), Some(9));
+        assert!(table.get(2, ConnId::inbound(2)).is_none());
+        assert!(table.get(40, ConnId::inbound(1)).is_none());
+        table.insert(2, ConnId::inbound(9), end(90));
+        assert_eq!(table.get(2, ConnId::inbound(9)).map(|e| e.peer), Some(90));
+        if let Some(e) = table.get_mut(2, ConnId::inbound(3)) {
             e.broken = true;
         }
-        assert_eq!(
-            table.remove(2, ConnId::outbound(1)).map(|e| e.peer),
-            Some(1)
-        );
-        assert!(table.remove(2, ConnId::outbound(1)).is_none());
+        assert_eq!(table.remove(2, ConnId::inbound(1)).map(|e| e.peer), Some(1));
+        assert!(table.remove(2, ConnId::inbound(1)).is_none());
         let taken: Vec<_> = table
             .take_node(2)
             .into_iter()
@@ -143,23 +140,23 @@ mod tests {
         assert_eq!(
             taken,
             vec![
-                (ConnId::outbound(3), 3, true),
-                (ConnId::outbound(5), 5, false),
-                (ConnId::outbound(9), 90, false)
+                (ConnId::inbound(3), 3, true),
+                (ConnId::inbound(5), 5, false),
+                (ConnId::inbound(9), 90, false)
             ]
         );
         assert!(table.take_node(2).is_empty());
-        assert_eq!(table.get(7, ConnId::outbound(1)).map(|e| e.peer), Some(70));
+        assert_eq!(table.get(7, ConnId::inbound(1)).map(|e| e.peer), Some(70));
     }
 
     #[test]
     fn a_node_that_closes_most_of_its_connections_gives_the_room_back() {
         let mut table = ConnTable::default();
         for c in 0..64u64 {
-            table.insert(0, ConnId::outbound(c), end(1));
+            table.insert(0, ConnId::inbound(c), end(1));
         }
         for c in 0..60u64 {
-            table.remove(0, ConnId::outbound(c));
+            table.remove(0, ConnId::inbound(c));
         }
         assert!(table.by_node[0].ids.capacity() <= 2 * 4 + 2 * GROW);
         assert_eq!(table.take_node(0).len(), 4);
