@@ -50,7 +50,10 @@ pub(crate) struct DeadlineQueue<K> {
 }
 
 /// The queue is never swept below this size.
-const MIN_COMPACT_AT: usize = 64;
+const MIN_COMPACT_AT: usize = 16;
+
+/// Spare slots a full queue grows by, beyond a quarter of its size.
+const GROW: usize = 4;
 
 impl<K> Default for DeadlineQueue<K> {
     fn default() -> Self {
@@ -78,6 +81,12 @@ impl<K> DeadlineQueue<K> {
     /// a counter shared with other queues, so that entries of several queues
     /// can be merged in one order (see the module docs).
     pub(crate) fn push_seq(&mut self, at: Instant, seq: u64, key: K) {
+        // A quarter more (and a few), not double: a node holds a queue per
+        // component, a million nodes in a simulation, and a doubled heap
+        // keeps up to half its room empty for good.
+        if self.heap.len() == self.heap.capacity() {
+            self.heap.reserve_exact(self.heap.len() / 4 + GROW);
+        }
         self.heap.push(Reverse(Entry { at, seq, key }));
     }
 
@@ -122,13 +131,18 @@ impl<K> DeadlineQueue<K> {
         self.heap.retain(|e| live(&e.0.key));
     }
 
-    /// Sweeps dead entries once the queue has doubled since the last
-    /// sweep: amortised O(1) per push, and the queue stays within twice what
-    /// is really pending (plus a constant), however much gets cancelled.
+    /// Sweeps dead entries once the queue has grown by half since the last
+    /// sweep, and gives back the room they took: amortised O(1) per push,
+    /// and the queue stays within one and a half times what is really
+    /// pending (plus a constant), however much gets cancelled. Which
+    /// entries are swept when never shows: entries fire in `(at, seq)`
+    /// order, and a dead entry is skipped wherever it is.
     pub(crate) fn compact(&mut self, live: impl FnMut(&K) -> bool) {
         if self.heap.len() > self.compact_at {
             self.retain(live);
-            self.compact_at = (2 * self.heap.len()).max(MIN_COMPACT_AT);
+            let len = self.heap.len();
+            self.compact_at = (len + len / 2).max(MIN_COMPACT_AT);
+            self.heap.shrink_to(len + len / 4 + GROW);
         }
     }
 

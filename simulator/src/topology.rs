@@ -88,7 +88,7 @@ pub fn random<O: Observer>(
     config: &Config,
     mut progress: impl FnMut(&str, u64, u64),
 ) -> Result<Range<NodeIdx>, BuildError> {
-    sim.reserve(n as usize, n as usize * (degree / 2).max(1) as usize);
+    sim.reserve(n as usize);
     let nodes = sim.add_nodes(config, n, |done| {
         progress("nodes", u64::from(done), u64::from(n))
     })?;
@@ -164,7 +164,7 @@ pub fn organic<O: Observer>(
     config: &Config,
     mut progress: impl FnMut(&str, u64, u64),
 ) -> Result<Range<NodeIdx>, BuildError> {
-    sim.reserve(n as usize, n as usize * organic.target_peers as usize);
+    sim.reserve(n as usize);
     let first = sim.len() as NodeIdx;
     for k in 0..n {
         let bootstrap = match organic.bootstrap {

@@ -129,7 +129,7 @@ impl Chord {
             }
         }
         let id = self.rpc.fresh_id();
-        self.lookups.insert(id, lookup);
+        self.lookups.insert(id, Box::new(lookup));
         let at = cx.now() + self.settings.lookup_timeout;
         self.arm(cx, at, Timer::Lookup { id });
         Ok(self.lookup_next(cx, id))
@@ -493,14 +493,14 @@ impl Chord {
                     let fid = self.rpc.fresh_id();
                     self.forwards.insert(
                         fid,
-                        super::Forward {
+                        Box::new(super::Forward {
                             from,
                             req,
                             key,
                             ttl,
                             tried: SmallVec::new(),
                             avoid,
-                        },
+                        }),
                     );
                     *self.forwards_by_peer.entry(from).or_default() += 1;
                     self.stats.forwarded += 1;

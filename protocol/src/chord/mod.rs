@@ -270,10 +270,13 @@ pub(crate) struct Chord {
     /// there was one): the next tick comes `FINGERS_MOVED_SPEEDUP` times
     /// sooner (§7.3).
     fingers_moved: bool,
-    lookups: HashMap<u64, Lookup, FixedState>,
+    /// Boxed: a lookup is over 500 bytes, and an idle table keeps room
+    /// for [`KEPT_CAPACITY`] in every member of a ring.
+    lookups: HashMap<u64, Box<Lookup>, FixedState>,
     /// Peers' recursive lookups held, by the id of the call forwarding
-    /// each (at most `chord.max_forwards`).
-    forwards: HashMap<u64, Forward, FixedState>,
+    /// each (at most `chord.max_forwards`); boxed, as lookups are (144
+    /// bytes each).
+    forwards: HashMap<u64, Box<Forward>, FixedState>,
     /// Forwards held per asking peer (at most `chord.max_forwards_per_peer`
     /// each); a peer leaves the map at zero.
     forwards_by_peer: HashMap<NodeId, usize, FixedState>,
@@ -373,11 +376,11 @@ impl Chord {
     }
 
     /// Lookup `id`, no longer in flight. The table gives its room back
-    /// when it empties: a lookup is 416 bytes, a burst of them (a join,
+    /// when it empties: a lookup is over 500 bytes, a burst of them (a join,
     /// a table operation's retries) grows it, and a ring holds many idle
     /// members.
     fn take_lookup(&mut self, id: u64) -> Option<Lookup> {
-        let lookup = self.lookups.remove(&id);
+        let lookup = self.lookups.remove(&id).map(|boxed| *boxed);
         if self.lookups.is_empty() && self.lookups.capacity() > KEPT_CAPACITY {
             self.lookups.shrink_to(KEPT_CAPACITY);
         }

@@ -44,7 +44,9 @@ impl Default for Micros {
 pub(crate) struct PeerLiveness {
     /// Pings in flight: nonce and when each left. At most
     /// `dead_after_misses + 1` (older ones have been counted as misses).
-    outstanding: SmallVec<[(u64, Instant); 2]>,
+    /// One inline: a second is in flight only after a miss, and this
+    /// record sits in every link of every node (24 bytes, not 40).
+    outstanding: SmallVec<[(u64, Instant); 1]>,
     misses: u32,
     /// The smoothed round-trip time (a `Duration`), once a pong came back.
     srtt: Micros,

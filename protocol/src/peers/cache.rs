@@ -39,12 +39,11 @@
 
 use core::net::{IpAddr, SocketAddr};
 
-use foldhash::fast::FixedState;
-use hashbrown::HashMap;
 use smallvec::SmallVec;
 use tracing::debug;
 
 use super::api::KnownPeer;
+use super::table::IdMap;
 use crate::NodeId;
 use crate::time::{Duration, Instant};
 use crate::wire::{MAX_LISTEN_ADDRS, PeerEntry};
@@ -52,8 +51,10 @@ use crate::wire::{MAX_LISTEN_ADDRS, PeerEntry};
 /// What the node knows about one other node.
 #[derive(Debug, Clone)]
 pub(crate) struct CacheEntry {
-    /// Where it accepts connections.
-    pub(crate) addrs: SmallVec<[SocketAddr; 2]>,
+    /// Where it accepts connections: one inline (a node listens on one
+    /// address as a rule; a second spills to the heap), 40 bytes where two
+    /// inline took 72, in every entry of every node's cache.
+    pub(crate) addrs: SmallVec<[SocketAddr; 1]>,
     /// The addresses came from the node itself (its `Hello`), not from
     /// gossip.
     pub(crate) confirmed: bool,
@@ -196,7 +197,8 @@ impl Grid {
 /// Known nodes by id, placed in the tried and new tables. See the module
 /// docs.
 pub(crate) struct PeerCache {
-    entries: HashMap<NodeId, CacheEntry, FixedState>,
+    /// By id (`table.rs`): a hash map's slots spent 11 KB a chord member.
+    entries: IdMap<CacheEntry>,
     tried: Grid,
     new: Grid,
     /// Keys the cell hashes: secret, derived from the node seed.
@@ -221,16 +223,10 @@ impl PeerCache {
     /// `guest_cap` connected peers that found no cell) for node `me`, its
     /// cells keyed by `key` (secret, derived from the node seed and
     /// identity).
-    pub(crate) fn new(
-        me: NodeId,
-        cap: usize,
-        guest_cap: usize,
-        key: [u8; 32],
-        hasher: FixedState,
-    ) -> Self {
+    pub(crate) fn new(me: NodeId, cap: usize, guest_cap: usize, key: [u8; 32]) -> Self {
         let tried = cap / TRIED_SHARE;
         PeerCache {
-            entries: HashMap::with_hasher(hasher),
+            entries: IdMap::default(),
             tried: Grid::new(tried),
             new: Grid::new(cap - tried),
             key,
@@ -600,7 +596,7 @@ impl PeerCache {
         }
         if let Some(known) = self.entries.get_mut(&entry.id) {
             // A node's own word beats gossip; gossip fills a blank.
-            if known.confirmed || known.addrs == entry.addrs {
+            if known.confirmed || known.addrs[..] == entry.addrs[..] {
                 return false;
             }
             known.addrs = entry.addrs.iter().take(MAX_LISTEN_ADDRS).copied().collect();
@@ -683,7 +679,7 @@ impl PeerCache {
             .filter(|(_, p)| !p.addrs.is_empty() && p.cell.is_some())
             .map(|(&id, p)| KnownPeer {
                 id,
-                addrs: p.addrs.clone(),
+                addrs: p.addrs.iter().copied().collect(),
                 tried: p.tried,
             })
             .collect();
@@ -710,7 +706,7 @@ impl PeerCache {
             .filter(|p| !p.addrs.is_empty())
             .map(|p| PeerEntry {
                 id,
-                addrs: p.addrs.clone(),
+                addrs: p.addrs.iter().copied().collect(),
             })
     }
 }
@@ -729,7 +725,7 @@ mod tests {
     const KEY: [u8; 32] = [7; 32];
 
     fn cache(cap: usize) -> PeerCache {
-        PeerCache::new(NodeId::from_u128(0), cap, 0, KEY, FixedState::with_seed(1))
+        PeerCache::new(NodeId::from_u128(0), cap, 0, KEY)
     }
 
     fn addr(a: u8, b: u8, c: u8, d: u8) -> SocketAddr {
@@ -893,7 +889,7 @@ mod tests {
 
     #[test]
     fn a_connected_peer_without_a_slot_is_a_guest_until_it_is_gone() {
-        let mut c = PeerCache::new(NodeId::from_u128(0), 4, 2, KEY, FixedState::with_seed(1));
+        let mut c = PeerCache::new(NodeId::from_u128(0), 4, 2, KEY);
         let now = Instant::ZERO;
         let at = addr(10, 0, 0, 1);
         for n in 1..10u128 {

@@ -825,7 +825,7 @@ impl Net {
         let Some(known) = self.cache.get(&peer) else {
             return false;
         };
-        let addrs: SmallVec<[SocketAddr; 2]> = known.addrs.clone();
+        let addrs: SmallVec<[SocketAddr; 2]> = known.addrs.iter().copied().collect();
         if addrs.is_empty() || self.dial_refusal(addrs.len()).is_some() {
             return false;
         }

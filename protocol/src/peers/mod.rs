@@ -326,7 +326,6 @@ impl Net {
                 config.peers.max_known_peers,
                 config.peers.max_connections,
                 cache_key(seed, identity),
-                hasher,
             ),
             bootstrap: config
                 .peers

@@ -1,83 +1,112 @@
-//! The peer table: the established peers and their links, as two parallel
-//! vectors sorted by id, grown four entries at a time.
+//! Maps keyed by node id as two parallel vectors sorted by id, grown four
+//! entries at a time: the peer table (the established peers and their
+//! links) and the peer cache's entries.
 //!
 //! A node has a handful of peers (8 in a flood simulation, at most
 //! `peers.max_connections`), and a simulation holds a million nodes: a hash
 //! table of 104-byte slots kept at most 7/8 full, and doubled when it is,
 //! spent 1.3 KB a node on 8 peers; these vectors spend about what the peers
 //! take (the ids, 16 bytes each, apart so that a lookup's binary search
-//! reads one or two cache lines, then the link it found). Growing by one
+//! reads one or two cache lines, then the value it found). Growing by one
 //! entry at a time cost a reallocation per peer up (5 % of a flood's CPU);
 //! by four, at most three spare slots. Inserting and removing move at most
-//! `max_connections` entries, once per peer up or down.
+//! a few dozen entries, once per peer up or down. A map that empties gives
+//! its room back (a chord member's cache holds a guest entry per connected
+//! peer, and a grown ring closes the links that left its routing set).
 
 use crate::NodeId;
 
 use super::PeerLink;
 
 /// The established peers by id. See the module docs.
-#[derive(Default)]
-pub(super) struct PeerTable {
+pub(super) type PeerTable = IdMap<PeerLink>;
+
+/// Spare slots a full map grows by.
+const GROW: usize = 4;
+
+/// Values by node id, in id order. See the module docs.
+pub(crate) struct IdMap<V> {
     ids: Vec<NodeId>,
-    links: Vec<PeerLink>,
+    values: Vec<V>,
 }
 
-impl PeerTable {
+impl<V> Default for IdMap<V> {
+    fn default() -> Self {
+        IdMap {
+            ids: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<V> IdMap<V> {
     fn find(&self, id: &NodeId) -> Result<usize, usize> {
         self.ids.binary_search(id)
     }
 
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.ids.len()
     }
 
-    pub(super) fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
 
-    pub(super) fn contains_key(&self, id: &NodeId) -> bool {
+    pub(crate) fn contains_key(&self, id: &NodeId) -> bool {
         self.find(id).is_ok()
     }
 
-    pub(super) fn get(&self, id: &NodeId) -> Option<&PeerLink> {
-        self.find(id).ok().map(|i| &self.links[i])
+    pub(crate) fn get(&self, id: &NodeId) -> Option<&V> {
+        self.find(id).ok().map(|i| &self.values[i])
     }
 
-    pub(super) fn get_mut(&mut self, id: &NodeId) -> Option<&mut PeerLink> {
-        self.find(id).ok().map(|i| &mut self.links[i])
+    pub(crate) fn get_mut(&mut self, id: &NodeId) -> Option<&mut V> {
+        self.find(id).ok().map(|i| &mut self.values[i])
     }
 
-    /// Sets `id`'s link; the one it replaces, if any.
-    pub(super) fn insert(&mut self, id: NodeId, link: PeerLink) -> Option<PeerLink> {
+    /// Sets `id`'s value; the one it replaces, if any.
+    pub(crate) fn insert(&mut self, id: NodeId, value: V) -> Option<V> {
         match self.find(&id) {
-            Ok(i) => Some(core::mem::replace(&mut self.links[i], link)),
+            Ok(i) => Some(core::mem::replace(&mut self.values[i], value)),
             Err(i) => {
                 // Four more, not double: a node's peer count changes rarely.
                 if self.ids.len() == self.ids.capacity() {
-                    self.ids.reserve_exact(4);
-                    self.links.reserve_exact(4);
+                    self.ids.reserve_exact(GROW);
+                }
+                if self.values.len() == self.values.capacity() {
+                    self.values.reserve_exact(GROW);
                 }
                 self.ids.insert(i, id);
-                self.links.insert(i, link);
+                self.values.insert(i, value);
                 None
             }
         }
     }
 
-    pub(super) fn remove(&mut self, id: &NodeId) -> Option<PeerLink> {
+    pub(crate) fn remove(&mut self, id: &NodeId) -> Option<V> {
         let i = self.find(id).ok()?;
         self.ids.remove(i);
-        Some(self.links.remove(i))
+        let value = self.values.remove(i);
+        if self.ids.capacity() > 2 * self.ids.len() + 2 * GROW {
+            self.ids.shrink_to(self.ids.len() + GROW);
+            self.values.shrink_to(self.values.len() + GROW);
+        }
+        Some(value)
     }
 
-    /// The peers' ids, in id order.
-    pub(super) fn keys(&self) -> impl Iterator<Item = &NodeId> {
+    /// The ids, in id order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &NodeId> {
         self.ids.iter()
     }
 
-    /// Every peer and its link, in id order.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&NodeId, &PeerLink)> {
-        self.ids.iter().zip(&self.links)
+    /// The values, in id order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
+        self.values.iter()
+    }
+
+    /// Every id and its value, in id order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&NodeId, &V)> {
+        self.ids.iter().zip(&self.values)
     }
 }
 

@@ -92,7 +92,7 @@ pub(crate) struct Done<C> {
 }
 
 /// Whether `timer` still guards a call of `calls`.
-fn live<C>(calls: &HashMap<u64, Call<C>, FixedState>, timer: &Timer) -> bool {
+fn live<C>(calls: &HashMap<u64, Box<Call<C>>, FixedState>, timer: &Timer) -> bool {
     match *timer {
         Timer::Expire { id } => calls.contains_key(&id),
         Timer::Ack { id } => calls.get(&id).is_some_and(|c| c.awaits_ack),
@@ -123,7 +123,10 @@ struct Call<C> {
 
 /// A table of calls. See the module docs.
 pub(crate) struct Rpc<C> {
-    calls: HashMap<u64, Call<C>, FixedState>,
+    /// Boxed: a call is about 300 bytes (its message kept for a resend,
+    /// its peer's entry), and an idle table keeps room for
+    /// [`KEPT_CALLS`] in every member of a ring.
+    calls: HashMap<u64, Box<Call<C>>, FixedState>,
     next_id: u64,
     on_lost: OnLost,
     pub(crate) timers: DeadlineQueue<Timer>,
@@ -200,7 +203,7 @@ impl<C> Rpc<C> {
         let message = build(id);
         self.calls.insert(
             id,
-            Call {
+            Box::new(Call {
                 peer: to,
                 client,
                 message: Some(message),
@@ -210,7 +213,7 @@ impl<C> Rpc<C> {
                 failed: None,
                 awaits_ack: false,
                 sent_at: cx.now(),
-            },
+            }),
         );
         let at = cx.now() + timeout;
         self.arm(cx, at, Timer::Expire { id });
@@ -230,7 +233,7 @@ impl<C> Rpc<C> {
         let id = self.fresh_id();
         self.calls.insert(
             id,
-            Call {
+            Box::new(Call {
                 peer: PeerEntry {
                     id: to,
                     addrs: Default::default(),
@@ -243,7 +246,7 @@ impl<C> Rpc<C> {
                 failed: None,
                 awaits_ack: false,
                 sent_at: cx.now(),
-            },
+            }),
         );
         let at = cx.now() + timeout;
         self.arm(cx, at, Timer::Expire { id });

@@ -36,6 +36,7 @@
 
 mod app;
 mod churn;
+mod conns;
 mod memo_check;
 mod net;
 mod queue;
@@ -277,7 +278,8 @@ pub struct Sim<O: Observer = ()> {
     /// The state machines, by index (`None` while crashed or killed).
     machines: Vec<Option<Node>>,
     records: Vec<NodeRecord>,
-    conns: HashMap<(NodeIdx, ConnId), ConnEnd, FixedState>,
+    /// Every connection end, by node (`conns.rs`).
+    conns: conns::ConnTable,
     net_rng: ChaCha8Rng,
     /// Per-pair latency, uplink queues and link faults (`net.rs`).
     net: net::NetState,
@@ -325,7 +327,7 @@ impl<O: Observer> Sim<O> {
             nodes: Vec::new(),
             machines: Vec::new(),
             records: Vec::new(),
-            conns: HashMap::with_hasher(FixedState::with_seed(0x5eed)),
+            conns: conns::ConnTable::default(),
             trace: TraceHash::new(),
             stats: SimStats::default(),
             in_flight: 0,
@@ -338,15 +340,15 @@ impl<O: Observer> Sim<O> {
         }
     }
 
-    /// Reserves room for `nodes` more nodes and `connections` more
-    /// connections, so large runs do not pay for (and peak at) the
-    /// doubling of big tables.
-    pub fn reserve(&mut self, nodes: usize, connections: usize) {
+    /// Reserves room for `nodes` more nodes, so large runs do not pay for
+    /// (and peak at) the doubling of big tables. Connections need no
+    /// reserving: each node keeps its own (`conns.rs`).
+    pub fn reserve(&mut self, nodes: usize) {
         self.nodes.reserve_exact(nodes);
         self.machines.reserve_exact(nodes);
         self.records.reserve_exact(nodes);
         self.ids.reserve(nodes);
-        self.conns.reserve(2 * connections);
+        self.conns.reserve_nodes(nodes);
     }
 
     /// Virtual time now.
@@ -584,15 +586,7 @@ impl<O: Observer> Sim<O> {
         n.timer_at = None;
         self.machines[i as usize] = None;
         self.drop_app(i);
-        let mut ends: Vec<(ConnId, ConnEnd)> = self
-            .conns
-            .iter()
-            .filter(|((node, _), _)| *node == i)
-            .map(|((_, conn), end)| (*conn, *end))
-            .collect();
-        ends.sort_unstable_by_key(|(conn, _)| *conn);
-        for (conn, end) in ends {
-            self.conns.remove(&(i, conn));
+        for (conn, end) in self.conns.take_node(i) {
             match state {
                 NodeState::Killed => {
                     self.remove_peer_end(end);
@@ -605,7 +599,7 @@ impl<O: Observer> Sim<O> {
                 }
                 _ => {
                     // The peer's end stays, writing into the void.
-                    if let Some(other) = self.conns.get_mut(&(end.peer, end.peer_conn)) {
+                    if let Some(other) = self.conns.get_mut(end.peer, end.peer_conn) {
                         other.broken = true;
                     }
                 }
@@ -618,7 +612,7 @@ impl<O: Observer> Sim<O> {
     /// connection id for a new connection, which must survive.
     fn remove_peer_end(&mut self, end: ConnEnd) {
         if self.nodes[end.peer as usize].incarnation == end.peer_incarnation {
-            self.conns.remove(&(end.peer, end.peer_conn));
+            self.conns.remove(end.peer, end.peer_conn);
         }
     }
 
@@ -761,7 +755,7 @@ impl<O: Observer> Sim<O> {
         } else {
             self.now + net.latency + jitter
         };
-        if let Some(end) = self.conns.get_mut(&(from, conn)) {
+        if let Some(end) = self.conns.get_mut(from, conn) {
             at = at.max(end.last_arrival);
             end.last_arrival = at;
         }
@@ -865,8 +859,8 @@ impl<O: Observer> Sim<O> {
                             last_arrival: Instant::ZERO,
                             broken: false,
                         };
-                        self.conns.insert((i, conn), end(j, inbound, j_incarnation));
-                        self.conns.insert((j, inbound), end(i, conn, incarnation));
+                        self.conns.insert(i, conn, end(j, inbound, j_incarnation));
+                        self.conns.insert(j, inbound, end(i, conn, incarnation));
                         let at = self.arrival(i, j, conn, 0);
                         let connected = Input::Connected {
                             conn,
@@ -910,7 +904,7 @@ impl<O: Observer> Sim<O> {
             }
             Output::Send { conn, bytes } => self.send(i, conn, bytes),
             Output::Close { conn } => {
-                if let Some(end) = self.conns.remove(&(i, conn)) {
+                if let Some(end) = self.conns.remove(i, conn) {
                     self.remove_peer_end(end);
                     if !end.broken && self.reachable(i, end.peer) && !self.cut(i, end.peer) {
                         let at = self.arrival_after(i, end);
@@ -957,12 +951,12 @@ impl<O: Observer> Sim<O> {
     }
 
     fn send(&mut self, i: NodeIdx, conn: ConnId, bytes: Bytes) {
-        let Some(&end) = self.conns.get(&(i, conn)) else {
+        let Some(&end) = self.conns.get(i, conn) else {
             self.stats.lost_sends += 1;
             return;
         };
         if end.broken || !self.reachable(i, end.peer) || self.cut(i, end.peer) {
-            if let Some(e) = self.conns.get_mut(&(i, conn)) {
+            if let Some(e) = self.conns.get_mut(i, conn) {
                 e.broken = true;
             }
             self.stats.lost_sends += 1;

@@ -796,7 +796,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
     fn build(&mut self) -> Result<(), Error> {
         let n = self.params.nodes;
         let r = self.params.r;
-        self.sim.reserve(n as usize, n as usize * (2 * r + 16));
+        self.sim.reserve(n as usize);
         let first = self.add_node()?;
         self.sim.command(first, ChordCommand::Create)?;
         let id = self.id(first);
@@ -850,7 +850,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
         if (n as usize) < r + 2 {
             return Err(format!("--founded needs at least r + 2 = {} nodes", r + 2).into());
         }
-        self.sim.reserve(n as usize, n as usize * (2 * r + 16));
+        self.sim.reserve(n as usize);
         let config = self.config.clone();
         let progress = &mut self.progress;
         let range = self.sim.add_nodes(&config, n, |done| {

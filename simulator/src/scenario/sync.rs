@@ -256,7 +256,7 @@ pub fn run(
     ));
     let config = config();
     let dials = (params.degree / 2).max(1);
-    sim.reserve((n + params.late) as usize, (n * dials) as usize);
+    sim.reserve((n + params.late) as usize);
     sim.add_nodes(&config, n, |done| {
         progress("nodes", u64::from(done), u64::from(n))
     })?;
