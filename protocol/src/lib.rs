@@ -242,6 +242,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod blobs;
 mod chord;
 mod command;
 mod config;
