@@ -29,78 +29,13 @@
 use blake3::hazmat::{HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root};
 use smallvec::SmallVec;
 
-/// Bytes in a chunk group, the unit of transfer and of verification: 16
-/// BLAKE3 chunks (16 KiB), as iroh-blobs.
-pub const GROUP_LEN: u64 = 16 * 1024;
-
-/// The most groups a blob may have here: 2^40 groups is 16 PiB, and it keeps
-/// every index and offset far from overflow.
-pub const MAX_GROUPS: u64 = 1 << 40;
-
-/// The longest blob this crate names and verifies (`MAX_GROUPS` groups).
-pub const MAX_BLOB_LEN: u64 = MAX_GROUPS * GROUP_LEN;
-
-/// The longest proof: the depth of a tree of `MAX_GROUPS` leaves.
-pub const MAX_PROOF_DEPTH: usize = 40;
+use crate::wire::{BlobHash, GROUP_LEN, MAX_BLOB_LEN};
 
 /// A chaining value: a node's 32-byte BLAKE3 hash below the root.
 pub type ChainingValue = [u8; 32];
 
 /// The sibling chaining values on a group's path, root first.
 pub type Proof = SmallVec<[ChainingValue; 24]>;
-
-/// A blob's name: the BLAKE3 hash of its bytes.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BlobHash(pub [u8; 32]);
-
-impl BlobHash {
-    /// The name of `data`: `blake3::hash(data)`.
-    pub fn of(data: &[u8]) -> BlobHash {
-        BlobHash(*blake3::hash(data).as_bytes())
-    }
-
-    /// The 32 bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for BlobHash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::fmt::Debug for BlobHash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "BlobHash({self})")
-    }
-}
-
-/// A hash that is not 64 hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a blob hash is 64 hex digits")]
-pub struct ParseBlobHashError;
-
-impl std::str::FromStr for BlobHash {
-    type Err = ParseBlobHashError;
-
-    fn from_str(text: &str) -> Result<BlobHash, ParseBlobHashError> {
-        let text = text.as_bytes();
-        if text.len() != 64 {
-            return Err(ParseBlobHashError);
-        }
-        let mut out = [0u8; 32];
-        for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-            let digit = |c: u8| (c as char).to_digit(16).ok_or(ParseBlobHashError);
-            *byte = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-        }
-        Ok(BlobHash(out))
-    }
-}
 
 /// Why a group or an outboard was refused. Nothing is changed by a refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -519,7 +454,10 @@ mod tests {
     fn hash_round_trips_through_hex() {
         let hash = BlobHash::of(b"ringmesh");
         assert_eq!(hash.to_string().parse::<BlobHash>(), Ok(hash));
-        assert_eq!("00".parse::<BlobHash>(), Err(ParseBlobHashError));
+        assert_eq!(
+            "00".parse::<BlobHash>(),
+            Err(crate::wire::ParseBlobHashError)
+        );
         assert!("zz".repeat(32).parse::<BlobHash>().is_err());
     }
 
