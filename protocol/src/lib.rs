@@ -267,6 +267,7 @@ mod time;
 mod timer;
 pub mod wire;
 
+pub use blobs::{BlobsCommand, BlobsConfig, BlobsError, BlobsEvent, BlobsStats};
 pub use chord::{
     ChordCommand, ChordConfig, ChordError, ChordEvent, ChordPending, ChordRole, ChordStats,
     LookupError,
@@ -274,7 +275,8 @@ pub use chord::{
 pub use chord::{ID_PUZZLE_CONTEXT, MAX_ID_PUZZLE_BITS, grind_identity, meets_id_puzzle};
 pub use command::{Accepted, Command, CommandError};
 pub use config::{
-    CHORD_MIN_FRAME_LEN, Config, ConfigError, MAX_BOOTSTRAP, MIN_MAX_FRAME_LEN, Security,
+    BLOBS_MIN_FRAME_LEN, CHORD_MIN_FRAME_LEN, Config, ConfigError, MAX_BOOTSTRAP,
+    MIN_MAX_FRAME_LEN, Security,
 };
 pub use dht::{DhtCommand, DhtConfig, DhtError, DhtEvent, DhtFailure, DhtHeld, DhtStats, DhtUsage};
 pub use id::{ConnId, NodeId, OpId, ParseNodeIdError, ShortId};

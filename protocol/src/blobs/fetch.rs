@@ -43,6 +43,10 @@ pub struct FetchLimits {
     pub request_timeout: Duration,
     /// How long a provider that answered `Busy` is left alone. Default 1 s.
     pub busy_backoff: Duration,
+    /// How long a provider's "I lack these groups" (or "I hold none") is
+    /// believed; afterwards it is asked again, since a fetcher that serves
+    /// what it holds gains groups as it goes (the swarm). Default 500 ms.
+    pub relook: Duration,
 }
 
 impl Default for FetchLimits {
@@ -54,6 +58,7 @@ impl Default for FetchLimits {
             max_in_flight: 256,
             request_timeout: Duration::from_secs(10),
             busy_backoff: Duration::from_secs(1),
+            relook: Duration::from_millis(500),
         }
     }
 }
@@ -130,6 +135,9 @@ struct Provider {
     /// It holds none of the blob, or is left alone until then.
     idle_until: Option<Instant>,
     not_held: bool,
+    /// When `lacks` or `not_held` was last learned (they expire after
+    /// `relook`).
+    learned_at: Instant,
     /// Its length probe is unanswered: it is asked nothing more until it
     /// has shown it holds the blob.
     probing: bool,
@@ -177,6 +185,13 @@ impl<P: Copy + Ord + core::fmt::Debug> Fetch<P> {
     fn length_known(&mut self, len: u64) {
         self.len = Some(len);
         self.asked = Some(GroupSet::empty(group_count(len)));
+    }
+
+    /// Numbers this fetch's requests from `first` on, so that a node's
+    /// fetches use disjoint request ids (call before the first request).
+    pub fn with_first_req(mut self, first: u64) -> Fetch<P> {
+        self.next_req = first;
+        self
     }
 
     /// The blob.
@@ -243,6 +258,7 @@ impl<P: Copy + Ord + core::fmt::Debug> Fetch<P> {
                 lacks: None,
                 idle_until: None,
                 not_held: false,
+                learned_at: Instant::from_micros(0),
                 probing: false,
             },
         );
@@ -262,6 +278,13 @@ impl<P: Copy + Ord + core::fmt::Debug> Fetch<P> {
         let mut out = Vec::new();
         if self.done {
             return out;
+        }
+        let relook = self.limits.relook;
+        for provider in self.providers.values_mut() {
+            if provider.learned_at.saturating_add(relook) <= now {
+                provider.lacks = None;
+                provider.not_held = false;
+            }
         }
         let peers: Vec<P> = self.providers.keys().copied().collect();
         for peer in peers {
@@ -505,7 +528,10 @@ impl<P: Copy + Ord + core::fmt::Debug> Fetch<P> {
             return events;
         };
         match end.status {
-            BlobEndStatus::NotHeld => provider.not_held = true,
+            BlobEndStatus::NotHeld => {
+                provider.not_held = true;
+                provider.learned_at = now;
+            }
             BlobEndStatus::Busy => provider.idle_until = Some(now.saturating_add(busy_backoff)),
             BlobEndStatus::Done => {
                 if let (Some(held), Some(len)) = (held, self.len) {
@@ -516,6 +542,7 @@ impl<P: Copy + Ord + core::fmt::Debug> Fetch<P> {
                         .filter(|&g| !held.contains(g))
                         .collect();
                     if !missing.is_empty() {
+                        provider.learned_at = now;
                         let lacks = provider
                             .lacks
                             .get_or_insert_with(|| GroupSet::empty(group_count(len)));
