@@ -7,7 +7,6 @@ use crate::time::Duration;
 /// Blobs (`spec/blobs.md`): [`Config::blobs`](crate::Config::blobs);
 /// `None` (the default) does not run the component.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct BlobsConfig {
     /// What this node serves, and how fast (§5).
     pub serve: ServeLimits,
