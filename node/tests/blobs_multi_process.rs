@@ -1,0 +1,53 @@
+//! Blobs across real `ringmesh` processes on 127.0.0.1 (spec/blobs.md):
+//! one process `add`s a file, a second `fetch`es it, the adder exits, and a
+//! third fetches it from the second. Driven through the consoles; every
+//! wait is for a line, with a deadline.
+
+mod support;
+
+use support::{Proc, TempDir};
+
+#[test]
+fn a_file_added_on_one_process_is_fetched_by_two_others_one_after_the_adder_exited() {
+    let dir = TempDir::new("blobs");
+    std::fs::create_dir_all(&dir.0).expect("temp dir");
+    // 3 MiB + a bit: 193 chunk groups, the last one short.
+    let data: Vec<u8> = (0..3 * 1024 * 1024 + 333u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let original = dir.0.join("original.bin");
+    std::fs::write(&original, &data).expect("write the file");
+    let hash = blake3::hash(&data).to_hex().to_string();
+
+    let node = |name: &str| Proc::spawn(name, &["node", "--listen", "127.0.0.1:0", "--no-chord"]);
+    let mut adder = node("adder");
+    let added = adder.answer(&format!("add {}", original.display()), |l| {
+        l.starts_with("added ") || l.starts_with("error")
+    });
+    assert_eq!(added, format!("added {hash} ({} bytes)", data.len()));
+
+    let mut first = node("first");
+    first.type_line(&format!("connect {}", adder.addr));
+    first.wait_peer_up(adder.short());
+    let first_copy = dir.0.join("first.bin");
+    first.type_line(&format!("fetch {hash} {}", first_copy.display()));
+    first.wait_line(&format!("fetched {hash} into {}", first_copy.display()));
+    assert_eq!(std::fs::read(&first_copy).expect("written"), data);
+
+    // The adder leaves; the second fetcher is served by the first.
+    adder.type_line("exit");
+    assert!(adder.wait_exit().success());
+    let mut second = node("second");
+    second.type_line(&format!("connect {}", first.addr));
+    second.wait_peer_up(first.short());
+    let second_copy = dir.0.join("second.bin");
+    second.type_line(&format!("fetch {hash} {}", second_copy.display()));
+    second.wait_line(&format!("fetched {hash} into {}", second_copy.display()));
+    assert_eq!(std::fs::read(&second_copy).expect("written"), data);
+
+    let listed = second.answer("blobs", |l| l.starts_with("  "));
+    assert_eq!(
+        listed,
+        format!("  {hash} {} bytes, 193/193 groups", data.len())
+    );
+}
