@@ -923,16 +923,16 @@ impl Session {
             BlobsEvent::Length { hash, len } => {
                 say(&format!("fetch {}: {len} bytes", short_hash(&hash)))
             }
-            BlobsEvent::Progress { hash, held, groups } => {
-                // A line per tenth: enough of a progress bar for a console
-                // that other lines share.
-                if held * 10 / groups.max(1) != (held - 1) * 10 / groups.max(1) {
-                    say(&format!(
-                        "fetch {}: {}% ({held}/{groups} groups)",
-                        short_hash(&hash),
-                        held * 100 / groups.max(1)
-                    ));
-                }
+            // A line per tenth: enough of a progress bar for a console that
+            // other lines share.
+            BlobsEvent::Progress { hash, held, groups }
+                if held * 10 / groups.max(1) != held.saturating_sub(1) * 10 / groups.max(1) =>
+            {
+                say(&format!(
+                    "fetch {}: {}% ({held}/{groups} groups)",
+                    short_hash(&hash),
+                    held * 100 / groups.max(1)
+                ))
             }
             BlobsEvent::ProviderDropped {
                 hash,

@@ -51,3 +51,49 @@ fn a_file_added_on_one_process_is_fetched_by_two_others_one_after_the_adder_exit
         format!("  {hash} {} bytes, 193/193 groups", data.len())
     );
 }
+
+/// Loopback throughput with Noise: one process adds a file of
+/// `RINGMESH_BLOB_MIB` MiB (default 256), another fetches it; prints the
+/// rate from the `fetch` line to the `fetched` line (the file written
+/// included). `cargo test --release -p ringmesh-node --test
+/// blobs_multi_process -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement: run it by hand"]
+fn loopback_fetch_throughput() {
+    let mib: usize = std::env::var("RINGMESH_BLOB_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let dir = TempDir::new("blobs-rate");
+    std::fs::create_dir_all(&dir.0).expect("temp dir");
+    let data: Vec<u8> = (0..(mib << 20) as u64)
+        .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
+        .collect();
+    let original = dir.0.join("original.bin");
+    std::fs::write(&original, &data).expect("write the file");
+    let hash = blake3::hash(&data).to_hex().to_string();
+    let node = |name: &str| Proc::spawn(name, &["node", "--listen", "127.0.0.1:0", "--no-chord"]);
+    let mut adder = node("adder");
+    let added = std::time::Instant::now();
+    adder.type_line(&format!("add {}", original.display()));
+    adder.wait_for("added", |l| l.starts_with("added "));
+    let add_s = added.elapsed().as_secs_f64();
+    let mut fetcher = node("fetcher");
+    fetcher.type_line(&format!("connect {}", adder.addr));
+    fetcher.wait_peer_up(adder.short());
+    let copy = dir.0.join("copy.bin");
+    let start = std::time::Instant::now();
+    fetcher.type_line(&format!("fetch {hash} {}", copy.display()));
+    fetcher.wait_line(&format!("fetched {hash} into {}", copy.display()));
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(
+        blake3::hash(&std::fs::read(&copy).expect("written"))
+            .to_hex()
+            .to_string(),
+        hash
+    );
+    println!(
+        "{mib} MiB: add (read + hash) {add_s:.2} s; fetch {secs:.2} s = {:.0} MB/s",
+        (mib << 20) as f64 / secs / 1e6
+    );
+}
