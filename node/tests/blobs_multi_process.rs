@@ -7,19 +7,29 @@ mod support;
 
 use support::{Proc, TempDir};
 
+/// A fresh directory holding `original.bin` of `len` bytes (a multiplicative
+/// pattern: neither periodic at 16 KiB nor compressible), the bytes and
+/// their BLAKE3 hash in hex.
+fn original(name: &str, len: u64) -> (TempDir, std::path::PathBuf, Vec<u8>, String) {
+    let dir = TempDir::new(name);
+    std::fs::create_dir_all(&dir.0).expect("temp dir");
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
+        .collect();
+    let path = dir.0.join("original.bin");
+    std::fs::write(&path, &data).expect("write the file");
+    let hash = blake3::hash(&data).to_hex().to_string();
+    (dir, path, data, hash)
+}
+
+fn node(name: &str) -> Proc {
+    Proc::spawn(name, &["node", "--listen", "127.0.0.1:0", "--no-chord"])
+}
+
 #[test]
 fn a_file_added_on_one_process_is_fetched_by_two_others_one_after_the_adder_exited() {
-    let dir = TempDir::new("blobs");
-    std::fs::create_dir_all(&dir.0).expect("temp dir");
     // 3 MiB + a bit: 193 chunk groups, the last one short.
-    let data: Vec<u8> = (0..3 * 1024 * 1024 + 333u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    let original = dir.0.join("original.bin");
-    std::fs::write(&original, &data).expect("write the file");
-    let hash = blake3::hash(&data).to_hex().to_string();
-
-    let node = |name: &str| Proc::spawn(name, &["node", "--listen", "127.0.0.1:0", "--no-chord"]);
+    let (dir, original, data, hash) = original("blobs", 3 * 1024 * 1024 + 333);
     let mut adder = node("adder");
     let added = adder.answer(&format!("add {}", original.display()), |l| {
         l.starts_with("added ") || l.starts_with("error")
@@ -64,15 +74,7 @@ fn loopback_fetch_throughput() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(256);
-    let dir = TempDir::new("blobs-rate");
-    std::fs::create_dir_all(&dir.0).expect("temp dir");
-    let data: Vec<u8> = (0..(mib << 20) as u64)
-        .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
-        .collect();
-    let original = dir.0.join("original.bin");
-    std::fs::write(&original, &data).expect("write the file");
-    let hash = blake3::hash(&data).to_hex().to_string();
-    let node = |name: &str| Proc::spawn(name, &["node", "--listen", "127.0.0.1:0", "--no-chord"]);
+    let (dir, original, _, hash) = original("blobs-rate", (mib as u64) << 20);
     let mut adder = node("adder");
     let added = std::time::Instant::now();
     adder.type_line(&format!("add {}", original.display()));

@@ -3380,7 +3380,17 @@ fn sync_vectors() -> J {
             "the deepest ranges: the first and the last key hash",
         ),
     ];
-    let frames = messages
+    let frames = plain_frame_cases(messages);
+    J::Obj(vec![
+        ("entries", J::Arr(entry_cases)),
+        ("frames", J::Arr(frames)),
+    ])
+}
+
+/// One vector per message: its plaintext frame (no compression), tag and
+/// note (the `frames` of `sync.json` and `blobs.json`).
+fn plain_frame_cases<const N: usize>(messages: [(&str, Message, &str); N]) -> Vec<J> {
+    messages
         .into_iter()
         .map(|(name, message, note)| {
             let (frame, _) = encode_frame(&message, None);
@@ -3391,11 +3401,7 @@ fn sync_vectors() -> J {
                 ("note", s(note)),
             ])
         })
-        .collect();
-    J::Obj(vec![
-        ("entries", J::Arr(entry_cases)),
-        ("frames", J::Arr(frames)),
-    ])
+        .collect()
 }
 
 // ------------------------------------------------------------------ blobs
@@ -3475,18 +3481,7 @@ fn blob_vectors() -> J {
             "status 2, req as a two-byte varint",
         ),
     ];
-    let frames = messages
-        .into_iter()
-        .map(|(name, message, note)| {
-            let (frame, _) = encode_frame(&message, None);
-            J::Obj(vec![
-                ("name", s(name)),
-                ("tag", n(u64::from(message.tag()))),
-                ("hex", hx(frame)),
-                ("note", s(note)),
-            ])
-        })
-        .collect();
+    let frames = plain_frame_cases(messages);
     J::Obj(vec![
         (
             "input",

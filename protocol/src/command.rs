@@ -1,6 +1,6 @@
 //! What the application asks of the node: [`Command`].
 
-use crate::blobs::{BlobsCommand, BlobsError};
+use crate::blobs::api::{BlobsCommand, BlobsError};
 use crate::chord::{ChordCommand, ChordError};
 use crate::dht::{DhtCommand, DhtError};
 use crate::mesh::{MeshCommand, MeshError};

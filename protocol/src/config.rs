@@ -6,7 +6,7 @@ use smallvec::SmallVec;
 
 // Each sub-config from its own file, which imports nothing of its
 // component: the components read `Config`, not the other way round.
-use crate::blobs::BlobsConfig;
+use crate::blobs::config::BlobsConfig;
 use crate::chord::config::ChordConfig;
 use crate::dht::config::DhtConfig;
 use crate::liveness::config::LivenessConfig;

@@ -4,7 +4,7 @@ use core::net::SocketAddr;
 
 use bytes::Bytes;
 
-use crate::blobs::BlobsEvent;
+use crate::blobs::api::BlobsEvent;
 use crate::chord::ChordEvent;
 use crate::dht::DhtEvent;
 use crate::liveness::LivenessEvent;

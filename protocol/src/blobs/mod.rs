@@ -44,8 +44,8 @@
 //! assert_eq!(mine.read_all(&hash), Some(vec![7u8; 100_000]));
 //! ```
 
-mod api;
-mod config;
+pub(crate) mod api;
+pub(crate) mod config;
 mod fetch;
 mod serve;
 mod store;
