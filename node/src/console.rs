@@ -34,6 +34,13 @@ commands:
   sync get KEY    read KEY from this node's copy of the sync table
   sync del KEY    delete KEY from the sync table (its lease holder only)
   sync list       every key of this node's copy of the sync table
+  add FILE        read FILE, name it by its BLAKE3 hash and serve it
+                  (prints the hash; held in memory while the node runs)
+  fetch HASH [PATH]
+                  fetch the blob HASH from this node's neighbours, every
+                  16 KiB verified as it arrives; written to PATH (default:
+                  HASH in the current directory) when complete
+  blobs           the blobs this node holds (whole or in part) and fetches
   ring            this node's place in the ring: successors, predecessor,
                   and what it stores of the table
   debug           turn debug logs (stderr) on or off
@@ -71,6 +78,17 @@ pub(crate) enum ConsoleCommand<'a> {
     Del(KeyArg<'a>),
     /// `sync set|get|del|list ...`.
     Sync(SyncArg<'a>),
+    /// `add FILE`.
+    Add(&'a str),
+    /// `fetch HASH [PATH]`.
+    Fetch {
+        /// The hash, as typed.
+        hash: &'a str,
+        /// Where to write it, as typed.
+        path: Option<&'a str>,
+    },
+    /// `blobs`.
+    Blobs,
     /// `ring`.
     Ring,
     /// `debug`.
@@ -221,6 +239,18 @@ pub(crate) fn parse(line: &str) -> Result<ConsoleCommand<'_>, ParseError> {
                 .ok_or_else(|| ParseError("usage: del [--open] KEY (one word)".into()))
         }
         "sync" => parse_sync(rest).map(ConsoleCommand::Sync),
+        "add" => match rest.trim() {
+            "" => usage("add FILE"),
+            path => Ok(ConsoleCommand::Add(path)),
+        },
+        "fetch" => {
+            let mut words = rest.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some(hash), path, None) => Ok(ConsoleCommand::Fetch { hash, path }),
+                _ => usage("fetch HASH [PATH]"),
+            }
+        }
+        "blobs" => no_args(rest, ConsoleCommand::Blobs, "blobs"),
         "ring" => no_args(rest, ConsoleCommand::Ring, "ring"),
         "debug" => no_args(rest, ConsoleCommand::Debug, "debug"),
         "help" | "?" => Ok(ConsoleCommand::Help),

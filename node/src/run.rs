@@ -17,11 +17,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use ringmesh::blobs::BlobHash;
 use ringmesh::wire::{GoodbyeReason, PeerEntry};
 use ringmesh::{
-    Accepted, ChordCommand, ChordError, ChordEvent, ChordRole, CloseReason, CommandError, ConnId,
-    DhtCommand, DhtError, DhtEvent, DhtFailure, DhtKey, Event, MeshCommand, MeshEvent,
-    MessagingCommand, MessagingEvent, NodeId, OpId, PeersCommand, PeersEvent,
+    Accepted, BlobsCommand, BlobsEvent, ChordCommand, ChordError, ChordEvent, ChordRole,
+    CloseReason, CommandError, ConnId, DhtCommand, DhtError, DhtEvent, DhtFailure, DhtKey, Event,
+    MeshCommand, MeshEvent, MessagingCommand, MessagingEvent, NodeId, OpId, PeersCommand,
+    PeersEvent,
 };
 use ringmesh::{
     BroadcastMode, HyParViewConfig, KnownPeer, Node, PlumtreeConfig, SyncCommand, SyncError,
@@ -161,6 +163,8 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     }
     // The sync table runs on every node of the program: it needs no ring.
     config.sync = Some(args.preset.sync());
+    // Blobs too: `add`, `fetch`, `blobs` (in memory while the node runs).
+    config.blobs = Some(ringmesh::BlobsConfig::default());
     if !args.no_chord {
         // The adapter announces the listen address when there is no
         // --announce, unless it is unspecified (0.0.0.0): a ring member
@@ -300,6 +304,7 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         shown_view: None,
         membership,
         table_ops: HashMap::new(),
+        blob_paths: HashMap::new(),
         input_ended: false,
         join_hinted: false,
         unprinted,
@@ -441,6 +446,8 @@ struct Session {
     membership: Membership,
     /// Table commands waiting for their events.
     table_ops: HashMap<OpId, TableOp>,
+    /// Where each running fetch is written when done.
+    blob_paths: HashMap<BlobHash, std::path::PathBuf>,
     /// Stdin closed while table commands were under way: exit when they
     /// have ended.
     input_ended: bool,
@@ -837,10 +844,127 @@ impl Session {
             }) if writer != self.handle.node_id() => {
                 say(&display::sync_changed(&key, value.as_deref(), writer));
             }
+            Event::Blobs(event) => self.on_blob_event(event),
             Event::Dht(DhtEvent::Failed { id, reason }) => match self.table_ops.remove(&id) {
                 Some(op) => say(&table_failure(&op, &reason)),
                 None => debug!(op = id.0, %reason, "failure of an unknown table operation"),
             },
+            _ => {}
+        }
+    }
+
+    fn add_blob(&mut self, path: &str) {
+        let data = match std::fs::read(path) {
+            Ok(data) => Bytes::from(data),
+            Err(e) => return say(&format!("error: cannot read {path}: {e}")),
+        };
+        let len = data.len();
+        match self.handle.command(BlobsCommand::Add { data }) {
+            // `Added` prints the hash.
+            Ok(_) => info!(path, len, "blob added"),
+            Err(e) => say(&format!("error: cannot add {path}: {e}")),
+        }
+    }
+
+    fn fetch_blob(&mut self, hash: &str, path: Option<&str>) {
+        let Ok(parsed) = hash.parse::<BlobHash>() else {
+            return say("error: a blob hash is 64 hex digits");
+        };
+        let path = std::path::PathBuf::from(path.unwrap_or(hash));
+        match self.handle.command(BlobsCommand::Fetch {
+            hash: parsed,
+            providers: Vec::new(),
+        }) {
+            Ok(_) => {
+                say(&format!("fetching {parsed} into {}", path.display()));
+                self.blob_paths.insert(parsed, path);
+            }
+            Err(e) => say(&format!("error: cannot fetch {parsed}: {e}")),
+        }
+    }
+
+    fn list_blobs(&self) {
+        let listed = self.handle.inspect(|node| {
+            let fetching = node.blob_fetches();
+            let store = node.blob_store();
+            store
+                .map(|store| {
+                    store
+                        .list()
+                        .into_iter()
+                        .filter_map(|hash| {
+                            let held = store.held(&hash)?;
+                            let len = store.outboard(&hash)?.len();
+                            Some((
+                                hash,
+                                len,
+                                held.count(),
+                                held.groups(),
+                                fetching.contains(&hash),
+                            ))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        });
+        let listed = listed.unwrap_or_default();
+        say(&format!("blobs: {} held (whole or in part)", listed.len()));
+        for (hash, len, held, groups, fetching) in listed {
+            say(&format!(
+                "  {hash} {len} bytes, {held}/{groups} groups{}",
+                if fetching { ", fetching" } else { "" }
+            ));
+        }
+    }
+
+    fn on_blob_event(&mut self, event: BlobsEvent) {
+        match event {
+            BlobsEvent::Added { hash, len } => say(&format!("added {hash} ({len} bytes)")),
+            BlobsEvent::Length { hash, len } => {
+                say(&format!("fetch {}: {len} bytes", short_hash(&hash)))
+            }
+            // A line per tenth: enough of a progress bar for a console that
+            // other lines share.
+            BlobsEvent::Progress { hash, held, groups }
+                if held * 10 / groups.max(1) != held.saturating_sub(1) * 10 / groups.max(1) =>
+            {
+                say(&format!(
+                    "fetch {}: {}% ({held}/{groups} groups)",
+                    short_hash(&hash),
+                    held * 100 / groups.max(1)
+                ))
+            }
+            BlobsEvent::ProviderDropped {
+                hash,
+                provider,
+                reason,
+            } => say(&format!(
+                "fetch {}: dropped <{}>: {reason:?}",
+                short_hash(&hash),
+                provider.short()
+            )),
+            BlobsEvent::Done { hash } => {
+                let Some(path) = self.blob_paths.remove(&hash) else {
+                    return say(&format!("fetched {hash}"));
+                };
+                let data = self
+                    .handle
+                    .inspect(move |node| {
+                        let store = node.blob_store()?;
+                        let held = store.held(&hash)?;
+                        let mut out = Vec::new();
+                        for group in 0..held.groups() {
+                            out.extend_from_slice(&store.read_group(&hash, group)?);
+                        }
+                        Some(out)
+                    })
+                    .flatten();
+                match data.map(|data| std::fs::write(&path, data)) {
+                    Some(Ok(())) => say(&format!("fetched {hash} into {}", path.display())),
+                    Some(Err(e)) => say(&format!("error: cannot write {}: {e}", path.display())),
+                    None => say(&format!("error: {hash} is no longer held")),
+                }
+            }
             _ => {}
         }
     }
@@ -896,6 +1020,9 @@ impl Session {
                 }
             }
             ConsoleCommand::Sync(arg) => self.sync(arg),
+            ConsoleCommand::Add(path) => self.add_blob(path),
+            ConsoleCommand::Fetch { hash, path } => self.fetch_blob(hash, path),
+            ConsoleCommand::Blobs => self.list_blobs(),
             ConsoleCommand::Ring => match self.handle.inspect(RingView::of) {
                 Some(view) => {
                     say(&display::ring(&view));
@@ -1159,4 +1286,9 @@ fn table_failure(op: &TableOp, reason: &DhtFailure) -> String {
         }
         _ => format!("error: cannot {} {key}: {reason}", op.verb()),
     }
+}
+
+/// The first 16 hex digits of a blob hash, for progress lines.
+fn short_hash(hash: &BlobHash) -> String {
+    hash.to_string()[..16].to_owned()
 }

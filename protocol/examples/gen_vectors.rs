@@ -3380,7 +3380,17 @@ fn sync_vectors() -> J {
             "the deepest ranges: the first and the last key hash",
         ),
     ];
-    let frames = messages
+    let frames = plain_frame_cases(messages);
+    J::Obj(vec![
+        ("entries", J::Arr(entry_cases)),
+        ("frames", J::Arr(frames)),
+    ])
+}
+
+/// One vector per message: its plaintext frame (no compression), tag and
+/// note (the `frames` of `sync.json` and `blobs.json`).
+fn plain_frame_cases<const N: usize>(messages: [(&str, Message, &str); N]) -> Vec<J> {
+    messages
         .into_iter()
         .map(|(name, message, note)| {
             let (frame, _) = encode_frame(&message, None);
@@ -3391,14 +3401,99 @@ fn sync_vectors() -> J {
                 ("note", s(note)),
             ])
         })
+        .collect()
+}
+
+// ------------------------------------------------------------------ blobs
+
+/// spec/blobs.md §2 and §4: trees over inputs whose byte `i` is `i mod 251`
+/// (the input of BLAKE3's own test vectors, so the roots can be checked
+/// there), and one frame of each blob message.
+fn blob_vectors() -> J {
+    use ringmesh::blobs::Outboard;
+    use ringmesh::wire::{BlobEnd, BlobEndStatus, BlobGet, BlobGroup, BlobHash};
+    let input = |len: usize| (0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>();
+    let trees = [0usize, 1, 16384, 16385, 50000, 81921]
+        .into_iter()
+        .map(|len| {
+            let outboard = Outboard::compute(&input(len));
+            let proofs = (0..outboard.groups())
+                .map(|group| {
+                    let proof = outboard.proof(group).expect("in range");
+                    J::Arr(proof.iter().map(hx).collect())
+                })
+                .collect();
+            J::Obj(vec![
+                ("name", s(format!("len_{len}"))),
+                ("len", n(len as u64)),
+                ("hash", s(outboard.root().to_string())),
+                ("groups", n(outboard.groups())),
+                ("outboard", hx(outboard.as_bytes())),
+                ("proofs", J::Arr(proofs)),
+            ])
+        })
         .collect();
+    let two_groups = input(16385);
+    let two_groups_tree = Outboard::compute(&two_groups);
+    let end = |req, status| Message::BlobEnd(BlobEnd { req, status });
+    let messages = [
+        (
+            "blob_get",
+            Message::BlobGet(BlobGet {
+                req: 7,
+                hash: BlobHash::of(&input(50000)),
+                last_first: true,
+                ranges: [(0, 2), (3, 4)].into_iter().collect(),
+            }),
+            "req 7 asks len_50000 for its last group first, then groups 0-1 and 3",
+        ),
+        (
+            "blob_group_single",
+            Message::BlobGroup(BlobGroup {
+                req: 7,
+                len: 1,
+                group: 0,
+                proof: Vec::new(),
+                data: Bytes::from(input(1)),
+            }),
+            "the whole of len_1: one group, no proof",
+        ),
+        (
+            "blob_group_last",
+            Message::BlobGroup(BlobGroup {
+                req: 9,
+                len: 16385,
+                group: 1,
+                proof: two_groups_tree.proof(1).expect("in range").into_vec(),
+                data: Bytes::from(two_groups[16384..].to_vec()),
+            }),
+            "the last group of len_16385 (one byte) with its one-sibling proof: it proves the length",
+        ),
+        ("blob_end_done", end(7, BlobEndStatus::Done), "status 0"),
+        (
+            "blob_end_not_held",
+            end(8, BlobEndStatus::NotHeld),
+            "status 1",
+        ),
+        (
+            "blob_end_busy",
+            end(300, BlobEndStatus::Busy),
+            "status 2, req as a two-byte varint",
+        ),
+    ];
+    let frames = plain_frame_cases(messages);
     J::Obj(vec![
-        ("entries", J::Arr(entry_cases)),
+        (
+            "input",
+            s("byte i of every blob is i mod 251, as in BLAKE3's own test vectors"),
+        ),
+        ("trees", J::Arr(trees)),
         ("frames", J::Arr(frames)),
     ])
 }
 
 fn main() {
+    write_file("blobs.json", &blob_vectors());
     write_file("sync.json", &sync_vectors());
     write_file("identities.json", &identities());
     write_file("dht_entries.json", &dht_entries());

@@ -1,5 +1,6 @@
 //! What the application asks of the node: [`Command`].
 
+use crate::blobs::api::{BlobsCommand, BlobsError};
 use crate::chord::{ChordCommand, ChordError};
 use crate::dht::{DhtCommand, DhtError};
 use crate::mesh::{MeshCommand, MeshError};
@@ -47,6 +48,8 @@ commands! {
     Dht(DhtCommand),
     /// The sync table.
     Sync(SyncCommand),
+    /// Blobs.
+    Blobs(BlobsCommand),
 }
 
 /// What an accepted command started.
@@ -107,4 +110,7 @@ pub enum CommandError {
     /// Refused by the sync table.
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// Refused by blobs.
+    #[error(transparent)]
+    Blobs(#[from] BlobsError),
 }

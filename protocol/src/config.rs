@@ -6,6 +6,7 @@ use smallvec::SmallVec;
 
 // Each sub-config from its own file, which imports nothing of its
 // component: the components read `Config`, not the other way round.
+use crate::blobs::config::BlobsConfig;
 use crate::chord::config::ChordConfig;
 use crate::dht::config::DhtConfig;
 use crate::liveness::config::LivenessConfig;
@@ -96,7 +97,15 @@ pub struct Config {
     /// The sync table (`spec/sync.md`); `None` (the default) does not run
     /// it. Needs no ring.
     pub sync: Option<SyncConfig>,
+    /// Blobs (`spec/blobs.md`): serving and fetching files by content;
+    /// `None` (the default) does not run it. Needs `session.max_frame_len`
+    /// of at least [`BLOBS_MIN_FRAME_LEN`].
+    pub blobs: Option<BlobsConfig>,
 }
+
+/// Smallest `max_frame_len` with blobs on: a `BlobGroup` carries 16 KiB of
+/// data and a proof of up to 40 × 32 bytes.
+pub const BLOBS_MIN_FRAME_LEN: u32 = 32 * 1024;
 
 /// Smallest `max_frame_len` with the ring on: a full `ChordState` (33
 /// entries of 8 addresses) takes about 5.5 KiB.
@@ -149,6 +158,7 @@ impl Config {
             chord: None,
             dht: None,
             sync: None,
+            blobs: None,
         }
     }
 
@@ -334,6 +344,39 @@ impl Config {
                 return Err(ConfigError::SyncTombstoneTtl);
             }
         }
+        if let Some(blobs) = &self.blobs {
+            zero.extend([
+                ("blobs.tick", blobs.tick),
+                ("blobs.fetch.request_timeout", blobs.fetch.request_timeout),
+            ]);
+            counts.extend([
+                ("blobs.max_fetches", blobs.max_fetches),
+                ("blobs.fetch.window", blobs.fetch.window as usize),
+                (
+                    "blobs.fetch.groups_per_request",
+                    blobs.fetch.groups_per_request as usize,
+                ),
+                ("blobs.fetch.max_providers", blobs.fetch.max_providers),
+                (
+                    "blobs.fetch.max_in_flight",
+                    blobs.fetch.max_in_flight as usize,
+                ),
+                (
+                    "blobs.serve.max_groups_per_answer",
+                    blobs.serve.max_groups_per_answer as usize,
+                ),
+                (
+                    "blobs.serve.bytes_per_sec",
+                    blobs.serve.bytes_per_sec as usize,
+                ),
+            ]);
+            if self.session.max_frame_len < BLOBS_MIN_FRAME_LEN {
+                return Err(ConfigError::BlobsFrameTooSmall(self.session.max_frame_len));
+            }
+            if blobs.serve.burst < crate::wire::GROUP_LEN {
+                return Err(ConfigError::BlobsBurstBelowGroup);
+            }
+        }
         if let Some((field, _)) = zero.iter().find(|(_, d)| *d == Duration::ZERO) {
             return Err(ConfigError::Zero(field));
         }
@@ -459,6 +502,13 @@ pub enum ConfigError {
     /// could outlive the delete that beat it.
     #[error("sync.tombstone_ttl is below sync.lease + 2 × sync.max_skew")]
     SyncTombstoneTtl,
+    /// Blobs are on and `session.max_frame_len` is below
+    /// [`BLOBS_MIN_FRAME_LEN`]: a chunk group would not fit a frame.
+    #[error("blobs need session.max_frame_len ≥ 32 KiB, not {0}")]
+    BlobsFrameTooSmall(u32),
+    /// `blobs.serve.burst` is below one chunk group: nothing would be served.
+    #[error("blobs.serve.burst is below one chunk group (16 KiB)")]
+    BlobsBurstBelowGroup,
     /// The table lives on the ring: `dht` needs `chord`.
     #[error("dht is on but chord is off")]
     DhtWithoutChord,

@@ -223,6 +223,40 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! - **Blobs** (`spec/blobs.md`, with [`Config::blobs`] set): files named
+//!   by their BLAKE3 hash. [`BlobsCommand::Add`] hashes a blob once and
+//!   serves it; [`BlobsCommand::Fetch`] fetches one from the providers it
+//!   names and its neighbours, 16 KiB chunk groups at a time, each
+//!   verified against the hash as it arrives (a provider that lies is
+//!   dropped at the first bad group); a fetcher serves what it holds, so
+//!   fetchers of one blob swarm. [`BlobsEvent`]s report progress;
+//!   [`Node::blob_store`] reads what is held. The verification core,
+//!   stores and the fetch machine are in [`blobs`].
+//!
+//! ```
+//! # use bytes::Bytes;
+//! # use ringmesh::{BlobsCommand, BlobsConfig, BlobsEvent, Config, Event, Security};
+//! use ringmesh::blobs::BlobHash;
+//! use ringmesh::testing::Network;
+//!
+//! let config = Config { security: Security::Plaintext, blobs: Some(BlobsConfig::default()), ..Config::lan() };
+//! let mut net = Network::new(ringmesh::Duration::from_millis(5));
+//! for i in 0..2u8 {
+//!     net.add_node(config.clone(), [i + 1; 32], u64::from(i))?;
+//! }
+//! net.connect(0, 1)?;
+//! net.settle();
+//! let data = Bytes::from(vec![42u8; 100_000]);
+//! let hash = BlobHash::of(&data);
+//! net.command(0, BlobsCommand::Add { data })?;
+//! let seeder = net.node(0).node_id();
+//! net.command(1, BlobsCommand::Fetch { hash, providers: vec![seeder] })?;
+//! net.run_for(ringmesh::Duration::from_secs(1));
+//! assert!(net.events_of(1).any(|e| matches!(e, Event::Blobs(BlobsEvent::Done { .. }))));
+//! assert_eq!(net.node(1).blob_store().and_then(|s| s.read_group(&hash, 0)).map(|g| g.len()), Some(16384));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! The node always has a deadline ahead (its maintenance round every
 //! [`PeersConfig::maintenance_interval`], pings), so a driver's loop never idles
 //! for good; [`testing::Network::settle`] runs a test network until nothing
@@ -242,6 +276,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod blobs;
 mod chord;
 mod command;
 mod config;
@@ -266,6 +301,7 @@ mod time;
 mod timer;
 pub mod wire;
 
+pub use blobs::{BlobsCommand, BlobsConfig, BlobsError, BlobsEvent, BlobsStats};
 pub use chord::{
     ChordCommand, ChordConfig, ChordError, ChordEvent, ChordPending, ChordRole, ChordStats,
     LookupError,
@@ -273,7 +309,8 @@ pub use chord::{
 pub use chord::{ID_PUZZLE_CONTEXT, MAX_ID_PUZZLE_BITS, grind_identity, meets_id_puzzle};
 pub use command::{Accepted, Command, CommandError};
 pub use config::{
-    CHORD_MIN_FRAME_LEN, Config, ConfigError, MAX_BOOTSTRAP, MIN_MAX_FRAME_LEN, Security,
+    BLOBS_MIN_FRAME_LEN, CHORD_MIN_FRAME_LEN, Config, ConfigError, MAX_BOOTSTRAP,
+    MIN_MAX_FRAME_LEN, Security,
 };
 pub use dht::{DhtCommand, DhtConfig, DhtError, DhtEvent, DhtFailure, DhtHeld, DhtStats, DhtUsage};
 pub use id::{ConnId, NodeId, OpId, ParseNodeIdError, ShortId};

@@ -4,6 +4,7 @@ use core::net::SocketAddr;
 
 use bytes::Bytes;
 
+use crate::blobs::api::BlobsEvent;
 use crate::chord::ChordEvent;
 use crate::dht::DhtEvent;
 use crate::liveness::LivenessEvent;
@@ -82,6 +83,8 @@ events! {
     Dht(DhtEvent),
     /// The sync table.
     Sync(SyncEvent),
+    /// Blobs.
+    Blobs(BlobsEvent),
 }
 
 /// Why a connection ended.

@@ -29,6 +29,8 @@ pub(crate) enum Stream {
     Run,
     /// HyParView's walks, evictions and samples.
     Membership,
+    /// Blob fetches' group selection.
+    Blobs,
 }
 
 impl Stream {
@@ -41,6 +43,7 @@ impl Stream {
             Stream::Chord => "ringmesh rng v1 chord",
             Stream::Run => "ringmesh rng v1 run",
             Stream::Membership => "ringmesh rng v1 membership",
+            Stream::Blobs => "ringmesh rng v1 blobs",
         }
     }
 }

@@ -59,6 +59,103 @@ vector_files! {
     handshake_plaintext_json: "handshake_plaintext.json" => check_handshake_plaintext,
     handshake_noise_json: "handshake_noise.json" => check_handshake_noise,
     sync_json: "sync.json" => check_sync,
+    blobs_json: "blobs.json" => check_blobs,
+}
+
+/// spec/blobs.md §2 and §4: each tree's root is BLAKE3 of its input, its
+/// outboard and every group's proof are the ones listed, every group
+/// verifies with its proof and no longer does with one bit flipped; each
+/// frame decodes, re-encodes byte for byte, and its groups verify.
+fn check_blobs(v: &Value) {
+    use ringmesh::blobs::{GROUP_LEN, Outboard, VerifyError, verify_group};
+    use ringmesh::wire::BlobHash;
+    let input = |len: usize| (0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>();
+    let trees = items(field(v, "trees"));
+    assert!(trees.len() >= 5);
+    names_are_unique(trees);
+    let mut roots = std::collections::BTreeMap::new();
+    for case in trees {
+        let name = text(case, "name");
+        let len = num(case, "len");
+        let data = input(len as usize);
+        let hash = BlobHash(array::<32>(case, "hash"));
+        assert_eq!(blake3::hash(&data).as_bytes(), &hash.0, "{name}: root");
+        let outboard = Outboard::compute(&data);
+        assert_eq!(outboard.root(), hash, "{name}");
+        assert_eq!(outboard.groups(), num(case, "groups"), "{name}: groups");
+        assert_eq!(
+            outboard.as_bytes(),
+            bytes(case, "outboard"),
+            "{name}: outboard"
+        );
+        let stored = Outboard::from_bytes(hash, len, &bytes(case, "outboard")).expect(name);
+        assert_eq!(
+            stored.check(),
+            Ok(()),
+            "{name}: outboard checks against the root"
+        );
+        let proofs = items(field(case, "proofs"));
+        assert_eq!(proofs.len() as u64, outboard.groups(), "{name}");
+        for (group, proof) in proofs.iter().enumerate() {
+            let proof: Vec<[u8; 32]> = items(proof)
+                .iter()
+                .map(|cv| {
+                    hex::decode(cv.as_str().expect("hex"))
+                        .expect("hex")
+                        .try_into()
+                        .expect("32 bytes")
+                })
+                .collect();
+            let group = group as u64;
+            assert_eq!(
+                outboard.proof(group).expect("in range").to_vec(),
+                proof,
+                "{name}"
+            );
+            let from = (group * GROUP_LEN) as usize;
+            let piece = &data[from..(from + GROUP_LEN as usize).min(data.len())];
+            assert!(
+                verify_group(&hash, len, group, piece, &proof).is_ok(),
+                "{name}"
+            );
+            if let Some(first) = piece.first() {
+                let mut bad = piece.to_vec();
+                bad[0] = first ^ 1;
+                assert_eq!(
+                    verify_group(&hash, len, group, &bad, &proof),
+                    Err(VerifyError::HashMismatch),
+                    "{name}: a flipped bit"
+                );
+            }
+        }
+        roots.insert(len, hash);
+    }
+    let frames = items(field(v, "frames"));
+    assert!(frames.len() >= 5);
+    names_are_unique(frames);
+    let mut seen = BTreeSet::new();
+    for case in frames {
+        let name = text(case, "name");
+        let wire = bytes(case, "hex");
+        let mut input_bytes = Bytes::from(wire.clone());
+        let body = FrameDecoder::new(DEFAULT_MAX_FRAME_LEN)
+            .next_frame(&mut input_bytes)
+            .expect("under the cap")
+            .expect("one whole frame");
+        assert!(input_bytes.is_empty(), "{name}");
+        assert_eq!(body.get(1).copied(), Some(code(case, "tag")), "{name}");
+        let (message, _) = decode_body(body, true, DEFAULT_MAX_FRAME_LEN).expect(name);
+        seen.insert(message.name());
+        let mut out = BytesMut::new();
+        encode_body(&message, None, &mut out);
+        assert_eq!(plaintext_frame(&out), wire, "{name}: re-encoded");
+        if let Message::BlobGroup(group) = &message {
+            let root = roots.get(&group.len).expect("a tree of that length");
+            let verified = verify_group(root, group.len, group.group, &group.data, &group.proof);
+            assert!(verified.is_ok(), "{name}: the group verifies");
+        }
+    }
+    assert_eq!(seen, BTreeSet::from(["BlobGet", "BlobGroup", "BlobEnd"]));
 }
 
 /// spec/sync.md §1.1 and §8: each entry's signed bytes rebuilt from the

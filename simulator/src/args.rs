@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ringmesh::Duration;
 use ringmesh_sim::NetModel;
 use ringmesh_sim::engine::{LatencyModel, Upload};
+use ringmesh_sim::scenario::blobs::BlobsParams;
 use ringmesh_sim::scenario::chord::ChordParams;
 use ringmesh_sim::scenario::flood::{FloodParams, Mode, Topology};
 use ringmesh_sim::scenario::liveness::{LivenessParams, Preset};
@@ -40,6 +41,10 @@ pub(crate) enum Cmd {
     /// crashes and late joiners, then wait until every node holds the same
     /// table.
     Sync(SyncArgs),
+    /// One seeder adds a blob, fetchers fetch it at once over a random
+    /// overlay (serving each other what they hold), liars corrupt what they
+    /// serve; check every fetcher's bytes.
+    Blobs(BlobsArgs),
     /// Run a scenario file (TOML: timed actions and checks).
     Run(RunArgs),
     /// The narrated demo: nodes join over Noise, flood, detect a crash.
@@ -360,6 +365,74 @@ pub(crate) struct SyncArgs {
     pub(crate) jitter_ms: u64,
     #[command(flatten)]
     pub(crate) output: Output,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BlobsArgs {
+    /// The simulation seed.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Nodes in all (the seeder, the liars, the fetchers, bystanders).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) nodes: u32,
+    /// Nodes that fetch the blob at once (the last ones).
+    #[arg(long, default_value_t = 99)]
+    pub(crate) fetchers: u32,
+    /// Nodes that hold the blob but corrupt every group they serve.
+    #[arg(long, alias = "liar", default_value_t = 0)]
+    pub(crate) liars: u32,
+    /// The blob's size: bytes, or with a unit `KiB`, `MiB`, `GiB`.
+    #[arg(long, default_value = "4MiB", value_parser = parse_size)]
+    pub(crate) size: u64,
+    /// Mean degree of the random overlay.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) degree: u32,
+    /// Every node's upload bandwidth in bytes per second (its serving
+    /// budget too).
+    #[arg(long, default_value_t = 12_500_000)]
+    pub(crate) upload_bytes: u64,
+    /// One-way link latency, milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) latency_ms: u64,
+    /// Extra one-way delay, uniform in 0..=jitter, milliseconds.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) jitter_ms: u64,
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, ""), |at| text.split_at(at));
+    let number: u64 = number.parse().map_err(|e| format!("{text}: {e}"))?;
+    let scale = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?} (B, KiB, MiB, GiB)")),
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text}: too large"))
+}
+
+impl BlobsArgs {
+    pub(crate) fn params(&self) -> BlobsParams {
+        BlobsParams {
+            nodes: self.nodes,
+            fetchers: self.fetchers,
+            liars: self.liars,
+            size: self.size,
+            degree: self.degree,
+            upload: self.upload_bytes,
+            seed: self.seed,
+            net: net(self.latency_ms, self.jitter_ms),
+            ..BlobsParams::default()
+        }
+    }
 }
 
 impl SyncArgs {

@@ -2,7 +2,7 @@
 //!
 //! - `ringmesh-sim` alone: a 10,000-node flood and a 2,000-node liveness run
 //!   with 20 crashes, in a few seconds.
-//! - `ringmesh-sim flood|liveness|chord|sync [options]`: one scenario, a short
+//! - `ringmesh-sim flood|liveness|chord|sync|blobs [options]`: one scenario, a short
 //!   summary or one JSON object (`--json`), an SVG figure (`--plot FILE.svg`).
 //! - `ringmesh-sim run FILE`: a scenario file.
 //! - `ringmesh-sim demo`: the narrated demo.
@@ -16,7 +16,7 @@ mod args;
 
 use clap::Parser;
 use ringmesh_sim::demo;
-use ringmesh_sim::scenario::{chord, flood, liveness, script, sync};
+use ringmesh_sim::scenario::{blobs, chord, flood, liveness, script, sync};
 use ringmesh_sim::show::{self, Progress, Report};
 
 use args::{Cli, Cmd, DemoArgs, Output, ParseDefault, RunArgs};
@@ -160,6 +160,16 @@ fn dispatch(command: &Cmd) -> Result<ExitCode, Error> {
                 &params.replay(),
                 &args.output,
                 |progress| sync::run(&params, progress),
+            )
+        }
+        Cmd::Blobs(args) => {
+            let params = args.params();
+            scenario(
+                "blobs",
+                args.nodes,
+                &params.replay(),
+                &args.output,
+                |progress| blobs::run(&params, progress),
             )
         }
         Cmd::Run(args) => run_script(args),

@@ -127,6 +127,31 @@ impl Node {
         self.net.set_signature_check(check);
     }
 
+    /// Puts blobs in `store` (a file-backed store of the program, say)
+    /// instead of the in-memory one; blobs already held in memory are
+    /// dropped. Call it before the first input. No effect without
+    /// `Config::blobs`.
+    pub fn set_blob_store(&mut self, store: Box<dyn crate::blobs::BlobStore + Send>) {
+        if let Some(blobs) = &mut self.parts.blobs {
+            blobs.set_store(store);
+        }
+    }
+
+    /// The blob store (`None` without `Config::blobs`): what this node
+    /// holds, whole or in part, and serves.
+    pub fn blob_store(&self) -> Option<&dyn crate::blobs::BlobStore> {
+        self.parts.blobs.as_deref().map(|b| b.store())
+    }
+
+    /// The blobs this node is fetching.
+    pub fn blob_fetches(&self) -> Vec<crate::blobs::BlobHash> {
+        self.parts
+            .blobs
+            .as_deref()
+            .map(|b| b.fetching())
+            .unwrap_or_default()
+    }
+
     /// Sends `message` to `peer` as it is, bypassing every rule of the
     /// component that would normally send it: for tests that play a
     /// tampered member running the real node code (hidden from the docs;

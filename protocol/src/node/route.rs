@@ -7,6 +7,7 @@
 use tracing::debug;
 
 use crate::Direction;
+use crate::blobs::{Blobs, BlobsError, BlobsStats};
 use crate::chord::{
     Chord, ChordCommand, ChordError, ChordRole, Finished, LookupError, LookupFor, RingCall,
     Timer as ChordTimer,
@@ -50,6 +51,8 @@ pub struct Stats {
     pub dht: DhtStats,
     /// The sync table (all zero while it is off).
     pub sync: SyncStats,
+    /// Blobs (all zero while off).
+    pub blobs: BlobsStats,
 }
 
 /// The components above the connection layer.
@@ -70,6 +73,8 @@ pub(super) struct Parts {
     /// The sync table, `None` while `Config::sync` is (boxed like the
     /// ring, so a node without it carries one pointer).
     pub(super) sync: Option<Box<SyncTable>>,
+    /// Blobs, `None` while `Config::blobs` is.
+    pub(super) blobs: Option<Box<Blobs>>,
 }
 
 /// The ring and the table it carries.
@@ -101,6 +106,7 @@ enum Queue {
     RingCalls,
     Dht,
     Sync,
+    Blobs,
     Mesh,
 }
 
@@ -130,6 +136,10 @@ impl Parts {
                 .sync
                 .as_ref()
                 .map(|sync| Box::new(SyncTable::new(sync, hasher.clone()))),
+            blobs: config
+                .blobs
+                .as_ref()
+                .map(|blobs| Box::new(Blobs::new(blobs, seed))),
         }
     }
 
@@ -167,6 +177,7 @@ impl Parts {
                 .as_ref()
                 .map_or_else(DhtStats::default, |r| r.dht.stats()),
             sync: self.sync.as_ref().map(|s| s.stats).unwrap_or_default(),
+            blobs: self.blobs.as_ref().map(|b| b.stats()).unwrap_or_default(),
         }
     }
 
@@ -190,6 +201,10 @@ impl Parts {
             Command::Sync(command) => match &mut self.sync {
                 Some(sync) => Ok(sync.command(net, command)?),
                 None => Err(SyncError::Off.into()),
+            },
+            Command::Blobs(command) => match &mut self.blobs {
+                Some(blobs) => Ok(blobs.command(net, command)?),
+                None => Err(BlobsError::Off.into()),
             },
             Command::Shutdown => {
                 self.shutdown(net);
@@ -475,6 +490,13 @@ impl Parts {
                     sync.fire(net, timer);
                 }
             }
+            Queue::Blobs => {
+                if let Some(blobs) = &mut self.blobs
+                    && let Some(timer) = blobs.timers.pop()
+                {
+                    blobs.fire(net, timer);
+                }
+            }
             Queue::Mesh => {
                 let peers = mesh_peers(&self.membership);
                 self.mesh.fire_next(net, peers);
@@ -502,6 +524,10 @@ impl Parts {
                 Queue::Sync,
                 self.sync.as_ref().and_then(|s| s.timers.peek()),
             ),
+            (
+                Queue::Blobs,
+                self.blobs.as_ref().and_then(|b| b.timers.peek()),
+            ),
             (Queue::Mesh, self.mesh.peek_timer()),
         ]
         .into_iter()
@@ -522,6 +548,7 @@ impl Parts {
             ring.and_then(|r| r.chord.rpc.timers.next()),
             ring.and_then(|r| r.dht.timers.next()),
             self.sync.as_ref().and_then(|s| s.timers.next()),
+            self.blobs.as_ref().and_then(|b| b.timers.next()),
             self.mesh.next_timeout(),
         ]
         .into_iter()
@@ -538,6 +565,7 @@ impl Parts {
                 r.chord.timers.len() + r.chord.rpc.timers.len() + r.dht.timers.len()
             })
             + self.sync.as_ref().map_or(0, |s| s.timers.len())
+            + self.blobs.as_ref().map_or(0, |b| b.timers.len())
             + self.mesh.deadline_count()
     }
 
@@ -589,6 +617,9 @@ impl Upcalls for Parts {
         if let Some(sync) = &mut self.sync {
             sync.peer_up(net, peer);
         }
+        if let Some(blobs) = &mut self.blobs {
+            blobs.peer_up(net, peer);
+        }
     }
 
     fn peer_down(&mut self, net: &mut Net, peer: NodeId, reason: &CloseReason) {
@@ -605,6 +636,9 @@ impl Upcalls for Parts {
         }
         if let Some(sync) = &mut self.sync {
             sync.peer_down(peer);
+        }
+        if let Some(blobs) = &mut self.blobs {
+            blobs.peer_down(peer);
         }
     }
 
@@ -736,6 +770,16 @@ impl Upcalls for Parts {
                     .and_then(|sync| sync.on_message(net, from, message));
                 if let Some(peer) = forger {
                     net.close_misbehaving(peer, "sent forged sync entries", self);
+                }
+            }
+            Message::BlobGet(_) | Message::BlobGroup(_) | Message::BlobEnd(_)
+                if self.blobs.is_some()
+                    && net
+                        .conn_caps(conn)
+                        .is_some_and(|c| c.contains(Capabilities::BLOBS)) =>
+            {
+                if let Some(blobs) = &mut self.blobs {
+                    blobs.on_message(net, from, message);
                 }
             }
             other => return Err(other.name()),

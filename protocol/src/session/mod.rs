@@ -70,6 +70,9 @@ impl SessionContext {
         if config.sync.is_some() {
             capabilities = capabilities.union(Capabilities::SYNC);
         }
+        if config.blobs.is_some() {
+            capabilities = capabilities.union(Capabilities::BLOBS);
+        }
         let hello = Hello {
             version: PROTOCOL_VERSION,
             identity: identity.public_key(),

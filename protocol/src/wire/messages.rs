@@ -31,6 +31,8 @@ impl Capabilities {
     /// Bit 4: the node acknowledges the recursive lookups it forwards
     /// (`ChordRouteAck`, `spec/chord.md` §7.4) and accepts acknowledgements.
     pub const ROUTE_ACK: Capabilities = Capabilities(1 << 4);
+    /// Bit 5: the node serves and fetches blobs (`spec/blobs.md` §3).
+    pub const BLOBS: Capabilities = Capabilities(1 << 5);
 
     /// Capabilities from their wire bits.
     pub const fn from_bits(bits: u64) -> Self {

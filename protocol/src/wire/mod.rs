@@ -17,6 +17,7 @@
 //! Adding a message type takes one line in the `messages!` list below and a
 //! [`WireMessage`] impl; framing does not change.
 
+mod blobs;
 mod chord;
 mod dht;
 mod frame;
@@ -28,6 +29,10 @@ mod reader;
 mod sync;
 mod varint;
 
+pub use blobs::{
+    BlobEnd, BlobEndStatus, BlobGet, BlobGroup, BlobHash, GROUP_LEN, MAX_BLOB_LEN, MAX_BLOB_RANGES,
+    MAX_GROUPS, MAX_PROOF_DEPTH, ParseBlobHashError,
+};
 pub use chord::{
     ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState, ChordNotify, ChordReplyKind,
     ChordRoute, ChordRouteAck, ChordRouteFound, ChordRouteKind, ChordRouteReply, ChordState,
@@ -272,4 +277,10 @@ messages! {
     SyncDigest,
     /// `0x72` — asks for the entries of key ranges of the sync table.
     SyncPull,
+    /// `0x80` — asks a provider for chunk groups of a blob (`spec/blobs.md` §4).
+    BlobGet,
+    /// `0x81` — one chunk group of a blob with its proof.
+    BlobGroup,
+    /// `0x82` — ends the answer to a `BlobGet`: done, not held, or busy.
+    BlobEnd,
 }

@@ -412,6 +412,12 @@ impl<O: Observer> Sim<O> {
         self.machines[i as usize].as_ref()
     }
 
+    /// Node `i`, if it is up, to call a setter on before the run starts
+    /// (a blob store, say); inputs and commands go through the `Sim`.
+    pub fn node_mut(&mut self, i: NodeIdx) -> Option<&mut Node> {
+        self.machines[i as usize].as_mut()
+    }
+
     /// Indices of the nodes that are up.
     pub fn live_nodes(&self) -> Vec<NodeIdx> {
         (0..self.nodes.len() as NodeIdx)

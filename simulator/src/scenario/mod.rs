@@ -1,5 +1,6 @@
 //! Scenarios: whole runs with a report, as the CLI offers them.
 
+pub mod blobs;
 pub mod chord;
 pub mod flood;
 pub mod liveness;
