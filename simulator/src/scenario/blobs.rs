@@ -322,7 +322,7 @@ pub fn run(
     let groups = outboard.groups();
     let config = config(params.upload);
     let dials = (params.degree / 2).max(1);
-    sim.reserve(n as usize, (n * dials) as usize);
+    sim.reserve(n as usize);
     sim.add_nodes(&config, n, |done| {
         progress("nodes", u64::from(done), u64::from(n))
     })?;
