@@ -257,3 +257,33 @@ fn a_node_without_blobs_refuses_the_command_and_a_fetch_of_an_unknown_blob_waits
     assert!(net.node(0).stats().peers.frames_received > 0);
     assert_eq!(net.node(1).stats().blobs.serve.not_held, 0);
 }
+
+#[test]
+fn the_nodes_own_store_refuses_blobs_past_its_bound() {
+    let mut net = mesh(1, |_| Config {
+        blobs: Some(BlobsConfig {
+            store_bytes: 64 << 10,
+            ..BlobsConfig::default()
+        }),
+        ..config()
+    });
+    net.command(
+        0,
+        BlobsCommand::Add {
+            data: blob(40 << 10, 1),
+        },
+    )
+    .expect("40 KiB fits in 64");
+    let refused = net.command(
+        0,
+        BlobsCommand::Add {
+            data: blob(40 << 10, 2),
+        },
+    );
+    assert!(
+        matches!(refused, Err(CommandError::Blobs(BlobsError::StoreFull))),
+        "{refused:?}"
+    );
+    // The default bound is what the limits page says.
+    assert_eq!(BlobsConfig::default().store_bytes, 2 << 30);
+}

@@ -27,6 +27,11 @@ pub struct BlobsConfig {
     /// providers a fetch names (a holder answers with groups, the others
     /// `NotHeld` at once). Default true.
     pub ask_neighbours: bool,
+    /// The bytes the node's own in-memory store keeps, in all: a blob
+    /// added or a group fetched past it is refused (`StoreError::Full`).
+    /// A store set with `Node::set_blob_store` has its own bound. Default
+    /// 2 GiB.
+    pub store_bytes: u64,
 }
 
 impl Default for BlobsConfig {
@@ -38,6 +43,7 @@ impl Default for BlobsConfig {
             tick: Duration::from_millis(100),
             relook: Duration::from_millis(500),
             ask_neighbours: true,
+            store_bytes: 2 << 30,
         }
     }
 }

@@ -104,7 +104,7 @@ impl Blobs {
     pub(crate) fn new(config: &BlobsConfig, seed: u64) -> Blobs {
         Blobs {
             config: config.clone(),
-            store: Box::new(MemStore::new()),
+            store: Box::new(MemStore::with_capacity(config.store_bytes)),
             server: Server::new(config.serve),
             fetches: BTreeMap::new(),
             by_serial: BTreeMap::new(),
