@@ -12,7 +12,8 @@
 //!   a whole frame, the event buffer must be usable).
 //! - The **listen-address policy** ([`announced_addrs`]): what a node
 //!   announces in its `Hello` when its listener is bound to port 0 or to
-//!   an unspecified address such as `0.0.0.0`.
+//!   an unspecified address such as `0.0.0.0` (never that address: the
+//!   machine's interface addresses instead, [`interface_ips`]).
 //! - [`Clock`]: `std::time::Instant` ↔ [`ringmesh::Instant`].
 //! - [`transport_error`]: the one mapping from `std::io::Error` to
 //!   [`ringmesh::TransportError`], and [`BACKLOG_OVERFLOW`], what a write
@@ -47,7 +48,10 @@ mod peers;
 mod reads;
 mod transport;
 
-pub use announce::{announced_addrs, is_dialable};
+pub use announce::{
+    MAX_INTERFACE_ADDRS, announced_addrs, announced_addrs_among, interface_ips, is_dialable,
+    pick_interface_addrs,
+};
 pub use clock::Clock;
 pub use config::{
     AdapterConfig, AdapterConfigError, DEFAULT_EVENT_CAPACITY, DEFAULT_MAX_BACKLOG_BYTES,

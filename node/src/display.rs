@@ -90,6 +90,17 @@ pub(crate) fn started(id: NodeId, addr: SocketAddr) -> String {
     format!("node {id} listening on {addr}")
 }
 
+/// The addresses the node tells peers to dial it at (`--announce`, else
+/// the listen address, else, listening on every interface, the
+/// interfaces' addresses: never `0.0.0.0`).
+pub(crate) fn announcing(addrs: &[SocketAddr]) -> String {
+    if addrs.is_empty() {
+        return "announcing no address: peers cannot dial this node back".to_owned();
+    }
+    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    format!("announcing {}", list.join(" "))
+}
+
 /// A broadcast from `origin`.
 pub(crate) fn broadcast(origin: NodeId, payload: &[u8]) -> String {
     format!("<{}> {}", origin.short(), printable(payload))

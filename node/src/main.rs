@@ -131,9 +131,9 @@ pub(crate) struct NodeArgs {
     #[arg(long = "bootstrap", value_name = "ADDR")]
     pub(crate) bootstrap: Vec<SocketAddr>,
     /// Where peers should dial this node, if not the listen address (e.g.
-    /// the public address when listening on 0.0.0.0, which is never
-    /// announced: with the ring on, such a node needs this); repeat for
-    /// several.
+    /// the public address behind a port forward); repeat for several.
+    /// Without it a node listening on 0.0.0.0 (or [::]) announces this
+    /// machine's interface addresses, never 0.0.0.0 itself.
     #[arg(long = "announce", value_name = "ADDR")]
     pub(crate) announce: Vec<SocketAddr>,
     /// Keep the identity key and the peer cache here (created if missing;

@@ -162,17 +162,6 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     // The sync table runs on every node of the program: it needs no ring.
     config.sync = Some(args.preset.sync());
     if !args.no_chord {
-        // The adapter announces the listen address when there is no
-        // --announce, unless it is unspecified (0.0.0.0): a ring member
-        // must be diallable, so that is refused.
-        if args.listen.ip().is_unspecified() && args.announce.is_empty() {
-            return Err(format!(
-                "--listen {}: no peer can dial an unspecified address, and a ring member \
-                 must tell peers where to dial it: pass --announce ADDR (or run with --no-chord)",
-                args.listen
-            )
-            .into());
-        }
         let (mut chord, mut dht) = args.preset.ring();
         if let Some(r) = args.successors {
             chord.successors = r.into();
@@ -216,6 +205,11 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         Some(AdapterConfigError::UndialableListenAddr { addr }) => {
             format!("--announce {addr}: no peer can dial it (unspecified address or port 0)")
         }
+        Some(AdapterConfigError::NothingToAnnounce { bound }) => format!(
+            "--listen {bound}: no peer can dial an unspecified address, this machine has no \
+             interface address to announce instead, and a ring member must tell peers where \
+             to dial it: pass --announce ADDR (or run with --no-chord)"
+        ),
         _ => format!("cannot listen on {}: {e}", args.listen),
     })?;
     if !cached.is_empty() {
@@ -228,6 +222,9 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         })?;
     }
     say(&display::started(handle.node_id(), handle.local_addr()));
+    if let Some(announced) = handle.inspect(|node| node.config().listen_addrs.to_vec()) {
+        say(&display::announcing(&announced));
+    }
     if args.broadcast == BroadcastArg::Plumtree {
         say("broadcasts spread by Plumtree over HyParView views (--broadcast plumtree)");
     }
