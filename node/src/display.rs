@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use ringmesh::{ChordRole, CloseReason, Direction, Duration, NodeId, TransportError};
+use ringmesh::{ChordRole, CloseReason, Direction, Duration, NodeId, ReachStats, TransportError};
 
 use crate::ring_view::RingView;
 
@@ -99,6 +99,21 @@ pub(crate) fn announcing(addrs: &[SocketAddr]) -> String {
     }
     let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
     format!("announcing {}", list.join(" "))
+}
+
+/// Enough peers see this node at `addr`: it announces it from now on.
+pub(crate) fn address_adopted(addr: SocketAddr, observers: usize) -> String {
+    format!("{observers} peers see this node at {addr}: announcing it")
+}
+
+/// `status`: what the node announces, and what its peers told it.
+pub(crate) fn status(announced: &[SocketAddr], reach: &ReachStats) -> String {
+    format!(
+        "{}\nobserved addresses: {} reports from peers, {} adopted",
+        announcing(announced),
+        reach.observations,
+        reach.adopted
+    )
 }
 
 /// A broadcast from `origin`.

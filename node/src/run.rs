@@ -24,8 +24,8 @@ use ringmesh::{
     MessagingCommand, MessagingEvent, NodeId, OpId, PeersCommand, PeersEvent,
 };
 use ringmesh::{
-    BroadcastMode, HyParViewConfig, KnownPeer, Node, PlumtreeConfig, SyncCommand, SyncError,
-    SyncEvent,
+    BroadcastMode, HyParViewConfig, KnownPeer, Node, PlumtreeConfig, ReachConfig, ReachEvent,
+    SyncCommand, SyncError, SyncEvent,
 };
 use ringmesh_mio::{AdapterConfig, AdapterConfigError, Handle, QueuedBytes, Spawned};
 use tracing::{debug, info, warn};
@@ -161,6 +161,9 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     }
     // The sync table runs on every node of the program: it needs no ring.
     config.sync = Some(args.preset.sync());
+    // Peers tell each other where they see them (spec/reach.md): a node
+    // behind a NAT learns its public address.
+    config.reach = Some(ReachConfig::default());
     if !args.no_chord {
         let (mut chord, mut dht) = args.preset.ring();
         if let Some(r) = args.successors {
@@ -834,6 +837,9 @@ impl Session {
             }) if writer != self.handle.node_id() => {
                 say(&display::sync_changed(&key, value.as_deref(), writer));
             }
+            Event::Reach(ReachEvent::AddressAdopted { addr, observers }) => {
+                say(&display::address_adopted(addr, observers));
+            }
             Event::Dht(DhtEvent::Failed { id, reason }) => match self.table_ops.remove(&id) {
                 Some(op) => say(&table_failure(&op, &reason)),
                 None => debug!(op = id.0, %reason, "failure of an unknown table operation"),
@@ -874,6 +880,13 @@ impl Session {
             ConsoleCommand::Msg(text) => self.broadcast(text),
             ConsoleCommand::Send { to, text } => self.send(to, text),
             ConsoleCommand::Peers => self.list_peers(),
+            ConsoleCommand::Status => match self
+                .handle
+                .inspect(|node| (node.announced_addrs().to_vec(), node.stats().reach))
+            {
+                Some((announced, reach)) => say(&display::status(&announced, &reach)),
+                None => say("error: the node has stopped"),
+            },
             ConsoleCommand::Connect(addr) => self.connect(addr),
             ConsoleCommand::Put { key, value } => {
                 if let Some((key, label)) = self.table_key(key) {

@@ -22,8 +22,8 @@ use ringmesh::wire::{
     DhtReplicate, DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply,
     DhtValue, Direct, Disconnect, FindPeer, ForwardJoin, Goodbye, GoodbyeReason, Graft, Hello,
     IHave, Join, MAX_CHORD_LIST, MAX_DHT_KEY, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, Neighbor,
-    NoiseHandshakePayload, PROTOCOL_VERSION, PeerEntry, PeerList, PeerRequest, Ping, Pong,
-    Preamble, Prune, Request, Response, Shuffle, ShuffleReply, dht_signed_bytes, encode_body,
+    NoiseHandshakePayload, ObservedAddr, PROTOCOL_VERSION, PeerEntry, PeerList, PeerRequest, Ping,
+    Pong, Preamble, Prune, Request, Response, Shuffle, ShuffleReply, dht_signed_bytes, encode_body,
     put_frame_header, put_varint,
 };
 use ringmesh::{
@@ -261,6 +261,10 @@ fn message_json(message: &Message) -> J {
             ("type", s("Request")),
             ("id", s(r.id.to_string())),
             ("payload", hx(&r.payload)),
+        ]),
+        Message::ObservedAddr(o) => J::Obj(vec![
+            ("type", s("ObservedAddr")),
+            ("addr", s(o.addr.to_string())),
         ]),
         Message::Response(r) => J::Obj(vec![
             ("type", s("Response")),
@@ -1499,6 +1503,7 @@ fn frames() -> J {
         ),
     ]);
     cases.extend(overlay_cases());
+    cases.extend(reach_cases());
     cases.extend(chord_cases());
     cases.extend(dht_cases());
     let mut out: Vec<J> = cases
@@ -1629,6 +1634,29 @@ fn unhex(text: &str) -> Vec<u8> {
 /// The hex of a plaintext frame around the body given in hex.
 fn fr(body: &str) -> String {
     hex::encode(frame_bytes(&unhex(body)))
+}
+
+/// Valid vectors of the reach messages (tags `0x90`–`0x9f`).
+fn reach_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
+    let observed = |addr: &str| {
+        Message::ObservedAddr(ObservedAddr {
+            addr: addr.parse().expect("addr"),
+        })
+    };
+    vec![
+        (
+            "observed_addr_ipv4",
+            observed("203.0.113.9:51000"),
+            None,
+            "the address the sender sees the receiver's connection come from",
+        ),
+        (
+            "observed_addr_ipv6",
+            observed("[2001:db8::9]:443"),
+            None,
+            "",
+        ),
+    ]
 }
 
 /// Name, body hex, the receiver's cap, whether it offered LZ4, error, detail.
@@ -1815,6 +1843,24 @@ fn overlay_invalid_cases() -> Vec<InvalidBody> {
             "00 42 ff00 68656c6c6f".into(),
             "NonCanonicalVarint",
             J::Obj(vec![]),
+        ),
+        (
+            "observed_addr_family_5",
+            "00 90 05 cb007109 c738".into(),
+            "BadAddressFamily",
+            J::Obj(vec![("family", n(5))]),
+        ),
+        (
+            "observed_addr_truncated_ip",
+            "00 90 04 cb00".into(),
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "observed_addr_trailing_byte",
+            "00 90 04 cb007109 c738 00".into(),
+            "TrailingBytes",
+            J::Obj(vec![("count", n(1))]),
         ),
     ];
     cases

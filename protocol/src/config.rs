@@ -12,6 +12,7 @@ use crate::liveness::config::LivenessConfig;
 use crate::mesh::config::MeshConfig;
 use crate::messaging::config::MessagingConfig;
 use crate::peers::config::PeersConfig;
+use crate::reach::{MIN_OBSERVED_THRESHOLD, ReachConfig};
 use crate::session::config::SessionConfig;
 use crate::sync::config::SyncConfig;
 use crate::time::Duration;
@@ -96,6 +97,11 @@ pub struct Config {
     /// The sync table (`spec/sync.md`); `None` (the default) does not run
     /// it. Needs no ring.
     pub sync: Option<SyncConfig>,
+    /// Observed addresses (`spec/reach.md`): this node tells its peers
+    /// the address it sees each at, and adopts an address that enough of
+    /// them see it at. `None` (the library's default) does neither and
+    /// does not offer `REACH`; the `ringmesh` program turns it on.
+    pub reach: Option<ReachConfig>,
 }
 
 /// Smallest `max_frame_len` with the ring on: a full `ChordState` (33
@@ -149,6 +155,7 @@ impl Config {
             chord: None,
             dht: None,
             sync: None,
+            reach: None,
         }
     }
 
@@ -316,6 +323,12 @@ impl Config {
                 ("dht.max_entries_per_sender", dht.max_entries_per_sender),
             ]);
         }
+        if let Some(reach) = &self.reach {
+            if reach.observed_threshold < MIN_OBSERVED_THRESHOLD {
+                return Err(ConfigError::ReachThreshold(reach.observed_threshold));
+            }
+            counts.push(("reach.max_observers", reach.max_observers));
+        }
         if let Some(sync) = &self.sync {
             zero.extend([
                 ("sync.lease", sync.lease),
@@ -459,6 +472,12 @@ pub enum ConfigError {
     /// could outlive the delete that beat it.
     #[error("sync.tombstone_ttl is below sync.lease + 2 × sync.max_skew")]
     SyncTombstoneTtl,
+    /// `reach.observed_threshold` is below [`MIN_OBSERVED_THRESHOLD`]: one
+    /// peer's report would decide what the node announces.
+    #[error(
+        "reach.observed_threshold {0} is below 2: one peer would decide what this node announces"
+    )]
+    ReachThreshold(usize),
     /// The table lives on the ring: `dht` needs `chord`.
     #[error("dht is on but chord is off")]
     DhtWithoutChord,

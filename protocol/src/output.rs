@@ -10,6 +10,7 @@ use crate::liveness::LivenessEvent;
 use crate::mesh::MeshEvent;
 use crate::messaging::MessagingEvent;
 use crate::peers::PeersEvent;
+use crate::reach::ReachEvent;
 use crate::sync::SyncEvent;
 use crate::wire::{DecodeError, GoodbyeReason};
 use crate::{ConnId, NodeId, TransportError};
@@ -82,6 +83,8 @@ events! {
     Dht(DhtEvent),
     /// The sync table.
     Sync(SyncEvent),
+    /// What peers see of this node's address (`spec/reach.md`).
+    Reach(ReachEvent),
 }
 
 /// Why a connection ended.

@@ -18,9 +18,9 @@ use ringmesh::wire::{
     DhtPutStatus, DhtReplicate, DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem,
     DhtSyncReply, DhtValue, Direct, Disconnect, FLAG_COMPRESSED, FindPeer, ForwardJoin,
     FrameDecoder, FrameError, Goodbye, GoodbyeReason, Graft, Hello, IHave, Join, MAX_LISTEN_ADDRS,
-    MAX_PEER_LIST, Message, Neighbor, NoiseHandshakePayload, PREAMBLE_LEN, PeerEntry, PeerList,
-    PeerRequest, Ping, Pong, Prune, Reader, Request, Response, Shuffle, ShuffleReply, decode_body,
-    encode_body, get_varint, put_frame_header, put_varint, varint_len,
+    MAX_PEER_LIST, Message, Neighbor, NoiseHandshakePayload, ObservedAddr, PREAMBLE_LEN, PeerEntry,
+    PeerList, PeerRequest, Ping, Pong, Prune, Reader, Request, Response, Shuffle, ShuffleReply,
+    decode_body, encode_body, get_varint, put_frame_header, put_varint, varint_len,
 };
 use ringmesh::{
     CloseReason, Config, ConnId, Direction, Duration, Event, Identity, Input, Instant,
@@ -314,6 +314,9 @@ fn message_from_json(v: &Value) -> Message {
         "Request" => Message::Request(Request {
             id: decimal(v, "id"),
             payload: Bytes::from(bytes(v, "payload")),
+        }),
+        "ObservedAddr" => Message::ObservedAddr(ObservedAddr {
+            addr: addr(text(v, "addr")),
         }),
         "Response" => Message::Response(Response {
             id: decimal(v, "id"),
@@ -961,6 +964,8 @@ fn spec_message_bytes(v: &Value) -> Vec<u8> {
             out.push(u8::from(bit(v, "send")));
             spec_broadcast_id(&mut out, v);
         }
+        // spec/reach.md §3.1: one socket address.
+        "ObservedAddr" => spec_addr(&mut out, text(v, "addr")),
         other => panic!("no spec layout for {other:?}"),
     }
     out
@@ -1050,6 +1055,7 @@ fn spec_tag(message_type: &str) -> u8 {
         "DhtReplicateAck" => 0x65,
         "DhtSync" => 0x66,
         "DhtSyncReply" => 0x67,
+        "ObservedAddr" => 0x90,
         other => panic!("no tag for {other:?}"),
     }
 }
@@ -1302,6 +1308,7 @@ fn check_frames(v: &Value) {
             "DhtReplicateAck",
             "DhtSync",
             "DhtSyncReply",
+            "ObservedAddr",
         ]),
         "a vector for every message type"
     );
@@ -1470,7 +1477,7 @@ fn check_invalid_frames(v: &Value) {
         BTreeSet::from([
             0x01, 0x02, 0x10, 0x11, 0x12, 0x20, 0x21, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36,
             0x37, 0x38, 0x39, 0x41, 0x42, 0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x60, 0x61,
-            0x62, 0x63, 0x64, 0x65, 0x66, 0x67,
+            0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x90,
         ]),
         "an invalid vector for every message that can be malformed"
     );

@@ -18,15 +18,16 @@ use crate::membership::{Change, HyParView, MembershipStats};
 use crate::mesh::{AllPeers, Membership, Mesh, MeshCommand, MeshPeers, Verdict};
 use crate::messaging::{Messaging, MessagingCommand, MessagingError};
 use crate::peers::{Net, PeersCommand, PeersError, Upcalls};
+use crate::reach::Reach;
 use crate::rpc::{Done, Failure, Outcome};
 use crate::sync::{SyncError, SyncTable};
 use crate::time::Instant;
-use crate::wire::{Capabilities, Message, Ping, Pong};
+use crate::wire::{Capabilities, Message, ObservedAddr, Ping, Pong};
 use foldhash::fast::FixedState;
 
 use crate::{
     Accepted, ChordStats, CloseReason, Command, CommandError, Config, ConnId, LivenessStats,
-    MeshStats, MessagingStats, NodeId, PeersStats, SyncStats,
+    MeshStats, MessagingStats, NodeId, PeersStats, ReachStats, SyncStats,
 };
 
 /// Counters an operator reads to see what a node has been doing, one
@@ -50,6 +51,8 @@ pub struct Stats {
     pub dht: DhtStats,
     /// The sync table (all zero while it is off).
     pub sync: SyncStats,
+    /// Observed addresses (all zero while `Config::reach` is off).
+    pub reach: ReachStats,
 }
 
 /// The components above the connection layer.
@@ -70,6 +73,8 @@ pub(super) struct Parts {
     /// The sync table, `None` while `Config::sync` is (boxed like the
     /// ring, so a node without it carries one pointer).
     pub(super) sync: Option<Box<SyncTable>>,
+    /// Observed addresses, `None` while `Config::reach` is.
+    pub(super) reach: Option<Box<Reach>>,
 }
 
 /// The ring and the table it carries.
@@ -130,6 +135,10 @@ impl Parts {
                 .sync
                 .as_ref()
                 .map(|sync| Box::new(SyncTable::new(sync, hasher.clone()))),
+            reach: config
+                .reach
+                .as_ref()
+                .map(|reach| Box::new(Reach::new(reach.clone()))),
         }
     }
 
@@ -167,6 +176,7 @@ impl Parts {
                 .as_ref()
                 .map_or_else(DhtStats::default, |r| r.dht.stats()),
             sync: self.sync.as_ref().map(|s| s.stats).unwrap_or_default(),
+            reach: self.reach.as_ref().map(|r| r.stats).unwrap_or_default(),
         }
     }
 
@@ -589,6 +599,9 @@ impl Upcalls for Parts {
         if let Some(sync) = &mut self.sync {
             sync.peer_up(net, peer);
         }
+        if let (Some(reach), Some(remote)) = (&mut self.reach, net.conn_remote(conn)) {
+            reach.peer_up(net, peer, remote);
+        }
     }
 
     fn peer_down(&mut self, net: &mut Net, peer: NodeId, reason: &CloseReason) {
@@ -605,6 +618,9 @@ impl Upcalls for Parts {
         }
         if let Some(sync) = &mut self.sync {
             sync.peer_down(peer);
+        }
+        if let Some(reach) = &mut self.reach {
+            reach.peer_down(peer);
         }
     }
 
@@ -736,6 +752,18 @@ impl Upcalls for Parts {
                     .and_then(|sync| sync.on_message(net, from, message));
                 if let Some(peer) = forger {
                     net.close_misbehaving(peer, "sent forged sync entries", self);
+                }
+            }
+            Message::ObservedAddr(ObservedAddr { addr })
+                if net
+                    .conn_caps(conn)
+                    .is_some_and(|c| c.contains(Capabilities::REACH)) =>
+            {
+                if let Some(reach) = &mut self.reach
+                    && let Some(adopt) = reach.on_observed(from, addr, net.announced_addrs())
+                {
+                    let announced = net.announce_observed(adopt.ip);
+                    reach.adopted(net, &adopt, announced);
                 }
             }
             other => return Err(other.name()),

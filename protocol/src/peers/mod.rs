@@ -28,7 +28,7 @@ mod discovery;
 mod maintain;
 mod table;
 
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -501,11 +501,33 @@ impl Net {
         self.cache.get(&peer).is_some_and(|k| k.wanted)
     }
 
-    /// The features negotiated on `conn`, once established.
     /// Whether `conn` was dialled by this node or accepted.
     pub(crate) fn conn_direction(&self, conn: ConnId) -> Option<Direction> {
         self.conns.get(&conn).map(|c| c.direction)
     }
+
+    /// The address `conn`'s other end is at, as the driver reported it.
+    pub(crate) fn conn_remote(&self, conn: ConnId) -> Option<SocketAddr> {
+        self.conns.get(&conn).map(|c| c.remote)
+    }
+
+    /// What this node announces now: its configured `listen_addrs` and
+    /// the addresses it adopted since (`spec/reach.md`).
+    pub(crate) fn announced_addrs(&self) -> &[SocketAddr] {
+        &self.ctx.hello.listen_addrs
+    }
+
+    /// Announces `ip` with this node's listen port (that of its first
+    /// announced address) from now on, in new sessions' `Hello` and in its
+    /// peer-exchange entry. `None` when the node announces no address (so
+    /// has no port to pair `ip` with) or its `Hello` is full.
+    pub(crate) fn announce_observed(&mut self, ip: IpAddr) -> Option<SocketAddr> {
+        let port = self.ctx.hello.listen_addrs.first()?.port();
+        let addr = SocketAddr::new(ip, port);
+        self.ctx.announce(&self.identity, addr).then_some(addr)
+    }
+
+    /// The features negotiated on `conn`, once established.
 
     pub(crate) fn conn_caps(&self, conn: ConnId) -> Option<Capabilities> {
         self.conns

@@ -31,6 +31,9 @@ impl Capabilities {
     /// Bit 4: the node acknowledges the recursive lookups it forwards
     /// (`ChordRouteAck`, `spec/chord.md` §7.4) and accepts acknowledgements.
     pub const ROUTE_ACK: Capabilities = Capabilities(1 << 4);
+    /// Bit 5: the node tells its peers the address it sees them at and
+    /// accepts being told (`ObservedAddr`, `spec/reach.md`).
+    pub const REACH: Capabilities = Capabilities(1 << 5);
 
     /// Capabilities from their wire bits.
     pub const fn from_bits(bits: u64) -> Self {

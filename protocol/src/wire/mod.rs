@@ -24,6 +24,7 @@ mod membership;
 mod messages;
 mod overlay;
 mod preamble;
+mod reach;
 mod reader;
 mod sync;
 mod varint;
@@ -58,6 +59,7 @@ pub use overlay::{
     PeerList, PeerRequest, Ping, Pong, Request, Response,
 };
 pub use preamble::{PREAMBLE_LEN, PREAMBLE_MAGIC, Preamble};
+pub use reach::ObservedAddr;
 pub use reader::Reader;
 pub use sync::{
     MAX_SYNC_BATCH, MAX_SYNC_DEPTH, MAX_SYNC_KEY, MAX_SYNC_RANGES, MAX_SYNC_VALUE,
@@ -190,7 +192,7 @@ macro_rules! messages {
 // Tag ranges by component (spec/wire.md, "Tags"): 0x00–0x0f session,
 // 0x10–0x1f peers and discovery, 0x20–0x2f liveness, 0x30–0x3f mesh,
 // 0x40–0x4f messaging, 0x50–0x5f chord, 0x60–0x6f dht, 0x70–0x7f sync,
-// 0x80–0x8f blobs.
+// 0x80–0x8f blobs, 0x90–0x9f reach.
 messages! {
     /// `0x01` — a plaintext-mode session opener. In Noise mode the same
     /// fields travel inside the handshake ([`NoiseHandshakePayload`]).
@@ -272,4 +274,7 @@ messages! {
     SyncDigest,
     /// `0x72` — asks for the entries of key ranges of the sync table.
     SyncPull,
+    /// `0x90` — the address the sender sees the receiver at
+    /// (`spec/reach.md` §3.1).
+    ObservedAddr,
 }

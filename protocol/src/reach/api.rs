@@ -1,0 +1,43 @@
+//! What the reach component tells the application and counts.
+
+use core::net::SocketAddr;
+
+/// What a node learned about its own reachability:
+/// [`Event::Reach`](crate::Event::Reach).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReachEvent {
+    /// `observers` distinct peers (at least
+    /// [`ReachConfig::observed_threshold`](crate::ReachConfig::observed_threshold))
+    /// see this node at `addr`'s IP: the node announces `addr` (that IP
+    /// with its own listen port) from now on, in the `Hello` of every new
+    /// session and in its peer-exchange entry.
+    AddressAdopted {
+        /// The address now announced.
+        addr: SocketAddr,
+        /// How many peers reported its IP.
+        observers: usize,
+    },
+}
+
+/// The reach component's counters (`spec/reach.md` §5). They only grow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReachStats {
+    /// `ObservedAddr` messages sent (one per session with a peer that
+    /// offers `REACH`).
+    pub observations_sent: u64,
+    /// `ObservedAddr` messages received and held.
+    pub observations: u64,
+    /// Reports not held because `max_observers` peers' reports were held.
+    pub observations_dropped: u64,
+    /// Reports of an address no peer can dial (unspecified, multicast,
+    /// broadcast, port 0): ignored.
+    pub observations_undialable: u64,
+    /// Addresses adopted and announced.
+    pub adopted: u64,
+    /// Addresses that reached the threshold but could not be announced:
+    /// the node has no listen port to pair them with, or its `Hello`
+    /// already carries `MAX_LISTEN_ADDRS` addresses.
+    pub adopt_refused: u64,
+}

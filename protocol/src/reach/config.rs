@@ -1,0 +1,35 @@
+//! The reach component's configuration (`spec/reach.md` §4).
+
+/// How a node learns the addresses its peers see it at
+/// ([`Config::reach`](crate::Config::reach)).
+///
+/// ```
+/// use ringmesh::{Config, ReachConfig};
+/// let config = Config { reach: Some(ReachConfig::default()), ..Config::lan() };
+/// assert_eq!(config.reach.map(|r| r.observed_threshold), Some(3));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReachConfig {
+    /// How many distinct peers must report the same IP address
+    /// (`ObservedAddr`) before the node adopts it, with its own listen
+    /// port, as an address it announces. At least 2, so that a single
+    /// peer's word never changes what the node announces. Default: 3.
+    pub observed_threshold: usize,
+    /// How many peers' reports are held at once (one per peer, its
+    /// latest, forgotten when the peer goes down); a report beyond it is
+    /// dropped and counted (`ReachStats::observations_dropped`).
+    /// Default: 64.
+    pub max_observers: usize,
+}
+
+impl Default for ReachConfig {
+    fn default() -> Self {
+        ReachConfig {
+            observed_threshold: 3,
+            max_observers: 64,
+        }
+    }
+}
+
+/// The smallest allowed [`ReachConfig::observed_threshold`].
+pub const MIN_OBSERVED_THRESHOLD: usize = 2;
