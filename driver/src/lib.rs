@@ -25,6 +25,8 @@
 //! - The listener ([`listen`]: non-blocking, with an accept backlog of
 //!   [`LISTEN_BACKLOG`]) and how many connections an adapter accepts
 //!   before it turns to other work ([`ACCEPTS_PER_TURN`]).
+//! - [`LanDiscovery`]: LAN discovery by a UDP multicast beacon, off unless
+//!   an application starts it (the `ringmesh` program does).
 //! - [`ReadPool`]: what a connection read, handed to the node as `Bytes`
 //!   without an allocation per read.
 //!
@@ -43,6 +45,7 @@ mod announce;
 mod clock;
 mod config;
 mod events;
+mod lan;
 mod listen;
 mod peers;
 mod reads;
@@ -59,6 +62,10 @@ pub use config::{
 };
 pub use events::{
     DEFAULT_EVENT_CAPACITY_BYTES, DROP_LOG_INTERVAL, DropLog, QueuedBytes, event_size,
+};
+pub use lan::{
+    BEACON_MAGIC, BEACON_VERSION, DEFAULT_LAN_GROUP, LanConfig, LanDiscovery, LanStats,
+    MAX_BEACON_LEN, POLL_INTERVAL, decode_beacon, encode_beacon,
 };
 pub use listen::{ACCEPTS_PER_TURN, LISTEN_BACKLOG, listen};
 pub use peers::PeerInfo;

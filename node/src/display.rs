@@ -101,6 +101,12 @@ pub(crate) fn announcing(addrs: &[SocketAddr]) -> String {
     format!("announcing {}", list.join(" "))
 }
 
+/// A node heard on the LAN, about to be dialled.
+pub(crate) fn lan_found(id: NodeId, addrs: &[SocketAddr]) -> String {
+    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    format!("found <{}> on the LAN at {}", id.short(), list.join(" "))
+}
+
 /// Enough peers see this node at `addr`: it announces it from now on.
 pub(crate) fn address_adopted(addr: SocketAddr, observers: usize) -> String {
     format!("{observers} peers see this node at {addr}: announcing it")

@@ -191,6 +191,13 @@ pub(crate) struct NodeArgs {
     /// spec/membership.md). Every node of a network should use the same.
     #[arg(long, value_enum, default_value_t = BroadcastArg::Flood)]
     pub(crate) broadcast: BroadcastArg,
+    /// Do not look for nodes on the local network. By default the node
+    /// multicasts a small beacon (its id and announced addresses) to
+    /// 239.255.72.77:47077 on each IPv4 interface but loopback, and dials
+    /// the nodes whose beacons it hears (the handshake proves their ids),
+    /// so nodes of one LAN find each other without --bootstrap.
+    #[arg(long)]
+    pub(crate) no_lan: bool,
 }
 
 /// How broadcasts spread (`--broadcast`).

@@ -27,7 +27,9 @@ use ringmesh::{
     BroadcastMode, HyParViewConfig, KnownPeer, Node, PlumtreeConfig, ReachConfig, ReachEvent,
     SyncCommand, SyncError, SyncEvent,
 };
-use ringmesh_mio::{AdapterConfig, AdapterConfigError, Handle, QueuedBytes, Spawned};
+use ringmesh_mio::{
+    AdapterConfig, AdapterConfigError, Handle, LanConfig, LanDiscovery, QueuedBytes, Spawned,
+};
 use tracing::{debug, info, warn};
 
 use crate::console::{self, ConsoleCommand, KeyArg, SyncArg};
@@ -231,6 +233,10 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     if args.broadcast == BroadcastArg::Plumtree {
         say("broadcasts spread by Plumtree over HyParView views (--broadcast plumtree)");
     }
+    // Stops (within 100 ms) when dropped, at the end of this function.
+    let _lan = (!args.no_lan)
+        .then(|| start_lan_discovery(&handle))
+        .flatten();
     if let Some(dir) = &data_dir {
         report_data_dir(dir, &key_origin, &cache_state, cached.len());
     }
@@ -323,6 +329,38 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         Ok(Ok(())) => Err("the adapter stopped unexpectedly".into()),
         Ok(Err(e)) => Err(format!("the adapter failed: {e}").into()),
         Err(_) => Err("the adapter thread panicked".into()),
+    }
+}
+
+/// Starts LAN discovery (spec: `ringmesh_driver::LanDiscovery`): each node
+/// heard on the LAN and not yet connected is dialled at its addresses,
+/// its id demanded. `None`, with a log line, where it cannot run (no
+/// IPv4 interface but loopback, the group's port not available).
+fn start_lan_discovery(handle: &Handle) -> Option<LanDiscovery> {
+    let announced = handle.inspect(|node| node.announced_addrs().to_vec())?;
+    if announced.is_empty() {
+        info!("LAN discovery off: this node announces no address to put in a beacon");
+        return None;
+    }
+    let dialler = handle.clone();
+    let found = move |peer: NodeId, addrs: Vec<SocketAddr>| {
+        if dialler.peers().iter().any(|p| p.id == peer) {
+            return;
+        }
+        say(&display::lan_found(peer, &addrs));
+        if let Err(error) = dialler.command(PeersCommand::ConnectAny {
+            addrs,
+            peer: Some(peer),
+        }) {
+            debug!(peer = %peer.short(), %error, "cannot dial a node found on the LAN");
+        }
+    };
+    match LanDiscovery::start(LanConfig::default(), handle.node_id(), &announced, found) {
+        Ok(lan) => Some(lan),
+        Err(error) => {
+            info!(%error, "LAN discovery off");
+            None
+        }
     }
 }
 
