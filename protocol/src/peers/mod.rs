@@ -528,7 +528,6 @@ impl Net {
     }
 
     /// The features negotiated on `conn`, once established.
-
     pub(crate) fn conn_caps(&self, conn: ConnId) -> Option<Capabilities> {
         self.conns
             .get(&conn)
