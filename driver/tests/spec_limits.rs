@@ -202,6 +202,7 @@ fn every_default_on_the_limits_page_is_the_codes() {
             "reach.max_observers",
             count(ReachConfig::default().max_observers),
         ),
+        ("reach.max_probes", count(ReachConfig::default().max_probes)),
         ("sync.max_bytes", bytes(sync.max_bytes)),
         (
             "sync.max_bytes_per_writer",

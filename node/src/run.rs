@@ -8,7 +8,7 @@
 //! Both send into one channel, so the loop handles console lines and
 //! network events in the order they came.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::error::Error;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -302,6 +302,7 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         orphaned: None,
         next_cache_check: Instant::now() + PEER_CACHE_CHECK,
         remotes: HashMap::new(),
+        reachability: BTreeMap::new(),
         view: None,
         shown_view: None,
         membership,
@@ -471,6 +472,9 @@ struct Session {
     /// Each connected peer's transport address, for `peers` when the peer
     /// cache has no listen address for it.
     remotes: HashMap<NodeId, SocketAddr>,
+    /// The last reachability check of each address checked (a `Hello`
+    /// carries at most 8, so this holds at most 8).
+    reachability: BTreeMap<SocketAddr, bool>,
     /// The node's place in the ring, as last fed (it follows the events
     /// fed before it).
     view: Option<RingView>,
@@ -878,6 +882,21 @@ impl Session {
             Event::Reach(ReachEvent::AddressAdopted { addr, observers }) => {
                 say(&display::address_adopted(addr, observers));
             }
+            Event::Reach(ReachEvent::Reachability {
+                addr,
+                reachable,
+                reached,
+                unreached,
+                unanswered,
+            }) => {
+                say(&display::reachability(
+                    addr,
+                    reachable,
+                    reached,
+                    reached + unreached + unanswered,
+                ));
+                self.reachability.insert(addr, reachable);
+            }
             Event::Dht(DhtEvent::Failed { id, reason }) => match self.table_ops.remove(&id) {
                 Some(op) => say(&table_failure(&op, &reason)),
                 None => debug!(op = id.0, %reason, "failure of an unknown table operation"),
@@ -922,7 +941,9 @@ impl Session {
                 .handle
                 .inspect(|node| (node.announced_addrs().to_vec(), node.stats().reach))
             {
-                Some((announced, reach)) => say(&display::status(&announced, &reach)),
+                Some((announced, reach)) => {
+                    say(&display::status(&announced, &reach, &self.reachability));
+                }
                 None => say("error: the node has stopped"),
             },
             ConsoleCommand::Connect(addr) => self.connect(addr),

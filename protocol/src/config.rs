@@ -327,7 +327,11 @@ impl Config {
             if reach.observed_threshold < MIN_OBSERVED_THRESHOLD {
                 return Err(ConfigError::ReachThreshold(reach.observed_threshold));
             }
-            counts.push(("reach.max_observers", reach.max_observers));
+            counts.extend([
+                ("reach.max_observers", reach.max_observers),
+                ("reach.probe_peers", reach.probe_peers),
+                ("reach.max_probes", reach.max_probes),
+            ]);
         }
         if let Some(sync) = &self.sync {
             zero.extend([

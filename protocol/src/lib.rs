@@ -229,7 +229,9 @@
 //!   adopted with the node's listen port and announced in every new
 //!   session's `Hello` ([`ReachEvent::AddressAdopted`],
 //!   [`Node::announced_addrs`]). One peer counts once, so a lone liar
-//!   changes nothing.
+//!   changes nothing. The node then asks those peers to dial it back
+//!   there ([`ReachEvent::Reachability`]); a peer dials only the IP it
+//!   sees the requester at, a limited number of times.
 //!
 //! ```
 //! # use ringmesh::{Config, ReachConfig, ReachEvent, Event, Security};

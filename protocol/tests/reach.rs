@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use ringmesh::testing::{Network, NodeIndex};
-use ringmesh::wire::{Message, ObservedAddr};
+use ringmesh::wire::{DialBack, Message, ObservedAddr};
 use ringmesh::{
     CloseReason, Config, Duration, Event, NodeId, PeersCommand, PeersEvent, ProtocolError,
     ReachConfig, ReachEvent, Security,
@@ -182,4 +182,96 @@ fn nodes_without_reach_neither_send_nor_take_reports() {
     });
     assert!(closed, "an unnegotiated report closes its connection");
     assert_eq!(net.node(0).stats().reach.observations, 0);
+}
+
+/// Node 0 announcing `private` (its port is the one dialled back).
+fn network_announcing(n: usize, private: &str) -> Network {
+    network_announcing_with(n, private, Security::Plaintext)
+}
+
+fn network_announcing_with(n: usize, private: &str, security: Security) -> Network {
+    let mut net = Network::new(LATENCY);
+    for i in 0..n {
+        let mut c = Config {
+            security,
+            ..config(true)
+        };
+        if i == 0 {
+            c.listen_addrs.push(private.parse().expect("addr"));
+        }
+        net.add_node(c, secret(i), 1000 + i as u64).expect("config");
+    }
+    net
+}
+
+fn reachability(net: &Network, i: NodeIndex) -> Vec<(SocketAddr, bool, usize, usize)> {
+    net.events_of(i)
+        .filter_map(|e| match e {
+            Event::Reach(ReachEvent::Reachability {
+                addr,
+                reachable,
+                reached,
+                unreached,
+                ..
+            }) => Some((*addr, *reachable, *reached, *unreached)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn peers_dial_an_adopted_address_back_and_it_is_reachable() {
+    for security in [Security::Plaintext, Security::Noise] {
+        dial_back_reaches_an_adopted_address(security);
+    }
+}
+
+fn dial_back_reaches_an_adopted_address(security: Security) {
+    let mut net = network_announcing_with(3, PRIVATE, security);
+    net.connect(0, 1).expect("dial");
+    net.connect(0, 2).expect("dial");
+    net.settle();
+    let public = Network::addr_of(0);
+    assert_eq!(adopted(&net, 0), vec![public]);
+    // Both peers that see it there dialled it back and reached it.
+    assert_eq!(reachability(&net, 0), vec![(public, true, 2, 0)]);
+    for helper in [1, 2] {
+        assert_eq!(net.node(helper).stats().reach.probes_run, 1);
+    }
+    // The probes became no links: each helper still has one peer in node 0.
+    assert!(net.node(1).is_connected(id(&net, 0)));
+    assert_eq!(net.node(0).stats().reach.checks, 1);
+}
+
+#[test]
+fn an_address_nobody_can_dial_back_is_reported_unreachable() {
+    // Node 0 listens on 7001 by its own account, but the harness reaches it
+    // only at 7000 (as a NAT with no mapping for 7001 would): dials back to
+    // 127.0.0.1:7001 fail.
+    let mut net = network_announcing(3, "10.0.0.1:7001");
+    net.connect(0, 1).expect("dial");
+    net.connect(0, 2).expect("dial");
+    net.settle();
+    let candidate: SocketAddr = "127.0.0.1:7001".parse().expect("addr");
+    assert_eq!(adopted(&net, 0), vec![candidate]);
+    assert_eq!(reachability(&net, 0), vec![(candidate, false, 0, 2)]);
+}
+
+#[test]
+fn dial_back_requests_are_rate_limited_per_peer() {
+    let mut net = network_announcing(2, PRIVATE);
+    net.connect(0, 1).expect("dial");
+    net.settle();
+    let request = Message::DialBack(DialBack {
+        nonce: 77,
+        port: 7000,
+    });
+    adversary_send(&mut net, 0, 1, &request);
+    adversary_send(&mut net, 0, 1, &request);
+    let stats = net.node(1).stats().reach;
+    assert_eq!((stats.probes_run, stats.probes_refused), (1, 1));
+    // Past the gap, it is served again.
+    net.run_for(Duration::from_secs(31));
+    adversary_send(&mut net, 0, 1, &request);
+    assert_eq!(net.node(1).stats().reach.probes_run, 2);
 }

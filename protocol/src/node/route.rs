@@ -620,7 +620,7 @@ impl Upcalls for Parts {
             sync.peer_down(peer);
         }
         if let Some(reach) = &mut self.reach {
-            reach.peer_down(peer);
+            reach.peer_down(net, peer);
         }
     }
 
@@ -754,21 +754,30 @@ impl Upcalls for Parts {
                     net.close_misbehaving(peer, "sent forged sync entries", self);
                 }
             }
-            Message::ObservedAddr(ObservedAddr { addr })
+            Message::ObservedAddr(_) | Message::DialBack(_) | Message::DialBackResult(_)
                 if net
                     .conn_caps(conn)
                     .is_some_and(|c| c.contains(Capabilities::REACH)) =>
             {
-                if let Some(reach) = &mut self.reach
-                    && let Some(adopt) = reach.on_observed(from, addr, net.announced_addrs())
-                {
-                    let announced = net.announce_observed(adopt.ip);
-                    reach.adopted(net, &adopt, announced);
+                if let Some(reach) = self.reach.as_deref_mut() {
+                    reach_message(reach, net, conn, from, message);
                 }
             }
             other => return Err(other.name()),
         }
         Ok(())
+    }
+
+    fn awaits_dial_back(&self, peer: NodeId) -> bool {
+        self.reach
+            .as_ref()
+            .is_some_and(|reach| reach.awaits_dial_back(peer))
+    }
+
+    fn probe_ended(&mut self, net: &mut Net, conn: ConnId, reached: bool) {
+        if let Some(reach) = &mut self.reach {
+            reach.probe_ended(net, conn, reached);
+        }
     }
 
     fn waiting_for(&self, peer: NodeId) -> bool {
@@ -782,6 +791,43 @@ impl Upcalls for Parts {
             hv.round(net);
             self.membership_changed(net);
         }
+    }
+}
+
+/// A reach message (`spec/reach.md` §3) from `from` on `conn`: a report
+/// that may confirm an address (announced unless it is, then checked), a
+/// request to be dialled back, or how a dial-back went.
+fn reach_message(reach: &mut Reach, net: &mut Net, conn: ConnId, from: NodeId, message: Message) {
+    match message {
+        Message::ObservedAddr(ObservedAddr { addr }) => {
+            let Some(confirmed) = reach.on_observed(from, addr, net.announced_addrs()) else {
+                return;
+            };
+            let checked = if confirmed.announced {
+                net.announced_addrs()
+                    .iter()
+                    .copied()
+                    .find(|a| a.ip().to_canonical() == confirmed.ip)
+            } else {
+                let announced = net.announce_observed(confirmed.ip);
+                reach.adopted(net, &confirmed, announced);
+                announced
+            };
+            if let Some(addr) = checked {
+                reach.check(net, addr);
+            }
+        }
+        Message::DialBack(request) => {
+            let Some(remote) = net.conn_remote(conn) else {
+                return;
+            };
+            if let Some(addr) = reach.on_dial_back(net, from, remote, &request) {
+                let probe = net.dial_probe(addr, from);
+                reach.probe_started(net, from, request.nonce, probe);
+            }
+        }
+        Message::DialBackResult(result) => reach.on_dial_back_result(net, from, &result),
+        _ => {}
     }
 }
 

@@ -101,6 +101,13 @@ pub(crate) trait Upcalls {
     fn waiting_for(&self, peer: NodeId) -> bool;
     /// The maintenance round begins.
     fn maintenance(&mut self, net: &mut Net);
+    /// The dial-back probe `conn` ([`Net::dial_probe`]) ended: `reached`
+    /// if its handshake proved the id demanded.
+    fn probe_ended(&mut self, net: &mut Net, conn: ConnId, reached: bool);
+    /// Whether this node asked `peer` to dial it back and waits for the
+    /// answer: an inbound session from `peer` now is that dial-back, not a
+    /// new link.
+    fn awaits_dial_back(&self, peer: NodeId) -> bool;
 }
 
 /// The layer's timers.
@@ -169,6 +176,9 @@ struct Connection {
     /// Inbound: its address group was rested when it arrived (it may use
     /// the reserve of the node-wide rate).
     rested: bool,
+    /// A dial-back probe (`spec/reach.md` §3.2): `Some(reached)`. It never
+    /// becomes a link: once its handshake proves the id it is closed.
+    probe: Option<bool>,
 }
 
 impl Connection {

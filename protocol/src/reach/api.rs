@@ -18,6 +18,21 @@ pub enum ReachEvent {
         /// How many peers reported its IP.
         observers: usize,
     },
+    /// A reachability check of `addr` ended: peers that see this node at
+    /// `addr`'s IP were asked to dial it back there (`spec/reach.md` §3.2).
+    /// `reachable` if at least one dial-back reached this node.
+    Reachability {
+        /// The address checked.
+        addr: SocketAddr,
+        /// Whether any peer reached this node there.
+        reachable: bool,
+        /// Peers whose dial-back reached this node.
+        reached: usize,
+        /// Peers whose dial-back failed.
+        unreached: usize,
+        /// Peers that refused, or went down before they answered.
+        unanswered: usize,
+    },
 }
 
 /// The reach component's counters (`spec/reach.md` §5). They only grow.
@@ -40,4 +55,11 @@ pub struct ReachStats {
     /// the node has no listen port to pair them with, or its `Hello`
     /// already carries `MAX_LISTEN_ADDRS` addresses.
     pub adopt_refused: u64,
+    /// Reachability checks this node began (one per confirmed address).
+    pub checks: u64,
+    /// Dial-backs this node ran for its peers.
+    pub probes_run: u64,
+    /// Dial-back requests refused: over `max_probes` at once, or sooner
+    /// than `probe_gap` after the same peer's last.
+    pub probes_refused: u64,
 }

@@ -1,5 +1,7 @@
 //! The reach component's configuration (`spec/reach.md` §4).
 
+use crate::Duration;
+
 /// How a node learns the addresses its peers see it at
 /// ([`Config::reach`](crate::Config::reach)).
 ///
@@ -20,6 +22,15 @@ pub struct ReachConfig {
     /// dropped and counted (`ReachStats::observations_dropped`).
     /// Default: 64.
     pub max_observers: usize,
+    /// How many peers a node asks to dial it back when it checks an
+    /// address (peers that see it at that address's IP). Default: 3.
+    pub probe_peers: usize,
+    /// Dial-backs this node runs for its peers at once; a request beyond
+    /// it is refused (`DialBackStatus::Refused`, counted). Default: 4.
+    pub max_probes: usize,
+    /// Least time between two dial-backs this node runs for one peer; a
+    /// request sooner is refused (counted). Default: 30 s.
+    pub probe_gap: Duration,
 }
 
 impl Default for ReachConfig {
@@ -27,6 +38,9 @@ impl Default for ReachConfig {
         ReachConfig {
             observed_threshold: 3,
             max_observers: 64,
+            probe_peers: 3,
+            max_probes: 4,
+            probe_gap: Duration::from_secs(30),
         }
     }
 }

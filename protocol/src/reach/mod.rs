@@ -19,29 +19,60 @@ pub(crate) mod config;
 use core::net::{IpAddr, SocketAddr};
 use std::collections::BTreeMap;
 
-use tracing::info;
+use tracing::{debug, info};
 
-use crate::NodeId;
 use crate::cx::Cx;
-use crate::wire::{Capabilities, Message, ObservedAddr};
+use crate::wire::{
+    Capabilities, DialBack, DialBackResult, DialBackStatus, MAX_LISTEN_ADDRS, Message, ObservedAddr,
+};
+use crate::{ConnId, Instant, NodeId};
 
 pub use api::{ReachEvent, ReachStats};
 pub use config::{MIN_OBSERVED_THRESHOLD, ReachConfig};
 
-/// The reach component: the peers' reports of this node's address.
+/// Peers whose last dial-back time is remembered (for `probe_gap`); the
+/// oldest is forgotten beyond it.
+const MAX_SERVED: usize = 256;
+
+/// The reach component: the peers' reports of this node's address, its
+/// reachability checks, and the dial-backs it runs for its peers.
 pub(crate) struct Reach {
     config: ReachConfig,
     /// Each reporting peer's latest report (ordered: no hash order leaks).
     reports: BTreeMap<NodeId, IpAddr>,
+    /// IPs confirmed by `observed_threshold` peers, each checked once (at
+    /// most `MAX_LISTEN_ADDRS`: what a `Hello` can carry).
+    confirmed: Vec<IpAddr>,
+    /// This node's checks in flight, by nonce (at most one per confirmed IP).
+    checks: BTreeMap<u64, Check>,
+    next_nonce: u64,
+    /// Dial-backs this node runs for its peers: the probe's connection,
+    /// the requester and its nonce (at most `max_probes`).
+    probes: BTreeMap<ConnId, (NodeId, u64)>,
+    /// When each peer's last dial-back began (at most [`MAX_SERVED`]).
+    served: BTreeMap<NodeId, Instant>,
     pub(crate) stats: ReachStats,
 }
 
-/// What the router does with a report: announce an adopted address.
-pub(crate) struct Adopt {
-    /// The IP many peers see this node at.
+/// A reachability check in flight.
+struct Check {
+    addr: SocketAddr,
+    /// Asked peers that have not answered yet.
+    waiting: Vec<NodeId>,
+    reached: usize,
+    unreached: usize,
+    unanswered: usize,
+}
+
+/// An IP that `observed_threshold` peers see this node at, for the first
+/// time: the router announces it unless it is, then checks it.
+pub(crate) struct Confirmed {
+    /// The IP.
     pub(crate) ip: IpAddr,
     /// How many distinct peers report it.
     pub(crate) observers: usize,
+    /// Whether the node announces it already.
+    pub(crate) announced: bool,
 }
 
 impl Reach {
@@ -49,6 +80,11 @@ impl Reach {
         Reach {
             config,
             reports: BTreeMap::new(),
+            confirmed: Vec::new(),
+            checks: BTreeMap::new(),
+            next_nonce: 0,
+            probes: BTreeMap::new(),
+            served: BTreeMap::new(),
             stats: ReachStats::default(),
         }
     }
@@ -68,20 +104,33 @@ impl Reach {
         }
     }
 
-    /// `peer` went down: its report no longer counts.
-    pub(crate) fn peer_down(&mut self, peer: NodeId) {
+    /// `peer` went down: its report no longer counts, and a check that
+    /// waits for its answer counts it unanswered.
+    pub(crate) fn peer_down(&mut self, cx: &mut dyn Cx, peer: NodeId) {
         self.reports.remove(&peer);
+        let nonces: Vec<u64> = self
+            .checks
+            .iter()
+            .filter(|(_, check)| check.waiting.contains(&peer))
+            .map(|(&nonce, _)| nonce)
+            .collect();
+        for nonce in nonces {
+            if let Some(check) = self.checks.get_mut(&nonce) {
+                check.waiting.retain(|&p| p != peer);
+                check.unanswered += 1;
+            }
+            self.finish_if_done(cx, nonce);
+        }
     }
 
-    /// `from` sees this node at `observed`. Returns the IP to adopt when
-    /// this report brings it to the threshold and `announced` (what the
-    /// node announces now) lacks it.
+    /// `from` sees this node at `observed`. Returns the IP when this
+    /// report brings it to the threshold for the first time.
     pub(crate) fn on_observed(
         &mut self,
         from: NodeId,
         observed: SocketAddr,
         announced: &[SocketAddr],
-    ) -> Option<Adopt> {
+    ) -> Option<Confirmed> {
         let ip = observed.ip().to_canonical();
         if !dialable_ip(ip) || observed.port() == 0 {
             self.stats.observations_undialable += 1;
@@ -93,27 +142,213 @@ impl Reach {
         }
         self.stats.observations += 1;
         self.reports.insert(from, ip);
-        if announced.iter().any(|a| a.ip().to_canonical() == ip) {
+        if self.confirmed.contains(&ip) || self.confirmed.len() >= MAX_LISTEN_ADDRS {
             return None;
         }
-        let observers = self.reports.values().filter(|&&seen| seen == ip).count();
-        (observers >= self.config.observed_threshold).then_some(Adopt { ip, observers })
+        let observers = self.observers_of(ip).count();
+        if observers < self.config.observed_threshold {
+            return None;
+        }
+        self.confirmed.push(ip);
+        Some(Confirmed {
+            ip,
+            observers,
+            announced: announced.iter().any(|a| a.ip().to_canonical() == ip),
+        })
+    }
+
+    /// Peers whose latest report is `ip`, in id order.
+    fn observers_of(&self, ip: IpAddr) -> impl Iterator<Item = NodeId> + '_ {
+        self.reports
+            .iter()
+            .filter(move |&(_, &seen)| seen == ip)
+            .map(|(&peer, _)| peer)
     }
 
     /// The router announced (`Some`) or could not announce (`None`) what
-    /// [`Reach::on_observed`] asked to adopt.
-    pub(crate) fn adopted(&mut self, cx: &mut dyn Cx, adopt: &Adopt, addr: Option<SocketAddr>) {
+    /// [`Reach::on_observed`] confirmed.
+    pub(crate) fn adopted(
+        &mut self,
+        cx: &mut dyn Cx,
+        confirmed: &Confirmed,
+        addr: Option<SocketAddr>,
+    ) {
         match addr {
             Some(addr) => {
                 self.stats.adopted += 1;
-                info!(%addr, observers = adopt.observers, "peers see this node at a new address: announcing it");
+                info!(%addr, observers = confirmed.observers, "peers see this node at a new address: announcing it");
                 cx.emit(ReachEvent::AddressAdopted {
                     addr,
-                    observers: adopt.observers,
+                    observers: confirmed.observers,
                 });
             }
             None => self.stats.adopt_refused += 1,
         }
+    }
+
+    /// Checks whether this node is reachable at `addr`: asks up to
+    /// `probe_peers` of the peers that see it at `addr`'s IP to dial it
+    /// back there.
+    pub(crate) fn check(&mut self, cx: &mut dyn Cx, addr: SocketAddr) {
+        let ip = addr.ip().to_canonical();
+        let helpers: Vec<NodeId> = self
+            .observers_of(ip)
+            .filter(|&peer| cx.is_up(peer))
+            .take(self.config.probe_peers)
+            .collect();
+        let nonce = self.next_nonce;
+        self.next_nonce += 1;
+        let request = Message::DialBack(DialBack {
+            nonce,
+            port: addr.port(),
+        });
+        let waiting: Vec<NodeId> = helpers
+            .into_iter()
+            .filter(|&peer| cx.send(peer, &request).is_ok())
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        self.stats.checks += 1;
+        debug!(%addr, helpers = waiting.len(), "checking reachability");
+        self.checks.insert(
+            nonce,
+            Check {
+                addr,
+                waiting,
+                reached: 0,
+                unreached: 0,
+                unanswered: 0,
+            },
+        );
+    }
+
+    /// `from` asks to be dialled back at `port` of its IP as this node sees
+    /// it (`remote`, its connection's address): only that IP, so a request
+    /// can never make this node dial a third party. Returns where to dial,
+    /// or `None` after answering `Refused` (over `max_probes`, or sooner
+    /// than `probe_gap` after this peer's last).
+    pub(crate) fn on_dial_back(
+        &mut self,
+        cx: &mut dyn Cx,
+        from: NodeId,
+        remote: SocketAddr,
+        request: &DialBack,
+    ) -> Option<SocketAddr> {
+        let now = cx.now();
+        let too_soon = self
+            .served
+            .get(&from)
+            .is_some_and(|&at| now < at + self.config.probe_gap);
+        if too_soon || self.probes.len() >= self.config.max_probes {
+            self.refuse(cx, from, request.nonce);
+            return None;
+        }
+        if !self.served.contains_key(&from) && self.served.len() >= MAX_SERVED {
+            let oldest = self
+                .served
+                .iter()
+                .min_by_key(|&(_, at)| *at)
+                .map(|(p, _)| *p);
+            if let Some(oldest) = oldest {
+                self.served.remove(&oldest);
+            }
+        }
+        self.served.insert(from, now);
+        Some(SocketAddr::new(remote.ip(), request.port))
+    }
+
+    /// The router began the dial-back `conn` for `from`'s request `nonce`
+    /// (`None`: this node's connection caps refused the dial).
+    pub(crate) fn probe_started(
+        &mut self,
+        cx: &mut dyn Cx,
+        from: NodeId,
+        nonce: u64,
+        conn: Option<ConnId>,
+    ) {
+        match conn {
+            Some(conn) => {
+                self.stats.probes_run += 1;
+                self.probes.insert(conn, (from, nonce));
+            }
+            None => self.refuse(cx, from, nonce),
+        }
+    }
+
+    fn refuse(&mut self, cx: &mut dyn Cx, to: NodeId, nonce: u64) {
+        self.stats.probes_refused += 1;
+        let answer = Message::DialBackResult(DialBackResult {
+            nonce,
+            status: DialBackStatus::Refused,
+        });
+        let _ = cx.send(to, &answer);
+    }
+
+    /// Whether a check of this node waits for `peer`'s dial-back.
+    pub(crate) fn awaits_dial_back(&self, peer: NodeId) -> bool {
+        self.checks
+            .values()
+            .any(|check| check.waiting.contains(&peer))
+    }
+
+    /// The dial-back `conn` ended: tell its requester how it went.
+    pub(crate) fn probe_ended(&mut self, cx: &mut dyn Cx, conn: ConnId, reached: bool) {
+        let Some((requester, nonce)) = self.probes.remove(&conn) else {
+            return;
+        };
+        let status = if reached {
+            DialBackStatus::Reached
+        } else {
+            DialBackStatus::Unreached
+        };
+        let answer = Message::DialBackResult(DialBackResult { nonce, status });
+        let _ = cx.send(requester, &answer);
+    }
+
+    /// `from` answers a check's dial-back request. Answers from peers not
+    /// asked, or twice, are ignored.
+    pub(crate) fn on_dial_back_result(
+        &mut self,
+        cx: &mut dyn Cx,
+        from: NodeId,
+        result: &DialBackResult,
+    ) {
+        let Some(check) = self.checks.get_mut(&result.nonce) else {
+            return;
+        };
+        let Some(at) = check.waiting.iter().position(|&p| p == from) else {
+            return;
+        };
+        check.waiting.remove(at);
+        match result.status {
+            DialBackStatus::Reached => check.reached += 1,
+            DialBackStatus::Unreached => check.unreached += 1,
+            DialBackStatus::Refused => check.unanswered += 1,
+        }
+        self.finish_if_done(cx, result.nonce);
+    }
+
+    fn finish_if_done(&mut self, cx: &mut dyn Cx, nonce: u64) {
+        if !self
+            .checks
+            .get(&nonce)
+            .is_some_and(|check| check.waiting.is_empty())
+        {
+            return;
+        }
+        let Some(check) = self.checks.remove(&nonce) else {
+            return;
+        };
+        let reachable = check.reached > 0;
+        info!(addr = %check.addr, reachable, reached = check.reached, unreached = check.unreached, "reachability checked");
+        cx.emit(ReachEvent::Reachability {
+            addr: check.addr,
+            reachable,
+            reached: check.reached,
+            unreached: check.unreached,
+            unanswered: check.unanswered,
+        });
     }
 }
 
@@ -138,6 +373,7 @@ mod tests {
         Reach::new(ReachConfig {
             observed_threshold: threshold,
             max_observers: max,
+            ..ReachConfig::default()
         })
     }
 
@@ -175,15 +411,6 @@ mod tests {
                 .is_none()
         );
         assert_eq!(r.reports.len(), 2);
-    }
-
-    #[test]
-    fn a_peer_that_goes_down_no_longer_counts() {
-        let mut r = reach(2, 64);
-        let seen = addr("203.0.113.9:1");
-        assert!(r.on_observed(NodeId::from_u128(1), seen, &[]).is_none());
-        r.peer_down(NodeId::from_u128(1));
-        assert!(r.on_observed(NodeId::from_u128(2), seen, &[]).is_none());
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub use overlay::{
     PeerList, PeerRequest, Ping, Pong, Request, Response,
 };
 pub use preamble::{PREAMBLE_LEN, PREAMBLE_MAGIC, Preamble};
-pub use reach::ObservedAddr;
+pub use reach::{DialBack, DialBackResult, DialBackStatus, ObservedAddr};
 pub use reader::Reader;
 pub use sync::{
     MAX_SYNC_BATCH, MAX_SYNC_DEPTH, MAX_SYNC_KEY, MAX_SYNC_RANGES, MAX_SYNC_VALUE,
@@ -277,4 +277,9 @@ messages! {
     /// `0x90` — the address the sender sees the receiver at
     /// (`spec/reach.md` §3.1).
     ObservedAddr,
+    /// `0x91` — asks the receiver to dial the sender back
+    /// (`spec/reach.md` §3.2).
+    DialBack,
+    /// `0x92` — how a dial-back went.
+    DialBackResult,
 }
