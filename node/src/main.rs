@@ -195,7 +195,9 @@ pub(crate) struct NodeArgs {
     /// multicasts a small beacon (its id and announced addresses) to
     /// 239.255.72.77:47077 on each IPv4 interface but loopback, and dials
     /// the nodes whose beacons it hears (the handshake proves their ids),
-    /// so nodes of one LAN find each other without --bootstrap.
+    /// so nodes of one LAN find each other without --bootstrap. Off with
+    /// --hand-wired, and for a node that announces only loopback
+    /// addresses.
     #[arg(long)]
     pub(crate) no_lan: bool,
 }

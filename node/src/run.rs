@@ -234,7 +234,8 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         say("broadcasts spread by Plumtree over HyParView views (--broadcast plumtree)");
     }
     // Stops (within 100 ms) when dropped, at the end of this function.
-    let _lan = (!args.no_lan)
+    // A hand-wired overlay dials only what it is told.
+    let _lan = (!args.no_lan && !args.hand_wired)
         .then(|| start_lan_discovery(&handle))
         .flatten();
     if let Some(dir) = &data_dir {
@@ -338,9 +339,11 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
 /// its id demanded. `None`, with a log line, where it cannot run (no
 /// IPv4 interface but loopback, the group's port not available).
 fn start_lan_discovery(handle: &Handle) -> Option<LanDiscovery> {
-    let announced = handle.inspect(|node| node.announced_addrs().to_vec())?;
+    // A loopback address means nothing to another host of the LAN.
+    let mut announced = handle.inspect(|node| node.announced_addrs().to_vec())?;
+    announced.retain(|addr| !addr.ip().is_loopback());
     if announced.is_empty() {
-        info!("LAN discovery off: this node announces no address to put in a beacon");
+        info!("LAN discovery off: this node announces no address another host could dial");
         return None;
     }
     let dialler = handle.clone();

@@ -3,6 +3,10 @@
 //! started without `--bootstrap`, find each other through the multicast
 //! beacon and connect, then a broadcast crosses.
 //!
+//! Also, in such a LAN, real processes check that they are reachable:
+//! their peers report the address they see them at and dial them back
+//! (spec/reach.md).
+//!
 //! Needs root and `ip` (iproute2) to build the namespace; skipped, with a
 //! line saying why, otherwise.
 
@@ -96,4 +100,53 @@ fn two_nodes_on_one_lan_find_each_other_without_bootstrap() {
         p.type_line("exit");
         assert!(p.wait_exit().success());
     }
+}
+
+#[test]
+fn nodes_on_a_lan_learn_from_their_peers_whether_they_are_reachable() {
+    if let Some(why) = cannot_build_netns() {
+        eprintln!(
+            "SKIPPED nodes_on_a_lan_learn_from_their_peers_whether_they_are_reachable: {why}"
+        );
+        return;
+    }
+    let ns = Netns::create(&format!("rmreach-{}", std::process::id()));
+    // `a` is reachable where it listens; `z` also announces a port where
+    // nothing listens, as a node behind a NAT with no mapping would.
+    let mut a = Proc::spawn_in_netns("a", &ns.0, &["node", "--listen", "0.0.0.0:0", "--no-chord"]);
+    let port = a.addr.rsplit(':').next().expect("port").to_owned();
+    let mut z = Proc::spawn_in_netns(
+        "z",
+        &ns.0,
+        &[
+            "node",
+            "--listen",
+            "10.77.0.1:0",
+            "--announce",
+            "10.77.0.1:9",
+            "--no-chord",
+        ],
+    );
+    let _helpers: Vec<Proc> = ["b", "c", "d"]
+        .iter()
+        .map(|name| {
+            Proc::spawn_in_netns(
+                name,
+                &ns.0,
+                &["node", "--listen", "0.0.0.0:0", "--no-chord"],
+            )
+        })
+        .collect();
+    // Three peers see `a` at 10.77.0.1 (the threshold), which it announces
+    // already: it asks them to dial it back there.
+    a.wait_for("a reachable", |l| {
+        l.starts_with(&format!("reachable at 10.77.0.1:{port} ("))
+            && l.ends_with("peers dialled it back)")
+    });
+    z.wait_line("not reachable at 10.77.0.1:9 (0 of 3 peers dialled it back)");
+    let status = a.answer("status", |l| l.starts_with("reachability:"));
+    assert_eq!(
+        status,
+        format!("reachability: reachable at 10.77.0.1:{port}")
+    );
 }
