@@ -24,29 +24,31 @@
 //! recently reported nodes holds at most [`LanConfig::max_tracked`] (the
 //! oldest is forgotten).
 //!
-//! Beacon layout (all integers big-endian): `magic` "RMLB" (4 bytes),
-//! `version` u8 = 1, `id` 16 bytes, `count` u8 (1..=8), then `count`
-//! socket addresses as on the wire (`family` u8 4 or 6, the IP, `port`
-//! u16). Anything else is dropped and counted.
+//! Beacon layout: `magic` "RMLB" (4 bytes), `version` u8 = 1, then the
+//! body of a `PeerList` (`spec/wire.md` §7.5, without its tag) holding
+//! exactly one entry: this node's id and 1 to 8 addresses. Anything else
+//! is dropped and counted.
 
 use std::collections::BTreeMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
 use ringmesh::NodeId;
-use ringmesh::wire::MAX_LISTEN_ADDRS;
+use ringmesh::wire::{MAX_LISTEN_ADDRS, Message, PeerEntry, PeerList, Reader, WireMessage};
 use tracing::{debug, info, warn};
 
 /// The beacon's first bytes.
 pub const BEACON_MAGIC: [u8; 4] = *b"RMLB";
 /// The beacon format's version.
 pub const BEACON_VERSION: u8 = 1;
-/// The longest beacon: header, 8 IPv6 addresses.
-pub const MAX_BEACON_LEN: usize = 4 + 1 + 16 + 1 + MAX_LISTEN_ADDRS * 19;
+/// The longest beacon: header, entry count, id, address count, 8 IPv6
+/// addresses.
+pub const MAX_BEACON_LEN: usize = 4 + 1 + 1 + 16 + 1 + MAX_LISTEN_ADDRS * 19;
 /// The default multicast group: in 239.255.0.0/16, the IPv4
 /// organisation-local scope (RFC 2365), which routers do not forward off
 /// the site.
@@ -313,67 +315,39 @@ impl<F: FnMut(NodeId, Vec<SocketAddr>)> Beaconing<F> {
     }
 }
 
-/// A beacon for `me` at `addrs` (the first 8).
+/// A beacon for `me` at `addrs` (the first 8): the header, then the body
+/// of a one-entry `PeerList` (the protocol's own codec, `spec/wire.md`
+/// §7.5).
 pub fn encode_beacon(me: NodeId, addrs: &[SocketAddr]) -> Vec<u8> {
-    let addrs = &addrs[..addrs.len().min(MAX_LISTEN_ADDRS)];
-    let mut out = Vec::with_capacity(MAX_BEACON_LEN);
+    let entry = PeerEntry {
+        id: me,
+        addrs: addrs.iter().take(MAX_LISTEN_ADDRS).copied().collect(),
+    };
+    let mut out = BytesMut::with_capacity(MAX_BEACON_LEN);
     out.extend_from_slice(&BEACON_MAGIC);
-    out.push(BEACON_VERSION);
-    out.extend_from_slice(&me.to_bytes());
-    out.push(addrs.len() as u8);
-    for addr in addrs {
-        match addr.ip() {
-            IpAddr::V4(ip) => {
-                out.push(4);
-                out.extend_from_slice(&ip.octets());
-            }
-            IpAddr::V6(ip) => {
-                out.push(6);
-                out.extend_from_slice(&ip.octets());
-            }
-        }
-        out.extend_from_slice(&addr.port().to_be_bytes());
-    }
-    out
+    out.extend_from_slice(&[BEACON_VERSION]);
+    Message::PeerList(PeerList { peers: vec![entry] }).encode(&mut out);
+    out.to_vec()
 }
 
 /// The id and addresses of a beacon; `None` for anything malformed
-/// (wrong magic or version, no or too many addresses, an address no peer
-/// can dial, bytes missing or left over).
+/// (wrong magic or version, not exactly one entry, no or too many
+/// addresses, an address no peer can dial, bytes missing or left over).
 pub fn decode_beacon(bytes: &[u8]) -> Option<(NodeId, Vec<SocketAddr>)> {
     let rest = bytes.strip_prefix(&BEACON_MAGIC)?;
     let (&version, rest) = rest.split_first()?;
-    if version != BEACON_VERSION {
+    if version != BEACON_VERSION || rest.len() > MAX_BEACON_LEN {
         return None;
     }
-    let (id, rest) = rest.split_first_chunk::<16>()?;
-    let (&count, mut rest) = rest.split_first()?;
-    if count == 0 || usize::from(count) > MAX_LISTEN_ADDRS {
+    let mut reader = Reader::new(Bytes::copy_from_slice(rest));
+    let Ok(Message::PeerList(PeerList { peers })) =
+        Message::decode(<PeerList as WireMessage>::TAG, &mut reader)
+    else {
         return None;
-    }
-    let mut addrs = Vec::with_capacity(usize::from(count));
-    for _ in 0..count {
-        let (&family, after) = rest.split_first()?;
-        let (ip, after) = match family {
-            4 => {
-                let (ip, after) = after.split_first_chunk::<4>()?;
-                (IpAddr::from(Ipv4Addr::from(*ip)), after)
-            }
-            6 => {
-                let (ip, after) = after.split_first_chunk::<16>()?;
-                (IpAddr::from(Ipv6Addr::from(*ip)), after)
-            }
-            _ => return None,
-        };
-        let (port, after) = after.split_first_chunk::<2>()?;
-        let addr = SocketAddr::new(ip, u16::from_be_bytes(*port));
-        if !crate::is_dialable(addr) {
-            return None;
-        }
-        addrs.push(addr);
-        rest = after;
-    }
-    rest.is_empty().then(|| (NodeId::from_bytes(*id), addrs))
+    };
+    let [entry] = <[PeerEntry; 1]>::try_from(peers).ok()?;
+    let addrs = entry.addrs.to_vec();
+    (!addrs.is_empty() && addrs.iter().all(|a| crate::is_dialable(*a))).then_some((entry.id, addrs))
 }
 
 #[cfg(test)]
@@ -420,10 +394,12 @@ mod tests {
         let mut bad_version = good.clone();
         bad_version[4] = 2;
         let mut bad_family = good.clone();
-        bad_family[22] = 5;
+        bad_family[23] = 5;
         let mut too_many = good.clone();
-        too_many[21] = 9;
-        cases.extend([bad_magic, bad_version, bad_family, too_many]);
+        too_many[22] = 9;
+        let mut two_entries = good.clone();
+        two_entries[5] = 2;
+        cases.extend([bad_magic, bad_version, bad_family, too_many, two_entries]);
         for (i, case) in cases.iter().enumerate() {
             assert_eq!(decode_beacon(case), None, "case {i}");
         }

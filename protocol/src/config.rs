@@ -12,7 +12,7 @@ use crate::liveness::config::LivenessConfig;
 use crate::mesh::config::MeshConfig;
 use crate::messaging::config::MessagingConfig;
 use crate::peers::config::PeersConfig;
-use crate::reach::{MIN_OBSERVED_THRESHOLD, ReachConfig};
+use crate::reach::config::{MIN_OBSERVED_THRESHOLD, ReachConfig};
 use crate::session::config::SessionConfig;
 use crate::sync::config::SyncConfig;
 use crate::time::Duration;
