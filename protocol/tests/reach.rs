@@ -36,11 +36,25 @@ fn secret(i: usize) -> [u8; 32] {
 /// itself); the harness delivers its connections from
 /// `Network::addr_of(0)`, which is therefore what its peers see.
 fn network(n: usize, reach: impl Fn(NodeIndex) -> bool) -> Network {
+    build(n, PRIVATE, Security::Plaintext, reach)
+}
+
+/// `n` nodes, node 0 announcing only `private` (its port is the one
+/// dialled back), the nodes `reach` picks running reach.
+fn build(
+    n: usize,
+    private: &str,
+    security: Security,
+    reach: impl Fn(NodeIndex) -> bool,
+) -> Network {
     let mut net = Network::new(LATENCY);
     for i in 0..n {
-        let mut c = config(reach(i));
+        let mut c = Config {
+            security,
+            ..config(reach(i))
+        };
         if i == 0 {
-            c.listen_addrs.push(PRIVATE.parse().expect("addr"));
+            c.listen_addrs.push(private.parse().expect("addr"));
         }
         net.add_node(c, secret(i), 1000 + i as u64).expect("config");
     }
@@ -184,26 +198,6 @@ fn nodes_without_reach_neither_send_nor_take_reports() {
     assert_eq!(net.node(0).stats().reach.observations, 0);
 }
 
-/// Node 0 announcing `private` (its port is the one dialled back).
-fn network_announcing(n: usize, private: &str) -> Network {
-    network_announcing_with(n, private, Security::Plaintext)
-}
-
-fn network_announcing_with(n: usize, private: &str, security: Security) -> Network {
-    let mut net = Network::new(LATENCY);
-    for i in 0..n {
-        let mut c = Config {
-            security,
-            ..config(true)
-        };
-        if i == 0 {
-            c.listen_addrs.push(private.parse().expect("addr"));
-        }
-        net.add_node(c, secret(i), 1000 + i as u64).expect("config");
-    }
-    net
-}
-
 fn reachability(net: &Network, i: NodeIndex) -> Vec<(SocketAddr, bool, usize, usize)> {
     net.events_of(i)
         .filter_map(|e| match e {
@@ -227,7 +221,7 @@ fn peers_dial_an_adopted_address_back_and_it_is_reachable() {
 }
 
 fn dial_back_reaches_an_adopted_address(security: Security) {
-    let mut net = network_announcing_with(3, PRIVATE, security);
+    let mut net = build(3, PRIVATE, security, |_| true);
     net.connect(0, 1).expect("dial");
     net.connect(0, 2).expect("dial");
     net.settle();
@@ -248,7 +242,7 @@ fn an_address_nobody_can_dial_back_is_reported_unreachable() {
     // Node 0 listens on 7001 by its own account, but the harness reaches it
     // only at 7000 (as a NAT with no mapping for 7001 would): dials back to
     // 127.0.0.1:7001 fail.
-    let mut net = network_announcing(3, "10.0.0.1:7001");
+    let mut net = build(3, "10.0.0.1:7001", Security::Plaintext, |_| true);
     net.connect(0, 1).expect("dial");
     net.connect(0, 2).expect("dial");
     net.settle();
@@ -259,7 +253,7 @@ fn an_address_nobody_can_dial_back_is_reported_unreachable() {
 
 #[test]
 fn dial_back_requests_are_rate_limited_per_peer() {
-    let mut net = network_announcing(2, PRIVATE);
+    let mut net = network(2, |_| true);
     net.connect(0, 1).expect("dial");
     net.settle();
     let request = Message::DialBack(DialBack {
