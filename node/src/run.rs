@@ -165,7 +165,13 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     config.sync = Some(args.preset.sync());
     // Peers tell each other where they see them (spec/reach.md): a node
     // behind a NAT learns its public address.
-    config.reach = Some(ReachConfig::default());
+    // A node on loopback has no peer on another host to dial it back, and
+    // a burst of dial-backs from one address would spend the admission
+    // budget that address shares with its peers' real connections.
+    config.reach = Some(ReachConfig {
+        probe_peers: if args.listen.ip().is_loopback() { 0 } else { 3 },
+        ..ReachConfig::default()
+    });
     if !args.no_chord {
         let (mut chord, mut dht) = args.preset.ring();
         if let Some(r) = args.successors {

@@ -329,7 +329,6 @@ impl Config {
             }
             counts.extend([
                 ("reach.max_observers", reach.max_observers),
-                ("reach.probe_peers", reach.probe_peers),
                 ("reach.max_probes", reach.max_probes),
             ]);
         }

@@ -768,10 +768,10 @@ impl Upcalls for Parts {
         Ok(())
     }
 
-    fn awaits_dial_back(&self, peer: NodeId) -> bool {
+    fn take_dial_back(&mut self, peer: NodeId, now: Instant) -> bool {
         self.reach
-            .as_ref()
-            .is_some_and(|reach| reach.awaits_dial_back(peer))
+            .as_mut()
+            .is_some_and(|reach| reach.take_dial_back(peer, now))
     }
 
     fn probe_ended(&mut self, net: &mut Net, conn: ConnId, reached: bool) {

@@ -454,7 +454,7 @@ impl Net {
         // one-connection rule would otherwise swap it for this one).
         let asked_probe = c.direction == Direction::Inbound
             && self.links.contains_key(&peer)
-            && up.awaits_dial_back(peer);
+            && up.take_dial_back(peer, self.now);
         if c.probe.is_some() || asked_probe {
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.probe = Some(true);
@@ -850,7 +850,7 @@ impl Net {
     pub(crate) fn is_dialling(&self, peer: NodeId) -> bool {
         self.conns
             .values()
-            .any(|c| c.expected() == Some(peer) && c.peer().is_none())
+            .any(|c| c.expected() == Some(peer) && c.peer().is_none() && c.probe.is_none())
     }
 
     /// Dials a known peer at all its addresses, if the caps allow. The

@@ -104,10 +104,10 @@ pub(crate) trait Upcalls {
     /// The dial-back probe `conn` ([`Net::dial_probe`]) ended: `reached`
     /// if its handshake proved the id demanded.
     fn probe_ended(&mut self, net: &mut Net, conn: ConnId, reached: bool);
-    /// Whether this node asked `peer` to dial it back and waits for the
-    /// answer: an inbound session from `peer` now is that dial-back, not a
-    /// new link.
-    fn awaits_dial_back(&self, peer: NodeId) -> bool;
+    /// Whether this node asked `peer` to dial it back and its dial-back
+    /// has not arrived: an inbound session from `peer` now is that
+    /// dial-back, not a new link (and it is awaited no more).
+    fn take_dial_back(&mut self, peer: NodeId, now: Instant) -> bool;
 }
 
 /// The layer's timers.
@@ -745,9 +745,14 @@ impl Cx for Net {
     }
 
     fn is_dialling_since(&self, peer: NodeId, since: Instant) -> bool {
-        self.conns
-            .values()
-            .any(|c| c.expected() == Some(peer) && c.peer().is_none() && c.opened_at >= since)
+        self.conns.values().any(|c| {
+            // A dial-back probe never becomes a link: nothing may wait
+            // for it.
+            c.expected() == Some(peer)
+                && c.peer().is_none()
+                && c.probe.is_none()
+                && c.opened_at >= since
+        })
     }
 
     fn knows(&self, peer: NodeId) -> bool {

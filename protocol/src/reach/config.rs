@@ -23,7 +23,8 @@ pub struct ReachConfig {
     /// Default: 64.
     pub max_observers: usize,
     /// How many peers a node asks to dial it back when it checks an
-    /// address (peers that see it at that address's IP). Default: 3.
+    /// address (peers that see it at that address's IP); 0 runs no
+    /// checks. Default: 3.
     pub probe_peers: usize,
     /// Dial-backs this node runs for its peers at once; a request beyond
     /// it is refused (`DialBackStatus::Refused`, counted). Default: 4.

@@ -30,6 +30,11 @@ use crate::{ConnId, Instant, NodeId};
 pub use api::{ReachEvent, ReachStats};
 pub use config::{MIN_OBSERVED_THRESHOLD, ReachConfig};
 
+/// How long after asking a peer to dial it back this node takes an
+/// inbound session from that peer for the dial-back (the answer may come
+/// before the dial-back's own session completes here).
+const DIAL_BACK_WAIT: crate::Duration = crate::Duration::from_secs(30);
+
 /// Peers whose last dial-back time is remembered (for `probe_gap`); the
 /// oldest is forgotten beyond it.
 const MAX_SERVED: usize = 256;
@@ -51,6 +56,10 @@ pub(crate) struct Reach {
     probes: BTreeMap<ConnId, (NodeId, u64)>,
     /// When each peer's last dial-back began (at most [`MAX_SERVED`]).
     served: BTreeMap<NodeId, Instant>,
+    /// Peers asked to dial this node back whose dial-back has not arrived,
+    /// and until when it is awaited (at most `probe_peers` per confirmed
+    /// IP).
+    dial_backs_due: BTreeMap<NodeId, Instant>,
     pub(crate) stats: ReachStats,
 }
 
@@ -85,6 +94,7 @@ impl Reach {
             next_nonce: 0,
             probes: BTreeMap::new(),
             served: BTreeMap::new(),
+            dial_backs_due: BTreeMap::new(),
             stats: ReachStats::default(),
         }
     }
@@ -211,6 +221,10 @@ impl Reach {
         }
         self.stats.checks += 1;
         debug!(%addr, helpers = waiting.len(), "checking reachability");
+        let until = cx.now() + DIAL_BACK_WAIT;
+        for &peer in &waiting {
+            self.dial_backs_due.insert(peer, until);
+        }
         self.checks.insert(
             nonce,
             Check {
@@ -285,11 +299,11 @@ impl Reach {
         let _ = cx.send(to, &answer);
     }
 
-    /// Whether a check of this node waits for `peer`'s dial-back.
-    pub(crate) fn awaits_dial_back(&self, peer: NodeId) -> bool {
-        self.checks
-            .values()
-            .any(|check| check.waiting.contains(&peer))
+    /// Whether an inbound session from `peer` now is the dial-back this
+    /// node asked it for (and awaits no more after this).
+    pub(crate) fn take_dial_back(&mut self, peer: NodeId, now: Instant) -> bool {
+        self.dial_backs_due.retain(|_, until| *until > now);
+        self.dial_backs_due.remove(&peer).is_some()
     }
 
     /// The dial-back `conn` ended: tell its requester how it went.
