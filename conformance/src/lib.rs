@@ -484,18 +484,39 @@ pub fn announces_its_bound_address_with_the_real_port<N: TestNode>() {
     a.shutdown();
 }
 
-/// Bound to `0.0.0.0`, a node announces nothing (no peer can dial an
-/// unspecified address), and still takes connections; configured
-/// `listen_addrs` are announced as given. A ring member, which must be
-/// diallable, is refused such a bind.
-pub fn announces_no_unspecified_address<N: TestNode>() {
+/// Bound to `0.0.0.0`, a node never announces `0.0.0.0` (no peer can
+/// dial an unspecified address): it announces this machine's interface
+/// addresses with its real port (the driver's listen-address policy), a
+/// peer reaches it at each of them, and a ring member bound so starts.
+/// Configured `listen_addrs` are announced as given.
+pub fn announces_interface_addresses_never_unspecified<N: TestNode>() {
     let everywhere = SocketAddr::from(([0, 0, 0, 0], 0));
     let a = N::start(plaintext(), secret(92), 92, everywhere);
     let port = a.addr().port();
     assert_ne!(port, 0);
+    let expected = ringmesh_driver::pick_interface_addrs(
+        SocketAddr::from(([0, 0, 0, 0], port)),
+        &ringmesh_driver::interface_ips(),
+    );
+    assert!(!expected.is_empty(), "every machine has at least lo");
     let mut peer = raw_plaintext_peer(SocketAddr::from(([127, 0, 0, 1], port)), secret(93));
-    assert!(read_hello(&mut peer).listen_addrs.is_empty());
+    let announced = read_hello(&mut peer).listen_addrs;
+    assert_eq!(&announced[..], &expected[..]);
+    assert!(
+        announced
+            .iter()
+            .all(|addr| !addr.ip().is_unspecified() && addr.port() == port),
+        "{announced:?}"
+    );
     drop(peer);
+    // What it announces is where peers reach it.
+    for &addr in &announced {
+        let mut peer = raw_plaintext_peer(addr, secret(93));
+        assert_eq!(
+            read_hello(&mut peer).identity,
+            Identity::from_secret_bytes(secret(92)).public_key()
+        );
+    }
     a.shutdown();
 
     let public = SocketAddr::from(([192, 0, 2, 7], 4000));
@@ -508,21 +529,26 @@ pub fn announces_no_unspecified_address<N: TestNode>() {
     drop(peer);
     b.shutdown();
 
+    // A ring member must be diallable: bound to 0.0.0.0 it announces the
+    // interface addresses too (it is refused only on a machine without any,
+    // `AdapterConfigError::NothingToAnnounce`, which the driver's tests play).
     let member = Config {
         chord: Some(ChordConfig::default()),
         dht: Some(DhtConfig::default()),
         ..plaintext()
     };
-    let refused = refusal::<N>(AdapterConfig::new(
-        everywhere,
-        member,
-        Identity::from_secret_bytes(secret(96)),
-        96,
-    ));
-    assert!(
-        matches!(refused, AdapterConfigError::NothingToAnnounce { bound } if bound.ip().is_unspecified()),
-        "{refused:?}"
+    let c = N::start(member, secret(96), 96, everywhere);
+    let mut peer = raw_plaintext_peer(
+        SocketAddr::from(([127, 0, 0, 1], c.addr().port())),
+        secret(97),
     );
+    let announced = read_hello(&mut peer).listen_addrs;
+    assert!(
+        !announced.is_empty() && announced.iter().all(|addr| !addr.ip().is_unspecified()),
+        "{announced:?}"
+    );
+    drop(peer);
+    c.shutdown();
 }
 
 /// The configuration checks of the driver core, as the adapter's start
@@ -667,7 +693,7 @@ macro_rules! conformance_suite {
             graceful_shutdown_says_why,
             peers_show_rtt_and_suspicion,
             announces_its_bound_address_with_the_real_port,
-            announces_no_unspecified_address,
+            announces_interface_addresses_never_unspecified,
             refuses_configurations_it_cannot_honour,
         );
     };

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use ringmesh::wire::LENGTH_PREFIX_LEN;
 use ringmesh::{Config, ConfigError, Identity, Instant, Node};
 
-use crate::announce::announced_addrs;
+use crate::announce::announced_addrs_among;
 use crate::clock::Clock;
 use crate::events::DEFAULT_EVENT_CAPACITY_BYTES;
 
@@ -41,10 +41,10 @@ pub struct AdapterConfig {
     /// Where the listener binds. Port 0 picks a free port (the adapter's
     /// handle reports the real one). What the node announces to peers
     /// follows from this address and `node.listen_addrs`: see
-    /// [`announced_addrs`]. No default: [`AdapterConfig::new`] takes it.
+    /// [`announced_addrs`](crate::announced_addrs). No default: [`AdapterConfig::new`] takes it.
     pub listen: SocketAddr,
     /// The node's protocol configuration. If its `listen_addrs` is empty,
-    /// the adapter fills it from the bound address ([`announced_addrs`]).
+    /// the adapter fills it from the bound address ([`announced_addrs`](crate::announced_addrs)).
     pub node: Config,
     /// The node's long-term identity; its 32 secret bytes are what to
     /// persist between runs.
@@ -128,11 +128,13 @@ pub enum AdapterConfigError {
         addr: SocketAddr,
     },
     /// The ring is on, `node.listen_addrs` is empty and the listener is
-    /// bound to an address no peer can dial (such as `0.0.0.0`), so there
-    /// is nothing to announce, and a ring member must be diallable.
+    /// bound to an address no peer can dial (such as `0.0.0.0`) on a
+    /// machine with no usable interface address, so there is nothing to
+    /// announce, and a ring member must be diallable.
     #[error(
-        "the listener is bound to {bound}, which no peer can dial, and a ring member \
-         must announce an address: set listen_addrs to the address peers should dial"
+        "the listener is bound to {bound}, which no peer can dial, this machine has no \
+         interface address to announce instead, and a ring member must announce an \
+         address: set listen_addrs to the address peers should dial"
     )]
     NothingToAnnounce {
         /// The bound address.
@@ -238,10 +240,20 @@ impl AdapterConfig {
     /// Creates the node for a listener bound at `bound` (as the socket
     /// reports it, so with the real port when port 0 was asked for): the
     /// configuration is validated, `node.listen_addrs` is filled by the
-    /// listen-address policy ([`announced_addrs`]), the clock starts and
+    /// listen-address policy ([`announced_addrs`](crate::announced_addrs)), the clock starts and
     /// the node is created at its [`Instant::ZERO`]; a node with the sync
     /// table is told the wall clock (`SyncCommand::SetWallClock`).
     pub fn into_node(self, bound: SocketAddr) -> Result<Startup, AdapterConfigError> {
+        self.into_node_among(bound, crate::interface_ips)
+    }
+
+    /// [`AdapterConfig::into_node`] with the machine's interface addresses
+    /// from `interfaces` (tests play machines without any).
+    fn into_node_among(
+        self,
+        bound: SocketAddr,
+        interfaces: impl FnOnce() -> Vec<std::net::IpAddr>,
+    ) -> Result<Startup, AdapterConfigError> {
         self.validate()?;
         let AdapterConfig {
             node: mut config,
@@ -252,7 +264,7 @@ impl AdapterConfig {
             event_capacity_bytes,
             ..
         } = self;
-        let announced = announced_addrs(bound, &config.listen_addrs)?;
+        let announced = announced_addrs_among(bound, &config.listen_addrs, interfaces)?;
         if announced.is_empty() && config.chord.is_some() {
             return Err(AdapterConfigError::NothingToAnnounce { bound });
         }
@@ -399,18 +411,30 @@ mod tests {
     }
 
     #[test]
-    fn into_node_with_the_ring_on_refuses_an_unspecified_bind_with_nothing_configured() {
+    fn into_node_with_the_ring_on_announces_the_interfaces_of_an_unspecified_bind() {
         let bound: SocketAddr = "0.0.0.0:40124".parse().expect("addr");
         let mut c = config("0.0.0.0:0");
         c.node.chord = Some(ringmesh::ChordConfig::default());
+        let lan = || {
+            vec![
+                "127.0.0.1".parse().expect("ip"),
+                "10.1.2.3".parse().expect("ip"),
+            ]
+        };
+        let started = c.clone().into_node_among(bound, lan).expect("starts");
         assert_eq!(
-            c.clone().into_node(bound).map(drop),
+            &started.node.config().listen_addrs[..],
+            &["10.1.2.3:40124".parse::<SocketAddr>().expect("addr")]
+        );
+        // A machine with no usable address has nothing to announce.
+        assert_eq!(
+            c.clone().into_node_among(bound, Vec::new).map(drop),
             Err(AdapterConfigError::NothingToAnnounce { bound })
         );
         // Told where peers dial, it starts and announces exactly that.
         let public: SocketAddr = "192.0.2.7:4000".parse().expect("addr");
         c.node.listen_addrs.push(public);
-        let started = c.into_node(bound).expect("starts");
+        let started = c.into_node_among(bound, lan).expect("starts");
         assert_eq!(&started.node.config().listen_addrs[..], &[public]);
     }
 

@@ -12,7 +12,8 @@
 //!   a whole frame, the event buffer must be usable).
 //! - The **listen-address policy** ([`announced_addrs`]): what a node
 //!   announces in its `Hello` when its listener is bound to port 0 or to
-//!   an unspecified address such as `0.0.0.0`.
+//!   an unspecified address such as `0.0.0.0` (never that address: the
+//!   machine's interface addresses instead, [`interface_ips`]).
 //! - [`Clock`]: `std::time::Instant` ↔ [`ringmesh::Instant`].
 //! - [`transport_error`]: the one mapping from `std::io::Error` to
 //!   [`ringmesh::TransportError`], and [`BACKLOG_OVERFLOW`], what a write
@@ -24,6 +25,8 @@
 //! - The listener ([`listen`]: non-blocking, with an accept backlog of
 //!   [`LISTEN_BACKLOG`]) and how many connections an adapter accepts
 //!   before it turns to other work ([`ACCEPTS_PER_TURN`]).
+//! - [`LanDiscovery`]: LAN discovery by a UDP multicast beacon, off unless
+//!   an application starts it (the `ringmesh` program does).
 //! - [`ReadPool`]: what a connection read, handed to the node as `Bytes`
 //!   without an allocation per read.
 //!
@@ -42,12 +45,16 @@ mod announce;
 mod clock;
 mod config;
 mod events;
+mod lan;
 mod listen;
 mod peers;
 mod reads;
 mod transport;
 
-pub use announce::{announced_addrs, is_dialable};
+pub use announce::{
+    MAX_INTERFACE_ADDRS, announced_addrs, announced_addrs_among, interface_ips, is_dialable,
+    pick_interface_addrs,
+};
 pub use clock::Clock;
 pub use config::{
     AdapterConfig, AdapterConfigError, DEFAULT_EVENT_CAPACITY, DEFAULT_MAX_BACKLOG_BYTES,
@@ -55,6 +62,10 @@ pub use config::{
 };
 pub use events::{
     DEFAULT_EVENT_CAPACITY_BYTES, DROP_LOG_INTERVAL, DropLog, QueuedBytes, event_size,
+};
+pub use lan::{
+    BEACON_MAGIC, BEACON_VERSION, DEFAULT_LAN_GROUP, LanConfig, LanDiscovery, LanStats,
+    MAX_BEACON_LEN, POLL_INTERVAL, decode_beacon, encode_beacon,
 };
 pub use listen::{ACCEPTS_PER_TURN, LISTEN_BACKLOG, listen};
 pub use peers::PeerInfo;

@@ -24,7 +24,8 @@ pub const ACCEPTS_PER_TURN: usize = 64;
 /// built with `socket2` (the standard library cannot choose the backlog).
 /// Like `std`'s own bind it sets `SO_REUSEADDR` (not on Windows, where
 /// that option means something else), so that a restarted node can take
-/// its port back at once. Each adapter hands it to its own listener type
+/// its port back at once. An IPv6 listener is dual-stack (it takes IPv4
+/// connections too). Each adapter hands it to its own listener type
 /// (`mio::net::TcpListener::from_std`, `async_io::Async::new`).
 pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = socket2::Socket::new(
@@ -34,6 +35,12 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     )?;
     #[cfg(not(windows))]
     socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        // `[::]` takes IPv4 too, whatever the system's default
+        // (`net.ipv6.bindv6only`): the listen-address policy announces
+        // the IPv4 interface addresses of such a listener.
+        socket.set_only_v6(false)?;
+    }
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     socket.set_nonblocking(true)?;

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use ringmesh::Duration;
-use ringmesh::{ChordConfig, Config, DhtConfig, HyParViewConfig, PlumtreeConfig, SyncConfig};
+use ringmesh::{
+    ChordConfig, Config, DhtConfig, HyParViewConfig, PlumtreeConfig, ReachConfig, SyncConfig,
+};
 use ringmesh_driver::{
     ACCEPTS_PER_TURN, AdapterConfig, DEFAULT_EVENT_CAPACITY, DEFAULT_EVENT_CAPACITY_BYTES,
     DEFAULT_MAX_BACKLOG_BYTES, LISTEN_BACKLOG,
@@ -196,6 +198,11 @@ fn every_default_on_the_limits_page_is_the_codes() {
         ),
         ("dht.max_bytes_per_sender", bytes(dht.max_bytes_per_sender)),
         ("sync.max_entries", count(sync.max_entries)),
+        (
+            "reach.max_observers",
+            count(ReachConfig::default().max_observers),
+        ),
+        ("reach.max_probes", count(ReachConfig::default().max_probes)),
         ("sync.max_bytes", bytes(sync.max_bytes)),
         (
             "sync.max_bytes_per_writer",

@@ -15,6 +15,8 @@ commands:
   send ID TEXT    send TEXT to one node; ID is its id or a prefix of at
                   least 8 hex digits of a connected or known peer
   peers           list peers: id, address, round-trip time, state
+  status          where peers can reach this node: the addresses it
+                  announces, and what its peers see it at
   connect ADDR    dial a node, e.g. connect 127.0.0.1:4000
   put KEY VALUE   store VALUE under KEY in the network's table (KEY is
                   one word of 1 to 256 bytes; VALUE the rest of the line).
@@ -63,6 +65,8 @@ pub(crate) enum ConsoleCommand<'a> {
     },
     /// `peers`.
     Peers,
+    /// `status`.
+    Status,
     /// `connect ADDR`.
     Connect(SocketAddr),
     /// `put [--open] KEY VALUE`.
@@ -210,6 +214,7 @@ pub(crate) fn parse(line: &str) -> Result<ConsoleCommand<'_>, ParseError> {
             }
         }
         "peers" => no_args(rest, ConsoleCommand::Peers, "peers"),
+        "status" => no_args(rest, ConsoleCommand::Status, "status"),
         "connect" => match rest.trim().parse() {
             Ok(addr) => Ok(ConsoleCommand::Connect(addr)),
             Err(_) => usage("connect ADDR (an IP address and port, e.g. 127.0.0.1:4000)"),
@@ -364,6 +369,7 @@ mod tests {
             })
         );
         assert_eq!(parse("peers"), Ok(ConsoleCommand::Peers));
+        assert_eq!(parse("status"), Ok(ConsoleCommand::Status));
         assert_eq!(
             parse("connect 127.0.0.1:4000"),
             Ok(ConsoleCommand::Connect(

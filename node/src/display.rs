@@ -8,10 +8,11 @@
 //! network is made printable first: a peer must not be able to forge a
 //! second line, or drive the terminal with escape sequences.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use ringmesh::{ChordRole, CloseReason, Direction, Duration, NodeId, TransportError};
+use ringmesh::{ChordRole, CloseReason, Direction, Duration, NodeId, ReachStats, TransportError};
 
 use crate::ring_view::RingView;
 
@@ -88,6 +89,71 @@ fn is_bidi_control(c: char) -> bool {
 /// The start line; scripts read the address from it.
 pub(crate) fn started(id: NodeId, addr: SocketAddr) -> String {
     format!("node {id} listening on {addr}")
+}
+
+/// The addresses the node tells peers to dial it at (`--announce`, else
+/// the listen address, else, listening on every interface, the
+/// interfaces' addresses: never `0.0.0.0`).
+pub(crate) fn announcing(addrs: &[SocketAddr]) -> String {
+    if addrs.is_empty() {
+        return "announcing no address: peers cannot dial this node back".to_owned();
+    }
+    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    format!("announcing {}", list.join(" "))
+}
+
+/// A node heard on the LAN, about to be dialled.
+pub(crate) fn lan_found(id: NodeId, addrs: &[SocketAddr]) -> String {
+    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    format!("found <{}> on the LAN at {}", id.short(), list.join(" "))
+}
+
+/// Enough peers see this node at `addr`: it announces it from now on.
+pub(crate) fn address_adopted(addr: SocketAddr, observers: usize) -> String {
+    format!("{observers} peers see this node at {addr}: announcing it")
+}
+
+/// A reachability check of `addr` ended: `reached` of `asked` peers
+/// dialled this node back there.
+pub(crate) fn reachability(
+    addr: SocketAddr,
+    reachable: bool,
+    reached: usize,
+    asked: usize,
+) -> String {
+    let verdict = if reachable {
+        "reachable"
+    } else {
+        "not reachable"
+    };
+    format!("{verdict} at {addr} ({reached} of {asked} peers dialled it back)")
+}
+
+/// `status`: what the node announces, what its peers told it, and the
+/// last reachability check of each address checked.
+pub(crate) fn status(
+    announced: &[SocketAddr],
+    reach: &ReachStats,
+    checked: &BTreeMap<SocketAddr, bool>,
+) -> String {
+    let mut out = format!(
+        "{}\nobserved addresses: {} reports from peers, {} adopted",
+        announcing(announced),
+        reach.observations,
+        reach.adopted
+    );
+    if checked.is_empty() {
+        out.push_str("\nreachability: not checked yet");
+    }
+    for (addr, &reachable) in checked {
+        let verdict = if reachable {
+            "reachable"
+        } else {
+            "not reachable"
+        };
+        let _ = write!(out, "\nreachability: {verdict} at {addr}");
+    }
+    out
 }
 
 /// A broadcast from `origin`.
@@ -227,6 +293,23 @@ pub(crate) fn peer_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reachability_lines_say_how_many_peers_reached_the_node() {
+        let addr: SocketAddr = "203.0.113.9:4001".parse().expect("addr");
+        assert_eq!(
+            reachability(addr, true, 2, 3),
+            "reachable at 203.0.113.9:4001 (2 of 3 peers dialled it back)"
+        );
+        let mut checked = BTreeMap::new();
+        assert!(status(&[addr], &ReachStats::default(), &checked).ends_with("not checked yet"));
+        checked.insert(addr, false);
+        assert_eq!(
+            status(&[addr], &ReachStats::default(), &checked),
+            "announcing 203.0.113.9:4001\nobserved addresses: 0 reports from peers, 0 adopted\n\
+             reachability: not reachable at 203.0.113.9:4001"
+        );
+    }
 
     #[test]
     fn network_text_cannot_forge_lines_or_escape_sequences() {

@@ -131,9 +131,9 @@ pub(crate) struct NodeArgs {
     #[arg(long = "bootstrap", value_name = "ADDR")]
     pub(crate) bootstrap: Vec<SocketAddr>,
     /// Where peers should dial this node, if not the listen address (e.g.
-    /// the public address when listening on 0.0.0.0, which is never
-    /// announced: with the ring on, such a node needs this); repeat for
-    /// several.
+    /// the public address behind a port forward); repeat for several.
+    /// Without it a node listening on 0.0.0.0 (or [::]) announces this
+    /// machine's interface addresses, never 0.0.0.0 itself.
     #[arg(long = "announce", value_name = "ADDR")]
     pub(crate) announce: Vec<SocketAddr>,
     /// Keep the identity key and the peer cache here (created if missing;
@@ -191,6 +191,15 @@ pub(crate) struct NodeArgs {
     /// spec/membership.md). Every node of a network should use the same.
     #[arg(long, value_enum, default_value_t = BroadcastArg::Flood)]
     pub(crate) broadcast: BroadcastArg,
+    /// Do not look for nodes on the local network. By default the node
+    /// multicasts a small beacon (its id and announced addresses) to
+    /// 239.255.72.77:47077 on each IPv4 interface but loopback, and dials
+    /// the nodes whose beacons it hears (the handshake proves their ids),
+    /// so nodes of one LAN find each other without --bootstrap. Off with
+    /// --hand-wired, and for a node that announces only loopback
+    /// addresses.
+    #[arg(long)]
+    pub(crate) no_lan: bool,
 }
 
 /// How broadcasts spread (`--broadcast`).

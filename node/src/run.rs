@@ -8,7 +8,7 @@
 //! Both send into one channel, so the loop handles console lines and
 //! network events in the order they came.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::error::Error;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -26,10 +26,12 @@ use ringmesh::{
     PeersEvent,
 };
 use ringmesh::{
-    BroadcastMode, HyParViewConfig, KnownPeer, Node, PlumtreeConfig, SyncCommand, SyncError,
-    SyncEvent,
+    BroadcastMode, HyParViewConfig, KnownPeer, Node, PlumtreeConfig, ReachConfig, ReachEvent,
+    SyncCommand, SyncError, SyncEvent,
 };
-use ringmesh_mio::{AdapterConfig, AdapterConfigError, Handle, QueuedBytes, Spawned};
+use ringmesh_mio::{
+    AdapterConfig, AdapterConfigError, Handle, LanConfig, LanDiscovery, QueuedBytes, Spawned,
+};
 use tracing::{debug, info, warn};
 
 use crate::console::{self, ConsoleCommand, KeyArg, SyncArg};
@@ -165,18 +167,16 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     config.sync = Some(args.preset.sync());
     // Blobs too: `add`, `fetch`, `blobs` (in memory while the node runs).
     config.blobs = Some(ringmesh::BlobsConfig::default());
+    // Peers tell each other where they see them (spec/reach.md): a node
+    // behind a NAT learns its public address.
+    // A node on loopback has no peer on another host to dial it back, and
+    // a burst of dial-backs from one address would spend the admission
+    // budget that address shares with its peers' real connections.
+    config.reach = Some(ReachConfig {
+        probe_peers: if args.listen.ip().is_loopback() { 0 } else { 3 },
+        ..ReachConfig::default()
+    });
     if !args.no_chord {
-        // The adapter announces the listen address when there is no
-        // --announce, unless it is unspecified (0.0.0.0): a ring member
-        // must be diallable, so that is refused.
-        if args.listen.ip().is_unspecified() && args.announce.is_empty() {
-            return Err(format!(
-                "--listen {}: no peer can dial an unspecified address, and a ring member \
-                 must tell peers where to dial it: pass --announce ADDR (or run with --no-chord)",
-                args.listen
-            )
-            .into());
-        }
         let (mut chord, mut dht) = args.preset.ring();
         if let Some(r) = args.successors {
             chord.successors = r.into();
@@ -220,6 +220,11 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         Some(AdapterConfigError::UndialableListenAddr { addr }) => {
             format!("--announce {addr}: no peer can dial it (unspecified address or port 0)")
         }
+        Some(AdapterConfigError::NothingToAnnounce { bound }) => format!(
+            "--listen {bound}: no peer can dial an unspecified address, this machine has no \
+             interface address to announce instead, and a ring member must tell peers where \
+             to dial it: pass --announce ADDR (or run with --no-chord)"
+        ),
         _ => format!("cannot listen on {}: {e}", args.listen),
     })?;
     if !cached.is_empty() {
@@ -232,9 +237,17 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         })?;
     }
     say(&display::started(handle.node_id(), handle.local_addr()));
+    if let Some(announced) = handle.inspect(|node| node.config().listen_addrs.to_vec()) {
+        say(&display::announcing(&announced));
+    }
     if args.broadcast == BroadcastArg::Plumtree {
         say("broadcasts spread by Plumtree over HyParView views (--broadcast plumtree)");
     }
+    // Stops (within 100 ms) when dropped, at the end of this function.
+    // A hand-wired overlay dials only what it is told.
+    let _lan = (!args.no_lan && !args.hand_wired)
+        .then(|| start_lan_discovery(&handle))
+        .flatten();
     if let Some(dir) = &data_dir {
         report_data_dir(dir, &key_origin, &cache_state, cached.len());
     }
@@ -300,6 +313,7 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         orphaned: None,
         next_cache_check: Instant::now() + PEER_CACHE_CHECK,
         remotes: HashMap::new(),
+        reachability: BTreeMap::new(),
         view: None,
         shown_view: None,
         membership,
@@ -328,6 +342,40 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         Ok(Ok(())) => Err("the adapter stopped unexpectedly".into()),
         Ok(Err(e)) => Err(format!("the adapter failed: {e}").into()),
         Err(_) => Err("the adapter thread panicked".into()),
+    }
+}
+
+/// Starts LAN discovery (spec: `ringmesh_driver::LanDiscovery`): each node
+/// heard on the LAN and not yet connected is dialled at its addresses,
+/// its id demanded. `None`, with a log line, where it cannot run (no
+/// IPv4 interface but loopback, the group's port not available).
+fn start_lan_discovery(handle: &Handle) -> Option<LanDiscovery> {
+    // A loopback address means nothing to another host of the LAN.
+    let mut announced = handle.inspect(|node| node.announced_addrs().to_vec())?;
+    announced.retain(|addr| !addr.ip().is_loopback());
+    if announced.is_empty() {
+        info!("LAN discovery off: this node announces no address another host could dial");
+        return None;
+    }
+    let dialler = handle.clone();
+    let found = move |peer: NodeId, addrs: Vec<SocketAddr>| {
+        if dialler.peers().iter().any(|p| p.id == peer) {
+            return;
+        }
+        say(&display::lan_found(peer, &addrs));
+        if let Err(error) = dialler.command(PeersCommand::ConnectAny {
+            addrs,
+            peer: Some(peer),
+        }) {
+            debug!(peer = %peer.short(), %error, "cannot dial a node found on the LAN");
+        }
+    };
+    match LanDiscovery::start(LanConfig::default(), handle.node_id(), &announced, found) {
+        Ok(lan) => Some(lan),
+        Err(error) => {
+            info!(%error, "LAN discovery off");
+            None
+        }
     }
 }
 
@@ -438,6 +486,9 @@ struct Session {
     /// Each connected peer's transport address, for `peers` when the peer
     /// cache has no listen address for it.
     remotes: HashMap<NodeId, SocketAddr>,
+    /// The last reachability check of each address checked (a `Hello`
+    /// carries at most 8, so this holds at most 8).
+    reachability: BTreeMap<SocketAddr, bool>,
     /// The node's place in the ring, as last fed (it follows the events
     /// fed before it).
     view: Option<RingView>,
@@ -845,6 +896,24 @@ impl Session {
                 say(&display::sync_changed(&key, value.as_deref(), writer));
             }
             Event::Blobs(event) => self.on_blob_event(event),
+            Event::Reach(ReachEvent::AddressAdopted { addr, observers }) => {
+                say(&display::address_adopted(addr, observers));
+            }
+            Event::Reach(ReachEvent::Reachability {
+                addr,
+                reachable,
+                reached,
+                unreached,
+                unanswered,
+            }) => {
+                say(&display::reachability(
+                    addr,
+                    reachable,
+                    reached,
+                    reached + unreached + unanswered,
+                ));
+                self.reachability.insert(addr, reachable);
+            }
             Event::Dht(DhtEvent::Failed { id, reason }) => match self.table_ops.remove(&id) {
                 Some(op) => say(&table_failure(&op, &reason)),
                 None => debug!(op = id.0, %reason, "failure of an unknown table operation"),
@@ -1001,6 +1070,15 @@ impl Session {
             ConsoleCommand::Msg(text) => self.broadcast(text),
             ConsoleCommand::Send { to, text } => self.send(to, text),
             ConsoleCommand::Peers => self.list_peers(),
+            ConsoleCommand::Status => match self
+                .handle
+                .inspect(|node| (node.announced_addrs().to_vec(), node.stats().reach))
+            {
+                Some((announced, reach)) => {
+                    say(&display::status(&announced, &reach, &self.reachability));
+                }
+                None => say("error: the node has stopped"),
+            },
             ConsoleCommand::Connect(addr) => self.connect(addr),
             ConsoleCommand::Put { key, value } => {
                 if let Some((key, label)) = self.table_key(key) {

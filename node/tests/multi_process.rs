@@ -240,7 +240,7 @@ fn the_table_serves_a_key_from_every_node_also_after_its_owner_exits() {
 }
 
 #[test]
-fn an_unspecified_listen_address_needs_announce_to_run_the_ring() {
+fn an_unspecified_listen_address_announces_the_interface_addresses() {
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_ringmesh"))
             .args(args)
@@ -248,12 +248,32 @@ fn an_unspecified_listen_address_needs_announce_to_run_the_ring() {
             .output()
             .expect("ringmesh runs")
     };
-    // No peer can dial 0.0.0.0, and a ring member must announce an address.
-    let refused = run(&["node", "--listen", "0.0.0.0:0"]);
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("pass --announce"), "{stderr}");
-    assert!(refused.stdout.is_empty(), "started anyway");
+    // No peer can dial 0.0.0.0: the node announces where it can be
+    // reached instead, and so runs the ring.
+    let everywhere = run(&["node", "--listen", "0.0.0.0:0"]);
+    assert!(everywhere.status.success(), "{everywhere:?}");
+    let stdout = String::from_utf8_lossy(&everywhere.stdout);
+    let port = stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("node ")?
+                .split(" listening on 0.0.0.0:")
+                .nth(1)
+        })
+        .unwrap_or_else(|| panic!("start line: {stdout}"))
+        .to_owned();
+    let announced: Vec<std::net::SocketAddr> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("announcing "))
+        .unwrap_or_else(|| panic!("announcing line: {stdout}"))
+        .split(' ')
+        .map(|a| a.parse().expect("announced address"))
+        .collect();
+    assert!(!announced.is_empty());
+    for addr in &announced {
+        assert!(!addr.ip().is_unspecified(), "{stdout}");
+        assert_eq!(addr.port().to_string(), port, "{stdout}");
+    }
     // Told where peers dial it, it starts (and, stdin closed, stops).
     let announced = run(&[
         "node",
@@ -263,10 +283,9 @@ fn an_unspecified_listen_address_needs_announce_to_run_the_ring() {
         "127.0.0.1:4999",
     ]);
     assert!(announced.status.success(), "{announced:?}");
-    assert!(String::from_utf8_lossy(&announced.stdout).starts_with("node "));
-    // Without the ring it runs, announcing nothing.
-    let chat_only = run(&["node", "--listen", "0.0.0.0:0", "--no-chord"]);
-    assert!(chat_only.status.success(), "{chat_only:?}");
+    let stdout = String::from_utf8_lossy(&announced.stdout);
+    assert!(stdout.starts_with("node "), "{stdout}");
+    assert!(stdout.contains("\nannouncing 127.0.0.1:4999\n"), "{stdout}");
     // An address no peer can dial is refused as an announcement.
     let bad = run(&[
         "node",

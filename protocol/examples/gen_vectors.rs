@@ -20,11 +20,11 @@ use ringmesh::wire::{
     ChordRouteFound, ChordRouteKind, ChordRouteReply, ChordState, DEFAULT_MAX_FRAME_LEN, DhtBody,
     DhtEntry, DhtGet, DhtGetReply, DhtGetStatus, DhtKey, DhtPut, DhtPutReply, DhtPutStatus,
     DhtReplicate, DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply,
-    DhtValue, Direct, Disconnect, FindPeer, ForwardJoin, Goodbye, GoodbyeReason, Graft, Hello,
-    IHave, Join, MAX_CHORD_LIST, MAX_DHT_KEY, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, Neighbor,
-    NoiseHandshakePayload, PROTOCOL_VERSION, PeerEntry, PeerList, PeerRequest, Ping, Pong,
-    Preamble, Prune, Request, Response, Shuffle, ShuffleReply, dht_signed_bytes, encode_body,
-    put_frame_header, put_varint,
+    DhtValue, DialBack, DialBackResult, DialBackStatus, Direct, Disconnect, FindPeer, ForwardJoin,
+    Goodbye, GoodbyeReason, Graft, Hello, IHave, Join, MAX_CHORD_LIST, MAX_DHT_KEY,
+    MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, Neighbor, NoiseHandshakePayload, ObservedAddr,
+    PROTOCOL_VERSION, PeerEntry, PeerList, PeerRequest, Ping, Pong, Preamble, Prune, Request,
+    Response, Shuffle, ShuffleReply, dht_signed_bytes, encode_body, put_frame_header, put_varint,
 };
 use ringmesh::{
     Config, Duration, Identity, Instant, MessagingCommand, NOISE_PATTERN, Node, NodeId,
@@ -261,6 +261,20 @@ fn message_json(message: &Message) -> J {
             ("type", s("Request")),
             ("id", s(r.id.to_string())),
             ("payload", hx(&r.payload)),
+        ]),
+        Message::ObservedAddr(o) => J::Obj(vec![
+            ("type", s("ObservedAddr")),
+            ("addr", s(o.addr.to_string())),
+        ]),
+        Message::DialBack(d) => J::Obj(vec![
+            ("type", s("DialBack")),
+            ("nonce", s(d.nonce.to_string())),
+            ("port", n(d.port.into())),
+        ]),
+        Message::DialBackResult(r) => J::Obj(vec![
+            ("type", s("DialBackResult")),
+            ("nonce", s(r.nonce.to_string())),
+            ("status", n(r.status as u64)),
         ]),
         Message::Response(r) => J::Obj(vec![
             ("type", s("Response")),
@@ -1499,6 +1513,7 @@ fn frames() -> J {
         ),
     ]);
     cases.extend(overlay_cases());
+    cases.extend(reach_cases());
     cases.extend(chord_cases());
     cases.extend(dht_cases());
     let mut out: Vec<J> = cases
@@ -1629,6 +1644,56 @@ fn unhex(text: &str) -> Vec<u8> {
 /// The hex of a plaintext frame around the body given in hex.
 fn fr(body: &str) -> String {
     hex::encode(frame_bytes(&unhex(body)))
+}
+
+/// Valid vectors of the reach messages (tags `0x90`–`0x9f`).
+fn reach_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
+    let observed = |addr: &str| {
+        Message::ObservedAddr(ObservedAddr {
+            addr: addr.parse().expect("addr"),
+        })
+    };
+    vec![
+        (
+            "observed_addr_ipv4",
+            observed("203.0.113.9:51000"),
+            None,
+            "the address the sender sees the receiver's connection come from",
+        ),
+        (
+            "observed_addr_ipv6",
+            observed("[2001:db8::9]:443"),
+            None,
+            "",
+        ),
+        (
+            "dial_back",
+            Message::DialBack(DialBack {
+                nonce: 0x0123_4567_89ab_cdef,
+                port: 4001,
+            }),
+            None,
+            "dial me back at my IP as you see it, port 4001",
+        ),
+        (
+            "dial_back_result_reached",
+            Message::DialBackResult(DialBackResult {
+                nonce: 0x0123_4567_89ab_cdef,
+                status: DialBackStatus::Reached,
+            }),
+            None,
+            "",
+        ),
+        (
+            "dial_back_result_refused",
+            Message::DialBackResult(DialBackResult {
+                nonce: 7,
+                status: DialBackStatus::Refused,
+            }),
+            None,
+            "over the helper's limits",
+        ),
+    ]
 }
 
 /// Name, body hex, the receiver's cap, whether it offered LZ4, error, detail.
@@ -1815,6 +1880,36 @@ fn overlay_invalid_cases() -> Vec<InvalidBody> {
             "00 42 ff00 68656c6c6f".into(),
             "NonCanonicalVarint",
             J::Obj(vec![]),
+        ),
+        (
+            "observed_addr_family_5",
+            "00 90 05 cb007109 c738".into(),
+            "BadAddressFamily",
+            J::Obj(vec![("family", n(5))]),
+        ),
+        (
+            "observed_addr_truncated_ip",
+            "00 90 04 cb00".into(),
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "dial_back_port_0",
+            "00 91 0123456789abcdef 0000".into(),
+            "OutOfRange",
+            J::Obj(vec![("field", s("port")), ("value", n(0))]),
+        ),
+        (
+            "dial_back_result_status_3",
+            "00 92 0123456789abcdef 03".into(),
+            "OutOfRange",
+            J::Obj(vec![("field", s("status")), ("value", n(3))]),
+        ),
+        (
+            "observed_addr_trailing_byte",
+            "00 90 04 cb007109 c738 00".into(),
+            "TrailingBytes",
+            J::Obj(vec![("count", n(1))]),
         ),
     ];
     cases

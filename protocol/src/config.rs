@@ -13,6 +13,7 @@ use crate::liveness::config::LivenessConfig;
 use crate::mesh::config::MeshConfig;
 use crate::messaging::config::MessagingConfig;
 use crate::peers::config::PeersConfig;
+use crate::reach::config::{MIN_OBSERVED_THRESHOLD, ReachConfig};
 use crate::session::config::SessionConfig;
 use crate::sync::config::SyncConfig;
 use crate::time::Duration;
@@ -101,6 +102,11 @@ pub struct Config {
     /// `None` (the default) does not run it. Needs `session.max_frame_len`
     /// of at least [`BLOBS_MIN_FRAME_LEN`].
     pub blobs: Option<BlobsConfig>,
+    /// Observed addresses (`spec/reach.md`): this node tells its peers
+    /// the address it sees each at, and adopts an address that enough of
+    /// them see it at. `None` (the library's default) does neither and
+    /// does not offer `REACH`; the `ringmesh` program turns it on.
+    pub reach: Option<ReachConfig>,
 }
 
 /// Smallest `max_frame_len` with blobs on: a `BlobGroup` carries 16 KiB of
@@ -159,6 +165,7 @@ impl Config {
             dht: None,
             sync: None,
             blobs: None,
+            reach: None,
         }
     }
 
@@ -324,6 +331,15 @@ impl Config {
                 ("dht.max_entries_per_writer", dht.max_entries_per_writer),
                 ("dht.max_bytes_per_sender", dht.max_bytes_per_sender),
                 ("dht.max_entries_per_sender", dht.max_entries_per_sender),
+            ]);
+        }
+        if let Some(reach) = &self.reach {
+            if reach.observed_threshold < MIN_OBSERVED_THRESHOLD {
+                return Err(ConfigError::ReachThreshold(reach.observed_threshold));
+            }
+            counts.extend([
+                ("reach.max_observers", reach.max_observers),
+                ("reach.max_probes", reach.max_probes),
             ]);
         }
         if let Some(sync) = &self.sync {
@@ -509,6 +525,12 @@ pub enum ConfigError {
     /// `blobs.serve.burst` is below one chunk group: nothing would be served.
     #[error("blobs.serve.burst is below one chunk group (16 KiB)")]
     BlobsBurstBelowGroup,
+    /// `reach.observed_threshold` is below [`MIN_OBSERVED_THRESHOLD`]: one
+    /// peer's report would decide what the node announces.
+    #[error(
+        "reach.observed_threshold {0} is below 2: one peer would decide what this node announces"
+    )]
+    ReachThreshold(usize),
     /// The table lives on the ring: `dht` needs `chord`.
     #[error("dht is on but chord is off")]
     DhtWithoutChord,

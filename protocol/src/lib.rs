@@ -257,6 +257,39 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! - **Observed addresses** (`spec/reach.md`, with [`Config::reach`] set):
+//!   each peer is told the address it is seen at (`ObservedAddr`); an IP
+//!   that [`ReachConfig::observed_threshold`] distinct peers report is
+//!   adopted with the node's listen port and announced in every new
+//!   session's `Hello` ([`ReachEvent::AddressAdopted`],
+//!   [`Node::announced_addrs`]). One peer counts once, so a lone liar
+//!   changes nothing. The node then asks those peers to dial it back
+//!   there ([`ReachEvent::Reachability`]); a peer dials only the IP it
+//!   sees the requester at, a limited number of times.
+//!
+//! ```
+//! # use ringmesh::{Config, ReachConfig, ReachEvent, Event, Security};
+//! use ringmesh::testing::Network;
+//!
+//! let config = Config { security: Security::Plaintext, reach: Some(ReachConfig::default()), ..Config::lan() };
+//! let mut net = Network::new(ringmesh::Duration::from_millis(5));
+//! // Node 0 knows only its private address; its peers see it at
+//! // `Network::addr_of(0)`, as they would see a node behind a NAT.
+//! let mut behind_nat = config.clone();
+//! behind_nat.listen_addrs.push("10.0.0.1:7000".parse()?);
+//! net.add_node(behind_nat, [1; 32], 1)?;
+//! for i in 1..4u8 {
+//!     net.add_node(config.clone(), [i + 1; 32], u64::from(i))?;
+//!     net.connect(0, usize::from(i))?;
+//! }
+//! net.settle();
+//! let public = ringmesh::testing::Network::addr_of(0);
+//! assert!(net.events_of(0).any(|e| matches!(e,
+//!     Event::Reach(ReachEvent::AddressAdopted { addr, observers: 3 }) if *addr == public)));
+//! assert!(net.node(0).announced_addrs().contains(&public));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! The node always has a deadline ahead (its maintenance round every
 //! [`PeersConfig::maintenance_interval`], pings), so a driver's loop never idles
 //! for good; [`testing::Network::settle`] runs a test network until nothing
@@ -292,6 +325,7 @@ mod messaging;
 mod node;
 mod output;
 mod peers;
+mod reach;
 mod rng;
 mod rpc;
 mod session;
@@ -332,6 +366,7 @@ pub use peers::{
     AdmissionConfig, AdmissionReason, KnownPeer, PeersCommand, PeersConfig, PeersError, PeersEvent,
     PeersStats,
 };
+pub use reach::{MIN_OBSERVED_THRESHOLD, ReachConfig, ReachEvent, ReachStats};
 pub use session::SessionConfig;
 pub use session::config::DEFAULT_RECEIVE_BUDGET;
 pub use sync::{

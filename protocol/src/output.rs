@@ -11,6 +11,7 @@ use crate::liveness::LivenessEvent;
 use crate::mesh::MeshEvent;
 use crate::messaging::MessagingEvent;
 use crate::peers::PeersEvent;
+use crate::reach::ReachEvent;
 use crate::sync::SyncEvent;
 use crate::wire::{DecodeError, GoodbyeReason};
 use crate::{ConnId, NodeId, TransportError};
@@ -85,6 +86,8 @@ events! {
     Sync(SyncEvent),
     /// Blobs.
     Blobs(BlobsEvent),
+    /// What peers see of this node's address (`spec/reach.md`).
+    Reach(ReachEvent),
 }
 
 /// Why a connection ended.

@@ -16,11 +16,12 @@ use ringmesh::wire::{
     ChordRouteFound, ChordRouteKind, ChordRouteReply, ChordState, DEFAULT_MAX_FRAME_LEN,
     DecodeError, DhtBody, DhtEntry, DhtGet, DhtGetReply, DhtGetStatus, DhtKey, DhtPut, DhtPutReply,
     DhtPutStatus, DhtReplicate, DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem,
-    DhtSyncReply, DhtValue, Direct, Disconnect, FLAG_COMPRESSED, FindPeer, ForwardJoin,
-    FrameDecoder, FrameError, Goodbye, GoodbyeReason, Graft, Hello, IHave, Join, MAX_LISTEN_ADDRS,
-    MAX_PEER_LIST, Message, Neighbor, NoiseHandshakePayload, PREAMBLE_LEN, PeerEntry, PeerList,
-    PeerRequest, Ping, Pong, Prune, Reader, Request, Response, Shuffle, ShuffleReply, decode_body,
-    encode_body, get_varint, put_frame_header, put_varint, varint_len,
+    DhtSyncReply, DhtValue, DialBack, DialBackResult, DialBackStatus, Direct, Disconnect,
+    FLAG_COMPRESSED, FindPeer, ForwardJoin, FrameDecoder, FrameError, Goodbye, GoodbyeReason,
+    Graft, Hello, IHave, Join, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, Neighbor,
+    NoiseHandshakePayload, ObservedAddr, PREAMBLE_LEN, PeerEntry, PeerList, PeerRequest, Ping,
+    Pong, Prune, Reader, Request, Response, Shuffle, ShuffleReply, decode_body, encode_body,
+    get_varint, put_frame_header, put_varint, varint_len,
 };
 use ringmesh::{
     CloseReason, Config, ConnId, Direction, Duration, Event, Identity, Input, Instant,
@@ -411,6 +412,22 @@ fn message_from_json(v: &Value) -> Message {
         "Request" => Message::Request(Request {
             id: decimal(v, "id"),
             payload: Bytes::from(bytes(v, "payload")),
+        }),
+        "ObservedAddr" => Message::ObservedAddr(ObservedAddr {
+            addr: addr(text(v, "addr")),
+        }),
+        "DialBack" => Message::DialBack(DialBack {
+            nonce: decimal(v, "nonce"),
+            port: u16::try_from(num(v, "port")).expect("port is a u16"),
+        }),
+        "DialBackResult" => Message::DialBackResult(DialBackResult {
+            nonce: decimal(v, "nonce"),
+            status: match num(v, "status") {
+                0 => DialBackStatus::Reached,
+                1 => DialBackStatus::Unreached,
+                2 => DialBackStatus::Refused,
+                other => panic!("status {other}"),
+            },
         }),
         "Response" => Message::Response(Response {
             id: decimal(v, "id"),
@@ -1058,6 +1075,19 @@ fn spec_message_bytes(v: &Value) -> Vec<u8> {
             out.push(u8::from(bit(v, "send")));
             spec_broadcast_id(&mut out, v);
         }
+        // spec/reach.md §3.1: one socket address.
+        "ObservedAddr" => spec_addr(&mut out, text(v, "addr")),
+        // §3.2 and §3.3: a u64 BE, then a u16 BE port or a u8 status.
+        "DialBack" => {
+            out.extend_from_slice(&decimal(v, "nonce").to_be_bytes());
+            let port = u16::try_from(num(v, "port")).expect("u16");
+            assert_ne!(port, 0);
+            out.extend_from_slice(&port.to_be_bytes());
+        }
+        "DialBackResult" => {
+            out.extend_from_slice(&decimal(v, "nonce").to_be_bytes());
+            out.push(u8::try_from(num(v, "status")).expect("u8"));
+        }
         other => panic!("no spec layout for {other:?}"),
     }
     out
@@ -1147,6 +1177,9 @@ fn spec_tag(message_type: &str) -> u8 {
         "DhtReplicateAck" => 0x65,
         "DhtSync" => 0x66,
         "DhtSyncReply" => 0x67,
+        "ObservedAddr" => 0x90,
+        "DialBack" => 0x91,
+        "DialBackResult" => 0x92,
         other => panic!("no tag for {other:?}"),
     }
 }
@@ -1399,6 +1432,9 @@ fn check_frames(v: &Value) {
             "DhtReplicateAck",
             "DhtSync",
             "DhtSyncReply",
+            "ObservedAddr",
+            "DialBack",
+            "DialBackResult",
         ]),
         "a vector for every message type"
     );
@@ -1555,6 +1591,7 @@ fn check_invalid_frames(v: &Value) {
                 "count",
                 "high_priority",
                 "send",
+                "port",
             ]
             .map(String::from)
         ),
@@ -1567,7 +1604,7 @@ fn check_invalid_frames(v: &Value) {
         BTreeSet::from([
             0x01, 0x02, 0x10, 0x11, 0x12, 0x20, 0x21, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36,
             0x37, 0x38, 0x39, 0x41, 0x42, 0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x60, 0x61,
-            0x62, 0x63, 0x64, 0x65, 0x66, 0x67,
+            0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x90, 0x91, 0x92,
         ]),
         "an invalid vector for every message that can be malformed"
     );

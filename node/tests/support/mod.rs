@@ -61,10 +61,30 @@ impl Proc {
         command
             .args(args)
             .args(["--preset", "lan", "--log-level", "info"])
+            // Tests' nodes share this host's LAN: each test wires its own.
+            .arg("--no-lan");
+        configure(&mut command);
+        Proc::start(name, command)
+    }
+
+    /// A `ringmesh` process run in the network namespace `netns` (through
+    /// `ip netns exec`), with LAN discovery on.
+    pub(crate) fn spawn_in_netns(name: &str, netns: &str, args: &[&str]) -> Proc {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", netns, env!("CARGO_BIN_EXE_ringmesh")])
+            .args(args)
+            .args(["--preset", "lan", "--log-level", "info"]);
+        Proc::start(name, command)
+    }
+
+    /// Runs `command` (a `ringmesh` command line) with its standard streams
+    /// piped, and waits for its start line.
+    fn start(name: &str, mut command: Command) -> Proc {
+        command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        configure(&mut command);
         let mut child = command.spawn().expect("ringmesh starts");
         let (tx, stdout) = mpsc::channel();
         let out = child.stdout.take().expect("stdout piped");

@@ -666,8 +666,11 @@ impl Chord {
         list
     }
 
-    /// This node as a pointer.
+    /// This node as a pointer: with what it announces now, so that an
+    /// address it adopted later (`spec/reach.md` §2) reaches its ring
+    /// neighbours too.
     fn self_pointer(&self, cx: &dyn Cx) -> Pointer {
-        pointer(cx.me(), &self.settings.listen_addrs)
+        cx.listen_entry()
+            .unwrap_or_else(|| pointer(cx.me(), &self.settings.listen_addrs))
     }
 }

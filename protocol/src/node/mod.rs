@@ -189,6 +189,14 @@ impl Node {
         self.net.config()
     }
 
+    /// The addresses this node announces now: its configured
+    /// `listen_addrs`, then those it adopted because enough peers see it
+    /// there ([`ReachEvent::AddressAdopted`](crate::ReachEvent::AddressAdopted),
+    /// with [`Config::reach`] on). New sessions' `Hello` carries these.
+    pub fn announced_addrs(&self) -> &[SocketAddr] {
+        self.net.announced_addrs()
+    }
+
     /// Counters since the node was created.
     pub fn stats(&self) -> Stats {
         self.parts.stats(&self.net)

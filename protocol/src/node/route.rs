@@ -19,15 +19,16 @@ use crate::membership::{Change, HyParView, MembershipStats};
 use crate::mesh::{AllPeers, Membership, Mesh, MeshCommand, MeshPeers, Verdict};
 use crate::messaging::{Messaging, MessagingCommand, MessagingError};
 use crate::peers::{Net, PeersCommand, PeersError, Upcalls};
+use crate::reach::Reach;
 use crate::rpc::{Done, Failure, Outcome};
 use crate::sync::{SyncError, SyncTable};
 use crate::time::Instant;
-use crate::wire::{Capabilities, Message, Ping, Pong};
+use crate::wire::{Capabilities, Message, ObservedAddr, Ping, Pong};
 use foldhash::fast::FixedState;
 
 use crate::{
     Accepted, ChordStats, CloseReason, Command, CommandError, Config, ConnId, LivenessStats,
-    MeshStats, MessagingStats, NodeId, PeersStats, SyncStats,
+    MeshStats, MessagingStats, NodeId, PeersStats, ReachStats, SyncStats,
 };
 
 /// Counters an operator reads to see what a node has been doing, one
@@ -53,6 +54,8 @@ pub struct Stats {
     pub sync: SyncStats,
     /// Blobs (all zero while off).
     pub blobs: BlobsStats,
+    /// Observed addresses (all zero while `Config::reach` is off).
+    pub reach: ReachStats,
 }
 
 /// The components above the connection layer.
@@ -75,6 +78,8 @@ pub(super) struct Parts {
     pub(super) sync: Option<Box<SyncTable>>,
     /// Blobs, `None` while `Config::blobs` is.
     pub(super) blobs: Option<Box<Blobs>>,
+    /// Observed addresses, `None` while `Config::reach` is.
+    pub(super) reach: Option<Box<Reach>>,
 }
 
 /// The ring and the table it carries.
@@ -140,6 +145,10 @@ impl Parts {
                 .blobs
                 .as_ref()
                 .map(|blobs| Box::new(Blobs::new(blobs, seed))),
+            reach: config
+                .reach
+                .as_ref()
+                .map(|reach| Box::new(Reach::new(reach.clone()))),
         }
     }
 
@@ -178,6 +187,7 @@ impl Parts {
                 .map_or_else(DhtStats::default, |r| r.dht.stats()),
             sync: self.sync.as_ref().map(|s| s.stats).unwrap_or_default(),
             blobs: self.blobs.as_ref().map(|b| b.stats()).unwrap_or_default(),
+            reach: self.reach.as_ref().map(|r| r.stats).unwrap_or_default(),
         }
     }
 
@@ -620,6 +630,9 @@ impl Upcalls for Parts {
         if let Some(blobs) = &mut self.blobs {
             blobs.peer_up(net, peer);
         }
+        if let (Some(reach), Some(remote)) = (&mut self.reach, net.conn_remote(conn)) {
+            reach.peer_up(net, peer, remote);
+        }
     }
 
     fn peer_down(&mut self, net: &mut Net, peer: NodeId, reason: &CloseReason) {
@@ -639,6 +652,9 @@ impl Upcalls for Parts {
         }
         if let Some(blobs) = &mut self.blobs {
             blobs.peer_down(peer);
+        }
+        if let Some(reach) = &mut self.reach {
+            reach.peer_down(net, peer);
         }
     }
 
@@ -782,9 +798,30 @@ impl Upcalls for Parts {
                     blobs.on_message(net, from, message);
                 }
             }
+            Message::ObservedAddr(_) | Message::DialBack(_) | Message::DialBackResult(_)
+                if net
+                    .conn_caps(conn)
+                    .is_some_and(|c| c.contains(Capabilities::REACH)) =>
+            {
+                if let Some(reach) = self.reach.as_deref_mut() {
+                    reach_message(reach, net, conn, from, message);
+                }
+            }
             other => return Err(other.name()),
         }
         Ok(())
+    }
+
+    fn take_dial_back(&mut self, peer: NodeId, now: Instant) -> bool {
+        self.reach
+            .as_mut()
+            .is_some_and(|reach| reach.take_dial_back(peer, now))
+    }
+
+    fn probe_ended(&mut self, net: &mut Net, conn: ConnId, reached: bool) {
+        if let Some(reach) = &mut self.reach {
+            reach.probe_ended(net, conn, reached);
+        }
     }
 
     fn waiting_for(&self, peer: NodeId) -> bool {
@@ -798,6 +835,43 @@ impl Upcalls for Parts {
             hv.round(net);
             self.membership_changed(net);
         }
+    }
+}
+
+/// A reach message (`spec/reach.md` §3) from `from` on `conn`: a report
+/// that may confirm an address (announced unless it is, then checked), a
+/// request to be dialled back, or how a dial-back went.
+fn reach_message(reach: &mut Reach, net: &mut Net, conn: ConnId, from: NodeId, message: Message) {
+    match message {
+        Message::ObservedAddr(ObservedAddr { addr }) => {
+            let Some(confirmed) = reach.on_observed(from, addr, net.announced_addrs()) else {
+                return;
+            };
+            let checked = if confirmed.announced {
+                net.announced_addrs()
+                    .iter()
+                    .copied()
+                    .find(|a| a.ip().to_canonical() == confirmed.ip)
+            } else {
+                let announced = net.announce_observed(confirmed.ip);
+                reach.adopted(net, &confirmed, announced);
+                announced
+            };
+            if let Some(addr) = checked {
+                reach.check(net, addr);
+            }
+        }
+        Message::DialBack(request) => {
+            let Some(remote) = net.conn_remote(conn) else {
+                return;
+            };
+            if let Some(addr) = reach.on_dial_back(net, from, remote, &request) {
+                let probe = net.dial_probe(addr, from);
+                reach.probe_started(net, from, request.nonce, probe);
+            }
+        }
+        Message::DialBackResult(result) => reach.on_dial_back_result(net, from, &result),
+        _ => {}
     }
 }
 

@@ -164,7 +164,24 @@ impl Net {
             since: self.now,
             received: 0,
             rested: false,
+            probe: None,
         }
+    }
+
+    /// Dials `addr` only to learn whether `peer` is reachable there (a
+    /// dial-back, `spec/reach.md` §3.2): the connection never becomes a
+    /// link; once the handshake proves `peer` it is closed with a
+    /// `Goodbye`, and [`Upcalls::probe_ended`] says how it went. `None`
+    /// when the connection caps refuse a dial.
+    pub(crate) fn dial_probe(&mut self, addr: SocketAddr, peer: NodeId) -> Option<ConnId> {
+        if self.dial_refusal(1).is_some() {
+            return None;
+        }
+        let conn = self.dial_all(&[addr], Some(peer), false, None);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.probe = Some(false);
+        }
+        Some(conn)
     }
 
     /// The transport connected `conn` (a dial of ours, or an accepted
@@ -427,6 +444,25 @@ impl Net {
                 conn,
                 error.into(),
                 Some(GoodbyeReason::ProtocolViolation),
+                true,
+                up,
+            );
+            return false;
+        }
+        // The far end of a dial-back this node asked for: it proves that
+        // much and is closed; the peer's link stays where it is (the
+        // one-connection rule would otherwise swap it for this one).
+        let asked_probe = c.direction == Direction::Inbound
+            && self.links.contains_key(&peer)
+            && up.take_dial_back(peer, self.now);
+        if c.probe.is_some() || asked_probe {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.probe = Some(true);
+            }
+            self.forget(
+                conn,
+                CloseReason::Local,
+                Some(GoodbyeReason::Normal),
                 true,
                 up,
             );
@@ -770,6 +806,11 @@ impl Net {
             peer: c.peer(),
             reason: reason.clone(),
         });
+        if let Some(reached) = c.probe {
+            // Never a link, nor a dial any component waits for.
+            up.probe_ended(self, conn, reached);
+            return;
+        }
         if let Some(peer) = c.peer() {
             if self.links.get(&peer).is_some_and(|l| l.conn == conn) {
                 match self
@@ -809,7 +850,7 @@ impl Net {
     pub(crate) fn is_dialling(&self, peer: NodeId) -> bool {
         self.conns
             .values()
-            .any(|c| c.expected() == Some(peer) && c.peer().is_none())
+            .any(|c| c.expected() == Some(peer) && c.peer().is_none() && c.probe.is_none())
     }
 
     /// Dials a known peer at all its addresses, if the caps allow. The

@@ -28,7 +28,7 @@ mod discovery;
 mod maintain;
 mod table;
 
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -101,6 +101,13 @@ pub(crate) trait Upcalls {
     fn waiting_for(&self, peer: NodeId) -> bool;
     /// The maintenance round begins.
     fn maintenance(&mut self, net: &mut Net);
+    /// The dial-back probe `conn` ([`Net::dial_probe`]) ended: `reached`
+    /// if its handshake proved the id demanded.
+    fn probe_ended(&mut self, net: &mut Net, conn: ConnId, reached: bool);
+    /// Whether this node asked `peer` to dial it back and its dial-back
+    /// has not arrived: an inbound session from `peer` now is that
+    /// dial-back, not a new link (and it is awaited no more).
+    fn take_dial_back(&mut self, peer: NodeId, now: Instant) -> bool;
 }
 
 /// The layer's timers.
@@ -169,6 +176,9 @@ struct Connection {
     /// Inbound: its address group was rested when it arrived (it may use
     /// the reserve of the node-wide rate).
     rested: bool,
+    /// A dial-back probe (`spec/reach.md` §3.2): `Some(reached)`. It never
+    /// becomes a link: once its handshake proves the id it is closed.
+    probe: Option<bool>,
 }
 
 impl Connection {
@@ -500,12 +510,33 @@ impl Net {
         self.cache.get(&peer).is_some_and(|k| k.wanted)
     }
 
-    /// The features negotiated on `conn`, once established.
     /// Whether `conn` was dialled by this node or accepted.
     pub(crate) fn conn_direction(&self, conn: ConnId) -> Option<Direction> {
         self.conns.get(&conn).map(|c| c.direction)
     }
 
+    /// The address `conn`'s other end is at, as the driver reported it.
+    pub(crate) fn conn_remote(&self, conn: ConnId) -> Option<SocketAddr> {
+        self.conns.get(&conn).map(|c| c.remote)
+    }
+
+    /// What this node announces now: its configured `listen_addrs` and
+    /// the addresses it adopted since (`spec/reach.md`).
+    pub(crate) fn announced_addrs(&self) -> &[SocketAddr] {
+        &self.ctx.hello.listen_addrs
+    }
+
+    /// Announces `ip` with this node's listen port (that of its first
+    /// announced address) from now on, in new sessions' `Hello` and in its
+    /// peer-exchange entry. `None` when the node announces no address (so
+    /// has no port to pair `ip` with) or its `Hello` is full.
+    pub(crate) fn announce_observed(&mut self, ip: IpAddr) -> Option<SocketAddr> {
+        let port = self.ctx.hello.listen_addrs.first()?.port();
+        let addr = SocketAddr::new(ip, port);
+        self.ctx.announce(&self.identity, addr).then_some(addr)
+    }
+
+    /// The features negotiated on `conn`, once established.
     pub(crate) fn conn_caps(&self, conn: ConnId) -> Option<Capabilities> {
         self.conns
             .get(&conn)
@@ -713,9 +744,14 @@ impl Cx for Net {
     }
 
     fn is_dialling_since(&self, peer: NodeId, since: Instant) -> bool {
-        self.conns
-            .values()
-            .any(|c| c.expected() == Some(peer) && c.peer().is_none() && c.opened_at >= since)
+        self.conns.values().any(|c| {
+            // A dial-back probe never becomes a link: nothing may wait
+            // for it.
+            c.expected() == Some(peer)
+                && c.peer().is_none()
+                && c.probe.is_none()
+                && c.opened_at >= since
+        })
     }
 
     fn knows(&self, peer: NodeId) -> bool {

@@ -23,14 +23,17 @@ pub use config::SessionConfig;
 pub(crate) use crate::wire::Grant;
 pub(crate) use noise::NOISE_PATTERN;
 
+use core::net::SocketAddr;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::config::{MIN_MAX_FRAME_LEN, Security};
 use crate::identity::Identity;
 use crate::rng::Rng;
 use crate::wire::{
-    Capabilities, DecodeError, FLAG_COMPRESSED, Hello, LENGTH_PREFIX_LEN, Message, PREAMBLE_LEN,
-    PROTOCOL_VERSION, Preamble, decode_body, encode_body, encode_frame, put_frame_header,
+    Capabilities, DecodeError, FLAG_COMPRESSED, Hello, LENGTH_PREFIX_LEN, MAX_LISTEN_ADDRS,
+    Message, PREAMBLE_LEN, PROTOCOL_VERSION, Preamble, decode_body, encode_body, encode_frame,
+    put_frame_header,
 };
 use crate::wire::{FrameReader, Next};
 use crate::{Config, Direction, NodeId, ProtocolError};
@@ -73,6 +76,9 @@ impl SessionContext {
         if config.blobs.is_some() {
             capabilities = capabilities.union(Capabilities::BLOBS);
         }
+        if config.reach.is_some() {
+            capabilities = capabilities.union(Capabilities::REACH);
+        }
         let hello = Hello {
             version: PROTOCOL_VERSION,
             identity: identity.public_key(),
@@ -82,24 +88,44 @@ impl SessionContext {
             listen_addrs: config.listen_addrs.clone(),
         };
         let preamble = Preamble::new(PROTOCOL_VERSION, config.security).to_bytes();
-        let (noise_payload, plaintext_opening) = match config.security {
-            Security::Noise => (noise::signed_payload(identity, &hello), Bytes::new()),
-            Security::Plaintext => {
-                let mut out = BytesMut::from(&preamble[..]);
-                encode_frame(&Message::Hello(hello.clone()), None, &mut out);
-                (Bytes::new(), out.freeze())
-            }
-        };
-        SessionContext {
+        let mut context = SessionContext {
             security: config.security,
             hello,
-            noise_payload,
-            plaintext_opening,
+            noise_payload: Bytes::new(),
+            plaintext_opening: Bytes::new(),
             noise_static_secret: identity.noise_static_secret(),
             max_frame_len: config.session.max_frame_len,
             compression_threshold: config.session.compression_threshold,
             preamble,
+        };
+        context.seal(identity);
+        context
+    }
+
+    /// Prepares what every handshake sends of `hello`: the signed Noise
+    /// payload, or the plaintext opening.
+    fn seal(&mut self, identity: &Identity) {
+        match self.security {
+            Security::Noise => self.noise_payload = noise::signed_payload(identity, &self.hello),
+            Security::Plaintext => {
+                let mut out = BytesMut::from(&self.preamble[..]);
+                encode_frame(&Message::Hello(self.hello.clone()), None, &mut out);
+                self.plaintext_opening = out.freeze();
+            }
         }
+    }
+
+    /// Adds `addr` to what this node's `Hello` announces, for the sessions
+    /// opened from now on. Returns false, changing nothing, when it is
+    /// already announced or the `Hello` holds [`MAX_LISTEN_ADDRS`] already.
+    pub(crate) fn announce(&mut self, identity: &Identity, addr: SocketAddr) -> bool {
+        let addrs = &mut self.hello.listen_addrs;
+        if addrs.contains(&addr) || addrs.len() >= MAX_LISTEN_ADDRS {
+            return false;
+        }
+        addrs.push(addr);
+        self.seal(identity);
+        true
     }
 }
 

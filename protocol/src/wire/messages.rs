@@ -33,6 +33,9 @@ impl Capabilities {
     pub const ROUTE_ACK: Capabilities = Capabilities(1 << 4);
     /// Bit 5: the node serves and fetches blobs (`spec/blobs.md` §3).
     pub const BLOBS: Capabilities = Capabilities(1 << 5);
+    /// Bit 6: the node tells its peers the address it sees them at and
+    /// accepts being told (`ObservedAddr`, `spec/reach.md`).
+    pub const REACH: Capabilities = Capabilities(1 << 6);
 
     /// Capabilities from their wire bits.
     pub const fn from_bits(bits: u64) -> Self {

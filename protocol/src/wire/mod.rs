@@ -25,6 +25,7 @@ mod membership;
 mod messages;
 mod overlay;
 mod preamble;
+mod reach;
 mod reader;
 mod sync;
 mod varint;
@@ -63,6 +64,7 @@ pub use overlay::{
     PeerList, PeerRequest, Ping, Pong, Request, Response,
 };
 pub use preamble::{PREAMBLE_LEN, PREAMBLE_MAGIC, Preamble};
+pub use reach::{DialBack, DialBackResult, DialBackStatus, ObservedAddr};
 pub use reader::Reader;
 pub use sync::{
     MAX_SYNC_BATCH, MAX_SYNC_DEPTH, MAX_SYNC_KEY, MAX_SYNC_RANGES, MAX_SYNC_VALUE,
@@ -195,7 +197,7 @@ macro_rules! messages {
 // Tag ranges by component (spec/wire.md, "Tags"): 0x00–0x0f session,
 // 0x10–0x1f peers and discovery, 0x20–0x2f liveness, 0x30–0x3f mesh,
 // 0x40–0x4f messaging, 0x50–0x5f chord, 0x60–0x6f dht, 0x70–0x7f sync,
-// 0x80–0x8f blobs.
+// 0x80–0x8f blobs, 0x90–0x9f reach.
 messages! {
     /// `0x01` — a plaintext-mode session opener. In Noise mode the same
     /// fields travel inside the handshake ([`NoiseHandshakePayload`]).
@@ -283,4 +285,12 @@ messages! {
     BlobGroup,
     /// `0x82` — ends the answer to a `BlobGet`: done, not held, or busy.
     BlobEnd,
+    /// `0x90` — the address the sender sees the receiver at
+    /// (`spec/reach.md` §3.1).
+    ObservedAddr,
+    /// `0x91` — asks the receiver to dial the sender back
+    /// (`spec/reach.md` §3.2).
+    DialBack,
+    /// `0x92` — how a dial-back went.
+    DialBackResult,
 }
