@@ -896,6 +896,14 @@ impl Session {
                 say(&display::sync_changed(&key, value.as_deref(), writer));
             }
             Event::Blobs(event) => self.on_blob_event(event),
+            // Plumtree mode: who this node's broadcasts go to. An operator
+            // sees the mesh form and heal; tests wait for it.
+            Event::Mesh(MeshEvent::NeighborUp { peer }) => {
+                say(&format!("mesh neighbour up: {}", peer.short()));
+            }
+            Event::Mesh(MeshEvent::NeighborDown { peer }) => {
+                say(&format!("mesh neighbour down: {}", peer.short()));
+            }
             Event::Reach(ReachEvent::AddressAdopted { addr, observers }) => {
                 say(&display::address_adopted(addr, observers));
             }

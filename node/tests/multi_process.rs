@@ -326,6 +326,12 @@ fn msg_is_delivered_once_everywhere_through_plumtree() {
         p.wait_peer_up(boot.short());
     }
     let ids: Vec<String> = nodes.iter().map(|p| p.short().to_owned()).collect();
+    // Plumtree delivers to the mesh that is there when a broadcast is sent.
+    // Six nodes joining one bootstrap whose active view holds four evict
+    // and re-link each other for a moment: wait until the mesh the
+    // processes print is connected, every link held at both ends.
+    let mut all: Vec<&mut Proc> = nodes.iter_mut().chain([&mut boot]).collect();
+    await_connected_mesh(&mut all);
     for (sender, text) in [(0, "first through the tree"), (3, "second from elsewhere")] {
         nodes[sender].type_line(&format!("msg {text}"));
         let line = format!("<{}> {text}", ids[sender]);
@@ -346,4 +352,53 @@ fn msg_is_delivered_once_everywhere_through_plumtree() {
         p.type_line("exit");
         assert!(p.wait_exit().success());
     }
+}
+
+/// Waits (up to `support::WAIT`) until the mesh neighbours the processes
+/// print (`mesh neighbour up: X` / `mesh neighbour down: X`, the latest line
+/// for X counting) form one connected graph of links held at both ends.
+fn await_connected_mesh(procs: &mut [&mut Proc]) {
+    let deadline = Instant::now() + support::WAIT;
+    loop {
+        let ids: Vec<String> = procs.iter().map(|p| p.short().to_owned()).collect();
+        let held: Vec<std::collections::BTreeSet<String>> =
+            procs.iter().map(|p| neighbours(&p.lines)).collect();
+        let linked = |a: usize, b: usize| held[a].contains(&ids[b]) && held[b].contains(&ids[a]);
+        let mut reached = vec![false; procs.len()];
+        let mut todo = vec![0];
+        reached[0] = true;
+        while let Some(a) = todo.pop() {
+            let next: Vec<usize> = (0..procs.len())
+                .filter(|&b| !reached[b] && linked(a, b))
+                .collect();
+            for b in next {
+                reached[b] = true;
+                todo.push(b);
+            }
+        }
+        if reached.iter().all(|&r| r) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the mesh did not connect: {:?}",
+            ids.iter().zip(&held).collect::<Vec<_>>()
+        );
+        for p in procs.iter_mut() {
+            p.read_for(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// The mesh neighbours a process's lines leave it with.
+fn neighbours(lines: &[String]) -> std::collections::BTreeSet<String> {
+    let mut held = std::collections::BTreeSet::new();
+    for line in lines {
+        if let Some(peer) = line.strip_prefix("mesh neighbour up: ") {
+            held.insert(peer.to_owned());
+        } else if let Some(peer) = line.strip_prefix("mesh neighbour down: ") {
+            held.remove(peer);
+        }
+    }
+    held
 }

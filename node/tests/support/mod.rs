@@ -234,6 +234,18 @@ impl Proc {
         self.wait_for(&prefix, |l| l.starts_with(&prefix));
     }
 
+    /// Takes in what the process printed within `wait` (no panic if
+    /// nothing: the caller decides what it waits for).
+    pub(crate) fn read_for(&mut self, wait: Duration) {
+        let until = Instant::now() + wait;
+        while let Ok(line) = self
+            .stdout
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+        {
+            self.lines.push(line);
+        }
+    }
+
     /// How many times `line` was printed so far (including lines no wait
     /// has looked at yet).
     pub(crate) fn count(&mut self, line: &str) -> usize {

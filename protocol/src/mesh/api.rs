@@ -16,7 +16,8 @@ pub enum MeshCommand {
     },
 }
 
-/// A flood arrived: [`Event::Mesh`](crate::Event::Mesh).
+/// A broadcast arrived, or (HyParView) the mesh's neighbours changed:
+/// [`Event::Mesh`](crate::Event::Mesh).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MeshEvent {
@@ -31,6 +32,18 @@ pub enum MeshEvent {
         /// Its bytes (shared with every relay; copy to keep a small one
         /// long).
         payload: Bytes,
+    },
+    /// HyParView only (`mesh.membership = HyParView`): `peer` joined this
+    /// node's active view, so broadcasts go to it and come from it.
+    NeighborUp {
+        /// The new mesh neighbour.
+        peer: NodeId,
+    },
+    /// HyParView only: `peer` left this node's active view (it failed,
+    /// was evicted, or asked to leave).
+    NeighborDown {
+        /// The former mesh neighbour.
+        peer: NodeId,
     },
 }
 

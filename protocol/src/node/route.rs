@@ -16,7 +16,7 @@ use crate::cx::Cx;
 use crate::dht::{Dht, DhtCommand, DhtError, DhtStats};
 use crate::liveness::Liveness;
 use crate::membership::{Change, HyParView, MembershipStats};
-use crate::mesh::{AllPeers, Membership, Mesh, MeshCommand, MeshPeers, Verdict};
+use crate::mesh::{AllPeers, Membership, Mesh, MeshCommand, MeshEvent, MeshPeers, Verdict};
 use crate::messaging::{Messaging, MessagingCommand, MessagingError};
 use crate::peers::{Net, PeersCommand, PeersError, Upcalls};
 use crate::reach::Reach;
@@ -898,9 +898,13 @@ impl Parts {
             }
             for change in changes {
                 match change {
-                    Change::Joined(peer) => self.mesh.neighbor_changed(peer),
+                    Change::Joined(peer) => {
+                        self.mesh.neighbor_changed(peer);
+                        (net as &mut dyn Cx).emit(MeshEvent::NeighborUp { peer });
+                    }
                     Change::Left { peer, release } => {
                         self.mesh.neighbor_changed(peer);
+                        (net as &mut dyn Cx).emit(MeshEvent::NeighborDown { peer });
                         if release && net.is_up(peer) {
                             let needed = self.ring.as_ref().is_some_and(|r| r.chord.needs(peer))
                                 || self.messaging.is_waiting_for(peer)
