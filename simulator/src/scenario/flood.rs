@@ -694,23 +694,8 @@ pub fn run(
             sim.run_for(params.gap);
             let lives = sim.live_nodes();
             let sender = lives[(rng.next_u64() % lives.len() as u64) as usize];
-            let payload = Bytes::from(vec![0x42u8; params.payload_len]);
-            let seq = match sim.command(sender, MeshCommand::Broadcast { payload })? {
-                ringmesh::Accepted::Broadcast { seq } => seq,
-                other => return Err(format!("broadcast not accepted: {other:?}").into()),
-            };
             let before = duplicates(&sim);
-            {
-                let origin = sim.id(sender);
-                let watch = sim.observer_mut();
-                watch.origin = Some(origin);
-                watch.seq = seq;
-                watch.delivered_at.iter_mut().for_each(|d| *d = false);
-                watch.delivered = 0;
-                watch.double = 0;
-                watch.max_hops = 0;
-                watch.times.clear();
-            }
+            broadcast_watched(&mut sim, sender, params.payload_len)?;
             await_broadcast(&mut sim, live);
             let watch = sim.observer();
             each.push(Each {
@@ -820,6 +805,30 @@ pub fn run(
     Ok(report)
 }
 
+/// `sender` broadcasts `payload_len` bytes, and the watch follows that
+/// broadcast from now on (its counts start again).
+fn broadcast_watched(
+    sim: &mut Sim<FloodWatch>,
+    sender: NodeIdx,
+    payload_len: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let payload = Bytes::from(vec![0x42u8; payload_len]);
+    let seq = match sim.command(sender, MeshCommand::Broadcast { payload })? {
+        ringmesh::Accepted::Broadcast { seq } => seq,
+        other => return Err(format!("broadcast not accepted: {other:?}").into()),
+    };
+    let origin = sim.id(sender);
+    let watch = sim.observer_mut();
+    watch.origin = Some(origin);
+    watch.seq = seq;
+    watch.delivered_at.iter_mut().for_each(|d| *d = false);
+    watch.delivered = 0;
+    watch.double = 0;
+    watch.max_hops = 0;
+    watch.times.clear();
+    Ok(())
+}
+
 /// One broadcast's outcome.
 #[derive(Debug, Clone, Copy)]
 struct Each {
@@ -902,25 +911,10 @@ fn churn(
             return Err("churn left fewer than 2 meshed nodes".into());
         }
         let sender = lives[(rng.next_u64() % lives.len() as u64) as usize];
-        let payload = Bytes::from(vec![0x42u8; params.payload_len]);
-        let seq = match sim.command(sender, MeshCommand::Broadcast { payload })? {
-            ringmesh::Accepted::Broadcast { seq } => seq,
-            other => return Err(format!("broadcast not accepted: {other:?}").into()),
-        };
         let dups_before: Vec<u64> = (0..sim.len() as NodeIdx)
             .map(|i| sim.node(i).map_or(0, |node| node.stats().mesh.duplicate))
             .collect();
-        {
-            let origin = sim.id(sender);
-            let watch = sim.observer_mut();
-            watch.origin = Some(origin);
-            watch.seq = seq;
-            watch.delivered_at.iter_mut().for_each(|d| *d = false);
-            watch.delivered = 0;
-            watch.double = 0;
-            watch.max_hops = 0;
-            watch.times.clear();
-        }
+        broadcast_watched(sim, sender, params.payload_len)?;
         let until = sim.now() + watch_for;
         while next_event <= until {
             sim.run_until(next_event);
