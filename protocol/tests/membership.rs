@@ -410,3 +410,49 @@ fn a_node_shutting_down_dials_no_replacement_for_its_closed_links() {
     );
     assert_eq!(net.node(4).connection_count(), 0);
 }
+
+/// A node that becomes a mesh peer just after a broadcast went by is told
+/// of it by its new neighbours (`PlumtreeConfig::link_announce`) and grafts
+/// it, once; with the announcement turned off it never hears of it. This
+/// is the path a node takes whose tree link broke while a broadcast was on
+/// its way and whose repairing link came up after the broadcast passed.
+#[test]
+fn a_new_mesh_link_announces_the_broadcasts_that_just_went_by() {
+    let run = |link_announce: Duration| {
+        let n = 20;
+        let mut config = config(true);
+        if let BroadcastMode::Plumtree(pt) = &mut config.mesh.broadcast {
+            pt.link_announce = link_announce;
+        }
+        let mut net = Network::new(Duration::from_millis(5));
+        for i in 0..n {
+            net.add_node(config.clone(), secret(i), 9 + i as u64)
+                .expect("valid config");
+            net.run_for(Duration::from_millis(50));
+        }
+        net.run_for(Duration::from_secs(60));
+        let id = broadcast(&mut net, 0, b"just went by");
+        net.run_for(Duration::from_millis(500));
+        let late = n;
+        net.add_node(config, secret(late), 99)
+            .expect("valid config");
+        net.run_for(Duration::from_secs(3));
+        assert!(
+            !net.node(late).mesh_peers().is_empty(),
+            "the late node joined the mesh"
+        );
+        let got = deliveries(&net, n + 1, id);
+        assert!(got[1..n].iter().all(|&k| k == 1), "{got:?}");
+        got[late]
+    };
+    assert_eq!(
+        run(PlumtreeConfig::default().link_announce),
+        1,
+        "announced on the new links, grafted once"
+    );
+    assert_eq!(
+        run(Duration::ZERO),
+        0,
+        "with no announcement, never heard of"
+    );
+}

@@ -163,10 +163,15 @@ pub(crate) struct FloodArgs {
     /// off). Default: the library's.
     #[arg(long, value_name = "HOPS")]
     pub(crate) optimize_threshold: Option<u8>,
+    /// Plumtree's `PlumtreeConfig::link_announce` in milliseconds: a new
+    /// mesh link is told of the broadcasts delivered this recently (0
+    /// turns it off). Default: the library's.
+    #[arg(long, value_name = "MS")]
+    pub(crate) link_announce_ms: Option<u64>,
     /// `MeshConfig::max_hops` of every node.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = ringmesh::MeshConfig::default().max_hops)]
     pub(crate) max_hops: u8,
-    /// How the --crash / --fail-fraction nodes fail.
+    /// How the --crash / --fail-fraction nodes and churn's victims fail.
     #[arg(long, value_enum, default_value_t = FailModeArg::Crash)]
     pub(crate) fail_mode: FailModeArg,
     /// Seconds of virtual time between two broadcasts (10 = one membership
@@ -502,6 +507,7 @@ impl FloodArgs {
             churn_for: Duration::from_secs(self.churn_for_s),
             kill: self.fail_mode == FailModeArg::Kill,
             optimize_threshold: self.optimize_threshold,
+            link_announce: self.link_announce_ms.map(Duration::from_millis),
             max_hops: self.max_hops,
             payload_len: self.payload,
             ..FloodParams::default()

@@ -124,6 +124,15 @@ impl Mesh {
         }
     }
 
+    /// `peer` entered the mesh: as [`Mesh::neighbor_changed`], and
+    /// Plumtree announces its newest kept broadcasts to it.
+    pub(crate) fn neighbor_joined(&mut self, cx: &mut dyn Cx, peer: NodeId) {
+        if let Some(pt) = &mut self.plumtree {
+            pt.forget(peer);
+            pt.announce_kept(cx, peer, &mut self.stats);
+        }
+    }
+
     /// `MeshCommand::Broadcast`: signs it and sends it to every up peer.
     /// Refused, with nothing sent, if the message would exceed a connected
     /// peer's frame cap (decompressed, as the receiver checks it): rather

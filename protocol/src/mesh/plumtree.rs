@@ -171,26 +171,72 @@ impl Plumtree {
         broadcast: &Broadcast,
         stats: &mut MeshStats,
     ) {
+        let announcement = Announcement {
+            id: BroadcastId {
+                origin: broadcast.origin,
+                run: broadcast.run,
+                seq: broadcast.seq,
+            },
+            hops: broadcast.hops,
+        };
+        self.queue(cx, peer, announcement, stats);
+    }
+
+    /// Queues `announcement` for `peer`, arming the flush.
+    fn queue(
+        &mut self,
+        cx: &mut dyn Cx,
+        peer: NodeId,
+        announcement: Announcement,
+        stats: &mut MeshStats,
+    ) {
         if self.pending.len() >= self.config.max_pending_ihave {
             stats.ihave_dropped += 1;
             return;
         }
-        self.pending.push((
-            peer,
-            Announcement {
-                id: BroadcastId {
-                    origin: broadcast.origin,
-                    run: broadcast.run,
-                    seq: broadcast.seq,
-                },
-                hops: broadcast.hops,
-            },
-        ));
+        self.pending.push((peer, announcement));
         if !self.flush_armed {
             self.flush_armed = true;
             let at = cx.now() + self.config.ihave_interval;
             let seq = cx.timer_seq();
             self.timers.push_seq(at, seq, Timer::FlushIHave);
+        }
+    }
+
+    /// `peer` just became a mesh peer: announce to it the kept broadcasts
+    /// delivered in the last `link_announce` (at most `MAX_IHAVE`, none
+    /// it sent or originated),
+    /// as if it had been a lazy peer when they were relayed. A node whose
+    /// tree path broke while a broadcast was on its way, and whose repair
+    /// link came up after its new neighbour had relayed it, would
+    /// otherwise never hear of that broadcast: no `IHave` was sent on a
+    /// link that did not exist yet. Those it already holds it ignores.
+    pub(crate) fn announce_kept(&mut self, cx: &mut dyn Cx, peer: NodeId, stats: &mut MeshStats) {
+        let now = cx.now();
+        let mut newest: SmallVec<[Announcement; 16]> = SmallVec::new();
+        for &(expires, id) in self.cache_order.iter().rev() {
+            // Kept from delivery until `expires`: delivered at
+            // `expires - cache_window`.
+            if newest.len() >= MAX_IHAVE
+                || expires <= now
+                || expires - self.config.cache_window + self.config.link_announce <= now
+            {
+                break;
+            }
+            let Some(kept) = self.cache.get(&id) else {
+                continue;
+            };
+            if kept.parent == Some(peer) || kept.broadcast.origin == peer {
+                continue;
+            }
+            // No path is offered: the link is new, and the tree's
+            // optimisation must not rebuild the tree for broadcasts that
+            // are over (hops 255 never shows a shorter path).
+            newest.push(Announcement { id, hops: u8::MAX });
+        }
+        // Oldest first, as they were relayed.
+        for announcement in newest.into_iter().rev() {
+            self.queue(cx, peer, announcement, stats);
         }
     }
 

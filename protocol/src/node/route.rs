@@ -899,7 +899,7 @@ impl Parts {
             for change in changes {
                 match change {
                     Change::Joined(peer) => {
-                        self.mesh.neighbor_changed(peer);
+                        self.mesh.neighbor_joined(net, peer);
                         (net as &mut dyn Cx).emit(MeshEvent::NeighborUp { peer });
                     }
                     Change::Left { peer, release } => {

@@ -73,7 +73,7 @@ pub struct FloodParams {
     pub security: Security,
     /// Nodes crashed (silently) after the build, before the broadcast.
     pub crash: u32,
-    /// The `crash` nodes are killed instead: their connections reset and
+    /// The `crash` nodes (and churn's victims) are killed instead: their connections reset and
     /// dials to them are refused (a process crash, which TCP reports at
     /// once), rather than going silent (a host crash, found by pings).
     pub kill: bool,
@@ -85,6 +85,8 @@ pub struct FloodParams {
     pub max_hops: u8,
     /// Plumtree's `optimize_threshold`, if not the library's default.
     pub optimize_threshold: Option<u8>,
+    /// Plumtree's `link_announce`, if not the library's default.
+    pub link_announce: Option<Duration>,
     /// Flooding or Plumtree.
     pub mode: Mode,
     /// HyParView membership (active views sized for `nodes`) rather than
@@ -147,7 +149,10 @@ impl FloodParams {
         if let Some(threshold) = self.optimize_threshold {
             line += &format!(" --optimize-threshold {threshold}");
         }
-        if self.max_hops != 32 {
+        if let Some(window) = self.link_announce {
+            line += &format!(" --link-announce-ms {}", window.as_millis());
+        }
+        if self.max_hops != MeshConfig::default().max_hops {
             line += &format!(" --max-hops {}", self.max_hops);
         }
         if self.mode == Mode::Plumtree {
@@ -215,8 +220,9 @@ impl Default for FloodParams {
             crash: 0,
             kill: false,
             payload_len: 64,
-            max_hops: 32,
+            max_hops: MeshConfig::default().max_hops,
             optimize_threshold: None,
+            link_announce: None,
             mode: Mode::Flood,
             hyparview: false,
             broadcasts: 1,
@@ -543,6 +549,9 @@ pub fn run(
             optimize_threshold: params
                 .optimize_threshold
                 .unwrap_or(PlumtreeConfig::default().optimize_threshold),
+            link_announce: params
+                .link_announce
+                .unwrap_or(PlumtreeConfig::default().link_announce),
             ..PlumtreeConfig::default()
         }),
     };
@@ -914,6 +923,9 @@ fn churn(
         let dups_before: Vec<u64> = (0..sim.len() as NodeIdx)
             .map(|i| sim.node(i).map_or(0, |node| node.stats().mesh.duplicate))
             .collect();
+        if std::env::var_os("RINGMESH_DEBUG_MEMBERSHIP").is_some() {
+            debug_islands(sim, k, "sent");
+        }
         broadcast_watched(sim, sender, params.payload_len)?;
         let until = sim.now() + watch_for;
         while next_event <= until {
@@ -924,7 +936,11 @@ fn churn(
             let candidates: Vec<NodeIdx> = live.iter().copied().filter(|&i| i != sender).collect();
             if candidates.len() > 2 {
                 let victim = candidates[(rng.next_u64() % candidates.len() as u64) as usize];
-                sim.crash(victim);
+                if params.kill {
+                    sim.kill(victim);
+                } else {
+                    sim.crash(victim);
+                }
             }
             let through: Vec<NodeIdx> = sim
                 .live_nodes()
@@ -961,16 +977,22 @@ fn churn(
             } else if std::env::var_os("RINGMESH_DEBUG_MEMBERSHIP").is_some() {
                 let mesh = node.mesh_peers();
                 let me = sim.id(i);
-                // Each mesh peer: up, and holding this node as a mesh peer.
-                let up: Vec<(bool, bool)> = mesh
+                // Each mesh peer: up, holding this node as a mesh peer, and holding the broadcast.
+                let up: Vec<(bool, bool, bool)> = mesh
                     .iter()
                     .map(|id| {
                         let peer = (0..sim.len() as NodeIdx)
                             .find(|&j| sim.id(j) == *id)
                             .and_then(|j| sim.node(j));
+                        let got = (0..sim.len() as NodeIdx)
+                            .find(|&j| sim.id(j) == *id)
+                            .is_some_and(|j| {
+                                watch.delivered_at.get(j as usize).copied().unwrap_or(false)
+                            });
                         (
                             peer.is_some(),
                             peer.is_some_and(|p| p.mesh_peers().contains(&me)),
+                            got,
                         )
                     })
                     .collect();
@@ -985,6 +1007,9 @@ fn churn(
                 );
             }
             each.duplicates += node.stats().mesh.duplicate - dups_before[i as usize];
+        }
+        if std::env::var_os("RINGMESH_DEBUG_MEMBERSHIP").is_some() {
+            debug_islands(sim, k, "ended");
         }
         out.double += watch.double;
         out.each.push(each);
@@ -1136,5 +1161,42 @@ mod tests {
         let c = run(&FloodParams { seed: 2, ..params }, |_, _, _| {}).expect("runs");
         assert_eq!(a.trace_hash, b.trace_hash);
         assert_ne!(a.trace_hash, c.trace_hash);
+    }
+}
+
+/// Debug aid: the sizes of the mesh's components other than the largest,
+/// over symmetric links between live nodes.
+fn debug_islands(sim: &Sim<FloodWatch>, k: u32, when: &str) {
+    let live = sim.live_nodes();
+    let index: std::collections::HashMap<_, _> = live.iter().map(|&i| (sim.id(i), i)).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut sizes = Vec::new();
+    for &start in &live {
+        if !seen.insert(start) {
+            continue;
+        }
+        let mut stack = vec![start];
+        let mut members = vec![start];
+        while let Some(i) = stack.pop() {
+            let Some(node) = sim.node(i) else { continue };
+            for peer in node.mesh_peers() {
+                let Some(&j) = index.get(&peer) else { continue };
+                let back = sim
+                    .node(j)
+                    .is_some_and(|p| p.mesh_peers().contains(&sim.id(i)));
+                if back && seen.insert(j) {
+                    stack.push(j);
+                    members.push(j);
+                }
+            }
+        }
+        sizes.push((members.len(), members));
+    }
+    sizes.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    for (n, members) in sizes.iter().skip(1) {
+        eprintln!(
+            "broadcast {k} {when}: island of {n}: {:?}",
+            &members[..members.len().min(8)]
+        );
     }
 }
