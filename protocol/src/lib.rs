@@ -326,6 +326,7 @@ mod node;
 mod output;
 mod peers;
 mod reach;
+mod relay;
 mod rng;
 mod rpc;
 mod session;
@@ -367,6 +368,7 @@ pub use peers::{
     PeersStats,
 };
 pub use reach::{MIN_OBSERVED_THRESHOLD, ReachConfig, ReachEvent, ReachStats};
+pub use relay::{RelayCommand, RelayConfig, RelayError, RelayEvent, RelayStats};
 pub use session::SessionConfig;
 pub use session::config::DEFAULT_RECEIVE_BUDGET;
 pub use sync::{

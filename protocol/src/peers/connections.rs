@@ -184,6 +184,38 @@ impl Net {
         Some(conn)
     }
 
+    /// Opens a relayed dial to `target` through a relay reached at
+    /// `remote` (`spec/relay.md` §3): a connection like any dial, caps and
+    /// handshake timer included, but no `Output::Dial`; its session starts
+    /// when the relay opens the circuit ([`Net::on_connected`]). `None`
+    /// when the caps refuse a dial.
+    pub(crate) fn dial_relayed(&mut self, target: NodeId, remote: SocketAddr) -> Option<ConnId> {
+        if self.shut_down || self.dial_refusal(1).is_some() {
+            return None;
+        }
+        let conn = ConnId::relayed(self.next_dial);
+        self.next_dial += 1;
+        let connection = self.new_connection(conn, Direction::Outbound, remote, Some(target));
+        self.conns.insert(conn, Box::new(connection));
+        self.stats.dials += 1;
+        debug!(%conn, %remote, peer = %target.short(), "dialling through a relay");
+        Some(conn)
+    }
+
+    /// Takes a circuit to this node, at a relay reached at `remote`, as an
+    /// inbound relayed connection: admission as for any inbound
+    /// connection. `None` when admission refused it.
+    pub(crate) fn accept_relayed(
+        &mut self,
+        remote: SocketAddr,
+        up: &mut dyn Upcalls,
+    ) -> Option<ConnId> {
+        let conn = ConnId::relayed(self.next_dial);
+        self.next_dial += 1;
+        self.on_connected(conn, remote, Direction::Inbound, up);
+        self.conns.contains_key(&conn).then_some(conn)
+    }
+
     /// The transport connected `conn` (a dial of ours, or an accepted
     /// connection).
     pub(crate) fn on_connected(
@@ -201,12 +233,12 @@ impl Net {
                     .is_some_and(|c| c.session.is_none() && c.direction == Direction::Outbound);
                 if !dialling {
                     debug!(%conn, "Connected for a connection we are not dialling; closing it");
-                    self.outputs.push_back(Output::Close { conn });
+                    self.push_close(conn);
                     return;
                 }
             }
             Direction::Inbound => {
-                if conn.is_outbound() || self.conns.contains_key(&conn) {
+                if (conn.is_outbound() && !conn.is_relayed()) || self.conns.contains_key(&conn) {
                     // A driver bug: the id belongs to the node's space or is
                     // in use. Closing it could hit the live connection.
                     debug!(%conn, "inbound connection with an id in use; ignored");
@@ -222,7 +254,7 @@ impl Net {
                         } else {
                             info!(%conn, %remote, %reason, "refusing inbound connection");
                         }
-                        self.outputs.push_back(Output::Close { conn });
+                        self.push_close(conn);
                         self.push_event(PeersEvent::Closed {
                             conn,
                             peer: None,
@@ -799,7 +831,7 @@ impl Net {
             debug!(%conn, remote = %c.remote, peer = ?c.peer(), %reason, "connection closed");
         }
         if close_transport {
-            self.outputs.push_back(Output::Close { conn });
+            self.push_close(conn);
         }
         self.push_event(PeersEvent::Closed {
             conn,
