@@ -115,7 +115,7 @@ impl WireMessage for RelayReserveResult {
 /// `0xa2`: asks the relay for a circuit to `target`, which must hold a
 /// reservation there.
 ///
-/// Layout: `req: u64` BE (echoed in the answer), `target: node id` (32).
+/// Layout: `req: u64` BE (echoed in the answer), `target: node id` (16).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayConnect {
     /// The sender's request number, echoed in [`RelayConnectResult`].
@@ -178,7 +178,7 @@ impl WireMessage for RelayConnectResult {
 /// `0xa4`: the relay tells a node holding a reservation that `from` opened
 /// `circuit` to it; the dialer's session bytes follow in [`RelayData`].
 ///
-/// Layout: `circuit: u64` BE, `from: node id` (32).
+/// Layout: `circuit: u64` BE, `from: node id` (16).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayIncoming {
     /// The circuit.
