@@ -236,8 +236,9 @@ fn symmetric_nat_to_symmetric_nat_falls_back_to_the_relay() {
     let mut relay = Proc::spawn_in_netns(
         "relay",
         &bed.public,
-        &["node", "--listen", "198.18.0.1:0", "--relay", "--no-chord"],
+        &["node", "--listen", "198.18.0.1:0", "--relay"],
     );
+    relay.wait_line("started a new ring: this node is its first member");
     let relay_addr = relay.addr.clone();
     let host = |name: &str, ns: &str| {
         Proc::spawn_in_netns(
@@ -247,9 +248,10 @@ fn symmetric_nat_to_symmetric_nat_falls_back_to_the_relay() {
                 "node",
                 "--listen",
                 "0.0.0.0:0",
+                "--bootstrap",
+                &relay_addr,
                 "--via-relay",
                 &relay_addr,
-                "--no-chord",
             ],
         )
     };
@@ -289,6 +291,26 @@ fn symmetric_nat_to_symmetric_nat_falls_back_to_the_relay() {
     // A broadcast crosses too.
     b.type_line("msg hello from behind a symmetric nat");
     a.wait_line(&format!("<{b_short}> hello from behind a symmetric nat"));
+
+    // A table read crosses: b writes a key, a reads it (each joined the
+    // ring through the relay; ring links between them go through it too).
+    support::wait_joined(&mut a);
+    support::wait_joined(&mut b);
+    b.type_line("put --open colour blue");
+    b.wait_for("the put acknowledged", |l| {
+        l.starts_with("stored open colour")
+    });
+    // The ring settles after the joins (stabilization rounds): read
+    // until the value is there, within a deadline.
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    let read = loop {
+        let read = a.answer("get --open colour", |l| l.contains("colour"));
+        if read.contains("colour = blue") || Instant::now() > deadline {
+            break read;
+        }
+        a.read_for(std::time::Duration::from_millis(500));
+    };
+    assert!(read.contains("colour = blue"), "{read}");
 
     let relayed = relay.answer("status", |l| l.starts_with("as a relay:"));
     let circuits = figure(&relayed, "circuits opened");

@@ -337,3 +337,31 @@ fn a_relay_that_flips_one_byte_breaks_the_relayed_session() {
     let r = id(&net, RELAY);
     assert!(net.node(A).is_connected(r) && net.node(B).is_connected(r));
 }
+
+#[test]
+fn a_relay_closes_a_circuit_that_sends_faster_than_its_rate() {
+    let limits = RelayConfig {
+        circuit_rate: 1024,
+        circuit_burst: 8 * 1024,
+        ..RelayConfig::default()
+    };
+    let mut net = network(3, limits);
+    let b = id(&net, B);
+    connect(&mut net, A, B);
+    assert!(net.node(A).is_connected(b), "the handshake fits the burst");
+    net.command(
+        A,
+        MessagingCommand::Send {
+            to: b,
+            payload: noise(16 * 1024),
+        },
+    )
+    .expect("send");
+    net.settle();
+    assert!(net.events_of(A).any(|e| matches!(e,
+        Event::Peers(PeersEvent::Down { peer, reason: CloseReason::Relay(RelayStatus::RateLimit) })
+            if *peer == b)));
+    let stats = net.node(RELAY).stats().relay;
+    assert_eq!(stats.circuits_limited, 1);
+    assert!(stats.bytes_relayed <= 8 * 1024, "{stats:?}");
+}
