@@ -290,6 +290,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! - **Relays** (`spec/relay.md`, with [`Config::relay`] set): a node
+//!   nobody can dial keeps a reservation at a relay
+//!   ([`RelayCommand::Reserve`]); a peer reaches it through a circuit
+//!   there ([`RelayCommand::Connect`], or by itself when every direct
+//!   dial fails). The circuit carries a normal session (Noise, end to
+//!   end), which the relay forwards within its limits
+//!   ([`RelayConfig`]) and cannot read or alter.
+//!
 //! The node always has a deadline ahead (its maintenance round every
 //! [`PeersConfig::maintenance_interval`], pings), so a driver's loop never idles
 //! for good; [`testing::Network::settle`] runs a test network until nothing
