@@ -177,22 +177,8 @@ impl Drop for Testbed {
 /// Why this machine cannot build the testbed, if it cannot. Installs
 /// `iptables` with apt when it is missing and this is root.
 fn cannot_build_testbed() -> Option<String> {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        });
-    if uid.as_deref() != Some("0") {
-        return Some("not root (network namespaces and iptables need it)".into());
-    }
-    if !Command::new("ip")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return Some("`ip` (iproute2) is missing".into());
+    if let Some(why) = support::cannot_build_netns() {
+        return Some(why);
     }
     let has_iptables = || {
         Command::new("iptables")

@@ -14,7 +14,7 @@ use crate::mesh::config::MeshConfig;
 use crate::messaging::config::MessagingConfig;
 use crate::peers::config::PeersConfig;
 use crate::reach::config::{MIN_OBSERVED_THRESHOLD, ReachConfig};
-use crate::relay::RelayConfig;
+use crate::relay::config::RelayConfig;
 use crate::session::config::SessionConfig;
 use crate::sync::config::SyncConfig;
 use crate::time::Duration;

@@ -16,7 +16,7 @@
 
 mod api;
 mod client;
-mod config;
+pub(crate) mod config;
 mod server;
 
 use bytes::Bytes;
