@@ -42,6 +42,9 @@ pub enum RelayError {
     /// another connection.
     #[error("no room for another connection")]
     TooManyConnections,
+    /// This node asks (or holds) reservations at 8 relays already.
+    #[error("reservations are held at 8 relays already")]
+    TooManyRelays,
     /// The target is this node, or is connected already.
     #[error("{0} is connected already, or is this node")]
     Pointless(NodeId),

@@ -76,8 +76,10 @@ impl Client {
         if !self.reserved.contains_key(&relay) && self.reserved.len() >= MAX_RESERVATIONS_HELD {
             return false;
         }
-        self.reserved.entry(relay).or_insert(None);
-        cx.send(relay, &Message::RelayReserve(RelayReserve)).is_ok()
+        if cx.send(relay, &Message::RelayReserve(RelayReserve)).is_ok() {
+            self.reserved.entry(relay).or_insert(None);
+        }
+        true
     }
 
     /// Whether `timer` (a renewal of `relay`'s reservation at `at`) still

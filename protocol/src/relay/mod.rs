@@ -100,7 +100,7 @@ impl Relay {
     /// Asks `relay` for a reservation.
     pub(crate) fn reserve(&mut self, cx: &mut dyn Cx, relay: NodeId) -> Result<(), RelayError> {
         if !self.client.reserve(cx, relay) {
-            return Err(RelayError::NotARelay(relay));
+            return Err(RelayError::TooManyRelays);
         }
         Ok(())
     }
