@@ -484,7 +484,10 @@ impl Net {
         // The far end of a dial-back this node asked for: it proves that
         // much and is closed; the peer's link stays where it is (the
         // one-connection rule would otherwise swap it for this one).
+        // (A relayed connection is never one: it proves nothing about this
+        // node's own address.)
         let asked_probe = c.direction == Direction::Inbound
+            && !conn.is_relayed()
             && self.links.contains_key(&peer)
             && up.take_dial_back(peer, self.now);
         if c.probe.is_some() || asked_probe {
