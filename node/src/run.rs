@@ -330,6 +330,7 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         remotes: HashMap::new(),
         reachability: BTreeMap::new(),
         relay_peers: BTreeSet::new(),
+        relayed: HashSet::new(),
         via_relay: args.via_relay,
         view: None,
         shown_view: None,
@@ -508,6 +509,9 @@ struct Session {
     reachability: BTreeMap<SocketAddr, bool>,
     /// Connected peers that offer `RELAY` (at most the peers up).
     relay_peers: BTreeSet<NodeId>,
+    /// Peers whose latest session runs through a relay (at most the peers
+    /// up).
+    relayed: HashSet<NodeId>,
     /// `--via-relay`: reserve at the peer that answers there.
     via_relay: Option<SocketAddr>,
     /// The node's place in the ring, as last fed (it follows the events
@@ -836,6 +840,7 @@ impl Session {
             Event::Peers(PeersEvent::Down { peer, reason }) => {
                 self.remotes.remove(&peer);
                 self.relay_peers.remove(&peer);
+                self.relayed.remove(&peer);
                 if matches!(reason, CloseReason::Goodbye(GoodbyeReason::Shutdown)) {
                     if self.graceful_exits.len() >= MAX_REMEMBERED_EXITS {
                         self.graceful_exits.clear();
@@ -855,6 +860,11 @@ impl Session {
             }) => {
                 if let Some(dial) = self.console_dials.get_mut(&conn) {
                     dial.peer = Some(peer);
+                }
+                if conn.is_relayed() {
+                    self.relayed.insert(peer);
+                } else {
+                    self.relayed.remove(&peer);
                 }
                 if capabilities.contains(Capabilities::RELAY) && !conn.is_relayed() {
                     self.relay_peers.insert(peer);
@@ -1430,7 +1440,11 @@ impl Session {
                 }
                 (None, None) => &[],
             };
-            let state = if peer.suspect { "suspect" } else { "up" };
+            let state = match (peer.suspect, self.relayed.contains(&peer.id)) {
+                (true, _) => "suspect",
+                (false, true) => "up, relayed",
+                (false, false) => "up",
+            };
             say(&display::peer_row(peer.id, addrs, peer.rtt, state));
         }
         for entry in others {

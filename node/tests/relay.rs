@@ -51,6 +51,8 @@ fn two_nodes_nobody_can_dial_talk_through_a_relay() {
     b.wait_for("a up through the relay", |l| {
         l.starts_with(&format!("peer up <{a_short}> {relay_addr}"))
     });
+    let row = a.answer("peers", |l| l.starts_with(&b.id));
+    assert!(row.ends_with("up, relayed"), "{row}");
     let status = relay.answer("status", |l| l.starts_with("as a relay:"));
     assert!(status.contains(" 1 circuits opened"), "{status}");
     assert!(!status.contains(" 0 bytes relayed"), "{status}");
