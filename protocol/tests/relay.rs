@@ -365,3 +365,53 @@ fn a_relay_closes_a_circuit_that_sends_faster_than_its_rate() {
     assert_eq!(stats.circuits_limited, 1);
     assert!(stats.bytes_relayed <= 8 * 1024, "{stats:?}");
 }
+
+#[test]
+fn a_direct_connection_replaces_a_relayed_one() {
+    let mut net = network(3, RelayConfig::default());
+    let (a, b) = (id(&net, A), id(&net, B));
+    connect(&mut net, A, B);
+    assert!(net.node(A).is_connected(b));
+    assert_eq!(net.node(RELAY).relay_load().0, 1);
+    // A becomes reachable (say a port mapping): B dials it directly.
+    net.command(
+        B,
+        ringmesh::PeersCommand::Connect {
+            addr: Network::addr_of(A),
+            peer: Some(a),
+        },
+    )
+    .expect("dial");
+    net.settle();
+    // Both kept the direct connection; the circuit is closed.
+    assert!(net.node(A).is_connected(b) && net.node(B).is_connected(a));
+    assert_eq!(
+        net.node(RELAY).relay_load().0,
+        0,
+        "the circuit was released"
+    );
+    assert!(
+        !net.events_of(A).any(|e| matches!(e,
+        Event::Peers(PeersEvent::Down { peer, .. }) if *peer == b)),
+        "never down meanwhile"
+    );
+    let before = net.node(RELAY).stats().relay.bytes_relayed;
+    net.command(
+        A,
+        MessagingCommand::Send {
+            to: b,
+            payload: Bytes::from_static(b"direct now"),
+        },
+    )
+    .expect("send");
+    net.settle();
+    assert!(
+        net.events_of(B).any(|e| matches!(e,
+        Event::Messaging(MessagingEvent::Direct { payload, .. }) if &payload[..] == b"direct now"))
+    );
+    assert_eq!(
+        net.node(RELAY).stats().relay.bytes_relayed,
+        before,
+        "not through the relay"
+    );
+}

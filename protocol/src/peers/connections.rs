@@ -580,7 +580,8 @@ impl Net {
     }
 
     /// Keeps exactly one connection per peer once both sides have seen every
-    /// connection between them. Of two connections dialled by different
+    /// connection between them. A direct connection is kept over one
+    /// through a relay. Of two connections dialled by different
     /// sides, the one dialled by the smaller `NodeId` is kept: both sides
     /// compute the same answer from facts they share, so simultaneous dials
     /// never leave both or neither. Of two dialled by the same side, only
@@ -601,6 +602,11 @@ impl Net {
         let keep_new = if old.peer_draining {
             // The peer already chose against the old one.
             true
+        } else if existing.is_relayed() != conn.is_relayed() {
+            // A direct connection beats one through a relay (both ends
+            // see one of each, so both keep the same): it costs the relay
+            // nothing and is not bound by its limits (spec/relay.md §3).
+            !conn.is_relayed()
         } else if new_mine != old_mine {
             let smaller_dials_kept = self.id < peer;
             new_mine == smaller_dials_kept
