@@ -63,17 +63,12 @@ fn network(n: usize, limits: RelayConfig) -> Network {
     net
 }
 
-/// `len` bytes LZ4 cannot shrink (so the circuit carries at least that).
+/// `len` bytes LZ4 cannot shrink (so the circuit carries at least that):
+/// BLAKE3's output stream.
 fn noise(len: usize) -> Bytes {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    let mut out = vec![0u8; len];
+    blake3::Hasher::new().finalize_xof().fill(&mut out);
+    Bytes::from(out)
 }
 
 fn id(net: &Network, i: NodeIndex) -> NodeId {
