@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use ringmesh::Duration;
 use ringmesh::{
-    ChordConfig, Config, DhtConfig, HyParViewConfig, PlumtreeConfig, ReachConfig, SyncConfig,
+    ChordConfig, Config, DhtConfig, HyParViewConfig, PlumtreeConfig, ReachConfig, RelayConfig,
+    SyncConfig,
 };
 use ringmesh_driver::{
     ACCEPTS_PER_TURN, AdapterConfig, DEFAULT_EVENT_CAPACITY, DEFAULT_EVENT_CAPACITY_BYTES,
@@ -203,6 +204,34 @@ fn every_default_on_the_limits_page_is_the_codes() {
             count(ReachConfig::default().max_observers),
         ),
         ("reach.max_probes", count(ReachConfig::default().max_probes)),
+        (
+            "relay.max_reservations",
+            count(RelayConfig::default().max_reservations),
+        ),
+        (
+            "relay.max_circuits",
+            count(RelayConfig::default().max_circuits),
+        ),
+        (
+            "relay.max_circuits_per_peer",
+            count(RelayConfig::default().max_circuits_per_peer),
+        ),
+        (
+            "relay.circuit_bytes",
+            bytes(RelayConfig::default().circuit_bytes as usize),
+        ),
+        (
+            "relay.circuit_duration",
+            duration(RelayConfig::default().circuit_duration),
+        ),
+        (
+            "relay.circuit_rate",
+            format!("{}/s", bytes(RelayConfig::default().circuit_rate as usize)),
+        ),
+        (
+            "relay.max_relayed_conns",
+            count(RelayConfig::default().max_relayed_conns),
+        ),
         ("sync.max_bytes", bytes(sync.max_bytes)),
         (
             "sync.max_bytes_per_writer",

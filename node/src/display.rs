@@ -156,6 +156,46 @@ pub(crate) fn status(
     out
 }
 
+/// What `status` says of relays: this node's reservations, the circuits
+/// it is an end of, and what it carries as a relay.
+pub(crate) struct RelayView {
+    /// Relays holding a reservation of this node.
+    pub(crate) relays: Vec<NodeId>,
+    /// As a relay: circuits carried, reservations held.
+    pub(crate) load: (usize, usize),
+    /// The counters.
+    pub(crate) stats: ringmesh::RelayStats,
+}
+
+/// `status`'s relay lines.
+pub(crate) fn relay_status(view: &RelayView) -> String {
+    let s = &view.stats;
+    let relays = if view.relays.is_empty() {
+        "none".to_owned()
+    } else {
+        view.relays
+            .iter()
+            .map(|r| format!("<{}>", r.short()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    format!(
+        "relays holding a reservation: {relays}\n\
+         relayed sessions: {} dialled, {} accepted; {} bytes sent, {} received through relays\n\
+         as a relay: {} circuits, {} reservations now; {} circuits opened, {} refused, {} closed at a limit; {} bytes relayed",
+        s.circuits_dialled,
+        s.circuits_accepted,
+        s.relayed_bytes_sent,
+        s.relayed_bytes_received,
+        view.load.0,
+        view.load.1,
+        s.circuits_opened,
+        s.circuits_refused,
+        s.circuits_limited,
+        s.bytes_relayed,
+    )
+}
+
 /// A broadcast from `origin`.
 pub(crate) fn broadcast(origin: NodeId, payload: &[u8]) -> String {
     format!("<{}> {}", origin.short(), printable(payload))

@@ -200,6 +200,18 @@ pub(crate) struct NodeArgs {
     /// addresses.
     #[arg(long)]
     pub(crate) no_lan: bool,
+    /// Serve as a relay (spec/relay.md): hold reservations for peers that
+    /// cannot be dialled and forward circuits to them, within the relay's
+    /// limits (64 circuits, 8 per peer, 64 MiB and 30 min per circuit,
+    /// 1 MiB/s each). Every node can use relays; only this one serves.
+    #[arg(long)]
+    pub(crate) relay: bool,
+    /// Dial this relay at start and keep a reservation there, so that
+    /// peers that cannot dial this node reach it through the relay. Without
+    /// it a node reserves at up to two connected relays once a
+    /// reachability check says it is not reachable.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) via_relay: Option<SocketAddr>,
 }
 
 /// How broadcasts spread (`--broadcast`).

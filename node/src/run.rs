@@ -8,7 +8,7 @@
 //! Both send into one channel, so the loop handles console lines and
 //! network events in the order they came.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::error::Error;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ringmesh::blobs::BlobHash;
-use ringmesh::wire::{GoodbyeReason, PeerEntry};
+use ringmesh::wire::{Capabilities, GoodbyeReason, PeerEntry};
 use ringmesh::{
     Accepted, BlobsCommand, BlobsEvent, ChordCommand, ChordError, ChordEvent, ChordRole,
     CloseReason, CommandError, ConnId, DhtCommand, DhtError, DhtEvent, DhtFailure, DhtKey, Event,
@@ -27,7 +27,7 @@ use ringmesh::{
 };
 use ringmesh::{
     BroadcastMode, HyParViewConfig, KnownPeer, Node, PlumtreeConfig, ReachConfig, ReachEvent,
-    SyncCommand, SyncError, SyncEvent,
+    RelayCommand, RelayConfig, RelayEvent, SyncCommand, SyncError, SyncEvent,
 };
 use ringmesh_mio::{
     AdapterConfig, AdapterConfigError, Handle, LanConfig, LanDiscovery, QueuedBytes, Spawned,
@@ -81,6 +81,9 @@ const MAX_CONSOLE_DIALS: usize = 64;
 /// Peers remembered as having left with a goodbye, to tell a ring notice
 /// about graceful exits from one about failures. Cleared when full.
 const MAX_REMEMBERED_EXITS: usize = 1024;
+
+/// Relays a node that is not reachable keeps a reservation at.
+const RELAYS_WANTED: usize = 2;
 
 /// What the loop reacts to.
 enum Input {
@@ -176,6 +179,12 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         probe_peers: if args.listen.ip().is_loopback() { 0 } else { 3 },
         ..ReachConfig::default()
     });
+    // Every node can hold reservations at relays and reach peers through
+    // them (spec/relay.md); `--relay` serves as one.
+    config.relay = Some(RelayConfig {
+        serve: args.relay,
+        ..RelayConfig::default()
+    });
     if !args.no_chord {
         let (mut chord, mut dht) = args.preset.ring();
         if let Some(r) = args.successors {
@@ -251,6 +260,12 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     if let Some(dir) = &data_dir {
         report_data_dir(dir, &key_origin, &cache_state, cached.len());
     }
+    if args.relay {
+        say("serving as a relay (--relay)");
+    }
+    if let Some(addr) = args.via_relay {
+        handle.command(PeersCommand::Connect { addr, peer: None })?;
+    }
 
     // Two rings merge only after a while (spec/chord.md §6.7), and serve
     // split data meanwhile: only a node with nobody to
@@ -314,6 +329,9 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         next_cache_check: Instant::now() + PEER_CACHE_CHECK,
         remotes: HashMap::new(),
         reachability: BTreeMap::new(),
+        relay_peers: BTreeSet::new(),
+        relayed: HashSet::new(),
+        via_relay: args.via_relay,
         view: None,
         shown_view: None,
         membership,
@@ -489,6 +507,13 @@ struct Session {
     /// The last reachability check of each address checked (a `Hello`
     /// carries at most 8, so this holds at most 8).
     reachability: BTreeMap<SocketAddr, bool>,
+    /// Connected peers that offer `RELAY` (at most the peers up).
+    relay_peers: BTreeSet<NodeId>,
+    /// Peers whose latest session runs through a relay (at most the peers
+    /// up).
+    relayed: HashSet<NodeId>,
+    /// `--via-relay`: reserve at the peer that answers there.
+    via_relay: Option<SocketAddr>,
     /// The node's place in the ring, as last fed (it follows the events
     /// fed before it).
     view: Option<RingView>,
@@ -814,6 +839,8 @@ impl Session {
             }
             Event::Peers(PeersEvent::Down { peer, reason }) => {
                 self.remotes.remove(&peer);
+                self.relay_peers.remove(&peer);
+                self.relayed.remove(&peer);
                 if matches!(reason, CloseReason::Goodbye(GoodbyeReason::Shutdown)) {
                     if self.graceful_exits.len() >= MAX_REMEMBERED_EXITS {
                         self.graceful_exits.clear();
@@ -824,11 +851,29 @@ impl Session {
                 }
                 say(&display::peer_down(peer, &reason));
             }
-            Event::Peers(PeersEvent::Established { conn, peer, .. }) => {
+            Event::Peers(PeersEvent::Established {
+                conn,
+                peer,
+                remote,
+                capabilities,
+                ..
+            }) => {
                 if let Some(dial) = self.console_dials.get_mut(&conn) {
                     dial.peer = Some(peer);
                 }
+                if conn.is_relayed() {
+                    self.relayed.insert(peer);
+                } else {
+                    self.relayed.remove(&peer);
+                }
+                if capabilities.contains(Capabilities::RELAY) && !conn.is_relayed() {
+                    self.relay_peers.insert(peer);
+                    if self.via_relay == Some(remote) {
+                        self.reserve_at(peer);
+                    }
+                }
             }
+            Event::Relay(event) => self.on_relay_event(event),
             Event::Peers(PeersEvent::Closed { conn, reason, .. }) => self.on_closed(conn, &reason),
             Event::Mesh(MeshEvent::Broadcast {
                 origin, payload, ..
@@ -921,11 +966,68 @@ impl Session {
                     reached + unreached + unanswered,
                 ));
                 self.reachability.insert(addr, reachable);
+                if !reachable {
+                    self.reserve_at_relays();
+                }
             }
             Event::Dht(DhtEvent::Failed { id, reason }) => match self.table_ops.remove(&id) {
                 Some(op) => say(&table_failure(&op, &reason)),
                 None => debug!(op = id.0, %reason, "failure of an unknown table operation"),
             },
+            _ => {}
+        }
+    }
+
+    /// Asks `relay` to hold a reservation for this node.
+    fn reserve_at(&mut self, relay: NodeId) {
+        if let Err(e) = self.handle.command(RelayCommand::Reserve { relay }) {
+            say(&format!(
+                "error: cannot reserve at relay <{}>: {e}",
+                relay.short()
+            ));
+        }
+    }
+
+    /// Not reachable: reserve at up to [`RELAYS_WANTED`] connected relays
+    /// (those holding a reservation already count).
+    fn reserve_at_relays(&mut self) {
+        let held = self
+            .handle
+            .inspect(|node| node.relays())
+            .unwrap_or_default();
+        let wanted = RELAYS_WANTED.saturating_sub(held.len());
+        let more: Vec<NodeId> = self
+            .relay_peers
+            .iter()
+            .copied()
+            .filter(|peer| !held.contains(peer))
+            .take(wanted)
+            .collect();
+        for relay in more {
+            self.reserve_at(relay);
+        }
+    }
+
+    fn on_relay_event(&mut self, event: RelayEvent) {
+        match event {
+            RelayEvent::Reserved { relay, ttl } => say(&format!(
+                "relay <{}> holds a reservation for this node ({} s)",
+                relay.short(),
+                ttl.as_micros() / 1_000_000
+            )),
+            RelayEvent::ReserveRefused { relay, status } => say(&format!(
+                "relay <{}> refused a reservation: {status:?}",
+                relay.short()
+            )),
+            RelayEvent::ConnectRefused {
+                relay,
+                target,
+                status,
+            } => say(&format!(
+                "relay <{}> refused a circuit to <{}>: {status:?}",
+                relay.short(),
+                target.short()
+            )),
             _ => {}
         }
     }
@@ -1078,12 +1180,20 @@ impl Session {
             ConsoleCommand::Msg(text) => self.broadcast(text),
             ConsoleCommand::Send { to, text } => self.send(to, text),
             ConsoleCommand::Peers => self.list_peers(),
-            ConsoleCommand::Status => match self
-                .handle
-                .inspect(|node| (node.announced_addrs().to_vec(), node.stats().reach))
-            {
-                Some((announced, reach)) => {
+            ConsoleCommand::Status => match self.handle.inspect(|node| {
+                (
+                    node.announced_addrs().to_vec(),
+                    node.stats().reach,
+                    display::RelayView {
+                        relays: node.relays(),
+                        load: node.relay_load(),
+                        stats: node.stats().relay,
+                    },
+                )
+            }) {
+                Some((announced, reach, relay)) => {
                     say(&display::status(&announced, &reach, &self.reachability));
+                    say(&display::relay_status(&relay));
                 }
                 None => say("error: the node has stopped"),
             },
@@ -1330,7 +1440,11 @@ impl Session {
                 }
                 (None, None) => &[],
             };
-            let state = if peer.suspect { "suspect" } else { "up" };
+            let state = match (peer.suspect, self.relayed.contains(&peer.id)) {
+                (true, _) => "suspect",
+                (false, true) => "up, relayed",
+                (false, false) => "up",
+            };
             say(&display::peer_row(peer.id, addrs, peer.rtt, state));
         }
         for entry in others {

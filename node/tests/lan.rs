@@ -15,7 +15,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::Proc;
+use support::{Proc, cannot_build_netns};
 
 /// The Done-when figure: both peers up within this of the second start.
 const FIND_WITHIN: Duration = Duration::from_secs(2);
@@ -46,24 +46,6 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// Why this machine cannot build the namespace, if it cannot.
-fn cannot_build_netns() -> Option<String> {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        });
-    if uid.as_deref() != Some("0") {
-        return Some("not root (network namespaces need it)".into());
-    }
-    match Command::new("ip").arg("-V").output() {
-        Ok(out) if out.status.success() => None,
-        _ => Some("`ip` (iproute2) is missing".into()),
     }
 }
 

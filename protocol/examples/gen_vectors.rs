@@ -23,8 +23,10 @@ use ringmesh::wire::{
     DhtValue, DialBack, DialBackResult, DialBackStatus, Direct, Disconnect, FindPeer, ForwardJoin,
     Goodbye, GoodbyeReason, Graft, Hello, IHave, Join, MAX_CHORD_LIST, MAX_DHT_KEY,
     MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, Neighbor, NoiseHandshakePayload, ObservedAddr,
-    PROTOCOL_VERSION, PeerEntry, PeerList, PeerRequest, Ping, Pong, Preamble, Prune, Request,
-    Response, Shuffle, ShuffleReply, dht_signed_bytes, encode_body, put_frame_header, put_varint,
+    PROTOCOL_VERSION, PeerEntry, PeerList, PeerRequest, Ping, Pong, Preamble, Prune, RelayClose,
+    RelayConnect, RelayConnectResult, RelayData, RelayDeliver, RelayEnded, RelayIncoming,
+    RelayReserve, RelayReserveResult, RelayStatus, Request, Response, Shuffle, ShuffleReply,
+    dht_signed_bytes, encode_body, put_frame_header, put_varint,
 };
 use ringmesh::{
     Config, Duration, Identity, Instant, MessagingCommand, NOISE_PATTERN, Node, NodeId,
@@ -280,6 +282,48 @@ fn message_json(message: &Message) -> J {
             ("type", s("Response")),
             ("id", s(r.id.to_string())),
             ("payload", hx(&r.payload)),
+        ]),
+        Message::RelayReserve(_) => J::Obj(vec![("type", s("RelayReserve"))]),
+        Message::RelayReserveResult(r) => J::Obj(vec![
+            ("type", s("RelayReserveResult")),
+            ("status", n(r.status as u64)),
+            ("ttl_secs", n(r.ttl_secs.into())),
+        ]),
+        Message::RelayConnect(c) => J::Obj(vec![
+            ("type", s("RelayConnect")),
+            ("req", s(c.req.to_string())),
+            ("target", s(c.target.to_string())),
+        ]),
+        Message::RelayConnectResult(r) => J::Obj(vec![
+            ("type", s("RelayConnectResult")),
+            ("req", s(r.req.to_string())),
+            ("circuit", s(r.circuit.to_string())),
+            ("status", n(r.status as u64)),
+        ]),
+        Message::RelayIncoming(i) => J::Obj(vec![
+            ("type", s("RelayIncoming")),
+            ("circuit", s(i.circuit.to_string())),
+            ("from", s(i.from.to_string())),
+        ]),
+        Message::RelayData(d) => J::Obj(vec![
+            ("type", s("RelayData")),
+            ("circuit", s(d.circuit.to_string())),
+            ("data", hx(&d.data)),
+        ]),
+        Message::RelayDeliver(d) => J::Obj(vec![
+            ("type", s("RelayDeliver")),
+            ("circuit", s(d.circuit.to_string())),
+            ("data", hx(&d.data)),
+        ]),
+        Message::RelayClose(c) => J::Obj(vec![
+            ("type", s("RelayClose")),
+            ("circuit", s(c.circuit.to_string())),
+            ("reason", n(c.reason as u64)),
+        ]),
+        Message::RelayEnded(c) => J::Obj(vec![
+            ("type", s("RelayEnded")),
+            ("circuit", s(c.circuit.to_string())),
+            ("reason", n(c.reason as u64)),
         ]),
         other => membership_json(other)
             .or_else(|| chord_json(other))
@@ -1514,6 +1558,7 @@ fn frames() -> J {
     ]);
     cases.extend(overlay_cases());
     cases.extend(reach_cases());
+    cases.extend(relay_cases());
     cases.extend(chord_cases());
     cases.extend(dht_cases());
     let mut out: Vec<J> = cases
@@ -1692,6 +1737,108 @@ fn reach_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
             }),
             None,
             "over the helper's limits",
+        ),
+    ]
+}
+
+/// Valid vectors of the relay messages (tags `0xa0`–`0xaf`).
+fn relay_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
+    let target = node_id("0202020202020202020202020202020202020202020202020202020202020202");
+    vec![
+        (
+            "relay_reserve",
+            Message::RelayReserve(RelayReserve),
+            None,
+            "hold a reservation for me",
+        ),
+        (
+            "relay_reserve_result_ok",
+            Message::RelayReserveResult(RelayReserveResult {
+                status: RelayStatus::Ok,
+                ttl_secs: 3600,
+            }),
+            None,
+            "held for an hour",
+        ),
+        (
+            "relay_reserve_result_limit",
+            Message::RelayReserveResult(RelayReserveResult {
+                status: RelayStatus::ReservationLimit,
+                ttl_secs: 0,
+            }),
+            None,
+            "max_reservations reached",
+        ),
+        (
+            "relay_connect",
+            Message::RelayConnect(RelayConnect { req: 5, target }),
+            None,
+            "a circuit to the target, please",
+        ),
+        (
+            "relay_connect_result_ok",
+            Message::RelayConnectResult(RelayConnectResult {
+                req: 5,
+                circuit: 0x0123_4567_89ab_cdef,
+                status: RelayStatus::Ok,
+            }),
+            None,
+            "",
+        ),
+        (
+            "relay_connect_result_no_reservation",
+            Message::RelayConnectResult(RelayConnectResult {
+                req: 6,
+                circuit: 0,
+                status: RelayStatus::NoReservation,
+            }),
+            None,
+            "",
+        ),
+        (
+            "relay_incoming",
+            Message::RelayIncoming(RelayIncoming {
+                circuit: 0x0123_4567_89ab_cdef,
+                from: target,
+            }),
+            None,
+            "",
+        ),
+        (
+            "relay_data",
+            Message::RelayData(RelayData {
+                circuit: 1,
+                data: Bytes::from_static(b"RMSH\x03\x01"),
+            }),
+            None,
+            "the end-to-end session's bytes, here its preamble",
+        ),
+        (
+            "relay_deliver",
+            Message::RelayDeliver(RelayDeliver {
+                circuit: 1,
+                data: Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef]),
+            }),
+            None,
+            "",
+        ),
+        (
+            "relay_close",
+            Message::RelayClose(RelayClose {
+                circuit: 1,
+                reason: RelayStatus::Closed,
+            }),
+            None,
+            "",
+        ),
+        (
+            "relay_ended_byte_limit",
+            Message::RelayEnded(RelayEnded {
+                circuit: 1,
+                reason: RelayStatus::ByteLimit,
+            }),
+            None,
+            "the circuit carried circuit_bytes",
         ),
     ]
 }
@@ -1904,6 +2051,60 @@ fn overlay_invalid_cases() -> Vec<InvalidBody> {
             "00 92 0123456789abcdef 03".into(),
             "OutOfRange",
             J::Obj(vec![("field", s("status")), ("value", n(3))]),
+        ),
+        (
+            "relay_data_empty",
+            "00 a5 0000000000000001".into(),
+            "OutOfRange",
+            J::Obj(vec![("field", s("data")), ("value", n(0))]),
+        ),
+        (
+            "relay_close_reason_ok",
+            "00 a6 0000000000000001 00".into(),
+            "OutOfRange",
+            J::Obj(vec![("field", s("reason")), ("value", n(0))]),
+        ),
+        (
+            "relay_ended_reason_11",
+            "00 a8 0000000000000001 0b".into(),
+            "OutOfRange",
+            J::Obj(vec![("field", s("reason")), ("value", n(11))]),
+        ),
+        (
+            "relay_reserve_trailing_byte",
+            "00 a0 00".into(),
+            "TrailingBytes",
+            J::Obj(vec![("count", n(1))]),
+        ),
+        (
+            "relay_connect_truncated_target",
+            "00 a2 0000000000000005 0202".into(),
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "relay_connect_result_status_11",
+            "00 a3 0000000000000005 0000000000000000 0b".into(),
+            "OutOfRange",
+            J::Obj(vec![("field", s("status")), ("value", n(11))]),
+        ),
+        (
+            "relay_incoming_truncated_circuit",
+            "00 a4 000000".into(),
+            "UnexpectedEnd",
+            J::Obj(vec![]),
+        ),
+        (
+            "relay_deliver_empty",
+            "00 a7 0000000000000001".into(),
+            "OutOfRange",
+            J::Obj(vec![("field", s("data")), ("value", n(0))]),
+        ),
+        (
+            "relay_reserve_result_truncated",
+            "00 a1 00 0000".into(),
+            "UnexpectedEnd",
+            J::Obj(vec![]),
         ),
         (
             "observed_addr_trailing_byte",

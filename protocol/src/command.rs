@@ -6,6 +6,7 @@ use crate::dht::{DhtCommand, DhtError};
 use crate::mesh::{MeshCommand, MeshError};
 use crate::messaging::{MessagingCommand, MessagingError, RequestId};
 use crate::peers::{PeersCommand, PeersError};
+use crate::relay::{RelayCommand, RelayError};
 use crate::sync::{SyncCommand, SyncError};
 use crate::{ConnId, OpId};
 
@@ -50,6 +51,8 @@ commands! {
     Sync(SyncCommand),
     /// Blobs.
     Blobs(BlobsCommand),
+    /// Relays: reservations and circuits (`spec/relay.md`).
+    Relay(RelayCommand),
 }
 
 /// What an accepted command started.
@@ -113,4 +116,7 @@ pub enum CommandError {
     /// Refused by blobs.
     #[error(transparent)]
     Blobs(#[from] BlobsError),
+    /// Refused by the relay component.
+    #[error(transparent)]
+    Relay(#[from] RelayError),
 }

@@ -14,6 +14,7 @@ use crate::mesh::config::MeshConfig;
 use crate::messaging::config::MessagingConfig;
 use crate::peers::config::PeersConfig;
 use crate::reach::config::{MIN_OBSERVED_THRESHOLD, ReachConfig};
+use crate::relay::config::RelayConfig;
 use crate::session::config::SessionConfig;
 use crate::sync::config::SyncConfig;
 use crate::time::Duration;
@@ -107,6 +108,10 @@ pub struct Config {
     /// them see it at. `None` (the library's default) does neither and
     /// does not offer `REACH`; the `ringmesh` program turns it on.
     pub reach: Option<ReachConfig>,
+    /// Relays (`spec/relay.md`): reservations at relays, circuits through
+    /// them, and serving as one (`RelayConfig::serve`). `None` (the
+    /// default) does none of it and does not offer `RELAY`.
+    pub relay: Option<RelayConfig>,
 }
 
 /// Smallest `max_frame_len` with blobs on: a `BlobGroup` carries 16 KiB of
@@ -166,6 +171,7 @@ impl Config {
             sync: None,
             blobs: None,
             reach: None,
+            relay: None,
         }
     }
 
@@ -341,6 +347,20 @@ impl Config {
                 ("reach.max_observers", reach.max_observers),
                 ("reach.max_probes", reach.max_probes),
             ]);
+        }
+        if let Some(relay) = &self.relay {
+            counts.extend([("relay.max_relayed_conns", relay.max_relayed_conns)]);
+            if relay.serve {
+                counts.extend([
+                    ("relay.max_reservations", relay.max_reservations),
+                    ("relay.max_circuits", relay.max_circuits),
+                    ("relay.max_circuits_per_peer", relay.max_circuits_per_peer),
+                ]);
+                zero.extend([
+                    ("relay.reservation_ttl", relay.reservation_ttl),
+                    ("relay.circuit_duration", relay.circuit_duration),
+                ]);
+            }
         }
         if let Some(sync) = &self.sync {
             zero.extend([

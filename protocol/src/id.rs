@@ -127,6 +127,9 @@ pub struct ConnId(u64);
 
 impl ConnId {
     const OUTBOUND_BIT: u64 = 1 << 63;
+    /// Within the node's space: a relayed connection, whose bytes travel
+    /// in a relay circuit, never through the driver (`spec/relay.md` §3).
+    const RELAYED_BIT: u64 = 1 << 62;
 
     /// The id a driver gives to the `n`th connection it accepted.
     ///
@@ -142,6 +145,18 @@ impl ConnId {
         ConnId(n | Self::OUTBOUND_BIT)
     }
 
+    /// A relayed connection's id (the node's space; the driver never sees
+    /// it).
+    pub(crate) const fn relayed(n: u64) -> Self {
+        ConnId(n | Self::OUTBOUND_BIT | Self::RELAYED_BIT)
+    }
+
+    /// Whether this is a relayed connection: a session carried by a relay
+    /// circuit (`spec/relay.md` §3). Drivers never see such an id.
+    pub const fn is_relayed(self) -> bool {
+        self.0 & (Self::OUTBOUND_BIT | Self::RELAYED_BIT) == Self::OUTBOUND_BIT | Self::RELAYED_BIT
+    }
+
     /// Whether the node chose this id for one of its own dials.
     pub const fn is_outbound(self) -> bool {
         self.0 & Self::OUTBOUND_BIT != 0
@@ -155,7 +170,13 @@ impl ConnId {
 
 impl fmt::Debug for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_outbound() {
+        if self.is_relayed() {
+            write!(
+                f,
+                "relayed#{}",
+                self.0 & !(Self::OUTBOUND_BIT | Self::RELAYED_BIT)
+            )
+        } else if self.is_outbound() {
             write!(f, "out#{}", self.0 & !Self::OUTBOUND_BIT)
         } else {
             write!(f, "in#{}", self.0)

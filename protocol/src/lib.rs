@@ -290,6 +290,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! - **Relays** (`spec/relay.md`, with [`Config::relay`] set): a node
+//!   nobody can dial keeps a reservation at a relay
+//!   ([`RelayCommand::Reserve`]); a peer reaches it through a circuit
+//!   there ([`RelayCommand::Connect`], or by itself when every direct
+//!   dial fails). The circuit carries a normal session (Noise, end to
+//!   end), which the relay forwards within its limits
+//!   ([`RelayConfig`]) and cannot read or alter.
+//!
 //! The node always has a deadline ahead (its maintenance round every
 //! [`PeersConfig::maintenance_interval`], pings), so a driver's loop never idles
 //! for good; [`testing::Network::settle`] runs a test network until nothing
@@ -326,6 +334,7 @@ mod node;
 mod output;
 mod peers;
 mod reach;
+mod relay;
 mod rng;
 mod rpc;
 mod session;
@@ -367,6 +376,7 @@ pub use peers::{
     PeersStats,
 };
 pub use reach::{MIN_OBSERVED_THRESHOLD, ReachConfig, ReachEvent, ReachStats};
+pub use relay::{RelayCommand, RelayConfig, RelayError, RelayEvent, RelayStats};
 pub use session::SessionConfig;
 pub use session::config::DEFAULT_RECEIVE_BUDGET;
 pub use sync::{

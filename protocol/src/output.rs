@@ -12,6 +12,7 @@ use crate::mesh::MeshEvent;
 use crate::messaging::MessagingEvent;
 use crate::peers::PeersEvent;
 use crate::reach::ReachEvent;
+use crate::relay::RelayEvent;
 use crate::sync::SyncEvent;
 use crate::wire::{DecodeError, GoodbyeReason};
 use crate::{ConnId, NodeId, TransportError};
@@ -88,6 +89,8 @@ events! {
     Blobs(BlobsEvent),
     /// What peers see of this node's address (`spec/reach.md`).
     Reach(ReachEvent),
+    /// Relays: reservations and circuits (`spec/relay.md`).
+    Relay(RelayEvent),
 }
 
 /// Why a connection ended.
@@ -150,6 +153,10 @@ pub enum CloseReason {
     /// Admission).
     #[error("admission: {0}")]
     Admission(crate::peers::AdmissionReason),
+    /// A relayed connection's circuit ended, or the relay refused it
+    /// (`spec/relay.md`).
+    #[error("relay circuit: {0:?}")]
+    Relay(crate::wire::RelayStatus),
 }
 
 /// A peer's violation of the protocol, or a handshake that cannot succeed.

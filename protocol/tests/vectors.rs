@@ -20,8 +20,10 @@ use ringmesh::wire::{
     FLAG_COMPRESSED, FindPeer, ForwardJoin, FrameDecoder, FrameError, Goodbye, GoodbyeReason,
     Graft, Hello, IHave, Join, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, Neighbor,
     NoiseHandshakePayload, ObservedAddr, PREAMBLE_LEN, PeerEntry, PeerList, PeerRequest, Ping,
-    Pong, Prune, Reader, Request, Response, Shuffle, ShuffleReply, decode_body, encode_body,
-    get_varint, put_frame_header, put_varint, varint_len,
+    Pong, Prune, Reader, RelayClose, RelayConnect, RelayConnectResult, RelayData, RelayDeliver,
+    RelayEnded, RelayIncoming, RelayReserve, RelayReserveResult, RelayStatus, Request, Response,
+    Shuffle, ShuffleReply, decode_body, encode_body, get_varint, put_frame_header, put_varint,
+    varint_len,
 };
 use ringmesh::{
     CloseReason, Config, ConnId, Direction, Duration, Event, Identity, Input, Instant,
@@ -433,6 +435,7 @@ fn message_from_json(v: &Value) -> Message {
             id: decimal(v, "id"),
             payload: Bytes::from(bytes(v, "payload")),
         }),
+        other if other.starts_with("Relay") => relay_from_json(other, v),
         other => membership_from_json(other, v)
             .or_else(|| chord_from_json(other, v))
             .unwrap_or_else(|| dht_from_json(other, v)),
@@ -1088,6 +1091,39 @@ fn spec_message_bytes(v: &Value) -> Vec<u8> {
             out.extend_from_slice(&decimal(v, "nonce").to_be_bytes());
             out.push(u8::try_from(num(v, "status")).expect("u8"));
         }
+        // spec/relay.md §4: u64 BE numbers, 16-byte ids, u8 codes, and
+        // the data as the rest of the body.
+        "RelayReserve" => {}
+        "RelayReserveResult" => {
+            out.push(u8::try_from(num(v, "status")).expect("u8"));
+            let ttl = u32::try_from(num(v, "ttl_secs")).expect("u32");
+            out.extend_from_slice(&ttl.to_be_bytes());
+        }
+        "RelayConnect" => {
+            out.extend_from_slice(&decimal(v, "req").to_be_bytes());
+            out.extend_from_slice(&array::<16>(v, "target"));
+        }
+        "RelayConnectResult" => {
+            out.extend_from_slice(&decimal(v, "req").to_be_bytes());
+            out.extend_from_slice(&decimal(v, "circuit").to_be_bytes());
+            out.push(u8::try_from(num(v, "status")).expect("u8"));
+        }
+        "RelayIncoming" => {
+            out.extend_from_slice(&decimal(v, "circuit").to_be_bytes());
+            out.extend_from_slice(&array::<16>(v, "from"));
+        }
+        "RelayData" | "RelayDeliver" => {
+            out.extend_from_slice(&decimal(v, "circuit").to_be_bytes());
+            let data = bytes(v, "data");
+            assert!((1..=65536).contains(&data.len()));
+            out.extend_from_slice(&data);
+        }
+        "RelayClose" | "RelayEnded" => {
+            out.extend_from_slice(&decimal(v, "circuit").to_be_bytes());
+            let reason = u8::try_from(num(v, "reason")).expect("u8");
+            assert!((1..=10).contains(&reason));
+            out.push(reason);
+        }
         other => panic!("no spec layout for {other:?}"),
     }
     out
@@ -1180,8 +1216,78 @@ fn spec_tag(message_type: &str) -> u8 {
         "ObservedAddr" => 0x90,
         "DialBack" => 0x91,
         "DialBackResult" => 0x92,
+        "RelayReserve" => 0xa0,
+        "RelayReserveResult" => 0xa1,
+        "RelayConnect" => 0xa2,
+        "RelayConnectResult" => 0xa3,
+        "RelayIncoming" => 0xa4,
+        "RelayData" => 0xa5,
+        "RelayClose" => 0xa6,
+        "RelayDeliver" => 0xa7,
+        "RelayEnded" => 0xa8,
         other => panic!("no tag for {other:?}"),
     }
+}
+
+/// The relay messages (`spec/relay.md` §4) from their JSON fields.
+fn relay_from_json(kind: &str, v: &Value) -> Message {
+    match kind {
+        "RelayReserve" => Message::RelayReserve(RelayReserve),
+        "RelayReserveResult" => Message::RelayReserveResult(RelayReserveResult {
+            status: relay_status(num(v, "status")),
+            ttl_secs: u32::try_from(num(v, "ttl_secs")).expect("u32"),
+        }),
+        "RelayConnect" => Message::RelayConnect(RelayConnect {
+            req: decimal(v, "req"),
+            target: node_id(v, "target"),
+        }),
+        "RelayConnectResult" => Message::RelayConnectResult(RelayConnectResult {
+            req: decimal(v, "req"),
+            circuit: decimal(v, "circuit"),
+            status: relay_status(num(v, "status")),
+        }),
+        "RelayIncoming" => Message::RelayIncoming(RelayIncoming {
+            circuit: decimal(v, "circuit"),
+            from: node_id(v, "from"),
+        }),
+        "RelayData" => Message::RelayData(RelayData {
+            circuit: decimal(v, "circuit"),
+            data: Bytes::from(bytes(v, "data")),
+        }),
+        "RelayDeliver" => Message::RelayDeliver(RelayDeliver {
+            circuit: decimal(v, "circuit"),
+            data: Bytes::from(bytes(v, "data")),
+        }),
+        "RelayClose" => Message::RelayClose(RelayClose {
+            circuit: decimal(v, "circuit"),
+            reason: relay_status(num(v, "reason")),
+        }),
+        "RelayEnded" => Message::RelayEnded(RelayEnded {
+            circuit: decimal(v, "circuit"),
+            reason: relay_status(num(v, "reason")),
+        }),
+        other => panic!("no relay message {other:?}"),
+    }
+}
+
+/// A relay status code (`spec/relay.md` §4.8), as the spec lists them.
+fn relay_status(code: u64) -> RelayStatus {
+    [
+        RelayStatus::Ok,
+        RelayStatus::NotServing,
+        RelayStatus::ReservationLimit,
+        RelayStatus::NoReservation,
+        RelayStatus::CircuitLimit,
+        RelayStatus::PeerCircuitLimit,
+        RelayStatus::ByteLimit,
+        RelayStatus::DurationLimit,
+        RelayStatus::RateLimit,
+        RelayStatus::Closed,
+        RelayStatus::Refused,
+    ]
+    .get(usize::try_from(code).expect("small"))
+    .copied()
+    .unwrap_or_else(|| panic!("status {code}"))
 }
 
 // ------------------------------------------------------------- error names
@@ -1435,6 +1541,15 @@ fn check_frames(v: &Value) {
             "ObservedAddr",
             "DialBack",
             "DialBackResult",
+            "RelayReserve",
+            "RelayReserveResult",
+            "RelayConnect",
+            "RelayConnectResult",
+            "RelayIncoming",
+            "RelayData",
+            "RelayClose",
+            "RelayDeliver",
+            "RelayEnded",
         ]),
         "a vector for every message type"
     );
@@ -1592,6 +1707,8 @@ fn check_invalid_frames(v: &Value) {
                 "high_priority",
                 "send",
                 "port",
+                "data",
+                "reason",
             ]
             .map(String::from)
         ),
@@ -1604,7 +1721,8 @@ fn check_invalid_frames(v: &Value) {
         BTreeSet::from([
             0x01, 0x02, 0x10, 0x11, 0x12, 0x20, 0x21, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36,
             0x37, 0x38, 0x39, 0x41, 0x42, 0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x60, 0x61,
-            0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x90, 0x91, 0x92,
+            0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x90, 0x91, 0x92, 0xa0, 0xa1, 0xa2, 0xa3, 0xa4,
+            0xa5, 0xa6, 0xa7, 0xa8,
         ]),
         "an invalid vector for every message that can be malformed"
     );

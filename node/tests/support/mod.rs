@@ -27,6 +27,25 @@ use ringmesh::{
 /// How long any one expected line may take.
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
+/// Why this machine cannot build network namespaces for a test, if it
+/// cannot: not root, or no `ip` (iproute2).
+pub(crate) fn cannot_build_netns() -> Option<String> {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        });
+    if uid.as_deref() != Some("0") {
+        return Some("not root (network namespaces need it)".into());
+    }
+    match Command::new("ip").arg("-V").output() {
+        Ok(out) if out.status.success() => None,
+        _ => Some("`ip` (iproute2) is missing".into()),
+    }
+}
+
 /// One `ringmesh` process.
 pub(crate) struct Proc {
     pub(crate) name: String,

@@ -420,6 +420,30 @@ impl Node {
             .unwrap_or_default()
     }
 
+    /// Relay load: circuits this node carries as a relay, and reservations
+    /// it holds for peers (`(0, 0)` without the relay component).
+    pub fn relay_load(&self) -> (usize, usize) {
+        self.parts.relay.as_ref().map_or((0, 0), |r| r.load())
+    }
+
+    /// Relays holding a reservation of this node, in id order.
+    pub fn relays(&self) -> Vec<NodeId> {
+        self.parts
+            .relay
+            .as_ref()
+            .map_or_else(Vec::new, |r| r.relays())
+    }
+
+    /// Tests: as a relay, flip one bit of the next circuit data this node
+    /// forwards (a relay that alters what it carries; the ends' session
+    /// must fail). Does nothing without the relay component.
+    #[doc(hidden)]
+    pub fn relay_flip_next(&mut self) {
+        if let Some(relay) = self.parts.relay.as_deref_mut() {
+            relay.flip_next();
+        }
+    }
+
     /// Feeds a network fact or a timeout. Drain [`Node::poll_output`]
     /// afterwards, then re-read [`Node::poll_timeout`].
     pub fn handle_input(&mut self, now: Instant, input: Input) {
@@ -486,7 +510,10 @@ impl Node {
     /// ones from the tops of the queues.
     fn after_call(&mut self) {
         let now = self.net.now();
-        while self.parts.fire_next_due(&mut self.net, now) {}
+        self.parts.pump_relayed(&mut self.net);
+        while self.parts.fire_next_due(&mut self.net, now) {
+            self.parts.pump_relayed(&mut self.net);
+        }
         self.parts.tidy_timers(&mut self.net);
     }
 }

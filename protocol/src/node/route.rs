@@ -18,8 +18,10 @@ use crate::liveness::Liveness;
 use crate::membership::{Change, HyParView, MembershipStats};
 use crate::mesh::{AllPeers, Membership, Mesh, MeshCommand, MeshEvent, MeshPeers, Verdict};
 use crate::messaging::{Messaging, MessagingCommand, MessagingError};
+use crate::peers::RelayedOutput;
 use crate::peers::{Net, PeersCommand, PeersError, Upcalls};
 use crate::reach::Reach;
+use crate::relay::{Act, Relay, RelayCommand, RelayError, RelayStats};
 use crate::rpc::{Done, Failure, Outcome};
 use crate::sync::{SyncError, SyncTable};
 use crate::time::Instant;
@@ -56,6 +58,8 @@ pub struct Stats {
     pub blobs: BlobsStats,
     /// Observed addresses (all zero while `Config::reach` is off).
     pub reach: ReachStats,
+    /// Relays (all zero while `Config::relay` is off).
+    pub relay: RelayStats,
 }
 
 /// The components above the connection layer.
@@ -80,6 +84,8 @@ pub(super) struct Parts {
     pub(super) blobs: Option<Box<Blobs>>,
     /// Observed addresses, `None` while `Config::reach` is.
     pub(super) reach: Option<Box<Reach>>,
+    /// Relays, `None` while `Config::relay` is.
+    pub(super) relay: Option<Box<Relay>>,
 }
 
 /// The ring and the table it carries.
@@ -113,6 +119,7 @@ enum Queue {
     Sync,
     Blobs,
     Mesh,
+    Relay,
 }
 
 impl Parts {
@@ -149,6 +156,10 @@ impl Parts {
                 .reach
                 .as_ref()
                 .map(|reach| Box::new(Reach::new(reach.clone()))),
+            relay: config
+                .relay
+                .as_ref()
+                .map(|relay| Box::new(Relay::new(relay.clone()))),
         }
     }
 
@@ -188,6 +199,7 @@ impl Parts {
             sync: self.sync.as_ref().map(|s| s.stats).unwrap_or_default(),
             blobs: self.blobs.as_ref().map(|b| b.stats()).unwrap_or_default(),
             reach: self.reach.as_ref().map(|r| r.stats).unwrap_or_default(),
+            relay: self.relay.as_ref().map(|r| r.stats).unwrap_or_default(),
         }
     }
 
@@ -216,6 +228,7 @@ impl Parts {
                 Some(blobs) => Ok(blobs.command(net, command)?),
                 None => Err(BlobsError::Off.into()),
             },
+            Command::Relay(command) => Ok(self.relay_command(net, command)?),
             Command::Shutdown => {
                 self.shutdown(net);
                 Ok(Accepted::Done)
@@ -240,6 +253,110 @@ impl Parts {
                 Ok(Accepted::Done)
             }
             PeersCommand::Disconnect { peer } => net.disconnect(peer, self),
+        }
+    }
+
+    fn relay_command(
+        &mut self,
+        net: &mut Net,
+        command: RelayCommand,
+    ) -> Result<Accepted, RelayError> {
+        let Some(relay) = self.relay.as_deref_mut() else {
+            return Err(RelayError::Off);
+        };
+        let offers = |net: &Net, peer| {
+            net.peer_caps(peer)
+                .is_some_and(|c| c.contains(Capabilities::RELAY))
+        };
+        match command {
+            RelayCommand::Reserve { relay: via } => {
+                if !offers(net, via) {
+                    return Err(RelayError::NotARelay(via));
+                }
+                relay.reserve(net, via)?;
+                Ok(Accepted::Done)
+            }
+            RelayCommand::Connect { relay: via, target } => {
+                if target == net.me() || net.is_up(target) {
+                    return Err(RelayError::Pointless(target));
+                }
+                if !offers(net, via) {
+                    return Err(RelayError::NotARelay(via));
+                }
+                let conn = self
+                    .relay_dial(net, via, target)
+                    .ok_or(RelayError::TooManyConnections)?;
+                Ok(Accepted::Dialing(conn))
+            }
+        }
+    }
+
+    /// Opens a relayed dial to `target` through `via` (a connected relay).
+    fn relay_dial(&mut self, net: &mut Net, via: NodeId, target: NodeId) -> Option<ConnId> {
+        let relay = self.relay.as_deref_mut()?;
+        if !relay.has_room() {
+            return None;
+        }
+        let remote = net.link_remote(via)?;
+        let conn = net.dial_relayed(target, remote)?;
+        if !relay.connect(net, via, target, conn) {
+            net.forget(
+                conn,
+                CloseReason::Relay(crate::wire::RelayStatus::Closed),
+                None,
+                false,
+                self,
+            );
+            return None;
+        }
+        Some(conn)
+    }
+
+    /// Does what the relay component asked of the connection layer.
+    fn relay_act(&mut self, net: &mut Net, act: Act) {
+        match act {
+            Act::Opened { conn, relay } => match net.link_remote(relay) {
+                Some(remote) => net.on_connected(conn, remote, Direction::Outbound, self),
+                None => net.forget(
+                    conn,
+                    CloseReason::Relay(crate::wire::RelayStatus::Closed),
+                    None,
+                    false,
+                    self,
+                ),
+            },
+            Act::Accept { relay, circuit } => {
+                let conn = match net.link_remote(relay) {
+                    Some(remote) => net.accept_relayed(remote, self),
+                    None => None,
+                };
+                if let Some(r) = self.relay.as_deref_mut() {
+                    r.accepted(net, relay, circuit, conn);
+                }
+            }
+            Act::Deliver { conn, data } => net.on_received(conn, data, self),
+            Act::Close { conn, reason } => net.forget(conn, reason, None, false, self),
+        }
+    }
+
+    /// Hands what relayed connections' sessions wrote or closed to the
+    /// relay component, which carries it in their circuits (called before
+    /// every call returns; a node without relayed connections has none).
+    pub(super) fn pump_relayed(&mut self, net: &mut Net) {
+        while let Some(out) = net.take_relayed() {
+            let Some(relay) = self.relay.as_deref_mut() else {
+                continue;
+            };
+            let act = match out {
+                RelayedOutput::Send { conn, bytes } => relay.send(net, conn, bytes),
+                RelayedOutput::Close { conn } => {
+                    relay.close(net, conn);
+                    None
+                }
+            };
+            if let Some(act) = act {
+                self.relay_act(net, act);
+            }
         }
     }
 
@@ -511,6 +628,14 @@ impl Parts {
                 let peers = mesh_peers(&self.membership);
                 self.mesh.fire_next(net, peers);
             }
+            Queue::Relay => {
+                if let Some(relay) = &mut self.relay
+                    && let Some(timer) = relay.timers.pop()
+                    && relay.is_live(&timer)
+                {
+                    relay.fire(net, timer);
+                }
+            }
         }
         true
     }
@@ -539,6 +664,10 @@ impl Parts {
                 self.blobs.as_ref().and_then(|b| b.timers.peek()),
             ),
             (Queue::Mesh, self.mesh.peek_timer()),
+            (
+                Queue::Relay,
+                self.relay.as_ref().and_then(|r| r.timers.peek()),
+            ),
         ]
         .into_iter()
         .filter_map(|(queue, top)| top.map(|top| (top, queue)))
@@ -560,6 +689,7 @@ impl Parts {
             self.sync.as_ref().and_then(|s| s.timers.next()),
             self.blobs.as_ref().and_then(|b| b.timers.next()),
             self.mesh.next_timeout(),
+            self.relay.as_ref().and_then(|r| r.timers.next()),
         ]
         .into_iter()
         .flatten()
@@ -577,6 +707,7 @@ impl Parts {
             + self.sync.as_ref().map_or(0, |s| s.timers.len())
             + self.blobs.as_ref().map_or(0, |b| b.timers.len())
             + self.mesh.deadline_count()
+            + self.relay.as_ref().map_or(0, |r| r.timers.len())
     }
 
     /// Drops cancelled deadlines from the tops of every queue (so that
@@ -589,6 +720,11 @@ impl Parts {
             .tidy(|timer| Liveness::is_live(net, timer));
         self.messaging.tidy_timers();
         self.mesh.tidy_timers();
+        if let Some(relay) = self.relay.as_deref_mut() {
+            let mut timers = core::mem::take(&mut relay.timers);
+            timers.tidy(|timer| relay.is_live(timer));
+            relay.timers = timers;
+        }
         if let Some(Ring { chord, dht }) = self.ring.as_deref_mut() {
             let member = chord.is_member();
             chord.tidy_timers();
@@ -630,7 +766,10 @@ impl Upcalls for Parts {
         if let Some(blobs) = &mut self.blobs {
             blobs.peer_up(net, peer);
         }
-        if let (Some(reach), Some(remote)) = (&mut self.reach, net.conn_remote(conn)) {
+        // A relayed connection's remote is its relay's: nothing to report.
+        if let (Some(reach), Some(remote), false) =
+            (&mut self.reach, net.conn_remote(conn), conn.is_relayed())
+        {
             reach.peer_up(net, peer, remote);
         }
     }
@@ -656,6 +795,11 @@ impl Upcalls for Parts {
         if let Some(reach) = &mut self.reach {
             reach.peer_down(net, peer);
         }
+        if let Some(relay) = &mut self.relay {
+            for act in relay.peer_down(net, peer) {
+                self.relay_act(net, act);
+            }
+        }
     }
 
     fn dial_failed(&mut self, net: &mut Net, peer: NodeId) {
@@ -666,7 +810,18 @@ impl Upcalls for Parts {
         {
             self.ring_peer_dead(net, peer);
         }
-        self.messaging.dial_failed(net, peer);
+        // Every direct dial failed: try a relay holding a reservation of
+        // this node (peers that reserve there too can be reached through
+        // it); messages waiting for the peer wait for that dial.
+        let via = self
+            .relay
+            .as_deref_mut()
+            .filter(|r| r.has_room())
+            .and_then(|r| r.fallback(net, peer));
+        let relayed = via.is_some_and(|via| self.relay_dial(net, via, peer).is_some());
+        if !relayed {
+            self.messaging.dial_failed(net, peer);
+        }
         if let Some(hv) = &mut self.membership {
             hv.peer_down(net, peer);
             self.membership_changed(net);
@@ -805,6 +960,28 @@ impl Upcalls for Parts {
             {
                 if let Some(reach) = self.reach.as_deref_mut() {
                     reach_message(reach, net, conn, from, message);
+                }
+            }
+            Message::RelayReserve(_)
+            | Message::RelayReserveResult(_)
+            | Message::RelayConnect(_)
+            | Message::RelayConnectResult(_)
+            | Message::RelayIncoming(_)
+            | Message::RelayData(_)
+            | Message::RelayClose(_)
+            | Message::RelayDeliver(_)
+            | Message::RelayEnded(_)
+                if self.relay.is_some()
+                    && net
+                        .conn_caps(conn)
+                        .is_some_and(|c| c.contains(Capabilities::RELAY)) =>
+            {
+                let act = self
+                    .relay
+                    .as_deref_mut()
+                    .and_then(|relay| relay.on_message(net, from, message));
+                if let Some(act) = act {
+                    self.relay_act(net, act);
                 }
             }
             other => return Err(other.name()),

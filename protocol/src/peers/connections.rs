@@ -184,6 +184,38 @@ impl Net {
         Some(conn)
     }
 
+    /// Opens a relayed dial to `target` through a relay reached at
+    /// `remote` (`spec/relay.md` §3): a connection like any dial, caps and
+    /// handshake timer included, but no `Output::Dial`; its session starts
+    /// when the relay opens the circuit ([`Net::on_connected`]). `None`
+    /// when the caps refuse a dial.
+    pub(crate) fn dial_relayed(&mut self, target: NodeId, remote: SocketAddr) -> Option<ConnId> {
+        if self.shut_down || self.dial_refusal(1).is_some() {
+            return None;
+        }
+        let conn = ConnId::relayed(self.next_dial);
+        self.next_dial += 1;
+        let connection = self.new_connection(conn, Direction::Outbound, remote, Some(target));
+        self.conns.insert(conn, Box::new(connection));
+        self.stats.dials += 1;
+        debug!(%conn, %remote, peer = %target.short(), "dialling through a relay");
+        Some(conn)
+    }
+
+    /// Takes a circuit to this node, at a relay reached at `remote`, as an
+    /// inbound relayed connection: admission as for any inbound
+    /// connection. `None` when admission refused it.
+    pub(crate) fn accept_relayed(
+        &mut self,
+        remote: SocketAddr,
+        up: &mut dyn Upcalls,
+    ) -> Option<ConnId> {
+        let conn = ConnId::relayed(self.next_dial);
+        self.next_dial += 1;
+        self.on_connected(conn, remote, Direction::Inbound, up);
+        self.conns.contains_key(&conn).then_some(conn)
+    }
+
     /// The transport connected `conn` (a dial of ours, or an accepted
     /// connection).
     pub(crate) fn on_connected(
@@ -201,12 +233,12 @@ impl Net {
                     .is_some_and(|c| c.session.is_none() && c.direction == Direction::Outbound);
                 if !dialling {
                     debug!(%conn, "Connected for a connection we are not dialling; closing it");
-                    self.outputs.push_back(Output::Close { conn });
+                    self.push_close(conn);
                     return;
                 }
             }
             Direction::Inbound => {
-                if conn.is_outbound() || self.conns.contains_key(&conn) {
+                if (conn.is_outbound() && !conn.is_relayed()) || self.conns.contains_key(&conn) {
                     // A driver bug: the id belongs to the node's space or is
                     // in use. Closing it could hit the live connection.
                     debug!(%conn, "inbound connection with an id in use; ignored");
@@ -222,7 +254,7 @@ impl Net {
                         } else {
                             info!(%conn, %remote, %reason, "refusing inbound connection");
                         }
-                        self.outputs.push_back(Output::Close { conn });
+                        self.push_close(conn);
                         self.push_event(PeersEvent::Closed {
                             conn,
                             peer: None,
@@ -452,7 +484,10 @@ impl Net {
         // The far end of a dial-back this node asked for: it proves that
         // much and is closed; the peer's link stays where it is (the
         // one-connection rule would otherwise swap it for this one).
+        // (A relayed connection is never one: it proves nothing about this
+        // node's own address.)
         let asked_probe = c.direction == Direction::Inbound
+            && !conn.is_relayed()
             && self.links.contains_key(&peer)
             && up.take_dial_back(peer, self.now);
         if c.probe.is_some() || asked_probe {
@@ -545,7 +580,8 @@ impl Net {
     }
 
     /// Keeps exactly one connection per peer once both sides have seen every
-    /// connection between them. Of two connections dialled by different
+    /// connection between them. A direct connection is kept over one
+    /// through a relay. Of two connections dialled by different
     /// sides, the one dialled by the smaller `NodeId` is kept: both sides
     /// compute the same answer from facts they share, so simultaneous dials
     /// never leave both or neither. Of two dialled by the same side, only
@@ -566,6 +602,11 @@ impl Net {
         let keep_new = if old.peer_draining {
             // The peer already chose against the old one.
             true
+        } else if existing.is_relayed() != conn.is_relayed() {
+            // A direct connection beats one through a relay (both ends
+            // see one of each, so both keep the same): it costs the relay
+            // nothing and is not bound by its limits (spec/relay.md §3).
+            !conn.is_relayed()
         } else if new_mine != old_mine {
             let smaller_dials_kept = self.id < peer;
             new_mine == smaller_dials_kept
@@ -799,7 +840,7 @@ impl Net {
             debug!(%conn, remote = %c.remote, peer = ?c.peer(), %reason, "connection closed");
         }
         if close_transport {
-            self.outputs.push_back(Output::Close { conn });
+            self.push_close(conn);
         }
         self.push_event(PeersEvent::Closed {
             conn,

@@ -110,6 +110,16 @@ pub(crate) trait Upcalls {
     fn take_dial_back(&mut self, peer: NodeId, now: Instant) -> bool;
 }
 
+/// What a relayed connection asks of the relay component that carries it
+/// (the driver's `Output::Send` and `Output::Close` for the others).
+#[derive(Debug)]
+pub(crate) enum RelayedOutput {
+    /// Bytes its session wrote.
+    Send { conn: ConnId, bytes: Bytes },
+    /// The layer closed it.
+    Close { conn: ConnId },
+}
+
 /// The layer's timers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Timer {
@@ -256,6 +266,10 @@ pub(crate) struct Net {
     budget: ReceiveBudget,
     bootstrap: Vec<BootstrapAddr>,
     outputs: VecDeque<Output>,
+    /// What relayed connections' sessions wrote or closed in this call,
+    /// for the relay component (which carries them in circuits); drained
+    /// by the router before the call returns.
+    relayed: VecDeque<RelayedOutput>,
     pub(crate) timers: DeadlineQueue<Timer>,
     /// Sequence numbers of every component's timers.
     timer_seq: u64,
@@ -349,6 +363,7 @@ impl Net {
                 })
                 .collect(),
             outputs: VecDeque::new(),
+            relayed: VecDeque::new(),
             timers: DeadlineQueue::new(),
             timer_seq: 0,
             next_op: 0,
@@ -628,7 +643,35 @@ impl Net {
     fn push_send(&mut self, conn: ConnId, bytes: Bytes) {
         self.stats.frames_sent += 1;
         self.stats.bytes_sent += bytes.len() as u64;
-        self.outputs.push_back(Output::Send { conn, bytes });
+        if conn.is_relayed() {
+            self.relayed.push_back(RelayedOutput::Send { conn, bytes });
+        } else {
+            self.outputs.push_back(Output::Send { conn, bytes });
+        }
+    }
+
+    /// Asks the driver (or, for a relayed connection, the relay
+    /// component) to close `conn`.
+    fn push_close(&mut self, conn: ConnId) {
+        if conn.is_relayed() {
+            self.relayed.push_back(RelayedOutput::Close { conn });
+        } else {
+            self.outputs.push_back(Output::Close { conn });
+        }
+    }
+
+    /// The next thing a relayed connection's session wrote or closed.
+    pub(crate) fn take_relayed(&mut self) -> Option<RelayedOutput> {
+        let next = self.relayed.pop_front();
+        if next.is_none() && self.relayed.capacity() > OUTPUTS_KEPT {
+            self.relayed.shrink_to(OUTPUTS_KEPT);
+        }
+        next
+    }
+
+    /// The remote address of the connection that reaches `peer`.
+    pub(crate) fn link_remote(&self, peer: NodeId) -> Option<SocketAddr> {
+        self.links.get(&peer).and_then(|l| self.conn_remote(l.conn))
     }
 
     fn push_event(&mut self, event: impl Into<Event>) {

@@ -79,6 +79,9 @@ impl SessionContext {
         if config.reach.is_some() {
             capabilities = capabilities.union(Capabilities::REACH);
         }
+        if config.relay.is_some() {
+            capabilities = capabilities.union(Capabilities::RELAY);
+        }
         let hello = Hello {
             version: PROTOCOL_VERSION,
             identity: identity.public_key(),

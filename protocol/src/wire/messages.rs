@@ -36,6 +36,10 @@ impl Capabilities {
     /// Bit 6: the node tells its peers the address it sees them at and
     /// accepts being told (`ObservedAddr`, `spec/reach.md`).
     pub const REACH: Capabilities = Capabilities(1 << 6);
+    /// Bit 7: the node runs the relay component: it holds reservations
+    /// at relays, opens and accepts circuits through them, and serves as
+    /// a relay if so configured (`spec/relay.md`).
+    pub const RELAY: Capabilities = Capabilities(1 << 7);
 
     /// Capabilities from their wire bits.
     pub const fn from_bits(bits: u64) -> Self {

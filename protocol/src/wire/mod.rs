@@ -27,6 +27,7 @@ mod overlay;
 mod preamble;
 mod reach;
 mod reader;
+mod relay;
 mod sync;
 mod varint;
 
@@ -66,6 +67,10 @@ pub use overlay::{
 pub use preamble::{PREAMBLE_LEN, PREAMBLE_MAGIC, Preamble};
 pub use reach::{DialBack, DialBackResult, DialBackStatus, ObservedAddr};
 pub use reader::Reader;
+pub use relay::{
+    MAX_RELAY_DATA, RelayClose, RelayConnect, RelayConnectResult, RelayData, RelayDeliver,
+    RelayEnded, RelayIncoming, RelayReserve, RelayReserveResult, RelayStatus,
+};
 pub use sync::{
     MAX_SYNC_BATCH, MAX_SYNC_DEPTH, MAX_SYNC_KEY, MAX_SYNC_RANGES, MAX_SYNC_VALUE,
     SYNC_ENTRY_CONTEXT, SyncDigest, SyncEntry, SyncPublish, SyncPull, SyncRange, sync_key_hash,
@@ -197,7 +202,7 @@ macro_rules! messages {
 // Tag ranges by component (spec/wire.md, "Tags"): 0x00–0x0f session,
 // 0x10–0x1f peers and discovery, 0x20–0x2f liveness, 0x30–0x3f mesh,
 // 0x40–0x4f messaging, 0x50–0x5f chord, 0x60–0x6f dht, 0x70–0x7f sync,
-// 0x80–0x8f blobs, 0x90–0x9f reach.
+// 0x80–0x8f blobs, 0x90–0x9f reach, 0xa0–0xaf relay.
 messages! {
     /// `0x01` — a plaintext-mode session opener. In Noise mode the same
     /// fields travel inside the handshake ([`NoiseHandshakePayload`]).
@@ -293,4 +298,23 @@ messages! {
     DialBack,
     /// `0x92` — how a dial-back went.
     DialBackResult,
+    /// `0xa0` — asks the receiver to hold a relay reservation for the
+    /// sender (`spec/relay.md` §4.1).
+    RelayReserve,
+    /// `0xa1` — the answer to a `RelayReserve`.
+    RelayReserveResult,
+    /// `0xa2` — asks the relay for a circuit to a node holding a reservation.
+    RelayConnect,
+    /// `0xa3` — the answer to a `RelayConnect`.
+    RelayConnectResult,
+    /// `0xa4` — the relay tells a node that a circuit to it was opened.
+    RelayIncoming,
+    /// `0xa5` — opaque session bytes an end sends on a circuit.
+    RelayData,
+    /// `0xa6` — an end closes a circuit.
+    RelayClose,
+    /// `0xa7` — the relay hands an end the other end's session bytes.
+    RelayDeliver,
+    /// `0xa8` — the relay tells an end that a circuit ended, and why.
+    RelayEnded,
 }

@@ -1,0 +1,68 @@
+//! The relay component's configuration (`spec/relay.md` §5).
+
+use crate::Duration;
+
+/// Relays: reservations, circuits and their limits
+/// ([`Config::relay`](crate::Config::relay)).
+///
+/// Every node that runs the component can hold reservations at relays and
+/// open or accept circuits through them; only one with `serve` set relays
+/// for others, within the limits below.
+///
+/// ```
+/// use ringmesh::{Config, RelayConfig};
+/// let relay = Config { relay: Some(RelayConfig { serve: true, ..RelayConfig::default() }), ..Config::lan() };
+/// assert_eq!(relay.relay.map(|r| r.max_circuits), Some(64));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// Serve as a relay: hold reservations and forward circuits for peers.
+    /// Default: `false`.
+    pub serve: bool,
+    /// Reservations held at once; one more is refused
+    /// (`RelayStatus::ReservationLimit`, counted). Default: 128.
+    pub max_reservations: usize,
+    /// How long a reservation holds; its holder renews it at half this.
+    /// Default: 1 h.
+    pub reservation_ttl: Duration,
+    /// Circuits carried at once; one more is refused
+    /// (`RelayStatus::CircuitLimit`, counted). Default: 64.
+    pub max_circuits: usize,
+    /// Circuits one peer may be an end of at once (as dialer or target);
+    /// one more is refused (`RelayStatus::PeerCircuitLimit`). Default: 8.
+    pub max_circuits_per_peer: usize,
+    /// Bytes one circuit carries (both directions together) before the
+    /// relay closes it (`RelayStatus::ByteLimit`). Default: 64 MiB.
+    pub circuit_bytes: u64,
+    /// How long a circuit lasts before the relay closes it
+    /// (`RelayStatus::DurationLimit`). Default: 30 min.
+    pub circuit_duration: Duration,
+    /// Bytes per second one circuit may carry on average; data beyond the
+    /// rate and its burst closes the circuit (`RelayStatus::RateLimit`: a
+    /// relay that dropped bytes would break the stream it carries, and it
+    /// cannot hold them back without holding memory for them). Default:
+    /// 1 MiB/s.
+    pub circuit_rate: u64,
+    /// Bytes a circuit may send at once above its rate. Default: 4 MiB.
+    pub circuit_burst: u64,
+    /// Circuits this node is an end of at once (its relayed connections);
+    /// an incoming circuit beyond it is refused. Default: 32.
+    pub max_relayed_conns: usize,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            serve: false,
+            max_reservations: 128,
+            reservation_ttl: Duration::from_secs(3600),
+            max_circuits: 64,
+            max_circuits_per_peer: 8,
+            circuit_bytes: 64 * 1024 * 1024,
+            circuit_duration: Duration::from_secs(30 * 60),
+            circuit_rate: 1024 * 1024,
+            circuit_burst: 4 * 1024 * 1024,
+            max_relayed_conns: 32,
+        }
+    }
+}
