@@ -14,7 +14,10 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use bytes::Bytes;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token, Waker};
-use ringmesh::{Command, ConnId, Direction, Input, Node, Output, TransportError};
+use ringmesh::{
+    Accepted, Command, CommandError, ConnId, Direction, Input, Instant, Node, Output,
+    TransportError,
+};
 use ringmesh_driver::{
     ACCEPTS_PER_TURN, AdapterConfig, BACKLOG_OVERFLOW, Clock, DropLog, ReadPool, Startup,
     admit_to_backlog, event_size, transport_error,
@@ -104,6 +107,13 @@ pub struct Adapter {
     aborted: bool,
     /// Events the observer had no room for.
     drops: DropLog,
+    /// The node's deadline the loop of [`crate::spawn`] sleeps until (it
+    /// may wake earlier, never later): a call served on another thread
+    /// ([`Adapter::command`]) that moves the deadline earlier wakes it.
+    planned_deadline: Option<Instant>,
+    /// A connection began closing since the loop planned its sleep (its
+    /// grace period is a deadline the loop does not know of yet).
+    closed_since_plan: bool,
 }
 
 impl Adapter {
@@ -172,6 +182,7 @@ impl Adapter {
         let loop_thread = Arc::new(OnceLock::new());
         let handle = Handle {
             requests: request_tx,
+            direct: None,
             wake_pending: wake_pending.clone(),
             waker,
             loop_thread: loop_thread.clone(),
@@ -204,6 +215,8 @@ impl Adapter {
             dirty: Vec::new(),
             aborted: false,
             drops,
+            planned_deadline: None,
+            closed_since_plan: false,
         };
         Ok((adapter, handle))
     }
@@ -285,7 +298,9 @@ impl Adapter {
                 self.on_writable(conn);
             }
             if event.is_readable() || event.is_read_closed() {
-                self.on_readable(conn);
+                // A peer's close already reported must be read to the
+                // end: no new edge comes for it.
+                self.on_readable(conn, event.is_read_closed() || event.is_error());
             }
         }
         self.pump();
@@ -336,6 +351,58 @@ impl Adapter {
         self.pump();
         self.flush_dirty();
         self.observer.after_turn(&self.node);
+    }
+
+    /// Runs `command` on the node now, on the calling thread, and returns
+    /// its answer: first what [`Handle`]s queued before it (so each
+    /// thread's calls keep their order), then `command`; its outputs are
+    /// carried out and its writes flushed before this returns, and the
+    /// observer sees the node after it ([`Observer::after_turn`]).
+    ///
+    /// For an embedding loop, this is the way in without the handle's
+    /// channel and waker: no system call besides the writes, no extra
+    /// turn of the loop. `Err(ShutDown)` once the adapter was aborted.
+    pub fn command(&mut self, command: impl Into<Command>) -> Result<Accepted, CommandError> {
+        let command = command.into();
+        if !self.aborted {
+            self.serve_requests();
+        }
+        if self.aborted {
+            return Err(CommandError::ShutDown);
+        }
+        if command == Command::Shutdown {
+            self.shutting_down = true;
+        }
+        let result = self.node.command(self.clock.now(), command);
+        self.pump();
+        self.flush_dirty();
+        self.observer.after_turn(&self.node);
+        result
+    }
+
+    /// For the loop of [`crate::spawn`]: how long to sleep, noting which
+    /// deadline that is for [`Adapter::loop_must_wake`].
+    pub(crate) fn plan_sleep(&mut self) -> Option<StdDuration> {
+        self.planned_deadline = self.node.poll_timeout();
+        self.closed_since_plan = false;
+        self.timeout()
+    }
+
+    /// After a call served outside the loop of [`crate::spawn`]: whether
+    /// the sleeping loop must wake, because the call left it something to
+    /// do sooner than it planned (an earlier deadline, requests left over,
+    /// a closing connection's grace period, the end).
+    pub(crate) fn loop_must_wake(&self) -> bool {
+        let earlier = match (self.node.poll_timeout(), self.planned_deadline) {
+            (Some(now), Some(planned)) => now < planned,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        earlier
+            || self.more_requests
+            || self.more_accepts
+            || self.closed_since_plan
+            || self.shutting_down
     }
 
     fn serve_requests(&mut self) {
@@ -407,7 +474,7 @@ impl Adapter {
                     // under a flood, the node judges connections in the
                     // order they came, and an honest handshake is answered
                     // before a thousand later arrivals can evict it.
-                    self.on_readable(conn);
+                    self.on_readable(conn, true);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -579,7 +646,9 @@ impl Adapter {
         }
     }
 
-    fn on_readable(&mut self, conn: ConnId) {
+    /// Reads what the socket holds; until it would block if
+    /// `to_the_end`, else until a read that does not fill the buffer.
+    fn on_readable(&mut self, conn: ConnId, to_the_end: bool) {
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
@@ -600,6 +669,15 @@ impl Adapter {
                     let now = self.clock.now();
                     self.node.handle_input(now, Input::Received { conn, bytes });
                     self.pump();
+                    // A read that did not fill the buffer emptied the
+                    // socket: what arrives after it raises a new readiness
+                    // event (mio's registrations are edge-triggered, and
+                    // epoll queues an edge for every arrival, a close
+                    // included), so the read that would only return
+                    // `WouldBlock` is skipped, as tokio does on epoll.
+                    if n < self.scratch.len() && !to_the_end {
+                        return;
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -623,6 +701,7 @@ impl Adapter {
                 Output::Close { conn } => {
                     if let Some(c) = self.conns.get_mut(&conn) {
                         c.closing_since = Some(StdInstant::now());
+                        self.closed_since_plan = true;
                         if c.connecting {
                             self.drop_conn(conn);
                         } else {
