@@ -42,6 +42,11 @@ fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
 /// usually arrives whole.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// Queued bytes that a command served outside the loop writes at once
+/// even when it is not the first since the loop's last turn: a system
+/// call's worth.
+const WRITE_NOW_BYTES: usize = 32 * 1024;
+
 /// Requests served per turn of the loop: a thread that keeps submitting
 /// must not keep the adapter from reading its sockets and running its
 /// timers.
@@ -65,6 +70,12 @@ struct Conn {
     closing_since: Option<StdInstant>,
     /// Listed in `Adapter::dirty` (so a connection is listed once).
     dirty: bool,
+    /// The loop's turn ([`Adapter::turn`]) in which a command served
+    /// outside the loop last wrote to this connection.
+    written_outside: u64,
+    /// The last write would have blocked: the socket's writable event
+    /// (to the loop) writes the rest.
+    blocked: bool,
 }
 
 /// Drives one [`Node`] over TCP. See the crate docs for the two ways to
@@ -114,6 +125,9 @@ pub struct Adapter {
     /// A connection began closing since the loop planned its sleep (its
     /// grace period is a deadline the loop does not know of yet).
     closed_since_plan: bool,
+    /// Turns of the loop so far (counted by `handle_timeout`): commands
+    /// served outside the loop write to a connection once per turn.
+    turn: u64,
 }
 
 impl Adapter {
@@ -217,6 +231,7 @@ impl Adapter {
             drops,
             planned_deadline: None,
             closed_since_plan: false,
+            turn: 0,
         };
         Ok((adapter, handle))
     }
@@ -330,6 +345,7 @@ impl Adapter {
             return;
         }
         self.claim_loop_thread();
+        self.turn += 1;
         let now = self.clock.now();
         if self.node.poll_timeout().is_some_and(|at| at <= now) {
             self.node.handle_input(now, Input::Timeout);
@@ -363,7 +379,53 @@ impl Adapter {
     /// channel and waker: no system call besides the writes, no extra
     /// turn of the loop. `Err(ShutDown)` once the adapter was aborted.
     pub fn command(&mut self, command: impl Into<Command>) -> Result<Accepted, CommandError> {
-        let command = command.into();
+        let result = self.serve_now(command.into());
+        self.flush_dirty();
+        self.observer.after_turn(&self.node);
+        result
+    }
+
+    /// As [`Adapter::command`], for a [`Handle`] whose call found the loop
+    /// of [`crate::spawn`] asleep: the same, except that each connection is
+    /// written at most once between two turns of the loop. The first
+    /// command after a turn (a request, the answer to one) goes out at
+    /// once; a stream of small ones is left queued for the loop, which
+    /// writes it many frames per system call (a write per message would
+    /// cost the receiver a wake-up per message), and
+    /// [`Adapter::loop_must_wake`] says so, until [`WRITE_NOW_BYTES`] are
+    /// queued.
+    pub(crate) fn command_outside_loop(
+        &mut self,
+        command: Command,
+    ) -> Result<Accepted, CommandError> {
+        let result = self.serve_now(command);
+        let mut dirty = core::mem::take(&mut self.dirty);
+        dirty.retain(|&conn| {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return false;
+            };
+            if c.blocked {
+                // Its writable event will have the loop write it.
+                c.dirty = false;
+                return false;
+            }
+            if c.written_outside == self.turn && c.backlog < WRITE_NOW_BYTES {
+                return true;
+            }
+            c.written_outside = self.turn;
+            c.dirty = false;
+            self.flush(conn);
+            false
+        });
+        dirty.append(&mut self.dirty);
+        self.dirty = dirty;
+        self.observer.after_turn(&self.node);
+        result
+    }
+
+    /// Serves what the handles queued, then `command`, and carries out its
+    /// outputs (the writes only queued).
+    fn serve_now(&mut self, command: Command) -> Result<Accepted, CommandError> {
         if !self.aborted {
             self.serve_requests();
         }
@@ -375,8 +437,6 @@ impl Adapter {
         }
         let result = self.node.command(self.clock.now(), command);
         self.pump();
-        self.flush_dirty();
-        self.observer.after_turn(&self.node);
         result
     }
 
@@ -399,6 +459,7 @@ impl Adapter {
             (None, _) => false,
         };
         earlier
+            || !self.dirty.is_empty()
             || self.more_requests
             || self.more_accepts
             || self.closed_since_plan
@@ -518,6 +579,8 @@ impl Adapter {
                 backlog: 0,
                 closing_since: None,
                 dirty: false,
+                written_outside: 0,
+                blocked: false,
             },
         );
         Ok(())
@@ -554,6 +617,7 @@ impl Adapter {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        c.blocked = false;
         if c.connecting {
             match c.stream.take_error() {
                 Ok(Some(error)) | Err(error) => {
@@ -635,7 +699,7 @@ impl Adapter {
             }
         };
         match outcome {
-            Outcome::Blocked => {}
+            Outcome::Blocked => c.blocked = true,
             Outcome::Failed(reason) => self.transport_closed(conn, reason),
             Outcome::Flushed => {
                 if c.closing_since.is_some() {

@@ -218,7 +218,7 @@ impl Handle {
         }
         SERVING.set(true);
         let serving = Serving;
-        let result = adapter.command(command);
+        let result = adapter.command_outside_loop(command);
         drop(serving);
         if adapter.loop_must_wake() && !self.wake_pending.swap(true, Ordering::AcqRel) {
             let _ = self.waker.wake();
