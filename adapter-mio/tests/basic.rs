@@ -288,7 +288,10 @@ fn a_command_served_while_the_loop_sleeps_wakes_it_for_an_earlier_deadline() {
         })
         .expect("dial");
     up(&a.events, b_id);
-    // b's application never answers. Give a's loop time to go to sleep.
+    // b's application never answers. No event says that a's loop is
+    // asleep; a pause makes it all but certain that the request below
+    // finds it so and is served on this thread (the path under test). Were
+    // it served by the loop instead, the test would pass without testing.
     std::thread::sleep(Duration::from_millis(50));
     let asked = Instant::now();
     a.handle.submit(MessagingCommand::Request {
