@@ -314,23 +314,35 @@ async fn read_until_end(
     let mut pool = ReadPool::new(READ_CHUNK);
     let mut reader = stream;
     let mut sync_open = true;
+    // The last read did not fill the buffer, so it emptied the socket: the
+    // next one waits for the reactor's word first. Reading first would
+    // only get `WouldBlock` (a system call), and then register for
+    // readiness anyway (another); it would also do both every time this
+    // future is polled for another reason (its writer's queue, a sync
+    // request). What arrives after a read that emptied the socket raises
+    // a new readiness event, so nothing is missed.
+    let mut drained = false;
     loop {
-        let step = if sync_open {
-            future::or(
-                async { ReadStep::Read(reader.read(&mut buf).await) },
-                async { ReadStep::Sync(sync.recv().await.is_ok()) },
-            )
-            .await
-        } else {
+        let read = async {
+            if drained && let Err(error) = stream.readable().await {
+                return ReadStep::Read(Err(error));
+            }
             ReadStep::Read(reader.read(&mut buf).await)
+        };
+        let step = if sync_open {
+            future::or(read, async { ReadStep::Sync(sync.recv().await.is_ok()) }).await
+        } else {
+            read.await
         };
         match step {
             ReadStep::Read(result) => {
+                drained = matches!(result, Ok(n) if n < buf.len());
                 if let Err(end) = deliver(conn, result, &buf, &mut pool, transport).await {
                     return end;
                 }
             }
             ReadStep::Sync(true) => {
+                drained = false;
                 // Reading an `Async` socket tries the read first and only
                 // then waits: a single poll takes what is there now.
                 for _ in 0..SYNC_READS {

@@ -291,12 +291,26 @@ async fn peer_that_stops_reading_is_cut_off_at_the_backlog_cap(rt: Runtime) {
         CloseReason::Transport(TransportError::TimedOut),
         "closed for the backlog, not for liveness or anything else"
     );
-    // Every send up to the cap is accepted. The backlog counts framed
-    // bytes (each chunk's frame header and tag too), so when the kernel has
-    // taken nothing yet the cut can come right after the cap's worth of
-    // payload. `>` held only when the kernel had absorbed a frame's
-    // overhead first: in one fresh-clone CI run (smol, after the adapter
-    // began writing a turn's frames together) exactly 2 MiB was accepted.
+    // What the cut proves, exactly: the connection's backlog (the bytes
+    // handed to it, framed, less what the kernel took) went past the cap,
+    // so more than the cap's worth of bytes was handed to it. The node
+    // counts them all (`bytes_sent`: every `Output::Send`, the handshake's
+    // and the frame that crossed the cap included; this is a's only
+    // connection). That holds strictly whatever the kernel took, unlike a
+    // bound on payload alone: when the kernel has taken nothing, the cut
+    // comes right after exactly the cap's worth of payload, 4 chunks, since
+    // their frame headers and tags put the fourth frame over (one
+    // fresh-clone CI run under smol saw exactly 2 MiB accepted).
+    let handed = within("stats", a.handle.stats())
+        .await
+        .expect("stats")
+        .peers
+        .bytes_sent;
+    assert!(
+        handed > CAP as u64,
+        "cut after only {handed} bytes were handed to the connection: the cap is {CAP}"
+    );
+    // And so every chunk that fitted under the cap was accepted.
     assert!(
         accepted >= CAP,
         "only {accepted} bytes were accepted before the cut"

@@ -14,7 +14,10 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use bytes::Bytes;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token, Waker};
-use ringmesh::{Command, ConnId, Direction, Input, Node, Output, TransportError};
+use ringmesh::{
+    Accepted, Command, CommandError, ConnId, Direction, Input, Instant, Node, Output,
+    TransportError,
+};
 use ringmesh_driver::{
     ACCEPTS_PER_TURN, AdapterConfig, BACKLOG_OVERFLOW, Clock, DropLog, ReadPool, Startup,
     admit_to_backlog, event_size, transport_error,
@@ -39,6 +42,11 @@ fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
 /// usually arrives whole.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// Queued bytes that a command served outside the loop writes at once
+/// even when it is not the first since the loop's last turn: a system
+/// call's worth.
+const WRITE_NOW_BYTES: usize = 32 * 1024;
+
 /// Requests served per turn of the loop: a thread that keeps submitting
 /// must not keep the adapter from reading its sockets and running its
 /// timers.
@@ -62,6 +70,12 @@ struct Conn {
     closing_since: Option<StdInstant>,
     /// Listed in `Adapter::dirty` (so a connection is listed once).
     dirty: bool,
+    /// The loop's turn ([`Adapter::turn`]) in which a command served
+    /// outside the loop last wrote to this connection.
+    written_outside: u64,
+    /// The last write would have blocked: the socket's writable event
+    /// (to the loop) writes the rest.
+    blocked: bool,
 }
 
 /// Drives one [`Node`] over TCP. See the crate docs for the two ways to
@@ -104,6 +118,16 @@ pub struct Adapter {
     aborted: bool,
     /// Events the observer had no room for.
     drops: DropLog,
+    /// The node's deadline the loop of [`crate::spawn`] sleeps until (it
+    /// may wake earlier, never later): a call served on another thread
+    /// ([`Adapter::command`]) that moves the deadline earlier wakes it.
+    planned_deadline: Option<Instant>,
+    /// A connection began closing since the loop planned its sleep (its
+    /// grace period is a deadline the loop does not know of yet).
+    closed_since_plan: bool,
+    /// Turns of the loop so far (counted by `handle_timeout`): commands
+    /// served outside the loop write to a connection once per turn.
+    turn: u64,
 }
 
 impl Adapter {
@@ -172,6 +196,7 @@ impl Adapter {
         let loop_thread = Arc::new(OnceLock::new());
         let handle = Handle {
             requests: request_tx,
+            direct: None,
             wake_pending: wake_pending.clone(),
             waker,
             loop_thread: loop_thread.clone(),
@@ -204,6 +229,9 @@ impl Adapter {
             dirty: Vec::new(),
             aborted: false,
             drops,
+            planned_deadline: None,
+            closed_since_plan: false,
+            turn: 0,
         };
         Ok((adapter, handle))
     }
@@ -285,7 +313,9 @@ impl Adapter {
                 self.on_writable(conn);
             }
             if event.is_readable() || event.is_read_closed() {
-                self.on_readable(conn);
+                // A peer's close already reported must be read to the
+                // end: no new edge comes for it.
+                self.on_readable(conn, event.is_read_closed() || event.is_error());
             }
         }
         self.pump();
@@ -315,6 +345,7 @@ impl Adapter {
             return;
         }
         self.claim_loop_thread();
+        self.turn += 1;
         let now = self.clock.now();
         if self.node.poll_timeout().is_some_and(|at| at <= now) {
             self.node.handle_input(now, Input::Timeout);
@@ -336,6 +367,103 @@ impl Adapter {
         self.pump();
         self.flush_dirty();
         self.observer.after_turn(&self.node);
+    }
+
+    /// Runs `command` on the node now, on the calling thread, and returns
+    /// its answer: first what [`Handle`]s queued before it (so each
+    /// thread's calls keep their order), then `command`; its outputs are
+    /// carried out and its writes flushed before this returns, and the
+    /// observer sees the node after it ([`Observer::after_turn`]).
+    ///
+    /// For an embedding loop, this is the way in without the handle's
+    /// channel and waker: no system call besides the writes, no extra
+    /// turn of the loop. `Err(ShutDown)` once the adapter was aborted.
+    pub fn command(&mut self, command: impl Into<Command>) -> Result<Accepted, CommandError> {
+        let result = self.serve_now(command.into());
+        self.flush_dirty();
+        self.observer.after_turn(&self.node);
+        result
+    }
+
+    /// As [`Adapter::command`], for a [`Handle`] whose call found the loop
+    /// of [`crate::spawn`] asleep: the same, except that each connection is
+    /// written at most once between two turns of the loop. The first
+    /// command after a turn (a request, the answer to one) goes out at
+    /// once; a stream of small ones is left queued for the loop, which
+    /// writes it many frames per system call (a write per message would
+    /// cost the receiver a wake-up per message), and
+    /// [`Adapter::loop_must_wake`] says so, until [`WRITE_NOW_BYTES`] are
+    /// queued.
+    pub(crate) fn command_outside_loop(
+        &mut self,
+        command: Command,
+    ) -> Result<Accepted, CommandError> {
+        let result = self.serve_now(command);
+        let mut dirty = core::mem::take(&mut self.dirty);
+        dirty.retain(|&conn| {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return false;
+            };
+            if c.blocked {
+                // Its writable event will have the loop write it.
+                c.dirty = false;
+                return false;
+            }
+            if c.written_outside == self.turn && c.backlog < WRITE_NOW_BYTES {
+                return true;
+            }
+            c.written_outside = self.turn;
+            c.dirty = false;
+            self.flush(conn);
+            false
+        });
+        dirty.append(&mut self.dirty);
+        self.dirty = dirty;
+        self.observer.after_turn(&self.node);
+        result
+    }
+
+    /// Serves what the handles queued, then `command`, and carries out its
+    /// outputs (the writes only queued).
+    fn serve_now(&mut self, command: Command) -> Result<Accepted, CommandError> {
+        if !self.aborted {
+            self.serve_requests();
+        }
+        if self.aborted {
+            return Err(CommandError::ShutDown);
+        }
+        if command == Command::Shutdown {
+            self.shutting_down = true;
+        }
+        let result = self.node.command(self.clock.now(), command);
+        self.pump();
+        result
+    }
+
+    /// For the loop of [`crate::spawn`]: how long to sleep, noting which
+    /// deadline that is for [`Adapter::loop_must_wake`].
+    pub(crate) fn plan_sleep(&mut self) -> Option<StdDuration> {
+        self.planned_deadline = self.node.poll_timeout();
+        self.closed_since_plan = false;
+        self.timeout()
+    }
+
+    /// After a call served outside the loop of [`crate::spawn`]: whether
+    /// the sleeping loop must wake, because the call left it something to
+    /// do sooner than it planned (an earlier deadline, requests left over,
+    /// a closing connection's grace period, the end).
+    pub(crate) fn loop_must_wake(&self) -> bool {
+        let earlier = match (self.node.poll_timeout(), self.planned_deadline) {
+            (Some(now), Some(planned)) => now < planned,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        earlier
+            || !self.dirty.is_empty()
+            || self.more_requests
+            || self.more_accepts
+            || self.closed_since_plan
+            || self.shutting_down
     }
 
     fn serve_requests(&mut self) {
@@ -407,7 +535,7 @@ impl Adapter {
                     // under a flood, the node judges connections in the
                     // order they came, and an honest handshake is answered
                     // before a thousand later arrivals can evict it.
-                    self.on_readable(conn);
+                    self.on_readable(conn, true);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -451,6 +579,8 @@ impl Adapter {
                 backlog: 0,
                 closing_since: None,
                 dirty: false,
+                written_outside: 0,
+                blocked: false,
             },
         );
         Ok(())
@@ -487,6 +617,7 @@ impl Adapter {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        c.blocked = false;
         if c.connecting {
             match c.stream.take_error() {
                 Ok(Some(error)) | Err(error) => {
@@ -568,7 +699,7 @@ impl Adapter {
             }
         };
         match outcome {
-            Outcome::Blocked => {}
+            Outcome::Blocked => c.blocked = true,
             Outcome::Failed(reason) => self.transport_closed(conn, reason),
             Outcome::Flushed => {
                 if c.closing_since.is_some() {
@@ -579,7 +710,9 @@ impl Adapter {
         }
     }
 
-    fn on_readable(&mut self, conn: ConnId) {
+    /// Reads what the socket holds; until it would block if
+    /// `to_the_end`, else until a read that does not fill the buffer.
+    fn on_readable(&mut self, conn: ConnId, to_the_end: bool) {
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
@@ -600,6 +733,15 @@ impl Adapter {
                     let now = self.clock.now();
                     self.node.handle_input(now, Input::Received { conn, bytes });
                     self.pump();
+                    // A read that did not fill the buffer emptied the
+                    // socket: what arrives after it raises a new readiness
+                    // event (mio's registrations are edge-triggered, and
+                    // epoll queues an edge for every arrival, a close
+                    // included), so the read that would only return
+                    // `WouldBlock` is skipped, as tokio does on epoll.
+                    if n < self.scratch.len() && !to_the_end {
+                        return;
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -623,6 +765,7 @@ impl Adapter {
                 Output::Close { conn } => {
                     if let Some(c) = self.conns.get_mut(&conn) {
                         c.closing_since = Some(StdInstant::now());
+                        self.closed_since_plan = true;
                         if c.connecting {
                             self.drop_conn(conn);
                         } else {

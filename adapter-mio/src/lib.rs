@@ -18,10 +18,23 @@
 //! `std::sync::mpsc::Receiver` (if the application stops reading and it
 //! fills, events are dropped and counted, with a warning in the log).
 //!
+//! A round trip costs wake-ups between threads, and on a virtual machine
+//! a wake-up is dearer than the protocol's work. So: an embedding loop runs
+//! its own commands with [`Adapter::command`] (no channel, no waker); a
+//! [`spawn`]ed adapter's [`Handle::submit`] and [`Handle::command`] run the
+//! command on the calling thread when the loop is asleep (the adapter is
+//! locked for each turn of the loop, never while it sleeps), writing what
+//! it sends before they return, and wake the loop only if the command
+//! left it something to do sooner than it planned; and
+//! [`EventReceiver::recv`] looks for an event for [`EVENT_SPIN`] before it
+//! sleeps, so that a reply that comes within it is taken without a
+//! wake-up. A round trip then wakes the loop thread of each side once (as
+//! the socket's data arrives) and nothing else.
+//!
 //! To merge the node's events with inputs of your own in one channel, or
 //! to watch the node's state as it changes, give [`spawn_with`] (or
 //! [`Adapter::with_observer`]) an [`Observer`]: it receives the events on
-//! the adapter's thread, and looks at the node after every turn.
+//! the thread that runs the turn, and looks at the node after every turn.
 //! [`Handle::inspect`] runs a closure on the node from any other thread
 //! and returns its result.
 //!
@@ -58,11 +71,12 @@
 mod adapter;
 mod observer;
 
+use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 use std::thread::{JoinHandle, ThreadId};
 
 use mio::{Events, Poll, Waker};
@@ -70,8 +84,8 @@ use ringmesh::wire::PeerEntry;
 use ringmesh::{Accepted, Command, CommandError, Node, NodeId};
 
 pub use adapter::{Adapter, TOKEN_SPAN};
-pub use observer::EventReceiver;
 pub use observer::Observer;
+pub use observer::{EVENT_SPIN, EventReceiver};
 /// The protocol crate this adapter drives.
 pub use ringmesh;
 pub use ringmesh_driver::{
@@ -82,6 +96,26 @@ pub use ringmesh_driver::{
 
 /// A closure to run on the node, on the adapter's thread.
 type Inspection = Box<dyn FnOnce(&Node) + Send>;
+
+/// The adapter of [`spawn`], shared by its loop and its handles: the loop
+/// holds the lock for a turn, never while it sleeps, and a handle that
+/// finds it free serves its call on its own thread. `None` once the loop
+/// has ended.
+type Shared = Arc<Mutex<Option<Adapter>>>;
+
+fn lock(shared: &Mutex<Option<Adapter>>) -> MutexGuard<'_, Option<Adapter>> {
+    // A panic in an observer or an inspection leaves the node as it was
+    // between two inputs: carry on (the loop's own panic ends it, see
+    // `Release`).
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+thread_local! {
+    /// This thread is serving a call of a [`spawn`]ed adapter's handle
+    /// (its observer runs here meanwhile): the calls that wait for the
+    /// loop would wait for this very thread.
+    static SERVING: Cell<bool> = const { Cell::new(false) };
+}
 
 pub(crate) enum Request {
     Command(Command, Option<Sender<Result<Accepted, CommandError>>>),
@@ -98,9 +132,18 @@ pub(crate) enum Request {
 /// thread that runs it (an [`Observer`], or an embedding loop): there they
 /// would wait for themselves forever, so they panic instead.
 /// [`submit`](Handle::submit) and [`abort`](Handle::abort) never wait.
+///
+/// For a [`spawn`]ed adapter whose loop is asleep, [`submit`](Handle::submit)
+/// and [`command`](Handle::command) run the command on the calling thread
+/// at once (what was queued before it first), as one turn of the loop
+/// would; otherwise they queue it for the loop. Either way, each thread's
+/// calls are served in the order it made them.
 #[derive(Clone)]
 pub struct Handle {
     requests: Sender<Request>,
+    /// The adapter itself, for a [`spawn`]ed one: a command finds it idle
+    /// and runs at once on the caller's thread.
+    direct: Option<Shared>,
     waker: Arc<Waker>,
     wake_pending: Arc<AtomicBool>,
     /// The thread that runs the adapter's loop, once known.
@@ -153,10 +196,40 @@ impl Handle {
         true
     }
 
+    /// Runs `command` on this thread if the adapter is [`spawn`]ed and
+    /// idle (its loop asleep in `poll`); gives it back otherwise.
+    fn try_direct(&self, command: Command) -> Result<Result<Accepted, CommandError>, Command> {
+        let Some(shared) = &self.direct else {
+            return Err(command);
+        };
+        let mut guard = match shared.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(command),
+        };
+        let Some(adapter) = guard.as_mut() else {
+            return Ok(Err(CommandError::ShutDown));
+        };
+        struct Serving;
+        impl Drop for Serving {
+            fn drop(&mut self) {
+                SERVING.set(false);
+            }
+        }
+        SERVING.set(true);
+        let serving = Serving;
+        let result = adapter.command_outside_loop(command);
+        drop(serving);
+        if adapter.loop_must_wake() && !self.wake_pending.swap(true, Ordering::AcqRel) {
+            let _ = self.waker.wake();
+        }
+        Ok(result)
+    }
+
     /// Panics on the adapter's own thread, where a call that waits for the
     /// loop would wait forever.
     fn check_not_on_loop_thread(&self, call: &str) {
-        if self.loop_thread.get() == Some(&std::thread::current().id()) {
+        if self.loop_thread.get() == Some(&std::thread::current().id()) || SERVING.get() {
             panic!(
                 "ringmesh_mio::Handle::{call} called on the adapter's own thread: it waits for \
                  that thread, so it would wait forever (read Adapter::node, or use submit)"
@@ -173,6 +246,10 @@ impl Handle {
     pub fn command(&self, command: impl Into<Command>) -> Result<Accepted, CommandError> {
         let command = command.into();
         self.check_not_on_loop_thread("command");
+        let command = match self.try_direct(command) {
+            Ok(result) => return result,
+            Err(command) => command,
+        };
         let (tx, rx) = mpsc::channel();
         if !self.request(Request::Command(command, Some(tx))) {
             return Err(CommandError::ShutDown);
@@ -182,12 +259,15 @@ impl Handle {
 
     /// Queues `command` without waiting for its answer.
     pub fn submit(&self, command: impl Into<Command>) {
-        let command = command.into();
-        self.request(Request::Command(command, None));
+        if let Err(command) = self.try_direct(command.into()) {
+            self.request(Request::Command(command, None));
+        }
     }
 
-    /// Runs `f` on the node, on the adapter's thread between two inputs,
-    /// and returns what it returns; `None` if the adapter has stopped.
+    /// Runs `f` on the node between two inputs, on the thread that serves
+    /// the request (the adapter's, or one whose command found the loop
+    /// asleep and served the queue first), and returns what it returns;
+    /// `None` if the adapter has stopped.
     /// For state the other calls do not cover:
     /// `handle.inspect(|node| node.chord_successors())`.
     ///
@@ -198,7 +278,7 @@ impl Handle {
     /// # Panics
     ///
     /// On the adapter's own thread (see [`Handle`]). A panic in `f`
-    /// unwinds the adapter's thread.
+    /// unwinds the thread that serves it.
     pub fn inspect<T, F>(&self, f: F) -> Option<T>
     where
         F: FnOnce(&Node) -> T + Send + 'static,
@@ -308,7 +388,7 @@ pub struct Spawned {
 pub fn spawn(config: AdapterConfig) -> io::Result<Running> {
     let poll = Poll::new()?;
     let (adapter, handle, events) = Adapter::new(poll.registry(), 0, config)?;
-    let thread = start_thread(poll, adapter, &handle)?;
+    let (thread, handle) = start_thread(poll, adapter, handle)?;
     Ok(Running {
         handle,
         events,
@@ -324,36 +404,70 @@ pub fn spawn(config: AdapterConfig) -> io::Result<Running> {
 pub fn spawn_with(config: AdapterConfig, observer: impl Observer) -> io::Result<Spawned> {
     let poll = Poll::new()?;
     let (adapter, handle) = Adapter::with_observer(poll.registry(), 0, config, observer)?;
-    let thread = start_thread(poll, adapter, &handle)?;
+    let (thread, handle) = start_thread(poll, adapter, handle)?;
     Ok(Spawned { handle, thread })
+}
+
+/// Ends the adapter when the loop's thread ends, however it ends (a panic
+/// in an observer included): its sockets close, and the handles' calls
+/// return `ShutDown` instead of finding a node nobody drives.
+struct Release<'a>(&'a Mutex<Option<Adapter>>);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        let adapter = lock(self.0).take();
+        drop(adapter);
+    }
 }
 
 fn start_thread(
     poll: Poll,
-    mut adapter: Adapter,
-    handle: &Handle,
-) -> io::Result<JoinHandle<io::Result<()>>> {
-    std::thread::Builder::new()
+    adapter: Adapter,
+    mut handle: Handle,
+) -> io::Result<(JoinHandle<io::Result<()>>, Handle)> {
+    let shared: Shared = Arc::new(Mutex::new(Some(adapter)));
+    handle.direct = Some(Arc::clone(&shared));
+    let thread = std::thread::Builder::new()
         .name(format!("ringmesh-{}", handle.node_id().short()))
         .spawn(move || {
-            adapter.claim_loop_thread();
-            let result = run(poll, &mut adapter);
-            adapter.stop();
+            let release = Release(&shared);
+            if let Some(adapter) = lock(&shared).as_ref() {
+                adapter.claim_loop_thread();
+            }
+            let result = run(poll, &shared);
+            // Out of the handles' reach first, so that no call runs on it
+            // while the observer is told.
+            let adapter = lock(&shared).take();
+            if let Some(mut adapter) = adapter {
+                adapter.stop();
+            }
+            drop(release);
             result
-        })
+        })?;
+    Ok((thread, handle))
 }
 
 /// The adapter's own loop: poll, dispatch, feed deadlines, until shut
-/// down and flushed.
-fn run(mut poll: Poll, adapter: &mut Adapter) -> io::Result<()> {
+/// down and flushed. The adapter is locked for each turn and free while
+/// the loop sleeps: a handle's command then runs on its caller's thread
+/// ([`Handle::submit`]), and wakes the loop only if it left it something
+/// to do sooner than planned.
+fn run(mut poll: Poll, shared: &Mutex<Option<Adapter>>) -> io::Result<()> {
     let mut events = Events::with_capacity(1024);
+    let mut timeout = match lock(shared).as_mut() {
+        Some(adapter) => adapter.plan_sleep(),
+        None => return Ok(()),
+    };
     loop {
-        let timeout = adapter.timeout();
         match poll.poll(&mut events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
+        let mut guard = lock(shared);
+        let Some(adapter) = guard.as_mut() else {
+            return Ok(());
+        };
         for event in events.iter() {
             adapter.handle_event(event);
         }
@@ -361,5 +475,6 @@ fn run(mut poll: Poll, adapter: &mut Adapter) -> io::Result<()> {
         if adapter.is_finished() {
             return Ok(());
         }
+        timeout = adapter.plan_sleep();
     }
 }

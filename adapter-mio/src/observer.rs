@@ -1,14 +1,23 @@
-//! [`Observer`]: where an adapter's events go, on the adapter's thread.
+//! [`Observer`]: where an adapter's events go, on the thread that runs the turn.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{
     Receiver, RecvError, RecvTimeoutError, SyncSender, TryRecvError, TrySendError,
 };
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ringmesh::{Event, Node};
 use ringmesh_driver::{QueuedBytes, event_size};
+
+/// How long [`EventReceiver::recv`] and [`EventReceiver::recv_timeout`]
+/// look for an event, yielding the CPU between looks, before they sleep:
+/// a few round trips over loopback, so that a thread waiting for a reply
+/// usually takes it without being put to sleep and woken again (a futex
+/// call on each side, and on a virtual machine an interrupt between
+/// CPUs). The price is at most this much CPU time per wait that finds
+/// nothing.
+pub const EVENT_SPIN: Duration = Duration::from_micros(50);
 
 /// Receives an adapter's events on the adapter's own thread, and looks at
 /// the node after every turn of its loop. Give one to [`spawn_with`]
@@ -21,10 +30,16 @@ use ringmesh_driver::{QueuedBytes, event_size};
 /// stabilizes): what an observer sends from [`after_turn`](Observer::after_turn)
 /// comes after the events of that turn, in the same order as it happened.
 ///
-/// Everything here runs on the adapter's thread, between inputs: **it must
-/// not block** (the node's sockets and timers wait meanwhile), and it must
-/// not make the [`Handle`] calls that wait for an answer (they would wait
-/// for this very thread; they panic instead).
+/// Everything here runs on the thread that runs the turn, between inputs:
+/// the adapter's, or, for [`spawn_with`], a thread whose
+/// [`Handle::submit`] or [`Handle::command`] found the loop asleep and
+/// served the command itself (one observer call at a time either way).
+/// **It must not block** (the node's sockets and timers wait meanwhile),
+/// and it must not make the [`Handle`] calls that wait for an answer (they
+/// would wait for this very turn; they panic instead).
+///
+/// [`Handle::submit`]: crate::Handle::submit
+/// [`Handle::command`]: crate::Handle::command
 ///
 /// [`spawn_with`]: crate::spawn_with
 /// [`spawn`]: crate::spawn
@@ -134,9 +149,34 @@ impl EventReceiver {
         event
     }
 
+    /// The next event if one comes within `limit`, without sleeping
+    /// ([`EVENT_SPIN`]); `None` if none came.
+    fn spin(&self, limit: Duration) -> Option<Result<Event, RecvTimeoutError>> {
+        let start = Instant::now();
+        loop {
+            match self.receiver.try_recv() {
+                Ok(event) => return Some(Ok(self.took(event))),
+                Err(TryRecvError::Disconnected) => {
+                    return Some(Err(RecvTimeoutError::Disconnected));
+                }
+                Err(TryRecvError::Empty) => {}
+            }
+            if start.elapsed() >= limit {
+                return None;
+            }
+            // Lets the adapter's thread run if it shares this CPU.
+            std::thread::yield_now();
+        }
+    }
+
     /// Waits for the next event; `Err` once the adapter has stopped and
     /// every event was read.
     pub fn recv(&self) -> Result<Event, RecvError> {
+        match self.spin(EVENT_SPIN) {
+            Some(Ok(event)) => return Ok(event),
+            Some(Err(_)) => return Err(RecvError),
+            None => {}
+        }
         self.receiver.recv().map(|e| self.took(e))
     }
 
@@ -147,7 +187,12 @@ impl EventReceiver {
 
     /// Waits at most `timeout` for the next event.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
-        self.receiver.recv_timeout(timeout).map(|e| self.took(e))
+        let start = Instant::now();
+        if let Some(result) = self.spin(EVENT_SPIN.min(timeout)) {
+            return result;
+        }
+        let left = timeout.saturating_sub(start.elapsed());
+        self.receiver.recv_timeout(left).map(|e| self.took(e))
     }
 
     /// The events as they come, until the adapter stops.

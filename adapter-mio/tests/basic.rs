@@ -258,3 +258,55 @@ fn a_payload_too_large_once_decompressed_fails_at_the_sender_and_the_link_stays(
     });
     assert_eq!(a.handle.peers().len(), 1);
 }
+
+/// A command served on the caller's thread while the loop sleeps (the
+/// loop of `spawn` is asleep between turns) may bring the node's next
+/// deadline forward; the loop must wake for it rather than sleep on to
+/// the deadline it planned. Here the loop's own timers are seconds away,
+/// and a request to a peer that never answers must fail at its 100 ms
+/// timeout, not at the next maintenance round.
+#[test]
+fn a_command_served_while_the_loop_sleeps_wakes_it_for_an_earlier_deadline() {
+    let mut slow = Config::lan();
+    slow.liveness.ping_interval = ringmesh::Duration::from_secs(20);
+    slow.peers.maintenance_interval = ringmesh::Duration::from_secs(20);
+    let config = |i: u8, node: Config| {
+        AdapterConfig::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            node,
+            Identity::from_secret_bytes([i; 32]),
+            u64::from(i),
+        )
+    };
+    let a = spawn(config(31, slow.clone())).expect("a");
+    let b = spawn(config(32, slow)).expect("b");
+    let b_id = b.handle.node_id();
+    a.handle
+        .command(PeersCommand::Connect {
+            addr: b.handle.local_addr(),
+            peer: Some(b_id),
+        })
+        .expect("dial");
+    up(&a.events, b_id);
+    // b's application never answers. No event says that a's loop is
+    // asleep; a pause makes it all but certain that the request below
+    // finds it so and is served on this thread (the path under test). Were
+    // it served by the loop instead, the test would pass without testing.
+    std::thread::sleep(Duration::from_millis(50));
+    let asked = Instant::now();
+    a.handle.submit(MessagingCommand::Request {
+        to: b_id,
+        payload: Bytes::from_static(b"anyone?"),
+        timeout: ringmesh::Duration::from_millis(100),
+    });
+    wait_for(&a.events, |e| {
+        matches!(e, Event::Messaging(MessagingEvent::RequestFailed { .. })).then_some(())
+    });
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the request failed {took:?} after it was made: the loop slept through its timeout"
+    );
+    a.handle.shutdown();
+    b.handle.shutdown();
+}

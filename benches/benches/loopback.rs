@@ -31,14 +31,17 @@
 //! The adapters, each driven as its API is meant to be used:
 //!
 //! - `mio`: `ringmesh_mio::spawn` (the adapter on its own thread).
-//!   `Handle::submit` (no answer awaited) for sends, requests and responses;
+//!   `Handle::submit` (no answer awaited) for sends, requests and responses
+//!   (served on the calling thread when the adapter's loop is asleep);
 //!   events from its `Receiver`. One-way: the bench's thread submits and
 //!   counts B's events. Request/response: a thread answers for B.
 //! - `mio embedded`: `ringmesh_mio::Adapter` in a `mio::Poll` loop the bench
-//!   runs, one thread per node, application code in the same loop (commands
-//!   still go through the `Handle`, then `handle_timeout` serves them at
-//!   once). One-way: B acknowledges every quarter window with an 8-byte
+//!   runs, one thread per node, application code in the same loop. One-way:
+//!   sends are queued on the `Handle` and served together
+//!   (`handle_timeout`); B acknowledges every quarter window with an 8-byte
 //!   `Send` back, since A's thread cannot see B's count otherwise.
+//!   Request/response: `Adapter::command`, run at once on the loop's
+//!   thread.
 //! - `async-std`: `ringmesh_async_std::start`, the driver spawned on
 //!   async-std's executor; `NodeHandle::post(..).await` per message (returns
 //!   once the node task's queue has taken it, without waiting for the
@@ -639,10 +642,10 @@ impl SyncNode for Embedded {
         self.handle.node_id()
     }
 
-    /// Queues `command` on the handle and runs it at once.
+    /// Runs `command` at once on this thread (`Adapter::command`: no
+    /// channel, no waker).
     fn run(&mut self, command: impl Into<Command>) {
-        self.submit(command);
-        self.serve();
+        let _ = self.adapter.command(command);
     }
 
     fn next_event_by(&mut self, deadline: StdInstant) -> Option<Event> {
