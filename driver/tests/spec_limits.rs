@@ -162,6 +162,10 @@ fn every_default_on_the_limits_page_is_the_codes() {
             count(PlumtreeConfig::default().max_missing),
         ),
         (
+            "mesh.plumtree.link_announce",
+            duration(PlumtreeConfig::default().link_announce),
+        ),
+        (
             "mesh.hyparview.active_view",
             count(HyParViewConfig::default().active_view),
         ),
