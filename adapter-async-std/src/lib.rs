@@ -142,8 +142,9 @@ pub use handle::{Error, NodeHandle};
 pub use ringmesh;
 pub use ringmesh_driver::{
     AdapterConfig, AdapterConfigError, BACKLOG_OVERFLOW, DEFAULT_EVENT_CAPACITY,
-    DEFAULT_EVENT_CAPACITY_BYTES, DEFAULT_MAX_BACKLOG_BYTES, DROP_LOG_INTERVAL, LanConfig,
-    LanDiscovery, LanStats, MAX_EVENT_CAPACITY, PeerInfo, announced_addrs, event_size,
+    DEFAULT_EVENT_CAPACITY_BYTES, DEFAULT_MAX_BACKLOG_BYTES, DROP_LOG_INTERVAL, FileStore,
+    LanConfig, LanDiscovery, LanStats, MAX_EVENT_CAPACITY, OpenReport, PeerInfo, announced_addrs,
+    event_size,
 };
 
 /// Calls from handles that may wait for the node loop at once; more wait

@@ -76,8 +76,9 @@ pub use observer::Observer;
 pub use ringmesh;
 pub use ringmesh_driver::{
     AdapterConfig, AdapterConfigError, BACKLOG_OVERFLOW, DEFAULT_EVENT_CAPACITY,
-    DEFAULT_EVENT_CAPACITY_BYTES, DEFAULT_MAX_BACKLOG_BYTES, DROP_LOG_INTERVAL, LanConfig,
-    LanDiscovery, LanStats, MAX_EVENT_CAPACITY, PeerInfo, QueuedBytes, announced_addrs, event_size,
+    DEFAULT_EVENT_CAPACITY_BYTES, DEFAULT_MAX_BACKLOG_BYTES, DROP_LOG_INTERVAL, FileStore,
+    LanConfig, LanDiscovery, LanStats, MAX_EVENT_CAPACITY, OpenReport, PeerInfo, QueuedBytes,
+    announced_addrs, event_size,
 };
 
 /// A closure to run on the node, on the adapter's thread.

@@ -30,7 +30,8 @@ use ringmesh::{
     SyncCommand, SyncError, SyncEvent,
 };
 use ringmesh_mio::{
-    AdapterConfig, AdapterConfigError, Handle, LanConfig, LanDiscovery, QueuedBytes, Spawned,
+    AdapterConfig, AdapterConfigError, FileStore, Handle, LanConfig, LanDiscovery, QueuedBytes,
+    Spawned,
 };
 use tracing::{debug, info, warn};
 
@@ -211,7 +212,12 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         handle,
         thread: adapter_thread,
     } = network::spawn(
-        AdapterConfig::new(args.listen, config, identity, seed),
+        AdapterConfig {
+            // With a data directory, blobs live in files under it: they
+            // outlive the process, and a fetch resumes after a restart.
+            blob_dir: data_dir.as_ref().map(|dir| dir.path().join(BLOB_DIR)),
+            ..AdapterConfig::new(args.listen, config, identity, seed)
+        },
         tx.clone(),
         Input::Network,
         unprinted.clone(),
@@ -225,6 +231,9 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
              interface address to announce instead, and a ring member must tell peers where \
              to dial it: pass --announce ADDR (or run with --no-chord)"
         ),
+        Some(AdapterConfigError::BlobDir { dir, reason }) => {
+            format!("cannot open the blob store in {}: {reason}", dir.display())
+        }
         _ => format!("cannot listen on {}: {e}", args.listen),
     })?;
     if !cached.is_empty() {
@@ -930,7 +939,23 @@ impl Session {
         }
     }
 
+    /// The blob store's directory, when blobs live in files.
+    fn blob_dir(&self) -> Option<std::path::PathBuf> {
+        self.data_dir.as_ref().map(|dir| dir.path().join(BLOB_DIR))
+    }
+
     fn add_blob(&mut self, path: &str) {
+        if let Some(dir) = self.blob_dir() {
+            // Copied into the store and hashed here, in pieces, off the
+            // node's thread; the node then serves it from the file.
+            return match FileStore::import(&dir, std::path::Path::new(path)) {
+                Ok((hash, len)) => match self.handle.command(BlobsCommand::Adopt { hash }) {
+                    Ok(_) => info!(path, len, "blob added"),
+                    Err(e) => say(&format!("error: cannot add {path}: {e}")),
+                },
+                Err(e) => say(&format!("error: cannot add {path}: {e}")),
+            };
+        }
         let data = match std::fs::read(path) {
             Ok(data) => Bytes::from(data),
             Err(e) => return say(&format!("error: cannot read {path}: {e}")),
@@ -1021,9 +1046,25 @@ impl Session {
                 provider.short()
             )),
             BlobsEvent::Done { hash } => {
+                let received = self
+                    .handle
+                    .inspect(|node| node.stats().blobs.bytes_verified)
+                    .unwrap_or(0);
                 let Some(path) = self.blob_paths.remove(&hash) else {
                     return say(&format!("fetched {hash}"));
                 };
+                if let Some(dir) = self.blob_dir() {
+                    let held = FileStore::data_path(&dir, &hash);
+                    return match hand_out(&held, &path) {
+                        Ok(()) => {
+                            say(&format!("fetched {hash} into {}", path.display()));
+                            say(&format!(
+                                "blobs: {received} bytes received and verified since start"
+                            ));
+                        }
+                        Err(e) => say(&format!("error: cannot write {}: {e}", path.display())),
+                    };
+                }
                 let data = self
                     .handle
                     .inspect(move |node| {
@@ -1372,6 +1413,25 @@ fn table_failure(op: &TableOp, reason: &DhtFailure) -> String {
         }
         _ => format!("error: cannot {} {key}: {reason}", op.verb()),
     }
+}
+
+/// Where blobs live under the data directory.
+const BLOB_DIR: &str = "blobs";
+
+/// Puts the store's copy of a blob at `path`: a hard link when both are on
+/// one file system (instant, whatever the size), else a copy. Changing the
+/// linked file in place changes the store's copy: the store notices at its
+/// next start (the data file's time) and fetches the changed groups again,
+/// and a peer served one meanwhile drops this node at the first bad group.
+fn hand_out(held: &std::path::Path, path: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    if std::fs::hard_link(held, path).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(held, path).map(drop)
 }
 
 /// The first 16 hex digits of a blob hash, for progress lines.

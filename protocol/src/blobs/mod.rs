@@ -59,7 +59,10 @@ pub use config::BlobsConfig;
 pub use fetch::{DropReason, Fetch, FetchEvent, FetchLimits, FetchStats};
 pub use serve::{ServeLimits, ServeStats, Server};
 pub use store::{BlobStore, GroupSet, MemStore, StoreError};
-pub use tree::{ChainingValue, Outboard, Proof, VerifyError, group_count, group_len, verify_group};
+pub use tree::{
+    ChainingValue, Outboard, OutboardBuilder, Proof, VerifyError, group_count, group_len,
+    verify_group,
+};
 
 use crate::cx::Cx;
 use crate::rng::{Rng, Stream};
@@ -167,6 +170,14 @@ impl Blobs {
                             .map_err(|_| BlobsError::StoreFull)?;
                     }
                 }
+                cx.emit(BlobsEvent::Added { hash, len });
+                Ok(Accepted::Done)
+            }
+            BlobsCommand::Adopt { hash } => {
+                let len = self.store.adopt(&hash).map_err(|e| match e {
+                    StoreError::Full => BlobsError::StoreFull,
+                    StoreError::Unknown | StoreError::Failed => BlobsError::NotInStore,
+                })?;
                 cx.emit(BlobsEvent::Added { hash, len });
                 Ok(Accepted::Done)
             }
