@@ -166,8 +166,9 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     }
     // The sync table runs on every node of the program: it needs no ring.
     config.sync = Some(args.preset.sync());
-    // Blobs too: `add`, `fetch`, `blobs` (in memory while the node runs).
-    config.blobs = Some(ringmesh::BlobsConfig::default());
+    // Blobs too: `add`, `fetch`, `blobs` (in files under the data
+    // directory, else in memory while the node runs).
+    config.blobs = Some(blobs_config());
     // Peers tell each other where they see them (spec/reach.md): a node
     // behind a NAT learns its public address.
     // A node on loopback has no peer on another host to dial it back, and
@@ -1413,6 +1414,18 @@ fn table_failure(op: &TableOp, reason: &DhtFailure) -> String {
         }
         _ => format!("error: cannot {} {key}: {reason}", op.verb()),
     }
+}
+
+/// The program's blobs: the protocol's defaults, but serving up to 1 GiB/s
+/// (the default 256 MiB/s is a provider's budget among many askers; a
+/// node a user runs by hand serves what its disk and CPU can) with a
+/// window of 128 groups (2 MiB) per provider, so that one provider fills
+/// a fast link (spec/blobs.md §9).
+fn blobs_config() -> ringmesh::BlobsConfig {
+    let mut blobs = ringmesh::BlobsConfig::default();
+    blobs.serve.bytes_per_sec = 1 << 30;
+    blobs.fetch.window = 128;
+    blobs
 }
 
 /// Where blobs live under the data directory.

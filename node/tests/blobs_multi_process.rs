@@ -214,6 +214,25 @@ fn serving_and_fetching_a_blob_far_over_the_budgets_holds_neither_in_memory() {
     assert!(fetched <= bound, "fetcher peaked at {fetched} > {bound}");
 }
 
+/// CPU time (user and system) a process has used, in seconds (0 where
+/// `/proc` is missing).
+fn cpu_seconds(proc: &Proc) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", proc.child.id())) else {
+        return 0.0;
+    };
+    // After the command name in parentheses: state is field 3, utime 14,
+    // stime 15, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Loopback throughput with Noise: one process adds a file of
 /// `RINGMESH_BLOB_MIB` MiB (default 256; 1024 for the figure in
 /// benches/README.md), another fetches it, both keeping blobs in files
@@ -239,14 +258,21 @@ fn loopback_fetch_throughput() {
     fetcher.type_line(&format!("connect {}", adder.addr));
     fetcher.wait_peer_up(adder.short());
     let copy = dir.0.join("copy.bin");
+    let cpu_before = (cpu_seconds(&adder), cpu_seconds(&fetcher));
     let start = std::time::Instant::now();
     fetcher.type_line(&format!("fetch {hash} {}", copy.display()));
     fetcher.wait_line(&format!("fetched {hash} into {}", copy.display()));
     let secs = start.elapsed().as_secs_f64();
+    let served_cpu = cpu_seconds(&adder) - cpu_before.0;
+    let fetched_cpu = cpu_seconds(&fetcher) - cpu_before.1;
     assert_eq!(blake3_of(&copy), hash);
+    let mb = (mib << 20) as f64 / 1e6;
     println!(
         "{mib} MiB: add (read, hash, copy into the store) {add_s:.2} s; fetch {secs:.2} s = \
-         {:.0} MB/s",
-        (mib << 20) as f64 / secs / 1e6
+         {:.0} MB/s; CPU during the fetch: server {served_cpu:.2} s ({:.0} MB/s of its CPU), \
+         fetcher {fetched_cpu:.2} s ({:.0} MB/s)",
+        mb / secs,
+        mb / served_cpu,
+        mb / fetched_cpu,
     );
 }

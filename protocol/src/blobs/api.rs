@@ -125,6 +125,9 @@ pub struct BlobsStats {
     pub groups_refused: u64,
     /// Providers dropped from fetches.
     pub providers_dropped: u64,
+    /// Providers that sent a group that did not verify, closed as
+    /// misbehaving (every connection to them).
+    pub liars_closed: u64,
     /// Blob answers for no fetch of this node (late, or after a cancel).
     pub answers_unmatched: u64,
 }

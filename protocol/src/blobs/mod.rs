@@ -240,7 +240,14 @@ impl Blobs {
     }
 
     /// A blob message from `from` (on a session that negotiated `BLOBS`).
-    pub(crate) fn on_message(&mut self, cx: &mut dyn Cx, from: NodeId, message: Message) {
+    /// Returns `from` if it sent a group that does not verify: a liar,
+    /// which the router closes as misbehaving.
+    pub(crate) fn on_message(
+        &mut self,
+        cx: &mut dyn Cx,
+        from: NodeId,
+        message: Message,
+    ) -> Option<NodeId> {
         match message {
             Message::BlobGet(get) => {
                 for answer in self.server.answer(cx.now(), &*self.store, &get) {
@@ -252,30 +259,42 @@ impl Blobs {
             Message::BlobGroup(group) => {
                 let Some(hash) = self.fetch_of(group.req) else {
                     self.stats.answers_unmatched += 1;
-                    return;
+                    return None;
                 };
                 let events = match self.fetches.get_mut(&hash) {
                     Some(running) => running.fetch.on_group(from, group, &mut *self.store),
-                    None => return,
+                    None => return None,
                 };
+                let lied = events.iter().any(|event| {
+                    matches!(event, FetchEvent::Dropped { provider, reason: DropReason::Lied(_) }
+                        if *provider == from)
+                });
                 self.report(cx, hash, events);
+                if lied {
+                    // Every fetch forgets it: the router closes it.
+                    self.stats.liars_closed += 1;
+                    self.peer_down(from);
+                    self.pump(cx);
+                    return Some(from);
+                }
                 self.pump(cx);
             }
             Message::BlobEnd(end) => {
                 let Some(hash) = self.fetch_of(end.req) else {
                     self.stats.answers_unmatched += 1;
-                    return;
+                    return None;
                 };
                 let now = cx.now();
                 let events = match self.fetches.get_mut(&hash) {
                     Some(running) => running.fetch.on_end(now, from, end, &*self.store),
-                    None => return,
+                    None => return None,
                 };
                 self.report(cx, hash, events);
                 self.pump(cx);
             }
             _ => {}
         }
+        None
     }
 
     fn fetch_of(&self, req: u64) -> Option<BlobHash> {
