@@ -144,6 +144,24 @@ impl FileStore {
         dir.join(format!("{hash}.data"))
     }
 
+    /// Puts the whole blob `hash` of the store at `dir` at `path` (replacing
+    /// what is there): a hard link when both are on one file system
+    /// (instant, whatever the size), else a copy. Changing the linked file
+    /// in place changes the store's copy: the store notices at its next
+    /// open (the data file's time) and drops the changed groups, and a peer
+    /// served one meanwhile drops this node at the first bad group.
+    pub fn export(dir: &Path, hash: &BlobHash, path: &Path) -> io::Result<()> {
+        let held = Self::data_path(dir, hash);
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        if fs::hard_link(&held, path).is_ok() {
+            return Ok(());
+        }
+        fs::copy(held, path).map(drop)
+    }
+
     /// How many groups a blob of `groups` groups writes between two saves
     /// of its map: at least 256 (4 MiB), and at most 64 saves per blob, so
     /// saving costs a small fraction of the writes and a killed fetch loses
@@ -223,6 +241,66 @@ impl FileStore {
         }
         blob.saved_outboard = now;
         save_held(&self.dir, hash, blob.outboard.len(), &blob.held, &blob.data)
+    }
+}
+
+/// How an application adds the file at `path` to a node whose blobs are
+/// in `blob_dir` (its [`AdapterConfig::blob_dir`](crate::AdapterConfig::blob_dir)):
+/// with a directory, the file is imported there ([`FileStore::import`]:
+/// copied and hashed in pieces) and the command is `Adopt`; without, its
+/// bytes are read and the command is `Add`. Returns the blob's name and the
+/// command to run; the adapters' handles use it (`add_blob_file`).
+pub fn add_file_command(
+    blob_dir: Option<&Path>,
+    path: &Path,
+) -> io::Result<(BlobHash, ringmesh::BlobsCommand)> {
+    match blob_dir {
+        Some(dir) => {
+            let (hash, _) = FileStore::import(dir, path)?;
+            Ok((hash, ringmesh::BlobsCommand::Adopt { hash }))
+        }
+        None => {
+            let data = Bytes::from(fs::read(path)?);
+            let hash = BlobHash::of(&data);
+            Ok((hash, ringmesh::BlobsCommand::Add { data }))
+        }
+    }
+}
+
+/// A whole blob's bytes from a node's store (`None` unless it holds every
+/// group): how a blob in memory is written out.
+pub fn read_whole(node: &ringmesh::Node, hash: &BlobHash) -> Option<Vec<u8>> {
+    let store = node.blob_store()?;
+    let held = store.held(hash)?;
+    if !held.is_full() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for group in 0..held.groups() {
+        out.extend_from_slice(&store.read_group(hash, group)?);
+    }
+    Some(out)
+}
+
+/// Writes the whole blob `hash` to `path`: from the store at `blob_dir`
+/// ([`FileStore::export`]) or, without one, from the node's memory (read
+/// by `read`, which runs [`read_whole`] on the node). `NotFound` if the
+/// blob is not held whole.
+pub fn save_blob(
+    blob_dir: Option<&Path>,
+    hash: &BlobHash,
+    path: &Path,
+    read: impl FnOnce() -> Option<Vec<u8>>,
+) -> io::Result<()> {
+    match blob_dir {
+        Some(dir) => FileStore::export(dir, hash, path),
+        None => match read() {
+            Some(data) => fs::write(path, data),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("blob {hash} is not held whole"),
+            )),
+        },
     }
 }
 

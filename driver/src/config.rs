@@ -181,6 +181,9 @@ pub struct Startup {
     pub event_capacity: usize,
     /// [`AdapterConfig::event_capacity_bytes`], validated.
     pub event_capacity_bytes: usize,
+    /// The blob directory the node's store was opened in (`None`: blobs
+    /// in memory), for the handles' blob methods.
+    pub blob_dir: Option<PathBuf>,
 }
 
 impl AdapterConfig {
@@ -280,6 +283,7 @@ impl AdapterConfig {
             blob_dir,
             ..
         } = self;
+        let store_dir = blob_dir.clone().filter(|_| config.blobs.is_some());
         let announced = announced_addrs_among(bound, &config.listen_addrs, interfaces)?;
         if announced.is_empty() && config.chord.is_some() {
             return Err(AdapterConfigError::NothingToAnnounce { bound });
@@ -314,6 +318,7 @@ impl AdapterConfig {
             max_backlog_bytes,
             event_capacity,
             event_capacity_bytes,
+            blob_dir: store_dir,
         })
     }
 }

@@ -59,7 +59,7 @@ pub use announce::{
     MAX_INTERFACE_ADDRS, announced_addrs, announced_addrs_among, interface_ips, is_dialable,
     pick_interface_addrs,
 };
-pub use blob_store::{FileStore, HELD_MAGIC, OpenReport};
+pub use blob_store::{FileStore, HELD_MAGIC, OpenReport, add_file_command, read_whole, save_blob};
 pub use clock::Clock;
 pub use config::{
     AdapterConfig, AdapterConfigError, DEFAULT_EVENT_CAPACITY, DEFAULT_MAX_BACKLOG_BYTES,

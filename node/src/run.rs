@@ -30,8 +30,8 @@ use ringmesh::{
     SyncCommand, SyncError, SyncEvent,
 };
 use ringmesh_mio::{
-    AdapterConfig, AdapterConfigError, FileStore, Handle, LanConfig, LanDiscovery, QueuedBytes,
-    Spawned,
+    AdapterConfig, AdapterConfigError, Handle, LanConfig, LanDiscovery, QueuedBytes, Spawned,
+    add_file_command, read_whole, save_blob,
 };
 use tracing::{debug, info, warn};
 
@@ -946,25 +946,16 @@ impl Session {
     }
 
     fn add_blob(&mut self, path: &str) {
-        if let Some(dir) = self.blob_dir() {
-            // Copied into the store and hashed here, in pieces, off the
-            // node's thread; the node then serves it from the file.
-            return match FileStore::import(&dir, std::path::Path::new(path)) {
-                Ok((hash, len)) => match self.handle.command(BlobsCommand::Adopt { hash }) {
-                    Ok(_) => info!(path, len, "blob added"),
-                    Err(e) => say(&format!("error: cannot add {path}: {e}")),
-                },
-                Err(e) => say(&format!("error: cannot add {path}: {e}")),
-            };
-        }
-        let data = match std::fs::read(path) {
-            Ok(data) => Bytes::from(data),
-            Err(e) => return say(&format!("error: cannot read {path}: {e}")),
-        };
-        let len = data.len();
-        match self.handle.command(BlobsCommand::Add { data }) {
+        // With a data directory the file is copied into the store and
+        // hashed here, in pieces, off the node's thread; the node then
+        // serves it from the file. Without one it is read into memory.
+        let dir = self.blob_dir();
+        match add_file_command(dir.as_deref(), std::path::Path::new(path)) {
             // `Added` prints the hash.
-            Ok(_) => info!(path, len, "blob added"),
+            Ok((_, command)) => match self.handle.command(command) {
+                Ok(_) => info!(path, "blob added"),
+                Err(e) => say(&format!("error: cannot add {path}: {e}")),
+            },
             Err(e) => say(&format!("error: cannot add {path}: {e}")),
         }
     }
@@ -1054,34 +1045,21 @@ impl Session {
                 let Some(path) = self.blob_paths.remove(&hash) else {
                     return say(&format!("fetched {hash}"));
                 };
-                if let Some(dir) = self.blob_dir() {
-                    let held = FileStore::data_path(&dir, &hash);
-                    return match hand_out(&held, &path) {
-                        Ok(()) => {
-                            say(&format!("fetched {hash} into {}", path.display()));
-                            say(&format!(
-                                "blobs: {received} bytes received and verified since start"
-                            ));
-                        }
-                        Err(e) => say(&format!("error: cannot write {}: {e}", path.display())),
-                    };
-                }
-                let data = self
-                    .handle
-                    .inspect(move |node| {
-                        let store = node.blob_store()?;
-                        let held = store.held(&hash)?;
-                        let mut out = Vec::new();
-                        for group in 0..held.groups() {
-                            out.extend_from_slice(&store.read_group(&hash, group)?);
-                        }
-                        Some(out)
-                    })
-                    .flatten();
-                match data.map(|data| std::fs::write(&path, data)) {
-                    Some(Ok(())) => say(&format!("fetched {hash} into {}", path.display())),
-                    Some(Err(e)) => say(&format!("error: cannot write {}: {e}", path.display())),
-                    None => say(&format!("error: {hash} is no longer held")),
+                let dir = self.blob_dir();
+                let handle = self.handle.clone();
+                let read = move || {
+                    handle
+                        .inspect(move |node| read_whole(node, &hash))
+                        .flatten()
+                };
+                match save_blob(dir.as_deref(), &hash, &path, read) {
+                    Ok(()) => {
+                        say(&format!("fetched {hash} into {}", path.display()));
+                        say(&format!(
+                            "blobs: {received} bytes received and verified since start"
+                        ));
+                    }
+                    Err(e) => say(&format!("error: cannot write {}: {e}", path.display())),
                 }
             }
             _ => {}
@@ -1430,22 +1408,6 @@ fn blobs_config() -> ringmesh::BlobsConfig {
 
 /// Where blobs live under the data directory.
 const BLOB_DIR: &str = "blobs";
-
-/// Puts the store's copy of a blob at `path`: a hard link when both are on
-/// one file system (instant, whatever the size), else a copy. Changing the
-/// linked file in place changes the store's copy: the store notices at its
-/// next start (the data file's time) and fetches the changed groups again,
-/// and a peer served one meanwhile drops this node at the first bad group.
-fn hand_out(held: &std::path::Path, path: &std::path::Path) -> std::io::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    if std::fs::hard_link(held, path).is_ok() {
-        return Ok(());
-    }
-    std::fs::copy(held, path).map(drop)
-}
 
 /// The first 16 hex digits of a blob hash, for progress lines.
 fn short_hash(hash: &BlobHash) -> String {
