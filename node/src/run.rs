@@ -1020,7 +1020,7 @@ impl Session {
             // A line per tenth: enough of a progress bar for a console that
             // other lines share.
             BlobsEvent::Progress { hash, held, groups }
-                if held * 10 / groups.max(1) != held.saturating_sub(1) * 10 / groups.max(1) =>
+                if crate::network::progress_line_due(held, groups) =>
             {
                 say(&format!(
                     "fetch {}: {}% ({held}/{groups} groups)",

@@ -98,6 +98,22 @@ fn held_groups(proc: &mut Proc, hash: &str) -> (u64, u64) {
     (held.parse().expect("held"), groups.parse().expect("groups"))
 }
 
+/// Waits for `fetched HASH into PATH` on `proc`, however long the fetch,
+/// as long as a progress line (a tenth) comes within each wait.
+fn wait_fetched(proc: &mut Proc, hash: &str, path: &std::path::Path) {
+    let done = format!("fetched {hash} into {}", path.display());
+    let progress = format!("fetch {}:", &hash[..16]);
+    loop {
+        let from = proc.lines.len();
+        let at = proc.wait_for_after(from, "a progress line", |l| {
+            l == done || l.starts_with(&progress)
+        });
+        if proc.lines[at] == done {
+            return;
+        }
+    }
+}
+
 /// Bytes the process received and verified since it started, from the
 /// line it prints after `fetched`.
 fn received(proc: &mut Proc) -> u64 {
@@ -186,7 +202,7 @@ fn serving_and_fetching_a_blob_far_over_the_budgets_holds_neither_in_memory() {
     add(&mut adder, &original, &hash);
     let copy = dir.0.join("copy.bin");
     fetcher.type_line(&format!("fetch {hash} {}", copy.display()));
-    fetcher.wait_line(&format!("fetched {hash} into {}", copy.display()));
+    wait_fetched(&mut fetcher, &hash, &copy);
     assert_eq!(blake3_of(&copy), hash);
 
     // The budgets a transfer runs within (the defaults the program uses):
@@ -261,12 +277,18 @@ fn loopback_fetch_throughput() {
     let cpu_before = (cpu_seconds(&adder), cpu_seconds(&fetcher));
     let start = std::time::Instant::now();
     fetcher.type_line(&format!("fetch {hash} {}", copy.display()));
-    fetcher.wait_line(&format!("fetched {hash} into {}", copy.display()));
+    wait_fetched(&mut fetcher, &hash, &copy);
     let secs = start.elapsed().as_secs_f64();
     let served_cpu = cpu_seconds(&adder) - cpu_before.0;
     let fetched_cpu = cpu_seconds(&fetcher) - cpu_before.1;
     assert_eq!(blake3_of(&copy), hash);
     let mb = (mib << 20) as f64 / 1e6;
+    #[cfg(target_os = "linux")]
+    println!(
+        "peak RSS: adder {} MiB, fetcher {} MiB",
+        peak_rss(&adder) >> 20,
+        peak_rss(&fetcher) >> 20
+    );
     println!(
         "{mib} MiB: add (read, hash, copy into the store) {add_s:.2} s; fetch {secs:.2} s = \
          {:.0} MB/s; CPU during the fetch: server {served_cpu:.2} s ({:.0} MB/s of its CPU), \
