@@ -74,6 +74,10 @@ use crate::{Accepted, NodeId};
 /// an answer finds its fetch without a table of requests.
 const REQ_SERIAL_SHIFT: u32 = 40;
 
+/// Liars remembered (the latest), so that a liar closed and met again is
+/// not asked again.
+const LIARS_REMEMBERED: usize = 256;
+
 /// The component's timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Timer {
@@ -101,6 +105,9 @@ pub(crate) struct Blobs {
     pub(crate) timers: DeadlineQueue<Timer>,
     armed: bool,
     stats: BlobsStats,
+    /// Peers that sent a group that did not verify, latest last (at most
+    /// `LIARS_REMEMBERED`): never made providers again.
+    liars: std::collections::VecDeque<NodeId>,
 }
 
 impl Blobs {
@@ -116,6 +123,7 @@ impl Blobs {
             timers: DeadlineQueue::new(),
             armed: false,
             stats: BlobsStats::default(),
+            liars: std::collections::VecDeque::new(),
         }
     }
 
@@ -207,9 +215,10 @@ impl Blobs {
                 }
                 let ask_neighbours = self.config.ask_neighbours;
                 let max = self.config.fetch.max_providers;
+                let liars = &self.liars;
                 if let Some(running) = self.fetches.get_mut(&hash) {
                     for peer in providers {
-                        if peer == cx.me() {
+                        if peer == cx.me() || liars.contains(&peer) {
                             continue;
                         }
                         if cx.is_up(peer) {
@@ -220,7 +229,7 @@ impl Blobs {
                     }
                     if ask_neighbours {
                         for peer in cx.peers_up() {
-                            if offers_blobs(cx, peer) {
+                            if offers_blobs(cx, peer) && !liars.contains(&peer) {
                                 running.fetch.add_provider(peer);
                             }
                         }
@@ -273,6 +282,12 @@ impl Blobs {
                 if lied {
                     // Every fetch forgets it: the router closes it.
                     self.stats.liars_closed += 1;
+                    if !self.liars.contains(&from) {
+                        if self.liars.len() == LIARS_REMEMBERED {
+                            self.liars.pop_front();
+                        }
+                        self.liars.push_back(from);
+                    }
                     self.peer_down(from);
                     self.pump(cx);
                     return Some(from);
@@ -304,7 +319,7 @@ impl Blobs {
     /// `peer` came up: a fetch that named it, or asks its neighbours, adds
     /// it as a provider.
     pub(crate) fn peer_up(&mut self, cx: &mut dyn Cx, peer: NodeId) {
-        if self.fetches.is_empty() {
+        if self.fetches.is_empty() || self.liars.contains(&peer) {
             return;
         }
         let blobs = offers_blobs(cx, peer);
