@@ -437,16 +437,24 @@ fn load(dir: &Path, hash: BlobHash, report: &mut OpenReport) -> io::Result<FileB
     if data_len < len {
         data.set_len(len)?;
     }
-    let saved_outboard = outboard.as_bytes();
-    fs::write(path_of(dir, &hash, "obao"), &saved_outboard)?;
-    save_held(dir, &hash, len, &held, &data)?;
-    Ok(FileBlob {
-        outboard,
-        held,
-        data,
-        saved_outboard,
-        unsaved: 0,
-    })
+    FileBlob::saved(dir, outboard, held, data)
+}
+
+impl FileBlob {
+    /// A blob whose outboard and map are written out whole now.
+    fn saved(dir: &Path, outboard: Outboard, held: GroupSet, data: File) -> io::Result<FileBlob> {
+        let hash = outboard.root();
+        let saved_outboard = outboard.as_bytes();
+        fs::write(path_of(dir, &hash, "obao"), &saved_outboard)?;
+        save_held(dir, &hash, outboard.len(), &held, &data)?;
+        Ok(FileBlob {
+            outboard,
+            held,
+            data,
+            saved_outboard,
+            unsaved: 0,
+        })
+    }
 }
 
 /// The outboard of the first `len` bytes of `data`, read in pieces.
@@ -530,17 +538,8 @@ impl BlobStore for FileStore {
                 .truncate(true)
                 .open(path_of(&self.dir, &hash, "data"))?;
             data.set_len(outboard.len())?;
-            let saved_outboard = outboard.as_bytes();
-            fs::write(path_of(&self.dir, &hash, "obao"), &saved_outboard)?;
             let held = GroupSet::empty(outboard.groups());
-            save_held(&self.dir, &hash, outboard.len(), &held, &data)?;
-            Ok(FileBlob {
-                outboard,
-                held,
-                data,
-                saved_outboard,
-                unsaved: 0,
-            })
+            FileBlob::saved(&self.dir, outboard, held, data)
         };
         match create() {
             Ok(blob) => {
