@@ -76,6 +76,8 @@ pub struct NodeHandle {
     calls: CallSender<Call>,
     node_id: NodeId,
     local_addr: SocketAddr,
+    /// Where the node's blobs live (`None`: in memory).
+    blob_dir: Option<std::sync::Arc<std::path::Path>>,
 }
 
 impl fmt::Debug for NodeHandle {
@@ -88,12 +90,85 @@ impl fmt::Debug for NodeHandle {
 }
 
 impl NodeHandle {
-    pub(crate) fn new(calls: CallSender<Call>, node_id: NodeId, local_addr: SocketAddr) -> Self {
+    pub(crate) fn new(
+        calls: CallSender<Call>,
+        node_id: NodeId,
+        local_addr: SocketAddr,
+        blob_dir: Option<std::path::PathBuf>,
+    ) -> Self {
         NodeHandle {
             calls,
             node_id,
             local_addr,
+            blob_dir: blob_dir.map(std::sync::Arc::from),
         }
+    }
+
+    /// Adds the file at `path` as a blob and returns its name; the node
+    /// serves it from then on ([`BlobsEvent::Added`](ringmesh::BlobsEvent::Added)
+    /// follows). With [`AdapterConfig::blob_dir`](crate::AdapterConfig::blob_dir)
+    /// the file is copied into the store and hashed in pieces, never held
+    /// in memory; without, it is read into the node's memory. The disk
+    /// work runs on a blocking thread pool, not the executor's threads.
+    pub async fn add_blob_file(
+        &self,
+        path: impl Into<std::path::PathBuf>,
+    ) -> std::io::Result<ringmesh::blobs::BlobHash> {
+        let (dir, path) = (self.blob_dir.clone(), path.into());
+        let (hash, command) =
+            blocking::unblock(move || ringmesh_driver::add_file_command(dir.as_deref(), &path))
+                .await?;
+        self.command(command).await.map_err(std::io::Error::other)?;
+        Ok(hash)
+    }
+
+    /// Fetches the blob `hash` from `providers` and the neighbours that
+    /// offer blobs, every group verified as it arrives; what the store
+    /// holds already is not fetched again. Progress comes on the event
+    /// stream as [`BlobsEvent`](ringmesh::BlobsEvent)s (`Length`,
+    /// `Progress`, `ProviderDropped`, `Done`), or ask
+    /// [`NodeHandle::blob_held`]; write the blob out with
+    /// [`NodeHandle::save_blob`] once `Done`.
+    pub async fn fetch_blob(
+        &self,
+        hash: ringmesh::blobs::BlobHash,
+        providers: Vec<NodeId>,
+    ) -> Result<Accepted, Error> {
+        self.command(ringmesh::BlobsCommand::Fetch { hash, providers })
+            .await
+    }
+
+    /// Groups of `hash` held and in all (`None` if none is held).
+    pub async fn blob_held(
+        &self,
+        hash: ringmesh::blobs::BlobHash,
+    ) -> Result<Option<(u64, u64)>, Error> {
+        self.inspect(move |node| {
+            let held = node.blob_store()?.held(&hash)?;
+            Some((held.count(), held.groups()))
+        })
+        .await
+    }
+
+    /// Writes the whole blob `hash` to `path`: a hard link to the store's
+    /// file (or a copy across file systems) with a blob directory, else
+    /// its bytes from memory. `NotFound` unless every group is held.
+    pub async fn save_blob(
+        &self,
+        hash: ringmesh::blobs::BlobHash,
+        path: impl Into<std::path::PathBuf>,
+    ) -> std::io::Result<()> {
+        let path = path.into();
+        let data = match &self.blob_dir {
+            Some(_) => None,
+            None => self
+                .inspect(move |node| ringmesh_driver::read_whole(node, &hash))
+                .await
+                .map_err(std::io::Error::other)?,
+        };
+        let dir = self.blob_dir.clone();
+        blocking::unblock(move || ringmesh_driver::save_blob(dir.as_deref(), &hash, &path, || data))
+            .await
     }
 
     /// This node's id.

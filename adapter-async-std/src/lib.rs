@@ -142,8 +142,9 @@ pub use handle::{Error, NodeHandle};
 pub use ringmesh;
 pub use ringmesh_driver::{
     AdapterConfig, AdapterConfigError, BACKLOG_OVERFLOW, DEFAULT_EVENT_CAPACITY,
-    DEFAULT_EVENT_CAPACITY_BYTES, DEFAULT_MAX_BACKLOG_BYTES, DROP_LOG_INTERVAL, LanConfig,
-    LanDiscovery, LanStats, MAX_EVENT_CAPACITY, PeerInfo, announced_addrs, event_size,
+    DEFAULT_EVENT_CAPACITY_BYTES, DEFAULT_MAX_BACKLOG_BYTES, DROP_LOG_INTERVAL, FileStore,
+    LanConfig, LanDiscovery, LanStats, MAX_EVENT_CAPACITY, OpenReport, PeerInfo, add_file_command,
+    announced_addrs, event_size, read_whole, save_blob,
 };
 
 /// Calls from handles that may wait for the node loop at once; more wait
@@ -175,10 +176,11 @@ pub fn start(config: AdapterConfig) -> io::Result<(NodeHandle, Events, Driver)> 
         max_backlog_bytes,
         event_capacity,
         event_capacity_bytes,
+        blob_dir,
     } = config.into_node(local_addr)?;
     let (calls_tx, calls) = calls::channel(CALL_CAPACITY);
     let (events_tx, events) = events::EventSender::channel(event_capacity, event_capacity_bytes);
-    let handle = NodeHandle::new(calls_tx, node.node_id(), local_addr);
+    let handle = NodeHandle::new(calls_tx, node.node_id(), local_addr, blob_dir);
     let driver = Driver::new(driver::NodeLoop {
         node,
         clock,

@@ -186,6 +186,7 @@ impl Adapter {
             node,
             clock,
             max_backlog_bytes,
+            blob_dir,
             ..
         } = config.into_node(local_addr)?;
         registry.register(&mut listener, Token(token_base), Interest::READABLE)?;
@@ -203,6 +204,7 @@ impl Adapter {
             node_id: node.node_id(),
             local_addr,
             dropped_events: drops.counter(),
+            blob_dir: blob_dir.map(std::sync::Arc::from),
         };
         let adapter = Adapter {
             node,

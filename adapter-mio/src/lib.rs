@@ -64,6 +64,40 @@
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! **Blobs** (spec/blobs.md): with [`AdapterConfig::blob_dir`] the node
+//! keeps blobs in files there ([`FileStore`]: served after a restart
+//! without hashing them again, fetches resumed where they stopped);
+//! [`Handle::add_blob_file`], [`Handle::fetch_blob`],
+//! [`Handle::blob_held`] and [`Handle::save_blob`] do the rest, and
+//! [`BlobsEvent`](ringmesh::BlobsEvent)s report progress:
+//!
+//! ```no_run
+//! use ringmesh::{BlobsConfig, BlobsEvent, Config, Event, Identity};
+//! use ringmesh_mio::{AdapterConfig, spawn};
+//!
+//! let running = spawn(AdapterConfig {
+//!     blob_dir: Some("data/blobs".into()),
+//!     ..AdapterConfig::new(
+//!         "127.0.0.1:0".parse()?,
+//!         Config { blobs: Some(BlobsConfig::default()), ..Config::default() },
+//!         Identity::from_secret_bytes([7; 32]),
+//!         42,
+//!     )
+//! })?;
+//! let hash = running.handle.add_blob_file("film.mkv")?; // peers can fetch it now
+//! # let peer = ringmesh::NodeId::from_bytes([1; 16]);
+//! running.handle.fetch_blob(hash, vec![peer])?; // a blob a peer holds
+//! for event in running.events.iter() {
+//!     match event {
+//!         Event::Blobs(BlobsEvent::Progress { held, groups, .. }) => println!("{held}/{groups}"),
+//!         Event::Blobs(BlobsEvent::Done { hash: done }) if done == hash => break,
+//!         _ => {}
+//!     }
+//! }
+//! running.handle.save_blob(hash, "copy.mkv")?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
@@ -80,8 +114,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 use std::thread::{JoinHandle, ThreadId};
 
 use mio::{Events, Poll, Waker};
+use ringmesh::blobs::BlobHash;
 use ringmesh::wire::PeerEntry;
-use ringmesh::{Accepted, Command, CommandError, Node, NodeId};
+use ringmesh::{Accepted, BlobsCommand, Command, CommandError, Node, NodeId};
 
 pub use adapter::{Adapter, TOKEN_SPAN};
 pub use observer::Observer;
@@ -90,8 +125,9 @@ pub use observer::{EVENT_SPIN, EventReceiver};
 pub use ringmesh;
 pub use ringmesh_driver::{
     AdapterConfig, AdapterConfigError, BACKLOG_OVERFLOW, DEFAULT_EVENT_CAPACITY,
-    DEFAULT_EVENT_CAPACITY_BYTES, DEFAULT_MAX_BACKLOG_BYTES, DROP_LOG_INTERVAL, LanConfig,
-    LanDiscovery, LanStats, MAX_EVENT_CAPACITY, PeerInfo, QueuedBytes, announced_addrs, event_size,
+    DEFAULT_EVENT_CAPACITY_BYTES, DEFAULT_MAX_BACKLOG_BYTES, DROP_LOG_INTERVAL, FileStore,
+    LanConfig, LanDiscovery, LanStats, MAX_EVENT_CAPACITY, OpenReport, PeerInfo, QueuedBytes,
+    add_file_command, announced_addrs, event_size, read_whole, save_blob,
 };
 
 /// A closure to run on the node, on the adapter's thread.
@@ -152,6 +188,8 @@ pub struct Handle {
     local_addr: SocketAddr,
     /// The adapter's count of dropped events.
     dropped_events: Arc<AtomicU64>,
+    /// Where the node's blobs live (`None`: in memory).
+    blob_dir: Option<Arc<std::path::Path>>,
 }
 
 impl core::fmt::Debug for Handle {
@@ -293,6 +331,66 @@ impl Handle {
             return None;
         }
         rx.recv().ok()
+    }
+
+    /// Adds the file at `path` as a blob and returns its name; the node
+    /// serves it from then on ([`BlobsEvent::Added`](ringmesh::BlobsEvent::Added)
+    /// follows). With [`AdapterConfig::blob_dir`] the file is copied into
+    /// the store and hashed on this thread, in pieces, never held in
+    /// memory; without, it is read into the node's memory.
+    ///
+    /// # Panics
+    ///
+    /// On the adapter's own thread (see [`Handle`]).
+    pub fn add_blob_file(&self, path: impl AsRef<std::path::Path>) -> io::Result<BlobHash> {
+        let (hash, command) = add_file_command(self.blob_dir.as_deref(), path.as_ref())?;
+        self.command(command).map_err(io::Error::other)?;
+        Ok(hash)
+    }
+
+    /// Fetches the blob `hash` from `providers` and the neighbours that
+    /// offer blobs, every group verified as it arrives; what the store
+    /// holds already is not fetched again (with a blob directory, that
+    /// includes what a fetch before a restart got). Progress comes as
+    /// [`BlobsEvent`](ringmesh::BlobsEvent)s (`Length`, `Progress`,
+    /// `ProviderDropped`, `Done`), or ask [`Handle::blob_held`]; write the
+    /// blob out with [`Handle::save_blob`] once `Done`.
+    ///
+    /// # Panics
+    ///
+    /// On the adapter's own thread (see [`Handle`]).
+    pub fn fetch_blob(
+        &self,
+        hash: BlobHash,
+        providers: Vec<NodeId>,
+    ) -> Result<Accepted, CommandError> {
+        self.command(BlobsCommand::Fetch { hash, providers })
+    }
+
+    /// Groups of `hash` held and in all (`None` if none is held, or the
+    /// adapter has stopped).
+    ///
+    /// # Panics
+    ///
+    /// On the adapter's own thread (see [`Handle`]).
+    pub fn blob_held(&self, hash: BlobHash) -> Option<(u64, u64)> {
+        self.inspect(move |node| {
+            let held = node.blob_store()?.held(&hash)?;
+            Some((held.count(), held.groups()))
+        })
+        .flatten()
+    }
+
+    /// Writes the whole blob `hash` to `path`: a hard link to the store's
+    /// file (or a copy across file systems) with a blob directory, else
+    /// its bytes from memory. `NotFound` unless every group is held.
+    ///
+    /// # Panics
+    ///
+    /// On the adapter's own thread (see [`Handle`]).
+    pub fn save_blob(&self, hash: BlobHash, path: impl AsRef<std::path::Path>) -> io::Result<()> {
+        let read = || self.inspect(move |node| read_whole(node, &hash)).flatten();
+        save_blob(self.blob_dir.as_deref(), &hash, path.as_ref(), read)
     }
 
     /// The peers that are up, in id order (empty once the adapter has

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use ringmesh::wire::LENGTH_PREFIX_LEN;
 use ringmesh::{Config, ConfigError, Identity, Instant, Node};
@@ -75,6 +76,11 @@ pub struct AdapterConfig {
     /// message the node accepted could never be delivered. Default
     /// [`DEFAULT_EVENT_CAPACITY_BYTES`](crate::DEFAULT_EVENT_CAPACITY_BYTES).
     pub event_capacity_bytes: usize,
+    /// Where the node keeps its blobs: a [`FileStore`](crate::FileStore)
+    /// opened here (created if missing) replaces the in-memory store, so
+    /// blobs outlive the process and a fetch resumes after a restart. No
+    /// effect without `node.blobs`. Default `None` (in memory).
+    pub blob_dir: Option<PathBuf>,
 }
 
 /// Why an [`AdapterConfig`] was refused. Nothing was started: no node
@@ -140,6 +146,14 @@ pub enum AdapterConfigError {
         /// The bound address.
         bound: SocketAddr,
     },
+    /// The blob directory ([`AdapterConfig::blob_dir`]) cannot be opened.
+    #[error("cannot open the blob store in {dir}: {reason}")]
+    BlobDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The I/O error, as text.
+        reason: String,
+    },
     /// The node's own configuration is invalid.
     #[error("invalid node configuration: {0}")]
     Node(#[from] ConfigError),
@@ -167,6 +181,9 @@ pub struct Startup {
     pub event_capacity: usize,
     /// [`AdapterConfig::event_capacity_bytes`], validated.
     pub event_capacity_bytes: usize,
+    /// The blob directory the node's store was opened in (`None`: blobs
+    /// in memory), for the handles' blob methods.
+    pub blob_dir: Option<PathBuf>,
 }
 
 impl AdapterConfig {
@@ -180,6 +197,7 @@ impl AdapterConfig {
             max_backlog_bytes: DEFAULT_MAX_BACKLOG_BYTES,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             event_capacity_bytes: DEFAULT_EVENT_CAPACITY_BYTES,
+            blob_dir: None,
         }
     }
 
@@ -262,8 +280,10 @@ impl AdapterConfig {
             max_backlog_bytes,
             event_capacity,
             event_capacity_bytes,
+            blob_dir,
             ..
         } = self;
+        let store_dir = blob_dir.clone().filter(|_| config.blobs.is_some());
         let announced = announced_addrs_among(bound, &config.listen_addrs, interfaces)?;
         if announced.is_empty() && config.chord.is_some() {
             return Err(AdapterConfigError::NothingToAnnounce { bound });
@@ -271,6 +291,15 @@ impl AdapterConfig {
         config.listen_addrs = announced.into_iter().collect();
         let clock = Clock::start();
         let mut node = Node::new(config, identity, seed, Instant::ZERO)?;
+        if let Some(dir) = blob_dir.filter(|_| node.config().blobs.is_some()) {
+            let store = crate::FileStore::open(&dir).map_err(|e| AdapterConfigError::BlobDir {
+                reason: e.to_string(),
+                dir,
+            })?;
+            let report = store.open_report();
+            tracing::info!(?report, "blob store opened");
+            node.set_blob_store(Box::new(store));
+        }
         if node.config().sync.is_some() {
             // The sync table's timestamps count from the wall clock
             // (spec/sync.md §2); the protocol reads none, so it is told.
@@ -289,6 +318,7 @@ impl AdapterConfig {
             max_backlog_bytes,
             event_capacity,
             event_capacity_bytes,
+            blob_dir: store_dir,
         })
     }
 }

@@ -29,6 +29,9 @@
 //!   an application starts it (the `ringmesh` program does).
 //! - [`ReadPool`]: what a connection read, handed to the node as `Bytes`
 //!   without an allocation per read.
+//! - [`FileStore`]: blobs in files under a directory, with their
+//!   outboards and maps of held groups, so a restarted node serves without
+//!   hashing again and a fetch resumes (`AdapterConfig::blob_dir`).
 //!
 //! Both adapters re-export the public items (`ringmesh_mio::AdapterConfig`
 //! is `ringmesh_async_std::AdapterConfig` is this crate's), so
@@ -42,6 +45,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod announce;
+mod blob_store;
 mod clock;
 mod config;
 mod events;
@@ -55,6 +59,7 @@ pub use announce::{
     MAX_INTERFACE_ADDRS, announced_addrs, announced_addrs_among, interface_ips, is_dialable,
     pick_interface_addrs,
 };
+pub use blob_store::{FileStore, HELD_MAGIC, OpenReport, add_file_command, read_whole, save_blob};
 pub use clock::Clock;
 pub use config::{
     AdapterConfig, AdapterConfigError, DEFAULT_EVENT_CAPACITY, DEFAULT_MAX_BACKLOG_BYTES,

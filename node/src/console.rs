@@ -37,11 +37,14 @@ commands:
   sync del KEY    delete KEY from the sync table (its lease holder only)
   sync list       every key of this node's copy of the sync table
   add FILE        read FILE, name it by its BLAKE3 hash and serve it
-                  (prints the hash; held in memory while the node runs)
+                  (prints the hash; kept under --data-dir DIR/blobs, else
+                  in memory while the node runs)
   fetch HASH [PATH]
                   fetch the blob HASH from this node's neighbours, every
                   16 KiB verified as it arrives; written to PATH (default:
-                  HASH in the current directory) when complete
+                  HASH in the current directory) when complete; with
+                  --data-dir, fetched again after a restart it asks only
+                  for what it lacks
   blobs           the blobs this node holds (whole or in part) and fetches
   ring            this node's place in the ring: successors, predecessor,
                   and what it stores of the table

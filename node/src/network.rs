@@ -19,7 +19,7 @@
 use std::io;
 use std::sync::mpsc::{SyncSender, TrySendError};
 
-use ringmesh::{Event, MeshEvent, MessagingEvent, Node, PeersEvent};
+use ringmesh::{BlobsEvent, Event, MeshEvent, MessagingEvent, Node, PeersEvent};
 use ringmesh_mio::{AdapterConfig, Observer, QueuedBytes, Spawned, event_size};
 use tracing::debug;
 
@@ -50,6 +50,13 @@ impl Fed {
             Fed::Ring(_) | Fed::Stopped => 0,
         }
     }
+}
+
+/// Whether a fetch holding `held` of `groups` groups has just reached
+/// another tenth: the progress lines the console prints.
+pub(crate) fn progress_line_due(held: u64, groups: u64) -> bool {
+    let groups = groups.max(1);
+    held * 10 / groups != held.saturating_sub(1) * 10 / groups
 }
 
 /// Starts the adapter on its own thread, feeding `feed` through `wrap`;
@@ -94,6 +101,15 @@ impl<T: Send + 'static> Observer for Feeder<T> {
             Event::Peers(PeersEvent::Closed {
                 conn, peer: None, ..
             }) if !conn.is_outbound() => return true,
+            // A fetch reports every group (65,536 per GiB); the console
+            // prints a line per tenth. Feeding only those keeps the main
+            // loop asleep and the channel free for the `Done` that
+            // matters.
+            Event::Blobs(BlobsEvent::Progress { held, groups, .. })
+                if !progress_line_due(held, groups) =>
+            {
+                return true;
+            }
             Event::Mesh(MeshEvent::Broadcast {
                 origin,
                 seq,

@@ -31,6 +31,7 @@ use ringmesh::{
 };
 use ringmesh_mio::{
     AdapterConfig, AdapterConfigError, Handle, LanConfig, LanDiscovery, QueuedBytes, Spawned,
+    add_file_command, read_whole, save_blob,
 };
 use tracing::{debug, info, warn};
 
@@ -168,8 +169,9 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     }
     // The sync table runs on every node of the program: it needs no ring.
     config.sync = Some(args.preset.sync());
-    // Blobs too: `add`, `fetch`, `blobs` (in memory while the node runs).
-    config.blobs = Some(ringmesh::BlobsConfig::default());
+    // Blobs too: `add`, `fetch`, `blobs` (in files under the data
+    // directory, else in memory while the node runs).
+    config.blobs = Some(blobs_config());
     // Peers tell each other where they see them (spec/reach.md): a node
     // behind a NAT learns its public address.
     // A node on loopback has no peer on another host to dial it back, and
@@ -220,7 +222,12 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         handle,
         thread: adapter_thread,
     } = network::spawn(
-        AdapterConfig::new(args.listen, config, identity, seed),
+        AdapterConfig {
+            // With a data directory, blobs live in files under it: they
+            // outlive the process, and a fetch resumes after a restart.
+            blob_dir: data_dir.as_ref().map(|dir| dir.path().join(BLOB_DIR)),
+            ..AdapterConfig::new(args.listen, config, identity, seed)
+        },
         tx.clone(),
         Input::Network,
         unprinted.clone(),
@@ -234,6 +241,9 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
              interface address to announce instead, and a ring member must tell peers where \
              to dial it: pass --announce ADDR (or run with --no-chord)"
         ),
+        Some(AdapterConfigError::BlobDir { dir, reason }) => {
+            format!("cannot open the blob store in {}: {reason}", dir.display())
+        }
         _ => format!("cannot listen on {}: {e}", args.listen),
     })?;
     if !cached.is_empty() {
@@ -1032,15 +1042,22 @@ impl Session {
         }
     }
 
+    /// The blob store's directory, when blobs live in files.
+    fn blob_dir(&self) -> Option<std::path::PathBuf> {
+        self.data_dir.as_ref().map(|dir| dir.path().join(BLOB_DIR))
+    }
+
     fn add_blob(&mut self, path: &str) {
-        let data = match std::fs::read(path) {
-            Ok(data) => Bytes::from(data),
-            Err(e) => return say(&format!("error: cannot read {path}: {e}")),
-        };
-        let len = data.len();
-        match self.handle.command(BlobsCommand::Add { data }) {
+        // With a data directory the file is copied into the store and
+        // hashed here, in pieces, off the node's thread; the node then
+        // serves it from the file. Without one it is read into memory.
+        let dir = self.blob_dir();
+        match add_file_command(dir.as_deref(), std::path::Path::new(path)) {
             // `Added` prints the hash.
-            Ok(_) => info!(path, len, "blob added"),
+            Ok((_, command)) => match self.handle.command(command) {
+                Ok(_) => info!(path, "blob added"),
+                Err(e) => say(&format!("error: cannot add {path}: {e}")),
+            },
             Err(e) => say(&format!("error: cannot add {path}: {e}")),
         }
     }
@@ -1105,7 +1122,7 @@ impl Session {
             // A line per tenth: enough of a progress bar for a console that
             // other lines share.
             BlobsEvent::Progress { hash, held, groups }
-                if held * 10 / groups.max(1) != held.saturating_sub(1) * 10 / groups.max(1) =>
+                if crate::network::progress_line_due(held, groups) =>
             {
                 say(&format!(
                     "fetch {}: {}% ({held}/{groups} groups)",
@@ -1123,25 +1140,28 @@ impl Session {
                 provider.short()
             )),
             BlobsEvent::Done { hash } => {
+                let received = self
+                    .handle
+                    .inspect(|node| node.stats().blobs.bytes_verified)
+                    .unwrap_or(0);
                 let Some(path) = self.blob_paths.remove(&hash) else {
                     return say(&format!("fetched {hash}"));
                 };
-                let data = self
-                    .handle
-                    .inspect(move |node| {
-                        let store = node.blob_store()?;
-                        let held = store.held(&hash)?;
-                        let mut out = Vec::new();
-                        for group in 0..held.groups() {
-                            out.extend_from_slice(&store.read_group(&hash, group)?);
-                        }
-                        Some(out)
-                    })
-                    .flatten();
-                match data.map(|data| std::fs::write(&path, data)) {
-                    Some(Ok(())) => say(&format!("fetched {hash} into {}", path.display())),
-                    Some(Err(e)) => say(&format!("error: cannot write {}: {e}", path.display())),
-                    None => say(&format!("error: {hash} is no longer held")),
+                let dir = self.blob_dir();
+                let handle = self.handle.clone();
+                let read = move || {
+                    handle
+                        .inspect(move |node| read_whole(node, &hash))
+                        .flatten()
+                };
+                match save_blob(dir.as_deref(), &hash, &path, read) {
+                    Ok(()) => {
+                        say(&format!("fetched {hash} into {}", path.display()));
+                        say(&format!(
+                            "blobs: {received} bytes received and verified since start"
+                        ));
+                    }
+                    Err(e) => say(&format!("error: cannot write {}: {e}", path.display())),
                 }
             }
             _ => {}
@@ -1487,6 +1507,21 @@ fn table_failure(op: &TableOp, reason: &DhtFailure) -> String {
         _ => format!("error: cannot {} {key}: {reason}", op.verb()),
     }
 }
+
+/// The program's blobs: the protocol's defaults, but serving up to 1 GiB/s
+/// (the default 256 MiB/s is a provider's budget among many askers; a
+/// node a user runs by hand serves what its disk and CPU can) with a
+/// window of 128 groups (2 MiB) per provider, so that one provider fills
+/// a fast link (spec/blobs.md §9).
+fn blobs_config() -> ringmesh::BlobsConfig {
+    let mut blobs = ringmesh::BlobsConfig::default();
+    blobs.serve.bytes_per_sec = 1 << 30;
+    blobs.fetch.window = 128;
+    blobs
+}
+
+/// Where blobs live under the data directory.
+const BLOB_DIR: &str = "blobs";
 
 /// The first 16 hex digits of a blob hash, for progress lines.
 fn short_hash(hash: &BlobHash) -> String {

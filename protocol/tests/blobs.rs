@@ -11,8 +11,8 @@ use ringmesh::blobs::{
 };
 use ringmesh::testing::{Network, NodeIndex};
 use ringmesh::{
-    BlobsCommand, BlobsConfig, BlobsError, BlobsEvent, CommandError, Config, Duration, Event,
-    NodeId, Security,
+    BlobsCommand, BlobsConfig, BlobsError, BlobsEvent, CloseReason, CommandError, Config, Duration,
+    Event, NodeId, PeersEvent, Security,
 };
 
 const LATENCY: Duration = Duration::from_millis(5);
@@ -224,6 +224,10 @@ fn a_provider_that_corrupts_one_byte_is_dropped_at_its_first_group_and_the_fetch
             stats.groups_refused, 1,
             "one bad group, then the liar is dropped"
         );
+        // And closed as misbehaving, counted.
+        assert_eq!(stats.liars_closed, 1);
+        assert!(net.events_of(2).any(|e| matches!(e,
+            Event::Peers(PeersEvent::Down { peer, reason: CloseReason::Misbehaving(_) }) if *peer == liar)));
     }
 }
 

@@ -17,6 +17,14 @@ pub enum BlobsCommand {
         /// The blob's bytes.
         data: Bytes,
     },
+    /// Starts serving a blob that the driver put in the store itself (a
+    /// file-backed store's import: [`BlobStore::adopt`](crate::blobs::BlobStore::adopt)).
+    /// [`BlobsEvent::Added`] names it; a store that does not hold it
+    /// refuses with [`BlobsError::NotInStore`].
+    Adopt {
+        /// The blob.
+        hash: BlobHash,
+    },
     /// Fetches `hash` from `providers` (and, with `ask_neighbours`, every
     /// connected peer that offers `BLOBS`), verifying every group; what the
     /// store already holds is not fetched again. A fetch of a hash already
@@ -91,6 +99,9 @@ pub enum BlobsError {
     /// The store refused the blob (full).
     #[error("the blob store is full")]
     StoreFull,
+    /// `Adopt` of a blob the store does not hold.
+    #[error("the blob store does not hold that blob")]
+    NotInStore,
     /// The blob is over the longest a name can cover.
     #[error("blob too long")]
     TooLong,
@@ -114,6 +125,9 @@ pub struct BlobsStats {
     pub groups_refused: u64,
     /// Providers dropped from fetches.
     pub providers_dropped: u64,
+    /// Providers that sent a group that did not verify, closed as
+    /// misbehaving (every connection to them).
+    pub liars_closed: u64,
     /// Blob answers for no fetch of this node (late, or after a cancel).
     pub answers_unmatched: u64,
 }

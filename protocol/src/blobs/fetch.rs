@@ -309,7 +309,11 @@ impl<P: Copy + Ord + core::fmt::Debug> Fetch<P> {
                 let room = room
                     .min(self.limits.groups_per_request)
                     .min(self.limits.max_in_flight - self.in_flight);
-                if room == 0 {
+                // A provider still answering is asked again only for a
+                // whole request: refilling its window a group at a time
+                // would cost a request (and its end) per group.
+                let whole = self.limits.groups_per_request.min(self.limits.window);
+                if room == 0 || (room < whole && self.provider_in_flight(peer) > 0) {
                     break;
                 }
                 let run = self.pick_run(peer, store, room, below);

@@ -59,7 +59,10 @@ pub use config::BlobsConfig;
 pub use fetch::{DropReason, Fetch, FetchEvent, FetchLimits, FetchStats};
 pub use serve::{ServeLimits, ServeStats, Server};
 pub use store::{BlobStore, GroupSet, MemStore, StoreError};
-pub use tree::{ChainingValue, Outboard, Proof, VerifyError, group_count, group_len, verify_group};
+pub use tree::{
+    ChainingValue, Outboard, OutboardBuilder, Proof, VerifyError, group_count, group_len,
+    verify_group,
+};
 
 use crate::cx::Cx;
 use crate::rng::{Rng, Stream};
@@ -70,6 +73,10 @@ use crate::{Accepted, NodeId};
 /// Request ids: a fetch's serial in the high bits, its own count below, so
 /// an answer finds its fetch without a table of requests.
 const REQ_SERIAL_SHIFT: u32 = 40;
+
+/// Liars remembered (the latest), so that a liar closed and met again is
+/// not asked again.
+const LIARS_REMEMBERED: usize = 256;
 
 /// The component's timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +105,9 @@ pub(crate) struct Blobs {
     pub(crate) timers: DeadlineQueue<Timer>,
     armed: bool,
     stats: BlobsStats,
+    /// Peers that sent a group that did not verify, latest last (at most
+    /// `LIARS_REMEMBERED`): never made providers again.
+    liars: std::collections::VecDeque<NodeId>,
 }
 
 impl Blobs {
@@ -113,6 +123,7 @@ impl Blobs {
             timers: DeadlineQueue::new(),
             armed: false,
             stats: BlobsStats::default(),
+            liars: std::collections::VecDeque::new(),
         }
     }
 
@@ -170,6 +181,14 @@ impl Blobs {
                 cx.emit(BlobsEvent::Added { hash, len });
                 Ok(Accepted::Done)
             }
+            BlobsCommand::Adopt { hash } => {
+                let len = self.store.adopt(&hash).map_err(|e| match e {
+                    StoreError::Full => BlobsError::StoreFull,
+                    StoreError::Unknown | StoreError::Failed => BlobsError::NotInStore,
+                })?;
+                cx.emit(BlobsEvent::Added { hash, len });
+                Ok(Accepted::Done)
+            }
             BlobsCommand::Fetch { hash, providers } => {
                 if !self.fetches.contains_key(&hash) {
                     if self.fetches.len() >= self.config.max_fetches {
@@ -196,9 +215,10 @@ impl Blobs {
                 }
                 let ask_neighbours = self.config.ask_neighbours;
                 let max = self.config.fetch.max_providers;
+                let liars = &self.liars;
                 if let Some(running) = self.fetches.get_mut(&hash) {
                     for peer in providers {
-                        if peer == cx.me() {
+                        if peer == cx.me() || liars.contains(&peer) {
                             continue;
                         }
                         if cx.is_up(peer) {
@@ -209,7 +229,7 @@ impl Blobs {
                     }
                     if ask_neighbours {
                         for peer in cx.peers_up() {
-                            if offers_blobs(cx, peer) {
+                            if offers_blobs(cx, peer) && !liars.contains(&peer) {
                                 running.fetch.add_provider(peer);
                             }
                         }
@@ -229,7 +249,14 @@ impl Blobs {
     }
 
     /// A blob message from `from` (on a session that negotiated `BLOBS`).
-    pub(crate) fn on_message(&mut self, cx: &mut dyn Cx, from: NodeId, message: Message) {
+    /// Returns `from` if it sent a group that does not verify: a liar,
+    /// which the router closes as misbehaving.
+    pub(crate) fn on_message(
+        &mut self,
+        cx: &mut dyn Cx,
+        from: NodeId,
+        message: Message,
+    ) -> Option<NodeId> {
         match message {
             Message::BlobGet(get) => {
                 for answer in self.server.answer(cx.now(), &*self.store, &get) {
@@ -241,30 +268,48 @@ impl Blobs {
             Message::BlobGroup(group) => {
                 let Some(hash) = self.fetch_of(group.req) else {
                     self.stats.answers_unmatched += 1;
-                    return;
+                    return None;
                 };
                 let events = match self.fetches.get_mut(&hash) {
                     Some(running) => running.fetch.on_group(from, group, &mut *self.store),
-                    None => return,
+                    None => return None,
                 };
+                let lied = events.iter().any(|event| {
+                    matches!(event, FetchEvent::Dropped { provider, reason: DropReason::Lied(_) }
+                        if *provider == from)
+                });
                 self.report(cx, hash, events);
+                if lied {
+                    // Every fetch forgets it: the router closes it.
+                    self.stats.liars_closed += 1;
+                    if !self.liars.contains(&from) {
+                        if self.liars.len() == LIARS_REMEMBERED {
+                            self.liars.pop_front();
+                        }
+                        self.liars.push_back(from);
+                    }
+                    self.peer_down(from);
+                    self.pump(cx);
+                    return Some(from);
+                }
                 self.pump(cx);
             }
             Message::BlobEnd(end) => {
                 let Some(hash) = self.fetch_of(end.req) else {
                     self.stats.answers_unmatched += 1;
-                    return;
+                    return None;
                 };
                 let now = cx.now();
                 let events = match self.fetches.get_mut(&hash) {
                     Some(running) => running.fetch.on_end(now, from, end, &*self.store),
-                    None => return,
+                    None => return None,
                 };
                 self.report(cx, hash, events);
                 self.pump(cx);
             }
             _ => {}
         }
+        None
     }
 
     fn fetch_of(&self, req: u64) -> Option<BlobHash> {
@@ -274,7 +319,7 @@ impl Blobs {
     /// `peer` came up: a fetch that named it, or asks its neighbours, adds
     /// it as a provider.
     pub(crate) fn peer_up(&mut self, cx: &mut dyn Cx, peer: NodeId) {
-        if self.fetches.is_empty() {
+        if self.fetches.is_empty() || self.liars.contains(&peer) {
             return;
         }
         let blobs = offers_blobs(cx, peer);

@@ -92,6 +92,10 @@ pub enum StoreError {
     /// The blob is not in the store.
     #[error("blob not in the store")]
     Unknown,
+    /// The store's backing failed (a file-backed store's disk): the group
+    /// or blob was not kept.
+    #[error("the store's backing failed")]
+    Failed,
 }
 
 /// Storage for blobs and their outboards. The blobs component verifies every
@@ -115,6 +119,15 @@ pub trait BlobStore {
     fn write_group(&mut self, hash: &BlobHash, group: u64, data: Bytes) -> Result<(), StoreError>;
     /// The blobs held, whole or in part, in hash order.
     fn list(&self) -> Vec<BlobHash>;
+    /// Takes in a blob its owner put in the store's backing directly (a
+    /// file-backed store imports a file on another thread than the node's,
+    /// so that hashing a large file never stalls the node), and serves it
+    /// from then on. Returns its length. The default, for a store with no
+    /// backing of its own: `Unknown`.
+    fn adopt(&mut self, hash: &BlobHash) -> Result<u64, StoreError> {
+        let _ = hash;
+        Err(StoreError::Unknown)
+    }
 }
 
 struct MemBlob {

@@ -221,7 +221,12 @@ impl Outboard {
         let root = if groups == 1 {
             BlobHash::of(data)
         } else {
-            BlobHash(subtree(data, 0, groups, 0, &mut parents, true))
+            let leaf = |group: u64| {
+                let from = (group * GROUP_LEN) as usize;
+                let to = (from + GROUP_LEN as usize).min(data.len());
+                group_cv(group, &data[from..to])
+            };
+            BlobHash(subtree(&leaf, 0, groups, 0, &mut parents, true))
         };
         Outboard { root, len, parents }
     }
@@ -363,9 +368,10 @@ fn split(node: &[u8; 64]) -> (ChainingValue, ChainingValue) {
 }
 
 /// Chaining value of the subtree over `span` groups from `start`, filling its
-/// parents from pre-order index `parent`.
+/// parents from pre-order index `parent`; `leaf` gives a group's chaining
+/// value.
 fn subtree(
-    data: &[u8],
+    leaf: &dyn Fn(u64) -> ChainingValue,
     start: u64,
     span: u64,
     parent: usize,
@@ -373,14 +379,12 @@ fn subtree(
     root: bool,
 ) -> ChainingValue {
     if span == 1 {
-        let from = (start * GROUP_LEN) as usize;
-        let to = (from + GROUP_LEN as usize).min(data.len());
-        return group_cv(start, &data[from..to]);
+        return leaf(start);
     }
     let left = left_groups(span);
-    let left_cv = subtree(data, start, left, parent + 1, parents, false);
+    let left_cv = subtree(leaf, start, left, parent + 1, parents, false);
     let right_cv = subtree(
-        data,
+        leaf,
         start + left,
         span - left,
         parent + left as usize,
@@ -390,6 +394,75 @@ fn subtree(
     parents[parent][..32].copy_from_slice(&left_cv);
     parents[parent][32..].copy_from_slice(&right_cv);
     merge(&left_cv, &right_cv, root)
+}
+
+/// Builds a blob's [`Outboard`] from its bytes given piece by piece (a file
+/// read in pieces), holding 32 bytes per group and one group of data, never
+/// the blob: what a file-backed store uses to add a file of any size.
+///
+/// ```
+/// use ringmesh::blobs::{Outboard, OutboardBuilder};
+///
+/// let data = vec![3u8; 100_000];
+/// let mut builder = OutboardBuilder::new();
+/// for piece in data.chunks(7_000) {
+///     builder.update(piece);
+/// }
+/// assert_eq!(builder.finish().unwrap(), Outboard::compute(&data));
+/// ```
+#[derive(Debug, Default)]
+pub struct OutboardBuilder {
+    /// The chaining values of the groups before `pending`.
+    cvs: Vec<ChainingValue>,
+    /// The group being read: hashed once it is known not to be the only
+    /// one (a one-group blob's hash is its root, with the root flag).
+    pending: Vec<u8>,
+    len: u64,
+}
+
+impl OutboardBuilder {
+    /// Nothing read yet.
+    pub fn new() -> OutboardBuilder {
+        OutboardBuilder::default()
+    }
+
+    /// Reads the next bytes of the blob.
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        self.len = self.len.saturating_add(bytes.len() as u64);
+        while !bytes.is_empty() {
+            if self.pending.len() == GROUP_LEN as usize {
+                let group = self.cvs.len() as u64;
+                self.cvs.push(group_cv(group, &self.pending));
+                self.pending.clear();
+            }
+            let take = (GROUP_LEN as usize - self.pending.len()).min(bytes.len());
+            self.pending.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+        }
+    }
+
+    /// The outboard of every byte read; `TooLong` past [`MAX_BLOB_LEN`].
+    pub fn finish(mut self) -> Result<Outboard, VerifyError> {
+        let len = self.len;
+        if len > MAX_BLOB_LEN {
+            return Err(VerifyError::TooLong);
+        }
+        if self.cvs.is_empty() {
+            return Ok(Outboard {
+                root: BlobHash::of(&self.pending),
+                len,
+                parents: Vec::new(),
+            });
+        }
+        let last = self.cvs.len() as u64;
+        self.cvs.push(group_cv(last, &self.pending));
+        let groups = self.cvs.len() as u64;
+        let mut parents = vec![[0u8; 64]; (groups - 1) as usize];
+        let cvs = &self.cvs;
+        let leaf = |group: u64| cvs[group as usize];
+        let root = BlobHash(subtree(&leaf, 0, groups, 0, &mut parents, true));
+        Ok(Outboard { root, len, parents })
+    }
 }
 
 #[cfg(test)]
@@ -490,6 +563,20 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Built piece by piece, at any cut, the outboard is the one
+        /// computed from the whole blob.
+        #[test]
+        fn an_outboard_built_in_pieces_equals_the_computed_one(
+            len in lengths(), seed: u8, piece in 1usize..40_000,
+        ) {
+            let data = blob(len, seed);
+            let mut builder = OutboardBuilder::new();
+            for part in data.chunks(piece) {
+                builder.update(part);
+            }
+            prop_assert_eq!(builder.finish().expect("short"), Outboard::compute(&data));
+        }
 
         /// Any blob, any range of groups: honest groups verify, an outboard
         /// filled in from them gives the same proofs, and the bytes put

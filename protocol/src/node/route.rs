@@ -949,8 +949,12 @@ impl Upcalls for Parts {
                         .conn_caps(conn)
                         .is_some_and(|c| c.contains(Capabilities::BLOBS)) =>
             {
-                if let Some(blobs) = &mut self.blobs {
-                    blobs.on_message(net, from, message);
+                let liar = self
+                    .blobs
+                    .as_mut()
+                    .and_then(|blobs| blobs.on_message(net, from, message));
+                if let Some(peer) = liar {
+                    net.close_misbehaving(peer, "sent blob groups that do not verify", self);
                 }
             }
             Message::ObservedAddr(_) | Message::DialBack(_) | Message::DialBackResult(_)

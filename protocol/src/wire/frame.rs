@@ -216,7 +216,9 @@ impl FrameReader {
 ///
 /// With `compress_over = Some(threshold)`, a message of at least `threshold`
 /// bytes is LZ4-compressed, and kept compressed only if that makes the body
-/// smaller. Returns whether it was compressed.
+/// smaller; a `BlobGroup` never is (spec/wire.md §4: file content, mostly
+/// compressed already, where trying costs more than it saves). Returns
+/// whether it was compressed.
 pub fn encode_body(message: &Message, compress_over: Option<usize>, out: &mut BytesMut) -> bool {
     let start = out.len();
     out.put_u8(0);
@@ -226,6 +228,9 @@ pub fn encode_body(message: &Message, compress_over: Option<usize>, out: &mut By
     let Some(threshold) = compress_over else {
         return false;
     };
+    if matches!(message, Message::BlobGroup(_)) {
+        return false;
+    }
     let plain_len = out.len() - body_start;
     if plain_len < threshold || plain_len > u32::MAX as usize {
         return false;
@@ -288,6 +293,27 @@ pub fn decode_body(
 mod tests {
     use super::*;
     use crate::wire::Direct;
+
+    #[test]
+    fn a_blob_group_is_sent_plain_even_when_it_would_shrink() {
+        let group = Message::BlobGroup(crate::wire::BlobGroup {
+            req: 1,
+            len: 16384,
+            group: 0,
+            proof: Vec::new(),
+            data: Bytes::from(vec![0u8; 16384]),
+        });
+        let mut out = BytesMut::new();
+        assert!(!encode_body(&group, Some(512), &mut out));
+        assert_eq!(out[0], 0);
+        // The same bytes in a message of another kind do shrink.
+        let direct = Message::Direct(Direct {
+            payload: Bytes::from(vec![0u8; 16384]),
+        });
+        let mut out = BytesMut::new();
+        assert!(encode_body(&direct, Some(512), &mut out));
+        assert!(out.len() < 1024);
+    }
 
     fn frame(body: &[u8]) -> Vec<u8> {
         let mut out = (body.len() as u32).to_be_bytes().to_vec();
