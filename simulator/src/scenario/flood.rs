@@ -1071,6 +1071,43 @@ fn curve(times: &[Instant], start: Instant) -> Vec<(f64, u32)> {
     points
 }
 
+/// Debug aid: the sizes of the mesh's components other than the largest,
+/// over symmetric links between live nodes.
+fn debug_islands(sim: &Sim<FloodWatch>, k: u32, when: &str) {
+    let live = sim.live_nodes();
+    let index: std::collections::HashMap<_, _> = live.iter().map(|&i| (sim.id(i), i)).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut sizes = Vec::new();
+    for &start in &live {
+        if !seen.insert(start) {
+            continue;
+        }
+        let mut stack = vec![start];
+        let mut members = vec![start];
+        while let Some(i) = stack.pop() {
+            let Some(node) = sim.node(i) else { continue };
+            for peer in node.mesh_peers() {
+                let Some(&j) = index.get(&peer) else { continue };
+                let back = sim
+                    .node(j)
+                    .is_some_and(|p| p.mesh_peers().contains(&sim.id(i)));
+                if back && seen.insert(j) {
+                    stack.push(j);
+                    members.push(j);
+                }
+            }
+        }
+        sizes.push((members.len(), members));
+    }
+    sizes.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    for (n, members) in sizes.iter().skip(1) {
+        eprintln!(
+            "broadcast {k} {when}: island of {n}: {:?}",
+            &members[..members.len().min(8)]
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1161,42 +1198,5 @@ mod tests {
         let c = run(&FloodParams { seed: 2, ..params }, |_, _, _| {}).expect("runs");
         assert_eq!(a.trace_hash, b.trace_hash);
         assert_ne!(a.trace_hash, c.trace_hash);
-    }
-}
-
-/// Debug aid: the sizes of the mesh's components other than the largest,
-/// over symmetric links between live nodes.
-fn debug_islands(sim: &Sim<FloodWatch>, k: u32, when: &str) {
-    let live = sim.live_nodes();
-    let index: std::collections::HashMap<_, _> = live.iter().map(|&i| (sim.id(i), i)).collect();
-    let mut seen = std::collections::HashSet::new();
-    let mut sizes = Vec::new();
-    for &start in &live {
-        if !seen.insert(start) {
-            continue;
-        }
-        let mut stack = vec![start];
-        let mut members = vec![start];
-        while let Some(i) = stack.pop() {
-            let Some(node) = sim.node(i) else { continue };
-            for peer in node.mesh_peers() {
-                let Some(&j) = index.get(&peer) else { continue };
-                let back = sim
-                    .node(j)
-                    .is_some_and(|p| p.mesh_peers().contains(&sim.id(i)));
-                if back && seen.insert(j) {
-                    stack.push(j);
-                    members.push(j);
-                }
-            }
-        }
-        sizes.push((members.len(), members));
-    }
-    sizes.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
-    for (n, members) in sizes.iter().skip(1) {
-        eprintln!(
-            "broadcast {k} {when}: island of {n}: {:?}",
-            &members[..members.len().min(8)]
-        );
     }
 }
