@@ -270,16 +270,7 @@ pub fn add_file_command(
 /// A whole blob's bytes from a node's store (`None` unless it holds every
 /// group): how a blob in memory is written out.
 pub fn read_whole(node: &ringmesh::Node, hash: &BlobHash) -> Option<Vec<u8>> {
-    let store = node.blob_store()?;
-    let held = store.held(hash)?;
-    if !held.is_full() {
-        return None;
-    }
-    let mut out = Vec::new();
-    for group in 0..held.groups() {
-        out.extend_from_slice(&store.read_group(hash, group)?);
-    }
-    Some(out)
+    node.blob_store()?.read_whole(hash)
 }
 
 /// Writes the whole blob `hash` to `path`: from the store at `blob_dir`

@@ -57,16 +57,7 @@ fn id(net: &Network, i: NodeIndex) -> NodeId {
 }
 
 fn fetched(net: &Network, i: NodeIndex, hash: &BlobHash) -> Option<Vec<u8>> {
-    let store = net.node(i).blob_store()?;
-    let held = store.held(hash)?;
-    if !held.is_full() {
-        return None;
-    }
-    let mut out = Vec::new();
-    for group in 0..held.groups() {
-        out.extend_from_slice(&store.read_group(hash, group)?);
-    }
-    Some(out)
+    net.node(i).blob_store()?.read_whole(hash)
 }
 
 fn done(net: &Network, i: NodeIndex, hash: BlobHash) -> bool {

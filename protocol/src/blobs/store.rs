@@ -128,6 +128,19 @@ pub trait BlobStore {
         let _ = hash;
         Err(StoreError::Unknown)
     }
+    /// The whole blob's bytes, `None` unless every group is held: how a
+    /// blob is written out or checked once fetched.
+    fn read_whole(&self, hash: &BlobHash) -> Option<Vec<u8>> {
+        let held = self.held(hash)?;
+        if !held.is_full() {
+            return None;
+        }
+        let mut out = Vec::new();
+        for group in 0..held.groups() {
+            out.extend_from_slice(&self.read_group(hash, group)?);
+        }
+        Some(out)
+    }
 }
 
 struct MemBlob {
