@@ -11,7 +11,8 @@
 //! implements.
 //!
 //! - `connections.rs`: the connection table and the peer table.
-//! - `table.rs`: the peer table's layout (sorted vectors, grown by one).
+//! - `table.rs`: the layout of the peer, connection and cache tables
+//!   (vectors sorted by key, grown four entries at a time).
 //! - `maintain.rs`: the maintenance round and the bootstrap list.
 //! - `discovery.rs`: peer exchange and `FindPeer`.
 //! - `cache.rs`: the peer cache.
