@@ -151,7 +151,8 @@ impl Net {
             direction,
             remote,
             opened_at: self.now,
-            id: expected,
+            id: expected.unwrap_or_default(),
+            has_id: expected.is_some(),
             established: false,
             run_nonce: 0,
             session: None,
@@ -1096,14 +1097,15 @@ impl Net {
         let Some(c) = self.conns.get_mut(&conn) else {
             return true;
         };
-        if c.direction == Direction::Outbound || c.peer().is_some() || c.received == usize::MAX {
+        if c.direction == Direction::Outbound || c.peer().is_some() || c.received == u32::MAX {
             return true;
         }
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
         c.received = c.received.saturating_add(len);
-        if c.received < FIRST_MESSAGE_LEN {
+        if (c.received as usize) < FIRST_MESSAGE_LEN {
             return true;
         }
-        c.received = usize::MAX;
+        c.received = u32::MAX;
         let rested = c.rested;
         match self.limiter.admit_handshake(rested, self.now) {
             Ok(()) => true,

@@ -1,119 +1,151 @@
-//! Maps keyed by node id as two parallel vectors sorted by id, grown four
-//! entries at a time: the peer table (the established peers and their
-//! links) and the peer cache's entries.
+//! Maps as two parallel vectors sorted by key, grown four entries at a
+//! time: the peer table (the established peers and their links), the
+//! peer cache's entries (both keyed by node id) and the connection table
+//! (keyed by connection id).
 //!
 //! A node has a handful of peers (8 in a flood simulation, at most
 //! `peers.max_connections`), and a simulation holds a million nodes: a hash
 //! table of 104-byte slots kept at most 7/8 full, and doubled when it is,
 //! spent 1.3 KB a node on 8 peers; these vectors spend about what the peers
-//! take (the ids, 16 bytes each, apart so that a lookup's binary search
-//! reads one or two cache lines, then the value it found). Growing by one
-//! entry at a time cost a reallocation per peer up (5 % of a flood's CPU);
-//! by four, at most three spare slots. Inserting and removing move at most
-//! a few dozen entries, once per peer up or down. A map that empties gives
-//! its room back (a chord member's cache holds a guest entry per connected
-//! peer, and a grown ring closes the links that left its routing set).
+//! take (the keys apart, so that a lookup's binary search reads one or two
+//! cache lines, then the value it found). Growing by one entry at a time
+//! cost a reallocation per peer up (5 % of a flood's CPU); by four, at most
+//! three spare slots. Inserting and removing move at most a few dozen
+//! entries, once per peer (or connection) up or down. A map that empties
+//! gives its room back (a chord member's cache holds a guest entry per
+//! connected peer, and a grown ring closes the links that left its routing
+//! set). The connection table was a hash map of boxed connections: 64
+//! buckets of 17 bytes for a chord member's ~38 connections (about 1 KB a
+//! member), where these vectors take 16 bytes a connection; nothing
+//! depends on its order (every choice among connections sorts by
+//! connection id or breaks ties by it).
 
-use crate::NodeId;
+use core::ops::Index;
 
-use super::PeerLink;
+use crate::{ConnId, NodeId};
+
+use super::{Connection, PeerLink};
 
 /// The established peers by id. See the module docs.
 pub(super) type PeerTable = IdMap<PeerLink>;
 
+/// The connections by id (boxed: a connection is 216 bytes, and the
+/// vectors move their entries on every insert and remove).
+pub(super) type ConnTable = VecMap<ConnId, Box<Connection>>;
+
+/// Values by node id, in id order. See the module docs.
+pub(crate) type IdMap<V> = VecMap<NodeId, V>;
+
 /// Spare slots a full map grows by.
 const GROW: usize = 4;
 
-/// Values by node id, in id order. See the module docs.
-pub(crate) struct IdMap<V> {
-    ids: Vec<NodeId>,
+/// Values by key, in key order. See the module docs.
+pub(crate) struct VecMap<K, V> {
+    keys: Vec<K>,
     values: Vec<V>,
 }
 
-impl<V> Default for IdMap<V> {
+impl<K, V> Default for VecMap<K, V> {
     fn default() -> Self {
-        IdMap {
-            ids: Vec::new(),
+        VecMap {
+            keys: Vec::new(),
             values: Vec::new(),
         }
     }
 }
 
-impl<V> IdMap<V> {
-    fn find(&self, id: &NodeId) -> Result<usize, usize> {
-        self.ids.binary_search(id)
+impl<K: Ord, V> VecMap<K, V> {
+    fn find(&self, key: &K) -> Result<usize, usize> {
+        self.keys.binary_search(key)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.ids.len()
+        self.keys.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.keys.is_empty()
     }
 
-    pub(crate) fn contains_key(&self, id: &NodeId) -> bool {
-        self.find(id).is_ok()
+    pub(crate) fn contains_key(&self, key: &K) -> bool {
+        self.find(key).is_ok()
     }
 
-    pub(crate) fn get(&self, id: &NodeId) -> Option<&V> {
-        self.find(id).ok().map(|i| &self.values[i])
+    pub(crate) fn get(&self, key: &K) -> Option<&V> {
+        self.find(key).ok().map(|i| &self.values[i])
     }
 
-    pub(crate) fn get_mut(&mut self, id: &NodeId) -> Option<&mut V> {
-        self.find(id).ok().map(|i| &mut self.values[i])
+    pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.find(key).ok().map(|i| &mut self.values[i])
     }
 
-    /// Sets `id`'s value; the one it replaces, if any.
-    pub(crate) fn insert(&mut self, id: NodeId, value: V) -> Option<V> {
-        match self.find(&id) {
+    /// Sets `key`'s value; the one it replaces, if any.
+    pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
+        match self.find(&key) {
             Ok(i) => Some(core::mem::replace(&mut self.values[i], value)),
             Err(i) => {
                 // Four more, not double: a node's peer count changes rarely.
-                if self.ids.len() == self.ids.capacity() {
-                    self.ids.reserve_exact(GROW);
+                if self.keys.len() == self.keys.capacity() {
+                    self.keys.reserve_exact(GROW);
                 }
                 if self.values.len() == self.values.capacity() {
                     self.values.reserve_exact(GROW);
                 }
-                self.ids.insert(i, id);
+                self.keys.insert(i, key);
                 self.values.insert(i, value);
                 None
             }
         }
     }
 
-    pub(crate) fn remove(&mut self, id: &NodeId) -> Option<V> {
-        let i = self.find(id).ok()?;
-        self.ids.remove(i);
+    pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
+        let i = self.find(key).ok()?;
+        self.keys.remove(i);
         let value = self.values.remove(i);
-        if self.ids.capacity() > 2 * self.ids.len() + 2 * GROW {
-            self.ids.shrink_to(self.ids.len() + GROW);
+        if self.keys.capacity() > 2 * self.keys.len() + 2 * GROW {
+            self.keys.shrink_to(self.keys.len() + GROW);
             self.values.shrink_to(self.values.len() + GROW);
         }
         Some(value)
     }
 
-    /// The ids, in id order.
-    pub(crate) fn keys(&self) -> impl Iterator<Item = &NodeId> {
-        self.ids.iter()
+    /// The keys, in key order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &K> {
+        self.keys.iter()
     }
 
-    /// The values, in id order.
+    /// The values, in key order.
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
         self.values.iter()
     }
 
-    /// Every id and its value, in id order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&NodeId, &V)> {
-        self.ids.iter().zip(&self.values)
+    /// Every key and its value, in key order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.keys.iter().zip(&self.values)
+    }
+}
+
+impl<K: Ord, V> Index<&K> for VecMap<K, V> {
+    type Output = V;
+
+    /// `key`'s value; panics if there is none (as a hash map's index).
+    fn index(&self, key: &K) -> &V {
+        self.get(key).expect("no entry for the key")
+    }
+}
+
+impl<'a, K: Ord, V> IntoIterator for &'a VecMap<K, V> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = core::iter::Zip<core::slice::Iter<'a, K>, core::slice::Iter<'a, V>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.keys.iter().zip(&self.values)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ConnId;
 
     fn link(n: u64) -> PeerLink {
         PeerLink {

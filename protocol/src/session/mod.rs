@@ -205,7 +205,10 @@ pub(crate) struct Session {
     /// holds many sessions.
     pending: Option<Box<Pending>>,
     preamble: [u8; PREAMBLE_LEN],
-    preamble_len: usize,
+    /// Preamble bytes received so far (at most [`PREAMBLE_LEN`]): a byte,
+    /// so that it packs with the preamble (a node holds a session per
+    /// connection, ~38 of them a chord member).
+    preamble_len: u8,
     /// Features both sides offered; known once established.
     pub(crate) capabilities: Capabilities,
     /// The peer's frame cap; known once established.
@@ -333,12 +336,14 @@ impl Session {
                 Err(error) => return Err(error),
             }
         }
-        if self.preamble_len < PREAMBLE_LEN {
-            let take = (PREAMBLE_LEN - self.preamble_len).min(input.len());
-            self.preamble[self.preamble_len..self.preamble_len + take]
-                .copy_from_slice(&input.split_to(take));
-            self.preamble_len += take;
-            if self.preamble_len < PREAMBLE_LEN {
+        let have = usize::from(self.preamble_len);
+        if have < PREAMBLE_LEN {
+            let take = (PREAMBLE_LEN - have).min(input.len());
+            self.preamble[have..have + take].copy_from_slice(&input.split_to(take));
+            let have = have + take;
+            // At most PREAMBLE_LEN (6): fits a byte.
+            self.preamble_len = have as u8;
+            if have < PREAMBLE_LEN {
                 return Ok(());
             }
             check_preamble(ctx, self.preamble)?;
