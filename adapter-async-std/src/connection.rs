@@ -501,3 +501,29 @@ pub(crate) async fn dial(conn: ConnId, addr: SocketAddr, transport: Sender<Trans
         .send(Transport::Dialed { conn, addr, result })
         .await;
 }
+
+/// Opens a connection for the node's `Output::DialFromListenPort` (a hole
+/// punch, `spec/relay.md` §7): from `local`, the listener's address, so
+/// both ends' SYNs cross. Bounded like [`dial`].
+pub(crate) async fn dial_from(
+    conn: ConnId,
+    local: SocketAddr,
+    addr: SocketAddr,
+    transport: Sender<Transport>,
+) {
+    let connect = async {
+        let stream = Async::new(ringmesh_driver::dial_from(local, addr)?)?;
+        stream.writable().await?;
+        if let Some(e) = stream.get_ref().take_error()? {
+            return Err(e);
+        }
+        // Writable without an error can still be a refused connect on
+        // some systems: a connected socket has a peer.
+        stream.get_ref().peer_addr()?;
+        Ok(stream)
+    };
+    let result = connect.await;
+    let _ = transport
+        .send(Transport::Dialed { conn, addr, result })
+        .await;
+}

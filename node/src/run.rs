@@ -1038,6 +1038,18 @@ impl Session {
                 relay.short(),
                 target.short()
             )),
+            RelayEvent::Punched {
+                peer,
+                remote,
+                attempt,
+            } => say(&format!(
+                "hole punch with <{}> succeeded: direct connection to {remote} (attempt {attempt})",
+                peer.short()
+            )),
+            RelayEvent::PunchFailed { peer, attempts } => say(&format!(
+                "hole punch with <{}> failed after {attempts} attempts: the session stays relayed",
+                peer.short()
+            )),
             _ => {}
         }
     }

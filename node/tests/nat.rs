@@ -8,11 +8,14 @@
 //!   host-b 10.2.0.2 ── nat-b (10.2.0.1 | 198.18.0.3) ─┘
 //! ```
 //!
-//! Symmetric NATs (`MASQUERADE --random-fully`: each connection gets a
-//! random public port) on both sides: neither host can be dialled, and
-//! each announces only its private address. Both keep a reservation at
-//! the relay (`--via-relay`); a message from one to the other goes
-//! through a circuit at the relay, over a Noise session of their own.
+//! Neither host can be dialled, and each announces only its private
+//! address. Both keep a reservation at the relay (`--via-relay`); each
+//! reaches the other through a circuit at the relay, over a Noise session
+//! of their own, and then tries a hole punch over it (`spec/relay.md` §7).
+//! Behind port-restricted NATs (plain `MASQUERADE`, which keeps the
+//! source port) the punch connects them directly; behind symmetric NATs
+//! (`MASQUERADE --random-fully`: each connection gets a random public
+//! port) it fails, and the session stays relayed.
 //!
 //! Needs root, `ip` and `iptables` (installed with apt when missing and
 //! possible); skipped, with a line saying why, otherwise.
@@ -136,8 +139,23 @@ impl Testbed {
                 Nat::PortRestricted => {}
             }
             exec(router, &masquerade);
-            // Nothing from outside reaches the LAN but replies.
+            // Nothing from outside reaches the LAN but replies; what is
+            // sent to the router itself unasked is dropped, not refused
+            // (as a home router does: a hole punch's early SYN is lost,
+            // and sent again, rather than answered with a reset).
             for rule in [
+                &[
+                    "-A",
+                    "INPUT",
+                    "-i",
+                    "wan0",
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "NEW,INVALID",
+                    "-j",
+                    "DROP",
+                ][..],
                 &[
                     "-A",
                     "FORWARD",
@@ -223,26 +241,40 @@ fn symmetric_nat_to_symmetric_nat_falls_back_to_the_relay() {
         eprintln!("SKIPPED symmetric_nat_to_symmetric_nat_falls_back_to_the_relay: {why}");
         return;
     }
-    through_the_relay("s", Nat::Symmetric, "symmetric");
+    across_the_nats("s", Nat::Symmetric, "symmetric");
 }
 
-/// Hole punching is not built yet: two port-restricted NATs reach each
-/// other through the relay too.
 #[test]
-fn port_restricted_nat_to_port_restricted_nat_reaches_through_the_relay() {
+fn port_restricted_nat_to_port_restricted_nat_connects_directly_by_hole_punching() {
     if let Some(why) = cannot_build_testbed() {
         eprintln!(
-            "SKIPPED port_restricted_nat_to_port_restricted_nat_reaches_through_the_relay: {why}"
+            "SKIPPED port_restricted_nat_to_port_restricted_nat_connects_directly_by_hole_punching: {why}"
         );
         return;
     }
-    through_the_relay("p", Nat::PortRestricted, "port-restricted");
+    across_the_nats("p", Nat::PortRestricted, "port-restricted");
+}
+
+/// The `hole punches: N attempts, N succeeded, N failed` counts of a
+/// `status` answer.
+fn punches(p: &mut Proc) -> (u64, u64, u64) {
+    let line = p.answer("status", |l| l.starts_with("hole punches:"));
+    (
+        figure(&line, "attempts"),
+        figure(&line, "succeeded"),
+        figure(&line, "failed"),
+    )
 }
 
 /// Builds the testbed with `nat` on both sides; the two hosts reach each
-/// other through the relay: a message, a broadcast and a table read
-/// cross. Prints the time to the relayed session and the relay's bytes.
-fn through_the_relay(tag: &str, nat: Nat, label: &str) {
+/// other through the relay, then try a hole punch: behind port-restricted
+/// NATs they end up connected directly (each at the other NAT's public
+/// address), behind symmetric ones the punch fails and the session stays
+/// relayed. Either way a message, a broadcast and a table read cross.
+/// Prints the time to the relayed session, to the direct one, and the
+/// relay's bytes.
+fn across_the_nats(tag: &str, nat: Nat, label: &str) {
+    let punchable = matches!(nat, Nat::PortRestricted);
     let bed = Testbed::build(tag, nat);
     let mut relay = Proc::spawn_in_netns(
         "relay",
@@ -296,9 +328,50 @@ fn through_the_relay(tag: &str, nat: Nat, label: &str) {
         l.starts_with(&format!("peer up <{a_short}> {relay_addr}"))
     });
     let session_in = b_started.elapsed();
+    // The end that accepted the circuit starts a hole punch over it.
+    let direct_in = if punchable {
+        // Each dials the other's public address from its listen port;
+        // the SYNs cross the NATs, and the direct session replaces the
+        // relayed one on both ends.
+        for (p, other, public) in [
+            (&mut a, &b_short, "198.18.0.3:"),
+            (&mut b, &a_short, "198.18.0.2:"),
+        ] {
+            p.wait_for("the punched direct connection", |l| {
+                l.starts_with(&format!(
+                    "hole punch with <{other}> succeeded: direct connection to {public}"
+                ))
+            });
+        }
+        let direct_in = b_started.elapsed();
+        let row = a.answer("peers", |l| l.starts_with(&b.id));
+        assert!(row.ends_with(" up"), "direct, not relayed: {row}");
+        Some(direct_in)
+    } else {
+        // The NATs give each dial a port of their own: the SYNs find no
+        // mapping, every attempt fails, and the session stays relayed.
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (pa, pb) = (punches(&mut a), punches(&mut b));
+            if pa.2 + pb.2 >= 1 {
+                assert_eq!((pa.1, pb.1), (0, 0), "no punch succeeds: {pa:?} {pb:?}");
+                assert!(pa.0 + pb.0 >= 1, "a punch was tried: {pa:?} {pb:?}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "no punch failed: {pa:?} {pb:?}");
+            a.read_for(std::time::Duration::from_millis(500));
+        }
+        let row = a.answer("peers", |l| l.starts_with(&b.id));
+        assert!(row.ends_with("up, relayed"), "{row}");
+        None
+    };
+    let relayed_before = figure(
+        &relay.answer("status", |l| l.starts_with("as a relay:")),
+        "bytes relayed",
+    );
     // A direct message crosses on that session.
-    a.type_line(&format!("send {} through the relay", b.id));
-    b.wait_line(&format!("(direct) <{a_short}> through the relay"));
+    a.type_line(&format!("send {} across the nats", b.id));
+    b.wait_line(&format!("(direct) <{a_short}> across the nats"));
     // A broadcast crosses too.
     b.type_line(&format!("msg hello from behind a {label} nat"));
     a.wait_line(&format!("<{b_short}> hello from behind a {label} nat"));
@@ -327,12 +400,25 @@ fn through_the_relay(tag: &str, nat: Nat, label: &str) {
     let circuits = figure(&relayed, "circuits opened");
     let bytes = figure(&relayed, "bytes relayed");
     let through = a.answer("status", |l| l.starts_with("relayed sessions:"));
+    let (attempts, succeeded, failed) = punches(&mut a);
     eprintln!(
-        "{label} <-> {label}: session through the relay within {session_in:?} of b's start; \
-         relay: {relayed}; a: {through}"
+        "{label} <-> {label}: session through the relay within {session_in:?} of b's start, \
+         direct connection: {direct_in:?}; relay: {relayed}; a: {through}; \
+         a's hole punches: {attempts} attempts, {succeeded} succeeded, {failed} failed"
     );
     assert!(circuits >= 1, "{relayed}");
     assert!(bytes > 0, "{relayed}");
+    if punchable {
+        // Once direct, the message, broadcast and table traffic went
+        // around the relay: at most the relayed session's last goodbyes
+        // crossed it after the punch.
+        assert!(
+            bytes - relayed_before < 256,
+            "{relayed_before} then {relayed}"
+        );
+        let row = b.answer("peers", |l| l.starts_with(&a.id));
+        assert!(row.ends_with(" up"), "still direct: {row}");
+    }
     for p in [&mut a, &mut b, &mut relay] {
         p.type_line("exit");
         assert!(p.wait_exit().success());
