@@ -349,7 +349,7 @@ pub const MAX_PUNCH_ADDRS: usize = 8;
 /// sends it first and times the answer; the other answers with its own.
 ///
 /// Layout: `count` varint (1 to [`MAX_PUNCH_ADDRS`]), then `count` socket
-/// addresses (`spec/wire.md` §5).
+/// addresses (`spec/wire.md` §7.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HolePunch {
     /// The sender's candidate addresses.
