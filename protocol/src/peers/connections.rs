@@ -186,11 +186,11 @@ impl Net {
                 c.punch = true;
             }
         }
-        // The driver dials these from the listen port.
-        for output in self.outputs.iter_mut() {
-            if let Output::Dial { conn, addr } = *output
-                && self.conns.get(&conn).is_some_and(|c| c.punch)
-            {
+        // The driver dials these (the last outputs queued) from the
+        // listen port.
+        let from = self.outputs.len().saturating_sub(addrs.len());
+        for output in self.outputs.range_mut(from..) {
+            if let Output::Dial { conn, addr } = *output {
                 *output = Output::DialFromListenPort { conn, addr };
             }
         }
