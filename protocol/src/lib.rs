@@ -63,7 +63,7 @@
 //!             }
 //!             Output::Event(event) => events.push(event),
 //!             // A real driver opens and closes sockets here.
-//!             Output::Dial { .. } | Output::Close { .. } => {}
+//!             Output::Dial { .. } | Output::DialFromListenPort { .. } | Output::Close { .. } => {}
 //!         }
 //!     }
 //!     moved
