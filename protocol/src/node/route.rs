@@ -255,6 +255,7 @@ impl Parts {
                 Ok(Accepted::Done)
             }
             PeersCommand::Disconnect { peer } => net.disconnect(peer, self),
+            PeersCommand::Announce { addr } => net.announce(addr),
         }
     }
 

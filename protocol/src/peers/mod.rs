@@ -558,6 +558,18 @@ impl Net {
         self.ctx.announce(&self.identity, addr).then_some(addr)
     }
 
+    /// `PeersCommand::Announce`: announces `addr` from now on.
+    pub(crate) fn announce(&mut self, addr: SocketAddr) -> Result<crate::Accepted, PeersError> {
+        if addr.ip().is_unspecified() || addr.port() == 0 {
+            return Err(PeersError::CannotAnnounce(addr));
+        }
+        if self.ctx.hello.listen_addrs.contains(&addr) || self.ctx.announce(&self.identity, addr) {
+            Ok(crate::Accepted::Done)
+        } else {
+            Err(PeersError::CannotAnnounce(addr))
+        }
+    }
+
     /// The features negotiated on `conn`, once established.
     pub(crate) fn conn_caps(&self, conn: ConnId) -> Option<Capabilities> {
         self.conns
