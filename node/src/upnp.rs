@@ -53,15 +53,10 @@ pub(crate) fn start(handle: Handle, listen_port: u16) -> PortMapping {
                 warn!(%error, "cannot announce the mapped address");
             }
             let renew_every = Duration::from_secs(u64::from(LEASE_SECS / 2));
-            loop {
-                match stopped.recv_timeout(renew_every) {
-                    Err(RecvTimeoutError::Timeout) => {
-                        if let Err(error) = add(&gateway, listen_port) {
-                            warn!(%error, "renewing the port mapping failed");
-                        }
-                    }
-                    // The program is exiting.
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+            // Until the program exits (the sender is dropped).
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(renew_every) {
+                if let Err(error) = add(&gateway, listen_port) {
+                    warn!(%error, "renewing the port mapping failed");
                 }
             }
             match gateway.remove_port(PortMappingProtocol::TCP, listen_port) {
