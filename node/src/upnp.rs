@@ -20,8 +20,11 @@ use crate::run::say;
 /// The lease asked for; the mapping is renewed at half of it.
 const LEASE_SECS: u32 = 3600;
 
-/// How long the gateway search waits for an answer.
+/// How long one gateway search waits for an answer.
 const SEARCH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Gateway searches before the program gives up mapping a port.
+const SEARCHES: u32 = 3;
 
 /// The mapping thread; dropping it removes the mapping (if one was made)
 /// and waits for the thread.
@@ -73,9 +76,20 @@ pub(crate) fn start(handle: Handle, listen_port: u16) -> PortMapping {
 
 /// Finds the gateway, maps the port; the gateway and the external address.
 fn map(port: u16) -> Option<(Gateway, SocketAddr)> {
-    let mut options = SearchOptions::default();
-    options.timeout = Some(SEARCH_TIMEOUT);
-    let gateway = match igd_next::search_gateway(options) {
+    // A router may answer late (busy, or starting): a few searches.
+    let search = || {
+        let mut options = SearchOptions::default();
+        options.timeout = Some(SEARCH_TIMEOUT);
+        igd_next::search_gateway(options)
+    };
+    let mut found = search();
+    for _ in 1..SEARCHES {
+        if found.is_ok() {
+            break;
+        }
+        found = search();
+    }
+    let gateway = match found {
         Ok(gateway) => gateway,
         Err(error) => {
             say(&format!("no UPnP gateway found: {error}"));

@@ -539,10 +539,27 @@ impl Miniupnpd {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("miniupnpd starts");
-        Miniupnpd {
+        let upnpd = Miniupnpd {
             child,
             files: [conf, pidfile],
+        };
+        // Ready once it listens for SSDP searches (UDP 1900) on the LAN.
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let sockets = Command::new("ip")
+                .args(["netns", "exec", router, "ss", "-lnu"])
+                .output()
+                .expect("ss runs");
+            if String::from_utf8_lossy(&sockets.stdout).contains(":1900 ") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "miniupnpd never listened for SSDP"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        upnpd
     }
 }
 

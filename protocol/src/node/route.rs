@@ -1031,10 +1031,9 @@ impl Upcalls for Parts {
                         .is_some_and(|c| c.contains(Capabilities::RELAY)) =>
             {
                 let mine = self.punch_candidates(net);
-                let act = self
-                    .relay
-                    .as_deref_mut()
-                    .and_then(|relay| relay.on_punch_message(net, from, message, mine));
+                let act = self.relay.as_deref_mut().and_then(|relay| {
+                    relay.on_punch_message(net, from, message, conn.is_relayed(), mine)
+                });
                 if let Some(act) = act {
                     self.relay_act(net, act);
                 }

@@ -274,16 +274,18 @@ impl Relay {
         self.arm(cx, timer);
     }
 
-    /// `HolePunch` or `HolePunchSync` from `peer`, taken only while its
-    /// link is relayed (it travels end to end on that session).
+    /// `HolePunch` or `HolePunchSync` from `peer`, taken only when it came
+    /// on a relayed connection (`on_relayed`) while the peer's link is
+    /// relayed: it travels end to end on that session.
     pub(crate) fn on_punch_message(
         &mut self,
         cx: &mut dyn Cx,
         peer: NodeId,
         message: Message,
+        on_relayed: bool,
         mine: Vec<SocketAddr>,
     ) -> Option<Act> {
-        if !self.config.hole_punch || !link_relayed(cx, peer) {
+        if !self.config.hole_punch || !on_relayed || !link_relayed(cx, peer) {
             self.stats.punch_messages_ignored += 1;
             return None;
         }
