@@ -501,3 +501,62 @@ pub(crate) async fn dial(conn: ConnId, addr: SocketAddr, transport: Sender<Trans
         .send(Transport::Dialed { conn, addr, result })
         .await;
 }
+
+/// Opens a connection for the node's `Output::DialFromListenPort` (a hole
+/// punch, `spec/relay.md` §7): from `local`, the listener's address, so
+/// both ends' SYNs cross. Bounded like [`dial`].
+pub(crate) async fn dial_from(
+    conn: ConnId,
+    local: SocketAddr,
+    addr: SocketAddr,
+    transport: Sender<Transport>,
+) {
+    let connect = async {
+        let stream = Async::new(ringmesh_driver::dial_from(local, addr)?)?;
+        stream.writable().await?;
+        if let Some(e) = stream.get_ref().take_error()? {
+            return Err(e);
+        }
+        // Writable without an error can still be a refused connect on
+        // some systems: a connected socket has a peer.
+        stream.get_ref().peer_addr()?;
+        Ok(stream)
+    };
+    let result = connect.await;
+    let _ = transport
+        .send(Transport::Dialed { conn, addr, result })
+        .await;
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// A hole punch's dial leaves from the listener's port (which the
+    /// listener keeps) and reports the connection as any dial does.
+    #[test]
+    fn a_dial_from_the_listen_port_connects_from_that_port() {
+        let listen =
+            |addr: &str| ringmesh_driver::listen(addr.parse().expect("addr")).expect("listen");
+        let (ours, theirs) = (listen("127.0.0.1:0"), listen("127.0.0.1:0"));
+        let (local, remote) = (
+            ours.local_addr().expect("ours"),
+            theirs.local_addr().expect("theirs"),
+        );
+        let (tx, rx) = async_channel::bounded(1);
+        let conn = ConnId::inbound(1); // any id: only echoed here
+        async_io::block_on(dial_from(conn, local, remote, tx));
+        let Ok(Transport::Dialed {
+            conn: dialled,
+            addr,
+            result,
+        }) = rx.try_recv()
+        else {
+            panic!("no Dialed report");
+        };
+        assert_eq!((dialled, addr), (conn, remote));
+        let stream = result.expect("connected");
+        assert_eq!(stream.get_ref().local_addr().expect("local"), local);
+        assert_eq!(stream.get_ref().peer_addr().expect("peer"), remote);
+    }
+}

@@ -417,6 +417,12 @@ impl State<'_> {
                         let dial = connection::dial(conn, addr, self.transport_tx.clone());
                         self.dialing.insert(conn, self.executor.spawn(dial));
                     }
+                    Output::DialFromListenPort { conn, addr } => {
+                        let local = self.local_addr;
+                        let tx = self.transport_tx.clone();
+                        let dial = connection::dial_from(conn, local, addr, tx);
+                        self.dialing.insert(conn, self.executor.spawn(dial));
+                    }
                     Output::Send { conn, bytes } => self.send(conn, bytes),
                     Output::Close { conn } => self.close(conn),
                     Output::Event(event) => self.turn_events.push(event),

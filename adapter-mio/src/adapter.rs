@@ -763,6 +763,7 @@ impl Adapter {
         while let Some(output) = self.node.poll_output() {
             match output {
                 Output::Dial { conn, addr } => self.dial(conn, addr),
+                Output::DialFromListenPort { conn, addr } => self.dial_from_listen_port(conn, addr),
                 Output::Send { conn, bytes } => self.send(conn, bytes),
                 Output::Close { conn } => {
                     if let Some(c) = self.conns.get_mut(&conn) {
@@ -786,7 +787,18 @@ impl Adapter {
     }
 
     fn dial(&mut self, conn: ConnId, addr: SocketAddr) {
-        match TcpStream::connect(addr).and_then(|stream| self.add_conn(conn, stream, true)) {
+        let dialled = TcpStream::connect(addr);
+        self.dialled(conn, addr, dialled);
+    }
+
+    /// A hole punch's dial: from the listen port (`spec/relay.md` §7).
+    fn dial_from_listen_port(&mut self, conn: ConnId, addr: SocketAddr) {
+        let dialled = ringmesh_driver::dial_from(self.local_addr, addr).map(TcpStream::from_std);
+        self.dialled(conn, addr, dialled);
+    }
+
+    fn dialled(&mut self, conn: ConnId, addr: SocketAddr, dialled: io::Result<TcpStream>) {
+        match dialled.and_then(|stream| self.add_conn(conn, stream, true)) {
             Ok(()) => debug!(%conn, %addr, "dialling"),
             Err(e) => {
                 debug!(%conn, %addr, error = %e, "dial failed at once");

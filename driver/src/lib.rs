@@ -72,7 +72,7 @@ pub use lan::{
     BEACON_MAGIC, BEACON_VERSION, DEFAULT_LAN_GROUP, LanConfig, LanDiscovery, LanStats,
     MAX_BEACON_LEN, POLL_INTERVAL, decode_beacon, encode_beacon,
 };
-pub use listen::{ACCEPTS_PER_TURN, LISTEN_BACKLOG, listen};
+pub use listen::{ACCEPTS_PER_TURN, LISTEN_BACKLOG, dial_from, listen};
 pub use peers::PeerInfo;
 pub use reads::{READS_PER_POOL, ReadPool};
 pub use transport::{BACKLOG_OVERFLOW, admit_to_backlog, transport_error};

@@ -24,8 +24,9 @@ pub const ACCEPTS_PER_TURN: usize = 64;
 /// built with `socket2` (the standard library cannot choose the backlog).
 /// Like `std`'s own bind it sets `SO_REUSEADDR` (not on Windows, where
 /// that option means something else), so that a restarted node can take
-/// its port back at once. An IPv6 listener is dual-stack (it takes IPv4
-/// connections too). Each adapter hands it to its own listener type
+/// its port back at once; and `SO_REUSEPORT` (Unix), so that a hole
+/// punch can dial from the listen port ([`dial_from`]). An IPv6 listener
+/// is dual-stack (it takes IPv4 connections too). Each adapter hands it to its own listener type
 /// (`mio::net::TcpListener::from_std`, `async_io::Async::new`).
 pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = socket2::Socket::new(
@@ -35,6 +36,8 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     )?;
     #[cfg(not(windows))]
     socket.set_reuse_address(true)?;
+    #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+    socket.set_reuse_port(true)?;
     if addr.is_ipv6() {
         // `[::]` takes IPv4 too, whatever the system's default
         // (`net.ipv6.bindv6only`): the listen-address policy announces
@@ -45,6 +48,54 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
+}
+
+/// A non-blocking TCP connection to `remote` begun from `local` (the
+/// listener's address: same port), for `Output::DialFromListenPort`
+/// (a hole punch, `spec/relay.md` §7): `SO_REUSEADDR` and `SO_REUSEPORT`
+/// let it share the listener's port, so the NAT maps it to the port the
+/// peer dials, and the two SYNs cross (a TCP simultaneous open). The
+/// connection completes like any non-blocking connect (writable, then
+/// `take_error`). Not on Windows: there it fails with `Unsupported`, and
+/// the node counts the punch failed.
+pub fn dial_from(local: SocketAddr, remote: SocketAddr) -> io::Result<std::net::TcpStream> {
+    #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+    {
+        // A dual-stack listener's port is dialled from with IPv6, to the
+        // IPv4 peer's mapped address.
+        let remote = match (local, remote) {
+            (SocketAddr::V6(_), SocketAddr::V4(v4)) => {
+                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+            }
+            _ => remote,
+        };
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(local),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        if local.is_ipv6() {
+            socket.set_only_v6(false)?;
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&local.into())?;
+        match socket.connect(&remote.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(socket.into())
+    }
+    #[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos")))))]
+    {
+        let _ = (local, remote);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "dialling from the listen port needs SO_REUSEPORT",
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -75,5 +126,34 @@ mod tests {
                 Err(e) => panic!("accept: {e}"),
             }
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_dial_from_the_listen_port_leaves_from_that_port() {
+        // The dial shares a's listen port with its listener (both set
+        // SO_REUSEPORT) and reaches b's listener.
+        let a = listen(SocketAddr::from(([127, 0, 0, 1], 0))).expect("listen");
+        let b = listen(SocketAddr::from(([127, 0, 0, 1], 0))).expect("listen");
+        let (a_addr, b_addr) = (a.local_addr().expect("a"), b.local_addr().expect("b"));
+        let ab = dial_from(a_addr, b_addr).expect("a dials b");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match ab.peer_addr() {
+                Ok(peer) => {
+                    assert_eq!(peer, b_addr);
+                    break;
+                }
+                Err(_) => {
+                    assert!(std::time::Instant::now() < deadline, "never connected");
+                    std::thread::yield_now();
+                }
+            }
+        }
+        assert_eq!(
+            ab.local_addr().expect("local"),
+            a_addr,
+            "from a's listen port"
+        );
     }
 }

@@ -236,6 +236,14 @@ fn every_default_on_the_limits_page_is_the_codes() {
             "relay.max_relayed_conns",
             count(RelayConfig::default().max_relayed_conns),
         ),
+        (
+            "relay.punch_attempts",
+            count(RelayConfig::default().punch_attempts as usize),
+        ),
+        (
+            "relay.punch_timeout",
+            duration(RelayConfig::default().punch_timeout),
+        ),
         ("sync.max_bytes", bytes(sync.max_bytes)),
         (
             "sync.max_bytes_per_writer",

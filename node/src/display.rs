@@ -182,11 +182,15 @@ pub(crate) fn relay_status(view: &RelayView) -> String {
     format!(
         "relays holding a reservation: {relays}\n\
          relayed sessions: {} dialled, {} accepted; {} bytes sent, {} received through relays\n\
+         hole punches: {} attempts, {} succeeded, {} failed\n\
          as a relay: {} circuits, {} reservations now; {} circuits opened, {} refused, {} closed at a limit; {} bytes relayed",
         s.circuits_dialled,
         s.circuits_accepted,
         s.relayed_bytes_sent,
         s.relayed_bytes_received,
+        s.punch_attempts,
+        s.punch_successes,
+        s.punch_failures,
         view.load.0,
         view.load.1,
         s.circuits_opened,

@@ -92,6 +92,7 @@ mod logging;
 mod network;
 mod ring_view;
 mod run;
+mod upnp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -212,6 +213,12 @@ pub(crate) struct NodeArgs {
     /// reachability check says it is not reachable.
     #[arg(long, value_name = "ADDR")]
     pub(crate) via_relay: Option<SocketAddr>,
+    /// Ask the router for a port mapping (UPnP IGD): the listen port,
+    /// forwarded from the same port of the router's external address,
+    /// which the node then announces; renewed at half its one-hour lease
+    /// and removed at exit.
+    #[arg(long)]
+    pub(crate) upnp: bool,
 }
 
 /// How broadcasts spread (`--broadcast`).

@@ -276,6 +276,10 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
     if let Some(addr) = args.via_relay {
         handle.command(PeersCommand::Connect { addr, peer: None })?;
     }
+    // Removes the mapping when dropped, at the end of this function.
+    let _mapping = args
+        .upnp
+        .then(|| crate::upnp::start(handle.clone(), handle.local_addr().port()));
 
     // Two rings merge only after a while (spec/chord.md §6.7), and serve
     // split data meanwhile: only a node with nobody to
@@ -459,7 +463,7 @@ fn report_data_dir(dir: &DataDir, key: &KeyOrigin, cache: &CacheState, peers: us
 
 /// Prints one line on stdout. A closed stdout is not worth dying for: the
 /// node keeps serving its peers.
-fn say(line: &str) {
+pub(crate) fn say(line: &str) {
     let mut out = io::stdout().lock();
     let _ = writeln!(out, "{line}");
 }
@@ -1037,6 +1041,18 @@ impl Session {
                 "relay <{}> refused a circuit to <{}>: {status:?}",
                 relay.short(),
                 target.short()
+            )),
+            RelayEvent::Punched {
+                peer,
+                remote,
+                attempt,
+            } => say(&format!(
+                "hole punch with <{}> succeeded: direct connection to {remote} (attempt {attempt})",
+                peer.short()
+            )),
+            RelayEvent::PunchFailed { peer, attempts } => say(&format!(
+                "hole punch with <{}> failed after {attempts} attempts: the session stays relayed",
+                peer.short()
             )),
             _ => {}
         }

@@ -8,14 +8,21 @@
 //!   host-b 10.2.0.2 ── nat-b (10.2.0.1 | 198.18.0.3) ─┘
 //! ```
 //!
-//! Symmetric NATs (`MASQUERADE --random-fully`: each connection gets a
-//! random public port) on both sides: neither host can be dialled, and
-//! each announces only its private address. Both keep a reservation at
-//! the relay (`--via-relay`); a message from one to the other goes
-//! through a circuit at the relay, over a Noise session of their own.
+//! Neither host can be dialled, and each announces only its private
+//! address. Both keep a reservation at the relay (`--via-relay`); each
+//! reaches the other through a circuit at the relay, over a Noise session
+//! of their own, and then tries a hole punch over it (`spec/relay.md` §7).
+//! Behind port-restricted NATs (plain `MASQUERADE`, which keeps the
+//! source port) the punch connects them directly; behind symmetric NATs
+//! (`MASQUERADE --random-fully`: each connection gets a random public
+//! port) it fails, and the session stays relayed.
 //!
-//! Needs root, `ip` and `iptables` (installed with apt when missing and
-//! possible); skipped, with a line saying why, otherwise.
+//! A third case runs Debian's `miniupnpd` on a router: the host behind
+//! it maps its listen port there (`--upnp`) and is reached at the mapping
+//! from the public network.
+//!
+//! Needs root, `ip`, `iptables` and `miniupnpd` (installed with apt when
+//! missing and possible); skipped, with a line saying why, otherwise.
 
 mod support;
 
@@ -61,7 +68,9 @@ enum Nat {
 }
 
 impl Testbed {
-    fn build(tag: &str, nat: Nat) -> Testbed {
+    /// The testbed, its public network `public`.0/24 (the routers at .2
+    /// and .3, the public namespace's bridge at .1).
+    fn build(tag: &str, nat: Nat, public_net: &str) -> Testbed {
         let pid = std::process::id();
         let name = |role: &str| format!("rm{tag}{role}-{pid}");
         let bed = Testbed {
@@ -77,11 +86,13 @@ impl Testbed {
         }
         let public = bed.public.as_str();
         ip(&["-n", public, "link", "add", "br0", "type", "bridge"]);
-        ip(&["-n", public, "addr", "add", "198.18.0.1/24", "dev", "br0"]);
+        let bridge_ip = format!("{public_net}.1/24");
+        ip(&["-n", public, "addr", "add", &bridge_ip, "dev", "br0"]);
+        let (wan_a, wan_b) = (format!("{public_net}.2/24"), format!("{public_net}.3/24"));
         ip(&["-n", public, "link", "set", "br0", "up"]);
         for (router, host, wan_ip, lan, port) in [
-            (&bed.nat_a, &bed.host_a, "198.18.0.2/24", "10.1.0", "upa"),
-            (&bed.nat_b, &bed.host_b, "198.18.0.3/24", "10.2.0", "upb"),
+            (&bed.nat_a, &bed.host_a, wan_a.as_str(), "10.1.0", "upa"),
+            (&bed.nat_b, &bed.host_b, wan_b.as_str(), "10.2.0", "upb"),
         ] {
             // The router's uplink, on the public bridge.
             ip(&[
@@ -136,8 +147,36 @@ impl Testbed {
                 Nat::PortRestricted => {}
             }
             exec(router, &masquerade);
-            // Nothing from outside reaches the LAN but replies.
+            // Nothing from outside reaches the LAN but replies and what a
+            // port mapping forwards; what is sent to the router itself
+            // unasked is dropped, not refused (as a home router does: a
+            // hole punch's early SYN is lost, and sent again, rather than
+            // answered with a reset).
             for rule in [
+                &[
+                    "-A",
+                    "FORWARD",
+                    "-i",
+                    "wan0",
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "DNAT",
+                    "-j",
+                    "ACCEPT",
+                ][..],
+                &[
+                    "-A",
+                    "INPUT",
+                    "-i",
+                    "wan0",
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "NEW,INVALID",
+                    "-j",
+                    "DROP",
+                ][..],
                 &[
                     "-A",
                     "FORWARD",
@@ -223,27 +262,41 @@ fn symmetric_nat_to_symmetric_nat_falls_back_to_the_relay() {
         eprintln!("SKIPPED symmetric_nat_to_symmetric_nat_falls_back_to_the_relay: {why}");
         return;
     }
-    through_the_relay("s", Nat::Symmetric, "symmetric");
+    across_the_nats("s", Nat::Symmetric, "symmetric");
 }
 
-/// Hole punching is not built yet: two port-restricted NATs reach each
-/// other through the relay too.
 #[test]
-fn port_restricted_nat_to_port_restricted_nat_reaches_through_the_relay() {
+fn port_restricted_nat_to_port_restricted_nat_connects_directly_by_hole_punching() {
     if let Some(why) = cannot_build_testbed() {
         eprintln!(
-            "SKIPPED port_restricted_nat_to_port_restricted_nat_reaches_through_the_relay: {why}"
+            "SKIPPED port_restricted_nat_to_port_restricted_nat_connects_directly_by_hole_punching: {why}"
         );
         return;
     }
-    through_the_relay("p", Nat::PortRestricted, "port-restricted");
+    across_the_nats("p", Nat::PortRestricted, "port-restricted");
+}
+
+/// The `hole punches: N attempts, N succeeded, N failed` counts of a
+/// `status` answer.
+fn punches(p: &mut Proc) -> (u64, u64, u64) {
+    let line = p.answer("status", |l| l.starts_with("hole punches:"));
+    (
+        figure(&line, "attempts"),
+        figure(&line, "succeeded"),
+        figure(&line, "failed"),
+    )
 }
 
 /// Builds the testbed with `nat` on both sides; the two hosts reach each
-/// other through the relay: a message, a broadcast and a table read
-/// cross. Prints the time to the relayed session and the relay's bytes.
-fn through_the_relay(tag: &str, nat: Nat, label: &str) {
-    let bed = Testbed::build(tag, nat);
+/// other through the relay, then try a hole punch: behind port-restricted
+/// NATs they end up connected directly (each at the other NAT's public
+/// address), behind symmetric ones the punch fails and the session stays
+/// relayed. Either way a message, a broadcast and a table read cross.
+/// Prints the time to the relayed session, to the direct one, and the
+/// relay's bytes.
+fn across_the_nats(tag: &str, nat: Nat, label: &str) {
+    let punchable = matches!(nat, Nat::PortRestricted);
+    let bed = Testbed::build(tag, nat, "198.18.0");
     let mut relay = Proc::spawn_in_netns(
         "relay",
         &bed.public,
@@ -296,9 +349,50 @@ fn through_the_relay(tag: &str, nat: Nat, label: &str) {
         l.starts_with(&format!("peer up <{a_short}> {relay_addr}"))
     });
     let session_in = b_started.elapsed();
+    // The end that accepted the circuit starts a hole punch over it.
+    let direct_in = if punchable {
+        // Each dials the other's public address from its listen port;
+        // the SYNs cross the NATs, and the direct session replaces the
+        // relayed one on both ends.
+        for (p, other, public) in [
+            (&mut a, &b_short, "198.18.0.3:"),
+            (&mut b, &a_short, "198.18.0.2:"),
+        ] {
+            p.wait_for("the punched direct connection", |l| {
+                l.starts_with(&format!(
+                    "hole punch with <{other}> succeeded: direct connection to {public}"
+                ))
+            });
+        }
+        let direct_in = b_started.elapsed();
+        let row = a.answer("peers", |l| l.starts_with(&b.id));
+        assert!(row.ends_with(" up"), "direct, not relayed: {row}");
+        Some(direct_in)
+    } else {
+        // The NATs give each dial a port of their own: the SYNs find no
+        // mapping, every attempt fails, and the session stays relayed.
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (pa, pb) = (punches(&mut a), punches(&mut b));
+            if pa.2 + pb.2 >= 1 {
+                assert_eq!((pa.1, pb.1), (0, 0), "no punch succeeds: {pa:?} {pb:?}");
+                assert!(pa.0 + pb.0 >= 1, "a punch was tried: {pa:?} {pb:?}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "no punch failed: {pa:?} {pb:?}");
+            a.read_for(std::time::Duration::from_millis(500));
+        }
+        let row = a.answer("peers", |l| l.starts_with(&b.id));
+        assert!(row.ends_with("up, relayed"), "{row}");
+        None
+    };
+    let relayed_before = figure(
+        &relay.answer("status", |l| l.starts_with("as a relay:")),
+        "bytes relayed",
+    );
     // A direct message crosses on that session.
-    a.type_line(&format!("send {} through the relay", b.id));
-    b.wait_line(&format!("(direct) <{a_short}> through the relay"));
+    a.type_line(&format!("send {} across the nats", b.id));
+    b.wait_line(&format!("(direct) <{a_short}> across the nats"));
     // A broadcast crosses too.
     b.type_line(&format!("msg hello from behind a {label} nat"));
     a.wait_line(&format!("<{b_short}> hello from behind a {label} nat"));
@@ -327,13 +421,245 @@ fn through_the_relay(tag: &str, nat: Nat, label: &str) {
     let circuits = figure(&relayed, "circuits opened");
     let bytes = figure(&relayed, "bytes relayed");
     let through = a.answer("status", |l| l.starts_with("relayed sessions:"));
+    let (attempts, succeeded, failed) = punches(&mut a);
     eprintln!(
-        "{label} <-> {label}: session through the relay within {session_in:?} of b's start; \
-         relay: {relayed}; a: {through}"
+        "{label} <-> {label}: session through the relay within {session_in:?} of b's start, \
+         direct connection: {direct_in:?}; relay: {relayed}; a: {through}; \
+         a's hole punches: {attempts} attempts, {succeeded} succeeded, {failed} failed"
     );
     assert!(circuits >= 1, "{relayed}");
     assert!(bytes > 0, "{relayed}");
+    if punchable {
+        // Once direct, the message, broadcast and table traffic went
+        // around the relay: at most the relayed session's last goodbyes
+        // crossed it after the punch.
+        assert!(
+            bytes - relayed_before < 256,
+            "{relayed_before} then {relayed}"
+        );
+        let row = b.answer("peers", |l| l.starts_with(&a.id));
+        assert!(row.ends_with(" up"), "still direct: {row}");
+    }
     for p in [&mut a, &mut b, &mut relay] {
+        p.type_line("exit");
+        assert!(p.wait_exit().success());
+    }
+}
+
+/// Why this machine cannot run `miniupnpd` in the testbed, if it cannot.
+/// Installs it (Debian's `miniupnpd`, nftables backend) with apt when it
+/// is missing and this is root.
+fn cannot_run_miniupnpd() -> Option<String> {
+    if let Some(why) = cannot_build_testbed() {
+        return Some(why);
+    }
+    let present = || {
+        std::path::Path::new("/usr/sbin/miniupnpd").exists()
+            && Command::new("nft")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+    };
+    if !present() {
+        eprintln!("miniupnpd is missing: installing it with apt-get");
+        let _ = Command::new("apt-get")
+            .args(["install", "-y", "-q", "miniupnpd", "nftables"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
+        if !present() {
+            return Some("`miniupnpd` is missing and apt-get could not install it".into());
+        }
+    }
+    None
+}
+
+/// A `miniupnpd` running on a NAT router of the testbed, killed on drop.
+struct Miniupnpd {
+    child: std::process::Child,
+    files: [String; 2],
+}
+
+impl Miniupnpd {
+    /// Starts it in `router`, its external interface `wan0`, its LAN
+    /// `lan0` (hosts of `lan`.0/24 may map ports 1024–65535 to
+    /// themselves), on the nftables chains it expects (made here:
+    /// Debian's `nft_init.sh` does the same on a real router).
+    fn start(router: &str, lan: &str) -> Miniupnpd {
+        let pid = std::process::id();
+        let (conf, pidfile) = (
+            format!("/tmp/ringmesh-miniupnpd-{pid}.conf"),
+            format!("/tmp/ringmesh-miniupnpd-{pid}.pid"),
+        );
+        let ruleset = "table inet filter {\n\
+             chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }\n\
+             chain miniupnpd { }\n\
+             chain prerouting { type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }\n\
+             chain postrouting { type nat hook postrouting priority 100; policy accept; jump postrouting_miniupnpd; }\n\
+             chain prerouting_miniupnpd { }\n\
+             chain postrouting_miniupnpd { }\n\
+             }\n";
+        let rules = format!("/tmp/ringmesh-miniupnpd-{pid}.nft");
+        std::fs::write(&rules, ruleset).expect("write the nft ruleset");
+        exec(router, &["nft", "-f", &rules]);
+        let _ = std::fs::remove_file(&rules);
+        std::fs::write(
+            &conf,
+            format!(
+                "ext_ifname=wan0\n\
+                 listening_ip=lan0\n\
+                 port=0\n\
+                 enable_upnp=yes\n\
+                 enable_natpmp=no\n\
+                 secure_mode=yes\n\
+                 system_uptime=yes\n\
+                 uuid=3f1c5a0e-9b1d-4c1e-8f55-2f4b7d2a9c01\n\
+                 upnp_table_name=filter\n\
+                 upnp_nat_table_name=filter\n\
+                 upnp_forward_chain=miniupnpd\n\
+                 upnp_nat_chain=prerouting_miniupnpd\n\
+                 upnp_nat_postrouting_chain=postrouting_miniupnpd\n\
+                 allow 1024-65535 {lan}.0/24 1024-65535\n\
+                 deny 0-65535 0.0.0.0/0 0-65535\n"
+            ),
+        )
+        .expect("write the miniupnpd config");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                router,
+                "miniupnpd",
+                "-d",
+                "-f",
+                &conf,
+                "-P",
+                &pidfile,
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("miniupnpd starts");
+        let upnpd = Miniupnpd {
+            child,
+            files: [conf, pidfile],
+        };
+        // Ready once it listens for SSDP searches (UDP 1900) on the LAN.
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let sockets = Command::new("ip")
+                .args(["netns", "exec", router, "ss", "-lnu"])
+                .output()
+                .expect("ss runs");
+            if String::from_utf8_lossy(&sockets.stdout).contains(":1900 ") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "miniupnpd never listened for SSDP"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        upnpd
+    }
+}
+
+impl Drop for Miniupnpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for file in &self.files {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+/// A node behind a NAT whose router runs `miniupnpd` maps its listen port
+/// there (`--upnp`, UPnP IGD through `igd-next`) and announces the
+/// mapping; a node on the public network that knows only that address
+/// reaches it there, directly, and a message, a broadcast and a table
+/// read cross. (The public network here is 11.0.0.0/24: `miniupnpd`
+/// refuses to forward from a reserved external address such as
+/// 198.18.0.0/15's.)
+#[test]
+fn a_node_behind_a_nat_with_miniupnpd_becomes_reachable_through_its_mapping() {
+    if let Some(why) = cannot_run_miniupnpd() {
+        eprintln!(
+            "SKIPPED a_node_behind_a_nat_with_miniupnpd_becomes_reachable_through_its_mapping: {why}"
+        );
+        return;
+    }
+    let bed = Testbed::build("u", Nat::PortRestricted, "11.0.0");
+    let _upnpd = Miniupnpd::start(&bed.nat_a, "10.1.0");
+    let mut founder =
+        Proc::spawn_in_netns("founder", &bed.public, &["node", "--listen", "11.0.0.1:0"]);
+    founder.wait_line("started a new ring: this node is its first member");
+    let founder_addr = founder.addr.clone();
+    let started = Instant::now();
+    let mut a = Proc::spawn_in_netns(
+        "a",
+        &bed.host_a,
+        &[
+            "node",
+            "--listen",
+            "0.0.0.0:0",
+            "--bootstrap",
+            &founder_addr,
+            "--upnp",
+        ],
+    );
+    let at = a.wait_for("the port mapping", |l| {
+        l.starts_with("port mapping: 11.0.0.2:")
+    });
+    let mapped_line = a.lines[at].clone();
+    let mapped = mapped_line["port mapping: ".len()..]
+        .split(' ')
+        .next()
+        .expect("the mapped address")
+        .to_owned();
+    let mapped_in = started.elapsed();
+    // A public node that knows only the mapped address dials it there:
+    // the router forwards the connection to a (its remote is the
+    // router's public address and a's port, not a relay's).
+    let mut c = Proc::spawn_in_netns(
+        "c",
+        &bed.public,
+        &["node", "--listen", "11.0.0.1:0", "--bootstrap", &mapped],
+    );
+    let a_short = a.short().to_owned();
+    c.wait_for("a up at its mapped address", |l| {
+        l.starts_with(&format!("peer up <{a_short}> {mapped}"))
+    });
+    let reached_in = started.elapsed();
+    // a announces the mapped address in its sessions from the mapping on
+    // (its `Hello` to c lists it).
+    let row = c.answer("peers", |l| l.starts_with(&a.id));
+    assert!(row.contains(&mapped), "a announces the mapping: {row}");
+    // A message, a broadcast and a table read cross.
+    let c_short = c.short().to_owned();
+    c.type_line(&format!("send {} through the mapping", a.id));
+    a.wait_line(&format!("(direct) <{c_short}> through the mapping"));
+    a.type_line("msg hello from behind a mapped nat");
+    c.wait_line(&format!("<{a_short}> hello from behind a mapped nat"));
+    support::wait_joined(&mut a);
+    support::wait_joined(&mut c);
+    a.type_line("put --open colour green");
+    a.wait_for("the put acknowledged", |l| {
+        l.starts_with("stored open colour")
+    });
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    let read = loop {
+        let read = c.answer("get --open colour", |l| l.contains("colour"));
+        if read.contains("colour = green") || Instant::now() > deadline {
+            break read;
+        }
+        c.read_for(std::time::Duration::from_millis(500));
+    };
+    assert!(read.contains("colour = green"), "{read}");
+    eprintln!(
+        "miniupnpd: mapping {mapped} made within {mapped_in:?} of a's start; \
+         a reached there from the public network within {reached_in:?}"
+    );
+    for p in [&mut a, &mut c, &mut founder] {
         p.type_line("exit");
         assert!(p.wait_exit().success());
     }

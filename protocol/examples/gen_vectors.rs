@@ -21,12 +21,12 @@ use ringmesh::wire::{
     DhtEntry, DhtGet, DhtGetReply, DhtGetStatus, DhtKey, DhtPut, DhtPutReply, DhtPutStatus,
     DhtReplicate, DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply,
     DhtValue, DialBack, DialBackResult, DialBackStatus, Direct, Disconnect, FindPeer, ForwardJoin,
-    Goodbye, GoodbyeReason, Graft, Hello, IHave, Join, MAX_CHORD_LIST, MAX_DHT_KEY,
-    MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, Neighbor, NoiseHandshakePayload, ObservedAddr,
-    PROTOCOL_VERSION, PeerEntry, PeerList, PeerRequest, Ping, Pong, Preamble, Prune, RelayClose,
-    RelayConnect, RelayConnectResult, RelayData, RelayDeliver, RelayEnded, RelayIncoming,
-    RelayReserve, RelayReserveResult, RelayStatus, Request, Response, Shuffle, ShuffleReply,
-    dht_signed_bytes, encode_body, put_frame_header, put_varint,
+    Goodbye, GoodbyeReason, Graft, Hello, HolePunch, HolePunchSync, IHave, Join, MAX_CHORD_LIST,
+    MAX_DHT_KEY, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, Neighbor, NoiseHandshakePayload,
+    ObservedAddr, PROTOCOL_VERSION, PeerEntry, PeerList, PeerRequest, Ping, Pong, Preamble, Prune,
+    RelayClose, RelayConnect, RelayConnectResult, RelayData, RelayDeliver, RelayEnded,
+    RelayIncoming, RelayReserve, RelayReserveResult, RelayStatus, Request, Response, Shuffle,
+    ShuffleReply, dht_signed_bytes, encode_body, put_frame_header, put_varint,
 };
 use ringmesh::{
     Config, Duration, Identity, Instant, MessagingCommand, NOISE_PATTERN, Node, NodeId,
@@ -325,6 +325,14 @@ fn message_json(message: &Message) -> J {
             ("circuit", s(c.circuit.to_string())),
             ("reason", n(c.reason as u64)),
         ]),
+        Message::HolePunch(h) => J::Obj(vec![
+            ("type", s("HolePunch")),
+            (
+                "addrs",
+                J::Arr(h.addrs.iter().map(|a| s(a.to_string())).collect()),
+            ),
+        ]),
+        Message::HolePunchSync(_) => J::Obj(vec![("type", s("HolePunchSync"))]),
         other => membership_json(other)
             .or_else(|| chord_json(other))
             .unwrap_or_else(|| dht_json(other)),
@@ -1840,6 +1848,20 @@ fn relay_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
             None,
             "the circuit carried circuit_bytes",
         ),
+        (
+            "hole_punch",
+            Message::HolePunch(HolePunch {
+                addrs: addrs(&["198.18.0.2:40001", "[2001:db8::2]:40001"]),
+            }),
+            None,
+            "end to end on a relayed session: the sender's candidates",
+        ),
+        (
+            "hole_punch_sync",
+            Message::HolePunchSync(HolePunchSync),
+            None,
+            "",
+        ),
     ]
 }
 
@@ -2063,6 +2085,24 @@ fn overlay_invalid_cases() -> Vec<InvalidBody> {
             "00 a6 0000000000000001 00".into(),
             "OutOfRange",
             J::Obj(vec![("field", s("reason")), ("value", n(0))]),
+        ),
+        (
+            "hole_punch_no_addrs",
+            "00 a9 00".into(),
+            "OutOfRange",
+            J::Obj(vec![("field", s("addrs")), ("value", n(0))]),
+        ),
+        (
+            "hole_punch_nine_addrs",
+            "00 a9 09".into(),
+            "TooMany",
+            J::Obj(vec![("len", n(9)), ("max", n(8))]),
+        ),
+        (
+            "hole_punch_sync_trailing_byte",
+            "00 aa 00".into(),
+            "TrailingBytes",
+            J::Obj(vec![("count", n(1))]),
         ),
         (
             "relay_ended_reason_11",

@@ -23,6 +23,10 @@
 //! - [`Output::Dial`]: open a connection to `addr`; later report
 //!   `Input::Connected { conn, direction: Outbound, .. }` or
 //!   `Input::DialFailed { conn, .. }` with the same `conn`.
+//! - [`Output::DialFromListenPort`]: the same, from the port the node
+//!   listens on (`SO_REUSEADDR` + `SO_REUSEPORT`), for a hole punch
+//!   (only with `Config::relay`); a driver that cannot reports
+//!   `DialFailed`.
 //! - [`Output::Send`]: write the bytes to `conn` in order after what was
 //!   written before. The bytes are complete frames, already encrypted.
 //! - [`Output::Close`]: flush what was already sent on `conn`, then close it.
@@ -59,7 +63,7 @@
 //!             }
 //!             Output::Event(event) => events.push(event),
 //!             // A real driver opens and closes sockets here.
-//!             Output::Dial { .. } | Output::Close { .. } => {}
+//!             Output::Dial { .. } | Output::DialFromListenPort { .. } | Output::Close { .. } => {}
 //!         }
 //!     }
 //!     moved

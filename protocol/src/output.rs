@@ -31,6 +31,19 @@ pub enum Output {
         /// Where to connect.
         addr: SocketAddr,
     },
+    /// Open a transport connection to `addr` **from the port the node
+    /// listens on** (`SO_REUSEADDR` and `SO_REUSEPORT` on the listener and
+    /// on this socket), for a hole punch: the peer dials this node's
+    /// address at the same moment, and the two SYNs cross the NATs (a TCP
+    /// simultaneous open, `spec/relay.md` §7). Report it as
+    /// [`Output::Dial`]; a driver that cannot bind its dial to the listen
+    /// port reports [`Input::DialFailed`](crate::Input::DialFailed).
+    DialFromListenPort {
+        /// The id the node gave this connection.
+        conn: ConnId,
+        /// Where to connect.
+        addr: SocketAddr,
+    },
     /// Write `bytes` to `conn`, after everything sent before on it. Never
     /// reorder, drop or merge across connections.
     Send {

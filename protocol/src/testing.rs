@@ -81,6 +81,12 @@ pub struct Network {
     events: Vec<Recorded>,
     sent: Vec<Sent>,
     record_sent: bool,
+    /// Whether `Output::DialFromListenPort` is modelled (a TCP
+    /// simultaneous open); otherwise it fails at once.
+    punchable: bool,
+    /// Dials from the listen port waiting for the other end's: (node,
+    /// conn, the node dialled).
+    punch_waiting: Vec<(NodeIndex, ConnId, NodeIndex)>,
 }
 
 impl Network {
@@ -99,7 +105,18 @@ impl Network {
             events: Vec::new(),
             sent: Vec::new(),
             record_sent: false,
+            punchable: false,
+            punch_waiting: Vec::new(),
         }
+    }
+
+    /// Models hole punching: a dial from the listen port
+    /// ([`Output::DialFromListenPort`]) from `i` to `j` waits until `j`
+    /// dials `i` the same way (neither is delivered to a listener), then
+    /// both get one connection, each as its own dial (a TCP simultaneous
+    /// open). Off by default: such a dial fails at once.
+    pub fn set_punchable(&mut self, on: bool) {
+        self.punchable = on;
     }
 
     /// Sets the latency between nodes `i` and `j` (both ways), for links
@@ -354,6 +371,41 @@ impl Network {
                         }
                     }
                 }
+                Output::DialFromListenPort { conn, addr } => {
+                    let target = self.addrs.iter().position(|&a| a == addr);
+                    let target = target.filter(|&j| self.up[j] && self.punchable);
+                    let Some(j) = target else {
+                        let reason = TransportError::Refused;
+                        self.schedule(at, i, Input::DialFailed { conn, reason });
+                        continue;
+                    };
+                    let other = self
+                        .punch_waiting
+                        .iter()
+                        .position(|&(from, _, to)| from == j && to == i);
+                    match other {
+                        Some(k) => {
+                            let (_, theirs, _) = self.punch_waiting.remove(k);
+                            let at = self.now + self.latency(i, j);
+                            self.links.insert((i, conn), (j, theirs));
+                            self.links.insert((j, theirs), (i, conn));
+                            let direction = Direction::Outbound;
+                            let mine = Input::Connected {
+                                conn,
+                                remote: addr,
+                                direction,
+                            };
+                            self.schedule(at, i, mine);
+                            let other = Input::Connected {
+                                conn: theirs,
+                                remote: self.addrs[i],
+                                direction,
+                            };
+                            self.schedule(at, j, other);
+                        }
+                        None => self.punch_waiting.push((i, conn, j)),
+                    }
+                }
                 Output::Send { conn, bytes } => {
                     if self.record_sent {
                         self.sent.push(Sent {
@@ -369,6 +421,8 @@ impl Network {
                     }
                 }
                 Output::Close { conn } => {
+                    self.punch_waiting
+                        .retain(|&(from, c, _)| (from, c) != (i, conn));
                     if let Some((j, peer_conn)) = self.links.remove(&(i, conn)) {
                         self.links.remove(&(j, peer_conn));
                         let at = self.now + self.latency(i, j);

@@ -269,3 +269,35 @@ fn dial_back_requests_are_rate_limited_per_peer() {
     adversary_send(&mut net, 0, 1, &request);
     assert_eq!(net.node(1).stats().reach.probes_run, 2);
 }
+
+/// `PeersCommand::Announce` (a port mapping's external address, say):
+/// the address is announced in the sessions that begin after it;
+/// an unspecified address or port 0 is refused and changes nothing.
+#[test]
+fn an_announced_address_reaches_the_peers_of_later_sessions() {
+    let mut net = network(2, |_| false);
+    let mapped: SocketAddr = "203.0.113.7:7000".parse().expect("addr");
+    for bad in ["0.0.0.0:7000", "203.0.113.7:0"] {
+        let addr: SocketAddr = bad.parse().expect("addr");
+        assert_eq!(
+            net.command(0, PeersCommand::Announce { addr }),
+            Err(ringmesh::PeersError::CannotAnnounce(addr).into())
+        );
+    }
+    net.command(0, PeersCommand::Announce { addr: mapped })
+        .expect("announced");
+    // Twice is harmless.
+    net.command(0, PeersCommand::Announce { addr: mapped })
+        .expect("announced again");
+    assert_eq!(
+        net.node(0).announced_addrs(),
+        &[PRIVATE.parse().expect("addr"), mapped]
+    );
+    net.connect(1, 0).expect("dial");
+    net.settle();
+    let a = id(&net, 0);
+    assert_eq!(
+        announced_to(&net, 1, a),
+        vec![PRIVATE.parse().expect("addr"), mapped]
+    );
+}

@@ -10,7 +10,7 @@ use ringmesh::testing::{Network, NodeIndex};
 use ringmesh::wire::RelayStatus;
 use ringmesh::{
     CloseReason, Config, Duration, Event, MeshCommand, MeshEvent, MessagingCommand, MessagingEvent,
-    NodeId, PeersEvent, RelayCommand, RelayConfig, RelayEvent, Security,
+    NodeId, PeersEvent, ReachConfig, RelayCommand, RelayConfig, RelayEvent, Security,
 };
 
 const LATENCY: Duration = Duration::from_millis(5);
@@ -29,9 +29,17 @@ fn secret(i: usize) -> [u8; 32] {
 /// ends and announce a private address nobody can dial. Every end is
 /// connected to the relay, and holds a reservation there.
 fn network(n: usize, limits: RelayConfig) -> Network {
+    network_with(n, limits, None)
+}
+
+/// [`network`], every node running the reach component with `reach`
+/// (so each learns from the relay where it is seen: its hole-punch
+/// candidates).
+fn network_with(n: usize, limits: RelayConfig, reach: Option<ReachConfig>) -> Network {
     let mut net = Network::new(LATENCY);
     for i in 0..n {
         let mut config = Config {
+            reach: reach.clone(),
             security: Security::Noise,
             relay: Some(if i == RELAY {
                 RelayConfig {
@@ -409,4 +417,103 @@ fn a_direct_connection_replaces_a_relayed_one() {
         before,
         "not through the relay"
     );
+}
+
+/// Both ends run reach (the relay tells each where it sees it); the
+/// harness carries dials from the listen port as simultaneous opens.
+fn punching_network(punchable: bool) -> Network {
+    let mut net = network_with(3, RelayConfig::default(), Some(ReachConfig::default()));
+    net.set_punchable(punchable);
+    net
+}
+
+#[test]
+fn a_hole_punch_upgrades_a_relayed_session_to_a_direct_one() {
+    let mut net = punching_network(true);
+    let (a, b) = (id(&net, A), id(&net, B));
+    connect(&mut net, A, B);
+    net.run_for(Duration::from_secs(2));
+    assert!(net.node(A).is_connected(b) && net.node(B).is_connected(a));
+    // Both ends report the punch, each with the other's address.
+    for (me, peer, their) in [(A, b, B), (B, a, A)] {
+        let punched = relay_events(&net, me).into_iter().any(|e| {
+            matches!(e, RelayEvent::Punched { peer: p, remote, attempt: 1 }
+                if p == peer && remote == Network::addr_of(their))
+        });
+        assert!(punched, "{me}: {:?}", relay_events(&net, me));
+        let stats = net.node(me).stats().relay;
+        assert_eq!(
+            (
+                stats.punch_attempts,
+                stats.punch_successes,
+                stats.punch_failures
+            ),
+            (1, 1, 0),
+            "{me}: {stats:?}"
+        );
+    }
+    // The relayed session was drained and its circuit closed; a message
+    // now travels directly.
+    assert_eq!(
+        net.node(RELAY).relay_load().0,
+        0,
+        "the circuit was released"
+    );
+    let before = net.node(RELAY).stats().relay.bytes_relayed;
+    net.command(
+        A,
+        MessagingCommand::Send {
+            to: b,
+            payload: Bytes::from_static(b"punched"),
+        },
+    )
+    .expect("send");
+    net.settle();
+    assert!(net.events_of(B).any(|e| matches!(e,
+        Event::Messaging(MessagingEvent::Direct { payload, .. }) if &payload[..] == b"punched")));
+    assert_eq!(net.node(RELAY).stats().relay.bytes_relayed, before);
+    assert!(
+        !net.events_of(A).any(|e| matches!(e,
+            Event::Peers(PeersEvent::Down { peer, .. }) if *peer == b)),
+        "never down meanwhile"
+    );
+}
+
+#[test]
+fn a_hole_punch_that_cannot_succeed_keeps_the_relay_after_three_attempts() {
+    let mut net = punching_network(false);
+    let (a, b) = (id(&net, A), id(&net, B));
+    connect(&mut net, A, B);
+    net.run_for(Duration::from_secs(60));
+    assert!(net.node(A).is_connected(b) && net.node(B).is_connected(a));
+    assert_eq!(net.node(RELAY).relay_load().0, 1, "still relayed");
+    // B accepted the circuit: it drove three attempts and gave up.
+    let stats = net.node(B).stats().relay;
+    assert_eq!(
+        (
+            stats.punch_attempts,
+            stats.punch_successes,
+            stats.punch_failures
+        ),
+        (3, 0, 3),
+        "{stats:?}"
+    );
+    assert!(
+        relay_events(&net, B)
+            .iter()
+            .any(|e| matches!(e, RelayEvent::PunchFailed { peer, attempts: 3 } if *peer == a))
+    );
+    assert_eq!(net.node(A).stats().relay.punch_successes, 0);
+    // The relayed session still carries messages.
+    net.command(
+        A,
+        MessagingCommand::Send {
+            to: b,
+            payload: Bytes::from_static(b"still relayed"),
+        },
+    )
+    .expect("send");
+    net.settle();
+    assert!(net.events_of(B).any(|e| matches!(e,
+        Event::Messaging(MessagingEvent::Direct { payload, .. }) if &payload[..] == b"still relayed")));
 }

@@ -1,6 +1,7 @@
 //! Property tests of relays: every relay message round-trips byte for
 //! byte, and whatever relay messages peers send a relay, in any order, it
-//! holds its limits and never panics.
+//! holds its limits and never panics (hole-punch messages outside a
+//! relayed session included: they are ignored).
 
 #[path = "support/round_trip.rs"]
 mod support_round_trip;
@@ -9,9 +10,12 @@ use support_round_trip::round_trip;
 use bytes::Bytes;
 use proptest::prelude::*;
 use ringmesh::testing::Network;
+use std::net::SocketAddr;
+
 use ringmesh::wire::{
-    MAX_RELAY_DATA, Message, RelayClose, RelayConnect, RelayConnectResult, RelayData, RelayDeliver,
-    RelayEnded, RelayIncoming, RelayReserve, RelayReserveResult, RelayStatus,
+    HolePunch, HolePunchSync, MAX_PUNCH_ADDRS, MAX_RELAY_DATA, Message, RelayClose, RelayConnect,
+    RelayConnectResult, RelayData, RelayDeliver, RelayEnded, RelayIncoming, RelayReserve,
+    RelayReserveResult, RelayStatus,
 };
 use ringmesh::{Config, NodeId, PeersCommand, RelayConfig, Security};
 
@@ -43,7 +47,9 @@ fn data() -> impl Strategy<Value = Bytes> {
     .prop_map(Bytes::from)
 }
 
-fn relay_message(ids: impl Strategy<Value = NodeId> + Clone) -> impl Strategy<Value = Message> {
+fn relay_message(
+    ids: impl Strategy<Value = NodeId> + Clone + 'static,
+) -> impl Strategy<Value = Message> {
     let circuit = 0u64..4;
     prop_oneof![
         Just(Message::RelayReserve(RelayReserve)),
@@ -69,6 +75,16 @@ fn relay_message(ids: impl Strategy<Value = NodeId> + Clone) -> impl Strategy<Va
             .prop_map(|(circuit, reason)| Message::RelayClose(RelayClose { circuit, reason })),
         (circuit, reason())
             .prop_map(|(circuit, reason)| Message::RelayEnded(RelayEnded { circuit, reason })),
+        proptest::collection::vec(socket_addr(), 1..=MAX_PUNCH_ADDRS)
+            .prop_map(|addrs| Message::HolePunch(HolePunch { addrs })),
+        Just(Message::HolePunchSync(HolePunchSync)),
+    ]
+}
+
+fn socket_addr() -> impl Strategy<Value = SocketAddr> {
+    prop_oneof![
+        (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::from((ip, port))),
+        (any::<[u8; 16]>(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::from((ip, port))),
     ]
 }
 
@@ -153,5 +169,10 @@ proptest! {
         }
         let stats = net.node(RELAY).stats().relay;
         prop_assert!(stats.bytes_relayed <= stats.circuits_opened * limits.circuit_bytes);
+        // Hole-punch messages sent on direct sessions (not end to end on a
+        // relayed one) are ignored: nobody dials on a stranger's word.
+        for i in 0..NODES {
+            prop_assert_eq!(net.node(i).stats().relay.punch_attempts, 0);
+        }
     }
 }

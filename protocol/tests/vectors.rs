@@ -18,12 +18,12 @@ use ringmesh::wire::{
     DhtPutStatus, DhtReplicate, DhtReplicateAck, DhtReplicateStatus, DhtSync, DhtSyncItem,
     DhtSyncReply, DhtValue, DialBack, DialBackResult, DialBackStatus, Direct, Disconnect,
     FLAG_COMPRESSED, FindPeer, ForwardJoin, FrameDecoder, FrameError, Goodbye, GoodbyeReason,
-    Graft, Hello, IHave, Join, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, Neighbor,
-    NoiseHandshakePayload, ObservedAddr, PREAMBLE_LEN, PeerEntry, PeerList, PeerRequest, Ping,
-    Pong, Prune, Reader, RelayClose, RelayConnect, RelayConnectResult, RelayData, RelayDeliver,
-    RelayEnded, RelayIncoming, RelayReserve, RelayReserveResult, RelayStatus, Request, Response,
-    Shuffle, ShuffleReply, decode_body, encode_body, get_varint, put_frame_header, put_varint,
-    varint_len,
+    Graft, Hello, HolePunch, HolePunchSync, IHave, Join, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message,
+    Neighbor, NoiseHandshakePayload, ObservedAddr, PREAMBLE_LEN, PeerEntry, PeerList, PeerRequest,
+    Ping, Pong, Prune, Reader, RelayClose, RelayConnect, RelayConnectResult, RelayData,
+    RelayDeliver, RelayEnded, RelayIncoming, RelayReserve, RelayReserveResult, RelayStatus,
+    Request, Response, Shuffle, ShuffleReply, decode_body, encode_body, get_varint,
+    put_frame_header, put_varint, varint_len,
 };
 use ringmesh::{
     CloseReason, Config, ConnId, Direction, Duration, Event, Identity, Input, Instant,
@@ -435,7 +435,9 @@ fn message_from_json(v: &Value) -> Message {
             id: decimal(v, "id"),
             payload: Bytes::from(bytes(v, "payload")),
         }),
-        other if other.starts_with("Relay") => relay_from_json(other, v),
+        other if other.starts_with("Relay") || other.starts_with("HolePunch") => {
+            relay_from_json(other, v)
+        }
         other => membership_from_json(other, v)
             .or_else(|| chord_from_json(other, v))
             .unwrap_or_else(|| dht_from_json(other, v)),
@@ -1124,6 +1126,12 @@ fn spec_message_bytes(v: &Value) -> Vec<u8> {
             assert!((1..=10).contains(&reason));
             out.push(reason);
         }
+        "HolePunch" => {
+            let count = items(field(v, "addrs")).len();
+            assert!((1..=8).contains(&count));
+            spec_addrs(&mut out, v, "addrs");
+        }
+        "HolePunchSync" => {}
         other => panic!("no spec layout for {other:?}"),
     }
     out
@@ -1225,6 +1233,8 @@ fn spec_tag(message_type: &str) -> u8 {
         "RelayClose" => 0xa6,
         "RelayDeliver" => 0xa7,
         "RelayEnded" => 0xa8,
+        "HolePunch" => 0xa9,
+        "HolePunchSync" => 0xaa,
         other => panic!("no tag for {other:?}"),
     }
 }
@@ -1266,6 +1276,10 @@ fn relay_from_json(kind: &str, v: &Value) -> Message {
             circuit: decimal(v, "circuit"),
             reason: relay_status(num(v, "reason")),
         }),
+        "HolePunch" => Message::HolePunch(HolePunch {
+            addrs: addr_list(v, "addrs"),
+        }),
+        "HolePunchSync" => Message::HolePunchSync(HolePunchSync),
         other => panic!("no relay message {other:?}"),
     }
 }
@@ -1550,6 +1564,8 @@ fn check_frames(v: &Value) {
             "RelayClose",
             "RelayDeliver",
             "RelayEnded",
+            "HolePunch",
+            "HolePunchSync",
         ]),
         "a vector for every message type"
     );
@@ -1709,6 +1725,7 @@ fn check_invalid_frames(v: &Value) {
                 "port",
                 "data",
                 "reason",
+                "addrs",
             ]
             .map(String::from)
         ),
@@ -1722,7 +1739,7 @@ fn check_invalid_frames(v: &Value) {
             0x01, 0x02, 0x10, 0x11, 0x12, 0x20, 0x21, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36,
             0x37, 0x38, 0x39, 0x41, 0x42, 0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x60, 0x61,
             0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x90, 0x91, 0x92, 0xa0, 0xa1, 0xa2, 0xa3, 0xa4,
-            0xa5, 0xa6, 0xa7, 0xa8,
+            0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa,
         ]),
         "an invalid vector for every message that can be malformed"
     );

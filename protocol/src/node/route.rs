@@ -4,6 +4,8 @@
 //! came up, a ring member died, a lookup ended) it tells each in turn, in
 //! the order written here.
 
+use core::net::SocketAddr;
+
 use tracing::debug;
 
 use crate::Direction;
@@ -253,6 +255,7 @@ impl Parts {
                 Ok(Accepted::Done)
             }
             PeersCommand::Disconnect { peer } => net.disconnect(peer, self),
+            PeersCommand::Announce { addr } => net.announce(addr),
         }
     }
 
@@ -336,7 +339,32 @@ impl Parts {
             }
             Act::Deliver { conn, data } => net.on_received(conn, data, self),
             Act::Close { conn, reason } => net.forget(conn, reason, None, false, self),
+            Act::Punch { peer, addrs } => {
+                if net.dial_punch(&addrs, peer).is_none()
+                    && let Some(r) = self.relay.as_deref_mut()
+                {
+                    r.punch_refused();
+                }
+            }
         }
+    }
+
+    /// This node's hole-punch candidates (`spec/relay.md` §7): each IP a
+    /// peer reported seeing it at, with its listen port.
+    fn punch_candidates(&self, net: &Net) -> Vec<SocketAddr> {
+        let (Some(reach), Some(port)) = (
+            self.reach.as_deref(),
+            net.announced_addrs().first().map(|a| a.port()),
+        ) else {
+            return Vec::new();
+        };
+        let mut addrs: Vec<SocketAddr> = reach
+            .reported_ips()
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect();
+        addrs.truncate(crate::wire::MAX_PUNCH_ADDRS);
+        addrs
     }
 
     /// Hands what relayed connections' sessions wrote or closed to the
@@ -632,8 +660,9 @@ impl Parts {
                 if let Some(relay) = &mut self.relay
                     && let Some(timer) = relay.timers.pop()
                     && relay.is_live(&timer)
+                    && let Some(act) = relay.fire(net, timer)
                 {
-                    relay.fire(net, timer);
+                    self.relay_act(net, act);
                 }
             }
         }
@@ -771,6 +800,13 @@ impl Upcalls for Parts {
             (&mut self.reach, net.conn_remote(conn), conn.is_relayed())
         {
             reach.peer_up(net, peer, remote);
+        }
+        if conn.is_relayed() && self.relay.is_some() {
+            let mine = self.punch_candidates(net);
+            let inbound = net.conn_direction(conn) == Some(Direction::Inbound);
+            if let Some(relay) = self.relay.as_deref_mut() {
+                relay.relayed_up(net, peer, inbound, mine);
+            }
         }
     }
 
@@ -988,9 +1024,29 @@ impl Upcalls for Parts {
                     self.relay_act(net, act);
                 }
             }
+            Message::HolePunch(_) | Message::HolePunchSync(_)
+                if self.relay.is_some()
+                    && net
+                        .conn_caps(conn)
+                        .is_some_and(|c| c.contains(Capabilities::RELAY)) =>
+            {
+                let mine = self.punch_candidates(net);
+                let act = self.relay.as_deref_mut().and_then(|relay| {
+                    relay.on_punch_message(net, from, message, conn.is_relayed(), mine)
+                });
+                if let Some(act) = act {
+                    self.relay_act(net, act);
+                }
+            }
             other => return Err(other.name()),
         }
         Ok(())
+    }
+
+    fn relayed_link_replaced(&mut self, net: &mut Net, peer: NodeId, conn: ConnId) {
+        if let (Some(relay), Some(remote)) = (self.relay.as_deref_mut(), net.conn_remote(conn)) {
+            relay.direct(net, peer, remote);
+        }
     }
 
     fn take_dial_back(&mut self, peer: NodeId, now: Instant) -> bool {

@@ -55,6 +55,16 @@ pub enum PeersCommand {
         /// The peer.
         peer: NodeId,
     },
+    /// Announce `addr` as well from now on, in new sessions' `Hello` and
+    /// in this node's peer-exchange entry: an address the application
+    /// learned peers can dial it at, such as the external address of a
+    /// port mapping it made on its router (UPnP IGD). `Err(CannotAnnounce)`
+    /// for an unspecified address or port 0, or when the node announces
+    /// 8 addresses already; announcing one twice is harmless.
+    Announce {
+        /// The address.
+        addr: SocketAddr,
+    },
 }
 
 /// One entry of the peer cache, as [`Node::peer_cache`](crate::Node::peer_cache)
@@ -142,6 +152,10 @@ pub enum PeersError {
     /// `ConnectAny` needs 1 to 8 addresses.
     #[error("{0} addresses given; ConnectAny takes 1 to 8")]
     BadAddressCount(usize),
+    /// `Announce`: the address is unspecified or has port 0, or the node
+    /// announces 8 addresses already. Nothing was changed.
+    #[error("cannot announce {0}")]
+    CannotAnnounce(SocketAddr),
 }
 
 /// Why admission control closed an inbound connection

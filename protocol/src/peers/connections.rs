@@ -166,7 +166,36 @@ impl Net {
             received: 0,
             rested: false,
             probe: None,
+            punch: false,
         }
+    }
+
+    /// Dials `peer` at each of `addrs` from this node's listen port, for a
+    /// hole punch (`spec/relay.md` §7): the driver gets
+    /// [`Output::DialFromListenPort`], the session's Noise roles come
+    /// from the ids (the peer dials this node at the same moment, and the
+    /// SYNs cross: one TCP connection that both ends dialled). A race if
+    /// there are several addresses. `None` when the caps refuse the dials.
+    pub(crate) fn dial_punch(&mut self, addrs: &[SocketAddr], peer: NodeId) -> Option<ConnId> {
+        if self.shut_down || addrs.is_empty() || self.dial_refusal(addrs.len()).is_some() {
+            return None;
+        }
+        let start = self.next_dial;
+        let first = self.dial_all(addrs, Some(peer), false, None);
+        for conn in (start..self.next_dial).map(ConnId::outbound) {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.punch = true;
+            }
+        }
+        // The driver dials these (the last outputs queued) from the
+        // listen port.
+        let from = self.outputs.len().saturating_sub(addrs.len());
+        for output in self.outputs.range_mut(from..) {
+            if let Output::Dial { conn, addr } = *output {
+                *output = Output::DialFromListenPort { conn, addr };
+            }
+        }
+        Some(first)
     }
 
     /// Dials `addr` only to learn whether `peer` is reachable there (a
@@ -269,7 +298,16 @@ impl Net {
                 self.conns.insert(conn, Box::new(connection));
             }
         }
-        match Session::start(&self.ctx, direction, &mut self.session_rng) {
+        // A punched connection was dialled by both ends: the smaller id
+        // takes the initiator's role.
+        let role = match self.conns.get(&conn) {
+            Some(c) if c.punch => match c.expected() {
+                Some(peer) if peer < self.id => Direction::Inbound,
+                _ => Direction::Outbound,
+            },
+            _ => direction,
+        };
+        match Session::start(&self.ctx, role, &mut self.session_rng) {
             Ok((session, bytes)) => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.session = Some(session);
@@ -623,6 +661,9 @@ impl Net {
                 link.conn = conn;
             }
             self.drain(existing, up);
+            if existing.is_relayed() && !conn.is_relayed() {
+                up.relayed_link_replaced(self, peer, conn);
+            }
         } else {
             self.drain(conn, up);
         }
@@ -874,6 +915,11 @@ impl Net {
 
     /// A dial that never reached a session ended.
     fn dial_ended(&mut self, c: &Connection, up: &mut dyn Upcalls) {
+        if c.punch {
+            // The peer is up through a relay: the relay component times
+            // the punch out and counts it.
+            return;
+        }
         if let Some(i) = c.bootstrap()
             && let Some(entry) = self.bootstrap.get_mut(i)
         {

@@ -108,6 +108,9 @@ pub(crate) trait Upcalls {
     /// has not arrived: an inbound session from `peer` now is that
     /// dial-back, not a new link (and it is awaited no more).
     fn take_dial_back(&mut self, peer: NodeId, now: Instant) -> bool;
+    /// `peer`'s link moved from a relayed connection to the direct `conn`
+    /// (the relayed one is drained).
+    fn relayed_link_replaced(&mut self, net: &mut Net, peer: NodeId, conn: ConnId);
 }
 
 /// What a relayed connection asks of the relay component that carries it
@@ -195,6 +198,10 @@ struct Connection {
     /// A dial-back probe (`spec/reach.md` §3.2): `Some(reached)`. It never
     /// becomes a link: once its handshake proves the id it is closed.
     probe: Option<bool>,
+    /// A hole-punch dial (`spec/relay.md` §7): both ends dialled, so the
+    /// Noise roles come from the ids; its failure is the relay
+    /// component's to count, not a failed dial of the peer.
+    punch: bool,
 }
 
 impl Connection {
@@ -554,6 +561,18 @@ impl Net {
         let port = self.ctx.hello.listen_addrs.first()?.port();
         let addr = SocketAddr::new(ip, port);
         self.ctx.announce(&self.identity, addr).then_some(addr)
+    }
+
+    /// `PeersCommand::Announce`: announces `addr` from now on.
+    pub(crate) fn announce(&mut self, addr: SocketAddr) -> Result<crate::Accepted, PeersError> {
+        if addr.ip().is_unspecified() || addr.port() == 0 {
+            return Err(PeersError::CannotAnnounce(addr));
+        }
+        if self.ctx.hello.listen_addrs.contains(&addr) || self.ctx.announce(&self.identity, addr) {
+            Ok(crate::Accepted::Done)
+        } else {
+            Err(PeersError::CannotAnnounce(addr))
+        }
     }
 
     /// The features negotiated on `conn`, once established.

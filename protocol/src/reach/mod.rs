@@ -167,6 +167,19 @@ impl Reach {
         })
     }
 
+    /// The distinct IPs peers report seeing this node at (each dialable),
+    /// in the order of the reporting peers' ids: a hole punch's candidates
+    /// (`spec/relay.md` §7), confirmed or not.
+    pub(crate) fn reported_ips(&self) -> Vec<IpAddr> {
+        let mut ips: Vec<IpAddr> = Vec::new();
+        for &ip in self.reports.values() {
+            if !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        }
+        ips
+    }
+
     /// Peers whose latest report is `ip`, in id order.
     fn observers_of(&self, ip: IpAddr) -> impl Iterator<Item = NodeId> + '_ {
         self.reports

@@ -1,5 +1,7 @@
 //! What the relay component is asked, tells the application and counts.
 
+use core::net::SocketAddr;
+
 use crate::wire::RelayStatus;
 use crate::{Duration, NodeId};
 
@@ -79,6 +81,24 @@ pub enum RelayEvent {
         /// Why.
         status: RelayStatus,
     },
+    /// A hole punch with `peer` succeeded (`spec/relay.md` §7): its
+    /// session is direct now, from `remote`; the relayed one is drained.
+    Punched {
+        /// The peer.
+        peer: NodeId,
+        /// The direct connection's remote address.
+        remote: SocketAddr,
+        /// The attempt that succeeded, from 1.
+        attempt: u32,
+    },
+    /// Every hole-punch attempt with `peer` failed: its session stays
+    /// relayed.
+    PunchFailed {
+        /// The peer.
+        peer: NodeId,
+        /// Attempts made.
+        attempts: u32,
+    },
 }
 
 /// The relay component's counters (`spec/relay.md` §6). They only grow.
@@ -112,4 +132,13 @@ pub struct RelayStats {
     pub relayed_bytes_sent: u64,
     /// Session bytes this node received through circuits.
     pub relayed_bytes_received: u64,
+    /// Hole-punch dials this node made (each attempt, on either end).
+    pub punch_attempts: u64,
+    /// Hole punches that gave this node a direct connection.
+    pub punch_successes: u64,
+    /// Hole-punch attempts that timed out, or could not start.
+    pub punch_failures: u64,
+    /// `HolePunch`/`HolePunchSync` out of turn, or not on a relayed
+    /// session: ignored.
+    pub punch_messages_ignored: u64,
 }

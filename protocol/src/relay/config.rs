@@ -48,6 +48,17 @@ pub struct RelayConfig {
     /// Circuits this node is an end of at once (its relayed connections);
     /// an incoming circuit beyond it is refused. Default: 32.
     pub max_relayed_conns: usize,
+    /// Upgrade relayed sessions to direct connections by hole punching
+    /// (`spec/relay.md` §7): the end that accepted the circuit starts it
+    /// once the session is up. Default: `true`.
+    pub hole_punch: bool,
+    /// Hole-punch attempts per relayed session before it stays relayed.
+    /// Default: 3.
+    pub punch_attempts: u32,
+    /// How long one hole-punch attempt may take, from its `HolePunch` to
+    /// the direct session (a dropped first SYN is sent again after 1 s,
+    /// then 3 s). Default: 10 s.
+    pub punch_timeout: Duration,
 }
 
 impl Default for RelayConfig {
@@ -63,6 +74,9 @@ impl Default for RelayConfig {
             circuit_rate: 1024 * 1024,
             circuit_burst: 4 * 1024 * 1024,
             max_relayed_conns: 32,
+            hole_punch: true,
+            punch_attempts: 3,
+            punch_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -13,11 +13,15 @@
 //!
 //! - `server.rs`: the relay's side (reservations, circuits, limits).
 //! - `client.rs`: an end's side (reservations held, relayed connections).
+//! - `punch.rs`: hole punching over a relayed session (DCUtR's pattern).
 
 mod api;
 mod client;
 pub(crate) mod config;
+mod punch;
 mod server;
+
+use core::net::SocketAddr;
 
 use bytes::Bytes;
 
@@ -36,6 +40,11 @@ pub(crate) enum Timer {
     CircuitEnd { circuit: u64 },
     /// Renew the reservation at `relay` (set for `at`).
     Renew { relay: NodeId, at: Instant },
+    /// The initiator dials `peer` (half the relay round trip after its
+    /// `HolePunchSync`).
+    PunchDial { peer: NodeId, attempt: u32 },
+    /// Hole-punch attempt `attempt` with `peer` is over time.
+    PunchTimeout { peer: NodeId, attempt: u32 },
 }
 
 /// What the component asks the connection layer to do (the router does it:
@@ -53,6 +62,22 @@ pub(crate) enum Act {
     Deliver { conn: ConnId, data: Bytes },
     /// Relayed connection `conn` ended.
     Close { conn: ConnId, reason: CloseReason },
+    /// Dial `peer` at `addrs` from the listen port (a hole punch).
+    Punch {
+        peer: NodeId,
+        addrs: Vec<SocketAddr>,
+    },
+}
+
+/// Whether `peer` is up on a relayed connection.
+fn link_relayed(cx: &dyn Cx, peer: NodeId) -> bool {
+    let mut relayed = false;
+    cx.for_each_link(&mut |p, conn| {
+        if p == peer {
+            relayed = conn.is_relayed();
+        }
+    });
+    relayed
 }
 
 /// The relay component: both sides. See the module docs.
@@ -60,6 +85,7 @@ pub(crate) struct Relay {
     config: RelayConfig,
     server: server::Server,
     client: client::Client,
+    punches: punch::Punches,
     pub(crate) timers: DeadlineQueue<Timer>,
     pub(crate) stats: RelayStats,
 }
@@ -70,6 +96,7 @@ impl Relay {
             config,
             server: server::Server::new(),
             client: client::Client::new(),
+            punches: punch::Punches::new(),
             timers: DeadlineQueue::new(),
             stats: RelayStats::default(),
         }
@@ -222,9 +249,76 @@ impl Relay {
         self.client.close(cx, conn);
     }
 
+    fn punch_limits(&self) -> punch::Limits {
+        punch::Limits {
+            attempts: self.config.punch_attempts,
+            timeout: self.config.punch_timeout,
+        }
+    }
+
+    /// `peer` came up on the relayed connection `conn`: if this node
+    /// accepted its circuit, it starts a hole punch with its candidate
+    /// addresses `mine` (`spec/relay.md` §7).
+    pub(crate) fn relayed_up(
+        &mut self,
+        cx: &mut dyn Cx,
+        peer: NodeId,
+        inbound: bool,
+        mine: Vec<SocketAddr>,
+    ) {
+        if !self.config.hole_punch || !inbound {
+            return;
+        }
+        let limits = self.punch_limits();
+        let timer = self.punches.start(cx, limits, peer, mine);
+        self.arm(cx, timer);
+    }
+
+    /// `HolePunch` or `HolePunchSync` from `peer`, taken only when it came
+    /// on a relayed connection (`on_relayed`) while the peer's link is
+    /// relayed: it travels end to end on that session.
+    pub(crate) fn on_punch_message(
+        &mut self,
+        cx: &mut dyn Cx,
+        peer: NodeId,
+        message: Message,
+        on_relayed: bool,
+        mine: Vec<SocketAddr>,
+    ) -> Option<Act> {
+        if !self.config.hole_punch || !on_relayed || !link_relayed(cx, peer) {
+            self.stats.punch_messages_ignored += 1;
+            return None;
+        }
+        match message {
+            Message::HolePunch(punch) => {
+                let limits = self.punch_limits();
+                let timer =
+                    self.punches
+                        .on_hole_punch(cx, &mut self.stats, limits, peer, punch, mine);
+                self.arm(cx, timer);
+                None
+            }
+            Message::HolePunchSync(_) => self.punches.on_sync(&mut self.stats, peer),
+            _ => None,
+        }
+    }
+
+    /// `peer`'s link moved from a relayed connection to a direct one from
+    /// `remote`.
+    pub(crate) fn direct(&mut self, cx: &mut dyn Cx, peer: NodeId, remote: SocketAddr) {
+        self.punches.succeeded(cx, &mut self.stats, peer, remote);
+    }
+
+    /// The hole-punch dial to `peer` could not start (the connection
+    /// caps): the attempt failed.
+    pub(crate) fn punch_refused(&mut self) {
+        self.stats.punch_failures += 1;
+    }
+
     /// `peer` went down: as a relay, what it carried for this node closes;
     /// as an end, its reservation and circuits here go.
     pub(crate) fn peer_down(&mut self, cx: &mut dyn Cx, peer: NodeId) -> Vec<Act> {
+        self.punches.peer_down(peer);
         self.server.peer_down(cx, peer);
         self.client.peer_down(peer)
     }
@@ -234,16 +328,31 @@ impl Relay {
         match *timer {
             Timer::CircuitEnd { circuit } => self.server.carries(circuit),
             Timer::Renew { relay, at } => self.client.renews(relay, at),
+            Timer::PunchDial { .. } | Timer::PunchTimeout { .. } => self.punches.is_live(timer),
         }
     }
 
     /// A timer fired.
-    pub(crate) fn fire(&mut self, cx: &mut dyn Cx, timer: Timer) {
+    pub(crate) fn fire(&mut self, cx: &mut dyn Cx, timer: Timer) -> Option<Act> {
         match timer {
             Timer::CircuitEnd { circuit } => self.server.expire(cx, &mut self.stats, circuit),
             Timer::Renew { relay, .. } => {
                 let _ = self.client.reserve(cx, relay);
             }
+            Timer::PunchDial { peer, .. } => {
+                return self.punches.fire_dial(&mut self.stats, peer);
+            }
+            Timer::PunchTimeout { peer, .. } => {
+                if !link_relayed(cx, peer) {
+                    // Down, or direct already.
+                    self.punches.peer_down(peer);
+                    return None;
+                }
+                let limits = self.punch_limits();
+                let timer = self.punches.fire_timeout(cx, &mut self.stats, limits, peer);
+                self.arm(cx, timer);
+            }
         }
+        None
     }
 }

@@ -68,8 +68,9 @@ pub use preamble::{PREAMBLE_LEN, PREAMBLE_MAGIC, Preamble};
 pub use reach::{DialBack, DialBackResult, DialBackStatus, ObservedAddr};
 pub use reader::Reader;
 pub use relay::{
-    MAX_RELAY_DATA, RelayClose, RelayConnect, RelayConnectResult, RelayData, RelayDeliver,
-    RelayEnded, RelayIncoming, RelayReserve, RelayReserveResult, RelayStatus,
+    HolePunch, HolePunchSync, MAX_PUNCH_ADDRS, MAX_RELAY_DATA, RelayClose, RelayConnect,
+    RelayConnectResult, RelayData, RelayDeliver, RelayEnded, RelayIncoming, RelayReserve,
+    RelayReserveResult, RelayStatus,
 };
 pub use sync::{
     MAX_SYNC_BATCH, MAX_SYNC_DEPTH, MAX_SYNC_KEY, MAX_SYNC_RANGES, MAX_SYNC_VALUE,
@@ -317,4 +318,9 @@ messages! {
     RelayDeliver,
     /// `0xa8` — the relay tells an end that a circuit ended, and why.
     RelayEnded,
+    /// `0xa9` — end to end on a relayed session: the sender's candidate
+    /// addresses for a hole punch (`spec/relay.md` §7).
+    HolePunch,
+    /// `0xaa` — end to end on a relayed session: dial now.
+    HolePunchSync,
 }

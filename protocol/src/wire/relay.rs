@@ -4,7 +4,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use core::net::SocketAddr;
+
+use super::messages::{get_socket_addr, put_socket_addr};
 use super::overlay::{get_node_id, put_node_id};
+use super::varint::put_varint;
 use super::{DecodeError, Reader, WireMessage};
 use crate::NodeId;
 
@@ -332,5 +336,65 @@ impl WireMessage for RelayEnded {
     fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
         let (circuit, reason) = get_close(input)?;
         Ok(RelayEnded { circuit, reason })
+    }
+}
+
+/// The most addresses one [`HolePunch`] carries.
+pub const MAX_PUNCH_ADDRS: usize = 8;
+
+/// `0xa9`: sent end to end on a relayed session, to coordinate a hole
+/// punch (`spec/relay.md` §7): the sender's candidate addresses (each IP
+/// a peer reported seeing it at, with its listen port), for the receiver
+/// to dial from its own listen port. The end that accepted the circuit
+/// sends it first and times the answer; the other answers with its own.
+///
+/// Layout: `count` varint (1 to [`MAX_PUNCH_ADDRS`]), then `count` socket
+/// addresses (`spec/wire.md` §7.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolePunch {
+    /// The sender's candidate addresses.
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl WireMessage for HolePunch {
+    const TAG: u8 = 0xa9;
+
+    fn encode(&self, out: &mut BytesMut) {
+        put_varint(out, self.addrs.len() as u64);
+        for addr in &self.addrs {
+            put_socket_addr(out, addr);
+        }
+    }
+
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        let count = input.list_len(MAX_PUNCH_ADDRS)?;
+        if count == 0 {
+            return Err(DecodeError::OutOfRange {
+                field: "addrs",
+                value: 0,
+            });
+        }
+        let addrs = (0..count)
+            .map(|_| get_socket_addr(input))
+            .collect::<Result<_, _>>()?;
+        Ok(HolePunch { addrs })
+    }
+}
+
+/// `0xaa`: the end that sent the first [`HolePunch`] dials half a relay
+/// round trip after sending this; its receiver dials at once, so both
+/// SYNs cross the NATs at about the same moment (`spec/relay.md` §7).
+///
+/// Layout: empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolePunchSync;
+
+impl WireMessage for HolePunchSync {
+    const TAG: u8 = 0xaa;
+
+    fn encode(&self, _out: &mut BytesMut) {}
+
+    fn decode(_input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(HolePunchSync)
     }
 }

@@ -851,6 +851,16 @@ impl<O: Observer> Sim<O> {
     fn on_output(&mut self, i: NodeIdx, output: Output) {
         let incarnation = self.nodes[i as usize].incarnation;
         match output {
+            Output::DialFromListenPort { conn, .. } => {
+                // The simulator does not model NATs' simultaneous opens
+                // yet: a hole punch's dial fails, and the node keeps its
+                // relayed session.
+                let failed = Input::DialFailed {
+                    conn,
+                    reason: TransportError::Refused,
+                };
+                self.deliver_at(self.now, i, incarnation, failed);
+            }
             Output::Dial { conn, addr } => {
                 let target = index_of(addr).filter(|&j| (j as usize) < self.nodes.len());
                 match target {
