@@ -25,10 +25,33 @@ pub const ACCEPTS_PER_TURN: usize = 64;
 /// Like `std`'s own bind it sets `SO_REUSEADDR` (not on Windows, where
 /// that option means something else), so that a restarted node can take
 /// its port back at once; and `SO_REUSEPORT` (Unix), so that a hole
-/// punch can dial from the listen port ([`dial_from`]). An IPv6 listener
-/// is dual-stack (it takes IPv4 connections too). Each adapter hands it to its own listener type
-/// (`mio::net::TcpListener::from_std`, `async_io::Async::new`).
+/// punch can dial from the listen port ([`dial_from`]). `SO_REUSEPORT`
+/// alone would also let a second process of the same user listen on a
+/// port a node already holds and take half its connections, silently; so
+/// a port another socket listens on is refused first, with `AddrInUse`,
+/// as a plain bind would refuse it. An IPv6 listener is dual-stack (it
+/// takes IPv4 connections too). Each adapter hands it to its own listener
+/// type (`mio::net::TcpListener::from_std`, `async_io::Async::new`).
 pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+    if addr.port() != 0 {
+        // A bind without SO_REUSEPORT fails while any socket listens on
+        // the port (SO_REUSEADDR still lets it past a restarted node's
+        // TIME_WAIT connections); the probe is closed before the real bind.
+        bare_socket(addr)?.bind(&addr.into())?;
+    }
+    let socket = bare_socket(addr)?;
+    #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// An unbound TCP socket for `addr`, with `SO_REUSEADDR` (not on
+/// Windows) and, for IPv6, dual-stack ([`listen`]).
+fn bare_socket(addr: SocketAddr) -> io::Result<socket2::Socket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
@@ -36,18 +59,13 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     )?;
     #[cfg(not(windows))]
     socket.set_reuse_address(true)?;
-    #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
-    socket.set_reuse_port(true)?;
     if addr.is_ipv6() {
         // `[::]` takes IPv4 too, whatever the system's default
         // (`net.ipv6.bindv6only`): the listen-address policy announces
         // the IPv4 interface addresses of such a listener.
         socket.set_only_v6(false)?;
     }
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
+    Ok(socket)
 }
 
 /// A non-blocking TCP connection to `remote` begun from `local` (the
@@ -155,5 +173,19 @@ mod tests {
             a_addr,
             "from a's listen port"
         );
+    }
+
+    #[test]
+    fn a_port_another_listener_holds_is_refused() {
+        // Both would set SO_REUSEPORT: without the probe the second bind
+        // succeeds and the kernel splits the connections between them.
+        let a = listen(SocketAddr::from(([127, 0, 0, 1], 0))).expect("listen");
+        let addr = a.local_addr().expect("a");
+        let err = listen(addr).expect_err("the port is taken");
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        // Once it is free again, it is taken back at once.
+        drop(a);
+        let again = listen(addr).expect("the port is free again");
+        assert_eq!(again.local_addr().expect("again"), addr);
     }
 }
