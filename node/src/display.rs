@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::SocketAddr;
 
 use ringmesh::{ChordRole, CloseReason, Direction, Duration, NodeId, ReachStats, TransportError};
@@ -461,4 +462,11 @@ mod tests {
             "k = v\\n<x> y (version 3)"
         );
     }
+}
+
+/// Prints one line on stdout. A closed stdout is not worth dying for: the
+/// node keeps serving its peers.
+pub(crate) fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
 }

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::error::Error;
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread;
@@ -38,7 +38,7 @@ use tracing::{debug, info, warn};
 use crate::console::{self, ConsoleCommand, KeyArg, SyncArg};
 use crate::console_lines::{ConsoleLine, ConsoleLines};
 use crate::data_dir::{CacheState, DataDir, KeyOrigin, new_identity, os_random};
-use crate::display;
+use crate::display::{self, say};
 use crate::logging::LogControl;
 use crate::network::{self, Fed};
 use crate::ring_view::RingView;
@@ -459,13 +459,6 @@ fn report_data_dir(dir: &DataDir, key: &KeyOrigin, cache: &CacheState, peers: us
         )),
         CacheState::Missing | CacheState::Loaded => {}
     }
-}
-
-/// Prints one line on stdout. A closed stdout is not worth dying for: the
-/// node keeps serving its peers.
-pub(crate) fn say(line: &str) {
-    let mut out = io::stdout().lock();
-    let _ = writeln!(out, "{line}");
 }
 
 fn read_console(tx: SyncSender<Input>) -> io::Result<()> {

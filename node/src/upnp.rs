@@ -15,7 +15,7 @@ use ringmesh::PeersCommand;
 use ringmesh_mio::Handle;
 use tracing::{info, warn};
 
-use crate::run::say;
+use crate::display::say;
 
 /// The lease asked for; the mapping is renewed at half of it.
 const LEASE_SECS: u32 = 3600;

@@ -399,23 +399,7 @@ fn across_the_nats(tag: &str, nat: Nat, label: &str) {
 
     // A table read crosses: b writes a key, a reads it (each joined the
     // ring through the relay; ring links between them go through it too).
-    support::wait_joined(&mut a);
-    support::wait_joined(&mut b);
-    b.type_line("put --open colour blue");
-    b.wait_for("the put acknowledged", |l| {
-        l.starts_with("stored open colour")
-    });
-    // The ring settles after the joins (stabilization rounds): read
-    // until the value is there, within a deadline.
-    let deadline = Instant::now() + std::time::Duration::from_secs(20);
-    let read = loop {
-        let read = a.answer("get --open colour", |l| l.contains("colour"));
-        if read.contains("colour = blue") || Instant::now() > deadline {
-            break read;
-        }
-        a.read_for(std::time::Duration::from_millis(500));
-    };
-    assert!(read.contains("colour = blue"), "{read}");
+    table_read_crosses(&mut b, &mut a, "blue");
 
     let relayed = relay.answer("status", |l| l.starts_with("as a relay:"));
     let circuits = figure(&relayed, "circuits opened");
@@ -444,6 +428,29 @@ fn across_the_nats(tag: &str, nat: Nat, label: &str) {
         p.type_line("exit");
         assert!(p.wait_exit().success());
     }
+}
+
+/// Once both have joined the ring, `writer` stores `colour = value` and
+/// `reader` reads it back. The ring settles after the joins
+/// (stabilization rounds): the reader reads until the value is there,
+/// within a deadline.
+fn table_read_crosses(writer: &mut Proc, reader: &mut Proc, value: &str) {
+    support::wait_joined(writer);
+    support::wait_joined(reader);
+    writer.type_line(&format!("put --open colour {value}"));
+    writer.wait_for("the put acknowledged", |l| {
+        l.starts_with("stored open colour")
+    });
+    let want = format!("colour = {value}");
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    let read = loop {
+        let read = reader.answer("get --open colour", |l| l.contains("colour"));
+        if read.contains(&want) || Instant::now() > deadline {
+            break read;
+        }
+        reader.read_for(std::time::Duration::from_millis(500));
+    };
+    assert!(read.contains(&want), "{read}");
 }
 
 /// Why this machine cannot run `miniupnpd` in the testbed, if it cannot.
@@ -640,21 +647,7 @@ fn a_node_behind_a_nat_with_miniupnpd_becomes_reachable_through_its_mapping() {
     a.wait_line(&format!("(direct) <{c_short}> through the mapping"));
     a.type_line("msg hello from behind a mapped nat");
     c.wait_line(&format!("<{a_short}> hello from behind a mapped nat"));
-    support::wait_joined(&mut a);
-    support::wait_joined(&mut c);
-    a.type_line("put --open colour green");
-    a.wait_for("the put acknowledged", |l| {
-        l.starts_with("stored open colour")
-    });
-    let deadline = Instant::now() + std::time::Duration::from_secs(20);
-    let read = loop {
-        let read = c.answer("get --open colour", |l| l.contains("colour"));
-        if read.contains("colour = green") || Instant::now() > deadline {
-            break read;
-        }
-        c.read_for(std::time::Duration::from_millis(500));
-    };
-    assert!(read.contains("colour = green"), "{read}");
+    table_read_crosses(&mut a, &mut c, "green");
     eprintln!(
         "miniupnpd: mapping {mapped} made within {mapped_in:?} of a's start; \
          a reached there from the public network within {reached_in:?}"
