@@ -1,0 +1,288 @@
+//! Write-behind for [`FileStore`](super::FileStore): verified groups and
+//! map saves are written by a thread of the store's own, in the order they
+//! were queued, so the node's loop never waits for the page cache.
+//!
+//! Why: writing a fetched blob through the page cache costs the writer
+//! about as much CPU as decrypting it (at 1 GiB over loopback, a third of
+//! the fetcher's loop; each new page of the file is memory the kernel
+//! hands out fresh, and on a virtual machine the host faults it in on the
+//! first write). On this thread it runs beside the loop instead of in it.
+//!
+//! Bounds and order:
+//! - at most [`MAX_QUEUED`] jobs wait (with one being written: at most
+//!   `(MAX_QUEUED + 1) · 16 KiB` of group bytes, 4 MiB); a full queue
+//!   makes the loop wait, as a slow disk made it wait before;
+//! - jobs run in order, so a group's bytes are on their way to the disk
+//!   before any map saved after it says it is held (spec/blobs.md §9);
+//! - until its write is done a group is read from the bytes queued, so a
+//!   node serves what it holds at once;
+//! - a write that fails takes its group out of the map, on disk (the saves
+//!   after it leave it out) and in memory (at the next
+//!   [`Writer::reap`]), so the blob is fetched again where it lacks;
+//! - dropping the writer writes everything queued, then joins the thread.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ringmesh::blobs::{BlobHash, GroupSet};
+use tracing::warn;
+
+/// Jobs that may wait for the thread (256 groups: 4 MiB).
+pub(super) const MAX_QUEUED: usize = 256;
+
+/// A save of a blob's outboard (the parents that changed) and its map.
+pub(super) struct Save {
+    pub(super) dir: PathBuf,
+    pub(super) hash: BlobHash,
+    pub(super) len: u64,
+    pub(super) data: Arc<File>,
+    /// `.obao` written whole, or runs of it at their offsets.
+    pub(super) outboard: OutboardWrite,
+    pub(super) held: GroupSet,
+}
+
+/// What of an outboard a save writes.
+pub(super) enum OutboardWrite {
+    /// The whole file, replaced.
+    Whole(Vec<u8>),
+    /// Runs of changed parents, each at its offset in the file.
+    Runs(Vec<(u64, Vec<u8>)>),
+}
+
+enum Job {
+    Group {
+        seq: u64,
+        hash: BlobHash,
+        group: u64,
+        file: Arc<File>,
+        offset: u64,
+        data: Bytes,
+    },
+    Save {
+        seq: u64,
+        save: Box<Save>,
+    },
+}
+
+/// What the thread has done: the sequence number of its last finished
+/// job, and the groups whose writes failed (not yet reaped).
+#[derive(Default)]
+struct Progress {
+    done: u64,
+    failed: Vec<(BlobHash, u64)>,
+}
+
+#[derive(Default)]
+struct Shared {
+    progress: Mutex<Progress>,
+    changed: Condvar,
+}
+
+/// A group queued and perhaps not yet written.
+struct Queued {
+    seq: u64,
+    hash: BlobHash,
+    group: u64,
+    data: Bytes,
+}
+
+/// The loop's side of the write-behind thread.
+pub(super) struct Writer {
+    jobs: Option<SyncSender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    /// Groups queued and not known written, oldest first.
+    queued: VecDeque<Queued>,
+    /// The last sequence number given to a job.
+    seq: u64,
+}
+
+impl Writer {
+    /// Starts the thread.
+    pub(super) fn start() -> io::Result<Writer> {
+        let (jobs, rx) = sync_channel::<Job>(MAX_QUEUED);
+        let shared = Arc::new(Shared::default());
+        let theirs = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("ringmesh-blob-writer".to_owned())
+            .spawn(move || {
+                // Groups whose write failed, per blob: every later save of
+                // that blob's map leaves them out.
+                let mut failed: BTreeSet<(BlobHash, u64)> = BTreeSet::new();
+                for job in rx {
+                    let seq = match job {
+                        Job::Group {
+                            seq,
+                            hash,
+                            group,
+                            file,
+                            offset,
+                            data,
+                        } => {
+                            if let Err(e) = super::write_all_at(&file, &data, offset) {
+                                warn!(%hash, group, error = %e, "blob store: cannot write a group");
+                                failed.insert((hash, group));
+                                lock(&theirs.progress).failed.push((hash, group));
+                            }
+                            seq
+                        }
+                        Job::Save { seq, save } => {
+                            run_save(*save, &failed);
+                            seq
+                        }
+                    };
+                    lock(&theirs.progress).done = seq;
+                    theirs.changed.notify_all();
+                }
+            })?;
+        Ok(Writer {
+            jobs: Some(jobs),
+            thread: Some(thread),
+            shared,
+            queued: VecDeque::new(),
+            seq: 0,
+        })
+    }
+
+    /// Queues group `group` of `hash`, to be written at `offset` of `file`.
+    pub(super) fn write_group(
+        &mut self,
+        hash: BlobHash,
+        group: u64,
+        file: &Arc<File>,
+        offset: u64,
+        data: Bytes,
+    ) {
+        self.seq += 1;
+        self.queued.push_back(Queued {
+            seq: self.seq,
+            hash,
+            group,
+            data: data.clone(),
+        });
+        self.send(Job::Group {
+            seq: self.seq,
+            hash,
+            group,
+            file: Arc::clone(file),
+            offset,
+            data,
+        });
+    }
+
+    /// Queues a save of a blob's outboard and map, after every group
+    /// queued before it.
+    pub(super) fn save(&mut self, save: Save) {
+        self.seq += 1;
+        self.send(Job::Save {
+            seq: self.seq,
+            save: Box::new(save),
+        });
+    }
+
+    fn send(&mut self, job: Job) {
+        let Some(jobs) = &self.jobs else { return };
+        if let Err(job) = jobs.send(job) {
+            // The thread is gone (it panicked): write here, in order.
+            warn!("blob store: the writer thread is gone; writing on the node's thread");
+            match job.0 {
+                Job::Group {
+                    hash,
+                    group,
+                    file,
+                    offset,
+                    data,
+                    ..
+                } => {
+                    if let Err(e) = super::write_all_at(&file, &data, offset) {
+                        warn!(%hash, group, error = %e, "blob store: cannot write a group");
+                        lock(&self.shared.progress).failed.push((hash, group));
+                    }
+                }
+                Job::Save { save, .. } => run_save(*save, &BTreeSet::new()),
+            }
+            self.jobs = None;
+            lock(&self.shared.progress).done = self.seq;
+        }
+    }
+
+    /// The bytes of a group queued and not yet known written.
+    pub(super) fn queued(&self, hash: &BlobHash, group: u64) -> Option<Bytes> {
+        self.queued
+            .iter()
+            .rev()
+            .find(|q| q.group == group && q.hash == *hash)
+            .map(|q| q.data.clone())
+    }
+
+    /// Forgets the groups written, and returns those whose write failed.
+    pub(super) fn reap(&mut self) -> Vec<(BlobHash, u64)> {
+        let (done, failed) = {
+            let mut progress = lock(&self.shared.progress);
+            (progress.done, std::mem::take(&mut progress.failed))
+        };
+        self.forget_until(done);
+        failed
+    }
+
+    /// Waits until every job queued so far is done; returns the groups
+    /// whose write failed.
+    pub(super) fn flush(&mut self) -> Vec<(BlobHash, u64)> {
+        let (done, failed) = {
+            let mut progress = lock(&self.shared.progress);
+            while progress.done < self.seq
+                && self.jobs.is_some()
+                && self.thread.as_ref().is_some_and(|t| !t.is_finished())
+            {
+                // A timeout only to notice a thread that died.
+                progress = self
+                    .shared
+                    .changed
+                    .wait_timeout(progress, Duration::from_millis(100))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            (progress.done, std::mem::take(&mut progress.failed))
+        };
+        self.forget_until(done);
+        failed
+    }
+
+    fn forget_until(&mut self, done: u64) {
+        while self.queued.front().is_some_and(|q| q.seq <= done) {
+            self.queued.pop_front();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once it has written the rest.
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn run_save(mut save: Save, failed: &BTreeSet<(BlobHash, u64)>) {
+    for &(_, group) in failed.range((save.hash, 0)..=(save.hash, u64::MAX)) {
+        save.held.remove(group);
+    }
+    if let Err(e) = super::write_save(&save) {
+        // The groups are written and held in memory; the next save (or a
+        // restart's check) settles the map.
+        warn!(hash = %save.hash, error = %e, "blob store: cannot save the map of held groups");
+    }
+}
