@@ -26,6 +26,7 @@ use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -71,18 +72,45 @@ enum Job {
     },
 }
 
-/// What the thread has done: the sequence number of its last finished
-/// job, and the groups whose writes failed (not yet reaped).
-#[derive(Default)]
-struct Progress {
-    done: u64,
-    failed: Vec<(BlobHash, u64)>,
-}
-
+/// What the thread has done, read by the loop without taking a lock at
+/// every group (the loop and the thread would contend for it at every
+/// job).
 #[derive(Default)]
 struct Shared {
-    progress: Mutex<Progress>,
+    /// The sequence number of the last finished job.
+    done: AtomicU64,
+    /// Groups whose writes failed, not yet reaped; `any_failed` says
+    /// whether to look.
+    failed: Mutex<Vec<(BlobHash, u64)>>,
+    any_failed: AtomicBool,
+    /// Whether the loop waits in [`Writer::flush`]: the thread then
+    /// signals each job done.
+    flushing: AtomicBool,
+    wait: Mutex<()>,
     changed: Condvar,
+}
+
+impl Shared {
+    fn finished(&self, seq: u64) {
+        self.done.store(seq, Ordering::SeqCst);
+        if self.flushing.load(Ordering::SeqCst) {
+            let _wait = lock(&self.wait);
+            self.changed.notify_all();
+        }
+    }
+
+    fn failed(&self, hash: BlobHash, group: u64) {
+        lock(&self.failed).push((hash, group));
+        self.any_failed.store(true, Ordering::SeqCst);
+    }
+
+    fn take_failed(&self) -> Vec<(BlobHash, u64)> {
+        if self.any_failed.swap(false, Ordering::SeqCst) {
+            std::mem::take(&mut *lock(&self.failed))
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 /// A group queued and perhaps not yet written.
@@ -129,7 +157,7 @@ impl Writer {
                             if let Err(e) = super::write_all_at(&file, &data, offset) {
                                 warn!(%hash, group, error = %e, "blob store: cannot write a group");
                                 failed.insert((hash, group));
-                                lock(&theirs.progress).failed.push((hash, group));
+                                theirs.failed(hash, group);
                             }
                             seq
                         }
@@ -138,8 +166,7 @@ impl Writer {
                             seq
                         }
                     };
-                    lock(&theirs.progress).done = seq;
-                    theirs.changed.notify_all();
+                    theirs.finished(seq);
                 }
             })?;
         Ok(Writer {
@@ -203,13 +230,13 @@ impl Writer {
                 } => {
                     if let Err(e) = super::write_all_at(&file, &data, offset) {
                         warn!(%hash, group, error = %e, "blob store: cannot write a group");
-                        lock(&self.shared.progress).failed.push((hash, group));
+                        self.shared.failed(hash, group);
                     }
                 }
                 Job::Save { save, .. } => run_save(*save, &BTreeSet::new()),
             }
             self.jobs = None;
-            lock(&self.shared.progress).done = self.seq;
+            self.shared.finished(self.seq);
         }
     }
 
@@ -224,35 +251,31 @@ impl Writer {
 
     /// Forgets the groups written, and returns those whose write failed.
     pub(super) fn reap(&mut self) -> Vec<(BlobHash, u64)> {
-        let (done, failed) = {
-            let mut progress = lock(&self.shared.progress);
-            (progress.done, std::mem::take(&mut progress.failed))
-        };
-        self.forget_until(done);
-        failed
+        self.forget_until(self.shared.done.load(Ordering::SeqCst));
+        self.shared.take_failed()
     }
 
     /// Waits until every job queued so far is done; returns the groups
     /// whose write failed.
     pub(super) fn flush(&mut self) -> Vec<(BlobHash, u64)> {
-        let (done, failed) = {
-            let mut progress = lock(&self.shared.progress);
-            while progress.done < self.seq
+        self.shared.flushing.store(true, Ordering::SeqCst);
+        {
+            let mut wait = lock(&self.shared.wait);
+            while self.shared.done.load(Ordering::SeqCst) < self.seq
                 && self.jobs.is_some()
                 && self.thread.as_ref().is_some_and(|t| !t.is_finished())
             {
                 // A timeout only to notice a thread that died.
-                progress = self
+                wait = self
                     .shared
                     .changed
-                    .wait_timeout(progress, Duration::from_millis(100))
+                    .wait_timeout(wait, Duration::from_millis(100))
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
             }
-            (progress.done, std::mem::take(&mut progress.failed))
-        };
-        self.forget_until(done);
-        failed
+        }
+        self.shared.flushing.store(false, Ordering::SeqCst);
+        self.reap()
     }
 
     fn forget_until(&mut self, done: u64) {
