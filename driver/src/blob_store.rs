@@ -16,7 +16,10 @@
 //! A group's bytes are written before the map that says it is held, and the
 //! map is saved every [`FileStore::checkpoint_groups`] groups and when the
 //! blob is whole: a process killed at any point loses at most the groups
-//! since the last save, never holds a group it did not write.
+//! since the last save, never holds a group it did not write. Groups and
+//! saves are written by a thread of the store's own (`writer.rs`), in
+//! order, at most 256 queued; a blob is reported whole once they are all
+//! done.
 //!
 //! **On open** each blob is checked. A whole blob whose outboard checks
 //! against its name ([`Outboard::check`]) and whose data file has the

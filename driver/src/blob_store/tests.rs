@@ -237,6 +237,13 @@ fn a_group_whose_write_fails_is_not_held_in_memory_or_in_the_saved_map() {
     drop(store);
     let reopened = FileStore::open(&dir.0).expect("opened");
     let held = reopened.held(&hash).expect("loaded");
-    assert!(!held.contains(10), "the saved map leaves the failed group out");
-    assert_eq!(held.count(), 255, "the save at 256 groups written, less group 10");
+    assert!(
+        !held.contains(10),
+        "the saved map leaves the failed group out"
+    );
+    assert_eq!(
+        held.count(),
+        255,
+        "the save at 256 groups written, less group 10"
+    );
 }

@@ -382,7 +382,11 @@ impl Outboard {
         }
         let lowest = steps[held - 1];
         let node = &self.parents[lowest.parent];
-        let mine = if lowest.left { &node[..32] } else { &node[32..] };
+        let mine = if lowest.left {
+            &node[..32]
+        } else {
+            &node[32..]
+        };
         if mine != cv {
             return Err(VerifyError::HashMismatch);
         }
