@@ -130,6 +130,9 @@ pub(super) struct Writer {
     queued: VecDeque<Queued>,
     /// The last sequence number given to a job.
     seq: u64,
+    /// Groups whose write failed here, once the thread is gone (it cannot
+    /// end but by a panic).
+    failed_here: BTreeSet<(BlobHash, u64)>,
 }
 
 impl Writer {
@@ -141,31 +144,9 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("ringmesh-blob-writer".to_owned())
             .spawn(move || {
-                // Groups whose write failed, per blob: every later save of
-                // that blob's map leaves them out.
-                let mut failed: BTreeSet<(BlobHash, u64)> = BTreeSet::new();
+                let mut failed = BTreeSet::new();
                 for job in rx {
-                    let seq = match job {
-                        Job::Group {
-                            seq,
-                            hash,
-                            group,
-                            file,
-                            offset,
-                            data,
-                        } => {
-                            if let Err(e) = super::write_all_at(&file, &data, offset) {
-                                warn!(%hash, group, error = %e, "blob store: cannot write a group");
-                                failed.insert((hash, group));
-                                theirs.failed(hash, group);
-                            }
-                            seq
-                        }
-                        Job::Save { seq, save } => {
-                            run_save(*save, &failed);
-                            seq
-                        }
-                    };
+                    let seq = run(job, &mut failed, &theirs);
                     theirs.finished(seq);
                 }
             })?;
@@ -175,6 +156,7 @@ impl Writer {
             shared,
             queued: VecDeque::new(),
             seq: 0,
+            failed_here: BTreeSet::new(),
         })
     }
 
@@ -215,29 +197,19 @@ impl Writer {
     }
 
     fn send(&mut self, job: Job) {
-        let Some(jobs) = &self.jobs else { return };
-        if let Err(job) = jobs.send(job) {
-            // The thread is gone (it panicked): write here, in order.
-            warn!("blob store: the writer thread is gone; writing on the node's thread");
-            match job.0 {
-                Job::Group {
-                    hash,
-                    group,
-                    file,
-                    offset,
-                    data,
-                    ..
-                } => {
-                    if let Err(e) = super::write_all_at(&file, &data, offset) {
-                        warn!(%hash, group, error = %e, "blob store: cannot write a group");
-                        self.shared.failed(hash, group);
-                    }
+        let job = match &self.jobs {
+            Some(jobs) => match jobs.send(job) {
+                Ok(()) => return,
+                Err(unsent) => {
+                    warn!("blob store: the writer thread is gone; writing on the node's thread");
+                    self.jobs = None;
+                    unsent.0
                 }
-                Job::Save { save, .. } => run_save(*save, &BTreeSet::new()),
-            }
-            self.jobs = None;
-            self.shared.finished(self.seq);
-        }
+            },
+            None => job,
+        };
+        let seq = run(job, &mut self.failed_here, &self.shared);
+        self.shared.finished(seq);
     }
 
     /// The bytes of a group queued and not yet known written.
@@ -297,6 +269,33 @@ impl Drop for Writer {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs one job; returns its sequence number. `failed` holds the groups
+/// whose write failed, per blob: every later save of that blob's map
+/// leaves them out.
+fn run(job: Job, failed: &mut BTreeSet<(BlobHash, u64)>, shared: &Shared) -> u64 {
+    match job {
+        Job::Group {
+            seq,
+            hash,
+            group,
+            file,
+            offset,
+            data,
+        } => {
+            if let Err(e) = super::write_all_at(&file, &data, offset) {
+                warn!(%hash, group, error = %e, "blob store: cannot write a group");
+                failed.insert((hash, group));
+                shared.failed(hash, group);
+            }
+            seq
+        }
+        Job::Save { seq, save } => {
+            run_save(*save, failed);
+            seq
+        }
+    }
 }
 
 fn run_save(mut save: Save, failed: &BTreeSet<(BlobHash, u64)>) {
