@@ -9,9 +9,13 @@
 //! first write). On this thread it runs beside the loop instead of in it.
 //!
 //! Bounds and order:
-//! - at most [`MAX_QUEUED`] jobs wait (with one being written: at most
-//!   `(MAX_QUEUED + 1) · 16 KiB` of group bytes, 4 MiB); a full queue
-//!   makes the loop wait, as a slow disk made it wait before;
+//! - groups go to the thread in batches of [`BATCH`] (a batch is handed
+//!   over early when the thread is idle): waking the thread for every
+//!   group cost both threads a context switch per group;
+//! - at most [`MAX_QUEUED`] groups are between the loop and the disk (the
+//!   batch being filled, the batches waiting, the one being written:
+//!   4 MiB); a full queue makes the loop wait, as a slow disk made it
+//!   wait before;
 //! - jobs run in order, so a group's bytes are on their way to the disk
 //!   before any map saved after it says it is held (spec/blobs.md §9);
 //! - until its write is done a group is read from the bytes queued, so a
@@ -35,8 +39,15 @@ use bytes::Bytes;
 use ringmesh::blobs::{BlobHash, GroupSet};
 use tracing::warn;
 
-/// Jobs that may wait for the thread (256 groups: 4 MiB).
+/// Groups between the loop and the disk, at most (4 MiB).
 pub(super) const MAX_QUEUED: usize = 256;
+
+/// Groups handed to the thread at a time.
+pub(super) const BATCH: usize = 16;
+
+/// Batches (or saves) that may wait for the thread: with the batch being
+/// filled and the one being written, [`MAX_QUEUED`] groups.
+const WAITING_JOBS: usize = MAX_QUEUED / BATCH - 2;
 
 /// A save of a blob's outboard (the parents that changed) and its map.
 pub(super) struct Save {
@@ -57,14 +68,20 @@ pub(super) enum OutboardWrite {
     Runs(Vec<(u64, Vec<u8>)>),
 }
 
+/// One group's write.
+struct GroupWrite {
+    hash: BlobHash,
+    group: u64,
+    file: Arc<File>,
+    offset: u64,
+    data: Bytes,
+}
+
 enum Job {
-    Group {
+    /// Groups written in order; `seq` is the last one's.
+    Groups {
         seq: u64,
-        hash: BlobHash,
-        group: u64,
-        file: Arc<File>,
-        offset: u64,
-        data: Bytes,
+        groups: Vec<GroupWrite>,
     },
     Save {
         seq: u64,
@@ -128,8 +145,12 @@ pub(super) struct Writer {
     shared: Arc<Shared>,
     /// Groups queued and not known written, oldest first.
     queued: VecDeque<Queued>,
-    /// The last sequence number given to a job.
+    /// The last sequence number given to a job (a group or a save).
     seq: u64,
+    /// Groups not yet handed to the thread.
+    batch: Vec<GroupWrite>,
+    /// The last sequence number handed to the thread.
+    sent: u64,
     /// Groups whose write failed here, once the thread is gone (it cannot
     /// end but by a panic).
     failed_here: BTreeSet<(BlobHash, u64)>,
@@ -138,7 +159,7 @@ pub(super) struct Writer {
 impl Writer {
     /// Starts the thread.
     pub(super) fn start() -> io::Result<Writer> {
-        let (jobs, rx) = sync_channel::<Job>(MAX_QUEUED);
+        let (jobs, rx) = sync_channel::<Job>(WAITING_JOBS);
         let shared = Arc::new(Shared::default());
         let theirs = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -156,6 +177,8 @@ impl Writer {
             shared,
             queued: VecDeque::new(),
             seq: 0,
+            batch: Vec::with_capacity(BATCH),
+            sent: 0,
             failed_here: BTreeSet::new(),
         })
     }
@@ -176,19 +199,34 @@ impl Writer {
             group,
             data: data.clone(),
         });
-        self.send(Job::Group {
-            seq: self.seq,
+        self.batch.push(GroupWrite {
             hash,
             group,
             file: Arc::clone(file),
             offset,
             data,
         });
+        if self.batch.len() >= BATCH || self.shared.done.load(Ordering::SeqCst) == self.sent {
+            self.send_batch();
+        }
+    }
+
+    /// Hands the groups batched so far to the thread.
+    fn send_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let groups = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.send(Job::Groups {
+            seq: self.seq,
+            groups,
+        });
     }
 
     /// Queues a save of a blob's outboard and map, after every group
     /// queued before it.
     pub(super) fn save(&mut self, save: Save) {
+        self.send_batch();
         self.seq += 1;
         self.send(Job::Save {
             seq: self.seq,
@@ -197,6 +235,9 @@ impl Writer {
     }
 
     fn send(&mut self, job: Job) {
+        self.sent = match &job {
+            Job::Groups { seq, .. } | Job::Save { seq, .. } => *seq,
+        };
         let job = match &self.jobs {
             Some(jobs) => match jobs.send(job) {
                 Ok(()) => return,
@@ -230,6 +271,7 @@ impl Writer {
     /// Waits until every job queued so far is done; returns the groups
     /// whose write failed.
     pub(super) fn flush(&mut self) -> Vec<(BlobHash, u64)> {
+        self.send_batch();
         self.shared.flushing.store(true, Ordering::SeqCst);
         {
             let mut wait = lock(&self.shared.wait);
@@ -259,6 +301,7 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
+        self.send_batch();
         // Closing the channel ends the thread once it has written the rest.
         self.jobs = None;
         if let Some(thread) = self.thread.take() {
@@ -276,18 +319,20 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// leaves them out.
 fn run(job: Job, failed: &mut BTreeSet<(BlobHash, u64)>, shared: &Shared) -> u64 {
     match job {
-        Job::Group {
-            seq,
-            hash,
-            group,
-            file,
-            offset,
-            data,
-        } => {
-            if let Err(e) = super::write_all_at(&file, &data, offset) {
-                warn!(%hash, group, error = %e, "blob store: cannot write a group");
-                failed.insert((hash, group));
-                shared.failed(hash, group);
+        Job::Groups { seq, groups } => {
+            for write in groups {
+                let GroupWrite {
+                    hash,
+                    group,
+                    file,
+                    offset,
+                    data,
+                } = write;
+                if let Err(e) = super::write_all_at(&file, &data, offset) {
+                    warn!(%hash, group, error = %e, "blob store: cannot write a group");
+                    failed.insert((hash, group));
+                    shared.failed(hash, group);
+                }
             }
             seq
         }
