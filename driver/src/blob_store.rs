@@ -16,7 +16,10 @@
 //! A group's bytes are written before the map that says it is held, and the
 //! map is saved every [`FileStore::checkpoint_groups`] groups and when the
 //! blob is whole: a process killed at any point loses at most the groups
-//! since the last save, never holds a group it did not write.
+//! since the last save, never holds a group it did not write. Groups and
+//! saves are written by a thread of the store's own (`writer.rs`), in
+//! order, at most 256 queued; a blob is reported whole once they are all
+//! done.
 //!
 //! **On open** each blob is checked. A whole blob whose outboard checks
 //! against its name ([`Outboard::check`]) and whose data file has the
@@ -31,6 +34,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
 
@@ -41,6 +45,10 @@ use ringmesh::blobs::{
 };
 use tracing::warn;
 
+mod writer;
+
+use writer::{OutboardWrite, Save, Writer};
+
 /// The first bytes of a `.held` file (format version 1).
 pub const HELD_MAGIC: [u8; 8] = *b"RMHELD01";
 
@@ -50,7 +58,8 @@ const IMPORT_PIECE: usize = 1 << 20;
 struct FileBlob {
     outboard: Outboard,
     held: GroupSet,
-    data: File,
+    /// Shared with the write-behind thread.
+    data: Arc<File>,
     /// The outboard as last written to `.obao`, to write only the parents
     /// that changed.
     saved_outboard: Vec<u8>,
@@ -84,6 +93,10 @@ pub struct FileStore {
     dir: PathBuf,
     blobs: BTreeMap<BlobHash, FileBlob>,
     report: OpenReport,
+    /// The write-behind thread (`writer.rs`), started at the first group
+    /// written; `None` until then, or if it could not be started (groups
+    /// are then written on the caller's thread).
+    writer: Option<Writer>,
 }
 
 impl std::fmt::Debug for FileStore {
@@ -104,6 +117,7 @@ impl FileStore {
             dir: dir.to_owned(),
             blobs: BTreeMap::new(),
             report: OpenReport::default(),
+            writer: None,
         };
         let mut hashes = Vec::new();
         for entry in fs::read_dir(dir)? {
@@ -216,32 +230,85 @@ impl FileStore {
         Ok((hash, outboard.len()))
     }
 
-    /// Saves a blob's outboard (the parents that changed) and its map.
+    /// Saves a blob's outboard (the parents that changed) and its map: on
+    /// the write-behind thread when it runs (after the groups queued
+    /// before), else here.
     fn checkpoint(&mut self, hash: &BlobHash) -> io::Result<()> {
         let Some(blob) = self.blobs.get_mut(hash) else {
             return Ok(());
         };
         blob.unsaved = 0;
         let now = blob.outboard.as_bytes();
-        if now.len() == blob.saved_outboard.len() {
-            let obao = OpenOptions::new()
-                .write(true)
-                .open(path_of(&self.dir, hash, "obao"))?;
-            for (i, (new, old)) in now
-                .chunks_exact(64)
-                .zip(blob.saved_outboard.chunks_exact(64))
-                .enumerate()
-            {
-                if new != old {
-                    write_all_at(&obao, new, i as u64 * 64)?;
+        let outboard = if now.len() == blob.saved_outboard.len() {
+            OutboardWrite::Runs(changed_runs(&now, &blob.saved_outboard))
+        } else {
+            OutboardWrite::Whole(now.clone())
+        };
+        blob.saved_outboard = now;
+        let save = Save {
+            dir: self.dir.clone(),
+            hash: *hash,
+            len: blob.outboard.len(),
+            data: Arc::clone(&blob.data),
+            outboard,
+            held: blob.held.clone(),
+        };
+        match &mut self.writer {
+            Some(writer) => {
+                writer.save(save);
+                Ok(())
+            }
+            None => write_save(&save),
+        }
+    }
+
+    /// Takes the groups whose writes failed out of the maps held in memory
+    /// (the saves on disk already leave them out), so they are fetched
+    /// again.
+    fn settle(&mut self, failed: Vec<(BlobHash, u64)>) {
+        for (hash, group) in failed {
+            if let Some(blob) = self.blobs.get_mut(&hash) {
+                blob.held.remove(group);
+            }
+        }
+    }
+}
+
+/// The runs of 64-byte parents that differ between two outboards of one
+/// length, each with its offset: one write per run, not per parent.
+fn changed_runs(now: &[u8], saved: &[u8]) -> Vec<(u64, Vec<u8>)> {
+    let mut runs: Vec<(u64, Vec<u8>)> = Vec::new();
+    for (i, (new, old)) in now.chunks_exact(64).zip(saved.chunks_exact(64)).enumerate() {
+        if new == old {
+            continue;
+        }
+        let offset = i as u64 * 64;
+        match runs.last_mut() {
+            Some((start, run)) if *start + run.len() as u64 == offset => {
+                run.extend_from_slice(new);
+            }
+            _ => runs.push((offset, new.to_vec())),
+        }
+    }
+    runs
+}
+
+/// Writes a save (see [`FileStore::checkpoint`]): the outboard, then the
+/// map.
+fn write_save(save: &Save) -> io::Result<()> {
+    let obao = path_of(&save.dir, &save.hash, "obao");
+    match &save.outboard {
+        OutboardWrite::Whole(bytes) => fs::write(obao, bytes)?,
+        OutboardWrite::Runs(runs) => {
+            if !runs.is_empty() {
+                let file = OpenOptions::new().write(true).open(obao)?;
+                for (offset, run) in runs {
+                    write_all_at(&file, run, *offset)?;
                 }
             }
-        } else {
-            fs::write(path_of(&self.dir, hash, "obao"), &now)?;
         }
-        blob.saved_outboard = now;
-        save_held(&self.dir, hash, blob.outboard.len(), &blob.held, &blob.data)
     }
+    save_held(&save.dir, &save.hash, save.len, &save.held, &save.data)
 }
 
 /// How an application adds the file at `path` to a node whose blobs are
@@ -441,7 +508,7 @@ impl FileBlob {
         Ok(FileBlob {
             outboard,
             held,
-            data,
+            data: Arc::new(data),
             saved_outboard,
             unsaved: 0,
         })
@@ -506,6 +573,9 @@ impl BlobStore for FileStore {
         if !blob.held.contains(group) {
             return None;
         }
+        if let Some(queued) = self.writer.as_ref().and_then(|w| w.queued(hash, group)) {
+            return Some(queued);
+        }
         let mut bytes = vec![0u8; group_len(blob.outboard.len(), group) as usize];
         match read_exact_at(&blob.data, &mut bytes, group * GROUP_LEN) {
             Ok(()) => Some(Bytes::from(bytes)),
@@ -545,6 +615,17 @@ impl BlobStore for FileStore {
     }
 
     fn write_group(&mut self, hash: &BlobHash, group: u64, data: Bytes) -> Result<(), StoreError> {
+        if let Some(writer) = &mut self.writer {
+            let failed = writer.reap();
+            self.settle(failed);
+        } else {
+            match Writer::start() {
+                Ok(writer) => self.writer = Some(writer),
+                Err(e) => {
+                    warn!(error = %e, "blob store: no write-behind thread; writing on the node's thread");
+                }
+            }
+        }
         let blob = self.blobs.get_mut(hash).ok_or(StoreError::Unknown)?;
         if group >= blob.held.groups() {
             return Err(StoreError::Unknown);
@@ -552,18 +633,30 @@ impl BlobStore for FileStore {
         if blob.held.contains(group) {
             return Ok(());
         }
-        if let Err(e) = write_all_at(&blob.data, &data, group * GROUP_LEN) {
-            warn!(%hash, group, error = %e, "blob store: cannot write a group");
-            return Err(StoreError::Failed);
+        match &mut self.writer {
+            Some(writer) => writer.write_group(*hash, group, &blob.data, group * GROUP_LEN, data),
+            None => {
+                if let Err(e) = write_all_at(&blob.data, &data, group * GROUP_LEN) {
+                    warn!(%hash, group, error = %e, "blob store: cannot write a group");
+                    return Err(StoreError::Failed);
+                }
+            }
         }
         blob.held.insert(group);
         blob.unsaved += 1;
-        let due =
-            blob.held.is_full() || blob.unsaved >= Self::checkpoint_groups(blob.held.groups());
+        let whole = blob.held.is_full();
+        let due = whole || blob.unsaved >= Self::checkpoint_groups(blob.held.groups());
         if due && let Err(e) = self.checkpoint(hash) {
             // The group is written and held in memory; the next save (or a
             // restart's check) settles the map.
             warn!(%hash, error = %e, "blob store: cannot save the map of held groups");
+        }
+        if whole && let Some(writer) = &mut self.writer {
+            // A blob is whole only once it is on its way to the disk, map
+            // included: the program hands its file out at once. A write
+            // that failed makes it not whole, and the fetch asks again.
+            let failed = writer.flush();
+            self.settle(failed);
         }
         Ok(())
     }

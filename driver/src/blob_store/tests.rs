@@ -190,3 +190,60 @@ fn garbage_store_files_never_panic() {
     assert!(reopened.held(&other).is_none());
     assert_eq!(reopened.open_report().blobs_dropped, 1);
 }
+
+#[test]
+fn groups_still_queued_are_served_and_a_whole_blob_is_on_disk_when_its_last_group_returns() {
+    let dir = Dir::new("behind");
+    let data = blob(700 * GROUP_LEN as usize + 9);
+    let mut store = FileStore::open(&dir.0).expect("opened");
+    let hash = fetch_into(&mut store, &data, 0..600);
+    // Whatever the thread has written by now, every group reads back.
+    for group in 0..600 {
+        assert_eq!(store.read_group(&hash, group), Some(group_of(&data, group)));
+    }
+    fetch_into(&mut store, &data, 600..701);
+    assert!(store.held(&hash).is_some_and(GroupSet::is_full));
+    // Without dropping the store: the file and the map are written.
+    assert_eq!(
+        fs::read(FileStore::data_path(&dir.0, &hash)).expect("data"),
+        data
+    );
+    let reopened = FileStore::open(&dir.0).expect("opened");
+    assert!(reopened.held(&hash).is_some_and(GroupSet::is_full));
+    assert_eq!(reopened.open_report().trusted, 1);
+}
+
+#[test]
+fn a_group_whose_write_fails_is_not_held_in_memory_or_in_the_saved_map() {
+    let dir = Dir::new("write-fails");
+    let data = blob(300 * GROUP_LEN as usize);
+    let mut store = FileStore::open(&dir.0).expect("opened");
+    let hash = fetch_into(&mut store, &data, 0..10);
+    // The data file swapped for a read-only handle: every write fails.
+    let path = FileStore::data_path(&dir.0, &hash);
+    let good = std::mem::replace(
+        &mut store.blobs.get_mut(&hash).expect("created").data,
+        Arc::new(File::open(&path).expect("read-only")),
+    );
+    fetch_into(&mut store, &data, 10..11);
+    store.blobs.get_mut(&hash).expect("created").data = good;
+    fetch_into(&mut store, &data, 11..300);
+    // The failure is learned at a later write (at the latest when the
+    // blob would be whole): the group is not held, the blob not whole.
+    let held = store.held(&hash).expect("created");
+    assert_eq!(held.count(), 299);
+    assert!(!held.contains(10));
+    assert_eq!(store.read_group(&hash, 10), None);
+    drop(store);
+    let reopened = FileStore::open(&dir.0).expect("opened");
+    let held = reopened.held(&hash).expect("loaded");
+    assert!(
+        !held.contains(10),
+        "the saved map leaves the failed group out"
+    );
+    assert_eq!(
+        held.count(),
+        255,
+        "the save at 256 groups written, less group 10"
+    );
+}

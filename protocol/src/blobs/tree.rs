@@ -142,21 +142,8 @@ pub fn verify_group(
     data: &[u8],
     proof: &[ChainingValue],
 ) -> Result<SmallVec<[[u8; 64]; 24]>, VerifyError> {
-    if len > MAX_BLOB_LEN {
-        return Err(VerifyError::TooLong);
-    }
-    let groups = group_count(len);
-    if group >= groups {
-        return Err(VerifyError::GroupOutOfRange);
-    }
-    if data.len() as u64 != group_len(len, group) {
-        return Err(VerifyError::WrongGroupLen);
-    }
-    let steps = path(groups, group);
-    if proof.len() != steps.len() {
-        return Err(VerifyError::WrongProofDepth);
-    }
-    if groups == 1 {
+    let steps = checked_path(len, group, data, proof)?;
+    if steps.is_empty() {
         // One group is the whole tree: its hash is the root, with the root
         // flag BLAKE3 sets on it.
         return if BlobHash::of(data) == *root {
@@ -182,6 +169,32 @@ pub fn verify_group(
     } else {
         Err(VerifyError::HashMismatch)
     }
+}
+
+/// The checks of the verification rule that need no hashing (its steps 1
+/// to 3, in that order); on success, the group's path from the root (empty
+/// for a one-group blob).
+fn checked_path(
+    len: u64,
+    group: u64,
+    data: &[u8],
+    proof: &[ChainingValue],
+) -> Result<SmallVec<[Step; 24]>, VerifyError> {
+    if len > MAX_BLOB_LEN {
+        return Err(VerifyError::TooLong);
+    }
+    let groups = group_count(len);
+    if group >= groups {
+        return Err(VerifyError::GroupOutOfRange);
+    }
+    if data.len() as u64 != group_len(len, group) {
+        return Err(VerifyError::WrongGroupLen);
+    }
+    let steps = path(groups, group);
+    if proof.len() != steps.len() {
+        return Err(VerifyError::WrongProofDepth);
+    }
+    Ok(steps)
 }
 
 /// A blob's hash tree without its data: the parent nodes in pre-order, 64
@@ -311,14 +324,74 @@ impl Outboard {
     /// Verifies `data` as group `group` with `proof`, and on success keeps
     /// the parents on its path, so this outboard can give the group's proof
     /// to others. A refusal changes nothing.
+    ///
+    /// It decides as [`verify_group`] does, with less hashing: the parents
+    /// this outboard already holds were verified through the root (by an
+    /// earlier insert, or [`Outboard::compute`], or [`Outboard::check`] on
+    /// bytes read back), so the merges stop at the first parent on the path
+    /// it holds. There the group is accepted if and only if the chaining
+    /// value reached is the one that parent holds for it and every sibling
+    /// of the proof from there up is the one held; any other proof or data
+    /// would merge to another root (BLAKE3's collision resistance). A
+    /// parent is held once it is not all zeros (64 zero bytes are no
+    /// parent's value but by a collision). An outboard made by
+    /// [`Outboard::from_bytes`] and not checked gives no such assurance.
     pub fn insert_group(
         &mut self,
         group: u64,
         data: &[u8],
         proof: &[ChainingValue],
     ) -> Result<(), VerifyError> {
-        let pairs = verify_group(&self.root, self.len, group, data, proof)?;
-        for (step, pair) in path(self.groups(), group).iter().zip(pairs) {
+        let steps = checked_path(self.len, group, data, proof)?;
+        // How many levels from the root down are held, their siblings
+        // being the proof's (a held parent's ancestors are all held: an
+        // insert keeps the whole path).
+        let mut held = 0;
+        for (step, sibling) in steps.iter().zip(proof) {
+            let node = &self.parents[step.parent];
+            if *node == [0; 64] {
+                break;
+            }
+            let theirs = if step.left { &node[32..] } else { &node[..32] };
+            if theirs != sibling {
+                return Err(VerifyError::HashMismatch);
+            }
+            held += 1;
+        }
+        if held == 0 {
+            let pairs = verify_group(&self.root, self.len, group, data, proof)?;
+            for (step, pair) in steps.iter().zip(pairs) {
+                self.parents[step.parent] = pair;
+            }
+            return Ok(());
+        }
+        // Merge up to the lowest held parent, keeping the pairs below it.
+        let mut pairs: SmallVec<[[u8; 64]; 24]> = SmallVec::new();
+        let mut cv = group_cv(group, data);
+        for (step, sibling) in steps[held..].iter().zip(&proof[held..]).rev() {
+            let (left, right) = if step.left {
+                (&cv, sibling)
+            } else {
+                (sibling, &cv)
+            };
+            let mut pair = [0u8; 64];
+            pair[..32].copy_from_slice(left);
+            pair[32..].copy_from_slice(right);
+            pairs.push(pair);
+            cv = merge(left, right, false);
+        }
+        let lowest = steps[held - 1];
+        let node = &self.parents[lowest.parent];
+        let mine = if lowest.left {
+            &node[..32]
+        } else {
+            &node[32..]
+        };
+        if mine != cv {
+            return Err(VerifyError::HashMismatch);
+        }
+        // `pairs` runs from the bottom up.
+        for (step, pair) in steps[held..].iter().rev().zip(pairs) {
             self.parents[step.parent] = pair;
         }
         Ok(())
@@ -640,6 +713,52 @@ mod tests {
                 let other = (group + 1) % outboard.groups();
                 let result = verify_group(&outboard.root(), len as u64, other, &piece, &proof);
                 prop_assert!(result.is_err());
+            }
+        }
+
+        /// An outboard partly filled in decides every group, honest or
+        /// with a flipped bit in data or proof, as `verify_group` does
+        /// (though it hashes less), keeps what `verify_group` gives on
+        /// success and changes nothing on a refusal.
+        #[test]
+        fn a_partly_filled_outboard_decides_as_verify_group_does(
+            len in lengths(), seed: u8, held in proptest::collection::vec(0u64..64, 0..8),
+            group in 0u64..64, flip in proptest::option::of((any::<usize>(), 0u8..8)),
+        ) {
+            let data = blob(len, seed);
+            let outboard = Outboard::compute(&data);
+            let groups = outboard.groups();
+            let mut fetched = Outboard::empty(outboard.root(), len as u64).expect("len");
+            for g in held {
+                let g = g % groups;
+                let proof = outboard.proof(g).expect("in range");
+                fetched.insert_group(g, group_of(&data, g), &proof).expect("honest");
+            }
+            let group = group % groups;
+            let (mut piece, mut proof) =
+                (group_of(&data, group).to_vec(), outboard.proof(group).expect("in range"));
+            let places = piece.len() + proof.len() * 32;
+            if let Some((at, bit)) = flip.filter(|_| places > 0) {
+                let at = at % places;
+                if at < piece.len() {
+                    piece[at] ^= 1 << bit;
+                } else {
+                    let at = at - piece.len();
+                    proof[at / 32][at % 32] ^= 1 << bit;
+                }
+            }
+            let reference = verify_group(&outboard.root(), len as u64, group, &piece, &proof);
+            let before = fetched.clone();
+            let result = fetched.insert_group(group, &piece, &proof);
+            prop_assert_eq!(result, reference.as_ref().map(|_| ()).map_err(|e| *e));
+            match reference {
+                Ok(pairs) => {
+                    for (step, pair) in path(groups, group).iter().zip(pairs) {
+                        prop_assert_eq!(fetched.parents[step.parent], pair);
+                    }
+                    prop_assert_eq!(fetched.proof(group), outboard.proof(group));
+                }
+                Err(_) => prop_assert_eq!(&fetched, &before),
             }
         }
     }
