@@ -247,3 +247,35 @@ fn a_group_whose_write_fails_is_not_held_in_memory_or_in_the_saved_map() {
         "the save at 256 groups written, less group 10"
     );
 }
+
+/// A blob larger than the disk's free room is refused when it is created,
+/// not part way through its fetch. Needs root to mount a small tmpfs;
+/// skipped with a message otherwise.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_blob_the_disk_has_no_room_for_is_refused_at_once() {
+    let dir = Dir::new("full");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "ringmesh-test"])
+        .arg(&dir.0)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: mounting a 1 MiB tmpfs needs root");
+        return;
+    }
+    let result = std::panic::catch_unwind(|| {
+        let mut store = FileStore::open(&dir.0).expect("open");
+        let outboard = Outboard::empty(BlobHash([7; 32]), 4 << 20).expect("len");
+        let refused = store.create(outboard);
+        // A blob that fits is still taken.
+        let small = blob(100_000);
+        let hash = fetch_into(&mut store, &small, 0..Outboard::compute(&small).groups());
+        (refused, store.held(&hash).map(GroupSet::is_full))
+    });
+    let _ = std::process::Command::new("umount").arg(&dir.0).status();
+    let (refused, small_whole) = result.expect("no panic");
+    assert_eq!(refused, Err(StoreError::Failed));
+    assert_eq!(small_whole, Some(true));
+}
