@@ -109,6 +109,11 @@ impl std::fmt::Debug for FileStore {
 }
 
 impl FileStore {
+    /// The most verified bytes that wait in memory for the write-behind
+    /// thread (4 MiB): part of what a fetch holds, besides its groups in
+    /// flight.
+    pub const WRITE_QUEUE_BYTES: u64 = writer::MAX_QUEUED as u64 * GROUP_LEN;
+
     /// Opens (creating it if missing) the store in `dir` and loads every
     /// blob in it, checking each as the module docs say.
     pub fn open(dir: &Path) -> io::Result<FileStore> {

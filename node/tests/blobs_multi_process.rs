@@ -190,7 +190,7 @@ fn peak_rss(proc: &Proc) -> u64 {
 #[test]
 #[cfg(target_os = "linux")]
 fn serving_and_fetching_a_blob_far_over_the_budgets_holds_neither_in_memory() {
-    let len = 96u64 << 20;
+    let len = 128u64 << 20;
     let (dir, original, data, hash) = original("blobs-memory", len);
     drop(data);
     let mut adder = node_in("adder", &dir.0.join("adder"));
@@ -207,11 +207,13 @@ fn serving_and_fetching_a_blob_far_over_the_budgets_holds_neither_in_memory() {
 
     // The budgets a transfer runs within (the defaults the program uses):
     // a connection's write backlog, the serving burst, the fetch's groups
-    // in flight, one import piece, and frames being read and decrypted.
+    // in flight, the verified groups queued for the store's writer, one
+    // import piece, and frames being read and decrypted.
     let defaults = ringmesh::BlobsConfig::default();
     let budgets = ringmesh_mio::DEFAULT_MAX_BACKLOG_BYTES as u64
         + defaults.serve.burst
         + defaults.fetch.max_in_flight as u64 * 16384
+        + ringmesh_mio::FileStore::WRITE_QUEUE_BYTES
         + (1 << 20)
         + 2 * u64::from(ringmesh::SessionConfig::default().max_frame_len);
     let bound = base + budgets;
