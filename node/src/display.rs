@@ -335,6 +335,13 @@ pub(crate) fn peer_row(
     format!("{id}  {addrs:<21}  rtt {rtt:<8}  {state}")
 }
 
+/// Prints one line on stdout. A closed stdout is not worth dying for: the
+/// node keeps serving its peers.
+pub(crate) fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,11 +469,4 @@ mod tests {
             "k = v\\n<x> y (version 3)"
         );
     }
-}
-
-/// Prints one line on stdout. A closed stdout is not worth dying for: the
-/// node keeps serving its peers.
-pub(crate) fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
 }
