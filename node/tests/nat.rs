@@ -153,46 +153,13 @@ impl Testbed {
             // hole punch's early SYN is lost, and sent again, rather than
             // answered with a reset).
             for rule in [
-                &[
-                    "-A",
-                    "FORWARD",
-                    "-i",
-                    "wan0",
-                    "-m",
-                    "conntrack",
-                    "--ctstate",
-                    "DNAT",
-                    "-j",
-                    "ACCEPT",
-                ][..],
-                &[
-                    "-A",
-                    "INPUT",
-                    "-i",
-                    "wan0",
-                    "-m",
-                    "conntrack",
-                    "--ctstate",
-                    "NEW,INVALID",
-                    "-j",
-                    "DROP",
-                ][..],
-                &[
-                    "-A",
-                    "FORWARD",
-                    "-i",
-                    "wan0",
-                    "-m",
-                    "conntrack",
-                    "--ctstate",
-                    "ESTABLISHED,RELATED",
-                    "-j",
-                    "ACCEPT",
-                ][..],
-                &["-A", "FORWARD", "-i", "wan0", "-j", "DROP"][..],
+                "-A FORWARD -i wan0 -m conntrack --ctstate DNAT -j ACCEPT",
+                "-A INPUT -i wan0 -m conntrack --ctstate NEW,INVALID -j DROP",
+                "-A FORWARD -i wan0 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+                "-A FORWARD -i wan0 -j DROP",
             ] {
                 let mut command = vec!["iptables"];
-                command.extend_from_slice(rule);
+                command.extend(rule.split_whitespace());
                 exec(router, &command);
             }
         }
