@@ -1024,7 +1024,15 @@ impl<O: Observer> Sim<O> {
     }
 
     /// Records the two ends of a new connection.
-    fn link(&mut self, a: NodeIdx, a_conn: ConnId, a_inc: u32, b: NodeIdx, b_conn: ConnId, b_inc: u32) {
+    fn link(
+        &mut self,
+        a: NodeIdx,
+        a_conn: ConnId,
+        a_inc: u32,
+        b: NodeIdx,
+        b_conn: ConnId,
+        b_inc: u32,
+    ) {
         let end = |peer, peer_conn, peer_incarnation| ConnEnd {
             peer,
             peer_conn,

@@ -154,9 +154,9 @@ impl Nat {
         if port == LISTEN_PORT && self.port_mapped {
             return true;
         }
-        self.mappings.iter().any(|m| {
-            m.port == port && (self.kind == NatType::FullCone || m.dest == src)
-        })
+        self.mappings
+            .iter()
+            .any(|m| m.port == port && (self.kind == NatType::FullCone || m.dest == src))
     }
 }
 
@@ -233,7 +233,12 @@ impl NatState {
     /// The address node `i`'s SYN to `dest` comes from as the far side
     /// sees it, creating the NAT mapping it needs: its listen address when
     /// it is not behind a NAT.
-    pub(super) fn outbound(&mut self, i: NodeIdx, dest: SocketAddr, listen_port: bool) -> SocketAddr {
+    pub(super) fn outbound(
+        &mut self,
+        i: NodeIdx,
+        dest: SocketAddr,
+        listen_port: bool,
+    ) -> SocketAddr {
         let Some(nat) = self.nats.get_mut(i as usize).and_then(Option::as_mut) else {
             return addr_of(i);
         };
@@ -341,7 +346,10 @@ mod tests {
         for i in [0, 1, 255, 256, 65_535, 65_536, 4_194_302] {
             let ip = public_ip(i).expect("in range");
             assert_eq!(nat_owner(IpAddr::V4(ip)), Some(i));
-            assert_eq!(super::super::index_of(SocketAddr::new(IpAddr::V4(ip), 7000)), None);
+            assert_eq!(
+                super::super::index_of(SocketAddr::new(IpAddr::V4(ip), 7000)),
+                None
+            );
         }
         assert_eq!(public_ip(4_194_303), None);
         assert_eq!(nat_owner(addr_of(3).ip()), None);
