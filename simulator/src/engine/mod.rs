@@ -23,6 +23,7 @@
 //! | [`Sim::flap_link`], [`Sim::flap_node`] | the link goes down for a while: bytes are held and arrive after it is back (TCP retransmits); connections survive |
 //! | [`Sim::delay_link`], [`Sim::delay_node`] | for a while, bytes take longer (a lossy path's retransmissions) |
 //! | [`Sim::run_churn`] | Poisson joins and leaves (crashes or kills) for a while |
+//! | [`Sim::put_behind_nat`] | the node sits behind a NAT ([`NatType`], `nat.rs`): its private address times out, it is seen at its NAT's address, only mappings let dials in; `DialFromListenPort`s that cross make one connection (cone NATs) |
 //!
 //! Beyond one latency for every link, [`NetModel::links`] gives per-pair
 //! latency from regions ([`LatencyModel::geo`], or a matrix file) and
