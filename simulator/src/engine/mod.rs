@@ -1092,12 +1092,7 @@ impl<O: Observer> Sim<O> {
             other => {
                 if let Some(p) = other {
                     // Its node restarted or cannot reach this one now.
-                    self.nat.stats.punches_failed += 1;
-                    let failed = Input::DialFailed {
-                        conn: p.conn,
-                        reason: TransportError::TimedOut,
-                    };
-                    self.deliver_at(self.now, p.node, p.incarnation, failed);
+                    self.punch_failed(p);
                 }
                 let until = self.now + PUNCH_WINDOW;
                 let waiting = nat::Punch {
@@ -1110,16 +1105,21 @@ impl<O: Observer> Sim<O> {
                     until,
                 };
                 if let Some(old) = self.nat.wait(waiting) {
-                    self.nat.stats.punches_failed += 1;
-                    let failed = Input::DialFailed {
-                        conn: old.conn,
-                        reason: TransportError::TimedOut,
-                    };
-                    self.deliver_at(self.now, old.node, old.incarnation, failed);
+                    self.punch_failed(old);
                 }
                 self.push(until, Ev::PunchExpire { node: i, conn });
             }
         }
+    }
+
+    /// A punch that no crossing dial met fails now (its SYNs went nowhere).
+    fn punch_failed(&mut self, p: nat::Punch) {
+        self.nat.stats.punches_failed += 1;
+        let failed = Input::DialFailed {
+            conn: p.conn,
+            reason: TransportError::TimedOut,
+        };
+        self.deliver_at(self.now, p.node, p.incarnation, failed);
     }
 
     /// The arrival time of a close from `from` after everything sent
@@ -1195,12 +1195,7 @@ impl<O: Observer> Sim<O> {
             Ev::AppTimer { node, epoch, token } => self.app_timer(node, epoch, token),
             Ev::PunchExpire { node, conn } => {
                 if let Some(p) = self.nat.take_pending(node, conn) {
-                    self.nat.stats.punches_failed += 1;
-                    let failed = Input::DialFailed {
-                        conn,
-                        reason: TransportError::TimedOut,
-                    };
-                    self.deliver_at(self.now, p.node, p.incarnation, failed);
+                    self.punch_failed(p);
                 }
             }
         }
