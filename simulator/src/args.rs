@@ -9,6 +9,7 @@ use ringmesh_sim::scenario::blobs::BlobsParams;
 use ringmesh_sim::scenario::chord::ChordParams;
 use ringmesh_sim::scenario::flood::{FloodParams, Mode, Topology};
 use ringmesh_sim::scenario::liveness::{LivenessParams, Preset};
+use ringmesh_sim::scenario::nat::{NatMix, NatParams};
 use ringmesh_sim::scenario::sync::SyncParams;
 use std::path::PathBuf;
 
@@ -45,6 +46,11 @@ pub(crate) enum Cmd {
     /// overlay (serving each other what they hold), liars corrupt what they
     /// serve; check every fetcher's bytes.
     Blobs(BlobsArgs),
+    /// Put part of the nodes behind simulated NATs of mixed types, with
+    /// public relays: report how each node is reachable (direct, mapped,
+    /// punched, relayed), whether a broadcast reaches everyone, and each
+    /// relay's load against its limits.
+    Nat(NatArgs),
     /// Run a scenario file (TOML: timed actions and checks).
     Run(RunArgs),
     /// The narrated demo: nodes join over Noise, flood, detect a crash.
@@ -404,6 +410,68 @@ pub(crate) struct BlobsArgs {
     pub(crate) jitter_ms: u64,
     #[command(flatten)]
     pub(crate) output: Output,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NatArgs {
+    /// The simulation seed.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Nodes in the network, relays included.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) nodes: u32,
+    /// Share of the non-relay nodes behind a NAT.
+    #[arg(long, default_value_t = 0.6)]
+    pub(crate) nat_fraction: f64,
+    /// Share of NATed nodes that map their port (UPnP).
+    #[arg(long, default_value_t = 0.2)]
+    pub(crate) upnp: f64,
+    /// Public relays (nodes 0..relays); 0: one per 100 nodes, at least 4.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) relays: u32,
+    /// NAT types in percent: full cone, port-restricted, symmetric.
+    #[arg(long, default_value = "30,40,30", value_parser = parse_mix)]
+    pub(crate) mix: NatMix,
+    /// Print exactly one JSON object on stdout instead of the summary.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+fn parse_mix(text: &str) -> Result<NatMix, String> {
+    let parts: Vec<u32> = text
+        .split(',')
+        .map(|p| p.trim().parse::<u32>().map_err(|e| format!("{text}: {e}")))
+        .collect::<Result<_, _>>()?;
+    match parts[..] {
+        [full_cone, port_restricted, symmetric] if full_cone + port_restricted + symmetric > 0 => {
+            Ok(NatMix {
+                full_cone,
+                port_restricted,
+                symmetric,
+            })
+        }
+        _ => Err(format!(
+            "{text}: three percentages, full cone, port-restricted, symmetric"
+        )),
+    }
+}
+
+impl NatArgs {
+    pub(crate) fn params(&self) -> NatParams {
+        NatParams {
+            nodes: self.nodes,
+            seed: self.seed,
+            nat_fraction: self.nat_fraction.clamp(0.0, 1.0),
+            upnp: self.upnp.clamp(0.0, 1.0),
+            mix: self.mix,
+            relays: if self.relays == 0 {
+                (self.nodes / 100).max(4)
+            } else {
+                self.relays
+            },
+            ..NatParams::default()
+        }
+    }
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {

@@ -16,7 +16,7 @@ mod args;
 
 use clap::Parser;
 use ringmesh_sim::demo;
-use ringmesh_sim::scenario::{blobs, chord, flood, liveness, script, sync};
+use ringmesh_sim::scenario::{blobs, chord, flood, liveness, nat, script, sync};
 use ringmesh_sim::show::{self, Progress, Report};
 
 use args::{Cli, Cmd, DemoArgs, Output, ParseDefault, RunArgs};
@@ -171,6 +171,18 @@ fn dispatch(command: &Cmd) -> Result<ExitCode, Error> {
                 &args.output,
                 |progress| blobs::run(&params, progress),
             )
+        }
+        Cmd::Nat(args) => {
+            let params = args.params();
+            let progress = Progress::new(args.nodes);
+            let report = nat::run(&params, &mut |phase, done, total| {
+                progress.update(phase, done, total)
+            });
+            drop(progress);
+            match report {
+                Ok(report) => show::print(&report, args.json, None),
+                Err(e) => Ok(show::failed(&format!("nat failed: {e}"), &params.replay())),
+            }
         }
         Cmd::Run(args) => run_script(args),
         Cmd::Demo(args) => demo(args),

@@ -23,6 +23,7 @@
 //! | [`Sim::flap_link`], [`Sim::flap_node`] | the link goes down for a while: bytes are held and arrive after it is back (TCP retransmits); connections survive |
 //! | [`Sim::delay_link`], [`Sim::delay_node`] | for a while, bytes take longer (a lossy path's retransmissions) |
 //! | [`Sim::run_churn`] | Poisson joins and leaves (crashes or kills) for a while |
+//! | [`Sim::put_behind_nat`] | the node sits behind a NAT ([`NatType`], `nat.rs`): its private address times out, it is seen at its NAT's address, only mappings let dials in; `DialFromListenPort`s that cross make one connection (cone NATs) |
 //!
 //! Beyond one latency for every link, [`NetModel::links`] gives per-pair
 //! latency from regions ([`LatencyModel::geo`], or a matrix file) and
@@ -38,6 +39,7 @@ mod app;
 mod churn;
 mod conns;
 mod memo_check;
+mod nat;
 mod net;
 mod queue;
 mod trace;
@@ -55,6 +57,9 @@ use ringmesh::{
 
 pub use app::{App, AppCx, AppFactory};
 pub use churn::{Churn, ChurnLog};
+pub use nat::{
+    MAX_MAPPINGS, MAX_PENDING_PUNCHES, NatStats, NatType, PUNCH_WINDOW, nat_owner, public_ip,
+};
 pub use net::{GEO_REGIONS_CSV, LatencyModel, Regions, RegionsError, Upload};
 pub use trace::TraceHash;
 
@@ -254,6 +259,9 @@ enum Ev {
         epoch: u32,
         token: u64,
     },
+    /// A dial from the listen port that no crossing dial met (`nat.rs`)
+    /// fails, if it still waits.
+    PunchExpire { node: NodeIdx, conn: ConnId },
 }
 
 /// Counters of a run (the `sim` object of a scenario file's JSON report).
@@ -283,6 +291,8 @@ pub struct Sim<O: Observer = ()> {
     net_rng: ChaCha8Rng,
     /// Per-pair latency, uplink queues and link faults (`net.rs`).
     net: net::NetState,
+    /// NATs, when any node sits behind one (`nat.rs`).
+    nat: nat::NatState,
     trace: TraceHash,
     stats: SimStats,
     /// Deliveries in the queue (timers excluded), for [`Sim::settle`].
@@ -321,6 +331,7 @@ impl<O: Observer> Sim<O> {
         Sim {
             net_rng: stream(config.seed, "network"),
             net: net::NetState::new(&config.net, stream(config.seed, "network nodes")),
+            nat: nat::NatState::default(),
             config,
             now: Instant::ZERO,
             queue: queue::EventQueue::new(),
@@ -729,6 +740,40 @@ impl<O: Observer> Sim<O> {
         self.pair_latency(a, b)
     }
 
+    /// Puts node `i` behind a NAT of type `kind` of its own (`nat.rs`):
+    /// from then on its listen address is private (dials to it time out),
+    /// its dials out come from [`public_ip`]`(i)` and a port its NAT picks,
+    /// and only what that NAT's mappings let in reaches it. Call it before
+    /// the node dials anything. `false` (nothing changed) when `i` is
+    /// beyond the NAT address range. With no node behind a NAT the engine
+    /// runs exactly as it did before NATs were modelled.
+    pub fn put_behind_nat(&mut self, i: NodeIdx, kind: NatType) -> bool {
+        self.nat.put_behind(i, kind)
+    }
+
+    /// Node `i`'s NAT type, if it sits behind one.
+    pub fn nat_of(&self, i: NodeIdx) -> Option<NatType> {
+        self.nat.kind(i)
+    }
+
+    /// Maps node `i`'s listen port on its NAT, as UPnP would: anyone can
+    /// now dial it at the returned address (its NAT's public IP, port
+    /// 7000), which the node should announce (`PeersCommand::Announce`).
+    /// `None` if `i` is not behind a NAT.
+    pub fn map_port(&mut self, i: NodeIdx) -> Option<SocketAddr> {
+        self.nat.map_port(i)
+    }
+
+    /// Whether node `i`'s listen port is mapped on its NAT.
+    pub fn port_mapped(&self, i: NodeIdx) -> bool {
+        self.nat.port_mapped(i)
+    }
+
+    /// The NAT model's counters.
+    pub fn nat_stats(&self) -> NatStats {
+        self.nat.stats
+    }
+
     fn push(&mut self, at: Instant, ev: Ev) {
         self.queue.push(at, self.now, ev);
     }
@@ -851,72 +896,27 @@ impl<O: Observer> Sim<O> {
     fn on_output(&mut self, i: NodeIdx, output: Output) {
         let incarnation = self.nodes[i as usize].incarnation;
         match output {
+            Output::DialFromListenPort { conn, addr } if self.nat.active() => {
+                self.punch(i, conn, addr);
+            }
             Output::DialFromListenPort { conn, .. } => {
-                // The simulator does not model NATs' simultaneous opens
-                // yet: a hole punch's dial fails, and the node keeps its
-                // relayed session.
+                // Without NATs there is no simultaneous open to model: a
+                // hole punch's dial fails, and the node keeps its relayed
+                // session.
                 let failed = Input::DialFailed {
                     conn,
                     reason: TransportError::Refused,
                 };
                 self.deliver_at(self.now, i, incarnation, failed);
             }
+            Output::Dial { conn, addr } if self.nat.active() => {
+                let source = self.nat.outbound(i, addr, false);
+                let target = self.nat.inbound(source, addr);
+                self.dial(i, conn, addr, target, source);
+            }
             Output::Dial { conn, addr } => {
-                let target = index_of(addr).filter(|&j| (j as usize) < self.nodes.len());
-                match target {
-                    Some(j) if self.reachable(i, j) && !self.dial_blocked(i, j) => {
-                        let inbound = ConnId::inbound(self.nodes[j as usize].next_inbound);
-                        self.nodes[j as usize].next_inbound += 1;
-                        let j_incarnation = self.nodes[j as usize].incarnation;
-                        let end = |peer, peer_conn, peer_incarnation| ConnEnd {
-                            peer,
-                            peer_conn,
-                            peer_incarnation,
-                            last_arrival: Instant::ZERO,
-                            broken: false,
-                        };
-                        self.conns.insert(i, conn, end(j, inbound, j_incarnation));
-                        self.conns.insert(j, inbound, end(i, conn, incarnation));
-                        let at = self.arrival(i, j, conn, 0);
-                        let connected = Input::Connected {
-                            conn,
-                            remote: addr,
-                            direction: Direction::Outbound,
-                        };
-                        self.deliver_at(at, i, incarnation, connected);
-                        let accepted = Input::Connected {
-                            conn: inbound,
-                            remote: addr_of(i),
-                            direction: Direction::Inbound,
-                        };
-                        self.deliver_at(at, j, j_incarnation, accepted);
-                    }
-                    Some(j) if self.nodes[j as usize].state == NodeState::Killed => {
-                        let at = self.now + self.pair_latency(i, j);
-                        let failed = Input::DialFailed {
-                            conn,
-                            reason: TransportError::Refused,
-                        };
-                        self.deliver_at(at, i, incarnation, failed);
-                    }
-                    Some(_) => {
-                        // Crashed or partitioned: nobody answers.
-                        let at = self.now + self.config.net.dial_timeout;
-                        let failed = Input::DialFailed {
-                            conn,
-                            reason: TransportError::TimedOut,
-                        };
-                        self.deliver_at(at, i, incarnation, failed);
-                    }
-                    None => {
-                        let at = self.now + self.config.net.latency;
-                        let failed = Input::DialFailed {
-                            conn,
-                            reason: TransportError::Unreachable,
-                        };
-                        self.deliver_at(at, i, incarnation, failed);
-                    }
-                }
+                let target = index_of(addr).ok_or(false);
+                self.dial(i, conn, addr, target, addr_of(i));
             }
             Output::Send { conn, bytes } => self.send(i, conn, bytes),
             Output::Close { conn } => {
@@ -953,6 +953,173 @@ impl<O: Observer> Sim<O> {
                 }
             }
         }
+    }
+
+    /// Dials from `i` on `conn` to `addr`, which lands at `target`
+    /// (`Ok(node)`; `Err(true)`: the SYN vanishes, the dial times out;
+    /// `Err(false)`: nobody's address); the accepting end sees the
+    /// connection come from `source`.
+    fn dial(
+        &mut self,
+        i: NodeIdx,
+        conn: ConnId,
+        addr: SocketAddr,
+        target: Result<NodeIdx, bool>,
+        source: SocketAddr,
+    ) {
+        let incarnation = self.nodes[i as usize].incarnation;
+        let target = target.and_then(|j| {
+            if (j as usize) < self.nodes.len() {
+                Ok(j)
+            } else {
+                Err(false)
+            }
+        });
+        match target {
+            Ok(j) if self.reachable(i, j) && !self.dial_blocked(i, j) => {
+                let inbound = ConnId::inbound(self.nodes[j as usize].next_inbound);
+                self.nodes[j as usize].next_inbound += 1;
+                let j_incarnation = self.nodes[j as usize].incarnation;
+                self.link(i, conn, incarnation, j, inbound, j_incarnation);
+                let at = self.arrival(i, j, conn, 0);
+                let connected = Input::Connected {
+                    conn,
+                    remote: addr,
+                    direction: Direction::Outbound,
+                };
+                self.deliver_at(at, i, incarnation, connected);
+                let accepted = Input::Connected {
+                    conn: inbound,
+                    remote: source,
+                    direction: Direction::Inbound,
+                };
+                self.deliver_at(at, j, j_incarnation, accepted);
+            }
+            Ok(j) if self.nodes[j as usize].state == NodeState::Killed => {
+                let at = self.now + self.pair_latency(i, j);
+                let failed = Input::DialFailed {
+                    conn,
+                    reason: TransportError::Refused,
+                };
+                self.deliver_at(at, i, incarnation, failed);
+            }
+            Ok(_) | Err(true) => {
+                // Crashed, partitioned or behind a NAT that drops the SYN:
+                // nobody answers.
+                let at = self.now + self.config.net.dial_timeout;
+                let failed = Input::DialFailed {
+                    conn,
+                    reason: TransportError::TimedOut,
+                };
+                self.deliver_at(at, i, incarnation, failed);
+            }
+            Err(false) => {
+                let at = self.now + self.config.net.latency;
+                let failed = Input::DialFailed {
+                    conn,
+                    reason: TransportError::Unreachable,
+                };
+                self.deliver_at(at, i, incarnation, failed);
+            }
+        }
+    }
+
+    /// Records the two ends of a new connection.
+    fn link(
+        &mut self,
+        a: NodeIdx,
+        a_conn: ConnId,
+        a_inc: u32,
+        b: NodeIdx,
+        b_conn: ConnId,
+        b_inc: u32,
+    ) {
+        let end = |peer, peer_conn, peer_incarnation| ConnEnd {
+            peer,
+            peer_conn,
+            peer_incarnation,
+            last_arrival: Instant::ZERO,
+            broken: false,
+        };
+        self.conns.insert(a, a_conn, end(b, b_conn, b_inc));
+        self.conns.insert(b, b_conn, end(a, a_conn, a_inc));
+    }
+
+    /// A dial from `i`'s listen port to `addr` with NATs on (`nat.rs`):
+    /// toward a node not behind a NAT, an ordinary dial; toward a NATed
+    /// one, it waits for that node's dial to cross it (a simultaneous
+    /// open) and fails after [`PUNCH_WINDOW`] if none does.
+    fn punch(&mut self, i: NodeIdx, conn: ConnId, addr: SocketAddr) {
+        let incarnation = self.nodes[i as usize].incarnation;
+        let source = self.nat.outbound(i, addr, true);
+        let Some(j) = self
+            .nat
+            .owner(addr)
+            .filter(|&j| (j as usize) < self.nodes.len())
+        else {
+            self.dial(i, conn, addr, Err(false), source);
+            return;
+        };
+        if self.nat.kind(j).is_none() {
+            let target = self.nat.inbound(source, addr);
+            self.dial(i, conn, addr, target, source);
+            return;
+        }
+        let crossing = self.nat.take_crossing(j, i, source, addr, self.now);
+        match crossing {
+            Some(p)
+                if self.nodes[j as usize].incarnation == p.incarnation
+                    && self.reachable(i, j)
+                    && self.reachable(j, i)
+                    && !self.dial_blocked(i, j) =>
+            {
+                self.nat.stats.punches_ok += 1;
+                self.link(i, conn, incarnation, j, p.conn, p.incarnation);
+                let at = self.arrival(i, j, conn, 0);
+                let mine = Input::Connected {
+                    conn,
+                    remote: addr,
+                    direction: Direction::Outbound,
+                };
+                self.deliver_at(at, i, incarnation, mine);
+                let theirs = Input::Connected {
+                    conn: p.conn,
+                    remote: p.dialled,
+                    direction: Direction::Outbound,
+                };
+                self.deliver_at(at, j, p.incarnation, theirs);
+            }
+            other => {
+                if let Some(p) = other {
+                    // Its node restarted or cannot reach this one now.
+                    self.punch_failed(p);
+                }
+                let until = self.now + PUNCH_WINDOW;
+                let waiting = nat::Punch {
+                    node: i,
+                    incarnation,
+                    conn,
+                    to: j,
+                    dialled: addr,
+                    source,
+                    until,
+                };
+                if let Some(old) = self.nat.wait(waiting) {
+                    self.punch_failed(old);
+                }
+                self.push(until, Ev::PunchExpire { node: i, conn });
+            }
+        }
+    }
+
+    /// A punch that no crossing dial met fails now (its SYNs went nowhere).
+    fn punch_failed(&mut self, p: nat::Punch) {
+        self.nat.stats.punches_failed += 1;
+        let failed = Input::DialFailed {
+            conn: p.conn,
+            reason: TransportError::TimedOut,
+        };
+        self.deliver_at(self.now, p.node, p.incarnation, failed);
     }
 
     /// The arrival time of a close from `from` after everything sent
@@ -1026,6 +1193,11 @@ impl<O: Observer> Sim<O> {
                 }
             }
             Ev::AppTimer { node, epoch, token } => self.app_timer(node, epoch, token),
+            Ev::PunchExpire { node, conn } => {
+                if let Some(p) = self.nat.take_pending(node, conn) {
+                    self.punch_failed(p);
+                }
+            }
         }
         true
     }

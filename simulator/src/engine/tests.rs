@@ -489,3 +489,151 @@ fn apps_replay_from_the_seed_and_leave_the_network_stream_alone() {
     plain.run_for(Duration::from_secs(2));
     assert_eq!(plain.trace_hash(), run(5).0);
 }
+
+/// A relay (node 0, public) and three nodes behind NATs — 1 port-restricted,
+/// 2 full cone, 3 symmetric — each bootstrapped from the relay, running
+/// reach, holding a reservation there.
+fn natted(seed: u64) -> Sim<Recorder> {
+    let mut sim = sim(seed);
+    let kinds = [
+        None,
+        Some(NatType::PortRestricted),
+        Some(NatType::FullCone),
+        Some(NatType::Symmetric),
+    ];
+    for (i, kind) in kinds.into_iter().enumerate() {
+        if let Some(kind) = kind {
+            assert!(sim.put_behind_nat(i as NodeIdx, kind));
+        }
+        sim.add_node(Config {
+            security: ringmesh::Security::Noise,
+            reach: Some(ringmesh::ReachConfig::default()),
+            relay: Some(ringmesh::RelayConfig {
+                serve: i == 0,
+                ..ringmesh::RelayConfig::default()
+            }),
+            peers: PeersConfig {
+                bootstrap: if i == 0 { vec![] } else { vec![addr_of(0)] },
+                // Only the relay: the nodes meet when the test says.
+                peer_exchange_size: 0,
+                ..Config::lan().peers
+            },
+            ..Config::lan()
+        })
+        .expect("valid");
+    }
+    sim.run_for(Duration::from_secs(2));
+    let relay = sim.id(0);
+    for i in 1..4 {
+        sim.command(i, ringmesh::RelayCommand::Reserve { relay })
+            .expect("reserve");
+    }
+    sim.run_for(Duration::from_secs(2));
+    sim
+}
+
+fn relay_events(sim: &Sim<Recorder>, node: NodeIdx) -> Vec<ringmesh::RelayEvent> {
+    sim.observer()
+        .events
+        .iter()
+        .filter_map(|(_, i, e)| match e {
+            Event::Relay(e) if *i == node => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_natted_node_is_seen_at_its_nats_address_and_cannot_be_dialled_there() {
+    let mut sim = natted(3);
+    // The relay sees each NATed node's connection come from its NAT.
+    for i in 1..4 {
+        let seen = sim.observer().events.iter().any(|(_, at, e)| {
+            matches!(e, Event::Peers(PeersEvent::Established { peer, remote, .. })
+                if *at == 0 && *peer == sim.id(i)
+                    && remote.ip() == IpAddr::V4(public_ip(i).expect("ip")))
+        });
+        assert!(seen, "relay sees {i} at its NAT");
+        assert!(sim.nat_of(i).is_some());
+    }
+    assert!(sim.nat_stats().mappings >= 3);
+    // A dial to a NATed node's private address, or to its NAT's listen
+    // port, goes nowhere.
+    let before = sim.nat_stats().inbound_dropped;
+    for addr in [
+        addr_of(2),
+        SocketAddr::new(IpAddr::V4(public_ip(2).expect("ip")), 7000),
+    ] {
+        sim.command(0, PeersCommand::Connect { addr, peer: None })
+            .expect("dial");
+    }
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(sim.nat_stats().inbound_dropped, before + 2);
+    // Once its port is mapped (UPnP), anyone gets in.
+    let mapped = sim.map_port(2).expect("behind a NAT");
+    sim.command(
+        0,
+        PeersCommand::Connect {
+            addr: mapped,
+            peer: None,
+        },
+    )
+    .expect("dial");
+    sim.run_for(Duration::from_secs(2));
+    assert!(sim.nat_stats().inbound_admitted >= 1);
+}
+
+#[test]
+fn cone_nats_punch_through_and_a_symmetric_one_stays_relayed() {
+    let mut sim = natted(5);
+    let relay = sim.id(0);
+    for (from, to) in [(1, 2), (1, 3)] {
+        let target = sim.id(to);
+        sim.command(from, ringmesh::RelayCommand::Connect { relay, target })
+            .expect("connect through the relay");
+    }
+    sim.run_for(Duration::from_secs(60));
+    let (n1, n2, n3) = (sim.id(1), sim.id(2), sim.id(3));
+    let node1 = sim.node(1).expect("up");
+    assert!(node1.is_connected(n2) && node1.is_connected(n3));
+    // Port-restricted with full cone: the simultaneous open goes through.
+    let punched = |sim: &Sim<Recorder>, me: NodeIdx, peer: NodeId| {
+        relay_events(sim, me)
+            .iter()
+            .any(|e| matches!(e, ringmesh::RelayEvent::Punched { peer: p, .. } if *p == peer))
+    };
+    assert!(punched(&sim, 1, n2), "{:?}", relay_events(&sim, 1));
+    assert!(punched(&sim, 2, n1), "{:?}", relay_events(&sim, 2));
+    // With the symmetric NAT it cannot: the session stays relayed.
+    assert!(!punched(&sim, 1, n3));
+    let failed = relay_events(&sim, 3)
+        .iter()
+        .chain(relay_events(&sim, 1).iter())
+        .any(|e| matches!(e, ringmesh::RelayEvent::PunchFailed { .. }));
+    assert!(
+        failed,
+        "{:?} {:?}",
+        relay_events(&sim, 1),
+        relay_events(&sim, 3)
+    );
+    assert_eq!(
+        sim.node(0).expect("up").relay_load().0,
+        1,
+        "one circuit left"
+    );
+    let stats = sim.nat_stats();
+    assert!(
+        stats.punches_ok >= 1 && stats.punches_failed >= 1,
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn a_run_with_nats_is_a_function_of_the_seed() {
+    let run = |seed| {
+        let mut sim = natted(seed);
+        sim.run_for(Duration::from_secs(10));
+        (sim.trace_hash(), sim.nat_stats())
+    };
+    assert_eq!(run(9), run(9));
+}

@@ -4,5 +4,6 @@ pub mod blobs;
 pub mod chord;
 pub mod flood;
 pub mod liveness;
+pub mod nat;
 pub mod script;
 pub mod sync;

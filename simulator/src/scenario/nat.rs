@@ -1,0 +1,508 @@
+//! The NAT scenario: a network where part of the nodes sit behind
+//! simulated NATs of mixed types (the engine's NAT model, `engine/nat.rs`),
+//! some public nodes serve as relays, NATed nodes map their port (UPnP),
+//! reserve on a relay, and punch holes where their NATs let them. Reports
+//! how each node is reachable (direct, mapped, punched, relayed), whether a
+//! broadcast from a NATed node reaches everyone, and each relay's load
+//! against its limits.
+//!
+//! The run, all from one seed:
+//! 1. Nodes `0..relays` are public relays (each bootstrapped from an
+//!    earlier one). Every other node is behind a NAT with probability
+//!    `nat_fraction`, of a type drawn from [`NatMix`]; a NATed node maps
+//!    its listen port with probability `upnp` and announces the mapped
+//!    address (`PeersCommand::Announce`). Each node bootstraps from relay
+//!    `i % relays` and two random earlier public nodes (dials out, which
+//!    every NAT lets through).
+//! 2. Every NATed node without a mapping reserves on its relay.
+//! 3. On each relay, the NATed nodes holding a reservation there are paired
+//!    in index order; the first of each pair opens a relayed session to the
+//!    second (`RelayCommand::Connect`), and the pair hole-punches
+//!    (`spec/relay.md` §7) if their NATs allow.
+//! 4. The last NATed node broadcasts; every other node must get it.
+//!
+//! A node is *reachable* when a stranger can open a session to it: public
+//! (direct), a mapped port (mapped), or a reservation on a relay (relayed;
+//! punched when a relayed session of it became direct).
+
+use std::fmt;
+
+use bytes::Bytes;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use ringmesh::{
+    Config, Duration, Event, Instant, MeshCommand, MeshEvent, NodeId, PeersCommand, PeersConfig,
+    ReachConfig, RelayCommand, RelayConfig, Security,
+};
+use serde::Serialize;
+
+use crate::engine::{NatType, NodeIdx, Observer, Sim, SimConfig, addr_of};
+use crate::show::Report;
+
+/// The shares of NAT types among NATed nodes, in percent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NatMix {
+    /// Full cone, percent.
+    pub full_cone: u32,
+    /// Port-restricted cone, percent.
+    pub port_restricted: u32,
+    /// Symmetric: the rest.
+    pub symmetric: u32,
+}
+
+impl Default for NatMix {
+    /// 30% full cone, 40% port-restricted, 30% symmetric.
+    fn default() -> Self {
+        NatMix {
+            full_cone: 30,
+            port_restricted: 40,
+            symmetric: 30,
+        }
+    }
+}
+
+impl NatMix {
+    fn draw(&self, rng: &mut ChaCha8Rng) -> NatType {
+        let total = u64::from(self.full_cone + self.port_restricted + self.symmetric).max(1);
+        let x = rng.next_u64() % total;
+        if x < u64::from(self.full_cone) {
+            NatType::FullCone
+        } else if x < u64::from(self.full_cone + self.port_restricted) {
+            NatType::PortRestricted
+        } else {
+            NatType::Symmetric
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct NatParams {
+    /// Nodes in the network, relays included.
+    pub nodes: u32,
+    /// The simulation seed.
+    pub seed: u64,
+    /// Share of the non-relay nodes behind a NAT (0.0..=1.0).
+    pub nat_fraction: f64,
+    /// The types of the NATs.
+    pub mix: NatMix,
+    /// Share of NATed nodes that map their port (UPnP), 0.0..=1.0.
+    pub upnp: f64,
+    /// Public nodes serving as relays (nodes `0..relays`).
+    pub relays: u32,
+    /// Each relay's limits.
+    pub relay: RelayConfig,
+}
+
+impl Default for NatParams {
+    fn default() -> Self {
+        NatParams {
+            nodes: 200,
+            seed: 1,
+            nat_fraction: 0.6,
+            mix: NatMix::default(),
+            upnp: 0.2,
+            relays: 4,
+            relay: RelayConfig {
+                serve: true,
+                ..RelayConfig::default()
+            },
+        }
+    }
+}
+
+impl NatParams {
+    /// The command that replays this run.
+    pub fn replay(&self) -> String {
+        format!(
+            "ringmesh-sim nat --seed {} --nodes {} --nat-fraction {} --upnp {} --relays {} \
+             --mix {},{},{}",
+            self.seed,
+            self.nodes,
+            self.nat_fraction,
+            self.upnp,
+            self.relays,
+            self.mix.full_cone,
+            self.mix.port_restricted,
+            self.mix.symmetric
+        )
+    }
+}
+
+/// One relay's load at the end of the run, against its limits.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RelayLoad {
+    /// Reservations held.
+    pub reservations: usize,
+    /// Circuits carried.
+    pub circuits: usize,
+    /// Reservations refused (at the limit).
+    pub reservations_refused: u64,
+    /// Circuits refused (at a limit).
+    pub circuits_refused: u64,
+    /// Bytes relayed over the run.
+    pub bytes_relayed: u64,
+}
+
+/// What a run found.
+#[derive(Debug, Clone, Serialize)]
+pub struct NatReport {
+    /// The command that replays it.
+    pub replay: String,
+    /// Nodes.
+    pub nodes: u32,
+    /// Nodes behind a NAT, by type: full cone, port-restricted, symmetric.
+    pub natted: [u32; 3],
+    /// Reachable directly (public, relays included).
+    pub direct: u32,
+    /// Reachable on a mapped port (UPnP).
+    pub mapped: u32,
+    /// Reachable through a relay, and a relayed session of theirs became
+    /// direct by a hole punch.
+    pub punched: u32,
+    /// Reachable through a relay only.
+    pub relayed: u32,
+    /// Not reachable at all (no mapping, no reservation).
+    pub unreachable: u32,
+    /// Relayed sessions opened between pairs of NATed nodes.
+    pub pairs: u32,
+    /// Of them, those upgraded to a direct connection.
+    pub pairs_punched: u32,
+    /// Nodes the broadcast reached (its origin excluded), and how many it
+    /// should.
+    pub delivered: u32,
+    /// Nodes the broadcast should reach.
+    pub expected: u32,
+    /// Each relay's load.
+    pub relays: Vec<RelayLoad>,
+    /// The relay limits: reservations, circuits, bytes per circuit.
+    pub limits: (usize, usize, u64),
+    /// The NAT model's counters.
+    pub nat: crate::engine::NatStats,
+    /// Virtual seconds.
+    pub virtual_secs: f64,
+    /// Wall seconds.
+    pub wall_secs: f64,
+}
+
+impl Report for NatReport {
+    fn ok(&self) -> bool {
+        self.unreachable == 0
+            && self.delivered == self.expected
+            && self
+                .relays
+                .iter()
+                .all(|r| r.reservations <= self.limits.0 && r.circuits <= self.limits.1)
+    }
+
+    fn failure(&self) -> String {
+        format!(
+            "{} unreachable, broadcast reached {}/{}",
+            self.unreachable, self.delivered, self.expected
+        )
+    }
+
+    fn replay(&self) -> &str {
+        &self.replay
+    }
+}
+
+impl fmt::Display for NatReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pct = |n: u32| 100.0 * f64::from(n) / f64::from(self.nodes.max(1));
+        let [fc, pr, sy] = self.natted;
+        writeln!(
+            f,
+            "nat: {} nodes, {} behind NATs ({fc} full cone, {pr} port-restricted, {sy} symmetric), {} relays",
+            self.nodes,
+            fc + pr + sy,
+            self.relays.len()
+        )?;
+        writeln!(
+            f,
+            "  reachable: direct {} ({:.1}%), mapped {} ({:.1}%), punched {} ({:.1}%), relayed {} ({:.1}%); unreachable {}",
+            self.direct,
+            pct(self.direct),
+            self.mapped,
+            pct(self.mapped),
+            self.punched,
+            pct(self.punched),
+            self.relayed,
+            pct(self.relayed),
+            self.unreachable
+        )?;
+        writeln!(
+            f,
+            "  relayed pairs: {} opened, {} punched to direct",
+            self.pairs, self.pairs_punched
+        )?;
+        writeln!(
+            f,
+            "  broadcast from a NATed node: {}/{} reached",
+            self.delivered, self.expected
+        )?;
+        let max = |g: fn(&RelayLoad) -> u64| self.relays.iter().map(g).max().unwrap_or(0);
+        writeln!(
+            f,
+            "  relay load (max over relays): {} reservations (limit {}), {} circuits (limit {}), {} refused reservations, {} refused circuits, {} bytes relayed (limit {} per circuit)",
+            max(|r| r.reservations as u64),
+            self.limits.0,
+            max(|r| r.circuits as u64),
+            self.limits.1,
+            max(|r| r.reservations_refused),
+            max(|r| r.circuits_refused),
+            max(|r| r.bytes_relayed),
+            self.limits.2
+        )?;
+        writeln!(
+            f,
+            "  {:.0} s virtual in {:.1} s wall",
+            self.virtual_secs, self.wall_secs
+        )
+    }
+}
+
+/// Sees which nodes got the broadcast.
+#[derive(Default)]
+struct Watch {
+    origin: Option<NodeId>,
+    got: Vec<bool>,
+}
+
+impl Observer for Watch {
+    fn on_event(&mut self, _: Instant, node: NodeIdx, event: &Event) {
+        if let Event::Mesh(MeshEvent::Broadcast { origin, .. }) = event
+            && Some(*origin) == self.origin
+            && let Some(slot) = self.got.get_mut(node as usize)
+        {
+            *slot = true;
+        }
+    }
+}
+
+fn config(relay: Option<&RelayConfig>, bootstrap: Vec<core::net::SocketAddr>) -> Config {
+    let lan = Config::lan();
+    Config {
+        security: Security::Noise,
+        reach: Some(ReachConfig::default()),
+        relay: Some(relay.cloned().unwrap_or_default()),
+        peers: PeersConfig {
+            target_peers: bootstrap.len().max(1),
+            bootstrap,
+            // Nodes meet their bootstrap nodes only: peer exchange would
+            // have every node dial private addresses it cannot reach.
+            peer_exchange_size: 0,
+            max_connections: 4096,
+            max_inbound: 4096,
+            ..lan.peers
+        },
+        ..lan
+    }
+}
+
+/// Runs the scenario, calling `progress(phase, done, total)` as it goes.
+pub fn run(
+    params: &NatParams,
+    progress: &mut dyn FnMut(&str, u64, u64),
+) -> Result<NatReport, Box<dyn std::error::Error>> {
+    let wall = std::time::Instant::now();
+    let n = params.nodes;
+    let relays = params.relays.clamp(1, n.max(1));
+    if n < relays + 2 {
+        return Err(format!("{n} nodes: need at least relays + 2").into());
+    }
+    let mut rng = ChaCha8Rng::from_seed(blake3::derive_key(
+        "ringmesh-sim v1 nat scenario",
+        &params.seed.to_le_bytes(),
+    ));
+    let mut sim = Sim::with_observer(
+        SimConfig {
+            seed: params.seed,
+            ..SimConfig::default()
+        },
+        Watch::default(),
+    );
+    sim.reserve(n as usize);
+    let unit = |rng: &mut ChaCha8Rng| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let mut public: Vec<NodeIdx> = Vec::new();
+    let mut natted = [0u32; 3];
+    let mut mapped = 0u32;
+    for i in 0..n {
+        let mut bootstrap = Vec::new();
+        if i < relays {
+            if i > 0 {
+                bootstrap.push(addr_of((rng.next_u64() % u64::from(i)) as NodeIdx));
+            }
+        } else {
+            bootstrap.push(addr_of(i % relays));
+            for _ in 0..2 {
+                let k = public[(rng.next_u64() % public.len() as u64) as usize];
+                if !bootstrap.contains(&addr_of(k)) {
+                    bootstrap.push(addr_of(k));
+                }
+            }
+        }
+        let behind = i >= relays && unit(&mut rng) < params.nat_fraction;
+        let relay = (i < relays).then_some(&params.relay);
+        if behind {
+            let kind = params.mix.draw(&mut rng);
+            natted[kind as usize] += 1;
+            if !sim.put_behind_nat(i, kind) {
+                return Err(format!("node {i}: beyond the NAT address range").into());
+            }
+        } else {
+            public.push(i);
+        }
+        let upnp = behind && unit(&mut rng) < params.upnp;
+        sim.add_node(config(relay, bootstrap))?;
+        if upnp && let Some(addr) = sim.map_port(i) {
+            sim.command(i, PeersCommand::Announce { addr })?;
+            mapped += 1;
+        }
+        if i % 1024 == 0 {
+            progress("join", u64::from(i), u64::from(n));
+        }
+    }
+    sim.run_for(Duration::from_secs(5));
+
+    // Reservations: every NATed node without a mapped port, on its relay.
+    let reserving: Vec<NodeIdx> = (relays..n)
+        .filter(|&i| sim.nat_of(i).is_some() && !sim.port_mapped(i))
+        .collect();
+    for &i in &reserving {
+        let relay = sim.id(i % relays);
+        sim.command(i, RelayCommand::Reserve { relay })?;
+    }
+    sim.run_for(Duration::from_secs(5));
+    progress("reserve", u64::from(n), u64::from(n));
+
+    // Pairs on each relay open relayed sessions and punch.
+    let mut pairs = Vec::new();
+    for r in 0..relays {
+        let held: Vec<NodeIdx> = reserving
+            .iter()
+            .copied()
+            .filter(|&i| i % relays == r && sim.node(i).is_some_and(|x| !x.relays().is_empty()))
+            .collect();
+        for pair in held.chunks_exact(2) {
+            let (relay, target) = (sim.id(r), sim.id(pair[1]));
+            sim.command(pair[0], RelayCommand::Connect { relay, target })?;
+            pairs.push((pair[0], pair[1]));
+        }
+    }
+    // Three punch attempts of at most 10 s each.
+    sim.run_for(Duration::from_secs(40));
+    progress("punch", u64::from(n), u64::from(n));
+
+    // A broadcast from the last NATed node.
+    let origin = (0..n).rev().find(|&i| sim.nat_of(i).is_some()).unwrap_or(0);
+    let origin_id = sim.id(origin);
+    let watch = sim.observer_mut();
+    watch.origin = Some(origin_id);
+    watch.got = vec![false; n as usize];
+    sim.command(
+        origin,
+        MeshCommand::Broadcast {
+            payload: Bytes::from_static(b"behind the NAT"),
+        },
+    )?;
+    sim.run_for(Duration::from_secs(30));
+    progress("broadcast", u64::from(n), u64::from(n));
+
+    let punched_node = |sim: &Sim<Watch>, i: NodeIdx| {
+        sim.node(i)
+            .is_some_and(|x| x.stats().relay.punch_successes > 0)
+    };
+    let (mut direct, mut punched, mut relayed, mut unreachable) = (0, 0, 0, 0);
+    for i in 0..n {
+        if sim.nat_of(i).is_none() {
+            direct += 1;
+        } else if sim.port_mapped(i) {
+        } else if sim.node(i).is_some_and(|x| !x.relays().is_empty()) {
+            if punched_node(&sim, i) {
+                punched += 1;
+            } else {
+                relayed += 1;
+            }
+        } else {
+            unreachable += 1;
+        }
+    }
+    let pairs_punched = pairs
+        .iter()
+        .filter(|&&(a, b)| {
+            let id_b = sim.id(b);
+            punched_node(&sim, a)
+                && sim
+                    .node(a)
+                    .is_some_and(|x| x.is_connected(id_b) && x.stats().relay.punch_successes > 0)
+        })
+        .count() as u32;
+    let loads = (0..relays)
+        .map(|r| {
+            let node = sim.node(r);
+            let (circuits, reservations) = node.map_or((0, 0), |x| x.relay_load());
+            let stats = node.map(|x| x.stats().relay).unwrap_or_default();
+            RelayLoad {
+                reservations,
+                circuits,
+                reservations_refused: stats.reservations_refused,
+                circuits_refused: stats.circuits_refused,
+                bytes_relayed: stats.bytes_relayed,
+            }
+        })
+        .collect();
+    let got = &sim.observer().got;
+    let delivered = (0..n).filter(|&i| i != origin && got[i as usize]).count() as u32;
+    Ok(NatReport {
+        replay: params.replay(),
+        nodes: n,
+        natted,
+        direct,
+        mapped,
+        punched,
+        relayed,
+        unreachable,
+        pairs: pairs.len() as u32,
+        pairs_punched,
+        delivered,
+        expected: n - 1,
+        relays: loads,
+        limits: (
+            params.relay.max_reservations,
+            params.relay.max_circuits,
+            params.relay.circuit_bytes,
+        ),
+        nat: sim.nat_stats(),
+        virtual_secs: sim.now().as_micros() as f64 / 1e6,
+        wall_secs: wall.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_hundred_nodes_sixty_percent_behind_nats_are_all_reachable_and_all_get_a_broadcast() {
+        let report = run(&NatParams::default(), &mut |_, _, _| {}).expect("runs");
+        assert!(report.ok(), "{report}");
+        let natted: u32 = report.natted.iter().sum();
+        assert!((90..=150).contains(&natted), "{report}");
+        assert!(report.natted.iter().all(|&k| k > 0), "{report}");
+        assert_eq!(
+            report.direct + report.mapped + report.punched + report.relayed,
+            report.nodes,
+            "{report}"
+        );
+        assert!(
+            report.mapped > 0 && report.punched > 0 && report.relayed > 0,
+            "{report}"
+        );
+        assert!(
+            report.pairs_punched > 0 && report.pairs_punched < report.pairs,
+            "{report}"
+        );
+        assert_eq!(report.delivered, report.nodes - 1, "{report}");
+    }
+}
