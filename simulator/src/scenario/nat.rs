@@ -20,10 +20,15 @@
 //!    second (`RelayCommand::Connect`), and the pair hole-punches
 //!    (`spec/relay.md` §7) if their NATs allow.
 //! 4. The last NATed node broadcasts; every other node must get it.
+//! 5. Probes: every NATed node is dialled by a stranger (a public node,
+//!    not a relay, with no session to it), at its mapped address or
+//!    through its relay (dialling the relay first when it must), in waves
+//!    of [`PROBE_WAVE`]; a probe that does not become a session within
+//!    10 s fails the run.
 //!
-//! A node is *reachable* when a stranger can open a session to it: public
-//! (direct), a mapped port (mapped), or a reservation on a relay (relayed;
-//! punched when a relayed session of it became direct).
+//! A node is counted *reachable* as public (direct), a mapped port
+//! (mapped), or a reservation on a relay (relayed; punched when a relayed
+//! session of it became direct); the probes prove it.
 
 use std::fmt;
 
@@ -31,8 +36,8 @@ use bytes::Bytes;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use ringmesh::{
-    Config, Duration, Event, Instant, MeshCommand, MeshEvent, NodeId, PeersCommand, PeersConfig,
-    ReachConfig, RelayCommand, RelayConfig, Security,
+    CommandError, Config, Duration, Event, Instant, MeshCommand, MeshEvent, NodeId, PeersCommand,
+    PeersConfig, ReachConfig, RelayCommand, RelayConfig, Security,
 };
 use serde::Serialize;
 
@@ -164,6 +169,12 @@ pub struct NatReport {
     pub relayed: u32,
     /// Not reachable at all (no mapping, no reservation).
     pub unreachable: u32,
+    /// NATed nodes a stranger dialled at the end (at the mapped address,
+    /// or through the node's relay), and how many of those dials did not
+    /// become a session.
+    pub probed: u32,
+    /// Probes that failed, or found no stranger to dial from.
+    pub probe_failures: u32,
     /// Relayed sessions opened between pairs of NATed nodes.
     pub pairs: u32,
     /// Of them, those upgraded to a direct connection.
@@ -188,6 +199,7 @@ pub struct NatReport {
 impl Report for NatReport {
     fn ok(&self) -> bool {
         self.unreachable == 0
+            && self.probe_failures == 0
             && self.delivered == self.expected
             && self
                 .relays
@@ -197,8 +209,8 @@ impl Report for NatReport {
 
     fn failure(&self) -> String {
         format!(
-            "{} unreachable, broadcast reached {}/{}",
-            self.unreachable, self.delivered, self.expected
+            "{} unreachable, {} of {} probes failed, broadcast reached {}/{}",
+            self.unreachable, self.probe_failures, self.probed, self.delivered, self.expected
         )
     }
 
@@ -235,6 +247,11 @@ impl fmt::Display for NatReport {
             f,
             "  relayed pairs: {} opened, {} punched to direct",
             self.pairs, self.pairs_punched
+        )?;
+        writeln!(
+            f,
+            "  probes: {} NATed nodes dialled by a stranger (mapped address or relay), {} failed",
+            self.probed, self.probe_failures
         )?;
         writeln!(
             f,
@@ -327,6 +344,7 @@ pub fn run(
     let mut public: Vec<NodeIdx> = Vec::new();
     let mut natted = [0u32; 3];
     let mut mapped = 0u32;
+    let mut mapped_at = Vec::new();
     for i in 0..n {
         let mut bootstrap = Vec::new();
         if i < relays {
@@ -357,6 +375,7 @@ pub fn run(
         sim.add_node(config(relay, bootstrap))?;
         if upnp && let Some(addr) = sim.map_port(i) {
             sim.command(i, PeersCommand::Announce { addr })?;
+            mapped_at.push((i, addr));
             mapped += 1;
         }
         if i % 1024 == 0 {
@@ -438,6 +457,11 @@ pub fn run(
                     .is_some_and(|x| x.is_connected(id_b) && x.stats().relay.punch_successes > 0)
         })
         .count() as u32;
+    // The shares above are taken before the probes: a probe's relayed
+    // session from a public stranger is punched too (the stranger needs
+    // no hole), which would count as a punch of the target's own.
+    let (probed, probe_failures) = probe(&mut sim, &mut rng, &public, relays, &mapped_at)?;
+    progress("probe", u64::from(n), u64::from(n));
     let loads = (0..relays)
         .map(|r| {
             let node = sim.node(r);
@@ -463,6 +487,8 @@ pub fn run(
         punched,
         relayed,
         unreachable,
+        probed,
+        probe_failures,
         pairs: pairs.len() as u32,
         pairs_punched,
         delivered,
@@ -477,6 +503,91 @@ pub fn run(
         virtual_secs: sim.now().as_micros() as f64 / 1e6,
         wall_secs: wall.elapsed().as_secs_f64(),
     })
+}
+
+/// NATed nodes dialled at once, a wave at a time: each relay then carries
+/// a few probe circuits beside its pairs' (`relays` 100 at 10,000 nodes:
+/// about 3 a relay), within its circuit limit.
+const PROBE_WAVE: usize = 300;
+
+/// Proves each NATed node reachable: a stranger (a public node that is
+/// not a relay and has no session with it) opens a session to it, at its
+/// mapped address if it has one, else through its relay, as a peer that
+/// learned where it is would. Sessions that come up are closed again
+/// (`Disconnect`) before the next wave. Returns the probes made and those
+/// that failed (or found no stranger).
+fn probe(
+    sim: &mut Sim<Watch>,
+    rng: &mut ChaCha8Rng,
+    public: &[NodeIdx],
+    relays: NodeIdx,
+    mapped_at: &[(NodeIdx, core::net::SocketAddr)],
+) -> Result<(u32, u32), CommandError> {
+    let strangers: Vec<NodeIdx> = public.iter().copied().filter(|&p| p >= relays).collect();
+    let targets: Vec<NodeIdx> = (relays..sim.len() as NodeIdx)
+        .filter(|&i| sim.nat_of(i).is_some())
+        .collect();
+    let (mut probed, mut failed) = (0u32, 0u32);
+    for wave in targets.chunks(PROBE_WAVE) {
+        // Each target's stranger; one that must go through the relay
+        // dials the relay first, as a peer that learned where the target
+        // is would.
+        let mut open = Vec::new();
+        for &target in wave {
+            probed += 1;
+            let id = sim.id(target);
+            let stranger = (0..16)
+                .filter(|_| !strangers.is_empty())
+                .map(|_| strangers[(rng.next_u64() % strangers.len() as u64) as usize])
+                .find(|&p| sim.node(p).is_some_and(|x| !x.is_connected(id)));
+            let Some(stranger) = stranger else {
+                failed += 1;
+                continue;
+            };
+            let mapped = mapped_at
+                .iter()
+                .find(|&&(i, _)| i == target)
+                .map(|&(_, a)| a);
+            let relay = target % relays;
+            let to_relay = sim.id(relay);
+            if mapped.is_none() && !sim.node(stranger).is_some_and(|x| x.is_connected(to_relay)) {
+                let dial = PeersCommand::Connect {
+                    addr: addr_of(relay),
+                    peer: Some(to_relay),
+                };
+                if sim.command(stranger, dial).is_err() {
+                    failed += 1;
+                    continue;
+                }
+            }
+            open.push((stranger, id, mapped, to_relay));
+        }
+        sim.run_for(Duration::from_secs(3));
+        open.retain(|&(stranger, id, mapped, relay)| {
+            let dialled = match mapped {
+                Some(addr) => sim.command(
+                    stranger,
+                    PeersCommand::Connect {
+                        addr,
+                        peer: Some(id),
+                    },
+                ),
+                None => sim.command(stranger, RelayCommand::Connect { relay, target: id }),
+            };
+            failed += u32::from(dialled.is_err());
+            dialled.is_ok()
+        });
+        sim.run_for(Duration::from_secs(10));
+        for &(stranger, id, _, _) in &open {
+            if sim.node(stranger).is_some_and(|x| x.is_connected(id)) {
+                sim.command(stranger, PeersCommand::Disconnect { peer: id })?;
+            } else {
+                failed += 1;
+            }
+        }
+        sim.run_for(Duration::from_secs(1));
+    }
+    Ok((probed, failed))
 }
 
 #[cfg(test)]
@@ -504,5 +615,7 @@ mod tests {
             "{report}"
         );
         assert_eq!(report.delivered, report.nodes - 1, "{report}");
+        assert_eq!(report.probed, natted, "{report}");
+        assert_eq!(report.probe_failures, 0, "{report}");
     }
 }
