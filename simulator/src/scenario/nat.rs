@@ -23,7 +23,7 @@
 //! 5. Probes: every NATed node is dialled by a stranger (a public node,
 //!    not a relay, with no session to it), at its mapped address or
 //!    through its relay (dialling the relay first when it must), in waves
-//!    of [`PROBE_WAVE`]; a probe that does not become a session within
+//!    of 300; a probe that does not become a session within
 //!    10 s fails the run.
 //!
 //! A node is counted *reachable* as public (direct), a mapped port
