@@ -1,0 +1,205 @@
+//! Port mapping (`--port-mapping`, issue 19): the node's listen port is
+//! forwarded by the router, whose external address and port the node then
+//! announces (`PeersCommand::Announce`). Three protocols: PCP (RFC 6887),
+//! with NAT-PMP (RFC 6886) for gateways that answer PCP with
+//! `UNSUPP_VERSION` ([`pcp`], on the wire format of [`wire`]), and UPnP
+//! IGD ([`upnp`], through `igd-next`). `auto` tries PCP/NAT-PMP at the
+//! default route's gateway, then UPnP. One thread per node makes the
+//! mapping, renews it at half the lifetime the gateway granted, and
+//! removes it when the program exits, so the node's loop never waits for
+//! the router. Every step is a console line: the mapping made (external
+//! address, local address, protocol, lifetime), renewed, failed, removed.
+
+mod pcp;
+mod route;
+mod upnp;
+mod wire;
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use clap::ValueEnum;
+use ringmesh::PeersCommand;
+use ringmesh_mio::Handle;
+use tracing::warn;
+
+use crate::display::say;
+
+/// The lifetime asked for (RFC 6886 §3.3 recommends two hours; UPnP
+/// routers hold one hour well). Renewed at half what is granted.
+const LIFETIME_SECS: u32 = 3600;
+
+/// The shortest renewal interval, whatever a gateway grants (a gateway
+/// granting seconds would otherwise have the thread spin).
+const MIN_RENEW: Duration = Duration::from_secs(30);
+
+/// How soon a failed renewal is tried again.
+const RETRY_RENEW: Duration = Duration::from_secs(60);
+
+/// Which protocols ask the router for a port mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Method {
+    /// PCP, then NAT-PMP, at the default gateway; then UPnP IGD.
+    Auto,
+    /// UPnP IGD only (what `--upnp` asks).
+    Upnp,
+    /// PCP at the default gateway, NAT-PMP if it answers PCP with
+    /// UNSUPP_VERSION.
+    #[value(alias = "pcp")]
+    Natpmp,
+    /// No port mapping (the default).
+    Off,
+}
+
+/// A mapping a gateway granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mapped {
+    /// Where peers reach this node.
+    external: SocketAddr,
+    /// Where the gateway forwards to.
+    local: SocketAddr,
+    /// Seconds granted.
+    lifetime: u32,
+}
+
+/// A gateway holding this node's mapping, in whichever protocol.
+trait Gateway: Send {
+    /// The protocol and the gateway's address, for the operator.
+    fn describe(&self) -> String;
+    /// Asks for (or renews) the mapping of `port` for `lifetime` seconds.
+    fn refresh(&mut self, port: u16, lifetime: u32) -> Result<Mapped, String>;
+    /// Deletes the mapping of `port`.
+    fn remove(&mut self, port: u16) -> Result<(), String>;
+}
+
+/// The mapping thread; dropping it removes the mapping (if one was made)
+/// and waits for the thread.
+pub(crate) struct PortMapping {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for PortMapping {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts mapping `listen_port` by `method` and announcing the mapped
+/// address through `handle`; `None` for [`Method::Off`].
+pub(crate) fn start(method: Method, handle: Handle, listen_port: u16) -> Option<PortMapping> {
+    if method == Method::Off {
+        return None;
+    }
+    let (stop, stopped) = mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("ringmesh-port-mapping".into())
+        .spawn(move || {
+            let Some((mut gateway, mut mapped)) = map(method, listen_port) else {
+                return;
+            };
+            say(&format!(
+                "port mapping: {} -> {} through {} ({} s lease)",
+                mapped.external,
+                mapped.local,
+                gateway.describe(),
+                mapped.lifetime
+            ));
+            announce(&handle, mapped.external);
+            let mut wait = renew_after(mapped.lifetime);
+            // Until the program exits (the sender is dropped).
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+                match gateway.refresh(listen_port, LIFETIME_SECS) {
+                    Ok(renewed) => {
+                        say(&format!(
+                            "port mapping renewed: {} through {} ({} s lease)",
+                            renewed.external,
+                            gateway.describe(),
+                            renewed.lifetime
+                        ));
+                        if renewed.external != mapped.external {
+                            announce(&handle, renewed.external);
+                        }
+                        wait = renew_after(renewed.lifetime);
+                        mapped = renewed;
+                    }
+                    Err(error) => {
+                        say(&format!(
+                            "renewing the port mapping {} failed: {error}",
+                            mapped.external
+                        ));
+                        wait = RETRY_RENEW;
+                    }
+                }
+            }
+            match gateway.remove(listen_port) {
+                Ok(()) => say(&format!(
+                    "port mapping {} removed from {}",
+                    mapped.external,
+                    gateway.describe()
+                )),
+                Err(error) => say(&format!(
+                    "removing the port mapping {} failed: {error}",
+                    mapped.external
+                )),
+            }
+        })
+        .ok();
+    Some(PortMapping {
+        stop: Some(stop),
+        thread,
+    })
+}
+
+/// Half the granted lifetime, at least [`MIN_RENEW`].
+fn renew_after(lifetime: u32) -> Duration {
+    Duration::from_secs(u64::from(lifetime / 2)).max(MIN_RENEW)
+}
+
+fn announce(handle: &Handle, addr: SocketAddr) {
+    if let Err(error) = handle.command(PeersCommand::Announce { addr }) {
+        warn!(%error, "cannot announce the mapped address");
+    }
+}
+
+/// Makes the mapping by `method`; each failure is a console line.
+fn map(method: Method, port: u16) -> Option<(Box<dyn Gateway>, Mapped)> {
+    if matches!(method, Method::Auto | Method::Natpmp) {
+        match route::default_gateway() {
+            Ok(ip) => {
+                let server = SocketAddr::new(IpAddr::V4(ip), wire::SERVER_PORT);
+                match pcp::PcpGateway::map(server, port, LIFETIME_SECS) {
+                    Ok((gateway, mapped)) => return Some((Box::new(gateway), mapped)),
+                    Err(error) => say(&format!("no PCP or NAT-PMP port mapping: {error}")),
+                }
+            }
+            Err(error) => say(&format!("no PCP or NAT-PMP port mapping: {error}")),
+        }
+    }
+    if matches!(method, Method::Auto | Method::Upnp) {
+        match upnp::UpnpGateway::map(port, LIFETIME_SECS) {
+            Ok((gateway, mapped)) => return Some((Box::new(gateway), mapped)),
+            Err(error) => say(&format!("no UPnP port mapping: {error}")),
+        }
+    }
+    None
+}
+
+/// The address this host sends from to reach `to` (a UDP socket's
+/// connect only picks the route: nothing is sent).
+fn local_ip_towards(to: SocketAddr) -> std::io::Result<IpAddr> {
+    let socket = UdpSocket::bind(SocketAddr::new(
+        match to {
+            SocketAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
+            SocketAddr::V6(_) => IpAddr::from([0u16; 8]),
+        },
+        0,
+    ))?;
+    socket.connect(to)?;
+    Ok(socket.local_addr()?.ip())
+}
