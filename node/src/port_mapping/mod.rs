@@ -16,7 +16,7 @@ mod upnp;
 mod wire;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -100,7 +100,7 @@ pub(crate) fn start(method: Method, handle: Handle, listen_port: u16) -> Option<
     let thread = std::thread::Builder::new()
         .name("ringmesh-port-mapping".into())
         .spawn(move || {
-            let Some((mut gateway, mut mapped)) = map(method, listen_port) else {
+            let Some((mut gateway, mut mapped)) = map(method, listen_port, &stopped) else {
                 return;
             };
             say(&format!(
@@ -167,8 +167,15 @@ fn announce(handle: &Handle, addr: SocketAddr) {
     }
 }
 
+/// Whether the program is exiting (the sender was dropped): the
+/// mapping thread gives up between attempts, so that an exit waits for
+/// one attempt at most (3.75 s for PCP/NAT-PMP, 3 s for a UPnP search).
+fn stopping(stopped: &Receiver<()>) -> bool {
+    !matches!(stopped.try_recv(), Err(TryRecvError::Empty))
+}
+
 /// Makes the mapping by `method`; each failure is a console line.
-fn map(method: Method, port: u16) -> Option<(Box<dyn Gateway>, Mapped)> {
+fn map(method: Method, port: u16, stopped: &Receiver<()>) -> Option<(Box<dyn Gateway>, Mapped)> {
     if matches!(method, Method::Auto | Method::Natpmp) {
         match route::default_gateway() {
             Ok(ip) => {
@@ -181,8 +188,8 @@ fn map(method: Method, port: u16) -> Option<(Box<dyn Gateway>, Mapped)> {
             Err(error) => say(&format!("no PCP or NAT-PMP port mapping: {error}")),
         }
     }
-    if matches!(method, Method::Auto | Method::Upnp) {
-        match upnp::UpnpGateway::map(port, LIFETIME_SECS) {
+    if matches!(method, Method::Auto | Method::Upnp) && !stopping(stopped) {
+        match upnp::UpnpGateway::map(port, LIFETIME_SECS, || stopping(stopped)) {
             Ok((gateway, mapped)) => return Some((Box::new(gateway), mapped)),
             Err(error) => say(&format!("no UPnP port mapping: {error}")),
         }

@@ -37,6 +37,10 @@ pub(crate) struct PcpGateway {
     server: SocketAddr,
     local_ip: Ipv4Addr,
     speaks: Speaks,
+    /// The external address last granted: a PCP renewal suggests it (RFC
+    /// 6887 §11.2.1), so a gateway that lost the mapping (rebooted) gives
+    /// the same one back where it can.
+    granted: Option<Mapped>,
 }
 
 impl PcpGateway {
@@ -59,9 +63,13 @@ impl PcpGateway {
             server,
             local_ip,
             speaks: Speaks::Pcp { nonce },
+            granted: None,
         };
         match gateway.pcp_map(nonce, port, lifetime)? {
-            Some(mapped) => Ok((gateway, mapped)),
+            Some(mapped) => {
+                gateway.granted = Some(mapped.clone());
+                Ok((gateway, mapped))
+            }
             None => {
                 let external = gateway
                     .exchange(&super::wire::pmp_external_address_request(), |b| {
@@ -79,13 +87,17 @@ impl PcpGateway {
     /// A PCP MAP request for `lifetime` (0 deletes); `None` if the gateway
     /// speaks only NAT-PMP.
     fn pcp_map(&self, nonce: [u8; 12], port: u16, lifetime: u32) -> Result<Option<Mapped>, String> {
+        let (suggested_ip, suggested_port) = match self.granted.as_ref().map(|m| m.external) {
+            Some(SocketAddr::V4(external)) => (*external.ip(), external.port()),
+            _ => (Ipv4Addr::UNSPECIFIED, port),
+        };
         let request = PcpMapRequest {
             lifetime,
             client: self.local_ip.to_ipv6_mapped(),
             nonce,
             internal_port: port,
-            suggested_port: port,
-            suggested_ip: Ipv4Addr::UNSPECIFIED.to_ipv6_mapped(),
+            suggested_port,
+            suggested_ip: suggested_ip.to_ipv6_mapped(),
         };
         let answer = self.exchange(&request.encode(), |b| match PcpAnswer::decode(b)? {
             PcpAnswer::UnsupportedVersion => Ok(None),
@@ -193,9 +205,15 @@ impl Gateway for PcpGateway {
     fn refresh(&mut self, port: u16, lifetime: u32) -> Result<Mapped, String> {
         match self.speaks {
             // RFC 6887 §11.2.1: a renewal repeats the nonce.
-            Speaks::Pcp { nonce } => self
-                .pcp_map(nonce, port, lifetime)?
-                .ok_or_else(|| format!("{} no longer speaks PCP", self.server)),
+            Speaks::Pcp { nonce } => {
+                let mapped = self
+                    .pcp_map(nonce, port, lifetime)?
+                    .ok_or_else(|| format!("{} no longer speaks PCP", self.server))?;
+                if lifetime > 0 {
+                    self.granted = Some(mapped.clone());
+                }
+                Ok(mapped)
+            }
             Speaks::NatPmp { external_ip } => self.pmp_map(external_ip, port, lifetime),
         }
     }
@@ -274,6 +292,16 @@ mod tests {
         assert_eq!(
             requests.iter().map(|r| r.lifetime).collect::<Vec<_>>(),
             [3600, 3600, 0]
+        );
+        // The first asks for the internal port at any address; the
+        // renewal suggests what was granted.
+        assert_eq!(
+            (requests[0].suggested_ip, requests[0].suggested_port),
+            (Ipv4Addr::UNSPECIFIED.to_ipv6_mapped(), 4001)
+        );
+        assert_eq!(
+            (requests[1].suggested_ip, requests[1].suggested_port),
+            (Ipv4Addr::new(11, 0, 0, 2).to_ipv6_mapped(), 40_000)
         );
         assert!(requests.iter().all(|r| r.nonce == requests[0].nonce));
         assert_eq!(

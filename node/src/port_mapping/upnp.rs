@@ -22,8 +22,13 @@ pub(crate) struct UpnpGateway {
 }
 
 impl UpnpGateway {
-    /// Finds the gateway and maps `port` for `lifetime` seconds.
-    pub(crate) fn map(port: u16, lifetime: u32) -> Result<(UpnpGateway, Mapped), String> {
+    /// Finds the gateway and maps `port` for `lifetime` seconds; gives up
+    /// between searches once `give_up` says so.
+    pub(crate) fn map(
+        port: u16,
+        lifetime: u32,
+        give_up: impl Fn() -> bool,
+    ) -> Result<(UpnpGateway, Mapped), String> {
         let search = || {
             let mut options = SearchOptions::default();
             options.timeout = Some(SEARCH_TIMEOUT);
@@ -31,7 +36,7 @@ impl UpnpGateway {
         };
         let mut found = search();
         for _ in 1..SEARCHES {
-            if found.is_ok() {
+            if found.is_ok() || give_up() {
                 break;
             }
             found = search();
