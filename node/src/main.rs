@@ -302,3 +302,36 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port_mapping(args: &[&str]) -> Result<port_mapping::Method, clap::Error> {
+        let line = ["ringmesh", "node", "--listen", "127.0.0.1:0"];
+        let cli = Cli::try_parse_from(line.iter().chain(args))?;
+        let Mode::Node(args) = cli.mode else {
+            unreachable!("a node command line")
+        };
+        Ok(args.port_mapping())
+    }
+
+    #[test]
+    fn upnp_is_the_old_name_of_port_mapping_upnp() {
+        use port_mapping::Method;
+        assert_eq!(port_mapping(&[]).ok(), Some(Method::Off));
+        assert_eq!(port_mapping(&["--upnp"]).ok(), Some(Method::Upnp));
+        for (value, method) in [
+            ("auto", Method::Auto),
+            ("upnp", Method::Upnp),
+            ("natpmp", Method::Natpmp),
+            ("pcp", Method::Natpmp),
+            ("off", Method::Off),
+        ] {
+            assert_eq!(port_mapping(&["--port-mapping", value]).ok(), Some(method));
+        }
+        // Both at once is a mistake, not a silent choice.
+        assert!(port_mapping(&["--upnp", "--port-mapping", "natpmp"]).is_err());
+        assert!(port_mapping(&["--port-mapping", "igd"]).is_err());
+    }
+}

@@ -597,9 +597,12 @@ impl Drop for Miniupnpd {
 }
 
 /// A node behind a NAT whose router runs `miniupnpd` maps its listen port
-/// there (`--upnp`, UPnP IGD through `igd-next`) and announces the
-/// mapping; a node on the public network that knows only that address
-/// reaches it there, and the mapping is gone once the node exits.
+/// there by UPnP IGD (through `igd-next`) and announces the mapping; a
+/// node on the public network that knows only that address reaches it
+/// there, and the mapping is gone once the node exits. The node asks
+/// `--port-mapping auto`: PCP first, which this `miniupnpd` does not
+/// serve (the router answers port unreachable), then UPnP. (`--upnp`, the
+/// older flag, is `--port-mapping upnp`: the program's unit tests.)
 #[test]
 fn a_node_behind_a_nat_with_miniupnpd_becomes_reachable_through_its_mapping() {
     if let Some(why) = cannot_run_miniupnpd() {
@@ -611,7 +614,8 @@ fn a_node_behind_a_nat_with_miniupnpd_becomes_reachable_through_its_mapping() {
     reachable_through_a_mapping(
         "u",
         Serves::Upnp,
-        &["--upnp"],
+        &["--port-mapping", "auto"],
+        Some("no PCP or NAT-PMP port mapping: nothing answers at 10.1.0.1:5351 (port unreachable)"),
         "the UPnP gateway at 10.1.0.1:",
     );
 }
@@ -631,18 +635,26 @@ fn a_node_behind_a_nat_maps_its_port_by_pcp_and_is_reached_through_it() {
         "m",
         Serves::NatPmpAndPcp,
         &["--port-mapping", "natpmp"],
+        None,
         "PCP at 10.1.0.1 ",
     );
 }
 
 /// Host a, behind a NAT whose router runs `miniupnpd` serving `serves`,
 /// maps its listen port there (its options `mapping`; its line names
-/// `through`) and announces the mapping; a node on the public network that
+/// `through`, after the line `fallback` if given) and announces the
+/// mapping; a node on the public network that
 /// knows only that address reaches it there, directly, and a message, a
 /// broadcast and a table read cross. When a exits, `miniupnpd`'s forward
 /// is gone. (The public network here is 11.0.0.0/24: `miniupnpd` refuses
 /// to forward from a reserved external address such as 198.18.0.0/15's.)
-fn reachable_through_a_mapping(tag: &str, serves: Serves, mapping: &[&str], through: &str) {
+fn reachable_through_a_mapping(
+    tag: &str,
+    serves: Serves,
+    mapping: &[&str],
+    fallback: Option<&str>,
+    through: &str,
+) {
     let bed = Testbed::build(tag, Nat::PortRestricted, "11.0.0");
     let upnpd = Miniupnpd::start(&bed.nat_a, "10.1.0", serves);
     assert_eq!(upnpd.forwards(), Vec::<String>::new(), "no forward yet");
@@ -664,6 +676,12 @@ fn reachable_through_a_mapping(tag: &str, serves: Serves, mapping: &[&str], thro
         l.starts_with("port mapping: 11.0.0.2:")
     });
     let mapped_line = a.lines[at].clone();
+    if let Some(fallback) = fallback {
+        assert!(
+            a.lines[..at].iter().any(|l| l == fallback),
+            "{fallback:?} before {mapped_line:?}"
+        );
+    }
     assert!(
         mapped_line.contains(&format!(
             " -> 10.1.0.2:{} through {through}",
