@@ -100,53 +100,13 @@ pub(crate) fn start(method: Method, handle: Handle, listen_port: u16) -> Option<
     let thread = std::thread::Builder::new()
         .name("ringmesh-port-mapping".into())
         .spawn(move || {
-            let Some((mut gateway, mut mapped)) = map(method, listen_port, &stopped) else {
-                return;
-            };
-            say(&format!(
-                "port mapping: {} -> {} through {} ({} s lease)",
-                mapped.external,
-                mapped.local,
-                gateway.describe(),
-                mapped.lifetime
-            ));
-            announce(&handle, mapped.external);
-            let mut wait = renew_after(mapped.lifetime);
-            // Until the program exits (the sender is dropped).
-            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
-                match gateway.refresh(listen_port, LIFETIME_SECS) {
-                    Ok(renewed) => {
-                        say(&format!(
-                            "port mapping renewed: {} through {} ({} s lease)",
-                            renewed.external,
-                            gateway.describe(),
-                            renewed.lifetime
-                        ));
-                        if renewed.external != mapped.external {
-                            announce(&handle, renewed.external);
-                        }
-                        wait = renew_after(renewed.lifetime);
-                        mapped = renewed;
+            if let Some((mut gateway, mapped)) = map(method, listen_port, &stopped) {
+                let announce = |addr| {
+                    if let Err(error) = handle.command(PeersCommand::Announce { addr }) {
+                        warn!(%error, "cannot announce the mapped address");
                     }
-                    Err(error) => {
-                        say(&format!(
-                            "renewing the port mapping {} failed: {error}",
-                            mapped.external
-                        ));
-                        wait = RETRY_RENEW;
-                    }
-                }
-            }
-            match gateway.remove(listen_port) {
-                Ok(()) => say(&format!(
-                    "port mapping {} removed from {}",
-                    mapped.external,
-                    gateway.describe()
-                )),
-                Err(error) => say(&format!(
-                    "removing the port mapping {} failed: {error}",
-                    mapped.external
-                )),
+                };
+                hold(&mut *gateway, mapped, listen_port, &stopped, announce, PACE);
             }
         })
         .ok();
@@ -156,14 +116,81 @@ pub(crate) fn start(method: Method, handle: Handle, listen_port: u16) -> Option<
     })
 }
 
-/// Half the granted lifetime, at least [`MIN_RENEW`].
-fn renew_after(lifetime: u32) -> Duration {
-    Duration::from_secs(u64::from(lifetime / 2)).max(MIN_RENEW)
+/// When the mapping thread renews.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    /// The shortest wait between renewals.
+    min_renew: Duration,
+    /// The wait after a failed renewal.
+    retry: Duration,
 }
 
-fn announce(handle: &Handle, addr: SocketAddr) {
-    if let Err(error) = handle.command(PeersCommand::Announce { addr }) {
-        warn!(%error, "cannot announce the mapped address");
+const PACE: Pace = Pace {
+    min_renew: MIN_RENEW,
+    retry: RETRY_RENEW,
+};
+
+impl Pace {
+    /// Half the granted lifetime, at least `min_renew`.
+    fn renew_after(self, lifetime: u32) -> Duration {
+        Duration::from_secs(u64::from(lifetime / 2)).max(self.min_renew)
+    }
+}
+
+/// Announces `mapped`, renews it at half its lifetime (announcing a
+/// changed external address) until the program exits (`stopped`'s
+/// sender is dropped), then removes it; each step a console line.
+fn hold(
+    gateway: &mut dyn Gateway,
+    mut mapped: Mapped,
+    port: u16,
+    stopped: &Receiver<()>,
+    announce: impl Fn(SocketAddr),
+    pace: Pace,
+) {
+    say(&format!(
+        "port mapping: {} -> {} through {} ({} s lease)",
+        mapped.external,
+        mapped.local,
+        gateway.describe(),
+        mapped.lifetime
+    ));
+    announce(mapped.external);
+    let mut wait = pace.renew_after(mapped.lifetime);
+    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+        match gateway.refresh(port, LIFETIME_SECS) {
+            Ok(renewed) => {
+                say(&format!(
+                    "port mapping renewed: {} through {} ({} s lease)",
+                    renewed.external,
+                    gateway.describe(),
+                    renewed.lifetime
+                ));
+                if renewed.external != mapped.external {
+                    announce(renewed.external);
+                }
+                wait = pace.renew_after(renewed.lifetime);
+                mapped = renewed;
+            }
+            Err(error) => {
+                say(&format!(
+                    "renewing the port mapping {} failed: {error}",
+                    mapped.external
+                ));
+                wait = pace.retry;
+            }
+        }
+    }
+    match gateway.remove(port) {
+        Ok(()) => say(&format!(
+            "port mapping {} removed from {}",
+            mapped.external,
+            gateway.describe()
+        )),
+        Err(error) => say(&format!(
+            "removing the port mapping {} failed: {error}",
+            mapped.external
+        )),
     }
 }
 
@@ -209,4 +236,115 @@ fn local_ip_towards(to: SocketAddr) -> std::io::Result<IpAddr> {
     ))?;
     socket.connect(to)?;
     Ok(socket.local_addr()?.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn renewals_come_at_half_the_granted_lifetime_but_not_too_often() {
+        assert_eq!(PACE.renew_after(3600), Duration::from_secs(1800));
+        assert_eq!(PACE.renew_after(7), MIN_RENEW);
+        assert_eq!(
+            PACE.renew_after(u32::MAX),
+            Duration::from_secs(u64::from(u32::MAX / 2))
+        );
+    }
+
+    /// A gateway answering renewals from a script, recording the calls.
+    struct Scripted {
+        answers: Vec<Result<Mapped, String>>,
+        calls: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Gateway for Scripted {
+        fn describe(&self) -> String {
+            "a scripted gateway".into()
+        }
+
+        fn refresh(&mut self, port: u16, lifetime: u32) -> Result<Mapped, String> {
+            self.calls
+                .lock()
+                .expect("calls")
+                .push(format!("refresh {port} {lifetime}"));
+            if self.answers.is_empty() {
+                return Err("script over".into());
+            }
+            self.answers.remove(0)
+        }
+
+        fn remove(&mut self, port: u16) -> Result<(), String> {
+            self.calls
+                .lock()
+                .expect("calls")
+                .push(format!("remove {port}"));
+            Ok(())
+        }
+    }
+
+    fn mapped(external: &str) -> Mapped {
+        Mapped {
+            external: external.parse().expect("addr"),
+            local: "10.1.0.2:4001".parse().expect("addr"),
+            lifetime: 0,
+        }
+    }
+
+    #[test]
+    fn a_mapping_is_renewed_reannounced_when_it_moves_retried_and_removed_at_exit() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let mut gateway = Scripted {
+            // Renewed as it was, failed, renewed at another port.
+            answers: vec![
+                Ok(mapped("11.0.0.2:4001")),
+                Err("no answer".into()),
+                Ok(mapped("11.0.0.2:5001")),
+            ],
+            calls: Arc::clone(&calls),
+        };
+        let announced = Arc::new(Mutex::new(Vec::new()));
+        let (stop, stopped) = mpsc::channel::<()>();
+        let pace = Pace {
+            min_renew: Duration::from_millis(5),
+            retry: Duration::from_millis(5),
+        };
+        let record = Arc::clone(&announced);
+        let thread = std::thread::spawn(move || {
+            hold(
+                &mut gateway,
+                mapped("11.0.0.2:4001"),
+                4001,
+                &stopped,
+                |addr| record.lock().expect("announced").push(addr),
+                pace,
+            );
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while calls.lock().expect("calls").len() < 4 {
+            assert!(Instant::now() < deadline, "{:?}", calls.lock());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(stop);
+        thread.join().expect("the mapping thread");
+        let calls = calls.lock().expect("calls").clone();
+        let renewals = calls.len() - 1;
+        assert!(renewals >= 4, "{calls:?}");
+        assert!(
+            calls[..renewals].iter().all(|c| c == "refresh 4001 3600"),
+            "{calls:?}"
+        );
+        assert_eq!(calls[renewals], "remove 4001", "removed last, once");
+        assert_eq!(
+            *announced.lock().expect("announced"),
+            [
+                "11.0.0.2:4001".parse::<SocketAddr>().expect("addr"),
+                "11.0.0.2:5001".parse().expect("addr")
+            ],
+            "announced when made and when it moved, not at every renewal"
+        );
+    }
 }
