@@ -90,9 +90,9 @@ mod data_dir;
 mod display;
 mod logging;
 mod network;
+mod port_mapping;
 mod ring_view;
 mod run;
-mod upnp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -213,12 +213,28 @@ pub(crate) struct NodeArgs {
     /// reachability check says it is not reachable.
     #[arg(long, value_name = "ADDR")]
     pub(crate) via_relay: Option<SocketAddr>,
-    /// Ask the router for a port mapping (UPnP IGD): the listen port,
-    /// forwarded from the same port of the router's external address,
-    /// which the node then announces; renewed at half its one-hour lease
-    /// and removed at exit.
-    #[arg(long)]
+    /// Ask the router to forward the listen port, and announce the
+    /// router's external address and port it maps: `natpmp` (PCP at the
+    /// default route's gateway, NAT-PMP if it speaks only that; alias
+    /// `pcp`), `upnp` (UPnP IGD), `auto` (PCP/NAT-PMP, then UPnP) or `off`
+    /// (the default). The mapping is renewed at half its lease (one hour
+    /// asked) and removed at exit; each step is a console line.
+    #[arg(long, value_enum, value_name = "METHOD", default_value_t = port_mapping::Method::Off)]
+    pub(crate) port_mapping: port_mapping::Method,
+    /// The same as `--port-mapping upnp` (kept for earlier command lines).
+    #[arg(long, conflicts_with = "port_mapping")]
     pub(crate) upnp: bool,
+}
+
+impl NodeArgs {
+    /// The port mapping asked for: `--port-mapping`, or `--upnp`.
+    pub(crate) fn port_mapping(&self) -> port_mapping::Method {
+        if self.upnp {
+            port_mapping::Method::Upnp
+        } else {
+            self.port_mapping
+        }
+    }
 }
 
 /// How broadcasts spread (`--broadcast`).
@@ -284,5 +300,38 @@ fn main() -> ExitCode {
             eprintln!("ringmesh: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port_mapping(args: &[&str]) -> Result<port_mapping::Method, clap::Error> {
+        let line = ["ringmesh", "node", "--listen", "127.0.0.1:0"];
+        let cli = Cli::try_parse_from(line.iter().chain(args))?;
+        let Mode::Node(args) = cli.mode else {
+            unreachable!("a node command line")
+        };
+        Ok(args.port_mapping())
+    }
+
+    #[test]
+    fn upnp_is_the_old_name_of_port_mapping_upnp() {
+        use port_mapping::Method;
+        assert_eq!(port_mapping(&[]).ok(), Some(Method::Off));
+        assert_eq!(port_mapping(&["--upnp"]).ok(), Some(Method::Upnp));
+        for (value, method) in [
+            ("auto", Method::Auto),
+            ("upnp", Method::Upnp),
+            ("natpmp", Method::Natpmp),
+            ("pcp", Method::Natpmp),
+            ("off", Method::Off),
+        ] {
+            assert_eq!(port_mapping(&["--port-mapping", value]).ok(), Some(method));
+        }
+        // Both at once is a mistake, not a silent choice.
+        assert!(port_mapping(&["--upnp", "--port-mapping", "natpmp"]).is_err());
+        assert!(port_mapping(&["--port-mapping", "igd"]).is_err());
     }
 }

@@ -277,9 +277,11 @@ pub(crate) fn run(args: &NodeArgs, console: bool, log: LogControl) -> Result<(),
         handle.command(PeersCommand::Connect { addr, peer: None })?;
     }
     // Removes the mapping when dropped, at the end of this function.
-    let _mapping = args
-        .upnp
-        .then(|| crate::upnp::start(handle.clone(), handle.local_addr().port()));
+    let _mapping = crate::port_mapping::start(
+        args.port_mapping(),
+        handle.clone(),
+        handle.local_addr().port(),
+    );
 
     // Two rings merge only after a while (spec/chord.md §6.7), and serve
     // split data meanwhile: only a node with nobody to

@@ -17,9 +17,10 @@
 //! (`MASQUERADE --random-fully`: each connection gets a random public
 //! port) it fails, and the session stays relayed.
 //!
-//! A third case runs Debian's `miniupnpd` on a router: the host behind
-//! it maps its listen port there (`--upnp`) and is reached at the mapping
-//! from the public network.
+//! Two more cases run Debian's `miniupnpd` on a router: the host behind
+//! it maps its listen port there, by UPnP IGD (`--upnp`) in one and by PCP
+//! (`--port-mapping natpmp`) in the other, is reached at the mapping from
+//! the public network, and removes the mapping when it exits.
 //!
 //! Needs root, `ip`, `iptables` and `miniupnpd` (installed with apt when
 //! missing and possible); skipped, with a line saying why, otherwise.
@@ -451,6 +452,16 @@ fn cannot_run_miniupnpd() -> Option<String> {
 struct Miniupnpd {
     child: std::process::Child,
     files: [String; 2],
+    router: String,
+}
+
+/// The protocol a `miniupnpd` serves mappings by.
+#[derive(Clone, Copy)]
+enum Serves {
+    /// UPnP IGD only (SSDP on UDP 1900).
+    Upnp,
+    /// NAT-PMP and PCP only (UDP 5351).
+    NatPmpAndPcp,
 }
 
 impl Miniupnpd {
@@ -458,11 +469,10 @@ impl Miniupnpd {
     /// `lan0` (hosts of `lan`.0/24 may map ports 1024–65535 to
     /// themselves), on the nftables chains it expects (made here:
     /// Debian's `nft_init.sh` does the same on a real router).
-    fn start(router: &str, lan: &str) -> Miniupnpd {
-        let pid = std::process::id();
+    fn start(router: &str, lan: &str, serves: Serves) -> Miniupnpd {
         let (conf, pidfile) = (
-            format!("/tmp/ringmesh-miniupnpd-{pid}.conf"),
-            format!("/tmp/ringmesh-miniupnpd-{pid}.pid"),
+            format!("/tmp/ringmesh-miniupnpd-{router}.conf"),
+            format!("/tmp/ringmesh-miniupnpd-{router}.pid"),
         );
         let ruleset = "table inet filter {\n\
              chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }\n\
@@ -472,7 +482,7 @@ impl Miniupnpd {
              chain prerouting_miniupnpd { }\n\
              chain postrouting_miniupnpd { }\n\
              }\n";
-        let rules = format!("/tmp/ringmesh-miniupnpd-{pid}.nft");
+        let rules = format!("/tmp/ringmesh-miniupnpd-{router}.nft");
         std::fs::write(&rules, ruleset).expect("write the nft ruleset");
         exec(router, &["nft", "-f", &rules]);
         let _ = std::fs::remove_file(&rules);
@@ -482,8 +492,8 @@ impl Miniupnpd {
                 "ext_ifname=wan0\n\
                  listening_ip=lan0\n\
                  port=0\n\
-                 enable_upnp=yes\n\
-                 enable_natpmp=no\n\
+                 enable_upnp={upnp}\n\
+                 enable_natpmp={natpmp}\n\
                  secure_mode=yes\n\
                  system_uptime=yes\n\
                  uuid=3f1c5a0e-9b1d-4c1e-8f55-2f4b7d2a9c01\n\
@@ -493,7 +503,17 @@ impl Miniupnpd {
                  upnp_nat_chain=prerouting_miniupnpd\n\
                  upnp_nat_postrouting_chain=postrouting_miniupnpd\n\
                  allow 1024-65535 {lan}.0/24 1024-65535\n\
-                 deny 0-65535 0.0.0.0/0 0-65535\n"
+                 deny 0-65535 0.0.0.0/0 0-65535\n",
+                upnp = if matches!(serves, Serves::Upnp) {
+                    "yes"
+                } else {
+                    "no"
+                },
+                natpmp = if matches!(serves, Serves::NatPmpAndPcp) {
+                    "yes"
+                } else {
+                    "no"
+                },
             ),
         )
         .expect("write the miniupnpd config");
@@ -516,24 +536,53 @@ impl Miniupnpd {
         let upnpd = Miniupnpd {
             child,
             files: [conf, pidfile],
+            router: router.to_owned(),
         };
-        // Ready once it listens for SSDP searches (UDP 1900) on the LAN.
+        // Ready once it listens for SSDP searches (UDP 1900), or for
+        // NAT-PMP and PCP requests (UDP 5351), on the LAN.
+        let socket = match serves {
+            Serves::Upnp => ":1900 ",
+            Serves::NatPmpAndPcp => ":5351 ",
+        };
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let sockets = Command::new("ip")
                 .args(["netns", "exec", router, "ss", "-lnu"])
                 .output()
                 .expect("ss runs");
-            if String::from_utf8_lossy(&sockets.stdout).contains(":1900 ") {
+            if String::from_utf8_lossy(&sockets.stdout).contains(socket) {
                 break;
             }
             assert!(
                 Instant::now() < deadline,
-                "miniupnpd never listened for SSDP"
+                "miniupnpd never listened on {socket}"
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         upnpd
+    }
+
+    /// The port forwards it has made: the rules of its nftables chain
+    /// (`… tcp dport P dnat ip to 10.1.0.2:P`), one per line.
+    fn forwards(&self) -> Vec<String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.router])
+            .args([
+                "nft",
+                "list",
+                "chain",
+                "inet",
+                "filter",
+                "prerouting_miniupnpd",
+            ])
+            .output()
+            .expect("nft runs");
+        assert!(out.status.success(), "nft list chain failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("dnat"))
+            .map(|l| l.trim().to_owned())
+            .collect()
     }
 }
 
@@ -548,12 +597,12 @@ impl Drop for Miniupnpd {
 }
 
 /// A node behind a NAT whose router runs `miniupnpd` maps its listen port
-/// there (`--upnp`, UPnP IGD through `igd-next`) and announces the
-/// mapping; a node on the public network that knows only that address
-/// reaches it there, directly, and a message, a broadcast and a table
-/// read cross. (The public network here is 11.0.0.0/24: `miniupnpd`
-/// refuses to forward from a reserved external address such as
-/// 198.18.0.0/15's.)
+/// there by UPnP IGD (through `igd-next`) and announces the mapping; a
+/// node on the public network that knows only that address reaches it
+/// there, and the mapping is gone once the node exits. The node asks
+/// `--port-mapping auto`: PCP first, which this `miniupnpd` does not
+/// serve (the router answers port unreachable), then UPnP. (`--upnp`, the
+/// older flag, is `--port-mapping upnp`: the program's unit tests.)
 #[test]
 fn a_node_behind_a_nat_with_miniupnpd_becomes_reachable_through_its_mapping() {
     if let Some(why) = cannot_run_miniupnpd() {
@@ -562,35 +611,97 @@ fn a_node_behind_a_nat_with_miniupnpd_becomes_reachable_through_its_mapping() {
         );
         return;
     }
-    let bed = Testbed::build("u", Nat::PortRestricted, "11.0.0");
-    let _upnpd = Miniupnpd::start(&bed.nat_a, "10.1.0");
+    reachable_through_a_mapping(
+        "u",
+        Serves::Upnp,
+        &["--port-mapping", "auto"],
+        Some("no PCP or NAT-PMP port mapping: nothing answers at 10.1.0.1:5351 (port unreachable)"),
+        "the UPnP gateway at 10.1.0.1:",
+    );
+}
+
+/// The same through `miniupnpd`'s PCP server (`--port-mapping natpmp`:
+/// PCP MAP first, which `miniupnpd` answers; NAT-PMP only for gateways
+/// that answer PCP with UNSUPP_VERSION, which the unit tests play).
+#[test]
+fn a_node_behind_a_nat_maps_its_port_by_pcp_and_is_reached_through_it() {
+    if let Some(why) = cannot_run_miniupnpd() {
+        eprintln!(
+            "SKIPPED a_node_behind_a_nat_maps_its_port_by_pcp_and_is_reached_through_it: {why}"
+        );
+        return;
+    }
+    reachable_through_a_mapping(
+        "m",
+        Serves::NatPmpAndPcp,
+        &["--port-mapping", "natpmp"],
+        None,
+        "PCP at 10.1.0.1 ",
+    );
+}
+
+/// Host a, behind a NAT whose router runs `miniupnpd` serving `serves`,
+/// maps its listen port there (its options `mapping`; its line names
+/// `through`, after the line `fallback` if given) and announces the
+/// mapping; a node on the public network that
+/// knows only that address reaches it there, directly, and a message, a
+/// broadcast and a table read cross. When a exits, `miniupnpd`'s forward
+/// is gone. (The public network here is 11.0.0.0/24: `miniupnpd` refuses
+/// to forward from a reserved external address such as 198.18.0.0/15's.)
+fn reachable_through_a_mapping(
+    tag: &str,
+    serves: Serves,
+    mapping: &[&str],
+    fallback: Option<&str>,
+    through: &str,
+) {
+    let bed = Testbed::build(tag, Nat::PortRestricted, "11.0.0");
+    let upnpd = Miniupnpd::start(&bed.nat_a, "10.1.0", serves);
+    assert_eq!(upnpd.forwards(), Vec::<String>::new(), "no forward yet");
     let mut founder =
         Proc::spawn_in_netns("founder", &bed.public, &["node", "--listen", "11.0.0.1:0"]);
     founder.wait_line("started a new ring: this node is its first member");
     let founder_addr = founder.addr.clone();
     let started = Instant::now();
-    let mut a = Proc::spawn_in_netns(
-        "a",
-        &bed.host_a,
-        &[
-            "node",
-            "--listen",
-            "0.0.0.0:0",
-            "--bootstrap",
-            &founder_addr,
-            "--upnp",
-        ],
-    );
+    let mut args = vec![
+        "node",
+        "--listen",
+        "0.0.0.0:0",
+        "--bootstrap",
+        &founder_addr,
+    ];
+    args.extend_from_slice(mapping);
+    let mut a = Proc::spawn_in_netns("a", &bed.host_a, &args);
     let at = a.wait_for("the port mapping", |l| {
         l.starts_with("port mapping: 11.0.0.2:")
     });
     let mapped_line = a.lines[at].clone();
+    if let Some(fallback) = fallback {
+        assert!(
+            a.lines[..at].iter().any(|l| l == fallback),
+            "{fallback:?} before {mapped_line:?}"
+        );
+    }
+    assert!(
+        mapped_line.contains(&format!(
+            " -> 10.1.0.2:{} through {through}",
+            a.addr.rsplit(':').next().expect("port")
+        )),
+        "{mapped_line}"
+    );
     let mapped = mapped_line["port mapping: ".len()..]
         .split(' ')
         .next()
         .expect("the mapped address")
         .to_owned();
     let mapped_in = started.elapsed();
+    // The router forwards the mapped port to a.
+    let mapped_port = mapped.rsplit(':').next().expect("port");
+    let forwards = upnpd.forwards();
+    assert!(
+        forwards.len() == 1 && forwards[0].contains(&format!("dport {mapped_port} ")),
+        "{forwards:?}"
+    );
     // A public node that knows only the mapped address dials it there:
     // the router forwards the connection to a (its remote is the
     // router's public address and a's port, not a relay's).
@@ -616,10 +727,25 @@ fn a_node_behind_a_nat_with_miniupnpd_becomes_reachable_through_its_mapping() {
     c.wait_line(&format!("<{a_short}> hello from behind a mapped nat"));
     table_read_crosses(&mut a, &mut c, "green");
     eprintln!(
-        "miniupnpd: mapping {mapped} made within {mapped_in:?} of a's start; \
-         a reached there from the public network within {reached_in:?}"
+        "miniupnpd ({}): mapping {mapped} made within {mapped_in:?} of a's start; \
+         a reached there from the public network within {reached_in:?}",
+        through.trim_end_matches([' ', ':'])
     );
-    for p in [&mut a, &mut c, &mut founder] {
+    // a removes its mapping on the way out (before its process ends).
+    a.type_line("exit");
+    assert!(a.wait_exit().success());
+    assert!(
+        a.lines
+            .iter()
+            .any(|l| l.starts_with(&format!("port mapping {mapped} removed from"))),
+        "a says it removed the mapping"
+    );
+    assert_eq!(
+        upnpd.forwards(),
+        Vec::<String>::new(),
+        "the forward is gone"
+    );
+    for p in [&mut c, &mut founder] {
         p.type_line("exit");
         assert!(p.wait_exit().success());
     }
