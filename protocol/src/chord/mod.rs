@@ -228,7 +228,8 @@ struct Settings {
     merge_interval: Duration,
     merge_forget: Duration,
     max_merge_suspects: usize,
-    listen_addrs: SmallVec<[SocketAddr; 2]>,
+    /// This member's own pointer's addresses (one inline, as a pointer's).
+    listen_addrs: crate::wire::ListenAddrs,
 }
 
 /// A fix-fingers tick comes this many times sooner after one that moved a

@@ -74,7 +74,7 @@ pub struct KnownPeer {
     /// The node.
     pub id: NodeId,
     /// Its listen addresses.
-    pub addrs: SmallVec<[SocketAddr; 2]>,
+    pub addrs: crate::wire::ListenAddrs,
     /// This node dialled it and authenticated it (the tried table);
     /// otherwise it was only heard of, or it dialled this node (the new
     /// table).

@@ -124,7 +124,7 @@ impl Net {
             let mut connection = self.new_connection(conn, Direction::Outbound, addr, expected);
             connection.race = race;
             connection.wanted = wanted;
-            connection.bootstrap = bootstrap.map(|i| i as u32);
+            connection.bootstrap = bootstrap.map_or(super::NO_BOOTSTRAP, |i| i as u32);
             self.conns.insert(conn, Box::new(connection));
             self.stats.dials += 1;
             debug!(%conn, %addr, peer = ?expected, "dialling");
@@ -140,7 +140,7 @@ impl Net {
         remote: SocketAddr,
         expected: Option<NodeId>,
     ) -> Connection {
-        let serial = self.next_serial();
+        let serial = self.next_conn_serial();
         let timeout = match direction {
             Direction::Outbound => self.config.session.handshake_timeout,
             Direction::Inbound => self.config.peers.admission.inbound_handshake_timeout,
@@ -150,7 +150,7 @@ impl Net {
             serial,
             direction,
             remote,
-            opened_at: self.now,
+            since: self.now,
             id: expected.unwrap_or_default(),
             has_id: expected.is_some(),
             established: false,
@@ -158,11 +158,10 @@ impl Net {
             session: None,
             race: None,
             wanted: false,
-            bootstrap: None,
+            bootstrap: super::NO_BOOTSTRAP,
             draining: false,
             peer_draining: false,
             answered: false,
-            since: self.now,
             received: 0,
             rested: false,
             probe: None,
@@ -357,7 +356,7 @@ impl Net {
                 .filter(|(_, c)| c.direction == Direction::Inbound && c.peer().is_none())
                 .map(|(&conn, c)| HalfOpen {
                     conn,
-                    opened: c.opened_at,
+                    opened: c.since,
                     answered: c.answered,
                 })
                 .collect();

@@ -127,27 +127,31 @@ pub(crate) enum RelayedOutput {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Timer {
     /// The handshake on `conn` (this one, by serial) is over time.
-    Handshake { conn: ConnId, serial: u64 },
+    Handshake { conn: ConnId, serial: u32 },
     /// The duplicate `conn` has drained long enough.
-    Drain { conn: ConnId, serial: u64 },
+    Drain { conn: ConnId, serial: u32 },
     /// The maintenance round.
     Maintenance,
     /// `conn` (this one, by serial) stopped reading to wait for receive
     /// budget for a payload to decompress; armed just after the call that
     /// stopped, so the driver has taken that call's outputs (and the
     /// budget they held is free) when it fires.
-    ResumeRead { conn: ConnId, serial: u64 },
+    ResumeRead { conn: ConnId, serial: u32 },
 }
 
 struct Connection {
     /// Distinguishes this connection from an earlier one that had the same
-    /// driver-chosen id, for lazily cancelled deadlines.
-    serial: u64,
+    /// driver-chosen id, for lazily cancelled deadlines: the low 32 bits
+    /// of the node-wide serial (see [`Net::next_conn_serial`]).
+    serial: u32,
     direction: Direction,
     remote: SocketAddr,
-    /// When the dial began (or the connection was accepted): also the
-    /// half-open eviction's age.
-    opened_at: Instant,
+    /// While handshaking, when the dial began (or the connection was
+    /// accepted): the half-open eviction's age and what
+    /// `is_dialling_since` compares. Once established, when the session
+    /// was (the inbound eviction's "longest connected"). One field for
+    /// both: each is read only in its phase (behind `peer()`).
+    since: Instant,
     /// While handshaking, the id the dial demanded (if any); once
     /// established, the peer's (which is the one demanded, if one was):
     /// one field for both, as a connection needs one at a time (read them
@@ -172,9 +176,10 @@ struct Connection {
     race: Option<core::num::NonZeroU64>,
     /// The application asked for this dial: its peer becomes wanted.
     wanted: bool,
-    /// The bootstrap entry this dial is for (the list holds the configured
-    /// addresses, far fewer than 2^32).
-    bootstrap: Option<u32>,
+    /// The bootstrap entry this dial is for, or [`NO_BOOTSTRAP`] (the list
+    /// holds the configured addresses, far fewer than 2^32; a sentinel
+    /// rather than an `Option`, which takes 8 bytes).
+    bootstrap: u32,
     /// We sent `Goodbye(Duplicate)`: nothing more is sent, and reads go on
     /// until the peer's own goodbye says it has sent everything.
     draining: bool,
@@ -185,9 +190,6 @@ struct Connection {
     /// Handshaking, and this node has answered the peer's first message
     /// (it has spent a key exchange on it).
     answered: bool,
-    /// When its session was established (for the inbound eviction's
-    /// "longest connected").
-    since: Instant,
     /// Inbound, handshaking: bytes received so far, until the first
     /// handshake message is complete and charged to the node-wide rate
     /// (then `u32::MAX`; a `u32`, as it counts to a few dozen bytes).
@@ -203,6 +205,9 @@ struct Connection {
     /// component's to count, not a failed dial of the peer.
     punch: bool,
 }
+
+/// [`Connection::bootstrap`]: the dial is for no bootstrap entry.
+const NO_BOOTSTRAP: u32 = u32::MAX;
 
 impl Connection {
     /// The id the dial demanded, while handshaking; the peer's once
@@ -227,7 +232,7 @@ impl Connection {
 
     /// The bootstrap entry this dial is for.
     fn bootstrap(&self) -> Option<usize> {
-        self.bootstrap.map(|i| i as usize)
+        (self.bootstrap != NO_BOOTSTRAP).then_some(self.bootstrap as usize)
     }
 
     /// Established, and usable for sending.
@@ -445,6 +450,17 @@ impl Net {
     fn next_serial(&mut self) -> u64 {
         self.next_serial += 1;
         self.next_serial
+    }
+
+    /// A serial for a new connection: the low 32 bits of the next serial.
+    /// A connection's serial only tells it from the connections that had
+    /// the same id before and after it while one of its timers (a
+    /// handshake or drain timeout: seconds) is pending; 2^32 connections
+    /// and links of one node are years of work. Four bytes rather than
+    /// eight keep a connection at 184 bytes, the allocator's 192-byte
+    /// class, ~38 of them per chord member.
+    fn next_conn_serial(&mut self) -> u32 {
+        self.next_serial() as u32
     }
 
     // ----- reading the tables (for the node's accessors) -----
@@ -817,7 +833,7 @@ impl Cx for Net {
             c.expected() == Some(peer)
                 && c.peer().is_none()
                 && c.probe.is_none()
-                && c.opened_at >= since
+                && c.since >= since
         })
     }
 
@@ -923,8 +939,8 @@ mod layout_tests {
     /// purpose (benches/README.md, "Where a chord member's memory goes").
     #[test]
     fn per_link_records_keep_their_size() {
-        // 200: the allocator's 208-byte class (the box's header is 8).
-        assert!(size_of::<super::Connection>() <= 200);
+        // 184: the allocator's 192-byte class (the box's header is 8).
+        assert!(size_of::<super::Connection>() <= 184);
         assert_eq!(size_of::<Option<crate::session::Session>>(), 88);
         assert_eq!(size_of::<super::PeerLink>(), 72);
         assert_eq!(size_of::<crate::liveness::Timer>(), 32);

@@ -61,8 +61,8 @@ pub use messages::{
     Capabilities, Direct, Goodbye, GoodbyeReason, Hello, MAX_LISTEN_ADDRS, NoiseHandshakePayload,
 };
 pub use overlay::{
-    BROADCAST_CONTEXT, BROADCAST_OVERHEAD_MAX, Broadcast, FindPeer, MAX_PEER_LIST, PeerEntry,
-    PeerList, PeerRequest, Ping, Pong, Request, Response,
+    BROADCAST_CONTEXT, BROADCAST_OVERHEAD_MAX, Broadcast, FindPeer, ListenAddrs, MAX_PEER_LIST,
+    PeerEntry, PeerList, PeerRequest, Ping, Pong, Request, Response,
 };
 pub use preamble::{PREAMBLE_LEN, PREAMBLE_MAGIC, Preamble};
 pub use reach::{DialBack, DialBackResult, DialBackStatus, ObservedAddr};

@@ -97,6 +97,13 @@ impl WireMessage for PeerRequest {
     }
 }
 
+/// A node's listen addresses as a [`PeerEntry`] or a
+/// [`KnownPeer`](crate::KnownPeer) holds them: one inline (a node listens
+/// on one address as a rule; more spill to the heap). A chord member keeps
+/// ~22 pointers (its fingers and successor list) and a lookup carries a few,
+/// so an entry is 56 bytes where two inline addresses made it 88.
+pub type ListenAddrs = SmallVec<[SocketAddr; 1]>;
+
 /// One node the sender knows: its id and where it accepts connections.
 /// Addresses always travel with the id they belong to, so a dial can demand
 /// that id (a lying list costs a failed dial, never an impersonation).
@@ -105,7 +112,7 @@ pub struct PeerEntry {
     /// The node.
     pub id: NodeId,
     /// Its listen addresses (1 to [`MAX_LISTEN_ADDRS`]).
-    pub addrs: SmallVec<[SocketAddr; 2]>,
+    pub addrs: ListenAddrs,
 }
 
 /// `0x11` — peers the sender knows, sent on connect and in answer to
