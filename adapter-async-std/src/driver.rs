@@ -7,6 +7,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
@@ -21,7 +22,7 @@ use ringmesh::{
 use ringmesh_driver::{BACKLOG_OVERFLOW, Clock, transport_error};
 use tracing::{debug, info, warn};
 
-use crate::calls::CallReceiver;
+use crate::calls::{CallReceiver, CallSender};
 use crate::connection;
 use crate::connection::{Link, Transport};
 use crate::events::EventSender;
@@ -62,8 +63,8 @@ impl Driver {
     pub(crate) fn new(node_loop: NodeLoop) -> Self {
         Driver {
             future: Box::pin(async move {
-                let executor = Executor::new();
-                executor.run(node_loop.run(&executor)).await;
+                let executor = Arc::new(Executor::new());
+                executor.run(node_loop.run(Arc::clone(&executor))).await;
             }),
         }
     }
@@ -102,9 +103,93 @@ impl ConnectWaiter {
 
 /// What woke the node loop.
 enum Wake {
-    Call(Option<Call>),
+    /// Calls are queued or a handle asked for a wake-up (`true`), or every
+    /// handle is gone (`false`).
+    Call(bool),
     Transport(Option<Transport>),
     Timer,
+}
+
+/// What the node loop shares with the handles: the node's state while the
+/// loop runs, and the call queue.
+///
+/// The loop holds the state's lock for a turn and never while it waits. A
+/// handle that finds the lock free (the loop idle) serves its call on its
+/// own task ([`Shared::try_serve`]): the queue first, then its call, and
+/// writes what the node sent before it returns. That saves the hand-off
+/// to the loop's task and back, a round trip's biggest cost (as the mio
+/// adapter does on the caller's thread).
+pub(crate) struct Shared {
+    /// `None` until the driver first runs and once it has stopped (or was
+    /// dropped): calls then go through the queue.
+    state: Mutex<Option<State>>,
+    calls: CallReceiver<Call>,
+}
+
+impl Shared {
+    pub(crate) fn new(calls: CallReceiver<Call>) -> Arc<Shared> {
+        Arc::new(Shared {
+            state: Mutex::new(None),
+            calls,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<State>> {
+        // Poisoned only if the node panicked on a handle's task, which the
+        // loop cannot recover from either.
+        self.state
+            .lock()
+            .unwrap_or_else(|_| panic!("the node panicked on a handle's task"))
+    }
+
+    /// Serves `call` on the caller's task if the node loop is idle (and
+    /// running, and not stopping); gives it back for the queue otherwise.
+    ///
+    /// Calls queued before it are served first, in order. What the node
+    /// sent is written (as far as the sockets take it) and its events are
+    /// emitted before this returns, as at the end of a loop turn. The loop
+    /// is woken when it must act sooner than it planned: an earlier node
+    /// deadline than its armed timer, or a shutdown taken from the queue.
+    pub(crate) fn try_serve(&self, call: Call, calls: &CallSender<Call>) -> Result<(), Call> {
+        let Ok(mut guard) = self.state.try_lock() else {
+            return Err(call);
+        };
+        let Some(state) = guard.as_mut() else {
+            return Err(call);
+        };
+        while !state.stopping
+            && let Some(queued) = self.calls.try_recv()
+        {
+            state.on_call(queued);
+        }
+        let served = if state.stopping {
+            Err(call)
+        } else {
+            state.on_call(call);
+            Ok(())
+        };
+        state.end_turn();
+        let wake = state.stopping || state.sooner_than_armed();
+        drop(guard);
+        if wake {
+            calls.wake();
+        }
+        served
+    }
+}
+
+/// Empties [`Shared::state`] when the node loop's future ends or is
+/// dropped, so that handles do not keep its sockets open.
+struct ClearOnDrop<'a>(&'a Shared);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        let state = match self.0.state.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        drop(state);
+    }
 }
 
 /// Everything the node task owns.
@@ -113,13 +198,13 @@ pub(crate) struct NodeLoop {
     pub(crate) clock: Clock,
     pub(crate) listener: Async<TcpListener>,
     pub(crate) local_addr: SocketAddr,
-    pub(crate) calls: CallReceiver<Call>,
+    pub(crate) shared: Arc<Shared>,
     pub(crate) events: EventSender,
     pub(crate) max_backlog_bytes: usize,
 }
 
 impl NodeLoop {
-    async fn run(self, executor: &Executor<'static>) {
+    async fn run(self, executor: Arc<Executor<'static>>) {
         let (transport_tx, transport_rx) = async_channel::bounded(TRANSPORT_CAPACITY);
         let acceptor = executor.spawn(connection::accept_loop(self.listener, transport_tx.clone()));
         let mut state = State {
@@ -142,23 +227,34 @@ impl NodeLoop {
             stopping: false,
             dirty: Vec::new(),
             turn_events: Vec::new(),
+            armed: None,
         };
         info!(node = %state.node.node_id(), listen = %state.local_addr, "ringmesh node listening");
         state.drain();
         state.end_turn();
+        let shared = &*self.shared;
+        let calls = &shared.calls;
+        *shared.lock() = Some(state);
+        let clear = ClearOnDrop(shared);
         let mut timer = Timer::never();
-        let mut armed: Option<Instant> = None;
-        while !state.stopping {
-            let deadline = state.node.poll_timeout();
-            if deadline != armed {
-                timer = match deadline.and_then(|at| state.clock.to_std(at)) {
-                    Some(at) => Timer::at(at),
-                    None => Timer::never(),
-                };
-                armed = deadline;
+        loop {
+            {
+                let mut guard = shared.lock();
+                let Some(state) = guard.as_mut() else { return };
+                if state.stopping {
+                    break;
+                }
+                let deadline = state.node.poll_timeout();
+                if deadline != state.armed {
+                    timer = match deadline.and_then(|at| state.clock.to_std(at)) {
+                        Some(at) => Timer::at(at),
+                        None => Timer::never(),
+                    };
+                    state.armed = deadline;
+                }
             }
             let wake = future::or(
-                async { Wake::Call(self.calls.recv().await) },
+                async { Wake::Call(calls.ready().await) },
                 future::or(
                     async { Wake::Transport(transport_rx.recv().await.ok()) },
                     async {
@@ -168,47 +264,58 @@ impl NodeLoop {
                 ),
             )
             .await;
-            match wake {
-                // Every handle is gone: nobody can command the node again.
-                Wake::Call(None) => state.begin_shutdown(),
-                Wake::Call(Some(call)) => state.on_call(call),
-                Wake::Transport(Some(report)) => state.on_transport(report),
-                Wake::Transport(None) => {}
-                Wake::Timer => {
-                    // A fired timer does not fire again: re-arm next round.
-                    armed = None;
+            {
+                let mut guard = shared.lock();
+                let Some(state) = guard.as_mut() else { return };
+                match wake {
+                    // Every handle is gone: nobody can command the node again.
+                    Wake::Call(false) => state.begin_shutdown(),
+                    // Taken below.
+                    Wake::Call(true) => {}
+                    Wake::Transport(Some(report)) => state.on_transport(report),
+                    Wake::Transport(None) => {}
+                    Wake::Timer => {
+                        // A fired timer does not fire again: re-arm next round.
+                        state.armed = None;
+                        state.timeout();
+                    }
+                }
+                // Take what else is ready in one go (calls and reads alike), so
+                // that a burst of sends leaves in a few system calls, then let
+                // the connections run.
+                for _ in 0..BATCH {
+                    if state.stopping {
+                        break;
+                    }
+                    match calls.try_recv() {
+                        Some(call) => state.on_call(call),
+                        None => break,
+                    }
+                }
+                for _ in 0..BATCH {
+                    match transport_rx.try_recv() {
+                        Ok(report) => state.on_transport(report),
+                        Err(_) => break,
+                    }
+                }
+                // A busy loop must not starve the deadline.
+                if state
+                    .node
+                    .poll_timeout()
+                    .is_some_and(|at| at <= state.clock.now())
+                {
                     state.timeout();
                 }
+                state.end_turn();
             }
-            // Take what else is ready in one go (calls and reads alike), so
-            // that a burst of sends leaves in a few system calls, then let
-            // the connections run.
-            for _ in 0..BATCH {
-                if state.stopping {
-                    break;
-                }
-                match self.calls.try_recv() {
-                    Some(call) => state.on_call(call),
-                    None => break,
-                }
-            }
-            for _ in 0..BATCH {
-                match transport_rx.try_recv() {
-                    Ok(report) => state.on_transport(report),
-                    Err(_) => break,
-                }
-            }
-            // A busy loop must not starve the deadline.
-            if state
-                .node
-                .poll_timeout()
-                .is_some_and(|at| at <= state.clock.now())
-            {
-                state.timeout();
-            }
-            state.end_turn();
             future::yield_now().await;
         }
+        // From here on the loop keeps the state to itself: handles queue
+        // their calls (which it no longer takes).
+        let Some(mut state) = shared.lock().take() else {
+            return;
+        };
+        drop(clear);
         // Before the node says goodbye: what peers have sent it already is
         // taken in, so that a handshake whose last message is waiting in a
         // socket completes and gets its `Goodbye` too.
@@ -217,16 +324,16 @@ impl NodeLoop {
         state.finish(transport_rx).await;
         // Calls still queued hold their reply channels, and the handles keep
         // the queue alive: drop them so that their callers see `Stopped`.
-        self.calls.close();
-        while self.calls.try_recv().is_some() {}
+        calls.close();
+        while calls.try_recv().is_some() {}
     }
 }
 
 /// The node task's state while it runs.
-struct State<'ex> {
+struct State {
     node: Node,
     clock: Clock,
-    executor: &'ex Executor<'static>,
+    executor: Arc<Executor<'static>>,
     local_addr: SocketAddr,
     events: EventSender,
     max_backlog_bytes: usize,
@@ -253,9 +360,21 @@ struct State<'ex> {
     dirty: Vec<ConnId>,
     /// Events of this turn, emitted once its sends are flushed.
     turn_events: Vec<Event>,
+    /// The node deadline the loop's timer is set for (`None`: none).
+    armed: Option<Instant>,
 }
 
-impl State<'_> {
+impl State {
+    /// Whether the node wants the loop sooner than its timer is set for
+    /// (after a call served on a handle's task).
+    fn sooner_than_armed(&self) -> bool {
+        match (self.node.poll_timeout(), self.armed) {
+            (Some(next), Some(armed)) => next < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+
     fn timeout(&mut self) {
         self.node.handle_input(self.clock.now(), Input::Timeout);
         self.drain();
@@ -276,7 +395,7 @@ impl State<'_> {
                 self.next_inbound += 1;
                 debug!(%conn, %remote, "accepted connection");
                 let link = Link::open(
-                    self.executor,
+                    &self.executor,
                     conn,
                     stream,
                     remote,
@@ -298,7 +417,7 @@ impl State<'_> {
                     Ok(stream) => {
                         debug!(%conn, %addr, "dialled");
                         let link = Link::open(
-                            self.executor,
+                            &self.executor,
                             conn,
                             stream,
                             addr,
@@ -489,7 +608,7 @@ impl State<'_> {
         if let Some(link) = self.links.remove(&conn) {
             debug!(%conn, remote = %link.remote, backlog = link.backlog(), "closing connection");
             self.closing.retain(|task| !task.is_finished());
-            self.closing.push(link.close(self.executor));
+            self.closing.push(link.close(&self.executor));
         } else {
             // A dial in progress is abandoned by dropping it.
             self.dialing.remove(&conn);

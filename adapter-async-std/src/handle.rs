@@ -13,6 +13,7 @@ use ringmesh::{
 
 use crate::PeerInfo;
 use crate::calls::CallSender;
+use crate::driver::Shared;
 
 /// Why a [`NodeHandle`] call did not do what it asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +75,8 @@ pub(crate) enum Call {
 #[derive(Clone)]
 pub struct NodeHandle {
     calls: CallSender<Call>,
+    /// The node loop's state, for calls served on the caller's task.
+    shared: std::sync::Arc<Shared>,
     node_id: NodeId,
     local_addr: SocketAddr,
     /// Where the node's blobs live (`None`: in memory).
@@ -92,12 +95,14 @@ impl fmt::Debug for NodeHandle {
 impl NodeHandle {
     pub(crate) fn new(
         calls: CallSender<Call>,
+        shared: std::sync::Arc<Shared>,
         node_id: NodeId,
         local_addr: SocketAddr,
         blob_dir: Option<std::path::PathBuf>,
     ) -> Self {
         NodeHandle {
             calls,
+            shared,
             node_id,
             local_addr,
             blob_dir: blob_dir.map(std::sync::Arc::from),
@@ -418,12 +423,20 @@ impl NodeHandle {
         let _ = self.call(Call::Shutdown).await;
     }
 
+    /// Serves the call on this task when the node loop is idle (commands
+    /// and requests: the round-trip path; see `Shared::try_serve`), else
+    /// queues it for the loop; then waits for the answer.
     async fn call<T>(&self, call: impl FnOnce(Sender<T>) -> Call) -> Result<T, Error> {
         let (reply, answer) = async_channel::bounded(1);
-        self.calls
-            .send(call(reply))
-            .await
-            .map_err(|_| Error::Stopped)?;
+        let call = match call(reply) {
+            call @ (Call::Command { .. } | Call::Request { .. }) => {
+                self.shared.try_serve(call, &self.calls)
+            }
+            call => Err(call),
+        };
+        if let Err(call) = call {
+            self.calls.send(call).await.map_err(|_| Error::Stopped)?;
+        }
         answer.recv().await.map_err(|_| Error::Stopped)
     }
 }

@@ -180,13 +180,20 @@ pub fn start(config: AdapterConfig) -> io::Result<(NodeHandle, Events, Driver)> 
     } = config.into_node(local_addr)?;
     let (calls_tx, calls) = calls::channel(CALL_CAPACITY);
     let (events_tx, events) = events::EventSender::channel(event_capacity, event_capacity_bytes);
-    let handle = NodeHandle::new(calls_tx, node.node_id(), local_addr, blob_dir);
+    let shared = driver::Shared::new(calls);
+    let handle = NodeHandle::new(
+        calls_tx,
+        std::sync::Arc::clone(&shared),
+        node.node_id(),
+        local_addr,
+        blob_dir,
+    );
     let driver = Driver::new(driver::NodeLoop {
         node,
         clock,
         listener,
         local_addr,
-        calls,
+        shared,
         events: events_tx,
         max_backlog_bytes,
     });
