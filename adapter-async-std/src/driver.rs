@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
+use futures_channel::oneshot;
 use async_executor::{Executor, Task};
 use async_io::{Async, Timer};
 use bytes::Bytes;
@@ -92,7 +93,7 @@ struct ConnectWaiter {
     count: u64,
     /// Dials not ended yet.
     open: u64,
-    reply: Sender<Result<NodeId, Error>>,
+    reply: oneshot::Sender<Result<NodeId, Error>>,
 }
 
 impl ConnectWaiter {
@@ -348,13 +349,13 @@ struct State {
     acceptor: Option<Task<()>>,
     next_inbound: u64,
     /// `request` calls waiting for their response.
-    requests: HashMap<RequestId, Sender<Result<Bytes, Error>>>,
+    requests: HashMap<RequestId, oneshot::Sender<Result<Bytes, Error>>>,
     /// `connect` calls waiting for a handshake.
     connects: Vec<ConnectWaiter>,
     /// Connections cut for exceeding the write backlog, to report to the
     /// node once the current output is handled.
     overflowed: Vec<ConnId>,
-    shutdown_replies: Vec<Sender<()>>,
+    shutdown_replies: Vec<oneshot::Sender<()>>,
     stopping: bool,
     /// Connections sent on during this turn, to flush at its end.
     dirty: Vec<ConnId>,
@@ -460,7 +461,7 @@ impl State {
         match call {
             Call::Command { command, reply } => {
                 let result = self.node.command(now, command);
-                let _ = reply.try_send(result);
+                let _ = reply.send(result);
             }
             Call::Post(command) => {
                 if let Err(error) = self.node.command(now, command) {
@@ -483,10 +484,10 @@ impl State {
                 // Connect commands always start dials; were one not to,
                 // there would be nothing to wait for.
                 Ok(_) => {
-                    let _ = reply.try_send(Err(Error::ConnectFailed(CloseReason::Local)));
+                    let _ = reply.send(Err(Error::ConnectFailed(CloseReason::Local)));
                 }
                 Err(error) => {
-                    let _ = reply.try_send(Err(Error::Command(error)));
+                    let _ = reply.send(Err(Error::Command(error)));
                 }
             },
             Call::Request {
@@ -509,10 +510,10 @@ impl State {
                     // `Request` is always answered with its id; were it
                     // not, no answer could be matched to this call.
                     Ok(_) => {
-                        let _ = reply.try_send(Err(Error::Stopped));
+                        let _ = reply.send(Err(Error::Stopped));
                     }
                     Err(error) => {
-                        let _ = reply.try_send(Err(Error::Command(error)));
+                        let _ = reply.send(Err(Error::Command(error)));
                     }
                 }
             }
@@ -619,20 +620,20 @@ impl State {
         match &event {
             Event::Messaging(MessagingEvent::Response { id, payload, .. }) => {
                 if let Some(reply) = self.requests.remove(id) {
-                    let _ = reply.try_send(Ok(payload.clone()));
+                    let _ = reply.send(Ok(payload.clone()));
                     return;
                 }
             }
             Event::Messaging(MessagingEvent::RequestFailed { id, reason, .. }) => {
                 if let Some(reply) = self.requests.remove(id) {
-                    let _ = reply.try_send(Err(Error::RequestFailed(*reason)));
+                    let _ = reply.send(Err(Error::RequestFailed(*reason)));
                     return;
                 }
             }
             Event::Peers(PeersEvent::Established { conn, peer, .. }) => {
                 if let Some(i) = self.connects.iter().position(|w| w.covers(*conn)) {
                     let waiter = self.connects.swap_remove(i);
-                    let _ = waiter.reply.try_send(Ok(*peer));
+                    let _ = waiter.reply.send(Ok(*peer));
                 }
             }
             Event::Peers(PeersEvent::Closed { conn, reason, .. }) => {
@@ -643,7 +644,7 @@ impl State {
                         let waiter = self.connects.swap_remove(i);
                         let _ = waiter
                             .reply
-                            .try_send(Err(Error::ConnectFailed(reason.clone())));
+                            .send(Err(Error::ConnectFailed(reason.clone())));
                     }
                 }
             }
@@ -730,7 +731,7 @@ impl State {
         future::or(flushed, discard).await;
         info!(node = %self.node.node_id(), "stopped");
         for reply in self.shutdown_replies.drain(..) {
-            let _ = reply.try_send(());
+            let _ = reply.send(());
         }
     }
 }

@@ -3,7 +3,7 @@
 use core::fmt;
 use std::net::SocketAddr;
 
-use async_channel::Sender;
+use futures_channel::oneshot::{self, Sender};
 use bytes::Bytes;
 use ringmesh::wire::PeerEntry;
 use ringmesh::{
@@ -40,7 +40,8 @@ pub enum Error {
 pub(crate) type Inspection = Box<dyn FnOnce(&Node) + Send>;
 
 /// A call from a handle to the node loop, with where to send the answer
-/// (a `bounded(1)` channel used as a oneshot).
+/// (a oneshot: its sender wakes the caller only after it has let go of
+/// the channel, so a caller woken on the same CPU does not wait for it).
 pub(crate) enum Call {
     Command {
         command: Command,
@@ -396,7 +397,7 @@ impl NodeHandle {
     {
         self.call(|reply: Sender<T>| {
             Call::Inspect(Box::new(move |node| {
-                let _ = reply.try_send(f(node));
+                let _ = reply.send(f(node));
             }))
         })
         .await
@@ -427,7 +428,7 @@ impl NodeHandle {
     /// and requests: the round-trip path; see `Shared::try_serve`), else
     /// queues it for the loop; then waits for the answer.
     async fn call<T>(&self, call: impl FnOnce(Sender<T>) -> Call) -> Result<T, Error> {
-        let (reply, answer) = async_channel::bounded(1);
+        let (reply, answer) = oneshot::channel();
         let call = match call(reply) {
             call @ (Call::Command { .. } | Call::Request { .. }) => {
                 self.shared.try_serve(call, &self.calls)
@@ -437,6 +438,6 @@ impl NodeHandle {
         if let Err(call) = call {
             self.calls.send(call).await.map_err(|_| Error::Stopped)?;
         }
-        answer.recv().await.map_err(|_| Error::Stopped)
+        answer.await.map_err(|_| Error::Stopped)
     }
 }
