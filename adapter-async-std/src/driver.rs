@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
-use futures_channel::oneshot;
 use async_executor::{Executor, Task};
 use async_io::{Async, Timer};
 use bytes::Bytes;
+use futures_channel::oneshot;
 use futures_lite::future;
 use ringmesh::{
     Accepted, CloseReason, Command, ConnId, Direction, Event, Input, Instant, MessagingCommand,
@@ -642,9 +642,7 @@ impl State {
                     waiter.open -= 1;
                     if waiter.open == 0 {
                         let waiter = self.connects.swap_remove(i);
-                        let _ = waiter
-                            .reply
-                            .send(Err(Error::ConnectFailed(reason.clone())));
+                        let _ = waiter.reply.send(Err(Error::ConnectFailed(reason.clone())));
                     }
                 }
             }

@@ -3,8 +3,8 @@
 use core::fmt;
 use std::net::SocketAddr;
 
-use futures_channel::oneshot::{self, Sender};
 use bytes::Bytes;
+use futures_channel::oneshot::{self, Sender};
 use ringmesh::wire::PeerEntry;
 use ringmesh::{
     Accepted, CloseReason, Command, CommandError, DeliveryError, MeshCommand, MessagingCommand,
