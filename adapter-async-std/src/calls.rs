@@ -157,7 +157,6 @@ impl<Call> CallReceiver<Call> {
     }
 
     /// The next call; `None` once every sender is gone.
-    #[cfg(test)]
     pub(crate) async fn recv(&self) -> Option<Call> {
         loop {
             if let Some(call) = self.try_recv() {

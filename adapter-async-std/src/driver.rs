@@ -10,7 +10,6 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use async_channel::{Receiver, Sender};
 use async_executor::{Executor, Task};
 use async_io::{Async, Timer};
 use bytes::Bytes;
@@ -64,8 +63,8 @@ impl Driver {
     pub(crate) fn new(node_loop: NodeLoop) -> Self {
         Driver {
             future: Box::pin(async move {
-                let executor = Arc::new(Executor::new());
-                executor.run(node_loop.run(Arc::clone(&executor))).await;
+                let executor = Arc::clone(&node_loop.shared.executor);
+                executor.run(node_loop.run()).await;
             }),
         }
     }
@@ -107,7 +106,9 @@ enum Wake {
     /// Calls are queued or a handle asked for a wake-up (`true`), or every
     /// handle is gone (`false`).
     Call(bool),
-    Transport(Option<Transport>),
+    /// Transport reports are queued (the queue's senders never all go
+    /// while the loop runs: the state holds one).
+    Transport,
     Timer,
 }
 
@@ -125,14 +126,74 @@ pub(crate) struct Shared {
     /// dropped): calls then go through the queue.
     state: Mutex<Option<State>>,
     calls: CallReceiver<Call>,
+    /// What the connections, dials and listener report. Like the calls,
+    /// taken only under the state's lock, so that whoever holds it (the
+    /// loop or a waiting caller, [`Shared::help`]) sees a connection's
+    /// reads in order.
+    transport: CallReceiver<Transport>,
+    /// Runs the connections, dials and listener: polled by the driver, and
+    /// by a caller waiting for its answer.
+    executor: Arc<Executor<'static>>,
 }
 
 impl Shared {
-    pub(crate) fn new(calls: CallReceiver<Call>) -> Arc<Shared> {
-        Arc::new(Shared {
+    /// The shared half and the transport queue's sender (for the loop).
+    pub(crate) fn new(calls: CallReceiver<Call>) -> (Arc<Shared>, CallSender<Transport>) {
+        let (transport_tx, transport) = crate::calls::channel(TRANSPORT_CAPACITY);
+        let shared = Arc::new(Shared {
             state: Mutex::new(None),
             calls,
-        })
+            transport,
+            executor: Arc::new(Executor::new()),
+        });
+        (shared, transport_tx)
+    }
+
+    /// Works for the node while a caller waits for its answer: runs the
+    /// connections' I/O (the driver's executor takes helpers) and, when
+    /// the loop is idle, takes in what they report, as a loop turn would.
+    /// A caller woken by its socket's readiness then reads it, feeds the
+    /// node and gets its answer on its own task, without handing over to
+    /// the driver's task and back. Never completes; the caller drops it
+    /// once its answer is there.
+    pub(crate) async fn help(&self, calls: &CallSender<Call>) {
+        loop {
+            self.executor.tick().await;
+            self.try_turn(calls);
+        }
+    }
+
+    /// Takes in queued transport reports if the loop is idle; see
+    /// [`Shared::help`].
+    fn try_turn(&self, calls: &CallSender<Call>) {
+        let Ok(mut guard) = self.state.try_lock() else {
+            return;
+        };
+        let Some(state) = guard.as_mut() else {
+            return;
+        };
+        if state.stopping {
+            return;
+        }
+        let mut took = false;
+        for _ in 0..BATCH {
+            match self.transport.try_recv() {
+                Some(report) => {
+                    state.on_transport(report);
+                    took = true;
+                }
+                None => break,
+            }
+        }
+        if !took {
+            return;
+        }
+        state.end_turn();
+        let wake = state.stopping || state.sooner_than_armed();
+        drop(guard);
+        if wake {
+            calls.wake();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<State>> {
@@ -200,13 +261,15 @@ pub(crate) struct NodeLoop {
     pub(crate) listener: Async<TcpListener>,
     pub(crate) local_addr: SocketAddr,
     pub(crate) shared: Arc<Shared>,
+    pub(crate) transport_tx: CallSender<Transport>,
     pub(crate) events: EventSender,
     pub(crate) max_backlog_bytes: usize,
 }
 
 impl NodeLoop {
-    async fn run(self, executor: Arc<Executor<'static>>) {
-        let (transport_tx, transport_rx) = async_channel::bounded(TRANSPORT_CAPACITY);
+    async fn run(self) {
+        let executor = Arc::clone(&self.shared.executor);
+        let transport_tx = self.transport_tx;
         let acceptor = executor.spawn(connection::accept_loop(self.listener, transport_tx.clone()));
         let mut state = State {
             node: self.node,
@@ -235,6 +298,7 @@ impl NodeLoop {
         state.end_turn();
         let shared = &*self.shared;
         let calls = &shared.calls;
+        let transport_rx = &shared.transport;
         *shared.lock() = Some(state);
         let clear = ClearOnDrop(shared);
         let mut timer = Timer::never();
@@ -257,7 +321,10 @@ impl NodeLoop {
             let wake = future::or(
                 async { Wake::Call(calls.ready().await) },
                 future::or(
-                    async { Wake::Transport(transport_rx.recv().await.ok()) },
+                    async {
+                        transport_rx.ready().await;
+                        Wake::Transport
+                    },
                     async {
                         (&mut timer).await;
                         Wake::Timer
@@ -273,8 +340,8 @@ impl NodeLoop {
                     Wake::Call(false) => state.begin_shutdown(),
                     // Taken below.
                     Wake::Call(true) => {}
-                    Wake::Transport(Some(report)) => state.on_transport(report),
-                    Wake::Transport(None) => {}
+                    // Taken below.
+                    Wake::Transport => {}
                     Wake::Timer => {
                         // A fired timer does not fire again: re-arm next round.
                         state.armed = None;
@@ -295,8 +362,8 @@ impl NodeLoop {
                 }
                 for _ in 0..BATCH {
                     match transport_rx.try_recv() {
-                        Ok(report) => state.on_transport(report),
-                        Err(_) => break,
+                        Some(report) => state.on_transport(report),
+                        None => break,
                     }
                 }
                 // A busy loop must not starve the deadline.
@@ -320,7 +387,7 @@ impl NodeLoop {
         // Before the node says goodbye: what peers have sent it already is
         // taken in, so that a handshake whose last message is waiting in a
         // socket completes and gets its `Goodbye` too.
-        state.take_in_reads(&transport_rx).await;
+        state.take_in_reads(transport_rx).await;
         state.shut_down_node();
         state.finish(transport_rx).await;
         // Calls still queued hold their reply channels, and the handles keep
@@ -338,7 +405,7 @@ struct State {
     local_addr: SocketAddr,
     events: EventSender,
     max_backlog_bytes: usize,
-    transport_tx: Sender<Transport>,
+    transport_tx: CallSender<Transport>,
     /// Open connections.
     links: HashMap<ConnId, Link>,
     /// Dials in progress; dropping one abandons it.
@@ -671,7 +738,7 @@ impl State {
     /// not read that message yet, its side of the handshake would still be
     /// open, and a connection without a session cannot carry a `Goodbye`:
     /// the peer would see a bare EOF instead of `Goodbye(Shutdown)`.
-    async fn take_in_reads(&mut self, transport_rx: &Receiver<Transport>) {
+    async fn take_in_reads(&mut self, transport_rx: &CallReceiver<Transport>) {
         let mut pending: HashSet<ConnId> = self
             .links
             .iter()
@@ -680,7 +747,7 @@ impl State {
             .collect();
         let take = async {
             while !pending.is_empty() {
-                let Ok(report) = transport_rx.recv().await else {
+                let Some(report) = transport_rx.recv().await else {
                     return;
                 };
                 if let Transport::Synced { conn } = report {
@@ -713,7 +780,7 @@ impl State {
 
     /// After shutdown: waits for the closed connections to flush, then
     /// answers the `shutdown` calls.
-    async fn finish(mut self, transport_rx: Receiver<Transport>) {
+    async fn finish(mut self, transport_rx: &CallReceiver<Transport>) {
         // The node closed every connection and dial; what is left is their
         // flushing, each bounded by `CLOSE_TIMEOUT`.
         self.dialing.clear();
@@ -725,7 +792,7 @@ impl State {
             }
         };
         // Reads still arriving on closing connections mean nothing now.
-        let discard = async { while transport_rx.recv().await.is_ok() {} };
+        let discard = async { while transport_rx.recv().await.is_some() {} };
         future::or(flushed, discard).await;
         info!(node = %self.node.node_id(), "stopped");
         for reply in self.shutdown_replies.drain(..) {

@@ -14,6 +14,7 @@ use ringmesh::{
 use crate::PeerInfo;
 use crate::calls::CallSender;
 use crate::driver::Shared;
+use futures_lite::future;
 
 /// Why a [`NodeHandle`] call did not do what it asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -438,6 +439,15 @@ impl NodeHandle {
         if let Err(call) = call {
             self.calls.send(call).await.map_err(|_| Error::Stopped)?;
         }
-        answer.await.map_err(|_| Error::Stopped)
+        // While it waits, the caller does the node's I/O work (see
+        // `Shared::help`): its answer usually comes from a read it can do
+        // itself.
+        future::or(answer, async {
+            self.shared.help(&self.calls).await;
+            // Helping never ends; were it to, the call would count as lost.
+            Err(oneshot::Canceled)
+        })
+        .await
+        .map_err(|_| Error::Stopped)
     }
 }

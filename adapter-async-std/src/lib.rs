@@ -180,7 +180,7 @@ pub fn start(config: AdapterConfig) -> io::Result<(NodeHandle, Events, Driver)> 
     } = config.into_node(local_addr)?;
     let (calls_tx, calls) = calls::channel(CALL_CAPACITY);
     let (events_tx, events) = events::EventSender::channel(event_capacity, event_capacity_bytes);
-    let shared = driver::Shared::new(calls);
+    let (shared, transport_tx) = driver::Shared::new(calls);
     let handle = NodeHandle::new(
         calls_tx,
         std::sync::Arc::clone(&shared),
@@ -194,6 +194,7 @@ pub fn start(config: AdapterConfig) -> io::Result<(NodeHandle, Events, Driver)> 
         listener,
         local_addr,
         shared,
+        transport_tx,
         events: events_tx,
         max_backlog_bytes,
     });
