@@ -67,8 +67,10 @@ pub(crate) enum Call {
 /// The application's handle on a running node: cheap to clone, `Send`, and
 /// usable from any task or executor.
 ///
-/// Every call is a message to the node task and an answer back; none holds
-/// a lock on the node. Calls fail with [`Error::Stopped`] once the node task
+/// A call is a message to the node task and an answer back, or, when the
+/// node task is idle, a command or request served on the caller's task
+/// (which briefly holds the node's lock: the node task never waits on it
+/// while it sleeps). Calls fail with [`Error::Stopped`] once the node task
 /// has ended.
 ///
 /// Dropping the last handle shuts the node down gracefully, as
