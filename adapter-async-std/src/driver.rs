@@ -22,11 +22,11 @@ use ringmesh::{
 use ringmesh_driver::{BACKLOG_OVERFLOW, Clock, transport_error};
 use tracing::{debug, info, warn};
 
+use crate::call::{Call, Error};
 use crate::calls::{CallReceiver, CallSender};
 use crate::connection;
 use crate::connection::{Link, Transport};
 use crate::events::EventSender;
-use crate::handle::{Call, Error};
 
 /// Transport reports buffered between the connection futures and the node
 /// loop. When it is full, readers wait (and so stop reading their sockets):

@@ -135,6 +135,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod call;
 mod calls;
 mod connection;
 mod driver;
@@ -146,9 +147,10 @@ use std::io;
 use async_io::Async;
 use ringmesh_driver::Startup;
 
+pub use call::Error;
 pub use driver::Driver;
 pub use events::Events;
-pub use handle::{Error, NodeHandle};
+pub use handle::NodeHandle;
 /// The protocol crate this adapter drives.
 pub use ringmesh;
 pub use ringmesh_driver::{
