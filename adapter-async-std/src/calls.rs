@@ -51,6 +51,10 @@ impl Room {
 pub(crate) struct CallSender<Call> {
     tx: Sender<Call>,
     room: Arc<Room>,
+    /// Wakes the node loop: a token after every call queued, and when a
+    /// call served on the caller's task needs the loop (see
+    /// [`CallSender::wake`]).
+    nudge: Sender<()>,
 }
 
 impl<Call> Clone for CallSender<Call> {
@@ -58,19 +62,29 @@ impl<Call> Clone for CallSender<Call> {
         CallSender {
             tx: self.tx.clone(),
             room: Arc::clone(&self.room),
+            nudge: self.nudge.clone(),
         }
     }
 }
 
 /// The node loop's end.
+///
+/// The node loop does not wait on the calls themselves but on a wake-up
+/// token ([`CallReceiver::ready`]) and then takes them while it holds the
+/// node: a call is never out of the queue and not yet served while a
+/// handle serves its own call on its task, so calls from one task keep
+/// their order.
 pub(crate) struct CallReceiver<Call> {
     rx: Receiver<Call>,
     room: Arc<Room>,
+    /// At most one token: a wake-up not yet taken.
+    nudge: Receiver<()>,
 }
 
 /// A queue of at most `capacity` calls (at least 2).
 pub(crate) fn channel<Call>(capacity: usize) -> (CallSender<Call>, CallReceiver<Call>) {
     let (tx, rx) = async_channel::unbounded();
+    let (nudge_tx, nudge) = async_channel::bounded(1);
     let room = Arc::new(Room {
         queued: AtomicUsize::new(0),
         capacity: capacity.max(2),
@@ -80,8 +94,9 @@ pub(crate) fn channel<Call>(capacity: usize) -> (CallSender<Call>, CallReceiver<
         CallSender {
             tx,
             room: Arc::clone(&room),
+            nudge: nudge_tx,
         },
-        CallReceiver { rx, room },
+        CallReceiver { rx, room, nudge },
     )
 }
 
@@ -94,10 +109,16 @@ impl<Call> CallSender<Call> {
                 return Err(call);
             }
             if self.room.try_take() {
-                return self.tx.try_send(call).map_err(|error| {
-                    self.room.release(1);
-                    error.into_inner()
-                });
+                return match self.tx.try_send(call) {
+                    Ok(()) => {
+                        self.wake();
+                        Ok(())
+                    }
+                    Err(error) => {
+                        self.room.release(1);
+                        Err(error.into_inner())
+                    }
+                };
             }
             let listener = self.room.freed.listen();
             // Room made (or the queue closed) between the check and the
@@ -111,12 +132,40 @@ impl<Call> CallSender<Call> {
     }
 }
 
+impl<Call> CallSender<Call> {
+    /// Wakes the node loop ([`CallReceiver::ready`] returns). A wake-up
+    /// not yet taken absorbs this one.
+    pub(crate) fn wake(&self) {
+        let _ = self.nudge.try_send(());
+    }
+}
+
 impl<Call> CallReceiver<Call> {
+    /// Waits until a call is queued or a sender asked for a wake-up
+    /// (`true`), or every sender is gone and nothing is queued (`false`).
+    /// Takes no call: [`CallReceiver::try_recv`] does.
+    pub(crate) async fn ready(&self) -> bool {
+        if !self.rx.is_empty() {
+            return true;
+        }
+        // A sender queues its call before it sends the token, so a call
+        // queued after the check above comes with a token.
+        match self.nudge.recv().await {
+            Ok(()) => true,
+            Err(_) => !self.rx.is_empty(),
+        }
+    }
+
     /// The next call; `None` once every sender is gone.
     pub(crate) async fn recv(&self) -> Option<Call> {
-        let call = self.rx.recv().await.ok()?;
-        self.room.release(1);
-        Some(call)
+        loop {
+            if let Some(call) = self.try_recv() {
+                return Some(call);
+            }
+            if !self.ready().await {
+                return None;
+            }
+        }
     }
 
     /// The next call if one is queued.

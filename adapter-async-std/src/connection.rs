@@ -23,6 +23,8 @@ use ringmesh::{ConnId, TransportError};
 use ringmesh_driver::{ACCEPTS_PER_TURN, ReadPool, admit_to_backlog, transport_error};
 use tracing::{debug, warn};
 
+use crate::calls::CallSender;
+
 /// Bytes asked of the socket per read. Each read is copied into the
 /// connection's [`ReadPool`] and handed on as a `Bytes` of exactly its
 /// size.
@@ -110,7 +112,7 @@ impl Link {
         conn: ConnId,
         stream: Async<TcpStream>,
         remote: SocketAddr,
-        transport: Sender<Transport>,
+        transport: CallSender<Transport>,
     ) -> Link {
         // Frames are whole messages already; waiting to coalesce them only
         // delays pings and small requests.
@@ -271,7 +273,7 @@ async fn run_connection(
     queue: Receiver<Vec<Bytes>>,
     backlog: Arc<AtomicUsize>,
     sync: Receiver<()>,
-    transport: Sender<Transport>,
+    transport: CallSender<Transport>,
 ) {
     let end = future::or(
         read_until_end(conn, &stream, &sync, &transport),
@@ -308,7 +310,7 @@ async fn read_until_end(
     conn: ConnId,
     stream: &Async<TcpStream>,
     sync: &Receiver<()>,
-    transport: &Sender<Transport>,
+    transport: &CallSender<Transport>,
 ) -> End {
     let mut buf = vec![0u8; READ_CHUNK];
     let mut pool = ReadPool::new(READ_CHUNK);
@@ -372,7 +374,7 @@ async fn deliver(
     result: io::Result<usize>,
     buf: &[u8],
     pool: &mut ReadPool,
-    transport: &Sender<Transport>,
+    transport: &CallSender<Transport>,
 ) -> Result<(), End> {
     let n = match result {
         Ok(0) => return Err(End::Failed(TransportError::Eof)),
@@ -466,7 +468,7 @@ async fn discard_until_eof(stream: &Async<TcpStream>) {
 /// peers, the node loop's turn, which takes in and judges what was
 /// accepted) before it accepts more. The rest wait in the kernel's backlog
 /// ([`ringmesh_driver::LISTEN_BACKLOG`]).
-pub(crate) async fn accept_loop(listener: Async<TcpListener>, transport: Sender<Transport>) {
+pub(crate) async fn accept_loop(listener: Async<TcpListener>, transport: CallSender<Transport>) {
     let mut accepted = 0;
     loop {
         match listener.accept().await {
@@ -495,7 +497,7 @@ pub(crate) async fn accept_loop(listener: Async<TcpListener>, transport: Sender<
 /// Opens a connection for the node's `Output::Dial`. The node's
 /// `handshake_timeout` bounds it: past that the node closes the dial and the
 /// node loop drops this future.
-pub(crate) async fn dial(conn: ConnId, addr: SocketAddr, transport: Sender<Transport>) {
+pub(crate) async fn dial(conn: ConnId, addr: SocketAddr, transport: CallSender<Transport>) {
     let result = Async::<TcpStream>::connect(addr).await;
     let _ = transport
         .send(Transport::Dialed { conn, addr, result })
@@ -509,7 +511,7 @@ pub(crate) async fn dial_from(
     conn: ConnId,
     local: SocketAddr,
     addr: SocketAddr,
-    transport: Sender<Transport>,
+    transport: CallSender<Transport>,
 ) {
     let connect = async {
         let stream = Async::new(ringmesh_driver::dial_from(local, addr)?)?;
@@ -543,10 +545,10 @@ mod tests {
             ours.local_addr().expect("ours"),
             theirs.local_addr().expect("theirs"),
         );
-        let (tx, rx) = async_channel::bounded(1);
+        let (tx, rx) = crate::calls::channel(2);
         let conn = ConnId::inbound(1); // any id: only echoed here
         async_io::block_on(dial_from(conn, local, remote, tx));
-        let Ok(Transport::Dialed {
+        let Some(Transport::Dialed {
             conn: dialled,
             addr,
             result,

@@ -7,12 +7,13 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use async_channel::{Receiver, Sender};
 use async_executor::{Executor, Task};
 use async_io::{Async, Timer};
 use bytes::Bytes;
+use futures_channel::oneshot;
 use futures_lite::future;
 use ringmesh::{
     Accepted, CloseReason, Command, ConnId, Direction, Event, Input, Instant, MessagingCommand,
@@ -21,11 +22,11 @@ use ringmesh::{
 use ringmesh_driver::{BACKLOG_OVERFLOW, Clock, transport_error};
 use tracing::{debug, info, warn};
 
-use crate::calls::CallReceiver;
+use crate::call::{Call, Error};
+use crate::calls::{CallReceiver, CallSender};
 use crate::connection;
 use crate::connection::{Link, Transport};
 use crate::events::EventSender;
-use crate::handle::{Call, Error};
 
 /// Transport reports buffered between the connection futures and the node
 /// loop. When it is full, readers wait (and so stop reading their sockets):
@@ -62,8 +63,8 @@ impl Driver {
     pub(crate) fn new(node_loop: NodeLoop) -> Self {
         Driver {
             future: Box::pin(async move {
-                let executor = Executor::new();
-                executor.run(node_loop.run(&executor)).await;
+                let executor = Arc::clone(&node_loop.shared.executor);
+                executor.run(node_loop.run()).await;
             }),
         }
     }
@@ -91,7 +92,7 @@ struct ConnectWaiter {
     count: u64,
     /// Dials not ended yet.
     open: u64,
-    reply: Sender<Result<NodeId, Error>>,
+    reply: oneshot::Sender<Result<NodeId, Error>>,
 }
 
 impl ConnectWaiter {
@@ -102,9 +103,155 @@ impl ConnectWaiter {
 
 /// What woke the node loop.
 enum Wake {
-    Call(Option<Call>),
-    Transport(Option<Transport>),
+    /// Calls are queued or a handle asked for a wake-up (`true`), or every
+    /// handle is gone (`false`).
+    Call(bool),
+    /// Transport reports are queued (the queue's senders never all go
+    /// while the loop runs: the state holds one).
+    Transport,
     Timer,
+}
+
+/// What the node loop shares with the handles: the node's state while the
+/// loop runs, and the call queue.
+///
+/// The loop holds the state's lock for a turn and never while it waits. A
+/// handle that finds the lock free (the loop idle) serves its call on its
+/// own task ([`Shared::try_serve`]): the queue first, then its call, and
+/// writes what the node sent before it returns. That saves the hand-off
+/// to the loop's task and back, a round trip's biggest cost (as the mio
+/// adapter does on the caller's thread).
+pub(crate) struct Shared {
+    /// `None` until the driver first runs and once it has stopped (or was
+    /// dropped): calls then go through the queue.
+    state: Mutex<Option<State>>,
+    calls: CallReceiver<Call>,
+    /// What the connections, dials and listener report. Like the calls,
+    /// taken only under the state's lock, so that whoever holds it (the
+    /// loop or a waiting caller, [`Shared::help`]) sees a connection's
+    /// reads in order.
+    transport: CallReceiver<Transport>,
+    /// Runs the connections, dials and listener: polled by the driver, and
+    /// by a caller waiting for its answer.
+    executor: Arc<Executor<'static>>,
+}
+
+impl Shared {
+    /// The shared half and the transport queue's sender (for the loop).
+    pub(crate) fn new(calls: CallReceiver<Call>) -> (Arc<Shared>, CallSender<Transport>) {
+        let (transport_tx, transport) = crate::calls::channel(TRANSPORT_CAPACITY);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(None),
+            calls,
+            transport,
+            executor: Arc::new(Executor::new()),
+        });
+        (shared, transport_tx)
+    }
+
+    /// Works for the node while a caller waits for its answer: runs the
+    /// connections' I/O (the driver's executor takes helpers) and, when
+    /// the loop is idle, takes in what they report, as a loop turn would.
+    /// A caller woken by its socket's readiness then reads it, feeds the
+    /// node and gets its answer on its own task, without handing over to
+    /// the driver's task and back. Never completes; the caller drops it
+    /// once its answer is there.
+    pub(crate) async fn help(&self, calls: &CallSender<Call>) {
+        loop {
+            self.executor.tick().await;
+            self.try_turn(calls);
+        }
+    }
+
+    /// Takes in queued transport reports if the loop is idle; see
+    /// [`Shared::help`].
+    fn try_turn(&self, calls: &CallSender<Call>) {
+        let Ok(mut guard) = self.state.try_lock() else {
+            return;
+        };
+        let Some(state) = guard.as_mut() else {
+            return;
+        };
+        if state.stopping {
+            return;
+        }
+        let mut took = false;
+        for _ in 0..BATCH {
+            match self.transport.try_recv() {
+                Some(report) => {
+                    state.on_transport(report);
+                    took = true;
+                }
+                None => break,
+            }
+        }
+        if !took {
+            return;
+        }
+        state.end_turn();
+        let wake = state.stopping || state.sooner_than_armed();
+        drop(guard);
+        if wake {
+            calls.wake();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<State>> {
+        // Poisoned only if the node panicked on a handle's task, which the
+        // loop cannot recover from either.
+        self.state
+            .lock()
+            .unwrap_or_else(|_| panic!("the node panicked on a handle's task"))
+    }
+
+    /// Serves `call` on the caller's task if the node loop is idle (and
+    /// running, and not stopping); gives it back for the queue otherwise.
+    ///
+    /// Calls queued before it are served first, in order. What the node
+    /// sent is written (as far as the sockets take it) and its events are
+    /// emitted before this returns, as at the end of a loop turn. The loop
+    /// is woken when it must act sooner than it planned: an earlier node
+    /// deadline than its armed timer, or a shutdown taken from the queue.
+    pub(crate) fn try_serve(&self, call: Call, calls: &CallSender<Call>) -> Result<(), Call> {
+        let Ok(mut guard) = self.state.try_lock() else {
+            return Err(call);
+        };
+        let Some(state) = guard.as_mut() else {
+            return Err(call);
+        };
+        while !state.stopping
+            && let Some(queued) = self.calls.try_recv()
+        {
+            state.on_call(queued);
+        }
+        let served = if state.stopping {
+            Err(call)
+        } else {
+            state.on_call(call);
+            Ok(())
+        };
+        state.end_turn();
+        let wake = state.stopping || state.sooner_than_armed();
+        drop(guard);
+        if wake {
+            calls.wake();
+        }
+        served
+    }
+}
+
+/// Empties [`Shared::state`] when the node loop's future ends or is
+/// dropped, so that handles do not keep its sockets open.
+struct ClearOnDrop<'a>(&'a Shared);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        let state = match self.0.state.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        drop(state);
+    }
 }
 
 /// Everything the node task owns.
@@ -113,14 +260,16 @@ pub(crate) struct NodeLoop {
     pub(crate) clock: Clock,
     pub(crate) listener: Async<TcpListener>,
     pub(crate) local_addr: SocketAddr,
-    pub(crate) calls: CallReceiver<Call>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) transport_tx: CallSender<Transport>,
     pub(crate) events: EventSender,
     pub(crate) max_backlog_bytes: usize,
 }
 
 impl NodeLoop {
-    async fn run(self, executor: &Executor<'static>) {
-        let (transport_tx, transport_rx) = async_channel::bounded(TRANSPORT_CAPACITY);
+    async fn run(self) {
+        let executor = Arc::clone(&self.shared.executor);
+        let transport_tx = self.transport_tx;
         let acceptor = executor.spawn(connection::accept_loop(self.listener, transport_tx.clone()));
         let mut state = State {
             node: self.node,
@@ -142,25 +291,40 @@ impl NodeLoop {
             stopping: false,
             dirty: Vec::new(),
             turn_events: Vec::new(),
+            armed: None,
         };
         info!(node = %state.node.node_id(), listen = %state.local_addr, "ringmesh node listening");
         state.drain();
         state.end_turn();
+        let shared = &*self.shared;
+        let calls = &shared.calls;
+        let transport_rx = &shared.transport;
+        *shared.lock() = Some(state);
+        let clear = ClearOnDrop(shared);
         let mut timer = Timer::never();
-        let mut armed: Option<Instant> = None;
-        while !state.stopping {
-            let deadline = state.node.poll_timeout();
-            if deadline != armed {
-                timer = match deadline.and_then(|at| state.clock.to_std(at)) {
-                    Some(at) => Timer::at(at),
-                    None => Timer::never(),
-                };
-                armed = deadline;
+        loop {
+            {
+                let mut guard = shared.lock();
+                let Some(state) = guard.as_mut() else { return };
+                if state.stopping {
+                    break;
+                }
+                let deadline = state.node.poll_timeout();
+                if deadline != state.armed {
+                    timer = match deadline.and_then(|at| state.clock.to_std(at)) {
+                        Some(at) => Timer::at(at),
+                        None => Timer::never(),
+                    };
+                    state.armed = deadline;
+                }
             }
             let wake = future::or(
-                async { Wake::Call(self.calls.recv().await) },
+                async { Wake::Call(calls.ready().await) },
                 future::or(
-                    async { Wake::Transport(transport_rx.recv().await.ok()) },
+                    async {
+                        transport_rx.ready().await;
+                        Wake::Transport
+                    },
                     async {
                         (&mut timer).await;
                         Wake::Timer
@@ -168,69 +332,80 @@ impl NodeLoop {
                 ),
             )
             .await;
-            match wake {
-                // Every handle is gone: nobody can command the node again.
-                Wake::Call(None) => state.begin_shutdown(),
-                Wake::Call(Some(call)) => state.on_call(call),
-                Wake::Transport(Some(report)) => state.on_transport(report),
-                Wake::Transport(None) => {}
-                Wake::Timer => {
-                    // A fired timer does not fire again: re-arm next round.
-                    armed = None;
+            {
+                let mut guard = shared.lock();
+                let Some(state) = guard.as_mut() else { return };
+                match wake {
+                    // Every handle is gone: nobody can command the node again.
+                    Wake::Call(false) => state.begin_shutdown(),
+                    // Taken below.
+                    Wake::Call(true) => {}
+                    // Taken below.
+                    Wake::Transport => {}
+                    Wake::Timer => {
+                        // A fired timer does not fire again: re-arm next round.
+                        state.armed = None;
+                        state.timeout();
+                    }
+                }
+                // Take what else is ready in one go (calls and reads alike), so
+                // that a burst of sends leaves in a few system calls, then let
+                // the connections run.
+                for _ in 0..BATCH {
+                    if state.stopping {
+                        break;
+                    }
+                    match calls.try_recv() {
+                        Some(call) => state.on_call(call),
+                        None => break,
+                    }
+                }
+                for _ in 0..BATCH {
+                    match transport_rx.try_recv() {
+                        Some(report) => state.on_transport(report),
+                        None => break,
+                    }
+                }
+                // A busy loop must not starve the deadline.
+                if state
+                    .node
+                    .poll_timeout()
+                    .is_some_and(|at| at <= state.clock.now())
+                {
                     state.timeout();
                 }
+                state.end_turn();
             }
-            // Take what else is ready in one go (calls and reads alike), so
-            // that a burst of sends leaves in a few system calls, then let
-            // the connections run.
-            for _ in 0..BATCH {
-                if state.stopping {
-                    break;
-                }
-                match self.calls.try_recv() {
-                    Some(call) => state.on_call(call),
-                    None => break,
-                }
-            }
-            for _ in 0..BATCH {
-                match transport_rx.try_recv() {
-                    Ok(report) => state.on_transport(report),
-                    Err(_) => break,
-                }
-            }
-            // A busy loop must not starve the deadline.
-            if state
-                .node
-                .poll_timeout()
-                .is_some_and(|at| at <= state.clock.now())
-            {
-                state.timeout();
-            }
-            state.end_turn();
             future::yield_now().await;
         }
+        // From here on the loop keeps the state to itself: handles queue
+        // their calls (which it no longer takes).
+        let Some(mut state) = shared.lock().take() else {
+            return;
+        };
+        drop(clear);
         // Before the node says goodbye: what peers have sent it already is
         // taken in, so that a handshake whose last message is waiting in a
         // socket completes and gets its `Goodbye` too.
-        state.take_in_reads(&transport_rx).await;
+        state.take_in_reads(transport_rx).await;
         state.shut_down_node();
         state.finish(transport_rx).await;
         // Calls still queued hold their reply channels, and the handles keep
         // the queue alive: drop them so that their callers see `Stopped`.
-        self.calls.close();
-        while self.calls.try_recv().is_some() {}
+        calls.close();
+        while calls.try_recv().is_some() {}
     }
 }
 
 /// The node task's state while it runs.
-struct State<'ex> {
+struct State {
     node: Node,
     clock: Clock,
-    executor: &'ex Executor<'static>,
+    executor: Arc<Executor<'static>>,
     local_addr: SocketAddr,
     events: EventSender,
     max_backlog_bytes: usize,
-    transport_tx: Sender<Transport>,
+    transport_tx: CallSender<Transport>,
     /// Open connections.
     links: HashMap<ConnId, Link>,
     /// Dials in progress; dropping one abandons it.
@@ -241,21 +416,33 @@ struct State<'ex> {
     acceptor: Option<Task<()>>,
     next_inbound: u64,
     /// `request` calls waiting for their response.
-    requests: HashMap<RequestId, Sender<Result<Bytes, Error>>>,
+    requests: HashMap<RequestId, oneshot::Sender<Result<Bytes, Error>>>,
     /// `connect` calls waiting for a handshake.
     connects: Vec<ConnectWaiter>,
     /// Connections cut for exceeding the write backlog, to report to the
     /// node once the current output is handled.
     overflowed: Vec<ConnId>,
-    shutdown_replies: Vec<Sender<()>>,
+    shutdown_replies: Vec<oneshot::Sender<()>>,
     stopping: bool,
     /// Connections sent on during this turn, to flush at its end.
     dirty: Vec<ConnId>,
     /// Events of this turn, emitted once its sends are flushed.
     turn_events: Vec<Event>,
+    /// The node deadline the loop's timer is set for (`None`: none).
+    armed: Option<Instant>,
 }
 
-impl State<'_> {
+impl State {
+    /// Whether the node wants the loop sooner than its timer is set for
+    /// (after a call served on a handle's task).
+    fn sooner_than_armed(&self) -> bool {
+        match (self.node.poll_timeout(), self.armed) {
+            (Some(next), Some(armed)) => next < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+
     fn timeout(&mut self) {
         self.node.handle_input(self.clock.now(), Input::Timeout);
         self.drain();
@@ -276,7 +463,7 @@ impl State<'_> {
                 self.next_inbound += 1;
                 debug!(%conn, %remote, "accepted connection");
                 let link = Link::open(
-                    self.executor,
+                    &self.executor,
                     conn,
                     stream,
                     remote,
@@ -298,7 +485,7 @@ impl State<'_> {
                     Ok(stream) => {
                         debug!(%conn, %addr, "dialled");
                         let link = Link::open(
-                            self.executor,
+                            &self.executor,
                             conn,
                             stream,
                             addr,
@@ -341,7 +528,7 @@ impl State<'_> {
         match call {
             Call::Command { command, reply } => {
                 let result = self.node.command(now, command);
-                let _ = reply.try_send(result);
+                let _ = reply.send(result);
             }
             Call::Post(command) => {
                 if let Err(error) = self.node.command(now, command) {
@@ -364,10 +551,10 @@ impl State<'_> {
                 // Connect commands always start dials; were one not to,
                 // there would be nothing to wait for.
                 Ok(_) => {
-                    let _ = reply.try_send(Err(Error::ConnectFailed(CloseReason::Local)));
+                    let _ = reply.send(Err(Error::ConnectFailed(CloseReason::Local)));
                 }
                 Err(error) => {
-                    let _ = reply.try_send(Err(Error::Command(error)));
+                    let _ = reply.send(Err(Error::Command(error)));
                 }
             },
             Call::Request {
@@ -390,10 +577,10 @@ impl State<'_> {
                     // `Request` is always answered with its id; were it
                     // not, no answer could be matched to this call.
                     Ok(_) => {
-                        let _ = reply.try_send(Err(Error::Stopped));
+                        let _ = reply.send(Err(Error::Stopped));
                     }
                     Err(error) => {
-                        let _ = reply.try_send(Err(Error::Command(error)));
+                        let _ = reply.send(Err(Error::Command(error)));
                     }
                 }
             }
@@ -489,7 +676,7 @@ impl State<'_> {
         if let Some(link) = self.links.remove(&conn) {
             debug!(%conn, remote = %link.remote, backlog = link.backlog(), "closing connection");
             self.closing.retain(|task| !task.is_finished());
-            self.closing.push(link.close(self.executor));
+            self.closing.push(link.close(&self.executor));
         } else {
             // A dial in progress is abandoned by dropping it.
             self.dialing.remove(&conn);
@@ -500,20 +687,20 @@ impl State<'_> {
         match &event {
             Event::Messaging(MessagingEvent::Response { id, payload, .. }) => {
                 if let Some(reply) = self.requests.remove(id) {
-                    let _ = reply.try_send(Ok(payload.clone()));
+                    let _ = reply.send(Ok(payload.clone()));
                     return;
                 }
             }
             Event::Messaging(MessagingEvent::RequestFailed { id, reason, .. }) => {
                 if let Some(reply) = self.requests.remove(id) {
-                    let _ = reply.try_send(Err(Error::RequestFailed(*reason)));
+                    let _ = reply.send(Err(Error::RequestFailed(*reason)));
                     return;
                 }
             }
             Event::Peers(PeersEvent::Established { conn, peer, .. }) => {
                 if let Some(i) = self.connects.iter().position(|w| w.covers(*conn)) {
                     let waiter = self.connects.swap_remove(i);
-                    let _ = waiter.reply.try_send(Ok(*peer));
+                    let _ = waiter.reply.send(Ok(*peer));
                 }
             }
             Event::Peers(PeersEvent::Closed { conn, reason, .. }) => {
@@ -522,9 +709,7 @@ impl State<'_> {
                     waiter.open -= 1;
                     if waiter.open == 0 {
                         let waiter = self.connects.swap_remove(i);
-                        let _ = waiter
-                            .reply
-                            .try_send(Err(Error::ConnectFailed(reason.clone())));
+                        let _ = waiter.reply.send(Err(Error::ConnectFailed(reason.clone())));
                     }
                 }
             }
@@ -553,7 +738,7 @@ impl State<'_> {
     /// not read that message yet, its side of the handshake would still be
     /// open, and a connection without a session cannot carry a `Goodbye`:
     /// the peer would see a bare EOF instead of `Goodbye(Shutdown)`.
-    async fn take_in_reads(&mut self, transport_rx: &Receiver<Transport>) {
+    async fn take_in_reads(&mut self, transport_rx: &CallReceiver<Transport>) {
         let mut pending: HashSet<ConnId> = self
             .links
             .iter()
@@ -562,7 +747,7 @@ impl State<'_> {
             .collect();
         let take = async {
             while !pending.is_empty() {
-                let Ok(report) = transport_rx.recv().await else {
+                let Some(report) = transport_rx.recv().await else {
                     return;
                 };
                 if let Transport::Synced { conn } = report {
@@ -595,7 +780,7 @@ impl State<'_> {
 
     /// After shutdown: waits for the closed connections to flush, then
     /// answers the `shutdown` calls.
-    async fn finish(mut self, transport_rx: Receiver<Transport>) {
+    async fn finish(mut self, transport_rx: &CallReceiver<Transport>) {
         // The node closed every connection and dial; what is left is their
         // flushing, each bounded by `CLOSE_TIMEOUT`.
         self.dialing.clear();
@@ -607,11 +792,11 @@ impl State<'_> {
             }
         };
         // Reads still arriving on closing connections mean nothing now.
-        let discard = async { while transport_rx.recv().await.is_ok() {} };
+        let discard = async { while transport_rx.recv().await.is_some() {} };
         future::or(flushed, discard).await;
         info!(node = %self.node.node_id(), "stopped");
         for reply in self.shutdown_replies.drain(..) {
-            let _ = reply.try_send(());
+            let _ = reply.send(());
         }
     }
 }

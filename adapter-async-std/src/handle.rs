@@ -3,69 +3,26 @@
 use core::fmt;
 use std::net::SocketAddr;
 
-use async_channel::Sender;
 use bytes::Bytes;
+use futures_channel::oneshot::{self, Sender};
 use ringmesh::wire::PeerEntry;
 use ringmesh::{
-    Accepted, CloseReason, Command, CommandError, DeliveryError, MeshCommand, MessagingCommand,
-    Node, NodeId, PeersCommand, RequestId, Stats,
+    Accepted, Command, MeshCommand, MessagingCommand, Node, NodeId, PeersCommand, RequestId, Stats,
 };
 
 use crate::PeerInfo;
+use crate::call::{Call, Error};
 use crate::calls::CallSender;
-
-/// Why a [`NodeHandle`] call did not do what it asked.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The node refused the command; its state is unchanged (see
-    /// [`CommandError`]).
-    #[error("command refused: {0}")]
-    Command(#[from] CommandError),
-    /// [`NodeHandle::connect`] / [`NodeHandle::connect_any`]: every dial
-    /// ended before a handshake completed; this is why the last one did.
-    #[error("connection failed: {0}")]
-    ConnectFailed(CloseReason),
-    /// [`NodeHandle::request`]: no response will come.
-    #[error("request failed: {0}")]
-    RequestFailed(DeliveryError),
-    /// The node task is not running: it was shut down, or its driver future
-    /// was dropped.
-    #[error("the node has stopped")]
-    Stopped,
-}
-
-/// A closure to run on the node, in the node loop.
-pub(crate) type Inspection = Box<dyn FnOnce(&Node) + Send>;
-
-/// A call from a handle to the node loop, with where to send the answer
-/// (a `bounded(1)` channel used as a oneshot).
-pub(crate) enum Call {
-    Command {
-        command: Command,
-        reply: Sender<Result<Accepted, CommandError>>,
-    },
-    Connect {
-        command: Command,
-        reply: Sender<Result<NodeId, Error>>,
-    },
-    Request {
-        to: NodeId,
-        payload: Bytes,
-        timeout: ringmesh::Duration,
-        reply: Sender<Result<Bytes, Error>>,
-    },
-    Inspect(Inspection),
-    Shutdown(Sender<()>),
-    /// A command whose answer nobody waits for.
-    Post(Command),
-}
+use crate::driver::Shared;
+use futures_lite::future;
 
 /// The application's handle on a running node: cheap to clone, `Send`, and
 /// usable from any task or executor.
 ///
-/// Every call is a message to the node task and an answer back; none holds
-/// a lock on the node. Calls fail with [`Error::Stopped`] once the node task
+/// A call is a message to the node task and an answer back, or, when the
+/// node task is idle, a command or request served on the caller's task
+/// (which briefly holds the node's lock: the node task never waits on it
+/// while it sleeps). Calls fail with [`Error::Stopped`] once the node task
 /// has ended.
 ///
 /// Dropping the last handle shuts the node down gracefully, as
@@ -74,6 +31,8 @@ pub(crate) enum Call {
 #[derive(Clone)]
 pub struct NodeHandle {
     calls: CallSender<Call>,
+    /// The node loop's state, for calls served on the caller's task.
+    shared: std::sync::Arc<Shared>,
     node_id: NodeId,
     local_addr: SocketAddr,
     /// Where the node's blobs live (`None`: in memory).
@@ -92,12 +51,14 @@ impl fmt::Debug for NodeHandle {
 impl NodeHandle {
     pub(crate) fn new(
         calls: CallSender<Call>,
+        shared: std::sync::Arc<Shared>,
         node_id: NodeId,
         local_addr: SocketAddr,
         blob_dir: Option<std::path::PathBuf>,
     ) -> Self {
         NodeHandle {
             calls,
+            shared,
             node_id,
             local_addr,
             blob_dir: blob_dir.map(std::sync::Arc::from),
@@ -391,7 +352,7 @@ impl NodeHandle {
     {
         self.call(|reply: Sender<T>| {
             Call::Inspect(Box::new(move |node| {
-                let _ = reply.try_send(f(node));
+                let _ = reply.send(f(node));
             }))
         })
         .await
@@ -418,12 +379,29 @@ impl NodeHandle {
         let _ = self.call(Call::Shutdown).await;
     }
 
+    /// Serves the call on this task when the node loop is idle (commands
+    /// and requests: the round-trip path; see `Shared::try_serve`), else
+    /// queues it for the loop; then waits for the answer.
     async fn call<T>(&self, call: impl FnOnce(Sender<T>) -> Call) -> Result<T, Error> {
-        let (reply, answer) = async_channel::bounded(1);
-        self.calls
-            .send(call(reply))
-            .await
-            .map_err(|_| Error::Stopped)?;
-        answer.recv().await.map_err(|_| Error::Stopped)
+        let (reply, answer) = oneshot::channel();
+        let call = match call(reply) {
+            call @ (Call::Command { .. } | Call::Request { .. }) => {
+                self.shared.try_serve(call, &self.calls)
+            }
+            call => Err(call),
+        };
+        if let Err(call) = call {
+            self.calls.send(call).await.map_err(|_| Error::Stopped)?;
+        }
+        // While it waits, the caller does the node's I/O work (see
+        // `Shared::help`): its answer usually comes from a read it can do
+        // itself.
+        future::or(answer, async {
+            self.shared.help(&self.calls).await;
+            // Helping never ends; were it to, the call would count as lost.
+            Err(oneshot::Canceled)
+        })
+        .await
+        .map_err(|_| Error::Stopped)
     }
 }

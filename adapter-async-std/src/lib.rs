@@ -58,18 +58,29 @@
 //!
 //! ## How it is put together
 //!
-//! - **One task owns the node.** The driver's node loop is the only code
-//!   that touches the [`ringmesh::Node`] (no `Arc<Mutex<Node>>`). Handles
-//!   send it calls over a bounded channel and get answers on a oneshot;
-//!   it feeds the node transport facts and `Input::Timeout`, drains
-//!   `poll_output` after every call, and sleeps until `poll_timeout` with an
-//!   `async_io::Timer` (protocol time is microseconds since [`start`]).
+//! - **The node loop owns the node, and lends it to idle callers.** The
+//!   driver's node loop feeds the node transport facts and
+//!   `Input::Timeout`, drains `poll_output` after every input, and sleeps
+//!   until `poll_timeout` with an `async_io::Timer` (protocol time is
+//!   microseconds since [`start`]). Its state sits behind a mutex that the
+//!   loop holds for a turn and never while it sleeps. Handles queue calls
+//!   for it (a bounded queue; answers come on a oneshot), except that a
+//!   command or request that finds the loop idle is served on the
+//!   caller's task: the queue first, then the call, its frames written
+//!   before it returns; the loop is woken only when the node's next
+//!   deadline moved earlier than its timer. While it waits for its answer
+//!   a caller also runs the connections' I/O futures and, the loop being
+//!   idle, takes in what they read, so that a response is usually read
+//!   and delivered on the task that asked for it. Calls and transport
+//!   reports are taken from their queues only under the lock, so order is
+//!   kept whoever takes them.
 //! - **One future per connection**, reading into `Bytes` chunks for the
 //!   node loop and writing what the node sends, plus one per dial
 //!   (`Async::<TcpStream>::connect`) and the accept loop. They run on a
-//!   small `async-executor` inside the [`Driver`], so the driver needs no
-//!   spawner and works on any runtime. The price: the whole node — protocol
-//!   and socket I/O — runs on one thread at a time, like the mio adapter.
+//!   small `async-executor` that the [`Driver`] runs (and waiting callers
+//!   help run), so the driver needs no spawner and works on any runtime.
+//!   The node itself — the protocol — runs on one thread at a time, like
+//!   the mio adapter.
 //! - **Memory is bounded.** Readers hand chunks to the node loop through a
 //!   bounded channel, so a node that falls behind stops reading and TCP
 //!   pushes back on the senders. Each connection's write backlog is capped
@@ -124,6 +135,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod call;
 mod calls;
 mod connection;
 mod driver;
@@ -135,9 +147,10 @@ use std::io;
 use async_io::Async;
 use ringmesh_driver::Startup;
 
+pub use call::Error;
 pub use driver::Driver;
 pub use events::Events;
-pub use handle::{Error, NodeHandle};
+pub use handle::NodeHandle;
 /// The protocol crate this adapter drives.
 pub use ringmesh;
 pub use ringmesh_driver::{
@@ -180,13 +193,21 @@ pub fn start(config: AdapterConfig) -> io::Result<(NodeHandle, Events, Driver)> 
     } = config.into_node(local_addr)?;
     let (calls_tx, calls) = calls::channel(CALL_CAPACITY);
     let (events_tx, events) = events::EventSender::channel(event_capacity, event_capacity_bytes);
-    let handle = NodeHandle::new(calls_tx, node.node_id(), local_addr, blob_dir);
+    let (shared, transport_tx) = driver::Shared::new(calls);
+    let handle = NodeHandle::new(
+        calls_tx,
+        std::sync::Arc::clone(&shared),
+        node.node_id(),
+        local_addr,
+        blob_dir,
+    );
     let driver = Driver::new(driver::NodeLoop {
         node,
         clock,
         listener,
         local_addr,
-        calls,
+        shared,
+        transport_tx,
         events: events_tx,
         max_backlog_bytes,
     });

@@ -54,7 +54,50 @@ on_both_runtimes!(
     dropping_every_handle_stops_the_node,
     full_event_stream_drops_and_counts_events,
     posted_sends_all_arrive_in_order,
+    a_request_served_while_the_loop_sleeps_wakes_it_for_its_timeout,
 );
+
+/// A request served on the caller's task (the node loop idle) sets a
+/// deadline earlier than the loop's timer: the loop must be woken to re-arm
+/// it, or the request fails only at the loop's next planned wake (here
+/// 20 s away).
+async fn a_request_served_while_the_loop_sleeps_wakes_it_for_its_timeout(rt: Runtime) {
+    let slow = |n: u8| {
+        let mut config = config(n);
+        config.node.liveness.ping_interval = ringmesh::Duration::from_secs(20);
+        config.node.peers.maintenance_interval = ringmesh::Duration::from_secs(20);
+        config
+    };
+    let a = start_node(rt, slow(23));
+    let b = start_node(rt, slow(24));
+    let b_id = b.id();
+    within("connect", a.handle.connect(b.addr(), Some(b_id)))
+        .await
+        .expect("connect");
+    // b's application never answers. No event says that a's loop is
+    // asleep; a pause makes it all but certain that the request below
+    // finds it so and is served on this task (the path under test). Were
+    // it served by the loop instead, the test would pass without testing.
+    async_io::Timer::after(Duration::from_millis(50)).await;
+    let asked = std::time::Instant::now();
+    let unanswered = within(
+        "request timeout",
+        a.handle
+            .request(b_id, "anyone?", Duration::from_millis(100)),
+    )
+    .await;
+    assert_eq!(
+        unanswered,
+        Err(Error::RequestFailed(DeliveryError::Timeout))
+    );
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the request failed {took:?} after it was made: the loop slept through its timeout"
+    );
+    within("shutdown", a.handle.shutdown()).await;
+    within("shutdown", b.handle.shutdown()).await;
+}
 
 async fn noise_handshake_authenticates_both_ids(rt: Runtime) {
     let mut a = start_node(rt, config(1));
