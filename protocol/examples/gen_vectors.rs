@@ -25,8 +25,8 @@ use ringmesh::wire::{
     MAX_DHT_KEY, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, Neighbor, NoiseHandshakePayload,
     ObservedAddr, PROTOCOL_VERSION, PeerEntry, PeerList, PeerRequest, Ping, Pong, Preamble, Prune,
     RelayAddr, RelayAddrs, RelayClose, RelayConnect, RelayConnectResult, RelayData, RelayDeliver,
-    RelayEnded, RelayIncoming, RelayReserve, RelayReserveResult, RelayStatus, Request, Response, Shuffle,
-    ShuffleReply, dht_signed_bytes, encode_body, put_frame_header, put_varint,
+    RelayEnded, RelayIncoming, RelayReserve, RelayReserveResult, RelayStatus, Request, Response,
+    Shuffle, ShuffleReply, dht_signed_bytes, encode_body, put_frame_header, put_varint,
 };
 use ringmesh::{
     Config, Duration, Identity, Instant, MessagingCommand, NOISE_PATTERN, Node, NodeId,

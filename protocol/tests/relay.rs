@@ -535,7 +535,9 @@ fn stranger_network() -> Network {
             ..Config::lan()
         };
         if i == T {
-            config.listen_addrs.push("10.0.0.3:7000".parse().expect("addr"));
+            config
+                .listen_addrs
+                .push("10.0.0.3:7000".parse().expect("addr"));
         }
         // Nobody dials more than it is told to (T could dial S, S could
         // dial R, as soon as peer exchange names them).

@@ -20,9 +20,9 @@ use ringmesh::wire::{
     FLAG_COMPRESSED, FindPeer, ForwardJoin, FrameDecoder, FrameError, Goodbye, GoodbyeReason,
     Graft, Hello, HolePunch, HolePunchSync, IHave, Join, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message,
     Neighbor, NoiseHandshakePayload, ObservedAddr, PREAMBLE_LEN, PeerEntry, PeerList, PeerRequest,
-    Ping, Pong, Prune, Reader, RelayAddr, RelayAddrs, RelayClose, RelayConnect, RelayConnectResult, RelayData,
-    RelayDeliver, RelayEnded, RelayIncoming, RelayReserve, RelayReserveResult, RelayStatus,
-    Request, Response, Shuffle, ShuffleReply, decode_body, encode_body, get_varint,
+    Ping, Pong, Prune, Reader, RelayAddr, RelayAddrs, RelayClose, RelayConnect, RelayConnectResult,
+    RelayData, RelayDeliver, RelayEnded, RelayIncoming, RelayReserve, RelayReserveResult,
+    RelayStatus, Request, Response, Shuffle, ShuffleReply, decode_body, encode_body, get_varint,
     put_frame_header, put_varint, varint_len,
 };
 use ringmesh::{
@@ -1139,7 +1139,10 @@ fn spec_message_bytes(v: &Value) -> Vec<u8> {
             for entry in list {
                 out.extend_from_slice(&array::<16>(entry, "node"));
                 out.extend_from_slice(&array::<16>(entry, "relay"));
-                spec_addr(&mut out, field(entry, "relay_addr").as_str().expect("address"));
+                spec_addr(
+                    &mut out,
+                    field(entry, "relay_addr").as_str().expect("address"),
+                );
             }
         }
         other => panic!("no spec layout for {other:?}"),

@@ -331,12 +331,10 @@ impl Parts {
             Via::Up(via) => self.relay_dial(net, via, target).is_some(),
             Via::Dial(via, addr) => {
                 let dialling = net.is_dialling(via)
-                    || (!net.is_shut_down()
-                        && net.dial_refusal(1).is_none()
-                        && {
-                            net.dial_all(&[addr], Some(via), false, None);
-                            true
-                        });
+                    || (!net.is_shut_down() && net.dial_refusal(1).is_none() && {
+                        net.dial_all(&[addr], Some(via), false, None);
+                        true
+                    });
                 dialling
                     && self
                         .relay

@@ -326,10 +326,7 @@ impl Relay {
                 self.stats.relay_addrs_ignored += 1;
                 continue;
             }
-            match self
-                .relay_addrs
-                .learn(entry, self.config.max_relay_addrs)
-            {
+            match self.relay_addrs.learn(entry, self.config.max_relay_addrs) {
                 addrs::Learned::Stored => self.stats.relay_addrs_learned += 1,
                 addrs::Learned::Evicted => {
                     self.stats.relay_addrs_learned += 1;

@@ -69,9 +69,8 @@ pub use reach::{DialBack, DialBackResult, DialBackStatus, ObservedAddr};
 pub use reader::Reader;
 pub use relay::{
     HolePunch, HolePunchSync, MAX_PUNCH_ADDRS, MAX_RELAY_ADDRS, MAX_RELAY_DATA, RelayAddr,
-    RelayAddrs, RelayClose, RelayConnect,
-    RelayConnectResult, RelayData, RelayDeliver, RelayEnded, RelayIncoming, RelayReserve,
-    RelayReserveResult, RelayStatus,
+    RelayAddrs, RelayClose, RelayConnect, RelayConnectResult, RelayData, RelayDeliver, RelayEnded,
+    RelayIncoming, RelayReserve, RelayReserveResult, RelayStatus,
 };
 pub use sync::{
     MAX_SYNC_BATCH, MAX_SYNC_DEPTH, MAX_SYNC_KEY, MAX_SYNC_RANGES, MAX_SYNC_VALUE,
