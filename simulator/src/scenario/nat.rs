@@ -525,6 +525,10 @@ pub fn run(
 /// about 3 a relay), within its circuit limit.
 const PROBE_WAVE: usize = 300;
 
+/// Neighbours a node asks at once where a node is (`FindPeer`; the
+/// protocol's fan-out).
+const FIND_PEER_FANOUT: usize = 8;
+
 /// How a probe reaches its target.
 #[derive(Debug, Clone, Copy)]
 enum Probe {
@@ -606,8 +610,14 @@ fn probe(
                 Some(addr) => Probe::Mapped(addr),
                 None => {
                     relayed_seen += 1;
+                    // The stranger's `FindPeer` goes to 8 of its
+                    // neighbours at random: with fewer peers than that
+                    // beside the one it meets, it reaches the target's.
+                    let few = sim
+                        .node(stranger)
+                        .is_some_and(|x| x.peer_count() < FIND_PEER_FANOUT);
                     match peer_of_target {
-                        Some(_) if relayed_seen.is_multiple_of(2) => Probe::Announced,
+                        Some(_) if few && relayed_seen.is_multiple_of(2) => Probe::Announced,
                         _ => Probe::ByHand(to_relay),
                     }
                 }
@@ -632,10 +642,10 @@ fn probe(
             if matches!(how, Probe::Announced) {
                 out.announced += 1;
             }
-            open.push((stranger, id, how));
+            open.push((stranger, id, how, meet));
         }
         sim.run_for(Duration::from_secs(3));
-        open.retain(|&(stranger, id, how)| {
+        open.retain(|&(stranger, id, how, _)| {
             let dialled = match how {
                 Probe::Mapped(addr) => sim.command(
                     stranger,
@@ -666,13 +676,19 @@ fn probe(
         // The announced path waits for the direct dial to fail (the
         // handshake timeout) before it dials the relay.
         sim.run_for(Duration::from_secs(15));
-        for &(stranger, id, how) in &open {
+        for &(stranger, id, how, meet) in &open {
+            // The peer met by id goes too: `FindPeer` asks 8 neighbours at
+            // random, so a stranger that kept every peer it met would
+            // ask others than the target's peer in a later wave.
+            if let (Probe::Announced, Some(meet)) = (how, meet) {
+                let _ = sim.command(stranger, PeersCommand::Disconnect { peer: sim.id(meet) });
+            }
             if sim.node(stranger).is_some_and(|x| x.is_connected(id)) {
                 sim.command(stranger, PeersCommand::Disconnect { peer: id })?;
             } else if matches!(how, Probe::Announced) {
-                // Counted apart: a known gap (a few of these sessions are
-                // not up at the check; why is not yet found). Such a
-                // target is not proven reachable by this run.
+                // Counted apart: rare (1 of 254 at 2,000 nodes, seed 1),
+                // its cause not yet found. Such a target is not proven
+                // reachable by this run.
                 out.announced_failed += 1;
             } else {
                 out.failed += 1;
