@@ -487,8 +487,9 @@ fn a_hole_punch_that_cannot_succeed_keeps_the_relay_after_three_attempts() {
     net.run_for(Duration::from_secs(60));
     assert!(net.node(A).is_connected(b) && net.node(B).is_connected(a));
     assert_eq!(net.node(RELAY).relay_load().0, 1, "still relayed");
-    // B accepted the circuit: it drove three attempts and gave up.
-    let stats = net.node(B).stats().relay;
+    // The end with the smaller id drove three attempts and gave up.
+    let (driver, other) = if a < b { (A, b) } else { (B, a) };
+    let stats = net.node(driver).stats().relay;
     assert_eq!(
         (
             stats.punch_attempts,
@@ -499,9 +500,9 @@ fn a_hole_punch_that_cannot_succeed_keeps_the_relay_after_three_attempts() {
         "{stats:?}"
     );
     assert!(
-        relay_events(&net, B)
+        relay_events(&net, driver)
             .iter()
-            .any(|e| matches!(e, RelayEvent::PunchFailed { peer, attempts: 3 } if *peer == a))
+            .any(|e| matches!(e, RelayEvent::PunchFailed { peer, attempts: 3 } if *peer == other))
     );
     assert_eq!(net.node(A).stats().relay.punch_successes, 0);
     // The relayed session still carries messages.
@@ -626,4 +627,36 @@ fn relayed_addresses_about_the_receiver_or_a_relay_itself_are_ignored() {
     assert_eq!(after.relay_addrs_ignored, before.relay_addrs_ignored + 2);
     assert_eq!(after.relay_addrs_learned, before.relay_addrs_learned);
     assert!(net.node(P).is_connected(s), "ignored, not a violation");
+}
+
+#[test]
+fn two_nodes_that_open_relayed_sessions_to_each_other_at_once_still_punch() {
+    let mut net = punching_network(true);
+    let (a, b, r) = (id(&net, A), id(&net, B), id(&net, RELAY));
+    // Both dial through the relay in the same instant: two circuits, two
+    // outbound sessions; the one-connection rule keeps one, which each
+    // end may have seen as its own outbound one.
+    net.command(
+        A,
+        RelayCommand::Connect {
+            relay: r,
+            target: b,
+        },
+    )
+    .expect("A connects");
+    net.command(
+        B,
+        RelayCommand::Connect {
+            relay: r,
+            target: a,
+        },
+    )
+    .expect("B connects");
+    net.run_for(Duration::from_secs(30));
+    assert!(net.node(A).is_connected(b) && net.node(B).is_connected(a));
+    for me in [A, B] {
+        let stats = net.node(me).stats().relay;
+        assert_eq!(stats.punch_successes, 1, "{me}: {stats:?}");
+    }
+    assert_eq!(net.node(RELAY).relay_load().0, 0, "no circuit left");
 }

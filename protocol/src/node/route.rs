@@ -847,9 +847,8 @@ impl Upcalls for Parts {
         }
         if conn.is_relayed() && self.relay.is_some() {
             let mine = self.punch_candidates(net);
-            let inbound = net.conn_direction(conn) == Some(Direction::Inbound);
             if let Some(relay) = self.relay.as_deref_mut() {
-                relay.relayed_up(net, peer, inbound, mine);
+                relay.relayed_up(net, peer, mine);
             }
         }
     }

@@ -49,7 +49,7 @@ pub struct RelayConfig {
     /// an incoming circuit beyond it is refused. Default: 32.
     pub max_relayed_conns: usize,
     /// Upgrade relayed sessions to direct connections by hole punching
-    /// (`spec/relay.md` §7): the end that accepted the circuit starts it
+    /// (`spec/relay.md` §7): the end with the smaller node id starts it
     /// once the session is up. Default: `true`.
     pub hole_punch: bool,
     /// Hole-punch attempts per relayed session before it stays relayed.

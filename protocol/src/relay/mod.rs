@@ -445,17 +445,14 @@ impl Relay {
         }
     }
 
-    /// `peer` came up on the relayed connection `conn`: if this node
-    /// accepted its circuit, it starts a hole punch with its candidate
-    /// addresses `mine` (`spec/relay.md` §7).
-    pub(crate) fn relayed_up(
-        &mut self,
-        cx: &mut dyn Cx,
-        peer: NodeId,
-        inbound: bool,
-        mine: Vec<SocketAddr>,
-    ) {
-        if !self.config.hole_punch || !inbound {
+    /// `peer` came up on a relayed connection: if this node has the
+    /// smaller id of the two, it starts a hole punch with its candidate
+    /// addresses `mine` (`spec/relay.md` §7). The ids decide, not who
+    /// dialled: two nodes that open relayed sessions to each other at
+    /// once may each keep their own outbound one (the one-connection
+    /// rule), and then neither accepted the session they share.
+    pub(crate) fn relayed_up(&mut self, cx: &mut dyn Cx, peer: NodeId, mine: Vec<SocketAddr>) {
+        if !self.config.hole_punch || cx.me() > peer {
             return;
         }
         let limits = self.punch_limits();

@@ -345,7 +345,7 @@ pub const MAX_PUNCH_ADDRS: usize = 8;
 /// `0xa9`: sent end to end on a relayed session, to coordinate a hole
 /// punch (`spec/relay.md` §7): the sender's candidate addresses (each IP
 /// a peer reported seeing it at, with its listen port), for the receiver
-/// to dial from its own listen port. The end that accepted the circuit
+/// to dial from its own listen port. The end with the smaller node id
 /// sends it first and times the answer; the other answers with its own.
 ///
 /// Layout: `count` varint (1 to [`MAX_PUNCH_ADDRS`]), then `count` socket
