@@ -53,6 +53,8 @@ use crate::show::Report;
 pub struct NatMix {
     /// Full cone, percent.
     pub full_cone: u32,
+    /// Address-restricted cone, percent.
+    pub address_restricted: u32,
     /// Port-restricted cone, percent.
     pub port_restricted: u32,
     /// Symmetric: the rest.
@@ -60,11 +62,13 @@ pub struct NatMix {
 }
 
 impl Default for NatMix {
-    /// 30% full cone, 40% port-restricted, 30% symmetric.
+    /// 20% full cone, 20% address-restricted, 30% port-restricted, 30%
+    /// symmetric.
     fn default() -> Self {
         NatMix {
-            full_cone: 30,
-            port_restricted: 40,
+            full_cone: 20,
+            address_restricted: 20,
+            port_restricted: 30,
             symmetric: 30,
         }
     }
@@ -72,11 +76,17 @@ impl Default for NatMix {
 
 impl NatMix {
     fn draw(&self, rng: &mut ChaCha8Rng) -> NatType {
-        let total = u64::from(self.full_cone + self.port_restricted + self.symmetric).max(1);
+        let total = u64::from(
+            self.full_cone + self.address_restricted + self.port_restricted + self.symmetric,
+        )
+        .max(1);
         let x = rng.next_u64() % total;
+        let cone = self.full_cone + self.address_restricted;
         if x < u64::from(self.full_cone) {
             NatType::FullCone
-        } else if x < u64::from(self.full_cone + self.port_restricted) {
+        } else if x < u64::from(cone) {
+            NatType::AddressRestricted
+        } else if x < u64::from(cone + self.port_restricted) {
             NatType::PortRestricted
         } else {
             NatType::Symmetric
@@ -125,13 +135,14 @@ impl NatParams {
     pub fn replay(&self) -> String {
         format!(
             "ringmesh-sim nat --seed {} --nodes {} --nat-fraction {} --upnp {} --relays {} \
-             --mix {},{},{}",
+             --mix {},{},{},{}",
             self.seed,
             self.nodes,
             self.nat_fraction,
             self.upnp,
             self.relays,
             self.mix.full_cone,
+            self.mix.address_restricted,
             self.mix.port_restricted,
             self.mix.symmetric
         )
@@ -160,8 +171,9 @@ pub struct NatReport {
     pub replay: String,
     /// Nodes.
     pub nodes: u32,
-    /// Nodes behind a NAT, by type: full cone, port-restricted, symmetric.
-    pub natted: [u32; 3],
+    /// Nodes behind a NAT, by type: full cone, address-restricted,
+    /// port-restricted, symmetric.
+    pub natted: [u32; 4],
     /// Reachable directly (public, relays included).
     pub direct: u32,
     /// Reachable on a mapped port (UPnP).
@@ -234,12 +246,12 @@ impl Report for NatReport {
 impl fmt::Display for NatReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let pct = |n: u32| 100.0 * f64::from(n) / f64::from(self.nodes.max(1));
-        let [fc, pr, sy] = self.natted;
+        let [fc, ar, pr, sy] = self.natted;
         writeln!(
             f,
-            "nat: {} nodes, {} behind NATs ({fc} full cone, {pr} port-restricted, {sy} symmetric), {} relays",
+            "nat: {} nodes, {} behind NATs ({fc} full cone, {ar} address-restricted, {pr} port-restricted, {sy} symmetric), {} relays",
             self.nodes,
-            fc + pr + sy,
+            fc + ar + pr + sy,
             self.relays.len()
         )?;
         writeln!(
@@ -355,7 +367,7 @@ pub fn run(
     sim.reserve(n as usize);
     let unit = |rng: &mut ChaCha8Rng| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
     let mut public: Vec<NodeIdx> = Vec::new();
-    let mut natted = [0u32; 3];
+    let mut natted = [0u32; 4];
     let mut mapped = 0u32;
     let mut mapped_at = Vec::new();
     for i in 0..n {
