@@ -244,6 +244,10 @@ fn every_default_on_the_limits_page_is_the_codes() {
             "relay.punch_timeout",
             duration(RelayConfig::default().punch_timeout),
         ),
+        (
+            "relay.max_relay_addrs",
+            count(RelayConfig::default().max_relay_addrs),
+        ),
         ("sync.max_bytes", bytes(sync.max_bytes)),
         (
             "sync.max_bytes_per_writer",

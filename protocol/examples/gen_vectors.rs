@@ -24,9 +24,9 @@ use ringmesh::wire::{
     Goodbye, GoodbyeReason, Graft, Hello, HolePunch, HolePunchSync, IHave, Join, MAX_CHORD_LIST,
     MAX_DHT_KEY, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message, Neighbor, NoiseHandshakePayload,
     ObservedAddr, PROTOCOL_VERSION, PeerEntry, PeerList, PeerRequest, Ping, Pong, Preamble, Prune,
-    RelayClose, RelayConnect, RelayConnectResult, RelayData, RelayDeliver, RelayEnded,
-    RelayIncoming, RelayReserve, RelayReserveResult, RelayStatus, Request, Response, Shuffle,
-    ShuffleReply, dht_signed_bytes, encode_body, put_frame_header, put_varint,
+    RelayAddr, RelayAddrs, RelayClose, RelayConnect, RelayConnectResult, RelayData, RelayDeliver,
+    RelayEnded, RelayIncoming, RelayReserve, RelayReserveResult, RelayStatus, Request, Response,
+    Shuffle, ShuffleReply, dht_signed_bytes, encode_body, put_frame_header, put_varint,
 };
 use ringmesh::{
     Config, Duration, Identity, Instant, MessagingCommand, NOISE_PATTERN, Node, NodeId,
@@ -333,6 +333,24 @@ fn message_json(message: &Message) -> J {
             ),
         ]),
         Message::HolePunchSync(_) => J::Obj(vec![("type", s("HolePunchSync"))]),
+        Message::RelayAddrs(r) => J::Obj(vec![
+            ("type", s("RelayAddrs")),
+            (
+                "addrs",
+                J::Arr(
+                    r.addrs
+                        .iter()
+                        .map(|a| {
+                            J::Obj(vec![
+                                ("node", s(a.node.to_string())),
+                                ("relay", s(a.relay.to_string())),
+                                ("relay_addr", s(a.relay_addr.to_string())),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+        ]),
         other => membership_json(other)
             .or_else(|| chord_json(other))
             .unwrap_or_else(|| dht_json(other)),
@@ -1862,6 +1880,25 @@ fn relay_cases() -> Vec<(&'static str, Message, Option<usize>, &'static str)> {
             None,
             "",
         ),
+        (
+            "relay_addrs",
+            Message::RelayAddrs(RelayAddrs {
+                addrs: vec![
+                    RelayAddr {
+                        node: target,
+                        relay: NodeId::from_u128(0x0101_0101_0101_0101_0101_0101_0101_0101),
+                        relay_addr: addrs(&["198.18.0.1:7000"])[0],
+                    },
+                    RelayAddr {
+                        node: target,
+                        relay: NodeId::from_u128(0x0303_0303_0303_0303_0303_0303_0303_0303),
+                        relay_addr: addrs(&["[2001:db8::3]:7000"])[0],
+                    },
+                ],
+            }),
+            None,
+            "the target is reachable through circuits at two relays",
+        ),
     ]
 }
 
@@ -2097,6 +2134,24 @@ fn overlay_invalid_cases() -> Vec<InvalidBody> {
             "00 a9 09".into(),
             "TooMany",
             J::Obj(vec![("len", n(9)), ("max", n(8))]),
+        ),
+        (
+            "relay_addrs_empty",
+            "00 ab 00".into(),
+            "OutOfRange",
+            J::Obj(vec![("field", s("addrs")), ("value", n(0))]),
+        ),
+        (
+            "relay_addrs_33_entries",
+            "00 ab 21".into(),
+            "TooMany",
+            J::Obj(vec![("len", n(33)), ("max", n(32))]),
+        ),
+        (
+            "relay_addrs_truncated_relay",
+            format!("00 ab 01 {} 0101", "02".repeat(16)),
+            "UnexpectedEnd",
+            J::Obj(vec![]),
         ),
         (
             "hole_punch_sync_trailing_byte",

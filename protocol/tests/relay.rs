@@ -487,8 +487,9 @@ fn a_hole_punch_that_cannot_succeed_keeps_the_relay_after_three_attempts() {
     net.run_for(Duration::from_secs(60));
     assert!(net.node(A).is_connected(b) && net.node(B).is_connected(a));
     assert_eq!(net.node(RELAY).relay_load().0, 1, "still relayed");
-    // B accepted the circuit: it drove three attempts and gave up.
-    let stats = net.node(B).stats().relay;
+    // The end with the smaller id drove three attempts and gave up.
+    let (driver, other) = if a < b { (A, b) } else { (B, a) };
+    let stats = net.node(driver).stats().relay;
     assert_eq!(
         (
             stats.punch_attempts,
@@ -499,9 +500,9 @@ fn a_hole_punch_that_cannot_succeed_keeps_the_relay_after_three_attempts() {
         "{stats:?}"
     );
     assert!(
-        relay_events(&net, B)
+        relay_events(&net, driver)
             .iter()
-            .any(|e| matches!(e, RelayEvent::PunchFailed { peer, attempts: 3 } if *peer == a))
+            .any(|e| matches!(e, RelayEvent::PunchFailed { peer, attempts: 3 } if *peer == other))
     );
     assert_eq!(net.node(A).stats().relay.punch_successes, 0);
     // The relayed session still carries messages.
@@ -516,4 +517,146 @@ fn a_hole_punch_that_cannot_succeed_keeps_the_relay_after_three_attempts() {
     net.settle();
     assert!(net.events_of(B).any(|e| matches!(e,
         Event::Messaging(MessagingEvent::Direct { payload, .. }) if &payload[..] == b"still relayed")));
+}
+
+/// S (0) and P (3) are public, R (1) serves, T (2) announces a private
+/// address nobody can dial. T is connected to R (its reservation) and to
+/// P; S is connected to P only.
+fn stranger_network() -> Network {
+    const T: NodeIndex = 2;
+    const P: NodeIndex = 3;
+    let mut net = Network::new(LATENCY);
+    for i in 0..4 {
+        let mut config = Config {
+            security: Security::Noise,
+            relay: Some(RelayConfig {
+                serve: i == RELAY,
+                ..RelayConfig::default()
+            }),
+            ..Config::lan()
+        };
+        if i == T {
+            config
+                .listen_addrs
+                .push("10.0.0.3:7000".parse().expect("addr"));
+        }
+        // Nobody dials more than it is told to (T could dial S, S could
+        // dial R, as soon as peer exchange names them).
+        config.peers.target_peers = if i == T { 2 } else { 1 };
+        net.add_node(config, secret(i), 900 + i as u64)
+            .expect("config");
+    }
+    net.connect(T, RELAY).expect("dial the relay");
+    net.connect(T, P).expect("dial P");
+    net.connect(0, P).expect("dial P");
+    net.settle();
+    let relay = id(&net, RELAY);
+    net.command(T, RelayCommand::Reserve { relay })
+        .expect("reserve");
+    net.settle();
+    net
+}
+
+#[test]
+fn a_stranger_reaches_a_node_through_the_relay_its_peers_announced() {
+    const S: NodeIndex = 0;
+    const T: NodeIndex = 2;
+    const P: NodeIndex = 3;
+    let mut net = stranger_network();
+    let (t, r) = (id(&net, T), id(&net, RELAY));
+    // T told its peers where it holds its reservation.
+    assert!(net.node(P).stats().relay.relay_addrs_learned >= 1);
+    assert!(!net.node(S).is_connected(r), "S knows nothing of R");
+
+    // S knows T by id only: it asks its neighbour P (FindPeer), which
+    // answers T's private address and its relayed address. The direct
+    // dial fails; S dials R, then opens a circuit through it to T.
+    net.command(
+        S,
+        MessagingCommand::Send {
+            to: t,
+            payload: Bytes::from_static(b"through your relay"),
+        },
+    )
+    .expect("send");
+    net.run_for(Duration::from_secs(10));
+    assert!(net.node(S).is_connected(t), "S reached T");
+    assert!(net.node(S).is_connected(r), "S dialled T's relay");
+    assert!(net.events_of(T).any(|e| matches!(e,
+        Event::Messaging(MessagingEvent::Direct { payload, .. })
+            if &payload[..] == b"through your relay")));
+    let stats = net.node(S).stats().relay;
+    assert_eq!(stats.circuits_dialled, 1, "{stats:?}");
+    assert_eq!(stats.dials_via_announced_relay, 1, "{stats:?}");
+    assert_eq!(net.node(RELAY).stats().relay.circuits_opened, 1);
+}
+
+#[test]
+fn relayed_addresses_about_the_receiver_or_a_relay_itself_are_ignored() {
+    use ringmesh::wire::{Message, RelayAddr, RelayAddrs};
+    const P: NodeIndex = 3;
+    let mut net = stranger_network();
+    let (s, p, r) = (id(&net, 0), id(&net, P), id(&net, RELAY));
+    let before = net.node(P).stats().relay;
+    let bogus = RelayAddrs {
+        addrs: vec![
+            // About P itself.
+            RelayAddr {
+                node: p,
+                relay: r,
+                relay_addr: Network::addr_of(RELAY),
+            },
+            // A node that is its own relay.
+            RelayAddr {
+                node: s,
+                relay: s,
+                relay_addr: Network::addr_of(0),
+            },
+        ],
+    };
+    let now = net.now();
+    assert!(
+        net.node_mut(0)
+            .adversary_send(now, p, &Message::RelayAddrs(bogus))
+    );
+    // A command that does nothing, so the harness takes the outputs now.
+    net.command(0, ringmesh::PeersCommand::AddPeers { peers: vec![] })
+        .expect("accepted");
+    net.settle();
+    let after = net.node(P).stats().relay;
+    assert_eq!(after.relay_addrs_ignored, before.relay_addrs_ignored + 2);
+    assert_eq!(after.relay_addrs_learned, before.relay_addrs_learned);
+    assert!(net.node(P).is_connected(s), "ignored, not a violation");
+}
+
+#[test]
+fn two_nodes_that_open_relayed_sessions_to_each_other_at_once_still_punch() {
+    let mut net = punching_network(true);
+    let (a, b, r) = (id(&net, A), id(&net, B), id(&net, RELAY));
+    // Both dial through the relay in the same instant: two circuits, two
+    // outbound sessions; the one-connection rule keeps one, which each
+    // end may have seen as its own outbound one.
+    net.command(
+        A,
+        RelayCommand::Connect {
+            relay: r,
+            target: b,
+        },
+    )
+    .expect("A connects");
+    net.command(
+        B,
+        RelayCommand::Connect {
+            relay: r,
+            target: a,
+        },
+    )
+    .expect("B connects");
+    net.run_for(Duration::from_secs(30));
+    assert!(net.node(A).is_connected(b) && net.node(B).is_connected(a));
+    for me in [A, B] {
+        let stats = net.node(me).stats().relay;
+        assert_eq!(stats.punch_successes, 1, "{me}: {stats:?}");
+    }
+    assert_eq!(net.node(RELAY).relay_load().0, 0, "no circuit left");
 }

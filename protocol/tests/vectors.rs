@@ -20,9 +20,9 @@ use ringmesh::wire::{
     FLAG_COMPRESSED, FindPeer, ForwardJoin, FrameDecoder, FrameError, Goodbye, GoodbyeReason,
     Graft, Hello, HolePunch, HolePunchSync, IHave, Join, MAX_LISTEN_ADDRS, MAX_PEER_LIST, Message,
     Neighbor, NoiseHandshakePayload, ObservedAddr, PREAMBLE_LEN, PeerEntry, PeerList, PeerRequest,
-    Ping, Pong, Prune, Reader, RelayClose, RelayConnect, RelayConnectResult, RelayData,
-    RelayDeliver, RelayEnded, RelayIncoming, RelayReserve, RelayReserveResult, RelayStatus,
-    Request, Response, Shuffle, ShuffleReply, decode_body, encode_body, get_varint,
+    Ping, Pong, Prune, Reader, RelayAddr, RelayAddrs, RelayClose, RelayConnect, RelayConnectResult,
+    RelayData, RelayDeliver, RelayEnded, RelayIncoming, RelayReserve, RelayReserveResult,
+    RelayStatus, Request, Response, Shuffle, ShuffleReply, decode_body, encode_body, get_varint,
     put_frame_header, put_varint, varint_len,
 };
 use ringmesh::{
@@ -1132,6 +1132,19 @@ fn spec_message_bytes(v: &Value) -> Vec<u8> {
             spec_addrs(&mut out, v, "addrs");
         }
         "HolePunchSync" => {}
+        "RelayAddrs" => {
+            let list = items(field(v, "addrs"));
+            assert!((1..=32).contains(&list.len()));
+            put_varint(&mut out, list.len() as u64);
+            for entry in list {
+                out.extend_from_slice(&array::<16>(entry, "node"));
+                out.extend_from_slice(&array::<16>(entry, "relay"));
+                spec_addr(
+                    &mut out,
+                    field(entry, "relay_addr").as_str().expect("address"),
+                );
+            }
+        }
         other => panic!("no spec layout for {other:?}"),
     }
     out
@@ -1235,6 +1248,7 @@ fn spec_tag(message_type: &str) -> u8 {
         "RelayEnded" => 0xa8,
         "HolePunch" => 0xa9,
         "HolePunchSync" => 0xaa,
+        "RelayAddrs" => 0xab,
         other => panic!("no tag for {other:?}"),
     }
 }
@@ -1280,6 +1294,16 @@ fn relay_from_json(kind: &str, v: &Value) -> Message {
             addrs: addr_list(v, "addrs"),
         }),
         "HolePunchSync" => Message::HolePunchSync(HolePunchSync),
+        "RelayAddrs" => Message::RelayAddrs(RelayAddrs {
+            addrs: items(field(v, "addrs"))
+                .iter()
+                .map(|entry| RelayAddr {
+                    node: node_id(entry, "node"),
+                    relay: node_id(entry, "relay"),
+                    relay_addr: addr(field(entry, "relay_addr").as_str().expect("address")),
+                })
+                .collect(),
+        }),
         other => panic!("no relay message {other:?}"),
     }
 }
@@ -1566,6 +1590,7 @@ fn check_frames(v: &Value) {
             "RelayEnded",
             "HolePunch",
             "HolePunchSync",
+            "RelayAddrs",
         ]),
         "a vector for every message type"
     );
@@ -1739,7 +1764,7 @@ fn check_invalid_frames(v: &Value) {
             0x01, 0x02, 0x10, 0x11, 0x12, 0x20, 0x21, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36,
             0x37, 0x38, 0x39, 0x41, 0x42, 0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x60, 0x61,
             0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x90, 0x91, 0x92, 0xa0, 0xa1, 0xa2, 0xa3, 0xa4,
-            0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa,
+            0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab,
         ]),
         "an invalid vector for every message that can be malformed"
     );

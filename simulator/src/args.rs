@@ -429,8 +429,9 @@ pub(crate) struct NatArgs {
     /// Public relays (nodes 0..relays); 0: one per 100 nodes, at least 4.
     #[arg(long, default_value_t = 0)]
     pub(crate) relays: u32,
-    /// NAT types in percent: full cone, port-restricted, symmetric.
-    #[arg(long, default_value = "30,40,30", value_parser = parse_mix)]
+    /// NAT types in percent: full cone, address-restricted,
+    /// port-restricted, symmetric.
+    #[arg(long, default_value = "20,20,30,30", value_parser = parse_mix)]
     pub(crate) mix: NatMix,
     /// Print exactly one JSON object on stdout instead of the summary.
     #[arg(long)]
@@ -443,15 +444,18 @@ fn parse_mix(text: &str) -> Result<NatMix, String> {
         .map(|p| p.trim().parse::<u32>().map_err(|e| format!("{text}: {e}")))
         .collect::<Result<_, _>>()?;
     match parts[..] {
-        [full_cone, port_restricted, symmetric] if full_cone + port_restricted + symmetric > 0 => {
+        [full_cone, address_restricted, port_restricted, symmetric]
+            if full_cone + address_restricted + port_restricted + symmetric > 0 =>
+        {
             Ok(NatMix {
                 full_cone,
+                address_restricted,
                 port_restricted,
                 symmetric,
             })
         }
         _ => Err(format!(
-            "{text}: three percentages, full cone, port-restricted, symmetric"
+            "{text}: four percentages, full cone, address-restricted, port-restricted, symmetric"
         )),
     }
 }

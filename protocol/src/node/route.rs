@@ -23,7 +23,7 @@ use crate::messaging::{Messaging, MessagingCommand, MessagingError};
 use crate::peers::RelayedOutput;
 use crate::peers::{Net, PeersCommand, PeersError, Upcalls};
 use crate::reach::Reach;
-use crate::relay::{Act, Relay, RelayCommand, RelayError, RelayStats};
+use crate::relay::{Act, Relay, RelayCommand, RelayError, RelayStats, Via};
 use crate::rpc::{Done, Failure, Outcome};
 use crate::sync::{SyncError, SyncTable};
 use crate::time::Instant;
@@ -313,6 +313,49 @@ impl Parts {
             return None;
         }
         Some(conn)
+    }
+
+    /// Opens a session to `target` through a relay (`Relay::fallback`):
+    /// a circuit at once through a relay that is up, or a dial to the
+    /// relay announced for `target`, the circuit to follow when it is up.
+    fn dial_through_relay(&mut self, net: &mut Net, target: NodeId) -> bool {
+        let Some(via) = self
+            .relay
+            .as_deref_mut()
+            .filter(|r| r.has_room())
+            .and_then(|r| r.fallback(net, target))
+        else {
+            return false;
+        };
+        match via {
+            Via::Up(via) => self.relay_dial(net, via, target).is_some(),
+            Via::Dial(via, addr) => {
+                let dialling = net.is_dialling(via)
+                    || (!net.is_shut_down() && net.dial_refusal(1).is_none() && {
+                        net.dial_all(&[addr], Some(via), false, None);
+                        true
+                    });
+                dialling
+                    && self
+                        .relay
+                        .as_deref_mut()
+                        .is_some_and(|r| r.await_relay(via, target))
+            }
+        }
+    }
+
+    /// Relay work when `peer` comes up: this node's own relayed
+    /// addresses, and the circuits that waited for `peer` as their relay.
+    fn relay_peer_up(&mut self, net: &mut Net, peer: NodeId) {
+        let Some(relay) = self.relay.as_deref_mut() else {
+            return;
+        };
+        relay.announce_to(net, peer);
+        for target in relay.take_awaiting(peer) {
+            if !net.is_up(target) && self.relay_dial(net, peer, target).is_none() {
+                self.messaging.dial_failed(net, target);
+            }
+        }
     }
 
     /// Does what the relay component asked of the connection layer.
@@ -782,7 +825,8 @@ impl Upcalls for Parts {
         if let Some(ring) = self.ring.as_deref_mut() {
             ring.chord.peer_up(net, peer);
         }
-        net.exchange_peers(peer, conn);
+        net.exchange_peers(peer, conn, self);
+        self.relay_peer_up(net, peer);
         if let Some(hv) = &mut self.membership {
             let outbound = net.conn_direction(conn) == Some(Direction::Outbound);
             hv.peer_up(net, peer, outbound);
@@ -803,9 +847,8 @@ impl Upcalls for Parts {
         }
         if conn.is_relayed() && self.relay.is_some() {
             let mine = self.punch_candidates(net);
-            let inbound = net.conn_direction(conn) == Some(Direction::Inbound);
             if let Some(relay) = self.relay.as_deref_mut() {
-                relay.relayed_up(net, peer, inbound, mine);
+                relay.relayed_up(net, peer, mine);
             }
         }
     }
@@ -846,17 +889,30 @@ impl Upcalls for Parts {
         {
             self.ring_peer_dead(net, peer);
         }
-        // Every direct dial failed: try a relay holding a reservation of
-        // this node (peers that reserve there too can be reached through
-        // it); messages waiting for the peer wait for that dial.
-        let via = self
+        // Every direct dial failed: try the relay announced for the peer,
+        // else one holding a reservation of this node (peers that reserve
+        // there too can be reached through it); messages waiting for the
+        // peer wait for that dial.
+        // With no relay announced for it, the neighbours are asked
+        // (`FindPeer`): an answer naming its relay opens a circuit there.
+        if self.messaging.is_waiting_for(peer)
+            && self
+                .relay
+                .as_deref()
+                .is_some_and(|r| !r.knows_relay_of(peer))
+        {
+            net.find_peer(peer);
+        }
+        if !self.dial_through_relay(net, peer) {
+            self.messaging.dial_failed(net, peer);
+        }
+        // Targets that waited for a dial to `peer` as their relay.
+        let waiting = self
             .relay
             .as_deref_mut()
-            .filter(|r| r.has_room())
-            .and_then(|r| r.fallback(net, peer));
-        let relayed = via.is_some_and(|via| self.relay_dial(net, via, peer).is_some());
-        if !relayed {
-            self.messaging.dial_failed(net, peer);
+            .map_or_else(Vec::new, |r| r.take_awaiting(peer));
+        for target in waiting {
+            self.messaging.dial_failed(net, target);
         }
         if let Some(hv) = &mut self.membership {
             hv.peer_down(net, peer);
@@ -1024,6 +1080,26 @@ impl Upcalls for Parts {
                     self.relay_act(net, act);
                 }
             }
+            Message::RelayAddrs(addrs)
+                if self.relay.is_some()
+                    && net
+                        .conn_caps(conn)
+                        .is_some_and(|c| c.contains(Capabilities::RELAY)) =>
+            {
+                let nodes = self
+                    .relay
+                    .as_deref_mut()
+                    .map_or_else(Vec::new, |relay| relay.on_relay_addrs(net, addrs));
+                // A node messages wait for, not dialled yet: through its
+                // relay at once. It announces relays because it found
+                // itself unreachable; the session may still punch to a
+                // direct one (§7).
+                for node in nodes {
+                    if self.messaging.is_waiting_for(node) && !net.is_up(node) {
+                        self.dial_through_relay(net, node);
+                    }
+                }
+            }
             Message::HolePunch(_) | Message::HolePunchSync(_)
                 if self.relay.is_some()
                     && net
@@ -1041,6 +1117,12 @@ impl Upcalls for Parts {
             other => return Err(other.name()),
         }
         Ok(())
+    }
+
+    fn peers_shared(&mut self, net: &mut Net, to: NodeId, ids: &[NodeId]) {
+        if let Some(relay) = self.relay.as_deref_mut() {
+            relay.share(net, to, ids);
+        }
     }
 
     fn relayed_link_replaced(&mut self, net: &mut Net, peer: NodeId, conn: ConnId) {

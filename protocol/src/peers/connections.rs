@@ -1219,10 +1219,13 @@ impl Net {
             // then sends nothing more).
             Message::PeerRequest(_) => {
                 let list = self.peer_sample(from);
+                let ids: Vec<NodeId> = list.peers.iter().map(|entry| entry.id).collect();
+                up.peers_shared(self, from, &ids);
                 let _ = Cx::send(self, from, &Message::PeerList(list));
             }
             Message::PeerList(list) => self.on_peer_list(conn, list, up),
             Message::FindPeer(FindPeer { target }) => {
+                up.peers_shared(self, from, &[target]);
                 if let Some(entry) = self.cache.entry(target) {
                     let list = PeerList { peers: vec![entry] };
                     let _ = Cx::send(self, from, &Message::PeerList(list));

@@ -17,10 +17,13 @@ impl Net {
         peers
     }
 
-    /// Peer exchange with a peer that just came up on `conn`.
-    pub(crate) fn exchange_peers(&mut self, peer: NodeId, conn: ConnId) {
+    /// Peer exchange with a peer that just came up on `conn` (the relay
+    /// component sends the relayed addresses of the list's nodes first).
+    pub(crate) fn exchange_peers(&mut self, peer: NodeId, conn: ConnId, up: &mut dyn Upcalls) {
         let list = self.peer_sample(peer);
         if !list.peers.is_empty() {
+            let ids: Vec<NodeId> = list.peers.iter().map(|entry| entry.id).collect();
+            up.peers_shared(self, peer, &ids);
             let _ = self.send_message(conn, &Message::PeerList(list));
         }
     }

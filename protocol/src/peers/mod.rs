@@ -111,6 +111,11 @@ pub(crate) trait Upcalls {
     /// `peer`'s link moved from a relayed connection to the direct `conn`
     /// (the relayed one is drained).
     fn relayed_link_replaced(&mut self, net: &mut Net, peer: NodeId, conn: ConnId);
+    /// A `PeerList` holding `ids` (or the answer to a `FindPeer` for
+    /// `ids[0]`) is about to go to `to`: the relay component sends the
+    /// relays it knows them to be reachable through first (`spec/relay.md`
+    /// §3), so a dial that fails at once finds them.
+    fn peers_shared(&mut self, net: &mut Net, to: NodeId, ids: &[NodeId]);
 }
 
 /// What a relayed connection asks of the relay component that carries it

@@ -141,4 +141,14 @@ pub struct RelayStats {
     /// `HolePunch`/`HolePunchSync` out of turn, or not on a relayed
     /// session: ignored.
     pub punch_messages_ignored: u64,
+    /// Relayed addresses (`RelayAddrs` entries) this node stored.
+    pub relay_addrs_learned: u64,
+    /// Relayed addresses ignored: about this node, a relay naming itself
+    /// as its own relay, or any while `max_relay_addrs` is 0.
+    pub relay_addrs_ignored: u64,
+    /// Nodes whose relayed addresses were evicted at `max_relay_addrs`.
+    pub relay_addrs_evicted: u64,
+    /// Dials that went through a relay a peer announced for the target
+    /// (the fallback, or a node known only by its relayed addresses).
+    pub dials_via_announced_relay: u64,
 }

@@ -21,11 +21,11 @@ use crate::{CloseReason, ConnId, Duration, Instant, NodeId};
 /// Relays at which a node holds (or asks for) reservations at once.
 pub(super) const MAX_RESERVATIONS_HELD: usize = 8;
 
-/// Targets remembered as tried through a relay (the fallback's pace).
+/// Target and relay pairs remembered as tried (the fallback's pace).
 const MAX_TRIED: usize = 256;
 
 /// Least time between two fallback attempts to reach one target through
-/// a relay.
+/// one relay.
 const RETRY_GAP: Duration = Duration::from_secs(60);
 
 /// What an end holds.
@@ -42,8 +42,9 @@ pub(super) struct Client {
     /// the connection waiting and its target.
     pending: BTreeMap<(NodeId, u64), (ConnId, NodeId)>,
     next_req: u64,
-    /// When each target was last tried through a relay by the fallback.
-    tried: BTreeMap<NodeId, Instant>,
+    /// When each target was last tried through each relay by the
+    /// fallback.
+    tried: BTreeMap<(NodeId, NodeId), Instant>,
 }
 
 impl Client {
@@ -137,28 +138,30 @@ impl Client {
         true
     }
 
-    /// Whether the fallback may try `target` through a relay now (it has
+    /// Whether the fallback may try `target` through `relay` now (it has
     /// not in the last [`RETRY_GAP`]); records the attempt.
-    pub(super) fn may_try(&mut self, target: NodeId, now: Instant) -> bool {
-        if self
-            .tried
-            .get(&target)
-            .is_some_and(|&at| now < at + RETRY_GAP)
-        {
+    pub(super) fn may_try(&mut self, target: NodeId, relay: NodeId, now: Instant) -> bool {
+        let key = (target, relay);
+        if self.tried.get(&key).is_some_and(|&at| now < at + RETRY_GAP) {
             return false;
         }
-        if !self.tried.contains_key(&target) && self.tried.len() >= MAX_TRIED {
+        if !self.tried.contains_key(&key) && self.tried.len() >= MAX_TRIED {
             let oldest = self
                 .tried
                 .iter()
                 .min_by_key(|(_, at)| **at)
-                .map(|(p, _)| *p);
+                .map(|(k, _)| *k);
             if let Some(oldest) = oldest {
                 self.tried.remove(&oldest);
             }
         }
-        self.tried.insert(target, now);
+        self.tried.insert(key, now);
         true
+    }
+
+    /// The target of circuit request `req` at `relay`, if it waits.
+    pub(super) fn pending_target(&self, relay: NodeId, req: u64) -> Option<NodeId> {
+        self.pending.get(&(relay, req)).map(|&(_, target)| target)
     }
 
     /// `relay` answered a circuit request.

@@ -49,7 +49,7 @@ pub struct RelayConfig {
     /// an incoming circuit beyond it is refused. Default: 32.
     pub max_relayed_conns: usize,
     /// Upgrade relayed sessions to direct connections by hole punching
-    /// (`spec/relay.md` §7): the end that accepted the circuit starts it
+    /// (`spec/relay.md` §7): the end with the smaller node id starts it
     /// once the session is up. Default: `true`.
     pub hole_punch: bool,
     /// Hole-punch attempts per relayed session before it stays relayed.
@@ -59,6 +59,11 @@ pub struct RelayConfig {
     /// the direct session (a dropped first SYN is sent again after 1 s,
     /// then 3 s). Default: 10 s.
     pub punch_timeout: Duration,
+    /// Nodes whose relays this node remembers, as peers announced them
+    /// (`RelayAddrs`, `spec/relay.md` §3), at most 4 relays each; one
+    /// more evicts the least recently heard (`relay_addrs_evicted`).
+    /// Default: 1024.
+    pub max_relay_addrs: usize,
 }
 
 impl Default for RelayConfig {
@@ -77,6 +82,7 @@ impl Default for RelayConfig {
             hole_punch: true,
             punch_attempts: 3,
             punch_timeout: Duration::from_secs(10),
+            max_relay_addrs: 1024,
         }
     }
 }

@@ -14,7 +14,10 @@
 //! - `server.rs`: the relay's side (reservations, circuits, limits).
 //! - `client.rs`: an end's side (reservations held, relayed connections).
 //! - `punch.rs`: hole punching over a relayed session (DCUtR's pattern).
+//! - `addrs.rs`: relayed addresses, the relays other nodes are reachable
+//!   through (`RelayAddrs`).
 
+mod addrs;
 mod api;
 mod client;
 pub(crate) mod config;
@@ -22,12 +25,13 @@ mod punch;
 mod server;
 
 use core::net::SocketAddr;
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
 use crate::cx::Cx;
 use crate::timer::DeadlineQueue;
-use crate::wire::Message;
+use crate::wire::{Capabilities, MAX_RELAY_ADDRS, Message, RelayAddr, RelayAddrs, RelayStatus};
 use crate::{CloseReason, ConnId, Instant, NodeId};
 
 pub use api::{RelayCommand, RelayError, RelayEvent, RelayStats};
@@ -69,6 +73,26 @@ pub(crate) enum Act {
     },
 }
 
+/// Targets waiting for a connection to the relay they are reachable
+/// through, over all relays.
+const MAX_AWAITING: usize = 64;
+
+/// Where the fallback reaches a target (`Relay::fallback`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// Through `relay`, a peer that is up.
+    Up(NodeId),
+    /// Through `relay`, announced as the target's at `addr`, not
+    /// connected: dial it first, then open the circuit.
+    Dial(NodeId, SocketAddr),
+}
+
+/// Whether `peer` offers `RELAY`.
+fn offers_relay(cx: &dyn Cx, peer: NodeId) -> bool {
+    cx.peer_caps(peer)
+        .is_some_and(|c| c.contains(Capabilities::RELAY))
+}
+
 /// Whether `peer` is up on a relayed connection.
 fn link_relayed(cx: &dyn Cx, peer: NodeId) -> bool {
     let mut relayed = false;
@@ -86,6 +110,11 @@ pub(crate) struct Relay {
     server: server::Server,
     client: client::Client,
     punches: punch::Punches,
+    /// Relayed addresses peers announced (`spec/relay.md` §3).
+    relay_addrs: addrs::RelayAddrTable,
+    /// Targets waiting for this node's dial to the relay announced for
+    /// them, by relay: at most [`MAX_AWAITING`] in all.
+    awaiting: BTreeMap<NodeId, Vec<NodeId>>,
     pub(crate) timers: DeadlineQueue<Timer>,
     pub(crate) stats: RelayStats,
 }
@@ -97,6 +126,8 @@ impl Relay {
             server: server::Server::new(),
             client: client::Client::new(),
             punches: punch::Punches::new(),
+            relay_addrs: addrs::RelayAddrTable::new(),
+            awaiting: BTreeMap::new(),
             timers: DeadlineQueue::new(),
             stats: RelayStats::default(),
         }
@@ -149,23 +180,168 @@ impl Relay {
     }
 
     /// The relay to try `target` through after every direct dial to it
-    /// failed: the first (in id order) relay holding a reservation of this
-    /// node that is up, else the first peer up that offers `RELAY`; at
-    /// most once a minute per target.
-    pub(crate) fn fallback(&mut self, cx: &mut dyn Cx, target: NodeId) -> Option<NodeId> {
-        let reserved = self
+    /// failed, or to reach a node known only by its relayed addresses:
+    /// a relay announced as `target`'s (the newest that is up, else the
+    /// newest, to be dialled first), else the first (in id order) relay
+    /// holding a reservation of this node that is up, else the first
+    /// peer up that offers `RELAY`; at most once a minute per target.
+    pub(crate) fn fallback(&mut self, cx: &mut dyn Cx, target: NodeId) -> Option<Via> {
+        let me = cx.me();
+        let now = cx.now();
+        let announced = self.relay_addrs.relays_of(target);
+        let mut candidates: Vec<(Via, bool)> = Vec::new();
+        for &(relay, _) in announced {
+            if cx.is_up(relay) && offers_relay(cx, relay) {
+                candidates.push((Via::Up(relay), true));
+            }
+        }
+        for &(relay, addr) in announced {
+            if relay != me && !cx.is_up(relay) {
+                candidates.push((Via::Dial(relay, addr), true));
+            }
+        }
+        if let Some(relay) = self
             .client
             .relays()
-            .find(|&relay| relay != target && cx.is_up(relay));
-        let relay = reserved.or_else(|| {
-            cx.peers_up().into_iter().find(|&peer| {
-                peer != target
-                    && cx
-                        .peer_caps(peer)
-                        .is_some_and(|c| c.contains(crate::wire::Capabilities::RELAY))
-            })
+            .find(|&relay| relay != target && cx.is_up(relay))
+        {
+            candidates.push((Via::Up(relay), false));
+        }
+        if let Some(peer) = cx
+            .peers_up()
+            .into_iter()
+            .find(|&peer| peer != target && offers_relay(cx, peer))
+        {
+            candidates.push((Via::Up(peer), false));
+        }
+        let (via, announced) = candidates.into_iter().find(|&(via, _)| {
+            let relay = match via {
+                Via::Up(relay) | Via::Dial(relay, _) => relay,
+            };
+            self.client.may_try(target, relay, now)
         })?;
-        self.client.may_try(target, cx.now()).then_some(relay)
+        if announced {
+            self.stats.dials_via_announced_relay += 1;
+        }
+        Some(via)
+    }
+
+    /// Whether a peer announced a relay of `node`.
+    pub(crate) fn knows_relay_of(&self, node: NodeId) -> bool {
+        !self.relay_addrs.relays_of(node).is_empty()
+    }
+
+    /// `target` waits for this node's dial to `relay` (the relay announced
+    /// for it); `false` when [`MAX_AWAITING`] targets wait already.
+    pub(crate) fn await_relay(&mut self, relay: NodeId, target: NodeId) -> bool {
+        let waiting: usize = self.awaiting.values().map(Vec::len).sum();
+        let list = self.awaiting.entry(relay).or_default();
+        if list.contains(&target) {
+            return true;
+        }
+        if waiting >= MAX_AWAITING {
+            if list.is_empty() {
+                self.awaiting.remove(&relay);
+            }
+            return false;
+        }
+        list.push(target);
+        true
+    }
+
+    /// The targets that waited for `relay`: it came up (open their
+    /// circuits) or its dial failed.
+    pub(crate) fn take_awaiting(&mut self, relay: NodeId) -> Vec<NodeId> {
+        self.awaiting.remove(&relay).unwrap_or_default()
+    }
+
+    /// This node's own relayed addresses: each relay holding its
+    /// reservation, at the address that relay announced.
+    fn own_addrs(&self, cx: &dyn Cx) -> Vec<RelayAddr> {
+        let me = cx.me();
+        self.client
+            .relays()
+            .filter_map(|relay| {
+                let relay_addr = *cx.entry(relay)?.addrs.first()?;
+                Some(RelayAddr {
+                    node: me,
+                    relay,
+                    relay_addr,
+                })
+            })
+            .take(MAX_RELAY_ADDRS)
+            .collect()
+    }
+
+    /// Tells `peer` (if it offers `RELAY`) the relays holding this node's
+    /// reservations (when `peer` comes up, and when a reservation is
+    /// first accepted).
+    pub(crate) fn announce_to(&mut self, cx: &mut dyn Cx, peer: NodeId) {
+        if !offers_relay(cx, peer) {
+            return;
+        }
+        let addrs = self.own_addrs(cx);
+        if !addrs.is_empty() {
+            let _ = cx.send(peer, &Message::RelayAddrs(RelayAddrs { addrs }));
+        }
+    }
+
+    /// A `PeerList` of `ids` went to `to`: follow it with the relayed
+    /// addresses this node knows of them (if `to` offers `RELAY`).
+    pub(crate) fn share(&mut self, cx: &mut dyn Cx, to: NodeId, ids: &[NodeId]) {
+        if ids.is_empty() || !offers_relay(cx, to) {
+            return;
+        }
+        let addrs: Vec<RelayAddr> = ids
+            .iter()
+            .filter(|&&node| node != to)
+            .flat_map(|&node| {
+                self.relay_addrs
+                    .relays_of(node)
+                    .iter()
+                    .filter(move |&&(relay, _)| relay != to)
+                    .map(move |&(relay, relay_addr)| RelayAddr {
+                        node,
+                        relay,
+                        relay_addr,
+                    })
+            })
+            .take(MAX_RELAY_ADDRS)
+            .collect();
+        if !addrs.is_empty() {
+            let _ = cx.send(to, &Message::RelayAddrs(RelayAddrs { addrs }));
+        }
+    }
+
+    /// `RelayAddrs` from a peer: stored, within `max_relay_addrs`.
+    /// Returns the nodes it named (for a dial waiting for one of them).
+    /// An entry can be false: it costs a refused circuit
+    /// (`NoReservation`, then forgotten), never an impersonation, since
+    /// the relayed session proves the target's id.
+    pub(crate) fn on_relay_addrs(&mut self, cx: &dyn Cx, message: RelayAddrs) -> Vec<NodeId> {
+        let me = cx.me();
+        let mut nodes = Vec::new();
+        for entry in &message.addrs {
+            if entry.node == me || entry.relay == me || entry.relay == entry.node {
+                self.stats.relay_addrs_ignored += 1;
+                continue;
+            }
+            match self.relay_addrs.learn(entry, self.config.max_relay_addrs) {
+                addrs::Learned::Stored => self.stats.relay_addrs_learned += 1,
+                addrs::Learned::Evicted => {
+                    self.stats.relay_addrs_learned += 1;
+                    self.stats.relay_addrs_evicted += 1;
+                }
+                addrs::Learned::Dropped => {
+                    self.stats.relay_addrs_ignored += 1;
+                    continue;
+                }
+            }
+            if !nodes.contains(&entry.node) {
+                nodes.push(entry.node);
+            }
+        }
+        nodes
     }
 
     /// A relay message from `from`.
@@ -181,8 +357,15 @@ impl Relay {
                     .on_reserve(cx, &self.config, &mut self.stats, from);
             }
             Message::RelayReserveResult(result) => {
+                let had = self.client.relays().any(|relay| relay == from);
                 let renew = self.client.on_reserve_result(cx, from, &result);
                 self.arm(cx, renew);
+                if !had && self.client.relays().any(|relay| relay == from) {
+                    // A new relayed address: every peer hears of it.
+                    for peer in cx.peers_up() {
+                        self.announce_to(cx, peer);
+                    }
+                }
             }
             Message::RelayConnect(request) => {
                 let end = self
@@ -191,6 +374,12 @@ impl Relay {
                 self.arm(cx, end);
             }
             Message::RelayConnectResult(result) => {
+                if result.status != RelayStatus::Ok
+                    && let Some(target) = self.client.pending_target(from, result.req)
+                {
+                    // The announcement was stale (or false).
+                    self.relay_addrs.forget(target, from);
+                }
                 return self
                     .client
                     .on_connect_result(cx, &mut self.stats, from, &result);
@@ -256,17 +445,14 @@ impl Relay {
         }
     }
 
-    /// `peer` came up on the relayed connection `conn`: if this node
-    /// accepted its circuit, it starts a hole punch with its candidate
-    /// addresses `mine` (`spec/relay.md` §7).
-    pub(crate) fn relayed_up(
-        &mut self,
-        cx: &mut dyn Cx,
-        peer: NodeId,
-        inbound: bool,
-        mine: Vec<SocketAddr>,
-    ) {
-        if !self.config.hole_punch || !inbound {
+    /// `peer` came up on a relayed connection: if this node has the
+    /// smaller id of the two, it starts a hole punch with its candidate
+    /// addresses `mine` (`spec/relay.md` §7). The ids decide, not who
+    /// dialled: two nodes that open relayed sessions to each other at
+    /// once may each keep their own outbound one (the one-connection
+    /// rule), and then neither accepted the session they share.
+    pub(crate) fn relayed_up(&mut self, cx: &mut dyn Cx, peer: NodeId, mine: Vec<SocketAddr>) {
+        if !self.config.hole_punch || cx.me() > peer {
             return;
         }
         let limits = self.punch_limits();
@@ -320,6 +506,7 @@ impl Relay {
     pub(crate) fn peer_down(&mut self, cx: &mut dyn Cx, peer: NodeId) -> Vec<Act> {
         self.punches.peer_down(peer);
         self.server.peer_down(cx, peer);
+        self.awaiting.remove(&peer);
         self.client.peer_down(peer)
     }
 

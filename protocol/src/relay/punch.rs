@@ -7,8 +7,10 @@
 //! drains the relayed one; when every attempt fails the relayed session
 //! simply stays.
 //!
-//! The end that accepted the circuit (the *initiator* here, as in DCUtR)
-//! sends `HolePunch` and times the answer; the dialer (the *responder*)
+//! The end with the smaller node id (the *initiator*) sends `HolePunch`
+//! and times the answer (not the end that accepted the circuit, as in
+//! DCUtR: two ends that dialled each other at once through a relay may
+//! both hold their own outbound session); the other (the *responder*)
 //! answers with its own; the initiator sends `HolePunchSync` and dials
 //! after half the round trip, the responder dials when the sync arrives.
 //! The initiator tries up to `punch_attempts` times, each bounded by
@@ -43,7 +45,7 @@ enum Phase {
 /// One peer's punch.
 #[derive(Debug)]
 struct Punch {
-    /// This end sends the first `HolePunch` (it accepted the circuit).
+    /// This end sends the first `HolePunch` (it has the smaller id).
     initiator: bool,
     /// The attempt under way, from 1.
     attempt: u32,

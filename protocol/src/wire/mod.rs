@@ -68,9 +68,9 @@ pub use preamble::{PREAMBLE_LEN, PREAMBLE_MAGIC, Preamble};
 pub use reach::{DialBack, DialBackResult, DialBackStatus, ObservedAddr};
 pub use reader::Reader;
 pub use relay::{
-    HolePunch, HolePunchSync, MAX_PUNCH_ADDRS, MAX_RELAY_DATA, RelayClose, RelayConnect,
-    RelayConnectResult, RelayData, RelayDeliver, RelayEnded, RelayIncoming, RelayReserve,
-    RelayReserveResult, RelayStatus,
+    HolePunch, HolePunchSync, MAX_PUNCH_ADDRS, MAX_RELAY_ADDRS, MAX_RELAY_DATA, RelayAddr,
+    RelayAddrs, RelayClose, RelayConnect, RelayConnectResult, RelayData, RelayDeliver, RelayEnded,
+    RelayIncoming, RelayReserve, RelayReserveResult, RelayStatus,
 };
 pub use sync::{
     MAX_SYNC_BATCH, MAX_SYNC_DEPTH, MAX_SYNC_KEY, MAX_SYNC_RANGES, MAX_SYNC_VALUE,
@@ -323,4 +323,7 @@ messages! {
     HolePunch,
     /// `0xaa` — end to end on a relayed session: dial now.
     HolePunchSync,
+    /// `0xab` — relayed addresses: nodes and the relays they hold
+    /// reservations at (`spec/relay.md` §3).
+    RelayAddrs,
 }

@@ -345,7 +345,7 @@ pub const MAX_PUNCH_ADDRS: usize = 8;
 /// `0xa9`: sent end to end on a relayed session, to coordinate a hole
 /// punch (`spec/relay.md` §7): the sender's candidate addresses (each IP
 /// a peer reported seeing it at, with its listen port), for the receiver
-/// to dial from its own listen port. The end that accepted the circuit
+/// to dial from its own listen port. The end with the smaller node id
 /// sends it first and times the answer; the other answers with its own.
 ///
 /// Layout: `count` varint (1 to [`MAX_PUNCH_ADDRS`]), then `count` socket
@@ -396,5 +396,69 @@ impl WireMessage for HolePunchSync {
 
     fn decode(_input: &mut Reader) -> Result<Self, DecodeError> {
         Ok(HolePunchSync)
+    }
+}
+
+/// The most entries one [`RelayAddrs`] carries.
+pub const MAX_RELAY_ADDRS: usize = 32;
+
+/// One relayed address: `node` holds a reservation at `relay`, which
+/// accepts connections at `relay_addr` (`spec/relay.md` §3, "Relayed
+/// addresses").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayAddr {
+    /// The node reachable through the relay.
+    pub node: NodeId,
+    /// The relay holding its reservation.
+    pub relay: NodeId,
+    /// Where the relay accepts connections.
+    pub relay_addr: SocketAddr,
+}
+
+/// `0xab`: relayed addresses, "`node` is reachable through a circuit at
+/// `relay`" (`spec/relay.md` §3): a node holding reservations sends its
+/// own to its peers, and a node passes on what it knows of the nodes
+/// in a `PeerList` it sends, so a stranger that learns a node it cannot
+/// dial also learns the relay to reach it through.
+///
+/// Layout: `count` varint (1 to [`MAX_RELAY_ADDRS`]), then `count`
+/// entries: `node` id, `relay` id, the relay's socket address
+/// (`spec/wire.md` §7.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayAddrs {
+    /// The entries.
+    pub addrs: Vec<RelayAddr>,
+}
+
+impl WireMessage for RelayAddrs {
+    const TAG: u8 = 0xab;
+
+    fn encode(&self, out: &mut BytesMut) {
+        put_varint(out, self.addrs.len() as u64);
+        for entry in &self.addrs {
+            put_node_id(out, entry.node);
+            put_node_id(out, entry.relay);
+            put_socket_addr(out, &entry.relay_addr);
+        }
+    }
+
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        let count = input.list_len(MAX_RELAY_ADDRS)?;
+        if count == 0 {
+            return Err(DecodeError::OutOfRange {
+                field: "addrs",
+                value: 0,
+            });
+        }
+        let addrs = (0..count)
+            .map(|_| {
+                Ok(RelayAddr {
+                    node: get_node_id(input)?,
+                    relay: get_node_id(input)?,
+                    relay_addr: get_socket_addr(input)?,
+                })
+            })
+            .collect::<Result<_, DecodeError>>()?;
+        Ok(RelayAddrs { addrs })
     }
 }

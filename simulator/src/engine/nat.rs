@@ -22,9 +22,11 @@
 //!   [`NatType::Symmetric`].
 //! - An inbound dial to `public_ip(i):port` reaches `i` only through a
 //!   mapping on that port whose filter lets the source in: any source
-//!   under [`NatType::FullCone`]; under [`NatType::PortRestricted`] and
-//!   [`NatType::Symmetric`] only the host and port the mapping was made
-//!   to, which an ordinary dial (from an ephemeral port) never is. A port
+//!   under [`NatType::FullCone`]; under [`NatType::AddressRestricted`]
+//!   any port of the host the mapping was made to; under
+//!   [`NatType::PortRestricted`] and [`NatType::Symmetric`] only the host
+//!   and port the mapping was made to, which an ordinary dial (from an
+//!   ephemeral port) never is. A port
 //!   mapping ([`super::Sim::map_port`], what UPnP makes) lets anyone in
 //!   on the listen port.
 //! - Two `DialFromListenPort`s that cross (each to the address the other's
@@ -58,7 +60,7 @@ pub const MAX_PENDING_PUNCHES: usize = 65_536;
 /// cross it before it fails (`TransportError::TimedOut`).
 pub const PUNCH_WINDOW: ringmesh::Duration = ringmesh::Duration::from_secs(2);
 
-/// A NAT's behaviour (RFC 4787's mapping and filtering, the three kinds
+/// A NAT's behaviour (RFC 4787's mapping and filtering, the four kinds
 /// that matter for hole punching).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -66,6 +68,9 @@ pub enum NatType {
     /// Endpoint-independent mapping and filtering: once a port is mapped,
     /// anyone can reach it.
     FullCone,
+    /// Endpoint-independent mapping, address-dependent filtering: any port
+    /// of a host a mapping was made to gets in.
+    AddressRestricted,
     /// Endpoint-independent mapping, address-and-port-dependent filtering:
     /// only the host and port a mapping was made to get in.
     PortRestricted,
@@ -79,6 +84,7 @@ impl NatType {
     pub fn name(self) -> &'static str {
         match self {
             NatType::FullCone => "full-cone",
+            NatType::AddressRestricted => "address-restricted",
             NatType::PortRestricted => "port-restricted",
             NatType::Symmetric => "symmetric",
         }
@@ -154,9 +160,14 @@ impl Nat {
         if port == LISTEN_PORT && self.port_mapped {
             return true;
         }
-        self.mappings
-            .iter()
-            .any(|m| m.port == port && (self.kind == NatType::FullCone || m.dest == src))
+        self.mappings.iter().any(|m| {
+            m.port == port
+                && match self.kind {
+                    NatType::FullCone => true,
+                    NatType::AddressRestricted => m.dest.ip() == src.ip(),
+                    NatType::PortRestricted | NatType::Symmetric => m.dest == src,
+                }
+        })
     }
 }
 
@@ -382,6 +393,31 @@ mod tests {
         assert_eq!(nats.map_port(5), None);
         // Not a NAT of this run, and not an address of the simulator.
         assert_eq!(nats.inbound(stranger, public(7, 7000)), Err(false));
+    }
+
+    #[test]
+    fn an_address_restricted_nat_admits_any_port_of_a_host_it_sent_to() {
+        let mut nats = NatState::default();
+        nats.put_behind(0, NatType::AddressRestricted);
+        let server = addr_of(9);
+        let seen = nats.outbound(0, server, false);
+        // The host it dialled, from its listen port or any other.
+        assert_eq!(nats.inbound(server, seen), Ok(0));
+        let other_port = SocketAddr::new(server.ip(), 40_000);
+        assert_eq!(nats.inbound(other_port, seen), Ok(0));
+        // Another host, whatever its port, is dropped.
+        let stranger = SocketAddr::new(addr_of(8).ip(), server.port());
+        assert_eq!(nats.inbound(stranger, seen), Err(true));
+        // Only on the mapped port: another port of the NAT admits nobody.
+        let elsewhere = SocketAddr::new(seen.ip(), seen.port() + 1);
+        assert_eq!(nats.inbound(server, elsewhere), Err(true));
+        // It keeps the listen port for a punch, as every cone NAT does.
+        assert_eq!(nats.outbound(0, addr_of(5), true).port(), 7000);
+        assert_eq!(nats.outbound(0, addr_of(6), true).port(), 7000);
+        assert_eq!(
+            nats.inbound(SocketAddr::new(addr_of(6).ip(), 51_000), public(0, 7000)),
+            Ok(0)
+        );
     }
 
     #[test]
