@@ -336,6 +336,27 @@ impl Network {
         self.in_flight.push(at, (node, input));
     }
 
+    /// Links two ends of a new connection (`a` dialled; each end is its
+    /// node, its `ConnId`, whom it sees and which way) and tells each
+    /// `Connected` one link latency from now.
+    fn join_ends(
+        &mut self,
+        a: (NodeIndex, ConnId, SocketAddr, Direction),
+        b: (NodeIndex, ConnId, SocketAddr, Direction),
+    ) {
+        let at = self.now + self.latency(a.0, b.0);
+        self.links.insert((a.0, a.1), (b.0, b.1));
+        self.links.insert((b.0, b.1), (a.0, a.1));
+        for (node, conn, remote, direction) in [a, b] {
+            let connected = Input::Connected {
+                conn,
+                remote,
+                direction,
+            };
+            self.schedule(at, node, connected);
+        }
+    }
+
     fn drain(&mut self, i: NodeIndex) {
         while let Some(output) = self.nodes[i].poll_output() {
             let at = self.now + self.latency;
@@ -344,26 +365,13 @@ impl Network {
                     let target = self.addrs.iter().position(|&a| a == addr);
                     match target.filter(|&j| self.up[j]) {
                         Some(j) => {
-                            let at = self.now + self.latency(i, j);
                             let inbound = ConnId::inbound(self.next_inbound[j]);
                             self.next_inbound[j] += 1;
-                            self.links.insert((i, conn), (j, inbound));
-                            self.links.insert((j, inbound), (i, conn));
                             let from = self.addrs[i];
-                            let direction = Direction::Outbound;
-                            let dialled = Input::Connected {
-                                conn,
-                                remote: addr,
-                                direction,
-                            };
-                            self.schedule(at, i, dialled);
-                            let direction = Direction::Inbound;
-                            let accepted = Input::Connected {
-                                conn: inbound,
-                                remote: from,
-                                direction,
-                            };
-                            self.schedule(at, j, accepted);
+                            self.join_ends(
+                                (i, conn, addr, Direction::Outbound),
+                                (j, inbound, from, Direction::Inbound),
+                            );
                         }
                         None => {
                             let reason = TransportError::Refused;
@@ -386,22 +394,12 @@ impl Network {
                     match other {
                         Some(k) => {
                             let (_, theirs, _) = self.punch_waiting.remove(k);
-                            let at = self.now + self.latency(i, j);
-                            self.links.insert((i, conn), (j, theirs));
-                            self.links.insert((j, theirs), (i, conn));
-                            let direction = Direction::Outbound;
-                            let mine = Input::Connected {
-                                conn,
-                                remote: addr,
-                                direction,
-                            };
-                            self.schedule(at, i, mine);
-                            let other = Input::Connected {
-                                conn: theirs,
-                                remote: self.addrs[i],
-                                direction,
-                            };
-                            self.schedule(at, j, other);
+                            // A simultaneous open: both ends dialled out.
+                            let from = self.addrs[i];
+                            self.join_ends(
+                                (i, conn, addr, Direction::Outbound),
+                                (j, theirs, from, Direction::Outbound),
+                            );
                         }
                         None => self.punch_waiting.push((i, conn, j)),
                     }

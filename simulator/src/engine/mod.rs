@@ -243,6 +243,34 @@ struct ConnEnd {
     broken: bool,
 }
 
+/// One end of a connection being made: which node, its `ConnId` and
+/// incarnation, and the `Connected` it is told (whom it sees, which way).
+struct End {
+    node: NodeIdx,
+    conn: ConnId,
+    incarnation: u32,
+    remote: SocketAddr,
+    direction: Direction,
+}
+
+impl End {
+    fn new(
+        node: NodeIdx,
+        conn: ConnId,
+        incarnation: u32,
+        remote: SocketAddr,
+        direction: Direction,
+    ) -> Self {
+        End {
+            node,
+            conn,
+            incarnation,
+            remote,
+            direction,
+        }
+    }
+}
+
 enum Ev {
     /// An input arrives at a node (if it is still the same incarnation).
     Deliver {
@@ -980,20 +1008,10 @@ impl<O: Observer> Sim<O> {
                 let inbound = ConnId::inbound(self.nodes[j as usize].next_inbound);
                 self.nodes[j as usize].next_inbound += 1;
                 let j_incarnation = self.nodes[j as usize].incarnation;
-                self.link(i, conn, incarnation, j, inbound, j_incarnation);
-                let at = self.arrival(i, j, conn, 0);
-                let connected = Input::Connected {
-                    conn,
-                    remote: addr,
-                    direction: Direction::Outbound,
-                };
-                self.deliver_at(at, i, incarnation, connected);
-                let accepted = Input::Connected {
-                    conn: inbound,
-                    remote: source,
-                    direction: Direction::Inbound,
-                };
-                self.deliver_at(at, j, j_incarnation, accepted);
+                self.join_ends(
+                    End::new(i, conn, incarnation, addr, Direction::Outbound),
+                    End::new(j, inbound, j_incarnation, source, Direction::Inbound),
+                );
             }
             Ok(j) if self.nodes[j as usize].state == NodeState::Killed => {
                 let at = self.now + self.pair_latency(i, j);
@@ -1024,25 +1042,28 @@ impl<O: Observer> Sim<O> {
         }
     }
 
-    /// Records the two ends of a new connection.
-    fn link(
-        &mut self,
-        a: NodeIdx,
-        a_conn: ConnId,
-        a_inc: u32,
-        b: NodeIdx,
-        b_conn: ConnId,
-        b_inc: u32,
-    ) {
-        let end = |peer, peer_conn, peer_incarnation| ConnEnd {
-            peer,
-            peer_conn,
-            peer_incarnation,
+    /// Records the two ends of a new connection (`a` dialled) and
+    /// delivers each its `Connected` at the time a first byte from `a`
+    /// would arrive at `b`.
+    fn join_ends(&mut self, a: End, b: End) {
+        let end = |other: &End| ConnEnd {
+            peer: other.node,
+            peer_conn: other.conn,
+            peer_incarnation: other.incarnation,
             last_arrival: Instant::ZERO,
             broken: false,
         };
-        self.conns.insert(a, a_conn, end(b, b_conn, b_inc));
-        self.conns.insert(b, b_conn, end(a, a_conn, a_inc));
+        self.conns.insert(a.node, a.conn, end(&b));
+        self.conns.insert(b.node, b.conn, end(&a));
+        let at = self.arrival(a.node, b.node, a.conn, 0);
+        for e in [a, b] {
+            let connected = Input::Connected {
+                conn: e.conn,
+                remote: e.remote,
+                direction: e.direction,
+            };
+            self.deliver_at(at, e.node, e.incarnation, connected);
+        }
     }
 
     /// A dial from `i`'s listen port to `addr` with NATs on (`nat.rs`):
@@ -1074,20 +1095,11 @@ impl<O: Observer> Sim<O> {
                     && !self.dial_blocked(i, j) =>
             {
                 self.nat.stats.punches_ok += 1;
-                self.link(i, conn, incarnation, j, p.conn, p.incarnation);
-                let at = self.arrival(i, j, conn, 0);
-                let mine = Input::Connected {
-                    conn,
-                    remote: addr,
-                    direction: Direction::Outbound,
-                };
-                self.deliver_at(at, i, incarnation, mine);
-                let theirs = Input::Connected {
-                    conn: p.conn,
-                    remote: p.dialled,
-                    direction: Direction::Outbound,
-                };
-                self.deliver_at(at, j, p.incarnation, theirs);
+                // A simultaneous open: both ends dialled out.
+                self.join_ends(
+                    End::new(i, conn, incarnation, addr, Direction::Outbound),
+                    End::new(j, p.conn, p.incarnation, p.dialled, Direction::Outbound),
+                );
             }
             other => {
                 if let Some(p) = other {
