@@ -926,8 +926,12 @@ impl Net {
             entry.next_dial_at =
                 self.now + redial_delay(&self.config.peers, entry.failures, &mut self.rng);
         }
+        // A peer up through another connection (a relayed session, or
+        // the other end's dial) is not unreachable: nothing to fall back
+        // to, nobody to declare dead.
         if let Some(peer) = c.expected()
             && !self.is_dialling(peer)
+            && !self.is_up(peer)
         {
             up.dial_failed(self, peer);
         }

@@ -637,3 +637,76 @@ fn a_run_with_nats_is_a_function_of_the_seed() {
     };
     assert_eq!(run(9), run(9));
 }
+
+/// A stranger S that knows a NATed node T by id only reaches it through
+/// the relay T announced; the direct dial to T's address, which times out
+/// after the relayed session is up, must not send S to another relay
+/// (it used to: a circuit asked of a relay T holds no reservation at,
+/// refused, one of the refused circuits `ringmesh-sim nat` counted).
+#[test]
+fn a_direct_dial_that_fails_after_the_relayed_session_is_up_asks_no_other_relay() {
+    const R2: NodeIdx = 0;
+    const T: NodeIdx = 1;
+    const P: NodeIdx = 2;
+    const S: NodeIdx = 3;
+    const R: NodeIdx = 4;
+    let mut sim = sim(11);
+    for i in 0..5 {
+        if i == T {
+            assert!(sim.put_behind_nat(i, NatType::Symmetric));
+        }
+        sim.add_node(Config {
+            security: ringmesh::Security::Noise,
+            reach: Some(ringmesh::ReachConfig::default()),
+            relay: Some(ringmesh::RelayConfig {
+                serve: i == R || i == R2,
+                ..ringmesh::RelayConfig::default()
+            }),
+            peers: PeersConfig {
+                bootstrap: if i == T { vec![addr_of(R)] } else { vec![] },
+                peer_exchange_size: 0,
+                ..Config::lan().peers
+            },
+            ..Config::lan()
+        })
+        .expect("valid");
+    }
+    sim.run_for(Duration::from_secs(2));
+    // The fallback takes the first relay up in id order after the
+    // announced one: R2 must come first for the test to mean anything.
+    assert!(sim.id(R2) < sim.id(R));
+    let relay = sim.id(R);
+    sim.command(T, ringmesh::RelayCommand::Reserve { relay })
+        .expect("reserve");
+    for (from, to) in [(T, P), (S, P), (S, R2)] {
+        let dial = PeersCommand::Connect {
+            addr: addr_of(to),
+            peer: None,
+        };
+        sim.command(from, dial).expect("dial");
+    }
+    sim.run_for(Duration::from_secs(2));
+    let t = sim.id(T);
+    sim.command(
+        S,
+        ringmesh::MessagingCommand::Send {
+            to: t,
+            payload: bytes::Bytes::from_static(b"by id"),
+        },
+    )
+    .expect("send");
+    sim.run_for(Duration::from_secs(20));
+    assert!(sim.node(S).expect("up").is_connected(t), "S reached T");
+    let stats = sim.node(S).expect("up").stats().relay;
+    assert_eq!(stats.circuits_dialled, 1, "{stats:?}");
+    assert_eq!(stats.dials_via_announced_relay, 1, "{stats:?}");
+    let refused = sim.node(R2).expect("up").stats().relay.circuits_refused;
+    assert_eq!(refused, 0, "S asked T's circuit of a relay T never used");
+    assert!(
+        !relay_events(&sim, S)
+            .iter()
+            .any(|e| matches!(e, ringmesh::RelayEvent::ConnectRefused { .. })),
+        "{:?}",
+        relay_events(&sim, S)
+    );
+}

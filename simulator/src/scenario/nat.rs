@@ -305,15 +305,20 @@ impl fmt::Display for NatReport {
     }
 }
 
-/// Sees which nodes got the broadcast.
+/// Sees which nodes got the broadcast; with `RINGMESH_DEBUG_RELAY` set,
+/// keeps every event for [`print_failure`].
 #[derive(Default)]
 struct Watch {
     origin: Option<NodeId>,
     got: Vec<bool>,
+    log: Option<Vec<(Instant, NodeIdx, String)>>,
 }
 
 impl Observer for Watch {
-    fn on_event(&mut self, _: Instant, node: NodeIdx, event: &Event) {
+    fn on_event(&mut self, at: Instant, node: NodeIdx, event: &Event) {
+        if let Some(log) = self.log.as_mut() {
+            log.push((at, node, format!("{event:?}")));
+        }
         if let Event::Mesh(MeshEvent::Broadcast { origin, .. }) = event
             && Some(*origin) == self.origin
             && let Some(slot) = self.got.get_mut(node as usize)
@@ -363,7 +368,10 @@ pub fn run(
             seed: params.seed,
             ..SimConfig::default()
         },
-        Watch::default(),
+        Watch {
+            log: std::env::var_os("RINGMESH_DEBUG_RELAY").map(|_| Vec::new()),
+            ..Watch::default()
+        },
     );
     sim.reserve(n as usize);
     let unit = |rng: &mut ChaCha8Rng| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
@@ -639,21 +647,40 @@ fn probe_wave(
         // Each target's stranger: one that must go through the relay
         // dials the relay first, or meets a peer of the target.
         let mut open = Vec::new();
+        // Strangers of this wave, and those that probe by id only: such a
+        // stranger probes nothing else in the wave, since every peer it
+        // meets for another probe would be one more neighbour its
+        // `FindPeer` might ask instead of the target's peer.
+        let mut busy: Vec<NodeIdx> = Vec::new();
+        let mut by_id: Vec<NodeIdx> = Vec::new();
         for &target in wave {
             out.probed += 1;
             let id = sim.id(target);
-            let stranger = (0..16)
-                .filter(|_| !strangers.is_empty())
-                .map(|_| strangers[(rng.next_u64() % strangers.len() as u64) as usize])
-                .find(|&p| sim.node(p).is_some_and(|x| !x.is_connected(id)));
-            let Some(stranger) = stranger else {
-                out.failed += 1;
-                continue;
-            };
             let mapped = mapped_at
                 .iter()
                 .find(|&&(i, _)| i == target)
                 .map(|&(_, a)| a);
+            // A target this wave may probe by id prefers a stranger with
+            // nothing else to do in it.
+            let may_be_by_id = mapped.is_none()
+                && !by_hand_only
+                && relayed_seen.saturating_add(1).is_multiple_of(2);
+            let drawn: Vec<NodeIdx> = (0..16)
+                .filter(|_| !strangers.is_empty())
+                .map(|_| strangers[(rng.next_u64() % strangers.len() as u64) as usize])
+                .filter(|&p| {
+                    !by_id.contains(&p) && sim.node(p).is_some_and(|x| !x.is_connected(id))
+                })
+                .collect();
+            let stranger = drawn
+                .iter()
+                .find(|&p| may_be_by_id && !busy.contains(p))
+                .or(drawn.first())
+                .copied();
+            let Some(stranger) = stranger else {
+                out.failed += 1;
+                continue;
+            };
             let relay = target % relays;
             let to_relay = sim.id(relay);
             // A public peer of the target that is not a relay nor the
@@ -675,13 +702,20 @@ fn probe_wave(
                         .node(stranger)
                         .is_some_and(|x| x.peer_count() < FIND_PEER_FANOUT);
                     match peer_of_target {
-                        Some(_) if few && !by_hand_only && relayed_seen.is_multiple_of(2) => {
+                        Some(_)
+                            if few
+                                && !busy.contains(&stranger)
+                                && !by_hand_only
+                                && relayed_seen.is_multiple_of(2) =>
+                        {
+                            by_id.push(stranger);
                             Probe::Announced
                         }
                         _ => Probe::ByHand(to_relay),
                     }
                 }
             };
+            busy.push(stranger);
             let meet = match how {
                 Probe::Mapped(_) => None,
                 Probe::ByHand(_) => {
@@ -747,11 +781,14 @@ fn probe_wave(
             if sim.node(stranger).is_some_and(|x| x.is_connected(id)) {
                 sim.command(stranger, PeersCommand::Disconnect { peer: id })?;
             } else if matches!(how, Probe::Announced) {
-                // Counted apart: rare (1 of 254 at 2,000 nodes, seed 1),
-                // its cause not yet found. The target is probed again by
-                // hand after the waves.
+                // Counted apart (none at 2,000 nodes, seed 1, since a
+                // stranger probing by id probes nothing else in its wave);
+                // the target is probed again by hand after the waves.
                 out.announced_failed += 1;
                 failed_by_id.push(target);
+                if let Some(log) = sim.observer().log.as_ref() {
+                    print_failure(log, sim.now(), stranger, target, target % relays);
+                }
             } else {
                 out.failed += 1;
             }
@@ -759,6 +796,24 @@ fn probe_wave(
         sim.run_for(Duration::from_secs(1));
     }
     Ok(failed_by_id)
+}
+
+/// With `RINGMESH_DEBUG_RELAY` set: the events of a failed probe by id
+/// (its stranger, its target and the target's relay, over the wave).
+fn print_failure(
+    log: &[(Instant, NodeIdx, String)],
+    now: Instant,
+    stranger: NodeIdx,
+    target: NodeIdx,
+    relay: NodeIdx,
+) {
+    eprintln!("probe by id failed: stranger {stranger}, target {target}, its relay {relay}");
+    let window = Duration::from_secs(25).as_micros();
+    for (at, node, event) in log {
+        if [stranger, target, relay].contains(node) && now.as_micros() - at.as_micros() < window {
+            eprintln!("  {at:?} node {node}: {event}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -789,11 +844,8 @@ mod tests {
         assert_eq!(report.probed, natted, "{report}");
         assert_eq!(report.probe_failures, 0, "{report}");
         // Strangers that knew the target by id only reached it through
-        // the relay it announced (a few do not yet: a known gap).
+        // the relay it announced, every one of them.
         assert!(report.probed_announced > 10, "{report}");
-        assert!(
-            report.announced_failures * 10 <= report.probed_announced,
-            "{report}"
-        );
+        assert_eq!(report.announced_failures, 0, "{report}");
     }
 }
