@@ -156,6 +156,15 @@ impl<Call> CallReceiver<Call> {
         }
     }
 
+    /// As [`CallReceiver::ready`], but calls already queued do not end the
+    /// wait: only a sender's wake-up (or the last sender's end) does.
+    pub(crate) async fn nudged(&self) -> bool {
+        match self.nudge.recv().await {
+            Ok(()) => true,
+            Err(_) => !self.rx.is_empty(),
+        }
+    }
+
     /// The next call; `None` once every sender is gone.
     pub(crate) async fn recv(&self) -> Option<Call> {
         loop {
@@ -173,6 +182,11 @@ impl<Call> CallReceiver<Call> {
         let call = self.rx.try_recv().ok()?;
         self.room.release(1);
         Some(call)
+    }
+
+    /// Whether nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rx.is_empty()
     }
 
     /// Takes no more calls: senders get theirs back, waiting ones too.

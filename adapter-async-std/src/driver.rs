@@ -7,6 +7,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -36,6 +37,19 @@ pub(crate) const TRANSPORT_CAPACITY: usize = 256;
 /// Inputs handled in one go before the node loop yields to the connection
 /// futures.
 const BATCH: usize = 64;
+
+/// How long a caller whose request was sent on its own task looks for
+/// the answer before it parks ([`Shared::spin_for`]); as the mio
+/// adapter's `EVENT_SPIN`.
+const ANSWER_SPIN: Duration = Duration::from_micros(50);
+
+/// How many times a handle's task takes the node again for calls and
+/// reports that came while it held it ([`Shared::release`]) before it
+/// leaves the rest to the loop.
+const RELEASE_ROUNDS: usize = 4;
+
+/// Requests that wait without a spin after a spin that found no answer.
+const SPIN_BACKOFF: u32 = 32;
 
 /// At shutdown, how long the node loop waits for its connections to report
 /// what their sockets already hold (see [`State::take_in_reads`]) before it
@@ -134,6 +148,9 @@ pub(crate) struct Shared {
     /// Runs the connections, dials and listener: polled by the driver, and
     /// by a caller waiting for its answer.
     executor: Arc<Executor<'static>>,
+    /// Requests left to go without a spin after one that spun in vain
+    /// (see [`Shared::spin_for`]).
+    spin_skip: AtomicU32,
 }
 
 impl Shared {
@@ -145,6 +162,7 @@ impl Shared {
             calls,
             transport,
             executor: Arc::new(Executor::new()),
+            spin_skip: AtomicU32::new(0),
         });
         (shared, transport_tx)
     }
@@ -163,6 +181,55 @@ impl Shared {
         }
     }
 
+    /// Waits for `answer` without parking, for up to [`ANSWER_SPIN`]: runs
+    /// the connections' ready I/O futures and, the loop being idle, takes
+    /// in what they report (as [`Shared::help`] does), yielding the CPU
+    /// between tries. `None` if no answer came (the caller then waits as
+    /// usual).
+    ///
+    /// A reply from a nearby peer comes within a few tens of microseconds;
+    /// parking for it costs the caller a reactor turn (async-io re-arms its
+    /// timer and notifier on every `epoll_wait`), a futex wake and the
+    /// executor's wakers on both sides. A spin that finds nothing is
+    /// wasted, though (a peer far away, or one run by the caller's own
+    /// single-threaded runtime, which cannot answer while the caller
+    /// spins): after one, the next [`SPIN_BACKOFF`] requests wait without
+    /// spinning.
+    pub(crate) fn spin_for<T>(
+        &self,
+        answer: &mut oneshot::Receiver<T>,
+        calls: &CallSender<Call>,
+    ) -> Option<Result<T, oneshot::Canceled>> {
+        let skip = self.spin_skip.load(Ordering::Relaxed);
+        if skip > 0 {
+            self.spin_skip.store(skip - 1, Ordering::Relaxed);
+            return None;
+        }
+        let deadline = std::time::Instant::now() + ANSWER_SPIN;
+        loop {
+            match answer.try_recv() {
+                Ok(Some(value)) => return Some(Ok(value)),
+                Ok(None) => {}
+                Err(canceled) => return Some(Err(canceled)),
+            }
+            // A bounded number: a connection that always has data must not
+            // keep this caller from looking at its answer.
+            for _ in 0..BATCH {
+                if !self.executor.try_tick() {
+                    break;
+                }
+            }
+            self.try_turn(calls);
+            // An answer that came meanwhile is there at once for the
+            // caller's wait.
+            if std::time::Instant::now() >= deadline {
+                self.spin_skip.store(SPIN_BACKOFF, Ordering::Relaxed);
+                return None;
+            }
+            std::thread::yield_now();
+        }
+    }
+
     /// Takes in queued transport reports if the loop is idle; see
     /// [`Shared::help`].
     fn try_turn(&self, calls: &CallSender<Call>) {
@@ -172,25 +239,93 @@ impl Shared {
         let Some(state) = guard.as_mut() else {
             return;
         };
-        if state.stopping {
-            return;
-        }
-        let mut took = false;
-        for _ in 0..BATCH {
-            match self.transport.try_recv() {
-                Some(report) => {
-                    state.on_transport(report);
-                    took = true;
+        let mut wake = false;
+        if !state.stopping {
+            let mut took = false;
+            for _ in 0..BATCH {
+                match self.transport.try_recv() {
+                    Some(report) => {
+                        state.on_transport(report);
+                        took = true;
+                    }
+                    None => break,
                 }
-                None => break,
+            }
+            if took {
+                state.end_turn();
+                wake = state.stopping || state.sooner_than_armed();
             }
         }
-        if !took {
-            return;
+        self.release(guard, wake, calls);
+    }
+
+    /// Lets go of the node after a handle's task held it. The loop does
+    /// not wait for the lock when woken for queued calls or reports (it
+    /// leaves them to the holder, see `NodeLoop::run`): what came in while
+    /// the holder was done with the queues is taken here, the node held
+    /// again for it, unless another task holds it by then (which then
+    /// sees to it). The loop is woken when `wake` (it must act sooner than
+    /// it planned), when the node is stopping, or when the queues still
+    /// hold something after a few rounds.
+    fn release<'a>(
+        &'a self,
+        mut guard: MutexGuard<'a, Option<State>>,
+        mut wake: bool,
+        calls: &CallSender<Call>,
+    ) {
+        let mut rounds = 0;
+        loop {
+            drop(guard);
+            if self.calls.is_empty() && self.transport.is_empty() {
+                break;
+            }
+            rounds += 1;
+            if rounds > RELEASE_ROUNDS {
+                wake = true;
+                break;
+            }
+            guard = match self.state.try_lock() {
+                Ok(guard) => guard,
+                // Held again: the holder sees to it.
+                Err(std::sync::TryLockError::WouldBlock) => break,
+                Err(std::sync::TryLockError::Poisoned(_)) => return,
+            };
+            let Some(state) = guard.as_mut() else {
+                return;
+            };
+            if state.stopping {
+                // The loop takes it from here.
+                drop(guard);
+                calls.wake();
+                return;
+            }
+            for _ in 0..BATCH {
+                // A call may stop the node; the rest are the loop's then.
+                if state.stopping {
+                    break;
+                }
+                match self.calls.try_recv() {
+                    Some(call) => state.on_call(call),
+                    None => break,
+                }
+            }
+            for _ in 0..BATCH {
+                match self.transport.try_recv() {
+                    Some(report) => state.on_transport(report),
+                    None => break,
+                }
+            }
+            state.end_turn();
+            if state.stopping {
+                // The loop takes it from here.
+                drop(guard);
+                calls.wake();
+                return;
+            }
+            wake |= state.sooner_than_armed();
         }
-        state.end_turn();
-        let wake = state.stopping || state.sooner_than_armed();
-        drop(guard);
+        // The lock is free (or another task's) here, so a loop woken now
+        // can take it.
         if wake {
             calls.wake();
         }
@@ -232,10 +367,7 @@ impl Shared {
         };
         state.end_turn();
         let wake = state.stopping || state.sooner_than_armed();
-        drop(guard);
-        if wake {
-            calls.wake();
-        }
+        self.release(guard, wake, calls);
         served
     }
 }
@@ -302,27 +434,29 @@ impl NodeLoop {
         *shared.lock() = Some(state);
         let clear = ClearOnDrop(shared);
         let mut timer = Timer::never();
+        if let Some(state) = shared.lock().as_mut() {
+            state.rearm(&mut timer);
+        }
+        // The last wake-up found a handle's task holding the node: wait
+        // for a fresh wake-up, not for the queues to be non-empty (they
+        // may still be, until the holder takes them or lets go).
+        let mut deferred = false;
         loop {
-            {
-                let mut guard = shared.lock();
-                let Some(state) = guard.as_mut() else { return };
-                if state.stopping {
-                    break;
-                }
-                let deadline = state.node.poll_timeout();
-                if deadline != state.armed {
-                    timer = match deadline.and_then(|at| state.clock.to_std(at)) {
-                        Some(at) => Timer::at(at),
-                        None => Timer::never(),
-                    };
-                    state.armed = deadline;
-                }
-            }
             let wake = future::or(
-                async { Wake::Call(calls.ready().await) },
+                async {
+                    if deferred {
+                        Wake::Call(calls.nudged().await)
+                    } else {
+                        Wake::Call(calls.ready().await)
+                    }
+                },
                 future::or(
                     async {
-                        transport_rx.ready().await;
+                        if deferred {
+                            transport_rx.nudged().await;
+                        } else {
+                            transport_rx.ready().await;
+                        }
                         Wake::Transport
                     },
                     async {
@@ -333,7 +467,24 @@ impl NodeLoop {
             )
             .await;
             {
-                let mut guard = shared.lock();
+                let mut guard = match wake {
+                    // A handle's task holds the node (serving a call, or
+                    // taking in reads while it waits for an answer): it
+                    // takes what is queued, and wakes the loop again if
+                    // anything is left when it lets go (`Shared::release`).
+                    // Waiting for the lock here would only put this task
+                    // to sleep behind it.
+                    Wake::Call(true) | Wake::Transport => match shared.state.try_lock() {
+                        Ok(guard) => guard,
+                        Err(std::sync::TryLockError::WouldBlock) => {
+                            deferred = true;
+                            continue;
+                        }
+                        Err(std::sync::TryLockError::Poisoned(_)) => shared.lock(),
+                    },
+                    Wake::Call(false) | Wake::Timer => shared.lock(),
+                };
+                deferred = false;
                 let Some(state) = guard.as_mut() else { return };
                 match wake {
                     // Every handle is gone: nobody can command the node again.
@@ -343,7 +494,7 @@ impl NodeLoop {
                     // Taken below.
                     Wake::Transport => {}
                     Wake::Timer => {
-                        // A fired timer does not fire again: re-arm next round.
+                        // A fired timer does not fire again: re-arm below.
                         state.armed = None;
                         state.timeout();
                     }
@@ -375,6 +526,10 @@ impl NodeLoop {
                     state.timeout();
                 }
                 state.end_turn();
+                if state.stopping {
+                    break;
+                }
+                state.rearm(&mut timer);
             }
             future::yield_now().await;
         }
@@ -433,6 +588,19 @@ struct State {
 }
 
 impl State {
+    /// Sets the loop's `timer` for the node's next deadline, if that is
+    /// not what it is set for already.
+    fn rearm(&mut self, timer: &mut Timer) {
+        let deadline = self.node.poll_timeout();
+        if deadline != self.armed {
+            *timer = match deadline.and_then(|at| self.clock.to_std(at)) {
+                Some(at) => Timer::at(at),
+                None => Timer::never(),
+            };
+            self.armed = deadline;
+        }
+    }
+
     /// Whether the node wants the loop sooner than its timer is set for
     /// (after a call served on a handle's task).
     fn sooner_than_armed(&self) -> bool {

@@ -383,11 +383,18 @@ impl NodeHandle {
     /// and requests: the round-trip path; see `Shared::try_serve`), else
     /// queues it for the loop; then waits for the answer.
     async fn call<T>(&self, call: impl FnOnce(Sender<T>) -> Call) -> Result<T, Error> {
-        let (reply, answer) = oneshot::channel();
+        let (reply, mut answer) = oneshot::channel();
         let call = match call(reply) {
-            call @ (Call::Command { .. } | Call::Request { .. }) => {
-                self.shared.try_serve(call, &self.calls)
-            }
+            call @ Call::Request { .. } => match self.shared.try_serve(call, &self.calls) {
+                // Sent on this task: its answer is a peer's reply, which
+                // usually comes sooner than parking and waking would take.
+                Ok(()) => match self.shared.spin_for(&mut answer, &self.calls) {
+                    Some(answer) => return answer.map_err(|_| Error::Stopped),
+                    None => Ok(()),
+                },
+                queued => queued,
+            },
+            call @ Call::Command { .. } => self.shared.try_serve(call, &self.calls),
             call => Err(call),
         };
         if let Err(call) = call {

@@ -55,6 +55,7 @@ on_both_runtimes!(
     full_event_stream_drops_and_counts_events,
     posted_sends_all_arrive_in_order,
     a_request_served_while_the_loop_sleeps_wakes_it_for_its_timeout,
+    requests_and_posts_from_many_tasks_at_once_are_all_served,
 );
 
 /// A request served on the caller's task (the node loop idle) sets a
@@ -494,4 +495,83 @@ async fn posted_sends_all_arrive_in_order(rt: Runtime) {
         };
         assert_eq!(payload[..], k.to_be_bytes(), "message {k} out of order");
     }
+}
+
+/// Eight tasks at once, each sending requests and posting sends to the
+/// same peer: calls served on the callers' tasks (which spin for their
+/// answers), calls queued while another task holds the node, and the loop
+/// woken while a task holds it (it leaves the queued calls and reads to
+/// that task). Every request gets its own answer and every post arrives,
+/// in order per task; nothing is left waiting for a wake-up that never
+/// comes (the watchdog would fail the run).
+async fn requests_and_posts_from_many_tasks_at_once_are_all_served(rt: Runtime) {
+    const TASKS: u8 = 8;
+    const ROUNDS: u32 = 150;
+    let a = start_node(rt, config(41));
+    let b = start_node(rt, config(42));
+    let b_id = b.id();
+    within("a connects b", a.handle.connect(b.addr(), Some(b_id)))
+        .await
+        .expect("a connects b");
+    // b echoes requests and counts each task's posts, checking their order.
+    let (b_handle, mut b_events) = (b.handle, b.events);
+    let responder = b_handle.clone();
+    let (posts_done, posts_seen) = async_channel::bounded(1);
+    rt.spawn(async move {
+        let mut next = [0u32; TASKS as usize];
+        let mut left = u32::from(TASKS) * ROUNDS;
+        while let Some(event) = b_events.next().await {
+            match event {
+                Event::Messaging(MessagingEvent::Request { from, id, payload }) => {
+                    responder.respond(from, id, payload).await.expect("respond");
+                }
+                Event::Messaging(MessagingEvent::Direct { payload, .. }) => {
+                    let (task, k) = (
+                        usize::from(payload[0]),
+                        u32::from_be_bytes(payload[1..5].try_into().expect("5 bytes")),
+                    );
+                    assert_eq!(k, next[task], "task {task}'s posts out of order");
+                    next[task] += 1;
+                    left -= 1;
+                    if left == 0 {
+                        let _ = posts_done.send(()).await;
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    let (done_tx, done) = async_channel::unbounded();
+    for task in 0..TASKS {
+        let (handle, done_tx) = (a.handle.clone(), done_tx.clone());
+        rt.spawn(async move {
+            for k in 0..ROUNDS {
+                let mut payload = vec![task];
+                payload.extend_from_slice(&k.to_be_bytes());
+                let answer = handle
+                    .request(b_id, payload.clone(), Duration::from_secs(20))
+                    .await
+                    .expect("answered");
+                assert_eq!(answer[..], payload[..], "another request's answer");
+                handle
+                    .post(ringmesh::MessagingCommand::Send {
+                        to: b_id,
+                        payload: payload.into(),
+                    })
+                    .await
+                    .expect("posted");
+            }
+            done_tx.send(()).await.expect("reported");
+        });
+    }
+    for _ in 0..TASKS {
+        within("a task's requests", done.recv())
+            .await
+            .expect("every task reports");
+    }
+    within("every post", posts_seen.recv())
+        .await
+        .expect("every post arrives");
+    within("shutdown", a.handle.shutdown()).await;
+    within("shutdown", b_handle.shutdown()).await;
 }

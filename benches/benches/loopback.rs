@@ -888,14 +888,19 @@ async fn async_request_response(
     let b_id = b.handle.node_id();
     let responder = async_std::task::spawn(async move {
         for _ in 0..total {
-            let (from, id, payload) = b
-                .wait_for("Request at B", |e| match e {
+            // No timer per event (`AsyncNode::wait_for` arms one, and
+            // async-io wakes its reactor to insert every timer: a reactor
+            // turn per round trip that no application pays): a stalled
+            // responder fails the requester's `request` after its 5 s
+            // timeout instead.
+            let (from, id, payload) = loop {
+                match b.events.next().await.expect("B's event stream ended") {
                     Event::Messaging(MessagingEvent::Request { from, id, payload }) => {
-                        Some((from, id, payload))
+                        break (from, id, payload);
                     }
-                    _ => None,
-                })
-                .await;
+                    _ => continue,
+                }
+            };
             b.handle
                 .respond(from, id, payload)
                 .await
