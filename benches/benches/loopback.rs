@@ -53,6 +53,10 @@
 //!   with one `write_all`, read through a 64 KiB `BufReader` into a reused
 //!   buffer by a second thread; ping-pong echoes the frame back.
 //!   `raw TCP batched` (1 KiB only) writes through a 64 KiB `BufWriter`.
+//!   `raw TCP epoll` (request/response only, not a baseline): the same
+//!   ping-pong with non-blocking sockets, each end waiting in its own
+//!   `mio::Poll` before it reads, as an adapter's loop does: the floor of
+//!   an event loop's round trip.
 //!
 //! Both nodes use `Config::lan()` with `compression: false` (the payloads
 //! are incompressible anyway; this keeps LZ4 out of it), in plaintext mode
