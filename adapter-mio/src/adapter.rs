@@ -183,12 +183,15 @@ impl Adapter {
         let mut listener = bind_listener(config.listen)?;
         let local_addr = listener.local_addr()?;
         let Startup {
-            node,
+            mut node,
             clock,
             max_backlog_bytes,
             blob_dir,
             ..
         } = config.into_node(local_addr)?;
+        // Large payloads go to the socket as the application gave them
+        // (`writev` of the frame's head and the payload), not copied.
+        node.set_payload_passthrough(true);
         registry.register(&mut listener, Token(token_base), Interest::READABLE)?;
         let waker = Arc::new(Waker::new(registry, Token(token_base + 1))?);
         info!(node = %node.node_id(), %local_addr, announced = ?node.config().listen_addrs, "listening");

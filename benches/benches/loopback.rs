@@ -53,6 +53,10 @@
 //!   with one `write_all`, read through a 64 KiB `BufReader` into a reused
 //!   buffer by a second thread; ping-pong echoes the frame back.
 //!   `raw TCP batched` (1 KiB only) writes through a 64 KiB `BufWriter`.
+//!   `raw TCP epoll` (request/response only, not a baseline): the same
+//!   ping-pong with non-blocking sockets, each end waiting in its own
+//!   `mio::Poll` before it reads, as an adapter's loop does: the floor of
+//!   an event loop's round trip.
 //!
 //! Both nodes use `Config::lan()` with `compression: false` (the payloads
 //! are incompressible anyway; this keeps LZ4 out of it), in plaintext mode
@@ -1096,6 +1100,89 @@ fn raw_request_response(warmup: usize, count: usize) -> Rtts {
     })
 }
 
+/// Raw TCP ping-pong through an event loop: as [`raw_request_response`],
+/// but both ends use non-blocking sockets and wait in `epoll_wait` (a
+/// `mio::Poll` each) before they read, as every adapter's loop does. The
+/// floor of a round trip for a loop on epoll: one `epoll_wait` more per
+/// side than the blocking baseline.
+fn raw_epoll_request_response(warmup: usize, count: usize) -> Rtts {
+    /// Reads one 4-byte-length frame, waiting in `poll` whenever the
+    /// socket has nothing (the first read of a wait is taken only after
+    /// readiness, as the adapters do).
+    fn read_frame(
+        poll: &mut Poll,
+        events: &mut Events,
+        stream: &mut mio::net::TcpStream,
+        buf: &mut Vec<u8>,
+    ) {
+        buf.clear();
+        let mut chunk = [0u8; 256];
+        loop {
+            if buf.len() >= 4 {
+                let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+                if buf.len() >= 4 + len {
+                    return;
+                }
+            }
+            poll.poll(events, None).expect("poll");
+            loop {
+                match stream.read(&mut chunk) {
+                    Ok(0) => panic!("closed"),
+                    Ok(n) => {
+                        buf.extend_from_slice(&chunk[..n]);
+                        if n < chunk.len() {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("read: {e}"),
+                }
+            }
+        }
+    }
+    fn side(stream: TcpStream) -> (Poll, Events, mio::net::TcpStream) {
+        stream.set_nonblocking(true).expect("non-blocking");
+        let mut stream = mio::net::TcpStream::from_std(stream);
+        let poll = Poll::new().expect("poll");
+        poll.registry()
+            .register(&mut stream, mio::Token(0), mio::Interest::READABLE)
+            .expect("register");
+        (poll, Events::with_capacity(16), stream)
+    }
+    let total = warmup + count;
+    let (client, server) = tcp_pair();
+    thread::scope(|s| {
+        s.spawn(move || {
+            let (mut poll, mut events, mut stream) = side(server);
+            let mut buf = Vec::new();
+            for _ in 0..total {
+                read_frame(&mut poll, &mut events, &mut stream, &mut buf);
+                stream.write_all(&buf).expect("echo");
+            }
+        });
+        let (mut poll, mut events, mut stream) = side(client);
+        let mut frame = Vec::new();
+        raw_frame(&incompressible(SMALL), &mut frame);
+        let mut buf = Vec::new();
+        let mut samples = Vec::with_capacity(count);
+        let mut timed_from = StdInstant::now();
+        for i in 0..total {
+            let start = StdInstant::now();
+            if i == warmup {
+                timed_from = start;
+            }
+            stream.write_all(&frame).expect("request");
+            read_frame(&mut poll, &mut events, &mut stream, &mut buf);
+            let rtt = start.elapsed();
+            assert_eq!(buf.len(), 4 + SMALL, "echo of the wrong size");
+            if i >= warmup {
+                samples.push(rtt);
+            }
+        }
+        Rtts::new(samples, timed_from.elapsed())
+    })
+}
+
 /// The raw TCP cases.
 fn bench_raw(plan: &Plan, rows: &mut Vec<Row>) -> Baseline {
     let mut baseline = Baseline::default();
@@ -1132,6 +1219,16 @@ fn bench_raw(plan: &Plan, rows: &mut Vec<Row>) -> Baseline {
         baseline.rtt = Some(median_round(&rtts).clone());
         rows.push(Row {
             adapter: RAW,
+            security: "-",
+            size: SMALL,
+            measured: Measured::RoundTrip(rtts),
+        });
+    }
+    if plan.wants(&case_name(RAW_EPOLL, "-", "request-response", SMALL)) {
+        eprintln!("{RAW_EPOLL}: request/response");
+        let rtts = rtt_rounds(plan, raw_epoll_request_response);
+        rows.push(Row {
+            adapter: RAW_EPOLL,
             security: "-",
             size: SMALL,
             measured: Measured::RoundTrip(rtts),
@@ -1418,6 +1515,9 @@ const RAW: &str = "raw TCP";
 /// Raw TCP with small frames coalesced into 64 KiB writes: not the
 /// baseline, a reference for what batching writes is worth.
 const RAW_BATCHED: &str = "raw TCP batched";
+/// Raw TCP request/response with both ends waiting in `epoll_wait`: not
+/// the baseline, the floor of an event loop's round trip.
+const RAW_EPOLL: &str = "raw TCP epoll";
 
 fn main() {
     let plan = Plan::from_args();

@@ -45,7 +45,9 @@ pub enum Output {
         addr: SocketAddr,
     },
     /// Write `bytes` to `conn`, after everything sent before on it. Never
-    /// reorder, drop or merge across connections.
+    /// reorder, drop or merge across connections. A frame is usually one
+    /// `Send`; with [`Node::set_payload_passthrough`](crate::Node::set_payload_passthrough)
+    /// a large payload follows its frame's head as a `Send` of its own.
     Send {
         /// The connection.
         conn: ConnId,

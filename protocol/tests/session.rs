@@ -485,3 +485,118 @@ fn shutdown_closes_everything_with_a_reason_and_refuses_new_work() {
     assert!(closed(&net, 0).contains(&CloseReason::Shutdown));
     assert_eq!(net.node(0).connection_count(), 0);
 }
+
+/// Node 0's `Output::Send`s of a plaintext pair without compression, after
+/// a 64 KiB and a 100-byte `Direct`, a 20 KiB `Request` and node 1's
+/// 9 KiB `Response`; with node 0's payload passthrough on or off. Returns
+/// node 0's and node 1's sends, the payloads sent, and what arrived.
+fn passthrough_run(on: bool) -> (Vec<Bytes>, Vec<Bytes>, Vec<Bytes>, Vec<Bytes>) {
+    let plain = || Config {
+        session: SessionConfig {
+            compression: false,
+            ..Config::plaintext().session
+        },
+        ..Config::plaintext()
+    };
+    let mut net = pair(plain(), plain());
+    net.node_mut(0).set_payload_passthrough(on);
+    net.record_sent(true);
+    net.connect(0, 1).expect("dial");
+    net.settle();
+    let (id_a, id_b) = (net.node(0).node_id(), net.node(1).node_id());
+    let pattern = |len: usize, seed: u8| -> Bytes {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect::<Vec<u8>>()
+            .into()
+    };
+    let (big, small, asked, answer) = (
+        pattern(64 * 1024, 1),
+        pattern(100, 2),
+        pattern(20 * 1024, 3),
+        pattern(9 * 1024, 4),
+    );
+    for payload in [big.clone(), small.clone()] {
+        net.command(0, MessagingCommand::Send { to: id_b, payload })
+            .expect("connected");
+    }
+    net.command(
+        0,
+        MessagingCommand::Request {
+            to: id_b,
+            payload: asked.clone(),
+            timeout: Duration::from_secs(5),
+        },
+    )
+    .expect("connected");
+    net.settle();
+    let id = net
+        .events_of(1)
+        .find_map(|e| match e {
+            Event::Messaging(MessagingEvent::Request { id, .. }) => Some(*id),
+            _ => None,
+        })
+        .expect("the request arrived");
+    net.command(
+        1,
+        MessagingCommand::Respond {
+            to: id_a,
+            id,
+            payload: answer.clone(),
+        },
+    )
+    .expect("connected");
+    net.settle();
+    let sends = |node| {
+        net.sent()
+            .iter()
+            .filter(|s| s.node == node)
+            .map(|s| s.bytes.clone())
+            .collect::<Vec<_>>()
+    };
+    let mut arrived: Vec<Bytes> = direct(&net, 1).into_iter().map(|(_, p)| p).collect();
+    arrived.extend(net.events_of(1).filter_map(|e| match e {
+        Event::Messaging(MessagingEvent::Request { payload, .. }) => Some(payload.clone()),
+        _ => None,
+    }));
+    arrived.extend(net.events_of(0).filter_map(|e| match e {
+        Event::Messaging(MessagingEvent::Response { payload, .. }) => Some(payload.clone()),
+        _ => None,
+    }));
+    (sends(0), sends(1), vec![big, small, asked, answer], arrived)
+}
+
+#[test]
+fn payload_passthrough_sends_the_same_bytes_without_copying_large_payloads() {
+    let (whole, whole_b, payloads, arrived_whole) = passthrough_run(false);
+    let (split, split_b, sent, arrived_split) = passthrough_run(true);
+    // The same stream on the wire, both ways.
+    assert_eq!(whole.concat(), split.concat());
+    assert_eq!(whole_b.concat(), split_b.concat());
+    assert_eq!(arrived_whole, payloads);
+    assert_eq!(arrived_split, sent);
+    // Off: every frame one `Output::Send`, no payload's own buffer on the
+    // wire. On: the 64 KiB `Direct` and the 20 KiB `Request` leave as the
+    // application's own buffers (same memory), right after their heads;
+    // the 100-byte one is copied into its frame as before.
+    let own = |sends: &[Bytes], payload: &Bytes| {
+        sends
+            .iter()
+            .position(|s| s.as_ptr() == payload.as_ptr() && s.len() == payload.len())
+    };
+    assert_eq!(own(&whole, &payloads[0]), None);
+    let (big, small, asked) = (&sent[0], &sent[1], &sent[2]);
+    let at = own(&split, big).expect("the 64 KiB payload passed through");
+    assert_eq!(
+        &split[at - 1][..],
+        &[0x00, 0x01, 0x00, 0x02, 0x00, 0x40][..]
+    );
+    assert!(
+        own(&split, asked).is_some(),
+        "the 20 KiB request passed through"
+    );
+    assert_eq!(own(&split, small), None);
+    assert_eq!(split.len(), whole.len() + 2);
+    // Node 1 left passthrough off: its 9 KiB response was copied.
+    assert_eq!(split_b.len(), whole_b.len());
+}

@@ -291,6 +291,32 @@ pub(crate) struct Chord {
     pub(crate) stats: ChordStats,
 }
 
+/// The ring for a call that may need one: the node's, or on a node
+/// without a ring an off [`Chord`] (as [`Chord::new`] without a config
+/// builds it), built only when [`MaybeChord::get`] is called. Building
+/// one derives a key: a message to a connected peer, which never asks,
+/// costs none.
+pub(crate) struct MaybeChord<'a> {
+    ring: Option<&'a mut Chord>,
+    off: Option<Chord>,
+}
+
+impl<'a> MaybeChord<'a> {
+    pub(crate) fn new(ring: Option<&'a mut Chord>) -> Self {
+        MaybeChord { ring, off: None }
+    }
+
+    /// The node's ring, or the off one (built at the first call).
+    pub(crate) fn get(&mut self) -> &mut Chord {
+        match &mut self.ring {
+            Some(chord) => chord,
+            None => self
+                .off
+                .get_or_insert_with(|| Chord::new(None, &[], 0, FixedState::default())),
+        }
+    }
+}
+
 impl Chord {
     /// The component; `config` is `None` when the node does not run the
     /// ring.

@@ -26,7 +26,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 use tracing::{debug, info};
 
-use crate::chord::{Chord, Found, LookupError, RouteStart};
+use crate::chord::{Found, LookupError, MaybeChord, RouteStart};
 use crate::cx::{Cx, SendError};
 use crate::rpc::{Done, Failure, OnLost, Outcome, Rpc};
 use crate::time::Duration;
@@ -135,7 +135,7 @@ impl Messaging {
     pub(crate) fn send(
         &mut self,
         cx: &mut dyn Cx,
-        chord: &mut Chord,
+        chord: &mut MaybeChord<'_>,
         to: NodeId,
         payload: Bytes,
     ) -> Result<Accepted, MessagingError> {
@@ -151,7 +151,7 @@ impl Messaging {
     pub(crate) fn request(
         &mut self,
         cx: &mut dyn Cx,
-        chord: &mut Chord,
+        chord: &mut MaybeChord<'_>,
         to: NodeId,
         payload: Bytes,
         timeout: Duration,
@@ -188,7 +188,7 @@ impl Messaging {
     fn enqueue(
         &mut self,
         cx: &mut dyn Cx,
-        chord: &mut Chord,
+        chord: &mut MaybeChord<'_>,
         to: NodeId,
         message: Queued,
     ) -> Result<(), MessagingError> {
@@ -213,7 +213,7 @@ impl Messaging {
             // Cached addresses first, then the ring, then the neighbours.
             let dialled = known && cx.dial_known(to);
             if !dialled {
-                match chord.route(cx, to) {
+                match chord.get().route(cx, to) {
                     RouteStart::Unavailable => cx.find_peer(to),
                     RouteStart::Started => {}
                     RouteStart::Found(result) => self.route_found(cx, to, result),

@@ -127,6 +127,20 @@ impl Node {
         self.net.set_signature_check(check);
     }
 
+    /// Lets the node hand a large application payload (`Direct`,
+    /// `Request`, `Response` of 8 KiB or more, plaintext, not compressed)
+    /// to the driver as it came, in an [`Output::Send`](crate::Output::Send)
+    /// of its own right after one carrying the frame's head, instead of
+    /// copying it into the frame. The bytes on the wire are the same; the
+    /// driver must write consecutive `Output::Send`s of a connection back
+    /// to back (a stream transport does), and it may hold the
+    /// application's buffer until they are written. Off by default: the
+    /// simulator delivers each `Output::Send` as an arrival of its own.
+    /// Relayed connections always get whole frames.
+    pub fn set_payload_passthrough(&mut self, on: bool) {
+        self.net.set_payload_passthrough(on);
+    }
+
     /// Puts blobs in `store` (a file-backed store of the program, say)
     /// instead of the in-memory one; blobs already held in memory are
     /// dropped. Call it before the first input. No effect without

@@ -11,8 +11,8 @@ use tracing::debug;
 use crate::Direction;
 use crate::blobs::{Blobs, BlobsError, BlobsStats};
 use crate::chord::{
-    Chord, ChordCommand, ChordError, ChordRole, Finished, LookupError, LookupFor, RingCall,
-    Timer as ChordTimer,
+    Chord, ChordCommand, ChordError, ChordRole, Finished, LookupError, LookupFor, MaybeChord,
+    RingCall, Timer as ChordTimer,
 };
 use crate::cx::Cx;
 use crate::dht::{Dht, DhtCommand, DhtError, DhtStats};
@@ -436,11 +436,8 @@ impl Parts {
         net: &mut Net,
         command: MessagingCommand,
     ) -> Result<Accepted, MessagingError> {
-        let mut off = None;
-        let chord = match self.ring.as_deref_mut() {
-            Some(ring) => &mut ring.chord,
-            None => &mut off.insert(Ring::off()).chord,
-        };
+        // Without a ring, an off one is built only if a lookup needs it.
+        let chord = &mut MaybeChord::new(self.ring.as_deref_mut().map(|ring| &mut ring.chord));
         match command {
             MessagingCommand::Send { to, payload } => self.messaging.send(net, chord, to, payload),
             MessagingCommand::Request {

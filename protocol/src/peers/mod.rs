@@ -275,6 +275,10 @@ pub(crate) struct Net {
     config: Arc<Config>,
     id: NodeId,
     ctx: SessionContext,
+    /// Whether large application payloads leave as their own
+    /// `Output::Send` after the frame's head
+    /// ([`Node::set_payload_passthrough`](crate::Node::set_payload_passthrough)).
+    passthrough: bool,
     now: Instant,
     session_rng: Rng,
     /// Dial choices, backoff jitter and peer-exchange samples.
@@ -344,6 +348,7 @@ impl Net {
                 identity,
                 Rng::derive(seed, Stream::Run, None).next_u64(),
             ),
+            passthrough: false,
             now,
             session_rng: Rng::derive(seed, Stream::Session, Some(&identity.secret_bytes())),
             rng: Rng::derive(seed, Stream::Peers, None),
@@ -695,6 +700,16 @@ impl Net {
         }
     }
 
+    /// One frame whose payload was not copied into it: its head, then the
+    /// payload, as two `Output::Send`s back to back (a direct connection
+    /// only: [`Net::send_on`] asks for no split on a relayed one).
+    fn push_split_send(&mut self, conn: ConnId, head: Bytes, tail: Bytes) {
+        self.stats.frames_sent += 1;
+        self.stats.bytes_sent += (head.len() + tail.len()) as u64;
+        self.outputs.push_back(Output::Send { conn, bytes: head });
+        self.outputs.push_back(Output::Send { conn, bytes: tail });
+    }
+
     /// Asks the driver (or, for a relayed connection, the relay
     /// component) to close `conn`.
     fn push_close(&mut self, conn: ConnId) {
@@ -741,14 +756,23 @@ impl Net {
             .filter(|c| even_draining || !c.draining)
             .and_then(|c| c.session.as_mut())
             .ok_or(EncodeError::NotEstablished)?;
-        let (bytes, compressed) = session.encode_prepared(&self.ctx, prepared)?;
-        self.stats.compressed_frames_sent += u64::from(compressed);
-        self.push_send(conn, bytes);
+        let passthrough = self.passthrough && !conn.is_relayed();
+        let encoded = session.encode_prepared(&self.ctx, prepared, passthrough)?;
+        self.stats.compressed_frames_sent += u64::from(encoded.compressed);
+        match encoded.tail {
+            Some(tail) => self.push_split_send(conn, encoded.bytes, tail),
+            None => self.push_send(conn, encoded.bytes),
+        }
         Ok(())
     }
 }
 
 impl Net {
+    /// See [`Node::set_payload_passthrough`](crate::Node::set_payload_passthrough).
+    pub(crate) fn set_payload_passthrough(&mut self, on: bool) {
+        self.passthrough = on;
+    }
+
     /// Replaces how signatures are checked (`Node::set_signature_check`).
     pub(crate) fn set_signature_check(&mut self, check: Arc<dyn SignatureCheck>) {
         self.signature_check = check;

@@ -33,7 +33,7 @@ use crate::rng::Rng;
 use crate::wire::{
     Capabilities, DecodeError, FLAG_COMPRESSED, Hello, LENGTH_PREFIX_LEN, MAX_LISTEN_ADDRS,
     Message, PREAMBLE_LEN, PROTOCOL_VERSION, Preamble, decode_body, encode_body, encode_frame,
-    put_frame_header,
+    put_frame_header, split_payload,
 };
 use crate::wire::{FrameReader, Next};
 use crate::{Config, Direction, NodeId, ProtocolError};
@@ -532,11 +532,17 @@ impl Session {
     /// compressed. The encoding work is cached in `prepared`: the body is encoded (and compressed) once however many
     /// sessions send it; in plaintext mode the whole frame is built once and
     /// every session sends the same buffer.
+    ///
+    /// With `passthrough`, a plaintext frame that is not compressed and
+    /// ends with an application payload of at least
+    /// [`PAYLOAD_PASSTHROUGH_MIN`] bytes comes as its head and the payload
+    /// itself ([`Encoded::tail`]), not copied: the same bytes on the wire.
     pub(crate) fn encode_prepared(
         &mut self,
         ctx: &SessionContext,
         prepared: &mut Prepared<'_>,
-    ) -> Result<(Bytes, bool), EncodeError> {
+        passthrough: bool,
+    ) -> Result<Encoded, EncodeError> {
         let State::Established(transport) = &mut self.state else {
             return Err(EncodeError::NotEstablished);
         };
@@ -545,6 +551,24 @@ impl Session {
             .contains(Capabilities::LZ4)
             .then_some(ctx.compression_threshold);
         let variant = usize::from(compress.is_some());
+        if passthrough
+            && compress.is_none()
+            && matches!(transport, Transport::Plaintext)
+            && let Some((head, tail)) = prepared.split()
+        {
+            let len = head.len() - LENGTH_PREFIX_LEN + tail.len();
+            if len > self.peer_max_frame_len as usize {
+                return Err(EncodeError::TooLarge {
+                    len,
+                    max: self.peer_max_frame_len,
+                });
+            }
+            return Ok(Encoded {
+                bytes: head,
+                tail: Some(tail),
+                compressed: false,
+            });
+        }
         let (body, compressed) = prepared.body(variant, compress);
         if compressed {
             // The receiver checks the decompressed length against its cap
@@ -567,7 +591,11 @@ impl Session {
                         max: self.peer_max_frame_len,
                     });
                 }
-                Ok((prepared.frame(variant), compressed))
+                Ok(Encoded {
+                    bytes: prepared.frame(variant),
+                    tail: None,
+                    compressed,
+                })
             }
             Transport::Noise(t) => {
                 let len = noise::encrypted_len(body.len());
@@ -580,10 +608,31 @@ impl Session {
                 let mut out = BytesMut::with_capacity(LENGTH_PREFIX_LEN + len);
                 put_frame_header(&mut out, len as u32);
                 noise::encrypt_chunks(t, &body, &mut out).map_err(|_| EncodeError::Crypto)?;
-                Ok((out.freeze(), compressed))
+                Ok(Encoded {
+                    bytes: out.freeze(),
+                    tail: None,
+                    compressed,
+                })
             }
         }
     }
+}
+
+/// The smallest application payload that
+/// [`Session::encode_prepared`] hands over as its own buffer instead of
+/// copying it into the frame: below it, a copy costs less than the extra
+/// buffer the transport writes.
+pub(crate) const PAYLOAD_PASSTHROUGH_MIN: usize = 8 * 1024;
+
+/// A frame encoded for one session.
+pub(crate) struct Encoded {
+    /// The frame's bytes; when `tail` is set, the frame's head only.
+    pub(crate) bytes: Bytes,
+    /// The application payload that ends the frame, sent right after
+    /// `bytes` without having been copied into it.
+    pub(crate) tail: Option<Bytes>,
+    /// Whether the body was compressed.
+    pub(crate) compressed: bool,
 }
 
 /// A message on its way to one or more sessions, with the encodings made so
@@ -593,6 +642,10 @@ pub(crate) struct Prepared<'a> {
     message: &'a Message,
     bodies: [Option<(Bytes, bool)>; 2],
     frames: [Option<Bytes>; 2],
+    /// The uncompressed plaintext frame as its head and the payload that
+    /// ends it, if the message ends with one of at least
+    /// [`PAYLOAD_PASSTHROUGH_MIN`] bytes.
+    split: Option<Option<(Bytes, Bytes)>>,
 }
 
 impl<'a> Prepared<'a> {
@@ -601,7 +654,28 @@ impl<'a> Prepared<'a> {
             message,
             bodies: [None, None],
             frames: [None, None],
+            split: None,
         }
+    }
+
+    /// The uncompressed plaintext frame as its head (frame header, flags,
+    /// tag and the fields before the payload) and the payload, when the
+    /// message ends with an application payload worth not copying.
+    fn split(&mut self) -> Option<(Bytes, Bytes)> {
+        let message = self.message;
+        self.split
+            .get_or_insert_with(|| {
+                let (head, tail) = split_payload(message)
+                    .filter(|(_, tail)| tail.len() >= PAYLOAD_PASSTHROUGH_MIN)?;
+                let mut body = BytesMut::new();
+                encode_body(&head, None, &mut body);
+                let len = u32::try_from(body.len() + tail.len()).ok()?;
+                let mut out = BytesMut::with_capacity(LENGTH_PREFIX_LEN + body.len());
+                put_frame_header(&mut out, len);
+                out.extend_from_slice(&body);
+                Some((out.freeze(), tail))
+            })
+            .clone()
     }
 
     fn body(&mut self, variant: usize, compress: Option<usize>) -> (Bytes, bool) {

@@ -246,6 +246,38 @@ pub fn encode_body(message: &Message, compress_over: Option<usize>, out: &mut By
     true
 }
 
+/// The application payload a message's body ends with, written as is
+/// (`Direct`, `Request`, `Response`), split off: the message with an empty
+/// payload, and the payload. The body of the first (uncompressed) followed
+/// by the payload's bytes is the body of `message`, so a sender may hand
+/// the payload to the transport without copying it into the frame.
+pub(crate) fn split_payload(message: &Message) -> Option<(Message, Bytes)> {
+    use super::{Direct, Request, Response};
+    match message {
+        Message::Direct(m) => Some((
+            Message::Direct(Direct {
+                payload: Bytes::new(),
+            }),
+            m.payload.clone(),
+        )),
+        Message::Request(m) => Some((
+            Message::Request(Request {
+                id: m.id,
+                payload: Bytes::new(),
+            }),
+            m.payload.clone(),
+        )),
+        Message::Response(m) => Some((
+            Message::Response(Response {
+                id: m.id,
+                payload: Bytes::new(),
+            }),
+            m.payload.clone(),
+        )),
+        _ => None,
+    }
+}
+
 /// Decodes a frame body. `accept_compressed` is whether this side offered
 /// compression; `max_len` caps the decompressed size (checked before the
 /// output buffer is allocated). Returns the message and whether it came
