@@ -530,7 +530,7 @@ mod tests {
 
     #[test]
     fn frames_slower_than_the_detection_time_are_false_positives() {
-        // A 3 s one-way trip against Lan's 3.5 s detection time: a late
+        // A 3 s one-way trip against Lan's 4 s detection time: a late
         // pong or any frame proves a peer alive (liveness rides on
         // traffic), but here nothing from a live peer arrives before three
         // pings have missed, so every live peer looks dead, and the checker
