@@ -249,9 +249,9 @@ pub(crate) enum BroadcastArg {
 /// A [`Config`] preset ([`Config::lan`] or [`Config::wan`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Preset {
-    /// One site: pings every second, a dead peer noticed within 3.5 s.
+    /// One site: pings every second, a dead peer noticed within 4 s.
     Lan,
-    /// The internet: pings every 5 s, a dead peer noticed within 23 s.
+    /// The internet: pings every 5 s, a dead peer noticed within 26 s.
     Wan,
 }
 

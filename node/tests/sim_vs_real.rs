@@ -7,7 +7,7 @@
 //! one after another, then the same silent crashes all at once (the
 //! simulator's `crash`; `SIGSTOP` for a process: its sockets stay open
 //! and nobody is told). Both run [`Config::lan`] (1 s pings, 500 ms
-//! timeout, 3 misses: detection within 3.5 s), the sync table on (as the
+//! timeout, 3 misses: detection within 4 s), the sync table on (as the
 //! program runs it), the ring off (`--no-chord`: it dials fingers), and
 //! keep the overlay as wired ([`topology::hand_wired`],
 //! `--hand-wired`). What does not depend on wall-clock noise is

@@ -143,7 +143,7 @@ impl Config {
     /// Timings for a local network (one data centre, RTTs under a few
     /// milliseconds), after memberlist's LAN profile: ping every 1 s, a miss
     /// after 500 ms, dead after 3 misses, so a crashed peer is declared dead
-    /// within [`Config::detection_time`] = 3.5 s. Redials start at 500 ms,
+    /// within [`Config::detection_time`] = 4 s. Redials start at 500 ms,
     /// capped at 30 s. No ring.
     pub fn lan() -> Self {
         Config {
@@ -155,7 +155,7 @@ impl Config {
 
     /// Timings for the internet (RTTs up to a second, lossy paths), after
     /// memberlist's WAN profile: ping every 5 s, a miss after 3 s, dead
-    /// after 4 misses (detection within 23 s); redials from 1 s to 60 s.
+    /// after 4 misses (detection within 26 s); redials from 1 s to 60 s.
     /// No ring. The same as [`Config::default`].
     pub fn wan() -> Self {
         Config {
@@ -661,8 +661,8 @@ mod tests {
 
     #[test]
     fn presets_state_their_detection_time_and_size_the_ring() {
-        assert_eq!(Config::lan().detection_time(), Duration::from_millis(3_500));
-        assert_eq!(Config::wan().detection_time(), Duration::from_secs(23));
+        assert_eq!(Config::lan().detection_time(), Duration::from_millis(4_000));
+        assert_eq!(Config::wan().detection_time(), Duration::from_secs(26));
         assert_eq!(Config::lan().validate(), Ok(()));
         let successors = |n| Config::wan_ring(n).chord.map(|c| c.successors);
         assert_eq!(successors(2), Some(4));

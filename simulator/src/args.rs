@@ -206,9 +206,9 @@ pub(crate) struct FloodArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum PresetArg {
-    /// Ping every 1 s, miss after 500 ms, dead after 3 misses (3.5 s).
+    /// Ping every 1 s, miss after 500 ms, dead after 3 misses (4 s).
     Lan,
-    /// Ping every 5 s, miss after 3 s, dead after 4 misses (23 s).
+    /// Ping every 5 s, miss after 3 s, dead after 4 misses (26 s).
     Wan,
 }
 

@@ -346,7 +346,7 @@ mod tests {
         let path = temp_svg("liveness");
         detection_cdf(&path, &report).expect("plots");
         let svg = std::fs::read_to_string(&path).expect("written");
-        assert!(svg.contains("bound 3525 ms"), "{svg}");
+        assert!(svg.contains("bound 4025 ms"), "{svg}");
         assert_svg(&path);
     }
 

@@ -29,7 +29,7 @@ impl Default for LivenessConfig {
 impl LivenessConfig {
     /// A local network (RTTs under a few milliseconds): ping every 1 s, a
     /// miss after 500 ms, dead after 3 misses, so a crashed peer is
-    /// declared dead within 3.5 s.
+    /// declared dead within 4 s.
     pub fn lan() -> Self {
         LivenessConfig {
             ping_interval: Duration::from_secs(1),
@@ -39,7 +39,7 @@ impl LivenessConfig {
     }
 
     /// The internet (RTTs up to a second, lossy paths): ping every 5 s, a
-    /// miss after 3 s, dead after 4 misses (detection within 23 s).
+    /// miss after 3 s, dead after 4 misses (detection within 26 s).
     pub fn wan() -> Self {
         LivenessConfig {
             ping_interval: Duration::from_secs(5),
@@ -51,14 +51,16 @@ impl LivenessConfig {
     /// The longest a crashed peer goes undetected after the last frame it
     /// sent arrived (liveness rides on traffic, so add one transport trip
     /// to count from the crash): the first ping after that frame leaves
-    /// within `ping_interval`, and `dead_after_misses` misses
-    /// later (each `ping_timeout` after its ping, pings `ping_interval`
-    /// apart) the peer is dead: `dead_after_misses × ping_interval +
-    /// ping_timeout`. A live peer whose pongs arrive within `ping_timeout`
-    /// is never declared dead.
+    /// within `ping_interval` (`ping_interval + ping_timeout` at the end
+    /// with the higher id, where the peer's pings count as traffic that
+    /// much later: an idle link is pinged from one end), and
+    /// `dead_after_misses` misses later (each `ping_timeout` after its
+    /// ping, pings `ping_interval` apart) the peer is dead:
+    /// `dead_after_misses × ping_interval + 2 × ping_timeout`. A live peer
+    /// whose pongs arrive within `ping_timeout` is never declared dead.
     pub fn detection_time(&self) -> Duration {
         self.ping_interval
             .saturating_mul(u64::from(self.dead_after_misses))
-            + self.ping_timeout
+            + self.ping_timeout.saturating_mul(2)
     }
 }

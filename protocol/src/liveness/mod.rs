@@ -4,13 +4,17 @@
 //! own connection).
 //!
 //! Liveness rides on traffic: any frame received from a peer proves it
-//! alive, so only idle links are pinged. Timing (all from `Config`): a
-//! `Ping` leaves when nothing but pings was heard from the peer for
-//! `ping_interval` (its `Ping` timer, due then, finds such a frame heard
-//! more recently and waits until that frame is `ping_interval` old
-//! instead; until a first pong has measured the round trip, pings go on
-//! whatever the traffic; the peer's own pings do not spare ours, so both
-//! ends of an idle link keep an RTT estimate); one unanswered
+//! alive, so only idle links are pinged, and an idle link from one end.
+//! Timing (all from `Config`): a `Ping` leaves when nothing but pings was
+//! heard from the peer for `ping_interval` (its `Ping` timer, due then,
+//! finds such a frame heard more recently and waits until that frame is
+//! `ping_interval` old instead; until a first pong has measured the round
+//! trip, pings go on whatever the traffic). The peer's pings spare ours
+//! only at the end with the higher id, and for `ping_interval +
+//! ping_timeout`: the lower id pings an idle link, the higher answers and
+//! pings only if those pings stop (it keeps the RTT its first pings
+//! measured); so a crashed peer is found one `ping_timeout` later at that
+//! end. One unanswered
 //! after `ping_timeout`, with nothing else heard from the peer since it
 //! left, is a miss; the first miss makes the peer suspect,
 //! `dead_after_misses` consecutive misses make it dead. A pong or any
@@ -279,11 +283,22 @@ impl Liveness {
     }
 
     /// A frame (any message) arrived from `from`: it is alive now.
-    /// `traffic`: it was not a `Ping` (which proves the peer alive but
-    /// does not spare this node its own ping: each end of an idle link
-    /// keeps its RTT estimate).
-    pub(crate) fn on_frame(cx: &mut dyn Cx, from: NodeId, traffic: bool) {
+    /// `ping`: it was a `Ping`, which spares this node its own ping only
+    /// when `from` has the lower id (the lower id pings an idle link, the
+    /// higher answers), and then until `ping_timeout` past one interval:
+    /// the peer's next ping, one interval and its pong's round trip
+    /// later, comes first while the round trip is under `ping_timeout`,
+    /// and if it does not come this node pings on its own
+    /// (spec/liveness.md §2).
+    pub(crate) fn on_frame(cx: &mut dyn Cx, from: NodeId, ping: bool, ping_timeout: Duration) {
         let now = cx.now();
+        let traffic = if !ping {
+            Some(now)
+        } else if from < cx.me() {
+            Some(now + ping_timeout)
+        } else {
+            None
+        };
         if let Some(liveness) = cx.liveness_mut(from)
             && liveness.heard(now, traffic) == Verdict::Recovered
         {

@@ -53,10 +53,11 @@ pub(crate) struct PeerLiveness {
     /// When the last frame from the peer arrived (any message on any of
     /// its established connections): it was alive then.
     heard: Micros,
-    /// When the last frame other than a `Ping` arrived: traffic that makes
-    /// this node's own ping unneeded. The peer's pings do not count, so
-    /// each end of an idle link pings on its own schedule and keeps an
-    /// RTT estimate.
+    /// When the last traffic that makes this node's own ping unneeded
+    /// arrived: a frame other than a `Ping`, or (at the end with the
+    /// higher id) the peer's `Ping`, counted `ping_timeout` late
+    /// ([`Liveness::on_frame`](super::Liveness::on_frame)), so it may lie
+    /// ahead.
     traffic: Micros,
 }
 
@@ -96,12 +97,15 @@ impl PeerLiveness {
 
     /// A frame from the peer arrived now: it is alive, so a suspect peer
     /// recovers (its misses are cleared) as a pong would make it.
-    /// `traffic`: the frame was not a `Ping`, and postpones this node's
-    /// next ping.
-    pub(crate) fn heard(&mut self, now: Instant, traffic: bool) -> Verdict {
+    /// `traffic`: the frame postpones this node's next ping until an
+    /// interval after that time (none for a `Ping` at the lower id).
+    pub(crate) fn heard(&mut self, now: Instant, traffic: Option<Instant>) -> Verdict {
         self.heard = Micros(now.as_micros());
-        if traffic {
-            self.traffic = Micros(now.as_micros());
+        if let Some(at) = traffic {
+            let at = at.as_micros();
+            if self.traffic.get().is_none_or(|t| t < at) {
+                self.traffic = Micros(at);
+            }
         }
         if self.misses > 0 {
             self.misses = 0;
@@ -111,8 +115,9 @@ impl PeerLiveness {
         }
     }
 
-    /// When the last frame other than a `Ping` arrived from the peer, if
-    /// one has.
+    /// When the last traffic arrived from the peer, if any has (see
+    /// `traffic`: a `Ping` heard at the higher id counts `ping_timeout`
+    /// late).
     pub(crate) fn last_traffic(&self) -> Option<Instant> {
         self.traffic.get().map(Instant::from_micros)
     }
@@ -199,10 +204,10 @@ mod tests {
         let t = Instant::from_micros;
         l.ping_sent(1, t(0));
         assert_eq!(l.timed_out(1, 3), Verdict::Suspect);
-        assert_eq!(l.heard(t(50), false), Verdict::Recovered);
+        assert_eq!(l.heard(t(50), None), Verdict::Recovered);
         assert!(!l.is_suspect());
         assert_eq!(l.last_traffic(), None, "a ping is no traffic");
-        assert_eq!(l.heard(t(55), true), Verdict::Unchanged);
+        assert_eq!(l.heard(t(55), Some(t(55))), Verdict::Unchanged);
         assert_eq!(l.last_traffic(), Some(t(55)));
         // A ping sent before a frame arrived is no miss when it times out.
         l.ping_sent(2, t(40));

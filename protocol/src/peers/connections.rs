@@ -1204,9 +1204,10 @@ impl Net {
             return false;
         };
         // Any frame from the peer proves it alive (liveness rides on
-        // traffic: only idle links are pinged).
-        let traffic = !matches!(message, Message::Ping(_));
-        crate::liveness::Liveness::on_frame(self, from, traffic);
+        // traffic: only idle links are pinged, and an idle link by one end).
+        let ping = matches!(message, Message::Ping(_));
+        let ping_timeout = self.config.liveness.ping_timeout;
+        crate::liveness::Liveness::on_frame(self, from, ping, ping_timeout);
         match message {
             Message::Goodbye(Goodbye {
                 reason: GoodbyeReason::Duplicate,

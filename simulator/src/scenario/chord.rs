@@ -408,6 +408,8 @@ struct Driver<'a, P> {
     last_ideal: bool,
     /// When a member last crashed.
     last_fault: Option<Instant>,
+    /// When the ring was found ideal again after a mass failure.
+    repaired_at: Option<Instant>,
     formed: bool,
     within_constraint: bool,
     report: ChordReport,
@@ -499,6 +501,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             next_check: Instant::ZERO + CHECK_EVERY,
             last_ideal: false,
             last_fault: None,
+            repaired_at: None,
             formed: false,
             within_constraint: true,
             report,
@@ -1035,10 +1038,13 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
     /// keys that are lost and those held by fewer than `dht.replicas` of
     /// their true holders.
     fn get_keys(&mut self) -> Result<(), Error> {
-        // A repair round since the last failure spreads what it left short.
+        // A repair round since the ring was whole again after the last
+        // failure spreads what it left short (a round before that may
+        // still have pushed to the old holders).
         if let Some(fault) = self.last_fault {
+            let whole = self.repaired_at.map_or(fault, |at| at.max(fault));
             let repaired =
-                fault + self.dht.repair_interval + self.chord.request_timeout.saturating_mul(2);
+                whole + self.dht.repair_interval + self.chord.request_timeout.saturating_mul(2);
             self.advance(repaired);
         }
         let todo: Vec<usize> = (0..self.keys.len())
@@ -1182,6 +1188,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
         self.report.repair_ms = self
             .wait_ideal(IDEAL_CAP, "repairing")
             .map(|d| d.as_micros() as f64 / 1e3);
+        self.repaired_at = self.report.repair_ms.is_some().then(|| self.sim.now());
         self.back_within_constraint();
     }
 

@@ -473,9 +473,11 @@ mod tests {
         });
         assert_eq!((report.crashed, report.detected), (6, 6), "{report:?}");
         assert_eq!(report.false_positives, 0, "{report:?}");
-        // Lan: 3 × 1 s + 500 ms after the last frame heard, at most 25 ms
-        // after the crash; the floor is 2 × 1 s + 500 ms − 25 ms.
-        assert_eq!((report.bound_ms, report.floor_ms), (3525.0, 2475.0));
+        // Lan: 3 × 1 s + 2 × 500 ms after the last frame heard (the end
+        // with the higher id waits a ping timeout longer before its first
+        // ping: an idle link is pinged from one end), at most 25 ms after
+        // the crash; the floor is 2 × 1 s + 500 ms − 25 ms.
+        assert_eq!((report.bound_ms, report.floor_ms), (4025.0, 2475.0));
         assert!(report.detection_ms_max <= report.bound_ms, "{report:?}");
         assert!(
             report.neighbour_detection_ms_min >= report.floor_ms,
@@ -494,8 +496,9 @@ mod tests {
             ..LivenessParams::default()
         });
         assert!(report.ok(), "{report:?}");
-        assert_eq!(report.bound_ms, 23_025.0);
-        assert!(report.detection_ms_max <= 23_025.0, "{report:?}");
+        // 4 × 5 s + 2 × 3 s + 25 ms.
+        assert_eq!(report.bound_ms, 26_025.0);
+        assert!(report.detection_ms_max <= 26_025.0, "{report:?}");
         // 3 × 5 s + 3 s − 25 ms.
         assert!(report.neighbour_detection_ms_min >= 17_975.0, "{report:?}");
     }
@@ -530,7 +533,7 @@ mod tests {
 
     #[test]
     fn frames_slower_than_the_detection_time_are_false_positives() {
-        // A 3 s one-way trip against Lan's 3.5 s detection time: a late
+        // A 3 s one-way trip against Lan's 4 s detection time: a late
         // pong or any frame proves a peer alive (liveness rides on
         // traffic), but here nothing from a live peer arrives before three
         // pings have missed, so every live peer looks dead, and the checker
