@@ -186,6 +186,32 @@ struct Rtts {
     elapsed: StdDuration,
 }
 
+/// Times `warmup + count` round trips, each one call of `round_trip`
+/// (which returns the answer's length, checked against `expected` after
+/// the clock stops), and keeps the last `count`.
+fn time_round_trips(
+    warmup: usize,
+    count: usize,
+    expected: usize,
+    mut round_trip: impl FnMut() -> usize,
+) -> Rtts {
+    let mut samples = Vec::with_capacity(count);
+    let mut timed_from = StdInstant::now();
+    for i in 0..warmup + count {
+        let start = StdInstant::now();
+        if i == warmup {
+            timed_from = start;
+        }
+        let len = round_trip();
+        let rtt = start.elapsed();
+        assert_eq!(len, expected, "answer of the wrong size");
+        if i >= warmup {
+            samples.push(rtt);
+        }
+    }
+    Rtts::new(samples, timed_from.elapsed())
+}
+
 impl Rtts {
     fn new(mut samples: Vec<StdDuration>, elapsed: StdDuration) -> Rtts {
         assert!(!samples.is_empty(), "no round trips measured");
@@ -687,13 +713,7 @@ fn request_response<N: SyncNode>(a: &mut N, b: &mut N, warmup: usize, count: usi
             }
         });
         let payload = incompressible(SMALL);
-        let mut samples = Vec::with_capacity(count);
-        let mut timed_from = StdInstant::now();
-        for i in 0..total {
-            let start = StdInstant::now();
-            if i == warmup {
-                timed_from = start;
-            }
+        time_round_trips(warmup, count, SMALL, || {
             a.run(MessagingCommand::Request {
                 to: b_id,
                 payload: payload.clone(),
@@ -706,13 +726,8 @@ fn request_response<N: SyncNode>(a: &mut N, b: &mut N, warmup: usize, count: usi
                 }
                 _ => None,
             });
-            let rtt = start.elapsed();
-            assert_eq!(answer.len(), SMALL, "response of the wrong size");
-            if i >= warmup {
-                samples.push(rtt);
-            }
-        }
-        Rtts::new(samples, timed_from.elapsed())
+            answer.len()
+        })
     })
 }
 
@@ -1081,22 +1096,11 @@ fn raw_request_response(warmup: usize, count: usize) -> Rtts {
         let mut frame = Vec::new();
         raw_frame(&incompressible(SMALL), &mut frame);
         let mut buf = Vec::new();
-        let mut samples = Vec::with_capacity(count);
-        let mut timed_from = StdInstant::now();
-        for i in 0..total {
-            let start = StdInstant::now();
-            if i == warmup {
-                timed_from = start;
-            }
+        time_round_trips(warmup, count, SMALL, || {
             client.write_all(&frame).expect("request");
             read_raw_frame(&mut reader, &mut buf);
-            let rtt = start.elapsed();
-            assert_eq!(buf.len(), SMALL, "echo of the wrong size");
-            if i >= warmup {
-                samples.push(rtt);
-            }
-        }
-        Rtts::new(samples, timed_from.elapsed())
+            buf.len()
+        })
     })
 }
 
@@ -1164,22 +1168,11 @@ fn raw_epoll_request_response(warmup: usize, count: usize) -> Rtts {
         let mut frame = Vec::new();
         raw_frame(&incompressible(SMALL), &mut frame);
         let mut buf = Vec::new();
-        let mut samples = Vec::with_capacity(count);
-        let mut timed_from = StdInstant::now();
-        for i in 0..total {
-            let start = StdInstant::now();
-            if i == warmup {
-                timed_from = start;
-            }
+        time_round_trips(warmup, count, 4 + SMALL, || {
             stream.write_all(&frame).expect("request");
             read_frame(&mut poll, &mut events, &mut stream, &mut buf);
-            let rtt = start.elapsed();
-            assert_eq!(buf.len(), 4 + SMALL, "echo of the wrong size");
-            if i >= warmup {
-                samples.push(rtt);
-            }
-        }
-        Rtts::new(samples, timed_from.elapsed())
+            buf.len()
+        })
     })
 }
 
