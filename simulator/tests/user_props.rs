@@ -320,7 +320,7 @@ fn the_printed_replay_reproduces_the_lost_write() {
             edges: vec![(1, 0), (2, 0)],
         },
         steps: vec![
-            (2062, Write { node: 4, value: 1 }),
+            (2065, Write { node: 4, value: 1 }),
             (2292, Inject(Fault::Crash(1))),
         ],
     };
