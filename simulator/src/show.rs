@@ -90,17 +90,34 @@ pub fn failed(what: &str, replay: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// A progress callback: an indicatif bar on stderr when stderr is a
-/// terminal and the run is large, else nothing. The bar goes away when
-/// this is dropped.
+/// A progress callback for a large run: an indicatif bar on stderr when
+/// stderr is a terminal, else a plain line on stderr at each new phase and
+/// at most every [`PROGRESS_LINE_EVERY`] (a run under `nohup` or a job
+/// runner still says where it is); nothing for a small run. The bar goes
+/// away when this is dropped.
 pub struct Progress {
     bar: Option<ProgressBar>,
+    lines: Option<std::cell::RefCell<Lines>>,
+}
+
+/// How often a run without a terminal prints where it is.
+const PROGRESS_LINE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The plain progress lines' state: when the run began, when the last
+/// line went out, and its phase.
+struct Lines {
+    start: std::time::Instant,
+    last: std::time::Instant,
+    phase: String,
 }
 
 impl Progress {
-    /// A bar for a run of `nodes` nodes (none for a small run).
+    /// A bar (or plain lines) for a run of `nodes` nodes; none for a
+    /// small run.
     pub fn new(nodes: u32) -> Self {
-        let bar = (nodes >= PROGRESS_BAR_NODES && std::io::stderr().is_terminal()).then(|| {
+        let large = nodes >= PROGRESS_BAR_NODES;
+        let terminal = std::io::stderr().is_terminal();
+        let bar = (large && terminal).then(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
                 ProgressStyle::with_template("{elapsed:>4} {msg:<12} [{wide_bar}] {pos}/{len}")
@@ -109,7 +126,15 @@ impl Progress {
             );
             bar
         });
-        Progress { bar }
+        let lines = (large && !terminal).then(|| {
+            let now = std::time::Instant::now();
+            std::cell::RefCell::new(Lines {
+                start: now,
+                last: now,
+                phase: String::new(),
+            })
+        });
+        Progress { bar, lines }
     }
 
     /// The run is in `phase`, `done` of `total`.
@@ -121,6 +146,18 @@ impl Progress {
             }
             bar.set_length(total);
             bar.set_position(done);
+        }
+        if let Some(lines) = &self.lines {
+            let mut lines = lines.borrow_mut();
+            let now = std::time::Instant::now();
+            if lines.phase != phase || now - lines.last >= PROGRESS_LINE_EVERY {
+                eprintln!(
+                    "ringmesh-sim: {phase} {done}/{total} ({} s)",
+                    (now - lines.start).as_secs()
+                );
+                lines.last = now;
+                phase.clone_into(&mut lines.phase);
+            }
         }
     }
 }
