@@ -92,7 +92,7 @@ pub fn failed(what: &str, replay: &str) -> ExitCode {
 
 /// A progress callback for a large run: an indicatif bar on stderr when
 /// stderr is a terminal, else a plain line on stderr at each new phase and
-/// at most every [`PROGRESS_LINE_EVERY`] (a run under `nohup` or a job
+/// at most every 30 s (a run under `nohup` or a job
 /// runner still says where it is); nothing for a small run. The bar goes
 /// away when this is dropped.
 pub struct Progress {
