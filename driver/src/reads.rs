@@ -250,9 +250,9 @@ mod tests {
             data: &data,
             step: usize::MAX,
         };
-        let (first, filled) = pool.read_from(&mut reader).unwrap();
+        let (first, filled) = pool.read_from(&mut reader).expect("read");
         assert_eq!((first.len(), filled), (READ_POOL_CAPACITY, true));
-        let (rest, filled) = pool.read_from(&mut reader).unwrap();
+        let (rest, filled) = pool.read_from(&mut reader).expect("read");
         assert_eq!((rest.len(), filled), (10, false));
         assert_eq!([&first[..], &rest[..]].concat(), data);
     }
@@ -260,7 +260,7 @@ mod tests {
     #[test]
     fn a_direct_read_at_the_end_of_the_stream_is_empty() {
         let mut pool = DirectReadPool::new(READ_CHUNK);
-        let (bytes, filled) = pool.read_from(&mut io::empty()).unwrap();
+        let (bytes, filled) = pool.read_from(&mut io::empty()).expect("read");
         assert!(bytes.is_empty());
         assert!(!filled);
     }
@@ -269,18 +269,18 @@ mod tests {
     fn direct_reads_reuse_an_allocation_once_its_bytes_are_dropped() {
         let mut pool = DirectReadPool::new(READ_CHUNK);
         let data = stream(READ_POOL_CAPACITY);
-        let mut whole = || Trickle {
+        let whole = || Trickle {
             data: &data,
             step: usize::MAX,
         };
-        let (first, _) = pool.read_from(&mut whole()).unwrap();
+        let (first, _) = pool.read_from(&mut whole()).expect("read");
         let start = first.as_ptr();
         drop(first);
         // The allocation is used up: the next read retires it and takes a
         // new one; the one after that finds the first free again.
-        let (second, _) = pool.read_from(&mut whole()).unwrap();
+        let (second, _) = pool.read_from(&mut whole()).expect("read");
         assert_ne!(second.as_ptr(), start);
-        let (third, _) = pool.read_from(&mut whole()).unwrap();
+        let (third, _) = pool.read_from(&mut whole()).expect("read");
         assert_eq!(third.as_ptr(), start);
         assert_eq!(&third[..], &data[..]);
         drop(second);
@@ -295,7 +295,7 @@ mod tests {
                 data: &sevens,
                 step: usize::MAX,
             })
-            .unwrap();
+            .expect("read");
         let eights = vec![8u8; READ_POOL_CAPACITY];
         for _ in 0..4 * (RETIRED_POOLS + 2) {
             let (bytes, _) = pool
@@ -303,7 +303,7 @@ mod tests {
                     data: &eights,
                     step: READ_CHUNK,
                 })
-                .unwrap();
+                .expect("read");
             assert!(bytes.iter().all(|&b| b == 8));
         }
         assert!(held.iter().all(|&b| b == 7));
