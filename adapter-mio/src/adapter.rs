@@ -3,7 +3,7 @@
 //! does (embedding).
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, ErrorKind, IoSlice, Read, Write};
+use std::io::{self, ErrorKind, IoSlice, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
@@ -19,7 +19,7 @@ use ringmesh::{
     TransportError,
 };
 use ringmesh_driver::{
-    ACCEPTS_PER_TURN, AdapterConfig, BACKLOG_OVERFLOW, Clock, DropLog, ReadPool, Startup,
+    ACCEPTS_PER_TURN, AdapterConfig, BACKLOG_OVERFLOW, Clock, DirectReadPool, DropLog, Startup,
     admit_to_backlog, event_size, transport_error,
 };
 use smallvec::SmallVec;
@@ -38,8 +38,9 @@ fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(TcpListener::from_std(ringmesh_driver::listen(addr)?))
 }
 
-/// Bytes read per `read` call: more than a 64 KiB frame, so a big frame
-/// usually arrives whole.
+/// The least room given to a `read` call (it gets the rest of the read
+/// pool's allocation, up to [`ringmesh_driver::READS_PER_POOL`] times
+/// this): more than a 64 KiB frame, so a big frame usually arrives whole.
 const READ_CHUNK: usize = 256 * 1024;
 
 /// Queued bytes that a command served outside the loop writes at once
@@ -106,10 +107,9 @@ pub struct Adapter {
     more_accepts: bool,
     observer: Box<dyn Observer>,
     max_backlog: usize,
-    scratch: Vec<u8>,
-    /// Where each read is copied for the node (one allocation for many
-    /// reads).
-    reads: ReadPool,
+    /// Where the sockets are read into, each read handed to the node as
+    /// it is (no copy; one allocation for many reads).
+    reads: DirectReadPool,
     shutting_down: bool,
     /// Connections with bytes queued since the last flush: written once per
     /// turn, many frames per system call.
@@ -228,8 +228,7 @@ impl Adapter {
             more_accepts: false,
             observer: Box::new(observer),
             max_backlog: max_backlog_bytes,
-            scratch: vec![0; READ_CHUNK],
-            reads: ReadPool::new(READ_CHUNK),
+            reads: DirectReadPool::new(READ_CHUNK),
             shutting_down: false,
             dirty: Vec::new(),
             aborted: false,
@@ -725,16 +724,15 @@ impl Adapter {
             if c.connecting {
                 return;
             }
-            match c.stream.read(&mut self.scratch) {
-                Ok(0) => {
+            match self.reads.read_from(&mut c.stream) {
+                Ok((bytes, _)) if bytes.is_empty() => {
                     self.transport_closed(conn, TransportError::Eof);
                     return;
                 }
-                Ok(n) => {
+                Ok((bytes, filled)) => {
                     if c.closing_since.is_some() {
                         continue; // the node has let go: discard
                     }
-                    let bytes = self.reads.take(&self.scratch[..n]);
                     let now = self.clock.now();
                     self.node.handle_input(now, Input::Received { conn, bytes });
                     self.pump();
@@ -744,7 +742,7 @@ impl Adapter {
                     // epoll queues an edge for every arrival, a close
                     // included), so the read that would only return
                     // `WouldBlock` is skipped, as tokio does on epoll.
-                    if n < self.scratch.len() && !to_the_end {
+                    if !filled && !to_the_end {
                         return;
                     }
                 }
