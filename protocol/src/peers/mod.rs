@@ -452,6 +452,13 @@ impl Net {
         output
     }
 
+    /// Deadlines armed so far, in every queue of the node (the count
+    /// behind [`Cx::timer_seq`], which every queue's entries draw from):
+    /// while it stands, no queue gained an entry.
+    pub(crate) fn timers_armed(&self) -> u64 {
+        self.timer_seq
+    }
+
     fn arm(&mut self, at: Instant, timer: Timer) {
         self.timer_seq += 1;
         self.timers.push_seq(at, self.timer_seq, timer);
