@@ -155,6 +155,16 @@ impl Node {
         self.net.set_payload_passthrough(on);
     }
 
+    /// Lets the output queue keep room for `outputs` outputs once the
+    /// driver has drained it ([`Node::poll_output`] returned `None`). By
+    /// default it keeps none, so an idle node holds no queue (a simulation
+    /// holds a million nodes), and a call that has something to say
+    /// allocates it again and frees it when drained: twice per message on a
+    /// busy connection. A driver of one node keeps a few.
+    pub fn set_outputs_kept(&mut self, outputs: usize) {
+        self.net.set_outputs_kept(outputs);
+    }
+
     /// Puts blobs in `store` (a file-backed store of the program, say)
     /// instead of the in-memory one; blobs already held in memory are
     /// dropped. Call it before the first input. No effect without
