@@ -52,6 +52,10 @@ const WRITE_NOW_BYTES: usize = 32 * 1024;
 /// timers.
 const REQUESTS_PER_TURN: usize = 256;
 
+/// Output-queue capacity the node keeps between calls
+/// ([`Node::set_outputs_kept`]): a message's outputs, and some.
+const OUTPUTS_KEPT: usize = 16;
+
 /// How long a closing connection may take to flush before it is dropped.
 const CLOSE_GRACE: StdDuration = StdDuration::from_secs(5);
 
@@ -224,6 +228,9 @@ impl Adapter {
         // Large payloads go to the socket as the application gave them
         // (`writev` of the frame's head and the payload), not copied.
         node.set_payload_passthrough(true);
+        // The output queue stays allocated between calls (it was allocated
+        // and freed again at every call that had something to say).
+        node.set_outputs_kept(OUTPUTS_KEPT);
         registry.register(&mut listener, Token(token_base), Interest::READABLE)?;
         let waker = Arc::new(Waker::new(registry, Token(token_base + 1))?);
         info!(node = %node.node_id(), %local_addr, announced = ?node.config().listen_addrs, "listening");
@@ -504,6 +511,14 @@ impl Adapter {
     }
 
     fn serve_requests(&mut self) {
+        // Nothing queued since the last drain: a `Handle` raises the flag
+        // after it queues a request, and wakes the loop if the flag was
+        // down, so a request whose flag is not up yet comes with a
+        // wake-up (served by `handle_event`). Spares the channel's
+        // `try_recv` at every command and turn.
+        if !self.more_requests && !self.wake_pending.load(Ordering::Acquire) {
+            return;
+        }
         // Cleared first: a request sent from now on wakes the loop again.
         self.wake_pending.store(false, Ordering::Release);
         self.more_requests = false;
