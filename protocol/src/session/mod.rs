@@ -665,8 +665,7 @@ impl<'a> Prepared<'a> {
         let message = self.message;
         self.split
             .get_or_insert_with(|| {
-                let (head, tail) = split_payload(message)
-                    .filter(|(_, tail)| tail.len() >= PAYLOAD_PASSTHROUGH_MIN)?;
+                let (head, tail) = split_payload(message, PAYLOAD_PASSTHROUGH_MIN)?;
                 let mut body = BytesMut::new();
                 encode_body(&head, None, &mut body);
                 let len = u32::try_from(body.len() + tail.len()).ok()?;
