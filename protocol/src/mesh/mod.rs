@@ -366,11 +366,6 @@ impl Mesh {
         self.plumtree.as_ref().and_then(|pt| pt.timers.peek())
     }
 
-    /// The earliest deadline.
-    pub(crate) fn next_timeout(&self) -> Option<crate::time::Instant> {
-        self.plumtree.as_ref().and_then(|pt| pt.timers.next())
-    }
-
     /// Deadlines queued.
     pub(crate) fn deadline_count(&self) -> usize {
         self.plumtree.as_ref().map_or(0, |pt| pt.timers.len())

@@ -27,8 +27,8 @@ use crate::{
     DhtUsage, Identity, Input, MessagingPending, NodeId, Output, SignatureCheck,
 };
 
-use route::Parts;
 pub use route::Stats;
+use route::{Parts, Queue};
 
 /// One ringmesh node: a sans-IO state machine. See the crate docs for the
 /// driving contract.
@@ -37,6 +37,13 @@ pub struct Node {
     net: Net,
     /// The components above it.
     parts: Parts,
+    /// The earliest entry of all deadline queues as the last call left
+    /// them (its deadline and sequence number, and its queue): what
+    /// [`Node::poll_timeout`] reports.
+    deadline: Option<((Instant, u64), Queue)>,
+    /// The node's count of deadlines armed when `deadline` was found: while
+    /// it stands, no queue gained an entry, so none holds an earlier one.
+    armed_then: u64,
 }
 
 impl core::fmt::Debug for Node {
@@ -115,7 +122,14 @@ impl Node {
         let hasher = FixedState::with_seed(tables.next_u64());
         let parts = Parts::new(&own, seed, &hasher);
         let net = Net::new(config.clone(), &own, &identity, seed, hasher, now);
-        Ok(Node { net, parts })
+        let mut node = Node {
+            net,
+            parts,
+            deadline: None,
+            armed_then: 0,
+        };
+        node.find_deadline();
+        Ok(node)
     }
 
     /// Replaces how this node checks the signatures peers send it (signed
@@ -141,6 +155,16 @@ impl Node {
         self.net.set_payload_passthrough(on);
     }
 
+    /// Lets the output queue keep room for `outputs` outputs once the
+    /// driver has drained it ([`Node::poll_output`] returned `None`). By
+    /// default it keeps none, so an idle node holds no queue (a simulation
+    /// holds a million nodes), and a call that has something to say
+    /// allocates it again and frees it when drained: twice per message on a
+    /// busy connection. A driver of one node keeps a few.
+    pub fn set_outputs_kept(&mut self, outputs: usize) {
+        self.net.set_outputs_kept(outputs);
+    }
+
     /// Puts blobs in `store` (a file-backed store of the program, say)
     /// instead of the in-memory one; blobs already held in memory are
     /// dropped. Call it before the first input. No effect without
@@ -149,6 +173,7 @@ impl Node {
         if let Some(blobs) = &mut self.parts.blobs {
             blobs.set_store(store);
         }
+        self.find_deadline();
     }
 
     /// The blob store (`None` without `Config::blobs`): what this node
@@ -389,10 +414,13 @@ impl Node {
         key: crate::wire::DhtKey,
         body: crate::wire::DhtBody,
     ) -> bool {
-        self.parts
+        let replaced = self
+            .parts
             .ring
             .as_deref_mut()
-            .is_some_and(|r| r.dht.corrupt(now, key, body))
+            .is_some_and(|r| r.dht.corrupt(now, key, body));
+        self.find_deadline();
+        replaced
     }
 
     /// Entries (values and tombstones) this node stores, and their bytes.
@@ -510,25 +538,57 @@ impl Node {
 
     /// When the driver must next call `handle_input(_, Input::Timeout)`;
     /// `None` if nothing is pending (only after shutdown: a running node
-    /// always has its maintenance round ahead). O(1). Re-read after every
-    /// call.
+    /// always has its maintenance round ahead). O(1): found at the end of
+    /// the last call. Re-read after every call.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let net = self.net.timers.next();
-        match (net, self.parts.next_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.deadline.map(|((at, _), _)| at)
     }
 
     /// Fires every deadline that is due, in order, then drops cancelled
-    /// ones from the tops of the queues.
+    /// ones from the tops of the queues, and notes the earliest left.
+    ///
+    /// A call that armed nothing, with nothing due when it began, skips
+    /// the search: entries only join a queue by being armed (each draws a
+    /// sequence number from the node's counter, [`Net::timers_armed`]),
+    /// so no queue holds one earlier than the last earliest, which is
+    /// after `now`.
     fn after_call(&mut self) {
         let now = self.net.now();
         self.parts.pump_relayed(&mut self.net);
-        while self.parts.fire_next_due(&mut self.net, now) {
-            self.parts.pump_relayed(&mut self.net);
+        let mut earliest = self.deadline;
+        if self.net.timers_armed() != self.armed_then
+            || earliest.is_some_and(|((at, _), _)| at <= now)
+        {
+            loop {
+                earliest = self.parts.earliest(&self.net);
+                match earliest {
+                    Some(((at, _), queue)) if at <= now => {
+                        self.parts.fire_top(&mut self.net, queue);
+                        self.parts.pump_relayed(&mut self.net);
+                    }
+                    _ => break,
+                }
+            }
         }
+        let armed = self.net.timers_armed();
         self.parts.tidy_timers(&mut self.net);
+        // If nothing was armed since `earliest` was found (tidying only
+        // drops entries), it is still the earliest while its queue has it
+        // on top.
+        let stands = self.net.timers_armed() == armed
+            && earliest.is_none_or(|(top, queue)| self.parts.top(&self.net, queue) == Some(top));
+        if stands {
+            self.deadline = earliest;
+            self.armed_then = armed;
+        } else {
+            self.find_deadline();
+        }
+    }
+
+    /// Searches every queue for the earliest deadline.
+    fn find_deadline(&mut self) {
+        self.deadline = self.parts.earliest(&self.net);
+        self.armed_then = self.net.timers_armed();
     }
 }
 

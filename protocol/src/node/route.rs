@@ -109,8 +109,8 @@ impl Ring {
 }
 
 /// The deadline queues, one per timer owner.
-#[derive(Debug, Clone, Copy)]
-enum Queue {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Queue {
     Net,
     Liveness,
     Messaging,
@@ -604,12 +604,9 @@ impl Parts {
 
     // ----- timers -----
 
-    /// Fires the earliest deadline of all queues if it is due at `now`;
-    /// whether there was one.
-    pub(super) fn fire_next_due(&mut self, net: &mut Net, now: Instant) -> bool {
-        let Some(queue) = self.next_due(net, now) else {
-            return false;
-        };
+    /// Pops the top of `queue` and fires it if it still applies (the
+    /// router found it the earliest of all queues, and due).
+    pub(super) fn fire_top(&mut self, net: &mut Net, queue: Queue) {
         match queue {
             Queue::Net => {
                 if let Some(timer) = net.timers.pop()
@@ -706,63 +703,59 @@ impl Parts {
                 }
             }
         }
-        true
     }
 
-    /// The queue whose earliest deadline comes first (ties: the one armed
-    /// first, across all queues), if it is due.
-    fn next_due(&self, net: &Net, now: Instant) -> Option<Queue> {
+    /// The top entry of `queue` (deadline and sequence number).
+    pub(super) fn top(&self, net: &Net, queue: Queue) -> Option<(Instant, u64)> {
         let ring = self.ring.as_deref();
-        [
-            (Queue::Net, net.timers.peek()),
-            (Queue::Liveness, self.liveness.timers.peek()),
-            (Queue::Messaging, self.messaging.timers.peek()),
-            (Queue::Requests, self.messaging.requests.timers.peek()),
-            (Queue::Chord, ring.and_then(|r| r.chord.timers.peek())),
-            (
-                Queue::RingCalls,
-                ring.and_then(|r| r.chord.rpc.timers.peek()),
-            ),
-            (Queue::Dht, ring.and_then(|r| r.dht.timers.peek())),
-            (
-                Queue::Sync,
-                self.sync.as_ref().and_then(|s| s.timers.peek()),
-            ),
-            (
-                Queue::Blobs,
-                self.blobs.as_ref().and_then(|b| b.timers.peek()),
-            ),
-            (Queue::Mesh, self.mesh.peek_timer()),
-            (
-                Queue::Relay,
-                self.relay.as_ref().and_then(|r| r.timers.peek()),
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(queue, top)| top.map(|top| (top, queue)))
-        .min_by_key(|&(top, _)| top)
-        .filter(|&((at, _), _)| at <= now)
-        .map(|(_, queue)| queue)
+        match queue {
+            Queue::Net => net.timers.peek(),
+            Queue::Liveness => self.liveness.timers.peek(),
+            Queue::Messaging => self.messaging.timers.peek(),
+            Queue::Requests => self.messaging.requests.timers.peek(),
+            Queue::Chord => ring.and_then(|r| r.chord.timers.peek()),
+            Queue::RingCalls => ring.and_then(|r| r.chord.rpc.timers.peek()),
+            Queue::Dht => ring.and_then(|r| r.dht.timers.peek()),
+            Queue::Sync => self.sync.as_ref().and_then(|s| s.timers.peek()),
+            Queue::Blobs => self.blobs.as_ref().and_then(|b| b.timers.peek()),
+            Queue::Mesh => self.mesh.peek_timer(),
+            Queue::Relay => self.relay.as_ref().and_then(|r| r.timers.peek()),
+        }
     }
 
-    /// The earliest deadline of the components' queues.
-    pub(super) fn next_timeout(&self) -> Option<Instant> {
-        let ring = self.ring.as_deref();
-        [
-            self.liveness.timers.next(),
-            self.messaging.timers.next(),
-            self.messaging.requests.timers.next(),
-            ring.and_then(|r| r.chord.timers.next()),
-            ring.and_then(|r| r.chord.rpc.timers.next()),
-            ring.and_then(|r| r.dht.timers.next()),
-            self.sync.as_ref().and_then(|s| s.timers.next()),
-            self.blobs.as_ref().and_then(|b| b.timers.next()),
-            self.mesh.next_timeout(),
-            self.relay.as_ref().and_then(|r| r.timers.next()),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+    /// The earliest entry of all queues (the node's and the components'),
+    /// and its queue. Sequence numbers come from one counter, so no two
+    /// entries tie. A plain scan, no array of candidates: it runs at every
+    /// call that armed or fired a deadline.
+    pub(super) fn earliest(&self, net: &Net) -> Option<((Instant, u64), Queue)> {
+        let mut best: Option<((Instant, u64), Queue)> = None;
+        let mut consider = |top: Option<(Instant, u64)>, queue: Queue| {
+            if let Some(top) = top
+                && best.is_none_or(|(b, _)| top < b)
+            {
+                best = Some((top, queue));
+            }
+        };
+        consider(net.timers.peek(), Queue::Net);
+        consider(self.liveness.timers.peek(), Queue::Liveness);
+        consider(self.messaging.timers.peek(), Queue::Messaging);
+        consider(self.messaging.requests.timers.peek(), Queue::Requests);
+        if let Some(ring) = self.ring.as_deref() {
+            consider(ring.chord.timers.peek(), Queue::Chord);
+            consider(ring.chord.rpc.timers.peek(), Queue::RingCalls);
+            consider(ring.dht.timers.peek(), Queue::Dht);
+        }
+        if let Some(sync) = &self.sync {
+            consider(sync.timers.peek(), Queue::Sync);
+        }
+        if let Some(blobs) = &self.blobs {
+            consider(blobs.timers.peek(), Queue::Blobs);
+        }
+        consider(self.mesh.peek_timer(), Queue::Mesh);
+        if let Some(relay) = &self.relay {
+            consider(relay.timers.peek(), Queue::Relay);
+        }
+        best
     }
 
     /// Deadlines queued in the components' queues.

@@ -263,8 +263,8 @@ struct BootstrapAddr {
     next_dial_at: Instant,
 }
 
-/// Output-queue capacity an idle node keeps: none (an output is 144
-/// bytes, and a simulation holds a million idle nodes; the queue is
+/// Output-queue capacity an idle node keeps by default: none (an output
+/// is 144 bytes, and a simulation holds a million idle nodes; the queue is
 /// allocated again by the next call that has something to say).
 const OUTPUTS_KEPT: usize = 0;
 
@@ -292,6 +292,9 @@ pub(crate) struct Net {
     budget: ReceiveBudget,
     bootstrap: Vec<BootstrapAddr>,
     outputs: VecDeque<Output>,
+    /// Output-queue capacity kept when drained
+    /// ([`Node::set_outputs_kept`](crate::Node::set_outputs_kept)).
+    outputs_kept: usize,
     /// What relayed connections' sessions wrote or closed in this call,
     /// for the relay component (which carries them in circuits); drained
     /// by the router before the call returns.
@@ -349,6 +352,7 @@ impl Net {
                 Rng::derive(seed, Stream::Run, None).next_u64(),
             ),
             passthrough: false,
+            outputs_kept: OUTPUTS_KEPT,
             now,
             session_rng: Rng::derive(seed, Stream::Session, Some(&identity.secret_bytes())),
             rng: Rng::derive(seed, Stream::Peers, None),
@@ -444,12 +448,19 @@ impl Net {
     /// The next output for the driver.
     pub(crate) fn poll_output(&mut self) -> Option<Output> {
         let output = self.outputs.pop_front();
-        if output.is_none() && self.outputs.capacity() > OUTPUTS_KEPT {
+        if output.is_none() && self.outputs.capacity() > self.outputs_kept {
             // Drained: an idle node keeps no queue (simulations hold
-            // millions of nodes).
-            self.outputs.shrink_to(OUTPUTS_KEPT);
+            // millions of nodes), unless its driver asked for one.
+            self.outputs.shrink_to(self.outputs_kept);
         }
         output
+    }
+
+    /// Deadlines armed so far, in every queue of the node (the count
+    /// behind [`Cx::timer_seq`], which every queue's entries draw from):
+    /// while it stands, no queue gained an entry.
+    pub(crate) fn timers_armed(&self) -> u64 {
+        self.timer_seq
     }
 
     fn arm(&mut self, at: Instant, timer: Timer) {
@@ -771,6 +782,11 @@ impl Net {
     /// See [`Node::set_payload_passthrough`](crate::Node::set_payload_passthrough).
     pub(crate) fn set_payload_passthrough(&mut self, on: bool) {
         self.passthrough = on;
+    }
+
+    /// See [`Node::set_outputs_kept`](crate::Node::set_outputs_kept).
+    pub(crate) fn set_outputs_kept(&mut self, outputs: usize) {
+        self.outputs_kept = outputs;
     }
 
     /// Replaces how signatures are checked (`Node::set_signature_check`).

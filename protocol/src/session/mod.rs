@@ -665,8 +665,7 @@ impl<'a> Prepared<'a> {
         let message = self.message;
         self.split
             .get_or_insert_with(|| {
-                let (head, tail) = split_payload(message)
-                    .filter(|(_, tail)| tail.len() >= PAYLOAD_PASSTHROUGH_MIN)?;
+                let (head, tail) = split_payload(message, PAYLOAD_PASSTHROUGH_MIN)?;
                 let mut body = BytesMut::new();
                 encode_body(&head, None, &mut body);
                 let len = u32::try_from(body.len() + tail.len()).ok()?;
@@ -682,7 +681,10 @@ impl<'a> Prepared<'a> {
         let message = self.message;
         self.bodies[variant]
             .get_or_insert_with(|| {
-                let mut body = BytesMut::new();
+                // Room for a small message at once (a request, a ping):
+                // grown from nothing, its buffer was reallocated two or
+                // three times.
+                let mut body = BytesMut::with_capacity(BODY_CAPACITY);
                 let compressed = encode_body(message, compress, &mut body);
                 (body.freeze(), compressed)
             })
@@ -710,6 +712,10 @@ impl<'a> Prepared<'a> {
             .clone()
     }
 }
+
+/// The first allocation of a message's body: flags, tag, a request's id
+/// and a 64-byte payload fit.
+const BODY_CAPACITY: usize = 128;
 
 fn check_preamble(ctx: &SessionContext, theirs: [u8; PREAMBLE_LEN]) -> Result<(), ProtocolError> {
     let theirs = Preamble::from_bytes(theirs).ok_or(ProtocolError::BadMagic)?;

@@ -251,7 +251,20 @@ pub fn encode_body(message: &Message, compress_over: Option<usize>, out: &mut By
 /// payload, and the payload. The body of the first (uncompressed) followed
 /// by the payload's bytes is the body of `message`, so a sender may hand
 /// the payload to the transport without copying it into the frame.
-pub(crate) fn split_payload(message: &Message) -> Option<(Message, Bytes)> {
+///
+/// Only a payload of at least `min` bytes is split off: for a shorter one
+/// this builds nothing (a small request's frame is not split, and cloning
+/// the message to find out cost as much as encoding it).
+pub(crate) fn split_payload(message: &Message, min: usize) -> Option<(Message, Bytes)> {
+    let len = match message {
+        Message::Direct(m) => m.payload.len(),
+        Message::Request(m) => m.payload.len(),
+        Message::Response(m) => m.payload.len(),
+        _ => return None,
+    };
+    if len < min {
+        return None;
+    }
     use super::{Direct, Request, Response};
     match message {
         Message::Direct(m) => Some((
