@@ -297,6 +297,10 @@ enum Ev {
 pub struct SimStats {
     /// Events processed (deliveries and timers).
     pub events: u64,
+    /// Node deadlines that came due after the node had withdrawn them
+    /// (nothing due at the wake): the wake moved to the node's present
+    /// deadline without calling it.
+    pub timers_withdrawn: u64,
     /// Inputs delivered to nodes.
     pub deliveries: u64,
     /// Sends that vanished (crashed or partitioned peers, broken links).
@@ -1200,8 +1204,24 @@ impl<O: Observer> Sim<O> {
                 }
                 n.timer_at = None;
                 if let Some(target) = self.machines[node as usize].as_mut() {
-                    target.handle_input(self.now, Input::Timeout);
-                    self.after_node_call(node);
+                    // A deadline the node withdrew since (a request
+                    // answered, an acknowledgement spared): nothing is due,
+                    // so the call is skipped and the wake moved to the
+                    // node's present deadline. The node's `poll_timeout`
+                    // is exact after each call, and a call with nothing due
+                    // changes nothing the node does later.
+                    match target.poll_timeout() {
+                        Some(next) if next > at => {
+                            self.stats.timers_withdrawn += 1;
+                            n.timer_at = Some(next);
+                            self.push(next, Ev::Timer { node });
+                        }
+                        None => self.stats.timers_withdrawn += 1,
+                        Some(_) => {
+                            target.handle_input(self.now, Input::Timeout);
+                            self.after_node_call(node);
+                        }
+                    }
                 }
             }
             Ev::AppTimer { node, epoch, token } => self.app_timer(node, epoch, token),

@@ -1586,6 +1586,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
         r.final_members = self.truth.len();
         r.virtual_ms = (self.sim.now() - Instant::ZERO).as_micros() as f64 / 1e3;
         r.events = self.sim.stats().events;
+        r.timers_withdrawn = self.sim.stats().timers_withdrawn;
         r.wall_ms = self.wall.elapsed().as_secs_f64() * 1e3;
         r.peak_rss_mib = peak_rss_mib();
         r.trace_hash = self.sim.trace_hash();

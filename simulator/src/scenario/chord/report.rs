@@ -171,6 +171,10 @@ pub struct ChordReport {
     pub mean_links: f64,
     /// Simulator events processed (whole run).
     pub events: u64,
+    /// Of those, node deadlines the node had withdrawn before they came
+    /// due (a request answered, say): the engine moved the wake without
+    /// calling the node.
+    pub timers_withdrawn: u64,
     /// Where the run's time and events went, phase by phase, in order.
     pub phases: Vec<Phase>,
     /// Wall-clock time of the whole run.
