@@ -20,14 +20,14 @@ use bytes::{Buf, Bytes};
 use futures_lite::future;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use ringmesh::{ConnId, TransportError};
-use ringmesh_driver::{ACCEPTS_PER_TURN, ReadPool, admit_to_backlog, transport_error};
+use ringmesh_driver::{ACCEPTS_PER_TURN, DirectReadPool, admit_to_backlog, transport_error};
 use tracing::{debug, warn};
 
 use crate::calls::CallSender;
 
-/// Bytes asked of the socket per read. Each read is copied into the
-/// connection's [`ReadPool`] and handed on as a `Bytes` of exactly its
-/// size.
+/// Bytes asked of the socket per read, at least. Each read goes straight
+/// into the connection's [`DirectReadPool`] (as much as is left of its
+/// current allocation) and is handed on as a `Bytes` of exactly its size.
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Most queued sends handed to one vectored write.
@@ -300,7 +300,8 @@ async fn run_connection(
 
 /// What woke a reader.
 enum ReadStep {
-    Read(io::Result<usize>),
+    /// What one read got, and whether it filled the room it was given.
+    Read(io::Result<(Bytes, bool)>),
     /// A [`Link::sync`] request; `false` once the link is gone and no more
     /// can come.
     Sync(bool),
@@ -312,34 +313,34 @@ async fn read_until_end(
     sync: &Receiver<()>,
     transport: &CallSender<Transport>,
 ) -> End {
-    let mut buf = vec![0u8; READ_CHUNK];
-    let mut pool = ReadPool::new(READ_CHUNK);
-    let mut reader = stream;
+    let mut pool = DirectReadPool::new(READ_CHUNK);
     let mut sync_open = true;
-    // The last read did not fill the buffer, so it emptied the socket: the
-    // next one waits for the reactor's word first. Reading first would
-    // only get `WouldBlock` (a system call), and then register for
-    // readiness anyway (another); it would also do both every time this
-    // future is polled for another reason (its writer's queue, a sync
+    // The last read did not fill the room it was given, so it emptied the
+    // socket: the next one waits for the reactor's word first. Reading
+    // first would only get `WouldBlock` (a system call), and then register
+    // for readiness anyway (another); it would also do both every time
+    // this future is polled for another reason (its writer's queue, a sync
     // request). What arrives after a read that emptied the socket raises
     // a new readiness event, so nothing is missed.
     let mut drained = false;
     loop {
-        let read = async {
-            if drained && let Err(error) = stream.readable().await {
-                return ReadStep::Read(Err(error));
+        let step = {
+            let read = async {
+                if drained && let Err(error) = stream.readable().await {
+                    return ReadStep::Read(Err(error));
+                }
+                ReadStep::Read(read_into(stream, &mut pool).await)
+            };
+            if sync_open {
+                future::or(read, async { ReadStep::Sync(sync.recv().await.is_ok()) }).await
+            } else {
+                read.await
             }
-            ReadStep::Read(reader.read(&mut buf).await)
-        };
-        let step = if sync_open {
-            future::or(read, async { ReadStep::Sync(sync.recv().await.is_ok()) }).await
-        } else {
-            read.await
         };
         match step {
             ReadStep::Read(result) => {
-                drained = matches!(result, Ok(n) if n < buf.len());
-                if let Err(end) = deliver(conn, result, &buf, &mut pool, transport).await {
+                drained = matches!(result, Ok((_, false)));
+                if let Err(end) = deliver(conn, result, transport).await {
                     return end;
                 }
             }
@@ -348,10 +349,10 @@ async fn read_until_end(
                 // Reading an `Async` socket tries the read first and only
                 // then waits: a single poll takes what is there now.
                 for _ in 0..SYNC_READS {
-                    let Some(result) = future::poll_once(reader.read(&mut buf)).await else {
+                    let Some(result) = future::poll_once(read_into(stream, &mut pool)).await else {
                         break;
                     };
-                    if let Err(end) = deliver(conn, result, &buf, &mut pool, transport).await {
+                    if let Err(end) = deliver(conn, result, transport).await {
                         return end;
                     }
                 }
@@ -367,25 +368,38 @@ async fn read_until_end(
     }
 }
 
+/// One read of `stream` straight into `pool` (no copy from a scratch
+/// buffer; see [`DirectReadPool`]), trying first and waiting for
+/// readiness only on `WouldBlock`: what it read, and whether it filled the
+/// room it was given (if not, the socket was empty after it).
+async fn read_into(
+    stream: &Async<TcpStream>,
+    pool: &mut DirectReadPool,
+) -> io::Result<(Bytes, bool)> {
+    stream
+        .read_with(|socket| {
+            let mut socket = socket;
+            pool.read_from(&mut socket)
+        })
+        .await
+}
+
 /// Hands what one read got to the node loop; `Err` if the connection has
 /// ended.
 async fn deliver(
     conn: ConnId,
-    result: io::Result<usize>,
-    buf: &[u8],
-    pool: &mut ReadPool,
+    result: io::Result<(Bytes, bool)>,
     transport: &CallSender<Transport>,
 ) -> Result<(), End> {
-    let n = match result {
-        Ok(0) => return Err(End::Failed(TransportError::Eof)),
-        Ok(n) => n,
+    let bytes = match result {
+        Ok((bytes, _)) if bytes.is_empty() => return Err(End::Failed(TransportError::Eof)),
+        Ok((bytes, _)) => bytes,
         Err(error) if error.kind() == io::ErrorKind::Interrupted => return Ok(()),
         Err(error) => {
             debug!(%conn, %error, "read failed");
             return Err(End::Failed(transport_error(&error)));
         }
     };
-    let bytes = pool.take(&buf[..n]);
     // Waits while the node loop is behind: reading stops, TCP flow control
     // pushes back on the peer, and memory stays bounded.
     transport
