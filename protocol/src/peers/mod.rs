@@ -988,6 +988,10 @@ mod layout_tests {
         assert!(size_of::<super::Connection>() <= 184);
         assert_eq!(size_of::<Option<crate::session::Session>>(), 88);
         assert_eq!(size_of::<super::PeerLink>(), 72);
-        assert_eq!(size_of::<crate::liveness::Timer>(), 32);
+        assert_eq!(size_of::<crate::liveness::QueuedTimer>(), 24);
+        assert_eq!(
+            size_of::<crate::timer::Entry<crate::liveness::QueuedTimer>>(),
+            40
+        );
     }
 }
