@@ -51,7 +51,7 @@ use crate::{ConnId, NodeId};
 /// generations (a node-wide serial that counts connections and links) are
 /// years of work; the low bits fit a `Ping` in the word of a
 /// [`QueuedTimer`].
-fn low_bits(generation: u64) -> u32 {
+pub(super) fn low_bits(generation: u64) -> u32 {
     generation as u32
 }
 
@@ -165,9 +165,9 @@ impl Liveness {
     /// until they surface).
     pub(crate) fn is_live(cx: &dyn Cx, timer: &QueuedTimer) -> bool {
         match Timer::from(*timer) {
-            Timer::Ping { peer, generation } => cx
-                .link(peer)
-                .is_some_and(|l| low_bits(l.generation) == generation),
+            Timer::Ping { peer, generation } => {
+                cx.link(peer).is_some_and(|l| l.generation == generation)
+            }
             Timer::PongDue { peer, nonce, .. } => {
                 cx.link(peer).is_some_and(|l| l.liveness.awaits(nonce))
             }
@@ -232,7 +232,7 @@ impl Liveness {
     fn ping(&mut self, cx: &mut dyn Cx, peer: NodeId) {
         let Some((generation, heard, measured)) = cx.link(peer).map(|l| {
             (
-                low_bits(l.generation),
+                l.generation,
                 l.liveness.last_traffic(),
                 l.liveness.rtt().is_some(),
             )
