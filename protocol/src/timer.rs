@@ -16,7 +16,7 @@ use std::collections::BinaryHeap;
 
 use crate::time::Instant;
 
-struct Entry<K> {
+pub(crate) struct Entry<K> {
     at: Instant,
     seq: u64,
     key: K,

@@ -49,26 +49,81 @@ use crate::{ConnId, NodeId};
 /// needs to tell its link from the links to the same peer before and after
 /// it, and it lives a ping interval or timeout (seconds), while 2^32
 /// generations (a node-wide serial that counts connections and links) are
-/// years of work; the four bytes saved make a timer 32 bytes and its queue
-/// entry 48 rather than 56, one or two of them per link of every node.
-fn low_bits(generation: u64) -> u32 {
+/// years of work; the low bits fit a `Ping` in the word of a
+/// [`QueuedTimer`].
+pub(super) fn low_bits(generation: u64) -> u32 {
     generation as u32
 }
 
 /// The component's timers.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Timer {
     /// Time to ping `peer` (its link of this generation, see [`low_bits`]).
     Ping { peer: NodeId, generation: u32 },
-    /// Ping `nonce` to `peer` is answered by now or missed.
+    /// Ping `nonce` to `peer` is answered by now or missed. No generation:
+    /// nonces are node-wide and never reused, and a new link starts with
+    /// no ping outstanding, so a link that awaits `nonce` is the one it
+    /// was sent on.
     PongDue {
         peer: NodeId,
-        generation: u32,
         nonce: u64,
         /// A probe ([`Liveness::request_missed`]): missed, it is followed
         /// at once by another, until the peer answers or is dead.
         probe: bool,
     },
+}
+
+/// A [`Timer`] as its queue holds it: the peer and one word, 24 bytes
+/// where the enum takes 32 (a queue entry 40 rather than 48, one or two
+/// per link of every node). The word's top bit tells a `PongDue`, whose
+/// next bit is `probe` and whose low 62 bits the nonce (a counter of the
+/// node's pings: 2^62 of them are out of reach); a `Ping`'s low 32 bits
+/// are its generation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueuedTimer {
+    peer: NodeId,
+    word: u64,
+}
+
+const PONG_DUE: u64 = 1 << 63;
+const PROBE: u64 = 1 << 62;
+const NONCE: u64 = PROBE - 1;
+
+impl From<Timer> for QueuedTimer {
+    fn from(timer: Timer) -> Self {
+        match timer {
+            Timer::Ping { peer, generation } => QueuedTimer {
+                peer,
+                word: u64::from(generation),
+            },
+            Timer::PongDue { peer, nonce, probe } => {
+                debug_assert!(nonce <= NONCE);
+                let probe = if probe { PROBE } else { 0 };
+                QueuedTimer {
+                    peer,
+                    word: PONG_DUE | probe | nonce,
+                }
+            }
+        }
+    }
+}
+
+impl From<QueuedTimer> for Timer {
+    fn from(queued: QueuedTimer) -> Self {
+        let QueuedTimer { peer, word } = queued;
+        if word & PONG_DUE == 0 {
+            Timer::Ping {
+                peer,
+                generation: word as u32,
+            }
+        } else {
+            Timer::PongDue {
+                peer,
+                nonce: word & NONCE,
+                probe: word & PROBE != 0,
+            }
+        }
+    }
 }
 
 /// The liveness component.
@@ -77,7 +132,7 @@ pub(crate) struct Liveness {
     ping_timeout: Duration,
     dead_after_misses: u32,
     next_nonce: u64,
-    pub(crate) timers: DeadlineQueue<Timer>,
+    pub(crate) timers: DeadlineQueue<QueuedTimer>,
     pub(crate) stats: LivenessStats,
 }
 
@@ -95,7 +150,7 @@ impl Liveness {
 
     fn arm(&mut self, cx: &mut dyn Cx, at: Instant, timer: Timer) {
         let seq = cx.timer_seq();
-        self.timers.push_seq(at, seq, timer);
+        self.timers.push_seq(at, seq, timer.into());
     }
 
     /// `peer` came up (its link has `generation`): its first ping leaves
@@ -108,32 +163,25 @@ impl Liveness {
 
     /// Whether `timer` still guards something (cancelled timers stay queued
     /// until they surface).
-    pub(crate) fn is_live(cx: &dyn Cx, timer: &Timer) -> bool {
-        match *timer {
-            Timer::Ping { peer, generation } => cx
-                .link(peer)
-                .is_some_and(|l| low_bits(l.generation) == generation),
-            Timer::PongDue {
-                peer,
-                generation,
-                nonce,
-                ..
-            } => cx
-                .link(peer)
-                .is_some_and(|l| low_bits(l.generation) == generation && l.liveness.awaits(nonce)),
+    pub(crate) fn is_live(cx: &dyn Cx, timer: &QueuedTimer) -> bool {
+        match Timer::from(*timer) {
+            Timer::Ping { peer, generation } => {
+                cx.link(peer).is_some_and(|l| l.generation == generation)
+            }
+            Timer::PongDue { peer, nonce, .. } => {
+                cx.link(peer).is_some_and(|l| l.liveness.awaits(nonce))
+            }
         }
     }
 
     /// A timer fired. Returns the peer to declare dead, if it now is.
-    pub(crate) fn fire(&mut self, cx: &mut dyn Cx, timer: Timer) -> Option<NodeId> {
-        match timer {
+    pub(crate) fn fire(&mut self, cx: &mut dyn Cx, timer: QueuedTimer) -> Option<NodeId> {
+        match Timer::from(timer) {
             Timer::Ping { peer, .. } => {
                 self.ping(cx, peer);
                 None
             }
-            Timer::PongDue {
-                peer, nonce, probe, ..
-            } => {
+            Timer::PongDue { peer, nonce, probe } => {
                 let dead = self.pong_missed(cx, peer, nonce);
                 // A probe missed is followed by another while the peer is
                 // still suspect (not heard from since) and not yet dead.
@@ -176,16 +224,15 @@ impl Liveness {
     /// Pings `peer` now, as a probe (even if a scheduled ping is in
     /// flight: that one does not call for the next when missed).
     fn probe(&mut self, cx: &mut dyn Cx, peer: NodeId) {
-        let Some(generation) = cx.link(peer).map(|l| low_bits(l.generation)) else {
-            return;
-        };
-        self.send_ping(cx, peer, generation, true);
+        if cx.link(peer).is_some() {
+            self.send_ping(cx, peer, true);
+        }
     }
 
     fn ping(&mut self, cx: &mut dyn Cx, peer: NodeId) {
         let Some((generation, heard, measured)) = cx.link(peer).map(|l| {
             (
-                low_bits(l.generation),
+                l.generation,
                 l.liveness.last_traffic(),
                 l.liveness.rtt().is_some(),
             )
@@ -208,7 +255,7 @@ impl Liveness {
             );
             return;
         }
-        self.send_ping(cx, peer, generation, false);
+        self.send_ping(cx, peer, false);
         self.arm(
             cx,
             now + self.ping_interval,
@@ -217,7 +264,7 @@ impl Liveness {
     }
 
     /// Sends a ping to `peer` now and arms its `PongDue`.
-    fn send_ping(&mut self, cx: &mut dyn Cx, peer: NodeId, generation: u32, probe: bool) {
+    fn send_ping(&mut self, cx: &mut dyn Cx, peer: NodeId, probe: bool) {
         let now = cx.now();
         let nonce = self.next_nonce;
         self.next_nonce += 1;
@@ -232,12 +279,7 @@ impl Liveness {
         self.arm(
             cx,
             now + self.ping_timeout,
-            Timer::PongDue {
-                peer,
-                generation,
-                nonce,
-                probe,
-            },
+            Timer::PongDue { peer, nonce, probe },
         );
     }
 
@@ -313,6 +355,53 @@ impl Liveness {
             && liveness.pong(nonce, now) == Verdict::Recovered
         {
             info!(peer = %from.short(), "suspect peer answered again");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queued_timer_gives_back_the_timer_it_was_made_from() {
+        let peer = NodeId::from_u128(u128::MAX);
+        for timer in [
+            Timer::Ping {
+                peer,
+                generation: 0,
+            },
+            Timer::Ping {
+                peer,
+                generation: u32::MAX,
+            },
+            Timer::PongDue {
+                peer,
+                nonce: 0,
+                probe: false,
+            },
+            Timer::PongDue {
+                peer,
+                nonce: 0,
+                probe: true,
+            },
+            Timer::PongDue {
+                peer,
+                nonce: NONCE,
+                probe: false,
+            },
+            Timer::PongDue {
+                peer,
+                nonce: NONCE,
+                probe: true,
+            },
+            Timer::PongDue {
+                peer: NodeId::from_u128(0),
+                nonce: 7,
+                probe: true,
+            },
+        ] {
+            assert_eq!(Timer::from(QueuedTimer::from(timer)), timer);
         }
     }
 }

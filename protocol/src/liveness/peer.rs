@@ -59,9 +59,27 @@ pub(crate) struct PeerLiveness {
     /// ([`Liveness::on_frame`](super::Liveness::on_frame)), so it may lie
     /// ahead.
     traffic: Micros,
+    /// The link's generation, its low 32 bits (all a lazily cancelled
+    /// `Ping` timer compares, see `low_bits` in the module above). Held
+    /// here, in room `misses` leaves, rather than as a 64-bit field of the
+    /// link: a link is 64 bytes, not 72.
+    generation: u32,
 }
 
 impl PeerLiveness {
+    /// The state of a link that just came up with `generation`.
+    pub(crate) fn new(generation: u64) -> Self {
+        PeerLiveness {
+            generation: super::low_bits(generation),
+            ..PeerLiveness::default()
+        }
+    }
+
+    /// The link's generation, its low 32 bits.
+    pub(crate) fn generation(&self) -> u32 {
+        self.generation
+    }
+
     /// Records a ping sent now.
     pub(crate) fn ping_sent(&mut self, nonce: u64, now: Instant) {
         self.outstanding.push((nonce, now));

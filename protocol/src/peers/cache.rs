@@ -156,10 +156,19 @@ fn ip_bytes(addr: &SocketAddr) -> [u8; 16] {
 }
 
 /// One table: `buckets` × `slots` cells, each empty or an id.
+///
+/// The ids and which cells hold one are kept apart: an `Option<NodeId>` is
+/// 24 bytes, an id 16, and every id is possible (a claimed id in plaintext
+/// mode can be anything, zero included), so no id can stand for "empty".
+/// A bit a cell costs 2 bytes per 16 cells; the 32 cells of a node with the
+/// default settings take 520 bytes rather than 768.
 struct Grid {
     buckets: usize,
     slots: usize,
-    cells: Vec<Option<NodeId>>,
+    /// The cells' ids; an empty cell's is stale and never read.
+    ids: Box<[NodeId]>,
+    /// Bit `c % 64` of word `c / 64`: whether cell `c` holds an id.
+    occupied: Box<[u64]>,
     used: usize,
 }
 
@@ -169,26 +178,44 @@ impl Grid {
     fn new(capacity: usize) -> Self {
         let buckets = capacity.div_ceil(BUCKET_SIZE);
         let slots = capacity.checked_div(buckets).unwrap_or(0);
+        let cells = buckets * slots;
         Grid {
             buckets,
             slots,
-            cells: vec![None; buckets * slots],
+            ids: vec![NodeId::default(); cells].into_boxed_slice(),
+            occupied: vec![0; cells.div_ceil(64)].into_boxed_slice(),
             used: 0,
         }
     }
 
     fn is_empty_grid(&self) -> bool {
-        self.cells.is_empty()
+        self.ids.is_empty()
+    }
+
+    /// How many cells the grid has, empty or not.
+    #[cfg(test)]
+    fn cells(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The id in `cell`, if any.
+    fn get(&self, cell: usize) -> Option<NodeId> {
+        (self.occupied[cell / 64] & (1 << (cell % 64)) != 0).then(|| self.ids[cell])
     }
 
     fn put(&mut self, cell: usize, id: NodeId) {
-        if self.cells[cell].replace(id).is_none() {
+        let (word, bit) = (cell / 64, 1u64 << (cell % 64));
+        if self.occupied[word] & bit == 0 {
+            self.occupied[word] |= bit;
             self.used += 1;
         }
+        self.ids[cell] = id;
     }
 
     fn clear(&mut self, cell: usize) {
-        if self.cells[cell].take().is_some() {
+        let (word, bit) = (cell / 64, 1u64 << (cell % 64));
+        if self.occupied[word] & bit != 0 {
+            self.occupied[word] &= !bit;
             self.used -= 1;
         }
     }
@@ -323,11 +350,14 @@ impl PeerCache {
         let grid = if tried { &self.tried } else { &self.new };
         let base = bucket * grid.slots;
         let cells = (0..grid.slots).map(|k| base + (slot + k) % grid.slots);
-        if let Some(free) = cells.clone().find(|&c| grid.cells[c].is_none()) {
+        if let Some(free) = cells.clone().find(|&c| grid.get(c).is_none()) {
             return free;
         }
         cells
-            .filter_map(|c| grid.cells[c].and_then(|id| self.entries.get(&id).map(|e| (c, id, e))))
+            .filter_map(|c| {
+                grid.get(c)
+                    .and_then(|id| self.entries.get(&id).map(|e| (c, id, e)))
+            })
             .max_by_key(|(_, id, e)| {
                 (
                     !e.wanted,
@@ -431,7 +461,7 @@ impl PeerCache {
             return Err(entry);
         }
         let cell = self.new_cell(id, entry.addrs.first().map(ip_bytes), source_group);
-        if let Some(occupant) = self.new.cells[cell] {
+        if let Some(occupant) = self.new.get(cell) {
             if !self.new_occupant_yields(&occupant, force) {
                 return Err(entry);
             }
@@ -454,7 +484,7 @@ impl PeerCache {
             return None;
         }
         let cell = self.tried_cell(id, group_of_id);
-        let Some(occupant) = self.tried.cells[cell] else {
+        let Some(occupant) = self.tried.get(cell) else {
             return Some(cell);
         };
         if occupant == id {
@@ -754,14 +784,35 @@ mod tests {
     fn layout_stays_within_the_cap() {
         for cap in 1..300 {
             let c = cache(cap);
-            assert!(c.tried.cells.len() + c.new.cells.len() <= cap, "{cap}");
-            assert!(
-                c.new.cells.len() + c.tried.cells.len() + c.new.buckets + c.tried.buckets >= cap
-            );
+            assert!(c.tried.cells() + c.new.cells() <= cap, "{cap}");
+            assert!(c.new.cells() + c.tried.cells() + c.new.buckets + c.tried.buckets >= cap);
         }
         let c = cache(1024);
         assert_eq!((c.tried.buckets, c.tried.slots), (16, 16));
         assert_eq!((c.new.buckets, c.new.slots), (48, 16));
+    }
+
+    #[test]
+    fn a_grid_cell_holds_any_id_zero_included_and_costs_16_bytes_and_a_bit() {
+        let mut g = Grid::new(128);
+        assert_eq!(g.cells(), 128);
+        assert_eq!(g.get(0), None);
+        g.put(0, NodeId::from_u128(0));
+        g.put(127, NodeId::from_u128(u128::MAX));
+        g.put(127, NodeId::from_u128(5));
+        assert_eq!(g.get(0), Some(NodeId::from_u128(0)));
+        assert_eq!(g.get(127), Some(NodeId::from_u128(5)));
+        assert_eq!((g.get(1), g.get(64), g.used), (None, None, 2));
+        g.clear(0);
+        g.clear(0);
+        assert_eq!(
+            (g.get(0), g.get(127), g.used),
+            (None, Some(NodeId::from_u128(5)), 1)
+        );
+        // The heap the cells take: 16 bytes an id, a 64-bit word per 64 cells.
+        let heap = |g: &Grid| g.ids.len() * size_of::<NodeId>() + g.occupied.len() * 8;
+        assert_eq!(heap(&g), 128 * 16 + 2 * 8);
+        assert_eq!(heap(&Grid::new(32)), 520);
     }
 
     #[test]
@@ -824,7 +875,7 @@ mod tests {
     fn a_tried_peer_yields_only_after_failed_dials_and_goes_back_to_new() {
         // A tiny tried table: one bucket of two slots.
         let mut c = cache(8);
-        assert_eq!(c.tried.cells.len(), 2);
+        assert_eq!(c.tried.cells(), 2);
         let now = Instant::ZERO;
         let mut tried = Vec::new();
         let mut n = 1u128;
@@ -965,8 +1016,8 @@ mod tests {
                     }
                 }
                 prop_assert!(c.len() <= cap);
-                prop_assert!(c.tried.used <= c.tried.cells.len());
-                prop_assert!(c.new.used <= c.new.cells.len());
+                prop_assert!(c.tried.used <= c.tried.cells());
+                prop_assert!(c.new.used <= c.new.cells());
             }
             for id in &tried {
                 prop_assert!(c.get(id).is_some_and(|e| e.tried), "tried entry lost");

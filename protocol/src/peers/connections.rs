@@ -748,8 +748,7 @@ impl Net {
             peer,
             PeerLink {
                 conn,
-                generation,
-                liveness: PeerLiveness::default(),
+                liveness: PeerLiveness::new(generation),
             },
         );
         let c = &self.conns[&conn];

@@ -249,8 +249,8 @@ impl Connection {
 /// An established peer: the connection used to reach it, and its liveness.
 struct PeerLink {
     conn: ConnId,
-    /// Changes each time the peer comes up, for lazily cancelled timers.
-    generation: u64,
+    /// Its liveness state, which also holds the link's generation (it
+    /// changes each time the peer comes up, for lazily cancelled timers).
     liveness: PeerLiveness,
 }
 
@@ -854,7 +854,7 @@ impl Cx for Net {
 
     fn link(&self, peer: NodeId) -> Option<LinkView<'_>> {
         self.links.get(&peer).map(|l| LinkView {
-            generation: l.generation,
+            generation: l.liveness.generation(),
             liveness: &l.liveness,
         })
     }
@@ -987,7 +987,11 @@ mod layout_tests {
         // 184: the allocator's 192-byte class (the box's header is 8).
         assert!(size_of::<super::Connection>() <= 184);
         assert_eq!(size_of::<Option<crate::session::Session>>(), 88);
-        assert_eq!(size_of::<super::PeerLink>(), 72);
-        assert_eq!(size_of::<crate::liveness::Timer>(), 32);
+        assert_eq!(size_of::<super::PeerLink>(), 64);
+        assert_eq!(size_of::<crate::liveness::QueuedTimer>(), 24);
+        assert_eq!(
+            size_of::<crate::timer::Entry<crate::liveness::QueuedTimer>>(),
+            40
+        );
     }
 }

@@ -150,7 +150,6 @@ mod tests {
     fn link(n: u64) -> PeerLink {
         PeerLink {
             conn: ConnId::inbound(n),
-            generation: n,
             liveness: Default::default(),
         }
     }
@@ -167,19 +166,19 @@ mod tests {
             for (k, (insert, id)) in ops.into_iter().enumerate() {
                 let id = NodeId::from_u128(id);
                 if insert {
-                    let old = table.insert(id, link(k as u64)).map(|l| l.generation);
-                    proptest::prop_assert_eq!(old, model.insert(id, k as u64));
+                    let old = table.insert(id, link(k as u64)).map(|l| l.conn);
+                    proptest::prop_assert_eq!(old, model.insert(id, ConnId::inbound(k as u64)));
                 } else {
-                    let old = table.remove(&id).map(|l| l.generation);
+                    let old = table.remove(&id).map(|l| l.conn);
                     proptest::prop_assert_eq!(old, model.remove(&id));
                 }
                 proptest::prop_assert_eq!(table.len(), model.len());
-                for (id, generation) in &model {
-                    proptest::prop_assert_eq!(table.get(id).map(|l| l.generation), Some(*generation));
+                for (id, conn) in &model {
+                    proptest::prop_assert_eq!(table.get(id).map(|l| l.conn), Some(*conn));
                 }
-                let listed: Vec<(NodeId, u64)> =
-                    table.iter().map(|(id, l)| (*id, l.generation)).collect();
-                let expected: Vec<(NodeId, u64)> = model.iter().map(|(id, g)| (*id, *g)).collect();
+                let listed: Vec<(NodeId, ConnId)> =
+                    table.iter().map(|(id, l)| (*id, l.conn)).collect();
+                let expected: Vec<(NodeId, ConnId)> = model.iter().map(|(id, c)| (*id, *c)).collect();
                 proptest::prop_assert_eq!(listed, expected);
             }
         }
