@@ -38,18 +38,22 @@ fn up(events: &EventReceiver, peer: NodeId) {
     });
 }
 
+/// `from` dials `to` by address and id, and waits until `from` has it up.
+fn connect(from: &Running, to: &Running) {
+    from.handle
+        .command(PeersCommand::Connect {
+            addr: to.handle.local_addr(),
+            peer: Some(to.handle.node_id()),
+        })
+        .expect("dial");
+    up(&from.events, to.handle.node_id());
+}
+
 #[test]
 fn noise_handshake_broadcast_request_and_shutdown() {
     let (a, b, c) = (node(1), node(2), node(3));
-    for (from, to) in [(&a, &b), (&b, &c)] {
-        from.handle
-            .command(PeersCommand::Connect {
-                addr: to.handle.local_addr(),
-                peer: Some(to.handle.node_id()),
-            })
-            .expect("dial");
-    }
-    up(&a.events, b.handle.node_id());
+    connect(&a, &b);
+    connect(&b, &c);
     up(&c.events, b.handle.node_id());
     assert_eq!(
         a.handle.peers().iter().map(|p| p.id).collect::<Vec<_>>(),
@@ -132,13 +136,7 @@ fn unread_events_are_bounded_by_bytes_and_drops_are_counted() {
     config.event_capacity_bytes = config.min_event_capacity_bytes() + 1024;
     let cap = config.event_capacity_bytes;
     let b = spawn(config).expect("adapter starts");
-    a.handle
-        .command(PeersCommand::Connect {
-            addr: b.handle.local_addr(),
-            peer: Some(b.handle.node_id()),
-        })
-        .expect("dial");
-    up(&a.events, b.handle.node_id());
+    connect(&a, &b);
     // 40 messages of 32 KiB: about two fit in b's buffer.
     for _ in 0..40 {
         a.handle
@@ -210,13 +208,7 @@ fn a_payload_too_large_once_decompressed_fails_at_the_sender_and_the_link_stays(
         22,
     ))
     .expect("adapter starts");
-    a.handle
-        .command(PeersCommand::Connect {
-            addr: b.handle.local_addr(),
-            peer: Some(b.handle.node_id()),
-        })
-        .expect("dial");
-    up(&a.events, b.handle.node_id());
+    connect(&a, &b);
     up(&b.events, a.handle.node_id());
 
     // 1 MB of text compresses to a few KiB: within b's 64 KiB frame cap on
@@ -281,13 +273,7 @@ fn a_command_served_while_the_loop_sleeps_wakes_it_for_an_earlier_deadline() {
     let a = spawn(config(31, slow.clone())).expect("a");
     let b = spawn(config(32, slow)).expect("b");
     let b_id = b.handle.node_id();
-    a.handle
-        .command(PeersCommand::Connect {
-            addr: b.handle.local_addr(),
-            peer: Some(b_id),
-        })
-        .expect("dial");
-    up(&a.events, b_id);
+    connect(&a, &b);
     // b's application never answers. No event says that a's loop is
     // asleep; a pause makes it all but certain that the request below
     // finds it so and is served on this thread (the path under test). Were
@@ -349,13 +335,7 @@ fn large_messages_arrive_whole_and_in_order_while_the_application_holds_some() {
     };
     let a = spawn(config(31)).expect("adapter starts");
     let b = spawn(config(32)).expect("adapter starts");
-    a.handle
-        .command(PeersCommand::Connect {
-            addr: b.handle.local_addr(),
-            peer: Some(b.handle.node_id()),
-        })
-        .expect("dial");
-    up(&a.events, b.handle.node_id());
+    connect(&a, &b);
     const MESSAGES: usize = 300;
     let sender = {
         let handle = a.handle.clone();
