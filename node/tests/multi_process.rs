@@ -96,7 +96,19 @@ fn nodes_chat_list_peers_and_rejoin_through_their_peer_cache() {
     for id in &ids {
         n1.wait_peer_up(id);
     }
-    others[1].type_line("msg after restart");
+    // The sender must have n1 back among its peers too: a broadcast from a
+    // node that has no link to n1 yet never reaches it (flooding keeps no
+    // backlog for links that come up later), and under load n1's side can
+    // be up well before the sender's.
+    let sender = &mut others[1];
+    let down = sender.wait_for("n1's goodbye", |l| {
+        l.starts_with(&format!("peer down <{}> ", n1.short()))
+    });
+    let up = format!("peer up <{}> ", n1.short());
+    sender.wait_for_after(down + 1, &format!("{up}after the restart"), |l| {
+        l.starts_with(&up)
+    });
+    sender.type_line("msg after restart");
     n1.wait_line(&format!("<{}> after restart", ids[1]));
 
     // Each broadcast was printed exactly once, even with every node relaying
