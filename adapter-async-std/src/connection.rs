@@ -313,7 +313,11 @@ async fn read_until_end(
     sync: &Receiver<()>,
     transport: &CallSender<Transport>,
 ) -> End {
-    let mut pool = DirectReadPool::new(READ_CHUNK);
+    // One pool per connection, held while it lives: one spent allocation
+    // kept for reuse (the default's three are for one pool per adapter),
+    // so a connection holds at most two allocations beyond what the node
+    // and the application hold.
+    let mut pool = DirectReadPool::with_retired(READ_CHUNK, 1);
     let mut sync_open = true;
     // The last read did not fill the room it was given, so it emptied the
     // socket: the next one waits for the reactor's word first. Reading

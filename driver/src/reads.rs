@@ -50,8 +50,9 @@ impl ReadPool {
     }
 }
 
-/// Allocations a [`DirectReadPool`] keeps after it moved on from them,
-/// to reuse once the application has dropped what was read into them.
+/// Allocations a [`DirectReadPool`] made with [`DirectReadPool::new`]
+/// keeps after it moved on from them, to reuse once the application has
+/// dropped what was read into them.
 pub const RETIRED_POOLS: usize = 3;
 
 /// A buffer that a socket is read into directly, each read split off as
@@ -63,13 +64,16 @@ pub const RETIRED_POOLS: usize = 3;
 /// reused allocation): half the memory traffic of a copy, and none of the
 /// copy's reads. Each allocation is [`READS_PER_POOL`] reads; once its
 /// unread rest is smaller than a read it is retired, and the pool keeps the
-/// last [`RETIRED_POOLS`] of them to reuse as soon as every `Bytes` split
+/// last [`RETIRED_POOLS`] of them (or as many as
+/// [`with_retired`](DirectReadPool::with_retired) says) to reuse as soon as every `Bytes` split
 /// off one is dropped (a delivered payload lives as long as the application
 /// holds the event). Reusing memory already faulted in spares the page
 /// faults of a fresh allocation (with 64 KiB messages, the allocator hands
 /// freed memory back to the system, and it is faulted in and zeroed by the
-/// kernel again). At most `(RETIRED_POOLS + 1) × READS_PER_POOL` reads'
-/// worth is kept beyond what the node and the application hold.
+/// kernel again). At most `(retired + 1) × READS_PER_POOL` reads' worth is
+/// kept beyond what the node and the application hold: one pool per
+/// adapter can afford the default, one per connection should keep fewer
+/// (it is held for as long as the connection lives, idle or not).
 #[derive(Debug)]
 pub struct DirectReadPool {
     /// The rest of the current allocation, zeroed or read before: the next
@@ -80,18 +84,27 @@ pub struct DirectReadPool {
     allocated: bool,
     read_size: usize,
     capacity: usize,
+    /// How many retired allocations are kept.
+    keep: usize,
 }
 
 impl DirectReadPool {
     /// An empty pool for reads of up to `read_size` bytes; it allocates at
     /// its first read.
     pub fn new(read_size: usize) -> Self {
+        Self::with_retired(read_size, RETIRED_POOLS)
+    }
+
+    /// As [`new`](DirectReadPool::new), keeping at most `retired` spent
+    /// allocations for reuse (0: each is freed with its last `Bytes`).
+    pub fn with_retired(read_size: usize, retired: usize) -> Self {
         DirectReadPool {
             ready: BytesMut::new(),
             retired: Vec::new(),
             allocated: false,
             read_size,
             capacity: read_size.saturating_mul(READS_PER_POOL),
+            keep: retired,
         }
     }
 
@@ -129,8 +142,8 @@ impl DirectReadPool {
             }
             None => BytesMut::zeroed(self.capacity),
         };
-        if self.allocated {
-            if self.retired.len() == RETIRED_POOLS {
+        if self.allocated && self.keep > 0 {
+            if self.retired.len() == self.keep {
                 // The oldest goes: its memory is freed with its last
                 // `Bytes`.
                 self.retired.remove(0);
@@ -284,6 +297,26 @@ mod tests {
         assert_eq!(third.as_ptr(), start);
         assert_eq!(&third[..], &data[..]);
         drop(second);
+    }
+
+    #[test]
+    fn a_direct_read_pool_keeps_no_more_spent_allocations_than_it_was_told() {
+        let data = stream(READ_POOL_CAPACITY);
+        for keep in [0, 1, RETIRED_POOLS] {
+            let mut pool = DirectReadPool::with_retired(READ_CHUNK, keep);
+            let mut held = Vec::new();
+            for _ in 0..2 * (RETIRED_POOLS + 2) {
+                let (bytes, _) = pool
+                    .read_from(&mut Trickle {
+                        data: &data,
+                        step: usize::MAX,
+                    })
+                    .expect("read");
+                held.push(bytes);
+            }
+            assert_eq!(pool.retired.len(), keep, "keep {keep}");
+            drop(held);
+        }
     }
 
     #[test]
