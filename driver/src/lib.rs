@@ -27,9 +27,9 @@
 //!   before it turns to other work ([`ACCEPTS_PER_TURN`]).
 //! - [`LanDiscovery`]: LAN discovery by a UDP multicast beacon, off unless
 //!   an application starts it (the `ringmesh` program does).
-//! - [`ReadPool`]: what a connection read, handed to the node as `Bytes`
-//!   without an allocation per read; [`DirectReadPool`], the same read
-//!   straight from the socket without a copy.
+//! - [`DirectReadPool`]: a connection's reads, straight from the socket,
+//!   handed to the node as `Bytes` without a copy or an allocation per
+//!   read.
 //! - [`FileStore`]: blobs in files under a directory, with their
 //!   outboards and maps of held groups, so a restarted node serves without
 //!   hashing again and a fetch resumes (`AdapterConfig::blob_dir`).
@@ -75,5 +75,5 @@ pub use lan::{
 };
 pub use listen::{ACCEPTS_PER_TURN, LISTEN_BACKLOG, dial_from, listen};
 pub use peers::PeerInfo;
-pub use reads::{DirectReadPool, READS_PER_POOL, RETIRED_POOLS, ReadPool};
+pub use reads::{DirectReadPool, READS_PER_POOL, RETIRED_POOLS};
 pub use transport::{BACKLOG_OVERFLOW, admit_to_backlog, transport_error};
