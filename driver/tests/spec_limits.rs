@@ -189,6 +189,10 @@ fn every_default_on_the_limits_page_is_the_codes() {
         ),
         ("chord.route_ttl", chord.route_ttl.to_string()),
         ("chord.max_fingers", count(chord.max_fingers)),
+        (
+            "chord.fix_fingers_backoff",
+            chord.fix_fingers_backoff.to_string(),
+        ),
         ("chord.max_merge_suspects", count(chord.max_merge_suspects)),
         ("dht.max_entries", count(dht.max_entries)),
         ("dht.max_bytes", bytes(dht.max_bytes)),

@@ -317,6 +317,10 @@ impl Config {
             ]);
             counts.extend([
                 ("chord.max_hops", chord.max_hops as usize),
+                (
+                    "chord.fix_fingers_backoff",
+                    chord.fix_fingers_backoff as usize,
+                ),
                 ("chord.max_lookups", chord.max_lookups),
                 ("chord.route_ttl", usize::from(chord.route_ttl)),
                 ("chord.max_forwards", chord.max_forwards),

@@ -9,7 +9,8 @@ use ringmesh::wire::PeerEntry;
 use ringmesh::{
     Accepted, ChordCommand, ChordConfig, ChordError, ChordEvent, ChordRole, Command, CommandError,
     Config, ConfigError, DeliveryError, DhtCommand, DhtConfig, DhtError, DhtEvent, DhtKey,
-    Duration, Event, LookupError, MessagingCommand, MessagingEvent, NodeId, PeersConfig, Security,
+    Duration, Event, Identity, LookupError, MessagingCommand, MessagingEvent, NodeId, PeersConfig,
+    Security,
 };
 
 const LATENCY: Duration = Duration::from_millis(5);
@@ -185,6 +186,136 @@ fn founders_start_with_the_ideal_fingers_of_the_founded_ring() {
     }
     // 40 members and lists of 3: every member has fingers to hold.
     assert_eq!(with_fingers, n);
+}
+
+/// Fix-fingers lookups member `i` has started.
+fn finger_lookups(net: &Network, i: NodeIndex) -> u64 {
+    net.node(i).stats().chord.finger_lookups
+}
+
+#[test]
+fn a_stable_ring_backs_off_its_finger_lookups() {
+    // §7.3: a finger found where it was doubles the fix-fingers period, up
+    // to `fix_fingers_backoff` times `fix_fingers_interval` (2 s in lan).
+    // Over 200 s a founded ring that never changes ticks at 2, 4, 8, 16,
+    // 32 s, then every 32 s: 10 lookups a member, against 100 at the base
+    // period.
+    let (n, r) = (40, 3);
+    let run = |backoff: u32| {
+        let mut net = network(n, |_| {
+            let mut c = config(r);
+            c.chord.as_mut().expect("chord on").fix_fingers_backoff = backoff;
+            c
+        });
+        net.found_ring(0..n).expect("found");
+        net.run_for(Duration::from_secs(200));
+        let lookups: Vec<u64> = (0..n).map(|i| finger_lookups(&net, i)).collect();
+        (net, lookups)
+    };
+    let (net, backed_off) = run(16);
+    for (i, &c) in backed_off.iter().enumerate() {
+        assert!((5..=12).contains(&c), "node {i}: {c} finger lookups");
+    }
+    // The fingers stay the ideal ones: checking them less often lost none.
+    let mut ids: Vec<u128> = (0..n).map(|i| net.node(i).node_id().as_u128()).collect();
+    ids.sort_unstable();
+    for i in 0..n {
+        let me = net.node(i).node_id().as_u128();
+        let mut got: Vec<u128> = net
+            .node(i)
+            .chord_fingers()
+            .iter()
+            .map(|f| f.as_u128())
+            .collect();
+        got.sort_unstable();
+        got.dedup();
+        assert_eq!(got, ideal_fingers(&ids, me, r), "node {i}");
+    }
+    // Without the backoff, the same ring refreshes a finger every tick.
+    let (_, base) = run(1);
+    for (i, &c) in base.iter().enumerate() {
+        assert!(c >= 90, "node {i}: {c} finger lookups at the base period");
+    }
+}
+
+#[test]
+fn a_moved_finger_brings_the_base_fix_fingers_period_back() {
+    // §7.3: a member backed off to 16 x 2 s finds, at its next tick over
+    // the right index, that a joiner took its farthest finger's place:
+    // its next ticks come at once (a quarter period), then at the base
+    // period, not 32 s later. The join is far from it: its successor list
+    // and predecessor do not change, so only the moved finger says so.
+    let (n, r) = (32, 3);
+    let mut net = network(n, |_| config(r));
+    net.found_ring(0..n).expect("found");
+    net.run_for(Duration::from_secs(120));
+    let x = 0;
+    let before = finger_lookups(&net, x);
+    net.run_for(Duration::from_secs(60));
+    let idle = finger_lookups(&net, x) - before;
+    assert!(idle <= 2, "backed off: {idle} finger lookups in 60 s");
+
+    // A joiner just past x's farthest finger target, x + 2^127.
+    let mut ids: Vec<u128> = (0..n).map(|i| net.node(i).node_id().as_u128()).collect();
+    ids.sort_unstable();
+    let me = net.node(x).node_id().as_u128();
+    let target = me.wrapping_add(1u128 << 127);
+    let finger = ids[ids.partition_point(|&id| id < target) % n];
+    assert!(
+        net.node(x)
+            .chord_fingers()
+            .contains(&NodeId::from_u128(finger))
+    );
+    let in_gap = |id: u128| {
+        let d = id.wrapping_sub(target);
+        d > 0 && d < finger.wrapping_sub(target)
+    };
+    let secret = (0..100_000u64)
+        .map(|k| {
+            let mut s = [0u8; 32];
+            s[..8].copy_from_slice(&k.to_le_bytes());
+            s[8] = 0x5f;
+            s
+        })
+        .find(|&s| in_gap(Identity::from_secret_bytes(s).node_id().as_u128()))
+        .expect("an id in the gap");
+    let joiner = net.add_node(config(r), secret, 7999).expect("valid config");
+    let joiner_id = net.node(joiner).node_id();
+    // Through the finger itself: far from x.
+    let via = (0..n)
+        .find(|&i| net.node(i).node_id().as_u128() == finger)
+        .expect("the finger is a node");
+    let (succs, pred) = (
+        net.node(x).chord_successors(),
+        net.node(x).chord_predecessor(),
+    );
+    net.connect(joiner, via).expect("dial");
+    net.settle();
+    net.command(
+        joiner,
+        ChordCommand::Join {
+            via: Some(NodeId::from_u128(finger)),
+        },
+    )
+    .expect("join");
+    // x finds it when its ticks come round to index 127: at most one
+    // 32 s tick per finger index it keeps.
+    let deadline = net.now() + Duration::from_secs(240);
+    while !net.node(x).chord_fingers().contains(&joiner_id) {
+        assert!(net.now() < deadline, "x never found the joiner");
+        net.run_for(Duration::from_millis(100));
+    }
+    assert_eq!(net.node(x).chord_successors(), succs);
+    assert_eq!(net.node(x).chord_predecessor(), pred);
+    // Then ticks at +0.5 s, +2.5 s, +6.5 s: three in 10 s (none if the
+    // next tick stayed 32 s away).
+    let found = finger_lookups(&net, x);
+    net.run_for(Duration::from_secs(10));
+    let after = finger_lookups(&net, x) - found;
+    assert!(
+        after >= 3,
+        "{after} finger lookups in the 10 s after the move"
+    );
 }
 
 #[test]

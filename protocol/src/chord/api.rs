@@ -161,6 +161,9 @@ pub struct ChordStats {
     /// notifiers, successor-list entries, lookup candidates and answers,
     /// founders.
     pub puzzle_refused: u64,
+    /// Fix-fingers lookups started (spec/chord.md §7.3): one per tick at
+    /// most, fewer while a stable ring backs off.
+    pub finger_lookups: u64,
     /// Lookups that found an owner (commands and internal).
     pub lookups: u64,
     /// Lookups that failed.

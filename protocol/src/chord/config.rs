@@ -19,8 +19,18 @@ pub struct ChordConfig {
     pub request_timeout: Duration,
     /// One finger is refreshed per tick (10 s; 2 s in
     /// [`ChordConfig::lan`]); after a tick that moved its finger, the next
-    /// comes after a quarter of it (spec/chord.md §7.3).
+    /// comes after a quarter of it (spec/chord.md §7.3). This is the
+    /// period of a ring that changes; a stable one backs off
+    /// ([`ChordConfig::fix_fingers_backoff`]).
     pub fix_fingers_interval: Duration,
+    /// How far fix-fingers backs off while nothing moves (spec/chord.md
+    /// §7.3): each tick that finds the finger it already had doubles the
+    /// period, up to this many times `fix_fingers_interval`; a finger
+    /// that moved, a change of the successor list or the predecessor, or
+    /// a routing-set peer going down brings the base period back. 1 keeps
+    /// the base period always. Default 16 (32 s per tick in
+    /// [`ChordConfig::lan`], 160 s in [`ChordConfig::wan`]).
+    pub fix_fingers_backoff: u32,
     /// Requests one lookup may send, retries included. Default 64.
     pub max_hops: u32,
     /// Lookups in flight (commands, the table's and internal). Default 256.
@@ -100,6 +110,7 @@ impl ChordConfig {
             stabilize_interval: Duration::from_secs(2),
             request_timeout: Duration::from_secs(4),
             fix_fingers_interval: Duration::from_secs(10),
+            fix_fingers_backoff: 16,
             max_hops: 64,
             max_lookups: 256,
             lookup_timeout: Duration::from_secs(10),

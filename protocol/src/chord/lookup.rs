@@ -782,18 +782,22 @@ impl Chord {
     // ----- fingers (§7.3) -----
 
     /// The fix-fingers timer: one finger lookup per tick, skipping targets
-    /// the successor list covers.
+    /// the successor list covers. The next tick comes
+    /// `fingers_backoff` × `chord.fix_fingers_interval` later (§7.3): the
+    /// base period while the ring moves, up to
+    /// `chord.fix_fingers_backoff` times it while it does not.
     pub(super) fn fix_fingers_tick(&mut self, cx: &mut dyn Cx) {
-        if !self.is_member() {
+        if !self.is_member() || cx.now() < self.fingers_due {
+            // Not a member, or the timer of a tick that was brought
+            // forward (`fingers_to_base`): the armed one is later.
             return;
         }
-        let interval = self.settings.fix_fingers_interval;
-        let next = if core::mem::take(&mut self.fingers_moved) {
-            Duration::from_micros(interval.as_micros() / FINGERS_MOVED_SPEEDUP)
-        } else {
-            interval
-        };
+        let next = self
+            .settings
+            .fix_fingers_interval
+            .saturating_mul(u64::from(self.fingers_backoff));
         let at = cx.now() + next;
+        self.fingers_due = at;
         self.arm(cx, at, Timer::FixFingers);
         self.keep_routing_set(cx);
         let busy = self
@@ -815,12 +819,37 @@ impl Chord {
                 self.fingers.retain(|(j, _)| *j != i);
                 continue;
             }
+            self.stats.finger_lookups += 1;
             if let Ok(Some(finished)) =
                 self.start_lookup(cx, target, LookupFor::Finger(i), Vec::new())
             {
                 self.finish_locally(cx, finished);
             }
             return;
+        }
+    }
+
+    /// The ring moved around this member (its successor list or its
+    /// predecessor changed, a pointer was Flushed, a routing-set peer went
+    /// down): fix-fingers leaves its backoff, and its next tick comes
+    /// within one `chord.fix_fingers_interval` (§7.3).
+    pub(super) fn fingers_to_base(&mut self, cx: &mut dyn Cx) {
+        let within = self.settings.fix_fingers_interval;
+        self.fingers_sooner(cx, within);
+    }
+
+    /// Resets the fix-fingers backoff, and brings the next tick forward
+    /// to `within` from now if it was due later (a member only: one that
+    /// is not arms its first tick when it becomes one).
+    fn fingers_sooner(&mut self, cx: &mut dyn Cx, within: Duration) {
+        self.fingers_backoff = 1;
+        if !self.is_member() {
+            return;
+        }
+        let at = cx.now() + within;
+        if at < self.fingers_due {
+            self.fingers_due = at;
+            self.arm(cx, at, Timer::FixFingers);
         }
     }
 
@@ -858,7 +887,16 @@ impl Chord {
             // The ring moved under this finger: the next ones likely moved
             // too (a member that just joined, a ring that grew), so the
             // next tick comes sooner (§7.3).
-            self.fingers_moved = true;
+            let interval = self.settings.fix_fingers_interval;
+            let sooner = Duration::from_micros(interval.as_micros() / FINGERS_MOVED_SPEEDUP);
+            self.fingers_sooner(cx, sooner);
+        } else {
+            // Where it was: fingers only serve speed, and a ring that does
+            // not move needs them checked less and less often (§7.3).
+            self.fingers_backoff = self
+                .fingers_backoff
+                .saturating_mul(2)
+                .min(self.settings.fix_fingers_backoff);
         }
         let Some(owner) = owner else { return };
         if kept.is_none() {

@@ -62,7 +62,7 @@ impl Chord {
         let succs = (1..=self.r)
             .map(|k| founders[(i + k) % n].clone())
             .collect();
-        self.set_succs(succs);
+        self.set_succs(cx, succs);
         self.pred = Some(founders[(i + n - 1) % n].clone());
         // The fingers of the founded ring, as far as the list shows it:
         // the first founder at or after each target beyond the successor
@@ -158,7 +158,7 @@ impl Chord {
             cx.learn(p);
         }
         let successor = succs[0].id;
-        self.set_succs(succs);
+        self.set_succs(cx, succs);
         self.pred = Some(m.clone());
         info!(node = %me.short(), successor = %successor.short(), predecessor = %m.id.short(), hops, "joined the ring");
         cx.emit(ChordEvent::Joined {
@@ -181,7 +181,9 @@ impl Chord {
             Duration::from_micros(self.rng.below(interval.as_micros().max(1)))
         };
         self.schedule_stabilize(cx, first);
+        self.fingers_backoff = 1;
         let at = cx.now() + self.settings.fix_fingers_interval;
+        self.fingers_due = at;
         self.arm(cx, at, Timer::FixFingers);
         let merge = self.settings.merge_interval;
         self.schedule_merge(cx, merge);
@@ -225,6 +227,12 @@ impl Chord {
         if self.role == ChordRole::Off {
             return false;
         }
+        if self.in_routing_set(peer) {
+            // Its link is redialled at the next fix-fingers tick (§4), and
+            // a routing-set peer lost says the ring may be moving (§7.3):
+            // that tick comes within the base period.
+            self.fingers_to_base(cx);
+        }
         if matches!(
             reason,
             CloseReason::Unresponsive
@@ -260,6 +268,9 @@ impl Chord {
             // merge tick on.
             let at = cx.now() + self.settings.merge_interval;
             self.add_suspect(cx, lost, at);
+            // A pointer gone: the ring changed under this member, and so
+            // may its fingers (§7.3).
+            self.fingers_to_base(cx);
         }
         // A dead predecessor is simply forgotten: the next notifier is
         // adopted (nothing is handed over to nobody).
@@ -334,7 +345,7 @@ impl Chord {
         let Some(s1) = self.succs.first().cloned() else {
             if let Some(p) = self.pred.clone() {
                 // §5.2: a ring of one adopts its first joiner.
-                self.set_succs(vec![p]);
+                self.set_succs(cx, vec![p]);
                 obs.ring_changed(cx, self);
             }
             return;
@@ -365,7 +376,7 @@ impl Chord {
                 let named = state.pred.as_ref().is_some_and(|p| p.id == me);
                 let list = self.clip(me, core::iter::once(s1.clone()).chain(state.succs));
                 let list = self.puzzle_prefix(list);
-                self.set_succs(list);
+                self.set_succs(cx, list);
                 let pred = state
                     .pred
                     .filter(|p| ring::in_open(me.as_u128(), p.id.as_u128(), s1.id.as_u128()))
@@ -422,7 +433,7 @@ impl Chord {
             {
                 let list = self.clip(cx.me(), core::iter::once(p.clone()).chain(state.succs));
                 let list = self.puzzle_prefix(list);
-                self.set_succs(list);
+                self.set_succs(cx, list);
                 self.notify(cx, p);
             }
             _ => {
@@ -603,6 +614,7 @@ impl Chord {
             self.stats.flushes += 1;
             debug!(node = %cx.me().short(), pred = %old.short(), "predecessor no longer places this node: dropped");
             self.pred = None;
+            self.fingers_to_base(cx);
         }
         // The waiting notifier is checked if the table (with the
         // predecessor as it now is) would adopt it.
@@ -630,6 +642,9 @@ impl Chord {
 
     fn set_pred(&mut self, cx: &mut dyn Cx, obs: &mut dyn RingObserver, p: Pointer) {
         let old = self.pred.replace(p.clone()).map(|o| o.id);
+        if old != Some(p.id) {
+            self.fingers_to_base(cx);
+        }
         cx.learn(&p);
         debug!(node = %cx.me().short(), pred = %p.id.short(), "new predecessor");
         obs.predecessor_changed(cx, self, old);

@@ -400,7 +400,7 @@ impl Chord {
         for p in &all {
             cx.learn(p);
         }
-        self.set_succs(all);
+        self.set_succs(cx, all);
         self.stats.merges += 1;
         let first = self.succs[0].clone();
         if core::mem::take(&mut self.merge.orphaned) {

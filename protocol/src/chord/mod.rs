@@ -217,6 +217,7 @@ struct Settings {
     stabilize_interval: Duration,
     request_timeout: Duration,
     fix_fingers_interval: Duration,
+    fix_fingers_backoff: u32,
     max_hops: u32,
     max_lookups: usize,
     lookup_timeout: Duration,
@@ -234,7 +235,8 @@ struct Settings {
 
 /// A fix-fingers tick comes this many times sooner after one that moved a
 /// finger (spec/chord.md §7.3): a table that is still wrong is fixed in a
-/// quarter of the time, a stable one costs no more.
+/// quarter of the time; a stable one backs off instead
+/// (`chord.fix_fingers_backoff`).
 pub(crate) const FINGERS_MOVED_SPEEDUP: u64 = 4;
 
 /// Entries an empty table of lookups, forwards or requests keeps room for;
@@ -267,10 +269,15 @@ pub(crate) struct Chord {
     waiting_notifier: Option<Pointer>,
     /// The finger index the next fix-fingers tick starts from.
     next_finger: u8,
-    /// The last finger fixed had moved (another owner, or none where
-    /// there was one): the next tick comes `FINGERS_MOVED_SPEEDUP` times
-    /// sooner (§7.3).
-    fingers_moved: bool,
+    /// The fix-fingers period now, in multiples of
+    /// `chord.fix_fingers_interval` (§7.3): doubled by each finger found
+    /// where it was, up to `chord.fix_fingers_backoff`; back to 1 when a
+    /// finger moves or the ring changes around this member.
+    fingers_backoff: u32,
+    /// When the armed fix-fingers tick is due. A tick brought forward
+    /// leaves its older timer behind, which finds this later than its own
+    /// time and does nothing.
+    fingers_due: Instant,
     /// Boxed: a lookup is over 500 bytes, and an idle table keeps room
     /// for [`KEPT_CAPACITY`] in every member of a ring.
     lookups: HashMap<u64, Box<Lookup>, FixedState>,
@@ -345,7 +352,8 @@ impl Chord {
             checking: None,
             waiting_notifier: None,
             next_finger: 127,
-            fingers_moved: false,
+            fingers_backoff: 1,
+            fingers_due: Instant::ZERO,
             lookups: HashMap::with_hasher(hasher.clone()),
             forwards: HashMap::with_hasher(hasher.clone()),
             forwards_by_peer: HashMap::with_hasher(hasher.clone()),
@@ -356,6 +364,7 @@ impl Chord {
                 stabilize_interval: config.stabilize_interval,
                 request_timeout: config.request_timeout,
                 fix_fingers_interval: config.fix_fingers_interval,
+                fix_fingers_backoff: config.fix_fingers_backoff.max(1),
                 max_hops: config.max_hops,
                 max_lookups: config.max_lookups,
                 lookup_timeout: config.lookup_timeout,
@@ -642,8 +651,15 @@ impl Chord {
     }
 
     /// Adopts `list` (already clipped) as the successor list, and drops
-    /// fingers the list now covers.
-    fn set_succs(&mut self, list: Vec<Pointer>) {
+    /// fingers the list now covers. A list that changed (other members,
+    /// or in another order) means the ring moved around this member: the
+    /// fix-fingers period goes back to its base (§7.3).
+    fn set_succs(&mut self, cx: &mut dyn Cx, list: Vec<Pointer>) {
+        let same = self.succs.len() == list.len()
+            && self.succs.iter().zip(&list).all(|(a, b)| a.id == b.id);
+        if !same {
+            self.fingers_to_base(cx);
+        }
         self.succs = list;
         let succs = &self.succs;
         self.fingers

@@ -1516,6 +1516,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
             let stats = node.stats();
             r.frames_sent += stats.peers.frames_sent;
             r.pings_sent += stats.liveness.pings_sent;
+            r.finger_lookups += stats.chord.finger_lookups;
             r.probes += stats.liveness.probes;
             r.route_retries += stats.chord.route_retries;
             r.route_acks_missed += stats.chord.route_acks_missed;

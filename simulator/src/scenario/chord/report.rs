@@ -150,6 +150,10 @@ pub struct ChordReport {
     pub frames_sent: u64,
     /// Pings the live members sent over the run (each answered by a pong).
     pub pings_sent: u64,
+    /// Fix-fingers lookups the live members started over the run
+    /// (`ChordStats::finger_lookups`): one per tick, fewer as a stable
+    /// ring backs off (spec/chord.md §7.3).
+    pub finger_lookups: u64,
     /// Of `pings_sent`, the probes' first pings: a next hop left a lookup
     /// unacknowledged or unanswered with nothing heard from it since
     /// (`LivenessStats::probes`).
@@ -366,7 +370,8 @@ impl fmt::Display for ChordReport {
         write!(
             f,
             "  ideal at the end: {} ({} members, {} orphaned events)\n  \
-             {:.1} links per member, {} frames sent ({} pings, {} probes), {} route retries \
+             {:.1} links per member, {} frames sent ({} pings, {} probes), {} finger lookups, \
+             {} route retries \
              (timed out {}, dead {}, refused {}, lost {}), {} next hops found silent by a \
              missing ack, {} forwards refused\n  \
              {} events in {:.0} ms wall ({:.0} ms virtual), peak RSS {:.0} MiB\n",
@@ -377,6 +382,7 @@ impl fmt::Display for ChordReport {
             self.frames_sent,
             self.pings_sent,
             self.probes,
+            self.finger_lookups,
             self.route_retries,
             self.route_retries_by[0],
             self.route_retries_by[1],
