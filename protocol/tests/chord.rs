@@ -610,6 +610,17 @@ fn chord_config_is_validated() {
             },
             ConfigError::Zero("chord.request_timeout"),
         ),
+        (
+            Config {
+                chord: Some(ChordConfig {
+                    fix_fingers_backoff: 0,
+                    ..ChordConfig::wan()
+                }),
+                dht: Some(DhtConfig::wan()),
+                ..Config::default()
+            },
+            ConfigError::Zero("chord.fix_fingers_backoff"),
+        ),
     ];
     for (config, error) in bad {
         assert_eq!(config.validate(), Err(error));
