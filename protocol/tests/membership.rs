@@ -456,3 +456,36 @@ fn a_new_mesh_link_announces_the_broadcasts_that_just_went_by() {
         "with no announcement, never heard of"
     );
 }
+
+/// Nodes that join after the tree formed are taken lazily by neighbours
+/// whose tree is whole (spec/mesh.md, "A new link"): nobody pushes to
+/// them at first, and they are reached by `IHave` and `Graft` until a
+/// link of theirs is eager at both ends. Every later broadcast, from old
+/// nodes and new, still reaches every node exactly once.
+#[test]
+fn nodes_that_join_after_the_tree_formed_get_every_broadcast_once() {
+    let n = 30;
+    let late = 6;
+    let mut net = joined(n, true, 5);
+    let id = broadcast(&mut net, 0, b"build the tree");
+    net.run_for(Duration::from_secs(5));
+    let live: Vec<NodeIndex> = (0..n).collect();
+    assert_once_everywhere(&net, n, &live, 0, id);
+    for i in n..n + late {
+        net.add_node(config(true), secret(i), 5 + i as u64)
+            .expect("valid config");
+        net.run_for(Duration::from_millis(50));
+    }
+    net.run_for(Duration::from_secs(30));
+    let all: Vec<NodeIndex> = (0..n + late).collect();
+    let linked: usize = (n..n + late).map(|i| net.node(i).mesh_peers().len()).sum();
+    assert!(
+        linked > late,
+        "the late nodes hold several mesh links: {linked}"
+    );
+    for from in [3, 17, n + 2, 11, n + 5] {
+        let id = broadcast(&mut net, from, b"after the joins");
+        net.run_for(Duration::from_secs(5));
+        assert_once_everywhere(&net, n + late, &all, from, id);
+    }
+}

@@ -110,9 +110,16 @@ impl Mesh {
         }
     }
 
-    /// `peer` went down: its strikes go with it.
-    pub(crate) fn peer_down(&mut self, peer: NodeId) {
+    /// `peer` went down: its strikes go with it, and an eager mesh link
+    /// with it was a tree link lost.
+    pub(crate) fn peer_down(&mut self, peers: &dyn MeshPeers, peer: NodeId) {
         self.strikes.remove(&peer);
+        if let Some(pt) = &mut self.plumtree
+            && peers.is_mesh_peer(peer)
+            && !pt.is_lazy(peer)
+        {
+            pt.tree_link_lost();
+        }
         self.neighbor_changed(peer);
     }
 
@@ -124,11 +131,19 @@ impl Mesh {
         }
     }
 
-    /// `peer` entered the mesh: as [`Mesh::neighbor_changed`], and
-    /// Plumtree announces its newest kept broadcasts to it.
-    pub(crate) fn neighbor_joined(&mut self, cx: &mut dyn Cx, peer: NodeId) {
+    /// `peer` entered the mesh: Plumtree pushes to it eagerly, or lazily
+    /// if this node is on a tree already ([`Plumtree::link_starts_lazy`]),
+    /// and announces its newest kept broadcasts to it.
+    pub(crate) fn neighbor_joined(&mut self, cx: &mut dyn Cx, peers: &dyn MeshPeers, peer: NodeId) {
         if let Some(pt) = &mut self.plumtree {
             pt.forget(peer);
+            let mut eager_elsewhere = false;
+            cx.for_each_link(&mut |id, _| {
+                eager_elsewhere |= id != peer && peers.is_mesh_peer(id) && !pt.is_lazy(id);
+            });
+            if pt.link_starts_lazy(eager_elsewhere) {
+                pt.make_lazy(peer);
+            }
             pt.announce_kept(cx, peer, &mut self.stats);
         }
     }
@@ -258,11 +273,13 @@ impl Mesh {
     }
 
     /// Plumtree: a duplicate came from the mesh peer `from`; the link
-    /// leaves the tree (both ends push lazily on it).
+    /// leaves the tree (both ends push lazily on it). The `Prune` goes
+    /// even if this end was lazy already: `from` pushed eagerly, so it
+    /// holds the link eager (a link that came up lazy on this end only,
+    /// [`Plumtree::link_starts_lazy`]), and would go on pushing.
     fn prune(&mut self, cx: &mut dyn Cx, peers: &dyn MeshPeers, from: NodeId) {
         if let Some(pt) = &mut self.plumtree
             && peers.is_mesh_peer(from)
-            && !pt.is_lazy(from)
         {
             pt.make_lazy(from);
             let message = Message::Prune(Prune);

@@ -82,6 +82,10 @@ pub(crate) struct Plumtree {
     flush_armed: bool,
     /// Broadcasts announced but not received: who announced them, in order.
     missing: HashMap<BroadcastId, SmallVec<[NodeId; 4]>, FixedState>,
+    /// Whether this node's tree is whole: it delivered (or sent) a
+    /// broadcast since it last lost an eager mesh link. A new mesh link
+    /// then joins lazily ([`Plumtree::link_starts_lazy`]).
+    tree_whole: bool,
     pub(crate) timers: DeadlineQueue<Timer>,
 }
 
@@ -96,6 +100,7 @@ impl Plumtree {
             pending: Vec::new(),
             flush_armed: false,
             missing: HashMap::with_hasher(hasher),
+            tree_whole: false,
             timers: DeadlineQueue::new(),
         }
     }
@@ -113,6 +118,27 @@ impl Plumtree {
     /// `peer` sent us a broadcast first or grafted: push eagerly to it.
     pub(crate) fn make_eager(&mut self, peer: NodeId) {
         self.lazy.remove(&peer);
+    }
+
+    /// Whether a mesh link that just came up to a new neighbour starts
+    /// lazy (spec/mesh.md, "A new link"): yes when this node's tree is
+    /// whole (it delivered or sent a broadcast, and lost no eager link
+    /// since) and another of its links is eager. Such a node is reached
+    /// over its tree links already; an eager new link would close a cycle
+    /// that the next broadcast must prune again, cutting whichever of the
+    /// cycle's links that broadcast's copy crossed last, so that a network
+    /// whose views keep changing drifts towards deep trees. A node before
+    /// its first broadcast, one that lost a tree link, or one with no
+    /// eager link left takes the link eagerly, as the paper's
+    /// `NeighborUp` does: it may be cut off from the tree.
+    pub(crate) fn link_starts_lazy(&self, eager_elsewhere: bool) -> bool {
+        self.tree_whole && eager_elsewhere
+    }
+
+    /// An eager mesh link went down: this node may be cut off from the
+    /// tree, so its next links start eager.
+    pub(crate) fn tree_link_lost(&mut self) {
+        self.tree_whole = false;
     }
 
     /// A `Prune` from `peer`, or a duplicate it sent: push lazily to it.
@@ -134,6 +160,7 @@ impl Plumtree {
             run: broadcast.run,
             seq: broadcast.seq,
         };
+        self.tree_whole = true;
         self.missing.remove(&id);
         while let Some(&(at, old)) = self.cache_order.front()
             && (at <= now || self.cache_held + cost(broadcast) > self.config.cache_bytes)

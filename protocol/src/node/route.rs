@@ -850,7 +850,7 @@ impl Upcalls for Parts {
             self.ring_peer_dead(net, peer);
         }
         self.messaging.peer_down(net, peer);
-        self.mesh.peer_down(peer);
+        self.mesh.peer_down(mesh_peers(&self.membership), peer);
         if let Some(hv) = &mut self.membership {
             hv.peer_down(net, peer);
             self.membership_changed(net);
@@ -1208,7 +1208,8 @@ impl Parts {
             for change in changes {
                 match change {
                     Change::Joined(peer) => {
-                        self.mesh.neighbor_joined(net, peer);
+                        let peers = mesh_peers(&self.membership);
+                        self.mesh.neighbor_joined(net, peers, peer);
                         (net as &mut dyn Cx).emit(MeshEvent::NeighborUp { peer });
                     }
                     Change::Left { peer, release } => {

@@ -289,6 +289,10 @@ pub struct FloodReport {
     pub churn_events: u32,
     /// Each broadcast's delivery ratio, in order (the first 20).
     pub delivery_ratios: Vec<f64>,
+    /// Each broadcast's last-delivery hop, in order (all of them).
+    pub ldhs: Vec<u8>,
+    /// Each broadcast's redundant copies received, in order (all of them).
+    pub duplicates_each: Vec<u64>,
     /// The lowest delivery ratio of any broadcast.
     pub delivery_min: f64,
     /// Receivers that missed a broadcast, summed over the broadcasts.
@@ -780,6 +784,8 @@ pub fn run(
             .take(20)
             .map(|e| f64::from(e.delivered) / f64::from(e.receivers.max(1)))
             .collect(),
+        ldhs: each.iter().map(|e| e.max_hops).collect(),
+        duplicates_each: each.iter().map(|e| e.duplicates).collect(),
         rmr_all,
         rmr_after_first,
         ldh,
@@ -1185,6 +1191,49 @@ mod tests {
         assert!(report.replay.contains("--churn 1 --churn-for-s 60"));
         let again = run(&params, |_, _, _| {}).expect("runs");
         assert_eq!(report.trace_hash, again.trace_hash);
+    }
+
+    /// Over an organic overlay whose active views are not all full (they
+    /// keep asking passive peers, accepted or refused), links keep coming
+    /// up after the tree formed. They start lazy on nodes whose tree is
+    /// whole (spec/mesh.md, "A new link"), so the tree the first broadcast
+    /// built stays a tree: no duplicate once the links that came up lazy
+    /// on one end only have been pruned (the second broadcast), and no
+    /// origin is further than twice the first broadcast's depth from any
+    /// node. With new links eager, each closed a cycle that a later
+    /// broadcast pruned, and the tree drifted deeper.
+    #[test]
+    fn plumtree_keeps_its_tree_while_the_views_change() {
+        let report = run(
+            &FloodParams {
+                nodes: 200,
+                topology: Topology::Organic {
+                    target_peers: 1,
+                    join_interval: Duration::from_millis(5),
+                },
+                mode: Mode::Plumtree,
+                hyparview: true,
+                broadcasts: 12,
+                optimize_threshold: Some(0),
+                ..FloodParams::default()
+            },
+            |_, _, _| {},
+        )
+        .expect("runs");
+        assert_eq!(report.delivery_ratio_all, 1.0, "{report:?}");
+        assert_eq!(report.duplicates_each.len(), 12);
+        assert_eq!(
+            report.duplicates_each[2..].iter().sum::<u64>(),
+            0,
+            "duplicates per broadcast {:?}",
+            report.duplicates_each
+        );
+        let depth = report.ldhs[0];
+        assert!(
+            report.ldhs[1..].iter().all(|&h| h <= 2 * depth),
+            "last-delivery hops {:?}",
+            report.ldhs
+        );
     }
 
     #[test]
