@@ -140,8 +140,11 @@ fn scripted_run(script: &[Step], takes: &[Take]) -> Vec<(usize, Output)> {
             assert!(node.poll_output().is_none(), "an output left behind");
             for output in out.drain(..) {
                 match &output {
-                    Output::Dial { conn, addr: to } | Output::DialFromListenPort { conn, addr: to } => {
-                        let j = (0..NODES).find(|&j| addr(j) == *to).expect("a node's address");
+                    Output::Dial { conn, addr: to }
+                    | Output::DialFromListenPort { conn, addr: to } => {
+                        let j = (0..NODES)
+                            .find(|&j| addr(j) == *to)
+                            .expect("a node's address");
                         let theirs = ConnId::inbound(next_inbound);
                         next_inbound += 1;
                         links.insert((i, *conn), (j, theirs));
@@ -151,8 +154,14 @@ fn scripted_run(script: &[Step], takes: &[Take]) -> Vec<(usize, Output)> {
                             remote,
                             direction,
                         };
-                        calls.push_back((i, Call::Input(connected(*conn, *to, Direction::Outbound))));
-                        calls.push_back((j, Call::Input(connected(theirs, addr(i), Direction::Inbound))));
+                        calls.push_back((
+                            i,
+                            Call::Input(connected(*conn, *to, Direction::Outbound)),
+                        ));
+                        calls.push_back((
+                            j,
+                            Call::Input(connected(theirs, addr(i), Direction::Inbound)),
+                        ));
                     }
                     Output::Send { conn, bytes } => {
                         if let Some(&(j, theirs)) = links.get(&(i, *conn)) {
@@ -173,7 +182,11 @@ fn scripted_run(script: &[Step], takes: &[Take]) -> Vec<(usize, Output)> {
                             calls.push_back((j, Call::Input(closed)));
                         }
                     }
-                    Output::Event(Event::Messaging(MessagingEvent::Request { from, id, payload })) => {
+                    Output::Event(Event::Messaging(MessagingEvent::Request {
+                        from,
+                        id,
+                        payload,
+                    })) => {
                         let respond = MessagingCommand::Respond {
                             to: *from,
                             id: *id,
@@ -231,7 +244,13 @@ fn scripted_run(script: &[Step], takes: &[Take]) -> Vec<(usize, Output)> {
                     links.remove(&(j, theirs));
                     let reason = TransportError::Reset;
                     calls.push_back((i, Call::Input(Input::Closed { conn, reason })));
-                    calls.push_back((j, Call::Input(Input::Closed { conn: theirs, reason })));
+                    calls.push_back((
+                        j,
+                        Call::Input(Input::Closed {
+                            conn: theirs,
+                            reason,
+                        }),
+                    ));
                 }
             }
         }
@@ -245,7 +264,8 @@ fn step() -> impl proptest::strategy::Strategy<Value = Step> {
     let pair = (0..3usize, 1..3usize).prop_map(|(from, d)| (from, (from + d) % 3));
     prop_oneof![
         (pair.clone(), 0..200usize).prop_map(|((from, to), len)| Step::Send { from, to, len }),
-        pair.clone().prop_map(|(from, to)| Step::Request { from, to }),
+        pair.clone()
+            .prop_map(|(from, to)| Step::Request { from, to }),
         (1..20_000u64).prop_map(|millis| Step::Advance { millis }),
         pair.prop_map(|(from, to)| Step::Close { from, to }),
     ]
