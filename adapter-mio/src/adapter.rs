@@ -53,9 +53,9 @@ const WRITE_NOW_BYTES: usize = 32 * 1024;
 /// timers.
 const REQUESTS_PER_TURN: usize = 256;
 
-/// Output-queue capacity the node keeps between calls
-/// ([`Node::set_outputs_kept`]): a message's outputs, and some.
-const OUTPUTS_KEPT: usize = 16;
+/// Room the adapter's output queue starts with (the node writes into it,
+/// [`Node::handle_input_into`]): a message's outputs, and some.
+const OUTPUTS_ROOM: usize = 16;
 
 /// How long a closing connection may take to flush before it is dropped.
 const CLOSE_GRACE: StdDuration = StdDuration::from_secs(5);
@@ -94,6 +94,10 @@ struct Conn {
 /// run it.
 pub struct Adapter {
     node: Node,
+    /// What the node asked for and `pump` has yet to carry out, in order:
+    /// every call to the node appends to it (`handle_input_into`,
+    /// `command_into`), also the calls `pump` makes itself.
+    outputs: VecDeque<Output>,
     registry: Registry,
     listener: TcpListener,
     local_addr: SocketAddr,
@@ -203,9 +207,11 @@ impl Adapter {
         // Large payloads go to the socket as the application gave them
         // (`writev` of the frame's head and the payload), not copied.
         node.set_payload_passthrough(true);
-        // The output queue stays allocated between calls (it was allocated
-        // and freed again at every call that had something to say).
-        node.set_outputs_kept(OUTPUTS_KEPT);
+        // The node writes its outputs straight into the adapter's queue,
+        // allocated once (`pump` carries them out); anything the node
+        // queued before it had one goes first.
+        let mut outputs = VecDeque::with_capacity(OUTPUTS_ROOM);
+        node.drain_outputs(&mut outputs);
         registry.register(&mut listener, Token(token_base), Interest::READABLE)?;
         let waker = Arc::new(Waker::new(registry, Token(token_base + 1))?);
         info!(node = %node.node_id(), %local_addr, announced = ?node.config().listen_addrs, "listening");
@@ -225,6 +231,7 @@ impl Adapter {
         };
         let adapter = Adapter {
             node,
+            outputs,
             registry: registry.try_clone()?,
             listener,
             local_addr,
@@ -366,7 +373,8 @@ impl Adapter {
         self.turn += 1;
         let now = self.clock.now();
         if self.node.poll_timeout().is_some_and(|at| at <= now) {
-            self.node.handle_input(now, Input::Timeout);
+            self.node
+                .handle_input_into(now, Input::Timeout, &mut self.outputs);
         }
         self.serve_requests();
         if self.more_accepts {
@@ -453,7 +461,9 @@ impl Adapter {
         if command == Command::Shutdown {
             self.shutting_down = true;
         }
-        let result = self.node.command(self.clock.now(), command);
+        let result = self
+            .node
+            .command_into(self.clock.now(), command, &mut self.outputs);
         self.pump();
         result
     }
@@ -513,7 +523,7 @@ impl Adapter {
                 if command == Command::Shutdown {
                     self.shutting_down = true;
                 }
-                let result = self.node.command(now, command);
+                let result = self.node.command_into(now, command, &mut self.outputs);
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
                 }
@@ -547,13 +557,14 @@ impl Adapter {
                         continue;
                     }
                     let now = self.clock.now();
-                    self.node.handle_input(
+                    self.node.handle_input_into(
                         now,
                         Input::Connected {
                             conn,
                             remote,
                             direction: Direction::Inbound,
                         },
+                        &mut self.outputs,
                     );
                     self.pump();
                     // What it sent already (a peer's first handshake
@@ -636,7 +647,7 @@ impl Adapter {
         } else {
             Input::Closed { conn, reason }
         };
-        self.node.handle_input(now, input);
+        self.node.handle_input_into(now, input, &mut self.outputs);
     }
 
     fn on_writable(&mut self, conn: ConnId) {
@@ -657,13 +668,14 @@ impl Adapter {
                 Ok(remote) => {
                     c.connecting = false;
                     let now = self.clock.now();
-                    self.node.handle_input(
+                    self.node.handle_input_into(
                         now,
                         Input::Connected {
                             conn,
                             remote,
                             direction: Direction::Outbound,
                         },
+                        &mut self.outputs,
                     );
                     self.pump();
                 }
@@ -756,7 +768,11 @@ impl Adapter {
                         continue; // the node has let go: discard
                     }
                     let now = self.clock.now();
-                    self.node.handle_input(now, Input::Received { conn, bytes });
+                    self.node.handle_input_into(
+                        now,
+                        Input::Received { conn, bytes },
+                        &mut self.outputs,
+                    );
                     self.pump();
                     // A read that did not fill the buffer emptied the
                     // socket: what arrives after it raises a new readiness
@@ -783,7 +799,7 @@ impl Adapter {
         if self.aborted {
             return;
         }
-        while let Some(output) = self.node.poll_output() {
+        while let Some(output) = self.outputs.pop_front() {
             match output {
                 Output::Dial { conn, addr } => self.dial(conn, addr),
                 Output::DialFromListenPort { conn, addr } => self.dial_from_listen_port(conn, addr),
@@ -827,8 +843,11 @@ impl Adapter {
                 debug!(%conn, %addr, error = %e, "dial failed at once");
                 let now = self.clock.now();
                 let reason = transport_error(&e);
-                self.node
-                    .handle_input(now, Input::DialFailed { conn, reason });
+                self.node.handle_input_into(
+                    now,
+                    Input::DialFailed { conn, reason },
+                    &mut self.outputs,
+                );
             }
         }
     }

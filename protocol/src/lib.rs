@@ -18,6 +18,12 @@
 //! | [`Node::poll_output`] | after **every** `handle_input` and `command`: call until it returns `None` |
 //! | [`Node::poll_timeout`] | after draining: the one instant at which to feed `Input::Timeout` |
 //!
+//! A driver that keeps a queue of its own can have the node write into it
+//! instead: [`Node::handle_input_into`] and [`Node::command_into`] append
+//! the call's outputs to the driver's `VecDeque<Output>`, exactly those
+//! `poll_output` would have returned, in the same order, without moving
+//! each through `poll_output`.
+//!
 //! What a driver does with each [`Output`]:
 //!
 //! - [`Output::Dial`]: open a connection to `addr`; later report

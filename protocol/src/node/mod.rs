@@ -10,6 +10,7 @@
 mod route;
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use core::net::SocketAddr;
@@ -160,7 +161,9 @@ impl Node {
     /// default it keeps none, so an idle node holds no queue (a simulation
     /// holds a million nodes), and a call that has something to say
     /// allocates it again and frees it when drained: twice per message on a
-    /// busy connection. A driver of one node keeps a few.
+    /// busy connection. A driver of one node keeps a few, or hands the node
+    /// a queue of its own ([`Node::handle_input_into`]), which leaves this
+    /// one unused.
     pub fn set_outputs_kept(&mut self, outputs: usize) {
         self.net.set_outputs_kept(outputs);
     }
@@ -534,6 +537,79 @@ impl Node {
     /// [`command`](Node::command).
     pub fn poll_output(&mut self) -> Option<Output> {
         self.net.poll_output()
+    }
+
+    /// [`handle_input`](Node::handle_input), with the call's outputs
+    /// appended to `out`, the driver's own queue, instead of held for
+    /// [`poll_output`](Node::poll_output). `out` ends up with exactly what
+    /// `poll_output` would have returned, in the same order: first any
+    /// output still queued from an earlier call, then this call's. Then
+    /// re-read [`Node::poll_timeout`].
+    ///
+    /// The node writes into `out` directly: no output is moved twice, and a
+    /// driver that keeps one `out` for all its calls allocates it once
+    /// (the node's own queue stays empty, see [`Node::set_outputs_kept`]).
+    /// What was in `out` before stays in front.
+    ///
+    /// ```
+    /// use std::collections::VecDeque;
+    /// use ringmesh::{Config, Identity, Input, Instant, Node, Output};
+    ///
+    /// let mut node = Node::new(Config::default(), Identity::from_secret_bytes([1; 32]), 1, Instant::ZERO)?;
+    /// // One queue for the driver's whole life, reused at every call.
+    /// let mut outputs = VecDeque::new();
+    /// while let Some(at) = node.poll_timeout().filter(|&at| at <= Instant::ZERO) {
+    ///     node.handle_input_into(at, Input::Timeout, &mut outputs);
+    ///     while let Some(output) = outputs.pop_front() {
+    ///         match output {
+    ///             // A real driver opens, writes and closes sockets here,
+    ///             // and reports what became of them with `handle_input_into`
+    ///             // (whose outputs join the back of the same queue).
+    ///             Output::Dial { .. } | Output::DialFromListenPort { .. } => {}
+    ///             Output::Send { .. } | Output::Close { .. } | Output::Event(_) => {}
+    ///         }
+    ///     }
+    /// }
+    /// assert!(node.poll_output().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn handle_input_into(&mut self, now: Instant, input: Input, out: &mut VecDeque<Output>) {
+        self.with_outputs_in(out, |node| node.handle_input(now, input));
+    }
+
+    /// [`command`](Node::command), with the call's outputs appended to
+    /// `out`, as [`handle_input_into`](Node::handle_input_into) does.
+    pub fn command_into(
+        &mut self,
+        now: Instant,
+        command: impl Into<Command>,
+        out: &mut VecDeque<Output>,
+    ) -> Result<Accepted, CommandError> {
+        let command = command.into();
+        self.with_outputs_in(out, |node| node.command(now, command))
+    }
+
+    /// Moves every queued output to the back of `out`, in order: what
+    /// calling [`poll_output`](Node::poll_output) until `None` and pushing
+    /// each would do, in one go. For a driver that mixes the two kinds of
+    /// call (or took the node with outputs already queued).
+    pub fn drain_outputs(&mut self, out: &mut VecDeque<Output>) {
+        self.net.drain_outputs(out);
+    }
+
+    /// Runs `call` with `out` as the node's output queue: the node pushes
+    /// straight into the driver's queue (swapped in, then back out, so each
+    /// keeps its own allocation).
+    fn with_outputs_in<R>(
+        &mut self,
+        out: &mut VecDeque<Output>,
+        call: impl FnOnce(&mut Self) -> R,
+    ) -> R {
+        self.net.drain_outputs(out);
+        self.net.swap_outputs(out);
+        let result = call(self);
+        self.net.swap_outputs(out);
+        result
     }
 
     /// When the driver must next call `handle_input(_, Input::Timeout)`;

@@ -456,6 +456,24 @@ impl Net {
         output
     }
 
+    /// Appends every queued output to `out`, in order, then lets the queue
+    /// go as [`Net::poll_output`] does when drained.
+    pub(crate) fn drain_outputs(&mut self, out: &mut VecDeque<Output>) {
+        if self.outputs.is_empty() {
+            return;
+        }
+        out.append(&mut self.outputs);
+        if self.outputs.capacity() > self.outputs_kept {
+            self.outputs.shrink_to(self.outputs_kept);
+        }
+    }
+
+    /// Swaps the output queue with the driver's `out`: the node's calls
+    /// then push into the driver's queue (`Node::handle_input_into`).
+    pub(crate) fn swap_outputs(&mut self, out: &mut VecDeque<Output>) {
+        core::mem::swap(&mut self.outputs, out);
+    }
+
     /// Deadlines armed so far, in every queue of the node (the count
     /// behind [`Cx::timer_seq`], which every queue's entries draw from):
     /// while it stands, no queue gained an entry.

@@ -33,7 +33,7 @@ use crate::rng::Rng;
 use crate::wire::{
     Capabilities, DecodeError, FLAG_COMPRESSED, Hello, LENGTH_PREFIX_LEN, MAX_LISTEN_ADDRS,
     Message, PREAMBLE_LEN, PROTOCOL_VERSION, Preamble, decode_body, encode_body, encode_frame,
-    put_frame_header, split_payload,
+    frame_header, put_frame_header, split_payload,
 };
 use crate::wire::{FrameReader, Next};
 use crate::{Config, Direction, NodeId, ProtocolError};
@@ -569,7 +569,9 @@ impl Session {
                 compressed: false,
             });
         }
-        let (body, compressed) = prepared.body(variant, compress);
+        let (frame, compressed) = prepared.frame(variant, compress);
+        let compressed = *compressed;
+        let body = &frame[LENGTH_PREFIX_LEN..];
         if compressed {
             // The receiver checks the decompressed length against its cap
             // too: a message that compresses into a frame it accepts may
@@ -592,7 +594,7 @@ impl Session {
                     });
                 }
                 Ok(Encoded {
-                    bytes: prepared.frame(variant),
+                    bytes: frame.clone(),
                     tail: None,
                     compressed,
                 })
@@ -607,7 +609,7 @@ impl Session {
                 }
                 let mut out = BytesMut::with_capacity(LENGTH_PREFIX_LEN + len);
                 put_frame_header(&mut out, len as u32);
-                noise::encrypt_chunks(t, &body, &mut out).map_err(|_| EncodeError::Crypto)?;
+                noise::encrypt_chunks(t, body, &mut out).map_err(|_| EncodeError::Crypto)?;
                 Ok(Encoded {
                     bytes: out.freeze(),
                     tail: None,
@@ -636,12 +638,15 @@ pub(crate) struct Encoded {
 }
 
 /// A message on its way to one or more sessions, with the encodings made so
-/// far. Variant 0 is the body without compression, variant 1 the body for
-/// sessions that negotiated LZ4 (compressed if that pays).
+/// far. Variant 0 is the frame without compression, variant 1 the frame for
+/// sessions that negotiated LZ4 (its body compressed if that pays). A
+/// frame is encoded once, behind the room for its length prefix: a
+/// plaintext session sends it as it is, a Noise session encrypts its body.
 pub(crate) struct Prepared<'a> {
     message: &'a Message,
-    bodies: [Option<(Bytes, bool)>; 2],
-    frames: [Option<Bytes>; 2],
+    /// Each variant's plaintext frame (length prefix, then the body), and
+    /// whether its body was compressed.
+    frames: [Option<(Bytes, bool)>; 2],
     /// The uncompressed plaintext frame as its head and the payload that
     /// ends it, if the message ends with one of at least
     /// [`PAYLOAD_PASSTHROUGH_MIN`] bytes.
@@ -652,7 +657,6 @@ impl<'a> Prepared<'a> {
     pub(crate) fn new(message: &'a Message) -> Self {
         Prepared {
             message,
-            bodies: [None, None],
             frames: [None, None],
             split: None,
         }
@@ -666,56 +670,42 @@ impl<'a> Prepared<'a> {
         self.split
             .get_or_insert_with(|| {
                 let (head, tail) = split_payload(message, PAYLOAD_PASSTHROUGH_MIN)?;
-                let mut body = BytesMut::new();
-                encode_body(&head, None, &mut body);
-                let len = u32::try_from(body.len() + tail.len()).ok()?;
-                let mut out = BytesMut::with_capacity(LENGTH_PREFIX_LEN + body.len());
-                put_frame_header(&mut out, len);
-                out.extend_from_slice(&body);
+                // The head encoded behind its length prefix, which counts
+                // the payload that follows it.
+                let mut out = BytesMut::with_capacity(FRAME_CAPACITY);
+                put_frame_header(&mut out, 0);
+                encode_body(&head, None, &mut out);
+                let len = u32::try_from(out.len() - LENGTH_PREFIX_LEN + tail.len()).ok()?;
+                out[..LENGTH_PREFIX_LEN].copy_from_slice(&frame_header(len));
                 Some((out.freeze(), tail))
             })
             .clone()
     }
 
-    fn body(&mut self, variant: usize, compress: Option<usize>) -> (Bytes, bool) {
+    /// A variant's plaintext frame and whether its body was compressed,
+    /// encoded on first use.
+    fn frame(&mut self, variant: usize, compress: Option<usize>) -> &(Bytes, bool) {
         let message = self.message;
-        self.bodies[variant]
-            .get_or_insert_with(|| {
-                // Room for a small message at once (a request, a ping):
-                // grown from nothing, its buffer was reallocated two or
-                // three times.
-                let mut body = BytesMut::with_capacity(BODY_CAPACITY);
-                let compressed = encode_body(message, compress, &mut body);
-                (body.freeze(), compressed)
-            })
-            .clone()
+        self.frames[variant].get_or_insert_with(|| {
+            // Room for a small message at once (a request, a ping): grown
+            // from nothing, its buffer was reallocated two or three times.
+            let mut frame = BytesMut::with_capacity(FRAME_CAPACITY);
+            let compressed = encode_frame(message, compress, &mut frame);
+            (frame.freeze(), compressed)
+        })
     }
 
     /// The length of the message's encoding, uncompressed (flags and tag
     /// not counted): what a receiver checks against its cap once it has
     /// decompressed. Encodes the uncompressed variant if it is not made.
     pub(crate) fn message_len(&mut self) -> usize {
-        self.body(0, None).0.len() - 2
-    }
-
-    /// The plaintext frame of a variant whose body is already made.
-    fn frame(&mut self, variant: usize) -> Bytes {
-        let body = self.bodies[variant].as_ref().map(|(b, _)| b.clone());
-        self.frames[variant]
-            .get_or_insert_with(|| {
-                let body = body.unwrap_or_default();
-                let mut out = BytesMut::with_capacity(LENGTH_PREFIX_LEN + body.len());
-                put_frame_header(&mut out, body.len() as u32);
-                out.extend_from_slice(&body);
-                out.freeze()
-            })
-            .clone()
+        self.frame(0, None).0.len() - LENGTH_PREFIX_LEN - 2
     }
 }
 
-/// The first allocation of a message's body: flags, tag, a request's id
-/// and a 64-byte payload fit.
-const BODY_CAPACITY: usize = 128;
+/// The first allocation of a message's frame: length prefix, flags, tag, a
+/// request's id and a 64-byte payload fit.
+const FRAME_CAPACITY: usize = LENGTH_PREFIX_LEN + 128;
 
 fn check_preamble(ctx: &SessionContext, theirs: [u8; PREAMBLE_LEN]) -> Result<(), ProtocolError> {
     let theirs = Preamble::from_bytes(theirs).ok_or(ProtocolError::BadMagic)?;

@@ -54,6 +54,7 @@ use ringmesh::{
     Accepted, Command, CommandError, Config, ConnId, Direction, Duration, Event, Identity, Input,
     Instant, MessagingCommand, MessagingEvent, Node, NodeId, Output, PeersCommand, TransportError,
 };
+use std::collections::VecDeque;
 
 pub use app::{App, AppCx, AppFactory};
 pub use churn::{Churn, ChurnLog};
@@ -341,6 +342,9 @@ pub struct Sim<O: Observer = ()> {
     apps: Vec<app::AppSlot>,
     /// Makes each node's application ([`Sim::set_apps`]).
     app_factory: Option<AppFactory>,
+    /// The outputs of the node call in hand: the nodes write into it
+    /// (`Node::handle_input_into`), one allocation for the whole run.
+    outputs: VecDeque<Output>,
 }
 
 fn stream(seed: u64, name: &str) -> ChaCha8Rng {
@@ -380,6 +384,7 @@ impl<O: Observer> Sim<O> {
             ids: HashMap::with_hasher(FixedState::with_seed(0x1d5)),
             apps: Vec::new(),
             app_factory: None,
+            outputs: VecDeque::new(),
         }
     }
 
@@ -599,7 +604,7 @@ impl<O: Observer> Sim<O> {
         let Some(node) = self.machines[i as usize].as_mut() else {
             return Err(CommandError::ShutDown);
         };
-        let result = node.command(now, command);
+        let result = node.command_into(now, command, &mut self.outputs);
         self.after_node_call(i);
         result
     }
@@ -903,16 +908,29 @@ impl<O: Observer> Sim<O> {
     }
 
     /// Re-reads node `i`'s outputs and deadline after a call.
+    ///
+    /// The call wrote its outputs into `self.outputs`; what the node queues
+    /// while they are carried out (an application's or the echo's command,
+    /// made through `Node::command`) is drained after them, the order
+    /// `poll_output` gave. A node does not stop while its outputs are
+    /// carried out (`on_output` neither crashes nor kills).
     fn after_node_call(&mut self, i: NodeIdx) {
+        // Taken, so that `on_output` may borrow the engine; a call made in
+        // there that reads its outputs again finds an empty queue of its own.
+        let mut outputs = core::mem::take(&mut self.outputs);
         loop {
-            let Some(output) = self.machines[i as usize]
-                .as_mut()
-                .and_then(|n| n.poll_output())
-            else {
+            while let Some(output) = outputs.pop_front() {
+                self.on_output(i, output);
+            }
+            match self.machines[i as usize].as_mut() {
+                Some(node) => node.drain_outputs(&mut outputs),
+                None => outputs.clear(),
+            }
+            if outputs.is_empty() {
                 break;
-            };
-            self.on_output(i, output);
+            }
         }
+        self.outputs = outputs;
         let next = self.machines[i as usize]
             .as_ref()
             .and_then(|node| node.poll_timeout());
@@ -1194,7 +1212,7 @@ impl<O: Observer> Sim<O> {
                 if let Input::Received { bytes, .. } = &input {
                     self.stats.bytes += bytes.len() as u64;
                 }
-                target.handle_input(self.now, input);
+                target.handle_input_into(self.now, input, &mut self.outputs);
                 self.after_node_call(node);
             }
             Ev::Timer { node } => {
@@ -1218,7 +1236,7 @@ impl<O: Observer> Sim<O> {
                         }
                         None => self.stats.timers_withdrawn += 1,
                         Some(_) => {
-                            target.handle_input(self.now, Input::Timeout);
+                            target.handle_input_into(self.now, Input::Timeout, &mut self.outputs);
                             self.after_node_call(node);
                         }
                     }
