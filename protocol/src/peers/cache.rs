@@ -221,6 +221,64 @@ impl Grid {
     }
 }
 
+/// The new table's bucket for each of one source group's
+/// [`BUCKETS_PER_GROUP`] spreads, as far as they were hashed: the middle
+/// of a new cell's three keyed hashes (`"new bucket"`, of the source
+/// group and the spread) computed once per group rather than at every
+/// placement. New entries come in runs from one source group: the up to
+/// `peer_exchange_size` entries of a `PeerList` all count as told by its
+/// sender, and inbound peers come from a LAN, a cloud region, or (every
+/// simulated node) one group. A placement then costs two keyed hashes,
+/// not three. (A table of one bucket, as small caches have, needs neither
+/// the spread nor the bucket hash: see `PeerCache::new_cell`.)
+///
+/// Why a memoised bucket is as good as a recomputed one: the hash is a
+/// pure function of the cache's key, the table, the group and the spread,
+/// reduced modulo the table's bucket count; the key and the grids are
+/// fixed when the cache is made and never change while it lives (a
+/// new cache gets an empty memo). Nothing can make the memo stale, so
+/// nothing invalidates it; another group only replaces it. The cells
+/// are the same as without it, bit for bit, so what the keyed hashes
+/// guard against (an attacker choosing ids or addresses to aim at
+/// cells) is untouched: the memo holds hash outputs of the node's own,
+/// never sent anywhere, and an attacker who could read it would learn
+/// no more than the cells its entries already sit in.
+#[derive(Clone, Copy)]
+struct BucketMemo {
+    group: Group,
+    /// Per spread, its bucket; [`BucketMemo::UNKNOWN`] until hashed. A
+    /// `u16`: 14 bytes in every node.
+    buckets: [u16; BUCKETS_PER_GROUP as usize],
+}
+
+impl BucketMemo {
+    /// A spread whose bucket was not hashed yet. Buckets from this one on
+    /// (a cache of a million entries) are simply not memoised.
+    const UNKNOWN: u16 = u16::MAX;
+
+    const EMPTY: BucketMemo = BucketMemo {
+        group: [0; 5],
+        buckets: [Self::UNKNOWN; BUCKETS_PER_GROUP as usize],
+    };
+
+    fn get(&self, group: &Group, spread: u64) -> Option<u64> {
+        let bucket = self.buckets[spread as usize];
+        (self.group == *group && bucket != Self::UNKNOWN).then_some(u64::from(bucket))
+    }
+
+    fn put(&mut self, group: &Group, spread: u64, bucket: u64) {
+        if self.group != *group {
+            *self = BucketMemo {
+                group: *group,
+                ..Self::EMPTY
+            };
+        }
+        if let Ok(bucket) = u16::try_from(bucket) {
+            self.buckets[spread as usize] = bucket;
+        }
+    }
+}
+
 /// Known nodes by id, placed in the tried and new tables. See the module
 /// docs.
 pub(crate) struct PeerCache {
@@ -230,6 +288,8 @@ pub(crate) struct PeerCache {
     new: Grid,
     /// Keys the cell hashes: secret, derived from the node seed.
     key: [u8; 32],
+    /// The new table's buckets for the source group last placed there.
+    new_buckets: BucketMemo,
     me: NodeId,
     /// Guests (connected peers without a cell) held now.
     guests: usize,
@@ -257,6 +317,7 @@ impl PeerCache {
             tried: Grid::new(tried),
             new: Grid::new(cap - tried),
             key,
+            new_buckets: BucketMemo::EMPTY,
             me,
             guests: 0,
             guest_cap,
@@ -321,9 +382,19 @@ impl PeerCache {
     /// The tried cell of `id` whose address group is `entry_group`.
     fn tried_cell(&self, id: NodeId, entry_group: &Group) -> usize {
         let id = &id.to_bytes();
-        let spread = self.hash(&[b"tried spread", id]) % BUCKETS_PER_GROUP;
-        let bucket = self.hash(&[b"tried bucket", entry_group, &spread.to_le_bytes()])
-            % self.tried.buckets as u64;
+        let bucket = if self.tried.buckets == 1 {
+            // Any hash modulo 1 is 0: the spread and the bucket hashes
+            // (which only pick the bucket) are not needed to know it.
+            0
+        } else {
+            // No memo here (unlike `new_cell`): the tried table takes the
+            // peers this node chose to dial, one at a time and from any
+            // group; runs from one group are the new table's (a
+            // `PeerList`'s entries all share their sender's group).
+            let spread = self.hash(&[b"tried spread", id]) % BUCKETS_PER_GROUP;
+            self.hash(&[b"tried bucket", entry_group, &spread.to_le_bytes()])
+                % self.tried.buckets as u64
+        };
         let slot = self.hash(&[b"tried slot", &bucket.to_le_bytes(), id]) % self.tried.slots as u64;
         self.probe(true, bucket as usize, slot as usize)
     }
@@ -332,11 +403,23 @@ impl PeerCache {
     /// from a source in `source_group`: the bucket is one of the source
     /// group's [`BUCKETS_PER_GROUP`], picked by the entry's address (so a
     /// network inside one group, a LAN, still spreads over all four).
-    fn new_cell(&self, id: NodeId, entry_ip: Option<[u8; 16]>, source_group: &Group) -> usize {
-        let entry_key = entry_ip.unwrap_or_default();
-        let spread = self.hash(&[b"new spread", &entry_key, source_group]) % BUCKETS_PER_GROUP;
-        let bucket = self.hash(&[b"new bucket", source_group, &spread.to_le_bytes()])
-            % self.new.buckets as u64;
+    fn new_cell(&mut self, id: NodeId, entry_ip: Option<[u8; 16]>, source_group: &Group) -> usize {
+        let bucket = if self.new.buckets == 1 {
+            // As in `tried_cell`: one bucket needs no hash to be found.
+            0
+        } else {
+            let entry_key = entry_ip.unwrap_or_default();
+            let spread = self.hash(&[b"new spread", &entry_key, source_group]) % BUCKETS_PER_GROUP;
+            match self.new_buckets.get(source_group, spread) {
+                Some(bucket) => bucket,
+                None => {
+                    let bucket = self.hash(&[b"new bucket", source_group, &spread.to_le_bytes()])
+                        % self.new.buckets as u64;
+                    self.new_buckets.put(source_group, spread, bucket);
+                    bucket
+                }
+            }
+        };
         let slot = self.hash(&[b"new slot", &bucket.to_le_bytes(), &id.to_bytes()])
             % self.new.slots as u64;
         self.probe(false, bucket as usize, slot as usize)
@@ -813,6 +896,70 @@ mod tests {
         let heap = |g: &Grid| g.ids.len() * size_of::<NodeId>() + g.occupied.len() * 8;
         assert_eq!(heap(&g), 128 * 16 + 2 * 8);
         assert_eq!(heap(&Grid::new(32)), 520);
+    }
+
+    /// A cell as the module docs define it: the three keyed hashes, every
+    /// time (no memo, no shortcut).
+    fn cell_by_three_hashes(
+        c: &PeerCache,
+        tried: bool,
+        id: NodeId,
+        entry_ip: Option<[u8; 16]>,
+        g: &Group,
+    ) -> usize {
+        let id = id.to_bytes();
+        let (grid, spread, bucket_label, slot_label): (_, _, &[u8], &[u8]) = if tried {
+            let spread = c.hash(&[b"tried spread", &id]);
+            (&c.tried, spread, b"tried bucket", b"tried slot")
+        } else {
+            let spread = c.hash(&[b"new spread", &entry_ip.unwrap_or_default(), g]);
+            (&c.new, spread, b"new bucket", b"new slot")
+        };
+        let spread = spread % BUCKETS_PER_GROUP;
+        let bucket = c.hash(&[bucket_label, g, &spread.to_le_bytes()]) % grid.buckets as u64;
+        let slot = c.hash(&[slot_label, &bucket.to_le_bytes(), &id]) % grid.slots as u64;
+        c.probe(tried, bucket as usize, slot as usize)
+    }
+
+    #[test]
+    fn memoised_buckets_and_one_bucket_tables_give_the_cells_of_three_hashes() {
+        // Runs of one group (the memo's hits), then another (its
+        // replacement), an IPv6 one and the no-address fallback; tables of
+        // one bucket (cap 8 and 32: tried, and new too at 8) and of many.
+        let groups = [
+            group(&addr(10, 1, 0, 1)),
+            group(&addr(10, 2, 0, 1)),
+            group(&"[2001:db8::1]:1".parse().expect("addr")),
+            [0; 5],
+            group(&addr(10, 1, 0, 1)),
+        ];
+        for cap in [8, 32, 100, 1024] {
+            let mut c = cache(cap);
+            let mut hits = 0;
+            for n in 0..500u128 {
+                let g = groups[(n / 100) as usize];
+                let id =
+                    NodeId::from_u128(n.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835));
+                let ip = (n % 7 != 0).then(|| ip_bytes(&addr(10, 1, (n / 256) as u8, n as u8)));
+                hits += usize::from(c.new_buckets.group == g);
+                let tried = c.tried_cell(id, &g);
+                assert_eq!(
+                    tried,
+                    cell_by_three_hashes(&c, true, id, ip, &g),
+                    "{cap} {n}"
+                );
+                let new = c.new_cell(id, ip, &g);
+                assert_eq!(
+                    new,
+                    cell_by_three_hashes(&c, false, id, ip, &g),
+                    "{cap} {n}"
+                );
+            }
+            // The memo is used where the new table has several buckets.
+            if c.new.buckets > 1 {
+                assert!(hits > 450, "cap {cap}: {hits}");
+            }
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::cx::Cx;
 use crate::liveness::peer::PeerLiveness;
-use crate::session::{Established, Grant, ReadError, Session, SessionOutput};
+use crate::session::{Established, Grant, ReadError, Session, SessionOutput, SessionOutputs};
 use crate::wire::{
     FindPeer, Goodbye, GoodbyeReason, LENGTH_PREFIX_LEN, Message, PREAMBLE_LEN, PeerList,
 };
@@ -1044,10 +1044,9 @@ impl Net {
                 // before `Connected`: nothing to do with these bytes.
                 return;
             };
-            // A fresh vector per read rather than one kept per node: a
-            // session output is 200 bytes, and a simulation holds a
-            // million idle nodes.
-            let mut outputs = Vec::new();
+            // On the stack (see `SessionOutputs`): nothing kept per node,
+            // no allocation per read.
+            let mut outputs = SessionOutputs::new();
             let mut grant = ConnGrant {
                 budget: &mut self.budget,
                 conn,

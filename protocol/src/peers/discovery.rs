@@ -36,17 +36,13 @@ impl Net {
             // Nothing to give, but the random stream moves as the two
             // shuffles below would move it (every handshake of a node that
             // exchanges no peers, as in a hand-wired simulation).
-            let (mut up, mut rest) = (0, 0);
-            for (&id, known) in self.cache.iter() {
-                if id == to || known.addrs.is_empty() {
-                    continue;
-                }
-                if self.links.contains_key(&id) {
-                    up += 1;
-                } else {
-                    rest += 1;
-                }
-            }
+            let (up, rest) = count_up_and_rest(
+                self.cache
+                    .iter()
+                    .map(|(&id, known)| (id, !known.addrs.is_empty())),
+                self.links.keys().copied(),
+                to,
+            );
             self.rng.skip_shuffle(up);
             self.rng.skip_shuffle(rest);
             return PeerList { peers: Vec::new() };
@@ -119,6 +115,63 @@ impl Net {
             if let Some(conn) = self.links.get(&neighbour).map(|l| l.conn) {
                 let _ = self.send_on(conn, &mut prepared, false);
             }
+        }
+    }
+}
+
+/// Of the cache's entries (`(id, has addresses)`, in id order), how many
+/// with addresses, `to` left out, are up (have a link: `linked`, in id
+/// order) and how many are not: the sizes of `peer_sample`'s two groups.
+/// One merge of the two sorted lists, where a lookup in the peer table for
+/// every entry cost a binary search each (every handshake of a node that
+/// exchanges no peers counts them).
+fn count_up_and_rest(
+    cached: impl Iterator<Item = (NodeId, bool)>,
+    linked: impl Iterator<Item = NodeId>,
+    to: NodeId,
+) -> (usize, usize) {
+    let (mut up, mut rest) = (0, 0);
+    let mut linked = linked.peekable();
+    for (id, has_addrs) in cached {
+        while linked.next_if(|&l| l < id).is_some() {}
+        let is_up = linked.next_if_eq(&id).is_some();
+        if id == to || !has_addrs {
+            continue;
+        }
+        if is_up {
+            up += 1;
+        } else {
+            rest += 1;
+        }
+    }
+    (up, rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// The merge counts what a lookup per entry counts.
+        #[test]
+        fn up_and_rest_are_counted_as_by_lookups(
+            cached in proptest::collection::btree_map(0u128..40, proptest::bool::ANY, 0..30),
+            linked in proptest::collection::btree_set(0u128..40, 0..12),
+            to in 0u128..40,
+        ) {
+            let mut want = (0, 0);
+            for (&id, &has_addrs) in &cached {
+                if id == to || !has_addrs {
+                    continue;
+                }
+                if linked.contains(&id) { want.0 += 1 } else { want.1 += 1 }
+            }
+            let got = count_up_and_rest(
+                cached.iter().map(|(&id, &a)| (NodeId::from_u128(id), a)),
+                linked.iter().map(|&id| NodeId::from_u128(id)),
+                NodeId::from_u128(to),
+            );
+            proptest::prop_assert_eq!(got, want);
         }
     }
 }

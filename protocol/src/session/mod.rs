@@ -143,6 +143,14 @@ pub(crate) enum SessionOutput {
     Message { message: Message, compressed: bool },
 }
 
+/// What one [`Session::on_bytes`] call produced, in order: on the caller's
+/// stack, not the heap, for the usual one or two (a read is most often one
+/// frame; a `Hello` gives `Established`, a Noise handshake message a
+/// `Send` too). A `Vec` made per read cost a `malloc` and a `free` per
+/// frame; one kept per connection or node would hold its room in every
+/// one of a simulation's million idle nodes.
+pub(crate) type SessionOutputs = smallvec::SmallVec<[SessionOutput; 2]>;
+
 /// Who the peer turned out to be.
 #[derive(Debug)]
 pub(crate) struct Established {
@@ -308,7 +316,7 @@ impl Session {
         ctx: &SessionContext,
         mut input: Bytes,
         grant: &mut dyn Grant,
-        out: &mut Vec<SessionOutput>,
+        out: &mut SessionOutputs,
     ) -> Result<(), ReadError> {
         let (kept, body) = match self.pending.take() {
             Some(p) => (p.input, p.body),
@@ -385,7 +393,7 @@ impl Session {
         ctx: &SessionContext,
         body: Bytes,
         grant: &mut dyn Grant,
-        out: &mut Vec<SessionOutput>,
+        out: &mut SessionOutputs,
     ) -> Result<(), ReadError> {
         // Only what was negotiated: a peer that did not offer LZ4 must not
         // send it either.
@@ -423,7 +431,7 @@ impl Session {
         ctx: &SessionContext,
         frame: Bytes,
         grant: &mut dyn Grant,
-        out: &mut Vec<SessionOutput>,
+        out: &mut SessionOutputs,
     ) -> Result<(), ReadError> {
         match &mut self.state {
             State::Established(transport) => {
@@ -484,7 +492,7 @@ impl Session {
         transport: Transport,
         peer: NodeId,
         hello: Hello,
-        out: &mut Vec<SessionOutput>,
+        out: &mut SessionOutputs,
     ) -> Result<(), ProtocolError> {
         if hello.max_frame_len < MIN_MAX_FRAME_LEN {
             // A peer that accepts almost nothing could not even be told

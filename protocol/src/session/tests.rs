@@ -230,7 +230,7 @@ fn a_plaintext_hello_of_another_version_is_refused() {
     hello.version = 9;
     let mut bytes = BytesMut::from(&ctx.preamble[..]);
     encode_frame(&Message::Hello(hello), None, &mut bytes);
-    let mut out = Vec::new();
+    let mut out = SessionOutputs::new();
     let result = session.on_bytes(&ctx, bytes.freeze(), &mut crate::wire::Unlimited, &mut out);
     assert!(
         matches!(
