@@ -79,9 +79,13 @@ pub struct PlumtreeConfig {
     /// The tree's optimisation (paper §3.8): when an `IHave` shows a path
     /// to a delivered broadcast this many hops shorter than the one it
     /// came by, the announcer's link joins the tree and the old parent's
-    /// leaves it. Keeps the last-delivery hop near the overlay's diameter
-    /// when many nodes broadcast over the one tree. 0 turns it off.
-    /// Default 3.
+    /// leaves it. 0 turns it off. Default 0: over one tree shared by
+    /// every origin, a path shorter for this broadcast's origin is often
+    /// longer for the next one's, and re-parenting nodes close cycles
+    /// that later broadcasts prune; with new links lazy on a whole tree
+    /// (spec/mesh.md, "A new link") the tree the first broadcast built
+    /// keeps a shorter last-delivery hop without it (spec/mesh.md, "How
+    /// far a shared tree reaches").
     pub optimize_threshold: u8,
     /// How long a delivered broadcast is kept to answer grafts (the graft
     /// window). Default 30 s.
@@ -115,7 +119,7 @@ impl Default for PlumtreeConfig {
             ihave_interval: Duration::from_millis(100),
             graft_timeout: Duration::from_secs(1),
             graft_retry: Duration::from_millis(500),
-            optimize_threshold: 3,
+            optimize_threshold: 0,
             cache_window: Duration::from_secs(30),
             cache_bytes: 4 * 1024 * 1024,
             max_pending_ihave: 4_096,
