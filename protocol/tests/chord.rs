@@ -167,6 +167,13 @@ fn founders_start_with_the_ideal_fingers_of_the_founded_ring() {
     let (n, r) = (40, 3);
     let mut net = network(n, |_| config(r));
     net.found_ring(0..n).expect("found");
+    // 40 members and lists of 3: every member has fingers to hold.
+    assert_eq!(assert_ideal_fingers(&net, n, r), n);
+}
+
+/// Asserts that each of the `n` members holds exactly the fingers the
+/// ideal ring gives it; returns how many hold any.
+fn assert_ideal_fingers(net: &Network, n: usize, r: usize) -> usize {
     let mut ids: Vec<u128> = (0..n).map(|i| net.node(i).node_id().as_u128()).collect();
     ids.sort_unstable();
     let mut with_fingers = 0;
@@ -180,12 +187,10 @@ fn founders_start_with_the_ideal_fingers_of_the_founded_ring() {
             .collect();
         got.sort_unstable();
         got.dedup();
-        let want = ideal_fingers(&ids, me, r);
-        assert_eq!(got, want, "node {i}");
+        assert_eq!(got, ideal_fingers(&ids, me, r), "node {i}");
         with_fingers += usize::from(!got.is_empty());
     }
-    // 40 members and lists of 3: every member has fingers to hold.
-    assert_eq!(with_fingers, n);
+    with_fingers
 }
 
 /// Fix-fingers lookups member `i` has started.
@@ -217,20 +222,7 @@ fn a_stable_ring_backs_off_its_finger_lookups() {
         assert!((5..=12).contains(&c), "node {i}: {c} finger lookups");
     }
     // The fingers stay the ideal ones: checking them less often lost none.
-    let mut ids: Vec<u128> = (0..n).map(|i| net.node(i).node_id().as_u128()).collect();
-    ids.sort_unstable();
-    for i in 0..n {
-        let me = net.node(i).node_id().as_u128();
-        let mut got: Vec<u128> = net
-            .node(i)
-            .chord_fingers()
-            .iter()
-            .map(|f| f.as_u128())
-            .collect();
-        got.sort_unstable();
-        got.dedup();
-        assert_eq!(got, ideal_fingers(&ids, me, r), "node {i}");
-    }
+    assert_ideal_fingers(&net, n, r);
     // Without the backoff, the same ring refreshes a finger every tick.
     let (_, base) = run(1);
     for (i, &c) in base.iter().enumerate() {
