@@ -699,7 +699,7 @@ impl<'a> Prepared<'a> {
             // from nothing, its buffer was reallocated two or three times.
             let mut frame = BytesMut::with_capacity(FRAME_CAPACITY);
             let compressed = encode_frame(message, compress, &mut frame);
-            (frame.freeze(), compressed)
+            (fit(frame), compressed)
         })
     }
 
@@ -714,6 +714,22 @@ impl<'a> Prepared<'a> {
 /// The first allocation of a message's frame: length prefix, flags, tag, a
 /// request's id and a 64-byte payload fit.
 const FRAME_CAPACITY: usize = LENGTH_PREFIX_LEN + 128;
+
+/// An encoded frame as it will be queued: as it is when its buffer is
+/// about its size, copied into one that is when the buffer grew well past
+/// it. A queued frame is counted by its length (the write queues' byte
+/// budgets, the simulator's frames in flight), and a buffer grown by
+/// doubling may hold up to twice that: a mid-size message would then cost
+/// twice what the budget says. The copy happens only for frames past
+/// [`FRAME_CAPACITY`], once per message and variant, whatever the number
+/// of peers it goes to.
+fn fit(frame: BytesMut) -> Bytes {
+    if frame.capacity() - frame.len() > frame.len() / 4 + FRAME_CAPACITY {
+        Bytes::copy_from_slice(&frame)
+    } else {
+        frame.freeze()
+    }
+}
 
 fn check_preamble(ctx: &SessionContext, theirs: [u8; PREAMBLE_LEN]) -> Result<(), ProtocolError> {
     let theirs = Preamble::from_bytes(theirs).ok_or(ProtocolError::BadMagic)?;

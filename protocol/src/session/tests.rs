@@ -591,3 +591,49 @@ fn ten_maximal_bombs_in_one_read_are_all_delivered_turn_by_turn() {
     }
     assert_eq!(delivered, 10, "after {turns} turns");
 }
+
+/// A queued frame holds about what it counts: a message encoded in many
+/// small writes (a `SyncPublish` of 33 entries, ~8.5 KB) grows its buffer
+/// by doubling, and is queued in a buffer of its size, not in the grown
+/// one; a message encoded in one write (a `Direct` payload) or a small one
+/// keeps its buffer (no copy).
+#[test]
+fn a_frame_is_queued_in_a_buffer_about_its_size() {
+    let capacity = |bytes: Bytes| bytes.try_into_mut().expect("the only handle").capacity();
+    let writer = Identity::from_secret_bytes([3; 32]);
+    let entries = (0..33u64)
+        .map(|i| {
+            let key = Bytes::from(format!("key-{i}"));
+            crate::wire::SyncEntry::signed(&writer, key, i, Some(Bytes::from(vec![5u8; 150])))
+        })
+        .collect();
+    let publish = Message::SyncPublish(crate::wire::SyncPublish { entries });
+    let direct = |len: usize| {
+        Message::Direct(crate::wire::Direct {
+            payload: Bytes::from(vec![7u8; len]),
+        })
+    };
+    for (message, len) in [
+        (publish, 33 * 150),
+        (direct(6_000), 6_000),
+        (direct(40), 40),
+    ] {
+        let mut prepared = Prepared::new(&message);
+        let _ = prepared.frame(0, None);
+        let (frame, _) = prepared.frames[0].take().expect("encoded");
+        let frame_len = frame.len();
+        assert!(frame_len > len, "the frame carries the payload");
+        let held = capacity(frame);
+        assert!(
+            held <= frame_len + frame_len / 4 + FRAME_CAPACITY,
+            "a {frame_len}-byte frame holds {held} bytes"
+        );
+    }
+    // What `fit` keeps and what it copies.
+    let mut grown = BytesMut::with_capacity(1 << 20);
+    grown.extend_from_slice(&[1u8; 10_000]);
+    assert_eq!(capacity(fit(grown)), 10_000);
+    let mut small = BytesMut::with_capacity(FRAME_CAPACITY);
+    small.extend_from_slice(&[1u8; 40]);
+    assert_eq!(capacity(fit(small)), FRAME_CAPACITY);
+}
