@@ -21,6 +21,10 @@ use ringmesh_sim::show::{self, Progress, Report};
 
 use args::{Cli, Cmd, DemoArgs, Output, ParseDefault, RunArgs};
 
+/// The binary's allocator: see the simulator section of benches/README.md.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type Error = Box<dyn std::error::Error>;
 
 /// Runs a flood, liveness or chord scenario with a progress bar, then shows
