@@ -168,23 +168,19 @@ struct Connection {
     id: NodeId,
     /// `id` holds an id.
     has_id: bool,
-    /// The session is established.
-    established: bool,
     /// The run of the peer this session reached (its `Hello.run_nonce`),
     /// once established; all established connections to a peer share one
     /// (`spec/peers.md`, "Restarts").
     run_nonce: u64,
     /// `None` while the dial is in flight.
     session: Option<Session>,
-    /// The `ConnectAny` race this dial belongs to (races are numbered from
-    /// 1, so the id takes no more room than a `u64`).
-    race: Option<core::num::NonZeroU64>,
-    /// The application asked for this dial: its peer becomes wanted.
-    wanted: bool,
-    /// The bootstrap entry this dial is for, or [`NO_BOOTSTRAP`] (the list
-    /// holds the configured addresses, far fewer than 2^32; a sentinel
-    /// rather than an `Option`, which takes 8 bytes).
-    bootstrap: u32,
+    /// What only a connection that is still handshaking holds; `None`
+    /// once the session is established (which is how the connection
+    /// tells that it is). A side record, so that an established
+    /// connection (a chord member holds ~37) does not carry the
+    /// handshake's fields: with them inline a connection took 184 bytes
+    /// (the allocator's 192-byte class), without them 168 (its 176).
+    handshake: Option<Box<Handshake>>,
     /// We sent `Goodbye(Duplicate)`: nothing more is sent, and reads go on
     /// until the peer's own goodbye says it has sent everything.
     draining: bool,
@@ -192,13 +188,27 @@ struct Connection {
     /// connection to that peer: we keep sending on it (the peer reads until
     /// our goodbye) until the connection the peer kept comes up.
     peer_draining: bool,
-    /// Handshaking, and this node has answered the peer's first message
-    /// (it has spent a key exchange on it).
-    answered: bool,
-    /// Inbound, handshaking: bytes received so far, until the first
-    /// handshake message is complete and charged to the node-wide rate
-    /// (then `u32::MAX`; a `u32`, as it counts to a few dozen bytes).
+}
+
+/// What a connection holds only while it handshakes (see
+/// [`Connection::handshake`]).
+struct Handshake {
+    /// The `ConnectAny` race this dial belongs to (races are numbered from
+    /// 1, so the id takes no more room than a `u64`).
+    race: Option<core::num::NonZeroU64>,
+    /// The bootstrap entry this dial is for, or [`NO_BOOTSTRAP`] (the list
+    /// holds the configured addresses, far fewer than 2^32; a sentinel
+    /// rather than an `Option`, which takes 8 bytes).
+    bootstrap: u32,
+    /// Inbound: bytes received so far, until the first handshake message
+    /// is complete and charged to the node-wide rate (then `u32::MAX`; a
+    /// `u32`, as it counts to a few dozen bytes).
     received: u32,
+    /// The application asked for this dial: its peer becomes wanted.
+    wanted: bool,
+    /// This node has answered the peer's first message (it has spent a
+    /// key exchange on it).
+    answered: bool,
     /// Inbound: its address group was rested when it arrived (it may use
     /// the reserve of the node-wide rate).
     rested: bool,
@@ -209,6 +219,22 @@ struct Connection {
     /// Noise roles come from the ids; its failure is the relay
     /// component's to count, not a failed dial of the peer.
     punch: bool,
+}
+
+impl Handshake {
+    /// The state of a connection that just opened.
+    fn new() -> Self {
+        Handshake {
+            race: None,
+            bootstrap: NO_BOOTSTRAP,
+            received: 0,
+            wanted: false,
+            answered: false,
+            rested: false,
+            probe: None,
+            punch: false,
+        }
+    }
 }
 
 /// [`Connection::bootstrap`]: the dial is for no bootstrap entry.
@@ -223,21 +249,49 @@ impl Connection {
 
     /// The peer, once the session is established.
     fn peer(&self) -> Option<NodeId> {
-        (self.has_id && self.established).then_some(self.id)
+        (self.has_id && self.handshake.is_none()).then_some(self.id)
     }
 
     /// The session is established with `peer` (the id demanded, if one
-    /// was), in its run `run_nonce`.
+    /// was), in its run `run_nonce`: the handshake's record goes.
     fn establish(&mut self, peer: NodeId, run_nonce: u64) {
         self.id = peer;
         self.has_id = true;
-        self.established = true;
+        self.handshake = None;
         self.run_nonce = run_nonce;
+    }
+
+    /// The handshake's record, while handshaking.
+    fn handshake_mut(&mut self) -> Option<&mut Handshake> {
+        self.handshake.as_deref_mut()
     }
 
     /// The bootstrap entry this dial is for.
     fn bootstrap(&self) -> Option<usize> {
-        (self.bootstrap != NO_BOOTSTRAP).then_some(self.bootstrap as usize)
+        self.handshake
+            .as_ref()
+            .filter(|h| h.bootstrap != NO_BOOTSTRAP)
+            .map(|h| h.bootstrap as usize)
+    }
+
+    /// The `ConnectAny` race this dial belongs to.
+    fn race(&self) -> Option<core::num::NonZeroU64> {
+        self.handshake.as_ref().and_then(|h| h.race)
+    }
+
+    /// A dial-back probe: `Some(reached)`.
+    fn probe(&self) -> Option<bool> {
+        self.handshake.as_ref().and_then(|h| h.probe)
+    }
+
+    /// A hole-punch dial.
+    fn punch(&self) -> bool {
+        self.handshake.as_ref().is_some_and(|h| h.punch)
+    }
+
+    /// The application asked for this dial.
+    fn wanted(&self) -> bool {
+        self.handshake.as_ref().is_some_and(|h| h.wanted)
     }
 
     /// Established, and usable for sending.
@@ -895,7 +949,7 @@ impl Cx for Net {
             // for it.
             c.expected() == Some(peer)
                 && c.peer().is_none()
-                && c.probe.is_none()
+                && c.probe().is_none()
                 && c.since >= since
         })
     }
@@ -1002,8 +1056,10 @@ mod layout_tests {
     /// purpose (benches/README.md, "Where a chord member's memory goes").
     #[test]
     fn per_link_records_keep_their_size() {
-        // 184: the allocator's 192-byte class (the box's header is 8).
-        assert!(size_of::<super::Connection>() <= 184);
+        // 168: the allocator's 176-byte class (the box's header is 8); the
+        // handshake's fields in their own record, only while handshaking.
+        assert_eq!(size_of::<super::Connection>(), 168);
+        assert!(size_of::<super::Handshake>() <= 24);
         assert_eq!(size_of::<Option<crate::session::Session>>(), 88);
         assert_eq!(size_of::<super::PeerLink>(), 64);
         assert_eq!(size_of::<crate::liveness::QueuedTimer>(), 24);
