@@ -11,8 +11,8 @@ use tracing::{debug, info, warn};
 
 use super::admission::{self, AddrGroup, HalfOpen, InboundPeer};
 use super::{
-    AdmissionReason, Connection, Handshake, Net, PeerLink, PeersError, PeersEvent, Timer, Upcalls,
-    redial_delay,
+    AdmissionReason, Connection, Handshake, Net, PeerLink, PeersError, PeersEvent, RemoteAddr,
+    Timer, Upcalls, redial_delay,
 };
 use crate::cx::Cx;
 use crate::liveness::peer::PeerLiveness;
@@ -55,7 +55,7 @@ impl Net {
                 (Direction::Inbound, true) => counts.inbound_established += 1,
             }
             if let (Direction::Inbound, Some((ip, group))) = (c.direction, source) {
-                let theirs = admission::source_ip(c.remote.ip());
+                let theirs = admission::source_ip(c.remote().ip());
                 counts.same_ip += usize::from(theirs == ip);
                 counts.same_group += usize::from(admission::group_of(theirs) == group);
             }
@@ -151,7 +151,7 @@ impl Net {
         Connection {
             serial,
             direction,
-            remote,
+            remote: RemoteAddr::new(remote),
             since: self.now,
             id: expected.unwrap_or_default(),
             has_id: expected.is_some(),
@@ -306,7 +306,7 @@ impl Net {
             Ok((session, bytes)) => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.session = Some(session);
-                    c.remote = remote;
+                    c.remote = RemoteAddr::new(remote);
                 }
                 self.push_send(conn, bytes);
             }
@@ -438,7 +438,7 @@ impl Net {
             if other == conn || c.direction != Direction::Inbound || c.draining {
                 continue;
             }
-            let group = admission::group_of(c.remote.ip());
+            let group = admission::group_of(c.remote().ip());
             candidates.push(InboundPeer {
                 conn: other,
                 group,
@@ -451,7 +451,7 @@ impl Net {
         match admission::select_to_evict(&candidates) {
             Some(victim) => {
                 self.stats.displaced_inbound += 1;
-                let remote = self.conns.get(&victim).map(|c| c.remote);
+                let remote = self.conns.get(&victim).map(|c| c.remote());
                 info!(conn = %victim, ?remote, newcomer = %peer.short(), "inbound slots full: displacing an inbound peer");
                 self.forget(
                     victim,
@@ -538,7 +538,7 @@ impl Net {
             return false;
         }
         let (remote, direction, race, wanted, bootstrap) =
-            (c.remote, c.direction, c.race(), c.wanted(), c.bootstrap());
+            (c.remote(), c.direction, c.race(), c.wanted(), c.bootstrap());
         let run_nonce = established.hello.run_nonce;
         if direction == Direction::Inbound && !self.make_inbound_room(conn, peer, up) {
             return false;
@@ -747,7 +747,7 @@ impl Net {
             },
         );
         let c = &self.conns[&conn];
-        let (remote, direction) = (c.remote, c.direction);
+        let (remote, direction) = (c.remote(), c.direction);
         info!(peer = %peer.short(), %remote, ?direction, peers = self.links.len(), "peer up");
         self.push_event(PeersEvent::Up {
             peer,
@@ -870,9 +870,9 @@ impl Net {
         };
         if let CloseReason::Protocol(error) = &reason {
             self.stats.protocol_errors += 1;
-            info!(%conn, remote = %c.remote, peer = ?c.peer(), %error, "closing connection: protocol error");
+            info!(%conn, remote = %c.remote(), peer = ?c.peer(), %error, "closing connection: protocol error");
         } else {
-            debug!(%conn, remote = %c.remote, peer = ?c.peer(), %reason, "connection closed");
+            debug!(%conn, remote = %c.remote(), peer = ?c.peer(), %reason, "connection closed");
         }
         if close_transport {
             self.push_close(conn);
@@ -1114,7 +1114,7 @@ impl Net {
         if let Some(c) = self.conns.get(&conn) {
             warn!(
                 %conn,
-                remote = %c.remote,
+                remote = %c.remote(),
                 peer = ?c.peer(),
                 held,
                 budget,
