@@ -951,7 +951,7 @@ impl Net {
         let Some(known) = self.cache.get(&peer) else {
             return false;
         };
-        let addrs: SmallVec<[SocketAddr; 2]> = known.addrs.iter().copied().collect();
+        let addrs: SmallVec<[SocketAddr; 2]> = known.addrs.iter().collect();
         if addrs.is_empty() || self.dial_refusal(addrs.len()).is_some() {
             return false;
         }

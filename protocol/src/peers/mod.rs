@@ -1093,6 +1093,10 @@ mod layout_tests {
         // and the remote address in 16 bytes.
         assert_eq!(size_of::<super::Connection>(), 152);
         assert_eq!(size_of::<super::RemoteAddr>(), 16);
+        // A peer cache entry (a chord member holds ~46, guests included):
+        // its listen addresses in 16 bytes.
+        assert_eq!(size_of::<super::cache::Addrs>(), 16);
+        assert_eq!(size_of::<super::cache::CacheEntry>(), 48);
         assert!(size_of::<super::Handshake>() <= 24);
         assert_eq!(size_of::<Option<crate::session::Session>>(), 88);
         assert_eq!(size_of::<super::PeerLink>(), 64);
