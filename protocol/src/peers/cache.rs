@@ -96,6 +96,9 @@ pub(crate) enum Addrs {
     #[default]
     None,
     V4(core::net::SocketAddrV4),
+    // A thin pointer (a `Box<[SocketAddr]>` is two words, and would make
+    // the list 24 bytes); the rare case (IPv6, several addresses).
+    #[allow(clippy::box_collection)]
     Other(Box<Vec<SocketAddr>>),
 }
 

@@ -163,9 +163,8 @@ struct Connection {
     /// one field for both, as a connection needs one at a time (read them
     /// through [`Connection::expected`] and [`Connection::peer`]). The
     /// id and whether there is one apart (`has_id`): a flag packs with the
-    /// others, where an `Option<NodeId>` takes 24 bytes, not 16, and this
-    /// makes the connection 200 bytes, under the allocator's 208-byte
-    /// size class rather than at its 224.
+    /// others, where an `Option<NodeId>` takes 24 bytes, not 16 (eight
+    /// more would put the connection in the allocator's next size class).
     id: NodeId,
     /// `id` holds an id.
     has_id: bool,
@@ -179,8 +178,8 @@ struct Connection {
     /// once the session is established (which is how the connection
     /// tells that it is). A side record, so that an established
     /// connection (a chord member holds ~37) does not carry the
-    /// handshake's fields: with them inline a connection took 184 bytes
-    /// (the allocator's 192-byte class), without them 168 (its 176).
+    /// handshake's fields: with them inline a connection took 16 bytes
+    /// more (and the allocator's next size class).
     handshake: Option<Box<Handshake>>,
     /// We sent `Goodbye(Duplicate)`: nothing more is sent, and reads go on
     /// until the peer's own goodbye says it has sent everything.
@@ -582,8 +581,8 @@ impl Net {
     /// the same id before and after it while one of its timers (a
     /// handshake or drain timeout: seconds) is pending; 2^32 connections
     /// and links of one node are years of work. Four bytes rather than
-    /// eight keep a connection at 184 bytes, the allocator's 192-byte
-    /// class, ~38 of them per chord member.
+    /// eight keep a connection at 152 bytes, the allocator's 160-byte
+    /// class, ~37 of them per chord member.
     fn next_conn_serial(&mut self) -> u32 {
         self.next_serial() as u32
     }
