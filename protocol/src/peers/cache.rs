@@ -51,10 +51,11 @@ use crate::wire::{MAX_LISTEN_ADDRS, PeerEntry};
 /// What the node knows about one other node.
 #[derive(Debug, Clone)]
 pub(crate) struct CacheEntry {
-    /// Where it accepts connections: one inline (a node listens on one
-    /// address as a rule; a second spills to the heap), 40 bytes where two
-    /// inline took 72, in every entry of every node's cache.
-    pub(crate) addrs: SmallVec<[SocketAddr; 1]>,
+    /// Where it accepts connections: one IPv4 address inline (a node
+    /// listens on one address as a rule), anything else on the heap; 16
+    /// bytes where a `SmallVec` of one took 40, in every entry of every
+    /// node's cache.
+    pub(crate) addrs: Addrs,
     /// The addresses came from the node itself (its `Hello`), not from
     /// gossip.
     pub(crate) confirmed: bool,
@@ -84,6 +85,69 @@ pub(crate) struct CacheEntry {
     /// `u32` (a grid has `max_known_peers` cells, far fewer than 2^32):
     /// 8 bytes where an `Option<usize>` takes 16.
     cell: Option<u32>,
+}
+
+/// A cache entry's listen addresses (at most [`MAX_LISTEN_ADDRS`]) in 16
+/// bytes: none, one IPv4 address inline, or any other list (IPv6, several
+/// addresses) boxed. A `SmallVec<[SocketAddr; 1]>` took 40 bytes (a
+/// `SocketAddr` is 32) and a cache entry 72; this makes it 48.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Addrs {
+    #[default]
+    None,
+    V4(core::net::SocketAddrV4),
+    // A thin pointer (a `Box<[SocketAddr]>` is two words, and would make
+    // the list 24 bytes); the rare case (IPv6, several addresses).
+    #[allow(clippy::box_collection)]
+    Other(Box<Vec<SocketAddr>>),
+}
+
+impl Addrs {
+    pub(crate) fn is_empty(&self) -> bool {
+        matches!(self, Addrs::None)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Addrs::None => 0,
+            Addrs::V4(_) => 1,
+            Addrs::Other(list) => list.len(),
+        }
+    }
+
+    pub(crate) fn first(&self) -> Option<SocketAddr> {
+        match self {
+            Addrs::None => None,
+            Addrs::V4(v4) => Some(SocketAddr::V4(*v4)),
+            Addrs::Other(list) => list.first().copied(),
+        }
+    }
+
+    /// The addresses, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        let (one, list): (Option<SocketAddr>, &[SocketAddr]) = match self {
+            Addrs::None => (None, &[]),
+            Addrs::V4(v4) => (Some(SocketAddr::V4(*v4)), &[]),
+            Addrs::Other(list) => (None, list),
+        };
+        one.into_iter().chain(list.iter().copied())
+    }
+
+    /// Whether these are `addrs`, in order.
+    pub(crate) fn is(&self, addrs: &[SocketAddr]) -> bool {
+        self.len() == addrs.len() && self.iter().eq(addrs.iter().copied())
+    }
+}
+
+impl FromIterator<SocketAddr> for Addrs {
+    fn from_iter<I: IntoIterator<Item = SocketAddr>>(iter: I) -> Self {
+        let list: SmallVec<[SocketAddr; 2]> = iter.into_iter().collect();
+        match list[..] {
+            [] => Addrs::None,
+            [SocketAddr::V4(v4)] => Addrs::V4(v4),
+            _ => Addrs::Other(Box::new(list.into_vec())),
+        }
+    }
 }
 
 impl CacheEntry {
@@ -543,7 +607,7 @@ impl PeerCache {
         if self.new.is_empty_grid() {
             return Err(entry);
         }
-        let cell = self.new_cell(id, entry.addrs.first().map(ip_bytes), source_group);
+        let cell = self.new_cell(id, entry.addrs.first().as_ref().map(ip_bytes), source_group);
         if let Some(occupant) = self.new.get(cell) {
             if !self.new_occupant_yields(&occupant, force) {
                 return Err(entry);
@@ -580,7 +644,7 @@ impl PeerCache {
         // Back to new, as if it had told us about itself. Never at the cost
         // of an entry that worked (no force), so not of `id`'s own.
         if let Some(old) = self.take(&occupant) {
-            let own = entry_group(&old.addrs, group_of_id);
+            let own = entry_group(old.addrs.first(), group_of_id);
             debug!(peer = %occupant.short(), "peer cache: failing tried entry moved back to new");
             self.place_new(occupant, old, &own, false);
         }
@@ -596,7 +660,7 @@ impl PeerCache {
         if entry.tried {
             return true;
         }
-        let own = entry_group(&entry.addrs, &[0; 5]);
+        let own = entry_group(entry.addrs.first(), &[0; 5]);
         let Some(cell) = self.free_tried_cell(id, &own, force) else {
             return false;
         };
@@ -620,7 +684,7 @@ impl PeerCache {
         source_group: &Group,
         force: bool,
     ) -> Result<(), CacheEntry> {
-        let own = entry_group(&entry.addrs, source_group);
+        let own = entry_group(entry.addrs.first(), source_group);
         if let Some(cell) = self.free_tried_cell(id, &own, force) {
             entry.tried = true;
             entry.set_cell(cell);
@@ -709,7 +773,7 @@ impl PeerCache {
         }
         if let Some(known) = self.entries.get_mut(&entry.id) {
             // A node's own word beats gossip; gossip fills a blank.
-            if known.confirmed || known.addrs[..] == entry.addrs[..] {
+            if known.confirmed || known.addrs.is(&entry.addrs) {
                 return false;
             }
             known.addrs = entry.addrs.iter().take(MAX_LISTEN_ADDRS).copied().collect();
@@ -792,7 +856,7 @@ impl PeerCache {
             .filter(|(_, p)| !p.addrs.is_empty() && p.cell.is_some())
             .map(|(&id, p)| KnownPeer {
                 id,
-                addrs: p.addrs.iter().copied().collect(),
+                addrs: p.addrs.iter().collect(),
                 tried: p.tried,
             })
             .collect();
@@ -819,15 +883,15 @@ impl PeerCache {
             .filter(|p| !p.addrs.is_empty())
             .map(|p| PeerEntry {
                 id,
-                addrs: p.addrs.iter().copied().collect(),
+                addrs: p.addrs.iter().collect(),
             })
     }
 }
 
 /// The group an entry is bucketed by: its first address's, or (no address)
 /// `fallback`'s.
-fn entry_group(addrs: &[SocketAddr], fallback: &Group) -> Group {
-    addrs.first().map_or(*fallback, group)
+fn entry_group(first: Option<SocketAddr>, fallback: &Group) -> Group {
+    first.as_ref().map_or(*fallback, group)
 }
 
 #[cfg(test)]
@@ -845,10 +909,43 @@ mod tests {
         SocketAddr::from(([a, b, c, d], 7000))
     }
 
+    /// The compact list gives back what it was made of, whatever its
+    /// form: none, one IPv4 address (inline), an IPv6 one, several.
+    #[test]
+    fn compact_addrs_hold_any_list_in_order() {
+        let v6 = SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], 9000));
+        let v6_scoped = SocketAddr::V6(core::net::SocketAddrV6::new(
+            core::net::Ipv6Addr::LOCALHOST,
+            9001,
+            7,
+            3,
+        ));
+        let lists: [&[SocketAddr]; 5] = [
+            &[],
+            &[addr(10, 0, 0, 1)],
+            &[v6],
+            &[v6_scoped, addr(10, 0, 0, 2)],
+            &[addr(10, 0, 0, 3), addr(10, 0, 0, 4), v6],
+        ];
+        for list in lists {
+            let addrs: Addrs = list.iter().copied().collect();
+            assert_eq!(addrs.len(), list.len());
+            assert_eq!(addrs.is_empty(), list.is_empty());
+            assert_eq!(addrs.first(), list.first().copied());
+            assert_eq!(addrs.iter().collect::<Vec<_>>(), list.to_vec());
+            assert!(addrs.is(list));
+            assert!(!addrs.is(&[addr(10, 9, 9, 9)]));
+        }
+        assert!(matches!(
+            [addr(10, 0, 0, 1)].into_iter().collect::<Addrs>(),
+            Addrs::V4(_)
+        ));
+    }
+
     fn entry(n: u128, at: SocketAddr) -> PeerEntry {
         PeerEntry {
             id: NodeId::from_u128(n),
-            addrs: SmallVec::from_slice(&[at]),
+            addrs: [at].into_iter().collect(),
         }
     }
 
@@ -1057,7 +1154,7 @@ mod tests {
         let mut c = cache(64);
         let k = KnownPeer {
             id: NodeId::from_u128(5),
-            addrs: SmallVec::from_slice(&[addr(10, 0, 0, 5)]),
+            addrs: [addr(10, 0, 0, 5)].into_iter().collect(),
             tried: true,
         };
         assert!(c.restore(&k, Instant::ZERO));

@@ -11,8 +11,8 @@ use tracing::{debug, info, warn};
 
 use super::admission::{self, AddrGroup, HalfOpen, InboundPeer};
 use super::{
-    AdmissionReason, Connection, Net, PeerLink, PeersError, PeersEvent, Timer, Upcalls,
-    redial_delay,
+    AdmissionReason, Connection, Handshake, Net, PeerLink, PeersError, PeersEvent, RemoteAddr,
+    Timer, Upcalls, redial_delay,
 };
 use crate::cx::Cx;
 use crate::liveness::peer::PeerLiveness;
@@ -55,7 +55,7 @@ impl Net {
                 (Direction::Inbound, true) => counts.inbound_established += 1,
             }
             if let (Direction::Inbound, Some((ip, group))) = (c.direction, source) {
-                let theirs = admission::source_ip(c.remote.ip());
+                let theirs = admission::source_ip(c.remote().ip());
                 counts.same_ip += usize::from(theirs == ip);
                 counts.same_group += usize::from(admission::group_of(theirs) == group);
             }
@@ -122,9 +122,11 @@ impl Net {
             let conn = ConnId::outbound(self.next_dial);
             self.next_dial += 1;
             let mut connection = self.new_connection(conn, Direction::Outbound, addr, expected);
-            connection.race = race;
-            connection.wanted = wanted;
-            connection.bootstrap = bootstrap.map_or(super::NO_BOOTSTRAP, |i| i as u32);
+            if let Some(h) = connection.handshake_mut() {
+                h.race = race;
+                h.wanted = wanted;
+                h.bootstrap = bootstrap.map_or(super::NO_BOOTSTRAP, |i| i as u32);
+            }
             self.conns.insert(conn, Box::new(connection));
             self.stats.dials += 1;
             debug!(%conn, %addr, peer = ?expected, "dialling");
@@ -149,23 +151,15 @@ impl Net {
         Connection {
             serial,
             direction,
-            remote,
+            remote: RemoteAddr::new(remote),
             since: self.now,
             id: expected.unwrap_or_default(),
             has_id: expected.is_some(),
-            established: false,
             run_nonce: 0,
             session: None,
-            race: None,
-            wanted: false,
-            bootstrap: super::NO_BOOTSTRAP,
+            handshake: Some(Box::new(Handshake::new())),
             draining: false,
             peer_draining: false,
-            answered: false,
-            received: 0,
-            rested: false,
-            probe: None,
-            punch: false,
         }
     }
 
@@ -182,8 +176,8 @@ impl Net {
         let start = self.next_dial;
         let first = self.dial_all(addrs, Some(peer), false, None);
         for conn in (start..self.next_dial).map(ConnId::outbound) {
-            if let Some(c) = self.conns.get_mut(&conn) {
-                c.punch = true;
+            if let Some(h) = self.conns.get_mut(&conn).and_then(|c| c.handshake_mut()) {
+                h.punch = true;
             }
         }
         // The driver dials these (the last outputs queued) from the
@@ -207,8 +201,8 @@ impl Net {
             return None;
         }
         let conn = self.dial_all(&[addr], Some(peer), false, None);
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.probe = Some(false);
+        if let Some(h) = self.conns.get_mut(&conn).and_then(|c| c.handshake_mut()) {
+            h.probe = Some(false);
         }
         Some(conn)
     }
@@ -293,14 +287,16 @@ impl Net {
                     }
                 };
                 let mut connection = self.new_connection(conn, direction, remote, None);
-                connection.rested = rested;
+                if let Some(h) = connection.handshake_mut() {
+                    h.rested = rested;
+                }
                 self.conns.insert(conn, Box::new(connection));
             }
         }
         // A punched connection was dialled by both ends: the smaller id
         // takes the initiator's role.
         let role = match self.conns.get(&conn) {
-            Some(c) if c.punch => match c.expected() {
+            Some(c) if c.punch() => match c.expected() {
                 Some(peer) if peer < self.id => Direction::Inbound,
                 _ => Direction::Outbound,
             },
@@ -310,7 +306,7 @@ impl Net {
             Ok((session, bytes)) => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.session = Some(session);
-                    c.remote = remote;
+                    c.remote = RemoteAddr::new(remote);
                 }
                 self.push_send(conn, bytes);
             }
@@ -357,7 +353,7 @@ impl Net {
                 .map(|(&conn, c)| HalfOpen {
                     conn,
                     opened: c.since,
-                    answered: c.answered,
+                    answered: c.handshake.as_ref().is_some_and(|h| h.answered),
                 })
                 .collect();
             if let Some(oldest) = admission::half_open_to_evict(&table) {
@@ -442,7 +438,7 @@ impl Net {
             if other == conn || c.direction != Direction::Inbound || c.draining {
                 continue;
             }
-            let group = admission::group_of(c.remote.ip());
+            let group = admission::group_of(c.remote().ip());
             candidates.push(InboundPeer {
                 conn: other,
                 group,
@@ -455,7 +451,7 @@ impl Net {
         match admission::select_to_evict(&candidates) {
             Some(victim) => {
                 self.stats.displaced_inbound += 1;
-                let remote = self.conns.get(&victim).map(|c| c.remote);
+                let remote = self.conns.get(&victim).map(|c| c.remote());
                 info!(conn = %victim, ?remote, newcomer = %peer.short(), "inbound slots full: displacing an inbound peer");
                 self.forget(
                     victim,
@@ -528,9 +524,9 @@ impl Net {
             && !conn.is_relayed()
             && self.links.contains_key(&peer)
             && up.take_dial_back(peer, self.now);
-        if c.probe.is_some() || asked_probe {
-            if let Some(c) = self.conns.get_mut(&conn) {
-                c.probe = Some(true);
+        if c.probe().is_some() || asked_probe {
+            if let Some(h) = self.conns.get_mut(&conn).and_then(|c| c.handshake_mut()) {
+                h.probe = Some(true);
             }
             self.forget(
                 conn,
@@ -542,7 +538,7 @@ impl Net {
             return false;
         }
         let (remote, direction, race, wanted, bootstrap) =
-            (c.remote, c.direction, c.race, c.wanted, c.bootstrap());
+            (c.remote(), c.direction, c.race(), c.wanted(), c.bootstrap());
         let run_nonce = established.hello.run_nonce;
         if direction == Direction::Inbound && !self.make_inbound_room(conn, peer, up) {
             return false;
@@ -550,7 +546,6 @@ impl Net {
         let now = self.now;
         if let Some(c) = self.conns.get_mut(&conn) {
             c.establish(peer, run_nonce);
-            c.race = None;
             c.since = now;
         }
         let listen_addrs = established.hello.listen_addrs;
@@ -583,7 +578,7 @@ impl Net {
             // First handshake of a ConnectAny wins; the rest are abandoned
             // (after the peer is up, so their ends do not look like a
             // failed lookup).
-            for other in self.sorted_conns(|o| o.race == Some(race) && o.peer().is_none()) {
+            for other in self.sorted_conns(|o| o.race() == Some(race) && o.peer().is_none()) {
                 self.forget(other, CloseReason::RaceLost, None, true, up);
             }
         }
@@ -752,7 +747,7 @@ impl Net {
             },
         );
         let c = &self.conns[&conn];
-        let (remote, direction) = (c.remote, c.direction);
+        let (remote, direction) = (c.remote(), c.direction);
         info!(peer = %peer.short(), %remote, ?direction, peers = self.links.len(), "peer up");
         self.push_event(PeersEvent::Up {
             peer,
@@ -875,9 +870,9 @@ impl Net {
         };
         if let CloseReason::Protocol(error) = &reason {
             self.stats.protocol_errors += 1;
-            info!(%conn, remote = %c.remote, peer = ?c.peer(), %error, "closing connection: protocol error");
+            info!(%conn, remote = %c.remote(), peer = ?c.peer(), %error, "closing connection: protocol error");
         } else {
-            debug!(%conn, remote = %c.remote, peer = ?c.peer(), %reason, "connection closed");
+            debug!(%conn, remote = %c.remote(), peer = ?c.peer(), %reason, "connection closed");
         }
         if close_transport {
             self.push_close(conn);
@@ -887,7 +882,7 @@ impl Net {
             peer: c.peer(),
             reason: reason.clone(),
         });
-        if let Some(reached) = c.probe {
+        if let Some(reached) = c.probe() {
             // Never a link, nor a dial any component waits for.
             up.probe_ended(self, conn, reached);
             return;
@@ -913,7 +908,7 @@ impl Net {
 
     /// A dial that never reached a session ended.
     fn dial_ended(&mut self, c: &Connection, up: &mut dyn Upcalls) {
-        if c.punch {
+        if c.punch() {
             // The peer is up through a relay: the relay component times
             // the punch out and counts it.
             return;
@@ -940,7 +935,7 @@ impl Net {
     pub(crate) fn is_dialling(&self, peer: NodeId) -> bool {
         self.conns
             .values()
-            .any(|c| c.expected() == Some(peer) && c.peer().is_none() && c.probe.is_none())
+            .any(|c| c.expected() == Some(peer) && c.peer().is_none() && c.probe().is_none())
     }
 
     /// Dials a known peer at all its addresses, if the caps allow. The
@@ -956,7 +951,7 @@ impl Net {
         let Some(known) = self.cache.get(&peer) else {
             return false;
         };
-        let addrs: SmallVec<[SocketAddr; 2]> = known.addrs.iter().copied().collect();
+        let addrs: SmallVec<[SocketAddr; 2]> = known.addrs.iter().collect();
         if addrs.is_empty() || self.dial_refusal(addrs.len()).is_some() {
             return false;
         }
@@ -1119,7 +1114,7 @@ impl Net {
         if let Some(c) = self.conns.get(&conn) {
             warn!(
                 %conn,
-                remote = %c.remote,
+                remote = %c.remote(),
                 peer = ?c.peer(),
                 held,
                 budget,
@@ -1144,16 +1139,23 @@ impl Net {
         let Some(c) = self.conns.get_mut(&conn) else {
             return true;
         };
-        if c.direction == Direction::Outbound || c.peer().is_some() || c.received == u32::MAX {
+        if c.direction == Direction::Outbound {
+            return true;
+        }
+        // Established (no handshake record): charged long ago.
+        let Some(h) = c.handshake_mut() else {
+            return true;
+        };
+        if h.received == u32::MAX {
             return true;
         }
         let len = u32::try_from(len).unwrap_or(u32::MAX);
-        c.received = c.received.saturating_add(len);
-        if (c.received as usize) < FIRST_MESSAGE_LEN {
+        h.received = h.received.saturating_add(len);
+        if (h.received as usize) < FIRST_MESSAGE_LEN {
             return true;
         }
-        c.received = u32::MAX;
-        let rested = c.rested;
+        h.received = u32::MAX;
+        let rested = h.rested;
         match self.limiter.admit_handshake(rested, self.now) {
             Ok(()) => true,
             Err(reason) => {
@@ -1176,8 +1178,9 @@ impl Net {
     ) -> bool {
         match output {
             SessionOutput::Send(bytes) => {
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.answered |= c.peer().is_none();
+                // Only a connection still handshaking has the record.
+                if let Some(h) = self.conns.get_mut(&conn).and_then(|c| c.handshake_mut()) {
+                    h.answered = true;
                 }
                 self.push_send(conn, bytes);
                 true

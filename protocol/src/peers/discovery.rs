@@ -83,7 +83,7 @@ impl Net {
     /// sender's address group, so one sender fills only its own buckets
     /// of the new table.
     pub(super) fn on_peer_list(&mut self, conn: ConnId, list: PeerList, up: &mut dyn Upcalls) {
-        let source = self.conns.get(&conn).map(|c| c.remote);
+        let source = self.conns.get(&conn).map(|c| c.remote());
         for entry in &list.peers {
             if self.cache.learn(entry, source, self.now) {
                 // News: worth asking again at the next round.

@@ -150,7 +150,8 @@ struct Connection {
     /// of the node-wide serial (see [`Net::next_conn_serial`]).
     serial: u32,
     direction: Direction,
-    remote: SocketAddr,
+    /// The far end's address (read it through [`Connection::remote`]).
+    remote: RemoteAddr,
     /// While handshaking, when the dial began (or the connection was
     /// accepted): the half-open eviction's age and what
     /// `is_dialling_since` compares. Once established, when the session
@@ -162,29 +163,24 @@ struct Connection {
     /// one field for both, as a connection needs one at a time (read them
     /// through [`Connection::expected`] and [`Connection::peer`]). The
     /// id and whether there is one apart (`has_id`): a flag packs with the
-    /// others, where an `Option<NodeId>` takes 24 bytes, not 16, and this
-    /// makes the connection 200 bytes, under the allocator's 208-byte
-    /// size class rather than at its 224.
+    /// others, where an `Option<NodeId>` takes 24 bytes, not 16 (eight
+    /// more would put the connection in the allocator's next size class).
     id: NodeId,
     /// `id` holds an id.
     has_id: bool,
-    /// The session is established.
-    established: bool,
     /// The run of the peer this session reached (its `Hello.run_nonce`),
     /// once established; all established connections to a peer share one
     /// (`spec/peers.md`, "Restarts").
     run_nonce: u64,
     /// `None` while the dial is in flight.
     session: Option<Session>,
-    /// The `ConnectAny` race this dial belongs to (races are numbered from
-    /// 1, so the id takes no more room than a `u64`).
-    race: Option<core::num::NonZeroU64>,
-    /// The application asked for this dial: its peer becomes wanted.
-    wanted: bool,
-    /// The bootstrap entry this dial is for, or [`NO_BOOTSTRAP`] (the list
-    /// holds the configured addresses, far fewer than 2^32; a sentinel
-    /// rather than an `Option`, which takes 8 bytes).
-    bootstrap: u32,
+    /// What only a connection that is still handshaking holds; `None`
+    /// once the session is established (which is how the connection
+    /// tells that it is). A side record, so that an established
+    /// connection (a chord member holds ~37) does not carry the
+    /// handshake's fields: with them inline a connection took 16 bytes
+    /// more (and the allocator's next size class).
+    handshake: Option<Box<Handshake>>,
     /// We sent `Goodbye(Duplicate)`: nothing more is sent, and reads go on
     /// until the peer's own goodbye says it has sent everything.
     draining: bool,
@@ -192,13 +188,53 @@ struct Connection {
     /// connection to that peer: we keep sending on it (the peer reads until
     /// our goodbye) until the connection the peer kept comes up.
     peer_draining: bool,
-    /// Handshaking, and this node has answered the peer's first message
-    /// (it has spent a key exchange on it).
-    answered: bool,
-    /// Inbound, handshaking: bytes received so far, until the first
-    /// handshake message is complete and charged to the node-wide rate
-    /// (then `u32::MAX`; a `u32`, as it counts to a few dozen bytes).
+}
+
+/// A connection's remote address in 16 bytes, where a `SocketAddr` takes
+/// 32: an IPv4 address inline, an IPv6 one (with its flow info and scope)
+/// boxed. A chord member holds ~37 connections, nearly all of them IPv4
+/// in a simulation; the 16 bytes take a connection from 168 bytes (the
+/// allocator's 176-byte class) to 152 (its 160).
+enum RemoteAddr {
+    V4(core::net::SocketAddrV4),
+    V6(Box<core::net::SocketAddrV6>),
+}
+
+impl RemoteAddr {
+    fn new(addr: SocketAddr) -> Self {
+        match addr {
+            SocketAddr::V4(v4) => RemoteAddr::V4(v4),
+            SocketAddr::V6(v6) => RemoteAddr::V6(Box::new(v6)),
+        }
+    }
+
+    fn get(&self) -> SocketAddr {
+        match self {
+            RemoteAddr::V4(v4) => SocketAddr::V4(*v4),
+            RemoteAddr::V6(v6) => SocketAddr::V6(**v6),
+        }
+    }
+}
+
+/// What a connection holds only while it handshakes (see
+/// [`Connection::handshake`]).
+struct Handshake {
+    /// The `ConnectAny` race this dial belongs to (races are numbered from
+    /// 1, so the id takes no more room than a `u64`).
+    race: Option<core::num::NonZeroU64>,
+    /// The bootstrap entry this dial is for, or [`NO_BOOTSTRAP`] (the list
+    /// holds the configured addresses, far fewer than 2^32; a sentinel
+    /// rather than an `Option`, which takes 8 bytes).
+    bootstrap: u32,
+    /// Inbound: bytes received so far, until the first handshake message
+    /// is complete and charged to the node-wide rate (then `u32::MAX`; a
+    /// `u32`, as it counts to a few dozen bytes).
     received: u32,
+    /// The application asked for this dial: its peer becomes wanted.
+    wanted: bool,
+    /// This node has answered the peer's first message (it has spent a
+    /// key exchange on it).
+    answered: bool,
     /// Inbound: its address group was rested when it arrived (it may use
     /// the reserve of the node-wide rate).
     rested: bool,
@@ -209,6 +245,22 @@ struct Connection {
     /// Noise roles come from the ids; its failure is the relay
     /// component's to count, not a failed dial of the peer.
     punch: bool,
+}
+
+impl Handshake {
+    /// The state of a connection that just opened.
+    fn new() -> Self {
+        Handshake {
+            race: None,
+            bootstrap: NO_BOOTSTRAP,
+            received: 0,
+            wanted: false,
+            answered: false,
+            rested: false,
+            probe: None,
+            punch: false,
+        }
+    }
 }
 
 /// [`Connection::bootstrap`]: the dial is for no bootstrap entry.
@@ -223,21 +275,54 @@ impl Connection {
 
     /// The peer, once the session is established.
     fn peer(&self) -> Option<NodeId> {
-        (self.has_id && self.established).then_some(self.id)
+        (self.has_id && self.handshake.is_none()).then_some(self.id)
     }
 
     /// The session is established with `peer` (the id demanded, if one
-    /// was), in its run `run_nonce`.
+    /// was), in its run `run_nonce`: the handshake's record goes.
     fn establish(&mut self, peer: NodeId, run_nonce: u64) {
         self.id = peer;
         self.has_id = true;
-        self.established = true;
+        self.handshake = None;
         self.run_nonce = run_nonce;
+    }
+
+    /// The far end's address.
+    fn remote(&self) -> SocketAddr {
+        self.remote.get()
+    }
+
+    /// The handshake's record, while handshaking.
+    fn handshake_mut(&mut self) -> Option<&mut Handshake> {
+        self.handshake.as_deref_mut()
     }
 
     /// The bootstrap entry this dial is for.
     fn bootstrap(&self) -> Option<usize> {
-        (self.bootstrap != NO_BOOTSTRAP).then_some(self.bootstrap as usize)
+        self.handshake
+            .as_ref()
+            .filter(|h| h.bootstrap != NO_BOOTSTRAP)
+            .map(|h| h.bootstrap as usize)
+    }
+
+    /// The `ConnectAny` race this dial belongs to.
+    fn race(&self) -> Option<core::num::NonZeroU64> {
+        self.handshake.as_ref().and_then(|h| h.race)
+    }
+
+    /// A dial-back probe: `Some(reached)`.
+    fn probe(&self) -> Option<bool> {
+        self.handshake.as_ref().and_then(|h| h.probe)
+    }
+
+    /// A hole-punch dial.
+    fn punch(&self) -> bool {
+        self.handshake.as_ref().is_some_and(|h| h.punch)
+    }
+
+    /// The application asked for this dial.
+    fn wanted(&self) -> bool {
+        self.handshake.as_ref().is_some_and(|h| h.wanted)
     }
 
     /// Established, and usable for sending.
@@ -496,8 +581,8 @@ impl Net {
     /// the same id before and after it while one of its timers (a
     /// handshake or drain timeout: seconds) is pending; 2^32 connections
     /// and links of one node are years of work. Four bytes rather than
-    /// eight keep a connection at 184 bytes, the allocator's 192-byte
-    /// class, ~38 of them per chord member.
+    /// eight keep a connection at 152 bytes, the allocator's 160-byte
+    /// class, ~37 of them per chord member.
     fn next_conn_serial(&mut self) -> u32 {
         self.next_serial() as u32
     }
@@ -599,7 +684,7 @@ impl Net {
 
     /// The address `conn`'s other end is at, as the driver reported it.
     pub(crate) fn conn_remote(&self, conn: ConnId) -> Option<SocketAddr> {
-        self.conns.get(&conn).map(|c| c.remote)
+        self.conns.get(&conn).map(|c| c.remote())
     }
 
     /// What this node announces now: its configured `listen_addrs` and
@@ -895,7 +980,7 @@ impl Cx for Net {
             // for it.
             c.expected() == Some(peer)
                 && c.peer().is_none()
-                && c.probe.is_none()
+                && c.probe().is_none()
                 && c.since >= since
         })
     }
@@ -1002,8 +1087,16 @@ mod layout_tests {
     /// purpose (benches/README.md, "Where a chord member's memory goes").
     #[test]
     fn per_link_records_keep_their_size() {
-        // 184: the allocator's 192-byte class (the box's header is 8).
-        assert!(size_of::<super::Connection>() <= 184);
+        // 152: the allocator's 160-byte class (the box's header is 8); the
+        // handshake's fields in their own record, only while handshaking,
+        // and the remote address in 16 bytes.
+        assert_eq!(size_of::<super::Connection>(), 152);
+        assert_eq!(size_of::<super::RemoteAddr>(), 16);
+        // A peer cache entry (a chord member holds ~46, guests included):
+        // its listen addresses in 16 bytes.
+        assert_eq!(size_of::<super::cache::Addrs>(), 16);
+        assert_eq!(size_of::<super::cache::CacheEntry>(), 48);
+        assert!(size_of::<super::Handshake>() <= 24);
         assert_eq!(size_of::<Option<crate::session::Session>>(), 88);
         assert_eq!(size_of::<super::PeerLink>(), 64);
         assert_eq!(size_of::<crate::liveness::QueuedTimer>(), 24);

@@ -102,17 +102,22 @@ impl ConnTable {
 
 #[cfg(test)]
 mod tests {
+    use super::super::BROKEN;
     use super::*;
-    use ringmesh::Instant;
 
     fn end(peer: NodeIdx) -> ConnEnd {
-        ConnEnd {
-            peer,
-            peer_conn: ConnId::inbound(u64::from(peer)),
-            peer_incarnation: 0,
-            last_arrival: Instant::ZERO,
-            broken: false,
-        }
+        ConnEnd::new(peer, ConnId::inbound(u64::from(peer)), 0)
+    }
+
+    /// A chord member holds ~37 ends: their size is memory per member.
+    #[test]
+    fn an_end_takes_24_bytes_and_keeps_its_flag_apart_from_its_incarnation() {
+        assert_eq!(core::mem::size_of::<ConnEnd>(), 24);
+        let mut e = ConnEnd::new(3, ConnId::inbound(4), BROKEN - 1);
+        assert!(!e.broken());
+        e.set_broken();
+        assert!(e.broken());
+        assert_eq!(e.peer_incarnation(), BROKEN - 1);
     }
 
     #[test]
@@ -128,14 +133,14 @@ mod tests {
         table.insert(2, ConnId::inbound(9), end(90));
         assert_eq!(table.get(2, ConnId::inbound(9)).map(|e| e.peer), Some(90));
         if let Some(e) = table.get_mut(2, ConnId::inbound(3)) {
-            e.broken = true;
+            e.set_broken();
         }
         assert_eq!(table.remove(2, ConnId::inbound(1)).map(|e| e.peer), Some(1));
         assert!(table.remove(2, ConnId::inbound(1)).is_none());
         let taken: Vec<_> = table
             .take_node(2)
             .into_iter()
-            .map(|(c, e)| (c, e.peer, e.broken))
+            .map(|(c, e)| (c, e.peer, e.broken()))
             .collect();
         assert_eq!(
             taken,

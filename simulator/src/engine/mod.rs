@@ -231,17 +231,53 @@ struct NodeRecord {
     id: NodeId,
 }
 
-/// One end of a simulated connection, keyed by (node, its `ConnId`).
+/// One end of a simulated connection, keyed by (node, its `ConnId`): 24
+/// bytes (the flag `broken` in the incarnation's top bit, where a `bool`
+/// of its own made the end 32; a chord member holds ~37 ends).
 #[derive(Debug, Clone, Copy)]
 struct ConnEnd {
     peer: NodeIdx,
+    /// The incarnation of `peer` this connection reaches (the low 31
+    /// bits: a node restarts far fewer than 2^31 times), and in the top
+    /// bit whether bytes sent this way vanish (partitioned or crashed
+    /// peer). Read through [`ConnEnd::peer_incarnation`] and
+    /// [`ConnEnd::broken`].
+    incarnation_broken: u32,
     peer_conn: ConnId,
-    /// The incarnation of `peer` this connection reaches.
-    peer_incarnation: u32,
     /// Arrival time of the last bytes sent this way (per-connection FIFO).
     last_arrival: Instant,
-    /// Bytes sent this way vanish (partitioned or crashed peer).
-    broken: bool,
+}
+
+/// [`ConnEnd::incarnation_broken`]'s flag.
+const BROKEN: u32 = 1 << 31;
+
+impl ConnEnd {
+    /// The end of a new connection to `peer`'s `peer_conn`, in its
+    /// incarnation `peer_incarnation`.
+    fn new(peer: NodeIdx, peer_conn: ConnId, peer_incarnation: u32) -> Self {
+        assert!(peer_incarnation < BROKEN, "2^31 restarts of one node");
+        ConnEnd {
+            peer,
+            incarnation_broken: peer_incarnation,
+            peer_conn,
+            last_arrival: Instant::ZERO,
+        }
+    }
+
+    /// The incarnation of the peer this connection reaches.
+    fn peer_incarnation(&self) -> u32 {
+        self.incarnation_broken & !BROKEN
+    }
+
+    /// Bytes sent this way vanish.
+    fn broken(&self) -> bool {
+        self.incarnation_broken & BROKEN != 0
+    }
+
+    /// From now on bytes sent this way vanish.
+    fn set_broken(&mut self) {
+        self.incarnation_broken |= BROKEN;
+    }
 }
 
 /// One end of a connection being made: which node, its `ConnId` and
@@ -649,12 +685,12 @@ impl<O: Observer> Sim<O> {
                         conn: end.peer_conn,
                         reason: TransportError::Reset,
                     };
-                    self.deliver_at(at, end.peer, end.peer_incarnation, input);
+                    self.deliver_at(at, end.peer, end.peer_incarnation(), input);
                 }
                 _ => {
                     // The peer's end stays, writing into the void.
                     if let Some(other) = self.conns.get_mut(end.peer, end.peer_conn) {
-                        other.broken = true;
+                        other.set_broken();
                     }
                 }
             }
@@ -665,7 +701,7 @@ impl<O: Observer> Sim<O> {
     /// incarnation this end reached: a restarted peer may reuse the same
     /// connection id for a new connection, which must survive.
     fn remove_peer_end(&mut self, end: ConnEnd) {
-        if self.nodes[end.peer as usize].incarnation == end.peer_incarnation {
+        if self.nodes[end.peer as usize].incarnation == end.peer_incarnation() {
             self.conns.remove(end.peer, end.peer_conn);
         }
     }
@@ -972,13 +1008,13 @@ impl<O: Observer> Sim<O> {
             Output::Close { conn } => {
                 if let Some(end) = self.conns.remove(i, conn) {
                     self.remove_peer_end(end);
-                    if !end.broken && self.reachable(i, end.peer) && !self.cut(i, end.peer) {
+                    if !end.broken() && self.reachable(i, end.peer) && !self.cut(i, end.peer) {
                         let at = self.arrival_after(i, end);
                         let closed = Input::Closed {
                             conn: end.peer_conn,
                             reason: TransportError::Eof,
                         };
-                        self.deliver_at(at, end.peer, end.peer_incarnation, closed);
+                        self.deliver_at(at, end.peer, end.peer_incarnation(), closed);
                     }
                 }
             }
@@ -1068,13 +1104,7 @@ impl<O: Observer> Sim<O> {
     /// delivers each its `Connected` at the time a first byte from `a`
     /// would arrive at `b`.
     fn join_ends(&mut self, a: End, b: End) {
-        let end = |other: &End| ConnEnd {
-            peer: other.node,
-            peer_conn: other.conn,
-            peer_incarnation: other.incarnation,
-            last_arrival: Instant::ZERO,
-            broken: false,
-        };
+        let end = |other: &End| ConnEnd::new(other.node, other.conn, other.incarnation);
         self.conns.insert(a.node, a.conn, end(&b));
         self.conns.insert(b.node, b.conn, end(&a));
         let at = self.arrival(a.node, b.node, a.conn, 0);
@@ -1172,9 +1202,9 @@ impl<O: Observer> Sim<O> {
             self.stats.lost_sends += 1;
             return;
         };
-        if end.broken || !self.reachable(i, end.peer) || self.cut(i, end.peer) {
+        if end.broken() || !self.reachable(i, end.peer) || self.cut(i, end.peer) {
             if let Some(e) = self.conns.get_mut(i, conn) {
-                e.broken = true;
+                e.set_broken();
             }
             self.stats.lost_sends += 1;
             return;
@@ -1184,7 +1214,7 @@ impl<O: Observer> Sim<O> {
             conn: end.peer_conn,
             bytes,
         };
-        self.deliver_at(at, end.peer, end.peer_incarnation, input);
+        self.deliver_at(at, end.peer, end.peer_incarnation(), input);
     }
 
     /// Processes the next event; `false` when nothing is left.
