@@ -717,10 +717,17 @@ fn run(driver: &Driver) -> io::Result<()> {
             }
         };
         let Some(mut polling) = polling else {
-            if lock(&driver.shared)
-                .as_ref()
-                .is_none_or(Adapter::is_finished)
-            {
+            // Never waits for the lock: a waiting thread's turn holds it,
+            // and would have to wake this thread when it let go.
+            let finished = match driver.shared.try_lock() {
+                Ok(adapter) => adapter.as_ref().is_none_or(Adapter::is_finished),
+                Err(TryLockError::Poisoned(poisoned)) => poisoned
+                    .into_inner()
+                    .as_ref()
+                    .is_none_or(Adapter::is_finished),
+                Err(TryLockError::WouldBlock) => false,
+            };
+            if finished {
                 return Ok(());
             }
             std::thread::park_timeout(LOOP_LOOKS_EVERY);
