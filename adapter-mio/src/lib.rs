@@ -31,9 +31,10 @@
 //! adapter's `Poll`, reads what arrives, and takes the events it produced,
 //! so a reply is read and taken on one thread with one wake-up, as with a
 //! socket of its own. Meanwhile the loop thread sleeps, looking every
-//! [`LOOP_LOOKS_EVERY`] (2 ms) whether a thread still waits; once none
-//! does it drives the node again (so a node whose application stopped
-//! waiting is served again within that time). A round trip then wakes one
+//! [`LOOP_LOOKS_EVERY`] (2 ms) whether a thread still waits, and less
+//! often while one wait goes on (up to a quarter of a second; the wait's
+//! end wakes it); once none does it drives the node again (so a node
+//! whose application stopped waiting is served again within 2 ms). A round trip then wakes one
 //! thread on each side, not two. (An embedded adapter's receiver, which
 //! has no loop to run, looks for an event for [`EVENT_SPIN`] before it
 //! sleeps instead.)
@@ -547,6 +548,9 @@ fn start_thread(
         }),
         wanted: AtomicBool::new(false),
         stopped: AtomicBool::new(false),
+        waits: AtomicU64::new(0),
+        napping_long: AtomicBool::new(false),
+        loop_thread: OnceLock::new(),
         waker: Arc::clone(&handle.waker),
     });
     let ours = Arc::clone(&driver);
@@ -578,6 +582,7 @@ fn start_thread(
     // waiting in `EventReceiver::recv` runs them too, once `spawn` has
     // returned): the handle's waiting calls panic on this thread only.
     let _ = handle.loop_thread.set(thread.thread().id());
+    let _ = driver.loop_thread.set(thread.thread().clone());
     Ok((thread, handle, driver))
 }
 
@@ -595,6 +600,13 @@ pub(crate) struct Driver {
     wanted: AtomicBool,
     /// The loop has ended and the adapter is gone.
     stopped: AtomicBool,
+    /// Waits begun in [`EventReceiver::recv`]: while it does not move, one
+    /// wait goes on, and the loop thread naps longer and longer.
+    waits: AtomicU64,
+    /// The loop thread naps longer than [`LOOP_LOOKS_EVERY`]: a wait that
+    /// ends wakes it, so that it takes the node back at once.
+    napping_long: AtomicBool,
+    loop_thread: OnceLock<std::thread::Thread>,
     waker: Arc<Waker>,
 }
 
@@ -611,6 +623,11 @@ pub(crate) struct Polling {
 /// does: a node is never left undriven for longer).
 pub const LOOP_LOOKS_EVERY: Duration = Duration::from_millis(2);
 
+/// The longest the loop thread naps while one wait in
+/// [`EventReceiver::recv`] goes on (its naps double from
+/// [`LOOP_LOOKS_EVERY`]; the wait's end wakes it).
+const LOOP_NAPS_AT_MOST: Duration = Duration::from_millis(256);
+
 /// What a waiting application thread's call to [`Driver::drive`] did.
 pub(crate) enum Drove {
     /// It polled and ran a turn (or tried to): look for events again.
@@ -622,6 +639,21 @@ pub(crate) enum Drove {
 }
 
 impl Driver {
+    /// A thread begins to wait for events by running the loop.
+    pub(crate) fn begin_wait(&self) {
+        self.waits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The wait has ended: the loop thread, if it naps long, wakes to take
+    /// the node back.
+    pub(crate) fn end_wait(&self) {
+        if self.napping_long.swap(false, Ordering::AcqRel)
+            && let Some(thread) = self.loop_thread.get()
+        {
+            thread.unpark();
+        }
+    }
+
     /// For an application thread waiting for an event until `deadline`:
     /// polls and runs one turn if the `Poll` is free, else asks the loop
     /// thread for it.
@@ -702,6 +734,8 @@ fn turn(shared: &Mutex<Option<Adapter>>, polling: &mut Polling) -> Turn {
 /// turns; the loop thread looks every [`LOOP_LOOKS_EVERY`] and takes the
 /// `Poll` back once nobody waits on it.
 fn run(driver: &Driver) -> io::Result<()> {
+    let mut nap = LOOP_LOOKS_EVERY;
+    let mut waits = driver.waits.load(Ordering::Relaxed);
     loop {
         // Asked for the `Poll` by a waiting application thread: sleep once
         // (it takes the `Poll` meanwhile, and clears the flag); a flag
@@ -730,9 +764,24 @@ fn run(driver: &Driver) -> io::Result<()> {
             if finished {
                 return Ok(());
             }
-            std::thread::park_timeout(LOOP_LOOKS_EVERY);
+            // One wait going on since the last look: nap longer (an idle
+            // application waiting for events costs a few wake-ups a
+            // second); waits coming and going: look often.
+            let now = driver.waits.load(Ordering::Relaxed);
+            nap = if now == waits {
+                (nap * 2).min(LOOP_NAPS_AT_MOST)
+            } else {
+                LOOP_LOOKS_EVERY
+            };
+            waits = now;
+            driver
+                .napping_long
+                .store(nap > LOOP_LOOKS_EVERY, Ordering::Release);
+            std::thread::park_timeout(nap);
             continue;
         };
+        nap = LOOP_LOOKS_EVERY;
+        driver.napping_long.store(false, Ordering::Relaxed);
         let timeout = polling.timeout;
         let Polling { poll, events, .. } = &mut *polling;
         match poll.poll(events, timeout) {

@@ -161,6 +161,17 @@ impl EventReceiver {
     /// Waits for an event until `deadline` by running the adapter's turns
     /// on this thread.
     fn drive(&self, driver: &Driver, deadline: Option<Instant>) -> Result<Event, RecvTimeoutError> {
+        driver.begin_wait();
+        let result = self.drive_until(driver, deadline);
+        driver.end_wait();
+        result
+    }
+
+    fn drive_until(
+        &self,
+        driver: &Driver,
+        deadline: Option<Instant>,
+    ) -> Result<Event, RecvTimeoutError> {
         loop {
             match self.receiver.try_recv() {
                 Ok(event) => return Ok(self.took(event)),
