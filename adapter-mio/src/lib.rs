@@ -644,6 +644,13 @@ impl Driver {
         self.waits.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Wakes the loop thread from its nap.
+    pub(crate) fn wake_loop(&self) {
+        if let Some(thread) = self.loop_thread.get() {
+            thread.unpark();
+        }
+    }
+
     /// The wait has ended: the loop thread, if it naps long, wakes to take
     /// the node back.
     pub(crate) fn end_wait(&self) {

@@ -188,6 +188,9 @@ impl EventReceiver {
                 // The loop has ended (its last events are in the channel)
                 // or the poll failed: wait on the channel.
                 Ok(Drove::Stopped) | Err(_) => {
+                    // The loop thread ends the adapter (closing the
+                    // channel) at once, not after its nap.
+                    driver.wake_loop();
                     return match deadline {
                         None => self
                             .receiver
