@@ -2,6 +2,7 @@
 //! registry that either the adapter owns ([`crate::spawn`]) or the caller
 //! does (embedding).
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, ErrorKind, IoSlice, Write};
 use std::net::SocketAddr;
@@ -59,6 +60,24 @@ const OUTPUTS_ROOM: usize = 16;
 
 /// How long a closing connection may take to flush before it is dropped.
 const CLOSE_GRACE: StdDuration = StdDuration::from_secs(5);
+
+/// Inputs of one turn served from one reading of the clock: a long turn
+/// (a flood read in many pieces) reads it again after this many, so the
+/// node's time lags the wall clock by at most that many inputs' work.
+const READING_USES: u32 = 32;
+
+/// A node deadline at least this far ahead (a century) is none: what
+/// `Adapter::timeout` reports as `None`.
+const NO_DEADLINE_MICROS: u64 = 100 * 365 * 24 * 3600 * 1_000_000;
+
+/// One reading of the clock: the wall-clock instant, the protocol instant
+/// it maps to, and how many calls to the node it served.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    wall: StdInstant,
+    at: Instant,
+    uses: u32,
+}
 
 /// The hasher of the adapter's maps, whose keys are numbers it hands out
 /// itself (connection ids, tokens: counters, not chosen by a peer, so
@@ -143,6 +162,18 @@ pub struct Adapter {
     /// Turns of the loop so far (counted by `handle_timeout`): commands
     /// served outside the loop write to a connection once per turn.
     turn: u64,
+    /// The clock's last reading. Within a turn (from the first
+    /// `handle_event` after a poll to the end of `handle_timeout`) every
+    /// input is given the turn's reading (up to [`READING_USES`] of them),
+    /// not a reading of its own.
+    reading: Option<Reading>,
+    /// A turn is under way: `handle_event` or `handle_timeout` began it,
+    /// `handle_timeout` ends it.
+    turn_open: bool,
+    /// The reading the last call (`handle_timeout`, a command) began
+    /// with, for the `timeout` that follows it: taken once, so a
+    /// `timeout` asked later reads the clock.
+    sleep_from: Cell<Option<(StdInstant, Instant)>>,
 }
 
 impl Adapter {
@@ -257,6 +288,9 @@ impl Adapter {
             planned_deadline: None,
             closed_since_plan: false,
             turn: 0,
+            reading: None,
+            turn_open: false,
+            sleep_from: Cell::new(None),
         };
         Ok((adapter, handle))
     }
@@ -307,17 +341,37 @@ impl Adapter {
 
     /// How long the caller's `poll` may sleep: until the node's next
     /// deadline (or a closing connection's grace period ends).
+    ///
+    /// Asked right after [`handle_timeout`](Adapter::handle_timeout) or
+    /// [`command`](Adapter::command), it measures from the clock reading
+    /// that call began with instead of reading the clock again (so a
+    /// deadline may be served late by that call's length); asked again,
+    /// or after anything else, it reads the clock.
     pub fn timeout(&self) -> Option<StdDuration> {
+        // The common loop is `handle_timeout`, `timeout`, `poll`: one
+        // reading of the clock a turn.
+        let from = self.sleep_from.take();
         if self.more_requests || self.more_accepts {
             return Some(StdDuration::ZERO);
         }
-        // A deadline too far to represent is no deadline.
-        let node = self.node.poll_timeout().and_then(|at| self.clock.until(at));
+        let (wall, now) = from.unwrap_or_else(|| {
+            let wall = StdInstant::now();
+            (wall, self.clock.instant(wall))
+        });
+        // In protocol time (microseconds: `now` is truncated, so the wait
+        // is never short). A deadline a century away or more (`Instant::MAX`
+        // when nothing is due) is no deadline.
+        let node = self
+            .node
+            .poll_timeout()
+            .map(|at| at.saturating_duration_since(now).as_micros())
+            .filter(|&wait| wait < NO_DEADLINE_MICROS)
+            .map(StdDuration::from_micros);
         let closing = self
             .conns
             .values()
             .filter_map(|c| c.closing_since)
-            .map(|since| (since + CLOSE_GRACE).saturating_duration_since(StdInstant::now()))
+            .map(|since| (since + CLOSE_GRACE).saturating_duration_since(wall))
             .min();
         match (node, closing) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -328,6 +382,7 @@ impl Adapter {
     /// Acts on one readiness event for a token the adapter owns.
     pub fn handle_event(&mut self, event: &mio::event::Event) {
         self.claim_loop_thread();
+        self.open_turn();
         let token = event.token();
         if token.0 == self.base {
             self.accept();
@@ -365,13 +420,21 @@ impl Adapter {
     /// deadlines to the node, serves queued requests, drops closing
     /// connections past their grace period, then shows the node to the
     /// observer ([`Observer::after_turn`]).
+    ///
+    /// The clock is read once a turn: the inputs of one turn (from the
+    /// first [`handle_event`](Adapter::handle_event) after a `poll` to the
+    /// end of this call, up to 32 of them) are all stamped with the time of
+    /// its first, so a deadline that falls due during a turn is served the
+    /// next one.
     pub fn handle_timeout(&mut self) {
         if self.aborted {
             return;
         }
         self.claim_loop_thread();
         self.turn += 1;
-        let now = self.clock.now();
+        self.open_turn();
+        let now = self.now();
+        self.sleep_from.set(self.reading.map(|r| (r.wall, r.at)));
         if self.node.poll_timeout().is_some_and(|at| at <= now) {
             self.node
                 .handle_input_into(now, Input::Timeout, &mut self.outputs);
@@ -393,6 +456,34 @@ impl Adapter {
         self.pump();
         self.flush_dirty();
         self.observer.after_turn(&self.node);
+        self.turn_open = false;
+    }
+
+    /// Begins a turn (if none is under way): its first input reads the
+    /// clock, the others use that reading.
+    fn open_turn(&mut self) {
+        if !self.turn_open {
+            self.turn_open = true;
+            self.reading = None;
+            self.sleep_from.set(None);
+        }
+    }
+
+    /// Protocol time for a call to the node: the turn's reading of the
+    /// clock if a turn is under way and the reading has served fewer than
+    /// [`READING_USES`] calls, else a fresh one.
+    fn now(&mut self) -> Instant {
+        if self.turn_open
+            && let Some(reading) = &mut self.reading
+            && reading.uses < READING_USES
+        {
+            reading.uses += 1;
+            return reading.at;
+        }
+        let wall = StdInstant::now();
+        let at = self.clock.instant(wall);
+        self.reading = Some(Reading { wall, at, uses: 1 });
+        at
     }
 
     /// Runs `command` on the node now, on the calling thread, and returns
@@ -461,9 +552,9 @@ impl Adapter {
         if command == Command::Shutdown {
             self.shutting_down = true;
         }
-        let result = self
-            .node
-            .command_into(self.clock.now(), command, &mut self.outputs);
+        let now = self.now();
+        self.sleep_from.set(self.reading.map(|r| (r.wall, r.at)));
+        let result = self.node.command_into(now, command, &mut self.outputs);
         self.pump();
         result
     }
@@ -517,7 +608,7 @@ impl Adapter {
     }
 
     fn serve(&mut self, request: Request) {
-        let now = self.clock.now();
+        let now = self.now();
         match request {
             Request::Command(command, reply) => {
                 if command == Command::Shutdown {
@@ -556,7 +647,7 @@ impl Adapter {
                     if self.add_conn(conn, stream, false).is_err() {
                         continue;
                     }
-                    let now = self.clock.now();
+                    let now = self.now();
                     self.node.handle_input_into(
                         now,
                         Input::Connected {
@@ -641,7 +732,7 @@ impl Adapter {
         if closing {
             return;
         }
-        let now = self.clock.now();
+        let now = self.now();
         let input = if connecting {
             Input::DialFailed { conn, reason }
         } else {
@@ -667,7 +758,7 @@ impl Adapter {
             match c.stream.peer_addr() {
                 Ok(remote) => {
                     c.connecting = false;
-                    let now = self.clock.now();
+                    let now = self.now();
                     self.node.handle_input_into(
                         now,
                         Input::Connected {
@@ -767,7 +858,7 @@ impl Adapter {
                     if c.closing_since.is_some() {
                         continue; // the node has let go: discard
                     }
-                    let now = self.clock.now();
+                    let now = self.now();
                     self.node.handle_input_into(
                         now,
                         Input::Received { conn, bytes },
@@ -841,7 +932,7 @@ impl Adapter {
             Ok(()) => debug!(%conn, %addr, "dialling"),
             Err(e) => {
                 debug!(%conn, %addr, error = %e, "dial failed at once");
-                let now = self.clock.now();
+                let now = self.now();
                 let reason = transport_error(&e);
                 self.node.handle_input_into(
                     now,
@@ -871,6 +962,89 @@ impl Adapter {
         if !c.dirty {
             c.dirty = true;
             self.dirty.push(conn);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringmesh::{Config, Identity};
+
+    /// Spins until the wall clock is at least a millisecond past `from`.
+    fn a_millisecond_after(from: StdInstant) {
+        while from.elapsed() < StdDuration::from_millis(1) {
+            std::hint::spin_loop();
+        }
+    }
+
+    #[test]
+    fn the_clock_is_read_once_a_turn_and_again_after_it() {
+        let poll = mio::Poll::new().expect("poll");
+        let config = AdapterConfig::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            Config::default(),
+            Identity::from_secret_bytes([9; 32]),
+            9,
+        );
+        let (mut adapter, _handle, _events) =
+            Adapter::new(poll.registry(), 0, config).expect("adapter");
+
+        // Outside a turn, every call reads the clock.
+        let outside = adapter.now();
+        a_millisecond_after(StdInstant::now());
+        assert!(adapter.now() > outside);
+
+        // Within a turn, its first reading serves READING_USES calls...
+        adapter.open_turn();
+        let first = adapter.now();
+        for _ in 1..READING_USES {
+            a_millisecond_after(StdInstant::now());
+            assert_eq!(adapter.now(), first);
+        }
+        // ... and the next one reads the clock again.
+        let refreshed = adapter.now();
+        assert!(refreshed > first);
+        assert_eq!(adapter.now(), refreshed);
+
+        // The turn ends with `handle_timeout`, whose reading the next
+        // `timeout` measures from, once.
+        adapter.handle_timeout();
+        assert!(!adapter.turn_open);
+        assert!(adapter.sleep_from.get().is_some());
+        let _ = adapter.timeout();
+        assert!(adapter.sleep_from.get().is_none());
+        a_millisecond_after(StdInstant::now());
+        assert!(adapter.now() > refreshed);
+
+        // A new turn does not reuse the last one's reading.
+        let before = adapter.reading.expect("a reading").at;
+        a_millisecond_after(StdInstant::now());
+        adapter.open_turn();
+        assert!(adapter.now() > before);
+    }
+
+    #[test]
+    fn timeout_measures_from_the_reading_handle_timeout_began_with() {
+        let poll = mio::Poll::new().expect("poll");
+        let config = AdapterConfig::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            Config::default(),
+            Identity::from_secret_bytes([9; 32]),
+            9,
+        );
+        let (mut adapter, _handle, _events) =
+            Adapter::new(poll.registry(), 0, config).expect("adapter");
+        adapter.handle_timeout();
+        let deadline = adapter.node.poll_timeout();
+        let wait = adapter.timeout();
+        match deadline {
+            Some(at) => {
+                let now = adapter.reading.expect("a reading").at;
+                let expected = at.saturating_duration_since(now).as_micros();
+                assert_eq!(wait, Some(StdDuration::from_micros(expected)));
+            }
+            None => assert_eq!(wait, None),
         }
     }
 }

@@ -25,11 +25,19 @@
 //! command on the calling thread when the loop is asleep (the adapter is
 //! locked for each turn of the loop, never while it sleeps), writing what
 //! it sends before they return, and wake the loop only if the command
-//! left it something to do sooner than it planned; and
-//! [`EventReceiver::recv`] looks for an event for [`EVENT_SPIN`] before it
-//! sleeps, so that a reply that comes within it is taken without a
-//! wake-up. A round trip then wakes the loop thread of each side once (as
-//! the socket's data arrives) and nothing else.
+//! left it something to do sooner than it planned; and a thread waiting
+//! in a [`spawn`]ed adapter's [`EventReceiver::recv`] (or `recv_timeout`,
+//! `iter`) runs the adapter's loop itself while it waits: it sleeps in the
+//! adapter's `Poll`, reads what arrives, and takes the events it produced,
+//! so a reply is read and taken on one thread with one wake-up, as with a
+//! socket of its own. Meanwhile the loop thread sleeps, looking every
+//! [`LOOP_LOOKS_EVERY`] (2 ms) whether a thread still waits, and less
+//! often while one wait goes on (up to a quarter of a second; the wait's
+//! end wakes it); once none does it drives the node again (so a node
+//! whose application stopped waiting is served again within 2 ms). A round trip then wakes one
+//! thread on each side, not two. (An embedded adapter's receiver, which
+//! has no loop to run, looks for an event for [`EVENT_SPIN`] before it
+//! sleeps instead.)
 //!
 //! To merge the node's events with inputs of your own in one channel, or
 //! to watch the node's state as it changes, give [`spawn_with`] (or
@@ -112,6 +120,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 use std::thread::{JoinHandle, ThreadId};
+use std::time::Duration;
 
 use mio::{Events, Poll, Waker};
 use ringmesh::blobs::BlobHash;
@@ -485,8 +494,9 @@ pub struct Spawned {
 /// an [`AdapterConfigError`]) if the configuration is refused.
 pub fn spawn(config: AdapterConfig) -> io::Result<Running> {
     let poll = Poll::new()?;
-    let (adapter, handle, events) = Adapter::new(poll.registry(), 0, config)?;
-    let (thread, handle) = start_thread(poll, adapter, handle)?;
+    let (adapter, handle, mut events) = Adapter::new(poll.registry(), 0, config)?;
+    let (thread, handle, driver) = start_thread(poll, adapter, handle)?;
+    events.attach(driver);
     Ok(Running {
         handle,
         events,
@@ -502,7 +512,7 @@ pub fn spawn(config: AdapterConfig) -> io::Result<Running> {
 pub fn spawn_with(config: AdapterConfig, observer: impl Observer) -> io::Result<Spawned> {
     let poll = Poll::new()?;
     let (adapter, handle) = Adapter::with_observer(poll.registry(), 0, config, observer)?;
-    let (thread, handle) = start_thread(poll, adapter, handle)?;
+    let (thread, handle, _) = start_thread(poll, adapter, handle)?;
     Ok(Spawned { handle, thread })
 }
 
@@ -522,57 +532,273 @@ fn start_thread(
     poll: Poll,
     adapter: Adapter,
     mut handle: Handle,
-) -> io::Result<(JoinHandle<io::Result<()>>, Handle)> {
+) -> io::Result<(JoinHandle<io::Result<()>>, Handle, Arc<Driver>)> {
     let shared: Shared = Arc::new(Mutex::new(Some(adapter)));
     handle.direct = Some(Arc::clone(&shared));
+    let timeout = match lock(&shared).as_mut() {
+        Some(adapter) => adapter.plan_sleep(),
+        None => None,
+    };
+    let driver = Arc::new(Driver {
+        shared,
+        poll: Mutex::new(Polling {
+            poll,
+            events: Events::with_capacity(1024),
+            timeout,
+        }),
+        wanted: AtomicBool::new(false),
+        stopped: AtomicBool::new(false),
+        waits: AtomicU64::new(0),
+        napping_long: AtomicBool::new(false),
+        loop_thread: OnceLock::new(),
+        waker: Arc::clone(&handle.waker),
+    });
+    let ours = Arc::clone(&driver);
     let thread = std::thread::Builder::new()
         .name(format!("ringmesh-{}", handle.node_id().short()))
         .spawn(move || {
-            let release = Release(&shared);
-            if let Some(adapter) = lock(&shared).as_ref() {
+            let driver = ours;
+            let shared = &driver.shared;
+            let release = Release(shared);
+            if let Some(adapter) = lock(shared).as_ref() {
                 adapter.claim_loop_thread();
             }
-            let result = run(poll, &shared);
+            let result = run(&driver);
             // Out of the handles' reach first, so that no call runs on it
             // while the observer is told.
-            let adapter = lock(&shared).take();
+            let adapter = lock(shared).take();
             if let Some(mut adapter) = adapter {
                 adapter.stop();
             }
             drop(release);
+            // A thread waiting in `EventReceiver::recv` may be in the
+            // `Poll`: it wakes, finds the adapter gone and waits on the
+            // channel, which is closed now.
+            driver.stopped.store(true, Ordering::Release);
+            let _ = driver.waker.wake();
             result
         })?;
-    Ok((thread, handle))
+    // Known before any other thread can run a turn (an application thread
+    // waiting in `EventReceiver::recv` runs them too, once `spawn` has
+    // returned): the handle's waiting calls panic on this thread only.
+    let _ = handle.loop_thread.set(thread.thread().id());
+    let _ = driver.loop_thread.set(thread.thread().clone());
+    Ok((thread, handle, driver))
+}
+
+/// The `Poll` of a [`spawn`]ed adapter and whoever waits on it: the loop
+/// thread, or an application thread waiting in [`EventReceiver::recv`]
+/// (which then runs the turns itself, so that a reply is read and taken
+/// on one thread, without waking the loop thread and handing the event
+/// over).
+pub(crate) struct Driver {
+    shared: Shared,
+    /// Held by whoever polls (for the poll and the turn that follows).
+    poll: Mutex<Polling>,
+    /// An application thread waits for the `Poll`: the loop thread lets
+    /// go of it after its turn and sleeps.
+    wanted: AtomicBool,
+    /// The loop has ended and the adapter is gone.
+    stopped: AtomicBool,
+    /// Waits begun in [`EventReceiver::recv`]: while it does not move, one
+    /// wait goes on, and the loop thread naps longer and longer.
+    waits: AtomicU64,
+    /// The loop thread naps longer than [`LOOP_LOOKS_EVERY`]: a wait that
+    /// ends wakes it, so that it takes the node back at once.
+    napping_long: AtomicBool,
+    loop_thread: OnceLock<std::thread::Thread>,
+    waker: Arc<Waker>,
+}
+
+pub(crate) struct Polling {
+    poll: Poll,
+    events: Events,
+    /// How long the next poll may sleep (planned after each turn).
+    timeout: Option<Duration>,
+}
+
+/// How long the loop thread of a [`spawn`]ed adapter sleeps while a
+/// thread waiting in [`EventReceiver::recv`] runs the loop, before it
+/// looks again whether one still does (it takes the node back once none
+/// does: a node is never left undriven for longer).
+pub const LOOP_LOOKS_EVERY: Duration = Duration::from_millis(2);
+
+/// The longest the loop thread naps while one wait in
+/// [`EventReceiver::recv`] goes on (its naps double from
+/// [`LOOP_LOOKS_EVERY`]; the wait's end wakes it).
+const LOOP_NAPS_AT_MOST: Duration = Duration::from_millis(256);
+
+/// What a waiting application thread's call to [`Driver::drive`] did.
+pub(crate) enum Drove {
+    /// It polled and ran a turn (or tried to): look for events again.
+    Turned,
+    /// The loop thread holds the `Poll`; it was asked for it.
+    Asked,
+    /// The adapter has stopped.
+    Stopped,
+}
+
+impl Driver {
+    /// A thread begins to wait for events by running the loop.
+    pub(crate) fn begin_wait(&self) {
+        self.waits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Wakes the loop thread from its nap.
+    pub(crate) fn wake_loop(&self) {
+        if let Some(thread) = self.loop_thread.get() {
+            thread.unpark();
+        }
+    }
+
+    /// The wait has ended: the loop thread, if it naps long, wakes to take
+    /// the node back.
+    pub(crate) fn end_wait(&self) {
+        if self.napping_long.swap(false, Ordering::AcqRel)
+            && let Some(thread) = self.loop_thread.get()
+        {
+            thread.unpark();
+        }
+    }
+
+    /// For an application thread waiting for an event until `deadline`:
+    /// polls and runs one turn if the `Poll` is free, else asks the loop
+    /// thread for it.
+    pub(crate) fn drive(&self, deadline: Option<std::time::Instant>) -> io::Result<Drove> {
+        let mut polling = match self.poll.try_lock() {
+            Ok(polling) => polling,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                if !self.wanted.swap(true, Ordering::AcqRel) {
+                    let _ = self.waker.wake();
+                }
+                return Ok(Drove::Asked);
+            }
+        };
+        self.wanted.store(false, Ordering::Release);
+        if self.stopped.load(Ordering::Acquire) {
+            return Ok(Drove::Stopped);
+        }
+        let timeout = match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                Some(polling.timeout.map_or(left, |t| t.min(left)))
+            }
+            None => polling.timeout,
+        };
+        let Polling { poll, events, .. } = &mut *polling;
+        match poll.poll(events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Drove::Turned),
+            Err(e) => return Err(e),
+        }
+        Ok(match turn(&self.shared, &mut polling) {
+            Turn::Planned => Drove::Turned,
+            Turn::Finished | Turn::Gone => Drove::Stopped,
+        })
+    }
+}
+
+impl core::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Driver").finish_non_exhaustive()
+    }
+}
+
+enum Turn {
+    Planned,
+    Finished,
+    Gone,
+}
+
+/// One turn after a poll: the ready sources, the deadlines, the plan for
+/// the next poll.
+fn turn(shared: &Mutex<Option<Adapter>>, polling: &mut Polling) -> Turn {
+    let mut guard = lock(shared);
+    let Some(adapter) = guard.as_mut() else {
+        polling.timeout = Some(Duration::ZERO);
+        return Turn::Gone;
+    };
+    for event in polling.events.iter() {
+        adapter.handle_event(event);
+    }
+    adapter.handle_timeout();
+    if adapter.is_finished() {
+        // Whoever polls next (the loop thread) returns at once and ends.
+        polling.timeout = Some(Duration::ZERO);
+        return Turn::Finished;
+    }
+    polling.timeout = adapter.plan_sleep();
+    Turn::Planned
 }
 
 /// The adapter's own loop: poll, dispatch, feed deadlines, until shut
 /// down and flushed. The adapter is locked for each turn and free while
 /// the loop sleeps: a handle's command then runs on its caller's thread
 /// ([`Handle::submit`]), and wakes the loop only if it left it something
-/// to do sooner than planned.
-fn run(mut poll: Poll, shared: &Mutex<Option<Adapter>>) -> io::Result<()> {
-    let mut events = Events::with_capacity(1024);
-    let mut timeout = match lock(shared).as_mut() {
-        Some(adapter) => adapter.plan_sleep(),
-        None => return Ok(()),
-    };
+/// to do sooner than planned. While an application thread waits for
+/// events ([`EventReceiver::recv`]) it holds the `Poll` and runs the
+/// turns; the loop thread looks every [`LOOP_LOOKS_EVERY`] and takes the
+/// `Poll` back once nobody waits on it.
+fn run(driver: &Driver) -> io::Result<()> {
+    let mut nap = LOOP_LOOKS_EVERY;
+    let mut waits = driver.waits.load(Ordering::Relaxed);
     loop {
-        match poll.poll(&mut events, timeout) {
+        // Asked for the `Poll` by a waiting application thread: sleep once
+        // (it takes the `Poll` meanwhile, and clears the flag); a flag
+        // left by a thread that found its event before it got the `Poll`
+        // is cleared here, so it holds the loop up once at most.
+        let polling = if driver.wanted.swap(false, Ordering::AcqRel) {
+            None
+        } else {
+            match driver.poll.try_lock() {
+                Ok(polling) => Some(polling),
+                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            }
+        };
+        let Some(mut polling) = polling else {
+            // Never waits for the lock: a waiting thread's turn holds it,
+            // and would have to wake this thread when it let go.
+            let finished = match driver.shared.try_lock() {
+                Ok(adapter) => adapter.as_ref().is_none_or(Adapter::is_finished),
+                Err(TryLockError::Poisoned(poisoned)) => poisoned
+                    .into_inner()
+                    .as_ref()
+                    .is_none_or(Adapter::is_finished),
+                Err(TryLockError::WouldBlock) => false,
+            };
+            if finished {
+                return Ok(());
+            }
+            // One wait going on since the last look: nap longer (an idle
+            // application waiting for events costs a few wake-ups a
+            // second); waits coming and going: look often.
+            let now = driver.waits.load(Ordering::Relaxed);
+            nap = if now == waits {
+                (nap * 2).min(LOOP_NAPS_AT_MOST)
+            } else {
+                LOOP_LOOKS_EVERY
+            };
+            waits = now;
+            driver
+                .napping_long
+                .store(nap > LOOP_LOOKS_EVERY, Ordering::Release);
+            std::thread::park_timeout(nap);
+            continue;
+        };
+        nap = LOOP_LOOKS_EVERY;
+        driver.napping_long.store(false, Ordering::Relaxed);
+        let timeout = polling.timeout;
+        let Polling { poll, events, .. } = &mut *polling;
+        match poll.poll(events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
-        let mut guard = lock(shared);
-        let Some(adapter) = guard.as_mut() else {
-            return Ok(());
-        };
-        for event in events.iter() {
-            adapter.handle_event(event);
+        match turn(&driver.shared, &mut polling) {
+            Turn::Planned => {}
+            Turn::Finished | Turn::Gone => return Ok(()),
         }
-        adapter.handle_timeout();
-        if adapter.is_finished() {
-            return Ok(());
-        }
-        timeout = adapter.plan_sleep();
     }
 }

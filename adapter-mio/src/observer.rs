@@ -10,8 +10,12 @@ use std::time::{Duration, Instant};
 use ringmesh::{Event, Node};
 use ringmesh_driver::{QueuedBytes, event_size};
 
-/// How long [`EventReceiver::recv`] and [`EventReceiver::recv_timeout`]
-/// look for an event, yielding the CPU between looks, before they sleep:
+use crate::{Driver, Drove};
+
+/// How long [`EventReceiver::recv`] and [`EventReceiver::recv_timeout`] of
+/// an embedded adapter ([`Adapter::new`](crate::Adapter::new); a
+/// [`spawn`](crate::spawn)ed one's run the loop instead) look for an
+/// event, yielding the CPU between looks, before they sleep:
 /// a few round trips over loopback, so that a thread waiting for a reply
 /// usually takes it without being put to sleep and woken again (a futex
 /// call on each side, and on a virtual machine an interrupt between
@@ -102,6 +106,7 @@ impl ChannelObserver {
             receiver,
             bytes,
             dropped,
+            driver: None,
         };
         (observer, receiver)
     }
@@ -141,9 +146,67 @@ pub struct EventReceiver {
     receiver: Receiver<Event>,
     bytes: QueuedBytes,
     dropped: Arc<AtomicU64>,
+    /// For a [`spawn`](crate::spawn)ed adapter: its `Poll`, which a
+    /// waiting thread polls itself.
+    driver: Option<Arc<Driver>>,
 }
 
 impl EventReceiver {
+    /// Waits by polling the [`spawn`](crate::spawn)ed adapter's `Poll`
+    /// (see [`EventReceiver::recv`]).
+    pub(crate) fn attach(&mut self, driver: Arc<Driver>) {
+        self.driver = Some(driver);
+    }
+
+    /// Waits for an event until `deadline` by running the adapter's turns
+    /// on this thread.
+    fn drive(&self, driver: &Driver, deadline: Option<Instant>) -> Result<Event, RecvTimeoutError> {
+        driver.begin_wait();
+        let result = self.drive_until(driver, deadline);
+        driver.end_wait();
+        result
+    }
+
+    fn drive_until(
+        &self,
+        driver: &Driver,
+        deadline: Option<Instant>,
+    ) -> Result<Event, RecvTimeoutError> {
+        loop {
+            match self.receiver.try_recv() {
+                Ok(event) => return Ok(self.took(event)),
+                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty) => {}
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(RecvTimeoutError::Timeout);
+            }
+            match driver.drive(deadline) {
+                Ok(Drove::Turned) => {}
+                // The loop thread lets go of the `Poll` after its turn.
+                Ok(Drove::Asked) => std::thread::yield_now(),
+                // The loop has ended (its last events are in the channel)
+                // or the poll failed: wait on the channel.
+                Ok(Drove::Stopped) | Err(_) => {
+                    // The loop thread ends the adapter (closing the
+                    // channel) at once, not after its nap.
+                    driver.wake_loop();
+                    return match deadline {
+                        None => self
+                            .receiver
+                            .recv()
+                            .map(|e| self.took(e))
+                            .map_err(|_| RecvTimeoutError::Disconnected),
+                        Some(d) => self
+                            .receiver
+                            .recv_timeout(d.saturating_duration_since(Instant::now()))
+                            .map(|e| self.took(e)),
+                    };
+                }
+            }
+        }
+    }
+
     fn took(&self, event: Event) -> Event {
         self.bytes.release(event_size(&event));
         event
@@ -171,7 +234,15 @@ impl EventReceiver {
 
     /// Waits for the next event; `Err` once the adapter has stopped and
     /// every event was read.
+    ///
+    /// For a [`spawn`](crate::spawn)ed adapter the waiting thread runs the
+    /// adapter's loop meanwhile (it polls the sockets and runs the turns,
+    /// see the crate docs); otherwise it looks for [`EVENT_SPIN`], then
+    /// sleeps until an event comes.
     pub fn recv(&self) -> Result<Event, RecvError> {
+        if let Some(driver) = &self.driver {
+            return self.drive(driver, None).map_err(|_| RecvError);
+        }
         match self.spin(EVENT_SPIN) {
             Some(Ok(event)) => return Ok(event),
             Some(Err(_)) => return Err(RecvError),
@@ -180,14 +251,18 @@ impl EventReceiver {
         self.receiver.recv().map(|e| self.took(e))
     }
 
-    /// The next event if there is one.
+    /// The next event if there is one (it never runs the loop).
     pub fn try_recv(&self) -> Result<Event, TryRecvError> {
         self.receiver.try_recv().map(|e| self.took(e))
     }
 
-    /// Waits at most `timeout` for the next event.
+    /// Waits at most `timeout` for the next event (running the loop
+    /// meanwhile, as [`recv`](EventReceiver::recv) does).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
         let start = Instant::now();
+        if let Some(driver) = &self.driver {
+            return self.drive(driver, start.checked_add(timeout));
+        }
         if let Some(result) = self.spin(EVENT_SPIN.min(timeout)) {
             return result;
         }

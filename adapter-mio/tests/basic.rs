@@ -378,3 +378,74 @@ fn large_messages_arrive_whole_and_in_order_while_the_application_holds_some() {
     }
     assert_eq!(b.events.dropped(), 0);
 }
+
+/// An application thread waiting in `recv` runs the adapter's turns itself
+/// (it polls the adapter's `Poll`); once it stops waiting, the adapter's
+/// own thread must take the `Poll` back and drive the node again.
+#[test]
+fn the_loop_thread_drives_the_node_again_once_the_application_stops_waiting() {
+    let a = node(41);
+    let b = node(42);
+    // b's application waits in `recv` here (and drives b meanwhile).
+    connect(&a, &b);
+    up(&b.events, a.handle.node_id());
+    // From now on b's application only looks (`try_recv` never drives):
+    // whatever reaches b's channel was read by b's loop thread.
+    for i in 0..5u8 {
+        a.handle
+            .command(MessagingCommand::Send {
+                to: b.handle.node_id(),
+                payload: Bytes::from(vec![i; 16]),
+            })
+            .expect("send");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "b's loop thread did not take the node back: {got:?}"
+        );
+        match b.events.try_recv() {
+            Ok(Event::Messaging(MessagingEvent::Direct { payload, .. })) => got.push(payload[0]),
+            Ok(_) => {}
+            Err(_) => std::thread::yield_now(),
+        }
+    }
+    assert_eq!(got, vec![0, 1, 2, 3, 4]);
+    a.handle.shutdown();
+    b.handle.shutdown();
+}
+
+/// A thread waiting in `recv` (polling the adapter's `Poll`) returns once
+/// the adapter has shut down, and the adapter's thread ends.
+#[test]
+fn a_thread_waiting_for_events_returns_when_the_adapter_shuts_down() {
+    let Running {
+        handle,
+        events,
+        thread,
+    } = node(43);
+    let waiter = std::thread::spawn(move || {
+        let mut seen = 0usize;
+        while events.recv().is_ok() {
+            seen += 1;
+        }
+        seen
+    });
+    // No event says the waiter is in `recv`; whether it is yet or not,
+    // it must return after the shutdown.
+    handle.shutdown();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(waiter.is_finished() && thread.is_finished()) {
+        assert!(
+            Instant::now() < deadline,
+            "after shutdown: waiter returned {}, loop thread ended {}",
+            waiter.is_finished(),
+            thread.is_finished()
+        );
+        std::thread::yield_now();
+    }
+    waiter.join().expect("waiter");
+    thread.join().expect("loop thread").expect("clean stop");
+}
