@@ -255,15 +255,15 @@ mod tests {
     /// mio adapter, both ends (callgrind). A move of more than
     /// 128 bytes is a call to `memcpy` (~29 instructions, whatever the
     /// size); one of 128 or less is inlined as a few vector moves. Both
-    /// enums are 144 bytes today because of one rare variant,
+    /// enums were 144 bytes because of one rare variant,
     /// `PeersEvent::Established` (its `listen_addrs`, two addresses held
-    /// inline); with one held inline they would be 120. Pinned, so that a
-    /// variant that grows them is a choice (benches/README.md, "Round
-    /// trips without the moves").
+    /// inline); with one held inline they are 120. Pinned, so that a
+    /// variant that grows them past 128 is a choice (benches/README.md,
+    /// "Round trips without the moves").
     #[test]
     fn outputs_events_and_inputs_keep_their_sizes() {
-        assert_eq!(size_of::<Output>(), 144);
-        assert_eq!(size_of::<Event>(), 144);
+        assert_eq!(size_of::<Output>(), 120);
+        assert_eq!(size_of::<Event>(), 120);
         assert_eq!(size_of::<Input>(), 48);
         assert_eq!(size_of::<crate::MessagingEvent>(), 72);
         assert!(size_of::<crate::DhtEvent>() <= 120);

@@ -569,7 +569,7 @@ impl Net {
             remote,
             direction,
             security: self.ctx.security,
-            listen_addrs,
+            listen_addrs: listen_addrs.into_iter().collect(),
             capabilities: established.capabilities,
         });
         self.retire_previous_run(peer, run_nonce, up);
