@@ -971,6 +971,21 @@ mod tests {
     use super::*;
     use ringmesh::{Config, Identity};
 
+    /// An embedded adapter on loopback, with the `Poll` it is registered
+    /// with (kept alive by the caller).
+    fn an_adapter() -> (mio::Poll, Adapter) {
+        let poll = mio::Poll::new().expect("poll");
+        let config = AdapterConfig::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            Config::default(),
+            Identity::from_secret_bytes([9; 32]),
+            9,
+        );
+        let (adapter, _handle, _events) =
+            Adapter::new(poll.registry(), 0, config).expect("adapter");
+        (poll, adapter)
+    }
+
     /// Spins until the wall clock is at least a millisecond past `from`.
     fn a_millisecond_after(from: StdInstant) {
         while from.elapsed() < StdDuration::from_millis(1) {
@@ -980,15 +995,7 @@ mod tests {
 
     #[test]
     fn the_clock_is_read_once_a_turn_and_again_after_it() {
-        let poll = mio::Poll::new().expect("poll");
-        let config = AdapterConfig::new(
-            "127.0.0.1:0".parse().expect("addr"),
-            Config::default(),
-            Identity::from_secret_bytes([9; 32]),
-            9,
-        );
-        let (mut adapter, _handle, _events) =
-            Adapter::new(poll.registry(), 0, config).expect("adapter");
+        let (_poll, mut adapter) = an_adapter();
 
         // Outside a turn, every call reads the clock.
         let outside = adapter.now();
@@ -1026,15 +1033,7 @@ mod tests {
 
     #[test]
     fn timeout_measures_from_the_reading_handle_timeout_began_with() {
-        let poll = mio::Poll::new().expect("poll");
-        let config = AdapterConfig::new(
-            "127.0.0.1:0".parse().expect("addr"),
-            Config::default(),
-            Identity::from_secret_bytes([9; 32]),
-            9,
-        );
-        let (mut adapter, _handle, _events) =
-            Adapter::new(poll.registry(), 0, config).expect("adapter");
+        let (_poll, mut adapter) = an_adapter();
         adapter.handle_timeout();
         let deadline = adapter.node.poll_timeout();
         let wait = adapter.timeout();
