@@ -315,28 +315,6 @@ fn count_lines(lines: &Mutex<Vec<String>>, needle: &str) -> usize {
         .count()
 }
 
-/// Waits until `proc`'s stderr has a line containing `needle`.
-fn wait_stderr(proc: &Proc, needle: &str) -> String {
-    let deadline = StdInstant::now() + support::WAIT;
-    loop {
-        if let Some(line) = proc
-            .stderr
-            .lock()
-            .expect("stderr")
-            .iter()
-            .find(|l| l.contains(needle))
-        {
-            return line.clone();
-        }
-        assert!(
-            StdInstant::now() < deadline,
-            "{}: no stderr line with {needle:?}",
-            proc.name
-        );
-        thread::sleep(StdDuration::from_millis(20));
-    }
-}
-
 #[test]
 fn stalled_maximal_frames_and_lz4_bombs_stay_within_the_budgets_and_honest_messages_flow() {
     let _one = one_at_a_time();
@@ -400,7 +378,7 @@ fn stalled_maximal_frames_and_lz4_bombs_stay_within_the_budgets_and_honest_messa
     // Honest traffic still flows while the stalled frames are held.
     honest.type_line("msg still here");
     target.wait_line(&format!("<{}> still here", honest.short()));
-    let closes = wait_stderr(&target, "receive budget full");
+    let closes = target.wait_stderr(&["receive budget full"]);
     let partial_closes = count_lines(&target.stderr, "receive budget full");
     eprintln!(
         "partial frames: idle RSS {} MiB, after 126 handshakes {} MiB, peak {} MiB \
