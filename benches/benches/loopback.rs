@@ -13,6 +13,11 @@
 //! or running without cargo bench's `--bench` (`cargo test --all-targets`),
 //! runs every case once with a few messages, as a smoke test.
 //!
+//! Round trips run with every thread of the process on one CPU, raw TCP's
+//! as well (`OneCpu` says why: a wake-up across the vCPUs of an idle
+//! virtual machine costs more than the whole round trip);
+//! `-- --rtt-unpinned` runs them as the scheduler places them.
+//!
 //! Not criterion: a one-way stream is timed from its first send to its last
 //! delivery, which does not fit criterion's model of repeated independent
 //! iterations. This is a plain `main` timing with `std::time::Instant` that
@@ -112,6 +117,10 @@ struct Plan {
     /// Substrings of case names to run (all cases if empty), e.g.
     /// `mio/Noise` or `one-way/1KiB`.
     filters: Vec<String>,
+    /// Round trips with every thread of the process on one CPU (the
+    /// default; `--rtt-unpinned` runs them as the scheduler places them).
+    /// See [`OneCpu`].
+    rtt_pinned: bool,
 }
 
 impl Plan {
@@ -142,7 +151,14 @@ impl Plan {
             rtt_warmup,
             rtt_count,
             filters,
+            rtt_pinned: !has("--rtt-unpinned"),
         }
+    }
+
+    /// Every thread of the process on one CPU while the guard lives, if
+    /// round trips are to run pinned (and the system lets the bench).
+    fn pin_for_rtt(&self) -> Option<OneCpu> {
+        if self.rtt_pinned { OneCpu::pin() } else { None }
     }
 
     fn count(&self, size: usize) -> usize {
@@ -988,6 +1004,7 @@ fn bench_async_std(plan: &Plan, security: Security, seed: u64, rows: &mut Vec<Ro
         }
         if rtt {
             eprintln!("{adapter} {name}: request/response");
+            let _pinned = plan.pin_for_rtt();
             let mut rounds = Vec::new();
             for _ in 0..plan.reps {
                 let rtts;
@@ -1230,6 +1247,96 @@ fn bench_raw(plan: &Plan, rows: &mut Vec<Row>) -> Baseline {
     baseline
 }
 
+// --- where the round trips run ---
+
+/// Every thread of the process moved onto one CPU (the first the process
+/// may use) until dropped, when each gets the process's original CPU set
+/// back. Threads started meanwhile inherit the one CPU, and get the
+/// original set back too.
+///
+/// Why round trips run pinned: on this kind of machine (a virtual machine
+/// with a few vCPUs, mostly idle) a wake-up sent to another vCPU that is
+/// halted costs tens of microseconds (the raw-TCP ping-pong measures
+/// ~14 µs on one CPU and ~35–50 µs spread over two when the machine is
+/// idle, ~17 µs when it is busy), and whether the two ends of a round trip
+/// land on one CPU or two changes from run to run. That swamps what the
+/// bench compares, the software's own path. On one CPU every case, raw TCP
+/// included, pays the same context switches and no cross-CPU wake-up, so
+/// the ratio to raw TCP is the software's. (It is also the stricter
+/// ratio: unpinned, raw TCP's own slow wake-ups pull every ratio towards
+/// 1.) One-way cases are never pinned: they are meant to use both cores.
+struct OneCpu {
+    original: libc::cpu_set_t,
+}
+
+// The workspace denies `unsafe`; these few calls into libc are the only
+// way to a thread's CPU set, each with its reason.
+#[allow(unsafe_code)]
+impl OneCpu {
+    /// `None` (and a note on stderr) where the system refuses.
+    fn pin() -> Option<OneCpu> {
+        // SAFETY: `cpu_set_t` is plain bits; zeroed is the empty set.
+        let mut original: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid pointer to a set of the size passed.
+        let got = unsafe {
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut original)
+        };
+        if got != 0 {
+            eprintln!("round trips unpinned: sched_getaffinity failed");
+            return None;
+        }
+        let Some(cpu) = (0..libc::CPU_SETSIZE as usize).find(|&c| {
+            // SAFETY: `c` is below `CPU_SETSIZE`.
+            unsafe { libc::CPU_ISSET(c, &original) }
+        }) else {
+            return None;
+        };
+        // SAFETY: as above.
+        let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `cpu` is below `CPU_SETSIZE`.
+        unsafe { libc::CPU_SET(cpu, &mut one) };
+        if !set_every_thread(&one) {
+            eprintln!("round trips unpinned: sched_setaffinity failed");
+            set_every_thread(&original);
+            return None;
+        }
+        Some(OneCpu { original })
+    }
+}
+
+impl Drop for OneCpu {
+    fn drop(&mut self) {
+        set_every_thread(&self.original);
+    }
+}
+
+/// Gives every thread of the process (`/proc/self/task`) the CPU set
+/// `set`; `false` if one that still runs refused.
+#[allow(unsafe_code)]
+fn set_every_thread(set: &libc::cpu_set_t) -> bool {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    let mut ok = true;
+    for task in tasks.flatten() {
+        let Some(tid) = task
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: a valid pointer to a set of the size passed; a thread
+        // that ended meanwhile fails with ESRCH, which is fine.
+        let r =
+            unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), set) };
+        if r != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH) {
+            ok = false;
+        }
+    }
+    ok
+}
+
 // --- the table ---
 
 /// What a row measured.
@@ -1322,6 +1429,7 @@ fn adapter_runs(plan: &Plan, size: usize, mut run: impl FnMut(usize) -> Throughp
 
 /// `reps` rounds of timed round trips, each after its untimed warm-up.
 fn rtt_rounds(plan: &Plan, mut round: impl FnMut(usize, usize) -> Rtts) -> Vec<Rtts> {
+    let _pinned = plan.pin_for_rtt();
     sorted_by_p50(
         (0..plan.reps)
             .map(|_| round(plan.rtt_warmup, plan.rtt_count))
@@ -1528,12 +1636,17 @@ fn main() {
     print_targets(&rows, &baseline);
     println!();
     println!(
-        "reps {} (median, min–max), one-way {} × 64 KiB and {} × 1 KiB per run, window {} MiB, {} timed round trips per rep; whole run {:.1} s",
+        "reps {} (median, min–max), one-way {} × 64 KiB and {} × 1 KiB per run, window {} MiB, {} timed round trips per rep ({}); whole run {:.1} s",
         plan.reps,
         plan.large_count,
         plan.small_count,
         WINDOW_BYTES >> 20,
         plan.rtt_count,
+        if plan.rtt_pinned {
+            "every thread on one CPU"
+        } else {
+            "unpinned"
+        },
         started.elapsed().as_secs_f64()
     );
 }
