@@ -1285,12 +1285,10 @@ impl OneCpu {
             eprintln!("round trips unpinned: sched_getaffinity failed");
             return None;
         }
-        let Some(cpu) = (0..libc::CPU_SETSIZE as usize).find(|&c| {
+        let cpu = (0..libc::CPU_SETSIZE as usize).find(|&c| {
             // SAFETY: `c` is below `CPU_SETSIZE`.
             unsafe { libc::CPU_ISSET(c, &original) }
-        }) else {
-            return None;
-        };
+        })?;
         // SAFETY: as above.
         let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
         // SAFETY: `cpu` is below `CPU_SETSIZE`.
