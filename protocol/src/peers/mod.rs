@@ -853,7 +853,7 @@ impl Net {
     }
 
     fn send_message(&mut self, conn: ConnId, message: &Message) -> Result<(), EncodeError> {
-        self.send_on(conn, &mut Prepared::new(message), false)
+        self.send_on(conn, &mut Prepared::once(message), false)
     }
 
     /// Sends on `conn`; a draining connection only carries what
@@ -1033,7 +1033,7 @@ impl Cx for Net {
     }
 
     fn send_even_draining(&mut self, conn: ConnId, message: &Message) -> Result<(), EncodeError> {
-        self.send_on(conn, &mut Prepared::new(message), true)
+        self.send_on(conn, &mut Prepared::once(message), true)
     }
 
     fn listen_entry(&self) -> Option<PeerEntry> {
