@@ -898,14 +898,19 @@ impl Adapter {
             if c.out.is_empty() {
                 break Outcome::Flushed;
             }
-            // Up to 64 queued frames in one system call.
-            let mut slices: SmallVec<[IoSlice<'_>; 64]> = SmallVec::new();
-            for (i, bytes) in c.out.iter().take(64).enumerate() {
-                let from = if i == 0 { c.written } else { 0 };
-                slices.push(IoSlice::new(&bytes[from..]));
-            }
-            let written = c.stream.write_vectored(&slices);
-            drop(slices);
+            let written = if c.out.len() == 1 {
+                // One frame (a request, its answer): a plain write, without
+                // the list of slices.
+                c.stream.write(&c.out[0][c.written..])
+            } else {
+                // Up to 64 queued frames in one system call.
+                let mut slices: SmallVec<[IoSlice<'_>; 64]> = SmallVec::new();
+                for (i, bytes) in c.out.iter().take(64).enumerate() {
+                    let from = if i == 0 { c.written } else { 0 };
+                    slices.push(IoSlice::new(&bytes[from..]));
+                }
+                c.stream.write_vectored(&slices)
+            };
             match written {
                 Ok(0) => break Outcome::Failed(transport_error(&ErrorKind::WriteZero.into())),
                 Ok(mut n) => {
