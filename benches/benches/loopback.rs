@@ -41,7 +41,8 @@
 //!   (`handle_timeout`); B acknowledges every quarter window with an 8-byte
 //!   `Send` back, since A's thread cannot see B's count otherwise.
 //!   Request/response: `Adapter::command`, run at once on the loop's
-//!   thread.
+//!   thread. Events are taken from the adapter's own queue
+//!   (`Adapter::with_event_queue`, `Adapter::poll_event`), no channel.
 //! - `async-std`: `ringmesh_async_std::start`, the driver spawned on
 //!   async-std's executor; `NodeHandle::post(..).await` per message (returns
 //!   once the node task's queue has taken it, without waiting for the
