@@ -173,6 +173,19 @@ impl FrameReader {
         input: &mut Bytes,
         grant: &mut dyn Grant,
     ) -> Result<Next, FrameError> {
+        // The usual cases first, without copying a run-time number of
+        // header bytes (a call to `memcpy`, even for none): nothing more
+        // to read, or a whole header at the front of the input.
+        if self.header_len == 0 {
+            if input.is_empty() {
+                return Ok(Next::NeedMore);
+            }
+            if let Some(&[a, b, c, d]) = input.first_chunk::<LENGTH_PREFIX_LEN>() {
+                self.header = [a, b, c, d];
+                self.header_len = LENGTH_PREFIX_LEN;
+                input.advance(LENGTH_PREFIX_LEN);
+            }
+        }
         if self.header_len < LENGTH_PREFIX_LEN {
             let take = (LENGTH_PREFIX_LEN - self.header_len).min(input.len());
             self.header[self.header_len..self.header_len + take].copy_from_slice(&input[..take]);
