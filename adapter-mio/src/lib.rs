@@ -11,7 +11,10 @@
 //!   token it [`owns`](Adapter::owns), then call
 //!   [`handle_timeout`](Adapter::handle_timeout), and bound your next `poll`
 //!   by [`timeout`](Adapter::timeout). `examples/embed.rs` serves its own
-//!   socket in the same loop.
+//!   socket in the same loop. A loop that also takes the events on its
+//!   own thread makes the adapter with [`Adapter::with_event_queue`] and
+//!   takes them with [`Adapter::poll_event`] after each turn: a plain
+//!   queue, no channel between threads.
 //!
 //! Either way, other threads talk to the node through a [`Handle`] (Clone +
 //! Send: a channel plus a `mio::Waker`), and events come out of a bounded

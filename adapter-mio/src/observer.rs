@@ -291,3 +291,73 @@ impl EventReceiver {
         self.bytes.queued()
     }
 }
+
+/// The events of an adapter made by
+/// [`Adapter::with_event_queue`](crate::Adapter::with_event_queue): a
+/// plain queue inside the adapter, which the caller drains on the loop's
+/// own thread ([`Adapter::poll_event`](crate::Adapter::poll_event)).
+/// Bounded as the channel is, by count and by bytes: no lock, no atomic,
+/// no hand-off between threads.
+#[derive(Debug)]
+pub(crate) struct EventQueue {
+    events: std::collections::VecDeque<Event>,
+    capacity: usize,
+    capacity_bytes: usize,
+    bytes: usize,
+}
+
+/// Room an event queue starts with: a turn's events, usually; it grows up
+/// to the configured count if the caller lets events pile up.
+const QUEUE_ROOM: usize = 16;
+
+impl EventQueue {
+    /// A queue of at most `capacity` events and `capacity_bytes` bytes of
+    /// them ([`event_size`]).
+    pub(crate) fn new(capacity: usize, capacity_bytes: usize) -> Self {
+        EventQueue {
+            events: std::collections::VecDeque::with_capacity(QUEUE_ROOM.min(capacity)),
+            capacity,
+            capacity_bytes,
+            bytes: 0,
+        }
+    }
+
+    /// Queues `event`, or gives back its size if either bound is reached.
+    pub(crate) fn push(&mut self, event: Event) -> Result<(), usize> {
+        let size = event_size(&event);
+        if self.events.len() >= self.capacity || self.bytes + size > self.capacity_bytes {
+            return Err(size);
+        }
+        self.bytes += size;
+        self.events.push_back(event);
+        Ok(())
+    }
+
+    /// The oldest event.
+    pub(crate) fn pop(&mut self) -> Option<Event> {
+        let event = self.events.pop_front()?;
+        self.bytes -= event_size(&event);
+        Some(event)
+    }
+
+    /// Events waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Bytes of events waiting.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// The observer of an adapter whose events go to its own [`EventQueue`]:
+/// it is never given an event, and looks at nothing.
+pub(crate) struct NoObserver;
+
+impl Observer for NoObserver {
+    fn on_event(&mut self, _: Event) -> bool {
+        // The adapter queues its events itself; nothing comes here.
+        true
+    }
+}

@@ -46,7 +46,8 @@
 //!   (`handle_timeout`); B acknowledges every quarter window with an 8-byte
 //!   `Send` back, since A's thread cannot see B's count otherwise.
 //!   Request/response: `Adapter::command`, run at once on the loop's
-//!   thread.
+//!   thread. Events are taken from the adapter's own queue
+//!   (`Adapter::with_event_queue`, `Adapter::poll_event`), no channel.
 //! - `async-std`: `ringmesh_async_std::start`, the driver spawned on
 //!   async-std's executor; `NodeHandle::post(..).await` per message (returns
 //!   once the node task's queue has taken it, without waiting for the
@@ -418,13 +419,14 @@ fn mio_one_way(a: &MioNode, b: &MioNode, size: usize, count: usize) -> Throughpu
 /// The mio adapter embedded in a loop the bench runs itself
 /// ([`ringmesh_mio::Adapter`] on the bench's own `mio::Poll`): the
 /// application and the adapter share one thread, so a command and the
-/// event it leads to cost no hand-off between threads.
+/// event it leads to cost no hand-off between threads, and the events
+/// wait in the adapter's own queue ([`Adapter::with_event_queue`]), taken
+/// on this thread with [`Adapter::poll_event`]: no channel either.
 struct Embedded {
     poll: Poll,
     readiness: Events,
     adapter: Adapter,
     handle: ringmesh_mio::Handle,
-    events: ringmesh_mio::EventReceiver,
 }
 
 impl Embedded {
@@ -434,14 +436,13 @@ impl Embedded {
         let mut config =
             AdapterConfig::new(listen, config, Identity::from_secret_bytes(secret), seed);
         config.event_capacity = EVENT_CAPACITY;
-        let (adapter, handle, events) =
-            Adapter::new(poll.registry(), 0, config).expect("embedded adapter starts");
+        let (adapter, handle) =
+            Adapter::with_event_queue(poll.registry(), 0, config).expect("embedded adapter starts");
         Embedded {
             poll,
             readiness: Events::with_capacity(1024),
             adapter,
             handle,
-            events,
         }
     }
 
@@ -460,8 +461,7 @@ impl Embedded {
         self.adapter.handle_timeout();
     }
 
-    /// Queues `command` on the handle (the embedding API has no other
-    /// way in); [`Embedded::serve`] runs it.
+    /// Queues `command` on the handle; [`Embedded::serve`] runs it.
     fn submit(&self, command: impl Into<Command>) {
         self.handle.submit(command);
     }
@@ -472,18 +472,63 @@ impl Embedded {
         self.adapter.handle_timeout();
     }
 
-    /// The next event, turning the loop until one comes or `deadline`.
-    fn next_event(&mut self, deadline: StdInstant) -> Option<Event> {
+    /// The next event, turning the loop until one comes or `wait` is
+    /// over. The clock is read only after a turn that brought nothing
+    /// ([`Wait::left_lazily`]): a round trip's wait usually takes one
+    /// turn, and reading the clock around it is the bench's cost, not
+    /// the adapter's (the `raw TCP epoll` floor reads none).
+    fn next_event(&mut self, wait: &mut Wait) -> Option<Event> {
         loop {
-            if let Ok(event) = self.events.try_recv() {
+            if let Some(event) = self.adapter.poll_event() {
                 return Some(event);
             }
-            let left = deadline.saturating_duration_since(StdInstant::now());
+            let left = wait.left_lazily();
             if left.is_zero() {
                 return None;
             }
             self.turn(left);
         }
+    }
+
+    /// The events waiting now.
+    fn take_events(&mut self) -> impl Iterator<Item = Event> + '_ {
+        std::iter::from_fn(|| self.adapter.poll_event())
+    }
+}
+
+/// How long a wait for an event may still last: [`EVENT_TIMEOUT`] from
+/// its first reading of the clock.
+struct Wait {
+    deadline: Option<StdInstant>,
+    /// [`Wait::left_lazily`] was called once (without reading the clock).
+    looked: bool,
+}
+
+impl Wait {
+    fn new() -> Wait {
+        Wait {
+            deadline: None,
+            looked: false,
+        }
+    }
+
+    /// Time left; the first call reads the clock and starts the wait.
+    fn left(&mut self) -> StdDuration {
+        let now = StdInstant::now();
+        self.deadline
+            .get_or_insert(now + EVENT_TIMEOUT)
+            .saturating_duration_since(now)
+    }
+
+    /// As [`Wait::left`], but the first call gives all of
+    /// [`EVENT_TIMEOUT`] without reading the clock (the wait then starts
+    /// at the second call: it may last up to twice as long).
+    fn left_lazily(&mut self) -> StdDuration {
+        if !self.looked {
+            self.looked = true;
+            return EVENT_TIMEOUT;
+        }
+        self.left()
     }
 }
 
@@ -506,12 +551,10 @@ fn embedded_pair(security: Security, seed: u64) -> (Embedded, Embedded) {
         a.turn(StdDuration::from_millis(1));
         b.turn(StdDuration::from_millis(1));
         a_up |= a
-            .events
-            .try_iter()
+            .take_events()
             .any(|e| matches!(e, Event::Peers(PeersEvent::Up { .. })));
         b_up |= b
-            .events
-            .try_iter()
+            .take_events()
             .any(|e| matches!(e, Event::Peers(PeersEvent::Up { .. })));
     }
     (a, b)
@@ -568,11 +611,9 @@ fn embedded_one_way(a: &mut Embedded, b: &mut Embedded, size: usize, count: usiz
         });
         let mut delivered = 0;
         while delivered < count {
-            let event = b
-                .next_event(StdInstant::now() + EVENT_TIMEOUT)
-                .unwrap_or_else(|| {
-                    panic!("embedded one-way {size} B stalled: {delivered} of {count} delivered")
-                });
+            let event = b.next_event(&mut Wait::new()).unwrap_or_else(|| {
+                panic!("embedded one-way {size} B stalled: {delivered} of {count} delivered")
+            });
             let got = count_direct(event, a_id, size);
             delivered += got;
             if got > 0 && (delivered % ack_every == 0 || delivered == count) {
@@ -606,8 +647,8 @@ trait SyncNode: Send + Sized {
     fn id(&self) -> NodeId;
     /// Hands `command` over and gets it run, without waiting for its answer.
     fn run(&mut self, command: impl Into<Command>);
-    /// The next event, waiting until `deadline`.
-    fn next_event_by(&mut self, deadline: StdInstant) -> Option<Event>;
+    /// The next event, waiting until `wait` is over.
+    fn next_event_by(&mut self, wait: &mut Wait) -> Option<Event>;
     /// A sends `count` messages of `size` bytes to B.
     fn one_way(a: &mut Self, b: &mut Self, size: usize, count: usize) -> Throughput;
     /// Both nodes say goodbye and stop.
@@ -615,10 +656,10 @@ trait SyncNode: Send + Sized {
 
     /// The next event `f` picks; panics after [`EVENT_TIMEOUT`].
     fn wait_for<T>(&mut self, what: &str, mut f: impl FnMut(Event) -> Option<T>) -> T {
-        let deadline = StdInstant::now() + EVENT_TIMEOUT;
+        let mut wait = Wait::new();
         loop {
             let event = self
-                .next_event_by(deadline)
+                .next_event_by(&mut wait)
                 .unwrap_or_else(|| panic!("timed out waiting for {what}"));
             if let Some(t) = f(event) {
                 return t;
@@ -657,8 +698,8 @@ impl SyncNode for MioNode {
         self.submit(command);
     }
 
-    fn next_event_by(&mut self, deadline: StdInstant) -> Option<Event> {
-        self.next_event(deadline.saturating_duration_since(StdInstant::now()))
+    fn next_event_by(&mut self, wait: &mut Wait) -> Option<Event> {
+        self.next_event(wait.left())
     }
 
     fn one_way(a: &mut MioNode, b: &mut MioNode, size: usize, count: usize) -> Throughput {
@@ -694,8 +735,8 @@ impl SyncNode for Embedded {
         let _ = self.adapter.command(command);
     }
 
-    fn next_event_by(&mut self, deadline: StdInstant) -> Option<Event> {
-        self.next_event(deadline)
+    fn next_event_by(&mut self, wait: &mut Wait) -> Option<Event> {
+        self.next_event(wait)
     }
 
     fn one_way(a: &mut Embedded, b: &mut Embedded, size: usize, count: usize) -> Throughput {

@@ -511,6 +511,11 @@ impl Net {
     /// one, so the payloads the connections decompressed there are no
     /// longer ours to count; each keeps what its session still holds.
     fn settle_reads(&mut self) {
+        // Most calls follow one that read nothing (a command, a timeout):
+        // taking the empty list would still move all its inline room.
+        if self.reading.is_empty() {
+            return;
+        }
         for conn in core::mem::take(&mut self.reading) {
             let holds = self
                 .conns
@@ -853,7 +858,7 @@ impl Net {
     }
 
     fn send_message(&mut self, conn: ConnId, message: &Message) -> Result<(), EncodeError> {
-        self.send_on(conn, &mut Prepared::new(message), false)
+        self.send_on(conn, &mut Prepared::once(message), false)
     }
 
     /// Sends on `conn`; a draining connection only carries what
@@ -1033,7 +1038,7 @@ impl Cx for Net {
     }
 
     fn send_even_draining(&mut self, conn: ConnId, message: &Message) -> Result<(), EncodeError> {
-        self.send_on(conn, &mut Prepared::new(message), true)
+        self.send_on(conn, &mut Prepared::once(message), true)
     }
 
     fn listen_entry(&self) -> Option<PeerEntry> {

@@ -35,7 +35,7 @@ use crate::wire::{
     Message, PREAMBLE_LEN, PROTOCOL_VERSION, Preamble, decode_body, encode_body, encode_frame,
     frame_header, put_frame_header, split_payload,
 };
-use crate::wire::{FrameReader, Next};
+use crate::wire::{FrameReader, Next, app_frame_len};
 use crate::{Config, Direction, NodeId, ProtocolError};
 
 /// What every session of a node shares: built once in `Node::new`.
@@ -577,6 +577,33 @@ impl Session {
                 compressed: false,
             });
         }
+        // A small application message to this session only, over Noise:
+        // its body is encoded straight into the frame it is sealed in,
+        // without a plaintext frame first (an allocation, a copy and a
+        // free a message). The bytes are those of the path below.
+        if prepared.once
+            && let Transport::Noise(t) = transport
+            && let Some(frame_len) = app_frame_len(prepared.message)
+            && compress.is_none_or(|threshold| frame_len - LENGTH_PREFIX_LEN - 2 < threshold)
+            && frame_len - LENGTH_PREFIX_LEN <= noise::NOISE_MAX_CHUNK
+        {
+            let len = noise::encrypted_len(frame_len - LENGTH_PREFIX_LEN);
+            if len > self.peer_max_frame_len as usize {
+                return Err(EncodeError::TooLarge {
+                    len,
+                    max: self.peer_max_frame_len,
+                });
+            }
+            let mut out = BytesMut::with_capacity(LENGTH_PREFIX_LEN + len);
+            put_frame_header(&mut out, len as u32);
+            encode_body(prepared.message, None, &mut out);
+            noise::seal_from(t, &mut out, LENGTH_PREFIX_LEN).map_err(|_| EncodeError::Crypto)?;
+            return Ok(Encoded {
+                bytes: out.freeze(),
+                tail: None,
+                compressed: false,
+            });
+        }
         let (frame, compressed) = prepared.frame(variant, compress);
         let compressed = *compressed;
         let body = &frame[LENGTH_PREFIX_LEN..];
@@ -601,8 +628,9 @@ impl Session {
                         max: self.peer_max_frame_len,
                     });
                 }
+                let bytes = prepared.hand_over(variant);
                 Ok(Encoded {
-                    bytes: frame.clone(),
+                    bytes,
                     tail: None,
                     compressed,
                 })
@@ -659,6 +687,9 @@ pub(crate) struct Prepared<'a> {
     /// ends it, if the message ends with one of at least
     /// [`PAYLOAD_PASSTHROUGH_MIN`] bytes.
     split: Option<Option<(Bytes, Bytes)>>,
+    /// Made for one session ([`Prepared::once`]): a plaintext session
+    /// takes the frame instead of sharing it.
+    once: bool,
 }
 
 impl<'a> Prepared<'a> {
@@ -667,6 +698,19 @@ impl<'a> Prepared<'a> {
             message,
             frames: [None, None],
             split: None,
+            once: false,
+        }
+    }
+
+    /// As [`Prepared::new`], for a message that goes to one session only:
+    /// a plaintext session hands the frame over as it is, where sharing it
+    /// (a `Bytes` clone, for the next session) cost the buffer's
+    /// conversion to a shared one, an allocation and a free more per
+    /// message. A second encoding of the same variant encodes again.
+    pub(crate) fn once(message: &'a Message) -> Self {
+        Prepared {
+            once: true,
+            ..Prepared::new(message)
         }
     }
 
@@ -695,12 +739,34 @@ impl<'a> Prepared<'a> {
     fn frame(&mut self, variant: usize, compress: Option<usize>) -> &(Bytes, bool) {
         let message = self.message;
         self.frames[variant].get_or_insert_with(|| {
-            // Room for a small message at once (a request, a ping): grown
-            // from nothing, its buffer was reallocated two or three times.
-            let mut frame = BytesMut::with_capacity(FRAME_CAPACITY);
+            // An application message's exact room when it is not
+            // compressed: a buffer filled to its capacity becomes a `Bytes`
+            // without the shared header `bytes` allocates for one with
+            // room to spare (a `malloc` and a `free` per message). Else
+            // room for a small message at once (a ping): grown from
+            // nothing, its buffer was reallocated two or three times.
+            let room = app_frame_len(message)
+                .filter(|&len| {
+                    compress.is_none_or(|threshold| len - LENGTH_PREFIX_LEN - 2 < threshold)
+                })
+                .unwrap_or(FRAME_CAPACITY);
+            let mut frame = BytesMut::with_capacity(room);
             let compressed = encode_frame(message, compress, &mut frame);
             (fit(frame), compressed)
         })
+    }
+
+    /// A variant's frame, made already ([`Prepared::frame`]), for one
+    /// session: taken if the message goes to no other
+    /// ([`Prepared::once`]), else shared.
+    fn hand_over(&mut self, variant: usize) -> Bytes {
+        let frame = &mut self.frames[variant];
+        let bytes = if self.once {
+            frame.take().map(|(bytes, _)| bytes)
+        } else {
+            frame.as_ref().map(|(bytes, _)| bytes.clone())
+        };
+        bytes.expect("the frame is made before it is handed over")
     }
 
     /// The length of the message's encoding, uncompressed (flags and tag

@@ -243,6 +243,26 @@ fn encrypt_one(
     Ok(())
 }
 
+/// Seals `out[start..]`, a plaintext of at most [`NOISE_MAX_CHUNK`]
+/// bytes written there already, in place as one transport message, and
+/// appends its tag: what [`encrypt_chunks`] makes of the same plaintext,
+/// without copying it in. On `Err` (no nonce left) `out` is as it was.
+pub(crate) fn seal_from(
+    transport: &mut NoiseTransport,
+    out: &mut BytesMut,
+    start: usize,
+) -> Result<(), NonceExhausted> {
+    debug_assert!(out.len() - start <= NOISE_MAX_CHUNK, "one message at most");
+    let nonce = transport.send.next_nonce()?;
+    let tag = transport
+        .send
+        .key
+        .seal_in_place_separate_tag(nonce, ring::aead::Aad::empty(), &mut out[start..])
+        .unwrap_or_else(|_| unreachable!("a chunk is far below ChaCha20-Poly1305's limit"));
+    out.extend_from_slice(tag.as_ref());
+    Ok(())
+}
+
 /// Opens a frame of Noise transport messages (each [`NOISE_MAX_MESSAGE`]
 /// bytes but the last) into the plaintext body, in place: in the frame's
 /// own buffer when nothing else holds it (a frame the reader reassembled),
@@ -253,6 +273,9 @@ pub(crate) fn decrypt_chunks(
 ) -> Result<Bytes, ProtocolError> {
     let mut buf = match frame.try_into_mut() {
         Ok(buf) => buf,
+        Err(frame) if frame.len() <= NOISE_MAX_MESSAGE => {
+            return open_one_copied(transport, &frame);
+        }
         Err(frame) => BytesMut::from(&frame[..]),
     };
     let total = buf.len();
@@ -285,6 +308,33 @@ pub(crate) fn decrypt_chunks(
     }
     buf.truncate(written);
     Ok(buf.freeze())
+}
+
+/// [`decrypt_chunks`] for a frame of one message whose buffer is shared
+/// (a slice of the driver's read, the usual small message): its
+/// ciphertext copied into a buffer of the plaintext's length, opened there
+/// with the tag read beside it. A buffer of exactly its length becomes a
+/// `Bytes` as it is; the copy of the whole frame, tag included, and
+/// truncated after opening, cost `bytes` a shared header (an allocation
+/// and a free more per message).
+fn open_one_copied(transport: &mut NoiseTransport, frame: &[u8]) -> Result<Bytes, ProtocolError> {
+    let plain_len = frame
+        .len()
+        .checked_sub(NOISE_TAG_LEN)
+        .ok_or(ProtocolError::DecryptFailed)?;
+    let tag =
+        ring::aead::Tag::try_from(&frame[plain_len..]).map_err(|_| ProtocolError::DecryptFailed)?;
+    let nonce = transport
+        .recv
+        .next_nonce()
+        .map_err(|_| ProtocolError::DecryptFailed)?;
+    let mut plain = frame[..plain_len].to_vec();
+    transport
+        .recv
+        .key
+        .open_in_place_separate_tag(nonce, ring::aead::Aad::empty(), tag, &mut plain, 0..)
+        .map_err(|_| ProtocolError::DecryptFailed)?;
+    Ok(Bytes::from(plain))
 }
 
 #[cfg(test)]
@@ -423,6 +473,72 @@ mod tests {
                 Err(ProtocolError::DecryptFailed)
             ));
         }
+    }
+
+    #[test]
+    fn sealing_in_place_makes_the_bytes_encrypt_chunks_makes() {
+        let (i, _) = handshake();
+        let mut chunks = NoiseTransport::from_handshake(i).expect("finished");
+        let mut in_place = NoiseTransport {
+            send: CipherState {
+                key: chunks.send.key.clone(),
+                n: 0,
+            },
+            recv: CipherState {
+                key: chunks.recv.key.clone(),
+                n: 0,
+            },
+        };
+        for len in [0, 1, 64, 1_000, NOISE_MAX_CHUNK] {
+            let body: Vec<u8> = (0..len).map(|i| (i * 13) as u8).collect();
+            let mut expected = BytesMut::from(&b"head"[..]);
+            encrypt_chunks(&mut chunks, &body, &mut expected).expect("seal");
+            let mut sealed = BytesMut::from(&b"head"[..]);
+            sealed.extend_from_slice(&body);
+            seal_from(&mut in_place, &mut sealed, 4).expect("seal");
+            assert_eq!(sealed, expected, "a body of {len} bytes");
+        }
+    }
+
+    #[test]
+    fn a_small_frame_in_a_shared_buffer_altered_does_not_open() {
+        let (i, r) = handshake();
+        let mut i = NoiseTransport::from_handshake(i).expect("finished");
+        let r = NoiseTransport::from_handshake(r).expect("finished");
+        let mut frame = BytesMut::new();
+        encrypt_chunks(&mut i, &[5; 100], &mut frame).expect("seal");
+        let frame = frame.freeze();
+        // A bit flipped in the ciphertext, one in the tag; each frame
+        // held twice, as a slice of a driver's read is.
+        for at in [40, 110] {
+            let mut flipped = frame.to_vec();
+            flipped[at] ^= 1;
+            let flipped = Bytes::from(flipped);
+            let held = flipped.clone();
+            let mut r = NoiseTransport {
+                send: CipherState {
+                    key: r.send.key.clone(),
+                    n: 0,
+                },
+                recv: CipherState {
+                    key: r.recv.key.clone(),
+                    n: 0,
+                },
+            };
+            assert!(matches!(
+                decrypt_chunks(&mut r, flipped),
+                Err(ProtocolError::DecryptFailed)
+            ));
+            drop(held);
+        }
+        // Unaltered, it opens.
+        let mut r = r;
+        let held = frame.clone();
+        assert_eq!(
+            &decrypt_chunks(&mut r, frame).expect("open")[..],
+            &[5; 100][..]
+        );
+        drop(held);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::varint::varint_len;
 use super::{DecodeError, Message, Reader};
 
 /// Length of the frame header: a big-endian `u32` counting the bytes after it.
@@ -40,8 +41,12 @@ pub fn put_frame_header(out: &mut BytesMut, len: u32) {
 /// Returns whether the body was compressed.
 pub fn encode_frame(message: &Message, compress_over: Option<usize>, out: &mut BytesMut) -> bool {
     let start = out.len();
-    put_frame_header(out, 0);
-    let compressed = encode_body(message, compress_over, out);
+    // The header's room, the flags and the tag in one write (each write
+    // to a `BytesMut` is a call to `memcpy`); the flags are set again if
+    // the body is compressed.
+    let [a, b, c, d] = frame_header(0);
+    out.put_slice(&[a, b, c, d, 0, message.tag()]);
+    let compressed = encode_body_after_tag(message, compress_over, out, start + LENGTH_PREFIX_LEN);
     let len = (out.len() - start - LENGTH_PREFIX_LEN) as u32;
     out[start..start + LENGTH_PREFIX_LEN].copy_from_slice(&frame_header(len));
     compressed
@@ -168,6 +173,19 @@ impl FrameReader {
         input: &mut Bytes,
         grant: &mut dyn Grant,
     ) -> Result<Next, FrameError> {
+        // The usual cases first, without copying a run-time number of
+        // header bytes (a call to `memcpy`, even for none): nothing more
+        // to read, or a whole header at the front of the input.
+        if self.header_len == 0 {
+            if input.is_empty() {
+                return Ok(Next::NeedMore);
+            }
+            if let Some(&[a, b, c, d]) = input.first_chunk::<LENGTH_PREFIX_LEN>() {
+                self.header = [a, b, c, d];
+                self.header_len = LENGTH_PREFIX_LEN;
+                input.advance(LENGTH_PREFIX_LEN);
+            }
+        }
         if self.header_len < LENGTH_PREFIX_LEN {
             let take = (LENGTH_PREFIX_LEN - self.header_len).min(input.len());
             self.header[self.header_len..self.header_len + take].copy_from_slice(&input[..take]);
@@ -221,8 +239,17 @@ impl FrameReader {
 /// whether it was compressed.
 pub fn encode_body(message: &Message, compress_over: Option<usize>, out: &mut BytesMut) -> bool {
     let start = out.len();
-    out.put_u8(0);
-    out.put_u8(message.tag());
+    out.put_slice(&[0, message.tag()]);
+    encode_body_after_tag(message, compress_over, out, start)
+}
+
+/// [`encode_body`] once its flags and tag are written, at `start`.
+fn encode_body_after_tag(
+    message: &Message,
+    compress_over: Option<usize>,
+    out: &mut BytesMut,
+    start: usize,
+) -> bool {
     message.encode(out);
     let body_start = start + 2;
     let Some(threshold) = compress_over else {
@@ -244,6 +271,20 @@ pub fn encode_body(message: &Message, compress_over: Option<usize>, out: &mut By
     out.extend_from_slice(&compressed);
     out[start] = FLAG_COMPRESSED;
     true
+}
+
+/// The length of the uncompressed plaintext frame of an application
+/// message (`Direct`, `Request`, `Response`: length prefix, flags, tag,
+/// the id's varint, the payload), known without encoding it; `None` for
+/// the other messages.
+pub(crate) fn app_frame_len(message: &Message) -> Option<usize> {
+    let fields = match message {
+        Message::Direct(m) => m.payload.len(),
+        Message::Request(m) => varint_len(m.id) + m.payload.len(),
+        Message::Response(m) => varint_len(m.id) + m.payload.len(),
+        _ => return None,
+    };
+    Some(LENGTH_PREFIX_LEN + 2 + fields)
 }
 
 /// The application payload a message's body ends with, written as is

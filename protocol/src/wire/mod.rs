@@ -52,7 +52,7 @@ pub use frame::{
     FLAG_COMPRESSED, FrameDecoder, FrameError, LENGTH_PREFIX_LEN, decode_body, encode_body,
     encode_frame, frame_header, put_frame_header,
 };
-pub(crate) use frame::{FrameReader, Grant, Next, split_payload};
+pub(crate) use frame::{FrameReader, Grant, Next, app_frame_len, split_payload};
 pub use membership::{
     Announcement, BroadcastId, Disconnect, ForwardJoin, Graft, IHave, Join, MAX_IHAVE, MAX_SHUFFLE,
     Neighbor, Prune, Shuffle, ShuffleReply,

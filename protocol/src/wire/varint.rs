@@ -16,13 +16,18 @@ pub const fn varint_len(value: u64) -> usize {
     bits.div_ceil(7)
 }
 
-/// Appends `value` as a varint.
+/// Appends `value` as a varint, in one write (a `BytesMut`'s `put_u8`
+/// is a `put_slice` of one byte, a call to `memcpy` each).
 pub fn put_varint(out: &mut impl BufMut, mut value: u64) {
+    let mut bytes = [0u8; MAX_VARINT_LEN];
+    let mut len = 0;
     while value >= 0x80 {
-        out.put_u8((value as u8) | 0x80);
+        bytes[len] = (value as u8) | 0x80;
         value >>= 7;
+        len += 1;
     }
-    out.put_u8(value as u8);
+    bytes[len] = value as u8;
+    out.put_slice(&bytes[..=len]);
 }
 
 /// Reads a varint from the front of `input`, returning it and its length.
