@@ -9,13 +9,15 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use async_executor::{Executor, Task};
 use async_io::{Async, Timer};
+use atomic_waker::AtomicWaker;
 use bytes::{Buf, Bytes};
 use futures_lite::future;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,6 +26,7 @@ use ringmesh_driver::{ACCEPTS_PER_TURN, DirectReadPool, admit_to_backlog, transp
 use tracing::{debug, warn};
 
 use crate::calls::CallSender;
+use crate::driver::Shared;
 
 /// Bytes asked of the socket per read, at least. Each read goes straight
 /// into the connection's [`DirectReadPool`] (as much as is left of its
@@ -97,7 +100,7 @@ pub(crate) struct Link {
     pending_bytes: usize,
     /// Asks the reader to take in what the socket holds now; see
     /// [`Link::sync`].
-    sync: Sender<()>,
+    sync: Arc<SyncRequest>,
     /// The connection's future. Dropping it cancels the I/O and closes the
     /// socket at once.
     task: Task<()>,
@@ -113,6 +116,7 @@ impl Link {
         stream: Async<TcpStream>,
         remote: SocketAddr,
         transport: CallSender<Transport>,
+        node: Weak<Shared>,
     ) -> Link {
         // Frames are whole messages already; waiting to coalesce them only
         // delays pings and small requests.
@@ -121,15 +125,16 @@ impl Link {
         }
         let stream = Arc::new(stream);
         let (writes, queue) = async_channel::unbounded();
-        let (sync, sync_requests) = async_channel::bounded(1);
+        let sync = Arc::new(SyncRequest::default());
         let backlog = Arc::new(AtomicUsize::new(0));
         let task = executor.spawn(run_connection(
             conn,
             Arc::clone(&stream),
             queue,
             Arc::clone(&backlog),
-            sync_requests,
+            Arc::clone(&sync),
             transport,
+            node,
         ));
         Link {
             stream,
@@ -236,7 +241,12 @@ impl Link {
     /// it (such as the last handshake message, without which it cannot say
     /// `Goodbye`).
     pub(crate) fn sync(&self) -> bool {
-        self.sync.try_send(()).is_ok()
+        if self.task.is_finished() {
+            return false;
+        }
+        self.sync.requested.store(true, Ordering::Release);
+        self.sync.waker.wake();
+        true
     }
 
     /// Bytes queued and not yet written.
@@ -259,6 +269,29 @@ impl Link {
     }
 }
 
+/// A [`Link::sync`] request: a flag and the reader's waker, polled in
+/// place by the reader beside its socket's readiness (no channel, so no
+/// listener is made for it on every read).
+#[derive(Default)]
+struct SyncRequest {
+    requested: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl SyncRequest {
+    /// Ready (taking the request) once one is made.
+    fn poll_requested(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.requested.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        if self.requested.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
 /// How a connection's I/O ended.
 enum End {
     /// The node closed it and everything queued was written.
@@ -272,11 +305,12 @@ async fn run_connection(
     stream: Arc<Async<TcpStream>>,
     queue: Receiver<Vec<Bytes>>,
     backlog: Arc<AtomicUsize>,
-    sync: Receiver<()>,
+    sync: Arc<SyncRequest>,
     transport: CallSender<Transport>,
+    node: Weak<Shared>,
 ) {
     let end = future::or(
-        read_until_end(conn, &stream, &sync, &transport),
+        read_until_end(conn, &stream, &sync, &transport, &node),
         write_until_end(&stream, &queue, &backlog),
     )
     .await;
@@ -302,23 +336,22 @@ async fn run_connection(
 enum ReadStep {
     /// What one read got, and whether it filled the room it was given.
     Read(io::Result<(Bytes, bool)>),
-    /// A [`Link::sync`] request; `false` once the link is gone and no more
-    /// can come.
-    Sync(bool),
+    /// A [`Link::sync`] request.
+    Sync,
 }
 
 async fn read_until_end(
     conn: ConnId,
     stream: &Async<TcpStream>,
-    sync: &Receiver<()>,
+    sync: &SyncRequest,
     transport: &CallSender<Transport>,
+    node: &Weak<Shared>,
 ) -> End {
     // One pool per connection, held while it lives: one spent allocation
     // kept for reuse (the default's three are for one pool per adapter),
     // so a connection holds at most two allocations beyond what the node
     // and the application hold.
     let mut pool = DirectReadPool::with_retired(READ_CHUNK, 1);
-    let mut sync_open = true;
     // The last read did not fill the room it was given, so it emptied the
     // socket: the next one waits for the reactor's word first. Reading
     // first would only get `WouldBlock` (a system call), and then register
@@ -335,20 +368,18 @@ async fn read_until_end(
                 }
                 ReadStep::Read(read_into(stream, &mut pool).await)
             };
-            if sync_open {
-                future::or(read, async { ReadStep::Sync(sync.recv().await.is_ok()) }).await
-            } else {
-                read.await
-            }
+            // Polled in place: no listener is made for it on every read.
+            let sync = future::poll_fn(|cx| sync.poll_requested(cx).map(|()| ReadStep::Sync));
+            future::or(read, sync).await
         };
         match step {
             ReadStep::Read(result) => {
                 drained = matches!(result, Ok((_, false)));
-                if let Err(end) = deliver(conn, result, transport).await {
+                if let Err(end) = deliver(conn, result, transport, node).await {
                     return end;
                 }
             }
-            ReadStep::Sync(true) => {
+            ReadStep::Sync => {
                 drained = false;
                 // Reading an `Async` socket tries the read first and only
                 // then waits: a single poll takes what is there now.
@@ -356,7 +387,7 @@ async fn read_until_end(
                     let Some(result) = future::poll_once(read_into(stream, &mut pool)).await else {
                         break;
                     };
-                    if let Err(end) = deliver(conn, result, transport).await {
+                    if let Err(end) = deliver(conn, result, transport, node).await {
                         return end;
                     }
                 }
@@ -364,11 +395,14 @@ async fn read_until_end(
                     return End::Failed(TransportError::Other);
                 }
             }
-            ReadStep::Sync(false) => sync_open = false,
         }
         // A socket that always has data would otherwise keep this future
-        // (and the writer beside it) from ever yielding.
-        future::yield_now().await;
+        // (and the writer beside it) from ever yielding. After a read that
+        // emptied the socket, the wait for its readiness yields anyway:
+        // no turn through the executor's queue for nothing.
+        if !drained {
+            future::yield_now().await;
+        }
     }
 }
 
@@ -388,12 +422,14 @@ async fn read_into(
         .await
 }
 
-/// Hands what one read got to the node loop; `Err` if the connection has
-/// ended.
+/// Hands what one read got to the node: on this task if the node is free
+/// ([`Shared::try_feed`]), else through the node loop's queue. `Err` if the
+/// connection has ended.
 async fn deliver(
     conn: ConnId,
     result: io::Result<(Bytes, bool)>,
     transport: &CallSender<Transport>,
+    node: &Weak<Shared>,
 ) -> Result<(), End> {
     let bytes = match result {
         Ok((bytes, _)) if bytes.is_empty() => return Err(End::Failed(TransportError::Eof)),
@@ -403,6 +439,13 @@ async fn deliver(
             debug!(%conn, %error, "read failed");
             return Err(End::Failed(transport_error(&error)));
         }
+    };
+    let bytes = match node.upgrade() {
+        Some(shared) => match shared.try_feed(conn, bytes, transport) {
+            Ok(()) => return Ok(()),
+            Err(bytes) => bytes,
+        },
+        None => bytes,
     };
     // Waits while the node loop is behind: reading stops, TCP flow control
     // pushes back on the peer, and memory stays bounded.

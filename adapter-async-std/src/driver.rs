@@ -8,7 +8,7 @@ use core::task::{Context, Poll};
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use async_executor::{Executor, Task};
@@ -259,6 +259,42 @@ impl Shared {
         self.release(guard, wake, calls);
     }
 
+    /// Feeds what a connection's reader just read to the node on the
+    /// reader's task, if the node is free (as [`Shared::try_turn`] does for
+    /// a waiting caller); gives it back for the transport queue otherwise.
+    ///
+    /// That saves the hop through the queue: the node loop's wake-up, a
+    /// second poll of the driver and a pass of the loop, for every read.
+    /// What the queue holds goes first, so the node sees the connection's
+    /// reads in order. `wake` wakes the loop when it must act sooner than
+    /// it planned (the transport queue's wake-up does: the loop takes calls
+    /// on any wake-up).
+    pub(crate) fn try_feed(
+        &self,
+        conn: ConnId,
+        bytes: Bytes,
+        wake: &CallSender<Transport>,
+    ) -> Result<(), Bytes> {
+        let Ok(mut guard) = self.state.try_lock() else {
+            return Err(bytes);
+        };
+        let Some(state) = guard.as_mut() else {
+            return Err(bytes);
+        };
+        if state.stopping {
+            return Err(bytes);
+        }
+        // Bounded by the queue's capacity.
+        while let Some(report) = self.transport.try_recv() {
+            state.on_transport(report);
+        }
+        state.on_transport(Transport::Received { conn, bytes });
+        state.end_turn();
+        let sooner = state.stopping || state.sooner_than_armed();
+        self.release(guard, sooner, wake);
+        Ok(())
+    }
+
     /// Lets go of the node after a handle's task held it. The loop does
     /// not wait for the lock when woken for queued calls or reports (it
     /// leaves them to the holder, see `NodeLoop::run`): what came in while
@@ -267,11 +303,11 @@ impl Shared {
     /// sees to it). The loop is woken when `wake` (it must act sooner than
     /// it planned), when the node is stopping, or when the queues still
     /// hold something after a few rounds.
-    fn release<'a>(
+    fn release<'a, T>(
         &'a self,
         mut guard: MutexGuard<'a, Option<State>>,
         mut wake: bool,
-        calls: &CallSender<Call>,
+        calls: &CallSender<T>,
     ) {
         let mut rounds = 0;
         loop {
@@ -407,6 +443,7 @@ impl NodeLoop {
             node: self.node,
             clock: self.clock,
             executor,
+            shared: Arc::downgrade(&self.shared),
             local_addr: self.local_addr,
             events: self.events,
             max_backlog_bytes: self.max_backlog_bytes,
@@ -441,31 +478,48 @@ impl NodeLoop {
         // for a fresh wake-up, not for the queues to be non-empty (they
         // may still be, until the holder takes them or lets go).
         let mut deferred = false;
+        // The last wait found work queued without waiting: the loop lets
+        // the connections' futures run before it takes more (see below).
+        let mut busy = false;
         loop {
-            let wake = future::or(
-                async {
-                    if deferred {
-                        Wake::Call(calls.nudged().await)
-                    } else {
-                        Wake::Call(calls.ready().await)
-                    }
-                },
-                future::or(
-                    async {
-                        if deferred {
-                            transport_rx.nudged().await;
-                        } else {
-                            transport_rx.ready().await;
-                        }
-                        Wake::Transport
-                    },
-                    async {
-                        (&mut timer).await;
-                        Wake::Timer
-                    },
-                ),
-            )
+            if busy {
+                future::yield_now().await;
+            }
+            // Polled in place, in this order, on every pass: nothing is
+            // built anew for a wait (the wake-ups are a flag and a waker
+            // each, the timer is kept), so a pass that waits costs no
+            // allocation and no listener.
+            let mut waited = false;
+            let wake = future::poll_fn(|cx| {
+                let calls = if deferred {
+                    calls.poll_nudged(cx)
+                } else {
+                    calls.poll_ready(cx)
+                };
+                if let Poll::Ready(more) = calls {
+                    return Poll::Ready(Wake::Call(more));
+                }
+                let transport = if deferred {
+                    transport_rx.poll_nudged(cx)
+                } else {
+                    transport_rx.poll_ready(cx)
+                };
+                if transport.is_ready() {
+                    return Poll::Ready(Wake::Transport);
+                }
+                if Pin::new(&mut timer).poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Timer);
+                }
+                waited = true;
+                Poll::Pending
+            })
             .await;
+            // Work that was there at once: after this pass the loop yields,
+            // so that a stream of calls (or reads) cannot keep the
+            // connections' futures from running. A pass that had to wait
+            // goes straight back to waiting, which yields anyway when
+            // nothing more is queued.
+            busy = !waited;
             {
                 let mut guard = match wake {
                     // A handle's task holds the node (serving a call, or
@@ -531,7 +585,6 @@ impl NodeLoop {
                 }
                 state.rearm(&mut timer);
             }
-            future::yield_now().await;
         }
         // From here on the loop keeps the state to itself: handles queue
         // their calls (which it no longer takes).
@@ -557,6 +610,10 @@ struct State {
     node: Node,
     clock: Clock,
     executor: Arc<Executor<'static>>,
+    /// Given to the connections' readers, which feed the node on their
+    /// own task when it is free ([`Shared::try_feed`]). Weak: the readers
+    /// run on the executor that `Shared` holds.
+    shared: Weak<Shared>,
     local_addr: SocketAddr,
     events: EventSender,
     max_backlog_bytes: usize,
@@ -636,6 +693,7 @@ impl State {
                     stream,
                     remote,
                     self.transport_tx.clone(),
+                    self.shared.clone(),
                 );
                 self.links.insert(conn, link);
                 self.input(Input::Connected {
@@ -658,6 +716,7 @@ impl State {
                             stream,
                             addr,
                             self.transport_tx.clone(),
+                            self.shared.clone(),
                         );
                         self.links.insert(conn, link);
                         self.input(Input::Connected {
