@@ -159,16 +159,22 @@ impl<Call> CallSender<Call> {
     /// Queues `call`, waiting while the queue is full; gives it back if
     /// the node loop no longer takes calls.
     pub(crate) async fn send(&self, call: Call) -> Result<(), Call> {
+        self.send_quietly(call).await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// As [`CallSender::send`], without waking the node loop: for a sender
+    /// that sees to it that the call is taken (the transport queue's
+    /// readers, `Shared::take_queued` in the driver).
+    pub(crate) async fn send_quietly(&self, call: Call) -> Result<(), Call> {
         loop {
             if self.tx.is_closed() {
                 return Err(call);
             }
             if self.room.try_take() {
                 return match self.tx.try_send(call) {
-                    Ok(()) => {
-                        self.wake();
-                        Ok(())
-                    }
+                    Ok(()) => Ok(()),
                     Err(error) => {
                         self.room.release(1);
                         Err(error.into_inner())

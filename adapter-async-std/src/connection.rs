@@ -26,7 +26,7 @@ use ringmesh_driver::{ACCEPTS_PER_TURN, DirectReadPool, admit_to_backlog, transp
 use tracing::{debug, warn};
 
 use crate::calls::CallSender;
-use crate::driver::Shared;
+use crate::driver::{Feed, Shared};
 
 /// Bytes asked of the socket per read, at least. Each read goes straight
 /// into the connection's [`DirectReadPool`] (as much as is left of its
@@ -442,8 +442,18 @@ async fn deliver(
     };
     let bytes = match node.upgrade() {
         Some(shared) => match shared.try_feed(conn, bytes, transport) {
-            Ok(()) => return Ok(()),
-            Err(bytes) => bytes,
+            Feed::Fed => return Ok(()),
+            Feed::Busy(bytes) => {
+                // Whoever holds the node takes the queue in as it lets go:
+                // no wake-up of the loop (and pass of it) for this read.
+                transport
+                    .send_quietly(Transport::Received { conn, bytes })
+                    .await
+                    .map_err(|_| End::Failed(TransportError::Other))?;
+                shared.take_queued(transport);
+                return Ok(());
+            }
+            Feed::ToLoop(bytes) => bytes,
         },
         None => bytes,
     };

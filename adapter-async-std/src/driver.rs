@@ -205,13 +205,18 @@ impl Shared {
             self.spin_skip.store(skip - 1, Ordering::Relaxed);
             return None;
         }
-        let deadline = std::time::Instant::now() + ANSWER_SPIN;
+        // Taken after the first look: on one CPU the answer is usually
+        // there by then (the caller was preempted in its write while the
+        // peer answered), and the clock is not free in a VM.
+        let mut spin_until = None;
         loop {
             match answer.try_recv() {
                 Ok(Some(value)) => return Some(Ok(value)),
                 Ok(None) => {}
                 Err(canceled) => return Some(Err(canceled)),
             }
+            let deadline =
+                *spin_until.get_or_insert_with(|| std::time::Instant::now() + ANSWER_SPIN);
             // A bounded number: a connection that always has data must not
             // keep this caller from looking at its answer.
             for _ in 0..BATCH {
@@ -261,7 +266,7 @@ impl Shared {
 
     /// Feeds what a connection's reader just read to the node on the
     /// reader's task, if the node is free (as [`Shared::try_turn`] does for
-    /// a waiting caller); gives it back for the transport queue otherwise.
+    /// a waiting caller).
     ///
     /// That saves the hop through the queue: the node loop's wake-up, a
     /// second poll of the driver and a pass of the loop, for every read.
@@ -274,15 +279,17 @@ impl Shared {
         conn: ConnId,
         bytes: Bytes,
         wake: &CallSender<Transport>,
-    ) -> Result<(), Bytes> {
-        let Ok(mut guard) = self.state.try_lock() else {
-            return Err(bytes);
+    ) -> Feed {
+        let mut guard = match self.state.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::WouldBlock) => return Feed::Busy(bytes),
+            Err(std::sync::TryLockError::Poisoned(_)) => return Feed::ToLoop(bytes),
         };
         let Some(state) = guard.as_mut() else {
-            return Err(bytes);
+            return Feed::ToLoop(bytes);
         };
         if state.stopping {
-            return Err(bytes);
+            return Feed::ToLoop(bytes);
         }
         // Bounded by the queue's capacity.
         while let Some(report) = self.transport.try_recv() {
@@ -292,7 +299,36 @@ impl Shared {
         state.end_turn();
         let sooner = state.stopping || state.sooner_than_armed();
         self.release(guard, sooner, wake);
-        Ok(())
+        Feed::Fed
+    }
+
+    /// After a reader queued a read without waking the node loop
+    /// ([`Feed::Busy`]): takes the queue in if the node is free by now.
+    /// If it is still held, its holder takes the queue in as it lets go
+    /// (a handle's task in [`Shared::release`], the loop on its next
+    /// wait, which looks at the queue first): the read was queued before
+    /// this look found the node held, so before that holder's own look.
+    /// The loop is woken if the node stopped taking reads from here.
+    pub(crate) fn take_queued(&self, wake: &CallSender<Transport>) {
+        let mut guard = match self.state.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::WouldBlock) => return,
+            Err(std::sync::TryLockError::Poisoned(_)) => {
+                wake.wake();
+                return;
+            }
+        };
+        let Some(state) = guard.as_mut().filter(|state| !state.stopping) else {
+            drop(guard);
+            wake.wake();
+            return;
+        };
+        while let Some(report) = self.transport.try_recv() {
+            state.on_transport(report);
+        }
+        state.end_turn();
+        let sooner = state.stopping || state.sooner_than_armed();
+        self.release(guard, sooner, wake);
     }
 
     /// Lets go of the node after a handle's task held it. The loop does
@@ -406,6 +442,19 @@ impl Shared {
         self.release(guard, wake, calls);
         served
     }
+}
+
+/// What became of a read offered to the node on its reader's task
+/// ([`Shared::try_feed`]).
+pub(crate) enum Feed {
+    /// The node took it.
+    Fed,
+    /// Another task holds the node: queue the read without waking the
+    /// loop, then [`Shared::take_queued`].
+    Busy(Bytes),
+    /// The node is stopping or stopped: queue the read for the loop, and
+    /// wake it.
+    ToLoop(Bytes),
 }
 
 /// Empties [`Shared::state`] when the node loop's future ends or is

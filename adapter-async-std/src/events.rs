@@ -4,9 +4,10 @@ use core::fmt;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use async_channel::{Receiver, Sender, TrySendError};
+use atomic_waker::AtomicWaker;
+use concurrent_queue::{ConcurrentQueue, PushError};
 use futures_lite::Stream;
 use ringmesh::Event;
 use ringmesh_driver::{DropLog, QueuedBytes, event_size};
@@ -24,11 +25,21 @@ use ringmesh_driver::{DropLog, QueuedBytes, event_size};
 ///
 /// The stream ends when the node has stopped.
 pub struct Events {
-    // Boxed because the receiver is `!Unpin`; this way `Events` is `Unpin`
-    // and `events.next().await` works without pinning.
-    receiver: Pin<Box<Receiver<Event>>>,
+    queue: Arc<Queue>,
     bytes: QueuedBytes,
     dropped: Arc<AtomicU64>,
+}
+
+/// What the node loop and the stream share: one producer (the node, under
+/// its lock) and one consumer (the stream, `&mut`), so a queue and one
+/// waker do: a wait for the next event makes no listener and takes no
+/// lock, and an event wakes the reader with an atomic swap.
+struct Queue {
+    events: ConcurrentQueue<Event>,
+    /// The stream's task, while it waits.
+    reader: AtomicWaker,
+    /// The node has stopped: once the queue is empty, the stream ends.
+    ended: AtomicBool,
 }
 
 impl Events {
@@ -47,7 +58,7 @@ impl Events {
 impl fmt::Debug for Events {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Events")
-            .field("queued", &self.receiver.len())
+            .field("queued", &self.queue.events.len())
             .field("dropped", &self.dropped())
             .finish()
     }
@@ -56,38 +67,68 @@ impl fmt::Debug for Events {
 impl Stream for Events {
     type Item = Event;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        let next = self.receiver.as_mut().poll_next(cx);
-        if let Poll::Ready(Some(event)) = &next {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let queue = &self.queue;
+        let next = match queue.events.pop() {
+            Ok(event) => Some(event),
+            Err(_) => {
+                // Registered before the second look: an event pushed in
+                // between wakes this task.
+                queue.reader.register(cx.waker());
+                match queue.events.pop() {
+                    Ok(event) => Some(event),
+                    // Set after the node's last push: what it pushed is
+                    // there for this look.
+                    Err(_) if queue.ended.load(Ordering::Acquire) => match queue.events.pop() {
+                        Ok(event) => Some(event),
+                        Err(_) => return Poll::Ready(None),
+                    },
+                    Err(_) => return Poll::Pending,
+                }
+            }
+        };
+        if let Some(event) = &next {
             self.bytes.release(event_size(event));
         }
-        next
+        Poll::Ready(next)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.receiver.len(), None)
+        (self.queue.events.len(), None)
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        // The node's further events are refused at once (and their bytes
+        // never counted); those queued go with the queue.
+        self.queue.events.close();
     }
 }
 
 /// The node loop's end of [`Events`].
 pub(crate) struct EventSender {
-    sender: Sender<Event>,
+    queue: Arc<Queue>,
     bytes: QueuedBytes,
     drops: DropLog,
 }
 
 impl EventSender {
     pub(crate) fn channel(capacity: usize, capacity_bytes: usize) -> (EventSender, Events) {
-        let (sender, receiver) = async_channel::bounded(capacity);
+        let queue = Arc::new(Queue {
+            events: ConcurrentQueue::bounded(capacity.max(1)),
+            reader: AtomicWaker::new(),
+            ended: AtomicBool::new(false),
+        });
         let drops = DropLog::new();
         let bytes = QueuedBytes::new(capacity_bytes);
         let events = Events {
-            receiver: Box::pin(receiver),
+            queue: Arc::clone(&queue),
             bytes: bytes.clone(),
             dropped: drops.counter(),
         };
         let sender = EventSender {
-            sender,
+            queue,
             bytes,
             drops,
         };
@@ -102,14 +143,21 @@ impl EventSender {
             self.drops.record(size);
             return;
         }
-        match self.sender.try_send(event) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
+        match self.queue.events.push(event) {
+            Ok(()) => self.queue.reader.wake(),
+            Err(PushError::Full(_)) => {
                 self.bytes.release(size);
                 self.drops.record(size);
             }
             // Nobody listens; nothing to do.
-            Err(TrySendError::Closed(_)) => self.bytes.release(size),
+            Err(PushError::Closed(_)) => self.bytes.release(size),
         }
+    }
+}
+
+impl Drop for EventSender {
+    fn drop(&mut self) {
+        self.queue.ended.store(true, Ordering::Release);
+        self.queue.reader.wake();
     }
 }
