@@ -14,11 +14,11 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_channel::{Receiver, Sender};
 use async_executor::{Executor, Task};
 use async_io::{Async, Timer};
 use atomic_waker::AtomicWaker;
 use bytes::{Buf, Bytes};
+use concurrent_queue::ConcurrentQueue;
 use futures_lite::future;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use ringmesh::{ConnId, TransportError};
@@ -89,7 +89,7 @@ pub(crate) struct Link {
     /// Where what the socket did not take at once goes, in order, for the
     /// connection's future to write: one batch per turn. Unbounded: the
     /// bound is `backlog`, checked by the node loop before each send.
-    writes: Sender<Vec<Bytes>>,
+    writes: WriteSender,
     /// Bytes handed to `send` and not yet accepted by the socket (those in
     /// `pending` included).
     backlog: Arc<AtomicUsize>,
@@ -124,7 +124,8 @@ impl Link {
             debug!(%conn, %remote, %error, "could not set TCP_NODELAY");
         }
         let stream = Arc::new(stream);
-        let (writes, queue) = async_channel::unbounded();
+        let queue = Arc::new(WriteQueue::default());
+        let writes = WriteSender(Arc::clone(&queue));
         let sync = Arc::new(SyncRequest::default());
         let backlog = Arc::new(AtomicUsize::new(0));
         let task = executor.spawn(run_connection(
@@ -225,9 +226,10 @@ impl Link {
             return;
         }
         pending.drain(..done);
-        // Fails only if the connection's future has already ended; its
-        // `Closed` report is on its way to the node loop.
-        let _ = self.writes.try_send(pending);
+        // Should the connection's future have ended already, this lies
+        // unwritten until the link goes; its `Closed` report is on its way
+        // to the node loop.
+        self.writes.0.push(pending);
     }
 
     /// Asks the connection to read what its socket holds now (without
@@ -269,6 +271,64 @@ impl Link {
     }
 }
 
+/// What the socket did not take at once, in order, for the connection's
+/// writer: one producer (the node, under its lock) and one consumer (the
+/// writer), so a queue and one waker do. The writer's wait is polled every
+/// time the connection's future is (for each read too); a channel would
+/// take its listener's lock on each of those polls.
+struct WriteQueue {
+    batches: ConcurrentQueue<Vec<Bytes>>,
+    writer: AtomicWaker,
+    /// The link is gone (closed by the node): once drained, the writer
+    /// ends.
+    closed: AtomicBool,
+}
+
+impl Default for WriteQueue {
+    fn default() -> Self {
+        WriteQueue {
+            batches: ConcurrentQueue::unbounded(),
+            writer: AtomicWaker::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+}
+
+impl WriteQueue {
+    fn push(&self, batch: Vec<Bytes>) {
+        // Unbounded: the node loop bounds what it queues by the backlog.
+        let _ = self.batches.push(batch);
+        self.writer.wake();
+    }
+
+    /// The next batch; `None` once the link is gone and all is drained.
+    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Vec<Bytes>>> {
+        if let Ok(batch) = self.batches.pop() {
+            return Poll::Ready(Some(batch));
+        }
+        self.writer.register(cx.waker());
+        if let Ok(batch) = self.batches.pop() {
+            return Poll::Ready(Some(batch));
+        }
+        if self.closed.load(Ordering::Acquire) {
+            // Set after the link's last push.
+            return Poll::Ready(self.batches.pop().ok());
+        }
+        Poll::Pending
+    }
+}
+
+/// The link's end of its [`WriteQueue`]: dropping it (closing the link)
+/// ends the writer once what is queued is written.
+struct WriteSender(Arc<WriteQueue>);
+
+impl Drop for WriteSender {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::Release);
+        self.0.writer.wake();
+    }
+}
+
 /// A [`Link::sync`] request: a flag and the reader's waker, polled in
 /// place by the reader beside its socket's readiness (no channel, so no
 /// listener is made for it on every read).
@@ -303,7 +363,7 @@ enum End {
 async fn run_connection(
     conn: ConnId,
     stream: Arc<Async<TcpStream>>,
-    queue: Receiver<Vec<Bytes>>,
+    queue: Arc<WriteQueue>,
     backlog: Arc<AtomicUsize>,
     sync: Arc<SyncRequest>,
     transport: CallSender<Transport>,
@@ -467,21 +527,21 @@ async fn deliver(
 
 async fn write_until_end(
     stream: &Async<TcpStream>,
-    queue: &Receiver<Vec<Bytes>>,
+    queue: &WriteQueue,
     backlog: &AtomicUsize,
 ) -> End {
     let mut batch: VecDeque<Bytes> = VecDeque::new();
     let mut writer = stream;
     loop {
         if batch.is_empty() {
-            match queue.recv().await {
-                Ok(bytes) => batch.extend(bytes),
+            match future::poll_fn(|cx| queue.poll_next(cx)).await {
+                Some(bytes) => batch.extend(bytes),
                 // The node closed the connection and all it sent is out.
-                Err(_) => return End::Flushed,
+                None => return End::Flushed,
             }
         }
         while batch.len() < WRITE_BATCH {
-            match queue.try_recv() {
+            match queue.batches.pop() {
                 Ok(bytes) => batch.extend(bytes),
                 Err(_) => break,
             }

@@ -38,6 +38,10 @@ pub(crate) const TRANSPORT_CAPACITY: usize = 256;
 /// futures.
 const BATCH: usize = 64;
 
+/// Tasks the driver runs in a row before it yields to its own executor
+/// (as `Executor::run` does).
+const TICKS_PER_YIELD: usize = 200;
+
 /// How long a caller whose request was sent on its own task looks for
 /// the answer before it parks ([`Shared::spin_for`]); as the mio
 /// adapter's `EVENT_SPIN`.
@@ -78,7 +82,20 @@ impl Driver {
         Driver {
             future: Box::pin(async move {
                 let executor = Arc::clone(&node_loop.shared.executor);
-                executor.run(node_loop.run()).await;
+                // The executor's tasks run beside the node loop, one tick
+                // at a time from its shared queue (where a waiting caller's
+                // `try_tick` also takes them): `Executor::run` would keep
+                // a runner with a local queue of its own, searched and
+                // stolen into on every task, for nothing with one runner.
+                let tasks = async {
+                    loop {
+                        for _ in 0..TICKS_PER_YIELD {
+                            executor.tick().await;
+                        }
+                        future::yield_now().await;
+                    }
+                };
+                future::or(node_loop.run(), tasks).await;
             }),
         }
     }
