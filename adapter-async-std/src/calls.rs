@@ -322,6 +322,29 @@ mod tests {
     }
 
     #[test]
+    fn a_wake_up_ends_the_wait_once_and_the_last_clone_gone_ends_it_for_good() {
+        future::block_on(async {
+            let (tx, rx) = channel::<u32>(4);
+            let ready = || future::poll_fn(|cx| rx.poll_ready(cx));
+            let tx2 = tx.clone();
+            drop(tx);
+            assert!(
+                future::poll_once(ready()).await.is_none(),
+                "a sender is left: the wait goes on"
+            );
+            tx2.wake();
+            tx2.wake();
+            assert!(ready().await, "woken");
+            assert!(
+                future::poll_once(ready()).await.is_none(),
+                "two wake-ups before a wait are one"
+            );
+            drop(tx2);
+            assert!(!ready().await, "every sender gone, nothing queued");
+        });
+    }
+
+    #[test]
     fn the_receiver_sees_the_end_once_every_sender_is_gone() {
         future::block_on(async {
             let (tx, rx) = channel(4);

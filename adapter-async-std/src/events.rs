@@ -161,3 +161,77 @@ impl Drop for EventSender {
         self.queue.reader.wake();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use futures_lite::{StreamExt, future};
+    use ringmesh::{MessagingEvent, NodeId};
+
+    fn direct(byte: u8) -> Event {
+        Event::Messaging(MessagingEvent::Direct {
+            from: NodeId::from_bytes([1; 16]),
+            payload: Bytes::from(vec![byte; 8]),
+        })
+    }
+
+    fn payload_of(event: Option<Event>) -> Option<u8> {
+        match event {
+            Some(Event::Messaging(MessagingEvent::Direct { payload, .. })) => Some(payload[0]),
+            Some(other) => panic!("unexpected event {other:?}"),
+            None => None,
+        }
+    }
+
+    #[test]
+    fn the_stream_gives_what_was_queued_in_order_then_ends_once_the_node_stops() {
+        let (mut sender, mut events) = EventSender::channel(8, 1 << 20);
+        sender.emit(direct(1));
+        sender.emit(direct(2));
+        drop(sender);
+        future::block_on(async {
+            assert_eq!(payload_of(events.next().await), Some(1));
+            assert_eq!(payload_of(events.next().await), Some(2));
+            assert_eq!(payload_of(events.next().await), None);
+        });
+        assert_eq!(events.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn a_waiting_reader_wakes_for_the_next_event_and_for_the_end() {
+        let (mut sender, mut events) = EventSender::channel(8, 1 << 20);
+        future::block_on(async {
+            let read = async {
+                let first = payload_of(events.next().await);
+                let end = payload_of(events.next().await);
+                (first, end)
+            };
+            let emit = async {
+                // The reader waits first.
+                future::yield_now().await;
+                sender.emit(direct(7));
+                future::yield_now().await;
+                drop(sender);
+            };
+            let ((first, end), ()) = future::zip(read, emit).await;
+            assert_eq!((first, end), (Some(7), None));
+        });
+    }
+
+    #[test]
+    fn events_past_the_capacity_are_dropped_and_counted_and_a_dropped_stream_takes_none() {
+        let (mut sender, events) = EventSender::channel(2, 1 << 20);
+        for byte in 0..3 {
+            sender.emit(direct(byte));
+        }
+        assert_eq!(events.dropped(), 1);
+        let counted = events.queued_bytes();
+        assert_eq!(counted, 2 * event_size(&direct(0)));
+        drop(events);
+        // Refused at once, its bytes never counted (nor dropped: nobody
+        // listens).
+        sender.emit(direct(9));
+        assert_eq!(sender.bytes.queued(), counted);
+    }
+}
