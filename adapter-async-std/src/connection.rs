@@ -193,14 +193,16 @@ impl Link {
         if self.backlog.load(Ordering::Relaxed) == pending_bytes {
             let mut socket: &TcpStream = self.stream.get_ref();
             while done < pending.len() {
-                let slices: Vec<IoSlice<'_>> = pending[done..]
-                    .iter()
-                    .take(WRITE_BATCH)
-                    .map(|b| IoSlice::new(b))
-                    .collect();
+                // On the stack: a turn's frames usually fit, and this runs
+                // once a turn per connection written to.
+                let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
+                let count = (pending.len() - done).min(WRITE_BATCH);
+                for (slice, bytes) in slices.iter_mut().zip(&pending[done..done + count]) {
+                    *slice = IoSlice::new(bytes);
+                }
                 // On an error (`WouldBlock`, or one the writer meets again
                 // and reports), the rest is queued for the writer.
-                let Ok(mut written) = socket.write_vectored(&slices) else {
+                let Ok(mut written) = socket.write_vectored(&slices[..count]) else {
                     break;
                 };
                 if written == 0 {

@@ -17,8 +17,8 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 use futures_lite::future;
 use ringmesh::{
-    Accepted, CloseReason, Command, ConnId, Direction, Event, Input, Instant, MessagingCommand,
-    MessagingEvent, Node, NodeId, Output, PeersEvent, RequestId,
+    Accepted, CloseReason, Command, CommandError, ConnId, Direction, Event, Input, Instant,
+    MessagingCommand, MessagingEvent, Node, NodeId, Output, PeersEvent, RequestId,
 };
 use ringmesh_driver::{BACKLOG_OVERFLOW, Clock, transport_error};
 use tracing::{debug, info, warn};
@@ -453,6 +453,39 @@ impl Shared {
         } else {
             state.on_call(call);
             Ok(())
+        };
+        state.end_turn();
+        let wake = state.stopping || state.sooner_than_armed();
+        self.release(guard, wake, calls);
+        served
+    }
+
+    /// As [`Shared::try_serve`] for a bare command: the node's answer comes
+    /// back from this call, with no oneshot channel to make and wait on
+    /// (a `respond` on the round trip's path). Gives the command back if
+    /// the node is held, stopping or stopped.
+    pub(crate) fn try_command(
+        &self,
+        command: Command,
+        calls: &CallSender<Call>,
+    ) -> Result<Result<Accepted, CommandError>, Command> {
+        let Ok(mut guard) = self.state.try_lock() else {
+            return Err(command);
+        };
+        let Some(state) = guard.as_mut() else {
+            return Err(command);
+        };
+        while !state.stopping
+            && let Some(queued) = self.calls.try_recv()
+        {
+            state.on_call(queued);
+        }
+        let served = if state.stopping {
+            Err(command)
+        } else {
+            let result = state.node.command(state.clock.now(), command);
+            state.drain();
+            Ok(result)
         };
         state.end_turn();
         let wake = state.stopping || state.sooner_than_armed();
