@@ -10,10 +10,13 @@
 //! a counter: a sender that finds it full waits until the node loop has
 //! taken it down to half, and then all waiting senders wake at once.
 
+use core::future::poll_fn;
+use core::task::{Context, Poll};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_channel::{Receiver, Sender};
+use atomic_waker::AtomicWaker;
 use event_listener::Event;
 
 /// What sender and receiver share.
@@ -46,23 +49,69 @@ impl Room {
     }
 }
 
+/// The node loop's wake-up: a token after every call queued, and when a
+/// call served on the caller's task needs the loop (see
+/// [`CallSender::wake`]). At most one token is pending; the one receiver
+/// waits for it in place (a flag and one waker), so a wait that is
+/// polled again and again (the node loop's, once per pass) allocates
+/// nothing and registers nothing new.
+struct Nudge {
+    token: AtomicBool,
+    /// Senders alive; the last one to go ends the receiver's waits.
+    senders: AtomicUsize,
+    waker: AtomicWaker,
+}
+
+impl Nudge {
+    fn wake(&self) {
+        // A token already there has its wake-up on the way.
+        if !self.token.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
+
+    /// Ready with `true` once a token is taken, `false` once every sender
+    /// is gone (and no token is left).
+    fn poll_token(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        if self.token.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(true);
+        }
+        // Registered before the second look, so a token sent in between
+        // wakes this waker.
+        self.waker.register(cx.waker());
+        if self.token.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(true);
+        }
+        if self.senders.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(false);
+        }
+        Poll::Pending
+    }
+}
+
 /// The handles' end; cloned with them. `Call` is what goes through (the
 /// handles' `handle::Call`): the queue does not look inside.
 pub(crate) struct CallSender<Call> {
     tx: Sender<Call>,
     room: Arc<Room>,
-    /// Wakes the node loop: a token after every call queued, and when a
-    /// call served on the caller's task needs the loop (see
-    /// [`CallSender::wake`]).
-    nudge: Sender<()>,
+    nudge: Arc<Nudge>,
 }
 
 impl<Call> Clone for CallSender<Call> {
     fn clone(&self) -> Self {
+        self.nudge.senders.fetch_add(1, Ordering::Relaxed);
         CallSender {
             tx: self.tx.clone(),
             room: Arc::clone(&self.room),
-            nudge: self.nudge.clone(),
+            nudge: Arc::clone(&self.nudge),
+        }
+    }
+}
+
+impl<Call> Drop for CallSender<Call> {
+    fn drop(&mut self) {
+        if self.nudge.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.nudge.waker.wake();
         }
     }
 }
@@ -70,21 +119,27 @@ impl<Call> Clone for CallSender<Call> {
 /// The node loop's end.
 ///
 /// The node loop does not wait on the calls themselves but on a wake-up
-/// token ([`CallReceiver::ready`]) and then takes them while it holds the
-/// node: a call is never out of the queue and not yet served while a
+/// token ([`CallReceiver::poll_ready`]) and then takes them while it holds
+/// the node: a call is never out of the queue and not yet served while a
 /// handle serves its own call on its task, so calls from one task keep
 /// their order.
+///
+/// One task waits on it at a time (the node loop): the wake-up holds a
+/// single waker.
 pub(crate) struct CallReceiver<Call> {
     rx: Receiver<Call>,
     room: Arc<Room>,
-    /// At most one token: a wake-up not yet taken.
-    nudge: Receiver<()>,
+    nudge: Arc<Nudge>,
 }
 
 /// A queue of at most `capacity` calls (at least 2).
 pub(crate) fn channel<Call>(capacity: usize) -> (CallSender<Call>, CallReceiver<Call>) {
     let (tx, rx) = async_channel::unbounded();
-    let (nudge_tx, nudge) = async_channel::bounded(1);
+    let nudge = Arc::new(Nudge {
+        token: AtomicBool::new(false),
+        senders: AtomicUsize::new(1),
+        waker: AtomicWaker::new(),
+    });
     let room = Arc::new(Room {
         queued: AtomicUsize::new(0),
         capacity: capacity.max(2),
@@ -94,7 +149,7 @@ pub(crate) fn channel<Call>(capacity: usize) -> (CallSender<Call>, CallReceiver<
         CallSender {
             tx,
             room: Arc::clone(&room),
-            nudge: nudge_tx,
+            nudge: Arc::clone(&nudge),
         },
         CallReceiver { rx, room, nudge },
     )
@@ -104,16 +159,22 @@ impl<Call> CallSender<Call> {
     /// Queues `call`, waiting while the queue is full; gives it back if
     /// the node loop no longer takes calls.
     pub(crate) async fn send(&self, call: Call) -> Result<(), Call> {
+        self.send_quietly(call).await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// As [`CallSender::send`], without waking the node loop: for a sender
+    /// that sees to it that the call is taken (the transport queue's
+    /// readers, `Shared::take_queued` in the driver).
+    pub(crate) async fn send_quietly(&self, call: Call) -> Result<(), Call> {
         loop {
             if self.tx.is_closed() {
                 return Err(call);
             }
             if self.room.try_take() {
                 return match self.tx.try_send(call) {
-                    Ok(()) => {
-                        self.wake();
-                        Ok(())
-                    }
+                    Ok(()) => Ok(()),
                     Err(error) => {
                         self.room.release(1);
                         Err(error.into_inner())
@@ -136,32 +197,31 @@ impl<Call> CallSender<Call> {
     /// Wakes the node loop ([`CallReceiver::ready`] returns). A wake-up
     /// not yet taken absorbs this one.
     pub(crate) fn wake(&self) {
-        let _ = self.nudge.try_send(());
+        self.nudge.wake();
     }
 }
 
 impl<Call> CallReceiver<Call> {
-    /// Waits until a call is queued or a sender asked for a wake-up
+    /// Ready once a call is queued or a sender asked for a wake-up
     /// (`true`), or every sender is gone and nothing is queued (`false`).
     /// Takes no call: [`CallReceiver::try_recv`] does.
-    pub(crate) async fn ready(&self) -> bool {
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<bool> {
         if !self.rx.is_empty() {
-            return true;
+            return Poll::Ready(true);
         }
         // A sender queues its call before it sends the token, so a call
         // queued after the check above comes with a token.
-        match self.nudge.recv().await {
-            Ok(()) => true,
-            Err(_) => !self.rx.is_empty(),
-        }
+        self.poll_nudged(cx)
     }
 
-    /// As [`CallReceiver::ready`], but calls already queued do not end the
-    /// wait: only a sender's wake-up (or the last sender's end) does.
-    pub(crate) async fn nudged(&self) -> bool {
-        match self.nudge.recv().await {
-            Ok(()) => true,
-            Err(_) => !self.rx.is_empty(),
+    /// As [`CallReceiver::poll_ready`], but calls already queued do not
+    /// end the wait: only a sender's wake-up (or the last sender's end)
+    /// does.
+    pub(crate) fn poll_nudged(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        match self.nudge.poll_token(cx) {
+            Poll::Ready(true) => Poll::Ready(true),
+            Poll::Ready(false) => Poll::Ready(!self.rx.is_empty()),
+            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -171,7 +231,7 @@ impl<Call> CallReceiver<Call> {
             if let Some(call) = self.try_recv() {
                 return Some(call);
             }
-            if !self.ready().await {
+            if !poll_fn(|cx| self.poll_ready(cx)).await {
                 return None;
             }
         }
@@ -258,6 +318,29 @@ mod tests {
             };
             let (sent, ()) = future::zip(waiting, close).await;
             assert!(sent.is_err(), "closed: the call comes back");
+        });
+    }
+
+    #[test]
+    fn a_wake_up_ends_the_wait_once_and_the_last_clone_gone_ends_it_for_good() {
+        future::block_on(async {
+            let (tx, rx) = channel::<u32>(4);
+            let ready = || future::poll_fn(|cx| rx.poll_ready(cx));
+            let tx2 = tx.clone();
+            drop(tx);
+            assert!(
+                future::poll_once(ready()).await.is_none(),
+                "a sender is left: the wait goes on"
+            );
+            tx2.wake();
+            tx2.wake();
+            assert!(ready().await, "woken");
+            assert!(
+                future::poll_once(ready()).await.is_none(),
+                "two wake-ups before a wait are one"
+            );
+            drop(tx2);
+            assert!(!ready().await, "every sender gone, nothing queued");
         });
     }
 

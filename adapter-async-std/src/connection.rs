@@ -9,14 +9,16 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_channel::{Receiver, Sender};
 use async_executor::{Executor, Task};
 use async_io::{Async, Timer};
+use atomic_waker::AtomicWaker;
 use bytes::{Buf, Bytes};
+use concurrent_queue::ConcurrentQueue;
 use futures_lite::future;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use ringmesh::{ConnId, TransportError};
@@ -24,6 +26,7 @@ use ringmesh_driver::{ACCEPTS_PER_TURN, DirectReadPool, admit_to_backlog, transp
 use tracing::{debug, warn};
 
 use crate::calls::CallSender;
+use crate::driver::{Feed, Shared};
 
 /// Bytes asked of the socket per read, at least. Each read goes straight
 /// into the connection's [`DirectReadPool`] (as much as is left of its
@@ -86,7 +89,7 @@ pub(crate) struct Link {
     /// Where what the socket did not take at once goes, in order, for the
     /// connection's future to write: one batch per turn. Unbounded: the
     /// bound is `backlog`, checked by the node loop before each send.
-    writes: Sender<Vec<Bytes>>,
+    writes: WriteSender,
     /// Bytes handed to `send` and not yet accepted by the socket (those in
     /// `pending` included).
     backlog: Arc<AtomicUsize>,
@@ -97,7 +100,7 @@ pub(crate) struct Link {
     pending_bytes: usize,
     /// Asks the reader to take in what the socket holds now; see
     /// [`Link::sync`].
-    sync: Sender<()>,
+    sync: Arc<SyncRequest>,
     /// The connection's future. Dropping it cancels the I/O and closes the
     /// socket at once.
     task: Task<()>,
@@ -113,6 +116,7 @@ impl Link {
         stream: Async<TcpStream>,
         remote: SocketAddr,
         transport: CallSender<Transport>,
+        node: Weak<Shared>,
     ) -> Link {
         // Frames are whole messages already; waiting to coalesce them only
         // delays pings and small requests.
@@ -120,16 +124,18 @@ impl Link {
             debug!(%conn, %remote, %error, "could not set TCP_NODELAY");
         }
         let stream = Arc::new(stream);
-        let (writes, queue) = async_channel::unbounded();
-        let (sync, sync_requests) = async_channel::bounded(1);
+        let queue = Arc::new(WriteQueue::default());
+        let writes = WriteSender(Arc::clone(&queue));
+        let sync = Arc::new(SyncRequest::default());
         let backlog = Arc::new(AtomicUsize::new(0));
         let task = executor.spawn(run_connection(
             conn,
             Arc::clone(&stream),
             queue,
             Arc::clone(&backlog),
-            sync_requests,
+            Arc::clone(&sync),
             transport,
+            node,
         ));
         Link {
             stream,
@@ -187,14 +193,16 @@ impl Link {
         if self.backlog.load(Ordering::Relaxed) == pending_bytes {
             let mut socket: &TcpStream = self.stream.get_ref();
             while done < pending.len() {
-                let slices: Vec<IoSlice<'_>> = pending[done..]
-                    .iter()
-                    .take(WRITE_BATCH)
-                    .map(|b| IoSlice::new(b))
-                    .collect();
+                // On the stack: a turn's frames usually fit, and this runs
+                // once a turn per connection written to.
+                let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
+                let count = (pending.len() - done).min(WRITE_BATCH);
+                for (slice, bytes) in slices.iter_mut().zip(&pending[done..done + count]) {
+                    *slice = IoSlice::new(bytes);
+                }
                 // On an error (`WouldBlock`, or one the writer meets again
                 // and reports), the rest is queued for the writer.
-                let Ok(mut written) = socket.write_vectored(&slices) else {
+                let Ok(mut written) = socket.write_vectored(&slices[..count]) else {
                     break;
                 };
                 if written == 0 {
@@ -220,9 +228,10 @@ impl Link {
             return;
         }
         pending.drain(..done);
-        // Fails only if the connection's future has already ended; its
-        // `Closed` report is on its way to the node loop.
-        let _ = self.writes.try_send(pending);
+        // Should the connection's future have ended already, this lies
+        // unwritten until the link goes; its `Closed` report is on its way
+        // to the node loop.
+        self.writes.0.push(pending);
     }
 
     /// Asks the connection to read what its socket holds now (without
@@ -236,7 +245,12 @@ impl Link {
     /// it (such as the last handshake message, without which it cannot say
     /// `Goodbye`).
     pub(crate) fn sync(&self) -> bool {
-        self.sync.try_send(()).is_ok()
+        if self.task.is_finished() {
+            return false;
+        }
+        self.sync.requested.store(true, Ordering::Release);
+        self.sync.waker.wake();
+        true
     }
 
     /// Bytes queued and not yet written.
@@ -259,6 +273,87 @@ impl Link {
     }
 }
 
+/// What the socket did not take at once, in order, for the connection's
+/// writer: one producer (the node, under its lock) and one consumer (the
+/// writer), so a queue and one waker do. The writer's wait is polled every
+/// time the connection's future is (for each read too); a channel would
+/// take its listener's lock on each of those polls.
+struct WriteQueue {
+    batches: ConcurrentQueue<Vec<Bytes>>,
+    writer: AtomicWaker,
+    /// The link is gone (closed by the node): once drained, the writer
+    /// ends.
+    closed: AtomicBool,
+}
+
+impl Default for WriteQueue {
+    fn default() -> Self {
+        WriteQueue {
+            batches: ConcurrentQueue::unbounded(),
+            writer: AtomicWaker::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+}
+
+impl WriteQueue {
+    fn push(&self, batch: Vec<Bytes>) {
+        // Unbounded: the node loop bounds what it queues by the backlog.
+        let _ = self.batches.push(batch);
+        self.writer.wake();
+    }
+
+    /// The next batch; `None` once the link is gone and all is drained.
+    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Vec<Bytes>>> {
+        if let Ok(batch) = self.batches.pop() {
+            return Poll::Ready(Some(batch));
+        }
+        self.writer.register(cx.waker());
+        if let Ok(batch) = self.batches.pop() {
+            return Poll::Ready(Some(batch));
+        }
+        if self.closed.load(Ordering::Acquire) {
+            // Set after the link's last push.
+            return Poll::Ready(self.batches.pop().ok());
+        }
+        Poll::Pending
+    }
+}
+
+/// The link's end of its [`WriteQueue`]: dropping it (closing the link)
+/// ends the writer once what is queued is written.
+struct WriteSender(Arc<WriteQueue>);
+
+impl Drop for WriteSender {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::Release);
+        self.0.writer.wake();
+    }
+}
+
+/// A [`Link::sync`] request: a flag and the reader's waker, polled in
+/// place by the reader beside its socket's readiness (no channel, so no
+/// listener is made for it on every read).
+#[derive(Default)]
+struct SyncRequest {
+    requested: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl SyncRequest {
+    /// Ready (taking the request) once one is made.
+    fn poll_requested(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.requested.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        if self.requested.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
 /// How a connection's I/O ended.
 enum End {
     /// The node closed it and everything queued was written.
@@ -270,13 +365,14 @@ enum End {
 async fn run_connection(
     conn: ConnId,
     stream: Arc<Async<TcpStream>>,
-    queue: Receiver<Vec<Bytes>>,
+    queue: Arc<WriteQueue>,
     backlog: Arc<AtomicUsize>,
-    sync: Receiver<()>,
+    sync: Arc<SyncRequest>,
     transport: CallSender<Transport>,
+    node: Weak<Shared>,
 ) {
     let end = future::or(
-        read_until_end(conn, &stream, &sync, &transport),
+        read_until_end(conn, &stream, &sync, &transport, &node),
         write_until_end(&stream, &queue, &backlog),
     )
     .await;
@@ -302,23 +398,22 @@ async fn run_connection(
 enum ReadStep {
     /// What one read got, and whether it filled the room it was given.
     Read(io::Result<(Bytes, bool)>),
-    /// A [`Link::sync`] request; `false` once the link is gone and no more
-    /// can come.
-    Sync(bool),
+    /// A [`Link::sync`] request.
+    Sync,
 }
 
 async fn read_until_end(
     conn: ConnId,
     stream: &Async<TcpStream>,
-    sync: &Receiver<()>,
+    sync: &SyncRequest,
     transport: &CallSender<Transport>,
+    node: &Weak<Shared>,
 ) -> End {
     // One pool per connection, held while it lives: one spent allocation
     // kept for reuse (the default's three are for one pool per adapter),
     // so a connection holds at most two allocations beyond what the node
     // and the application hold.
     let mut pool = DirectReadPool::with_retired(READ_CHUNK, 1);
-    let mut sync_open = true;
     // The last read did not fill the room it was given, so it emptied the
     // socket: the next one waits for the reactor's word first. Reading
     // first would only get `WouldBlock` (a system call), and then register
@@ -335,20 +430,18 @@ async fn read_until_end(
                 }
                 ReadStep::Read(read_into(stream, &mut pool).await)
             };
-            if sync_open {
-                future::or(read, async { ReadStep::Sync(sync.recv().await.is_ok()) }).await
-            } else {
-                read.await
-            }
+            // Polled in place: no listener is made for it on every read.
+            let sync = future::poll_fn(|cx| sync.poll_requested(cx).map(|()| ReadStep::Sync));
+            future::or(read, sync).await
         };
         match step {
             ReadStep::Read(result) => {
                 drained = matches!(result, Ok((_, false)));
-                if let Err(end) = deliver(conn, result, transport).await {
+                if let Err(end) = deliver(conn, result, transport, node).await {
                     return end;
                 }
             }
-            ReadStep::Sync(true) => {
+            ReadStep::Sync => {
                 drained = false;
                 // Reading an `Async` socket tries the read first and only
                 // then waits: a single poll takes what is there now.
@@ -356,7 +449,7 @@ async fn read_until_end(
                     let Some(result) = future::poll_once(read_into(stream, &mut pool)).await else {
                         break;
                     };
-                    if let Err(end) = deliver(conn, result, transport).await {
+                    if let Err(end) = deliver(conn, result, transport, node).await {
                         return end;
                     }
                 }
@@ -364,11 +457,14 @@ async fn read_until_end(
                     return End::Failed(TransportError::Other);
                 }
             }
-            ReadStep::Sync(false) => sync_open = false,
         }
         // A socket that always has data would otherwise keep this future
-        // (and the writer beside it) from ever yielding.
-        future::yield_now().await;
+        // (and the writer beside it) from ever yielding. After a read that
+        // emptied the socket, the wait for its readiness yields anyway:
+        // no turn through the executor's queue for nothing.
+        if !drained {
+            future::yield_now().await;
+        }
     }
 }
 
@@ -388,12 +484,14 @@ async fn read_into(
         .await
 }
 
-/// Hands what one read got to the node loop; `Err` if the connection has
-/// ended.
+/// Hands what one read got to the node: on this task if the node is free
+/// ([`Shared::try_feed`]), else through the node loop's queue. `Err` if the
+/// connection has ended.
 async fn deliver(
     conn: ConnId,
     result: io::Result<(Bytes, bool)>,
     transport: &CallSender<Transport>,
+    node: &Weak<Shared>,
 ) -> Result<(), End> {
     let bytes = match result {
         Ok((bytes, _)) if bytes.is_empty() => return Err(End::Failed(TransportError::Eof)),
@@ -403,6 +501,23 @@ async fn deliver(
             debug!(%conn, %error, "read failed");
             return Err(End::Failed(transport_error(&error)));
         }
+    };
+    let bytes = match node.upgrade() {
+        Some(shared) => match shared.try_feed(conn, bytes, transport) {
+            Feed::Fed => return Ok(()),
+            Feed::Busy(bytes) => {
+                // Whoever holds the node takes the queue in as it lets go:
+                // no wake-up of the loop (and pass of it) for this read.
+                transport
+                    .send_quietly(Transport::Received { conn, bytes })
+                    .await
+                    .map_err(|_| End::Failed(TransportError::Other))?;
+                shared.take_queued(transport);
+                return Ok(());
+            }
+            Feed::ToLoop(bytes) => bytes,
+        },
+        None => bytes,
     };
     // Waits while the node loop is behind: reading stops, TCP flow control
     // pushes back on the peer, and memory stays bounded.
@@ -414,21 +529,21 @@ async fn deliver(
 
 async fn write_until_end(
     stream: &Async<TcpStream>,
-    queue: &Receiver<Vec<Bytes>>,
+    queue: &WriteQueue,
     backlog: &AtomicUsize,
 ) -> End {
     let mut batch: VecDeque<Bytes> = VecDeque::new();
     let mut writer = stream;
     loop {
         if batch.is_empty() {
-            match queue.recv().await {
-                Ok(bytes) => batch.extend(bytes),
+            match future::poll_fn(|cx| queue.poll_next(cx)).await {
+                Some(bytes) => batch.extend(bytes),
                 // The node closed the connection and all it sent is out.
-                Err(_) => return End::Flushed,
+                None => return End::Flushed,
             }
         }
         while batch.len() < WRITE_BATCH {
-            match queue.try_recv() {
+            match queue.batches.pop() {
                 Ok(bytes) => batch.extend(bytes),
                 Err(_) => break,
             }

@@ -8,7 +8,7 @@ use core::task::{Context, Poll};
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use async_executor::{Executor, Task};
@@ -17,8 +17,8 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 use futures_lite::future;
 use ringmesh::{
-    Accepted, CloseReason, Command, ConnId, Direction, Event, Input, Instant, MessagingCommand,
-    MessagingEvent, Node, NodeId, Output, PeersEvent, RequestId,
+    Accepted, CloseReason, Command, CommandError, ConnId, Direction, Event, Input, Instant,
+    MessagingCommand, MessagingEvent, Node, NodeId, Output, PeersEvent, RequestId,
 };
 use ringmesh_driver::{BACKLOG_OVERFLOW, Clock, transport_error};
 use tracing::{debug, info, warn};
@@ -37,6 +37,10 @@ pub(crate) const TRANSPORT_CAPACITY: usize = 256;
 /// Inputs handled in one go before the node loop yields to the connection
 /// futures.
 const BATCH: usize = 64;
+
+/// Tasks the driver runs in a row before it yields to its own executor
+/// (as `Executor::run` does).
+const TICKS_PER_YIELD: usize = 200;
 
 /// How long a caller whose request was sent on its own task looks for
 /// the answer before it parks ([`Shared::spin_for`]); as the mio
@@ -78,7 +82,20 @@ impl Driver {
         Driver {
             future: Box::pin(async move {
                 let executor = Arc::clone(&node_loop.shared.executor);
-                executor.run(node_loop.run()).await;
+                // The executor's tasks run beside the node loop, one tick
+                // at a time from its shared queue (where a waiting caller's
+                // `try_tick` also takes them): `Executor::run` would keep
+                // a runner with a local queue of its own, searched and
+                // stolen into on every task, for nothing with one runner.
+                let tasks = async {
+                    loop {
+                        for _ in 0..TICKS_PER_YIELD {
+                            executor.tick().await;
+                        }
+                        future::yield_now().await;
+                    }
+                };
+                future::or(node_loop.run(), tasks).await;
             }),
         }
     }
@@ -205,13 +222,18 @@ impl Shared {
             self.spin_skip.store(skip - 1, Ordering::Relaxed);
             return None;
         }
-        let deadline = std::time::Instant::now() + ANSWER_SPIN;
+        // Taken after the first look: on one CPU the answer is usually
+        // there by then (the caller was preempted in its write while the
+        // peer answered), and the clock is not free in a VM.
+        let mut spin_until = None;
         loop {
             match answer.try_recv() {
                 Ok(Some(value)) => return Some(Ok(value)),
                 Ok(None) => {}
                 Err(canceled) => return Some(Err(canceled)),
             }
+            let deadline =
+                *spin_until.get_or_insert_with(|| std::time::Instant::now() + ANSWER_SPIN);
             // A bounded number: a connection that always has data must not
             // keep this caller from looking at its answer.
             for _ in 0..BATCH {
@@ -259,6 +281,73 @@ impl Shared {
         self.release(guard, wake, calls);
     }
 
+    /// Feeds what a connection's reader just read to the node on the
+    /// reader's task, if the node is free (as [`Shared::try_turn`] does for
+    /// a waiting caller).
+    ///
+    /// That saves the hop through the queue: the node loop's wake-up, a
+    /// second poll of the driver and a pass of the loop, for every read.
+    /// What the queue holds goes first, so the node sees the connection's
+    /// reads in order. `wake` wakes the loop when it must act sooner than
+    /// it planned (the transport queue's wake-up does: the loop takes calls
+    /// on any wake-up).
+    pub(crate) fn try_feed(
+        &self,
+        conn: ConnId,
+        bytes: Bytes,
+        wake: &CallSender<Transport>,
+    ) -> Feed {
+        let mut guard = match self.state.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::WouldBlock) => return Feed::Busy(bytes),
+            Err(std::sync::TryLockError::Poisoned(_)) => return Feed::ToLoop(bytes),
+        };
+        let Some(state) = guard.as_mut() else {
+            return Feed::ToLoop(bytes);
+        };
+        if state.stopping {
+            return Feed::ToLoop(bytes);
+        }
+        // Bounded by the queue's capacity.
+        while let Some(report) = self.transport.try_recv() {
+            state.on_transport(report);
+        }
+        state.on_transport(Transport::Received { conn, bytes });
+        state.end_turn();
+        let sooner = state.stopping || state.sooner_than_armed();
+        self.release(guard, sooner, wake);
+        Feed::Fed
+    }
+
+    /// After a reader queued a read without waking the node loop
+    /// ([`Feed::Busy`]): takes the queue in if the node is free by now.
+    /// If it is still held, its holder takes the queue in as it lets go
+    /// (a handle's task in [`Shared::release`], the loop on its next
+    /// wait, which looks at the queue first): the read was queued before
+    /// this look found the node held, so before that holder's own look.
+    /// The loop is woken if the node stopped taking reads from here.
+    pub(crate) fn take_queued(&self, wake: &CallSender<Transport>) {
+        let mut guard = match self.state.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::WouldBlock) => return,
+            Err(std::sync::TryLockError::Poisoned(_)) => {
+                wake.wake();
+                return;
+            }
+        };
+        let Some(state) = guard.as_mut().filter(|state| !state.stopping) else {
+            drop(guard);
+            wake.wake();
+            return;
+        };
+        while let Some(report) = self.transport.try_recv() {
+            state.on_transport(report);
+        }
+        state.end_turn();
+        let sooner = state.stopping || state.sooner_than_armed();
+        self.release(guard, sooner, wake);
+    }
+
     /// Lets go of the node after a handle's task held it. The loop does
     /// not wait for the lock when woken for queued calls or reports (it
     /// leaves them to the holder, see `NodeLoop::run`): what came in while
@@ -267,11 +356,11 @@ impl Shared {
     /// sees to it). The loop is woken when `wake` (it must act sooner than
     /// it planned), when the node is stopping, or when the queues still
     /// hold something after a few rounds.
-    fn release<'a>(
+    fn release<'a, T>(
         &'a self,
         mut guard: MutexGuard<'a, Option<State>>,
         mut wake: bool,
-        calls: &CallSender<Call>,
+        calls: &CallSender<T>,
     ) {
         let mut rounds = 0;
         loop {
@@ -370,6 +459,52 @@ impl Shared {
         self.release(guard, wake, calls);
         served
     }
+
+    /// As [`Shared::try_serve`] for a bare command: the node's answer comes
+    /// back from this call, with no oneshot channel to make and wait on
+    /// (a `respond` on the round trip's path). Gives the command back if
+    /// the node is held, stopping or stopped.
+    pub(crate) fn try_command(
+        &self,
+        command: Command,
+        calls: &CallSender<Call>,
+    ) -> Result<Result<Accepted, CommandError>, Command> {
+        let Ok(mut guard) = self.state.try_lock() else {
+            return Err(command);
+        };
+        let Some(state) = guard.as_mut() else {
+            return Err(command);
+        };
+        while !state.stopping
+            && let Some(queued) = self.calls.try_recv()
+        {
+            state.on_call(queued);
+        }
+        let served = if state.stopping {
+            Err(command)
+        } else {
+            let result = state.node.command(state.clock.now(), command);
+            state.drain();
+            Ok(result)
+        };
+        state.end_turn();
+        let wake = state.stopping || state.sooner_than_armed();
+        self.release(guard, wake, calls);
+        served
+    }
+}
+
+/// What became of a read offered to the node on its reader's task
+/// ([`Shared::try_feed`]).
+pub(crate) enum Feed {
+    /// The node took it.
+    Fed,
+    /// Another task holds the node: queue the read without waking the
+    /// loop, then [`Shared::take_queued`].
+    Busy(Bytes),
+    /// The node is stopping or stopped: queue the read for the loop, and
+    /// wake it.
+    ToLoop(Bytes),
 }
 
 /// Empties [`Shared::state`] when the node loop's future ends or is
@@ -407,6 +542,7 @@ impl NodeLoop {
             node: self.node,
             clock: self.clock,
             executor,
+            shared: Arc::downgrade(&self.shared),
             local_addr: self.local_addr,
             events: self.events,
             max_backlog_bytes: self.max_backlog_bytes,
@@ -441,31 +577,48 @@ impl NodeLoop {
         // for a fresh wake-up, not for the queues to be non-empty (they
         // may still be, until the holder takes them or lets go).
         let mut deferred = false;
+        // The last wait found work queued without waiting: the loop lets
+        // the connections' futures run before it takes more (see below).
+        let mut busy = false;
         loop {
-            let wake = future::or(
-                async {
-                    if deferred {
-                        Wake::Call(calls.nudged().await)
-                    } else {
-                        Wake::Call(calls.ready().await)
-                    }
-                },
-                future::or(
-                    async {
-                        if deferred {
-                            transport_rx.nudged().await;
-                        } else {
-                            transport_rx.ready().await;
-                        }
-                        Wake::Transport
-                    },
-                    async {
-                        (&mut timer).await;
-                        Wake::Timer
-                    },
-                ),
-            )
+            if busy {
+                future::yield_now().await;
+            }
+            // Polled in place, in this order, on every pass: nothing is
+            // built anew for a wait (the wake-ups are a flag and a waker
+            // each, the timer is kept), so a pass that waits costs no
+            // allocation and no listener.
+            let mut waited = false;
+            let wake = future::poll_fn(|cx| {
+                let calls = if deferred {
+                    calls.poll_nudged(cx)
+                } else {
+                    calls.poll_ready(cx)
+                };
+                if let Poll::Ready(more) = calls {
+                    return Poll::Ready(Wake::Call(more));
+                }
+                let transport = if deferred {
+                    transport_rx.poll_nudged(cx)
+                } else {
+                    transport_rx.poll_ready(cx)
+                };
+                if transport.is_ready() {
+                    return Poll::Ready(Wake::Transport);
+                }
+                if Pin::new(&mut timer).poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Timer);
+                }
+                waited = true;
+                Poll::Pending
+            })
             .await;
+            // Work that was there at once: after this pass the loop yields,
+            // so that a stream of calls (or reads) cannot keep the
+            // connections' futures from running. A pass that had to wait
+            // goes straight back to waiting, which yields anyway when
+            // nothing more is queued.
+            busy = !waited;
             {
                 let mut guard = match wake {
                     // A handle's task holds the node (serving a call, or
@@ -531,7 +684,6 @@ impl NodeLoop {
                 }
                 state.rearm(&mut timer);
             }
-            future::yield_now().await;
         }
         // From here on the loop keeps the state to itself: handles queue
         // their calls (which it no longer takes).
@@ -557,6 +709,10 @@ struct State {
     node: Node,
     clock: Clock,
     executor: Arc<Executor<'static>>,
+    /// Given to the connections' readers, which feed the node on their
+    /// own task when it is free ([`Shared::try_feed`]). Weak: the readers
+    /// run on the executor that `Shared` holds.
+    shared: Weak<Shared>,
     local_addr: SocketAddr,
     events: EventSender,
     max_backlog_bytes: usize,
@@ -636,6 +792,7 @@ impl State {
                     stream,
                     remote,
                     self.transport_tx.clone(),
+                    self.shared.clone(),
                 );
                 self.links.insert(conn, link);
                 self.input(Input::Connected {
@@ -658,6 +815,7 @@ impl State {
                             stream,
                             addr,
                             self.transport_tx.clone(),
+                            self.shared.clone(),
                         );
                         self.links.insert(conn, link);
                         self.input(Input::Connected {

@@ -362,7 +362,12 @@ impl NodeHandle {
     /// methods above cover every command; this is for code that already
     /// speaks `Command`.
     pub async fn command(&self, command: impl Into<Command>) -> Result<Accepted, Error> {
-        let command = command.into();
+        // Served here if the node is free (see `Shared::try_command`),
+        // else queued for the loop.
+        let command = match self.shared.try_command(command.into(), &self.calls) {
+            Ok(result) => return result.map_err(Error::Command),
+            Err(command) => command,
+        };
         self.call(|reply| Call::Command { command, reply })
             .await?
             .map_err(Error::Command)

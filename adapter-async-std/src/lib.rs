@@ -84,15 +84,17 @@
 //!   something is left (waiting would put the loop's thread to sleep
 //!   behind a caller that a context switch interrupted mid-`writev`).
 //! - **One future per connection**, reading into `Bytes` chunks for the
-//!   node loop and writing what the node sends, plus one per dial
-//!   (`Async::<TcpStream>::connect`) and the accept loop. They run on a
+//!   node (fed to it on the reader's own task when the node is free,
+//!   queued for whoever holds it otherwise) and writing what the node
+//!   sends, plus one per dial (`Async::<TcpStream>::connect`) and the
+//!   accept loop. They run on a
 //!   small `async-executor` that the [`Driver`] runs (and waiting callers
 //!   help run), so the driver needs no spawner and works on any runtime.
 //!   The node itself — the protocol — runs on one thread at a time, like
 //!   the mio adapter.
-//! - **Memory is bounded.** Readers hand chunks to the node loop through a
-//!   bounded channel, so a node that falls behind stops reading and TCP
-//!   pushes back on the senders. Each connection's write backlog is capped
+//! - **Memory is bounded.** Readers that find the node busy queue their
+//!   chunks in a bounded channel, so a node that falls behind stops
+//!   reading and TCP pushes back on the senders. Each connection's write backlog is capped
 //!   at [`AdapterConfig::max_backlog_bytes`]: a peer that stops reading is
 //!   cut off when its backlog passes the cap (its connection closes with
 //!   `CloseReason::Transport(`[`BACKLOG_OVERFLOW`]`)` and a warning in the
