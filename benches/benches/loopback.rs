@@ -13,10 +13,11 @@
 //! or running without cargo bench's `--bench` (`cargo test --all-targets`),
 //! runs every case once with a few messages, as a smoke test.
 //!
-//! Round trips run with every thread of the process on one CPU, raw TCP's
-//! as well (`OneCpu` says why: a wake-up across the vCPUs of an idle
+//! Round trips run in a child process started on one CPU, raw TCP's as
+//! well (`one_cpu_child` says why: a wake-up across the vCPUs of an idle
 //! virtual machine costs more than the whole round trip);
-//! `-- --rtt-unpinned` runs them as the scheduler places them.
+//! `-- --rtt-unpinned` runs them in this process, wherever the scheduler
+//! places its threads.
 //!
 //! Not criterion: a one-way stream is timed from its first send to its last
 //! delivery, which does not fit criterion's model of repeated independent
@@ -118,10 +119,22 @@ struct Plan {
     /// Substrings of case names to run (all cases if empty), e.g.
     /// `mio/Noise` or `one-way/1KiB`.
     filters: Vec<String>,
-    /// Round trips with every thread of the process on one CPU (the
-    /// default; `--rtt-unpinned` runs them as the scheduler places them).
-    /// See [`OneCpu`].
-    rtt_pinned: bool,
+    /// Which cases this process runs: see [`Part`].
+    part: Part,
+}
+
+/// Which cases a process of the bench runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// Every case, here (`--rtt-unpinned`: round trips wherever the
+    /// scheduler puts the threads).
+    All,
+    /// The one-way cases here, the round trips in a child process started
+    /// on one CPU (the default; see [`one_cpu_child`]).
+    OneWayHere,
+    /// Only the round trips, their rows written to stdout for the parent
+    /// (`--rtt-child`, given by the parent).
+    RttChild,
 }
 
 impl Plan {
@@ -152,14 +165,14 @@ impl Plan {
             rtt_warmup,
             rtt_count,
             filters,
-            rtt_pinned: !has("--rtt-unpinned"),
+            part: if has("--rtt-child") {
+                Part::RttChild
+            } else if has("--rtt-unpinned") {
+                Part::All
+            } else {
+                Part::OneWayHere
+            },
         }
-    }
-
-    /// Every thread of the process on one CPU while the guard lives, if
-    /// round trips are to run pinned (and the system lets the bench).
-    fn pin_for_rtt(&self) -> Option<OneCpu> {
-        if self.rtt_pinned { OneCpu::pin() } else { None }
     }
 
     fn count(&self, size: usize) -> usize {
@@ -170,8 +183,19 @@ impl Plan {
         }
     }
 
-    /// Whether case `name` (`adapter/security/case/size`) is to run.
+    /// Whether case `name` (`adapter/security/case/size`) is to run here.
     fn wants(&self, name: &str) -> bool {
+        let rtt = name.contains("/request-response/");
+        let here = match self.part {
+            Part::All => true,
+            Part::OneWayHere => !rtt,
+            Part::RttChild => rtt,
+        };
+        here && self.wants_anywhere(name)
+    }
+
+    /// Whether case `name` is to run in this process or its child.
+    fn wants_anywhere(&self, name: &str) -> bool {
         self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str()))
     }
 }
@@ -669,7 +693,7 @@ trait SyncNode: Send + Sized {
 }
 
 impl SyncNode for MioNode {
-    const ADAPTER: &'static str = "mio";
+    const ADAPTER: &'static str = MIO;
 
     fn pair(security: Security, seed: u64) -> (MioNode, MioNode) {
         let mut a = MioNode::start(bench_config(security), secret(1), seed);
@@ -1045,7 +1069,6 @@ fn bench_async_std(plan: &Plan, security: Security, seed: u64, rows: &mut Vec<Ro
         }
         if rtt {
             eprintln!("{adapter} {name}: request/response");
-            let _pinned = plan.pin_for_rtt();
             let mut rounds = Vec::new();
             for _ in 0..plan.reps {
                 let rtts;
@@ -1290,40 +1313,76 @@ fn bench_raw(plan: &Plan, rows: &mut Vec<Row>) -> Baseline {
 
 // --- where the round trips run ---
 
-/// Every thread of the process moved onto one CPU (the first the process
-/// may use) until dropped, when each gets the process's original CPU set
-/// back. Threads started meanwhile inherit the one CPU, and get the
-/// original set back too.
+/// Runs the round-trip cases in a child process of the bench (this
+/// executable with the same arguments and `--rtt-child`) started on one
+/// CPU, the first this process may use, and reads back its rows.
 ///
-/// Why round trips run pinned: on this kind of machine (a virtual machine
-/// with a few vCPUs, mostly idle) a wake-up sent to another vCPU that is
-/// halted costs tens of microseconds (the raw-TCP ping-pong measures
-/// ~14 µs on one CPU and ~35–50 µs spread over two when the machine is
-/// idle, ~17 µs when it is busy), and whether the two ends of a round trip
-/// land on one CPU or two changes from run to run. That swamps what the
-/// bench compares, the software's own path. On one CPU every case, raw TCP
-/// included, pays the same context switches and no cross-CPU wake-up, so
-/// the ratio to raw TCP is the software's. (It is also the stricter
-/// ratio: unpinned, raw TCP's own slow wake-ups pull every ratio towards
-/// 1.) One-way cases are never pinned: they are meant to use both cores.
-struct OneCpu {
+/// Why round trips run on one CPU: on this kind of machine (a virtual
+/// machine with a few vCPUs, mostly idle) a wake-up sent to another vCPU
+/// that is halted costs tens of microseconds (the raw-TCP ping-pong
+/// measures ~14 µs on one CPU and ~35–50 µs spread over two when the
+/// machine is idle, ~17 µs when it is busy), and whether the two ends of a
+/// round trip land on one CPU or two changes from run to run. That swamps
+/// what the bench compares, the software's own path. On one CPU every
+/// case, raw TCP included, pays the same context switches and no
+/// cross-CPU wake-up, so the ratio to raw TCP is the software's (and the
+/// stricter one: unpinned, raw TCP's own slow wake-ups pull every ratio
+/// towards 1). A child process rather than this one pinned: a runtime
+/// sizes itself by the CPUs it may use when it starts (async-std runs one
+/// executor thread per CPU), so the child sees one CPU from its start, as
+/// under `taskset -c 0`, where this process's runtimes were sized for
+/// the one-way cases. Returns `None` (and says why on stderr) if the
+/// child could not run; its stderr is the bench's.
+fn one_cpu_child() -> Option<Vec<Row>> {
+    let exe = std::env::current_exe().ok()?;
+    let pinned = ThisThreadOnOneCpu::pin();
+    if pinned.is_none() {
+        eprintln!("round trips: could not pin a CPU; the child runs unpinned");
+    }
+    let output = std::process::Command::new(exe)
+        .args(std::env::args().skip(1))
+        .arg("--rtt-child")
+        .stderr(std::process::Stdio::inherit())
+        .output();
+    // The child inherited the one CPU; this thread gets its set back.
+    drop(pinned);
+    let output = match output {
+        Ok(output) if output.status.success() => output,
+        Ok(output) => {
+            eprintln!("round trips: the child process failed ({})", output.status);
+            return None;
+        }
+        Err(e) => {
+            eprintln!("round trips: could not start the child process: {e}");
+            return None;
+        }
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    let rows = parse_rtt_rows(&text);
+    if rows.is_none() {
+        eprintln!("round trips: the child's rows did not parse");
+    }
+    rows
+}
+
+/// The calling thread on one CPU (the first it may use) until dropped,
+/// when it gets its set back. A process it starts meanwhile inherits the
+/// one CPU.
+struct ThisThreadOnOneCpu {
     original: libc::cpu_set_t,
 }
 
-// The workspace denies `unsafe`; these few calls into libc are the only
-// way to a thread's CPU set, each with its reason.
+// The workspace denies `unsafe`; these calls into libc are the only way
+// to a thread's CPU set.
 #[allow(unsafe_code)]
-impl OneCpu {
-    /// `None` (and a note on stderr) where the system refuses.
-    fn pin() -> Option<OneCpu> {
+impl ThisThreadOnOneCpu {
+    /// `None` where the system refuses.
+    fn pin() -> Option<ThisThreadOnOneCpu> {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
         // SAFETY: `cpu_set_t` is plain bits; zeroed is the empty set.
         let mut original: libc::cpu_set_t = unsafe { std::mem::zeroed() };
         // SAFETY: a valid pointer to a set of the size passed.
-        let got = unsafe {
-            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut original)
-        };
-        if got != 0 {
-            eprintln!("round trips unpinned: sched_getaffinity failed");
+        if unsafe { libc::sched_getaffinity(0, size, &mut original) } != 0 {
             return None;
         }
         let cpu = (0..libc::CPU_SETSIZE as usize).find(|&c| {
@@ -1334,46 +1393,84 @@ impl OneCpu {
         let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
         // SAFETY: `cpu` is below `CPU_SETSIZE`.
         unsafe { libc::CPU_SET(cpu, &mut one) };
-        if !set_every_thread(&one) {
-            eprintln!("round trips unpinned: sched_setaffinity failed");
-            set_every_thread(&original);
+        // SAFETY: a valid pointer to a set of the size passed.
+        if unsafe { libc::sched_setaffinity(0, size, &one) } != 0 {
             return None;
         }
-        Some(OneCpu { original })
+        Some(ThisThreadOnOneCpu { original })
     }
 }
 
-impl Drop for OneCpu {
-    fn drop(&mut self) {
-        set_every_thread(&self.original);
-    }
-}
-
-/// Gives every thread of the process (`/proc/self/task`) the CPU set
-/// `set`; `false` if one that still runs refused.
 #[allow(unsafe_code)]
-fn set_every_thread(set: &libc::cpu_set_t) -> bool {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return false;
-    };
-    let mut ok = true;
-    for task in tasks.flatten() {
-        let Some(tid) = task
-            .file_name()
-            .to_str()
-            .and_then(|t| t.parse::<i32>().ok())
-        else {
+impl Drop for ThisThreadOnOneCpu {
+    fn drop(&mut self) {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: a valid pointer to a set of the size passed.
+        let _ = unsafe { libc::sched_setaffinity(0, size, &self.original) };
+    }
+}
+
+/// The round-trip rows as the child writes them for its parent: a line
+/// `row<TAB>adapter<TAB>security<TAB>size` per row, then one line per
+/// round, `round<TAB>elapsed ns<TAB>sample ns,sample ns,...`.
+fn write_rtt_rows(rows: &[Row]) {
+    let mut out = String::new();
+    for row in rows {
+        let Measured::RoundTrip(rounds) = &row.measured else {
             continue;
         };
-        // SAFETY: a valid pointer to a set of the size passed; a thread
-        // that ended meanwhile fails with ESRCH, which is fine.
-        let r =
-            unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), set) };
-        if r != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH) {
-            ok = false;
+        out.push_str(&format!(
+            "row\t{}\t{}\t{}\n",
+            row.adapter, row.security, row.size
+        ));
+        for round in rounds {
+            let samples: Vec<String> = round
+                .samples
+                .iter()
+                .map(|s| s.as_nanos().to_string())
+                .collect();
+            out.push_str(&format!(
+                "round\t{}\t{}\n",
+                round.elapsed.as_nanos(),
+                samples.join(",")
+            ));
         }
     }
-    ok
+    print!("{out}");
+}
+
+/// What [`write_rtt_rows`] wrote; `None` if anything is off.
+fn parse_rtt_rows(text: &str) -> Option<Vec<Row>> {
+    let names = [RAW, RAW_EPOLL, MIO, EMBEDDED, ASYNC];
+    let securities = ["-", "plaintext", "Noise"];
+    let nanos = |t: &str| t.parse::<u64>().ok().map(StdDuration::from_nanos);
+    let mut rows: Vec<Row> = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        match fields.as_slice() {
+            ["row", adapter, security, size] => rows.push(Row {
+                adapter: names.into_iter().find(|n| n == adapter)?,
+                security: securities.into_iter().find(|s| s == security)?,
+                size: size.parse().ok()?,
+                measured: Measured::RoundTrip(Vec::new()),
+            }),
+            ["round", elapsed, samples] => {
+                let samples = samples.split(',').map(nanos).collect::<Option<Vec<_>>>()?;
+                let Measured::RoundTrip(rounds) = &mut rows.last_mut()?.measured else {
+                    return None;
+                };
+                rounds.push(Rtts::new(samples, nanos(elapsed)?));
+            }
+            _ => return None,
+        }
+    }
+    for row in &mut rows {
+        let Measured::RoundTrip(rounds) = &mut row.measured else {
+            return None;
+        };
+        *rounds = sorted_by_p50(std::mem::take(rounds));
+    }
+    Some(rows)
 }
 
 // --- the table ---
@@ -1468,7 +1565,6 @@ fn adapter_runs(plan: &Plan, size: usize, mut run: impl FnMut(usize) -> Throughp
 
 /// `reps` rounds of timed round trips, each after its untimed warm-up.
 fn rtt_rounds(plan: &Plan, mut round: impl FnMut(usize, usize) -> Rtts) -> Vec<Rtts> {
-    let _pinned = plan.pin_for_rtt();
     sorted_by_p50(
         (0..plan.reps)
             .map(|_| round(plan.rtt_warmup, plan.rtt_count))
@@ -1645,6 +1741,8 @@ fn print_targets(rows: &[Row], baseline: &Baseline) {
     }
 }
 
+/// The mio adapter's name in the table (on its own thread).
+const MIO: &str = "mio";
 /// The embedded mio adapter's name in the table.
 const EMBEDDED: &str = "mio embedded";
 /// The async adapter's name in the table.
@@ -1663,29 +1761,61 @@ fn main() {
     let plan = Plan::from_args();
     let started = StdInstant::now();
     let mut rows = Vec::new();
-    let baseline = bench_raw(&plan, &mut rows);
+    let mut baseline = bench_raw(&plan, &mut rows);
     bench_sync::<MioNode>(&plan, Security::Plaintext, 10, &mut rows);
     bench_sync::<MioNode>(&plan, Security::Noise, 20, &mut rows);
     bench_sync::<Embedded>(&plan, Security::Plaintext, 30, &mut rows);
     bench_sync::<Embedded>(&plan, Security::Noise, 40, &mut rows);
     bench_async_std(&plan, Security::Plaintext, 50, &mut rows);
     bench_async_std(&plan, Security::Noise, 60, &mut rows);
+    if plan.part == Part::RttChild {
+        write_rtt_rows(&rows);
+        return;
+    }
+    let mut rtt_note = "unpinned";
+    if plan.part == Part::OneWayHere && wants_any_rtt(&plan) {
+        eprintln!("request/response cases: in a child process on one CPU");
+        match one_cpu_child() {
+            Some(child_rows) => {
+                rtt_note = "in a child process on one CPU";
+                for row in &child_rows {
+                    if let (RAW, Measured::RoundTrip(rounds)) = (row.adapter, &row.measured) {
+                        baseline.rtt = Some(median_round(rounds).clone());
+                    }
+                }
+                rows.extend(child_rows);
+            }
+            None => rtt_note = "not run: the child process failed",
+        }
+    }
 
     print_table(&rows, &baseline);
     print_targets(&rows, &baseline);
     println!();
     println!(
-        "reps {} (median, min–max), one-way {} × 64 KiB and {} × 1 KiB per run, window {} MiB, {} timed round trips per rep ({}); whole run {:.1} s",
+        "reps {} (median, min–max), one-way {} × 64 KiB and {} × 1 KiB per run, window {} MiB, {} timed round trips per rep ({rtt_note}); whole run {:.1} s",
         plan.reps,
         plan.large_count,
         plan.small_count,
         WINDOW_BYTES >> 20,
         plan.rtt_count,
-        if plan.rtt_pinned {
-            "every thread on one CPU"
-        } else {
-            "unpinned"
-        },
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Whether any round-trip case passes the filters.
+fn wants_any_rtt(plan: &Plan) -> bool {
+    let cases = [
+        (RAW, "-"),
+        (RAW_EPOLL, "-"),
+        (MIO, "plaintext"),
+        (MIO, "Noise"),
+        (EMBEDDED, "plaintext"),
+        (EMBEDDED, "Noise"),
+        (ASYNC, "plaintext"),
+        (ASYNC, "Noise"),
+    ];
+    cases
+        .iter()
+        .any(|&(a, s)| plan.wants_anywhere(&case_name(a, s, "request-response", SMALL)))
 }
