@@ -52,8 +52,15 @@ pub(crate) struct DeadlineQueue<K> {
 /// The queue is never swept below this size.
 const MIN_COMPACT_AT: usize = 16;
 
-/// Spare slots a full queue grows by, beyond a quarter of its size.
+/// Spare slots a full queue grows by, beyond [`SLACK`]'s share of its size.
 const GROW: usize = 4;
+
+/// A full queue grows by `1 / SLACK` of its size (and [`GROW`]), and a
+/// sweep leaves it that much room. A chord member's liveness queue holds a
+/// `Ping` per link (~38) and the `PongDue`s of its pings: with a quarter's
+/// growth and a sweep only at one and a half times the live count, it held
+/// ~1.7 entries of 40 bytes a link.
+const SLACK: usize = 8;
 
 impl<K> Default for DeadlineQueue<K> {
     fn default() -> Self {
@@ -81,11 +88,11 @@ impl<K> DeadlineQueue<K> {
     /// a counter shared with other queues, so that entries of several queues
     /// can be merged in one order (see the module docs).
     pub(crate) fn push_seq(&mut self, at: Instant, seq: u64, key: K) {
-        // A quarter more (and a few), not double: a node holds a queue per
+        // An eighth more (and a few), not double: a node holds a queue per
         // component, a million nodes in a simulation, and a doubled heap
         // keeps up to half its room empty for good.
         if self.heap.len() == self.heap.capacity() {
-            self.heap.reserve_exact(self.heap.len() / 4 + GROW);
+            self.heap.reserve_exact(self.heap.len() / SLACK + GROW);
         }
         self.heap.push(Reverse(Entry { at, seq, key }));
     }
@@ -131,9 +138,11 @@ impl<K> DeadlineQueue<K> {
         self.heap.retain(|e| live(&e.0.key));
     }
 
-    /// Sweeps dead entries once the queue has grown by half since the last
-    /// sweep, and gives back the room they took: amortised O(1) per push,
-    /// and the queue stays within one and a half times what is really
+    /// Sweeps dead entries once the queue has outgrown the room it was
+    /// given at the last sweep (an eighth more than was live then, and a
+    /// few), and gives back the room they took: amortised O(1) per push
+    /// (a sweep is O(n) and comes after at least n/8 pushes), and the
+    /// queue stays within about an eighth more than what is really
     /// pending (plus a constant), however much gets cancelled. Which
     /// entries are swept when never shows: entries fire in `(at, seq)`
     /// order, and a dead entry is skipped wherever it is.
@@ -141,8 +150,9 @@ impl<K> DeadlineQueue<K> {
         if self.heap.len() > self.compact_at {
             self.retain(live);
             let len = self.heap.len();
-            self.compact_at = (len + len / 2).max(MIN_COMPACT_AT);
-            self.heap.shrink_to(len + len / 4 + GROW);
+            let room = len + len / SLACK + GROW;
+            self.compact_at = room.max(MIN_COMPACT_AT);
+            self.heap.shrink_to(room);
         }
     }
 

@@ -915,9 +915,17 @@ impl Chord {
         if !cx.is_up(owner.id) && !cx.is_dialling(owner.id) {
             let _ = cx.dial_pointer(&owner);
         }
+        // Two more at a time, not double: a member holds ~14 fingers of
+        // 64 bytes, and a doubled vector kept up to 16 of them.
+        if self.fingers.len() == self.fingers.capacity() {
+            self.fingers.reserve_exact(FINGERS_GROW);
+        }
         self.fingers.insert(at, (i, owner));
     }
 }
+
+/// Spare slots the finger list grows by when it is full.
+const FINGERS_GROW: usize = 2;
 
 /// The shortest wait for a `ChordRouteAck` (§7.4), whatever the link's
 /// round trip: a hop's scheduling and its sends take time too.
