@@ -18,8 +18,25 @@ use crate::time::Instant;
 
 pub(crate) struct Entry<K> {
     at: Instant,
-    seq: u64,
+    /// The entry's sequence number, its low 32 bits: the queue gives back
+    /// the whole number ([`DeadlineQueue::peek`]) from the last one it was
+    /// given, and orders two entries due at the same instant by the
+    /// difference of their low bits. Both are exact while fewer than 2^31
+    /// timers are armed in the node during an entry's life (a liveness
+    /// timer lives seconds). Four bytes, not eight: with a key of 20 bytes
+    /// and an alignment of 4 (liveness's, one or two per link of every
+    /// node), an entry is 32 bytes, not 40.
+    seq: u32,
     key: K,
+}
+
+impl<K> Entry<K> {
+    /// `(at, seq)` order, `seq` compared as a serial number (RFC 1982).
+    fn order(&self, other: &Self) -> Ordering {
+        self.at
+            .cmp(&other.at)
+            .then_with(|| (self.seq.wrapping_sub(other.seq) as i32).cmp(&0))
+    }
 }
 
 impl<K> PartialEq for Entry<K> {
@@ -37,7 +54,7 @@ impl<K> Ord for Entry<K> {
     fn cmp(&self, other: &Self) -> Ordering {
         // `seq` breaks ties in insertion order, so equal deadlines fire in a
         // deterministic order.
-        (self.at, self.seq).cmp(&(other.at, other.seq))
+        self.order(other)
     }
 }
 
@@ -45,6 +62,9 @@ impl<K> Ord for Entry<K> {
 pub(crate) struct DeadlineQueue<K> {
     heap: BinaryHeap<Reverse<Entry<K>>>,
     seq: u64,
+    /// The last sequence number queued (the highest: they come from a
+    /// counter), from which an entry's 32 low bits give back its own.
+    last_seq: u64,
     /// Size past which [`DeadlineQueue::compact`] sweeps dead entries.
     compact_at: usize,
 }
@@ -73,6 +93,7 @@ impl<K> DeadlineQueue<K> {
         DeadlineQueue {
             heap: BinaryHeap::new(),
             seq: 0,
+            last_seq: 0,
             compact_at: MIN_COMPACT_AT,
         }
     }
@@ -94,7 +115,17 @@ impl<K> DeadlineQueue<K> {
         if self.heap.len() == self.heap.capacity() {
             self.heap.reserve_exact(self.heap.len() / SLACK + GROW);
         }
-        self.heap.push(Reverse(Entry { at, seq, key }));
+        self.last_seq = self.last_seq.max(seq);
+        self.heap.push(Reverse(Entry {
+            at,
+            seq: seq as u32,
+            key,
+        }));
+    }
+
+    /// The whole sequence number of an entry holding `low`, its low 32 bits.
+    fn full_seq(&self, low: u32) -> u64 {
+        self.last_seq - u64::from((self.last_seq as u32).wrapping_sub(low))
     }
 
     /// The earliest deadline, if any.
@@ -104,7 +135,7 @@ impl<K> DeadlineQueue<K> {
 
     /// The earliest entry's deadline and sequence number, if any.
     pub(crate) fn peek(&self) -> Option<(Instant, u64)> {
-        self.heap.peek().map(|e| (e.0.at, e.0.seq))
+        self.heap.peek().map(|e| (e.0.at, self.full_seq(e.0.seq)))
     }
 
     /// Removes and returns the earliest entry, due or not.
@@ -184,6 +215,27 @@ mod tests {
         assert_eq!(q.pop_due(Instant::from_micros(25)), Some("b"));
         assert_eq!(q.pop_due(Instant::from_micros(25)), Some("c"));
         assert_eq!(q.pop_due(Instant::from_micros(25)), None);
+    }
+
+    /// An entry keeps its sequence number's low 32 bits: the queue still
+    /// gives back the whole number and keeps ties in arming order across
+    /// a wrap of the low bits.
+    #[test]
+    fn sequence_numbers_survive_their_low_bits_wrapping() {
+        let mut q = DeadlineQueue::new();
+        let at = Instant::from_micros(5);
+        let base = (3u64 << 32) - 2;
+        for (k, seq) in (base..base + 4).enumerate() {
+            q.push_seq(at, seq, k);
+        }
+        q.push_seq(Instant::from_micros(4), base + 4, 4);
+        assert_eq!(q.peek(), Some((Instant::from_micros(4), base + 4)));
+        assert_eq!(q.pop(), Some(4));
+        for (k, seq) in (base..base + 4).enumerate() {
+            assert_eq!(q.peek(), Some((at, seq)));
+            assert_eq!(q.pop(), Some(k));
+        }
+        assert_eq!(q.pop(), None);
     }
 
     #[test]
