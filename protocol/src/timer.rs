@@ -61,9 +61,9 @@ impl<K> Ord for Entry<K> {
 /// Deadlines keyed by `K`, earliest first; ties in insertion order.
 pub(crate) struct DeadlineQueue<K> {
     heap: BinaryHeap<Reverse<Entry<K>>>,
-    seq: u64,
     /// The last sequence number queued (the highest: they come from a
-    /// counter), from which an entry's 32 low bits give back its own.
+    /// counter), from which an entry's 32 low bits give back its own;
+    /// [`DeadlineQueue::push`] queues the next.
     last_seq: u64,
     /// Size past which [`DeadlineQueue::compact`] sweeps dead entries.
     compact_at: usize,
@@ -92,7 +92,6 @@ impl<K> DeadlineQueue<K> {
     pub(crate) fn new() -> Self {
         DeadlineQueue {
             heap: BinaryHeap::new(),
-            seq: 0,
             last_seq: 0,
             compact_at: MIN_COMPACT_AT,
         }
@@ -101,8 +100,7 @@ impl<K> DeadlineQueue<K> {
     /// Queues `key` at `at`, after every entry queued before at the same
     /// instant.
     pub(crate) fn push(&mut self, at: Instant, key: K) {
-        self.seq += 1;
-        self.push_seq(at, self.seq, key);
+        self.push_seq(at, self.last_seq + 1, key);
     }
 
     /// Queues `key` at `at` with a sequence number drawn by the caller from

@@ -1108,5 +1108,8 @@ mod layout_tests {
             size_of::<crate::timer::Entry<crate::liveness::QueuedTimer>>(),
             32
         );
+        // A node holds a dozen queues (a chord member's ring three more):
+        // the heap, the last sequence number, the sweep's mark.
+        assert_eq!(size_of::<crate::timer::DeadlineQueue<u8>>(), 40);
     }
 }
