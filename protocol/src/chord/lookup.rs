@@ -7,8 +7,8 @@ use smallvec::SmallVec;
 
 use super::ring::{self, dist};
 use super::{
-    Chord, ChordError, ChordEvent, ChordRole, FINGERS_MOVED_SPEEDUP, Finished, Found, Lookup,
-    LookupError, LookupFor, Pointer, RingCall, RingObserver, RouteStart, Timer,
+    Chord, ChordError, ChordEvent, ChordRole, FINGERS_MOVED_SPEEDUP, Finger, Finished, Found,
+    Lookup, LookupError, LookupFor, Pointer, RingCall, RingObserver, RouteStart, Timer,
 };
 use crate::cx::Cx;
 use crate::rpc::Outcome;
@@ -859,13 +859,19 @@ impl Chord {
     /// connection closed. Lookups forwarded through them then never wait
     /// for a dial.
     fn keep_routing_set(&mut self, cx: &mut dyn Cx) {
+        let unreached = |id: NodeId| !cx.is_up(id) && !cx.is_dialling(id);
         let set: Vec<Pointer> = self
             .succs
             .iter()
             .chain(self.pred.as_ref())
-            .chain(self.fingers.iter().map(|(_, p)| p))
-            .filter(|p| !cx.is_up(p.id) && !cx.is_dialling(p.id))
+            .filter(|p| unreached(p.id))
             .cloned()
+            .chain(
+                self.fingers
+                    .iter()
+                    .filter(|(_, f)| unreached(f.id))
+                    .map(|(_, f)| f.pointer()),
+            )
             .collect();
         for p in set {
             let _ = cx.dial_pointer(&p);
@@ -916,11 +922,11 @@ impl Chord {
             let _ = cx.dial_pointer(&owner);
         }
         // Two more at a time, not double: a member holds ~14 fingers of
-        // 64 bytes, and a doubled vector kept up to 16 of them.
+        // 40 bytes, and a doubled vector kept up to 16 of them.
         if self.fingers.len() == self.fingers.capacity() {
             self.fingers.reserve_exact(FINGERS_GROW);
         }
-        self.fingers.insert(at, (i, owner));
+        self.fingers.insert(at, (i, Finger::new(owner)));
     }
 }
 

@@ -38,7 +38,7 @@ use foldhash::fast::FixedState;
 
 pub use api::{AdmissionReason, KnownPeer, PeersCommand, PeersError, PeersEvent, PeersStats};
 use budget::ReceiveBudget;
-pub(crate) use cache::PeerCache;
+pub(crate) use cache::{Addrs, PeerCache};
 pub use config::{AdmissionConfig, PeersConfig};
 
 use crate::cx::{Cx, LinkView, SendError};
