@@ -775,9 +775,9 @@ mod layout_tests {
     /// family.
     #[test]
     fn a_finger_gives_back_its_pointer() {
-        let v4: SocketAddr = "10.0.0.1:4000".parse().unwrap();
-        let v6: SocketAddr = "[2001:db8::1]:4001".parse().unwrap();
-        let other: SocketAddr = "192.0.2.7:4002".parse().unwrap();
+        let v4: SocketAddr = "10.0.0.1:4000".parse().expect("an address");
+        let v6: SocketAddr = "[2001:db8::1]:4001".parse().expect("an address");
+        let other: SocketAddr = "192.0.2.7:4002".parse().expect("an address");
         for addrs in [
             vec![],
             vec![v4],
