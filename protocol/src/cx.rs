@@ -51,7 +51,7 @@ impl From<EncodeError> for SendError {
 /// One established peer as the peer table holds it.
 pub(crate) struct LinkView<'a> {
     /// Changes each time the peer comes up, for lazily cancelled timers:
-    /// its low 32 bits (what the liveness timers compare).
+    /// its low 31 bits (what the liveness timers compare).
     pub(crate) generation: u32,
     /// Its liveness state (owned by the liveness component, kept here so a
     /// peer costs one table slot).

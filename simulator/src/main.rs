@@ -22,6 +22,9 @@ use ringmesh_sim::show::{self, Progress, Report};
 use args::{Cli, Cmd, DemoArgs, Output, ParseDefault, RunArgs};
 
 /// The binary's allocator: see the simulator section of benches/README.md.
+/// The `system-alloc` feature leaves the system's, for heap profilers that
+/// hook `malloc`.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -7,8 +7,8 @@ use smallvec::SmallVec;
 
 use super::ring::{self, dist};
 use super::{
-    Chord, ChordError, ChordEvent, ChordRole, FINGERS_MOVED_SPEEDUP, Finished, Found, Lookup,
-    LookupError, LookupFor, Pointer, RingCall, RingObserver, RouteStart, Timer,
+    Chord, ChordError, ChordEvent, ChordRole, FINGERS_MOVED_SPEEDUP, Finger, Finished, Found,
+    Lookup, LookupError, LookupFor, Pointer, RingCall, RingObserver, RouteStart, Timer,
 };
 use crate::cx::Cx;
 use crate::rpc::Outcome;
@@ -859,13 +859,19 @@ impl Chord {
     /// connection closed. Lookups forwarded through them then never wait
     /// for a dial.
     fn keep_routing_set(&mut self, cx: &mut dyn Cx) {
+        let unreached = |id: NodeId| !cx.is_up(id) && !cx.is_dialling(id);
         let set: Vec<Pointer> = self
             .succs
             .iter()
             .chain(self.pred.as_ref())
-            .chain(self.fingers.iter().map(|(_, p)| p))
-            .filter(|p| !cx.is_up(p.id) && !cx.is_dialling(p.id))
+            .filter(|p| unreached(p.id))
             .cloned()
+            .chain(
+                self.fingers
+                    .iter()
+                    .filter(|(_, f)| unreached(f.id))
+                    .map(|(_, f)| f.pointer()),
+            )
             .collect();
         for p in set {
             let _ = cx.dial_pointer(&p);
@@ -915,9 +921,17 @@ impl Chord {
         if !cx.is_up(owner.id) && !cx.is_dialling(owner.id) {
             let _ = cx.dial_pointer(&owner);
         }
-        self.fingers.insert(at, (i, owner));
+        // Two more at a time, not double: a member holds ~14 fingers of
+        // 40 bytes, and a doubled vector kept up to 16 of them.
+        if self.fingers.len() == self.fingers.capacity() {
+            self.fingers.reserve_exact(FINGERS_GROW);
+        }
+        self.fingers.insert(at, (i, Finger::new(owner)));
     }
 }
+
+/// Spare slots the finger list grows by when it is full.
+const FINGERS_GROW: usize = 2;
 
 /// The shortest wait for a `ChordRouteAck` (§7.4), whatever the link's
 /// round trip: a hop's scheduling and its sends take time too.

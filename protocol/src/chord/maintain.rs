@@ -260,7 +260,7 @@ impl Chord {
     /// §4: `peer` is dead for every pointer: Flush it. The caller then ends
     /// every ring request to it, in id order ([`crate::rpc::Rpc::all_to`]).
     pub(crate) fn flush_dead(&mut self, cx: &mut dyn Cx, peer: NodeId) {
-        if let Some(lost) = self.pointer(peer).cloned() {
+        if let Some(lost) = self.pointer(peer) {
             self.stats.flushes += 1;
             debug!(node = %cx.me().short(), peer = %peer.short(), "flushing dead pointer");
             // §6.7: a pointer lost may come back in another ring (a

@@ -198,7 +198,7 @@ impl Chord {
             if orphan {
                 if !self.fingers.is_empty() {
                     let i = self.rng.below(self.fingers.len() as u64) as usize;
-                    let finger = self.fingers[i].1.clone();
+                    let finger = self.fingers[i].1.pointer();
                     self.add_suspect(cx, finger, now);
                 }
                 if let Some(p) = self.pred.clone() {

@@ -43,6 +43,7 @@ use hashbrown::HashMap;
 use smallvec::SmallVec;
 
 use crate::cx::Cx;
+use crate::peers::Addrs;
 use crate::rng::{Rng, Stream};
 use crate::rpc::{Done, OnLost, Rpc};
 use crate::time::{Duration, Instant};
@@ -52,6 +53,33 @@ use crate::{NodeId, OpId};
 
 /// A pointer: a ring node and where to dial it.
 pub(crate) type Pointer = PeerEntry;
+
+/// A finger as the ring keeps it: the node and its addresses in the peer
+/// cache's 16-byte form, 32 bytes where a [`Pointer`] takes 56 (its
+/// addresses a `SmallVec` of 40). A member keeps ~14 fingers, and a
+/// finger is read back as a pointer only to dial it or to hand it on.
+#[derive(Debug, Clone)]
+pub(crate) struct Finger {
+    pub(crate) id: NodeId,
+    addrs: Addrs,
+}
+
+impl Finger {
+    fn new(pointer: Pointer) -> Self {
+        Finger {
+            id: pointer.id,
+            addrs: pointer.addrs.into_iter().collect(),
+        }
+    }
+
+    /// The pointer it was made from (the same addresses, in order).
+    pub(crate) fn pointer(&self) -> Pointer {
+        PeerEntry {
+            id: self.id,
+            addrs: self.addrs.iter().collect(),
+        }
+    }
+}
 
 /// The entry for `id` with `addrs`.
 pub(crate) fn pointer(id: NodeId, addrs: &[SocketAddr]) -> Pointer {
@@ -251,7 +279,7 @@ pub(crate) struct Chord {
     pred: Option<Pointer>,
     /// Finger index → pointer, sorted by index; only fingers outside the
     /// successor list are kept.
-    fingers: Vec<(u8, Pointer)>,
+    fingers: Vec<(u8, Finger)>,
     /// The request of the stabilization in flight.
     stabilizing: Option<u64>,
     /// Stabilizations started at once in a row after dropping a dead first
@@ -671,13 +699,20 @@ impl Chord {
         self.fingers.iter().map(|(_, p)| p.id.as_u128()).collect()
     }
 
-    /// The pointer entry for `id`, if `id` is one.
-    fn pointer(&self, id: NodeId) -> Option<&Pointer> {
+    /// The pointer entry for `id`, if `id` is one (a successor first,
+    /// then the predecessor, then a finger).
+    fn pointer(&self, id: NodeId) -> Option<Pointer> {
         self.succs
             .iter()
             .chain(self.pred.as_ref())
-            .chain(self.fingers.iter().map(|(_, p)| p))
             .find(|p| p.id == id)
+            .cloned()
+            .or_else(|| {
+                self.fingers
+                    .iter()
+                    .find(|(_, f)| f.id == id)
+                    .map(|(_, f)| f.pointer())
+            })
     }
 
     /// `clip` over pointers: keeps the entries `ring::clip` keeps.
@@ -715,5 +750,45 @@ impl Chord {
     fn self_pointer(&self, cx: &dyn Cx) -> Pointer {
         cx.listen_entry()
             .unwrap_or_else(|| pointer(cx.me(), &self.settings.listen_addrs))
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use core::mem::size_of;
+    use core::net::SocketAddr;
+
+    use super::{Finger, pointer};
+    use crate::NodeId;
+
+    /// A member keeps ~14 fingers: 40 bytes each with their index (a
+    /// `Pointer` made them 64; benches/README.md, "A ring member's
+    /// memory").
+    #[test]
+    fn a_finger_keeps_its_size() {
+        assert_eq!(size_of::<Finger>(), 32);
+        assert_eq!(size_of::<(u8, Finger)>(), 40);
+    }
+
+    /// A finger gives back the pointer it was made from: the same id and
+    /// the same addresses in the same order, whatever their number and
+    /// family.
+    #[test]
+    fn a_finger_gives_back_its_pointer() {
+        let v4: SocketAddr = "10.0.0.1:4000".parse().expect("an address");
+        let v6: SocketAddr = "[2001:db8::1]:4001".parse().expect("an address");
+        let other: SocketAddr = "192.0.2.7:4002".parse().expect("an address");
+        for addrs in [
+            vec![],
+            vec![v4],
+            vec![v6],
+            vec![v4, v6],
+            vec![v6, v4, other],
+        ] {
+            let p = pointer(NodeId::from_u128(77), &addrs);
+            let back = Finger::new(p.clone()).pointer();
+            assert_eq!(back, p);
+            assert_eq!(back.addrs.as_slice(), addrs.as_slice());
+        }
     }
 }

@@ -83,7 +83,7 @@ impl Chord {
             ring::Reply::Next(ids) => (
                 ChordReplyKind::Next,
                 ids.iter()
-                    .filter_map(|&id| self.pointer(NodeId::from_u128(id)).cloned())
+                    .filter_map(|&id| self.pointer(NodeId::from_u128(id)))
                     .collect(),
             ),
         }

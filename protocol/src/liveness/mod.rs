@@ -45,14 +45,14 @@ use crate::timer::DeadlineQueue;
 use crate::wire::{Message, Ping, Pong};
 use crate::{ConnId, NodeId};
 
-/// A link's generation as a timer keeps it: its low 32 bits. A timer only
+/// A link's generation as a timer keeps it: its low 31 bits. A timer only
 /// needs to tell its link from the links to the same peer before and after
-/// it, and it lives a ping interval or timeout (seconds), while 2^32
+/// it, and it lives a ping interval or timeout (seconds), while 2^31
 /// generations (a node-wide serial that counts connections and links) are
 /// years of work; the low bits fit a `Ping` in the word of a
-/// [`QueuedTimer`].
+/// [`QueuedTimer`], beside the bit that tells it from a `PongDue`.
 pub(super) fn low_bits(generation: u64) -> u32 {
-    generation as u32
+    generation as u32 & GENERATION
 }
 
 /// The component's timers.
@@ -63,7 +63,8 @@ pub(crate) enum Timer {
     /// Ping `nonce` to `peer` is answered by now or missed. No generation:
     /// nonces are node-wide and never reused, and a new link starts with
     /// no ping outstanding, so a link that awaits `nonce` is the one it
-    /// was sent on.
+    /// was sent on. Out of the queue, `nonce` is the ping's low
+    /// [`NONCE_BITS`] bits (see [`QueuedTimer`]).
     PongDue {
         peer: NodeId,
         nonce: u64,
@@ -73,35 +74,41 @@ pub(crate) enum Timer {
     },
 }
 
-/// A [`Timer`] as its queue holds it: the peer and one word, 24 bytes
-/// where the enum takes 32 (a queue entry 40 rather than 48, one or two
-/// per link of every node). The word's top bit tells a `PongDue`, whose
-/// next bit is `probe` and whose low 62 bits the nonce (a counter of the
-/// node's pings: 2^62 of them are out of reach); a `Ping`'s low 32 bits
-/// are its generation.
+/// A [`Timer`] as its queue holds it: the peer's id as bytes and one
+/// 32-bit word, 20 bytes aligned to 4 where the enum takes 32 (a queue
+/// entry 32 bytes rather than 48, one or two per link of every node). The
+/// word's top bit tells a `PongDue`, whose next bit is `probe` and whose
+/// low [`NONCE_BITS`] bits the nonce's low bits; a `Ping`'s low 31 bits
+/// are its generation's ([`low_bits`]). A nonce is a counter of the
+/// node's pings, and the pings awaited from one peer at once are its last
+/// few (at most `dead_after_misses + 1`): their low 30 bits tell them
+/// apart, so a `PongDue` finds its ping by them
+/// ([`PeerLiveness::awaited`](peer::PeerLiveness::awaited)).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct QueuedTimer {
-    peer: NodeId,
-    word: u64,
+    peer: [u8; 16],
+    word: u32,
 }
 
-const PONG_DUE: u64 = 1 << 63;
-const PROBE: u64 = 1 << 62;
-const NONCE: u64 = PROBE - 1;
+const PONG_DUE: u32 = 1 << 31;
+const PROBE: u32 = 1 << 30;
+/// The bits of a nonce a queued `PongDue` keeps.
+pub(crate) const NONCE_BITS: u32 = 30;
+const NONCE: u32 = PROBE - 1;
+const GENERATION: u32 = PONG_DUE - 1;
 
 impl From<Timer> for QueuedTimer {
     fn from(timer: Timer) -> Self {
         match timer {
             Timer::Ping { peer, generation } => QueuedTimer {
-                peer,
-                word: u64::from(generation),
+                peer: peer.to_bytes(),
+                word: generation & GENERATION,
             },
             Timer::PongDue { peer, nonce, probe } => {
-                debug_assert!(nonce <= NONCE);
                 let probe = if probe { PROBE } else { 0 };
                 QueuedTimer {
-                    peer,
-                    word: PONG_DUE | probe | nonce,
+                    peer: peer.to_bytes(),
+                    word: PONG_DUE | probe | (nonce as u32 & NONCE),
                 }
             }
         }
@@ -111,15 +118,16 @@ impl From<Timer> for QueuedTimer {
 impl From<QueuedTimer> for Timer {
     fn from(queued: QueuedTimer) -> Self {
         let QueuedTimer { peer, word } = queued;
+        let peer = NodeId::from_bytes(peer);
         if word & PONG_DUE == 0 {
             Timer::Ping {
                 peer,
-                generation: word as u32,
+                generation: word,
             }
         } else {
             Timer::PongDue {
                 peer,
-                nonce: word & NONCE,
+                nonce: u64::from(word & NONCE),
                 probe: word & PROBE != 0,
             }
         }
@@ -168,9 +176,9 @@ impl Liveness {
             Timer::Ping { peer, generation } => {
                 cx.link(peer).is_some_and(|l| l.generation == generation)
             }
-            Timer::PongDue { peer, nonce, .. } => {
-                cx.link(peer).is_some_and(|l| l.liveness.awaits(nonce))
-            }
+            Timer::PongDue { peer, nonce, .. } => cx
+                .link(peer)
+                .is_some_and(|l| l.liveness.awaited(nonce).is_some()),
         }
     }
 
@@ -283,9 +291,13 @@ impl Liveness {
         );
     }
 
-    fn pong_missed(&mut self, cx: &mut dyn Cx, peer: NodeId, nonce: u64) -> Option<NodeId> {
+    /// The `PongDue` of the ping to `peer` whose nonce ends in `low` (its
+    /// low [`NONCE_BITS`] bits) fired.
+    fn pong_missed(&mut self, cx: &mut dyn Cx, peer: NodeId, low: u64) -> Option<NodeId> {
         let dead_after = self.dead_after_misses;
-        let verdict = cx.liveness_mut(peer)?.timed_out(nonce, dead_after);
+        let liveness = cx.liveness_mut(peer)?;
+        let nonce = liveness.awaited(low)?;
+        let verdict = liveness.timed_out(nonce, dead_after);
         self.judge(cx, peer, verdict, "missed a ping")
     }
 
@@ -373,7 +385,7 @@ mod tests {
             },
             Timer::Ping {
                 peer,
-                generation: u32::MAX,
+                generation: GENERATION,
             },
             Timer::PongDue {
                 peer,
@@ -387,21 +399,58 @@ mod tests {
             },
             Timer::PongDue {
                 peer,
-                nonce: NONCE,
+                nonce: u64::from(NONCE),
                 probe: false,
             },
             Timer::PongDue {
                 peer,
-                nonce: NONCE,
+                nonce: u64::from(NONCE),
                 probe: true,
             },
             Timer::PongDue {
-                peer: NodeId::from_u128(0),
+                peer: NodeId::from_u128(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210),
                 nonce: 7,
                 probe: true,
             },
         ] {
             assert_eq!(Timer::from(QueuedTimer::from(timer)), timer);
         }
+    }
+
+    /// A queued `PongDue` keeps its nonce's low 30 bits and a `Ping` its
+    /// generation's low 31; the link's liveness finds the ping awaited by
+    /// those bits, and only that one.
+    #[test]
+    fn a_queued_timer_keeps_low_bits_that_find_their_ping() {
+        let peer = NodeId::from_u128(42);
+        let nonce = (5u64 << NONCE_BITS) | 9;
+        let queued = QueuedTimer::from(Timer::PongDue {
+            peer,
+            nonce,
+            probe: false,
+        });
+        let Timer::PongDue { nonce: low, .. } = Timer::from(queued) else {
+            panic!("a PongDue comes back as one");
+        };
+        assert_eq!(low, 9);
+        let mut liveness = peer::PeerLiveness::new(u64::from(u32::MAX) + 3);
+        assert_eq!(liveness.generation(), 2);
+        assert_eq!(liveness.awaited(low), None);
+        liveness.ping_sent(nonce - 1, crate::time::Instant::from_micros(1));
+        liveness.ping_sent(nonce, crate::time::Instant::from_micros(2));
+        assert_eq!(liveness.awaited(low), Some(nonce));
+        assert_eq!(liveness.awaited(8), Some(nonce - 1));
+        assert_eq!(liveness.awaited(10), None);
+        let ping = Timer::from(QueuedTimer::from(Timer::Ping {
+            peer,
+            generation: low_bits(u64::MAX),
+        }));
+        assert_eq!(
+            ping,
+            Timer::Ping {
+                peer,
+                generation: GENERATION
+            }
+        );
     }
 }

@@ -59,7 +59,7 @@ pub(crate) struct PeerLiveness {
     /// ([`Liveness::on_frame`](super::Liveness::on_frame)), so it may lie
     /// ahead.
     traffic: Micros,
-    /// The link's generation, its low 32 bits (all a lazily cancelled
+    /// The link's generation, its low 31 bits (all a lazily cancelled
     /// `Ping` timer compares, see `low_bits` in the module above). Held
     /// here, in room `misses` leaves, rather than as a 64-bit field of the
     /// link: a link is 64 bytes, not 72.
@@ -75,7 +75,7 @@ impl PeerLiveness {
         }
     }
 
-    /// The link's generation, its low 32 bits.
+    /// The link's generation, its low 31 bits.
     pub(crate) fn generation(&self) -> u32 {
         self.generation
     }
@@ -85,9 +85,16 @@ impl PeerLiveness {
         self.outstanding.push((nonce, now));
     }
 
-    /// Whether `nonce` is still awaited.
-    pub(crate) fn awaits(&self, nonce: u64) -> bool {
-        self.outstanding.iter().any(|&(n, _)| n == nonce)
+    /// The nonce of the ping still awaited whose low
+    /// [`NONCE_BITS`](super::NONCE_BITS) bits are `low`, if any (what a
+    /// queued `PongDue` keeps of its nonce: the pings awaited at once are a
+    /// peer's last few, apart by far less than 2^30).
+    pub(crate) fn awaited(&self, low: u64) -> Option<u64> {
+        let mask = (1u64 << super::NONCE_BITS) - 1;
+        self.outstanding
+            .iter()
+            .map(|&(n, _)| n)
+            .find(|n| n & mask == low)
     }
 
     /// A pong arrived. A late pong (already counted as a miss) gives no

@@ -56,36 +56,41 @@ pub(crate) struct CacheEntry {
     /// bytes where a `SmallVec` of one took 40, in every entry of every
     /// node's cache.
     pub(crate) addrs: Addrs,
-    /// The addresses came from the node itself (its `Hello`), not from
-    /// gossip.
-    pub(crate) confirmed: bool,
-    /// Failed dials since the last established session.
-    pub(crate) failures: u32,
     /// No dial before this.
     pub(crate) next_dial_at: Instant,
-    /// The application asked for this peer: it is redialled whenever it is
-    /// not connected, whatever the peer count.
-    pub(crate) wanted: bool,
     /// When a session with it was last established, in microseconds;
     /// `u64::MAX` if never (8 bytes rather than the 16 of an
     /// `Option<Instant>`: see [`CacheEntry::last_connected`]).
     last_connected: u64,
-    /// It was up and was lost to a fault (reset, silence): it is redialled
-    /// even when the node is at its target, until it is back or
-    /// [`LOST_REDIALS`] dials have failed. This is what reconnects two
-    /// halves of a network that each filled up on their own side (py2p
-    /// issue #58).
-    pub(crate) lost: bool,
-    /// This node dialled it and authenticated it: it is in the tried
-    /// table (else in the new one).
-    pub(crate) tried: bool,
-    /// Its cell in its table's grid; `None` for a *guest*: a connected
-    /// peer that found no cell, kept only while it is connected (the
-    /// other components need the address of every peer that is up). A
-    /// `u32` (a grid has `max_known_peers` cells, far fewer than 2^32):
-    /// 8 bytes where an `Option<usize>` takes 16.
-    cell: Option<u32>,
+    /// Its cell in its table's grid, or [`NO_CELL`] for a *guest*: a
+    /// connected peer that found no cell, kept only while it is connected
+    /// (the other components need the address of every peer that is up).
+    /// A `u32` (a grid has `max_known_peers` cells, far fewer than 2^32)
+    /// and a sentinel: 4 bytes where an `Option<u32>` takes 8.
+    cell: u32,
+    /// Failed dials since the last established session
+    /// ([`CacheEntry::failures`]): a `u16` that saturates. What reads it
+    /// compares it with 3 and 8 (`TRIED_EVICT_FAILURES`, `LOST_REDIALS`),
+    /// caps the redial backoff's exponent at 32, and orders entries by it;
+    /// 65,535 failed dials in a row are days of redials at the backoff's
+    /// cap, and past them the order among such entries is by the next key.
+    failures: u16,
+    /// `CONFIRMED`, `WANTED`, `LOST` and `TRIED` (one byte where four
+    /// `bool`s took four: with the `u16` and the sentinel, an entry is 40
+    /// bytes, was 48; a chord member holds ~50 entries, guests included).
+    flags: u8,
 }
+
+/// [`CacheEntry::confirmed`].
+const CONFIRMED: u8 = 1;
+/// [`CacheEntry::wanted`].
+const WANTED: u8 = 2;
+/// [`CacheEntry::lost`].
+const LOST: u8 = 4;
+/// [`CacheEntry::tried`].
+const TRIED: u8 = 8;
+/// [`CacheEntry::cell`]: none (a guest).
+const NO_CELL: u32 = u32::MAX;
 
 /// A cache entry's listen addresses (at most [`MAX_LISTEN_ADDRS`]) in 16
 /// bytes: none, one IPv4 address inline, or any other list (IPv6, several
@@ -157,11 +162,88 @@ impl CacheEntry {
     }
 
     fn cell(&self) -> Option<usize> {
-        self.cell.map(|cell| cell as usize)
+        (self.cell != NO_CELL).then_some(self.cell as usize)
     }
 
     fn set_cell(&mut self, cell: usize) {
-        self.cell = Some(cell as u32);
+        debug_assert!(cell < NO_CELL as usize);
+        self.cell = cell as u32;
+    }
+
+    /// Makes it a guest (no cell).
+    fn clear_cell(&mut self) {
+        self.cell = NO_CELL;
+    }
+
+    fn flag(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    fn set_flag(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+    }
+
+    /// The addresses came from the node itself (its `Hello`), not from
+    /// gossip.
+    pub(crate) fn confirmed(&self) -> bool {
+        self.flag(CONFIRMED)
+    }
+
+    pub(crate) fn set_confirmed(&mut self, on: bool) {
+        self.set_flag(CONFIRMED, on);
+    }
+
+    /// The application asked for this peer: it is redialled whenever it is
+    /// not connected, whatever the peer count.
+    pub(crate) fn wanted(&self) -> bool {
+        self.flag(WANTED)
+    }
+
+    pub(crate) fn set_wanted(&mut self, on: bool) {
+        self.set_flag(WANTED, on);
+    }
+
+    /// It was up and was lost to a fault (reset, silence): it is redialled
+    /// even when the node is at its target, until it is back or
+    /// [`LOST_REDIALS`] dials have failed. This is what reconnects two
+    /// halves of a network that each filled up on their own side (py2p
+    /// issue #58).
+    pub(crate) fn lost(&self) -> bool {
+        self.flag(LOST)
+    }
+
+    pub(crate) fn set_lost(&mut self, on: bool) {
+        self.set_flag(LOST, on);
+    }
+
+    /// This node dialled it and authenticated it: it is in the tried
+    /// table (else in the new one).
+    pub(crate) fn tried(&self) -> bool {
+        self.flag(TRIED)
+    }
+
+    fn set_tried(&mut self, on: bool) {
+        self.set_flag(TRIED, on);
+    }
+
+    /// Failed dials since the last established session (saturating at
+    /// `u16::MAX`).
+    pub(crate) fn failures(&self) -> u32 {
+        u32::from(self.failures)
+    }
+
+    /// A dial failed.
+    pub(crate) fn dial_failed(&mut self) {
+        self.failures = self.failures.saturating_add(1);
+    }
+
+    /// A session was established: no failures since.
+    pub(crate) fn clear_failures(&mut self) {
+        self.failures = 0;
     }
 }
 
@@ -398,7 +480,7 @@ impl PeerCache {
 
     /// Entries in the tried table (and tried ones pinned).
     pub(crate) fn tried_len(&self) -> usize {
-        self.entries.values().filter(|e| e.tried).count()
+        self.entries.values().filter(|e| e.tried()).count()
     }
 
     pub(crate) fn get(&self, id: &NodeId) -> Option<&CacheEntry> {
@@ -507,8 +589,8 @@ impl PeerCache {
             })
             .max_by_key(|(_, id, e)| {
                 (
-                    !e.wanted,
-                    e.failures,
+                    !e.wanted(),
+                    e.failures(),
                     core::cmp::Reverse(e.last_connected()),
                     core::cmp::Reverse(*id),
                 )
@@ -522,7 +604,7 @@ impl PeerCache {
     fn new_occupant_yields(&self, id: &NodeId, force: bool) -> bool {
         self.entries
             .get(id)
-            .is_none_or(|e| !e.wanted && (force || e.failures > 0))
+            .is_none_or(|e| !e.wanted() && (force || e.failures() > 0))
     }
 
     /// Whether a tried entry may give way to a newly tried peer: not wanted,
@@ -530,14 +612,14 @@ impl PeerCache {
     fn tried_occupant_yields(&self, id: &NodeId, force: bool) -> bool {
         self.entries
             .get(id)
-            .is_none_or(|e| !e.wanted && (force || e.failures >= TRIED_EVICT_FAILURES))
+            .is_none_or(|e| !e.wanted() && (force || e.failures() >= TRIED_EVICT_FAILURES))
     }
 
     /// Removes `id` from its cell and the index.
     fn take(&mut self, id: &NodeId) -> Option<CacheEntry> {
         let entry = self.entries.remove(id)?;
         match entry.cell() {
-            Some(cell) if entry.tried => self.tried.clear(cell),
+            Some(cell) if entry.tried() => self.tried.clear(cell),
             Some(cell) => self.new.clear(cell),
             None => self.guests -= 1,
         }
@@ -552,7 +634,7 @@ impl PeerCache {
         let mut gone: Vec<NodeId> = self
             .entries
             .iter()
-            .filter(|(id, e)| e.cell.is_none() && !is_up(id))
+            .filter(|(id, e)| e.cell().is_none() && !is_up(id))
             .map(|(&id, _)| id)
             .collect();
         gone.sort_unstable();
@@ -569,8 +651,8 @@ impl PeerCache {
             debug!(peer = %id.short(), "peer cache: no slot and no guest room; entry dropped");
             return;
         }
-        entry.tried = false;
-        entry.cell = None;
+        entry.set_tried(false);
+        entry.clear_cell();
         self.guests += 1;
         self.entries.insert(id, entry);
     }
@@ -616,7 +698,7 @@ impl PeerCache {
             self.evicted += 1;
             debug!(peer = %occupant.short(), "peer cache: entry replaced in new");
         }
-        entry.tried = false;
+        entry.set_tried(false);
         entry.set_cell(cell);
         self.new.put(cell, id);
         self.entries.insert(id, entry);
@@ -657,7 +739,7 @@ impl PeerCache {
         let Some(entry) = self.entries.get(&id) else {
             return false;
         };
-        if entry.tried {
+        if entry.tried() {
             return true;
         }
         let own = entry_group(entry.addrs.first(), &[0; 5]);
@@ -667,7 +749,7 @@ impl PeerCache {
         let Some(mut entry) = self.take(&id) else {
             return false;
         };
-        entry.tried = true;
+        entry.set_tried(true);
         entry.set_cell(cell);
         self.tried.put(cell, id);
         self.entries.insert(id, entry);
@@ -686,7 +768,7 @@ impl PeerCache {
     ) -> Result<(), CacheEntry> {
         let own = entry_group(entry.addrs.first(), source_group);
         if let Some(cell) = self.free_tried_cell(id, &own, force) {
-            entry.tried = true;
+            entry.set_tried(true);
             entry.set_cell(cell);
             self.tried.put(cell, id);
             self.entries.insert(id, entry);
@@ -698,14 +780,11 @@ impl PeerCache {
     fn fresh(addrs: &[SocketAddr], now: Instant) -> CacheEntry {
         CacheEntry {
             addrs: addrs.iter().take(MAX_LISTEN_ADDRS).copied().collect(),
-            confirmed: false,
-            failures: 0,
             next_dial_at: now,
-            wanted: false,
             last_connected: u64::MAX,
-            lost: false,
-            tried: false,
-            cell: None,
+            cell: NO_CELL,
+            failures: 0,
+            flags: 0,
         }
     }
 
@@ -733,22 +812,24 @@ impl PeerCache {
         if let Some(entry) = self.entries.get_mut(&id) {
             if !addrs.is_empty() {
                 entry.addrs = addrs.iter().take(MAX_LISTEN_ADDRS).copied().collect();
-                entry.confirmed = true;
+                entry.set_confirmed(true);
             }
-            entry.failures = 0;
+            entry.clear_failures();
             entry.last_connected = now.as_micros();
-            entry.lost = false;
-            entry.wanted |= wanted;
-            let force = entry.wanted;
+            entry.set_lost(false);
+            if wanted {
+                entry.set_wanted(true);
+            }
+            let force = entry.wanted();
             if outbound {
                 self.promote(id, force);
             }
             return;
         }
         let mut entry = Self::fresh(addrs, now);
-        entry.confirmed = !addrs.is_empty();
+        entry.set_confirmed(!addrs.is_empty());
         entry.last_connected = now.as_micros();
-        entry.wanted = wanted;
+        entry.set_wanted(wanted);
         let placed = if outbound {
             self.try_place_dialled(id, entry, &source, wanted)
         } else {
@@ -773,7 +854,7 @@ impl PeerCache {
         }
         if let Some(known) = self.entries.get_mut(&entry.id) {
             // A node's own word beats gossip; gossip fills a blank.
-            if known.confirmed || known.addrs.is(&entry.addrs) {
+            if known.confirmed() || known.addrs.is(&entry.addrs) {
                 return false;
             }
             known.addrs = entry.addrs.iter().take(MAX_LISTEN_ADDRS).copied().collect();
@@ -802,7 +883,7 @@ impl PeerCache {
         if !peer.tried {
             return learnt;
         }
-        if self.entries.get(&peer.id).is_some_and(|e| e.tried) {
+        if self.entries.get(&peer.id).is_some_and(|e| e.tried()) {
             return learnt;
         }
         if self.entries.contains_key(&peer.id) {
@@ -817,7 +898,7 @@ impl PeerCache {
         match self.free_tried_cell(peer.id, &own, false) {
             Some(cell) => {
                 let mut fresh = fresh;
-                fresh.tried = true;
+                fresh.set_tried(true);
                 fresh.set_cell(cell);
                 self.tried.put(cell, peer.id);
                 self.entries.insert(peer.id, fresh);
@@ -853,11 +934,11 @@ impl PeerCache {
         let mut out: Vec<KnownPeer> = self
             .entries
             .iter()
-            .filter(|(_, p)| !p.addrs.is_empty() && p.cell.is_some())
+            .filter(|(_, p)| !p.addrs.is_empty() && p.cell().is_some())
             .map(|(&id, p)| KnownPeer {
                 id,
                 addrs: p.addrs.iter().collect(),
-                tried: p.tried,
+                tried: p.tried(),
             })
             .collect();
         out.sort_unstable_by_key(|e| (!e.tried, e.id));
@@ -1067,8 +1148,8 @@ mod tests {
         c.confirm(NodeId::from_u128(1), &[a], true, a, false, now);
         let b = addr(10, 1, 0, 1);
         c.confirm(NodeId::from_u128(2), &[b], false, b, false, now);
-        assert!(c.get(&NodeId::from_u128(1)).is_some_and(|e| e.tried));
-        assert!(c.get(&NodeId::from_u128(2)).is_some_and(|e| !e.tried));
+        assert!(c.get(&NodeId::from_u128(1)).is_some_and(|e| e.tried()));
+        assert!(c.get(&NodeId::from_u128(2)).is_some_and(|e| !e.tried()));
         let known = c.export_known();
         assert_eq!(known[0].id, NodeId::from_u128(1));
         assert!(known[0].tried && !known[1].tried);
@@ -1092,7 +1173,9 @@ mod tests {
         assert_eq!(before.len(), stored.len());
         // A failing one gives way.
         for id in &before {
-            c.get_mut(id).expect("known").failures = 2;
+            let e = c.get_mut(id).expect("known");
+            e.dial_failed();
+            e.dial_failed();
         }
         let evicted = c.evicted;
         for n in 200..400 {
@@ -1126,7 +1209,7 @@ mod tests {
         while tried.len() < 2 {
             let a = addr(10, n as u8, 0, 1);
             c.confirm(NodeId::from_u128(n), &[a], true, a, false, now);
-            if c.get(&NodeId::from_u128(n)).is_some_and(|e| e.tried) {
+            if c.get(&NodeId::from_u128(n)).is_some_and(|e| e.tried()) {
                 tried.push(NodeId::from_u128(n));
             }
             n += 1;
@@ -1136,16 +1219,19 @@ mod tests {
             let a = addr(11, m as u8, 0, 1);
             c.confirm(NodeId::from_u128(m), &[a], true, a, false, now);
         }
-        assert!(tried.iter().all(|id| c.get(id).is_some_and(|e| e.tried)));
+        assert!(tried.iter().all(|id| c.get(id).is_some_and(|e| e.tried())));
         // Once failing, one gives way and stays known, in new.
         for id in &tried {
-            c.get_mut(id).expect("known").failures = TRIED_EVICT_FAILURES;
+            let e = c.get_mut(id).expect("known");
+            for _ in 0..TRIED_EVICT_FAILURES {
+                e.dial_failed();
+            }
         }
         for m in 200..240u128 {
             let a = addr(12, m as u8, 0, 1);
             c.confirm(NodeId::from_u128(m), &[a], true, a, false, now);
         }
-        assert!(tried.iter().all(|id| c.get(id).is_none_or(|e| !e.tried)));
+        assert!(tried.iter().all(|id| c.get(id).is_none_or(|e| !e.tried())));
         assert_eq!(c.tried_len(), 2);
     }
 
@@ -1158,7 +1244,7 @@ mod tests {
             tried: true,
         };
         assert!(c.restore(&k, Instant::ZERO));
-        assert!(c.get(&k.id).is_some_and(|e| e.tried));
+        assert!(c.get(&k.id).is_some_and(|e| e.tried()));
         assert_eq!(c.export_known(), vec![k]);
     }
 
@@ -1177,7 +1263,7 @@ mod tests {
         let wanted = NodeId::from_u128(1000);
         let a = addr(10, 7, 0, 1);
         c.confirm(wanted, &[a], false, a, true, now);
-        assert!(c.get(&wanted).is_some_and(|e| e.wanted));
+        assert!(c.get(&wanted).is_some_and(|e| e.wanted()));
         assert_eq!(c.refused, refused);
         assert!(c.len() <= 8);
     }
@@ -1241,7 +1327,7 @@ mod tests {
                 match op {
                     Op::Gossip(n, a) => {
                         let e = entry(n, SocketAddr::from((a, 1)));
-                        if c.learn(&e, Some(source), now) && !c.get(&e.id).is_some_and(|k| k.confirmed) {
+                        if c.learn(&e, Some(source), now) && !c.get(&e.id).is_some_and(|k| k.confirmed()) {
                             gossip.insert(e.id);
                         }
                     }
@@ -1255,7 +1341,7 @@ mod tests {
                         if let Some(id) = tried.get(usize::from(i) % tried.len().max(1))
                             && let Some(e) = c.get_mut(id)
                         {
-                            e.failures += 1;
+                            e.dial_failed();
                         }
                     }
                 }
@@ -1264,14 +1350,14 @@ mod tests {
                 prop_assert!(c.new.used <= c.new.cells());
             }
             for id in &tried {
-                prop_assert!(c.get(id).is_some_and(|e| e.tried), "tried entry lost");
+                prop_assert!(c.get(id).is_some_and(|e| e.tried()), "tried entry lost");
             }
             // Gossip from one source fills at most its own buckets.
             let sg = group(&source);
             let mut buckets: Vec<usize> = gossip
                 .iter()
                 .filter_map(|id| c.get(id))
-                .filter(|e| !e.tried)
+                .filter(|e| !e.tried())
                 .filter_map(|e| e.cell().map(|cell| cell / c.new.slots))
                 .collect();
             buckets.sort_unstable();

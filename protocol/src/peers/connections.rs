@@ -95,7 +95,7 @@ impl Net {
         if let Some(peer) = peer
             && let Some(known) = self.cache.get_mut(&peer)
         {
-            known.wanted = true;
+            known.set_wanted(true);
         }
         let first = self.dial_all(addrs, peer, true, None);
         Ok(match addrs.len() {
@@ -770,7 +770,7 @@ impl Net {
         );
         if let Some(known) = self.cache.get_mut(&peer) {
             known.next_dial_at = self.now + redial_delay(&self.config.peers, 0, &mut self.rng);
-            known.lost = fault;
+            known.set_lost(fault);
         }
         up.peer_down(self, peer, &reason);
         self.push_event(PeersEvent::Down { peer, reason });
@@ -819,8 +819,10 @@ impl Net {
     ) -> Result<Accepted, PeersError> {
         let conns = self.sorted_conns(|c| c.peer() == Some(peer) || c.expected() == Some(peer));
         let was_wanted = self.cache.get_mut(&peer).is_some_and(|known| {
-            known.lost = false;
-            core::mem::replace(&mut known.wanted, false)
+            known.set_lost(false);
+            let was = known.wanted();
+            known.set_wanted(false);
+            was
         });
         if conns.is_empty() && !was_wanted {
             return Err(PeersError::NotConnected(peer));
@@ -955,9 +957,9 @@ impl Net {
         if addrs.is_empty() || self.dial_refusal(addrs.len()).is_some() {
             return false;
         }
-        let delay = redial_delay(&self.config.peers, known.failures, &mut self.rng);
+        let delay = redial_delay(&self.config.peers, known.failures(), &mut self.rng);
         if let Some(known) = self.cache.get_mut(&peer) {
-            known.failures = known.failures.saturating_add(1);
+            known.dial_failed();
             known.next_dial_at = self.now + delay;
         }
         self.dial_all(&addrs, Some(peer), false, None);

@@ -47,10 +47,10 @@ impl Net {
             {
                 continue;
             }
-            if known.wanted || (known.lost && known.failures < LOST_REDIALS) {
+            if known.wanted() || (known.lost() && known.failures() < LOST_REDIALS) {
                 wanted.push(id);
             } else {
-                candidates.push((known.failures, !known.tried, id));
+                candidates.push((known.failures(), !known.tried(), id));
             }
         }
         wanted.sort_unstable();

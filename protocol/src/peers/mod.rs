@@ -38,7 +38,7 @@ use foldhash::fast::FixedState;
 
 pub use api::{AdmissionReason, KnownPeer, PeersCommand, PeersError, PeersEvent, PeersStats};
 use budget::ReceiveBudget;
-pub(crate) use cache::PeerCache;
+pub(crate) use cache::{Addrs, PeerCache};
 pub use config::{AdmissionConfig, PeersConfig};
 
 use crate::cx::{Cx, LinkView, SendError};
@@ -679,7 +679,7 @@ impl Net {
     /// Whether the application asked for `peer` (it is redialled whatever
     /// the peer count).
     pub(crate) fn is_wanted(&self, peer: NodeId) -> bool {
-        self.cache.get(&peer).is_some_and(|k| k.wanted)
+        self.cache.get(&peer).is_some_and(|k| k.wanted())
     }
 
     /// Whether `conn` was dialled by this node or accepted.
@@ -1100,14 +1100,21 @@ mod layout_tests {
         // A peer cache entry (a chord member holds ~46, guests included):
         // its listen addresses in 16 bytes.
         assert_eq!(size_of::<super::cache::Addrs>(), 16);
-        assert_eq!(size_of::<super::cache::CacheEntry>(), 48);
+        // 40: its cell a `u32` with a sentinel, its failures a saturating
+        // `u16`, its four flags one byte.
+        assert_eq!(size_of::<super::cache::CacheEntry>(), 40);
         assert!(size_of::<super::Handshake>() <= 24);
         assert_eq!(size_of::<Option<crate::session::Session>>(), 88);
         assert_eq!(size_of::<super::PeerLink>(), 64);
-        assert_eq!(size_of::<crate::liveness::QueuedTimer>(), 24);
+        // 20 bytes aligned to 4 (the id as bytes, one 32-bit word), so
+        // that with a 32-bit sequence number an entry is 32 bytes, was 40.
+        assert_eq!(size_of::<crate::liveness::QueuedTimer>(), 20);
         assert_eq!(
             size_of::<crate::timer::Entry<crate::liveness::QueuedTimer>>(),
-            40
+            32
         );
+        // A node holds a dozen queues (a chord member's ring three more):
+        // the heap, the last sequence number, the sweep's mark.
+        assert_eq!(size_of::<crate::timer::DeadlineQueue<u8>>(), 40);
     }
 }
