@@ -349,6 +349,54 @@ mod faults {
     }
 }
 
+/// Found by the fault proptest (n = 13, seed = 129, crashed = {1, 4, 5},
+/// senders = [2, 6, 2]): a node cut off while its peer closed the
+/// connection the peer had dialled comes back still holding that
+/// connection (its close was never heard). The peer dials again; two
+/// connections dialled by the peer wait for the peer to say which it keeps,
+/// and it never does, as it holds only the new one. The node went on
+/// sending to that peer, grafts included, on the dead connection, while the
+/// peer's pings on the new one kept it looking alive: the recovered nodes
+/// missed every later broadcast. Now the new connection takes over after
+/// `handshake_timeout` (spec/peers.md, "One connection per peer").
+#[test]
+fn a_node_back_from_a_cut_drops_the_connections_its_peers_closed() {
+    let n = 13;
+    let mut net = joined(n, true, 129);
+    let crashed = [1, 4, 5];
+    for &i in &crashed {
+        net.crash(i);
+    }
+    for s in [2, 6, 2] {
+        broadcast(&mut net, s, b"during");
+        net.run_for(Duration::from_millis(700));
+    }
+    net.run_for(Duration::from_secs(6));
+    for &i in &crashed {
+        net.recover(i);
+    }
+    net.run_for(Duration::from_secs(90));
+    // Settled: one connection per peer everywhere, and it stays so (the
+    // cut-off nodes held dead connections their peers kept redialling
+    // around: a new one drained as a duplicate every 10 s, for ever).
+    for _ in 0..3 {
+        for i in 0..n {
+            assert_eq!(
+                net.node(i).connection_count(),
+                net.node(i).connected_peers().len(),
+                "node {i}: one connection per peer, once quiet"
+            );
+        }
+        net.run_for(Duration::from_secs(7));
+    }
+    let id = broadcast(&mut net, 0, b"quiet");
+    net.run_for(Duration::from_secs(10));
+    let got = deliveries(&net, n, id);
+    for i in 1..n {
+        assert_eq!(got[i], 1, "node {i} after the cut: {got:?}");
+    }
+}
+
 #[test]
 fn a_peer_repeating_a_graft_gets_the_broadcast_once() {
     // A Graft costs its sender a few bytes and asks for a whole kept

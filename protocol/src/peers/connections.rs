@@ -646,7 +646,13 @@ impl Net {
         } else if new_mine {
             false
         } else {
-            // Both dialled by the peer: it decides, we keep both meanwhile.
+            // Both dialled by the peer: it decides, we keep both meanwhile,
+            // for `handshake_timeout` at most (`peer_never_chose`).
+            let serial = self.conns[&conn].serial;
+            self.arm(
+                self.now + self.config.session.handshake_timeout,
+                Timer::PeerChoice { conn, serial },
+            );
             return;
         };
         self.stats.duplicate_connections += 1;
@@ -661,6 +667,40 @@ impl Net {
         } else {
             self.drain(conn, up);
         }
+    }
+
+    /// The peer dialled `conn` while an earlier connection it dialled was
+    /// its connection here, and in `handshake_timeout` has said nothing
+    /// about either: it would have, at once (it keeps the one it
+    /// established first and says `Goodbye(Duplicate)` on the other), had
+    /// it held both. So it no longer holds the earlier one: it closed it
+    /// while this node could not hear (through a partition, or while this
+    /// node was stopped), and a closed TCP connection whose close was lost
+    /// can look open here for many minutes. Everything sent on it would
+    /// be lost while the peer's own traffic, on `conn`, keeps it looking
+    /// alive. `conn` becomes the peer's connection and the earlier one is
+    /// drained (spec/peers.md, "One connection per peer").
+    pub(super) fn peer_never_chose(&mut self, conn: ConnId, serial: u32, up: &mut dyn Upcalls) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if c.serial != serial || c.draining || c.peer_draining {
+            return;
+        }
+        let Some(peer) = c.peer() else {
+            return;
+        };
+        let Some(link) = self.links.get_mut(&peer) else {
+            return;
+        };
+        let existing = link.conn;
+        if existing == conn {
+            return;
+        }
+        link.conn = conn;
+        self.stats.duplicate_connections += 1;
+        info!(peer = %peer.short(), kept = %conn, retired = %existing, "peer never chose between two connections it dialled: keeping the newer");
+        self.drain(existing, up);
     }
 
     /// Retires a duplicate without losing what is in flight on it: send
@@ -1206,11 +1246,17 @@ impl Net {
         let Some(from) = self.conns.get(&conn).and_then(|c| c.peer()) else {
             return false;
         };
-        // Any frame from the peer proves it alive (liveness rides on
-        // traffic: only idle links are pinged, and an idle link by one end).
-        let ping = matches!(message, Message::Ping(_));
-        let ping_timeout = self.config.liveness.ping_timeout;
-        crate::liveness::Liveness::on_frame(self, from, ping, ping_timeout);
+        // Any frame from the peer on its connection proves it alive
+        // (liveness rides on traffic: only idle links are pinged, and an
+        // idle link by one end). Not one on another connection (a
+        // duplicate): the link's own connection may be dead at the far end
+        // (closed there while this node could not hear), and the peer's
+        // traffic elsewhere would hide that for good.
+        if self.links.get(&from).is_some_and(|l| l.conn == conn) {
+            let ping = matches!(message, Message::Ping(_));
+            let ping_timeout = self.config.liveness.ping_timeout;
+            crate::liveness::Liveness::on_frame(self, from, ping, ping_timeout);
+        }
         match message {
             Message::Goodbye(Goodbye {
                 reason: GoodbyeReason::Duplicate,

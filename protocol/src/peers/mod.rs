@@ -135,6 +135,10 @@ pub(crate) enum Timer {
     Handshake { conn: ConnId, serial: u32 },
     /// The duplicate `conn` has drained long enough.
     Drain { conn: ConnId, serial: u32 },
+    /// The peer dialled `conn` while another connection it dialled was its
+    /// connection here, and has had `handshake_timeout` to say which it
+    /// keeps (see [`Net::peer_never_chose`]).
+    PeerChoice { conn: ConnId, serial: u32 },
     /// The maintenance round.
     Maintenance,
     /// `conn` (this one, by serial) stopped reading to wait for receive
@@ -742,6 +746,9 @@ impl Net {
             Timer::Drain { conn, serial } => {
                 conn_is(conn, serial, |c| c.draining || c.peer_draining)
             }
+            Timer::PeerChoice { conn, serial } => conn_is(conn, serial, |c| {
+                c.peer().is_some() && !c.draining && !c.peer_draining
+            }),
             Timer::Maintenance => true,
             Timer::ResumeRead { conn, serial } => conn_is(conn, serial, |c| {
                 c.session.as_ref().is_some_and(Session::is_waiting)
@@ -782,6 +789,7 @@ impl Net {
                 true,
                 up,
             ),
+            Timer::PeerChoice { conn, serial } => self.peer_never_chose(conn, serial, up),
             Timer::ResumeRead { conn, serial } => {
                 if self.reading.is_empty() {
                     self.on_received(conn, Bytes::new(), up);
