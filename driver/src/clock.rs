@@ -41,8 +41,15 @@ impl Clock {
     /// The protocol instant of wall-clock `at` (truncated to the
     /// microsecond).
     pub fn instant(&self, at: StdInstant) -> Instant {
-        let micros = at.saturating_duration_since(self.epoch).as_micros();
-        Instant::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
+        // In `u64`, not through `Duration::as_micros`'s `u128` (read twice
+        // a turn by an adapter); the same value, saturating alike.
+        let since = at.saturating_duration_since(self.epoch);
+        let micros = since
+            .as_secs()
+            .checked_mul(1_000_000)
+            .and_then(|m| m.checked_add(u64::from(since.subsec_micros())))
+            .unwrap_or(u64::MAX);
+        Instant::from_micros(micros)
     }
 
     /// When protocol instant `at` falls on the wall clock; `None` if it is

@@ -170,8 +170,9 @@ impl Liveness {
     }
 
     /// Whether `timer` still guards something (cancelled timers stay queued
-    /// until they surface).
-    pub(crate) fn is_live(cx: &dyn Cx, timer: &QueuedTimer) -> bool {
+    /// until they surface). Generic so that the node's tidying after every call (with the
+    /// `Net` itself) looks the link up without a virtual call.
+    pub(crate) fn is_live<C: Cx + ?Sized>(cx: &C, timer: &QueuedTimer) -> bool {
         match Timer::from(*timer) {
             Timer::Ping { peer, generation } => {
                 cx.link(peer).is_some_and(|l| l.generation == generation)

@@ -736,31 +736,16 @@ impl Net {
 
     /// Whether `timer` still guards something.
     pub(crate) fn is_live(&self, timer: &Timer) -> bool {
-        let conn_is = |conn, serial, f: fn(&Connection) -> bool| {
-            self.conns
-                .get(&conn)
-                .is_some_and(|c| c.serial == serial && f(c))
-        };
-        match *timer {
-            Timer::Handshake { conn, serial } => conn_is(conn, serial, |c| c.peer().is_none()),
-            Timer::Drain { conn, serial } => {
-                conn_is(conn, serial, |c| c.draining || c.peer_draining)
-            }
-            Timer::PeerChoice { conn, serial } => conn_is(conn, serial, |c| {
-                c.peer().is_some() && !c.draining && !c.peer_draining
-            }),
-            Timer::Maintenance => true,
-            Timer::ResumeRead { conn, serial } => conn_is(conn, serial, |c| {
-                c.session.as_ref().is_some_and(Session::is_waiting)
-            }),
-        }
+        timer_is_live(&self.conns, timer)
     }
 
     /// Drops cancelled timers (see [`DeadlineQueue::tidy`]).
     pub(crate) fn tidy_timers(&mut self) {
-        let mut timers = core::mem::take(&mut self.timers);
-        timers.tidy(|timer| self.is_live(timer));
-        self.timers = timers;
+        // The queue and the table borrowed apart: moving the queue out of
+        // `self` and back, to call `is_live`, cost ~25 instructions a call
+        // (four calls a request/response round trip).
+        let conns = &self.conns;
+        self.timers.tidy(|timer| timer_is_live(conns, timer));
     }
 
     /// A timer fired.
@@ -1071,6 +1056,24 @@ impl Cx for Net {
 
     fn push_event(&mut self, event: Event) {
         Net::push_event(self, event);
+    }
+}
+
+/// Whether `timer` still guards something, by the connections it names.
+fn timer_is_live(conns: &table::ConnTable, timer: &Timer) -> bool {
+    let conn_is = |conn, serial, f: fn(&Connection) -> bool| {
+        conns.get(&conn).is_some_and(|c| c.serial == serial && f(c))
+    };
+    match *timer {
+        Timer::Handshake { conn, serial } => conn_is(conn, serial, |c| c.peer().is_none()),
+        Timer::Drain { conn, serial } => conn_is(conn, serial, |c| c.draining || c.peer_draining),
+        Timer::PeerChoice { conn, serial } => conn_is(conn, serial, |c| {
+            c.peer().is_some() && !c.draining && !c.peer_draining
+        }),
+        Timer::Maintenance => true,
+        Timer::ResumeRead { conn, serial } => conn_is(conn, serial, |c| {
+            c.session.as_ref().is_some_and(Session::is_waiting)
+        }),
     }
 }
 
