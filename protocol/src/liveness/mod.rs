@@ -345,18 +345,23 @@ impl Liveness {
     /// later, comes first while the round trip is under `ping_timeout`,
     /// and if it does not come this node pings on its own
     /// (spec/liveness.md §2).
-    pub(crate) fn on_frame(cx: &mut dyn Cx, from: NodeId, ping: bool, ping_timeout: Duration) {
-        let now = cx.now();
+    /// `liveness` is the link's to `from`, `now` and `me` the node's.
+    pub(crate) fn on_frame(
+        liveness: &mut peer::PeerLiveness,
+        now: Instant,
+        me: NodeId,
+        from: NodeId,
+        ping: bool,
+        ping_timeout: Duration,
+    ) {
         let traffic = if !ping {
             Some(now)
-        } else if from < cx.me() {
+        } else if from < me {
             Some(now + ping_timeout)
         } else {
             None
         };
-        if let Some(liveness) = cx.liveness_mut(from)
-            && liveness.heard(now, traffic) == Verdict::Recovered
-        {
+        if liveness.heard(now, traffic) == Verdict::Recovered {
             info!(peer = %from.short(), "suspect peer was heard from again");
         }
     }

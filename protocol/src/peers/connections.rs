@@ -1252,10 +1252,22 @@ impl Net {
         // duplicate): the link's own connection may be dead at the far end
         // (closed there while this node could not hear), and the peer's
         // traffic elsewhere would hide that for good.
-        if self.links.get(&from).is_some_and(|l| l.conn == conn) {
+        // The link looked up once, here (its liveness was looked up again
+        // through `Cx`, a second search of the peer table every frame).
+        let (now, me) = (self.now, self.id);
+        let ping_timeout = self.config.liveness.ping_timeout;
+        if let Some(link) = self.links.get_mut(&from)
+            && link.conn == conn
+        {
             let ping = matches!(message, Message::Ping(_));
-            let ping_timeout = self.config.liveness.ping_timeout;
-            crate::liveness::Liveness::on_frame(self, from, ping, ping_timeout);
+            crate::liveness::Liveness::on_frame(
+                &mut link.liveness,
+                now,
+                me,
+                from,
+                ping,
+                ping_timeout,
+            );
         }
         match message {
             Message::Goodbye(Goodbye {
