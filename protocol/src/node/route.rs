@@ -414,6 +414,10 @@ impl Parts {
     /// relay component, which carries it in their circuits (called before
     /// every call returns; a node without relayed connections has none).
     pub(super) fn pump_relayed(&mut self, net: &mut Net) {
+        // Called after every call; nearly always nothing is relayed.
+        if !net.has_relayed() {
+            return;
+        }
         while let Some(out) = net.take_relayed() {
             let Some(relay) = self.relay.as_deref_mut() else {
                 continue;

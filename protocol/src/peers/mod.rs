@@ -832,6 +832,12 @@ impl Net {
         }
     }
 
+    /// Whether a relayed connection's session wrote or closed something
+    /// not yet taken ([`Net::take_relayed`]).
+    pub(crate) fn has_relayed(&self) -> bool {
+        !self.relayed.is_empty()
+    }
+
     /// The next thing a relayed connection's session wrote or closed.
     pub(crate) fn take_relayed(&mut self) -> Option<RelayedOutput> {
         let next = self.relayed.pop_front();
