@@ -1091,9 +1091,32 @@ impl Net {
             let result = session.on_bytes(&self.ctx, input, &mut grant, &mut outputs);
             let mut open = true;
             for output in outputs.drain(..) {
-                if open {
-                    open = self.on_session_output(conn, output, up);
+                if !open {
+                    continue;
                 }
+                // Matched here: through a function taking the output, a
+                // message (176 bytes, a `memcpy` call) was moved once more.
+                open = match output {
+                    SessionOutput::Send(bytes) => {
+                        // Only a connection still handshaking has the record.
+                        if let Some(h) = self.conns.get_mut(&conn).and_then(|c| c.handshake_mut()) {
+                            h.answered = true;
+                        }
+                        self.push_send(conn, bytes);
+                        true
+                    }
+                    SessionOutput::Established(established) => {
+                        self.on_established(conn, *established, up)
+                    }
+                    SessionOutput::Message {
+                        message,
+                        compressed,
+                    } => {
+                        self.stats.frames_received += 1;
+                        self.stats.compressed_frames_received += u64::from(compressed);
+                        self.on_message(conn, message, up)
+                    }
+                };
             }
             if !open {
                 return;
@@ -1206,35 +1229,6 @@ impl Net {
                 debug!(%conn, %reason, "refusing a handshake");
                 self.forget(conn, reason, None, true, up);
                 false
-            }
-        }
-    }
-
-    /// Acts on one session output; returns whether the connection is still
-    /// open.
-    fn on_session_output(
-        &mut self,
-        conn: ConnId,
-        output: SessionOutput,
-        up: &mut dyn Upcalls,
-    ) -> bool {
-        match output {
-            SessionOutput::Send(bytes) => {
-                // Only a connection still handshaking has the record.
-                if let Some(h) = self.conns.get_mut(&conn).and_then(|c| c.handshake_mut()) {
-                    h.answered = true;
-                }
-                self.push_send(conn, bytes);
-                true
-            }
-            SessionOutput::Established(established) => self.on_established(conn, *established, up),
-            SessionOutput::Message {
-                message,
-                compressed,
-            } => {
-                self.stats.frames_received += 1;
-                self.stats.compressed_frames_received += u64::from(compressed);
-                self.on_message(conn, message, up)
             }
         }
     }

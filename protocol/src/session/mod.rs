@@ -415,15 +415,19 @@ impl Session {
                 decompressing: true,
             });
         }
-        let (message, compressed) = decode_body(body, lz4, ctx.max_frame_len)?;
-        if let Message::Hello(_) = message {
-            return Err(ProtocolError::UnexpectedMessage("Hello").into());
+        // Matched, not unwrapped with `?` into locals first: every move of
+        // a `Message` (176 bytes) is a `memcpy` call.
+        match decode_body(body, lz4, ctx.max_frame_len) {
+            Ok((Message::Hello(_), _)) => Err(ProtocolError::UnexpectedMessage("Hello").into()),
+            Ok((message, compressed)) => {
+                out.push(SessionOutput::Message {
+                    message,
+                    compressed,
+                });
+                Ok(())
+            }
+            Err(error) => Err(error.into()),
         }
-        out.push(SessionOutput::Message {
-            message,
-            compressed,
-        });
-        Ok(())
     }
 
     fn on_frame(

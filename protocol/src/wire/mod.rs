@@ -185,12 +185,17 @@ macro_rules! messages {
 
             /// Decodes the message selected by `tag` from all of `input`.
             pub fn decode(tag: u8, input: &mut Reader) -> Result<Message, DecodeError> {
-                let message = match tag {
-                    $(<$name as WireMessage>::TAG => Message::$name(<$name>::decode(input)?),)*
-                    other => return Err(DecodeError::UnknownTag(other)),
-                };
-                input.finish()?;
-                Ok(message)
+                // Each arm checks the input used up before it wraps its
+                // message: built in the return slot, not in a local copied
+                // there afterwards (a `Message` is 176 bytes).
+                match tag {
+                    $(<$name as WireMessage>::TAG => {
+                        let message = <$name>::decode(input)?;
+                        input.finish()?;
+                        Ok(Message::$name(message))
+                    })*
+                    other => Err(DecodeError::UnknownTag(other)),
+                }
             }
         }
 
