@@ -252,22 +252,26 @@ impl Messaging {
 
     // ----- messages -----
 
-    /// A `Direct`, `Request` or `Response` arrived from `from`.
-    pub(crate) fn on_message(&mut self, cx: &mut dyn Cx, from: NodeId, message: Message) {
-        match message {
-            Message::Direct(Direct { payload }) => {
-                cx.emit(MessagingEvent::Direct { from, payload })
-            }
-            Message::Request(Request { id, payload }) => {
-                let id = RequestId(id);
-                cx.emit(MessagingEvent::Request { from, id, payload });
-            }
-            Message::Response(Response { id, .. }) => {
-                if let Some(done) = self.requests.on_reply(from, id, message) {
-                    self.request_done(cx, done);
-                }
-            }
-            _ => {}
+    /// A `Direct` arrived from `from`.
+    pub(crate) fn on_direct(&mut self, cx: &mut dyn Cx, from: NodeId, payload: Bytes) {
+        cx.emit(MessagingEvent::Direct { from, payload });
+    }
+
+    /// A `Request` arrived from `from`.
+    pub(crate) fn on_request(&mut self, cx: &mut dyn Cx, from: NodeId, id: u64, payload: Bytes) {
+        let id = RequestId(id);
+        cx.emit(MessagingEvent::Request { from, id, payload });
+    }
+
+    /// A `Response` arrived from `from`: the end of one of our requests,
+    /// if it answers one.
+    pub(crate) fn on_response(&mut self, cx: &mut dyn Cx, from: NodeId, response: Response) {
+        let id = response.id;
+        if let Some(done) = self
+            .requests
+            .on_reply(from, id, Message::Response(response))
+        {
+            self.request_done(cx, done);
         }
     }
 

@@ -27,7 +27,7 @@ use crate::relay::{Act, Relay, RelayCommand, RelayError, RelayStats, Via};
 use crate::rpc::{Done, Failure, Outcome};
 use crate::sync::{SyncError, SyncTable};
 use crate::time::Instant;
-use crate::wire::{Capabilities, Message, ObservedAddr, Ping, Pong};
+use crate::wire::{Capabilities, Direct, Message, ObservedAddr, Ping, Pong, Request};
 use foldhash::fast::FixedState;
 
 use crate::{
@@ -971,9 +971,13 @@ impl Upcalls for Parts {
                     self.membership_changed(net);
                 }
             }
-            Message::Direct(_) | Message::Request(_) | Message::Response(_) => {
-                self.messaging.on_message(net, from, message)
+            // Taken apart here: handing the whole message on moved it (176
+            // bytes, a `memcpy` call) once more.
+            Message::Direct(Direct { payload }) => self.messaging.on_direct(net, from, payload),
+            Message::Request(Request { id, payload }) => {
+                self.messaging.on_request(net, from, id, payload)
             }
+            Message::Response(response) => self.messaging.on_response(net, from, response),
             Message::ChordGetState(_)
             | Message::ChordNotify(_)
             | Message::ChordFindSuccessor(_)
