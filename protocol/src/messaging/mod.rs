@@ -266,12 +266,15 @@ impl Messaging {
     /// A `Response` arrived from `from`: the end of one of our requests,
     /// if it answers one.
     pub(crate) fn on_response(&mut self, cx: &mut dyn Cx, from: NodeId, response: Response) {
-        let id = response.id;
-        if let Some(done) = self
-            .requests
-            .on_reply(from, id, Message::Response(response))
-        {
-            self.request_done(cx, done);
+        // What `request_done` makes of an `Outcome::Reply` of a
+        // `Response`, without wrapping the response in one.
+        if let Some(call) = self.requests.answered(from, response.id) {
+            cx.emit(MessagingEvent::Response {
+                from: call.peer.id,
+                id: RequestId(call.id),
+                payload: response.payload,
+                rtt: cx.now() - call.sent_at,
+            });
         }
     }
 

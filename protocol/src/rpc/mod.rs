@@ -91,6 +91,29 @@ pub(crate) struct Done<C> {
     pub(crate) sent_at: Instant,
 }
 
+/// A call that ended, before its outcome is attached ([`Rpc::answered`]).
+#[derive(Debug)]
+pub(crate) struct Ended<C> {
+    pub(crate) id: u64,
+    /// The peer it went to.
+    pub(crate) peer: PeerEntry,
+    pub(crate) client: C,
+    /// When the call was made.
+    pub(crate) sent_at: Instant,
+}
+
+impl<C> Ended<C> {
+    fn with(self, outcome: Outcome) -> Done<C> {
+        Done {
+            id: self.id,
+            peer: self.peer,
+            client: self.client,
+            outcome,
+            sent_at: self.sent_at,
+        }
+    }
+}
+
 /// Whether `timer` still guards a call of `calls`.
 fn live<C>(calls: &HashMap<u64, Box<Call<C>>, FixedState>, timer: &Timer) -> bool {
     match *timer {
@@ -359,17 +382,22 @@ impl<C> Rpc<C> {
 
     /// Ends call `id` with `outcome`, if it has not ended.
     pub(crate) fn take(&mut self, id: u64, outcome: Outcome) -> Option<Done<C>> {
+        self.remove(id).map(|ended| ended.with(outcome))
+    }
+
+    /// Ends call `id`, if it has not ended, handing back what the owner
+    /// needs of it.
+    fn remove(&mut self, id: u64) -> Option<Ended<C>> {
         let call = self.calls.remove(&id)?;
         if self.calls.is_empty() && self.calls.capacity() > KEPT_CALLS {
             // A burst of calls grew the table; an idle node gives the room
             // back (a simulation holds many idle nodes).
             self.calls.shrink_to(KEPT_CALLS);
         }
-        Some(Done {
+        Some(Ended {
             id,
             peer: call.peer,
             client: call.client,
-            outcome,
             sent_at: call.sent_at,
         })
     }
@@ -378,8 +406,16 @@ impl<C> Rpc<C> {
     /// one of ours that went to `from` (a peer cannot end another peer's
     /// call).
     pub(crate) fn on_reply(&mut self, from: NodeId, id: u64, message: Message) -> Option<Done<C>> {
+        self.answered(from, id)
+            .map(|ended| ended.with(Outcome::Reply(message)))
+    }
+
+    /// [`Rpc::on_reply`] without the reply: for an owner that takes the
+    /// reply apart itself (a `Message` is 176 bytes, and every move of it
+    /// through `Outcome` and `Done` is a `memcpy` call).
+    pub(crate) fn answered(&mut self, from: NodeId, id: u64) -> Option<Ended<C>> {
         match self.calls.get(&id) {
-            Some(c) if c.peer.id == from && !c.unsent => self.take(id, Outcome::Reply(message)),
+            Some(c) if c.peer.id == from && !c.unsent => self.remove(id),
             _ => {
                 self.late_replies += 1;
                 None
