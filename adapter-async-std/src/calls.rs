@@ -166,7 +166,7 @@ impl<Call> CallSender<Call> {
 
     /// As [`CallSender::send`], without waking the node loop: for a sender
     /// that sees to it that the call is taken (the transport queue's
-    /// readers, `Shared::take_queued` in the driver).
+    /// readers, `Feeder::take_queued` in the driver).
     pub(crate) async fn send_quietly(&self, call: Call) -> Result<(), Call> {
         loop {
             if self.tx.is_closed() {
@@ -194,7 +194,7 @@ impl<Call> CallSender<Call> {
 }
 
 impl<Call> CallSender<Call> {
-    /// Wakes the node loop ([`CallReceiver::ready`] returns). A wake-up
+    /// Wakes the node loop ([`CallReceiver::poll_nudged`] is ready). A wake-up
     /// not yet taken absorbs this one.
     pub(crate) fn wake(&self) {
         self.nudge.wake();

@@ -26,7 +26,6 @@ use ringmesh_driver::{ACCEPTS_PER_TURN, DirectReadPool, admit_to_backlog, transp
 use tracing::{debug, warn};
 
 use crate::calls::CallSender;
-use crate::driver::{Feed, Shared};
 
 /// Bytes asked of the socket per read, at least. Each read goes straight
 /// into the connection's [`DirectReadPool`] (as much as is left of its
@@ -116,7 +115,7 @@ impl Link {
         stream: Async<TcpStream>,
         remote: SocketAddr,
         transport: CallSender<Transport>,
-        node: Weak<Shared>,
+        node: Weak<dyn Feeder>,
     ) -> Link {
         // Frames are whole messages already; waiting to coalesce them only
         // delays pings and small requests.
@@ -369,7 +368,7 @@ async fn run_connection(
     backlog: Arc<AtomicUsize>,
     sync: Arc<SyncRequest>,
     transport: CallSender<Transport>,
-    node: Weak<Shared>,
+    node: Weak<dyn Feeder>,
 ) {
     let end = future::or(
         read_until_end(conn, &stream, &sync, &transport, &node),
@@ -407,7 +406,7 @@ async fn read_until_end(
     stream: &Async<TcpStream>,
     sync: &SyncRequest,
     transport: &CallSender<Transport>,
-    node: &Weak<Shared>,
+    node: &Weak<dyn Feeder>,
 ) -> End {
     // One pool per connection, held while it lives: one spent allocation
     // kept for reuse (the default's three are for one pool per adapter),
@@ -484,14 +483,41 @@ async fn read_into(
         .await
 }
 
+/// The node as a connection's reader sees it: something to hand a read
+/// to on the reader's own task (the node loop's shared state, in
+/// `driver.rs`). A trait, so that this module does not import the
+/// driver's, which imports this one.
+pub(crate) trait Feeder: Send + Sync {
+    /// Feeds what a read got to the node if it is free; `wake` wakes the
+    /// node loop when it must act sooner than it planned.
+    fn try_feed(&self, conn: ConnId, bytes: Bytes, wake: &CallSender<Transport>) -> Feed;
+
+    /// After a [`Feed::Busy`] read was queued: takes the queue in if the
+    /// node is free now (its holder takes it in as it lets go otherwise).
+    fn take_queued(&self, wake: &CallSender<Transport>);
+}
+
+/// What became of a read offered to the node on its reader's task
+/// ([`Feeder::try_feed`]).
+pub(crate) enum Feed {
+    /// The node took it.
+    Fed,
+    /// Another task holds the node: queue the read without waking the
+    /// loop, then [`Feeder::take_queued`].
+    Busy(Bytes),
+    /// The node is stopping or stopped: queue the read for the loop, and
+    /// wake it.
+    ToLoop(Bytes),
+}
+
 /// Hands what one read got to the node: on this task if the node is free
-/// ([`Shared::try_feed`]), else through the node loop's queue. `Err` if the
+/// ([`Feeder::try_feed`]), else through the node loop's queue. `Err` if the
 /// connection has ended.
 async fn deliver(
     conn: ConnId,
     result: io::Result<(Bytes, bool)>,
     transport: &CallSender<Transport>,
-    node: &Weak<Shared>,
+    node: &Weak<dyn Feeder>,
 ) -> Result<(), End> {
     let bytes = match result {
         Ok((bytes, _)) if bytes.is_empty() => return Err(End::Failed(TransportError::Eof)),

@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 use crate::call::{Call, Error};
 use crate::calls::{CallReceiver, CallSender};
 use crate::connection;
-use crate::connection::{Link, Transport};
+use crate::connection::{Feed, Feeder, Link, Transport};
 use crate::events::EventSender;
 
 /// Transport reports buffered between the connection futures and the node
@@ -281,73 +281,6 @@ impl Shared {
         self.release(guard, wake, calls);
     }
 
-    /// Feeds what a connection's reader just read to the node on the
-    /// reader's task, if the node is free (as [`Shared::try_turn`] does for
-    /// a waiting caller).
-    ///
-    /// That saves the hop through the queue: the node loop's wake-up, a
-    /// second poll of the driver and a pass of the loop, for every read.
-    /// What the queue holds goes first, so the node sees the connection's
-    /// reads in order. `wake` wakes the loop when it must act sooner than
-    /// it planned (the transport queue's wake-up does: the loop takes calls
-    /// on any wake-up).
-    pub(crate) fn try_feed(
-        &self,
-        conn: ConnId,
-        bytes: Bytes,
-        wake: &CallSender<Transport>,
-    ) -> Feed {
-        let mut guard = match self.state.try_lock() {
-            Ok(guard) => guard,
-            Err(std::sync::TryLockError::WouldBlock) => return Feed::Busy(bytes),
-            Err(std::sync::TryLockError::Poisoned(_)) => return Feed::ToLoop(bytes),
-        };
-        let Some(state) = guard.as_mut() else {
-            return Feed::ToLoop(bytes);
-        };
-        if state.stopping {
-            return Feed::ToLoop(bytes);
-        }
-        // Bounded by the queue's capacity.
-        while let Some(report) = self.transport.try_recv() {
-            state.on_transport(report);
-        }
-        state.on_transport(Transport::Received { conn, bytes });
-        state.end_turn();
-        let sooner = state.stopping || state.sooner_than_armed();
-        self.release(guard, sooner, wake);
-        Feed::Fed
-    }
-
-    /// After a reader queued a read without waking the node loop
-    /// ([`Feed::Busy`]): takes the queue in if the node is free by now.
-    /// If it is still held, its holder takes the queue in as it lets go
-    /// (a handle's task in [`Shared::release`], the loop on its next
-    /// wait, which looks at the queue first): the read was queued before
-    /// this look found the node held, so before that holder's own look.
-    /// The loop is woken if the node stopped taking reads from here.
-    pub(crate) fn take_queued(&self, wake: &CallSender<Transport>) {
-        let mut guard = match self.state.try_lock() {
-            Ok(guard) => guard,
-            Err(std::sync::TryLockError::WouldBlock) => return,
-            Err(std::sync::TryLockError::Poisoned(_)) => {
-                wake.wake();
-                return;
-            }
-        };
-        let Some(state) = guard.as_mut().filter(|state| !state.stopping) else {
-            drop(guard);
-            wake.wake();
-            return;
-        };
-        while let Some(report) = self.transport.try_recv() {
-            state.on_transport(report);
-        }
-        state.end_turn();
-        let sooner = state.stopping || state.sooner_than_armed();
-        self.release(guard, sooner, wake);
-    }
-
     /// Lets go of the node after a handle's task held it. The loop does
     /// not wait for the lock when woken for queued calls or reports (it
     /// leaves them to the holder, see `NodeLoop::run`): what came in while
@@ -494,17 +427,68 @@ impl Shared {
     }
 }
 
-/// What became of a read offered to the node on its reader's task
-/// ([`Shared::try_feed`]).
-pub(crate) enum Feed {
-    /// The node took it.
-    Fed,
-    /// Another task holds the node: queue the read without waking the
-    /// loop, then [`Shared::take_queued`].
-    Busy(Bytes),
-    /// The node is stopping or stopped: queue the read for the loop, and
-    /// wake it.
-    ToLoop(Bytes),
+impl Feeder for Shared {
+    /// Feeds what a connection's reader just read to the node on the
+    /// reader's task, if the node is free (as [`Shared::try_turn`] does for
+    /// a waiting caller).
+    ///
+    /// That saves the hop through the queue: the node loop's wake-up, a
+    /// second poll of the driver and a pass of the loop, for every read.
+    /// What the queue holds goes first, so the node sees the connection's
+    /// reads in order. `wake` wakes the loop when it must act sooner than
+    /// it planned (the transport queue's wake-up does: the loop takes calls
+    /// on any wake-up).
+    fn try_feed(&self, conn: ConnId, bytes: Bytes, wake: &CallSender<Transport>) -> Feed {
+        let mut guard = match self.state.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::WouldBlock) => return Feed::Busy(bytes),
+            Err(std::sync::TryLockError::Poisoned(_)) => return Feed::ToLoop(bytes),
+        };
+        let Some(state) = guard.as_mut() else {
+            return Feed::ToLoop(bytes);
+        };
+        if state.stopping {
+            return Feed::ToLoop(bytes);
+        }
+        // Bounded by the queue's capacity.
+        while let Some(report) = self.transport.try_recv() {
+            state.on_transport(report);
+        }
+        state.on_transport(Transport::Received { conn, bytes });
+        state.end_turn();
+        let sooner = state.stopping || state.sooner_than_armed();
+        self.release(guard, sooner, wake);
+        Feed::Fed
+    }
+
+    /// After a reader queued a read without waking the node loop
+    /// ([`Feed::Busy`]): takes the queue in if the node is free by now.
+    /// If it is still held, its holder takes the queue in as it lets go
+    /// (a handle's task in [`Shared::release`], the loop on its next
+    /// wait, which looks at the queue first): the read was queued before
+    /// this look found the node held, so before that holder's own look.
+    /// The loop is woken if the node stopped taking reads from here.
+    fn take_queued(&self, wake: &CallSender<Transport>) {
+        let mut guard = match self.state.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::WouldBlock) => return,
+            Err(std::sync::TryLockError::Poisoned(_)) => {
+                wake.wake();
+                return;
+            }
+        };
+        let Some(state) = guard.as_mut().filter(|state| !state.stopping) else {
+            drop(guard);
+            wake.wake();
+            return;
+        };
+        while let Some(report) = self.transport.try_recv() {
+            state.on_transport(report);
+        }
+        state.end_turn();
+        let sooner = state.stopping || state.sooner_than_armed();
+        self.release(guard, sooner, wake);
+    }
 }
 
 /// Empties [`Shared::state`] when the node loop's future ends or is
@@ -542,7 +526,10 @@ impl NodeLoop {
             node: self.node,
             clock: self.clock,
             executor,
-            shared: Arc::downgrade(&self.shared),
+            shared: {
+                let weak: Weak<Shared> = Arc::downgrade(&self.shared);
+                weak
+            },
             local_addr: self.local_addr,
             events: self.events,
             max_backlog_bytes: self.max_backlog_bytes,
@@ -710,9 +697,9 @@ struct State {
     clock: Clock,
     executor: Arc<Executor<'static>>,
     /// Given to the connections' readers, which feed the node on their
-    /// own task when it is free ([`Shared::try_feed`]). Weak: the readers
+    /// own task when it is free ([`Feeder::try_feed`]). Weak: the readers
     /// run on the executor that `Shared` holds.
-    shared: Weak<Shared>,
+    shared: Weak<dyn Feeder>,
     local_addr: SocketAddr,
     events: EventSender,
     max_backlog_bytes: usize,

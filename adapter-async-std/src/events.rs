@@ -16,7 +16,7 @@ use ringmesh_driver::{DropLog, QueuedBytes, event_size};
 ///
 /// The stream is bounded by count ([`AdapterConfig::event_capacity`](crate::AdapterConfig::event_capacity))
 /// and by bytes ([`AdapterConfig::event_capacity_bytes`](crate::AdapterConfig::event_capacity_bytes),
-/// each event's payloads: [`event_size`](crate::event_size)).
+/// each event's payloads: [`event_size`]).
 /// The node never waits for the application: when the stream is full, new
 /// events are **dropped**, counted in [`Events::dropped`], and a warning is
 /// logged (at most one per [`DROP_LOG_INTERVAL`](crate::DROP_LOG_INTERVAL),
