@@ -569,12 +569,7 @@ impl Session {
             && let Some((head, tail)) = prepared.split()
         {
             let len = head.len() - LENGTH_PREFIX_LEN + tail.len();
-            if len > self.peer_max_frame_len as usize {
-                return Err(EncodeError::TooLarge {
-                    len,
-                    max: self.peer_max_frame_len,
-                });
-            }
+            fits(len, self.peer_max_frame_len)?;
             return Ok(Encoded {
                 bytes: head,
                 tail: Some(tail),
@@ -592,12 +587,7 @@ impl Session {
             && frame_len - LENGTH_PREFIX_LEN <= noise::NOISE_MAX_CHUNK
         {
             let len = noise::encrypted_len(frame_len - LENGTH_PREFIX_LEN);
-            if len > self.peer_max_frame_len as usize {
-                return Err(EncodeError::TooLarge {
-                    len,
-                    max: self.peer_max_frame_len,
-                });
-            }
+            fits(len, self.peer_max_frame_len)?;
             let mut out = BytesMut::with_capacity(LENGTH_PREFIX_LEN + len);
             put_frame_header(&mut out, len as u32);
             encode_body(prepared.message, None, &mut out);
@@ -616,22 +606,12 @@ impl Session {
             // too: a message that compresses into a frame it accepts may
             // still be one it refuses (and closes the connection for).
             let plain = u32::from_le_bytes([body[2], body[3], body[4], body[5]]);
-            if plain > self.peer_max_frame_len {
-                return Err(EncodeError::TooLarge {
-                    len: plain as usize,
-                    max: self.peer_max_frame_len,
-                });
-            }
+            fits(plain as usize, self.peer_max_frame_len)?;
         }
         match transport {
             Transport::Plaintext => {
                 let len = body.len();
-                if len > self.peer_max_frame_len as usize {
-                    return Err(EncodeError::TooLarge {
-                        len,
-                        max: self.peer_max_frame_len,
-                    });
-                }
+                fits(len, self.peer_max_frame_len)?;
                 let bytes = prepared.hand_over(variant);
                 Ok(Encoded {
                     bytes,
@@ -641,12 +621,7 @@ impl Session {
             }
             Transport::Noise(t) => {
                 let len = noise::encrypted_len(body.len());
-                if len > self.peer_max_frame_len as usize {
-                    return Err(EncodeError::TooLarge {
-                        len,
-                        max: self.peer_max_frame_len,
-                    });
-                }
+                fits(len, self.peer_max_frame_len)?;
                 let mut out = BytesMut::with_capacity(LENGTH_PREFIX_LEN + len);
                 put_frame_header(&mut out, len as u32);
                 noise::encrypt_chunks(t, body, &mut out).map_err(|_| EncodeError::Crypto)?;
@@ -658,6 +633,14 @@ impl Session {
             }
         }
     }
+}
+
+/// `Ok` if a frame body of `len` bytes is within the peer's cap `max`.
+fn fits(len: usize, max: u32) -> Result<(), EncodeError> {
+    if len > max as usize {
+        return Err(EncodeError::TooLarge { len, max });
+    }
+    Ok(())
 }
 
 /// The smallest application payload that

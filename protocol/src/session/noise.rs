@@ -341,6 +341,21 @@ fn open_one_copied(transport: &mut NoiseTransport, frame: &[u8]) -> Result<Bytes
 mod tests {
     use super::*;
 
+    /// The same keys as `t`, both nonces back at 0: a second receiver (or
+    /// sender) for the same stream.
+    fn fresh_copy(t: &NoiseTransport) -> NoiseTransport {
+        NoiseTransport {
+            send: CipherState {
+                key: t.send.key.clone(),
+                n: 0,
+            },
+            recv: CipherState {
+                key: t.recv.key.clone(),
+                n: 0,
+            },
+        }
+    }
+
     /// A finished XX handshake between two fixed keys and seeds: the same
     /// arguments give the same transport keys every time.
     fn handshake() -> (snow::HandshakeState, snow::HandshakeState) {
@@ -458,16 +473,7 @@ mod tests {
             frame.slice(..NOISE_MAX_MESSAGE + 5),
             Bytes::from(flipped),
         ] {
-            let mut r = NoiseTransport {
-                send: CipherState {
-                    key: r.send.key.clone(),
-                    n: 0,
-                },
-                recv: CipherState {
-                    key: r.recv.key.clone(),
-                    n: 0,
-                },
-            };
+            let mut r = fresh_copy(&r);
             assert!(matches!(
                 decrypt_chunks(&mut r, bad),
                 Err(ProtocolError::DecryptFailed)
@@ -479,16 +485,7 @@ mod tests {
     fn sealing_in_place_makes_the_bytes_encrypt_chunks_makes() {
         let (i, _) = handshake();
         let mut chunks = NoiseTransport::from_handshake(i).expect("finished");
-        let mut in_place = NoiseTransport {
-            send: CipherState {
-                key: chunks.send.key.clone(),
-                n: 0,
-            },
-            recv: CipherState {
-                key: chunks.recv.key.clone(),
-                n: 0,
-            },
-        };
+        let mut in_place = fresh_copy(&chunks);
         for len in [0, 1, 64, 1_000, NOISE_MAX_CHUNK] {
             let body: Vec<u8> = (0..len).map(|i| (i * 13) as u8).collect();
             let mut expected = BytesMut::from(&b"head"[..]);
@@ -515,16 +512,7 @@ mod tests {
             flipped[at] ^= 1;
             let flipped = Bytes::from(flipped);
             let held = flipped.clone();
-            let mut r = NoiseTransport {
-                send: CipherState {
-                    key: r.send.key.clone(),
-                    n: 0,
-                },
-                recv: CipherState {
-                    key: r.recv.key.clone(),
-                    n: 0,
-                },
-            };
+            let mut r = fresh_copy(&r);
             assert!(matches!(
                 decrypt_chunks(&mut r, flipped),
                 Err(ProtocolError::DecryptFailed)
