@@ -45,6 +45,8 @@ fn flood_of_ten_thousand_reaches_every_node_and_replays_from_its_seed() {
         "events",
         "events_per_sec",
         "wall_ms",
+        "loop_events_per_sec",
+        "loop_wall_ms",
         "peak_rss_mib",
         "trace_hash",
         "seed",
@@ -52,6 +54,12 @@ fn flood_of_ten_thousand_reaches_every_node_and_replays_from_its_seed() {
         assert!(a.get(field).is_some(), "missing {field}: {a}");
     }
     assert_eq!(a["nodes"], 10_000);
+    // The event loop is part of the run: timed inside it, never longer.
+    let (loop_ms, wall_ms) = (a["loop_wall_ms"].as_f64(), a["wall_ms"].as_f64());
+    assert!(
+        matches!((loop_ms, wall_ms), (Some(l), Some(w)) if l > 0.0 && l <= w),
+        "loop {loop_ms:?} ms, run {wall_ms:?} ms"
+    );
     assert_eq!(a["delivery_ratio"], 1.0);
     assert_eq!(a["double_deliveries"], 0);
     let b = flood_json(1);

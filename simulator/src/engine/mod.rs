@@ -381,6 +381,8 @@ pub struct Sim<O: Observer = ()> {
     /// The outputs of the node call in hand: the nodes write into it
     /// (`Node::handle_input_into`), one allocation for the whole run.
     outputs: VecDeque<Output>,
+    /// Wall-clock time spent in the event loops ([`Sim::loop_wall`]).
+    loop_wall: std::time::Duration,
 }
 
 fn stream(seed: u64, name: &str) -> ChaCha8Rng {
@@ -421,6 +423,7 @@ impl<O: Observer> Sim<O> {
             apps: Vec::new(),
             app_factory: None,
             outputs: VecDeque::new(),
+            loop_wall: std::time::Duration::ZERO,
         }
     }
 
@@ -1289,12 +1292,25 @@ impl<O: Observer> Sim<O> {
         self.queue.peek_at()
     }
 
+    /// Wall-clock time spent stepping events inside [`Sim::run_until`],
+    /// [`Sim::run_for`] and [`Sim::settle`]: the event loop alone, without
+    /// the nodes' creation (their Ed25519 keys), the commands given
+    /// between runs, or a caller's own [`Sim::step`] calls. Divide
+    /// [`SimStats::events`] by it for the engine's own event rate (exact
+    /// when every event ran in those loops, as in the flood scenario).
+    /// Reporting only: the run does not depend on it.
+    pub fn loop_wall(&self) -> std::time::Duration {
+        self.loop_wall
+    }
+
     /// Runs every event up to `deadline`, then sets the clock to it.
     pub fn run_until(&mut self, deadline: Instant) {
+        let wall = std::time::Instant::now();
         while self.queue.peek_at().is_some_and(|at| at <= deadline) {
             self.step();
         }
         self.now = self.now.max(deadline);
+        self.loop_wall += wall.elapsed();
     }
 
     /// Runs for `duration` of virtual time.
@@ -1306,9 +1322,11 @@ impl<O: Observer> Sim<O> {
     /// keep it going), or until `limit` of virtual time has passed.
     pub fn settle(&mut self, limit: Duration) {
         let deadline = self.now + limit;
+        let wall = std::time::Instant::now();
         while self.in_flight > 0 && self.queue.peek_at().is_some_and(|at| at <= deadline) {
             self.step();
         }
+        self.loop_wall += wall.elapsed();
     }
 }
 
