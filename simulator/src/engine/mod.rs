@@ -385,6 +385,14 @@ pub struct Sim<O: Observer = ()> {
     loop_wall: std::time::Duration,
 }
 
+/// Node `i`'s identity secret in a simulation seeded with `seed`.
+fn secret_of(seed: u64, i: NodeIdx) -> [u8; 32] {
+    let mut material = [0u8; 12];
+    material[..8].copy_from_slice(&seed.to_le_bytes());
+    material[8..].copy_from_slice(&i.to_le_bytes());
+    blake3::derive_key("ringmesh-sim v1 identity", &material)
+}
+
 fn stream(seed: u64, name: &str) -> ChaCha8Rng {
     ChaCha8Rng::from_seed(blake3::derive_key(
         &format!("ringmesh-sim v1 {name}"),
@@ -524,7 +532,8 @@ impl<O: Observer> Sim<O> {
     /// Adds `count` nodes running `config`, as many [`Sim::add_node`]
     /// calls would (the same identities, seeds and trace), but derives
     /// their identities (an Ed25519 public key each, the costly part of
-    /// adding a node) on every core the machine offers, a batch at a time.
+    /// adding a node) on every core the machine offers, a batch at a time,
+    /// the next batch's while this thread builds the nodes of the last.
     /// Each identity is a pure function of the simulation seed and the
     /// node's index, so the threads change nothing but the wall time.
     pub fn add_nodes(
@@ -536,44 +545,51 @@ impl<O: Observer> Sim<O> {
         const BATCH: u32 = 8192;
         let first = self.nodes.len() as NodeIdx;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut done = 0;
-        while done < count {
-            let batch = BATCH.min(count - done);
-            let secrets: Vec<[u8; 32]> = (0..batch)
-                .map(|k| self.secret_of(first + done + k))
-                .collect();
-            let chunk = secrets.len().div_ceil(threads).max(1);
-            let identities: Vec<Identity> = std::thread::scope(|scope| {
-                let parts: Vec<_> = secrets
+        let seed = self.config.seed;
+        std::thread::scope(|scope| {
+            // The identities of nodes `from..from + batch`, on `threads`
+            // threads, in index order once joined.
+            let derive = |from: u32, batch: u32| {
+                let secrets: Vec<[u8; 32]> = (0..batch)
+                    .map(|k| secret_of(seed, first + from + k))
+                    .collect();
+                let chunk = secrets.len().div_ceil(threads).max(1);
+                secrets
                     .chunks(chunk)
                     .map(|part| {
+                        let part = part.to_vec();
                         scope.spawn(move || {
-                            part.iter()
-                                .map(|s| Identity::from_secret_bytes(*s))
+                            part.into_iter()
+                                .map(Identity::from_secret_bytes)
                                 .collect::<Vec<_>>()
                         })
                     })
-                    .collect();
-                parts
-                    .into_iter()
+                    .collect::<Vec<_>>()
+            };
+            let mut done = 0;
+            let mut deriving = derive(0, BATCH.min(count));
+            while done < count {
+                let batch = BATCH.min(count - done);
+                let identities: Vec<Identity> = deriving
+                    .drain(..)
                     .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                    .collect()
-            });
-            for identity in identities {
-                self.add_node_with(config.clone(), identity)?;
+                    .collect();
+                if done + batch < count {
+                    deriving = derive(done + batch, BATCH.min(count - done - batch));
+                }
+                for identity in identities {
+                    self.add_node_with(config.clone(), identity)?;
+                }
+                done += batch;
+                progress(done);
             }
-            done += batch;
-            progress(done);
-        }
-        Ok(first..first + count)
+            Ok(first..first + count)
+        })
     }
 
     /// Node `i`'s identity secret: from the simulation seed and `i`.
     fn secret_of(&self, i: NodeIdx) -> [u8; 32] {
-        let mut material = [0u8; 12];
-        material[..8].copy_from_slice(&self.config.seed.to_le_bytes());
-        material[8..].copy_from_slice(&i.to_le_bytes());
-        blake3::derive_key("ringmesh-sim v1 identity", &material)
+        secret_of(self.config.seed, i)
     }
 
     fn add_node_with(
