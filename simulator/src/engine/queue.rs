@@ -7,7 +7,8 @@
 //! of one microsecond, and they are pushed in increasing `seq`, so a
 //! bucket is a FIFO. An event further than [`HORIZON`] µs ahead of the
 //! queue's base waits in the heap; popping takes the smaller `(time, seq)`
-//! of the calendar's first event and the heap's top, so an event never has
+//! of the calendar's first event and the heap's top (at equal times the
+//! heap's is the older: see [`EventQueue::pop`]), so an event never has
 //! to move from the heap to the calendar.
 //!
 //! Cost: push O(1) (O(log n) beyond the horizon); pop O(1) plus a scan of
@@ -40,8 +41,14 @@ const SUMMARY: usize = WORDS / 64;
 const NIL: u32 = u32::MAX;
 
 /// A calendar event, or a free slot (`event` is `None`) in the free list.
+///
+/// One cache line for the engine's events (a 56-byte `Ev` and the link):
+/// a pop reads a slot written thousands of events earlier, from memory,
+/// and a 72-byte slot (it held its `seq` too) straddled two lines. The
+/// calendar needs no `seq`: a bucket is a FIFO, and against the heap a tie
+/// in time goes to the heap's event (see [`EventQueue::pop`]).
+#[repr(align(64))]
 struct Slot<E> {
-    seq: u64,
     /// The next slot of the same bucket (or of the free list).
     next: u32,
     event: Option<E>,
@@ -138,7 +145,6 @@ impl<E> EventQueue<E> {
         if t.wrapping_sub(self.base) < HORIZON {
             let i = (t & MASK) as usize;
             let slot = Slot {
-                seq: self.seq,
                 next: NIL,
                 event: Some(event),
             };
@@ -227,16 +233,20 @@ impl<E> EventQueue<E> {
     }
 
     /// Removes the first event.
+    ///
+    /// When the calendar's first event and the heap's top are at the same
+    /// time, the heap's was queued first: it went to the heap because its
+    /// time was a horizon or more past the base then, and the other went to
+    /// the calendar because it was not, later, the base never moving back
+    /// (it follows the clock and the times popped). So a calendar event
+    /// needs no sequence number to be ordered against the heap.
     pub(super) fn pop(&mut self) -> Option<(Instant, E)> {
         let near = self.first_bucket();
         let take_near = match (near, self.far.peek()) {
             (None, None) => return None,
             (Some(_), None) => true,
             (None, Some(_)) => false,
-            (Some(i), Some(far)) => {
-                let seq = self.slots[self.buckets[i].first as usize].seq;
-                (self.time_of(i), seq) < (far.0.at.as_micros(), far.0.seq)
-            }
+            (Some(i), Some(far)) => self.time_of(i) < far.0.at.as_micros(),
         };
         if let (true, Some(i)) = (take_near, near) {
             let t = self.time_of(i);
@@ -272,6 +282,31 @@ mod tests {
     use super::*;
     use rand_chacha::ChaCha8Rng;
     use rand_core::{RngCore, SeedableRng};
+
+    /// An event queued beyond the horizon, then one at the same time in the
+    /// calendar once the base has moved: the first queued pops first.
+    #[test]
+    fn a_tie_between_the_heap_and_the_calendar_goes_to_the_first_queued() {
+        let mut queue = EventQueue::new();
+        let t = |us: u64| Instant::from_micros(us);
+        queue.push(t(10), t(0), 1u64);
+        queue.push(t(HORIZON + 5), t(0), 2);
+        assert_eq!(queue.pop(), Some((t(10), 1)));
+        // The base is 10 now: HORIZON + 5 lies within the calendar.
+        queue.push(t(HORIZON + 5), t(10), 3);
+        queue.push(t(HORIZON + 4), t(10), 4);
+        assert_eq!(queue.pop(), Some((t(HORIZON + 4), 4)));
+        assert_eq!(queue.pop(), Some((t(HORIZON + 5), 2)));
+        assert_eq!(queue.pop(), Some((t(HORIZON + 5), 3)));
+        assert_eq!(queue.pop(), None);
+    }
+
+    /// An engine event's slot is one cache line.
+    #[test]
+    fn an_engine_event_slot_is_one_cache_line() {
+        assert_eq!(core::mem::size_of::<Slot<super::super::Ev>>(), 64);
+        assert_eq!(core::mem::align_of::<Slot<super::super::Ev>>(), 64);
+    }
 
     /// Pops in exactly the order of a binary heap of `(time, seq)`, under
     /// a random mix of pushes (near, far and at the clock) and pops.
