@@ -67,8 +67,19 @@ impl Net {
     /// connections still handshaking never count: strangers cannot stop
     /// this node dialling out (they have a cap of their own).
     pub(crate) fn dial_refusal(&self, n: usize) -> Option<PeersError> {
-        let counts = self.counts(None);
         let config = &self.config;
+        // Each count is at most the number of connections: under every cap
+        // with room for `n`, no cap can refuse, and the connections (a cold
+        // record each) are not read.
+        let caps = config
+            .peers
+            .max_connections
+            .min(config.peers.max_outbound)
+            .min(config.peers.max_half_open);
+        if self.conns.len().saturating_add(n) <= caps {
+            return None;
+        }
+        let counts = self.counts(None);
         if self.conns.len() - counts.inbound_half_open + n > config.peers.max_connections {
             Some(PeersError::TooManyConnections(config.peers.max_connections))
         } else if counts.outbound + n > config.peers.max_outbound {
@@ -325,8 +336,19 @@ impl Net {
         }
         let ip = admission::source_ip(remote.ip());
         let group = admission::group_of(ip);
-        let counts = self.counts(Some((ip, group)));
         let limits = &self.config.peers.admission;
+        // Each count is at most the number of connections: under the
+        // smallest of these caps none can refuse or evict, and the
+        // connections (a cold record each) are not read.
+        let caps = limits
+            .max_inbound_per_ip
+            .min(limits.max_inbound_per_group)
+            .min(limits.max_inbound_half_open);
+        let counts = if self.conns.len() < caps {
+            Counts::default()
+        } else {
+            self.counts(Some((ip, group)))
+        };
         let refusal = if counts.same_ip >= limits.max_inbound_per_ip {
             Some(AdmissionReason::AddressCap)
         } else if counts.same_group >= limits.max_inbound_per_group {
@@ -428,8 +450,10 @@ impl Net {
         if self.links.contains_key(&peer) {
             return true; // a second connection to an up peer takes no slot
         }
-        let counts = self.counts(None);
-        if counts.inbound_established < self.config.peers.max_inbound {
+        // Fewer connections than inbound slots: room, without counting.
+        if self.conns.len() < self.config.peers.max_inbound
+            || self.counts(None).inbound_established < self.config.peers.max_inbound
+        {
             return true;
         }
         let mut candidates = Vec::new();
