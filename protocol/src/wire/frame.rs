@@ -131,22 +131,44 @@ pub(crate) enum Next {
 /// every growth is asked of the grant first: it counts the buffer's
 /// capacity, which is what the memory costs. Sessions use it with the
 /// node's receive budget; [`FrameDecoder`] with no limit.
+///
+/// 16 bytes: the cap and a pointer. A frame under way (a partial header,
+/// or a header and part of a body) lives in a side record, allocated only
+/// while one is; a node holds a reader per connection (a chord member
+/// ~38), and nearly all of them sit between frames, where the header and
+/// the empty buffer inline took 40 bytes.
 #[derive(Debug)]
 pub(crate) struct FrameReader {
+    max_frame_len: u32,
+    /// The frame under way, if one is.
+    partial: Option<Box<Partial>>,
+}
+
+/// A frame of which part has been received (see [`FrameReader`]).
+#[derive(Debug)]
+struct Partial {
     header: [u8; LENGTH_PREFIX_LEN],
-    header_len: usize,
+    /// Bytes of `header` received so far (at most [`LENGTH_PREFIX_LEN`]).
+    header_len: u8,
     /// The body of the frame under way; its capacity was granted.
     body: Vec<u8>,
-    max_frame_len: u32,
+}
+
+impl Partial {
+    fn new(header: [u8; LENGTH_PREFIX_LEN], header_len: u8) -> Box<Self> {
+        Box::new(Partial {
+            header,
+            header_len,
+            body: Vec::new(),
+        })
+    }
 }
 
 impl FrameReader {
     pub(crate) fn new(max_frame_len: u32) -> Self {
         FrameReader {
-            header: [0; LENGTH_PREFIX_LEN],
-            header_len: 0,
-            body: Vec::new(),
             max_frame_len,
+            partial: None,
         }
     }
 
@@ -156,14 +178,28 @@ impl FrameReader {
     }
 
     /// Bytes of memory held for the frame under way (the body buffer's
-    /// capacity; the 4-byte header lives in the reader itself).
+    /// capacity; the 4-byte header is not counted, as it was not when it
+    /// lived in the reader itself).
     pub(crate) fn held(&self) -> usize {
-        self.body.capacity()
+        self.partial.as_ref().map_or(0, |p| p.body.capacity())
     }
 
     /// Bytes of the frame under way received so far (header included).
     fn received(&self) -> usize {
-        self.header_len + self.body.len()
+        self.partial
+            .as_ref()
+            .map_or(0, |p| usize::from(p.header_len) + p.body.len())
+    }
+
+    /// Refuses a frame longer than the cap.
+    fn check(&self, len: u32) -> Result<(), FrameError> {
+        if len > self.max_frame_len {
+            return Err(FrameError {
+                len,
+                max: self.max_frame_len,
+            });
+        }
+        Ok(())
     }
 
     /// Takes the next frame from what is kept plus `input`, consuming from
@@ -174,59 +210,76 @@ impl FrameReader {
         grant: &mut dyn Grant,
     ) -> Result<Next, FrameError> {
         // The usual cases first, without copying a run-time number of
-        // header bytes (a call to `memcpy`, even for none): nothing more
-        // to read, or a whole header at the front of the input.
-        if self.header_len == 0 {
+        // header bytes (a call to `memcpy`, even for none) or allocating:
+        // nothing more to read, or a whole header at the front of the
+        // input, and then often the whole frame.
+        if self.partial.is_none() {
             if input.is_empty() {
                 return Ok(Next::NeedMore);
             }
-            if let Some(&[a, b, c, d]) = input.first_chunk::<LENGTH_PREFIX_LEN>() {
-                self.header = [a, b, c, d];
-                self.header_len = LENGTH_PREFIX_LEN;
+            if let Some(&header) = input.first_chunk::<LENGTH_PREFIX_LEN>() {
                 input.advance(LENGTH_PREFIX_LEN);
+                let len = u32::from_be_bytes(header);
+                if let Err(error) = self.check(len) {
+                    // Kept, so that a further call refuses it again.
+                    self.partial = Some(Partial::new(header, LENGTH_PREFIX_LEN as u8));
+                    return Err(error);
+                }
+                if input.len() >= len as usize {
+                    return Ok(Next::Frame(input.split_to(len as usize)));
+                }
+                self.partial = Some(Partial::new(header, LENGTH_PREFIX_LEN as u8));
+            } else {
+                self.partial = Some(Partial::new([0; LENGTH_PREFIX_LEN], 0));
             }
         }
-        if self.header_len < LENGTH_PREFIX_LEN {
-            let take = (LENGTH_PREFIX_LEN - self.header_len).min(input.len());
-            self.header[self.header_len..self.header_len + take].copy_from_slice(&input[..take]);
+        let max_frame_len = self.max_frame_len;
+        let Some(partial) = self.partial.as_deref_mut() else {
+            unreachable!("a frame is under way")
+        };
+        let header_len = usize::from(partial.header_len);
+        if header_len < LENGTH_PREFIX_LEN {
+            let take = (LENGTH_PREFIX_LEN - header_len).min(input.len());
+            partial.header[header_len..header_len + take].copy_from_slice(&input[..take]);
             input.advance(take);
-            self.header_len += take;
-            if self.header_len < LENGTH_PREFIX_LEN {
+            partial.header_len += take as u8;
+            if usize::from(partial.header_len) < LENGTH_PREFIX_LEN {
                 return Ok(Next::NeedMore);
             }
         }
-        let len = u32::from_be_bytes(self.header);
-        if len > self.max_frame_len {
+        let len = u32::from_be_bytes(partial.header);
+        if len > max_frame_len {
             return Err(FrameError {
                 len,
-                max: self.max_frame_len,
+                max: max_frame_len,
             });
         }
         let len = len as usize;
-        if self.body.capacity() == 0 && input.len() >= len {
-            self.header_len = 0;
+        if partial.body.capacity() == 0 && input.len() >= len {
+            self.partial = None;
             return Ok(Next::Frame(input.split_to(len)));
         }
-        let take = (len - self.body.len()).min(input.len());
+        let take = (len - partial.body.len()).min(input.len());
         if take == 0 {
             return Ok(Next::NeedMore);
         }
-        let needed = self.body.len() + take;
-        if needed > self.body.capacity() {
-            let capacity = self.body.capacity();
+        let needed = partial.body.len() + take;
+        if needed > partial.body.capacity() {
+            let capacity = partial.body.capacity();
             let target = needed.max(capacity.saturating_mul(2)).min(len);
             if !grant.try_grow(target - capacity) {
                 return Ok(Next::OverBudget);
             }
-            self.body.reserve_exact(target - self.body.len());
+            partial.body.reserve_exact(target - partial.body.len());
         }
-        self.body.extend_from_slice(&input[..take]);
+        partial.body.extend_from_slice(&input[..take]);
         input.advance(take);
-        if self.body.len() < len {
+        if partial.body.len() < len {
             return Ok(Next::NeedMore);
         }
-        self.header_len = 0;
-        Ok(Next::Frame(Bytes::from(core::mem::take(&mut self.body))))
+        let body = core::mem::take(&mut partial.body);
+        self.partial = None;
+        Ok(Next::Frame(Bytes::from(body)))
     }
 }
 
