@@ -6,8 +6,8 @@ use tracing::{debug, info, warn};
 
 use super::ring::{self, Rectify};
 use super::{
-    Chord, ChordError, ChordEvent, ChordRole, Found, LookupFor, Pointer, RingCall, RingObserver,
-    Timer,
+    Chord, ChordError, ChordEvent, ChordRole, Finger, Found, LookupFor, Pointer, RingCall,
+    RingObserver, Timer,
 };
 use crate::cx::Cx;
 use crate::rpc::{Done, Failure, Outcome};
@@ -63,7 +63,7 @@ impl Chord {
             .map(|k| founders[(i + k) % n].clone())
             .collect();
         self.set_succs(cx, succs);
-        self.pred = Some(founders[(i + n - 1) % n].clone());
+        self.pred = Some(Finger::new(founders[(i + n - 1) % n].clone()));
         // The fingers of the founded ring, as far as the list shows it:
         // the first founder at or after each target beyond the successor
         // list (the ideal fingers when every founder is listed). A node
@@ -159,7 +159,7 @@ impl Chord {
         }
         let successor = succs[0].id;
         self.set_succs(cx, succs);
-        self.pred = Some(m.clone());
+        self.pred = Some(Finger::new(m.clone()));
         info!(node = %me.short(), successor = %successor.short(), predecessor = %m.id.short(), hops, "joined the ring");
         cx.emit(ChordEvent::Joined {
             successor,
@@ -342,8 +342,8 @@ impl Chord {
         if !self.is_member() || self.stabilizing.is_some() {
             return;
         }
-        let Some(s1) = self.succs.first().cloned() else {
-            if let Some(p) = self.pred.clone() {
+        let Some(s1) = self.succs.first().map(Finger::pointer) else {
+            if let Some(p) = self.pred.as_ref().map(Finger::pointer) {
                 // §5.2: a ring of one adopts its first joiner.
                 self.set_succs(cx, vec![p]);
                 obs.ring_changed(cx, self);
@@ -401,7 +401,7 @@ impl Chord {
             _ => {
                 // Step 2: s1 was flushed; notify the new first entry and
                 // go on at once, at most r times in a row.
-                if let Some(first) = self.succs.first().cloned() {
+                if let Some(first) = self.succs.first().map(Finger::pointer) {
                     self.notify(cx, first);
                 }
                 obs.ring_changed(cx, self);
@@ -437,7 +437,7 @@ impl Chord {
                 self.notify(cx, p);
             }
             _ => {
-                if let Some(first) = self.succs.first().cloned() {
+                if let Some(first) = self.succs.first().map(Finger::pointer) {
                     self.notify(cx, first);
                 }
             }
@@ -531,7 +531,7 @@ impl Chord {
                 // The old predecessor must still answer as a member that
                 // places this node; liveness alone is not enough (a peer
                 // can answer pings and nothing else).
-                let Some(old) = self.pred.clone() else {
+                let Some(old) = self.pred.as_ref().map(Finger::pointer) else {
                     return;
                 };
                 self.waiting_notifier = Some(n);
@@ -641,7 +641,7 @@ impl Chord {
     }
 
     fn set_pred(&mut self, cx: &mut dyn Cx, obs: &mut dyn RingObserver, p: Pointer) {
-        let old = self.pred.replace(p.clone()).map(|o| o.id);
+        let old = self.pred.replace(Finger::new(p.clone())).map(|o| o.id);
         if old != Some(p.id) {
             self.fingers_to_base(cx);
         }

@@ -275,8 +275,12 @@ pub(crate) const KEPT_CAPACITY: usize = 7;
 pub(crate) struct Chord {
     role: ChordRole,
     r: usize,
-    succs: Vec<Pointer>,
-    pred: Option<Pointer>,
+    /// The successor list, nearest first, and the predecessor, each kept
+    /// as a finger is (32 bytes where a [`Pointer`] takes 56; read back as
+    /// a pointer only to dial it, hand it on or suspect it): a member keeps
+    /// `r` successors, and a grown list was a vector of `Pointer`s.
+    succs: Vec<Finger>,
+    pred: Option<Finger>,
     /// Finger index → pointer, sorted by index; only fingers outside the
     /// successor list are kept.
     fingers: Vec<(u8, Finger)>,
@@ -423,12 +427,12 @@ impl Chord {
     }
 
     /// The successor list, nearest first.
-    pub(crate) fn successors(&self) -> &[Pointer] {
+    pub(crate) fn successors(&self) -> &[Finger] {
         &self.succs
     }
 
     /// The predecessor, if known.
-    pub(crate) fn predecessor(&self) -> Option<&Pointer> {
+    pub(crate) fn predecessor(&self) -> Option<&Finger> {
         self.pred.as_ref()
     }
 
@@ -688,7 +692,11 @@ impl Chord {
         if !same {
             self.fingers_to_base(cx);
         }
-        self.succs = list;
+        // Collected into a vector of its own length: an in-place collect
+        // would keep the pointers' larger allocation.
+        let mut succs = Vec::with_capacity(list.len());
+        succs.extend(list.into_iter().map(Finger::new));
+        self.succs = succs;
         let succs = &self.succs;
         self.fingers
             .retain(|(_, f)| !succs.iter().any(|s| s.id == f.id));
@@ -706,7 +714,7 @@ impl Chord {
             .iter()
             .chain(self.pred.as_ref())
             .find(|p| p.id == id)
-            .cloned()
+            .map(Finger::pointer)
             .or_else(|| {
                 self.fingers
                     .iter()
@@ -763,11 +771,15 @@ mod layout_tests {
 
     /// A member keeps ~14 fingers: 40 bytes each with their index (a
     /// `Pointer` made them 64; benches/README.md, "A ring member's
-    /// memory").
+    /// memory"), and its `r` successors and its predecessor as fingers.
     #[test]
     fn a_finger_keeps_its_size() {
         assert_eq!(size_of::<Finger>(), 32);
         assert_eq!(size_of::<(u8, Finger)>(), 40);
+        // The successors and the predecessor are kept as fingers too: 32
+        // bytes each where a `Pointer` takes 56.
+        assert_eq!(size_of::<Option<Finger>>(), 32);
+        assert_eq!(size_of::<super::Pointer>(), 56);
     }
 
     /// A finger gives back the pointer it was made from: the same id and
