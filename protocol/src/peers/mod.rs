@@ -1109,12 +1109,12 @@ mod layout_tests {
     /// purpose (benches/README.md, "Where a chord member's memory goes").
     #[test]
     fn per_link_records_keep_their_size() {
-        // 128: the allocator's 128-byte class (mimalloc's; glibc's chunk of
-        // 144 with its header), was 152 (the 160-byte class); the
+        // 120: the allocator's 128-byte class (mimalloc's; glibc's chunk of
+        // 128 with its header), was 152 (the 160-byte class); the
         // handshake's fields in their own record, only while handshaking,
         // the remote address in 16 bytes, and the session's frame reader
-        // in 16 (a frame under way in a side record).
-        assert_eq!(size_of::<super::Connection>(), 128);
+        // in 8 (a frame under way in a side record, the cap in the session).
+        assert_eq!(size_of::<super::Connection>(), 120);
         assert_eq!(size_of::<super::RemoteAddr>(), 16);
         // A peer cache entry (a chord member holds ~46, guests included):
         // its listen addresses in 16 bytes.
@@ -1123,8 +1123,8 @@ mod layout_tests {
         // `u16`, its four flags one byte.
         assert_eq!(size_of::<super::cache::CacheEntry>(), 40);
         assert!(size_of::<super::Handshake>() <= 24);
-        assert_eq!(size_of::<crate::wire::FrameReader>(), 16);
-        assert_eq!(size_of::<Option<crate::session::Session>>(), 64);
+        assert_eq!(size_of::<crate::wire::FrameReader>(), 8);
+        assert_eq!(size_of::<Option<crate::session::Session>>(), 56);
         assert_eq!(size_of::<super::PeerLink>(), 64);
         // 20 bytes aligned to 4 (the id as bytes, one 32-bit word), so
         // that with a 32-bit sequence number an entry is 32 bytes, was 40.

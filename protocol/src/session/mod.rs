@@ -209,6 +209,11 @@ enum Transport {
 pub(crate) struct Session {
     state: State,
     frames: FrameReader,
+    /// The cap on the frames `frames` reads: the handshake's until the
+    /// session is established, then the node's (kept here, where it packs
+    /// with `peer_max_frame_len`, rather than in the reader: a session is
+    /// 56 bytes, and a node holds one per connection).
+    max_frame_len: u32,
     /// What waits for receive budget; boxed, as it is rare and a node
     /// holds many sessions.
     pending: Option<Box<Pending>>,
@@ -273,7 +278,8 @@ impl Session {
         };
         let session = Session {
             state: State::Handshake(handshake),
-            frames: FrameReader::new(HANDSHAKE_MAX_FRAME_LEN.min(ctx.max_frame_len)),
+            frames: FrameReader::new(),
+            max_frame_len: HANDSHAKE_MAX_FRAME_LEN.min(ctx.max_frame_len),
             pending: None,
             preamble: [0; PREAMBLE_LEN],
             preamble_len: 0,
@@ -357,12 +363,13 @@ impl Session {
             check_preamble(ctx, self.preamble)?;
         }
         loop {
-            let next = self.frames.next_frame(&mut input, grant).map_err(|e| {
-                ProtocolError::FrameTooLarge {
+            let next = self
+                .frames
+                .next_frame(&mut input, self.max_frame_len, grant)
+                .map_err(|e| ProtocolError::FrameTooLarge {
                     len: e.len,
                     max: e.max,
-                }
-            })?;
+                })?;
             match next {
                 Next::Frame(frame) => match self.on_frame(ctx, frame, grant, out) {
                     Ok(()) => {}
@@ -508,7 +515,7 @@ impl Session {
             .into());
         }
         self.state = State::Established(transport);
-        self.frames.set_max_frame_len(ctx.max_frame_len);
+        self.max_frame_len = ctx.max_frame_len;
         self.capabilities = ctx.hello.capabilities.intersect(hello.capabilities);
         self.peer_max_frame_len = hello.max_frame_len;
         out.push(SessionOutput::Established(Box::new(Established {

@@ -62,19 +62,21 @@ pub fn encode_frame(message: &Message, compress_over: Option<usize>, out: &mut B
 #[derive(Debug)]
 pub struct FrameDecoder {
     reader: FrameReader,
+    max_frame_len: u32,
 }
 
 impl FrameDecoder {
     /// A decoder that refuses frames longer than `max_frame_len`.
     pub fn new(max_frame_len: u32) -> Self {
         FrameDecoder {
-            reader: FrameReader::new(max_frame_len),
+            reader: FrameReader::new(),
+            max_frame_len,
         }
     }
 
     /// Changes the cap; applies from the next frame header on.
     pub fn set_max_frame_len(&mut self, max_frame_len: u32) {
-        self.reader.set_max_frame_len(max_frame_len);
+        self.max_frame_len = max_frame_len;
     }
 
     /// Bytes held for an incomplete frame (its header included).
@@ -87,7 +89,10 @@ impl FrameDecoder {
     /// needs. Returns `Ok(None)` once `input` is used up without completing
     /// a frame; the remainder is buffered.
     pub fn next_frame(&mut self, input: &mut Bytes) -> Result<Option<Bytes>, FrameError> {
-        match self.reader.next_frame(input, &mut Unlimited)? {
+        match self
+            .reader
+            .next_frame(input, self.max_frame_len, &mut Unlimited)?
+        {
             Next::Frame(frame) => Ok(Some(frame)),
             Next::NeedMore => Ok(None),
             Next::OverBudget => unreachable!("an unlimited grant refuses nothing"),
@@ -132,14 +137,15 @@ pub(crate) enum Next {
 /// capacity, which is what the memory costs. Sessions use it with the
 /// node's receive budget; [`FrameDecoder`] with no limit.
 ///
-/// 16 bytes: the cap and a pointer. A frame under way (a partial header,
-/// or a header and part of a body) lives in a side record, allocated only
-/// while one is; a node holds a reader per connection (a chord member
-/// ~38), and nearly all of them sit between frames, where the header and
-/// the empty buffer inline took 40 bytes.
-#[derive(Debug)]
+/// 8 bytes: a pointer. A frame under way (a partial header, or a header
+/// and part of a body) lives in a side record, allocated only while one
+/// is; a node holds a reader per connection (a chord member ~38), and
+/// nearly all of them sit between frames, where the header and the empty
+/// buffer inline took 40 bytes with the cap. The cap is the caller's, given
+/// at every read (a session keeps it where it packs with its other
+/// 32-bit fields).
+#[derive(Debug, Default)]
 pub(crate) struct FrameReader {
-    max_frame_len: u32,
     /// The frame under way, if one is.
     partial: Option<Box<Partial>>,
 }
@@ -165,16 +171,8 @@ impl Partial {
 }
 
 impl FrameReader {
-    pub(crate) fn new(max_frame_len: u32) -> Self {
-        FrameReader {
-            max_frame_len,
-            partial: None,
-        }
-    }
-
-    /// Changes the cap; applies from the next frame header on.
-    pub(crate) fn set_max_frame_len(&mut self, max_frame_len: u32) {
-        self.max_frame_len = max_frame_len;
+    pub(crate) fn new() -> Self {
+        FrameReader { partial: None }
     }
 
     /// Bytes of memory held for the frame under way (the body buffer's
@@ -191,24 +189,25 @@ impl FrameReader {
             .map_or(0, |p| usize::from(p.header_len) + p.body.len())
     }
 
-    /// Refuses a frame longer than the cap.
-    fn check(&self, len: u32) -> Result<(), FrameError> {
-        if len > self.max_frame_len {
-            return Err(FrameError {
-                len,
-                max: self.max_frame_len,
-            });
-        }
-        Ok(())
-    }
-
     /// Takes the next frame from what is kept plus `input`, consuming from
-    /// `input` only what it uses.
+    /// `input` only what it uses, refusing a frame longer than
+    /// `max_frame_len` (checked at every call, as soon as the header is
+    /// known: a cap changed by the caller applies from the next call).
     pub(crate) fn next_frame(
         &mut self,
         input: &mut Bytes,
+        max_frame_len: u32,
         grant: &mut dyn Grant,
     ) -> Result<Next, FrameError> {
+        let check = |len: u32| {
+            if len > max_frame_len {
+                return Err(FrameError {
+                    len,
+                    max: max_frame_len,
+                });
+            }
+            Ok(())
+        };
         // The usual cases first, without copying a run-time number of
         // header bytes (a call to `memcpy`, even for none) or allocating:
         // nothing more to read, or a whole header at the front of the
@@ -220,7 +219,7 @@ impl FrameReader {
             if let Some(&header) = input.first_chunk::<LENGTH_PREFIX_LEN>() {
                 input.advance(LENGTH_PREFIX_LEN);
                 let len = u32::from_be_bytes(header);
-                if let Err(error) = self.check(len) {
+                if let Err(error) = check(len) {
                     // Kept, so that a further call refuses it again.
                     self.partial = Some(Partial::new(header, LENGTH_PREFIX_LEN as u8));
                     return Err(error);
@@ -233,7 +232,6 @@ impl FrameReader {
                 self.partial = Some(Partial::new([0; LENGTH_PREFIX_LEN], 0));
             }
         }
-        let max_frame_len = self.max_frame_len;
         let Some(partial) = self.partial.as_deref_mut() else {
             unreachable!("a frame is under way")
         };
@@ -248,12 +246,7 @@ impl FrameReader {
             }
         }
         let len = u32::from_be_bytes(partial.header);
-        if len > max_frame_len {
-            return Err(FrameError {
-                len,
-                max: max_frame_len,
-            });
-        }
+        check(len)?;
         let len = len as usize;
         if partial.body.capacity() == 0 && input.len() >= len {
             self.partial = None;
@@ -613,10 +606,18 @@ mod reader_tests {
         }
     }
 
-    fn frames_of(reader: &mut FrameReader, mut input: Bytes, grant: &mut dyn Grant) -> Vec<Bytes> {
+    fn frames_of(
+        reader: &mut FrameReader,
+        mut input: Bytes,
+        max_frame_len: u32,
+        grant: &mut dyn Grant,
+    ) -> Vec<Bytes> {
         let mut frames = Vec::new();
         loop {
-            match reader.next_frame(&mut input, grant).expect("valid") {
+            match reader
+                .next_frame(&mut input, max_frame_len, grant)
+                .expect("valid")
+            {
                 Next::Frame(f) => frames.push(f),
                 Next::NeedMore => return frames,
                 Next::OverBudget => panic!("over budget"),
@@ -630,12 +631,13 @@ mod reader_tests {
         stream.extend(frame(b""));
         stream.extend(frame(&[9u8; 300]));
         for chunk in [1, 2, 3, 5, 7, 64, 1000] {
-            let mut reader = FrameReader::new(1024);
+            let mut reader = FrameReader::new();
             let mut frames = Vec::new();
             for piece in stream.chunks(chunk) {
                 frames.extend(frames_of(
                     &mut reader,
                     Bytes::copy_from_slice(piece),
+                    1024,
                     &mut Unlimited,
                 ));
             }
@@ -654,8 +656,9 @@ mod reader_tests {
             granted: 0,
         };
         let frames = frames_of(
-            &mut FrameReader::new(64),
+            &mut FrameReader::new(),
             Bytes::from(frame(b"zero copy")),
+            64,
             &mut grant,
         );
         assert_eq!(&frames[0][..], b"zero copy");
@@ -670,23 +673,23 @@ mod reader_tests {
             left: 3000,
             granted: 0,
         };
-        let mut reader = FrameReader::new(20_000);
+        let mut reader = FrameReader::new();
         let mut input = Bytes::copy_from_slice(&stream[..1004]);
         assert_eq!(
-            reader.next_frame(&mut input, &mut grant),
+            reader.next_frame(&mut input, 20_000, &mut grant),
             Ok(Next::NeedMore)
         );
         assert_eq!(reader.held(), 1000);
         let mut input = Bytes::copy_from_slice(&stream[1004..2004]);
         assert_eq!(
-            reader.next_frame(&mut input, &mut grant),
+            reader.next_frame(&mut input, 20_000, &mut grant),
             Ok(Next::NeedMore)
         );
         assert_eq!(reader.held(), 2000);
         // Doubling to 4000 would pass the 3000 granted: refused, input kept.
         let mut input = Bytes::copy_from_slice(&stream[2004..3004]);
         assert_eq!(
-            reader.next_frame(&mut input, &mut grant),
+            reader.next_frame(&mut input, 20_000, &mut grant),
             Ok(Next::OverBudget)
         );
         assert_eq!(input.len(), 1000);
@@ -694,7 +697,7 @@ mod reader_tests {
         // With more room it goes on, and the buffer never passes the frame.
         grant.left = usize::MAX;
         let mut input = Bytes::copy_from_slice(&stream[2004..]);
-        let Ok(Next::Frame(f)) = reader.next_frame(&mut input, &mut grant) else {
+        let Ok(Next::Frame(f)) = reader.next_frame(&mut input, 20_000, &mut grant) else {
             panic!("frame");
         };
         assert_eq!(f.len(), 10_000);
@@ -703,24 +706,57 @@ mod reader_tests {
 
     #[test]
     fn refuses_an_oversized_length_before_buffering_it() {
-        let mut reader = FrameReader::new(16);
+        let mut reader = FrameReader::new();
         let mut input = Bytes::from_static(&[0, 0, 0, 17, 1, 2, 3]);
         assert_eq!(
-            reader.next_frame(&mut input, &mut Unlimited),
+            reader.next_frame(&mut input, 16, &mut Unlimited),
             Err(FrameError { len: 17, max: 16 })
         );
-        let mut reader = FrameReader::new(16);
+        let mut reader = FrameReader::new();
         assert_eq!(
-            reader.next_frame(&mut Bytes::from_static(&[0xff, 0xff]), &mut Unlimited),
+            reader.next_frame(&mut Bytes::from_static(&[0xff, 0xff]), 16, &mut Unlimited),
             Ok(Next::NeedMore)
         );
         assert_eq!(
-            reader.next_frame(&mut Bytes::from_static(&[0xff, 0xff, 0]), &mut Unlimited),
+            reader.next_frame(
+                &mut Bytes::from_static(&[0xff, 0xff, 0]),
+                16,
+                &mut Unlimited
+            ),
             Err(FrameError {
                 len: u32::MAX,
                 max: 16
             })
         );
         assert_eq!(reader.held(), 0);
+    }
+
+    /// A refused header stays refused: the stream's frame boundaries are
+    /// lost, so a further read (a caller that goes on after the error)
+    /// must not take the bytes after it for a new header. Whole or in
+    /// pieces, the reader keeps the header it refused.
+    #[test]
+    fn a_refused_header_is_refused_again() {
+        for pieces in [
+            &[&[0u8, 0, 0, 17, 1, 2, 3][..]][..],
+            &[&[0, 0], &[0, 17, 1, 2, 3]],
+        ] {
+            let mut reader = FrameReader::new();
+            let mut result = Ok(Next::NeedMore);
+            for piece in pieces {
+                result = reader.next_frame(&mut Bytes::copy_from_slice(piece), 16, &mut Unlimited);
+            }
+            assert_eq!(result, Err(FrameError { len: 17, max: 16 }));
+            let mut next = Bytes::from_static(&[0, 0, 0, 1, 9]);
+            assert_eq!(
+                reader.next_frame(&mut next, 16, &mut Unlimited),
+                Err(FrameError { len: 17, max: 16 })
+            );
+            // A cap raised by the caller lets the frame under way go on.
+            assert_eq!(
+                reader.next_frame(&mut next, 32, &mut Unlimited),
+                Ok(Next::NeedMore)
+            );
+        }
     }
 }
