@@ -351,7 +351,7 @@ impl Chord {
             return;
         };
         let req = self.ask_state(cx, s1, RingCall::Stabilize);
-        self.stabilizing = Some(req);
+        self.stabilizing = super::in_flight(req);
     }
 
     /// Steps 2 and 3.
@@ -364,7 +364,7 @@ impl Chord {
         outcome: Outcome,
         dead: bool,
     ) {
-        if self.stabilizing != Some(req) {
+        if self.stabilizing != super::in_flight(req) {
             return;
         }
         self.stabilizing = None;
@@ -390,7 +390,7 @@ impl Chord {
                 match pred {
                     Some(p) => {
                         let req = self.ask_state(cx, p, RingCall::StabilizePred);
-                        self.stabilizing = Some(req);
+                        self.stabilizing = super::in_flight(req);
                     }
                     None if named => {}
                     None => self.notify(cx, s1),
@@ -423,7 +423,7 @@ impl Chord {
         outcome: Outcome,
         dead: bool,
     ) {
-        if self.stabilizing != Some(req) {
+        if self.stabilizing != super::in_flight(req) {
             return;
         }
         self.stabilizing = None;
@@ -506,7 +506,7 @@ impl Chord {
         if self.rectifying.is_some() {
             // One rectify request at a time; keep the closest notifier
             // for when it ends.
-            let busy_with = |p: &Option<Pointer>| p.as_ref().is_some_and(|p| p.id == n.id);
+            let busy_with = |p: &Option<Finger>| p.as_ref().is_some_and(|p| p.id == n.id);
             if busy_with(&self.checking) || busy_with(&self.waiting_notifier) {
                 return;
             }
@@ -515,7 +515,7 @@ impl Chord {
                 .as_ref()
                 .is_none_or(|w| ring::in_open(w.id.as_u128(), n.id.as_u128(), me));
             if closer {
-                self.waiting_notifier = Some(n);
+                self.waiting_notifier = Some(Finger::new(n));
             }
             return;
         }
@@ -524,8 +524,8 @@ impl Chord {
             Rectify::Nothing => {}
             Rectify::Adopt => {
                 let req = self.ask_state(cx, n.clone(), RingCall::CheckNotifier);
-                self.rectifying = Some(req);
-                self.checking = Some(n);
+                self.rectifying = super::in_flight(req);
+                self.checking = Some(Finger::new(n));
             }
             Rectify::CheckOld => {
                 // The old predecessor must still answer as a member that
@@ -534,9 +534,9 @@ impl Chord {
                 let Some(old) = self.pred.as_ref().map(Finger::pointer) else {
                     return;
                 };
-                self.waiting_notifier = Some(n);
+                self.waiting_notifier = Some(Finger::new(n));
                 let req = self.ask_state(cx, old, RingCall::Probe);
-                self.rectifying = Some(req);
+                self.rectifying = super::in_flight(req);
             }
         }
     }
@@ -562,11 +562,11 @@ impl Chord {
         outcome: &Outcome,
         dead: bool,
     ) {
-        if self.rectifying != Some(req) {
+        if self.rectifying != super::in_flight(req) {
             return;
         }
         self.rectifying = None;
-        let Some(n) = self.checking.take() else {
+        let Some(n) = self.checking.take().map(|f| f.pointer()) else {
             return;
         };
         if matches!(outcome, Outcome::Failed(Failure::Refused)) {
@@ -602,7 +602,7 @@ impl Chord {
         outcome: &Outcome,
         dead: bool,
     ) {
-        if self.rectifying != Some(req) {
+        if self.rectifying != super::in_flight(req) {
             return;
         }
         self.rectifying = None;
@@ -623,7 +623,7 @@ impl Chord {
 
     /// Rectifies the notifier that waited, if any.
     fn rectify_waiting(&mut self, cx: &mut dyn Cx) {
-        if let Some(n) = self.waiting_notifier.take() {
+        if let Some(n) = self.waiting_notifier.take().map(|f| f.pointer()) {
             let me = cx.me().as_u128();
             let pred = self.pred.as_ref().map(|p| p.id.as_u128());
             // Only a notifier the table would adopt now: one that merely
