@@ -168,7 +168,8 @@ struct Connection {
     /// through [`Connection::expected`] and [`Connection::peer`]). The
     /// id and whether there is one apart (`has_id`): a flag packs with the
     /// others, where an `Option<NodeId>` takes 24 bytes, not 16 (eight
-    /// more would put the connection in the allocator's next size class).
+    /// more would take the connection from 120 bytes to 128: glibc's next
+    /// chunk size, and the end of mimalloc's 128-byte class).
     id: NodeId,
     /// `id` holds an id.
     has_id: bool,
@@ -590,8 +591,8 @@ impl Net {
     /// the same id before and after it while one of its timers (a
     /// handshake or drain timeout: seconds) is pending; 2^32 connections
     /// and links of one node are years of work. Four bytes rather than
-    /// eight keep a connection at 152 bytes, the allocator's 160-byte
-    /// class, ~37 of them per chord member.
+    /// eight keep a connection at 120 bytes (glibc's 128-byte chunk), ~37
+    /// of them per chord member.
     fn next_conn_serial(&mut self) -> u32 {
         self.next_serial() as u32
     }
