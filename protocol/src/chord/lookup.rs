@@ -439,7 +439,7 @@ impl Chord {
             ChordReplyKind::NotInRing => RouteStep::Answer(Err(ChordRouteKind::NotInRing)),
             ChordReplyKind::Done => RouteStep::Answer(Ok(ChordRouteFound {
                 by: self.self_pointer(cx),
-                entries: self.succs.clone(),
+                entries: self.succs.iter().map(Finger::pointer).collect(),
             })),
             ChordReplyKind::Next => {
                 if let Some(silent) = avoid
@@ -658,7 +658,7 @@ impl Chord {
         tracing::debug!(successor = %silent.short(), "lookup answered past a silent first successor");
         Some(ChordRouteFound {
             by: self.self_pointer(cx),
-            entries: self.succs[1..].to_vec(),
+            entries: self.succs[1..].iter().map(Finger::pointer).collect(),
         })
     }
 
@@ -865,7 +865,7 @@ impl Chord {
             .iter()
             .chain(self.pred.as_ref())
             .filter(|p| unreached(p.id))
-            .cloned()
+            .map(Finger::pointer)
             .chain(
                 self.fingers
                     .iter()

@@ -6,8 +6,8 @@ use tracing::{debug, info, warn};
 
 use super::ring::{self, Rectify};
 use super::{
-    Chord, ChordError, ChordEvent, ChordRole, Found, LookupFor, Pointer, RingCall, RingObserver,
-    Timer,
+    Chord, ChordError, ChordEvent, ChordRole, Finger, Found, LookupFor, Pointer, RingCall,
+    RingObserver, Timer,
 };
 use crate::cx::Cx;
 use crate::rpc::{Done, Failure, Outcome};
@@ -63,7 +63,7 @@ impl Chord {
             .map(|k| founders[(i + k) % n].clone())
             .collect();
         self.set_succs(cx, succs);
-        self.pred = Some(founders[(i + n - 1) % n].clone());
+        self.pred = Some(Finger::new(founders[(i + n - 1) % n].clone()));
         // The fingers of the founded ring, as far as the list shows it:
         // the first founder at or after each target beyond the successor
         // list (the ideal fingers when every founder is listed). A node
@@ -159,7 +159,7 @@ impl Chord {
         }
         let successor = succs[0].id;
         self.set_succs(cx, succs);
-        self.pred = Some(m.clone());
+        self.pred = Some(Finger::new(m.clone()));
         info!(node = %me.short(), successor = %successor.short(), predecessor = %m.id.short(), hops, "joined the ring");
         cx.emit(ChordEvent::Joined {
             successor,
@@ -342,8 +342,8 @@ impl Chord {
         if !self.is_member() || self.stabilizing.is_some() {
             return;
         }
-        let Some(s1) = self.succs.first().cloned() else {
-            if let Some(p) = self.pred.clone() {
+        let Some(s1) = self.succs.first().map(Finger::pointer) else {
+            if let Some(p) = self.pred.as_ref().map(Finger::pointer) {
                 // §5.2: a ring of one adopts its first joiner.
                 self.set_succs(cx, vec![p]);
                 obs.ring_changed(cx, self);
@@ -351,7 +351,7 @@ impl Chord {
             return;
         };
         let req = self.ask_state(cx, s1, RingCall::Stabilize);
-        self.stabilizing = Some(req);
+        self.stabilizing = super::in_flight(req);
     }
 
     /// Steps 2 and 3.
@@ -364,7 +364,7 @@ impl Chord {
         outcome: Outcome,
         dead: bool,
     ) {
-        if self.stabilizing != Some(req) {
+        if self.stabilizing != super::in_flight(req) {
             return;
         }
         self.stabilizing = None;
@@ -390,7 +390,7 @@ impl Chord {
                 match pred {
                     Some(p) => {
                         let req = self.ask_state(cx, p, RingCall::StabilizePred);
-                        self.stabilizing = Some(req);
+                        self.stabilizing = super::in_flight(req);
                     }
                     None if named => {}
                     None => self.notify(cx, s1),
@@ -401,7 +401,7 @@ impl Chord {
             _ => {
                 // Step 2: s1 was flushed; notify the new first entry and
                 // go on at once, at most r times in a row.
-                if let Some(first) = self.succs.first().cloned() {
+                if let Some(first) = self.succs.first().map(Finger::pointer) {
                     self.notify(cx, first);
                 }
                 obs.ring_changed(cx, self);
@@ -423,7 +423,7 @@ impl Chord {
         outcome: Outcome,
         dead: bool,
     ) {
-        if self.stabilizing != Some(req) {
+        if self.stabilizing != super::in_flight(req) {
             return;
         }
         self.stabilizing = None;
@@ -437,7 +437,7 @@ impl Chord {
                 self.notify(cx, p);
             }
             _ => {
-                if let Some(first) = self.succs.first().cloned() {
+                if let Some(first) = self.succs.first().map(Finger::pointer) {
                     self.notify(cx, first);
                 }
             }
@@ -506,7 +506,7 @@ impl Chord {
         if self.rectifying.is_some() {
             // One rectify request at a time; keep the closest notifier
             // for when it ends.
-            let busy_with = |p: &Option<Pointer>| p.as_ref().is_some_and(|p| p.id == n.id);
+            let busy_with = |p: &Option<Finger>| p.as_ref().is_some_and(|p| p.id == n.id);
             if busy_with(&self.checking) || busy_with(&self.waiting_notifier) {
                 return;
             }
@@ -515,7 +515,7 @@ impl Chord {
                 .as_ref()
                 .is_none_or(|w| ring::in_open(w.id.as_u128(), n.id.as_u128(), me));
             if closer {
-                self.waiting_notifier = Some(n);
+                self.waiting_notifier = Some(Finger::new(n));
             }
             return;
         }
@@ -524,19 +524,19 @@ impl Chord {
             Rectify::Nothing => {}
             Rectify::Adopt => {
                 let req = self.ask_state(cx, n.clone(), RingCall::CheckNotifier);
-                self.rectifying = Some(req);
-                self.checking = Some(n);
+                self.rectifying = super::in_flight(req);
+                self.checking = Some(Finger::new(n));
             }
             Rectify::CheckOld => {
                 // The old predecessor must still answer as a member that
                 // places this node; liveness alone is not enough (a peer
                 // can answer pings and nothing else).
-                let Some(old) = self.pred.clone() else {
+                let Some(old) = self.pred.as_ref().map(Finger::pointer) else {
                     return;
                 };
-                self.waiting_notifier = Some(n);
+                self.waiting_notifier = Some(Finger::new(n));
                 let req = self.ask_state(cx, old, RingCall::Probe);
-                self.rectifying = Some(req);
+                self.rectifying = super::in_flight(req);
             }
         }
     }
@@ -562,11 +562,11 @@ impl Chord {
         outcome: &Outcome,
         dead: bool,
     ) {
-        if self.rectifying != Some(req) {
+        if self.rectifying != super::in_flight(req) {
             return;
         }
         self.rectifying = None;
-        let Some(n) = self.checking.take() else {
+        let Some(n) = self.checking.take().map(|f| f.pointer()) else {
             return;
         };
         if matches!(outcome, Outcome::Failed(Failure::Refused)) {
@@ -602,7 +602,7 @@ impl Chord {
         outcome: &Outcome,
         dead: bool,
     ) {
-        if self.rectifying != Some(req) {
+        if self.rectifying != super::in_flight(req) {
             return;
         }
         self.rectifying = None;
@@ -623,7 +623,7 @@ impl Chord {
 
     /// Rectifies the notifier that waited, if any.
     fn rectify_waiting(&mut self, cx: &mut dyn Cx) {
-        if let Some(n) = self.waiting_notifier.take() {
+        if let Some(n) = self.waiting_notifier.take().map(|f| f.pointer()) {
             let me = cx.me().as_u128();
             let pred = self.pred.as_ref().map(|p| p.id.as_u128());
             // Only a notifier the table would adopt now: one that merely
@@ -641,7 +641,7 @@ impl Chord {
     }
 
     fn set_pred(&mut self, cx: &mut dyn Cx, obs: &mut dyn RingObserver, p: Pointer) {
-        let old = self.pred.replace(p.clone()).map(|o| o.id);
+        let old = self.pred.replace(Finger::new(p.clone())).map(|o| o.id);
         if old != Some(p.id) {
             self.fingers_to_base(cx);
         }

@@ -31,7 +31,7 @@
 use tracing::{debug, info};
 
 use super::ring::{self, dist};
-use super::{Chord, Found, LookupError, LookupFor, Pointer, RingObserver, Timer};
+use super::{Chord, Finger, Found, LookupError, LookupFor, Pointer, RingObserver, Timer};
 use crate::NodeId;
 use crate::cx::Cx;
 use crate::time::{Duration, Instant};
@@ -201,7 +201,7 @@ impl Chord {
                     let finger = self.fingers[i].1.pointer();
                     self.add_suspect(cx, finger, now);
                 }
-                if let Some(p) = self.pred.clone() {
+                if let Some(p) = self.pred.as_ref().map(Finger::pointer) {
                     self.add_suspect(cx, p, now);
                 }
             }
@@ -392,7 +392,7 @@ impl Chord {
         if !skipped {
             return false;
         }
-        let mut all: Vec<Pointer> = self.succs.iter().cloned().chain(list).collect();
+        let mut all: Vec<Pointer> = self.succs.iter().map(Finger::pointer).chain(list).collect();
         all.retain(|p| p.id != me);
         all.sort_by_key(|p| (dist(mine, p.id.as_u128()), p.id));
         all.dedup_by_key(|p| p.id);
@@ -402,7 +402,7 @@ impl Chord {
         }
         self.set_succs(cx, all);
         self.stats.merges += 1;
-        let first = self.succs[0].clone();
+        let first = self.succs[0].pointer();
         if core::mem::take(&mut self.merge.orphaned) {
             self.stats.orphans_recovered += 1;
             info!(node = %me.short(), successor = %first.id.short(), "orphan found its place in the ring again");

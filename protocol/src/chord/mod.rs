@@ -271,17 +271,37 @@ pub(crate) const FINGERS_MOVED_SPEEDUP: u64 = 4;
 /// a larger one, grown by a burst, gives the rest back when it empties.
 pub(crate) const KEPT_CAPACITY: usize = 7;
 
+/// A ring request in flight, by its id: the ring's ids start at 1
+/// (`Rpc::new(1, ..)` in [`Chord::new`]) and only grow, so none is 0, and
+/// an `Option<NonZeroU64>` takes 8 bytes where an `Option<u64>` takes 16.
+type InFlight = Option<core::num::NonZeroU64>;
+
+/// The [`InFlight`] of request `req`.
+fn in_flight(req: u64) -> InFlight {
+    let id = core::num::NonZeroU64::new(req);
+    debug_assert!(id.is_some(), "ring request ids start at 1");
+    id
+}
+
 /// The component (spec/chord.md §3).
+///
+/// Boxed in every member: its 1,008 bytes fit the allocator's 1,024-byte
+/// class (mimalloc's; 1,088 took a 1,280-byte block), kept so by
+/// `layout_tests`.
 pub(crate) struct Chord {
     role: ChordRole,
     r: usize,
-    succs: Vec<Pointer>,
-    pred: Option<Pointer>,
+    /// The successor list, nearest first, and the predecessor, each kept
+    /// as a finger is (32 bytes where a [`Pointer`] takes 56; read back as
+    /// a pointer only to dial it, hand it on or suspect it): a member keeps
+    /// `r` successors, and a grown list was a vector of `Pointer`s.
+    succs: Vec<Finger>,
+    pred: Option<Finger>,
     /// Finger index → pointer, sorted by index; only fingers outside the
     /// successor list are kept.
     fingers: Vec<(u8, Finger)>,
     /// The request of the stabilization in flight.
-    stabilizing: Option<u64>,
+    stabilizing: InFlight,
     /// Stabilizations started at once in a row after dropping a dead first
     /// successor (at most `r`).
     quick_restabilize: usize,
@@ -289,12 +309,12 @@ pub(crate) struct Chord {
     stabilize_generation: u64,
     /// The rectify request in flight (§6.3): a probe of the old
     /// predecessor, or the check of `checking`.
-    rectifying: Option<u64>,
-    /// The notifier whose state is being checked.
-    checking: Option<Pointer>,
+    rectifying: InFlight,
+    /// The notifier whose state is being checked (kept as a finger is).
+    checking: Option<Finger>,
     /// The closest notifier that arrived while a rectify request was in
-    /// flight; rectified when it ends.
-    waiting_notifier: Option<Pointer>,
+    /// flight; rectified when it ends (kept as a finger is).
+    waiting_notifier: Option<Finger>,
     /// The finger index the next fix-fingers tick starts from.
     next_finger: u8,
     /// The fix-fingers period now, in multiples of
@@ -423,12 +443,12 @@ impl Chord {
     }
 
     /// The successor list, nearest first.
-    pub(crate) fn successors(&self) -> &[Pointer] {
+    pub(crate) fn successors(&self) -> &[Finger] {
         &self.succs
     }
 
     /// The predecessor, if known.
-    pub(crate) fn predecessor(&self) -> Option<&Pointer> {
+    pub(crate) fn predecessor(&self) -> Option<&Finger> {
         self.pred.as_ref()
     }
 
@@ -688,7 +708,11 @@ impl Chord {
         if !same {
             self.fingers_to_base(cx);
         }
-        self.succs = list;
+        // Collected into a vector of its own length: an in-place collect
+        // would keep the pointers' larger allocation.
+        let mut succs = Vec::with_capacity(list.len());
+        succs.extend(list.into_iter().map(Finger::new));
+        self.succs = succs;
         let succs = &self.succs;
         self.fingers
             .retain(|(_, f)| !succs.iter().any(|s| s.id == f.id));
@@ -706,7 +730,7 @@ impl Chord {
             .iter()
             .chain(self.pred.as_ref())
             .find(|p| p.id == id)
-            .cloned()
+            .map(Finger::pointer)
             .or_else(|| {
                 self.fingers
                     .iter()
@@ -763,11 +787,23 @@ mod layout_tests {
 
     /// A member keeps ~14 fingers: 40 bytes each with their index (a
     /// `Pointer` made them 64; benches/README.md, "A ring member's
-    /// memory").
+    /// memory"), and its `r` successors and its predecessor as fingers.
     #[test]
     fn a_finger_keeps_its_size() {
         assert_eq!(size_of::<Finger>(), 32);
         assert_eq!(size_of::<(u8, Finger)>(), 40);
+        // The successors and the predecessor are kept as fingers too: 32
+        // bytes each where a `Pointer` takes 56.
+        assert_eq!(size_of::<Option<Finger>>(), 32);
+        assert_eq!(size_of::<super::Pointer>(), 56);
+    }
+
+    /// The ring's state, boxed in every member, fits the allocator's
+    /// 1,024-byte class (1,088 bytes took mimalloc's 1,280).
+    #[test]
+    fn the_ring_fits_its_size_class() {
+        assert_eq!(size_of::<super::Chord>(), 1008);
+        assert_eq!(size_of::<super::InFlight>(), 8);
     }
 
     /// A finger gives back the pointer it was made from: the same id and

@@ -2,13 +2,14 @@
 //! ring's requests.
 
 use super::ring;
-use super::{Chord, Pointer, RingCall, RingObserver, positions};
+use super::{Chord, Finger, Pointer, RingCall, RingObserver};
 use crate::NodeId;
 use crate::cx::Cx;
 use crate::rpc::Done;
 use crate::wire::{
     ChordFindSuccessor, ChordFindSuccessorReply, ChordGetState, ChordReplyKind, ChordState, Message,
 };
+use smallvec::SmallVec;
 
 impl Chord {
     /// A chord request (`ChordGetState`, `ChordNotify`,
@@ -28,9 +29,9 @@ impl Chord {
                 let state = ChordState {
                     req,
                     member,
-                    pred: self.pred.clone().filter(|_| member),
+                    pred: self.pred.as_ref().map(Finger::pointer).filter(|_| member),
                     succs: if member {
-                        self.succs.clone()
+                        self.succs.iter().map(Finger::pointer).collect()
                     } else {
                         Vec::new()
                     },
@@ -66,7 +67,7 @@ impl Chord {
         key: u128,
         from: NodeId,
     ) -> (ChordReplyKind, Vec<Pointer>) {
-        let succs = positions(&self.succs);
+        let succs: SmallVec<[u128; 8]> = self.succs.iter().map(|p| p.id.as_u128()).collect();
         let fingers = self.finger_positions();
         let reply = ring::respond(
             me.as_u128(),
@@ -79,7 +80,10 @@ impl Chord {
         );
         match reply {
             ring::Reply::NotInRing => (ChordReplyKind::NotInRing, Vec::new()),
-            ring::Reply::Done(_) => (ChordReplyKind::Done, self.succs.clone()),
+            ring::Reply::Done(_) => (
+                ChordReplyKind::Done,
+                self.succs.iter().map(Finger::pointer).collect(),
+            ),
             ring::Reply::Next(ids) => (
                 ChordReplyKind::Next,
                 ids.iter()

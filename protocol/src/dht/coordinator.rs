@@ -7,8 +7,8 @@ use tracing::debug;
 
 use super::store::{Merge, Refusal, key_hash, position};
 use super::{Client, Dht, DhtFailure, Task, Timer, verify, within_step};
-use crate::chord::Chord;
 use crate::chord::ring::in_half_open;
+use crate::chord::{Chord, Finger};
 use crate::cx::Cx;
 use crate::time::Duration;
 #[cfg(doc)]
@@ -82,7 +82,7 @@ impl Dht {
             debug!(node = %cx.me().short(), writer = %entry.body.writer.short(), ?refusal, "write refused");
             return self.answer_client(cx, client, status, 0, 0);
         }
-        let candidates = ring.successors().to_vec();
+        let candidates: Vec<_> = ring.successors().iter().map(Finger::pointer).collect();
         let needed = (self.settings.replicas - 1).min(candidates.len());
         let id = cx.next_op().0;
         self.tasks.insert(

@@ -9,7 +9,7 @@ use super::store::{Merge, key_hash, order_key, position};
 use super::{Client, Dht, Task, Timer, verify, within_step};
 use crate::NodeId;
 use crate::chord::ring::{in_half_open, in_open};
-use crate::chord::{Chord, Pointer};
+use crate::chord::{Chord, Finger, Pointer};
 use crate::cx::Cx;
 use crate::wire::{
     Capabilities, DhtEntry, DhtGet, DhtGetReply, DhtPut, DhtReplicate, DhtReplicateAck,
@@ -223,7 +223,7 @@ impl Dht {
     /// *P* changed from `old`: hand the new predecessor the entries it now
     /// owns.
     pub(super) fn hand_off(&mut self, cx: &mut dyn Cx, ring: &mut Chord, old: Option<NodeId>) {
-        let Some(new) = ring.predecessor().cloned() else {
+        let Some(new) = ring.predecessor().map(Finger::pointer) else {
             return;
         };
         let me = cx.me().as_u128();
@@ -256,7 +256,7 @@ impl Dht {
             .iter()
             .take(first)
             .filter(|p| !self.synced.contains(&p.id))
-            .cloned()
+            .map(Finger::pointer)
             .collect();
         self.synced = holders;
         for holder in new {
@@ -278,7 +278,7 @@ impl Dht {
             .successors()
             .iter()
             .take(self.settings.replicas - 1)
-            .cloned()
+            .map(Finger::pointer)
             .collect();
         for holder in holders {
             self.sync_with(cx, ring, holder);

@@ -168,7 +168,8 @@ struct Connection {
     /// through [`Connection::expected`] and [`Connection::peer`]). The
     /// id and whether there is one apart (`has_id`): a flag packs with the
     /// others, where an `Option<NodeId>` takes 24 bytes, not 16 (eight
-    /// more would put the connection in the allocator's next size class).
+    /// more would take the connection from 112 bytes to 120: past
+    /// mimalloc's 112-byte class).
     id: NodeId,
     /// `id` holds an id.
     has_id: bool,
@@ -590,8 +591,8 @@ impl Net {
     /// the same id before and after it while one of its timers (a
     /// handshake or drain timeout: seconds) is pending; 2^32 connections
     /// and links of one node are years of work. Four bytes rather than
-    /// eight keep a connection at 152 bytes, the allocator's 160-byte
-    /// class, ~37 of them per chord member.
+    /// eight keep a connection at 112 bytes (mimalloc's 112-byte class),
+    /// ~37 of them per chord member.
     fn next_conn_serial(&mut self) -> u32 {
         self.next_serial() as u32
     }
@@ -1109,10 +1110,13 @@ mod layout_tests {
     /// purpose (benches/README.md, "Where a chord member's memory goes").
     #[test]
     fn per_link_records_keep_their_size() {
-        // 152: the allocator's 160-byte class (the box's header is 8); the
+        // 112: the allocator's 112-byte class (mimalloc's; glibc's chunk of
+        // 128 with its header), was 152 (the 160-byte class); the
         // handshake's fields in their own record, only while handshaking,
-        // and the remote address in 16 bytes.
-        assert_eq!(size_of::<super::Connection>(), 152);
+        // the remote address in 16 bytes, the session's frame reader in 8
+        // (a frame under way in a side record, the cap in the session),
+        // and a preamble that comes in pieces in the session's side record.
+        assert_eq!(size_of::<super::Connection>(), 112);
         assert_eq!(size_of::<super::RemoteAddr>(), 16);
         // A peer cache entry (a chord member holds ~46, guests included):
         // its listen addresses in 16 bytes.
@@ -1121,7 +1125,8 @@ mod layout_tests {
         // `u16`, its four flags one byte.
         assert_eq!(size_of::<super::cache::CacheEntry>(), 40);
         assert!(size_of::<super::Handshake>() <= 24);
-        assert_eq!(size_of::<Option<crate::session::Session>>(), 88);
+        assert_eq!(size_of::<crate::wire::FrameReader>(), 8);
+        assert_eq!(size_of::<Option<crate::session::Session>>(), 48);
         assert_eq!(size_of::<super::PeerLink>(), 64);
         // 20 bytes aligned to 4 (the id as bytes, one 32-bit word), so
         // that with a 32-bit sequence number an entry is 32 bytes, was 40.

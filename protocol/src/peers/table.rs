@@ -29,7 +29,7 @@ use super::{Connection, PeerLink};
 /// The established peers by id. See the module docs.
 pub(super) type PeerTable = IdMap<PeerLink>;
 
-/// The connections by id (boxed: a connection is 152 bytes, and the
+/// The connections by id (boxed: a connection is 112 bytes, and the
 /// vectors move their entries on every insert and remove).
 pub(super) type ConnTable = VecMap<ConnId, Box<Connection>>;
 

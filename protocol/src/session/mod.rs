@@ -191,6 +191,9 @@ impl<E: Into<ProtocolError>> From<E> for ReadError {
 }
 
 enum State {
+    /// The peer's preamble is not complete yet (what came of it is in
+    /// [`Pending::preamble`]): the handshake has not read a frame.
+    Opening(Handshake),
     Handshake(Handshake),
     Established(Transport),
 }
@@ -209,21 +212,24 @@ enum Transport {
 pub(crate) struct Session {
     state: State,
     frames: FrameReader,
-    /// What waits for receive budget; boxed, as it is rare and a node
-    /// holds many sessions.
+    /// The cap on the frames `frames` reads: the handshake's until the
+    /// session is established, then the node's (kept here, where it packs
+    /// with `peer_max_frame_len`, rather than in the reader: a session is
+    /// 48 bytes, and a node holds one per connection).
+    max_frame_len: u32,
+    /// What waits for receive budget, and a preamble that came in pieces;
+    /// boxed, as both are rare and a node holds many sessions (the
+    /// preamble inline took 7 bytes of every session, and a connection
+    /// 120 bytes where it is now 112, the allocator's 112-byte class).
     pending: Option<Box<Pending>>,
-    preamble: [u8; PREAMBLE_LEN],
-    /// Preamble bytes received so far (at most [`PREAMBLE_LEN`]): a byte,
-    /// so that it packs with the preamble (a node holds a session per
-    /// connection, ~38 of them a chord member).
-    preamble_len: u8,
     /// Features both sides offered; known once established.
     pub(crate) capabilities: Capabilities,
     /// The peer's frame cap; known once established.
     peer_max_frame_len: u32,
 }
 
-/// What a session keeps while it waits for receive budget.
+/// What a session keeps while it waits for receive budget, or for the
+/// rest of the peer's preamble.
 #[derive(Default)]
 struct Pending {
     /// A decrypted frame body waiting for budget to decompress into.
@@ -231,6 +237,18 @@ struct Pending {
     /// Input that arrived while `body` waited (see
     /// [`Session::keep_input`]).
     input: Bytes,
+    /// The peer's preamble as far as it came, while the session is
+    /// [`State::Opening`]; not counted by [`Session::held`] (it was not
+    /// when it lived in the session itself).
+    preamble: PartialPreamble,
+}
+
+/// The first bytes of a preamble (see [`Pending::preamble`]).
+#[derive(Default, Clone, Copy)]
+struct PartialPreamble {
+    bytes: [u8; PREAMBLE_LEN],
+    /// Bytes received so far (at most [`PREAMBLE_LEN`]).
+    len: u8,
 }
 
 /// Cap on frames before the session is established: a handshake message is
@@ -272,11 +290,10 @@ impl Session {
             }
         };
         let session = Session {
-            state: State::Handshake(handshake),
-            frames: FrameReader::new(HANDSHAKE_MAX_FRAME_LEN.min(ctx.max_frame_len)),
+            state: State::Opening(handshake),
+            frames: FrameReader::new(),
+            max_frame_len: HANDSHAKE_MAX_FRAME_LEN.min(ctx.max_frame_len),
             pending: None,
-            preamble: [0; PREAMBLE_LEN],
-            preamble_len: 0,
             capabilities: Capabilities::NONE,
             peer_max_frame_len: 0,
         };
@@ -318,9 +335,9 @@ impl Session {
         grant: &mut dyn Grant,
         out: &mut SessionOutputs,
     ) -> Result<(), ReadError> {
-        let (kept, body) = match self.pending.take() {
-            Some(p) => (p.input, p.body),
-            None => (Bytes::new(), None),
+        let (kept, body, mut preamble) = match self.pending.take() {
+            Some(p) => (p.input, p.body, p.preamble),
+            None => (Bytes::new(), None, PartialPreamble::default()),
         };
         if !kept.is_empty() {
             input = if input.is_empty() {
@@ -344,25 +361,38 @@ impl Session {
                 Err(error) => return Err(error),
             }
         }
-        let have = usize::from(self.preamble_len);
-        if have < PREAMBLE_LEN {
+        if matches!(self.state, State::Opening(_)) {
+            let have = usize::from(preamble.len);
             let take = (PREAMBLE_LEN - have).min(input.len());
-            self.preamble[have..have + take].copy_from_slice(&input.split_to(take));
+            preamble.bytes[have..have + take].copy_from_slice(&input.split_to(take));
             let have = have + take;
             // At most PREAMBLE_LEN (6): fits a byte.
-            self.preamble_len = have as u8;
+            preamble.len = have as u8;
             if have < PREAMBLE_LEN {
+                if have > 0 {
+                    self.pending.get_or_insert_default().preamble = preamble;
+                }
                 return Ok(());
             }
-            check_preamble(ctx, self.preamble)?;
+            // Complete: the handshake reads frames from now on (checked
+            // after, as before: a session that refused it reads no more
+            // preamble, and its connection closes).
+            let State::Opening(handshake) =
+                core::mem::replace(&mut self.state, State::Handshake(Handshake::Plaintext))
+            else {
+                unreachable!("matched above")
+            };
+            self.state = State::Handshake(handshake);
+            check_preamble(ctx, preamble.bytes)?;
         }
         loop {
-            let next = self.frames.next_frame(&mut input, grant).map_err(|e| {
-                ProtocolError::FrameTooLarge {
+            let next = self
+                .frames
+                .next_frame(&mut input, self.max_frame_len, grant)
+                .map_err(|e| ProtocolError::FrameTooLarge {
                     len: e.len,
                     max: e.max,
-                }
-            })?;
+                })?;
             match next {
                 Next::Frame(frame) => match self.on_frame(ctx, frame, grant, out) {
                     Ok(()) => {}
@@ -438,6 +468,7 @@ impl Session {
         out: &mut SessionOutputs,
     ) -> Result<(), ReadError> {
         match &mut self.state {
+            State::Opening(_) => unreachable!("frames are read once the preamble is complete"),
             State::Established(transport) => {
                 let body = match transport {
                     Transport::Plaintext => frame,
@@ -508,7 +539,7 @@ impl Session {
             .into());
         }
         self.state = State::Established(transport);
-        self.frames.set_max_frame_len(ctx.max_frame_len);
+        self.max_frame_len = ctx.max_frame_len;
         self.capabilities = ctx.hello.capabilities.intersect(hello.capabilities);
         self.peer_max_frame_len = hello.max_frame_len;
         out.push(SessionOutput::Established(Box::new(Established {

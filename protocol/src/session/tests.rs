@@ -637,3 +637,42 @@ fn a_frame_is_queued_in_a_buffer_about_its_size() {
     small.extend_from_slice(&[1u8; 40]);
     assert_eq!(capacity(fit(small)), FRAME_CAPACITY);
 }
+
+#[test]
+fn a_preamble_in_single_bytes_is_read_as_a_whole_one() {
+    // Each byte but the last is kept in the session's side record; a byte
+    // lost or misplaced would fail the preamble's check (or take the
+    // first frame's bytes for the preamble) and close the connection.
+    let (mut node, preamble) = victim();
+    let mut hs = snow::Builder::with_resolver(
+        noise::params(),
+        Box::new(noise::SeededResolver::new([0x77; 32])),
+    )
+    .local_private_key(&[0x66; 32])
+    .and_then(|b| b.prologue(&preamble))
+    .and_then(|b| b.build_initiator())
+    .expect("builder");
+    for &byte in preamble.iter() {
+        node.handle_input(
+            Instant::ZERO,
+            Input::Received {
+                conn: CONN,
+                bytes: Bytes::copy_from_slice(&[byte]),
+            },
+        );
+        assert!(closes(&mut node).is_empty(), "a byte is no verdict");
+    }
+    let mut buf = vec![0u8; 65_535];
+    let n = hs.write_message(&[], &mut buf).expect("msg 1");
+    node.handle_input(
+        Instant::ZERO,
+        Input::Received {
+            conn: CONN,
+            bytes: frame(&buf[..n]),
+        },
+    );
+    let reply = sends(&mut node);
+    let mut payload = vec![0u8; reply.len()];
+    hs.read_message(&reply[LENGTH_PREFIX_LEN..], &mut payload)
+        .expect("the victim answers message 1: it read the preamble");
+}

@@ -62,19 +62,21 @@ pub fn encode_frame(message: &Message, compress_over: Option<usize>, out: &mut B
 #[derive(Debug)]
 pub struct FrameDecoder {
     reader: FrameReader,
+    max_frame_len: u32,
 }
 
 impl FrameDecoder {
     /// A decoder that refuses frames longer than `max_frame_len`.
     pub fn new(max_frame_len: u32) -> Self {
         FrameDecoder {
-            reader: FrameReader::new(max_frame_len),
+            reader: FrameReader::new(),
+            max_frame_len,
         }
     }
 
     /// Changes the cap; applies from the next frame header on.
     pub fn set_max_frame_len(&mut self, max_frame_len: u32) {
-        self.reader.set_max_frame_len(max_frame_len);
+        self.max_frame_len = max_frame_len;
     }
 
     /// Bytes held for an incomplete frame (its header included).
@@ -87,7 +89,10 @@ impl FrameDecoder {
     /// needs. Returns `Ok(None)` once `input` is used up without completing
     /// a frame; the remainder is buffered.
     pub fn next_frame(&mut self, input: &mut Bytes) -> Result<Option<Bytes>, FrameError> {
-        match self.reader.next_frame(input, &mut Unlimited)? {
+        match self
+            .reader
+            .next_frame(input, self.max_frame_len, &mut Unlimited)?
+        {
             Next::Frame(frame) => Ok(Some(frame)),
             Next::NeedMore => Ok(None),
             Next::OverBudget => unreachable!("an unlimited grant refuses nothing"),
@@ -131,102 +136,143 @@ pub(crate) enum Next {
 /// every growth is asked of the grant first: it counts the buffer's
 /// capacity, which is what the memory costs. Sessions use it with the
 /// node's receive budget; [`FrameDecoder`] with no limit.
-#[derive(Debug)]
+///
+/// 8 bytes: a pointer. A frame under way (a partial header, or a header
+/// and part of a body) lives in a side record, allocated only while one
+/// is; a node holds a reader per connection (a chord member ~38), and
+/// nearly all of them sit between frames, where the header and the empty
+/// buffer inline took 40 bytes with the cap. The cap is the caller's, given
+/// at every read (a session keeps it where it packs with its other
+/// 32-bit fields).
+#[derive(Debug, Default)]
 pub(crate) struct FrameReader {
+    /// The frame under way, if one is.
+    partial: Option<Box<Partial>>,
+}
+
+/// A frame of which part has been received (see [`FrameReader`]).
+#[derive(Debug)]
+struct Partial {
     header: [u8; LENGTH_PREFIX_LEN],
-    header_len: usize,
+    /// Bytes of `header` received so far (at most [`LENGTH_PREFIX_LEN`]).
+    header_len: u8,
     /// The body of the frame under way; its capacity was granted.
     body: Vec<u8>,
-    max_frame_len: u32,
+}
+
+impl Partial {
+    fn new(header: [u8; LENGTH_PREFIX_LEN], header_len: u8) -> Box<Self> {
+        Box::new(Partial {
+            header,
+            header_len,
+            body: Vec::new(),
+        })
+    }
 }
 
 impl FrameReader {
-    pub(crate) fn new(max_frame_len: u32) -> Self {
-        FrameReader {
-            header: [0; LENGTH_PREFIX_LEN],
-            header_len: 0,
-            body: Vec::new(),
-            max_frame_len,
-        }
-    }
-
-    /// Changes the cap; applies from the next frame header on.
-    pub(crate) fn set_max_frame_len(&mut self, max_frame_len: u32) {
-        self.max_frame_len = max_frame_len;
+    pub(crate) fn new() -> Self {
+        FrameReader { partial: None }
     }
 
     /// Bytes of memory held for the frame under way (the body buffer's
-    /// capacity; the 4-byte header lives in the reader itself).
+    /// capacity; the 4-byte header is not counted, as it was not when it
+    /// lived in the reader itself).
     pub(crate) fn held(&self) -> usize {
-        self.body.capacity()
+        self.partial.as_ref().map_or(0, |p| p.body.capacity())
     }
 
     /// Bytes of the frame under way received so far (header included).
     fn received(&self) -> usize {
-        self.header_len + self.body.len()
+        self.partial
+            .as_ref()
+            .map_or(0, |p| usize::from(p.header_len) + p.body.len())
     }
 
     /// Takes the next frame from what is kept plus `input`, consuming from
-    /// `input` only what it uses.
+    /// `input` only what it uses, refusing a frame longer than
+    /// `max_frame_len` (checked at every call, as soon as the header is
+    /// known: a cap changed by the caller applies from the next call).
     pub(crate) fn next_frame(
         &mut self,
         input: &mut Bytes,
+        max_frame_len: u32,
         grant: &mut dyn Grant,
     ) -> Result<Next, FrameError> {
+        let check = |len: u32| {
+            if len > max_frame_len {
+                return Err(FrameError {
+                    len,
+                    max: max_frame_len,
+                });
+            }
+            Ok(())
+        };
         // The usual cases first, without copying a run-time number of
-        // header bytes (a call to `memcpy`, even for none): nothing more
-        // to read, or a whole header at the front of the input.
-        if self.header_len == 0 {
+        // header bytes (a call to `memcpy`, even for none) or allocating:
+        // nothing more to read, or a whole header at the front of the
+        // input, and then often the whole frame.
+        if self.partial.is_none() {
             if input.is_empty() {
                 return Ok(Next::NeedMore);
             }
-            if let Some(&[a, b, c, d]) = input.first_chunk::<LENGTH_PREFIX_LEN>() {
-                self.header = [a, b, c, d];
-                self.header_len = LENGTH_PREFIX_LEN;
+            if let Some(&header) = input.first_chunk::<LENGTH_PREFIX_LEN>() {
                 input.advance(LENGTH_PREFIX_LEN);
+                let len = u32::from_be_bytes(header);
+                if let Err(error) = check(len) {
+                    // Kept, so that a further call refuses it again.
+                    self.partial = Some(Partial::new(header, LENGTH_PREFIX_LEN as u8));
+                    return Err(error);
+                }
+                if input.len() >= len as usize {
+                    return Ok(Next::Frame(input.split_to(len as usize)));
+                }
+                self.partial = Some(Partial::new(header, LENGTH_PREFIX_LEN as u8));
+            } else {
+                self.partial = Some(Partial::new([0; LENGTH_PREFIX_LEN], 0));
             }
         }
-        if self.header_len < LENGTH_PREFIX_LEN {
-            let take = (LENGTH_PREFIX_LEN - self.header_len).min(input.len());
-            self.header[self.header_len..self.header_len + take].copy_from_slice(&input[..take]);
+        let Some(partial) = self.partial.as_deref_mut() else {
+            unreachable!("a frame is under way")
+        };
+        let header_len = usize::from(partial.header_len);
+        if header_len < LENGTH_PREFIX_LEN {
+            let take = (LENGTH_PREFIX_LEN - header_len).min(input.len());
+            partial.header[header_len..header_len + take].copy_from_slice(&input[..take]);
             input.advance(take);
-            self.header_len += take;
-            if self.header_len < LENGTH_PREFIX_LEN {
+            partial.header_len += take as u8;
+            if usize::from(partial.header_len) < LENGTH_PREFIX_LEN {
                 return Ok(Next::NeedMore);
             }
         }
-        let len = u32::from_be_bytes(self.header);
-        if len > self.max_frame_len {
-            return Err(FrameError {
-                len,
-                max: self.max_frame_len,
-            });
-        }
+        let len = u32::from_be_bytes(partial.header);
+        check(len)?;
         let len = len as usize;
-        if self.body.capacity() == 0 && input.len() >= len {
-            self.header_len = 0;
+        if partial.body.capacity() == 0 && input.len() >= len {
+            self.partial = None;
             return Ok(Next::Frame(input.split_to(len)));
         }
-        let take = (len - self.body.len()).min(input.len());
+        let take = (len - partial.body.len()).min(input.len());
         if take == 0 {
             return Ok(Next::NeedMore);
         }
-        let needed = self.body.len() + take;
-        if needed > self.body.capacity() {
-            let capacity = self.body.capacity();
+        let needed = partial.body.len() + take;
+        if needed > partial.body.capacity() {
+            let capacity = partial.body.capacity();
             let target = needed.max(capacity.saturating_mul(2)).min(len);
             if !grant.try_grow(target - capacity) {
                 return Ok(Next::OverBudget);
             }
-            self.body.reserve_exact(target - self.body.len());
+            partial.body.reserve_exact(target - partial.body.len());
         }
-        self.body.extend_from_slice(&input[..take]);
+        partial.body.extend_from_slice(&input[..take]);
         input.advance(take);
-        if self.body.len() < len {
+        if partial.body.len() < len {
             return Ok(Next::NeedMore);
         }
-        self.header_len = 0;
-        Ok(Next::Frame(Bytes::from(core::mem::take(&mut self.body))))
+        let body = core::mem::take(&mut partial.body);
+        self.partial = None;
+        Ok(Next::Frame(Bytes::from(body)))
     }
 }
 
@@ -560,10 +606,18 @@ mod reader_tests {
         }
     }
 
-    fn frames_of(reader: &mut FrameReader, mut input: Bytes, grant: &mut dyn Grant) -> Vec<Bytes> {
+    fn frames_of(
+        reader: &mut FrameReader,
+        mut input: Bytes,
+        max_frame_len: u32,
+        grant: &mut dyn Grant,
+    ) -> Vec<Bytes> {
         let mut frames = Vec::new();
         loop {
-            match reader.next_frame(&mut input, grant).expect("valid") {
+            match reader
+                .next_frame(&mut input, max_frame_len, grant)
+                .expect("valid")
+            {
                 Next::Frame(f) => frames.push(f),
                 Next::NeedMore => return frames,
                 Next::OverBudget => panic!("over budget"),
@@ -577,12 +631,13 @@ mod reader_tests {
         stream.extend(frame(b""));
         stream.extend(frame(&[9u8; 300]));
         for chunk in [1, 2, 3, 5, 7, 64, 1000] {
-            let mut reader = FrameReader::new(1024);
+            let mut reader = FrameReader::new();
             let mut frames = Vec::new();
             for piece in stream.chunks(chunk) {
                 frames.extend(frames_of(
                     &mut reader,
                     Bytes::copy_from_slice(piece),
+                    1024,
                     &mut Unlimited,
                 ));
             }
@@ -601,8 +656,9 @@ mod reader_tests {
             granted: 0,
         };
         let frames = frames_of(
-            &mut FrameReader::new(64),
+            &mut FrameReader::new(),
             Bytes::from(frame(b"zero copy")),
+            64,
             &mut grant,
         );
         assert_eq!(&frames[0][..], b"zero copy");
@@ -617,23 +673,23 @@ mod reader_tests {
             left: 3000,
             granted: 0,
         };
-        let mut reader = FrameReader::new(20_000);
+        let mut reader = FrameReader::new();
         let mut input = Bytes::copy_from_slice(&stream[..1004]);
         assert_eq!(
-            reader.next_frame(&mut input, &mut grant),
+            reader.next_frame(&mut input, 20_000, &mut grant),
             Ok(Next::NeedMore)
         );
         assert_eq!(reader.held(), 1000);
         let mut input = Bytes::copy_from_slice(&stream[1004..2004]);
         assert_eq!(
-            reader.next_frame(&mut input, &mut grant),
+            reader.next_frame(&mut input, 20_000, &mut grant),
             Ok(Next::NeedMore)
         );
         assert_eq!(reader.held(), 2000);
         // Doubling to 4000 would pass the 3000 granted: refused, input kept.
         let mut input = Bytes::copy_from_slice(&stream[2004..3004]);
         assert_eq!(
-            reader.next_frame(&mut input, &mut grant),
+            reader.next_frame(&mut input, 20_000, &mut grant),
             Ok(Next::OverBudget)
         );
         assert_eq!(input.len(), 1000);
@@ -641,7 +697,7 @@ mod reader_tests {
         // With more room it goes on, and the buffer never passes the frame.
         grant.left = usize::MAX;
         let mut input = Bytes::copy_from_slice(&stream[2004..]);
-        let Ok(Next::Frame(f)) = reader.next_frame(&mut input, &mut grant) else {
+        let Ok(Next::Frame(f)) = reader.next_frame(&mut input, 20_000, &mut grant) else {
             panic!("frame");
         };
         assert_eq!(f.len(), 10_000);
@@ -650,24 +706,57 @@ mod reader_tests {
 
     #[test]
     fn refuses_an_oversized_length_before_buffering_it() {
-        let mut reader = FrameReader::new(16);
+        let mut reader = FrameReader::new();
         let mut input = Bytes::from_static(&[0, 0, 0, 17, 1, 2, 3]);
         assert_eq!(
-            reader.next_frame(&mut input, &mut Unlimited),
+            reader.next_frame(&mut input, 16, &mut Unlimited),
             Err(FrameError { len: 17, max: 16 })
         );
-        let mut reader = FrameReader::new(16);
+        let mut reader = FrameReader::new();
         assert_eq!(
-            reader.next_frame(&mut Bytes::from_static(&[0xff, 0xff]), &mut Unlimited),
+            reader.next_frame(&mut Bytes::from_static(&[0xff, 0xff]), 16, &mut Unlimited),
             Ok(Next::NeedMore)
         );
         assert_eq!(
-            reader.next_frame(&mut Bytes::from_static(&[0xff, 0xff, 0]), &mut Unlimited),
+            reader.next_frame(
+                &mut Bytes::from_static(&[0xff, 0xff, 0]),
+                16,
+                &mut Unlimited
+            ),
             Err(FrameError {
                 len: u32::MAX,
                 max: 16
             })
         );
         assert_eq!(reader.held(), 0);
+    }
+
+    /// A refused header stays refused: the stream's frame boundaries are
+    /// lost, so a further read (a caller that goes on after the error)
+    /// must not take the bytes after it for a new header. Whole or in
+    /// pieces, the reader keeps the header it refused.
+    #[test]
+    fn a_refused_header_is_refused_again() {
+        for pieces in [
+            &[&[0u8, 0, 0, 17, 1, 2, 3][..]][..],
+            &[&[0, 0], &[0, 17, 1, 2, 3]],
+        ] {
+            let mut reader = FrameReader::new();
+            let mut result = Ok(Next::NeedMore);
+            for piece in pieces {
+                result = reader.next_frame(&mut Bytes::copy_from_slice(piece), 16, &mut Unlimited);
+            }
+            assert_eq!(result, Err(FrameError { len: 17, max: 16 }));
+            let mut next = Bytes::from_static(&[0, 0, 0, 1, 9]);
+            assert_eq!(
+                reader.next_frame(&mut next, 16, &mut Unlimited),
+                Err(FrameError { len: 17, max: 16 })
+            );
+            // A cap raised by the caller lets the frame under way go on.
+            assert_eq!(
+                reader.next_frame(&mut next, 32, &mut Unlimited),
+                Ok(Next::NeedMore)
+            );
+        }
     }
 }
