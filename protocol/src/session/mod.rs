@@ -576,24 +576,24 @@ impl Session {
                 compressed: false,
             });
         }
-        // A small application message to this session only, over Noise:
-        // its body is encoded straight into the frame it is sealed in,
-        // without a plaintext frame first (an allocation, a copy and a
-        // free a message). The bytes are those of the path below.
+        // An application message to this session only, over Noise: its
+        // body is encoded straight into the frame it is sealed in, without
+        // a plaintext frame first (an allocation, a copy and a free a
+        // message; for a 64 KiB message, 16 page faults more often than
+        // not). The bytes are those of the path below.
         if prepared.once
             && let Transport::Noise(t) = transport
             && let Some(frame_len) = app_frame_len(prepared.message)
             && compress.is_none_or(|threshold| frame_len - LENGTH_PREFIX_LEN - 2 < threshold)
-            && frame_len - LENGTH_PREFIX_LEN <= noise::NOISE_MAX_CHUNK
         {
             let len = noise::encrypted_len(frame_len - LENGTH_PREFIX_LEN);
             fits(len, self.peer_max_frame_len)?;
-            let mut out = BytesMut::with_capacity(LENGTH_PREFIX_LEN + len);
+            let mut out = t.frame_buffer(LENGTH_PREFIX_LEN + len);
             put_frame_header(&mut out, len as u32);
             encode_body(prepared.message, None, &mut out);
             noise::seal_from(t, &mut out, LENGTH_PREFIX_LEN).map_err(|_| EncodeError::Crypto)?;
             return Ok(Encoded {
-                bytes: out.freeze(),
+                bytes: t.sealed_frame(out),
                 tail: None,
                 compressed: false,
             });
@@ -622,11 +622,11 @@ impl Session {
             Transport::Noise(t) => {
                 let len = noise::encrypted_len(body.len());
                 fits(len, self.peer_max_frame_len)?;
-                let mut out = BytesMut::with_capacity(LENGTH_PREFIX_LEN + len);
+                let mut out = t.frame_buffer(LENGTH_PREFIX_LEN + len);
                 put_frame_header(&mut out, len as u32);
                 noise::encrypt_chunks(t, body, &mut out).map_err(|_| EncodeError::Crypto)?;
                 Ok(Encoded {
-                    bytes: out.freeze(),
+                    bytes: t.sealed_frame(out),
                     tail: None,
                     compressed,
                 })
