@@ -318,43 +318,17 @@ impl Session {
         grant: &mut dyn Grant,
         out: &mut SessionOutputs,
     ) -> Result<(), ReadError> {
-        let (kept, body) = match self.pending.take() {
-            Some(p) => (p.input, p.body),
-            None => (Bytes::new(), None),
-        };
-        if !kept.is_empty() {
-            input = if input.is_empty() {
-                kept
-            } else {
-                let mut joined = BytesMut::with_capacity(kept.len() + input.len());
-                joined.extend_from_slice(&kept);
-                joined.extend_from_slice(&input);
-                joined.freeze()
-            };
+        // The rare arms (input kept while waiting for budget, the preamble)
+        // live out of line: this is the path of every read, and its code's
+        // footprint in the instruction cache counts in a round trip.
+        if let Some(pending) = self.pending.take() {
+            input = self.resume_pending(ctx, *pending, input, grant, out)?;
         }
-        if let Some(body) = body {
-            match self.on_body(ctx, body, grant, out) {
-                Ok(()) => {}
-                Err(ReadError::OverBudget { .. }) => {
-                    return Err(ReadError::OverBudget {
-                        rest: input,
-                        decompressing: true,
-                    });
-                }
-                Err(error) => return Err(error),
-            }
-        }
-        let have = usize::from(self.preamble_len);
-        if have < PREAMBLE_LEN {
-            let take = (PREAMBLE_LEN - have).min(input.len());
-            self.preamble[have..have + take].copy_from_slice(&input.split_to(take));
-            let have = have + take;
-            // At most PREAMBLE_LEN (6): fits a byte.
-            self.preamble_len = have as u8;
-            if have < PREAMBLE_LEN {
+        if usize::from(self.preamble_len) < PREAMBLE_LEN {
+            self.read_preamble(ctx, &mut input)?;
+            if usize::from(self.preamble_len) < PREAMBLE_LEN {
                 return Ok(());
             }
-            check_preamble(ctx, self.preamble)?;
         }
         loop {
             let next = self.frames.next_frame(&mut input, grant).map_err(|e| {
@@ -385,6 +359,62 @@ impl Session {
         }
     }
 
+    /// What waited for receive budget, taken up again before `input`: a
+    /// frame body first, then the input kept, joined to the new one.
+    /// Returns the input to read on.
+    #[cold]
+    #[inline(never)]
+    fn resume_pending(
+        &mut self,
+        ctx: &SessionContext,
+        pending: Pending,
+        input: Bytes,
+        grant: &mut dyn Grant,
+        out: &mut SessionOutputs,
+    ) -> Result<Bytes, ReadError> {
+        let Pending { body, input: kept } = pending;
+        let input = if kept.is_empty() {
+            input
+        } else if input.is_empty() {
+            kept
+        } else {
+            let mut joined = BytesMut::with_capacity(kept.len() + input.len());
+            joined.extend_from_slice(&kept);
+            joined.extend_from_slice(&input);
+            joined.freeze()
+        };
+        if let Some(body) = body {
+            match self.on_body(ctx, body, grant, out) {
+                Ok(()) => {}
+                Err(ReadError::OverBudget { .. }) => {
+                    return Err(ReadError::OverBudget {
+                        rest: input,
+                        decompressing: true,
+                    });
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(input)
+    }
+
+    /// Takes what `input` holds of the peer's preamble, and checks it once
+    /// it is whole.
+    #[cold]
+    #[inline(never)]
+    fn read_preamble(&mut self, ctx: &SessionContext, input: &mut Bytes) -> Result<(), ReadError> {
+        let have = usize::from(self.preamble_len);
+        let take = (PREAMBLE_LEN - have).min(input.len());
+        self.preamble[have..have + take].copy_from_slice(&input.split_to(take));
+        let have = have + take;
+        // At most PREAMBLE_LEN (6): fits a byte.
+        self.preamble_len = have as u8;
+        if have == PREAMBLE_LEN {
+            check_preamble(ctx, self.preamble)?;
+        }
+        Ok(())
+    }
+
     /// An established session's frame body, decrypted: decompressed (within
     /// the budget) and decoded. Over budget, the body is kept for the next
     /// call.
@@ -409,16 +439,12 @@ impl Session {
             && plain_len <= ctx.max_frame_len
             && !grant.try_grow(plain_len as usize)
         {
-            self.pending.get_or_insert_default().body = Some(body);
-            return Err(ReadError::OverBudget {
-                rest: Bytes::new(),
-                decompressing: true,
-            });
+            return Err(self.wait_for_budget(body));
         }
         // Matched, not unwrapped with `?` into locals first: every move of
         // a `Message` (176 bytes) is a `memcpy` call.
         match decode_body(body, lz4, ctx.max_frame_len) {
-            Ok((Message::Hello(_), _)) => Err(ProtocolError::UnexpectedMessage("Hello").into()),
+            Ok((Message::Hello(_), _)) => Err(unexpected_hello()),
             Ok((message, compressed)) => {
                 out.push(SessionOutput::Message {
                     message,
@@ -427,6 +453,17 @@ impl Session {
                 Ok(())
             }
             Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Keeps a compressed body until the budget has room to decompress it.
+    #[cold]
+    #[inline(never)]
+    fn wait_for_budget(&mut self, body: Bytes) -> ReadError {
+        self.pending.get_or_insert_default().body = Some(body);
+        ReadError::OverBudget {
+            rest: Bytes::new(),
+            decompressing: true,
         }
     }
 
@@ -782,6 +819,13 @@ fn fit(frame: BytesMut) -> Bytes {
     } else {
         frame.freeze()
     }
+}
+
+/// A second `Hello` on an established session.
+#[cold]
+#[inline(never)]
+fn unexpected_hello() -> ReadError {
+    ProtocolError::UnexpectedMessage("Hello").into()
 }
 
 fn check_preamble(ctx: &SessionContext, theirs: [u8; PREAMBLE_LEN]) -> Result<(), ProtocolError> {
