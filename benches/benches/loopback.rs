@@ -1560,10 +1560,12 @@ fn adapter_runs(plan: &Plan, size: usize, mut run: impl FnMut(usize) -> Throughp
             // For lining a rep up with a profile taken with `perf record
             // -k CLOCK_MONOTONIC` (an `Instant` is that clock on Linux).
             eprintln!(
-                "rep {:?} .. {:?}: {:.0} MB/s",
+                "rep {:?} .. {:?}: {:.0} MB/s (raw TCP just before: {})",
                 started,
                 StdInstant::now(),
-                t.mb_per_s()
+                t.mb_per_s(),
+                raw.as_ref()
+                    .map_or("-".to_string(), |raw| format!("{:.0} MB/s", raw.mb_per_s()))
             );
         }
         if let Some(raw) = raw {
