@@ -151,6 +151,15 @@ pub(crate) fn encrypted_len(plain_len: usize) -> usize {
 pub(crate) struct NoiseTransport {
     send: CipherState,
     recv: CipherState,
+    /// The buffers of large frames, made at the first one: boxed, as most
+    /// sessions never move a large frame and a node holds many sessions
+    /// (8 bytes here, not the two recyclers' 64).
+    recyclers: Option<Box<Recyclers>>,
+}
+
+/// A session's two [`Recycler`]s.
+#[derive(Default)]
+struct Recyclers {
     /// Large frames sealed lately, their buffers to seal into again.
     sealed: Recycler,
     /// Large bodies opened lately, their buffers to open into again.
@@ -271,16 +280,19 @@ impl NoiseTransport {
         Some(NoiseTransport {
             send: CipherState::new(&send),
             recv: CipherState::new(&recv),
-            sealed: Recycler::default(),
-            opened: Recycler::default(),
+            recyclers: None,
         })
+    }
+
+    fn recyclers(&mut self) -> &mut Recyclers {
+        self.recyclers.get_or_insert_default()
     }
 
     /// An empty buffer for a sealed frame of `len` bytes (length prefix
     /// included): recycled from an earlier frame when it is large.
     pub(crate) fn frame_buffer(&mut self, len: usize) -> BytesMut {
         if len >= RECYCLE_MIN {
-            self.sealed.take(len)
+            self.recyclers().sealed.take(len)
         } else {
             BytesMut::with_capacity(len)
         }
@@ -291,7 +303,7 @@ impl NoiseTransport {
     pub(crate) fn sealed_frame(&mut self, frame: BytesMut) -> Bytes {
         let frame = frame.freeze();
         if frame.len() >= RECYCLE_MIN {
-            self.sealed.keep(&frame);
+            self.recyclers().sealed.keep(&frame);
         }
         frame
     }
@@ -386,7 +398,7 @@ pub(crate) fn decrypt_chunks(
             return open_one_copied(transport, &frame);
         }
         Err(frame) => {
-            let mut buf = transport.opened.take(frame.len());
+            let mut buf = transport.recyclers().opened.take(frame.len());
             buf.extend_from_slice(&frame);
             (buf, true)
         }
@@ -422,7 +434,7 @@ pub(crate) fn decrypt_chunks(
     buf.truncate(written);
     let body = buf.freeze();
     if recycled {
-        transport.opened.keep(&body);
+        transport.recyclers().opened.keep(&body);
     }
     Ok(body)
 }
@@ -470,8 +482,7 @@ mod tests {
                 key: t.recv.key.clone(),
                 n: 0,
             },
-            sealed: Recycler::default(),
-            opened: Recycler::default(),
+            recyclers: None,
         }
     }
 
@@ -676,7 +687,22 @@ mod tests {
         drop(fourth);
         let fifth = seal_frame(&mut ours, &[7; RECYCLE_MIN]);
         assert_eq!(&fifth[..], &sealed_fresh(&mut fresh, &[7; RECYCLE_MIN])[..]);
-        assert!(ours.sealed.kept.len() <= RECYCLED);
+        assert!(ours.recyclers().sealed.kept.len() <= RECYCLED);
+    }
+
+    #[test]
+    fn small_frames_keep_no_recycled_buffers() {
+        let (i, r) = handshake();
+        let mut sender = NoiseTransport::from_handshake(i).expect("finished");
+        let mut receiver = NoiseTransport::from_handshake(r).expect("finished");
+        for len in [0, 64, RECYCLE_MIN - 100] {
+            let frame = seal_frame(&mut sender, &vec![1; len]);
+            let read = frame.clone();
+            let opened = decrypt_chunks(&mut receiver, frame.slice(4..)).expect("open");
+            assert_eq!(opened.len(), len);
+            drop(read);
+        }
+        assert!(sender.recyclers.is_none() && receiver.recyclers.is_none());
     }
 
     #[test]
@@ -712,7 +738,7 @@ mod tests {
         }
         // Body 1 was dropped at once: body 2 (shorter) opened in its buffer.
         assert_eq!(addresses[2], addresses[1]);
-        assert!(receiver.opened.kept.len() <= RECYCLED);
+        assert!(receiver.recyclers().opened.kept.len() <= RECYCLED);
     }
 
     #[test]
