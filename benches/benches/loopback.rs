@@ -1554,7 +1554,20 @@ fn adapter_runs(plan: &Plan, size: usize, mut run: impl FnMut(usize) -> Throughp
     let (mut runs, mut vs_raw) = (Vec::new(), Vec::new());
     for _ in 0..plan.reps {
         let raw = paired_raw(plan, size, count);
+        let started = StdInstant::now();
         let t = run(count);
+        if std::env::var_os("LOOPBACK_REP_TIMES").is_some() {
+            // For lining a rep up with a profile taken with `perf record
+            // -k CLOCK_MONOTONIC` (an `Instant` is that clock on Linux).
+            eprintln!(
+                "rep {:?} .. {:?}: {:.0} MB/s (raw TCP just before: {})",
+                started,
+                StdInstant::now(),
+                t.mb_per_s(),
+                raw.as_ref()
+                    .map_or("-".to_string(), |raw| format!("{:.0} MB/s", raw.mb_per_s()))
+            );
+        }
         if let Some(raw) = raw {
             vs_raw.push(t.mb_per_s() / raw.mb_per_s());
         }

@@ -151,6 +151,83 @@ pub(crate) fn encrypted_len(plain_len: usize) -> usize {
 pub(crate) struct NoiseTransport {
     send: CipherState,
     recv: CipherState,
+    /// The buffers of large frames, made at the first one: boxed, as most
+    /// sessions never move a large frame and a node holds many sessions
+    /// (8 bytes here, not the two recyclers' 64).
+    recyclers: Option<Box<Recyclers>>,
+}
+
+/// A session's two [`Recycler`]s.
+#[derive(Default)]
+struct Recyclers {
+    /// Large frames sealed lately, their buffers to seal into again.
+    sealed: Recycler,
+    /// Large bodies opened lately, their buffers to open into again.
+    opened: Recycler,
+}
+
+/// A frame or body at least this long is sealed or opened in a buffer
+/// recycled from an earlier one ([`Recycler`]); a smaller one gets a
+/// buffer of its own, as `malloc` serves it from its caches for less than
+/// the recycler's bookkeeping.
+pub(crate) const RECYCLE_MIN: usize = 16 * 1024;
+
+/// How many of its last buffers a [`Recycler`] watches.
+pub(crate) const RECYCLED: usize = 8;
+
+/// The buffers of the last [`RECYCLED`] large frames (or bodies) of one
+/// direction, each watched through a clone of its `Bytes`: once every
+/// other holder has dropped it (the adapter has written the frame, the
+/// application has dropped the payload) the buffer is reused for the next
+/// frame instead of a fresh allocation.
+///
+/// Why: a 64 KiB buffer freed goes back to the system often enough
+/// (glibc trims the top of its heap) that each new one is faulted in and
+/// zeroed by the kernel again, 16 page faults a message each way; the
+/// loopback bench's mio 64 KiB Noise case spent about a fifth of its time
+/// there (`benches/README.md`). A buffer is reused only when nobody else
+/// holds any part of it, so a payload the application keeps is never
+/// written over, and only when it is at most a little larger than what it
+/// is reused for, so a small frame never pins a large buffer. At most
+/// [`RECYCLED`] buffers are kept per direction, and only on a session that
+/// moved frames of [`RECYCLE_MIN`] bytes or more.
+#[derive(Default)]
+struct Recycler {
+    kept: std::collections::VecDeque<Bytes>,
+}
+
+impl Recycler {
+    /// An empty buffer with room for `len` bytes: a kept one nobody else
+    /// holds any more, else a new one of exactly `len` bytes.
+    fn take(&mut self, len: usize) -> BytesMut {
+        // A buffer that nobody else holds but does not fit is let go.
+        while let Some(at) = self.kept.iter().position(Bytes::is_unique) {
+            if let Some(kept) = self.kept.remove(at)
+                && let Ok(mut buf) = kept.try_into_mut()
+                && fits_snugly(buf.capacity(), len)
+            {
+                buf.clear();
+                return buf;
+            }
+        }
+        BytesMut::with_capacity(len)
+    }
+
+    /// Watches `frame`'s buffer, to reuse once nobody else holds it; the
+    /// oldest watched buffer is let go.
+    fn keep(&mut self, frame: &Bytes) {
+        if self.kept.len() == RECYCLED {
+            self.kept.pop_front();
+        }
+        self.kept.push_back(frame.clone());
+    }
+}
+
+/// Whether a buffer of `capacity` bytes may hold `len`: room enough, and
+/// not so much more that the frame (counted by its length in the write
+/// queues' budgets) holds far more memory than it says.
+fn fits_snugly(capacity: usize, len: usize) -> bool {
+    capacity >= len && capacity - len <= len / 4
 }
 
 /// One direction's key and nonce counter.
@@ -203,7 +280,32 @@ impl NoiseTransport {
         Some(NoiseTransport {
             send: CipherState::new(&send),
             recv: CipherState::new(&recv),
+            recyclers: None,
         })
+    }
+
+    fn recyclers(&mut self) -> &mut Recyclers {
+        self.recyclers.get_or_insert_default()
+    }
+
+    /// An empty buffer for a sealed frame of `len` bytes (length prefix
+    /// included): recycled from an earlier frame when it is large.
+    pub(crate) fn frame_buffer(&mut self, len: usize) -> BytesMut {
+        if len >= RECYCLE_MIN {
+            self.recyclers().sealed.take(len)
+        } else {
+            BytesMut::with_capacity(len)
+        }
+    }
+
+    /// The sealed frame written into a [`NoiseTransport::frame_buffer`],
+    /// ready to send; a large one's buffer is watched to be reused.
+    pub(crate) fn sealed_frame(&mut self, frame: BytesMut) -> Bytes {
+        let frame = frame.freeze();
+        if frame.len() >= RECYCLE_MIN {
+            self.recyclers().sealed.keep(&frame);
+        }
+        frame
     }
 }
 
@@ -243,40 +345,63 @@ fn encrypt_one(
     Ok(())
 }
 
-/// Seals `out[start..]`, a plaintext of at most [`NOISE_MAX_CHUNK`]
-/// bytes written there already, in place as one transport message, and
-/// appends its tag: what [`encrypt_chunks`] makes of the same plaintext,
-/// without copying it in. On `Err` (no nonce left) `out` is as it was.
+/// Seals `out[start..]`, a plaintext written there already, in place as
+/// Noise transport messages: what [`encrypt_chunks`] appends of the same
+/// plaintext, without copying it in. Each chunk but the first moves right
+/// by the tags before it (for a 64 KiB message, the few bytes past the
+/// first chunk). On `Err` (no nonce left) `out` is as it was.
 pub(crate) fn seal_from(
     transport: &mut NoiseTransport,
     out: &mut BytesMut,
     start: usize,
 ) -> Result<(), NonceExhausted> {
-    debug_assert!(out.len() - start <= NOISE_MAX_CHUNK, "one message at most");
-    let nonce = transport.send.next_nonce()?;
-    let tag = transport
-        .send
-        .key
-        .seal_in_place_separate_tag(nonce, ring::aead::Aad::empty(), &mut out[start..])
-        .unwrap_or_else(|_| unreachable!("a chunk is far below ChaCha20-Poly1305's limit"));
-    out.extend_from_slice(tag.as_ref());
+    let plain = out.len() - start;
+    let chunks = plain.div_ceil(NOISE_MAX_CHUNK).max(1);
+    // Noise refuses the last nonce: check them all before anything moves.
+    if transport.send.n.checked_add(chunks as u64).is_none() {
+        return Err(NonceExhausted);
+    }
+    out.resize(start + plain + chunks * NOISE_TAG_LEN, 0);
+    // Last chunk first, so that no chunk is written over before it moved.
+    for chunk in (1..chunks).rev() {
+        let from = start + chunk * NOISE_MAX_CHUNK;
+        let len = (plain - chunk * NOISE_MAX_CHUNK).min(NOISE_MAX_CHUNK);
+        out.copy_within(from..from + len, from + chunk * NOISE_TAG_LEN);
+    }
+    for chunk in 0..chunks {
+        let at = start + chunk * NOISE_MAX_MESSAGE;
+        let len = plain
+            .saturating_sub(chunk * NOISE_MAX_CHUNK)
+            .min(NOISE_MAX_CHUNK);
+        let nonce = transport.send.next_nonce()?;
+        let tag = transport
+            .send
+            .key
+            .seal_in_place_separate_tag(nonce, ring::aead::Aad::empty(), &mut out[at..at + len])
+            .unwrap_or_else(|_| unreachable!("a chunk is far below ChaCha20-Poly1305's limit"));
+        out[at + len..at + len + NOISE_TAG_LEN].copy_from_slice(tag.as_ref());
+    }
     Ok(())
 }
 
 /// Opens a frame of Noise transport messages (each [`NOISE_MAX_MESSAGE`]
 /// bytes but the last) into the plaintext body, in place: in the frame's
 /// own buffer when nothing else holds it (a frame the reader reassembled),
-/// else in one copy of it.
+/// else in one copy of it (for a large frame, into a recycled buffer).
 pub(crate) fn decrypt_chunks(
     transport: &mut NoiseTransport,
     frame: Bytes,
 ) -> Result<Bytes, ProtocolError> {
-    let mut buf = match frame.try_into_mut() {
-        Ok(buf) => buf,
-        Err(frame) if frame.len() <= NOISE_MAX_MESSAGE => {
+    let (mut buf, recycled) = match frame.try_into_mut() {
+        Ok(buf) => (buf, false),
+        Err(frame) if frame.len() < RECYCLE_MIN => {
             return open_one_copied(transport, &frame);
         }
-        Err(frame) => BytesMut::from(&frame[..]),
+        Err(frame) => {
+            let mut buf = transport.recyclers().opened.take(frame.len());
+            buf.extend_from_slice(&frame);
+            (buf, true)
+        }
     };
     let total = buf.len();
     // Where the next message starts, and where its plaintext goes (each
@@ -307,7 +432,11 @@ pub(crate) fn decrypt_chunks(
         }
     }
     buf.truncate(written);
-    Ok(buf.freeze())
+    let body = buf.freeze();
+    if recycled {
+        transport.recyclers().opened.keep(&body);
+    }
+    Ok(body)
 }
 
 /// [`decrypt_chunks`] for a frame of one message whose buffer is shared
@@ -353,6 +482,7 @@ mod tests {
                 key: t.recv.key.clone(),
                 n: 0,
             },
+            recyclers: None,
         }
     }
 
@@ -486,7 +616,18 @@ mod tests {
         let (i, _) = handshake();
         let mut chunks = NoiseTransport::from_handshake(i).expect("finished");
         let mut in_place = fresh_copy(&chunks);
-        for len in [0, 1, 64, 1_000, NOISE_MAX_CHUNK] {
+        for len in [
+            0,
+            1,
+            64,
+            1_000,
+            NOISE_MAX_CHUNK,
+            NOISE_MAX_CHUNK + 1,
+            65_540,
+            2 * NOISE_MAX_CHUNK,
+            2 * NOISE_MAX_CHUNK + 7,
+            150_000,
+        ] {
             let body: Vec<u8> = (0..len).map(|i| (i * 13) as u8).collect();
             let mut expected = BytesMut::from(&b"head"[..]);
             encrypt_chunks(&mut chunks, &body, &mut expected).expect("seal");
@@ -495,6 +636,109 @@ mod tests {
             seal_from(&mut in_place, &mut sealed, 4).expect("seal");
             assert_eq!(sealed, expected, "a body of {len} bytes");
         }
+    }
+
+    /// Seals `body` as `encode_prepared` does: into the transport's frame
+    /// buffer, behind a 4-byte head.
+    fn seal_frame(t: &mut NoiseTransport, body: &[u8]) -> Bytes {
+        let mut out = t.frame_buffer(4 + encrypted_len(body.len()));
+        out.extend_from_slice(b"head");
+        out.extend_from_slice(body);
+        seal_from(t, &mut out, 4).expect("seal");
+        t.sealed_frame(out)
+    }
+
+    /// What `body` seals to, head included, on a transport without
+    /// recycled buffers.
+    fn sealed_fresh(t: &mut NoiseTransport, body: &[u8]) -> Vec<u8> {
+        let mut out = BytesMut::from(&b"head"[..]);
+        encrypt_chunks(t, body, &mut out).expect("seal");
+        out.to_vec()
+    }
+
+    #[test]
+    fn a_recycled_sealing_buffer_holds_only_the_new_frame() {
+        let (i, _) = handshake();
+        let mut ours = NoiseTransport::from_handshake(i).expect("finished");
+        let mut fresh = fresh_copy(&ours);
+        let first = seal_frame(&mut ours, &[0xAA; 100_000]);
+        assert_eq!(&first[..], &sealed_fresh(&mut fresh, &[0xAA; 100_000])[..]);
+        let first_at = first.as_ptr();
+        drop(first);
+        // Shorter: in the first frame's buffer, with none of its bytes
+        // left over (the frame is exactly what a fresh buffer gets).
+        let second = seal_frame(&mut ours, &[0x55; 90_000]);
+        assert_eq!(second.as_ptr(), first_at, "the dropped buffer is reused");
+        assert_eq!(&second[..], &sealed_fresh(&mut fresh, &[0x55; 90_000])[..]);
+        // While the second is held (not written yet), the next frame gets
+        // a buffer of its own and the second is left as it was.
+        let copy = second.to_vec();
+        let third = seal_frame(&mut ours, &[0x33; 90_000]);
+        assert_ne!(third.as_ptr(), second.as_ptr());
+        assert_eq!(&third[..], &sealed_fresh(&mut fresh, &[0x33; 90_000])[..]);
+        assert_eq!(&second[..], &copy[..]);
+        drop((second, third));
+        // Larger than every kept buffer: a new one, the right bytes.
+        let body: Vec<u8> = (0..300_000).map(|i| (i % 251) as u8).collect();
+        let fourth = seal_frame(&mut ours, &body);
+        assert_eq!(&fourth[..], &sealed_fresh(&mut fresh, &body)[..]);
+        // Much smaller than the kept buffers (still recycled-size): not
+        // in one of them, which it would pin.
+        drop(fourth);
+        let fifth = seal_frame(&mut ours, &[7; RECYCLE_MIN]);
+        assert_eq!(&fifth[..], &sealed_fresh(&mut fresh, &[7; RECYCLE_MIN])[..]);
+        assert!(ours.recyclers().sealed.kept.len() <= RECYCLED);
+    }
+
+    #[test]
+    fn small_frames_keep_no_recycled_buffers() {
+        let (i, r) = handshake();
+        let mut sender = NoiseTransport::from_handshake(i).expect("finished");
+        let mut receiver = NoiseTransport::from_handshake(r).expect("finished");
+        for len in [0, 64, RECYCLE_MIN - 100] {
+            let frame = seal_frame(&mut sender, &vec![1; len]);
+            let read = frame.clone();
+            let opened = decrypt_chunks(&mut receiver, frame.slice(4..)).expect("open");
+            assert_eq!(opened.len(), len);
+            drop(read);
+        }
+        assert!(sender.recyclers.is_none() && receiver.recyclers.is_none());
+    }
+
+    #[test]
+    fn a_recycled_opening_buffer_never_overwrites_a_held_body() {
+        let (i, r) = handshake();
+        let mut sender = NoiseTransport::from_handshake(i).expect("finished");
+        let mut receiver = NoiseTransport::from_handshake(r).expect("finished");
+        let bodies: Vec<Vec<u8>> = [100_000, 100_000, 90_000, 120_000, 200_000, 95_000]
+            .iter()
+            .enumerate()
+            .map(|(n, &len)| (0..len).map(|i| (i * 3 + n * 101) as u8).collect())
+            .collect();
+        let mut held = Vec::new();
+        let mut addresses = Vec::new();
+        for (n, body) in bodies.iter().enumerate() {
+            let mut frame = BytesMut::new();
+            encrypt_chunks(&mut sender, body, &mut frame).expect("seal");
+            // Shared, as a slice of a driver's read is.
+            let frame = frame.freeze();
+            let read = frame.clone();
+            let opened = decrypt_chunks(&mut receiver, frame).expect("open");
+            drop(read);
+            assert_eq!(&opened[..], &body[..], "body {n}");
+            addresses.push(opened.as_ptr());
+            // The application keeps every other payload (a slice of the
+            // body), and drops the rest.
+            if n % 2 == 0 {
+                held.push((n, opened.slice(10..)));
+            }
+        }
+        for (n, payload) in &held {
+            assert_eq!(&payload[..], &bodies[*n][10..], "held body {n}");
+        }
+        // Body 1 was dropped at once: body 2 (shorter) opened in its buffer.
+        assert_eq!(addresses[2], addresses[1]);
+        assert!(receiver.recyclers().opened.kept.len() <= RECYCLED);
     }
 
     #[test]
