@@ -251,6 +251,19 @@ struct PartialPreamble {
     len: u8,
 }
 
+/// A frame's error as the read returns it: stopped for budget while
+/// decompressing, the read keeps `rest` (the input after that frame) for
+/// the next call.
+fn keeping(error: ReadError, rest: Bytes) -> ReadError {
+    match error {
+        ReadError::OverBudget { .. } => ReadError::OverBudget {
+            rest,
+            decompressing: true,
+        },
+        error => error,
+    }
+}
+
 /// Cap on frames before the session is established: a handshake message is
 /// at most one Noise message, and an unauthenticated peer must not make us
 /// buffer more.
@@ -356,16 +369,11 @@ impl Session {
                     max: e.max,
                 })?;
             match next {
-                Next::Frame(frame) => match self.on_frame(ctx, frame, grant, out) {
-                    Ok(()) => {}
-                    Err(ReadError::OverBudget { .. }) => {
-                        return Err(ReadError::OverBudget {
-                            rest: input,
-                            decompressing: true,
-                        });
+                Next::Frame(frame) => {
+                    if let Err(error) = self.on_frame(ctx, frame, grant, out) {
+                        return Err(keeping(error, input));
                     }
-                    Err(error) => return Err(error),
-                },
+                }
                 Next::NeedMore => return Ok(()),
                 Next::OverBudget => {
                     return Err(ReadError::OverBudget {
@@ -405,17 +413,10 @@ impl Session {
             joined.extend_from_slice(&input);
             joined.freeze()
         };
-        if let Some(body) = body {
-            match self.on_body(ctx, body, grant, out) {
-                Ok(()) => {}
-                Err(ReadError::OverBudget { .. }) => {
-                    return Err(ReadError::OverBudget {
-                        rest: input,
-                        decompressing: true,
-                    });
-                }
-                Err(error) => return Err(error),
-            }
+        if let Some(body) = body
+            && let Err(error) = self.on_body(ctx, body, grant, out)
+        {
+            return Err(keeping(error, input));
         }
         Ok((input, preamble))
     }
