@@ -175,6 +175,17 @@ pub(crate) const RECYCLE_MIN: usize = 16 * 1024;
 /// How many of its last buffers a [`Recycler`] watches.
 pub(crate) const RECYCLED: usize = 8;
 
+/// A frame or body longer than this gets a buffer of its own, never a
+/// recycled one, and its buffer is not kept: a peer's largest frames
+/// (up to `max_frame_len`, 16 MiB by default) must not stay pinned by a
+/// session after the application dropped them.
+pub(crate) const RECYCLE_MAX: usize = 128 * 1024;
+
+/// Cap on the bytes a [`Recycler`] watches (eight 64 KiB frames): what a
+/// session may keep alive past its frames' lives is at most this much a
+/// direction.
+pub(crate) const RECYCLED_BYTES: usize = 512 * 1024 + 8 * 1024;
+
 /// The buffers of the last [`RECYCLED`] large frames (or bodies) of one
 /// direction, each watched through a clone of its `Bytes`: once every
 /// other holder has dropped it (the adapter has written the frame, the
@@ -189,8 +200,10 @@ pub(crate) const RECYCLED: usize = 8;
 /// holds any part of it, so a payload the application keeps is never
 /// written over, and only when it is at most a little larger than what it
 /// is reused for, so a small frame never pins a large buffer. At most
-/// [`RECYCLED`] buffers are kept per direction, and only on a session that
-/// moved frames of [`RECYCLE_MIN`] bytes or more.
+/// [`RECYCLED`] buffers and [`RECYCLED_BYTES`] are kept per direction,
+/// none longer than [`RECYCLE_MAX`] (a peer's 16 MiB frames are not kept
+/// alive past their use), and only on a session that moved frames of
+/// [`RECYCLE_MIN`] bytes or more.
 #[derive(Default)]
 struct Recycler {
     kept: std::collections::VecDeque<Bytes>,
@@ -200,6 +213,9 @@ impl Recycler {
     /// An empty buffer with room for `len` bytes: a kept one nobody else
     /// holds any more, else a new one of exactly `len` bytes.
     fn take(&mut self, len: usize) -> BytesMut {
+        if len > RECYCLE_MAX {
+            return BytesMut::with_capacity(len);
+        }
         // A buffer that nobody else holds but does not fit is let go.
         while let Some(at) = self.kept.iter().position(Bytes::is_unique) {
             if let Some(kept) = self.kept.remove(at)
@@ -216,7 +232,13 @@ impl Recycler {
     /// Watches `frame`'s buffer, to reuse once nobody else holds it; the
     /// oldest watched buffer is let go.
     fn keep(&mut self, frame: &Bytes) {
+        if frame.len() > RECYCLE_MAX {
+            return;
+        }
         if self.kept.len() == RECYCLED {
+            self.kept.pop_front();
+        }
+        while self.kept.iter().map(Bytes::len).sum::<usize>() + frame.len() > RECYCLED_BYTES {
             self.kept.pop_front();
         }
         self.kept.push_back(frame.clone());
@@ -688,6 +710,43 @@ mod tests {
         let fifth = seal_frame(&mut ours, &[7; RECYCLE_MIN]);
         assert_eq!(&fifth[..], &sealed_fresh(&mut fresh, &[7; RECYCLE_MIN])[..]);
         assert!(ours.recyclers().sealed.kept.len() <= RECYCLED);
+    }
+
+    #[test]
+    fn the_largest_frames_are_never_kept_and_kept_bytes_are_capped() {
+        let (i, r) = handshake();
+        let mut sender = NoiseTransport::from_handshake(i).expect("finished");
+        let mut receiver = NoiseTransport::from_handshake(r).expect("finished");
+        let kept = |t: &mut NoiseTransport| {
+            let recyclers = t.recyclers();
+            let sealed: usize = recyclers.sealed.kept.iter().map(Bytes::len).sum();
+            let opened: usize = recyclers.opened.kept.iter().map(Bytes::len).sum();
+            (sealed, opened)
+        };
+        // A peer's frames of 1 MiB, opened from a shared read and dropped
+        // by the application: none of their buffers stays with the session.
+        for n in 0..4u8 {
+            let frame = seal_frame(&mut sender, &vec![n; 1 << 20]);
+            let read = frame.clone();
+            let opened = decrypt_chunks(&mut receiver, frame.slice(4..)).expect("open");
+            assert_eq!(opened.len(), 1 << 20);
+            drop((read, opened));
+        }
+        assert_eq!(kept(&mut sender), (0, 0));
+        assert_eq!(kept(&mut receiver), (0, 0));
+        // Many frames just under the size cap, all held at once: the
+        // session watches at most RECYCLED_BYTES of them a direction.
+        let mut held = Vec::new();
+        for n in 0..12u8 {
+            let frame = seal_frame(&mut sender, &vec![n; RECYCLE_MAX - 4096]);
+            let read = frame.clone();
+            held.push(decrypt_chunks(&mut receiver, frame.slice(4..)).expect("open"));
+            held.push(read);
+            let (sealed, _) = kept(&mut sender);
+            let (_, opened) = kept(&mut receiver);
+            assert!(sealed <= RECYCLED_BYTES && opened <= RECYCLED_BYTES);
+            assert!(sealed > 0 && opened > 0, "frames under the cap are kept");
+        }
     }
 
     #[test]
