@@ -28,8 +28,9 @@ use args::{Cli, Cmd, DemoArgs, Output, ParseDefault, RunArgs};
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc v3's `mi_option_purge_delay` (the 16th entry of `mi_option_e`
-/// in its `mimalloc.h`; libmimalloc-sys names only the v2 numbering).
+/// mimalloc's `mi_option_purge_delay`: the 16th entry of `mi_option_e` in
+/// both `mimalloc.h` headers libmimalloc-sys 0.1.49 vendors (v2 and v3),
+/// which names the entries on either side (14, 16) but not this one.
 #[cfg(not(feature = "system-alloc"))]
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
@@ -37,7 +38,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// `purge_delay` option at -1), unless `MIMALLOC_PURGE_DELAY` is set.
 ///
 /// By default mimalloc purges (`madvise`s away) pages left free for a
-/// second (v3's `purge_delay` 1,000 ms), and the simulator, which frees and reallocates the same sizes all run long
+/// while (`purge_delay`, in milliseconds), and the simulator, which frees and reallocates the same sizes all run long
 /// (frames, events in flight), then faults them in again: the kernel zeroes
 /// every such page (`clear_page_erms`, 19 % of a 100,000-node flood's
 /// samples). Keeping them leaves the peak RSS where it was (a freed page
