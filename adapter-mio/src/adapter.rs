@@ -615,6 +615,15 @@ impl Adapter {
         &mut self,
         command: Command,
     ) -> Result<Accepted, CommandError> {
+        // Everything queued before it, however much: large messages are
+        // handed to the loop (`HAND_OFF_BYTES`), and a later call served
+        // here must not overtake them.
+        if !self.aborted {
+            self.serve_requests();
+            while self.more_requests && !self.aborted {
+                self.serve_requests();
+            }
+        }
         let result = self.serve_now(command);
         let mut dirty = core::mem::take(&mut self.dirty);
         dirty.retain(|&conn| {
