@@ -615,9 +615,9 @@ impl Adapter {
         &mut self,
         command: Command,
     ) -> Result<Accepted, CommandError> {
-        // Everything queued before it, however much: large messages are
-        // handed to the loop (`HAND_OFF_BYTES`), and a later call served
-        // here must not overtake them.
+        // Everything queued before it, however much (a turn of the loop
+        // serves at most `REQUESTS_PER_TURN`): a call served here must not
+        // overtake what this thread queued while the loop was busy.
         if !self.aborted {
             self.serve_requests();
             while self.more_requests && !self.aborted {

@@ -128,7 +128,7 @@ use std::time::Duration;
 use mio::{Events, Poll, Waker};
 use ringmesh::blobs::BlobHash;
 use ringmesh::wire::PeerEntry;
-use ringmesh::{Accepted, BlobsCommand, Command, CommandError, MessagingCommand, Node, NodeId};
+use ringmesh::{Accepted, BlobsCommand, Command, CommandError, Node, NodeId};
 
 pub use adapter::{Adapter, TOKEN_SPAN};
 pub use observer::Observer;
@@ -141,36 +141,6 @@ pub use ringmesh_driver::{
     LanConfig, LanDiscovery, LanStats, MAX_EVENT_CAPACITY, OpenReport, PeerInfo, QueuedBytes,
     add_file_command, announced_addrs, event_size, read_whole, save_blob,
 };
-
-/// The payload size from which a [`spawn`]ed adapter's [`Handle::submit`]
-/// and [`Handle::command`] hand a message ([`MessagingCommand`]'s `Send`,
-/// `Request` or `Respond`) to the adapter's loop thread instead of serving
-/// it on the calling thread when the loop is asleep (16 KiB).
-///
-/// Encrypting a large message and copying it into the socket cost tens of
-/// microseconds; served on the caller's thread, they leave the loop thread
-/// idle while the application's thread does all of a stream's work. Handed
-/// off, the loop thread seals and writes while the caller prepares the
-/// next one: two CPUs share a stream of large sends. A small message (a
-/// request, its answer) is still served at once on the caller's thread,
-/// where a hand-off would cost a wake-up. Order is kept: a later call that
-/// is served on the caller's thread serves everything queued before it
-/// first. Handed-off messages wait in the same queue as any call made
-/// while the loop is busy, and once served meet the same backlog cap
-/// ([`AdapterConfig::max_backlog_bytes`]).
-pub const HAND_OFF_BYTES: usize = 16 * 1024;
-
-/// A message large enough to hand to the loop thread ([`HAND_OFF_BYTES`]).
-fn is_large(command: &Command) -> bool {
-    match command {
-        Command::Messaging(
-            MessagingCommand::Send { payload, .. }
-            | MessagingCommand::Request { payload, .. }
-            | MessagingCommand::Respond { payload, .. },
-        ) => payload.len() >= HAND_OFF_BYTES,
-        _ => false,
-    }
-}
 
 /// A closure to run on the node, on the adapter's thread.
 type Inspection = Box<dyn FnOnce(&Node) + Send>;
@@ -326,14 +296,9 @@ impl Handle {
     pub fn command(&self, command: impl Into<Command>) -> Result<Accepted, CommandError> {
         let command = command.into();
         self.check_not_on_loop_thread("command");
-        let command = if self.direct.is_some() && is_large(&command) {
-            // The loop serves it (and what was handed off before it).
-            command
-        } else {
-            match self.try_direct(command) {
-                Ok(result) => return result,
-                Err(command) => command,
-            }
+        let command = match self.try_direct(command) {
+            Ok(result) => return result,
+            Err(command) => command,
         };
         let (tx, rx) = mpsc::channel();
         if !self.request(Request::Command(command, Some(tx))) {
@@ -343,20 +308,8 @@ impl Handle {
     }
 
     /// Queues `command` without waiting for its answer.
-    ///
-    /// A message of [`HAND_OFF_BYTES`] or more ([`MessagingCommand`]'s
-    /// `Send`, `Request`, `Respond`) to a [`spawn`]ed adapter always goes
-    /// to the loop's queue, even when the loop is asleep: the loop thread
-    /// encrypts and writes it while this thread carries on (see
-    /// [`HAND_OFF_BYTES`]). Smaller commands are served as described on
-    /// [`Handle`]; each thread's calls keep their order either way.
     pub fn submit(&self, command: impl Into<Command>) {
-        let command = command.into();
-        if self.direct.is_some() && is_large(&command) {
-            self.request(Request::Command(command, None));
-            return;
-        }
-        if let Err(command) = self.try_direct(command) {
+        if let Err(command) = self.try_direct(command.into()) {
             self.request(Request::Command(command, None));
         }
     }

@@ -450,14 +450,16 @@ fn a_thread_waiting_for_events_returns_when_the_adapter_shuts_down() {
     thread.join().expect("loop thread").expect("clean stop");
 }
 
-/// Message `i` of `large_sends_handed_to_the_loop_keep_their_order_among_small_ones`:
-/// every fourth one small (served on the caller's thread), the others
-/// 16–48 KiB (handed to the loop thread), each holding its index.
+/// A large message (16 KiB) for the tests of interleaved sends.
+const LARGE: usize = 16 * 1024;
+
+/// Message `i` of `large_sends_keep_their_order_among_small_ones`:
+/// every fourth one small, the others 16–48 KiB, each holding its index.
 fn mixed_payload(i: usize) -> Bytes {
     let len = if i % 4 == 3 {
         16
     } else {
-        ringmesh_mio::HAND_OFF_BYTES + (i * 7919) % (32 * 1024)
+        LARGE + (i * 7919) % (32 * 1024)
     };
     let mut bytes: Vec<u8> = (0..len).map(|j| (i ^ j.wrapping_mul(13)) as u8).collect();
     bytes[..8].copy_from_slice(&(i as u64).to_le_bytes());
@@ -466,18 +468,18 @@ fn mixed_payload(i: usize) -> Bytes {
 
 /// A message of the run of large ones: its index, then sevens.
 fn run_payload(i: usize) -> Bytes {
-    let mut bytes = vec![7; ringmesh_mio::HAND_OFF_BYTES];
+    let mut bytes = vec![7; LARGE];
     bytes[..8].copy_from_slice(&(i as u64).to_le_bytes());
     Bytes::from(bytes)
 }
 
-/// Large messages (`HAND_OFF_BYTES` and up) are handed to the adapter's
-/// loop thread, small ones served on the caller's thread when the loop
-/// sleeps: interleaved, over Noise, they all arrive whole and in the
-/// order they were submitted, also when more are queued than the loop
-/// serves in a turn (a run of 400 large ones before a small one).
+/// Large and small messages submitted from one thread, over Noise, some
+/// served on the caller's thread (the loop asleep), some queued (the loop
+/// busy with the ones before): they all arrive whole and in the order
+/// they were submitted, also after a run of 400 large ones (more than the
+/// loop serves in a turn) followed by a small one.
 #[test]
-fn large_sends_handed_to_the_loop_keep_their_order_among_small_ones() {
+fn large_sends_keep_their_order_among_small_ones() {
     let config = |i: u8| {
         let mut config = AdapterConfig::new(
             "127.0.0.1:0".parse().expect("addr"),
@@ -546,14 +548,13 @@ fn large_sends_handed_to_the_loop_keep_their_order_among_small_ones() {
     b.handle.shutdown();
 }
 
-/// A large message handed to the loop is answered as a small one is:
-/// `command` returns the node's refusal (no route to an unknown peer
-/// without neighbours); submitted to an unknown peer while the node has a
-/// neighbour, it is held, then comes back in `SendFailed` with its bytes
-/// once the lookup times out; once the adapter has shut down `command`
-/// says so.
+/// A large message that cannot go is reported: `command` returns the
+/// node's refusal (no route to an unknown peer without neighbours);
+/// submitted to an unknown peer while the node has a neighbour, it is
+/// held, then comes back in `SendFailed` with its bytes once the lookup
+/// times out; once the adapter has shut down `command` says so.
 #[test]
-fn a_handed_off_send_that_cannot_go_is_reported() {
+fn a_large_send_that_cannot_go_is_reported() {
     let mut config = Config::lan();
     config.messaging.lookup_timeout = ringmesh::Duration::from_millis(200);
     let a = spawn(AdapterConfig::new(
@@ -564,7 +565,7 @@ fn a_handed_off_send_that_cannot_go_is_reported() {
     ))
     .expect("adapter starts");
     let nobody = NodeId::from_bytes([9; 16]);
-    let payload = Bytes::from(vec![5; 3 * ringmesh_mio::HAND_OFF_BYTES]);
+    let payload = Bytes::from(vec![5; 3 * LARGE]);
     // No peer to ask: refused at once, and `command` gets the answer.
     assert_eq!(
         a.handle.command(MessagingCommand::Send {
