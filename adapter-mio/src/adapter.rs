@@ -615,6 +615,15 @@ impl Adapter {
         &mut self,
         command: Command,
     ) -> Result<Accepted, CommandError> {
+        // Everything queued before it, however much (a turn of the loop
+        // serves at most `REQUESTS_PER_TURN`): a call served here must not
+        // overtake what this thread queued while the loop was busy.
+        if !self.aborted {
+            self.serve_requests();
+            while self.more_requests && !self.aborted {
+                self.serve_requests();
+            }
+        }
         let result = self.serve_now(command);
         let mut dirty = core::mem::take(&mut self.dirty);
         dirty.retain(|&conn| {

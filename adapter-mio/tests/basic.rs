@@ -449,3 +449,154 @@ fn a_thread_waiting_for_events_returns_when_the_adapter_shuts_down() {
     waiter.join().expect("waiter");
     thread.join().expect("loop thread").expect("clean stop");
 }
+
+/// A large message (16 KiB) for the tests of interleaved sends.
+const LARGE: usize = 16 * 1024;
+
+/// Message `i` of `large_sends_keep_their_order_among_small_ones`:
+/// every fourth one small, the others 16–48 KiB, each holding its index.
+fn mixed_payload(i: usize) -> Bytes {
+    let len = if i % 4 == 3 {
+        16
+    } else {
+        LARGE + (i * 7919) % (32 * 1024)
+    };
+    let mut bytes: Vec<u8> = (0..len).map(|j| (i ^ j.wrapping_mul(13)) as u8).collect();
+    bytes[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    Bytes::from(bytes)
+}
+
+/// A message of the run of large ones: its index, then sevens.
+fn run_payload(i: usize) -> Bytes {
+    let mut bytes = vec![7; LARGE];
+    bytes[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    Bytes::from(bytes)
+}
+
+/// Large and small messages submitted from one thread, over Noise, some
+/// served on the caller's thread (the loop asleep), some queued (the loop
+/// busy with the ones before): they all arrive whole and in the order
+/// they were submitted, also after a run of 400 large ones (more than the
+/// loop serves in a turn) followed by a small one.
+#[test]
+fn large_sends_keep_their_order_among_small_ones() {
+    let config = |i: u8| {
+        let mut config = AdapterConfig::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            Config::lan(),
+            Identity::from_secret_bytes([i; 32]),
+            u64::from(i),
+        );
+        config.event_capacity = 4096;
+        config.event_capacity_bytes = 256 * 1024 * 1024;
+        config
+    };
+    let a = spawn(config(51)).expect("adapter starts");
+    let b = spawn(config(52)).expect("adapter starts");
+    connect(&a, &b);
+    up(&b.events, a.handle.node_id());
+    const MIXED: usize = 800;
+    const RUN: usize = 400;
+    let sender = {
+        let handle = a.handle.clone();
+        let to = b.handle.node_id();
+        std::thread::spawn(move || {
+            for i in 0..MIXED {
+                let send = MessagingCommand::Send {
+                    to,
+                    payload: mixed_payload(i),
+                };
+                if i % 50 == 49 {
+                    handle.command(send).expect("sent");
+                } else {
+                    handle.submit(send);
+                }
+            }
+            // A run longer than a turn's worth of requests (256), then a
+            // small one that finds the loop asleep or busy.
+            for i in MIXED..MIXED + RUN {
+                handle.submit(MessagingCommand::Send {
+                    to,
+                    payload: run_payload(i),
+                });
+            }
+            handle.submit(MessagingCommand::Send {
+                to,
+                payload: Bytes::from((MIXED + RUN).to_le_bytes().to_vec()),
+            });
+        })
+    };
+    let total = MIXED + RUN + 1;
+    let mut next = 0;
+    while next < total {
+        let payload = wait_for(&b.events, |e| match e {
+            Event::Messaging(MessagingEvent::Direct { payload, .. }) => Some(payload.clone()),
+            _ => None,
+        });
+        let index = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes")) as usize;
+        assert_eq!(index, next, "message {next} out of order");
+        if next < MIXED {
+            assert!(payload == mixed_payload(next), "message {next} changed");
+        } else if next < MIXED + RUN {
+            assert!(payload == run_payload(next), "message {next} changed");
+        }
+        next += 1;
+    }
+    sender.join().expect("sender");
+    assert_eq!(b.events.dropped(), 0);
+    a.handle.shutdown();
+    b.handle.shutdown();
+}
+
+/// A large message that cannot go is reported: `command` returns the
+/// node's refusal (no route to an unknown peer without neighbours);
+/// submitted to an unknown peer while the node has a neighbour, it is
+/// held, then comes back in `SendFailed` with its bytes once the lookup
+/// times out; once the adapter has shut down `command` says so.
+#[test]
+fn a_large_send_that_cannot_go_is_reported() {
+    let mut config = Config::lan();
+    config.messaging.lookup_timeout = ringmesh::Duration::from_millis(200);
+    let a = spawn(AdapterConfig::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        config,
+        Identity::from_secret_bytes([61; 32]),
+        61,
+    ))
+    .expect("adapter starts");
+    let nobody = NodeId::from_bytes([9; 16]);
+    let payload = Bytes::from(vec![5; 3 * LARGE]);
+    // No peer to ask: refused at once, and `command` gets the answer.
+    assert_eq!(
+        a.handle.command(MessagingCommand::Send {
+            to: nobody,
+            payload: payload.clone(),
+        }),
+        Err(CommandError::Messaging(MessagingError::NoRoute(nobody)))
+    );
+    // With a peer, held while the node looks for it, then given back.
+    let b = node(62);
+    connect(&a, &b);
+    a.handle.submit(MessagingCommand::Send {
+        to: nobody,
+        payload: payload.clone(),
+    });
+    let failed = wait_for(&a.events, |e| match e {
+        Event::Messaging(MessagingEvent::SendFailed { to, payload, .. }) => {
+            Some((*to, payload.clone()))
+        }
+        _ => None,
+    });
+    assert_eq!(failed, (nobody, payload.clone()));
+    b.handle.shutdown();
+    a.handle.shutdown();
+    let Running { handle, thread, .. } = a;
+    thread.join().expect("adapter thread").expect("adapter ran");
+    assert_eq!(
+        handle.command(MessagingCommand::Send {
+            to: nobody,
+            payload
+        }),
+        Err(CommandError::ShutDown)
+    );
+}
