@@ -1139,4 +1139,16 @@ mod layout_tests {
         // the heap, the last sequence number, the sweep's mark.
         assert_eq!(size_of::<crate::timer::DeadlineQueue<u8>>(), 40);
     }
+
+    /// Every node pays for its `Node` record, held inline in the
+    /// simulator's node vector (a million of them in the largest flood):
+    /// benches/README.md, "A node's fixed cost".
+    #[test]
+    fn a_node_keeps_its_fixed_size() {
+        // The identity: its 32 secret bytes and the public key, where the
+        // expanded signing key took 224 (the whole identity 256).
+        assert_eq!(size_of::<crate::Identity>(), 64);
+        assert_eq!(size_of::<super::Net>(), 1_440);
+        assert_eq!(size_of::<crate::Node>(), 2_208);
+    }
 }
