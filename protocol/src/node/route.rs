@@ -359,10 +359,11 @@ impl Parts {
         };
         relay.announce_to(net, peer);
         for target in relay.take_awaiting(peer) {
-            if !net.is_up(target) && self.relay_dial(net, peer, target).is_none() {
-                if let Some(messaging) = &mut self.messaging {
-                    messaging.dial_failed(net, target);
-                }
+            if !net.is_up(target)
+                && self.relay_dial(net, peer, target).is_none()
+                && let Some(messaging) = &mut self.messaging
+            {
+                messaging.dial_failed(net, target);
             }
         }
     }
@@ -933,10 +934,10 @@ impl Upcalls for Parts {
         {
             net.find_peer(peer);
         }
-        if !self.dial_through_relay(net, peer) {
-            if let Some(messaging) = &mut self.messaging {
-                messaging.dial_failed(net, peer);
-            }
+        if !self.dial_through_relay(net, peer)
+            && let Some(messaging) = &mut self.messaging
+        {
+            messaging.dial_failed(net, peer);
         }
         // Targets that waited for a dial to `peer` as their relay.
         let waiting = self
