@@ -8,7 +8,10 @@
 use core::fmt;
 use std::sync::Arc;
 
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::hazmat::{ExpandedSecretKey, raw_sign};
+use ed25519_dalek::{Sha512, Signer, SigningKey, VerifyingKey};
+
+use zeroize::Zeroizing;
 
 use crate::NodeId;
 
@@ -19,9 +22,16 @@ const NOISE_STATIC_KDF_CONTEXT: &str = "ringmesh 2026 noise static key v1";
 
 /// A node's long-term Ed25519 key pair. Its [`NodeId`] is derived from the
 /// public half.
+///
+/// It keeps the 32 secret bytes (wiped when dropped) and the public key,
+/// 64 bytes, not a `SigningKey` (224 bytes with its decompressed public
+/// point): a node holds its identity for its whole life and signs rarely
+/// (what it originates), so each signature expands the secret and
+/// decompresses the public key again (~29,000 instructions more a
+/// signature).
 #[derive(Clone)]
 pub struct Identity {
-    signing: SigningKey,
+    secret: Zeroizing<[u8; 32]>,
     public: PublicKey,
 }
 
@@ -31,12 +41,15 @@ impl Identity {
     pub fn from_secret_bytes(secret: [u8; 32]) -> Self {
         let signing = SigningKey::from_bytes(&secret);
         let public = PublicKey(signing.verifying_key().to_bytes());
-        Identity { signing, public }
+        Identity {
+            secret: Zeroizing::new(secret),
+            public,
+        }
     }
 
     /// The 32 secret bytes, for persisting the identity. Keep them private.
     pub fn secret_bytes(&self) -> [u8; 32] {
-        self.signing.to_bytes()
+        *self.secret
     }
 
     /// The public key peers see.
@@ -54,12 +67,25 @@ impl Identity {
     /// its own (`spec/`), so a signature made for one can never be
     /// replayed as another.
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
-        self.signing.sign(message).to_bytes()
+        // What `SigningKey::sign` does, from the kept public key: the
+        // secret's expansion (one SHA-512) and the public key's
+        // decompression, where a `SigningKey` rebuilt from the secret
+        // would compute the public key again (a base-point
+        // multiplication). The public key is the secret's own (derived
+        // from it in `from_secret_bytes`): the pairing `raw_sign` needs.
+        let expanded = ExpandedSecretKey::from(&*self.secret);
+        match VerifyingKey::from_bytes(&self.public.0) {
+            Ok(public) => raw_sign::<Sha512>(&expanded, message, &public).to_bytes(),
+            // Unreachable: the key was computed from the secret.
+            Err(_) => SigningKey::from_bytes(&self.secret)
+                .sign(message)
+                .to_bytes(),
+        }
     }
 
     /// The X25519 private key for Noise, derived from the identity secret.
     pub(crate) fn noise_static_secret(&self) -> [u8; 32] {
-        blake3::derive_key(NOISE_STATIC_KDF_CONTEXT, &self.signing.to_bytes())
+        blake3::derive_key(NOISE_STATIC_KDF_CONTEXT, &self.secret[..])
     }
 }
 

@@ -253,12 +253,12 @@ impl Messaging {
     // ----- messages -----
 
     /// A `Direct` arrived from `from`.
-    pub(crate) fn on_direct(&mut self, cx: &mut dyn Cx, from: NodeId, payload: Bytes) {
+    pub(crate) fn on_direct(cx: &mut dyn Cx, from: NodeId, payload: Bytes) {
         cx.emit(MessagingEvent::Direct { from, payload });
     }
 
     /// A `Request` arrived from `from`.
-    pub(crate) fn on_request(&mut self, cx: &mut dyn Cx, from: NodeId, id: u64, payload: Bytes) {
+    pub(crate) fn on_request(cx: &mut dyn Cx, from: NodeId, id: u64, payload: Bytes) {
         let id = RequestId(id);
         cx.emit(MessagingEvent::Request { from, id, payload });
     }

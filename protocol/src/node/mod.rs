@@ -354,8 +354,8 @@ impl Node {
     /// Requests awaiting responses, and messages waiting for their peers.
     pub fn messaging_pending(&self) -> MessagingPending {
         MessagingPending {
-            requests: self.parts.messaging.pending(),
-            queued: self.parts.messaging.queued(),
+            requests: self.parts.messaging.as_ref().map_or(0, |m| m.pending()),
+            queued: self.parts.messaging.as_ref().map_or(0, |m| m.queued()),
         }
     }
 

@@ -71,7 +71,11 @@ pub(super) struct Parts {
     /// HyParView, when `mesh.membership` runs it (boxed: most nodes of a
     /// large flood simulation carry one pointer).
     pub(super) membership: Option<Box<HyParView>>,
-    pub(super) messaging: Messaging,
+    /// Direct messages and requests, allocated at the node's first
+    /// messaging command or `Response` (boxed: most nodes of a large flood
+    /// simulation send none and carry one pointer). Until then it would
+    /// hold nothing: no waiting peer, no call, no deadline.
+    pub(super) messaging: Option<Box<Messaging>>,
     /// The ring and the table, allocated only when the config runs chord:
     /// a node without them (a flood-only node, a million of them in a
     /// simulation) saves their ~1.7 KB and never reads their deadlines.
@@ -134,7 +138,7 @@ impl Parts {
                 Membership::HyParView(hv) => Some(Box::new(HyParView::new(hv, seed))),
                 _ => None,
             },
-            messaging: Messaging::new(&config.messaging, hasher.clone()),
+            messaging: None,
             ring: config.chord.is_some().then(|| {
                 Box::new(Ring {
                     chord: Chord::new(
@@ -184,7 +188,10 @@ impl Parts {
                 .map(|m| m.stats)
                 .unwrap_or_default(),
             messaging: MessagingStats {
-                late_responses: self.messaging.requests.late_replies,
+                late_responses: self
+                    .messaging
+                    .as_ref()
+                    .map_or(0, |m| m.requests.late_replies),
             },
             chord: self
                 .ring
@@ -352,8 +359,11 @@ impl Parts {
         };
         relay.announce_to(net, peer);
         for target in relay.take_awaiting(peer) {
-            if !net.is_up(target) && self.relay_dial(net, peer, target).is_none() {
-                self.messaging.dial_failed(net, target);
+            if !net.is_up(target)
+                && self.relay_dial(net, peer, target).is_none()
+                && let Some(messaging) = &mut self.messaging
+            {
+                messaging.dial_failed(net, target);
             }
         }
     }
@@ -442,13 +452,19 @@ impl Parts {
     ) -> Result<Accepted, MessagingError> {
         // Without a ring, an off one is built only if a lookup needs it.
         let chord = &mut MaybeChord::new(self.ring.as_deref_mut().map(|ring| &mut ring.chord));
+        let messaging = self.messaging.get_or_insert_with(|| {
+            Box::new(Messaging::new(
+                &net.config().messaging,
+                net.hasher().clone(),
+            ))
+        });
         match command {
-            MessagingCommand::Send { to, payload } => self.messaging.send(net, chord, to, payload),
+            MessagingCommand::Send { to, payload } => messaging.send(net, chord, to, payload),
             MessagingCommand::Request {
                 to,
                 payload,
                 timeout,
-            } => self.messaging.request(net, chord, to, payload, timeout),
+            } => messaging.request(net, chord, to, payload, timeout),
             MessagingCommand::Respond { to, id, payload } => {
                 Messaging::respond(net, to, id, payload)
             }
@@ -494,7 +510,9 @@ impl Parts {
         }
         net.set_shut_down();
         super::log_shutdown(net);
-        self.messaging.shutdown(net);
+        if let Some(messaging) = &mut self.messaging {
+            messaging.shutdown(net);
+        }
         let lookups = self.ring.as_ref().map(|r| r.chord.lookup_ids());
         for id in lookups.into_iter().flatten() {
             if let Some(finished) = self
@@ -577,7 +595,7 @@ impl Parts {
             return;
         };
         for peer in ring.chord.unneeded_links(net) {
-            let needed = self.messaging.is_waiting_for(peer);
+            let needed = self.waiting_for(peer);
             net.release(peer, needed, self);
         }
     }
@@ -586,8 +604,8 @@ impl Parts {
     /// then hand its result to whatever started it.
     fn lookup_finished(&mut self, net: &mut Net, finished: Finished) {
         for &peer in &finished.dialled {
-            let needed = self.ring.as_ref().is_some_and(|r| r.chord.needs(peer))
-                || self.messaging.is_waiting_for(peer);
+            let needed =
+                self.ring.as_ref().is_some_and(|r| r.chord.needs(peer)) || self.waiting_for(peer);
             net.release(peer, needed, self);
         }
         let Some(Ring { chord, dht }) = self.ring.as_deref_mut() else {
@@ -597,7 +615,11 @@ impl Parts {
             return;
         };
         match finished.purpose {
-            LookupFor::Route(target) => self.messaging.route_found(net, target, finished.result),
+            LookupFor::Route(target) => {
+                if let Some(messaging) = &mut self.messaging {
+                    messaging.route_found(net, target, finished.result);
+                }
+            }
             LookupFor::Client(task) => dht.found(net, chord, task, finished.result),
             LookupFor::Command(_)
             | LookupFor::Join
@@ -628,18 +650,20 @@ impl Parts {
                 }
             }
             Queue::Messaging => {
-                if let Some(timer) = self.messaging.timers.pop()
-                    && self.messaging.is_live(&timer)
+                if let Some(messaging) = self.messaging.as_deref_mut()
+                    && let Some(timer) = messaging.timers.pop()
+                    && messaging.is_live(&timer)
                 {
-                    self.messaging.fire(net, timer);
+                    messaging.fire(net, timer);
                 }
             }
             Queue::Requests => {
-                if let Some(timer) = self.messaging.requests.timers.pop()
-                    && self.messaging.requests.is_live(&timer)
-                    && let Some(done) = self.messaging.requests.fire(timer)
+                if let Some(messaging) = self.messaging.as_deref_mut()
+                    && let Some(timer) = messaging.requests.timers.pop()
+                    && messaging.requests.is_live(&timer)
+                    && let Some(done) = messaging.requests.fire(timer)
                 {
-                    self.messaging.request_done(net, done);
+                    messaging.request_done(net, done);
                 }
             }
             Queue::Chord => {
@@ -715,8 +739,11 @@ impl Parts {
         match queue {
             Queue::Net => net.timers.peek(),
             Queue::Liveness => self.liveness.timers.peek(),
-            Queue::Messaging => self.messaging.timers.peek(),
-            Queue::Requests => self.messaging.requests.timers.peek(),
+            Queue::Messaging => self.messaging.as_ref().and_then(|m| m.timers.peek()),
+            Queue::Requests => self
+                .messaging
+                .as_ref()
+                .and_then(|m| m.requests.timers.peek()),
             Queue::Chord => ring.and_then(|r| r.chord.timers.peek()),
             Queue::RingCalls => ring.and_then(|r| r.chord.rpc.timers.peek()),
             Queue::Dht => ring.and_then(|r| r.dht.timers.peek()),
@@ -742,8 +769,10 @@ impl Parts {
         };
         consider(net.timers.peek(), Queue::Net);
         consider(self.liveness.timers.peek(), Queue::Liveness);
-        consider(self.messaging.timers.peek(), Queue::Messaging);
-        consider(self.messaging.requests.timers.peek(), Queue::Requests);
+        if let Some(messaging) = &self.messaging {
+            consider(messaging.timers.peek(), Queue::Messaging);
+            consider(messaging.requests.timers.peek(), Queue::Requests);
+        }
         if let Some(ring) = self.ring.as_deref() {
             consider(ring.chord.timers.peek(), Queue::Chord);
             consider(ring.chord.rpc.timers.peek(), Queue::RingCalls);
@@ -765,8 +794,10 @@ impl Parts {
     /// Deadlines queued in the components' queues.
     pub(super) fn deadline_count(&self) -> usize {
         self.liveness.timers.len()
-            + self.messaging.timers.len()
-            + self.messaging.requests.timers.len()
+            + self
+                .messaging
+                .as_ref()
+                .map_or(0, |m| m.timers.len() + m.requests.timers.len())
             + self.ring.as_ref().map_or(0, |r| {
                 r.chord.timers.len() + r.chord.rpc.timers.len() + r.dht.timers.len()
             })
@@ -784,7 +815,9 @@ impl Parts {
         self.liveness
             .timers
             .tidy(|timer| Liveness::is_live(net, timer));
-        self.messaging.tidy_timers();
+        if let Some(messaging) = &mut self.messaging {
+            messaging.tidy_timers();
+        }
         self.mesh.tidy_timers();
         if let Some(relay) = self.relay.as_deref_mut() {
             let mut timers = core::mem::take(&mut relay.timers);
@@ -826,7 +859,9 @@ impl Upcalls for Parts {
             hv.peer_up(net, peer, outbound);
             self.membership_changed(net);
         }
-        self.messaging.peer_up(net, peer);
+        if let Some(messaging) = &mut self.messaging {
+            messaging.peer_up(net, peer);
+        }
         if let Some(sync) = &mut self.sync {
             sync.peer_up(net, peer);
         }
@@ -853,7 +888,9 @@ impl Upcalls for Parts {
         {
             self.ring_peer_dead(net, peer);
         }
-        self.messaging.peer_down(net, peer);
+        if let Some(messaging) = &mut self.messaging {
+            messaging.peer_down(net, peer);
+        }
         self.mesh.peer_down(mesh_peers(&self.membership), peer);
         if let Some(hv) = &mut self.membership {
             hv.peer_down(net, peer);
@@ -889,7 +926,7 @@ impl Upcalls for Parts {
         // peer wait for that dial.
         // With no relay announced for it, the neighbours are asked
         // (`FindPeer`): an answer naming its relay opens a circuit there.
-        if self.messaging.is_waiting_for(peer)
+        if self.waiting_for(peer)
             && self
                 .relay
                 .as_deref()
@@ -897,8 +934,10 @@ impl Upcalls for Parts {
         {
             net.find_peer(peer);
         }
-        if !self.dial_through_relay(net, peer) {
-            self.messaging.dial_failed(net, peer);
+        if !self.dial_through_relay(net, peer)
+            && let Some(messaging) = &mut self.messaging
+        {
+            messaging.dial_failed(net, peer);
         }
         // Targets that waited for a dial to `peer` as their relay.
         let waiting = self
@@ -906,7 +945,9 @@ impl Upcalls for Parts {
             .as_deref_mut()
             .map_or_else(Vec::new, |r| r.take_awaiting(peer));
         for target in waiting {
-            self.messaging.dial_failed(net, target);
+            if let Some(messaging) = &mut self.messaging {
+                messaging.dial_failed(net, target);
+            }
         }
         if let Some(hv) = &mut self.membership {
             hv.peer_down(net, peer);
@@ -973,11 +1014,19 @@ impl Upcalls for Parts {
             }
             // Taken apart here: handing the whole message on moved it (176
             // bytes, a `memcpy` call) once more.
-            Message::Direct(Direct { payload }) => self.messaging.on_direct(net, from, payload),
+            Message::Direct(Direct { payload }) => Messaging::on_direct(net, from, payload),
             Message::Request(Request { id, payload }) => {
-                self.messaging.on_request(net, from, id, payload)
+                Messaging::on_request(net, from, id, payload)
             }
-            Message::Response(response) => self.messaging.on_response(net, from, response),
+            Message::Response(response) => {
+                let messaging = self.messaging.get_or_insert_with(|| {
+                    Box::new(Messaging::new(
+                        &net.config().messaging,
+                        net.hasher().clone(),
+                    ))
+                });
+                messaging.on_response(net, from, response);
+            }
             Message::ChordGetState(_)
             | Message::ChordNotify(_)
             | Message::ChordFindSuccessor(_)
@@ -1093,7 +1142,7 @@ impl Upcalls for Parts {
                 // itself unreachable; the session may still punch to a
                 // direct one (§7).
                 for node in nodes {
-                    if self.messaging.is_waiting_for(node) && !net.is_up(node) {
+                    if self.waiting_for(node) && !net.is_up(node) {
                         self.dial_through_relay(net, node);
                     }
                 }
@@ -1142,7 +1191,9 @@ impl Upcalls for Parts {
     }
 
     fn waiting_for(&self, peer: NodeId) -> bool {
-        self.messaging.is_waiting_for(peer)
+        self.messaging
+            .as_ref()
+            .is_some_and(|m| m.is_waiting_for(peer))
     }
 
     fn maintenance(&mut self, net: &mut Net) {
@@ -1225,7 +1276,7 @@ impl Parts {
                         (net as &mut dyn Cx).emit(MeshEvent::NeighborDown { peer });
                         if release && net.is_up(peer) {
                             let needed = self.ring.as_ref().is_some_and(|r| r.chord.needs(peer))
-                                || self.messaging.is_waiting_for(peer)
+                                || self.waiting_for(peer)
                                 || self
                                     .membership
                                     .as_ref()

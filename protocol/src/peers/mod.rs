@@ -505,6 +505,12 @@ impl Net {
         &self.config
     }
 
+    /// The node's table hasher (seeded from the node seed), for a
+    /// component allocated on first use.
+    pub(crate) fn hasher(&self) -> &FixedState {
+        &self.group_hasher
+    }
+
     /// Moves the clock; time never runs backwards inside the node,
     /// whatever the driver says.
     pub(crate) fn advance(&mut self, now: Instant) {
@@ -1138,5 +1144,19 @@ mod layout_tests {
         // A node holds a dozen queues (a chord member's ring three more):
         // the heap, the last sequence number, the sweep's mark.
         assert_eq!(size_of::<crate::timer::DeadlineQueue<u8>>(), 40);
+    }
+
+    /// Every node pays for its `Node` record, held inline in the
+    /// simulator's node vector (a million of them in the largest flood):
+    /// benches/README.md, "A node's fixed cost".
+    #[test]
+    fn a_node_keeps_its_fixed_size() {
+        // The identity: its 32 secret bytes and the public key, where the
+        // expanded signing key took 224 (the whole identity 256).
+        assert_eq!(size_of::<crate::Identity>(), 64);
+        assert_eq!(size_of::<super::Net>(), 1_440);
+        // 2,400 before the identity's cut; messaging (232 bytes) boxed on
+        // first use.
+        assert_eq!(size_of::<crate::Node>(), 1_984);
     }
 }
