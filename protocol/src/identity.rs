@@ -201,6 +201,24 @@ mod tests {
     }
 
     #[test]
+    fn signatures_are_ed25519_dalek_signing_keys_own() {
+        // `sign` goes through `raw_sign` with the kept public key: the
+        // bytes must be exactly what a `SigningKey` of the same secret
+        // signs (Ed25519 signatures are deterministic).
+        for seed in [0u8, 1, 0x5a, 0xff] {
+            let secret = [seed; 32];
+            let ours = Identity::from_secret_bytes(secret);
+            let theirs = SigningKey::from_bytes(&secret);
+            for message in [&b""[..], b"hello", &[seed; 1000][..]] {
+                assert_eq!(ours.sign(message), theirs.sign(message).to_bytes());
+            }
+            let copy = ours.clone();
+            assert_eq!(copy.sign(b"x"), theirs.sign(b"x").to_bytes());
+            assert_eq!(copy.secret_bytes(), secret);
+        }
+    }
+
+    #[test]
     fn debug_does_not_leak_the_secret() {
         let a = Identity::from_secret_bytes([0xab; 32]);
         assert!(!format!("{a:?}").contains("ab, ab"));
