@@ -1773,6 +1773,7 @@ const RAW_EPOLL: &str = "raw TCP epoll";
 fn main() {
     let plan = Plan::from_args();
     let started = StdInstant::now();
+    let load_at_start = load_average();
     let mut rows = Vec::new();
     let mut baseline = bench_raw(&plan, &mut rows);
     bench_sync::<MioNode>(&plan, Security::Plaintext, 10, &mut rows);
@@ -1814,6 +1815,29 @@ fn main() {
         plan.rtt_count,
         started.elapsed().as_secs_f64()
     );
+    println!("{}", machine_line(&load_at_start));
+}
+
+/// The system's load averages (1, 5, 15 minutes), as Linux gives them in
+/// `/proc/loadavg`; `None` elsewhere.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let fields: Vec<&str> = text.split_whitespace().take(3).collect();
+    (fields.len() == 3).then(|| fields.join(" "))
+}
+
+/// The footer's line on the machine: how many CPUs this process may use
+/// and the load before and after the run. The same binary moves by half
+/// between one CPU and two, and with what else runs (benches/README.md),
+/// so a table is read with it.
+fn machine_line(load_at_start: &Option<String>) -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let load = |l: &Option<String>| l.clone().unwrap_or_else(|| "unknown".into());
+    format!(
+        "machine: {cpus} CPUs available to the bench; load average {} at the start, {} at the end",
+        load(load_at_start),
+        load(&load_average())
+    )
 }
 
 /// Whether any round-trip case passes the filters.
