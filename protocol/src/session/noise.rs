@@ -510,6 +510,13 @@ mod tests {
 
     /// A finished XX handshake between two fixed keys and seeds: the same
     /// arguments give the same transport keys every time.
+    /// Both ends of a finished handshake, as transports.
+    fn transports() -> (NoiseTransport, NoiseTransport) {
+        let (i, r) = handshake();
+        let finished = |state| NoiseTransport::from_handshake(state).expect("finished");
+        (finished(i), finished(r))
+    }
+
     fn handshake() -> (snow::HandshakeState, snow::HandshakeState) {
         const FIRST: [u8; 32] = [1; 32];
         const SECOND: [u8; 32] = [2; 32];
@@ -609,9 +616,7 @@ mod tests {
 
     #[test]
     fn a_frame_that_is_cut_short_or_altered_does_not_open() {
-        let (i, r) = handshake();
-        let mut i = NoiseTransport::from_handshake(i).expect("finished");
-        let r = NoiseTransport::from_handshake(r).expect("finished");
+        let (mut i, r) = transports();
         let mut frame = BytesMut::new();
         encrypt_chunks(&mut i, &[5; 100_000], &mut frame).expect("seal");
         let frame = frame.freeze();
@@ -635,8 +640,7 @@ mod tests {
 
     #[test]
     fn sealing_in_place_makes_the_bytes_encrypt_chunks_makes() {
-        let (i, _) = handshake();
-        let mut chunks = NoiseTransport::from_handshake(i).expect("finished");
+        let (mut chunks, _) = transports();
         let mut in_place = fresh_copy(&chunks);
         for len in [
             0,
@@ -680,8 +684,7 @@ mod tests {
 
     #[test]
     fn a_recycled_sealing_buffer_holds_only_the_new_frame() {
-        let (i, _) = handshake();
-        let mut ours = NoiseTransport::from_handshake(i).expect("finished");
+        let (mut ours, _) = transports();
         let mut fresh = fresh_copy(&ours);
         let first = seal_frame(&mut ours, &[0xAA; 100_000]);
         assert_eq!(&first[..], &sealed_fresh(&mut fresh, &[0xAA; 100_000])[..]);
@@ -714,9 +717,7 @@ mod tests {
 
     #[test]
     fn the_largest_frames_are_never_kept_and_kept_bytes_are_capped() {
-        let (i, r) = handshake();
-        let mut sender = NoiseTransport::from_handshake(i).expect("finished");
-        let mut receiver = NoiseTransport::from_handshake(r).expect("finished");
+        let (mut sender, mut receiver) = transports();
         let kept = |t: &mut NoiseTransport| {
             let recyclers = t.recyclers();
             let sealed: usize = recyclers.sealed.kept.iter().map(Bytes::len).sum();
@@ -751,9 +752,7 @@ mod tests {
 
     #[test]
     fn small_frames_keep_no_recycled_buffers() {
-        let (i, r) = handshake();
-        let mut sender = NoiseTransport::from_handshake(i).expect("finished");
-        let mut receiver = NoiseTransport::from_handshake(r).expect("finished");
+        let (mut sender, mut receiver) = transports();
         for len in [0, 64, RECYCLE_MIN - 100] {
             let frame = seal_frame(&mut sender, &vec![1; len]);
             let read = frame.clone();
@@ -766,9 +765,7 @@ mod tests {
 
     #[test]
     fn a_recycled_opening_buffer_never_overwrites_a_held_body() {
-        let (i, r) = handshake();
-        let mut sender = NoiseTransport::from_handshake(i).expect("finished");
-        let mut receiver = NoiseTransport::from_handshake(r).expect("finished");
+        let (mut sender, mut receiver) = transports();
         let bodies: Vec<Vec<u8>> = [100_000, 100_000, 90_000, 120_000, 200_000, 95_000]
             .iter()
             .enumerate()
@@ -802,9 +799,7 @@ mod tests {
 
     #[test]
     fn a_small_frame_in_a_shared_buffer_altered_does_not_open() {
-        let (i, r) = handshake();
-        let mut i = NoiseTransport::from_handshake(i).expect("finished");
-        let r = NoiseTransport::from_handshake(r).expect("finished");
+        let (mut i, r) = transports();
         let mut frame = BytesMut::new();
         encrypt_chunks(&mut i, &[5; 100], &mut frame).expect("seal");
         let frame = frame.freeze();
@@ -834,8 +829,7 @@ mod tests {
 
     #[test]
     fn the_last_nonce_is_never_used() {
-        let (i, _) = handshake();
-        let mut i = NoiseTransport::from_handshake(i).expect("finished");
+        let (mut i, _) = transports();
         i.send.n = u64::MAX - 1;
         let mut out = BytesMut::new();
         encrypt_chunks(&mut i, b"last", &mut out).expect("nonce 2^64 - 2 is fine");
