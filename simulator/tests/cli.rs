@@ -312,6 +312,22 @@ fn chord_pieces_left_by_failures_beyond_the_constraint_merge_again() {
     assert_eq!(report["keys_lost"], 0, "{report}");
 }
 
+/// HyParView over the hand-wired random topology would split (every node
+/// joining through its first dial at once): refused, with what to use.
+#[test]
+fn hyparview_over_the_hand_wired_topology_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringmesh-sim"))
+        .args(["flood", "--nodes", "50", "--mode", "plumtree"])
+        .output()
+        .expect("ringmesh-sim runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("use --topology join or organic"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_bad_partition_duration_is_refused() {
     let out = Command::new(env!("CARGO_BIN_EXE_ringmesh-sim"))
