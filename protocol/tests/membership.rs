@@ -382,9 +382,9 @@ fn a_node_back_from_a_cut_drops_the_connections_its_peers_closed() {
     for _ in 0..3 {
         for i in 0..n {
             assert_eq!(
-                net.node(i).connection_count(),
+                net.node(i).established_count(),
                 net.node(i).connected_peers().len(),
-                "node {i}: one connection per peer, once quiet"
+                "node {i}: one connection per peer, once quiet (a dial in flight aside)"
             );
         }
         net.run_for(Duration::from_secs(7));
@@ -574,4 +574,46 @@ fn nodes_joining_faster_than_the_latency_form_one_overlay() {
         }
     }
     assert!(split.is_empty(), "the mesh ends split on seeds {split:?}");
+}
+
+/// A peer lost to a failure is dialled again with a growing wait and
+/// forgotten after its twelfth dial: a node that never comes back costs
+/// its former neighbours at most twelve dials each, and none after.
+#[test]
+fn a_dead_peer_is_dialled_again_twelve_times_at_most() {
+    let n = 10;
+    let mut net = joined(n, false, 3);
+    let dead = 4;
+    let had_it: Vec<NodeIndex> = (0..n)
+        .filter(|&i| i != dead && net.node(i).mesh_peers().contains(&net.node(dead).node_id()))
+        .collect();
+    assert!(!had_it.is_empty(), "node {dead} had mesh peers");
+    net.crash(dead);
+    let redials = |net: &Network| -> u64 {
+        (0..n)
+            .filter(|&i| i != dead)
+            .map(|i| net.node(i).stats().membership.lost_redials)
+            .sum()
+    };
+    net.run_for(Duration::from_secs(120));
+    let early = redials(&net);
+    assert!(
+        early >= 1,
+        "the lost peer was dialled again within two minutes"
+    );
+    net.run_for(Duration::from_secs(4 * 3600));
+    let late = redials(&net);
+    assert!(
+        late <= 12 * (n as u64 - 1),
+        "{late} redials of one dead peer"
+    );
+    net.run_for(Duration::from_secs(3600));
+    assert_eq!(redials(&net), late, "no redial once it is forgotten");
+    assert_eq!(
+        (0..n)
+            .map(|i| net.node(i).stats().membership.lost_relinked)
+            .sum::<u64>(),
+        0,
+        "a dead peer is never linked again"
+    );
 }

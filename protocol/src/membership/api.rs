@@ -28,4 +28,9 @@ pub struct MembershipStats {
     /// Shuffles that ended here without a link to their origin: merged,
     /// not answered.
     pub shuffle_unanswered: u64,
+    /// Dials of active peers lost to failures (spec/membership.md, "A
+    /// peer lost to a failure").
+    pub lost_redials: u64,
+    /// Lost peers linked again once they answered.
+    pub lost_relinked: u64,
 }

@@ -40,6 +40,27 @@ pub(crate) enum Change {
     Left { peer: NodeId, release: bool },
 }
 
+/// Active peers lost to failures kept to be dialled again.
+const LOST_KEPT: usize = 4;
+/// Dials of a lost peer before it is forgotten.
+const LOST_TRIES: u32 = 12;
+/// The longest wait between two dials of a lost peer, in membership
+/// rounds (`shuffle_rounds` maintenance rounds each).
+const LOST_WAIT_MAX: u64 = 64;
+
+/// An active peer lost to a failure (its link went down, or every dial
+/// failed), dialled again now and then: if it answers, it may be in an
+/// overlay a partition split from this one, and linking it again merges
+/// the two (spec/membership.md, "A peer lost to a failure").
+#[derive(Debug, Clone)]
+struct Lost {
+    entry: PeerEntry,
+    /// The maintenance round of its next dial.
+    due: u64,
+    /// Dials so far.
+    tries: u32,
+}
+
 /// One active-view member.
 #[derive(Debug, Clone, Copy)]
 struct Active {
@@ -55,6 +76,8 @@ pub(crate) struct HyParView {
     rng: Rng,
     active: SmallVec<[Active; 8]>,
     passive: Vec<PeerEntry>,
+    /// Active peers lost to failures, oldest first, at most `LOST_KEPT`.
+    lost: Vec<Lost>,
     /// Whether this node is in the network: it sent a `Join`, or was
     /// another's contact.
     joined: bool,
@@ -87,6 +110,7 @@ impl HyParView {
             rng: Rng::derive(seed, Stream::Membership, None),
             active: SmallVec::new(),
             passive: Vec::with_capacity(config.passive_view),
+            lost: Vec::new(),
             joined: false,
             rounds: 0,
             next_promote_round: 0,
@@ -219,6 +243,15 @@ impl HyParView {
             self.send(cx, peer, Message::Neighbor(Neighbor { high_priority }));
             return;
         }
+        if let Some(i) = self.lost.iter().position(|l| l.entry.id == peer) {
+            // A peer lost to a failure answers again: link it again, with
+            // priority (it may be across a healed partition, where nothing
+            // else would ever link the two overlays).
+            let lost = self.lost.remove(i);
+            self.stats.lost_relinked += 1;
+            self.link(cx, lost.entry, true);
+            return;
+        }
         if !self.joined && self.active.is_empty() && outbound {
             // The first link a new node dialled: its contact node.
             self.joined = true;
@@ -230,14 +263,82 @@ impl HyParView {
     /// `peer`'s link is down (or every dial to it failed): a failure, as
     /// TCP's in the paper. Repaired from the passive view at once.
     pub(crate) fn peer_down(&mut self, cx: &mut dyn Cx, peer: NodeId) {
+        let linked = self
+            .active
+            .iter()
+            .any(|a| a.peer == peer && a.awaiting.is_none());
         if self.remove_active(peer) {
             self.stats.active_lost += 1;
+            if linked {
+                // Not a member whose dial failed: that is no sign of a
+                // partition, and a dead entry kept by others' passive
+                // views would be remembered again at every promotion.
+                self.remember_lost(cx, peer);
+            }
             self.changes.push(Change::Left {
                 peer,
                 release: false,
             });
             self.passive.retain(|e| e.id != peer);
             self.promote(cx);
+        }
+    }
+
+    /// Keeps `peer`, a linked active peer just lost to a failure, to dial
+    /// it again from the next membership round on (the oldest kept is
+    /// forgotten past `LOST_KEPT`; one kept already keeps its schedule).
+    fn remember_lost(&mut self, cx: &dyn Cx, peer: NodeId) {
+        let Some(entry) = cx.entry(peer).filter(|e| !e.addrs.is_empty()) else {
+            return;
+        };
+        if self.lost.iter().any(|l| l.entry.id == peer) {
+            return; // its dials go on as planned
+        }
+        if self.lost.len() >= LOST_KEPT {
+            self.lost.remove(0);
+        }
+        self.lost.push(Lost {
+            entry,
+            due: self.rounds + self.membership_round(),
+            tries: 0,
+        });
+    }
+
+    /// Maintenance rounds in a membership round.
+    fn membership_round(&self) -> u64 {
+        u64::from(self.config.shuffle_rounds.max(1))
+    }
+
+    /// Dials one lost peer whose turn has come (the first due), waiting
+    /// twice as long before its next dial, up to `LOST_WAIT_MAX`
+    /// membership rounds; a peer dialled `LOST_TRIES` times is forgotten.
+    /// One that is up already is linked again at once.
+    fn redial_lost(&mut self, cx: &mut dyn Cx) {
+        let Some(i) = self.lost.iter().position(|l| l.due <= self.rounds) else {
+            return;
+        };
+        let peer = self.lost[i].entry.id;
+        if self.is_active(peer) {
+            self.lost.remove(i);
+            return;
+        }
+        if cx.is_up(peer) {
+            let lost = self.lost.remove(i);
+            self.stats.lost_relinked += 1;
+            self.link(cx, lost.entry, true);
+            return;
+        }
+        if self.lost[i].tries >= LOST_TRIES {
+            self.lost.remove(i);
+            return;
+        }
+        let lost = &mut self.lost[i];
+        lost.tries += 1;
+        let wait = (1u64 << lost.tries.min(6)).min(LOST_WAIT_MAX);
+        lost.due = self.rounds + wait * u64::from(self.config.shuffle_rounds.max(1));
+        let entry = lost.entry.clone();
+        if !cx.is_dialling(peer) && cx.dial_pointer(&entry) {
+            self.stats.lost_redials += 1;
         }
     }
 
@@ -419,6 +520,7 @@ impl HyParView {
         {
             self.promote(cx);
         }
+        self.redial_lost(cx);
         if self.active.is_empty() && self.passive.is_empty() {
             // Cut off with nobody to ask: rejoin through any link up.
             let up = cx.peers_up();

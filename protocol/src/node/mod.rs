@@ -250,6 +250,13 @@ impl Node {
         self.net.connection_count()
     }
 
+    /// Connections whose session is established: one per peer up, plus
+    /// any duplicate still being drained (dials and handshakes in flight
+    /// are not counted, as [`Node::connection_count`] counts them).
+    pub fn established_count(&self) -> usize {
+        self.net.established_count()
+    }
+
     /// Bytes counted against
     /// [`SessionConfig::receive_budget`](crate::SessionConfig::receive_budget):
     /// the connections' partial frames, and the payloads the last call

@@ -609,6 +609,15 @@ impl Net {
         self.conns.len()
     }
 
+    /// Connections whose session is established (duplicates being
+    /// drained included; dials and handshakes not).
+    pub(crate) fn established_count(&self) -> usize {
+        self.conns
+            .values()
+            .filter(|c| c.session.is_some() && c.handshake.is_none())
+            .count()
+    }
+
     pub(crate) fn run_nonce(&self) -> u64 {
         self.ctx.hello.run_nonce
     }
