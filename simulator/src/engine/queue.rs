@@ -110,6 +110,10 @@ pub(super) struct EventQueue<E> {
     slots: Vec<Slot<E>>,
     /// The first free slot, `NIL` if none.
     free: u32,
+    /// Fewer events than this in the calendar: [`EventQueue::compact`]
+    /// (an eighth of the slab once it holds [`COMPACT_FROM`] slots, else
+    /// 0), kept as it grows so that a pop compares one field.
+    compact_below: usize,
     /// Bit `i` set: bucket `i` is not empty.
     bits: Box<[u64; WORDS]>,
     /// Bit `w` set: word `w` of `bits` is not zero.
@@ -126,6 +130,7 @@ impl<E> EventQueue<E> {
             buckets: vec![Bucket::EMPTY; HORIZON as usize],
             slots: Vec::new(),
             free: NIL,
+            compact_below: 0,
             bits: Box::new([0; WORDS]),
             summary: [0; SUMMARY],
             near: 0,
@@ -160,6 +165,9 @@ impl<E> EventQueue<E> {
             let s = if self.free == NIL {
                 let s = u32::try_from(self.slots.len()).expect("fewer than 2^32 events in flight");
                 self.slots.push(slot);
+                if self.slots.len() >= COMPACT_FROM {
+                    self.compact_below = self.slots.len() / SPARSE;
+                }
                 s
             } else {
                 let s = self.free;
@@ -245,6 +253,7 @@ impl<E> EventQueue<E> {
         debug_assert_eq!(slots.len(), self.near);
         self.slots = slots;
         self.free = NIL;
+        self.compact_below = 0;
     }
 
     /// The first non-zero word of `bits` in `from..to`.
@@ -314,7 +323,7 @@ impl<E> EventQueue<E> {
             }
             self.near -= 1;
             self.base = t;
-            if self.slots.len() >= COMPACT_FROM && self.near * SPARSE < self.slots.len() {
+            if self.near < self.compact_below {
                 self.compact();
             }
             return Some((Instant::from_micros(t), event));
