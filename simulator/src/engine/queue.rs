@@ -41,11 +41,8 @@ const SUMMARY: usize = WORDS / 64;
 const NIL: u32 = u32::MAX;
 
 /// The slab is compacted ([`EventQueue::compact`]) once it holds at least
-/// this many slots (64 MiB of them: a smaller slab is kept, as a grown
-/// ring, whose events come in waves, regrew it after each compaction and
-/// the allocator kept the freed ones: +2 MB of peak in a 10,000-member
-/// run at 65,536)...
-const COMPACT_FROM: usize = 1 << 20;
+/// this many slots (4 MiB of them)...
+const COMPACT_FROM: usize = 1 << 16;
 /// ... and more than this many times the events in the calendar: a
 /// compaction moves `near` events and leaves room for as many again, so
 /// the next one comes after at least `(SPARSE - 2) × near` more pushes
@@ -373,7 +370,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let mut queue = EventQueue::new();
         let mut heap = BinaryHeap::new();
-        let burst = (COMPACT_FROM + COMPACT_FROM / 4) as u64;
+        let burst = 2 * COMPACT_FROM as u64;
         for seq in 0..burst {
             let at = rng.next_u64() % 40_000;
             queue.push(Instant::from_micros(at), Instant::ZERO, seq);
