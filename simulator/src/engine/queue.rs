@@ -44,9 +44,11 @@ const NIL: u32 = u32::MAX;
 /// this many slots (4 MiB of them)...
 const COMPACT_FROM: usize = 1 << 16;
 /// ... and more than this many times the events in the calendar: a
-/// compaction moves `near` events and leaves room for as many again, so
-/// the next one comes after at least `(SPARSE - 2) × near` more pushes
-/// (amortised O(1) a push).
+/// compaction moves `near` events (and leaves room for as many again),
+/// and the next one comes only once a push has lengthened the slab
+/// (every slot of it in use) and the calendar has then fallen below an
+/// eighth of it: after at least seven eighths of that many pops
+/// (amortised O(1) a pop).
 const SPARSE: usize = 8;
 
 /// A calendar event, or a free slot (`event` is `None`) in the free list.
