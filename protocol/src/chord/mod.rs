@@ -153,7 +153,7 @@ pub(crate) struct Finished {
     pub(crate) key: u128,
     pub(crate) purpose: LookupFor,
     pub(crate) result: Result<Found, LookupError>,
-    pub(crate) dialled: SmallVec<[NodeId; 8]>,
+    pub(crate) dialled: SmallVec<[NodeId; 2]>,
 }
 
 /// What [`Chord::route`] did.
@@ -175,12 +175,14 @@ struct Lookup {
     closest: Option<u128>,
     /// Still to ask, closest to the key first.
     candidates: Vec<Pointer>,
-    tried: SmallVec<[NodeId; 8]>,
+    /// Candidates asked (a recursive lookup asks one, its first hop; an
+    /// iterative one a few more, spilled to the heap past two).
+    tried: SmallVec<[NodeId; 2]>,
     sent: u32,
     hops: u32,
     /// Peers dialled only for this lookup: closed when it ends unless they
     /// became pointers.
-    dialled: SmallVec<[NodeId; 8]>,
+    dialled: SmallVec<[NodeId; 2]>,
     /// Still in its recursive attempt (§7.4); an iterative lookup (§7.2)
     /// once that failed, or from the start when not a member.
     recursive: bool,
@@ -207,8 +209,9 @@ struct Forward {
     key: u128,
     /// The `ttl` the next hop gets.
     ttl: u8,
-    /// Next hops tried (at most `ring::NEXT_CANDIDATES`).
-    tried: SmallVec<[NodeId; 4]>,
+    /// Next hops tried (at most `ring::NEXT_CANDIDATES`; one inline, as a
+    /// hop is retried only around a failed next hop).
+    tried: SmallVec<[NodeId; 1]>,
     /// A member found silent on this lookup's path (by its asker, or by
     /// this node when its next hop timed out): neither forwarded to nor
     /// counted as this node's first successor, and passed on.
@@ -804,6 +807,18 @@ mod layout_tests {
     fn the_ring_fits_its_size_class() {
         assert_eq!(size_of::<super::Chord>(), 1008);
         assert_eq!(size_of::<super::InFlight>(), 8);
+    }
+
+    /// A lookup in flight and a peer's lookup held (boxed; a member of a
+    /// ring doing lookups holds about one of the first and two of the
+    /// second at a time): their lists of tried and dialled peers inline
+    /// for the one or two a recursive lookup uses, where room for eight
+    /// (four) made them 496 and 144 bytes (mimalloc's 512 and 160-byte
+    /// classes; benches/README.md, "A member's links, compacted").
+    #[test]
+    fn a_lookup_in_flight_keeps_its_size() {
+        assert_eq!(size_of::<super::Lookup>(), 304);
+        assert_eq!(size_of::<super::Forward>(), 96);
     }
 
     /// A finger gives back the pointer it was made from: the same id and

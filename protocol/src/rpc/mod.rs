@@ -32,6 +32,7 @@ use hashbrown::HashMap;
 
 use crate::NodeId;
 use crate::cx::Cx;
+use crate::peers::Addrs;
 use crate::time::{Duration, Instant};
 use crate::timer::DeadlineQueue;
 use crate::wire::{Capabilities, Message, PeerEntry};
@@ -126,7 +127,12 @@ fn live<C>(calls: &HashMap<u64, Box<Call<C>>, FixedState>, timer: &Timer) -> boo
 const KEPT_CALLS: usize = 7;
 
 struct Call<C> {
-    peer: PeerEntry,
+    /// The peer it goes to, and its addresses in the peer cache's 16-byte
+    /// form (a `PeerEntry` takes 56: the call 272 bytes, mimalloc's
+    /// 288-byte class, where it is 248 now, the 256-byte class; a member
+    /// of a ring doing lookups holds a few calls a hop it forwards).
+    peer: NodeId,
+    addrs: Addrs,
     client: C,
     /// What it sends, kept to send it again; `None` for tracked calls.
     /// (Values are shared, not copied.)
@@ -142,6 +148,16 @@ struct Call<C> {
     /// Awaits an acknowledgement ([`Rpc::await_ack`]).
     awaits_ack: bool,
     sent_at: Instant,
+}
+
+impl<C> Call<C> {
+    /// The peer's entry, its addresses in the order they were given.
+    fn entry(&self) -> PeerEntry {
+        PeerEntry {
+            id: self.peer,
+            addrs: self.addrs.iter().collect(),
+        }
+    }
 }
 
 /// A table of calls. See the module docs.
@@ -198,7 +214,7 @@ impl<C> Rpc<C> {
 
     /// Whether any call to `peer` has not ended.
     pub(crate) fn has_call_to(&self, peer: NodeId) -> bool {
-        self.calls.values().any(|c| c.peer.id == peer)
+        self.calls.values().any(|c| c.peer == peer)
     }
 
     fn arm(&mut self, cx: &mut dyn Cx, at: Instant, timer: Timer) {
@@ -227,7 +243,8 @@ impl<C> Rpc<C> {
         self.calls.insert(
             id,
             Box::new(Call {
-                peer: to,
+                peer: to.id,
+                addrs: to.addrs.into_iter().collect(),
                 client,
                 message: Some(message),
                 needs,
@@ -257,10 +274,8 @@ impl<C> Rpc<C> {
         self.calls.insert(
             id,
             Box::new(Call {
-                peer: PeerEntry {
-                    id: to,
-                    addrs: Default::default(),
-                },
+                peer: to,
+                addrs: Addrs::None,
                 client,
                 message: None,
                 needs: Capabilities::NONE,
@@ -297,7 +312,7 @@ impl<C> Rpc<C> {
     /// ours that went to `from`.
     pub(crate) fn on_ack(&mut self, from: NodeId, id: u64) {
         if let Some(call) = self.calls.get_mut(&id)
-            && call.peer.id == from
+            && call.peer == from
         {
             call.awaits_ack = false;
         }
@@ -309,7 +324,7 @@ impl<C> Rpc<C> {
             return;
         };
         call.unsent = true;
-        let to = call.peer.id;
+        let to = call.peer;
         if cx.is_up(to) {
             let failure = if !cx.peer_caps(to).is_some_and(|c| c.contains(call.needs)) {
                 // A peer without the capability cannot be what the call
@@ -337,7 +352,7 @@ impl<C> Rpc<C> {
         // (a redial) may have gone out before the peer restarted, and its
         // failure, or the call's timeout while waiting on it, would make a
         // live peer dead (spec/chord.md §12.4). Otherwise dial afresh.
-        if !cx.is_dialling_since(to, call.sent_at) && !cx.dial_pointer(&call.peer) {
+        if !cx.is_dialling_since(to, call.sent_at) && !cx.dial_pointer(&call.entry()) {
             self.fail_early(cx, id, Failure::Refused);
         }
     }
@@ -396,7 +411,7 @@ impl<C> Rpc<C> {
         }
         Some(Ended {
             id,
-            peer: call.peer,
+            peer: call.entry(),
             client: call.client,
             sent_at: call.sent_at,
         })
@@ -415,7 +430,7 @@ impl<C> Rpc<C> {
     /// through `Outcome` and `Done` is a `memcpy` call).
     pub(crate) fn answered(&mut self, from: NodeId, id: u64) -> Option<Ended<C>> {
         match self.calls.get(&id) {
-            Some(c) if c.peer.id == from && !c.unsent => self.remove(id),
+            Some(c) if c.peer == from && !c.unsent => self.remove(id),
             _ => {
                 self.late_replies += 1;
                 None
@@ -428,7 +443,7 @@ impl<C> Rpc<C> {
         let mut ids: Vec<u64> = self
             .calls
             .iter()
-            .filter(|(_, c)| c.peer.id == peer && keep(c))
+            .filter(|(_, c)| c.peer == peer && keep(c))
             .map(|(&id, _)| id)
             .collect();
         ids.sort_unstable();
@@ -455,7 +470,7 @@ impl<C> Rpc<C> {
     /// Whether a call waits for a connection to `peer` (when every dial to
     /// it failed, the peer is dead to the caller).
     pub(crate) fn waits_for(&self, peer: NodeId) -> bool {
-        self.calls.values().any(|c| c.peer.id == peer && c.unsent)
+        self.calls.values().any(|c| c.peer == peer && c.unsent)
     }
 
     /// `peer`'s last connection closed without evidence of death: the
@@ -496,5 +511,54 @@ impl<C> Rpc<C> {
     /// Forgets every call without ending it.
     pub(crate) fn clear(&mut self) {
         self.calls.clear();
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use core::mem::size_of;
+
+    /// A call in flight is boxed, a few of them for every hop a member
+    /// forwards: the peer's addresses in 16 bytes make it 248 bytes
+    /// (mimalloc's 256-byte class), where a `PeerEntry` made it 272 (the
+    /// 288; benches/README.md, "A member's links, compacted").
+    #[test]
+    fn a_call_keeps_its_size() {
+        assert_eq!(size_of::<super::Call<crate::chord::RingCall>>(), 256);
+    }
+
+    /// What a call gives back of its peer (to dial it, and in its end) is
+    /// the entry it was made with: the same id, the same addresses in the
+    /// same order, whatever their number and family.
+    #[test]
+    fn a_call_gives_back_its_peers_entry() {
+        use core::net::SocketAddr;
+
+        use crate::NodeId;
+        use crate::time::Instant;
+        use crate::wire::{Capabilities, PeerEntry};
+
+        let v4: SocketAddr = "10.0.0.1:4000".parse().expect("an address");
+        let v6: SocketAddr = "[2001:db8::1]:4001".parse().expect("an address");
+        for addrs in [vec![], vec![v4], vec![v6], vec![v6, v4, v4]] {
+            let entry = PeerEntry {
+                id: NodeId::from_u128(9),
+                addrs: addrs.iter().copied().collect(),
+            };
+            let call = super::Call {
+                peer: entry.id,
+                addrs: entry.addrs.clone().into_iter().collect(),
+                client: (),
+                message: None,
+                needs: Capabilities::NONE,
+                expects_reply: true,
+                unsent: false,
+                failed: None,
+                awaits_ack: false,
+                sent_at: Instant::ZERO,
+            };
+            assert_eq!(call.entry(), entry);
+            assert_eq!(call.entry().addrs.as_slice(), addrs.as_slice());
+        }
     }
 }
