@@ -1192,6 +1192,41 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
         self.back_within_constraint();
     }
 
+    /// After a churn failure: a stored key that no live member near its
+    /// place holds any more (its holders failed one after another faster
+    /// than the table's repair copied it on) is at risk, as a key whose
+    /// holders all failed at once is. The failure constraint keeps fewer
+    /// than `r` consecutive members from failing within a repair window,
+    /// and the table keeps `dht.replicas` (< `r`) copies: three holders in
+    /// a row can fail within one. Holders are looked for among the
+    /// `replicas + r` members from the key's place on (its holders, and
+    /// those that held it before joins moved it).
+    fn mark_keys_left_without_a_replica(&mut self) {
+        let span = self.dht.replicas + self.params.r;
+        for k in 0..self.keys.len() {
+            let key = &self.keys[k];
+            if key.put == Put::Failed || key.at_risk {
+                continue;
+            }
+            let dht_key = DhtKey::Open(key.name.clone());
+            let held = self
+                .truth
+                .successors(key.position.wrapping_sub(1), span)
+                .iter()
+                .filter_map(|h| self.truth.by_id.get(h))
+                .any(|&i| {
+                    self.sim
+                        .node(i)
+                        .and_then(|n| n.dht_holds(&dht_key))
+                        .is_some_and(|held| held.live)
+                });
+            if !held {
+                self.keys[k].at_risk = true;
+                self.report.keys_at_risk += 1;
+            }
+        }
+    }
+
     /// A ring that is ideal again after a fault outside the contract, with
     /// at least `r + 1` members, is Zave's initial state again (§5):
     /// later checks count as violations within the contract.
@@ -1251,6 +1286,7 @@ impl<'a, P: FnMut(&str, u64, u64)> Driver<'a, P> {
         self.constraint.failed(id, now);
         self.crash(victim);
         self.report.churn_failures += 1;
+        self.mark_keys_left_without_a_replica();
         // The state right after a fault is checked too.
         self.check();
         Ok(())

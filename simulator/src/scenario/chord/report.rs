@@ -127,7 +127,11 @@ pub struct ChordReport {
     pub puts_acked: u64,
     /// Puts that ended in `DhtEvent::Failed` (must be 0: they run on an ideal ring).
     pub puts_failed: u64,
-    /// Keys whose every holder was in the mass failure.
+    /// Keys whose every holder was in the mass failure, or, under churn,
+    /// that no live member near their place held any more after a failure
+    /// (holders failing one after another faster than the table's repair;
+    /// the failure constraint allows up to `r - 1` in a row, the table
+    /// keeps `dht.replicas` copies).
     pub keys_at_risk: u64,
     /// Keys not at risk whose final get did not return their value (must
     /// be 0).
