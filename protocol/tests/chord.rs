@@ -817,6 +817,167 @@ fn a_joining_node_is_handed_the_keys_it_now_owns() {
     }
 }
 
+/// A founded ring of 8 (5 successors, `r_d` = 3) with 40 keys and `repair` as the table's
+/// repair interval; then `newcomers` members join between the member that
+/// owns the most keys and its successor, and that owner fails in the step
+/// it takes one of them as its successor, before its sync to it is
+/// delivered (§10.4, "Strays"). Returns the network, the live members and
+/// the keys.
+fn owner_fails_as_members_join_after_it(
+    newcomers: usize,
+    repair: Duration,
+) -> (Network, Vec<NodeIndex>, Vec<String>) {
+    let (n, r) = (8, 5);
+    let with_repair = |r| {
+        let mut config = config(r);
+        if let Some(dht) = config.dht.as_mut() {
+            dht.repair_interval = repair;
+        }
+        config
+    };
+    let mut net = network(n, |_| with_repair(r));
+    net.found_ring(0..n).expect("found"); // §5.1
+    net.run_for(Duration::from_secs(5));
+    let keys: Vec<String> = (0..40).map(|k| format!("s{k}")).collect();
+    for (k, key) in keys.iter().enumerate() {
+        assert_eq!(put(&mut net, k % n, key, Some(key)), Ok(1));
+    }
+    let members: Vec<NodeIndex> = (0..n).collect();
+    let mut by_id = members.clone();
+    by_id.sort_by_key(|&i| net.node(i).node_id());
+    let owned = |o: usize| {
+        keys.iter()
+            .filter(|k| true_holders(&net, &members, k, 1) == vec![by_id[o]])
+            .count()
+    };
+    let o = (0..n).max_by_key(|&o| owned(o)).expect("members");
+    assert!(owned(o) > 0);
+    let (owner, next) = (by_id[o], by_id[(o + 1) % n]);
+    let (lo, hi) = (net.node(owner).node_id(), net.node(next).node_id());
+    let between = |id: NodeId| {
+        if lo < hi {
+            lo < id && id < hi
+        } else {
+            id > lo || id < hi
+        }
+    };
+    let secrets: Vec<[u8; 32]> = (100..10_000)
+        .map(secret)
+        .filter(|s| between(Identity::from_secret_bytes(*s).node_id()))
+        .take(newcomers)
+        .collect();
+    assert_eq!(secrets.len(), newcomers, "ids in the gap");
+    let via = Some(net.node(next).node_id());
+    let mut joined = Vec::new();
+    for (k, s) in secrets.into_iter().enumerate() {
+        let i = net
+            .add_node(with_repair(r), s, 99 + k as u64)
+            .expect("node");
+        net.connect(i, next).expect("dial");
+        joined.push(i);
+    }
+    net.settle();
+    for &i in &joined {
+        net.command(i, ChordCommand::Join { via }).expect("join");
+    }
+    let ids: Vec<NodeId> = joined.iter().map(|&i| net.node(i).node_id()).collect();
+    let deadline = net.now() + Duration::from_secs(10);
+    while !net
+        .node(owner)
+        .chord_successors()
+        .first()
+        .is_some_and(|s| ids.contains(s))
+    {
+        assert!(
+            net.now() < deadline,
+            "no newcomer became the owner's successor"
+        );
+        assert!(net.step());
+    }
+    net.crash(owner);
+    let live: Vec<NodeIndex> = (0..net_len(&joined, n)).filter(|&i| i != owner).collect();
+    (net, live, keys)
+}
+
+fn net_len(joined: &[NodeIndex], n: usize) -> usize {
+    joined.iter().max().map_or(n, |&m| m + 1)
+}
+
+/// Every key is held by its `r_d` true holders among `live`.
+fn every_key_at_its_holders(net: &Network, live: &[NodeIndex], keys: &[String]) {
+    for key in keys {
+        let held = holders(net, live, key);
+        for h in true_holders(net, live, key, 3) {
+            assert!(
+                held.contains(&h),
+                "{key}: holder {h} lacks it (held by {held:?})"
+            );
+        }
+    }
+}
+
+/// §10.4, "Strays": an owner that fails before it syncs the member that
+/// just joined after it leaves its keys on its old holders, which are no
+/// longer the holders of anyone's range: no sync confirms them, and
+/// garbage would drop them after three repair intervals. They go back to
+/// the new owner instead, whose repair spreads them again.
+#[test]
+fn keys_outlive_an_owner_that_fails_before_it_syncs_its_new_successor() {
+    let repair = Duration::from_secs(2);
+    let (mut net, live, keys) = owner_fails_as_members_join_after_it(1, repair);
+    // Past the garbage's three repair intervals, twice over.
+    net.run_for(repair.saturating_mul(6));
+    assert!(not_ideal(&net, &live, 5).is_empty());
+    every_key_at_its_holders(&net, &live, &keys);
+    for key in &keys {
+        assert_eq!(
+            get(&mut net, live[0], key).0.as_deref(),
+            Some(key.as_bytes()),
+            "{key}"
+        );
+    }
+    let returned: u64 = live
+        .iter()
+        .map(|&i| net.node(i).stats().dht.strays_returned)
+        .sum();
+    assert!(returned > 0, "the keys came back as strays");
+}
+
+/// §10.3 and §10.4: three members join after the owner, which fails
+/// before it syncs them. Its keys' copies now sit on the 4th and 5th
+/// members from their new owner, beyond the `r_d` holders a read asks.
+/// Before they are back (a repair interval and a quarter after the last
+/// sync), a read finds them by asking the rest of the lookup's list;
+/// afterwards the true holders hold them again.
+#[test]
+fn a_read_finds_keys_beyond_their_holders_until_they_are_back() {
+    let repair = Duration::from_secs(60);
+    let (mut net, live, keys) = owner_fails_as_members_join_after_it(3, repair);
+    net.run_for(Duration::from_secs(20));
+    assert!(not_ideal(&net, &live, 5).is_empty());
+    let beyond: Vec<&String> = keys
+        .iter()
+        .filter(|k| {
+            let held = holders(&net, &live, k);
+            true_holders(&net, &live, k, 3)
+                .iter()
+                .all(|h| !held.contains(h))
+        })
+        .collect();
+    assert!(!beyond.is_empty(), "some keys sit beyond their holders");
+    let reader = live[0];
+    for key in &beyond {
+        assert_eq!(
+            get(&mut net, reader, key).0.as_deref(),
+            Some(key.as_bytes()),
+            "{key}"
+        );
+    }
+    assert!(net.node(reader).stats().dht.gets_widened > 0);
+    net.run_for(repair.saturating_mul(3));
+    every_key_at_its_holders(&net, &live, &keys);
+}
+
 #[test]
 fn table_commands_refuse_bad_input_and_a_full_store_says_so() {
     let (n, r) = (4, 3);

@@ -213,4 +213,11 @@ pub struct DhtStats {
     /// `DhtGetReply` bodies this node's reads rejected (unsigned,
     /// forged, another key's, or an owned key by another writer).
     pub replies_rejected: u64,
+    /// Entries this node held outside its own range that no owner had
+    /// confirmed for a repair interval and a quarter, sent back to the
+    /// owner a lookup found (once each; §10.4, "Strays").
+    pub strays_returned: u64,
+    /// Gets whose first `r_d` answers all said "not held", which then
+    /// asked the rest of the lookup's list (§10.3).
+    pub gets_widened: u64,
 }

@@ -152,6 +152,10 @@ impl Dht {
         };
         match self.tasks.get_mut(&id) {
             Some(Task::Put { .. }) => self.send_put(cx, ring, id, list),
+            Some(Task::Strays { .. }) => {
+                let owner = list.into_iter().next();
+                self.strays_found(cx, ring, id, owner);
+            }
             Some(Task::Get { list: l, next, .. }) => {
                 *l = list;
                 *next = 0;
@@ -232,6 +236,10 @@ impl Dht {
     pub(super) fn retry(&mut self, cx: &mut dyn Cx, ring: &mut Chord, id: u64) {
         let position = match self.tasks.get(&id) {
             Some(Task::Put { key, .. } | Task::Get { key, .. }) => position(&key_hash(key)),
+            Some(Task::Strays { strays }) => match strays.first() {
+                Some(&(at, _)) => at,
+                None => return,
+            },
             _ => return,
         };
         match ring.lookup(cx, position, id) {
@@ -253,6 +261,11 @@ impl Dht {
                 }
             }
             Some(Task::Coordinate { .. }) => self.finish_coordination(cx, id),
+            // Strays not handed back within a repair interval stay where
+            // they are (garbage drops them later).
+            Some(Task::Strays { .. }) => {
+                self.tasks.remove(&id);
+            }
             _ => {}
         }
     }
@@ -333,7 +346,34 @@ impl Dht {
             DhtGetStatus::NotFound => *answers += 1,
             DhtGetStatus::NotInRing => return self.ask_next_then_finish(cx, ring, id),
         }
+        self.widen_get(cx, ring, id);
         self.maybe_finish_get(cx, id);
+    }
+
+    /// §10.3: `r_d` holders answered and none holds the key: the rest of
+    /// L is asked too. Copies of a range whose owner failed before its
+    /// hand-off can sit beyond the first `r_d` (§10.4, "Strays") until
+    /// they are back with the owner; a key is called absent only when
+    /// every entry of L that answers says so.
+    fn widen_get(&mut self, cx: &mut dyn Cx, ring: &mut Chord, id: u64) {
+        let Some(Task::Get {
+            list,
+            next,
+            answers,
+            best: None,
+            ..
+        }) = self.tasks.get(&id)
+        else {
+            return;
+        };
+        if *answers < self.settings.replicas || *next >= list.len() {
+            return;
+        }
+        let rest = list.len() - *next;
+        self.stats.gets_widened += 1;
+        for _ in 0..rest {
+            self.ask_next_holder(cx, ring, id);
+        }
     }
 
     fn ask_next_then_finish(&mut self, cx: &mut dyn Cx, ring: &mut Chord, id: u64) {
@@ -341,19 +381,23 @@ impl Dht {
         self.maybe_finish_get(cx, id);
     }
 
-    /// Ends a get once `r_d` holders answered, or when L ran out.
+    /// Ends a get once `r_d` holders answered and one of them holds the
+    /// key, or when every entry of L asked has answered or failed (after
+    /// [`Dht::widen_get`], all of L).
     fn maybe_finish_get(&mut self, cx: &mut dyn Cx, id: u64) {
         let Some(Task::Get {
             list,
             next,
             in_flight,
             answers,
+            best,
             ..
         }) = self.tasks.get(&id)
         else {
             return;
         };
-        let done = *answers >= self.settings.replicas || (*in_flight == 0 && *next >= list.len());
+        let done = (*answers >= self.settings.replicas && best.is_some())
+            || (*in_flight == 0 && *next >= list.len());
         if !done {
             return;
         }
@@ -446,7 +490,8 @@ impl Dht {
                     self.tasks.remove(&id);
                 }
             }
-            (None, _) => {}
+            // A strays task sends nothing itself (its batches are pushes).
+            (Some(Task::Strays { .. }) | None, _) => {}
         }
     }
 

@@ -6,11 +6,12 @@ use smallvec::SmallVec;
 use tracing::{debug, info};
 
 use super::store::{Merge, key_hash, order_key, position};
-use super::{Client, Dht, Task, Timer, verify, within_step};
+use super::{Client, Dht, DhtStats, Task, Timer, verify, within_step};
 use crate::NodeId;
 use crate::chord::ring::{in_half_open, in_open};
 use crate::chord::{Chord, Finger, Pointer};
 use crate::cx::Cx;
+use crate::time::Duration;
 use crate::wire::{
     Capabilities, DhtEntry, DhtGet, DhtGetReply, DhtPut, DhtReplicate, DhtReplicateAck,
     DhtReplicateStatus, DhtSync, DhtSyncItem, DhtSyncReply, DhtValue, MAX_DHT_BATCH,
@@ -284,6 +285,7 @@ impl Dht {
             self.sync_with(cx, ring, holder);
         }
         let own = Self::own_range(cx, ring);
+        self.return_strays(cx, ring);
         let dropped = self.store.collect_garbage(
             cx.now(),
             own,
@@ -293,7 +295,15 @@ impl Dht {
         if dropped > 0 {
             debug!(node = %cx.me().short(), dropped, "dropped stale table entries");
         }
-        if self.stats != self.logged {
+        let refusals = |s: &DhtStats| {
+            (
+                s.replicas_unentitled,
+                s.entries_unverified,
+                s.versions_jumped,
+                s.replies_rejected,
+            )
+        };
+        if refusals(&self.stats) != refusals(&self.logged) {
             let (now, then) = (self.stats, self.logged);
             info!(
                 node = %cx.me().short(),
@@ -306,6 +316,99 @@ impl Dht {
             self.logged = now;
         }
         self.report_quotas(cx);
+    }
+
+    /// §10.4 strays: entries outside the own range that no owner confirmed
+    /// for more than a repair interval (and a quarter, for the sync's way)
+    /// are sent back to their owner, once each. An owner that failed
+    /// before it synced the members that joined after it leaves its
+    /// range's copies on its old holders, which hold no one's range now:
+    /// no sync confirms them, and garbage would drop them. The owner is
+    /// found by a lookup of the first stray's position; it gets every
+    /// stray up to its id, and the next lookup goes on from there. The
+    /// owner takes them only from one of its successors (the hand-off
+    /// rule of [`Dht::merge_replicas`]): strays come back from at most
+    /// `chord.successors` members after it.
+    fn return_strays(&mut self, cx: &mut dyn Cx, ring: &mut Chord) {
+        let Some(own) = Self::own_range(cx, ring) else {
+            return;
+        };
+        let interval = self.settings.repair_interval;
+        let after = Duration::from_micros(interval.as_micros() * 5 / 4);
+        let mut strays: Vec<(u128, DhtEntry)> = self
+            .store
+            .strays(cx.now(), own, after, interval)
+            .into_iter()
+            .map(|e| (position(&key_hash(&e.key)), e))
+            .collect();
+        // In ring order from the first one after the own range.
+        let me = own.1;
+        strays.sort_by_key(|&(p, _)| p.wrapping_sub(me));
+        let Some(&(at, _)) = strays.first() else {
+            return;
+        };
+        debug!(node = %cx.me().short(), entries = strays.len(), "looking up the owners of entries no owner confirms");
+        let id = cx.next_op().0;
+        self.tasks.insert(id, Task::Strays { strays });
+        match ring.lookup(cx, at, id) {
+            Err(_) => {
+                self.tasks.remove(&id);
+            }
+            Ok(Some(result)) => self.found(cx, ring, id, result),
+            Ok(None) => {}
+        }
+        if self.tasks.contains_key(&id) {
+            let at = cx.now() + interval;
+            self.arm(cx, at, Timer::Op { id });
+        }
+    }
+
+    /// The lookup of task `id`'s first stray found `owner`: it gets the
+    /// strays up to its id; a lookup goes on for the rest.
+    pub(super) fn strays_found(
+        &mut self,
+        cx: &mut dyn Cx,
+        ring: &mut Chord,
+        id: u64,
+        owner: Option<Pointer>,
+    ) {
+        let Some(Task::Strays { strays }) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        let (Some(owner), Some(&(first, _))) = (owner, strays.first()) else {
+            self.tasks.remove(&id);
+            return;
+        };
+        // Strays from `first` clockwise to the owner's id are its.
+        let o = owner.id.as_u128();
+        let span = o.wrapping_sub(first);
+        let split = strays
+            .iter()
+            .position(|&(p, _)| p.wrapping_sub(first) > span)
+            .unwrap_or(strays.len());
+        let rest = strays.split_off(split);
+        let batch: Vec<DhtEntry> = core::mem::replace(strays, rest)
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect();
+        let next = strays.first().map(|&(p, _)| p);
+        if next.is_none() {
+            self.tasks.remove(&id);
+        }
+        if owner.id != cx.me() && !batch.is_empty() {
+            self.stats.strays_returned += batch.len() as u64;
+            info!(node = %cx.me().short(), to = %owner.id.short(), entries = batch.len(), "handing entries no owner confirms back to their owner");
+            self.push_entries(cx, ring, owner, batch);
+        }
+        if let Some(at) = next {
+            match ring.lookup(cx, at, id) {
+                Err(_) => {
+                    self.tasks.remove(&id);
+                }
+                Ok(Some(result)) => self.found(cx, ring, id, result),
+                Ok(None) => {}
+            }
+        }
     }
 
     /// Once a repair interval, an info line if the store refused or evicted

@@ -103,6 +103,9 @@ enum Task {
     Push { in_flight: usize },
     /// A `DhtSync` digest: its reply names the entries to send.
     Sync { khs: Vec<[u8; 32]> },
+    /// Entries no owner confirms, by position in ring order from the own
+    /// range, each going back to its owner (§10.4, "Strays").
+    Strays { strays: Vec<(u128, DhtEntry)> },
 }
 
 /// The component's settings, from `Config`.

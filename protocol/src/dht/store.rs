@@ -415,7 +415,29 @@ impl Store {
     /// The entries whose position satisfies `wanted` (e.g. a hand-off range,
     /// §10.4), sorted by (position, kh) so the output is deterministic.
     pub(crate) fn select(&self, wanted: impl Fn(u128) -> bool) -> Vec<DhtEntry> {
-        let mut held: Vec<_> = self.iter().filter(|(_, s)| wanted(s.position)).collect();
+        self.select_where(|s| wanted(s.position))
+    }
+
+    /// §10.4 strays: the entries outside the own range (*P*, self] whose
+    /// last confirmation is more than `after` and at most `after` + `tick`
+    /// ago, sorted by (position, kh). Called once a `tick` (the repair
+    /// interval), it names each unconfirmed entry once.
+    pub(crate) fn strays(
+        &self,
+        now: Instant,
+        (pred, me): (u128, u128),
+        after: Duration,
+        tick: Duration,
+    ) -> Vec<DhtEntry> {
+        self.select_where(|s| {
+            let age = now - s.confirmed_at;
+            !in_half_open(pred, s.position, me) && age > after && age <= after + tick
+        })
+    }
+
+    /// The entries `wanted` names, sorted by (position, kh).
+    fn select_where(&self, wanted: impl Fn(&Stored) -> bool) -> Vec<DhtEntry> {
+        let mut held: Vec<_> = self.iter().filter(|(_, s)| wanted(s)).collect();
         // kh order is (position, kh) order: the position is kh's prefix.
         held.sort_unstable_by_key(|&(kh, _)| kh);
         held.into_iter().map(|(_, s)| s.to_entry()).collect()
