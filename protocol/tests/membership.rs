@@ -9,8 +9,9 @@ use bytes::Bytes;
 use ringmesh::testing::{Network, NodeIndex};
 use ringmesh::wire::{BroadcastId, Graft, Message};
 use ringmesh::{
-    Accepted, BroadcastMode, Config, Duration, Event, HyParViewConfig, Membership, MeshCommand,
-    MeshConfig, MeshEvent, NodeId, PeersCommand, PeersConfig, PlumtreeConfig, Security,
+    Accepted, BroadcastMode, Config, Duration, Event, HyParViewConfig, LivenessConfig, Membership,
+    MeshCommand, MeshConfig, MeshEvent, NodeId, PeersCommand, PeersConfig, PlumtreeConfig,
+    Security,
 };
 
 const ACTIVE: usize = 3;
@@ -510,6 +511,48 @@ fn a_new_mesh_link_announces_the_broadcasts_that_just_went_by() {
 /// them at first, and they are reached by `IHave` and `Graft` until a
 /// link of theirs is eager at both ends. Every later broadcast, from old
 /// nodes and new, still reaches every node exactly once.
+/// A node whose every mesh peer crashed silently, and that broadcasts
+/// before liveness finds the crashes, is the only holder of that
+/// broadcast: its pushes and announcements went to dead links. Its new
+/// links are told of its own kept broadcasts for the whole graft window,
+/// not only of the last `link_announce` (spec/mesh.md, "A new link"), so
+/// the broadcast reaches every live node once the node links up again.
+#[test]
+fn a_broadcast_sent_over_dead_links_reaches_everyone_once_the_sender_links_up_again() {
+    let n = 20;
+    // Crashes found within 11 s (3 misses of pings 3 s apart), more than
+    // `link_announce` (5 s) and less than the graft window (30 s).
+    let mut net = Network::new(Duration::from_millis(5));
+    for i in 0..n {
+        let mut c = config(true);
+        c.liveness = LivenessConfig {
+            ping_interval: Duration::from_secs(3),
+            ping_timeout: Duration::from_secs(1),
+            dead_after_misses: 3,
+        };
+        net.add_node(c, secret(i), 5 + i as u64)
+            .expect("valid config");
+        net.run_for(Duration::from_millis(50));
+    }
+    net.run_for(Duration::from_secs(60));
+    let first = broadcast(&mut net, 0, b"tree");
+    net.run_for(Duration::from_secs(5));
+    let all: Vec<NodeIndex> = (0..n).collect();
+    assert_once_everywhere(&net, n, &all, 0, first);
+    let sender = 11;
+    let peers = net.node(sender).mesh_peers();
+    let dead: Vec<NodeIndex> = (0..n)
+        .filter(|&i| peers.contains(&net.node(i).node_id()))
+        .collect();
+    for &d in &dead {
+        net.crash(d);
+    }
+    let id = broadcast(&mut net, sender, b"over dead links");
+    net.run_for(Duration::from_secs(28));
+    let live: Vec<NodeIndex> = all.iter().copied().filter(|i| !dead.contains(i)).collect();
+    assert_once_everywhere(&net, n, &live, sender, id);
+}
+
 #[test]
 fn nodes_that_join_after_the_tree_formed_get_every_broadcast_once() {
     let n = 30;
