@@ -33,4 +33,8 @@ pub struct MembershipStats {
     pub lost_redials: u64,
     /// Lost peers linked again once they answered.
     pub lost_relinked: u64,
+    /// Joiners this node was the contact of and sent a first passive view
+    /// (its linked peers and a passive sample; spec/membership.md,
+    /// "Joining").
+    pub joiners_seeded: u64,
 }

@@ -348,6 +348,7 @@ impl HyParView {
     pub(crate) fn on_join(&mut self, cx: &mut dyn Cx, from: NodeId) {
         self.joined = true;
         self.add_active(cx, from, None);
+        self.seed_joiner(cx, from);
         let Some(joiner) = cx.entry(from) else {
             debug!(peer = %from.short(), "join from a peer without a known address: not forwarded");
             return;
@@ -358,6 +359,30 @@ impl HyParView {
                 ttl: self.config.active_walk,
             });
             self.send(cx, peer, message);
+        }
+    }
+
+    /// Sends the joiner `joiner` this node's linked peers and a sample of
+    /// its passive view (`shuffle_active` + `shuffle_passive` entries) in
+    /// a `ShuffleReply`: its passive view starts with names from outside
+    /// the few nodes its walks link it to (spec/membership.md, "Joining").
+    /// A joiner's passive view was empty until its first shuffle was
+    /// answered, so a joiner whose links died, or were evicted, before
+    /// then had nobody to promote, and joiners that came in through each
+    /// other under churn closed into islands.
+    fn seed_joiner(&mut self, cx: &mut dyn Cx, joiner: NodeId) {
+        let mut entries: Vec<PeerEntry> = self
+            .linked_except(&[joiner])
+            .into_iter()
+            .filter_map(|p| cx.entry(p))
+            .collect();
+        entries
+            .extend(self.passive_sample(self.config.shuffle_active + self.config.shuffle_passive));
+        entries.retain(|e| e.id != joiner);
+        entries.truncate(crate::wire::MAX_SHUFFLE);
+        if !entries.is_empty() {
+            self.stats.joiners_seeded += 1;
+            self.send(cx, joiner, Message::ShuffleReply(ShuffleReply { entries }));
         }
     }
 

@@ -22,7 +22,7 @@ use super::MeshStats;
 use super::config::PlumtreeConfig;
 use crate::NodeId;
 use crate::cx::Cx;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::timer::DeadlineQueue;
 use crate::wire::{
     Announcement, BROADCAST_OVERHEAD_MAX, Broadcast, BroadcastId, Graft, IHave, MAX_IHAVE, Message,
@@ -231,8 +231,8 @@ impl Plumtree {
     }
 
     /// `peer` just became a mesh peer: announce to it the kept broadcasts
-    /// delivered in the last `link_announce` (at most `MAX_IHAVE`, none
-    /// it sent or originated),
+    /// delivered in the last `link_announce`, and this node's own still
+    /// kept (at most `MAX_IHAVE`, none it sent or originated),
     /// as if it had been a lazy peer when they were relayed. A node whose
     /// tree path broke while a broadcast was on its way, and whose repair
     /// link came up after its new neighbour had relayed it, would
@@ -244,15 +244,20 @@ impl Plumtree {
         for &(expires, id) in self.cache_order.iter().rev() {
             // Kept from delivery until `expires`: delivered at
             // `expires - cache_window`.
-            if newest.len() >= MAX_IHAVE
-                || expires <= now
-                || expires - self.config.cache_window + self.config.link_announce <= now
-            {
+            if newest.len() >= MAX_IHAVE || expires <= now {
                 break;
             }
             let Some(kept) = self.cache.get(&id) else {
                 continue;
             };
+            let recent = expires - self.config.cache_window + self.config.link_announce > now;
+            // Its own for as long as they are kept (unless announcing is
+            // off): it may be their only holder (spec/mesh.md, "A new
+            // link").
+            let own = kept.parent.is_none() && self.config.link_announce > Duration::ZERO;
+            if !recent && !own {
+                continue;
+            }
             if kept.parent == Some(peer) || kept.broadcast.origin == peer {
                 continue;
             }
@@ -422,7 +427,6 @@ impl Plumtree {
 mod tests {
     use super::*;
     use crate::PublicKey;
-    use crate::time::Duration;
     use bytes::Bytes;
 
     fn broadcast(seq: u64, len: usize) -> Broadcast {
