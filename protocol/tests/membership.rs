@@ -61,6 +61,26 @@ fn joined(n: usize, plumtree: bool, seed: u64) -> Network {
     net
 }
 
+/// `n` nodes with Plumtree joining through node 0, as [`joined`], whose
+/// liveness finds a crash within 11 s (3 misses of pings 3 s apart):
+/// more than `link_announce` (5 s), less than the graft window (30 s).
+fn joined_slow_liveness(n: usize, seed: u64) -> Network {
+    let mut net = Network::new(Duration::from_millis(5));
+    for i in 0..n {
+        let mut c = config(true);
+        c.liveness = LivenessConfig {
+            ping_interval: Duration::from_secs(3),
+            ping_timeout: Duration::from_secs(1),
+            dead_after_misses: 3,
+        };
+        net.add_node(c, secret(i), seed + i as u64)
+            .expect("valid config");
+        net.run_for(Duration::from_millis(50));
+    }
+    net.run_for(Duration::from_secs(60));
+    net
+}
+
 fn mesh(net: &Network, live: &[NodeIndex]) -> BTreeMap<NodeId, Vec<NodeId>> {
     live.iter()
         .map(|&i| (net.node(i).node_id(), net.node(i).mesh_peers()))
@@ -520,21 +540,7 @@ fn a_new_mesh_link_announces_the_broadcasts_that_just_went_by() {
 #[test]
 fn a_broadcast_sent_over_dead_links_reaches_everyone_once_the_sender_links_up_again() {
     let n = 20;
-    // Crashes found within 11 s (3 misses of pings 3 s apart), more than
-    // `link_announce` (5 s) and less than the graft window (30 s).
-    let mut net = Network::new(Duration::from_millis(5));
-    for i in 0..n {
-        let mut c = config(true);
-        c.liveness = LivenessConfig {
-            ping_interval: Duration::from_secs(3),
-            ping_timeout: Duration::from_secs(1),
-            dead_after_misses: 3,
-        };
-        net.add_node(c, secret(i), 5 + i as u64)
-            .expect("valid config");
-        net.run_for(Duration::from_millis(50));
-    }
-    net.run_for(Duration::from_secs(60));
+    let mut net = joined_slow_liveness(n, 5);
     let first = broadcast(&mut net, 0, b"tree");
     net.run_for(Duration::from_secs(5));
     let all: Vec<NodeIndex> = (0..n).collect();
@@ -548,6 +554,37 @@ fn a_broadcast_sent_over_dead_links_reaches_everyone_once_the_sender_links_up_ag
         net.crash(d);
     }
     let id = broadcast(&mut net, sender, b"over dead links");
+    net.run_for(Duration::from_secs(28));
+    let live: Vec<NodeIndex> = all.iter().copied().filter(|i| !dead.contains(i)).collect();
+    assert_once_everywhere(&net, n, &live, sender, id);
+}
+
+/// A node whose every mesh peer crashed silently misses the broadcasts
+/// sent before liveness finds the crashes (11 s here, more than
+/// `link_announce`). It then asks passive peers to link, and a node that
+/// takes a peer on its request tells it of every broadcast it keeps, not
+/// only of the last `link_announce` (spec/mesh.md, "A new link"): the
+/// cut-off node grafts what it missed.
+#[test]
+fn a_node_cut_off_by_silent_crashes_gets_what_it_missed_once_it_links_up_again() {
+    let n = 20;
+    let mut net = joined_slow_liveness(n, 6);
+    let first = broadcast(&mut net, 0, b"tree");
+    net.run_for(Duration::from_secs(5));
+    let all: Vec<NodeIndex> = (0..n).collect();
+    assert_once_everywhere(&net, n, &all, 0, first);
+    let cut = 13;
+    let peers = net.node(cut).mesh_peers();
+    let dead: Vec<NodeIndex> = (0..n)
+        .filter(|&i| peers.contains(&net.node(i).node_id()))
+        .collect();
+    for &d in &dead {
+        net.crash(d);
+    }
+    let sender = (0..n)
+        .find(|i| *i != cut && !dead.contains(i))
+        .expect("a live sender");
+    let id = broadcast(&mut net, sender, b"while cut off");
     net.run_for(Duration::from_secs(28));
     let live: Vec<NodeIndex> = all.iter().copied().filter(|i| !dead.contains(i)).collect();
     assert_once_everywhere(&net, n, &live, sender, id);

@@ -33,8 +33,12 @@ const MAX_PROMOTE_BACKOFF: u64 = 64;
 /// A change of the active view the router passes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Change {
-    /// `peer` entered the active view: broadcasts go to it.
-    Joined(NodeId),
+    /// `peer` entered the active view: broadcasts go to it. `asked`: it
+    /// asked this node to link (a `Neighbor` this node accepted), because
+    /// it lost a mesh peer or its view is not full; it may have missed
+    /// broadcasts while its links were failing (a silent crash goes
+    /// unnoticed until liveness finds it).
+    Joined { peer: NodeId, asked: bool },
     /// `peer` left the active view; `release` says its link is no longer
     /// the mesh's (the router closes it unless another component needs it).
     Left { peer: NodeId, release: bool },
@@ -174,6 +178,17 @@ impl HyParView {
     /// Takes `peer` into the active view (greeted), evicting a random
     /// member if the view is full (paper, `addNodeActiveView`).
     fn add_active(&mut self, cx: &mut dyn Cx, peer: NodeId, awaiting: Option<bool>) {
+        self.add_active_as(cx, peer, awaiting, false);
+    }
+
+    /// [`HyParView::add_active`], `asked` as in [`Change::Joined`].
+    fn add_active_as(
+        &mut self,
+        cx: &mut dyn Cx,
+        peer: NodeId,
+        awaiting: Option<bool>,
+        asked: bool,
+    ) {
         if peer == cx.me() || self.is_active(peer) {
             return;
         }
@@ -196,7 +211,7 @@ impl HyParView {
         self.active.push(Active { peer, awaiting });
         self.stats.active_added += 1;
         if awaiting.is_none() {
-            self.changes.push(Change::Joined(peer));
+            self.changes.push(Change::Joined { peer, asked });
         }
     }
 
@@ -231,7 +246,7 @@ impl HyParView {
         if let Some(a) = self.active.iter_mut().find(|a| a.peer == peer) {
             let high_priority = match a.awaiting.take() {
                 Some(high_priority) => {
-                    self.changes.push(Change::Joined(peer));
+                    self.changes.push(Change::Joined { peer, asked: false });
                     high_priority
                 }
                 // A member linked again (its earlier link failed on its
@@ -447,12 +462,15 @@ impl HyParView {
             if let Some(a) = self.active.iter_mut().find(|a| a.peer == from)
                 && a.awaiting.take().is_some()
             {
-                self.changes.push(Change::Joined(from));
+                self.changes.push(Change::Joined {
+                    peer: from,
+                    asked: true,
+                });
             }
             return;
         }
         if n.high_priority || self.active.len() < self.config.active_view {
-            self.add_active(cx, from, None);
+            self.add_active_as(cx, from, None, true);
         } else {
             self.stats.neighbor_refused += 1;
             self.send(cx, from, Message::Disconnect(Disconnect));

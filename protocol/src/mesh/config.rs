@@ -109,10 +109,13 @@ pub struct PlumtreeConfig {
     /// so that a node whose tree path broke while a broadcast was on its
     /// way still grafts it over the link that repaired the path. Default
     /// 5 s (a broadcast crosses 10,000 nodes in well under that); zero
-    /// turns it off (both). At most `cache_window` counts. This node's own
-    /// broadcasts are announced for as long as they are kept
-    /// (`cache_window`), whatever this is: one sent while every mesh link
-    /// was dead (silent crashes not yet found) gets out that way.
+    /// turns it off (all of it). At most `cache_window` counts. This
+    /// node's own broadcasts, and every broadcast to a peer that asked to
+    /// link (it lost a mesh peer, or its view is not full), are announced
+    /// for as long as they are kept (`cache_window`), whatever this is: a
+    /// broadcast sent while every mesh link was dead (silent crashes not
+    /// yet found) gets out that way, and a node cut off that way hears of
+    /// what it missed.
     pub link_announce: Duration,
 }
 

@@ -133,8 +133,15 @@ impl Mesh {
 
     /// `peer` entered the mesh: Plumtree pushes to it eagerly, or lazily
     /// if this node is on a tree already ([`Plumtree::link_starts_lazy`]),
-    /// and announces its newest kept broadcasts to it.
-    pub(crate) fn neighbor_joined(&mut self, cx: &mut dyn Cx, peers: &dyn MeshPeers, peer: NodeId) {
+    /// and announces its newest kept broadcasts to it (every one kept if
+    /// it `asked` to link: [`Plumtree::announce_kept`]).
+    pub(crate) fn neighbor_joined(
+        &mut self,
+        cx: &mut dyn Cx,
+        peers: &dyn MeshPeers,
+        peer: NodeId,
+        asked: bool,
+    ) {
         if let Some(pt) = &mut self.plumtree {
             pt.forget(peer);
             let mut eager_elsewhere = false;
@@ -144,7 +151,7 @@ impl Mesh {
             if pt.link_starts_lazy(eager_elsewhere) {
                 pt.make_lazy(peer);
             }
-            pt.announce_kept(cx, peer, &mut self.stats);
+            pt.announce_kept(cx, peer, asked, &mut self.stats);
         }
     }
 

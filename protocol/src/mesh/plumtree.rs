@@ -231,14 +231,25 @@ impl Plumtree {
     }
 
     /// `peer` just became a mesh peer: announce to it the kept broadcasts
-    /// delivered in the last `link_announce`, and this node's own still
-    /// kept (at most `MAX_IHAVE`, none it sent or originated),
-    /// as if it had been a lazy peer when they were relayed. A node whose
-    /// tree path broke while a broadcast was on its way, and whose repair
-    /// link came up after its new neighbour had relayed it, would
-    /// otherwise never hear of that broadcast: no `IHave` was sent on a
-    /// link that did not exist yet. Those it already holds it ignores.
-    pub(crate) fn announce_kept(&mut self, cx: &mut dyn Cx, peer: NodeId, stats: &mut MeshStats) {
+    /// delivered in the last `link_announce`, this node's own still kept,
+    /// and, if `peer` `asked` to link (it lost a mesh peer, or its view is
+    /// not full), every one still kept; at most `MAX_IHAVE`, none it sent
+    /// or originated, as if it had been a lazy peer when they were
+    /// relayed. A node whose tree path broke while a broadcast was on its
+    /// way, and whose repair link came up after its new neighbour had
+    /// relayed it, would otherwise never hear of that broadcast: no
+    /// `IHave` was sent on a link that did not exist yet. A node whose
+    /// mesh peers crashed silently is cut off until liveness finds it
+    /// (up to 26 s with the WAN preset), longer than `link_announce`: it
+    /// asks for its new links, so it hears of every broadcast kept. Those
+    /// it already holds it ignores.
+    pub(crate) fn announce_kept(
+        &mut self,
+        cx: &mut dyn Cx,
+        peer: NodeId,
+        asked: bool,
+        stats: &mut MeshStats,
+    ) {
         let now = cx.now();
         let mut newest: SmallVec<[Announcement; 16]> = SmallVec::new();
         for &(expires, id) in self.cache_order.iter().rev() {
@@ -251,11 +262,13 @@ impl Plumtree {
                 continue;
             };
             let recent = expires - self.config.cache_window + self.config.link_announce > now;
-            // Its own for as long as they are kept (unless announcing is
-            // off): it may be their only holder (spec/mesh.md, "A new
-            // link").
-            let own = kept.parent.is_none() && self.config.link_announce > Duration::ZERO;
-            if !recent && !own {
+            // Its own for as long as they are kept (it may be their only
+            // holder), and every one kept to a peer that asked to link
+            // (it may have missed them), unless announcing is off
+            // (spec/mesh.md, "A new link").
+            let whole_window =
+                (kept.parent.is_none() || asked) && self.config.link_announce > Duration::ZERO;
+            if !recent && !whole_window {
                 continue;
             }
             if kept.parent == Some(peer) || kept.broadcast.origin == peer {

@@ -1266,9 +1266,9 @@ impl Parts {
             }
             for change in changes {
                 match change {
-                    Change::Joined(peer) => {
+                    Change::Joined { peer, asked } => {
                         let peers = mesh_peers(&self.membership);
-                        self.mesh.neighbor_joined(net, peers, peer);
+                        self.mesh.neighbor_joined(net, peers, peer, asked);
                         (net as &mut dyn Cx).emit(MeshEvent::NeighborUp { peer });
                     }
                     Change::Left { peer, release } => {
