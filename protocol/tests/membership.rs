@@ -64,7 +64,8 @@ fn joined(n: usize, plumtree: bool, seed: u64) -> Network {
 /// `n` nodes with Plumtree joining through node 0, as [`joined`], whose
 /// liveness finds a crash within 11 s (3 misses of pings 3 s apart):
 /// more than `link_announce` (5 s), less than the graft window (30 s).
-fn joined_slow_liveness(n: usize, seed: u64) -> Network {
+/// A first broadcast from node 0 has built the tree.
+fn slow_liveness_tree(n: usize, seed: u64) -> Network {
     let mut net = Network::new(Duration::from_millis(5));
     for i in 0..n {
         let mut c = config(true);
@@ -78,7 +79,24 @@ fn joined_slow_liveness(n: usize, seed: u64) -> Network {
         net.run_for(Duration::from_millis(50));
     }
     net.run_for(Duration::from_secs(60));
+    let first = broadcast(&mut net, 0, b"tree");
+    net.run_for(Duration::from_secs(5));
+    let all: Vec<NodeIndex> = (0..n).collect();
+    assert_once_everywhere(&net, n, &all, 0, first);
     net
+}
+
+/// Crashes (silently) every mesh peer of node `i` among the first `n`;
+/// returns them.
+fn crash_mesh_peers(net: &mut Network, n: usize, i: NodeIndex) -> Vec<NodeIndex> {
+    let peers = net.node(i).mesh_peers();
+    let dead: Vec<NodeIndex> = (0..n)
+        .filter(|&j| peers.contains(&net.node(j).node_id()))
+        .collect();
+    for &d in &dead {
+        net.crash(d);
+    }
+    dead
 }
 
 fn mesh(net: &Network, live: &[NodeIndex]) -> BTreeMap<NodeId, Vec<NodeId>> {
@@ -540,19 +558,10 @@ fn a_new_mesh_link_announces_the_broadcasts_that_just_went_by() {
 #[test]
 fn a_broadcast_sent_over_dead_links_reaches_everyone_once_the_sender_links_up_again() {
     let n = 20;
-    let mut net = joined_slow_liveness(n, 5);
-    let first = broadcast(&mut net, 0, b"tree");
-    net.run_for(Duration::from_secs(5));
+    let mut net = slow_liveness_tree(n, 5);
     let all: Vec<NodeIndex> = (0..n).collect();
-    assert_once_everywhere(&net, n, &all, 0, first);
     let sender = 11;
-    let peers = net.node(sender).mesh_peers();
-    let dead: Vec<NodeIndex> = (0..n)
-        .filter(|&i| peers.contains(&net.node(i).node_id()))
-        .collect();
-    for &d in &dead {
-        net.crash(d);
-    }
+    let dead = crash_mesh_peers(&mut net, n, sender);
     let id = broadcast(&mut net, sender, b"over dead links");
     net.run_for(Duration::from_secs(28));
     let live: Vec<NodeIndex> = all.iter().copied().filter(|i| !dead.contains(i)).collect();
@@ -568,19 +577,10 @@ fn a_broadcast_sent_over_dead_links_reaches_everyone_once_the_sender_links_up_ag
 #[test]
 fn a_node_cut_off_by_silent_crashes_gets_what_it_missed_once_it_links_up_again() {
     let n = 20;
-    let mut net = joined_slow_liveness(n, 6);
-    let first = broadcast(&mut net, 0, b"tree");
-    net.run_for(Duration::from_secs(5));
+    let mut net = slow_liveness_tree(n, 6);
     let all: Vec<NodeIndex> = (0..n).collect();
-    assert_once_everywhere(&net, n, &all, 0, first);
     let cut = 13;
-    let peers = net.node(cut).mesh_peers();
-    let dead: Vec<NodeIndex> = (0..n)
-        .filter(|&i| peers.contains(&net.node(i).node_id()))
-        .collect();
-    for &d in &dead {
-        net.crash(d);
-    }
+    let dead = crash_mesh_peers(&mut net, n, cut);
     let sender = (0..n)
         .find(|i| *i != cut && !dead.contains(i))
         .expect("a live sender");
@@ -641,14 +641,8 @@ fn a_joiner_whose_mesh_peers_all_fail_at_once_links_up_again() {
         "the joiner's passive view holds {}",
         net.node(joiner).passive_view_len()
     );
-    let peers = net.node(joiner).mesh_peers();
-    assert!(!peers.is_empty(), "the joiner has mesh peers");
-    let dead: Vec<NodeIndex> = (0..n)
-        .filter(|&i| peers.contains(&net.node(i).node_id()))
-        .collect();
-    for &d in &dead {
-        net.crash(d);
-    }
+    let dead = crash_mesh_peers(&mut net, n, joiner);
+    assert!(!dead.is_empty(), "the joiner has mesh peers");
     net.run_for(Duration::from_secs(60));
     let live: Vec<NodeIndex> = (0..=joiner).filter(|i| !dead.contains(i)).collect();
     let ids: BTreeSet<NodeId> = live.iter().map(|&i| net.node(i).node_id()).collect();
