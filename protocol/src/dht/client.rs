@@ -145,6 +145,17 @@ impl Dht {
         id: u64,
         result: Result<Found, LookupError>,
     ) {
+        if matches!(self.tasks.get(&id), Some(Task::Strays { .. })) {
+            // An internal task: no command to end, nothing to retry (the
+            // strays stay until garbage drops them).
+            match result {
+                Ok(found) => self.strays_found(cx, ring, id, found.list.into_iter().next()),
+                Err(_) => {
+                    self.tasks.remove(&id);
+                }
+            }
+            return;
+        }
         let list = match result {
             Ok(found) => found.list,
             Err(LookupError::ShutDown) => return self.fail_op(cx, id, DhtFailure::ShutDown),
@@ -152,10 +163,6 @@ impl Dht {
         };
         match self.tasks.get_mut(&id) {
             Some(Task::Put { .. }) => self.send_put(cx, ring, id, list),
-            Some(Task::Strays { .. }) => {
-                let owner = list.into_iter().next();
-                self.strays_found(cx, ring, id, owner);
-            }
             Some(Task::Get { list: l, next, .. }) => {
                 *l = list;
                 *next = 0;
@@ -236,10 +243,6 @@ impl Dht {
     pub(super) fn retry(&mut self, cx: &mut dyn Cx, ring: &mut Chord, id: u64) {
         let position = match self.tasks.get(&id) {
             Some(Task::Put { key, .. } | Task::Get { key, .. }) => position(&key_hash(key)),
-            Some(Task::Strays { strays }) => match strays.first() {
-                Some(&(at, _)) => at,
-                None => return,
-            },
             _ => return,
         };
         match ring.lookup(cx, position, id) {

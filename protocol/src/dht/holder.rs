@@ -364,49 +364,55 @@ impl Dht {
     }
 
     /// The lookup of task `id`'s first stray found `owner`: it gets the
-    /// strays up to its id; a lookup goes on for the rest.
+    /// strays up to its id; lookups go on for the rest. A lookup this node
+    /// answers itself is handled in the same loop, not by recursion: a
+    /// store may hold many strays of many owners.
     pub(super) fn strays_found(
         &mut self,
         cx: &mut dyn Cx,
         ring: &mut Chord,
         id: u64,
-        owner: Option<Pointer>,
+        mut owner: Option<Pointer>,
     ) {
-        let Some(Task::Strays { strays }) = self.tasks.get_mut(&id) else {
-            return;
-        };
-        let (Some(owner), Some(&(first, _))) = (owner, strays.first()) else {
-            self.tasks.remove(&id);
-            return;
-        };
-        // Strays from `first` clockwise to the owner's id are its.
-        let o = owner.id.as_u128();
-        let span = o.wrapping_sub(first);
-        let split = strays
-            .iter()
-            .position(|&(p, _)| p.wrapping_sub(first) > span)
-            .unwrap_or(strays.len());
-        let rest = strays.split_off(split);
-        let batch: Vec<DhtEntry> = core::mem::replace(strays, rest)
-            .into_iter()
-            .map(|(_, e)| e)
-            .collect();
-        let next = strays.first().map(|&(p, _)| p);
-        if next.is_none() {
-            self.tasks.remove(&id);
-        }
-        if owner.id != cx.me() && !batch.is_empty() {
-            self.stats.strays_returned += batch.len() as u64;
-            info!(node = %cx.me().short(), to = %owner.id.short(), entries = batch.len(), "handing entries no owner confirms back to their owner");
-            self.push_entries(cx, ring, owner, batch);
-        }
-        if let Some(at) = next {
+        loop {
+            let Some(Task::Strays { strays }) = self.tasks.get_mut(&id) else {
+                return;
+            };
+            let (Some(to), Some(&(first, _))) = (owner.take(), strays.first()) else {
+                self.tasks.remove(&id);
+                return;
+            };
+            // Strays from `first` clockwise to the owner's id are its (the
+            // first one at least: the loop ends).
+            let span = to.id.as_u128().wrapping_sub(first);
+            let split = strays
+                .iter()
+                .position(|&(p, _)| p.wrapping_sub(first) > span)
+                .unwrap_or(strays.len());
+            let rest = strays.split_off(split);
+            let batch: Vec<DhtEntry> = core::mem::replace(strays, rest)
+                .into_iter()
+                .map(|(_, e)| e)
+                .collect();
+            let next = strays.first().map(|&(p, _)| p);
+            if next.is_none() {
+                self.tasks.remove(&id);
+            }
+            if to.id != cx.me() {
+                self.stats.strays_returned += batch.len() as u64;
+                info!(node = %cx.me().short(), to = %to.id.short(), entries = batch.len(), "handing entries no owner confirms back to their owner");
+                self.push_entries(cx, ring, to, batch);
+            }
+            let Some(at) = next else {
+                return;
+            };
             match ring.lookup(cx, at, id) {
-                Err(_) => {
+                Ok(Some(Ok(found))) => owner = found.list.into_iter().next(),
+                Ok(Some(Err(_))) | Err(_) => {
                     self.tasks.remove(&id);
+                    return;
                 }
-                Ok(Some(result)) => self.found(cx, ring, id, result),
-                Ok(None) => {}
+                Ok(None) => return,
             }
         }
     }
